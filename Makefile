@@ -1,0 +1,46 @@
+# hubgate: `make demo` runs the main job, `make test` runs every test, `make bench` the benchmarks.
+# Each target sets itself up: a local virtual environment with the extension built in release mode.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml
+
+.PHONY: demo test bench lint rust-test py-test clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.deps: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install --quiet "maturin>=1.7,<2"
+	touch $@
+
+# Builds the extension (release) and installs hubgate editable with its dev extras.
+$(VENV)/.built: $(VENV)/.deps $(RUST_SOURCES) pyproject.toml
+	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin develop --release --quiet --extras dev
+	touch $@
+
+demo: $(VENV)/.built
+	$(BIN)/hubgate config check examples/sites/depot-200.toml
+
+lint: $(VENV)/.built
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --quiet -- -D warnings
+	$(BIN)/ruff check python tests bench
+	$(BIN)/ruff format --check python tests bench
+	$(BIN)/mypy --strict python/hubgate
+
+rust-test:
+	cargo test --workspace --quiet
+
+py-test: $(VENV)/.built
+	$(BIN)/pytest -q tests bench --benchmark-disable
+
+test: lint rust-test py-test
+
+bench: $(VENV)/.built
+	$(BIN)/pytest bench -q --benchmark-only --benchmark-json=bench/results.json -p no:randomly
+
+clean:
+	rm -rf $(VENV) target bench/results.json

@@ -1,0 +1,32 @@
+"""`hubgate config ...`: check a site file and print its tree; export the schema."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from hubgate.cli.common import EXIT_OK, add_command
+from hubgate.config import SiteConfig, load_site, render_tree
+
+
+def register(subparsers: Any) -> None:
+    """Add the `config` command group."""
+    group = subparsers.add_parser("config", help="site configuration files")
+    commands = group.add_subparsers(title="config commands", metavar="COMMAND", required=True)
+    check = add_command(commands, "check", "validate a site file and print its topology", _check)
+    check.add_argument("site", help="site file (TOML)")
+    check.add_argument("--quiet", action="store_true", help="print nothing when the file is valid")
+    add_command(commands, "schema", "print the site file's JSON Schema (for editors)", _schema)
+
+
+def _check(args: argparse.Namespace) -> int:
+    config = load_site(args.site)
+    if not args.quiet:
+        print(render_tree(config))
+    return EXIT_OK
+
+
+def _schema(_args: argparse.Namespace) -> int:
+    print(json.dumps(SiteConfig.model_json_schema(), indent=2))
+    return EXIT_OK

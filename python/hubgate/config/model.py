@@ -1,0 +1,382 @@
+"""The site configuration: one pydantic model per TOML table.
+
+A site is a grid connection with a tree of nodes (transformers, feeders,
+switchboards) below it; chargers hang from nodes, meters measure nodes. Every
+model forbids unknown keys so that a typo is an error, never a silent default.
+Cross-references (parents, the node a charger hangs from) are checked by
+`hubgate.config.references`, which works on the raw file so that they are
+reported together with field errors.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+
+GRID_NODE_ID = "grid"
+"""The id of the grid connection, the root of the node tree."""
+
+Identifier = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$",
+        description="Letters, digits and _ . : - (up to 64 characters, starting with a letter or digit)",
+    ),
+]
+Amps = Annotated[float, Field(ge=0, le=100_000, description="Current in amperes")]
+PositiveAmps = Annotated[float, Field(gt=0, le=100_000, description="Current in amperes")]
+Kilowatts = Annotated[float, Field(gt=0, le=1_000_000, description="Power in kW")]
+Seconds = Annotated[float, Field(gt=0, le=86_400, description="Duration in seconds")]
+TcpPort = Annotated[int, Field(ge=1, le=65_535)]
+ListenPort = Annotated[int, Field(ge=0, le=65_535, description="0 picks a free port")]
+
+
+class Strict(BaseModel):
+    """Base of every configuration model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def _phase_currents(value: object) -> tuple[float, float, float]:
+    """Accepts one current for all phases or [L1, L2, L3]; each must be above 0 A."""
+    values = [value] * 3 if isinstance(value, int | float) else value
+    if not isinstance(values, list | tuple) or len(values) != 3:
+        raise ValueError(f"give one current for all phases or [L1, L2, L3], got {value!r}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 100_000:
+            raise ValueError(f"each phase limit must be a number above 0 A, got {v!r}")
+    return (float(values[0]), float(values[1]), float(values[2]))
+
+
+_POSITIVE_NUMBER = {"type": "number", "exclusiveMinimum": 0}
+PhaseCurrents = Annotated[
+    tuple[float, float, float],
+    BeforeValidator(_phase_currents),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                _POSITIVE_NUMBER,
+                {"type": "array", "items": _POSITIVE_NUMBER, "minItems": 3, "maxItems": 3},
+            ],
+            "description": "Per-phase current limit in A: one value, or [L1, L2, L3]",
+        }
+    ),
+]
+
+
+class Limits(Strict):
+    """Limits shared by the grid connection and every node; each is optional."""
+
+    power_limit_kw: Kilowatts | None = Field(default=None, description="Total active power limit")
+    unbalance_limit_a: PositiveAmps | None = Field(
+        default=None, description="Largest allowed difference between phase currents"
+    )
+
+
+class Site(Strict):
+    """Who and where."""
+
+    name: str = Field(min_length=1, max_length=200)
+    timezone: str = "UTC"
+
+
+class Grid(Limits):
+    """The grid connection: the root of the tree."""
+
+    voltage_v: float = Field(default=230.0, gt=50, le=1000, description="Phase-to-neutral voltage")
+    phase_current_limit_a: PhaseCurrents = Field(
+        description="Per-phase current limit of the connection: one value or [L1, L2, L3]"
+    )
+    safety_margin_a: Amps = Field(
+        default=0.0, description="Kept free below every phase limit of the grid connection"
+    )
+
+
+class NodeKind(StrEnum):
+    """What a node of the tree is."""
+
+    TRANSFORMER = "transformer"
+    FEEDER = "feeder"
+    SWITCHBOARD = "switchboard"
+
+
+class Node(Limits):
+    """A transformer, feeder or switchboard below the grid connection."""
+
+    id: Identifier
+    kind: NodeKind
+    parent: Identifier = Field(
+        default=GRID_NODE_ID, description="Id of the parent node, or 'grid' for the connection"
+    )
+    phase_current_limit_a: PhaseCurrents | None = Field(
+        default=None, description="Per-phase current limit: one value or [L1, L2, L3]"
+    )
+
+
+class Parity(StrEnum):
+    """Serial parity."""
+
+    NONE = "N"
+    EVEN = "E"
+    ODD = "O"
+
+
+class SerialLine(Strict):
+    """An RS-485 line for Modbus RTU."""
+
+    device: str = Field(min_length=1, description="Serial device, e.g. /dev/ttyUSB0")
+    baud: int = Field(default=9600, ge=300, le=921_600)
+    parity: Parity = Parity.EVEN
+    stop_bits: Literal[1, 2] = 1
+
+
+class ModbusEndpoint(Strict):
+    """How to reach a Modbus device: TCP (host), RTU (serial) or RTU over TCP."""
+
+    profile: str = Field(min_length=1, description="Firmware profile name")
+    host: str | None = Field(default=None, description="Host for Modbus TCP or RTU over TCP")
+    port: TcpPort = 502
+    serial: SerialLine | None = None
+    rtu_over_tcp: bool = False
+    unit: int = Field(default=1, ge=0, le=255)
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> ModbusEndpoint:
+        if (self.host is None) == (self.serial is None):
+            raise ValueError("give exactly one of 'host' (TCP) or 'serial' (RTU)")
+        if self.rtu_over_tcp and self.host is None:
+            raise ValueError("'rtu_over_tcp' needs 'host'")
+        return self
+
+
+class OcppVersion(StrEnum):
+    """OCPP versions a charge point may speak."""
+
+    V16 = "1.6"
+    V201 = "2.0.1"
+    V21 = "2.1"
+
+
+class OcppEndpoint(Strict):
+    """A charge point that connects to hubgate over OCPP."""
+
+    identity: str = Field(min_length=1, max_length=48, pattern=r"^[^/\s]+$")
+    versions: tuple[OcppVersion, ...] = Field(
+        default=(OcppVersion.V201, OcppVersion.V16), min_length=1
+    )
+    password: str | None = Field(
+        default=None, min_length=16, max_length=40, description="Security profile 1 and 2"
+    )
+
+
+class PhaseMode(StrEnum):
+    """How a connector draws."""
+
+    ONE_PHASE = "1p"
+    THREE_PHASE = "3p"
+    SWITCHABLE = "switchable"
+
+
+class PhaseRotation(StrEnum):
+    """Which grid phases the charger's L1, L2, L3 terminals are wired to."""
+
+    L1L2L3 = "L1L2L3"
+    L2L3L1 = "L2L3L1"
+    L3L1L2 = "L3L1L2"
+    L1L3L2 = "L1L3L2"
+    L2L1L3 = "L2L1L3"
+    L3L2L1 = "L3L2L1"
+
+    def grid_phases(self) -> tuple[int, int, int]:
+        """Grid phase index (0-2) of the charger's L1, L2 and L3."""
+        return (int(self.value[1]) - 1, int(self.value[3]) - 1, int(self.value[5]) - 1)
+
+
+class Connector(Strict):
+    """One outlet of a charger."""
+
+    id: int = Field(ge=1, le=255)
+    phases: PhaseMode = PhaseMode.THREE_PHASE
+    min_current_a: PositiveAmps = Field(default=6.0, description="Below this the connector pauses")
+    max_current_a: PositiveAmps = Field(description="Hardware or cable maximum per phase")
+    priority: int = Field(default=0, ge=0, le=9, description="Higher tiers are served first")
+    weight: float = Field(default=1.0, gt=0, le=100, description="Share within a priority tier")
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> Connector:
+        if self.min_current_a > self.max_current_a:
+            raise ValueError(
+                f"min_current_a ({self.min_current_a}) is above max_current_a "
+                f"({self.max_current_a}); lower the minimum or raise the maximum"
+            )
+        return self
+
+
+class Charger(Strict):
+    """A charger: OCPP or Modbus controlled, hanging from one node."""
+
+    id: Identifier
+    node: Identifier = Field(description="Id of the node the charger is fed from, or 'grid'")
+    ocpp: OcppEndpoint | None = None
+    modbus: ModbusEndpoint | None = None
+    phase_rotation: PhaseRotation = PhaseRotation.L1L2L3
+    connectors: tuple[Connector, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_protocol(self) -> Charger:
+        if (self.ocpp is None) == (self.modbus is None):
+            raise ValueError("give exactly one of 'ocpp' or 'modbus' for a charger")
+        ids = [c.id for c in self.connectors]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"connector ids must be unique within a charger, got {ids}")
+        return self
+
+
+class Meter(Strict):
+    """A Modbus energy meter measuring one node (or 'grid')."""
+
+    id: Identifier
+    node: Identifier = Field(description="Id of the node whose feed the meter measures")
+    modbus: ModbusEndpoint
+
+
+class Battery(Strict):
+    """A stationary battery behind the grid connection."""
+
+    id: Identifier
+    node: Identifier = GRID_NODE_ID
+    modbus: ModbusEndpoint
+    capacity_kwh: Kilowatts
+    max_charge_kw: Kilowatts
+    max_discharge_kw: Kilowatts
+    min_soc_percent: float = Field(default=10.0, ge=0, le=100)
+    max_soc_percent: float = Field(default=95.0, ge=0, le=100)
+
+
+class Pv(Strict):
+    """A PV inverter."""
+
+    id: Identifier
+    node: Identifier = GRID_NODE_ID
+    modbus: ModbusEndpoint
+    peak_kw: Kilowatts
+
+
+class GridOperatorSource(StrEnum):
+    """Where the grid operator's limit comes from."""
+
+    MODBUS_SERVER = "modbus-server"
+    MODBUS_DEVICE = "modbus-device"
+    RELAY_CONTACTS = "relay-contacts"
+    API = "api"
+
+
+class GridOperator(Strict):
+    """The grid operator's (DSO's) limit on the connection."""
+
+    source: GridOperatorSource
+    modbus: ModbusEndpoint | None = Field(
+        default=None, description="The control box or digital-input module"
+    )
+    paragraph_14a: bool = Field(
+        default=False,
+        description="German §14a EnWG: never dim a controllable device below 4.2 kW",
+    )
+    fallback_percent: float = Field(
+        default=100.0, ge=0, le=100, description="Limit in force when the source is silent"
+    )
+
+    @model_validator(mode="after")
+    def _device_when_needed(self) -> GridOperator:
+        needs_device = self.source in (
+            GridOperatorSource.MODBUS_DEVICE,
+            GridOperatorSource.RELAY_CONTACTS,
+        )
+        if needs_device and self.modbus is None:
+            raise ValueError(f"source '{self.source}' needs a 'modbus' device")
+        return self
+
+
+class Control(Strict):
+    """The control loop, failsafe budgets and device-side leases."""
+
+    cycle_s: float = Field(default=1.0, ge=0.1, le=60, description="Control cycle period")
+    meter_stale_s: Seconds = Field(default=5.0, description="A meter older than this is lost")
+    degraded_budget_percent: float = Field(
+        default=50.0,
+        gt=0,
+        le=100,
+        description="Share of a node's limit usable while its meter is lost",
+    )
+    failsafe_current_a: PositiveAmps = Field(
+        default=6.0, description="Current a charger falls back to by itself when hubgate is gone"
+    )
+    lease_s: Seconds = Field(
+        default=60.0, description="Device-side lease: Modbus watchdog and OCPP profile validTo"
+    )
+
+
+class OcppServer(Strict):
+    """The OCPP WebSocket listener for charge points."""
+
+    host: str = "127.0.0.1"
+    port: ListenPort = 9000
+    security_profile: Literal[0, 1, 2, 3] = 0
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> OcppServer:
+        if self.security_profile >= 2 and (self.tls_cert is None or self.tls_key is None):
+            raise ValueError(f"security_profile {self.security_profile} needs tls_cert and tls_key")
+        if self.security_profile == 3 and self.tls_client_ca is None:
+            raise ValueError("security_profile 3 needs tls_client_ca")
+        return self
+
+
+class Csms(Strict):
+    """The operator's cloud CSMS that hubgate proxies to."""
+
+    url: str = Field(pattern=r"^wss?://", description="ws:// or wss:// base URL")
+    identity: str | None = Field(default=None, description="The gateway's own identity")
+    queue_path: str = Field(default="hubgate-queue.sqlite3", description="Store-and-forward file")
+
+
+class ModbusServer(Strict):
+    """The Modbus TCP server for site controllers (PLC, SCADA, grid-operator box)."""
+
+    host: str = "127.0.0.1"
+    port: ListenPort = 5020
+    unit: int = Field(default=1, ge=0, le=255)
+    allow_writes_from: tuple[str, ...] = Field(default=("127.0.0.1",))
+    lease_s: Seconds = Field(default=60.0, description="A written limit expires after this")
+
+
+class Api(Strict):
+    """The operator API and dashboard."""
+
+    host: str = "127.0.0.1"
+    port: ListenPort = 8080
+    token: str | None = Field(default=None, min_length=16, description="Bearer token for writes")
+    open_reads: bool = True
+
+
+class SiteConfig(Strict):
+    """A whole site file."""
+
+    site: Site
+    grid: Grid
+    nodes: tuple[Node, ...] = ()
+    chargers: tuple[Charger, ...] = ()
+    meters: tuple[Meter, ...] = ()
+    battery: Battery | None = None
+    pv: tuple[Pv, ...] = ()
+    grid_operator: GridOperator | None = None
+    control: Control = Control()
+    ocpp: OcppServer = OcppServer()
+    csms: Csms | None = None
+    modbus_server: ModbusServer | None = None
+    api: Api = Api()

@@ -1,0 +1,106 @@
+//! The one place where Rust errors become Python exceptions.
+//!
+//! Binding functions return `Result<T, CoreError>`; every error of
+//! `hubgate-core` converts into [`CoreError`] with `?`, and [`CoreError`]
+//! picks the Python exception type. Hierarchy (mirrored in
+//! `python/hubgate/_core.pyi`, re-exported by `hubgate.errors`):
+//!
+//! - `HubgateError(Exception)`: base of every error raised by the extension.
+//!   - `CodecError(HubgateError, ValueError)`: bytes that do not form a valid
+//!     frame, or a value that cannot be encoded.
+//!     - `CrcError(CodecError)`: an RTU frame whose CRC does not match.
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple, PyType};
+
+create_exception!(
+    hubgate._core,
+    HubgateError,
+    PyException,
+    "Base of every error raised by hubgate's Rust core."
+);
+
+/// The Python exception types that have more than one base, built at import.
+struct Types {
+    codec: Py<PyType>,
+    crc: Py<PyType>,
+}
+
+static TYPES: PyOnceLock<Types> = PyOnceLock::new();
+
+fn new_type(
+    py: Python<'_>,
+    name: &str,
+    bases: &[Bound<'_, PyType>],
+    doc: &str,
+) -> PyResult<Py<PyType>> {
+    let namespace = PyDict::new(py);
+    namespace.set_item("__module__", "hubgate._core")?;
+    namespace.set_item("__doc__", doc)?;
+    let bases = PyTuple::new(py, bases)?;
+    Ok(py
+        .get_type::<PyType>()
+        .call1((name, bases, namespace))?
+        .cast_into::<PyType>()?
+        .unbind())
+}
+
+fn types(py: Python<'_>) -> PyResult<&Types> {
+    TYPES.get_or_try_init(py, || {
+        let codec = new_type(
+            py,
+            "CodecError",
+            &[py.get_type::<HubgateError>(), py.get_type::<PyValueError>()],
+            "Bytes that do not form a valid frame, or a value that cannot be encoded.",
+        )?;
+        let crc = new_type(
+            py,
+            "CrcError",
+            &[codec.bind(py).clone()],
+            "An RTU frame whose CRC does not match its content.",
+        )?;
+        Ok(Types { codec, crc })
+    })
+}
+
+/// Adds the exception types to the module.
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    let types = types(py)?;
+    m.add("HubgateError", py.get_type::<HubgateError>())?;
+    m.add("CodecError", types.codec.bind(py))?;
+    m.add("CrcError", types.crc.bind(py))?;
+    Ok(())
+}
+
+/// Any error of `hubgate-core`, on its way to becoming a Python exception.
+#[derive(Debug)]
+pub(crate) enum CoreError {
+    /// See [`hubgate_core::crc::CrcError`].
+    Crc(hubgate_core::crc::CrcError),
+}
+
+impl From<hubgate_core::crc::CrcError> for CoreError {
+    fn from(err: hubgate_core::crc::CrcError) -> Self {
+        Self::Crc(err)
+    }
+}
+
+fn instantiate(py: Python<'_>, pick: fn(&Types) -> &Py<PyType>, message: String) -> PyErr {
+    let built = types(py).and_then(|t| pick(t).bind(py).call1((message.clone(),)));
+    match built {
+        Ok(instance) => PyErr::from_value(instance),
+        Err(_) => HubgateError::new_err(message),
+    }
+}
+
+impl From<CoreError> for PyErr {
+    fn from(err: CoreError) -> Self {
+        Python::attach(|py| match err {
+            CoreError::Crc(e) => instantiate(py, |t| &t.crc, e.to_string()),
+        })
+    }
+}

@@ -1,0 +1,24 @@
+//! PyO3 bindings: the `hubgate._core` extension module.
+//!
+//! Thin wrappers over `hubgate-core`; every Rust error becomes a Python
+//! exception in [`errors`], and nowhere else.
+
+mod crc;
+mod errors;
+
+use pyo3::prelude::*;
+
+/// The `hubgate._core` module.
+#[pymodule(gil_used = false)]
+mod _core {
+    #[pymodule_export]
+    use super::crc::{check_crc, crc16};
+
+    use pyo3::prelude::*;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        super::errors::register(m)
+    }
+}
