@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hubgate.config.model import SiteConfig
+from hubgate.config.profile_refs import profile_problems
 from hubgate.config.references import reference_problems
 from hubgate.tomlcheck import ConfigError, ConfigProblem, locate, read_toml, validation_problems
 
@@ -22,6 +23,7 @@ def problems_in(data: Mapping[str, Any], text: str, file: str) -> list[ConfigPro
     """Every problem in already-parsed site data; empty when it is valid."""
     found = validation_problems(SiteConfig, data)
     found.extend(reference_problems(data))
+    found.extend(profile_problems(data))
     return locate(file, text, found)
 
 

@@ -1,0 +1,114 @@
+"""Profile files: all validate, broken ones are reported with file, field and fix."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hubgate.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from hubgate.config import ConfigError, load_site
+from hubgate.profiles import default_dir, load_profile, problems_in_file
+from tests.profiles.conftest import PROFILES
+
+ALFEN = default_dir() / "alfen-eve.toml"
+
+
+def test_at_least_twenty_profiles() -> None:
+    assert len(PROFILES) >= 20
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_profile_file_validates(name: str) -> None:
+    assert problems_in_file(default_dir() / f"{name}.toml") == []
+
+
+def broken(tmp_path: Path, old: str, new: str) -> list[str]:
+    path = tmp_path / "alfen-eve.toml"
+    text = ALFEN.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(ConfigError) as info:
+        load_profile(path)
+    return [str(p) for p in info.value.problems]
+
+
+def test_typo_in_field_name_names_file_line_and_fix(tmp_path: Path) -> None:
+    found = broken(tmp_path, "[fields.current_l1]", "[fields.curent_l1]")
+    assert len(found) == 1, found
+    assert f"{tmp_path / 'alfen-eve.toml'}:" in found[0]
+    assert "fields.curent_l1: unknown name 'curent_l1'; did you mean 'current_l1'?" in found[0]
+
+
+def test_unknown_key_and_wrong_unit(tmp_path: Path) -> None:
+    found = broken(
+        tmp_path,
+        'address = 1206\ntype = "f32"\nunit = "A"',
+        'adress = 1206\ntype = "f32"\nunit = "A"',
+    )
+    assert "unknown key 'adress'; did you mean 'address'?" in "\n".join(found)
+    found = broken(
+        tmp_path,
+        'address = 344\ntype = "f32"\nunit = "W"',
+        'address = 344\ntype = "f32"\nunit = "A"',
+    )
+    assert "fields.power_total.unit: power_total is given in 'W': set unit = 'W'" in found[0]
+
+
+def test_overlap_and_missing_failsafe_reason(tmp_path: Path) -> None:
+    found = broken(tmp_path, "address = 322", "address = 321")
+    assert any("fields.current_l2: holding registers 321..322 overlap" in f for f in found), found
+    found = broken(tmp_path, "[failsafe]\npresent = true", "[failsafe]\npresent = false")
+    assert "failsafe: an absent failsafe needs reason" in found[0]
+
+
+def test_zero_means_no_limit_needs_enable(tmp_path: Path) -> None:
+    found = broken(tmp_path, 'zero_means = "pause"', 'zero_means = "no-limit"')
+    assert "set pause = 'enable' with a [commands.enable] switch" in found[0]
+
+
+def test_name_must_match_file(tmp_path: Path) -> None:
+    path = tmp_path / "other.toml"
+    shutil.copy(ALFEN, path)
+    found = [str(p) for p in problems_in_file(path)]
+    assert found == [f"{path}:2: name: name 'alfen-eve' must equal the file name: use 'other'"]
+
+
+def test_cli_list_check_show_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profiles", "list", "--json"]) == EXIT_OK
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["name"] for r in rows} == set(PROFILES)
+    assert main(["profiles", "check"]) == EXIT_OK
+    assert f"{len(PROFILES)} profiles ok" in capsys.readouterr().out
+    assert main(["profiles", "show", "heidelberg-energy-control"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["transport"]["serial"]["baud"] == 19200
+    assert main(["profiles", "show", "alfen-ev"]) == EXIT_BAD_INPUT
+    assert "did you mean alfen-eve?" in capsys.readouterr().err
+    assert main(["profiles", "schema"]) == EXIT_OK
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["additionalProperties"] is False
+    assert "current_l1" in json.dumps(schema["$defs"]["Quantity"])
+
+
+def test_cli_check_reports_broken_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "x.toml").write_text('name = "x"\n')
+    assert main(["profiles", "--dir", str(tmp_path), "check"]) == EXIT_BAD_INPUT
+    assert "required key 'vendor' is missing" in capsys.readouterr().err
+
+
+def test_site_with_unknown_profile_lists_close_names(tmp_path: Path, examples_dir: Path) -> None:
+    text = (examples_dir / "sites" / "small-4.toml").read_text()
+    path = tmp_path / "site.toml"
+    path.write_text(text.replace('profile = "alfen-eve"', 'profile = "alfen-evee"'))
+    with pytest.raises(ConfigError) as info:
+        load_site(path)
+    (problem,) = [str(p) for p in info.value.problems]
+    assert problem.startswith(f"{path}:")
+    assert (
+        "chargers[2].modbus.profile: no firmware profile 'alfen-evee'; did you mean alfen-eve?"
+        in problem
+    )
