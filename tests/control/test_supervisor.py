@@ -12,11 +12,6 @@ import trio.testing
 from hubgate.runtime.supervisor import Backoff, open_supervisor
 
 
-@pytest.fixture
-def clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
 def test_backoff_grows_to_ceiling_with_bounded_jitter() -> None:
     backoff = Backoff(initial_s=1, maximum_s=8, jitter=0.1)
     rng = random.Random(1)
@@ -27,7 +22,7 @@ def test_backoff_grows_to_ceiling_with_bounded_jitter() -> None:
 
 
 async def test_failing_task_restarts_and_others_keep_running(
-    clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     starts: list[float] = []
     ticks = 0
@@ -57,7 +52,7 @@ async def test_failing_task_restarts_and_others_keep_running(
     assert "task flaky failed" in caplog.text
 
 
-async def test_backoff_resets_after_stable_run(clock: trio.testing.MockClock) -> None:
+async def test_backoff_resets_after_stable_run(autojump_clock: trio.testing.MockClock) -> None:
     starts: list[float] = []
 
     async def fails_after_long_run() -> None:
@@ -74,7 +69,7 @@ async def test_backoff_resets_after_stable_run(clock: trio.testing.MockClock) ->
     assert gaps[:3] == [1, 2, 101]
 
 
-async def test_task_that_returns_is_finished(clock: trio.testing.MockClock) -> None:
+async def test_task_that_returns_is_finished(autojump_clock: trio.testing.MockClock) -> None:
     async def once() -> None:
         await trio.sleep(1)
 
