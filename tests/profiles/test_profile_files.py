@@ -7,11 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from sim_support import PROFILES
 
 from hubgate.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from hubgate.config import ConfigError, load_site
 from hubgate.profiles import default_dir, load_profile, problems_in_file
-from tests.profiles.conftest import PROFILES
 
 ALFEN = default_dir() / "alfen-eve.toml"
 
