@@ -11,7 +11,7 @@ from sim_support import PROFILES
 
 from hubgate.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from hubgate.config import ConfigError, load_site
-from hubgate.profiles import default_dir, load_profile, problems_in_file
+from hubgate.profiles import default_dir, load_all, load_profile, problems_in_file
 
 ALFEN = default_dir() / "alfen-eve.toml"
 
@@ -112,3 +112,30 @@ def test_site_with_unknown_profile_lists_close_names(tmp_path: Path, examples_di
         "chargers[2].modbus.profile: no firmware profile 'alfen-evee'; did you mean alfen-eve?"
         in problem
     )
+
+
+def test_value_checks(tmp_path: Path) -> None:
+    heidelberg = default_dir() / "heidelberg-energy-control.toml"
+    text = heidelberg.read_text()
+    path = tmp_path / "heidelberg-energy-control.toml"
+    path.write_text(
+        text.replace('"2" = "A"', '"A2" = "A"')
+        .replace("max = 16\n", "max = 7000\n")
+        .replace("example = 0x0108", "example = 0x0108\nmatch = '^1$'")
+        .replace("example = 0x0105", "example = 0x0105\nmatch = '('")
+    )
+    found = "\n".join(str(p) for p in problems_in_file(path))
+    assert "identification[1].match: match is not a valid regular expression" in found
+    path.write_text(text.replace('"2" = "A"', '"A2" = "A"').replace("max = 16\n", "max = 7000\n"))
+    path.write_text(path.read_text().replace("example = 0x0108", "example = 0x0108\nmatch = '^1$'"))
+    found = "\n".join(str(p) for p in problems_in_file(path))
+    assert "states.map.A2: key 'A2' is not a number, but charger_state is u16" in found
+    assert "commands.current_limit.max: 7000 A is raw 70000 at scale 0.1, outside u16" in found
+    assert "identification[0].example: example '264' does not match '^1$'" in found
+
+
+def test_missing_folder_is_one_clear_problem(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match="no profiles folder here; pass --dir or set HUBGATE_PROFILES"
+    ):
+        load_all(tmp_path / "absent")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hubgate.profiles.loader import close_names, profile_files
-from hubgate.tomlcheck import Loc
+from hubgate.tomlcheck import ConfigError, Loc
 
 _LISTS = ("chargers", "meters", "pv")
 _SINGLES = ("battery", "grid_operator")
@@ -29,9 +29,15 @@ def _endpoints(data: Mapping[str, Any]) -> Iterator[tuple[Loc, object]]:
 
 def profile_problems(data: Mapping[str, Any], folder: Path | None = None) -> list[tuple[Loc, str]]:
     """Profile names that do not exist, each with the closest existing names."""
-    known = profile_files(folder)
+    endpoints = list(_endpoints(data))
+    if not endpoints:
+        return []
+    try:
+        known = profile_files(folder)
+    except ConfigError as exc:
+        return [(loc, exc.problems[0].message) for loc, _ in endpoints[:1]]
     problems: list[tuple[Loc, str]] = []
-    for loc, name in _endpoints(data):
+    for loc, name in endpoints:
         if isinstance(name, str) and name not in known:
             close = close_names(name, folder)
             hint = f"did you mean {', '.join(close)}? " if close else ""

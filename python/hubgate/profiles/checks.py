@@ -6,9 +6,10 @@ be valid, so that `hubgate profiles check` and the loader can locate it.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
-from hubgate.profiles.model import DeviceKind, Profile, Register, Unit
+from hubgate.profiles.model import DataType, DeviceKind, Profile, Register, Unit
 from hubgate.profiles.plan import RegisterSpec, all_registers
 from hubgate.tomlcheck import Loc
 
@@ -147,9 +148,73 @@ def reference_problems(profile: Profile) -> list[tuple[Loc, str]]:
     return found
 
 
+_RANGES = {
+    DataType.U16: (0, 0xFFFF),
+    DataType.I16: (-0x8000, 0x7FFF),
+    DataType.U32: (0, 0xFFFF_FFFF),
+    DataType.I32: (-0x8000_0000, 0x7FFF_FFFF),
+    DataType.U64: (0, 0xFFFF_FFFF_FFFF_FFFF),
+    DataType.I64: (-0x8000_0000_0000_0000, 0x7FFF_FFFF_FFFF_FFFF),
+}
+
+
+def example_text(example: str | int | float) -> str:
+    """An identification value as the text its `match` is tried on."""
+    if isinstance(example, float) and example.is_integer():
+        return str(int(example))
+    return str(example)
+
+
+def value_problems(profile: Profile) -> list[tuple[Loc, str]]:
+    """State keys of the wrong kind, setpoints that do not fit their type, bad examples."""
+    found: list[tuple[Loc, str]] = []
+    states = profile.states
+    state_field = profile.fields.get(states.field) if states else None
+    if states is not None and state_field is not None and state_field.type is not DataType.STRING:
+        for key in states.map:
+            if not re.fullmatch(r"-?\d+", key):
+                found.append(
+                    (
+                        ("states", "map", key),
+                        f"key '{key}' is not a number, but {states.field} is "
+                        f'{state_field.type}: use the raw value as text, e.g. "2"',
+                    )
+                )
+    for name, setpoint in profile.commands.setpoints.items():
+        bounds = _RANGES.get(setpoint.type)
+        raw = (setpoint.max - setpoint.offset) / setpoint.scale
+        if (
+            bounds is not None
+            and setpoint.scale_factor is None
+            and not bounds[0] <= raw <= bounds[1]
+        ):
+            found.append(
+                (
+                    ("commands", name, "max"),
+                    f"{setpoint.max:g} {setpoint.unit} is raw {raw:g} at scale "
+                    f"{setpoint.scale:g}, outside {setpoint.type} ({bounds[0]}..{bounds[1]})",
+                )
+            )
+    for i, ident in enumerate(profile.identification):
+        text = example_text(ident.example)
+        if ident.match is not None and not re.search(ident.match, text):
+            found.append(
+                (
+                    ("identification", i, "example"),
+                    f"example '{text}' does not match '{ident.match}': fix one of them",
+                )
+            )
+    return found
+
+
 def profile_problems(profile: Profile) -> list[tuple[Loc, str]]:
     """Every check beyond the schema; empty when the profile is sound."""
     references = reference_problems(profile)
     if references:  # overlaps need resolvable addresses
         return references + unit_problems(profile)
-    return unit_problems(profile) + overlap_problems(profile) + failsafe_problems(profile)
+    return (
+        unit_problems(profile)
+        + overlap_problems(profile)
+        + failsafe_problems(profile)
+        + value_problems(profile)
+    )

@@ -25,8 +25,19 @@ def default_dir() -> Path:
 
 
 def profile_files(folder: Path | None = None) -> dict[str, Path]:
-    """Profile name (the file stem) → file, sorted by name."""
+    """Profile name (the file stem) → file, sorted by name; `ConfigError` if no folder."""
     root = folder or default_dir()
+    if not root.is_dir():
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    str(root),
+                    "",
+                    None,
+                    f"no profiles folder here; pass --dir or set {PROFILES_ENV}",
+                )
+            ]
+        )
     return {p.stem: p for p in sorted(root.glob(f"*{SUFFIX}"))}
 
 
@@ -35,30 +46,35 @@ def close_names(name: str, folder: Path | None = None) -> list[str]:
     return difflib.get_close_matches(name, list(profile_files(folder)), n=3, cutoff=0.5)
 
 
-def problems_in_file(path: Path) -> list[ConfigProblem]:
-    """Every problem of one profile file; empty when it loads."""
+def _read(path: Path) -> tuple[Profile | None, list[ConfigProblem]]:
+    """The profile of one file, or every problem it has."""
     try:
         text, data = read_toml(path)
     except ConfigError as exc:
-        return exc.problems
+        return None, exc.problems
     found = validation_problems(Profile, data)
-    if not found:
-        profile = Profile.model_validate(data)
-        if profile.name != path.stem:
-            found.append(
-                (("name",), f"name '{profile.name}' must equal the file name: use '{path.stem}'")
-            )
-        found.extend(profile_problems(profile))
-    return locate(str(path), text, found)
+    if found:
+        return None, locate(str(path), text, found)
+    profile = Profile.model_validate(data)
+    if profile.name != path.stem:
+        found.append(
+            (("name",), f"name '{profile.name}' must equal the file name: use '{path.stem}'")
+        )
+    found.extend(profile_problems(profile))
+    return (None, locate(str(path), text, found)) if found else (profile, [])
+
+
+def problems_in_file(path: Path) -> list[ConfigProblem]:
+    """Every problem of one profile file; empty when it loads."""
+    return _read(path)[1]
 
 
 def load_profile(path: Path) -> Profile:
     """One validated profile; `ConfigError` with every problem otherwise."""
-    problems = problems_in_file(path)
-    if problems:
+    profile, problems = _read(path)
+    if profile is None:
         raise ConfigError(problems)
-    _text, data = read_toml(path)
-    return Profile.model_validate(data)
+    return profile
 
 
 def load_named(name: str, folder: Path | None = None) -> Profile:
@@ -80,9 +96,13 @@ def load_named(name: str, folder: Path | None = None) -> Profile:
 
 def load_all(folder: Path | None = None) -> dict[str, Profile]:
     """Every profile of the folder; `ConfigError` with the problems of all files."""
+    profiles: dict[str, Profile] = {}
     problems: list[ConfigProblem] = []
-    for path in profile_files(folder).values():
-        problems.extend(problems_in_file(path))
+    for name, path in profile_files(folder).items():
+        profile, found = _read(path)
+        problems.extend(found)
+        if profile is not None:
+            profiles[name] = profile
     if problems:
         raise ConfigError(problems)
-    return {name: load_profile(path) for name, path in profile_files(folder).items()}
+    return profiles

@@ -12,10 +12,11 @@ that turns them into 0-based PDU addresses.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Strict(BaseModel):
@@ -201,14 +202,13 @@ class Fact(Strict):
     notes: str = ""
 
 
-class Register(Fact):
-    """Where a value lives and how its registers decode into a physical value.
+class Encoding(Fact):
+    """How a value's registers decode into a physical value.
 
     physical = (raw >> shift & mask) * scale * 10^SF + offset, where SF is the
     SunSpec scale-factor register at `scale_factor` (same block) if given.
     """
 
-    address: Address = Field(description="Address as documented (see the profile's doc_base)")
     function: Function = Function.HOLDING
     type: DataType = DataType.U16
     count: int | None = Field(
@@ -237,7 +237,7 @@ class Register(Fact):
         return self.type.registers or self.count or 1
 
     @model_validator(mode="after")
-    def _consistent(self) -> Register:
+    def _consistent(self) -> Encoding:
         width = self.type.registers
         if self.function.is_bit and self.type is not DataType.BITFIELD:
             raise ValueError(
@@ -252,6 +252,12 @@ class Register(Fact):
         if self.scale == 0:
             raise ValueError("scale 0 would lose every value; use 1 for none")
         return self
+
+
+class Register(Encoding):
+    """A value at an address."""
+
+    address: Address = Field(description="Address as documented (see the profile's doc_base)")
 
 
 class FieldSpec(Register):
@@ -269,6 +275,16 @@ class Identify(Register):
     example: str | int | float = Field(
         description="A value a real device returns (the simulator serves it)"
     )
+
+    @field_validator("match")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"match is not a valid regular expression: {exc}") from exc
+        return pattern
 
 
 class Serial(Strict):
@@ -438,21 +454,21 @@ class Heartbeat(Fact):
         return self
 
 
-class Timeout(Register):
+class Timeout(Encoding):
     """The device's communication timeout."""
 
+    address: Address | None = Field(default=None, description="None when not in a register")
     default_s: float = Field(gt=0, description="Timeout in force unless hubgate sets one")
     writable: bool = Field(default=True, description="False: fixed or read-only")
-    address: Address | None = Field(default=None, description="None when not in a register")  # type: ignore[assignment]
     unit: Unit = Unit.SECOND
 
 
-class Fallback(Register):
+class Fallback(Encoding):
     """The limit the device falls back to when its watchdog expires."""
 
+    address: Address | None = Field(default=None, description="None when fixed")
     default: float = Field(ge=0, description="Value in force unless hubgate sets one, in `unit`")
     writable: bool = True
-    address: Address | None = Field(default=None, description="None when fixed")  # type: ignore[assignment]
 
 
 class Failsafe(Fact):

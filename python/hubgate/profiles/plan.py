@@ -14,9 +14,11 @@ from dataclasses import dataclass
 
 from hubgate.profiles.model import (
     DataType,
+    Fallback,
     Function,
     Profile,
     Register,
+    Timeout,
     WordOrder,
 )
 
@@ -64,13 +66,18 @@ def sunspec_layout(profile: Profile) -> dict[str, int]:
 
 
 def resolve(
-    profile: Profile, name: str, register: Register, blocks: Mapping[str, int] | None = None
+    profile: Profile,
+    name: str,
+    register: Register | Timeout | Fallback,
+    blocks: Mapping[str, int] | None = None,
 ) -> RegisterSpec:
     """The wire spec of one register of `profile`.
 
     `blocks` gives SunSpec block starts (defaults to `sunspec_layout`); block
     offsets count from the block's model-id register, as SunSpec documents them.
     """
+    if register.address is None:
+        raise ValueError(f"{name} is not held in a register")
     if register.block is not None:
         starts = blocks if blocks is not None else sunspec_layout(profile)
         base = starts[register.block]
