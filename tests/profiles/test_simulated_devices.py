@@ -70,7 +70,10 @@ def decode(served: Served, spec: RegisterSpec, unit: int) -> float | str:
         return float(response.bits[0] != spec.invert)
     registers = logical(spec, list(response.registers))
     if spec.type == "string":
-        return str(ModbusTcpClient.convert_from_registers(registers, DT.STRING)).strip("\x00 ")
+        text = ModbusTcpClient.convert_from_registers(
+            registers, DT.STRING, string_encoding=spec.charset
+        )
+        return str(text).strip("\x00 ")
     if spec.type == "bitfield":
         raw: float = 0
         for register in registers:

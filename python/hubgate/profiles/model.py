@@ -228,6 +228,9 @@ class Encoding(Fact):
         default=None, description="SunSpec: the model block the address is an offset into"
     )
     invert: bool = Field(default=False, description="Bits: active when the input reads 0")
+    charset: Literal["utf-8", "utf-16-be"] = Field(
+        default="utf-8", description="Strings: 'utf-16-be' is one character per register"
+    )
 
     @property
     def registers(self) -> int:

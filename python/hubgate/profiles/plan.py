@@ -46,6 +46,7 @@ class RegisterSpec:
     shift: int = 0
     scale_factor_address: int | None = None
     invert: bool = False
+    charset: str = "utf-8"
 
     @property
     def end(self) -> int:
@@ -100,6 +101,7 @@ def resolve(
         shift=register.shift,
         scale_factor_address=scale_factor,
         invert=register.invert,
+        charset=register.charset,
     )
 
 

@@ -48,7 +48,9 @@ def is_integer(spec: RegisterSpec) -> bool:
 def encode_raw(spec: RegisterSpec, raw: Raw) -> list[int]:
     """The wire registers of a raw value."""
     if spec.type is DataType.STRING:
-        text = ModbusClientMixin.convert_to_registers(str(raw), _PYMODBUS.STRING)
+        text = ModbusClientMixin.convert_to_registers(
+            str(raw), _PYMODBUS.STRING, string_encoding=spec.charset
+        )
         registers = (text + [0] * spec.count)[: spec.count]
     elif spec.type is DataType.BITFIELD:
         value = int(raw)
@@ -63,7 +65,9 @@ def decode_raw(spec: RegisterSpec, registers: list[int]) -> Raw:
     """The raw value of wire registers."""
     logical = reorder(spec.order, list(registers))
     if spec.type is DataType.STRING:
-        text = ModbusClientMixin.convert_from_registers(logical, _PYMODBUS.STRING)
+        text = ModbusClientMixin.convert_from_registers(
+            logical, _PYMODBUS.STRING, string_encoding=spec.charset
+        )
         return str(text).strip("\x00 ")
     if spec.type is DataType.BITFIELD:
         return unsigned(spec, registers)
