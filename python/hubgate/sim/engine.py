@@ -66,7 +66,7 @@ class Simulation:
         self._arrivals = ArrivalProcess(
             scenario.arrivals, scenario.ev_mix, random.Random(f"{seed}:arrivals")
         )
-        self._base = BaseLoadProfile(tree, loaded, random.Random(f"{seed}:base-load"))
+        self.base_load = BaseLoadProfile(tree, loaded, random.Random(f"{seed}:base-load"))
         self._timeline = Timeline(scenario.events)
         self.evs: list[Ev | None] = [None] * len(tree.connectors)
         """The EV at each connector slot, if any."""
@@ -181,7 +181,7 @@ class Simulation:
         for _ in range(self._arrivals.due(now)):
             self._arrive(now)
 
-        own = self._base.step(dt)
+        own = list(self.base_load.step(dt))
         voltage = tree.voltage_v
         energy = 0.0
         slot_charger, ev_flat = self.slot_charger, self._ev_flat

@@ -100,7 +100,7 @@ class SafetyRecorder:
         self.times = array("d")
         self.energy_kwh = 0.0
         self._end = 0.0
-        self._last_limit = [float("inf")] * size
+        self._last_limit = [float("-inf")] * size  # the first limit is no drop
         self._lowered_at = [float("-inf")] * size
         self._streak_start: list[float | None] = [None] * size
         self._streak_cause = [0.0] * size

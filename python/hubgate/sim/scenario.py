@@ -8,9 +8,9 @@ References into the site (node, meter, charger and PV ids) are checked by
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from hubgate.config.model import Identifier, PhaseCurrents, Strict
 
@@ -18,9 +18,15 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 SimSeconds = Annotated[float, Field(gt=0, le=30 * 86_400, description="Simulated seconds")]
 
 
-def _ordered_pair(pair: tuple[float, float], what: str) -> None:
+def _ordered(pair: tuple[float, float]) -> tuple[float, float]:
     if pair[0] > pair[1]:
-        raise ValueError(f"{what} must be [low, high] with low <= high, got {list(pair)}")
+        raise ValueError(f"give [low, high] with low <= high, got {list(pair)}")
+    return pair
+
+
+NonNegative = Annotated[float, Field(ge=0)]
+FractionRange = Annotated[tuple[Fraction, Fraction], AfterValidator(_ordered)]
+SecondsRange = Annotated[tuple[NonNegative, NonNegative], AfterValidator(_ordered)]
 
 
 class ScenarioHeader(Strict):
@@ -41,25 +47,15 @@ class EvType(Strict):
     weight: float = Field(default=1.0, gt=0)
     capacity_kwh: float = Field(gt=0, le=2000)
     max_current_a: float = Field(gt=0, le=500, description="Onboard charger maximum per phase")
-    phases: int = Field(default=3, ge=1, le=3, description="1 or 3 phases on AC")
-    reaction_s: tuple[float, float] = Field(
+    phases: Literal[1, 3] = Field(default=3, description="1 or 3 phases on AC")
+    reaction_s: SecondsRange = Field(
         default=(3.0, 5.0), description="Delay to follow a new limit: [low, high] seconds"
     )
-    arrival_soc: tuple[Fraction, Fraction] = (0.1, 0.6)
+    arrival_soc: FractionRange = (0.1, 0.6)
     target_soc: Fraction = 0.9
     taper_from_soc: Fraction = Field(
         default=0.8, description="Above this state of charge the current falls linearly to 0"
     )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> EvType:
-        if self.phases == 2:
-            raise ValueError("phases must be 1 or 3")
-        _ordered_pair(self.reaction_s, "reaction_s")
-        _ordered_pair(self.arrival_soc, "arrival_soc")
-        if self.reaction_s[0] < 0:
-            raise ValueError("reaction_s cannot be negative")
-        return self
 
 
 class Arrivals(Strict):
