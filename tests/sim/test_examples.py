@@ -122,3 +122,12 @@ def test_cli_rejects_a_bad_speed(speed: str, capsys: pytest.CaptureFixture[str])
         main(["sim", str(SCENARIOS[0]), "--speed", speed])
     assert info.value.code == 2
     assert "give a number above 0 or 'max'" in capsys.readouterr().err
+
+
+def test_cli_paced_run_prints_status_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["sim", str(SCENARIOS[0]), "--duration", "120", "--speed", "4000"]
+    assert main([*args, "--status-every", "60"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "at 4000x speed" in out
+    status = [line.split()[1] for line in out.splitlines() if line.startswith("t=")]
+    assert status == ["60", "120"]

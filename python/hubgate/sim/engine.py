@@ -55,7 +55,7 @@ class BaseLoadProfile:
 class Simulation:
     """A site, its EVs and devices, stepped with a fixed simulated time step."""
 
-    def __init__(self, loaded: LoadedScenario, reaction_s: float | None = None) -> None:
+    def __init__(self, loaded: LoadedScenario) -> None:
         scenario, site = loaded.scenario, loaded.site
         self.scenario = scenario
         self.site = site
@@ -106,9 +106,7 @@ class Simulation:
         """Arrivals that found every connector taken."""
         self.currents = [0.0] * (3 * len(tree.node_ids))
         """True current per node and phase (flat) during the last step."""
-        self.recorder = SafetyRecorder(
-            tree.node_ids, reaction_s if reaction_s is not None else self.default_reaction_s()
-        )
+        self.recorder = SafetyRecorder(tree.node_ids, self.default_reaction_s())
         for _ in range(self._arrivals.initial_count(len(tree.connectors))):
             self._arrive(0.0)
 

@@ -72,7 +72,7 @@ class Summary:
             f"simulated {self.simulated_s:g} s; energy delivered {self.energy_delivered_kwh:.2f} kWh",
             f"limit violations: {len(self.violations)} "
             f"({self.violation_seconds:g} s beyond the {self.reaction_s:g} s reaction time)",
-            "node            peak (phase, at)             time above limit",
+            f"{'node':<15} {'peak (phase, at)':<26}   time above limit",
         ]
         lines += [
             f"{p.node:<15} {p.amps:8.1f} A ({p.phase}, {p.at_s:>7g} s)   {p.seconds_above_limit:g} s"
