@@ -78,7 +78,8 @@ def _status(sim: Simulation) -> str:
     plugged = sum(1 for ev in sim.evs if ev is not None)
     return (
         f"t={sim.now:>7g} s grid {grid[0]:7.1f} {grid[1]:7.1f} {grid[2]:7.1f} A, "
-        f"{charging}/{plugged} EVs charging, grid signal {sim.grid_signal.percent:g} %"
+        f"{charging}/{plugged} EVs charging, grid signal {sim.grid_signal.percent:g} %, "
+        f"CSMS {'up' if sim.csms.online else 'down'}"
     )
 
 
@@ -103,7 +104,10 @@ def _run(args: argparse.Namespace) -> int:
             if s.steps % every == 0:
                 print(_status(s), flush=True)
 
-        trio.run(run_paced, loop, duration, args.speed, report)
+        try:
+            trio.run(run_paced, loop, duration, args.speed, report)
+        except KeyboardInterrupt:
+            print(f"interrupted at t={sim.now:g} s; the summary so far:", flush=True)
     summary = sim.recorder.summary()
     print(summary.to_text())
     if args.json is not None:
