@@ -139,3 +139,14 @@ def test_missing_folder_is_one_clear_problem(tmp_path: Path) -> None:
         ConfigError, match="no profiles folder here; pass --dir or set HUBGATE_PROFILES"
     ):
         load_all(tmp_path / "absent")
+
+
+def test_site_device_with_a_profile_of_another_kind(tmp_path: Path, examples_dir: Path) -> None:
+    text = (examples_dir / "sites" / "small-4.toml").read_text()
+    path = tmp_path / "site.toml"
+    path.write_text(text.replace('profile = "alfen-eve"', 'profile = "eastron-sdm630"'))
+    with pytest.raises(ConfigError) as info:
+        load_site(path)
+    assert [p.message for p in info.value.problems] == [
+        "profile 'eastron-sdm630' describes a meter, not a charger"
+    ]

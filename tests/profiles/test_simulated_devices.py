@@ -300,3 +300,20 @@ def test_every_type_is_exercised() -> None:
     types = {f.type for p in PROFILES.values() for f in p.fields.values()}
     assert {DataType.U16, DataType.I16, DataType.U32, DataType.I32, DataType.F32} <= types
     assert {DataType.I64, DataType.F64, DataType.STRING, DataType.BITFIELD} <= types
+
+
+@pytest.mark.parametrize("served", ["mennekes-amtron-professional", "sunspec-meter"], indirect=True)
+def test_unavailable_value_reads_as_its_sentinel(served: Served) -> None:
+    for quantity, field in served.profile.fields.items():
+        if not field.sentinel:
+            continue
+        served.device.set(quantity, None)
+        spec = served.device.spec(f"fields.{quantity}")
+        unit = served.device.unit
+        response = read(served.client, spec.function, spec.address, spec.count, unit)
+        raw = 0
+        for register in logical(spec, list(response.registers)):
+            raw = raw << 16 | register
+        assert raw == field.sentinel[0], quantity
+    with pytest.raises(ValueError, match="has no sentinel"):
+        served.device.set("energy_import", None)

@@ -43,7 +43,13 @@ from hubgate.profiles.plan import (
     resolve,
     sunspec_layout,
 )
-from hubgate.profiles.wire_values import decode_raw, encode_raw, from_physical, to_physical
+from hubgate.profiles.wire_values import (
+    decode_raw,
+    encode_raw,
+    from_physical,
+    reorder,
+    to_physical,
+)
 
 Clock = Callable[[], float]
 Table = tuple[int, Function]
@@ -186,10 +192,23 @@ class SimulatedDevice:
         registers = [table[a] for a in range(spec.address, spec.end)]
         return to_physical(spec, decode_raw(spec, registers), self._exponent_of(unit, spec))
 
-    def set(self, quantity: Quantity | str, value: float | str) -> None:
-        """Set a measured value (what the site simulator drives)."""
+    def set(self, quantity: Quantity | str, value: float | str | None) -> None:
+        """Set a measured value (what the site simulator drives); None: not available.
+
+        "Not available" writes the field's first sentinel, as a device does.
+        """
+        path = f"fields.{quantity}"
         with self._lock:
-            self._store(f"fields.{quantity}", value)
+            if value is not None:
+                self._store(path, value)
+                return
+            unit, spec = self.specs[path]
+            if not spec.sentinel:
+                raise ValueError(f"{quantity} of {self.profile.name} has no sentinel")
+            words = [(spec.sentinel[0] >> (16 * i)) & 0xFFFF for i in reversed(range(spec.count))]
+            table = self._table(unit, spec.function)
+            for offset, register in enumerate(reorder(spec.order, words)):
+                table[spec.address + offset] = register
 
     def get(self, quantity: Quantity | str) -> float | str | None:
         """A field's current value, decoded."""
