@@ -150,3 +150,26 @@ def test_site_device_with_a_profile_of_another_kind(tmp_path: Path, examples_dir
     assert [p.message for p in info.value.problems] == [
         "profile 'eastron-sdm630' describes a meter, not a charger"
     ]
+
+
+def test_failsafe_units_and_grid_operator_references(tmp_path: Path) -> None:
+    found = broken(
+        tmp_path,
+        'address = 1212\ntype = "f32"\nunit = "A"\ndefault = 6',
+        'address = 1212\ntype = "f32"\nunit = "W"\ndefault = 6',
+    )
+    assert any("failsafe.fallback.unit: the fallback is given in 'A'" in f for f in found), found
+    relays = default_dir() / "grid-operator-14a-relays.toml"
+    path = tmp_path / relays.name
+    path.write_text(
+        "\n".join(
+            line
+            for line in relays.read_text().splitlines()
+            if not line.startswith("relay_feed_in_60 =")
+        )
+    )
+    (problem,) = [str(p) for p in problems_in_file(path)]
+    assert (
+        "grid_operator.feed_in_percent.relay_feed_in_60: 'relay_feed_in_60' is not among the fields"
+        in problem
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from hubgate.profiles.model import DataType, DeviceKind, Profile, Register, Unit
+from hubgate.profiles.model import DataType, DeviceKind, Encoding, Profile, Register, Unit
 from hubgate.profiles.plan import RegisterSpec, all_registers
 from hubgate.tomlcheck import Loc
 
@@ -54,6 +54,20 @@ def unit_problems(profile: Profile) -> list[tuple[Loc, str]]:
                     f"conversion into scale (got '{setpoint.unit}')",
                 )
             )
+    failsafe = profile.failsafe
+    limit = next(iter(profile.commands.setpoints.values()), None)
+    wanted: list[tuple[str, Encoding | None, Unit]] = [("timeout", failsafe.timeout, Unit.SECOND)]
+    if limit is not None:
+        wanted.append(("fallback", failsafe.fallback, limit.unit))
+    for name, register, unit in wanted:
+        if register is not None and register.unit is not unit:
+            found.append(
+                (
+                    ("failsafe", name, "unit"),
+                    f"the {name} is given in '{unit}': set unit = '{unit}' and fold the "
+                    f"conversion into scale (got '{register.unit}')",
+                )
+            )
     return found
 
 
@@ -63,9 +77,10 @@ def _same(a: RegisterSpec, b: RegisterSpec) -> bool:
 
 def overlap_problems(profile: Profile) -> list[tuple[Loc, str]]:
     """Registers of one table that partly overlap (sharing a whole register is fine)."""
-    tables: dict[tuple[int | None, str], list[tuple[str, RegisterSpec]]] = defaultdict(list)
+    tables: dict[tuple[int, str], list[tuple[str, RegisterSpec]]] = defaultdict(list)
     for path, (unit, spec) in all_registers(profile).items():
-        tables[(unit, spec.function)].append((path, spec))
+        own = profile.transport.unit if unit is None else unit
+        tables[(own, spec.function)].append((path, spec))
     found: list[tuple[Loc, str]] = []
     for entries in tables.values():
         entries.sort(key=lambda e: (e[1].address, e[1].count))
@@ -107,6 +122,14 @@ def failsafe_problems(profile: Profile) -> list[tuple[Loc, str]]:
                     f"{failsafe.timeout.default_s} s timeout: use at most {limit:g} s",
                 )
             )
+    if failsafe.present and not profile.commands.setpoints:
+        found.append(
+            (
+                ("failsafe", "present"),
+                "a failsafe falls back from a setpoint: add one under [commands] "
+                "or set present = false with a reason",
+            )
+        )
     limits = {"current_limit", "power_limit"} & set(profile.commands.setpoints)
     if profile.kind is DeviceKind.CHARGER and not limits:
         found.append((("commands",), "a charger needs [commands.current_limit] or power_limit"))
@@ -124,6 +147,15 @@ def reference_problems(profile: Profile) -> list[tuple[Loc, str]]:
                 f"[fields.{profile.states.field}] or name one of {', '.join(profile.fields)}",
             )
         )
+    rule = profile.grid_operator
+    for quantity in rule.feed_in_percent if rule else ():
+        if quantity not in profile.fields:
+            found.append(
+                (
+                    ("grid_operator", "feed_in_percent", str(quantity)),
+                    f"'{quantity}' is not among the fields: add [fields.{quantity}] or drop it",
+                )
+            )
     blocks = set(profile.sunspec.blocks) if profile.sunspec else set()
     registers: list[tuple[Loc, Register]] = [
         (("fields", str(q)), f) for q, f in profile.fields.items()
