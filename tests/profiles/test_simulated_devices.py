@@ -317,3 +317,19 @@ def test_unavailable_value_reads_as_its_sentinel(served: Served) -> None:
         assert raw == field.sentinel[0], quantity
     with pytest.raises(ValueError, match="has no sentinel"):
         served.device.set("energy_import", None)
+
+
+@pytest.mark.parametrize("served", ["alfen-eve-scn"], indirect=True)
+def test_per_phase_limits(served: Served) -> None:
+    setpoint = served.profile.commands.current_limit
+    assert setpoint is not None
+    assert setpoint.per_phase
+    for phase, amps in enumerate((40.0, 25.5, 32.0)):
+        spec = served.device.spec("commands.current_limit" + ("", ".l2", ".l3")[phase])
+        assert spec.address == 1417 + 2 * phase
+        registers = encode(spec, amps)
+        response = served.client.write_registers(spec.address, registers, device_id=200)
+        assert not response.isError(), response
+        assert decode(served, spec, 200) == amps
+    assert served.device.applied_limit() == 25.5
+    assert decode(served, served.device.spec("fields.applied_current_limit"), 200) == 25.5

@@ -10,7 +10,7 @@ or laid out by `sunspec_layout` for a simulated one.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hubgate.profiles.model import (
     DataType,
@@ -18,6 +18,7 @@ from hubgate.profiles.model import (
     Function,
     Profile,
     Register,
+    Setpoint,
     Timeout,
     WordOrder,
 )
@@ -114,6 +115,11 @@ def field_specs(
     }
 
 
+def setpoint_phases(setpoint: Setpoint) -> tuple[str, ...]:
+    """Path suffixes of a setpoint's registers: one, or L1 to L3 `phase_stride` apart."""
+    return ("", ".l2", ".l3") if setpoint.per_phase else ("",)
+
+
 def all_registers(profile: Profile) -> dict[str, tuple[int | None, RegisterSpec]]:
     """Every register the profile names, by path, with its unit id override.
 
@@ -126,7 +132,10 @@ def all_registers(profile: Profile) -> dict[str, tuple[int | None, RegisterSpec]
     for i, ident in enumerate(profile.identification):
         found[f"identification[{i}]"] = (ident.unit_id, resolve(profile, ident.what, ident))
     for name, setpoint in profile.commands.setpoints.items():
-        found[f"commands.{name}"] = (None, resolve(profile, name, setpoint))
+        first = resolve(profile, name, setpoint)
+        for phase, suffix in enumerate(setpoint_phases(setpoint)):
+            shifted = replace(first, address=first.address + phase * (setpoint.phase_stride or 0))
+            found[f"commands.{name}{suffix}"] = (None, shifted)
     for name in ("enable", "phase_switch"):
         switch = getattr(profile.commands, name)
         if switch is not None:

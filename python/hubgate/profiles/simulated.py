@@ -41,6 +41,7 @@ from hubgate.profiles.plan import (
     RegisterSpec,
     all_registers,
     resolve,
+    setpoint_phases,
     sunspec_layout,
 )
 from hubgate.profiles.wire_values import (
@@ -145,7 +146,8 @@ class SimulatedDevice:
             )
 
         for name, setpoint in self.profile.commands.setpoints.items():
-            add(f"commands.{name}", name, setpoint)
+            for suffix in setpoint_phases(setpoint):
+                add(f"commands.{name}{suffix}", f"{name}{suffix}", setpoint)
         for name in ("enable", "phase_switch"):
             if f"commands.{name}" in self.specs:
                 add(f"commands.{name}", name)
@@ -228,7 +230,8 @@ class SimulatedDevice:
         return limit.min if limit is not None else 0.0
 
     def applied_limit(self) -> float | None:
-        """The limit in force: the setpoint, or the fallback when the watchdog expired."""
+        """The limit in force: the setpoint (the lowest phase of a per-phase one), or the
+        fallback once the watchdog expired; None when unlimited or never set."""
         with self._lock:
             self._check_watchdog()
             return self._applied()
@@ -237,7 +240,10 @@ class SimulatedDevice:
         if self.failsafe_active:
             return self._fallback_value()
         name = next(iter(self.profile.commands.setpoints), None)
-        return self.setpoints.get(name) if name else None
+        if name is None or name not in self.setpoints:
+            return None
+        phases = [v for k, v in self.setpoints.items() if k.split(".")[0] == name]
+        return None if None in phases else min(v for v in phases if v is not None)
 
     def _fallback_value(self) -> float:
         fallback = self.profile.failsafe.fallback
