@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import json
 import shutil
+import tomllib
 from pathlib import Path
 
+import fastjsonschema
 import pytest
 from sim_support import PROFILES
 
 from hubgate.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from hubgate.config import ConfigError, load_site
-from hubgate.profiles import default_dir, load_all, load_profile, problems_in_file
+from hubgate.profiles import (
+    Profile,
+    default_dir,
+    load_all,
+    load_profile,
+    problems_in_file,
+    profile_files,
+)
 
 ALFEN = default_dir() / "alfen-eve.toml"
 
@@ -173,3 +182,13 @@ def test_failsafe_units_and_grid_operator_references(tmp_path: Path) -> None:
         "grid_operator.feed_in_percent.relay_feed_in_60: 'relay_feed_in_60' is not among the fields"
         in problem
     )
+
+
+def test_exported_schema_accepts_every_profile_and_rejects_a_typo() -> None:
+    validate = fastjsonschema.compile(Profile.model_json_schema())
+    for path in profile_files().values():
+        validate(tomllib.loads(path.read_text()))
+    data = tomllib.loads(ALFEN.read_text())
+    data["fields"]["voltage_l1"]["adress"] = 1
+    with pytest.raises(fastjsonschema.JsonSchemaException):
+        validate(data)
