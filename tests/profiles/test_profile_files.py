@@ -16,6 +16,7 @@ from hubgate.config import ConfigError, load_site
 from hubgate.profiles import (
     Profile,
     default_dir,
+    field_specs,
     load_all,
     load_profile,
     problems_in_file,
@@ -192,3 +193,17 @@ def test_exported_schema_accepts_every_profile_and_rejects_a_typo() -> None:
     data["fields"]["voltage_l1"]["adress"] = 1
     with pytest.raises(fastjsonschema.JsonSchemaException):
         validate(data)
+
+
+def test_field_specs_are_zero_based_wire_addresses() -> None:
+    iem = field_specs(PROFILES["schneider-iem3000"])
+    assert iem["voltage_l1"].address == 3027  # manual 3028, doc_base 1
+    assert iem["energy_import"].count == 4
+    meter = field_specs(PROFILES["sunspec-meter"])
+    meter_block = 40002 + 2 + 66  # "SunS", then the common block
+    assert meter["power_total"].address == meter_block + 18
+    assert meter["power_total"].scale_factor_address == meter_block + 22
+    blocks = {"common": 40002, "meter": 50000}  # as discovered on another device
+    assert field_specs(PROFILES["sunspec-meter"], blocks)["power_total"].address == 50018
+    abb = field_specs(PROFILES["abb-terra-ac"])
+    assert (abb["charger_state"].shift, abb["charger_state"].mask) == (8, 0x7F)

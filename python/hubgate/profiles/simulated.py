@@ -40,7 +40,6 @@ from hubgate.profiles.plan import (
     SUNSPEC_END,
     RegisterSpec,
     all_registers,
-    resolve,
     setpoint_phases,
     sunspec_layout,
 )
@@ -456,11 +455,6 @@ class SimulatedDevice:
     def spec(self, path: str) -> RegisterSpec:
         """The resolved register at a profile path (`fields.soc`, `commands.current_limit`)."""
         return self.specs[path][1]
-
-
-def resolve_field(profile: Profile, quantity: Quantity) -> RegisterSpec:
-    """The wire spec of a field as the simulated device lays it out."""
-    return resolve(profile, str(quantity), profile.fields[quantity])
 
 
 @contextmanager
