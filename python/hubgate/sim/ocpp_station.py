@@ -20,7 +20,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import websockets
-from websockets.typing import Subprotocol
 from ocpp.routing import on as _on  # type: ignore[import-untyped]
 from ocpp.v16 import ChargePoint as ChargePoint16  # type: ignore[import-untyped]
 from ocpp.v16 import call as call16
@@ -28,6 +27,7 @@ from ocpp.v16 import call_result as result16
 from ocpp.v201 import ChargePoint as ChargePoint201  # type: ignore[import-untyped]
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
+from websockets.typing import Subprotocol
 
 from hubgate.config.model import Charger, OcppVersion
 from hubgate.sim import charging_profiles
@@ -184,9 +184,6 @@ class Station:
                 connector.ev, connector.stopped = ev, False
             if not self.booted:
                 continue
-            idle = connector.tx_id is None and not connector.stopped
-            if ev is not None and idle and connector.available:
-                self._start_tx(connector)
             before, before_charging = connector.status, connector.charging_state
             connector.status, connector.charging_state = self._status(connector)
             if self.v16:
@@ -198,6 +195,9 @@ class Station:
             changed = connector.charging_state != before_charging
             if not self.v16 and connector.tx_id is not None and changed:
                 self._queue.put_nowait(self._tx_event(connector, "Updated", "ChargingStateChanged"))
+            idle = connector.tx_id is None and not connector.stopped
+            if ev is not None and idle and connector.available:
+                self._start_tx(connector)
         if not self.booted:
             return
         if now >= self._next_heartbeat:
@@ -293,7 +293,7 @@ class Station:
 
     def _meter_values(self, connector: ConnectorState) -> Send:
         async def send() -> None:
-            if connector.tx_id is None:
+            if connector.tx_id in (None, "pending"):
                 return
             if self.v16:
                 await self._call(
