@@ -32,6 +32,8 @@ class ModbusBox:
     """The port asked for (0: any free one) until started, then the one bound."""
     serial: str | None = None
     """The serial line the site file gives (the box is served over TCP all the same)."""
+    online: bool = True
+    """Whether the box should be on the network (`go_online` starts or stops it)."""
     _server: ModbusTcpServer | None = None
     _answering: asyncio.Event | None = None
 
@@ -42,11 +44,6 @@ class ModbusBox:
         for fed in self.devices:
             units += [u for u, _ in fed.device.memory if u not in units]
         return units
-
-    @property
-    def serving(self) -> bool:
-        """Whether the box listens."""
-        return self._server is not None
 
     def _sim_devices(self) -> list[SimDevice]:
         seen: set[int] = set()
@@ -69,6 +66,11 @@ class ModbusBox:
             return await action(*args)  # type: ignore[arg-type]
 
         return gated
+
+    async def go_online(self, online: bool) -> None:
+        """Come back on the network, or drop off it."""
+        self.online = online
+        await (self.start() if online else self.stop())
 
     async def start(self) -> None:
         """Listen (again); the first start fixes the port."""

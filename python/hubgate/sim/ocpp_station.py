@@ -130,6 +130,11 @@ class Station:
 
     # -- physics ------------------------------------------------------------------
 
+    @property
+    def pending(self) -> int:
+        """Messages waiting to be sent."""
+        return self._queue.qsize()
+
     def _phases(self, sim: Simulation, slot: int) -> int:
         ev = sim.evs[slot]
         return len(sim.tree.connectors[slot].phases_for(ev.phases if ev is not None else 3))

@@ -230,8 +230,9 @@ class WireSite:
         """Scenario events on the wire: offline chargers close, dead meters fall silent."""
         for box, _ in self._charger_boxes:
             online = self.sim.chargers[box.id].online
-            if online != box.serving:
-                self._spawn(box.start() if online else box.stop())
+            if online != box.online:
+                box.online = online
+                self._spawn(box.go_online(online))
         for box, meter_id in self._meter_boxes:
             box.silence(not self.sim.meters[meter_id].alive)
 
