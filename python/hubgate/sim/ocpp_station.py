@@ -12,8 +12,8 @@ scenario has its charger offline. Periodic messages run on simulated time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,6 +38,7 @@ from hubgate.sim.ev import MIN_CURRENT_A
 if TYPE_CHECKING:
     from hubgate.sim.wire_site import WireSite
 
+_log = logging.getLogger(__name__)
 ID_TAG = "SIMEV"
 BACKOFF_S = (1.0, 30.0)
 """First and longest wait (wall-clock seconds) before dialling again."""
@@ -92,10 +93,12 @@ class Station:
     heartbeat_s: float = 300.0
     received: list[str] = field(default_factory=list)
     """Actions the CSMS sent, in order (for tests and status lines)."""
-    _queue: asyncio.Queue[Send] = field(default_factory=asyncio.Queue)
+    _queue: asyncio.Queue[Send | None] = field(default_factory=asyncio.Queue)
+    """What to send, in order; None only wakes the session up."""
     _next_heartbeat: float = 0.0
     _next_meter_values: float = 0.0
     _reboot: bool = False
+    _stopped: bool = False
     _tx_numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -181,6 +184,8 @@ class Station:
         """After each step: transactions, status changes, heartbeats and meter values due."""
         sim = self.site.sim
         now = sim.now
+        if self.connected and not self._online():
+            self._wake()
         for connector in self.connectors:
             ev = sim.evs[connector.slot]
             if ev is not connector.ev:
@@ -406,7 +411,7 @@ class Station:
         backoff = BACKOFF_S[0]
         url = f"{self.csms_url.rstrip('/')}/{self.identity}"
         protocol = Subprotocol("ocpp1.6" if self.v16 else "ocpp2.0.1")
-        while True:
+        while not self._stopped:
             if not self._online():
                 await asyncio.sleep(0.1)
                 continue
@@ -419,13 +424,24 @@ class Station:
                     backoff = BACKOFF_S[0]
                     await self._session(ws)
             except (OSError, TimeoutError, websockets.exceptions.WebSocketException):
-                pass
+                pass  # the CSMS went away or never answered: dial again
+            except Exception:  # a message the CSMS refused, or a bug: say so, dial again
+                _log.exception("station %s: session failed", self.identity)
             self._cp, self.connected, self.booted = None, False, False
             if self._reboot:
                 self._reboot = False
                 continue
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_S[1])
+
+    def stop(self) -> None:
+        """Hang up for good (the simulation ends)."""
+        self._stopped = True
+        self._wake()
+
+    def _wake(self) -> None:
+        """Let the session look at the connection, the scenario and a pending reboot."""
+        self._queue.put_nowait(None)
 
     def _online(self) -> bool:
         return self.site.sim.chargers[self.charger.id].online
@@ -435,21 +451,19 @@ class Station:
         self._cp = cp
         self.connected = True
         receiver = asyncio.ensure_future(cp.start())
+        receiver.add_done_callback(lambda _: self._wake())
         try:
             await self._boot()
             for connector in self.connectors:
                 connector.status = ""  # every status again after a boot
             self.booted = True
-            while not receiver.done() and self._online() and not self._reboot:
-                try:
-                    send = await asyncio.wait_for(self._queue.get(), 0.2)
-                except TimeoutError:
-                    continue
-                await send()
+            while not receiver.done() and self._online() and not (self._reboot or self._stopped):
+                send = await self._queue.get()
+                if send is not None:
+                    await send()
         finally:
             receiver.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await receiver
+            await asyncio.wait([receiver])  # a cancellation of this task still propagates
 
     async def _boot(self) -> None:
         while True:
@@ -537,7 +551,7 @@ class Station:
         """TriggerMessage for the messages the station knows."""
         chosen = [c for c in self.connectors if target in (None, 0, c.id)]
         if message == "BootNotification":
-            self._reboot = True
+            self.reset()
         elif message == "Heartbeat":
             self._queue.put_nowait(self._heartbeat())
         elif message == "StatusNotification":
@@ -583,6 +597,7 @@ class Station:
     def reset(self) -> None:
         """Reboot: close the connection and boot again."""
         self._reboot = True
+        self._wake()
 
 
 def _connector_status(status: str) -> str:

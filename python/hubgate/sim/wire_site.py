@@ -142,9 +142,13 @@ class WireSite:
 
     async def close(self) -> None:
         """Stop the stations and every server."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for station in self.stations:
+            station.stop()
+        pending = set(self._tasks)
+        while pending:  # again: Python 3.11's wait_for (in the ocpp package) can swallow one
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1.0)
         for box in self.boxes.values():
             await box.stop()
 
