@@ -225,3 +225,68 @@ duration_s = 10
         wait_until(lambda: csms.connections.count("SIM-16") == 2, what="reconnect")
         wait_until(lambda: csms.received("SIM-16", "BootNotification"), what="boot again")
         assert csms.connections.count("SIM-201") == 1  # the other station stayed connected
+
+
+def test_a_16_station_answers_configuration_availability_remote_and_reset(
+    site_and_csms: tuple[SiteThread, Csms],
+) -> None:
+    running, csms = site_and_csms
+    station = _station(running, "SIM-16")
+    _step_until(running, lambda: station.connectors[0].tx_id not in (None, "pending"), "tx")
+    config = csms.call("SIM-16", call16.GetConfiguration(key=["HeartbeatInterval", "Nope"]))
+    assert config.configuration_key == [
+        {"key": "HeartbeatInterval", "readonly": False, "value": "300"}
+    ]
+    assert config.unknown_key == ["Nope"]
+    changes = {
+        ("MeterValueSampleInterval", "5"): "Accepted",
+        ("MeterValueSampleInterval", "soon"): "Rejected",
+        ("NumberOfConnectors", "4"): "Rejected",
+        ("Foo", "1"): "NotSupported",
+    }
+    for (key, value), expected in changes.items():
+        answer = csms.call("SIM-16", call16.ChangeConfiguration(key=key, value=value))
+        assert answer.status == expected, key
+
+    assert (
+        csms.call("SIM-16", call16.ChangeAvailability(connector_id=1, type="Inoperative")).status
+        == "Accepted"
+    )
+    running.advance(6)
+    assert _draw(running, SLOT_16) == 0.0
+    wait_until(
+        lambda: csms.received("SIM-16", "StatusNotification")[-1]["status"] == "Unavailable",
+        what="Unavailable",
+    )
+    csms.call("SIM-16", call16.ChangeAvailability(connector_id=1, type="Operative"))
+
+    tx = int(str(station.connectors[0].tx_id))
+    assert csms.call("SIM-16", call16.RemoteStopTransaction(transaction_id=tx)).status == "Accepted"
+    wait_until(lambda: csms.received("SIM-16", "StopTransaction"), what="StopTransaction")
+    assert csms.received("SIM-16", "StopTransaction")[0]["transaction_id"] == tx
+    running.advance(6)
+    assert _draw(running, SLOT_16) == 0.0  # stopped: the EV stays plugged, offered nothing
+    assert csms.call("SIM-16", call16.RemoteStopTransaction(transaction_id=tx)).status == "Rejected"
+    started = len(csms.received("SIM-16", "StartTransaction"))
+    answer = csms.call("SIM-16", call16.RemoteStartTransaction(id_tag="OP", connector_id=1))
+    assert answer.status == "Accepted"
+    running.advance(6)
+    wait_until(
+        lambda: len(csms.received("SIM-16", "StartTransaction")) == started + 1, what="restart"
+    )
+    assert _draw(running, SLOT_16) == 32.0
+
+    beats = len(csms.received("SIM-16", "Heartbeat"))
+    assert (
+        csms.call("SIM-16", call16.TriggerMessage(requested_message="Heartbeat")).status
+        == "Accepted"
+    )
+    wait_until(
+        lambda: len(csms.received("SIM-16", "Heartbeat")) > beats, what="triggered heartbeat"
+    )
+    firmware = call16.TriggerMessage(requested_message="FirmwareStatusNotification")
+    assert csms.call("SIM-16", firmware).status == "NotImplemented"
+
+    assert csms.call("SIM-16", call16.Reset(type="Soft")).status == "Accepted"
+    wait_until(lambda: csms.connections.count("SIM-16") == 2, what="reconnect after reset")
+    wait_until(lambda: csms.received("SIM-16", "BootNotification"), what="boot after reset")

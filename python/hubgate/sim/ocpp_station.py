@@ -20,7 +20,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import websockets
-from ocpp.routing import on as _on  # type: ignore[import-untyped]
+from ocpp.routing import after as _after  # type: ignore[import-untyped]
+from ocpp.routing import on as _on
 from ocpp.v16 import ChargePoint as ChargePoint16  # type: ignore[import-untyped]
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
@@ -50,6 +51,11 @@ Handler = TypeVar("Handler", bound=Callable[..., Any])
 def on(action: str) -> Callable[[Handler], Handler]:
     """The `ocpp` package's handler decorator, typed."""
     return cast("Callable[[Handler], Handler]", _on(action))
+
+
+def after(action: str) -> Callable[[Handler], Handler]:
+    """The `ocpp` package's decorator for what runs once the answer went out, typed."""
+    return cast("Callable[[Handler], Handler]", _after(action))
 
 
 def timestamp(moment: datetime) -> str:
@@ -98,6 +104,7 @@ class Station:
     _next_heartbeat: float = 0.0
     _next_meter_values: float = 0.0
     _reboot: bool = False
+    _rebooted: bool = False
     _stopped: bool = False
     _tx_numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -465,27 +472,31 @@ class Station:
             receiver.cancel()
             await asyncio.wait([receiver])  # a cancellation of this task still propagates
 
+    def _boot_notification(self, reason: str) -> object:
+        if self.v16:
+            return call16.BootNotification(
+                charge_point_model="SimCharger", charge_point_vendor="hubgate-sim"
+            )
+        return call201.BootNotification(
+            charging_station={"model": "SimCharger", "vendor_name": "hubgate-sim"}, reason=reason
+        )
+
     async def _boot(self) -> None:
+        reason = "RemoteReset" if self._rebooted else "PowerUp"
         while True:
-            if self.v16:
-                answer = await self._call(
-                    call16.BootNotification(
-                        charge_point_model="SimCharger", charge_point_vendor="hubgate-sim"
-                    )
-                )
-            else:
-                answer = await self._call(
-                    call201.BootNotification(
-                        charging_station={"model": "SimCharger", "vendor_name": "hubgate-sim"},
-                        reason="PowerUp",
-                    )
-                )
+            answer = await self._call(self._boot_notification(reason))
             if answer.interval > 0:
                 self.heartbeat_s = float(answer.interval)
             if answer.status == "Accepted":
                 self._next_heartbeat = self.site.sim.now + self.heartbeat_s
                 return
             await asyncio.sleep(min(max(answer.interval, 1), 10))
+
+    def _triggered_boot(self) -> Send:
+        async def send() -> None:
+            await self._call(self._boot_notification("Triggered"))
+
+        return send
 
     # -- requests from the CSMS ---------------------------------------------------
 
@@ -551,7 +562,7 @@ class Station:
         """TriggerMessage for the messages the station knows."""
         chosen = [c for c in self.connectors if target in (None, 0, c.id)]
         if message == "BootNotification":
-            self.reset()
+            self._queue.put_nowait(self._triggered_boot())
         elif message == "Heartbeat":
             self._queue.put_nowait(self._heartbeat())
         elif message == "StatusNotification":
@@ -595,8 +606,8 @@ class Station:
         return "Accepted"
 
     def reset(self) -> None:
-        """Reboot: close the connection and boot again."""
-        self._reboot = True
+        """Reboot: close the connection and boot again (after the answer to Reset went out)."""
+        self._reboot = self._rebooted = True
         self._wake()
 
 
@@ -665,8 +676,11 @@ class _Cp16(ChargePoint16):  # type: ignore[misc]
 
     @on("Reset")
     def reset(self, type: str) -> Any:
-        self.station.reset()
         return result16.Reset(status="Accepted")
+
+    @after("Reset")
+    def after_reset(self, type: str) -> None:
+        self.station.reset()
 
     @on("ChangeAvailability")
     def change_availability(self, connector_id: int, type: str) -> Any:
@@ -757,8 +771,11 @@ class _Cp201(ChargePoint201):  # type: ignore[misc]
 
     @on("Reset")
     def reset(self, type: str, **_: Any) -> Any:
-        self.station.reset()
         return result201.Reset(status="Accepted")
+
+    @after("Reset")
+    def after_reset(self, type: str, **_: Any) -> None:
+        self.station.reset()
 
     @on("ChangeAvailability")
     def change_availability(
