@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ import pytest
 from wire_support import client, read_f32, write_wire_scenario
 
 from hubgate.cli import main
-from hubgate.cli.common import EXIT_BAD_INPUT
+from hubgate.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE
 
 SDM_CURRENTS = 0x0006
 
@@ -53,3 +54,38 @@ def test_serve_options_need_serve(tmp_path: Path, capsys: pytest.CaptureFixture[
     scenario = write_wire_scenario(tmp_path)
     assert main(["sim", str(scenario), "--csms", "ws://127.0.0.1:9"]) == EXIT_BAD_INPUT
     assert "--serve" in capsys.readouterr().err
+
+
+def test_a_taken_port_is_a_clear_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = write_wire_scenario(tmp_path)  # its Modbus devices all default to port 502
+    assert main(["sim", str(scenario), "--serve", "--duration", "1"]) == EXIT_FAILURE
+    assert "'meter' and 'wb' both want port 502" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        (tmp_path / "site.toml").write_text(TAKEN_SITE.format(port=port))
+        assert main(["sim", str(scenario), "--serve", "--duration", "1"]) == EXIT_FAILURE
+    assert f"meter 'meter' cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+TAKEN_SITE = """\
+[site]
+name = "taken port"
+
+[grid]
+phase_current_limit_a = 100
+
+[[chargers]]
+id = "cp16"
+node = "grid"
+ocpp = {{ identity = "SIM-16" }}
+connectors = [{{ id = 1, max_current_a = 32 }}]
+
+[[meters]]
+id = "meter"
+node = "grid"
+modbus = {{ profile = "eastron-sdm630", host = "127.0.0.1", port = {port} }}
+"""

@@ -113,12 +113,16 @@ def _status(sim: Simulation) -> str:
 
 
 def _serve(args: argparse.Namespace, loaded: LoadedScenario, duration: float) -> Simulation | None:
-    site = WireSite(
-        loaded,
-        ports_auto=args.ports == "auto",
-        csms_url=args.csms,
-        meter_values_s=args.meter_values,
-    )
+    try:
+        site = WireSite(
+            loaded,
+            ports_auto=args.ports == "auto",
+            csms_url=args.csms,
+            meter_values_s=args.meter_values,
+        )
+    except ValueError as error:
+        print(f"hubgate sim: {error}", file=sys.stderr)
+        return None
     every = max(1, round(args.status_every / site.sim.step_s))
 
     def announce(running: WireSite) -> None:

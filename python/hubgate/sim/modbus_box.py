@@ -80,7 +80,12 @@ class ModbusBox:
             self._answering = asyncio.Event()
             self._answering.set()
         server = ModbusTcpServer(self._sim_devices(), address=(self.host, self.port))
-        await server.serve_forever(background=True)
+        try:
+            await server.serve_forever(background=True)
+        except RuntimeError as error:  # pymodbus's word for a failed bind
+            raise OSError(
+                f"{self.kind} '{self.id}' cannot listen on {self.host}:{self.port}"
+            ) from error
         assert server.transport is not None
         self.port = server.transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         self._server = server

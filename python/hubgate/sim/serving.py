@@ -54,8 +54,8 @@ async def serve(
     on_step: Callable[[Simulation], None] | None = None,
 ) -> None:
     """Start the site, announce it, run it for `duration_s` simulated seconds, close it."""
-    await site.start()
     try:
+        await site.start()
         if listing is not None:
             write_listing(site, listing)
         if on_start is not None:
@@ -93,12 +93,13 @@ def site_thread(loaded: LoadedScenario, **options: object) -> Iterator[SiteThrea
     box: dict[str, object] = {}
 
     async def main() -> None:
+        site = WireSite(loaded, **options)  # type: ignore[arg-type]
         try:
-            site = WireSite(loaded, **options)  # type: ignore[arg-type]
             await site.start()
         except BaseException as error:
             box["error"] = error
             ready.set()
+            await site.close()
             raise
         box["thread"] = SiteThread(site, asyncio.get_running_loop())
         stop["event"] = asyncio.Event()

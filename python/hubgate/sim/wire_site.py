@@ -90,6 +90,12 @@ class WireSite:
             make_device(profile, endpoint, clock, offset=i, largest=largest) for i in range(count)
         ]
         port = 0 if self._ports_auto or endpoint.host is None else endpoint.port
+        taken = next((b.id for b in self.boxes.values() if port and b.port == port), None)
+        if taken is not None:
+            raise ValueError(
+                f"'{id}' and '{taken}' both want port {port} on {LOOPBACK}: "
+                "give them different ports in the site file, or use --ports auto"
+            )
         box = ModbusBox(id, kind, profile.name, devices, LOOPBACK, port)
         if endpoint.serial is not None:
             box.serial = endpoint.serial.device
