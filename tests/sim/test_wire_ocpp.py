@@ -290,3 +290,42 @@ def test_a_16_station_answers_configuration_availability_remote_and_reset(
     assert csms.call("SIM-16", call16.Reset(type="Soft")).status == "Accepted"
     wait_until(lambda: csms.connections.count("SIM-16") == 2, what="reconnect after reset")
     wait_until(lambda: csms.received("SIM-16", "BootNotification"), what="boot after reset")
+
+
+def test_departures_end_the_transactions(tmp_path: Path) -> None:
+    path = write_wire_scenario(tmp_path)
+    path.write_text(
+        path.read_text().replace(
+            "initial_occupancy = 1.0", "initial_occupancy = 1.0\nmean_stay_h = 0.01"
+        )
+    )
+    with (
+        running_csms() as csms,
+        site_thread(load_scenario(path), ports_auto=True, csms_url=csms.url) as running,
+    ):
+        wait_until(lambda: all(s.booted for s in running.site.stations), what="boots")
+        station = _station(running, "SIM-16")
+        _step_until(running, lambda: station.connectors[0].tx_id not in (None, "pending"), "tx")
+        tx = int(str(station.connectors[0].tx_id))
+        for _ in range(12):  # every stay lasts at least 10 minutes
+            running.advance(60)
+        assert running.call(lambda: running.site.sim.evs[SLOT_16] is None)
+        wait_until(lambda: csms.received("SIM-16", "StopTransaction"), what="1.6 stop")
+        stop = csms.received("SIM-16", "StopTransaction")[0]
+        assert stop["reason"] == "EVDisconnected"
+        assert stop["transaction_id"] == tx
+        assert stop["meter_stop"] > 0
+        wait_until(
+            lambda: any(
+                p["event_type"] == "Ended" for p in csms.received("SIM-201", "TransactionEvent")
+            ),
+            what="2.0.1 ended",
+        )
+        ended = next(
+            p for p in csms.received("SIM-201", "TransactionEvent") if p["event_type"] == "Ended"
+        )
+        assert ended["trigger_reason"] == "EVDeparted"
+        wait_until(
+            lambda: csms.received("SIM-16", "StatusNotification")[-1]["status"] == "Available",
+            what="Available again",
+        )

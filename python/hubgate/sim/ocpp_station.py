@@ -76,6 +76,10 @@ class ConnectorState:
     ev: object = None
     tx_id: str | None = None
     tx_start: datetime | None = None
+    tx_generation: int = 0
+    """Counts transaction starts; a 1.6 start not answered before a reconnect is given up."""
+    numbers: dict[int, str] = field(default_factory=dict)
+    """1.6: the CSMS's transaction id per start, until its StopTransaction went out."""
     seq_no: int = 0
     status: str = ""
     charging_state: str = ""
@@ -97,8 +101,6 @@ class Station:
     connected: bool = False
     booted: bool = False
     heartbeat_s: float = 300.0
-    received: list[str] = field(default_factory=list)
-    """Actions the CSMS sent, in order (for tests and status lines)."""
     _queue: asyncio.Queue[Send | None] = field(default_factory=asyncio.Queue)
     """What to send, in order; None only wakes the session up."""
     _next_heartbeat: float = 0.0
@@ -330,29 +332,38 @@ class Station:
     def _start_tx(self, connector: ConnectorState) -> None:
         """Open the transaction now (it is numbered when the CSMS answers, in 1.6)."""
         connector.tx_start = self.site.now_datetime()
+        connector.tx_generation += 1
         connector.tx_id = "pending" if self.v16 else f"{self.identity}-{next(self._tx_numbers)}"
         connector.seq_no = 0
         self._queue.put_nowait(self._begin_tx(connector))
 
     def _begin_tx(self, connector: ConnectorState) -> Send:
+        started = None if self.v16 else self._tx_event(connector, "Started", "CablePluggedIn")
+        generation = connector.tx_generation
+
         async def send() -> None:
-            if self.v16:
-                await self._call(call16.Authorize(id_tag=ID_TAG))
-                answer = await self._call(
-                    call16.StartTransaction(
-                        connector_id=connector.id,
-                        id_tag=ID_TAG,
-                        meter_start=round(self.site.slot_wh[connector.slot]),
-                        timestamp=timestamp(connector.tx_start or self.site.now_datetime()),
-                    )
-                )
-                if connector.tx_id == "pending" and answer is not None:
-                    connector.tx_id = str(answer.transaction_id)
-            else:
+            if started is not None:
                 await self._call(
                     call201.Authorize(id_token={"id_token": ID_TAG, "type": "Central"})
                 )
-                await self._tx_event(connector, "Started", "CablePluggedIn")()
+                await started()
+                return
+            if connector.tx_generation != generation:
+                return  # given up at a reconnect, or already over
+            await self._call(call16.Authorize(id_tag=ID_TAG))
+            answer = await self._call(
+                call16.StartTransaction(
+                    connector_id=connector.id,
+                    id_tag=ID_TAG,
+                    meter_start=round(self.site.slot_wh[connector.slot]),
+                    timestamp=timestamp(connector.tx_start or self.site.now_datetime()),
+                )
+            )
+            if answer is None:
+                return
+            connector.numbers[generation] = str(answer.transaction_id)
+            if connector.tx_generation == generation and connector.tx_id == "pending":
+                connector.tx_id = str(answer.transaction_id)
 
         return send
 
@@ -387,7 +398,7 @@ class Station:
 
     def _stop_tx(self, connector: ConnectorState, reason: str) -> Send:
         """Close the transaction now; its message goes out in order, after its start."""
-        pending_id = connector.tx_id
+        generation = connector.tx_generation
         meter = round(self.site.slot_wh[connector.slot])
         when = timestamp(self.site.now_datetime())
         trigger = "EVDeparted" if reason == "EVDisconnected" else "RemoteStop"
@@ -398,12 +409,12 @@ class Station:
             if ended is not None:
                 await ended()
                 return
-            tx_id = pending_id if pending_id != "pending" else None
-            if tx_id is None:
+            number = connector.numbers.pop(generation, None)  # the CSMS's, once it answered
+            if number is None:
                 return
             await self._call(
                 call16.StopTransaction(
-                    meter_stop=meter, timestamp=when, transaction_id=int(tx_id), reason=reason
+                    meter_stop=meter, timestamp=when, transaction_id=int(number), reason=reason
                 )
             )
 
@@ -463,6 +474,9 @@ class Station:
             await self._boot()
             for connector in self.connectors:
                 connector.status = ""  # every status again after a boot
+                if connector.tx_id == "pending":  # never numbered: start it again
+                    connector.tx_id, connector.tx_start = None, None
+                    connector.tx_generation += 1
             self.booted = True
             while not receiver.done() and self._online() and not (self._reboot or self._stopped):
                 send = await self._queue.get()
@@ -627,7 +641,6 @@ class _Cp16(ChargePoint16):  # type: ignore[misc]
 
     @on("SetChargingProfile")
     def set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
-        self.station.received.append("SetChargingProfile")
         status = self.station.set_profile(connector_id, cs_charging_profiles)
         return result16.SetChargingProfile(status=status)
 
@@ -640,7 +653,6 @@ class _Cp16(ChargePoint16):  # type: ignore[misc]
         stack_level: int | None = None,
     ) -> Any:
         station = self.station
-        station.received.append("ClearChargingProfile")
         kept = charging_profiles.clear(
             station.profiles,
             id=id,
@@ -719,7 +731,6 @@ class _Cp201(ChargePoint201):  # type: ignore[misc]
 
     @on("SetChargingProfile")
     def set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any], **_: Any) -> Any:
-        self.station.received.append("SetChargingProfile")
         return result201.SetChargingProfile(
             status=self.station.set_profile(evse_id, charging_profile)
         )
@@ -732,7 +743,6 @@ class _Cp201(ChargePoint201):  # type: ignore[misc]
         **_: Any,
     ) -> Any:
         station = self.station
-        station.received.append("ClearChargingProfile")
         criteria = charging_profile_criteria or {}
         levels = criteria.get("stack_level")
         kept = charging_profiles.clear(
