@@ -78,6 +78,7 @@ class OcppSession:
         self._pending: _Pending | None = None
         self._active_calls = 0
         self._closed = False
+        self._done = trio.Event()
         self.last_seen = trio.current_time()
 
     @property
@@ -100,6 +101,10 @@ class OcppSession:
                 nursery.cancel_scope.cancel()
         finally:
             self._close_pending()
+
+    async def wait_closed(self) -> None:
+        """Return once the connection has ended."""
+        await self._done.wait()
 
     async def close(self, code: int = 1000, reason: str | None = None) -> None:
         """Close the connection; `run` then returns."""
@@ -257,5 +262,6 @@ class OcppSession:
 
     def _close_pending(self) -> None:
         self._closed = True
+        self._done.set()
         if self._pending is not None:
             self._pending.done.set()
