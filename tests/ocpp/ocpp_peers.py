@@ -55,7 +55,10 @@ class _Recorder:
     def _store_profile(self, profile: dict[str, Any]) -> str:
         if profile["charging_profile_purpose"] in self.rejected_purposes:
             return "Rejected"
-        self.profiles = [p for p in self.profiles if p["id"] != profile["id"]]
+        key = profile.get("id", profile.get("charging_profile_id"))
+        self.profiles = [
+            p for p in self.profiles if p.get("id", p.get("charging_profile_id")) != key
+        ]
         self.profiles.append(profile)
         return "Accepted"
 
@@ -113,7 +116,7 @@ class Cp16(ChargePoint16, _Recorder):
     @on("ClearChargingProfile")
     def clear_charging_profile(self, **kw: Any) -> Any:
         self.received.append(("ClearChargingProfile", kw))
-        self.profiles = [p for p in self.profiles if p["id"] != kw.get("id")]
+        self.profiles = [p for p in self.profiles if p["charging_profile_id"] != kw.get("id")]
         return result16.ClearChargingProfile(status="Accepted")
 
     @on("GetCompositeSchedule")
