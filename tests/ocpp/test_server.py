@@ -157,7 +157,8 @@ async def test_silent_peer_is_dropped_by_pings_and_slow_handshake_times_out(
         )
         session = await running.session_of("CP16")
         await session.wait_closed()
-        assert running.registry.get("CP16").session is None  # type: ignore[union-attr]
+        while await stream.receive_some():  # the server's bytes, then end of stream
+            pass
         await stream.aclose()
         await idle.aclose()
     nursery.cancel_scope.cancel()

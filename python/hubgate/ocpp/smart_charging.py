@@ -106,7 +106,7 @@ def schedule_limit(setpoint: Setpoint, capabilities: ChargerCapabilities) -> flo
 
 
 def _timestamp(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def set_charging_profile(
