@@ -231,6 +231,8 @@ class OcppSession:
         if handler is None:
             raise RpcError(ErrorCode.NOT_SUPPORTED, f"{call.action} is not supported here")
         result = await handler(call.payload)
+        if isinstance(call, rpc.Send):
+            return result  # a SEND has no response
         try:
             validate(self.version, call.action, Direction.RESPONSE, result)
         except RpcError as exc:
