@@ -38,7 +38,7 @@ def test_codes_follow_the_version_spelling() -> None:
     )
     assert rpc.error_code_for(V201, ErrorCode.FORMAT_VIOLATION) == "FormatViolation"
     with pytest.raises(RpcError) as error:
-        rpc.parse("[5,\"x\",\"GenericError\",\"\",{}]", V201)
+        rpc.parse('[5,"x","GenericError","",{}]', V201)
     assert error.value.code == "MessageTypeNotSupported"
 
 
