@@ -48,12 +48,12 @@ class Running:
         )
         return await trio.to_thread.run_sync(peer.start)
 
-    async def session_of(self, identity: str) -> Any:
-        """The server-side session of `identity`, once it is registered."""
+    async def session_of(self, identity: str, *, replacing: Any = None) -> Any:
+        """The server-side session of `identity` once registered (and not `replacing`)."""
         with trio.fail_after(5):
             while True:
                 station = self.registry.get(identity)
-                if station is not None and station.session is not None:
+                if station is not None and station.session not in (None, replacing):
                     return station.session
                 await trio.sleep(0.005)
 

@@ -8,8 +8,10 @@ from ocpp.v21 import call as call21
 from ocpp.v201 import call
 from ocpp_peers import now_text
 
-from conftest import V21, V201, Running
+from conftest import V16, V21, V201, Running
+from hubgate.config.model import OcppVersion
 from hubgate.ocpp.errors import OcppCallError
+from hubgate.ocpp.operations import ChargerOperations
 
 
 def sampled(measurand: str, value: float, unit: str, phase: str | None = None) -> dict[str, object]:
@@ -165,3 +167,35 @@ async def test_ocpp21_station_boots_and_reports(server: Running) -> None:
             assert station.connector(1).measurement.current_a == (10.0, 11.0, 12.0)
         finally:
             await trio.to_thread.run_sync(cs.stop)
+
+
+@pytest.mark.parametrize(("identity", "version"), [("CP16", V16), ("CP201", V201)])
+async def test_version_neutral_operations(
+    server: Running, identity: str, version: OcppVersion
+) -> None:
+    with trio.fail_after(20):
+        peer = await server.connect(identity, version)
+        try:
+            ops = ChargerOperations(await server.session_of(identity))
+            assert await ops.remote_start("TAG7", connector_id=1) == "Accepted"
+            assert await ops.remote_stop("12") == "Accepted"
+            assert await ops.reset(hard=True) == "Accepted"
+            assert await ops.change_availability(0, operative=False) == "Accepted"
+            assert await ops.trigger("StatusNotification", connector_id=1) == "Accepted"
+            name = (
+                "ChargingScheduleAllowedChargingRateUnit"
+                if version is V16
+                else "SmartChargingCtrlr.RateUnit"
+            )
+            assert (await ops.get_settings([name]))[name] in ("Current", "A,W")
+            assert await ops.change_setting(name, "A") == "Accepted"
+            received = dict(peer.cp.received)
+            if version is V16:
+                assert received["RemoteStopTransaction"] == {"transaction_id": 12}
+                assert received["Reset"] == {"type": "Hard"}
+            else:
+                assert received["RequestStartTransaction"]["evse_id"] == 1
+                assert received["Reset"] == {"type": "Immediate"}
+                assert "evse" not in received["ChangeAvailability"]
+        finally:
+            await trio.to_thread.run_sync(peer.stop)

@@ -16,6 +16,7 @@ from hubgate.ocpp.smart_charging import (
     LeaseSettings,
     ProfileLease,
     Setpoint,
+    SmartCharging,
     discover_capabilities,
     schedule_limit,
     set_charging_profile,
@@ -129,4 +130,31 @@ async def test_rejected_purpose_falls_back_to_tx_default_in_watts_on_201(server:
             with pytest.raises(OcppCallError):
                 await lease2.apply(Setpoint(10))
         finally:
+            await trio.to_thread.run_sync(cs.stop)
+
+
+async def test_site_wide_leases_skip_absent_chargers_and_restart_on_reconnect(
+    server: Running,
+) -> None:
+    smart = SmartCharging(server.registry, SETTINGS)
+    with trio.fail_after(20):
+        cp = await server.connect("CP16", V16)
+        cs = await server.connect("CP201", V201)
+        try:
+            first = await server.session_of("CP16")
+            await server.session_of("CP201")
+            setpoints = {"CP16": Setpoint(20), "CP201": Setpoint(8, phases=1), "CP21": Setpoint(10)}
+            assert await smart.apply(setpoints) == {"CP16": True, "CP201": True}
+            assert await smart.apply(setpoints) == {"CP16": False, "CP201": False}
+            assert len(cs.cp.profiles) == 2
+            await trio.to_thread.run_sync(cp.stop)
+            cp = await server.connect("CP16", V16)
+            await server.session_of("CP16", replacing=first)
+            assert await smart.apply(setpoints) == {"CP16": True, "CP201": False}
+            assert [p["stack_level"] for a, p in cp.cp.received if a == "SetChargingProfile"] == [
+                0,
+                1,
+            ]
+        finally:
+            await trio.to_thread.run_sync(cp.stop)
             await trio.to_thread.run_sync(cs.stop)

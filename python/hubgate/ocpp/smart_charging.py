@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -23,7 +24,8 @@ from typing import Literal
 import trio
 
 from hubgate.config.model import OcppVersion
-from hubgate.ocpp.errors import OcppCallError
+from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
+from hubgate.ocpp.registry import StationRegistry
 from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.session import OcppSession
 
@@ -268,3 +270,57 @@ async def discover_capabilities(
         units = answers[0].get("attributeValue", "A") if answers else "A"
         unit = "A" if "A" in units.split(",") else "W"
     return ChargerCapabilities(rate_unit=unit, voltage_v=voltage_v)
+
+
+class SmartCharging:
+    """Leases for every connected charger; the control loop feeds it setpoints each cycle.
+
+    A charger's lease is rebuilt when its session changes (reconnect), so the base
+    profile goes out again; a charger that fails a call is logged and skipped, never
+    holding up the others.
+    """
+
+    def __init__(
+        self,
+        registry: StationRegistry,
+        settings: LeaseSettings | None = None,
+        capabilities: Mapping[str, ChargerCapabilities] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.settings = settings or LeaseSettings()
+        self.capabilities = dict(capabilities or {})
+        self._leases: dict[str, ProfileLease] = {}
+
+    async def apply(self, setpoints: Mapping[str, Setpoint]) -> dict[str, bool]:
+        """Send what is due, concurrently; identity → whether a profile went out."""
+        sent: dict[str, bool] = {}
+        async with trio.open_nursery() as nursery:
+            for identity, setpoint in setpoints.items():
+                lease = self._lease(identity)
+                if lease is not None:
+                    nursery.start_soon(self._apply_one, lease, setpoint, sent)
+        return sent
+
+    def _lease(self, identity: str) -> ProfileLease | None:
+        station = self.registry.get(identity)
+        if station is None or station.session is None:
+            return None
+        lease = self._leases.get(identity)
+        if lease is None or lease.session is not station.session:
+            lease = ProfileLease(
+                station.session,
+                settings=self.settings,
+                capabilities=self.capabilities.get(identity),
+            )
+            self._leases[identity] = lease
+        return lease
+
+    async def _apply_one(
+        self, lease: ProfileLease, setpoint: Setpoint, sent: dict[str, bool]
+    ) -> None:
+        identity = lease.session.identity
+        try:
+            sent[identity] = await lease.apply(setpoint)
+        except (OcppCallError, OcppCallTimeoutError, OcppSessionClosedError) as exc:
+            LOG.warning("%s: charging profile not applied: %s", identity, exc)
+            sent[identity] = False
