@@ -16,6 +16,7 @@ from ocpp.routing import on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call_result as result16
 from ocpp.v21 import ChargePoint as ChargePoint21
+from ocpp.v21 import call_result as result21
 from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call_result as result201
 
@@ -224,11 +225,32 @@ class Cp201(ChargePoint201, _Recorder):
 
 
 class Cp21(ChargePoint21, _Recorder):
-    """A 2.1 charging station (the package's 2.1 support) recording what it is told."""
+    """A 2.1 charging station taking charging profiles; it handles nothing else."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._init_recorder()
+
+    @on("SetChargingProfile")
+    def set_charging_profile(
+        self, evse_id: int, charging_profile: dict[str, Any], **kw: Any
+    ) -> Any:
+        self.received.append(("SetChargingProfile", charging_profile))
+        return result21.SetChargingProfile(status=self._store_profile(charging_profile))
+
+    @on("GetCompositeSchedule")
+    def get_composite_schedule(self, duration: int, evse_id: int, **kw: Any) -> Any:
+        limit = composite_limit(self.profiles, datetime.now(UTC))
+        if limit is None:
+            return result21.GetCompositeSchedule(status="Rejected")
+        schedule = {
+            "evse_id": evse_id,
+            "duration": duration,
+            "schedule_start": now_text(),
+            "charging_rate_unit": kw.get("charging_rate_unit", "A"),
+            "charging_schedule_period": [{"start_period": 0, "limit": limit}],
+        }
+        return result21.GetCompositeSchedule(status="Accepted", schedule=schedule)
 
 
 class ChargePointThread:

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 import trio
 
-from conftest import V16, V201, Running
+from conftest import V16, V21, V201, Running
 from hubgate.config.model import OcppVersion
-from hubgate.ocpp.errors import OcppCallError
+from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError
 from hubgate.ocpp.smart_charging import (
     ChargerCapabilities,
     LeasePlanner,
@@ -157,4 +157,22 @@ async def test_site_wide_leases_skip_absent_chargers_and_restart_on_reconnect(
             ]
         finally:
             await trio.to_thread.run_sync(cp.stop)
+            await trio.to_thread.run_sync(cs.stop)
+
+
+async def test_lease_on_a_21_station(server: Running) -> None:
+    with trio.fail_after(20):
+        cs = await server.connect("CP21", V21)
+        try:
+            session = await server.session_of("CP21")
+            lease = ProfileLease(session, settings=SETTINGS)
+            assert await lease.apply(Setpoint(25))
+            purposes = {p["charging_profile_purpose"] for a, p in cs.cp.received}
+            assert purposes == {"ChargingStationMaxProfile"}
+            assert await lease.composite_limit() == 25
+            # The package's 2.1 station sends no CallError for an action it lacks
+            # (protocols.md §1.4): our call times out instead of hanging.
+            with pytest.raises(OcppCallTimeoutError):
+                await session.call("Reset", {"type": "Immediate"}, timeout_s=0.3)
+        finally:
             await trio.to_thread.run_sync(cs.stop)
