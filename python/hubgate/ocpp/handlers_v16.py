@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Any
 
 from hubgate.config.model import OcppVersion
@@ -12,8 +13,9 @@ from hubgate.ocpp.registry import BootInfo, Station, Transaction
 from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.session import Handler
 
-_TRANSACTION_IDS = itertools.count(1)
-"""1.6 transaction ids are assigned by the CSMS: unique within the process."""
+_TRANSACTION_IDS = itertools.count(int(time.time()) % 2_000_000_000)
+"""1.6 transaction ids are assigned by the CSMS. Seeded from the clock so that a restart
+does not hand out ids a charger may still hold from before; they stay within int32."""
 
 
 def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
