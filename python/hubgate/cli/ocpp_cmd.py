@@ -1,0 +1,71 @@
+"""`hubgate ocpp serve SITE.toml`: accept the site's charge points and report what they say.
+
+Runs until Ctrl-C or SIGTERM, then exits 0."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from typing import Any
+
+import trio
+
+from hubgate.cli.common import EXIT_OK, add_command
+from hubgate.config.loader import load_site
+from hubgate.ocpp.registry import StationRegistry
+from hubgate.ocpp.server import OcppListener
+
+
+def register(subparsers: Any) -> None:
+    """Add the `ocpp` command group."""
+    ocpp = subparsers.add_parser("ocpp", help="OCPP charge points", description="OCPP commands")
+    commands = ocpp.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    serve = add_command(
+        commands, "serve", "run the OCPP listener for the site's charge points", _serve
+    )
+    serve.add_argument("site", help="site file (TOML)")
+    serve.add_argument("--host", help="listen address (default: the site's [ocpp] host)")
+    serve.add_argument("--port", type=int, help="listen port, 0 picks one (default: the site's)")
+    serve.add_argument(
+        "--status-every", type=float, default=10.0, metavar="S", help="seconds between status lines"
+    )
+
+
+def status_line(registry: StationRegistry) -> str:
+    """Connected stations, open transactions and the power they report."""
+    stations = list(registry)
+    online = [s for s in stations if s.session is not None]
+    charging = sum(1 for s in stations for c in s.connectors.values() if c.transaction)
+    power_w = sum(c.measurement.power_w or 0.0 for s in online for c in s.connectors.values())
+    return (
+        f"{len(online)}/{len(stations)} charge points online, "
+        f"{charging} transactions, {power_w / 1000:.1f} kW"
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    site = load_site(args.site)
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    config = site.ocpp.model_copy(update=overrides)
+    registry = StationRegistry.from_site(site)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    async def report(port: int) -> None:
+        scheme = "wss" if config.security_profile >= 2 else "ws"
+        print(f"listening on {scheme}://{config.host}:{port}/ocpp/<identity>", flush=True)
+        while True:
+            await trio.sleep(args.status_every)
+            print(status_line(registry), flush=True)
+
+    async def main() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                port = await nursery.start(OcppListener(config, registry).serve)
+                nursery.start_soon(report, port)
+                async for _ in signals:
+                    print("stopped", flush=True)
+                    nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    return EXIT_OK

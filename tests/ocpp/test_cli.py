@@ -1,0 +1,58 @@
+"""`hubgate ocpp serve`: a real process, a real charge point, status lines, Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import trio
+from ocpp.v16 import call
+from ocpp_peers import ChargePointThread, Cp16, now_text
+
+from hubgate.config.loader import load_site
+
+
+async def test_serve_reports_a_charging_station(examples_dir: Path) -> None:
+    site_file = examples_dir / "sites" / "small-4.toml"
+    total = sum(1 for c in load_site(site_file).chargers if c.ocpp is not None)
+    command = [str(Path(sys.executable).parent / "hubgate"), "ocpp", "serve", str(site_file)]
+    with subprocess.Popen(
+        [*command, "--port", "0", "--status-every", "0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        try:
+            with trio.fail_after(20):
+                first = await trio.to_thread.run_sync(process.stdout.readline)
+                assert first.startswith("listening on ws://127.0.0.1:")
+                url = first.split()[-1].replace("<identity>", "CP-0002")
+                cp = ChargePointThread(Cp16, url, subprotocols=["ocpp1.6"])
+                await trio.to_thread.run_sync(cp.start)
+                try:
+                    start = call.StartTransaction(
+                        connector_id=1, id_tag="T", meter_start=0, timestamp=now_text()
+                    )
+                    tx = await trio.to_thread.run_sync(cp.call, start)
+                    sample = {"value": "7.4", "measurand": "Power.Active.Import", "unit": "kW"}
+                    values = call.MeterValues(
+                        connector_id=1,
+                        transaction_id=tx.transaction_id,
+                        meter_value=[{"timestamp": now_text(), "sampledValue": [sample]}],
+                    )
+                    await trio.to_thread.run_sync(cp.call, values)
+                    expected = f"1/{total} charge points online, 1 transactions, 7.4 kW\n"
+                    while (await trio.to_thread.run_sync(process.stdout.readline)) != expected:
+                        pass
+                finally:
+                    await trio.to_thread.run_sync(cp.stop)
+        finally:
+            process.send_signal(signal.SIGINT)
+            rest, errors = await trio.to_thread.run_sync(process.communicate)
+    assert process.returncode == 0
+    assert rest.endswith("stopped\n")
+    assert "CP-0002: connected with OCPP 1.6" in errors
+    assert "Traceback" not in errors
