@@ -3,3 +3,8 @@
 from hubgate._core import CodecError, CrcError, HubgateError
 
 __all__ = ["CodecError", "CrcError", "HubgateError"]
+
+from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
+from hubgate.ocpp.rpc import RpcError
+
+__all__ += ["OcppCallError", "OcppCallTimeoutError", "OcppSessionClosedError", "RpcError"]

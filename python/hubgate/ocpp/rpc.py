@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from hubgate._core import HubgateError
 from hubgate.config.model import OcppVersion
 
 Payload = dict[str, Any]
@@ -72,7 +73,7 @@ def error_code_for(version: OcppVersion, code: ErrorCode) -> ErrorCode:
     return _V16_SPELLING.get(code, code) if version is OcppVersion.V16 else code
 
 
-class RpcError(Exception):
+class RpcError(HubgateError):
     """A frame or payload the protocol rejects; becomes a CallError (or CallResultError).
 
     `unique_id` is the offending frame's id (`UNREADABLE_ID` if unknown); `answerable`
