@@ -198,11 +198,14 @@ def run_load(stations: int, window_s: float, speedup: float = 1.0) -> dict[str, 
                     await barrier.released.wait()
                     figures["connect_all_s"] = time.perf_counter() - began
                     steady, cpu_before = time.perf_counter(), _proc_stats(server.pid)[1]
+                    own_cpu_before = time.process_time()
                     await trio.sleep(window_s / 2)
                     figures["rss_mib"] = _proc_stats(server.pid)[0]
                     await trio.sleep(window_s / 2)
                     elapsed = time.perf_counter() - steady
                     figures["cpu_share"] = (_proc_stats(server.pid)[1] - cpu_before) / elapsed
+                    # The simulated stations' process: near 1.0 means latency is theirs too.
+                    figures["client_cpu_share"] = (time.process_time() - own_cpu_before) / elapsed
 
         try:
             trio.run(main)

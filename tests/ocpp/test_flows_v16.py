@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import trio
 from ocpp.v16 import call
+from ocpp_harness import V16, Running
 from ocpp_peers import now_text
 
-from conftest import V16, Running
 from hubgate.ocpp.errors import OcppCallError
 
 

@@ -6,9 +6,9 @@ import pytest
 import trio
 from ocpp.v21 import call as call21
 from ocpp.v201 import call
+from ocpp_harness import V16, V21, V201, Running
 from ocpp_peers import now_text
 
-from conftest import V16, V21, V201, Running
 from hubgate.config.model import OcppVersion
 from hubgate.ocpp.errors import OcppCallError
 from hubgate.ocpp.operations import ChargerOperations

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import trio
 from ocpp.v16 import call
+from ocpp_harness import PASSWORD, V16, start_listener
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
-from conftest import PASSWORD, V16, start_listener
 from hubgate.config.model import OcppServer
 
 CURVE = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import trio
+from ocpp_harness import PASSWORD, V16, Running, start_listener
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from conftest import PASSWORD, V16, Running, start_listener
 from hubgate.config.model import OcppServer
 from hubgate.ocpp.errors import OcppCallTimeoutError, OcppSessionClosedError
 from hubgate.ocpp.policy import CsmsPolicy

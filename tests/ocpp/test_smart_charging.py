@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 import trio
+from ocpp_harness import V16, V21, V201, Running
 
-from conftest import V16, V21, V201, Running
 from hubgate.config.model import OcppVersion
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError
 from hubgate.ocpp.smart_charging import (

@@ -225,7 +225,7 @@ class OcppListener:
             LOG.info("%s: connected with OCPP %s", identity, version)
             try:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._keepalive, ws, scope)
+                    nursery.start_soon(self._keepalive, ws, session, scope)
                     await session.run()
                     nursery.cancel_scope.cancel()
             finally:
@@ -234,10 +234,14 @@ class OcppListener:
                 self.registry.disconnected(identity, session)
                 LOG.info("%s: disconnected", identity)
 
-    async def _keepalive(self, ws: WebSocketConnection, scope: trio.CancelScope) -> None:
-        """WebSocket pings; a peer that stops answering is dropped."""
+    async def _keepalive(
+        self, ws: WebSocketConnection, session: OcppSession, scope: trio.CancelScope
+    ) -> None:
+        """WebSocket pings to peers quiet for a ping interval; one that does not answer is dropped."""
         while True:
             await trio.sleep(self.limits.ping_interval_s)
+            if trio.current_time() - session.last_seen < self.limits.ping_interval_s:
+                continue
             with trio.move_on_after(self.limits.ping_timeout_s) as ping:
                 try:
                     await ws.ping()

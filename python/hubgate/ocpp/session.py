@@ -37,8 +37,6 @@ class Transport(Protocol):
 
     async def send_message(self, message: str | bytes) -> None: ...
 
-    async def aclose(self, code: int = 1000, reason: str | None = None) -> None: ...
-
 
 @dataclass
 class _Pending:
@@ -80,6 +78,7 @@ class OcppSession:
         self._closed = False
         self._done = trio.Event()
         self.last_seen = trio.current_time()
+        """When the last frame arrived (trio clock); the listener pings only quiet peers."""
 
     @property
     def closed(self) -> bool:
@@ -105,11 +104,6 @@ class OcppSession:
     async def wait_closed(self) -> None:
         """Return once the connection has ended."""
         await self._done.wait()
-
-    async def close(self, code: int = 1000, reason: str | None = None) -> None:
-        """Close the connection; `run` then returns."""
-        self._close_pending()
-        await self.transport.aclose(code, reason)
 
     async def call(
         self, action: str, payload: Payload, *, timeout_s: float | None = None
