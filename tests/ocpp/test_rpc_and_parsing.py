@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hubgate.config.loader import load_site
 from hubgate.config.model import OcppVersion
@@ -113,3 +118,46 @@ def test_registry_from_the_example_depot(examples_dir: Path) -> None:
     assert station.admission.versions == (V201,)
     assert registry.get("NOT-THERE") is None
     assert len(list(registry)) == sum(1 for c in site.chargers if c.ocpp is not None)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+T = TypeVar("T")
+FRAMES = st.lists(JSON, max_size=6).map(json.dumps) | st.text(max_size=60)
+
+
+def rpc_outcome(action: Callable[[], T]) -> T | RpcError:
+    """What `action` returns, or the RpcError it raises (anything else propagates)."""
+    try:
+        return action()
+    except RpcError as exc:
+        return exc
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=FRAMES, version=st.sampled_from(list(OcppVersion)))
+def test_any_text_is_a_message_or_an_rpc_error(text: str, version: OcppVersion) -> None:
+    outcome = rpc_outcome(lambda: rpc.parse(text, version))
+    if isinstance(outcome, RpcError):
+        assert outcome.code in set(ErrorCode)
+        assert rpc.encode(rpc.error_reply(outcome, version))
+    else:
+        assert rpc.parse(rpc.encode(outcome), version) == outcome
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    payload=st.dictionaries(st.text(max_size=12), JSON, max_size=5),
+    version=st.sampled_from(list(OcppVersion)),
+)
+def test_any_payload_validates_or_gets_a_schema_code(
+    payload: dict[str, object], version: OcppVersion
+) -> None:
+    outcome = rpc_outcome(lambda: validate(version, "BootNotification", Direction.REQUEST, payload))
+    schema_codes = set(ErrorCode) - {ErrorCode.INTERNAL_ERROR, ErrorCode.NOT_IMPLEMENTED}
+    assert outcome is None or outcome.code in schema_codes

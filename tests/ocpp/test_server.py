@@ -225,3 +225,14 @@ async def test_call_in_flight_fails_when_the_connection_drops(server: Running) -
             with pytest.raises(OcppSessionClosedError):
                 await session.call("Reset", {"type": "Soft"}, timeout_s=5)
     assert V16 in server.registry.get("CP16").admission.versions  # type: ignore[union-attr]
+
+
+async def test_identity_is_the_percent_decoded_last_path_segment(server: Running) -> None:
+    def exchange(path: str) -> list[Any]:
+        with open_raw(f"ws://127.0.0.1:{server.port}{path}") as ws:
+            return heartbeat(ws)
+
+    with trio.fail_after(10):
+        assert (await trio.to_thread.run_sync(exchange, "/CP%316"))[0] == 3
+        assert (await trio.to_thread.run_sync(exchange, "/a/b/CP16/?x=1"))[0] == 3
+        assert await trio.to_thread.run_sync(status_of_attempt, server.url("CP16/extra")) == 404
