@@ -149,6 +149,7 @@ class OcppListener:
             try:
                 if isinstance(stream, trio.SSLStream):
                     await stream.do_handshake()
+                # trio_websocket.wrap_server_stream's steps, with our connection class.
                 connection = _DeflateConnection(
                     stream,
                     WSConnection(ConnectionType.SERVER),
@@ -163,7 +164,11 @@ class OcppListener:
         if handshake.cancelled_caught:
             LOG.info("handshake timed out")
             return
-        admitted = await self._admit(request, stream)
+        try:
+            admitted = await self._admit(request, stream)
+        except (trio.BrokenResourceError, ConnectionClosed) as exc:
+            LOG.info("connection lost during the handshake: %r", exc)
+            return
         if admitted is not None:
             await self._run(*admitted)
 

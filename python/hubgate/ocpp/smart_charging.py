@@ -38,6 +38,11 @@ PURPOSES_V2 = ("ChargingStationMaxProfile", "TxDefaultProfile")
 """Preferred purpose first; the next one is tried when a charger rejects it."""
 
 
+SCHEDULE_BACKDATE = timedelta(minutes=1)
+"""Schedules start a little in the past, so a charger whose clock runs ahead of ours has no
+gap before the new profile applies (1.6 §5.16 recommends a past startSchedule on refresh)."""
+
+
 @dataclass(frozen=True)
 class Setpoint:
     """What the allocator wants a charger (or connector) to draw: amperes per phase."""
@@ -123,7 +128,7 @@ def set_charging_profile(
     now: datetime,
     valid_to: datetime | None,
 ) -> Payload:
-    """A SetChargingProfile request: one Absolute period from now on."""
+    """A SetChargingProfile request: one Absolute period, in force until `valid_to` (or for good)."""
     period = {
         "startPeriod": 0,
         "limit": schedule_limit(setpoint, capabilities),
@@ -131,7 +136,7 @@ def set_charging_profile(
     }
     schedule = {
         "chargingRateUnit": capabilities.rate_unit,
-        "startSchedule": _timestamp(now),
+        "startSchedule": _timestamp(now - SCHEDULE_BACKDATE),
         "chargingSchedulePeriod": [period],
     }
     validity = {} if valid_to is None else {"validTo": _timestamp(valid_to)}
