@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hubgate.config import ConfigError
 from hubgate.config.loader import load_site
 from hubgate.config.model import OcppVersion
 from hubgate.ocpp import rpc
@@ -161,3 +162,17 @@ def test_any_payload_validates_or_gets_a_schema_code(
     outcome = rpc_outcome(lambda: validate(version, "BootNotification", Direction.REQUEST, payload))
     schema_codes = set(ErrorCode) - {ErrorCode.INTERNAL_ERROR, ErrorCode.NOT_IMPLEMENTED}
     assert outcome is None or outcome.code in schema_codes
+
+
+def test_security_profile_1_site_needs_charger_passwords(
+    examples_dir: Path, tmp_path: Path
+) -> None:
+    text = (examples_dir / "sites" / "small-4.toml").read_text()
+    site_file = tmp_path / "site.toml"
+    site_file.write_text(text.replace("[ocpp]\n", "[ocpp]\nsecurity_profile = 1\n", 1))
+    with pytest.raises(ConfigError) as error:
+        load_site(site_file)
+    assert "password" in str(error.value)
+    assert len(error.value.problems) == sum(
+        1 for c in load_site(examples_dir / "sites" / "small-4.toml").chargers if c.ocpp
+    )
