@@ -29,6 +29,7 @@ from hubgate.config.model import OcppServer, OcppVersion
 from hubgate.ocpp.registry import Admission, StationRegistry
 from hubgate.ocpp.server import OcppListener
 from hubgate.ocpp.validation import Direction, validate
+from hubgate.runtime.gc_tuning import settle_gc
 
 
 def _sample(measurand: str, value: str, unit: str, phase: str | None = None) -> dict[str, str]:
@@ -98,6 +99,7 @@ def _serve(stations: int) -> None:
         Admission(f"LOAD{n}", f"load-{n}", (OcppVersion.V16,)) for n in range(stations)
     )
     listener = OcppListener(OcppServer(port=0), registry)
+    settle_gc()
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -207,6 +209,7 @@ def run_load(stations: int, window_s: float, speedup: float = 1.0) -> dict[str, 
                     # The simulated stations' process: near 1.0 means latency is theirs too.
                     figures["client_cpu_share"] = (time.process_time() - own_cpu_before) / elapsed
 
+        settle_gc()  # the same for the load generator, so that its pauses do not count
         try:
             trio.run(main)
         finally:

@@ -15,6 +15,7 @@ from hubgate.cli.common import EXIT_OK, add_command
 from hubgate.config.loader import load_site
 from hubgate.ocpp.registry import StationRegistry
 from hubgate.ocpp.server import OcppListener
+from hubgate.runtime.gc_tuning import settle_gc
 
 
 def register(subparsers: Any) -> None:
@@ -62,6 +63,7 @@ def _serve(args: argparse.Namespace) -> int:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 port = await nursery.start(OcppListener(config, registry).serve)
+                settle_gc()
                 nursery.start_soon(report, port)
                 async for _ in signals:
                     print("stopped", flush=True)
