@@ -236,3 +236,23 @@ async def test_identity_is_the_percent_decoded_last_path_segment(server: Running
         assert (await trio.to_thread.run_sync(exchange, "/CP%316"))[0] == 3
         assert (await trio.to_thread.run_sync(exchange, "/a/b/CP16/?x=1"))[0] == 3
         assert await trio.to_thread.run_sync(status_of_attempt, server.url("CP16/extra")) == 404
+
+
+async def test_compressed_bomb_is_cut_off_at_the_size_limit(server: Running) -> None:
+    """20 MB of JSON that deflates to ~20 kB: inflated a receive chunk at a time, closed 1009."""
+
+    def bomb() -> int | None:
+        with open_raw(server.url("CP16-2")) as ws:
+            frame = json.dumps(
+                [2, "z", "DataTransfer", {"vendorId": "x", "data": " " * 20_000_000}]
+            )
+            ws.send(frame)
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+            return closed.value.rcvd.code if closed.value.rcvd else None
+
+    with trio.fail_after(20):
+        assert await trio.to_thread.run_sync(bomb) == 1009
+        ws = await trio.to_thread.run_sync(open_raw, server.url("CP16-3"))
+        assert (await trio.to_thread.run_sync(heartbeat, ws))[0] == 3
+        await trio.to_thread.run_sync(ws.close)

@@ -112,6 +112,7 @@ async def test_rejected_purpose_falls_back_to_tx_default_in_watts_on_201(server:
         try:
             cs.cp.rejected_purposes.add("ChargingStationMaxProfile")
             session = await server.session_of("CP201")
+            assert (await discover_capabilities(session)).rate_unit == "A"  # "A,W": amperes
             lease = ProfileLease(session, settings=SETTINGS, capabilities=ChargerCapabilities("W"))
             assert await lease.apply(Setpoint(10, phases=1))
             assert lease.purpose == "TxDefaultProfile"
