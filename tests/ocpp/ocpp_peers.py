@@ -52,10 +52,13 @@ class _Recorder:
         self.received: list[tuple[str, dict[str, Any]]] = []
         self.profiles: list[dict[str, Any]] = []
         self.rejected_purposes: set[str] = set()
+        self.ignore_profiles = False  # answers Accepted but keeps what it had
 
     def _store_profile(self, profile: dict[str, Any]) -> str:
         if profile["charging_profile_purpose"] in self.rejected_purposes:
             return "Rejected"
+        if self.ignore_profiles:
+            return "Accepted"
         key = profile.get("id", profile.get("charging_profile_id"))
         self.profiles = [
             p for p in self.profiles if p.get("id", p.get("charging_profile_id")) != key

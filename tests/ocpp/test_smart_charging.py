@@ -96,6 +96,7 @@ async def test_lease_on_a_16_charger_falls_back_by_itself(server: Running) -> No
             assert limit["stack_level"] == 1
             assert "valid_to" in limit
             assert await lease.composite_limit() == 16
+            assert await lease.verify() is True
             assert not await lease.apply(Setpoint(16.2))  # deadband: nothing sent
             await trio.sleep(1.1)
             assert await lease.apply(Setpoint(16))  # renewed before expiry
@@ -175,5 +176,20 @@ async def test_lease_on_a_21_station(server: Running) -> None:
             # (protocols.md §1.4): our call times out instead of hanging.
             with pytest.raises(OcppCallTimeoutError):
                 await session.call("Reset", {"type": "Immediate"}, timeout_s=0.3)
+        finally:
+            await trio.to_thread.run_sync(cs.stop)
+
+
+async def test_verify_catches_a_charger_that_accepts_but_ignores(server: Running) -> None:
+    with trio.fail_after(15):
+        cs = await server.connect("CP201", V201)
+        try:
+            lease = ProfileLease(await server.session_of("CP201"), settings=SETTINGS)
+            assert await lease.verify() is None  # nothing sent yet
+            assert await lease.apply(Setpoint(16))
+            assert await lease.verify() is True
+            cs.cp.ignore_profiles = True
+            assert await lease.apply(Setpoint(10))  # a decrease goes out at once...
+            assert await lease.verify() is False  # ...but the charger still applies 16 A
         finally:
             await trio.to_thread.run_sync(cs.stop)

@@ -93,6 +93,11 @@ class LeasePlanner:
             return True  # less current is always safe to send at once
         return change >= s.deadband_a and now - self._sent_at >= s.min_increase_interval_s
 
+    @property
+    def last(self) -> Setpoint | None:
+        """The setpoint last accepted by the charger."""
+        return self._last
+
     def sent(self, setpoint: Setpoint, now: float) -> None:
         """Record that `setpoint` was accepted by the charger at `now`."""
         self._last = setpoint
@@ -238,6 +243,32 @@ class ProfileLease:
             raise _RejectedError(f"{self.purpose} ({exc.code})") from None
         if result["status"] != "Accepted":
             raise _RejectedError(self.purpose)
+
+    async def verify(self) -> bool | None:
+        """Whether the charger's composite schedule honours the last setpoint sent.
+
+        None when it cannot tell (nothing sent yet, or no composite schedule support).
+        A charger that accepts profiles but keeps a higher limit answers False.
+        """
+        expected = self.planner.last
+        if expected is None:
+            return None
+        try:
+            applied = await self.composite_limit()
+        except OcppCallError:
+            return None
+        if applied is None:
+            return None
+        honoured = applied <= schedule_limit(expected, self.capabilities) + 0.05
+        if not honoured:
+            LOG.warning(
+                "%s: applies %s %s, above the %s sent",
+                self.session.identity,
+                applied,
+                self.capabilities.rate_unit,
+                schedule_limit(expected, self.capabilities),
+            )
+        return honoured
 
     async def composite_limit(self, duration_s: int = 60) -> float | None:
         """The limit the charger reports it applies now (GetCompositeSchedule), or None."""
