@@ -1,0 +1,6 @@
+"""MQTT 3.1.1 telemetry: a sans-IO client (`packets`, `client`) and a Trio publisher.
+
+No existing library fits: paho-mqtt owns its sockets and threads, aiomqtt, gmqtt
+and amqtt are asyncio-only, trio-paho-mqtt wraps paho and is unmaintained, and
+the sans-IO moat-lib-mqtt speaks MQTT 5 only. A publishing 3.1.1 client is small.
+"""
