@@ -71,15 +71,24 @@ def test_enqueue_latency_one_fsync(benchmark: Any, store: Store) -> None:
     assert store.pending_count() > 0
 
 
-@pytest.mark.benchmark(group="cloud-queue-enqueue")
-def test_enqueue_200_concurrent_chargers_group_commit(benchmark: Any, store: Store) -> None:
+@pytest.mark.benchmark(group="cloud-queue-enqueue-200-chargers")
+@pytest.mark.parametrize("impl", ["hubgate", "commit-per-message"])
+def test_enqueue_200_concurrent_chargers(benchmark: Any, store: Store, impl: str) -> None:
+    """200 chargers send at once: hubgate's group commit against one fsync per message."""
     queue = DurableQueue(store)
     counter = iter(range(10**9))
+    lock = trio.Lock()
+
+    async def commit_alone(item: Outgoing) -> None:
+        async with lock:
+            await trio.to_thread.run_sync(store.enqueue_many, [item])
+
+    enqueue = queue.enqueue if impl == "hubgate" else commit_alone
 
     async def burst() -> None:
         async with trio.open_nursery() as nursery:
             for n in range(200):
-                nursery.start_soon(queue.enqueue, meter_values(f"CP{n}", next(counter)))
+                nursery.start_soon(enqueue, meter_values(f"CP{n}", next(counter)))
 
     benchmark(trio.run, burst)
     assert store.pending_count() % 200 == 0

@@ -19,6 +19,27 @@ from hubgate.cloud.queue import DurableQueue, open_durable_queue
 from hubgate.cloud.store import Outgoing, QueuedMessage, Store
 
 
+def transaction_script(charge_point: str, count: int) -> list[Outgoing]:
+    """`count` messages: offline 1.6 transactions of Start, MeterValues x8, Stop.
+
+    The store issues local transaction ids -1, -2, ... in order, so the
+    messages of the k-th transaction refer to -(k + 1).
+    """
+    items: list[Outgoing] = []
+    for n in range(count):
+        local = -(n // 10 + 1)
+        if n % 10 == 0:
+            items.append(
+                Outgoing(
+                    charge_point, f"m{n}", "StartTransaction", {"n": n}, issue_transaction_id=True
+                )
+            )
+        else:
+            action = "StopTransaction" if n % 10 == 9 else "MeterValues"
+            items.append(Outgoing(charge_point, f"m{n}", action, {"n": n, "transactionId": local}))
+    return items
+
+
 async def enqueue(queue: DurableQueue, charge_point: str, start: int) -> None:
     for n in range(start, 1_000_000):
         await queue.enqueue(Outgoing(charge_point, f"m{n}", "MeterValues", {"n": n}))

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import trio
+from queue_worker import transaction_script
 
 from hubgate.cloud.queue import CsmsCallError, DurableQueue, open_durable_queue
 from hubgate.cloud.store import Outgoing, QueuedMessage, Receipt, Store
@@ -15,44 +16,12 @@ from hubgate.cloud.store import Outgoing, QueuedMessage, Receipt, Store
 CHARGE_POINTS = ("CP1", "CP2", "CP3", "CP4")
 
 
-def transaction_script(charge_point: str, count: int) -> list[Outgoing]:
-    """`count` messages: offline transactions of Start, MeterValues x8, Stop (1.6)."""
-    items: list[Outgoing] = []
-    for n in range(count):
-        phase = n % 10
-        if phase == 0:
-            items.append(
-                Outgoing(
-                    charge_point, f"m{n}", "StartTransaction", {"n": n}, issue_transaction_id=True
-                )
-            )
-        else:
-            action = "StopTransaction" if phase == 9 else "MeterValues"
-            items.append(Outgoing(charge_point, f"m{n}", action, {"n": n, "transactionId": None}))
-    return items
-
-
 def fill(store: Store, per_charge_point: int) -> None:
-    """Queue the script for every charge point, each message pointing at its local tx id."""
+    """Queue the script for every charge point, one commit each."""
     for cp in CHARGE_POINTS:
-        items = transaction_script(cp, per_charge_point)
-        local = None
-        for start in range(0, len(items), 500):
-            chunk = []
-            for item in items[start : start + 500]:
-                if item.action == "StartTransaction":
-                    (receipt,) = store.enqueue_many([item])
-                    local = receipt.local_transaction_id
-                    continue
-                chunk.append(
-                    Outgoing(
-                        cp, item.message_id, item.action, {**item.payload, "transactionId": local}
-                    )
-                )
-                if item.action == "StopTransaction":
-                    store.enqueue_many(chunk)
-                    chunk = []
-            store.enqueue_many(chunk)
+        receipts = store.enqueue_many(transaction_script(cp, per_charge_point))
+        issued = [r.local_transaction_id for r in receipts if r.local_transaction_id is not None]
+        assert issued == [-(k + 1) for k in range(len(issued))]
 
 
 class FakeCsms:

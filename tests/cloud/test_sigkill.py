@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import trio
+from queue_worker import csms_transaction_id, transaction_script
 
-from hubgate.cloud.store import Outgoing, Store
+from hubgate.cloud.store import Store
 
 WORKER = Path(__file__).with_name("queue_worker.py")
 CHARGE_POINTS = ("CP1", "CP2", "CP3", "CP4")
@@ -67,30 +68,18 @@ async def test_sigkill_during_enqueue_loses_nothing_acknowledged(tmp_path: Path)
 
 
 def _queue_transactions(db: Path, per_charge_point: int) -> dict[str, list[str]]:
-    """Offline transactions: Start, 8 MeterValues, Stop; the message ids in order per CP."""
+    """Offline transactions (see test_queue.transaction_script); message ids in order per CP."""
     store = Store(db)
-    expected: dict[str, list[str]] = {}
+    expected = {}
     for cp in CHARGE_POINTS:
-        ids = expected.setdefault(cp, [])
-        local = None
-        for n in range(per_charge_point):
-            mid = f"m{n}"
-            ids.append(mid)
-            if n % 10 == 0:
-                (receipt,) = store.enqueue_many(
-                    [Outgoing(cp, mid, "StartTransaction", {}, issue_transaction_id=True)]
-                )
-                local = receipt.local_transaction_id
-            else:
-                action = "StopTransaction" if n % 10 == 9 else "MeterValues"
-                store.enqueue_many([Outgoing(cp, mid, action, {"transactionId": local})])
+        items = transaction_script(cp, per_charge_point)
+        store.enqueue_many(items)
+        expected[cp] = [item.message_id for item in items]
     store.close()
     return expected
 
 
 async def test_sigkill_during_replay_resumes_in_order_without_loss(tmp_path: Path) -> None:
-    from queue_worker import csms_transaction_id  # type: ignore[import-not-found]
-
     db, log = tmp_path / "q.sqlite3", tmp_path / "csms.log"
     expected = await trio.to_thread.run_sync(_queue_transactions, db, 2500)
     rng = random.Random(9)
