@@ -128,7 +128,7 @@ class TelemetryPublisher:
         while True:
             try:
                 await self._connection()
-            except* (OSError, trio.BrokenResourceError, BrokerLostError) as lost:
+            except* (OSError, trio.BrokenResourceError, trio.TooSlowError, BrokerLostError) as lost:
                 log.info("MQTT broker %s: %s", self._address, lost.exceptions[0])
             except* MqttProtocolError as bad:
                 log.warning("MQTT broker %s: %s", self._address, bad.exceptions[0])
@@ -142,7 +142,8 @@ class TelemetryPublisher:
 
     async def _connection(self) -> None:
         self._connected_once = False
-        stream = await trio.open_tcp_stream(self._config.host, self._config.port)
+        with trio.fail_after(self._config.keepalive_s):
+            stream = await trio.open_tcp_stream(self._config.host, self._config.port)
         async with stream:
             self._client.connect(trio.current_time())
             try:
