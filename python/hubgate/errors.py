@@ -1,5 +1,7 @@
 """Every exception hubgate raises, in one namespace."""
 
 from hubgate._core import CodecError, CrcError, HubgateError
+from hubgate.cloud.queue import CsmsCallError
 
 __all__ = ["CodecError", "CrcError", "HubgateError"]
+__all__ += ["CsmsCallError"]
