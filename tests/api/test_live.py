@@ -8,7 +8,7 @@ import trio
 import trio.testing
 from api_helpers import RunningApi, read_events, snapshot
 
-from hubgate.api.live import snapshot_events
+from hubgate.api.live import SnapshotEvents
 from hubgate.state import StateHub
 
 
@@ -29,11 +29,10 @@ async def test_stream_delivers_newly_published_snapshots(api: RunningApi) -> Non
 
 async def test_idle_stream_sends_keepalive_comments(autojump_clock: trio.testing.MockClock) -> None:
     hub = StateHub()
-    events = snapshot_events(hub, keepalive_s=15)
+    events = SnapshotEvents(hub, keepalive_s=15)
     with trio.fail_after(100):
         assert await anext(events) == ": keep-alive\n\n"
         hub.publish(snapshot(3))
         first = await anext(events)
-    await events.aclose()  # type: ignore[attr-defined]
     assert first.startswith("id: 1\nevent: state\ndata: {")
     assert json.loads(first.split("data: ", 1)[1])["cycle"] == 3

@@ -9,8 +9,6 @@ works when reads are protected.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import trio
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
@@ -24,16 +22,26 @@ KEEPALIVE_S = 15.0
 """A comment line this often keeps idle proxies from closing the stream."""
 
 
-async def snapshot_events(hub: StateHub, keepalive_s: float = KEEPALIVE_S) -> AsyncIterator[str]:
-    """The latest snapshot, then each newer one, as `state` events with the hub version as id."""
-    seen = 0
-    while True:
-        with trio.move_on_after(keepalive_s) as waited:
-            seen, state = await hub.wait_newer(seen)
-        if waited.cancelled_caught:
-            yield ": keep-alive\n\n"
-            continue
-        yield f"id: {seen}\nevent: state\ndata: {state.model_dump_json()}\n\n"
+class SnapshotEvents:
+    """The latest snapshot, then each newer one, as `state` events with the hub version as id.
+
+    An iterator object rather than an async generator: the server may drop it
+    mid-wait on disconnect or shutdown, and there is nothing to finalise.
+    """
+
+    def __init__(self, hub: StateHub, keepalive_s: float = KEEPALIVE_S) -> None:
+        self._hub = hub
+        self._keepalive_s = keepalive_s
+        self._seen = 0
+
+    def __aiter__(self) -> SnapshotEvents:
+        return self
+
+    async def __anext__(self) -> str:
+        with trio.move_on_after(self._keepalive_s):
+            self._seen, state = await self._hub.wait_newer(self._seen)
+            return f"id: {self._seen}\nevent: state\ndata: {state.model_dump_json()}\n\n"
+        return ": keep-alive\n\n"
 
 
 @router.get(
@@ -49,7 +57,7 @@ async def snapshot_events(hub: StateHub, keepalive_s: float = KEEPALIVE_S) -> As
 async def live(ctx: Ctx) -> StreamingResponse:
     """Server-sent events: the latest snapshot now, then every new one."""
     return StreamingResponse(
-        snapshot_events(ctx.hub),
+        SnapshotEvents(ctx.hub),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -4,6 +4,7 @@
 
 const API = "/api/v1";
 const HISTORY = 300; // chart samples kept (one per control cycle)
+const MIN_SPAN = 60; // the chart's x axis spans at least this many samples
 const PHASES = ["L1", "L2", "L3"];
 const TOKEN_KEY = "hubgate-token";
 
@@ -145,7 +146,8 @@ function drawChart() {
     for (const value of [...sample.current, ...(sample.limit || [])]) top = Math.max(top, value);
   }
   top = niceCeil(top * 1.1);
-  const x = (i) => pad.left + (HISTORY <= 1 ? 0 : (i / (HISTORY - 1)) * plotW);
+  const span = Math.max(history.length, MIN_SPAN);
+  const x = (i) => pad.left + (i / (span - 1)) * plotW;
   const y = (value) => pad.top + plotH - (value / top) * plotH;
 
   ctx.font = `11px ${getComputedStyle(document.body).fontFamily}`;
@@ -162,15 +164,17 @@ function drawChart() {
     ctx.stroke();
     ctx.fillText(`${Math.round(value)} A`, pad.left - 6, y(value));
   }
-  ctx.textAlign = "left";
+  const offset = span - history.length;
   ctx.textBaseline = "top";
   if (history.length) {
-    ctx.fillText(`cycle ${history[0].cycle}`, pad.left, height - pad.bottom + 6);
     ctx.textAlign = "right";
     ctx.fillText(`cycle ${history[history.length - 1].cycle}`, width - pad.right, height - pad.bottom + 6);
   }
+  if (history.length > 1 && x(offset) < width - pad.right - 140) {
+    ctx.textAlign = "left";
+    ctx.fillText(`cycle ${history[0].cycle}`, x(offset), height - pad.bottom + 6);
+  }
 
-  const offset = HISTORY - history.length;
   PHASES.forEach((_, phase) => {
     const colour = cssVar(`--l${phase + 1}`);
     ctx.strokeStyle = colour;
