@@ -95,3 +95,26 @@ async def test_dashboard_live_chart_and_limit_form(
             assert exceptions == [], exceptions
     print(f"screenshots: {tmp_path}/dashboard-laptop.png, dashboard-tablet.png")
     assert (tmp_path / "dashboard-laptop.png").stat().st_size > 10_000, "".join(log)
+
+
+async def test_dashboard_with_closed_reads_asks_for_the_token(
+    nursery: trio.Nursery, examples_dir: Path, tmp_path: Path
+) -> None:
+    site = small_site(examples_dir, Api(port=0, token=TOKEN, open_reads=False))
+    api = await start_api(nursery, site)
+    nursery.start_soon(publish_cycles, api)
+    link = "document.querySelector('#link').textContent"
+    with trio.fail_after(60):
+        async with open_chromium(tmp_path / "profile") as (devtools, _):
+            page = await new_page(devtools, 1024, 768)
+            await page.navigate(f"{api.url}/")
+            await page.wait_for(f"{link} === 'token needed'")
+            assert await page.evaluate(f"{CHART}.dataset.samples") == "0"
+            await page.evaluate(
+                """(() => {
+                    const input = document.getElementById('limit-form').token;
+                    input.value = '{TOKEN}';
+                    input.dispatchEvent(new Event('change'));
+                })()""".replace("{TOKEN}", TOKEN)
+            )
+            await page.wait_for(f"{link} === 'live' && Number({CHART}.dataset.samples) >= 2")

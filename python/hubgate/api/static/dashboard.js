@@ -49,6 +49,12 @@ async function follow() {
   for (let delay = 1000; ; delay = Math.min(delay * 2, 15000)) {
     try {
       const response = await fetch(`${API}/live`, { headers: headers(), cache: "no-store" });
+      if (response.status === 401) {
+        link.textContent = "token needed";
+        link.className = "badge degraded";
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+        continue;
+      }
       if (!response.ok) throw new Error(`live stream: HTTP ${response.status}`);
       link.textContent = "live";
       link.className = "badge on";
