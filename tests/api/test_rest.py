@@ -178,13 +178,17 @@ async def test_decision_log(api: RunningApi) -> None:
             DecisionRecord(
                 cycle=cycle,
                 at=float(cycle),
-                inputs={"grid_a": (40.0, 30.0, 20.0), "limit_kw": 50.0},
+                inputs={"grid_a": (40.0, 30.0, 20.0), "limit_kw": 50.0, "mode": Limit(None, 5)},
                 connectors=(ConnectorDecision("cp-1#1", 16.0, 3, "fair share", "board/L1"),),
             )
         )
     decisions = (await api.client.get("/api/v1/decisions", params={"last": 2})).json()
     assert [d["cycle"] for d in decisions] == [2, 3]
-    assert decisions[0]["inputs"] == {"grid_a": "(40.0, 30.0, 20.0)", "limit_kw": 50.0}
+    assert decisions[0]["inputs"] == {
+        "grid_a": [40.0, 30.0, 20.0],
+        "limit_kw": 50.0,
+        "mode": "Limit(phase_a=None, power_kw=5)",
+    }
     assert decisions[0]["connectors"][0]["binding"] == "board/L1"
     assert (await api.client.get("/api/v1/decisions", params={"last": 0})).status_code == 422
 
@@ -208,6 +212,22 @@ async def test_closed_reads_need_the_token(nursery: trio.Nursery, examples_dir: 
             assert (await client.get(path)).status_code == 401, path
             assert (await client.get(path, headers=AUTH)).status_code == 200, path
         assert (await client.get("/")).status_code == 200  # the page itself asks for the token
+
+
+async def test_malformed_requests_get_clear_errors(api: RunningApi) -> None:
+    response = await api.client.put(
+        "/api/v1/limits/site",
+        content=b'{"power_kw": 10, "lease_s": ',
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+    response = await api.client.put("/api/v1/limits/site", json={"lease_s": 10}, headers=AUTH)
+    assert "give phase_a and/or power_kw" in response.json()["detail"][0]["msg"]
+    assert (await api.client.get("/api/v1/nowhere")).status_code == 404
+    assert (await api.client.post("/api/v1/state")).status_code == 405
+    assert (await api.client.get("/api/v1/health")).status_code == 200  # still serving
+    assert list(api.ctx.limits.leases()) == []
 
 
 def test_closed_reads_without_a_token_is_a_config_error() -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from hubgate.control.decisions import DecisionRecord
 from hubgate.control.limits import AuditEntry, Lease, Limit, LimitInForce
@@ -127,6 +128,17 @@ class AuditView(Body):
         )
 
 
+def _json(value: object) -> JsonValue:
+    """A decision input as JSON: sequences become arrays, mappings objects, the rest text."""
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    return str(value)
+
+
 class ConnectorDecisionView(Body):
     """The outcome for one connector in one cycle."""
 
@@ -142,21 +154,17 @@ class DecisionView(Body):
 
     cycle: int
     at: float
-    inputs: dict[str, str | float | int | bool | None]
+    inputs: dict[str, JsonValue]
     connectors: tuple[ConnectorDecisionView, ...]
     notes: tuple[str, ...]
 
     @classmethod
     def of(cls, record: DecisionRecord) -> DecisionView:
-        """The view of a decision record; inputs that are not JSON scalars become text."""
-        inputs = {
-            key: value if value is None or isinstance(value, str | float | int) else str(value)
-            for key, value in record.inputs.items()
-        }
+        """The view of a decision record."""
         return cls(
             cycle=record.cycle,
             at=record.at,
-            inputs=inputs,
+            inputs={key: _json(value) for key, value in record.inputs.items()},
             connectors=tuple(
                 ConnectorDecisionView(
                     connector=c.connector,
