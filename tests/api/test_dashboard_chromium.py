@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
 import trio
 from api_helpers import TOKEN, RunningApi, small_site, snapshot, start_api
 from chromium_cdp import new_page, open_chromium
@@ -77,7 +78,7 @@ async def test_dashboard_live_chart_and_limit_form(
             (lease,) = [le for le in api.ctx.limits.leases() if le.source is LimitSource.API]
             assert (lease.target, lease.limit) == (SITE, Limit((50.0, 55.0, 60.0)))
             assert lease.expires_at is not None
-            assert lease.expires_at - lease.set_at == 120
+            assert lease.expires_at - lease.set_at == pytest.approx(120)
             # ... and the next cycles show it as the limit in force.
             await page.wait_for(
                 "document.querySelector('#limit-now').textContent.startsWith('in force: 50 / 55 / 60 A')"
