@@ -363,6 +363,12 @@ class Api(Strict):
     token: str | None = Field(default=None, min_length=16, description="Bearer token for writes")
     open_reads: bool = True
 
+    @model_validator(mode="after")
+    def _token_for_closed_reads(self) -> Api:
+        if not self.open_reads and self.token is None:
+            raise ValueError("open_reads = false needs a token (reads then need it too)")
+        return self
+
 
 class Mqtt(Strict):
     """MQTT telemetry to a fleet broker (topic scheme in docs/mqtt.md)."""
