@@ -1,8 +1,10 @@
 """Every exception hubgate raises, in one namespace."""
 
 from hubgate._core import CodecError, CrcError, HubgateError
+from hubgate.cloud.queue import CsmsCallError
 
 __all__ = ["CodecError", "CrcError", "HubgateError"]
+__all__ += ["CsmsCallError"]
 
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
 from hubgate.ocpp.rpc import RpcError
