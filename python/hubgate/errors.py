@@ -2,11 +2,9 @@
 
 from hubgate._core import CodecError, CrcError, HubgateError
 from hubgate.cloud.queue import CsmsCallError
-
-__all__ = ["CodecError", "CrcError", "HubgateError"]
-__all__ += ["CsmsCallError"]
-
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
 from hubgate.ocpp.rpc import RpcError
 
+__all__ = ["CodecError", "CrcError", "HubgateError"]
+__all__ += ["CsmsCallError"]
 __all__ += ["OcppCallError", "OcppCallTimeoutError", "OcppSessionClosedError", "RpcError"]
