@@ -80,7 +80,7 @@ def test_profiles_pass_the_version_schema(version: OcppVersion, unit: str) -> No
 
 
 async def test_lease_on_a_16_charger_falls_back_by_itself(server: Running) -> None:
-    settings = LeaseSettings(lease_s=2.0, renew_before_s=1.0, failsafe_current_a=6)
+    settings = LeaseSettings(lease_s=3.0, renew_before_s=2.0, failsafe_current_a=6)
     with trio.fail_after(15):
         cp = await server.connect("CP16", V16)
         try:
@@ -101,7 +101,7 @@ async def test_lease_on_a_16_charger_falls_back_by_itself(server: Running) -> No
             await trio.sleep(1.1)
             assert await lease.apply(Setpoint(16))  # renewed before expiry
             assert await lease.composite_limit() == 16
-            await trio.sleep(2.1)  # hubgate "gone": no renewal
+            await trio.sleep(3.1)  # hubgate "gone": no renewal
             assert await lease.composite_limit() == 6
         finally:
             await trio.to_thread.run_sync(cp.stop)
