@@ -2,8 +2,12 @@
 
 from hubgate._core import CodecError, CrcError, HubgateError
 from hubgate.cloud.queue import CsmsCallError
-from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
-from hubgate.ocpp.rpc import RpcError
+from hubgate.ocpp.errors import (
+    OcppCallError,
+    OcppCallTimeoutError,
+    OcppSessionClosedError,
+    RpcError,
+)
 
 __all__ = ["CodecError", "CrcError", "HubgateError"]
 __all__ += ["CsmsCallError"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -15,9 +17,9 @@ from hubgate.config import ConfigError
 from hubgate.config.loader import load_site
 from hubgate.config.model import OcppVersion
 from hubgate.ocpp import rpc
+from hubgate.ocpp.errors import ErrorCode, RpcError
 from hubgate.ocpp.meter_values import Measurement, merge_meter_values
 from hubgate.ocpp.registry import StationRegistry
-from hubgate.ocpp.rpc import ErrorCode, RpcError
 from hubgate.ocpp.validation import Direction, actions, validate
 
 V16, V201, V21 = OcppVersion.V16, OcppVersion.V201, OcppVersion.V21
@@ -176,3 +178,11 @@ def test_security_profile_1_site_needs_charger_passwords(
     assert len(error.value.problems) == sum(
         1 for c in load_site(examples_dir / "sites" / "small-4.toml").chargers if c.ocpp
     )
+
+
+@pytest.mark.parametrize(
+    "module", ["hubgate.ocpp.rpc", "hubgate.ocpp.server", "hubgate.ocpp.smart_charging"]
+)
+def test_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
+    """No import cycle through hubgate.errors, whichever module is imported first."""
+    subprocess.run([sys.executable, "-c", f"import {module}"], check=True, timeout=60)

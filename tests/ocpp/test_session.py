@@ -12,8 +12,8 @@ import trio
 from trio_websocket import ConnectionClosed
 
 from hubgate.config.model import OcppVersion
-from hubgate.ocpp.errors import OcppCallError
-from hubgate.ocpp.rpc import Payload, RpcError
+from hubgate.ocpp.errors import OcppCallError, RpcError
+from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.session import Handler, OcppSession, SessionLimits
 
 

@@ -11,19 +11,16 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
+from enum import IntEnum
 from typing import Any
 
-from hubgate._core import HubgateError
 from hubgate.config.model import OcppVersion
+from hubgate.ocpp.errors import UNREADABLE_ID, ErrorCode, RpcError
 
 Payload = dict[str, Any]
 
 MAX_UNIQUE_ID_LENGTH = 36
 """OCPP-J: a message id is a string of at most 36 characters."""
-
-UNREADABLE_ID = "-1"
-"""The message id used in a CallError when the offending frame's id cannot be read."""
 
 
 def subprotocol(version: OcppVersion) -> str:
@@ -41,25 +38,6 @@ class MessageTypeId(IntEnum):
     SEND = 6
 
 
-class ErrorCode(StrEnum):
-    """CallError codes (OCPP-J 1.6 §4.2.3, 2.0.1/2.1 Part 4 §4.3)."""
-
-    FORMAT_VIOLATION = "FormatViolation"
-    FORMATION_VIOLATION = "FormationViolation"  # the 1.6 spelling of FormatViolation
-    GENERIC_ERROR = "GenericError"
-    INTERNAL_ERROR = "InternalError"
-    MESSAGE_TYPE_NOT_SUPPORTED = "MessageTypeNotSupported"
-    NOT_IMPLEMENTED = "NotImplemented"
-    NOT_SUPPORTED = "NotSupported"
-    OCCURENCE_CONSTRAINT_VIOLATION = "OccurenceConstraintViolation"  # the 1.6 spelling
-    OCCURRENCE_CONSTRAINT_VIOLATION = "OccurrenceConstraintViolation"
-    PROPERTY_CONSTRAINT_VIOLATION = "PropertyConstraintViolation"
-    PROTOCOL_ERROR = "ProtocolError"
-    RPC_FRAMEWORK_ERROR = "RpcFrameworkError"
-    SECURITY_ERROR = "SecurityError"
-    TYPE_CONSTRAINT_VIOLATION = "TypeConstraintViolation"
-
-
 _V16_SPELLING = {
     ErrorCode.FORMAT_VIOLATION: ErrorCode.FORMATION_VIOLATION,
     ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION: ErrorCode.OCCURENCE_CONSTRAINT_VIOLATION,
@@ -71,30 +49,6 @@ _V16_SPELLING = {
 def error_code_for(version: OcppVersion, code: ErrorCode) -> ErrorCode:
     """The code as `version` names it: 1.6 spells two codes differently and lacks two."""
     return _V16_SPELLING.get(code, code) if version is OcppVersion.V16 else code
-
-
-class RpcError(HubgateError):
-    """A frame or payload the protocol rejects; becomes a CallError (or CallResultError).
-
-    `unique_id` is the offending frame's id (`UNREADABLE_ID` if unknown); `answerable`
-    is False for broken responses, which OCPP-J does not answer with a CallError.
-    """
-
-    def __init__(
-        self,
-        code: ErrorCode,
-        description: str,
-        *,
-        unique_id: str = UNREADABLE_ID,
-        answerable: bool = True,
-        details: Payload | None = None,
-    ) -> None:
-        super().__init__(f"{code}: {description}")
-        self.code = code
-        self.description = description
-        self.unique_id = unique_id
-        self.answerable = answerable
-        self.details = details or {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +99,7 @@ class Send:
 
 Message = Call | CallResult | CallError | CallResultError | Send
 
-_LEADING_ID = re.compile(r'^\s*\[\s*(\d)\s*,\s*"([^"\\]{1,36})"')
+_LEADING_ID = re.compile(rf'^\s*\[\s*(\d)\s*,\s*"([^"\\]{{1,{MAX_UNIQUE_ID_LENGTH}}})"')
 
 
 def peek_unique_id(text: str) -> tuple[int | None, str]:

@@ -20,8 +20,14 @@ from trio_websocket import ConnectionClosed
 
 from hubgate.config.model import OcppVersion
 from hubgate.ocpp import rpc
-from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
-from hubgate.ocpp.rpc import ErrorCode, Payload, RpcError
+from hubgate.ocpp.errors import (
+    ErrorCode,
+    OcppCallError,
+    OcppCallTimeoutError,
+    OcppSessionClosedError,
+    RpcError,
+)
+from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.validation import Direction, validate
 
 LOG = logging.getLogger("hubgate.ocpp")

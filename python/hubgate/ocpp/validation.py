@@ -17,7 +17,8 @@ from importlib import resources
 import jsonschema_rs
 
 from hubgate.config.model import OcppVersion
-from hubgate.ocpp.rpc import ErrorCode, Payload, RpcError, error_code_for
+from hubgate.ocpp.errors import UNREADABLE_ID, ErrorCode, RpcError
+from hubgate.ocpp.rpc import Payload, error_code_for
 
 _DIRECTORY = {OcppVersion.V16: "v16", OcppVersion.V201: "v201", OcppVersion.V21: "v21"}
 
@@ -78,7 +79,7 @@ def validate(
     direction: Direction,
     payload: Payload,
     *,
-    unique_id: str = "-1",
+    unique_id: str = UNREADABLE_ID,
 ) -> None:
     """Check `payload`; raise `RpcError` (NotImplemented for an unknown action) if it fails."""
     if action not in actions(version):
