@@ -50,9 +50,26 @@ class _Recorder:
 
     def _init_recorder(self) -> None:
         self.received: list[tuple[str, dict[str, Any]]] = []
+        self._arrived = threading.Condition()
         self.profiles: list[dict[str, Any]] = []
         self.rejected_purposes: set[str] = set()
         self.ignore_profiles = False  # answers Accepted but keeps what it had
+
+    def _record(self, action: str, payload: dict[str, Any]) -> None:
+        with self._arrived:
+            self.received.append((action, payload))
+            self._arrived.notify_all()
+
+    def wait_received(self, action: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Block until `count` calls of `action` arrived; their payloads."""
+
+        def payloads() -> list[dict[str, Any]]:
+            return [p for a, p in self.received if a == action]
+
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(payloads()) >= count, timeout):
+                raise TimeoutError(f"{action}: {len(payloads())} of {count} arrived")
+            return payloads()
 
     def _store_profile(self, profile: dict[str, Any]) -> str:
         if profile["charging_profile_purpose"] in self.rejected_purposes:
@@ -76,27 +93,27 @@ class Cp16(ChargePoint16, _Recorder):
 
     @on("RemoteStartTransaction")
     def remote_start(self, **kw: Any) -> Any:
-        self.received.append(("RemoteStartTransaction", kw))
+        self._record("RemoteStartTransaction", kw)
         return result16.RemoteStartTransaction(status="Accepted")
 
     @on("RemoteStopTransaction")
     def remote_stop(self, **kw: Any) -> Any:
-        self.received.append(("RemoteStopTransaction", kw))
+        self._record("RemoteStopTransaction", kw)
         return result16.RemoteStopTransaction(status="Accepted")
 
     @on("Reset")
     def reset(self, **kw: Any) -> Any:
-        self.received.append(("Reset", kw))
+        self._record("Reset", kw)
         return result16.Reset(status="Accepted")
 
     @on("ChangeAvailability")
     def change_availability(self, **kw: Any) -> Any:
-        self.received.append(("ChangeAvailability", kw))
+        self._record("ChangeAvailability", kw)
         return result16.ChangeAvailability(status="Accepted")
 
     @on("GetConfiguration")
     def get_configuration(self, **kw: Any) -> Any:
-        self.received.append(("GetConfiguration", kw))
+        self._record("GetConfiguration", kw)
         keys = [
             {"key": "ChargingScheduleAllowedChargingRateUnit", "readonly": True, "value": "Current"}
         ]
@@ -104,22 +121,22 @@ class Cp16(ChargePoint16, _Recorder):
 
     @on("ChangeConfiguration")
     def change_configuration(self, **kw: Any) -> Any:
-        self.received.append(("ChangeConfiguration", kw))
+        self._record("ChangeConfiguration", kw)
         return result16.ChangeConfiguration(status="Accepted")
 
     @on("TriggerMessage")
     def trigger_message(self, **kw: Any) -> Any:
-        self.received.append(("TriggerMessage", kw))
+        self._record("TriggerMessage", kw)
         return result16.TriggerMessage(status="Accepted")
 
     @on("SetChargingProfile")
     def set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
-        self.received.append(("SetChargingProfile", cs_charging_profiles))
+        self._record("SetChargingProfile", cs_charging_profiles)
         return result16.SetChargingProfile(status=self._store_profile(cs_charging_profiles))
 
     @on("ClearChargingProfile")
     def clear_charging_profile(self, **kw: Any) -> Any:
-        self.received.append(("ClearChargingProfile", kw))
+        self._record("ClearChargingProfile", kw)
         self.profiles = [p for p in self.profiles if p["charging_profile_id"] != kw.get("id")]
         return result16.ClearChargingProfile(status="Accepted")
 
@@ -150,27 +167,27 @@ class Cp201(ChargePoint201, _Recorder):
 
     @on("RequestStartTransaction")
     def request_start(self, **kw: Any) -> Any:
-        self.received.append(("RequestStartTransaction", kw))
+        self._record("RequestStartTransaction", kw)
         return result201.RequestStartTransaction(status="Accepted", transaction_id="tx-remote")
 
     @on("RequestStopTransaction")
     def request_stop(self, **kw: Any) -> Any:
-        self.received.append(("RequestStopTransaction", kw))
+        self._record("RequestStopTransaction", kw)
         return result201.RequestStopTransaction(status="Accepted")
 
     @on("Reset")
     def reset(self, **kw: Any) -> Any:
-        self.received.append(("Reset", kw))
+        self._record("Reset", kw)
         return result201.Reset(status="Accepted")
 
     @on("ChangeAvailability")
     def change_availability(self, **kw: Any) -> Any:
-        self.received.append(("ChangeAvailability", kw))
+        self._record("ChangeAvailability", kw)
         return result201.ChangeAvailability(status="Accepted")
 
     @on("GetVariables")
     def get_variables(self, get_variable_data: list[dict[str, Any]], **kw: Any) -> Any:
-        self.received.append(("GetVariables", {"get_variable_data": get_variable_data}))
+        self._record("GetVariables", {"get_variable_data": get_variable_data})
         results = [
             {
                 "attribute_status": "Accepted",
@@ -184,7 +201,7 @@ class Cp201(ChargePoint201, _Recorder):
 
     @on("SetVariables")
     def set_variables(self, set_variable_data: list[dict[str, Any]], **kw: Any) -> Any:
-        self.received.append(("SetVariables", {"set_variable_data": set_variable_data}))
+        self._record("SetVariables", {"set_variable_data": set_variable_data})
         results = [
             {
                 "attribute_status": "Accepted",
@@ -197,19 +214,19 @@ class Cp201(ChargePoint201, _Recorder):
 
     @on("TriggerMessage")
     def trigger_message(self, **kw: Any) -> Any:
-        self.received.append(("TriggerMessage", kw))
+        self._record("TriggerMessage", kw)
         return result201.TriggerMessage(status="Accepted")
 
     @on("SetChargingProfile")
     def set_charging_profile(
         self, evse_id: int, charging_profile: dict[str, Any], **kw: Any
     ) -> Any:
-        self.received.append(("SetChargingProfile", charging_profile))
+        self._record("SetChargingProfile", charging_profile)
         return result201.SetChargingProfile(status=self._store_profile(charging_profile))
 
     @on("ClearChargingProfile")
     def clear_charging_profile(self, **kw: Any) -> Any:
-        self.received.append(("ClearChargingProfile", kw))
+        self._record("ClearChargingProfile", kw)
         return result201.ClearChargingProfile(status="Accepted")
 
     @on("GetCompositeSchedule")
@@ -238,7 +255,7 @@ class Cp21(ChargePoint21, _Recorder):
     def set_charging_profile(
         self, evse_id: int, charging_profile: dict[str, Any], **kw: Any
     ) -> Any:
-        self.received.append(("SetChargingProfile", charging_profile))
+        self._record("SetChargingProfile", charging_profile)
         return result21.SetChargingProfile(status=self._store_profile(charging_profile))
 
     @on("GetCompositeSchedule")

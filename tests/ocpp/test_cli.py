@@ -16,10 +16,11 @@ from hubgate.config.loader import load_site
 
 async def test_serve_reports_a_charging_station(examples_dir: Path) -> None:
     site_file = examples_dir / "sites" / "small-4.toml"
-    total = sum(1 for c in load_site(site_file).chargers if c.ocpp is not None)
+    site = load_site(site_file)
+    total = sum(1 for c in site.chargers if c.ocpp is not None)
     command = [str(Path(sys.executable).parent / "hubgate"), "ocpp", "serve", str(site_file)]
     with subprocess.Popen(
-        [*command, "--port", "0", "--status-every", "0.1"],
+        [*command, "--port", "0", "--status-every", "0.1", "--limit-a", "10"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -47,6 +48,15 @@ async def test_serve_reports_a_charging_station(examples_dir: Path) -> None:
                     expected = f"1/{total} charge points online, 1 transactions, 7.4 kW\n"
                     while (await trio.to_thread.run_sync(process.stdout.readline)) != expected:
                         pass
+                    profiles = await trio.to_thread.run_sync(
+                        cp.cp.wait_received, "SetChargingProfile", 2
+                    )
+                    limits = [
+                        p["charging_schedule"]["charging_schedule_period"][0]["limit"]
+                        for p in profiles
+                    ]
+                    assert [float(x) for x in limits[:2]] == [site.control.failsafe_current_a, 10]
+                    assert "valid_to" in profiles[1]
                 finally:
                     await trio.to_thread.run_sync(cp.stop)
         finally:

@@ -15,6 +15,7 @@ from hubgate.cli.common import EXIT_OK, add_command
 from hubgate.config.loader import load_site
 from hubgate.ocpp.registry import StationRegistry
 from hubgate.ocpp.server import OcppListener
+from hubgate.ocpp.smart_charging import LeaseSettings, Setpoint, SmartCharging
 from hubgate.runtime.gc_tuning import settle_gc
 
 
@@ -30,6 +31,13 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--port", type=int, help="listen port, 0 picks one (default: the site's)")
     serve.add_argument(
         "--status-every", type=float, default=10.0, metavar="S", help="seconds between status lines"
+    )
+    serve.add_argument(
+        "--limit-a",
+        type=float,
+        metavar="A",
+        help="hold every connected charger at this current per phase with leased profiles "
+        "(the site's [control] lease_s and failsafe_current_a)",
     )
 
 
@@ -59,12 +67,27 @@ def _serve(args: argparse.Namespace) -> int:
             await trio.sleep(args.status_every)
             print(status_line(registry), flush=True)
 
+    async def hold_limit(limit_a: float) -> None:
+        control = site.control
+        settings = LeaseSettings(
+            lease_s=control.lease_s,
+            renew_before_s=control.lease_s / 3,
+            failsafe_current_a=control.failsafe_current_a,
+        )
+        smart = SmartCharging(registry, settings)
+        while True:
+            online = [s.identity for s in registry if s.session is not None]
+            await smart.apply(dict.fromkeys(online, Setpoint(limit_a)))
+            await trio.sleep(control.cycle_s)
+
     async def main() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 port = await nursery.start(OcppListener(config, registry).serve)
                 settle_gc()
                 nursery.start_soon(report, port)
+                if args.limit_a is not None:
+                    nursery.start_soon(hold_limit, args.limit_a)
                 async for _ in signals:
                     print("stopped", flush=True)
                     nursery.cancel_scope.cancel()
