@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,21 @@ async def test_serve_reports_a_charging_station(examples_dir: Path) -> None:
     assert rest.endswith("stopped\n")
     assert "CP-0002: connected with OCPP 1.6" in errors
     assert "Traceback" not in errors
+
+
+def test_a_taken_port_is_a_clear_error(examples_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        hubgate = str(Path(sys.executable).parent / "hubgate")
+        site = str(examples_dir / "sites" / "small-4.toml")
+        done = subprocess.run(
+            [hubgate, "ocpp", "serve", site, "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert done.returncode == 1
+    assert done.stderr.startswith("hubgate: error: ")
+    assert "Traceback" not in done.stderr

@@ -7,11 +7,12 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 from typing import Any
 
 import trio
 
-from hubgate.cli.common import EXIT_OK, add_command
+from hubgate.cli.common import EXIT_FAILURE, EXIT_OK, add_command
 from hubgate.config.loader import load_site
 from hubgate.ocpp.registry import StationRegistry
 from hubgate.ocpp.server import OcppListener
@@ -92,5 +93,12 @@ def _serve(args: argparse.Namespace) -> int:
                     print("stopped", flush=True)
                     nursery.cancel_scope.cancel()
 
-    trio.run(main)
+    failure: OSError | None = None
+    try:
+        trio.run(main)
+    except* OSError as group:  # cannot listen (port taken) or read the TLS files
+        failure = group.exceptions[0]  # type: ignore[assignment]
+    if failure is not None:
+        print(f"hubgate: error: {failure}", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK
