@@ -79,8 +79,8 @@ def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
 
     async def meter_values(p: Payload) -> Payload:
         connector = station.connector(p["connectorId"])
-        connector.measurement = merge_meter_values(
-            connector.measurement, p["meterValue"], OcppVersion.V16
+        connector.measure(
+            merge_meter_values(connector.measurement, p["meterValue"], OcppVersion.V16)
         )
         return {}
 

@@ -55,9 +55,7 @@ def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict
             station.transactions[transaction.transaction_id] = transaction
         connector = station.connector(evse_id if evse_id is not None else transaction.connector_id)
         if "meterValue" in p:
-            connector.measurement = merge_meter_values(
-                connector.measurement, p["meterValue"], version
-            )
+            connector.measure(merge_meter_values(connector.measurement, p["meterValue"], version))
         if p["eventType"] == "Ended":
             transaction.stopped = parse_timestamp(p["timestamp"])
             transaction.stop_reason = info.get("stoppedReason", "Local")
@@ -72,7 +70,7 @@ def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict
 
     async def meter_values(p: Payload) -> Payload:
         connector = station.connector(p["evseId"])
-        connector.measurement = merge_meter_values(connector.measurement, p["meterValue"], version)
+        connector.measure(merge_meter_values(connector.measurement, p["meterValue"], version))
         return {}
 
     async def data_transfer(p: Payload) -> Payload:

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import trio
+
 from hubgate.config.model import OcppVersion, SiteConfig
 from hubgate.ocpp.meter_values import Measurement
 from hubgate.ocpp.session import OcppSession
@@ -46,7 +48,14 @@ class ConnectorState:
     status: str = "Unknown"
     error_code: str = "NoError"
     measurement: Measurement = field(default_factory=Measurement)
+    measured_at: float | None = None
+    """When the measurement last changed (Trio clock), for staleness checks."""
     transaction: Transaction | None = None
+
+    def measure(self, measurement: Measurement) -> None:
+        """Store a new measurement, stamped with the time it arrived."""
+        self.measurement = measurement
+        self.measured_at = trio.current_time()
 
 
 @dataclass

@@ -200,23 +200,38 @@ class ProfileLease:
         wall = datetime.now(UTC)
         while True:
             try:
-                if not self._base_installed:
-                    failsafe = Setpoint(self.settings.failsafe_current_a, setpoint.phases)
-                    await self._send(self.settings.base_profile_id, 0, failsafe, wall, None)
-                    self._base_installed = True
+                await self._ensure_base(setpoint.phases, wall)
                 valid_to = wall + timedelta(seconds=self.settings.lease_s)
                 await self._send(self.settings.limit_profile_id, 1, setpoint, wall, valid_to)
             except _RejectedError as rejected:
-                if len(self._purposes) == 1:
-                    raise OcppCallError("SetChargingProfile", "Rejected", str(rejected)) from None
-                LOG.info(
-                    "%s: %s rejected; trying the next purpose", self.session.identity, rejected
-                )
-                self._purposes.pop(0)
-                self._base_installed = False
+                self._next_purpose(rejected)
                 continue
             self.planner.sent(setpoint, now)
             return True
+
+    async def install_base(self, phases: Literal[1, 3] = 3) -> None:
+        """Install the permanent failsafe profile now (it also goes out with the first limit)."""
+        while True:
+            try:
+                await self._ensure_base(phases, datetime.now(UTC))
+            except _RejectedError as rejected:
+                self._next_purpose(rejected)
+                continue
+            return
+
+    async def _ensure_base(self, phases: Literal[1, 3], wall: datetime) -> None:
+        if not self._base_installed:
+            failsafe = Setpoint(self.settings.failsafe_current_a, phases)
+            await self._send(self.settings.base_profile_id, 0, failsafe, wall, None)
+            self._base_installed = True
+
+    def _next_purpose(self, rejected: _RejectedError) -> None:
+        """Move to the next purpose, or raise when the charger rejected them all."""
+        if len(self._purposes) == 1:
+            raise OcppCallError("SetChargingProfile", "Rejected", str(rejected)) from None
+        LOG.info("%s: %s rejected; trying the next purpose", self.session.identity, rejected)
+        self._purposes.pop(0)
+        self._base_installed = False
 
     async def _send(
         self,
@@ -308,6 +323,25 @@ async def discover_capabilities(
     return ChargerCapabilities(rate_unit=unit, voltage_v=voltage_v)
 
 
+def lease_for_session(
+    lease: ProfileLease | None,
+    session: OcppSession | None,
+    *,
+    connector_id: int = 0,
+    settings: LeaseSettings,
+    capabilities: ChargerCapabilities | None,
+) -> ProfileLease | None:
+    """`lease` while it belongs to the charger's current session, else a fresh one (a
+    reconnected charger may have lost its profiles); None while it is offline."""
+    if session is None:
+        return None
+    if lease is not None and lease.session is session:
+        return lease
+    return ProfileLease(
+        session, connector_id=connector_id, settings=settings, capabilities=capabilities
+    )
+
+
 class SmartCharging:
     """Leases for every connected charger; the control loop feeds it setpoints each cycle.
 
@@ -339,15 +373,15 @@ class SmartCharging:
 
     def _lease(self, identity: str) -> ProfileLease | None:
         station = self.registry.get(identity)
-        if station is None or station.session is None:
+        if station is None:
             return None
-        lease = self._leases.get(identity)
-        if lease is None or lease.session is not station.session:
-            lease = ProfileLease(
-                station.session,
-                settings=self.settings,
-                capabilities=self.capabilities.get(identity),
-            )
+        lease = lease_for_session(
+            self._leases.get(identity),
+            station.session,
+            settings=self.settings,
+            capabilities=self.capabilities.get(identity),
+        )
+        if lease is not None:
             self._leases[identity] = lease
         return lease
 
