@@ -1,5 +1,14 @@
 """Every exception hubgate raises, in one namespace."""
 
 from hubgate._core import CodecError, CrcError, HubgateError
+from hubgate.cloud.queue import CsmsCallError
+from hubgate.ocpp.errors import (
+    OcppCallError,
+    OcppCallTimeoutError,
+    OcppSessionClosedError,
+    RpcError,
+)
 
 __all__ = ["CodecError", "CrcError", "HubgateError"]
+__all__ += ["CsmsCallError"]
+__all__ += ["OcppCallError", "OcppCallTimeoutError", "OcppSessionClosedError", "RpcError"]
