@@ -12,8 +12,10 @@ import asyncio
 import dataclasses
 from dataclasses import dataclass
 
+from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import SimDevice
+from pymodbus.simulator.simdevice import SimAction
 
 from hubgate.sim.register_feed import FedDevice
 
@@ -56,14 +58,22 @@ class ModbusBox:
                 found.append(dataclasses.replace(sim_device, action=self._gate(sim_device)))
         return found
 
-    def _gate(self, sim_device: SimDevice):  # type: ignore[no-untyped-def]
+    def _gate(self, sim_device: SimDevice) -> SimAction:
+        """The device's action, held while the box is silent."""
         action = sim_device.action
         assert action is not None
 
-        async def gated(*args: object) -> object:
+        async def gated(
+            fc: int,
+            start: int,
+            address: int,
+            count: int,
+            registers: list[int],
+            values: list[int] | list[bool] | None,
+        ) -> ExcCodes | None:
             if self._answering is not None:
                 await self._answering.wait()
-            return await action(*args)  # type: ignore[arg-type]
+            return await action(fc, start, address, count, registers, values)
 
         return gated
 

@@ -36,6 +36,8 @@ from hubgate.sim.register_feed import (
 from hubgate.sim.scenario_loader import LoadedScenario
 
 LOOPBACK = "127.0.0.1"
+GRID_OPERATOR_BOX = "grid-operator"
+"""The id of the grid operator's box (the site file gives it none)."""
 
 
 class WireSite:
@@ -58,7 +60,7 @@ class WireSite:
         self._charger_boxes: list[tuple[ModbusBox, tuple[int, ...]]] = []
         self._meter_boxes: list[tuple[ModbusBox, str]] = []
         self._meter_wh: dict[str, list[float]] = {}
-        self._battery_kw = 0.0
+        self._battery_max_charge_kw = 0.0
         self._build_boxes(loaded.site)
         self.stations: list[Station] = []
         if csms_url is not None:
@@ -124,9 +126,9 @@ class WireSite:
             battery = site.battery
             largest = max(battery.max_charge_kw, battery.max_discharge_kw) * 1000.0
             self._box(battery.id, "battery", battery.modbus, 1, largest)
-            self._battery_kw = battery.max_charge_kw
+            self._battery_max_charge_kw = battery.max_charge_kw
         if site.grid_operator is not None and site.grid_operator.modbus is not None:
-            self._box("grid-operator", "grid-operator", site.grid_operator.modbus)
+            self._box(GRID_OPERATOR_BOX, "grid-operator", site.grid_operator.modbus)
 
     def clock(self) -> float:
         """Simulated seconds: the devices' watchdogs run on it."""
@@ -186,7 +188,7 @@ class WireSite:
         battery_box = self.boxes.get(sim.battery.id) if sim.battery is not None else None
         if battery_box is not None and sim.battery is not None:
             sim.battery.max_charge_kw = battery_charge_cap_kw(
-                battery_box.devices[0], self._battery_kw
+                battery_box.devices[0], self._battery_max_charge_kw
             )
         sim.step()
         self._count_energy()
@@ -226,8 +228,8 @@ class WireSite:
         if sim.battery is not None:
             battery = sim.battery
             feed = self.boxes[battery.id].devices[0]
-            feed_battery(feed, battery.power_kw, battery.soc, self._battery_kw)
-        grid_box = self.boxes.get("grid-operator")
+            feed_battery(feed, battery.power_kw, battery.soc, self._battery_max_charge_kw)
+        grid_box = self.boxes.get(GRID_OPERATOR_BOX)
         if grid_box is not None:
             feed_grid_operator(
                 grid_box.devices[0],
