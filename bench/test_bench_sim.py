@@ -66,9 +66,9 @@ WIRE_ROUND_S = 30.0
 
 @pytest.fixture(scope="module")
 def wire_depot() -> Iterator[SiteThread]:
-    """The depot served on free ports (148 Modbus servers), no CSMS, warmed up 10 minutes."""
+    """The depot served on free ports (148 Modbus servers), no CSMS, warmed up 2 minutes."""
     with site_thread(load_scenario(DEPOT_500), ports_auto=True) as running:
-        running.advance(600, timeout=120)
+        running.advance(120, timeout=120)
         yield running
 
 

@@ -150,6 +150,9 @@ def _serve(args: argparse.Namespace, loaded: LoadedScenario, duration: float) ->
     except OSError as error:
         print(f"hubgate sim: cannot serve the site: {error}", file=sys.stderr)
         return None
+    if args.speed != float("inf") and site.max_lag_s > float("-inf"):
+        late = max(site.max_lag_s, 0.0) * 1000.0
+        print(f"pace {args.speed:g}x: the latest step started {late:.0f} ms after its time")
     return site.sim
 
 

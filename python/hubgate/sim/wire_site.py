@@ -75,6 +75,8 @@ class WireSite:
         self._slot_seen: list[tuple[object, float]] = [(None, 0.0)] * len(sim.tree.connectors)
         self._pv_wh = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
+        self.max_lag_s = float("-inf")
+        """The most a paced run's step started after its time (wall-clock s; < 0: never late)."""
 
     # -- building -----------------------------------------------------------------
 
@@ -264,6 +266,7 @@ class WireSite:
             if speed != float("inf"):
                 delay = origin + (self.sim.now - start) / speed - loop.time()
                 await asyncio.sleep(max(0.0, delay))
+                self.max_lag_s = max(self.max_lag_s, -delay)
             else:
                 await asyncio.sleep(0)
             self.step()
