@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,3 +157,14 @@ duration_s = 20
         assert read_f32(charger, ALFEN_CURRENTS, 1, 1) == [32.0]
         for open_client in (grid_box, meter, charger):
             open_client.close()
+
+
+def test_mbpoll_reads_the_meter_as_the_physics_has_it(wire: SiteThread) -> None:
+    """Another Modbus client (mbpoll, big-endian floats) sees the same readings."""
+    wire.advance(10)
+    grid = wire.call(lambda: wire.site.sim.node_current("grid"))
+    command = ["mbpoll", "-m", "tcp", "-a", "1", "-r", str(SDM_CURRENTS + 1), "-c", "3"]
+    command += ["-t", "3:float", "-B", "-1", "-p", str(_port(wire, "meter")), "127.0.0.1"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=10, check=True).stdout
+    values = [float(line.split(":")[1]) for line in out.splitlines() if line.startswith("[")]
+    assert values == pytest.approx(list(grid), abs=0.01)
