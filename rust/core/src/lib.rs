@@ -5,4 +5,5 @@
 //! setpoints out.
 #![forbid(unsafe_code)]
 
+pub mod alloc;
 pub mod crc;

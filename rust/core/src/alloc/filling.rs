@@ -1,0 +1,274 @@
+//! Step 2: weighted progressive filling ("water-filling") of the admitted set.
+//!
+//! Within a priority tier every connector follows `x_i(t) = clamp(w_i t, lo_i, hi_i)`
+//! as `t` rises; a connector stops when it reaches its maximum or when any
+//! constraint it counts in saturates. The result is the tier's unique weighted
+//! max-min fair point; tiers are filled one after another, highest first.
+//! Events (activations, maxima, saturations) are processed in time order with
+//! a heap of saturation times, so a cycle costs O(N·c·log M) for N connectors
+//! in c constraints each.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use super::admission::EPS;
+use super::model::Topology;
+use super::Work;
+
+/// `bound` value of a connector stopped by its own maximum.
+pub(crate) const OWN: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Idle,
+    Waiting,
+    Growing,
+    Frozen,
+}
+
+/// A constraint's predicted saturation time (min-heap order).
+#[derive(Clone, Copy, Debug)]
+struct Saturation {
+    t: f64,
+    k: u32,
+}
+
+impl PartialEq for Saturation {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Saturation {}
+
+impl PartialOrd for Saturation {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Saturation {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.t.total_cmp(&self.t).then(other.k.cmp(&self.k))
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Event {
+    Maximum(u32),
+    Saturate(u32),
+    Activate(u32),
+}
+
+/// Reusable buffers of the filling step.
+#[derive(Debug, Default)]
+pub(crate) struct FillScratch {
+    status: Vec<Status>,
+    fixed: Vec<f64>,
+    slope: Vec<f64>,
+    saturated: Vec<bool>,
+    dirty: Vec<u32>,
+    is_dirty: Vec<bool>,
+    heap: BinaryHeap<Saturation>,
+    activations: Vec<(f64, u32)>,
+    maxima: Vec<(f64, u32)>,
+    tier: Vec<u32>,
+}
+
+impl FillScratch {
+    pub(crate) fn resize(&mut self, connectors: usize, constraints: usize) {
+        self.status.resize(connectors, Status::Idle);
+        self.fixed.resize(constraints, 0.0);
+        self.slope.resize(constraints, 0.0);
+        self.saturated.resize(constraints, false);
+        self.is_dirty.resize(constraints, false);
+    }
+}
+
+/// Recomputes `work.load` from `work.x` over the admitted connectors.
+pub(crate) fn recompute_load(topo: &Topology, work: &mut Work) {
+    work.load.iter_mut().for_each(|l| *l = 0.0);
+    for &i in &work.order {
+        let i = i as usize;
+        let x = work.x[i];
+        work.space
+            .for_each(topo, i, work.mode[i], work.pv[i], |k, a| {
+                work.load[k] += a * x
+            });
+    }
+}
+
+/// Fills the admitted connectors from their minimums; sets `work.x` and `work.bound`.
+pub(crate) fn fill(topo: &Topology, work: &mut Work, sc: &mut FillScratch) {
+    for &i in &work.order {
+        work.x[i as usize] = topo.lo_a[i as usize];
+    }
+    recompute_load(topo, work);
+    sc.tier.clear();
+    sc.tier.extend_from_slice(&work.order);
+    sc.tier
+        .sort_unstable_by_key(|&i| (u8::MAX - topo.connectors[i as usize].priority, i));
+    let mut start = 0;
+    while start < sc.tier.len() {
+        let priority = topo.connectors[sc.tier[start] as usize].priority;
+        let end = start
+            + sc.tier[start..]
+                .iter()
+                .take_while(|&&i| topo.connectors[i as usize].priority == priority)
+                .count();
+        fill_tier(topo, work, sc, start, end);
+        for &i in &sc.tier[start..end] {
+            let i = i as usize;
+            let extra = work.x[i] - topo.lo_a[i];
+            work.space
+                .for_each(topo, i, work.mode[i], work.pv[i], |k, a| {
+                    work.load[k] += a * extra
+                });
+        }
+        start = end;
+    }
+}
+
+fn next_event(sc: &FillScratch, ai: usize, mi: usize) -> Option<(f64, Event)> {
+    let mut best: Option<(f64, Event)> = sc.maxima.get(mi).map(|&(t, i)| (t, Event::Maximum(i)));
+    if let Some(s) = sc.heap.peek() {
+        if best.is_none_or(|(t, _)| s.t < t) {
+            best = Some((s.t, Event::Saturate(s.k)));
+        }
+    }
+    if let Some(&(t, i)) = sc.activations.get(ai) {
+        if best.is_none_or(|(bt, _)| t < bt) {
+            best = Some((t, Event::Activate(i)));
+        }
+    }
+    best
+}
+
+fn mark(sc: &mut FillScratch, k: usize) {
+    if !sc.is_dirty[k] {
+        sc.is_dirty[k] = true;
+        sc.dirty.push(k as u32);
+    }
+}
+
+fn flush(work: &Work, sc: &mut FillScratch) {
+    for &k in &sc.dirty {
+        let k = k as usize;
+        sc.is_dirty[k] = false;
+        if !sc.saturated[k] && sc.slope[k] > 1e-12 && work.space.cap[k].is_finite() {
+            let t = (work.space.cap[k] - sc.fixed[k]) / sc.slope[k];
+            sc.heap.push(Saturation { t, k: k as u32 });
+        }
+    }
+    sc.dirty.clear();
+}
+
+fn freeze(topo: &Topology, work: &mut Work, sc: &mut FillScratch, i: usize, t: f64, bound: u32) {
+    let (lo, hi, w) = (topo.lo_a[i], work.hi[i], topo.connectors[i].weight);
+    if sc.status[i] == Status::Growing {
+        let x = (w * t).clamp(lo, hi);
+        work.x[i] = x;
+        work.space
+            .for_each(topo, i, work.mode[i], work.pv[i], |k, a| {
+                sc.fixed[k] += a * x;
+                sc.slope[k] -= a * w;
+                mark(sc, k);
+            });
+    } else {
+        work.x[i] = lo;
+    }
+    sc.status[i] = Status::Frozen;
+    work.bound[i] = bound;
+}
+
+fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usize, end: usize) {
+    sc.fixed.copy_from_slice(&work.load);
+    sc.slope.iter_mut().for_each(|s| *s = 0.0);
+    sc.saturated.iter_mut().for_each(|s| *s = false);
+    sc.heap.clear();
+    sc.activations.clear();
+    sc.maxima.clear();
+    let mut remaining = 0usize;
+    for &i in &sc.tier[start..end] {
+        let iu = i as usize;
+        let (lo, hi, w) = (topo.lo_a[iu], work.hi[iu], topo.connectors[iu].weight);
+        if hi <= lo + EPS {
+            sc.status[iu] = Status::Frozen;
+            work.x[iu] = lo;
+            work.bound[iu] = OWN;
+        } else {
+            sc.status[iu] = Status::Waiting;
+            sc.activations.push((lo / w, i));
+            sc.maxima.push((hi / w, i));
+            remaining += 1;
+        }
+    }
+    let by_time = |a: &(f64, u32), b: &(f64, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+    sc.activations.sort_unstable_by(by_time);
+    sc.maxima.sort_unstable_by(by_time);
+    let (mut ai, mut mi, mut t) = (0usize, 0usize, 0.0f64);
+    while remaining > 0 {
+        let Some((et, event)) = next_event(sc, ai, mi) else {
+            break;
+        };
+        if et > t && !sc.dirty.is_empty() {
+            flush(work, sc);
+            continue;
+        }
+        t = t.max(et);
+        match event {
+            Event::Maximum(i) => {
+                mi += 1;
+                if sc.status[i as usize] == Status::Growing {
+                    freeze(topo, work, sc, i as usize, t, OWN);
+                    remaining -= 1;
+                }
+            }
+            Event::Activate(i) => {
+                ai += 1;
+                let iu = i as usize;
+                if sc.status[iu] == Status::Waiting {
+                    sc.status[iu] = Status::Growing;
+                    let (lo, w) = (topo.lo_a[iu], topo.connectors[iu].weight);
+                    work.space
+                        .for_each(topo, iu, work.mode[iu], work.pv[iu], |k, a| {
+                            sc.fixed[k] -= a * lo;
+                            sc.slope[k] += a * w;
+                            mark(sc, k);
+                        });
+                }
+            }
+            Event::Saturate(k) => {
+                sc.heap.pop();
+                let ku = k as usize;
+                let cap = work.space.cap[ku];
+                let load = sc.fixed[ku] + sc.slope[ku] * t;
+                if sc.saturated[ku] || cap - load > EPS * (1.0 + cap.abs()) {
+                    continue;
+                }
+                sc.saturated[ku] = true;
+                let owner = work.space.owner(topo, ku);
+                for idx in topo.members_start[owner]..topo.members_start[owner + 1] {
+                    let i = topo.members[idx as usize] as usize;
+                    let status = sc.status[i];
+                    if (status == Status::Waiting || status == Status::Growing)
+                        && work
+                            .space
+                            .coefficient(topo, ku, i, work.mode[i], work.pv[i])
+                            > 0.0
+                    {
+                        freeze(topo, work, sc, i, t, k);
+                        remaining -= 1;
+                    }
+                }
+            }
+        }
+    }
+    for &i in &sc.tier[start..end] {
+        sc.status[i as usize] = Status::Idle;
+    }
+    for &k in &sc.dirty {
+        sc.is_dirty[k as usize] = false;
+    }
+    sc.dirty.clear();
+}

@@ -1,0 +1,136 @@
+//! Step 4: round every target down to its device's step, then hand the
+//! leftover back one step at a time, highest tier and lowest weighted level
+//! first, wherever every limit (and unbalance limit) still holds. What stops
+//! a connector's last step is its binding limit.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use super::admission::EPS;
+use super::filling::{recompute_load, OWN};
+use super::model::{floor_to_step, Topology, PHASES};
+use super::unbalance::Balance;
+use super::Work;
+
+/// A connector's place in the hand-back queue.
+#[derive(Clone, Copy, Debug)]
+struct Turn {
+    tier: u8,
+    level: f64,
+    i: u32,
+}
+
+impl PartialEq for Turn {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Turn {}
+
+impl PartialOrd for Turn {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Turn {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.tier
+            .cmp(&other.tier)
+            .then(self.level.total_cmp(&other.level))
+            .then(self.i.cmp(&other.i))
+    }
+}
+
+/// Reusable buffers of the hand-back step.
+#[derive(Debug, Default)]
+pub(crate) struct QuantizeScratch {
+    heap: BinaryHeap<Reverse<Turn>>,
+    turns: Vec<Reverse<Turn>>,
+    pub(crate) balance: Balance,
+}
+
+/// Rounds `work.x` down to each step (within `[lo, hi]`) and refreshes the loads.
+pub(crate) fn round_down(topo: &Topology, work: &mut Work) {
+    for &i in &work.order {
+        let i = i as usize;
+        let c = &topo.connectors[i];
+        work.x[i] = floor_to_step(work.x[i], c.step_a).clamp(topo.lo_a[i], work.hi[i]);
+    }
+    recompute_load(topo, work);
+}
+
+fn turn(topo: &Topology, work: &Work, i: usize) -> Reverse<Turn> {
+    let c = &topo.connectors[i];
+    Reverse(Turn {
+        tier: u8::MAX - c.priority,
+        level: work.x[i] / c.weight,
+        i: i as u32,
+    })
+}
+
+/// Hands leftover steps back; sets `work.bound` to what stopped each connector.
+pub(crate) fn hand_back(topo: &Topology, work: &mut Work, base: &[f64], sc: &mut QuantizeScratch) {
+    sc.balance.reset(topo, work, base);
+    let virtual_start = 4 * topo.node_count();
+    let virtual_end = 7 * topo.node_count();
+    sc.turns.clear();
+    for &i in &work.order {
+        let i = i as usize;
+        if work.x[i] >= work.hi[i] - EPS {
+            work.bound[i] = OWN;
+        } else {
+            sc.turns.push(turn(topo, work, i));
+        }
+    }
+    sc.heap.clear();
+    sc.heap.extend(sc.turns.drain(..));
+    // Connectors stopped only by an unbalance limit get another try after a
+    // later raise: raising a light phase can make room on a heavy one.
+    let mut raised = false;
+    loop {
+        let Some(Reverse(t)) = sc.heap.pop() else {
+            if !raised || sc.turns.is_empty() {
+                break;
+            }
+            raised = false;
+            sc.heap.extend(sc.turns.drain(..));
+            continue;
+        };
+        let i = t.i as usize;
+        let step = topo.connectors[i].step_a;
+        if work.x[i] + step > work.hi[i] + EPS {
+            work.bound[i] = OWN;
+            continue;
+        }
+        let mut block = None;
+        work.space
+            .for_each(topo, i, work.mode[i], work.pv[i], |k, a| {
+                let physical = k < virtual_start || k >= virtual_end;
+                if block.is_none() && physical && work.load[k] + a * step > work.space.cap[k] + EPS
+                {
+                    block = Some(k as u32);
+                }
+            });
+        if block.is_none() {
+            if let Some((node, p)) = sc.balance.blocks(topo, work, i, step) {
+                block = Some((virtual_start + PHASES * node + p) as u32);
+                sc.turns.push(turn(topo, work, i));
+            }
+        }
+        match block {
+            Some(k) => work.bound[i] = k,
+            None => {
+                work.x[i] = ((work.x[i] / step).round() + 1.0) * step;
+                work.space
+                    .for_each(topo, i, work.mode[i], work.pv[i], |k, a| {
+                        work.load[k] += a * step
+                    });
+                sc.balance.add(topo, work, i, step);
+                sc.heap.push(turn(topo, work, i));
+                raised = true;
+            }
+        }
+    }
+}
