@@ -1,5 +1,5 @@
 """Every exception hubgate raises, in one namespace."""
 
-from hubgate._core import CodecError, CrcError, HubgateError
+from hubgate._core import AllocationInputError, CodecError, CrcError, HubgateError, TopologyError
 
-__all__ = ["CodecError", "CrcError", "HubgateError"]
+__all__ = ["AllocationInputError", "CodecError", "CrcError", "HubgateError", "TopologyError"]

@@ -3,6 +3,8 @@
 //! Thin wrappers over `hubgate-core`; every Rust error becomes a Python
 //! exception in [`errors`], and nowhere else.
 
+mod alloc;
+mod alloc_buffers;
 mod crc;
 mod errors;
 
@@ -13,6 +15,11 @@ use pyo3::prelude::*;
 mod _core {
     #[pymodule_export]
     use super::crc::{check_crc, crc16};
+
+    #[pymodule_export]
+    use super::alloc::{
+        AllocConnector, AllocNode, AllocReason, AllocSettings, Allocation, Allocator,
+    };
 
     use pyo3::prelude::*;
 
