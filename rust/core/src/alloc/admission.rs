@@ -65,10 +65,13 @@ pub(crate) fn admit(
     let s = &topo.settings;
     work.keys.clear();
     work.order.clear();
+    work.terms_k.clear();
+    work.terms_a.clear();
     for (i, st) in states.iter().enumerate() {
         work.admitted[i] = false;
         work.x[i] = 0.0;
         work.mode[i] = st.phases;
+        work.terms_at[i] = (0, 0);
         if !st.wanting {
             out.set_reason(i, (Reason::NotWanting, -1, -1));
             continue;
@@ -88,7 +91,8 @@ pub(crate) fn admit(
     }
     work.keys.sort_unstable_by(compare);
     work.load.iter_mut().for_each(|l| *l = 0.0);
-    for key in &work.keys {
+    for ki in 0..work.keys.len() {
+        let key = work.keys[ki];
         let i = key.index as usize;
         let lo = topo.lo_a[i];
         let pv = work.pv[i];
@@ -107,8 +111,21 @@ pub(crate) fn admit(
                     work.mode[i] = mode;
                     work.x[i] = lo;
                     work.order.push(i as u32);
-                    work.space
-                        .for_each(topo, i, mode, pv, |k, a| work.load[k] += a * lo);
+                    let Work {
+                        space,
+                        load,
+                        terms_k,
+                        terms_a,
+                        terms_at,
+                        ..
+                    } = &mut *work;
+                    let start = terms_k.len();
+                    space.for_each(topo, i, mode, pv, |k, a| {
+                        load[k] += a * lo;
+                        terms_k.push(k as u32);
+                        terms_a.push(a);
+                    });
+                    terms_at[i] = (start as u32, (terms_k.len() - start) as u32);
                     break;
                 }
                 Some(k) => {

@@ -67,6 +67,8 @@ pub(crate) struct FillScratch {
     fixed: Vec<f64>,
     slope: Vec<f64>,
     saturated: Vec<bool>,
+    /// The saturation time of each constraint's live heap entry (infinity for none).
+    predicted: Vec<f64>,
     dirty: Vec<u32>,
     is_dirty: Vec<bool>,
     heap: BinaryHeap<Saturation>,
@@ -81,29 +83,37 @@ impl FillScratch {
         self.fixed.resize(constraints, 0.0);
         self.slope.resize(constraints, 0.0);
         self.saturated.resize(constraints, false);
+        self.predicted.resize(constraints, f64::INFINITY);
         self.is_dirty.resize(constraints, false);
     }
 }
 
 /// Recomputes `work.load` from `work.x` over the admitted connectors.
-pub(crate) fn recompute_load(topo: &Topology, work: &mut Work) {
+pub(crate) fn recompute_load(work: &mut Work) {
     work.load.iter_mut().for_each(|l| *l = 0.0);
-    for &i in &work.order {
-        let i = i as usize;
-        let x = work.x[i];
-        work.space
-            .for_each(topo, i, work.mode[i], work.pv[i], |k, a| {
-                work.load[k] += a * x
-            });
+    for o in 0..work.order.len() {
+        let i = work.order[o] as usize;
+        add_load(work, i, work.x[i]);
+    }
+}
+
+/// Adds `amount` times connector `i`'s coefficients to the loads.
+#[inline]
+pub(crate) fn add_load(work: &mut Work, i: usize, amount: f64) {
+    for t in work.terms(i) {
+        work.load[work.terms_k[t] as usize] += work.terms_a[t] * amount;
     }
 }
 
 /// Fills the admitted connectors from their minimums; sets `work.x` and `work.bound`.
-pub(crate) fn fill(topo: &Topology, work: &mut Work, sc: &mut FillScratch) {
-    for &i in &work.order {
-        work.x[i as usize] = topo.lo_a[i as usize];
+/// `refill` recomputes the minimums' loads (admission leaves them in place).
+pub(crate) fn fill(topo: &Topology, work: &mut Work, sc: &mut FillScratch, refill: bool) {
+    if refill {
+        for &i in &work.order {
+            work.x[i as usize] = topo.lo_a[i as usize];
+        }
+        recompute_load(work);
     }
-    recompute_load(topo, work);
     sc.tier.clear();
     sc.tier.extend_from_slice(&work.order);
     sc.tier
@@ -119,11 +129,7 @@ pub(crate) fn fill(topo: &Topology, work: &mut Work, sc: &mut FillScratch) {
         fill_tier(topo, work, sc, start, end);
         for &i in &sc.tier[start..end] {
             let i = i as usize;
-            let extra = work.x[i] - topo.lo_a[i];
-            work.space
-                .for_each(topo, i, work.mode[i], work.pv[i], |k, a| {
-                    work.load[k] += a * extra
-                });
+            add_load(work, i, work.x[i] - topo.lo_a[i]);
         }
         start = end;
     }
@@ -155,9 +161,13 @@ fn flush(work: &Work, sc: &mut FillScratch) {
     for &k in &sc.dirty {
         let k = k as usize;
         sc.is_dirty[k] = false;
+        // A later time than the live entry's is re-predicted when that entry pops.
         if !sc.saturated[k] && sc.slope[k] > 1e-12 && work.space.cap[k].is_finite() {
             let t = (work.space.cap[k] - sc.fixed[k]) / sc.slope[k];
-            sc.heap.push(Saturation { t, k: k as u32 });
+            if t < sc.predicted[k] {
+                sc.predicted[k] = t;
+                sc.heap.push(Saturation { t, k: k as u32 });
+            }
         }
     }
     sc.dirty.clear();
@@ -168,12 +178,12 @@ fn freeze(topo: &Topology, work: &mut Work, sc: &mut FillScratch, i: usize, t: f
     if sc.status[i] == Status::Growing {
         let x = (w * t).clamp(lo, hi);
         work.x[i] = x;
-        work.space
-            .for_each(topo, i, work.mode[i], work.pv[i], |k, a| {
-                sc.fixed[k] += a * x;
-                sc.slope[k] -= a * w;
-                mark(sc, k);
-            });
+        for t in work.terms(i) {
+            let (k, a) = (work.terms_k[t] as usize, work.terms_a[t]);
+            sc.fixed[k] += a * x;
+            sc.slope[k] -= a * w;
+            mark(sc, k);
+        }
     } else {
         work.x[i] = lo;
     }
@@ -185,6 +195,7 @@ fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usiz
     sc.fixed.copy_from_slice(&work.load);
     sc.slope.iter_mut().for_each(|s| *s = 0.0);
     sc.saturated.iter_mut().for_each(|s| *s = false);
+    sc.predicted.iter_mut().for_each(|p| *p = f64::INFINITY);
     sc.heap.clear();
     sc.activations.clear();
     sc.maxima.clear();
@@ -230,20 +241,30 @@ fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usiz
                 if sc.status[iu] == Status::Waiting {
                     sc.status[iu] = Status::Growing;
                     let (lo, w) = (topo.lo_a[iu], topo.connectors[iu].weight);
-                    work.space
-                        .for_each(topo, iu, work.mode[iu], work.pv[iu], |k, a| {
-                            sc.fixed[k] -= a * lo;
-                            sc.slope[k] += a * w;
-                            mark(sc, k);
-                        });
+                    for t in work.terms(iu) {
+                        let (k, a) = (work.terms_k[t] as usize, work.terms_a[t]);
+                        sc.fixed[k] -= a * lo;
+                        sc.slope[k] += a * w;
+                        mark(sc, k);
+                    }
                 }
             }
             Event::Saturate(k) => {
                 sc.heap.pop();
                 let ku = k as usize;
+                if sc.saturated[ku] || et != sc.predicted[ku] {
+                    continue; // superseded by an earlier prediction
+                }
+                sc.predicted[ku] = f64::INFINITY;
                 let cap = work.space.cap[ku];
                 let load = sc.fixed[ku] + sc.slope[ku] * t;
-                if sc.saturated[ku] || cap - load > EPS * (1.0 + cap.abs()) {
+                if cap - load > EPS * (1.0 + cap.abs()) {
+                    // Its members slowed down since: predict again.
+                    if sc.slope[ku] > 1e-12 {
+                        let next = (cap - sc.fixed[ku]) / sc.slope[ku];
+                        sc.predicted[ku] = next;
+                        sc.heap.push(Saturation { t: next, k });
+                    }
                     continue;
                 }
                 sc.saturated[ku] = true;

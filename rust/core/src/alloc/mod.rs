@@ -127,6 +127,20 @@ pub(crate) struct Work {
     order: Vec<u32>,
     keys: Vec<admission::Key>,
     unbalance_nodes: Vec<u32>,
+    /// Each admitted connector's constraints and coefficients this cycle:
+    /// `terms_k/terms_a[terms_at[i].0..][..terms_at[i].1]`.
+    terms_k: Vec<u32>,
+    terms_a: Vec<f64>,
+    terms_at: Vec<(u32, u32)>,
+}
+
+impl Work {
+    /// Constraint indices and coefficients of admitted connector `i`.
+    #[inline]
+    fn terms(&self, i: usize) -> std::ops::Range<usize> {
+        let (start, len) = self.terms_at[i];
+        start as usize..(start + len) as usize
+    }
 }
 
 /// The allocator: the topology, each connector's memory, and reusable buffers.
@@ -191,6 +205,9 @@ impl Allocator {
             order: Vec::with_capacity(n),
             keys: Vec::with_capacity(n),
             unbalance_nodes,
+            terms_k: Vec::new(),
+            terms_a: Vec::new(),
+            terms_at: vec![(0, 0); n],
         };
         Self {
             topo,
@@ -267,18 +284,19 @@ impl Allocator {
         work.space
             .update(topo, input.base_load_a, root, wanting_count);
         admission::admit(topo, &self.states, now, work, out);
-        filling::fill(topo, work, &mut self.fill);
+        filling::fill(topo, work, &mut self.fill, false);
         for _ in 0..UNBALANCE_PASSES {
             if work.unbalance_nodes.is_empty()
                 || !unbalance::tighten(topo, work, input.base_load_a, out)
             {
                 break;
             }
-            filling::fill(topo, work, &mut self.fill);
+            filling::fill(topo, work, &mut self.fill, true);
         }
         quantize::round_down(topo, work);
-        unbalance::repair(topo, work, input.base_load_a, out);
-        filling::recompute_load(topo, work);
+        if unbalance::repair(topo, work, input.base_load_a, out) {
+            filling::recompute_load(work);
+        }
         quantize::hand_back(topo, work, input.base_load_a, &mut self.quantize);
         for i in 0..topo.connector_count() {
             out.target_a[i] = if work.admitted[i] { work.x[i] } else { 0.0 };

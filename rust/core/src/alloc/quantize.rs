@@ -7,7 +7,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
 use super::admission::EPS;
-use super::filling::{recompute_load, OWN};
+use super::filling::{add_load, recompute_load, OWN};
 use super::model::{floor_to_step, Topology, PHASES};
 use super::unbalance::Balance;
 use super::Work;
@@ -58,7 +58,7 @@ pub(crate) fn round_down(topo: &Topology, work: &mut Work) {
         let c = &topo.connectors[i];
         work.x[i] = floor_to_step(work.x[i], c.step_a).clamp(topo.lo_a[i], work.hi[i]);
     }
-    recompute_load(topo, work);
+    recompute_load(work);
 }
 
 fn turn(topo: &Topology, work: &Work, i: usize) -> Reverse<Turn> {
@@ -70,6 +70,22 @@ fn turn(topo: &Topology, work: &Work, i: usize) -> Reverse<Turn> {
     })
 }
 
+/// The first physical limit (not a virtual unbalance cap) that one more step of
+/// connector `i` would exceed.
+fn physical_block(
+    work: &Work,
+    i: usize,
+    step: f64,
+    virtual_caps: std::ops::Range<usize>,
+) -> Option<u32> {
+    work.terms(i)
+        .map(|t| (work.terms_k[t] as usize, work.terms_a[t]))
+        .find_map(|(k, a)| {
+            let over = work.load[k] + a * step > work.space.cap[k] + EPS;
+            (over && !virtual_caps.contains(&k)).then_some(k as u32)
+        })
+}
+
 /// Hands leftover steps back; sets `work.bound` to what stopped each connector.
 pub(crate) fn hand_back(topo: &Topology, work: &mut Work, base: &[f64], sc: &mut QuantizeScratch) {
     sc.balance.reset(topo, work, base);
@@ -78,8 +94,12 @@ pub(crate) fn hand_back(topo: &Topology, work: &mut Work, base: &[f64], sc: &mut
     sc.turns.clear();
     for &i in &work.order {
         let i = i as usize;
-        if work.x[i] >= work.hi[i] - EPS {
+        let step = topo.connectors[i].step_a;
+        if work.x[i] + step > work.hi[i] + EPS {
             work.bound[i] = OWN;
+        } else if let Some(k) = physical_block(work, i, step, virtual_start..virtual_end) {
+            // Loads only grow from here on: blocked now is blocked for good.
+            work.bound[i] = k;
         } else {
             sc.turns.push(turn(topo, work, i));
         }
@@ -100,36 +120,31 @@ pub(crate) fn hand_back(topo: &Topology, work: &mut Work, base: &[f64], sc: &mut
         };
         let i = t.i as usize;
         let step = topo.connectors[i].step_a;
-        if work.x[i] + step > work.hi[i] + EPS {
-            work.bound[i] = OWN;
-            continue;
-        }
-        let mut block = None;
-        work.space
-            .for_each(topo, i, work.mode[i], work.pv[i], |k, a| {
-                let physical = k < virtual_start || k >= virtual_end;
-                if block.is_none() && physical && work.load[k] + a * step > work.space.cap[k] + EPS
-                {
-                    block = Some(k as u32);
-                }
-            });
-        if block.is_none() {
-            if let Some((node, p)) = sc.balance.blocks(topo, work, i, step) {
-                block = Some((virtual_start + PHASES * node + p) as u32);
-                sc.turns.push(turn(topo, work, i));
+        // Raise `i` while it stays first in line, without touching the heap.
+        loop {
+            if work.x[i] + step > work.hi[i] + EPS {
+                work.bound[i] = OWN;
+                break;
             }
-        }
-        match block {
-            Some(k) => work.bound[i] = k,
-            None => {
-                work.x[i] = ((work.x[i] / step).round() + 1.0) * step;
-                work.space
-                    .for_each(topo, i, work.mode[i], work.pv[i], |k, a| {
-                        work.load[k] += a * step
-                    });
-                sc.balance.add(topo, work, i, step);
-                sc.heap.push(turn(topo, work, i));
-                raised = true;
+            let mut block = physical_block(work, i, step, virtual_start..virtual_end);
+            if block.is_none() {
+                if let Some((node, p)) = sc.balance.blocks(topo, work, i, step) {
+                    block = Some((virtual_start + PHASES * node + p) as u32);
+                    sc.turns.push(turn(topo, work, i));
+                }
+            }
+            if let Some(k) = block {
+                work.bound[i] = k;
+                break;
+            }
+            work.x[i] = ((work.x[i] / step).round() + 1.0) * step;
+            add_load(work, i, step);
+            sc.balance.add(topo, work, i, step);
+            raised = true;
+            let next = turn(topo, work, i);
+            if sc.heap.peek().is_some_and(|top| top.0 < next.0) {
+                sc.heap.push(next);
+                break;
             }
         }
     }

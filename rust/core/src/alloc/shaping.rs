@@ -41,12 +41,8 @@ pub(crate) fn shape(
 ) {
     let s = &topo.settings;
     let voltage = s.voltage_v;
-    work.load.iter_mut().for_each(|l| *l = 0.0);
     work.order.clear();
     for (i, st) in states.iter().enumerate() {
-        let (_, (phase, power)) = old_draws(topo, st, i, now);
-        work.space
-            .for_each_draw(topo, i, phase, power, work.pv[i], |k, a| work.load[k] += a);
         let target = out.target_a[i];
         let same_mode = work.mode[i] == st.phases;
         let base = if same_mode {
@@ -58,6 +54,17 @@ pub(crate) fn shape(
         if target > base + EPS {
             work.order.push(i as u32);
         }
+    }
+    if work.order.is_empty() {
+        return;
+    }
+    work.load.iter_mut().for_each(|l| *l = 0.0);
+    for (i, st) in states.iter().enumerate() {
+        let (_, (phase, power)) = old_draws(topo, st, i, now);
+        let Work {
+            space, load, pv, ..
+        } = &mut *work;
+        space.for_each_draw(topo, i, phase, power, pv[i], |k, a| load[k] += a);
     }
     work.order
         .sort_unstable_by_key(|&i| (u8::MAX - topo.connectors[i as usize].priority, i));

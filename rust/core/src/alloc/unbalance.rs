@@ -109,19 +109,23 @@ fn pause(work: &mut Work, out: &mut Allocation, i: usize, node: usize, p: usize)
 }
 
 /// Lowers rounded one-phase setpoints on heavy phases until every node is within
-/// its unbalance limit or has no controllable current left there.
-pub(crate) fn repair(topo: &Topology, work: &mut Work, base: &[f64], out: &mut Allocation) {
+/// its unbalance limit or has no controllable current left there; returns
+/// whether anything changed.
+pub(crate) fn repair(topo: &Topology, work: &mut Work, base: &[f64], out: &mut Allocation) -> bool {
     // Lowering for one node can unbalance another on the same path: repeat
     // until a whole pass changes nothing (every action lowers a setpoint).
+    let mut changed = false;
     let mut acted = true;
     while acted {
         acted = false;
         for u in 0..work.unbalance_nodes.len() {
             acted |= repair_node(topo, work, base, out, work.unbalance_nodes[u] as usize);
         }
+        changed |= acted;
     }
     let admitted = &work.admitted;
     work.order.retain(|&i| admitted[i as usize]);
+    changed
 }
 
 fn repair_node(
