@@ -57,7 +57,11 @@ def caps(site: Site) -> list[float]:
     r = root(site)
     root_w = v * sum(site.base[3 * r : 3 * r + 3])
     wanting = sum(1 for w in site.wanting if w)
-    gop = max(site.gop - root_w, site.settings.grid_operator_floor_w * wanting) if math.isfinite(site.gop) else math.inf
+    gop = (
+        max(site.gop - root_w, site.settings.grid_operator_floor_w * wanting)
+        if math.isfinite(site.gop)
+        else math.inf
+    )
     return [*out, gop, site.peak - root_w, site.pv_budget]
 
 
@@ -103,14 +107,18 @@ def assert_setpoint_shape(site: Site, amps: Sequence[float]) -> None:
 
 def phase_currents(site: Site, amps: Sequence[float], phases: Sequence[int]) -> list[list[float]]:
     use = usage(site, amps, phases)
-    return [[use[4 * n + p] + site.base[3 * n + p] for p in range(3)] for n in range(len(site.nodes))]
+    return [
+        [use[4 * n + p] + site.base[3 * n + p] for p in range(3)] for n in range(len(site.nodes))
+    ]
 
 
 def gap(currents: Sequence[float]) -> float:
     return max(currents) - min(currents)
 
 
-def can_raise(site: Site, target: Sequence[float], phases: Sequence[int], i: int, delta: float) -> bool:
+def can_raise(
+    site: Site, target: Sequence[float], phases: Sequence[int], i: int, delta: float
+) -> bool:
     """Whether raising connector i by delta keeps every limit, unbalance included."""
     raised = list(target)
     raised[i] += delta
@@ -120,7 +128,8 @@ def can_raise(site: Site, target: Sequence[float], phases: Sequence[int], i: int
     before = phase_currents(site, target, phases)
     after = phase_currents(site, raised, phases)
     return all(
-        gap(after[n]) <= max(node.unbalance_cap_a, gap(before[n])) + EPS for n, node in enumerate(site.nodes)
+        gap(after[n]) <= max(node.unbalance_cap_a, gap(before[n])) + EPS
+        for n, node in enumerate(site.nodes)
     )
 
 
@@ -128,7 +137,9 @@ def assert_pareto(site: Site, target: Sequence[float], phases: Sequence[int]) ->
     for i, c in enumerate(site.connectors):
         x = target[i]
         if x > 0 and x + c.step_a <= hi(site, i) + EPS:
-            assert not can_raise(site, target, phases, i, c.step_a), f"{i} at {x} could take one more step"
+            assert not can_raise(site, target, phases, i, c.step_a), (
+                f"{i} at {x} could take one more step"
+            )
 
 
 def assert_transition(
@@ -162,6 +173,6 @@ def assert_transition(
     old_use = usage(site, old, old_phases)
     for k, cap in enumerate(caps(site)):
         over_before = old_use[k] > cap + tolerance(cap)
-        assert worst[k] <= cap + tolerance(cap) or (over_before and not raised[k]) or worst[k] <= EPS, (
-            f"limit {k}: sum of max(old, new) {worst[k]} > {cap}"
-        )
+        assert (
+            worst[k] <= cap + tolerance(cap) or (over_before and not raised[k]) or worst[k] <= EPS
+        ), f"limit {k}: sum of max(old, new) {worst[k]} > {cap}"

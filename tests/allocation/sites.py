@@ -46,7 +46,9 @@ def _cap() -> st.SearchStrategy[float]:
 
 
 @st.composite
-def sites(draw: st.DrawFn, max_nodes: int = 6, max_connectors: int = 20, unbalance: bool = True) -> Site:
+def sites(
+    draw: st.DrawFn, max_nodes: int = 6, max_connectors: int = 20, unbalance: bool = True
+) -> Site:
     """A random tree (parents before children) with random connectors and inputs."""
     n = draw(st.integers(1, max_nodes))
     nodes = []
@@ -96,7 +98,11 @@ def hub(connectors: int, seed: int = 1) -> Site:
     transformers = max(1, feeders // 10)
     nodes = [AllocNode(None, (9.0 * connectors,) * 3, 230.0 * 3 * 9 * connectors, INF)]
     for _ in range(transformers):
-        nodes.append(AllocNode(0, (12.0 * connectors / transformers,) * 3, 230 * 3 * 7 * connectors / transformers))
+        nodes.append(
+            AllocNode(
+                0, (12.0 * connectors / transformers,) * 3, 230 * 3 * 7 * connectors / transformers
+            )
+        )
     for f in range(feeders):
         nodes.append(AllocNode(1 + f % transformers, (250.0, 250.0, 250.0)))
     first_charger = len(nodes)

@@ -16,9 +16,13 @@ from hypothesis import strategies as st
 from allocation import invariants as inv
 from allocation.reference import ReferenceAllocator
 from allocation.sites import Site, sites
-from hubgate._core import AllocReason, AllocSettings, Allocator
+from hubgate._core import Allocator, AllocReason, AllocSettings
 
-CHECKS = settings(max_examples=int(os.environ.get("ALLOC_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+CHECKS = settings(
+    max_examples=int(os.environ.get("ALLOC_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 UNBALANCE = int(AllocReason.UNBALANCE)
 
 
@@ -56,7 +60,11 @@ def test_unbalance_holds_unless_nothing_is_left_to_lower(site: Site) -> None:
 
         def one_phase_on(p: int, n: int = n) -> bool:
             return any(
-                phases[i] == 1 and c.phases != "3p" and c.phase == p and inv.on_path(site, c.node, n) and target[i] > 0
+                phases[i] == 1
+                and c.phases != "3p"
+                and c.phase == p
+                and inv.on_path(site, c.node, n)
+                and target[i] > 0
                 for i, c in enumerate(site.connectors)
             )
 
@@ -91,7 +99,9 @@ def test_max_min_fair_within_one_step(site: Site) -> None:
             continue
         fair = False
         for k, cap in enumerate(caps):
-            members = [j for j in range(len(site.connectors)) if target[j] > 0 and coefficient(k, j) > 0]
+            members = [
+                j for j in range(len(site.connectors)) if target[j] > 0 and coefficient(k, j) > 0
+            ]
             if i not in members:
                 continue
             tier = [j for j in members if site.connectors[j].priority == ci.priority]
@@ -119,7 +129,14 @@ def test_same_input_same_output(site: Site) -> None:
     b = Allocator(site.nodes, site.connectors, site.settings)
     for now in (0.0, 50.0, 400.0):
         oa, ob = a.allocate(**site.inputs(now)), b.allocate(**site.inputs(now))
-        for column in ("setpoint_a", "target_a", "phases", "reason", "binding_node", "binding_phase"):
+        for column in (
+            "setpoint_a",
+            "target_a",
+            "phases",
+            "reason",
+            "binding_node",
+            "binding_phase",
+        ):
             assert getattr(oa, column) == getattr(ob, column)
 
 
@@ -133,14 +150,21 @@ def test_raising_the_grid_operator_cap_never_lowers_the_top_tier(site: Site, ext
     if [x > 0 for x in tl] != [x > 0 for x in th] or pl != ph or not any(tl):
         return  # admission differs: the property is for a fixed admission
     top = max(c.priority for i, c in enumerate(site.connectors) if tl[i] > 0)
-    leftover = sum(3 * c.step_a for i, c in enumerate(site.connectors) if c.priority == top and tl[i] > 0)
+    leftover = sum(
+        3 * c.step_a for i, c in enumerate(site.connectors) if c.priority == top and tl[i] > 0
+    )
     for i, c in enumerate(site.connectors):
         if c.priority == top:
             assert th[i] >= tl[i] - leftover - inv.EPS
 
 
 TIMING = AllocSettings(
-    min_on_s=20.0, min_off_s=10.0, change_interval_s=3.0, ramp_a_per_s=2.0, settle_s=8.0, phase_switch_s=15.0
+    min_on_s=20.0,
+    min_off_s=10.0,
+    change_interval_s=3.0,
+    ramp_a_per_s=2.0,
+    settle_s=8.0,
+    phase_switch_s=15.0,
 )
 
 
@@ -152,7 +176,14 @@ def vary(site: Site, seed: int, shift: int) -> Site:
 
 
 @CHECKS
-@given(sites(), st.lists(st.tuples(st.integers(0, 30), st.integers(0, 40), st.integers(0, 2**62)), min_size=1, max_size=5))
+@given(
+    sites(),
+    st.lists(
+        st.tuples(st.integers(0, 30), st.integers(0, 40), st.integers(0, 2**62)),
+        min_size=1,
+        max_size=5,
+    ),
+)
 def test_transitions_keep_every_limit(site: Site, steps: list[tuple[int, int, int]]) -> None:
     alloc = Allocator(site.nodes, site.connectors, TIMING)
     now = 0.0
@@ -178,7 +209,9 @@ def coarse_step(site: Site) -> float:
 @given(sites())
 def test_rust_matches_the_reference(site: Site) -> None:
     rust = Allocator(site.nodes, site.connectors, site.settings).allocate(**site.inputs(1000.0))
-    ref = ReferenceAllocator(site.nodes, site.connectors, site.settings).allocate(**site.inputs(1000.0))
+    ref = ReferenceAllocator(site.nodes, site.connectors, site.settings).allocate(
+        **site.inputs(1000.0)
+    )
     assert [x > 0 for x in rust.target_a] == [x > 0 for x in ref.target_a]
     assert list(rust.phases) == ref.phases
     step = coarse_step(site)
@@ -189,8 +222,17 @@ def test_rust_matches_the_reference(site: Site) -> None:
 
 
 @CHECKS
-@given(sites(unbalance=False), st.lists(st.tuples(st.integers(0, 30), st.integers(0, 40), st.integers(0, 2**62)), min_size=1, max_size=4))
-def test_rust_matches_the_reference_over_cycles(site: Site, steps: list[tuple[int, int, int]]) -> None:
+@given(
+    sites(unbalance=False),
+    st.lists(
+        st.tuples(st.integers(0, 30), st.integers(0, 40), st.integers(0, 2**62)),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_rust_matches_the_reference_over_cycles(
+    site: Site, steps: list[tuple[int, int, int]]
+) -> None:
     rust = Allocator(site.nodes, site.connectors, TIMING)
     ref = ReferenceAllocator(site.nodes, site.connectors, TIMING)
     now = 0.0
