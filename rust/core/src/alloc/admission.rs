@@ -7,8 +7,6 @@
 //! connector falls back to one phase when three do not fit and switching is
 //! allowed. Safety wins over dwell: nothing is admitted that does not fit.
 
-use std::cmp::Ordering;
-
 use super::model::{PhaseMap, Topology};
 use super::outcome::{Allocation, Reason};
 use super::state::ConnectorState;
@@ -17,22 +15,21 @@ use super::Work;
 /// Tolerance of every feasibility comparison, in A or W.
 pub(crate) const EPS: f64 = 1e-9;
 
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Key {
-    protected: bool,
-    priority: u8,
-    on: bool,
-    since: f64,
-    index: u32,
-}
-
-fn compare(a: &Key, b: &Key) -> Ordering {
-    b.protected
-        .cmp(&a.protected)
-        .then(b.priority.cmp(&a.priority))
-        .then(a.on.cmp(&b.on))
-        .then(a.since.total_cmp(&b.since))
-        .then(a.index.cmp(&b.index))
+/// Admission order as one sortable number: protected first, then higher
+/// priority, then paused before charging, then the rotation time, then index.
+fn order_key(protected: bool, priority: u8, on: bool, since: f64, index: usize) -> u128 {
+    // Order-preserving bits of a float (as `f64::total_cmp`).
+    let bits = since.to_bits();
+    let since = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    };
+    (u128::from(!protected) << 105)
+        | (u128::from(u8::MAX - priority) << 97)
+        | (u128::from(on) << 96)
+        | (u128::from(since) << 32)
+        | index as u128
 }
 
 /// Phase counts to try, best first.
@@ -81,57 +78,57 @@ pub(crate) fn admit(
             continue;
         }
         let on = st.is_on();
-        work.keys.push(Key {
-            protected: on && now - st.on_since < s.min_on_s,
-            priority: topo.connectors[i].priority,
+        let protected = on && now - st.on_since < s.min_on_s;
+        let since = if on { -st.on_since } else { st.queue_since };
+        work.keys.push(order_key(
+            protected,
+            topo.connectors[i].priority,
             on,
-            since: if on { -st.on_since } else { st.queue_since },
-            index: i as u32,
-        });
+            since,
+            i,
+        ));
     }
-    work.keys.sort_unstable_by(compare);
+    work.keys.sort_unstable();
     work.load.iter_mut().for_each(|l| *l = 0.0);
     for ki in 0..work.keys.len() {
-        let key = work.keys[ki];
-        let i = key.index as usize;
+        let i = (work.keys[ki] & u128::from(u32::MAX)) as usize;
         let lo = topo.lo_a[i];
         let pv = work.pv[i];
         let (tries, count) = modes(topo.connectors[i].phases, &states[i], now, topo);
         let mut first_block = None;
         for &mode in &tries[..count] {
+            // One pass: record the terms and find the first limit the minimum breaks.
+            let Work {
+                space,
+                load,
+                terms_k,
+                terms_a,
+                ..
+            } = &mut *work;
+            let start = terms_k.len();
             let mut block = None;
-            work.space.for_each(topo, i, mode, pv, |k, a| {
-                if block.is_none() && work.load[k] + a * lo > work.space.cap[k] + EPS {
+            space.for_each(topo, i, mode, pv, |k, a| {
+                if block.is_none() && load[k] + a * lo > space.cap[k] + EPS {
                     block = Some(k);
                 }
+                terms_k.push(k as u32);
+                terms_a.push(a);
             });
-            match block {
-                None => {
-                    work.admitted[i] = true;
-                    work.mode[i] = mode;
-                    work.x[i] = lo;
-                    work.order.push(i as u32);
-                    let Work {
-                        space,
-                        load,
-                        terms_k,
-                        terms_a,
-                        terms_at,
-                        ..
-                    } = &mut *work;
-                    let start = terms_k.len();
-                    space.for_each(topo, i, mode, pv, |k, a| {
-                        load[k] += a * lo;
-                        terms_k.push(k as u32);
-                        terms_a.push(a);
-                    });
-                    terms_at[i] = (start as u32, (terms_k.len() - start) as u32);
-                    break;
-                }
-                Some(k) => {
-                    first_block.get_or_insert(k);
-                }
+            if let Some(k) = block {
+                terms_k.truncate(start);
+                terms_a.truncate(start);
+                first_block.get_or_insert(k);
+                continue;
             }
+            for t in start..terms_k.len() {
+                load[terms_k[t] as usize] += terms_a[t] * lo;
+            }
+            work.terms_at[i] = (start as u32, (work.terms_k.len() - start) as u32);
+            work.admitted[i] = true;
+            work.mode[i] = mode;
+            work.x[i] = lo;
+            work.order.push(i as u32);
+            break;
         }
         if let Some(k) = first_block.filter(|_| !work.admitted[i]) {
             let (_, node, phase) = work.space.describe(topo, k);

@@ -192,10 +192,6 @@ fn freeze(topo: &Topology, work: &mut Work, sc: &mut FillScratch, i: usize, t: f
 }
 
 fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usize, end: usize) {
-    sc.fixed.copy_from_slice(&work.load);
-    sc.slope.iter_mut().for_each(|s| *s = 0.0);
-    sc.saturated.iter_mut().for_each(|s| *s = false);
-    sc.predicted.iter_mut().for_each(|p| *p = f64::INFINITY);
     sc.heap.clear();
     sc.activations.clear();
     sc.maxima.clear();
@@ -209,6 +205,14 @@ fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usiz
             work.bound[iu] = OWN;
         } else {
             sc.status[iu] = Status::Waiting;
+            // Only the tier's own constraints are read: start them afresh.
+            for t in work.terms(iu) {
+                let k = work.terms_k[t] as usize;
+                sc.fixed[k] = work.load[k];
+                sc.slope[k] = 0.0;
+                sc.saturated[k] = false;
+                sc.predicted[k] = f64::INFINITY;
+            }
             sc.activations.push((lo / w, i));
             sc.maxima.push((hi / w, i));
             remaining += 1;

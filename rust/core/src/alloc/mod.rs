@@ -125,7 +125,7 @@ pub(crate) struct Work {
     pv: Vec<bool>,
     bound: Vec<u32>,
     order: Vec<u32>,
-    keys: Vec<admission::Key>,
+    keys: Vec<u128>,
     unbalance_nodes: Vec<u32>,
     /// Each admitted connector's constraints and coefficients this cycle:
     /// `terms_k/terms_a[terms_at[i].0..][..terms_at[i].1]`.
