@@ -59,13 +59,13 @@ class AllocNode:
     phase_cap_a: tuple[float, float, float]
     power_cap_w: float
     unbalance_cap_a: float
-    def __init__(
-        self,
+    def __new__(
+        cls,
         parent: int | None,
         phase_cap_a: tuple[float, float, float],
         power_cap_w: float = ...,
         unbalance_cap_a: float = ...,
-    ) -> None: ...
+    ) -> AllocNode: ...
 
 @final
 class AllocConnector:
@@ -82,8 +82,8 @@ class AllocConnector:
     step_a: float
     weight: float
     priority: int
-    def __init__(
-        self,
+    def __new__(
+        cls,
         node: int,
         phases: str,
         phase: int,
@@ -92,7 +92,7 @@ class AllocConnector:
         step_a: float = 0.1,
         weight: float = 1.0,
         priority: int = 0,
-    ) -> None: ...
+    ) -> AllocConnector: ...
 
 @final
 class AllocSettings:
@@ -107,8 +107,8 @@ class AllocSettings:
     phase_switch_s: float
     max_phase_switches: int
     grid_operator_floor_w: float
-    def __init__(
-        self,
+    def __new__(
+        cls,
         voltage_v: float = 230.0,
         min_on_s: float = 300.0,
         min_off_s: float = 120.0,
@@ -118,7 +118,7 @@ class AllocSettings:
         phase_switch_s: float = 600.0,
         max_phase_switches: int = 0,
         grid_operator_floor_w: float = 0.0,
-    ) -> None: ...
+    ) -> AllocSettings: ...
 
 @final
 class Allocation:
@@ -148,12 +148,12 @@ class Allocation:
 class Allocator:
     """The allocator: topology and per-connector memory; call `allocate` every cycle."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         nodes: Sequence[AllocNode],
         connectors: Sequence[AllocConnector],
         settings: AllocSettings | None = None,
-    ) -> None: ...
+    ) -> Allocator: ...
     @property
     def node_count(self) -> int: ...
     @property
