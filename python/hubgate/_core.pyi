@@ -132,6 +132,9 @@ class Allocation:
     def target_a(self) -> array[float]:
         """Fair targets before transition shaping, A per phase."""
     @property
+    def fair_a(self) -> array[float]:
+        """Exact weighted max-min fair shares before rounding, A per phase."""
+    @property
     def phases(self) -> array[int]:
         """Phases drawn on, 1 or 3."""
     @property

@@ -12,15 +12,25 @@ import heapq
 import math
 from dataclasses import dataclass, field
 
-from hubgate._core import AllocConnector, AllocNode, AllocSettings
+from hubgate._core import AllocConnector, AllocNode, AllocReason, AllocSettings
 
 EPS = 1e-9
 UNBALANCE_PASSES = 4
 
-# Reason codes, as `AllocReason.members()` orders them.
-NOT_WANTING, OWN_MAXIMUM, PHASE_CURRENT, POWER, UNBALANCE = 0, 1, 2, 3, 4
-GRID_OPERATOR, PEAK_TARGET, PV_BUDGET, PAUSED_NO_CAPACITY, PAUSED_MIN_OFF = 5, 6, 7, 8, 9
-RAMPING, CHANGE_INTERVAL, AWAITING_HEADROOM = 10, 11, 12
+# Reason codes, from the extension's enum.
+NOT_WANTING = int(AllocReason.NOT_WANTING)
+OWN_MAXIMUM = int(AllocReason.OWN_MAXIMUM)
+PHASE_CURRENT = int(AllocReason.PHASE_CURRENT)
+POWER = int(AllocReason.POWER)
+UNBALANCE = int(AllocReason.UNBALANCE)
+GRID_OPERATOR = int(AllocReason.GRID_OPERATOR)
+PEAK_TARGET = int(AllocReason.PEAK_TARGET)
+PV_BUDGET = int(AllocReason.PV_BUDGET)
+PAUSED_NO_CAPACITY = int(AllocReason.PAUSED_NO_CAPACITY)
+PAUSED_MIN_OFF = int(AllocReason.PAUSED_MIN_OFF)
+RAMPING = int(AllocReason.RAMPING)
+CHANGE_INTERVAL = int(AllocReason.CHANGE_INTERVAL)
+AWAITING_HEADROOM = int(AllocReason.AWAITING_HEADROOM)
 
 
 def ceil_to_step(value: float, step: float) -> float:
@@ -76,6 +86,7 @@ class State:
 class Result:
     setpoint_a: list[float]
     target_a: list[float]
+    fair_a: list[float]
     phases: list[int]
     reason: list[int]
     binding_node: list[int]
@@ -242,8 +253,15 @@ class ReferenceAllocator:
             self.hi.append(max(min(self.hw_hi[i], ev), self.lo[i]))
         self._build(base_load_a, grid_operator_w, peak_w, pv_budget_w, sum(1 for w in wanting if w))
         self.base = base_load_a
+        zeros = [0.0] * n_conn
         res = Result(
-            [0.0] * n_conn, [0.0] * n_conn, [3] * n_conn, [0] * n_conn, [-1] * n_conn, [-1] * n_conn
+            list(zeros),
+            list(zeros),
+            list(zeros),
+            [3] * n_conn,
+            [0] * n_conn,
+            [-1] * n_conn,
+            [-1] * n_conn,
         )
         self._admit(now, res)
         self._fill()
@@ -252,6 +270,7 @@ class ReferenceAllocator:
                 if not self._tighten(res):
                     break
                 self._fill()
+        res.fair_a = [self.x[i] if self.admitted[i] else 0.0 for i in range(n_conn)]
         self._round_down()
         self._repair(res)
         self._hand_back()

@@ -370,59 +370,40 @@ proptest! {
     }
 
     #[test]
-    fn max_min_fair_within_one_step(case in case()) {
+    fn fair_shares_are_weighted_max_min_fair_and_targets_within_one_step(case in case()) {
+        // Cap tightening for unbalance is fair only within the tightened set
+        // (allocation.md §3.3): its own property covers it.
+        let mut case = case;
+        case.nodes.iter_mut().for_each(|n| n.unbalance_cap_a = f64::INFINITY);
         let out = run(&case, Settings::default());
         let caps = caps(&case, 0.0);
-        let used = limits(&loads(&case, &out.target_a, &out.phases));
+        let used = limits(&loads(&case, &out.fair_a, &out.phases));
         for (i, ci) in case.connectors.iter().enumerate() {
-            let x = out.target_a[i];
-            // At its minimum it already has more than a fair share.
-            if x <= lo(ci) + EPS || x + ci.step_a > hi(&case, i) + EPS {
+            let (fair, target) = (out.fair_a[i], out.target_a[i]);
+            if fair <= 0.0 {
+                prop_assert!(target == 0.0);
                 continue;
             }
-            // Cap tightening for unbalance is fair only within the tightened set
-            // (allocation.md §3.3): its own property covers it.
-            if out.reason[i] == Reason::Unbalance
-                || case.nodes.iter().enumerate().any(|(n, node)| on_path(&case, ci.node, n) && node.unbalance_cap_a.is_finite())
-            {
+            prop_assert!(target >= fair - ci.step_a - EPS, "{i}: target {target} more than a step below {fair}");
+            // At its minimum or maximum it is not held by a shared limit.
+            if fair <= lo(ci) + EPS || fair >= hi(&case, i) - EPS {
                 continue;
             }
-            // Some limit that stops i must have no same-tier member far above i.
-            let fair = (0..caps.len()).any(|k| {
-                let members: Vec<usize> = (0..case.connectors.len())
-                    .filter(|&j| out.target_a[j] > 0.0 && counts_in(&case, &out, k, j))
-                    .collect();
-                if !members.contains(&i) {
-                    return false;
-                }
-                let a_i = coefficient(&case, &out, k, i);
-                // Rounding leftovers may sit with coarser-step members or go to
-                // finer-step ones: allow the tier's coarsest step here.
-                let coarse = members
-                    .iter()
-                    .filter(|&&j| case.connectors[j].priority == ci.priority)
-                    .map(|&j| case.connectors[j].step_a)
-                    .fold(ci.step_a, f64::max);
-                // Saturated within that step.
-                if used[k] + a_i * (ci.step_a + coarse) <= caps[k] + tolerance(caps[k]) {
-                    return false;
-                }
-                // What rounding can move inside this limit: every same-tier
-                // member's last step.
-                let leftover: f64 = members
-                    .iter()
-                    .filter(|&&j| case.connectors[j].priority == ci.priority)
-                    .map(|&j| coefficient(&case, &out, k, j) * case.connectors[j].step_a)
-                    .sum();
-                members.iter().all(|&j| {
-                    let cj = &case.connectors[j];
-                    // A member's own minimum may lift it above the fair level.
-                    let level = (x / ci.weight).max(lo(cj) / cj.weight);
-                    let slack = leftover / coefficient(&case, &out, k, j) / cj.weight + ci.step_a / ci.weight;
-                    cj.priority != ci.priority || out.target_a[j] / cj.weight <= level + slack + EPS
-                })
+            // A saturated limit in which no same-tier member above its own
+            // minimum has a higher weighted level: i's bottleneck.
+            let level = fair / ci.weight;
+            let bottleneck = (0..caps.len()).any(|k| {
+                coefficient(&case, &out, k, i) > 0.0
+                    && used[k] >= caps[k] - tolerance(caps[k])
+                    && case.connectors.iter().enumerate().all(|(j, cj)| {
+                        let fj = out.fair_a[j];
+                        cj.priority != ci.priority
+                            || fj <= lo(cj) + EPS
+                            || coefficient(&case, &out, k, j) == 0.0
+                            || fj / cj.weight <= level + EPS
+                    })
             });
-            prop_assert!(fair, "connector {i} at {x} has no limit where it is among the largest");
+            prop_assert!(bottleneck, "connector {i} at {fair} has no bottleneck");
         }
     }
 
@@ -551,10 +532,6 @@ fn assert_transition(case: &Case, prev: &Allocation, out: &Allocation) {
             old[k]
         );
     }
-}
-
-fn counts_in(case: &Case, out: &Allocation, k: usize, j: usize) -> bool {
-    coefficient(case, out, k, j) > 0.0
 }
 
 fn coefficient(case: &Case, out: &Allocation, k: usize, j: usize) -> f64 {

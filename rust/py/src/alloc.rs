@@ -10,7 +10,8 @@ use pyo3::prelude::*;
 use crate::alloc_buffers::{bytes_of, read_f64, read_flags, to_array};
 use crate::errors::CoreError;
 
-/// Why a connector got its setpoint (codes as in `Allocation.reason`).
+/// Why a connector got its setpoint: `hubgate_core::alloc::Reason` for Python
+/// (codes as in `Allocation.reason`; `members()` is indexed by code).
 #[pyclass(
     eq,
     eq_int,
@@ -62,33 +63,33 @@ pub(crate) enum AllocReason {
     AwaitingHeadroom = 12,
 }
 
-const REASONS: [AllocReason; 13] = [
-    AllocReason::NotWanting,
-    AllocReason::OwnMaximum,
-    AllocReason::PhaseCurrent,
-    AllocReason::Power,
-    AllocReason::Unbalance,
-    AllocReason::GridOperator,
-    AllocReason::PeakTarget,
-    AllocReason::PvBudget,
-    AllocReason::PausedNoCapacity,
-    AllocReason::PausedMinOff,
-    AllocReason::Ramping,
-    AllocReason::ChangeInterval,
-    AllocReason::AwaitingHeadroom,
-];
+impl From<Reason> for AllocReason {
+    fn from(reason: Reason) -> Self {
+        match reason {
+            Reason::NotWanting => Self::NotWanting,
+            Reason::OwnMaximum => Self::OwnMaximum,
+            Reason::PhaseCurrent => Self::PhaseCurrent,
+            Reason::Power => Self::Power,
+            Reason::Unbalance => Self::Unbalance,
+            Reason::GridOperator => Self::GridOperator,
+            Reason::PeakTarget => Self::PeakTarget,
+            Reason::PvBudget => Self::PvBudget,
+            Reason::PausedNoCapacity => Self::PausedNoCapacity,
+            Reason::PausedMinOff => Self::PausedMinOff,
+            Reason::Ramping => Self::Ramping,
+            Reason::ChangeInterval => Self::ChangeInterval,
+            Reason::AwaitingHeadroom => Self::AwaitingHeadroom,
+        }
+    }
+}
 
 #[pymethods]
 impl AllocReason {
     /// Every reason, indexed by its code.
     #[staticmethod]
     fn members() -> Vec<AllocReason> {
-        REASONS.to_vec()
+        Reason::ALL.iter().map(|&r| AllocReason::from(r)).collect()
     }
-}
-
-fn reason_code(reason: Reason) -> u8 {
-    reason as u8
 }
 
 /// One node of the tree (index = position in the list given to `Allocator`).
@@ -275,6 +276,12 @@ impl Allocation {
         to_array(py, "d", &bytes_of(&self.inner.target_a, f64::to_ne_bytes))
     }
 
+    /// Exact weighted max-min fair shares before rounding, A per phase (`array('d')`).
+    #[getter]
+    fn fair_a<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_array(py, "d", &bytes_of(&self.inner.fair_a, f64::to_ne_bytes))
+    }
+
     /// Phases drawn on, 1 or 3 (`array('B')`).
     #[getter]
     fn phases<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -284,7 +291,7 @@ impl Allocation {
     /// Reason codes, `AllocReason.members()[code]` (`array('B')`).
     #[getter]
     fn reason<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let codes: Vec<u8> = self.inner.reason.iter().map(|r| reason_code(*r)).collect();
+        let codes: Vec<u8> = self.inner.reason.iter().map(|&r| r as u8).collect();
         to_array(py, "B", &codes)
     }
 

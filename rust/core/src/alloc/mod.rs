@@ -293,6 +293,9 @@ impl Allocator {
             }
             filling::fill(topo, work, &mut self.fill, true);
         }
+        for i in 0..topo.connector_count() {
+            out.fair_a[i] = if work.admitted[i] { work.x[i] } else { 0.0 };
+        }
         quantize::round_down(topo, work);
         if unbalance::repair(topo, work, input.base_load_a, out) {
             filling::recompute_load(work);

@@ -33,7 +33,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// Every reason, in code order.
+    /// Every reason, indexed by its code (`reason as u8`).
     pub const ALL: [Reason; 13] = [
         Self::NotWanting,
         Self::OwnMaximum,
@@ -49,25 +49,6 @@ impl Reason {
         Self::ChangeInterval,
         Self::AwaitingHeadroom,
     ];
-
-    /// The reason's stable name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::NotWanting => "NOT_WANTING",
-            Self::OwnMaximum => "OWN_MAXIMUM",
-            Self::PhaseCurrent => "PHASE_CURRENT",
-            Self::Power => "POWER",
-            Self::Unbalance => "UNBALANCE",
-            Self::GridOperator => "GRID_OPERATOR",
-            Self::PeakTarget => "PEAK_TARGET",
-            Self::PvBudget => "PV_BUDGET",
-            Self::PausedNoCapacity => "PAUSED_NO_CAPACITY",
-            Self::PausedMinOff => "PAUSED_MIN_OFF",
-            Self::Ramping => "RAMPING",
-            Self::ChangeInterval => "CHANGE_INTERVAL",
-            Self::AwaitingHeadroom => "AWAITING_HEADROOM",
-        }
-    }
 }
 
 /// One cycle's result, one entry per connector (buffers reused across cycles).
@@ -77,6 +58,8 @@ pub struct Allocation {
     pub setpoint_a: Vec<f64>,
     /// The fair target before transition shaping, in A per phase.
     pub target_a: Vec<f64>,
+    /// The exact weighted max-min fair share before rounding to steps (0 if not admitted).
+    pub fair_a: Vec<f64>,
     /// Phases the connector draws on (1 or 3).
     pub phases: Vec<u8>,
     /// Why it got its setpoint.
@@ -91,6 +74,7 @@ impl Allocation {
     pub(crate) fn resize(&mut self, n: usize) {
         self.setpoint_a.resize(n, 0.0);
         self.target_a.resize(n, 0.0);
+        self.fair_a.resize(n, 0.0);
         self.phases.resize(n, 3);
         self.reason.resize(n, Reason::NotWanting);
         self.binding_node.resize(n, -1);
@@ -101,5 +85,17 @@ impl Allocation {
         self.reason[i] = reason;
         self.binding_node[i] = node;
         self.binding_phase[i] = phase;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Reason;
+
+    #[test]
+    fn all_is_indexed_by_code() {
+        for (code, reason) in Reason::ALL.iter().enumerate() {
+            assert_eq!(*reason as usize, code);
+        }
     }
 }
