@@ -7,7 +7,7 @@
 //! connector falls back to one phase when three do not fit and switching is
 //! allowed. Safety wins over dwell: nothing is admitted that does not fit.
 
-use super::model::{PhaseMap, Topology};
+use super::model::{ordered_bits, PhaseMap, Topology};
 use super::outcome::{Allocation, Reason};
 use super::state::ConnectorState;
 use super::Work;
@@ -18,17 +18,10 @@ pub(crate) const EPS: f64 = 1e-9;
 /// Admission order as one sortable number: protected first, then higher
 /// priority, then paused before charging, then the rotation time, then index.
 fn order_key(protected: bool, priority: u8, on: bool, since: f64, index: usize) -> u128 {
-    // Order-preserving bits of a float (as `f64::total_cmp`).
-    let bits = since.to_bits();
-    let since = if bits >> 63 == 1 {
-        !bits
-    } else {
-        bits | 1 << 63
-    };
     (u128::from(!protected) << 105)
         | (u128::from(u8::MAX - priority) << 97)
         | (u128::from(on) << 96)
-        | (u128::from(since) << 32)
+        | (u128::from(ordered_bits(since)) << 32)
         | index as u128
 }
 

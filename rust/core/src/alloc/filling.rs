@@ -8,11 +8,11 @@
 //! a heap of saturation times, so a cycle costs O(N·c·log M) for N connectors
 //! in c constraints each.
 
-use std::cmp::Ordering;
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::admission::EPS;
-use super::model::Topology;
+use super::model::{from_ordered_bits, ordered_bits, Topology};
 use super::Work;
 
 /// `bound` value of a connector stopped by its own maximum.
@@ -26,31 +26,9 @@ enum Status {
     Frozen,
 }
 
-/// A constraint's predicted saturation time (min-heap order).
-#[derive(Clone, Copy, Debug)]
-struct Saturation {
-    t: f64,
-    k: u32,
-}
-
-impl PartialEq for Saturation {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Saturation {}
-
-impl PartialOrd for Saturation {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Saturation {
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.t.total_cmp(&self.t).then(other.k.cmp(&self.k))
-    }
+/// A constraint's predicted saturation time and index, packed to sort by time.
+fn saturation(t: f64, k: usize) -> Reverse<u128> {
+    Reverse((u128::from(ordered_bits(t)) << 32) | k as u128)
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -71,7 +49,7 @@ pub(crate) struct FillScratch {
     predicted: Vec<f64>,
     dirty: Vec<u32>,
     is_dirty: Vec<bool>,
-    heap: BinaryHeap<Saturation>,
+    heap: BinaryHeap<Reverse<u128>>,
     activations: Vec<(f64, u32)>,
     maxima: Vec<(f64, u32)>,
     tier: Vec<u32>,
@@ -137,9 +115,10 @@ pub(crate) fn fill(topo: &Topology, work: &mut Work, sc: &mut FillScratch, refil
 
 fn next_event(sc: &FillScratch, ai: usize, mi: usize) -> Option<(f64, Event)> {
     let mut best: Option<(f64, Event)> = sc.maxima.get(mi).map(|&(t, i)| (t, Event::Maximum(i)));
-    if let Some(s) = sc.heap.peek() {
-        if best.is_none_or(|(t, _)| s.t < t) {
-            best = Some((s.t, Event::Saturate(s.k)));
+    if let Some(Reverse(key)) = sc.heap.peek() {
+        let st = from_ordered_bits((key >> 32) as u64);
+        if best.is_none_or(|(t, _)| st < t) {
+            best = Some((st, Event::Saturate((key & u128::from(u32::MAX)) as u32)));
         }
     }
     if let Some(&(t, i)) = sc.activations.get(ai) {
@@ -166,7 +145,7 @@ fn flush(work: &Work, sc: &mut FillScratch) {
             let t = (work.space.cap[k] - sc.fixed[k]) / sc.slope[k];
             if t < sc.predicted[k] {
                 sc.predicted[k] = t;
-                sc.heap.push(Saturation { t, k: k as u32 });
+                sc.heap.push(saturation(t, k));
             }
         }
     }
@@ -267,7 +246,7 @@ fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usiz
                     if sc.slope[ku] > 1e-12 {
                         let next = (cap - sc.fixed[ku]) / sc.slope[ku];
                         sc.predicted[ku] = next;
-                        sc.heap.push(Saturation { t: next, k });
+                        sc.heap.push(saturation(next, ku));
                     }
                     continue;
                 }

@@ -181,6 +181,25 @@ pub(crate) fn floor_to_step(value: f64, step: f64) -> f64 {
     (value / step + 1e-9).floor() * step
 }
 
+/// Bits of `x` that sort as `f64::total_cmp` sorts the floats.
+pub(crate) fn ordered_bits(x: f64) -> u64 {
+    let bits = x.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    }
+}
+
+/// The float whose [`ordered_bits`] are `bits`.
+pub(crate) fn from_ordered_bits(bits: u64) -> f64 {
+    f64::from_bits(if bits >> 63 == 1 {
+        bits & !(1 << 63)
+    } else {
+        !bits
+    })
+}
+
 /// A validated site: nodes, connectors, settings and derived lookups.
 #[derive(Clone, Debug)]
 pub struct Topology {
@@ -407,5 +426,21 @@ impl Topology {
     /// Hardware maximum of connector `i` aligned down to its step.
     pub fn hi(&self, i: usize) -> f64 {
         self.hi_a[i]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{from_ordered_bits, ordered_bits};
+
+    #[test]
+    fn ordered_bits_sort_like_total_cmp_and_round_trip() {
+        let values = [f64::NEG_INFINITY, -2.5, -0.0, 0.0, 1e-300, 6.0, 1e9, f64::INFINITY];
+        for pair in values.windows(2) {
+            assert!(ordered_bits(pair[0]) < ordered_bits(pair[1]), "{pair:?}");
+        }
+        for v in values {
+            assert_eq!(from_ordered_bits(ordered_bits(v)).to_bits(), v.to_bits());
+        }
     }
 }

@@ -3,51 +3,20 @@
 //! first, wherever every limit (and unbalance limit) still holds. What stops
 //! a connector's last step is its binding limit.
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::admission::EPS;
 use super::filling::{add_load, recompute_load, OWN};
-use super::model::{floor_to_step, Topology, PHASES};
+use super::model::{floor_to_step, ordered_bits, Topology, PHASES};
 use super::unbalance::Balance;
 use super::Work;
-
-/// A connector's place in the hand-back queue.
-#[derive(Clone, Copy, Debug)]
-struct Turn {
-    tier: u8,
-    level: f64,
-    i: u32,
-}
-
-impl PartialEq for Turn {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Turn {}
-
-impl PartialOrd for Turn {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Turn {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.tier
-            .cmp(&other.tier)
-            .then(self.level.total_cmp(&other.level))
-            .then(self.i.cmp(&other.i))
-    }
-}
 
 /// Reusable buffers of the hand-back step.
 #[derive(Debug, Default)]
 pub(crate) struct QuantizeScratch {
-    heap: BinaryHeap<Reverse<Turn>>,
-    turns: Vec<Reverse<Turn>>,
+    heap: BinaryHeap<Reverse<u128>>,
+    turns: Vec<Reverse<u128>>,
     pub(crate) balance: Balance,
 }
 
@@ -61,13 +30,12 @@ pub(crate) fn round_down(topo: &Topology, work: &mut Work) {
     recompute_load(work);
 }
 
-fn turn(topo: &Topology, work: &Work, i: usize) -> Reverse<Turn> {
+/// A connector's place in the hand-back queue (smallest first): higher tier,
+/// then lower weighted level, then lower index, packed into one number.
+fn turn(topo: &Topology, work: &Work, i: usize) -> Reverse<u128> {
     let c = &topo.connectors[i];
-    Reverse(Turn {
-        tier: u8::MAX - c.priority,
-        level: work.x[i] / c.weight,
-        i: i as u32,
-    })
+    let level = ordered_bits(work.x[i] / c.weight);
+    Reverse((u128::from(u8::MAX - c.priority) << 96) | (u128::from(level) << 32) | i as u128)
 }
 
 /// The first physical limit (not a virtual unbalance cap) that one more step of
@@ -118,7 +86,7 @@ pub(crate) fn hand_back(topo: &Topology, work: &mut Work, base: &[f64], sc: &mut
             sc.heap.extend(sc.turns.drain(..));
             continue;
         };
-        let i = t.i as usize;
+        let i = (t & u128::from(u32::MAX)) as usize;
         let step = topo.connectors[i].step_a;
         // Raise `i` while it stays first in line, without touching the heap.
         loop {
