@@ -435,7 +435,16 @@ mod tests {
 
     #[test]
     fn ordered_bits_sort_like_total_cmp_and_round_trip() {
-        let values = [f64::NEG_INFINITY, -2.5, -0.0, 0.0, 1e-300, 6.0, 1e9, f64::INFINITY];
+        let values = [
+            f64::NEG_INFINITY,
+            -2.5,
+            -0.0,
+            0.0,
+            1e-300,
+            6.0,
+            1e9,
+            f64::INFINITY,
+        ];
         for pair in values.windows(2) {
             assert!(ordered_bits(pair[0]) < ordered_bits(pair[1]), "{pair:?}");
         }
