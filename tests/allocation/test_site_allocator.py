@@ -174,7 +174,7 @@ def test_bad_topology_raises_topology_error(
 def test_bad_settings_and_phase_mode_are_refused() -> None:
     with pytest.raises(TopologyError, match="ramp"):
         Allocator([AllocNode(None, (1.0, 1.0, 1.0))], [], AllocSettings(ramp_a_per_s=0.0))
-    with pytest.raises(ValueError, match="'1p', '3p' or 'switchable'"):
+    with pytest.raises(TopologyError, match="'1p', '3p' or 'switchable'"):
         AllocConnector(0, "2p", 0, 6.0, 16.0)
 
 

@@ -122,17 +122,26 @@ impl AllocNode {
 }
 
 /// One connector: its node, grid phases, limits and share.
-#[pyclass(frozen, module = "hubgate._core", get_all)]
+#[pyclass(frozen, module = "hubgate._core")]
 #[derive(Clone, Debug)]
 pub(crate) struct AllocConnector {
+    #[pyo3(get)]
     node: usize,
+    #[pyo3(get)]
     phases: String,
+    #[pyo3(get)]
     phase: u8,
+    #[pyo3(get)]
     min_a: f64,
+    #[pyo3(get)]
     max_a: f64,
+    #[pyo3(get)]
     step_a: f64,
+    #[pyo3(get)]
     weight: f64,
+    #[pyo3(get)]
     priority: u8,
+    map: PhaseMap,
 }
 
 #[pymethods]
@@ -149,16 +158,13 @@ impl AllocConnector {
         step_a: f64,
         weight: f64,
         priority: u8,
-    ) -> PyResult<Self> {
-        if !matches!(phases.as_str(), "1p" | "3p" | "switchable") {
-            return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "phases must be '1p', '3p' or 'switchable', got {phases:?}"
-            )));
-        }
+    ) -> Result<Self, CoreError> {
+        let map = PhaseMap::from_mode(&phases, phase)?;
         Ok(Self {
             node,
             phases,
             phase,
+            map,
             min_a,
             max_a,
             step_a,
@@ -170,14 +176,9 @@ impl AllocConnector {
 
 impl AllocConnector {
     fn spec(&self) -> ConnectorSpec {
-        let phases = match self.phases.as_str() {
-            "1p" => PhaseMap::Single(self.phase),
-            "switchable" => PhaseMap::Switchable(self.phase),
-            _ => PhaseMap::Three,
-        };
         ConnectorSpec {
             node: self.node,
-            phases,
+            phases: self.map,
             min_a: self.min_a,
             max_a: self.max_a,
             step_a: self.step_a,

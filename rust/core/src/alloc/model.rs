@@ -18,6 +18,17 @@ pub enum PhaseMap {
 }
 
 impl PhaseMap {
+    /// From the configuration's words `1p`, `3p` or `switchable`, with the grid
+    /// phase (0-2) used on one phase.
+    pub fn from_mode(mode: &str, phase: u8) -> Result<Self, TopologyError> {
+        match mode {
+            "1p" => Ok(Self::Single(phase)),
+            "3p" => Ok(Self::Three),
+            "switchable" => Ok(Self::Switchable(phase)),
+            other => Err(TopologyError::BadPhaseMode(other.to_owned())),
+        }
+    }
+
     /// The grid phase used when drawing on one phase.
     pub fn single_phase(self) -> Option<u8> {
         match self {
@@ -123,6 +134,8 @@ pub enum TopologyError {
     },
     /// A one-phase mapping names a phase other than 0, 1 or 2.
     BadPhase(usize),
+    /// A phase mode other than `1p`, `3p` or `switchable`.
+    BadPhaseMode(String),
     /// A connector's numbers are out of range.
     BadConnector {
         /// The connector.
@@ -160,6 +173,9 @@ impl fmt::Display for TopologyError {
                 )
             }
             Self::BadPhase(c) => write!(f, "connector {c}: a one-phase mapping must be 0, 1 or 2"),
+            Self::BadPhaseMode(mode) => {
+                write!(f, "phases must be '1p', '3p' or 'switchable', got {mode:?}")
+            }
             Self::BadConnector { connector, problem } => {
                 write!(f, "connector {connector}: {problem}")
             }
