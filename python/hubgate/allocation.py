@@ -13,6 +13,7 @@ import math
 from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from hubgate._core import (
@@ -94,19 +95,50 @@ class ConnectorDecision:
 
 
 class CycleResult:
-    """One cycle's result: array columns in connector order, and per-connector views."""
+    """One cycle's result: array columns in connector order (built on first access),
+    and per-connector views for the decision log."""
 
     def __init__(self, allocation: Allocation, site: SiteAllocator) -> None:
-        self.setpoint_a: array[float] = allocation.setpoint_a
-        self.target_a: array[float] = allocation.target_a
-        self.phases: array[int] = allocation.phases
-        self.reason: array[int] = allocation.reason
-        self.binding_node: array[int] = allocation.binding_node
-        self.binding_phase: array[int] = allocation.binding_phase
+        self._allocation = allocation
         self._site = site
 
+    @cached_property
+    def setpoint_a(self) -> array[float]:
+        """Setpoints to send now, A per phase (0 = paused)."""
+        return self._allocation.setpoint_a
+
+    @cached_property
+    def target_a(self) -> array[float]:
+        """Targets before transition shaping, A per phase."""
+        return self._allocation.target_a
+
+    @cached_property
+    def fair_a(self) -> array[float]:
+        """Exact weighted max-min fair shares before rounding, A per phase."""
+        return self._allocation.fair_a
+
+    @cached_property
+    def phases(self) -> array[int]:
+        """Phases drawn on, 1 or 3."""
+        return self._allocation.phases
+
+    @cached_property
+    def reason(self) -> array[int]:
+        """Reason codes (`AllocReason.members()[code]`)."""
+        return self._allocation.reason
+
+    @cached_property
+    def binding_node(self) -> array[int]:
+        """Index into `SiteAllocator.node_ids` of the binding limit, or -1."""
+        return self._allocation.binding_node
+
+    @cached_property
+    def binding_phase(self) -> array[int]:
+        """Grid phase (0-2) of the binding limit, or -1."""
+        return self._allocation.binding_phase
+
     def __len__(self) -> int:
-        return len(self.setpoint_a)
+        return len(self._allocation)
 
     def decision(self, index: int) -> ConnectorDecision:
         """The decision for the connector at `index`."""
