@@ -1,5 +1,12 @@
 """Every exception hubgate raises, in one namespace."""
 
-from hubgate._core import CodecError, CrcError, HubgateError
+from hubgate._core import (
+    CodecError,
+    CrcError,
+    EncodeError,
+    FieldError,
+    FrameError,
+    HubgateError,
+)
 
-__all__ = ["CodecError", "CrcError", "HubgateError"]
+__all__ = ["CodecError", "CrcError", "EncodeError", "FieldError", "FrameError", "HubgateError"]
