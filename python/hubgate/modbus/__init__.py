@@ -1,1 +1,1 @@
-"""Modbus: the sans-IO codec (`hubgate.modbus.codec`) and the transports built on it."""
+"""Modbus on Trio: the Rust codec's Python face, transports, serial lines, statistics."""
