@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import trio
 from pymodbus.client import ModbusTcpClient
+from pymodbus.framer import FramerType
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
@@ -29,6 +30,7 @@ from hubgate.modbus.codec import (
     RequestRejected,
     Response,
     ResponseReceived,
+    RtuClientCodec,
     TcpClientCodec,
     TcpServerCodec,
 )
@@ -37,9 +39,10 @@ from hubgate.modbus.codec import (
 IMAGE = [0x5375, 0x6E53, *struct.unpack(">HH", struct.pack(">f", 230.5)), 0xFF9C]
 
 
-@pytest.fixture
-def pymodbus_server() -> Iterator[int]:
-    """A pymodbus TCP server in a thread (its own asyncio loop); yields its port."""
+@pytest.fixture(params=[FramerType.SOCKET, FramerType.RTU], ids=["tcp", "rtu-over-tcp"])
+def pymodbus_server(request: pytest.FixtureRequest) -> Iterator[tuple[int, FramerType]]:
+    """A pymodbus server on TCP in a thread (its own asyncio loop), speaking
+    Modbus TCP or RTU over TCP; yields its port and framing."""
     ready = threading.Event()
     state: dict[str, Any] = {}
 
@@ -47,7 +50,7 @@ def pymodbus_server() -> Iterator[int]:
         device = SimDevice(
             id=1, simdata=[SimData(40000, values=IMAGE + [0] * 20, datatype=DataType.REGISTERS)]
         )
-        server = ModbusTcpServer(device, address=("127.0.0.1", 0))
+        server = ModbusTcpServer(device, address=("127.0.0.1", 0), framer=request.param)
         await server.serve_forever(background=True)
         state["loop"], state["server"] = asyncio.get_running_loop(), server
         state["port"] = server.transport.sockets[0].getsockname()[1]
@@ -57,25 +60,30 @@ def pymodbus_server() -> Iterator[int]:
     thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
     thread.start()
     assert ready.wait(5)
-    yield state["port"]
+    yield state["port"], request.param
     asyncio.run_coroutine_threadsafe(state["server"].shutdown(), state["loop"]).result(5)
     thread.join(5)
 
 
-async def exchange(stream: trio.SocketStream, client: TcpClientCodec, frame: bytes) -> Any:
+async def exchange(
+    stream: trio.SocketStream, client: TcpClientCodec | RtuClientCodec, frame: bytes
+) -> Any:
     await stream.send_all(frame)
     while (event := client.next_event()) is None:
         client.receive_data(await stream.receive_some())
     return event
 
 
-async def test_client_codec_reads_a_pymodbus_server(pymodbus_server: int) -> None:
+async def test_client_codec_reads_a_pymodbus_server(
+    pymodbus_server: tuple[int, FramerType],
+) -> None:
+    port, framing = pymodbus_server
     plan = ReadPlan(
         [Field(40000, "string", size=2), Field(40002, "f32"), Field(40004, "i16", scale=0.1)]
     )
-    client = TcpClientCodec()
+    client = TcpClientCodec() if framing == FramerType.SOCKET else RtuClientCodec()
     with trio.fail_after(5):
-        stream = await trio.open_tcp_stream("127.0.0.1", pymodbus_server)
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
         async with stream:
             (request,) = plan.requests
             _, frame = client.encode_request(1, request)
