@@ -4,10 +4,10 @@
 use super::client::{ClientEvent, Rejection, RtuClient, TcpClient};
 use super::matching::Mismatch;
 use super::pdu::{EncodeError, Request, Response};
-use super::planner::{Field, Limits, ReadPlan};
+use super::planner::{Block, Field, Limits, ReadPlan};
 use super::server::{RtuServer, ServerEvent, TcpServer};
 use super::tcp::FrameError;
-use super::values::{Codec, Sentinel, Value, ValueType, WordOrder};
+use super::values::{Charset, Codec, Sentinel, Value, ValueType, WordOrder};
 use proptest::prelude::*;
 
 fn hex(text: &str) -> Vec<u8> {
@@ -677,18 +677,34 @@ fn sentinels_scale_and_strings() {
         standard(ValueType::String(2)).decode(&[0, 0]),
         Value::Missing
     );
+    let flag = Codec {
+        mask: Some(1),
+        shift: 15,
+        ..Codec::new(ValueType::Bitfield(1))
+    };
+    assert_eq!(flag.decode(&[0x8000]), Value::UInt(1));
+    let utf16 = Codec {
+        charset: Charset::Utf16Be,
+        ..Codec::new(ValueType::String(4))
+    };
     assert_eq!(
-        Codec::new(ValueType::Bit(15)).decode(&[0x8000]),
-        Value::Bool(true)
+        utf16.decode(&[0x0041, 0x00E9, 0, 0]),
+        Value::Text("Aé".into())
     );
+    assert_eq!(
+        utf16.encode(&Value::Text("Aé".into())).unwrap(),
+        [0x0041, 0x00E9, 0, 0]
+    );
+    let several = Codec {
+        sentinel: Sentinel::Raw(vec![0x7FFF, 0xFFFE]),
+        ..Codec::new(ValueType::U16)
+    };
+    assert_eq!(several.decode(&[0xFFFE]), Value::Missing);
+    assert_eq!(several.decode(&[0xFFFF]), Value::UInt(0xFFFF));
 }
 
 fn field(address: u16, kind: ValueType) -> Field {
-    Field {
-        function: 3,
-        address,
-        codec: Codec::new(kind),
-    }
+    Field::holding(address, kind)
 }
 
 #[test]
@@ -768,7 +784,10 @@ fn plan_decodes_every_field_across_reads() {
             .iter()
             .map(|r| image[usize::from(r.address)..][..usize::from(r.count)].to_vec())
             .collect();
-        let responses: Vec<Option<&[u16]>> = registers.iter().map(|r| Some(r.as_slice())).collect();
+        let responses: Vec<Option<Block<'_>>> = registers
+            .iter()
+            .map(|r| Some(Block::Registers(r)))
+            .collect();
         assert_eq!(
             plan.decode(&responses).unwrap(),
             [
@@ -777,7 +796,7 @@ fn plan_decodes_every_field_across_reads() {
                 Value::UInt(0x0100)
             ]
         );
-        let failed: Vec<Option<&[u16]>> = vec![None; responses.len()];
+        let failed: Vec<Option<Block<'_>>> = vec![None; responses.len()];
         assert_eq!(
             plan.decode(&failed).unwrap(),
             [Value::Missing, Value::Missing, Value::Missing]
@@ -797,12 +816,67 @@ fn planner_rejects_impossible_fields() {
         field(65535, ValueType::U32),
         field(0, ValueType::U64),
         Field {
-            function: 1,
+            function: 5,
             ..field(0, ValueType::U16)
         },
     ] {
-        assert!(ReadPlan::new(vec![bad], &limits).is_err(), "{bad:?}");
+        assert!(
+            ReadPlan::new(vec![bad.clone()], &limits).is_err(),
+            "{bad:?}"
+        );
     }
+}
+
+#[test]
+fn sunspec_scale_factors_and_bits() {
+    // W at 40084 (i16) with its scale factor at 40085; the same factor for
+    // two fields is read once; 0x8000 makes the value missing.
+    let with_sf = |address| Field {
+        scale_factor: Some(40085),
+        codec: Codec {
+            offset: 1.0,
+            ..Codec::new(ValueType::I16)
+        },
+        ..field(address, ValueType::I16)
+    };
+    let coil = Field {
+        function: 1,
+        invert: true,
+        ..field(7, ValueType::U16)
+    };
+    let plan = ReadPlan::new(
+        vec![with_sf(40084), with_sf(40083), coil],
+        &Limits::default(),
+    )
+    .unwrap();
+    let reads: Vec<_> = plan
+        .reads()
+        .iter()
+        .map(|r| (r.function, r.address, r.count))
+        .collect();
+    assert_eq!(reads, [(1, 7, 1), (3, 40083, 3)]);
+    assert_eq!(plan.fields().len(), 3);
+    let bits = [false];
+    let regs = [150, 1234, (-2i16) as u16];
+    let values = plan
+        .decode(&[Some(Block::Bits(&bits)), Some(Block::Registers(&regs))])
+        .unwrap();
+    assert_eq!(
+        values,
+        [
+            Value::Float(1234.0 * 0.01 + 1.0),
+            Value::Float(150.0 * 0.01 + 1.0),
+            Value::Bool(true)
+        ]
+    );
+    let regs = [150, 1234, 0x8000];
+    let values = plan
+        .decode(&[Some(Block::Bits(&bits)), Some(Block::Registers(&regs))])
+        .unwrap();
+    assert_eq!(values[..2], [Value::Missing, Value::Missing]);
+    assert!(plan
+        .decode(&[Some(Block::Registers(&regs)), Some(Block::Registers(&regs))])
+        .is_err());
 }
 
 fn request_strategy() -> impl Strategy<Value = Request> {
