@@ -1,12 +1,8 @@
 """Every exception hubgate raises, in one namespace."""
 
-from hubgate._core import (
-    CodecError,
-    CrcError,
-    EncodeError,
-    FieldError,
-    FrameError,
-    HubgateError,
-)
+from hubgate._core import CodecError, CrcError, EncodeError, FieldError, FrameError, HubgateError
+from hubgate.cloud.queue import CsmsCallError
 
-__all__ = ["CodecError", "CrcError", "EncodeError", "FieldError", "FrameError", "HubgateError"]
+__all__ = ["CodecError", "CrcError", "HubgateError"]
+__all__ += ["CsmsCallError"]
+__all__ += ["EncodeError", "FieldError", "FrameError"]
