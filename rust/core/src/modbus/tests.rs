@@ -944,6 +944,48 @@ proptest! {
         prop_assert_eq!(server.next_event(), Some(ServerEvent::Request { transaction_id: 0, unit, request }));
     }
 
+    /// Any registers through any codec and any plan: no panic.
+    #[test]
+    fn arbitrary_registers_never_panic(
+        registers in proptest::collection::vec(any::<u16>(), 125),
+        kind in 0..10usize,
+        count in 1..=4u16,
+        order in 0..4usize,
+        mask in proptest::option::of(any::<u64>()),
+        shift in 0..64u8,
+        exponent in proptest::option::of(any::<i64>()),
+        addresses in proptest::collection::vec(0..120u16, 1..20),
+        max_gap in 0..10u16,
+        single_register in any::<bool>(),
+    ) {
+        let kind = [
+            ValueType::U16, ValueType::I16, ValueType::U32, ValueType::I32, ValueType::U64,
+            ValueType::I64, ValueType::F32, ValueType::F64, ValueType::Bitfield(count),
+            ValueType::String(count),
+        ][kind];
+        let order = [WordOrder::Abcd, WordOrder::Cdab, WordOrder::Badc, WordOrder::Dcba][order];
+        let codec = Codec { order, mask, shift, sentinel: Sentinel::Standard, ..Codec::new(kind) };
+        let value = codec.decode_with(&registers, exponent);
+        if !matches!(value, Value::Missing) && mask.is_none() && shift == 0 {
+            let _ = codec.encode_with(&value, exponent);
+        }
+        let fields: Vec<Field> = addresses
+            .iter()
+            .map(|&a| Field { codec: codec.clone(), scale_factor: (a % 3 == 0).then_some(a / 2), ..field(a, kind) })
+            .collect();
+        let limits = Limits { max_gap, single_register, ..Limits::default() };
+        if let Ok(plan) = ReadPlan::new(fields, &limits) {
+            let blocks: Vec<Vec<u16>> = plan
+                .reads()
+                .iter()
+                .map(|r| registers[usize::from(r.address)..][..usize::from(r.count)].to_vec())
+                .collect();
+            let responses: Vec<Option<Block<'_>>> =
+                blocks.iter().map(|b| Some(Block::Registers(b))).collect();
+            prop_assert!(plan.decode(&responses).is_ok());
+        }
+    }
+
     /// Every word order round-trips every 32- and 64-bit value.
     #[test]
     fn word_orders_round_trip(raw in any::<u64>(), order in 0..4usize) {
