@@ -30,16 +30,6 @@ pub(crate) struct ResponseReceived {
     response: Py<Response>,
 }
 
-impl std::fmt::Debug for ResponseReceived {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseReceived")
-            .field("transaction_id", &self.transaction_id)
-            .field("unit", &self.unit)
-            .field("response", self.response.get())
-            .finish()
-    }
-}
-
 impl PartialEq for ResponseReceived {
     fn eq(&self, other: &Self) -> bool {
         (self.transaction_id, self.unit) == (other.transaction_id, other.unit)
@@ -79,21 +69,22 @@ pub(crate) struct RequestRejected {
 }
 
 macro_rules! event_repr {
-    ($($class:ident),*) => {$(
+    ($($class:ident [$($field:ident),*]),* $(,)?) => {$(
         #[pymethods]
         impl $class {
-            fn __repr__(&self) -> String {
-                crate::modbus_pdu::python_repr(&format!("{self:?}"))
+            fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+                let fields = [$(stringify!($field).to_owned()),*];
+                crate::modbus_pdu::attribute_repr(slf.as_any(), stringify!($class), &fields)
             }
         }
     )*};
 }
 
 event_repr!(
-    ResponseReceived,
-    ResponseRejected,
-    RequestReceived,
-    RequestRejected
+    ResponseReceived[transaction_id, unit, response],
+    ResponseRejected[transaction_id, unit, reason],
+    RequestReceived[transaction_id, unit, request],
+    RequestRejected[transaction_id, unit, function_code, exception_code, reason],
 );
 
 fn client_event(py: Python<'_>, event: client::ClientEvent) -> PyResult<Py<PyAny>> {

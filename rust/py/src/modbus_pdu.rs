@@ -85,8 +85,8 @@ impl Request {
         pdu::Request::from(self.clone()).function()
     }
 
-    fn __repr__(&self) -> String {
-        format!("Request.{}", python_repr(&format!("{self:?}")))
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        variant_repr(slf.as_any())
     }
 }
 
@@ -141,8 +141,8 @@ impl Response {
         matches!(self, Self::Exception { .. })
     }
 
-    fn __repr__(&self) -> String {
-        format!("Response.{}", python_repr(&format!("{self:?}")))
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        variant_repr(slf.as_any())
     }
 }
 
@@ -159,16 +159,24 @@ impl Response {
     }
 }
 
-/// Rewrites a derived `Debug` text (`Name { a: 1, b: true }`) as Python
-/// constructor syntax (`Name(a=1, b=True)`); `Some(x)` becomes `x`.
-pub(crate) fn python_repr(debug: &str) -> String {
-    debug
-        .replace(" { ", "(")
-        .replace(" }", ")")
-        .replace(": ", "=")
-        .replace("true", "True")
-        .replace("false", "False")
-        .replace("Some(", "(")
+/// `name(a=repr(obj.a), ...)`: the constructor-like repr of `obj`.
+pub(crate) fn attribute_repr(
+    obj: &Bound<'_, PyAny>,
+    name: &str,
+    fields: &[String],
+) -> PyResult<String> {
+    let parts = fields
+        .iter()
+        .map(|field| Ok(format!("{field}={}", obj.getattr(field.as_str())?.repr()?)))
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok(format!("{name}({})", parts.join(", ")))
+}
+
+/// Repr of a `Request.*` or `Response.*` variant, from its `__match_args__`.
+fn variant_repr(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    let class = obj.get_type();
+    let fields: Vec<String> = class.getattr("__match_args__")?.extract()?;
+    attribute_repr(obj, &class.qualname()?.to_string(), &fields)
 }
 
 /// Field conversion between the core enums and their Python mirrors.

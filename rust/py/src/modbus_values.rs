@@ -151,12 +151,17 @@ impl Field {
             shift,
             charset: charset.parse().map_err(CoreError::from)?,
         };
+        let optional = |v: Option<u64>| v.map_or_else(|| "None".to_owned(), |v| v.to_string());
         let repr = format!(
-            "Field({address}, {type:?}, function={function}, count={count:?}, order={order:?}, \
-             scale={scale:?}, offset={offset:?}, sentinel={sentinel:?}, mask={mask:?}, \
-             shift={shift}, scale_factor={scale_factor:?}, invert={invert}, charset={charset:?})",
+            "Field({address}, {type:?}, function={function}, count={count}, order={order:?}, \
+             scale={scale:?}, offset={offset:?}, sentinel={sentinel}, mask={mask}, \
+             shift={shift}, scale_factor={scale_factor}, invert={invert}, charset={charset:?})",
             type = r#type,
-            sentinel = codec.sentinel,
+            count = optional(count.map(u64::from)),
+            sentinel = sentinel.map_or(Ok("None".to_owned()), |s| s.repr().map(|r| r.to_string()))?,
+            mask = optional(mask),
+            scale_factor = optional(scale_factor.map(u64::from)),
+            invert = if invert { "True" } else { "False" },
         );
         Ok(Self {
             inner: planner::Field {
@@ -166,7 +171,7 @@ impl Field {
                 scale_factor,
                 invert,
             },
-            repr: crate::modbus_pdu::python_repr(&repr),
+            repr,
         })
     }
 
