@@ -285,3 +285,21 @@ def test_read_plan_with_coils_and_a_shared_scale_factor() -> None:
     assert values == pytest.approx([12.34, 1.5, True, False])
     missing = plan.decode([None, [150, 1234, 0x8000]])
     assert missing == [None, None, None, None]
+
+
+def test_reprs_are_python_expressions() -> None:
+    request = Request.ReadWriteMultipleRegisters(1, 2, 3, [4, 5])
+    assert repr(request) == (
+        "Request.ReadWriteMultipleRegisters(read_address=1, read_count=2, write_address=3, values=[4, 5])"
+    )
+    response = Response.ReadDeviceIdentification(1, 0x83, False, 0, [(0, b"a: b")])
+    namespace = {"Request": Request, "Response": Response}
+    assert eval(repr(request), namespace) == request
+    assert eval(repr(response), namespace) == response
+    server = TcpServerCodec()
+    server.receive_data(bytes.fromhex("0001 0000 0006 01 03 0000 007e"))
+    assert repr(server.next_event()) == (
+        "RequestRejected(transaction_id=1, unit=1, function_code=3, exception_code=3,"
+        " reason='FC3: quantity out of range')"
+    )
+    assert repr(Field(7, function=1, sentinel=[1])).startswith('Field(7, "u16", function=1,')
