@@ -2,7 +2,14 @@
 
 from hubgate._core import CodecError, CrcError, EncodeError, FieldError, FrameError, HubgateError
 from hubgate.cloud.queue import CsmsCallError
+from hubgate.ocpp.errors import (
+    OcppCallError,
+    OcppCallTimeoutError,
+    OcppSessionClosedError,
+    RpcError,
+)
 
 __all__ = ["CodecError", "CrcError", "HubgateError"]
 __all__ += ["CsmsCallError"]
+__all__ += ["OcppCallError", "OcppCallTimeoutError", "OcppSessionClosedError", "RpcError"]
 __all__ += ["EncodeError", "FieldError", "FrameError"]
