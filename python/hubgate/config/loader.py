@@ -54,9 +54,9 @@ def format_path(loc: Loc) -> str:
     return text
 
 
-def _model_at(loc: Loc) -> type[BaseModel] | None:
-    """The model class that holds the field at `loc` (its last part)."""
-    model: type[BaseModel] = SiteConfig
+def _model_at(loc: Loc, root: type[BaseModel]) -> type[BaseModel] | None:
+    """The model class below `root` that holds the field at `loc` (its last part)."""
+    model = root
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
@@ -79,11 +79,11 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _describe(error: Mapping[str, Any]) -> str:
+def _describe(error: Mapping[str, Any], root: type[BaseModel]) -> str:
     loc: Loc = tuple(error["loc"])
     kind = error["type"]
     if kind == "extra_forbidden" and loc and isinstance(loc[-1], str):
-        model = _model_at(loc)
+        model = _model_at(loc, root)
         valid = sorted(model.model_fields) if model else []
         close = difflib.get_close_matches(loc[-1], valid, n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
@@ -96,36 +96,49 @@ def _describe(error: Mapping[str, Any]) -> str:
     return message
 
 
-def problems_in(data: Mapping[str, Any], text: str, file: str) -> list[ConfigProblem]:
-    """Every problem in already-parsed site data; empty when it is valid."""
-    found: list[tuple[Loc, str]] = []
+def field_problems(root: type[BaseModel], data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
+    """Every field error of `data` validated as `root`, each as (field path, message)."""
     try:
-        SiteConfig.model_validate(data)
+        root.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors()
         locs = [tuple(e["loc"]) for e in errors]
         # A container fails too when one of its items does: report the item only.
-        found.extend(
-            (loc, _describe(e))
+        return [
+            (loc, _describe(e, root))
             for loc, e in zip(locs, errors, strict=True)
             if not any(len(other) > len(loc) and other[: len(loc)] == loc for other in locs)
-        )
-    found.extend(reference_problems(data))
+        ]
+    return []
+
+
+def located(found: list[tuple[Loc, str]], text: str, file: str) -> list[ConfigProblem]:
+    """(field path, message) pairs as problems with the file and line."""
     return [ConfigProblem(file, format_path(loc), line_of(text, loc), msg) for loc, msg in found]
 
 
-def load_site(path: str | Path) -> SiteConfig:
-    """Read and validate a site file; raise `ConfigError` with every problem."""
+def problems_in(data: Mapping[str, Any], text: str, file: str) -> list[ConfigProblem]:
+    """Every problem in already-parsed site data; empty when it is valid."""
+    return located([*field_problems(SiteConfig, data), *reference_problems(data)], text, file)
+
+
+def read_toml(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """The text and parsed data of a TOML file; `ConfigError` when it cannot be read."""
     file = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([ConfigProblem(file, "", None, f"cannot read the file: {exc}")]) from exc
     try:
-        data = tomllib.loads(text)
+        return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([ConfigProblem(file, "", None, f"not valid TOML: {exc}")]) from exc
-    problems = problems_in(data, text, file)
+
+
+def load_site(path: str | Path) -> SiteConfig:
+    """Read and validate a site file; raise `ConfigError` with every problem."""
+    text, data = read_toml(path)
+    problems = problems_in(data, text, str(path))
     if problems:
         raise ConfigError(problems)
     return SiteConfig.model_validate(data)
