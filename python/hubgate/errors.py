@@ -8,5 +8,24 @@ from hubgate._core import (
     FrameError,
     HubgateError,
 )
+from hubgate.modbus.errors import (
+    ModbusBadResponseError,
+    ModbusConnectionError,
+    ModbusError,
+    ModbusExceptionError,
+    ModbusTimeoutError,
+)
 
-__all__ = ["CodecError", "CrcError", "EncodeError", "FieldError", "FrameError", "HubgateError"]
+__all__ = [
+    "CodecError",
+    "CrcError",
+    "EncodeError",
+    "FieldError",
+    "FrameError",
+    "HubgateError",
+    "ModbusBadResponseError",
+    "ModbusConnectionError",
+    "ModbusError",
+    "ModbusExceptionError",
+    "ModbusTimeoutError",
+]
