@@ -19,6 +19,9 @@ from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+HOLDING = list(range(1000, 1100))
+"""Holding (and input) registers 0-99 of unit 1 in the tests; unit 2 holds ten times as much."""
+
 
 def sim_device(unit: int, holding: Sequence[int], inputs: Sequence[int] | None = None) -> SimDevice:
     """A device whose holding registers start at 0 with `holding` (inputs likewise)."""

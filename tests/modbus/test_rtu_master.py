@@ -13,26 +13,15 @@ from dataclasses import dataclass, field
 
 import pytest
 import trio
-from modbus_peers import RunningServer, pymodbus_server, socat_pty_pair
+from modbus_peers import HOLDING, RunningServer, pymodbus_server
 from pymodbus.framer import FramerType
 
-from conftest import HOLDING
 from hubgate._core import Request, RequestReceived, Response, RtuServerCodec
 from hubgate.config.model import Parity, SerialLine
 from hubgate.modbus.errors import ModbusExceptionError, ModbusTimeoutError
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.rtu_master import open_rtu_master, open_rtu_over_tcp_master
 from hubgate.modbus.serial_line import RtuTiming
-
-
-@pytest.fixture(scope="module")
-def pymodbus_serial() -> Iterator[str]:
-    """The master's end of a socat pty pair whose other end a pymodbus RTU server (units 1, 2) holds."""
-    with (
-        socat_pty_pair() as (master_end, device_end),
-        pymodbus_server({1: HOLDING, 2: [v * 10 for v in HOLDING]}, serial_port=device_end),
-    ):
-        yield master_end
 
 
 async def test_reads_and_writes_several_units_on_one_bus(pymodbus_serial: str) -> None:

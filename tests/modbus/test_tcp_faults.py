@@ -21,9 +21,8 @@ from modbus_faults import (
     silent,
     wrong_transaction_first,
 )
-from modbus_peers import RunningServer
+from modbus_peers import HOLDING, RunningServer
 
-from conftest import HOLDING
 from hubgate.control.cycle import Failed, gather_by_deadline
 from hubgate.modbus.errors import ModbusConnectionError, ModbusError, ModbusTimeoutError
 from hubgate.modbus.master import ModbusDevice

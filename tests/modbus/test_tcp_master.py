@@ -7,9 +7,8 @@ import socket
 import pytest
 import trio
 from modbus_faults import REGISTERS, answers_pairs_reversed, serve_faulty_device
-from modbus_peers import RunningServer
+from modbus_peers import HOLDING, RunningServer
 
-from conftest import HOLDING
 from hubgate._core import EncodeError, Request, Response
 from hubgate.modbus.errors import ModbusExceptionError
 from hubgate.modbus.master import ModbusDevice

@@ -21,6 +21,7 @@ import random
 import termios
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import trio
 
@@ -199,21 +200,20 @@ def _flush_tty_input(link: trio.abc.Stream) -> None:
     termios.tcflush(link.fileno(), termios.TCIFLUSH)
 
 
-@asynccontextmanager
-async def open_rtu_master(
+def serial_rtu_master(
     line: SerialLine,
     *,
     timeout_s: float = 1.0,
     retries: int = 1,
     turnaround_s: float = DEFAULT_TURNAROUND_S,
     backoff: Backoff = DEFAULT_BACKOFF,
-) -> AsyncIterator[RtuMaster]:
+) -> RtuMaster:
     """The master of the RTU bus on serial `line`; the tty is opened on the first request."""
 
     async def open_link() -> trio.abc.Stream:
         return open_serial_line(line)
 
-    master = RtuMaster(
+    return RtuMaster(
         line.device,
         open_link,
         gap_s=RtuTiming.for_line(line).t35_s,
@@ -223,14 +223,9 @@ async def open_rtu_master(
         turnaround_s=turnaround_s,
         backoff=backoff,
     )
-    try:
-        yield master
-    finally:
-        await master.aclose()
 
 
-@asynccontextmanager
-async def open_rtu_over_tcp_master(
+def tcp_rtu_master(
     host: str,
     port: int,
     *,
@@ -238,7 +233,7 @@ async def open_rtu_over_tcp_master(
     retries: int = 1,
     turnaround_s: float = DEFAULT_TURNAROUND_S,
     backoff: Backoff = DEFAULT_BACKOFF,
-) -> AsyncIterator[RtuMaster]:
+) -> RtuMaster:
     """The master of an RTU bus behind a serial-to-Ethernet gateway (RTU frames over TCP).
 
     The gateway keeps the serial line's timing, so no gap is added here.
@@ -247,7 +242,7 @@ async def open_rtu_over_tcp_master(
     async def open_link() -> trio.abc.Stream:
         return await trio.open_tcp_stream(host, port)
 
-    master = RtuMaster(
+    return RtuMaster(
         f"{host}:{port}",
         open_link,
         gap_s=0.0,
@@ -256,6 +251,24 @@ async def open_rtu_over_tcp_master(
         turnaround_s=turnaround_s,
         backoff=backoff,
     )
+
+
+@asynccontextmanager
+async def open_rtu_master(line: SerialLine, **options: Any) -> AsyncIterator[RtuMaster]:
+    """`serial_rtu_master(line, **options)`, closed on exit."""
+    master = serial_rtu_master(line, **options)
+    try:
+        yield master
+    finally:
+        await master.aclose()
+
+
+@asynccontextmanager
+async def open_rtu_over_tcp_master(
+    host: str, port: int, **options: Any
+) -> AsyncIterator[RtuMaster]:
+    """`tcp_rtu_master(host, port, **options)`, closed on exit."""
+    master = tcp_rtu_master(host, port, **options)
     try:
         yield master
     finally:

@@ -236,16 +236,25 @@ async def open_tcp_master(
     backoff: Backoff = DEFAULT_BACKOFF,
     rng: random.Random | None = None,
 ) -> AsyncIterator[TcpMaster]:
-    """A `TcpMaster` whose reader tasks live in a nursery of its own; closed on exit."""
-    async with trio.open_nursery() as nursery:
-        yield TcpMaster(
-            nursery,
-            host,
-            port,
-            timeout_s=timeout_s,
-            retries=retries,
-            max_in_flight=max_in_flight,
-            backoff=backoff,
-            rng=rng,
-        )
-        nursery.cancel_scope.cancel()
+    """A `TcpMaster` whose reader tasks live in a nursery of its own; closed on exit.
+
+    The reader tasks never raise, so an error from the block comes out as itself,
+    not wrapped in an exception group.
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            yield TcpMaster(
+                nursery,
+                host,
+                port,
+                timeout_s=timeout_s,
+                retries=retries,
+                max_in_flight=max_in_flight,
+                backoff=backoff,
+                rng=rng,
+            )
+            nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1 and not isinstance(group.exceptions[0], BaseExceptionGroup):
+            raise group.exceptions[0] from None
+        raise
