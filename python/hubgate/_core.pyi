@@ -1,9 +1,9 @@
 """Type stubs for the Rust extension `hubgate._core` (built from `rust/py`)."""
 
 from collections.abc import Iterable, Sequence
-from typing import Literal, final
+from typing import Literal, Self, final
 
-from typing_extensions import Buffer
+from typing_extensions import Buffer, disjoint_base
 
 from hubgate.modbus.codec import ClientEvent as _ClientEvent
 from hubgate.modbus.codec import FieldValue as _FieldValue
@@ -39,6 +39,7 @@ class EncodeError(CodecError):
 class FieldError(CodecError):
     """A register field, value or read plan that does not make sense."""
 
+@disjoint_base
 class Request:
     """A Modbus request PDU: construct one of the nested variants.
 
@@ -50,93 +51,102 @@ class Request:
     def function_code(self) -> int:
         """The function code."""
 
+    @final
     class ReadCoils(Request):
         """FC1: read `count` (1-2000) coils."""
 
         __match_args__ = ("address", "count")
-        def __init__(self, address: int, count: int) -> None: ...
+        def __new__(cls, address: int, count: int) -> Self: ...
         @property
         def address(self) -> int: ...
         @property
         def count(self) -> int: ...
 
+    @final
     class ReadDiscreteInputs(Request):
         """FC2: read `count` (1-2000) discrete inputs."""
 
         __match_args__ = ("address", "count")
-        def __init__(self, address: int, count: int) -> None: ...
+        def __new__(cls, address: int, count: int) -> Self: ...
         @property
         def address(self) -> int: ...
         @property
         def count(self) -> int: ...
 
+    @final
     class ReadHoldingRegisters(Request):
         """FC3: read `count` (1-125) holding registers."""
 
         __match_args__ = ("address", "count")
-        def __init__(self, address: int, count: int) -> None: ...
+        def __new__(cls, address: int, count: int) -> Self: ...
         @property
         def address(self) -> int: ...
         @property
         def count(self) -> int: ...
 
+    @final
     class ReadInputRegisters(Request):
         """FC4: read `count` (1-125) input registers."""
 
         __match_args__ = ("address", "count")
-        def __init__(self, address: int, count: int) -> None: ...
+        def __new__(cls, address: int, count: int) -> Self: ...
         @property
         def address(self) -> int: ...
         @property
         def count(self) -> int: ...
 
+    @final
     class WriteSingleCoil(Request):
         """FC5: switch one coil."""
 
         __match_args__ = ("address", "value")
-        def __init__(self, address: int, value: bool) -> None: ...
+        def __new__(cls, address: int, value: bool) -> Self: ...
         @property
         def address(self) -> int: ...
         @property
         def value(self) -> bool: ...
 
+    @final
     class WriteSingleRegister(Request):
         """FC6: write one register."""
 
         __match_args__ = ("address", "value")
-        def __init__(self, address: int, value: int) -> None: ...
+        def __new__(cls, address: int, value: int) -> Self: ...
         @property
         def address(self) -> int: ...
         @property
         def value(self) -> int: ...
 
+    @final
     class WriteMultipleCoils(Request):
         """FC15: write 1-1968 coils."""
 
         __match_args__ = ("address", "values")
-        def __init__(self, address: int, values: Sequence[bool]) -> None: ...
+        def __new__(cls, address: int, values: Sequence[bool]) -> Self: ...
         @property
         def address(self) -> int: ...
         @property
         def values(self) -> list[bool]: ...
 
+    @final
     class WriteMultipleRegisters(Request):
         """FC16: write 1-123 registers."""
 
         __match_args__ = ("address", "values")
-        def __init__(self, address: int, values: Sequence[int]) -> None: ...
+        def __new__(cls, address: int, values: Sequence[int]) -> Self: ...
         @property
         def address(self) -> int: ...
         @property
         def values(self) -> list[int]: ...
 
+    @final
     class ReadWriteMultipleRegisters(Request):
         """FC23: write 1-121 registers, then read 1-125."""
 
         __match_args__ = ("read_address", "read_count", "write_address", "values")
-        def __init__(
-            self, read_address: int, read_count: int, write_address: int, values: Sequence[int]
-        ) -> None: ...
+        def __new__(
+            cls, read_address: int, read_count: int, write_address: int, values: Sequence[int]
+        ) -> Self: ...
         @property
         def read_address(self) -> int: ...
         @property
@@ -146,16 +156,18 @@ class Request:
         @property
         def values(self) -> list[int]: ...
 
+    @final
     class ReadDeviceIdentification(Request):
         """FC43/14: read device identification (read code 1-4 from `object_id`)."""
 
         __match_args__ = ("read_code", "object_id")
-        def __init__(self, read_code: int = 1, object_id: int = 0) -> None: ...
+        def __new__(cls, read_code: int = 1, object_id: int = 0) -> Self: ...
         @property
         def read_code(self) -> int: ...
         @property
         def object_id(self) -> int: ...
 
+@disjoint_base
 class Response:
     """A Modbus response PDU, including exception responses: nested variants.
 
@@ -170,98 +182,108 @@ class Response:
     def is_exception(self) -> bool:
         """Whether this is `Response.Exception`."""
 
+    @final
     class ReadCoils(Response):
         """FC1: coil states, cut to the requested count once matched."""
 
         __match_args__ = ("bits",)
-        def __init__(self, bits: Sequence[bool]) -> None: ...
+        def __new__(cls, bits: Sequence[bool]) -> Self: ...
         @property
         def bits(self) -> list[bool]: ...
 
+    @final
     class ReadDiscreteInputs(Response):
         """FC2: input states, cut to the requested count once matched."""
 
         __match_args__ = ("bits",)
-        def __init__(self, bits: Sequence[bool]) -> None: ...
+        def __new__(cls, bits: Sequence[bool]) -> Self: ...
         @property
         def bits(self) -> list[bool]: ...
 
+    @final
     class ReadHoldingRegisters(Response):
         """FC3: the registers read."""
 
         __match_args__ = ("registers",)
-        def __init__(self, registers: Sequence[int]) -> None: ...
+        def __new__(cls, registers: Sequence[int]) -> Self: ...
         @property
         def registers(self) -> list[int]: ...
 
+    @final
     class ReadInputRegisters(Response):
         """FC4: the registers read."""
 
         __match_args__ = ("registers",)
-        def __init__(self, registers: Sequence[int]) -> None: ...
+        def __new__(cls, registers: Sequence[int]) -> Self: ...
         @property
         def registers(self) -> list[int]: ...
 
+    @final
     class WriteSingleCoil(Response):
         """FC5: echo of the request."""
 
         __match_args__ = ("address", "value")
-        def __init__(self, address: int, value: bool) -> None: ...
+        def __new__(cls, address: int, value: bool) -> Self: ...
         @property
         def address(self) -> int: ...
         @property
         def value(self) -> bool: ...
 
+    @final
     class WriteSingleRegister(Response):
         """FC6: echo of the request."""
 
         __match_args__ = ("address", "value")
-        def __init__(self, address: int, value: int) -> None: ...
+        def __new__(cls, address: int, value: int) -> Self: ...
         @property
         def address(self) -> int: ...
         @property
         def value(self) -> int: ...
 
+    @final
     class WriteMultipleCoils(Response):
         """FC15: first coil and number of coils written."""
 
         __match_args__ = ("address", "count")
-        def __init__(self, address: int, count: int) -> None: ...
+        def __new__(cls, address: int, count: int) -> Self: ...
         @property
         def address(self) -> int: ...
         @property
         def count(self) -> int: ...
 
+    @final
     class WriteMultipleRegisters(Response):
         """FC16: first register and number of registers written."""
 
         __match_args__ = ("address", "count")
-        def __init__(self, address: int, count: int) -> None: ...
+        def __new__(cls, address: int, count: int) -> Self: ...
         @property
         def address(self) -> int: ...
         @property
         def count(self) -> int: ...
 
+    @final
     class ReadWriteMultipleRegisters(Response):
         """FC23: the registers read."""
 
         __match_args__ = ("registers",)
-        def __init__(self, registers: Sequence[int]) -> None: ...
+        def __new__(cls, registers: Sequence[int]) -> Self: ...
         @property
         def registers(self) -> list[int]: ...
 
+    @final
     class ReadDeviceIdentification(Response):
         """FC43/14: device identification objects as `(object_id, value)` pairs."""
 
         __match_args__ = ("read_code", "conformity", "more_follows", "next_object_id", "objects")
-        def __init__(
-            self,
+        def __new__(
+            cls,
             read_code: int,
             conformity: int,
             more_follows: bool,
             next_object_id: int,
             objects: Sequence[tuple[int, bytes]],
-        ) -> None: ...
+        ) -> Self: ...
         @property
         def read_code(self) -> int: ...
         @property
@@ -273,11 +295,12 @@ class Response:
         @property
         def objects(self) -> list[tuple[int, bytes]]: ...
 
+    @final
     class Exception(Response):
         """An exception response to `function` (without the 0x80 flag) with `code`."""
 
         __match_args__ = ("function", "code")
-        def __init__(self, function: int, code: int) -> None: ...
+        def __new__(cls, function: int, code: int) -> Self: ...
         @property
         def function(self) -> int: ...
         @property
@@ -335,7 +358,7 @@ class RequestRejected:
 class TcpClientCodec:
     """Modbus TCP client codec: requests in flight matched by transaction id, unit and function."""
 
-    def __init__(self) -> None: ...
+    def __new__(cls) -> Self: ...
     def encode_request(self, unit: int, request: Request) -> tuple[int, bytes]:
         """Encode `request` for `unit`; return `(transaction_id, frame)`; raise `EncodeError`."""
     def receive_data(self, data: Buffer) -> None:
@@ -352,7 +375,7 @@ class TcpClientCodec:
 class RtuClientCodec:
     """Modbus RTU client codec (serial or RTU over TCP): one request at a time."""
 
-    def __init__(self) -> None: ...
+    def __new__(cls) -> Self: ...
     def encode_request(self, unit: int, request: Request) -> tuple[int, bytes]:
         """Encode `request` for `unit`, replacing any pending one; raise `EncodeError`."""
     def receive_data(self, data: Buffer) -> None:
@@ -372,7 +395,7 @@ class RtuClientCodec:
 class TcpServerCodec:
     """Modbus TCP server codec for one connection."""
 
-    def __init__(self) -> None: ...
+    def __new__(cls) -> Self: ...
     def receive_data(self, data: Buffer) -> None:
         """Append received bytes."""
     def next_event(self) -> _ServerEvent | None:
@@ -390,7 +413,7 @@ class TcpServerCodec:
 class RtuServerCodec:
     """Modbus RTU server codec; answers every unit; transaction ids are 0 and ignored."""
 
-    def __init__(self) -> None: ...
+    def __new__(cls) -> Self: ...
     def receive_data(self, data: Buffer) -> None:
         """Append received bytes."""
     def next_event(self) -> _ServerEvent | None:
@@ -416,8 +439,8 @@ class Field:
     Integers decode to `int` unless scale or offset is set, then to `float`.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         address: int,
         type: _ValueType,
         *,
@@ -427,7 +450,7 @@ class Field:
         offset: float = 0.0,
         sentinel: bool | int | None = None,
         size: int | None = None,
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def address(self) -> int: ...
     @property
@@ -444,15 +467,15 @@ class Field:
 class ReadPlan:
     """Fields compiled into the fewest read requests; decodes all fields in one call."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         fields: Sequence[Field],
         *,
         max_gap: int = 0,
         max_block: int = 125,
-        forbidden: Sequence[tuple[int, int]] = (),
+        forbidden: Sequence[tuple[int, int]] = ...,
         single_register: bool = False,
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def requests(self) -> list[Request]:
         """The read requests, in the order `decode` takes their responses."""

@@ -23,11 +23,28 @@ pub(crate) fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R)
 
 /// A response matched to its request, which is no longer pending.
 #[pyclass(frozen, get_all, eq, module = "hubgate._core")]
-#[derive(Debug, PartialEq)]
 pub(crate) struct ResponseReceived {
     transaction_id: u16,
     unit: u8,
-    response: Response,
+    /// Held as a Python object so that reading it copies nothing.
+    response: Py<Response>,
+}
+
+impl std::fmt::Debug for ResponseReceived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseReceived")
+            .field("transaction_id", &self.transaction_id)
+            .field("unit", &self.unit)
+            .field("response", self.response.get())
+            .finish()
+    }
+}
+
+impl PartialEq for ResponseReceived {
+    fn eq(&self, other: &Self) -> bool {
+        (self.transaction_id, self.unit) == (other.transaction_id, other.unit)
+            && self.response.get() == other.response.get()
+    }
 }
 
 /// A frame that answers no pending request. When `transaction_id` is set,
@@ -88,7 +105,10 @@ fn client_event(py: Python<'_>, event: client::ClientEvent) -> PyResult<Py<PyAny
         } => ResponseReceived {
             transaction_id,
             unit,
-            response: response.into(),
+            response: Response::from(response)
+                .into_pyobject(py)?
+                .cast_into::<Response>()?
+                .unbind(),
         }
         .into_pyobject(py)?
         .into_any()
