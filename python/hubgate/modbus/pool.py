@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import trio
-
 from hubgate.config.model import ModbusEndpoint, SerialLine
 from hubgate.modbus.master import Master, ModbusDevice
 from hubgate.modbus.reconnect import DEFAULT_BACKOFF
@@ -29,13 +27,11 @@ class ModbusPool:
 
     def __init__(
         self,
-        nursery: trio.Nursery,
         *,
         timeout_s: float = 1.0,
         retries: int = 1,
         backoff: Backoff = DEFAULT_BACKOFF,
     ) -> None:
-        self._nursery = nursery
         self._timeout_s = timeout_s
         self._retries = retries
         self._backoff = backoff
@@ -77,7 +73,6 @@ class ModbusPool:
                 endpoint.host, endpoint.port, timeout_s=timeout_s, retries=retries, backoff=backoff
             )
         return TcpMaster(
-            self._nursery,
             endpoint.host,
             endpoint.port,
             timeout_s=timeout_s,
@@ -86,10 +81,10 @@ class ModbusPool:
         )
 
     async def aclose(self) -> None:
-        """Close the serial lines and gateway links (TCP masters end with the nursery)."""
+        """Close every connection and serial line."""
         for master in self._masters.values():
-            if isinstance(master, RtuMaster):
-                await master.aclose()
+            assert isinstance(master, RtuMaster | TcpMaster)
+            await master.aclose()
 
 
 @asynccontextmanager
@@ -97,10 +92,8 @@ async def open_modbus_pool(
     *, timeout_s: float = 1.0, retries: int = 1, backoff: Backoff = DEFAULT_BACKOFF
 ) -> AsyncIterator[ModbusPool]:
     """A `ModbusPool` whose links are closed on exit."""
-    async with trio.open_nursery() as nursery:
-        pool = ModbusPool(nursery, timeout_s=timeout_s, retries=retries, backoff=backoff)
-        try:
-            yield pool
-        finally:
-            await pool.aclose()
-            nursery.cancel_scope.cancel()
+    pool = ModbusPool(timeout_s=timeout_s, retries=retries, backoff=backoff)
+    try:
+        yield pool
+    finally:
+        await pool.aclose()

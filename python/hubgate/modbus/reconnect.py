@@ -58,4 +58,5 @@ class ReconnectGate:
             raise ModbusConnectionError(
                 f"{self.name}: {self.last_error}; next attempt in {wait_s:.2f} s"
             )
-        await trio.sleep_until(self.retry_at)
+        if self.retry_at > trio.current_time():
+            await trio.sleep_until(self.retry_at)
