@@ -8,6 +8,7 @@ from hubgate._core import (
     FrameError,
     HubgateError,
 )
+from hubgate.cloud.queue import CsmsCallError
 from hubgate.modbus.errors import (
     ModbusBadResponseError,
     ModbusConnectionError,
@@ -16,13 +17,9 @@ from hubgate.modbus.errors import (
     ModbusTimeoutError,
 )
 
-__all__ = [
-    "CodecError",
-    "CrcError",
-    "EncodeError",
-    "FieldError",
-    "FrameError",
-    "HubgateError",
+__all__ = ["CodecError", "CrcError", "EncodeError", "FieldError", "FrameError", "HubgateError"]
+__all__ += ["CsmsCallError"]
+__all__ += [
     "ModbusBadResponseError",
     "ModbusConnectionError",
     "ModbusError",

@@ -10,8 +10,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from hubgate.config.model import GRID_NODE_ID
-
-Loc = tuple[str | int, ...]
+from hubgate.tomlcheck import Loc
 
 _DEVICE_TABLES = ("chargers", "meters", "pv")
 """Arrays of tables whose entries carry an `id` and the `node` they hang from."""

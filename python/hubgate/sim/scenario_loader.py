@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubgate.config import ConfigError, SiteConfig, load_site
-from hubgate.config.loader import field_problems, located, read_toml
 from hubgate.config.model import GRID_NODE_ID
-from hubgate.config.references import Loc
 from hubgate.sim.scenario import EventKind, Scenario
+from hubgate.tomlcheck import Loc, locate, read_toml, validation_problems
 
 
 @dataclass(frozen=True)
@@ -66,16 +65,16 @@ def load_scenario(path: str | Path) -> LoadedScenario:
     """Read and validate a scenario file and its site; `ConfigError` with every problem."""
     file = str(path)
     text, data = read_toml(path)
-    found = field_problems(Scenario, data)
+    found = validation_problems(Scenario, data)
     if found:
-        raise ConfigError(located(found, text, file))
+        raise ConfigError(locate(file, text, found))
     scenario = Scenario.model_validate(data)
     site_path = Path(path).parent / scenario.scenario.site
     if not site_path.is_file():
         missing = f"site file '{site_path}' does not exist"
-        raise ConfigError(located([(("scenario", "site"), missing)], text, file))
+        raise ConfigError(locate(file, text, [(("scenario", "site"), missing)]))
     site = load_site(site_path)
     found = _reference_problems(scenario, site)
     if found:
-        raise ConfigError(located(found, text, file))
+        raise ConfigError(locate(file, text, found))
     return LoadedScenario(scenario, site, Path(path))
