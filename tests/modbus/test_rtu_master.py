@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 
 import pytest
 import trio
@@ -192,3 +193,41 @@ async def test_rtu_over_tcp_reads_and_writes(rtu_over_tcp: RunningServer) -> Non
             with pytest.raises(ModbusExceptionError, match="exception 2"):
                 await device.read_registers(3000, 2)
             assert gateway.links_opened == 1
+
+
+async def test_rtu_over_tcp_reconnects_after_the_gateway_drops_the_link() -> None:
+    connections = 0
+
+    async def gateway(stream: trio.SocketStream) -> None:
+        nonlocal connections
+        connections += 1
+        codec = RtuServerCodec()
+        async with stream:
+            while data := await stream.receive_some(256):
+                codec.receive_data(data)
+                while (event := codec.next_event()) is not None:
+                    assert isinstance(event, RequestReceived)
+                    request = event.request
+                    assert isinstance(request, Request.ReadHoldingRegisters)
+                    frame = RtuServerCodec.encode_response(
+                        0,
+                        event.unit,
+                        Response.ReadHoldingRegisters(
+                            HOLDING[request.address : request.address + request.count]
+                        ),
+                    )
+                    if connections == 1:  # the first link breaks in the middle of the answer
+                        await stream.send_all(frame[:4])
+                        return
+                    await stream.send_all(frame)
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(partial(trio.serve_tcp, gateway, 0, host="127.0.0.1"))
+            port = listeners[0].socket.getsockname()[1]
+            async with open_rtu_over_tcp_master("127.0.0.1", port, retries=1) as bus:
+                device = ModbusDevice(bus, 5)
+                assert await device.read_registers(8, 3) == HOLDING[8:11]
+                assert (bus.links_opened, connections) == (2, 2)
+                assert (device.stats.errors, device.stats.ok) == (1, 1)
+            nursery.cancel_scope.cancel()

@@ -32,13 +32,21 @@ class Master(Protocol):
         """
 
 
+def stats_of(stats: dict[int, RequestStats], unit: int) -> RequestStats:
+    """The statistics of `unit`, created on first use."""
+    found = stats.get(unit)
+    if found is None:
+        found = stats[unit] = RequestStats()
+    return found
+
+
 def check_response(
-    device: str, response: Response, stats: RequestStats, latency_s: float
+    link: str, unit: int, response: Response, stats: RequestStats, latency_s: float
 ) -> Response:
     """Record `response` in `stats`; raise `ModbusExceptionError` for an exception."""
     if isinstance(response, Response.Exception):
         stats.record_exception(latency_s)
-        raise ModbusExceptionError(device, response.function, response.code)
+        raise ModbusExceptionError(f"{link}/{unit}", response.function, response.code)
     stats.record_ok(latency_s)
     return response
 
@@ -58,7 +66,7 @@ class ModbusDevice:
     @property
     def stats(self) -> RequestStats:
         """This device's request statistics."""
-        return self.master.stats.setdefault(self.unit, RequestStats())
+        return stats_of(self.master.stats, self.unit)
 
     async def request(self, request: Request, *, timeout_s: float | None = None) -> Response:
         """Send any request to this device."""

@@ -33,7 +33,7 @@ from hubgate.modbus.errors import (
     ModbusError,
     ModbusTimeoutError,
 )
-from hubgate.modbus.master import check_response
+from hubgate.modbus.master import check_response, stats_of
 from hubgate.modbus.reconnect import DEFAULT_BACKOFF, ReconnectGate
 from hubgate.modbus.serial_line import RtuTiming, open_serial_line
 from hubgate.modbus.stats import RequestStats
@@ -128,8 +128,7 @@ class RtuMaster:
             self._link = None
 
     async def _attempt(self, unit: int, request: Request, timeout_s: float) -> Response:
-        stats = self._stats.setdefault(unit, RequestStats())
-        device = f"{self.name}/{unit}"
+        stats = stats_of(self._stats, unit)
         deadline = trio.current_time() + timeout_s
         with trio.move_on_at(deadline):
             async with self._bus:
@@ -141,11 +140,13 @@ class RtuMaster:
                     raise
                 finally:
                     self._quiet_until = trio.current_time() + self.gap_s
-                checked = check_response(device, response, stats, trio.current_time() - started)
+                checked = check_response(
+                    self.name, unit, response, stats, trio.current_time() - started
+                )
                 self._gate.succeeded()
                 return checked
         stats.record_timeout()
-        raise ModbusTimeoutError(f"no answer from {device} within {timeout_s:g} s")
+        raise ModbusTimeoutError(f"no answer from {self.name}/{unit} within {timeout_s:g} s")
 
     async def _connect(self, deadline: float) -> trio.abc.Stream:
         if self._link is not None:

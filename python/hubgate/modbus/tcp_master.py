@@ -41,7 +41,7 @@ from hubgate.modbus.errors import (
     ModbusError,
     ModbusTimeoutError,
 )
-from hubgate.modbus.master import check_response
+from hubgate.modbus.master import check_response, stats_of
 from hubgate.modbus.reconnect import DEFAULT_BACKOFF, ReconnectGate
 from hubgate.modbus.stats import RequestStats
 from hubgate.runtime.supervisor import Backoff
@@ -140,8 +140,7 @@ class TcpMaster:
             await self._drop(self._connection, "closed by hubgate")
 
     async def _attempt(self, unit: int, request: Request, timeout_s: float) -> Response:
-        stats = self._stats.setdefault(unit, RequestStats())
-        device = f"{self.name}/{unit}"
+        stats = stats_of(self._stats, unit)
         deadline = trio.current_time() + timeout_s
         with trio.move_on_at(deadline):
             await _acquire(self._slots)
@@ -158,13 +157,15 @@ class TcpMaster:
                 if isinstance(outcome, ModbusError):
                     stats.record_error()
                     raise outcome
-                response = check_response(device, outcome, stats, trio.current_time() - started)
+                response = check_response(
+                    self.name, unit, outcome, stats, trio.current_time() - started
+                )
                 self._gate.succeeded()
                 return response
             finally:
                 self._slots.release()
         stats.record_timeout()
-        raise ModbusTimeoutError(f"no answer from {device} within {timeout_s:g} s")
+        raise ModbusTimeoutError(f"no answer from {self.name}/{unit} within {timeout_s:g} s")
 
     async def _connect(self, deadline: float) -> _Connection:
         async with self._connect_lock:
