@@ -78,6 +78,12 @@ async def garbage_first(n: int, event: RequestReceived, stream: trio.SocketStrea
     await stream.send_all(answer_frame(event))
 
 
+async def answer_then_close(_n: int, event: RequestReceived, stream: trio.SocketStream) -> None:
+    """Answers, then closes the connection (a device that keeps no idle connections)."""
+    await stream.send_all(answer_frame(event))
+    raise DeviceClosedError
+
+
 def answers_pairs_reversed() -> Behaviour:
     """A device that answers requests 1 and 2 as 2 then 1, 3 and 4 as 4 then 3, and so on."""
     held: list[RequestReceived] = []

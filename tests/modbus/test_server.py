@@ -17,6 +17,7 @@ import trio
 from pymodbus.client import ModbusTcpClient
 
 from hubgate._core import Request, Response, TcpClientCodec, TcpServerCodec
+from hubgate.cli import main
 from hubgate.config.model import ModbusServer, SiteConfig
 from hubgate.control.limits import SITE, AuditAction, Limit, LimitBook, LimitSource
 from hubgate.modbus.errors import ExceptionCode
@@ -376,3 +377,25 @@ async def test_mbpoll_write_outside_the_allowlist_is_refused() -> None:
             assert write.returncode != 0
             assert b"Illegal function" in write.stdout + write.stderr
             assert server.limits.in_force("cp-1#1", 0.0).sources == ()
+
+
+async def test_hubgate_cli_reads_and_writes_the_server(capsys: pytest.CaptureFixture[str]) -> None:
+    with trio.fail_after(10):
+        async with running_server() as server:
+            target = (f"127.0.0.1:{server.port}",)
+            read = partial(
+                main,
+                ["modbus", "read", *target, "--function", "4", "--address", "8", "--type", "u32"],
+            )
+            assert await trio.to_thread.run_sync(read) == 0
+            write = partial(
+                main,
+                ["modbus", "write", *target, "--address", "2", "--type", "u32", "--values", "900"],
+            )
+            assert await trio.to_thread.run_sync(write) == 0
+            refused = partial(main, ["modbus", "write", *target, "--address", "4", "--values", "1"])
+            assert await trio.to_thread.run_sync(refused) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("8\t4000\n")  # 400.0 A in force
+    assert server.limits.in_force(SITE, 0.0).limit.power_kw == 90.0
+    assert "exception 2 (Illegal Data Address)" in err

@@ -13,6 +13,7 @@ from modbus_faults import (
     REGISTERS,
     Behaviour,
     answer,
+    answer_then_close,
     close_mid_frame_first,
     free_port,
     garbage_first,
@@ -167,4 +168,19 @@ async def test_a_device_that_never_answers_times_out_every_attempt() -> None:
                     await device.read_registers(0, 1)
                 assert (device.stats.requests, device.stats.timeouts) == (3, 3)
                 assert master.connections_opened == 1
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_device_closing_idle_connections_costs_one_quick_retry() -> None:
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_faulty_device, answer_then_close)
+            async with open_tcp_master("127.0.0.1", port, retries=1) as master:
+                device = ModbusDevice(master, 1)
+                for address in range(5):
+                    assert (
+                        await device.read_registers(address, 1) == REGISTERS[address : address + 1]
+                    )
+                assert master.connections_opened == 5
+                assert (device.stats.ok, device.stats.errors) == (5, 4)
             nursery.cancel_scope.cancel()

@@ -102,4 +102,4 @@ async def test_connection_has_tcp_nodelay(pymodbus_tcp: RunningServer) -> None:
             await ModbusDevice(master, 1).read_registers(0, 1)
             connection = master._connection
             assert connection is not None
-            assert connection.stream.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+            assert connection.stream.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

@@ -11,7 +11,7 @@ Responses are matched to requests by transaction id, so a late or stray
 answer is dropped and never taken for the next request's. There is no reader
 task: a waiting request reads the socket itself (one at a time) and hands
 each response to the request it answers, which saves a task switch per
-request. A lost connection is reopened on demand, with exponential backoff
+request, and the socket is a `SocketLink`. A lost connection is reopened on demand, with exponential backoff
 and jitter after repeated failures.
 """
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from hubgate.modbus.errors import (
 )
 from hubgate.modbus.master import check_response, stats_of
 from hubgate.modbus.reconnect import DEFAULT_BACKOFF, ReconnectGate
+from hubgate.modbus.socket_link import SocketLink
 from hubgate.modbus.stats import RequestStats
 from hubgate.runtime.supervisor import Backoff
 
@@ -63,7 +63,7 @@ class _Waiter:
 
 @dataclass
 class _Connection:
-    stream: trio.SocketStream
+    stream: SocketLink
     codec: TcpClientCodec = field(default_factory=TcpClientCodec)
     waiters: dict[int, _Waiter] = field(default_factory=dict)
     send_lock: trio.Lock = field(default_factory=trio.Lock)
@@ -137,11 +137,12 @@ class TcpMaster:
     async def aclose(self) -> None:
         """Close the connection; the next request opens a new one."""
         if self._connection is not None:
-            await self._drop(self._connection, "closed by hubgate")
+            self._drop(self._connection, "closed by hubgate")
 
     async def _attempt(self, unit: int, request: Request, timeout_s: float) -> Response:
         stats = stats_of(self._stats, unit)
         deadline = trio.current_time() + timeout_s
+        await trio.lowlevel.checkpoint_if_cancelled()
         with trio.move_on_at(deadline):
             await _acquire(self._slots)
             try:
@@ -173,11 +174,10 @@ class TcpMaster:
                 return self._connection
             await self._gate.wait(deadline)
             try:
-                stream = await trio.open_tcp_stream(self.host, self.port)
+                stream = await SocketLink.connect(self.host, self.port)
             except OSError as exc:
                 self._gate.failed(trio.current_time(), f"cannot connect: {exc}")
                 raise ModbusConnectionError(f"{self.name}: cannot connect: {exc}") from exc
-            stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             connection = self._connection = _Connection(stream)
             self.connections_opened += 1
             return connection
@@ -203,7 +203,7 @@ class TcpMaster:
                 finally:
                     connection.read_lock.release()
         except _LINK_ERRORS as exc:
-            await self._drop(connection, f"connection lost: {exc or type(exc).__name__}")
+            self._drop(connection, f"connection lost: {exc or type(exc).__name__}")
         finally:
             if not waiter.done.is_set():
                 connection.waiters.pop(transaction_id, None)
@@ -215,14 +215,14 @@ class TcpMaster:
         """Read once and hand every complete response to its request."""
         data = await connection.stream.receive_some(65536)
         if not data:
-            await self._drop(connection, "connection closed by the device")
+            self._drop(connection, "connection closed by the device")
             return
         connection.codec.receive_data(data)
         try:
             while (event := connection.codec.next_event()) is not None:
                 self._dispatch(connection, event)
         except FrameError as exc:
-            await self._drop(connection, f"bad frame header: {exc}")
+            self._drop(connection, f"bad frame header: {exc}")
 
     def _dispatch(
         self, connection: _Connection, event: ResponseReceived | ResponseRejected
@@ -239,7 +239,7 @@ class TcpMaster:
             if waiter is not None:
                 waiter.finish(ModbusBadResponseError(f"{self.name}/{event.unit}: {event.reason}"))
 
-    async def _drop(self, connection: _Connection, reason: str) -> None:
+    def _drop(self, connection: _Connection, reason: str) -> None:
         """Close `connection`: fail every waiting request, reconnect on the next one."""
         if connection.closed:
             return
@@ -249,7 +249,7 @@ class TcpMaster:
         for waiter in connection.waiters.values():
             waiter.finish(ModbusConnectionError(f"{self.name}: {reason}"))
         connection.waiters.clear()
-        await trio.aclose_forcefully(connection.stream)
+        connection.stream.close()
 
 
 @asynccontextmanager
