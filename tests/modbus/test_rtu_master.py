@@ -19,7 +19,7 @@ from pymodbus.framer import FramerType
 
 from hubgate._core import Request, RequestReceived, Response, RtuServerCodec
 from hubgate.config.model import Parity, SerialLine
-from hubgate.modbus.errors import ModbusExceptionError, ModbusTimeoutError
+from hubgate.modbus.errors import ModbusConnectionError, ModbusExceptionError, ModbusTimeoutError
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.rtu_master import open_rtu_master, open_rtu_over_tcp_master
 from hubgate.modbus.serial_line import RtuTiming
@@ -62,6 +62,7 @@ class PtyDevice:
     units: set[int]
     delay_s: float = 0.0
     noise: bytes = b""
+    corrupt_first: bool = False
     requests: list[tuple[float, int]] = field(default_factory=list)
     answered_at: list[float] = field(default_factory=list)
     overlapping: int = 0
@@ -84,6 +85,8 @@ class PtyDevice:
                         HOLDING[request.address : request.address + request.count]
                     ),
                 )
+                if self.corrupt_first and not self.answered_at:
+                    frame = frame[:-1] + bytes([frame[-1] ^ 0xFF])  # a bad CRC
                 await stream.send_all(self.noise + frame)
                 self.answered_at.append(trio.current_time())
                 busy = False
@@ -139,6 +142,30 @@ async def test_noise_before_the_answer_is_skipped(pty_line: tuple[int, SerialLin
                 assert await ModbusDevice(bus, 7).read_registers(3, 4) == HOLDING[3:7]
                 assert bus.discarded_bytes >= len(device.noise)
             nursery.cancel_scope.cancel()
+
+
+async def test_a_bad_crc_fails_the_attempt_and_the_retry_succeeds(
+    pty_line: tuple[int, SerialLine],
+) -> None:
+    controller, line = pty_line
+    device = PtyDevice(controller, units={2}, corrupt_first=True)
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(device.serve)
+            async with open_rtu_master(line, retries=1) as bus:
+                meter = ModbusDevice(bus, 2)
+                assert await meter.read_registers(0, 3) == HOLDING[:3]
+                assert (meter.stats.errors, meter.stats.ok) == (1, 1)
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_missing_serial_device_is_a_connection_error() -> None:
+    line = SerialLine(device="/dev/does-not-exist-hubgate", baud=9600)
+    with trio.fail_after(5):
+        async with open_rtu_master(line, retries=0) as bus:
+            with pytest.raises(ModbusConnectionError, match="cannot open"):
+                await ModbusDevice(bus, 1).read_registers(0, 1)
+            assert bus.links_opened == 0
 
 
 async def test_a_silent_unit_times_out_and_the_bus_goes_on(
