@@ -432,36 +432,50 @@ class RtuServerCodec:
 
 @final
 class Field:
-    """One typed value in registers; `size` is the bit index (`bit`) or register count (`string`).
+    """One typed value in registers (FC3/FC4) or one bit (FC1/FC2): where it is, how it decodes.
 
-    `sentinel`: `True` for the type's standard "not available" marker (0xFFFF, 0x8000,
-    0xFFFFFFFF, 0x80000000, NaN, all-NUL string), an int for a raw marker, `None` for none.
-    Integers decode to `int` unless scale or offset is set, then to `float`.
+    value = ((raw >> shift) & mask) * scale * 10**exponent + offset, where the exponent is
+    the i16 register at `scale_factor` (SunSpec; read with the same function, 0x8000 makes
+    the value missing). `count` is the number of registers of a `string` (required) or a
+    `bitfield` (1-4). `sentinel`: `True` for the type's standard "not available" marker
+    (0xFFFF, 0x8000, 0xFFFFFFFF, 0x80000000, all ones, NaN, all-NUL string), raw values
+    (an int or a sequence), or `None`. Integers decode to `int` unless scale, offset or an
+    exponent apply, then to `float`; bits decode to `bool` (flipped by `invert`).
     """
 
     def __new__(
         cls,
         address: int,
-        type: _ValueType,
+        type: _ValueType = "u16",
         *,
-        function: Literal[3, 4] = 3,
+        function: Literal[1, 2, 3, 4] = 3,
+        count: int | None = None,
         order: _WordOrder = "ABCD",
         scale: float = 1.0,
         offset: float = 0.0,
-        sentinel: bool | int | None = None,
-        size: int | None = None,
+        sentinel: bool | int | Sequence[int] | None = None,
+        mask: int | None = None,
+        shift: int = 0,
+        scale_factor: int | None = None,
+        invert: bool = False,
+        charset: Literal["utf-8", "utf-16-be"] = "utf-8",
     ) -> Self: ...
     @property
     def address(self) -> int: ...
     @property
     def count(self) -> int:
-        """Number of registers the value occupies."""
+        """Number of registers (or bits) the value occupies."""
     @property
     def function(self) -> int: ...
-    def decode(self, registers: Response | Sequence[int]) -> _FieldValue:
-        """Decode exactly this field's registers; `None` when the sentinel is found."""
-    def encode(self, value: int | float | bool | str) -> list[int]:
-        """Registers holding `value` (scale and offset undone), for writing."""
+    @property
+    def scale_factor(self) -> int | None:
+        """Address of the scale-factor register, if any."""
+    def decode(
+        self, registers: Response | Sequence[int] | Sequence[bool], *, exponent: int | None = None
+    ) -> _FieldValue:
+        """Decode exactly this field's registers (or bit); a scale-factor field needs `exponent`."""
+    def encode(self, value: int | float | bool | str, *, exponent: int | None = None) -> list[int]:
+        """Registers holding `value` (scale, offset and exponent undone); a bit gives [0] or [1]."""
 
 @final
 class ReadPlan:
@@ -480,5 +494,7 @@ class ReadPlan:
     def requests(self) -> list[Request]:
         """The read requests, in the order `decode` takes their responses."""
     def __len__(self) -> int: ...
-    def decode(self, responses: Iterable[Response | Sequence[int] | None]) -> list[_FieldValue]:
+    def decode(
+        self, responses: Iterable[Response | Sequence[int] | Sequence[bool] | None]
+    ) -> list[_FieldValue]:
         """Every field's value in the given order; `None` for a sentinel or a failed read."""

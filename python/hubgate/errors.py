@@ -1,13 +1,6 @@
 """Every exception hubgate raises, in one namespace."""
 
-from hubgate._core import (
-    CodecError,
-    CrcError,
-    EncodeError,
-    FieldError,
-    FrameError,
-    HubgateError,
-)
+from hubgate._core import CodecError, CrcError, EncodeError, FieldError, FrameError, HubgateError
 from hubgate.cloud.queue import CsmsCallError
 from hubgate.modbus.errors import (
     ModbusBadResponseError,
@@ -17,8 +10,9 @@ from hubgate.modbus.errors import (
     ModbusTimeoutError,
 )
 
-__all__ = ["CodecError", "CrcError", "EncodeError", "FieldError", "FrameError", "HubgateError"]
+__all__ = ["CodecError", "CrcError", "HubgateError"]
 __all__ += ["CsmsCallError"]
+__all__ += ["EncodeError", "FieldError", "FrameError"]
 __all__ += [
     "ModbusBadResponseError",
     "ModbusConnectionError",

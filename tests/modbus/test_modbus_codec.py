@@ -200,10 +200,20 @@ def test_sentinels_scale_strings_and_bits() -> None:
     scaled = Field(0, "i16", scale=0.1, offset=-40.0)
     assert scaled.decode([650]) == pytest.approx(25.0)
     assert scaled.encode(25.0) == [650]
-    assert Field(0, "string", size=3).decode([0x5375, 0x6E53, 0x2000]) == "SunS"
-    assert Field(0, "string", size=2, sentinel=True).decode([0, 0]) is None
-    assert Field(0, "bit", size=3).decode([0b1000]) is True
-    assert Field(0, "bitfield16").decode([0x8001]) == 0x8001
+    assert Field(0, "u16", sentinel=[0x7FFE, 0x7FFF]).decode([0x7FFE]) is None
+    assert Field(0, "string", count=3).decode([0x5375, 0x6E53, 0x2000]) == "SunS"
+    assert Field(0, "string", count=2, sentinel=True).decode([0, 0]) is None
+    utf16 = Field(0, "string", count=3, charset="utf-16-be")
+    assert utf16.decode([0x41, 0xE9, 0]) == "Aé"
+    assert utf16.encode("Aé") == [0x41, 0xE9, 0]
+    assert Field(0, "bitfield", mask=1, shift=3).decode([0b1000]) == 1
+    assert Field(0, "bitfield", count=2).decode([0x8001, 0x0002]) == 0x8001_0002
+    assert Field(0, function=2, invert=True).decode([False]) is True
+    sunspec = Field(0, "i16", scale_factor=1, offset=1.0)
+    assert sunspec.decode([1234], exponent=-2) == pytest.approx(13.34)
+    assert sunspec.encode(13.34, exponent=-2) == [1234]
+    with pytest.raises(FieldError, match="exponent"):
+        sunspec.decode([1234])
     assert math.isnan(Field(0, "f32").decode([0x7FC0, 0]))  # type: ignore[arg-type]
 
 
@@ -212,10 +222,11 @@ def test_sentinels_scale_strings_and_bits() -> None:
     [
         ((0, "u17"), {}),
         ((0, "string"), {}),
-        ((0, "bit"), {"size": 16}),
+        ((0, "bitfield"), {"count": 5}),
         ((0, "u16"), {"order": "ACBD"}),
         ((0, "u16"), {"scale": 0.0}),
-        ((0, "u16"), {"size": 2}),
+        ((0, "u16"), {"count": 2}),
+        ((0, "string"), {"count": 2, "charset": "latin-1"}),
     ],
 )
 def test_bad_fields_raise_field_error(args: tuple[int, str], kwargs: dict[str, object]) -> None:
@@ -228,7 +239,7 @@ def test_read_plan_requests_and_decode() -> None:
         Field(40002, "i16", scale=0.1),
         Field(40000, "u32"),
         Field(40010, "f32", order="CDAB", function=4),
-        Field(40005, "string", size=2, sentinel=True),
+        Field(40005, "string", count=2, sentinel=True),
     ]
     plan = ReadPlan(fields, max_gap=3)
     assert plan.requests == [
@@ -258,3 +269,19 @@ def test_read_plan_honours_device_quirks() -> None:
     assert single.decode([[0x0001], [0x0002]]) == [0x00010002, 2]
     with pytest.raises(FieldError):
         ReadPlan([Field(3, "u16")], forbidden=[(3, 3)])
+
+
+def test_read_plan_with_coils_and_a_shared_scale_factor() -> None:
+    fields = [
+        Field(40084, "i16", scale_factor=40085),
+        Field(40083, "u16", scale_factor=40085),
+        Field(7, function=1),
+        Field(9, function=1, invert=True),
+    ]
+    plan = ReadPlan(fields, max_gap=1)
+    assert plan.requests == [Request.ReadCoils(7, 3), Request.ReadHoldingRegisters(40083, 3)]
+    coils = Response.ReadCoils([True, False, True])
+    values = plan.decode([coils, Response.ReadHoldingRegisters([150, 1234, 0xFFFE])])
+    assert values == pytest.approx([12.34, 1.5, True, False])
+    missing = plan.decode([None, [150, 1234, 0x8000]])
+    assert missing == [None, None, None, None]

@@ -79,7 +79,7 @@ async def test_client_codec_reads_a_pymodbus_server(
 ) -> None:
     port, framing = pymodbus_server
     plan = ReadPlan(
-        [Field(40000, "string", size=2), Field(40002, "f32"), Field(40004, "i16", scale=0.1)]
+        [Field(40000, "string", count=2), Field(40002, "f32"), Field(40004, "i16", scale=0.1)]
     )
     client = TcpClientCodec() if framing == FramerType.SOCKET else RtuClientCodec()
     with trio.fail_after(5):

@@ -51,9 +51,7 @@ ValueType: TypeAlias = Literal[
     "i64",
     "f32",
     "f64",
-    "bitfield16",
-    "bitfield32",
-    "bit",
+    "bitfield",
     "string",
 ]
 """Type names a `Field` takes."""

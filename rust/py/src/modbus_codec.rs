@@ -163,15 +163,15 @@ fn request_of(request: &Bound<'_, Request>) -> pdu::Request {
     request.get().clone().into()
 }
 
-fn frame<'py>(py: Python<'py>, (id, bytes): (u16, Vec<u8>)) -> (u16, Bound<'py, PyBytes>) {
-    (id, PyBytes::new(py, &bytes))
-}
-
 /// Modbus TCP client codec: several requests may be in flight, matched by
 /// transaction id, unit and function.
 #[pyclass(module = "hubgate._core")]
 #[derive(Default)]
-pub(crate) struct TcpClientCodec(client::TcpClient);
+pub(crate) struct TcpClientCodec {
+    codec: client::TcpClient,
+    /// Reused for every frame, so encoding allocates nothing.
+    scratch: Vec<u8>,
+}
 
 #[pymethods]
 impl TcpClientCodec {
@@ -187,18 +187,22 @@ impl TcpClientCodec {
         unit: u8,
         request: &Bound<'py, Request>,
     ) -> Result<(u16, Bound<'py, PyBytes>), CoreError> {
-        Ok(frame(py, self.0.encode_request(unit, request_of(request))?))
+        self.scratch.clear();
+        let id = self
+            .codec
+            .encode_request_into(unit, request_of(request), &mut self.scratch)?;
+        Ok((id, PyBytes::new(py, &self.scratch)))
     }
 
     /// Appends received bytes (`bytes`, `bytearray` or `memoryview`).
     fn receive_data(&mut self, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        with_bytes(data, |d| self.0.receive_data(d))
+        with_bytes(data, |d| self.codec.receive_data(d))
     }
 
     /// The next `ResponseReceived` or `ResponseRejected`, `None` when more
     /// bytes are needed; raises `FrameError` on a bad MBAP header.
     fn next_event(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        match self.0.next_event().map_err(CoreError::from)? {
+        match self.codec.next_event().map_err(CoreError::from)? {
             Some(event) => client_event(py, event).map(Some),
             None => Ok(None),
         }
@@ -206,20 +210,24 @@ impl TcpClientCodec {
 
     /// Stops waiting for a transaction; returns whether it was pending.
     fn forget(&mut self, transaction_id: u16) -> bool {
-        self.0.forget(transaction_id)
+        self.codec.forget(transaction_id)
     }
 
     /// Number of requests waiting for a response.
     #[getter]
     fn pending(&self) -> usize {
-        self.0.pending()
+        self.codec.pending()
     }
 }
 
 /// Modbus RTU client codec (serial or RTU over TCP): one request at a time.
 #[pyclass(module = "hubgate._core")]
 #[derive(Default)]
-pub(crate) struct RtuClientCodec(client::RtuClient);
+pub(crate) struct RtuClientCodec {
+    codec: client::RtuClient,
+    /// Reused for every frame, so encoding allocates nothing.
+    scratch: Vec<u8>,
+}
 
 #[pymethods]
 impl RtuClientCodec {
@@ -236,18 +244,22 @@ impl RtuClientCodec {
         unit: u8,
         request: &Bound<'py, Request>,
     ) -> Result<(u16, Bound<'py, PyBytes>), CoreError> {
-        Ok(frame(py, self.0.encode_request(unit, request_of(request))?))
+        self.scratch.clear();
+        let id = self
+            .codec
+            .encode_request_into(unit, request_of(request), &mut self.scratch)?;
+        Ok((id, PyBytes::new(py, &self.scratch)))
     }
 
     /// Appends received bytes (`bytes`, `bytearray` or `memoryview`).
     fn receive_data(&mut self, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        with_bytes(data, |d| self.0.receive_data(d))
+        with_bytes(data, |d| self.codec.receive_data(d))
     }
 
     /// The next `ResponseReceived` or `ResponseRejected`, `None` when more
     /// bytes are needed.
     fn next_event(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        self.0
+        self.codec
             .next_event()
             .map(|event| client_event(py, event))
             .transpose()
@@ -256,19 +268,19 @@ impl RtuClientCodec {
     /// Stops waiting (after a timeout) and drops buffered bytes; returns
     /// whether a request was pending.
     fn reset(&mut self) -> bool {
-        self.0.reset()
+        self.codec.reset()
     }
 
     /// Number of requests waiting for a response (0 or 1).
     #[getter]
     fn pending(&self) -> usize {
-        usize::from(self.0.is_pending())
+        usize::from(self.codec.is_pending())
     }
 
     /// Bytes dropped so far while resynchronising.
     #[getter]
     fn discarded(&self) -> u64 {
-        self.0.discarded()
+        self.codec.discarded()
     }
 }
 

@@ -2,6 +2,7 @@
 //! `Response.*` variants (frozen, comparable, usable in `match`).
 
 use hubgate_core::modbus::pdu;
+use hubgate_core::modbus::planner::Block;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -146,12 +147,13 @@ impl Response {
 }
 
 impl Response {
-    /// Registers of an FC3, FC4 or FC23 response, without copying.
-    pub(crate) fn registers(&self) -> Option<&[u16]> {
+    /// Registers or bits of a read response, without copying.
+    pub(crate) fn block(&self) -> Option<Block<'_>> {
         match self {
             Self::ReadHoldingRegisters { registers }
             | Self::ReadInputRegisters { registers }
-            | Self::ReadWriteMultipleRegisters { registers } => Some(registers),
+            | Self::ReadWriteMultipleRegisters { registers } => Some(Block::Registers(registers)),
+            Self::ReadCoils { bits } | Self::ReadDiscreteInputs { bits } => Some(Block::Bits(bits)),
             _ => None,
         }
     }

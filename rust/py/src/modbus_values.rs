@@ -1,23 +1,24 @@
 //! Typed register fields and compiled read plans for Python.
 
-use hubgate_core::modbus::planner::{self, Limits};
-use hubgate_core::modbus::values::{Codec, Sentinel, Value, ValueType, WordOrder};
+use hubgate_core::modbus::function::{READ_COILS, READ_DISCRETE_INPUTS};
+use hubgate_core::modbus::planner::{self, Block, Limits};
+use hubgate_core::modbus::values::{Codec, Sentinel, Value, ValueError, ValueType};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString};
 
 use crate::errors::CoreError;
 use crate::modbus_pdu::{Request, Response};
 
-/// One typed value in registers: where it is and how it decodes.
+fn field_error(message: String) -> PyErr {
+    CoreError::Field(ValueError(message)).into()
+}
+
+/// One typed value in registers (or one bit): where it is and how it decodes.
 #[pyclass(frozen, module = "hubgate._core")]
 #[derive(Clone)]
 pub(crate) struct Field {
     inner: planner::Field,
-    type_name: String,
-    size: Option<u16>,
-    order_name: String,
-    sentinel: Option<u64>,
-    standard_sentinel: bool,
+    repr: String,
 }
 
 fn value_to_py(py: Python<'_>, value: Value) -> PyResult<Bound<'_, PyAny>> {
@@ -46,153 +47,211 @@ fn value_from_py(value: &Bound<'_, PyAny>) -> PyResult<Value> {
     })
 }
 
-/// Registers of a `Response` (without copying) or of a sequence of ints.
-enum Registers<'a> {
-    Borrowed(&'a [u16]),
-    Owned(Vec<u16>),
+fn sentinel_of(sentinel: Option<&Bound<'_, PyAny>>) -> PyResult<Sentinel> {
+    Ok(match sentinel {
+        None => Sentinel::None,
+        Some(s) if s.is_instance_of::<PyBool>() => {
+            if s.extract::<bool>()? {
+                Sentinel::Standard
+            } else {
+                Sentinel::None
+            }
+        }
+        Some(s) if s.is_instance_of::<PyInt>() => Sentinel::Raw(vec![s.extract()?]),
+        Some(s) => {
+            let values: Vec<u64> = s.extract()?;
+            if values.is_empty() {
+                Sentinel::None
+            } else {
+                Sentinel::Raw(values)
+            }
+        }
+    })
 }
 
-impl Registers<'_> {
-    fn get(&self) -> &[u16] {
+/// What a read brought back: a `Response` (borrowed) or a sequence (copied).
+enum Owned<'a> {
+    Borrowed(Block<'a>),
+    Registers(Vec<u16>),
+    Bits(Vec<bool>),
+}
+
+impl Owned<'_> {
+    fn block(&self) -> Block<'_> {
         match self {
-            Self::Borrowed(r) => r,
-            Self::Owned(r) => r,
+            Self::Borrowed(block) => *block,
+            Self::Registers(r) => Block::Registers(r),
+            Self::Bits(b) => Block::Bits(b),
         }
     }
 }
 
-fn registers_of<'a>(
-    item: &'a Bound<'_, PyAny>,
-    response: Option<&'a Response>,
-) -> PyResult<Registers<'a>> {
-    match response {
-        Some(response) => response
-            .registers()
-            .map(Registers::Borrowed)
-            .ok_or_else(|| pyo3::exceptions::PyTypeError::new_err("response carries no registers")),
-        None => Ok(Registers::Owned(item.extract()?)),
+fn block_of<'a>(item: &'a Bound<'_, PyAny>, bits: bool) -> PyResult<Owned<'a>> {
+    if let Ok(response) = item.cast::<Response>() {
+        return response
+            .get()
+            .block()
+            .map(Owned::Borrowed)
+            .ok_or_else(|| field_error("response carries no registers or bits".into()));
     }
+    Ok(if bits {
+        Owned::Bits(item.extract()?)
+    } else {
+        Owned::Registers(item.extract()?)
+    })
 }
 
 #[pymethods]
 impl Field {
-    /// A field of `type` (`u16`, `i16`, `u32`, `i32`, `u64`, `i64`, `f32`,
-    /// `f64`, `bitfield16`, `bitfield32`, `bit` with `size` = bit index,
-    /// `string` with `size` = registers) at `address`, read with `function`
-    /// 3 or 4. `sentinel`: `True` for the type's standard "not available"
-    /// marker, an int for a raw marker, `None` for none.
+    /// A field of `type` at `address`, read with `function` 1 (coil), 2
+    /// (discrete input), 3 (holding) or 4 (input register); see the stub.
     #[new]
-    #[pyo3(signature = (address, r#type, *, function = 3, order = "ABCD", scale = 1.0, offset = 0.0, sentinel = None, size = None))]
+    #[pyo3(signature = (
+        address, r#type = "u16", *, function = 3, count = None, order = "ABCD", scale = 1.0,
+        offset = 0.0, sentinel = None, mask = None, shift = 0, scale_factor = None,
+        invert = false, charset = "utf-8"
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         address: u16,
         r#type: &str,
         function: u8,
+        count: Option<u16>,
         order: &str,
         scale: f64,
         offset: f64,
         sentinel: Option<&Bound<'_, PyAny>>,
-        size: Option<u16>,
+        mask: Option<u64>,
+        shift: u8,
+        scale_factor: Option<u16>,
+        invert: bool,
+        charset: &str,
     ) -> PyResult<Self> {
-        let kind = ValueType::parse(r#type, size).map_err(CoreError::from)?;
-        let order_value: WordOrder = order.parse().map_err(CoreError::from)?;
-        let (sentinel_value, standard) = match sentinel {
-            None => (Sentinel::None, false),
-            Some(s) if s.is_instance_of::<PyBool>() => {
-                if s.extract::<bool>()? {
-                    (Sentinel::Standard, true)
-                } else {
-                    (Sentinel::None, false)
-                }
-            }
-            Some(s) => (Sentinel::Raw(s.extract()?), false),
+        let is_bit = matches!(function, READ_COILS | READ_DISCRETE_INPUTS);
+        let kind = if is_bit {
+            ValueType::U16
+        } else {
+            ValueType::parse(r#type, count).map_err(CoreError::from)?
         };
         if !scale.is_finite() || scale == 0.0 || !offset.is_finite() {
-            return Err(CoreError::Field(hubgate_core::modbus::values::ValueError(
+            return Err(field_error(
                 "scale must be finite and nonzero, offset finite".into(),
-            ))
-            .into());
+            ));
         }
+        if shift > 63 {
+            return Err(field_error("shift must be 0..=63".into()));
+        }
+        let codec = Codec {
+            kind,
+            order: order.parse().map_err(CoreError::from)?,
+            scale,
+            offset,
+            sentinel: sentinel_of(sentinel)?,
+            mask,
+            shift,
+            charset: charset.parse().map_err(CoreError::from)?,
+        };
+        let repr = format!(
+            "Field({address}, {type:?}, function={function}, count={count:?}, order={order:?}, \
+             scale={scale:?}, offset={offset:?}, sentinel={sentinel:?}, mask={mask:?}, \
+             shift={shift}, scale_factor={scale_factor:?}, invert={invert}, charset={charset:?})",
+            type = r#type,
+            sentinel = codec.sentinel,
+        );
         Ok(Self {
             inner: planner::Field {
                 function,
                 address,
-                codec: Codec {
-                    kind,
-                    order: order_value,
-                    scale,
-                    offset,
-                    sentinel: sentinel_value,
-                },
+                codec,
+                scale_factor,
+                invert,
             },
-            type_name: r#type.to_owned(),
-            size,
-            order_name: order.to_owned(),
-            sentinel: match sentinel_value {
-                Sentinel::Raw(v) => Some(v),
-                _ => None,
-            },
-            standard_sentinel: standard,
+            repr: crate::modbus_pdu::python_repr(&repr),
         })
     }
 
-    /// First register.
+    /// First register (or the bit).
     #[getter]
     fn address(&self) -> u16 {
         self.inner.address
     }
 
-    /// Number of registers the value occupies.
+    /// Number of registers (or bits) the value occupies.
     #[getter]
     fn count(&self) -> usize {
-        self.inner.codec.kind.registers()
+        self.inner.width()
     }
 
-    /// 3 (holding) or 4 (input registers).
+    /// 1, 2, 3 or 4.
     #[getter]
     fn function(&self) -> u8 {
         self.inner.function
     }
 
-    /// Decodes the field's registers (a register `Response` or ints); `None`
-    /// when the sentinel is found.
-    fn decode<'py>(&self, registers: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let response = registers.cast::<Response>().ok().map(|r| r.get());
-        let words = registers_of(registers, response)?;
-        if words.get().len() != self.count() {
-            return Err(
-                CoreError::Field(hubgate_core::modbus::values::ValueError(format!(
-                    "field takes {} registers, got {}",
-                    self.count(),
-                    words.get().len()
-                )))
-                .into(),
-            );
-        }
-        value_to_py(registers.py(), self.inner.codec.decode(words.get()))
+    /// Address of the scale-factor register, if any.
+    #[getter]
+    fn scale_factor(&self) -> Option<u16> {
+        self.inner.scale_factor
     }
 
-    /// Registers holding `value` (scale and offset undone), for writing.
-    fn encode(&self, value: &Bound<'_, PyAny>) -> PyResult<Vec<u16>> {
+    /// Decodes exactly this field's registers (or its one bit); `None` when
+    /// the sentinel is found. A field with a scale factor needs `exponent`.
+    #[pyo3(signature = (registers, *, exponent = None))]
+    fn decode<'py>(
+        &self,
+        registers: &Bound<'py, PyAny>,
+        exponent: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let is_bit = matches!(self.inner.function, READ_COILS | READ_DISCRETE_INPUTS);
+        let exponent = self.exponent(exponent)?;
+        let owned = block_of(registers, is_bit)?;
+        let block = owned.block();
+        let width = self.inner.width();
+        let value = match block {
+            Block::Bits([bit]) if is_bit => Value::Bool(*bit != self.inner.invert),
+            Block::Registers(r) if !is_bit && r.len() == width => {
+                self.inner.codec.decode_with(r, exponent)
+            }
+            _ => {
+                return Err(field_error(format!(
+                    "field takes {width} {}",
+                    if is_bit { "bit" } else { "registers" }
+                )))
+            }
+        };
+        value_to_py(registers.py(), value)
+    }
+
+    /// Registers holding `value` (scale, offset and exponent undone), for
+    /// writing; a bit field gives `[0]` or `[1]`.
+    #[pyo3(signature = (value, *, exponent = None))]
+    fn encode(&self, value: &Bound<'_, PyAny>, exponent: Option<i64>) -> PyResult<Vec<u16>> {
+        let exponent = self.exponent(exponent)?;
+        if matches!(self.inner.function, READ_COILS | READ_DISCRETE_INPUTS) {
+            let on: bool = value.extract()?;
+            return Ok(vec![u16::from(on != self.inner.invert)]);
+        }
         Ok(self
             .inner
             .codec
-            .encode(&value_from_py(value)?)
+            .encode_with(&value_from_py(value)?, exponent)
             .map_err(CoreError::from)?)
     }
 
     fn __repr__(&self) -> String {
-        let c = &self.inner.codec;
-        let sentinel = if self.standard_sentinel {
-            "True".to_owned()
-        } else {
-            self.sentinel.map_or("None".into(), |v| format!("0x{v:X}"))
-        };
-        let size = self.size.map_or(String::new(), |s| format!(", size={s}"));
-        format!(
-            "Field({}, {:?}{size}, function={}, order={:?}, scale={:?}, offset={:?}, sentinel={sentinel})",
-            self.inner.address, self.type_name, self.inner.function, self.order_name, c.scale, c.offset,
-        )
+        self.repr.clone()
+    }
+}
+
+impl Field {
+    fn exponent(&self, exponent: Option<i64>) -> PyResult<Option<i64>> {
+        match (self.inner.scale_factor, exponent) {
+            (Some(_), None) => Err(field_error(
+                "field has a scale factor: pass exponent, or decode through a ReadPlan".into(),
+            )),
+            (None, Some(_)) => Err(field_error("field has no scale factor".into())),
+            (_, exponent) => Ok(exponent),
+        }
     }
 }
 
@@ -226,7 +285,7 @@ impl ReadPlan {
             forbidden,
             single_register,
         };
-        let fields = fields.iter().map(|f| f.inner).collect();
+        let fields = fields.iter().map(|f| f.inner.clone()).collect();
         let plan = planner::ReadPlan::new(fields, &limits).map_err(CoreError::from)?;
         let requests = plan
             .reads()
@@ -242,8 +301,7 @@ impl ReadPlan {
     /// The read requests to send, in the order `decode` takes their responses.
     #[getter]
     fn requests<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let list = self.requests.bind(py);
-        PyList::new(py, list.iter())
+        PyList::new(py, self.requests.bind(py).iter())
     }
 
     /// Number of fields.
@@ -252,41 +310,38 @@ impl ReadPlan {
     }
 
     /// Values of every field in the order given (`None` where the sentinel
-    /// is found or the read failed) from one response per request: a register
-    /// `Response`, a sequence of ints, or `None` for a failed read.
+    /// is found or the read failed) from one item per request: a read
+    /// `Response`, a sequence of ints (or bools), or `None` for a failed read.
     fn decode<'py>(
         &self,
         py: Python<'py>,
         responses: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
         let items: Vec<Bound<'py, PyAny>> = responses.try_iter()?.collect::<PyResult<_>>()?;
-        let borrowed: Vec<Option<&Response>> = items
-            .iter()
-            .map(|item| item.cast::<Response>().ok().map(|r| r.get()))
-            .collect();
-        let mut words = Vec::with_capacity(items.len());
-        for (item, response) in items.iter().zip(&borrowed) {
-            words.push(if item.is_none() {
+        let reads = self.plan.reads();
+        if items.len() != reads.len() {
+            return Err(field_error(format!(
+                "plan has {} reads, got {} responses",
+                reads.len(),
+                items.len()
+            )));
+        }
+        let mut owned = Vec::with_capacity(items.len());
+        for (item, read) in items.iter().zip(reads) {
+            let bits = matches!(read.function, READ_COILS | READ_DISCRETE_INPUTS);
+            owned.push(if item.is_none() {
                 None
             } else {
-                Some(registers_of(item, *response)?)
+                Some(block_of(item, bits)?)
             });
         }
-        let slices: Vec<Option<&[u16]>> = words
-            .iter()
-            .map(|w| w.as_ref().map(Registers::get))
-            .collect();
+        let blocks: Vec<Option<Block<'_>>> =
+            owned.iter().map(|o| o.as_ref().map(Owned::block)).collect();
+        let values = self.plan.decode(&blocks).map_err(CoreError::from)?;
         let out = PyList::empty(py);
-        let mut failed = None;
-        self.plan
-            .decode_each(&slices, |value| {
-                if failed.is_none() {
-                    if let Err(err) = value_to_py(py, value).and_then(|v| out.append(v)) {
-                        failed = Some(err);
-                    }
-                }
-            })
-            .map_err(CoreError::from)?;
-        failed.map_or(Ok(out), Err)
+        for value in values {
+            out.append(value_to_py(py, value)?)?;
+        }
+        Ok(out)
     }
 }

@@ -139,9 +139,29 @@ impl TcpClient {
         request: Request,
     ) -> Result<(u16, Vec<u8>), EncodeError> {
         let mut frame = Vec::with_capacity(tcp::MBAP_LEN + 16);
-        tcp::push_header(&mut frame, 0, unit, 0);
-        request.encode(&mut frame)?;
-        tcp::fix_length(&mut frame);
+        let transaction_id = self.encode_request_into(unit, request, &mut frame)?;
+        Ok((transaction_id, frame))
+    }
+
+    /// Like [`TcpClient::encode_request`], appending the ADU to `out` (which
+    /// is left unchanged on error); returns the transaction id.
+    ///
+    /// # Errors
+    /// [`EncodeError`] when the request breaks a specification limit.
+    pub fn encode_request_into(
+        &mut self,
+        unit: u8,
+        request: Request,
+        out: &mut Vec<u8>,
+    ) -> Result<u16, EncodeError> {
+        let start = out.len();
+        tcp::push_header(out, 0, unit, 0);
+        if let Err(err) = request.encode(out) {
+            out.truncate(start);
+            return Err(err);
+        }
+        let frame = &mut out[start..];
+        tcp::fix_length(frame);
         let transaction_id = self.next_transaction_id();
         frame[..2].copy_from_slice(&transaction_id.to_be_bytes());
         self.pending.push(Pending {
@@ -149,7 +169,7 @@ impl TcpClient {
             unit,
             request,
         });
-        Ok((transaction_id, frame))
+        Ok(transaction_id)
     }
 
     /// Appends received bytes.
@@ -248,10 +268,29 @@ impl RtuClient {
         unit: u8,
         request: Request,
     ) -> Result<(u16, Vec<u8>), EncodeError> {
-        let mut pdu = Vec::with_capacity(16);
-        request.encode(&mut pdu)?;
-        let mut frame = Vec::with_capacity(pdu.len() + 3);
-        rtu::push_frame(&mut frame, unit, &pdu);
+        let mut frame = Vec::with_capacity(16);
+        let transaction_id = self.encode_request_into(unit, request, &mut frame)?;
+        Ok((transaction_id, frame))
+    }
+
+    /// Like [`RtuClient::encode_request`], appending the frame to `out`
+    /// (which is left unchanged on error); returns the transaction id.
+    ///
+    /// # Errors
+    /// [`EncodeError`] when the request breaks a specification limit.
+    pub fn encode_request_into(
+        &mut self,
+        unit: u8,
+        request: Request,
+        out: &mut Vec<u8>,
+    ) -> Result<u16, EncodeError> {
+        let start = out.len();
+        out.push(unit);
+        if let Err(err) = request.encode(out) {
+            out.truncate(start);
+            return Err(err);
+        }
+        rtu::append_crc_from(out, start);
         self.last_transaction_id = self.last_transaction_id.wrapping_add(1);
         let transaction_id = self.last_transaction_id;
         self.decoder.clear();
@@ -260,7 +299,7 @@ impl RtuClient {
             unit,
             request,
         });
-        Ok((transaction_id, frame))
+        Ok(transaction_id)
     }
 
     /// Appends received bytes.

@@ -5,7 +5,7 @@
 
 use super::function::*;
 use super::pdu::device_identification_len;
-use crate::crc::{append_crc, check_crc};
+use crate::crc::{check_crc, crc16};
 
 /// Largest RTU frame: address, 253-byte PDU and CRC.
 pub const MAX_FRAME_LEN: usize = 256;
@@ -48,9 +48,13 @@ pub fn push_frame(out: &mut Vec<u8>, unit: u8, pdu: &[u8]) {
     let start = out.len();
     out.push(unit);
     out.extend_from_slice(pdu);
-    let mut crc = out.split_off(start);
-    append_crc(&mut crc);
-    out.extend_from_slice(&crc);
+    append_crc_from(out, start);
+}
+
+/// Appends the CRC (low byte first) of `out[start..]`, the frame just written.
+pub fn append_crc_from(out: &mut Vec<u8>, start: usize) {
+    let crc = crc16(&out[start..]);
+    out.extend_from_slice(&crc.to_le_bytes());
 }
 
 enum Length {

@@ -4,10 +4,10 @@
 use super::client::{ClientEvent, Rejection, RtuClient, TcpClient};
 use super::matching::Mismatch;
 use super::pdu::{EncodeError, Request, Response};
-use super::planner::{Field, Limits, ReadPlan};
+use super::planner::{Block, Field, Limits, ReadPlan};
 use super::server::{RtuServer, ServerEvent, TcpServer};
 use super::tcp::FrameError;
-use super::values::{Codec, Sentinel, Value, ValueType, WordOrder};
+use super::values::{Charset, Codec, Sentinel, Value, ValueType, WordOrder};
 use proptest::prelude::*;
 
 fn hex(text: &str) -> Vec<u8> {
@@ -677,18 +677,34 @@ fn sentinels_scale_and_strings() {
         standard(ValueType::String(2)).decode(&[0, 0]),
         Value::Missing
     );
+    let flag = Codec {
+        mask: Some(1),
+        shift: 15,
+        ..Codec::new(ValueType::Bitfield(1))
+    };
+    assert_eq!(flag.decode(&[0x8000]), Value::UInt(1));
+    let utf16 = Codec {
+        charset: Charset::Utf16Be,
+        ..Codec::new(ValueType::String(4))
+    };
     assert_eq!(
-        Codec::new(ValueType::Bit(15)).decode(&[0x8000]),
-        Value::Bool(true)
+        utf16.decode(&[0x0041, 0x00E9, 0, 0]),
+        Value::Text("Aé".into())
     );
+    assert_eq!(
+        utf16.encode(&Value::Text("Aé".into())).unwrap(),
+        [0x0041, 0x00E9, 0, 0]
+    );
+    let several = Codec {
+        sentinel: Sentinel::Raw(vec![0x7FFF, 0xFFFE]),
+        ..Codec::new(ValueType::U16)
+    };
+    assert_eq!(several.decode(&[0xFFFE]), Value::Missing);
+    assert_eq!(several.decode(&[0xFFFF]), Value::UInt(0xFFFF));
 }
 
 fn field(address: u16, kind: ValueType) -> Field {
-    Field {
-        function: 3,
-        address,
-        codec: Codec::new(kind),
-    }
+    Field::holding(address, kind)
 }
 
 #[test]
@@ -768,7 +784,10 @@ fn plan_decodes_every_field_across_reads() {
             .iter()
             .map(|r| image[usize::from(r.address)..][..usize::from(r.count)].to_vec())
             .collect();
-        let responses: Vec<Option<&[u16]>> = registers.iter().map(|r| Some(r.as_slice())).collect();
+        let responses: Vec<Option<Block<'_>>> = registers
+            .iter()
+            .map(|r| Some(Block::Registers(r)))
+            .collect();
         assert_eq!(
             plan.decode(&responses).unwrap(),
             [
@@ -777,7 +796,7 @@ fn plan_decodes_every_field_across_reads() {
                 Value::UInt(0x0100)
             ]
         );
-        let failed: Vec<Option<&[u16]>> = vec![None; responses.len()];
+        let failed: Vec<Option<Block<'_>>> = vec![None; responses.len()];
         assert_eq!(
             plan.decode(&failed).unwrap(),
             [Value::Missing, Value::Missing, Value::Missing]
@@ -797,12 +816,67 @@ fn planner_rejects_impossible_fields() {
         field(65535, ValueType::U32),
         field(0, ValueType::U64),
         Field {
-            function: 1,
+            function: 5,
             ..field(0, ValueType::U16)
         },
     ] {
-        assert!(ReadPlan::new(vec![bad], &limits).is_err(), "{bad:?}");
+        assert!(
+            ReadPlan::new(vec![bad.clone()], &limits).is_err(),
+            "{bad:?}"
+        );
     }
+}
+
+#[test]
+fn sunspec_scale_factors_and_bits() {
+    // W at 40084 (i16) with its scale factor at 40085; the same factor for
+    // two fields is read once; 0x8000 makes the value missing.
+    let with_sf = |address| Field {
+        scale_factor: Some(40085),
+        codec: Codec {
+            offset: 1.0,
+            ..Codec::new(ValueType::I16)
+        },
+        ..field(address, ValueType::I16)
+    };
+    let coil = Field {
+        function: 1,
+        invert: true,
+        ..field(7, ValueType::U16)
+    };
+    let plan = ReadPlan::new(
+        vec![with_sf(40084), with_sf(40083), coil],
+        &Limits::default(),
+    )
+    .unwrap();
+    let reads: Vec<_> = plan
+        .reads()
+        .iter()
+        .map(|r| (r.function, r.address, r.count))
+        .collect();
+    assert_eq!(reads, [(1, 7, 1), (3, 40083, 3)]);
+    assert_eq!(plan.fields().len(), 3);
+    let bits = [false];
+    let regs = [150, 1234, (-2i16) as u16];
+    let values = plan
+        .decode(&[Some(Block::Bits(&bits)), Some(Block::Registers(&regs))])
+        .unwrap();
+    assert_eq!(
+        values,
+        [
+            Value::Float(1234.0 * 0.01 + 1.0),
+            Value::Float(150.0 * 0.01 + 1.0),
+            Value::Bool(true)
+        ]
+    );
+    let regs = [150, 1234, 0x8000];
+    let values = plan
+        .decode(&[Some(Block::Bits(&bits)), Some(Block::Registers(&regs))])
+        .unwrap();
+    assert_eq!(values[..2], [Value::Missing, Value::Missing]);
+    assert!(plan
+        .decode(&[Some(Block::Registers(&regs)), Some(Block::Registers(&regs))])
+        .is_err());
 }
 
 fn request_strategy() -> impl Strategy<Value = Request> {
@@ -868,6 +942,48 @@ proptest! {
         let mut server = RtuServer::new();
         server.receive_data(&frame);
         prop_assert_eq!(server.next_event(), Some(ServerEvent::Request { transaction_id: 0, unit, request }));
+    }
+
+    /// Any registers through any codec and any plan: no panic.
+    #[test]
+    fn arbitrary_registers_never_panic(
+        registers in proptest::collection::vec(any::<u16>(), 125),
+        kind in 0..10usize,
+        count in 1..=4u16,
+        order in 0..4usize,
+        mask in proptest::option::of(any::<u64>()),
+        shift in 0..64u8,
+        exponent in proptest::option::of(any::<i64>()),
+        addresses in proptest::collection::vec(0..120u16, 1..20),
+        max_gap in 0..10u16,
+        single_register in any::<bool>(),
+    ) {
+        let kind = [
+            ValueType::U16, ValueType::I16, ValueType::U32, ValueType::I32, ValueType::U64,
+            ValueType::I64, ValueType::F32, ValueType::F64, ValueType::Bitfield(count),
+            ValueType::String(count),
+        ][kind];
+        let order = [WordOrder::Abcd, WordOrder::Cdab, WordOrder::Badc, WordOrder::Dcba][order];
+        let codec = Codec { order, mask, shift, sentinel: Sentinel::Standard, ..Codec::new(kind) };
+        let value = codec.decode_with(&registers, exponent);
+        if !matches!(value, Value::Missing) && mask.is_none() && shift == 0 {
+            let _ = codec.encode_with(&value, exponent);
+        }
+        let fields: Vec<Field> = addresses
+            .iter()
+            .map(|&a| Field { codec: codec.clone(), scale_factor: (a % 3 == 0).then_some(a / 2), ..field(a, kind) })
+            .collect();
+        let limits = Limits { max_gap, single_register, ..Limits::default() };
+        if let Ok(plan) = ReadPlan::new(fields, &limits) {
+            let blocks: Vec<Vec<u16>> = plan
+                .reads()
+                .iter()
+                .map(|r| registers[usize::from(r.address)..][..usize::from(r.count)].to_vec())
+                .collect();
+            let responses: Vec<Option<Block<'_>>> =
+                blocks.iter().map(|b| Some(Block::Registers(b))).collect();
+            prop_assert!(plan.decode(&responses).is_ok());
+        }
     }
 
     /// Every word order round-trips every 32- and 64-bit value.

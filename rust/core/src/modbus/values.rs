@@ -23,14 +23,9 @@ pub enum ValueType {
     F32,
     /// IEEE 754 double precision.
     F64,
-    /// 16 flags as an unsigned integer.
-    Bitfield16,
-    /// 32 flags as an unsigned integer.
-    Bitfield32,
-    /// One bit (0 = least significant) of a register, as a boolean.
-    Bit(u8),
-    /// ASCII text over this many registers, two characters each; trailing
-    /// NULs and spaces are stripped.
+    /// Flags over this many registers (1 to 4), as an unsigned integer.
+    Bitfield(u16),
+    /// Text over this many registers; trailing NULs and spaces are stripped.
     String(u16),
 }
 
@@ -50,18 +45,28 @@ pub enum WordOrder {
     Dcba,
 }
 
+/// How the bytes of a string field encode characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Charset {
+    /// Two bytes per register, UTF-8 (ASCII in practice).
+    #[default]
+    Utf8,
+    /// One character per register, UTF-16 big-endian.
+    Utf16Be,
+}
+
 /// Which raw values mean "not available".
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Sentinel {
     /// Every value is a value.
     #[default]
     None,
-    /// The type's usual marker: 0xFFFF (u16, bitfield16), 0x8000 (i16),
-    /// 0xFFFFFFFF (u32, bitfield32), 0x80000000 (i32), all ones (u64),
-    /// 0x8000000000000000 (i64), NaN (floats), all NUL (strings).
+    /// The type's usual marker: 0xFFFF (u16, one-register bitfield), 0x8000
+    /// (i16), 0xFFFFFFFF (u32, two-register bitfield), 0x80000000 (i32), all
+    /// ones (u64), 0x8000000000000000 (i64), NaN (floats), all NUL (strings).
     Standard,
-    /// This raw register content (before scale and offset).
-    Raw(u64),
+    /// These raw register contents (before mask, shift, scale and offset).
+    Raw(Vec<u64>),
 }
 
 /// A decoded value.
@@ -95,12 +100,13 @@ impl std::error::Error for ValueError {}
 
 impl ValueType {
     /// Parses a type name (`u16`, `i16`, `u32`, `i32`, `u64`, `i64`, `f32`,
-    /// `f64`, `bitfield16`, `bitfield32`, `bit`, `string`); `bit` takes the bit
-    /// index and `string` its length in registers from `size`.
+    /// `f64`, `bitfield`, `string`); `count` is the number of registers,
+    /// required for strings, 1 to 4 for bitfields (default 1), and either
+    /// absent or the type's width for the rest.
     ///
     /// # Errors
-    /// [`ValueError`] for an unknown name or a missing or bad `size`.
-    pub fn parse(name: &str, size: Option<u16>) -> Result<Self, ValueError> {
+    /// [`ValueError`] for an unknown name or a bad `count`.
+    pub fn parse(name: &str, count: Option<u16>) -> Result<Self, ValueError> {
         let kind = match name {
             "u16" => Self::U16,
             "i16" => Self::I16,
@@ -110,48 +116,49 @@ impl ValueType {
             "i64" => Self::I64,
             "f32" => Self::F32,
             "f64" => Self::F64,
-            "bitfield16" => Self::Bitfield16,
-            "bitfield32" => Self::Bitfield32,
-            "bit" => match size {
-                Some(bit @ 0..=15) => Self::Bit(bit as u8),
-                _ => return Err(ValueError("type bit needs a bit index 0..=15".into())),
+            "bitfield" => match count.unwrap_or(1) {
+                n @ 1..=4 => Self::Bitfield(n),
+                _ => return Err(ValueError("a bitfield spans 1 to 4 registers".into())),
             },
-            "string" => match size {
-                Some(len @ 1..=125) => Self::String(len),
+            "string" => match count {
+                Some(n @ 1..=125) => Self::String(n),
                 _ => {
                     return Err(ValueError(
-                        "type string needs a length of 1..=125 registers".into(),
+                        "a string needs a count of 1..=125 registers".into(),
                     ))
                 }
             },
             other => return Err(ValueError(format!("unknown value type {other:?}"))),
         };
-        if size.is_some() && !matches!(kind, Self::Bit(_) | Self::String(_)) {
-            return Err(ValueError(format!("type {name} takes no size")));
+        match count {
+            Some(n) if usize::from(n) != kind.registers() => Err(ValueError(format!(
+                "type {name} spans {} register(s), not {n}",
+                kind.registers()
+            ))),
+            _ => Ok(kind),
         }
-        Ok(kind)
     }
 
     /// Number of registers the value occupies.
     #[must_use]
     pub const fn registers(self) -> usize {
         match self {
-            Self::U16 | Self::I16 | Self::Bitfield16 | Self::Bit(_) => 1,
-            Self::U32 | Self::I32 | Self::F32 | Self::Bitfield32 => 2,
+            Self::U16 | Self::I16 => 1,
+            Self::U32 | Self::I32 | Self::F32 => 2,
             Self::U64 | Self::I64 | Self::F64 => 4,
-            Self::String(len) => len as usize,
+            Self::Bitfield(n) | Self::String(n) => n as usize,
         }
     }
 
     fn standard_sentinel(self) -> Option<u64> {
         match self {
-            Self::U16 | Self::Bitfield16 => Some(0xFFFF),
+            Self::U16 | Self::Bitfield(1) => Some(0xFFFF),
             Self::I16 => Some(0x8000),
-            Self::U32 | Self::Bitfield32 => Some(0xFFFF_FFFF),
+            Self::U32 | Self::Bitfield(2) => Some(0xFFFF_FFFF),
             Self::I32 => Some(0x8000_0000),
-            Self::U64 => Some(u64::MAX),
+            Self::U64 | Self::Bitfield(4) => Some(u64::MAX),
             Self::I64 => Some(0x8000_0000_0000_0000),
-            Self::F32 | Self::F64 | Self::Bit(_) | Self::String(_) => None,
+            Self::F32 | Self::F64 | Self::Bitfield(_) | Self::String(_) => None,
         }
     }
 }
@@ -172,6 +179,20 @@ impl FromStr for WordOrder {
     }
 }
 
+impl FromStr for Charset {
+    type Err = ValueError;
+
+    fn from_str(name: &str) -> Result<Self, ValueError> {
+        match name {
+            "utf-8" => Ok(Self::Utf8),
+            "utf-16-be" => Ok(Self::Utf16Be),
+            other => Err(ValueError(format!(
+                "unknown charset {other:?} (utf-8 or utf-16-be)"
+            ))),
+        }
+    }
+}
+
 impl WordOrder {
     const fn swaps_bytes(self) -> bool {
         matches!(self, Self::Badc | Self::Dcba)
@@ -182,8 +203,9 @@ impl WordOrder {
     }
 }
 
-/// How one field is decoded from its registers.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// How one field is decoded from its registers:
+/// value = ((raw >> shift) & mask) × scale + offset.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Codec {
     /// Value type.
     pub kind: ValueType,
@@ -195,10 +217,16 @@ pub struct Codec {
     pub offset: f64,
     /// Raw values meaning "not available".
     pub sentinel: Sentinel,
+    /// Bits kept after the shift (integers only).
+    pub mask: Option<u64>,
+    /// Right shift of the raw value (integers only).
+    pub shift: u8,
+    /// Character encoding of strings.
+    pub charset: Charset,
 }
 
 impl Codec {
-    /// A codec of `kind` in ABCD order with no scaling or sentinel.
+    /// A codec of `kind` in ABCD order with no scaling, sentinel or mask.
     #[must_use]
     pub const fn new(kind: ValueType) -> Self {
         Self {
@@ -207,7 +235,14 @@ impl Codec {
             scale: 1.0,
             offset: 0.0,
             sentinel: Sentinel::None,
+            mask: None,
+            shift: 0,
+            charset: Charset::Utf8,
         }
+    }
+
+    const fn masked(&self) -> bool {
+        self.mask.is_some() || self.shift != 0
     }
 
     fn scaled(&self) -> bool {
@@ -239,14 +274,24 @@ impl Codec {
     /// When `registers` is shorter than the type.
     #[must_use]
     pub fn decode(&self, registers: &[u16]) -> Value {
+        self.decode_with(registers, None)
+    }
+
+    /// Like [`Codec::decode`], with a power-of-ten `exponent` (a SunSpec
+    /// scale factor) multiplying the scale: the result is then a float.
+    ///
+    /// # Panics
+    /// When `registers` is shorter than the type.
+    #[must_use]
+    pub fn decode_with(&self, registers: &[u16], exponent: Option<i64>) -> Value {
         let registers = &registers[..self.kind.registers()];
         if let ValueType::String(_) = self.kind {
             return self.decode_text(registers);
         }
         let raw = self.raw(registers);
-        let missing = match self.sentinel {
+        let missing = match &self.sentinel {
             Sentinel::None => false,
-            Sentinel::Raw(value) => raw == value,
+            Sentinel::Raw(values) => values.contains(&raw),
             Sentinel::Standard => match self.kind {
                 ValueType::F32 => f32::from_bits(raw as u32).is_nan(),
                 ValueType::F64 => f64::from_bits(raw).is_nan(),
@@ -256,18 +301,13 @@ impl Codec {
         if missing {
             return Value::Missing;
         }
-        let number = match self.kind {
-            ValueType::Bit(bit) => return Value::Bool(raw >> bit & 1 == 1),
-            ValueType::U16 | ValueType::U32 | ValueType::U64 => Value::UInt(raw),
-            ValueType::Bitfield16 | ValueType::Bitfield32 => return Value::UInt(raw),
-            ValueType::I16 => Value::Int(i64::from(raw as u16 as i16)),
-            ValueType::I32 => Value::Int(i64::from(raw as u32 as i32)),
-            ValueType::I64 => Value::Int(raw as i64),
-            ValueType::F32 => Value::Float(f64::from(f32::from_bits(raw as u32))),
-            ValueType::F64 => Value::Float(f64::from_bits(raw)),
-            ValueType::String(_) => unreachable!("strings are decoded above"),
+        let is_float = matches!(self.kind, ValueType::F32 | ValueType::F64);
+        let number = if self.masked() && !is_float {
+            Value::UInt((raw >> self.shift) & self.mask.unwrap_or(u64::MAX))
+        } else {
+            self.number(raw)
         };
-        if !self.scaled() {
+        if !self.scaled() && exponent.is_none() {
             return number;
         }
         let x = match number {
@@ -276,40 +316,58 @@ impl Codec {
             Value::Float(v) => v,
             _ => unreachable!("numbers only"),
         };
-        Value::Float(x * self.scale + self.offset)
+        Value::Float(x * self.scale * power_of_ten(exponent) + self.offset)
+    }
+
+    fn number(&self, raw: u64) -> Value {
+        match self.kind {
+            ValueType::U16 | ValueType::U32 | ValueType::U64 | ValueType::Bitfield(_) => {
+                Value::UInt(raw)
+            }
+            ValueType::I16 => Value::Int(i64::from(raw as u16 as i16)),
+            ValueType::I32 => Value::Int(i64::from(raw as u32 as i32)),
+            ValueType::I64 => Value::Int(raw as i64),
+            ValueType::F32 => Value::Float(f64::from(f32::from_bits(raw as u32))),
+            ValueType::F64 => Value::Float(f64::from_bits(raw)),
+            ValueType::String(_) => unreachable!("strings are decoded apart"),
+        }
     }
 
     fn decode_text(&self, registers: &[u16]) -> Value {
-        let bytes: Vec<u8> = registers
-            .iter()
-            .flat_map(|&r| {
-                let [a, b] = r.to_be_bytes();
-                if self.order.swaps_bytes() {
-                    [b, a]
-                } else {
-                    [a, b]
-                }
-            })
-            .collect();
-        let missing = match self.sentinel {
+        let swap = |r: u16| {
+            if self.order.swaps_bytes() {
+                r.swap_bytes()
+            } else {
+                r
+            }
+        };
+        let all_nul = registers.iter().all(|&r| r == 0);
+        let missing = match &self.sentinel {
             Sentinel::None => false,
-            Sentinel::Standard => bytes.iter().all(|&b| b == 0),
-            Sentinel::Raw(value) => bytes.iter().all(|&b| u64::from(b) == value),
+            Sentinel::Standard => all_nul,
+            Sentinel::Raw(values) => registers.iter().all(|&r| values.contains(&u64::from(r))),
         };
         if missing {
             return Value::Missing;
         }
-        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-        let text: String = bytes[..end]
-            .iter()
-            .map(|&b| {
-                if b.is_ascii() {
-                    char::from(b)
-                } else {
-                    char::REPLACEMENT_CHARACTER
-                }
-            })
-            .collect();
+        let text = match self.charset {
+            Charset::Utf8 => {
+                let bytes: Vec<u8> = registers
+                    .iter()
+                    .flat_map(|&r| swap(r).to_be_bytes())
+                    .collect();
+                let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+                String::from_utf8_lossy(&bytes[..end]).into_owned()
+            }
+            Charset::Utf16Be => {
+                let units: Vec<u16> = registers
+                    .iter()
+                    .map(|&r| swap(r))
+                    .take_while(|&u| u != 0)
+                    .collect();
+                String::from_utf16_lossy(&units)
+            }
+        };
         Value::Text(text.trim_end_matches(' ').to_owned())
     }
 
@@ -319,41 +377,57 @@ impl Codec {
     /// # Errors
     /// [`ValueError`] when the value does not fit the type.
     pub fn encode(&self, value: &Value) -> Result<Vec<u16>, ValueError> {
+        self.encode_with(value, None)
+    }
+
+    /// Like [`Codec::encode`], with a power-of-ten `exponent` multiplying the
+    /// scale (see [`Codec::decode_with`]).
+    ///
+    /// # Errors
+    /// [`ValueError`] when the value does not fit the type.
+    pub fn encode_with(
+        &self,
+        value: &Value,
+        exponent: Option<i64>,
+    ) -> Result<Vec<u16>, ValueError> {
         let unfit = || ValueError(format!("{value:?} does not fit {:?}", self.kind));
         if let ValueType::String(len) = self.kind {
             let Value::Text(text) = value else {
                 return Err(unfit());
             };
-            let size = usize::from(len) * 2;
-            if !text.is_ascii() || text.len() > size {
+            let mut words: Vec<u16> = match self.charset {
+                Charset::Utf8 => text
+                    .as_bytes()
+                    .chunks(2)
+                    .map(|p| u16::from_be_bytes([p[0], p.get(1).copied().unwrap_or(0)]))
+                    .collect(),
+                Charset::Utf16Be => text.encode_utf16().collect(),
+            };
+            if words.len() > usize::from(len) {
                 return Err(unfit());
             }
-            let mut bytes = text.as_bytes().to_vec();
-            bytes.resize(size, 0);
-            return Ok(bytes
-                .chunks_exact(2)
-                .map(|p| {
-                    let r = u16::from_be_bytes([p[0], p[1]]);
-                    if self.order.swaps_bytes() {
-                        r.swap_bytes()
-                    } else {
-                        r
-                    }
-                })
-                .collect());
+            words.resize(usize::from(len), 0);
+            if self.order.swaps_bytes() {
+                words.iter_mut().for_each(|w| *w = w.swap_bytes());
+            }
+            return Ok(words);
+        }
+        if self.masked() {
+            return Err(ValueError(
+                "a masked or shifted field cannot be written whole".into(),
+            ));
         }
         let raw: u64 = match (self.kind, value) {
-            (ValueType::Bit(bit), Value::Bool(on)) => u64::from(*on) << bit,
             (ValueType::F32, _) => {
-                u64::from((self.unscale(value).ok_or_else(unfit)? as f32).to_bits())
+                u64::from((self.unscale(value, exponent).ok_or_else(unfit)? as f32).to_bits())
             }
-            (ValueType::F64, _) => self.unscale(value).ok_or_else(unfit)?.to_bits(),
+            (ValueType::F64, _) => self.unscale(value, exponent).ok_or_else(unfit)?.to_bits(),
             (kind, _) => {
                 let x = match value {
-                    Value::Int(v) if !self.scaled() => i128::from(*v),
-                    Value::UInt(v) if !self.scaled() => i128::from(*v),
+                    Value::Int(v) if !self.scaled() && exponent.is_none() => i128::from(*v),
+                    Value::UInt(v) if !self.scaled() && exponent.is_none() => i128::from(*v),
                     _ => {
-                        let x = self.unscale(value).ok_or_else(unfit)?.round();
+                        let x = self.unscale(value, exponent).ok_or_else(unfit)?.round();
                         if !x.is_finite() {
                             return Err(unfit());
                         }
@@ -361,11 +435,12 @@ impl Codec {
                     }
                 };
                 let (min, max): (i128, i128) = match kind {
-                    ValueType::U16 | ValueType::Bitfield16 => (0, 0xFFFF),
+                    ValueType::U16 => (0, 0xFFFF),
                     ValueType::I16 => (-0x8000, 0x7FFF),
-                    ValueType::U32 | ValueType::Bitfield32 => (0, 0xFFFF_FFFF),
+                    ValueType::U32 => (0, 0xFFFF_FFFF),
                     ValueType::I32 => (-0x8000_0000, 0x7FFF_FFFF),
                     ValueType::U64 => (0, i128::from(u64::MAX)),
+                    ValueType::Bitfield(n) => (0, (1i128 << (16 * n)) - 1),
                     _ => (i128::from(i64::MIN), i128::from(i64::MAX)),
                 };
                 if x < min || x > max {
@@ -392,13 +467,17 @@ impl Codec {
         Ok(words)
     }
 
-    fn unscale(&self, value: &Value) -> Option<f64> {
+    fn unscale(&self, value: &Value, exponent: Option<i64>) -> Option<f64> {
         let x = match value {
             Value::Int(v) => *v as f64,
             Value::UInt(v) => *v as f64,
             Value::Float(v) => *v,
             _ => return None,
         };
-        Some((x - self.offset) / self.scale)
+        Some((x - self.offset) / (self.scale * power_of_ten(exponent)))
     }
+}
+
+fn power_of_ten(exponent: Option<i64>) -> f64 {
+    exponent.map_or(1.0, |e| 10f64.powi(e.clamp(-300, 300) as i32))
 }
