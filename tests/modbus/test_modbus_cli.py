@@ -173,3 +173,24 @@ def test_bad_input_exits_2(
 ) -> None:
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+async def test_read_a_string(
+    pymodbus_tcp: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pymodbus_tcp.set_registers(1, 90, [0x5375, 0x6E53])  # "SunS"
+    with trio.fail_after(10):
+        code = await hubgate(
+            "modbus",
+            "read",
+            f"127.0.0.1:{pymodbus_tcp.port}",
+            "--address",
+            "90",
+            "--count",
+            "2",
+            "--type",
+            "string",
+        )
+    pymodbus_tcp.set_registers(1, 90, HOLDING[90:92])
+    assert code == 0
+    assert capsys.readouterr().out == "90\tSunS\n"

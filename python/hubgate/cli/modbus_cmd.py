@@ -96,7 +96,7 @@ async def _open_master(args: argparse.Namespace) -> AsyncIterator[Master]:
 
 def _fields(args: argparse.Namespace, count: int) -> list[Field]:
     if args.type == "string":
-        return [Field(args.address, "string", size=count)]
+        return [Field(args.address, "string", count=count)]
     value_type: ValueType = args.type
     size = Field(args.address, value_type).count
     return [Field(args.address + i * size, value_type, order=args.order) for i in range(count)]
