@@ -32,15 +32,16 @@ MIN_TIME = 0.0001
 DATATYPE = ModbusTcpClient.DATATYPE
 
 
-def fc3_response(tid: int, registers: list[int]) -> bytes:
-    """An FC3 response frame for unit 1."""
-    pdu = ReadHoldingRegistersResponse(registers=registers, dev_id=1, transaction_id=tid)
-    return FramerSocket(DecodePDU(True)).buildFrame(pdu)
+def fc3_responses(registers: list[int]) -> list[bytes]:
+    """The FC3 response frame for unit 1, indexed by transaction id (hubgate's
+    client numbers its requests itself)."""
+    pdu = ReadHoldingRegistersResponse(registers=registers, dev_id=1, transaction_id=0)
+    frame = FramerSocket(DecodePDU(True)).buildFrame(pdu)
+    return [tid.to_bytes(2, "big") + frame[2:] for tid in range(0x10000)]
 
 
 TEN = list(range(1000, 1010))
-# One frame per transaction id, since hubgate's client numbers its requests.
-TEN_FRAMES = [fc3_response(tid, TEN) for tid in range(0x10000)]
+TEN_FRAMES = fc3_responses(TEN)
 
 
 def roundtrip_hubgate() -> Callable[[], Any]:
@@ -93,7 +94,7 @@ REGISTERS = [rng.randrange(0x10000) for _ in range(125)]
 for offset, *_ in LAYOUT[:20]:  # finite floats for a fair comparison
     low, high = struct.unpack(">HH", struct.pack(">f", rng.uniform(-1e4, 1e4)))
     REGISTERS[offset : offset + 2] = [high, low]  # CDAB: low word first
-FRAME_125 = [fc3_response(tid, REGISTERS) for tid in range(0x10000)]
+FRAME_125 = fc3_responses(REGISTERS)
 
 
 def fields_hubgate() -> Callable[[], Any]:
