@@ -9,9 +9,16 @@ from hubgate.modbus.errors import (
     ModbusExceptionError,
     ModbusTimeoutError,
 )
+from hubgate.ocpp.errors import (
+    OcppCallError,
+    OcppCallTimeoutError,
+    OcppSessionClosedError,
+    RpcError,
+)
 
 __all__ = ["CodecError", "CrcError", "HubgateError"]
 __all__ += ["CsmsCallError"]
+__all__ += ["OcppCallError", "OcppCallTimeoutError", "OcppSessionClosedError", "RpcError"]
 __all__ += ["EncodeError", "FieldError", "FrameError"]
 __all__ += [
     "ModbusBadResponseError",
