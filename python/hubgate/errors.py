@@ -2,6 +2,13 @@
 
 from hubgate._core import CodecError, CrcError, EncodeError, FieldError, FrameError, HubgateError
 from hubgate.cloud.queue import CsmsCallError
+from hubgate.modbus.errors import (
+    ModbusBadResponseError,
+    ModbusConnectionError,
+    ModbusError,
+    ModbusExceptionError,
+    ModbusTimeoutError,
+)
 from hubgate.ocpp.errors import (
     OcppCallError,
     OcppCallTimeoutError,
@@ -9,7 +16,21 @@ from hubgate.ocpp.errors import (
     RpcError,
 )
 
-__all__ = ["CodecError", "CrcError", "HubgateError"]
-__all__ += ["CsmsCallError"]
-__all__ += ["OcppCallError", "OcppCallTimeoutError", "OcppSessionClosedError", "RpcError"]
-__all__ += ["EncodeError", "FieldError", "FrameError"]
+__all__ = [
+    "CodecError",
+    "CrcError",
+    "CsmsCallError",
+    "EncodeError",
+    "FieldError",
+    "FrameError",
+    "HubgateError",
+    "ModbusBadResponseError",
+    "ModbusConnectionError",
+    "ModbusError",
+    "ModbusExceptionError",
+    "ModbusTimeoutError",
+    "OcppCallError",
+    "OcppCallTimeoutError",
+    "OcppSessionClosedError",
+    "RpcError",
+]
