@@ -363,6 +363,39 @@ class Api(Strict):
     token: str | None = Field(default=None, min_length=16, description="Bearer token for writes")
     open_reads: bool = True
 
+    @model_validator(mode="after")
+    def _token_for_closed_reads(self) -> Api:
+        if not self.open_reads and self.token is None:
+            raise ValueError("open_reads = false needs a token (reads then need it too)")
+        return self
+
+
+class Mqtt(Strict):
+    """MQTT telemetry to a fleet broker (topic scheme in docs/mqtt.md)."""
+
+    host: str = Field(min_length=1, description="Broker host name or address")
+    port: TcpPort = 1883
+    client_id: Identifier = Field(
+        description="MQTT client id; also the site's topic level: <topic_prefix>/<client_id>/..."
+    )
+    topic_prefix: str = Field(
+        default="hubgate",
+        pattern=r"^[^/+#\s]+(/[^/+#\s]+)*$",
+        description="First topic level(s), without wildcards or a trailing slash",
+    )
+    username: str | None = None
+    password: str | None = Field(default=None, description="Needs a username (MQTT 3.1.1)")
+    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive")
+    buffer_size: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="Messages kept while the broker is away"
+    )
+
+    @model_validator(mode="after")
+    def _password_needs_username(self) -> Mqtt:
+        if self.password is not None and self.username is None:
+            raise ValueError("'password' needs 'username' (MQTT 3.1.1)")
+        return self
+
 
 class SiteConfig(Strict):
     """A whole site file."""
@@ -380,3 +413,4 @@ class SiteConfig(Strict):
     csms: Csms | None = None
     modbus_server: ModbusServer | None = None
     api: Api = Api()
+    mqtt: Mqtt | None = None

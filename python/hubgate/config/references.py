@@ -10,8 +10,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from hubgate.config.model import GRID_NODE_ID
-
-Loc = tuple[str | int, ...]
+from hubgate.tomlcheck import Loc
 
 _DEVICE_TABLES = ("chargers", "meters", "pv")
 """Arrays of tables whose entries carry an `id` and the `node` they hang from."""
@@ -86,7 +85,25 @@ def reference_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
                     )
                 )
             identities.add(identity)
+    problems.extend(_password_problems(data))
     return problems
+
+
+def _password_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
+    """Security profiles 1 and 2 authenticate every OCPP charger with its own password."""
+    server = data.get("ocpp")
+    profile = server.get("security_profile", 0) if isinstance(server, Mapping) else 0
+    if profile not in (1, 2):
+        return []
+    return [
+        (
+            ("chargers", index, "ocpp", "password"),
+            f"[ocpp] security_profile {profile} needs a password (16-40 characters) "
+            "for every OCPP charger",
+        )
+        for index, charger in _entries(data, "chargers")
+        if isinstance(charger.get("ocpp"), Mapping) and "password" not in charger["ocpp"]
+    ]
 
 
 def _cycle_problems(

@@ -7,3 +7,4 @@
 
 pub mod alloc;
 pub mod crc;
+pub mod modbus;

@@ -1,8 +1,8 @@
 """Finding the line of a field in TOML text, for error messages.
 
 `tomllib` gives values without positions, so the line is found by walking
-the table headers and keys of the text. It understands the layout a site
-file uses (tables, arrays of tables, `key = value` lines); for anything else
+the table headers and keys of the text. It understands the layout our
+files use (tables, arrays of tables, `key = value` lines); for anything else
 it gives the nearest enclosing line it found, or None.
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-from hubgate.config.references import Loc
+Loc = tuple[str | int, ...]
+"""A field path: table keys and array indexes, outermost first."""
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\s\"]+?)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")

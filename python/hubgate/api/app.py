@@ -1,0 +1,61 @@
+"""The ASGI app: REST API under /api/v1, live updates, /metrics and the dashboard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+
+from hubgate.api import live, routes_commands, routes_limits, routes_state
+from hubgate.api.context import ApiContext
+from hubgate.api.deps import Ctx, require_token
+from hubgate.api.metrics import CONTENT_TYPE
+
+STATIC = Path(__file__).parent / "static"
+API_PREFIX = "/api/v1"
+
+
+def _metrics_router() -> APIRouter:
+    router = APIRouter(tags=["metrics"])
+
+    @router.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
+    )
+    async def metrics(ctx: Ctx) -> PlainTextResponse:
+        """Prometheus metrics in the text exposition format."""
+        return PlainTextResponse(ctx.metrics.render(ctx.hub.latest), media_type=CONTENT_TYPE)
+
+    return router
+
+
+def build_app(ctx: ApiContext) -> FastAPI:
+    """The app serving `ctx`; reads need the token unless the site opens them."""
+    app = FastAPI(
+        title="hubgate",
+        summary="Operator API of a hubgate EV-charging gateway",
+        version="1",
+        docs_url=None,  # the Swagger page loads its assets from a CDN
+        redoc_url=None,
+    )
+    app.state.hubgate = ctx
+    reads = [] if ctx.site.api.open_reads else [Depends(require_token)]
+    read_errors: dict[int | str, dict[str, Any]] = (
+        {} if ctx.site.api.open_reads else {401: {"description": "Missing or wrong Bearer token"}}
+    )
+    for router in (routes_state.router, routes_limits.router, live.router):
+        app.include_router(router, prefix=API_PREFIX, dependencies=reads, responses=read_errors)
+    app.include_router(routes_limits.writes, prefix=API_PREFIX)
+    app.include_router(routes_commands.router, prefix=API_PREFIX)
+    app.include_router(_metrics_router(), dependencies=reads, responses=read_errors)
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

@@ -1,0 +1,51 @@
+"""Everything the API reads and writes, handed in by whoever runs it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import trio
+
+from hubgate.api.commands import Commands
+from hubgate.api.metrics import MetricsRegistry
+from hubgate.config.model import SiteConfig
+from hubgate.control.decisions import DecisionLog
+from hubgate.control.limits import LimitBook
+from hubgate.state import StateHub
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    """The site, its live state, limits, logs and the command sink the API serves."""
+
+    site: SiteConfig
+    hub: StateHub
+    limits: LimitBook
+    decisions: DecisionLog
+    commands: Commands
+    metrics: MetricsRegistry = field(default_factory=MetricsRegistry)
+    clock: Callable[[], float] = trio.current_time
+    """Monotonic time of the lease book (the control loop's clock)."""
+    wall_clock: Callable[[], float] = time.time
+
+    @cached_property
+    def node_ids(self) -> tuple[str, ...]:
+        """The configured nodes below the grid connection."""
+        return tuple(node.id for node in self.site.nodes)
+
+    @cached_property
+    def connector_keys(self) -> tuple[str, ...]:
+        """Every configured connector as `charger-id#n`."""
+        return tuple(
+            connector_key(charger.id, connector.id)
+            for charger in self.site.chargers
+            for connector in charger.connectors
+        )
+
+
+def connector_key(charger: str, connector: int) -> str:
+    """The key of a connector: `charger-id#n`."""
+    return f"{charger}#{connector}"

@@ -1,0 +1,208 @@
+"""Request and response bodies of the API (their JSON Schemas document it)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+from hubgate.control.decisions import DecisionRecord
+from hubgate.control.limits import AuditEntry, Lease, Limit, LimitInForce
+
+Amps = Annotated[float, Field(ge=0, le=100_000)]
+MAX_LEASE_S = 86_400.0
+
+
+class Body(BaseModel):
+    """Base of every API body: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LimitValue(Body):
+    """A per-phase current limit and/or a power limit; null means no limit of that kind."""
+
+    phase_a: tuple[Amps, Amps, Amps] | None = Field(
+        default=None, description="Per-phase current limit [L1, L2, L3] in A"
+    )
+    power_kw: Annotated[float, Field(ge=0, le=1_000_000)] | None = Field(
+        default=None, description="Active power limit in kW"
+    )
+
+    @classmethod
+    def of(cls, limit: Limit) -> LimitValue:
+        """The body form of a control limit."""
+        return cls(phase_a=limit.phase_a, power_kw=limit.power_kw)
+
+
+class LimitWrite(LimitValue):
+    """A limit set through the API: a lease that lapses after `lease_s` unless renewed."""
+
+    lease_s: Annotated[float, Field(gt=0, le=MAX_LEASE_S)] = Field(
+        description="How long the limit holds, in seconds (renew before it lapses)"
+    )
+
+    @model_validator(mode="after")
+    def _limits_something(self) -> LimitWrite:
+        if self.phase_a is None and self.power_kw is None:
+            raise ValueError("give phase_a and/or power_kw (DELETE clears the API's limit)")
+        return self
+
+    def limit(self) -> Limit:
+        """The control limit this write asks for."""
+        return Limit(self.phase_a, self.power_kw)
+
+
+class LeaseView(Body):
+    """One lease held on a target."""
+
+    target: str
+    source: str
+    limit: LimitValue
+    expires_in_s: float | None = Field(description="Seconds left; null for a permanent lease")
+    origin: str
+
+    @classmethod
+    def of(cls, lease: Lease, now: float) -> LeaseView:
+        """The view of `lease` at monotonic time `now`."""
+        left = None if lease.expires_at is None else max(0.0, lease.expires_at - now)
+        return cls(
+            target=lease.target,
+            source=lease.source.value,
+            limit=LimitValue.of(lease.limit),
+            expires_in_s=left,
+            origin=lease.origin,
+        )
+
+
+class TargetLimits(Body):
+    """The limit in force on one target, the sources that bind it and every lease."""
+
+    target: str
+    kind: Literal["site", "node", "connector"]
+    in_force: LimitValue
+    sources: tuple[str, ...]
+    leases: tuple[LeaseView, ...]
+
+    @classmethod
+    def of(
+        cls,
+        target: str,
+        kind: Literal["site", "node", "connector"],
+        in_force: LimitInForce,
+        leases: tuple[LeaseView, ...],
+    ) -> TargetLimits:
+        """The view of one target."""
+        return cls(
+            target=target,
+            kind=kind,
+            in_force=LimitValue.of(in_force.limit),
+            sources=tuple(s.value for s in in_force.sources),
+            leases=leases,
+        )
+
+
+class AuditView(Body):
+    """One change of a limit."""
+
+    wall_time: float
+    action: str
+    target: str
+    source: str
+    limit: LimitValue
+    origin: str
+    lease_s: float | None = Field(description="Lease length when set; null when permanent")
+
+    @classmethod
+    def of(cls, entry: AuditEntry) -> AuditView:
+        """The view of an audit entry."""
+        return cls(
+            wall_time=entry.wall_time,
+            action=entry.action.value,
+            target=entry.target,
+            source=entry.source.value,
+            limit=LimitValue.of(entry.limit),
+            origin=entry.origin,
+            lease_s=None if entry.expires_at is None else entry.expires_at - entry.at,
+        )
+
+
+def _json(value: object) -> JsonValue:
+    """A decision input as JSON: sequences become arrays, mappings objects, the rest text."""
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    return str(value)
+
+
+class ConnectorDecisionView(Body):
+    """The outcome for one connector in one cycle."""
+
+    connector: str
+    setpoint_a: float
+    phases: int
+    reason: str
+    binding: str | None
+
+
+class DecisionView(Body):
+    """One control cycle: inputs, outcomes and notes."""
+
+    cycle: int
+    at: float
+    inputs: dict[str, JsonValue]
+    connectors: tuple[ConnectorDecisionView, ...]
+    notes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, record: DecisionRecord) -> DecisionView:
+        """The view of a decision record."""
+        return cls(
+            cycle=record.cycle,
+            at=record.at,
+            inputs={key: _json(value) for key, value in record.inputs.items()},
+            connectors=tuple(
+                ConnectorDecisionView(
+                    connector=c.connector,
+                    setpoint_a=c.setpoint_a,
+                    phases=c.phases,
+                    reason=c.reason,
+                    binding=c.binding,
+                )
+                for c in record.connectors
+            ),
+            notes=record.notes,
+        )
+
+
+class PriorityWrite(Body):
+    """A connector's priority tier: higher tiers are served first."""
+
+    priority: int = Field(ge=0, le=9)
+
+
+class StartCharging(Body):
+    """Start a session; the id tag defaults to the gateway's own."""
+
+    id_tag: str | None = Field(default=None, min_length=1, max_length=36)
+
+
+class Accepted(Body):
+    """A write that was taken."""
+
+    accepted: Literal[True] = True
+    detail: str
+
+
+class Health(Body):
+    """Is the gateway running its cycles, and which devices are unreachable."""
+
+    status: Literal["starting", "ok", "degraded"]
+    cycle: int | None
+    snapshot_age_s: float | None
+    devices: int
+    unreachable: tuple[str, ...]

@@ -1,0 +1,55 @@
+"""Commands that need the control loop or OCPP: priorities, start and stop charging."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+
+from fastapi import APIRouter, Depends, HTTPException, status
+
+from hubgate.api.commands import CommandRejectedError
+from hubgate.api.deps import Ctx, known_connector, require_token
+from hubgate.api.models import Accepted, PriorityWrite, StartCharging
+
+router = APIRouter(
+    tags=["commands"],
+    dependencies=[Depends(require_token)],
+    responses={
+        401: {"description": "Missing or wrong Bearer token"},
+        403: {"description": "Writes are disabled (no token configured)"},
+        404: {"description": "No such connector"},
+        409: {"description": "The command cannot be carried out now (reason in `detail`)"},
+    },
+)
+
+
+async def _carry_out(command: Awaitable[None], detail: str) -> Accepted:
+    try:
+        await command
+    except CommandRejectedError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    return Accepted(detail=detail)
+
+
+@router.put("/connectors/{charger}/{connector}/priority")
+async def set_priority(ctx: Ctx, charger: str, connector: int, body: PriorityWrite) -> Accepted:
+    """Move a connector to another priority tier (0-9, higher is served first)."""
+    key = known_connector(ctx, charger, connector)
+    command = ctx.commands.set_priority(key, body.priority)
+    return await _carry_out(command, f"{key} priority {body.priority}")
+
+
+@router.post("/connectors/{charger}/{connector}/start")
+async def start_charging(
+    ctx: Ctx, charger: str, connector: int, body: StartCharging | None = None
+) -> Accepted:
+    """Ask the charger to start a session on this connector."""
+    key = known_connector(ctx, charger, connector)
+    id_tag = None if body is None else body.id_tag
+    return await _carry_out(ctx.commands.start_charging(key, id_tag), f"{key} start requested")
+
+
+@router.post("/connectors/{charger}/{connector}/stop")
+async def stop_charging(ctx: Ctx, charger: str, connector: int) -> Accepted:
+    """Ask the charger to stop the session on this connector."""
+    key = known_connector(ctx, charger, connector)
+    return await _carry_out(ctx.commands.stop_charging(key), f"{key} stop requested")

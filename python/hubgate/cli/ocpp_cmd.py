@@ -1,0 +1,104 @@
+"""`hubgate ocpp serve SITE.toml`: accept the site's charge points and report what they say.
+
+Runs until Ctrl-C or SIGTERM, then exits 0."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from typing import Any
+
+import trio
+
+from hubgate.cli.common import EXIT_FAILURE, EXIT_OK, add_command
+from hubgate.config.loader import load_site
+from hubgate.ocpp.registry import StationRegistry
+from hubgate.ocpp.server import OcppListener
+from hubgate.ocpp.smart_charging import LeaseSettings, Setpoint, SmartCharging
+from hubgate.runtime.gc_tuning import settle_gc
+
+
+def register(subparsers: Any) -> None:
+    """Add the `ocpp` command group."""
+    ocpp = subparsers.add_parser("ocpp", help="OCPP charge points", description="OCPP commands")
+    commands = ocpp.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    serve = add_command(
+        commands, "serve", "run the OCPP listener for the site's charge points", _serve
+    )
+    serve.add_argument("site", help="site file (TOML)")
+    serve.add_argument("--host", help="listen address (default: the site's [ocpp] host)")
+    serve.add_argument("--port", type=int, help="listen port, 0 picks one (default: the site's)")
+    serve.add_argument(
+        "--status-every", type=float, default=10.0, metavar="S", help="seconds between status lines"
+    )
+    serve.add_argument(
+        "--limit-a",
+        type=float,
+        metavar="A",
+        help="hold every connected charger at this current per phase with leased profiles "
+        "(the site's [control] lease_s and failsafe_current_a)",
+    )
+
+
+def status_line(registry: StationRegistry) -> str:
+    """Connected stations, open transactions and the power they report."""
+    stations = list(registry)
+    online = [s for s in stations if s.session is not None]
+    charging = sum(1 for s in stations for c in s.connectors.values() if c.transaction)
+    power_w = sum(c.measurement.power_w or 0.0 for s in online for c in s.connectors.values())
+    return (
+        f"{len(online)}/{len(stations)} charge points online, "
+        f"{charging} transactions, {power_w / 1000:.1f} kW"
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    site = load_site(args.site)
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    config = site.ocpp.model_copy(update=overrides)
+    registry = StationRegistry.from_site(site)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    async def report(port: int) -> None:
+        scheme = "wss" if config.security_profile >= 2 else "ws"
+        print(f"listening on {scheme}://{config.host}:{port}/ocpp/<identity>", flush=True)
+        while True:
+            await trio.sleep(args.status_every)
+            print(status_line(registry), flush=True)
+
+    async def hold_limit(limit_a: float) -> None:
+        control = site.control
+        settings = LeaseSettings(
+            lease_s=control.lease_s,
+            renew_before_s=control.lease_s / 3,
+            failsafe_current_a=control.failsafe_current_a,
+        )
+        smart = SmartCharging(registry, settings)
+        while True:
+            online = [s.identity for s in registry if s.session is not None]
+            await smart.apply(dict.fromkeys(online, Setpoint(limit_a)))
+            await trio.sleep(control.cycle_s)
+
+    async def main() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                port = await nursery.start(OcppListener(config, registry).serve)
+                settle_gc()
+                nursery.start_soon(report, port)
+                if args.limit_a is not None:
+                    nursery.start_soon(hold_limit, args.limit_a)
+                async for _ in signals:
+                    print("stopped", flush=True)
+                    nursery.cancel_scope.cancel()
+
+    failure: OSError | None = None
+    try:
+        trio.run(main)
+    except* OSError as group:  # cannot listen (port taken) or read the TLS files
+        failure = group.exceptions[0]  # type: ignore[assignment]
+    if failure is not None:
+        print(f"hubgate: error: {failure}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK

@@ -1,0 +1,75 @@
+"""`hubgate profiles ...`: list, show and check firmware profiles; export the schema."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from hubgate.cli.common import EXIT_OK, add_command
+from hubgate.profiles import Profile, load_all, load_named, problems_in_file, profile_files
+from hubgate.tomlcheck import ConfigError
+
+
+def register(subparsers: Any) -> None:
+    """Add the `profiles` command group."""
+    group = subparsers.add_parser("profiles", help="firmware profiles of Modbus devices")
+    group.add_argument("--dir", type=Path, default=None, help="profiles folder")
+    commands = group.add_subparsers(title="profiles commands", metavar="COMMAND", required=True)
+    listing = add_command(commands, "list", "list every profile", _list)
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    show = add_command(commands, "show", "print one profile as JSON", _show)
+    show.add_argument("name", help="profile name (the file name without .toml)")
+    add_command(
+        commands, "check", "validate every profile: schema, overlaps, units, failsafe", _check
+    )
+    add_command(commands, "schema", "print the profile file's JSON Schema", _schema)
+
+
+def _summary(profile: Profile) -> dict[str, Any]:
+    failsafe = profile.failsafe
+    return {
+        "name": profile.name,
+        "kind": str(profile.kind),
+        "vendor": profile.vendor,
+        "model": profile.model,
+        "firmware": profile.firmware.model_dump(include={"min", "below"}),
+        "fields": len(profile.fields),
+        "commands": sorted(profile.commands.setpoints),
+        "failsafe": failsafe.heartbeat.style if failsafe.heartbeat else None,
+    }
+
+
+def _list(args: argparse.Namespace) -> int:
+    rows = [_summary(p) for p in load_all(args.dir).values()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    for row in rows:
+        failsafe = row["failsafe"] or "none"
+        print(
+            f"{row['name']:32} {row['kind']:13} {row['vendor']} {row['model']} "
+            f"(fields {row['fields']}, failsafe {failsafe})"
+        )
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    profile = load_named(args.name, args.dir)
+    print(json.dumps(profile.model_dump(mode="json", exclude_defaults=True), indent=2))
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    files = profile_files(args.dir)
+    problems = [p for path in files.values() for p in problems_in_file(path)]
+    if problems:
+        raise ConfigError(problems)
+    print(f"{len(files)} profiles ok")
+    return EXIT_OK
+
+
+def _schema(_args: argparse.Namespace) -> int:
+    print(json.dumps(Profile.model_json_schema(), indent=2))
+    return EXIT_OK

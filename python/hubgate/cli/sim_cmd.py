@@ -1,0 +1,115 @@
+"""`hubgate sim SCENARIO.toml`: run a scenario in-process and print the safety summary.
+
+The chargers' limits come from the built-in naive equal-share controller until
+a real gateway is wired in over Modbus and OCPP.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from hubgate.cli.common import EXIT_FAILURE, EXIT_OK, add_command
+from hubgate.sim import (
+    ClosedLoop,
+    NaiveEqualShareController,
+    Simulation,
+    load_scenario,
+    run_fast,
+    run_paced,
+)
+
+
+def _speed(text: str) -> float:
+    if text == "max":
+        return float("inf")
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"give a number above 0 or 'max', got {text!r}")
+    return value
+
+
+def _duration(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"give simulated seconds above 0, got {text!r}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    """Add the `sim` command."""
+    sim = add_command(
+        subparsers, "sim", "simulate a site from a scenario file and report its safety", _run
+    )
+    sim.add_argument("scenario", help="scenario file (TOML)")
+    sim.add_argument(
+        "--duration", type=_duration, help="simulated seconds (default: the scenario's)"
+    )
+    sim.add_argument(
+        "--speed",
+        type=_speed,
+        default=1.0,
+        help="simulated seconds per wall-clock second, or 'max' (default: 1, real time)",
+    )
+    sim.add_argument("--json", type=Path, help="also write the summary as JSON to this file")
+    sim.add_argument(
+        "--check", action="store_true", help="exit 1 when the recorder flagged a violation"
+    )
+    sim.add_argument(
+        "--status-every",
+        type=_duration,
+        default=60.0,
+        help="print a status line every so many simulated seconds when paced (default: 60)",
+    )
+
+
+def _status(sim: Simulation) -> str:
+    grid = sim.node_current()
+    charging = sum(1 for ev in sim.evs if ev is not None and ev.draw_a > 0)
+    plugged = sum(1 for ev in sim.evs if ev is not None)
+    return (
+        f"t={sim.now:>7g} s grid {grid[0]:7.1f} {grid[1]:7.1f} {grid[2]:7.1f} A, "
+        f"{charging}/{plugged} EVs charging, grid signal {sim.grid_signal.percent:g} %, "
+        f"CSMS {'up' if sim.csms.online else 'down'}"
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    loaded = load_scenario(args.scenario)
+    sim = Simulation(loaded)
+    loop = ClosedLoop(sim, NaiveEqualShareController(sim))
+    duration = args.duration or loaded.scenario.scenario.duration_s
+    print(
+        f"{loaded.scenario.scenario.name}: site {loaded.site.site.name}, "
+        f"{len(sim.tree.connectors)} connectors, {duration:g} s at "
+        f"{'max' if args.speed == float('inf') else f'{args.speed:g}x'} speed, "
+        "naive equal-share controller in-process",
+        flush=True,
+    )
+    if args.speed == float("inf"):
+        run_fast(loop, duration)
+    else:
+        every = max(1, round(args.status_every / sim.step_s))
+
+        def report(s: Simulation) -> None:
+            if s.steps % every == 0:
+                print(_status(s), flush=True)
+
+        try:
+            trio.run(run_paced, loop, duration, args.speed, report)
+        except KeyboardInterrupt:
+            print(f"interrupted at t={sim.now:g} s; the summary so far:", flush=True)
+    summary = sim.recorder.summary()
+    print(summary.to_text())
+    if args.json is not None:
+        args.json.write_text(summary.to_json() + "\n", encoding="utf-8")
+    return EXIT_FAILURE if args.check and summary.violations else EXIT_OK

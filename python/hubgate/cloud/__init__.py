@@ -1,0 +1,1 @@
+"""Cloud sync: the durable store-and-forward queue, local authorization, MQTT telemetry."""

@@ -1,0 +1,102 @@
+"""Cycle timing and concurrent reads with per-device deadlines.
+
+`run_cycles` keeps a fixed cadence (cycle n starts at start + n * period, not
+"period after the previous one finished"), so jitter does not accumulate; a
+cycle that overruns skips the ticks it missed and is counted.
+`gather_by_deadline` runs many device operations at once and gives each the
+same absolute deadline: one slow or dead device delays nobody beyond it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import trio
+
+T = TypeVar("T")
+
+
+@dataclass
+class CycleStats:
+    """How the cycles have run so far."""
+
+    cycles: int = 0
+    overruns: int = 0
+    skipped_ticks: int = 0
+    last_duration_s: float = 0.0
+    durations_s: list[float] = field(default_factory=list)
+    keep: int = 1_000
+
+    def record(self, duration_s: float) -> None:
+        """A cycle finished after `duration_s`."""
+        self.cycles += 1
+        self.last_duration_s = duration_s
+        self.durations_s.append(duration_s)
+        if len(self.durations_s) > self.keep:
+            del self.durations_s[: len(self.durations_s) - self.keep]
+
+
+async def run_cycles(
+    period_s: float,
+    step: Callable[[int, float], Awaitable[None]],
+    *,
+    stats: CycleStats | None = None,
+    task_status: trio.TaskStatus[CycleStats] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Call `step(cycle_number, tick_time)` every `period_s` seconds until cancelled."""
+    if not period_s > 0:
+        raise ValueError(f"period_s must be above 0, got {period_s}")
+    stats = stats or CycleStats()
+    start = trio.current_time()
+    task_status.started(stats)
+    tick = 0
+    while True:
+        tick_time = start + tick * period_s
+        await trio.sleep_until(tick_time)
+        began = trio.current_time()
+        await step(stats.cycles, tick_time)
+        finished = trio.current_time()
+        stats.record(finished - began)
+        next_tick = math.floor((finished - start) / period_s) + 1
+        if next_tick > tick + 1:
+            stats.overruns += 1
+            stats.skipped_ticks += next_tick - tick - 1
+        tick = next_tick
+
+
+@dataclass(frozen=True)
+class TimedOut:
+    """The operation did not finish before the deadline."""
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The operation raised."""
+
+    error: Exception
+
+
+TIMED_OUT = TimedOut()
+
+
+async def gather_by_deadline(
+    operations: Mapping[str, Callable[[], Awaitable[T]]], deadline: float
+) -> dict[str, T | TimedOut | Failed]:
+    """Run every operation concurrently; each is cancelled at the absolute `deadline`."""
+    results: dict[str, T | TimedOut | Failed] = {}
+
+    async def one(name: str, operation: Callable[[], Awaitable[T]]) -> None:
+        results[name] = TIMED_OUT
+        with trio.move_on_at(deadline):
+            try:
+                results[name] = await operation()
+            except Exception as exc:  # one device's failure is its own outcome
+                results[name] = Failed(exc)
+
+    async with trio.open_nursery() as nursery:
+        for name, operation in operations.items():
+            nursery.start_soon(one, name, operation)
+    return results

@@ -1,0 +1,118 @@
+"""Failsafe watches: what the controller may assume when a device goes quiet.
+
+- A meter that is lost or stale makes its node's budget drop to a degraded
+  share of the node's limit (not zero, not unlimited). It recovers only after
+  the meter has been fresh again for a while (hysteresis), so a flapping
+  meter does not make the budget flap.
+- A charger that cannot be reached is assumed to draw what it was last
+  commanded or, more conservatively, its maximum; the others are reduced to
+  match. When it comes back its own failsafe settings must be verified
+  before it is trusted again.
+
+Time is an input: every method takes `now` (monotonic seconds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class MeterHealth(StrEnum):
+    """The state of a meter as the controller sees it."""
+
+    NEVER_SEEN = "never-seen"
+    FRESH = "fresh"
+    LOST = "lost"
+    RECOVERING = "recovering"
+
+
+@dataclass
+class MeterWatch:
+    """Freshness of one meter and the budget share its node may use."""
+
+    stale_after_s: float
+    recover_after_s: float
+    degraded_share: float
+    last_sample_at: float | None = None
+    fresh_since: float | None = None
+    _degraded: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.degraded_share <= 1:
+            raise ValueError(f"degraded_share must be in (0, 1], got {self.degraded_share}")
+
+    def sample(self, now: float) -> None:
+        """A reading arrived at `now`."""
+        if self.last_sample_at is None or now - self.last_sample_at > self.stale_after_s:
+            self.fresh_since = now
+        self.last_sample_at = now
+
+    def health(self, now: float) -> MeterHealth:
+        """NEVER_SEEN, FRESH, LOST (stale) or RECOVERING (fresh, still in hysteresis)."""
+        self._update(now)
+        if self.last_sample_at is None:
+            return MeterHealth.NEVER_SEEN
+        if now - self.last_sample_at > self.stale_after_s:
+            return MeterHealth.LOST
+        return MeterHealth.RECOVERING if self._degraded else MeterHealth.FRESH
+
+    def budget_share(self, now: float) -> float:
+        """1.0 while the meter is trusted, the degraded share otherwise."""
+        self._update(now)
+        return self.degraded_share if self._degraded else 1.0
+
+    def _update(self, now: float) -> None:
+        if self.last_sample_at is None or now - self.last_sample_at > self.stale_after_s:
+            self._degraded = True
+        elif (
+            self._degraded
+            and self.fresh_since is not None
+            and now - self.fresh_since >= self.recover_after_s
+        ):
+            self._degraded = False
+
+
+class AssumeDraw(StrEnum):
+    """What an unreachable charger is assumed to draw."""
+
+    LAST_COMMAND = "last-command"
+    MAXIMUM = "maximum"
+
+
+@dataclass
+class ChargerWatch:
+    """Reachability of one charger and the draw to assume while it is unreachable."""
+
+    unreachable_after_s: float
+    maximum_a: float
+    assume: AssumeDraw = AssumeDraw.MAXIMUM
+    last_ok_at: float | None = None
+    last_command_a: float | None = None
+    needs_verification: bool = True
+
+    def ok(self, now: float) -> None:
+        """A request to the charger succeeded at `now`; after a gap, verify it again."""
+        if self.last_ok_at is not None and now - self.last_ok_at > self.unreachable_after_s:
+            self.needs_verification = True
+        self.last_ok_at = now
+
+    def commanded(self, setpoint_a: float) -> None:
+        """A setpoint was acknowledged by the charger."""
+        self.last_command_a = setpoint_a
+
+    def verified(self) -> None:
+        """Its own failsafe settings (timeout, failsafe current) were read back and match."""
+        self.needs_verification = False
+
+    def reachable(self, now: float) -> bool:
+        """Whether the charger answered recently enough at `now`."""
+        return self.last_ok_at is not None and now - self.last_ok_at <= self.unreachable_after_s
+
+    def assumed_draw_a(self, now: float) -> float | None:
+        """The draw to assume while unreachable, or None when it is reachable."""
+        if self.reachable(now):
+            return None
+        if self.assume is AssumeDraw.LAST_COMMAND and self.last_command_a is not None:
+            return self.last_command_a
+        return self.maximum_a

@@ -1,0 +1,1 @@
+"""Devices as the control loop sees them: one common model whatever the protocol."""

@@ -1,0 +1,104 @@
+"""Answers to OCPP 1.6 charge-point calls, updating the station's state."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+from hubgate.config.model import OcppVersion
+from hubgate.ocpp.meter_values import merge_meter_values, parse_timestamp
+from hubgate.ocpp.policy import CsmsPolicy, ocpp_now
+from hubgate.ocpp.registry import BootInfo, Station, Transaction
+from hubgate.ocpp.rpc import Payload
+from hubgate.ocpp.session import Handler
+
+_TRANSACTION_IDS = itertools.count(int(time.time()) % 2_000_000_000)
+"""1.6 transaction ids are assigned by the CSMS. Seeded from the clock so that a restart
+does not hand out ids a charger may still hold from before; they stay within int32."""
+
+
+def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
+    """The 1.6 handlers of one station."""
+
+    def id_tag_info(id_tag: str) -> dict[str, Any]:
+        return {"status": "Accepted" if policy.authorizes(id_tag) else "Invalid"}
+
+    async def boot_notification(p: Payload) -> Payload:
+        station.boot = BootInfo(
+            p["chargePointVendor"],
+            p["chargePointModel"],
+            p.get("chargePointSerialNumber"),
+            p.get("firmwareVersion"),
+        )
+        return {
+            "status": policy.boot_status,
+            "currentTime": ocpp_now(),
+            "interval": policy.boot_interval(),
+        }
+
+    async def heartbeat(p: Payload) -> Payload:
+        now = ocpp_now()
+        station.last_heartbeat = parse_timestamp(now)
+        return {"currentTime": now}
+
+    async def status_notification(p: Payload) -> Payload:
+        connector = station.connector(p["connectorId"])
+        connector.status = p["status"]
+        connector.error_code = p["errorCode"]
+        return {}
+
+    async def authorize(p: Payload) -> Payload:
+        return {"idTagInfo": id_tag_info(p["idTag"])}
+
+    async def start_transaction(p: Payload) -> Payload:
+        transaction = Transaction(
+            str(next(_TRANSACTION_IDS)),
+            p["connectorId"],
+            p["idTag"],
+            parse_timestamp(p["timestamp"]),
+            meter_start_wh=float(p["meterStart"]),
+        )
+        station.transactions[transaction.transaction_id] = transaction
+        station.connector(p["connectorId"]).transaction = transaction
+        return {
+            "transactionId": int(transaction.transaction_id),
+            "idTagInfo": id_tag_info(p["idTag"]),
+        }
+
+    async def stop_transaction(p: Payload) -> Payload:
+        transaction = station.transactions.get(str(p["transactionId"]))
+        if transaction is not None:
+            transaction.stopped = parse_timestamp(p["timestamp"])
+            transaction.meter_stop_wh = float(p["meterStop"])
+            transaction.stop_reason = p.get("reason", "Local")
+            connector = station.connector(transaction.connector_id)
+            if connector.transaction is transaction:
+                connector.transaction = None
+        return {"idTagInfo": id_tag_info(p["idTag"])} if "idTag" in p else {}
+
+    async def meter_values(p: Payload) -> Payload:
+        connector = station.connector(p["connectorId"])
+        connector.measure(
+            merge_meter_values(connector.measurement, p["meterValue"], OcppVersion.V16)
+        )
+        return {}
+
+    async def data_transfer(p: Payload) -> Payload:
+        return {"status": "UnknownVendorId"}
+
+    async def acknowledge(p: Payload) -> Payload:
+        return {}
+
+    return {
+        "BootNotification": boot_notification,
+        "Heartbeat": heartbeat,
+        "StatusNotification": status_notification,
+        "Authorize": authorize,
+        "StartTransaction": start_transaction,
+        "StopTransaction": stop_transaction,
+        "MeterValues": meter_values,
+        "DataTransfer": data_transfer,
+        "FirmwareStatusNotification": acknowledge,
+        "DiagnosticsStatusNotification": acknowledge,
+    }

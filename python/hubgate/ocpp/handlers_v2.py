@@ -1,0 +1,95 @@
+"""Answers to OCPP 2.0.1 and 2.1 charging-station calls (2.1 extends 2.0.1 compatibly)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hubgate.config.model import OcppVersion
+from hubgate.ocpp.meter_values import merge_meter_values, parse_timestamp
+from hubgate.ocpp.policy import CsmsPolicy, ocpp_now
+from hubgate.ocpp.registry import BootInfo, Station, Transaction
+from hubgate.ocpp.rpc import Payload
+from hubgate.ocpp.session import Handler
+
+
+def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict[str, Handler]:
+    """The 2.x handlers of one station speaking `version`."""
+
+    def id_token_info(id_token: dict[str, Any]) -> dict[str, Any]:
+        return {"status": "Accepted" if policy.authorizes(id_token["idToken"]) else "Invalid"}
+
+    async def boot_notification(p: Payload) -> Payload:
+        info = p["chargingStation"]
+        station.boot = BootInfo(
+            info["vendorName"], info["model"], info.get("serialNumber"), info.get("firmwareVersion")
+        )
+        return {
+            "status": policy.boot_status,
+            "currentTime": ocpp_now(),
+            "interval": policy.boot_interval(),
+        }
+
+    async def heartbeat(p: Payload) -> Payload:
+        now = ocpp_now()
+        station.last_heartbeat = parse_timestamp(now)
+        return {"currentTime": now}
+
+    async def status_notification(p: Payload) -> Payload:
+        station.connector(p["evseId"]).status = p["connectorStatus"]
+        return {}
+
+    async def authorize(p: Payload) -> Payload:
+        return {"idTokenInfo": id_token_info(p["idToken"])}
+
+    async def transaction_event(p: Payload) -> Payload:
+        info = p["transactionInfo"]
+        transaction = station.transactions.get(info["transactionId"])
+        evse_id = p["evse"]["id"] if "evse" in p else None
+        if transaction is None:
+            transaction = Transaction(
+                info["transactionId"],
+                evse_id or 0,
+                p.get("idToken", {}).get("idToken"),
+                parse_timestamp(p["timestamp"]),
+            )
+            station.transactions[transaction.transaction_id] = transaction
+        connector = station.connector(evse_id if evse_id is not None else transaction.connector_id)
+        if "meterValue" in p:
+            connector.measure(merge_meter_values(connector.measurement, p["meterValue"], version))
+        if p["eventType"] == "Ended":
+            transaction.stopped = parse_timestamp(p["timestamp"])
+            transaction.stop_reason = info.get("stoppedReason", "Local")
+            transaction.meter_stop_wh = connector.measurement.energy_wh
+            if connector.transaction is transaction:
+                connector.transaction = None
+        else:
+            connector.transaction = transaction
+            if transaction.meter_start_wh is None:
+                transaction.meter_start_wh = connector.measurement.energy_wh
+        return {"idTokenInfo": id_token_info(p["idToken"])} if "idToken" in p else {}
+
+    async def meter_values(p: Payload) -> Payload:
+        connector = station.connector(p["evseId"])
+        connector.measure(merge_meter_values(connector.measurement, p["meterValue"], version))
+        return {}
+
+    async def data_transfer(p: Payload) -> Payload:
+        return {"status": "UnknownVendorId"}
+
+    async def acknowledge(p: Payload) -> Payload:
+        return {}
+
+    return {
+        "BootNotification": boot_notification,
+        "Heartbeat": heartbeat,
+        "StatusNotification": status_notification,
+        "Authorize": authorize,
+        "TransactionEvent": transaction_event,
+        "MeterValues": meter_values,
+        "DataTransfer": data_transfer,
+        "NotifyEvent": acknowledge,
+        "NotifyReport": acknowledge,
+        "SecurityEventNotification": acknowledge,
+        "FirmwareStatusNotification": acknowledge,
+        "LogStatusNotification": acknowledge,
+    }

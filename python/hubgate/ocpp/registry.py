@@ -1,0 +1,126 @@
+"""The charge-point registry: who may connect, and what each station last told us.
+
+State lives per identity and survives reconnects. Connectors are keyed by the
+1.6 connectorId or the 2.x evseId (0 is the station as a whole).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import trio
+
+from hubgate.config.model import OcppVersion, SiteConfig
+from hubgate.ocpp.meter_values import Measurement
+from hubgate.ocpp.session import OcppSession
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A charger allowed to connect (from the site file)."""
+
+    identity: str
+    charger_id: str
+    versions: tuple[OcppVersion, ...]
+    password: str | None = None
+
+
+@dataclass
+class Transaction:
+    """A charging transaction as the station reported it."""
+
+    transaction_id: str
+    connector_id: int
+    id_token: str | None
+    started: datetime | None
+    meter_start_wh: float | None = None
+    stopped: datetime | None = None
+    meter_stop_wh: float | None = None
+    stop_reason: str | None = None
+
+
+@dataclass
+class ConnectorState:
+    """One connector (1.6) or EVSE (2.x)."""
+
+    status: str = "Unknown"
+    error_code: str = "NoError"
+    measurement: Measurement = field(default_factory=Measurement)
+    measured_at: float | None = None
+    """When the measurement last changed (Trio clock), for staleness checks."""
+    transaction: Transaction | None = None
+
+    def measure(self, measurement: Measurement) -> None:
+        """Store a new measurement, stamped with the time it arrived."""
+        self.measurement = measurement
+        self.measured_at = trio.current_time()
+
+
+@dataclass
+class BootInfo:
+    """What the station said about itself in BootNotification."""
+
+    vendor: str
+    model: str
+    serial_number: str | None = None
+    firmware_version: str | None = None
+
+
+@dataclass
+class Station:
+    """A charge point's live state."""
+
+    admission: Admission
+    version: OcppVersion | None = None
+    session: OcppSession | None = None
+    boot: BootInfo | None = None
+    last_heartbeat: datetime | None = None
+    connectors: dict[int, ConnectorState] = field(default_factory=dict)
+    transactions: dict[str, Transaction] = field(default_factory=dict)
+
+    @property
+    def identity(self) -> str:
+        """The charge point's OCPP identity."""
+        return self.admission.identity
+
+    def connector(self, connector_id: int) -> ConnectorState:
+        """The connector's state, created on first mention."""
+        return self.connectors.setdefault(connector_id, ConnectorState())
+
+
+class StationRegistry:
+    """Allowed identities and their stations."""
+
+    def __init__(self, admissions: Iterable[Admission]) -> None:
+        self._stations = {a.identity: Station(a) for a in admissions}
+
+    @classmethod
+    def from_site(cls, site: SiteConfig) -> StationRegistry:
+        """The OCPP chargers of a site file."""
+        return cls(
+            Admission(c.ocpp.identity, c.id, c.ocpp.versions, c.ocpp.password)
+            for c in site.chargers
+            if c.ocpp is not None
+        )
+
+    def get(self, identity: str) -> Station | None:
+        """The station of an allowed identity, else None."""
+        return self._stations.get(identity)
+
+    def __iter__(self) -> Iterator[Station]:
+        return iter(self._stations.values())
+
+    def connected(self, identity: str, version: OcppVersion, session: OcppSession) -> Station:
+        """Record a new session; it replaces any earlier one."""
+        station = self._stations[identity]
+        station.version = version
+        station.session = session
+        return station
+
+    def disconnected(self, identity: str, session: OcppSession) -> None:
+        """Forget `session` if it is still the station's current one."""
+        station = self._stations[identity]
+        if station.session is session:
+            station.session = None

@@ -1,0 +1,269 @@
+"""One OCPP-J session per WebSocket connection, on Trio.
+
+The reader never blocks: each incoming call runs in its own task and replies
+when done, so a slow handler cannot stall pings or other calls. Outgoing calls
+are serialised (OCPP-J allows one outstanding call per direction) and time out.
+Any bad frame is answered with the CallError its version prescribes and the
+session goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import trio
+from trio_websocket import ConnectionClosed
+
+from hubgate.config.model import OcppVersion
+from hubgate.ocpp import rpc
+from hubgate.ocpp.errors import (
+    ErrorCode,
+    OcppCallError,
+    OcppCallTimeoutError,
+    OcppSessionClosedError,
+    RpcError,
+)
+from hubgate.ocpp.rpc import Payload
+from hubgate.ocpp.validation import Direction, validate
+
+LOG = logging.getLogger("hubgate.ocpp")
+
+Handler = Callable[[Payload], Awaitable[Payload]]
+"""Answers one incoming call's payload with the result payload (or raises RpcError)."""
+
+
+class Transport(Protocol):
+    """What a session needs from its connection (a trio-websocket connection fits)."""
+
+    async def get_message(self) -> str | bytes: ...
+
+    async def send_message(self, message: str | bytes) -> None: ...
+
+
+@dataclass
+class _Pending:
+    unique_id: str
+    action: str
+    done: trio.Event = field(default_factory=trio.Event)
+    reply: rpc.CallResult | rpc.CallError | None = None
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """Per-connection limits."""
+
+    call_timeout_s: float = 30.0
+    max_payload_bytes: int = 64 * 1024
+    max_concurrent_calls: int = 8
+
+
+class OcppSession:
+    """The OCPP-J endpoint of one charger connection (we are the CSMS side)."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        version: OcppVersion,
+        handlers: Mapping[str, Handler],
+        *,
+        identity: str = "",
+        limits: SessionLimits | None = None,
+    ) -> None:
+        self.transport = transport
+        self.version = version
+        self.identity = identity
+        self.limits = limits or SessionLimits()
+        self._handlers = handlers
+        self._call_lock = trio.Lock()
+        self._pending: _Pending | None = None
+        self._active_calls = 0
+        self._closed = False
+        self._done = trio.Event()
+        self.last_seen = trio.current_time()
+        """When the last frame arrived (trio clock); the listener pings only quiet peers."""
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection has ended."""
+        return self._closed
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Read and dispatch until the connection closes."""
+        try:
+            async with trio.open_nursery() as nursery:
+                task_status.started()
+                while True:
+                    try:
+                        raw = await self.transport.get_message()
+                    except ConnectionClosed:
+                        break
+                    self.last_seen = trio.current_time()
+                    self._receive(raw, nursery)
+                nursery.cancel_scope.cancel()
+        finally:
+            self._close_pending()
+
+    async def wait_closed(self) -> None:
+        """Return once the connection has ended."""
+        await self._done.wait()
+
+    async def call(
+        self, action: str, payload: Payload, *, timeout_s: float | None = None
+    ) -> Payload:
+        """Send a call and return the charger's result payload.
+
+        Raises `OcppCallError` (CallError or invalid result), `OcppCallTimeoutError` and
+        `OcppSessionClosedError`; an invalid outgoing payload raises `RpcError` before sending.
+        """
+        validate(self.version, action, Direction.REQUEST, payload)
+        async with self._call_lock:
+            if self._closed:
+                raise OcppSessionClosedError(f"{self.identity}: connection closed")
+            pending = _Pending(str(uuid.uuid4()), action)
+            self._pending = pending
+            try:
+                await self._send(rpc.Call(pending.unique_id, action, payload))
+                with trio.move_on_after(timeout_s or self.limits.call_timeout_s) as scope:
+                    await pending.done.wait()
+                if scope.cancelled_caught:
+                    raise OcppCallTimeoutError(f"{self.identity}: {action} got no answer in time")
+            finally:
+                self._pending = None
+        return await self._result(pending)
+
+    async def _result(self, pending: _Pending) -> Payload:
+        reply = pending.reply
+        if reply is None:
+            raise OcppSessionClosedError(
+                f"{self.identity}: closed while {pending.action} was pending"
+            )
+        if isinstance(reply, rpc.CallError):
+            raise OcppCallError(pending.action, reply.code, reply.description)
+        try:
+            validate(self.version, pending.action, Direction.RESPONSE, reply.payload)
+        except RpcError as exc:
+            if self.version is OcppVersion.V21:
+                await self._send_quietly(
+                    rpc.CallResultError(reply.unique_id, exc.code, exc.description[:255], {})
+                )
+            raise OcppCallError(pending.action, exc.code, exc.description) from None
+        return reply.payload
+
+    def _receive(self, raw: str | bytes, nursery: trio.Nursery) -> None:
+        """Handle one frame without blocking: calls go to their own task."""
+        try:
+            message = self._parse(raw)
+        except RpcError as exc:
+            LOG.info("%s: bad frame (%s): %s", self.identity, exc.code, exc.description)
+            if exc.answerable:
+                nursery.start_soon(self._send_quietly, rpc.error_reply(exc, self.version))
+            return
+        match message:
+            case rpc.Call():
+                if self._active_calls >= self.limits.max_concurrent_calls:
+                    busy = RpcError(
+                        ErrorCode.GENERIC_ERROR,
+                        "too many concurrent calls",
+                        unique_id=message.unique_id,
+                    )
+                    nursery.start_soon(self._send_quietly, rpc.error_reply(busy, self.version))
+                    return
+                self._active_calls += 1
+                nursery.start_soon(self._serve_call, message)
+            case rpc.Send():
+                nursery.start_soon(self._serve_send, message)
+            case rpc.CallResult() | rpc.CallError():
+                pending = self._pending
+                if pending is None or pending.unique_id != message.unique_id:
+                    LOG.info("%s: dropped reply to unknown id %r", self.identity, message.unique_id)
+                    return
+                pending.reply = message
+                pending.done.set()
+            case rpc.CallResultError():
+                LOG.warning(
+                    "%s: charger rejected our result %r: %s %s",
+                    self.identity,
+                    message.unique_id,
+                    message.code,
+                    message.description,
+                )
+
+    def _parse(self, raw: str | bytes) -> rpc.Message:
+        if isinstance(raw, bytes):
+            text = raw.decode("utf-8", errors="replace")
+            raise RpcError(
+                rpc.error_code_for(self.version, ErrorCode.RPC_FRAMEWORK_ERROR),
+                "OCPP-J frames are text, got a binary frame",
+                unique_id=rpc.peek_unique_id(text)[1],
+            )
+        if len(raw) > self.limits.max_payload_bytes:
+            message_type, unique_id = rpc.peek_unique_id(raw)
+            raise RpcError(
+                rpc.error_code_for(self.version, ErrorCode.FORMAT_VIOLATION),
+                f"frame of {len(raw)} characters exceeds the limit of "
+                f"{self.limits.max_payload_bytes}",
+                unique_id=unique_id,
+                answerable=message_type in (None, rpc.MessageTypeId.CALL),
+            )
+        return rpc.parse(raw, self.version)
+
+    async def _serve_call(self, call: rpc.Call) -> None:
+        try:
+            reply: rpc.Message = rpc.CallResult(call.unique_id, await self._dispatch(call))
+        except RpcError as exc:
+            LOG.info("%s: %s rejected (%s): %s", self.identity, call.action, exc.code, exc)
+            exc.unique_id = call.unique_id
+            reply = rpc.error_reply(exc, self.version)
+        except Exception:
+            LOG.exception("%s: handler of %s failed", self.identity, call.action)
+            reply = rpc.CallError(call.unique_id, ErrorCode.INTERNAL_ERROR, "handler failed", {})
+        finally:
+            self._active_calls -= 1
+        await self._send_quietly(reply)
+
+    async def _dispatch(self, call: rpc.Call | rpc.Send) -> Payload:
+        validate(self.version, call.action, Direction.REQUEST, call.payload)
+        handler = self._handlers.get(call.action)
+        if handler is None:
+            raise RpcError(ErrorCode.NOT_SUPPORTED, f"{call.action} is not supported here")
+        result = await handler(call.payload)
+        if isinstance(call, rpc.Send):
+            return result  # a SEND has no response
+        try:
+            validate(self.version, call.action, Direction.RESPONSE, result)
+        except RpcError as exc:
+            LOG.error("%s: our %s result is invalid: %s", self.identity, call.action, exc)
+            raise RpcError(ErrorCode.INTERNAL_ERROR, "invalid result") from None
+        return result
+
+    async def _serve_send(self, send: rpc.Send) -> None:
+        try:
+            await self._dispatch(send)
+        except RpcError as exc:
+            LOG.info("%s: SEND %s dropped (%s)", self.identity, send.action, exc)
+        except Exception:
+            LOG.exception("%s: handler of SEND %s failed", self.identity, send.action)
+
+    async def _send(self, message: rpc.Message) -> None:
+        try:
+            await self.transport.send_message(rpc.encode(message))
+        except ConnectionClosed:
+            self._close_pending()
+            raise OcppSessionClosedError(f"{self.identity}: connection closed") from None
+
+    async def _send_quietly(self, message: rpc.Message) -> None:
+        """Send a reply; a connection that is gone by now is not an error."""
+        try:
+            await self._send(message)
+        except OcppSessionClosedError:
+            LOG.debug("%s: reply %r not sent: connection closed", self.identity, message)
+
+    def _close_pending(self) -> None:
+        self._closed = True
+        self._done.set()
+        if self._pending is not None:
+            self._pending.done.set()

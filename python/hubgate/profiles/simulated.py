@@ -1,0 +1,494 @@
+"""Simulated devices: a pymodbus server laid out and behaving as a profile says.
+
+`SimulatedDevice` holds the register memory (encoded with pymodbus's own
+conversions), validates writes the way the profile describes (min, max, step,
+what 0 means, below-minimum, heartbeat tokens) and runs the device's watchdog:
+no heartbeat within the timeout puts it on its fallback. Time is injected
+(`clock`), so tests step it. `serve` runs the pymodbus asyncio server in a
+background thread on 127.0.0.1.
+
+SunSpec profiles present "SunS" at the base and the chain of blocks (the
+first id of each block), ended by 0xFFFF.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from pymodbus.constants import ExcCodes
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType as SimType
+from pymodbus.simulator import SimData, SimDevice
+
+from hubgate.profiles.model import (
+    BelowMin,
+    Function,
+    HeartbeatStyle,
+    Profile,
+    Quantity,
+    Setpoint,
+    ZeroMeans,
+)
+from hubgate.profiles.plan import (
+    SUNS_MARKER,
+    SUNSPEC_END,
+    RegisterSpec,
+    all_registers,
+    setpoint_phases,
+    sunspec_layout,
+)
+from hubgate.profiles.wire_values import (
+    decode_raw,
+    encode_raw,
+    from_physical,
+    reorder,
+    to_physical,
+)
+
+Clock = Callable[[], float]
+Table = tuple[int, Function]
+"""(unit id, function): one address space of the device."""
+
+_FC_FUNCTION = {
+    1: Function.COIL,
+    5: Function.COIL,
+    15: Function.COIL,
+    2: Function.DISCRETE,
+    3: Function.HOLDING,
+    6: Function.HOLDING,
+    16: Function.HOLDING,
+    4: Function.INPUT,
+}
+_SINGLE_WRITES = (5, 6)
+_GAP_FILL = 16
+"""Undefined registers up to this many between two defined ones read as 0 (unless no_gaps)."""
+
+
+@dataclass
+class _Writable:
+    """A register the device accepts writes to, and what a write means."""
+
+    kind: str
+    spec: RegisterSpec
+    setpoint: Setpoint | None = None
+
+
+class SimulatedDevice:
+    """The device a profile describes, as register memory plus behaviour."""
+
+    def __init__(self, profile: Profile, *, clock: Clock = time.monotonic, exponent: int = -1):
+        """`exponent` is the value of every SunSpec scale-factor register."""
+        self.profile = profile
+        self.exponent = exponent
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.unit = profile.transport.unit
+        self.memory: dict[Table, dict[int, int]] = {}
+        self.specs: dict[str, tuple[int, RegisterSpec]] = {
+            path: (self.unit if unit is None else unit, spec)
+            for path, (unit, spec) in all_registers(profile).items()
+        }
+        for unit, spec in self.specs.values():
+            self._define(unit, spec)
+        self._lay_out_sunspec()
+        self.writable = self._writables()
+        self.setpoints: dict[str, float | None] = {}
+        self.enabled = True
+        self.phases: str | None = None
+        self.failsafe_active = False
+        self._armed = False
+        self._last_feed = clock()
+        self._toggle: int | None = None
+        self._initial_values()
+
+    # -- layout -----------------------------------------------------------------
+
+    def _table(self, unit: int, function: Function) -> dict[int, int]:
+        return self.memory.setdefault((unit, function), {})
+
+    def _define(self, unit: int, spec: RegisterSpec) -> None:
+        table = self._table(unit, spec.function)
+        for address in range(spec.address, spec.end):
+            table.setdefault(address, 0)
+        if spec.scale_factor_address is not None:
+            table[spec.scale_factor_address] = self.exponent & 0xFFFF
+
+    def _lay_out_sunspec(self) -> None:
+        sunspec = self.profile.sunspec
+        if sunspec is None:
+            return
+        table = self._table(self.unit, Function.HOLDING)
+        base = self.profile.wire_address(sunspec.base)
+        table[base], table[base + 1] = SUNS_MARKER
+        end = base + len(SUNS_MARKER)
+        for name, start in sunspec_layout(self.profile).items():
+            block = sunspec.blocks[name]
+            table[start], table[start + 1] = block.ids[0], block.length
+            for address in range(start + 2, start + 2 + block.length):
+                table.setdefault(address, 0)
+            end = start + 2 + block.length
+        table[end], table[end + 1] = SUNSPEC_END, 0
+
+    def _writables(self) -> dict[Table, dict[int, _Writable]]:
+        found: dict[Table, dict[int, _Writable]] = {}
+
+        def add(path: str, kind: str, setpoint: Setpoint | None = None) -> None:
+            unit, spec = self.specs[path]
+            found.setdefault((unit, spec.function), {})[spec.address] = _Writable(
+                kind, spec, setpoint
+            )
+
+        for name, setpoint in self.profile.commands.setpoints.items():
+            for suffix in setpoint_phases(setpoint):
+                add(f"commands.{name}{suffix}", f"{name}{suffix}", setpoint)
+        for name in ("enable", "phase_switch"):
+            if f"commands.{name}" in self.specs:
+                add(f"commands.{name}", name)
+        failsafe = self.profile.failsafe
+        for name, register in (("timeout", failsafe.timeout), ("fallback", failsafe.fallback)):
+            if register is not None and register.writable and f"failsafe.{name}" in self.specs:
+                add(f"failsafe.{name}", name)
+        if "failsafe.heartbeat" in self.specs:
+            add("failsafe.heartbeat", "heartbeat")
+        return found
+
+    def _initial_values(self) -> None:
+        for i, ident in enumerate(self.profile.identification):
+            self._store(f"identification[{i}]", ident.example)
+        failsafe = self.profile.failsafe
+        if failsafe.timeout is not None and "failsafe.timeout" in self.specs:
+            self._store("failsafe.timeout", failsafe.timeout.default_s)
+        if failsafe.fallback is not None and "failsafe.fallback" in self.specs:
+            self._store("failsafe.fallback", failsafe.fallback.default)
+
+    # -- values -----------------------------------------------------------------
+
+    def _exponent_of(self, unit: int, spec: RegisterSpec) -> int:
+        if spec.scale_factor_address is None:
+            return 0
+        raw = self._table(unit, spec.function)[spec.scale_factor_address]
+        return raw - 0x10000 if raw & 0x8000 else raw
+
+    def _store(self, path: str, value: float | str) -> None:
+        unit, spec = self.specs[path]
+        table = self._table(unit, spec.function)
+        if spec.function.is_bit:
+            table[spec.address] = int(bool(value) != spec.invert)
+            return
+        raw = from_physical(spec, value, self._exponent_of(unit, spec))
+        for offset, register in enumerate(encode_raw(spec, raw)):
+            table[spec.address + offset] = register
+
+    def _load(self, path: str) -> float | str | None:
+        unit, spec = self.specs[path]
+        table = self._table(unit, spec.function)
+        if spec.function.is_bit:
+            return float(bool(table[spec.address]) != spec.invert)
+        registers = [table[a] for a in range(spec.address, spec.end)]
+        return to_physical(spec, decode_raw(spec, registers), self._exponent_of(unit, spec))
+
+    def set(self, quantity: Quantity | str, value: float | str | None) -> None:
+        """Set a measured value (what the site simulator drives); None: not available.
+
+        "Not available" writes the field's first sentinel, as a device does.
+        """
+        path = f"fields.{quantity}"
+        with self._lock:
+            if value is not None:
+                self._store(path, value)
+                return
+            unit, spec = self.specs[path]
+            if not spec.sentinel:
+                raise ValueError(f"{quantity} of {self.profile.name} has no sentinel")
+            words = [(spec.sentinel[0] >> (16 * i)) & 0xFFFF for i in reversed(range(spec.count))]
+            table = self._table(unit, spec.function)
+            for offset, register in enumerate(reorder(spec.order, words)):
+                table[spec.address + offset] = register
+
+    def get(self, quantity: Quantity | str) -> float | str | None:
+        """A field's current value, decoded."""
+        with self._lock:
+            return self._load(f"fields.{quantity}")
+
+    @property
+    def paused(self) -> bool:
+        """Whether the device is not charging because hubgate paused it."""
+        if not self.enabled:
+            return True
+        limit = self.applied_limit()
+        return limit is not None and limit < self._minimum()
+
+    def _minimum(self) -> float:
+        limit = self.profile.commands.current_limit or self.profile.commands.power_limit
+        return limit.min if limit is not None else 0.0
+
+    def applied_limit(self) -> float | None:
+        """The limit in force: the setpoint (the lowest phase of a per-phase one), or the
+        fallback once the watchdog expired; None when unlimited or never set."""
+        with self._lock:
+            self._check_watchdog()
+            return self._applied()
+
+    def _applied(self) -> float | None:
+        if self.failsafe_active:
+            return self._fallback_value()
+        name = next(iter(self.profile.commands.setpoints), None)
+        if name is None or name not in self.setpoints:
+            return None
+        phases = [v for k, v in self.setpoints.items() if k.split(".")[0] == name]
+        return None if None in phases else min(v for v in phases if v is not None)
+
+    def _fallback_value(self) -> float:
+        fallback = self.profile.failsafe.fallback
+        assert fallback is not None
+        if "failsafe.fallback" in self.specs:
+            value = self._load("failsafe.fallback")
+            assert isinstance(value, float)
+            return value
+        return fallback.default
+
+    # -- watchdog ---------------------------------------------------------------
+
+    def _timeout_s(self) -> float | None:
+        timeout = self.profile.failsafe.timeout
+        if timeout is None:
+            return None
+        if "failsafe.timeout" in self.specs:
+            value = self._load("failsafe.timeout")
+            assert isinstance(value, float)
+            return value or None  # 0 disables the watchdog
+        return timeout.default_s
+
+    def _feed(self) -> None:
+        """Restart the watchdog; once on its fallback, only a new setpoint lifts it."""
+        self._armed = True
+        self._last_feed = self._clock()
+
+    def _check_watchdog(self) -> None:
+        timeout = self._timeout_s()
+        if not self._armed or timeout is None or self.failsafe_active:
+            return
+        if self._clock() - self._last_feed > timeout:
+            self.failsafe_active = True
+            self._publish_applied()
+
+    def poll(self) -> None:
+        """Let the watchdog look at the clock (also done on every request)."""
+        with self._lock:
+            self._check_watchdog()
+
+    def _publish_applied(self) -> None:
+        if "fields.applied_current_limit" in self.specs:
+            self._store("fields.applied_current_limit", self._applied() or 0.0)
+
+    # -- requests ---------------------------------------------------------------
+
+    def _check_setpoint(self, setpoint: Setpoint, value: float) -> float | ExcCodes | None:
+        """The limit a write sets (None: no limit), or the exception it earns."""
+        if value == 0:
+            if setpoint.zero_means is ZeroMeans.INVALID:
+                return ExcCodes.ILLEGAL_VALUE
+            return None if setpoint.zero_means is ZeroMeans.NO_LIMIT else 0.0
+        if value < 0 or value > setpoint.max + 1e-9:
+            return ExcCodes.ILLEGAL_VALUE
+        if value < setpoint.min and setpoint.below_min is BelowMin.REJECT:
+            return ExcCodes.ILLEGAL_VALUE
+        if setpoint.step is not None:
+            steps = value / setpoint.step
+            if abs(steps - round(steps)) > 1e-6:
+                return ExcCodes.ILLEGAL_VALUE
+        return value
+
+    def _write(self, table: Table, fc: int, address: int, values: list[int]) -> ExcCodes | None:
+        target = self.writable.get(table, {}).get(address)
+        if target is None:
+            return ExcCodes.ILLEGAL_ADDRESS
+        spec = target.spec
+        multiple_only = self.profile.quirks.multi_register_write_only or (
+            target.setpoint is not None and target.setpoint.write == "multiple"
+        )
+        if fc in _SINGLE_WRITES and multiple_only:
+            return ExcCodes.ILLEGAL_FUNCTION
+        if len(values) != spec.count:
+            return ExcCodes.ILLEGAL_VALUE
+        raw = [int(v) for v in values]
+        decoded = to_physical(spec, decode_raw(spec, raw), self._exponent_of(table[0], spec))
+        if spec.function.is_bit:
+            decoded = float(raw[0])
+        assert isinstance(decoded, float)
+        outcome = self._apply(target, decoded)
+        if outcome is None:
+            memory = self._table(*table)
+            for offset, register in enumerate(raw):
+                memory[address + offset] = register
+        return outcome
+
+    def _apply(self, target: _Writable, value: float) -> ExcCodes | None:
+        failsafe = self.profile.failsafe
+        style = failsafe.heartbeat.style if failsafe.heartbeat else None
+        if target.setpoint is not None:
+            limit = self._check_setpoint(target.setpoint, value)
+            if isinstance(limit, ExcCodes):
+                return limit
+            self.setpoints[target.kind] = limit
+            self.failsafe_active = False
+            if style is HeartbeatStyle.SETPOINT_REWRITE or not self._armed:
+                self._feed()
+        elif target.kind in ("enable", "phase_switch"):
+            switch = getattr(self.profile.commands, target.kind)
+            names = {raw: name for name, raw in switch.values.items()}
+            if int(value) not in names:
+                return ExcCodes.ILLEGAL_VALUE
+            if target.kind == "enable":
+                self.enabled = names[int(value)] == "on"
+            else:
+                self.phases = names[int(value)]
+        elif target.kind == "heartbeat":
+            beat = failsafe.heartbeat
+            assert beat is not None
+            if beat.style is HeartbeatStyle.TOKEN and int(value) != beat.value:
+                return ExcCodes.ILLEGAL_VALUE
+            if beat.style is HeartbeatStyle.TOGGLE and int(value) == self._toggle:
+                return None  # the same value again is no heartbeat
+            self._toggle = int(value)
+            self._feed()
+        elif target.kind == "timeout" and style is HeartbeatStyle.TIMEOUT_REWRITE:
+            self._feed()
+        self._publish_applied()
+        return None
+
+    async def _action(
+        self,
+        unit: int,
+        fc: int,
+        start: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
+        """pymodbus calls this on every access, before it answers."""
+        function = _FC_FUNCTION[fc]
+        with self._lock:
+            self._check_watchdog()
+            beat = self.profile.failsafe.heartbeat
+            if beat is not None and beat.style is HeartbeatStyle.TRAFFIC:
+                self._feed()
+            if fc in (3, 4) and count > self.profile.quirks.max_block:
+                return ExcCodes.ILLEGAL_VALUE
+            if values is not None:
+                outcome = self._write((unit, function), fc, address, [int(v) for v in values])
+                if outcome is not None:
+                    return outcome
+            self._refresh(unit, function, start, address, count, registers)
+        return None
+
+    def _refresh(
+        self,
+        unit: int,
+        function: Function,
+        start: int,
+        address: int,
+        count: int,
+        registers: list[int],
+    ) -> None:
+        """Copy the memory into pymodbus's block before it answers."""
+        memory = self._table(unit, function)
+        if function.is_bit:
+            first = address // 16
+            for index in range(first, first + count):
+                word = 0
+                for bit in range(16):
+                    word |= (memory.get(index * 16 + bit, 0) & 1) << bit
+                registers[index - start] = word
+            return
+        for a in range(address, address + count):
+            registers[a - start] = memory.get(a, 0)
+
+    # -- pymodbus layout --------------------------------------------------------
+
+    def _blocks(self, unit: int, function: Function) -> list[SimData]:
+        addresses = sorted(self.memory.get((unit, function), {}))
+        if not addresses:
+            if function.is_bit:  # far away, so that every real address is invalid
+                return [SimData(0xFFF0, values=[False] * 16, datatype=SimType.BITS)]
+            return [SimData(0, count=1, datatype=SimType.INVALID)]
+        if function.is_bit:
+            first, last = addresses[0], addresses[-1]
+            return [SimData(first, values=[False] * (last - first + 1), datatype=SimType.BITS)]
+        gap = 1 if self.profile.quirks.no_gaps else _GAP_FILL + 1
+        runs: list[list[int]] = [[addresses[0], addresses[0]]]
+        for a in addresses[1:]:
+            if a - runs[-1][1] <= gap:
+                runs[-1][1] = a
+            else:
+                runs.append([a, a])
+        return [
+            SimData(first, values=[0] * (last - first + 1), datatype=SimType.REGISTERS)
+            for first, last in runs
+        ]
+
+    def sim_devices(self) -> list[SimDevice]:
+        """One pymodbus `SimDevice` per unit id, with the four tables apart."""
+        units = sorted({unit for unit, _ in self.memory})
+        order = (Function.COIL, Function.DISCRETE, Function.HOLDING, Function.INPUT)
+        return [
+            SimDevice(
+                id=unit,
+                simdata=(
+                    self._blocks(unit, order[0]),
+                    self._blocks(unit, order[1]),
+                    self._blocks(unit, order[2]),
+                    self._blocks(unit, order[3]),
+                ),
+                action=functools.partial(self._action, unit),
+            )
+            for unit in units
+        ]
+
+    def spec(self, path: str) -> RegisterSpec:
+        """The resolved register at a profile path (`fields.soc`, `commands.current_limit`)."""
+        return self.specs[path][1]
+
+
+@contextmanager
+def serve(device: SimulatedDevice, host: str = "127.0.0.1", port: int = 0) -> Iterator[int]:
+    """Serve `device` over Modbus TCP from a background thread; yields the port."""
+    started = threading.Event()
+    state: dict[str, object] = {}
+
+    async def main() -> None:
+        server = ModbusTcpServer(device.sim_devices(), address=(host, port))
+        await server.serve_forever(background=True)
+        state["loop"] = asyncio.get_running_loop()
+        state["server"] = server
+        assert server.transport is not None
+        state["port"] = server.transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        started.set()
+        await server.serving
+
+    def run() -> None:
+        try:
+            asyncio.run(main())
+        finally:
+            started.set()
+
+    thread = threading.Thread(target=run, name=f"sim-{device.profile.name}", daemon=True)
+    thread.start()
+    if not started.wait(10) or "port" not in state:
+        raise RuntimeError(f"simulated {device.profile.name} did not start")
+    try:
+        yield int(str(state["port"]))
+    finally:
+        loop = state["loop"]
+        server = state["server"]
+        assert isinstance(loop, asyncio.AbstractEventLoop)
+        assert isinstance(server, ModbusTcpServer)
+        asyncio.run_coroutine_threadsafe(server.shutdown(), loop).result(5)  # type: ignore[no-untyped-call]
+        thread.join(5)

@@ -1,0 +1,1 @@
+"""Running the gateway: supervised tasks under one tree of Trio nurseries."""

@@ -1,0 +1,216 @@
+"""The simulation: a deterministic fixed-step model of a whole site (sans-IO, no clock).
+
+Each `step()` covers [now, now + step_s): timed events, departures and arrivals,
+each EV's draw for the limit its charger offers, base loads, PV and battery,
+then the true current of every node, the meters' readings and the recorder.
+Who sets the chargers' limits is not its business: a controller in-process, or
+a gateway over Modbus and OCPP, writes them between steps.
+"""
+
+from __future__ import annotations
+
+import random
+
+from hubgate.config.model import GRID_NODE_ID
+from hubgate.sim.arrivals import ArrivalProcess
+from hubgate.sim.battery import BatteryModel
+from hubgate.sim.devices import ChargerState, CsmsState, GridSignal, MeterState
+from hubgate.sim.electrical import PhaseLimit, SiteTree
+from hubgate.sim.ev import Ev
+from hubgate.sim.pv import Cloud, PvModel
+from hubgate.sim.recorder import SafetyRecorder
+from hubgate.sim.scenario import Event, EventKind
+from hubgate.sim.scenario_loader import LoadedScenario
+from hubgate.sim.timeline import Timeline
+
+
+class BaseLoadProfile:
+    """Non-EV load per node and phase, wandering within ±variation around its level."""
+
+    def __init__(self, tree: SiteTree, loaded: LoadedScenario, rng: random.Random) -> None:
+        self._rng = rng
+        self._entries = [
+            (tree.node_index(b.node), b.amps, b.variation_percent / 100.0)
+            for b in loaded.scenario.base_load
+        ]
+        self._walk = [0.0] * len(self._entries)
+        self.flat = [0.0] * (3 * len(tree.node_ids))
+        self.step(1.0)
+
+    def step(self, dt: float) -> list[float]:
+        """Advance the random walk by `dt`; the base load per node and phase (flat)."""
+        flat = [0.0] * len(self.flat)
+        for i, (node, amps, variation) in enumerate(self._entries):
+            if variation > 0:
+                walk = self._walk[i] + self._rng.gauss(0.0, variation * 0.05) * dt**0.5
+                self._walk[i] = walk = max(-variation, min(variation, walk))
+            else:
+                walk = 0.0
+            for phase in range(3):
+                flat[3 * node + phase] += amps[phase] * (1.0 + walk)
+        self.flat = flat
+        return flat
+
+
+class Simulation:
+    """A site, its EVs and devices, stepped with a fixed simulated time step."""
+
+    def __init__(self, loaded: LoadedScenario) -> None:
+        scenario, site = loaded.scenario, loaded.site
+        self.scenario = scenario
+        self.site = site
+        self.tree = tree = SiteTree.from_config(site)
+        self.step_s = scenario.scenario.step_s
+        self.steps = 0
+        seed = scenario.scenario.seed
+        self._arrivals = ArrivalProcess(
+            scenario.arrivals, scenario.ev_mix, random.Random(f"{seed}:arrivals")
+        )
+        self.base_load = BaseLoadProfile(tree, loaded, random.Random(f"{seed}:base-load"))
+        self._timeline = Timeline(scenario.events)
+        self.evs: list[Ev | None] = [None] * len(tree.connectors)
+        """The EV at each connector slot, if any."""
+        self._ev_flat: list[tuple[int, ...]] = [()] * len(tree.connectors)
+        self.chargers: dict[str, ChargerState] = {}
+        self.slot_charger: list[ChargerState] = []
+        for slot, wiring in enumerate(tree.connectors):
+            charger = self.chargers.get(wiring.charger)
+            if charger is None:
+                charger = self.chargers[wiring.charger] = ChargerState(
+                    wiring.charger, (), site.control.lease_s, site.control.failsafe_current_a
+                )
+            charger.slots = (*charger.slots, slot)
+            self.slot_charger.append(charger)
+        self.meters = {m.id: MeterState(m.id, tree.node_index(m.node)) for m in site.meters}
+        self.pv = [
+            PvModel(
+                p.id,
+                tree.node_index(p.node),
+                p.peak_kw,
+                scenario.pv_weather.sunrise_hour,
+                scenario.pv_weather.sunset_hour,
+                scenario.scenario.start_hour,
+            )
+            for p in site.pv
+        ]
+        self.battery = (
+            BatteryModel.from_config(
+                site.battery, tree.node_index(site.battery.node), scenario.battery.soc_percent
+            )
+            if site.battery is not None
+            else None
+        )
+        self.grid_signal = GridSignal()
+        self.csms = CsmsState()
+        self.turned_away = 0
+        """Arrivals that found every connector taken."""
+        self.currents = [0.0] * (3 * len(tree.node_ids))
+        """True current per node and phase (flat) during the last step."""
+        self.recorder = SafetyRecorder(tree.node_ids, self.default_reaction_s())
+        for _ in range(self._arrivals.initial_count(len(tree.connectors))):
+            self._arrive(0.0)
+
+    @property
+    def now(self) -> float:
+        """Simulated seconds since the start."""
+        return self.steps * self.step_s
+
+    def default_reaction_s(self) -> float:
+        """Tolerated time above a limit: the scenario's, or slowest EV + control cycle + step."""
+        configured = self.scenario.recorder.reaction_s
+        if configured is not None:
+            return configured
+        slowest = max(t.reaction_s[1] for t in self.scenario.ev_mix)
+        return slowest + self.site.control.cycle_s + self.step_s
+
+    def limits_in_force(self) -> list[PhaseLimit]:
+        """Per-phase limit of every node now; the grid's is scaled by the operator signal."""
+        limits = list(self.tree.phase_limits)
+        grid = limits[0]
+        if grid is not None and self.grid_signal.percent < 100.0:
+            factor = self.grid_signal.percent / 100.0
+            limits[0] = (grid[0] * factor, grid[1] * factor, grid[2] * factor)
+        return limits
+
+    def _arrive(self, now: float) -> None:
+        free = [slot for slot, ev in enumerate(self.evs) if ev is None]
+        if not free:
+            self.turned_away += 1
+            return
+        slot = self._arrivals.pick(free)
+        ev = self._arrivals.new_ev(now)
+        self.evs[slot] = ev
+        node = self.tree.connectors[slot].node
+        phases = self.tree.connectors[slot].phases_for(ev.phases)
+        self._ev_flat[slot] = tuple(3 * node + p for p in phases)
+
+    def _apply(self, event: Event, starting: bool) -> None:
+        if event.kind == EventKind.METER_DIES:
+            assert event.meter is not None
+            meter = self.meters[event.meter]
+            meter.alive = not starting
+            meter.currents_a = None
+        elif event.kind == EventKind.CHARGER_OFFLINE:
+            assert event.charger is not None
+            self.chargers[event.charger].online = not starting
+        elif event.kind == EventKind.CSMS_DOWN:
+            self.csms.online = not starting
+        elif event.kind == EventKind.GRID_LIMIT:
+            assert event.percent is not None
+            self.grid_signal.percent = event.percent if starting else 100.0
+        elif event.kind == EventKind.CLOUD and starting:
+            assert event.depth_percent is not None
+            end = event.at_s + event.duration_s if event.duration_s else float("inf")
+            cloud = Cloud(event.at_s, end, event.depth_percent / 100.0)
+            for pv in self.pv:
+                if event.pv is None or pv.id == event.pv:
+                    pv.clouds.append(cloud)
+
+    def step(self) -> None:
+        """Advance the whole site by one step."""
+        now, dt = self.now, self.step_s
+        tree = self.tree
+        for change in self._timeline.due(now):
+            self._apply(change.event, change.starting)
+        evs = self.evs
+        for slot, ev in enumerate(evs):
+            if ev is not None and ev.departs_at <= now:
+                evs[slot] = None
+        for _ in range(self._arrivals.due(now)):
+            self._arrive(now)
+
+        own = list(self.base_load.step(dt))
+        voltage = tree.voltage_v
+        energy = 0.0
+        slot_charger, ev_flat = self.slot_charger, self._ev_flat
+        for slot, ev in enumerate(evs):
+            if ev is None:
+                continue
+            ev.offer(slot_charger[slot].offered(slot, now), now)
+            before = ev.energy_kwh
+            draw = ev.step(now, dt, voltage)
+            if draw > 0.0:
+                energy += ev.energy_kwh - before
+                for k in ev_flat[slot]:
+                    own[k] += draw
+        for pv in self.pv:
+            amps = tree.amps_per_phase(pv.step(now))
+            for phase in range(3):
+                own[3 * pv.node + phase] -= amps
+        if self.battery is not None:
+            amps = tree.amps_per_phase(self.battery.step(dt))
+            for phase in range(3):
+                own[3 * self.battery.node + phase] += amps
+
+        self.currents = currents = tree.accumulate(own)
+        for meter in self.meters.values():
+            if meter.alive:
+                at = 3 * meter.node
+                meter.currents_a = (currents[at], currents[at + 1], currents[at + 2])
+        self.recorder.record(now, dt, currents, self.limits_in_force(), energy)
+        self.steps += 1
+
+    def node_current(self, node_id: str = GRID_NODE_ID) -> tuple[float, float, float]:
+        """True current per grid phase of a node during the last step."""
+        at = 3 * self.tree.node_index(node_id)
+        return (self.currents[at], self.currents[at + 1], self.currents[at + 2])

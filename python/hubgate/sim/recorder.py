@@ -1,0 +1,187 @@
+"""The safety recorder: true current against the limit in force, per node and phase.
+
+Being above a limit is tolerated for `reaction_s` after its cause: the moment the
+limit was lowered, when the excursion began within `reaction_s` of that, else the
+moment the excursion began (a load step, a new EV). Every second beyond that is a
+violation. The recorder keeps the time series and sums up the run.
+"""
+
+from __future__ import annotations
+
+import json
+from array import array
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from hubgate.sim.electrical import PhaseLimit
+
+EPSILON_A = 1e-6
+PHASES = ("L1", "L2", "L3")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A stretch of time above a limit that lasted beyond the tolerated reaction."""
+
+    node: str
+    phase: str
+    cause_s: float
+    start_s: float
+    end_s: float
+    seconds_beyond: float
+    """Time above the limit later than `cause_s + reaction_s`."""
+    worst_excess_a: float
+
+
+@dataclass(frozen=True)
+class NodePeak:
+    """The highest current of a node over the run."""
+
+    node: str
+    phase: str
+    amps: float
+    at_s: float
+    seconds_above_limit: float
+    """All time above a limit on any phase, tolerated or not."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The end-of-run report."""
+
+    simulated_s: float
+    reaction_s: float
+    energy_delivered_kwh: float
+    peaks: tuple[NodePeak, ...]
+    violations: tuple[Violation, ...]
+
+    @property
+    def violation_seconds(self) -> float:
+        """Total time beyond the tolerated reaction, over every node and phase."""
+        return sum(v.seconds_beyond for v in self.violations)
+
+    def to_json(self) -> str:
+        """The summary as a JSON document."""
+        data = asdict(self)
+        data["violation_seconds"] = self.violation_seconds
+        return json.dumps(data, indent=2)
+
+    def to_text(self) -> str:
+        """The summary for a person."""
+        lines = [
+            f"simulated {self.simulated_s:g} s; energy delivered {self.energy_delivered_kwh:.2f} kWh",
+            f"limit violations: {len(self.violations)} "
+            f"({self.violation_seconds:g} s beyond the {self.reaction_s:g} s reaction time)",
+            f"{'node':<15} {'peak (phase, at)':<26}   time above limit",
+        ]
+        lines += [
+            f"{p.node:<15} {p.amps:8.1f} A ({p.phase}, {p.at_s:>7g} s)   {p.seconds_above_limit:g} s"
+            for p in self.peaks
+        ]
+        lines += [
+            f"VIOLATION {v.node} {v.phase}: above limit {v.start_s:g}-{v.end_s:g} s, cause at "
+            f"{v.cause_s:g} s, {v.seconds_beyond:g} s too long, worst +{v.worst_excess_a:.1f} A"
+            for v in self.violations
+        ]
+        return "\n".join(lines)
+
+
+class SafetyRecorder:
+    """Fed once per step with every node's current and limit (flat, `3 * node + phase`)."""
+
+    def __init__(self, node_ids: Sequence[str], reaction_s: float) -> None:
+        self.node_ids = tuple(node_ids)
+        self.reaction_s = reaction_s
+        size = 3 * len(node_ids)
+        self.currents = [array("d") for _ in range(size)]
+        """True current per node and phase, one value per step."""
+        self.limits = [array("d") for _ in range(size)]
+        """Limit in force per node and phase, one value per step (inf: none)."""
+        self.times = array("d")
+        self.energy_kwh = 0.0
+        self._end = 0.0
+        self._last_limit = [float("-inf")] * size  # the first limit is no drop
+        self._lowered_at = [float("-inf")] * size
+        self._streak_start: list[float | None] = [None] * size
+        self._streak_cause = [0.0] * size
+        self._streak_beyond = [0.0] * size
+        self._streak_worst = [0.0] * size
+        self._above_s = [0.0] * len(node_ids)
+        self._peak = [(0.0, 0, 0.0)] * len(node_ids)
+        self._violations: list[Violation] = []
+
+    def record(
+        self,
+        now: float,
+        dt: float,
+        currents: Sequence[float],
+        limits: Sequence[PhaseLimit],
+        energy_kwh: float,
+    ) -> None:
+        """The state during the step [now, now + dt)."""
+        self.times.append(now)
+        self.energy_kwh += energy_kwh
+        self._end = now + dt
+        tolerance = self.reaction_s
+        for node, limit in enumerate(limits):
+            for phase in range(3):
+                k = 3 * node + phase
+                amps = currents[k]
+                magnitude = abs(amps)
+                self.currents[k].append(amps)
+                if magnitude > self._peak[node][0]:
+                    self._peak[node] = (magnitude, phase, now)
+                cap = float("inf") if limit is None else limit[phase]
+                self.limits[k].append(cap)
+                if cap < self._last_limit[k]:
+                    self._lowered_at[k] = now
+                self._last_limit[k] = cap
+                if magnitude > cap + EPSILON_A:
+                    if phase == 0 or all(
+                        self._streak_start[3 * node + p] is None for p in range(phase)
+                    ):
+                        self._above_s[node] += dt
+                    start = self._streak_start[k]
+                    if start is None:
+                        lowered = self._lowered_at[k]
+                        self._streak_start[k] = now
+                        self._streak_cause[k] = lowered if now - lowered <= tolerance else now
+                        self._streak_beyond[k] = 0.0
+                        self._streak_worst[k] = 0.0
+                    beyond = min(dt, now + dt - (self._streak_cause[k] + tolerance))
+                    if beyond > 0:
+                        self._streak_beyond[k] += beyond
+                    self._streak_worst[k] = max(self._streak_worst[k], magnitude - cap)
+                elif self._streak_start[k] is not None:
+                    self._close(k, now)
+
+    def _close(self, k: int, end: float) -> None:
+        start = self._streak_start[k]
+        assert start is not None
+        self._streak_start[k] = None
+        if self._streak_beyond[k] > 0:
+            self._violations.append(
+                Violation(
+                    node=self.node_ids[k // 3],
+                    phase=PHASES[k % 3],
+                    cause_s=self._streak_cause[k],
+                    start_s=start,
+                    end_s=end,
+                    seconds_beyond=self._streak_beyond[k],
+                    worst_excess_a=self._streak_worst[k],
+                )
+            )
+
+    def summary(self) -> Summary:
+        """The report so far; streaks still open end now."""
+        for k, start in enumerate(self._streak_start):
+            if start is not None:
+                self._close(k, self._end)
+        peaks = tuple(
+            NodePeak(node, PHASES[phase], amps, at, self._above_s[i])
+            for i, (node, (amps, phase, at)) in enumerate(
+                zip(self.node_ids, self._peak, strict=True)
+            )
+        )
+        violations = sorted(self._violations, key=lambda v: (v.start_s, v.node, v.phase))
+        return Summary(self._end, self.reaction_s, self.energy_kwh, peaks, tuple(violations))

@@ -1,0 +1,151 @@
+"""The live state of the site: what the API, dashboard, metrics and MQTT show.
+
+The control loop publishes one `SiteState` snapshot per cycle into the
+`StateHub`; readers take the latest snapshot or subscribe to every new one.
+Snapshots are immutable pydantic models, so they are safe to share between
+tasks and their JSON Schema documents the API.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import trio
+from pydantic import BaseModel, ConfigDict, Field
+
+PhaseCurrents = tuple[float, float, float]
+
+
+class Snapshot(BaseModel):
+    """Base of the state models: immutable, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class NodeState(Snapshot):
+    """A point of the electrical tree (the grid connection is node `grid`)."""
+
+    id: str
+    kind: str
+    parent: str | None
+    measured_a: PhaseCurrents | None = Field(description="Measured current per phase, if metered")
+    commanded_a: PhaseCurrents = Field(description="Sum of setpoints below this node per phase")
+    limit_a: PhaseCurrents | None = Field(description="Per-phase limit in force")
+    power_limit_kw: float | None = None
+    limit_sources: tuple[str, ...] = ()
+    budget_share: float = Field(default=1.0, description="Below 1 while its meter is lost")
+    meter_health: str | None = None
+
+    def utilisation(self) -> float | None:
+        """Highest measured (or commanded) phase current over its limit, 0..1+."""
+        if self.limit_a is None:
+            return None
+        used = self.measured_a or self.commanded_a
+        shares = [u / lim for u, lim in zip(used, self.limit_a, strict=True) if lim > 0]
+        return max(shares) if shares else None
+
+
+class ConnectorState(Snapshot):
+    """One connector: what it does, what it was given and why."""
+
+    key: str = Field(description="`charger-id#connector-id`")
+    charger: str
+    connector: int
+    node: str
+    protocol: str = Field(description="ocpp or modbus")
+    status: str = Field(description="Available, Charging, SuspendedEV, Faulted, ... or IEC A-F")
+    setpoint_a: float
+    phases: int
+    measured_a: PhaseCurrents | None = None
+    power_kw: float | None = None
+    energy_kwh: float | None = None
+    soc_percent: float | None = None
+    priority: int = 0
+    reason: str = ""
+    binding: str | None = None
+
+
+class DeviceHealth(Snapshot):
+    """Reachability and request statistics of one device."""
+
+    id: str
+    kind: str
+    protocol: str
+    reachable: bool
+    last_ok_age_s: float | None = None
+    requests: int = 0
+    errors: int = 0
+    latency_p50_ms: float | None = None
+    latency_p99_ms: float | None = None
+
+
+class EventLevel(StrEnum):
+    """How much an event matters."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ALARM = "alarm"
+
+
+class Event(Snapshot):
+    """Something that happened: a device lost, a limit changed, a failsafe engaged."""
+
+    at: float = Field(description="Wall-clock time, seconds since the epoch")
+    level: EventLevel
+    subject: str
+    message: str
+
+
+class SiteState(Snapshot):
+    """One snapshot of the whole site, published once per control cycle."""
+
+    site: str
+    cycle: int
+    at: float = Field(description="Wall-clock time of the snapshot")
+    cycle_time_ms: float | None = None
+    nodes: tuple[NodeState, ...]
+    connectors: tuple[ConnectorState, ...]
+    devices: tuple[DeviceHealth, ...] = ()
+    events: tuple[Event, ...] = Field(default=(), description="Recent events, newest last")
+
+    def node(self, node_id: str) -> NodeState:
+        """The node with that id (`grid` for the connection)."""
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)
+
+
+class StateHub:
+    """Holds the latest snapshot and wakes every reader waiting for a new one.
+
+    Publishing never blocks the control loop. A slow reader skips the
+    snapshots it was too slow for and always gets the newest.
+    """
+
+    def __init__(self) -> None:
+        self._latest: SiteState | None = None
+        self._version = 0
+        self._changed = trio.Event()
+
+    @property
+    def latest(self) -> SiteState | None:
+        """The newest snapshot, or None before the first cycle."""
+        return self._latest
+
+    def publish(self, state: SiteState) -> None:
+        """Make `state` the latest and wake every waiting reader."""
+        self._latest = state
+        self._version += 1
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_newer(self, seen: int) -> tuple[int, SiteState]:
+        """Wait for a snapshot newer than version `seen` (0: none seen yet).
+
+        Returns the newest version and snapshot; readers loop with
+        `seen, state = await hub.wait_newer(seen)`.
+        """
+        while self._version == seen or self._latest is None:
+            await self._changed.wait()
+        return self._version, self._latest

@@ -1,0 +1,121 @@
+"""The dashboard in a real headless Chromium: it loads, the chart follows the live stream,
+and a site limit set from the page's form lands in the LimitBook as an API lease."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import trio
+from api_helpers import TOKEN, RunningApi, small_site, snapshot, start_api
+from chromium_cdp import new_page, open_chromium
+
+from hubgate.config.model import Api
+from hubgate.control.limits import SITE, Limit, LimitSource
+
+CHART = "document.querySelector('#chart')"
+
+
+async def publish_cycles(api: RunningApi) -> None:
+    """Stand-in for the control loop: a snapshot every 50 ms whose grid limit is the one in force."""
+    configured = api.ctx.site.grid.phase_current_limit_a
+    for cycle in range(1, 100_000):
+        in_force = api.ctx.limits.in_force(SITE, api.ctx.clock()).limit.phase_a
+        limit = configured if in_force is None else tuple(map(min, configured, in_force))
+        wave = 8 * math.sin(cycle / 5)
+        state = snapshot(cycle, grid_a=(45 + wave, 38 - wave, 30 + wave / 2))
+        grid = state.nodes[0].model_copy(
+            update={
+                "limit_a": limit,
+                "limit_sources": ("api", "config") if in_force else ("config",),
+            }
+        )
+        api.ctx.hub.publish(state.model_copy(update={"nodes": (grid, *state.nodes[1:])}))
+        await trio.sleep(0.05)
+
+
+async def test_dashboard_live_chart_and_limit_form(
+    nursery: trio.Nursery, examples_dir: Path, tmp_path: Path
+) -> None:
+    api = await start_api(nursery, small_site(examples_dir, Api(port=0, token=TOKEN)))
+    nursery.start_soon(publish_cycles, api)
+    with trio.fail_after(60):
+        async with open_chromium(tmp_path / "profile") as (devtools, log):
+            page = await new_page(devtools, 1280, 900)
+            await page.navigate(f"{api.url}/")
+
+            # The chart follows the stream: more samples, a newer cycle, other pixels.
+            await page.wait_for(f"Number({CHART}.dataset.samples) >= 3")
+            first_cycle = int(await page.evaluate(f"{CHART}.dataset.lastCycle"))
+            first_pixels = await page.evaluate(f"{CHART}.toDataURL()")
+            await page.wait_for(f"Number({CHART}.dataset.lastCycle) >= {first_cycle + 5}")
+            assert await page.evaluate(f"{CHART}.toDataURL()") != first_pixels
+            assert await page.evaluate("document.querySelector('#link').textContent") == "live"
+            assert await page.evaluate(
+                "[...document.querySelectorAll('#connectors tbody tr')].map(r => r.dataset.connector)"
+            ) == ["cp-1#1", "cp-2#1", "wb-1#1", "wb-2#1"]
+            assert await page.evaluate(
+                "[...document.querySelectorAll('#tree li')].map(li => li.dataset.node)"
+            ) == ["grid", "board"]
+            assert await page.evaluate("document.querySelectorAll('#devices tbody tr').length") == 2
+            assert await page.evaluate("document.querySelectorAll('#events li').length") == 2
+
+            # The operator sets the site limit from the form.
+            await page.evaluate(
+                """(() => {
+                    const form = document.getElementById('limit-form');
+                    form.phase.value = '50, 55, 60';
+                    form.lease.value = '120';
+                    form.token.value = '{TOKEN}';
+                    form.requestSubmit();
+                })()""".replace("{TOKEN}", TOKEN)
+            )
+            result = await page.wait_for(
+                "(t => t.startsWith('accepted') && t)(document.querySelector('#limit-result').textContent)"
+            )
+            assert result == "accepted: in force 50 / 55 / 60 A from api"
+            (lease,) = [le for le in api.ctx.limits.leases() if le.source is LimitSource.API]
+            assert (lease.target, lease.limit) == (SITE, Limit((50.0, 55.0, 60.0)))
+            assert lease.expires_at is not None
+            assert lease.expires_at - lease.set_at == pytest.approx(120)
+            # ... and the next cycles show it as the limit in force.
+            await page.wait_for(
+                "document.querySelector('#limit-now').textContent.startsWith('in force: 50 / 55 / 60 A')"
+            )
+
+            await page.screenshot(tmp_path / "dashboard-laptop.png")
+            await page.resize(820, 1180)  # a tablet, portrait
+            await page.wait_for(f"{CHART}.clientWidth < 800")
+            assert await page.evaluate(
+                "document.documentElement.scrollWidth <= window.innerWidth"
+            ), "the page scrolls sideways on a tablet"
+            await page.screenshot(tmp_path / "dashboard-tablet.png")
+
+            exceptions = [e for e in devtools.events if e["method"] == "Runtime.exceptionThrown"]
+            assert exceptions == [], exceptions
+    print(f"screenshots: {tmp_path}/dashboard-laptop.png, dashboard-tablet.png")
+    assert (tmp_path / "dashboard-laptop.png").stat().st_size > 10_000, "".join(log)
+
+
+async def test_dashboard_with_closed_reads_asks_for_the_token(
+    nursery: trio.Nursery, examples_dir: Path, tmp_path: Path
+) -> None:
+    site = small_site(examples_dir, Api(port=0, token=TOKEN, open_reads=False))
+    api = await start_api(nursery, site)
+    nursery.start_soon(publish_cycles, api)
+    link = "document.querySelector('#link').textContent"
+    with trio.fail_after(60):
+        async with open_chromium(tmp_path / "profile") as (devtools, _):
+            page = await new_page(devtools, 1024, 768)
+            await page.navigate(f"{api.url}/")
+            await page.wait_for(f"{link} === 'token needed'")
+            assert await page.evaluate(f"{CHART}.dataset.samples") == "0"
+            await page.evaluate(
+                """(() => {
+                    const input = document.getElementById('limit-form').token;
+                    input.value = '{TOKEN}';
+                    input.dispatchEvent(new Event('change'));
+                })()""".replace("{TOKEN}", TOKEN)
+            )
+            await page.wait_for(f"{link} === 'live' && Number({CHART}.dataset.samples) >= 2")

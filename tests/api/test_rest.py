@@ -1,0 +1,235 @@
+"""REST reads and writes over loopback HTTP: state, limits as leases, commands, auth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+from api_helpers import AUTH, TOKEN, RunningApi, small_site, snapshot, start_api
+
+from hubgate.config.model import Api
+from hubgate.control.decisions import ConnectorDecision, DecisionRecord
+from hubgate.control.limits import SITE, Limit, LimitSource
+
+
+async def test_state_reads_wait_for_the_first_cycle(api: RunningApi) -> None:
+    assert (await api.client.get("/api/v1/state")).status_code == 503
+    health = (await api.client.get("/api/v1/health")).json()
+    assert health["status"] == "starting"
+
+    api.ctx.hub.publish(snapshot(7))
+    state = (await api.client.get("/api/v1/state")).json()
+    assert state["cycle"] == 7
+    assert [c["key"] for c in state["connectors"]] == ["cp-1#1", "cp-2#1", "wb-1#1", "wb-2#1"]
+    health = (await api.client.get("/api/v1/health")).json()
+    assert health == {
+        "status": "degraded",
+        "cycle": 7,
+        "snapshot_age_s": 3.0,
+        "devices": 2,
+        "unreachable": ["wb-2"],
+    }
+
+
+async def test_nodes_connectors_devices_events(api: RunningApi) -> None:
+    api.ctx.hub.publish(snapshot(1, grid_a=(39.0, 19.5, 0.0)))
+    nodes = (await api.client.get("/api/v1/nodes")).json()
+    assert [n["id"] for n in nodes] == ["grid", "board"]
+    assert nodes[0]["utilisation_ratio"] == pytest.approx(0.5)
+    assert nodes[1]["utilisation_ratio"] == pytest.approx(32 / 63)
+    board = (await api.client.get("/api/v1/nodes/board")).json()
+    assert board["parent"] == "grid"
+    assert (await api.client.get("/api/v1/nodes/nope")).status_code == 404
+
+    connector = (await api.client.get("/api/v1/connectors/cp-1/1")).json()
+    assert connector["binding"] == "board/L1"
+    assert (await api.client.get("/api/v1/connectors/cp-1/2")).status_code == 404
+    assert (await api.client.get("/api/v1/connectors/cp-1/x")).status_code == 422
+
+    devices = (await api.client.get("/api/v1/devices")).json()
+    assert {d["id"]: d["reachable"] for d in devices} == {"grid-meter": True, "wb-2": False}
+    warnings = (await api.client.get("/api/v1/events", params={"level": "warning"})).json()
+    assert [e["subject"] for e in warnings] == ["wb-2"]
+
+
+async def test_limit_write_is_an_api_lease_in_the_book(api: RunningApi) -> None:
+    book = api.ctx.limits
+    now = api.ctx.clock
+    book.set(SITE, LimitSource.CONFIG, Limit((80, 80, 80), 50), now=0, lease_s=None, origin="site")
+    body = {"phase_a": [60, 70, 90], "lease_s": 30}
+
+    assert (await api.client.put("/api/v1/limits/site", json=body)).status_code == 401
+    wrong = {"Authorization": "Bearer not-the-token-at-all"}
+    response = await api.client.put("/api/v1/limits/site", json=body, headers=wrong)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert book.in_force(SITE, now()).sources == (LimitSource.CONFIG,)
+
+    response = await api.client.put("/api/v1/limits/site", json=body, headers=AUTH)
+    assert response.status_code == 200
+    view = response.json()
+    assert view["in_force"] == {"phase_a": [60.0, 70.0, 80.0], "power_kw": 50.0}
+    assert sorted(view["sources"]) == ["api", "config"]
+    lease = next(le for le in book.leases() if le.source is LimitSource.API)
+    assert lease.limit == Limit((60, 70, 90))
+    assert lease.expires_at is not None
+    assert lease.expires_at - lease.set_at == pytest.approx(30)
+    assert lease.origin == "api 127.0.0.1"
+
+    listed = (await api.client.get("/api/v1/limits")).json()
+    assert [t["target"] for t in listed] == [
+        "site",
+        "board",
+        "cp-1#1",
+        "cp-2#1",
+        "wb-1#1",
+        "wb-2#1",
+    ]
+    assert {le["source"] for le in listed[0]["leases"]} == {"api", "config"}
+
+    response = await api.client.delete("/api/v1/limits/site", headers=AUTH)
+    assert response.json()["sources"] == ["config"]
+    audit = (await api.client.get("/api/v1/audit")).json()
+    assert [(a["action"], a["source"]) for a in audit] == [
+        ("set", "config"),
+        ("set", "api"),
+        ("cleared", "api"),
+    ]
+    assert audit[1]["lease_s"] == pytest.approx(30)
+
+
+async def test_node_and_connector_leases(api: RunningApi) -> None:
+    response = await api.client.put(
+        "/api/v1/limits/nodes/board", json={"power_kw": 20, "lease_s": 60}, headers=AUTH
+    )
+    assert response.json()["in_force"] == {"phase_a": None, "power_kw": 20.0}
+    response = await api.client.put(
+        "/api/v1/limits/connectors/cp-2/1",
+        json={"phase_a": [10, 10, 10], "lease_s": 5},
+        headers=AUTH,
+    )
+    assert response.json()["target"] == "cp-2#1"
+    assert api.ctx.limits.in_force("cp-2#1", api.ctx.clock()).limit.phase_a == (10, 10, 10)
+
+    grid = await api.client.put(
+        "/api/v1/limits/nodes/grid", json={"power_kw": 20, "lease_s": 60}, headers=AUTH
+    )
+    assert grid.status_code == 404
+    assert "site target" in grid.json()["detail"]
+    missing = await api.client.put(
+        "/api/v1/limits/connectors/cp-9/1", json={"power_kw": 1, "lease_s": 1}, headers=AUTH
+    )
+    assert missing.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"phase_a": [10, 10, 10]},  # no lease
+        {"lease_s": 10},  # limits nothing
+        {"phase_a": [10, 10], "lease_s": 10},
+        {"phase_a": [-1, 10, 10], "lease_s": 10},
+        {"power_kw": 10, "lease_s": 0},
+        {"power_kw": 10, "lease_s": 86_401},
+        {"power_kw": 10, "lease_s": 10, "extra": 1},
+        {"power_kw": "NaN", "lease_s": 10},
+    ],
+)
+async def test_bad_limit_writes_are_refused_and_change_nothing(
+    api: RunningApi, body: dict[str, object]
+) -> None:
+    response = await api.client.put("/api/v1/limits/site", json=body, headers=AUTH)
+    assert response.status_code == 422
+    assert list(api.ctx.limits.leases()) == []
+    assert api.ctx.limits.audit() == []
+
+
+async def test_commands_reach_the_command_sink(api: RunningApi) -> None:
+    base = "/api/v1/connectors/cp-1/1"
+    assert (await api.client.post(f"{base}/stop")).status_code == 401
+    put = await api.client.put(f"{base}/priority", json={"priority": 5}, headers=AUTH)
+    assert put.json() == {"accepted": True, "detail": "cp-1#1 priority 5"}
+    assert (await api.client.post(f"{base}/start", headers=AUTH)).status_code == 200
+    start = await api.client.post(f"{base}/start", json={"id_tag": "FLEET-7"}, headers=AUTH)
+    assert start.status_code == 200
+    assert (await api.client.post(f"{base}/stop", headers=AUTH)).status_code == 200
+    bad = await api.client.put(f"{base}/priority", json={"priority": 10}, headers=AUTH)
+    assert bad.status_code == 422
+    assert (
+        await api.client.post("/api/v1/connectors/cp-1/2/stop", headers=AUTH)
+    ).status_code == 404
+    assert api.commands.calls == [
+        ("priority", "cp-1#1", "5"),
+        ("start", "cp-1#1", "None"),
+        ("start", "cp-1#1", "FLEET-7"),
+        ("stop", "cp-1#1"),
+    ]
+
+    api.commands.refuse = "cp-1 is offline"
+    refused = await api.client.post(f"{base}/stop", headers=AUTH)
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == "cp-1 is offline"
+
+
+async def test_decision_log(api: RunningApi) -> None:
+    for cycle in range(1, 4):
+        api.ctx.decisions.append(
+            DecisionRecord(
+                cycle=cycle,
+                at=float(cycle),
+                inputs={"grid_a": (40.0, 30.0, 20.0), "limit_kw": 50.0, "mode": Limit(None, 5)},
+                connectors=(ConnectorDecision("cp-1#1", 16.0, 3, "fair share", "board/L1"),),
+            )
+        )
+    decisions = (await api.client.get("/api/v1/decisions", params={"last": 2})).json()
+    assert [d["cycle"] for d in decisions] == [2, 3]
+    assert decisions[0]["inputs"] == {
+        "grid_a": [40.0, 30.0, 20.0],
+        "limit_kw": 50.0,
+        "mode": "Limit(phase_a=None, power_kw=5)",
+    }
+    assert decisions[0]["connectors"][0]["binding"] == "board/L1"
+    assert (await api.client.get("/api/v1/decisions", params={"last": 0})).status_code == 422
+
+
+async def test_writes_disabled_without_a_token(nursery: trio.Nursery, examples_dir: Path) -> None:
+    running = await start_api(nursery, small_site(examples_dir, Api(port=0)))
+    async with running.client as client:
+        body = {"power_kw": 10, "lease_s": 10}
+        response = await client.put("/api/v1/limits/site", json=body, headers=AUTH)
+        assert response.status_code == 403
+        assert "token" in response.json()["detail"]
+        assert (await client.get("/api/v1/limits")).status_code == 200
+
+
+async def test_closed_reads_need_the_token(nursery: trio.Nursery, examples_dir: Path) -> None:
+    site = small_site(examples_dir, Api(port=0, token=TOKEN, open_reads=False))
+    running = await start_api(nursery, site)
+    running.ctx.hub.publish(snapshot(1))
+    async with running.client as client:
+        for path in ("/api/v1/state", "/api/v1/limits", "/api/v1/audit", "/metrics"):
+            assert (await client.get(path)).status_code == 401, path
+            assert (await client.get(path, headers=AUTH)).status_code == 200, path
+        assert (await client.get("/")).status_code == 200  # the page itself asks for the token
+
+
+async def test_malformed_requests_get_clear_errors(api: RunningApi) -> None:
+    response = await api.client.put(
+        "/api/v1/limits/site",
+        content=b'{"power_kw": 10, "lease_s": ',
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+    response = await api.client.put("/api/v1/limits/site", json={"lease_s": 10}, headers=AUTH)
+    assert "give phase_a and/or power_kw" in response.json()["detail"][0]["msg"]
+    assert (await api.client.get("/api/v1/nowhere")).status_code == 404
+    assert (await api.client.post("/api/v1/state")).status_code == 405
+    assert (await api.client.get("/api/v1/health")).status_code == 200  # still serving
+    assert list(api.ctx.limits.leases()) == []
+
+
+def test_closed_reads_without_a_token_is_a_config_error() -> None:
+    with pytest.raises(ValueError, match="open_reads = false needs a token"):
+        Api(open_reads=False)

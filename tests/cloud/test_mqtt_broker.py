@@ -1,0 +1,182 @@
+"""The telemetry publisher against a real mosquitto broker, read with mosquitto_sub."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from hubgate.cloud.mqtt.publisher import TelemetryPublisher
+from hubgate.config.model import Mqtt
+
+WORKER = Path(__file__).with_name("mqtt_worker.py")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Mosquitto:
+    """A mosquitto broker on 127.0.0.1 that keeps sessions across restarts."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.config = directory / "mosquitto.conf"
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {directory}/\n"
+            f"log_dest file {directory}/mosquitto.log\n"
+            f"user {getpass.getuser()}\n"  # as root, mosquitto would switch to its own user
+        )
+        self.process: trio.Process | None = None
+
+    async def start(self) -> None:
+        self.process = await trio.lowlevel.open_process(["mosquitto", "-c", str(self.config)])
+        with trio.fail_after(10):
+            while True:
+                try:
+                    stream = await trio.open_tcp_stream("127.0.0.1", self.port)
+                except OSError:
+                    await trio.sleep(0.02)
+                    continue
+                await stream.aclose()
+                return
+
+    async def stop(self) -> None:
+        """A clean stop (SIGTERM): mosquitto saves its sessions to disk."""
+        assert self.process is not None
+        self.process.terminate()
+        with trio.fail_after(10):
+            await self.process.wait()
+        self.process = None
+
+    async def subscribe(self, *args: str, count: int | None = None) -> list[str]:
+        """Run mosquitto_sub (QoS 1) and return its lines: retain flag, QoS, topic, payload."""
+        command = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(self.port), "-q", "1"]
+        command += ["-F", "%r %q %t %p", "-W", "10", *args]
+        if count is not None:
+            command += ["-C", str(count)]
+        result = await trio.run_process(command, capture_stdout=True)
+        return result.stdout.decode().splitlines()
+
+
+@pytest.fixture
+async def broker(tmp_path: Path) -> AsyncIterator[Mosquitto]:
+    mosquitto = Mosquitto(tmp_path)
+    await mosquitto.start()
+    yield mosquitto
+    if mosquitto.process is not None:
+        await mosquitto.stop()
+
+
+def publisher_for(broker: Mosquitto, buffer_size: int = 100) -> TelemetryPublisher:
+    config = Mqtt(
+        host="127.0.0.1",
+        port=broker.port,
+        client_id="site1",
+        keepalive_s=5,
+        buffer_size=buffer_size,
+    )
+    return TelemetryPublisher(config, min_backoff_s=0.05, max_backoff_s=0.2)
+
+
+async def test_retained_status_and_qos1_delivery(broker: Mosquitto) -> None:
+    with trio.fail_after(30):
+        # a persistent subscriber session that is offline: only QoS 1 messages are kept for it
+        await broker.subscribe("-c", "-i", "fleet", "-t", "hubgate/site1/connector/#", "-E")
+        publisher = publisher_for(broker)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(publisher.run)
+            await publisher.wait_idle()
+            status = await broker.subscribe("-t", "hubgate/site1/status", count=1)
+            assert status == ["1 1 hubgate/site1/status online"]
+            topic = publisher.topics.connector("cp-1", 2, "current_a")
+            for n in range(5):
+                publisher.measure(topic, [16.0, 16.0, float(n)], "A", at=1_764_000_000 + n)
+            await publisher.wait_idle()
+            nursery.cancel_scope.cancel()
+        lines = await broker.subscribe(
+            "-c", "-i", "fleet", "-t", "hubgate/site1/connector/#", count=5
+        )
+        assert [line.split(" ", 3)[:3] for line in lines] == [["0", "1", topic]] * 5
+        values = [json.loads(line.split(" ", 3)[3]) for line in lines]
+        assert values[0] == {
+            "ts": "2025-11-24T16:00:00.000Z",
+            "value": [16.0, 16.0, 0.0],
+            "unit": "A",
+        }
+        assert [v["value"][2] for v in values] == [0, 1, 2, 3, 4]
+        # cancelling the publisher said goodbye: the retained status is now "offline"
+        after = await broker.subscribe("-t", "hubgate/site1/status", count=1)
+        assert after == ["1 0 hubgate/site1/status offline"]  # sent with QoS 0 on the way out
+
+
+async def test_buffered_while_broker_is_away_then_delivered(broker: Mosquitto) -> None:
+    filters = ["-t", "hubgate/site1/site/#", "-t", "hubgate/site1/event"]
+    with trio.fail_after(30):
+        await broker.subscribe("-c", "-i", "fleet", *filters, "-E")
+        publisher = publisher_for(broker, buffer_size=50)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(publisher.run)
+            await publisher.wait_idle()
+            await broker.stop()
+            await publisher.wait_disconnected()
+            for n in range(3):
+                publisher.event("charger-offline", at=1_764_000_000, charger="cp-1", n=n)
+            for n in range(60):
+                publisher.measure(
+                    publisher.topics.site("power_kw"), float(n), "kW", at=1_764_000_000
+                )
+            assert len(publisher.outbox) == 50
+            assert publisher.outbox.dropped_measurements == 13
+            assert publisher.outbox.dropped_events == 0
+            await trio.sleep(0.3)  # a few failed reconnects
+            await broker.start()
+            await publisher.wait_idle()
+            nursery.cancel_scope.cancel()
+        lines = await broker.subscribe("-c", "-i", "fleet", *filters, count=50)
+    events = [
+        json.loads(line.split(" ", 3)[3]) for line in lines if " hubgate/site1/event " in line
+    ]
+    power = [
+        json.loads(line.split(" ", 3)[3])["value"] for line in lines if "/site/power_kw " in line
+    ]
+    assert [e["n"] for e in events] == [0, 1, 2]
+    assert events[0]["kind"] == "charger-offline"
+    assert power == [float(n) for n in range(13, 60)]  # the 13 oldest measurements were dropped
+
+
+async def test_will_says_offline_when_the_process_dies(broker: Mosquitto) -> None:
+    with trio.fail_after(30):
+        process = await trio.lowlevel.open_process(
+            [sys.executable, str(WORKER), str(broker.port), "site9"], stdout=subprocess.PIPE
+        )
+        assert process.stdout is not None
+        try:
+            line = b""
+            while not line.endswith(b"\n"):
+                line += await process.stdout.receive_some()
+            assert line == b"idle\n"
+            online = await broker.subscribe("-t", "hubgate/site9/status", count=1)
+            assert online == ["1 1 hubgate/site9/status online"]
+            process.send_signal(signal.SIGKILL)
+            await process.wait()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            await process.stdout.aclose()
+        offline = await broker.subscribe("-t", "hubgate/site9/status", count=1)
+        assert offline == ["1 1 hubgate/site9/status offline"]

@@ -1,0 +1,77 @@
+"""Failsafe watches: degraded budgets with hysteresis, assumed draw of lost chargers."""
+
+from __future__ import annotations
+
+import pytest
+
+from hubgate.control.failsafe import AssumeDraw, ChargerWatch, MeterHealth, MeterWatch
+
+
+def meter() -> MeterWatch:
+    return MeterWatch(stale_after_s=5, recover_after_s=10, degraded_share=0.5)
+
+
+def test_meter_never_seen_is_degraded() -> None:
+    watch = meter()
+    assert watch.health(0) is MeterHealth.NEVER_SEEN
+    assert watch.budget_share(0) == 0.5
+
+
+def test_meter_lost_then_recovers_with_hysteresis() -> None:
+    watch = meter()
+    for t in range(12):
+        watch.sample(t)
+    assert watch.budget_share(11) == 1.0
+    assert watch.health(11) is MeterHealth.FRESH
+    # silent from t=11: still trusted up to 5 s, then lost
+    assert watch.budget_share(16) == 1.0
+    assert watch.budget_share(16.5) == 0.5
+    assert watch.health(16.5) is MeterHealth.LOST
+    # back at t=20: recovering for 10 s of continuous freshness
+    for t in range(20, 30):
+        watch.sample(t)
+        assert watch.budget_share(t) == 0.5
+    watch.sample(30)
+    assert watch.budget_share(30) == 1.0
+
+
+def test_flapping_meter_stays_degraded() -> None:
+    watch = meter()
+    t = 0.0
+    for _ in range(10):
+        for _ in range(4):  # 4 s of data, then 6 s of silence
+            watch.sample(t)
+            t += 1
+        t += 6
+        assert watch.budget_share(t) == 0.5
+
+
+def test_degraded_share_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="degraded_share"):
+        MeterWatch(stale_after_s=5, recover_after_s=10, degraded_share=0)
+
+
+def test_unreachable_charger_assumed_at_maximum_by_default() -> None:
+    watch = ChargerWatch(unreachable_after_s=3, maximum_a=32)
+    watch.ok(0)
+    watch.commanded(10)
+    assert watch.assumed_draw_a(2) is None
+    assert watch.assumed_draw_a(4) == 32
+
+
+def test_unreachable_charger_assumed_at_last_command_when_configured() -> None:
+    watch = ChargerWatch(unreachable_after_s=3, maximum_a=32, assume=AssumeDraw.LAST_COMMAND)
+    assert watch.assumed_draw_a(0) == 32  # never commanded: maximum
+    watch.ok(0)
+    watch.commanded(10)
+    assert watch.assumed_draw_a(10) == 10
+
+
+def test_reconnect_after_gap_requires_verification() -> None:
+    watch = ChargerWatch(unreachable_after_s=3, maximum_a=32)
+    watch.ok(0)
+    watch.verified()
+    watch.ok(2)
+    assert not watch.needs_verification
+    watch.ok(10)
+    assert watch.needs_verification

@@ -1,0 +1,18 @@
+"""The `server` fixture: a running OCPP listener (see ocpp_harness)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+from ocpp_harness import Running, start_listener
+
+from hubgate.ocpp.server import ListenerLimits
+
+
+@pytest.fixture
+async def server(nursery: trio.Nursery) -> AsyncIterator[Running]:
+    running = await start_listener(nursery, limits=ListenerLimits(ping_interval_s=0.5))
+    yield running
+    nursery.cancel_scope.cancel()

@@ -1,0 +1,68 @@
+"""An OCPP station driven through the control loop's Charger interface."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+from ocpp.v16 import call
+from ocpp_harness import V16, Running
+from ocpp_peers import now_text
+
+from hubgate.devices.model import IecState
+from hubgate.ocpp.device import OcppCharger
+from hubgate.ocpp.errors import OcppSessionClosedError
+from hubgate.ocpp.smart_charging import LeaseSettings
+from hubgate.profiles.model import Quantity
+
+
+async def test_read_limit_failsafe_and_heartbeat(server: Running) -> None:
+    station = server.registry.get("CP16")
+    assert station is not None
+    charger = OcppCharger(station, settings=LeaseSettings(min_increase_interval_s=0))
+    assert charger.id == "charger-16"
+    with pytest.raises(OcppSessionClosedError):
+        await charger.read()
+    with trio.fail_after(20):
+        cp = await server.connect("CP16", V16)
+        try:
+            await server.session_of("CP16")
+            await charger.configure_failsafe(timeout_s=3.0, failsafe_current_a=6.0)
+            (base,) = await trio.to_thread.run_sync(cp.cp.wait_received, "SetChargingProfile", 1)
+            assert (base["stack_level"], "valid_to" in base) == (0, False)
+            assert charger.heartbeat_period_s == pytest.approx(0.5)
+
+            applied = await charger.set_limit(16.0, 3)
+            assert (applied.current_a, applied.phases, applied.paused) == (16.0, 3, False)
+            assert (await charger.set_limit(16.2, 3)).current_a == 16.0  # deadband
+            assert (await charger.set_limit(0.0, 3)).paused
+
+            await trio.to_thread.run_sync(
+                cp.call,
+                call.StatusNotification(connector_id=1, error_code="NoError", status="Charging"),
+            )
+            samples = [
+                {"value": str(a), "measurand": "Current.Import", "phase": p, "unit": "A"}
+                for a, p in ((9.5, "L1"), (9.6, "L2"), (9.7, "L3"))
+            ] + [{"value": "6.6", "measurand": "Power.Active.Import", "unit": "kW"}]
+            await trio.to_thread.run_sync(
+                cp.call,
+                call.MeterValues(
+                    connector_id=1, meter_value=[{"timestamp": now_text(), "sampledValue": samples}]
+                ),
+            )
+            reading = await charger.read()
+            assert reading.state is IecState.C
+            assert reading.phase_currents() == (9.5, 9.6, 9.7)
+            assert reading.get(Quantity.POWER_TOTAL) == pytest.approx(6600.0)
+            assert reading.get(Quantity.APPLIED_CURRENT_LIMIT) == 0.0
+            assert reading.at <= trio.current_time()
+
+            sent = len(cp.cp.received)
+            await charger.heartbeat()  # not due yet
+            assert len(cp.cp.received) == sent
+            await trio.sleep(2.1)  # renewal is due 1 s before the 3 s lease ends
+            await charger.heartbeat()
+            renewed = await trio.to_thread.run_sync(cp.cp.wait_received, "SetChargingProfile", 4)
+            assert "valid_to" in renewed[-1]
+        finally:
+            await trio.to_thread.run_sync(cp.stop)

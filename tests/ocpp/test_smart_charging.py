@@ -1,0 +1,195 @@
+"""Smart charging: the sans-IO planner, profile payloads, and leases on real charge points."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import trio
+from ocpp_harness import V16, V21, V201, Running
+
+from hubgate.config.model import OcppVersion
+from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError
+from hubgate.ocpp.smart_charging import (
+    ChargerCapabilities,
+    LeasePlanner,
+    LeaseSettings,
+    ProfileLease,
+    Setpoint,
+    SmartCharging,
+    discover_capabilities,
+    schedule_limit,
+    set_charging_profile,
+)
+from hubgate.ocpp.validation import Direction, validate
+
+SETTINGS = LeaseSettings(
+    lease_s=60, renew_before_s=20, deadband_a=0.5, min_increase_interval_s=5, failsafe_current_a=6
+)
+
+
+def test_planner_deadband_rate_limit_and_renewal() -> None:
+    planner = LeasePlanner(SETTINGS)
+    assert planner.due(Setpoint(16), now=0)
+    planner.sent(Setpoint(16), now=0)
+    assert not planner.due(Setpoint(16.4), now=1)  # inside the deadband
+    assert not planner.due(Setpoint(15.6), now=1)
+    assert planner.due(Setpoint(15.5), now=1)  # a decrease goes out at once
+    planner.sent(Setpoint(15.5), now=1)
+    assert not planner.due(Setpoint(20), now=3)  # an increase waits for the interval
+    assert planner.due(Setpoint(20), now=6)
+    assert planner.due(Setpoint(15.5, phases=1), now=2)  # a phase change goes out at once
+    assert not planner.due(Setpoint(15.5), now=40.9)
+    assert planner.due(Setpoint(15.5), now=41)  # renewal 20 s before the lease ends
+    planner.forget()
+    assert planner.due(Setpoint(15.5), now=42)
+
+
+@pytest.mark.parametrize(
+    ("setpoint", "capabilities", "limit"),
+    [
+        (Setpoint(16), ChargerCapabilities("A"), 16.0),
+        (Setpoint(7.38), ChargerCapabilities("A"), 7.3),
+        (Setpoint(-1), ChargerCapabilities("A"), 0.0),
+        (Setpoint(16), ChargerCapabilities("W", 230), 11040.0),
+        (Setpoint(10, phases=1), ChargerCapabilities("W", 230), 2300.0),
+    ],
+)
+def test_schedule_limit_in_the_chargers_unit(
+    setpoint: Setpoint, capabilities: ChargerCapabilities, limit: float
+) -> None:
+    assert schedule_limit(setpoint, capabilities) == limit
+
+
+@pytest.mark.parametrize("version", list(OcppVersion))
+@pytest.mark.parametrize("unit", ["A", "W"])
+def test_profiles_pass_the_version_schema(version: OcppVersion, unit: str) -> None:
+    now = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    payload = set_charging_profile(
+        version,
+        connector_id=0,
+        profile_id=7,
+        stack_level=1,
+        purpose="TxDefaultProfile",
+        setpoint=Setpoint(13.37, phases=1),
+        capabilities=ChargerCapabilities(unit),  # type: ignore[arg-type]
+        now=now,
+        valid_to=now,
+    )
+    validate(version, "SetChargingProfile", Direction.REQUEST, payload)
+
+
+async def test_lease_on_a_16_charger_falls_back_by_itself(server: Running) -> None:
+    settings = LeaseSettings(lease_s=3.0, renew_before_s=2.0, failsafe_current_a=6)
+    with trio.fail_after(15):
+        cp = await server.connect("CP16", V16)
+        try:
+            session = await server.session_of("CP16")
+            capabilities = await discover_capabilities(session)
+            assert capabilities.rate_unit == "A"
+            lease = ProfileLease(session, settings=settings, capabilities=capabilities)
+            assert await lease.apply(Setpoint(16))
+            base, limit = (p for a, p in cp.cp.received if a == "SetChargingProfile")
+            assert base["charging_profile_purpose"] == "ChargePointMaxProfile"
+            assert (base["stack_level"], "valid_to" in base) == (0, False)
+            assert float(base["charging_schedule"]["charging_schedule_period"][0]["limit"]) == 6
+            assert limit["stack_level"] == 1
+            assert "valid_to" in limit
+            assert await lease.composite_limit() == 16
+            assert await lease.verify() is True
+            assert not await lease.apply(Setpoint(16.2))  # deadband: nothing sent
+            await trio.sleep(1.1)
+            assert await lease.apply(Setpoint(16))  # renewed before expiry
+            assert await lease.composite_limit() == 16
+            await trio.sleep(3.1)  # hubgate "gone": no renewal
+            assert await lease.composite_limit() == 6
+        finally:
+            await trio.to_thread.run_sync(cp.stop)
+
+
+async def test_rejected_purpose_falls_back_to_tx_default_in_watts_on_201(server: Running) -> None:
+    with trio.fail_after(15):
+        cs = await server.connect("CP201", V201)
+        try:
+            cs.cp.rejected_purposes.add("ChargingStationMaxProfile")
+            session = await server.session_of("CP201")
+            assert (await discover_capabilities(session)).rate_unit == "A"  # "A,W": amperes
+            lease = ProfileLease(session, settings=SETTINGS, capabilities=ChargerCapabilities("W"))
+            assert await lease.apply(Setpoint(10, phases=1))
+            assert lease.purpose == "TxDefaultProfile"
+            purposes = [
+                p["charging_profile_purpose"]
+                for a, p in cs.cp.received
+                if a == "SetChargingProfile"
+            ]
+            assert purposes == ["ChargingStationMaxProfile", "TxDefaultProfile", "TxDefaultProfile"]
+            installed = cs.cp.profiles[-1]["charging_schedule"][0]
+            assert installed["charging_rate_unit"] == "W"
+            assert installed["charging_schedule_period"][0]["number_phases"] == 1
+            assert await lease.composite_limit() == 2300.0
+            cs.cp.rejected_purposes.add("TxDefaultProfile")
+            lease2 = ProfileLease(session, connector_id=1, settings=SETTINGS)
+            with pytest.raises(OcppCallError):
+                await lease2.apply(Setpoint(10))
+        finally:
+            await trio.to_thread.run_sync(cs.stop)
+
+
+async def test_site_wide_leases_skip_absent_chargers_and_restart_on_reconnect(
+    server: Running,
+) -> None:
+    smart = SmartCharging(server.registry, SETTINGS)
+    with trio.fail_after(20):
+        cp = await server.connect("CP16", V16)
+        cs = await server.connect("CP201", V201)
+        try:
+            first = await server.session_of("CP16")
+            await server.session_of("CP201")
+            setpoints = {"CP16": Setpoint(20), "CP201": Setpoint(8, phases=1), "CP21": Setpoint(10)}
+            assert await smart.apply(setpoints) == {"CP16": True, "CP201": True}
+            assert await smart.apply(setpoints) == {"CP16": False, "CP201": False}
+            assert len(cs.cp.profiles) == 2
+            await trio.to_thread.run_sync(cp.stop)
+            cp = await server.connect("CP16", V16)
+            await server.session_of("CP16", replacing=first)
+            assert await smart.apply(setpoints) == {"CP16": True, "CP201": False}
+            assert [p["stack_level"] for a, p in cp.cp.received if a == "SetChargingProfile"] == [
+                0,
+                1,
+            ]
+        finally:
+            await trio.to_thread.run_sync(cp.stop)
+            await trio.to_thread.run_sync(cs.stop)
+
+
+async def test_lease_on_a_21_station(server: Running) -> None:
+    with trio.fail_after(20):
+        cs = await server.connect("CP21", V21)
+        try:
+            session = await server.session_of("CP21")
+            lease = ProfileLease(session, settings=SETTINGS)
+            assert await lease.apply(Setpoint(25))
+            purposes = {p["charging_profile_purpose"] for a, p in cs.cp.received}
+            assert purposes == {"ChargingStationMaxProfile"}
+            assert await lease.composite_limit() == 25
+            # The package's 2.1 station sends no CallError for an action it lacks
+            # (protocols.md §1.4): our call times out instead of hanging.
+            with pytest.raises(OcppCallTimeoutError):
+                await session.call("Reset", {"type": "Immediate"}, timeout_s=0.3)
+        finally:
+            await trio.to_thread.run_sync(cs.stop)
+
+
+async def test_verify_catches_a_charger_that_accepts_but_ignores(server: Running) -> None:
+    with trio.fail_after(15):
+        cs = await server.connect("CP201", V201)
+        try:
+            lease = ProfileLease(await server.session_of("CP201"), settings=SETTINGS)
+            assert await lease.verify() is None  # nothing sent yet
+            assert await lease.apply(Setpoint(16))
+            assert await lease.verify() is True
+            cs.cp.ignore_profiles = True
+            assert await lease.apply(Setpoint(10))  # a decrease goes out at once...
+            assert await lease.verify() is False  # ...but the charger still applies 16 A
+        finally:
+            await trio.to_thread.run_sync(cs.stop)
