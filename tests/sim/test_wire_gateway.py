@@ -1,20 +1,25 @@
-"""End to end: hubgate's own OCPP listener (`hubgate ocpp serve`) controls the simulated stations.
+"""End to end: hubgate's own OCPP listener and Modbus master against the simulated site.
 
-The gateway holds every charger at 10 A with leased profiles over a failsafe base
-profile; once it is gone, the stations fall back to the base profile by themselves
-when the lease's validTo passes on their clock.
+`hubgate ocpp serve` holds every OCPP charger at 10 A with leased profiles over a
+failsafe base profile; once it is gone, the stations fall back to the base profile
+by themselves when the lease's validTo passes on their clock. hubgate's Trio
+Modbus master reads a simulated charger and limits one of its sockets.
 """
 
 from __future__ import annotations
 
+import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import trio
 from csms_peer import wait_until
 from wire_support import write_wire_scenario
 
+from hubgate.modbus.master import ModbusDevice
+from hubgate.modbus.tcp_master import open_tcp_master
 from hubgate.sim import load_scenario
 from hubgate.sim.serving import SiteThread, site_thread
 
@@ -69,3 +74,24 @@ def test_the_gateway_holds_the_stations_and_its_lease_falls_back(tmp_path: Path)
         if gateway.poll() is None:
             gateway.kill()
         gateway.communicate()
+
+
+def _f32(registers: list[int]) -> float:
+    return float(struct.unpack(">f", struct.pack(">HH", *registers))[0])
+
+
+async def test_hubgate_modbus_master_limits_a_simulated_charger(tmp_path: Path) -> None:
+    """hubgate's own Trio Modbus master reads and writes the simulated twin charger."""
+    loaded = load_scenario(write_wire_scenario(tmp_path))
+    with site_thread(loaded, ports_auto=True) as running:
+        port = running.site.boxes["wb"].port
+        with trio.fail_after(20):
+            async with open_tcp_master("127.0.0.1", port) as master:
+                socket_2 = ModbusDevice(master, 2)
+                await trio.to_thread.run_sync(running.advance, 5)
+                assert _f32(await socket_2.read_registers(320, 2)) == 32.0
+                limit = list(struct.unpack(">HH", struct.pack(">f", 12.0)))
+                await socket_2.write_registers(1210, limit)
+                await trio.to_thread.run_sync(running.advance, 5)
+                assert _f32(await socket_2.read_registers(320, 2)) == 12.0
+                assert _f32(await ModbusDevice(master, 1).read_registers(320, 2)) == 32.0
