@@ -99,8 +99,10 @@ class ProfileDevice:
     async def read(self) -> Reading:
         """Every readable field once; sentinels are None, texts go to `Reading.text`."""
         quantities, plan = await self.plan()
-        decoded = await self.link.read_plan(plan)
-        at = trio.current_time()
+        return self.reading(quantities, await self.link.read_plan(plan), trio.current_time())
+
+    def reading(self, quantities: list[Quantity], decoded: list[FieldValue], at: float) -> Reading:
+        """The `Reading` of decoded plan values, taken at `at`."""
         values: dict[Quantity, float | None] = {}
         text: dict[Quantity, str] = {}
         for quantity, value in zip(quantities, decoded, strict=True):
