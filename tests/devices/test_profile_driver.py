@@ -10,6 +10,7 @@ import pytest
 import trio
 from driver_support import PROFILES, Rig, rig
 
+from hubgate.devices.errors import FailsafeNotAppliedError
 from hubgate.devices.model import IecState
 from hubgate.devices.profile_driver import ProfileBattery, ProfileCharger, clamp, driver_for
 from hubgate.modbus.errors import ModbusExceptionError, ModbusTimeoutError
@@ -22,6 +23,7 @@ from hubgate.profiles.model import (
     Pause,
     Profile,
     Quantity,
+    Unit,
 )
 from hubgate.profiles.plan import RegisterSpec, field_specs, sunspec_layout
 
@@ -286,3 +288,36 @@ async def test_timeout_is_a_modbus_timeout_error() -> None:
                 with pytest.raises(ModbusTimeoutError):
                     await driver.set_limit(10, 3)
             nursery.cancel_scope.cancel()
+
+
+def in_watts(profile: Profile) -> Profile:
+    """`profile` with its current setpoint replaced by a power setpoint in W (6-32 A at 230 V)."""
+    current = profile.commands.current_limit
+    assert current is not None
+    power = current.model_copy(update={"unit": Unit.WATT, "min": 1380.0, "max": 22080.0})
+    commands = profile.commands.model_copy(update={"current_limit": None, "power_limit": power})
+    return profile.model_copy(update={"commands": commands})
+
+
+async def test_power_setpoint_is_current_times_phases_times_voltage() -> None:
+    with trio.fail_after(10):
+        async with rig(in_watts(PROFILES["vestel-evc04"])) as r:
+            three = await charger(r).set_limit(10, 3)
+            assert r.sim.applied_limit() == pytest.approx(10 * 3 * 230)
+            assert (three.current_a, three.phases, three.paused) == (pytest.approx(10), 3, False)
+            one = await charger(r).set_limit(10, 1)
+            assert r.sim.applied_limit() == pytest.approx(10 * 230)
+            assert (one.current_a, one.phases) == (pytest.approx(10), 1)
+            assert (await charger(r).set_limit(5, 1)).paused  # 1150 W is below 1380 W
+            assert r.sim.paused
+
+
+async def test_failsafe_timeout_the_register_cannot_hold() -> None:
+    profile = PROFILES["heidelberg-energy-control"]  # timeout in ms in a u16: at most 65.5 s
+    with trio.fail_after(10):
+        async with rig(profile) as r:
+            with pytest.raises(FailsafeNotAppliedError, match="cannot hold 100"):
+                await charger(r).configure_failsafe(100, FAILSAFE_A)
+            assert charger(r).failsafe is None
+            await charger(r).configure_failsafe(TIMEOUT_S, FAILSAFE_A)  # the link survives
+            assert charger(r).failsafe is not None

@@ -23,7 +23,7 @@ import trio
 from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError
 from hubgate.devices.model import AppliedLimit, IecState, Reading
 from hubgate.devices.sunspec import discover
-from hubgate.modbus.codec import FieldValue, ReadPlan, Request
+from hubgate.modbus.codec import FieldError, FieldValue, ReadPlan, Request
 from hubgate.modbus.master import ModbusDevice
 from hubgate.profiles.codec_fields import FUNCTION_CODES, field_of, read_plan
 from hubgate.profiles.model import (
@@ -334,7 +334,13 @@ class ProfileCharger(ProfileDevice):
             return default
         spec = await self.resolve(name, register)
         if register.writable:
-            await self.write_value(spec, wanted, multiple=False)
+            try:
+                registers = await self.encode(spec, wanted)
+            except FieldError as exc:
+                raise FailsafeNotAppliedError(
+                    f"{self.link.name}: the {name} register cannot hold {wanted}: {exc}"
+                ) from exc
+            await self.write(spec, registers, multiple=False)
         got = await self.read_value(spec)
         if not isinstance(got, int | float):
             raise FailsafeNotAppliedError(f"{self.link.name}: the {name} reads as {got!r}")
