@@ -13,8 +13,10 @@ from driver_support import PROFILES, Rig, rig
 from hubgate.devices.errors import FailsafeNotAppliedError
 from hubgate.devices.model import IecState
 from hubgate.devices.profile_driver import ProfileBattery, ProfileCharger, clamp, driver_for
+from hubgate.modbus.codec import Request, Response
 from hubgate.modbus.errors import ModbusExceptionError, ModbusTimeoutError
-from hubgate.modbus.master import ModbusDevice
+from hubgate.modbus.master import Master, ModbusDevice
+from hubgate.modbus.stats import RequestStats
 from hubgate.modbus.tcp_master import open_tcp_master
 from hubgate.profiles.model import (
     DataType,
@@ -321,3 +323,50 @@ async def test_failsafe_timeout_the_register_cannot_hold() -> None:
             assert charger(r).failsafe is None
             await charger(r).configure_failsafe(TIMEOUT_S, FAILSAFE_A)  # the link survives
             assert charger(r).failsafe is not None
+
+
+class SlowWrites:
+    """A master that announces each FC16 write and holds it back by the next of `delays`."""
+
+    def __init__(self, master: Master) -> None:
+        self.master = master
+        self.writing = trio.Event()
+        self.delays: list[float] = []
+
+    @property
+    def name(self) -> str:
+        return self.master.name
+
+    @property
+    def stats(self) -> dict[int, RequestStats]:
+        return self.master.stats
+
+    async def request(
+        self, unit: int, request: Request, *, timeout_s: float | None = None
+    ) -> Response:
+        if isinstance(request, Request.WriteMultipleRegisters):
+            self.writing.set()
+            await trio.sleep(self.delays.pop(0) if self.delays else 0)
+        return await self.master.request(unit, request, timeout_s=timeout_s)
+
+
+async def test_heartbeat_never_rewrites_a_stale_setpoint() -> None:
+    """Alfen's heartbeat re-writes the setpoint; one due while a new limit is being written
+    waits for it, and never puts the old limit back."""
+    with trio.fail_after(10):
+        async with rig(PROFILES["alfen-eve"]) as r:
+            await charger(r).set_limit(10, 3)
+            slow = SlowWrites(r.driver.link.master)
+            driver = ProfileCharger("cp", r.sim.profile, ModbusDevice(slow, r.sim.unit))
+            await driver.set_limit(10, 3)
+            slow.writing = trio.Event()
+            slow.delays = [0.05, 0.1]  # the limit's write, then the heartbeat's, lands last
+
+            async def beat_while_writing() -> None:
+                await slow.writing.wait()
+                await driver.heartbeat()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(beat_while_writing)
+                nursery.start_soon(driver.set_limit, 16, 3)
+            assert r.sim.applied_limit() == pytest.approx(16)
