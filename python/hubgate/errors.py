@@ -1,6 +1,15 @@
 """Every exception hubgate raises, in one namespace."""
 
-from hubgate._core import CodecError, CrcError, EncodeError, FieldError, FrameError, HubgateError
+from hubgate._core import (
+    AllocationInputError,
+    CodecError,
+    CrcError,
+    EncodeError,
+    FieldError,
+    FrameError,
+    HubgateError,
+    TopologyError,
+)
 from hubgate.cloud.queue import CsmsCallError
 from hubgate.modbus.errors import (
     ModbusBadResponseError,
@@ -17,6 +26,7 @@ from hubgate.ocpp.errors import (
 )
 
 __all__ = [
+    "AllocationInputError",
     "CodecError",
     "CrcError",
     "CsmsCallError",
@@ -33,4 +43,5 @@ __all__ = [
     "OcppCallTimeoutError",
     "OcppSessionClosedError",
     "RpcError",
+    "TopologyError",
 ]

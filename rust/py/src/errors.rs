@@ -14,6 +14,10 @@
 //!       specification's limits; nothing is sent.
 //!     - `FieldError(CodecError)`: a register field, value or read plan that
 //!       does not make sense.
+//!   - `TopologyError(HubgateError, ValueError)`: a site tree or connector set
+//!     the allocator cannot work on.
+//!   - `AllocationInputError(HubgateError, ValueError)`: a cycle's measurements
+//!     that cannot be used (wrong length, NaN, time going back).
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
@@ -35,6 +39,8 @@ struct Types {
     frame: Py<PyType>,
     encode: Py<PyType>,
     field: Py<PyType>,
+    topology: Py<PyType>,
+    alloc_input: Py<PyType>,
 }
 
 static TYPES: PyOnceLock<Types> = PyOnceLock::new();
@@ -88,12 +94,27 @@ fn types(py: Python<'_>) -> PyResult<&Types> {
             &[codec.bind(py).clone()],
             "A register field, value or read plan that does not make sense.",
         )?;
+        let base = || [py.get_type::<HubgateError>(), py.get_type::<PyValueError>()];
+        let topology = new_type(
+            py,
+            "TopologyError",
+            &base(),
+            "A site tree or connector set the allocator cannot work on.",
+        )?;
+        let alloc_input = new_type(
+            py,
+            "AllocationInputError",
+            &base(),
+            "A cycle's measurements the allocator cannot use; its state is unchanged.",
+        )?;
         Ok(Types {
             codec,
             crc,
             frame,
             encode,
             field,
+            topology,
+            alloc_input,
         })
     })
 }
@@ -108,6 +129,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("FrameError", types.frame.bind(py))?;
     m.add("EncodeError", types.encode.bind(py))?;
     m.add("FieldError", types.field.bind(py))?;
+    m.add("TopologyError", types.topology.bind(py))?;
+    m.add("AllocationInputError", types.alloc_input.bind(py))?;
     Ok(())
 }
 
@@ -122,6 +145,22 @@ pub(crate) enum CoreError {
     Encode(hubgate_core::modbus::pdu::EncodeError),
     /// See [`hubgate_core::modbus::values::ValueError`].
     Field(hubgate_core::modbus::values::ValueError),
+    /// See [`hubgate_core::alloc::TopologyError`].
+    Topology(hubgate_core::alloc::TopologyError),
+    /// See [`hubgate_core::alloc::InputError`].
+    AllocInput(hubgate_core::alloc::InputError),
+}
+
+impl From<hubgate_core::alloc::TopologyError> for CoreError {
+    fn from(err: hubgate_core::alloc::TopologyError) -> Self {
+        Self::Topology(err)
+    }
+}
+
+impl From<hubgate_core::alloc::InputError> for CoreError {
+    fn from(err: hubgate_core::alloc::InputError) -> Self {
+        Self::AllocInput(err)
+    }
 }
 
 impl From<hubgate_core::modbus::tcp::FrameError> for CoreError {
@@ -163,6 +202,8 @@ impl From<CoreError> for PyErr {
             CoreError::Frame(e) => instantiate(py, |t| &t.frame, e.to_string()),
             CoreError::Encode(e) => instantiate(py, |t| &t.encode, e.to_string()),
             CoreError::Field(e) => instantiate(py, |t| &t.field, e.to_string()),
+            CoreError::Topology(e) => instantiate(py, |t| &t.topology, e.to_string()),
+            CoreError::AllocInput(e) => instantiate(py, |t| &t.alloc_input, e.to_string()),
         })
     }
 }

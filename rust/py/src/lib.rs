@@ -3,6 +3,8 @@
 //! Thin wrappers over `hubgate-core`; every Rust error becomes a Python
 //! exception in [`errors`], and nowhere else.
 
+mod alloc;
+mod alloc_buffers;
 mod crc;
 mod errors;
 mod modbus_codec;
@@ -25,6 +27,11 @@ mod _core {
     use super::modbus_pdu::{Request, Response};
     #[pymodule_export]
     use super::modbus_values::{Field, ReadPlan};
+
+    #[pymodule_export]
+    use super::alloc::{
+        AllocConnector, AllocNode, AllocReason, AllocSettings, Allocation, Allocator,
+    };
 
     use pyo3::prelude::*;
 
