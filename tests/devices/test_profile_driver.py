@@ -8,9 +8,9 @@ import math
 
 import pytest
 import trio
-from driver_support import PROFILES, Rig, rig
+from driver_support import PROFILES, FakeClock, Rig, rig
 
-from hubgate.devices.errors import FailsafeNotAppliedError
+from hubgate.devices.errors import FailsafeNotAppliedError, SunSpecDiscoveryError
 from hubgate.devices.model import IecState
 from hubgate.devices.profile_driver import ProfileBattery, ProfileCharger, clamp, driver_for
 from hubgate.modbus.codec import Request, Response
@@ -25,9 +25,11 @@ from hubgate.profiles.model import (
     Pause,
     Profile,
     Quantity,
+    SunSpecBlock,
     Unit,
 )
 from hubgate.profiles.plan import RegisterSpec, field_specs, sunspec_layout
+from hubgate.profiles.simulated import SimulatedDevice, serve
 
 CHARGERS = sorted(n for n, p in PROFILES.items() if p.kind is DeviceKind.CHARGER)
 WITH_FAILSAFE = sorted(n for n in CHARGERS if PROFILES[n].failsafe.present)
@@ -370,3 +372,45 @@ async def test_heartbeat_never_rewrites_a_stale_setpoint() -> None:
                 nursery.start_soon(beat_while_writing)
                 nursery.start_soon(driver.set_limit, 16, 3)
             assert r.sim.applied_limit() == pytest.approx(16)
+
+
+def with_extra_model(profile: Profile) -> Profile:
+    """`profile` whose device has a model hubgate does not know between its blocks."""
+    sunspec = profile.sunspec
+    assert sunspec is not None
+    first, *rest = sunspec.blocks.items()
+    blocks = dict([first, ("vendor", SunSpecBlock(ids=(64_000,), length=7)), *rest])
+    return profile.model_copy(update={"sunspec": sunspec.model_copy(update={"blocks": blocks})})
+
+
+@pytest.mark.parametrize("name", sorted(n for n, p in PROFILES.items() if p.sunspec is not None))
+async def test_sunspec_blocks_are_discovered_past_unknown_models(name: str) -> None:
+    profile = PROFILES[name]
+    device_profile = with_extra_model(profile)
+    clock = FakeClock()
+    sim = SimulatedDevice(device_profile, clock=clock)
+    specs = field_specs(device_profile)
+    written = {}
+    for index, quantity in enumerate(sorted(specs)):
+        written[quantity] = distinct_value(index, specs[quantity], sim.exponent)
+        sim.set(quantity, written[quantity])
+    with serve(sim) as port, trio.fail_after(10):
+        async with open_tcp_master("127.0.0.1", port, timeout_s=2, retries=0) as master:
+            driver = driver_for("ss", profile, ModbusDevice(master, sim.unit))
+            reading = await driver.read()
+            found = await driver.blocks()
+    laid_out = sunspec_layout(device_profile)
+    assert found == {k: v for k, v in laid_out.items() if k != "vendor"}
+    assert found != sunspec_layout(profile)
+    for quantity in specs:
+        expected = None if written[quantity] is None else sim.get(quantity)
+        got = reading.text.get(Quantity(quantity), reading.values.get(Quantity(quantity)))
+        assert got == (pytest.approx(expected) if isinstance(expected, float) else expected)
+
+
+async def test_a_missing_sunspec_block_is_a_discovery_error() -> None:
+    with trio.fail_after(10):
+        async with rig(PROFILES["sunspec-inverter"]) as r:
+            meter = driver_for("m", PROFILES["sunspec-meter"], r.driver.link)
+            with pytest.raises(SunSpecDiscoveryError, match="meter"):
+                await meter.read()
