@@ -7,6 +7,7 @@
 //! connector falls back to one phase when three do not fit and switching is
 //! allowed. Safety wins over dwell: nothing is admitted that does not fit.
 
+use super::caps::Term;
 use super::model::{ordered_bits, PhaseMap, Topology};
 use super::outcome::{Allocation, Reason};
 use super::state::ConnectorState;
@@ -55,8 +56,7 @@ pub(crate) fn admit(
     let s = &topo.settings;
     work.keys.clear();
     work.order.clear();
-    work.terms_k.clear();
-    work.terms_a.clear();
+    work.terms.clear();
     for (i, st) in states.iter().enumerate() {
         work.admitted[i] = false;
         work.x[i] = 0.0;
@@ -90,33 +90,27 @@ pub(crate) fn admit(
         let (tries, count) = modes(topo.connectors[i].phases, &states[i], now, topo);
         let mut first_block = None;
         for &mode in &tries[..count] {
-            // One pass: record the terms and find the first limit the minimum breaks.
+            // Record the terms and find the first limit the minimum breaks.
             let Work {
-                space,
-                load,
-                terms_k,
-                terms_a,
-                ..
+                space, load, terms, ..
             } = &mut *work;
-            let start = terms_k.len();
-            let mut block = None;
-            space.for_each(topo, i, mode, pv, |k, a| {
-                if block.is_none() && load[k] + a * lo > space.cap[k] + EPS {
-                    block = Some(k);
-                }
-                terms_k.push(k as u32);
-                terms_a.push(a);
+            let start = terms.len();
+            terms.extend_from_slice(space.path_terms(i, mode));
+            space.for_each_global(pv, f64::from(mode) * s.voltage_v, |k, a| {
+                terms.push(Term { k: k as u32, a });
             });
-            if let Some(k) = block {
-                terms_k.truncate(start);
-                terms_a.truncate(start);
-                first_block.get_or_insert(k);
+            let block = terms[start..]
+                .iter()
+                .find(|t| load[t.k as usize] + t.a * lo > space.cap[t.k as usize] + EPS);
+            if let Some(t) = block {
+                first_block.get_or_insert(t.k as usize);
+                terms.truncate(start);
                 continue;
             }
-            for t in start..terms_k.len() {
-                load[terms_k[t] as usize] += terms_a[t] * lo;
+            for t in &terms[start..] {
+                load[t.k as usize] += t.a * lo;
             }
-            work.terms_at[i] = (start as u32, (work.terms_k.len() - start) as u32);
+            work.terms_at[i] = (start as u32, (work.terms.len() - start) as u32);
             work.admitted[i] = true;
             work.mode[i] = mode;
             work.x[i] = lo;

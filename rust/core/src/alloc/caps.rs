@@ -16,6 +16,13 @@ pub(crate) struct RootCaps {
     pub(crate) pv_w: f64,
 }
 
+/// One coefficient of a connector in a constraint: it counts `a` per A in `k`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Term {
+    pub(crate) k: u32,
+    pub(crate) a: f64,
+}
+
 /// Capacities and membership of all constraints for one cycle.
 #[derive(Debug)]
 pub(crate) struct Space {
@@ -25,6 +32,11 @@ pub(crate) struct Space {
     power_on: Vec<bool>,
     unbalance_on: Vec<bool>,
     pub(crate) cap: Vec<f64>,
+    /// Per connector, for three then one phase: the constraints on its path
+    /// (node phase currents, unbalance, power), `path_terms[at[0]..at[1]]` and
+    /// `path_terms[at[1]..at[2]]`. The topology is fixed, so built once.
+    path_terms: Vec<Term>,
+    path_terms_at: Vec<[u32; 3]>,
     gop_on: bool,
     peak_on: bool,
     pv_on: bool,
@@ -48,17 +60,31 @@ impl Space {
             .iter()
             .map(|node| node.unbalance_cap_a.is_finite())
             .collect();
-        Self {
+        let mut space = Self {
             nodes: n,
             voltage: topo.settings.voltage_v,
             phase_on,
             power_on,
             unbalance_on,
             cap: vec![f64::INFINITY; 7 * n + 3],
+            path_terms: Vec::new(),
+            path_terms_at: Vec::with_capacity(topo.connector_count()),
             gop_on: false,
             peak_on: false,
             pv_on: false,
+        };
+        for i in 0..topo.connector_count() {
+            let mut at = [0u32; 3];
+            for (slot, mode) in [(0, 3), (1, 1)] {
+                at[slot] = space.path_terms.len() as u32;
+                let mut terms = std::mem::take(&mut space.path_terms);
+                space.for_each_on_path(topo, i, mode, |k, a| terms.push(Term { k: k as u32, a }));
+                space.path_terms = terms;
+            }
+            at[2] = space.path_terms.len() as u32;
+            space.path_terms_at.push(at);
         }
+        space
     }
 
     /// Number of constraints.
@@ -107,17 +133,9 @@ impl Space {
         }
     }
 
-    /// Calls `f(k, a)` for every active constraint connector `i` counts in, drawing
-    /// one unit of current per phase in `mode` (1 or 3 phases).
-    #[inline]
-    pub(crate) fn for_each(
-        &self,
-        topo: &Topology,
-        i: usize,
-        mode: u8,
-        pv: bool,
-        mut f: impl FnMut(usize, f64),
-    ) {
+    /// Calls `f(k, a)` for every active path constraint connector `i` counts in,
+    /// drawing one unit of current per phase in `mode` (1 or 3 phases).
+    fn for_each_on_path(&self, topo: &Topology, i: usize, mode: u8, mut f: impl FnMut(usize, f64)) {
         let c = &topo.connectors[i];
         let n = self.nodes;
         let power = f64::from(mode) * self.voltage;
@@ -142,11 +160,21 @@ impl Space {
                 f(3 * n + node, power);
             }
         }
-        self.for_each_global(pv, power, f);
     }
 
+    /// The constraints below the root-level ones that connector `i` counts in
+    /// when drawing on `mode` (1 or 3) phases, in path order.
     #[inline]
-    fn for_each_global(&self, pv: bool, power: f64, mut f: impl FnMut(usize, f64)) {
+    pub(crate) fn path_terms(&self, i: usize, mode: u8) -> &[Term] {
+        let [three, one, end] = self.path_terms_at[i];
+        let (start, end) = if mode == 3 { (three, one) } else { (one, end) };
+        &self.path_terms[start as usize..end as usize]
+    }
+
+    /// Calls `f(k, a)` for every active root-level constraint (grid operator,
+    /// peak, PV budget) a draw of `power` W counts in; they follow the path terms.
+    #[inline]
+    pub(crate) fn for_each_global(&self, pv: bool, power: f64, mut f: impl FnMut(usize, f64)) {
         if self.gop_on {
             f(self.global(0), power);
         }

@@ -26,9 +26,42 @@ enum Status {
     Frozen,
 }
 
-/// A constraint's predicted saturation time and index, packed to sort by time.
+/// A time and an index packed into one number that sorts by time, then index.
+fn at_time(t: f64, index: usize) -> u128 {
+    (u128::from(ordered_bits(t)) << 32) | index as u128
+}
+
+/// The time and index of an [`at_time`] key.
+fn time_and_index(key: u128) -> (f64, u32) {
+    (from_ordered_bits((key >> 32) as u64), key as u32)
+}
+
+/// A constraint's predicted saturation time and index, as a min-heap entry.
 fn saturation(t: f64, k: usize) -> Reverse<u128> {
-    Reverse((u128::from(ordered_bits(t)) << 32) | k as u128)
+    Reverse(at_time(t, k))
+}
+
+/// One constraint's state during a tier's fill: its load is `fixed + slope * t`.
+#[derive(Clone, Copy, Debug)]
+struct Load {
+    fixed: f64,
+    slope: f64,
+    /// The saturation time of its live heap entry (infinity for none).
+    predicted: f64,
+    saturated: bool,
+    dirty: bool,
+}
+
+impl Default for Load {
+    fn default() -> Self {
+        Self {
+            fixed: 0.0,
+            slope: 0.0,
+            predicted: f64::INFINITY,
+            saturated: false,
+            dirty: false,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -42,27 +75,19 @@ enum Event {
 #[derive(Debug, Default)]
 pub(crate) struct FillScratch {
     status: Vec<Status>,
-    fixed: Vec<f64>,
-    slope: Vec<f64>,
-    saturated: Vec<bool>,
-    /// The saturation time of each constraint's live heap entry (infinity for none).
-    predicted: Vec<f64>,
+    loads: Vec<Load>,
     dirty: Vec<u32>,
-    is_dirty: Vec<bool>,
     heap: BinaryHeap<Reverse<u128>>,
-    activations: Vec<(f64, u32)>,
-    maxima: Vec<(f64, u32)>,
+    /// Activation and maximum times of the tier's connectors, as [`at_time`] keys.
+    activations: Vec<u128>,
+    maxima: Vec<u128>,
     tier: Vec<u32>,
 }
 
 impl FillScratch {
     pub(crate) fn resize(&mut self, connectors: usize, constraints: usize) {
         self.status.resize(connectors, Status::Idle);
-        self.fixed.resize(constraints, 0.0);
-        self.slope.resize(constraints, 0.0);
-        self.saturated.resize(constraints, false);
-        self.predicted.resize(constraints, f64::INFINITY);
-        self.is_dirty.resize(constraints, false);
+        self.loads.resize(constraints, Load::default());
     }
 }
 
@@ -78,8 +103,8 @@ pub(crate) fn recompute_load(work: &mut Work) {
 /// Adds `amount` times connector `i`'s coefficients to the loads.
 #[inline]
 pub(crate) fn add_load(work: &mut Work, i: usize, amount: f64) {
-    for t in work.terms(i) {
-        work.load[work.terms_k[t] as usize] += work.terms_a[t] * amount;
+    for t in &work.terms[work.terms_of(i)] {
+        work.load[t.k as usize] += t.a * amount;
     }
 }
 
@@ -114,14 +139,17 @@ pub(crate) fn fill(topo: &Topology, work: &mut Work, sc: &mut FillScratch, refil
 }
 
 fn next_event(sc: &FillScratch, ai: usize, mi: usize) -> Option<(f64, Event)> {
-    let mut best: Option<(f64, Event)> = sc.maxima.get(mi).map(|&(t, i)| (t, Event::Maximum(i)));
-    if let Some(Reverse(key)) = sc.heap.peek() {
-        let st = from_ordered_bits((key >> 32) as u64);
+    let mut best: Option<(f64, Event)> = sc.maxima.get(mi).map(|&key| {
+        let (t, i) = time_and_index(key);
+        (t, Event::Maximum(i))
+    });
+    if let Some(&Reverse(key)) = sc.heap.peek() {
+        let (st, k) = time_and_index(key);
         if best.is_none_or(|(t, _)| st < t) {
-            best = Some((st, Event::Saturate((key & u128::from(u32::MAX)) as u32)));
+            best = Some((st, Event::Saturate(k)));
         }
     }
-    if let Some(&(t, i)) = sc.activations.get(ai) {
+    if let Some((t, i)) = sc.activations.get(ai).map(|&key| time_and_index(key)) {
         if best.is_none_or(|(bt, _)| t < bt) {
             best = Some((t, Event::Activate(i)));
         }
@@ -129,9 +157,14 @@ fn next_event(sc: &FillScratch, ai: usize, mi: usize) -> Option<(f64, Event)> {
     best
 }
 
-fn mark(sc: &mut FillScratch, k: usize) {
-    if !sc.is_dirty[k] {
-        sc.is_dirty[k] = true;
+/// Adds `dfixed + dslope * t` to constraint `k`'s load and queues it for a new prediction.
+#[inline]
+fn shift(sc: &mut FillScratch, k: usize, dfixed: f64, dslope: f64) {
+    let load = &mut sc.loads[k];
+    load.fixed += dfixed;
+    load.slope += dslope;
+    if !load.dirty {
+        load.dirty = true;
         sc.dirty.push(k as u32);
     }
 }
@@ -139,12 +172,13 @@ fn mark(sc: &mut FillScratch, k: usize) {
 fn flush(work: &Work, sc: &mut FillScratch) {
     for &k in &sc.dirty {
         let k = k as usize;
-        sc.is_dirty[k] = false;
+        let load = &mut sc.loads[k];
+        load.dirty = false;
         // A later time than the live entry's is re-predicted when that entry pops.
-        if !sc.saturated[k] && sc.slope[k] > 1e-12 && work.space.cap[k].is_finite() {
-            let t = (work.space.cap[k] - sc.fixed[k]) / sc.slope[k];
-            if t < sc.predicted[k] {
-                sc.predicted[k] = t;
+        if !load.saturated && load.slope > 1e-12 && work.space.cap[k].is_finite() {
+            let t = (work.space.cap[k] - load.fixed) / load.slope;
+            if t < load.predicted {
+                load.predicted = t;
                 sc.heap.push(saturation(t, k));
             }
         }
@@ -158,10 +192,7 @@ fn freeze(topo: &Topology, work: &mut Work, sc: &mut FillScratch, i: usize, t: f
         let x = (w * t).clamp(lo, hi);
         work.x[i] = x;
         for t in work.terms(i) {
-            let (k, a) = (work.terms_k[t] as usize, work.terms_a[t]);
-            sc.fixed[k] += a * x;
-            sc.slope[k] -= a * w;
-            mark(sc, k);
+            shift(sc, t.k as usize, t.a * x, -(t.a * w));
         }
     } else {
         work.x[i] = lo;
@@ -186,20 +217,19 @@ fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usiz
             sc.status[iu] = Status::Waiting;
             // Only the tier's own constraints are read: start them afresh.
             for t in work.terms(iu) {
-                let k = work.terms_k[t] as usize;
-                sc.fixed[k] = work.load[k];
-                sc.slope[k] = 0.0;
-                sc.saturated[k] = false;
-                sc.predicted[k] = f64::INFINITY;
+                let k = t.k as usize;
+                sc.loads[k] = Load {
+                    fixed: work.load[k],
+                    ..Load::default()
+                };
             }
-            sc.activations.push((lo / w, i));
-            sc.maxima.push((hi / w, i));
+            sc.activations.push(at_time(lo / w, iu));
+            sc.maxima.push(at_time(hi / w, iu));
             remaining += 1;
         }
     }
-    let by_time = |a: &(f64, u32), b: &(f64, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
-    sc.activations.sort_unstable_by(by_time);
-    sc.maxima.sort_unstable_by(by_time);
+    sc.activations.sort_unstable();
+    sc.maxima.sort_unstable();
     let (mut ai, mut mi, mut t) = (0usize, 0usize, 0.0f64);
     while remaining > 0 {
         let Some((et, event)) = next_event(sc, ai, mi) else {
@@ -225,32 +255,30 @@ fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usiz
                     sc.status[iu] = Status::Growing;
                     let (lo, w) = (topo.lo_a[iu], topo.connectors[iu].weight);
                     for t in work.terms(iu) {
-                        let (k, a) = (work.terms_k[t] as usize, work.terms_a[t]);
-                        sc.fixed[k] -= a * lo;
-                        sc.slope[k] += a * w;
-                        mark(sc, k);
+                        shift(sc, t.k as usize, -(t.a * lo), t.a * w);
                     }
                 }
             }
             Event::Saturate(k) => {
                 sc.heap.pop();
                 let ku = k as usize;
-                if sc.saturated[ku] || et != sc.predicted[ku] {
+                let state = &mut sc.loads[ku];
+                if state.saturated || et != state.predicted {
                     continue; // superseded by an earlier prediction
                 }
-                sc.predicted[ku] = f64::INFINITY;
+                state.predicted = f64::INFINITY;
                 let cap = work.space.cap[ku];
-                let load = sc.fixed[ku] + sc.slope[ku] * t;
+                let load = state.fixed + state.slope * t;
                 if cap - load > EPS * (1.0 + cap.abs()) {
                     // Its members slowed down since: predict again.
-                    if sc.slope[ku] > 1e-12 {
-                        let next = (cap - sc.fixed[ku]) / sc.slope[ku];
-                        sc.predicted[ku] = next;
+                    if state.slope > 1e-12 {
+                        let next = (cap - state.fixed) / state.slope;
+                        state.predicted = next;
                         sc.heap.push(saturation(next, ku));
                     }
                     continue;
                 }
-                sc.saturated[ku] = true;
+                state.saturated = true;
                 let owner = work.space.owner(topo, ku);
                 for idx in topo.members_start[owner]..topo.members_start[owner + 1] {
                     let i = topo.members[idx as usize] as usize;
@@ -272,7 +300,7 @@ fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usiz
         sc.status[i as usize] = Status::Idle;
     }
     for &k in &sc.dirty {
-        sc.is_dirty[k as usize] = false;
+        sc.loads[k as usize].dirty = false;
     }
     sc.dirty.clear();
 }

@@ -30,7 +30,7 @@ use std::fmt;
 pub use model::{ConnectorSpec, NodeSpec, PhaseMap, Settings, Topology, TopologyError, PHASES};
 pub use outcome::{Allocation, Reason};
 
-use caps::{RootCaps, Space};
+use caps::{RootCaps, Space, Term};
 use filling::{FillScratch, OWN};
 use model::floor_to_step;
 use quantize::QuantizeScratch;
@@ -127,19 +127,24 @@ pub(crate) struct Work {
     order: Vec<u32>,
     keys: Vec<u128>,
     unbalance_nodes: Vec<u32>,
-    /// Each admitted connector's constraints and coefficients this cycle:
-    /// `terms_k/terms_a[terms_at[i].0..][..terms_at[i].1]`.
-    terms_k: Vec<u32>,
-    terms_a: Vec<f64>,
+    /// Each admitted connector's constraints and coefficients this cycle,
+    /// contiguous: `terms[terms_at[i].0..][..terms_at[i].1]`.
+    terms: Vec<Term>,
     terms_at: Vec<(u32, u32)>,
 }
 
 impl Work {
-    /// Constraint indices and coefficients of admitted connector `i`.
+    /// Index range into `terms` of admitted connector `i`.
     #[inline]
-    fn terms(&self, i: usize) -> std::ops::Range<usize> {
+    fn terms_of(&self, i: usize) -> std::ops::Range<usize> {
         let (start, len) = self.terms_at[i];
         start as usize..(start + len) as usize
+    }
+
+    /// Constraints and coefficients of admitted connector `i`.
+    #[inline]
+    fn terms(&self, i: usize) -> &[Term] {
+        &self.terms[self.terms_of(i)]
     }
 }
 
@@ -205,8 +210,7 @@ impl Allocator {
             order: Vec::with_capacity(n),
             keys: Vec::with_capacity(n),
             unbalance_nodes,
-            terms_k: Vec::new(),
-            terms_a: Vec::new(),
+            terms: Vec::new(),
             terms_at: vec![(0, 0); n],
         };
         Self {

@@ -47,7 +47,8 @@ fn physical_block(
     virtual_caps: std::ops::Range<usize>,
 ) -> Option<u32> {
     work.terms(i)
-        .map(|t| (work.terms_k[t] as usize, work.terms_a[t]))
+        .iter()
+        .map(|t| (t.k as usize, t.a))
         .find_map(|(k, a)| {
             let over = work.load[k] + a * step > work.space.cap[k] + EPS;
             (over && !virtual_caps.contains(&k)).then_some(k as u32)
