@@ -7,7 +7,6 @@
 //! connector falls back to one phase when three do not fit and switching is
 //! allowed. Safety wins over dwell: nothing is admitted that does not fit.
 
-use super::caps::Term;
 use super::model::{ordered_bits, PhaseMap, Topology};
 use super::outcome::{Allocation, Reason};
 use super::state::ConnectorState;
@@ -57,17 +56,23 @@ pub(crate) fn admit(
     work.keys.clear();
     work.order.clear();
     work.terms.clear();
-    for (i, st) in states.iter().enumerate() {
+    // Visit in last cycle's order: unchanged keys then arrive sorted, which the
+    // sort checks in linear time. Those left out wait in `order` meanwhile.
+    for r in 0..work.rank.len() {
+        let i = work.rank[r] as usize;
+        let st = &states[i];
         work.admitted[i] = false;
         work.x[i] = 0.0;
         work.mode[i] = st.phases;
         work.terms_at[i] = (0, 0);
         if !st.wanting {
             out.set_reason(i, (Reason::NotWanting, -1, -1));
+            work.order.push(i as u32);
             continue;
         }
         if now - st.off_since < s.min_off_s {
             out.set_reason(i, (Reason::PausedMinOff, -1, -1));
+            work.order.push(i as u32);
             continue;
         }
         let on = st.is_on();
@@ -82,9 +87,16 @@ pub(crate) fn admit(
         ));
     }
     work.keys.sort_unstable();
+    let Work {
+        rank, keys, order, ..
+    } = &mut *work;
+    rank.clear();
+    rank.extend(keys.iter().map(|&key| key as u32));
+    rank.append(order);
     work.load.iter_mut().for_each(|l| *l = 0.0);
+    let coef = work.space.coefficients();
     for ki in 0..work.keys.len() {
-        let i = (work.keys[ki] & u128::from(u32::MAX)) as usize;
+        let i = work.rank[ki] as usize;
         let lo = topo.lo_a[i];
         let pv = work.pv[i];
         let (tries, count) = modes(topo.connectors[i].phases, &states[i], now, topo);
@@ -96,19 +108,17 @@ pub(crate) fn admit(
             } = &mut *work;
             let start = terms.len();
             terms.extend_from_slice(space.path_terms(i, mode));
-            space.for_each_global(pv, f64::from(mode) * s.voltage_v, |k, a| {
-                terms.push(Term { k: k as u32, a });
-            });
+            space.global_terms(pv, mode, |t| terms.push(t));
             let block = terms[start..]
                 .iter()
-                .find(|t| load[t.k as usize] + t.a * lo > space.cap[t.k as usize] + EPS);
+                .find(|t| load[t.k()] + t.a(&coef) * lo > space.cap[t.k()] + EPS);
             if let Some(t) = block {
-                first_block.get_or_insert(t.k as usize);
+                first_block.get_or_insert(t.k());
                 terms.truncate(start);
                 continue;
             }
             for t in &terms[start..] {
-                load[t.k as usize] += t.a * lo;
+                load[t.k()] += t.a(&coef) * lo;
             }
             work.terms_at[i] = (start as u32, (work.terms.len() - start) as u32);
             work.admitted[i] = true;

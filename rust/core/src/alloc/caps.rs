@@ -16,11 +16,44 @@ pub(crate) struct RootCaps {
     pub(crate) pv_w: f64,
 }
 
-/// One coefficient of a connector in a constraint: it counts `a` per A in `k`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct Term {
-    pub(crate) k: u32,
-    pub(crate) a: f64,
+/// The coefficients a connector can have in a constraint, per A it draws:
+/// one A of current, or the power of one or three phases (plus padding).
+pub(crate) type Coefficients = [f64; 4];
+
+/// [`Coefficients`] index of one A of current.
+const CURRENT: u32 = 0;
+
+/// [`Coefficients`] index of the power drawn per A on `mode` phases.
+fn power_code(mode: u8) -> u32 {
+    if mode == 3 {
+        2
+    } else {
+        1
+    }
+}
+
+/// One coefficient of a connector in a constraint, packed into 4 bytes: the
+/// constraint index in the low 30 bits, its [`Coefficients`] index in the top 2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Term(u32);
+
+impl Term {
+    fn new(k: usize, code: u32) -> Self {
+        debug_assert!(k < 1 << 30);
+        Self(k as u32 | code << 30)
+    }
+
+    /// The constraint.
+    #[inline]
+    pub(crate) fn k(self) -> usize {
+        (self.0 & ((1 << 30) - 1)) as usize
+    }
+
+    /// The coefficient, from the cycle's table.
+    #[inline]
+    pub(crate) fn a(self, coefficients: &Coefficients) -> f64 {
+        coefficients[(self.0 >> 30) as usize]
+    }
 }
 
 /// Capacities and membership of all constraints for one cycle.
@@ -78,7 +111,7 @@ impl Space {
             for (slot, mode) in [(0, 3), (1, 1)] {
                 at[slot] = space.path_terms.len() as u32;
                 let mut terms = std::mem::take(&mut space.path_terms);
-                space.for_each_on_path(topo, i, mode, |k, a| terms.push(Term { k: k as u32, a }));
+                space.for_each_on_path(topo, i, mode, |k, code| terms.push(Term::new(k, code)));
                 space.path_terms = terms;
             }
             at[2] = space.path_terms.len() as u32;
@@ -133,33 +166,45 @@ impl Space {
         }
     }
 
-    /// Calls `f(k, a)` for every active path constraint connector `i` counts in,
-    /// drawing one unit of current per phase in `mode` (1 or 3 phases).
-    fn for_each_on_path(&self, topo: &Topology, i: usize, mode: u8, mut f: impl FnMut(usize, f64)) {
+    /// Calls `f(k, code)` for every active path constraint connector `i` counts in,
+    /// with its [`Coefficients`] index when drawing on `mode` (1 or 3) phases.
+    fn for_each_on_path(&self, topo: &Topology, i: usize, mode: u8, mut f: impl FnMut(usize, u32)) {
         let c = &topo.connectors[i];
         let n = self.nodes;
-        let power = f64::from(mode) * self.voltage;
+        let power = power_code(mode);
         let single = c.phases.single_phase().map_or(0, usize::from);
         for &node in topo.path(c.node) {
             let node = node as usize;
             if mode == 3 {
                 for p in 0..PHASES {
                     if self.phase_on[PHASES * node + p] {
-                        f(PHASES * node + p, 1.0);
+                        f(PHASES * node + p, CURRENT);
                     }
                 }
             } else {
                 if self.phase_on[PHASES * node + single] {
-                    f(PHASES * node + single, 1.0);
+                    f(PHASES * node + single, CURRENT);
                 }
                 if self.unbalance_on[node] {
-                    f(4 * n + PHASES * node + single, 1.0);
+                    f(4 * n + PHASES * node + single, CURRENT);
                 }
             }
             if self.power_on[node] {
                 f(3 * n + node, power);
             }
         }
+    }
+
+    /// The coefficient table of every [`Term`].
+    pub(crate) fn coefficients(&self) -> Coefficients {
+        [1.0, self.voltage, 3.0 * self.voltage, 0.0]
+    }
+
+    /// The root-level constraints (grid operator, peak, PV budget) a connector
+    /// in PV mode `pv` drawing on `mode` phases counts in; they follow its path terms.
+    pub(crate) fn global_terms(&self, pv: bool, mode: u8, mut f: impl FnMut(Term)) {
+        let code = power_code(mode);
+        self.for_each_global(pv, 0.0, |k, _| f(Term::new(k, code)));
     }
 
     /// The constraints below the root-level ones that connector `i` counts in

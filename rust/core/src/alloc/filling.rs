@@ -36,6 +36,39 @@ fn time_and_index(key: u128) -> (f64, u32) {
     (from_ordered_bits((key >> 32) as u64), key as u32)
 }
 
+/// Low bits of a [`by_tier`] key: its [`at_time`] key.
+const TIME_AND_INDEX: u128 = (1 << 96) - 1;
+
+/// An [`at_time`] key of connector `i` ordered first by tier, highest first.
+fn by_tier(topo: &Topology, i: usize, t: f64) -> u128 {
+    (u128::from(u8::MAX - topo.connectors[i].priority) << 96) | at_time(t, i)
+}
+
+/// Sets `sorted` to `key(i)` of the admitted connectors, sorted. They are visited
+/// in the order of last time's result (`rank`, updated), so keys that did not
+/// change arrive sorted, which the sort checks in linear time.
+fn sort_by_rank(
+    rank: &mut Vec<u32>,
+    rest: &mut Vec<u32>,
+    admitted: &[bool],
+    sorted: &mut Vec<u128>,
+    key: impl Fn(usize) -> u128,
+) {
+    sorted.clear();
+    rest.clear();
+    for &i in rank.iter() {
+        if admitted[i as usize] {
+            sorted.push(key(i as usize));
+        } else {
+            rest.push(i);
+        }
+    }
+    sorted.sort_unstable();
+    rank.clear();
+    rank.extend(sorted.iter().map(|&key| key as u32));
+    rank.extend_from_slice(rest);
+}
+
 /// A constraint's predicted saturation time and index, as a min-heap entry.
 fn saturation(t: f64, k: usize) -> Reverse<u128> {
     Reverse(at_time(t, k))
@@ -81,6 +114,13 @@ pub(crate) struct FillScratch {
     /// Activation and maximum times of the tier's connectors, as [`at_time`] keys.
     activations: Vec<u128>,
     maxima: Vec<u128>,
+    /// The same for every admitted connector, tier by tier (see [`by_tier`]).
+    all_activations: Vec<u128>,
+    all_maxima: Vec<u128>,
+    /// Every connector in last fill's order of `all_activations` / `all_maxima`.
+    activation_rank: Vec<u32>,
+    maximum_rank: Vec<u32>,
+    rest: Vec<u32>,
     tier: Vec<u32>,
 }
 
@@ -88,6 +128,8 @@ impl FillScratch {
     pub(crate) fn resize(&mut self, connectors: usize, constraints: usize) {
         self.status.resize(connectors, Status::Idle);
         self.loads.resize(constraints, Load::default());
+        self.activation_rank = (0..connectors as u32).collect();
+        self.maximum_rank = (0..connectors as u32).collect();
     }
 }
 
@@ -103,13 +145,16 @@ pub(crate) fn recompute_load(work: &mut Work) {
 /// Adds `amount` times connector `i`'s coefficients to the loads.
 #[inline]
 pub(crate) fn add_load(work: &mut Work, i: usize, amount: f64) {
+    let coef = work.space.coefficients();
     for t in &work.terms[work.terms_of(i)] {
-        work.load[t.k as usize] += t.a * amount;
+        work.load[t.k()] += t.a(&coef) * amount;
     }
 }
 
 /// Fills the admitted connectors from their minimums; sets `work.x` and `work.bound`.
 /// `refill` recomputes the minimums' loads (admission leaves them in place).
+/// `work.load` is left without the last tier's growth: every later step
+/// recomputes it from `work.x` before reading it.
 pub(crate) fn fill(topo: &Topology, work: &mut Work, sc: &mut FillScratch, refill: bool) {
     if refill {
         for &i in &work.order {
@@ -121,6 +166,21 @@ pub(crate) fn fill(topo: &Topology, work: &mut Work, sc: &mut FillScratch, refil
     sc.tier.extend_from_slice(&work.order);
     sc.tier
         .sort_unstable_by_key(|&i| (u8::MAX - topo.connectors[i as usize].priority, i));
+    let weight = |i: usize| topo.connectors[i].weight;
+    sort_by_rank(
+        &mut sc.activation_rank,
+        &mut sc.rest,
+        &work.admitted,
+        &mut sc.all_activations,
+        |i| by_tier(topo, i, topo.lo_a[i] / weight(i)),
+    );
+    sort_by_rank(
+        &mut sc.maximum_rank,
+        &mut sc.rest,
+        &work.admitted,
+        &mut sc.all_maxima,
+        |i| by_tier(topo, i, work.hi[i] / weight(i)),
+    );
     let mut start = 0;
     while start < sc.tier.len() {
         let priority = topo.connectors[sc.tier[start] as usize].priority;
@@ -130,9 +190,12 @@ pub(crate) fn fill(topo: &Topology, work: &mut Work, sc: &mut FillScratch, refil
                 .take_while(|&&i| topo.connectors[i as usize].priority == priority)
                 .count();
         fill_tier(topo, work, sc, start, end);
-        for &i in &sc.tier[start..end] {
-            let i = i as usize;
-            add_load(work, i, work.x[i] - topo.lo_a[i]);
+        if end < sc.tier.len() {
+            // The next tier fills on top of this one's shares.
+            for &i in &sc.tier[start..end] {
+                let i = i as usize;
+                add_load(work, i, work.x[i] - topo.lo_a[i]);
+            }
         }
         start = end;
     }
@@ -191,8 +254,10 @@ fn freeze(topo: &Topology, work: &mut Work, sc: &mut FillScratch, i: usize, t: f
     if sc.status[i] == Status::Growing {
         let x = (w * t).clamp(lo, hi);
         work.x[i] = x;
+        let coef = work.space.coefficients();
         for t in work.terms(i) {
-            shift(sc, t.k as usize, t.a * x, -(t.a * w));
+            let a = t.a(&coef);
+            shift(sc, t.k(), a * x, -(a * w));
         }
     } else {
         work.x[i] = lo;
@@ -208,7 +273,7 @@ fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usiz
     let mut remaining = 0usize;
     for &i in &sc.tier[start..end] {
         let iu = i as usize;
-        let (lo, hi, w) = (topo.lo_a[iu], work.hi[iu], topo.connectors[iu].weight);
+        let (lo, hi) = (topo.lo_a[iu], work.hi[iu]);
         if hi <= lo + EPS {
             sc.status[iu] = Status::Frozen;
             work.x[iu] = lo;
@@ -217,19 +282,28 @@ fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usiz
             sc.status[iu] = Status::Waiting;
             // Only the tier's own constraints are read: start them afresh.
             for t in work.terms(iu) {
-                let k = t.k as usize;
+                let k = t.k();
                 sc.loads[k] = Load {
                     fixed: work.load[k],
                     ..Load::default()
                 };
             }
-            sc.activations.push(at_time(lo / w, iu));
-            sc.maxima.push(at_time(hi / w, iu));
             remaining += 1;
         }
     }
-    sc.activations.sort_unstable();
-    sc.maxima.sort_unstable();
+    // The tier's connectors are the same range of the tier-major sorted keys.
+    let status = &sc.status;
+    let waiting = |key: &&u128| status[**key as u32 as usize] == Status::Waiting;
+    let events = |all: &[u128], into: &mut Vec<u128>| {
+        into.extend(
+            all[start..end]
+                .iter()
+                .filter(waiting)
+                .map(|&key| key & TIME_AND_INDEX),
+        );
+    };
+    events(&sc.all_activations, &mut sc.activations);
+    events(&sc.all_maxima, &mut sc.maxima);
     let (mut ai, mut mi, mut t) = (0usize, 0usize, 0.0f64);
     while remaining > 0 {
         let Some((et, event)) = next_event(sc, ai, mi) else {
@@ -254,8 +328,10 @@ fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usiz
                 if sc.status[iu] == Status::Waiting {
                     sc.status[iu] = Status::Growing;
                     let (lo, w) = (topo.lo_a[iu], topo.connectors[iu].weight);
+                    let coef = work.space.coefficients();
                     for t in work.terms(iu) {
-                        shift(sc, t.k as usize, -(t.a * lo), t.a * w);
+                        let a = t.a(&coef);
+                        shift(sc, t.k(), -(a * lo), a * w);
                     }
                 }
             }

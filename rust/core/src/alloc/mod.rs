@@ -126,6 +126,8 @@ pub(crate) struct Work {
     bound: Vec<u32>,
     order: Vec<u32>,
     keys: Vec<u128>,
+    /// Every connector in the last admission order (those admissible first).
+    rank: Vec<u32>,
     unbalance_nodes: Vec<u32>,
     /// Each admitted connector's constraints and coefficients this cycle,
     /// contiguous: `terms[terms_at[i].0..][..terms_at[i].1]`.
@@ -209,6 +211,7 @@ impl Allocator {
             bound: vec![OWN; n],
             order: Vec::with_capacity(n),
             keys: Vec::with_capacity(n),
+            rank: (0..n as u32).collect(),
             unbalance_nodes,
             terms: Vec::new(),
             terms_at: vec![(0, 0); n],

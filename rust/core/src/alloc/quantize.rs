@@ -46,9 +46,10 @@ fn physical_block(
     step: f64,
     virtual_caps: std::ops::Range<usize>,
 ) -> Option<u32> {
+    let coef = work.space.coefficients();
     work.terms(i)
         .iter()
-        .map(|t| (t.k as usize, t.a))
+        .map(|t| (t.k(), t.a(&coef)))
         .find_map(|(k, a)| {
             let over = work.load[k] + a * step > work.space.cap[k] + EPS;
             (over && !virtual_caps.contains(&k)).then_some(k as u32)
