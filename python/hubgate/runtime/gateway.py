@@ -63,14 +63,14 @@ class Gateway:
             await self.loop.run()
 
     async def shutdown(self, timeout_s: float = 5.0) -> dict[str, bool]:
-        """Stop the control loop, command every charger to its failsafe current, stop all."""
+        """Stop the control loop and command every charger to its failsafe current.
+
+        The services stop when the `open_gateway` block is left."""
         self.stopping = True
         if self._control_scope is not None:
             self._control_scope.cancel()
         with trio.CancelScope(shield=True):
-            done = await self.loop.safe_stop(timeout_s)
-        self.supervisor.nursery.cancel_scope.cancel()
-        return done
+            return await self.loop.safe_stop(timeout_s)
 
 
 async def _serve_reporting(
@@ -107,7 +107,9 @@ async def _publish_snapshots(hub: StateHub, publisher: TelemetryPublisher) -> No
 
 
 @asynccontextmanager
-async def open_gateway(site: SiteConfig, *, start_timeout_s: float = 30.0) -> AsyncIterator[Gateway]:
+async def open_gateway(
+    site: SiteConfig, *, start_timeout_s: float = 30.0
+) -> AsyncIterator[Gateway]:
     """Start every service of `site`; yields once all listeners are bound and cycling began."""
     hub = StateHub()
     limits = LimitBook()
@@ -135,14 +137,16 @@ async def open_gateway(site: SiteConfig, *, start_timeout_s: float = 30.0) -> As
             ),
         }
         if site.modbus_server is not None:
-            servers["modbus-server"] = partial(
-                serve_modbus, site.modbus_server, site, hub, limits
-            )
+            servers["modbus-server"] = partial(serve_modbus, site.modbus_server, site, hub, limits)
         ready = {name: trio.Event() for name in servers}
         for name, server in servers.items():
-            supervisor.start(name, partial(_serve_reporting, name, server, gateway.ports, ready[name]))
+            supervisor.start(
+                name, partial(_serve_reporting, name, server, gateway.ports, ready[name])
+            )
         if site.mqtt is not None:
-            supervisor.start("mqtt", partial(_publish_snapshots, hub, TelemetryPublisher(site.mqtt)))
+            supervisor.start(
+                "mqtt", partial(_publish_snapshots, hub, TelemetryPublisher(site.mqtt))
+            )
 
         with trio.fail_after(start_timeout_s):
             for event in ready.values():
@@ -157,5 +161,3 @@ def dashboard_url(site: SiteConfig, port: int) -> str:
     host = site.api.host
     host = f"[{host}]" if ":" in host else host
     return f"http://{host}:{port}/"
-
-
