@@ -8,6 +8,8 @@ import argparse
 import logging
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 from typing import Any
 
@@ -61,20 +63,21 @@ def status_line(gateway: Gateway) -> str:
     )
 
 
-async def _until_signal(gateway: Gateway, seconds: float, status_every: float) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
+async def _until_signal(
+    gateway: Gateway, seconds: float, status_every: float, signals: AsyncIterator[int]
+) -> None:
+    async with trio.open_nursery() as nursery:
 
-            async def stop_on_signal() -> None:
-                async for _ in signals:
-                    nursery.cancel_scope.cancel()
+        async def stop_on_signal() -> None:
+            async for _ in signals:
+                nursery.cancel_scope.cancel()
 
-            nursery.start_soon(stop_on_signal)
-            with trio.move_on_after(seconds):
-                while True:
-                    await trio.sleep(status_every)
-                    print(status_line(gateway), flush=True)
-            nursery.cancel_scope.cancel()
+        nursery.start_soon(stop_on_signal)
+        with trio.move_on_after(seconds):
+            while True:
+                await trio.sleep(status_every)
+                print(status_line(gateway), flush=True)
+        nursery.cancel_scope.cancel()
 
 
 async def _finish(gateway: Gateway) -> None:
@@ -90,6 +93,10 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
 
     async def main() -> None:
+        with _signals() as signals:
+            await serve(signals)
+
+    async def serve(signals: AsyncIterator[int]) -> None:
         async with open_gateway(site) as gateway:
             settle_gc()
             ports = gateway.ports
@@ -99,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
             if "modbus-server" in ports:
                 print(f"Modbus server on {site.modbus_server.host}:{ports['modbus-server']}")  # type: ignore[union-attr]
             print(f"dashboard: {dashboard_url(site, ports['api'])}", flush=True)
-            await _until_signal(gateway, float("inf"), 10.0)
+            await _until_signal(gateway, float("inf"), 10.0, signals)
             await _finish(gateway)
 
     return _trio_run(main)
@@ -113,6 +120,10 @@ def _demo(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
 
     async def main() -> None:
+        with _signals() as signals:
+            await run_demo(signals)
+
+    async def run_demo(signals: AsyncIterator[int]) -> None:
         async with open_demo(loaded, api_port=args.api_port) as demo:
             gateway = demo.gateway
             settle_gc()
@@ -131,12 +142,17 @@ def _demo(args: argparse.Namespace) -> int:
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(pace)
-                await _until_signal(gateway, args.duration, args.status_every)
+                await _until_signal(gateway, args.duration, args.status_every, signals)
                 nursery.cancel_scope.cancel()
             await _finish(gateway)
             print((await demo.summary()).to_text(), flush=True)
 
     return _trio_run(main)
+
+
+def _signals() -> ContextManager[AsyncIterator[int]]:
+    """SIGINT and SIGTERM as a stream, taken over before anything is announced."""
+    return trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
 
 
 def _trio_run(main: Any) -> int:

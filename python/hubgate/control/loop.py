@@ -90,7 +90,8 @@ class LoopTiming:
     read_share: float = 0.4
     command_share: float = 0.4
     unreachable_after_cycles: float = 3.0
-    recover_after_s: float = 30.0
+    recover_after_s: float | None = None
+    """A lost meter is trusted again after being fresh this long (default: twice `meter_stale_s`)."""
     assume: AssumeDraw = AssumeDraw.MAXIMUM
 
 
@@ -159,7 +160,7 @@ class ControlLoop:
         self._meter_watch = {
             m.id: MeterWatch(
                 control.meter_stale_s,
-                self.timing.recover_after_s,
+                self.timing.recover_after_s or 2 * control.meter_stale_s,
                 control.degraded_budget_percent / 100,
             )
             for m in site.meters

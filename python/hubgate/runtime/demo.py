@@ -11,8 +11,8 @@ chargers' reaction time.
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 import trio
@@ -94,16 +94,24 @@ class Demo:
         return await trio.to_thread.run_sync(self.sim_site.call, sim.recorder.summary)
 
 
-@asynccontextmanager
-async def open_demo(
+@contextmanager
+def simulated_site(
     loaded: LoadedScenario, *, api_port: int = 0, meter_values_s: float = 2.0
-) -> AsyncIterator[Demo]:
-    """The simulated site on free ports and the gateway connected to it."""
+) -> Iterator[tuple[SiteThread, SiteConfig]]:
+    """The simulated site on free ports, and the site file the gateway needs to reach it."""
     ocpp_port = free_port()
     url = f"ws://{LOOPBACK}:{ocpp_port}/ocpp"
     with site_thread(loaded, ports_auto=True, csms_url=url, meter_values_s=meter_values_s) as sim:
         ports = {box_id: box.port for box_id, box in sim.site.boxes.items()}
-        site = rewired(loaded.site, ports, ocpp_port, api_port)
+        yield sim, rewired(loaded.site, ports, ocpp_port, api_port)
+
+
+@asynccontextmanager
+async def open_demo(
+    loaded: LoadedScenario, *, api_port: int = 0, meter_values_s: float = 2.0
+) -> AsyncIterator[Demo]:
+    """The simulated site and the gateway connected to it; a clean shutdown at the end."""
+    with simulated_site(loaded, api_port=api_port, meter_values_s=meter_values_s) as (sim, site):
         async with open_gateway(site) as gateway:
             try:
                 yield Demo(sim, gateway)

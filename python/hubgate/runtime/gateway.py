@@ -71,6 +71,7 @@ class Gateway:
             self._control_scope.cancel()
         with trio.CancelScope(shield=True):
             return await self.loop.safe_stop(timeout_s)
+        raise AssertionError("unreachable: a shielded scope is never cancelled")
 
 
 async def _serve_reporting(
