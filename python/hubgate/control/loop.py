@@ -144,6 +144,8 @@ class ControlLoop:
         self.timing = timing or LoopTiming()
         self.clock = clock
         self.stats = CycleStats()
+        self.latencies_s: deque[float] = deque(maxlen=10_000)
+        """Per cycle: from the start of sensing to the last command sent (s)."""
         control = site.control
         self.period_s = control.cycle_s
         self.allocator = SiteAllocator(with_finite_limits(site), allocation)
@@ -245,6 +247,7 @@ class ControlLoop:
             return
         self.last_result, self.last_inputs = result, inputs
         await self._dispatch(result, now)
+        self.latencies_s.append(trio.current_time() - began)
         duration = trio.current_time() - began
         self._record(cycle, now, inputs, result, notes)
         self._publish(cycle, result, duration)
