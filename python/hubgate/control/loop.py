@@ -47,6 +47,7 @@ from hubgate.control.grid_operator import GridOperatorInput, connection_kw
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
 from hubgate.control.site_model import SiteModel, with_finite_limits
 from hubgate.devices.model import AppliedLimit, Charger, Device, IecState, Reading
+from hubgate.devices.profile_driver import ProfileDevice
 from hubgate.errors import HubgateError
 from hubgate.ocpp.device import OcppCharger
 from hubgate.ocpp.operations import ChargerOperations
@@ -170,6 +171,9 @@ class ControlLoop:
         }
         self._meter_reading: dict[str, Reading] = {}
         self._protocols = {info.name: info.protocol for info in self.model.connectors}
+        self._by_name: dict[str, Device] = {
+            info.name: devices.chargers[info.key] for info in self.model.connectors
+        } | {f"meter:{meter_id}": meter for meter_id, meter in devices.meters.items()}
         operator = site.grid_operator
         self._operator_power_source = {
             GridOperatorSource.MODBUS_SERVER: LimitSource.MODBUS_SERVER,
@@ -523,7 +527,7 @@ class ControlLoop:
                     power_kw=None if power is None else power / 1000,
                     energy_kwh=None if energy is None else energy / 1000,
                     soc_percent=reading.get(_SOC) if reading is not None else None,
-                    priority=0,
+                    priority=info.priority,
                     reason=record[i].reason if i < len(record) else "",
                     binding=record[i].binding if i < len(record) else None,
                 )
@@ -563,20 +567,7 @@ class ControlLoop:
                     meter_health=health,
                 )
             )
-        devices = [
-            DeviceHealth.model_construct(
-                id=name,
-                kind="meter" if name.startswith("meter:") else "charger",
-                protocol=self._protocols.get(name, "modbus"),
-                reachable=ok,
-                last_ok_age_s=None,
-                requests=0,
-                errors=0,
-                latency_p50_ms=None,
-                latency_p99_ms=None,
-            )
-            for name, ok in self._device_health.items()
-        ]
+        devices = [self._device_state(name, ok) for name, ok in self._device_health.items()]
         self.hub.publish(
             SiteState.model_construct(
                 site=self.site.site.name,
@@ -588,6 +579,23 @@ class ControlLoop:
                 devices=tuple(devices),
                 events=tuple(self._events),
             )
+        )
+
+    def _device_state(self, name: str, reachable: bool) -> DeviceHealth:
+        device = self._by_name.get(name)
+        stats = device.link.stats if isinstance(device, ProfileDevice) else None
+        p50 = stats.percentile_s(0.5) if stats is not None else None
+        p99 = stats.percentile_s(0.99) if stats is not None else None
+        return DeviceHealth.model_construct(
+            id=name,
+            kind="meter" if name.startswith("meter:") else "charger",
+            protocol=self._protocols.get(name, "modbus"),
+            reachable=reachable,
+            last_ok_age_s=None,
+            requests=stats.requests if stats is not None else 0,
+            errors=stats.errors + stats.timeouts + stats.exceptions if stats is not None else 0,
+            latency_p50_ms=None if p50 is None else p50 * 1000,
+            latency_p99_ms=None if p99 is None else p99 * 1000,
         )
 
     # -- operator commands (hubgate.api.Commands) --------------------------------------------
