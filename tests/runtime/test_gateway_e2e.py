@@ -43,7 +43,7 @@ def board_current(sim: Simulation) -> tuple[float, float, float]:
     return sim.node_current("board")
 
 
-async def test_grid_operator_step_and_meter_loss_exceed_no_limit() -> None:
+async def test_grid_operator_step_meter_loss_and_charger_loss_exceed_no_limit() -> None:
     loaded = load_scenario(SCENARIO)
     with trio.fail_after(80):
         async with open_demo(loaded) as demo:
@@ -62,6 +62,7 @@ async def test_grid_operator_step_and_meter_loss_exceed_no_limit() -> None:
     assert operator[0] == 69.0
     assert 20.7 in operator  # the step to 30 % came through the box and is audited
     assert any("grid meter lost" in n for n in notes)
+    assert any("cp-2#1 unreachable: 32 A reserved" in n for n in notes)
     assert isinstance(charging, float)
     assert charging > 3 * 10  # still charging under the 30 % limit
 
