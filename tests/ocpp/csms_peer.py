@@ -9,6 +9,7 @@ import json
 import threading
 from typing import Any
 
+import ocpp.messages
 import websockets
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as ChargePoint16
@@ -18,6 +19,10 @@ from ocpp.v201 import call_result as result201
 from ocpp_peers import now_text
 
 SUBPROTOCOLS = ["ocpp1.6", "ocpp2.0.1"]
+
+ocpp.messages.ASYNC_VALIDATION = False
+"""Validate inline rather than in the loop's thread pool: a thread hop per message would
+make the test peers, not hubgate, the bottleneck of the replay tests."""
 
 
 class _Central:
@@ -138,14 +143,16 @@ class CsmsThread:
                 if i == identity and f[0] == 2 and (action is None or f[2] == action)
             ]
 
-    def wait_frames(self, count: int, timeout: float) -> int:
-        """Block until `count` Call frames arrived in all; how many did."""
+    def wait_calls(self, count: int, timeout: float, identities: set[str] | None = None) -> int:
+        """Block until `count` Call frames arrived from `identities` (None: anyone); how many did."""
         with self._lock:
-            self._lock.wait_for(lambda: self._call_count() >= count, timeout)
-            return self._call_count()
+            self._lock.wait_for(lambda: self._call_count(identities) >= count, timeout)
+            return self._call_count(identities)
 
-    def _call_count(self) -> int:
-        return sum(1 for _, f in self.frames if f[0] == 2)
+    def _call_count(self, identities: set[str] | None) -> int:
+        return sum(
+            1 for i, f in self.frames if f[0] == 2 and (identities is None or i in identities)
+        )
 
     async def _serve(self, connection: Any) -> None:
         identity = connection.request.path.rsplit("/", 1)[-1]

@@ -146,7 +146,7 @@ async def test_profile_to_the_gateway_sets_the_site_limit(tmp_path: Path) -> Non
     with trio.fail_after(20):
         async with open_proxied(tmp_path) as env:
             boot = await trio.to_thread.run_sync(
-                lambda: env.csms.wait_frames(1, 5) and env.csms.calls(GATEWAY)
+                lambda: env.csms.wait_calls(1, 5, {GATEWAY}) and env.csms.calls(GATEWAY)
             )
             assert boot[0][2] == "BootNotification"
             profile = call201.SetChargingProfile(

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import trio
-from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
+from trio_websocket import ConnectionClosed, HandshakeError, wrap_client_stream
 
 from hubgate.config.model import OcppVersion
 from hubgate.ocpp.rpc import subprotocol
@@ -74,7 +75,13 @@ class UpstreamLink:
             try:
                 if await self._connection():
                     attempt = 0
-            except (OSError, HandshakeError, ConnectionClosed, trio.BrokenResourceError) as exc:
+            except (
+                OSError,
+                HandshakeError,
+                ConnectionClosed,
+                trio.BrokenResourceError,
+                trio.TooSlowError,
+            ) as exc:
                 LOG.info("%s: CSMS unreachable: %r", self.identity, exc)
             finally:
                 self.session = None
@@ -82,23 +89,44 @@ class UpstreamLink:
             await trio.sleep(self._backoff.delay(attempt, self._rng))
             attempt += 1
 
-    async def _connection(self) -> bool:
-        """One connection from handshake to loss; True if it was established."""
-        wanted = subprotocol(self.version)
-        async with open_websocket_url(
-            self.url,
-            subprotocols=[wanted],
-            connect_timeout=self._connect_timeout_s,
-            disconnect_timeout=2,
-            message_queue_size=4,
-        ) as ws:
-            if ws.subprotocol != wanted:
-                LOG.warning("%s: the CSMS did not accept %s", self.identity, wanted)
-                return False
-            session = OcppSession(
-                ws, self.version, self._handlers, identity=self.identity, limits=self._limits
+    async def _open_stream(self) -> trio.abc.Stream:
+        parts = urlsplit(self.url)
+        secure = parts.scheme == "wss"
+        host, port = parts.hostname or "", parts.port or (443 if secure else 80)
+        if secure:
+            return await trio.open_ssl_over_tcp_stream(
+                host, port, ssl_context=ssl.create_default_context(), https_compatible=True
             )
+        return await trio.open_tcp_stream(host, port)
+
+    async def _connection(self) -> bool:
+        """One connection from handshake to loss; True if it was established.
+
+        The TCP stream is ours (not `open_websocket_url`'s) so that it is closed
+        on every path, also when the CSMS goes away during the handshake.
+        """
+        wanted = subprotocol(self.version)
+        parts = urlsplit(self.url)
+        with trio.fail_after(self._connect_timeout_s):
+            stream = await self._open_stream()
+        try:
             async with trio.open_nursery() as nursery:
+                with trio.fail_after(self._connect_timeout_s):
+                    ws = await wrap_client_stream(
+                        nursery,
+                        stream,  # type: ignore[arg-type]
+                        parts.netloc,
+                        parts.path or "/",
+                        subprotocols=[wanted],
+                        message_queue_size=4,
+                    )
+                if ws.subprotocol != wanted:
+                    LOG.warning("%s: the CSMS did not accept %s", self.identity, wanted)
+                    nursery.cancel_scope.cancel()
+                    return False
+                session = OcppSession(
+                    ws, self.version, self._handlers, identity=self.identity, limits=self._limits
+                )
                 await nursery.start(session.run)
                 self.session = session
                 self.attempted.set()
@@ -109,3 +137,5 @@ class UpstreamLink:
                 nursery.cancel_scope.cancel()
             LOG.info("%s: connection to the CSMS lost", self.identity)
             return True
+        finally:
+            await trio.aclose_forcefully(stream)
