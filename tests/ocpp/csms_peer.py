@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import threading
 from typing import Any
 
@@ -215,3 +216,17 @@ class CsmsThread:
                 return
             deadline.wait(0.01)
         raise TimeoutError(f"{identity} did not connect to the CSMS")
+
+
+def main(expected: int) -> None:
+    """Serve in this process (for benchmarks: its own interpreter and GIL): print the port,
+    then `received N` once `expected` calls arrived; stop when stdin closes."""
+    csms = CsmsThread().start()
+    print(f"port {csms.port}", flush=True)
+    print(f"received {csms.wait_calls(expected, 600, None)}", flush=True)
+    sys.stdin.read()
+    csms.stop()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
