@@ -158,3 +158,16 @@ async def test_sigkill_during_replay_resumes_after_restart(tmp_path: Path) -> No
     store = Store(tmp_path / "q.sqlite3")
     assert store.pending_count() == 0
     store.close()
+
+
+def test_serve_rejects_a_csms_url_that_is_not_websocket(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [HUBGATE, "ocpp", "serve", str(_site(tmp_path)), "--csms", "http://example"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("hubgate: error: --csms http://example: String should match")
+    assert done.stderr.count("\n") == 1

@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 import trio
+from pydantic import ValidationError
 
 from hubgate.cli.common import EXIT_FAILURE, EXIT_OK, add_command
 from hubgate.cloud.proxy import CsmsProxy, open_csms_proxy
@@ -80,8 +81,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.csms is not None:
         try:
             csms = Csms.model_validate({**(csms.model_dump() if csms else {}), "url": args.csms})
-        except ValueError as exc:
-            print(f"hubgate: error: --csms: {exc}", file=sys.stderr)
+        except ValidationError as exc:
+            print(f"hubgate: error: --csms {args.csms}: {exc.errors()[0]['msg']}", file=sys.stderr)
             return EXIT_FAILURE
 
     async def report(port: int) -> None:

@@ -47,7 +47,7 @@ from hubgate.cloud.csms_limits import CsmsLimits, connector_target, profile_of
 from hubgate.cloud.offline import OfflineHandling, OfflineRule, offline_handling
 from hubgate.cloud.queue import CsmsCallError, DurableQueue, open_durable_queue
 from hubgate.cloud.store import Outgoing, QueuedMessage, Store
-from hubgate.cloud.upstream import UpstreamLink
+from hubgate.cloud.upstream import OnConnect, UpstreamLink
 from hubgate.config.model import Csms, OcppVersion
 from hubgate.control.limits import SITE, LimitBook
 from hubgate.ocpp.errors import (
@@ -129,7 +129,7 @@ class CsmsProxy:
         identity: str,
         version: OcppVersion,
         handlers: Mapping[str, Handler],
-        on_connect: Any = None,
+        on_connect: OnConnect | None = None,
     ) -> UpstreamLink:
         """An upstream connection with the proxy's settings."""
         return UpstreamLink(
@@ -296,8 +296,6 @@ class ChargerProxy:
         local = self._local.get(action)
         if local is not None:
             return await local(payload)
-        if action == "DataTransfer":
-            return {"status": "Rejected"}
         return {}  # the remaining notifications' responses have no required fields
 
     async def _csms_transaction_ids(self, payload: Payload) -> Payload:
