@@ -150,6 +150,17 @@ class CsmsThread:
             self._lock.wait_for(lambda: self._call_count(identities) >= count, timeout)
             return self._call_count(identities)
 
+    def wait_delivered(self, last_ids: dict[str, str], timeout: float) -> None:
+        """Block until each identity's Call with the given message id arrived."""
+
+        def delivered() -> bool:
+            seen = {(i, f[1]) for i, f in self.frames if f[0] == 2}
+            return all(item in seen for item in last_ids.items())
+
+        with self._lock:
+            if not self._lock.wait_for(delivered, timeout):
+                raise TimeoutError(f"not all of {last_ids} arrived")
+
     def _call_count(self, identities: set[str] | None) -> int:
         return sum(
             1 for i, f in self.frames if f[0] == 2 and (identities is None or i in identities)

@@ -343,6 +343,12 @@ class ChargePointThread:
             asyncio.run_coroutine_threadsafe(self._ws.close(), self._loop).result(5)
         self._thread.join(5)
 
+    def wait_closed(self, timeout: float) -> None:
+        """Block until the connection has ended (closed by the other side)."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"{self.identity}: still connected")
+
     @property
     def alive(self) -> bool:
         """Whether the connection is still up."""

@@ -26,7 +26,7 @@ GATEWAY = "GW-1"
 
 FAST = ProxySettings(
     backoff=Backoff(initial_s=0.05, maximum_s=0.2),
-    upstream=SessionLimits(call_timeout_s=5.0),
+    upstream=SessionLimits(call_timeout_s=15.0),
     connect_timeout_s=2.0,
     first_connect_wait_s=2.0,
     replay_retry_s=0.1,
