@@ -183,3 +183,33 @@ async def test_new_transaction_messages_queue_behind_a_backlog(tmp_path: Path) -
             await trio.to_thread.run_sync(env.csms.wait_delivered, {"CP16": more[-1]}, 20)
             assert check_replayed(env, "CP16", ids + more) == 0
             await trio.to_thread.run_sync(cp.stop)
+
+
+async def test_remote_stop_reaches_the_charger_with_its_local_transaction_id(
+    tmp_path: Path,
+) -> None:
+    with trio.fail_after(20):
+        async with open_proxied(tmp_path, csms_up=False) as env:
+            cp = await env.connect("CP16", V16)
+            payload = call16.StartTransaction(
+                connector_id=1, id_tag="TAG-OK", meter_start=0, timestamp=now_text()
+            )
+            start = await trio.to_thread.run_sync(cp.call, payload, 5.0, "start-1")
+            assert start.transaction_id == -1  # issued by hubgate while the CSMS is away
+            await env.start_csms()
+            await trio.to_thread.run_sync(env.csms.wait_delivered, {"CP16": "start-1"}, 10)
+            csms_id = env.csms.transaction_id("CP16", "start-1")
+            while True:  # hubgate records the CSMS's id once it has the answer
+                known = await env.proxy.queue.run(lambda s: s.csms_transaction_id("CP16", -1))
+                if known is not None:
+                    break
+                await trio.sleep(0.01)
+            assert known == csms_id
+            stop = call16.RemoteStopTransaction(transaction_id=csms_id)
+            answer = await env.csms_call("CP16", stop)
+            assert answer.status == "Accepted"
+            received = await trio.to_thread.run_sync(
+                cp.cp.wait_received, "RemoteStopTransaction", 1
+            )
+            assert received[0]["transaction_id"] == -1
+            await trio.to_thread.run_sync(cp.stop)

@@ -45,11 +45,6 @@ def profile_of(version: OcppVersion, request: dict[str, Any]) -> tuple[int, dict
     return int(request["evseId"]), request["chargingProfile"]
 
 
-def connector_target(charger_id: str, connector: int) -> str:
-    """The LimitBook target of a charger's connector (0: the charger as a whole)."""
-    return f"{charger_id}#{connector}"
-
-
 def _period_limit(unit: str, period: dict[str, Any]) -> Limit | None:
     value = period.get("limit")
     if value is None:  # OCPP 2.1 periods may carry only setpoints

@@ -43,13 +43,13 @@ from typing import Any
 import trio
 
 from hubgate.cloud.authlist import auth_record, authorize_answer, local_list_update, token_key
-from hubgate.cloud.csms_limits import CsmsLimits, connector_target, profile_of
+from hubgate.cloud.csms_limits import CsmsLimits, profile_of
 from hubgate.cloud.offline import OfflineHandling, OfflineRule, offline_handling
 from hubgate.cloud.queue import CsmsCallError, DurableQueue, open_durable_queue
 from hubgate.cloud.store import Outgoing, QueuedMessage, Store
 from hubgate.cloud.upstream import OnConnect, UpstreamLink
 from hubgate.config.model import Csms, OcppVersion
-from hubgate.control.limits import SITE, LimitBook
+from hubgate.control.limits import SITE, LimitBook, connector_target
 from hubgate.ocpp.errors import (
     ErrorCode,
     OcppCallError,
