@@ -14,8 +14,10 @@ MeterValues messages of typical size.
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -209,12 +211,23 @@ def test_replay_rate_through_the_proxy(benchmark: Any, tmp_path: Path, impl: str
                 await trio.to_thread.run_sync(peer.stop)
             nursery.cancel_scope.cancel()
 
+    cpu = {"hubgate": 0.0, "csms": 0.0}
+
     def run(path: Path, csms: subprocess.Popen[str]) -> None:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        ours = time.process_time()
         try:
             trio.run(replay, path, csms)
         finally:
+            cpu["hubgate"] += time.process_time() - ours
             csms.communicate(timeout=10)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu["csms"] += sum(after[:2]) - sum(children[:2])
 
     benchmark.pedantic(run, setup=setup, rounds=3, iterations=1)
     if benchmark.stats is not None:
         benchmark.extra_info["messages_per_second"] = round(total / benchmark.stats.stats.median)
+        # where the time goes: CPU per message of this process (hubgate and the idle
+        # chargers) and of the test CSMS's process
+        for who, seconds in cpu.items():
+            benchmark.extra_info[f"{who}_cpu_us_per_message"] = round(seconds / 3 / total * 1e6)
