@@ -173,3 +173,16 @@ async def test_profile_to_the_gateway_sets_the_site_limit(tmp_path: Path) -> Non
             cleared = await env.csms_call(GATEWAY, call201.ClearChargingProfile())
             assert cleared.status == "Accepted"
             assert env.book.in_force(SITE, trio.current_time()).sources == ()
+
+
+async def test_charger_leaving_closes_its_upstream_connection(tmp_path: Path) -> None:
+    with trio.fail_after(20):
+        async with open_proxied(tmp_path) as env:
+            cp = await env.connect("CP201", V201)
+            await trio.to_thread.run_sync(env.csms.wait_connected, "CP201")
+            await trio.to_thread.run_sync(cp.stop)
+            while True:  # §6: the Local Controller closes the CSMS side too
+                if "CP201" not in env.csms.connections:
+                    break
+                await trio.sleep(0.01)
+            assert "CP201" not in env.proxy.chargers
