@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import trio
 
 from hubgate.cloud.csms_limits import CsmsLimits, ProfileStep, profile_step
@@ -88,4 +89,18 @@ async def test_limits_follow_periods_in_the_book_and_clear() -> None:
             assert limits.clear("cp#1", "test")
             assert book.in_force("cp#1", trio.current_time()).sources == ()
             assert not limits.clear("cp#1", "test")
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_profile_with_a_negative_limit_is_refused_and_changes_nothing() -> None:
+    book = LimitBook()
+    limits = CsmsLimits(book)
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(limits.run)
+            limits.set_profile("cp#1", profile([(0, 16)]), "test")
+            await trio.sleep(0.01)
+            with pytest.raises(ValueError, match="unusable charging profile"):
+                limits.set_profile("cp#1", profile([(0, 16), (60, -5)]), "test")
+            assert book.in_force("cp#1", trio.current_time()).limit == amps(16)
             nursery.cancel_scope.cancel()

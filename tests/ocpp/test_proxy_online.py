@@ -139,6 +139,9 @@ async def test_csms_profile_becomes_a_lease_and_is_not_forwarded(tmp_path: Path)
             cleared = await env.csms_call("CP16", call16.ClearChargingProfile(connector_id=1))
             assert cleared.status == "Accepted"
             assert env.book.in_force("charger-16#1", trio.current_time()).sources == ()
+            refused = await env.csms_call("CP16", _profile16(0, [(0, -5.0)]))
+            assert refused.status == "Rejected"  # no lease, and the proxy goes on
+            assert env.book.in_force("charger-16#1", trio.current_time()).sources == ()
             await trio.to_thread.run_sync(cp.stop)
 
 

@@ -118,15 +118,28 @@ class CsmsLimits:
             await trio.sleep_forever()
 
     def set_profile(self, target: str, profile: dict[str, Any], origin: str) -> None:
-        """A SetChargingProfile for `target` (replaces the CSMS's previous one there)."""
-        self.clear(target, origin, log=False)
+        """A SetChargingProfile for `target` (replaces the CSMS's previous one there).
+
+        Raises ValueError for a profile that sets no valid limit (e.g. a negative one),
+        leaving the previous profile in place.
+        """
+        now = datetime.now(UTC)
+        try:
+            profile_step(profile, now, now)
+            schedule = profile["chargingSchedule"]
+            schedule = schedule[0] if isinstance(schedule, list) else schedule
+            for period in schedule["chargingSchedulePeriod"]:
+                _period_limit(schedule["chargingRateUnit"], period)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise ValueError(f"{target}: unusable charging profile: {exc!r}") from None
+        self.clear(target, origin)
         if self._nursery is None:
             raise RuntimeError("CsmsLimits.run is not running")
         scope = trio.CancelScope()
         self._followers[target] = scope
         self._nursery.start_soon(self._follow, target, profile, origin, scope)
 
-    def clear(self, target: str, origin: str, *, log: bool = True) -> bool:
+    def clear(self, target: str, origin: str) -> bool:
         """A ClearChargingProfile for `target`: its CSMS lease ends; False when there was none."""
         scope = self._followers.pop(target, None)
         if scope is not None:

@@ -99,6 +99,16 @@ def _relayed(error: OcppCallError) -> RpcError:
     return RpcError(_error_code(error.code), error.description)
 
 
+def _profile_status(limits: CsmsLimits, target: str, profile: Payload, origin: str) -> Payload:
+    """Follow a CSMS profile on `target`: Accepted, or Rejected when it sets no valid limit."""
+    try:
+        limits.set_profile(target, profile, origin)
+    except ValueError as exc:
+        LOG.warning("%s", exc)
+        return {"status": "Rejected"}
+    return {"status": "Accepted"}
+
+
 class CsmsProxy:
     """Routes the chargers' connections to the CSMS; make one with `open_csms_proxy`."""
 
@@ -147,8 +157,8 @@ class CsmsProxy:
         """The gateway's own connection: its charging profiles set the site limit."""
 
         async def set_profile(p: Payload) -> Payload:
-            self.limits.set_profile(SITE, profile_of(self.settings.gateway_version, p)[1], "csms")
-            return {"status": "Accepted"}
+            profile = profile_of(self.settings.gateway_version, p)[1]
+            return _profile_status(self.limits, SITE, profile, "csms")
 
         async def clear_profile(p: Payload) -> Payload:
             return {"status": "Accepted" if self.limits.clear(SITE, "csms") else "Unknown"}
@@ -398,8 +408,8 @@ class ChargerProxy:
 
     async def _set_charging_profile(self, payload: Payload) -> Payload:
         connector, profile = profile_of(self.version, payload)
-        self.proxy.limits.set_profile(self._target(connector), profile, f"csms:{self.identity}")
-        return {"status": "Accepted"}
+        origin = f"csms:{self.identity}"
+        return _profile_status(self.proxy.limits, self._target(connector), profile, origin)
 
     async def _clear_charging_profile(self, payload: Payload) -> Payload:
         if self.version is V16:
