@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from csms_peer import CsmsThread
+from upstream_csms import CsmsThread
 from ocpp_harness import ADMISSIONS, FACTORIES
 from ocpp_peers import ChargePointThread
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import trio
-from csms_peer import CsmsThread
+from upstream_csms import CsmsThread
 from ocpp_peers import ChargePointThread, Cp16
 from test_proxy_offline import _script
 
