@@ -1,5 +1,17 @@
 """Type stubs for the Rust extension `hubgate._core` (built from `rust/py`)."""
 
+from array import array
+from collections.abc import Iterable, Sequence
+from typing import ClassVar, Literal, Self, final
+
+from typing_extensions import Buffer, disjoint_base
+
+from hubgate.modbus.codec import ClientEvent as _ClientEvent
+from hubgate.modbus.codec import FieldValue as _FieldValue
+from hubgate.modbus.codec import ServerEvent as _ServerEvent
+from hubgate.modbus.codec import ValueType as _ValueType
+from hubgate.modbus.codec import WordOrder as _WordOrder
+
 __version__: str
 
 class HubgateError(Exception):
@@ -16,3 +28,629 @@ def crc16(data: bytes) -> int:
 
 def check_crc(frame: bytes) -> None:
     """Check the trailing CRC (low byte first) of a whole RTU frame; raise `CrcError`."""
+
+# --- Modbus codec (rust/py/src/modbus_*.rs) ---------------------------------
+
+class FrameError(CodecError):
+    """A Modbus TCP header that makes the rest of the stream meaningless: close it."""
+
+class EncodeError(CodecError):
+    """A Modbus request or response outside the specification's limits."""
+
+class FieldError(CodecError):
+    """A register field, value or read plan that does not make sense."""
+
+@disjoint_base
+class Request:
+    """A Modbus request PDU: construct one of the nested variants.
+
+    Variants are frozen, compare by value and support `match` by keyword.
+    Limits are checked when encoding (raising `EncodeError`), not here.
+    """
+
+    @property
+    def function_code(self) -> int:
+        """The function code."""
+
+    @final
+    class ReadCoils(Request):
+        """FC1: read `count` (1-2000) coils."""
+
+        __match_args__ = ("address", "count")
+        def __new__(cls, address: int, count: int) -> Self: ...
+        @property
+        def address(self) -> int: ...
+        @property
+        def count(self) -> int: ...
+
+    @final
+    class ReadDiscreteInputs(Request):
+        """FC2: read `count` (1-2000) discrete inputs."""
+
+        __match_args__ = ("address", "count")
+        def __new__(cls, address: int, count: int) -> Self: ...
+        @property
+        def address(self) -> int: ...
+        @property
+        def count(self) -> int: ...
+
+    @final
+    class ReadHoldingRegisters(Request):
+        """FC3: read `count` (1-125) holding registers."""
+
+        __match_args__ = ("address", "count")
+        def __new__(cls, address: int, count: int) -> Self: ...
+        @property
+        def address(self) -> int: ...
+        @property
+        def count(self) -> int: ...
+
+    @final
+    class ReadInputRegisters(Request):
+        """FC4: read `count` (1-125) input registers."""
+
+        __match_args__ = ("address", "count")
+        def __new__(cls, address: int, count: int) -> Self: ...
+        @property
+        def address(self) -> int: ...
+        @property
+        def count(self) -> int: ...
+
+    @final
+    class WriteSingleCoil(Request):
+        """FC5: switch one coil."""
+
+        __match_args__ = ("address", "value")
+        def __new__(cls, address: int, value: bool) -> Self: ...
+        @property
+        def address(self) -> int: ...
+        @property
+        def value(self) -> bool: ...
+
+    @final
+    class WriteSingleRegister(Request):
+        """FC6: write one register."""
+
+        __match_args__ = ("address", "value")
+        def __new__(cls, address: int, value: int) -> Self: ...
+        @property
+        def address(self) -> int: ...
+        @property
+        def value(self) -> int: ...
+
+    @final
+    class WriteMultipleCoils(Request):
+        """FC15: write 1-1968 coils."""
+
+        __match_args__ = ("address", "values")
+        def __new__(cls, address: int, values: Sequence[bool]) -> Self: ...
+        @property
+        def address(self) -> int: ...
+        @property
+        def values(self) -> list[bool]: ...
+
+    @final
+    class WriteMultipleRegisters(Request):
+        """FC16: write 1-123 registers."""
+
+        __match_args__ = ("address", "values")
+        def __new__(cls, address: int, values: Sequence[int]) -> Self: ...
+        @property
+        def address(self) -> int: ...
+        @property
+        def values(self) -> list[int]: ...
+
+    @final
+    class ReadWriteMultipleRegisters(Request):
+        """FC23: write 1-121 registers, then read 1-125."""
+
+        __match_args__ = ("read_address", "read_count", "write_address", "values")
+        def __new__(
+            cls, read_address: int, read_count: int, write_address: int, values: Sequence[int]
+        ) -> Self: ...
+        @property
+        def read_address(self) -> int: ...
+        @property
+        def read_count(self) -> int: ...
+        @property
+        def write_address(self) -> int: ...
+        @property
+        def values(self) -> list[int]: ...
+
+    @final
+    class ReadDeviceIdentification(Request):
+        """FC43/14: read device identification (read code 1-4 from `object_id`)."""
+
+        __match_args__ = ("read_code", "object_id")
+        def __new__(cls, read_code: int = 1, object_id: int = 0) -> Self: ...
+        @property
+        def read_code(self) -> int: ...
+        @property
+        def object_id(self) -> int: ...
+
+@disjoint_base
+class Response:
+    """A Modbus response PDU, including exception responses: nested variants.
+
+    Variants are frozen, compare by value and support `match` by keyword.
+    """
+
+    @property
+    def function_code(self) -> int:
+        """Function code of the request this answers (without the exception flag)."""
+
+    @property
+    def is_exception(self) -> bool:
+        """Whether this is `Response.Exception`."""
+
+    @final
+    class ReadCoils(Response):
+        """FC1: coil states, cut to the requested count once matched."""
+
+        __match_args__ = ("bits",)
+        def __new__(cls, bits: Sequence[bool]) -> Self: ...
+        @property
+        def bits(self) -> list[bool]: ...
+
+    @final
+    class ReadDiscreteInputs(Response):
+        """FC2: input states, cut to the requested count once matched."""
+
+        __match_args__ = ("bits",)
+        def __new__(cls, bits: Sequence[bool]) -> Self: ...
+        @property
+        def bits(self) -> list[bool]: ...
+
+    @final
+    class ReadHoldingRegisters(Response):
+        """FC3: the registers read."""
+
+        __match_args__ = ("registers",)
+        def __new__(cls, registers: Sequence[int]) -> Self: ...
+        @property
+        def registers(self) -> list[int]: ...
+
+    @final
+    class ReadInputRegisters(Response):
+        """FC4: the registers read."""
+
+        __match_args__ = ("registers",)
+        def __new__(cls, registers: Sequence[int]) -> Self: ...
+        @property
+        def registers(self) -> list[int]: ...
+
+    @final
+    class WriteSingleCoil(Response):
+        """FC5: echo of the request."""
+
+        __match_args__ = ("address", "value")
+        def __new__(cls, address: int, value: bool) -> Self: ...
+        @property
+        def address(self) -> int: ...
+        @property
+        def value(self) -> bool: ...
+
+    @final
+    class WriteSingleRegister(Response):
+        """FC6: echo of the request."""
+
+        __match_args__ = ("address", "value")
+        def __new__(cls, address: int, value: int) -> Self: ...
+        @property
+        def address(self) -> int: ...
+        @property
+        def value(self) -> int: ...
+
+    @final
+    class WriteMultipleCoils(Response):
+        """FC15: first coil and number of coils written."""
+
+        __match_args__ = ("address", "count")
+        def __new__(cls, address: int, count: int) -> Self: ...
+        @property
+        def address(self) -> int: ...
+        @property
+        def count(self) -> int: ...
+
+    @final
+    class WriteMultipleRegisters(Response):
+        """FC16: first register and number of registers written."""
+
+        __match_args__ = ("address", "count")
+        def __new__(cls, address: int, count: int) -> Self: ...
+        @property
+        def address(self) -> int: ...
+        @property
+        def count(self) -> int: ...
+
+    @final
+    class ReadWriteMultipleRegisters(Response):
+        """FC23: the registers read."""
+
+        __match_args__ = ("registers",)
+        def __new__(cls, registers: Sequence[int]) -> Self: ...
+        @property
+        def registers(self) -> list[int]: ...
+
+    @final
+    class ReadDeviceIdentification(Response):
+        """FC43/14: device identification objects as `(object_id, value)` pairs."""
+
+        __match_args__ = ("read_code", "conformity", "more_follows", "next_object_id", "objects")
+        def __new__(
+            cls,
+            read_code: int,
+            conformity: int,
+            more_follows: bool,
+            next_object_id: int,
+            objects: Sequence[tuple[int, bytes]],
+        ) -> Self: ...
+        @property
+        def read_code(self) -> int: ...
+        @property
+        def conformity(self) -> int: ...
+        @property
+        def more_follows(self) -> bool: ...
+        @property
+        def next_object_id(self) -> int: ...
+        @property
+        def objects(self) -> list[tuple[int, bytes]]: ...
+
+    @final
+    class Exception(Response):
+        """An exception response to `function` (without the 0x80 flag) with `code`."""
+
+        __match_args__ = ("function", "code")
+        def __new__(cls, function: int, code: int) -> Self: ...
+        @property
+        def function(self) -> int: ...
+        @property
+        def code(self) -> int: ...
+
+@final
+class ResponseReceived:
+    """A response matched to its request, which is no longer pending."""
+
+    @property
+    def transaction_id(self) -> int: ...
+    @property
+    def unit(self) -> int: ...
+    @property
+    def response(self) -> Response: ...
+
+@final
+class ResponseRejected:
+    """A frame answering no pending request; a set `transaction_id` is finished (failed)."""
+
+    @property
+    def transaction_id(self) -> int | None: ...
+    @property
+    def unit(self) -> int: ...
+    @property
+    def reason(self) -> str: ...
+
+@final
+class RequestReceived:
+    """A well-formed request received by a server."""
+
+    @property
+    def transaction_id(self) -> int: ...
+    @property
+    def unit(self) -> int: ...
+    @property
+    def request(self) -> Request: ...
+
+@final
+class RequestRejected:
+    """A request that does not decode: answer `exception_code` for `function_code`."""
+
+    @property
+    def transaction_id(self) -> int: ...
+    @property
+    def unit(self) -> int: ...
+    @property
+    def function_code(self) -> int: ...
+    @property
+    def exception_code(self) -> int: ...
+    @property
+    def reason(self) -> str: ...
+
+@final
+class TcpClientCodec:
+    """Modbus TCP client codec: requests in flight matched by transaction id, unit and function."""
+
+    def __new__(cls) -> Self: ...
+    def encode_request(self, unit: int, request: Request) -> tuple[int, bytes]:
+        """Encode `request` for `unit`; return `(transaction_id, frame)`; raise `EncodeError`."""
+    def receive_data(self, data: Buffer) -> None:
+        """Append received bytes."""
+    def next_event(self) -> _ClientEvent | None:
+        """Next event, `None` when more bytes are needed; raise `FrameError` on a bad header."""
+    def forget(self, transaction_id: int) -> bool:
+        """Stop waiting for a transaction (timeout); return whether it was pending."""
+    @property
+    def pending(self) -> int:
+        """Number of requests waiting for a response."""
+
+@final
+class RtuClientCodec:
+    """Modbus RTU client codec (serial or RTU over TCP): one request at a time."""
+
+    def __new__(cls) -> Self: ...
+    def encode_request(self, unit: int, request: Request) -> tuple[int, bytes]:
+        """Encode `request` for `unit`, replacing any pending one; raise `EncodeError`."""
+    def receive_data(self, data: Buffer) -> None:
+        """Append received bytes."""
+    def next_event(self) -> _ClientEvent | None:
+        """Next event, `None` when more bytes are needed."""
+    def reset(self) -> bool:
+        """Stop waiting (timeout) and drop buffered bytes; return whether a request was pending."""
+    @property
+    def pending(self) -> int:
+        """Number of requests waiting for a response (0 or 1)."""
+    @property
+    def discarded(self) -> int:
+        """Bytes dropped so far while resynchronising."""
+
+@final
+class TcpServerCodec:
+    """Modbus TCP server codec for one connection."""
+
+    def __new__(cls) -> Self: ...
+    def receive_data(self, data: Buffer) -> None:
+        """Append received bytes."""
+    def next_event(self) -> _ServerEvent | None:
+        """Next event, `None` when more bytes are needed; raise `FrameError` on a bad header."""
+    @staticmethod
+    def encode_response(transaction_id: int, unit: int, response: Response) -> bytes:
+        """Encode a response frame; raise `EncodeError`."""
+    @staticmethod
+    def encode_exception(
+        transaction_id: int, unit: int, function_code: int, exception_code: int
+    ) -> bytes:
+        """Encode an exception response frame."""
+
+@final
+class RtuServerCodec:
+    """Modbus RTU server codec; answers every unit; transaction ids are 0 and ignored."""
+
+    def __new__(cls) -> Self: ...
+    def receive_data(self, data: Buffer) -> None:
+        """Append received bytes."""
+    def next_event(self) -> _ServerEvent | None:
+        """Next event, `None` when more bytes are needed; bad-CRC frames are dropped."""
+    @property
+    def discarded(self) -> int:
+        """Bytes dropped so far while resynchronising."""
+    @staticmethod
+    def encode_response(transaction_id: int, unit: int, response: Response) -> bytes:
+        """Encode a response frame; raise `EncodeError`."""
+    @staticmethod
+    def encode_exception(
+        transaction_id: int, unit: int, function_code: int, exception_code: int
+    ) -> bytes:
+        """Encode an exception response frame."""
+
+@final
+class Field:
+    """One typed value in registers (FC3/FC4) or one bit (FC1/FC2): where it is, how it decodes.
+
+    value = ((raw >> shift) & mask) * scale * 10**exponent + offset, where the exponent is
+    the i16 register at `scale_factor` (SunSpec; read with the same function, 0x8000 makes
+    the value missing). `count` is the number of registers of a `string` (required) or a
+    `bitfield` (1-4). `sentinel`: `True` for the type's standard "not available" marker
+    (0xFFFF, 0x8000, 0xFFFFFFFF, 0x80000000, all ones, NaN, all-NUL string), raw values
+    (an int or a sequence), or `None`. Integers decode to `int` unless scale, offset or an
+    exponent apply, then to `float`; bits decode to `bool` (flipped by `invert`).
+    """
+
+    def __new__(
+        cls,
+        address: int,
+        type: _ValueType = "u16",
+        *,
+        function: Literal[1, 2, 3, 4] = 3,
+        count: int | None = None,
+        order: _WordOrder = "ABCD",
+        scale: float = 1.0,
+        offset: float = 0.0,
+        sentinel: bool | int | Sequence[int] | None = None,
+        mask: int | None = None,
+        shift: int = 0,
+        scale_factor: int | None = None,
+        invert: bool = False,
+        charset: Literal["utf-8", "utf-16-be"] = "utf-8",
+    ) -> Self: ...
+    @property
+    def address(self) -> int: ...
+    @property
+    def count(self) -> int:
+        """Number of registers (or bits) the value occupies."""
+    @property
+    def function(self) -> int: ...
+    @property
+    def scale_factor(self) -> int | None:
+        """Address of the scale-factor register, if any."""
+    def decode(
+        self, registers: Response | Sequence[int] | Sequence[bool], *, exponent: int | None = None
+    ) -> _FieldValue:
+        """Decode exactly this field's registers (or bit); a scale-factor field needs `exponent`."""
+    def encode(self, value: int | float | bool | str, *, exponent: int | None = None) -> list[int]:
+        """Registers holding `value` (scale, offset and exponent undone); a bit gives [0] or [1]."""
+
+@final
+class ReadPlan:
+    """Fields compiled into the fewest read requests; decodes all fields in one call."""
+
+    def __new__(
+        cls,
+        fields: Sequence[Field],
+        *,
+        max_gap: int = 0,
+        max_block: int = 125,
+        forbidden: Sequence[tuple[int, int]] = ...,
+        single_register: bool = False,
+    ) -> Self: ...
+    @property
+    def requests(self) -> list[Request]:
+        """The read requests, in the order `decode` takes their responses."""
+    def __len__(self) -> int: ...
+    def decode(
+        self, responses: Iterable[Response | Sequence[int] | Sequence[bool] | None]
+    ) -> list[_FieldValue]:
+        """Every field's value in the given order; `None` for a sentinel or a failed read."""
+
+class TopologyError(HubgateError, ValueError):
+    """A site tree or connector set the allocator cannot work on."""
+
+class AllocationInputError(HubgateError, ValueError):
+    """A cycle's measurements the allocator cannot use; its state is unchanged."""
+
+@final
+class AllocReason:
+    """Why a connector got its setpoint (codes as in `Allocation.reason`)."""
+
+    NOT_WANTING: ClassVar[AllocReason]
+    OWN_MAXIMUM: ClassVar[AllocReason]
+    PHASE_CURRENT: ClassVar[AllocReason]
+    POWER: ClassVar[AllocReason]
+    UNBALANCE: ClassVar[AllocReason]
+    GRID_OPERATOR: ClassVar[AllocReason]
+    PEAK_TARGET: ClassVar[AllocReason]
+    PV_BUDGET: ClassVar[AllocReason]
+    PAUSED_NO_CAPACITY: ClassVar[AllocReason]
+    PAUSED_MIN_OFF: ClassVar[AllocReason]
+    RAMPING: ClassVar[AllocReason]
+    CHANGE_INTERVAL: ClassVar[AllocReason]
+    AWAITING_HEADROOM: ClassVar[AllocReason]
+    def __int__(self) -> int: ...
+    @staticmethod
+    def members() -> list[AllocReason]:
+        """Every reason, indexed by its code."""
+
+@final
+class AllocNode:
+    """One node of the tree (index = position in the list given to `Allocator`)."""
+
+    parent: int | None
+    phase_cap_a: tuple[float, float, float]
+    power_cap_w: float
+    unbalance_cap_a: float
+    def __new__(
+        cls,
+        parent: int | None,
+        phase_cap_a: tuple[float, float, float],
+        power_cap_w: float = ...,
+        unbalance_cap_a: float = ...,
+    ) -> AllocNode: ...
+
+@final
+class AllocConnector:
+    """One connector: its node, grid phases ('1p', '3p', 'switchable'), limits and share.
+
+    `phase` is the grid phase (0-2) it draws on when on one phase.
+    """
+
+    node: int
+    phases: str
+    phase: int
+    min_a: float
+    max_a: float
+    step_a: float
+    weight: float
+    priority: int
+    def __new__(
+        cls,
+        node: int,
+        phases: str,
+        phase: int,
+        min_a: float,
+        max_a: float,
+        step_a: float = 0.1,
+        weight: float = 1.0,
+        priority: int = 0,
+    ) -> AllocConnector: ...
+
+@final
+class AllocSettings:
+    """Timing and policy settings (seconds, A/s, W)."""
+
+    voltage_v: float
+    min_on_s: float
+    min_off_s: float
+    change_interval_s: float
+    ramp_a_per_s: float
+    settle_s: float
+    phase_switch_s: float
+    max_phase_switches: int
+    grid_operator_floor_w: float
+    def __new__(
+        cls,
+        voltage_v: float = 230.0,
+        min_on_s: float = 300.0,
+        min_off_s: float = 120.0,
+        change_interval_s: float = 5.0,
+        ramp_a_per_s: float = ...,
+        settle_s: float = 10.0,
+        phase_switch_s: float = 600.0,
+        max_phase_switches: int = 0,
+        grid_operator_floor_w: float = 0.0,
+    ) -> AllocSettings: ...
+
+@final
+class Allocation:
+    """One cycle's result; each attribute is a new `array.array`, one entry per connector."""
+
+    def __len__(self) -> int: ...
+    @property
+    def setpoint_a(self) -> array[float]:
+        """Setpoints to send now, A per phase (0 = paused)."""
+    @property
+    def target_a(self) -> array[float]:
+        """Fair targets before transition shaping, A per phase."""
+    @property
+    def fair_a(self) -> array[float]:
+        """Exact weighted max-min fair shares before rounding, A per phase."""
+    @property
+    def phases(self) -> array[int]:
+        """Phases drawn on, 1 or 3."""
+    @property
+    def reason(self) -> array[int]:
+        """Reason codes: `AllocReason.members()[code]`."""
+    @property
+    def binding_node(self) -> array[int]:
+        """Node index of the binding limit, or -1."""
+    @property
+    def binding_phase(self) -> array[int]:
+        """Grid phase (0-2) of the binding limit, or -1."""
+
+@final
+class Allocator:
+    """The allocator: topology and per-connector memory; call `allocate` every cycle."""
+
+    def __new__(
+        cls,
+        nodes: Sequence[AllocNode],
+        connectors: Sequence[AllocConnector],
+        settings: AllocSettings | None = None,
+    ) -> Allocator: ...
+    @property
+    def node_count(self) -> int: ...
+    @property
+    def connector_count(self) -> int: ...
+    def allocate(
+        self,
+        now: float,
+        base_load_a: Buffer | Sequence[float],
+        ev_max_a: Buffer | Sequence[float],
+        wanting: Buffer | Sequence[bool] | Sequence[int],
+        pv_mode: Buffer | Sequence[bool] | Sequence[int] | None = None,
+        grid_operator_w: float = ...,
+        peak_w: float = ...,
+        pv_budget_w: float = ...,
+    ) -> Allocation:
+        """Run one cycle.
+
+        `base_load_a` has 3 values per node (L1, L2, L3, node by node); `ev_max_a`,
+        `wanting` and `pv_mode` one per connector. Raises `AllocationInputError`.
+        """

@@ -1,7 +1,23 @@
 """Every exception hubgate raises, in one namespace."""
 
-from hubgate._core import CodecError, CrcError, HubgateError
+from hubgate._core import (
+    AllocationInputError,
+    CodecError,
+    CrcError,
+    EncodeError,
+    FieldError,
+    FrameError,
+    HubgateError,
+    TopologyError,
+)
 from hubgate.cloud.queue import CsmsCallError
+from hubgate.modbus.errors import (
+    ModbusBadResponseError,
+    ModbusConnectionError,
+    ModbusError,
+    ModbusExceptionError,
+    ModbusTimeoutError,
+)
 from hubgate.ocpp.errors import (
     OcppCallError,
     OcppCallTimeoutError,
@@ -9,6 +25,23 @@ from hubgate.ocpp.errors import (
     RpcError,
 )
 
-__all__ = ["CodecError", "CrcError", "HubgateError"]
-__all__ += ["CsmsCallError"]
-__all__ += ["OcppCallError", "OcppCallTimeoutError", "OcppSessionClosedError", "RpcError"]
+__all__ = [
+    "AllocationInputError",
+    "CodecError",
+    "CrcError",
+    "CsmsCallError",
+    "EncodeError",
+    "FieldError",
+    "FrameError",
+    "HubgateError",
+    "ModbusBadResponseError",
+    "ModbusConnectionError",
+    "ModbusError",
+    "ModbusExceptionError",
+    "ModbusTimeoutError",
+    "OcppCallError",
+    "OcppCallTimeoutError",
+    "OcppSessionClosedError",
+    "RpcError",
+    "TopologyError",
+]

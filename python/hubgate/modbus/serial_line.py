@@ -86,7 +86,9 @@ def raw_attributes(current: TtyAttributes, line: SerialLine) -> TtyAttributes:
         cflag |= termios.CSTOPB
     if hasattr(termios, "CRTSCTS"):
         cflag &= ~termios.CRTSCTS
-    cc[termios.VMIN] = 0
+    # VMIN 1: a non-blocking read with no data fails with EAGAIN, which Trio waits on;
+    # with VMIN 0 it returns b"", which a stream reports as end of file.
+    cc[termios.VMIN] = 1
     cc[termios.VTIME] = 0
     return [iflag, oflag, cflag, lflag, speed, speed, cc]
 

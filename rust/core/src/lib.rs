@@ -5,4 +5,6 @@
 //! setpoints out.
 #![forbid(unsafe_code)]
 
+pub mod alloc;
 pub mod crc;
+pub mod modbus;

@@ -9,6 +9,15 @@
 //!   - `CodecError(HubgateError, ValueError)`: bytes that do not form a valid
 //!     frame, or a value that cannot be encoded.
 //!     - `CrcError(CodecError)`: an RTU frame whose CRC does not match.
+//!     - `FrameError(CodecError)`: a Modbus TCP header that closes the stream.
+//!     - `EncodeError(CodecError)`: a Modbus request or response outside the
+//!       specification's limits; nothing is sent.
+//!     - `FieldError(CodecError)`: a register field, value or read plan that
+//!       does not make sense.
+//!   - `TopologyError(HubgateError, ValueError)`: a site tree or connector set
+//!     the allocator cannot work on.
+//!   - `AllocationInputError(HubgateError, ValueError)`: a cycle's measurements
+//!     that cannot be used (wrong length, NaN, time going back).
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
@@ -27,6 +36,11 @@ create_exception!(
 struct Types {
     codec: Py<PyType>,
     crc: Py<PyType>,
+    frame: Py<PyType>,
+    encode: Py<PyType>,
+    field: Py<PyType>,
+    topology: Py<PyType>,
+    alloc_input: Py<PyType>,
 }
 
 static TYPES: PyOnceLock<Types> = PyOnceLock::new();
@@ -62,7 +76,46 @@ fn types(py: Python<'_>) -> PyResult<&Types> {
             &[codec.bind(py).clone()],
             "An RTU frame whose CRC does not match its content.",
         )?;
-        Ok(Types { codec, crc })
+        let frame = new_type(
+            py,
+            "FrameError",
+            &[codec.bind(py).clone()],
+            "A Modbus TCP header that makes the rest of the stream meaningless: close it.",
+        )?;
+        let encode = new_type(
+            py,
+            "EncodeError",
+            &[codec.bind(py).clone()],
+            "A Modbus request or response outside the specification's limits.",
+        )?;
+        let field = new_type(
+            py,
+            "FieldError",
+            &[codec.bind(py).clone()],
+            "A register field, value or read plan that does not make sense.",
+        )?;
+        let base = || [py.get_type::<HubgateError>(), py.get_type::<PyValueError>()];
+        let topology = new_type(
+            py,
+            "TopologyError",
+            &base(),
+            "A site tree or connector set the allocator cannot work on.",
+        )?;
+        let alloc_input = new_type(
+            py,
+            "AllocationInputError",
+            &base(),
+            "A cycle's measurements the allocator cannot use; its state is unchanged.",
+        )?;
+        Ok(Types {
+            codec,
+            crc,
+            frame,
+            encode,
+            field,
+            topology,
+            alloc_input,
+        })
     })
 }
 
@@ -73,6 +126,11 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("HubgateError", py.get_type::<HubgateError>())?;
     m.add("CodecError", types.codec.bind(py))?;
     m.add("CrcError", types.crc.bind(py))?;
+    m.add("FrameError", types.frame.bind(py))?;
+    m.add("EncodeError", types.encode.bind(py))?;
+    m.add("FieldError", types.field.bind(py))?;
+    m.add("TopologyError", types.topology.bind(py))?;
+    m.add("AllocationInputError", types.alloc_input.bind(py))?;
     Ok(())
 }
 
@@ -81,6 +139,46 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 pub(crate) enum CoreError {
     /// See [`hubgate_core::crc::CrcError`].
     Crc(hubgate_core::crc::CrcError),
+    /// See [`hubgate_core::modbus::tcp::FrameError`].
+    Frame(hubgate_core::modbus::tcp::FrameError),
+    /// See [`hubgate_core::modbus::pdu::EncodeError`].
+    Encode(hubgate_core::modbus::pdu::EncodeError),
+    /// See [`hubgate_core::modbus::values::ValueError`].
+    Field(hubgate_core::modbus::values::ValueError),
+    /// See [`hubgate_core::alloc::TopologyError`].
+    Topology(hubgate_core::alloc::TopologyError),
+    /// See [`hubgate_core::alloc::InputError`].
+    AllocInput(hubgate_core::alloc::InputError),
+}
+
+impl From<hubgate_core::alloc::TopologyError> for CoreError {
+    fn from(err: hubgate_core::alloc::TopologyError) -> Self {
+        Self::Topology(err)
+    }
+}
+
+impl From<hubgate_core::alloc::InputError> for CoreError {
+    fn from(err: hubgate_core::alloc::InputError) -> Self {
+        Self::AllocInput(err)
+    }
+}
+
+impl From<hubgate_core::modbus::tcp::FrameError> for CoreError {
+    fn from(err: hubgate_core::modbus::tcp::FrameError) -> Self {
+        Self::Frame(err)
+    }
+}
+
+impl From<hubgate_core::modbus::pdu::EncodeError> for CoreError {
+    fn from(err: hubgate_core::modbus::pdu::EncodeError) -> Self {
+        Self::Encode(err)
+    }
+}
+
+impl From<hubgate_core::modbus::values::ValueError> for CoreError {
+    fn from(err: hubgate_core::modbus::values::ValueError) -> Self {
+        Self::Field(err)
+    }
 }
 
 impl From<hubgate_core::crc::CrcError> for CoreError {
@@ -101,6 +199,11 @@ impl From<CoreError> for PyErr {
     fn from(err: CoreError) -> Self {
         Python::attach(|py| match err {
             CoreError::Crc(e) => instantiate(py, |t| &t.crc, e.to_string()),
+            CoreError::Frame(e) => instantiate(py, |t| &t.frame, e.to_string()),
+            CoreError::Encode(e) => instantiate(py, |t| &t.encode, e.to_string()),
+            CoreError::Field(e) => instantiate(py, |t| &t.field, e.to_string()),
+            CoreError::Topology(e) => instantiate(py, |t| &t.topology, e.to_string()),
+            CoreError::AllocInput(e) => instantiate(py, |t| &t.alloc_input, e.to_string()),
         })
     }
 }

@@ -3,8 +3,13 @@
 //! Thin wrappers over `hubgate-core`; every Rust error becomes a Python
 //! exception in [`errors`], and nowhere else.
 
+mod alloc;
+mod alloc_buffers;
 mod crc;
 mod errors;
+mod modbus_codec;
+mod modbus_pdu;
+mod modbus_values;
 
 use pyo3::prelude::*;
 
@@ -13,6 +18,20 @@ use pyo3::prelude::*;
 mod _core {
     #[pymodule_export]
     use super::crc::{check_crc, crc16};
+    #[pymodule_export]
+    use super::modbus_codec::{
+        RequestReceived, RequestRejected, ResponseReceived, ResponseRejected, RtuClientCodec,
+        RtuServerCodec, TcpClientCodec, TcpServerCodec,
+    };
+    #[pymodule_export]
+    use super::modbus_pdu::{Request, Response};
+    #[pymodule_export]
+    use super::modbus_values::{Field, ReadPlan};
+
+    #[pymodule_export]
+    use super::alloc::{
+        AllocConnector, AllocNode, AllocReason, AllocSettings, Allocation, Allocator,
+    };
 
     use pyo3::prelude::*;
 

@@ -1,0 +1,227 @@
+"""Modbus transports: hubgate's Trio masters against pymodbus's asyncio client, same run.
+
+Groups, `impl` in (hubgate, pymodbus):
+- `modbus-tcp-fc3-sequential`: 100 sequential FC3 reads of 10 registers over one
+  open connection to a pymodbus server (its own process); requests per second in
+  `extra_info["requests_per_s"]`.
+- `modbus-read-250-devices`: one FC3 read of 10 registers from each of 250 devices,
+  each its own server on loopback with its own connection (250 light Trio devices
+  built on hubgate's server codec, in one process of their own); hubgate reads them
+  as the control loop does, with `gather_by_deadline`; target <= 100 ms.
+
+Each client runs its own event loop in a thread, with connections opened before
+the rounds; a round is handed over from the benchmark thread. Besides wall time,
+`extra_info` has `requests_per_s` (median) and `client_cpu_us_per_request`: the
+client process's CPU time per request, which the other load on a shared machine
+does not inflate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from pymodbus.client import AsyncModbusTcpClient
+
+from hubgate.control.cycle import gather_by_deadline
+from hubgate.modbus.master import ModbusDevice
+from hubgate.modbus.tcp_master import TcpMaster
+
+DEVICES_SCRIPT = Path(__file__).resolve().parent / "modbus_bench_devices.py"
+IMPLS = ["hubgate", "pymodbus"]
+SEQUENTIAL = 100
+DEVICE_COUNT = 250
+EXPECTED = list(range(1000, 1010))
+
+
+@pytest.fixture(scope="module")
+def pymodbus_port() -> Iterator[int]:
+    with peer_process("pymodbus") as ports:
+        yield ports[0]
+
+
+@pytest.fixture(scope="module")
+def device_ports() -> Iterator[list[int]]:
+    with peer_process("trio", str(DEVICE_COUNT)) as ports:
+        yield ports
+
+
+@contextmanager
+def peer_process(*args: str) -> Iterator[list[int]]:
+    """The peers of bench/modbus_bench_devices.py in a process of their own; yields the ports."""
+    with subprocess.Popen(
+        [sys.executable, str(DEVICES_SCRIPT), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        try:
+            yield [int(port) for port in process.stdout.readline().split()]
+        finally:
+            process.stdin.close()
+            process.wait(10)
+
+
+class TrioClient:
+    """A Trio loop in a thread that runs rounds handed over by the benchmark thread."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.devices: list[ModbusDevice] = []
+        self._ports = ports
+        self._ready = threading.Event()
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._stop: trio.Event | None = None
+        self._thread = threading.Thread(target=trio.run, args=(self._main,), daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10)
+
+    async def _main(self) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        self._stop = trio.Event()
+        masters = [TcpMaster("127.0.0.1", port, timeout_s=5) for port in self._ports]
+        self.devices = [ModbusDevice(master, 1) for master in masters]
+        for device in self.devices:  # connect before the rounds
+            await device.read_registers(0, 1)
+        self._ready.set()
+        await self._stop.wait()
+        for master in masters:
+            await master.aclose()
+
+    def run(self, fn: Callable[[], Awaitable[object]]) -> object:
+        return trio.from_thread.run(fn, trio_token=self._token)
+
+    def close(self) -> None:
+        assert self._stop is not None
+        trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
+        self._thread.join(10)
+
+
+class AsyncioClient:
+    """pymodbus's asyncio client, in its own loop in a thread."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.clients: list[AsyncModbusTcpClient] = self.run(self._connect, ports)  # type: ignore[assignment]
+
+    async def _connect(self, ports: list[int]) -> list[AsyncModbusTcpClient]:
+        clients = [AsyncModbusTcpClient("127.0.0.1", port=port, timeout=5) for port in ports]
+        for client in clients:
+            assert await client.connect()
+        return clients
+
+    def run(self, fn: Callable[..., Awaitable[object]], *args: Any) -> object:
+        future: Future[object] = asyncio.run_coroutine_threadsafe(fn(*args), self.loop)  # type: ignore[arg-type]
+        return future.result(30)
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+class CpuTimed:
+    """Runs rounds through `run` and adds up this process's CPU time (both clients' loops
+    run in it, the servers do not), which the machine's other load does not inflate."""
+
+    def __init__(self, run: Callable[[Callable[[], Awaitable[object]]], object]) -> None:
+        self._run = run
+        self.rounds = 0
+        self.cpu_s = 0.0
+
+    def __call__(self, fn: Callable[[], Awaitable[object]]) -> object:
+        started = time.process_time()
+        result = self._run(fn)
+        self.cpu_s += time.process_time() - started
+        self.rounds += 1
+        return result
+
+
+def report(benchmark: Any, timed: CpuTimed, requests: int) -> None:
+    if benchmark.stats is not None:
+        benchmark.extra_info["requests_per_s"] = requests / benchmark.stats.stats.median
+    benchmark.extra_info["client_cpu_us_per_request"] = (
+        1e6 * timed.cpu_s / (timed.rounds * requests)
+    )
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.benchmark(group="modbus-tcp-fc3-sequential")
+def test_sequential_requests(benchmark: Any, impl: str, pymodbus_port: int) -> None:
+    results: list[list[int]] = []
+    if impl == "hubgate":
+        client = TrioClient([pymodbus_port])
+        device = client.devices[0]
+
+        async def hubgate_round() -> None:
+            for _ in range(SEQUENTIAL):
+                results.append(await device.read_registers(0, 10))
+
+        timed = CpuTimed(client.run)
+        benchmark(timed, hubgate_round)
+    else:
+        client = AsyncioClient([pymodbus_port])  # type: ignore[assignment]
+        peer = client.clients[0]  # type: ignore[attr-defined]
+
+        async def pymodbus_round() -> None:
+            for _ in range(SEQUENTIAL):
+                results.append(
+                    (await peer.read_holding_registers(0, count=10, device_id=1)).registers
+                )
+
+        timed = CpuTimed(client.run)
+        benchmark(timed, pymodbus_round)
+    client.close()
+    report(benchmark, timed, SEQUENTIAL)
+    assert results[-1] == EXPECTED
+    assert len(results) % SEQUENTIAL == 0
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.benchmark(group="modbus-read-250-devices")
+def test_read_250_devices_once(benchmark: Any, impl: str, device_ports: list[int]) -> None:
+    rounds: list[list[object]] = []
+    if impl == "hubgate":
+        client = TrioClient(device_ports)
+
+        async def hubgate_round() -> None:
+            # As the control loop reads its devices: concurrently, under one deadline.
+            results = await gather_by_deadline(
+                {str(i): partial(d.read_registers, 0, 10) for i, d in enumerate(client.devices)},
+                trio.current_time() + 1.0,
+            )
+            rounds.append([results[str(i)] for i in range(len(client.devices))])
+
+        timed = CpuTimed(client.run)
+        benchmark(timed, hubgate_round)
+    else:
+        client = AsyncioClient(device_ports)  # type: ignore[assignment]
+        peers = client.clients  # type: ignore[attr-defined]
+
+        async def pymodbus_round() -> None:
+            responses = await asyncio.gather(
+                *(peer.read_holding_registers(0, count=10, device_id=1) for peer in peers)
+            )
+            rounds.append([r.registers for r in responses])
+
+        timed = CpuTimed(client.run)
+        benchmark(timed, pymodbus_round)
+    client.close()
+    report(benchmark, timed, DEVICE_COUNT)
+    assert rounds[-1] == [EXPECTED] * DEVICE_COUNT

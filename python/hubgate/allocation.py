@@ -1,0 +1,264 @@
+"""The site's allocator: built once from a `SiteConfig`, called every control cycle.
+
+The Rust core (`hubgate._core.Allocator`) does the work; this module maps the
+configuration onto it (node tree, rotation, steps, grid margin, §14a) and gives
+the control loop a typed per-cycle call. The hot path passes plain buffers:
+three base-load values per node in `node_ids` order, one value per connector
+in `connector_keys` order, and gets `array.array` columns back.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from hubgate._core import (
+    Allocation,
+    Allocator,
+    AllocConnector,
+    AllocNode,
+    AllocReason,
+    AllocSettings,
+)
+from hubgate.config.model import GRID_NODE_ID, Charger, SiteConfig
+
+ConnectorKey = tuple[str, int]
+"""A connector by (charger id, connector id)."""
+
+PARAGRAPH_14A_W = 4200.0
+"""§14a EnWG: power a controllable device may always draw despite dimming."""
+
+OCPP_STEP_A = 0.1
+"""Charging-profile limits resolve 0.1 A (OCPP multipleOf 0.1)."""
+
+MODBUS_STEP_A = 1.0
+"""Modbus chargers take whole amperes."""
+
+_REASONS = AllocReason.members()
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+    FloatColumn = Buffer | Sequence[float]
+    FlagColumn = Buffer | Sequence[bool] | Sequence[int]
+
+
+@dataclass(frozen=True)
+class AllocationSettings:
+    """Dwell, interval and ramp rules of the allocator (seconds, A/s)."""
+
+    min_on_s: float = 300.0
+    min_off_s: float = 120.0
+    change_interval_s: float = 5.0
+    ramp_a_per_s: float = math.inf
+    settle_s: float = 10.0
+    phase_switch_s: float = 600.0
+    max_phase_switches: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CycleInputs:
+    """One cycle's measurements and limits, as plain columns.
+
+    `base_load_a`: the non-EV current through each node, L1, L2, L3 per node in
+    `SiteAllocator.node_ids` order. `ev_max_a`, `wanting`, `pv_mode`: one entry
+    per connector in `SiteAllocator.connector_keys` order (`ev_max_a` is the EV's
+    limit or the estimate from its draw; infinity for none). Root limits in W.
+    """
+
+    now: float
+    base_load_a: FloatColumn
+    ev_max_a: FloatColumn
+    wanting: FlagColumn
+    pv_mode: FlagColumn | None = None
+    grid_operator_w: float = math.inf
+    peak_w: float = math.inf
+    pv_surplus_w: float = math.inf
+    battery_discharge_w: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorDecision:
+    """One connector's decision, for the decision log."""
+
+    key: ConnectorKey
+    setpoint_a: float
+    target_a: float
+    phases: int
+    reason: AllocReason
+    binding_node: str | None
+    binding_phase: int | None
+
+
+class CycleResult:
+    """One cycle's result: array columns in connector order (built on first access),
+    and per-connector views for the decision log."""
+
+    def __init__(self, allocation: Allocation, site: SiteAllocator) -> None:
+        self._allocation = allocation
+        self._site = site
+
+    @cached_property
+    def setpoint_a(self) -> array[float]:
+        """Setpoints to send now, A per phase (0 = paused)."""
+        return self._allocation.setpoint_a
+
+    @cached_property
+    def target_a(self) -> array[float]:
+        """Targets before transition shaping, A per phase."""
+        return self._allocation.target_a
+
+    @cached_property
+    def fair_a(self) -> array[float]:
+        """Exact weighted max-min fair shares before rounding, A per phase."""
+        return self._allocation.fair_a
+
+    @cached_property
+    def phases(self) -> array[int]:
+        """Phases drawn on, 1 or 3."""
+        return self._allocation.phases
+
+    @cached_property
+    def reason(self) -> array[int]:
+        """Reason codes (`AllocReason.members()[code]`)."""
+        return self._allocation.reason
+
+    @cached_property
+    def binding_node(self) -> array[int]:
+        """Index into `SiteAllocator.node_ids` of the binding limit, or -1."""
+        return self._allocation.binding_node
+
+    @cached_property
+    def binding_phase(self) -> array[int]:
+        """Grid phase (0-2) of the binding limit, or -1."""
+        return self._allocation.binding_phase
+
+    def __len__(self) -> int:
+        return len(self._allocation)
+
+    def decision(self, index: int) -> ConnectorDecision:
+        """The decision for the connector at `index`."""
+        node = self.binding_node[index]
+        phase = self.binding_phase[index]
+        return ConnectorDecision(
+            key=self._site.connector_keys[index],
+            setpoint_a=self.setpoint_a[index],
+            target_a=self.target_a[index],
+            phases=self.phases[index],
+            reason=_REASONS[self.reason[index]],
+            binding_node=self._site.node_ids[node] if node >= 0 else None,
+            binding_phase=phase if phase >= 0 else None,
+        )
+
+    def decisions(self) -> Iterator[ConnectorDecision]:
+        """Every connector's decision, in connector order."""
+        return (self.decision(i) for i in range(len(self)))
+
+
+def _step(charger: Charger) -> float:
+    return OCPP_STEP_A if charger.ocpp is not None else MODBUS_STEP_A
+
+
+class SiteAllocator:
+    """The allocator of one site; the topology is fixed at construction."""
+
+    def __init__(self, config: SiteConfig, settings: AllocationSettings | None = None) -> None:
+        settings = settings or AllocationSettings()
+        grid = config.grid
+        self.node_ids: tuple[str, ...] = (GRID_NODE_ID, *(n.id for n in config.nodes))
+        self._node_index = {node_id: i for i, node_id in enumerate(self.node_ids)}
+        margin = grid.safety_margin_a
+        root_caps = tuple(max(c - margin, 0.0) for c in grid.phase_current_limit_a)
+        nodes = [
+            AllocNode(
+                None,
+                (root_caps[0], root_caps[1], root_caps[2]),
+                _watts(grid.power_limit_kw),
+                grid.unbalance_limit_a or math.inf,
+            )
+        ]
+        for node in config.nodes:
+            caps = node.phase_current_limit_a or (math.inf, math.inf, math.inf)
+            nodes.append(
+                AllocNode(
+                    self._node_index[node.parent],
+                    caps,
+                    _watts(node.power_limit_kw),
+                    node.unbalance_limit_a or math.inf,
+                )
+            )
+        keys: list[ConnectorKey] = []
+        connectors: list[AllocConnector] = []
+        for charger in config.chargers:
+            first_phase = charger.phase_rotation.grid_phases()[0]
+            for c in charger.connectors:
+                keys.append((charger.id, c.id))
+                connectors.append(
+                    AllocConnector(
+                        self._node_index[charger.node],
+                        str(c.phases),
+                        first_phase,
+                        c.min_current_a,
+                        c.max_current_a,
+                        _step(charger),
+                        c.weight,
+                        c.priority,
+                    )
+                )
+        self.connector_keys: tuple[ConnectorKey, ...] = tuple(keys)
+        self._connector_index = {key: i for i, key in enumerate(keys)}
+        operator = config.grid_operator
+        floor_w = PARAGRAPH_14A_W if operator is not None and operator.paragraph_14a else 0.0
+        self._core = Allocator(
+            nodes,
+            connectors,
+            AllocSettings(
+                voltage_v=grid.voltage_v,
+                min_on_s=settings.min_on_s,
+                min_off_s=settings.min_off_s,
+                change_interval_s=settings.change_interval_s,
+                ramp_a_per_s=settings.ramp_a_per_s,
+                settle_s=settings.settle_s,
+                phase_switch_s=settings.phase_switch_s,
+                max_phase_switches=settings.max_phase_switches,
+                grid_operator_floor_w=floor_w,
+            ),
+        )
+
+    def node_index(self, node_id: str) -> int:
+        """Position of `node_id` in `node_ids` (and in the base-load column / 3)."""
+        return self._node_index[node_id]
+
+    def connector_index(self, key: ConnectorKey) -> int:
+        """Position of a connector in every per-connector column."""
+        return self._connector_index[key]
+
+    def base_load(self, per_node: Mapping[str, tuple[float, float, float]]) -> array[float]:
+        """The base-load column from per-node (L1, L2, L3) currents; missing nodes are 0 A."""
+        column = array("d", bytes(8 * 3 * len(self.node_ids)))
+        for node_id, currents in per_node.items():
+            at = 3 * self._node_index[node_id]
+            column[at : at + 3] = array("d", currents)
+        return column
+
+    def allocate(self, inputs: CycleInputs) -> CycleResult:
+        """Runs one cycle; raises `AllocationInputError` and keeps its state on bad input."""
+        allocation = self._core.allocate(
+            inputs.now,
+            inputs.base_load_a,
+            inputs.ev_max_a,
+            inputs.wanting,
+            inputs.pv_mode,
+            grid_operator_w=inputs.grid_operator_w,
+            peak_w=inputs.peak_w,
+            pv_budget_w=inputs.pv_surplus_w + inputs.battery_discharge_w,
+        )
+        return CycleResult(allocation, self)
+
+
+def _watts(kilowatts: float | None) -> float:
+    return math.inf if kilowatts is None else kilowatts * 1000.0

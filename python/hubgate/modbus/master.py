@@ -1,0 +1,106 @@
+"""What every Modbus master (TCP, RTU, RTU over TCP) offers, and a device behind one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from hubgate._core import ReadPlan, Request, Response
+from hubgate.modbus.codec import FieldValue
+from hubgate.modbus.errors import ModbusExceptionError
+from hubgate.modbus.stats import RequestStats
+
+
+class Master(Protocol):
+    """A link to one or more unit ids; requests are answered or raise `ModbusError`."""
+
+    @property
+    def name(self) -> str:
+        """Where the link goes, e.g. `10.0.0.5:502` or `/dev/ttyUSB0`."""
+
+    @property
+    def stats(self) -> dict[int, RequestStats]:
+        """Request statistics per unit id."""
+
+    async def request(
+        self, unit: int, request: Request, *, timeout_s: float | None = None
+    ) -> Response:
+        """Send `request` to `unit` and return its normal response.
+
+        Raises `ModbusExceptionError`, or after the retries `ModbusTimeoutError`,
+        `ModbusConnectionError` or `ModbusBadResponseError`.
+        """
+
+
+def stats_of(stats: dict[int, RequestStats], unit: int) -> RequestStats:
+    """The statistics of `unit`, created on first use."""
+    found = stats.get(unit)
+    if found is None:
+        found = stats[unit] = RequestStats()
+    return found
+
+
+def check_response(
+    link: str, unit: int, response: Response, stats: RequestStats, latency_s: float
+) -> Response:
+    """Record `response` in `stats`; raise `ModbusExceptionError` for an exception."""
+    if isinstance(response, Response.Exception):
+        stats.record_exception(latency_s)
+        raise ModbusExceptionError(f"{link}/{unit}", response.function, response.code)
+    stats.record_ok(latency_s)
+    return response
+
+
+@dataclass(frozen=True)
+class ModbusDevice:
+    """One unit id behind a master: the handle device drivers use."""
+
+    master: Master
+    unit: int
+
+    @property
+    def name(self) -> str:
+        """`link/unit`, as used in messages."""
+        return f"{self.master.name}/{self.unit}"
+
+    @property
+    def stats(self) -> RequestStats:
+        """This device's request statistics."""
+        return stats_of(self.master.stats, self.unit)
+
+    async def request(self, request: Request, *, timeout_s: float | None = None) -> Response:
+        """Send any request to this device."""
+        return await self.master.request(self.unit, request, timeout_s=timeout_s)
+
+    async def read_registers(
+        self, address: int, count: int, *, function: int = 3, timeout_s: float | None = None
+    ) -> list[int]:
+        """Read `count` holding (function 3) or input (function 4) registers."""
+        request: Request
+        if function == 3:
+            request = Request.ReadHoldingRegisters(address, count)
+        elif function == 4:
+            request = Request.ReadInputRegisters(address, count)
+        else:
+            raise ValueError(f"registers are read with function 3 or 4, not {function}")
+        response = await self.request(request, timeout_s=timeout_s)
+        assert isinstance(response, Response.ReadHoldingRegisters | Response.ReadInputRegisters)
+        return response.registers
+
+    async def write_registers(
+        self, address: int, values: list[int], *, timeout_s: float | None = None
+    ) -> None:
+        """Write one register (function 6) or several (function 16)."""
+        request: Request = (
+            Request.WriteSingleRegister(address, values[0])
+            if len(values) == 1
+            else Request.WriteMultipleRegisters(address, values)
+        )
+        await self.request(request, timeout_s=timeout_s)
+
+    async def read_plan(
+        self, plan: ReadPlan, *, timeout_s: float | None = None
+    ) -> list[FieldValue]:
+        """Every field of `plan`, reading its requests one after the other."""
+        responses = [await self.request(r, timeout_s=timeout_s) for r in plan.requests]
+        return plan.decode(responses)

@@ -1,0 +1,131 @@
+//! Step 1: who gets at least the minimum, at which phase count, and who pauses.
+//!
+//! Order: connectors inside their minimum on-time first (against flapping),
+//! then priority tiers, then paused connectors by how long they have waited,
+//! then charging ones, the longest-charging last (rotation). Each is admitted
+//! greedily if its minimum fits in every constraint on its path; a switchable
+//! connector falls back to one phase when three do not fit and switching is
+//! allowed. Safety wins over dwell: nothing is admitted that does not fit.
+
+use super::model::{ordered_bits, PhaseMap, Topology};
+use super::outcome::{Allocation, Reason};
+use super::state::ConnectorState;
+use super::Work;
+
+/// Tolerance of every feasibility comparison, in A or W.
+pub(crate) const EPS: f64 = 1e-9;
+
+/// Admission order as one sortable number: protected first, then higher
+/// priority, then paused before charging, then the rotation time, then index.
+fn order_key(protected: bool, priority: u8, on: bool, since: f64, index: usize) -> u128 {
+    (u128::from(!protected) << 105)
+        | (u128::from(u8::MAX - priority) << 97)
+        | (u128::from(on) << 96)
+        | (u128::from(ordered_bits(since)) << 32)
+        | index as u128
+}
+
+/// Phase counts to try, best first.
+fn modes(map: PhaseMap, st: &ConnectorState, now: f64, topo: &Topology) -> ([u8; 2], usize) {
+    match map {
+        PhaseMap::Single(_) => ([1, 1], 1),
+        PhaseMap::Three => ([3, 3], 1),
+        PhaseMap::Switchable(_) => {
+            let s = &topo.settings;
+            let budget = s.max_phase_switches == 0 || st.switches < s.max_phase_switches;
+            let may_switch = !st.is_on() || (now - st.last_switch >= s.phase_switch_s && budget);
+            if may_switch {
+                ([3, 1], 2)
+            } else {
+                ([st.phases, st.phases], 1)
+            }
+        }
+    }
+}
+
+/// Decides `work.admitted` and `work.mode`, fills `work.load` with the
+/// admitted minimums, and gives every connector left out its reason.
+pub(crate) fn admit(
+    topo: &Topology,
+    states: &[ConnectorState],
+    now: f64,
+    work: &mut Work,
+    out: &mut Allocation,
+) {
+    let s = &topo.settings;
+    work.keys.clear();
+    work.order.clear();
+    work.terms_k.clear();
+    work.terms_a.clear();
+    for (i, st) in states.iter().enumerate() {
+        work.admitted[i] = false;
+        work.x[i] = 0.0;
+        work.mode[i] = st.phases;
+        work.terms_at[i] = (0, 0);
+        if !st.wanting {
+            out.set_reason(i, (Reason::NotWanting, -1, -1));
+            continue;
+        }
+        if now - st.off_since < s.min_off_s {
+            out.set_reason(i, (Reason::PausedMinOff, -1, -1));
+            continue;
+        }
+        let on = st.is_on();
+        let protected = on && now - st.on_since < s.min_on_s;
+        let since = if on { -st.on_since } else { st.queue_since };
+        work.keys.push(order_key(
+            protected,
+            topo.connectors[i].priority,
+            on,
+            since,
+            i,
+        ));
+    }
+    work.keys.sort_unstable();
+    work.load.iter_mut().for_each(|l| *l = 0.0);
+    for ki in 0..work.keys.len() {
+        let i = (work.keys[ki] & u128::from(u32::MAX)) as usize;
+        let lo = topo.lo_a[i];
+        let pv = work.pv[i];
+        let (tries, count) = modes(topo.connectors[i].phases, &states[i], now, topo);
+        let mut first_block = None;
+        for &mode in &tries[..count] {
+            // One pass: record the terms and find the first limit the minimum breaks.
+            let Work {
+                space,
+                load,
+                terms_k,
+                terms_a,
+                ..
+            } = &mut *work;
+            let start = terms_k.len();
+            let mut block = None;
+            space.for_each(topo, i, mode, pv, |k, a| {
+                if block.is_none() && load[k] + a * lo > space.cap[k] + EPS {
+                    block = Some(k);
+                }
+                terms_k.push(k as u32);
+                terms_a.push(a);
+            });
+            if let Some(k) = block {
+                terms_k.truncate(start);
+                terms_a.truncate(start);
+                first_block.get_or_insert(k);
+                continue;
+            }
+            for t in start..terms_k.len() {
+                load[terms_k[t] as usize] += terms_a[t] * lo;
+            }
+            work.terms_at[i] = (start as u32, (work.terms_k.len() - start) as u32);
+            work.admitted[i] = true;
+            work.mode[i] = mode;
+            work.x[i] = lo;
+            work.order.push(i as u32);
+            break;
+        }
+        if let Some(k) = first_block.filter(|_| !work.admitted[i]) {
+            let (_, node, phase) = work.space.describe(topo, k);
+            out.set_reason(i, (Reason::PausedNoCapacity, node, phase));
+        }
+    }
+}

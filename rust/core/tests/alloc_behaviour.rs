@@ -1,0 +1,263 @@
+//! Behaviour over time of the allocation engine: dwell times, change interval,
+//! ramps, settle reservations, 1p/3p switching, priorities and root budgets.
+
+use hubgate_core::alloc::{
+    Allocation, Allocator, ConnectorSpec, CycleInput, NodeSpec, PhaseMap, Reason, Settings,
+    Topology,
+};
+
+const INF: f64 = f64::INFINITY;
+
+fn root(cap: f64) -> NodeSpec {
+    NodeSpec {
+        parent: None,
+        phase_cap_a: [cap; 3],
+        power_cap_w: INF,
+        unbalance_cap_a: INF,
+    }
+}
+
+fn connector(phases: PhaseMap, priority: u8) -> ConnectorSpec {
+    ConnectorSpec {
+        node: 0,
+        phases,
+        min_a: 6.0,
+        max_a: 32.0,
+        step_a: 1.0,
+        weight: 1.0,
+        priority,
+    }
+}
+
+struct Site {
+    alloc: Allocator,
+    base: Vec<f64>,
+    ev_max: Vec<f64>,
+    wanting: Vec<u8>,
+    pv: Vec<u8>,
+    gop: f64,
+    peak: f64,
+    pv_budget: f64,
+    out: Allocation,
+}
+
+impl Site {
+    fn new(cap: f64, connectors: Vec<ConnectorSpec>, settings: Settings) -> Self {
+        let n = connectors.len();
+        Self {
+            alloc: Allocator::new(Topology::new(vec![root(cap)], connectors, settings).unwrap()),
+            base: vec![0.0; 3],
+            ev_max: vec![INF; n],
+            wanting: vec![1; n],
+            pv: vec![0; n],
+            gop: INF,
+            peak: INF,
+            pv_budget: INF,
+            out: Allocation::default(),
+        }
+    }
+
+    fn at(&mut self, now: f64) -> &Allocation {
+        let input = CycleInput {
+            now,
+            base_load_a: &self.base,
+            ev_max_a: &self.ev_max,
+            wanting: &self.wanting,
+            pv_mode: &self.pv,
+            grid_operator_w: self.gop,
+            peak_w: self.peak,
+            pv_budget_w: self.pv_budget,
+        };
+        self.alloc.allocate(&input, &mut self.out).unwrap();
+        &self.out
+    }
+}
+
+fn quiet() -> Settings {
+    Settings {
+        min_on_s: 0.0,
+        min_off_s: 0.0,
+        change_interval_s: 0.0,
+        settle_s: 0.0,
+        ..Settings::default()
+    }
+}
+
+#[test]
+fn a_start_goes_to_the_minimum_then_ramps_every_interval() {
+    let settings = Settings {
+        ramp_a_per_s: 1.0,
+        change_interval_s: 5.0,
+        ..quiet()
+    };
+    let mut site = Site::new(32.0, vec![connector(PhaseMap::Three, 0)], settings);
+    assert_eq!(site.at(0.0).setpoint_a, vec![6.0]);
+    assert_eq!(site.out.target_a, vec![32.0]);
+    assert_eq!(site.out.reason, vec![Reason::Ramping]);
+    assert_eq!(
+        site.at(3.0).setpoint_a,
+        vec![6.0],
+        "inside the change interval"
+    );
+    assert_eq!(site.out.reason, vec![Reason::ChangeInterval]);
+    assert_eq!(site.at(5.0).setpoint_a, vec![11.0], "5 s at 1 A/s");
+    assert_eq!(site.at(30.0).setpoint_a, vec![32.0]);
+    assert_eq!(site.out.reason, vec![Reason::OwnMaximum]);
+}
+
+#[test]
+fn freed_current_is_only_reused_after_the_settle_time() {
+    let settings = Settings {
+        settle_s: 10.0,
+        ..quiet()
+    };
+    let mut site = Site::new(32.0, vec![connector(PhaseMap::Three, 0); 2], settings);
+    site.wanting = vec![1, 0];
+    assert_eq!(site.at(0.0).setpoint_a, vec![32.0, 0.0]);
+    site.wanting = vec![1, 1];
+    let out = site.at(1.0);
+    assert_eq!(out.target_a, vec![16.0, 16.0]);
+    assert_eq!(
+        out.setpoint_a,
+        vec![16.0, 0.0],
+        "the first drops at once, the second waits"
+    );
+    assert_eq!(out.reason[1], Reason::AwaitingHeadroom);
+    assert_eq!((out.binding_node[1], out.binding_phase[1]), (0, 0));
+    assert_eq!(site.at(5.0).setpoint_a, vec![16.0, 0.0]);
+    assert_eq!(
+        site.at(11.5).setpoint_a,
+        vec![16.0, 16.0],
+        "after 10 s the old 32 A is released"
+    );
+}
+
+#[test]
+fn a_paused_connector_waits_out_the_minimum_off_time() {
+    let settings = Settings {
+        min_off_s: 60.0,
+        ..quiet()
+    };
+    let mut site = Site::new(
+        12.0,
+        vec![connector(PhaseMap::Three, 1), connector(PhaseMap::Three, 0)],
+        settings,
+    );
+    assert_eq!(site.at(0.0).setpoint_a, vec![6.0, 6.0]);
+    site.base = vec![4.0; 3];
+    let out = site.at(1.0);
+    assert_eq!(out.target_a, vec![8.0, 0.0], "the lower tier pauses");
+    assert_eq!(out.reason[1], Reason::PausedNoCapacity);
+    assert_eq!(
+        out.setpoint_a,
+        vec![6.0, 0.0],
+        "the pause is not yet confirmed"
+    );
+    assert_eq!(out.reason[0], Reason::AwaitingHeadroom);
+    site.base = vec![0.0; 3];
+    assert_eq!(site.at(30.0).reason[1], Reason::PausedMinOff);
+    assert_eq!(site.out.setpoint_a, vec![12.0, 0.0]);
+    assert_eq!(site.at(61.0).target_a, vec![6.0, 6.0]);
+    assert_eq!(
+        site.out.setpoint_a,
+        vec![6.0, 0.0],
+        "it starts once the 12 A are down to 6"
+    );
+    assert_eq!(site.at(62.0).setpoint_a, vec![6.0, 6.0]);
+}
+
+#[test]
+fn a_switchable_connector_drops_to_one_phase_and_returns_after_the_switch_time() {
+    let settings = Settings {
+        phase_switch_s: 100.0,
+        max_phase_switches: 2,
+        ..quiet()
+    };
+    let mut site = Site::new(
+        16.0,
+        vec![
+            connector(PhaseMap::Three, 1),
+            connector(PhaseMap::Switchable(2), 0),
+        ],
+        settings,
+    );
+    site.ev_max = vec![10.0, INF];
+    let out = site.at(0.0);
+    assert_eq!((out.phases[1], out.setpoint_a[1]), (3, 6.0));
+    site.base = vec![0.0, 0.0, 0.0];
+    site.ev_max = vec![INF, INF];
+    // The first takes more: three phases of 6 A no longer fit, one phase does.
+    site.base = vec![5.0, 5.0, 0.0];
+    let out = site.at(200.0);
+    assert_eq!(out.phases[1], 1);
+    assert!(out.setpoint_a[1] >= 6.0);
+    site.base = vec![0.0; 3];
+    site.ev_max = vec![8.0, INF];
+    assert_eq!(site.at(250.0).phases[1], 1, "inside the switch time");
+    assert_eq!(site.at(301.0).phases[1], 3, "back to three phases");
+    site.base = vec![5.0, 5.0, 0.0];
+    site.ev_max = vec![INF, INF];
+    assert_eq!(
+        site.at(402.0).phases[1],
+        3,
+        "the switch budget of 2 is spent"
+    );
+}
+
+#[test]
+fn higher_tiers_fill_first_and_pv_mode_stays_within_its_budget() {
+    let mut site = Site::new(
+        40.0,
+        vec![
+            connector(PhaseMap::Three, 2),
+            connector(PhaseMap::Three, 0),
+            connector(PhaseMap::Single(0), 0),
+        ],
+        quiet(),
+    );
+    let out = site.at(0.0);
+    assert_eq!(out.setpoint_a, vec![28.0, 6.0, 6.0]);
+    site.pv = vec![0, 1, 1];
+    site.pv_budget = 230.0 * 12.0;
+    site.at(1.0);
+    let out = site.at(2.0);
+    // 12 A of PV power: 3 x 6 A for the three-phase one would need 18 A, so it
+    // pauses; the top tier takes its share, the one-phase one the rest of L1.
+    assert_eq!(out.setpoint_a, vec![32.0, 0.0, 8.0]);
+    assert_eq!(
+        out.reason,
+        vec![
+            Reason::OwnMaximum,
+            Reason::PausedNoCapacity,
+            Reason::PhaseCurrent
+        ]
+    );
+    site.ev_max = vec![16.0, INF, INF];
+    site.at(3.0);
+    let out = site.at(4.0);
+    assert_eq!(out.setpoint_a, vec![16.0, 0.0, 12.0]);
+    assert_eq!(out.reason[2], Reason::PvBudget);
+}
+
+#[test]
+fn grid_operator_floor_and_peak_target_bind_the_connection() {
+    let floor = Settings {
+        grid_operator_floor_w: 4200.0,
+        ..quiet()
+    };
+    let mut site = Site::new(63.0, vec![connector(PhaseMap::Three, 0); 2], floor);
+    site.gop = 0.0;
+    let out = site.at(0.0);
+    assert_eq!(
+        out.setpoint_a,
+        vec![6.0, 6.0],
+        "8.4 kW for two devices: 6 A each"
+    );
+    assert_eq!(out.reason, vec![Reason::GridOperator; 2]);
+    site.gop = INF;
+    site.peak = 230.0 * 3.0 * 20.0;
+    site.base = vec![2.0; 3];
+    let out = site.at(1.0);
+    assert_eq!(out.setpoint_a, vec![9.0, 9.0]);
+    assert_eq!(out.reason, vec![Reason::PeakTarget; 2]);
+}

@@ -1,0 +1,1 @@
+"""Allocation engine tests: reference implementation, invariants, differential and property tests."""

@@ -1,0 +1,401 @@
+"""hubgate's Modbus TCP server against real clients: pymodbus's client and mbpoll.
+
+Time for the leases is a hand-moved clock, so expiry is tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+
+import pytest
+import trio
+from pymodbus.client import ModbusTcpClient
+
+from hubgate._core import Request, Response, TcpClientCodec, TcpServerCodec
+from hubgate.cli import main
+from hubgate.config.model import ModbusServer, SiteConfig
+from hubgate.control.limits import SITE, AuditAction, Limit, LimitBook, LimitSource
+from hubgate.modbus.errors import ExceptionCode
+from hubgate.modbus.server import serve_modbus
+from hubgate.state import ConnectorState, DeviceHealth, NodeState, SiteState, StateHub
+
+SITE_FILE = {
+    "site": {"name": "modbus server test"},
+    "grid": {"phase_current_limit_a": 400},
+    "nodes": [{"id": "board", "kind": "switchboard", "phase_current_limit_a": 250}],
+    "chargers": [
+        {
+            "id": "cp-1",
+            "node": "board",
+            "ocpp": {"identity": "cp-1"},
+            "connectors": [{"id": 1, "max_current_a": 32}, {"id": 2, "max_current_a": 32}],
+        },
+        {
+            "id": "cp-2",
+            "node": "grid",
+            "ocpp": {"identity": "cp-2"},
+            "connectors": [{"id": 1, "max_current_a": 63}],
+        },
+    ],
+    "meters": [{"id": "meter-1", "node": "board", "modbus": {"profile": "x", "host": "10.0.0.9"}}],
+}
+LEASE_S = 30.0
+CONFIG_LIMIT_A = 400.0
+
+
+def snapshot() -> SiteState:
+    return SiteState(
+        site="modbus server test",
+        cycle=77,
+        at=time.time(),
+        nodes=(
+            NodeState(
+                id="grid",
+                kind="grid",
+                parent=None,
+                measured_a=(50.0, 40.5, -3.0),
+                commanded_a=(48.0, 48.0, 48.0),
+                limit_a=(400.0, 400.0, 400.0),
+            ),
+            NodeState(
+                id="board",
+                kind="switchboard",
+                parent="grid",
+                measured_a=None,
+                commanded_a=(32.0, 32.0, 32.0),
+                limit_a=(250.0, 250.0, 250.0),
+                budget_share=0.5,
+            ),
+        ),
+        connectors=(
+            ConnectorState(
+                key="cp-1#2",
+                charger="cp-1",
+                connector=2,
+                node="board",
+                protocol="ocpp",
+                status="Charging",
+                setpoint_a=16.0,
+                phases=3,
+                measured_a=(15.9, 16.0, 15.8),
+                power_kw=11.04,
+                energy_kwh=3.5,
+            ),
+        ),
+        devices=(
+            DeviceHealth(
+                id="meter-1",
+                kind="meter",
+                protocol="modbus",
+                reachable=True,
+                requests=70_000,
+                errors=3,
+            ),
+        ),
+    )
+
+
+@dataclass
+class Running:
+    port: int
+    limits: LimitBook
+    clock: list[float]
+
+
+@asynccontextmanager
+async def running_server(allow: tuple[str, ...] = ("127.0.0.1",)) -> AsyncIterator[Running]:
+    site = SiteConfig.model_validate(SITE_FILE)
+    hub = StateHub()
+    hub.publish(snapshot())
+    limits = LimitBook(wall_clock=lambda: 1_010.0)
+    clock = [0.0]
+    limits.set(
+        SITE,
+        LimitSource.CONFIG,
+        Limit(phase_a=(CONFIG_LIMIT_A,) * 3),
+        now=0.0,
+        lease_s=None,
+        origin="site file",
+    )
+    config = ModbusServer(
+        host="127.0.0.1", port=0, unit=1, allow_writes_from=allow, lease_s=LEASE_S
+    )
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(
+            partial(serve_modbus, config, site, hub, limits, clock=lambda: clock[0])
+        )
+        yield Running(port, limits, clock)
+        nursery.cancel_scope.cancel()
+
+
+def with_client(port: int, action: Callable[[ModbusTcpClient], object]) -> object:
+    client = ModbusTcpClient("127.0.0.1", port=port, timeout=2)
+    assert client.connect()
+    try:
+        return action(client)
+    finally:
+        client.close()
+
+
+async def in_thread(port: int, action: Callable[[ModbusTcpClient], object]) -> object:
+    return await trio.to_thread.run_sync(with_client, port, action)
+
+
+async def test_pymodbus_client_reads_the_site() -> None:
+    with trio.fail_after(10):
+        async with running_server() as server:
+            site = await in_thread(
+                server.port, lambda c: c.read_input_registers(0, count=13, device_id=1).registers
+            )
+            assert site[:8] == [1, 1, 0, 77, site[4], 2, 3, 3]
+            assert site[4] < 600  # snapshot age below a minute, in 0.1 s
+            assert site[8:10] == [0, 4000]  # 400.0 A in force, from the site file
+            assert site[12] == 1  # only the config source
+            grid = await in_thread(
+                server.port, lambda c: c.read_input_registers(100, count=22, device_id=1).registers
+            )
+            assert grid[0:6] == [0, 500, 0, 405, 0xFFFF, 0xFFE2]  # 50.0, 40.5, -3.0 A
+            assert grid[12:14] == [0, 4000]
+            board = await in_thread(
+                server.port, lambda c: c.read_input_registers(130, count=22, device_id=1).registers
+            )
+            assert board[0:6] == [0x8000, 0] * 3  # not metered: not available
+            assert board[21] == 500  # budget share 50.0 %
+            # Connector 0 (cp-1#1) has no state yet; connector 1 (cp-1#2) is charging.
+            connectors = await in_thread(
+                server.port, lambda c: c.read_input_registers(2100, count=40, device_id=1).registers
+            )
+            assert connectors[0] == 0xFFFF
+            assert connectors[20:28] == [3, 3, 160, 159, 160, 158, 0, 11040]
+            assert connectors[28:30] == [0, 3500]
+            device = await in_thread(
+                server.port, lambda c: c.read_input_registers(22120, count=5, device_id=1).registers
+            )
+            assert device == [
+                1,
+                1,
+                4464,
+                0,
+                3,
+            ]  # meter-1 (after cp-1 and cp-2): 70000 requests, 3 errors
+
+
+async def test_a_written_site_limit_is_a_lease_and_the_default_returns() -> None:
+    with trio.fail_after(10):
+        async with running_server() as server:
+            result = await in_thread(
+                server.port, lambda c: c.write_registers(0, [0, 2500, 0, 1500], device_id=1)
+            )
+            assert not result.isError()
+            in_force = server.limits.in_force(SITE, server.clock[0])
+            assert in_force.limit == Limit(phase_a=(250.0, 250.0, 250.0), power_kw=150.0)
+            assert in_force.sources == (LimitSource.CONFIG, LimitSource.MODBUS_SERVER)
+            holding = await in_thread(
+                server.port, lambda c: c.read_holding_registers(0, count=8, device_id=1).registers
+            )
+            assert holding == [
+                0,
+                2500,
+                0,
+                1500,
+                0,
+                300,
+                0,
+                300,
+            ]  # lease 30.0 s remaining, of 30.0 s
+            site = await in_thread(
+                server.port, lambda c: c.read_input_registers(8, count=5, device_id=1).registers
+            )
+            assert site == [0, 2500, 0, 1500, 0b11]
+
+            server.clock[0] = LEASE_S - 1
+            holding = await in_thread(
+                server.port, lambda c: c.read_holding_registers(4, count=2, device_id=1).registers
+            )
+            assert holding == [0, 10]
+            server.clock[0] = LEASE_S + 0.1
+            site = await in_thread(
+                server.port, lambda c: c.read_input_registers(8, count=5, device_id=1).registers
+            )
+            assert site == [0, 4000, 0xFFFF, 0xFFFF, 0b1]  # the configured limit is back
+            holding = await in_thread(
+                server.port, lambda c: c.read_holding_registers(0, count=4, device_id=1).registers
+            )
+            assert holding == [0xFFFF] * 4
+            actions = [(e.action, e.source) for e in server.limits.audit()]
+            assert actions[-2:] == [
+                (AuditAction.SET, LimitSource.MODBUS_SERVER),
+                (AuditAction.EXPIRED, LimitSource.MODBUS_SERVER),
+            ]
+            assert server.limits.audit()[-1].origin.startswith("modbus 127.0.0.1:")
+
+
+async def test_connector_limit_write_and_clear() -> None:
+    with trio.fail_after(10):
+        async with running_server() as server:
+            # cp-2#1 is the third connector: holding 100 + 2 * 4.
+            await in_thread(server.port, lambda c: c.write_register(108, 100, device_id=1))
+            assert server.limits.in_force("cp-2#1", 0.0).limit == Limit(phase_a=(10.0, 10.0, 10.0))
+            connector = await in_thread(
+                server.port, lambda c: c.read_input_registers(2140, count=13, device_id=1).registers
+            )
+            assert connector[12] == 100
+            await in_thread(server.port, lambda c: c.write_register(108, 0xFFFF, device_id=1))
+            assert server.limits.in_force("cp-2#1", 0.0).sources == ()
+            assert server.limits.audit()[-1].action is AuditAction.CLEARED
+
+
+async def test_writes_from_outside_the_allowlist_are_refused_reads_are_not() -> None:
+    with trio.fail_after(10):
+        async with running_server(allow=("10.1.2.0/24",)) as server:
+            result = await in_thread(server.port, lambda c: c.write_register(100, 60, device_id=1))
+            assert result.isError()
+            assert result.exception_code == ExceptionCode.ILLEGAL_FUNCTION
+            assert server.limits.in_force("cp-1#1", 0.0).sources == ()
+            assert await in_thread(
+                server.port, lambda c: c.read_input_registers(0, count=1, device_id=1).registers
+            ) == [1]
+
+
+async def raw_exchange(port: int, frame: bytes) -> bytes:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(frame)
+        return await stream.receive_some(512)
+
+
+def raw_request(unit: int, request: Request) -> bytes:
+    return TcpClientCodec().encode_request(unit, request)[1]
+
+
+@pytest.mark.parametrize(
+    ("frame", "function", "code"),
+    [
+        (
+            raw_request(1, Request.ReadInputRegisters(2050, 2)),
+            4,
+            ExceptionCode.ILLEGAL_DATA_ADDRESS,
+        ),
+        (
+            raw_request(1, Request.ReadInputRegisters(2150, 11)),
+            4,
+            ExceptionCode.ILLEGAL_DATA_ADDRESS,
+        ),
+        (
+            raw_request(1, Request.ReadHoldingRegisters(5, 10)),
+            3,
+            ExceptionCode.ILLEGAL_DATA_ADDRESS,
+        ),
+        (bytes.fromhex("000100000006010400000000"), 4, ExceptionCode.ILLEGAL_DATA_VALUE),  # count 0
+        (
+            bytes.fromhex("00010000000601030000007e"),
+            3,
+            ExceptionCode.ILLEGAL_DATA_VALUE,
+        ),  # count 126
+        (
+            raw_request(1, Request.WriteSingleRegister(100, 10_001)),
+            6,
+            ExceptionCode.ILLEGAL_DATA_VALUE,
+        ),
+        (
+            raw_request(1, Request.WriteMultipleRegisters(2, [0xFFFF, 0])),
+            16,
+            ExceptionCode.ILLEGAL_DATA_VALUE,
+        ),
+        (raw_request(1, Request.WriteSingleRegister(4, 1)), 6, ExceptionCode.ILLEGAL_DATA_ADDRESS),
+        (raw_request(1, Request.WriteSingleRegister(0, 1)), 6, ExceptionCode.ILLEGAL_DATA_ADDRESS),
+        (
+            raw_request(1, Request.WriteMultipleRegisters(100, [10, 0])),
+            16,
+            ExceptionCode.ILLEGAL_DATA_ADDRESS,
+        ),
+        (raw_request(1, Request.ReadCoils(0, 8)), 1, ExceptionCode.ILLEGAL_FUNCTION),
+        (
+            raw_request(7, Request.ReadInputRegisters(0, 1)),
+            4,
+            ExceptionCode.GATEWAY_PATH_UNAVAILABLE,
+        ),
+    ],
+)
+async def test_exception_codes(frame: bytes, function: int, code: ExceptionCode) -> None:
+    with trio.fail_after(10):
+        async with running_server() as server:
+            answer = await raw_exchange(server.port, frame)
+            assert answer == TcpServerCodec.encode_exception(
+                int.from_bytes(frame[:2]), frame[6], function, code
+            )
+            assert server.limits.in_force(SITE, 0.0).sources == (LimitSource.CONFIG,)
+
+
+async def test_a_client_sending_garbage_loses_only_its_connection() -> None:
+    with trio.fail_after(10):
+        async with running_server() as server:
+            assert await raw_exchange(server.port, b"\xff" * 20) == b""
+            codec = TcpClientCodec()
+            _tid, frame = codec.encode_request(255, Request.ReadInputRegisters(0, 2))
+            codec.receive_data(await raw_exchange(server.port, frame))
+            event = codec.next_event()
+            assert event is not None
+            assert event.response == Response.ReadInputRegisters([1, 1])  # type: ignore[union-attr]
+
+
+async def mbpoll(port: int, *args: str) -> trio.CompletedProcess[bytes]:
+    return await trio.run_process(
+        ["mbpoll", "-m", "tcp", "-p", str(port), "-a", "1", "-0", "-1", "-o", "2", *args],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+
+
+async def test_mbpoll_reads_and_writes() -> None:
+    with trio.fail_after(20):
+        async with running_server() as server:
+            read = await mbpoll(server.port, "-t", "3", "-r", "0", "-c", "8", "127.0.0.1")
+            assert read.returncode == 0, read.stderr
+            values = dict(re.findall(rb"\[(\d+)\]:\s+(-?\d+)", read.stdout))
+            assert values[b"0"] == b"1"  # map version
+            assert values[b"3"] == b"77"  # cycle
+            assert values[b"6"] == b"3"  # connectors
+            write = await mbpoll(server.port, "-t", "4", "-r", "100", "127.0.0.1", "125")
+            assert write.returncode == 0, write.stderr
+            assert server.limits.in_force("cp-1#1", 0.0).limit == Limit(phase_a=(12.5, 12.5, 12.5))
+            bad = await mbpoll(server.port, "-t", "4", "-r", "100", "127.0.0.1", "20000")
+            assert bad.returncode != 0
+            assert b"Illegal data value" in bad.stdout + bad.stderr
+
+
+async def test_mbpoll_write_outside_the_allowlist_is_refused() -> None:
+    with trio.fail_after(20):
+        async with running_server(allow=("192.0.2.1",)) as server:
+            write = await mbpoll(server.port, "-t", "4", "-r", "100", "127.0.0.1", "125")
+            assert write.returncode != 0
+            assert b"Illegal function" in write.stdout + write.stderr
+            assert server.limits.in_force("cp-1#1", 0.0).sources == ()
+
+
+async def test_hubgate_cli_reads_and_writes_the_server(capsys: pytest.CaptureFixture[str]) -> None:
+    with trio.fail_after(10):
+        async with running_server() as server:
+            target = (f"127.0.0.1:{server.port}",)
+            read = partial(
+                main,
+                ["modbus", "read", *target, "--function", "4", "--address", "8", "--type", "u32"],
+            )
+            assert await trio.to_thread.run_sync(read) == 0
+            write = partial(
+                main,
+                ["modbus", "write", *target, "--address", "2", "--type", "u32", "--values", "900"],
+            )
+            assert await trio.to_thread.run_sync(write) == 0
+            refused = partial(main, ["modbus", "write", *target, "--address", "4", "--values", "1"])
+            assert await trio.to_thread.run_sync(refused) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("8\t4000\n")  # 400.0 A in force
+    assert server.limits.in_force(SITE, 0.0).limit.power_kw == 90.0
+    assert "exception 2 (Illegal Data Address)" in err
