@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from upstream_csms import CsmsThread
 from ocpp_harness import ADMISSIONS, FACTORIES
 from ocpp_peers import ChargePointThread
+from upstream_csms import CsmsThread
 
 from hubgate.cloud.proxy import CsmsProxy, ProxySettings, open_csms_proxy
 from hubgate.config.model import Csms, OcppServer, OcppVersion

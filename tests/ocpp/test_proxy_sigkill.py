@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import trio
-from upstream_csms import CsmsThread
 from ocpp_peers import ChargePointThread, Cp16
 from test_proxy_offline import _script
+from upstream_csms import CsmsThread
 
 from hubgate.cloud.store import Store
 
