@@ -32,7 +32,10 @@ def report(benchmark: Any, simulated_s: float) -> None:
 
 
 @pytest.mark.benchmark(group="sim-depot-500-closed-loop")
-def test_closed_loop_with_naive_controller(benchmark: Any, warm_depot: Simulation) -> None:
+@pytest.mark.parametrize("impl", ["hubgate"])
+def test_closed_loop_with_naive_controller(
+    benchmark: Any, warm_depot: Simulation, impl: str
+) -> None:
     loop = ClosedLoop(warm_depot, NaiveEqualShareController(warm_depot))
     benchmark(run_fast, loop, ROUND_S)
     report(benchmark, ROUND_S)
@@ -41,7 +44,8 @@ def test_closed_loop_with_naive_controller(benchmark: Any, warm_depot: Simulatio
 
 
 @pytest.mark.benchmark(group="sim-depot-500-physics")
-def test_physics_only(benchmark: Any, warm_depot: Simulation) -> None:
+@pytest.mark.parametrize("impl", ["hubgate"])
+def test_physics_only(benchmark: Any, warm_depot: Simulation, impl: str) -> None:
     benchmark(run_fast, ClosedLoop(warm_depot), ROUND_S)
     report(benchmark, ROUND_S)
     assert warm_depot.recorder.energy_kwh > 0
