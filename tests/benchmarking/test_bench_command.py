@@ -70,9 +70,10 @@ def test_documented_keys(report: dict[str, Any]) -> None:
 def test_codec_and_modbus_against_pymodbus(report: dict[str, Any]) -> None:
     for case in CODEC_CASES:
         check_comparison(report["codec"][case], "pymodbus")
-    check_comparison(report["modbus"]["read"], "pymodbus")
-    assert report["modbus"]["devices"] > 1
-    assert report["modbus"]["round_wall_ms"] > 0
+    assert report["modbus"].keys() == {"10", "50"}  # devices read at once
+    for read in report["modbus"].values():
+        check_comparison(read, "pymodbus")
+        assert read["round_wall_ms"] > 0
 
 
 def test_allocation_grows_with_connectors(report: dict[str, Any]) -> None:
@@ -109,9 +110,9 @@ def test_capacity_fits_the_budget(report: dict[str, Any]) -> None:
         work_ms = cycle["allocation_ms"] + cycle["modbus_ms"] + cycle["ocpp_ms"]
         assert 0 < work_ms <= capacity["headroom"] * cycle["cycle_s"] * 1000 * (1 + 1e-9)
         chargers = cycle["max_connectors"] / 2
-        assert cycle["modbus_ms"] == pytest.approx(
-            chargers * report["modbus"]["read"]["hubgate_us"] / 1000
-        )
+        assert cycle["modbus_ms"] == pytest.approx(chargers * cycle["modbus_read_us"] / 1000)
+        # Beyond the measured device counts, a read costs at least the largest measurement.
+        assert cycle["modbus_read_us"] >= report["modbus"]["50"]["hubgate_us"] * (1 - 1e-9)
     assert cycles["100ms"]["max_connectors"] < cycles["1s"]["max_connectors"]
 
 

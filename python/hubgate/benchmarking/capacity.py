@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 MODEL = (
     "Work per control cycle of T seconds for N connectors on the gateway's one Python thread: "
-    "allocation(N) + ceil(N/2) x Modbus read + ceil(N/2) x T x OCPP station load. "
+    "allocation(N) + ceil(N/2) x Modbus read(N/2) + ceil(N/2) x T x OCPP station load. "
     "allocation(N) is measured at a few sizes, interpolated on a log-log scale and extrapolated "
     "beyond the largest with the last segment's power law. Every 2-connector charger costs one "
-    "Modbus FC3 read per cycle (the master's CPU per read) and is also an OCPP 1.6 station "
+    "Modbus FC3 read per cycle (the master's CPU per read, measured with a few numbers of devices "
+    "read at once and interpolated the same way: it grows with their number) and is also an OCPP 1.6 station "
     "sending MeterValues every 10 s and a Heartbeat every 60 s (the listener's CPU per message, "
     "WebSocket included); counting both for every charger makes this an upper bound. A cycle is "
     "met when the work fits in the headroom share of it; the rest is left for setpoint writes, "
@@ -23,36 +24,46 @@ HEADROOM = 0.5
 CONNECTORS_PER_CHARGER = 2
 
 
+def loglog(points: dict[int, float], x: int) -> float:
+    """`points` (size to seconds) at `x`: interpolated on a log-log scale between the measured
+    sizes, the smallest's value below them, the last segment's power law beyond them (a
+    non-decreasing one: measurement noise must not make a larger site look cheaper)."""
+    sizes = sorted(points)
+    if x <= sizes[0] or len(sizes) == 1:
+        return points[sizes[0]] if x <= sizes[0] else points[sizes[0]] * x / sizes[0]
+    upper = next((s for s in sizes if s >= x), sizes[-1])
+    lower = sizes[sizes.index(upper) - 1]
+    slope = math.log(points[upper] / points[lower]) / math.log(upper / lower)
+    if x > upper:  # beyond the measurements: never cheaper than the largest one
+        slope = max(slope, 0.0)
+    return float(points[upper] * (x / upper) ** slope)
+
+
 @dataclass(frozen=True)
 class CostModel:
     """Measured costs, in seconds."""
 
     allocation_s: dict[int, float]
     """One allocation cycle at each measured size (connectors)."""
-    modbus_read_s: float
-    """Master CPU per device read."""
+    modbus_read_s: dict[int, float]
+    """Master CPU per device read, at each measured number of devices read at once."""
     ocpp_station_share: float
     """Share of a core one OCPP station takes at the standard rates (CPU s per s)."""
 
     def allocation_at(self, connectors: int) -> float:
-        """Allocation time at any size: log-log interpolation of the measured sizes."""
-        sizes = sorted(self.allocation_s)
-        if connectors <= sizes[0]:
-            return self.allocation_s[sizes[0]]
-        upper = next((s for s in sizes if s >= connectors), sizes[-1])
-        lower = sizes[sizes.index(upper) - 1] if upper != sizes[0] else upper
-        if len(sizes) == 1:
-            return self.allocation_s[upper] * connectors / upper
-        t0, t1 = self.allocation_s[lower], self.allocation_s[upper]
-        slope = math.log(t1 / t0) / math.log(upper / lower)
-        return float(t0 * (connectors / lower) ** slope)
+        """Allocation time for `connectors` connectors."""
+        return loglog(self.allocation_s, connectors)
+
+    def modbus_read_at(self, devices: int) -> float:
+        """Master CPU per read when `devices` devices are read at once."""
+        return loglog(self.modbus_read_s, devices)
 
     def cycle_cost_s(self, connectors: int, cycle_s: float) -> float:
         """CPU seconds per cycle for a site of `connectors` connectors."""
         chargers = math.ceil(connectors / CONNECTORS_PER_CHARGER)
         return (
             self.allocation_at(connectors)
-            + chargers * self.modbus_read_s
+            + chargers * self.modbus_read_at(chargers)
             + chargers * cycle_s * self.ocpp_station_share
         )
 

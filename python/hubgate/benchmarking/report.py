@@ -28,15 +28,15 @@ class BenchSettings:
     min_round_s: float
     rounds: int
     allocation_sizes: tuple[int, ...]
-    modbus_devices: int
+    modbus_devices: tuple[int, ...]
     modbus_rounds: int
     ocpp_messages: int
     listener_stations: int
     listener_messages: int
 
 
-QUICK = BenchSettings(0.005, 3, (10, 100, 1_000), 20, 5, 200, 5, 20)
-FULL = BenchSettings(0.05, 7, (10, 100, 1_000, 10_000), 100, 20, 2_000, 20, 100)
+QUICK = BenchSettings(0.005, 3, (10, 100, 1_000), (10, 50), 5, 200, 5, 20)
+FULL = BenchSettings(0.05, 7, (10, 100, 1_000, 10_000), (25, 250), 20, 2_000, 20, 100)
 
 
 def run_bench(settings: BenchSettings) -> dict[str, Any]:
@@ -44,13 +44,15 @@ def run_bench(settings: BenchSettings) -> dict[str, Any]:
     time_call = partial(per_call_s, min_round_s=settings.min_round_s, rounds=settings.rounds)
     codec = measure_codec(time_call)
     allocation = measure_allocation(settings.allocation_sizes, time_call)
-    modbus, modbus_wall = measure_modbus_io(settings.modbus_devices, settings.modbus_rounds)
+    modbus = {n: measure_modbus_io(n, settings.modbus_rounds) for n in settings.modbus_devices}
     session = measure_ocpp(settings.ocpp_messages)
     listener = listener_cost_s(settings.listener_stations, settings.listener_messages)
     station_share = (
         listener["MeterValues"] / 10.0 + listener["Heartbeat"] / 60.0
     )  # the same rates as `OcppCost.core_share_per_station`
-    model = capacity.CostModel(allocation, modbus.hubgate_s, station_share)
+    model = capacity.CostModel(
+        allocation, {n: read.hubgate_s for n, (read, _) in modbus.items()}, station_share
+    )
     session_stations = session.stations_per_core()
     return {
         "hubgate_version": __version__,
@@ -63,9 +65,8 @@ def run_bench(settings: BenchSettings) -> dict[str, Any]:
         "codec": {case: c.as_json() for case, c in codec.items()},
         "allocation": {"cycle_us": {str(n): s * 1e6 for n, s in allocation.items()}},
         "modbus": {
-            "devices": settings.modbus_devices,
-            "read": modbus.as_json(),
-            "round_wall_ms": modbus_wall.round_wall_s * 1e3,
+            str(n): {**read.as_json(), "round_wall_ms": wall.round_wall_s * 1e3}
+            for n, (read, wall) in modbus.items()
         },
         "ocpp": {
             "session_per_message": {a: c.as_json() for a, c in session.per_message.items()},
@@ -99,7 +100,8 @@ def _cycle(model: capacity.CostModel, cycle_s: float) -> dict[str, Any]:
         "max_connectors": connectors,
         "extrapolated": connectors > max(model.allocation_s),
         "allocation_ms": model.allocation_at(connectors) * 1e3,
-        "modbus_ms": chargers * model.modbus_read_s * 1e3,
+        "modbus_read_us": model.modbus_read_at(chargers) * 1e6,
+        "modbus_ms": chargers * model.modbus_read_at(chargers) * 1e3,
         "ocpp_ms": chargers * cycle_s * model.ocpp_station_share * 1e3,
     }
 
@@ -129,17 +131,14 @@ def render(report: dict[str, Any]) -> str:
     lines += ["", "Allocation (one cycle, median):"]
     for size, us in report["allocation"]["cycle_us"].items():
         lines.append(f"  {int(size):>6} connectors  {us / 1000:9.3f} ms")
-    modbus = report["modbus"]
-    read = modbus["read"]
-    lines += [
-        "",
-        f"Modbus master, FC3 x 10 from {modbus['devices']} loopback devices at once"
-        " (master CPU per read; hubgate / pymodbus):",
-        f"  {_us(read['hubgate_us'])}  {_us(read['peer_us'])}  {_ratio(read['ratio'])}"
-        f"  (round of all devices: {modbus['round_wall_ms']:.1f} ms wall)",
-        "",
-        "OCPP 1.6 server (CPU per message):",
-    ]
+    lines += ["", "Modbus master, FC3 x 10 from loopback devices read at once (CPU per read):"]
+    for devices, read in report["modbus"].items():
+        lines.append(
+            f"  {int(devices):>6} devices  {_us(read['hubgate_us']):>10}  pymodbus"
+            f" {_us(read['peer_us']):>10}  {_ratio(read['ratio'])}"
+            f"  (round: {read['round_wall_ms']:.1f} ms wall)"
+        )
+    lines += ["", "OCPP 1.6 server (CPU per message):"]
     ocpp = report["ocpp"]
     for action, c in ocpp["session_per_message"].items():
         full = ocpp["listener_per_message_us"][action]
