@@ -30,7 +30,8 @@ REGISTERS = list(range(1000, 1100))
 EXPECTED = REGISTERS[:10]
 
 
-async def _answer(stream: trio.SocketStream) -> None:
+async def answer_reads(stream: trio.SocketStream) -> None:
+    """A loopback device's connection: FC3 reads answered from `REGISTERS`."""
     codec = TcpServerCodec()
     async with stream:
         while data := await stream.receive_some(4096):
@@ -63,7 +64,7 @@ class LoopbackDevices:
             for _ in range(count):
                 listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
                 self.ports.append(listeners[0].socket.getsockname()[1])
-                nursery.start_soon(trio.serve_listeners, _answer, listeners)
+                nursery.start_soon(trio.serve_listeners, answer_reads, listeners)
             self._ready.set()
             await self._stop.wait()
             nursery.cancel_scope.cancel()

@@ -110,7 +110,7 @@ def _us(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} us"
 
 
-def _ratio(value: float | None) -> str:
+def ratio_text(value: float | None) -> str:
     return "peer not installed" if value is None else f"{value:.1f}x"
 
 
@@ -126,7 +126,7 @@ def render(report: dict[str, Any]) -> str:
     ]
     for case, c in report["codec"].items():
         lines.append(
-            f"  {case:40} {_us(c['hubgate_us']):>11} {_us(c['peer_us']):>11}  {_ratio(c['ratio'])}"
+            f"  {case:40} {_us(c['hubgate_us']):>11} {_us(c['peer_us']):>11}  {ratio_text(c['ratio'])}"
         )
     lines += ["", "Allocation (one cycle, median):"]
     for size, us in report["allocation"]["cycle_us"].items():
@@ -135,7 +135,7 @@ def render(report: dict[str, Any]) -> str:
     for devices, read in report["modbus"].items():
         lines.append(
             f"  {int(devices):>6} devices  {_us(read['hubgate_us']):>10}  pymodbus"
-            f" {_us(read['peer_us']):>10}  {_ratio(read['ratio'])}"
+            f" {_us(read['peer_us']):>10}  {ratio_text(read['ratio'])}"
             f"  (round: {read['round_wall_ms']:.1f} ms wall)"
         )
     lines += ["", "OCPP 1.6 server (CPU per message):"]
@@ -144,14 +144,14 @@ def render(report: dict[str, Any]) -> str:
         full = ocpp["listener_per_message_us"][action]
         lines.append(
             f"  {action:12} whole path {full:8.1f} us;  session only {_us(c['hubgate_us'])}"
-            f" vs ocpp package {_us(c['peer_us'])}  {_ratio(c['ratio'])}"
+            f" vs ocpp package {_us(c['peer_us'])}  {ratio_text(c['ratio'])}"
         )
     session = ocpp["session_stations_per_core"]
     lines += [
         f"  stations per core (MeterValues every 10 s, Heartbeat every 60 s): "
         f"{ocpp['stations_per_core']:,} (whole path)",
         f"  session only: hubgate {session['hubgate']:,}, ocpp package "
-        f"{session['peer_stations'] or 0:,}  {_ratio(session['ratio'])}",
+        f"{session['peer_stations'] or 0:,}  {ratio_text(session['ratio'])}",
         "",
         f"Capacity (work per cycle within {report['capacity']['headroom']:.0%} of the cycle):",
     ]
