@@ -107,6 +107,11 @@ def test_capacity_fits_the_budget(report: dict[str, Any]) -> None:
     cycles = capacity["cycles"]
     for cycle in cycles.values():
         assert cycle["max_connectors"] > 0
+        # --quick measures up to 1,000 connectors and 50 devices read at once.
+        assert cycle["extrapolated"] == {
+            "allocation": cycle["max_connectors"] > 1_000,
+            "modbus": cycle["max_connectors"] / 2 > 50,
+        }
         work_ms = cycle["allocation_ms"] + cycle["modbus_ms"] + cycle["ocpp_ms"]
         assert 0 < work_ms <= capacity["headroom"] * cycle["cycle_s"] * 1000 * (1 + 1e-9)
         chargers = cycle["max_connectors"] / 2

@@ -4,14 +4,15 @@ The devices are light Trio servers on hubgate's own server codec (FC3 from 100
 registers), in a thread of their own; the master reads every device once per
 round, concurrently under one deadline as the control loop does
 (`gather_by_deadline`), in another thread. The figure is that master thread's
-CPU time per read (`time.thread_time`), so neither the devices' work nor the
-machine's other load counts; wall time per round is kept alongside. The peer,
+CPU time per read (`time.thread_time`, median round), so neither the devices'
+work nor the machine's other load counts; wall time per round is kept alongside. The peer,
 pymodbus's asyncio client, reads the same devices the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import statistics
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -109,9 +110,9 @@ def _in_thread(main: Callable[[], ReadCost]) -> ReadCost:
     return box[0]
 
 
-def _cost(rounds: int, devices: int, cpu_s: float, wall_s: list[float]) -> ReadCost:
-    wall_s.sort()
-    return ReadCost(cpu_s / (rounds * devices), wall_s[len(wall_s) // 2])
+def _cost(devices: int, cpu_s: list[float], wall_s: list[float]) -> ReadCost:
+    """Medians over the rounds (a round that met a garbage collection or a busy core is one)."""
+    return ReadCost(statistics.median(cpu_s) / devices, statistics.median(wall_s))
 
 
 def hubgate_read_cost(ports: list[int], rounds: int) -> ReadCost:
@@ -126,14 +127,15 @@ def hubgate_read_cost(ports: list[int], rounds: int) -> ReadCost:
         try:
             await gather_by_deadline(reads, trio.current_time() + 30)  # connect
             wall: list[float] = []
-            cpu = time.thread_time()
+            cpu: list[float] = []
             for _ in range(rounds):
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.thread_time()
                 results = await gather_by_deadline(reads, trio.current_time() + 5)
                 wall.append(time.perf_counter() - started)
+                cpu.append(time.thread_time() - started_cpu)
                 if any(result != EXPECTED for result in results.values()):
                     raise RuntimeError(f"a loopback read failed: {results}")
-            return _cost(rounds, len(ports), time.thread_time() - cpu, wall)
+            return _cost(len(ports), cpu, wall)
         finally:
             for master in masters:
                 await master.aclose()
@@ -152,16 +154,17 @@ def pymodbus_read_cost(ports: list[int], rounds: int) -> ReadCost:
                 if not await client.connect():
                     raise RuntimeError("pymodbus could not connect to a loopback device")
             wall: list[float] = []
-            cpu = time.thread_time()
+            cpu: list[float] = []
             for _ in range(rounds):
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.thread_time()
                 responses = await asyncio.gather(
                     *(c.read_holding_registers(0, count=10, device_id=1) for c in clients)
                 )
                 wall.append(time.perf_counter() - started)
+                cpu.append(time.thread_time() - started_cpu)
                 if any(r.registers != EXPECTED for r in responses):
                     raise RuntimeError("a pymodbus loopback read failed")
-            return _cost(rounds, len(ports), time.thread_time() - cpu, wall)
+            return _cost(len(ports), cpu, wall)
         finally:
             for client in clients:
                 client.close()
@@ -170,7 +173,8 @@ def pymodbus_read_cost(ports: list[int], rounds: int) -> ReadCost:
 
 
 def measure_modbus_io(devices: int, rounds: int) -> tuple[Comparison, ReadCost]:
-    """Master CPU per device read (hubgate vs pymodbus if installed), and hubgate's wall cost."""
+    """Master CPU per device read (hubgate vs pymodbus if installed), and hubgate's wall time
+    per round of all devices: medians over `rounds` rounds."""
     with LoopbackDevices(devices) as loopback:
         ours = hubgate_read_cost(loopback.ports, rounds)
         try:

@@ -147,6 +147,11 @@ def ocpp_package_cost_s(action: str, count: int) -> float:
     return asyncio.run(main())
 
 
+def station_core_share(meter_values_s: float, heartbeat_s: float) -> float:
+    """Share of one core a station takes at the standard rates, from per-message costs."""
+    return meter_values_s / METER_VALUES_PERIOD_S + heartbeat_s / HEARTBEAT_PERIOD_S
+
+
 @dataclass(frozen=True)
 class OcppCost:
     """Per-message cost of each action, and the stations one core serves at the standard rates."""
@@ -155,9 +160,8 @@ class OcppCost:
 
     def core_share_per_station(self, pick: Callable[[Comparison], float]) -> float:
         """Share of one core a station takes: MeterValues every 10 s, Heartbeat every 60 s."""
-        return (
-            pick(self.per_message["MeterValues"]) / METER_VALUES_PERIOD_S
-            + pick(self.per_message["Heartbeat"]) / HEARTBEAT_PERIOD_S
+        return station_core_share(
+            pick(self.per_message["MeterValues"]), pick(self.per_message["Heartbeat"])
         )
 
     def stations_per_core(self) -> Comparison:

@@ -15,7 +15,7 @@ from hubgate.benchmarking import capacity
 from hubgate.benchmarking.allocation_speed import measure_allocation
 from hubgate.benchmarking.codec_speed import measure_codec
 from hubgate.benchmarking.modbus_io import measure_modbus_io
-from hubgate.benchmarking.ocpp_cost import listener_cost_s, measure_ocpp
+from hubgate.benchmarking.ocpp_cost import listener_cost_s, measure_ocpp, station_core_share
 from hubgate.benchmarking.timing import Comparison, per_call_s
 
 CYCLES_S = {"1s": 1.0, "100ms": 0.1}
@@ -23,7 +23,7 @@ CYCLES_S = {"1s": 1.0, "100ms": 0.1}
 
 @dataclass(frozen=True)
 class BenchSettings:
-    """How long to measure: `QUICK` finishes in seconds, `FULL` in about half a minute."""
+    """How long to measure: `QUICK` takes a few seconds, `FULL` about ten."""
 
     min_round_s: float
     rounds: int
@@ -36,7 +36,7 @@ class BenchSettings:
 
 
 QUICK = BenchSettings(0.005, 3, (10, 100, 1_000), (10, 50), 5, 200, 5, 20)
-FULL = BenchSettings(0.05, 7, (10, 100, 1_000, 10_000), (25, 250), 20, 2_000, 20, 100)
+FULL = BenchSettings(0.05, 7, (10, 100, 1_000, 10_000), (25, 250), 31, 2_000, 20, 100)
 
 
 def run_bench(settings: BenchSettings) -> dict[str, Any]:
@@ -47,9 +47,7 @@ def run_bench(settings: BenchSettings) -> dict[str, Any]:
     modbus = {n: measure_modbus_io(n, settings.modbus_rounds) for n in settings.modbus_devices}
     session = measure_ocpp(settings.ocpp_messages)
     listener = listener_cost_s(settings.listener_stations, settings.listener_messages)
-    station_share = (
-        listener["MeterValues"] / 10.0 + listener["Heartbeat"] / 60.0
-    )  # the same rates as `OcppCost.core_share_per_station`
+    station_share = station_core_share(listener["MeterValues"], listener["Heartbeat"])
     model = capacity.CostModel(
         allocation, {n: read.hubgate_s for n, (read, _) in modbus.items()}, station_share
     )
@@ -98,12 +96,20 @@ def _cycle(model: capacity.CostModel, cycle_s: float) -> dict[str, Any]:
     return {
         "cycle_s": cycle_s,
         "max_connectors": connectors,
-        "extrapolated": connectors > max(model.allocation_s),
+        "extrapolated": {
+            "allocation": connectors > max(model.allocation_s),
+            "modbus": chargers > max(model.modbus_read_s),
+        },
         "allocation_ms": model.allocation_at(connectors) * 1e3,
         "modbus_read_us": model.modbus_read_at(chargers) * 1e6,
         "modbus_ms": chargers * model.modbus_read_at(chargers) * 1e3,
         "ocpp_ms": chargers * cycle_s * model.ocpp_station_share * 1e3,
     }
+
+
+def _extrapolated(which: dict[str, bool]) -> str:
+    names = [name for name, beyond in which.items() if beyond]
+    return f"; {' and '.join(names)} extrapolated beyond the measured sizes" if names else ""
 
 
 def _us(value: float | None) -> str:
@@ -160,7 +166,7 @@ def render(report: dict[str, Any]) -> str:
             f"  {name:>5} cycle: up to {cycle['max_connectors']:,} connectors"
             f" (allocation {cycle['allocation_ms']:.1f} ms + Modbus {cycle['modbus_ms']:.1f} ms"
             f" + OCPP {cycle['ocpp_ms']:.1f} ms"
-            f"{'; allocation extrapolated beyond the measured sizes' if cycle['extrapolated'] else ''})"
+            f"{_extrapolated(cycle['extrapolated'])})"
         )
     lines += ["", "Model: " + report["capacity"]["model"]]
     return "\n".join(lines)
