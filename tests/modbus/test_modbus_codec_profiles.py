@@ -7,45 +7,20 @@ from __future__ import annotations
 import pytest
 import trio
 
-from hubgate.modbus.codec import (
-    Field,
-    ReadPlan,
-    ResponseReceived,
-    TcpClientCodec,
-)
+from hubgate.modbus.codec import ReadPlan, ResponseReceived, TcpClientCodec
+from hubgate.profiles.codec_fields import read_plan
 from hubgate.profiles.loader import load_all
-from hubgate.profiles.model import Function, Profile
+from hubgate.profiles.model import Profile
 from hubgate.profiles.plan import RegisterSpec, field_specs
 from hubgate.profiles.simulated import SimulatedDevice, serve
 
-FUNCTION_CODES = {Function.COIL: 1, Function.DISCRETE: 2, Function.HOLDING: 3, Function.INPUT: 4}
 PROFILES = load_all()
-
-
-def field_of(spec: RegisterSpec) -> Field:
-    """The codec field of a resolved profile register."""
-    bit = spec.function.is_bit
-    return Field(
-        spec.address,
-        "u16" if bit else str(spec.type),  # type: ignore[arg-type]
-        function=FUNCTION_CODES[spec.function],  # type: ignore[arg-type]
-        count=None if bit else spec.count,
-        order=str(spec.order),  # type: ignore[arg-type]
-        scale=spec.scale,
-        offset=spec.offset,
-        sentinel=list(spec.sentinel),
-        mask=spec.mask,
-        shift=spec.shift,
-        scale_factor=spec.scale_factor_address,
-        invert=spec.invert,
-        charset=spec.charset,  # type: ignore[arg-type]
-    )
 
 
 def plan_of(profile: Profile) -> tuple[list[str], ReadPlan]:
     specs = field_specs(profile)
     names = sorted(specs)
-    return names, ReadPlan([field_of(specs[n]) for n in names], max_block=profile.quirks.max_block)
+    return names, read_plan(profile, {n: specs[n] for n in names})
 
 
 def distinct_value(index: int, spec: RegisterSpec, exponent: int) -> float | str | None:

@@ -1,18 +1,21 @@
-"""`hubgate sim SCENARIO.toml`: run a scenario in-process and print the safety summary.
+"""`hubgate sim SCENARIO.toml`: run a scenario and print the safety summary.
 
-The chargers' limits come from the built-in naive equal-share controller until
-a real gateway is wired in over Modbus and OCPP.
+Without `--serve` the chargers' limits come from the built-in naive
+equal-share controller in-process. With `--serve` the site's Modbus devices
+listen on loopback and its OCPP stations dial `--csms`: a gateway controls it.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from hubgate.cli.common import EXIT_FAILURE, EXIT_OK, add_command
+from hubgate.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, add_command
 from hubgate.sim import (
     ClosedLoop,
     NaiveEqualShareController,
@@ -21,6 +24,9 @@ from hubgate.sim import (
     run_fast,
     run_paced,
 )
+from hubgate.sim.scenario_loader import LoadedScenario
+from hubgate.sim.serving import listing_lines, serve
+from hubgate.sim.wire_site import WireSite
 
 
 def _speed(text: str) -> float:
@@ -65,6 +71,29 @@ def register(subparsers: Any) -> None:
         "--check", action="store_true", help="exit 1 when the recorder flagged a violation"
     )
     sim.add_argument(
+        "--serve",
+        action="store_true",
+        help="serve the site on loopback (Modbus servers, OCPP stations) for a gateway",
+    )
+    sim.add_argument(
+        "--csms", metavar="URL", help="with --serve: the CSMS the OCPP stations dial (ws://...)"
+    )
+    sim.add_argument(
+        "--ports",
+        choices=("site", "auto"),
+        default="site",
+        help="with --serve: the site file's ports, or free ones (default: site)",
+    )
+    sim.add_argument(
+        "--listing", type=Path, help="with --serve: write where each device listens as JSON"
+    )
+    sim.add_argument(
+        "--meter-values",
+        type=_duration,
+        default=60.0,
+        help="with --serve: simulated seconds between MeterValues (default: 60)",
+    )
+    sim.add_argument(
         "--status-every",
         type=_duration,
         default=60.0,
@@ -83,11 +112,61 @@ def _status(sim: Simulation) -> str:
     )
 
 
+def _serve(args: argparse.Namespace, loaded: LoadedScenario, duration: float) -> Simulation | None:
+    try:
+        site = WireSite(
+            loaded,
+            ports_auto=args.ports == "auto",
+            csms_url=args.csms,
+            meter_values_s=args.meter_values,
+        )
+    except ValueError as error:
+        print(f"hubgate sim: {error}", file=sys.stderr)
+        return None
+    every = max(1, round(args.status_every / site.sim.step_s))
+
+    def announce(running: WireSite) -> None:
+        print(
+            f"{loaded.scenario.scenario.name}: site {loaded.site.site.name}, "
+            f"{len(running.sim.tree.connectors)} connectors, {duration:g} s at "
+            f"{'max' if args.speed == float('inf') else f'{args.speed:g}x'} speed, served:",
+            flush=True,
+        )
+        for line in listing_lines(running):
+            print(f"  {line}", flush=True)
+
+    def report(s: Simulation) -> None:
+        if s.steps % every == 0:
+            print(_status(s), flush=True)
+
+    try:
+        asyncio.run(
+            serve(
+                site, duration, args.speed, listing=args.listing, on_start=announce, on_step=report
+            )
+        )
+    except KeyboardInterrupt:
+        print(f"interrupted at t={site.sim.now:g} s; the summary so far:", flush=True)
+    except OSError as error:
+        print(f"hubgate sim: cannot serve the site: {error}", file=sys.stderr)
+        return None
+    if args.speed != float("inf") and site.max_lag_s > float("-inf"):
+        late = max(site.max_lag_s, 0.0) * 1000.0
+        print(f"pace {args.speed:g}x: the latest step started {late:.0f} ms after its time")
+    return site.sim
+
+
 def _run(args: argparse.Namespace) -> int:
     loaded = load_scenario(args.scenario)
+    duration = args.duration or loaded.scenario.scenario.duration_s
+    if not args.serve and (args.csms or args.listing or args.ports != "site"):
+        print("hubgate sim: --csms, --listing and --ports need --serve", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.serve:
+        served = _serve(args, loaded, duration)
+        return EXIT_FAILURE if served is None else _finish(args, served)
     sim = Simulation(loaded)
     loop = ClosedLoop(sim, NaiveEqualShareController(sim))
-    duration = args.duration or loaded.scenario.scenario.duration_s
     print(
         f"{loaded.scenario.scenario.name}: site {loaded.site.site.name}, "
         f"{len(sim.tree.connectors)} connectors, {duration:g} s at "
@@ -108,6 +187,10 @@ def _run(args: argparse.Namespace) -> int:
             trio.run(run_paced, loop, duration, args.speed, report)
         except KeyboardInterrupt:
             print(f"interrupted at t={sim.now:g} s; the summary so far:", flush=True)
+    return _finish(args, sim)
+
+
+def _finish(args: argparse.Namespace, sim: Simulation) -> int:
     summary = sim.recorder.summary()
     print(summary.to_text())
     if args.json is not None:

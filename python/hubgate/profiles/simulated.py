@@ -82,17 +82,25 @@ class _Writable:
 class SimulatedDevice:
     """The device a profile describes, as register memory plus behaviour."""
 
-    def __init__(self, profile: Profile, *, clock: Clock = time.monotonic, exponent: int = -1):
-        """`exponent` is the value of every SunSpec scale-factor register."""
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        clock: Clock = time.monotonic,
+        exponent: int = -1,
+        unit: int | None = None,
+    ):
+        """`exponent` is the value of every SunSpec scale-factor register; `unit` the unit id
+        the device answers on (default: the profile's)."""
         self.profile = profile
         self.exponent = exponent
         self._clock = clock
         self._lock = threading.Lock()
-        self.unit = profile.transport.unit
+        self.unit = profile.transport.unit if unit is None else unit
         self.memory: dict[Table, dict[int, int]] = {}
         self.specs: dict[str, tuple[int, RegisterSpec]] = {
-            path: (self.unit if unit is None else unit, spec)
-            for path, (unit, spec) in all_registers(profile).items()
+            path: (self.unit if override is None else override, spec)
+            for path, (override, spec) in all_registers(profile).items()
         }
         for unit, spec in self.specs.values():
             self._define(unit, spec)

@@ -31,6 +31,11 @@ class ChargerState:
         self.lease_until = now + self.lease_s
         return True
 
+    def hold(self, slot: int, limit_a: float) -> None:
+        """Offer what a device on the wire applies; the device runs its own watchdog."""
+        self.setpoints[slot] = limit_a
+        self.lease_until = float("inf")
+
     def offered(self, slot: int, now: float) -> float:
         """The limit the charger offers the EV at `slot` at `now`."""
         if now < self.lease_until:

@@ -1,0 +1,17 @@
+"""What a device driver reports besides the Modbus errors of its link."""
+
+from __future__ import annotations
+
+from hubgate.errors import HubgateError
+
+
+class DeviceError(HubgateError):
+    """The device does not behave as its profile says."""
+
+
+class SunSpecDiscoveryError(DeviceError):
+    """No "SunS" marker at the base, or a model block the profile needs is missing."""
+
+
+class FailsafeNotAppliedError(DeviceError):
+    """A failsafe setting written to the device did not read back as written."""

@@ -1,0 +1,442 @@
+"""A Modbus device driven by its firmware profile: the control loop's `Device` and `Charger`.
+
+    driver = driver_for("cp-1", load_named("alfen-eve"), pool.device(endpoint))
+    await driver.configure_failsafe(timeout_s=60, failsafe_current_a=6)
+    reading = await driver.read()                     # every field, state mapped to IEC A-F
+    applied = await driver.set_limit(16, phases=3)    # min, max, step and pause honoured
+
+The profile's fields compile once into a `ReadPlan` (the Rust planner, under
+the profile's quirks); SunSpec profiles first discover their model blocks
+from the base. Values are written with the codec's `Field.encode` and read
+back. Modbus failures surface as the `ModbusError`s of the link.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+import trio
+
+from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError
+from hubgate.devices.model import AppliedLimit, IecState, Reading
+from hubgate.devices.sunspec import discover
+from hubgate.modbus.codec import FieldError, FieldValue, ReadPlan, Request
+from hubgate.modbus.master import ModbusDevice
+from hubgate.profiles.codec_fields import FUNCTION_CODES, field_of, read_plan
+from hubgate.profiles.model import (
+    DeviceKind,
+    Fallback,
+    Function,
+    Heartbeat,
+    HeartbeatStyle,
+    Pause,
+    Profile,
+    Quantity,
+    Register,
+    Setpoint,
+    Switch,
+    Timeout,
+    Unit,
+)
+from hubgate.profiles.plan import RegisterSpec, all_registers, field_specs, resolve, setpoint_phases
+
+log = logging.getLogger(__name__)
+
+NOMINAL_VOLTAGE_V = 230.0
+"""Phase voltage assumed when a setpoint in W stands for a current in A."""
+
+THREE_PHASES = 3
+
+
+@dataclass(frozen=True)
+class FailsafeSettings:
+    """The device's own failsafe as read back: communication timeout and fallback limit."""
+
+    timeout_s: float
+    fallback: float
+    """In the fallback register's unit (A for chargers)."""
+
+
+class ProfileDevice:
+    """Any profiled device (meter, inverter, grid-operator box): reads into a `Reading`."""
+
+    def __init__(self, device_id: str, profile: Profile, link: ModbusDevice) -> None:
+        self.profile = profile
+        self.link = link
+        self._id = device_id
+        self._blocks: dict[str, int] | None = None
+        self._plan: tuple[list[Quantity], ReadPlan] | None = None
+
+    @property
+    def id(self) -> str:
+        """The device id from the site file."""
+        return self._id
+
+    async def blocks(self) -> Mapping[str, int]:
+        """SunSpec block starts, discovered once (empty for other profiles)."""
+        if self._blocks is None:
+            sunspec = self.profile.sunspec
+            self._blocks = (
+                {}
+                if sunspec is None
+                else await discover(self.link, sunspec, self.profile.wire_address(sunspec.base))
+            )
+        return self._blocks
+
+    async def resolve(self, name: str, register: Register | Timeout | Fallback) -> RegisterSpec:
+        """The wire register of a profile register (SunSpec blocks discovered)."""
+        return resolve(self.profile, name, register, await self.blocks())
+
+    async def plan(self) -> tuple[list[Quantity], ReadPlan]:
+        """The fields read and their plan, compiled on first use."""
+        if self._plan is None:
+            specs = field_specs(self.profile, await self.blocks())
+            self._plan = ([Quantity(name) for name in specs], read_plan(self.profile, specs))
+        return self._plan
+
+    async def read(self) -> Reading:
+        """Every readable field once; sentinels are None, texts go to `Reading.text`."""
+        quantities, plan = await self.plan()
+        return self.reading(quantities, await self.link.read_plan(plan), trio.current_time())
+
+    def reading(self, quantities: list[Quantity], decoded: list[FieldValue], at: float) -> Reading:
+        """The `Reading` of decoded plan values, taken at `at`."""
+        values: dict[Quantity, float | None] = {}
+        text: dict[Quantity, str] = {}
+        for quantity, value in zip(quantities, decoded, strict=True):
+            if isinstance(value, str):
+                text[quantity] = value
+            else:
+                values[quantity] = None if value is None else float(value)
+        return Reading(at=at, values=values, state=self._state(values, text), text=text)
+
+    def _state(
+        self, values: Mapping[Quantity, float | None], text: Mapping[Quantity, str]
+    ) -> IecState | None:
+        states = self.profile.states
+        if states is None:
+            return None
+        raw = text.get(states.field)
+        if raw is None:
+            number = values.get(states.field)
+            if number is None:
+                return None
+            raw = str(int(number)) if number.is_integer() else str(number)
+        mapped = states.map.get(raw.strip(), states.default)
+        return None if mapped is None else IecState(mapped.value)
+
+    # -- wire helpers for the drivers that write ------------------------------------
+
+    async def read_value(self, spec: RegisterSpec) -> FieldValue:
+        """One register value, decoded (its SunSpec scale factor read with it)."""
+        [value] = await self.link.read_plan(read_plan(self.profile, {spec.name: spec}))
+        return value
+
+    async def exponent(self, spec: RegisterSpec) -> int | None:
+        """The SunSpec power-of-ten exponent of `spec`, read from the device; None without one."""
+        if spec.scale_factor_address is None:
+            return None
+        [raw] = await self.link.read_registers(
+            spec.scale_factor_address, 1, function=FUNCTION_CODES[spec.function]
+        )
+        return raw - 0x10000 if raw & 0x8000 else raw
+
+    async def encode(self, spec: RegisterSpec, value: float) -> list[int]:
+        """The registers holding `value` (with the device's SunSpec exponent)."""
+        if spec.function.is_bit:
+            return [int(bool(value) != spec.invert)]
+        return field_of(spec).encode(value, exponent=await self.exponent(spec))
+
+    async def write(self, spec: RegisterSpec, registers: list[int], *, multiple: bool) -> None:
+        """Write raw registers (or a coil): FC16 / FC15 when `multiple`, a quirk or width says."""
+        multiple = multiple or len(registers) > 1 or self.profile.quirks.multi_register_write_only
+        request: Request
+        if spec.function is Function.COIL:
+            bits = [bool(r) for r in registers]
+            request = (
+                Request.WriteMultipleCoils(spec.address, bits)
+                if multiple
+                else Request.WriteSingleCoil(spec.address, bits[0])
+            )
+        elif spec.function is Function.HOLDING:
+            request = (
+                Request.WriteMultipleRegisters(spec.address, registers)
+                if multiple
+                else Request.WriteSingleRegister(spec.address, registers[0])
+            )
+        else:
+            raise DeviceError(f"{self.profile.name}: {spec.name} is a read-only {spec.function}")
+        await self.link.request(request)
+
+    async def write_value(self, spec: RegisterSpec, value: float, *, multiple: bool) -> None:
+        """Encode and write one value."""
+        await self.write(spec, await self.encode(spec, value), multiple=multiple)
+
+
+def clamp(setpoint: Setpoint, value: float) -> float | None:
+    """`value` within the setpoint's max and on its step (rounded down); None below its min."""
+    if value <= 0 or value < setpoint.min:
+        return None
+    value = min(value, setpoint.max)
+    if setpoint.step is not None:
+        value = round(math.floor(value / setpoint.step + 1e-9) * setpoint.step, 9)
+    return None if value < setpoint.min or value <= 0 else value
+
+
+class ProfileCharger(ProfileDevice):
+    """A charger with a current (A) or power (W) setpoint: the control loop's `Charger`.
+
+    0 A, or less than the setpoint's minimum, pauses: a 0 write where 0 means
+    pause, the enable switch otherwise. A W setpoint is `current * phases *
+    voltage_v`. `phases` switches 1p/3p where the profile has a phase switch.
+    """
+
+    def __init__(
+        self,
+        device_id: str,
+        profile: Profile,
+        link: ModbusDevice,
+        *,
+        voltage_v: float = NOMINAL_VOLTAGE_V,
+    ) -> None:
+        super().__init__(device_id, profile, link)
+        commands = profile.commands
+        setpoint = commands.current_limit or commands.power_limit
+        if setpoint is None:
+            raise DeviceError(f"{profile.name} has no current_limit or power_limit command")
+        self.setpoint = setpoint
+        self._setpoint_name = "current_limit" if commands.current_limit else "power_limit"
+        self.voltage_v = voltage_v
+        self._registers = {path: spec for path, (_, spec) in all_registers(profile).items()}
+        self._written: float | None = None
+        self._enabled: bool | None = None
+        self._phases: int | None = None
+        self._commands = trio.Lock()
+        """One command sequence at a time: a heartbeat never re-writes a stale setpoint."""
+        self._beats = 0
+        self.failsafe: FailsafeSettings | None = None
+        """What `configure_failsafe` read back (None before it ran, or without failsafe)."""
+
+    # -- limits -----------------------------------------------------------------
+
+    def _in_setpoint_unit(self, current_a: float, phases: int) -> float:
+        if self.setpoint.unit is Unit.WATT:
+            return current_a * phases * self.voltage_v
+        return current_a
+
+    def _in_amperes(self, value: float, phases: int) -> float:
+        if self.setpoint.unit is Unit.WATT:
+            return value / (phases * self.voltage_v)
+        return value
+
+    async def _setpoint_specs(self) -> list[RegisterSpec]:
+        first = await self.resolve(self._setpoint_name, self.setpoint)
+        stride = self.setpoint.phase_stride or 0
+        return [
+            replace(first, address=first.address + i * stride)
+            for i, _ in enumerate(setpoint_phases(self.setpoint))
+        ]
+
+    async def _write_setpoint(self, value: float) -> None:
+        for spec in await self._setpoint_specs():
+            await self.write_value(spec, value, multiple=self.setpoint.write == "multiple")
+        self._written = value
+
+    async def _switch(self, switch: Switch, name: str, path: str) -> None:
+        await self.write(
+            self._registers[path], [switch.values[name]], multiple=switch.write == "multiple"
+        )
+
+    async def _switch_state(self, switch: Switch, path: str) -> str | None:
+        value = await self.read_value(self._registers[path])
+        names = {raw: name for name, raw in switch.values.items()}
+        return None if value is None else names.get(int(value))
+
+    async def set_limit(self, current_a: float, phases: int) -> AppliedLimit:
+        """Allow `current_a` per phase on `phases` phases; below the minimum pauses."""
+        if phases not in (1, 2, 3):
+            raise ValueError(f"phases is 1, 2 or 3, not {phases}")
+        async with self._commands:
+            return await self._set_limit(current_a, phases)
+
+    async def _set_limit(self, current_a: float, phases: int) -> AppliedLimit:
+        commands = self.profile.commands
+        if commands.phase_switch is not None and phases in (1, 3) and phases != self._phases:
+            await self._switch(commands.phase_switch, f"{phases}p", "commands.phase_switch")
+            self._phases = phases
+        value = clamp(self.setpoint, self._in_setpoint_unit(current_a, phases))
+        if value is None:
+            await self._pause()
+        else:
+            await self._write_setpoint(value)
+            if commands.pause is Pause.ENABLE and self._enabled is not True:
+                assert commands.enable is not None
+                await self._switch(commands.enable, "on", "commands.enable")
+                self._enabled = True
+        return await self.applied_limit(phases)
+
+    async def _pause(self) -> None:
+        commands = self.profile.commands
+        if commands.pause is Pause.ZERO:
+            await self._write_setpoint(0.0)
+            return
+        assert commands.enable is not None
+        await self._switch(commands.enable, "off", "commands.enable")
+        self._enabled = False
+
+    async def applied_limit(self, phases: int) -> AppliedLimit:
+        """The limit in force, read back: the setpoint, else the applied-limit field,
+        else (a write-only device) the last value written."""
+        value_a: float | None
+        if self.setpoint.readable:
+            read = [await self.read_value(spec) for spec in await self._setpoint_specs()]
+            numbers = [float(v) for v in read if isinstance(v, int | float)]
+            value_a = self._in_amperes(min(numbers), phases) if numbers else None
+        elif (field := self.profile.fields.get(Quantity.APPLIED_CURRENT_LIMIT)) is not None:
+            read_back = await self.read_value(
+                await self.resolve(Quantity.APPLIED_CURRENT_LIMIT.value, field)
+            )
+            value_a = float(read_back) if isinstance(read_back, int | float) else None
+        else:
+            value_a = None if self._written is None else self._in_amperes(self._written, phases)
+        commands = self.profile.commands
+        paused = value_a is None or self._in_setpoint_unit(value_a, phases) < self.setpoint.min
+        if commands.pause is Pause.ENABLE:
+            assert commands.enable is not None
+            paused = paused or await self._switch_state(commands.enable, "commands.enable") == "off"
+        if commands.phase_switch is not None:
+            switched = await self._switch_state(commands.phase_switch, "commands.phase_switch")
+            phases = THREE_PHASES if switched == "3p" else 1 if switched == "1p" else phases
+        return AppliedLimit(
+            current_a=0.0 if paused or value_a is None else value_a,
+            phases=phases,
+            paused=paused,
+            at=trio.current_time(),
+        )
+
+    # -- failsafe ---------------------------------------------------------------
+
+    async def configure_failsafe(self, timeout_s: float, failsafe_current_a: float) -> None:
+        """Write the device's communication timeout and fallback current where it lets us,
+        then read both back; `FailsafeNotAppliedError` when a write did not hold."""
+        failsafe = self.profile.failsafe
+        if not failsafe.present:
+            log.info("%s: no device-side failsafe (%s)", self.id, failsafe.reason)
+            return
+        assert failsafe.timeout is not None
+        assert failsafe.fallback is not None
+        fallback = failsafe_current_a
+        if failsafe.fallback.unit is Unit.WATT:
+            fallback *= THREE_PHASES * self.voltage_v
+        async with self._commands:
+            self.failsafe = FailsafeSettings(
+                timeout_s=await self._configure("timeout", failsafe.timeout, timeout_s),
+                fallback=await self._configure("fallback", failsafe.fallback, fallback),
+            )
+
+    async def _configure(self, name: str, register: Timeout | Fallback, wanted: float) -> float:
+        default = register.default_s if isinstance(register, Timeout) else register.default
+        if register.address is None:
+            if not math.isclose(default, wanted):
+                log.warning("%s: the %s is fixed at %s, not %s", self.id, name, default, wanted)
+            return default
+        spec = await self.resolve(name, register)
+        if register.writable:
+            try:
+                registers = await self.encode(spec, wanted)
+            except FieldError as exc:
+                raise FailsafeNotAppliedError(
+                    f"{self.link.name}: the {name} register cannot hold {wanted}: {exc}"
+                ) from exc
+            await self.write(spec, registers, multiple=False)
+        got = await self.read_value(spec)
+        if not isinstance(got, int | float):
+            raise FailsafeNotAppliedError(f"{self.link.name}: the {name} reads as {got!r}")
+        resolution = abs(spec.scale) * 10.0 ** (await self.exponent(spec) or 0)
+        if not math.isclose(float(got), wanted, rel_tol=1e-6, abs_tol=resolution):
+            if register.writable:
+                raise FailsafeNotAppliedError(
+                    f"{self.link.name}: wrote {wanted} to the {name}, read back {got}"
+                )
+            log.warning("%s: the %s is fixed at %s, not %s", self.id, name, got, wanted)
+        return float(got)
+
+    @property
+    def heartbeat_period_s(self) -> float | None:
+        """The profile's heartbeat period, at most half the timeout in force."""
+        failsafe = self.profile.failsafe
+        if failsafe.heartbeat is None:
+            return None
+        timeout = self.failsafe.timeout_s if self.failsafe else None
+        if not timeout and failsafe.timeout is not None:
+            timeout = failsafe.timeout.default_s
+        period = failsafe.heartbeat.period_s
+        return min(period, timeout / 2) if timeout else period
+
+    async def heartbeat(self) -> None:
+        """Feed the device's watchdog in the profile's style."""
+        beat = self.profile.failsafe.heartbeat
+        if beat is not None:
+            async with self._commands:
+                await self._beat(beat)
+
+    async def _beat(self, beat: Heartbeat) -> None:
+        style = beat.style
+        if style in (HeartbeatStyle.TOKEN, HeartbeatStyle.TOGGLE, HeartbeatStyle.COUNTER):
+            self._beats += 1
+            value = {
+                HeartbeatStyle.TOKEN: beat.value or 0,
+                HeartbeatStyle.TOGGLE: self._beats % 2,
+                HeartbeatStyle.COUNTER: self._beats & 0xFFFF,
+            }[style]
+            await self.write(self._registers["failsafe.heartbeat"], [value], multiple=False)
+        elif style is HeartbeatStyle.SETPOINT_REWRITE:
+            if self._written is not None:  # nothing to re-write before the first limit
+                await self._write_setpoint(self._written)
+        elif style is HeartbeatStyle.TIMEOUT_REWRITE:
+            timeout = self.profile.failsafe.timeout
+            assert timeout is not None
+            seconds = self.failsafe.timeout_s if self.failsafe else timeout.default_s
+            await self.write_value(await self.resolve("timeout", timeout), seconds, multiple=False)
+        else:
+            _, plan = await self.plan()
+            await self.link.request(plan.requests[0])
+
+
+class ProfileBattery(ProfileDevice):
+    """A battery (or hybrid inverter) with charge and discharge power setpoints."""
+
+    async def set_power_limits(
+        self, *, charge_w: float | None = None, discharge_w: float | None = None
+    ) -> dict[str, float]:
+        """Write the given limits (clamped to max and step; below min is 0) and read them back."""
+        commands = self.profile.commands
+        applied: dict[str, float] = {}
+        for name, wanted in (
+            ("charge_power_limit", charge_w),
+            ("discharge_power_limit", discharge_w),
+        ):
+            if wanted is None:
+                continue
+            setpoint: Setpoint | None = getattr(commands, name)
+            if setpoint is None:
+                raise DeviceError(f"{self.profile.name} has no {name} command")
+            spec = await self.resolve(name, setpoint)
+            value = clamp(setpoint, wanted) or 0.0
+            await self.write_value(spec, value, multiple=setpoint.write == "multiple")
+            read = await self.read_value(spec) if setpoint.readable else value
+            applied[name] = float(read) if isinstance(read, int | float) else value
+        return applied
+
+
+def driver_for(device_id: str, profile: Profile, link: ModbusDevice) -> ProfileDevice:
+    """The driver a profile calls for: charger, battery with power setpoints, or read-only."""
+    commands = profile.commands
+    if profile.kind is DeviceKind.CHARGER and (commands.current_limit or commands.power_limit):
+        return ProfileCharger(device_id, profile, link)
+    if commands.charge_power_limit or commands.discharge_power_limit:
+        return ProfileBattery(device_id, profile, link)
+    return ProfileDevice(device_id, profile, link)

@@ -1,0 +1,178 @@
+"""What a simulated OCPP station applies from its charging profiles (1.6 and 2.0.1), sans-IO.
+
+Per purpose the valid profile (validFrom <= now < validTo, schedule running) of
+the highest stack level gives its current period's limit; a TxProfile replaces
+the TxDefaultProfile during a transaction; the station maximum caps both. When
+a profile's validTo passes, the next stack level below applies again: that is
+how a gateway's device-side lease falls back to its base profile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+_PURPOSES = {
+    "ChargePointMaxProfile": "max",
+    "ChargingStationMaxProfile": "max",
+    "TxDefaultProfile": "default",
+    "TxProfile": "tx",
+}
+_RECURRENCE_S = {"Daily": 86_400.0, "Weekly": 604_800.0}
+
+
+@dataclass(frozen=True)
+class LimitProfile:
+    """One charging profile, normalised over the two versions."""
+
+    id: int
+    target: int
+    """Connector (1.6) or EVSE (2.0.1) id; 0 for the whole station."""
+    stack_level: int
+    purpose: str
+    """max, default or tx."""
+    kind: str
+    recurrency: str | None
+    valid_from: datetime | None
+    valid_to: datetime | None
+    start: datetime | None
+    duration_s: float | None
+    unit: str
+    periods: tuple[tuple[float, float, int | None], ...]
+    """(start offset s, limit, number of phases) in order."""
+    received: datetime
+
+
+def _time(text: object) -> datetime | None:
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise ValueError(f"expected a date-time text, got {text!r}")
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def parse(data: Mapping[str, Any], target: int, received: datetime) -> LimitProfile:
+    """A profile as the `ocpp` package hands it (snake_case keys); ValueError when malformed."""
+    try:
+        purpose = _PURPOSES[data["charging_profile_purpose"]]
+        schedule = data["charging_schedule"]
+        if isinstance(schedule, list):  # 2.0.1: one to three schedules; the first applies
+            schedule = schedule[0]
+        periods = tuple(
+            (float(p["start_period"]), float(p["limit"]), p.get("number_phases"))
+            for p in schedule["charging_schedule_period"]
+        )
+        duration = schedule.get("duration")
+        return LimitProfile(
+            id=int(data.get("charging_profile_id", data.get("id", 0))),
+            target=target,
+            stack_level=int(data["stack_level"]),
+            purpose=purpose,
+            kind=str(data["charging_profile_kind"]),
+            recurrency=data.get("recurrency_kind"),
+            valid_from=_time(data.get("valid_from")),
+            valid_to=_time(data.get("valid_to")),
+            start=_time(schedule.get("start_schedule")),
+            duration_s=None if duration is None else float(duration),
+            unit=str(schedule["charging_rate_unit"]),
+            periods=tuple(sorted(periods)),
+            received=received,
+        )
+    except (KeyError, TypeError, IndexError) as error:
+        raise ValueError(f"malformed charging profile: {error!r}") from error
+
+
+def _offset(profile: LimitProfile, now: datetime, tx_start: datetime | None) -> float | None:
+    """Seconds into the schedule at `now`, None when it is not running."""
+    if profile.kind == "Relative":
+        base = tx_start or profile.received
+    else:
+        base = profile.start or profile.valid_from or profile.received
+    offset = (now - base).total_seconds()
+    if profile.kind == "Recurring":
+        offset %= _RECURRENCE_S.get(profile.recurrency or "Daily", 86_400.0)
+    if offset < 0 or (profile.duration_s is not None and offset >= profile.duration_s):
+        return None
+    return offset
+
+
+def _period_limit(
+    profile: LimitProfile, now: datetime, tx_start: datetime | None, voltage: float, phases: int
+) -> float | None:
+    """The profile's limit per phase in A at `now`, None when it does not apply."""
+    if profile.valid_from is not None and now < profile.valid_from:
+        return None
+    if profile.valid_to is not None and now >= profile.valid_to:
+        return None
+    offset = _offset(profile, now, tx_start)
+    if offset is None:
+        return None
+    current = [p for p in profile.periods if p[0] <= offset]
+    if not current:
+        return None
+    _, limit, number_phases = current[-1]
+    if profile.unit == "W":
+        return limit / (voltage * (number_phases or phases))
+    return limit
+
+
+def limit_at(
+    profiles: Iterable[LimitProfile],
+    target: int,
+    now: datetime,
+    *,
+    tx_start: datetime | None,
+    voltage: float,
+    phases: int,
+) -> float | None:
+    """The limit per phase (A) the station applies at `target` now; None: no profile limits it."""
+    best: dict[str, tuple[int, float]] = {}
+    for profile in profiles:
+        if profile.target not in (0, target):
+            continue
+        if profile.purpose == "tx" and tx_start is None:
+            continue
+        limit = _period_limit(profile, now, tx_start, voltage, phases)
+        if limit is None:
+            continue
+        known = best.get(profile.purpose)
+        if known is None or profile.stack_level > known[0]:
+            best[profile.purpose] = (profile.stack_level, limit)
+    chosen = best.get("tx") or best.get("default")
+    limits = [entry[1] for entry in (chosen, best.get("max")) if entry is not None]
+    return min(limits) if limits else None
+
+
+def clear(
+    profiles: list[LimitProfile],
+    *,
+    id: int | None = None,
+    target: int | None = None,
+    purpose: str | None = None,
+    stack_level: int | None = None,
+) -> list[LimitProfile]:
+    """The profiles a ClearChargingProfile with these criteria keeps."""
+    wanted = _PURPOSES.get(purpose) if purpose is not None else None
+
+    def matches(p: LimitProfile) -> bool:
+        if id is not None:
+            return p.id == id
+        return (
+            (target is None or p.target == target)
+            and (wanted is None or p.purpose == wanted)
+            and (stack_level is None or p.stack_level == stack_level)
+        )
+
+    return [p for p in profiles if not matches(p)]
+
+
+def replace(profiles: list[LimitProfile], new: LimitProfile) -> list[LimitProfile]:
+    """Profiles after storing `new`: same id, or same target, purpose and stack level, go."""
+    return [
+        p
+        for p in profiles
+        if p.id != new.id
+        and (p.target, p.purpose, p.stack_level) != (new.target, new.purpose, new.stack_level)
+    ] + [new]

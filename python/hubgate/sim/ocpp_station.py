@@ -1,0 +1,832 @@
+"""A simulated OCPP charge point (1.6 or 2.0.1) dialling a CSMS, following its EVs.
+
+Built on the `ocpp` package's asyncio ChargePoint over `websockets`. It boots,
+heartbeats, sends status notifications as its EVs arrive, charge, pause and
+leave, runs transactions (Authorize + Start/StopTransaction in 1.6,
+TransactionEvent in 2.0.1), sends MeterValues every `meter_values_s` simulated
+seconds, and applies the charging profiles it is sent (`charging_profiles`).
+It reconnects with backoff when the CSMS goes away, and stays away while the
+scenario has its charger offline. Periodic messages run on simulated time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import websockets
+from ocpp.routing import after as _after  # type: ignore[import-untyped]
+from ocpp.routing import on as _on
+from ocpp.v16 import ChargePoint as ChargePoint16  # type: ignore[import-untyped]
+from ocpp.v16 import call as call16
+from ocpp.v16 import call_result as result16
+from ocpp.v201 import ChargePoint as ChargePoint201  # type: ignore[import-untyped]
+from ocpp.v201 import call as call201
+from ocpp.v201 import call_result as result201
+from websockets.typing import Subprotocol
+
+from hubgate.config.model import Charger, OcppVersion
+from hubgate.sim import charging_profiles
+from hubgate.sim.charging_profiles import LimitProfile
+from hubgate.sim.engine import Simulation
+from hubgate.sim.ev import MIN_CURRENT_A
+
+if TYPE_CHECKING:
+    from hubgate.sim.wire_site import WireSite
+
+_log = logging.getLogger(__name__)
+ID_TAG = "SIMEV"
+BACKOFF_S = (1.0, 30.0)
+"""First and longest wait (wall-clock seconds) before dialling again."""
+
+Send = Callable[[], Awaitable[None]]
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def on(action: str) -> Callable[[Handler], Handler]:
+    """The `ocpp` package's handler decorator, typed."""
+    return cast("Callable[[Handler], Handler]", _on(action))
+
+
+def after(action: str) -> Callable[[Handler], Handler]:
+    """The `ocpp` package's decorator for what runs once the answer went out, typed."""
+    return cast("Callable[[Handler], Handler]", _after(action))
+
+
+def timestamp(moment: datetime) -> str:
+    """An OCPP date-time text."""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class ConnectorState:
+    """One connector (1.6) or EVSE (2.0.1) as the station sees it."""
+
+    id: int
+    slot: int
+    max_current_a: float
+    available: bool = True
+    stopped: bool = False
+    """Remote-stopped: no current until the EV leaves."""
+    ev: object = None
+    tx_id: str | None = None
+    tx_start: datetime | None = None
+    tx_generation: int = 0
+    """Counts transaction starts; a 1.6 start not answered before a reconnect is given up."""
+    numbers: dict[int, str] = field(default_factory=dict)
+    """1.6: the CSMS's transaction id per start, until its StopTransaction went out."""
+    seq_no: int = 0
+    status: str = ""
+    charging_state: str = ""
+    offered_a: float = 0.0
+
+
+@dataclass
+class Station:
+    """One OCPP charger of the site."""
+
+    charger: Charger
+    slots: tuple[int, ...]
+    site: WireSite
+    csms_url: str
+    meter_values_s: float
+    version: OcppVersion = field(init=False)
+    connectors: list[ConnectorState] = field(init=False)
+    profiles: list[LimitProfile] = field(default_factory=list)
+    connected: bool = False
+    booted: bool = False
+    heartbeat_s: float = 300.0
+    _queue: asyncio.Queue[Send | None] = field(default_factory=asyncio.Queue)
+    """What to send, in order; None only wakes the session up."""
+    _next_heartbeat: float = 0.0
+    _next_meter_values: float = 0.0
+    _reboot: bool = False
+    _rebooted: bool = False
+    _stopped: bool = False
+    _tx_numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _cp: Any = None
+    """The `ocpp` package's ChargePoint of the session, while connected."""
+
+    def __post_init__(self) -> None:
+        assert self.charger.ocpp is not None
+        spoken = (OcppVersion.V16, OcppVersion.V201)
+        versions = [v for v in self.charger.ocpp.versions if v in spoken]
+        self.version = versions[0] if versions else OcppVersion.V201  # 2.1-only: as 2.0.1
+        self.connectors = [
+            ConnectorState(c.id if self.v16 else i + 1, slot, c.max_current_a)
+            for i, (c, slot) in enumerate(zip(self.charger.connectors, self.slots, strict=True))
+        ]
+
+    @property
+    def v16(self) -> bool:
+        """Whether the station speaks OCPP 1.6 (else 2.0.1)."""
+        return self.version is OcppVersion.V16
+
+    @property
+    def identity(self) -> str:
+        """The charge point identity (last path segment of its URL)."""
+        assert self.charger.ocpp is not None
+        return self.charger.ocpp.identity
+
+    def listing(self) -> dict[str, object]:
+        """The station's entry in the listing file."""
+        return {
+            "id": self.charger.id,
+            "identity": self.identity,
+            "version": self.version.value,
+            "url": f"{self.csms_url.rstrip('/')}/{self.identity}",
+            "connectors": [c.id for c in self.connectors],
+        }
+
+    # -- physics ------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Messages waiting to be sent."""
+        return self._queue.qsize()
+
+    def _phases(self, sim: Simulation, slot: int) -> int:
+        ev = sim.evs[slot]
+        return len(sim.tree.connectors[slot].phases_for(ev.phases if ev is not None else 3))
+
+    def offer(self, connector: ConnectorState, sim: Simulation) -> float:
+        """What the connector offers its EV now: its profiles' limit, at most its maximum."""
+        if not connector.available or connector.stopped:
+            return 0.0
+        limit = charging_profiles.limit_at(
+            self.profiles,
+            connector.id,
+            self.site.now_datetime(),
+            tx_start=connector.tx_start,
+            voltage=sim.tree.voltage_v,
+            phases=self._phases(sim, connector.slot),
+        )
+        return connector.max_current_a if limit is None else min(limit, connector.max_current_a)
+
+    def apply_limits(self, sim: Simulation) -> None:
+        """Hand the physics what each connector offers."""
+        state = sim.chargers[self.charger.id]
+        for connector in self.connectors:
+            connector.offered_a = self.offer(connector, sim)
+            state.hold(connector.slot, connector.offered_a)
+
+    def _status(self, connector: ConnectorState) -> tuple[str, str]:
+        """(1.6 status or 2.0.1 connector status, 2.0.1 charging state)."""
+        ev = self.site.sim.evs[connector.slot]
+        if not connector.available:
+            return "Unavailable", ""
+        if ev is None:
+            return "Available", ""
+        if connector.tx_id is None:
+            return ("Finishing" if connector.stopped else "Preparing"), "EVConnected"
+        if connector.offered_a < MIN_CURRENT_A:
+            state = "SuspendedEVSE"
+        elif ev.draw_a <= 0:
+            state = "SuspendedEV"
+        else:
+            state = "Charging"
+        return state, state
+
+    def tick(self) -> None:
+        """After each step: transactions, status changes, heartbeats and meter values due."""
+        sim = self.site.sim
+        now = sim.now
+        if self.connected and not self._online():
+            self._wake()
+        for connector in self.connectors:
+            ev = sim.evs[connector.slot]
+            if ev is not connector.ev:
+                if connector.tx_id is not None:
+                    self._queue.put_nowait(self._stop_tx(connector, "EVDisconnected"))
+                connector.ev, connector.stopped = ev, False
+            if not self.booted:
+                continue
+            before, before_charging = connector.status, connector.charging_state
+            connector.status, connector.charging_state = self._status(connector)
+            if self.v16:
+                report = connector.status != before
+            else:
+                report = _connector_status(connector.status) != _connector_status(before)
+            if report:
+                self._queue.put_nowait(self._send_status(connector, connector.status))
+            changed = connector.charging_state != before_charging
+            if not self.v16 and connector.tx_id is not None and changed:
+                self._queue.put_nowait(self._tx_event(connector, "Updated", "ChargingStateChanged"))
+            idle = connector.tx_id is None and not connector.stopped
+            if ev is not None and idle and connector.available:
+                self._start_tx(connector)
+        if not self.booted:
+            return
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + self.heartbeat_s
+            self._queue.put_nowait(self._heartbeat())
+        if now >= self._next_meter_values:
+            self._next_meter_values = now + self.meter_values_s
+            for connector in self.connectors:
+                if connector.tx_id is not None:
+                    self._queue.put_nowait(self._meter_values(connector))
+
+    # -- messages -----------------------------------------------------------------
+
+    def _sampled(self, connector: ConnectorState) -> list[dict[str, Any]]:
+        sim = self.site.sim
+        ev = sim.evs[connector.slot]
+        draw = ev.draw_a if ev is not None else 0.0
+        phases = self._phases(sim, connector.slot) if draw > 0 else 0
+        voltage = sim.tree.voltage_v
+
+        def value(number: float) -> float | str:
+            return f"{number:.2f}" if self.v16 else round(number, 2)
+
+        samples: list[dict[str, Any]] = [
+            {
+                "value": value(draw if i < phases else 0.0),
+                "measurand": "Current.Import",
+                "phase": f"L{i + 1}",
+                "unit": "A",
+            }
+            for i in range(3)
+        ]
+        samples.append(
+            {"value": value(connector.offered_a), "measurand": "Current.Offered", "unit": "A"}
+        )
+        samples.append(
+            {
+                "value": value(draw * phases * voltage),
+                "measurand": "Power.Active.Import",
+                "unit": "W",
+            }
+        )
+        samples.append(
+            {
+                "value": value(self.site.slot_wh[connector.slot]),
+                "measurand": "Energy.Active.Import.Register",
+                "unit": "Wh",
+            }
+        )
+        if ev is not None:
+            samples.append({"value": value(ev.soc * 100.0), "measurand": "SoC", "unit": "Percent"})
+        if not self.v16:
+            for sample in samples:
+                unit = sample.pop("unit")
+                sample["unit_of_measure"] = {"unit": unit}
+        return [{"timestamp": timestamp(self.site.now_datetime()), "sampled_value": samples}]
+
+    async def _call(self, payload: object) -> Any:
+        cp = self._cp
+        if cp is None:
+            raise ConnectionError("not connected")
+        return await cp.call(payload)
+
+    def _send_status(self, connector: ConnectorState, status: str) -> Send:
+        async def send() -> None:
+            when = timestamp(self.site.now_datetime())
+            if self.v16:
+                await self._call(
+                    call16.StatusNotification(
+                        connector_id=connector.id,
+                        error_code="NoError",
+                        status=status,
+                        timestamp=when,
+                    )
+                )
+            else:
+                await self._call(
+                    call201.StatusNotification(
+                        timestamp=when,
+                        connector_status=_connector_status(status),
+                        evse_id=connector.id,
+                        connector_id=1,
+                    )
+                )
+
+        return send
+
+    def _heartbeat(self) -> Send:
+        async def send() -> None:
+            await self._call(call16.Heartbeat() if self.v16 else call201.Heartbeat())
+
+        return send
+
+    def _meter_values(self, connector: ConnectorState) -> Send:
+        async def send() -> None:
+            if connector.tx_id in (None, "pending"):
+                return
+            if self.v16:
+                await self._call(
+                    call16.MeterValues(
+                        connector_id=connector.id,
+                        transaction_id=int(connector.tx_id),
+                        meter_value=self._sampled(connector),
+                    )
+                )
+            else:
+                await self._call(
+                    call201.MeterValues(evse_id=connector.id, meter_value=self._sampled(connector))
+                )
+
+        return send
+
+    def _start_tx(self, connector: ConnectorState) -> None:
+        """Open the transaction now (it is numbered when the CSMS answers, in 1.6)."""
+        connector.tx_start = self.site.now_datetime()
+        connector.tx_generation += 1
+        connector.tx_id = "pending" if self.v16 else f"{self.identity}-{next(self._tx_numbers)}"
+        connector.seq_no = 0
+        self._queue.put_nowait(self._begin_tx(connector))
+
+    def _begin_tx(self, connector: ConnectorState) -> Send:
+        started = None if self.v16 else self._tx_event(connector, "Started", "CablePluggedIn")
+        generation = connector.tx_generation
+
+        async def send() -> None:
+            if started is not None:
+                await self._call(
+                    call201.Authorize(id_token={"id_token": ID_TAG, "type": "Central"})
+                )
+                await started()
+                return
+            if connector.tx_generation != generation:
+                return  # given up at a reconnect, or already over
+            await self._call(call16.Authorize(id_tag=ID_TAG))
+            answer = await self._call(
+                call16.StartTransaction(
+                    connector_id=connector.id,
+                    id_tag=ID_TAG,
+                    meter_start=round(self.site.slot_wh[connector.slot]),
+                    timestamp=timestamp(connector.tx_start or self.site.now_datetime()),
+                )
+            )
+            if answer is None:
+                return
+            connector.numbers[generation] = str(answer.transaction_id)
+            if connector.tx_generation == generation and connector.tx_id == "pending":
+                connector.tx_id = str(answer.transaction_id)
+
+        return send
+
+    def _tx_event(self, connector: ConnectorState, event: str, trigger: str) -> Send:
+        tx_id = connector.tx_id
+        charging = connector.charging_state or "EVConnected"
+
+        async def send() -> None:
+            connector.seq_no += 1
+            info: dict[str, Any] = {"transaction_id": tx_id, "charging_state": charging}
+            if event == "Ended":
+                info = {
+                    "transaction_id": tx_id,
+                    "stopped_reason": "EVDisconnected" if trigger == "EVDeparted" else "Remote",
+                }
+            await self._call(
+                call201.TransactionEvent(
+                    event_type=event,
+                    timestamp=timestamp(self.site.now_datetime()),
+                    trigger_reason=trigger,
+                    seq_no=connector.seq_no - 1,
+                    transaction_info=info,
+                    evse={"id": connector.id, "connector_id": 1},
+                    id_token={"id_token": ID_TAG, "type": "Central"}
+                    if event == "Started"
+                    else None,
+                    meter_value=self._sampled(connector),
+                )
+            )
+
+        return send
+
+    def _stop_tx(self, connector: ConnectorState, reason: str) -> Send:
+        """Close the transaction now; its message goes out in order, after its start."""
+        generation = connector.tx_generation
+        meter = round(self.site.slot_wh[connector.slot])
+        when = timestamp(self.site.now_datetime())
+        trigger = "EVDeparted" if reason == "EVDisconnected" else "RemoteStop"
+        ended = None if self.v16 else self._tx_event(connector, "Ended", trigger)
+        connector.tx_id, connector.tx_start = None, None
+
+        async def send() -> None:
+            if ended is not None:
+                await ended()
+                return
+            number = connector.numbers.pop(generation, None)  # the CSMS's, once it answered
+            if number is None:
+                return
+            await self._call(
+                call16.StopTransaction(
+                    meter_stop=meter, timestamp=when, transaction_id=int(number), reason=reason
+                )
+            )
+
+        return send
+
+    # -- connection ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Dial the CSMS, keep the session, dial again with backoff; forever."""
+        backoff = BACKOFF_S[0]
+        url = f"{self.csms_url.rstrip('/')}/{self.identity}"
+        protocol = Subprotocol("ocpp1.6" if self.v16 else "ocpp2.0.1")
+        while not self._stopped:
+            if not self._online():
+                await asyncio.sleep(0.1)
+                continue
+            try:
+                async with websockets.connect(
+                    url,
+                    subprotocols=[protocol],
+                    open_timeout=5,
+                ) as ws:
+                    backoff = BACKOFF_S[0]
+                    await self._session(ws)
+            except (OSError, TimeoutError, websockets.exceptions.WebSocketException):
+                pass  # the CSMS went away or never answered: dial again
+            except Exception:  # a message the CSMS refused, or a bug: say so, dial again
+                _log.exception("station %s: session failed", self.identity)
+            self._cp, self.connected, self.booted = None, False, False
+            if self._reboot:
+                self._reboot = False
+                continue
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_S[1])
+
+    def stop(self) -> None:
+        """Hang up for good (the simulation ends)."""
+        self._stopped = True
+        self._wake()
+
+    def _wake(self) -> None:
+        """Let the session look at the connection, the scenario and a pending reboot."""
+        self._queue.put_nowait(None)
+
+    def _online(self) -> bool:
+        return self.site.sim.chargers[self.charger.id].online
+
+    async def _session(self, ws: Any) -> None:
+        cp = (_Cp16 if self.v16 else _Cp201)(self.identity, ws, self)
+        self._cp = cp
+        self.connected = True
+        receiver = asyncio.ensure_future(cp.start())
+        receiver.add_done_callback(lambda _: self._wake())
+        try:
+            await self._boot()
+            for connector in self.connectors:
+                connector.status = ""  # every status again after a boot
+                if connector.tx_id == "pending":  # never numbered: start it again
+                    connector.tx_id, connector.tx_start = None, None
+                    connector.tx_generation += 1
+            self.booted = True
+            while not receiver.done() and self._online() and not (self._reboot or self._stopped):
+                send = await self._queue.get()
+                if send is not None:
+                    await send()
+        finally:
+            receiver.cancel()
+            await asyncio.wait([receiver])  # a cancellation of this task still propagates
+
+    def _boot_notification(self, reason: str) -> object:
+        if self.v16:
+            return call16.BootNotification(
+                charge_point_model="SimCharger", charge_point_vendor="hubgate-sim"
+            )
+        return call201.BootNotification(
+            charging_station={"model": "SimCharger", "vendor_name": "hubgate-sim"}, reason=reason
+        )
+
+    async def _boot(self) -> None:
+        reason = "RemoteReset" if self._rebooted else "PowerUp"
+        while True:
+            answer = await self._call(self._boot_notification(reason))
+            if answer.interval > 0:
+                self.heartbeat_s = float(answer.interval)
+            if answer.status == "Accepted":
+                self._next_heartbeat = self.site.sim.now + self.heartbeat_s
+                return
+            await asyncio.sleep(min(max(answer.interval, 1), 10))
+
+    def _triggered_boot(self) -> Send:
+        async def send() -> None:
+            await self._call(self._boot_notification("Triggered"))
+
+        return send
+
+    # -- requests from the CSMS ---------------------------------------------------
+
+    def connector(self, id: int) -> ConnectorState | None:
+        """The connector or EVSE with this id."""
+        return next((c for c in self.connectors if c.id == id), None)
+
+    def set_profile(self, target: int, data: dict[str, Any]) -> str:
+        """Store a profile; Accepted or Rejected."""
+        if target != 0 and self.connector(target) is None:
+            return "Rejected"
+        try:
+            profile = charging_profiles.parse(data, target, self.site.now_datetime())
+        except ValueError:
+            return "Rejected"
+        self.profiles = charging_profiles.replace(self.profiles, profile)
+        return "Accepted"
+
+    def composite(self, target: int, duration: int) -> dict[str, Any] | None:
+        """The limit in force now as a one-period composite schedule (A)."""
+        connector = self.connector(target) if target else None
+        if target and connector is None:
+            return None
+        sim = self.site.sim
+        limit = (
+            self.offer(connector, sim)
+            if connector is not None
+            else min(self.offer(c, sim) for c in self.connectors)
+        )
+        return {
+            "duration": duration,
+            "charging_rate_unit": "A",
+            "charging_schedule_period": [{"start_period": 0, "limit": round(limit, 1)}],
+        }
+
+    def remote_start(self, target: int | None) -> bool:
+        """Start a transaction at a connector with an EV and none running."""
+        candidates = [c for c in self.connectors if target in (None, 0, c.id)]
+        for connector in candidates:
+            if self.site.sim.evs[connector.slot] is not None and connector.tx_id is None:
+                connector.stopped = False
+                self._start_tx(connector)
+                return True
+        return False
+
+    def remote_stop(self, tx_id: str) -> bool:
+        """Stop the transaction with this id; its EV stays plugged, offered nothing."""
+        for connector in self.connectors:
+            if connector.tx_id is not None and connector.tx_id == tx_id:
+                connector.stopped = True
+                self._queue.put_nowait(self._stop_tx(connector, "Remote"))
+                return True
+        return False
+
+    def set_available(self, target: int, available: bool) -> bool:
+        """ChangeAvailability: one connector, or all (0)."""
+        chosen = [c for c in self.connectors if target in (0, c.id)]
+        for connector in chosen:
+            connector.available = available
+        return bool(chosen)
+
+    def trigger(self, message: str, target: int | None) -> bool:
+        """TriggerMessage for the messages the station knows."""
+        chosen = [c for c in self.connectors if target in (None, 0, c.id)]
+        if message == "BootNotification":
+            self._queue.put_nowait(self._triggered_boot())
+        elif message == "Heartbeat":
+            self._queue.put_nowait(self._heartbeat())
+        elif message == "StatusNotification":
+            for connector in chosen:
+                self._queue.put_nowait(self._send_status(connector, self._status(connector)[0]))
+        elif message == "MeterValues":
+            for connector in chosen:
+                if connector.tx_id is not None:
+                    self._queue.put_nowait(self._meter_values(connector))
+        else:
+            return False
+        return True
+
+    def configuration(self) -> dict[str, tuple[str, bool]]:
+        """Configuration keys (1.6) or variables (2.0.1): value and whether read-only."""
+        return {
+            "HeartbeatInterval": (f"{self.heartbeat_s:g}", False),
+            "MeterValueSampleInterval": (f"{self.meter_values_s:g}", False),
+            "NumberOfConnectors": (str(len(self.connectors)), True),
+            "ChargeProfileMaxStackLevel": ("8", True),
+            "ChargingScheduleAllowedChargingRateUnit": ("Current,Power", True),
+        }
+
+    def configure(self, key: str, value: str) -> str:
+        """Accepted, Rejected (read-only or bad value) or NotSupported (unknown key)."""
+        known = self.configuration()
+        if key not in known:
+            return "NotSupported"
+        if known[key][1]:
+            return "Rejected"
+        try:
+            number = float(value)
+        except ValueError:
+            return "Rejected"
+        if number <= 0:
+            return "Rejected"
+        if key == "HeartbeatInterval":
+            self.heartbeat_s = number
+        else:
+            self.meter_values_s = number
+        return "Accepted"
+
+    def reset(self) -> None:
+        """Reboot: close the connection and boot again (after the answer to Reset went out)."""
+        self._reboot = self._rebooted = True
+        self._wake()
+
+
+def _connector_status(status: str) -> str:
+    """A 1.6 status as a 2.0.1 connector status."""
+    if status in ("Available", "Unavailable", ""):
+        return status
+    return "Occupied"
+
+
+class _Cp16(ChargePoint16):  # type: ignore[misc]
+    """The 1.6 handlers: each delegates to its `Station`."""
+
+    def __init__(self, identity: str, ws: Any, station: Station) -> None:
+        super().__init__(identity, ws, response_timeout=10)
+        self.station = station
+
+    @on("SetChargingProfile")
+    def set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
+        status = self.station.set_profile(connector_id, cs_charging_profiles)
+        return result16.SetChargingProfile(status=status)
+
+    @on("ClearChargingProfile")
+    def clear_charging_profile(
+        self,
+        id: int | None = None,
+        connector_id: int | None = None,
+        charging_profile_purpose: str | None = None,
+        stack_level: int | None = None,
+    ) -> Any:
+        station = self.station
+        kept = charging_profiles.clear(
+            station.profiles,
+            id=id,
+            target=connector_id,
+            purpose=charging_profile_purpose,
+            stack_level=stack_level,
+        )
+        status = "Accepted" if len(kept) < len(station.profiles) else "Unknown"
+        station.profiles = kept
+        return result16.ClearChargingProfile(status=status)
+
+    @on("GetCompositeSchedule")
+    def get_composite_schedule(self, connector_id: int, duration: int, **_: Any) -> Any:
+        schedule = self.station.composite(connector_id, duration)
+        if schedule is None:
+            return result16.GetCompositeSchedule(status="Rejected")
+        return result16.GetCompositeSchedule(
+            status="Accepted",
+            connector_id=connector_id,
+            schedule_start=timestamp(self.station.site.now_datetime()),
+            charging_schedule=schedule,
+        )
+
+    @on("RemoteStartTransaction")
+    def remote_start(self, id_tag: str, connector_id: int | None = None, **_: Any) -> Any:
+        ok = self.station.remote_start(connector_id)
+        return result16.RemoteStartTransaction(status="Accepted" if ok else "Rejected")
+
+    @on("RemoteStopTransaction")
+    def remote_stop(self, transaction_id: int) -> Any:
+        ok = self.station.remote_stop(str(transaction_id))
+        return result16.RemoteStopTransaction(status="Accepted" if ok else "Rejected")
+
+    @on("Reset")
+    def reset(self, type: str) -> Any:
+        return result16.Reset(status="Accepted")
+
+    @after("Reset")
+    def after_reset(self, type: str) -> None:
+        self.station.reset()
+
+    @on("ChangeAvailability")
+    def change_availability(self, connector_id: int, type: str) -> Any:
+        ok = self.station.set_available(connector_id, type == "Operative")
+        return result16.ChangeAvailability(status="Accepted" if ok else "Rejected")
+
+    @on("TriggerMessage")
+    def trigger_message(self, requested_message: str, connector_id: int | None = None) -> Any:
+        ok = self.station.trigger(requested_message, connector_id)
+        return result16.TriggerMessage(status="Accepted" if ok else "NotImplemented")
+
+    @on("GetConfiguration")
+    def get_configuration(self, key: list[str] | None = None) -> Any:
+        known = self.station.configuration()
+        wanted = key or list(known)
+        return result16.GetConfiguration(
+            configuration_key=[
+                {"key": k, "readonly": known[k][1], "value": known[k][0]}
+                for k in wanted
+                if k in known
+            ],
+            unknown_key=[k for k in wanted if k not in known] or None,
+        )
+
+    @on("ChangeConfiguration")
+    def change_configuration(self, key: str, value: str) -> Any:
+        return result16.ChangeConfiguration(status=self.station.configure(key, value))
+
+
+class _Cp201(ChargePoint201):  # type: ignore[misc]
+    """The 2.0.1 handlers: each delegates to its `Station`."""
+
+    def __init__(self, identity: str, ws: Any, station: Station) -> None:
+        super().__init__(identity, ws, response_timeout=10)
+        self.station = station
+
+    @on("SetChargingProfile")
+    def set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any], **_: Any) -> Any:
+        return result201.SetChargingProfile(
+            status=self.station.set_profile(evse_id, charging_profile)
+        )
+
+    @on("ClearChargingProfile")
+    def clear_charging_profile(
+        self,
+        charging_profile_id: int | None = None,
+        charging_profile_criteria: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> Any:
+        station = self.station
+        criteria = charging_profile_criteria or {}
+        levels = criteria.get("stack_level")
+        kept = charging_profiles.clear(
+            station.profiles,
+            id=charging_profile_id,
+            target=criteria.get("evse_id"),
+            purpose=criteria.get("charging_profile_purpose"),
+            stack_level=levels,
+        )
+        status = "Accepted" if len(kept) < len(station.profiles) else "Unknown"
+        station.profiles = kept
+        return result201.ClearChargingProfile(status=status)
+
+    @on("GetCompositeSchedule")
+    def get_composite_schedule(self, duration: int, evse_id: int, **_: Any) -> Any:
+        schedule = self.station.composite(evse_id, duration)
+        if schedule is None:
+            return result201.GetCompositeSchedule(status="Rejected")
+        schedule |= {
+            "evse_id": evse_id,
+            "schedule_start": timestamp(self.station.site.now_datetime()),
+        }
+        return result201.GetCompositeSchedule(status="Accepted", schedule=schedule)
+
+    @on("RequestStartTransaction")
+    def request_start(
+        self, id_token: dict[str, Any], remote_start_id: int, evse_id: int | None = None, **_: Any
+    ) -> Any:
+        ok = self.station.remote_start(evse_id)
+        return result201.RequestStartTransaction(status="Accepted" if ok else "Rejected")
+
+    @on("RequestStopTransaction")
+    def request_stop(self, transaction_id: str, **_: Any) -> Any:
+        ok = self.station.remote_stop(transaction_id)
+        return result201.RequestStopTransaction(status="Accepted" if ok else "Rejected")
+
+    @on("Reset")
+    def reset(self, type: str, **_: Any) -> Any:
+        return result201.Reset(status="Accepted")
+
+    @after("Reset")
+    def after_reset(self, type: str, **_: Any) -> None:
+        self.station.reset()
+
+    @on("ChangeAvailability")
+    def change_availability(
+        self, operational_status: str, evse: dict[str, Any] | None = None, **_: Any
+    ) -> Any:
+        target = (evse or {}).get("id", 0)
+        ok = self.station.set_available(target, operational_status == "Operative")
+        return result201.ChangeAvailability(status="Accepted" if ok else "Rejected")
+
+    @on("TriggerMessage")
+    def trigger_message(
+        self, requested_message: str, evse: dict[str, Any] | None = None, **_: Any
+    ) -> Any:
+        ok = self.station.trigger(requested_message, (evse or {}).get("id"))
+        return result201.TriggerMessage(status="Accepted" if ok else "NotImplemented")
+
+    @on("GetVariables")
+    def get_variables(self, get_variable_data: list[dict[str, Any]], **_: Any) -> Any:
+        known = self.station.configuration()
+        results = []
+        for item in get_variable_data:
+            name = item["variable"]["name"]
+            entry: dict[str, Any] = {"component": item["component"], "variable": item["variable"]}
+            if name in known:
+                entry |= {"attribute_status": "Accepted", "attribute_value": known[name][0]}
+            else:
+                entry |= {"attribute_status": "UnknownVariable"}
+            results.append(entry)
+        return result201.GetVariables(get_variable_result=results)
+
+    @on("SetVariables")
+    def set_variables(self, set_variable_data: list[dict[str, Any]], **_: Any) -> Any:
+        results = []
+        for item in set_variable_data:
+            status = self.station.configure(item["variable"]["name"], item["attribute_value"])
+            results.append(
+                {
+                    "component": item["component"],
+                    "variable": item["variable"],
+                    "attribute_status": {"NotSupported": "UnknownVariable"}.get(status, status),
+                }
+            )
+        return result201.SetVariables(set_variable_result=results)

@@ -1,0 +1,416 @@
+"""The profile driver against every profile's simulated device (pymodbus, the independent peer):
+read every field, set limits and read them back, pause and resume, the device-side failsafe
+with and without heartbeats, battery setpoints, and Modbus failures surfacing as hubgate errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import trio
+from driver_support import PROFILES, FakeClock, Rig, rig
+
+from hubgate.devices.errors import FailsafeNotAppliedError, SunSpecDiscoveryError
+from hubgate.devices.model import IecState
+from hubgate.devices.profile_driver import ProfileBattery, ProfileCharger, clamp, driver_for
+from hubgate.modbus.codec import Request, Response
+from hubgate.modbus.errors import ModbusExceptionError, ModbusTimeoutError
+from hubgate.modbus.master import Master, ModbusDevice
+from hubgate.modbus.stats import RequestStats
+from hubgate.modbus.tcp_master import open_tcp_master
+from hubgate.profiles.model import (
+    DataType,
+    DeviceKind,
+    HeartbeatStyle,
+    Pause,
+    Profile,
+    Quantity,
+    SunSpecBlock,
+    Unit,
+)
+from hubgate.profiles.plan import RegisterSpec, field_specs, sunspec_layout
+from hubgate.profiles.simulated import SimulatedDevice, serve
+
+CHARGERS = sorted(n for n, p in PROFILES.items() if p.kind is DeviceKind.CHARGER)
+WITH_FAILSAFE = sorted(n for n in CHARGERS if PROFILES[n].failsafe.present)
+PHASE_SWITCHED = sorted(n for n in CHARGERS if PROFILES[n].commands.phase_switch is not None)
+BATTERIES = sorted(
+    n
+    for n, p in PROFILES.items()
+    if p.commands.charge_power_limit is not None or p.commands.discharge_power_limit is not None
+)
+TIMEOUT_S = 30.0
+FAILSAFE_A = 8.0
+
+
+def distinct_value(index: int, spec: RegisterSpec, exponent: int) -> float | str | None:
+    """A value the field can hold, different per field; every third field with a sentinel
+    is "not available"."""
+    if spec.sentinel and index % 3 == 0:
+        return None
+    if spec.function.is_bit:
+        return float(index % 2)
+    if spec.type is DataType.STRING:
+        return "H" if spec.charset == "utf-16-be" else f"H{index % 10}"
+    raw = 100 + index
+    if spec.mask is not None:
+        raw = min(raw, spec.mask)
+    power = 10.0**exponent if spec.scale_factor_address is not None else 1.0
+    return raw * spec.scale * power + spec.offset
+
+
+def charger(r: Rig) -> ProfileCharger:
+    assert isinstance(r.driver, ProfileCharger)
+    return r.driver
+
+
+def a_current(profile: Profile) -> float:
+    """A current the profile's setpoint accepts as it is: minimum + 4 A."""
+    setpoint = profile.commands.current_limit
+    assert setpoint is not None
+    return setpoint.min + 4
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+async def test_every_field_reads_as_the_device_holds_it(name: str) -> None:
+    profile = PROFILES[name]
+    specs = field_specs(profile, sunspec_layout(profile))
+    with trio.fail_after(10):
+        async with rig(profile) as r:
+            written = {}
+            for index, quantity in enumerate(sorted(specs)):
+                written[quantity] = distinct_value(index, specs[quantity], r.sim.exponent)
+                r.sim.set(quantity, written[quantity])
+            before = trio.current_time()
+            reading = await r.driver.read()
+    assert before <= reading.at <= trio.current_time()
+    assert {str(q) for q in (*reading.values, *reading.text)} == set(specs)
+    for quantity, expected in written.items():
+        q = Quantity(quantity)
+        if isinstance(expected, str):
+            assert reading.text[q] == expected, quantity
+        elif expected is None:
+            assert q in reading.values, quantity
+            assert reading.values[q] is None, quantity
+        else:
+            assert reading.get(q) == pytest.approx(expected, rel=1e-6, abs=1e-9), quantity
+
+
+@pytest.mark.parametrize("name", sorted(n for n in PROFILES if PROFILES[n].states is not None))
+async def test_state_maps_to_iec(name: str) -> None:
+    profile = PROFILES[name]
+    states = profile.states
+    assert states is not None
+    spec = field_specs(profile)[str(states.field)]
+    with trio.fail_after(10):
+        async with rig(profile) as r:
+            for raw, expected in states.map.items():
+                value: float | str = raw if spec.type is DataType.STRING else float(raw)
+                r.sim.set(states.field, value)
+                reading = await r.driver.read()
+                assert reading.state == IecState(expected.value), raw
+            if states.default is not None and spec.type is not DataType.STRING:
+                unmapped = next(v for v in range(1, 127) if str(v) not in states.map)
+                r.sim.set(states.field, float(unmapped))
+                assert (await r.driver.read()).state == IecState(states.default.value)
+
+
+@pytest.mark.parametrize("name", CHARGERS)
+async def test_limit_is_written_and_read_back(name: str) -> None:
+    profile = PROFILES[name]
+    setpoint = profile.commands.current_limit
+    assert setpoint is not None
+    wanted = a_current(profile) + 0.37  # off-step for most: rounded down to the step
+    expected = clamp(setpoint, wanted)
+    assert expected is not None
+    with trio.fail_after(10):
+        async with rig(profile) as r:
+            applied = await charger(r).set_limit(wanted, 3)
+            assert applied.current_a == pytest.approx(expected, abs=1e-3)
+            assert not applied.paused
+            assert r.sim.applied_limit() == pytest.approx(expected, abs=1e-3)
+            assert not r.sim.paused
+            top = await charger(r).set_limit(setpoint.max + 10, 3)
+            assert top.current_a == pytest.approx(setpoint.max, abs=1e-3)
+            assert r.sim.applied_limit() == pytest.approx(setpoint.max, abs=1e-3)
+
+
+@pytest.mark.parametrize("name", CHARGERS)
+async def test_pause_and_resume(name: str) -> None:
+    profile = PROFILES[name]
+    current = a_current(profile)
+    with trio.fail_after(10):
+        async with rig(profile) as r:
+            assert not (await charger(r).set_limit(current, 3)).paused
+            for pausing in (0.0, profile.commands.current_limit.min - 1):  # type: ignore[union-attr]
+                paused = await charger(r).set_limit(pausing, 3)
+                assert paused.paused, pausing
+                assert paused.current_a == 0
+                assert r.sim.paused
+                if profile.commands.pause is Pause.ENABLE:
+                    assert not r.sim.enabled
+                resumed = await charger(r).set_limit(current, 3)
+                assert not resumed.paused
+                assert resumed.current_a == pytest.approx(current, abs=1e-3)
+                assert not r.sim.paused
+                assert r.sim.applied_limit() == pytest.approx(current, abs=1e-3)
+
+
+@pytest.mark.parametrize("name", PHASE_SWITCHED)
+async def test_phase_switching(name: str) -> None:
+    profile = PROFILES[name]
+    with trio.fail_after(10):
+        async with rig(profile) as r:
+            one = await charger(r).set_limit(a_current(profile), 1)
+            assert (one.phases, r.sim.phases) == (1, "1p")
+            three = await charger(r).set_limit(a_current(profile), 3)
+            assert (three.phases, r.sim.phases) == (3, "3p")
+
+
+def with_heartbeat(profile: Profile, style: HeartbeatStyle) -> Profile:
+    """`profile` with its heartbeat register fed in another style (toggle, counter)."""
+    beat = profile.failsafe.heartbeat
+    assert beat is not None
+    failsafe = profile.failsafe.model_copy(
+        update={"heartbeat": beat.model_copy(update={"style": style, "value": None})}
+    )
+    return profile.model_copy(update={"failsafe": failsafe})
+
+
+FAILSAFE_CASES = [
+    *(pytest.param(PROFILES[n], id=n) for n in WITH_FAILSAFE),
+    *(
+        pytest.param(with_heartbeat(PROFILES["schneider-evlink-pro-ac"], style), id=str(style))
+        for style in (HeartbeatStyle.TOGGLE, HeartbeatStyle.COUNTER)
+    ),
+]
+
+
+@pytest.mark.parametrize("profile", FAILSAFE_CASES)
+async def test_failsafe_configured_fed_and_lapsing(profile: Profile) -> None:
+    failsafe = profile.failsafe
+    assert failsafe.timeout is not None
+    assert failsafe.fallback is not None
+    with trio.fail_after(10):
+        async with rig(profile) as r:
+            driver = charger(r)
+            await driver.configure_failsafe(TIMEOUT_S, FAILSAFE_A)
+            settings = driver.failsafe
+            assert settings is not None
+            timeout_writable = failsafe.timeout.writable and failsafe.timeout.address is not None
+            fallback_writable = failsafe.fallback.writable and failsafe.fallback.address is not None
+            expected_timeout = TIMEOUT_S if timeout_writable else failsafe.timeout.default_s
+            assert settings.timeout_s == pytest.approx(expected_timeout)
+            if fallback_writable:
+                assert settings.fallback == pytest.approx(FAILSAFE_A)
+            period = driver.heartbeat_period_s
+            assert period is not None
+            assert period <= settings.timeout_s / 2
+            await driver.set_limit(a_current(profile), 3)
+            for _ in range(math.ceil(3 * settings.timeout_s / period)):  # three timeouts long
+                r.clock.advance(period)
+                await driver.heartbeat()
+                r.sim.poll()
+                assert not r.sim.failsafe_active
+            assert r.sim.applied_limit() == pytest.approx(a_current(profile), abs=1e-3)
+            r.clock.advance(settings.timeout_s + 1)  # hubgate is gone: no heartbeat, no traffic
+            r.sim.poll()
+            assert r.sim.failsafe_active
+            assert r.sim.applied_limit() == pytest.approx(settings.fallback)
+
+
+@pytest.mark.parametrize("name", sorted(set(CHARGERS) - set(WITH_FAILSAFE)))
+async def test_no_failsafe_means_no_heartbeat(name: str) -> None:
+    with trio.fail_after(10):
+        async with rig(PROFILES[name]) as r:
+            await charger(r).configure_failsafe(TIMEOUT_S, FAILSAFE_A)
+            assert charger(r).failsafe is None
+            assert charger(r).heartbeat_period_s is None
+            await charger(r).heartbeat()
+
+
+@pytest.mark.parametrize("name", BATTERIES)
+async def test_battery_power_setpoints(name: str) -> None:
+    profile = PROFILES[name]
+    with trio.fail_after(10):
+        async with rig(profile) as r:
+            driver = r.driver
+            assert isinstance(driver, ProfileBattery)
+            wanted = {
+                n: 1500.0 if n.startswith("charge") else 2500.0 for n in profile.commands.setpoints
+            }
+            applied = await driver.set_power_limits(
+                charge_w=wanted.get("charge_power_limit"),
+                discharge_w=wanted.get("discharge_power_limit"),
+            )
+            assert applied == pytest.approx(wanted)
+            assert r.sim.setpoints == pytest.approx(wanted)
+            capped = await driver.set_power_limits(charge_w=1e9)
+            assert capped == {
+                "charge_power_limit": profile.commands.setpoints["charge_power_limit"].max
+            }
+
+
+async def test_exception_response_is_a_modbus_exception_error() -> None:
+    """A driver pointed at the wrong device reads registers that do not exist there."""
+    wrong = PROFILES["eastron-sdm630"]
+    with trio.fail_after(10):
+        async with rig(PROFILES["alfen-eve"]) as r:
+            link = r.driver.link
+            with pytest.raises(ModbusExceptionError) as caught:
+                await driver_for("meter", wrong, link).read()
+            assert caught.value.code == 2
+            setpoint = r.sim.profile.commands.current_limit
+            assert setpoint is not None
+            spec = await r.driver.resolve("current_limit", setpoint)
+            with pytest.raises(ModbusExceptionError):  # above max: the device says 03
+                await r.driver.write_value(spec, setpoint.max + 10, multiple=True)
+            assert (await r.driver.read()).values  # the link survives
+
+
+async def _silent_server(task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    """A TCP peer that accepts and reads but never answers."""
+
+    async def swallow(stream: trio.SocketStream) -> None:
+        async with stream:
+            while await stream.receive_some():
+                pass
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    task_status.started(listeners[0].socket.getsockname()[1])
+    await trio.serve_listeners(swallow, listeners)
+
+
+async def test_timeout_is_a_modbus_timeout_error() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(_silent_server)
+            async with open_tcp_master("127.0.0.1", port, timeout_s=0.2, retries=0) as master:
+                driver = ProfileCharger("cp", PROFILES["vestel-evc04"], ModbusDevice(master, 1))
+                with pytest.raises(ModbusTimeoutError):
+                    await driver.read()
+                with pytest.raises(ModbusTimeoutError):
+                    await driver.set_limit(10, 3)
+            nursery.cancel_scope.cancel()
+
+
+def in_watts(profile: Profile) -> Profile:
+    """`profile` with its current setpoint replaced by a power setpoint in W (6-32 A at 230 V)."""
+    current = profile.commands.current_limit
+    assert current is not None
+    power = current.model_copy(update={"unit": Unit.WATT, "min": 1380.0, "max": 22080.0})
+    commands = profile.commands.model_copy(update={"current_limit": None, "power_limit": power})
+    return profile.model_copy(update={"commands": commands})
+
+
+async def test_power_setpoint_is_current_times_phases_times_voltage() -> None:
+    with trio.fail_after(10):
+        async with rig(in_watts(PROFILES["vestel-evc04"])) as r:
+            three = await charger(r).set_limit(10, 3)
+            assert r.sim.applied_limit() == pytest.approx(10 * 3 * 230)
+            assert (three.current_a, three.phases, three.paused) == (pytest.approx(10), 3, False)
+            one = await charger(r).set_limit(10, 1)
+            assert r.sim.applied_limit() == pytest.approx(10 * 230)
+            assert (one.current_a, one.phases) == (pytest.approx(10), 1)
+            assert (await charger(r).set_limit(5, 1)).paused  # 1150 W is below 1380 W
+            assert r.sim.paused
+
+
+async def test_failsafe_timeout_the_register_cannot_hold() -> None:
+    profile = PROFILES["heidelberg-energy-control"]  # timeout in ms in a u16: at most 65.5 s
+    with trio.fail_after(10):
+        async with rig(profile) as r:
+            with pytest.raises(FailsafeNotAppliedError, match="cannot hold 100"):
+                await charger(r).configure_failsafe(100, FAILSAFE_A)
+            assert charger(r).failsafe is None
+            await charger(r).configure_failsafe(TIMEOUT_S, FAILSAFE_A)  # the link survives
+            assert charger(r).failsafe is not None
+
+
+class SlowWrites:
+    """A master that announces each FC16 write and holds it back by the next of `delays`."""
+
+    def __init__(self, master: Master) -> None:
+        self.master = master
+        self.writing = trio.Event()
+        self.delays: list[float] = []
+
+    @property
+    def name(self) -> str:
+        return self.master.name
+
+    @property
+    def stats(self) -> dict[int, RequestStats]:
+        return self.master.stats
+
+    async def request(
+        self, unit: int, request: Request, *, timeout_s: float | None = None
+    ) -> Response:
+        if isinstance(request, Request.WriteMultipleRegisters):
+            self.writing.set()
+            await trio.sleep(self.delays.pop(0) if self.delays else 0)
+        return await self.master.request(unit, request, timeout_s=timeout_s)
+
+
+async def test_heartbeat_never_rewrites_a_stale_setpoint() -> None:
+    """Alfen's heartbeat re-writes the setpoint; one due while a new limit is being written
+    waits for it, and never puts the old limit back."""
+    with trio.fail_after(10):
+        async with rig(PROFILES["alfen-eve"]) as r:
+            await charger(r).set_limit(10, 3)
+            slow = SlowWrites(r.driver.link.master)
+            driver = ProfileCharger("cp", r.sim.profile, ModbusDevice(slow, r.sim.unit))
+            await driver.set_limit(10, 3)
+            slow.writing = trio.Event()
+            slow.delays = [0.05, 0.1]  # the limit's write, then the heartbeat's, lands last
+
+            async def beat_while_writing() -> None:
+                await slow.writing.wait()
+                await driver.heartbeat()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(beat_while_writing)
+                nursery.start_soon(driver.set_limit, 16, 3)
+            assert r.sim.applied_limit() == pytest.approx(16)
+
+
+def with_extra_model(profile: Profile) -> Profile:
+    """`profile` whose device has a model hubgate does not know between its blocks."""
+    sunspec = profile.sunspec
+    assert sunspec is not None
+    first, *rest = sunspec.blocks.items()
+    blocks = dict([first, ("vendor", SunSpecBlock(ids=(64_000,), length=7)), *rest])
+    return profile.model_copy(update={"sunspec": sunspec.model_copy(update={"blocks": blocks})})
+
+
+@pytest.mark.parametrize("name", sorted(n for n, p in PROFILES.items() if p.sunspec is not None))
+async def test_sunspec_blocks_are_discovered_past_unknown_models(name: str) -> None:
+    profile = PROFILES[name]
+    device_profile = with_extra_model(profile)
+    clock = FakeClock()
+    sim = SimulatedDevice(device_profile, clock=clock)
+    specs = field_specs(device_profile)
+    written = {}
+    for index, quantity in enumerate(sorted(specs)):
+        written[quantity] = distinct_value(index, specs[quantity], sim.exponent)
+        sim.set(quantity, written[quantity])
+    with serve(sim) as port, trio.fail_after(10):
+        async with open_tcp_master("127.0.0.1", port, timeout_s=2, retries=0) as master:
+            driver = driver_for("ss", profile, ModbusDevice(master, sim.unit))
+            reading = await driver.read()
+            found = await driver.blocks()
+    laid_out = sunspec_layout(device_profile)
+    assert found == {k: v for k, v in laid_out.items() if k != "vendor"}
+    assert found != sunspec_layout(profile)
+    for quantity in specs:
+        expected = None if written[quantity] is None else sim.get(quantity)
+        got = reading.text.get(Quantity(quantity), reading.values.get(Quantity(quantity)))
+        assert got == (pytest.approx(expected) if isinstance(expected, float) else expected)
+
+
+async def test_a_missing_sunspec_block_is_a_discovery_error() -> None:
+    with trio.fail_after(10):
+        async with rig(PROFILES["sunspec-inverter"]) as r:
+            meter = driver_for("m", PROFILES["sunspec-meter"], r.driver.link)
+            with pytest.raises(SunSpecDiscoveryError, match="meter"):
+                await meter.read()

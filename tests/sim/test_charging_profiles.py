@@ -1,0 +1,137 @@
+"""What a simulated station applies from its charging profiles (sans-IO)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from hubgate.sim.charging_profiles import LimitProfile, clear, limit_at, parse, replace
+
+T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
+
+
+def _text(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _profile(
+    id: int,
+    stack: int,
+    periods: list[tuple[float, float]],
+    *,
+    purpose: str = "TxDefaultProfile",
+    kind: str = "Absolute",
+    unit: str = "A",
+    target: int = 1,
+    **extra: Any,
+) -> LimitProfile:
+    schedule: dict[str, Any] = {
+        "charging_rate_unit": unit,
+        "charging_schedule_period": [{"start_period": s, "limit": v} for s, v in periods],
+    }
+    for key in ("start_schedule", "duration"):
+        if key in extra:
+            schedule[key] = extra.pop(key)
+    data = {
+        "charging_profile_id": id,
+        "stack_level": stack,
+        "charging_profile_purpose": purpose,
+        "charging_profile_kind": kind,
+        "charging_schedule": schedule,
+        **extra,
+    }
+    return parse(data, target, T0)
+
+
+def _limit(
+    profiles: list[LimitProfile], at_s: float, tx: bool = True, target: int = 1
+) -> float | None:
+    now = T0 + timedelta(seconds=at_s)
+    return limit_at(profiles, target, now, tx_start=T0 if tx else None, voltage=230, phases=3)
+
+
+def test_the_highest_stack_level_applies_until_its_valid_to() -> None:
+    base = _profile(1, 0, [(0, 16)])
+    lease = _profile(2, 1, [(0, 8)], valid_to=_text(T0 + timedelta(seconds=30)))
+    assert _limit([base, lease], 10) == 8
+    assert _limit([base, lease], 30) == 16  # expired: the base profile again
+    assert _limit([], 10) is None
+
+
+def test_periods_follow_the_schedule_and_end_with_its_duration() -> None:
+    stepped = _profile(1, 0, [(0, 10), (60, 20)], start_schedule=_text(T0), duration=120)
+    assert _limit([stepped], 59) == 10
+    assert _limit([stepped], 60) == 20
+    assert _limit([stepped], 120) is None
+    not_yet = _profile(2, 0, [(0, 10)], start_schedule=_text(T0 + timedelta(hours=1)))
+    assert _limit([not_yet], 10) is None
+
+
+def test_recurring_profiles_wrap_daily() -> None:
+    daily = _profile(
+        1,
+        0,
+        [(0, 6), (3600, 32)],
+        kind="Recurring",
+        recurrency_kind="Daily",
+        start_schedule=_text(T0),
+    )
+    assert _limit([daily], 10) == 6
+    assert _limit([daily], 86_400 + 10) == 6
+    assert _limit([daily], 86_400 + 3600) == 32
+
+
+def test_the_station_maximum_caps_and_tx_profiles_replace_the_default() -> None:
+    station_max = _profile(1, 0, [(0, 20)], purpose="ChargePointMaxProfile", target=0)
+    default = _profile(2, 0, [(0, 32)])
+    tx = _profile(3, 0, [(0, 12)], purpose="TxProfile")
+    assert _limit([station_max, default], 5) == 20
+    assert _limit([station_max, default, tx], 5) == 12
+    assert _limit([station_max, default, tx], 5, tx=False) == 20  # no transaction: no TxProfile
+    assert _limit([default], 5, target=2) is None  # another connector
+
+
+def test_power_limits_become_amps_per_phase() -> None:
+    watts = _profile(1, 0, [(0, 11_040)], unit="W")
+    assert _limit([watts], 5) == pytest.approx(16.0)
+    one_phase = parse(
+        {
+            "id": 2,
+            "stack_level": 0,
+            "charging_profile_purpose": "TxDefaultProfile",
+            "charging_profile_kind": "Relative",
+            "charging_schedule": [
+                {
+                    "id": 1,
+                    "charging_rate_unit": "W",
+                    "charging_schedule_period": [
+                        {"start_period": 0, "limit": 2300, "number_phases": 1}
+                    ],
+                }
+            ],
+        },
+        1,
+        T0,
+    )
+    assert _limit([one_phase], 5) == pytest.approx(10.0)
+
+
+def test_replace_and_clear() -> None:
+    first = _profile(1, 0, [(0, 16)])
+    same_slot = _profile(5, 0, [(0, 10)])
+    other = _profile(2, 1, [(0, 8)], purpose="TxProfile")
+    kept = replace(replace([first], other), same_slot)
+    assert [p.id for p in kept] == [2, 5]
+    assert [p.id for p in clear(kept, id=2)] == [5]
+    assert [p.id for p in clear(kept, purpose="TxProfile")] == [5]
+    assert [p.id for p in clear(kept, stack_level=0)] == [2]
+    assert clear(kept) == []
+
+
+def test_a_malformed_profile_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="malformed"):
+        parse({"stack_level": 0}, 1, T0)
+    with pytest.raises(ValueError, match="malformed"):
+        parse({"charging_profile_purpose": "Nope", "stack_level": 0}, 1, T0)

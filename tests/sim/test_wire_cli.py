@@ -1,0 +1,91 @@
+"""`hubgate sim --serve`: the site on loopback from the command line, with its listing."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from wire_support import client, read_f32, write_wire_scenario
+
+from hubgate.cli import main
+from hubgate.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE
+
+SDM_CURRENTS = 0x0006
+
+
+def test_serve_lists_the_devices_and_answers_while_it_runs(tmp_path: Path) -> None:
+    scenario = write_wire_scenario(tmp_path)
+    listing = tmp_path / "listing.json"
+    hubgate = Path(sys.executable).parent / "hubgate"
+    command = [str(hubgate), "sim", str(scenario), "--serve"]
+    command += ["--ports", "auto", "--speed", "10", "--duration", "30", "--listing", str(listing)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not listing.exists() or not listing.read_text().endswith("\n"):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no listing written"
+            time.sleep(0.05)
+        served = json.loads(listing.read_text())
+        boxes = {box["id"]: box for box in served["modbus"]}
+        assert boxes.keys() == {"wb", "meter", "grid-operator"}
+        assert boxes["wb"]["units"][:2] == [1, 2]
+        assert served["ocpp"] == []  # no --csms: the OCPP stations stay home
+        time.sleep(1.0)  # a few simulated seconds: the EVs draw
+        meter = client(boxes["meter"]["port"])
+        assert sum(read_f32(meter, SDM_CURRENTS, 3, 1, input=True)) > 50
+        meter.close()
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert "modbus meter" in out
+    assert "simulated 30 s" in out  # the recorder's summary at the end
+
+
+def test_serve_options_need_serve(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = write_wire_scenario(tmp_path)
+    assert main(["sim", str(scenario), "--csms", "ws://127.0.0.1:9"]) == EXIT_BAD_INPUT
+    assert "--serve" in capsys.readouterr().err
+
+
+def test_a_taken_port_is_a_clear_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = write_wire_scenario(tmp_path)  # its Modbus devices all default to port 502
+    assert main(["sim", str(scenario), "--serve", "--duration", "1"]) == EXIT_FAILURE
+    assert "'meter' and 'wb' both want port 502" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        (tmp_path / "site.toml").write_text(TAKEN_SITE.format(port=port))
+        assert main(["sim", str(scenario), "--serve", "--duration", "1"]) == EXIT_FAILURE
+    assert f"meter 'meter' cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+TAKEN_SITE = """\
+[site]
+name = "taken port"
+
+[grid]
+phase_current_limit_a = 100
+
+[[chargers]]
+id = "cp16"
+node = "grid"
+ocpp = {{ identity = "SIM-16" }}
+connectors = [{{ id = 1, max_current_a = 32 }}]
+
+[[meters]]
+id = "meter"
+node = "grid"
+modbus = {{ profile = "eastron-sdm630", host = "127.0.0.1", port = {port} }}
+"""
