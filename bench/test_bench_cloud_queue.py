@@ -58,7 +58,8 @@ def store(tmp_path: Path) -> Store:
 
 
 @pytest.mark.benchmark(group="cloud-queue-replay")
-def test_replay_rate(benchmark: Any, store: Store) -> None:
+@pytest.mark.parametrize("impl", ["hubgate"])
+def test_replay_rate(benchmark: Any, store: Store, impl: str) -> None:
     queue = DurableQueue(store)
 
     async def csms(message: QueuedMessage) -> dict[str, Any]:
@@ -122,7 +123,8 @@ def test_enqueue_200_concurrent_chargers(benchmark: Any, store: Store, impl: str
 
 
 @pytest.mark.benchmark(group="cloud-queue-storage")
-def test_storage_bytes_per_message(benchmark: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("impl", ["hubgate"])
+def test_storage_bytes_per_message(benchmark: Any, tmp_path: Path, impl: str) -> None:
     queued = 10_000
 
     def fill() -> float:
