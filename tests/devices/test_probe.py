@@ -87,3 +87,15 @@ def test_firmware_ranges() -> None:
     assert in_range(Firmware(min="1.6.5"), "1.6.4") is False
     assert in_range(Firmware(min="2.0", below="3.0"), "3.0.1") is False
     assert in_range(Firmware(), "whatever") is None
+
+
+async def test_cli_probe_all_says_why_the_others_failed(capsys: pytest.CaptureFixture[str]) -> None:
+    with serve(SimulatedDevice(PROFILES["keba-p40"])) as port, trio.fail_after(20):
+        code = await hubgate("probe", f"127.0.0.1:{port}", "--all")
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(PROFILES)
+    assert lines[0].startswith("match  keba-p40 ")
+    p30 = next(line for line in lines if " keba-p30 " in line)
+    assert p30.startswith("no ")
+    assert "model '4110000' does not match" in p30

@@ -8,12 +8,15 @@ import math
 
 import pytest
 import trio
-from driver_support import PROFILES, Rig, rig
+from driver_support import PROFILES, FakeClock, Rig, rig
 
+from hubgate.devices.errors import FailsafeNotAppliedError, SunSpecDiscoveryError
 from hubgate.devices.model import IecState
 from hubgate.devices.profile_driver import ProfileBattery, ProfileCharger, clamp, driver_for
+from hubgate.modbus.codec import Request, Response
 from hubgate.modbus.errors import ModbusExceptionError, ModbusTimeoutError
-from hubgate.modbus.master import ModbusDevice
+from hubgate.modbus.master import Master, ModbusDevice
+from hubgate.modbus.stats import RequestStats
 from hubgate.modbus.tcp_master import open_tcp_master
 from hubgate.profiles.model import (
     DataType,
@@ -22,8 +25,11 @@ from hubgate.profiles.model import (
     Pause,
     Profile,
     Quantity,
+    SunSpecBlock,
+    Unit,
 )
 from hubgate.profiles.plan import RegisterSpec, field_specs, sunspec_layout
+from hubgate.profiles.simulated import SimulatedDevice, serve
 
 CHARGERS = sorted(n for n, p in PROFILES.items() if p.kind is DeviceKind.CHARGER)
 WITH_FAILSAFE = sorted(n for n in CHARGERS if PROFILES[n].failsafe.present)
@@ -286,3 +292,125 @@ async def test_timeout_is_a_modbus_timeout_error() -> None:
                 with pytest.raises(ModbusTimeoutError):
                     await driver.set_limit(10, 3)
             nursery.cancel_scope.cancel()
+
+
+def in_watts(profile: Profile) -> Profile:
+    """`profile` with its current setpoint replaced by a power setpoint in W (6-32 A at 230 V)."""
+    current = profile.commands.current_limit
+    assert current is not None
+    power = current.model_copy(update={"unit": Unit.WATT, "min": 1380.0, "max": 22080.0})
+    commands = profile.commands.model_copy(update={"current_limit": None, "power_limit": power})
+    return profile.model_copy(update={"commands": commands})
+
+
+async def test_power_setpoint_is_current_times_phases_times_voltage() -> None:
+    with trio.fail_after(10):
+        async with rig(in_watts(PROFILES["vestel-evc04"])) as r:
+            three = await charger(r).set_limit(10, 3)
+            assert r.sim.applied_limit() == pytest.approx(10 * 3 * 230)
+            assert (three.current_a, three.phases, three.paused) == (pytest.approx(10), 3, False)
+            one = await charger(r).set_limit(10, 1)
+            assert r.sim.applied_limit() == pytest.approx(10 * 230)
+            assert (one.current_a, one.phases) == (pytest.approx(10), 1)
+            assert (await charger(r).set_limit(5, 1)).paused  # 1150 W is below 1380 W
+            assert r.sim.paused
+
+
+async def test_failsafe_timeout_the_register_cannot_hold() -> None:
+    profile = PROFILES["heidelberg-energy-control"]  # timeout in ms in a u16: at most 65.5 s
+    with trio.fail_after(10):
+        async with rig(profile) as r:
+            with pytest.raises(FailsafeNotAppliedError, match="cannot hold 100"):
+                await charger(r).configure_failsafe(100, FAILSAFE_A)
+            assert charger(r).failsafe is None
+            await charger(r).configure_failsafe(TIMEOUT_S, FAILSAFE_A)  # the link survives
+            assert charger(r).failsafe is not None
+
+
+class SlowWrites:
+    """A master that announces each FC16 write and holds it back by the next of `delays`."""
+
+    def __init__(self, master: Master) -> None:
+        self.master = master
+        self.writing = trio.Event()
+        self.delays: list[float] = []
+
+    @property
+    def name(self) -> str:
+        return self.master.name
+
+    @property
+    def stats(self) -> dict[int, RequestStats]:
+        return self.master.stats
+
+    async def request(
+        self, unit: int, request: Request, *, timeout_s: float | None = None
+    ) -> Response:
+        if isinstance(request, Request.WriteMultipleRegisters):
+            self.writing.set()
+            await trio.sleep(self.delays.pop(0) if self.delays else 0)
+        return await self.master.request(unit, request, timeout_s=timeout_s)
+
+
+async def test_heartbeat_never_rewrites_a_stale_setpoint() -> None:
+    """Alfen's heartbeat re-writes the setpoint; one due while a new limit is being written
+    waits for it, and never puts the old limit back."""
+    with trio.fail_after(10):
+        async with rig(PROFILES["alfen-eve"]) as r:
+            await charger(r).set_limit(10, 3)
+            slow = SlowWrites(r.driver.link.master)
+            driver = ProfileCharger("cp", r.sim.profile, ModbusDevice(slow, r.sim.unit))
+            await driver.set_limit(10, 3)
+            slow.writing = trio.Event()
+            slow.delays = [0.05, 0.1]  # the limit's write, then the heartbeat's, lands last
+
+            async def beat_while_writing() -> None:
+                await slow.writing.wait()
+                await driver.heartbeat()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(beat_while_writing)
+                nursery.start_soon(driver.set_limit, 16, 3)
+            assert r.sim.applied_limit() == pytest.approx(16)
+
+
+def with_extra_model(profile: Profile) -> Profile:
+    """`profile` whose device has a model hubgate does not know between its blocks."""
+    sunspec = profile.sunspec
+    assert sunspec is not None
+    first, *rest = sunspec.blocks.items()
+    blocks = dict([first, ("vendor", SunSpecBlock(ids=(64_000,), length=7)), *rest])
+    return profile.model_copy(update={"sunspec": sunspec.model_copy(update={"blocks": blocks})})
+
+
+@pytest.mark.parametrize("name", sorted(n for n, p in PROFILES.items() if p.sunspec is not None))
+async def test_sunspec_blocks_are_discovered_past_unknown_models(name: str) -> None:
+    profile = PROFILES[name]
+    device_profile = with_extra_model(profile)
+    clock = FakeClock()
+    sim = SimulatedDevice(device_profile, clock=clock)
+    specs = field_specs(device_profile)
+    written = {}
+    for index, quantity in enumerate(sorted(specs)):
+        written[quantity] = distinct_value(index, specs[quantity], sim.exponent)
+        sim.set(quantity, written[quantity])
+    with serve(sim) as port, trio.fail_after(10):
+        async with open_tcp_master("127.0.0.1", port, timeout_s=2, retries=0) as master:
+            driver = driver_for("ss", profile, ModbusDevice(master, sim.unit))
+            reading = await driver.read()
+            found = await driver.blocks()
+    laid_out = sunspec_layout(device_profile)
+    assert found == {k: v for k, v in laid_out.items() if k != "vendor"}
+    assert found != sunspec_layout(profile)
+    for quantity in specs:
+        expected = None if written[quantity] is None else sim.get(quantity)
+        got = reading.text.get(Quantity(quantity), reading.values.get(Quantity(quantity)))
+        assert got == (pytest.approx(expected) if isinstance(expected, float) else expected)
+
+
+async def test_a_missing_sunspec_block_is_a_discovery_error() -> None:
+    with trio.fail_after(10):
+        async with rig(PROFILES["sunspec-inverter"]) as r:
+            meter = driver_for("m", PROFILES["sunspec-meter"], r.driver.link)
+            with pytest.raises(SunSpecDiscoveryError, match="meter"):
+                await meter.read()

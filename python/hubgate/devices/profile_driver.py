@@ -16,20 +16,21 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import trio
 
 from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError
 from hubgate.devices.model import AppliedLimit, IecState, Reading
 from hubgate.devices.sunspec import discover
-from hubgate.modbus.codec import FieldValue, ReadPlan, Request
+from hubgate.modbus.codec import FieldError, FieldValue, ReadPlan, Request
 from hubgate.modbus.master import ModbusDevice
 from hubgate.profiles.codec_fields import FUNCTION_CODES, field_of, read_plan
 from hubgate.profiles.model import (
     DeviceKind,
     Fallback,
     Function,
+    Heartbeat,
     HeartbeatStyle,
     Pause,
     Profile,
@@ -99,8 +100,10 @@ class ProfileDevice:
     async def read(self) -> Reading:
         """Every readable field once; sentinels are None, texts go to `Reading.text`."""
         quantities, plan = await self.plan()
-        decoded = await self.link.read_plan(plan)
-        at = trio.current_time()
+        return self.reading(quantities, await self.link.read_plan(plan), trio.current_time())
+
+    def reading(self, quantities: list[Quantity], decoded: list[FieldValue], at: float) -> Reading:
+        """The `Reading` of decoded plan values, taken at `at`."""
         values: dict[Quantity, float | None] = {}
         text: dict[Quantity, str] = {}
         for quantity, value in zip(quantities, decoded, strict=True):
@@ -132,17 +135,20 @@ class ProfileDevice:
         [value] = await self.link.read_plan(read_plan(self.profile, {spec.name: spec}))
         return value
 
+    async def exponent(self, spec: RegisterSpec) -> int | None:
+        """The SunSpec power-of-ten exponent of `spec`, read from the device; None without one."""
+        if spec.scale_factor_address is None:
+            return None
+        [raw] = await self.link.read_registers(
+            spec.scale_factor_address, 1, function=FUNCTION_CODES[spec.function]
+        )
+        return raw - 0x10000 if raw & 0x8000 else raw
+
     async def encode(self, spec: RegisterSpec, value: float) -> list[int]:
-        """The registers holding `value` (reading the SunSpec exponent when there is one)."""
-        exponent = None
-        if spec.scale_factor_address is not None:
-            [raw] = await self.link.read_registers(
-                spec.scale_factor_address, 1, function=FUNCTION_CODES[spec.function]
-            )
-            exponent = raw - 0x10000 if raw & 0x8000 else raw
+        """The registers holding `value` (with the device's SunSpec exponent)."""
         if spec.function.is_bit:
             return [int(bool(value) != spec.invert)]
-        return field_of(spec).encode(value, exponent=exponent)
+        return field_of(spec).encode(value, exponent=await self.exponent(spec))
 
     async def write(self, spec: RegisterSpec, registers: list[int], *, multiple: bool) -> None:
         """Write raw registers (or a coil): FC16 / FC15 when `multiple`, a quirk or width says."""
@@ -208,6 +214,8 @@ class ProfileCharger(ProfileDevice):
         self._written: float | None = None
         self._enabled: bool | None = None
         self._phases: int | None = None
+        self._commands = trio.Lock()
+        """One command sequence at a time: a heartbeat never re-writes a stale setpoint."""
         self._beats = 0
         self.failsafe: FailsafeSettings | None = None
         """What `configure_failsafe` read back (None before it ran, or without failsafe)."""
@@ -228,7 +236,7 @@ class ProfileCharger(ProfileDevice):
         first = await self.resolve(self._setpoint_name, self.setpoint)
         stride = self.setpoint.phase_stride or 0
         return [
-            RegisterSpec(**{**vars(first), "address": first.address + i * stride})
+            replace(first, address=first.address + i * stride)
             for i, _ in enumerate(setpoint_phases(self.setpoint))
         ]
 
@@ -251,6 +259,10 @@ class ProfileCharger(ProfileDevice):
         """Allow `current_a` per phase on `phases` phases; below the minimum pauses."""
         if phases not in (1, 2, 3):
             raise ValueError(f"phases is 1, 2 or 3, not {phases}")
+        async with self._commands:
+            return await self._set_limit(current_a, phases)
+
+    async def _set_limit(self, current_a: float, phases: int) -> AppliedLimit:
         commands = self.profile.commands
         if commands.phase_switch is not None and phases in (1, 3) and phases != self._phases:
             await self._switch(commands.phase_switch, f"{phases}p", "commands.phase_switch")
@@ -319,10 +331,11 @@ class ProfileCharger(ProfileDevice):
         fallback = failsafe_current_a
         if failsafe.fallback.unit is Unit.WATT:
             fallback *= THREE_PHASES * self.voltage_v
-        self.failsafe = FailsafeSettings(
-            timeout_s=await self._configure("timeout", failsafe.timeout, timeout_s),
-            fallback=await self._configure("fallback", failsafe.fallback, fallback),
-        )
+        async with self._commands:
+            self.failsafe = FailsafeSettings(
+                timeout_s=await self._configure("timeout", failsafe.timeout, timeout_s),
+                fallback=await self._configure("fallback", failsafe.fallback, fallback),
+            )
 
     async def _configure(self, name: str, register: Timeout | Fallback, wanted: float) -> float:
         default = register.default_s if isinstance(register, Timeout) else register.default
@@ -332,11 +345,17 @@ class ProfileCharger(ProfileDevice):
             return default
         spec = await self.resolve(name, register)
         if register.writable:
-            await self.write_value(spec, wanted, multiple=False)
+            try:
+                registers = await self.encode(spec, wanted)
+            except FieldError as exc:
+                raise FailsafeNotAppliedError(
+                    f"{self.link.name}: the {name} register cannot hold {wanted}: {exc}"
+                ) from exc
+            await self.write(spec, registers, multiple=False)
         got = await self.read_value(spec)
         if not isinstance(got, int | float):
             raise FailsafeNotAppliedError(f"{self.link.name}: the {name} reads as {got!r}")
-        resolution = abs(spec.scale) * (10.0 if spec.scale_factor_address is not None else 1.0)
+        resolution = abs(spec.scale) * 10.0 ** (await self.exponent(spec) or 0)
         if not math.isclose(float(got), wanted, rel_tol=1e-6, abs_tol=resolution):
             if register.writable:
                 raise FailsafeNotAppliedError(
@@ -360,8 +379,11 @@ class ProfileCharger(ProfileDevice):
     async def heartbeat(self) -> None:
         """Feed the device's watchdog in the profile's style."""
         beat = self.profile.failsafe.heartbeat
-        if beat is None:
-            return
+        if beat is not None:
+            async with self._commands:
+                await self._beat(beat)
+
+    async def _beat(self, beat: Heartbeat) -> None:
         style = beat.style
         if style in (HeartbeatStyle.TOKEN, HeartbeatStyle.TOGGLE, HeartbeatStyle.COUNTER):
             self._beats += 1

@@ -99,8 +99,8 @@ class SimulatedDevice:
         self.unit = profile.transport.unit if unit is None else unit
         self.memory: dict[Table, dict[int, int]] = {}
         self.specs: dict[str, tuple[int, RegisterSpec]] = {
-            path: (self.unit if unit is None else unit, spec)
-            for path, (unit, spec) in all_registers(profile).items()
+            path: (self.unit if override is None else override, spec)
+            for path, (override, spec) in all_registers(profile).items()
         }
         for unit, spec in self.specs.values():
             self._define(unit, spec)

@@ -109,11 +109,14 @@ class Station:
     _rebooted: bool = False
     _stopped: bool = False
     _tx_numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _cp: Any = None
+    """The `ocpp` package's ChargePoint of the session, while connected."""
 
     def __post_init__(self) -> None:
         assert self.charger.ocpp is not None
-        versions = self.charger.ocpp.versions
-        self.version = OcppVersion.V201 if OcppVersion.V201 in versions else OcppVersion.V16
+        spoken = (OcppVersion.V16, OcppVersion.V201)
+        versions = [v for v in self.charger.ocpp.versions if v in spoken]
+        self.version = versions[0] if versions else OcppVersion.V201  # 2.1-only: as 2.0.1
         self.connectors = [
             ConnectorState(c.id if self.v16 else i + 1, slot, c.max_current_a)
             for i, (c, slot) in enumerate(zip(self.charger.connectors, self.slots, strict=True))
@@ -421,8 +424,6 @@ class Station:
         return send
 
     # -- connection ---------------------------------------------------------------
-
-    _cp: Any = None
 
     async def run(self) -> None:
         """Dial the CSMS, keep the session, dial again with backoff; forever."""
