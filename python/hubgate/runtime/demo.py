@@ -10,6 +10,7 @@ chargers' reaction time.
 
 from __future__ import annotations
 
+import random
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -28,12 +29,22 @@ from hubgate.sim.wire_site import GRID_OPERATOR_BOX
 LOOPBACK = "127.0.0.1"
 
 
+LISTEN_PORTS = range(20_000, 32_000)
+"""Where the OCPP port is picked: below Linux's ephemeral range (32768-60999), because a
+station that dials a port nobody listens on yet can otherwise connect to itself from an
+ephemeral port equal to it and hold the port the gateway is about to take."""
+
+
 def free_port() -> int:
-    """A port that was free a moment ago on loopback."""
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A port below the ephemeral range that was free a moment ago on loopback."""
+    for port in random.sample(LISTEN_PORTS, 50):
+        with socket.socket() as probe:
+            try:
+                probe.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            return port
+    raise OSError("no free port found for the OCPP listener in 20000-31999")
 
 
 def rewired(site: SiteConfig, ports: dict[str, int], ocpp_port: int, api_port: int) -> SiteConfig:
