@@ -85,6 +85,7 @@ class SimCharger:
     timeout_s: float | None = None
     last_contact: float = 0.0
     configured: int = 0
+    rejects_failsafe: bool = False
     _target_since: float = 0.0
     _previous_draw: float = 0.0
     history: list[tuple[float, float]] = field(default_factory=list)
@@ -142,6 +143,8 @@ class SimCharger:
     async def configure_failsafe(self, timeout_s: float, failsafe_current_a: float) -> None:
         await trio.sleep(0.01)
         self._contact()
+        if self.rejects_failsafe:
+            raise UnreachableError(f"{self.id}: failsafe registers not writable")
         self.timeout_s, self.failsafe_a = timeout_s, failsafe_current_a
         self.configured += 1
 

@@ -124,6 +124,25 @@ async def test_unreachable_charger_is_reserved_and_reverified(
         assert sum(setpoints(loop).values()) <= BOARD_A
 
 
+async def test_charger_whose_failsafe_cannot_be_set_is_reserved_and_retried(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sim = SimSite.build()
+    stubborn = sim.charger("cp-1")
+    stubborn.rejects_failsafe = True
+    async with running(sim) as loop:
+        await trio.sleep(40)
+        sp = setpoints(loop)
+        assert stubborn.limit_a == 0  # never commanded
+        assert sp["cp-2"] + sp["cp-3"] <= BOARD_A - 32
+        assert any("cp-1#1 failsafe not verified" in n for n in loop.decisions.recent(1)[0].notes)
+        stubborn.rejects_failsafe = False
+        await trio.sleep(20)
+        assert stubborn.configured == 1
+        assert stubborn.limit_a > 0
+        assert not loop.decisions.recent(1)[0].notes
+
+
 async def test_gateway_gone_chargers_fall_back_within_the_lease(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

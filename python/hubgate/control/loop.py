@@ -105,6 +105,8 @@ class _ConnectorRuntime:
     sent_at: float = -math.inf
     draw: Phases3 = (0.0, 0.0, 0.0)
     """Latest known draw on the grid phases (A)."""
+    failsafe_unverified: bool = False
+    """Its failsafe settings could not be configured: treated as unreachable until they are."""
     ev_limit_a: float = math.inf
     """What the EV is estimated to take, from its draw under a settled setpoint."""
 
@@ -322,6 +324,8 @@ class ControlLoop:
         notes: list[str] = []
         for i, (info, runtime) in enumerate(zip(model.connectors, self._connectors, strict=True)):
             assumed = runtime.watch.assumed_draw_a(now)
+            if assumed is None and runtime.failsafe_unverified:
+                assumed = info.max_current_a
             for node in model.ancestors[info.node]:
                 for p in range(3):
                     known[node][p] += runtime.draw[p]
@@ -330,7 +334,8 @@ class ControlLoop:
                 for node in model.ancestors[info.node]:
                     for p in phases:
                         reserved[node][p] += assumed
-                notes.append(f"{info.name} unreachable: {assumed:g} A reserved")
+                why = "failsafe not verified" if runtime.failsafe_unverified else "unreachable"
+                notes.append(f"{info.name} {why}: {assumed:g} A reserved")
                 continue
             reading = runtime.reading
             if reading is None:
@@ -461,7 +466,12 @@ class ControlLoop:
         runtime = self._connectors[index]
 
         async def run() -> AppliedLimit:
-            await charger.configure_failsafe(control.lease_s, control.failsafe_current_a)
+            try:
+                await charger.configure_failsafe(control.lease_s, control.failsafe_current_a)
+            except Exception:
+                runtime.failsafe_unverified = True
+                raise
+            runtime.failsafe_unverified = False
             runtime.watch.verified()
             self._event(EventLevel.INFO, self.model.connectors[index].name, "failsafe verified")
             return await charger.set_limit(setpoint, phases)
