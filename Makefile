@@ -21,11 +21,10 @@ $(VENV)/.built: $(VENV)/.deps $(RUST_SOURCES) pyproject.toml
 	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin develop --release --quiet --extras dev
 	touch $@
 
-# Until the gateway runs against the simulator, the demo is the depot's tree and a simulated
-# 30-minute grid-limit step (at 10x speed) under the simulator's own naive controller.
+# The gateway controls the simulated 200-connector depot over Modbus TCP and OCPP on loopback
+# (grid-operator step to 30 % after 60 s); the dashboard URL is printed at the start.
 demo: $(VENV)/.built
-	$(BIN)/hubgate config check examples/sites/depot-200.toml
-	$(BIN)/hubgate sim examples/scenarios/grid-limit-step.toml --speed 10 --status-every 60
+	$(BIN)/hubgate demo --duration 300
 
 lint: $(VENV)/.built
 	cargo fmt --all --check

@@ -4,8 +4,8 @@
     python bench/modbus_bench_devices.py trio 250        # 250 light Trio devices
 
 Each prints its port(s) on one line, then serves until its standard input closes.
-The Trio devices are built on hubgate's own server codec and answer FC3 reads
-from 100 registers; a pymodbus server per device would take ~250 asyncio
+The Trio devices are `hubgate bench`'s loopback devices (hubgate's own server codec,
+FC3 reads from 100 registers); a pymodbus server per device would take ~250 asyncio
 servers' worth of memory and start-up for the same answers.
 """
 
@@ -16,36 +16,16 @@ import sys
 
 import trio
 
-REGISTERS = list(range(1000, 1100))
+from hubgate.benchmarking.modbus_io import REGISTERS, answer_reads
 
 
 async def _trio_devices(count: int) -> None:
-    from hubgate._core import Request, RequestReceived, Response, TcpServerCodec
-
-    async def handle(stream: trio.SocketStream) -> None:
-        codec = TcpServerCodec()
-        async with stream:
-            while data := await stream.receive_some(4096):
-                codec.receive_data(data)
-                while (event := codec.next_event()) is not None:
-                    assert isinstance(event, RequestReceived)
-                    request = event.request
-                    assert isinstance(request, Request.ReadHoldingRegisters)
-                    registers = REGISTERS[request.address : request.address + request.count]
-                    await stream.send_all(
-                        TcpServerCodec.encode_response(
-                            event.transaction_id,
-                            event.unit,
-                            Response.ReadHoldingRegisters(registers),
-                        )
-                    )
-
     async with trio.open_nursery() as nursery:
         ports = []
         for _ in range(count):
             listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
             ports.append(listeners[0].socket.getsockname()[1])
-            nursery.start_soon(trio.serve_listeners, handle, listeners)
+            nursery.start_soon(trio.serve_listeners, answer_reads, listeners)
         print(" ".join(map(str, ports)), flush=True)
         await trio.to_thread.run_sync(sys.stdin.read)
         nursery.cancel_scope.cancel()

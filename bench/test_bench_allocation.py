@@ -23,6 +23,8 @@ from hubgate._core import Allocator
 
 SIZES = [10, 100, 1_000, 10_000]
 REFERENCE_ROUNDS = {10: 50, 100: 20, 1_000: 5, 10_000: 3}
+SMOKE_CONNECTORS = 1_000
+"""The largest site under `--benchmark-disable` (the reference takes ~1 s a cycle at 10,000)."""
 
 
 def steady_cycle(site: Site, impl: str) -> Callable[[], object]:
@@ -50,9 +52,11 @@ def steady_cycle(site: Site, impl: str) -> Callable[[], object]:
 
 @pytest.mark.parametrize("impl", ["hubgate", "python-reference"])
 @pytest.mark.parametrize("connectors", SIZES)
-def test_allocate_cycle(benchmark: BenchmarkFixture, impl: str, connectors: int) -> None:
+def test_allocate_cycle(
+    benchmark: BenchmarkFixture, impl: str, connectors: int, smoke: bool
+) -> None:
     benchmark.group = f"allocate-{connectors}-connectors"
-    cycle = steady_cycle(hub(connectors), impl)
+    cycle = steady_cycle(hub(min(connectors, SMOKE_CONNECTORS) if smoke else connectors), impl)
     if impl == "hubgate":
         result = benchmark(cycle)
     else:
@@ -67,9 +71,12 @@ def rss_bytes() -> int:
 
 
 @pytest.mark.benchmark(group="memory-10000-cycles")
-def test_memory_flat_over_10000_cycles(benchmark: BenchmarkFixture) -> None:
+@pytest.mark.parametrize("impl", ["hubgate"])
+def test_memory_flat_over_10000_cycles(benchmark: BenchmarkFixture, impl: str, smoke: bool) -> None:
     """10,000 cycles at 1,000 connectors, with changing wanting flags: RSS and
-    Python heap growth after a 1,000-cycle warm-up."""
+    Python heap growth after a 1,000-cycle warm-up (a tenth of each under
+    `--benchmark-disable`)."""
+    cycles = 1_000 if smoke else 10_000
     site = hub(1_000)
     core = Allocator(site.nodes, site.connectors)
     base, ev = array("d", site.base), array("d", site.ev_max)
@@ -83,15 +90,15 @@ def test_memory_flat_over_10000_cycles(benchmark: BenchmarkFixture) -> None:
             )
             assert len(result.setpoint_a) == 1_000
 
-    run(1_000)
+    run(cycles // 10)
     tracemalloc.start()
     rss_before = rss_bytes()
     heap_before = tracemalloc.get_traced_memory()[0]
-    benchmark.pedantic(run, args=(10_000,), rounds=1, iterations=1)
+    benchmark.pedantic(run, args=(cycles,), rounds=1, iterations=1)
     rss_growth = rss_bytes() - rss_before
     heap_growth = tracemalloc.get_traced_memory()[0] - heap_before
     tracemalloc.stop()
     benchmark.extra_info["rss_growth_bytes"] = rss_growth
     benchmark.extra_info["python_heap_growth_bytes"] = heap_growth
-    assert rss_growth < 1 << 20, f"RSS grew by {rss_growth} bytes over 10,000 cycles"
+    assert rss_growth < 1 << 20, f"RSS grew by {rss_growth} bytes over {cycles} cycles"
     assert heap_growth < 64 << 10, f"Python heap grew by {heap_growth} bytes"

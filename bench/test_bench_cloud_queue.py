@@ -14,14 +14,23 @@ MeterValues messages of typical size.
 from __future__ import annotations
 
 import os
+import resource
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 
+from hubgate.cloud.proxy import open_csms_proxy
 from hubgate.cloud.queue import DurableQueue
 from hubgate.cloud.store import Outgoing, QueuedMessage, Store
+from hubgate.config.model import Csms, OcppServer, OcppVersion
+from hubgate.control.limits import LimitBook
+from hubgate.ocpp.registry import Admission, StationRegistry
+from hubgate.ocpp.server import OcppListener
 
 REPLAYED = 2_000
 METER_VALUES = {
@@ -49,7 +58,8 @@ def store(tmp_path: Path) -> Store:
 
 
 @pytest.mark.benchmark(group="cloud-queue-replay")
-def test_replay_rate(benchmark: Any, store: Store) -> None:
+@pytest.mark.parametrize("impl", ["hubgate"])
+def test_replay_rate(benchmark: Any, store: Store, impl: str) -> None:
     queue = DurableQueue(store)
 
     async def csms(message: QueuedMessage) -> dict[str, Any]:
@@ -113,7 +123,8 @@ def test_enqueue_200_concurrent_chargers(benchmark: Any, store: Store, impl: str
 
 
 @pytest.mark.benchmark(group="cloud-queue-storage")
-def test_storage_bytes_per_message(benchmark: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("impl", ["hubgate"])
+def test_storage_bytes_per_message(benchmark: Any, tmp_path: Path, impl: str) -> None:
     queued = 10_000
 
     def fill() -> float:
@@ -127,3 +138,98 @@ def test_storage_bytes_per_message(benchmark: Any, tmp_path: Path) -> None:
     per_message = benchmark.pedantic(fill, rounds=1, iterations=1)
     benchmark.extra_info["bytes_per_message"] = round(per_message)
     assert 0 < per_message < 2_000
+
+
+E2E_CHARGE_POINTS = ("BENCH-0", "BENCH-1", "BENCH-2", "BENCH-3")
+E2E_PER_CHARGE_POINT = 500
+
+
+def offline_transactions(cp: str, count: int) -> list[Outgoing]:
+    """1.6 transactions stored while the CSMS was away: Start, MeterValues x8, Stop."""
+    items = []
+    stamp = "2026-11-25T21:00:00Z"
+    for n in range(count):
+        local = -(n // 10 + 1)
+        if n % 10 == 0:
+            start = {"connectorId": 1, "idTag": "TAG-OK", "meterStart": n, "timestamp": stamp}
+            items.append(
+                Outgoing(cp, f"{cp}-{n}", "StartTransaction", start, issue_transaction_id=True)
+            )
+        elif n % 10 == 9:
+            stop = {"transactionId": local, "meterStop": n, "timestamp": stamp}
+            items.append(Outgoing(cp, f"{cp}-{n}", "StopTransaction", stop))
+        else:
+            values = {**METER_VALUES, "transactionId": local}
+            items.append(Outgoing(cp, f"{cp}-{n}", "MeterValues", values))
+    return items
+
+
+@pytest.mark.benchmark(group="cloud-replay-end-to-end")
+@pytest.mark.parametrize("impl", ["hubgate"])
+def test_replay_rate_through_the_proxy(benchmark: Any, tmp_path: Path, impl: str) -> None:
+    """Stored messages replayed by the real proxy to the test CSMS (the `ocpp` package, in its
+    own process) over WebSocket, 4 charge points at once; timed from hubgate's start (the
+    chargers reconnect) until the CSMS has every message."""
+    total = len(E2E_CHARGE_POINTS) * E2E_PER_CHARGE_POINT
+    ocpp_tests = Path(__file__).resolve().parent.parent / "tests" / "ocpp"
+    sys.path.insert(0, str(ocpp_tests))
+    from ocpp_peers import ChargePointThread, Cp16  # the tests' peers
+
+    rounds = iter(range(100))
+
+    def setup() -> tuple[tuple[Path, subprocess.Popen[str]], dict[str, Any]]:
+        path = tmp_path / f"e2e-{next(rounds)}.sqlite3"
+        store = Store(path)
+        for cp in E2E_CHARGE_POINTS:
+            store.enqueue_many(offline_transactions(cp, E2E_PER_CHARGE_POINT))
+        store.close()
+        csms = subprocess.Popen(
+            [sys.executable, str(ocpp_tests / "upstream_csms.py"), str(total)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        return (path, csms), {}
+
+    async def replay(path: Path, csms: subprocess.Popen[str]) -> None:
+        assert csms.stdout is not None
+        port = int(csms.stdout.readline().split()[1])
+        config = Csms(url=f"ws://127.0.0.1:{port}/ocpp", queue_path=str(path))
+        admissions = [Admission(cp, cp, (OcppVersion.V16,)) for cp in E2E_CHARGE_POINTS]
+        async with open_csms_proxy(config, LimitBook()) as proxy, trio.open_nursery() as nursery:
+            listener = OcppListener(
+                OcppServer(port=0), StationRegistry(admissions), attach=proxy.attach
+            )
+            hub = await nursery.start(listener.serve)
+            peers = [
+                ChargePointThread(Cp16, f"ws://127.0.0.1:{hub}/ocpp/{cp}", subprotocols=["ocpp1.6"])
+                for cp in E2E_CHARGE_POINTS
+            ]
+            for peer in peers:
+                await trio.to_thread.run_sync(peer.start)
+            line = await trio.to_thread.run_sync(csms.stdout.readline)
+            assert line == f"received {total}\n", line
+            for peer in peers:
+                await trio.to_thread.run_sync(peer.stop)
+            nursery.cancel_scope.cancel()
+
+    cpu = {"hubgate": 0.0, "csms": 0.0}
+
+    def run(path: Path, csms: subprocess.Popen[str]) -> None:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        ours = time.process_time()
+        try:
+            trio.run(replay, path, csms)
+        finally:
+            cpu["hubgate"] += time.process_time() - ours
+            csms.communicate(timeout=10)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu["csms"] += sum(after[:2]) - sum(children[:2])
+
+    benchmark.pedantic(run, setup=setup, rounds=3, iterations=1)
+    if benchmark.stats is not None:
+        benchmark.extra_info["messages_per_second"] = round(total / benchmark.stats.stats.median)
+        # where the time goes: CPU per message of this process (hubgate and the idle
+        # chargers) and of the test CSMS's process
+        for who, seconds in cpu.items():
+            benchmark.extra_info[f"{who}_cpu_us_per_message"] = round(seconds / 3 / total * 1e6)

@@ -24,6 +24,7 @@ from pymodbus.pdu.register_message import (
 )
 
 from hubgate._core import Field, ReadPlan, Request, TcpClientCodec, crc16
+from hubgate.benchmarking.codec_speed import LAYOUT
 
 IMPLS = ["hubgate", "pymodbus"]
 # Rounds of at least 100 µs, so that sub-microsecond calls are timed over many
@@ -83,11 +84,6 @@ def test_fc3_roundtrip(benchmark: Any, impl: str) -> None:
 
 # (b): 60 fields over 125 registers: 20 f32 in CDAB order, 20 i32 in ABCD
 # with scale 0.1, 20 u16 with scale 0.01 and offset -40, spread over all 125 registers.
-LAYOUT: list[tuple[int, str, str, float, float]] = (
-    [(i * 2, "f32", "CDAB", 1.0, 0.0) for i in range(20)]
-    + [(40 + i * 2, "i32", "ABCD", 0.1, 0.0) for i in range(20)]
-    + [(86 + 2 * i, "u16", "ABCD", 0.01, -40.0) for i in range(20)]
-)
 BASE = 40000
 rng = random.Random(3)
 REGISTERS = [rng.randrange(0x10000) for _ in range(125)]
@@ -99,7 +95,7 @@ FRAME_125 = fc3_responses(REGISTERS)
 
 def fields_hubgate() -> Callable[[], Any]:
     fields = [
-        Field(BASE + offset, kind, order=order, scale=scale, offset=shift)  # type: ignore[arg-type]
+        Field(BASE + offset, kind, order=order, scale=scale, offset=shift)
         for offset, kind, order, scale, shift in LAYOUT
     ]
     plan = ReadPlan(fields, max_gap=10)

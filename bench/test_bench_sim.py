@@ -41,7 +41,10 @@ def report(benchmark: Any, simulated_s: float) -> None:
 
 
 @pytest.mark.benchmark(group="sim-depot-500-closed-loop")
-def test_closed_loop_with_naive_controller(benchmark: Any, warm_depot: Simulation) -> None:
+@pytest.mark.parametrize("impl", ["hubgate"])
+def test_closed_loop_with_naive_controller(
+    benchmark: Any, warm_depot: Simulation, impl: str
+) -> None:
     loop = ClosedLoop(warm_depot, NaiveEqualShareController(warm_depot))
     benchmark(run_fast, loop, ROUND_S)
     report(benchmark, ROUND_S)
@@ -50,7 +53,8 @@ def test_closed_loop_with_naive_controller(benchmark: Any, warm_depot: Simulatio
 
 
 @pytest.mark.benchmark(group="sim-depot-500-physics")
-def test_physics_only(benchmark: Any, warm_depot: Simulation) -> None:
+@pytest.mark.parametrize("impl", ["hubgate"])
+def test_physics_only(benchmark: Any, warm_depot: Simulation, impl: str) -> None:
     benchmark(run_fast, ClosedLoop(warm_depot), ROUND_S)
     report(benchmark, ROUND_S)
     assert warm_depot.recorder.energy_kwh > 0
@@ -81,14 +85,18 @@ def _first_field(box: ModbusBox) -> tuple[int, Function, int, int]:
 
 
 @pytest.mark.benchmark(group="sim-depot-500-wire-idle")
-def test_wire_steps_with_every_server_up(benchmark: Any, wire_depot: SiteThread) -> None:
+@pytest.mark.parametrize("impl", ["hubgate"])
+def test_wire_steps_with_every_server_up(benchmark: Any, wire_depot: SiteThread, impl: str) -> None:
     assert len(wire_depot.site.boxes) == 148
     benchmark(wire_depot.advance, WIRE_ROUND_S)
     report(benchmark, WIRE_ROUND_S)
 
 
 @pytest.mark.benchmark(group="sim-depot-500-wire-polled")
-def test_wire_steps_with_every_box_read_each_second(benchmark: Any, wire_depot: SiteThread) -> None:
+@pytest.mark.parametrize("impl", ["hubgate"])
+def test_wire_steps_with_every_box_read_each_second(
+    benchmark: Any, wire_depot: SiteThread, impl: str
+) -> None:
     """Each simulated second, one read of every box (pymodbus clients in this process)."""
     boxes = list(wire_depot.site.boxes.values())
     clients = [ModbusTcpClient("127.0.0.1", port=box.port, timeout=2, retries=0) for box in boxes]
@@ -115,7 +123,8 @@ def test_wire_steps_with_every_box_read_each_second(benchmark: Any, wire_depot: 
 
 
 @pytest.mark.benchmark(group="sim-depot-500-wire-ocpp")
-def test_wire_steps_with_125_ocpp_stations_connected(benchmark: Any) -> None:
+@pytest.mark.parametrize("impl", ["hubgate"])
+def test_wire_steps_with_125_ocpp_stations_connected(benchmark: Any, impl: str) -> None:
     """125 stations (1.6 and 2.0.1) on a test CSMS in this process, MeterValues every 10 s."""
     with (
         running_csms() as csms,

@@ -329,10 +329,12 @@ class ChargePointThread:
             raise self.error
         return self
 
-    def call(self, payload: Any, timeout: float = 5.0) -> Any:
-        """Send a call and wait for the result (blocking)."""
+    def call(self, payload: Any, timeout: float = 5.0, unique_id: str | None = None) -> Any:
+        """Send a call (with a chosen message id) and wait for the result (blocking)."""
         assert self._loop is not None
-        future = asyncio.run_coroutine_threadsafe(self.cp.call(payload, suppress=False), self._loop)
+        future = asyncio.run_coroutine_threadsafe(
+            self.cp.call(payload, suppress=False, unique_id=unique_id), self._loop
+        )
         return future.result(timeout)
 
     def stop(self) -> None:
@@ -340,6 +342,12 @@ class ChargePointThread:
         if self._loop is not None and self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(self._ws.close(), self._loop).result(5)
         self._thread.join(5)
+
+    def wait_closed(self, timeout: float) -> None:
+        """Block until the connection has ended (closed by the other side)."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"{self.identity}: still connected")
 
     @property
     def alive(self) -> bool:

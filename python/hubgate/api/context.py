@@ -13,7 +13,7 @@ from hubgate.api.commands import Commands
 from hubgate.api.metrics import MetricsRegistry
 from hubgate.config.model import SiteConfig
 from hubgate.control.decisions import DecisionLog
-from hubgate.control.limits import LimitBook
+from hubgate.control.limits import LimitBook, connector_target
 from hubgate.state import StateHub
 
 
@@ -48,4 +48,4 @@ class ApiContext:
 
 def connector_key(charger: str, connector: int) -> str:
     """The key of a connector: `charger-id#n`."""
-    return f"{charger}#{connector}"
+    return connector_target(charger, connector)

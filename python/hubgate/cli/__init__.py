@@ -11,14 +11,32 @@ import sys
 from collections.abc import Sequence
 
 from hubgate import __version__
-from hubgate.cli import config_cmd, modbus_cmd, ocpp_cmd, probe_cmd, profiles_cmd, sim_cmd
+from hubgate.cli import (
+    bench_cmd,
+    config_cmd,
+    gateway_cmd,
+    modbus_cmd,
+    ocpp_cmd,
+    probe_cmd,
+    profiles_cmd,
+    sim_cmd,
+)
 from hubgate.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK
 from hubgate.config import ConfigError
 from hubgate.errors import HubgateError
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_OK", "build_parser", "main"]
 
-COMMAND_GROUPS = (config_cmd, sim_cmd, profiles_cmd, ocpp_cmd, modbus_cmd, probe_cmd)
+COMMAND_GROUPS = (
+    config_cmd,
+    sim_cmd,
+    profiles_cmd,
+    ocpp_cmd,
+    modbus_cmd,
+    probe_cmd,
+    bench_cmd,
+    gateway_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,9 +11,13 @@ import sys
 from typing import Any
 
 import trio
+from pydantic import ValidationError
 
 from hubgate.cli.common import EXIT_FAILURE, EXIT_OK, add_command
+from hubgate.cloud.proxy import CsmsProxy, open_csms_proxy
 from hubgate.config.loader import load_site
+from hubgate.config.model import Csms
+from hubgate.control.limits import LimitBook
 from hubgate.ocpp.registry import StationRegistry
 from hubgate.ocpp.server import OcppListener
 from hubgate.ocpp.smart_charging import LeaseSettings, Setpoint, SmartCharging
@@ -32,6 +36,12 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--port", type=int, help="listen port, 0 picks one (default: the site's)")
     serve.add_argument(
         "--status-every", type=float, default=10.0, metavar="S", help="seconds between status lines"
+    )
+    serve.add_argument(
+        "--csms",
+        metavar="URL",
+        help="proxy the chargers to this CSMS (ws:// or wss:// base URL; default: the site's "
+        "[csms] url, if any), storing and forwarding while it is away",
     )
     serve.add_argument(
         "--limit-a",
@@ -54,16 +64,32 @@ def status_line(registry: StationRegistry) -> str:
     )
 
 
+async def _run_proxy(csms: Csms, *, task_status: trio.TaskStatus[CsmsProxy]) -> None:
+    """The CSMS proxy (its limits are not read by `serve`, which runs no control loop)."""
+    async with open_csms_proxy(csms, LimitBook()) as proxy:
+        task_status.started(proxy)
+        await trio.sleep_forever()
+
+
 def _serve(args: argparse.Namespace) -> int:
     site = load_site(args.site)
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     config = site.ocpp.model_copy(update=overrides)
     registry = StationRegistry.from_site(site)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    csms = site.csms
+    if args.csms is not None:
+        try:
+            csms = Csms.model_validate({**(csms.model_dump() if csms else {}), "url": args.csms})
+        except ValidationError as exc:
+            print(f"hubgate: error: --csms {args.csms}: {exc.errors()[0]['msg']}", file=sys.stderr)
+            return EXIT_FAILURE
 
     async def report(port: int) -> None:
         scheme = "wss" if config.security_profile >= 2 else "ws"
         print(f"listening on {scheme}://{config.host}:{port}/ocpp/<identity>", flush=True)
+        if csms is not None:
+            print(f"proxying to {csms.url} (queue {csms.queue_path})", flush=True)
         while True:
             await trio.sleep(args.status_every)
             print(status_line(registry), flush=True)
@@ -84,7 +110,11 @@ def _serve(args: argparse.Namespace) -> int:
     async def main() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
-                port = await nursery.start(OcppListener(config, registry).serve)
+                listener = OcppListener(config, registry)
+                if csms is not None:
+                    proxy = await nursery.start(_run_proxy, csms)
+                    listener.attach = proxy.attach
+                port = await nursery.start(listener.serve)
                 settle_gc()
                 nursery.start_soon(report, port)
                 if args.limit_a is not None:

@@ -299,6 +299,14 @@ class Store:
         ).fetchone()
         return None if row is None else row[0]
 
+    def local_transaction_id(self, charge_point: str, csms_id: int) -> int | None:
+        """The local id the charger knows for a CSMS transaction id, if it began offline."""
+        row = self._db.execute(
+            "SELECT local_id FROM transaction_ids WHERE charge_point = ? AND csms_id = ?",
+            (charge_point, csms_id),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
     def acknowledge(self, seq: int, answer: dict[str, Any]) -> None:
         """The CSMS answered message `seq` with CallResult `answer`: remove it.
 

@@ -21,6 +21,12 @@ from enum import StrEnum
 SITE = "site"
 """The target name of the grid connection."""
 
+
+def connector_target(charger_id: str, connector: int) -> str:
+    """The target name of a charger's connector: `charger-id#n` (#0: the whole charger)."""
+    return f"{charger_id}#{connector}"
+
+
 PARAGRAPH_14A_KW_PER_DEVICE = 4.2
 """German §14a EnWG: power guaranteed to each controllable device while dimmed."""
 

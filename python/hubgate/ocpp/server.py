@@ -14,7 +14,9 @@ import binascii
 import hmac
 import logging
 import ssl
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import unquote
 
 import trio
@@ -63,6 +65,30 @@ class _DeflateConnection(WebSocketConnection):
             )
         )
         self._open_handshake.set()
+
+
+class Attachment(Protocol):
+    """What a Local Controller (`hubgate.cloud.proxy`) puts on one charger connection."""
+
+    @property
+    def handlers(self) -> Mapping[str, Handler]:
+        """The answers to the charger's calls (instead of hubgate's own CSMS handlers)."""
+        ...
+
+    async def run(self, session: OcppSession) -> None:
+        """Runs while the connection lasts; cancelled when it ends."""
+        ...
+
+
+Attach = Callable[[Station, OcppVersion], Attachment]
+"""Called once per admitted connection, before its session starts."""
+
+
+def csms_handlers(station: Station, version: OcppVersion, policy: CsmsPolicy) -> dict[str, Handler]:
+    """hubgate's own answers to a charger's calls (hubgate as the CSMS)."""
+    if version is OcppVersion.V16:
+        return handlers_v16.handlers(station, policy)
+    return handlers_v2.handlers(station, policy, version)
 
 
 def server_tls_context(config: OcppServer) -> ssl.SSLContext | None:
@@ -114,8 +140,10 @@ class OcppListener:
         *,
         policy: CsmsPolicy | None = None,
         limits: ListenerLimits | None = None,
+        attach: Attach | None = None,
     ) -> None:
         self.config = config
+        self.attach = attach
         self.registry = registry
         self.policy = policy or CsmsPolicy()
         self.limits = limits or ListenerLimits()
@@ -206,17 +234,15 @@ class OcppListener:
             return None
         return await request.accept(subprotocol=subprotocol(version)), station, version
 
-    def _handlers(self, station: Station, version: OcppVersion) -> dict[str, Handler]:
-        if version is OcppVersion.V16:
-            return handlers_v16.handlers(station, self.policy)
-        return handlers_v2.handlers(station, self.policy, version)
-
     async def _run(self, ws: WebSocketConnection, station: Station, version: OcppVersion) -> None:
         identity = station.identity
+        attachment = None if self.attach is None else self.attach(station, version)
         session = OcppSession(
             ws,
             version,
-            self._handlers(station, version),
+            csms_handlers(station, version, self.policy)
+            if attachment is None
+            else attachment.handlers,
             identity=identity,
             limits=self.limits.session,
         )
@@ -231,6 +257,8 @@ class OcppListener:
             try:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._keepalive, ws, session, scope)
+                    if attachment is not None:
+                        nursery.start_soon(attachment.run, session)
                     await session.run()
                     nursery.cancel_scope.cancel()
             finally:

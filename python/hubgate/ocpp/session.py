@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,6 +32,9 @@ from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.validation import Direction, validate
 
 LOG = logging.getLogger("hubgate.ocpp")
+
+INCOMING_ID: ContextVar[str] = ContextVar("INCOMING_ID")
+"""The message id of the call a handler is answering (a proxy forwards it unchanged)."""
 
 Handler = Callable[[Payload], Awaitable[Payload]]
 """Answers one incoming call's payload with the result payload (or raises RpcError)."""
@@ -112,9 +116,14 @@ class OcppSession:
         await self._done.wait()
 
     async def call(
-        self, action: str, payload: Payload, *, timeout_s: float | None = None
+        self,
+        action: str,
+        payload: Payload,
+        *,
+        timeout_s: float | None = None,
+        unique_id: str | None = None,
     ) -> Payload:
-        """Send a call and return the charger's result payload.
+        """Send a call and return the peer's result payload (`unique_id`: a new UUID if None).
 
         Raises `OcppCallError` (CallError or invalid result), `OcppCallTimeoutError` and
         `OcppSessionClosedError`; an invalid outgoing payload raises `RpcError` before sending.
@@ -123,7 +132,7 @@ class OcppSession:
         async with self._call_lock:
             if self._closed:
                 raise OcppSessionClosedError(f"{self.identity}: connection closed")
-            pending = _Pending(str(uuid.uuid4()), action)
+            pending = _Pending(unique_id or str(uuid.uuid4()), action)
             self._pending = pending
             try:
                 await self._send(rpc.Call(pending.unique_id, action, payload))
@@ -227,6 +236,7 @@ class OcppSession:
 
     async def _dispatch(self, call: rpc.Call | rpc.Send) -> Payload:
         validate(self.version, call.action, Direction.REQUEST, call.payload)
+        INCOMING_ID.set(call.unique_id)
         handler = self._handlers.get(call.action)
         if handler is None:
             raise RpcError(ErrorCode.NOT_SUPPORTED, f"{call.action} is not supported here")

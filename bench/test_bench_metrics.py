@@ -172,7 +172,7 @@ def scrape(impl: str) -> Callable[[], bytes]:
 
 
 @pytest.mark.benchmark(group="metrics-scrape-depot-200")
-@pytest.mark.parametrize("impl", ["hubgate", "prometheus_client"])
+@pytest.mark.parametrize("impl", ["hubgate", "prometheus-client"])
 def test_metrics_scrape(benchmark: BenchmarkFixture, impl: str) -> None:
     text = benchmark(scrape(impl))
     assert b'hubgate_node_limit_amperes{node="grid",phase="L1"}' in text

@@ -1,0 +1,141 @@
+"""One WebSocket to the operator's CSMS, kept open with reconnects and backoff.
+
+hubgate plays the charging station here: it connects to `url/identity` with
+the station's OCPP subprotocol (OCPP 2.x Local Controller rules: the same
+identity and URI path as the charger's own connection, 2.0.1 Part 4 §6), and
+an `OcppSession` on the socket answers the CSMS's calls with the given
+handlers. After a loss it waits `Backoff.delay(attempt)` and tries again,
+from the first delay once a connection has been up.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+from collections.abc import Awaitable, Callable, Mapping
+from urllib.parse import quote, urlsplit
+
+import trio
+from trio_websocket import ConnectionClosed, HandshakeError, wrap_client_stream
+
+from hubgate.config.model import OcppVersion
+from hubgate.ocpp.rpc import subprotocol
+from hubgate.ocpp.session import Handler, OcppSession, SessionLimits
+from hubgate.runtime.supervisor import Backoff
+
+LOG = logging.getLogger("hubgate.cloud")
+
+OnConnect = Callable[[OcppSession], Awaitable[None]]
+"""Runs on each new connection while it lasts (cancelled when it drops)."""
+
+
+def upstream_url(base: str, identity: str) -> str:
+    """The CSMS URL of a charging station: the base URL and the percent-encoded identity."""
+    return f"{base.rstrip('/')}/{quote(identity, safe='')}"
+
+
+class UpstreamLink:
+    """A reconnecting OCPP client connection to the CSMS under one identity."""
+
+    def __init__(
+        self,
+        base_url: str,
+        identity: str,
+        version: OcppVersion,
+        handlers: Mapping[str, Handler],
+        *,
+        backoff: Backoff,
+        limits: SessionLimits,
+        connect_timeout_s: float = 10.0,
+        on_connect: OnConnect | None = None,
+    ) -> None:
+        self.url = upstream_url(base_url, identity)
+        self.identity = identity
+        self.version = version
+        self.session: OcppSession | None = None
+        self.attempted = trio.Event()
+        """Set once the first connection attempt has succeeded or failed."""
+        self._handlers = handlers
+        self._backoff = backoff
+        self._limits = limits
+        self._connect_timeout_s = connect_timeout_s
+        self._on_connect = on_connect
+        self._rng = random.Random()
+
+    @property
+    def online(self) -> bool:
+        """Whether a connection to the CSMS is up now."""
+        return self.session is not None and not self.session.closed
+
+    async def run(self) -> None:
+        """Connect, serve, reconnect; until cancelled."""
+        attempt = 0
+        while True:
+            try:
+                if await self._connection():
+                    attempt = 0
+            except (
+                OSError,
+                HandshakeError,
+                ConnectionClosed,
+                trio.BrokenResourceError,
+                trio.TooSlowError,
+            ) as exc:
+                LOG.info("%s: CSMS unreachable: %r", self.identity, exc)
+            finally:
+                self.session = None
+                self.attempted.set()
+            await trio.sleep(self._backoff.delay(attempt, self._rng))
+            attempt += 1
+
+    async def _open_stream(self) -> trio.abc.Stream:
+        parts = urlsplit(self.url)
+        secure = parts.scheme == "wss"
+        host, port = parts.hostname or "", parts.port or (443 if secure else 80)
+        if secure:
+            return await trio.open_ssl_over_tcp_stream(
+                host, port, ssl_context=ssl.create_default_context(), https_compatible=True
+            )
+        return await trio.open_tcp_stream(host, port)
+
+    async def _connection(self) -> bool:
+        """One connection from handshake to loss; True if it was established.
+
+        The TCP stream is ours (not `open_websocket_url`'s) so that it is closed
+        on every path, also when the CSMS goes away during the handshake.
+        """
+        wanted = subprotocol(self.version)
+        parts = urlsplit(self.url)
+        with trio.fail_after(self._connect_timeout_s):
+            stream = await self._open_stream()
+        try:
+            async with trio.open_nursery() as nursery:
+                with trio.fail_after(self._connect_timeout_s):
+                    ws = await wrap_client_stream(
+                        nursery,
+                        stream,  # type: ignore[arg-type]
+                        parts.netloc,
+                        parts.path or "/",
+                        subprotocols=[wanted],
+                        message_queue_size=4,
+                    )
+                if ws.subprotocol != wanted:
+                    LOG.warning("%s: the CSMS did not accept %s", self.identity, wanted)
+                    nursery.cancel_scope.cancel()
+                    return False
+                session = OcppSession(
+                    ws, self.version, self._handlers, identity=self.identity, limits=self._limits
+                )
+                await nursery.start(session.run)
+                self.session = session
+                self.attempted.set()
+                LOG.info("%s: connected to the CSMS", self.identity)
+                if self._on_connect is not None:
+                    nursery.start_soon(self._on_connect, session)
+                await session.wait_closed()
+                nursery.cancel_scope.cancel()
+            LOG.info("%s: connection to the CSMS lost", self.identity)
+            return True
+        finally:
+            await trio.aclose_forcefully(stream)

@@ -1,0 +1,127 @@
+"""The site's tree as the control loop needs it each cycle: flat arrays by index.
+
+Built once from the `SiteConfig` in the allocator's node and connector order:
+every node's ancestors (itself included), its finite caps, and per connector
+its node, the grid phases it draws on and its limits. Nodes without a
+configured phase or power limit get a very large finite one, so that any
+limit from the limit book can be applied as a reduction of the node's headroom.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hubgate.allocation import ConnectorKey, SiteAllocator
+from hubgate.config.model import GRID_NODE_ID, PhaseMode, SiteConfig
+
+UNLIMITED_A = 100_000.0
+"""Stands for "no phase limit" (the largest current a site file accepts)."""
+
+UNLIMITED_KW = 1_000_000.0
+"""Stands for "no power limit"."""
+
+Phases3 = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class ConnectorInfo:
+    """One connector's place in the tree and its electrical limits."""
+
+    key: ConnectorKey
+    name: str
+    """`charger-id#n`, the limit-book and API key."""
+    node: int
+    grid_phases: tuple[int, int, int]
+    """Grid phase (0-2) of the charger's L1, L2, L3 terminals."""
+    one_phase: bool
+    max_current_a: float
+    priority: int
+    protocol: str
+
+
+@dataclass(frozen=True)
+class SiteModel:
+    """Node and connector facts by allocator index."""
+
+    node_ids: tuple[str, ...]
+    node_kinds: tuple[str, ...]
+    parents: tuple[int | None, ...]
+    ancestors: tuple[tuple[int, ...], ...]
+    """Per node: itself and every node above it."""
+    caps_a: tuple[Phases3, ...]
+    power_kw: tuple[float, ...]
+    connectors: tuple[ConnectorInfo, ...]
+    voltage_v: float
+
+    @classmethod
+    def build(cls, site: SiteConfig, allocator: SiteAllocator) -> SiteModel:
+        """The model of `site` in `allocator`'s order."""
+        grid = site.grid
+        margin = grid.safety_margin_a
+        kinds = {GRID_NODE_ID: "grid"} | {n.id: n.kind.value for n in site.nodes}
+        parent_ids: dict[str, str | None] = {GRID_NODE_ID: None} | {
+            n.id: n.parent for n in site.nodes
+        }
+        caps: dict[str, Phases3] = {
+            GRID_NODE_ID: (
+                grid.phase_current_limit_a[0] - margin,
+                grid.phase_current_limit_a[1] - margin,
+                grid.phase_current_limit_a[2] - margin,
+            )
+        }
+        power = {GRID_NODE_ID: grid.power_limit_kw or UNLIMITED_KW}
+        for node in site.nodes:
+            caps[node.id] = node.phase_current_limit_a or (UNLIMITED_A,) * 3
+            power[node.id] = node.power_limit_kw or UNLIMITED_KW
+        index = {node_id: i for i, node_id in enumerate(allocator.node_ids)}
+        parents = tuple(
+            None if (p := parent_ids[n]) is None else index[p] for n in allocator.node_ids
+        )
+        ancestors = []
+        for i in range(len(allocator.node_ids)):
+            chain = [i]
+            while (up := parents[chain[-1]]) is not None:
+                chain.append(up)
+            ancestors.append(tuple(chain))
+        chargers = {c.id: c for c in site.chargers}
+        connectors = []
+        for charger_id, connector_id in allocator.connector_keys:
+            charger = chargers[charger_id]
+            connector = next(c for c in charger.connectors if c.id == connector_id)
+            connectors.append(
+                ConnectorInfo(
+                    key=(charger_id, connector_id),
+                    name=f"{charger_id}#{connector_id}",
+                    node=index[charger.node],
+                    grid_phases=charger.phase_rotation.grid_phases(),
+                    one_phase=connector.phases is PhaseMode.ONE_PHASE,
+                    max_current_a=connector.max_current_a,
+                    priority=connector.priority,
+                    protocol="ocpp" if charger.ocpp is not None else "modbus",
+                )
+            )
+        return cls(
+            node_ids=allocator.node_ids,
+            node_kinds=tuple(kinds[n] for n in allocator.node_ids),
+            parents=parents,
+            ancestors=tuple(ancestors),
+            caps_a=tuple(caps[n] for n in allocator.node_ids),
+            power_kw=tuple(power[n] for n in allocator.node_ids),
+            connectors=tuple(connectors),
+            voltage_v=grid.voltage_v,
+        )
+
+
+def with_finite_limits(site: SiteConfig) -> SiteConfig:
+    """`site` with every missing node phase or power limit replaced by a very large one."""
+    nodes = tuple(
+        node.model_copy(
+            update={
+                "phase_current_limit_a": node.phase_current_limit_a or (UNLIMITED_A,) * 3,
+                "power_limit_kw": node.power_limit_kw or UNLIMITED_KW,
+            }
+        )
+        for node in site.nodes
+    )
+    grid = site.grid.model_copy(update={"power_limit_kw": site.grid.power_limit_kw or UNLIMITED_KW})
+    return site.model_copy(update={"nodes": nodes, "grid": grid})

@@ -1,0 +1,131 @@
+"""The demo: the site simulator on loopback in protocol mode and the gateway controlling it.
+
+The simulated site (`hubgate.sim.serving.site_thread`) serves every Modbus
+device on a free loopback port and dials the gateway's OCPP listener with every
+station; the gateway is given the site file rewired to those ports. Simulated
+time follows the wall clock at `speed`, one step per control cycle, and the
+safety recorder's summary tells whether any limit was exceeded beyond the
+chargers' reaction time.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+
+import trio
+
+from hubgate.config.model import ModbusEndpoint, SiteConfig
+from hubgate.runtime.gateway import Gateway, open_gateway
+from hubgate.sim.engine import Simulation
+from hubgate.sim.recorder import Summary
+from hubgate.sim.scenario_loader import LoadedScenario
+from hubgate.sim.serving import SiteThread, site_thread
+from hubgate.sim.wire_site import GRID_OPERATOR_BOX
+
+LOOPBACK = "127.0.0.1"
+
+
+LISTEN_PORTS = range(20_000, 32_000)
+"""Where the OCPP port is picked: below Linux's ephemeral range (32768-60999), because a
+station that dials a port nobody listens on yet can otherwise connect to itself from an
+ephemeral port equal to it and hold the port the gateway is about to take."""
+
+
+def free_port() -> int:
+    """A port below the ephemeral range that was free a moment ago on loopback."""
+    for port in random.sample(LISTEN_PORTS, 50):
+        with socket.socket() as probe:
+            try:
+                probe.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            return port
+    raise OSError("no free port found for the OCPP listener in 20000-31999")
+
+
+def rewired(site: SiteConfig, ports: dict[str, int], ocpp_port: int, api_port: int) -> SiteConfig:
+    """`site` with every Modbus device at its simulated port, the listeners on loopback."""
+
+    def at(device_id: str, endpoint: ModbusEndpoint) -> ModbusEndpoint:
+        return endpoint.model_copy(
+            update={
+                "host": LOOPBACK,
+                "port": ports[device_id],
+                "serial": None,
+                "rtu_over_tcp": False,
+            }
+        )
+
+    update: dict[str, object] = {
+        "chargers": tuple(
+            c if c.modbus is None else c.model_copy(update={"modbus": at(c.id, c.modbus)})
+            for c in site.chargers
+        ),
+        "meters": tuple(m.model_copy(update={"modbus": at(m.id, m.modbus)}) for m in site.meters),
+        "ocpp": site.ocpp.model_copy(update={"host": LOOPBACK, "port": ocpp_port}),
+        "api": site.api.model_copy(update={"port": api_port}),
+        "battery": None,
+        "pv": (),
+        "csms": None,
+        "mqtt": None,
+    }
+    if site.modbus_server is not None:
+        update["modbus_server"] = site.modbus_server.model_copy(update={"port": 0})
+    operator = site.grid_operator
+    if operator is not None and operator.modbus is not None:
+        update["grid_operator"] = operator.model_copy(
+            update={"modbus": at(GRID_OPERATOR_BOX, operator.modbus)}
+        )
+    return site.model_copy(update=update)
+
+
+@dataclass
+class Demo:
+    """The simulated site and the gateway that controls it."""
+
+    sim_site: SiteThread
+    gateway: Gateway
+
+    async def advance(self, seconds: float) -> None:
+        """Step the simulation by `seconds` of simulated time."""
+        await trio.to_thread.run_sync(self.sim_site.advance, seconds)
+
+    async def simulation(self, read: Callable[[Simulation], object]) -> object:
+        """Run `read` on the simulation in its own thread."""
+        sim = self.sim_site.site.sim
+        return await trio.to_thread.run_sync(self.sim_site.call, lambda: read(sim))
+
+    async def summary(self) -> Summary:
+        """The safety recorder's summary so far."""
+        sim = self.sim_site.site.sim
+        return await trio.to_thread.run_sync(self.sim_site.call, sim.recorder.summary)
+
+
+@contextmanager
+def simulated_site(
+    loaded: LoadedScenario, *, api_port: int = 0, meter_values_s: float = 2.0
+) -> Iterator[tuple[SiteThread, SiteConfig]]:
+    """The simulated site on free ports, and the site file the gateway needs to reach it."""
+    ocpp_port = free_port()
+    url = f"ws://{LOOPBACK}:{ocpp_port}/ocpp"
+    with site_thread(loaded, ports_auto=True, csms_url=url, meter_values_s=meter_values_s) as sim:
+        ports = {box_id: box.port for box_id, box in sim.site.boxes.items()}
+        yield sim, rewired(loaded.site, ports, ocpp_port, api_port)
+
+
+@asynccontextmanager
+async def open_demo(
+    loaded: LoadedScenario, *, api_port: int = 0, meter_values_s: float = 2.0
+) -> AsyncIterator[Demo]:
+    """The simulated site and the gateway connected to it; a clean shutdown at the end."""
+    with simulated_site(loaded, api_port=api_port, meter_values_s=meter_values_s) as (sim, site):
+        async with open_gateway(site) as gateway:
+            try:
+                yield Demo(sim, gateway)
+            finally:
+                with trio.move_on_after(10, shield=True):
+                    await gateway.shutdown()

@@ -1,0 +1,164 @@
+"""The gateway: every service of a site as one tree of Trio nurseries under the supervisor.
+
+    async with open_gateway(site) as gateway:
+        print(gateway.ports)          # {"ocpp": ..., "api": ..., "modbus-server": ...}
+        ...
+        await gateway.shutdown()      # every charger to its failsafe current, then stop
+
+The OCPP listener, the Modbus server, the API, MQTT telemetry (when `[mqtt]`
+is configured) and the control loop each run as a supervised task: one that
+fails is reported and restarted with backoff, the others go on. The Modbus
+masters live in one pool shared by the device drivers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+
+import trio
+
+from hubgate.api.context import ApiContext
+from hubgate.api.metrics import MetricsRegistry
+from hubgate.api.server import serve_api
+from hubgate.cloud.mqtt.publisher import TelemetryPublisher
+from hubgate.config.model import SiteConfig
+from hubgate.control.decisions import DecisionLog
+from hubgate.control.limits import LimitBook
+from hubgate.control.loop import ControlLoop
+from hubgate.modbus.pool import open_modbus_pool
+from hubgate.modbus.server import serve_modbus
+from hubgate.ocpp.registry import StationRegistry
+from hubgate.ocpp.server import OcppListener
+from hubgate.runtime.site_devices import build_site_devices
+from hubgate.runtime.supervisor import Supervisor, open_supervisor
+from hubgate.state import StateHub
+
+log = logging.getLogger(__name__)
+
+Server = Callable[..., Awaitable[None]]
+
+
+@dataclass
+class Gateway:
+    """A running gateway: its ports, control loop and shared state."""
+
+    site: SiteConfig
+    loop: ControlLoop
+    registry: StationRegistry
+    supervisor: Supervisor
+    ports: dict[str, int] = field(default_factory=dict)
+    stopping: bool = False
+    _control_scope: trio.CancelScope | None = None
+
+    async def control(self) -> None:
+        """The control loop's supervised task (until `shutdown`)."""
+        if self.stopping:
+            return
+        self._control_scope = trio.CancelScope()
+        with self._control_scope:
+            await self.loop.run()
+
+    async def shutdown(self, timeout_s: float = 5.0) -> dict[str, bool]:
+        """Stop the control loop and command every charger to its failsafe current.
+
+        The services stop when the `open_gateway` block is left."""
+        self.stopping = True
+        if self._control_scope is not None:
+            self._control_scope.cancel()
+        with trio.CancelScope(shield=True):
+            return await self.loop.safe_stop(timeout_s)
+        raise AssertionError("unreachable: a shielded scope is never cancelled")
+
+
+async def _serve_reporting(
+    name: str, server: Server, ports: dict[str, int], ready: trio.Event
+) -> None:
+    async with trio.open_nursery() as nursery:
+        ports[name] = await nursery.start(server)
+        ready.set()
+
+
+async def _publish_snapshots(hub: StateHub, publisher: TelemetryPublisher) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(publisher.run)
+        seen = 0
+        topics = publisher.topics
+        while True:
+            seen, state = await hub.wait_newer(seen)
+            for node in state.nodes:
+                if node.measured_a is not None:
+                    publisher.measure(
+                        topics.node(node.id, "current_a"), node.measured_a, "A", at=state.at
+                    )
+                publisher.measure(
+                    topics.node(node.id, "commanded_a"), node.commanded_a, "A", at=state.at
+                )
+            for c in state.connectors:
+                publisher.measure(
+                    topics.connector(c.charger, c.connector, "setpoint_a"),
+                    c.setpoint_a,
+                    "A",
+                    at=state.at,
+                )
+            await trio.sleep(max(state.cycle_time_ms or 0.0, 1000.0) / 1000)
+
+
+@asynccontextmanager
+async def open_gateway(
+    site: SiteConfig, *, start_timeout_s: float = 30.0
+) -> AsyncIterator[Gateway]:
+    """Start every service of `site`; yields once all listeners are bound and cycling began."""
+    hub = StateHub()
+    limits = LimitBook()
+    decisions = DecisionLog()
+    metrics = MetricsRegistry()
+    registry = StationRegistry.from_site(site)
+    async with open_modbus_pool() as pool, open_supervisor() as supervisor:
+        devices = build_site_devices(site, registry, pool)
+        loop = ControlLoop(
+            site, devices, limits=limits, decisions=decisions, hub=hub, metrics=metrics
+        )
+        gateway = Gateway(site, loop, registry, supervisor)
+        servers: dict[str, Server] = {
+            "ocpp": OcppListener(site.ocpp, registry).serve,
+            "api": partial(
+                serve_api,
+                ApiContext(
+                    site=site,
+                    hub=hub,
+                    limits=limits,
+                    decisions=decisions,
+                    commands=loop,
+                    metrics=metrics,
+                ),
+            ),
+        }
+        if site.modbus_server is not None:
+            servers["modbus-server"] = partial(serve_modbus, site.modbus_server, site, hub, limits)
+        ready = {name: trio.Event() for name in servers}
+        for name, server in servers.items():
+            supervisor.start(
+                name, partial(_serve_reporting, name, server, gateway.ports, ready[name])
+            )
+        if site.mqtt is not None:
+            supervisor.start(
+                "mqtt", partial(_publish_snapshots, hub, TelemetryPublisher(site.mqtt))
+            )
+
+        with trio.fail_after(start_timeout_s):
+            for event in ready.values():
+                await event.wait()
+        supervisor.start("control", gateway.control)
+        yield gateway
+        supervisor.nursery.cancel_scope.cancel()
+
+
+def dashboard_url(site: SiteConfig, port: int) -> str:
+    """Where the dashboard of a running gateway is."""
+    host = site.api.host
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}/"

@@ -1,0 +1,67 @@
+"""The one place a site's devices are built: OCPP connectors and profile-driven Modbus devices.
+
+OCPP chargers become one `OcppCharger` per connector (the whole station's
+limit for single-connector chargers); a Modbus charger's connectors are the
+units from its `unit` upwards, each driven by its firmware profile; meters and
+the grid operator's box are profile-driven devices too.
+"""
+
+from __future__ import annotations
+
+from hubgate.config.model import GridOperatorSource, ModbusEndpoint, SiteConfig
+from hubgate.control.loop import SiteDevices
+from hubgate.devices.model import Charger, Device
+from hubgate.devices.profile_driver import ProfileCharger, driver_for
+from hubgate.modbus.pool import ModbusPool
+from hubgate.ocpp.device import OcppCharger
+from hubgate.ocpp.registry import StationRegistry
+from hubgate.ocpp.smart_charging import LeaseSettings
+from hubgate.profiles.loader import load_named
+
+
+def _modbus(device_id: str, endpoint: ModbusEndpoint, pool: ModbusPool) -> Device:
+    return driver_for(device_id, load_named(endpoint.profile), pool.device(endpoint))
+
+
+def build_site_devices(
+    site: SiteConfig, registry: StationRegistry, pool: ModbusPool
+) -> SiteDevices:
+    """Every device the control loop reads or commands."""
+    control = site.control
+    settings = LeaseSettings(
+        lease_s=control.lease_s,
+        renew_before_s=control.lease_s / 3,
+        failsafe_current_a=control.failsafe_current_a,
+    )
+    stations = {station.admission.charger_id: station for station in registry}
+    chargers: dict[tuple[str, int], Charger] = {}
+    for charger in site.chargers:
+        for position, connector in enumerate(charger.connectors):
+            key = (charger.id, connector.id)
+            if charger.ocpp is not None:
+                chargers[key] = OcppCharger(
+                    stations[charger.id],
+                    connector_id=connector.id,
+                    whole_station=len(charger.connectors) == 1,
+                    settings=settings,
+                )
+            elif charger.modbus is not None:
+                endpoint = charger.modbus.model_copy(
+                    update={"unit": charger.modbus.unit + position}
+                )
+                device = _modbus(charger.id, endpoint, pool)
+                if not isinstance(device, ProfileCharger):
+                    raise ValueError(
+                        f"charger {charger.id}: profile {endpoint.profile!r} is not a charger profile"
+                    )
+                chargers[key] = device
+    meters = {meter.id: _modbus(meter.id, meter.modbus, pool) for meter in site.meters}
+    operator = site.grid_operator
+    box = None
+    if (
+        operator is not None
+        and operator.modbus is not None
+        and operator.source in (GridOperatorSource.MODBUS_DEVICE, GridOperatorSource.RELAY_CONTACTS)
+    ):
+        box = _modbus("grid-operator", operator.modbus, pool)
+    return SiteDevices(chargers=chargers, meters=meters, grid_operator=box)

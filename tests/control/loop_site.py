@@ -1,0 +1,222 @@
+"""A small in-memory site for control-loop tests: chargers with EVs, a meter, a grid-operator box.
+
+Each device implements the `Charger`/`Device` protocol over a shared physics
+state on the Trio clock, with the device-side behaviour the loop relies on:
+an EV follows its limit after a reaction delay, a charger with a watchdog
+falls back to its failsafe current when nobody talks to it, and any device
+can be made unreachable.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+
+import trio
+
+from hubgate.config.model import SiteConfig
+from hubgate.control.loop import SiteDevices
+from hubgate.devices.model import AppliedLimit, IecState, Reading
+from hubgate.profiles.model import Quantity
+
+SITE_TOML = """
+[site]
+name = "test site"
+[grid]
+phase_current_limit_a = 100
+[[nodes]]
+id = "board"
+kind = "switchboard"
+phase_current_limit_a = 64
+[[chargers]]
+id = "cp-1"
+node = "board"
+modbus = { profile = "alfen-eve", host = "127.0.0.1", port = 1502 }
+connectors = [{ id = 1, max_current_a = 32 }]
+[[chargers]]
+id = "cp-2"
+node = "board"
+modbus = { profile = "alfen-eve", host = "127.0.0.1", port = 1503 }
+connectors = [{ id = 1, max_current_a = 32 }]
+[[chargers]]
+id = "cp-3"
+node = "board"
+modbus = { profile = "alfen-eve", host = "127.0.0.1", port = 1504 }
+connectors = [{ id = 1, max_current_a = 32 }]
+[[meters]]
+id = "board-meter"
+node = "board"
+modbus = { profile = "eastron-sdm630", host = "127.0.0.1", port = 1505 }
+[grid_operator]
+source = "modbus-device"
+modbus = { profile = "grid-operator-limit-register", host = "127.0.0.1", port = 1506 }
+[control]
+cycle_s = 1.0
+meter_stale_s = 3
+degraded_budget_percent = 50
+failsafe_current_a = 6
+lease_s = 10
+"""
+
+REACTION_S = 2.0
+"""How long an EV takes to follow a lower or higher limit."""
+
+
+def site_config(extra: str = "") -> SiteConfig:
+    """The test site (three 32 A chargers behind a 64 A board), with extra TOML appended."""
+    return SiteConfig.model_validate(tomllib.loads(SITE_TOML + extra))
+
+
+class UnreachableError(Exception):
+    """The device does not answer."""
+
+
+@dataclass
+class SimCharger:
+    """A three-phase charger with an EV and a device-side watchdog."""
+
+    id: str
+    ev_max_a: float = 32.0
+    connected: bool = True
+    reachable: bool = True
+    limit_a: float = 0.0
+    draw_a: float = 0.0
+    failsafe_a: float | None = None
+    timeout_s: float | None = None
+    last_contact: float = 0.0
+    configured: int = 0
+    rejects_failsafe: bool = False
+    _target_since: float = 0.0
+    _previous_draw: float = 0.0
+    history: list[tuple[float, float]] = field(default_factory=list)
+
+    def effective_limit(self, now: float) -> float:
+        """The limit the charger applies: its setpoint, or the failsafe when the watchdog fired."""
+        if (
+            self.timeout_s is not None
+            and self.failsafe_a is not None
+            and now - self.last_contact > self.timeout_s
+        ):
+            return min(self.limit_a, self.failsafe_a) if self.limit_a else self.failsafe_a
+        return self.limit_a
+
+    def advance(self, now: float) -> None:
+        """The EV follows the charger's limit after `REACTION_S`."""
+        wanted = min(self.effective_limit(now), self.ev_max_a) if self.connected else 0.0
+        if wanted != getattr(self, "_wanted", None):
+            self._wanted = wanted
+            self._previous_draw = self.draw_a
+            self._target_since = now
+        self.draw_a = wanted if now - self._target_since >= REACTION_S else self._previous_draw
+        self.history.append((now, self.draw_a))
+
+    def _contact(self) -> float:
+        if not self.reachable:
+            raise UnreachableError(self.id)
+        now = trio.current_time()
+        self.last_contact = now
+        return now
+
+    async def read(self) -> Reading:
+        await trio.sleep(0.01)
+        now = self._contact()
+        self.advance(now)
+        state = (
+            IecState.C
+            if self.connected and self.draw_a > 0
+            else (IecState.B if self.connected else IecState.A)
+        )
+        d = self.draw_a
+        return Reading(
+            at=now,
+            values={Quantity.CURRENT_L1: d, Quantity.CURRENT_L2: d, Quantity.CURRENT_L3: d},
+            state=state,
+        )
+
+    async def set_limit(self, current_a: float, phases: int) -> AppliedLimit:
+        await trio.sleep(0.01)
+        now = self._contact()
+        self.limit_a = current_a
+        self.advance(now)
+        return AppliedLimit(current_a, phases, current_a <= 0, now)
+
+    async def configure_failsafe(self, timeout_s: float, failsafe_current_a: float) -> None:
+        await trio.sleep(0.01)
+        self._contact()
+        if self.rejects_failsafe:
+            raise UnreachableError(f"{self.id}: failsafe registers not writable")
+        self.timeout_s, self.failsafe_a = timeout_s, failsafe_current_a
+        self.configured += 1
+
+    async def heartbeat(self) -> None:
+        await trio.sleep(0.01)
+        self._contact()
+
+    @property
+    def heartbeat_period_s(self) -> float | None:
+        return 2.0
+
+
+@dataclass
+class SimMeter:
+    """A meter on the board: the chargers' draw plus a base load."""
+
+    id: str
+    chargers: list[SimCharger]
+    base_a: float = 0.0
+    reachable: bool = True
+
+    def current(self, now: float) -> float:
+        for c in self.chargers:
+            c.advance(now)
+        return self.base_a + sum(c.draw_a for c in self.chargers)
+
+    async def read(self) -> Reading:
+        await trio.sleep(0.01)
+        if not self.reachable:
+            raise UnreachableError(self.id)
+        now = trio.current_time()
+        i = self.current(now)
+        return Reading(
+            at=now,
+            values={Quantity.CURRENT_L1: i, Quantity.CURRENT_L2: i, Quantity.CURRENT_L3: i},
+        )
+
+
+@dataclass
+class SimBox:
+    """The grid operator's control box: a percentage."""
+
+    id: str = "grid-operator"
+    percent: float = 100.0
+    reachable: bool = True
+
+    async def read(self) -> Reading:
+        await trio.sleep(0.01)
+        if not self.reachable:
+            raise UnreachableError(self.id)
+        return Reading(at=trio.current_time(), values={Quantity.GRID_LIMIT_PERCENT: self.percent})
+
+
+@dataclass
+class SimSite:
+    """The test site's devices."""
+
+    chargers: list[SimCharger]
+    meter: SimMeter
+    box: SimBox
+
+    @classmethod
+    def build(cls) -> SimSite:
+        chargers = [SimCharger(f"cp-{i}") for i in (1, 2, 3)]
+        return cls(chargers, SimMeter("board-meter", chargers), SimBox())
+
+    def devices(self) -> SiteDevices:
+        return SiteDevices(
+            chargers={(c.id, 1): c for c in self.chargers},
+            meters={"board-meter": self.meter},
+            grid_operator=self.box,
+        )
+
+    def charger(self, charger_id: str) -> SimCharger:
+        return next(c for c in self.chargers if c.id == charger_id)

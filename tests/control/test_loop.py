@@ -1,0 +1,228 @@
+"""The control loop against an in-memory site on Trio's MockClock (autojump): deterministic."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+import trio.testing
+from loop_site import SimSite, site_config
+
+from hubgate.control.decisions import DecisionLog
+from hubgate.control.limits import SITE, AuditAction, Limit, LimitBook, LimitSource
+from hubgate.control.loop import ControlLoop, SiteDevices
+from hubgate.state import StateHub
+
+BOARD_A = 64.0
+
+
+@asynccontextmanager
+async def running(
+    sim: SimSite, extra: str = "", devices: SiteDevices | None = None
+) -> AsyncIterator[ControlLoop]:
+    loop = ControlLoop(
+        site_config(extra),
+        devices or sim.devices(),
+        limits=LimitBook(),
+        decisions=DecisionLog(),
+        hub=StateHub(),
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(loop.run)
+        yield loop
+        nursery.cancel_scope.cancel()
+
+
+def setpoints(loop: ControlLoop) -> dict[str, float]:
+    state = loop.hub.latest
+    assert state is not None
+    return {c.charger: c.setpoint_a for c in state.connectors}
+
+
+async def test_shares_the_board_and_verifies_failsafe_first(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sim = SimSite.build()
+    async with running(sim) as loop:
+        await trio.sleep(5)  # a meter not yet trusted: half the board until fresh for 6 s
+        assert sum(setpoints(loop).values()) <= BOARD_A / 2
+        await trio.sleep(35)
+        sp = setpoints(loop)
+        assert sum(sp.values()) <= BOARD_A
+        assert min(sp.values()) >= 20  # fair: 64 A among three
+        assert all(c.configured == 1 and c.failsafe_a == 6 for c in sim.chargers)
+        assert loop.stats.cycles >= 29
+        record = loop.decisions.recent(1)[0]
+        assert {d.connector for d in record.connectors} == {"cp-1#1", "cp-2#1", "cp-3#1"}
+
+
+async def test_ev_taking_less_gives_its_headroom_to_others(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sim = SimSite.build()
+    sim.charger("cp-1").ev_max_a = 8.0
+    async with running(sim) as loop:
+        await trio.sleep(60)
+        sp = setpoints(loop)
+        assert sp["cp-1"] <= 8 + 2  # trimmed to its draw plus headroom
+        assert sp["cp-2"] >= 26
+        assert sp["cp-3"] >= 26
+
+
+async def test_base_load_in_the_meter_is_followed(autojump_clock: trio.testing.MockClock) -> None:
+    sim = SimSite.build()
+    async with running(sim) as loop:
+        await trio.sleep(40)
+        sim.meter.base_a = 30.0
+        await trio.sleep(20)
+        assert sum(setpoints(loop).values()) <= BOARD_A - 30 + 1
+
+
+async def test_meter_lost_degrades_then_recovers_with_hysteresis(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sim = SimSite.build()
+    async with running(sim) as loop:
+        await trio.sleep(40)
+        assert sum(setpoints(loop).values()) > BOARD_A / 2 + 6
+        sim.meter.reachable = False
+        await trio.sleep(5)  # stale after 3 s
+        state = loop.hub.latest
+        assert state is not None
+        board = state.node("board")
+        assert board.budget_share == 0.5
+        assert board.meter_health == "lost"
+        assert sum(setpoints(loop).values()) <= BOARD_A / 2
+        sim.meter.reachable = True
+        await trio.sleep(3)  # fresh again, still inside the 6 s hysteresis
+        assert loop.hub.latest is not None
+        assert loop.hub.latest.node("board").meter_health == "recovering"
+        assert sum(setpoints(loop).values()) <= BOARD_A / 2
+        await trio.sleep(20)
+        assert loop.hub.latest.node("board").budget_share == 1.0
+        assert sum(setpoints(loop).values()) > BOARD_A / 2 + 6
+
+
+async def test_unreachable_charger_is_reserved_and_reverified(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sim = SimSite.build()
+    async with running(sim) as loop:
+        await trio.sleep(40)
+        lost = sim.charger("cp-1")
+        lost.reachable = False
+        await trio.sleep(10)
+        sp = setpoints(loop)
+        # its maximum (32 A) is assumed: the other two share what is left
+        assert sp["cp-2"] + sp["cp-3"] <= BOARD_A - 32
+        assert any("cp-1#1 unreachable" in n for n in loop.decisions.recent(1)[0].notes)
+        assert lost.configured == 1
+        lost.reachable = True
+        await trio.sleep(10)
+        assert lost.configured == 2  # failsafe settings configured and verified again
+        assert sum(setpoints(loop).values()) <= BOARD_A
+
+
+async def test_charger_whose_failsafe_cannot_be_set_is_reserved_and_retried(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sim = SimSite.build()
+    stubborn = sim.charger("cp-1")
+    stubborn.rejects_failsafe = True
+    async with running(sim) as loop:
+        await trio.sleep(40)
+        sp = setpoints(loop)
+        assert stubborn.limit_a == 0  # never commanded
+        assert sp["cp-2"] + sp["cp-3"] <= BOARD_A - 32
+        assert any("cp-1#1 failsafe not verified" in n for n in loop.decisions.recent(1)[0].notes)
+        stubborn.rejects_failsafe = False
+        await trio.sleep(20)
+        assert stubborn.configured == 1
+        assert stubborn.limit_a > 0
+        assert not loop.decisions.recent(1)[0].notes
+
+
+async def test_gateway_gone_chargers_fall_back_within_the_lease(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sim = SimSite.build()
+    async with running(sim) as loop:
+        await trio.sleep(30)
+        assert all(c.limit_a > 6 for c in sim.chargers)
+        stopped_at = trio.current_time()
+        del loop
+    # nobody talks to the chargers any more: the watchdog (lease_s = 10 s) takes over
+    await trio.sleep(10 + 1)
+    for charger in sim.chargers:
+        charger.advance(trio.current_time())
+    await trio.sleep(2)  # the EVs' reaction time
+    for charger in sim.chargers:
+        charger.advance(trio.current_time())
+        assert charger.effective_limit(trio.current_time()) == 6
+        assert charger.draw_a == 6
+        assert charger.last_contact <= stopped_at + 1
+
+
+async def test_grid_operator_step_is_audited_and_followed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sim = SimSite.build()
+    async with running(sim, devices=None) as loop:
+        await trio.sleep(30)
+        sim.box.percent = 30.0  # 30 % of 3 x 230 V x 100 A = 20.7 kW
+        await trio.sleep(5)
+        total_kw = sum(setpoints(loop).values()) * 3 * 230 / 1000
+        assert total_kw <= 20.7 + 0.1
+        audit = [e for e in loop.limits.audit() if e.source is LimitSource.GRID_OPERATOR]
+        assert [e.limit.power_kw for e in audit] == [69.0, 20.7]
+        assert all(e.action is AuditAction.SET and e.target == SITE for e in audit)
+        sim.box.reachable = False  # silent box: the fallback (100 %) after meter_stale_s
+        await trio.sleep(10)
+        assert loop.limits.audit()[-1].limit.power_kw == 69.0
+
+
+async def test_api_and_modbus_server_limits_are_applied(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sim = SimSite.build()
+    async with running(sim) as loop:
+        await trio.sleep(40)
+        now = trio.current_time()
+        loop.limits.set(
+            "board", LimitSource.API, Limit(phase_a=(30, 30, 30)), now=now, lease_s=60, origin="t"
+        )
+        loop.limits.set(
+            "cp-2#1",
+            LimitSource.MODBUS_SERVER,
+            Limit(phase_a=(10, 10, 10)),
+            now=now,
+            lease_s=60,
+            origin="t",
+        )
+        await trio.sleep(5)
+        sp = setpoints(loop)
+        assert sum(sp.values()) <= 30
+        assert sp["cp-2"] <= 10
+        await trio.sleep(70)  # both leases lapse
+        assert sum(setpoints(loop).values()) > 40
+
+
+async def test_csms_lost_local_control_goes_on(autojump_clock: trio.testing.MockClock) -> None:
+    sim = SimSite.build()
+    extra = '[csms]\nurl = "ws://127.0.0.1:9/ocpp"\n'
+    async with running(sim, extra) as loop:
+        await trio.sleep(40)
+        assert loop.stats.cycles >= 39
+        assert sum(setpoints(loop).values()) > 40
+
+
+async def test_safe_stop_commands_the_failsafe_current(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sim = SimSite.build()
+    async with running(sim) as loop:
+        await trio.sleep(10)
+        done = await loop.safe_stop()
+    assert all(done.values())
+    assert all(c.limit_a == 6 for c in sim.chargers)

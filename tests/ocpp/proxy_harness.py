@@ -1,0 +1,101 @@
+"""The proxy under test: the test CSMS, hubgate's listener with `CsmsProxy` attached,
+and `ocpp`-package charge points connecting to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+from ocpp_harness import ADMISSIONS, FACTORIES
+from ocpp_peers import ChargePointThread
+from upstream_csms import CsmsThread
+
+from hubgate.cloud.proxy import CsmsProxy, ProxySettings, open_csms_proxy
+from hubgate.config.model import Csms, OcppServer, OcppVersion
+from hubgate.control.limits import LimitBook
+from hubgate.ocpp.registry import Admission, StationRegistry
+from hubgate.ocpp.server import OcppListener
+from hubgate.ocpp.session import SessionLimits
+from hubgate.runtime.supervisor import Backoff
+
+GATEWAY = "GW-1"
+
+FAST = ProxySettings(
+    backoff=Backoff(initial_s=0.05, maximum_s=0.2),
+    upstream=SessionLimits(call_timeout_s=15.0),
+    connect_timeout_s=2.0,
+    first_connect_wait_s=2.0,
+    replay_retry_s=0.1,
+)
+
+FLEET = [Admission(f"FLEET-{n}", f"fleet-{n}", (OcppVersion.V16,)) for n in range(10)]
+
+
+@dataclass
+class Proxied:
+    """A running proxy between the test CSMS and charge points."""
+
+    csms: CsmsThread
+    proxy: CsmsProxy
+    registry: StationRegistry
+    book: LimitBook
+    port: int
+
+    async def connect(self, identity: str, version: OcppVersion) -> ChargePointThread:
+        url = f"ws://127.0.0.1:{self.port}/ocpp/{identity}"
+        peer = ChargePointThread(FACTORIES[version], url, subprotocols=[f"ocpp{version}"])
+        return await trio.to_thread.run_sync(peer.start)
+
+    async def call(self, peer: ChargePointThread, payload: Any) -> Any:
+        """A charge point's call, through hubgate (to the CSMS when it is up)."""
+        return await trio.to_thread.run_sync(peer.call, payload)
+
+    async def csms_call(self, identity: str, payload: Any) -> Any:
+        """A CSMS call to a charge point (or the gateway), through hubgate."""
+        await trio.to_thread.run_sync(self.csms.wait_connected, identity)
+        return await trio.to_thread.run_sync(self.csms.call, identity, payload)
+
+    async def online(self, identity: str) -> None:
+        """Wait until hubgate's upstream connection of `identity` is up."""
+        while True:
+            link = self.proxy.chargers.get(identity)
+            if link is not None and link.upstream.online:
+                return
+            await trio.sleep(0.01)
+
+    async def stop_csms(self) -> None:
+        await trio.to_thread.run_sync(self.csms.stop)
+
+    async def start_csms(self) -> None:
+        await trio.to_thread.run_sync(self.csms.start)
+
+
+@asynccontextmanager
+async def open_proxied(tmp_path: Path, *, csms_up: bool = True) -> AsyncIterator[Proxied]:
+    """The test CSMS (started unless `csms_up` is False) and hubgate proxying to it."""
+    csms = CsmsThread()
+    await trio.to_thread.run_sync(csms.start)
+    if not csms_up:
+        await trio.to_thread.run_sync(csms.stop)
+    config = Csms(
+        url=f"ws://127.0.0.1:{csms.port}/ocpp",
+        identity=GATEWAY,
+        queue_path=str(tmp_path / "queue.sqlite3"),
+    )
+    book = LimitBook()
+    registry = StationRegistry([*ADMISSIONS, *FLEET])
+    try:
+        async with (
+            open_csms_proxy(config, book, settings=FAST) as proxy,
+            trio.open_nursery() as nursery,
+        ):
+            listener = OcppListener(OcppServer(port=0), registry, attach=proxy.attach)
+            port = await nursery.start(listener.serve)
+            yield Proxied(csms, proxy, registry, book, port)
+            nursery.cancel_scope.cancel()
+    finally:
+        await trio.to_thread.run_sync(csms.stop)
