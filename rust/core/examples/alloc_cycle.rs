@@ -31,7 +31,7 @@ fn node(parent: Option<usize>, phase: f64, power: f64) -> NodeSpec {
     }
 }
 
-/// The same shape as `tests/allocation/sites.py::hub`.
+/// The same shape as `hub` in `python/hubgate/benchmarking/hub_site.py` (the benchmark hub).
 fn hub(connectors: usize, rng: &mut Rng) -> (Topology, Vec<f64>, Vec<f64>, Vec<u8>, f64) {
     let c = connectors as f64;
     let chargers = connectors.div_ceil(2);
