@@ -134,14 +134,8 @@ def _demo(args: argparse.Namespace) -> int:
             )
             print(f"dashboard: {dashboard_url(gateway.site, gateway.ports['api'])}", flush=True)
 
-            async def pace() -> None:
-                period = gateway.site.control.cycle_s
-                while True:
-                    await trio.sleep(period)
-                    await demo.advance(period)
-
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(pace)
+                nursery.start_soon(demo.pace)
                 await _until_signal(gateway, args.duration, args.status_every, signals)
                 nursery.cancel_scope.cancel()
             await _finish(gateway)

@@ -94,6 +94,13 @@ class Demo:
         """Step the simulation by `seconds` of simulated time."""
         await trio.to_thread.run_sync(self.sim_site.advance, seconds)
 
+    async def pace(self) -> None:
+        """Advance simulated time by one control period every control period, forever."""
+        period = self.gateway.site.control.cycle_s
+        while True:
+            await trio.sleep(period)
+            await self.advance(period)
+
     async def simulation(self, read: Callable[[Simulation], object]) -> object:
         """Run `read` on the simulation in its own thread."""
         sim = self.sim_site.site.sim
