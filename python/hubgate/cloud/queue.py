@@ -4,7 +4,10 @@ Every SQLite call runs on a worker thread (`trio.to_thread.run_sync`) behind a
 capacity limiter of one, so the one connection is used by one thread at a time
 and the Trio loop never waits on an fsync. Enqueues that arrive while a commit
 is running are written together in the next commit (group commit): hundreds of
-chargers share one fsync instead of queueing for one each.
+chargers share one fsync instead of queueing for one each. Replay spends one
+hop per acknowledgement; the acknowledgement that ends a fetched batch (or a
+StartTransaction, whose answer the next messages may need) and the next fetch
+share one.
 """
 
 from __future__ import annotations
@@ -90,8 +93,10 @@ class DurableQueue:
         """
         delivered = 0
         fetch = functools.partial(Store.pending, charge_point=charge_point, limit=batch)
-        while messages := await self.run(fetch):
-            for message in messages:
+        messages = await self.run(fetch)
+        while messages:
+            for position, message in enumerate(messages, 1):
+                last = position == len(messages)
                 try:
                     answer = await send(message)
                 except CsmsCallError as error:
@@ -105,12 +110,24 @@ class DurableQueue:
                     )
                     if not dead:
                         raise
+                    if last:
+                        messages = await self.run(fetch)
                     continue
-                await self.run(functools.partial(Store.acknowledge, seq=message.seq, answer=answer))
                 delivered += 1
-                if message.action == "StartTransaction":
-                    break  # later messages may need the new transaction id: fetch again
+                acknowledge = functools.partial(Store.acknowledge, seq=message.seq, answer=answer)
+                if last or message.action == "StartTransaction":
+                    # the next messages may need the new transaction id: fetch them
+                    # after the acknowledgement, in the same worker-thread hop
+                    messages = await self.run(functools.partial(_then, acknowledge, fetch))
+                    break
+                await self.run(acknowledge)
         return delivered
+
+
+def _then(first: Callable[[Store], object], second: Callable[[Store], T], store: Store) -> T:
+    """`first(store)`, then `second(store)`'s result: two store operations in one thread hop."""
+    first(store)
+    return second(store)
 
 
 @asynccontextmanager
