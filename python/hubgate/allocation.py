@@ -25,12 +25,13 @@ from hubgate._core import (
     AllocSettings,
 )
 from hubgate.config.model import GRID_NODE_ID, Charger, SiteConfig
+from hubgate.control.limits import PARAGRAPH_14A_KW_PER_DEVICE
 
 ConnectorKey = tuple[str, int]
 """A connector by (charger id, connector id)."""
 
-PARAGRAPH_14A_W = 4200.0
-"""§14a EnWG: power a controllable device may always draw despite dimming."""
+PARAGRAPH_14A_W = PARAGRAPH_14A_KW_PER_DEVICE * 1000.0
+"""The §14a floor per controllable device in W (the fact lives in `control.limits`)."""
 
 OCPP_STEP_A = 0.1
 """Charging-profile limits resolve 0.1 A (OCPP multipleOf 0.1)."""
