@@ -184,7 +184,7 @@ def test_replay_rate_through_the_proxy(benchmark: Any, tmp_path: Path, impl: str
             store.enqueue_many(offline_transactions(cp, E2E_PER_CHARGE_POINT))
         store.close()
         csms = subprocess.Popen(
-            [sys.executable, str(ocpp_tests / "upstream_csms.py"), str(total)],
+            [sys.executable, str(ocpp_tests / "csms_peer.py"), str(total)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -62,7 +62,7 @@ def test_physics_only(benchmark: Any, warm_depot: Simulation, impl: str) -> None
 
 # -- protocol mode: the depot behind its Modbus servers and OCPP stations ----------------------
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "sim"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "ocpp"))
 from csms_peer import running_csms, wait_until  # noqa: E402
 
 WIRE_ROUND_S = 30.0

@@ -9,7 +9,8 @@ import ssl
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from types import ModuleType
+from typing import Any, TypeVar
 
 import websockets
 from ocpp.routing import on
@@ -46,9 +47,13 @@ def composite_limit(profiles: list[dict[str, Any]], now: datetime) -> float | No
 
 
 class _Recorder:
-    """What the charger was told, and how it answers profiles."""
+    """What the charger was told, and how it answers profiles; `results` is the
+    version's `call_result` module."""
 
-    def _init_recorder(self) -> None:
+    results: ModuleType
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.received: list[tuple[str, dict[str, Any]]] = []
         self._arrived = threading.Condition()
         self.profiles: list[dict[str, Any]] = []
@@ -84,32 +89,66 @@ class _Recorder:
         return "Accepted"
 
 
-class Cp16(ChargePoint16, _Recorder):
+_Peer = TypeVar("_Peer", bound=_Recorder)
+
+
+def accepting(*actions: str) -> Callable[[type[_Peer]], type[_Peer]]:
+    """Class decorator: for each action a handler that records the call and answers
+    `status="Accepted"`."""
+
+    def handler_of(action: str) -> Any:
+        def handler(self: _Recorder, **kw: Any) -> Any:
+            self._record(action, kw)
+            return getattr(self.results, action)(status="Accepted")
+
+        handler.__name__ = f"on_{action}"  # the `ocpp` package routes by method name
+        return on(action)(handler)
+
+    def add(cls: type[_Peer]) -> type[_Peer]:
+        for action in actions:
+            setattr(cls, f"on_{action}", handler_of(action))
+        return cls
+
+    return add
+
+
+class _Profiles2(_Recorder):
+    """SetChargingProfile and GetCompositeSchedule as 2.0.1 and 2.1 have them."""
+
+    @on("SetChargingProfile")
+    def set_charging_profile(
+        self, evse_id: int, charging_profile: dict[str, Any], **kw: Any
+    ) -> Any:
+        self._record("SetChargingProfile", charging_profile)
+        return self.results.SetChargingProfile(status=self._store_profile(charging_profile))
+
+    @on("GetCompositeSchedule")
+    def get_composite_schedule(self, duration: int, evse_id: int, **kw: Any) -> Any:
+        limit = composite_limit(self.profiles, datetime.now(UTC))
+        if limit is None:
+            return self.results.GetCompositeSchedule(status="Rejected")
+        schedule = {
+            "evse_id": evse_id,
+            "duration": duration,
+            "schedule_start": now_text(),
+            "charging_rate_unit": kw.get("charging_rate_unit", "A"),
+            "charging_schedule_period": [{"start_period": 0, "limit": limit}],
+        }
+        return self.results.GetCompositeSchedule(status="Accepted", schedule=schedule)
+
+
+@accepting(
+    "RemoteStartTransaction",
+    "RemoteStopTransaction",
+    "Reset",
+    "ChangeAvailability",
+    "ChangeConfiguration",
+    "TriggerMessage",
+)
+class Cp16(_Recorder, ChargePoint16):
     """A 1.6 charge point that accepts every operation and records it."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._init_recorder()
-
-    @on("RemoteStartTransaction")
-    def remote_start(self, **kw: Any) -> Any:
-        self._record("RemoteStartTransaction", kw)
-        return result16.RemoteStartTransaction(status="Accepted")
-
-    @on("RemoteStopTransaction")
-    def remote_stop(self, **kw: Any) -> Any:
-        self._record("RemoteStopTransaction", kw)
-        return result16.RemoteStopTransaction(status="Accepted")
-
-    @on("Reset")
-    def reset(self, **kw: Any) -> Any:
-        self._record("Reset", kw)
-        return result16.Reset(status="Accepted")
-
-    @on("ChangeAvailability")
-    def change_availability(self, **kw: Any) -> Any:
-        self._record("ChangeAvailability", kw)
-        return result16.ChangeAvailability(status="Accepted")
+    results = result16
 
     @on("GetConfiguration")
     def get_configuration(self, **kw: Any) -> Any:
@@ -118,16 +157,6 @@ class Cp16(ChargePoint16, _Recorder):
             {"key": "ChargingScheduleAllowedChargingRateUnit", "readonly": True, "value": "Current"}
         ]
         return result16.GetConfiguration(configuration_key=keys, unknown_key=[])
-
-    @on("ChangeConfiguration")
-    def change_configuration(self, **kw: Any) -> Any:
-        self._record("ChangeConfiguration", kw)
-        return result16.ChangeConfiguration(status="Accepted")
-
-    @on("TriggerMessage")
-    def trigger_message(self, **kw: Any) -> Any:
-        self._record("TriggerMessage", kw)
-        return result16.TriggerMessage(status="Accepted")
 
     @on("SetChargingProfile")
     def set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
@@ -158,32 +187,22 @@ class Cp16(ChargePoint16, _Recorder):
         )
 
 
-class Cp201(ChargePoint201, _Recorder):
+@accepting(
+    "RequestStopTransaction",
+    "Reset",
+    "ChangeAvailability",
+    "TriggerMessage",
+    "ClearChargingProfile",
+)
+class Cp201(_Profiles2, ChargePoint201):
     """A 2.0.1 charging station that accepts every operation and records it."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._init_recorder()
+    results = result201
 
     @on("RequestStartTransaction")
     def request_start(self, **kw: Any) -> Any:
         self._record("RequestStartTransaction", kw)
         return result201.RequestStartTransaction(status="Accepted", transaction_id="tx-remote")
-
-    @on("RequestStopTransaction")
-    def request_stop(self, **kw: Any) -> Any:
-        self._record("RequestStopTransaction", kw)
-        return result201.RequestStopTransaction(status="Accepted")
-
-    @on("Reset")
-    def reset(self, **kw: Any) -> Any:
-        self._record("Reset", kw)
-        return result201.Reset(status="Accepted")
-
-    @on("ChangeAvailability")
-    def change_availability(self, **kw: Any) -> Any:
-        self._record("ChangeAvailability", kw)
-        return result201.ChangeAvailability(status="Accepted")
 
     @on("GetVariables")
     def get_variables(self, get_variable_data: list[dict[str, Any]], **kw: Any) -> Any:
@@ -212,65 +231,11 @@ class Cp201(ChargePoint201, _Recorder):
         ]
         return result201.SetVariables(set_variable_result=results)
 
-    @on("TriggerMessage")
-    def trigger_message(self, **kw: Any) -> Any:
-        self._record("TriggerMessage", kw)
-        return result201.TriggerMessage(status="Accepted")
 
-    @on("SetChargingProfile")
-    def set_charging_profile(
-        self, evse_id: int, charging_profile: dict[str, Any], **kw: Any
-    ) -> Any:
-        self._record("SetChargingProfile", charging_profile)
-        return result201.SetChargingProfile(status=self._store_profile(charging_profile))
-
-    @on("ClearChargingProfile")
-    def clear_charging_profile(self, **kw: Any) -> Any:
-        self._record("ClearChargingProfile", kw)
-        return result201.ClearChargingProfile(status="Accepted")
-
-    @on("GetCompositeSchedule")
-    def get_composite_schedule(self, duration: int, evse_id: int, **kw: Any) -> Any:
-        limit = composite_limit(self.profiles, datetime.now(UTC))
-        if limit is None:
-            return result201.GetCompositeSchedule(status="Rejected")
-        schedule = {
-            "evse_id": evse_id,
-            "duration": duration,
-            "schedule_start": now_text(),
-            "charging_rate_unit": kw.get("charging_rate_unit", "A"),
-            "charging_schedule_period": [{"start_period": 0, "limit": limit}],
-        }
-        return result201.GetCompositeSchedule(status="Accepted", schedule=schedule)
-
-
-class Cp21(ChargePoint21, _Recorder):
+class Cp21(_Profiles2, ChargePoint21):
     """A 2.1 charging station taking charging profiles; it handles nothing else."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._init_recorder()
-
-    @on("SetChargingProfile")
-    def set_charging_profile(
-        self, evse_id: int, charging_profile: dict[str, Any], **kw: Any
-    ) -> Any:
-        self._record("SetChargingProfile", charging_profile)
-        return result21.SetChargingProfile(status=self._store_profile(charging_profile))
-
-    @on("GetCompositeSchedule")
-    def get_composite_schedule(self, duration: int, evse_id: int, **kw: Any) -> Any:
-        limit = composite_limit(self.profiles, datetime.now(UTC))
-        if limit is None:
-            return result21.GetCompositeSchedule(status="Rejected")
-        schedule = {
-            "evse_id": evse_id,
-            "duration": duration,
-            "schedule_start": now_text(),
-            "charging_rate_unit": kw.get("charging_rate_unit", "A"),
-            "charging_schedule_period": [{"start_period": 0, "limit": limit}],
-        }
-        return result21.GetCompositeSchedule(status="Accepted", schedule=schedule)
+    results = result21
 
 
 class ChargePointThread:

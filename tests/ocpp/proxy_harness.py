@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from csms_peer import CsmsThread, proxy_csms
 from ocpp_harness import ADMISSIONS, FACTORIES
 from ocpp_peers import ChargePointThread
-from upstream_csms import CsmsThread
 
 from hubgate.cloud.proxy import CsmsProxy, ProxySettings, open_csms_proxy
 from hubgate.config.model import Csms, OcppServer, OcppVersion
@@ -75,16 +75,24 @@ class Proxied:
 
 
 @asynccontextmanager
-async def open_proxied(tmp_path: Path, *, csms_up: bool = True) -> AsyncIterator[Proxied]:
-    """The test CSMS (started unless `csms_up` is False) and hubgate proxying to it."""
-    csms = CsmsThread()
+async def open_proxied(
+    tmp_path: Path,
+    *,
+    csms_up: bool = True,
+    csms: CsmsThread | None = None,
+    **credentials: Any,
+) -> AsyncIterator[Proxied]:
+    """The test CSMS (`proxy_csms()` unless given; started unless `csms_up` is False) and
+    hubgate proxying to it with the given `Csms` credential settings."""
+    csms = csms or proxy_csms()
     await trio.to_thread.run_sync(csms.start)
     if not csms_up:
         await trio.to_thread.run_sync(csms.stop)
     config = Csms(
-        url=f"ws://127.0.0.1:{csms.port}/ocpp",
+        url=f"{csms.url}/ocpp",
         identity=GATEWAY,
         queue_path=str(tmp_path / "queue.sqlite3"),
+        **credentials,
     )
     book = LimitBook()
     registry = StationRegistry([*ADMISSIONS, *FLEET])

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import trio
+from csms_peer import proxy_csms
 from ocpp_peers import ChargePointThread, Cp16
 from test_proxy_offline import _script
-from upstream_csms import CsmsThread
 
 from hubgate.cloud.store import Store
 
@@ -93,7 +93,7 @@ async def _connect(base_url: str) -> list[ChargePointThread]:
 
 async def test_sigkill_during_replay_resumes_after_restart(tmp_path: Path) -> None:
     site = _site(tmp_path)
-    csms = await trio.to_thread.run_sync(CsmsThread().start)
+    csms = await trio.to_thread.run_sync(proxy_csms().start)
     await trio.to_thread.run_sync(csms.stop)  # the CSMS is away; its port is known
     total = len(IDENTITIES) * TRANSACTIONS * 10
     expected: dict[str, list[str]] = {}

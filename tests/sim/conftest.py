@@ -1,11 +1,15 @@
-"""Small sites and scenarios written to a temporary folder."""
+"""Small sites and scenarios written to a temporary folder. The protocol-mode tests dial
+the OCPP tests' CSMS (tests/ocpp/csms_peer.py)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "ocpp"))
 
 SITE = """\
 [site]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from csms_peer import Csms, running_csms, wait_until
+from csms_peer import CsmsThread, running_csms, wait_until
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 from wire_support import write_wire_scenario
@@ -21,7 +21,7 @@ SLOT_16, SLOT_201 = 2, 3
 
 
 @pytest.fixture
-def site_and_csms(tmp_path: Path) -> Iterator[tuple[SiteThread, Csms]]:
+def site_and_csms(tmp_path: Path) -> Iterator[tuple[SiteThread, CsmsThread]]:
     """The wire test site with its stations dialling a test CSMS, both booted."""
     loaded = load_scenario(write_wire_scenario(tmp_path))
     with (
@@ -77,7 +77,7 @@ def _step_until(running: SiteThread, check: Any, what: str, limit_s: int = 60) -
 
 
 def test_stations_report_boot_status_transactions_and_meter_values(
-    site_and_csms: tuple[SiteThread, Csms],
+    site_and_csms: tuple[SiteThread, CsmsThread],
 ) -> None:
     running, csms = site_and_csms
     _step_until(
@@ -119,7 +119,7 @@ def test_stations_report_boot_status_transactions_and_meter_values(
 
 
 def test_a_profile_limits_the_ev_until_its_valid_to_then_the_base_applies(
-    site_and_csms: tuple[SiteThread, Csms],
+    site_and_csms: tuple[SiteThread, CsmsThread],
 ) -> None:
     running, csms = site_and_csms
     _step_until(
@@ -155,7 +155,7 @@ def test_a_profile_limits_the_ev_until_its_valid_to_then_the_base_applies(
 
 
 def test_a_201_station_applies_a_profile_and_answers_variables(
-    site_and_csms: tuple[SiteThread, Csms],
+    site_and_csms: tuple[SiteThread, CsmsThread],
 ) -> None:
     running, csms = site_and_csms
     _step_until(running, lambda: _station(running, "SIM-201").connectors[0].tx_id, "2.0.1 tx")
@@ -222,13 +222,13 @@ duration_s = 10
         running.advance(6)
         wait_until(lambda: not _station(running, "SIM-16").connected, what="disconnect")
         running.advance(10)
-        wait_until(lambda: csms.connections.count("SIM-16") == 2, what="reconnect")
+        wait_until(lambda: csms.arrivals.count("SIM-16") == 2, what="reconnect")
         wait_until(lambda: csms.received("SIM-16", "BootNotification"), what="boot again")
-        assert csms.connections.count("SIM-201") == 1  # the other station stayed connected
+        assert csms.arrivals.count("SIM-201") == 1  # the other station stayed connected
 
 
 def test_a_16_station_answers_configuration_availability_remote_and_reset(
-    site_and_csms: tuple[SiteThread, Csms],
+    site_and_csms: tuple[SiteThread, CsmsThread],
 ) -> None:
     running, csms = site_and_csms
     station = _station(running, "SIM-16")
@@ -288,7 +288,7 @@ def test_a_16_station_answers_configuration_availability_remote_and_reset(
     assert csms.call("SIM-16", firmware).status == "NotImplemented"
 
     assert csms.call("SIM-16", call16.Reset(type="Soft")).status == "Accepted"
-    wait_until(lambda: csms.connections.count("SIM-16") == 2, what="reconnect after reset")
+    wait_until(lambda: csms.arrivals.count("SIM-16") == 2, what="reconnect after reset")
     wait_until(lambda: csms.received("SIM-16", "BootNotification"), what="boot after reset")
 
 

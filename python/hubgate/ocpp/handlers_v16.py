@@ -7,8 +7,9 @@ import time
 from typing import Any
 
 from hubgate.config.model import OcppVersion
+from hubgate.ocpp.handlers_common import boot_answer, common_handlers
 from hubgate.ocpp.meter_values import merge_meter_values, parse_timestamp
-from hubgate.ocpp.policy import CsmsPolicy, ocpp_now
+from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import BootInfo, Station, Transaction
 from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.session import Handler
@@ -16,6 +17,9 @@ from hubgate.ocpp.session import Handler
 _TRANSACTION_IDS = itertools.count(int(time.time()) % 2_000_000_000)
 """1.6 transaction ids are assigned by the CSMS. Seeded from the clock so that a restart
 does not hand out ids a charger may still hold from before; they stay within int32."""
+
+ACKNOWLEDGED = ("FirmwareStatusNotification", "DiagnosticsStatusNotification")
+"""Notifications answered with an empty payload."""
 
 
 def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
@@ -25,22 +29,13 @@ def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
         return {"status": "Accepted" if policy.authorizes(id_tag) else "Invalid"}
 
     async def boot_notification(p: Payload) -> Payload:
-        station.boot = BootInfo(
+        boot = BootInfo(
             p["chargePointVendor"],
             p["chargePointModel"],
             p.get("chargePointSerialNumber"),
             p.get("firmwareVersion"),
         )
-        return {
-            "status": policy.boot_status,
-            "currentTime": ocpp_now(),
-            "interval": policy.boot_interval(),
-        }
-
-    async def heartbeat(p: Payload) -> Payload:
-        now = ocpp_now()
-        station.last_heartbeat = parse_timestamp(now)
-        return {"currentTime": now}
+        return boot_answer(station, policy, boot)
 
     async def status_notification(p: Payload) -> Payload:
         connector = station.connector(p["connectorId"])
@@ -84,21 +79,12 @@ def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
         )
         return {}
 
-    async def data_transfer(p: Payload) -> Payload:
-        return {"status": "UnknownVendorId"}
-
-    async def acknowledge(p: Payload) -> Payload:
-        return {}
-
     return {
         "BootNotification": boot_notification,
-        "Heartbeat": heartbeat,
         "StatusNotification": status_notification,
         "Authorize": authorize,
         "StartTransaction": start_transaction,
         "StopTransaction": stop_transaction,
         "MeterValues": meter_values,
-        "DataTransfer": data_transfer,
-        "FirmwareStatusNotification": acknowledge,
-        "DiagnosticsStatusNotification": acknowledge,
+        **common_handlers(station, ACKNOWLEDGED),
     }

@@ -5,11 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from hubgate.config.model import OcppVersion
+from hubgate.ocpp.handlers_common import boot_answer, common_handlers
 from hubgate.ocpp.meter_values import merge_meter_values, parse_timestamp
-from hubgate.ocpp.policy import CsmsPolicy, ocpp_now
+from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import BootInfo, Station, Transaction
 from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.session import Handler
+
+ACKNOWLEDGED = (
+    "NotifyEvent",
+    "NotifyReport",
+    "SecurityEventNotification",
+    "FirmwareStatusNotification",
+    "LogStatusNotification",
+)
+"""Notifications answered with an empty payload."""
 
 
 def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict[str, Handler]:
@@ -20,19 +30,10 @@ def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict
 
     async def boot_notification(p: Payload) -> Payload:
         info = p["chargingStation"]
-        station.boot = BootInfo(
+        boot = BootInfo(
             info["vendorName"], info["model"], info.get("serialNumber"), info.get("firmwareVersion")
         )
-        return {
-            "status": policy.boot_status,
-            "currentTime": ocpp_now(),
-            "interval": policy.boot_interval(),
-        }
-
-    async def heartbeat(p: Payload) -> Payload:
-        now = ocpp_now()
-        station.last_heartbeat = parse_timestamp(now)
-        return {"currentTime": now}
+        return boot_answer(station, policy, boot)
 
     async def status_notification(p: Payload) -> Payload:
         station.connector(p["evseId"]).status = p["connectorStatus"]
@@ -73,23 +74,11 @@ def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict
         connector.measure(merge_meter_values(connector.measurement, p["meterValue"], version))
         return {}
 
-    async def data_transfer(p: Payload) -> Payload:
-        return {"status": "UnknownVendorId"}
-
-    async def acknowledge(p: Payload) -> Payload:
-        return {}
-
     return {
         "BootNotification": boot_notification,
-        "Heartbeat": heartbeat,
         "StatusNotification": status_notification,
         "Authorize": authorize,
         "TransactionEvent": transaction_event,
         "MeterValues": meter_values,
-        "DataTransfer": data_transfer,
-        "NotifyEvent": acknowledge,
-        "NotifyReport": acknowledge,
-        "SecurityEventNotification": acknowledge,
-        "FirmwareStatusNotification": acknowledge,
-        "LogStatusNotification": acknowledge,
+        **common_handlers(station, ACKNOWLEDGED),
     }

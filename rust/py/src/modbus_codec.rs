@@ -154,41 +154,62 @@ fn request_of(request: &Bound<'_, Request>) -> pdu::Request {
     request.get().clone().into()
 }
 
-/// Modbus TCP client codec: several requests may be in flight, matched by
-/// transaction id, unit and function.
-#[pyclass(module = "hubgate._core")]
-#[derive(Default)]
-pub(crate) struct TcpClientCodec {
-    codec: client::TcpClient,
-    /// Reused for every frame, so encoding allocates nothing.
-    scratch: Vec<u8>,
+/// A client codec class: the core codec with a scratch buffer reused for every
+/// frame (so encoding allocates nothing), `new`, `encode_request` (documented by
+/// `$encode_doc`) and `receive_data`, then the class's own methods.
+macro_rules! client_codec {
+    (
+        $(#[$class_doc:meta])*
+        $name:ident($core:ty);
+        $(#[$encode_doc:meta])*
+        encode_request;
+        $($methods:tt)*
+    ) => {
+        $(#[$class_doc])*
+        #[pyclass(module = "hubgate._core")]
+        #[derive(Default)]
+        pub(crate) struct $name {
+            codec: $core,
+            scratch: Vec<u8>,
+        }
+
+        #[pymethods]
+        impl $name {
+            #[new]
+            fn new() -> Self {
+                Self::default()
+            }
+
+            $(#[$encode_doc])*
+            fn encode_request<'py>(
+                &mut self,
+                py: Python<'py>,
+                unit: u8,
+                request: &Bound<'py, Request>,
+            ) -> Result<(u16, Bound<'py, PyBytes>), CoreError> {
+                self.scratch.clear();
+                let id = self
+                    .codec
+                    .encode_request_into(unit, request_of(request), &mut self.scratch)?;
+                Ok((id, PyBytes::new(py, &self.scratch)))
+            }
+
+            /// Appends received bytes (`bytes`, `bytearray` or `memoryview`).
+            fn receive_data(&mut self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+                with_bytes(data, |d| self.codec.receive_data(d))
+            }
+
+            $($methods)*
+        }
+    };
 }
 
-#[pymethods]
-impl TcpClientCodec {
-    #[new]
-    fn new() -> Self {
-        Self::default()
-    }
-
+client_codec! {
+    /// Modbus TCP client codec: several requests may be in flight, matched by
+    /// transaction id, unit and function.
+    TcpClientCodec(client::TcpClient);
     /// Encodes `request` for `unit`; returns `(transaction_id, frame)`.
-    fn encode_request<'py>(
-        &mut self,
-        py: Python<'py>,
-        unit: u8,
-        request: &Bound<'py, Request>,
-    ) -> Result<(u16, Bound<'py, PyBytes>), CoreError> {
-        self.scratch.clear();
-        let id = self
-            .codec
-            .encode_request_into(unit, request_of(request), &mut self.scratch)?;
-        Ok((id, PyBytes::new(py, &self.scratch)))
-    }
-
-    /// Appends received bytes (`bytes`, `bytearray` or `memoryview`).
-    fn receive_data(&mut self, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        with_bytes(data, |d| self.codec.receive_data(d))
-    }
+    encode_request;
 
     /// The next `ResponseReceived` or `ResponseRejected`, `None` when more
     /// bytes are needed; raises `FrameError` on a bad MBAP header.
@@ -211,41 +232,12 @@ impl TcpClientCodec {
     }
 }
 
-/// Modbus RTU client codec (serial or RTU over TCP): one request at a time.
-#[pyclass(module = "hubgate._core")]
-#[derive(Default)]
-pub(crate) struct RtuClientCodec {
-    codec: client::RtuClient,
-    /// Reused for every frame, so encoding allocates nothing.
-    scratch: Vec<u8>,
-}
-
-#[pymethods]
-impl RtuClientCodec {
-    #[new]
-    fn new() -> Self {
-        Self::default()
-    }
-
+client_codec! {
+    /// Modbus RTU client codec (serial or RTU over TCP): one request at a time.
+    RtuClientCodec(client::RtuClient);
     /// Encodes `request` for `unit`; returns `(transaction_id, frame)`. It
     /// replaces any pending request and drops buffered bytes as stale.
-    fn encode_request<'py>(
-        &mut self,
-        py: Python<'py>,
-        unit: u8,
-        request: &Bound<'py, Request>,
-    ) -> Result<(u16, Bound<'py, PyBytes>), CoreError> {
-        self.scratch.clear();
-        let id = self
-            .codec
-            .encode_request_into(unit, request_of(request), &mut self.scratch)?;
-        Ok((id, PyBytes::new(py, &self.scratch)))
-    }
-
-    /// Appends received bytes (`bytes`, `bytearray` or `memoryview`).
-    fn receive_data(&mut self, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        with_bytes(data, |d| self.codec.receive_data(d))
-    }
+    encode_request;
 
     /// The next `ResponseReceived` or `ResponseRejected`, `None` when more
     /// bytes are needed.

@@ -1,17 +1,31 @@
-"""A test CSMS: the `ocpp` package's asyncio ChargePoint on the server side of a
-`websockets` server, in its own thread with its own event loop. It can be stopped
-and started again on the same port, and logs every frame it receives."""
+"""The test CSMS: the `ocpp` package's asyncio ChargePoint on the server side of a
+`websockets` server, in its own thread with its own event loop.
+
+It answers 1.6 and 2.0.1 charge points, logs every frame they send, lets the test call
+them, can be stopped and started again on the same port, and can require HTTP Basic auth
+(OCPP security profiles 1 and 2) and TLS. Run as a script it serves in its own process
+(for benchmarks: its own interpreter and GIL).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
+import ssl
 import sys
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http import HTTPStatus
+from types import ModuleType
 from typing import Any
 
 import ocpp.messages
 import websockets
+from ocpp.charge_point import camel_to_snake_case
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call_result as result16
@@ -27,42 +41,56 @@ make the test peers, not hubgate, the bottleneck of the replay tests."""
 
 
 class _Central:
-    """What both versions share: a frame log, transaction numbering, accepted tokens."""
+    """What both versions share: the frame log, the calls of this connection, tokens, and
+    the answers alike in both; `results` is the version's `call_result` module."""
 
     csms: CsmsThread
+    results: ModuleType
+    received: list[tuple[str, dict[str, Any]]]
+    """This connection's calls: (action, payload with snake_case keys)."""
 
     async def route_message(self, raw: str | bytes) -> None:
         frame = json.loads(raw)
         self.csms.log(self.id, frame)  # type: ignore[attr-defined]
-        self._unique_id = frame[1]
+        if frame[0] == 2:
+            self.received.append((frame[2], camel_to_snake_case(frame[3])))
         await super().route_message(raw)  # type: ignore[misc]
 
     def _status(self, token: str) -> str:
-        return "Accepted" if token in self.csms.accepted else "Invalid"
+        accepted = self.csms.accepted
+        return "Accepted" if accepted is None or token in accepted else "Invalid"
+
+    @on("BootNotification")
+    def boot(self, **kw: Any) -> Any:
+        return self.results.BootNotification(
+            current_time=now_text(), interval=self.csms.heartbeat_s, status="Accepted"
+        )
+
+    @on("Heartbeat")
+    def heartbeat(self, **kw: Any) -> Any:
+        return self.results.Heartbeat(current_time=now_text())
+
+    @on("StatusNotification")
+    def status(self, **kw: Any) -> Any:
+        return self.results.StatusNotification()
+
+    @on("MeterValues")
+    def meter_values(self, **kw: Any) -> Any:
+        return self.results.MeterValues()
 
 
 class Central16(_Central, ChargePoint16):
     """The CSMS side of a 1.6 charge point."""
 
-    @on("BootNotification")
-    def boot(self, **kw: Any) -> Any:
-        return result16.BootNotification(current_time=now_text(), interval=123, status="Accepted")
-
-    @on("Heartbeat")
-    def heartbeat(self, **kw: Any) -> Any:
-        return result16.Heartbeat(current_time=now_text())
-
-    @on("StatusNotification")
-    def status(self, **kw: Any) -> Any:
-        return result16.StatusNotification()
+    results = result16
 
     @on("Authorize")
     def authorize(self, id_tag: str) -> Any:
         return result16.Authorize(id_tag_info={"status": self._status(id_tag)})
 
     @on("StartTransaction")
-    def start_transaction(self, id_tag: str, **kw: Any) -> Any:
-        transaction_id = self.csms.transaction_id(self.id, self._unique_id)
+    def start_transaction(self, id_tag: str, call_unique_id: str, **kw: Any) -> Any:
+        transaction_id = self.csms.transaction_id(self.id, call_unique_id)
         return result16.StartTransaction(
             transaction_id=transaction_id, id_tag_info={"status": self._status(id_tag)}
         )
@@ -71,25 +99,11 @@ class Central16(_Central, ChargePoint16):
     def stop_transaction(self, **kw: Any) -> Any:
         return result16.StopTransaction()
 
-    @on("MeterValues")
-    def meter_values(self, **kw: Any) -> Any:
-        return result16.MeterValues()
-
 
 class Central201(_Central, ChargePoint201):
     """The CSMS side of a 2.0.1 charging station (also the gateway's own identity)."""
 
-    @on("BootNotification")
-    def boot(self, **kw: Any) -> Any:
-        return result201.BootNotification(current_time=now_text(), interval=123, status="Accepted")
-
-    @on("Heartbeat")
-    def heartbeat(self, **kw: Any) -> Any:
-        return result201.Heartbeat(current_time=now_text())
-
-    @on("StatusNotification")
-    def status(self, **kw: Any) -> Any:
-        return result201.StatusNotification()
+    results = result201
 
     @on("Authorize")
     def authorize(self, id_token: dict[str, Any], **kw: Any) -> Any:
@@ -102,25 +116,60 @@ class Central201(_Central, ChargePoint201):
         info = {"status": self._status(id_token["id_token"])}
         return result201.TransactionEvent(id_token_info=info)
 
-    @on("MeterValues")
-    def meter_values(self, **kw: Any) -> Any:
-        return result201.MeterValues()
+
+def basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """(user, password) of an HTTP Basic `Authorization` header; None if it is not one."""
+    if header is None or not header.startswith("Basic "):
+        return None
+    try:
+        user, sep, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
 
 
 class CsmsThread:
-    """The test CSMS; `start()`/`stop()` (blocking, for `trio.to_thread`) as often as needed."""
+    """The test CSMS; `start()`/`stop()` (blocking, for `trio.to_thread`) as often as needed.
 
-    def __init__(self) -> None:
+    `accepted`: the id tokens it authorizes (None: every one); `heartbeat_s`: the interval
+    it answers boots with; `passwords`: when set, each charge point's Basic-auth password
+    (profiles 1/2: user = identity), others get 401; `ssl_context`: serve TLS (wss)."""
+
+    def __init__(
+        self,
+        *,
+        accepted: set[str] | None = None,
+        heartbeat_s: int = 300,
+        passwords: dict[str, str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.port = 0
-        self.accepted: set[str] = {"TAG-OK"}
+        self.accepted = accepted
+        self.heartbeat_s = heartbeat_s
+        self.passwords = passwords
         self.frames: list[tuple[str, list[Any]]] = []
         self.connections: dict[str, Any] = {}
+        """The connections that are up, by identity."""
+        self.latest: dict[str, Any] = {}
+        """The latest connection of each identity, up or not."""
+        self.arrivals: list[str] = []
+        """Identities in the order their connections were accepted."""
+        self.refused: list[str] = []
+        """Identities whose opening handshake was refused for its credentials."""
+        self.peer_names: dict[str, str] = {}
+        """The common name of each identity's latest TLS client certificate."""
+        self._ssl = ssl_context
         self._lock = threading.Condition()
         self._transactions: dict[tuple[str, str], int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+
+    @property
+    def url(self) -> str:
+        """Where charge points dial (their identity appended)."""
+        return f"{'wss' if self._ssl else 'ws'}://127.0.0.1:{self.port}"
 
     def log(self, identity: str, frame: list[Any]) -> None:
         with self._lock:
@@ -144,6 +193,11 @@ class CsmsThread:
                 if i == identity and f[0] == 2 and (action is None or f[2] == action)
             ]
 
+    def received(self, identity: str, action: str) -> list[dict[str, Any]]:
+        """Payloads (snake_case keys) of `action` on the latest connection of `identity`."""
+        central = self.latest.get(identity)
+        return [p for a, p in list(central.received) if a == action] if central else []
+
     def wait_calls(self, count: int, timeout: float, identities: set[str] | None = None) -> int:
         """Block until `count` Call frames arrived from `identities` (None: anyone); how many did."""
         with self._lock:
@@ -161,17 +215,43 @@ class CsmsThread:
             if not self._lock.wait_for(delivered, timeout):
                 raise TimeoutError(f"not all of {last_ids} arrived")
 
+    def wait_refused(self, identity: str, count: int, timeout: float) -> None:
+        """Block until `identity` was refused `count` times."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: self.refused.count(identity) >= count, timeout):
+                raise TimeoutError(f"{identity} refused {self.refused.count(identity)} times")
+
     def _call_count(self, identities: set[str] | None) -> int:
         return sum(
             1 for i, f in self.frames if f[0] == 2 and (identities is None or i in identities)
         )
+
+    def _check_credentials(self, connection: Any, request: Any) -> Any:
+        """The opening handshake's Basic auth: None lets it through, else a 401 response."""
+        assert self.passwords is not None
+        identity = request.path.rsplit("/", 1)[-1]
+        credentials = basic_credentials(request.headers.get("Authorization"))
+        password = self.passwords.get(identity)
+        if password is not None and credentials == (identity, password):
+            return None
+        with self._lock:
+            self.refused.append(identity)
+            self._lock.notify_all()
+        return connection.respond(HTTPStatus.UNAUTHORIZED, "wrong credentials\n")
 
     async def _serve(self, connection: Any) -> None:
         identity = connection.request.path.rsplit("/", 1)[-1]
         factory = Central16 if connection.subprotocol == "ocpp1.6" else Central201
         central = factory(identity, connection)
         central.csms = self
+        central.received = []
+        certificate = connection.transport.get_extra_info("peercert")
+        if certificate:
+            subject = dict(item for rdn in certificate["subject"] for item in rdn)
+            self.peer_names[identity] = subject["commonName"]
         self.connections[identity] = central
+        self.latest[identity] = central
+        self.arrivals.append(identity)
         try:
             await central.start()
         except websockets.ConnectionClosed:
@@ -188,6 +268,8 @@ class CsmsThread:
             "127.0.0.1",
             self.port,
             subprotocols=SUBPROTOCOLS,  # type: ignore[arg-type]
+            ssl=self._ssl,
+            process_request=None if self.passwords is None else self._check_credentials,
         ) as server:
             self.port = server.sockets[0].getsockname()[1]  # type: ignore[index]
             self._ready.set()
@@ -212,8 +294,8 @@ class CsmsThread:
         self._thread.join(10)
         self._thread = None
 
-    def call(self, identity: str, payload: Any, timeout: float = 5.0) -> Any:
-        """Send a call to a connected charge point (through the proxy) and wait for the result."""
+    def call(self, identity: str, payload: Any, timeout: float = 10.0) -> Any:
+        """Send a call to a connected charge point and wait for the result."""
         central = self.connections[identity]
         assert self._loop is not None
         future = asyncio.run_coroutine_threadsafe(central.call(payload, suppress=False), self._loop)
@@ -221,18 +303,38 @@ class CsmsThread:
 
     def wait_connected(self, identity: str, timeout: float = 5.0) -> None:
         """Block until `identity` has a connection."""
-        deadline = threading.Event()
-        for _ in range(int(timeout / 0.01)):
-            if identity in self.connections:
-                return
-            deadline.wait(0.01)
-        raise TimeoutError(f"{identity} did not connect to the CSMS")
+        wait_until(lambda: identity in self.connections, timeout, f"{identity} to connect")
+
+
+def wait_until(check: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
+    """Poll `check` (wall clock) until it is true; fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what or check}")
+        time.sleep(0.01)
+
+
+def proxy_csms() -> CsmsThread:
+    """The CSMS of the proxy tests: it authorizes only TAG-OK, and answers boots with a
+    123 s interval (hubgate's own answer would say 60)."""
+    return CsmsThread(accepted={"TAG-OK"}, heartbeat_s=123)
+
+
+@contextmanager
+def running_csms(**options: Any) -> Iterator[CsmsThread]:
+    """A started `CsmsThread(**options)` on a free loopback port, stopped at the end."""
+    csms = CsmsThread(**options).start()
+    try:
+        yield csms
+    finally:
+        csms.stop()
 
 
 def main(expected: int) -> None:
-    """Serve in this process (for benchmarks: its own interpreter and GIL): print the port,
-    then `received N` once `expected` calls arrived; stop when stdin closes."""
-    csms = CsmsThread().start()
+    """Serve in this process: print the port, then `received N` once `expected` calls
+    arrived; stop when stdin closes."""
+    csms = proxy_csms().start()
     print(f"port {csms.port}", flush=True)
     print(f"received {csms.wait_calls(expected, 600, None)}", flush=True)
     sys.stdin.read()

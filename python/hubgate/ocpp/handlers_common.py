@@ -1,0 +1,43 @@
+"""What the 1.6 and 2.x handlers answer alike: boot, heartbeat, data transfer, notifications."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from hubgate.ocpp.meter_values import parse_timestamp
+from hubgate.ocpp.policy import CsmsPolicy, ocpp_now
+from hubgate.ocpp.registry import BootInfo, Station
+from hubgate.ocpp.rpc import Payload
+from hubgate.ocpp.session import Handler
+
+
+def boot_answer(station: Station, policy: CsmsPolicy, boot: BootInfo) -> Payload:
+    """Record what the station booted as; the BootNotification answer the policy gives."""
+    station.boot = boot
+    return {
+        "status": policy.boot_status,
+        "currentTime": ocpp_now(),
+        "interval": policy.boot_interval(),
+    }
+
+
+def common_handlers(station: Station, acknowledged: Iterable[str]) -> dict[str, Handler]:
+    """Heartbeat, DataTransfer (no vendor extension is known) and the `acknowledged`
+    notifications, which are answered with an empty payload."""
+
+    async def heartbeat(p: Payload) -> Payload:
+        now = ocpp_now()
+        station.last_heartbeat = parse_timestamp(now)
+        return {"currentTime": now}
+
+    async def data_transfer(p: Payload) -> Payload:
+        return {"status": "UnknownVendorId"}
+
+    async def acknowledge(p: Payload) -> Payload:
+        return {}
+
+    return {
+        "Heartbeat": heartbeat,
+        "DataTransfer": data_transfer,
+        **dict.fromkeys(acknowledged, acknowledge),
+    }
