@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml
 
-.PHONY: demo test bench lint rust-test py-test clean
+.PHONY: demo test bench lint rust-test py-test wheel clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,13 @@ lint: $(VENV)/.built
 rust-test:
 	cargo test --workspace --quiet
 
-py-test: $(VENV)/.built
+# The wheel `pip install` takes, in target/wheels (reusing the release build of .built);
+# tests/test_wheel.py installs it in a fresh virtual environment.
+wheel: $(VENV)/.built
+	rm -rf target/wheels
+	$(BIN)/maturin build --release --quiet --interpreter $(BIN)/python --out target/wheels
+
+py-test: $(VENV)/.built wheel
 	$(BIN)/pytest -q tests bench --benchmark-disable
 
 test: lint rust-test py-test

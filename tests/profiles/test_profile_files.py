@@ -151,6 +151,15 @@ def test_missing_folder_is_one_clear_problem(tmp_path: Path) -> None:
         load_all(tmp_path / "absent")
 
 
+def test_the_package_folder_is_the_repository_folder_unless_overridden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HUBGATE_PROFILES", raising=False)
+    assert default_dir() == Path(__file__).resolve().parents[2] / "firmware-profiles"
+    monkeypatch.setenv("HUBGATE_PROFILES", str(tmp_path))
+    assert default_dir() == tmp_path
+
+
 def test_site_device_with_a_profile_of_another_kind(tmp_path: Path, examples_dir: Path) -> None:
     text = (examples_dir / "sites" / "small-4.toml").read_text()
     path = tmp_path / "site.toml"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from importlib import resources
 from pathlib import Path
 
 from hubgate.profiles.checks import profile_problems
@@ -17,11 +18,12 @@ SUFFIX = ".toml"
 
 
 def default_dir() -> Path:
-    """`$HUBGATE_PROFILES`, else the repository's `firmware-profiles/`."""
+    """`$HUBGATE_PROFILES`, else the profiles shipped in the package: its
+    `firmware_profiles` data folder, in a checkout a link to `firmware-profiles/`."""
     override = os.environ.get(PROFILES_ENV)
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[3] / "firmware-profiles"
+    return Path(str(resources.files("hubgate") / "firmware_profiles")).resolve()
 
 
 def profile_files(folder: Path | None = None) -> dict[str, Path]:
