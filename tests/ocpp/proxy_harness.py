@@ -15,6 +15,7 @@ from ocpp_harness import ADMISSIONS, FACTORIES
 from ocpp_peers import ChargePointThread
 
 from hubgate.cloud.proxy import CsmsProxy, ProxySettings, open_csms_proxy
+from hubgate.cloud.upstream import UpstreamLink
 from hubgate.config.model import Csms, OcppServer, OcppVersion
 from hubgate.control.limits import LimitBook
 from hubgate.ocpp.registry import Admission, StationRegistry
@@ -65,6 +66,14 @@ class Proxied:
             link = self.proxy.chargers.get(identity)
             if link is not None and link.upstream.online:
                 return
+            await trio.sleep(0.01)
+
+    async def link(self, identity: str) -> UpstreamLink:
+        """The upstream link of a connected charger, once its proxy runs."""
+        while True:
+            charger = self.proxy.chargers.get(identity)
+            if charger is not None:
+                return charger.upstream
             await trio.sleep(0.01)
 
     async def stop_csms(self) -> None:

@@ -123,11 +123,13 @@ def _serve(args: argparse.Namespace) -> int:
                     print("stopped", flush=True)
                     nursery.cancel_scope.cancel()
 
-    failure: OSError | None = None
+    failure: BaseException | None = None
     try:
         trio.run(main)
     except* OSError as group:  # cannot listen (port taken) or read the TLS files
-        failure = group.exceptions[0]  # type: ignore[assignment]
+        failure = group
+        while isinstance(failure, BaseExceptionGroup):  # nested nurseries
+            failure = failure.exceptions[0]
     if failure is not None:
         print(f"hubgate: error: {failure}", file=sys.stderr)
         return EXIT_FAILURE

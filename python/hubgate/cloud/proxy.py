@@ -43,6 +43,7 @@ from typing import Any
 import trio
 
 from hubgate.cloud.authlist import auth_record, authorize_answer, local_list_update, token_key
+from hubgate.cloud.credentials import CsmsAuth
 from hubgate.cloud.csms_limits import CsmsLimits, profile_of
 from hubgate.cloud.offline import OfflineHandling, OfflineRule, offline_handling
 from hubgate.cloud.queue import CsmsCallError, DurableQueue, open_durable_queue
@@ -129,6 +130,7 @@ class CsmsProxy:
         self.chargers: dict[str, ChargerProxy] = {}
         """The proxy of each connected charger, by identity."""
         self.gateway: UpstreamLink | None = None
+        self.auth = CsmsAuth(csms)
 
     def attach(self, station: Station, version: OcppVersion) -> ChargerProxy:
         """The listener's `Attach`: the proxy of one new charger connection."""
@@ -150,6 +152,7 @@ class CsmsProxy:
             backoff=self.settings.backoff,
             limits=self.settings.upstream,
             connect_timeout_s=self.settings.connect_timeout_s,
+            auth=self.auth,
             on_connect=on_connect,
         )
 

@@ -4,7 +4,7 @@ hubgate plays the charging station here: it connects to `url/identity` with
 the station's OCPP subprotocol (OCPP 2.x Local Controller rules: the same
 identity and URI path as the charger's own connection, 2.0.1 Part 4 §6), and
 an `OcppSession` on the socket answers the CSMS's calls with the given
-handlers. After a loss it waits `Backoff.delay(attempt)` and tries again,
+handlers. `CsmsAuth` gives its TLS context and Basic-auth header. After a loss it waits `Backoff.delay(attempt)` and tries again,
 from the first delay once a connection has been up.
 """
 
@@ -14,11 +14,13 @@ import logging
 import random
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
 import trio
-from trio_websocket import ConnectionClosed, HandshakeError, wrap_client_stream
+from trio_websocket import ConnectionClosed, ConnectionRejected, HandshakeError, wrap_client_stream
 
+from hubgate.cloud.credentials import CredentialError, CsmsAuth
 from hubgate.config.model import OcppVersion
 from hubgate.ocpp.rpc import subprotocol
 from hubgate.ocpp.session import Handler, OcppSession, SessionLimits
@@ -28,6 +30,15 @@ LOG = logging.getLogger("hubgate.cloud")
 
 OnConnect = Callable[[OcppSession], Awaitable[None]]
 """Runs on each new connection while it lasts (cancelled when it drops)."""
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _first(group: BaseExceptionGroup[_E]) -> _E:
+    """The first exception of a group, however deeply nested."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def upstream_url(base: str, identity: str) -> str:
@@ -45,6 +56,7 @@ class UpstreamLink:
         version: OcppVersion,
         handlers: Mapping[str, Handler],
         *,
+        auth: CsmsAuth,
         backoff: Backoff,
         limits: SessionLimits,
         connect_timeout_s: float = 10.0,
@@ -61,6 +73,7 @@ class UpstreamLink:
         self._limits = limits
         self._connect_timeout_s = connect_timeout_s
         self._on_connect = on_connect
+        self._auth = auth
         self._rng = random.Random()
 
     @property
@@ -75,14 +88,19 @@ class UpstreamLink:
             try:
                 if await self._connection():
                     attempt = 0
-            except (
+            except* ConnectionRejected as group:  # raised in the handshake's nursery
+                status = _first(group).status_code
+                LOG.warning("%s: the CSMS rejected the connection: HTTP %d", self.identity, status)
+            except* (
                 OSError,
                 HandshakeError,
                 ConnectionClosed,
                 trio.BrokenResourceError,
                 trio.TooSlowError,
-            ) as exc:
-                LOG.info("%s: CSMS unreachable: %r", self.identity, exc)
+            ) as group:
+                LOG.info("%s: CSMS unreachable: %r", self.identity, _first(group))
+            except* CredentialError as group:
+                LOG.warning("%s: not connecting to the CSMS: %s", self.identity, _first(group))
             finally:
                 self.session = None
                 self.attempted.set()
@@ -94,9 +112,18 @@ class UpstreamLink:
         secure = parts.scheme == "wss"
         host, port = parts.hostname or "", parts.port or (443 if secure else 80)
         if secure:
-            return await trio.open_ssl_over_tcp_stream(
-                host, port, ssl_context=ssl.create_default_context(), https_compatible=True
+            context = self._auth.ssl_context(self.identity)
+            stream = await trio.open_ssl_over_tcp_stream(
+                host, port, ssl_context=context, https_compatible=True
             )
+            try:
+                await stream.do_handshake()  # now, so that a refused certificate says so
+            except trio.BrokenResourceError as exc:
+                await trio.aclose_forcefully(stream)
+                if isinstance(exc.__cause__, ssl.SSLError):
+                    raise exc.__cause__ from None
+                raise
+            return stream
         return await trio.open_tcp_stream(host, port)
 
     async def _connection(self) -> bool:
@@ -107,6 +134,7 @@ class UpstreamLink:
         """
         wanted = subprotocol(self.version)
         parts = urlsplit(self.url)
+        headers = self._auth.headers(self.identity)
         with trio.fail_after(self._connect_timeout_s):
             stream = await self._open_stream()
         try:
@@ -118,6 +146,7 @@ class UpstreamLink:
                         parts.netloc,
                         parts.path or "/",
                         subprotocols=[wanted],
+                        extra_headers=headers,
                         message_queue_size=4,
                     )
                 if ws.subprotocol != wanted:

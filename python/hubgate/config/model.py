@@ -337,12 +337,77 @@ class OcppServer(Strict):
         return self
 
 
-class Csms(Strict):
-    """The operator's cloud CSMS that hubgate proxies to."""
+class CsmsCredentials(Strict):
+    """What one identity presents to the CSMS: a Basic-auth password (security profiles 1
+    and 2; read at each connection attempt, never logged) and a TLS client certificate."""
+
+    password_file: str | None = Field(
+        default=None, description="File holding the password (one line)"
+    )
+    password_env: str | None = Field(
+        default=None, min_length=1, description="Environment variable holding the password"
+    )
+    tls_client_cert: str | None = Field(default=None, description="Client certificate (PEM)")
+    tls_client_key: str | None = Field(default=None, description="Its private key (PEM)")
+
+    @model_validator(mode="after")
+    def _one_source_each(self) -> CsmsCredentials:
+        if self.password_file is not None and self.password_env is not None:
+            raise ValueError("give password_file or password_env, not both")
+        if (self.tls_client_cert is None) != (self.tls_client_key is None):
+            raise ValueError("tls_client_cert and tls_client_key go together")
+        return self
+
+    @property
+    def has_password(self) -> bool:
+        """Whether a password source is set."""
+        return self.password_file is not None or self.password_env is not None
+
+
+class Csms(CsmsCredentials):
+    """The operator's cloud CSMS that hubgate proxies to. The credential fields are the
+    site's default; `chargers` overrides them per OCPP identity."""
 
     url: str = Field(pattern=r"^wss?://", description="ws:// or wss:// base URL")
     identity: str | None = Field(default=None, description="The gateway's own identity")
     queue_path: str = Field(default="hubgate-queue.sqlite3", description="Store-and-forward file")
+    security_profile: Literal[0, 1, 2, 3] = Field(
+        default=0,
+        description="OCPP security profile: 0 none, 1 Basic auth, 2 Basic auth over TLS, "
+        "3 TLS client certificate",
+    )
+    tls_ca: str | None = Field(
+        default=None, description="CA file the CSMS's certificate must chain to (default: system)"
+    )
+    chargers: dict[str, CsmsCredentials] = Field(
+        default_factory=dict, description="Per-identity credentials, overriding the defaults"
+    )
+
+    @model_validator(mode="after")
+    def _profile_needs(self) -> Csms:
+        profile = self.security_profile
+        every = [self, *self.chargers.values()]
+        if profile >= 2 and not self.url.startswith("wss://"):
+            raise ValueError(f"security_profile {profile} needs a wss:// url")
+        if profile in (1, 2) and not any(c.has_password for c in every):
+            raise ValueError(f"security_profile {profile} needs password_file or password_env")
+        if profile in (0, 3) and any(c.has_password for c in every):
+            raise ValueError("only security_profile 1 and 2 send a password")
+        if profile == 3 and not any(c.tls_client_cert for c in every):
+            raise ValueError("security_profile 3 needs tls_client_cert and tls_client_key")
+        return self
+
+    def credentials(self, identity: str) -> CsmsCredentials:
+        """What `identity` presents: its own password and certificate, else the defaults."""
+        own = self.chargers.get(identity)
+        password = own if own is not None and own.has_password else self
+        cert = own if own is not None and own.tls_client_cert is not None else self
+        return CsmsCredentials(
+            password_file=password.password_file,
+            password_env=password.password_env,
+            tls_client_cert=cert.tls_client_cert,
+            tls_client_key=cert.tls_client_key,
+        )
 
 
 class ModbusServer(Strict):
