@@ -46,14 +46,14 @@ class _Central:
 
     csms: CsmsThread
     results: ModuleType
-    received: list[tuple[str, dict[str, Any]]]
-    """This connection's calls: (action, payload with snake_case keys)."""
+    calls: list[list[Any]]
+    """This connection's Call frames."""
 
     async def route_message(self, raw: str | bytes) -> None:
         frame = json.loads(raw)
         self.csms.log(self.id, frame)  # type: ignore[attr-defined]
         if frame[0] == 2:
-            self.received.append((frame[2], camel_to_snake_case(frame[3])))
+            self.calls.append(frame)
         await super().route_message(raw)  # type: ignore[misc]
 
     def _status(self, token: str) -> str:
@@ -196,7 +196,8 @@ class CsmsThread:
     def received(self, identity: str, action: str) -> list[dict[str, Any]]:
         """Payloads (snake_case keys) of `action` on the latest connection of `identity`."""
         central = self.latest.get(identity)
-        return [p for a, p in list(central.received) if a == action] if central else []
+        calls = list(central.calls) if central else []
+        return [camel_to_snake_case(f[3]) for f in calls if f[2] == action]
 
     def wait_calls(self, count: int, timeout: float, identities: set[str] | None = None) -> int:
         """Block until `count` Call frames arrived from `identities` (None: anyone); how many did."""
@@ -244,7 +245,7 @@ class CsmsThread:
         factory = Central16 if connection.subprotocol == "ocpp1.6" else Central201
         central = factory(identity, connection)
         central.csms = self
-        central.received = []
+        central.calls = []
         certificate = connection.transport.get_extra_info("peercert")
         if certificate:
             subject = dict(item for rdn in certificate["subject"] for item in rdn)
