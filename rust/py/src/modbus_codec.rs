@@ -274,22 +274,87 @@ fn exception(function_code: u8, exception_code: u8) -> pdu::Response {
     }
 }
 
-/// Modbus TCP server codec for one connection.
-#[pyclass(module = "hubgate._core")]
-#[derive(Default)]
-pub(crate) struct TcpServerCodec(server::TcpServer);
+/// How a server codec frames a response; RTU frames carry no transaction id.
+trait ResponseFrame {
+    fn frame(
+        transaction_id: u16,
+        unit: u8,
+        response: &pdu::Response,
+    ) -> Result<Vec<u8>, pdu::EncodeError>;
+}
 
-#[pymethods]
-impl TcpServerCodec {
-    #[new]
-    fn new() -> Self {
-        Self::default()
+impl ResponseFrame for server::TcpServer {
+    fn frame(
+        transaction_id: u16,
+        unit: u8,
+        response: &pdu::Response,
+    ) -> Result<Vec<u8>, pdu::EncodeError> {
+        Self::encode_response(transaction_id, unit, response)
     }
+}
 
-    /// Appends received bytes (`bytes`, `bytearray` or `memoryview`).
-    fn receive_data(&mut self, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        with_bytes(data, |d| self.0.receive_data(d))
+impl ResponseFrame for server::RtuServer {
+    fn frame(_: u16, unit: u8, response: &pdu::Response) -> Result<Vec<u8>, pdu::EncodeError> {
+        Self::encode_response(unit, response)
     }
+}
+
+/// A server codec class: the core codec, `new`, `receive_data`, `encode_response` and
+/// `encode_exception` (framed by its `ResponseFrame`), then the class's own methods.
+macro_rules! server_codec {
+    ($(#[$class_doc:meta])* $name:ident($core:ty); $($methods:tt)*) => {
+        $(#[$class_doc])*
+        #[pyclass(module = "hubgate._core")]
+        #[derive(Default)]
+        pub(crate) struct $name($core);
+
+        #[pymethods]
+        impl $name {
+            #[new]
+            fn new() -> Self {
+                Self::default()
+            }
+
+            /// Appends received bytes (`bytes`, `bytearray` or `memoryview`).
+            fn receive_data(&mut self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+                with_bytes(data, |d| self.0.receive_data(d))
+            }
+
+            /// Encodes `response` as a whole frame.
+            #[staticmethod]
+            fn encode_response<'py>(
+                py: Python<'py>,
+                transaction_id: u16,
+                unit: u8,
+                response: &Bound<'py, Response>,
+            ) -> Result<Bound<'py, PyBytes>, CoreError> {
+                let response = pdu::Response::from(response.get().clone());
+                let frame = <$core as ResponseFrame>::frame(transaction_id, unit, &response)?;
+                Ok(PyBytes::new(py, &frame))
+            }
+
+            /// Encodes an exception response as a whole frame.
+            #[staticmethod]
+            fn encode_exception<'py>(
+                py: Python<'py>,
+                transaction_id: u16,
+                unit: u8,
+                function_code: u8,
+                exception_code: u8,
+            ) -> Result<Bound<'py, PyBytes>, CoreError> {
+                let response = exception(function_code, exception_code);
+                let frame = <$core as ResponseFrame>::frame(transaction_id, unit, &response)?;
+                Ok(PyBytes::new(py, &frame))
+            }
+
+            $($methods)*
+        }
+    };
+}
+
+server_codec! {
+    /// Modbus TCP server codec for one connection.
+    TcpServerCodec(server::TcpServer);
 
     /// The next `RequestReceived` or `RequestRejected`, `None` when more
     /// bytes are needed; raises `FrameError` on a bad MBAP header.
@@ -299,52 +364,12 @@ impl TcpServerCodec {
             None => Ok(None),
         }
     }
-
-    /// Encodes `response` as a whole frame.
-    #[staticmethod]
-    fn encode_response<'py>(
-        py: Python<'py>,
-        transaction_id: u16,
-        unit: u8,
-        response: &Bound<'py, Response>,
-    ) -> Result<Bound<'py, PyBytes>, CoreError> {
-        let response = pdu::Response::from(response.get().clone());
-        let bytes = server::TcpServer::encode_response(transaction_id, unit, &response)?;
-        Ok(PyBytes::new(py, &bytes))
-    }
-
-    /// Encodes an exception response as a whole frame.
-    #[staticmethod]
-    fn encode_exception<'py>(
-        py: Python<'py>,
-        transaction_id: u16,
-        unit: u8,
-        function_code: u8,
-        exception_code: u8,
-    ) -> Result<Bound<'py, PyBytes>, CoreError> {
-        let response = exception(function_code, exception_code);
-        let bytes = server::TcpServer::encode_response(transaction_id, unit, &response)?;
-        Ok(PyBytes::new(py, &bytes))
-    }
 }
 
-/// Modbus RTU server codec (serial or RTU over TCP); answers every unit.
-/// Transaction ids are always 0 and ignored when encoding.
-#[pyclass(module = "hubgate._core")]
-#[derive(Default)]
-pub(crate) struct RtuServerCodec(server::RtuServer);
-
-#[pymethods]
-impl RtuServerCodec {
-    #[new]
-    fn new() -> Self {
-        Self::default()
-    }
-
-    /// Appends received bytes (`bytes`, `bytearray` or `memoryview`).
-    fn receive_data(&mut self, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        with_bytes(data, |d| self.0.receive_data(d))
-    }
+server_codec! {
+    /// Modbus RTU server codec (serial or RTU over TCP); answers every unit.
+    /// Transaction ids are always 0 and ignored when encoding.
+    RtuServerCodec(server::RtuServer);
 
     /// The next `RequestReceived` or `RequestRejected`, `None` when more
     /// bytes are needed; frames with a bad CRC are dropped silently.
@@ -359,39 +384,5 @@ impl RtuServerCodec {
     #[getter]
     fn discarded(&self) -> u64 {
         self.0.discarded()
-    }
-
-    /// Encodes `response` as a whole frame.
-    #[staticmethod]
-    #[pyo3(signature = (transaction_id, unit, response))]
-    fn encode_response<'py>(
-        py: Python<'py>,
-        transaction_id: u16,
-        unit: u8,
-        response: &Bound<'py, Response>,
-    ) -> Result<Bound<'py, PyBytes>, CoreError> {
-        let _ = transaction_id;
-        let response = pdu::Response::from(response.get().clone());
-        Ok(PyBytes::new(
-            py,
-            &server::RtuServer::encode_response(unit, &response)?,
-        ))
-    }
-
-    /// Encodes an exception response as a whole frame.
-    #[staticmethod]
-    fn encode_exception<'py>(
-        py: Python<'py>,
-        transaction_id: u16,
-        unit: u8,
-        function_code: u8,
-        exception_code: u8,
-    ) -> Result<Bound<'py, PyBytes>, CoreError> {
-        let _ = transaction_id;
-        let response = exception(function_code, exception_code);
-        Ok(PyBytes::new(
-            py,
-            &server::RtuServer::encode_response(unit, &response)?,
-        ))
     }
 }
