@@ -17,6 +17,7 @@ import ssl
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http import HTTPStatus
@@ -160,6 +161,9 @@ class CsmsThread:
         """The common name of each identity's latest TLS client certificate."""
         self._ssl = ssl_context
         self._lock = threading.Condition()
+        self._call_counts: Counter[str] = Counter()
+        self._delivered: set[tuple[str, str]] = set()
+        """(identity, message id) of every Call received, for the waits."""
         self._transactions: dict[tuple[str, str], int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -174,6 +178,9 @@ class CsmsThread:
     def log(self, identity: str, frame: list[Any]) -> None:
         with self._lock:
             self.frames.append((identity, frame))
+            if frame[0] == 2:
+                self._call_counts[identity] += 1
+                self._delivered.add((identity, frame[1]))
             self._lock.notify_all()
 
     def transaction_id(self, identity: str, unique_id: str) -> int:
@@ -209,8 +216,7 @@ class CsmsThread:
         """Block until each identity's Call with the given message id arrived."""
 
         def delivered() -> bool:
-            seen = {(i, f[1]) for i, f in self.frames if f[0] == 2}
-            return all(item in seen for item in last_ids.items())
+            return all(item in self._delivered for item in last_ids.items())
 
         with self._lock:
             if not self._lock.wait_for(delivered, timeout):
@@ -223,9 +229,8 @@ class CsmsThread:
                 raise TimeoutError(f"{identity} refused {self.refused.count(identity)} times")
 
     def _call_count(self, identities: set[str] | None) -> int:
-        return sum(
-            1 for i, f in self.frames if f[0] == 2 and (identities is None or i in identities)
-        )
+        counts = self._call_counts
+        return sum(counts.values() if identities is None else (counts[i] for i in identities))
 
     def _check_credentials(self, connection: Any, request: Any) -> Any:
         """The opening handshake's Basic auth: None lets it through, else a 401 response."""
