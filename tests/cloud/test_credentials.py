@@ -91,6 +91,10 @@ def test_basic_auth_header_under_profiles_1_and_2_only(monkeypatch: pytest.Monke
     assert name == b"Authorization"
     assert base64.b64decode(value.removeprefix(b"Basic ")) == b"CP/1:s3cret-password-16"
     assert CsmsAuth(csms(url="ws://csms.example")).headers("CP/1") == []
+    only_a = csms(security_profile=1, chargers={"A": {"password_env": "CSMS_PW"}})
+    assert CsmsAuth(only_a).headers("A")
+    with pytest.raises(CredentialError, match="no password is configured for B"):
+        CsmsAuth(only_a).headers("B")
 
 
 def test_tls_files_are_loaded_at_start(tmp_path: Path) -> None:

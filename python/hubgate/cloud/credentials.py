@@ -48,7 +48,7 @@ class CsmsAuth:
         self.csms = csms
         self._contexts: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
         if csms.url.startswith("wss://"):
-            for credentials in (csms, *csms.chargers.values()):
+            for credentials in (csms, *map(csms.credentials, csms.chargers)):
                 self._context(credentials)
 
     def ssl_context(self, identity: str) -> ssl.SSLContext:

@@ -4,8 +4,9 @@ hubgate plays the charging station here: it connects to `url/identity` with
 the station's OCPP subprotocol (OCPP 2.x Local Controller rules: the same
 identity and URI path as the charger's own connection, 2.0.1 Part 4 §6), and
 an `OcppSession` on the socket answers the CSMS's calls with the given
-handlers. `CsmsAuth` gives its TLS context and Basic-auth header. After a loss it waits `Backoff.delay(attempt)` and tries again,
-from the first delay once a connection has been up.
+handlers; `CsmsAuth` gives its TLS context and Basic-auth header. After a loss
+or a refusal it waits `Backoff.delay(attempt)` and tries again, from the first
+delay once a connection has been up.
 """
 
 from __future__ import annotations
