@@ -344,3 +344,35 @@ async def test_pv_mode_switched_at_run_time(autojump_clock: trio.testing.MockClo
         assert site.charger("cp-1").limit_a > 0
         with pytest.raises(CommandRejectedError):
             await loop.set_pv_mode("cp-9#1", True)
+
+
+@dataclass
+class RefusingBattery(SimBattery):
+    """Answers reads but refuses commands while `refusing`."""
+
+    refusing: bool = True
+
+    async def command(self, power_w: float) -> BatteryCommandResult:
+        if self.refusing:
+            await trio.sleep(0.01)
+            raise UnreachableError(f"{self.id}: write refused")
+        return await super().command(power_w)
+
+
+async def test_battery_command_failures_are_reported_once_and_retried(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    site = build(connected=())
+    site.battery = battery = RefusingBattery()
+    async with running(site) as loop:
+        await trio.sleep(10)
+        battery.refusing = False
+        await trio.sleep(5)
+        state = loop.hub.latest
+        assert state is not None
+        messages = [e.message for e in state.events if e.subject == "battery:battery"]
+        assert messages == [
+            "command failed (UnreachableError: battery: write refused)",
+            "commands accepted again",
+        ]
+        assert battery.command_w == -30_000  # retried every cycle until it took

@@ -482,7 +482,9 @@ class ControlLoop:
         deadline = trio.current_time() + self.timing.command_share * self.period_s
         results = await gather_by_deadline(ops, deadline)
         if battery is not None:
-            self.energy.commanded(results.pop(battery[0], None), now)
+            problem = self.energy.commanded(results.pop(battery[0], None), now)
+            if problem is not None:
+                self._event(EventLevel.WARNING, battery[0], problem)
         index = {info.name: i for i, info in enumerate(self.model.connectors)} if results else {}
         for name, outcome in results.items():
             i = index[name]

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from hubgate.config.model import GRID_NODE_ID, SiteConfig
+from hubgate.control.cycle import Failed
 from hubgate.control.energy import (
     BatterySpec,
     EnergyDecision,
@@ -90,6 +91,7 @@ class SiteEnergy:
         self.grid_import_w: float | None = None
         self._sent: tuple[float, float] | None = None
         """The last command the battery confirmed and when."""
+        self._failing = False
 
     # -- sensing ---------------------------------------------------------------------------
 
@@ -226,12 +228,25 @@ class SiteEnergy:
 
         return self._battery_name, run
 
-    def commanded(self, outcome: object, now: float) -> None:
-        """Note the battery's answer to `command_op`'s command (a failure is re-sent)."""
+    def commanded(self, outcome: object, now: float) -> str | None:
+        """Note the battery's answer to `command_op`'s command (a failure is re-sent next
+        cycle); what to tell the operator when commanding starts or stops failing."""
         if isinstance(outcome, BatteryCommandResult):
             self._sent = (outcome.power_w, now)
-        else:
-            self._sent = None
+            if self._failing:
+                self._failing = False
+                return "commands accepted again"
+            return None
+        self._sent = None
+        if self._failing:
+            return None
+        self._failing = True
+        why = (
+            f"{type(outcome.error).__name__}: {outcome.error}"
+            if isinstance(outcome, Failed)
+            else "no answer"
+        )
+        return f"command failed ({why})"
 
     # -- records ---------------------------------------------------------------------------
 
