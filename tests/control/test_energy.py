@@ -148,6 +148,16 @@ def test_deadband_holds_only_where_it_imports_no_more() -> None:
     assert p.decide(inputs(now=2, grid_import_w=-20_000, battery=reading())).battery_w == -19_800
 
 
+def test_deadband_never_holds_a_discharge_the_policy_turned_into_a_charge() -> None:
+    p = policy(PV_ONLY)
+    p.reverse_dwell_s = 0.0
+    p.decide(inputs(peak_target_w=99_900, battery=reading()))  # 100 W over: discharge
+    assert p.last_command_w == 100
+    # at the minimum SoC with 300 W exported: a small charge, never the held discharge
+    d = p.decide(inputs(now=1, grid_import_w=-300, battery=reading(soc=10, at=1)))
+    assert d.battery_w == -300
+
+
 def test_no_battery_still_gives_the_pv_surplus() -> None:
     d = policy(None).decide(inputs(grid_import_w=-7_000, pv_mode_draw_w=3_000))
     assert d.battery_w is None

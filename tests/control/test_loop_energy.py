@@ -376,3 +376,19 @@ async def test_battery_command_failures_are_reported_once_and_retried(
             "commands accepted again",
         ]
         assert battery.command_w == -30_000  # retried every cycle until it took
+
+
+async def test_battery_back_from_silence_is_commanded_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    site = build(connected=())
+    async with running(site, SITE.replace("lease_s = 10", "lease_s = 60")):  # re-sent each 30 s
+        await trio.sleep(20)
+        site.battery.reachable = False
+        await trio.sleep(10)
+        site.battery.command_w = 0.0  # it rebooted and forgot its limits
+        site.battery.reachable = True
+        back = trio.current_time()
+        await trio.sleep(3)
+    assert [t for t, _ in site.battery.commands if t > back]  # not only after half a lease
+    assert site.battery.command_w == -30_000

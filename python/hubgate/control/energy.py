@@ -205,8 +205,8 @@ class EnergyPolicy:
         if way * self._last_way < 0 and inputs.now - self._last_way_at < self.reverse_dwell_s:
             command, way = 0.0, 0.0  # idle: a change of direction waits for the dwell
             reasons.append("direction change waits for the dwell: idle")
-        elif command != 0.0 and command <= last < command + self.deadband_w:
-            command = last  # within the deadband, and only where it imports no more
+        elif command * last > 0 and command <= last < command + self.deadband_w:
+            command = last  # within the deadband, one way, and only where it imports no more
         if way:
             self._last_way, self._last_way_at = way, inputs.now
         self.last_command_w = command

@@ -215,7 +215,10 @@ class SiteEnergy:
     def command_op(self, now: float) -> tuple[str, Callable[[], Awaitable[object]]] | None:
         """The battery command to send this cycle: when it changed or half a lease went by."""
         battery, decision = self.battery, self.decision
-        if battery is None or decision is None or decision.battery_w is None:
+        if battery is None or decision is None:
+            return None
+        if decision.battery_w is None:
+            self._sent = None  # not heard from: it may have lost its limits, send when back
             return None
         wanted = decision.battery_w
         sent = self._sent
