@@ -6,10 +6,10 @@ import math
 import tomllib
 from dataclasses import replace
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from hubgate.allocation import CycleInputs, SiteAllocator
+from hubgate.allocation import AllocationSettings, CycleInputs, SiteAllocator
 from hubgate.config.model import SiteConfig
 from hubgate.control.energy import (
     BatteryMode,
@@ -280,3 +280,70 @@ def test_grid_import_never_exceeds_the_site_limit_with_the_allocator(
     else:
         battery_import = max(measured_import, -d.battery_w)
     assert other + battery_import + evs <= limit + 1e-3
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    limit_kw=st.floats(60, 300),
+    n=st.integers(1, 6),
+    steps=st.lists(
+        st.tuples(
+            st.floats(-80_000, 200_000),  # other load this cycle (PV included)
+            st.floats(0, 1),  # where the battery lands between its power and its command
+            st.booleans(),  # the battery answers
+            st.floats(0.2, 1.0),  # peak target as a share of the limit
+            st.sampled_from([5.0, 10.0, 30.0, 60.0, 90.0, 95.0]),  # SoC, the window's edges too
+        ),
+        min_size=2,
+        max_size=12,
+    ),
+)
+@example(  # discharging at the limit, then the SoC floor: the lost discharge is reserved at once
+    limit_kw=100.0,
+    n=6,
+    steps=[
+        (70_000.0, 1.0, True, 0.3, 60.0),
+        (70_000.0, 1.0, True, 0.3, 60.0),
+        (70_000.0, 0.5, True, 0.3, 5.0),
+    ],
+)
+def test_a_run_of_cycles_never_imports_above_the_limit(
+    limit_kw: float, n: int, steps: list[tuple[float, float, bool, float, float]]
+) -> None:
+    """Cycle after cycle: meter, policy, allocation on the reserved base, then the EVs take
+    their setpoints and the battery lands anywhere between its power and its command (or,
+    silent, between its power and its last command): the import stays under the limit."""
+    connectors = ", ".join(f"{{ id = {i}, max_current_a = 32 }}" for i in range(1, n + 1))
+    site = SiteConfig.model_validate(
+        tomllib.loads(SITE.format(limit_kw=limit_kw, connectors=connectors))
+    )
+    # no dwell, interval or settling: every setpoint may change every cycle
+    allocator = SiteAllocator(site, AllocationSettings(0.0, 0.0, 0.0, math.inf, 0.0))
+    limit = limit_kw * 1000
+    p = EnergyPolicy(SPEC, stale_s=3.0, reverse_dwell_s=0.0)
+    ev_w, battery_power, commanded = 0.0, 0.0, 0.0
+    for t, (other, landing, answered, target_share, soc) in enumerate(steps):
+        grid = other + ev_w - battery_power
+        bat = BatteryReading(float(t), soc, battery_power) if answered else None
+        d = p.decide(
+            EnergyInputs(
+                float(t), grid, limit, target_share * limit, ev_w, n * 32 * 3 * VOLTAGE, 0.0, bat
+            )
+        )
+        base_w = max(other - battery_power, 0.0) + d.reserve_metered_w
+        per_phase = base_w / (3 * VOLTAGE)
+        result = allocator.allocate(
+            CycleInputs(
+                float(t),
+                allocator.base_load({"grid": (per_phase, per_phase, per_phase)}),
+                [math.inf] * n,
+                [True] * n,
+            )
+        )
+        if d.battery_w is not None:
+            commanded = d.battery_w
+        battery_power += landing * (commanded - battery_power)
+        ev_w = sum(a * 3 * VOLTAGE for a in result.setpoint_a)
+        if other + max(-battery_power, 0.0) > limit:
+            return  # the site alone is over: nothing the EVs can fix
+        assert other + ev_w - battery_power <= limit + 1e-3, (t, d)
