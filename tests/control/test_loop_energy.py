@@ -21,7 +21,8 @@ from loop_site import SimCharger, UnreachableError
 from hubgate.api.commands import CommandRejectedError
 from hubgate.config.model import SiteConfig
 from hubgate.control.decisions import DecisionLog
-from hubgate.control.limits import LimitBook
+from hubgate.control.limits import SITE as SITE_TARGET
+from hubgate.control.limits import Limit, LimitBook, LimitSource
 from hubgate.control.loop import ControlLoop, SiteDevices
 from hubgate.devices.model import Reading
 from hubgate.devices.storage import BatteryCommandResult
@@ -392,3 +393,27 @@ async def test_battery_back_from_silence_is_commanded_at_once(
         await trio.sleep(3)
     assert [t for t, _ in site.battery.commands if t > back]  # not only after half a lease
     assert site.battery.command_w == -30_000
+
+
+async def test_battery_charging_respects_a_site_limit_from_the_limit_book(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    site = build(connected=())
+    async with running(site) as loop:
+        await trio.sleep(20)
+        assert site.battery.power_w == -30_000  # grid-charging under the 100 A connection
+        loop.limits.set(
+            SITE_TARGET,
+            LimitSource.API,
+            Limit((30.0, 30.0, 30.0)),
+            now=trio.current_time(),
+            lease_s=600,
+            origin="test",
+        )
+        changed = trio.current_time()
+        await trio.sleep(20)
+    limit_w = 30 * 3 * VOLTAGE
+    after = [w for t, w in site.imports if t > changed + BATTERY_REACTION_S + 1.5]
+    assert after
+    assert max(after) <= limit_w + 1
+    assert site.battery.power_w < -5_000  # still charging, within the room left

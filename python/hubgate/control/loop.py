@@ -178,7 +178,7 @@ class ControlLoop:
         }
         self._meter_reading: dict[str, Reading] = {}
         self.energy = SiteEnergy(
-            site, self.model, devices.battery, devices.pv, self.allocator.node_index
+            site, self.model, devices.battery, devices.pv, self.allocator.node_index, limits
         )
         self._protocols = {info.name: info.protocol for info in self.model.connectors}
         self._by_name: dict[str, Device] = {

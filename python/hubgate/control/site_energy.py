@@ -30,6 +30,7 @@ from hubgate.control.energy import (
     EnergyInputs,
     EnergyPolicy,
 )
+from hubgate.control.limits import SITE, LimitBook
 from hubgate.control.site_model import SiteModel
 from hubgate.devices.model import Device, Reading
 from hubgate.devices.storage import Battery, BatteryCommandResult, battery_state, pv_power_w
@@ -60,8 +61,10 @@ class SiteEnergy:
         battery: Battery | None,
         pv: Mapping[str, Device],
         node_index: Callable[[str], int],
+        limits: LimitBook,
     ) -> None:
         self.model = model
+        self.limits = limits
         self.battery = battery
         self.pv = dict(pv)
         control = site.control
@@ -147,7 +150,8 @@ class SiteEnergy:
             elif wanting[i]:
                 amps = min(ev_max[i], info.max_current_a)
                 demand += amps * (1 if info.one_phase else 3) * voltage
-        limit = min(grid_limit_w, peak_w, self._phase_room_w(measured, grid_import))
+        room = self._phase_room_w(measured, grid_import, self._phase_limits(now))
+        limit = min(grid_limit_w, peak_w, room)
         reading = self.battery_reading
         state = battery_state(reading) if reading is not None else None
         decision = self.policy.decide(
@@ -191,18 +195,42 @@ class SiteEnergy:
                 return power
         return sum(measured[0]) * self.model.voltage_v
 
-    def _phase_room_w(self, measured: Mapping[int, Phases3], grid_import: float | None) -> float:
-        """A limit on grid import under which an even three-phase increase at the battery keeps
-        every phase of every node on its path within its cap: the import now plus three times
-        the smallest phase headroom (an unmetered node below the connection allows none)."""
+    def _phase_limits(self, now: float) -> dict[int, Phases3]:
+        """The limit book's phase limits on the nodes above the battery (site, node targets)."""
+        found: dict[int, Phases3] = {}
+        for node in self._path:
+            target = SITE if node == 0 else self.model.node_ids[node]
+            phase = self.limits.in_force(target, now).limit.phase_a
+            if phase is not None:
+                found[node] = phase
+        return found
+
+    def _phase_room_w(
+        self,
+        measured: Mapping[int, Phases3],
+        grid_import: float | None,
+        phase_limits: Mapping[int, Phases3],
+    ) -> float:
+        """A limit on grid import under which an even three-phase change at the battery keeps
+        every phase of every node on its path within its cap (the site file's, or the limit
+        book's where tighter): the import now plus three times the smallest phase headroom,
+        which is negative on a node above its cap. An unmetered node below the connection
+        allows the battery no charging at all."""
         if grid_import is None:
             return math.inf  # the policy idles the battery without a grid meter
+        voltage = self.model.voltage_v
         room = math.inf
         for node in self._path:
             currents = measured.get(node)
+            if currents is None:
+                room = min(room, grid_import + min(self.policy.last_power_w, 0.0))
+                continue
             caps = self.model.caps_a[node]
-            worst = 0.0 if currents is None else min(caps[p] - currents[p] for p in range(3))
-            room = min(room, grid_import + 3 * self.model.voltage_v * max(worst, 0.0))
+            book = phase_limits.get(node)
+            if book is not None:
+                caps = (min(caps[0], book[0]), min(caps[1], book[1]), min(caps[2], book[2]))
+            worst = min(caps[p] - currents[p] for p in range(3))
+            room = min(room, grid_import + 3 * voltage * worst)
         return room
 
     def set_pv_mode(self, index: int, pv_mode: bool) -> None:
