@@ -417,3 +417,26 @@ async def test_battery_charging_respects_a_site_limit_from_the_limit_book(
     assert after
     assert max(after) <= limit_w + 1
     assert site.battery.power_w < -5_000  # still charging, within the room left
+
+
+async def test_a_site_without_battery_or_pv_shows_no_energy(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    site = build()
+    plain = SiteDevices(chargers={(c.id, 1): c for c in site.chargers}, meters={"grid-meter": site})
+    toml = SITE.split("[battery]")[0].replace("pv_mode = true", "pv_mode = false")
+    toml += "[control]\ncycle_s = 1.0\n"
+    loop = ControlLoop(
+        SiteConfig.model_validate(tomllib.loads(toml)),
+        plain,
+        limits=LimitBook(),
+        decisions=DecisionLog(),
+        hub=StateHub(),
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(loop.run)
+        await trio.sleep(5)
+        state = loop.hub.latest
+        assert state is not None
+        assert state.energy is None
+        nursery.cancel_scope.cancel()

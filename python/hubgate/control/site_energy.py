@@ -298,9 +298,10 @@ class SiteEnergy:
         }
 
     def snapshot(self) -> EnergyState | None:
-        """The dashboard's view: battery, PV, grid import, budget."""
+        """The dashboard's view: battery, PV, grid import, budget (None on a site with
+        neither a battery, PV nor a PV-mode connector)."""
         decision = self.decision
-        if decision is None:
+        if decision is None or (self.battery is None and not self.pv and not self._any_pv_mode):
             return None
         reading = self.battery_reading
         state = battery_state(reading) if reading is not None else None
