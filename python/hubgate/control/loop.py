@@ -14,6 +14,8 @@ One cycle (`ControlLoop.step`):
    limit book (site, nodes, connectors; the grid operator's as the root power
    limit with the §14a floor), and the EV-side limit from measured draw (an EV
    that takes less than offered is trimmed, so its headroom goes to others);
+   `SiteEnergy` adds the battery's reserve, the peak target and the PV-mode
+   budget (docs/control.md, "Battery and PV");
 4. allocate, then dispatch the setpoints concurrently (a charger that came back
    has its own failsafe settings configured and verified first);
 5. append a decision record, publish a `SiteState` and record the cycle time.
@@ -49,7 +51,7 @@ from hubgate.control.site_energy import SiteEnergy
 from hubgate.control.site_model import SiteModel, with_finite_limits
 from hubgate.devices.model import AppliedLimit, Charger, Device, IecState, Reading
 from hubgate.devices.profile_driver import ProfileDevice
-from hubgate.devices.storage import Battery
+from hubgate.devices.storage import Battery, BatteryDevice
 from hubgate.errors import HubgateError
 from hubgate.ocpp.device import OcppCharger
 from hubgate.ocpp.operations import ChargerOperations
@@ -184,6 +186,9 @@ class ControlLoop:
         self._by_name: dict[str, Device] = {
             info.name: devices.chargers[info.key] for info in self.model.connectors
         } | {f"meter:{meter_id}": meter for meter_id, meter in devices.meters.items()}
+        self._by_name |= {f"pv:{pv_id}": pv for pv_id, pv in devices.pv.items()}
+        if isinstance(devices.battery, BatteryDevice):
+            self._by_name[f"battery:{devices.battery.id}"] = devices.battery.driver
         operator = site.grid_operator
         self._operator_power_source = {
             GridOperatorSource.MODBUS_SERVER: LimitSource.MODBUS_SERVER,
