@@ -61,6 +61,7 @@ class ConnectorState(Snapshot):
     energy_kwh: float | None = None
     soc_percent: float | None = None
     priority: int = 0
+    pv_mode: bool = Field(default=False, description="Charges from PV surplus only")
     reason: str = ""
     binding: str | None = None
 
@@ -96,6 +97,22 @@ class Event(Snapshot):
     message: str
 
 
+class EnergyState(Snapshot):
+    """The stationary battery and PV: what the battery does and why, the PV-mode budget."""
+
+    battery_mode: str = Field(
+        description="idle, peak-shaving, pv-charge, grid-charge, unavailable or no-grid-meter"
+    )
+    battery_soc_percent: float | None = None
+    battery_power_kw: float | None = Field(default=None, description="Positive = discharging")
+    battery_command_kw: float | None = Field(default=None, description="Positive = discharge")
+    pv_power_kw: float | None = None
+    grid_import_kw: float | None = None
+    peak_target_kw: float | None = None
+    pv_budget_kw: float = Field(description="What PV-mode connectors may draw together")
+    reasons: tuple[str, ...] = ()
+
+
 class SiteState(Snapshot):
     """One snapshot of the whole site, published once per control cycle."""
 
@@ -107,6 +124,7 @@ class SiteState(Snapshot):
     connectors: tuple[ConnectorState, ...]
     devices: tuple[DeviceHealth, ...] = ()
     events: tuple[Event, ...] = Field(default=(), description="Recent events, newest last")
+    energy: EnergyState | None = Field(default=None, description="Battery and PV, when present")
 
     def node(self, node_id: str) -> NodeState:
         """The node with that id (`grid` for the connection)."""

@@ -50,6 +50,9 @@ class RecordingCommands:
     async def stop_charging(self, connector: str) -> None:
         self._record("stop", connector)
 
+    async def set_pv_mode(self, connector: str, pv_mode: bool) -> None:
+        self._record("pv-mode", connector, str(pv_mode))
+
 
 def small_site(examples: Path, api: Api) -> SiteConfig:
     """The small example site with its API on port 0."""

@@ -28,3 +28,6 @@ class Commands(Protocol):
 
     async def stop_charging(self, connector: str) -> None:
         """Stop the session on `connector` (OCPP RequestStopTransaction / RemoteStop)."""
+
+    async def set_pv_mode(self, connector: str, pv_mode: bool) -> None:
+        """Charge `connector` from PV surplus only (or from the grid again) from the next cycle."""

@@ -16,7 +16,8 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from hubgate.state import SiteState
+from hubgate.control.energy import BatteryMode
+from hubgate.state import EnergyState, SiteState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -206,4 +207,38 @@ def snapshot_metrics(state: SiteState) -> list[str]:
             "hubgate_device_reachable", "gauge", "1 while the device answers, else 0", reachable
         ),
         *_family("hubgate_cycles_total", "counter", "Control cycles run", {(): state.cycle}),
+        *energy_metrics(state.energy),
     ]
+
+
+def energy_metrics(energy: EnergyState | None) -> list[str]:
+    """The battery and PV, on a site that has them."""
+    if energy is None:
+        return []
+    mode = energy.battery_mode
+    families = (
+        ("hubgate_battery_soc_percent", "Battery state of charge", energy.battery_soc_percent),
+        (
+            "hubgate_battery_power_watts",
+            "Battery power, positive when discharging",
+            energy.battery_power_kw,
+        ),
+        ("hubgate_pv_power_watts", "PV output", energy.pv_power_kw),
+        (
+            "hubgate_grid_import_watts",
+            "Grid import, negative when exporting",
+            energy.grid_import_kw,
+        ),
+        ("hubgate_pv_budget_watts", "What PV-mode connectors may draw", energy.pv_budget_kw),
+    )
+    lines: list[str] = []
+    for name, help_text, value in families:
+        scale = 1.0 if name.endswith("_percent") else 1000.0
+        lines += _family(name, "gauge", help_text, {(): None if value is None else value * scale})
+    lines += _family(
+        "hubgate_battery_mode",
+        "gauge",
+        "1 for the battery's mode this cycle",
+        {(("mode", m.value),): float(m.value == mode) for m in BatteryMode},
+    )
+    return lines

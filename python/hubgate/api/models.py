@@ -185,6 +185,12 @@ class PriorityWrite(Body):
     priority: int = Field(ge=0, le=9)
 
 
+class PvModeWrite(Body):
+    """Whether a connector charges from PV surplus (and battery discharge) only."""
+
+    pv_mode: bool
+
+
 class StartCharging(Body):
     """Start a session; the id tag defaults to the gateway's own."""
 

@@ -1,4 +1,4 @@
-"""Commands that need the control loop or OCPP: priorities, start and stop charging."""
+"""Commands that need the control loop or OCPP: priorities, PV mode, start and stop charging."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, status
 
 from hubgate.api.commands import CommandRejectedError
 from hubgate.api.deps import Ctx, known_connector, require_token
-from hubgate.api.models import Accepted, PriorityWrite, StartCharging
+from hubgate.api.models import Accepted, PriorityWrite, PvModeWrite, StartCharging
 
 router = APIRouter(
     tags=["commands"],
@@ -53,3 +53,13 @@ async def stop_charging(ctx: Ctx, charger: str, connector: int) -> Accepted:
     """Ask the charger to stop the session on this connector."""
     key = known_connector(ctx, charger, connector)
     return await _carry_out(ctx.commands.stop_charging(key), f"{key} stop requested")
+
+
+@router.put("/connectors/{charger}/{connector}/pv-mode")
+async def set_pv_mode(ctx: Ctx, charger: str, connector: int, body: PvModeWrite) -> Accepted:
+    """Charge this connector from PV surplus (and battery discharge) only, or from the grid."""
+    key = known_connector(ctx, charger, connector)
+    mode = "PV surplus only" if body.pv_mode else "grid"
+    return await _carry_out(
+        ctx.commands.set_pv_mode(key, body.pv_mode), f"{key} charges from {mode}"
+    )

@@ -92,6 +92,21 @@ class Grid(Limits):
     safety_margin_a: Amps = Field(
         default=0.0, description="Kept free below every phase limit of the grid connection"
     )
+    peak_target_kw: Kilowatts | None = Field(
+        default=None,
+        description="Contract or peak-shaving target on grid import: the battery discharges "
+        "to hold it, EV charging is kept under it",
+    )
+
+    @model_validator(mode="after")
+    def _target_within_limit(self) -> Grid:
+        limit = self.power_limit_kw
+        if self.peak_target_kw is not None and limit is not None and self.peak_target_kw > limit:
+            raise ValueError(
+                f"peak_target_kw ({self.peak_target_kw:g}) is above power_limit_kw ({limit:g}); "
+                "the target must be at or below the connection's limit"
+            )
+        return self
 
 
 class NodeKind(StrEnum):
@@ -203,6 +218,9 @@ class Connector(Strict):
     max_current_a: PositiveAmps = Field(description="Hardware or cable maximum per phase")
     priority: int = Field(default=0, ge=0, le=9, description="Higher tiers are served first")
     weight: float = Field(default=1.0, gt=0, le=100, description="Share within a priority tier")
+    pv_mode: bool = Field(
+        default=False, description="Charge from PV surplus (and battery discharge) only"
+    )
 
     @model_validator(mode="after")
     def _min_below_max(self) -> Connector:
@@ -253,6 +271,18 @@ class Battery(Strict):
     max_discharge_kw: Kilowatts
     min_soc_percent: float = Field(default=10.0, ge=0, le=100)
     max_soc_percent: float = Field(default=95.0, ge=0, le=100)
+    charge_from_grid: bool = Field(
+        default=True, description="Also recharge from spare grid headroom, not only PV surplus"
+    )
+
+    @model_validator(mode="after")
+    def _soc_window(self) -> Battery:
+        if self.min_soc_percent >= self.max_soc_percent:
+            raise ValueError(
+                f"min_soc_percent ({self.min_soc_percent:g}) must be below max_soc_percent "
+                f"({self.max_soc_percent:g})"
+            )
+        return self
 
 
 class Pv(Strict):

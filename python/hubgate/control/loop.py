@@ -14,6 +14,8 @@ One cycle (`ControlLoop.step`):
    limit book (site, nodes, connectors; the grid operator's as the root power
    limit with the §14a floor), and the EV-side limit from measured draw (an EV
    that takes less than offered is trimmed, so its headroom goes to others);
+   `SiteEnergy` adds the battery's reserve, the peak target and the PV-mode
+   budget (docs/control.md, "Battery and PV");
 4. allocate, then dispatch the setpoints concurrently (a charger that came back
    has its own failsafe settings configured and verified first);
 5. append a decision record, publish a `SiteState` and record the cycle time.
@@ -45,9 +47,11 @@ from hubgate.control.decisions import ConnectorDecision, DecisionLog, DecisionRe
 from hubgate.control.failsafe import AssumeDraw, ChargerWatch, MeterWatch
 from hubgate.control.grid_operator import GridOperatorInput, connection_kw
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
+from hubgate.control.site_energy import SiteEnergy
 from hubgate.control.site_model import SiteModel, with_finite_limits
 from hubgate.devices.model import AppliedLimit, Charger, Device, IecState, Reading
 from hubgate.devices.profile_driver import ProfileDevice
+from hubgate.devices.storage import Battery, BatteryDevice
 from hubgate.errors import HubgateError
 from hubgate.ocpp.device import OcppCharger
 from hubgate.ocpp.operations import ChargerOperations
@@ -77,11 +81,14 @@ Phases3 = tuple[float, float, float]
 
 @dataclass(frozen=True)
 class SiteDevices:
-    """What the loop talks to: a charger per connector, meters by id, the grid-operator box."""
+    """What the loop talks to: a charger per connector, meters by id, the grid-operator box,
+    the stationary battery and PV inverters by id."""
 
     chargers: Mapping[tuple[str, int], Charger]
     meters: Mapping[str, Device] = field(default_factory=dict)
     grid_operator: Device | None = None
+    battery: Battery | None = None
+    pv: Mapping[str, Device] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -172,10 +179,16 @@ class ControlLoop:
             if m.id in devices.meters
         }
         self._meter_reading: dict[str, Reading] = {}
+        self.energy = SiteEnergy(
+            site, self.model, devices.battery, devices.pv, self.allocator.node_index, limits
+        )
         self._protocols = {info.name: info.protocol for info in self.model.connectors}
         self._by_name: dict[str, Device] = {
             info.name: devices.chargers[info.key] for info in self.model.connectors
         } | {f"meter:{meter_id}": meter for meter_id, meter in devices.meters.items()}
+        self._by_name |= {f"pv:{pv_id}": pv for pv_id, pv in devices.pv.items()}
+        if isinstance(devices.battery, BatteryDevice):
+            self._by_name[f"battery:{devices.battery.id}"] = devices.battery.driver
         operator = site.grid_operator
         self._operator_power_source = {
             GridOperatorSource.MODBUS_SERVER: LimitSource.MODBUS_SERVER,
@@ -278,6 +291,7 @@ class ControlLoop:
             ops[f"meter:{meter_id}"] = meter.read
         if self.devices.grid_operator is not None:
             ops["grid-operator"] = self.devices.grid_operator.read
+        ops |= self.energy.read_ops()
         deadline = trio.current_time() + self.timing.read_share * self.period_s
         return known | await gather_by_deadline(ops, deadline)
 
@@ -295,6 +309,8 @@ class ControlLoop:
                 watch.sample(reading.at)
                 self._meter_reading[meter_id] = reading
             self._health(f"meter:{meter_id}", isinstance(reading, Reading), reading)
+        for name, outcome in self.energy.absorb(readings).items():
+            self._health(name, isinstance(outcome, Reading), outcome)
         if self._operator_input is not None:
             box = readings.get("grid-operator")
             self._operator_input.update(self.limits, box if isinstance(box, Reading) else None, now)
@@ -365,8 +381,30 @@ class ControlLoop:
             if node in share and share[node] < 1.0:
                 notes.append(f"{model.node_ids[node]} meter lost: {share[node]:.0%} budget")
         grid_operator_w, peak_w = self._apply_limits(now, base, ev_max)
+        energy = self.energy.plan(
+            now,
+            base=base,
+            measured=measured,
+            meter_readings=self._meter_reading,
+            draws=[runtime.draw for runtime in self._connectors],
+            wanting=wanting,
+            ev_max=ev_max,
+            grid_limit_w=min(grid_operator_w, model.power_kw[0] * 1000),
+            peak_w=peak_w,
+        )
+        notes.extend(energy.notes)
         return (
-            CycleInputs(now, base, ev_max, wanting, grid_operator_w=grid_operator_w, peak_w=peak_w),
+            CycleInputs(
+                now,
+                base,
+                ev_max,
+                wanting,
+                energy.pv_mode,
+                grid_operator_w=grid_operator_w,
+                peak_w=energy.peak_w,
+                pv_surplus_w=energy.pv_surplus_w,
+                battery_discharge_w=energy.battery_discharge_w,
+            ),
             notes,
         )
 
@@ -443,8 +481,15 @@ class ControlLoop:
                 or info.protocol == "ocpp"
             ):
                 ops[info.name] = _setter(charger, setpoint, n_phases)
+        battery = self.energy.command_op(now)
+        if battery is not None:
+            ops[battery[0]] = battery[1]
         deadline = trio.current_time() + self.timing.command_share * self.period_s
         results = await gather_by_deadline(ops, deadline)
+        if battery is not None:
+            problem = self.energy.commanded(results.pop(battery[0], None), now)
+            if problem is not None:
+                self._event(EventLevel.WARNING, battery[0], problem)
         index = {info.name: i for i, info in enumerate(self.model.connectors)} if results else {}
         for name, outcome in results.items():
             i = index[name]
@@ -510,6 +555,7 @@ class ControlLoop:
                         node_ids[n]: tuple(inputs.base_load_a[3 * n : 3 * n + 3])  # type: ignore[index]
                         for n in range(len(node_ids))
                     },
+                    "energy": self.energy.record(),
                 },
                 connectors=tuple(connectors),
                 notes=tuple(notes),
@@ -546,6 +592,7 @@ class ControlLoop:
                     energy_kwh=None if energy is None else energy / 1000,
                     soc_percent=reading.get(_SOC) if reading is not None else None,
                     priority=info.priority,
+                    pv_mode=bool(self.energy.pv_mode[i]),
                     reason=record[i].reason if i < len(record) else "",
                     binding=record[i].binding if i < len(record) else None,
                 )
@@ -596,6 +643,7 @@ class ControlLoop:
                 connectors=tuple(connectors),
                 devices=tuple(devices),
                 events=tuple(self._events),
+                energy=self.energy.snapshot(),
             )
         )
 
@@ -606,7 +654,7 @@ class ControlLoop:
         p99 = stats.percentile_s(0.99) if stats is not None else None
         return DeviceHealth.model_construct(
             id=name,
-            kind="meter" if name.startswith("meter:") else "charger",
+            kind=name.partition(":")[0] if ":" in name else "charger",
             protocol=self._protocols.get(name, "modbus"),
             reachable=reachable,
             last_ok_age_s=None,
@@ -623,6 +671,14 @@ class ControlLoop:
         raise CommandRejectedError(
             f"{connector}: priority changes take effect after a restart (set it in the site file)"
         )
+
+    async def set_pv_mode(self, connector: str, pv_mode: bool) -> None:
+        """Charge a connector from PV surplus only (or from the grid again) from the next cycle."""
+        index = self._connector_index(connector)
+        if index is None:
+            raise CommandRejectedError(f"{connector}: no such connector")
+        self.energy.set_pv_mode(index, pv_mode)
+        self._event(EventLevel.INFO, connector, "PV mode" if pv_mode else "grid mode")
 
     async def start_charging(self, connector: str, id_tag: str | None) -> None:
         """Remote start on an OCPP connector."""

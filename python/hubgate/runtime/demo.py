@@ -68,8 +68,10 @@ def rewired(site: SiteConfig, ports: dict[str, int], ocpp_port: int, api_port: i
         "meters": tuple(m.model_copy(update={"modbus": at(m.id, m.modbus)}) for m in site.meters),
         "ocpp": site.ocpp.model_copy(update={"host": LOOPBACK, "port": ocpp_port}),
         "api": site.api.model_copy(update={"port": api_port}),
-        "battery": None,
-        "pv": (),
+        "battery": None
+        if site.battery is None
+        else site.battery.model_copy(update={"modbus": at(site.battery.id, site.battery.modbus)}),
+        "pv": tuple(p.model_copy(update={"modbus": at(p.id, p.modbus)}) for p in site.pv),
         "csms": None,
         "mqtt": None,
     }

@@ -2,16 +2,17 @@
 
 OCPP chargers become one `OcppCharger` per connector (the whole station's
 limit for single-connector chargers); a Modbus charger's connectors are the
-units from its `unit` upwards, each driven by its firmware profile; meters and
-the grid operator's box are profile-driven devices too.
+units from its `unit` upwards, each driven by its firmware profile; meters, the
+grid operator's box, the battery and PV inverters are profile-driven devices too.
 """
 
 from __future__ import annotations
 
 from hubgate.config.model import GridOperatorSource, ModbusEndpoint, SiteConfig
 from hubgate.control.loop import SiteDevices
-from hubgate.devices.model import Charger, Device
-from hubgate.devices.profile_driver import ProfileCharger, driver_for
+from hubgate.devices.model import Charger
+from hubgate.devices.profile_driver import ProfileCharger, ProfileDevice, driver_for
+from hubgate.devices.storage import BatteryDevice
 from hubgate.modbus.pool import ModbusPool
 from hubgate.ocpp.device import OcppCharger
 from hubgate.ocpp.registry import StationRegistry
@@ -19,7 +20,7 @@ from hubgate.ocpp.smart_charging import LeaseSettings
 from hubgate.profiles.loader import load_named
 
 
-def _modbus(device_id: str, endpoint: ModbusEndpoint, pool: ModbusPool) -> Device:
+def _modbus(device_id: str, endpoint: ModbusEndpoint, pool: ModbusPool) -> ProfileDevice:
     return driver_for(device_id, load_named(endpoint.profile), pool.device(endpoint))
 
 
@@ -64,4 +65,13 @@ def build_site_devices(
         and operator.source in (GridOperatorSource.MODBUS_DEVICE, GridOperatorSource.RELAY_CONTACTS)
     ):
         box = _modbus("grid-operator", operator.modbus, pool)
-    return SiteDevices(chargers=chargers, meters=meters, grid_operator=box)
+    battery = site.battery
+    return SiteDevices(
+        chargers=chargers,
+        meters=meters,
+        grid_operator=box,
+        battery=None
+        if battery is None
+        else BatteryDevice(_modbus(battery.id, battery.modbus, pool)),
+        pv={pv.id: _modbus(pv.id, pv.modbus, pool) for pv in site.pv},
+    )

@@ -4,8 +4,8 @@ Every step the site's state becomes field values (a charger's connector its
 EV's currents, power, energy and IEC state; a meter its node's currents; PV,
 battery and the grid operator's box their own), written only when they changed.
 What the gateway wrote comes back: a charger's applied limit (its own watchdog
-and fallback included) is what the EV is offered; a battery's charge-power limit
-caps its charging.
+and fallback included) is what the EV is offered; a battery's charge and
+discharge power limits are the power it runs at.
 """
 
 from __future__ import annotations
@@ -164,6 +164,20 @@ def feed_battery(fed: FedDevice, power_kw: float, soc: float, max_charge_kw: flo
     fed.put(Quantity.BATTERY_STATE, 4.0 if power_kw > 0 else 3.0 if power_kw < 0 else 6.0)
     if fed.device.applied_limit() is None:
         fed.put(Quantity.BATTERY_MAX_CHARGE_POWER, max_charge_kw * 1000.0)
+
+
+def battery_setpoint_kw(fed: FedDevice) -> float | None:
+    """The power the written limits ask for (positive: charging), None before any write.
+
+    The simulated battery follows its charge and discharge power limits as a forced
+    setpoint: it charges at the charge limit, or discharges at the discharge limit.
+    """
+    written = fed.device.setpoints
+    charge = written.get("charge_power_limit")
+    discharge = written.get("discharge_power_limit")
+    if charge is None and discharge is None:
+        return None
+    return ((charge or 0.0) - (discharge or 0.0)) / 1000.0
 
 
 def battery_charge_cap_kw(fed: FedDevice, configured_kw: float) -> float:

@@ -24,6 +24,7 @@ from hubgate.sim.modbus_box import ModbusBox
 from hubgate.sim.ocpp_station import Station
 from hubgate.sim.register_feed import (
     battery_charge_cap_kw,
+    battery_setpoint_kw,
     connector_offer,
     feed_battery,
     feed_connector,
@@ -189,9 +190,11 @@ class WireSite:
             station.apply_limits(sim)
         battery_box = self.boxes.get(sim.battery.id) if sim.battery is not None else None
         if battery_box is not None and sim.battery is not None:
-            sim.battery.max_charge_kw = battery_charge_cap_kw(
-                battery_box.devices[0], self._battery_max_charge_kw
-            )
+            fed = battery_box.devices[0]
+            sim.battery.max_charge_kw = battery_charge_cap_kw(fed, self._battery_max_charge_kw)
+            setpoint = battery_setpoint_kw(fed)
+            if setpoint is not None:
+                sim.battery.setpoint_kw = setpoint
         sim.step()
         self._count_energy()
         self._push()

@@ -116,6 +116,7 @@ function render(state) {
     renderLimit(grid);
   }
   drawChart();
+  renderEnergy(state.energy);
   renderTree(state);
   renderConnectors(state);
   renderDevices(state);
@@ -280,6 +281,31 @@ function utilisation(node) {
   const used = node.measured_a || node.commanded_a;
   const shares = used.map((u, i) => (node.limit_a[i] > 0 ? u / node.limit_a[i] : 0));
   return Math.max(...shares);
+}
+
+function kw(value) {
+  return value === null || value === undefined ? "–" : `${fmt(value)} kW`;
+}
+
+function renderEnergy(energy) {
+  const card = document.getElementById("energy-card");
+  card.hidden = !energy;
+  if (!energy) return;
+  const soc = energy.battery_soc_percent;
+  const target = energy.peak_target_kw === null ? "" : ` (target ${kw(energy.peak_target_kw)})`;
+  const rows = [
+    ["Battery", energy.battery_mode],
+    ["State of charge", soc === null ? "–" : `${fmt(soc, 0)} %`],
+    ["Battery power", kw(energy.battery_power_kw)],
+    ["Command", kw(energy.battery_command_kw)],
+    ["PV", kw(energy.pv_power_kw)],
+    ["Grid import", kw(energy.grid_import_kw) + target],
+    ["PV-mode budget", kw(energy.pv_budget_kw)],
+  ];
+  document
+    .getElementById("energy")
+    .replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  document.getElementById("energy-why").textContent = energy.reasons.join(" · ");
 }
 
 function renderConnectors(state) {
