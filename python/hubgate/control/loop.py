@@ -48,6 +48,7 @@ from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
 from hubgate.control.site_model import SiteModel, with_finite_limits
 from hubgate.devices.model import AppliedLimit, Charger, Device, IecState, Reading
 from hubgate.devices.profile_driver import ProfileDevice
+from hubgate.devices.sensing import FULL_EVERY, CycleReader
 from hubgate.errors import HubgateError
 from hubgate.ocpp.device import OcppCharger
 from hubgate.ocpp.operations import ChargerOperations
@@ -94,6 +95,8 @@ class LoopTiming:
     recover_after_s: float | None = None
     """A lost meter is trusted again after being fresh this long (default: twice `meter_stale_s`)."""
     assume: AssumeDraw = AssumeDraw.MAXIMUM
+    full_read_every: int = FULL_EVERY
+    """Modbus devices read their non-control fields every this many cycles (`CycleReader`)."""
 
 
 @dataclass
@@ -172,6 +175,7 @@ class ControlLoop:
             if m.id in devices.meters
         }
         self._meter_reading: dict[str, Reading] = {}
+        self._readers: dict[str, CycleReader] = {}
         self._protocols = {info.name: info.protocol for info in self.model.connectors}
         self._by_name: dict[str, Device] = {
             info.name: devices.chargers[info.key] for info in self.model.connectors
@@ -273,13 +277,22 @@ class ControlLoop:
                 except HubgateError as exc:
                     known[info.name] = Failed(exc)
             else:
-                ops[info.name] = charger.read
+                ops[info.name] = self._reader(info.name, charger)
         for meter_id, meter in self.devices.meters.items():
-            ops[f"meter:{meter_id}"] = meter.read
+            ops[f"meter:{meter_id}"] = self._reader(f"meter:{meter_id}", meter)
         if self.devices.grid_operator is not None:
             ops["grid-operator"] = self.devices.grid_operator.read
         deadline = trio.current_time() + self.timing.read_share * self.period_s
         return known | await gather_by_deadline(ops, deadline)
+
+    def _reader(self, name: str, device: Device) -> Callable[[], Awaitable[Reading]]:
+        if not isinstance(device, ProfileDevice):
+            return device.read
+        reader = self._readers.get(name)
+        if reader is None or reader.device is not device:
+            reader = CycleReader(device, full_every=self.timing.full_read_every)
+            self._readers[name] = reader
+        return reader.read
 
     def _absorb(self, readings: Mapping[str, object], now: float) -> None:
         for info, runtime in zip(self.model.connectors, self._connectors, strict=True):
