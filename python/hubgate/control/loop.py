@@ -206,22 +206,29 @@ class ControlLoop:
     async def run(
         self, *, task_status: trio.TaskStatus[CycleStats] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Cycle until cancelled, with every charger's heartbeat on its own period."""
+        """Cycle until cancelled, with every charger's heartbeat on its own period
+        (the first ones spread over the period, so they do not all land in one cycle)."""
         async with trio.open_nursery() as nursery:
-            for key, charger in self.devices.chargers.items():
+            chargers = self.devices.chargers
+            for i, (key, charger) in enumerate(chargers.items()):
                 period = charger.heartbeat_period_s
                 if period is not None:
-                    nursery.start_soon(self._heartbeats, key, charger, period)
+                    first = period * (i + 1) / len(chargers)
+                    nursery.start_soon(self._heartbeats, key, charger, period, first)
             await nursery.start(self._cycles)
             task_status.started(self.stats)
 
     async def _cycles(self, *, task_status: trio.TaskStatus[CycleStats]) -> None:
         await run_cycles(self.period_s, self.step, stats=self.stats, task_status=task_status)
 
-    async def _heartbeats(self, key: tuple[str, int], charger: Charger, period_s: float) -> None:
+    async def _heartbeats(
+        self, key: tuple[str, int], charger: Charger, period_s: float, first_s: float
+    ) -> None:
         runtime = self._connectors[self.allocator.connector_index(key)]
+        delay_s = first_s
         while True:
-            await trio.sleep(period_s)
+            await trio.sleep(delay_s)
+            delay_s = period_s
             if runtime.watch.needs_verification or not runtime.watch.reachable(self.clock()):
                 continue
             with trio.move_on_after(period_s):

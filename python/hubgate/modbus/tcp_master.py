@@ -143,33 +143,42 @@ class TcpMaster:
         stats = stats_of(self._stats, unit)
         deadline = trio.current_time() + timeout_s
         await trio.lowlevel.checkpoint_if_cancelled()
+        if trio.current_effective_deadline() <= deadline:
+            # An enclosing deadline comes first and cancels this attempt: no scope of our own
+            # (a cancel scope costs more than the rest of the attempt's Python).
+            return await self._attempt_until(unit, request, stats, deadline)
         with trio.move_on_at(deadline):
-            await _acquire(self._slots)
-            try:
-                try:
-                    connection = self._connection
-                    if connection is None or connection.closed:
-                        connection = await self._connect(deadline)
-                    started = trio.current_time()
-                    if self._pipelined:
-                        outcome = await self._exchange(connection, unit, request)
-                    else:
-                        outcome = await self._exchange_alone(connection, unit, request)
-                except ModbusError:
-                    stats.record_error()
-                    raise
-                if isinstance(outcome, ModbusError):
-                    stats.record_error()
-                    raise outcome
-                response = check_response(
-                    self.name, unit, outcome, stats, trio.current_time() - started
-                )
-                self._gate.succeeded()
-                return response
-            finally:
-                self._slots.release()
+            return await self._attempt_until(unit, request, stats, deadline)
         stats.record_timeout()
         raise ModbusTimeoutError(f"no answer from {self.name}/{unit} within {timeout_s:g} s")
+
+    async def _attempt_until(
+        self, unit: int, request: Request, stats: RequestStats, deadline: float
+    ) -> Response:
+        await _acquire(self._slots)
+        try:
+            try:
+                connection = self._connection
+                if connection is None or connection.closed:
+                    connection = await self._connect(deadline)
+                started = trio.current_time()
+                if self._pipelined:
+                    outcome = await self._exchange(connection, unit, request)
+                else:
+                    outcome = await self._exchange_alone(connection, unit, request)
+            except ModbusError:
+                stats.record_error()
+                raise
+            if isinstance(outcome, ModbusError):
+                stats.record_error()
+                raise outcome
+            response = check_response(
+                self.name, unit, outcome, stats, trio.current_time() - started
+            )
+            self._gate.succeeded()
+            return response
+        finally:
+            self._slots.release()
 
     async def _connect(self, deadline: float) -> _Connection:
         async with self._connect_lock:
