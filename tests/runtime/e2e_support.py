@@ -9,10 +9,18 @@ from hubgate.sim.engine import Simulation
 
 
 async def run_for(demo: Demo, seconds: int) -> None:
-    """One control cycle of wall time, then one simulated second; `seconds` times."""
+    """`seconds` times: one control period of wall time and at least one finished control
+    cycle, then one simulated second. Waiting for the cycle keeps the gateway's reaction,
+    counted in simulated seconds, from stretching when the machine is loaded."""
     period = demo.gateway.site.control.cycle_s
+    stats = demo.gateway.loop.stats
     for _ in range(seconds):
+        done = stats.cycles
         await trio.sleep(period)
+        for _ in range(1000):
+            if stats.cycles > done:
+                break
+            await trio.sleep(period / 10)
         await demo.advance(1.0)
 
 
