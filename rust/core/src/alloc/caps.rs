@@ -5,8 +5,12 @@
 //! the unbalance pass's virtual one-phase caps `4N + 3n + p`, then the
 //! grid-operator, peak and PV constraints (all at the root).
 
-use super::model::{Topology, PHASES};
+use super::model::{PhaseMap, Topology, PHASES};
 use super::outcome::Reason;
+
+/// Relative clearance below its capacity that makes a limit slack for a cycle:
+/// far above the float error of any load, far below any step.
+const SLACK_MARGIN: f64 = 1e-6;
 
 /// Which root-level constraints are active this cycle, and their caps.
 #[derive(Clone, Copy, Debug)]
@@ -65,9 +69,19 @@ pub(crate) struct Space {
     power_on: Vec<bool>,
     unbalance_on: Vec<bool>,
     pub(crate) cap: Vec<f64>,
+    /// Per node phase and power limit: whether it cannot bind this cycle (see
+    /// [`Space::mark_slack`]), and the load if every wanting connector drew its
+    /// maximum, node by node (`4 * nodes`, laid out like the constraints).
+    slack: Vec<bool>,
+    reach: Vec<f64>,
+    /// Non-root nodes, deepest first, with their parents.
+    bottom_up: Vec<(u32, u32)>,
+    /// The most power one connector can draw (three phases at the largest maximum).
+    largest_draw_w: f64,
     /// Per connector, for three then one phase: the constraints on its path
-    /// (node phase currents, unbalance, power), `path_terms[at[0]..at[1]]` and
-    /// `path_terms[at[1]..at[2]]`. The topology is fixed, so built once.
+    /// (node phase currents, unbalance, power) that can bind,
+    /// `path_terms[at[0]..at[1]]` and `path_terms[at[1]..at[2]]`. Rebuilt
+    /// only when a limit turns slack or binding.
     path_terms: Vec<Term>,
     path_terms_at: Vec<[u32; 3]>,
     gop_on: bool,
@@ -100,24 +114,41 @@ impl Space {
             power_on,
             unbalance_on,
             cap: vec![f64::INFINITY; 7 * n + 3],
+            slack: vec![false; 4 * n],
+            reach: vec![0.0; 4 * n],
+            bottom_up: Vec::new(),
+            largest_draw_w: 3.0
+                * topo.settings.voltage_v
+                * topo.hi_a.iter().fold(0.0, |a, &b| f64::max(a, b)),
             path_terms: Vec::new(),
             path_terms_at: Vec::with_capacity(topo.connector_count()),
             gop_on: false,
             peak_on: false,
             pv_on: false,
         };
+        let mut bottom_up: Vec<(u32, u32)> = (0..n)
+            .filter_map(|node| Some((node as u32, topo.nodes[node].parent? as u32)))
+            .collect();
+        bottom_up.sort_by_key(|&(node, _)| std::cmp::Reverse(topo.path(node as usize).len()));
+        space.bottom_up = bottom_up;
+        space.build_path_terms(topo);
+        space
+    }
+
+    fn build_path_terms(&mut self, topo: &Topology) {
+        let mut terms = std::mem::take(&mut self.path_terms);
+        terms.clear();
+        self.path_terms_at.clear();
         for i in 0..topo.connector_count() {
             let mut at = [0u32; 3];
             for (slot, mode) in [(0, 3), (1, 1)] {
-                at[slot] = space.path_terms.len() as u32;
-                let mut terms = std::mem::take(&mut space.path_terms);
-                space.for_each_on_path(topo, i, mode, |k, code| terms.push(Term::new(k, code)));
-                space.path_terms = terms;
+                at[slot] = terms.len() as u32;
+                self.for_each_on_path(topo, i, mode, |k, code| terms.push(Term::new(k, code)));
             }
-            at[2] = space.path_terms.len() as u32;
-            space.path_terms_at.push(at);
+            at[2] = terms.len() as u32;
+            self.path_terms_at.push(at);
         }
-        space
+        self.path_terms = terms;
     }
 
     /// Number of constraints.
@@ -155,6 +186,54 @@ impl Space {
         self.cap[g + 2] = root.pv_w;
     }
 
+    /// Marks the node phase and power limits that cannot bind this cycle: even
+    /// if every wanting connector drew its maximum `hi` on every phase it may
+    /// use, their load would stay clear of the capacity. Those are left out of
+    /// the connectors' terms, which changes nothing but the work.
+    pub(crate) fn mark_slack(&mut self, topo: &Topology, wanting: &[u8], hi: &[f64]) {
+        let n = self.nodes;
+        self.reach.fill(0.0);
+        for (i, c) in topo.connectors.iter().enumerate() {
+            if wanting[i] == 0 {
+                continue;
+            }
+            let node = c.node;
+            // Three phases draw on a superset of one phase's limits, at more power.
+            if let PhaseMap::Single(p) = c.phases {
+                self.reach[PHASES * node + usize::from(p)] += hi[i];
+                self.reach[3 * n + node] += self.voltage * hi[i];
+            } else {
+                for r in &mut self.reach[PHASES * node..PHASES * node + PHASES] {
+                    *r += hi[i];
+                }
+                self.reach[3 * n + node] += 3.0 * self.voltage * hi[i];
+            }
+        }
+        for &(node, parent) in &self.bottom_up {
+            let (node, parent) = (node as usize, parent as usize);
+            for p in 0..PHASES {
+                self.reach[PHASES * parent + p] += self.reach[PHASES * node + p];
+            }
+            self.reach[3 * n + parent] += self.reach[3 * n + node];
+        }
+        // The root's power limit counts every connector as the grid-operator
+        // and peak limits do. When one of them is lower by more than any one
+        // connector can draw, the root's limit never even blocks a step first.
+        let g = self.global(0);
+        let root_power = 3 * n + topo.root;
+        let lowest = self.cap[g].min(self.cap[g + 1]) + self.largest_draw_w;
+        self.reach[root_power] = self.reach[root_power].min(lowest);
+        let mut changed = false;
+        for ((slack, reach), cap) in self.slack.iter_mut().zip(&self.reach).zip(&self.cap) {
+            let now_slack = *reach + SLACK_MARGIN * (1.0 + cap.abs()) < *cap;
+            changed |= now_slack != *slack;
+            *slack = now_slack;
+        }
+        if changed {
+            self.build_path_terms(topo);
+        }
+    }
+
     /// Tightens the virtual cap on the one-phase connectors of `node` on `phase`.
     pub(crate) fn tighten_unbalance(&mut self, node: usize, phase: usize, cap: f64) -> bool {
         let k = 4 * self.nodes + PHASES * node + phase;
@@ -166,7 +245,7 @@ impl Space {
         }
     }
 
-    /// Calls `f(k, code)` for every active path constraint connector `i` counts in,
+    /// Calls `f(k, code)` for every path constraint connector `i` counts in that can bind,
     /// with its [`Coefficients`] index when drawing on `mode` (1 or 3) phases.
     fn for_each_on_path(&self, topo: &Topology, i: usize, mode: u8, mut f: impl FnMut(usize, u32)) {
         let c = &topo.connectors[i];
@@ -177,19 +256,20 @@ impl Space {
             let node = node as usize;
             if mode == 3 {
                 for p in 0..PHASES {
-                    if self.phase_on[PHASES * node + p] {
+                    if self.phase_on[PHASES * node + p] && !self.slack[PHASES * node + p] {
                         f(PHASES * node + p, CURRENT);
                     }
                 }
             } else {
-                if self.phase_on[PHASES * node + single] {
-                    f(PHASES * node + single, CURRENT);
+                let k = PHASES * node + single;
+                if self.phase_on[k] && !self.slack[k] {
+                    f(k, CURRENT);
                 }
                 if self.unbalance_on[node] {
                     f(4 * n + PHASES * node + single, CURRENT);
                 }
             }
-            if self.power_on[node] {
+            if self.power_on[node] && !self.slack[3 * n + node] {
                 f(3 * n + node, power);
             }
         }

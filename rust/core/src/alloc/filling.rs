@@ -83,6 +83,8 @@ struct Load {
     predicted: f64,
     saturated: bool,
     dirty: bool,
+    /// The [`FillScratch::pass`] that last started it afresh.
+    pass: u32,
 }
 
 impl Default for Load {
@@ -93,6 +95,7 @@ impl Default for Load {
             predicted: f64::INFINITY,
             saturated: false,
             dirty: false,
+            pass: 0,
         }
     }
 }
@@ -122,6 +125,9 @@ pub(crate) struct FillScratch {
     maximum_rank: Vec<u32>,
     rest: Vec<u32>,
     tier: Vec<u32>,
+    /// Counts tier fills; a constraint whose `Load::pass` differs is started
+    /// afresh when a connector of the tier first grows in it.
+    pass: u32,
 }
 
 impl FillScratch {
@@ -163,9 +169,9 @@ pub(crate) fn fill(topo: &Topology, work: &mut Work, sc: &mut FillScratch, refil
         recompute_load(work);
     }
     sc.tier.clear();
-    sc.tier.extend_from_slice(&work.order);
+    let admitted = &work.admitted;
     sc.tier
-        .sort_unstable_by_key(|&i| (u8::MAX - topo.connectors[i as usize].priority, i));
+        .extend(topo.by_tier.iter().filter(|&&i| admitted[i as usize]));
     let weight = |i: usize| topo.connectors[i].weight;
     sort_by_rank(
         &mut sc.activation_rank,
@@ -268,6 +274,11 @@ fn freeze(topo: &Topology, work: &mut Work, sc: &mut FillScratch, i: usize, t: f
 
 fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usize, end: usize) {
     sc.heap.clear();
+    sc.pass = sc.pass.wrapping_add(1);
+    if sc.pass == 0 {
+        sc.loads.iter_mut().for_each(|load| load.pass = 0);
+        sc.pass = 1;
+    }
     sc.activations.clear();
     sc.maxima.clear();
     let mut remaining = 0usize;
@@ -280,14 +291,6 @@ fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usiz
             work.bound[iu] = OWN;
         } else {
             sc.status[iu] = Status::Waiting;
-            // Only the tier's own constraints are read: start them afresh.
-            for t in work.terms(iu) {
-                let k = t.k();
-                sc.loads[k] = Load {
-                    fixed: work.load[k],
-                    ..Load::default()
-                };
-            }
             remaining += 1;
         }
     }
@@ -330,8 +333,17 @@ fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usiz
                     let (lo, w) = (topo.lo_a[iu], topo.connectors[iu].weight);
                     let coef = work.space.coefficients();
                     for t in work.terms(iu) {
+                        // Only the tier's own constraints are read: start them afresh.
+                        let k = t.k();
+                        if sc.loads[k].pass != sc.pass {
+                            sc.loads[k] = Load {
+                                fixed: work.load[k],
+                                pass: sc.pass,
+                                ..Load::default()
+                            };
+                        }
                         let a = t.a(&coef);
-                        shift(sc, t.k(), -(a * lo), a * w);
+                        shift(sc, k, -(a * lo), a * w);
                     }
                 }
             }

@@ -290,6 +290,7 @@ impl Allocator {
         };
         work.space
             .update(topo, input.base_load_a, root, wanting_count);
+        work.space.mark_slack(topo, input.wanting, &work.hi);
         admission::admit(topo, &self.states, now, work, out);
         filling::fill(topo, work, &mut self.fill, false);
         for _ in 0..UNBALANCE_PASSES {

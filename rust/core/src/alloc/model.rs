@@ -232,6 +232,8 @@ pub struct Topology {
     /// Per connector: the minimum and hardware maximum, aligned to its step.
     pub(crate) lo_a: Vec<f64>,
     pub(crate) hi_a: Vec<f64>,
+    /// Every connector, highest priority tier first, by index within a tier.
+    pub(crate) by_tier: Vec<u32>,
 }
 
 fn check_connector(i: usize, c: &ConnectorSpec, nodes: usize) -> Result<(), TopologyError> {
@@ -380,7 +382,7 @@ impl Topology {
             .iter()
             .map(|c| floor_to_step(c.max_a, c.step_a))
             .collect();
-        Ok(Self {
+        let mut topo = Self {
             nodes,
             connectors,
             settings,
@@ -391,7 +393,18 @@ impl Topology {
             members_start,
             lo_a,
             hi_a,
-        })
+            by_tier: Vec::new(),
+        };
+        topo.sort_tiers();
+        Ok(topo)
+    }
+
+    /// Orders `by_tier` after a priority change.
+    fn sort_tiers(&mut self) {
+        let connectors = &self.connectors;
+        self.by_tier = (0..connectors.len() as u32).collect();
+        self.by_tier
+            .sort_by_key(|&i| (u8::MAX - connectors[i as usize].priority, i));
     }
 
     /// Number of nodes.
