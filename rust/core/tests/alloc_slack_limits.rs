@@ -1,5 +1,6 @@
-//! Limits that cannot bind in a cycle are left out of that cycle's work; they
-//! must come back as soon as the connectors' maxima or wanting flags change.
+//! Each connector's limits are kept across cycles, without those that cannot
+//! bind: they must come back as soon as the connectors' maxima, wanting flags,
+//! the root-level limits or the PV-mode flags change.
 
 use hubgate_core::alloc::{
     Allocation, Allocator, ConnectorSpec, CycleInput, NodeSpec, PhaseMap, Reason, Settings,
@@ -148,4 +149,47 @@ fn the_root_power_limit_binds_again_when_the_grid_operator_lifts_its_limit() {
     // The first one waits out its change interval; the others start.
     assert_eq!(free.reason[1..], [Reason::Power; 3]);
     assert_eq!(free.binding_node[1..], [0; 3]);
+}
+
+#[test]
+fn pv_mode_set_while_no_pv_budget_applies_once_the_budget_comes() {
+    let root = NodeSpec {
+        parent: None,
+        phase_cap_a: [100.0; 3],
+        power_cap_w: INF,
+        unbalance_cap_a: INF,
+    };
+    let connector = ConnectorSpec {
+        node: 0,
+        phases: PhaseMap::Three,
+        min_a: 6.0,
+        max_a: 32.0,
+        step_a: 1.0,
+        weight: 1.0,
+        priority: 0,
+    };
+    let topo = Topology::new(vec![root], vec![connector; 2], Settings::default()).unwrap();
+    let mut alloc = Allocator::new(topo);
+    let mut out = Allocation::default();
+    let mut run = |now: f64, pv_mode: [u8; 2], pv_budget_w: f64| {
+        let input = CycleInput {
+            now,
+            base_load_a: &[0.0; 3],
+            ev_max_a: &[INF; 2],
+            wanting: &[1; 2],
+            pv_mode: &pv_mode,
+            grid_operator_w: INF,
+            peak_w: INF,
+            pv_budget_w,
+        };
+        alloc.allocate(&input, &mut out).unwrap();
+        out.clone()
+    };
+    assert_eq!(run(0.0, [0, 0], INF).target_a, vec![32.0, 32.0]);
+    // PV mode without a budget changes nothing yet.
+    assert_eq!(run(1.0, [1, 0], INF).target_a, vec![32.0, 32.0]);
+    // 5 kW of PV: 7 A on three phases for the PV-mode connector only.
+    let out = run(2.0, [1, 0], 5_000.0);
+    assert_eq!(out.target_a, vec![7.0, 32.0]);
+    assert_eq!(out.reason[0], Reason::PvBudget);
 }

@@ -78,12 +78,16 @@ pub(crate) struct Space {
     bottom_up: Vec<(u32, u32)>,
     /// The most power one connector can draw (three phases at the largest maximum).
     largest_draw_w: f64,
-    /// Per connector, for three then one phase: the constraints on its path
-    /// (node phase currents, unbalance, power) that can bind,
-    /// `path_terms[at[0]..at[1]]` and `path_terms[at[1]..at[2]]`. Rebuilt
-    /// only when a limit turns slack or binding.
-    path_terms: Vec<Term>,
-    path_terms_at: Vec<[u32; 3]>,
+    /// Per connector, for three then one phase: the constraints it counts in
+    /// that can bind (node phase currents, unbalance, power on its path, then
+    /// the root-level ones), `terms[at[0]..at[1]]` and `terms[at[1]..at[2]]`.
+    /// Rebuilt only when a limit turns slack or binding, a root-level limit
+    /// comes or goes, or a connector enters or leaves PV mode.
+    pub(crate) terms: Vec<Term>,
+    terms_at: Vec<[u32; 3]>,
+    /// The PV-mode flags and root-level limits the terms were built with.
+    built_pv: Vec<bool>,
+    built_globals: (bool, bool, bool),
     gop_on: bool,
     peak_on: bool,
     pv_on: bool,
@@ -120,8 +124,10 @@ impl Space {
             largest_draw_w: 3.0
                 * topo.settings.voltage_v
                 * topo.hi_a.iter().fold(0.0, |a, &b| f64::max(a, b)),
-            path_terms: Vec::new(),
-            path_terms_at: Vec::with_capacity(topo.connector_count()),
+            terms: Vec::new(),
+            terms_at: Vec::with_capacity(topo.connector_count()),
+            built_pv: vec![false; topo.connector_count()],
+            built_globals: (false, false, false),
             gop_on: false,
             peak_on: false,
             pv_on: false,
@@ -131,24 +137,25 @@ impl Space {
             .collect();
         bottom_up.sort_by_key(|&(node, _)| std::cmp::Reverse(topo.path(node as usize).len()));
         space.bottom_up = bottom_up;
-        space.build_path_terms(topo);
+        space.build_terms(topo);
         space
     }
 
-    fn build_path_terms(&mut self, topo: &Topology) {
-        let mut terms = std::mem::take(&mut self.path_terms);
+    fn build_terms(&mut self, topo: &Topology) {
+        let mut terms = std::mem::take(&mut self.terms);
         terms.clear();
-        self.path_terms_at.clear();
+        self.terms_at.clear();
         for i in 0..topo.connector_count() {
             let mut at = [0u32; 3];
             for (slot, mode) in [(0, 3), (1, 1)] {
                 at[slot] = terms.len() as u32;
                 self.for_each_on_path(topo, i, mode, |k, code| terms.push(Term::new(k, code)));
+                self.global_terms(self.built_pv[i], mode, |t| terms.push(t));
             }
             at[2] = terms.len() as u32;
-            self.path_terms_at.push(at);
+            self.terms_at.push(at);
         }
-        self.path_terms = terms;
+        self.terms = terms;
     }
 
     /// Number of constraints.
@@ -190,7 +197,7 @@ impl Space {
     /// if every wanting connector drew its maximum `hi` on every phase it may
     /// use, their load would stay clear of the capacity. Those are left out of
     /// the connectors' terms, which changes nothing but the work.
-    pub(crate) fn mark_slack(&mut self, topo: &Topology, wanting: &[u8], hi: &[f64]) {
+    pub(crate) fn mark_slack(&mut self, topo: &Topology, wanting: &[u8], hi: &[f64], pv: &[bool]) {
         let n = self.nodes;
         self.reach.fill(0.0);
         for (i, c) in topo.connectors.iter().enumerate() {
@@ -229,8 +236,15 @@ impl Space {
             changed |= now_slack != *slack;
             *slack = now_slack;
         }
+        let globals = (self.gop_on, self.peak_on, self.pv_on);
+        changed |= globals != self.built_globals;
+        self.built_globals = globals;
+        if self.built_pv != pv {
+            self.built_pv.copy_from_slice(pv);
+            changed |= self.pv_on;
+        }
         if changed {
-            self.build_path_terms(topo);
+            self.build_terms(topo);
         }
     }
 
@@ -282,18 +296,21 @@ impl Space {
 
     /// The root-level constraints (grid operator, peak, PV budget) a connector
     /// in PV mode `pv` drawing on `mode` phases counts in; they follow its path terms.
-    pub(crate) fn global_terms(&self, pv: bool, mode: u8, mut f: impl FnMut(Term)) {
+    fn global_terms(&self, pv: bool, mode: u8, mut f: impl FnMut(Term)) {
         let code = power_code(mode);
         self.for_each_global(pv, 0.0, |k, _| f(Term::new(k, code)));
     }
 
-    /// The constraints below the root-level ones that connector `i` counts in
-    /// when drawing on `mode` (1 or 3) phases, in path order.
+    /// Index range into `terms` of the constraints connector `i` counts in
+    /// when drawing on `mode` (1 or 3) phases.
     #[inline]
-    pub(crate) fn path_terms(&self, i: usize, mode: u8) -> &[Term] {
-        let [three, one, end] = self.path_terms_at[i];
-        let (start, end) = if mode == 3 { (three, one) } else { (one, end) };
-        &self.path_terms[start as usize..end as usize]
+    pub(crate) fn terms_of(&self, i: usize, mode: u8) -> (u32, u32) {
+        let [three, one, end] = self.terms_at[i];
+        if mode == 3 {
+            (three, one - three)
+        } else {
+            (one, end - one)
+        }
     }
 
     /// Calls `f(k, a)` for every active root-level constraint (grid operator,

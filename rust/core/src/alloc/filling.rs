@@ -125,6 +125,8 @@ pub(crate) struct FillScratch {
     maximum_rank: Vec<u32>,
     rest: Vec<u32>,
     tier: Vec<u32>,
+    /// The connectors a saturating constraint stops.
+    caught: Vec<u32>,
     /// Counts tier fills; a constraint whose `Load::pass` differs is started
     /// afresh when a connector of the tier first grows in it.
     pass: u32,
@@ -152,7 +154,7 @@ pub(crate) fn recompute_load(work: &mut Work) {
 #[inline]
 pub(crate) fn add_load(work: &mut Work, i: usize, amount: f64) {
     let coef = work.space.coefficients();
-    for t in &work.terms[work.terms_of(i)] {
+    for t in &work.space.terms[work.terms_of(i)] {
         work.load[t.k()] += t.a(&coef) * amount;
     }
 }
@@ -255,15 +257,26 @@ fn flush(work: &Work, sc: &mut FillScratch) {
     sc.dirty.clear();
 }
 
-fn freeze(topo: &Topology, work: &mut Work, sc: &mut FillScratch, i: usize, t: f64, bound: u32) {
+/// Stops connector `i` at time `t`, held by `bound`. `last`: no connector of
+/// the tier moves after it, so the tier's loads are not read again.
+fn freeze(
+    topo: &Topology,
+    work: &mut Work,
+    sc: &mut FillScratch,
+    i: usize,
+    (t, bound): (f64, u32),
+    last: bool,
+) {
     let (lo, hi, w) = (topo.lo_a[i], work.hi[i], topo.connectors[i].weight);
     if sc.status[i] == Status::Growing {
         let x = (w * t).clamp(lo, hi);
         work.x[i] = x;
-        let coef = work.space.coefficients();
-        for t in work.terms(i) {
-            let a = t.a(&coef);
-            shift(sc, t.k(), a * x, -(a * w));
+        if !last {
+            let coef = work.space.coefficients();
+            for t in work.terms(i) {
+                let a = t.a(&coef);
+                shift(sc, t.k(), a * x, -(a * w));
+            }
         }
     } else {
         work.x[i] = lo;
@@ -321,7 +334,7 @@ fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usiz
             Event::Maximum(i) => {
                 mi += 1;
                 if sc.status[i as usize] == Status::Growing {
-                    freeze(topo, work, sc, i as usize, t, OWN);
+                    freeze(topo, work, sc, i as usize, (t, OWN), remaining == 1);
                     remaining -= 1;
                 }
             }
@@ -368,19 +381,24 @@ fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usiz
                 }
                 state.saturated = true;
                 let owner = work.space.owner(topo, ku);
-                for idx in topo.members_start[owner]..topo.members_start[owner + 1] {
-                    let i = topo.members[idx as usize] as usize;
-                    let status = sc.status[i];
+                sc.caught.clear();
+                for &i in topo.members(owner) {
+                    let iu = i as usize;
+                    let status = sc.status[iu];
                     if (status == Status::Waiting || status == Status::Growing)
                         && work
                             .space
-                            .coefficient(topo, ku, i, work.mode[i], work.pv[i])
+                            .coefficient(topo, ku, iu, work.mode[iu], work.pv[iu])
                             > 0.0
                     {
-                        freeze(topo, work, sc, i, t, k);
-                        remaining -= 1;
+                        sc.caught.push(i);
                     }
                 }
+                let last = sc.caught.len() == remaining;
+                for c in 0..sc.caught.len() {
+                    freeze(topo, work, sc, sc.caught[c] as usize, (t, k), last);
+                }
+                remaining -= sc.caught.len();
             }
         }
     }

@@ -129,9 +129,8 @@ pub(crate) struct Work {
     /// Every connector in the last admission order (those admissible first).
     rank: Vec<u32>,
     unbalance_nodes: Vec<u32>,
-    /// Each admitted connector's constraints and coefficients this cycle,
-    /// contiguous: `terms[terms_at[i].0..][..terms_at[i].1]`.
-    terms: Vec<Term>,
+    /// Each admitted connector's constraints and coefficients this cycle:
+    /// `space.terms[terms_at[i].0..][..terms_at[i].1]`.
     terms_at: Vec<(u32, u32)>,
 }
 
@@ -146,7 +145,7 @@ impl Work {
     /// Constraints and coefficients of admitted connector `i`.
     #[inline]
     fn terms(&self, i: usize) -> &[Term] {
-        &self.terms[self.terms_of(i)]
+        &self.space.terms[self.terms_of(i)]
     }
 }
 
@@ -213,7 +212,6 @@ impl Allocator {
             keys: Vec::with_capacity(n),
             rank: (0..n as u32).collect(),
             unbalance_nodes,
-            terms: Vec::new(),
             terms_at: vec![(0, 0); n],
         };
         Self {
@@ -290,7 +288,8 @@ impl Allocator {
         };
         work.space
             .update(topo, input.base_load_a, root, wanting_count);
-        work.space.mark_slack(topo, input.wanting, &work.hi);
+        work.space
+            .mark_slack(topo, input.wanting, &work.hi, &work.pv);
         admission::admit(topo, &self.states, now, work, out);
         filling::fill(topo, work, &mut self.fill, false);
         for _ in 0..UNBALANCE_PASSES {
