@@ -120,8 +120,9 @@ pub(crate) struct FillScratch {
     /// The same for every admitted connector, tier by tier (see [`by_tier`]).
     all_activations: Vec<u128>,
     all_maxima: Vec<u128>,
-    /// Every connector in last fill's order of `all_activations` / `all_maxima`.
-    activation_rank: Vec<u32>,
+    /// Activation keys of every connector, sorted: they depend on the topology only.
+    activation_keys: Vec<u128>,
+    /// Every connector in last fill's order of `all_maxima`.
     maximum_rank: Vec<u32>,
     rest: Vec<u32>,
     tier: Vec<u32>,
@@ -133,11 +134,25 @@ pub(crate) struct FillScratch {
 }
 
 impl FillScratch {
-    pub(crate) fn resize(&mut self, connectors: usize, constraints: usize) {
-        self.status.resize(connectors, Status::Idle);
-        self.loads.resize(constraints, Load::default());
-        self.activation_rank = (0..connectors as u32).collect();
-        self.maximum_rank = (0..connectors as u32).collect();
+    pub(crate) fn new(topo: &Topology, constraints: usize) -> Self {
+        let connectors = topo.connector_count();
+        let mut sc = Self {
+            status: vec![Status::Idle; connectors],
+            loads: vec![Load::default(); constraints],
+            maximum_rank: (0..connectors as u32).collect(),
+            ..Self::default()
+        };
+        sc.sort_activations(topo);
+        sc
+    }
+
+    /// Sorts the activation keys (again, after a priority change).
+    pub(crate) fn sort_activations(&mut self, topo: &Topology) {
+        let connectors = &topo.connectors;
+        self.activation_keys = (0..connectors.len())
+            .map(|i| by_tier(topo, i, topo.lo_a[i] / connectors[i].weight))
+            .collect();
+        self.activation_keys.sort_unstable();
     }
 }
 
@@ -174,14 +189,13 @@ pub(crate) fn fill(topo: &Topology, work: &mut Work, sc: &mut FillScratch, refil
     let admitted = &work.admitted;
     sc.tier
         .extend(topo.by_tier.iter().filter(|&&i| admitted[i as usize]));
-    let weight = |i: usize| topo.connectors[i].weight;
-    sort_by_rank(
-        &mut sc.activation_rank,
-        &mut sc.rest,
-        &work.admitted,
-        &mut sc.all_activations,
-        |i| by_tier(topo, i, topo.lo_a[i] / weight(i)),
+    sc.all_activations.clear();
+    sc.all_activations.extend(
+        sc.activation_keys
+            .iter()
+            .filter(|&&key| admitted[key as u32 as usize]),
     );
+    let weight = |i: usize| topo.connectors[i].weight;
     sort_by_rank(
         &mut sc.maximum_rank,
         &mut sc.rest,

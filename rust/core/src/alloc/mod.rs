@@ -197,8 +197,7 @@ impl Allocator {
             .filter(|&n| topo.nodes[n].unbalance_cap_a.is_finite())
             .map(|n| n as u32)
             .collect();
-        let mut fill = FillScratch::default();
-        fill.resize(n, m);
+        let fill = FillScratch::new(&topo, m);
         let work = Work {
             space,
             load: vec![0.0; m],

@@ -17,6 +17,9 @@ use super::Work;
 pub(crate) struct QuantizeScratch {
     line: Line,
     turns: Vec<u128>,
+    /// Every connector, those in the last hand-back's line first, in its order.
+    rank: Vec<u32>,
+    rest: Vec<u32>,
     pub(crate) balance: Balance,
 }
 
@@ -104,19 +107,33 @@ pub(crate) fn hand_back(topo: &Topology, work: &mut Work, base: &[f64], sc: &mut
     let virtual_start = 4 * topo.node_count();
     let virtual_end = 7 * topo.node_count();
     sc.turns.clear();
-    for &i in &work.order {
-        let i = i as usize;
-        let step = topo.connectors[i].step_a;
-        if work.x[i] + step > work.hi[i] + EPS {
-            work.bound[i] = OWN;
-        } else if let Some(k) = physical_block(work, i, step, virtual_start..virtual_end) {
+    sc.rest.clear();
+    if sc.rank.len() != topo.connector_count() {
+        sc.rank = (0..topo.connector_count() as u32).collect();
+    }
+    // Visit in the last line's order: turns that did not change then arrive
+    // sorted, which the sort checks in linear time.
+    for &i in &sc.rank {
+        let iu = i as usize;
+        let step = topo.connectors[iu].step_a;
+        if !work.admitted[iu] {
+            sc.rest.push(i);
+        } else if work.x[iu] + step > work.hi[iu] + EPS {
+            work.bound[iu] = OWN;
+            sc.rest.push(i);
+        } else if let Some(k) = physical_block(work, iu, step, virtual_start..virtual_end) {
             // Loads only grow from here on: blocked now is blocked for good.
-            work.bound[i] = k;
+            work.bound[iu] = k;
+            sc.rest.push(i);
         } else {
-            sc.turns.push(turn(topo, work, i));
+            sc.turns.push(turn(topo, work, iu));
         }
     }
     sc.line.start(&mut sc.turns);
+    sc.rank.clear();
+    sc.rank
+        .extend(sc.line.sorted.iter().map(|&turn| turn as u32));
+    sc.rank.append(&mut sc.rest);
     // Connectors stopped only by an unbalance limit get another try after a
     // later raise: raising a light phase can make room on a heavy one.
     let mut raised = false;
