@@ -74,6 +74,12 @@ pub(crate) struct Space {
     /// maximum, node by node (`4 * nodes`, laid out like the constraints).
     slack: Vec<bool>,
     reach: Vec<f64>,
+    /// What the slack limits were last found from: each connector's largest
+    /// draw (0 when not wanting), and the node and root-level capacities.
+    drawn: Vec<f64>,
+    seen_cap: Vec<f64>,
+    /// The slack limits the terms were built with.
+    built_slack: Vec<bool>,
     /// Non-root nodes, deepest first, with their parents.
     bottom_up: Vec<(u32, u32)>,
     /// The most power one connector can draw (three phases at the largest maximum).
@@ -120,6 +126,9 @@ impl Space {
             cap: vec![f64::INFINITY; 7 * n + 3],
             slack: vec![false; 4 * n],
             reach: vec![0.0; 4 * n],
+            drawn: vec![0.0; topo.connector_count()],
+            seen_cap: vec![f64::NAN; 4 * n + 2],
+            built_slack: vec![false; 4 * n],
             bottom_up: Vec::new(),
             largest_draw_w: 3.0
                 * topo.settings.voltage_v
@@ -199,21 +208,58 @@ impl Space {
     /// the connectors' terms, which changes nothing but the work.
     pub(crate) fn mark_slack(&mut self, topo: &Topology, wanting: &[u8], hi: &[f64], pv: &[bool]) {
         let n = self.nodes;
+        let (g, peak) = (self.global(0), self.global(1));
+        // Nothing to redo when no connector's maximum draw and no capacity changed.
+        let mut same = true;
+        for ((drawn, &wants), &hi) in self.drawn.iter_mut().zip(wanting).zip(hi) {
+            let now = if wants != 0 { hi } else { 0.0 };
+            same &= *drawn == now;
+            *drawn = now;
+        }
+        let caps = self.cap[..4 * n]
+            .iter()
+            .chain([&self.cap[g], &self.cap[peak]]);
+        for (seen, &cap) in self.seen_cap.iter_mut().zip(caps) {
+            same &= *seen == cap;
+            *seen = cap;
+        }
+        if !same {
+            self.find_slack(topo);
+        }
+        let mut changed = !same && self.slack != self.built_slack;
+        if changed {
+            self.built_slack.copy_from_slice(&self.slack);
+        }
+        let globals = (self.gop_on, self.peak_on, self.pv_on);
+        changed |= globals != self.built_globals;
+        self.built_globals = globals;
+        if self.built_pv != pv {
+            self.built_pv.copy_from_slice(pv);
+            changed |= self.pv_on;
+        }
+        if changed {
+            self.build_terms(topo);
+        }
+    }
+
+    /// Sets `slack` from the connectors' largest draws `drawn` and the capacities.
+    fn find_slack(&mut self, topo: &Topology) {
+        let n = self.nodes;
         self.reach.fill(0.0);
-        for (i, c) in topo.connectors.iter().enumerate() {
-            if wanting[i] == 0 {
+        for (c, &drawn) in topo.connectors.iter().zip(&self.drawn) {
+            if drawn == 0.0 {
                 continue;
             }
             let node = c.node;
             // Three phases draw on a superset of one phase's limits, at more power.
             if let PhaseMap::Single(p) = c.phases {
-                self.reach[PHASES * node + usize::from(p)] += hi[i];
-                self.reach[3 * n + node] += self.voltage * hi[i];
+                self.reach[PHASES * node + usize::from(p)] += drawn;
+                self.reach[3 * n + node] += self.voltage * drawn;
             } else {
                 for r in &mut self.reach[PHASES * node..PHASES * node + PHASES] {
-                    *r += hi[i];
+                    *r += drawn;
                 }
-                self.reach[3 * n + node] += 3.0 * self.voltage * hi[i];
+                self.reach[3 * n + node] += 3.0 * self.voltage * drawn;
             }
         }
         for &(node, parent) in &self.bottom_up {
@@ -230,24 +276,10 @@ impl Space {
         let root_power = 3 * n + topo.root;
         let lowest = self.cap[g].min(self.cap[g + 1]) + self.largest_draw_w;
         self.reach[root_power] = self.reach[root_power].min(lowest);
-        let mut changed = false;
         for ((slack, reach), cap) in self.slack.iter_mut().zip(&self.reach).zip(&self.cap) {
-            let now_slack = *reach + SLACK_MARGIN * (1.0 + cap.abs()) < *cap;
-            changed |= now_slack != *slack;
-            *slack = now_slack;
-        }
-        let globals = (self.gop_on, self.peak_on, self.pv_on);
-        changed |= globals != self.built_globals;
-        self.built_globals = globals;
-        if self.built_pv != pv {
-            self.built_pv.copy_from_slice(pv);
-            changed |= self.pv_on;
-        }
-        if changed {
-            self.build_terms(topo);
+            *slack = *reach + SLACK_MARGIN * (1.0 + cap.abs()) < *cap;
         }
     }
-
     /// Tightens the virtual cap on the one-phase connectors of `node` on `phase`.
     pub(crate) fn tighten_unbalance(&mut self, node: usize, phase: usize, cap: f64) -> bool {
         let k = 4 * self.nodes + PHASES * node + phase;
