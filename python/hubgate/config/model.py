@@ -194,6 +194,10 @@ class PhaseRotation(StrEnum):
         return (int(self.value[1]) - 1, int(self.value[3]) - 1, int(self.value[5]) - 1)
 
 
+PRIORITY_MAX = 9
+"""Highest priority tier of a connector (tiers 0 to 9; higher tiers are served first)."""
+
+
 class Connector(Strict):
     """One outlet of a charger."""
 
@@ -201,7 +205,9 @@ class Connector(Strict):
     phases: PhaseMode = PhaseMode.THREE_PHASE
     min_current_a: PositiveAmps = Field(default=6.0, description="Below this the connector pauses")
     max_current_a: PositiveAmps = Field(description="Hardware or cable maximum per phase")
-    priority: int = Field(default=0, ge=0, le=9, description="Higher tiers are served first")
+    priority: int = Field(
+        default=0, ge=0, le=PRIORITY_MAX, description="Higher tiers are served first"
+    )
     weight: float = Field(default=1.0, gt=0, le=100, description="Share within a priority tier")
 
     @model_validator(mode="after")

@@ -223,9 +223,18 @@ impl Allocator {
         }
     }
 
-    /// The topology the allocator was built from.
+    /// The topology the allocator was built from (with any priority changes).
     pub fn topology(&self) -> &Topology {
         &self.topo
+    }
+
+    /// Moves `connector` to priority tier `priority` from the next cycle on.
+    /// What the allocator remembers about it (charging or paused since when,
+    /// its last setpoint) is kept; it is only served in another order.
+    pub fn set_priority(&mut self, connector: usize, priority: u8) -> Result<(), TopologyError> {
+        self.topo.set_priority(connector, priority)?;
+        self.fill.sort_activations(&self.topo);
+        Ok(())
     }
 
     fn validate(&self, input: &CycleInput<'_>) -> Result<(), InputError> {

@@ -152,6 +152,8 @@ pub enum TopologyError {
     },
     /// A setting is out of range.
     BadSetting(&'static str),
+    /// A connector index that does not exist.
+    NoSuchConnector(usize),
 }
 
 impl fmt::Display for TopologyError {
@@ -181,6 +183,7 @@ impl fmt::Display for TopologyError {
             }
             Self::BadNodeLimit { node, problem } => write!(f, "node {node}: {problem}"),
             Self::BadSetting(problem) => write!(f, "settings: {problem}"),
+            Self::NoSuchConnector(c) => write!(f, "there is no connector {c}"),
         }
     }
 }
@@ -399,7 +402,18 @@ impl Topology {
         Ok(topo)
     }
 
-    /// Orders `by_tier` after a priority change.
+    /// Moves connector `i` to priority tier `priority`.
+    pub(crate) fn set_priority(&mut self, i: usize, priority: u8) -> Result<(), TopologyError> {
+        let connector = self
+            .connectors
+            .get_mut(i)
+            .ok_or(TopologyError::NoSuchConnector(i))?;
+        connector.priority = priority;
+        self.sort_tiers();
+        Ok(())
+    }
+
+    /// Orders `by_tier` (again, after a priority change).
     fn sort_tiers(&mut self) {
         let connectors = &self.connectors;
         self.by_tier = (0..connectors.len() as u32).collect();
