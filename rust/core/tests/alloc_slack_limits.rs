@@ -193,3 +193,41 @@ fn pv_mode_set_while_no_pv_budget_applies_once_the_budget_comes() {
     assert_eq!(out.target_a, vec![7.0, 32.0]);
     assert_eq!(out.reason[0], Reason::PvBudget);
 }
+
+#[test]
+fn minimums_are_checked_again_once_they_no_longer_all_fit() {
+    let mut alloc = feeder_site();
+    let mut run = |now: f64, feeder_base_a: f64| {
+        let mut base = [0.0; 6];
+        base[3..].fill(feeder_base_a);
+        let input = CycleInput {
+            now,
+            base_load_a: &base,
+            ev_max_a: &[INF, INF],
+            wanting: &[1, 1],
+            pv_mode: &[0, 0],
+            grid_operator_w: INF,
+            peak_w: INF,
+            pv_budget_w: INF,
+        };
+        let mut out = Allocation::default();
+        alloc.allocate(&input, &mut out).unwrap();
+        out
+    };
+    // Both minimums (6 A each) fit in the feeder's 20 A.
+    assert_eq!(run(0.0, 0.0).target_a, vec![10.0, 10.0]);
+    // 10 A of base load leave room for one minimum only.
+    let tight = run(1.0, 10.0);
+    assert_eq!(tight.target_a.iter().filter(|&&a| a > 0.0).count(), 1);
+    let paused = tight.target_a.iter().position(|&a| a == 0.0).unwrap();
+    assert_eq!(tight.reason[paused], Reason::PausedNoCapacity);
+    assert_eq!(
+        (tight.binding_node[paused], tight.binding_phase[paused]),
+        (1, 0)
+    );
+    // The base load gone, both fit again.
+    assert_eq!(
+        run(2.0, 0.0).target_a.iter().filter(|&&a| a > 0.0).count(),
+        2
+    );
+}

@@ -98,6 +98,7 @@ pub(crate) fn admit(
         let i = work.rank[ki] as usize;
         let lo = topo.lo_a[i];
         let (tries, count) = modes(topo.connectors[i].phases, &states[i], now, topo);
+        let free = work.space.admits_freely(topo, i, work.pv[i]);
         let mut first_block = None;
         for &mode in &tries[..count] {
             // Find the first limit the minimum breaks.
@@ -106,6 +107,7 @@ pub(crate) fn admit(
             let terms = &space.terms[start as usize..(start + len) as usize];
             let block = terms
                 .iter()
+                .filter(|_| !free)
                 .find(|t| load[t.k()] + t.a(&coef) * lo > space.cap[t.k()] + EPS);
             if let Some(t) = block {
                 first_block.get_or_insert(t.k());

@@ -12,6 +12,11 @@ use super::outcome::Reason;
 /// far above the float error of any load, far below any step.
 const SLACK_MARGIN: f64 = 1e-6;
 
+/// Whether a load of at most `load` stays clear below `cap` (see [`SLACK_MARGIN`]).
+fn clear_below(load: f64, cap: f64) -> bool {
+    cap == f64::INFINITY || load + SLACK_MARGIN * (1.0 + cap.abs()) < cap
+}
+
 /// Which root-level constraints are active this cycle, and their caps.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RootCaps {
@@ -80,6 +85,12 @@ pub(crate) struct Space {
     seen_cap: Vec<f64>,
     /// The slack limits the terms were built with.
     built_slack: Vec<bool>,
+    /// The minimums of every wanting connector, summed like `reach`; per node,
+    /// whether they fit in every limit from it up to the root; whether they fit
+    /// in the grid-operator and peak limits.
+    need: Vec<f64>,
+    free_path: Vec<bool>,
+    free_globals: bool,
     /// Non-root nodes, deepest first, with their parents.
     bottom_up: Vec<(u32, u32)>,
     /// The most power one connector can draw (three phases at the largest maximum).
@@ -129,6 +140,9 @@ impl Space {
             drawn: vec![0.0; topo.connector_count()],
             seen_cap: vec![f64::NAN; 4 * n + 2],
             built_slack: vec![false; 4 * n],
+            need: vec![0.0; 4 * n],
+            free_path: vec![false; n],
+            free_globals: false,
             bottom_up: Vec::new(),
             largest_draw_w: 3.0
                 * topo.settings.voltage_v
@@ -245,41 +259,85 @@ impl Space {
     /// Sets `slack` from the connectors' largest draws `drawn` and the capacities.
     fn find_slack(&mut self, topo: &Topology) {
         let n = self.nodes;
-        self.reach.fill(0.0);
-        for (c, &drawn) in topo.connectors.iter().zip(&self.drawn) {
-            if drawn == 0.0 {
-                continue;
-            }
-            let node = c.node;
-            // Three phases draw on a superset of one phase's limits, at more power.
-            if let PhaseMap::Single(p) = c.phases {
-                self.reach[PHASES * node + usize::from(p)] += drawn;
-                self.reach[3 * n + node] += self.voltage * drawn;
-            } else {
-                for r in &mut self.reach[PHASES * node..PHASES * node + PHASES] {
-                    *r += drawn;
-                }
-                self.reach[3 * n + node] += 3.0 * self.voltage * drawn;
-            }
-        }
-        for &(node, parent) in &self.bottom_up {
-            let (node, parent) = (node as usize, parent as usize);
-            for p in 0..PHASES {
-                self.reach[PHASES * parent + p] += self.reach[PHASES * node + p];
-            }
-            self.reach[3 * n + parent] += self.reach[3 * n + node];
-        }
+        let mut reach = std::mem::take(&mut self.reach);
+        self.sum_below(topo, |i| self.drawn[i], &mut reach);
         // The root's power limit counts every connector as the grid-operator
         // and peak limits do. When one of them is lower by more than any one
         // connector can draw, the root's limit never even blocks a step first.
         let g = self.global(0);
         let root_power = 3 * n + topo.root;
         let lowest = self.cap[g].min(self.cap[g + 1]) + self.largest_draw_w;
-        self.reach[root_power] = self.reach[root_power].min(lowest);
-        for ((slack, reach), cap) in self.slack.iter_mut().zip(&self.reach).zip(&self.cap) {
-            *slack = *reach + SLACK_MARGIN * (1.0 + cap.abs()) < *cap;
+        reach[root_power] = reach[root_power].min(lowest);
+        for ((slack, reach), &cap) in self.slack.iter_mut().zip(&reach).zip(&self.cap) {
+            *slack = clear_below(*reach, cap);
+        }
+        self.reach = reach;
+        // The same for the minimums alone: where they all fit, admission has nothing to check.
+        let mut need = std::mem::take(&mut self.need);
+        let wanting_lo = |i: usize| {
+            if self.drawn[i] > 0.0 {
+                topo.lo_a[i]
+            } else {
+                0.0
+            }
+        };
+        self.sum_below(topo, wanting_lo, &mut need);
+        let root_need_w = need[root_power];
+        self.free_globals =
+            clear_below(root_need_w, self.cap[g]) && clear_below(root_need_w, self.cap[g + 1]);
+        // Top down: the root (no parent), then every node after its parent.
+        let root = (topo.root as u32, u32::MAX);
+        for &(node, parent) in std::iter::once(&root).chain(self.bottom_up.iter().rev()) {
+            let node = node as usize;
+            let fits = |slot: usize, on: bool| !on || clear_below(need[slot], self.cap[slot]);
+            let free = (0..PHASES)
+                .all(|p| fits(PHASES * node + p, self.phase_on[PHASES * node + p]))
+                && fits(3 * n + node, self.power_on[node])
+                && self.free_path.get(parent as usize).is_none_or(|&up| up);
+            self.free_path[node] = free;
+        }
+        self.need = need;
+    }
+
+    /// Sums, node by node up to the root, what the connectors below would draw
+    /// with `amount(i)` A on every phase they may use: `sums` by phase and
+    /// power slot (`4 * nodes`).
+    fn sum_below(&self, topo: &Topology, amount: impl Fn(usize) -> f64, sums: &mut [f64]) {
+        let n = self.nodes;
+        sums.fill(0.0);
+        for (i, c) in topo.connectors.iter().enumerate() {
+            let a = amount(i);
+            if a == 0.0 {
+                continue;
+            }
+            let node = c.node;
+            // Three phases draw on a superset of one phase's limits, at more power.
+            if let PhaseMap::Single(p) = c.phases {
+                sums[PHASES * node + usize::from(p)] += a;
+                sums[3 * n + node] += self.voltage * a;
+            } else {
+                for r in &mut sums[PHASES * node..PHASES * node + PHASES] {
+                    *r += a;
+                }
+                sums[3 * n + node] += 3.0 * self.voltage * a;
+            }
+        }
+        for &(node, parent) in &self.bottom_up {
+            let (node, parent) = (node as usize, parent as usize);
+            for p in 0..PHASES {
+                sums[PHASES * parent + p] += sums[PHASES * node + p];
+            }
+            sums[3 * n + parent] += sums[3 * n + node];
         }
     }
+
+    /// Whether connector `i` (in PV mode `pv`) fits its minimum wherever it
+    /// counts, whatever else is admitted: every minimum together fits there.
+    #[inline]
+    pub(crate) fn admits_freely(&self, topo: &Topology, i: usize, pv: bool) -> bool {
+        self.free_path[topo.connectors[i].node] && self.free_globals && !(pv && self.pv_on)
+    }
+
     /// Tightens the virtual cap on the one-phase connectors of `node` on `phase`.
     pub(crate) fn tighten_unbalance(&mut self, node: usize, phase: usize, cap: f64) -> bool {
         let k = 4 * self.nodes + PHASES * node + phase;
