@@ -286,8 +286,13 @@ impl Allocator {
             }
             wanting_count += usize::from(wanting);
             work.pv[i] = input.pv_mode[i] != 0;
-            let ev = floor_to_step(input.ev_max_a[i], topo.connectors[i].step_a);
-            work.hi[i] = topo.hi_a[i].min(ev).max(topo.lo_a[i]);
+            let ev = input.ev_max_a[i];
+            work.hi[i] = if ev == f64::INFINITY {
+                topo.hi_a[i] // no EV limit: spare the rounding
+            } else {
+                let ev = floor_to_step(ev, topo.connectors[i].step_a);
+                topo.hi_a[i].min(ev).max(topo.lo_a[i])
+            };
         }
         let root = RootCaps {
             grid_operator_w: input.grid_operator_w,

@@ -7,7 +7,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::admission::EPS;
-use super::filling::{add_load, recompute_load, OWN};
+use super::filling::{add_load, OWN};
 use super::model::{floor_to_step, ordered_bits, Topology, PHASES};
 use super::unbalance::Balance;
 use super::Work;
@@ -67,12 +67,14 @@ impl Line {
 
 /// Rounds `work.x` down to each step (within `[lo, hi]`) and refreshes the loads.
 pub(crate) fn round_down(topo: &Topology, work: &mut Work) {
-    for &i in &work.order {
-        let i = i as usize;
+    work.load.fill(0.0);
+    for o in 0..work.order.len() {
+        let i = work.order[o] as usize;
         let c = &topo.connectors[i];
-        work.x[i] = floor_to_step(work.x[i], c.step_a).clamp(topo.lo_a[i], work.hi[i]);
+        let x = floor_to_step(work.x[i], c.step_a).clamp(topo.lo_a[i], work.hi[i]);
+        work.x[i] = x;
+        add_load(work, i, x);
     }
-    recompute_load(work);
 }
 
 /// A connector's place in the hand-back queue (smallest first): higher tier,
@@ -111,6 +113,7 @@ pub(crate) fn hand_back(topo: &Topology, work: &mut Work, base: &[f64], sc: &mut
     if sc.rank.len() != topo.connector_count() {
         sc.rank = (0..topo.connector_count() as u32).collect();
     }
+
     // Visit in the last line's order: turns that did not change then arrive
     // sorted, which the sort checks in linear time.
     for &i in &sc.rank {
