@@ -44,31 +44,6 @@ fn by_tier(topo: &Topology, i: usize, t: f64) -> u128 {
     (u128::from(u8::MAX - topo.connectors[i].priority) << 96) | at_time(t, i)
 }
 
-/// Sets `sorted` to `key(i)` of the admitted connectors, sorted. They are visited
-/// in the order of last time's result (`rank`, updated), so keys that did not
-/// change arrive sorted, which the sort checks in linear time.
-fn sort_by_rank(
-    rank: &mut Vec<u32>,
-    rest: &mut Vec<u32>,
-    admitted: &[bool],
-    sorted: &mut Vec<u128>,
-    key: impl Fn(usize) -> u128,
-) {
-    sorted.clear();
-    rest.clear();
-    for &i in rank.iter() {
-        if admitted[i as usize] {
-            sorted.push(key(i as usize));
-        } else {
-            rest.push(i);
-        }
-    }
-    sorted.sort_unstable();
-    rank.clear();
-    rank.extend(sorted.iter().map(|&key| key as u32));
-    rank.extend_from_slice(rest);
-}
-
 /// A constraint's predicted saturation time and index, as a min-heap entry.
 fn saturation(t: f64, k: usize) -> Reverse<u128> {
     Reverse(at_time(t, k))
@@ -120,11 +95,11 @@ pub(crate) struct FillScratch {
     /// The same for every admitted connector, tier by tier (see [`by_tier`]).
     all_activations: Vec<u128>,
     all_maxima: Vec<u128>,
-    /// Activation keys of every connector, sorted: they depend on the topology only.
+    /// Activation and maximum keys of every connector, sorted: they change
+    /// with the topology (priorities) and the maxima `maximum_hi` only.
     activation_keys: Vec<u128>,
-    /// Every connector in last fill's order of `all_maxima`.
-    maximum_rank: Vec<u32>,
-    rest: Vec<u32>,
+    maximum_keys: Vec<u128>,
+    maximum_hi: Vec<f64>,
     tier: Vec<u32>,
     /// The connectors a saturating constraint stops.
     caught: Vec<u32>,
@@ -139,20 +114,29 @@ impl FillScratch {
         let mut sc = Self {
             status: vec![Status::Idle; connectors],
             loads: vec![Load::default(); constraints],
-            maximum_rank: (0..connectors as u32).collect(),
+            maximum_hi: topo.hi_a.clone(),
             ..Self::default()
         };
-        sc.sort_activations(topo);
+        sc.sort_keys(topo);
         sc
     }
 
-    /// Sorts the activation keys (again, after a priority change).
-    pub(crate) fn sort_activations(&mut self, topo: &Topology) {
+    /// Sorts the activation and maximum keys (again, after a priority change).
+    pub(crate) fn sort_keys(&mut self, topo: &Topology) {
         let connectors = &topo.connectors;
         self.activation_keys = (0..connectors.len())
             .map(|i| by_tier(topo, i, topo.lo_a[i] / connectors[i].weight))
             .collect();
         self.activation_keys.sort_unstable();
+        self.sort_maxima(topo);
+    }
+
+    fn sort_maxima(&mut self, topo: &Topology) {
+        let connectors = &topo.connectors;
+        self.maximum_keys = (0..connectors.len())
+            .map(|i| by_tier(topo, i, self.maximum_hi[i] / connectors[i].weight))
+            .collect();
+        self.maximum_keys.sort_unstable();
     }
 }
 
@@ -189,20 +173,16 @@ pub(crate) fn fill(topo: &Topology, work: &mut Work, sc: &mut FillScratch, refil
     let admitted = &work.admitted;
     sc.tier
         .extend(topo.by_tier.iter().filter(|&&i| admitted[i as usize]));
-    sc.all_activations.clear();
-    sc.all_activations.extend(
-        sc.activation_keys
-            .iter()
-            .filter(|&&key| admitted[key as u32 as usize]),
-    );
-    let weight = |i: usize| topo.connectors[i].weight;
-    sort_by_rank(
-        &mut sc.maximum_rank,
-        &mut sc.rest,
-        &work.admitted,
-        &mut sc.all_maxima,
-        |i| by_tier(topo, i, work.hi[i] / weight(i)),
-    );
+    if sc.maximum_hi != work.hi {
+        sc.maximum_hi.copy_from_slice(&work.hi);
+        sc.sort_maxima(topo);
+    }
+    let admitted_keys = |keys: &[u128], into: &mut Vec<u128>| {
+        into.clear();
+        into.extend(keys.iter().filter(|&&key| admitted[key as u32 as usize]));
+    };
+    admitted_keys(&sc.activation_keys, &mut sc.all_activations);
+    admitted_keys(&sc.maximum_keys, &mut sc.all_maxima);
     let mut start = 0;
     while start < sc.tier.len() {
         let priority = topo.connectors[sc.tier[start] as usize].priority;

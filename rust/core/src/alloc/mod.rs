@@ -233,7 +233,7 @@ impl Allocator {
     /// its last setpoint) is kept; it is only served in another order.
     pub fn set_priority(&mut self, connector: usize, priority: u8) -> Result<(), TopologyError> {
         self.topo.set_priority(connector, priority)?;
-        self.fill.sort_activations(&self.topo);
+        self.fill.sort_keys(&self.topo);
         Ok(())
     }
 

@@ -113,7 +113,6 @@ pub(crate) fn hand_back(topo: &Topology, work: &mut Work, base: &[f64], sc: &mut
     if sc.rank.len() != topo.connector_count() {
         sc.rank = (0..topo.connector_count() as u32).collect();
     }
-
     // Visit in the last line's order: turns that did not change then arrive
     // sorted, which the sort checks in linear time.
     for &i in &sc.rank {
