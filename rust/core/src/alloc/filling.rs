@@ -339,18 +339,25 @@ fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usiz
                     sc.status[iu] = Status::Growing;
                     let (lo, w) = (topo.lo_a[iu], topo.connectors[iu].weight);
                     let coef = work.space.coefficients();
+                    let pass = sc.pass;
                     for t in work.terms(iu) {
-                        // Only the tier's own constraints are read: start them afresh.
-                        let k = t.k();
-                        if sc.loads[k].pass != sc.pass {
-                            sc.loads[k] = Load {
+                        let (k, a) = (t.k(), t.a(&coef));
+                        let load = &mut sc.loads[k];
+                        if load.pass != pass {
+                            // Only the tier's own constraints are read: start them afresh.
+                            *load = Load {
                                 fixed: work.load[k],
-                                pass: sc.pass,
+                                pass,
+                                dirty: true,
                                 ..Load::default()
                             };
+                            sc.dirty.push(k as u32);
+                        } else if !load.dirty {
+                            load.dirty = true;
+                            sc.dirty.push(k as u32);
                         }
-                        let a = t.a(&coef);
-                        shift(sc, k, -(a * lo), a * w);
+                        load.fixed += -(a * lo);
+                        load.slope += a * w;
                     }
                 }
             }
