@@ -219,7 +219,8 @@ impl Space {
     /// Marks the node phase and power limits that cannot bind this cycle: even
     /// if every wanting connector drew its maximum `hi` on every phase it may
     /// use, their load would stay clear of the capacity. Those are left out of
-    /// the connectors' terms, which changes nothing but the work.
+    /// the connectors' terms, which changes nothing but the work. Also finds
+    /// where the minimums alone all fit (see [`Space::admits_freely`]).
     pub(crate) fn mark_slack(&mut self, topo: &Topology, wanting: &[u8], hi: &[f64], pv: &[bool]) {
         let n = self.nodes;
         let (g, peak) = (self.global(0), self.global(1));
