@@ -79,7 +79,8 @@ impl Default for Load {
 enum Event {
     Maximum(u32),
     Saturate(u32),
-    Activate(u32),
+    /// The next activations (every one at that time).
+    Activate,
 }
 
 /// Reusable buffers of the filling step.
@@ -214,9 +215,9 @@ fn next_event(sc: &FillScratch, ai: usize, mi: usize) -> Option<(f64, Event)> {
             best = Some((st, Event::Saturate(k)));
         }
     }
-    if let Some((t, i)) = sc.activations.get(ai).map(|&key| time_and_index(key)) {
+    if let Some((t, _)) = sc.activations.get(ai).map(|&key| time_and_index(key)) {
         if best.is_none_or(|(bt, _)| t < bt) {
-            best = Some((t, Event::Activate(i)));
+            best = Some((t, Event::Activate));
         }
     }
     best
@@ -279,6 +280,35 @@ fn freeze(
     work.bound[i] = bound;
 }
 
+/// Starts connector `i` growing from its minimum, if it is still waiting.
+fn activate(topo: &Topology, work: &Work, sc: &mut FillScratch, i: usize) {
+    if sc.status[i] == Status::Waiting {
+        sc.status[i] = Status::Growing;
+        let (lo, w) = (topo.lo_a[i], topo.connectors[i].weight);
+        let coef = work.space.coefficients();
+        let pass = sc.pass;
+        for t in work.terms(i) {
+            let (k, a) = (t.k(), t.a(&coef));
+            let load = &mut sc.loads[k];
+            if load.pass != pass {
+                // Only the tier's own constraints are read: start them afresh.
+                *load = Load {
+                    fixed: work.load[k],
+                    pass,
+                    dirty: true,
+                    ..Load::default()
+                };
+                sc.dirty.push(k as u32);
+            } else if !load.dirty {
+                load.dirty = true;
+                sc.dirty.push(k as u32);
+            }
+            load.fixed += -(a * lo);
+            load.slope += a * w;
+        }
+    }
+}
+
 fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usize, end: usize) {
     sc.heap.clear();
     sc.pass = sc.pass.wrapping_add(1);
@@ -332,33 +362,15 @@ fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usiz
                     remaining -= 1;
                 }
             }
-            Event::Activate(i) => {
-                ai += 1;
-                let iu = i as usize;
-                if sc.status[iu] == Status::Waiting {
-                    sc.status[iu] = Status::Growing;
-                    let (lo, w) = (topo.lo_a[iu], topo.connectors[iu].weight);
-                    let coef = work.space.coefficients();
-                    let pass = sc.pass;
-                    for t in work.terms(iu) {
-                        let (k, a) = (t.k(), t.a(&coef));
-                        let load = &mut sc.loads[k];
-                        if load.pass != pass {
-                            // Only the tier's own constraints are read: start them afresh.
-                            *load = Load {
-                                fixed: work.load[k],
-                                pass,
-                                dirty: true,
-                                ..Load::default()
-                            };
-                            sc.dirty.push(k as u32);
-                        } else if !load.dirty {
-                            load.dirty = true;
-                            sc.dirty.push(k as u32);
-                        }
-                        load.fixed += -(a * lo);
-                        load.slope += a * w;
+            Event::Activate => {
+                // Activations at one time come before any other event: take them together.
+                let time = sc.activations[ai] >> 32;
+                while let Some(&key) = sc.activations.get(ai) {
+                    if key >> 32 != time {
+                        break;
                     }
+                    ai += 1;
+                    activate(topo, work, sc, key as u32 as usize);
                 }
             }
             Event::Saturate(k) => {
