@@ -41,7 +41,7 @@ from hubgate._core import AllocReason
 from hubgate.allocation import AllocationSettings, CycleInputs, CycleResult, SiteAllocator
 from hubgate.api.commands import CommandRejectedError
 from hubgate.api.metrics import MetricsRegistry
-from hubgate.config.model import GridOperatorSource, SiteConfig
+from hubgate.config.model import PRIORITY_MAX, GridOperatorSource, SiteConfig
 from hubgate.control.cycle import CycleStats, Failed, TimedOut, gather_by_deadline, run_cycles
 from hubgate.control.decisions import ConnectorDecision, DecisionLog, DecisionRecord
 from hubgate.control.failsafe import AssumeDraw, ChargerWatch, MeterWatch
@@ -611,7 +611,7 @@ class ControlLoop:
                     power_kw=None if power is None else power / 1000,
                     energy_kwh=None if energy is None else energy / 1000,
                     soc_percent=reading.get(_SOC) if reading is not None else None,
-                    priority=info.priority,
+                    priority=self.allocator.priority(i),
                     pv_mode=bool(self.energy.pv_mode[i]),
                     reason=record[i].reason if i < len(record) else "",
                     binding=record[i].binding if i < len(record) else None,
@@ -687,10 +687,17 @@ class ControlLoop:
     # -- operator commands (hubgate.api.Commands) --------------------------------------------
 
     async def set_priority(self, connector: str, priority: int) -> None:
-        """Priority tiers are fixed in the allocator's tree for now."""
-        raise CommandRejectedError(
-            f"{connector}: priority changes take effect after a restart (set it in the site file)"
-        )
+        """Serve `connector` in tier `priority` from the next cycle; its state is kept."""
+        index = self._connector_index(connector)
+        if index is None:
+            raise CommandRejectedError(f"{connector}: no such connector")
+        if not 0 <= priority <= PRIORITY_MAX:
+            raise CommandRejectedError(
+                f"{connector}: priority must be a tier from 0 to {PRIORITY_MAX}, got {priority}"
+            )
+        before = self.allocator.priority(index)
+        self.allocator.set_priority(index, priority)
+        self._event(EventLevel.INFO, connector, f"priority {before} -> {priority}")
 
     async def set_pv_mode(self, connector: str, pv_mode: bool) -> None:
         """Charge a connector from PV surplus only (or from the grid again) from the next cycle."""
