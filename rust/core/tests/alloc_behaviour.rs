@@ -1,31 +1,18 @@
 //! Behaviour over time of the allocation engine: dwell times, change interval,
 //! ramps, settle reservations, 1p/3p switching, priorities and root budgets.
 
+mod common;
+
+use common::{allocator, cycle_input, quiet, root, three_phase, INF};
 use hubgate_core::alloc::{
-    Allocation, Allocator, ConnectorSpec, CycleInput, NodeSpec, PhaseMap, Reason, Settings,
-    Topology,
+    Allocation, Allocator, ConnectorSpec, CycleInput, PhaseMap, Reason, Settings,
 };
-
-const INF: f64 = f64::INFINITY;
-
-fn root(cap: f64) -> NodeSpec {
-    NodeSpec {
-        parent: None,
-        phase_cap_a: [cap; 3],
-        power_cap_w: INF,
-        unbalance_cap_a: INF,
-    }
-}
 
 fn connector(phases: PhaseMap, priority: u8) -> ConnectorSpec {
     ConnectorSpec {
-        node: 0,
         phases,
-        min_a: 6.0,
-        max_a: 32.0,
-        step_a: 1.0,
-        weight: 1.0,
         priority,
+        ..three_phase(0, 32.0)
     }
 }
 
@@ -45,7 +32,7 @@ impl Site {
     fn new(cap: f64, connectors: Vec<ConnectorSpec>, settings: Settings) -> Self {
         let n = connectors.len();
         Self {
-            alloc: Allocator::new(Topology::new(vec![root(cap)], connectors, settings).unwrap()),
+            alloc: allocator(vec![root(cap, INF)], connectors, settings),
             base: vec![0.0; 3],
             ev_max: vec![INF; n],
             wanting: vec![1; n],
@@ -59,27 +46,13 @@ impl Site {
 
     fn at(&mut self, now: f64) -> &Allocation {
         let input = CycleInput {
-            now,
-            base_load_a: &self.base,
-            ev_max_a: &self.ev_max,
-            wanting: &self.wanting,
-            pv_mode: &self.pv,
             grid_operator_w: self.gop,
             peak_w: self.peak,
             pv_budget_w: self.pv_budget,
+            ..cycle_input(now, &self.base, &self.ev_max, &self.wanting, &self.pv)
         };
         self.alloc.allocate(&input, &mut self.out).unwrap();
         &self.out
-    }
-}
-
-fn quiet() -> Settings {
-    Settings {
-        min_on_s: 0.0,
-        min_off_s: 0.0,
-        change_interval_s: 0.0,
-        settle_s: 0.0,
-        ..Settings::default()
     }
 }
 

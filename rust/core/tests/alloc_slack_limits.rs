@@ -2,62 +2,25 @@
 //! bind: they must come back as soon as the connectors' maxima, wanting flags,
 //! the root-level limits or the PV-mode flags change.
 
-use hubgate_core::alloc::{
-    Allocation, Allocator, ConnectorSpec, CycleInput, NodeSpec, PhaseMap, Reason, Settings,
-    Topology,
-};
+mod common;
 
-const INF: f64 = f64::INFINITY;
+use common::{allocate, allocator, cycle_input, feeder, quiet, root, three_phase, INF};
+use hubgate_core::alloc::{Allocation, Allocator, CycleInput, Reason, Settings};
 
 /// A 100 A root with one 20 A feeder (node 1) holding two three-phase connectors.
 fn feeder_site() -> Allocator {
-    let nodes = vec![
-        NodeSpec {
-            parent: None,
-            phase_cap_a: [100.0; 3],
-            power_cap_w: INF,
-            unbalance_cap_a: INF,
-        },
-        NodeSpec {
-            parent: Some(0),
-            phase_cap_a: [20.0; 3],
-            power_cap_w: INF,
-            unbalance_cap_a: INF,
-        },
-    ];
-    let connector = ConnectorSpec {
-        node: 1,
-        phases: PhaseMap::Three,
-        min_a: 6.0,
-        max_a: 16.0,
-        step_a: 1.0,
-        weight: 1.0,
-        priority: 0,
-    };
-    let settings = Settings {
-        min_on_s: 0.0,
-        min_off_s: 0.0,
-        change_interval_s: 0.0,
-        settle_s: 0.0,
-        ..Settings::default()
-    };
-    Allocator::new(Topology::new(nodes, vec![connector; 2], settings).unwrap())
+    allocator(
+        vec![root(100.0, INF), feeder(0, 20.0)],
+        vec![three_phase(1, 16.0); 2],
+        quiet(),
+    )
 }
 
 fn cycle(alloc: &mut Allocator, now: f64, ev_max: [f64; 2], wanting: [u8; 2]) -> Allocation {
-    let mut out = Allocation::default();
-    let input = CycleInput {
-        now,
-        base_load_a: &[0.0; 6],
-        ev_max_a: &ev_max,
-        wanting: &wanting,
-        pv_mode: &[0, 0],
-        grid_operator_w: INF,
-        peak_w: INF,
-        pv_budget_w: INF,
-    };
-    alloc.allocate(&input, &mut out).unwrap();
-    out
+    allocate(
+        alloc,
+        &cycle_input(now, &[0.0; 6], &ev_max, &wanting, &[0, 0]),
+    )
 }
 
 #[test]
@@ -107,34 +70,16 @@ fn a_limit_the_maxima_exactly_reach_is_kept() {
 
 #[test]
 fn the_root_power_limit_binds_again_when_the_grid_operator_lifts_its_limit() {
-    let root = NodeSpec {
-        parent: None,
-        phase_cap_a: [1000.0; 3],
-        power_cap_w: 30_000.0,
-        unbalance_cap_a: INF,
-    };
-    let connector = ConnectorSpec {
-        node: 0,
-        phases: PhaseMap::Three,
-        min_a: 6.0,
-        max_a: 32.0,
-        step_a: 1.0,
-        weight: 1.0,
-        priority: 0,
-    };
-    let topo = Topology::new(vec![root], vec![connector; 4], Settings::default()).unwrap();
-    let mut alloc = Allocator::new(topo);
+    let mut alloc = allocator(
+        vec![root(1000.0, 30_000.0)],
+        vec![three_phase(0, 32.0); 4],
+        Settings::default(),
+    );
     let mut out = Allocation::default();
     let mut run = |now: f64, grid_operator_w: f64| {
         let input = CycleInput {
-            now,
-            base_load_a: &[0.0; 3],
-            ev_max_a: &[INF; 4],
-            wanting: &[1; 4],
-            pv_mode: &[0; 4],
             grid_operator_w,
-            peak_w: INF,
-            pv_budget_w: INF,
+            ..cycle_input(now, &[0.0; 3], &[INF; 4], &[1; 4], &[0; 4])
         };
         alloc.allocate(&input, &mut out).unwrap();
         out.clone()
@@ -153,34 +98,16 @@ fn the_root_power_limit_binds_again_when_the_grid_operator_lifts_its_limit() {
 
 #[test]
 fn pv_mode_set_while_no_pv_budget_applies_once_the_budget_comes() {
-    let root = NodeSpec {
-        parent: None,
-        phase_cap_a: [100.0; 3],
-        power_cap_w: INF,
-        unbalance_cap_a: INF,
-    };
-    let connector = ConnectorSpec {
-        node: 0,
-        phases: PhaseMap::Three,
-        min_a: 6.0,
-        max_a: 32.0,
-        step_a: 1.0,
-        weight: 1.0,
-        priority: 0,
-    };
-    let topo = Topology::new(vec![root], vec![connector; 2], Settings::default()).unwrap();
-    let mut alloc = Allocator::new(topo);
+    let mut alloc = allocator(
+        vec![root(100.0, INF)],
+        vec![three_phase(0, 32.0); 2],
+        Settings::default(),
+    );
     let mut out = Allocation::default();
     let mut run = |now: f64, pv_mode: [u8; 2], pv_budget_w: f64| {
         let input = CycleInput {
-            now,
-            base_load_a: &[0.0; 3],
-            ev_max_a: &[INF; 2],
-            wanting: &[1; 2],
-            pv_mode: &pv_mode,
-            grid_operator_w: INF,
-            peak_w: INF,
             pv_budget_w,
+            ..cycle_input(now, &[0.0; 3], &[INF; 2], &[1; 2], &pv_mode)
         };
         alloc.allocate(&input, &mut out).unwrap();
         out.clone()
@@ -200,19 +127,10 @@ fn minimums_are_checked_again_once_they_no_longer_all_fit() {
     let mut run = |now: f64, feeder_base_a: f64| {
         let mut base = [0.0; 6];
         base[3..].fill(feeder_base_a);
-        let input = CycleInput {
-            now,
-            base_load_a: &base,
-            ev_max_a: &[INF, INF],
-            wanting: &[1, 1],
-            pv_mode: &[0, 0],
-            grid_operator_w: INF,
-            peak_w: INF,
-            pv_budget_w: INF,
-        };
-        let mut out = Allocation::default();
-        alloc.allocate(&input, &mut out).unwrap();
-        out
+        allocate(
+            &mut alloc,
+            &cycle_input(now, &base, &[INF, INF], &[1, 1], &[0, 0]),
+        )
     };
     // Both minimums (6 A each) fit in the feeder's 20 A.
     assert_eq!(run(0.0, 0.0).target_a, vec![10.0, 10.0]);
