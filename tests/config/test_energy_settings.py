@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from hubgate.config import ConfigError, load_site
+from toml_tables import SMA_BATTERY_20KWH, ocpp_charger
 
-SITE = """\
+SITE = (
+    """\
 [site]
 name = "t"
 
@@ -17,24 +19,11 @@ phase_current_limit_a = 80
 power_limit_kw = 50
 peak_target_kw = 40
 
-[[chargers]]
-id = "cp-1"
-node = "grid"
-ocpp = { identity = "CP-1" }
-
-[[chargers.connectors]]
-id = 1
-max_current_a = 32
-pv_mode = true
-
-[battery]
-id = "battery"
-modbus = { profile = "sma-sunny-boy-storage", host = "127.0.0.1", unit = 3 }
-capacity_kwh = 20
-max_charge_kw = 10
-max_discharge_kw = 10
-charge_from_grid = false
 """
+    + ocpp_charger("grid", pv_mode=True)
+    + "\n"
+    + SMA_BATTERY_20KWH
+)
 
 
 def problems(tmp_path: Path, text: str) -> list[str]:

@@ -10,6 +10,7 @@ import pytest
 from hubgate.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from hubgate.config import ConfigError, load_site, render_tree
 from hubgate.config.model import PhaseRotation
+from toml_tables import ocpp_charger
 
 SMALL = """\
 [site]
@@ -23,15 +24,7 @@ id = "board"
 kind = "switchboard"
 phase_current_limit_a = 63
 
-[[chargers]]
-id = "cp-1"
-node = "board"
-ocpp = { identity = "CP-1" }
-
-[[chargers.connectors]]
-id = 1
-max_current_a = 32
-"""
+""" + ocpp_charger("board")
 
 
 def write(tmp_path: Path, text: str) -> Path:

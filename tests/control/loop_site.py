@@ -10,16 +10,42 @@ can be made unreachable.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import trio
 
 from hubgate.config.model import SiteConfig
-from hubgate.control.loop import SiteDevices
+from hubgate.control.decisions import DecisionLog
+from hubgate.control.limits import LimitBook
+from hubgate.control.loop import ControlLoop, SiteDevices
 from hubgate.devices.model import AppliedLimit, IecState, Reading
 from hubgate.profiles.model import Quantity
+from hubgate.state import StateHub
+from toml_tables import connector_32a, meter, modbus, modbus_charger
 
-SITE_TOML = """
+
+def modbus_chargers(node: str, pv_mode: str = "") -> str:
+    """Chargers cp-1 to cp-3 on `node`, 32 A on Modbus ports 1502 to 1504; one may be in PV mode."""
+    return "".join(
+        modbus_charger(
+            f"cp-{i}",
+            node,
+            modbus("alfen-eve", port=1501 + i),
+            connector_32a(pv_mode=pv_mode == f"cp-{i}"),
+        )
+        for i in (1, 2, 3)
+    )
+
+
+def site_meter(meter_id: str, node: str) -> str:
+    """The site's meter on `node`, on Modbus port 1505."""
+    return meter(meter_id, node, modbus("eastron-sdm630", port=1505))
+
+
+SITE_TOML = (
+    """
 [site]
 name = "test site"
 [grid]
@@ -28,26 +54,10 @@ phase_current_limit_a = 100
 id = "board"
 kind = "switchboard"
 phase_current_limit_a = 64
-[[chargers]]
-id = "cp-1"
-node = "board"
-modbus = { profile = "alfen-eve", host = "127.0.0.1", port = 1502 }
-connectors = [{ id = 1, max_current_a = 32 }]
-[[chargers]]
-id = "cp-2"
-node = "board"
-modbus = { profile = "alfen-eve", host = "127.0.0.1", port = 1503 }
-connectors = [{ id = 1, max_current_a = 32 }]
-[[chargers]]
-id = "cp-3"
-node = "board"
-modbus = { profile = "alfen-eve", host = "127.0.0.1", port = 1504 }
-connectors = [{ id = 1, max_current_a = 32 }]
-[[meters]]
-id = "board-meter"
-node = "board"
-modbus = { profile = "eastron-sdm630", host = "127.0.0.1", port = 1505 }
-[grid_operator]
+"""
+    + modbus_chargers("board")
+    + site_meter("board-meter", "board")
+    + """[grid_operator]
 source = "modbus-device"
 modbus = { profile = "grid-operator-limit-register", host = "127.0.0.1", port = 1506 }
 [control]
@@ -57,6 +67,7 @@ degraded_budget_percent = 50
 failsafe_current_a = 6
 lease_s = 10
 """
+)
 
 REACTION_S = 2.0
 """How long an EV takes to follow a lower or higher limit."""
@@ -65,6 +76,16 @@ REACTION_S = 2.0
 def site_config(extra: str = "") -> SiteConfig:
     """The test site (three 32 A chargers behind a 64 A board), with extra TOML appended."""
     return SiteConfig.model_validate(tomllib.loads(SITE_TOML + extra))
+
+
+@asynccontextmanager
+async def running_loop(config: SiteConfig, devices: SiteDevices) -> AsyncIterator[ControlLoop]:
+    """A control loop over `devices`, with its own limit book, decision log and state hub."""
+    loop = ControlLoop(config, devices, limits=LimitBook(), decisions=DecisionLog(), hub=StateHub())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(loop.run)
+        yield loop
+        nursery.cancel_scope.cancel()
 
 
 class UnreachableError(Exception):

@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import trio
 import trio.testing
-from loop_site import SimSite, site_config
+from loop_site import SimSite, running_loop, site_config
 
-from hubgate.control.decisions import DecisionLog
-from hubgate.control.limits import SITE, AuditAction, Limit, LimitBook, LimitSource
+from hubgate.control.limits import SITE, AuditAction, Limit, LimitSource
 from hubgate.control.loop import ControlLoop, SiteDevices
-from hubgate.state import StateHub
 
 BOARD_A = 64.0
 
 
-@asynccontextmanager
-async def running(
+def running(
     sim: SimSite, extra: str = "", devices: SiteDevices | None = None
-) -> AsyncIterator[ControlLoop]:
-    loop = ControlLoop(
-        site_config(extra),
-        devices or sim.devices(),
-        limits=LimitBook(),
-        decisions=DecisionLog(),
-        hub=StateHub(),
-    )
-    async with trio.open_nursery() as nursery:
-        await nursery.start(loop.run)
-        yield loop
-        nursery.cancel_scope.cancel()
+) -> AbstractAsyncContextManager[ControlLoop]:
+    return running_loop(site_config(extra), devices or sim.devices())
 
 
 def setpoints(loop: ControlLoop) -> dict[str, float]:

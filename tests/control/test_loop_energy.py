@@ -9,57 +9,39 @@ from __future__ import annotations
 
 import itertools
 import tomllib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 import pytest
 import trio
 import trio.testing
-from loop_site import SimCharger, UnreachableError
+from loop_site import SimCharger, UnreachableError, modbus_chargers, running_loop, site_meter
 
 from hubgate.api.commands import CommandRejectedError
 from hubgate.config.model import SiteConfig
-from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import SITE as SITE_TARGET
-from hubgate.control.limits import Limit, LimitBook, LimitSource
+from hubgate.control.limits import Limit, LimitSource
 from hubgate.control.loop import ControlLoop, SiteDevices
 from hubgate.devices.model import Reading
 from hubgate.devices.storage import BatteryCommandResult
 from hubgate.profiles.model import Quantity
-from hubgate.state import StateHub
 
 VOLTAGE = 230.0
 LIMIT_W = 60_000.0
 TARGET_W = 40_000.0
 
-SITE = """
+SITE = (
+    """
 [site]
 name = "energy site"
 [grid]
 phase_current_limit_a = 100
 power_limit_kw = 60
 peak_target_kw = 40
-[[chargers]]
-id = "cp-1"
-node = "grid"
-modbus = { profile = "alfen-eve", host = "127.0.0.1", port = 1502 }
-connectors = [{ id = 1, max_current_a = 32 }]
-[[chargers]]
-id = "cp-2"
-node = "grid"
-modbus = { profile = "alfen-eve", host = "127.0.0.1", port = 1503 }
-connectors = [{ id = 1, max_current_a = 32 }]
-[[chargers]]
-id = "cp-3"
-node = "grid"
-modbus = { profile = "alfen-eve", host = "127.0.0.1", port = 1504 }
-connectors = [{ id = 1, max_current_a = 32, pv_mode = true }]
-[[meters]]
-id = "grid-meter"
-node = "grid"
-modbus = { profile = "eastron-sdm630", host = "127.0.0.1", port = 1505 }
-[battery]
+"""
+    + modbus_chargers("grid", pv_mode="cp-3")
+    + site_meter("grid-meter", "grid")
+    + """[battery]
 id = "battery"
 modbus = { profile = "sma-sunny-boy-storage", host = "127.0.0.1", port = 1506, unit = 3 }
 capacity_kwh = 50
@@ -76,6 +58,7 @@ cycle_s = 1.0
 meter_stale_s = 3
 lease_s = 10
 """
+)
 
 PV_ONLY = SITE.replace("max_soc_percent = 90", "max_soc_percent = 90\ncharge_from_grid = false")
 
@@ -195,19 +178,8 @@ def build(connected: tuple[str, ...] = ("cp-1", "cp-2")) -> EnergySite:
     return EnergySite(chargers, SimBattery(), SimPv())
 
 
-@asynccontextmanager
-async def running(site: EnergySite, toml: str = SITE) -> AsyncIterator[ControlLoop]:
-    loop = ControlLoop(
-        SiteConfig.model_validate(tomllib.loads(toml)),
-        site.devices(),
-        limits=LimitBook(),
-        decisions=DecisionLog(),
-        hub=StateHub(),
-    )
-    async with trio.open_nursery() as nursery:
-        await nursery.start(loop.run)
-        yield loop
-        nursery.cancel_scope.cancel()
+def running(site: EnergySite, toml: str = SITE) -> AbstractAsyncContextManager[ControlLoop]:
+    return running_loop(SiteConfig.model_validate(tomllib.loads(toml)), site.devices())
 
 
 def energy(loop: ControlLoop) -> dict[str, object]:
@@ -447,17 +419,8 @@ async def test_a_site_without_battery_or_pv_shows_no_energy(
     plain = SiteDevices(chargers={(c.id, 1): c for c in site.chargers}, meters={"grid-meter": site})
     toml = SITE.split("[battery]")[0].replace("pv_mode = true", "pv_mode = false")
     toml += "[control]\ncycle_s = 1.0\n"
-    loop = ControlLoop(
-        SiteConfig.model_validate(tomllib.loads(toml)),
-        plain,
-        limits=LimitBook(),
-        decisions=DecisionLog(),
-        hub=StateHub(),
-    )
-    async with trio.open_nursery() as nursery:
-        await nursery.start(loop.run)
+    async with running_loop(SiteConfig.model_validate(tomllib.loads(toml)), plain) as loop:
         await trio.sleep(5)
         state = loop.hub.latest
         assert state is not None
         assert state.energy is None
-        nursery.cancel_scope.cancel()

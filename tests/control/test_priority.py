@@ -6,39 +6,24 @@ called in-process (ASGI), so that no socket waits on the virtual clock.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import httpx
 import pytest
 import trio
 import trio.testing
-from loop_site import SimSite, site_config
+from loop_site import SimSite, running_loop, site_config
 
 from hubgate.api import ApiContext, CommandRejectedError
 from hubgate.api.app import API_PREFIX, build_app
-from hubgate.control.decisions import DecisionLog
-from hubgate.control.limits import LimitBook
 from hubgate.control.loop import ControlLoop
-from hubgate.state import StateHub
 
 TOKEN = "priority-test-token-0123"
 API_TABLE = f'[api]\ntoken = "{TOKEN}"\n'
 
 
-@asynccontextmanager
-async def running(sim: SimSite) -> AsyncIterator[ControlLoop]:
-    loop = ControlLoop(
-        site_config(API_TABLE),
-        sim.devices(),
-        limits=LimitBook(),
-        decisions=DecisionLog(),
-        hub=StateHub(),
-    )
-    async with trio.open_nursery() as nursery:
-        await nursery.start(loop.run)
-        yield loop
-        nursery.cancel_scope.cancel()
+def running(sim: SimSite) -> AbstractAsyncContextManager[ControlLoop]:
+    return running_loop(site_config(API_TABLE), sim.devices())
 
 
 def served(loop: ControlLoop) -> tuple[dict[str, float], dict[str, int]]:

@@ -17,8 +17,10 @@ import trio
 from hubgate.runtime.demo import Demo, open_demo
 from hubgate.sim.engine import Simulation
 from hubgate.sim.scenario_loader import load_scenario
+from toml_tables import SMA_BATTERY_20KWH, car_3p_32a, connector_32a, meter, modbus, modbus_charger
 
-SITE = """\
+SITE = (
+    """\
 [site]
 name = "e2e energy"
 
@@ -27,31 +29,15 @@ phase_current_limit_a = 100
 power_limit_kw = 60
 peak_target_kw = 25
 
-[[chargers]]
-id = "cp-grid"
-node = "grid"
-modbus = { profile = "alfen-eve", host = "127.0.0.1", unit = 1 }
-connectors = [{ id = 1, max_current_a = 32 }]
-
-[[chargers]]
-id = "cp-pv"
-node = "grid"
-modbus = { profile = "alfen-eve", host = "127.0.0.1", unit = 1 }
-connectors = [{ id = 1, max_current_a = 32, pv_mode = true }]
-
-[[meters]]
-id = "meter-grid"
-node = "grid"
-modbus = { profile = "eastron-sdm630", host = "127.0.0.1" }
-
-[battery]
-id = "battery"
-modbus = { profile = "sma-sunny-boy-storage", host = "127.0.0.1", unit = 3 }
-capacity_kwh = 20
-max_charge_kw = 10
-max_discharge_kw = 10
-charge_from_grid = false
-
+"""
+    + modbus_charger("cp-grid", "grid", modbus("alfen-eve", unit=1))
+    + "\n"
+    + modbus_charger("cp-pv", "grid", modbus("alfen-eve", unit=1), connector_32a(pv_mode=True))
+    + "\n"
+    + meter("meter-grid", "grid", modbus("eastron-sdm630"))
+    + "\n"
+    + SMA_BATTERY_20KWH
+    + """
 [[pv]]
 id = "pv-roof"
 modbus = { profile = "sunspec-inverter", host = "127.0.0.1" }
@@ -61,8 +47,10 @@ peak_kw = 50
 cycle_s = 0.25
 meter_stale_s = 1
 """
+)
 
-SCENARIO = """\
+SCENARIO = (
+    """\
 [scenario]
 name = "e2e: PV surplus, then a cloud and a peak"
 site = "site.toml"
@@ -75,14 +63,9 @@ initial_occupancy = 1.0
 rate_per_hour = 0
 mean_stay_h = 5
 
-[[ev_mix]]
-name = "car-3p-32a"
-capacity_kwh = 80
-max_current_a = 32
-phases = 3
-arrival_soc = [0.2, 0.3]
-reaction_s = [2, 3]
-
+"""
+    + car_3p_32a("car-3p-32a", 80, arrival_soc=[0.2, 0.3], reaction_s=[2, 3])
+    + """
 [[base_load]]
 node = "grid"
 amps = 20
@@ -101,6 +84,7 @@ pv = "pv-roof"
 depth_percent = 100
 duration_s = 60
 """
+)
 
 CLOUD_FULL = (45.0, 75.0)
 """Simulated seconds when the cloud's shade is complete (15 s edges)."""

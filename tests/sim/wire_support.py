@@ -6,7 +6,10 @@ from pathlib import Path
 
 from pymodbus.client import ModbusTcpClient
 
-WIRE_SITE = """\
+from toml_tables import car_3p_32a, meter, modbus, modbus_charger
+
+WIRE_SITE = (
+    """\
 [site]
 name = "wire test"
 
@@ -14,12 +17,14 @@ name = "wire test"
 phase_current_limit_a = 100
 power_limit_kw = 60
 
-[[chargers]]
-id = "wb"
-node = "grid"
-modbus = { profile = "alfen-eve", host = "127.0.0.1", unit = 1 }
-connectors = [{ id = 1, max_current_a = 32 }, { id = 2, max_current_a = 32 }]
-
+"""
+    + modbus_charger(
+        "wb",
+        "grid",
+        modbus("alfen-eve", unit=1),
+        "{ id = 1, max_current_a = 32 }, { id = 2, max_current_a = 32 }",
+    )
+    + """
 [[chargers]]
 id = "cp16"
 node = "grid"
@@ -33,11 +38,9 @@ phase_rotation = "L2L3L1"
 ocpp = { identity = "SIM-201", versions = ["2.0.1"] }
 connectors = [{ id = 1, phases = "1p", max_current_a = 32 }]
 
-[[meters]]
-id = "meter"
-node = "grid"
-modbus = { profile = "eastron-sdm630", host = "127.0.0.1" }
-
+"""
+    + meter("meter", "grid", modbus("eastron-sdm630"))
+    + """
 [grid_operator]
 source = "modbus-device"
 modbus = { profile = "grid-operator-limit-register", host = "127.0.0.1" }
@@ -45,8 +48,10 @@ modbus = { profile = "grid-operator-limit-register", host = "127.0.0.1" }
 [control]
 failsafe_current_a = 6
 """
+)
 
-WIRE_SCENARIO = """\
+WIRE_SCENARIO = (
+    """\
 [scenario]
 name = "wire test"
 site = "site.toml"
@@ -56,18 +61,14 @@ seed = 5
 [arrivals]
 initial_occupancy = 1.0
 
-[[ev_mix]]
-name = "car"
-capacity_kwh = 80
-max_current_a = 32
-phases = 3
-reaction_s = [4, 4]
-arrival_soc = [0.2, 0.2]
-
+"""
+    + car_3p_32a("car", 80, reaction_s=[4, 4], arrival_soc=[0.2, 0.2])
+    + """
 [[base_load]]
 node = "grid"
 amps = [4, 5, 6]
 """
+)
 
 
 def write_wire_scenario(folder: Path, events: str = "") -> Path:

@@ -1,0 +1,64 @@
+"""TOML tables the tests' site and scenario files share, so that each has one shape.
+
+Each builder returns the table's lines, newline-terminated, to be joined into a
+file; what a test varies (ids, nodes, addresses) is a parameter.
+"""
+
+from __future__ import annotations
+
+SMA_BATTERY_20KWH = """\
+[battery]
+id = "battery"
+modbus = { profile = "sma-sunny-boy-storage", host = "127.0.0.1", unit = 3 }
+capacity_kwh = 20
+max_charge_kw = 10
+max_discharge_kw = 10
+charge_from_grid = false
+"""
+"""A 20 kWh, 10 kW battery that charges from PV only."""
+
+
+def connector_32a(*, pv_mode: bool = False) -> str:
+    """Connector 1 with a 32 A maximum, as an inline table."""
+    return (
+        "{ id = 1, max_current_a = 32, pv_mode = true }"
+        if pv_mode
+        else "{ id = 1, max_current_a = 32 }"
+    )
+
+
+def modbus(profile: str, **address: int) -> str:
+    """An inline Modbus table for a device on 127.0.0.1 (`port`, `unit` in the order given)."""
+    fields = "".join(f", {key} = {value}" for key, value in address.items())
+    return f'{{ profile = "{profile}", host = "127.0.0.1"{fields} }}'
+
+
+def modbus_charger(charger_id: str, node: str, device: str, connectors: str | None = None) -> str:
+    """A charger on `node` reached over Modbus (`device` from `modbus`)."""
+    return (
+        f'[[chargers]]\nid = "{charger_id}"\nnode = "{node}"\n'
+        f"modbus = {device}\nconnectors = [{connectors or connector_32a()}]\n"
+    )
+
+
+def ocpp_charger(node: str, *, pv_mode: bool = False) -> str:
+    """Charger cp-1 (OCPP identity CP-1) on `node` with one 32 A connector in its own table."""
+    return (
+        f'[[chargers]]\nid = "cp-1"\nnode = "{node}"\nocpp = {{ identity = "CP-1" }}\n\n'
+        "[[chargers.connectors]]\nid = 1\nmax_current_a = 32\n"
+        + ("pv_mode = true\n" if pv_mode else "")
+    )
+
+
+def meter(meter_id: str, node: str, device: str) -> str:
+    """A meter on `node` reached over Modbus (`device` from `modbus`)."""
+    return f'[[meters]]\nid = "{meter_id}"\nnode = "{node}"\nmodbus = {device}\n'
+
+
+def car_3p_32a(name: str, capacity_kwh: int, **fields: list[float]) -> str:
+    """A scenario's three-phase 32 A car, with its other `fields` (lists) in the order given."""
+    rest = "".join(f"{key} = {value}\n" for key, value in fields.items())
+    return (
+        f'[[ev_mix]]\nname = "{name}"\ncapacity_kwh = {capacity_kwh}\n'
+        f"max_current_a = 32\nphases = 3\n{rest}"
+    )
