@@ -12,18 +12,32 @@ battery at the lower of its site-file rating and the profile's bounds
 (`max_charge_w`, `max_discharge_w`; 0 W without a command). A device that runs its own
 self-consumption control moves within these limits; the control loop counts a
 discharge only once it is measured, so that is safe either way.
+
+Limits given in percent of a field (SunSpec model 124: InWRte and OutWRte in % of
+WChaMax, `percent_of` in the profile) are converted with that field as the device
+reports it; their W bound is the device's own. A profile `enable` switch (model
+124's StorCtl_Mod) is switched on after the limits are written. Where the profile
+has a writable device-side timeout (model 124's InOutWRte_RvrtTms), `lease_s` is
+written to it before the first command and read back: a gateway that stops
+re-sending then leaves the battery to revert to its own control.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
 from hubgate.control.energy import BatteryReading
-from hubgate.devices.errors import DeviceError
+from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError
 from hubgate.devices.model import Reading
 from hubgate.devices.profile_driver import ProfileBattery, ProfileDevice
-from hubgate.profiles.model import Quantity
+from hubgate.modbus.codec import FieldError
+from hubgate.profiles.model import Quantity, Setpoint
+from hubgate.profiles.plan import resolve_switch
+
+log = logging.getLogger(__name__)
 
 CHARGE = "charge_power_limit"
 DISCHARGE = "discharge_power_limit"
@@ -96,12 +110,15 @@ class Battery(Protocol):
 class BatteryDevice:
     """A profiled battery or hybrid inverter: readings in, one signed power command out."""
 
-    def __init__(self, driver: ProfileDevice) -> None:
+    def __init__(self, driver: ProfileDevice, *, lease_s: float | None = None) -> None:
         self.driver = driver
+        self.lease_s = lease_s
+        """Written to the device's revert timeout, where it has one (None: left as it is)."""
         commands = driver.profile.commands
         charge, discharge = commands.charge_power_limit, commands.discharge_power_limit
-        self.max_charge_w = 0.0 if charge is None else charge.max
-        self.max_discharge_w = 0.0 if discharge is None else discharge.max
+        self.max_charge_w = _bound_w(charge)
+        self.max_discharge_w = _bound_w(discharge)
+        self._prepared = False
 
     @property
     def id(self) -> str:
@@ -122,5 +139,84 @@ class BatteryDevice:
         if (power_w < 0 and charge is None) or (power_w > 0 and discharge is None):
             way = "charge" if power_w < 0 else "discharge"
             raise DeviceError(f"{driver.profile.name} cannot be told to {way}")
-        applied = await driver.set_power_limits(charge_w=charge, discharge_w=discharge)
-        return BatteryCommandResult(applied.get(CHARGE, 0.0), applied.get(DISCHARGE, 0.0))
+        try:
+            return await self._command(driver, charge, discharge)
+        except BaseException:
+            self._prepared = False  # the device may have restarted: set its lease up again
+            raise
+
+    async def _command(
+        self, driver: ProfileBattery, charge_w: float | None, discharge_w: float | None
+    ) -> BatteryCommandResult:
+        if not self._prepared:
+            await self._configure_lease(driver)
+            self._prepared = True
+        commands = driver.profile.commands
+        charge_ref = await self._reference_w(driver, commands.charge_power_limit)
+        discharge_ref = await self._reference_w(driver, commands.discharge_power_limit)
+        applied = await driver.set_power_limits(
+            charge_w=_to_unit(charge_w, charge_ref),
+            discharge_w=_to_unit(discharge_w, discharge_ref),
+        )
+        if commands.enable is not None:
+            spec = resolve_switch(driver.profile, "enable", commands.enable, await driver.blocks())
+            await driver.write(spec, [commands.enable.values["on"]], multiple=False)
+        return BatteryCommandResult(
+            _to_watts(applied.get(CHARGE, 0.0), charge_ref),
+            _to_watts(applied.get(DISCHARGE, 0.0), discharge_ref),
+        )
+
+    async def _reference_w(self, driver: ProfileDevice, setpoint: Setpoint | None) -> float | None:
+        """The W that 100 % of a percent setpoint stands for, as the device reports it now."""
+        if setpoint is None or setpoint.percent_of is None:
+            return None
+        field = driver.profile.fields[setpoint.percent_of]
+        value = await driver.read_value(await driver.resolve(setpoint.percent_of.value, field))
+        if not isinstance(value, int | float) or value <= 0:
+            raise DeviceError(
+                f"{driver.profile.name}: {setpoint.percent_of} reads {value!r}, "
+                "so a limit in percent of it cannot be set"
+            )
+        return float(value)
+
+    async def _configure_lease(self, driver: ProfileDevice) -> None:
+        """Write `lease_s` to the device's revert timeout and read it back."""
+        timeout = driver.profile.failsafe.timeout
+        if self.lease_s is None or timeout is None or timeout.address is None:
+            return
+        if not timeout.writable:
+            log.warning("%s: the revert timeout is fixed, not %s s", self.id, self.lease_s)
+            return
+        spec = await driver.resolve("timeout", timeout)
+        try:
+            await driver.write_value(spec, self.lease_s, multiple=False)
+        except FieldError as exc:
+            raise FailsafeNotAppliedError(
+                f"{self.id}: the revert timeout cannot hold {self.lease_s} s: {exc}"
+            ) from exc
+        got = await driver.read_value(spec)
+        held = isinstance(got, int | float) and got > 0  # 0 would mean: never revert
+        if not held or not math.isclose(float(got or 0), self.lease_s, abs_tol=0.5):
+            raise FailsafeNotAppliedError(
+                f"{self.id}: wrote {self.lease_s} s to the revert timeout, read back {got!r}"
+            )
+
+
+def _bound_w(setpoint: Setpoint | None) -> float:
+    """A setpoint's W bound: 0 without one, unbounded here when in percent of the device's
+    own rating (the site file's rating and the device's reference bound it)."""
+    if setpoint is None:
+        return 0.0
+    return math.inf if setpoint.percent_of is not None else setpoint.max
+
+
+def _to_unit(watts: float | None, reference_w: float | None) -> float | None:
+    """W in the setpoint's unit: itself, or percent of the reference."""
+    if watts is None or reference_w is None:
+        return watts
+    return watts / reference_w * 100.0
+
+
+def _to_watts(value: float, reference_w: float | None) -> float:
+    """A setpoint value back in W."""
+    return value if reference_w is None else value * reference_w / 100.0
