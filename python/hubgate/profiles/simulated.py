@@ -249,8 +249,12 @@ class SimulatedDevice:
 
     def get(self, quantity: Quantity | str) -> float | str | None:
         """A field's current value, decoded."""
+        return self.value(f"fields.{quantity}")
+
+    def value(self, path: str) -> float | str | None:
+        """Any register's current value by its profile path ("failsafe.timeout"), decoded."""
         with self._lock:
-            return self._load(f"fields.{quantity}")
+            return self._load(path)
 
     @property
     def paused(self) -> bool:
