@@ -152,8 +152,15 @@ class BatteryDevice:
             await self._configure_lease(driver)
             self._prepared = True
         commands = driver.profile.commands
-        charge_ref = await self._reference_w(driver, commands.charge_power_limit)
-        discharge_ref = await self._reference_w(driver, commands.discharge_power_limit)
+        setpoints = (commands.charge_power_limit, commands.discharge_power_limit)
+        references = {
+            quantity: await self._reference_w(driver, quantity)
+            for quantity in {s.percent_of for s in setpoints if s is not None and s.percent_of}
+        }  # each field read once (InWRte and OutWRte are both of WChaMax)
+        charge_ref, discharge_ref = (
+            None if s is None or s.percent_of is None else references[s.percent_of]
+            for s in setpoints
+        )
         applied = await driver.set_power_limits(
             charge_w=_to_unit(charge_w, charge_ref),
             discharge_w=_to_unit(discharge_w, discharge_ref),
@@ -166,15 +173,13 @@ class BatteryDevice:
             _to_watts(applied.get(DISCHARGE, 0.0), discharge_ref),
         )
 
-    async def _reference_w(self, driver: ProfileDevice, setpoint: Setpoint | None) -> float | None:
+    async def _reference_w(self, driver: ProfileDevice, quantity: Quantity) -> float:
         """The W that 100 % of a percent setpoint stands for, as the device reports it now."""
-        if setpoint is None or setpoint.percent_of is None:
-            return None
-        field = driver.profile.fields[setpoint.percent_of]
-        value = await driver.read_value(await driver.resolve(setpoint.percent_of.value, field))
+        field = driver.profile.fields[quantity]
+        value = await driver.read_value(await driver.resolve(quantity.value, field))
         if not isinstance(value, int | float) or value <= 0:
             raise DeviceError(
-                f"{driver.profile.name}: {setpoint.percent_of} reads {value!r}, "
+                f"{driver.profile.name}: {quantity} reads {value!r}, "
                 "so a limit in percent of it cannot be set"
             )
         return float(value)
