@@ -638,6 +638,13 @@ class Allocator:
     def node_count(self) -> int: ...
     @property
     def connector_count(self) -> int: ...
+    def priority(self, connector: int) -> int:
+        """Priority tier of connector `connector`; `TopologyError` if there is none."""
+    def set_priority(self, connector: int, priority: int) -> None:
+        """Move `connector` to tier `priority` (0-255) from the next cycle; its state is kept.
+
+        Raises `TopologyError` for a connector that does not exist.
+        """
     def allocate(
         self,
         now: float,

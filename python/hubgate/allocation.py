@@ -238,6 +238,18 @@ class SiteAllocator:
         """Position of a connector in every per-connector column."""
         return self._connector_index[key]
 
+    def priority(self, index: int) -> int:
+        """Priority tier of the connector at `index` (as configured or last set)."""
+        return self._core.priority(index)
+
+    def set_priority(self, index: int, priority: int) -> None:
+        """Serve the connector at `index` in tier `priority` from the next cycle on.
+
+        What the allocator remembers about it (charging or paused since when, its
+        last setpoint) is kept. Raises `TopologyError` for an index out of range.
+        """
+        self._core.set_priority(index, priority)
+
     def base_load(self, per_node: Mapping[str, tuple[float, float, float]]) -> array[float]:
         """The base-load column from per-node (L1, L2, L3) currents; missing nodes are 0 A."""
         column = array("d", bytes(8 * 3 * len(self.node_ids)))

@@ -51,8 +51,8 @@ def test_message_leaves_only_when_acknowledged_and_survives_reopen(tmp_path: Pat
     store.close()
     again = Store(path)
     assert [m.message_id for m in again.pending("A")] == ["m1", "m2"]
-    with pytest.raises(KeyError):
-        again.acknowledge(first.seq, {})
+    again.acknowledge(first.seq, {})  # answered twice: nothing more leaves
+    assert [m.message_id for m in again.pending("A")] == ["m1", "m2"]
 
 
 def test_repeated_call_is_stored_once(store: Store) -> None:
@@ -76,6 +76,24 @@ def test_latest_rule_replaces_pending_status(store: Store) -> None:
     store.enqueue_many([status(1, 1), status(2, 2)])
     store.enqueue_many([Outgoing("A", "t", "StopTransaction", {}), status(3, 1)])
     assert [m.message_id for m in store.pending("A")] == ["m2", "t", "m3"]
+
+
+def test_latest_message_replaced_while_being_sent(store: Store) -> None:
+    """A StatusNotification replayed while a newer one of its connector is stored: the
+    answer and a CallError to the old one leave the newer one queued (no KeyError)."""
+
+    def status(n: int) -> Outgoing:
+        payload = {"connectorId": 1, "status": f"s{n}"}
+        key = offline_handling("StatusNotification", payload).coalesce_key
+        return Outgoing("A", f"m{n}", "StatusNotification", payload, key)
+
+    store.enqueue_many([status(1)])
+    (sent,) = store.pending("A")
+    store.enqueue_many([status(2)])
+    store.acknowledge(sent.seq, {})
+    assert store.record_failure(sent.seq, "GenericError", max_attempts=3)
+    assert [m.message_id for m in store.pending("A")] == ["m2"]
+    assert store.dead_letters() == []
 
 
 def test_offline_rules() -> None:

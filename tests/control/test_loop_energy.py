@@ -302,6 +302,27 @@ async def test_battery_recharges_from_pv_export(autojump_clock: trio.testing.Moc
         assert max(site.imports_since(10)) <= 500
 
 
+class CarriedPowerMeter(EnergySite):
+    """A grid meter whose total power is an old full read's (an export long gone)."""
+
+    async def read(self) -> Reading:
+        fresh = await super().read()
+        values = dict(fresh.values) | {Quantity.POWER_TOTAL: -20_000.0}
+        return Reading(at=fresh.at, values=values, older={Quantity.POWER_TOTAL: fresh.at - 9})
+
+
+async def test_a_carried_meter_power_is_not_taken_for_this_cycles_export(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    chargers = [SimCharger(f"cp-{i}", connected=False) for i in (1, 2, 3)]
+    site = CarriedPowerMeter(chargers, SimBattery(), SimPv())
+    site.base_w = 2_000.0  # importing: there is no surplus, whatever the old read said
+    async with running(site, PV_ONLY) as loop:
+        await trio.sleep(30)
+        assert energy(loop)["battery_mode"] != "pv-charge"
+        assert site.battery.power_w > -500
+
+
 async def test_battery_recharges_from_spare_headroom(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

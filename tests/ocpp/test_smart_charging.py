@@ -45,6 +45,16 @@ def test_planner_deadband_rate_limit_and_renewal() -> None:
     assert planner.due(Setpoint(15.5), now=42)
 
 
+def test_planner_spread_renews_earlier_within_half_the_margin() -> None:
+    for spread, renew_at in ((0.0, 40.0), (0.5, 35.0), (1.0, 30.0)):
+        planner = LeasePlanner(SETTINGS, spread=spread)
+        planner.sent(Setpoint(16), now=0)
+        assert not planner.due(Setpoint(16), now=renew_at - 0.1)
+        assert planner.due(Setpoint(16), now=renew_at)
+    with pytest.raises(ValueError, match="spread"):
+        LeasePlanner(SETTINGS, spread=1.5)
+
+
 @pytest.mark.parametrize(
     ("setpoint", "capabilities", "limit"),
     [

@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import trio
+from e2e_support import board_current, run_for, until_connected
 
 from hubgate.control.limits import LimitSource
 from hubgate.runtime.demo import Demo, open_demo, simulated_site
 from hubgate.runtime.gateway import open_gateway
-from hubgate.sim.engine import Simulation
 from hubgate.sim.scenario_loader import load_scenario
 
 SCENARIO = Path(__file__).parent / "e2e-scenario.toml"
@@ -22,25 +22,6 @@ KILL_SCENARIO = Path(__file__).parent / "e2e-kill.toml"
 FAILSAFE_A = 6.0
 MODBUS_WATCHDOG_S = 60.0
 """The simulated alfen-eve's communication timeout is fixed at 60 s."""
-
-
-async def run_for(demo: Demo, seconds: int) -> None:
-    period = demo.gateway.site.control.cycle_s
-    for _ in range(seconds):
-        await trio.sleep(period)
-        await demo.advance(1.0)
-
-
-async def until_connected(demo: Demo, stations: int) -> None:
-    for _ in range(400):
-        if sum(1 for s in demo.gateway.registry if s.session is not None) >= stations:
-            return
-        await trio.sleep(0.05)
-    raise AssertionError(f"{stations} stations did not connect within 20 s")
-
-
-def board_current(sim: Simulation) -> tuple[float, float, float]:
-    return sim.node_current("board")
 
 
 async def test_grid_operator_step_meter_loss_and_charger_loss_exceed_no_limit() -> None:

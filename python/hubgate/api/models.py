@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from hubgate.config.model import PRIORITY_MAX
 from hubgate.control.decisions import DecisionRecord
 from hubgate.control.limits import AuditEntry, Lease, Limit, LimitInForce
 
@@ -182,7 +183,7 @@ class DecisionView(Body):
 class PriorityWrite(Body):
     """A connector's priority tier: higher tiers are served first."""
 
-    priority: int = Field(ge=0, le=9)
+    priority: int = Field(ge=0, le=PRIORITY_MAX)
 
 
 class PvModeWrite(Body):

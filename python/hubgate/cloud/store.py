@@ -313,14 +313,15 @@ class Store:
         Committed without fsync: it survives a kill of the process; a power cut
         right after may undo it, and then the message is sent once more with
         its original message id (at least once, never lost). Replay is thus
-        not bound by the disk's fsync latency.
+        not bound by the disk's fsync latency. A message already gone (a newer
+        one of its coalesce key replaced it while it was sent) is left alone.
         """
         with self._transaction(fsync=False) as db:
             row = db.execute(
                 "SELECT charge_point, local_transaction_id FROM messages WHERE seq = ?", (seq,)
             ).fetchone()
             if row is None:
-                raise KeyError(f"no queued message with seq {seq}")
+                return
             charge_point, local_id = row
             if local_id is not None and isinstance(answer.get("transactionId"), int):
                 db.execute(
@@ -330,12 +331,13 @@ class Store:
             db.execute("DELETE FROM messages WHERE seq = ?", (seq,))
 
     def record_failure(self, seq: int, error: str, max_attempts: int) -> bool:
-        """The CSMS answered `seq` with a CallError; True if it was moved to dead_letters."""
+        """The CSMS answered `seq` with a CallError; True if it was moved to dead_letters
+        (or is gone already: replaced by a newer one of its coalesce key)."""
         with self._transaction() as db:
             db.execute("UPDATE messages SET attempts = attempts + 1 WHERE seq = ?", (seq,))
             row = db.execute("SELECT attempts FROM messages WHERE seq = ?", (seq,)).fetchone()
             if row is None:
-                raise KeyError(f"no queued message with seq {seq}")
+                return True
             if row[0] < max_attempts:
                 return False
             db.execute(

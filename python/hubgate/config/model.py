@@ -209,6 +209,10 @@ class PhaseRotation(StrEnum):
         return (int(self.value[1]) - 1, int(self.value[3]) - 1, int(self.value[5]) - 1)
 
 
+PRIORITY_MAX = 9
+"""Highest priority tier of a connector (tiers 0 to 9; higher tiers are served first)."""
+
+
 class Connector(Strict):
     """One outlet of a charger."""
 
@@ -216,7 +220,9 @@ class Connector(Strict):
     phases: PhaseMode = PhaseMode.THREE_PHASE
     min_current_a: PositiveAmps = Field(default=6.0, description="Below this the connector pauses")
     max_current_a: PositiveAmps = Field(description="Hardware or cable maximum per phase")
-    priority: int = Field(default=0, ge=0, le=9, description="Higher tiers are served first")
+    priority: int = Field(
+        default=0, ge=0, le=PRIORITY_MAX, description="Higher tiers are served first"
+    )
     weight: float = Field(default=1.0, gt=0, le=100, description="Share within a priority tier")
     pv_mode: bool = Field(
         default=False, description="Charge from PV surplus (and battery discharge) only"

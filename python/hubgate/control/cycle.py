@@ -86,17 +86,16 @@ async def gather_by_deadline(
     operations: Mapping[str, Callable[[], Awaitable[T]]], deadline: float
 ) -> dict[str, T | TimedOut | Failed]:
     """Run every operation concurrently; each is cancelled at the absolute `deadline`."""
-    results: dict[str, T | TimedOut | Failed] = {}
+    results: dict[str, T | TimedOut | Failed] = dict.fromkeys(operations, TIMED_OUT)
 
     async def one(name: str, operation: Callable[[], Awaitable[T]]) -> None:
-        results[name] = TIMED_OUT
-        with trio.move_on_at(deadline):
-            try:
-                results[name] = await operation()
-            except Exception as exc:  # one device's failure is its own outcome
-                results[name] = Failed(exc)
+        try:
+            results[name] = await operation()
+        except Exception as exc:  # one device's failure is its own outcome
+            results[name] = Failed(exc)
 
-    async with trio.open_nursery() as nursery:
-        for name, operation in operations.items():
-            nursery.start_soon(one, name, operation)
+    with trio.move_on_at(deadline):  # one cancel scope for all: they share the deadline
+        async with trio.open_nursery() as nursery:
+            for name, operation in operations.items():
+                nursery.start_soon(one, name, operation)
     return results

@@ -41,7 +41,7 @@ from hubgate._core import AllocReason
 from hubgate.allocation import AllocationSettings, CycleInputs, CycleResult, SiteAllocator
 from hubgate.api.commands import CommandRejectedError
 from hubgate.api.metrics import MetricsRegistry
-from hubgate.config.model import GridOperatorSource, SiteConfig
+from hubgate.config.model import PRIORITY_MAX, GridOperatorSource, SiteConfig
 from hubgate.control.cycle import CycleStats, Failed, TimedOut, gather_by_deadline, run_cycles
 from hubgate.control.decisions import ConnectorDecision, DecisionLog, DecisionRecord
 from hubgate.control.failsafe import AssumeDraw, ChargerWatch, MeterWatch
@@ -51,6 +51,7 @@ from hubgate.control.site_energy import SiteEnergy
 from hubgate.control.site_model import SiteModel, with_finite_limits
 from hubgate.devices.model import AppliedLimit, Charger, Device, IecState, Reading
 from hubgate.devices.profile_driver import ProfileDevice
+from hubgate.devices.sensing import FULL_EVERY, CycleReader
 from hubgate.devices.storage import Battery, BatteryDevice
 from hubgate.errors import HubgateError
 from hubgate.ocpp.device import OcppCharger
@@ -101,6 +102,8 @@ class LoopTiming:
     recover_after_s: float | None = None
     """A lost meter is trusted again after being fresh this long (default: twice `meter_stale_s`)."""
     assume: AssumeDraw = AssumeDraw.MAXIMUM
+    full_read_every: int = FULL_EVERY
+    """Modbus devices read their non-control fields every this many cycles (`CycleReader`)."""
 
 
 @dataclass
@@ -182,6 +185,7 @@ class ControlLoop:
         self.energy = SiteEnergy(
             site, self.model, devices.battery, devices.pv, self.allocator.node_index, limits
         )
+        self._readers: dict[str, CycleReader] = {}
         self._protocols = {info.name: info.protocol for info in self.model.connectors}
         self._by_name: dict[str, Device] = {
             info.name: devices.chargers[info.key] for info in self.model.connectors
@@ -215,22 +219,29 @@ class ControlLoop:
     async def run(
         self, *, task_status: trio.TaskStatus[CycleStats] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Cycle until cancelled, with every charger's heartbeat on its own period."""
+        """Cycle until cancelled, with every charger's heartbeat on its own period
+        (the first ones spread over the period, so they do not all land in one cycle)."""
         async with trio.open_nursery() as nursery:
-            for key, charger in self.devices.chargers.items():
+            chargers = self.devices.chargers
+            for i, (key, charger) in enumerate(chargers.items()):
                 period = charger.heartbeat_period_s
                 if period is not None:
-                    nursery.start_soon(self._heartbeats, key, charger, period)
+                    first = period * (i + 1) / len(chargers)
+                    nursery.start_soon(self._heartbeats, key, charger, period, first)
             await nursery.start(self._cycles)
             task_status.started(self.stats)
 
     async def _cycles(self, *, task_status: trio.TaskStatus[CycleStats]) -> None:
         await run_cycles(self.period_s, self.step, stats=self.stats, task_status=task_status)
 
-    async def _heartbeats(self, key: tuple[str, int], charger: Charger, period_s: float) -> None:
+    async def _heartbeats(
+        self, key: tuple[str, int], charger: Charger, period_s: float, first_s: float
+    ) -> None:
         runtime = self._connectors[self.allocator.connector_index(key)]
+        delay_s = first_s
         while True:
-            await trio.sleep(period_s)
+            await trio.sleep(delay_s)
+            delay_s = period_s
             if runtime.watch.needs_verification or not runtime.watch.reachable(self.clock()):
                 continue
             with trio.move_on_after(period_s):
@@ -286,14 +297,23 @@ class ControlLoop:
                 except HubgateError as exc:
                     known[info.name] = Failed(exc)
             else:
-                ops[info.name] = charger.read
+                ops[info.name] = self._reader(info.name, charger)
         for meter_id, meter in self.devices.meters.items():
-            ops[f"meter:{meter_id}"] = meter.read
+            ops[f"meter:{meter_id}"] = self._reader(f"meter:{meter_id}", meter)
         if self.devices.grid_operator is not None:
             ops["grid-operator"] = self.devices.grid_operator.read
         ops |= self.energy.read_ops()
         deadline = trio.current_time() + self.timing.read_share * self.period_s
         return known | await gather_by_deadline(ops, deadline)
+
+    def _reader(self, name: str, device: Device) -> Callable[[], Awaitable[Reading]]:
+        if not isinstance(device, ProfileDevice):
+            return device.read
+        reader = self._readers.get(name)
+        if reader is None or reader.device is not device:
+            reader = CycleReader(device, full_every=self.timing.full_read_every)
+            self._readers[name] = reader
+        return reader.read
 
     def _absorb(self, readings: Mapping[str, object], now: float) -> None:
         for info, runtime in zip(self.model.connectors, self._connectors, strict=True):
@@ -591,7 +611,7 @@ class ControlLoop:
                     power_kw=None if power is None else power / 1000,
                     energy_kwh=None if energy is None else energy / 1000,
                     soc_percent=reading.get(_SOC) if reading is not None else None,
-                    priority=info.priority,
+                    priority=self.allocator.priority(i),
                     pv_mode=bool(self.energy.pv_mode[i]),
                     reason=record[i].reason if i < len(record) else "",
                     binding=record[i].binding if i < len(record) else None,
@@ -667,10 +687,17 @@ class ControlLoop:
     # -- operator commands (hubgate.api.Commands) --------------------------------------------
 
     async def set_priority(self, connector: str, priority: int) -> None:
-        """Priority tiers are fixed in the allocator's tree for now."""
-        raise CommandRejectedError(
-            f"{connector}: priority changes take effect after a restart (set it in the site file)"
-        )
+        """Serve `connector` in tier `priority` from the next cycle; its state is kept."""
+        index = self._connector_index(connector)
+        if index is None:
+            raise CommandRejectedError(f"{connector}: no such connector")
+        if not 0 <= priority <= PRIORITY_MAX:
+            raise CommandRejectedError(
+                f"{connector}: priority must be a tier from 0 to {PRIORITY_MAX}, got {priority}"
+            )
+        before = self.allocator.priority(index)
+        self.allocator.set_priority(index, priority)
+        self._event(EventLevel.INFO, connector, f"priority {before} -> {priority}")
 
     async def set_pv_mode(self, connector: str, pv_mode: bool) -> None:
         """Charge a connector from PV surplus only (or from the grid again) from the next cycle."""

@@ -190,7 +190,9 @@ class SiteEnergy:
             return None
         for meter_id in self._root_meters:
             reading = readings.get(meter_id)
-            power = reading.get(Quantity.POWER_TOTAL) if reading is not None else None
+            if reading is None or Quantity.POWER_TOTAL in reading.older:
+                continue  # a carried power is not this cycle's import
+            power = reading.get(Quantity.POWER_TOTAL)
             if power is not None:
                 return power
         return sum(measured[0]) * self.model.voltage_v

@@ -35,7 +35,6 @@ class ConnectorInfo:
     """Grid phase (0-2) of the charger's L1, L2, L3 terminals."""
     one_phase: bool
     max_current_a: float
-    priority: int
     protocol: str
 
 
@@ -96,7 +95,6 @@ class SiteModel:
                     grid_phases=charger.phase_rotation.grid_phases(),
                     one_phase=connector.phases is PhaseMode.ONE_PHASE,
                     max_current_a=connector.max_current_a,
-                    priority=connector.priority,
                     protocol="ocpp" if charger.ocpp is not None else "modbus",
                 )
             )

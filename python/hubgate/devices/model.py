@@ -39,25 +39,33 @@ class Reading:
 
     `values` holds every quantity the device gave; a quantity the device
     reported as "not available" (a sentinel) is present with value None.
+    `older` names the values (and texts) carried over from an earlier read,
+    with the time each was read (`hubgate.devices.sensing`); all others were read at `at`.
     """
 
     at: float
     values: Mapping[Quantity, float | None] = field(default_factory=dict)
     state: IecState | None = None
     text: Mapping[Quantity, str] = field(default_factory=dict)
+    older: Mapping[Quantity, float] = field(default_factory=dict)
 
     def get(self, quantity: Quantity) -> float | None:
         """The value of `quantity`, None when missing or not available."""
         return self.values.get(quantity)
 
     def phase_currents(self) -> tuple[float, float, float] | None:
-        """Per-phase current (A) when all three phases were read."""
+        """Per-phase current (A) when all three phases were read at `at`."""
+        if self.older and not self.older.keys().isdisjoint(_PHASE_CURRENTS):
+            return None
         l1 = self.values.get(Quantity.CURRENT_L1)
         l2 = self.values.get(Quantity.CURRENT_L2)
         l3 = self.values.get(Quantity.CURRENT_L3)
         if l1 is None or l2 is None or l3 is None:
             return None
         return (l1, l2, l3)
+
+
+_PHASE_CURRENTS = (Quantity.CURRENT_L1, Quantity.CURRENT_L2, Quantity.CURRENT_L3)
 
 
 @dataclass(frozen=True)

@@ -176,6 +176,13 @@ class ProfileDevice:
         await self.write(spec, await self.encode(spec, value), multiple=multiple)
 
 
+def _switch_name(switch: Switch, value: FieldValue) -> str | None:
+    """The name of a switch's position read as `value` (None when unknown)."""
+    if not isinstance(value, int | float):
+        return None
+    return next((name for name, raw in switch.values.items() if raw == int(value)), None)
+
+
 def clamp(setpoint: Setpoint, value: float) -> float | None:
     """`value` within the setpoint's max and on its step (rounded down); None below its min."""
     if value <= 0 or value < setpoint.min:
@@ -217,6 +224,7 @@ class ProfileCharger(ProfileDevice):
         self._commands = trio.Lock()
         """One command sequence at a time: a heartbeat never re-writes a stale setpoint."""
         self._beats = 0
+        self._read_back: tuple[list[str], ReadPlan | None] | None = None
         self.failsafe: FailsafeSettings | None = None
         """What `configure_failsafe` read back (None before it ran, or without failsafe)."""
 
@@ -250,11 +258,6 @@ class ProfileCharger(ProfileDevice):
             self._registers[path], [switch.values[name]], multiple=switch.write == "multiple"
         )
 
-    async def _switch_state(self, switch: Switch, path: str) -> str | None:
-        value = await self.read_value(self._registers[path])
-        names = {raw: name for name, raw in switch.values.items()}
-        return None if value is None else names.get(int(value))
-
     async def set_limit(self, current_a: float, phases: int) -> AppliedLimit:
         """Allow `current_a` per phase on `phases` phases; below the minimum pauses."""
         if phases not in (1, 2, 3):
@@ -287,28 +290,53 @@ class ProfileCharger(ProfileDevice):
         await self._switch(commands.enable, "off", "commands.enable")
         self._enabled = False
 
+    async def _read_back_plan(self) -> tuple[list[str], ReadPlan | None]:
+        """What `applied_limit` reads (setpoints or the applied-limit field, enable and phase
+        switches), compiled once into one plan: adjacent registers come in one request."""
+        if self._read_back is None:
+            specs: dict[str, RegisterSpec] = {}
+            if self.setpoint.readable:
+                for i, spec in enumerate(await self._setpoint_specs()):
+                    specs[f"setpoint{i}"] = spec
+            elif (field := self.profile.fields.get(Quantity.APPLIED_CURRENT_LIMIT)) is not None:
+                name = Quantity.APPLIED_CURRENT_LIMIT.value
+                specs["applied"] = await self.resolve(name, field)
+            commands = self.profile.commands
+            if commands.pause is Pause.ENABLE:
+                specs["enable"] = self._registers["commands.enable"]
+            if commands.phase_switch is not None:
+                specs["phase_switch"] = self._registers["commands.phase_switch"]
+            plan = read_plan(self.profile, specs) if specs else None
+            self._read_back = (list(specs), plan)
+        return self._read_back
+
     async def applied_limit(self, phases: int) -> AppliedLimit:
         """The limit in force, read back: the setpoint, else the applied-limit field,
         else (a write-only device) the last value written."""
+        names, plan = await self._read_back_plan()
+        read = (
+            {} if plan is None else dict(zip(names, await self.link.read_plan(plan), strict=True))
+        )
+        numbers = [
+            float(v)
+            for name, v in read.items()
+            if name.startswith("setpoint") or name == "applied"
+            if isinstance(v, int | float)
+        ]
         value_a: float | None
         if self.setpoint.readable:
-            read = [await self.read_value(spec) for spec in await self._setpoint_specs()]
-            numbers = [float(v) for v in read if isinstance(v, int | float)]
             value_a = self._in_amperes(min(numbers), phases) if numbers else None
-        elif (field := self.profile.fields.get(Quantity.APPLIED_CURRENT_LIMIT)) is not None:
-            read_back = await self.read_value(
-                await self.resolve(Quantity.APPLIED_CURRENT_LIMIT.value, field)
-            )
-            value_a = float(read_back) if isinstance(read_back, int | float) else None
+        elif "applied" in read:
+            value_a = numbers[0] if numbers else None
         else:
             value_a = None if self._written is None else self._in_amperes(self._written, phases)
         commands = self.profile.commands
         paused = value_a is None or self._in_setpoint_unit(value_a, phases) < self.setpoint.min
         if commands.pause is Pause.ENABLE:
             assert commands.enable is not None
-            paused = paused or await self._switch_state(commands.enable, "commands.enable") == "off"
+            paused = paused or _switch_name(commands.enable, read["enable"]) == "off"
         if commands.phase_switch is not None:
-            switched = await self._switch_state(commands.phase_switch, "commands.phase_switch")
+            switched = _switch_name(commands.phase_switch, read["phase_switch"])
             phases = THREE_PHASES if switched == "3p" else 1 if switched == "1p" else phases
         return AppliedLimit(
             current_a=0.0 if paused or value_a is None else value_a,

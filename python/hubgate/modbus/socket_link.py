@@ -54,7 +54,13 @@ class SocketLink:
 
     async def send_all(self, data: bytes) -> None:
         """Send every byte; waits only while the kernel's buffer is full."""
-        view = memoryview(data)
+        try:
+            sent = self.socket.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(data):
+            return
+        view = memoryview(data)[sent:]
         while view:
             try:
                 view = view[self.socket.send(view) :]
@@ -68,6 +74,16 @@ class SocketLink:
                 return self.socket.recv(max_bytes)
             except BlockingIOError:
                 await trio.lowlevel.wait_readable(self.socket)
+
+    async def receive_next(self, max_bytes: int = 65536) -> bytes:
+        """Wait until bytes have arrived, then take them: for an answer that cannot be
+        there yet (`receive_some` would first try a read that fails); b"" at end of file."""
+        while True:
+            await trio.lowlevel.wait_readable(self.socket)
+            try:
+                return self.socket.recv(max_bytes)
+            except BlockingIOError:
+                continue
 
     def close(self) -> None:
         """Close the socket, waking any task waiting on it (with `ClosedResourceError`)."""

@@ -17,7 +17,6 @@ and jitter after repeated failures.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -49,6 +48,7 @@ from hubgate.runtime.supervisor import Backoff
 log = logging.getLogger(__name__)
 
 _LINK_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+_RETRIED = (ModbusTimeoutError, ModbusConnectionError, ModbusBadResponseError)
 
 
 @dataclass
@@ -128,10 +128,10 @@ class TcpMaster:
         """Send `request` to `unit`; see `Master.request`."""
         timeout_s = timeout_s or self.timeout_s
         for _ in range(self.retries):
-            with contextlib.suppress(
-                ModbusTimeoutError, ModbusConnectionError, ModbusBadResponseError
-            ):
+            try:
                 return await self._attempt(unit, request, timeout_s)
+            except _RETRIED:
+                pass
         return await self._attempt(unit, request, timeout_s)
 
     async def aclose(self) -> None:
@@ -143,30 +143,42 @@ class TcpMaster:
         stats = stats_of(self._stats, unit)
         deadline = trio.current_time() + timeout_s
         await trio.lowlevel.checkpoint_if_cancelled()
+        if trio.current_effective_deadline() <= deadline:
+            # An enclosing deadline comes first and cancels this attempt: no scope of our own
+            # (a cancel scope costs more than the rest of the attempt's Python).
+            return await self._attempt_until(unit, request, stats, deadline)
         with trio.move_on_at(deadline):
-            await _acquire(self._slots)
-            try:
-                try:
-                    connection = self._connection
-                    if connection is None or connection.closed:
-                        connection = await self._connect(deadline)
-                    started = trio.current_time()
-                    outcome = await self._exchange(connection, unit, request)
-                except ModbusError:
-                    stats.record_error()
-                    raise
-                if isinstance(outcome, ModbusError):
-                    stats.record_error()
-                    raise outcome
-                response = check_response(
-                    self.name, unit, outcome, stats, trio.current_time() - started
-                )
-                self._gate.succeeded()
-                return response
-            finally:
-                self._slots.release()
+            return await self._attempt_until(unit, request, stats, deadline)
         stats.record_timeout()
         raise ModbusTimeoutError(f"no answer from {self.name}/{unit} within {timeout_s:g} s")
+
+    async def _attempt_until(
+        self, unit: int, request: Request, stats: RequestStats, deadline: float
+    ) -> Response:
+        await _acquire(self._slots)
+        try:
+            try:
+                connection = self._connection
+                if connection is None or connection.closed:
+                    connection = await self._connect(deadline)
+                started = trio.current_time()
+                if self._pipelined:
+                    outcome = await self._exchange(connection, unit, request)
+                else:
+                    outcome = await self._exchange_alone(connection, unit, request)
+            except ModbusError:
+                stats.record_error()
+                raise
+            if isinstance(outcome, ModbusError):
+                stats.record_error()
+                raise outcome
+            response = check_response(
+                self.name, unit, outcome, stats, trio.current_time() - started
+            )
+            self._gate.succeeded()
+            return response
+        finally:
+            self._slots.release()
 
     async def _connect(self, deadline: float) -> _Connection:
         async with self._connect_lock:
@@ -182,16 +194,52 @@ class TcpMaster:
             self.connections_opened += 1
             return connection
 
+    async def _exchange_alone(
+        self, connection: _Connection, unit: int, request: Request
+    ) -> Response | ModbusError:
+        """One request at a time (the slot's holder is the only sender and reader): no
+        waiter, no event, no lock; the socket is read only once the answer can be there."""
+        codec = connection.codec
+        transaction_id, frame = codec.encode_request(unit, request)
+        outcome: Response | ModbusError | None = None
+        try:
+            await connection.stream.send_all(frame)
+            while outcome is None:
+                data = await connection.stream.receive_next()
+                if not data:
+                    self._drop(connection, "connection closed by the device")
+                    return ModbusConnectionError(f"{self.name}: connection closed by the device")
+                codec.receive_data(data)
+                while (event := codec.next_event()) is not None:
+                    if isinstance(event, ResponseReceived):
+                        if event.transaction_id == transaction_id:
+                            outcome = event.response
+                        continue
+                    self._stray(event)
+                    if event.transaction_id == transaction_id:
+                        outcome = ModbusBadResponseError(
+                            f"{self.name}/{event.unit}: {event.reason}"
+                        )
+        except FrameError as exc:
+            reason = f"bad frame header: {exc}"
+            self._drop(connection, reason)
+            return ModbusConnectionError(f"{self.name}: {reason}")
+        except _LINK_ERRORS as exc:
+            reason = f"connection lost: {exc or type(exc).__name__}"
+            self._drop(connection, reason)
+            return ModbusConnectionError(f"{self.name}: {reason}")
+        finally:
+            if outcome is None:
+                codec.forget(transaction_id)
+        return outcome
+
     async def _exchange(
         self, connection: _Connection, unit: int, request: Request
     ) -> Response | ModbusError:
         transaction_id, frame = connection.codec.encode_request(unit, request)
         waiter = connection.waiters[transaction_id] = _Waiter()
         try:
-            if self._pipelined:
-                async with connection.send_lock:
-                    await connection.stream.send_all(frame)
-            else:  # the slot is the only sender
+            async with connection.send_lock:
                 await connection.stream.send_all(frame)
             while not waiter.done.is_set():
                 # One waiting request reads at a time; the others queue for the socket and
@@ -232,12 +280,15 @@ class TcpMaster:
             if waiter is not None:
                 waiter.finish(event.response)
             return
-        self.stray_frames += 1
-        log.debug("%s: dropped a frame from unit %d: %s", self.name, event.unit, event.reason)
+        self._stray(event)
         if event.transaction_id is not None:
             waiter = connection.waiters.pop(event.transaction_id, None)
             if waiter is not None:
                 waiter.finish(ModbusBadResponseError(f"{self.name}/{event.unit}: {event.reason}"))
+
+    def _stray(self, event: ResponseRejected) -> None:
+        self.stray_frames += 1
+        log.debug("%s: dropped a frame from unit %d: %s", self.name, event.unit, event.reason)
 
     def _drop(self, connection: _Connection, reason: str) -> None:
         """Close `connection`: fail every waiting request, reconnect on the next one."""

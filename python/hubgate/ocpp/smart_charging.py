@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -74,10 +75,17 @@ class LeaseSettings:
 
 
 class LeasePlanner:
-    """Decides when a new limit profile must be sent (times are monotonic seconds)."""
+    """Decides when a new limit profile must be sent (times are monotonic seconds).
 
-    def __init__(self, settings: LeaseSettings) -> None:
+    `spread` (0 to 1) renews that share of half the renewal margin earlier: leases
+    first sent together (a gateway start) then come due over several cycles, not in one.
+    """
+
+    def __init__(self, settings: LeaseSettings, *, spread: float = 0.0) -> None:
+        if not 0.0 <= spread <= 1.0:
+            raise ValueError(f"spread is between 0 and 1, not {spread}")
         self.settings = settings
+        self._renew_after_s = settings.lease_s - settings.renew_before_s * (1 + spread / 2)
         self._last: Setpoint | None = None
         self._sent_at = -math.inf
 
@@ -86,7 +94,7 @@ class LeasePlanner:
         last, s = self._last, self.settings
         if last is None or last.phases != setpoint.phases:
             return True
-        if now >= self._sent_at + s.lease_s - s.renew_before_s:
+        if now >= self._sent_at + self._renew_after_s:
             return True
         change = setpoint.current_a - last.current_a
         if change <= -s.deadband_a:
@@ -181,7 +189,8 @@ class ProfileLease:
         self.connector_id = connector_id
         self.settings = settings or LeaseSettings()
         self.capabilities = capabilities or ChargerCapabilities()
-        self.planner = LeasePlanner(self.settings)
+        spread = zlib.crc32(f"{session.identity}#{connector_id}".encode()) / 2**32
+        self.planner = LeasePlanner(self.settings, spread=spread)
         purposes = PURPOSES_V16 if session.version is OcppVersion.V16 else PURPOSES_V2
         # A station-wide maximum exists only for connector 0.
         self._purposes = list(purposes if connector_id == 0 else purposes[1:])

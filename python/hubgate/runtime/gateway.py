@@ -8,14 +8,18 @@
 The OCPP listener, the Modbus server, the API, MQTT telemetry (when `[mqtt]`
 is configured) and the control loop each run as a supervised task: one that
 fails is reported and restarted with backoff, the others go on. The Modbus
-masters live in one pool shared by the device drivers.
+masters live in one pool shared by the device drivers. With a `[csms]`, the
+OCPP listener is the chargers' Local Controller towards it (`hubgate.cloud.proxy`):
+the CSMS's charging profiles are limits in the control loop's `LimitBook`, and
+while the CSMS is away control goes on locally and transaction messages are
+stored and forwarded.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -25,6 +29,7 @@ from hubgate.api.context import ApiContext
 from hubgate.api.metrics import MetricsRegistry
 from hubgate.api.server import serve_api
 from hubgate.cloud.mqtt.publisher import TelemetryPublisher
+from hubgate.cloud.proxy import CsmsProxy, ProxySettings, open_csms_proxy
 from hubgate.config.model import SiteConfig
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook
@@ -50,6 +55,8 @@ class Gateway:
     loop: ControlLoop
     registry: StationRegistry
     supervisor: Supervisor
+    csms: CsmsProxy | None = None
+    """The Local Controller proxy, with a `[csms]`."""
     ports: dict[str, int] = field(default_factory=dict)
     stopping: bool = False
     _control_scope: trio.CancelScope | None = None
@@ -109,22 +116,30 @@ async def _publish_snapshots(hub: StateHub, publisher: TelemetryPublisher) -> No
 
 @asynccontextmanager
 async def open_gateway(
-    site: SiteConfig, *, start_timeout_s: float = 30.0
+    site: SiteConfig, *, start_timeout_s: float = 30.0, csms_settings: ProxySettings | None = None
 ) -> AsyncIterator[Gateway]:
-    """Start every service of `site`; yields once all listeners are bound and cycling began."""
+    """Start every service of `site`; yields once all listeners are bound and cycling began.
+
+    `csms_settings`: the proxy's reconnect timing, with a `[csms]`."""
     hub = StateHub()
     limits = LimitBook()
     decisions = DecisionLog()
     metrics = MetricsRegistry()
     registry = StationRegistry.from_site(site)
-    async with open_modbus_pool() as pool, open_supervisor() as supervisor:
+    proxying: AbstractAsyncContextManager[CsmsProxy | None] = (
+        nullcontext()
+        if site.csms is None
+        else open_csms_proxy(site.csms, limits, settings=csms_settings)
+    )
+    async with open_modbus_pool() as pool, proxying as proxy, open_supervisor() as supervisor:
         devices = build_site_devices(site, registry, pool)
         loop = ControlLoop(
             site, devices, limits=limits, decisions=decisions, hub=hub, metrics=metrics
         )
-        gateway = Gateway(site, loop, registry, supervisor)
+        gateway = Gateway(site, loop, registry, supervisor, proxy)
+        attach = None if proxy is None else proxy.attach
         servers: dict[str, Server] = {
-            "ocpp": OcppListener(site.ocpp, registry).serve,
+            "ocpp": OcppListener(site.ocpp, registry, attach=attach).serve,
             "api": partial(
                 serve_api,
                 ApiContext(

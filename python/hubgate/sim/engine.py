@@ -137,7 +137,12 @@ class Simulation:
         if not free:
             self.turned_away += 1
             return
-        slot = self._arrivals.pick(free)
+        self.plug_in(self._arrivals.pick(free), now)
+
+    def plug_in(self, slot: int, now: float) -> None:
+        """An EV drawn from the mix arrives at connector `slot` (free) at `now`."""
+        if self.evs[slot] is not None:
+            raise ValueError(f"connector slot {slot} is taken")
         ev = self._arrivals.new_ev(now)
         self.evs[slot] = ev
         node = self.tree.connectors[slot].node

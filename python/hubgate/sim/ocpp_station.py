@@ -3,7 +3,8 @@
 Built on the `ocpp` package's asyncio ChargePoint over `websockets`. It boots,
 heartbeats, sends status notifications as its EVs arrive, charge, pause and
 leave, runs transactions (Authorize + Start/StopTransaction in 1.6,
-TransactionEvent in 2.0.1), sends MeterValues every `meter_values_s` simulated
+TransactionEvent in 2.0.1; an id token the CSMS refuses gets no transaction and
+no current), sends MeterValues every `meter_values_s` simulated
 seconds, and applies the charging profiles it is sent (`charging_profiles`).
 It reconnects with backoff when the CSMS goes away, and stays away while the
 scenario has its charger offline. Periodic messages run on simulated time.
@@ -346,14 +347,18 @@ class Station:
 
         async def send() -> None:
             if started is not None:
-                await self._call(
+                authorized = await self._call(
                     call201.Authorize(id_token={"id_token": ID_TAG, "type": "Central"})
                 )
+                if self._refused(connector, generation, authorized):
+                    return
                 await started()
                 return
             if connector.tx_generation != generation:
                 return  # given up at a reconnect, or already over
-            await self._call(call16.Authorize(id_tag=ID_TAG))
+            authorized = await self._call(call16.Authorize(id_tag=ID_TAG))
+            if self._refused(connector, generation, authorized):
+                return
             answer = await self._call(
                 call16.StartTransaction(
                     connector_id=connector.id,
@@ -369,6 +374,18 @@ class Station:
                 connector.tx_id = str(answer.transaction_id)
 
         return send
+
+    def _refused(self, connector: ConnectorState, generation: int, authorized: Any) -> bool:
+        """Whether the CSMS refused the EV's id token: then no transaction and no current
+        until the EV leaves (no answer at all, a CallError, lets it charge)."""
+        if authorized is None:
+            return False
+        info = authorized.id_tag_info if self.v16 else authorized.id_token_info
+        if info["status"] == "Accepted":
+            return False
+        if connector.tx_generation == generation:
+            connector.tx_id, connector.tx_start, connector.stopped = None, None, True
+        return True
 
     def _tx_event(self, connector: ConnectorState, event: str, trigger: str) -> Send:
         tx_id = connector.tx_id

@@ -3,7 +3,7 @@
 
 use hubgate_core::alloc::{
     Allocation as CoreAllocation, Allocator as CoreAllocator, ConnectorSpec, CycleInput, NodeSpec,
-    PhaseMap, Reason, Settings, Topology,
+    PhaseMap, Reason, Settings, Topology, TopologyError,
 };
 use pyo3::prelude::*;
 
@@ -372,6 +372,21 @@ impl Allocator {
     #[getter]
     fn connector_count(&self) -> usize {
         self.core.topology().connector_count()
+    }
+
+    /// Priority tier of connector `connector`.
+    fn priority(&self, connector: usize) -> Result<u8, CoreError> {
+        let connectors = self.core.topology().connectors();
+        let spec = connectors
+            .get(connector)
+            .ok_or(TopologyError::NoSuchConnector(connector))?;
+        Ok(spec.priority)
+    }
+
+    /// Moves connector `connector` to priority tier `priority` from the next
+    /// cycle; what the allocator remembers about it is kept.
+    fn set_priority(&mut self, connector: usize, priority: u8) -> Result<(), CoreError> {
+        Ok(self.core.set_priority(connector, priority)?)
     }
 
     /// Runs one cycle. `base_load_a` has 3 values per node (L1, L2, L3, node by

@@ -55,7 +55,6 @@ pub(crate) fn admit(
     let s = &topo.settings;
     work.keys.clear();
     work.order.clear();
-    work.terms.clear();
     // Visit in last cycle's order: unchanged keys then arrive sorted, which the
     // sort checks in linear time. Those left out wait in `order` meanwhile.
     for r in 0..work.rank.len() {
@@ -98,29 +97,26 @@ pub(crate) fn admit(
     for ki in 0..work.keys.len() {
         let i = work.rank[ki] as usize;
         let lo = topo.lo_a[i];
-        let pv = work.pv[i];
         let (tries, count) = modes(topo.connectors[i].phases, &states[i], now, topo);
+        let free = work.space.admits_freely(topo, i, work.pv[i]);
         let mut first_block = None;
         for &mode in &tries[..count] {
-            // Record the terms and find the first limit the minimum breaks.
-            let Work {
-                space, load, terms, ..
-            } = &mut *work;
-            let start = terms.len();
-            terms.extend_from_slice(space.path_terms(i, mode));
-            space.global_terms(pv, mode, |t| terms.push(t));
-            let block = terms[start..]
+            // Find the first limit the minimum breaks.
+            let (start, len) = work.space.terms_of(i, mode);
+            let Work { space, load, .. } = &mut *work;
+            let terms = &space.terms[start as usize..(start + len) as usize];
+            let block = terms
                 .iter()
+                .filter(|_| !free)
                 .find(|t| load[t.k()] + t.a(&coef) * lo > space.cap[t.k()] + EPS);
             if let Some(t) = block {
                 first_block.get_or_insert(t.k());
-                terms.truncate(start);
                 continue;
             }
-            for t in &terms[start..] {
+            for t in terms {
                 load[t.k()] += t.a(&coef) * lo;
             }
-            work.terms_at[i] = (start as u32, (work.terms.len() - start) as u32);
+            work.terms_at[i] = (start, len);
             work.admitted[i] = true;
             work.mode[i] = mode;
             work.x[i] = lo;

@@ -5,8 +5,17 @@
 //! the unbalance pass's virtual one-phase caps `4N + 3n + p`, then the
 //! grid-operator, peak and PV constraints (all at the root).
 
-use super::model::{Topology, PHASES};
+use super::model::{PhaseMap, Topology, PHASES};
 use super::outcome::Reason;
+
+/// Relative clearance below its capacity that makes a limit slack for a cycle:
+/// far above the float error of any load, far below any step.
+const SLACK_MARGIN: f64 = 1e-6;
+
+/// Whether a load of at most `load` stays clear below `cap` (see [`SLACK_MARGIN`]).
+fn clear_below(load: f64, cap: f64) -> bool {
+    cap == f64::INFINITY || load + SLACK_MARGIN * (1.0 + cap.abs()) < cap
+}
 
 /// Which root-level constraints are active this cycle, and their caps.
 #[derive(Clone, Copy, Debug)]
@@ -65,11 +74,37 @@ pub(crate) struct Space {
     power_on: Vec<bool>,
     unbalance_on: Vec<bool>,
     pub(crate) cap: Vec<f64>,
-    /// Per connector, for three then one phase: the constraints on its path
-    /// (node phase currents, unbalance, power), `path_terms[at[0]..at[1]]` and
-    /// `path_terms[at[1]..at[2]]`. The topology is fixed, so built once.
-    path_terms: Vec<Term>,
-    path_terms_at: Vec<[u32; 3]>,
+    /// Per node phase and power limit: whether it cannot bind this cycle (see
+    /// [`Space::mark_slack`]), and the load if every wanting connector drew its
+    /// maximum, node by node (`4 * nodes`, laid out like the constraints).
+    slack: Vec<bool>,
+    reach: Vec<f64>,
+    /// What the slack limits were last found from: each connector's largest
+    /// draw (0 when not wanting), and the node and root-level capacities.
+    drawn: Vec<f64>,
+    seen_cap: Vec<f64>,
+    /// The slack limits the terms were built with.
+    built_slack: Vec<bool>,
+    /// The minimums of every wanting connector, summed like `reach`; per node,
+    /// whether they fit in every limit from it up to the root; whether they fit
+    /// in the grid-operator and peak limits.
+    need: Vec<f64>,
+    free_path: Vec<bool>,
+    free_globals: bool,
+    /// Non-root nodes, deepest first, with their parents.
+    bottom_up: Vec<(u32, u32)>,
+    /// The most power one connector can draw (three phases at the largest maximum).
+    largest_draw_w: f64,
+    /// Per connector, for three then one phase: the constraints it counts in
+    /// that can bind (node phase currents, unbalance, power on its path, then
+    /// the root-level ones), `terms[at[0]..at[1]]` and `terms[at[1]..at[2]]`.
+    /// Rebuilt only when a limit turns slack or binding, a root-level limit
+    /// comes or goes, or a connector enters or leaves PV mode.
+    pub(crate) terms: Vec<Term>,
+    terms_at: Vec<[u32; 3]>,
+    /// The PV-mode flags and root-level limits the terms were built with.
+    built_pv: Vec<bool>,
+    built_globals: (bool, bool, bool),
     gop_on: bool,
     peak_on: bool,
     pv_on: bool,
@@ -100,24 +135,50 @@ impl Space {
             power_on,
             unbalance_on,
             cap: vec![f64::INFINITY; 7 * n + 3],
-            path_terms: Vec::new(),
-            path_terms_at: Vec::with_capacity(topo.connector_count()),
+            slack: vec![false; 4 * n],
+            reach: vec![0.0; 4 * n],
+            drawn: vec![0.0; topo.connector_count()],
+            seen_cap: vec![f64::NAN; 4 * n + 2],
+            built_slack: vec![false; 4 * n],
+            need: vec![0.0; 4 * n],
+            free_path: vec![false; n],
+            free_globals: false,
+            bottom_up: Vec::new(),
+            largest_draw_w: 3.0
+                * topo.settings.voltage_v
+                * topo.hi_a.iter().fold(0.0, |a, &b| f64::max(a, b)),
+            terms: Vec::new(),
+            terms_at: Vec::with_capacity(topo.connector_count()),
+            built_pv: vec![false; topo.connector_count()],
+            built_globals: (false, false, false),
             gop_on: false,
             peak_on: false,
             pv_on: false,
         };
+        let mut bottom_up: Vec<(u32, u32)> = (0..n)
+            .filter_map(|node| Some((node as u32, topo.nodes[node].parent? as u32)))
+            .collect();
+        bottom_up.sort_by_key(|&(node, _)| std::cmp::Reverse(topo.path(node as usize).len()));
+        space.bottom_up = bottom_up;
+        space.build_terms(topo);
+        space
+    }
+
+    fn build_terms(&mut self, topo: &Topology) {
+        let mut terms = std::mem::take(&mut self.terms);
+        terms.clear();
+        self.terms_at.clear();
         for i in 0..topo.connector_count() {
             let mut at = [0u32; 3];
             for (slot, mode) in [(0, 3), (1, 1)] {
-                at[slot] = space.path_terms.len() as u32;
-                let mut terms = std::mem::take(&mut space.path_terms);
-                space.for_each_on_path(topo, i, mode, |k, code| terms.push(Term::new(k, code)));
-                space.path_terms = terms;
+                at[slot] = terms.len() as u32;
+                self.for_each_on_path(topo, i, mode, |k, code| terms.push(Term::new(k, code)));
+                self.global_terms(self.built_pv[i], mode, |t| terms.push(t));
             }
-            at[2] = space.path_terms.len() as u32;
-            space.path_terms_at.push(at);
+            at[2] = terms.len() as u32;
+            self.terms_at.push(at);
         }
-        space
+        self.terms = terms;
     }
 
     /// Number of constraints.
@@ -155,6 +216,129 @@ impl Space {
         self.cap[g + 2] = root.pv_w;
     }
 
+    /// Marks the node phase and power limits that cannot bind this cycle: even
+    /// if every wanting connector drew its maximum `hi` on every phase it may
+    /// use, their load would stay clear of the capacity. Those are left out of
+    /// the connectors' terms, which changes nothing but the work. Also finds
+    /// where the minimums alone all fit (see [`Space::admits_freely`]).
+    pub(crate) fn mark_slack(&mut self, topo: &Topology, wanting: &[u8], hi: &[f64], pv: &[bool]) {
+        let n = self.nodes;
+        let (g, peak) = (self.global(0), self.global(1));
+        // Nothing to redo when no connector's maximum draw and no capacity changed.
+        let mut same = true;
+        for ((drawn, &wants), &hi) in self.drawn.iter_mut().zip(wanting).zip(hi) {
+            let now = if wants != 0 { hi } else { 0.0 };
+            same &= *drawn == now;
+            *drawn = now;
+        }
+        let caps = self.cap[..4 * n]
+            .iter()
+            .chain([&self.cap[g], &self.cap[peak]]);
+        for (seen, &cap) in self.seen_cap.iter_mut().zip(caps) {
+            same &= *seen == cap;
+            *seen = cap;
+        }
+        if !same {
+            self.find_slack(topo);
+        }
+        let mut changed = !same && self.slack != self.built_slack;
+        if changed {
+            self.built_slack.copy_from_slice(&self.slack);
+        }
+        let globals = (self.gop_on, self.peak_on, self.pv_on);
+        changed |= globals != self.built_globals;
+        self.built_globals = globals;
+        if self.built_pv != pv {
+            self.built_pv.copy_from_slice(pv);
+            changed |= self.pv_on;
+        }
+        if changed {
+            self.build_terms(topo);
+        }
+    }
+
+    /// Sets `slack` from the connectors' largest draws `drawn` and the capacities.
+    fn find_slack(&mut self, topo: &Topology) {
+        let n = self.nodes;
+        let mut reach = std::mem::take(&mut self.reach);
+        self.sum_below(topo, |i| self.drawn[i], &mut reach);
+        // The root's power limit counts every connector as the grid-operator
+        // and peak limits do. When one of them is lower by more than any one
+        // connector can draw, the root's limit never even blocks a step first.
+        let g = self.global(0);
+        let root_power = 3 * n + topo.root;
+        let lowest = self.cap[g].min(self.cap[g + 1]) + self.largest_draw_w;
+        reach[root_power] = reach[root_power].min(lowest);
+        for ((slack, reach), &cap) in self.slack.iter_mut().zip(&reach).zip(&self.cap) {
+            *slack = clear_below(*reach, cap);
+        }
+        self.reach = reach;
+        // The same for the minimums alone: where they all fit, admission has nothing to check.
+        let mut need = std::mem::take(&mut self.need);
+        let wanting_lo = |i: usize| {
+            if self.drawn[i] > 0.0 {
+                topo.lo_a[i]
+            } else {
+                0.0
+            }
+        };
+        self.sum_below(topo, wanting_lo, &mut need);
+        let root_need_w = need[root_power];
+        self.free_globals =
+            clear_below(root_need_w, self.cap[g]) && clear_below(root_need_w, self.cap[g + 1]);
+        // Top down: the root (no parent), then every node after its parent.
+        let root = (topo.root as u32, u32::MAX);
+        for &(node, parent) in std::iter::once(&root).chain(self.bottom_up.iter().rev()) {
+            let node = node as usize;
+            let fits = |slot: usize, on: bool| !on || clear_below(need[slot], self.cap[slot]);
+            let free = (0..PHASES)
+                .all(|p| fits(PHASES * node + p, self.phase_on[PHASES * node + p]))
+                && fits(3 * n + node, self.power_on[node])
+                && self.free_path.get(parent as usize).is_none_or(|&up| up);
+            self.free_path[node] = free;
+        }
+        self.need = need;
+    }
+
+    /// Sums, node by node up to the root, what the connectors below would draw
+    /// with `amount(i)` A on every phase they may use: `sums` by phase and
+    /// power slot (`4 * nodes`).
+    fn sum_below(&self, topo: &Topology, amount: impl Fn(usize) -> f64, sums: &mut [f64]) {
+        let n = self.nodes;
+        sums.fill(0.0);
+        for (i, c) in topo.connectors.iter().enumerate() {
+            let a = amount(i);
+            if a == 0.0 {
+                continue;
+            }
+            let node = c.node;
+            // Three phases draw on a superset of one phase's limits, at more power.
+            if let PhaseMap::Single(p) = c.phases {
+                sums[PHASES * node + usize::from(p)] += a;
+                sums[3 * n + node] += self.voltage * a;
+            } else {
+                for r in &mut sums[PHASES * node..PHASES * node + PHASES] {
+                    *r += a;
+                }
+                sums[3 * n + node] += 3.0 * self.voltage * a;
+            }
+        }
+        for &(node, parent) in &self.bottom_up {
+            let (node, parent) = (node as usize, parent as usize);
+            for p in 0..PHASES {
+                sums[PHASES * parent + p] += sums[PHASES * node + p];
+            }
+            sums[3 * n + parent] += sums[3 * n + node];
+        }
+    }
+
+    /// Whether connector `i` (in PV mode `pv`) fits its minimum wherever it
+    /// counts, whatever else is admitted: every minimum together fits there.
+    #[inline]
+    pub(crate) fn admits_freely(&self, topo: &Topology, i: usize, pv: bool) -> bool {
+        self.free_path[topo.connectors[i].node] && self.free_globals && !(pv && self.pv_on)
+    }
+
     /// Tightens the virtual cap on the one-phase connectors of `node` on `phase`.
     pub(crate) fn tighten_unbalance(&mut self, node: usize, phase: usize, cap: f64) -> bool {
         let k = 4 * self.nodes + PHASES * node + phase;
@@ -166,7 +350,7 @@ impl Space {
         }
     }
 
-    /// Calls `f(k, code)` for every active path constraint connector `i` counts in,
+    /// Calls `f(k, code)` for every path constraint connector `i` counts in that can bind,
     /// with its [`Coefficients`] index when drawing on `mode` (1 or 3) phases.
     fn for_each_on_path(&self, topo: &Topology, i: usize, mode: u8, mut f: impl FnMut(usize, u32)) {
         let c = &topo.connectors[i];
@@ -177,19 +361,20 @@ impl Space {
             let node = node as usize;
             if mode == 3 {
                 for p in 0..PHASES {
-                    if self.phase_on[PHASES * node + p] {
+                    if self.phase_on[PHASES * node + p] && !self.slack[PHASES * node + p] {
                         f(PHASES * node + p, CURRENT);
                     }
                 }
             } else {
-                if self.phase_on[PHASES * node + single] {
-                    f(PHASES * node + single, CURRENT);
+                let k = PHASES * node + single;
+                if self.phase_on[k] && !self.slack[k] {
+                    f(k, CURRENT);
                 }
                 if self.unbalance_on[node] {
                     f(4 * n + PHASES * node + single, CURRENT);
                 }
             }
-            if self.power_on[node] {
+            if self.power_on[node] && !self.slack[3 * n + node] {
                 f(3 * n + node, power);
             }
         }
@@ -202,18 +387,21 @@ impl Space {
 
     /// The root-level constraints (grid operator, peak, PV budget) a connector
     /// in PV mode `pv` drawing on `mode` phases counts in; they follow its path terms.
-    pub(crate) fn global_terms(&self, pv: bool, mode: u8, mut f: impl FnMut(Term)) {
+    fn global_terms(&self, pv: bool, mode: u8, mut f: impl FnMut(Term)) {
         let code = power_code(mode);
         self.for_each_global(pv, 0.0, |k, _| f(Term::new(k, code)));
     }
 
-    /// The constraints below the root-level ones that connector `i` counts in
-    /// when drawing on `mode` (1 or 3) phases, in path order.
+    /// Index range into `terms` of the constraints connector `i` counts in
+    /// when drawing on `mode` (1 or 3) phases.
     #[inline]
-    pub(crate) fn path_terms(&self, i: usize, mode: u8) -> &[Term] {
-        let [three, one, end] = self.path_terms_at[i];
-        let (start, end) = if mode == 3 { (three, one) } else { (one, end) };
-        &self.path_terms[start as usize..end as usize]
+    pub(crate) fn terms_of(&self, i: usize, mode: u8) -> (u32, u32) {
+        let [three, one, end] = self.terms_at[i];
+        if mode == 3 {
+            (three, one - three)
+        } else {
+            (one, end - one)
+        }
     }
 
     /// Calls `f(k, a)` for every active root-level constraint (grid operator,

@@ -44,31 +44,6 @@ fn by_tier(topo: &Topology, i: usize, t: f64) -> u128 {
     (u128::from(u8::MAX - topo.connectors[i].priority) << 96) | at_time(t, i)
 }
 
-/// Sets `sorted` to `key(i)` of the admitted connectors, sorted. They are visited
-/// in the order of last time's result (`rank`, updated), so keys that did not
-/// change arrive sorted, which the sort checks in linear time.
-fn sort_by_rank(
-    rank: &mut Vec<u32>,
-    rest: &mut Vec<u32>,
-    admitted: &[bool],
-    sorted: &mut Vec<u128>,
-    key: impl Fn(usize) -> u128,
-) {
-    sorted.clear();
-    rest.clear();
-    for &i in rank.iter() {
-        if admitted[i as usize] {
-            sorted.push(key(i as usize));
-        } else {
-            rest.push(i);
-        }
-    }
-    sorted.sort_unstable();
-    rank.clear();
-    rank.extend(sorted.iter().map(|&key| key as u32));
-    rank.extend_from_slice(rest);
-}
-
 /// A constraint's predicted saturation time and index, as a min-heap entry.
 fn saturation(t: f64, k: usize) -> Reverse<u128> {
     Reverse(at_time(t, k))
@@ -83,6 +58,8 @@ struct Load {
     predicted: f64,
     saturated: bool,
     dirty: bool,
+    /// The [`FillScratch::pass`] that last started it afresh.
+    pass: u32,
 }
 
 impl Default for Load {
@@ -93,6 +70,7 @@ impl Default for Load {
             predicted: f64::INFINITY,
             saturated: false,
             dirty: false,
+            pass: 0,
         }
     }
 }
@@ -101,7 +79,8 @@ impl Default for Load {
 enum Event {
     Maximum(u32),
     Saturate(u32),
-    Activate(u32),
+    /// The next activations (every one at that time).
+    Activate,
 }
 
 /// Reusable buffers of the filling step.
@@ -117,19 +96,48 @@ pub(crate) struct FillScratch {
     /// The same for every admitted connector, tier by tier (see [`by_tier`]).
     all_activations: Vec<u128>,
     all_maxima: Vec<u128>,
-    /// Every connector in last fill's order of `all_activations` / `all_maxima`.
-    activation_rank: Vec<u32>,
-    maximum_rank: Vec<u32>,
-    rest: Vec<u32>,
+    /// Activation and maximum keys of every connector, sorted: they change
+    /// with the topology (priorities) and the maxima `maximum_hi` only.
+    activation_keys: Vec<u128>,
+    maximum_keys: Vec<u128>,
+    maximum_hi: Vec<f64>,
     tier: Vec<u32>,
+    /// The connectors a saturating constraint stops.
+    caught: Vec<u32>,
+    /// Counts tier fills; a constraint whose `Load::pass` differs is started
+    /// afresh when a connector of the tier first grows in it.
+    pass: u32,
 }
 
 impl FillScratch {
-    pub(crate) fn resize(&mut self, connectors: usize, constraints: usize) {
-        self.status.resize(connectors, Status::Idle);
-        self.loads.resize(constraints, Load::default());
-        self.activation_rank = (0..connectors as u32).collect();
-        self.maximum_rank = (0..connectors as u32).collect();
+    pub(crate) fn new(topo: &Topology, constraints: usize) -> Self {
+        let connectors = topo.connector_count();
+        let mut sc = Self {
+            status: vec![Status::Idle; connectors],
+            loads: vec![Load::default(); constraints],
+            maximum_hi: topo.hi_a.clone(),
+            ..Self::default()
+        };
+        sc.sort_keys(topo);
+        sc
+    }
+
+    /// Sorts the activation and maximum keys (again, after a priority change).
+    pub(crate) fn sort_keys(&mut self, topo: &Topology) {
+        let connectors = &topo.connectors;
+        self.activation_keys = (0..connectors.len())
+            .map(|i| by_tier(topo, i, topo.lo_a[i] / connectors[i].weight))
+            .collect();
+        self.activation_keys.sort_unstable();
+        self.sort_maxima(topo);
+    }
+
+    fn sort_maxima(&mut self, topo: &Topology) {
+        let connectors = &topo.connectors;
+        self.maximum_keys = (0..connectors.len())
+            .map(|i| by_tier(topo, i, self.maximum_hi[i] / connectors[i].weight))
+            .collect();
+        self.maximum_keys.sort_unstable();
     }
 }
 
@@ -146,7 +154,7 @@ pub(crate) fn recompute_load(work: &mut Work) {
 #[inline]
 pub(crate) fn add_load(work: &mut Work, i: usize, amount: f64) {
     let coef = work.space.coefficients();
-    for t in &work.terms[work.terms_of(i)] {
+    for t in &work.space.terms[work.terms_of(i)] {
         work.load[t.k()] += t.a(&coef) * amount;
     }
 }
@@ -163,24 +171,19 @@ pub(crate) fn fill(topo: &Topology, work: &mut Work, sc: &mut FillScratch, refil
         recompute_load(work);
     }
     sc.tier.clear();
-    sc.tier.extend_from_slice(&work.order);
+    let admitted = &work.admitted;
     sc.tier
-        .sort_unstable_by_key(|&i| (u8::MAX - topo.connectors[i as usize].priority, i));
-    let weight = |i: usize| topo.connectors[i].weight;
-    sort_by_rank(
-        &mut sc.activation_rank,
-        &mut sc.rest,
-        &work.admitted,
-        &mut sc.all_activations,
-        |i| by_tier(topo, i, topo.lo_a[i] / weight(i)),
-    );
-    sort_by_rank(
-        &mut sc.maximum_rank,
-        &mut sc.rest,
-        &work.admitted,
-        &mut sc.all_maxima,
-        |i| by_tier(topo, i, work.hi[i] / weight(i)),
-    );
+        .extend(topo.by_tier.iter().filter(|&&i| admitted[i as usize]));
+    if sc.maximum_hi != work.hi {
+        sc.maximum_hi.copy_from_slice(&work.hi);
+        sc.sort_maxima(topo);
+    }
+    let admitted_keys = |keys: &[u128], into: &mut Vec<u128>| {
+        into.clear();
+        into.extend(keys.iter().filter(|&&key| admitted[key as u32 as usize]));
+    };
+    admitted_keys(&sc.activation_keys, &mut sc.all_activations);
+    admitted_keys(&sc.maximum_keys, &mut sc.all_maxima);
     let mut start = 0;
     while start < sc.tier.len() {
         let priority = topo.connectors[sc.tier[start] as usize].priority;
@@ -212,9 +215,9 @@ fn next_event(sc: &FillScratch, ai: usize, mi: usize) -> Option<(f64, Event)> {
             best = Some((st, Event::Saturate(k)));
         }
     }
-    if let Some((t, i)) = sc.activations.get(ai).map(|&key| time_and_index(key)) {
+    if let Some((t, _)) = sc.activations.get(ai).map(|&key| time_and_index(key)) {
         if best.is_none_or(|(bt, _)| t < bt) {
-            best = Some((t, Event::Activate(i)));
+            best = Some((t, Event::Activate));
         }
     }
     best
@@ -249,15 +252,26 @@ fn flush(work: &Work, sc: &mut FillScratch) {
     sc.dirty.clear();
 }
 
-fn freeze(topo: &Topology, work: &mut Work, sc: &mut FillScratch, i: usize, t: f64, bound: u32) {
+/// Stops connector `i` at time `t`, held by `bound`. `last`: no connector of
+/// the tier moves after it, so the tier's loads are not read again.
+fn freeze(
+    topo: &Topology,
+    work: &mut Work,
+    sc: &mut FillScratch,
+    i: usize,
+    (t, bound): (f64, u32),
+    last: bool,
+) {
     let (lo, hi, w) = (topo.lo_a[i], work.hi[i], topo.connectors[i].weight);
     if sc.status[i] == Status::Growing {
         let x = (w * t).clamp(lo, hi);
         work.x[i] = x;
-        let coef = work.space.coefficients();
-        for t in work.terms(i) {
-            let a = t.a(&coef);
-            shift(sc, t.k(), a * x, -(a * w));
+        if !last {
+            let coef = work.space.coefficients();
+            for t in work.terms(i) {
+                let a = t.a(&coef);
+                shift(sc, t.k(), a * x, -(a * w));
+            }
         }
     } else {
         work.x[i] = lo;
@@ -266,8 +280,42 @@ fn freeze(topo: &Topology, work: &mut Work, sc: &mut FillScratch, i: usize, t: f
     work.bound[i] = bound;
 }
 
+/// Starts connector `i` growing from its minimum, if it is still waiting.
+fn activate(topo: &Topology, work: &Work, sc: &mut FillScratch, i: usize) {
+    if sc.status[i] == Status::Waiting {
+        sc.status[i] = Status::Growing;
+        let (lo, w) = (topo.lo_a[i], topo.connectors[i].weight);
+        let coef = work.space.coefficients();
+        let pass = sc.pass;
+        for t in work.terms(i) {
+            let (k, a) = (t.k(), t.a(&coef));
+            let load = &mut sc.loads[k];
+            if load.pass != pass {
+                // Only the tier's own constraints are read: start them afresh.
+                *load = Load {
+                    fixed: work.load[k],
+                    pass,
+                    dirty: true,
+                    ..Load::default()
+                };
+                sc.dirty.push(k as u32);
+            } else if !load.dirty {
+                load.dirty = true;
+                sc.dirty.push(k as u32);
+            }
+            load.fixed += -(a * lo);
+            load.slope += a * w;
+        }
+    }
+}
+
 fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usize, end: usize) {
     sc.heap.clear();
+    sc.pass = sc.pass.wrapping_add(1);
+    if sc.pass == 0 {
+        sc.loads.iter_mut().for_each(|load| load.pass = 0);
+        sc.pass = 1;
+    }
     sc.activations.clear();
     sc.maxima.clear();
     let mut remaining = 0usize;
@@ -280,14 +328,6 @@ fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usiz
             work.bound[iu] = OWN;
         } else {
             sc.status[iu] = Status::Waiting;
-            // Only the tier's own constraints are read: start them afresh.
-            for t in work.terms(iu) {
-                let k = t.k();
-                sc.loads[k] = Load {
-                    fixed: work.load[k],
-                    ..Load::default()
-                };
-            }
             remaining += 1;
         }
     }
@@ -318,21 +358,19 @@ fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usiz
             Event::Maximum(i) => {
                 mi += 1;
                 if sc.status[i as usize] == Status::Growing {
-                    freeze(topo, work, sc, i as usize, t, OWN);
+                    freeze(topo, work, sc, i as usize, (t, OWN), remaining == 1);
                     remaining -= 1;
                 }
             }
-            Event::Activate(i) => {
-                ai += 1;
-                let iu = i as usize;
-                if sc.status[iu] == Status::Waiting {
-                    sc.status[iu] = Status::Growing;
-                    let (lo, w) = (topo.lo_a[iu], topo.connectors[iu].weight);
-                    let coef = work.space.coefficients();
-                    for t in work.terms(iu) {
-                        let a = t.a(&coef);
-                        shift(sc, t.k(), -(a * lo), a * w);
+            Event::Activate => {
+                // Activations at one time come before any other event: take them together.
+                let time = sc.activations[ai] >> 32;
+                while let Some(&key) = sc.activations.get(ai) {
+                    if key >> 32 != time {
+                        break;
                     }
+                    ai += 1;
+                    activate(topo, work, sc, key as u32 as usize);
                 }
             }
             Event::Saturate(k) => {
@@ -356,19 +394,24 @@ fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usiz
                 }
                 state.saturated = true;
                 let owner = work.space.owner(topo, ku);
-                for idx in topo.members_start[owner]..topo.members_start[owner + 1] {
-                    let i = topo.members[idx as usize] as usize;
-                    let status = sc.status[i];
+                sc.caught.clear();
+                for &i in topo.members(owner) {
+                    let iu = i as usize;
+                    let status = sc.status[iu];
                     if (status == Status::Waiting || status == Status::Growing)
                         && work
                             .space
-                            .coefficient(topo, ku, i, work.mode[i], work.pv[i])
+                            .coefficient(topo, ku, iu, work.mode[iu], work.pv[iu])
                             > 0.0
                     {
-                        freeze(topo, work, sc, i, t, k);
-                        remaining -= 1;
+                        sc.caught.push(i);
                     }
                 }
+                let last = sc.caught.len() == remaining;
+                for c in 0..sc.caught.len() {
+                    freeze(topo, work, sc, sc.caught[c] as usize, (t, k), last);
+                }
+                remaining -= sc.caught.len();
             }
         }
     }

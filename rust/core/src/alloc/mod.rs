@@ -129,9 +129,8 @@ pub(crate) struct Work {
     /// Every connector in the last admission order (those admissible first).
     rank: Vec<u32>,
     unbalance_nodes: Vec<u32>,
-    /// Each admitted connector's constraints and coefficients this cycle,
-    /// contiguous: `terms[terms_at[i].0..][..terms_at[i].1]`.
-    terms: Vec<Term>,
+    /// Each admitted connector's constraints and coefficients this cycle:
+    /// `space.terms[terms_at[i].0..][..terms_at[i].1]`.
     terms_at: Vec<(u32, u32)>,
 }
 
@@ -146,7 +145,7 @@ impl Work {
     /// Constraints and coefficients of admitted connector `i`.
     #[inline]
     fn terms(&self, i: usize) -> &[Term] {
-        &self.terms[self.terms_of(i)]
+        &self.space.terms[self.terms_of(i)]
     }
 }
 
@@ -198,8 +197,7 @@ impl Allocator {
             .filter(|&n| topo.nodes[n].unbalance_cap_a.is_finite())
             .map(|n| n as u32)
             .collect();
-        let mut fill = FillScratch::default();
-        fill.resize(n, m);
+        let fill = FillScratch::new(&topo, m);
         let work = Work {
             space,
             load: vec![0.0; m],
@@ -213,7 +211,6 @@ impl Allocator {
             keys: Vec::with_capacity(n),
             rank: (0..n as u32).collect(),
             unbalance_nodes,
-            terms: Vec::new(),
             terms_at: vec![(0, 0); n],
         };
         Self {
@@ -226,9 +223,18 @@ impl Allocator {
         }
     }
 
-    /// The topology the allocator was built from.
+    /// The topology the allocator was built from (with any priority changes).
     pub fn topology(&self) -> &Topology {
         &self.topo
+    }
+
+    /// Moves `connector` to priority tier `priority` from the next cycle on.
+    /// What the allocator remembers about it (charging or paused since when,
+    /// its last setpoint) is kept; it is only served in another order.
+    pub fn set_priority(&mut self, connector: usize, priority: u8) -> Result<(), TopologyError> {
+        self.topo.set_priority(connector, priority)?;
+        self.fill.sort_keys(&self.topo);
+        Ok(())
     }
 
     fn validate(&self, input: &CycleInput<'_>) -> Result<(), InputError> {
@@ -280,8 +286,13 @@ impl Allocator {
             }
             wanting_count += usize::from(wanting);
             work.pv[i] = input.pv_mode[i] != 0;
-            let ev = floor_to_step(input.ev_max_a[i], topo.connectors[i].step_a);
-            work.hi[i] = topo.hi_a[i].min(ev).max(topo.lo_a[i]);
+            let ev = input.ev_max_a[i];
+            work.hi[i] = if ev == f64::INFINITY {
+                topo.hi_a[i] // no EV limit: spare the rounding
+            } else {
+                let ev = floor_to_step(ev, topo.connectors[i].step_a);
+                topo.hi_a[i].min(ev).max(topo.lo_a[i])
+            };
         }
         let root = RootCaps {
             grid_operator_w: input.grid_operator_w,
@@ -290,6 +301,8 @@ impl Allocator {
         };
         work.space
             .update(topo, input.base_load_a, root, wanting_count);
+        work.space
+            .mark_slack(topo, input.wanting, &work.hi, &work.pv);
         admission::admit(topo, &self.states, now, work, out);
         filling::fill(topo, work, &mut self.fill, false);
         for _ in 0..UNBALANCE_PASSES {

@@ -152,6 +152,8 @@ pub enum TopologyError {
     },
     /// A setting is out of range.
     BadSetting(&'static str),
+    /// A connector index that does not exist.
+    NoSuchConnector(usize),
 }
 
 impl fmt::Display for TopologyError {
@@ -181,6 +183,7 @@ impl fmt::Display for TopologyError {
             }
             Self::BadNodeLimit { node, problem } => write!(f, "node {node}: {problem}"),
             Self::BadSetting(problem) => write!(f, "settings: {problem}"),
+            Self::NoSuchConnector(c) => write!(f, "there is no connector {c}"),
         }
     }
 }
@@ -232,6 +235,8 @@ pub struct Topology {
     /// Per connector: the minimum and hardware maximum, aligned to its step.
     pub(crate) lo_a: Vec<f64>,
     pub(crate) hi_a: Vec<f64>,
+    /// Every connector, highest priority tier first, by index within a tier.
+    pub(crate) by_tier: Vec<u32>,
 }
 
 fn check_connector(i: usize, c: &ConnectorSpec, nodes: usize) -> Result<(), TopologyError> {
@@ -380,7 +385,7 @@ impl Topology {
             .iter()
             .map(|c| floor_to_step(c.max_a, c.step_a))
             .collect();
-        Ok(Self {
+        let mut topo = Self {
             nodes,
             connectors,
             settings,
@@ -391,7 +396,29 @@ impl Topology {
             members_start,
             lo_a,
             hi_a,
-        })
+            by_tier: Vec::new(),
+        };
+        topo.sort_tiers();
+        Ok(topo)
+    }
+
+    /// Moves connector `i` to priority tier `priority`.
+    pub(crate) fn set_priority(&mut self, i: usize, priority: u8) -> Result<(), TopologyError> {
+        let connector = self
+            .connectors
+            .get_mut(i)
+            .ok_or(TopologyError::NoSuchConnector(i))?;
+        connector.priority = priority;
+        self.sort_tiers();
+        Ok(())
+    }
+
+    /// Orders `by_tier` (again, after a priority change).
+    fn sort_tiers(&mut self) {
+        let connectors = &self.connectors;
+        self.by_tier = (0..connectors.len() as u32).collect();
+        self.by_tier
+            .sort_by_key(|&i| (u8::MAX - connectors[i as usize].priority, i));
     }
 
     /// Number of nodes.

@@ -7,7 +7,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::admission::EPS;
-use super::filling::{add_load, recompute_load, OWN};
+use super::filling::{add_load, OWN};
 use super::model::{floor_to_step, ordered_bits, Topology, PHASES};
 use super::unbalance::Balance;
 use super::Work;
@@ -15,27 +15,74 @@ use super::Work;
 /// Reusable buffers of the hand-back step.
 #[derive(Debug, Default)]
 pub(crate) struct QuantizeScratch {
-    heap: BinaryHeap<Reverse<u128>>,
-    turns: Vec<Reverse<u128>>,
+    line: Line,
+    turns: Vec<u128>,
+    /// Every connector, those in the last hand-back's line first, in its order.
+    rank: Vec<u32>,
+    rest: Vec<u32>,
     pub(crate) balance: Balance,
+}
+
+/// The hand-back queue, smallest [`turn`] first: the connectors that start in
+/// it, sorted once, merged with a small heap of those raised and queued again.
+#[derive(Debug, Default)]
+struct Line {
+    sorted: Vec<u128>,
+    next: usize,
+    heap: BinaryHeap<Reverse<u128>>,
+}
+
+impl Line {
+    /// Starts over with `turns` (emptied).
+    fn start(&mut self, turns: &mut Vec<u128>) {
+        self.sorted.clear();
+        self.sorted.append(turns);
+        self.sorted.sort_unstable();
+        self.next = 0;
+        self.heap.clear();
+    }
+
+    fn peek(&self) -> Option<u128> {
+        let sorted = self.sorted.get(self.next).copied();
+        match (sorted, self.heap.peek()) {
+            (Some(a), Some(&Reverse(b))) => Some(a.min(b)),
+            (a, b) => a.or(b.map(|r| r.0)),
+        }
+    }
+
+    fn pop(&mut self) -> Option<u128> {
+        let first = self.peek()?;
+        if self.sorted.get(self.next) == Some(&first) {
+            self.next += 1;
+        } else {
+            self.heap.pop();
+        }
+        Some(first)
+    }
+
+    fn push(&mut self, turn: u128) {
+        self.heap.push(Reverse(turn));
+    }
 }
 
 /// Rounds `work.x` down to each step (within `[lo, hi]`) and refreshes the loads.
 pub(crate) fn round_down(topo: &Topology, work: &mut Work) {
-    for &i in &work.order {
-        let i = i as usize;
+    work.load.fill(0.0);
+    for o in 0..work.order.len() {
+        let i = work.order[o] as usize;
         let c = &topo.connectors[i];
-        work.x[i] = floor_to_step(work.x[i], c.step_a).clamp(topo.lo_a[i], work.hi[i]);
+        let x = floor_to_step(work.x[i], c.step_a).clamp(topo.lo_a[i], work.hi[i]);
+        work.x[i] = x;
+        add_load(work, i, x);
     }
-    recompute_load(work);
 }
 
 /// A connector's place in the hand-back queue (smallest first): higher tier,
 /// then lower weighted level, then lower index, packed into one number.
-fn turn(topo: &Topology, work: &Work, i: usize) -> Reverse<u128> {
+fn turn(topo: &Topology, work: &Work, i: usize) -> u128 {
     let c = &topo.connectors[i];
     let level = ordered_bits(work.x[i] / c.weight);
-    Reverse((u128::from(u8::MAX - c.priority) << 96) | (u128::from(level) << 32) | i as u128)
+    (u128::from(u8::MAX - c.priority) << 96) | (u128::from(level) << 32) | i as u128
 }
 
 /// The first physical limit (not a virtual unbalance cap) that one more step of
@@ -62,30 +109,43 @@ pub(crate) fn hand_back(topo: &Topology, work: &mut Work, base: &[f64], sc: &mut
     let virtual_start = 4 * topo.node_count();
     let virtual_end = 7 * topo.node_count();
     sc.turns.clear();
-    for &i in &work.order {
-        let i = i as usize;
-        let step = topo.connectors[i].step_a;
-        if work.x[i] + step > work.hi[i] + EPS {
-            work.bound[i] = OWN;
-        } else if let Some(k) = physical_block(work, i, step, virtual_start..virtual_end) {
+    sc.rest.clear();
+    if sc.rank.len() != topo.connector_count() {
+        sc.rank = (0..topo.connector_count() as u32).collect();
+    }
+    // Visit in the last line's order: turns that did not change then arrive
+    // sorted, which the sort checks in linear time.
+    for &i in &sc.rank {
+        let iu = i as usize;
+        let step = topo.connectors[iu].step_a;
+        if !work.admitted[iu] {
+            sc.rest.push(i);
+        } else if work.x[iu] + step > work.hi[iu] + EPS {
+            work.bound[iu] = OWN;
+            sc.rest.push(i);
+        } else if let Some(k) = physical_block(work, iu, step, virtual_start..virtual_end) {
             // Loads only grow from here on: blocked now is blocked for good.
-            work.bound[i] = k;
+            work.bound[iu] = k;
+            sc.rest.push(i);
         } else {
-            sc.turns.push(turn(topo, work, i));
+            sc.turns.push(turn(topo, work, iu));
         }
     }
-    sc.heap.clear();
-    sc.heap.extend(sc.turns.drain(..));
+    sc.line.start(&mut sc.turns);
+    sc.rank.clear();
+    sc.rank
+        .extend(sc.line.sorted.iter().map(|&turn| turn as u32));
+    sc.rank.append(&mut sc.rest);
     // Connectors stopped only by an unbalance limit get another try after a
     // later raise: raising a light phase can make room on a heavy one.
     let mut raised = false;
     loop {
-        let Some(Reverse(t)) = sc.heap.pop() else {
+        let Some(t) = sc.line.pop() else {
             if !raised || sc.turns.is_empty() {
                 break;
             }
             raised = false;
-            sc.heap.extend(sc.turns.drain(..));
+            sc.line.start(&mut sc.turns);
             continue;
         };
         let i = (t & u128::from(u32::MAX)) as usize;
@@ -112,10 +172,32 @@ pub(crate) fn hand_back(topo: &Topology, work: &mut Work, base: &[f64], sc: &mut
             sc.balance.add(topo, work, i, step);
             raised = true;
             let next = turn(topo, work, i);
-            if sc.heap.peek().is_some_and(|top| top.0 < next.0) {
-                sc.heap.push(next);
+            if sc.line.peek().is_some_and(|first| first < next) {
+                sc.line.push(next);
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Line;
+
+    #[test]
+    fn the_line_merges_sorted_turns_with_pushed_ones_smallest_first() {
+        let mut line = Line::default();
+        let mut turns = vec![50, 10, 30];
+        line.start(&mut turns);
+        assert!(turns.is_empty());
+        assert_eq!(line.pop(), Some(10));
+        line.push(40);
+        line.push(20);
+        assert_eq!(line.peek(), Some(20));
+        let rest: Vec<u128> = std::iter::from_fn(|| line.pop()).collect();
+        assert_eq!(rest, vec![20, 30, 40, 50]);
+        let mut again = vec![7];
+        line.start(&mut again);
+        assert_eq!((line.pop(), line.pop()), (Some(7), None));
     }
 }

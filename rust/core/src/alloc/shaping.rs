@@ -42,7 +42,10 @@ pub(crate) fn shape(
     let s = &topo.settings;
     let voltage = s.voltage_v;
     work.order.clear();
-    for (i, st) in states.iter().enumerate() {
+    // Highest tier first: increases are granted in that order.
+    for &i in &topo.by_tier {
+        let i = i as usize;
+        let st = &states[i];
         let target = out.target_a[i];
         let same_mode = work.mode[i] == st.phases;
         let base = if same_mode {
@@ -66,8 +69,6 @@ pub(crate) fn shape(
         } = &mut *work;
         space.for_each_draw(topo, i, phase, power, pv[i], |k, a| load[k] += a);
     }
-    work.order
-        .sort_unstable_by_key(|&i| (u8::MAX - topo.connectors[i as usize].priority, i));
     for o in 0..work.order.len() {
         let i = work.order[o] as usize;
         let st = &states[i];
