@@ -64,12 +64,19 @@ async def test_a_command_writes_percent_of_wchamax_and_activates_both_limits() -
             assert odd.discharge_w == pytest.approx(1200.0)
 
 
-async def test_the_lease_is_written_to_the_revert_timeout() -> None:
+async def test_the_lease_is_written_to_the_revert_timeout_and_kept() -> None:
     with trio.fail_after(10):
         async with rig(PROFILE) as r:
             r.sim.set(Quantity.BATTERY_MAX_CHARGE_POWER, RATING_W)
             assert await revert_timeout(r.driver) == 0  # the device's default: never revert
-            await BatteryDevice(r.driver, lease_s=LEASE_S).command(0.0)
+            battery = BatteryDevice(r.driver, lease_s=LEASE_S)
+            await battery.command(0.0)
+            assert await revert_timeout(r.driver) == pytest.approx(LEASE_S)
+            timeout = PROFILE.failsafe.timeout
+            assert timeout is not None
+            spec = await r.driver.resolve("timeout", timeout)
+            await r.driver.write_value(spec, 0, multiple=False)  # restarted at its default
+            await battery.command(1000.0)
             assert await revert_timeout(r.driver) == pytest.approx(LEASE_S)
 
 

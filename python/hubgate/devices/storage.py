@@ -17,9 +17,10 @@ Limits given in percent of a field (SunSpec model 124: InWRte and OutWRte in % o
 WChaMax, `percent_of` in the profile) are converted with that field as the device
 reports it; their W bound is the device's own. A profile `enable` switch (model
 124's StorCtl_Mod) is switched on after the limits are written. Where the profile
-has a writable device-side timeout (model 124's InOutWRte_RvrtTms), `lease_s` is
-written to it before the first command and read back: a gateway that stops
-re-sending then leaves the battery to revert to its own control.
+has a writable device-side timeout (model 124's InOutWRte_RvrtTms), it is checked
+before every command and, where it is not `lease_s` (the first command, a device
+restarted at its default), written and read back: a gateway that stops re-sending
+then leaves the battery to revert to its own control.
 """
 
 from __future__ import annotations
@@ -118,7 +119,6 @@ class BatteryDevice:
         charge, discharge = commands.charge_power_limit, commands.discharge_power_limit
         self.max_charge_w = _bound_w(charge)
         self.max_discharge_w = _bound_w(discharge)
-        self._prepared = False
 
     @property
     def id(self) -> str:
@@ -139,18 +139,12 @@ class BatteryDevice:
         if (power_w < 0 and charge is None) or (power_w > 0 and discharge is None):
             way = "charge" if power_w < 0 else "discharge"
             raise DeviceError(f"{driver.profile.name} cannot be told to {way}")
-        try:
-            return await self._command(driver, charge, discharge)
-        except BaseException:
-            self._prepared = False  # the device may have restarted: set its lease up again
-            raise
+        return await self._command(driver, charge, discharge)
 
     async def _command(
         self, driver: ProfileBattery, charge_w: float | None, discharge_w: float | None
     ) -> BatteryCommandResult:
-        if not self._prepared:
-            await self._configure_lease(driver)
-            self._prepared = True
+        await self._keep_lease(driver)
         commands = driver.profile.commands
         setpoints = (commands.charge_power_limit, commands.discharge_power_limit)
         references = {
@@ -184,15 +178,21 @@ class BatteryDevice:
             )
         return float(value)
 
-    async def _configure_lease(self, driver: ProfileDevice) -> None:
-        """Write `lease_s` to the device's revert timeout and read it back."""
+    async def _keep_lease(self, driver: ProfileDevice) -> None:
+        """Check the device's revert timeout before a command; where it is not `lease_s`
+        (first command, or a device restarted at its default), write it and read it back."""
         timeout = driver.profile.failsafe.timeout
         if self.lease_s is None or timeout is None or timeout.address is None:
             return
-        if not timeout.writable:
-            log.warning("%s: the revert timeout is fixed, not %s s", self.id, self.lease_s)
-            return
         spec = await driver.resolve("timeout", timeout)
+        held = await driver.read_value(spec)
+        if _holds(held, self.lease_s):
+            return
+        if not timeout.writable:
+            log.warning(
+                "%s: the revert timeout is fixed at %s, not %s s", self.id, held, self.lease_s
+            )
+            return
         try:
             await driver.write_value(spec, self.lease_s, multiple=False)
         except FieldError as exc:
@@ -200,11 +200,17 @@ class BatteryDevice:
                 f"{self.id}: the revert timeout cannot hold {self.lease_s} s: {exc}"
             ) from exc
         got = await driver.read_value(spec)
-        held = isinstance(got, int | float) and got > 0  # 0 would mean: never revert
-        if not held or not math.isclose(float(got or 0), self.lease_s, abs_tol=0.5):
+        if not _holds(got, self.lease_s):
             raise FailsafeNotAppliedError(
                 f"{self.id}: wrote {self.lease_s} s to the revert timeout, read back {got!r}"
             )
+
+
+def _holds(value: object, lease_s: float) -> bool:
+    """Whether a revert timeout read back is the lease (whole seconds; 0 would never revert)."""
+    return (
+        isinstance(value, int | float) and value > 0 and math.isclose(value, lease_s, abs_tol=0.5)
+    )
 
 
 def _bound_w(setpoint: Setpoint | None) -> float:
