@@ -6,16 +6,23 @@ file; what a test varies (ids, nodes, addresses) is a parameter.
 
 from __future__ import annotations
 
-SMA_BATTERY_20KWH = """\
+
+def battery_20kwh(modbus_table: str) -> str:
+    """A 20 kWh, 10 kW battery that charges from PV only, on the given `modbus` table."""
+    return f"""\
 [battery]
 id = "battery"
-modbus = { profile = "sma-sunny-boy-storage", host = "127.0.0.1", unit = 3 }
+modbus = {modbus_table}
 capacity_kwh = 20
 max_charge_kw = 10
 max_discharge_kw = 10
 charge_from_grid = false
 """
-"""A 20 kWh, 10 kW battery that charges from PV only."""
+
+
+SMA_BATTERY_20KWH = battery_20kwh(
+    '{ profile = "sma-sunny-boy-storage", host = "127.0.0.1", unit = 3 }'
+)
 
 
 def connector_32a(*, pv_mode: bool = False) -> str:

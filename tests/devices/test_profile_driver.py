@@ -236,8 +236,9 @@ async def test_battery_power_setpoints(name: str) -> None:
         async with rig(profile) as r:
             driver = r.driver
             assert isinstance(driver, ProfileBattery)
-            wanted = {
-                n: 1500.0 if n.startswith("charge") else 2500.0 for n in profile.commands.setpoints
+            wanted = {  # in the setpoint's unit: W, or % of the battery's maximum
+                n: float(round(s.max * (0.15 if n.startswith("charge") else 0.25)))
+                for n, s in profile.commands.setpoints.items()
             }
             applied = await driver.set_power_limits(
                 charge_w=wanted.get("charge_power_limit"),

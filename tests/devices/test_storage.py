@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import trio
 from driver_support import PROFILES, rig
@@ -9,6 +11,7 @@ from driver_support import PROFILES, rig
 from hubgate.devices.errors import DeviceError
 from hubgate.devices.storage import BatteryDevice, battery_state, pv_power_w
 from hubgate.profiles.model import DeviceKind, Quantity
+from hubgate.sim.register_feed import FedDevice, battery_limits_w
 
 BATTERIES = sorted(n for n, p in PROFILES.items() if p.kind is DeviceKind.BATTERY)
 COMMANDED = [n for n in BATTERIES if PROFILES[n].commands.setpoints]
@@ -28,7 +31,8 @@ def test_the_profiles_cover_every_case() -> None:
     assert "sunspec-battery" not in COMMANDED  # read-only
     assert "sunspec-storage" in COMMANDED
     assert "sunspec-storage" not in BOTH_WAYS  # charge limit only
-    assert {"sma-sunny-boy-storage", "huawei-sun2000"} <= set(BOTH_WAYS)
+    assert {"sma-sunny-boy-storage", "huawei-sun2000", "sunspec-hybrid-storage"} <= set(BOTH_WAYS)
+    assert "sunspec-hybrid-storage" in WITH_POWER
 
 
 @pytest.mark.parametrize("name", WITH_POWER)
@@ -55,27 +59,36 @@ async def test_a_battery_without_a_power_reading_has_no_state() -> None:
             assert battery_state(await r.driver.read()) is None
 
 
+RATING_W = 5000.0
+"""WChaMax served where limits are in percent of it (3 kW is 60 %, 2 kW 40 %)."""
+
+
 @pytest.mark.parametrize("name", BOTH_WAYS)
 async def test_signed_command_goes_through_both_limits(name: str) -> None:
+    profile = PROFILES[name]
     with trio.fail_after(10):
-        async with rig(PROFILES[name]) as r:
+        async with rig(profile) as r:
+            if Quantity.BATTERY_MAX_CHARGE_POWER in profile.fields:
+                r.sim.set(Quantity.BATTERY_MAX_CHARGE_POWER, RATING_W)
+            fed = FedDevice(r.sim)  # the simulator's reading of the limits, in W
             battery = BatteryDevice(r.driver)
             assert battery.max_charge_w > 0
             assert battery.max_discharge_w > 0
             discharging = await battery.command(3000.0)
             assert discharging.power_w == pytest.approx(3000.0)
-            assert r.sim.setpoints == pytest.approx(
+            assert battery_limits_w(fed) == pytest.approx(
                 {"charge_power_limit": 0.0, "discharge_power_limit": 3000.0}
             )
             charging = await battery.command(-2000.0)
             assert charging.power_w == pytest.approx(-2000.0)
-            assert r.sim.setpoints == pytest.approx(
+            assert battery_limits_w(fed) == pytest.approx(
                 {"charge_power_limit": 2000.0, "discharge_power_limit": 0.0}
             )
             idle = await battery.command(0.0)
             assert idle.power_w == 0.0
-            capped = await battery.command(-1e9)  # clamped to the profile's bound
-            assert capped.charge_w == battery.max_charge_w
+            capped = await battery.command(-1e9)  # clamped to the profile's or device's bound
+            percent = math.isinf(battery.max_charge_w)  # bounded by the device's own rating
+            assert capped.charge_w == (RATING_W if percent else battery.max_charge_w)
 
 
 async def test_charge_only_battery_cannot_be_told_to_discharge() -> None:

@@ -216,3 +216,25 @@ def test_field_specs_are_zero_based_wire_addresses() -> None:
     assert field_specs(PROFILES["sunspec-meter"], blocks)["power_total"].address == 50018
     abb = field_specs(PROFILES["abb-terra-ac"])
     assert (abb["charger_state"].shift, abb["charger_state"].mask) == (8, 0x7F)
+
+
+def test_percent_setpoints_and_sunspec_switch_blocks(tmp_path: Path) -> None:
+    hybrid = default_dir() / "sunspec-hybrid-storage.toml"
+    text = hybrid.read_text()
+    path = tmp_path / hybrid.name
+
+    def problems(old: str, new: str) -> str:
+        assert old in text
+        path.write_text(text.replace(old, new, 1))
+        return "\n".join(str(p) for p in problems_in_file(path))
+
+    rating = "battery_max_charge_power = {"
+    found = problems(rating, "battery_max_discharge_power = {")
+    assert (
+        "commands.charge_power_limit.percent_of: 'battery_max_charge_power' is not among the fields"
+        in found
+    )
+    found = problems('unit = "%"\npercent_of', 'unit = "W"\npercent_of')
+    assert "a setpoint in percent of battery_max_charge_power needs unit = '%'" in found
+    found = problems('block = "storage"\naddress = 5', 'block = "batt"\naddress = 5')
+    assert "commands.enable.block: SunSpec block 'batt' is not declared" in found

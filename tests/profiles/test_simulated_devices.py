@@ -33,7 +33,9 @@ ILLEGAL_VALUE = 3
 ALL = sorted(PROFILES)
 WITH_SETPOINT = [n for n in ALL if PROFILES[n].commands.setpoints]
 CHARGERS = [n for n in ALL if PROFILES[n].commands.current_limit is not None]
-WITH_FAILSAFE = [n for n in ALL if PROFILES[n].failsafe.present]
+WITH_FAILSAFE = [
+    n for n in ALL if PROFILES[n].failsafe.present and PROFILES[n].commands.current_limit
+]
 
 
 def logical(spec: RegisterSpec, registers: list[int]) -> list[int]:

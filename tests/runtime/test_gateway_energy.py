@@ -1,7 +1,8 @@
 """End to end: the gateway runs the simulated site's battery and PV over Modbus.
 
 Real peers: the simulator's pymodbus devices (two Alfen chargers, an SDM630 grid
-meter, an SMA Sunny Boy Storage and a SunSpec inverter). Around noon the PV
+meter, an SMA Sunny Boy Storage or a SunSpec hybrid inverter with storage, and a
+SunSpec inverter). Around noon the PV
 exports more than the grid-mode EV and the base load take, so the PV-mode
 connector charges from that surplus; then a cloud covers the PV: the import
 would pass the 25 kW peak target, the battery discharges and the PV-mode
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 
 from hubgate.runtime.demo import Demo, open_demo
 from hubgate.sim.engine import Simulation
 from hubgate.sim.scenario_loader import load_scenario
-from toml_tables import SMA_BATTERY_20KWH, car_3p_32a, connector_32a, meter, modbus, modbus_charger
+from toml_tables import battery_20kwh, car_3p_32a, connector_32a, meter, modbus, modbus_charger
 
 SITE = (
     """\
@@ -36,7 +38,7 @@ peak_target_kw = 25
     + "\n"
     + meter("meter-grid", "grid", modbus("eastron-sdm630"))
     + "\n"
-    + SMA_BATTERY_20KWH
+    + battery_20kwh("BATTERY_MODBUS")
     + """
 [[pv]]
 id = "pv-roof"
@@ -114,8 +116,16 @@ async def run(demo: Demo, seconds: int) -> list[tuple[float, float, float, float
     return samples
 
 
-async def test_pv_surplus_then_a_peak_the_battery_holds(tmp_path: Path) -> None:
-    (tmp_path / "site.toml").write_text(SITE)
+BATTERIES = {
+    "sma-sunny-boy-storage": '{ profile = "sma-sunny-boy-storage", host = "127.0.0.1", unit = 3 }',
+    "sunspec-hybrid-storage": '{ profile = "sunspec-hybrid-storage", host = "127.0.0.1" }',
+}
+"""The battery in the SMA profile (W limits) and as a SunSpec hybrid (124's % limits, lease)."""
+
+
+@pytest.mark.parametrize("battery", sorted(BATTERIES))
+async def test_pv_surplus_then_a_peak_the_battery_holds(tmp_path: Path, battery: str) -> None:
+    (tmp_path / "site.toml").write_text(SITE.replace("BATTERY_MODBUS", BATTERIES[battery]))
     (tmp_path / "scenario.toml").write_text(SCENARIO)
     loaded = load_scenario(tmp_path / "scenario.toml")
     with trio.fail_after(50):
@@ -138,6 +148,7 @@ async def test_pv_surplus_then_a_peak_the_battery_holds(tmp_path: Path) -> None:
     assert all(s[1] == 0 for s in shaded[5:])
     modes = {r.inputs["energy"]["battery_mode"] for r in records}  # type: ignore[index]
     assert {"peak-shaving"} <= modes
+    assert "unavailable" not in modes
     # every cycle: the PV-mode connector is offered no more than its budget
     pv_index = next(i for i, c in enumerate(records[-1].connectors) if c.connector == "cp-pv#1")
     for record in records:

@@ -3,7 +3,7 @@
 A profile matches when every identification register it names can be read
 (SunSpec profiles: when their model blocks are found from the base) and every
 `match` pattern matches the text read. Matches are ranked by the patterns
-they passed, so a device recognised by its vendor string beats a profile that
+they passed (each SunSpec block found counts as one), so a device recognised by its vendor string beats a profile that
 only found a readable register, and then by whether all of the profile's
 fields can be read. The firmware read is checked against the
 profile's range where both are dotted version numbers.
@@ -102,7 +102,7 @@ async def try_profile(master: Master, unit: int | None, profile: Profile) -> Pro
         if profile.sunspec is not None:
             base = profile.wire_address(profile.sunspec.base)
             blocks = await discover(own, profile.sunspec, base)
-            patterns += 1
+            patterns += len(blocks)  # a profile finding more of the chain is more specific
         for ident in profile.identification:
             link = own if ident.unit_id is None else ModbusDevice(master, ident.unit_id)
             text = as_text(await _read(link, resolve(profile, ident.what, ident, blocks)))

@@ -12,18 +12,33 @@ battery at the lower of its site-file rating and the profile's bounds
 (`max_charge_w`, `max_discharge_w`; 0 W without a command). A device that runs its own
 self-consumption control moves within these limits; the control loop counts a
 discharge only once it is measured, so that is safe either way.
+
+Limits given in percent of a field (SunSpec model 124: InWRte and OutWRte in % of
+WChaMax, `percent_of` in the profile) are converted with that field as the device
+reports it; their W bound is the device's own. A profile `enable` switch (model
+124's StorCtl_Mod) is switched on after the limits are written. Where the profile
+has a writable device-side timeout (model 124's InOutWRte_RvrtTms), it is checked
+before every command and, where it is not `lease_s` (the first command, a device
+restarted at its default), written and read back: a gateway that stops re-sending
+then leaves the battery to revert to its own control.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
 from hubgate.control.energy import BatteryReading
-from hubgate.devices.errors import DeviceError
+from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError
 from hubgate.devices.model import Reading
 from hubgate.devices.profile_driver import ProfileBattery, ProfileDevice
-from hubgate.profiles.model import Quantity
+from hubgate.modbus.codec import FieldError
+from hubgate.profiles.model import Quantity, Setpoint
+from hubgate.profiles.plan import resolve_switch
+
+log = logging.getLogger(__name__)
 
 CHARGE = "charge_power_limit"
 DISCHARGE = "discharge_power_limit"
@@ -96,12 +111,14 @@ class Battery(Protocol):
 class BatteryDevice:
     """A profiled battery or hybrid inverter: readings in, one signed power command out."""
 
-    def __init__(self, driver: ProfileDevice) -> None:
+    def __init__(self, driver: ProfileDevice, *, lease_s: float | None = None) -> None:
         self.driver = driver
+        self.lease_s = lease_s
+        """Written to the device's revert timeout, where it has one (None: left as it is)."""
         commands = driver.profile.commands
         charge, discharge = commands.charge_power_limit, commands.discharge_power_limit
-        self.max_charge_w = 0.0 if charge is None else charge.max
-        self.max_discharge_w = 0.0 if discharge is None else discharge.max
+        self.max_charge_w = _bound_w(charge)
+        self.max_discharge_w = _bound_w(discharge)
 
     @property
     def id(self) -> str:
@@ -122,5 +139,95 @@ class BatteryDevice:
         if (power_w < 0 and charge is None) or (power_w > 0 and discharge is None):
             way = "charge" if power_w < 0 else "discharge"
             raise DeviceError(f"{driver.profile.name} cannot be told to {way}")
-        applied = await driver.set_power_limits(charge_w=charge, discharge_w=discharge)
-        return BatteryCommandResult(applied.get(CHARGE, 0.0), applied.get(DISCHARGE, 0.0))
+        return await self._command(driver, charge, discharge)
+
+    async def _command(
+        self, driver: ProfileBattery, charge_w: float | None, discharge_w: float | None
+    ) -> BatteryCommandResult:
+        await self._keep_lease(driver)
+        commands = driver.profile.commands
+        setpoints = (commands.charge_power_limit, commands.discharge_power_limit)
+        references = {
+            quantity: await self._reference_w(driver, quantity)
+            for quantity in {s.percent_of for s in setpoints if s is not None and s.percent_of}
+        }  # each field read once (InWRte and OutWRte are both of WChaMax)
+        charge_ref, discharge_ref = (
+            None if s is None or s.percent_of is None else references[s.percent_of]
+            for s in setpoints
+        )
+        applied = await driver.set_power_limits(
+            charge_w=_to_unit(charge_w, charge_ref),
+            discharge_w=_to_unit(discharge_w, discharge_ref),
+        )
+        if commands.enable is not None:
+            spec = resolve_switch(driver.profile, "enable", commands.enable, await driver.blocks())
+            await driver.write(spec, [commands.enable.values["on"]], multiple=False)
+        return BatteryCommandResult(
+            _to_watts(applied.get(CHARGE, 0.0), charge_ref),
+            _to_watts(applied.get(DISCHARGE, 0.0), discharge_ref),
+        )
+
+    async def _reference_w(self, driver: ProfileDevice, quantity: Quantity) -> float:
+        """The W that 100 % of a percent setpoint stands for, as the device reports it now."""
+        field = driver.profile.fields[quantity]
+        value = await driver.read_value(await driver.resolve(quantity.value, field))
+        if not isinstance(value, int | float) or value <= 0:
+            raise DeviceError(
+                f"{driver.profile.name}: {quantity} reads {value!r}, "
+                "so a limit in percent of it cannot be set"
+            )
+        return float(value)
+
+    async def _keep_lease(self, driver: ProfileDevice) -> None:
+        """Check the device's revert timeout before a command; where it is not `lease_s`
+        (first command, or a device restarted at its default), write it and read it back."""
+        timeout = driver.profile.failsafe.timeout
+        if self.lease_s is None or timeout is None or timeout.address is None:
+            return
+        spec = await driver.resolve("timeout", timeout)
+        held = await driver.read_value(spec)
+        if _holds(held, self.lease_s):
+            return
+        if not timeout.writable:
+            log.warning(
+                "%s: the revert timeout is fixed at %s, not %s s", self.id, held, self.lease_s
+            )
+            return
+        try:
+            await driver.write_value(spec, self.lease_s, multiple=False)
+        except FieldError as exc:
+            raise FailsafeNotAppliedError(
+                f"{self.id}: the revert timeout cannot hold {self.lease_s} s: {exc}"
+            ) from exc
+        got = await driver.read_value(spec)
+        if not _holds(got, self.lease_s):
+            raise FailsafeNotAppliedError(
+                f"{self.id}: wrote {self.lease_s} s to the revert timeout, read back {got!r}"
+            )
+
+
+def _holds(value: object, lease_s: float) -> bool:
+    """Whether a revert timeout read back is the lease (whole seconds; 0 would never revert)."""
+    return (
+        isinstance(value, int | float) and value > 0 and math.isclose(value, lease_s, abs_tol=0.5)
+    )
+
+
+def _bound_w(setpoint: Setpoint | None) -> float:
+    """A setpoint's W bound: 0 without one, unbounded here when in percent of the device's
+    own rating (the site file's rating and the device's reference bound it)."""
+    if setpoint is None:
+        return 0.0
+    return math.inf if setpoint.percent_of is not None else setpoint.max
+
+
+def _to_unit(watts: float | None, reference_w: float | None) -> float | None:
+    """W in the setpoint's unit: itself, or percent of the reference."""
+    if watts is None or reference_w is None:
+        return watts
+    return watts / reference_w * 100.0
+
+
+def _to_watts(value: float, reference_w: float | None) -> float:
+    """A setpoint value back in W."""
+    return value if reference_w is None else value * reference_w / 100.0

@@ -45,7 +45,7 @@ def unit_problems(profile: Profile) -> list[tuple[Loc, str]]:
                 )
             )
     for name, setpoint in profile.commands.setpoints.items():
-        want = _SETPOINT_UNITS[name]
+        want = Unit.PERCENT if setpoint.percent_of is not None else _SETPOINT_UNITS[name]
         if setpoint.unit is not want:
             found.append(
                 (
@@ -112,7 +112,7 @@ def failsafe_problems(profile: Profile) -> list[tuple[Loc, str]]:
     """A heartbeat slower than half the device's timeout; a charger that cannot be limited."""
     failsafe = profile.failsafe
     found: list[tuple[Loc, str]] = []
-    if failsafe.present and failsafe.timeout and failsafe.heartbeat:
+    if failsafe.present and failsafe.timeout and failsafe.timeout.default_s and failsafe.heartbeat:
         limit = failsafe.timeout.default_s / 2
         if failsafe.heartbeat.period_s > limit:
             found.append(
@@ -156,7 +156,26 @@ def reference_problems(profile: Profile) -> list[tuple[Loc, str]]:
                     f"'{quantity}' is not among the fields: add [fields.{quantity}] or drop it",
                 )
             )
+    for name, setpoint in profile.commands.setpoints.items():
+        if setpoint.percent_of is not None and setpoint.percent_of not in profile.fields:
+            found.append(
+                (
+                    ("commands", name, "percent_of"),
+                    f"'{setpoint.percent_of}' is not among the fields: add "
+                    f"[fields.{setpoint.percent_of}] or give the setpoint in its own unit",
+                )
+            )
     blocks = set(profile.sunspec.blocks) if profile.sunspec else set()
+    switches = [(n, getattr(profile.commands, n)) for n in ("enable", "phase_switch")]
+    for name, switch in switches:
+        if switch is not None and switch.block is not None and switch.block not in blocks:
+            found.append(
+                (
+                    ("commands", name, "block"),
+                    f"SunSpec block '{switch.block}' is not declared; valid blocks: "
+                    + (", ".join(sorted(blocks)) or "none: add a [sunspec] table"),
+                )
+            )
     registers: list[tuple[Loc, Register]] = [
         (("fields", str(q)), f) for q, f in profile.fields.items()
     ]

@@ -356,9 +356,15 @@ class Setpoint(Register):
     readable: bool = True
     zero_means: ZeroMeans = ZeroMeans.PAUSE
     below_min: BelowMin = BelowMin.REJECT
+    percent_of: Quantity | None = Field(
+        default=None,
+        description="unit '%': the value is a percentage of this field's (SunSpec InWRte of WChaMax)",
+    )
 
     @model_validator(mode="after")
     def _range(self) -> Setpoint:
+        if self.percent_of is not None and self.unit is not Unit.PERCENT:
+            raise ValueError(f"a setpoint in percent of {self.percent_of} needs unit = '%'")
         if self.min > self.max:
             raise ValueError(f"min ({self.min}) is above max ({self.max})")
         if self.per_phase and self.phase_stride is None:
@@ -375,6 +381,9 @@ class Switch(Fact):
 
     address: Address
     function: Function = Function.HOLDING
+    block: str | None = Field(
+        default=None, description="SunSpec: the model block the address is an offset into"
+    )
     write: Literal["single", "multiple"] = "single"
     values: dict[str, int] = Field(min_length=2, description="Name → raw value written")
 
@@ -461,7 +470,9 @@ class Timeout(Encoding):
     """The device's communication timeout."""
 
     address: Address | None = Field(default=None, description="None when not in a register")
-    default_s: float = Field(gt=0, description="Timeout in force unless hubgate sets one")
+    default_s: float = Field(
+        ge=0, description="Timeout in force unless hubgate sets one (0: none, e.g. SunSpec RvrtTms)"
+    )
     writable: bool = Field(default=True, description="False: fixed or read-only")
     unit: Unit = Unit.SECOND
 

@@ -19,6 +19,7 @@ from hubgate.profiles.model import (
     Profile,
     Register,
     Setpoint,
+    Switch,
     Timeout,
     WordOrder,
 )
@@ -106,6 +107,19 @@ def resolve(
     )
 
 
+def resolve_switch(
+    profile: Profile, name: str, switch: Switch, blocks: Mapping[str, int] | None = None
+) -> RegisterSpec:
+    """The wire spec of a switch (a SunSpec block offset like `resolve`'s)."""
+    if switch.block is not None:
+        address = (blocks if blocks is not None else sunspec_layout(profile))[switch.block]
+        address += switch.address
+    else:
+        address = profile.wire_address(switch.address)
+    kind = DataType.BITFIELD if switch.function.is_bit else DataType.U16
+    return RegisterSpec(name, switch.function, address, 1, kind, WordOrder.ABCD)
+
+
 def field_specs(
     profile: Profile, blocks: Mapping[str, int] | None = None
 ) -> dict[str, RegisterSpec]:
@@ -139,17 +153,7 @@ def all_registers(profile: Profile) -> dict[str, tuple[int | None, RegisterSpec]
     for name in ("enable", "phase_switch"):
         switch = getattr(profile.commands, name)
         if switch is not None:
-            found[f"commands.{name}"] = (
-                None,
-                RegisterSpec(
-                    name,
-                    switch.function,
-                    profile.wire_address(switch.address),
-                    1,
-                    DataType.BITFIELD if switch.function.is_bit else DataType.U16,
-                    WordOrder.ABCD,
-                ),
-            )
+            found[f"commands.{name}"] = (None, resolve_switch(profile, name, switch))
     failsafe = profile.failsafe
     for name, register in (("timeout", failsafe.timeout), ("fallback", failsafe.fallback)):
         if register is not None and register.address is not None:

@@ -32,7 +32,9 @@ from hubgate.profiles.model import (
     HeartbeatStyle,
     Profile,
     Quantity,
+    Register,
     Setpoint,
+    Unit,
     ZeroMeans,
 )
 from hubgate.profiles.plan import (
@@ -40,6 +42,7 @@ from hubgate.profiles.plan import (
     SUNSPEC_END,
     RegisterSpec,
     all_registers,
+    resolve,
     setpoint_phases,
     sunspec_layout,
 )
@@ -70,6 +73,22 @@ _GAP_FILL = 16
 """Undefined registers up to this many between two defined ones read as 0 (unless no_gaps)."""
 
 
+PERCENT_EXPONENT = -1
+"""The SunSpec exponent of percentages (SoC, InWRte): 0.1 % resolution whatever the power's."""
+
+
+def _percent_scale_factors(profile: Profile) -> set[int]:
+    """Addresses of the scale-factor registers of values given in percent."""
+    registers: dict[str, Register] = {str(q): f for q, f in profile.fields.items()}
+    registers |= profile.commands.setpoints
+    return {
+        spec.scale_factor_address
+        for name, register in registers.items()
+        if register.unit is Unit.PERCENT
+        and (spec := resolve(profile, name, register)).scale_factor_address is not None
+    }
+
+
 @dataclass
 class _Writable:
     """A register the device accepts writes to, and what a write means."""
@@ -90,10 +109,12 @@ class SimulatedDevice:
         exponent: int = -1,
         unit: int | None = None,
     ):
-        """`exponent` is the value of every SunSpec scale-factor register; `unit` the unit id
-        the device answers on (default: the profile's)."""
+        """`exponent` is the value of every SunSpec scale-factor register but those of
+        percentages (`PERCENT_EXPONENT`); `unit` the unit id the device answers on
+        (default: the profile's)."""
         self.profile = profile
         self.exponent = exponent
+        self._percent_scale_factors = _percent_scale_factors(profile)
         self._clock = clock
         self._lock = threading.Lock()
         self.unit = profile.transport.unit if unit is None else unit
@@ -125,7 +146,10 @@ class SimulatedDevice:
         for address in range(spec.address, spec.end):
             table.setdefault(address, 0)
         if spec.scale_factor_address is not None:
-            table[spec.scale_factor_address] = self.exponent & 0xFFFF
+            percent = spec.scale_factor_address in self._percent_scale_factors
+            table[spec.scale_factor_address] = (
+                PERCENT_EXPONENT if percent else self.exponent
+            ) & 0xFFFF
 
     def _lay_out_sunspec(self) -> None:
         sunspec = self.profile.sunspec
@@ -177,6 +201,10 @@ class SimulatedDevice:
 
     # -- values -----------------------------------------------------------------
 
+    def exponent_at(self, path: str) -> int:
+        """The power-of-ten exponent a register's value is stored at (0 without one)."""
+        return self._exponent_of(*self.specs[path])
+
     def _exponent_of(self, unit: int, spec: RegisterSpec) -> int:
         if spec.scale_factor_address is None:
             return 0
@@ -221,8 +249,12 @@ class SimulatedDevice:
 
     def get(self, quantity: Quantity | str) -> float | str | None:
         """A field's current value, decoded."""
+        return self.value(f"fields.{quantity}")
+
+    def value(self, path: str) -> float | str | None:
+        """Any register's current value by its profile path ("failsafe.timeout"), decoded."""
         with self._lock:
-            return self._load(f"fields.{quantity}")
+            return self._load(path)
 
     @property
     def paused(self) -> bool:
@@ -271,7 +303,7 @@ class SimulatedDevice:
             value = self._load("failsafe.timeout")
             assert isinstance(value, float)
             return value or None  # 0 disables the watchdog
-        return timeout.default_s
+        return timeout.default_s or None
 
     def _feed(self) -> None:
         """Restart the watchdog; once on its fallback, only a new setpoint lifts it."""

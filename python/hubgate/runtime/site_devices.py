@@ -72,6 +72,6 @@ def build_site_devices(
         grid_operator=box,
         battery=None
         if battery is None
-        else BatteryDevice(_modbus(battery.id, battery.modbus, pool)),
+        else BatteryDevice(_modbus(battery.id, battery.modbus, pool), lease_s=site.control.lease_s),
         pv={pv.id: _modbus(pv.id, pv.modbus, pool) for pv in site.pv},
     )

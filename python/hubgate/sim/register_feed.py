@@ -64,7 +64,7 @@ class FedDevice:
         spec = self.device.spec(f"fields.{quantity}")
         if not is_integer(spec) or spec.type not in _BITS:
             return value
-        exponent = self.device.exponent if spec.scale_factor_address is not None else 0
+        exponent = self.device.exponent_at(f"fields.{quantity}")
         bits = _BITS[spec.type]
         signed = spec.type.value.startswith("i")
         low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
@@ -166,24 +166,58 @@ def feed_battery(fed: FedDevice, power_kw: float, soc: float, max_charge_kw: flo
         fed.put(Quantity.BATTERY_MAX_CHARGE_POWER, max_charge_kw * 1000.0)
 
 
+def battery_limits_w(fed: FedDevice) -> dict[str, float] | None:
+    """The charge and discharge power limits in force, in W; None before any write.
+
+    Limits in percent (SunSpec InWRte/OutWRte) count against the field they are a
+    percentage of (WChaMax); once the device's revert timeout expired they are
+    its fallback, and with the profile's enable switch off (StorCtl_Mod 0) they
+    are not in force at all (an empty map).
+    """
+    device = fed.device
+    commands = device.profile.commands
+    fallback = device.profile.failsafe.fallback
+    device.poll()
+    limits: dict[str, float] = {}
+    for name in ("charge_power_limit", "discharge_power_limit"):
+        setpoint = getattr(commands, name)
+        if setpoint is None or name not in device.setpoints:
+            continue
+        value = device.setpoints[name] or 0.0
+        if device.failsafe_active and fallback is not None:
+            value = fallback.default
+        if setpoint.percent_of is not None:
+            reference = device.get(setpoint.percent_of)
+            value = value / 100.0 * (reference if isinstance(reference, float) else 0.0)
+        limits[name] = value
+    if not limits:
+        return None
+    return limits if device.enabled else {}
+
+
 def battery_setpoint_kw(fed: FedDevice) -> float | None:
     """The power the written limits ask for (positive: charging), None before any write.
 
     The simulated battery follows its charge and discharge power limits as a forced
     setpoint: it charges at the charge limit, or discharges at the discharge limit.
+    Limits not in force (reverted to their fallback, or switched off) leave it to its
+    own control, simulated as idle.
     """
-    written = fed.device.setpoints
-    charge = written.get("charge_power_limit")
-    discharge = written.get("discharge_power_limit")
-    if charge is None and discharge is None:
+    limits = battery_limits_w(fed)
+    if limits is None:
         return None
-    return ((charge or 0.0) - (discharge or 0.0)) / 1000.0
+    if fed.device.failsafe_active:
+        return 0.0
+    return (
+        limits.get("charge_power_limit", 0.0) - limits.get("discharge_power_limit", 0.0)
+    ) / 1000.0
 
 
 def battery_charge_cap_kw(fed: FedDevice, configured_kw: float) -> float:
-    """The battery's charge-power maximum: the written limit, at most its rating."""
-    applied = fed.device.applied_limit()
-    return configured_kw if applied is None else min(applied / 1000.0, configured_kw)
+    """The battery's charge-power maximum: a written W charge limit, at most its rating."""
+    limits = battery_limits_w(fed)
+    charge = None if limits is None else limits.get("charge_power_limit")
+    return configured_kw if charge is None else min(charge / 1000.0, configured_kw)
 
 
 def feed_grid_operator(fed: FedDevice, percent: float, power_limit_kw: float, beat: int) -> None:
