@@ -68,28 +68,42 @@ async def setpoints(demo: Demo) -> dict[str, float]:
 
 
 Row = tuple[str, float, float, float]
+"""(charger, lowest setpoint around a second, what its station offered then, highest)."""
 
 
 async def follow(demo: Demo, seconds: int) -> list[Row]:
-    """`run_for` that notes, each simulated second and for each OCPP charger: the gateway's
-    setpoint, what the station offered in that second, and the setpoint a period later
-    (a profile can reach the station before the gateway has its answer)."""
+    """`run_for` that notes, each simulated second and for each OCPP charger, what its
+    station offered and the gateway's setpoints from a second before to two after (a
+    profile reaches the station before the gateway has the answer that records it)."""
     period = demo.gateway.site.control.cycle_s
-    rows: list[Row] = []
-    before = await setpoints(demo)
+    snapshots = [await setpoints(demo)]
+    offers = []
     for _ in range(seconds):
         await demo.advance(1.0)
-        offers = await station_offers(demo)
+        offers.append(await station_offers(demo))
         await trio.sleep(period)
-        after = await setpoints(demo)
-        rows.extend((c, before[c], offers[c], after[c]) for c in OCPP_CHARGERS)
-        before = after
+        snapshots.append(await setpoints(demo))
+    rows: list[Row] = []
+    for k, offered in enumerate(offers):
+        window = snapshots[max(0, k - 1) : k + 3]
+        for c in OCPP_CHARGERS:
+            around = [snapshot[c] for snapshot in window]
+            rows.append((c, min(around), offered[c], max(around)))
     return rows
 
 
 def off_setpoint(rows: list[Row]) -> list[Row]:
     """The rows whose offer is not the gateway's setpoint (to 0.1 A, rounded down)."""
-    return [r for r in rows if not min(r[1], r[3]) - 0.15 <= r[2] <= max(r[1], r[3]) + 0.05]
+    return [r for r in rows if not r[1] - 0.15 <= r[2] <= r[3] + 0.05]
+
+
+async def until_commanded(demo: Demo) -> None:
+    """Run until the gateway has had a limit accepted by every OCPP charger."""
+    for _ in range(40):
+        if min((await setpoints(demo)).values()) >= 0:
+            return
+        await run_for(demo, 1)
+    raise AssertionError("the gateway sent no limit to some OCPP charger within 40 s")
 
 
 async def test_grid_operator_step_meter_loss_and_charger_loss_exceed_no_limit() -> None:
@@ -98,6 +112,7 @@ async def test_grid_operator_step_meter_loss_and_charger_loss_exceed_no_limit() 
         async with open_demo(loaded) as demo:
             await until_connected(demo, 3)
             await run_for(demo, 5)
+            await until_commanded(demo)
             rows = await follow(demo, 85)
             summary = await demo.summary()
             loop = demo.gateway.loop
@@ -132,6 +147,7 @@ async def test_gateway_killed_chargers_fall_back_to_failsafe_within_lease() -> N
 
             demo = await nursery.start(gateway_life)
             await until_connected(demo, 3)
+            await until_commanded(demo)
             await run_for(demo, 25)  # increases go out 5 s apart: 20 s simulated
             rows = await follow(demo, 15)
             before = await demo.simulation(board_current)
@@ -141,6 +157,8 @@ async def test_gateway_killed_chargers_fall_back_to_failsafe_within_lease() -> N
             if not await demo.simulation(lambda _: any(s.clock.linked for s in stations)):
                 break
             await trio.sleep(0.05)
+        else:
+            raise AssertionError("the stations did not see the gateway go within 10 s")
         held = []  # per simulated second after the kill: the stations' offers
         for _ in range(LEASE_S + 1):
             await demo.advance(1.0)

@@ -68,7 +68,7 @@ def test_the_gateway_holds_the_stations_and_its_lease_falls_back(tmp_path: Path)
             _step_until(running, [10.0, 10.0], "held at 10 A by the gateway")
             gateway.terminate()
             gateway.wait(10)
-            wait_until(lambda: not any(s.connected for s in stations), what="gateway gone")
+            wait_until(lambda: not any(s.clock.linked for s in stations), what="gateway gone")
             running.advance(LEASE_S)  # the lease's validTo passes on the stations' own clock
             running.advance(6)  # and the EVs react
             assert _draws(running) == [6.0, 6.0]  # the base profile: the site's failsafe

@@ -148,10 +148,11 @@ def test_a_lease_holds_on_the_csms_clock_and_lapses_on_the_station_own_once_cut_
     skew = running.call(lambda: station.now() - datetime.now(UTC))
     assert abs(skew) < timedelta(seconds=1)
     csms.stop()  # cut off: the station's clock runs on at the simulation's rate
-    wait_until(lambda: not station.connected, what="disconnected")
+    wait_until(lambda: not station.clock.linked, what="disconnected")
     running.advance(30 + 6)  # validTo passes on the station's own clock, the EV reacts
     assert _draw(running, SLOT_16) == 16.0  # the base profile applies again
     csms.start()
+    wait_until(lambda: len(csms.calls("SIM-16", "BootNotification")) == 2, what="boot again")
     wait_until(lambda: station.booted, what="booted again")
     cleared = csms.call("SIM-16", call16.ClearChargingProfile(id=1))
     assert cleared.status == "Accepted"

@@ -491,7 +491,7 @@ class Station:
         self._cp = cp
         self.connected = True
         receiver = asyncio.ensure_future(cp.start())
-        receiver.add_done_callback(lambda _: self._wake())
+        receiver.add_done_callback(lambda _: self._link_lost())
         try:
             await self._boot()
             for connector in self.connectors:
@@ -505,9 +505,15 @@ class Station:
                 if send is not None:
                     await send()
         finally:
-            self.clock.link_down(datetime.now(UTC), self.site.sim.now)
+            self._link_lost()
             receiver.cancel()
             await asyncio.wait([receiver])  # a cancellation of this task still propagates
+
+    def _link_lost(self) -> None:
+        """The connection closed (or is being closed): the clock runs on by itself at once,
+        even while a call in flight still waits for its answer."""
+        self.clock.link_down(datetime.now(UTC), self.site.sim.now)
+        self._wake()
 
     def _boot_notification(self, reason: str) -> object:
         if self.v16:
