@@ -43,10 +43,6 @@ FAST = ProxySettings(
     first_connect_wait_s=2.0,
     replay_retry_s=0.2,
 )
-LEASE_S = 300
-"""The profiles' `validTo` is stamped on the gateway's wall clock, the stations read it on
-the simulated one, which runs 4x as fast here: the site's 10 s lease would lapse on the
-stations within seconds and leave them at the failsafe current."""
 
 
 def _station(demo: Demo, identity: str) -> Station:
@@ -154,7 +150,6 @@ async def test_csms_outage_local_control_goes_on_and_transactions_are_replayed(
             proxied = site.model_copy(
                 update={
                     "csms": Csms(url=f"{csms.url}/ocpp", queue_path=str(tmp_path / "q.sqlite3")),
-                    "control": site.control.model_copy(update={"lease_s": LEASE_S}),
                 }
             )
             async with open_gateway(proxied, csms_settings=FAST) as gateway:

@@ -2,7 +2,8 @@
 
 Real peers: the simulator's pymodbus devices (chargers with watchdogs, meters,
 the grid operator's box) and its OCPP stations (the `ocpp` package) dialling
-the gateway. Simulated time advances one second per control cycle.
+the gateway. Simulated time advances one second per control cycle: four times as
+fast as the gateway's clock, on which it writes its OCPP leases.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import trio
 from e2e_support import board_current, run_for, until_connected
 
 from hubgate.control.limits import LimitSource
+from hubgate.profiles.model import Quantity
 from hubgate.runtime.demo import Demo, open_demo, simulated_site
 from hubgate.runtime.gateway import open_gateway
 from hubgate.sim.scenario_loader import load_scenario
@@ -22,6 +24,67 @@ KILL_SCENARIO = Path(__file__).parent / "e2e-kill.toml"
 FAILSAFE_A = 6.0
 MODBUS_WATCHDOG_S = 60.0
 """The simulated alfen-eve's communication timeout is fixed at 60 s."""
+LEASE_S = 10
+"""e2e-site.toml's lease: the OCPP limit profiles' validTo."""
+OCPP_CHARGERS = ("cp-1", "cp-3", "cp-5")
+
+
+async def station_offers(demo: Demo) -> dict[str, float]:
+    """What each OCPP station offers its EV (its charging profiles' limit) now."""
+
+    def offers() -> dict[str, float]:
+        return {s.charger.id: s.connectors[0].offered_a for s in demo.sim_site.site.stations}
+
+    return await trio.to_thread.run_sync(demo.sim_site.call, offers)
+
+
+async def setpoints(demo: Demo) -> dict[str, float]:
+    """The limit the gateway last had accepted by each OCPP charger."""
+    chargers = demo.gateway.loop.devices.chargers
+    applied = {
+        c: (await chargers[c, 1].read()).values.get(Quantity.APPLIED_CURRENT_LIMIT)
+        for c in OCPP_CHARGERS
+    }
+    return {c: -1.0 if a is None else a for c, a in applied.items()}  # -1: nothing sent yet
+
+
+Row = tuple[str, float, float, float]
+"""(charger, lowest setpoint around a second, what its station offered then, highest)."""
+
+
+async def follow(demo: Demo, seconds: int) -> list[Row]:
+    """`run_for` that notes, each simulated second and for each OCPP charger, what its
+    station offered and the gateway's setpoints from a second before to two after (a
+    profile reaches the station before the gateway has the answer that records it)."""
+    period = demo.gateway.site.control.cycle_s
+    snapshots = [await setpoints(demo)]
+    offers = []
+    for _ in range(seconds):
+        await demo.advance(1.0)
+        offers.append(await station_offers(demo))
+        await trio.sleep(period)
+        snapshots.append(await setpoints(demo))
+    rows: list[Row] = []
+    for k, offered in enumerate(offers):
+        window = snapshots[max(0, k - 1) : k + 3]
+        for c in OCPP_CHARGERS:
+            around = [snapshot[c] for snapshot in window]
+            rows.append((c, min(around), offered[c], max(around)))
+    return rows
+
+
+def off_setpoint(rows: list[Row]) -> list[Row]:
+    """The rows whose offer is not the gateway's setpoint (to 0.1 A, rounded down)."""
+    return [r for r in rows if not r[1] - 0.15 <= r[2] <= r[3] + 0.05]
+
+
+async def until_commanded(demo: Demo) -> None:
+    """Run until the gateway has had a limit accepted by every OCPP charger."""
+    for _ in range(40):
+        if min((await setpoints(demo)).values()) >= 0:
+            return
+        await run_for(demo, 1)
+    raise AssertionError("the gateway sent no limit to some OCPP charger within 40 s")
 
 
 async def test_grid_operator_step_meter_loss_and_charger_loss_exceed_no_limit() -> None:
@@ -29,7 +92,9 @@ async def test_grid_operator_step_meter_loss_and_charger_loss_exceed_no_limit() 
     with trio.fail_after(80):
         async with open_demo(loaded) as demo:
             await until_connected(demo, 3)
-            await run_for(demo, 90)
+            await run_for(demo, 5)
+            await until_commanded(demo)
+            rows = await follow(demo, 85)
             summary = await demo.summary()
             loop = demo.gateway.loop
             operator = [
@@ -40,6 +105,8 @@ async def test_grid_operator_step_meter_loss_and_charger_loss_exceed_no_limit() 
             notes = [n for r in loop.decisions.recent(400) for n in r.notes]
             charging = await demo.simulation(lambda sim: sum(board_current(sim)))
     assert summary.violations == ()
+    assert off_setpoint(rows) == []  # the OCPP stations follow the gateway all along
+    assert sum(1 for r in rows if abs(r[2] - FAILSAFE_A) > 0.5) > len(rows) / 2  # not the failsafe
     assert operator[0] == 69.0
     assert 20.7 in operator  # the step to 30 % came through the box and is audited
     assert any("grid meter lost" in n for n in notes)
@@ -61,11 +128,28 @@ async def test_gateway_killed_chargers_fall_back_to_failsafe_within_lease() -> N
 
             demo = await nursery.start(gateway_life)
             await until_connected(demo, 3)
-            await run_for(demo, 30)
+            await until_commanded(demo)
+            await run_for(demo, 25)  # increases go out 5 s apart: 20 s simulated
+            rows = await follow(demo, 15)
             before = await demo.simulation(board_current)
             nursery.cancel_scope.cancel()  # the gateway dies: no shutdown, no last command
-        await trio.to_thread.run_sync(sim_site.advance, MODBUS_WATCHDOG_S + 10.0)
+        stations = sim_site.site.stations
+        for _ in range(200):  # the stations see their connections close (simulation held)
+            if not await demo.simulation(lambda _: any(s.clock.linked for s in stations)):
+                break
+            await trio.sleep(0.05)
+        else:
+            raise AssertionError("the stations did not see the gateway go within 10 s")
+        held = []  # per simulated second after the kill: the stations' offers
+        for _ in range(LEASE_S + 1):
+            await demo.advance(1.0)
+            held.append(await station_offers(demo))
+        await demo.advance(MODBUS_WATCHDOG_S + 10.0 - (LEASE_S + 1))
         after = await demo.simulation(board_current)
+    assert off_setpoint(rows) == []
+    assert all(r[2] > FAILSAFE_A + 1 for r in rows)  # really controlled, above the failsafe
+    assert any(offer > FAILSAFE_A for offer in held[0].values())  # the lease still holds
+    assert set(held[-1].values()) == {FAILSAFE_A}  # and lapsed within its length
     assert isinstance(before, tuple)
     assert isinstance(after, tuple)
     assert max(before) > 6 * FAILSAFE_A

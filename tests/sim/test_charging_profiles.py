@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from hubgate.sim.charging_profiles import LimitProfile, clear, limit_at, parse, replace
+from hubgate.sim.charging_profiles import (
+    LimitProfile,
+    clear,
+    limit_at,
+    parse,
+    replace,
+    unexpired,
+)
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
@@ -135,3 +142,10 @@ def test_a_malformed_profile_is_a_value_error() -> None:
         parse({"stack_level": 0}, 1, T0)
     with pytest.raises(ValueError, match="malformed"):
         parse({"charging_profile_purpose": "Nope", "stack_level": 0}, 1, T0)
+
+
+def test_expired_profiles_are_discarded_and_the_others_kept() -> None:
+    base = _profile(1, 0, [(0, 6)])
+    lease = _profile(2, 1, [(0, 16)], valid_to=_text(T0 + timedelta(seconds=10)))
+    assert unexpired([base, lease], T0 + timedelta(seconds=9.9)) == [base, lease]
+    assert unexpired([base, lease], T0 + timedelta(seconds=10)) == [base]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from ocpp.v201 import call as call201
 from wire_support import write_wire_scenario
 
 from hubgate.sim import load_scenario
-from hubgate.sim.ocpp_station import Station
+from hubgate.sim.ocpp_station import BACKOFF_S, Station
 from hubgate.sim.serving import SiteThread, site_thread
 
 SLOT_16, SLOT_201 = 2, 3
@@ -118,21 +118,18 @@ def test_stations_report_boot_status_transactions_and_meter_values(
     assert single["Current.Import", "L2"] == 0.0  # a single-phase connector
 
 
-def test_a_profile_limits_the_ev_until_its_valid_to_then_the_base_applies(
+def test_a_lease_holds_on_the_csms_clock_and_lapses_on_the_station_own_once_cut_off(
     site_and_csms: tuple[SiteThread, CsmsThread],
 ) -> None:
     running, csms = site_and_csms
-    _step_until(
-        running,
-        lambda: _station(running, "SIM-16").connectors[0].tx_id not in (None, "pending"),
-        "tx",
-    )
+    station = _station(running, "SIM-16")
+    _step_until(running, lambda: station.connectors[0].tx_id not in (None, "pending"), "tx")
     base = csms.call(
         "SIM-16",
         call16.SetChargingProfile(connector_id=1, cs_charging_profiles=_profile16(1, 0, 16)),
     )
     assert base.status == "Accepted"
-    until = running.call(lambda: running.site.now_datetime() + timedelta(seconds=30))
+    until = running.call(lambda: station.now() + timedelta(seconds=30))
     lease = _profile16(2, 1, 8, until.isoformat().replace("+00:00", "Z"))
     assert (
         csms.call(
@@ -146,8 +143,21 @@ def test_a_profile_limits_the_ev_until_its_valid_to_then_the_base_applies(
     assert _draw(running, SLOT_16) == 8.0
     composite = csms.call("SIM-16", call16.GetCompositeSchedule(connector_id=1, duration=60))
     assert composite.charging_schedule["charging_schedule_period"][0]["limit"] == 8.0
-    running.advance(30)  # validTo passed: the base profile applies again
-    assert _draw(running, SLOT_16) == 16.0
+    running.advance(60)  # the site runs ahead of the CSMS, on whose clock the lease holds
+    assert _draw(running, SLOT_16) == 8.0
+    skew = running.call(lambda: station.now() - datetime.now(UTC))
+    assert abs(skew) < timedelta(seconds=1)
+    csms.stop()  # cut off: the station's clock runs on at the simulation's rate
+    wait_until(lambda: not station.clock.linked, what="disconnected")
+    running.advance(30 + 6)  # validTo passes on the station's own clock, the EV reacts
+    assert _draw(running, SLOT_16) == 16.0  # the base profile applies again
+    csms.start()
+    wait_until(  # the station dials again after its backoff, up to BACKOFF_S[1] by now
+        lambda: len(csms.calls("SIM-16", "BootNotification")) == 2,
+        timeout=BACKOFF_S[1] + 5,
+        what="boot again",
+    )
+    wait_until(lambda: station.booted, what="booted again")
     cleared = csms.call("SIM-16", call16.ClearChargingProfile(id=1))
     assert cleared.status == "Accepted"
     running.advance(6)

@@ -4,7 +4,8 @@ Per purpose the valid profile (validFrom <= now < validTo, schedule running) of
 the highest stack level gives its current period's limit; a TxProfile replaces
 the TxDefaultProfile during a transaction; the station maximum caps both. When
 a profile's validTo passes, the next stack level below applies again: that is
-how a gateway's device-side lease falls back to its base profile.
+how a gateway's device-side lease falls back to its base profile; the station
+then discards it (`unexpired`), so a clock set back later does not revive it.
 """
 
 from __future__ import annotations
@@ -176,3 +177,8 @@ def replace(profiles: list[LimitProfile], new: LimitProfile) -> list[LimitProfil
         if p.id != new.id
         and (p.target, p.purpose, p.stack_level) != (new.target, new.purpose, new.stack_level)
     ] + [new]
+
+
+def unexpired(profiles: list[LimitProfile], now: datetime) -> list[LimitProfile]:
+    """The profiles whose validTo has not passed at `now`."""
+    return [p for p in profiles if p.valid_to is None or now < p.valid_to]

@@ -7,7 +7,8 @@ TransactionEvent in 2.0.1; an id token the CSMS refuses gets no transaction and
 no current), sends MeterValues every `meter_values_s` simulated
 seconds, and applies the charging profiles it is sent (`charging_profiles`).
 It reconnects with backoff when the CSMS goes away, and stays away while the
-scenario has its charger offline. Periodic messages run on simulated time.
+scenario has its charger offline. Periodic messages run on simulated time; its
+clock (profiles, timestamps) is the CSMS's while connected (`station_clock`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import websockets
@@ -32,10 +33,12 @@ from ocpp.v201 import call_result as result201
 from websockets.typing import Subprotocol
 
 from hubgate.config.model import Charger, OcppVersion
+from hubgate.ocpp.meter_values import parse_timestamp
 from hubgate.sim import charging_profiles
 from hubgate.sim.charging_profiles import LimitProfile
 from hubgate.sim.engine import Simulation
 from hubgate.sim.ev import MIN_CURRENT_A
+from hubgate.sim.station_clock import StationClock
 
 if TYPE_CHECKING:
     from hubgate.sim.wire_site import WireSite
@@ -98,6 +101,7 @@ class Station:
     meter_values_s: float
     version: OcppVersion = field(init=False)
     connectors: list[ConnectorState] = field(init=False)
+    clock: StationClock = field(init=False)
     profiles: list[LimitProfile] = field(default_factory=list)
     connected: bool = False
     booted: bool = False
@@ -122,6 +126,7 @@ class Station:
             ConnectorState(c.id if self.v16 else i + 1, slot, c.max_current_a)
             for i, (c, slot) in enumerate(zip(self.charger.connectors, self.slots, strict=True))
         ]
+        self.clock = StationClock(self.site.origin)
 
     @property
     def v16(self) -> bool:
@@ -144,6 +149,19 @@ class Station:
             "connectors": [c.id for c in self.connectors],
         }
 
+    def now(self) -> datetime:
+        """The station's time: its profiles are held and its messages stamped on it."""
+        return self.clock.now(datetime.now(UTC), self.site.sim.now)
+
+    def _sync(self, current_time: object, sent: datetime) -> None:
+        """Set the clock from a CSMS's `currentTime` (one it cannot read is ignored)."""
+        try:
+            moment = parse_timestamp(str(current_time))
+        except ValueError:
+            _log.warning("station %s: unreadable currentTime %r", self.identity, current_time)
+            return
+        self.clock.sync(moment, sent, datetime.now(UTC))
+
     # -- physics ------------------------------------------------------------------
 
     @property
@@ -162,7 +180,7 @@ class Station:
         limit = charging_profiles.limit_at(
             self.profiles,
             connector.id,
-            self.site.now_datetime(),
+            self.now(),
             tx_start=connector.tx_start,
             voltage=sim.tree.voltage_v,
             phases=self._phases(sim, connector.slot),
@@ -170,7 +188,8 @@ class Station:
         return connector.max_current_a if limit is None else min(limit, connector.max_current_a)
 
     def apply_limits(self, sim: Simulation) -> None:
-        """Hand the physics what each connector offers."""
+        """Hand the physics what each connector offers; expired profiles are discarded."""
+        self.profiles = charging_profiles.unexpired(self.profiles, self.now())
         state = sim.chargers[self.charger.id]
         for connector in self.connectors:
             connector.offered_a = self.offer(connector, sim)
@@ -276,7 +295,7 @@ class Station:
             for sample in samples:
                 unit = sample.pop("unit")
                 sample["unit_of_measure"] = {"unit": unit}
-        return [{"timestamp": timestamp(self.site.now_datetime()), "sampled_value": samples}]
+        return [{"timestamp": timestamp(self.now()), "sampled_value": samples}]
 
     async def _call(self, payload: object) -> Any:
         cp = self._cp
@@ -286,7 +305,7 @@ class Station:
 
     def _send_status(self, connector: ConnectorState, status: str) -> Send:
         async def send() -> None:
-            when = timestamp(self.site.now_datetime())
+            when = timestamp(self.now())
             if self.v16:
                 await self._call(
                     call16.StatusNotification(
@@ -310,7 +329,9 @@ class Station:
 
     def _heartbeat(self) -> Send:
         async def send() -> None:
-            await self._call(call16.Heartbeat() if self.v16 else call201.Heartbeat())
+            sent = datetime.now(UTC)
+            answer = await self._call(call16.Heartbeat() if self.v16 else call201.Heartbeat())
+            self._sync(answer.current_time, sent)
 
         return send
 
@@ -335,7 +356,7 @@ class Station:
 
     def _start_tx(self, connector: ConnectorState) -> None:
         """Open the transaction now (it is numbered when the CSMS answers, in 1.6)."""
-        connector.tx_start = self.site.now_datetime()
+        connector.tx_start = self.now()
         connector.tx_generation += 1
         connector.tx_id = "pending" if self.v16 else f"{self.identity}-{next(self._tx_numbers)}"
         connector.seq_no = 0
@@ -364,7 +385,7 @@ class Station:
                     connector_id=connector.id,
                     id_tag=ID_TAG,
                     meter_start=round(self.site.slot_wh[connector.slot]),
-                    timestamp=timestamp(connector.tx_start or self.site.now_datetime()),
+                    timestamp=timestamp(connector.tx_start or self.now()),
                 )
             )
             if answer is None:
@@ -402,7 +423,7 @@ class Station:
             await self._call(
                 call201.TransactionEvent(
                     event_type=event,
-                    timestamp=timestamp(self.site.now_datetime()),
+                    timestamp=timestamp(self.now()),
                     trigger_reason=trigger,
                     seq_no=connector.seq_no - 1,
                     transaction_info=info,
@@ -420,7 +441,7 @@ class Station:
         """Close the transaction now; its message goes out in order, after its start."""
         generation = connector.tx_generation
         meter = round(self.site.slot_wh[connector.slot])
-        when = timestamp(self.site.now_datetime())
+        when = timestamp(self.now())
         trigger = "EVDeparted" if reason == "EVDisconnected" else "RemoteStop"
         ended = None if self.v16 else self._tx_event(connector, "Ended", trigger)
         connector.tx_id, connector.tx_start = None, None
@@ -487,7 +508,7 @@ class Station:
         self._cp = cp
         self.connected = True
         receiver = asyncio.ensure_future(cp.start())
-        receiver.add_done_callback(lambda _: self._wake())
+        receiver.add_done_callback(lambda _: self._link_lost())
         try:
             await self._boot()
             for connector in self.connectors:
@@ -501,8 +522,15 @@ class Station:
                 if send is not None:
                     await send()
         finally:
+            self._link_lost()
             receiver.cancel()
             await asyncio.wait([receiver])  # a cancellation of this task still propagates
+
+    def _link_lost(self) -> None:
+        """The connection closed (or is being closed): the clock runs on by itself at once,
+        even while a call in flight still waits for its answer."""
+        self.clock.link_down(datetime.now(UTC), self.site.sim.now)
+        self._wake()
 
     def _boot_notification(self, reason: str) -> object:
         if self.v16:
@@ -516,7 +544,10 @@ class Station:
     async def _boot(self) -> None:
         reason = "RemoteReset" if self._rebooted else "PowerUp"
         while True:
+            sent = datetime.now(UTC)
             answer = await self._call(self._boot_notification(reason))
+            self._sync(answer.current_time, sent)
+            self.clock.link_up()
             if answer.interval > 0:
                 self.heartbeat_s = float(answer.interval)
             if answer.status == "Accepted":
@@ -526,7 +557,9 @@ class Station:
 
     def _triggered_boot(self) -> Send:
         async def send() -> None:
-            await self._call(self._boot_notification("Triggered"))
+            sent = datetime.now(UTC)
+            answer = await self._call(self._boot_notification("Triggered"))
+            self._sync(answer.current_time, sent)
 
         return send
 
@@ -541,7 +574,7 @@ class Station:
         if target != 0 and self.connector(target) is None:
             return "Rejected"
         try:
-            profile = charging_profiles.parse(data, target, self.site.now_datetime())
+            profile = charging_profiles.parse(data, target, self.now())
         except ValueError:
             return "Rejected"
         self.profiles = charging_profiles.replace(self.profiles, profile)
@@ -690,7 +723,7 @@ class _Cp16(ChargePoint16):  # type: ignore[misc]
         return result16.GetCompositeSchedule(
             status="Accepted",
             connector_id=connector_id,
-            schedule_start=timestamp(self.station.site.now_datetime()),
+            schedule_start=timestamp(self.station.now()),
             charging_schedule=schedule,
         )
 
@@ -781,7 +814,7 @@ class _Cp201(ChargePoint201):  # type: ignore[misc]
             return result201.GetCompositeSchedule(status="Rejected")
         schedule |= {
             "evse_id": evse_id,
-            "schedule_start": timestamp(self.station.site.now_datetime()),
+            "schedule_start": timestamp(self.station.now()),
         }
         return result201.GetCompositeSchedule(status="Accepted", schedule=schedule)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from hubgate.config.model import ModbusEndpoint, SiteConfig
@@ -54,7 +54,7 @@ class WireSite:
     ) -> None:
         self.sim = sim = Simulation(loaded)
         self.origin = datetime.now(UTC)
-        """Wall-clock time at simulated t = 0: the stations' clock is origin + sim.now."""
+        """Wall-clock time at simulated t = 0, where the stations' clocks start."""
         self._ports_auto = ports_auto
         self._profiles: dict[str, Profile] = {}
         self.boxes: dict[str, ModbusBox] = {}
@@ -136,10 +136,6 @@ class WireSite:
     def clock(self) -> float:
         """Simulated seconds: the devices' watchdogs run on it."""
         return self.sim.now
-
-    def now_datetime(self) -> datetime:
-        """The stations' wall clock: origin + simulated time."""
-        return self.origin + timedelta(seconds=self.sim.now)
 
     # -- lifecycle ----------------------------------------------------------------
 
