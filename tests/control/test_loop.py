@@ -226,3 +226,30 @@ async def test_safe_stop_commands_the_failsafe_current(
         done = await loop.safe_stop()
     assert all(done.values())
     assert all(c.limit_a == 6 for c in sim.chargers)
+
+
+async def test_a_new_ev_starts_once_the_others_are_seen_to_follow_their_decrease(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The current freed by lowering the others is confirmed by their draw after their
+    reaction time (2 s), so the new EV starts within a few cycles, not after `settle_s`
+    (10 s); the board never carries more than its limit meanwhile."""
+    sim = SimSite.build()
+    newcomer = sim.charger("cp-3")
+    newcomer.connected = False
+    async with running(sim) as loop:
+        await trio.sleep(40)
+        assert setpoints(loop) == {"cp-1": 32, "cp-2": 32, "cp-3": 0}
+        newcomer.connected = True
+        connected_at = trio.current_time()
+        started_at = None
+        peak = 0.0
+        while trio.current_time() - connected_at < 20:
+            await trio.sleep(0.25)
+            peak = max(peak, sim.meter.current(trio.current_time()))
+            if started_at is None and setpoints(loop)["cp-3"] > 0:
+                started_at = trio.current_time()
+        assert started_at is not None
+        assert started_at - connected_at <= 5  # reaction 2 s, a reading, a cycle
+        assert peak <= BOARD_A + 1e-9
+        assert min(setpoints(loop).values()) >= 21  # fair again: 64 A among three
