@@ -645,6 +645,11 @@ class Allocator:
 
         Raises `TopologyError` for a connector that does not exist.
         """
+    def confirm_followed(self, connector: int) -> None:
+        """Measurement shows `connector` follows its last setpoint: free its settle reservation.
+
+        Raises `TopologyError` for a connector that does not exist.
+        """
     def allocate(
         self,
         now: float,

@@ -250,6 +250,12 @@ class SiteAllocator:
         """
         self._core.set_priority(index, priority)
 
+    def confirm_followed(self, index: int) -> None:
+        """A reading taken after the connector's last decrease was in force shows it draws
+        no more than its setpoint: the current kept reserved for the EV to follow (`settle_s`)
+        is free from the next cycle on, instead of after the full settle time."""
+        self._core.confirm_followed(index)
+
     def base_load(self, per_node: Mapping[str, tuple[float, float, float]]) -> array[float]:
         """The base-load column from per-node (L1, L2, L3) currents; missing nodes are 0 A."""
         column = array("d", bytes(8 * 3 * len(self.node_ids)))

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 
+import pytest
 import trio
 import trio.testing
-from loop_site import SimSite, running_loop, site_config
+from loop_site import SimCharger, SimSite, running_loop, site_config
 
 from hubgate.control.limits import SITE, AuditAction, Limit, LimitSource
 from hubgate.control.loop import ControlLoop, SiteDevices
+from hubgate.devices.model import Reading
 
 BOARD_A = 64.0
 
@@ -212,3 +215,68 @@ async def test_safe_stop_commands_the_failsafe_current(
         done = await loop.safe_stop()
     assert all(done.values())
     assert all(c.limit_a == 6 for c in sim.chargers)
+
+
+async def test_a_new_ev_starts_once_the_others_are_seen_to_follow_their_decrease(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The current freed by lowering the others is confirmed by their draw after their
+    reaction time (2 s), so the new EV starts within a few cycles, not after `settle_s`
+    (10 s); the board never carries more than its limit meanwhile."""
+    sim = SimSite.build()
+    newcomer = sim.charger("cp-3")
+    newcomer.connected = False
+    async with running(sim) as loop:
+        await trio.sleep(40)
+        assert setpoints(loop) == {"cp-1": 32, "cp-2": 32, "cp-3": 0}
+        newcomer.connected = True
+        connected_at = trio.current_time()
+        started_at = None
+        peak = 0.0
+        while trio.current_time() - connected_at < 20:
+            await trio.sleep(0.25)
+            peak = max(peak, sim.meter.current(trio.current_time()))
+            if started_at is None and setpoints(loop)["cp-3"] > 0:
+                started_at = trio.current_time()
+        assert started_at is not None
+        assert started_at - connected_at <= 5  # reaction 2 s, a reading, a cycle
+        assert peak <= BOARD_A + 1e-9
+        assert min(setpoints(loop).values()) >= 21  # fair again: 64 A among three
+
+
+@dataclass
+class MeterValuesCharger(SimCharger):
+    """Reports its draw only every `every_s` seconds, like OCPP MeterValues."""
+
+    every_s: float = 4.0
+    _reported: Reading | None = None
+
+    async def read(self) -> Reading:
+        fresh = await super().read()
+        if self._reported is None or fresh.at - self._reported.at >= self.every_s:
+            self._reported = fresh
+        return self._reported
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: a draw reported late (OCPP MeterValues) is taken for base load for a few "
+    "cycles; counting the setpoint instead is unsafe when the EV takes less (see the report)",
+)
+async def test_a_start_reported_late_is_not_taken_for_base_load(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The meter sees a new EV's current before its own report does: the base load should
+    stay what it is, so nobody is paused for it."""
+    sim = SimSite.build()
+    late = MeterValuesCharger("cp-3", connected=False)
+    sim.chargers[2] = late
+    sim.meter.chargers[2] = late
+    async with running(sim) as loop:
+        await trio.sleep(40)
+        late.connected = True
+        await trio.sleep(30)
+        records = loop.decisions.recent(30)
+        base = [max(r.inputs["base_load_a"]["board"]) for r in records]  # type: ignore[index]
+        assert max(base) <= 1.0
+        assert all(c.setpoint_a > 0 for r in records[-10:] for c in r.connectors)

@@ -32,9 +32,9 @@ def test_planner_deadband_rate_limit_and_renewal() -> None:
     planner = LeasePlanner(SETTINGS)
     assert planner.due(Setpoint(16), now=0)
     planner.sent(Setpoint(16), now=0)
-    assert not planner.due(Setpoint(16.4), now=1)  # inside the deadband
-    assert not planner.due(Setpoint(15.6), now=1)
-    assert planner.due(Setpoint(15.5), now=1)  # a decrease goes out at once
+    assert not planner.due(Setpoint(16.4), now=1)  # an increase inside the deadband waits
+    assert planner.due(Setpoint(15.9), now=1)  # a decrease goes out at once, however small
+    assert planner.due(Setpoint(15.5), now=1)
     planner.sent(Setpoint(15.5), now=1)
     assert not planner.due(Setpoint(20), now=3)  # an increase waits for the interval
     assert planner.due(Setpoint(20), now=6)

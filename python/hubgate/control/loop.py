@@ -75,6 +75,9 @@ EV_HEADROOM_A = 2.0
 EV_SETTLE_S = 10.0
 """How long a setpoint must stand before the draw under it says what the EV wants."""
 
+FOLLOWED_TOLERANCE_A = 0.25
+"""An EV drawing at most this much above a lowered setpoint has followed it."""
+
 WANTING_STATES = frozenset({IecState.B, IecState.C, IecState.D})
 
 Phases3 = tuple[float, float, float]
@@ -119,6 +122,8 @@ class _ConnectorRuntime:
     """Its failsafe settings could not be configured: treated as unreachable until they are."""
     ev_limit_a: float = math.inf
     """What the EV is estimated to take, from its draw under a settled setpoint."""
+    lowered_at: float | None = None
+    """When a lowered setpoint was accepted, until a later reading shows the EV followed it."""
 
     def ev_estimate(self, wants: bool, drawn: float, now: float) -> float:
         """Trim to the draw when the EV takes less than offered; release once it takes all."""
@@ -377,6 +382,16 @@ class ControlLoop:
             if reading is None:
                 continue
             drawn = max(runtime.draw)
+            if (
+                runtime.lowered_at is not None
+                and runtime.sent_a is not None
+                and reading.at > runtime.lowered_at
+                and reading.phase_currents() is not None  # every phase measured then
+                and drawn <= runtime.sent_a + FOLLOWED_TOLERANCE_A
+            ):
+                # The headroom the decrease freed is confirmed: no need to wait out settle_s.
+                self.allocator.confirm_followed(i)
+                runtime.lowered_at = None
             wants = reading.state in WANTING_STATES or (reading.state is None and drawn > 1.0)
             wanting[i] = wants
             ev_max[i] = runtime.ev_estimate(wants, drawn, now)
@@ -517,6 +532,10 @@ class ControlLoop:
             if isinstance(outcome, AppliedLimit):
                 if runtime.sent_a != setpoints[i]:
                     runtime.sent_at = now
+                if outcome.current_a <= setpoints[i] and (
+                    runtime.sent_a is None or setpoints[i] < runtime.sent_a
+                ):
+                    runtime.lowered_at = trio.current_time()
                 runtime.sent_a, runtime.sent_phases = setpoints[i], phases[i]
                 runtime.watch.commanded(max(outcome.current_a, setpoints[i]))
                 runtime.watch.ok(now)

@@ -7,7 +7,7 @@ valid stack level wins, so while hubgate renews the lease the charger follows
 the setpoint, and when hubgate is gone it falls back to the failsafe by itself.
 
 `LeasePlanner` decides (sans-IO, time as input) when a new limit must go out:
-decreases at once, increases only beyond a deadband and a minimum interval,
+decreases at once (however small), increases only beyond a deadband and a minimum interval,
 and renewals before the lease runs out. `ProfileLease` does the sending and
 falls back to the next purpose when a charger rejects one.
 """
@@ -74,6 +74,10 @@ class LeaseSettings:
     limit_profile_id: int = 9002
 
 
+DECREASE_TOLERANCE_A = 1e-6
+"""A setpoint lower than the last one by more than this is a decrease (float noise is not)."""
+
+
 class LeasePlanner:
     """Decides when a new limit profile must be sent (times are monotonic seconds).
 
@@ -97,8 +101,10 @@ class LeasePlanner:
         if now >= self._sent_at + self._renew_after_s:
             return True
         change = setpoint.current_a - last.current_a
-        if change <= -s.deadband_a:
-            return True  # less current is always safe to send at once
+        if change < -DECREASE_TOLERANCE_A:
+            # Never held back: the allocator counts on it, and a site over its limit is
+            # brought back by decreases of a step or two.
+            return True
         return change >= s.deadband_a and now - self._sent_at >= s.min_increase_interval_s
 
     @property

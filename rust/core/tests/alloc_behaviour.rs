@@ -234,3 +234,22 @@ fn grid_operator_floor_and_peak_target_bind_the_connection() {
     assert_eq!(out.setpoint_a, vec![9.0, 9.0]);
     assert_eq!(out.reason, vec![Reason::PeakTarget; 2]);
 }
+
+#[test]
+fn freed_current_is_reused_once_measurement_confirms_the_decrease() {
+    let settings = Settings {
+        settle_s: 10.0,
+        ..quiet()
+    };
+    let mut site = Site::new(32.0, vec![connector(PhaseMap::Three, 0); 2], settings);
+    site.wanting = vec![1, 0];
+    assert_eq!(site.at(0.0).setpoint_a, vec![32.0, 0.0]);
+    site.wanting = vec![1, 1];
+    assert_eq!(site.at(1.0).setpoint_a, vec![16.0, 0.0]);
+    assert_eq!(site.out.reason[1], Reason::AwaitingHeadroom);
+    // A reading after the decrease shows the first EV at 16 A: the start goes ahead
+    // the next cycle, not 10 s later.
+    site.alloc.confirm_followed(0).unwrap();
+    assert_eq!(site.at(2.0).setpoint_a, vec![16.0, 16.0]);
+    assert!(site.alloc.confirm_followed(2).is_err());
+}

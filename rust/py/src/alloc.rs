@@ -389,6 +389,12 @@ impl Allocator {
         Ok(self.core.set_priority(connector, priority)?)
     }
 
+    /// Measurement shows connector `connector` draws no more than its last
+    /// setpoint: what it kept reserved after a decrease is free from the next cycle.
+    fn confirm_followed(&mut self, connector: usize) -> Result<(), CoreError> {
+        Ok(self.core.confirm_followed(connector)?)
+    }
+
     /// Runs one cycle. `base_load_a` has 3 values per node (L1, L2, L3, node by
     /// node); `ev_max_a`, `wanting` and `pv_mode` one per connector.
     #[pyo3(signature = (

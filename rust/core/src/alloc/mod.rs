@@ -237,6 +237,18 @@ impl Allocator {
         Ok(())
     }
 
+    /// Measurement shows `connector` draws no more than its last setpoint: the
+    /// current it was reserved after a decrease (for `settle_s`) is free from the
+    /// next cycle on. For a reading taken after the decrease was in force.
+    pub fn confirm_followed(&mut self, connector: usize) -> Result<(), TopologyError> {
+        let st = self
+            .states
+            .get_mut(connector)
+            .ok_or(TopologyError::NoSuchConnector(connector))?;
+        st.reserve_until = f64::NEG_INFINITY;
+        Ok(())
+    }
+
     fn validate(&self, input: &CycleInput<'_>) -> Result<(), InputError> {
         let (n, c) = (self.topo.node_count(), self.topo.connector_count());
         check_len("base_load_a", input.base_load_a.len(), PHASES * n)?;
