@@ -59,12 +59,18 @@ def test_unreachable_charger_assumed_at_maximum_by_default() -> None:
     assert watch.assumed_draw_a(4) == 32
 
 
-def test_unreachable_charger_assumed_at_last_command_when_configured() -> None:
-    watch = ChargerWatch(unreachable_after_s=3, maximum_a=32, assume=AssumeDraw.LAST_COMMAND)
+def test_unreachable_charger_assumed_at_last_command_or_failsafe_once_verified() -> None:
+    watch = ChargerWatch(
+        unreachable_after_s=3, maximum_a=32, assume=AssumeDraw.LAST_COMMAND, failsafe_a=6
+    )
     assert watch.assumed_draw_a(0) == 32  # never commanded: maximum
     watch.ok(0)
     watch.commanded(10)
-    assert watch.assumed_draw_a(10) == 10
+    assert watch.assumed_draw_a(10) == 32  # its failsafe settings not verified: maximum
+    watch.verified()
+    assert watch.assumed_draw_a(10) == 10  # it holds its last command...
+    watch.commanded(0)
+    assert watch.assumed_draw_a(10) == 6  # ...or falls to its failsafe current, the larger
 
 
 def test_reconnect_after_gap_requires_verification() -> None:

@@ -100,11 +100,16 @@ async def test_unreachable_charger_is_reserved_and_reverified(
     async with running(sim) as loop:
         await trio.sleep(40)
         lost = sim.charger("cp-1")
+        held = lost.limit_a
         lost.reachable = False
         await trio.sleep(10)
         sp = setpoints(loop)
-        # its maximum (32 A) is assumed: the other two share what is left
-        assert sp["cp-2"] + sp["cp-3"] <= BOARD_A - 32
+        # verified: it holds its last command (or falls to its 6 A failsafe): the other two
+        # share what is left of the board, no more, and still charge
+        assert held > 6
+        assert sp["cp-2"] + sp["cp-3"] <= BOARD_A - held
+        assert sp["cp-2"] + sp["cp-3"] > BOARD_A - 32  # less than its maximum is reserved
+        assert lost.limit_a == held  # no command reached it
         assert any("cp-1#1 unreachable" in n for n in loop.decisions.recent(1)[0].notes)
         assert lost.configured == 1
         lost.reachable = True

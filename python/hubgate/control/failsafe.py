@@ -74,7 +74,12 @@ class MeterWatch:
 
 
 class AssumeDraw(StrEnum):
-    """What an unreachable charger is assumed to draw."""
+    """What an unreachable charger is assumed to draw.
+
+    LAST_COMMAND: the larger of its last acknowledged command and its failsafe current
+    (it holds the one until its own watchdog or lease brings it to the other), once its
+    failsafe settings were verified; its maximum otherwise. MAXIMUM: always its maximum.
+    """
 
     LAST_COMMAND = "last-command"
     MAXIMUM = "maximum"
@@ -87,6 +92,8 @@ class ChargerWatch:
     unreachable_after_s: float
     maximum_a: float
     assume: AssumeDraw = AssumeDraw.MAXIMUM
+    failsafe_a: float = 0.0
+    """The current its own watchdog or lease falls back to (verified at connect)."""
     last_ok_at: float | None = None
     last_command_a: float | None = None
     needs_verification: bool = True
@@ -113,6 +120,10 @@ class ChargerWatch:
         """The draw to assume while unreachable, or None when it is reachable."""
         if self.reachable(now):
             return None
-        if self.assume is AssumeDraw.LAST_COMMAND and self.last_command_a is not None:
-            return self.last_command_a
+        if (
+            self.assume is AssumeDraw.LAST_COMMAND
+            and self.last_command_a is not None
+            and not self.needs_verification
+        ):
+            return min(max(self.last_command_a, self.failsafe_a), self.maximum_a)
         return self.maximum_a

@@ -7,8 +7,9 @@ One cycle (`ControlLoop.step`):
    latest MeterValues at once;
 2. feed the failsafe watches: a meter that is stale or lost leaves its node a
    degraded share of its limit until it has been fresh for a while again; a
-   charger that does not answer is assumed to draw its last command or its
-   maximum, reserved on its node and every node above it;
+   charger that does not answer is assumed to draw the larger of its last
+   command and its failsafe current (its maximum until its failsafe settings
+   were verified), reserved on its node and every node above it;
 3. build the allocation input: base load per node (metered current minus the
    last known draw of the connectors below it), the limits in force from the
    limit book (site, nodes, connectors; the grid operator's as the root power
@@ -104,7 +105,9 @@ class LoopTiming:
     unreachable_after_cycles: float = 3.0
     recover_after_s: float | None = None
     """A lost meter is trusted again after being fresh this long (default: twice `meter_stale_s`)."""
-    assume: AssumeDraw = AssumeDraw.MAXIMUM
+    assume: AssumeDraw = AssumeDraw.LAST_COMMAND
+    """An unreachable charger's assumed draw: a verified one holds its last command or
+    falls to its failsafe current, so reserving its maximum would pause others for nothing."""
     full_read_every: int = FULL_EVERY
     """Modbus devices read their non-control fields every this many cycles (`CycleReader`)."""
 
@@ -170,7 +173,14 @@ class ControlLoop:
         self.model = SiteModel.build(site, self.allocator)
         unreachable_s = self.timing.unreachable_after_cycles * control.cycle_s
         self._connectors = [
-            _ConnectorRuntime(ChargerWatch(unreachable_s, info.max_current_a, self.timing.assume))
+            _ConnectorRuntime(
+                ChargerWatch(
+                    unreachable_s,
+                    info.max_current_a,
+                    self.timing.assume,
+                    failsafe_a=control.failsafe_current_a,
+                )
+            )
             for info in self.model.connectors
         ]
         missing = [c.name for c in self.model.connectors if c.key not in devices.chargers]
@@ -404,18 +414,20 @@ class ControlLoop:
             currents = reading.phase_currents() if reading is not None else None
             if share[node] >= 1.0 and currents is not None:
                 measured[node] = currents
+        grid_operator_w, peak_w = self._apply_limits(now, base, ev_max)
         for node in range(n_nodes):
+            degraded = node not in measured and node in share
+            limit = self._limit_in_force_a(node, now, grid_operator_w, peak_w) if degraded else None
             for p in range(3):
                 if node in measured:
                     value = max(measured[node][p] - known[node][p], 0.0)
-                elif node in share:
-                    value = model.caps_a[node][p] * (1 - share[node])
+                elif limit is not None:
+                    value = limit[p] * (1 - share[node])
                 else:
                     value = 0.0
-                base[3 * node + p] = value + reserved[node][p]
+                base[3 * node + p] += value + reserved[node][p]
             if node in share and share[node] < 1.0:
                 notes.append(f"{model.node_ids[node]} meter lost: {share[node]:.0%} budget")
-        grid_operator_w, peak_w = self._apply_limits(now, base, ev_max)
         energy = self.energy.plan(
             now,
             base=base,
@@ -441,6 +453,29 @@ class ControlLoop:
                 battery_discharge_w=energy.battery_discharge_w,
             ),
             notes,
+        )
+
+    def _limit_in_force_a(
+        self, node: int, now: float, grid_operator_w: float, peak_w: float
+    ) -> Phases3:
+        """A node's tightest limit per phase now: its cap, the limit book's phase and power
+        limits, and at the root the grid operator's and the peak target (power as current
+        on three phases). A lost meter's node keeps its degraded share of this, not of its
+        cap, so a limit below the cap still leaves room."""
+        model = self.model
+        target = SITE if node == 0 else model.node_ids[node]
+        in_force = self.limits.in_force(target, now).limit
+        power_w = model.power_kw[node] * 1000
+        if in_force.power_kw is not None:
+            power_w = min(power_w, in_force.power_kw * 1000)
+        if node == 0:
+            power_w = min(power_w, grid_operator_w, peak_w)
+        per_phase = power_w / (3 * model.voltage_v)
+        phase = in_force.phase_a or model.caps_a[node]
+        return (
+            min(model.caps_a[node][0], phase[0], per_phase),
+            min(model.caps_a[node][1], phase[1], per_phase),
+            min(model.caps_a[node][2], phase[2], per_phase),
         )
 
     def _apply_limits(
