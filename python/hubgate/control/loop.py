@@ -463,8 +463,7 @@ class ControlLoop:
         on three phases). A lost meter's node keeps its degraded share of this, not of its
         cap, so a limit below the cap still leaves room."""
         model = self.model
-        target = SITE if node == 0 else model.node_ids[node]
-        in_force = self.limits.in_force(target, now).limit
+        in_force = self.limits.in_force(model.limit_target(node), now).limit
         power_w = model.power_kw[node] * 1000
         if in_force.power_kw is not None:
             power_w = min(power_w, in_force.power_kw * 1000)
@@ -680,7 +679,7 @@ class ControlLoop:
             shares[node] = (watch.budget_share(now), watch.health(now).value)
         nodes = []
         for n, node_id in enumerate(model.node_ids):
-            in_force = self.limits.in_force(SITE if n == 0 else node_id, now)
+            in_force = self.limits.in_force(model.limit_target(n), now)
             cap = model.caps_a[n]
             lim = in_force.limit.phase_a
             limit = (

@@ -30,7 +30,7 @@ from hubgate.control.energy import (
     EnergyInputs,
     EnergyPolicy,
 )
-from hubgate.control.limits import SITE, LimitBook
+from hubgate.control.limits import LimitBook
 from hubgate.control.site_model import SiteModel
 from hubgate.devices.model import Device, Reading
 from hubgate.devices.storage import Battery, BatteryCommandResult, battery_state, pv_power_w
@@ -201,8 +201,7 @@ class SiteEnergy:
         """The limit book's phase limits on the nodes above the battery (site, node targets)."""
         found: dict[int, Phases3] = {}
         for node in self._path:
-            target = SITE if node == 0 else self.model.node_ids[node]
-            phase = self.limits.in_force(target, now).limit.phase_a
+            phase = self.limits.in_force(self.model.limit_target(node), now).limit.phase_a
             if phase is not None:
                 found[node] = phase
         return found

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from hubgate.allocation import ConnectorKey, SiteAllocator
 from hubgate.config.model import GRID_NODE_ID, PhaseMode, SiteConfig
+from hubgate.control.limits import SITE
 
 UNLIMITED_A = 100_000.0
 """Stands for "no phase limit" (the largest current a site file accepts)."""
@@ -51,6 +52,10 @@ class SiteModel:
     power_kw: tuple[float, ...]
     connectors: tuple[ConnectorInfo, ...]
     voltage_v: float
+
+    def limit_target(self, node: int) -> str:
+        """The limit book's target for a node: `SITE` for the root, else the node's id."""
+        return SITE if node == 0 else self.node_ids[node]
 
     @classmethod
     def build(cls, site: SiteConfig, allocator: SiteAllocator) -> SiteModel:
