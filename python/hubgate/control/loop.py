@@ -48,6 +48,7 @@ from hubgate.control.decisions import ConnectorDecision, DecisionLog, DecisionRe
 from hubgate.control.failsafe import AssumeDraw, ChargerWatch, MeterWatch
 from hubgate.control.grid_operator import GridOperatorInput, connection_kw
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
+from hubgate.control.paragraph_14a import Paragraph14a
 from hubgate.control.site_energy import SiteEnergy
 from hubgate.control.site_model import SiteModel, with_finite_limits
 from hubgate.devices.model import AppliedLimit, Charger, Device, IecState, Reading
@@ -216,13 +217,17 @@ class ControlLoop:
         self._operator_input = (
             GridOperatorInput(
                 connection_kw(site),
-                operator.fallback_percent,
                 control.meter_stale_s,
-                origin="grid-operator-box",
+                operator.hold_last_s,
+                operator.fallback_percent,
+                origin="grid-operator-box" if devices.grid_operator else "grid-operator",
+                lease_source=None if devices.grid_operator else self._operator_power_source,
             )
-            if operator is not None and devices.grid_operator is not None
+            if operator is not None
+            and (devices.grid_operator is not None or self._operator_power_source is not None)
             else None
         )
+        self.paragraph_14a = Paragraph14a.of_site(site, self.allocator.connector_keys)
         self._events: deque[Event] = deque(maxlen=50)
         self._device_health: dict[str, bool] = {}
         self.last_result: CycleResult | None = None
@@ -348,7 +353,11 @@ class ControlLoop:
             self._health(name, isinstance(outcome, Reading), outcome)
         if self._operator_input is not None:
             box = readings.get("grid-operator")
-            self._operator_input.update(self.limits, box if isinstance(box, Reading) else None, now)
+            lost = self._operator_input.update(
+                self.limits, box if isinstance(box, Reading) else None, now
+            )
+            if lost is not None:
+                self._event(EventLevel.WARNING, "grid-operator", lost)
 
     def _health(self, name: str, reachable: bool, outcome: object) -> None:
         if self._device_health.get(name, True) != reachable:
@@ -411,7 +420,7 @@ class ControlLoop:
             node = self._meter_node[meter_id]
             share[node] = watch.budget_share(now)
             reading = self._meter_reading.get(meter_id)
-            currents = reading.phase_currents() if reading is not None else None
+            currents = reading.signed_phase_currents() if reading is not None else None
             if share[node] >= 1.0 and currents is not None:
                 measured[node] = currents
         grid_operator_w, peak_w = self._apply_limits(now, base, ev_max)
@@ -419,8 +428,8 @@ class ControlLoop:
             degraded = node not in measured and node in share
             limit = self._limit_in_force_a(node, now, grid_operator_w, peak_w) if degraded else None
             for p in range(3):
-                if node in measured:
-                    value = max(measured[node][p] - known[node][p], 0.0)
+                if node in measured:  # signed: PV and a discharging battery feed back
+                    value = measured[node][p] - known[node][p]
                 elif limit is not None:
                     value = limit[p] * (1 - share[node])
                 else:
@@ -428,6 +437,9 @@ class ControlLoop:
                 base[3 * node + p] += value + reserved[node][p]
             if node in share and share[node] < 1.0:
                 notes.append(f"{model.node_ids[node]} meter lost: {share[node]:.0%} budget")
+        if self.paragraph_14a is not None and math.isfinite(grid_operator_w):
+            root_w = sum(base[0:3]) * model.voltage_v
+            grid_operator_w = self.paragraph_14a.operator_limit_w(grid_operator_w, root_w, wanting)
         energy = self.energy.plan(
             now,
             base=base,
@@ -436,8 +448,9 @@ class ControlLoop:
             draws=[runtime.draw for runtime in self._connectors],
             wanting=wanting,
             ev_max=ev_max,
-            grid_limit_w=min(grid_operator_w, model.power_kw[0] * 1000),
+            grid_operator_w=grid_operator_w,
             peak_w=peak_w,
+            last=self.last_result,
         )
         notes.extend(energy.notes)
         return (
@@ -629,6 +642,7 @@ class ControlLoop:
                         for n in range(len(node_ids))
                     },
                     "energy": self.energy.record(),
+                    "balance": self.energy.balance(),
                 },
                 connectors=tuple(connectors),
                 notes=tuple(notes),
@@ -675,7 +689,7 @@ class ControlLoop:
         for meter_id, watch in self._meter_watch.items():
             node = self._meter_node[meter_id]
             reading = self._meter_reading.get(meter_id)
-            measured[node] = reading.phase_currents() if reading is not None else None
+            measured[node] = reading.signed_phase_currents() if reading is not None else None
             shares[node] = (watch.budget_share(now), watch.health(now).value)
         nodes = []
         for n, node_id in enumerate(model.node_ids):

@@ -21,7 +21,9 @@ import math
 from array import array
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+from hubgate._core import AllocReason
 from hubgate.config.model import GRID_NODE_ID, SiteConfig
 from hubgate.control.cycle import Failed
 from hubgate.control.energy import (
@@ -38,6 +40,38 @@ from hubgate.profiles.model import Quantity
 from hubgate.state import EnergyState
 
 Phases3 = tuple[float, float, float]
+
+
+class Allocated(Protocol):
+    """What the plan reads of the last cycle's allocation (a `CycleResult`)."""
+
+    @property
+    def reason(self) -> Sequence[int]:
+        """Reason codes (`AllocReason.members()[code]`)."""
+
+    @property
+    def binding_node(self) -> Sequence[int]:
+        """Node of the binding limit (0: the connection), or -1."""
+
+    @property
+    def target_a(self) -> Sequence[float]:
+        """Targets, A per phase."""
+
+    @property
+    def phases(self) -> Sequence[int]:
+        """Phases drawn on."""
+
+    @property
+    def setpoint_a(self) -> Sequence[float]:
+        """Setpoints sent, A per phase."""
+
+
+TAKES_ALL_A = 1.0
+"""An EV drawing at most this much below its setpoint takes all it is given."""
+
+_REASONS = AllocReason.members()
+_NOT_WANTING = _REASONS.index(AllocReason.NOT_WANTING)
+_MIN_OFF = _REASONS.index(AllocReason.PAUSED_MIN_OFF)
 
 
 @dataclass(frozen=True)
@@ -92,6 +126,9 @@ class SiteEnergy:
         self.pv_w: dict[str, float | None] = {}
         self.decision: EnergyDecision | None = None
         self.grid_import_w: float | None = None
+        self.ev_draw_w = 0.0
+        self.balance_limit: tuple[float, str | None] = (math.inf, None)
+        """The tightest limit on the connection's import and what it is."""
         self._sent: tuple[float, float] | None = None
         """The last command the battery confirmed and when."""
         self._failing = False
@@ -133,36 +170,51 @@ class SiteEnergy:
         draws: Sequence[Phases3],
         wanting: Sequence[int],
         ev_max: Sequence[float],
-        grid_limit_w: float,
+        grid_operator_w: float,
         peak_w: float,
+        last: Allocated | None = None,
     ) -> EnergyPlan:
-        """Decide, and fold the decision into `base` (A per node and phase); the rest."""
+        """Decide, and fold the decision into `base` (A per node and phase); the rest.
+
+        `last` is the previous cycle's allocation, which tells what the EVs would take
+        with more room at the connection (`_ev_demand_w`)."""
         model = self.model
         voltage = model.voltage_v
         grid_import = self._grid_import_w(measured, meter_readings)
         self.grid_import_w = grid_import
-        ev_draw = pv_draw = demand = 0.0
-        for i, info in enumerate(model.connectors):
+        ev_draw = pv_draw = falling = 0.0
+        for i in range(len(model.connectors)):
             drawn = sum(draws[i]) * voltage
             ev_draw += drawn
             if self.pv_mode[i]:
                 pv_draw += drawn
-            elif wanting[i]:
-                amps = min(ev_max[i], info.max_current_a)
-                demand += amps * (1 if info.one_phase else 3) * voltage
+            if last is not None:
+                falling += max(0.0, drawn - last.setpoint_a[i] * last.phases[i] * voltage)
+        demand, held = self._ev_demand_w(draws, wanting, ev_max, last)
         room = self._phase_room_w(measured, grid_import, self._phase_limits(now))
-        limit = min(grid_limit_w, peak_w, room)
+        limits = {
+            "grid-operator": grid_operator_w,
+            "connection": model.power_kw[0] * 1000,
+            "site-limit": peak_w,
+            "phase-limits": room,
+            "peak-target": self.peak_target_w,
+        }
+        binding = min(limits, key=limits.__getitem__)
+        self.balance_limit = (limits[binding], binding if math.isfinite(limits[binding]) else None)
+        self.ev_draw_w = ev_draw
         reading = self.battery_reading
         state = battery_state(reading) if reading is not None else None
         decision = self.policy.decide(
             EnergyInputs(
                 now=now,
                 grid_import_w=grid_import,
-                grid_limit_w=limit,
+                grid_limit_w=min(grid_operator_w, limits["connection"], peak_w, room),
                 peak_target_w=self.peak_target_w,
                 ev_draw_w=ev_draw,
                 grid_ev_demand_w=demand,
                 pv_mode_draw_w=pv_draw,
+                evs_held=held,
+                ev_falling_w=falling,
                 battery=state,
             )
         )
@@ -181,6 +233,37 @@ class SiteEnergy:
             peak_w=min(peak_w, self.peak_target_w),
             notes=tuple(notes),
         )
+
+    def _ev_demand_w(
+        self,
+        draws: Sequence[Phases3],
+        wanting: Sequence[int],
+        ev_max: Sequence[float],
+        last: Allocated | None,
+    ) -> tuple[float, bool]:
+        """What the grid-mode EVs that want current would take with more room at the
+        connection, from the last allocation: an EV the connection's limits held back (or a
+        new one) its maximum, any other the larger of its draw and its target, nothing while
+        it waits out its minimum off time; and whether an EV held back took all it was
+        given (so that more room would be used)."""
+        model = self.model
+        voltage = model.voltage_v
+        demand, held = 0.0, False
+        for i, info in enumerate(model.connectors):
+            if self.pv_mode[i] or not wanting[i]:
+                continue
+            hi = min(ev_max[i], info.max_current_a) * (1 if info.one_phase else 3) * voltage
+            reason = last.reason[i] if last is not None else _NOT_WANTING
+            if reason == _NOT_WANTING or last is None:
+                demand += hi  # new: it may take its maximum
+            elif last.binding_node[i] == 0:
+                demand += hi  # held back by the connection: room there is what it lacks
+                # ... and it takes what it is given (not its own limit)
+                held |= max(draws[i]) >= last.setpoint_a[i] - TAKES_ALL_A
+            elif reason != _MIN_OFF:
+                target = last.target_a[i] * last.phases[i] * voltage
+                demand += max(sum(draws[i]) * voltage, target)
+        return demand, held
 
     def _grid_import_w(
         self, measured: Mapping[int, Phases3], readings: Mapping[str, Reading]
@@ -281,6 +364,25 @@ class SiteEnergy:
         return f"command failed ({why})"
 
     # -- records ---------------------------------------------------------------------------
+
+    def balance(self) -> dict[str, object]:
+        """The connection's signed balance this cycle (W): import = base + EVs - battery - PV,
+        with the tightest limit on the import and what it is."""
+        reading = self.battery_reading
+        state = battery_state(reading) if reading is not None else None
+        battery = state.power_w if state is not None else 0.0
+        pv = sum(w for w in self.pv_w.values() if w is not None)
+        grid = self.grid_import_w
+        limit, binding = self.balance_limit
+        return {
+            "import_w": grid,
+            "base_w": None if grid is None else grid - self.ev_draw_w + battery + pv,
+            "battery_w": battery,
+            "pv_w": pv,
+            "evs_w": self.ev_draw_w,
+            "limit_w": limit if math.isfinite(limit) else None,
+            "binding": binding,
+        }
 
     def record(self) -> dict[str, object]:
         """The decision for the decision record."""

@@ -569,9 +569,6 @@ class DeviceKind(StrEnum):
 class GridOperatorRule(Strict):
     """What the grid operator's signals mean for the site."""
 
-    dimmed_limit_kw: float | None = Field(
-        default=None, gt=0, description="§14a: floor per controllable device while dimmed"
-    )
     feed_in_percent: dict[Quantity, float] = Field(
         default_factory=dict, description="Relay field → feed-in cap in % while active"
     )
