@@ -90,7 +90,9 @@ class Grid(Limits):
         description="Per-phase current limit of the connection: one value or [L1, L2, L3]"
     )
     safety_margin_a: Amps = Field(
-        default=0.0, description="Kept free below every phase limit of the grid connection"
+        default=0.0,
+        description="Kept free below every phase limit of the grid connection, and as power "
+        "(3 x voltage x margin) below its power limit and the grid operator's",
     )
     peak_target_kw: Kilowatts | None = Field(
         default=None,

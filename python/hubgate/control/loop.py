@@ -533,7 +533,8 @@ class ControlLoop:
                     cut = max(model.power_kw[node] - limit.power_kw, 0.0) * 1000
                     for p in range(3):
                         base[3 * node + p] += cut / (3 * model.voltage_v)
-        return operator_kw * 1000, peak_w
+        margin_w = 3 * model.voltage_v * self.site.grid.safety_margin_a
+        return max(operator_kw * 1000 - margin_w, 0.0), peak_w
 
     def _connector_index(self, target: str) -> int | None:
         charger, _, number = target.rpartition("#")
