@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from hubgate.allocation import CycleInputs, SiteAllocator
 from hubgate.config import load_site
 from hubgate.config.model import Paragraph14aFloor, SiteConfig
+from hubgate.control.allocation import CycleInputs, SiteAllocator
 from hubgate.control.paragraph_14a import (
     ControllableDevice,
     Paragraph14a,

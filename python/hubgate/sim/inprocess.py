@@ -30,8 +30,13 @@ from hubgate.control.grid_operator import connection_kw
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource, grid_operator_limit_kw
 from hubgate.control.loop import ControlLoop, SiteDevices
 from hubgate.devices.errors import DeviceError
-from hubgate.devices.model import AppliedLimit, IecState, Reading
-from hubgate.devices.storage import BatteryCommandResult
+from hubgate.devices.model import (
+    AppliedLimit,
+    BatteryCommandResult,
+    IecState,
+    LimitCheck,
+    Reading,
+)
 from hubgate.profiles.model import Quantity
 from hubgate.sim.battery import BatteryModel
 from hubgate.sim.devices import ChargerState, MeterState
@@ -65,6 +70,11 @@ class ConnectorAdapter:
     def heartbeat_period_s(self) -> float:
         """Half the charger's lease: its watchdog never runs out while the loop lives."""
         return self._charger.lease_s / 2
+
+    @property
+    def limit_check(self) -> LimitCheck:
+        """Not checked: the simulated charger offers what it is sent."""
+        return LimitCheck()
 
     async def read(self) -> Reading:
         """The EV's draw on the charger's own phases and the IEC state."""
