@@ -187,7 +187,7 @@ def test_without_held_evs_a_discharge_only_holds_the_import_at_the_target() -> N
     assert policy().decide(held).battery_w == 60_000
 
 
-def test_a_discharge_eases_off_and_does_not_grow_for_falling_evs() -> None:
+def test_a_discharge_eases_off() -> None:
     p = policy()
     p.decide(inputs(peak_target_w=100_000, grid_ev_demand_w=100_000, battery=reading()))
     assert p.last_command_w == 60_000
@@ -203,12 +203,6 @@ def test_a_discharge_eases_off_and_does_not_grow_for_falling_evs() -> None:
         )
     )
     assert eased.battery_w == 54_000
-    # EVs told to draw 30 kW less: the discharge does not grow into what they will give up
-    q = policy()
-    falling = inputs(
-        grid_import_w=40_000, peak_target_w=0, grid_ev_demand_w=90_000, ev_falling_w=30_000
-    )
-    assert q.decide(replace(falling, battery=reading())).battery_w == 10_000
 
 
 # -- properties ---------------------------------------------------------------------------

@@ -96,8 +96,8 @@ class EnergyInputs:
     connection: their maximum where its limits hold them back, else what they are given."""
     pv_mode_draw_w: float = 0.0
     """What the PV-mode connectors draw now (part of `ev_draw_w`)."""
-    ev_falling_w: float = 0.0
-    """How much less the EVs will draw once they follow their lowered setpoints."""
+    ev_headroom_w: float = 0.0
+    """The room the EVs are given above their draw to climb into (part of the demand)."""
     evs_held: bool = True
     """Whether an EV takes all it is given and the connection's limits hold it back (or it
     is not known): only then can a discharge give the EVs more; otherwise it only holds the
@@ -183,18 +183,18 @@ class EnergyPolicy:
         can_discharge = reading.soc_percent > spec.min_soc_percent
         can_charge = reading.soc_percent < spec.max_soc_percent
         mode, command = BatteryMode.IDLE, 0.0
-        # What the site draws without the battery: a discharge beyond it would be exported;
-        # it grows no further than what the site will draw once the EVs follow their
-        # lowered setpoints.
+        # What the site draws without the battery: a discharge beyond it would be exported
+        # (`SiteEnergy.settle` also holds it to what the site draws once the EVs follow
+        # this cycle's setpoints).
         draws = max(0.0, grid + reading.power_w)
-        draws = min(draws, max(self.last_command_w, draws - inputs.ev_falling_w))
         # EVs held back by the connection (lately: their setpoints climb in steps): a
         # discharge gives them what they lack. Otherwise they take what they take, so a
-        # discharge only holds the import at the target.
+        # discharge only holds the import at the target, with the room they are given to
+        # climb into.
         if inputs.evs_held:
             self._held_until = inputs.now + self.release_s
         held = inputs.now < self._held_until
-        shave = need if held else min(need, grid + reading.power_w - target)
+        shave = need if held else min(need, grid + reading.power_w - target + inputs.ev_headroom_w)
         if need > 0 and self.last_command_w > shave:
             # A smaller discharge cuts the EVs at once, and they follow late: ease it off.
             shave = max(shave, self.last_command_w - spec.max_discharge_w * dt / self.release_s)

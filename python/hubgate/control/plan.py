@@ -211,7 +211,13 @@ class CyclePlanner:
         self._held_base: dict[int, Phases3] = {}
         """Per metered node, its base load in the last cycle without an unreported start."""
         self.energy = SiteEnergy(
-            site, self.model, battery, pv or {}, self.allocator.node_index, limits
+            site,
+            self.model,
+            battery,
+            pv or {},
+            self.allocator.node_index,
+            limits,
+            ev_headroom_a=EV_HEADROOM_A,
         )
         operator = site.grid_operator
         self._operator_power_source = {
@@ -252,6 +258,7 @@ class CyclePlanner:
             self.notify(EventLevel.ALARM, "allocation", str(exc))
             return None
         self.last_result, self.last_inputs = result, inputs
+        self.energy.settle(result.setpoint_a, result.phases, [r.draw for r in self.connectors])
         return Plan(inputs, result, tuple(notes), self.commands(result, now))
 
     def absorb(self, readings: Mapping[str, object], now: float) -> None:

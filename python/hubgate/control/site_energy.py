@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from hubgate._core import AllocReason
@@ -96,8 +96,11 @@ class SiteEnergy:
         pv: Mapping[str, Device],
         node_index: Callable[[str], int],
         limits: LimitBook,
+        ev_headroom_a: float = 0.0,
     ) -> None:
+        """`ev_headroom_a`: what an EV that draws less than offered keeps above its draw."""
         self.model = model
+        self._ev_headroom_a = ev_headroom_a
         self.limits = limits
         self.battery = battery
         self.pv = dict(pv)
@@ -182,15 +185,13 @@ class SiteEnergy:
         voltage = model.voltage_v
         grid_import = self._grid_import_w(measured, meter_readings)
         self.grid_import_w = grid_import
-        ev_draw = pv_draw = falling = 0.0
+        ev_draw = pv_draw = 0.0
         for i in range(len(model.connectors)):
             drawn = sum(draws[i]) * voltage
             ev_draw += drawn
             if self.pv_mode[i]:
                 pv_draw += drawn
-            if last is not None:
-                falling += max(0.0, drawn - last.setpoint_a[i] * last.phases[i] * voltage)
-        demand, held = self._ev_demand_w(draws, wanting, ev_max, last)
+        demand, held, headroom = self._ev_demand_w(draws, wanting, ev_max, last)
         room = self._phase_room_w(measured, grid_import, self._phase_limits(now))
         limits = {
             "grid-operator": grid_operator_w,
@@ -214,7 +215,7 @@ class SiteEnergy:
                 grid_ev_demand_w=demand,
                 pv_mode_draw_w=pv_draw,
                 evs_held=held,
-                ev_falling_w=falling,
+                ev_headroom_w=headroom,
                 battery=state,
             )
         )
@@ -234,21 +235,44 @@ class SiteEnergy:
             notes=tuple(notes),
         )
 
+    def settle(
+        self, setpoint_a: Sequence[float], phases: Sequence[int], draws: Sequence[Phases3]
+    ) -> None:
+        """Once this cycle's setpoints are known: a discharge grows no further than what the
+        site will draw once the EVs follow them (beyond it, it would feed the grid). A
+        discharge already measured is not cut for it (a smaller discharge cuts the EVs)."""
+        decision, grid = self.decision, self.grid_import_w
+        if decision is None or grid is None or not decision.battery_w or decision.battery_w < 0:
+            return
+        voltage = self.model.voltage_v
+        falling = sum(
+            max(0.0, sum(draws[i]) * voltage - setpoint_a[i] * phases[i] * voltage)
+            for i in range(len(draws))
+        )
+        measured = self.policy.last_power_w
+        draws_now = max(0.0, grid + measured)
+        cap = max(draws_now - falling, min(max(measured, 0.0), draws_now))
+        if decision.battery_w > cap:
+            reason = f"discharge held to {cap / 1000:.1f} kW: the EVs are told to draw less"
+            self.decision = replace(decision, battery_w=cap, reasons=(*decision.reasons, reason))
+            self.policy.last_command_w = cap
+
     def _ev_demand_w(
         self,
         draws: Sequence[Phases3],
         wanting: Sequence[int],
         ev_max: Sequence[float],
         last: Allocated | None,
-    ) -> tuple[float, bool]:
+    ) -> tuple[float, bool, float]:
         """What the grid-mode EVs that want current would take with more room at the
         connection, from the last allocation: an EV the connection's limits held back (or a
-        new one) its maximum, any other the larger of its draw and its target, nothing while
-        it waits out its minimum off time; and whether an EV held back took all it was
-        given (so that more room would be used)."""
+        new one) its maximum, any other the largest of its draw, setpoint and target, nothing
+        while it waits out its minimum off time; whether an EV held back took all it was
+        given (so that more room would be used); and the room the EVs are given above their
+        draw to climb into (at most `ev_headroom_a` each)."""
         model = self.model
         voltage = model.voltage_v
-        demand, held = 0.0, False
+        demand, held, headroom = 0.0, False, 0.0
         for i, info in enumerate(model.connectors):
             if self.pv_mode[i] or not wanting[i]:
                 continue
@@ -261,9 +285,12 @@ class SiteEnergy:
                 # ... and it takes what it is given (not its own limit)
                 held |= max(draws[i]) >= last.setpoint_a[i] - TAKES_ALL_A
             elif reason != _MIN_OFF:
-                target = last.target_a[i] * last.phases[i] * voltage
-                demand += max(sum(draws[i]) * voltage, target)
-        return demand, held
+                per_a = last.phases[i] * voltage
+                drawn = sum(draws[i]) * voltage
+                demand += max(drawn, max(last.target_a[i], last.setpoint_a[i]) * per_a)
+                above = max(last.setpoint_a[i] * per_a - drawn, 0.0)
+                headroom += min(above, self._ev_headroom_a * per_a)
+        return demand, held, headroom
 
     def _grid_import_w(
         self, measured: Mapping[int, Phases3], readings: Mapping[str, Reading]
