@@ -39,11 +39,12 @@ async def test_the_depot_demo_commands_its_battery() -> None:
             while True:  # the loop cycles on its own: polling is the way
                 state = demo.gateway.loop.hub.latest
                 energy = None if state is None else state.energy
-                if energy is not None and energy.battery_command_kw:
+                told_kw = await demo.simulation(battery_setpoint_kw)
+                # a command in force and the battery told it over the wire (the command
+                # follows the site every cycle: compare what is in force now)
+                if energy is not None and energy.battery_command_kw and told_kw:
                     break
                 await trio.sleep(0.2)
-            await trio.sleep(2 * demo.gateway.site.control.cycle_s)  # the command lands
-            told_kw = await demo.simulation(battery_setpoint_kw)
             lease_s = await trio.to_thread.run_sync(revert_timeout_s, demo)
             nursery.cancel_scope.cancel()
     assert energy.battery_mode != "unavailable"
