@@ -55,12 +55,12 @@ def test_a_real_test_without_its_peer_fails(tmp_path: Path) -> None:
     tests = tmp_path / "tests"
     tests.mkdir()
     (tests / "test_one.py").write_text(
-        "from peers import require_peer\n\n"
+        "from tests.support.peers import require_peer\n\n"
         "def test_reads_with_mbpoll():\n"
         "    require_peer('mbpoll')\n"
     )
     env = {k: v for k, v in os.environ.items() if k != peers.SKIP_VARIABLE}
-    env |= {"PATH": str(tmp_path), "PYTHONPATH": str(ROOT / "tests")}
+    env |= {"PATH": str(tmp_path), "PYTHONPATH": str(ROOT)}
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
     done = subprocess.run(
         [*args, str(tests)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
