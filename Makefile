@@ -32,6 +32,7 @@ lint: $(VENV)/.built
 	$(BIN)/ruff check python tests bench
 	$(BIN)/ruff format --check python tests bench
 	$(BIN)/mypy --strict python/hubgate
+	$(BIN)/python -m mypy.stubtest hubgate._core  # the hand-written _core.pyi against the extension
 
 rust-test:
 	cargo test --workspace --quiet
@@ -43,10 +44,10 @@ wheel: $(VENV)/.built
 	$(BIN)/maturin build --release --quiet --interpreter $(BIN)/python --out target/wheels
 
 # The Debian programs the tests use as real peers (socat, mbpoll, mosquitto, chromium, ...;
-# the list is tests/peers.py): installed with apt-get when run as root, else it stops with
+# the list is tests/support/peers.py): installed with apt-get when run as root, else it stops with
 # one line naming the command. HUBGATE_SKIP_PEERS=mbpoll,... (or all) opts out explicitly.
 peers:
-	$(PYTHON) tests/peers.py --install
+	$(PYTHON) tests/support/peers.py --install
 
 py-test: peers $(VENV)/.built wheel
 	$(BIN)/pytest -q tests bench --benchmark-disable

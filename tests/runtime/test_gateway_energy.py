@@ -19,7 +19,15 @@ import trio
 from hubgate.runtime.demo import Demo, open_demo
 from hubgate.sim.engine import Simulation
 from hubgate.sim.scenario_loader import load_scenario
-from toml_tables import battery_20kwh, car_3p_32a, connector_32a, meter, modbus, modbus_charger
+from tests.support.e2e import one_cycle
+from tests.support.toml_tables import (
+    battery_20kwh,
+    car_3p_32a,
+    connector_32a,
+    meter,
+    modbus,
+    modbus_charger,
+)
 
 SITE = (
     """\
@@ -32,11 +40,13 @@ power_limit_kw = 60
 peak_target_kw = 25
 
 """
-    + modbus_charger("cp-grid", "grid", modbus("alfen-eve", unit=1))
+    + modbus_charger("cp-grid", "grid", modbus("alfen-eve", port=1501, unit=1))
     + "\n"
-    + modbus_charger("cp-pv", "grid", modbus("alfen-eve", unit=1), connector_32a(pv_mode=True))
+    + modbus_charger(
+        "cp-pv", "grid", modbus("alfen-eve", port=1502, unit=1), connector_32a(pv_mode=True)
+    )
     + "\n"
-    + meter("meter-grid", "grid", modbus("eastron-sdm630"))
+    + meter("meter-grid", "grid", modbus("eastron-sdm630", port=1503))
     + "\n"
     + battery_20kwh("BATTERY_MODBUS")
     + """
@@ -108,7 +118,7 @@ def sample(sim: Simulation) -> tuple[float, float, float, float]:
 async def run(demo: Demo, seconds: int) -> list[tuple[float, float, float, float]]:
     samples = []
     for _ in range(seconds):
-        await trio.sleep(demo.gateway.site.control.cycle_s)
+        await one_cycle(demo)
         await demo.advance(1.0)
         value = await demo.simulation(sample)
         assert isinstance(value, tuple)
