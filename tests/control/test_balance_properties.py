@@ -26,6 +26,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,11 +39,12 @@ from hubgate.devices.model import AppliedLimit, BatteryCommandResult, IecState, 
 from hubgate.profiles.model import Quantity
 
 PROFILES = {
-    "thorough": settings(max_examples=10_000, deadline=None),
-    "ci": settings(max_examples=150, deadline=None),
+    "thorough": (settings(max_examples=10_000, deadline=None), 4 * 3600),
+    "ci": (settings(max_examples=150, deadline=None), 300),
 }
-"""This test's own profiles (the global default is left to the other tests)."""
-PROFILE = PROFILES[os.environ.get("BALANCE_PROFILE", "ci")]
+"""This test's own profiles and their time bounds in seconds (the global default is left to
+the other tests; a run of cycles takes up to a few hundred milliseconds)."""
+PROFILE, TIMEOUT_S = PROFILES[os.environ.get("BALANCE_PROFILE", "ci")]
 
 VOLTAGE = 230.0
 BATTERY_W = 50_000.0
@@ -205,6 +207,7 @@ conditions = st.lists(
 )
 
 
+@pytest.mark.timeout(TIMEOUT_S)
 @settings(PROFILE, suppress_health_check=[HealthCheck.too_slow])
 @given(
     ev_max=st.lists(st.sampled_from([6.0, 10.0, 16.0, 25.0, 32.0]), min_size=1, max_size=6),

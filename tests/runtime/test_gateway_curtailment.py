@@ -21,7 +21,7 @@ import trio
 from hubgate.runtime.demo import Demo, open_demo
 from hubgate.sim.engine import Simulation
 from hubgate.sim.scenario_loader import load_scenario
-from toml_tables import car_3p_32a, connector_32a, meter, modbus, modbus_charger
+from tests.support.toml_tables import car_3p_32a, connector_32a, meter, modbus, modbus_charger
 
 SITE = (
     """\
