@@ -34,10 +34,11 @@ power_limit_kw = 60
 
 """
     + "".join(
-        modbus_charger(f"cp-{i}", "grid", modbus("alfen-eve", unit=1), connector_32a()) + "\n"
+        modbus_charger(f"cp-{i}", "grid", modbus("alfen-eve", port=1500 + i), connector_32a())
+        + "\n"
         for i in (1, 2, 3)
     )
-    + meter("meter-grid", "grid", modbus("eastron-sdm630"))
+    + meter("meter-grid", "grid", modbus("eastron-sdm630", port=1504))
     + """
 [battery]
 id = "battery"
@@ -49,7 +50,7 @@ charge_from_grid = false
 
 [grid_operator]
 source = "modbus-device"
-modbus = { profile = "grid-operator-limit-register", host = "127.0.0.1" }
+modbus = { profile = "grid-operator-limit-register", host = "127.0.0.1", port = 1506 }
 
 [control]
 cycle_s = 0.25
@@ -94,8 +95,8 @@ REACTION_S = 8.0
 """The EVs' reaction (3 s), a cycle and a step, and the battery's own reaction."""
 
 BATTERIES = {
-    "sma-sunny-boy-storage": '{ profile = "sma-sunny-boy-storage", host = "127.0.0.1", unit = 3 }',
-    "sunspec-hybrid-storage": '{ profile = "sunspec-hybrid-storage", host = "127.0.0.1" }',
+    "sma-sunny-boy-storage": '{ profile = "sma-sunny-boy-storage", host = "127.0.0.1", port = 1505, unit = 3 }',
+    "sunspec-hybrid-storage": '{ profile = "sunspec-hybrid-storage", host = "127.0.0.1", port = 1505 }',
 }
 
 
