@@ -67,7 +67,8 @@ EV_HEADROOM_A = 2.0
 """An EV that draws less than offered keeps this much above its draw, so it can climb."""
 
 EV_SETTLE_S = 10.0
-"""How long a setpoint must stand before the draw under it says what the EV wants."""
+"""How long after a raise of its setpoint the draw under it says what the EV wants (an EV
+that draws less than a lowered setpoint drew less than the higher one before it too)."""
 
 FOLLOWED_TOLERANCE_A = 0.25
 """An EV drawing at most this much above a lowered setpoint has followed it."""
@@ -105,6 +106,7 @@ class ConnectorRuntime:
     sent_a: float | None = None
     sent_phases: int = 0
     sent_at: float = -math.inf
+    """When the setpoint was last raised (or first sent)."""
     draw: Phases3 = (0.0, 0.0, 0.0)
     """Latest known draw on the grid phases (A)."""
     failsafe_unverified: bool = False
@@ -549,8 +551,8 @@ class CyclePlanner:
             i = self._index[name]
             runtime = self.connectors[i]
             if isinstance(outcome, AppliedLimit):
-                if runtime.sent_a != setpoints[i]:
-                    runtime.sent_at = now
+                if runtime.sent_a is None or setpoints[i] > runtime.sent_a:
+                    runtime.sent_at = now  # a raise needs time to show; a cut does not
                 if outcome.current_a <= setpoints[i] and (
                     runtime.sent_a is None or setpoints[i] < runtime.sent_a
                 ):

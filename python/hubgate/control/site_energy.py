@@ -265,11 +265,12 @@ class SiteEnergy:
         last: Allocated | None,
     ) -> tuple[float, bool, float]:
         """What the grid-mode EVs that want current would take with more room at the
-        connection, from the last allocation: an EV the connection's limits held back (or a
-        new one) its maximum, any other the largest of its draw, setpoint and target, nothing
-        while it waits out its minimum off time; whether an EV held back took all it was
-        given (so that more room would be used); and the room the EVs are given above their
-        draw to climb into (at most `ev_headroom_a` each)."""
+        connection, from the last allocation: a new EV, or one the connection's limits held
+        back that takes all it is given, its maximum; one held back that takes less, its draw
+        and the headroom to climb; any other the largest of its draw, setpoint and target;
+        nothing while it waits out its minimum off time. Also whether an EV held back took
+        all it was given (so that more room would be used), and the room the EVs not held
+        back are given above their draw to climb into (at most `ev_headroom_a` each)."""
         model = self.model
         voltage = model.voltage_v
         demand, held, headroom = 0.0, False, 0.0
@@ -280,13 +281,21 @@ class SiteEnergy:
             reason = last.reason[i] if last is not None else _NOT_WANTING
             if reason == _NOT_WANTING or last is None:
                 demand += hi  # new: it may take its maximum
+                continue
+            if reason == _MIN_OFF:
+                continue
+            per_a = last.phases[i] * voltage
+            drawn = sum(draws[i]) * voltage
+            if last.binding_node[i] == 0 and max(draws[i]) >= last.setpoint_a[i] - TAKES_ALL_A:
+                # held back by the connection and takes all it is given (not its own
+                # limit): room there is what it lacks
+                demand += hi
+                held = True
             elif last.binding_node[i] == 0:
-                demand += hi  # held back by the connection: room there is what it lacks
-                # ... and it takes what it is given (not its own limit)
-                held |= max(draws[i]) >= last.setpoint_a[i] - TAKES_ALL_A
-            elif reason != _MIN_OFF:
-                per_a = last.phases[i] * voltage
-                drawn = sum(draws[i]) * voltage
+                # held back by the connection but takes less (its own limit, or on its way
+                # up): more room would give it no more than it can climb
+                demand += min(hi, drawn + self._ev_headroom_a * per_a)
+            else:
                 demand += max(drawn, max(last.target_a[i], last.setpoint_a[i]) * per_a)
                 above = max(last.setpoint_a[i] * per_a - drawn, 0.0)
                 headroom += min(above, self._ev_headroom_a * per_a)
