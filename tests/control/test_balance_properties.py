@@ -261,7 +261,7 @@ def cycle(planner: CyclePlanner, physics: Physics, now: float) -> float:
     if decision is not None and decision.battery_w is not None:
         physics.command_w = decision.battery_w
         confirmed = BatteryCommandResult(max(-decision.battery_w, 0), max(decision.battery_w, 0))
-        planner.battery_commanded("battery:battery", confirmed, now)
+        planner.energy_commanded("battery:battery", confirmed, now)
     physics.step(1.0)
     return physics.import_w()
 

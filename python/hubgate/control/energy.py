@@ -17,8 +17,8 @@ Each cycle `EnergyPolicy.decide` takes what was measured and returns:
   power ratings, never so that the battery's charging alone takes the
   connection above its limit;
 - the PV-mode budget: the PV export there would be without the PV-mode
-  connectors and the battery's charging, plus what the battery delivers beyond
-  what holding the peak needs;
+  connectors and the battery's charging (with what capped PV could give on top),
+  plus what the battery delivers beyond what holding the peak needs;
 - the import to reserve in the allocation on top of what the meters show:
   safety first, a discharge is only counted once it is measured, a charge as
   soon as it is commanded, and a battery that is not heard from is assumed to
@@ -98,6 +98,9 @@ class EnergyInputs:
     """What the PV-mode connectors draw now (part of `ev_draw_w`)."""
     ev_headroom_w: float = 0.0
     """The room the EVs are given above their draw to climb into (part of the demand)."""
+    pv_spare_w: float = 0.0
+    """What capped PV inverters are assumed to be able to give on top (counted as surplus:
+    their caps rise as it is used)."""
     evs_held: bool = True
     """Whether an EV takes all it is given and the connection's limits hold it back (or it
     is not known): only then can a discharge give the EVs more; otherwise it only holds the
@@ -165,7 +168,11 @@ class EnergyPolicy:
         # The battery's import as the meter saw it: measured, else its last known
         # discharge only (a charge it may have stopped must not inflate the surplus).
         seen_import = -self.last_power_w if fresh else -max(self.last_power_w, 0.0)
-        surplus = 0.0 if grid is None else max(0.0, inputs.pv_mode_draw_w + seen_import - grid)
+        surplus = (
+            0.0
+            if grid is None
+            else max(0.0, inputs.pv_mode_draw_w + seen_import - grid) + inputs.pv_spare_w
+        )
         reasons: list[str] = []
         if grid is not None:
             reasons.append(f"grid import {grid / 1000:.1f} kW, PV surplus {surplus / 1000:.1f} kW")
@@ -212,7 +219,7 @@ class EnergyPolicy:
         elif can_charge and spec.max_charge_w > 0:
             # Never let the battery's charging alone take the connection over its limit.
             room = max(0.0, inputs.grid_limit_w - (other + inputs.ev_draw_w))
-            export = max(0.0, seen_import - grid)
+            export = max(0.0, seen_import - grid) + inputs.pv_spare_w
             headroom = -need if spec.charge_from_grid else 0.0
             charge = min(spec.max_charge_w, room, max(export, headroom))
             if charge > 0:

@@ -67,8 +67,8 @@ EV_HEADROOM_A = 2.0
 """An EV that draws less than offered keeps this much above its draw, so it can climb."""
 
 EV_SETTLE_S = 10.0
-"""How long after a raise of its setpoint the draw under it says what the EV wants (an EV
-that draws less than a lowered setpoint drew less than the higher one before it too)."""
+"""How long an EV must draw well under its setpoint before that says what it wants (a raise
+takes a while to show in its draw)."""
 
 FOLLOWED_TOLERANCE_A = 0.25
 """An EV drawing at most this much above a lowered setpoint has followed it."""
@@ -105,27 +105,32 @@ class ConnectorRuntime:
     reading: Reading | None = None
     sent_a: float | None = None
     sent_phases: int = 0
-    sent_at: float = -math.inf
-    """When the setpoint was last raised (or first sent)."""
     draw: Phases3 = (0.0, 0.0, 0.0)
     """Latest known draw on the grid phases (A)."""
     failsafe_unverified: bool = False
     """Its failsafe settings could not be configured: treated as unreachable until they are."""
     ev_limit_a: float = math.inf
-    """What the EV is estimated to take, from its draw under a settled setpoint."""
+    """What the EV is estimated to take, from its draw well under its setpoint for a while."""
+    short_since: float | None = None
+    """Since when the EV has drawn more than `EV_HEADROOM_A` under its setpoint, on end."""
     lowered_at: float | None = None
     """When a lowered setpoint was accepted, until a later reading shows the EV followed it."""
     limit_check: LimitCheck = field(default_factory=LimitCheck)
     """Whether its charger applies its limits; not following: reserved at its maximum."""
 
     def ev_estimate(self, wants: bool, drawn: float, now: float) -> float:
-        """Trim to the draw when the EV takes less than offered; release once it takes all."""
-        if not wants:
-            self.ev_limit_a = math.inf
-        elif self.sent_a and now - self.sent_at >= EV_SETTLE_S:
-            if drawn < self.sent_a - EV_HEADROOM_A:
+        """Trim to the draw when the EV has taken less than offered for `EV_SETTLE_S`
+        (whatever the setpoint did meanwhile); release once it takes all."""
+        if not wants or not self.sent_a:
+            self.ev_limit_a, self.short_since = math.inf, None
+        elif drawn < self.sent_a - EV_HEADROOM_A:
+            if self.short_since is None:
+                self.short_since = now
+            if now - self.short_since >= EV_SETTLE_S:
                 self.ev_limit_a = drawn + EV_HEADROOM_A
-            elif drawn >= self.sent_a - EV_HEADROOM_A / 4:
+        else:
+            self.short_since = None
+            if drawn >= self.sent_a - EV_HEADROOM_A / 4:
                 self.ev_limit_a = math.inf
         return self.ev_limit_a
 
@@ -169,13 +174,15 @@ class CyclePlanner:
         grid_operator_box: bool = False,
         battery: Battery | None = None,
         pv: Mapping[str, Device] | None = None,
+        feed_in_rule: Mapping[Quantity, float] | None = None,
         paced: Collection[ConnectorKey] = (),
         allocation: AllocationSettings | None = None,
         timing: LoopTiming | None = None,
         notify: Notify = _ignore,
     ) -> None:
         """`meters`: the ids of the site's meters that have a device; `grid_operator_box`:
-        whether the grid operator's box has one; `paced`: connectors that pace their own
+        whether the grid operator's box has one; `feed_in_rule`: its contacts and the
+        feed-in cap (%) each stands for; `paced`: connectors that pace their own
         commands and take every cycle's setpoint (`SessionCharger`); `notify`: where
         operator events go."""
         self.site = site
@@ -220,6 +227,7 @@ class CyclePlanner:
             self.allocator.node_index,
             limits,
             ev_headroom_a=EV_HEADROOM_A,
+            feed_in_rule=feed_in_rule,
         )
         operator = site.grid_operator
         self._operator_power_source = {
@@ -551,8 +559,6 @@ class CyclePlanner:
             i = self._index[name]
             runtime = self.connectors[i]
             if isinstance(outcome, AppliedLimit):
-                if runtime.sent_a is None or setpoints[i] > runtime.sent_a:
-                    runtime.sent_at = now  # a raise needs time to show; a cut does not
                 if outcome.current_a <= setpoints[i] and (
                     runtime.sent_a is None or setpoints[i] < runtime.sent_a
                 ):
@@ -564,9 +570,10 @@ class CyclePlanner:
                 runtime.sent_a = None
                 log.debug("command to %s failed: %s", name, outcome)
 
-    def battery_commanded(self, name: str, outcome: object, now: float) -> None:
-        """The battery's answer to its command this cycle (`SiteEnergy.command_op`)."""
-        problem = self.energy.commanded(outcome, now)
+    def energy_commanded(self, name: str, outcome: object, now: float) -> None:
+        """The battery's or a PV inverter's answer to its command this cycle
+        (`SiteEnergy.command_ops`)."""
+        problem = self.energy.commanded(name, outcome, now)
         if problem is not None:
             self.notify(EventLevel.WARNING, name, problem)
 

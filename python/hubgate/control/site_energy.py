@@ -10,9 +10,13 @@
    node and every node above it (only what a fresh meter there does not
    already show), the peak target as the root power target, and the PV-mode
    column with its budget;
-4. gives the loop the battery command to send with the chargers' (`command_op`),
-   re-sent at least every half lease so the device never holds a stale one;
-5. describes the decision for the decision record and the snapshot.
+4. `settle`: once the setpoints are known, holds a discharge to what the site will draw
+   and caps the PV inverters to what the site may feed in (`PvCurtailment`: the
+   `grid.export_limit_kw` and the grid operator's feed-in contacts);
+5. gives the loop the battery command and the PV caps to send with the chargers'
+   (`command_ops`), re-sent when they change and at least every half lease, so the
+   devices never hold a stale one;
+6. describes the decision for the decision record and the snapshot.
 """
 
 from __future__ import annotations
@@ -33,9 +37,16 @@ from hubgate.control.energy import (
     EnergyPolicy,
 )
 from hubgate.control.limits import LimitBook
+from hubgate.control.pv_curtailment import (
+    CurtailDecision,
+    PvCurtailment,
+    PvUnit,
+    feed_in_percent_of,
+)
 from hubgate.control.site_model import SiteModel
-from hubgate.devices.model import Battery, BatteryCommandResult, Device, Reading
-from hubgate.devices.storage import battery_state, pv_power_w
+from hubgate.devices.model import Battery, BatteryCommandResult, Curtailable, Device, Reading
+from hubgate.devices.pv import pv_power_w
+from hubgate.devices.storage import battery_state
 from hubgate.profiles.model import Quantity
 from hubgate.state import EnergyState
 
@@ -65,6 +76,9 @@ class Allocated(Protocol):
     def setpoint_a(self) -> Sequence[float]:
         """Setpoints sent, A per phase."""
 
+
+CAP_DEADBAND_SHARE = 0.01
+"""A PV cap is re-sent before its refresh only when it moved by this share of the peak."""
 
 TAKES_ALL_A = 1.0
 """An EV drawing at most this much below its setpoint takes all it is given."""
@@ -97,8 +111,11 @@ class SiteEnergy:
         node_index: Callable[[str], int],
         limits: LimitBook,
         ev_headroom_a: float = 0.0,
+        feed_in_rule: Mapping[Quantity, float] | None = None,
     ) -> None:
-        """`ev_headroom_a`: what an EV that draws less than offered keeps above its draw."""
+        """`ev_headroom_a`: what an EV that draws less than offered keeps above its draw;
+        `feed_in_rule`: the grid operator's contacts and the feed-in cap (%) each stands
+        for, where its box has them."""
         self.model = model
         self._ev_headroom_a = ev_headroom_a
         self.limits = limits
@@ -134,7 +151,24 @@ class SiteEnergy:
         """The tightest limit on the connection's import and what it is."""
         self._sent: tuple[float, float] | None = None
         """The last command the battery confirmed and when."""
-        self._failing = False
+        self._failing: set[str] = set()
+        """Devices whose last command failed."""
+        self._curtailable = {
+            pv_id: device
+            for pv_id, device in self.pv.items()
+            if isinstance(device, Curtailable) and device.curtailable
+        }
+        export = site.grid.export_limit_kw
+        self.curtailment = PvCurtailment(
+            tuple(PvUnit(p.id, p.peak_kw * 1000, p.id in self._curtailable) for p in site.pv),
+            math.inf if export is None else export * 1000,
+        )
+        self._feed_in_rule = dict(feed_in_rule or {})
+        self.feed_in_percent: float | None = None
+        """What the grid operator's contacts last said (held while its box is silent)."""
+        self.pv_decision: CurtailDecision | None = None
+        self._caps_sent: dict[str, tuple[float | None, float]] = {}
+        """The last cap each inverter confirmed (W, None: no cap) and when."""
 
     # -- sensing ---------------------------------------------------------------------------
 
@@ -159,6 +193,11 @@ class SiteEnergy:
             outcome = outcomes[self._battery_name] = readings.get(self._battery_name)
             if isinstance(outcome, Reading):
                 self.battery_reading = outcome
+        box = readings.get("grid-operator")
+        if self._feed_in_rule and isinstance(box, Reading):
+            percent = feed_in_percent_of(box.values, self._feed_in_rule)
+            if percent is not None:
+                self.feed_in_percent = percent
         return outcomes
 
     # -- planning --------------------------------------------------------------------------
@@ -216,6 +255,7 @@ class SiteEnergy:
                 pv_mode_draw_w=pv_draw,
                 evs_held=held,
                 ev_headroom_w=headroom,
+                pv_spare_w=self.pv_decision.spare_w if self.pv_decision is not None else 0.0,
                 battery=state,
             )
         )
@@ -239,8 +279,24 @@ class SiteEnergy:
         self, setpoint_a: Sequence[float], phases: Sequence[int], draws: Sequence[Phases3]
     ) -> None:
         """Once this cycle's setpoints are known: a discharge grows no further than what the
-        site will draw once the EVs follow them (beyond it, it would feed the grid). A
-        discharge already measured is not cut for it (a smaller discharge cuts the EVs)."""
+        site will draw once the EVs follow them (beyond it, it would feed the grid; a
+        discharge already measured is not cut for it: a smaller discharge cuts the EVs);
+        then the PV caps for what the site may feed in."""
+        self._hold_discharge(setpoint_a, phases, draws)
+        decision = self.decision
+        change = 0.0
+        if decision is not None and decision.battery_w is not None:
+            change = self.policy.last_power_w - decision.battery_w
+        self.pv_decision = self.curtailment.decide(
+            grid_import_w=self.grid_import_w,
+            pv_w=self.pv_w,
+            feed_in_percent=self.feed_in_percent,
+            battery_change_w=change,
+        )
+
+    def _hold_discharge(
+        self, setpoint_a: Sequence[float], phases: Sequence[int], draws: Sequence[Phases3]
+    ) -> None:
         decision, grid = self.decision, self.grid_import_w
         if decision is None or grid is None or not decision.battery_w or decision.battery_w < 0:
             return
@@ -360,8 +416,30 @@ class SiteEnergy:
 
     # -- commanding ------------------------------------------------------------------------
 
-    def command_op(self, now: float) -> tuple[str, Callable[[], Awaitable[object]]] | None:
-        """The battery command to send this cycle: when it changed or half a lease went by."""
+    def command_ops(self, now: float) -> dict[str, Callable[[], Awaitable[object]]]:
+        """The battery command and the PV caps to send this cycle, by device name: each
+        when it changed or half a lease went by since it was confirmed."""
+        ops: dict[str, Callable[[], Awaitable[object]]] = {}
+        battery = self._battery_op(now)
+        if battery is not None:
+            ops[battery[0]] = battery[1]
+        decision = self.pv_decision
+        if decision is None:
+            return ops
+        peaks = {unit.id: unit.peak_w for unit in self.curtailment.units}
+        for pv_id, device in self._curtailable.items():
+            cap = decision.caps_w.get(pv_id)
+            sent = self._caps_sent.get(pv_id)
+            if (
+                sent is not None
+                and _same_cap(sent[0], cap, peaks[pv_id])
+                and (cap is None or now - sent[1] < self._refresh_s)
+            ):
+                continue
+            ops[f"pv:{pv_id}"] = _curtail_op(device, cap)
+        return ops
+
+    def _battery_op(self, now: float) -> tuple[str, Callable[[], Awaitable[object]]] | None:
         battery, decision = self.battery, self.decision
         if battery is None or decision is None:
             return None
@@ -379,19 +457,29 @@ class SiteEnergy:
 
         return self._battery_name, run
 
-    def commanded(self, outcome: object, now: float) -> str | None:
-        """Note the battery's answer to `command_op`'s command (a failure is re-sent next
-        cycle); what to tell the operator when commanding starts or stops failing."""
-        if isinstance(outcome, BatteryCommandResult):
-            self._sent = (outcome.power_w, now)
-            if self._failing:
-                self._failing = False
+    def commanded(self, name: str, outcome: object, now: float) -> str | None:
+        """Note a device's answer to its `command_ops` command (a failure is re-sent next
+        cycle); what to tell the operator when commanding it starts or stops failing."""
+        ok = False
+        if name == self._battery_name:
+            if isinstance(outcome, BatteryCommandResult):
+                self._sent, ok = (outcome.power_w, now), True
+            else:
+                self._sent = None
+        elif name.startswith("pv:"):
+            pv_id = name.removeprefix("pv:")
+            if outcome is None or isinstance(outcome, float):
+                self._caps_sent[pv_id], ok = (outcome, now), True
+            else:
+                self._caps_sent.pop(pv_id, None)
+        if ok:
+            if name in self._failing:
+                self._failing.discard(name)
                 return "commands accepted again"
             return None
-        self._sent = None
-        if self._failing:
+        if name in self._failing:
             return None
-        self._failing = True
+        self._failing.add(name)
         why = (
             f"{type(outcome.error).__name__}: {outcome.error}"
             if isinstance(outcome, Failed)
@@ -418,7 +506,13 @@ class SiteEnergy:
             "evs_w": self.ev_draw_w,
             "limit_w": limit if math.isfinite(limit) else None,
             "binding": binding,
+            "export_limit_w": self._allowed_export_w(),
         }
+
+    def _allowed_export_w(self) -> float | None:
+        """What the site may feed in now (None: no limit)."""
+        allowed = self.curtailment.allowed_export_w(self.feed_in_percent)
+        return allowed if math.isfinite(allowed) else None
 
     def record(self) -> dict[str, object]:
         """The decision for the decision record."""
@@ -434,6 +528,8 @@ class SiteEnergy:
             "battery_reserve_w": decision.reserve_metered_w,
             "peak_target_w": self.peak_target_w,
             "pv_power_w": dict(self.pv_w),
+            "pv_caps_w": dict(self.pv_decision.caps_w) if self.pv_decision else {},
+            "export_limit_w": self._allowed_export_w(),
         }
 
     def snapshot(self) -> EnergyState | None:
@@ -454,9 +550,23 @@ class SiteEnergy:
             grid_import_kw=None if self.grid_import_w is None else self.grid_import_w / 1000,
             peak_target_kw=_finite_kw(self.peak_target_w),
             pv_budget_kw=decision.pv_budget_w / 1000,
-            reasons=decision.reasons,
+            reasons=decision.reasons + (self.pv_decision.reasons if self.pv_decision else ()),
         )
 
 
 def _finite_kw(watts: float) -> float | None:
     return None if math.isinf(watts) else watts / 1000
+
+
+def _same_cap(sent: float | None, cap: float | None, peak_w: float) -> bool:
+    """Whether a cap is the one sent, within the deadband."""
+    if sent is None or cap is None:
+        return sent is None and cap is None
+    return abs(sent - cap) < CAP_DEADBAND_SHARE * peak_w
+
+
+def _curtail_op(device: Curtailable, cap: float | None) -> Callable[[], Awaitable[object]]:
+    async def run() -> float | None:
+        return await device.curtail(cap)
+
+    return run

@@ -226,3 +226,16 @@ class Battery(Protocol):
 
     async def command(self, power_w: float) -> BatteryCommandResult:
         """Discharge (positive), charge (negative) or idle (0); what it confirmed."""
+
+
+@runtime_checkable
+class Curtailable(Protocol):
+    """A PV inverter whose output may be capped (a `Device` too)."""
+
+    @property
+    def curtailable(self) -> bool:
+        """Whether its output can be capped."""
+
+    async def curtail(self, power_w: float | None) -> float | None:
+        """Cap the output at `power_w` (None: no cap); the cap in force, read back (W;
+        None when none is)."""

@@ -145,6 +145,16 @@ class Simulation:
             return float("inf")
         return percent / 100.0 * self._connection_w
 
+    def export_limit_w(self) -> float:
+        """What the site may feed in now (inf: no limit): `grid.export_limit_kw`, and the
+        grid operator's feed-in limit in percent of the installed PV power."""
+        configured = self.site.grid.export_limit_kw
+        limit = float("inf") if configured is None else configured * 1000.0
+        percent = self.grid_signal.feed_in_percent
+        if percent < 100.0:
+            limit = min(limit, percent / 100.0 * sum(pv.peak_kw for pv in self.pv) * 1000.0)
+        return limit
+
     def _arrive(self, now: float) -> None:
         free = [slot for slot, ev in enumerate(self.evs) if ev is None]
         if not free:
@@ -176,6 +186,9 @@ class Simulation:
         elif event.kind == EventKind.GRID_LIMIT:
             assert event.percent is not None
             self.grid_signal.percent = event.percent if starting else 100.0
+        elif event.kind == EventKind.FEED_IN_LIMIT:
+            assert event.percent is not None
+            self.grid_signal.feed_in_percent = event.percent if starting else 100.0
         elif event.kind == EventKind.CLOUD and starting:
             assert event.depth_percent is not None
             end = event.at_s + event.duration_s if event.duration_s else float("inf")
@@ -227,7 +240,13 @@ class Simulation:
                 at = 3 * meter.node
                 meter.currents_a = (currents[at], currents[at + 1], currents[at + 2])
         self.recorder.record(
-            now, dt, currents, self.limits_in_force(), energy, self.operator_limit_w()
+            now,
+            dt,
+            currents,
+            self.limits_in_force(),
+            energy,
+            self.operator_limit_w(),
+            self.export_limit_w(),
         )
         self.steps += 1
 

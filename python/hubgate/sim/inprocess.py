@@ -37,7 +37,8 @@ from hubgate.devices.model import (
     LimitCheck,
     Reading,
 )
-from hubgate.profiles.model import Quantity
+from hubgate.profiles.loader import load_named
+from hubgate.profiles.model import Profile, Quantity
 from hubgate.sim.battery import BatteryModel
 from hubgate.sim.devices import ChargerState, MeterState
 from hubgate.sim.engine import Simulation
@@ -152,11 +153,12 @@ class BatteryAdapter:
 
 
 class PvAdapter:
-    """A simulated PV inverter's output."""
+    """A simulated PV inverter's output, and the cap on it where its profile has one."""
 
-    def __init__(self, pv: PvModel) -> None:
+    def __init__(self, pv: PvModel, curtailable: bool) -> None:
         self._pv = pv
         self.id = pv.id
+        self.curtailable = curtailable
 
     async def read(self) -> Reading:
         """Its output (W), and as AC power seen from the site (negative)."""
@@ -164,19 +166,31 @@ class PvAdapter:
         values = {Quantity.PV_POWER: watts, Quantity.POWER_TOTAL: -watts}
         return Reading(at=trio.current_time(), values=values)
 
+    async def curtail(self, power_w: float | None) -> float | None:
+        """Cap its output at `power_w` (None: no cap)."""
+        if not self.curtailable:
+            raise DeviceError(f"{self.id}: its profile has no power limit")
+        self._pv.cap_kw = None if power_w is None else max(power_w, 0.0) / 1000.0
+        return None if power_w is None else max(power_w, 0.0)
+
 
 class GridOperatorAdapter:
-    """The grid operator's box: the scenario's limit in percent of the connection."""
+    """The grid operator's box: the scenario's limits as its profile reports them (a limit
+    in percent of the connection, or relay contacts)."""
 
     id = "grid-operator"
 
-    def __init__(self, sim: Simulation) -> None:
+    def __init__(self, sim: Simulation, profile: Profile) -> None:
         self._sim = sim
+        self.profile = profile
 
     async def read(self) -> Reading:
-        """The limit in force (100 %: none)."""
-        percent = self._sim.grid_signal.percent
-        return Reading(at=trio.current_time(), values={Quantity.GRID_LIMIT_PERCENT: percent})
+        """The limits in force (100 %: none)."""
+        signal = self._sim.grid_signal
+        values: dict[Quantity, float | None] = dict(signal.contacts(self.profile))
+        if Quantity.GRID_LIMIT_PERCENT in self.profile.fields or not values:
+            values[Quantity.GRID_LIMIT_PERCENT] = signal.percent
+        return Reading(at=trio.current_time(), values=values)
 
 
 def site_devices(sim: Simulation) -> SiteDevices:
@@ -187,13 +201,20 @@ def site_devices(sim: Simulation) -> SiteDevices:
         for slot, wiring in enumerate(sim.tree.connectors)
     }
     operator = sim.site.grid_operator
-    box = operator is not None and operator.source in _BOX_SOURCES
+    box = None
+    if operator is not None and operator.source in _BOX_SOURCES and operator.modbus is not None:
+        box = GridOperatorAdapter(sim, load_named(operator.modbus.profile))
+    rule = box.profile.grid_operator if box is not None else None
+    profiles = {pv.id: load_named(pv.modbus.profile) for pv in sim.site.pv}
     return SiteDevices(
         chargers=chargers,
         meters={m.id: MeterAdapter(m, voltage) for m in sim.meters.values()},
-        grid_operator=GridOperatorAdapter(sim) if box else None,
+        grid_operator=box,
         battery=None if sim.battery is None else BatteryAdapter(sim.battery),
-        pv={pv.id: PvAdapter(pv) for pv in sim.pv},
+        pv={
+            pv.id: PvAdapter(pv, profiles[pv.id].commands.power_limit is not None) for pv in sim.pv
+        },
+        feed_in_rule=dict(rule.feed_in_percent) if rule is not None else {},
     )
 
 

@@ -1,6 +1,6 @@
-"""The safety recorder: true current against the limit in force, per node and phase, and the
+"""The safety recorder: true current against the limit in force, per node and phase, the
 connection's power against the grid operator's limit (phase "P", as the average current per
-phase it stands for).
+phase it stands for), and its feed-in against the limit on export (phase "E", likewise).
 
 Being above a limit is tolerated for `reaction_s` after its cause: the moment the
 limit was lowered, when the excursion began within `reaction_s` of that, else the
@@ -21,6 +21,8 @@ EPSILON_A = 1e-6
 PHASES = ("L1", "L2", "L3")
 POWER = "P"
 """The phase label of the connection's power limit (in A: its average per phase)."""
+EXPORT = "E"
+"""The phase label of the connection's feed-in limit (in A: its average per phase)."""
 
 
 @dataclass(frozen=True)
@@ -113,8 +115,11 @@ class SafetyRecorder:
         """The connection's power (W), one value per step."""
         self.grid_power_limit_w = array("d")
         """The grid operator's limit on it (W; inf: none), one value per step."""
+        self.export_limit_w = array("d")
+        """The limit on the connection's feed-in (W; inf: none), one value per step."""
         self._power = size
-        size += 1  # the streak of the connection's power
+        self._export = size + 1
+        size += 2  # the streaks of the connection's power and feed-in
         self.times = array("d")
         self.energy_kwh = 0.0
         self._end = 0.0
@@ -142,6 +147,7 @@ class SafetyRecorder:
         limits: Sequence[PhaseLimit],
         energy_kwh: float,
         grid_power_limit_w: float = float("inf"),
+        export_limit_w: float = float("inf"),
     ) -> None:
         """The state during the step [now, now + dt)."""
         self.times.append(now)
@@ -168,6 +174,10 @@ class SafetyRecorder:
                     self._power, now, dt, abs(watts) / per_phase, grid_power_limit_w / per_phase
                 )
                 above |= power_above
+                self.export_limit_w.append(export_limit_w)
+                above |= self._check(
+                    self._export, now, dt, max(-watts, 0.0) / per_phase, export_limit_w / per_phase
+                )
             if above:
                 self._above_s[node] += dt
 
@@ -197,11 +207,11 @@ class SafetyRecorder:
         assert start is not None
         self._streak_start[k] = None
         if self._streak_beyond[k] > 0:
-            power = k == self._power
+            whole = {self._power: POWER, self._export: EXPORT}.get(k)
             self._violations.append(
                 Violation(
-                    node=self.node_ids[0 if power else k // 3],
-                    phase=POWER if power else PHASES[k % 3],
+                    node=self.node_ids[0 if whole else k // 3],
+                    phase=whole or PHASES[k % 3],
                     cause_s=self._streak_cause[k],
                     start_s=start,
                     end_s=end,
