@@ -307,6 +307,13 @@ class CsmsThread:
         future = asyncio.run_coroutine_threadsafe(central.call(payload, suppress=False), self._loop)
         return future.result(timeout)
 
+    def send_raw(self, identity: str, text: str | bytes, timeout: float = 5.0) -> None:
+        """Send one text frame as it is (bytes: even when not UTF-8) to a charge point."""
+        central = self.connections[identity]
+        assert self._loop is not None
+        sent = central._connection.send(text, text=True)
+        asyncio.run_coroutine_threadsafe(sent, self._loop).result(timeout)
+
     def wait_connected(self, identity: str, timeout: float = 5.0) -> None:
         """Block until `identity` has a connection."""
         wait_until(lambda: identity in self.connections, timeout, f"{identity} to connect")

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import websockets
+from ocpp.exceptions import OCPPError  # type: ignore[import-untyped]
+from ocpp.messages import unpack  # type: ignore[import-untyped]
 from ocpp.routing import after as _after  # type: ignore[import-untyped]
 from ocpp.routing import on as _on
 from ocpp.v16 import ChargePoint as ChargePoint16  # type: ignore[import-untyped]
@@ -47,6 +49,10 @@ _log = logging.getLogger(__name__)
 ID_TAG = "SIMEV"
 BACKOFF_S = (1.0, 30.0)
 """First and longest wait (wall-clock seconds) before dialling again."""
+
+UNDECODABLE_CLOSE_CODES = (1002, 1007)
+"""Close codes a station sends for a frame it cannot decode (protocol error: e.g. a
+decompression failure; invalid payload data: text that is not UTF-8)."""
 
 Send = Callable[[], Awaitable[None]]
 Handler = TypeVar("Handler", bound=Callable[..., Any])
@@ -116,6 +122,9 @@ class Station:
     _tx_numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _cp: Any = None
     """The `ocpp` package's ChargePoint of the session, while connected."""
+    unreadable_frames: int = 0
+    """Frames from the CSMS that were not OCPP-J or failed the schema, and connections the
+    station closed for a frame it could not decode (1002, 1007); the demo reports them."""
 
     def __post_init__(self) -> None:
         assert self.charger.ocpp is not None
@@ -479,7 +488,12 @@ class Station:
                     open_timeout=5,
                 ) as ws:
                     backoff = BACKOFF_S[0]
-                    await self._session(ws)
+                    try:
+                        await self._session(ws)
+                    finally:
+                        closed = ws.protocol.close_sent
+                        if closed is not None and closed.code in UNDECODABLE_CLOSE_CODES:
+                            self.unreadable(f"closed the connection: {closed}")
             except (OSError, TimeoutError, websockets.exceptions.WebSocketException):
                 pass  # the CSMS went away or never answered: dial again
             except Exception:  # a message the CSMS refused, or a bug: say so, dial again
@@ -525,6 +539,11 @@ class Station:
             self._link_lost()
             receiver.cancel()
             await asyncio.wait([receiver])  # a cancellation of this task still propagates
+
+    def unreadable(self, what: str) -> None:
+        """Count a frame from the CSMS the station could not take (logged, cut short)."""
+        self.unreadable_frames += 1
+        _log.warning("station %s: unreadable frame from the CSMS: %.200s", self.identity, what)
 
     def _link_lost(self) -> None:
         """The connection closed (or is being closed): the clock runs on by itself at once,
@@ -683,7 +702,28 @@ def _connector_status(status: str) -> str:
     return "Occupied"
 
 
-class _Cp16(ChargePoint16):  # type: ignore[misc]
+class _Counting:
+    """Counts the frames its `Station` could not take before the `ocpp` package drops them."""
+
+    station: Station
+
+    async def route_message(self, raw_msg: str) -> None:
+        try:
+            unpack(raw_msg)
+        except OCPPError as exc:
+            self.station.unreadable(f"{exc}: {raw_msg!r}")
+            return
+        await super().route_message(raw_msg)  # type: ignore[misc]
+
+    async def _handle_call(self, msg: Any) -> None:
+        try:
+            await super()._handle_call(msg)  # type: ignore[misc]
+        except OCPPError as exc:  # the schema refused it; the package answers a CallError
+            self.station.unreadable(f"{exc}: {msg}")
+            raise
+
+
+class _Cp16(_Counting, ChargePoint16):  # type: ignore[misc]
     """The 1.6 handlers: each delegates to its `Station`."""
 
     def __init__(self, identity: str, ws: Any, station: Station) -> None:
@@ -773,7 +813,7 @@ class _Cp16(ChargePoint16):  # type: ignore[misc]
         return result16.ChangeConfiguration(status=self.station.configure(key, value))
 
 
-class _Cp201(ChargePoint201):  # type: ignore[misc]
+class _Cp201(_Counting, ChargePoint201):  # type: ignore[misc]
     """The 2.0.1 handlers: each delegates to its `Station`."""
 
     def __init__(self, identity: str, ws: Any, station: Station) -> None:
