@@ -353,10 +353,10 @@ def test_stations_count_the_frames_they_cannot_read(
     assert running.call(lambda: running.site.unreadable_frames) == 0
     csms.send_raw("SIM-16", '[2,"df0"fc6483d0-42fT03dd5{"c6bese":"TxDefaultProfile"')
     csms.send_raw("SIM-16", '[2,"x1","SetChargingProfile",{"connectorId":"one"}]')
-    wait_until(lambda: station.unreadable_frames == 2, what="both frames counted")
+    wait_until_blocking(lambda: station.unreadable_frames == 2, what="both frames counted")
     assert running.call(running.site.frames_line) == (
         "OCPP frames the 2 stations could not read: 2"
     )
     assert station.connected  # counted, not a reason to hang up
     csms.send_raw("SIM-16", b'[2,"x2","Heartbeat",{"\xff":1}]')  # not UTF-8: closed with 1007
-    wait_until(lambda: station.unreadable_frames == 3, what="the 1007 close counted")
+    wait_until_blocking(lambda: station.unreadable_frames == 3, what="the 1007 close counted")
