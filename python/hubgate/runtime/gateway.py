@@ -149,6 +149,7 @@ async def open_gateway(
                     decisions=decisions,
                     commands=loop,
                     metrics=metrics,
+                    csms=proxy,
                 ),
             ),
         }
