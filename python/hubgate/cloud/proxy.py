@@ -166,7 +166,7 @@ class CsmsProxy:
         *,
         policy: CsmsPolicy | None = None,
         settings: ProxySettings | None = None,
-        on_event: OnEvent = _log_event,
+        on_event: OnEvent | None = None,
     ) -> None:
         self.csms = csms
         self.queue = queue
@@ -220,8 +220,15 @@ class CsmsProxy:
         )
 
     def notice(self, level: EventLevel, subject: str, message: str) -> None:
-        """Report something an operator should see."""
-        self.on_event(level, subject, message)
+        """Report something an operator should see (logged, and to `on_event`)."""
+        LOG.log(
+            logging.INFO if level is EventLevel.INFO else logging.WARNING,
+            "%s: %s",
+            subject,
+            message,
+        )
+        if self.on_event is not None:
+            self.on_event(level, subject, message)
 
     # -- operator decisions on held transactions ----------------------------------
 
@@ -782,7 +789,7 @@ async def open_csms_proxy(
     *,
     policy: CsmsPolicy | None = None,
     settings: ProxySettings | None = None,
-    on_event: OnEvent = _log_event,
+    on_event: OnEvent | None = None,
 ) -> AsyncIterator[CsmsProxy]:
     """The proxy with its durable queue (`csms.queue_path`) and, with `csms.identity`,
     the gateway's own connection; pass `proxy.attach` to `OcppListener`."""

@@ -141,6 +141,8 @@ async def open_gateway(
             hub=hub,
             cycle_time=metrics.cycle_time.observe,
         )
+        if proxy is not None:
+            proxy.on_event = loop.snapshot.event  # held transactions, stops it requested
         gateway = Gateway(site, loop, registry, supervisor, proxy)
         attach = None if proxy is None else proxy.attach
         servers: dict[str, Server] = {
