@@ -15,10 +15,11 @@ from ocpp.v201 import call as call201
 from ocpp_peers import now_text
 from proxy_harness import FAST, Proxied, open_proxied, transaction16
 
-from hubgate.api import ApiContext, CommandRejectedError, serve_api
+from hubgate.api import ApiContext, serve_api
 from hubgate.cloud.store import Store
 from hubgate.config.loader import load_site
 from hubgate.config.model import Api, OcppVersion
+from hubgate.control.commands import CommandRejectedError
 from hubgate.control.decisions import DecisionLog
 from hubgate.state import EventLevel, StateHub
 
