@@ -34,6 +34,10 @@ from hubgate.control.limits import LimitBook
 from hubgate.ocpp.registry import Admission, StationRegistry
 from hubgate.ocpp.server import OcppListener
 from hubgate.runtime.supervisor import Backoff
+from tests.support.charge_points import ChargePointThread, Cp16
+from tests.support.csms import CsmsThread
+
+ROOT = Path(__file__).resolve().parent.parent
 
 REPLAYED = 2_000
 METER_VALUES = {
@@ -174,10 +178,6 @@ def test_replay_rate_through_the_proxy(benchmark: Any, tmp_path: Path, impl: str
     own process) over WebSocket, 4 charge points at once; timed from hubgate's start (the
     chargers reconnect) until the CSMS has every message."""
     total = len(E2E_CHARGE_POINTS) * E2E_PER_CHARGE_POINT
-    ocpp_tests = Path(__file__).resolve().parent.parent / "tests" / "ocpp"
-    sys.path.insert(0, str(ocpp_tests))
-    from ocpp_peers import ChargePointThread, Cp16  # the tests' peers
-
     rounds = iter(range(100))
 
     def setup() -> tuple[tuple[Path, subprocess.Popen[str]], dict[str, Any]]:
@@ -187,7 +187,8 @@ def test_replay_rate_through_the_proxy(benchmark: Any, tmp_path: Path, impl: str
             store.enqueue_many(offline_transactions(cp, E2E_PER_CHARGE_POINT))
         store.close()
         csms = subprocess.Popen(
-            [sys.executable, str(ocpp_tests / "csms_peer.py"), str(total)],
+            [sys.executable, "-m", "tests.support.csms", str(total)],
+            cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -263,10 +264,6 @@ def test_kill_window_of_the_replay(
     time that is at risk is the chance that a kill during replay repeats a message of a
     charger. Both clocks are `time.monotonic` (CLOCK_MONOTONIC, shared by processes)."""
     total = len(E2E_CHARGE_POINTS) * E2E_PER_CHARGE_POINT
-    ocpp_tests = Path(__file__).resolve().parent.parent / "tests" / "ocpp"
-    sys.path.insert(0, str(ocpp_tests))
-    from ocpp_peers import ChargePointThread, Cp16  # the tests' peers
-
     monkeypatch.setattr("hubgate.cloud.queue.Store", _CommitTimes)
     path, arrivals = tmp_path / "window.sqlite3", tmp_path / "arrivals.jsonl"
     store = Store(path)
@@ -302,7 +299,8 @@ def test_kill_window_of_the_replay(
 
     def run() -> None:
         csms = subprocess.Popen(
-            [sys.executable, str(ocpp_tests / "csms_peer.py"), str(total), str(arrivals)],
+            [sys.executable, "-m", "tests.support.csms", str(total), str(arrivals)],
+            cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -338,11 +336,6 @@ def test_replay_start_after_the_csms_returns(benchmark: Any, tmp_path: Path, imp
     each of 4 chargers reached it. The links' backoff has grown to 5 s (a long outage's is
     60 s); `hubgate` probes the CSMS once a second (`CsmsProbe`), `backoff-only` waits
     the backoff out (its first link up still wakes the others)."""
-    ocpp_tests = Path(__file__).resolve().parent.parent / "tests" / "ocpp"
-    sys.path.insert(0, str(ocpp_tests))
-    from csms_peer import CsmsThread
-    from ocpp_peers import ChargePointThread, Cp16
-
     settings = ProxySettings(
         backoff=Backoff(initial_s=5.0, maximum_s=5.0),
         probe_interval_s=1.0 if impl == "hubgate" else math.inf,

@@ -66,19 +66,19 @@ def hubgate(venv: Path, *args: str | Path, cwd: Path, timeout: float = 120) -> s
     return run(venv / "bin" / "hubgate", *args, cwd=cwd, timeout=timeout)
 
 
+def python(venv: Path, code: str, cwd: Path) -> str:
+    """What `code` prints, run by the venv's interpreter."""
+    return run(venv / "bin" / "python", "-c", code, cwd=cwd).strip()
+
+
 def test_nothing_outside_the_venv_is_importable(venv: Path, empty: Path) -> None:
-    where = run(
-        venv / "bin" / "python",
-        "-c",
-        "import hubgate, sys; print(hubgate.__file__); print(sys.flags.no_user_site, sys.path)",
-        cwd=empty,
-    )
+    where = python(venv, "import hubgate, sys; print(hubgate.__file__); print(sys.path)", empty)
     module, paths = where.splitlines()
     assert Path(module).is_relative_to(venv)
     assert str(ROOT) not in paths
-    run(*[sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "check"], cwd=empty)
+    run(sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "check", cwd=empty)
     with pytest.raises(AssertionError, match="ModuleNotFoundError"):  # a dev-only dependency
-        run(venv / "bin" / "python", "-c", "import pytest", cwd=empty)
+        python(venv, "import pytest", empty)
 
 
 def test_help_lists_every_command(venv: Path, empty: Path) -> None:
@@ -122,13 +122,10 @@ def test_the_profiles_ship_inside_the_package(venv: Path, empty: Path) -> None:
     listed = json.loads(hubgate(venv, "profiles", "list", "--json", cwd=empty))
     assert sorted(p["name"] for p in listed) == PROFILES
     hubgate(venv, "profiles", "check", cwd=empty)
-    folder = run(
-        venv / "bin" / "python",
-        "-c",
-        "from hubgate.profiles.loader import default_dir; print(default_dir())",
-        cwd=empty,
+    folder = python(
+        venv, "from hubgate.profiles.loader import default_dir; print(default_dir())", empty
     )
-    assert Path(folder.strip()).is_relative_to(venv)
+    assert Path(folder).is_relative_to(venv)
 
 
 def test_hubgate_profiles_still_overrides(venv: Path, tmp_path: Path) -> None:
@@ -147,13 +144,7 @@ def test_hubgate_profiles_still_overrides(venv: Path, tmp_path: Path) -> None:
 
 
 def test_the_dashboard_files_ship_inside_the_package(venv: Path, empty: Path) -> None:
-    static = run(
-        venv / "bin" / "python",
-        "-c",
-        "from hubgate.api.app import STATIC; print(STATIC)",
-        cwd=empty,
-    )
-    installed = Path(static.strip())
+    installed = Path(python(venv, "from hubgate.api.app import STATIC; print(STATIC)", empty))
     assert installed.is_relative_to(venv)
     expected = sorted(p.name for p in DASHBOARD.iterdir())
     assert sorted(p.name for p in installed.iterdir()) == expected

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 import trio
-from csms_peer import CsmsThread
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
-from proxy_harness import open_proxied
 
 from hubgate.cloud.store import Outgoing
 from hubgate.config.model import OcppVersion
+from tests.support.csms import CsmsThread
+from tests.support.proxy import open_proxied
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
 OCSP = {

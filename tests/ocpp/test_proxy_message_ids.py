@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from csms_peer import CsmsThread
-from ocpp_peers import ChargePointThread
-from proxy_harness import FLEET, open_proxied, transaction16
-from test_proxy_offline import _script, check_replayed
 
 from hubgate.config.model import OcppVersion
+from tests.support.charge_points import ChargePointThread
+from tests.support.csms import CsmsThread
+from tests.support.proxy import FLEET, check_replayed, open_proxied, outage_script, transaction16
 
 V16 = OcppVersion.V16
 
@@ -95,7 +94,9 @@ async def test_reconnects_during_replay_repeat_no_message(tmp_path: Path) -> Non
             base = datetime(2026, 11, 1, tzinfo=UTC)
 
             async def outage(peer: ChargePointThread) -> None:
-                expected[peer.identity] = await trio.to_thread.run_sync(_script, peer, 20, base)
+                expected[peer.identity] = await trio.to_thread.run_sync(
+                    outage_script, peer, 20, base
+                )
 
             async with trio.open_nursery() as nursery:
                 for peer in peers.values():

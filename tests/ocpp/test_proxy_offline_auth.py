@@ -11,10 +11,10 @@ import pytest
 import trio
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
-from ocpp_peers import ChargePointThread, now_text
-from proxy_harness import Proxied, open_proxied
 
 from hubgate.config.model import OcppVersion
+from tests.support.charge_points import ChargePointThread, now_text
+from tests.support.proxy import Proxied, open_proxied
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
 TAGS = ("L-OK", "L-BLOCKED", "L-EXPIRED", "TAG-OK", "TAG-BAD", "NEVER-SEEN")

@@ -9,11 +9,8 @@ from typing import Any
 
 import httpx
 import trio
-from csms_peer import CsmsThread
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
-from ocpp_peers import now_text
-from proxy_harness import FAST, Proxied, open_proxied, transaction16
 
 from hubgate.api import ApiContext, serve_api
 from hubgate.cloud.store import Store
@@ -22,6 +19,9 @@ from hubgate.config.model import Api, OcppVersion
 from hubgate.control.commands import CommandRejectedError
 from hubgate.control.decisions import DecisionLog
 from hubgate.state import EventLevel, StateHub
+from tests.support.charge_points import now_text
+from tests.support.csms import CsmsThread
+from tests.support.proxy import FAST, Proxied, open_proxied, transaction16
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
 PATIENT = dataclasses.replace(FAST, replay_retry_s=600.0)

@@ -15,16 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from csms_peer import CsmsThread
 from ocpp.routing import on
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
-from ocpp_peers import ChargePointThread, Cp16, now_text
 
 from hubgate.cloud.proxy import ProxySettings
 from hubgate.config.model import Csms, SiteConfig
 from hubgate.runtime.gateway import Gateway, open_gateway
 from hubgate.runtime.supervisor import Backoff
+from tests.support.charge_points import ChargePointThread, Cp16, now_text
+from tests.support.csms import CsmsThread
 
 FAST = ProxySettings(
     backoff=Backoff(initial_s=0.05, maximum_s=0.2), connect_timeout_s=2.0, first_connect_wait_s=2.0
