@@ -27,6 +27,7 @@ from hubgate.state import EventLevel
 from tests.support.charge_points import ChargePointThread, now_text
 from tests.support.csms import CsmsThread, proxy_csms
 from tests.support.ocpp_listener import ADMISSIONS, FACTORIES
+from tests.support.wait import wait_until
 
 GATEWAY = "GW-1"
 
@@ -99,19 +100,23 @@ class Proxied:
 
     async def drained(self, identity: str) -> None:
         """Wait until the backlog of the connected `identity` is sent (held ones aside)."""
-        while True:
+
+        def sent() -> bool:
             charger = self.proxy.chargers.get(identity)
-            if charger is not None and not charger.backlog:
-                return
-            await trio.sleep(0.01)
+            return charger is not None and not charger.backlog
+
+        await wait_until(sent, f"{identity}'s backlog sent")
 
     async def holds(self, count: int) -> list[Hold]:
         """Wait until `count` transactions are held for an operator; the holds."""
-        while True:
+
+        async def held() -> list[Hold] | None:
             holds = await self.proxy.holds()
-            if len(holds) >= count:
-                return holds
-            await trio.sleep(0.01)
+            return holds if len(holds) >= count else None
+
+        found = await wait_until(held, f"{count} held transactions")
+        assert found is not None
+        return found
 
     async def link(self, identity: str) -> UpstreamLink:
         """The upstream link of a connected charger, once its proxy runs."""
