@@ -29,7 +29,7 @@ from hubgate.profiles.model import (
     Unit,
 )
 from hubgate.profiles.plan import RegisterSpec, field_specs, sunspec_layout
-from hubgate.profiles.simulated import SimulatedDevice, serve
+from hubgate.profiles.simulated import UNDOCUMENTED_TIMEOUT_S, SimulatedDevice, serve
 
 CHARGERS = sorted(n for n, p in PROFILES.items() if p.kind is DeviceKind.CHARGER)
 WITH_FAILSAFE = sorted(n for n in CHARGERS if PROFILES[n].failsafe.present)
@@ -180,7 +180,7 @@ def with_heartbeat(profile: Profile, style: HeartbeatStyle) -> Profile:
 FAILSAFE_CASES = [
     *(pytest.param(PROFILES[n], id=n) for n in WITH_FAILSAFE),
     *(
-        pytest.param(with_heartbeat(PROFILES["schneider-evlink-pro-ac"], style), id=str(style))
+        pytest.param(with_heartbeat(PROFILES["vestel-evc04"], style), id=str(style))
         for style in (HeartbeatStyle.TOGGLE, HeartbeatStyle.COUNTER)
     ),
 ]
@@ -200,6 +200,8 @@ async def test_failsafe_configured_fed_and_lapsing(profile: Profile) -> None:
             timeout_writable = failsafe.timeout.writable and failsafe.timeout.address is not None
             fallback_writable = failsafe.fallback.writable and failsafe.fallback.address is not None
             expected_timeout = TIMEOUT_S if timeout_writable else failsafe.timeout.default_s
+            if expected_timeout is None:  # read from the device: what the twin was left at
+                expected_timeout = UNDOCUMENTED_TIMEOUT_S
             assert settings.timeout_s == pytest.approx(expected_timeout)
             if fallback_writable:
                 assert settings.fallback == pytest.approx(FAILSAFE_A)
@@ -220,13 +222,16 @@ async def test_failsafe_configured_fed_and_lapsing(profile: Profile) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(set(CHARGERS) - set(WITH_FAILSAFE)))
-async def test_no_failsafe_means_no_heartbeat(name: str) -> None:
+async def test_no_failsafe_means_no_heartbeat_but_a_keep_alive(name: str) -> None:
+    keep_alive = PROFILES[name].failsafe.heartbeat
     with trio.fail_after(10):
         async with rig(PROFILES[name]) as r:
             await charger(r).configure_failsafe(TIMEOUT_S, FAILSAFE_A)
             assert charger(r).failsafe is None
-            assert charger(r).heartbeat_period_s is None
+            assert charger(r).heartbeat_period_s == (keep_alive and keep_alive.period_s)
             await charger(r).heartbeat()
+            if keep_alive is not None and keep_alive.address is not None:
+                assert r.sim.value("failsafe.heartbeat") == keep_alive.value
 
 
 @pytest.mark.parametrize("name", BATTERIES)

@@ -368,6 +368,7 @@ class ProfileCharger(ProfileDevice):
     async def _configure(self, name: str, register: Timeout | Fallback, wanted: float) -> float:
         default = register.default_s if isinstance(register, Timeout) else register.default
         if register.address is None:
+            assert default is not None  # the schema wants a default for a fixed register
             if not math.isclose(default, wanted):
                 log.warning("%s: the %s is fixed at %s, not %s", self.id, name, default, wanted)
             return default
@@ -380,6 +381,8 @@ class ProfileCharger(ProfileDevice):
                     f"{self.link.name}: the {name} register cannot hold {wanted}: {exc}"
                 ) from exc
             await self.write(spec, registers, multiple=False)
+        if register.read_at is not None:  # the written register is write-only
+            spec = await self.resolve(f"{name} read-back", register.read_at)
         got = await self.read_value(spec)
         if not isinstance(got, int | float):
             raise FailsafeNotAppliedError(f"{self.link.name}: the {name} reads as {got!r}")
@@ -428,6 +431,8 @@ class ProfileCharger(ProfileDevice):
             timeout = self.profile.failsafe.timeout
             assert timeout is not None
             seconds = self.failsafe.timeout_s if self.failsafe else timeout.default_s
+            if seconds is None:  # not configured yet and no documented default: nothing to feed
+                return
             await self.write_value(await self.resolve("timeout", timeout), seconds, multiple=False)
         else:
             _, plan = await self.plan()

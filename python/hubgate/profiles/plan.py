@@ -158,6 +158,8 @@ def all_registers(profile: Profile) -> dict[str, tuple[int | None, RegisterSpec]
     for name, register in (("timeout", failsafe.timeout), ("fallback", failsafe.fallback)):
         if register is not None and register.address is not None:
             found[f"failsafe.{name}"] = (None, resolve(profile, name, register))
+        if register is not None and register.read_at is not None:
+            found[f"failsafe.{name}.read"] = (None, resolve(profile, name, register.read_at))
     beat = failsafe.heartbeat
     if beat is not None and beat.address is not None:
         found["failsafe.heartbeat"] = (
