@@ -25,6 +25,7 @@ from hubgate.profiles.model import (
     Pause,
     Profile,
     Quantity,
+    Setpoint,
     SunSpecBlock,
     Unit,
 )
@@ -64,11 +65,21 @@ def charger(r: Rig) -> ProfileCharger:
     return r.driver
 
 
-def a_current(profile: Profile) -> float:
-    """A current the profile's setpoint accepts as it is: minimum + 4 A."""
-    setpoint = profile.commands.current_limit
+def limit_setpoint(profile: Profile) -> Setpoint:
+    """The charger's setpoint: its current limit, else its power limit."""
+    setpoint = profile.commands.current_limit or profile.commands.power_limit
     assert setpoint is not None
-    return setpoint.min + 4
+    return setpoint
+
+
+def per_amp(profile: Profile) -> float:
+    """Setpoint units per ampere on three phases: 1 for A, 3 x 230 V for W."""
+    return 1.0 if profile.commands.current_limit is not None else 3 * 230.0
+
+
+def a_current(profile: Profile) -> float:
+    """A current the profile's setpoint accepts as it is: its minimum (in A) + 4 A."""
+    return math.ceil(limit_setpoint(profile).min / per_amp(profile)) + 4
 
 
 @pytest.mark.parametrize("name", sorted(PROFILES))
@@ -118,20 +129,19 @@ async def test_state_maps_to_iec(name: str) -> None:
 @pytest.mark.parametrize("name", CHARGERS)
 async def test_limit_is_written_and_read_back(name: str) -> None:
     profile = PROFILES[name]
-    setpoint = profile.commands.current_limit
-    assert setpoint is not None
+    setpoint, unit = limit_setpoint(profile), per_amp(profile)
     wanted = a_current(profile) + 0.37  # off-step for most: rounded down to the step
-    expected = clamp(setpoint, wanted)
+    expected = clamp(setpoint, wanted * unit)
     assert expected is not None
     with trio.fail_after(10):
         async with rig(profile) as r:
             applied = await charger(r).set_limit(wanted, 3)
-            assert applied.current_a == pytest.approx(expected, abs=1e-3)
+            assert applied.current_a == pytest.approx(expected / unit, abs=1e-3)
             assert not applied.paused
             assert r.sim.applied_limit() == pytest.approx(expected, abs=1e-3)
             assert not r.sim.paused
-            top = await charger(r).set_limit(setpoint.max + 10, 3)
-            assert top.current_a == pytest.approx(setpoint.max, abs=1e-3)
+            top = await charger(r).set_limit(setpoint.max / unit + 10, 3)
+            assert top.current_a == pytest.approx(setpoint.max / unit, abs=1e-3)
             assert r.sim.applied_limit() == pytest.approx(setpoint.max, abs=1e-3)
 
 
@@ -142,7 +152,7 @@ async def test_pause_and_resume(name: str) -> None:
     with trio.fail_after(10):
         async with rig(profile) as r:
             assert not (await charger(r).set_limit(current, 3)).paused
-            for pausing in (0.0, profile.commands.current_limit.min - 1):  # type: ignore[union-attr]
+            for pausing in (0.0, limit_setpoint(profile).min / per_amp(profile) - 1):
                 paused = await charger(r).set_limit(pausing, 3)
                 assert paused.paused, pausing
                 assert paused.current_a == 0
@@ -153,7 +163,7 @@ async def test_pause_and_resume(name: str) -> None:
                 assert not resumed.paused
                 assert resumed.current_a == pytest.approx(current, abs=1e-3)
                 assert not r.sim.paused
-                assert r.sim.applied_limit() == pytest.approx(current, abs=1e-3)
+                assert r.sim.applied_limit() == pytest.approx(current * per_amp(profile), abs=1e-3)
 
 
 @pytest.mark.parametrize("name", PHASE_SWITCHED)
@@ -204,7 +214,7 @@ async def test_failsafe_configured_fed_and_lapsing(profile: Profile) -> None:
                 expected_timeout = UNDOCUMENTED_TIMEOUT_S
             assert settings.timeout_s == pytest.approx(expected_timeout)
             if fallback_writable:
-                assert settings.fallback == pytest.approx(FAILSAFE_A)
+                assert settings.fallback == pytest.approx(FAILSAFE_A * per_amp(profile))
             period = driver.heartbeat_period_s
             assert period is not None
             assert period <= settings.timeout_s / 2
@@ -214,7 +224,8 @@ async def test_failsafe_configured_fed_and_lapsing(profile: Profile) -> None:
                 await driver.heartbeat()
                 r.sim.poll()
                 assert not r.sim.failsafe_active
-            assert r.sim.applied_limit() == pytest.approx(a_current(profile), abs=1e-3)
+            wanted = a_current(profile) * per_amp(profile)
+            assert r.sim.applied_limit() == pytest.approx(wanted, abs=1e-3)
             r.clock.advance(settings.timeout_s + 1)  # hubgate is gone: no heartbeat, no traffic
             r.sim.poll()
             assert r.sim.failsafe_active

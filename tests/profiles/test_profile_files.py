@@ -96,7 +96,7 @@ def test_cli_list_check_show_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["profiles", "show", "heidelberg-energy-control"]) == EXIT_OK
     assert json.loads(capsys.readouterr().out)["transport"]["serial"]["baud"] == 19200
     assert main(["profiles", "show", "alfen-ev"]) == EXIT_BAD_INPUT
-    assert "did you mean alfen-eve, alfen-eve-scn?" in capsys.readouterr().err
+    assert "did you mean alfen-eve, alfen-eve-scn" in capsys.readouterr().err
     assert main(["profiles", "schema"]) == EXIT_OK
     schema = json.loads(capsys.readouterr().out)
     assert schema["additionalProperties"] is False

@@ -255,6 +255,11 @@ def test_heartbeat_lapse_falls_back(served: Served) -> None:
         assert not served.client.write_registers(
             spec.address, registers, device_id=served.device.unit
         ).isError()
+    if failsafe.timeout.enable_address is not None:  # switched on, whatever it starts at
+        spec = served.device.spec("failsafe.timeout.enable")
+        assert not served.client.write_register(
+            spec.address, failsafe.timeout.enable_value, device_id=served.device.unit
+        ).isError()
     if failsafe.timeout.writable and failsafe.timeout.address is not None:
         spec = served.device.spec("failsafe.timeout")  # armed, whatever it starts at
         registers = encode(spec, 30.0)

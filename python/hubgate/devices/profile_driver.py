@@ -53,10 +53,11 @@ THREE_PHASES = 3
 
 @dataclass(frozen=True)
 class FailsafeSettings:
-    """The device's own failsafe as read back: communication timeout and fallback limit."""
+    """The device's own failsafe as read back: communication timeout and fallback limit
+    (None: set on the device alone, not visible over Modbus)."""
 
-    timeout_s: float
-    fallback: float
+    timeout_s: float | None
+    fallback: float | None
     """In the fallback register's unit (A for chargers)."""
 
 
@@ -365,14 +366,20 @@ class ProfileCharger(ProfileDevice):
                 fallback=await self._configure("fallback", failsafe.fallback, fallback),
             )
 
-    async def _configure(self, name: str, register: Timeout | Fallback, wanted: float) -> float:
+    async def _configure(
+        self, name: str, register: Timeout | Fallback, wanted: float
+    ) -> float | None:
         default = register.default_s if isinstance(register, Timeout) else register.default
         if register.address is None:
-            assert default is not None  # the schema wants a default for a fixed register
-            if not math.isclose(default, wanted):
+            if default is None:
+                log.warning("%s: the %s is set on the device alone, not %s", self.id, name, wanted)
+            elif not math.isclose(default, wanted):
                 log.warning("%s: the %s is fixed at %s, not %s", self.id, name, default, wanted)
             return default
         spec = await self.resolve(name, register)
+        if isinstance(register, Timeout) and register.enable_address is not None:
+            enable = self._registers["failsafe.timeout.enable"]
+            await self.write(enable, [register.enable_value], multiple=False)
         if register.writable:
             try:
                 registers = await self.encode(spec, wanted)

@@ -569,11 +569,18 @@ class Timeout(Encoding):
     read_at: Register | None = Field(
         default=None, description="Where it reads back when `address` is write-only (KEBA 1602)"
     )
+    enable_address: Address | None = Field(
+        default=None, description="Register switching the timeout on (Delta 201), written first"
+    )
+    enable_value: int = Field(default=1, description="What `enable_address` takes to switch it on")
 
     @model_validator(mode="after")
     def _known_unless_read(self) -> Timeout:
-        if self.default_s is None and self.address is None:
-            raise ValueError("a timeout held in no register needs default_s")
+        if self.default_s is None and self.address is None and self.writable:
+            raise ValueError(
+                "a timeout held in no register needs default_s, or writable = false where "
+                "it is set on the device alone"
+            )
         return self
 
 
@@ -594,8 +601,11 @@ class Fallback(Encoding):
 
     @model_validator(mode="after")
     def _known_unless_read(self) -> Fallback:
-        if self.default is None and self.address is None:
-            raise ValueError("a fallback held in no register needs default")
+        if self.default is None and self.address is None and self.writable:
+            raise ValueError(
+                "a fallback held in no register needs default, or writable = false where "
+                "it is set on the device alone"
+            )
         return self
 
 
