@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml
 
-.PHONY: demo test bench lint rust-test py-test wheel clean
+.PHONY: demo test bench lint rust-test py-test wheel clean peers
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -42,10 +42,16 @@ wheel: $(VENV)/.built
 	rm -rf target/wheels
 	$(BIN)/maturin build --release --quiet --interpreter $(BIN)/python --out target/wheels
 
-py-test: $(VENV)/.built wheel
+# The Debian programs the tests use as real peers (socat, mbpoll, mosquitto, chromium, ...;
+# the list is tests/peers.py): installed with apt-get when run as root, else it stops with
+# one line naming the command. HUBGATE_SKIP_PEERS=mbpoll,... (or all) opts out explicitly.
+peers:
+	$(PYTHON) tests/peers.py --install
+
+py-test: peers $(VENV)/.built wheel
 	$(BIN)/pytest -q tests bench --benchmark-disable
 
-test: lint rust-test py-test
+test: peers lint rust-test py-test
 
 bench: $(VENV)/.built
 	$(BIN)/pytest bench -q --benchmark-only --benchmark-json=bench/results.json -p no:randomly

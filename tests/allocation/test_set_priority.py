@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from hubgate._core import AllocReason
-from hubgate.allocation import AllocationSettings, CycleInputs, CycleResult, SiteAllocator
 from hubgate.config import load_site
+from hubgate.control.allocation import AllocationSettings, CycleInputs, CycleResult, SiteAllocator
 from hubgate.errors import TopologyError
 
 INF = math.inf

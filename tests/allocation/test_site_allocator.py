@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from hubgate._core import Allocator, AllocConnector, AllocNode, AllocReason, AllocSettings
-from hubgate.allocation import CycleInputs, SiteAllocator
 from hubgate.config import load_site
 from hubgate.config.model import GridOperator, GridOperatorSource
+from hubgate.control.allocation import CycleInputs, SiteAllocator
 from hubgate.errors import AllocationInputError, HubgateError, TopologyError
 
 INF = math.inf

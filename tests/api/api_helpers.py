@@ -10,9 +10,10 @@ import h11
 import httpx
 import trio
 
-from hubgate.api import ApiContext, CommandRejectedError, serve_api
+from hubgate.api import ApiContext, serve_api
 from hubgate.config.loader import load_site
 from hubgate.config.model import Api, SiteConfig
+from hubgate.control.commands import CommandRejectedError
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook
 from hubgate.state import (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +13,8 @@ from typing import Any
 
 import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
+
+from peers import require_peer
 
 START_S = 30.0
 CALL_S = 15.0
@@ -123,9 +124,7 @@ async def _drain(stderr: trio.abc.ReceiveStream, log: list[str]) -> None:
 @asynccontextmanager
 async def open_chromium(profile: Path) -> AsyncIterator[tuple[DevTools, list[str]]]:
     """Start Debian's headless chromium with a fresh profile; yield DevTools and its log."""
-    binary = shutil.which("chromium")
-    if binary is None:
-        raise RuntimeError("Debian's chromium is needed (apt-get install chromium; .ci/run does)")
+    binary = require_peer("chromium")
     command = [
         binary,
         "--headless=new",

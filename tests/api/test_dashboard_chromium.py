@@ -14,6 +14,8 @@ from chromium_cdp import new_page, open_chromium
 from hubgate.config.model import Api
 from hubgate.control.limits import SITE, Limit, LimitSource
 
+pytestmark = pytest.mark.peers("chromium")
+
 CHART = "document.querySelector('#chart')"
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 from api_helpers import TOKEN, RunningApi, small_site, snapshot, start_api
 from chromium_cdp import new_page, open_chromium
 
 from hubgate.config.model import Api
 from hubgate.state import EnergyState
+
+pytestmark = pytest.mark.peers("chromium")
 
 ENERGY = EnergyState(
     battery_mode="peak-shaving",

@@ -16,6 +16,9 @@ import trio
 
 from hubgate.cloud.mqtt.publisher import TelemetryPublisher
 from hubgate.config.model import Mqtt
+from peers import require_peer
+
+pytestmark = pytest.mark.peers("mosquitto", "mosquitto_sub")
 
 WORKER = Path(__file__).with_name("mqtt_worker.py")
 
@@ -30,6 +33,10 @@ class Mosquitto:
     """A mosquitto broker on 127.0.0.1 that keeps sessions across restarts."""
 
     def __init__(self, directory: Path) -> None:
+        self.mosquitto, self.mosquitto_sub = (
+            require_peer("mosquitto"),
+            require_peer("mosquitto_sub"),
+        )
         self.port = free_port()
         self.config = directory / "mosquitto.conf"
         self.config.write_text(
@@ -43,7 +50,7 @@ class Mosquitto:
         self.process: trio.Process | None = None
 
     async def start(self) -> None:
-        self.process = await trio.lowlevel.open_process(["mosquitto", "-c", str(self.config)])
+        self.process = await trio.lowlevel.open_process([self.mosquitto, "-c", str(self.config)])
         with trio.fail_after(10):
             while True:
                 try:
@@ -64,7 +71,7 @@ class Mosquitto:
 
     async def subscribe(self, *args: str, count: int | None = None) -> list[str]:
         """Run mosquitto_sub (QoS 1) and return its lines: retain flag, QoS, topic, payload."""
-        command = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(self.port), "-q", "1"]
+        command = [self.mosquitto_sub, "-h", "127.0.0.1", "-p", str(self.port), "-q", "1"]
         command += ["-F", "%r %q %t %p", "-W", "10", *args]
         if count is not None:
             command += ["-C", str(count)]

@@ -4,25 +4,29 @@ Each device implements the `Charger`/`Device` protocol over a shared physics
 state on the Trio clock, with the device-side behaviour the loop relies on:
 an EV follows its limit after a reaction delay, a charger with a watchdog
 falls back to its failsafe current when nobody talks to it, and any device
-can be made unreachable.
+can be made unreachable. The same physics answers at a given time without
+Trio (`sample`, `apply`, `configure`), which `PlannedSite` uses to drive the
+sans-IO `CyclePlanner` one cycle per call.
 """
 
 from __future__ import annotations
 
 import tomllib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import trio
 
 from hubgate.config.model import SiteConfig
+from hubgate.control.cycle import Failed
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook
 from hubgate.control.loop import ControlLoop, SiteDevices
+from hubgate.control.plan import CyclePlanner, Plan
 from hubgate.devices.model import AppliedLimit, IecState, Reading
 from hubgate.profiles.model import Quantity
-from hubgate.state import StateHub
+from hubgate.state import EventLevel, StateHub
 from toml_tables import connector_32a, meter, modbus, modbus_charger
 
 
@@ -131,16 +135,14 @@ class SimCharger:
         self.draw_a = wanted if now - self._target_since >= REACTION_S else self._previous_draw
         self.history.append((now, self.draw_a))
 
-    def _contact(self) -> float:
+    def _contact(self, now: float) -> None:
         if not self.reachable:
             raise UnreachableError(self.id)
-        now = trio.current_time()
         self.last_contact = now
-        return now
 
-    async def read(self) -> Reading:
-        await trio.sleep(0.01)
-        now = self._contact()
+    def sample(self, now: float) -> Reading:
+        """A read at `now` (raises `UnreachableError` when unreachable)."""
+        self._contact(now)
         self.advance(now)
         state = (
             IecState.C
@@ -154,24 +156,36 @@ class SimCharger:
             state=state,
         )
 
-    async def set_limit(self, current_a: float, phases: int) -> AppliedLimit:
-        await trio.sleep(0.01)
-        now = self._contact()
+    def apply(self, now: float, current_a: float, phases: int) -> AppliedLimit:
+        """A limit written at `now`."""
+        self._contact(now)
         self.limit_a = current_a
         self.advance(now)
         return AppliedLimit(current_a, phases, current_a <= 0, now)
 
-    async def configure_failsafe(self, timeout_s: float, failsafe_current_a: float) -> None:
-        await trio.sleep(0.01)
-        self._contact()
+    def configure(self, now: float, timeout_s: float, failsafe_current_a: float) -> None:
+        """Failsafe settings written at `now`."""
+        self._contact(now)
         if self.rejects_failsafe:
             raise UnreachableError(f"{self.id}: failsafe registers not writable")
         self.timeout_s, self.failsafe_a = timeout_s, failsafe_current_a
         self.configured += 1
 
+    async def read(self) -> Reading:
+        await trio.sleep(0.01)
+        return self.sample(trio.current_time())
+
+    async def set_limit(self, current_a: float, phases: int) -> AppliedLimit:
+        await trio.sleep(0.01)
+        return self.apply(trio.current_time(), current_a, phases)
+
+    async def configure_failsafe(self, timeout_s: float, failsafe_current_a: float) -> None:
+        await trio.sleep(0.01)
+        self.configure(trio.current_time(), timeout_s, failsafe_current_a)
+
     async def heartbeat(self) -> None:
         await trio.sleep(0.01)
-        self._contact()
+        self._contact(trio.current_time())
 
     @property
     def heartbeat_period_s(self) -> float | None:
@@ -192,16 +206,19 @@ class SimMeter:
             c.advance(now)
         return self.base_a + sum(c.draw_a for c in self.chargers)
 
-    async def read(self) -> Reading:
-        await trio.sleep(0.01)
+    def sample(self, now: float) -> Reading:
+        """A read at `now` (raises `UnreachableError` when unreachable)."""
         if not self.reachable:
             raise UnreachableError(self.id)
-        now = trio.current_time()
         i = self.current(now)
         return Reading(
             at=now,
             values={Quantity.CURRENT_L1: i, Quantity.CURRENT_L2: i, Quantity.CURRENT_L3: i},
         )
+
+    async def read(self) -> Reading:
+        await trio.sleep(0.01)
+        return self.sample(trio.current_time())
 
 
 @dataclass
@@ -212,11 +229,15 @@ class SimBox:
     percent: float = 100.0
     reachable: bool = True
 
-    async def read(self) -> Reading:
-        await trio.sleep(0.01)
+    def sample(self, now: float) -> Reading:
+        """A read at `now` (raises `UnreachableError` when unreachable)."""
         if not self.reachable:
             raise UnreachableError(self.id)
-        return Reading(at=trio.current_time(), values={Quantity.GRID_LIMIT_PERCENT: self.percent})
+        return Reading(at=now, values={Quantity.GRID_LIMIT_PERCENT: self.percent})
+
+    async def read(self) -> Reading:
+        await trio.sleep(0.01)
+        return self.sample(trio.current_time())
 
 
 @dataclass
@@ -241,3 +262,73 @@ class SimSite:
 
     def charger(self, charger_id: str) -> SimCharger:
         return next(c for c in self.chargers if c.id == charger_id)
+
+
+def _outcome(read: Callable[[float], Reading], now: float) -> object:
+    try:
+        return read(now)
+    except UnreachableError as exc:
+        return Failed(exc)
+
+
+@dataclass
+class PlannedSite:
+    """The `CyclePlanner` over a `SimSite`, without Trio: one `cycle()` per control cycle,
+    every device read and commanded at the cycle's time, time a plain number."""
+
+    sim: SimSite
+    planner: CyclePlanner
+    now: float = 0.0
+    events: list[tuple[EventLevel, str, str]] = field(default_factory=list)
+    last: Plan | None = None
+
+    @classmethod
+    def build(cls, sim: SimSite, extra: str = "", limits: LimitBook | None = None) -> PlannedSite:
+        events: list[tuple[EventLevel, str, str]] = []
+        planner = CyclePlanner(
+            site_config(extra),
+            limits or LimitBook(),
+            meters=(sim.meter.id,),
+            grid_operator_box=True,
+            notify=lambda *event: events.append(event),
+        )
+        return cls(sim, planner, events=events)
+
+    def cycle(self) -> Plan | None:
+        """Read, plan, command, hand back the outcomes; then the clock moves one cycle on."""
+        sim, planner, now = self.sim, self.planner, self.now
+        control = planner.site.control
+        readings = {f"{c.id}#1": _outcome(c.sample, now) for c in sim.chargers}
+        readings["meter:board-meter"] = _outcome(sim.meter.sample, now)
+        readings["grid-operator"] = _outcome(sim.box.sample, now)
+        plan = planner.plan(readings, now)
+        if plan is not None:
+            results: dict[str, object] = {}
+            for command in plan.commands:
+                charger = sim.charger(command.name.partition("#")[0])
+                try:
+                    if command.verify_first:
+                        try:
+                            charger.configure(now, control.lease_s, control.failsafe_current_a)
+                        except UnreachableError:
+                            planner.failsafe_configured(command.index, ok=False)
+                            raise
+                        planner.failsafe_configured(command.index, ok=True)
+                    results[command.name] = charger.apply(now, command.current_a, command.phases)
+                except UnreachableError as exc:
+                    results[command.name] = Failed(exc)
+            planner.outcomes(plan, results, now, now)
+            self.last = plan
+        self.now += control.cycle_s
+        return plan
+
+    def run(self, seconds: float) -> None:
+        """Cycle for `seconds`."""
+        for _ in range(round(seconds / self.planner.site.control.cycle_s)):
+            self.cycle()
+
+    def setpoints(self) -> dict[str, float]:
+        """The last plan's setpoint per charger id."""
+        assert self.last is not None
+        setpoint = self.last.result.setpoint_a
+        return {info.key[0]: setpoint[i] for i, info in enumerate(self.planner.model.connectors)}

@@ -9,8 +9,8 @@ from dataclasses import replace
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from hubgate.allocation import AllocationSettings, CycleInputs, SiteAllocator
 from hubgate.config.model import SiteConfig
+from hubgate.control.allocation import AllocationSettings, CycleInputs, SiteAllocator
 from hubgate.control.energy import (
     BatteryMode,
     BatteryReading,

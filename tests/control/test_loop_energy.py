@@ -17,13 +17,12 @@ import trio
 import trio.testing
 from loop_site import SimCharger, UnreachableError, modbus_chargers, running_loop, site_meter
 
-from hubgate.api.commands import CommandRejectedError
 from hubgate.config.model import SiteConfig
+from hubgate.control.commands import CommandRejectedError
 from hubgate.control.limits import SITE as SITE_TARGET
 from hubgate.control.limits import Limit, LimitSource
 from hubgate.control.loop import ControlLoop, SiteDevices
-from hubgate.devices.model import Reading
-from hubgate.devices.storage import BatteryCommandResult
+from hubgate.devices.model import BatteryCommandResult, Reading
 from hubgate.profiles.model import Quantity
 
 VOLTAGE = 230.0
@@ -327,17 +326,17 @@ async def test_pv_mode_switched_at_run_time(autojump_clock: trio.testing.MockClo
     async with running(site, PV_ONLY) as loop:
         await trio.sleep(30)
         assert site.charger("cp-1").draw_a == 32  # from the grid
-        await loop.set_pv_mode("cp-1#1", True)
+        await loop.commands.set_pv_mode("cp-1#1", True)
         await trio.sleep(10)
         assert site.charger("cp-1").limit_a == 0  # no PV: it waits
         state = loop.hub.latest
         assert state is not None
         assert next(c for c in state.connectors if c.charger == "cp-1").pv_mode
-        await loop.set_pv_mode("cp-1#1", False)
+        await loop.commands.set_pv_mode("cp-1#1", False)
         await trio.sleep(130)  # its minimum pause, then the grid again
         assert site.charger("cp-1").limit_a > 0
         with pytest.raises(CommandRejectedError):
-            await loop.set_pv_mode("cp-9#1", True)
+            await loop.commands.set_pv_mode("cp-9#1", True)
 
 
 @dataclass

@@ -14,8 +14,9 @@ import trio
 import trio.testing
 from loop_site import SimSite, running_loop, site_config
 
-from hubgate.api import ApiContext, CommandRejectedError
+from hubgate.api import ApiContext
 from hubgate.api.app import API_PREFIX, build_app
+from hubgate.control.commands import CommandRejectedError
 from hubgate.control.loop import ControlLoop
 
 TOKEN = "priority-test-token-0123"
@@ -50,7 +51,7 @@ async def test_a_raised_priority_is_served_first_from_the_next_cycles(
         setpoints, priorities = served(loop)
         assert min(setpoints.values()) >= 20  # fair: 64 A among three
         assert priorities == {"cp-1": 0, "cp-2": 0, "cp-3": 0}
-        await loop.set_priority("cp-3#1", 5)
+        await loop.commands.set_priority("cp-3#1", 5)
         await trio.sleep(20)
         setpoints, priorities = served(loop)
         assert setpoints["cp-3"] == 32.0  # its own maximum, served first
@@ -65,11 +66,11 @@ async def test_bad_priority_commands_are_refused_and_change_nothing(
     async with running(SimSite.build()) as loop:
         await trio.sleep(5)
         with pytest.raises(CommandRejectedError, match="cp-9#1: no such connector"):
-            await loop.set_priority("cp-9#1", 1)
+            await loop.commands.set_priority("cp-9#1", 1)
         with pytest.raises(CommandRejectedError, match="from 0 to 9, got 10"):
-            await loop.set_priority("cp-1#1", 10)
+            await loop.commands.set_priority("cp-1#1", 10)
         with pytest.raises(CommandRejectedError, match="from 0 to 9, got -1"):
-            await loop.set_priority("cp-1#1", -1)
+            await loop.commands.set_priority("cp-1#1", -1)
         await trio.sleep(2)
         assert served(loop)[1] == {"cp-1": 0, "cp-2": 0, "cp-3": 0}
         assert priority_events(loop) == []
@@ -84,7 +85,7 @@ async def test_the_priority_endpoint_reaches_the_allocator(
             hub=loop.hub,
             limits=loop.limits,
             decisions=loop.decisions,
-            commands=loop,
+            commands=loop.commands,
         )
         transport = httpx.ASGITransport(app=build_app(ctx))
         auth = {"Authorization": f"Bearer {TOKEN}"}

@@ -19,6 +19,8 @@ from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from peers import require_peer
+
 HOLDING = list(range(1000, 1100))
 """Holding (and input) registers 0-99 of unit 1 in the tests; unit 2 holds ten times as much."""
 
@@ -101,7 +103,7 @@ def pymodbus_server(
 def socat_pty_pair() -> Iterator[tuple[str, str]]:
     """Two linked pseudo-terminals made by socat: what one end writes, the other reads."""
     process = subprocess.Popen(
-        ["socat", "-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0"],
+        [require_peer("socat"), "-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0"],
         stderr=subprocess.PIPE,
         text=True,
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import shutil
 import struct
 import threading
 from collections.abc import Iterator
@@ -132,6 +131,7 @@ async def serve(stream: trio.SocketStream, registers: dict[int, int]) -> None:
                 await stream.send_all(reply)
 
 
+@pytest.mark.peers("mbpoll")
 async def test_server_codec_answers_pymodbus_and_mbpoll() -> None:
     registers = {i: 100 + i for i in range(10)}
     with trio.fail_after(20):
@@ -155,30 +155,29 @@ async def test_server_codec_answers_pymodbus_and_mbpoll() -> None:
             assert again == [7, 8]
             assert refused == 1
 
-            if shutil.which("mbpoll"):
-                result = await trio.run_process(
-                    [
-                        "mbpoll",
-                        "-m",
-                        "tcp",
-                        "-p",
-                        str(port),
-                        "-a",
-                        "1",
-                        "-r",
-                        "3",
-                        "-c",
-                        "3",
-                        "-1",
-                        "-0",
-                        "127.0.0.1",
-                    ],
-                    capture_stdout=True,
-                )
-                polled = dict(
-                    line.replace(" ", "").split(":\t")
-                    for line in result.stdout.decode().splitlines()
-                    if line.startswith("[")
-                )
-                assert polled == {"[3]": "7", "[4]": "8", "[5]": "105"}
+            result = await trio.run_process(
+                [
+                    "mbpoll",
+                    "-m",
+                    "tcp",
+                    "-p",
+                    str(port),
+                    "-a",
+                    "1",
+                    "-r",
+                    "3",
+                    "-c",
+                    "3",
+                    "-1",
+                    "-0",
+                    "127.0.0.1",
+                ],
+                capture_stdout=True,
+            )
+            polled = dict(
+                line.replace(" ", "").split(":\t")
+                for line in result.stdout.decode().splitlines()
+                if line.startswith("[")
+            )
+            assert polled == {"[3]": "7", "[4]": "8", "[5]": "105"}
             nursery.cancel_scope.cancel()

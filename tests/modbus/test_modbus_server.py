@@ -6,8 +6,9 @@ Time for the leases is a hand-moved clock, so expiry is tested without sleeping.
 from __future__ import annotations
 
 import re
+import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -23,6 +24,7 @@ from hubgate.control.limits import SITE, AuditAction, Limit, LimitBook, LimitSou
 from hubgate.modbus.errors import ExceptionCode
 from hubgate.modbus.server import serve_modbus
 from hubgate.state import ConnectorState, DeviceHealth, NodeState, SiteState, StateHub
+from peers import require_peer
 
 SITE_FILE = {
     "site": {"name": "modbus server test"},
@@ -344,16 +346,24 @@ async def test_a_client_sending_garbage_loses_only_its_connection() -> None:
             assert event.response == Response.ReadInputRegisters([1, 1])  # type: ignore[union-attr]
 
 
-async def mbpoll(port: int, *args: str) -> trio.CompletedProcess[bytes]:
-    return await trio.run_process(
-        ["mbpoll", "-m", "tcp", "-p", str(port), "-a", "1", "-0", "-1", "-o", "2", *args],
-        capture_stdout=True,
-        capture_stderr=True,
-        check=False,
-    )
+Mbpoll = Callable[..., Awaitable[subprocess.CompletedProcess[bytes]]]
 
 
-async def test_mbpoll_reads_and_writes() -> None:
+@pytest.fixture
+def mbpoll() -> Mbpoll:
+    """Run mbpoll (unit 1, 0-based, one poll) against 127.0.0.1:PORT with these arguments."""
+    binary = require_peer("mbpoll")
+
+    async def run(port: int, *args: str) -> subprocess.CompletedProcess[bytes]:
+        command = [binary, "-m", "tcp", "-p", str(port), "-a", "1", "-0", "-1", "-o", "2", *args]
+        return await trio.run_process(
+            command, capture_stdout=True, capture_stderr=True, check=False
+        )
+
+    return run
+
+
+async def test_mbpoll_reads_and_writes(mbpoll: Mbpoll) -> None:
     with trio.fail_after(20):
         async with running_server() as server:
             read = await mbpoll(server.port, "-t", "3", "-r", "0", "-c", "8", "127.0.0.1")
@@ -370,7 +380,7 @@ async def test_mbpoll_reads_and_writes() -> None:
             assert b"Illegal data value" in bad.stdout + bad.stderr
 
 
-async def test_mbpoll_write_outside_the_allowlist_is_refused() -> None:
+async def test_mbpoll_write_outside_the_allowlist_is_refused(mbpoll: Mbpoll) -> None:
     with trio.fail_after(20):
         async with running_server(allow=("192.0.2.1",)) as server:
             write = await mbpoll(server.port, "-t", "4", "-r", "100", "127.0.0.1", "125")

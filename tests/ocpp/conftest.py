@@ -12,6 +12,7 @@ import trio
 from ocpp_harness import Running, start_listener
 
 from hubgate.ocpp.server import ListenerLimits
+from peers import require_peer
 
 
 @pytest.fixture
@@ -25,7 +26,9 @@ CURVE = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
 
 
 def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        [require_peer("openssl"), *args], cwd=cwd, check=True, capture_output=True, timeout=30
+    )
 
 
 def issue(pki: Path, name: str, subject: str, extensions: str) -> None:

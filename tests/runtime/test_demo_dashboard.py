@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trio
 from chromium_cdp import new_page, open_chromium
 
@@ -43,6 +44,7 @@ async def until_state(
     return state
 
 
+@pytest.mark.peers("chromium")
 async def test_demo_dashboard_limit_from_the_page_reaches_the_allocator(tmp_path: Path) -> None:
     loaded = load_scenario(SCENARIO)
     site = loaded.site.model_copy(

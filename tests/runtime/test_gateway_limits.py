@@ -7,7 +7,6 @@ server as the grid operator's source, the loop's grid-operator limit.
 
 from __future__ import annotations
 
-import shutil
 import tomllib
 from pathlib import Path
 
@@ -28,7 +27,7 @@ def site_with_modbus_server_operator() -> SiteConfig:
     return SiteConfig.model_validate(data)
 
 
-@pytest.mark.skipif(shutil.which("mbpoll") is None, reason="needs mbpoll")
+@pytest.mark.peers("mbpoll")
 async def test_modbus_server_write_is_the_grid_operator_limit() -> None:
     site = site_with_modbus_server_operator()
     with trio.fail_after(30):

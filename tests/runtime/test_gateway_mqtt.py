@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import shutil
 import tomllib
 from pathlib import Path
 
@@ -30,7 +29,7 @@ async def until_listening(port: int) -> None:
     raise AssertionError(f"mosquitto did not listen on {port}")
 
 
-@pytest.mark.skipif(shutil.which("mosquitto") is None, reason="needs mosquitto")
+@pytest.mark.peers("mosquitto", "mosquitto_sub")
 async def test_snapshots_reach_the_broker(tmp_path: Path) -> None:
     port = free_port()
     config = tmp_path / "mosquitto.conf"

@@ -13,6 +13,7 @@ from wire_support import client, read_f32, write_wire_scenario
 
 from hubgate.sim import load_scenario
 from hubgate.sim.serving import SiteThread, site_thread
+from peers import require_peer
 
 ALFEN_CURRENTS = 320
 ALFEN_STATE = 1201
@@ -163,7 +164,17 @@ def test_mbpoll_reads_the_meter_as_the_physics_has_it(wire: SiteThread) -> None:
     """Another Modbus client (mbpoll, big-endian floats) sees the same readings."""
     wire.advance(10)
     grid = wire.call(lambda: wire.site.sim.node_current("grid"))
-    command = ["mbpoll", "-m", "tcp", "-a", "1", "-r", str(SDM_CURRENTS + 1), "-c", "3"]
+    command = [
+        require_peer("mbpoll"),
+        "-m",
+        "tcp",
+        "-a",
+        "1",
+        "-r",
+        str(SDM_CURRENTS + 1),
+        "-c",
+        "3",
+    ]
     command += ["-t", "3:float", "-B", "-1", "-p", str(_port(wire, "meter")), "127.0.0.1"]
     out = subprocess.run(command, capture_output=True, text=True, timeout=10, check=True).stdout
     values = [float(line.split(":")[1]) for line in out.splitlines() if line.startswith("[")]

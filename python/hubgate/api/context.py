@@ -9,9 +9,9 @@ from functools import cached_property
 
 import trio
 
-from hubgate.api.commands import Commands
 from hubgate.api.metrics import MetricsRegistry
 from hubgate.config.model import SiteConfig
+from hubgate.control.commands import Commands
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook, connector_target
 from hubgate.state import StateHub

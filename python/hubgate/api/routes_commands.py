@@ -6,9 +6,9 @@ from collections.abc import Awaitable
 
 from fastapi import APIRouter, Depends, HTTPException, status
 
-from hubgate.api.commands import CommandRejectedError
 from hubgate.api.deps import Ctx, known_connector, require_token
 from hubgate.api.models import Accepted, PriorityWrite, PvModeWrite, StartCharging
+from hubgate.control.commands import CommandRejectedError
 
 router = APIRouter(
     tags=["commands"],

@@ -32,8 +32,8 @@ from hubgate.control.energy import (
 )
 from hubgate.control.limits import LimitBook
 from hubgate.control.site_model import SiteModel
-from hubgate.devices.model import Device, Reading
-from hubgate.devices.storage import Battery, BatteryCommandResult, battery_state, pv_power_w
+from hubgate.devices.model import Battery, BatteryCommandResult, Device, Reading
+from hubgate.devices.storage import battery_state, pv_power_w
 from hubgate.profiles.model import Quantity
 from hubgate.state import EnergyState
 

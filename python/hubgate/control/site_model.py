@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hubgate.allocation import ConnectorKey, SiteAllocator
 from hubgate.config.model import GRID_NODE_ID, PhaseMode, SiteConfig
+from hubgate.control.allocation import ConnectorKey, SiteAllocator
 from hubgate.control.limits import SITE
 
 UNLIMITED_A = 100_000.0

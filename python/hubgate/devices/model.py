@@ -2,17 +2,21 @@
 
 A Modbus device driven by its firmware profile and an OCPP charge point both
 appear to the control loop through these types, so the loop never needs to
-know registers or messages. Readings carry the time they were taken
+know registers or messages. Beyond `Device` and `Charger`, a device may offer
+what only some do: a per-cycle read of its control fields (`CycleSensed`),
+link statistics (`LinkMonitored`), or a session behind it (`SessionCharger`);
+the loop asks for these by protocol, never by adapter class. Readings carry the time they were taken
 (monotonic seconds, the Trio clock) so staleness is judged in one place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from hubgate.modbus.stats import RequestStats
 from hubgate.profiles.model import Quantity
 
 
@@ -106,3 +110,80 @@ class Charger(Device, Protocol):
     @property
     def heartbeat_period_s(self) -> float | None:
         """How often `heartbeat` must run, None when the device has no watchdog."""
+
+
+@runtime_checkable
+class CycleSensed(Protocol):
+    """A device whose control fields can be read on their own every cycle (a profiled
+    Modbus charger or meter), the rest less often."""
+
+    def cycle_reader(self, full_every: int) -> Callable[[], Awaitable[Reading]]:
+        """The read to run every cycle: control fields fresh, every field on each
+        `full_every`-th read (`hubgate.devices.sensing.CycleReader`)."""
+
+
+@runtime_checkable
+class LinkMonitored(Protocol):
+    """A device behind a link that counts its requests, errors and latency."""
+
+    @property
+    def link_stats(self) -> RequestStats:
+        """This device's request statistics."""
+
+
+@runtime_checkable
+class SessionCharger(Protocol):
+    """A charger behind a protocol session (an OCPP charge point).
+
+    It reports on its own, so the control loop takes its `latest` report at once
+    instead of reading it; it paces its own commands (deadband, rate limit, lease
+    renewal), so the loop hands it every cycle's setpoint, changed or not; and the
+    operator can start and stop its sessions.
+    """
+
+    def latest(self) -> Reading:
+        """What it last reported, at once; raises a `HubgateError` while it is offline."""
+
+    async def remote_start(self, id_tag: str) -> str | None:
+        """Ask it to start a session for `id_tag`: its answer ("Accepted", "Rejected"),
+        None while it is offline."""
+
+    async def remote_stop(self) -> str | None:
+        """Ask it to stop its session: its answer, None when there is none to stop
+        (offline, or no transaction)."""
+
+
+@dataclass(frozen=True)
+class BatteryCommandResult:
+    """The limits the battery confirmed (read back), in W."""
+
+    charge_w: float
+    discharge_w: float
+
+    @property
+    def power_w(self) -> float:
+        """The command in force: positive discharges."""
+        return self.discharge_w - self.charge_w
+
+
+class Battery(Protocol):
+    """What the control loop needs of a stationary battery."""
+
+    @property
+    def id(self) -> str:
+        """The device id from the site file."""
+
+    @property
+    def max_charge_w(self) -> float:
+        """The most it can be told to charge at (0: it cannot be told to charge)."""
+
+    @property
+    def max_discharge_w(self) -> float:
+        """The most it can be told to discharge at (0: it cannot be told to discharge)."""
+
+    async def read(self) -> Reading:
+        """Every field once (`hubgate.devices.storage.battery_state` turns it into SoC
+        and power)."""
+
+    async def command(self, power_w: float) -> BatteryCommandResult:
+        """Discharge (positive), charge (negative) or idle (0); what it confirmed."""

@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 
 import trio
 
 from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError
 from hubgate.devices.model import AppliedLimit, IecState, Reading
+from hubgate.devices.sensing import CycleReader
 from hubgate.devices.sunspec import discover
 from hubgate.modbus.codec import FieldError, FieldValue, ReadPlan, Request
 from hubgate.modbus.master import ModbusDevice
+from hubgate.modbus.stats import RequestStats
 from hubgate.profiles.codec_fields import FUNCTION_CODES, field_of, read_plan
 from hubgate.profiles.model import (
     DeviceKind,
@@ -75,6 +77,16 @@ class ProfileDevice:
     def id(self) -> str:
         """The device id from the site file."""
         return self._id
+
+    @property
+    def link_stats(self) -> RequestStats:
+        """The request statistics of its Modbus link."""
+        return self.link.stats
+
+    def cycle_reader(self, full_every: int) -> Callable[[], Awaitable[Reading]]:
+        """The control loop's read: control fields every cycle, every field each
+        `full_every`-th time (`CycleReader`)."""
+        return CycleReader(self, full_every=full_every).read
 
     async def blocks(self) -> Mapping[str, int]:
         """SunSpec block starts, discovered once (empty for other profiles)."""

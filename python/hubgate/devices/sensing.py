@@ -18,15 +18,18 @@ read with the time they were taken. A control field is never carried.
 from __future__ import annotations
 
 import zlib
+from typing import TYPE_CHECKING
 
 import trio
 
 from hubgate.devices.model import Reading
-from hubgate.devices.profile_driver import ProfileDevice
 from hubgate.modbus.codec import ReadPlan
 from hubgate.profiles.codec_fields import read_plan
 from hubgate.profiles.model import DeviceKind, Profile, Quantity
 from hubgate.profiles.plan import field_specs
+
+if TYPE_CHECKING:
+    from hubgate.devices.profile_driver import ProfileDevice
 
 FULL_EVERY = 10
 """Reads per full read, by default."""

@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
-from typing import Protocol
 
 from hubgate.control.energy import BatteryReading
 from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError
-from hubgate.devices.model import Reading
+from hubgate.devices.model import BatteryCommandResult, Reading
 from hubgate.devices.profile_driver import ProfileBattery, ProfileDevice
 from hubgate.modbus.codec import FieldError
+from hubgate.modbus.stats import RequestStats
 from hubgate.profiles.model import Quantity, Setpoint
 from hubgate.profiles.plan import resolve_switch
 
@@ -73,41 +72,6 @@ def battery_state(reading: Reading) -> BatteryReading | None:
     return BatteryReading(at=reading.at, soc_percent=soc, power_w=power)
 
 
-@dataclass(frozen=True)
-class BatteryCommandResult:
-    """The limits the battery confirmed (read back), in W."""
-
-    charge_w: float
-    discharge_w: float
-
-    @property
-    def power_w(self) -> float:
-        """The command in force: positive discharges."""
-        return self.discharge_w - self.charge_w
-
-
-class Battery(Protocol):
-    """What the control loop needs of a stationary battery."""
-
-    @property
-    def id(self) -> str:
-        """The device id from the site file."""
-
-    @property
-    def max_charge_w(self) -> float:
-        """The most it can be told to charge at (0: it cannot be told to charge)."""
-
-    @property
-    def max_discharge_w(self) -> float:
-        """The most it can be told to discharge at (0: it cannot be told to discharge)."""
-
-    async def read(self) -> Reading:
-        """Every field once (`battery_state` turns it into SoC and power)."""
-
-    async def command(self, power_w: float) -> BatteryCommandResult:
-        """Discharge (positive), charge (negative) or idle (0); what it confirmed."""
-
-
 class BatteryDevice:
     """A profiled battery or hybrid inverter: readings in, one signed power command out."""
 
@@ -124,6 +88,11 @@ class BatteryDevice:
     def id(self) -> str:
         """The device id from the site file."""
         return self.driver.id
+
+    @property
+    def link_stats(self) -> RequestStats:
+        """The request statistics of its Modbus link."""
+        return self.driver.link_stats
 
     async def read(self) -> Reading:
         """Every field of the battery once."""

@@ -15,6 +15,7 @@ import trio
 
 from hubgate.devices.model import AppliedLimit, IecState, Reading
 from hubgate.ocpp.errors import OcppSessionClosedError
+from hubgate.ocpp.operations import ChargerOperations
 from hubgate.ocpp.registry import ConnectorState, Station
 from hubgate.ocpp.smart_charging import (
     ChargerCapabilities,
@@ -99,6 +100,10 @@ class OcppCharger:
 
     async def read(self) -> Reading:
         """The connector's latest reported values; raises when the station is offline."""
+        return self.latest()
+
+    def latest(self) -> Reading:
+        """The connector's latest reported values, at once; raises when the station is offline."""
         if self.station.session is None:
             raise OcppSessionClosedError(f"{self.station.identity}: not connected")
         connector = self.station.connector(self.connector_id)
@@ -133,6 +138,23 @@ class OcppCharger:
             paused=applied.current_a <= 0,
             at=trio.current_time(),
         )
+
+    async def remote_start(self, id_tag: str) -> str | None:
+        """RemoteStart/RequestStartTransaction on this connector: the station's answer,
+        None while it is offline."""
+        session = self.station.session
+        if session is None:
+            return None
+        return await ChargerOperations(session).remote_start(id_tag, self.connector_id)
+
+    async def remote_stop(self) -> str | None:
+        """RemoteStop/RequestStopTransaction of this connector's transaction: the station's
+        answer, None when there is none to stop (offline, or no transaction)."""
+        session = self.station.session
+        transaction = self.station.connector(self.connector_id).transaction
+        if session is None or transaction is None:
+            return None
+        return await ChargerOperations(session).remote_stop(transaction.transaction_id)
 
     async def configure_failsafe(self, timeout_s: float, failsafe_current_a: float) -> None:
         """Lease `timeout_s` and failsafe current; the base profile is installed at once."""

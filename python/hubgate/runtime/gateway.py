@@ -134,7 +134,12 @@ async def open_gateway(
     async with open_modbus_pool() as pool, proxying as proxy, open_supervisor() as supervisor:
         devices = build_site_devices(site, registry, pool)
         loop = ControlLoop(
-            site, devices, limits=limits, decisions=decisions, hub=hub, metrics=metrics
+            site,
+            devices,
+            limits=limits,
+            decisions=decisions,
+            hub=hub,
+            cycle_time=metrics.cycle_time.observe,
         )
         gateway = Gateway(site, loop, registry, supervisor, proxy)
         attach = None if proxy is None else proxy.attach
@@ -147,7 +152,7 @@ async def open_gateway(
                     hub=hub,
                     limits=limits,
                     decisions=decisions,
-                    commands=loop,
+                    commands=loop.commands,
                     metrics=metrics,
                 ),
             ),

@@ -1,0 +1,100 @@
+"""Operator commands that need the control loop or a charger's session, behind a typed protocol.
+
+The API checks the request (auth, known connector, value ranges) and then hands it to
+whoever implements `Commands`: `SiteCommands` over a running control loop, or in the API's
+tests a recording implementation. A command that cannot be carried out raises
+`CommandRejectedError` with a reason for the operator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from hubgate._core import HubgateError
+from hubgate.config.model import PRIORITY_MAX
+from hubgate.control.allocation import ConnectorKey
+from hubgate.control.plan import CyclePlanner
+from hubgate.devices.model import Charger, SessionCharger
+from hubgate.state import EventLevel
+
+
+class CommandRejectedError(HubgateError):
+    """A command that was understood but cannot be carried out now (reason in the message)."""
+
+
+class Commands(Protocol):
+    """What the API asks of the control loop and the OCPP side."""
+
+    async def set_priority(self, connector: str, priority: int) -> None:
+        """Serve `connector` (`charger-id#n`) in priority tier `priority` from the next cycle."""
+
+    async def start_charging(self, connector: str, id_tag: str | None) -> None:
+        """Start a session on `connector` (OCPP RequestStartTransaction / RemoteStart)."""
+
+    async def stop_charging(self, connector: str) -> None:
+        """Stop the session on `connector` (OCPP RequestStopTransaction / RemoteStop)."""
+
+    async def set_pv_mode(self, connector: str, pv_mode: bool) -> None:
+        """Charge `connector` from PV surplus only (or from the grid again) from the next cycle."""
+
+
+class SiteCommands:
+    """`Commands` over a control loop's planner and its chargers."""
+
+    def __init__(
+        self,
+        planner: CyclePlanner,
+        chargers: Mapping[ConnectorKey, Charger],
+        event: Callable[[EventLevel, str, str], None],
+    ) -> None:
+        """`event`: where the operator events of carried-out commands go."""
+        self.planner = planner
+        self.chargers = chargers
+        self.event = event
+
+    def _index(self, connector: str) -> int:
+        index = self.planner.connector_index(connector)
+        if index is None:
+            raise CommandRejectedError(f"{connector}: no such connector")
+        return index
+
+    async def set_priority(self, connector: str, priority: int) -> None:
+        """Serve `connector` in tier `priority` from the next cycle; its state is kept."""
+        index = self._index(connector)
+        if not 0 <= priority <= PRIORITY_MAX:
+            raise CommandRejectedError(
+                f"{connector}: priority must be a tier from 0 to {PRIORITY_MAX}, got {priority}"
+            )
+        allocator = self.planner.allocator
+        before = allocator.priority(index)
+        allocator.set_priority(index, priority)
+        self.event(EventLevel.INFO, connector, f"priority {before} -> {priority}")
+
+    async def set_pv_mode(self, connector: str, pv_mode: bool) -> None:
+        """Charge a connector from PV surplus only (or from the grid again) from the next cycle."""
+        self.planner.energy.set_pv_mode(self._index(connector), pv_mode)
+        self.event(EventLevel.INFO, connector, "PV mode" if pv_mode else "grid mode")
+
+    async def start_charging(self, connector: str, id_tag: str | None) -> None:
+        """Remote start on a charger with sessions (OCPP)."""
+        status = await self._session_charger(connector).remote_start(id_tag or "hubgate")
+        if status is None:
+            raise CommandRejectedError(f"{connector}: the charge point is offline")
+        if status != "Accepted":
+            raise CommandRejectedError(f"{connector}: the charge point answered {status}")
+
+    async def stop_charging(self, connector: str) -> None:
+        """Remote stop of the connector's transaction."""
+        status = await self._session_charger(connector).remote_stop()
+        if status is None:
+            raise CommandRejectedError(f"{connector}: no session to stop")
+        if status != "Accepted":
+            raise CommandRejectedError(f"{connector}: the charge point answered {status}")
+
+    def _session_charger(self, connector: str) -> SessionCharger:
+        index = self.planner.connector_index(connector)
+        charger = None if index is None else self.chargers[self.planner.model.connectors[index].key]
+        if not isinstance(charger, SessionCharger):
+            raise CommandRejectedError(f"{connector}: start and stop are for OCPP charge points")
+        return charger

@@ -1,0 +1,540 @@
+"""One control cycle's arithmetic, sans-IO: readings and time in; allocator input, setpoints
+and bookkeeping out.
+
+`CyclePlanner` holds what the control loop knows between cycles (each connector's last
+reading, draw, command and watch; the meters' watches; the grid operator's input) and does
+a cycle's sums without I/O, Trio or a clock, the way h11's connection sits under its
+driver. `hubgate.control.loop.ControlLoop` senses, hands it the readings and the time,
+sends what it plans and hands back what came of it:
+
+    plan = planner.plan(readings, now)    # absorb, build the input, allocate (None: failed)
+    ...send plan.commands, verifying failsafes first where asked (`failsafe_configured`)...
+    planner.outcomes(plan, results, now, done_at)
+
+1. `absorb`: a charger that answered is `ok` in its `ChargerWatch`; a meter reading is a
+   `MeterWatch` sample; the box's value becomes a `GRID_OPERATOR` lease when it changes;
+   devices that are lost or back become events;
+2. `inputs`: base load per node (metered current minus the last known draw of the
+   connectors below it; a node whose meter is not trusted its degraded share of the limit
+   in force), unreachable chargers' assumed draw reserved on their path, the limit book's
+   leases (node limits as extra base load, connector limits as EV limits, the grid
+   operator's as the root power limit) and the EV-side limit from measured draw (an EV that
+   takes less than offered is trimmed, so its headroom goes to others); `SiteEnergy` adds
+   the battery's reserve, the peak target and the PV-mode budget;
+3. `commands`: a setpoint for every reachable connector whose setpoint changed, or that
+   paces its own commands, or whose failsafe settings must be verified first;
+4. `outcomes`: what each charger confirmed, for the next cycle's sums.
+
+Node limits from the limit book are applied as a reduction of the node's headroom (extra
+base load), which the allocator's fixed tree can take every cycle without losing its dwell
+and ramp memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from array import array
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+
+from hubgate._core import HubgateError
+from hubgate.config.model import GridOperatorSource, SiteConfig
+from hubgate.control.allocation import (
+    AllocationSettings,
+    ConnectorKey,
+    CycleInputs,
+    CycleResult,
+    SiteAllocator,
+)
+from hubgate.control.cycle import Failed, TimedOut
+from hubgate.control.failsafe import AssumeDraw, ChargerWatch, MeterWatch
+from hubgate.control.grid_operator import GridOperatorInput, connection_kw
+from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
+from hubgate.control.site_energy import SiteEnergy
+from hubgate.control.site_model import SiteModel, with_finite_limits
+from hubgate.devices.model import AppliedLimit, Battery, Device, IecState, Reading
+from hubgate.devices.sensing import FULL_EVERY
+from hubgate.profiles.model import Quantity
+from hubgate.state import EventLevel
+
+log = logging.getLogger(__name__)
+
+EV_HEADROOM_A = 2.0
+"""An EV that draws less than offered keeps this much above its draw, so it can climb."""
+
+EV_SETTLE_S = 10.0
+"""How long a setpoint must stand before the draw under it says what the EV wants."""
+
+FOLLOWED_TOLERANCE_A = 0.25
+"""An EV drawing at most this much above a lowered setpoint has followed it."""
+
+WANTING_STATES = frozenset({IecState.B, IecState.C, IecState.D})
+
+Phases3 = tuple[float, float, float]
+
+Notify = Callable[[EventLevel, str, str], None]
+"""Where the planner's operator events go: level, subject, message."""
+
+
+@dataclass(frozen=True)
+class LoopTiming:
+    """Deadlines within a cycle, as shares of the cycle period, and failsafe timings."""
+
+    read_share: float = 0.4
+    command_share: float = 0.4
+    unreachable_after_cycles: float = 3.0
+    recover_after_s: float | None = None
+    """A lost meter is trusted again after being fresh this long (default: twice `meter_stale_s`)."""
+    assume: AssumeDraw = AssumeDraw.LAST_COMMAND
+    """An unreachable charger's assumed draw: a verified one holds its last command or
+    falls to its failsafe current, so reserving its maximum would pause others for nothing."""
+    full_read_every: int = FULL_EVERY
+    """Modbus devices read their non-control fields every this many cycles (`CycleReader`)."""
+
+
+@dataclass
+class ConnectorRuntime:
+    """What the planner knows of one connector between cycles."""
+
+    watch: ChargerWatch
+    reading: Reading | None = None
+    sent_a: float | None = None
+    sent_phases: int = 0
+    sent_at: float = -math.inf
+    draw: Phases3 = (0.0, 0.0, 0.0)
+    """Latest known draw on the grid phases (A)."""
+    failsafe_unverified: bool = False
+    """Its failsafe settings could not be configured: treated as unreachable until they are."""
+    ev_limit_a: float = math.inf
+    """What the EV is estimated to take, from its draw under a settled setpoint."""
+    lowered_at: float | None = None
+    """When a lowered setpoint was accepted, until a later reading shows the EV followed it."""
+
+    def ev_estimate(self, wants: bool, drawn: float, now: float) -> float:
+        """Trim to the draw when the EV takes less than offered; release once it takes all."""
+        if not wants:
+            self.ev_limit_a = math.inf
+        elif self.sent_a and now - self.sent_at >= EV_SETTLE_S:
+            if drawn < self.sent_a - EV_HEADROOM_A:
+                self.ev_limit_a = drawn + EV_HEADROOM_A
+            elif drawn >= self.sent_a - EV_HEADROOM_A / 4:
+                self.ev_limit_a = math.inf
+        return self.ev_limit_a
+
+
+@dataclass(frozen=True, slots=True)
+class SetpointCommand:
+    """A setpoint to send to the connector at `index` (`name`), after configuring and
+    verifying its failsafe settings when `verify_first`."""
+
+    index: int
+    name: str
+    current_a: float
+    phases: int
+    verify_first: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One cycle's allocator input and result, the notes for the decision record, and the
+    setpoints to send."""
+
+    inputs: CycleInputs
+    result: CycleResult
+    notes: tuple[str, ...]
+    commands: list[SetpointCommand]
+
+
+def _ignore(level: EventLevel, subject: str, message: str) -> None:
+    """The default `Notify`: events go nowhere."""
+
+
+class CyclePlanner:
+    """The control cycle's state and sums (see the module docstring)."""
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        limits: LimitBook,
+        *,
+        meters: Collection[str] = (),
+        grid_operator_box: bool = False,
+        battery: Battery | None = None,
+        pv: Mapping[str, Device] | None = None,
+        paced: Collection[ConnectorKey] = (),
+        allocation: AllocationSettings | None = None,
+        timing: LoopTiming | None = None,
+        notify: Notify = _ignore,
+    ) -> None:
+        """`meters`: the ids of the site's meters that have a device; `grid_operator_box`:
+        whether the grid operator's box has one; `paced`: connectors that pace their own
+        commands and take every cycle's setpoint (`SessionCharger`); `notify`: where
+        operator events go."""
+        self.site = site
+        self.limits = limits
+        self.timing = timing or LoopTiming()
+        self.notify = notify
+        control = site.control
+        self.allocator = SiteAllocator(with_finite_limits(site), allocation)
+        self.model = SiteModel.build(site, self.allocator)
+        unreachable_s = self.timing.unreachable_after_cycles * control.cycle_s
+        self.connectors = [
+            ConnectorRuntime(
+                ChargerWatch(
+                    unreachable_s,
+                    info.max_current_a,
+                    self.timing.assume,
+                    failsafe_a=control.failsafe_current_a,
+                )
+            )
+            for info in self.model.connectors
+        ]
+        self._index = {info.name: i for i, info in enumerate(self.model.connectors)}
+        self._paced = [info.key in paced for info in self.model.connectors]
+        self.meter_node = {m.id: self.allocator.node_index(m.node) for m in site.meters}
+        self.meter_watch = {
+            m.id: MeterWatch(
+                control.meter_stale_s,
+                self.timing.recover_after_s or 2 * control.meter_stale_s,
+                control.degraded_budget_percent / 100,
+            )
+            for m in site.meters
+            if m.id in meters
+        }
+        self.meter_reading: dict[str, Reading] = {}
+        self.energy = SiteEnergy(
+            site, self.model, battery, pv or {}, self.allocator.node_index, limits
+        )
+        operator = site.grid_operator
+        self._operator_power_source = {
+            GridOperatorSource.MODBUS_SERVER: LimitSource.MODBUS_SERVER,
+            GridOperatorSource.API: LimitSource.API,
+        }.get(operator.source if operator else GridOperatorSource.MODBUS_DEVICE)
+        self._operator_input = (
+            GridOperatorInput(
+                connection_kw(site),
+                operator.fallback_percent,
+                control.meter_stale_s,
+                origin="grid-operator-box",
+            )
+            if operator is not None and grid_operator_box
+            else None
+        )
+        self.device_health: dict[str, bool] = {}
+        """Whether each device answered in the last cycle, by name (`charger-id#n`,
+        `meter:id`, `pv:id`, `battery:id`)."""
+        self.last_result: CycleResult | None = None
+        self.last_inputs: CycleInputs | None = None
+
+    # -- a cycle ---------------------------------------------------------------------------
+
+    def plan(self, readings: Mapping[str, object], now: float) -> Plan | None:
+        """Absorb this cycle's readings, build the input and allocate; None (and an alarm)
+        when the allocation failed, so the last setpoints stay."""
+        self.absorb(readings, now)
+        inputs, notes = self.inputs(now)
+        try:
+            result = self.allocator.allocate(inputs)
+        except HubgateError as exc:
+            log.error("allocation failed, keeping the last setpoints: %s", exc)
+            self.notify(EventLevel.ALARM, "allocation", str(exc))
+            return None
+        self.last_result, self.last_inputs = result, inputs
+        return Plan(inputs, result, tuple(notes), self.commands(result, now))
+
+    def absorb(self, readings: Mapping[str, object], now: float) -> None:
+        """Take this cycle's readings (or failures) by device name."""
+        for info, runtime in zip(self.model.connectors, self.connectors, strict=True):
+            reading = readings.get(info.name)
+            if isinstance(reading, Reading):
+                runtime.watch.ok(now)
+                runtime.reading = reading
+                runtime.draw = _grid_draw(reading, info.grid_phases)
+            self._health(info.name, runtime.watch.reachable(now), reading)
+        for meter_id, watch in self.meter_watch.items():
+            reading = readings.get(f"meter:{meter_id}")
+            if isinstance(reading, Reading) and reading.phase_currents() is not None:
+                watch.sample(reading.at)
+                self.meter_reading[meter_id] = reading
+            self._health(f"meter:{meter_id}", isinstance(reading, Reading), reading)
+        for name, outcome in self.energy.absorb(readings).items():
+            self._health(name, isinstance(outcome, Reading), outcome)
+        if self._operator_input is not None:
+            box = readings.get("grid-operator")
+            self._operator_input.update(self.limits, box if isinstance(box, Reading) else None, now)
+
+    def _health(self, name: str, reachable: bool, outcome: object) -> None:
+        if self.device_health.get(name, True) != reachable:
+            if reachable:
+                self.notify(EventLevel.INFO, name, "reachable again")
+            else:
+                why = "no answer" if isinstance(outcome, TimedOut) else str(outcome)
+                if isinstance(outcome, Failed):
+                    why = f"{type(outcome.error).__name__}: {outcome.error}"
+                self.notify(EventLevel.WARNING, name, f"unreachable ({why})")
+        self.device_health[name] = reachable
+
+    def inputs(self, now: float) -> tuple[CycleInputs, list[str]]:
+        """The allocator's input for this cycle and the notes for the decision record."""
+        model = self.model
+        n_nodes = len(model.node_ids)
+        base = array("d", bytes(8 * 3 * n_nodes))
+        known = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
+        reserved = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
+        ev_max = array("d", [math.inf]) * len(model.connectors)
+        wanting = array("b", bytes(len(model.connectors)))
+        notes: list[str] = []
+        for i, (info, runtime) in enumerate(zip(model.connectors, self.connectors, strict=True)):
+            assumed = runtime.watch.assumed_draw_a(now)
+            if assumed is None and runtime.failsafe_unverified:
+                assumed = info.max_current_a
+            for node in model.ancestors[info.node]:
+                for p in range(3):
+                    known[node][p] += runtime.draw[p]
+            if assumed is not None:
+                phases = (info.grid_phases[0],) if info.one_phase else (0, 1, 2)
+                for node in model.ancestors[info.node]:
+                    for p in phases:
+                        reserved[node][p] += assumed
+                why = "failsafe not verified" if runtime.failsafe_unverified else "unreachable"
+                notes.append(f"{info.name} {why}: {assumed:g} A reserved")
+                continue
+            reading = runtime.reading
+            if reading is None:
+                continue
+            drawn = max(runtime.draw)
+            if (
+                runtime.lowered_at is not None
+                and runtime.sent_a is not None
+                and reading.at > runtime.lowered_at
+                and reading.phase_currents() is not None  # every phase measured then
+                and drawn <= runtime.sent_a + FOLLOWED_TOLERANCE_A
+            ):
+                # The headroom the decrease freed is confirmed: no need to wait out settle_s.
+                self.allocator.confirm_followed(i)
+                runtime.lowered_at = None
+            wants = reading.state in WANTING_STATES or (reading.state is None and drawn > 1.0)
+            wanting[i] = wants
+            ev_max[i] = runtime.ev_estimate(wants, drawn, now)
+        measured: dict[int, Phases3] = {}
+        share: dict[int, float] = {}
+        for meter_id, watch in self.meter_watch.items():
+            node = self.meter_node[meter_id]
+            share[node] = watch.budget_share(now)
+            reading = self.meter_reading.get(meter_id)
+            currents = reading.phase_currents() if reading is not None else None
+            if share[node] >= 1.0 and currents is not None:
+                measured[node] = currents
+        grid_operator_w, peak_w = self._apply_limits(now, base, ev_max)
+        for node in range(n_nodes):
+            degraded = node not in measured and node in share
+            limit = self._limit_in_force_a(node, now, grid_operator_w, peak_w) if degraded else None
+            for p in range(3):
+                if node in measured:
+                    value = max(measured[node][p] - known[node][p], 0.0)
+                elif limit is not None:
+                    value = limit[p] * (1 - share[node])
+                else:
+                    value = 0.0
+                base[3 * node + p] += value + reserved[node][p]
+            if node in share and share[node] < 1.0:
+                notes.append(f"{model.node_ids[node]} meter lost: {share[node]:.0%} budget")
+        energy = self.energy.plan(
+            now,
+            base=base,
+            measured=measured,
+            meter_readings=self.meter_reading,
+            draws=[runtime.draw for runtime in self.connectors],
+            wanting=wanting,
+            ev_max=ev_max,
+            grid_limit_w=min(grid_operator_w, model.power_kw[0] * 1000),
+            peak_w=peak_w,
+        )
+        notes.extend(energy.notes)
+        return (
+            CycleInputs(
+                now,
+                base,
+                ev_max,
+                wanting,
+                energy.pv_mode,
+                grid_operator_w=grid_operator_w,
+                peak_w=energy.peak_w,
+                pv_surplus_w=energy.pv_surplus_w,
+                battery_discharge_w=energy.battery_discharge_w,
+            ),
+            notes,
+        )
+
+    def _limit_in_force_a(
+        self, node: int, now: float, grid_operator_w: float, peak_w: float
+    ) -> Phases3:
+        """A node's tightest limit per phase now: its cap, the limit book's phase and power
+        limits, and at the root the grid operator's and the peak target (power as current
+        on three phases). A lost meter's node keeps its degraded share of this, not of its
+        cap, so a limit below the cap still leaves room."""
+        model = self.model
+        in_force = self.limits.in_force(model.limit_target(node), now).limit
+        power_w = model.power_kw[node] * 1000
+        if in_force.power_kw is not None:
+            power_w = min(power_w, in_force.power_kw * 1000)
+        if node == 0:
+            power_w = min(power_w, grid_operator_w, peak_w)
+        per_phase = power_w / (3 * model.voltage_v)
+        phase = in_force.phase_a or model.caps_a[node]
+        return (
+            min(model.caps_a[node][0], phase[0], per_phase),
+            min(model.caps_a[node][1], phase[1], per_phase),
+            min(model.caps_a[node][2], phase[2], per_phase),
+        )
+
+    def _apply_limits(
+        self, now: float, base: array[float], ev_max: array[float]
+    ) -> tuple[float, float]:
+        """Fold the limit book into the cycle input; returns (grid-operator W, peak W)."""
+        model = self.model
+        self.limits.expire(now)
+        by_target: dict[str, Limit] = {}
+        operator_kw = math.inf
+        for lease in self.limits.leases():
+            if (
+                lease.target == SITE
+                and lease.limit.power_kw is not None
+                and (
+                    lease.source is LimitSource.GRID_OPERATOR
+                    or lease.source is self._operator_power_source
+                )
+            ):
+                operator_kw = min(operator_kw, lease.limit.power_kw)
+                if lease.limit.phase_a is None:
+                    continue
+                limit = Limit(lease.limit.phase_a)
+            else:
+                limit = lease.limit
+            previous = by_target.get(lease.target)
+            by_target[lease.target] = limit if previous is None else previous.tighten(limit)
+        peak_w = math.inf
+        for target, limit in by_target.items():
+            node = 0 if target == SITE else _node_or_none(self.allocator, target)
+            if node is None:
+                index = self.connector_index(target)
+                if index is not None:
+                    ev_max[index] = min(ev_max[index], _connector_cap(limit, model, index))
+                continue
+            if limit.phase_a is not None:
+                for p in range(3):
+                    base[3 * node + p] += max(model.caps_a[node][p] - limit.phase_a[p], 0.0)
+            if limit.power_kw is not None:
+                if node == 0:
+                    peak_w = min(peak_w, limit.power_kw * 1000)
+                else:
+                    cut = max(model.power_kw[node] - limit.power_kw, 0.0) * 1000
+                    for p in range(3):
+                        base[3 * node + p] += cut / (3 * model.voltage_v)
+        return operator_kw * 1000, peak_w
+
+    def commands(self, result: CycleResult, now: float) -> list[SetpointCommand]:
+        """The setpoints to send: to every reachable connector whose setpoint changed or that
+        paces its own commands; failsafe verification first where it is needed."""
+        setpoints, phases = result.setpoint_a, result.phases
+        commands = []
+        for i, (info, runtime) in enumerate(
+            zip(self.model.connectors, self.connectors, strict=True)
+        ):
+            watch = runtime.watch
+            if not watch.reachable(now):
+                continue
+            setpoint, n_phases = setpoints[i], phases[i]
+            if watch.needs_verification:
+                commands.append(SetpointCommand(i, info.name, setpoint, n_phases, True))
+            elif runtime.sent_a != setpoint or runtime.sent_phases != n_phases or self._paced[i]:
+                commands.append(SetpointCommand(i, info.name, setpoint, n_phases))
+        return commands
+
+    def failsafe_configured(self, index: int, ok: bool) -> None:
+        """The failsafe settings of the connector at `index` were configured and verified
+        (`ok`), or could not be: it stays reserved and is retried next cycle."""
+        runtime = self.connectors[index]
+        runtime.failsafe_unverified = not ok
+        if ok:
+            runtime.watch.verified()
+            self.notify(EventLevel.INFO, self.model.connectors[index].name, "failsafe verified")
+
+    def outcomes(
+        self, plan: Plan, results: Mapping[str, object], now: float, done_at: float
+    ) -> None:
+        """What came of the setpoints sent at `now`, by connector name: an `AppliedLimit`,
+        or a failure (sent again next cycle); `done_at` is when the last one came back."""
+        setpoints, phases = plan.result.setpoint_a, plan.result.phases
+        for name, outcome in results.items():
+            i = self._index[name]
+            runtime = self.connectors[i]
+            if isinstance(outcome, AppliedLimit):
+                if runtime.sent_a != setpoints[i]:
+                    runtime.sent_at = now
+                if outcome.current_a <= setpoints[i] and (
+                    runtime.sent_a is None or setpoints[i] < runtime.sent_a
+                ):
+                    runtime.lowered_at = done_at
+                runtime.sent_a, runtime.sent_phases = setpoints[i], phases[i]
+                runtime.watch.commanded(max(outcome.current_a, setpoints[i]))
+                runtime.watch.ok(now)
+            else:
+                runtime.sent_a = None
+                log.debug("command to %s failed: %s", name, outcome)
+
+    def battery_commanded(self, name: str, outcome: object, now: float) -> None:
+        """The battery's answer to its command this cycle (`SiteEnergy.command_op`)."""
+        problem = self.energy.commanded(outcome, now)
+        if problem is not None:
+            self.notify(EventLevel.WARNING, name, problem)
+
+    # -- between cycles --------------------------------------------------------------------
+
+    def heartbeat_due(self, index: int, now: float) -> bool:
+        """Whether the connector at `index` should be sent its heartbeat: it is reachable
+        and its failsafe settings are verified."""
+        watch = self.connectors[index].watch
+        return not watch.needs_verification and watch.reachable(now)
+
+    def connector_index(self, target: str) -> int | None:
+        """The index of the connector `charger-id#n`, None when there is none."""
+        charger, _, number = target.rpartition("#")
+        if not number.isdigit():
+            return None
+        try:
+            return self.allocator.connector_index((charger, int(number)))
+        except KeyError:
+            return None
+
+
+def _grid_draw(reading: Reading, grid_phases: tuple[int, int, int]) -> Phases3:
+    draw = [0.0, 0.0, 0.0]
+    for terminal, quantity in enumerate((_L1, _L2, _L3)):
+        value = reading.values.get(quantity)
+        if value is not None and value > 0:
+            draw[grid_phases[terminal]] += value
+    return (draw[0], draw[1], draw[2])
+
+
+_L1 = Quantity.CURRENT_L1
+_L2 = Quantity.CURRENT_L2
+_L3 = Quantity.CURRENT_L3
+
+
+def _node_or_none(allocator: SiteAllocator, target: str) -> int | None:
+    try:
+        return allocator.node_index(target)
+    except KeyError:
+        return None
+
+
+def _connector_cap(limit: Limit, model: SiteModel, index: int) -> float:
+    cap = math.inf
+    if limit.phase_a is not None:
+        cap = min(limit.phase_a)
+    if limit.power_kw is not None:
+        phases = 1 if model.connectors[index].one_phase else 3
+        cap = min(cap, limit.power_kw * 1000 / (phases * model.voltage_v))
+    return cap

@@ -1,0 +1,220 @@
+"""The sans-IO cycle planner over the in-memory site: no nursery, no clock, time a number.
+
+Each test drives `CyclePlanner` one cycle per call (`PlannedSite`): the devices are read
+and commanded at the cycle's time, the planner gets the readings and the outcomes.
+"""
+
+from __future__ import annotations
+
+import math
+
+from loop_site import PlannedSite, SimSite, site_config
+
+from hubgate.control.limits import SITE, AuditAction, Limit, LimitBook, LimitSource
+from hubgate.control.plan import CyclePlanner
+from hubgate.state import EventLevel
+
+BOARD_A = 64.0
+
+
+def test_shares_the_board_and_verifies_failsafe_first() -> None:
+    site = PlannedSite.build(SimSite.build())
+    first = site.cycle()
+    assert first is not None
+    assert all(c.verify_first for c in first.commands)  # nothing set before its failsafe
+    assert all(c.configured == 1 and c.failsafe_a == 6 for c in site.sim.chargers)
+    site.run(4)  # a meter not yet trusted: half the board until fresh for 6 s
+    assert sum(site.setpoints().values()) <= BOARD_A / 2
+    site.run(35)
+    sp = site.setpoints()
+    assert sum(sp.values()) <= BOARD_A
+    assert min(sp.values()) >= 20  # fair: 64 A among three
+    assert all(c.configured == 1 for c in site.sim.chargers)
+    failsafe = [e for e in site.events if e[2] == "failsafe verified"]
+    assert sorted(e[1] for e in failsafe) == ["cp-1#1", "cp-2#1", "cp-3#1"]
+
+
+def test_only_changed_setpoints_are_sent_to_chargers_that_do_not_pace_themselves() -> None:
+    site = PlannedSite.build(SimSite.build())
+    site.run(40)
+    steady = site.cycle()
+    assert steady is not None
+    assert steady.commands == []  # nothing changed: nothing to send
+
+
+def test_a_charger_that_paces_itself_gets_every_setpoint() -> None:
+    sim = SimSite.build()
+    planner = CyclePlanner(
+        site_config(),
+        LimitBook(),
+        meters=("board-meter",),
+        grid_operator_box=True,
+        paced=[("cp-2", 1)],
+    )
+    site = PlannedSite(sim, planner)
+    site.run(40)
+    steady = site.cycle()
+    assert steady is not None
+    assert [c.name for c in steady.commands] == ["cp-2#1"]
+
+
+def test_ev_taking_less_gives_its_headroom_to_others() -> None:
+    sim = SimSite.build()
+    sim.charger("cp-1").ev_max_a = 8.0
+    site = PlannedSite.build(sim)
+    site.run(60)
+    sp = site.setpoints()
+    assert sp["cp-1"] <= 8 + 2  # trimmed to its draw plus headroom
+    assert sp["cp-2"] >= 26
+    assert sp["cp-3"] >= 26
+
+
+def test_base_load_in_the_meter_is_followed() -> None:
+    site = PlannedSite.build(SimSite.build())
+    site.run(40)
+    site.sim.meter.base_a = 30.0
+    site.run(20)
+    assert sum(site.setpoints().values()) <= BOARD_A - 30 + 1
+    plan = site.last
+    assert plan is not None
+    board = site.planner.allocator.node_index("board")
+    assert 29 <= max(plan.inputs.base_load_a[3 * board : 3 * board + 3]) <= 31  # type: ignore[index]
+
+
+def test_meter_lost_degrades_then_recovers_with_hysteresis() -> None:
+    site = PlannedSite.build(SimSite.build())
+    site.run(40)
+    assert sum(site.setpoints().values()) > BOARD_A / 2 + 6
+    site.sim.meter.reachable = False
+    site.run(5)  # stale after 3 s
+    watch = site.planner.meter_watch["board-meter"]
+    assert watch.budget_share(site.now) == 0.5
+    assert watch.health(site.now).value == "lost"
+    assert sum(site.setpoints().values()) <= BOARD_A / 2
+    assert site.last is not None
+    assert "board meter lost: 50% budget" in site.last.notes
+    assert (EventLevel.WARNING, "meter:board-meter") in [e[:2] for e in site.events]
+    site.sim.meter.reachable = True
+    site.run(3)  # fresh again, still inside the 6 s hysteresis
+    assert watch.health(site.now).value == "recovering"
+    assert sum(site.setpoints().values()) <= BOARD_A / 2
+    site.run(20)
+    assert watch.budget_share(site.now) == 1.0
+    assert sum(site.setpoints().values()) > BOARD_A / 2 + 6
+    assert (EventLevel.INFO, "meter:board-meter", "reachable again") in site.events
+
+
+def test_unreachable_charger_is_reserved_and_reverified() -> None:
+    site = PlannedSite.build(SimSite.build())
+    site.run(40)
+    lost = site.sim.charger("cp-1")
+    held = lost.limit_a
+    lost.reachable = False
+    site.run(10)
+    sp = site.setpoints()
+    # verified: it holds its last command (or falls to its 6 A failsafe): the other two
+    # share what is left of the board, no more, and still charge
+    assert held > 6
+    assert sp["cp-2"] + sp["cp-3"] <= BOARD_A - held
+    assert sp["cp-2"] + sp["cp-3"] > BOARD_A - 32  # less than its maximum is reserved
+    assert lost.limit_a == held  # no command reached it
+    assert site.last is not None
+    assert f"cp-1#1 unreachable: {held:g} A reserved" in site.last.notes
+    assert lost.configured == 1
+    lost.reachable = True
+    site.run(10)
+    assert lost.configured == 2  # failsafe settings configured and verified again
+    assert sum(site.setpoints().values()) <= BOARD_A
+
+
+def test_charger_whose_failsafe_cannot_be_set_is_reserved_and_retried() -> None:
+    site = PlannedSite.build(SimSite.build())
+    stubborn = site.sim.charger("cp-1")
+    stubborn.rejects_failsafe = True
+    site.run(40)
+    sp = site.setpoints()
+    assert stubborn.limit_a == 0  # never commanded
+    assert sp["cp-2"] + sp["cp-3"] <= BOARD_A - 32
+    assert site.last is not None
+    assert "cp-1#1 failsafe not verified: 32 A reserved" in site.last.notes
+    stubborn.rejects_failsafe = False
+    site.run(20)
+    assert stubborn.configured == 1
+    assert stubborn.limit_a > 0
+    assert not site.last.notes
+
+
+def test_grid_operator_step_is_audited_and_followed() -> None:
+    site = PlannedSite.build(SimSite.build())
+    site.run(30)
+    site.sim.box.percent = 30.0  # 30 % of 3 x 230 V x 100 A = 20.7 kW
+    site.run(5)
+    assert site.last is not None
+    assert site.last.inputs.grid_operator_w == 20_700
+    total_kw = sum(site.setpoints().values()) * 3 * 230 / 1000
+    assert total_kw <= 20.7 + 0.1
+    limits = site.planner.limits
+    audit = [e for e in limits.audit() if e.source is LimitSource.GRID_OPERATOR]
+    assert [e.limit.power_kw for e in audit] == [69.0, 20.7]
+    assert all(e.action is AuditAction.SET and e.target == SITE for e in audit)
+    site.sim.box.reachable = False  # silent box: the fallback (100 %) after meter_stale_s
+    site.run(10)
+    assert limits.audit()[-1].limit.power_kw == 69.0
+
+
+def test_api_and_modbus_server_limits_are_applied() -> None:
+    site = PlannedSite.build(SimSite.build())
+    site.run(40)
+    limits, now = site.planner.limits, site.now
+    limits.set(
+        "board", LimitSource.API, Limit(phase_a=(30, 30, 30)), now=now, lease_s=60, origin="t"
+    )
+    limits.set(
+        "cp-2#1",
+        LimitSource.MODBUS_SERVER,
+        Limit(phase_a=(10, 10, 10)),
+        now=now,
+        lease_s=60,
+        origin="t",
+    )
+    site.run(5)
+    sp = site.setpoints()
+    assert sum(sp.values()) <= 30
+    assert sp["cp-2"] <= 10
+    site.run(70)  # both leases lapse
+    assert sum(site.setpoints().values()) > 40
+
+
+def test_a_new_ev_starts_once_the_others_are_seen_to_follow_their_decrease() -> None:
+    """The current freed by lowering the others is confirmed by their draw after their
+    reaction time (2 s), so the new EV starts within a few cycles, not after `settle_s`
+    (10 s); the board never carries more than its limit meanwhile."""
+    sim = SimSite.build()
+    newcomer = sim.charger("cp-3")
+    newcomer.connected = False
+    site = PlannedSite.build(sim)
+    site.run(40)
+    assert site.setpoints() == {"cp-1": 32, "cp-2": 32, "cp-3": 0}
+    newcomer.connected = True
+    connected_at = site.now
+    started_at = None
+    peak = 0.0
+    while site.now - connected_at < 20:
+        site.cycle()
+        peak = max(peak, sim.meter.current(site.now))
+        if started_at is None and site.setpoints()["cp-3"] > 0:
+            started_at = site.now
+    assert started_at is not None
+    assert started_at - connected_at <= 5  # reaction 2 s, a reading, a cycle
+    assert peak <= BOARD_A + 1e-9
+    assert min(site.setpoints().values()) >= 21  # fair again: 64 A among three
+
+
+def test_a_failed_allocation_keeps_the_last_setpoints_and_raises_an_alarm() -> None:
+    site = PlannedSite.build(SimSite.build())
+    site.run(10)
+    before = site.setpoints()
+    site.sim.meter.base_a = math.nan
+    assert site.cycle() is None
+    assert site.setpoints() == before
+    assert site.events[-1][:2] == (EventLevel.ALARM, "allocation")
