@@ -145,7 +145,9 @@ async def test_limit_is_written_and_read_back(name: str) -> None:
             assert r.sim.applied_limit() == pytest.approx(setpoint.max, abs=1e-3)
 
 
-@pytest.mark.parametrize("name", CHARGERS)
+@pytest.mark.parametrize(
+    "name", [n for n in CHARGERS if PROFILES[n].commands.pause is not Pause.NONE]
+)
 async def test_pause_and_resume(name: str) -> None:
     profile = PROFILES[name]
     current = a_current(profile)
@@ -431,3 +433,15 @@ async def test_a_missing_sunspec_block_is_a_discovery_error() -> None:
             meter = driver_for("m", PROFILES["sunspec-meter"], r.driver.link)
             with pytest.raises(SunSpecDiscoveryError, match="meter"):
                 await meter.read()
+
+
+@pytest.mark.parametrize("name", [n for n in CHARGERS if PROFILES[n].commands.pause is Pause.NONE])
+async def test_a_charger_that_cannot_pause_stays_at_its_minimum(name: str) -> None:
+    profile = PROFILES[name]
+    setpoint = limit_setpoint(profile)
+    with trio.fail_after(10):
+        async with rig(profile) as r:
+            held = await charger(r).set_limit(0.0, 3)
+            assert not held.paused  # it still draws: the allocator must count it
+            assert held.current_a == pytest.approx(setpoint.min / per_amp(profile), abs=1e-3)
+            assert r.sim.applied_limit() == pytest.approx(setpoint.min)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from hubgate.cli.common import EXIT_OK, add_command
 from hubgate.config import SiteConfig, load_site, render_tree
+from hubgate.config.profile_refs import failsafe_warnings
 
 
 def register(subparsers: Any) -> None:
@@ -24,6 +26,8 @@ def _check(args: argparse.Namespace) -> int:
     config = load_site(args.site)
     if not args.quiet:
         print(render_tree(config))
+    for warning in failsafe_warnings(config):
+        print(f"{args.site}: warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 

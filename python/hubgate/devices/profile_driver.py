@@ -296,6 +296,9 @@ class ProfileCharger(ProfileDevice):
 
     async def _pause(self) -> None:
         commands = self.profile.commands
+        if commands.pause is Pause.NONE:  # no pause: the lowest it takes (it still draws)
+            await self._write_setpoint(self.setpoint.min)
+            return
         if commands.pause is Pause.ZERO:
             await self._write_setpoint(0.0)
             return
@@ -359,6 +362,11 @@ class ProfileCharger(ProfileDevice):
         )
 
     # -- failsafe ---------------------------------------------------------------
+
+    @property
+    def device_failsafe(self) -> bool:
+        """Whether the charger falls back on its own when hubgate stops commanding it."""
+        return self.profile.failsafe.present
 
     async def configure_failsafe(self, timeout_s: float, failsafe_current_a: float) -> None:
         """Write the device's communication timeout and fallback current where it lets us,

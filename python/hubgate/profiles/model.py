@@ -409,6 +409,8 @@ class Pause(StrEnum):
     """Writing 0 to the setpoint pauses."""
     ENABLE = "enable"
     """A separate enable command pauses; 0 on the setpoint does not."""
+    NONE = "none"
+    """It cannot be paused over Modbus: below its minimum it stays at the minimum (and draws)."""
 
 
 class ZeroMeans(StrEnum):
