@@ -232,9 +232,7 @@ def feed(served: Served) -> None:
         assert timeout is not None
         spec = served.device.spec("failsafe.timeout")
         registers = encode(spec, served.device.timeout_s() or 30.0)
-        assert not served.client.write_register(
-            spec.address, registers[0], device_id=unit
-        ).isError()
+        assert not served.client.write_registers(spec.address, registers, device_id=unit).isError()
     else:
         spec = served.device.spec("commands.current_limit")
         read(served.client, Function.HOLDING, spec.address, spec.count, unit)
