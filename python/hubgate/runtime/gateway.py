@@ -38,7 +38,8 @@ from hubgate.modbus.pool import open_modbus_pool
 from hubgate.modbus.server import serve_modbus
 from hubgate.ocpp.registry import StationRegistry
 from hubgate.ocpp.server import OcppListener
-from hubgate.runtime.site_devices import build_site_devices
+from hubgate.ocpp.station_care import attendant
+from hubgate.runtime.site_devices import build_site_devices, charger_infos, station_cares
 from hubgate.runtime.supervisor import Supervisor, open_supervisor
 from hubgate.state import StateHub
 
@@ -132,7 +133,8 @@ async def open_gateway(
         else open_csms_proxy(site.csms, limits, settings=csms_settings)
     )
     async with open_modbus_pool() as pool, proxying as proxy, open_supervisor() as supervisor:
-        devices = build_site_devices(site, registry, pool)
+        cares = station_cares(site, registry)
+        devices = build_site_devices(site, registry, pool, cares)
         loop = ControlLoop(
             site,
             devices,
@@ -144,7 +146,9 @@ async def open_gateway(
         gateway = Gateway(site, loop, registry, supervisor, proxy)
         attach = None if proxy is None else proxy.attach
         servers: dict[str, Server] = {
-            "ocpp": OcppListener(site.ocpp, registry, attach=attach).serve,
+            "ocpp": OcppListener(
+                site.ocpp, registry, attach=attach, attend=attendant(cares.values())
+            ).serve,
             "api": partial(
                 serve_api,
                 ApiContext(
@@ -154,6 +158,7 @@ async def open_gateway(
                     decisions=decisions,
                     commands=loop.commands,
                     metrics=metrics,
+                    chargers=partial(charger_infos, cares, devices),
                 ),
             ),
         }
