@@ -106,6 +106,13 @@ async def test_cli_probe_unreachable(capsys: pytest.CaptureFixture[str]) -> None
     assert "cannot connect" in capsys.readouterr().err
 
 
+async def test_cli_probe_rejects_two_links(capsys: pytest.CaptureFixture[str]) -> None:
+    with trio.fail_after(10):
+        code = await hubgate("probe", "127.0.0.1", "--rtu", "/dev/null")
+    assert code == 2
+    assert "either HOST[:PORT] or --rtu DEVICE" in capsys.readouterr().err
+
+
 def test_firmware_ranges_and_unit_lists() -> None:
     assert version("v3.187.0") == (3, 187, 0)
     assert version("6.4.0-4210") == (6, 4, 0)
