@@ -11,7 +11,6 @@ from functools import partial
 
 import pytest
 import trio
-from driver_support import PROFILES
 
 from hubgate.cli import main
 from hubgate.config.model import Parity, SerialLine
@@ -20,6 +19,7 @@ from hubgate.modbus.rtu_master import open_rtu_master
 from hubgate.modbus.tcp_master import open_tcp_master
 from hubgate.profiles.model import Firmware
 from hubgate.profiles.simulated import SimulatedDevice, serve
+from tests.support.drivers import PROFILES
 
 
 async def hubgate(*argv: str) -> int:

@@ -8,7 +8,6 @@ import math
 
 import pytest
 import trio
-from driver_support import PROFILES, FakeClock, Rig, rig
 
 from hubgate.devices.errors import FailsafeNotAppliedError, SunSpecDiscoveryError
 from hubgate.devices.model import IecState
@@ -20,19 +19,27 @@ from hubgate.modbus.stats import RequestStats
 from hubgate.modbus.tcp_master import open_tcp_master
 from hubgate.profiles.model import (
     DataType,
-    DeviceKind,
     HeartbeatStyle,
     Pause,
     Profile,
     Quantity,
-    Setpoint,
     SunSpecBlock,
     Unit,
 )
-from hubgate.profiles.plan import RegisterSpec, field_specs, sunspec_layout
+from hubgate.profiles.plan import field_specs, sunspec_layout
 from hubgate.profiles.simulated import UNDOCUMENTED_TIMEOUT_S, SimulatedDevice, serve
+from tests.support.drivers import (
+    CHARGERS,
+    PROFILES,
+    FakeClock,
+    a_current,
+    charger,
+    distinct_value,
+    limit_setpoint,
+    per_amp,
+    rig,
+)
 
-CHARGERS = sorted(n for n, p in PROFILES.items() if p.kind is DeviceKind.CHARGER)
 WITH_FAILSAFE = sorted(n for n in CHARGERS if PROFILES[n].failsafe.present)
 PHASE_SWITCHED = sorted(n for n in CHARGERS if PROFILES[n].commands.phase_switch is not None)
 BATTERIES = sorted(
@@ -42,44 +49,6 @@ BATTERIES = sorted(
 )
 TIMEOUT_S = 30.0
 FAILSAFE_A = 8.0
-
-
-def distinct_value(index: int, spec: RegisterSpec, exponent: int) -> float | str | None:
-    """A value the field can hold, different per field; every third field with a sentinel
-    is "not available"."""
-    if spec.sentinel and index % 3 == 0:
-        return None
-    if spec.function.is_bit:
-        return float(index % 2)
-    if spec.type is DataType.STRING:
-        return "H" if spec.charset == "utf-16-be" else f"H{index % 10}"
-    raw = 100 + index
-    if spec.mask is not None:
-        raw = min(raw, spec.mask)
-    power = 10.0**exponent if spec.scale_factor_address is not None else 1.0
-    return raw * spec.scale * power + spec.offset
-
-
-def charger(r: Rig) -> ProfileCharger:
-    assert isinstance(r.driver, ProfileCharger)
-    return r.driver
-
-
-def limit_setpoint(profile: Profile) -> Setpoint:
-    """The charger's setpoint: its current limit, else its power limit."""
-    setpoint = profile.commands.current_limit or profile.commands.power_limit
-    assert setpoint is not None
-    return setpoint
-
-
-def per_amp(profile: Profile) -> float:
-    """Setpoint units per ampere on three phases: 1 for A, 3 x 230 V for W."""
-    return 1.0 if profile.commands.current_limit is not None else 3 * 230.0
-
-
-def a_current(profile: Profile) -> float:
-    """A current the profile's setpoint accepts as it is: its minimum (in A) + 4 A."""
-    return math.ceil(limit_setpoint(profile).min / per_amp(profile)) + 4
 
 
 @pytest.mark.parametrize("name", sorted(PROFILES))

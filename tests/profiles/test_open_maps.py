@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sim_support import PROFILES
 
 from hubgate.profiles.model import DataType, Profile, Quantity, SourceKind, WordOrder
 from hubgate.profiles.plan import all_registers, sunspec_layout
+from tests.support.simulated_devices import PROFILES
 
 OPEN_MAPS = Path(__file__).parent / "open_maps"
 

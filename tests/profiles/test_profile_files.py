@@ -9,7 +9,6 @@ from pathlib import Path
 
 import fastjsonschema
 import pytest
-from sim_support import PROFILES
 
 from hubgate.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from hubgate.config import ConfigError, load_site
@@ -23,6 +22,7 @@ from hubgate.profiles import (
     profile_files,
 )
 from hubgate.profiles.coverage import BEGIN, END, coverage_table, with_table
+from tests.support.simulated_devices import PROFILES
 
 ALFEN = default_dir() / "alfen-eve.toml"
 

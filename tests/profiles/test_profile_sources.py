@@ -6,12 +6,12 @@ import re
 from pathlib import Path
 
 import pytest
-from sim_support import PROFILES
 
 from hubgate.cli import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, main
 from hubgate.profiles import default_dir, problems_in_file
 from hubgate.profiles.facts import cited_facts, uncertain
 from hubgate.profiles.model import Status
+from tests.support.simulated_devices import PROFILES
 
 ALFEN = default_dir() / "alfen-eve.toml"
 MAX_UNCERTAIN = 10
