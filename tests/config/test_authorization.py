@@ -177,6 +177,9 @@ def test_the_auth_command_keeps_tokens(tmp_path: Path) -> None:
     unknown_group = _hubgate("auth", "add", site, "CARD-9", "--group", "vip")
     assert unknown_group.returncode == 2
     assert "group 'vip' does not exist; groups: fleet, gone" in unknown_group.stderr
+    too_long = _hubgate("auth", "add", site, "C" * 37)
+    assert too_long.returncode == 2
+    assert "String should have at most 36 characters" in too_long.stderr
     bad_time = _hubgate("auth", "add", site, "CARD-9", "--expires", "2031-01-01T00:00")
     assert bad_time.returncode == 2
     assert "give the time's offset" in bad_time.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from hubgate.cli.common import EXIT_BAD_INPUT, EXIT_OK, add_command
@@ -78,31 +79,34 @@ def _list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _add(args: argparse.Namespace) -> int:
-    book = _book(args.site)
+def _change(site: str, change: Callable[[TokenBook], str]) -> int:
+    """Apply a change to the site's tokens file; print what it did, or why it could not."""
+    book = _book(site)
     if book is None:
         return EXIT_BAD_INPUT
-    token = AuthToken(id=args.token, group=args.group, expires=args.expires, blocked=args.blocked)
     try:
-        book.put(token)
+        print(change(book))
     except ValueError as exc:
         print(f"hubgate: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(f"{token.id} kept in {book.path}")
     return EXIT_OK
+
+
+def _add(args: argparse.Namespace) -> int:
+    def add(book: TokenBook) -> str:
+        token = AuthToken(  # a ValidationError is a ValueError: reported by _change
+            id=args.token, group=args.group, expires=args.expires, blocked=args.blocked
+        )
+        book.put(token)
+        return f"{token.id} kept in {book.path}"
+
+    return _change(args.site, add)
 
 
 def _remove(args: argparse.Namespace) -> int:
-    book = _book(args.site)
-    if book is None:
-        return EXIT_BAD_INPUT
-    try:
-        removed = book.remove(args.token)
-    except ValueError as exc:
-        print(f"hubgate: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if not removed:
-        print(f"hubgate: error: no token {args.token!r} in {book.path}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(f"{args.token} removed from {book.path}")
-    return EXIT_OK
+    def remove(book: TokenBook) -> str:
+        if not book.remove(args.token):
+            raise ValueError(f"no token {args.token!r} in {book.path}")
+        return f"{args.token} removed from {book.path}"
+
+    return _change(args.site, remove)
