@@ -13,10 +13,11 @@ import math
 
 import pytest
 
-from hubgate._core import DeadlinePlanner, PlanInputError
+from hubgate._core import DeadlinePlan, DeadlinePlanner, PlanInputError
 from tests.support.deadline_reference import Case, lp_shortfall, random_case, reference_plan
 
-def planned(case: Case):  # noqa: ANN201 - the extension's DeadlinePlan
+
+def planned(case: Case) -> DeadlinePlan:
     return DeadlinePlanner().plan(
         case.slot_s, case.cap_w, case.need_wh, case.departure_s, case.max_w
     )

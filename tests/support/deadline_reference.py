@@ -56,8 +56,7 @@ def random_case(seed: int, sessions: int, tightness: float) -> Case:
     cap_w = [base * rng.choice([0.5, 1.0, 1.0, 1.5]) for _ in range(slots)]
     max_w = [rng.choice([3.7e3, 7.4e3, 11e3, 22e3, 50e3, 150e3]) for _ in range(sessions)]
     departure_s = [
-        math.inf if rng.random() < 0.05 else rng.uniform(600, 86_400 * 1.2)
-        for _ in range(sessions)
+        math.inf if rng.random() < 0.05 else rng.uniform(600, 86_400 * 1.2) for _ in range(sessions)
     ]
     horizon = sum(slot_s)
     energy = sum(c * s for c, s in zip(cap_w, slot_s, strict=True)) / 3600
