@@ -88,5 +88,5 @@ def test_make_test_stops_at_once_naming_the_command_when_not_root() -> None:
     )
     assert hidden.returncode == 1
     [line] = hidden.stderr.splitlines()
-    packages = "chromium mbpoll mosquitto mosquitto-clients openssl socat"
+    packages = "chromium mbpoll mosquitto mosquitto-clients nats-server openssl socat"
     assert f"run `sudo apt-get install -y {packages}`" in line

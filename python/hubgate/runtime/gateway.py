@@ -13,6 +13,12 @@ OCPP listener is the chargers' Local Controller towards it (`hubgate.cloud.proxy
 the CSMS's charging profiles are limits in the control loop's `LimitBook`, and
 while the CSMS is away control goes on locally and transaction messages are
 stored and forwarded.
+
+With a `[cluster]` (docs/ha.md) the gateway is one of two on its site: the leader lease
+(`hubgate.cluster.leadership`) decides which one commands. Both sense and plan every
+cycle; only the leader dispatches, listens for OCPP chargers and proxies them to the
+CSMS (so the CSMS sees one local controller), and `shutdown` hands the lease over
+instead of commanding the failsafe current.
 """
 
 from __future__ import annotations
@@ -30,7 +36,12 @@ from hubgate.api.metrics import MetricsRegistry
 from hubgate.api.server import serve_api
 from hubgate.cloud.mqtt.publisher import TelemetryPublisher
 from hubgate.cloud.proxy import CsmsProxy, ProxySettings, open_csms_proxy
+from hubgate.cluster.leadership import Leadership
+from hubgate.cluster.lease import Role
+from hubgate.cluster.link import NatsLink, open_nats_link
+from hubgate.cluster.timing import lease_timing
 from hubgate.config.model import SiteConfig
+from hubgate.control.authority import SOLE
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook
 from hubgate.control.loop import ControlLoop
@@ -56,10 +67,13 @@ class Gateway:
     registry: StationRegistry
     supervisor: Supervisor
     csms: CsmsProxy | None = None
-    """The Local Controller proxy, with a `[csms]`."""
+    """The Local Controller proxy, with a `[csms]` (while leader, with a `[cluster]`)."""
+    leadership: Leadership | None = None
+    """With a `[cluster]`: this gateway's part in it."""
     ports: dict[str, int] = field(default_factory=dict)
     stopping: bool = False
     _control_scope: trio.CancelScope | None = None
+    _csms_settings: ProxySettings | None = None
 
     async def control(self) -> None:
         """The control loop's supervised task (until `shutdown`)."""
@@ -70,15 +84,50 @@ class Gateway:
             await self.loop.run()
 
     async def shutdown(self, timeout_s: float = 5.0) -> dict[str, bool]:
-        """Stop the control loop and command every charger to its failsafe current.
+        """Stop the control loop and command every charger to its failsafe current; with
+        a `[cluster]`, hand the lease over instead (the chargers keep their setpoints
+        under their leases while the standby takes over), and command nothing.
 
         The services stop when the `open_gateway` block is left."""
         self.stopping = True
         if self._control_scope is not None:
             self._control_scope.cancel()
         with trio.CancelScope(shield=True):
+            if self.leadership is not None:
+                with trio.move_on_after(timeout_s):
+                    await self.leadership.release()
+                return {}
             return await self.loop.safe_stop(timeout_s)
         raise AssertionError("unreachable: a shielded scope is never cancelled")
+
+    async def lead(self) -> None:
+        """With a `[cluster]`: the OCPP listener (and the CSMS proxy) while leader."""
+        leadership = self.leadership
+        assert leadership is not None
+        while not self.stopping:
+            await leadership.wait_role(Role.LEADER)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._ocpp_side)
+                await leadership.wait_role(Role.STANDBY)
+                nursery.cancel_scope.cancel()
+
+    async def _ocpp_side(self) -> None:
+        site = self.site
+        proxying: AbstractAsyncContextManager[CsmsProxy | None] = (
+            nullcontext()
+            if site.csms is None
+            else open_csms_proxy(site.csms, self.loop.limits, settings=self._csms_settings)
+        )
+        async with proxying as proxy, trio.open_nursery() as nursery:
+            self.csms = proxy
+            attach = None if proxy is None else proxy.attach
+            try:
+                listener = OcppListener(site.ocpp, self.registry, attach=attach)
+                self.ports["ocpp"] = await nursery.start(listener.serve)
+                await trio.sleep_forever()
+            finally:
+                self.ports.pop("ocpp", None)
+                self.csms = None
 
 
 async def _serve_reporting(
@@ -126,12 +175,26 @@ async def open_gateway(
     decisions = DecisionLog()
     metrics = MetricsRegistry()
     registry = StationRegistry.from_site(site)
+    clustered = site.cluster is not None
     proxying: AbstractAsyncContextManager[CsmsProxy | None] = (
         nullcontext()
-        if site.csms is None
+        if site.csms is None or clustered
         else open_csms_proxy(site.csms, limits, settings=csms_settings)
     )
-    async with open_modbus_pool() as pool, proxying as proxy, open_supervisor() as supervisor:
+    linking: AbstractAsyncContextManager[NatsLink | None] = (
+        nullcontext() if site.cluster is None else open_nats_link(site.cluster)
+    )
+    async with (
+        open_modbus_pool() as pool,
+        linking as link,
+        proxying as proxy,
+        open_supervisor() as supervisor,
+    ):
+        leadership = (
+            None
+            if link is None or site.cluster is None
+            else Leadership(link, site.cluster, lease_timing(site))
+        )
         devices = build_site_devices(site, registry, pool)
         loop = ControlLoop(
             site,
@@ -140,11 +203,12 @@ async def open_gateway(
             decisions=decisions,
             hub=hub,
             cycle_time=metrics.cycle_time.observe,
+            authority=SOLE if leadership is None else leadership,
         )
-        gateway = Gateway(site, loop, registry, supervisor, proxy)
+        gateway = Gateway(site, loop, registry, supervisor, proxy, leadership)
+        gateway._csms_settings = csms_settings
         attach = None if proxy is None else proxy.attach
         servers: dict[str, Server] = {
-            "ocpp": OcppListener(site.ocpp, registry, attach=attach).serve,
             "api": partial(
                 serve_api,
                 ApiContext(
@@ -157,6 +221,8 @@ async def open_gateway(
                 ),
             ),
         }
+        if leadership is None:
+            servers["ocpp"] = OcppListener(site.ocpp, registry, attach=attach).serve
         if site.modbus_server is not None:
             servers["modbus-server"] = partial(serve_modbus, site.modbus_server, site, hub, limits)
         ready = {name: trio.Event() for name in servers}
@@ -168,6 +234,9 @@ async def open_gateway(
             supervisor.start(
                 "mqtt", partial(_publish_snapshots, hub, TelemetryPublisher(site.mqtt))
             )
+        if leadership is not None:
+            supervisor.start("leadership", leadership.run)
+            supervisor.start("leader", gateway.lead)
 
         with trio.fail_after(start_timeout_s):
             for event in ready.values():

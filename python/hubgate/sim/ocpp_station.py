@@ -98,6 +98,8 @@ class Station:
     slots: tuple[int, ...]
     site: WireSite
     csms_url: str
+    """Where it dials: one URL, or several comma-separated in priority order (it tries
+    them in turn, from the first, whenever its connection is lost)."""
     meter_values_s: float
     version: OcppVersion = field(init=False)
     connectors: list[ConnectorState] = field(init=False)
@@ -145,7 +147,8 @@ class Station:
             "id": self.charger.id,
             "identity": self.identity,
             "version": self.version.value,
-            "url": f"{self.csms_url.rstrip('/')}/{self.identity}",
+            "url": self._urls()[0],
+            "urls": self._urls(),
             "connectors": [c.id for c in self.connectors],
         }
 
@@ -463,28 +466,36 @@ class Station:
 
     # -- connection ---------------------------------------------------------------
 
+    def _urls(self) -> list[str]:
+        return [f"{u.strip().rstrip('/')}/{self.identity}" for u in self.csms_url.split(",")]
+
     async def run(self) -> None:
-        """Dial the CSMS, keep the session, dial again with backoff; forever."""
+        """Dial the CSMS (each URL in turn), keep the session, dial again with backoff
+        once every URL failed; forever."""
         backoff = BACKOFF_S[0]
-        url = f"{self.csms_url.rstrip('/')}/{self.identity}"
+        urls = self._urls()
         protocol = Subprotocol("ocpp1.6" if self.v16 else "ocpp2.0.1")
         while not self._stopped:
             if not self._online():
                 await asyncio.sleep(0.1)
                 continue
-            try:
-                async with websockets.connect(
-                    url,
-                    subprotocols=[protocol],
-                    open_timeout=5,
-                ) as ws:
-                    backoff = BACKOFF_S[0]
-                    await self._session(ws)
-            except (OSError, TimeoutError, websockets.exceptions.WebSocketException):
-                pass  # the CSMS went away or never answered: dial again
-            except Exception:  # a message the CSMS refused, or a bug: say so, dial again
-                _log.exception("station %s: session failed", self.identity)
-            self._cp, self.connected, self.booted = None, False, False
+            for url in urls:
+                try:
+                    async with websockets.connect(
+                        url,
+                        subprotocols=[protocol],
+                        open_timeout=5,
+                    ) as ws:
+                        backoff = BACKOFF_S[0]
+                        await self._session(ws)
+                    break
+                except (OSError, TimeoutError, websockets.exceptions.WebSocketException):
+                    pass  # the CSMS went away or never answered: the next one
+                except Exception:  # a message the CSMS refused, or a bug: say so, dial again
+                    _log.exception("station %s: session failed", self.identity)
+                    break
+                finally:
+                    self._cp, self.connected, self.booted = None, False, False
             if self._reboot:
                 self._reboot = False
                 continue
@@ -568,6 +579,13 @@ class Station:
     def connector(self, id: int) -> ConnectorState | None:
         """The connector or EVSE with this id."""
         return next((c for c in self.connectors if c.id == id), None)
+
+    def profile_from(self, ws: Any, target: int, data: dict[str, Any]) -> str:
+        """SetChargingProfile over the connection `ws`: told to the site's writer log."""
+        ours, theirs = ws.local_address, ws.remote_address
+        what = {"profile": data.get("id", data.get("charging_profile_id")), "target": target}
+        self.site.written(self.charger.id, what, ((ours[0], ours[1]), (theirs[0], theirs[1])))
+        return self.set_profile(target, data)
 
     def set_profile(self, target: int, data: dict[str, Any]) -> str:
         """Store a profile; Accepted or Rejected."""
@@ -692,7 +710,7 @@ class _Cp16(ChargePoint16):  # type: ignore[misc]
 
     @on("SetChargingProfile")
     def set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
-        status = self.station.set_profile(connector_id, cs_charging_profiles)
+        status = self.station.profile_from(self._connection, connector_id, cs_charging_profiles)
         return result16.SetChargingProfile(status=status)
 
     @on("ClearChargingProfile")
@@ -783,7 +801,7 @@ class _Cp201(ChargePoint201):  # type: ignore[misc]
     @on("SetChargingProfile")
     def set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any], **_: Any) -> Any:
         return result201.SetChargingProfile(
-            status=self.station.set_profile(evse_id, charging_profile)
+            status=self.station.profile_from(self._connection, evse_id, charging_profile)
         )
 
     @on("ClearChargingProfile")

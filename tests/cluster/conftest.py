@@ -1,0 +1,18 @@
+"""The `nats` fixture: three clustered nats-server processes (tests/cluster/nats_cluster.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from nats_cluster import NatsCluster
+
+
+@pytest.fixture
+def nats(tmp_path: Path) -> Iterator[NatsCluster]:
+    cluster = NatsCluster.start(tmp_path / "nats")
+    try:
+        yield cluster
+    finally:
+        cluster.close()
