@@ -54,16 +54,18 @@ class NatsNode:
         return self.directory / "server.log"
 
     def config(self, routes: list[int]) -> str:
-        """Its configuration file's text."""
+        """Its configuration file's text (no cluster block without routes: a single node)."""
         route_urls = ", ".join(f'"nats-route://{LOOPBACK}:{p}"' for p in routes)
+        cluster = (
+            f"cluster {{ name: hubgate-test, listen: {LOOPBACK}:{self.route_port}, "
+            f"routes: [{route_urls}], no_advertise: true }}\n"
+        )
         return (
             f"server_name: {self.name}\n"
             f"listen: {LOOPBACK}:{self.port}\n"
             f'jetstream {{ store_dir: "{self.directory / "store"}", '
             "max_memory_store: 64MB, max_file_store: 512MB }\n"
-            f"cluster {{ name: hubgate-test, listen: {LOOPBACK}:{self.route_port}, "
-            f"routes: [{route_urls}], no_advertise: true }}\n"
-        )
+        ) + (cluster if routes else "")
 
 
 @dataclass

@@ -43,10 +43,23 @@ class ClusterUnavailableError(HubgateError):
 class NatsLink:
     """A connection to the NATS cluster, used from Trio; make one with `open_nats_link`."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, client: Client) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, client: Client, token: trio.lowlevel.TrioToken
+    ) -> None:
         self._loop = loop
         self.client = client
         """The nats-py client: touch it only in coroutines given to `run`."""
+        self._token = token
+        self._first_connect = trio.Event()
+
+    async def wait_connected(self) -> None:
+        """Return once the client has connected for the first time."""
+        await self._first_connect.wait()
+
+    def _connected(self) -> None:
+        """Called on the asyncio side after the first connection."""
+        with suppress(trio.RunFinishedError):
+            self._token.run_sync_soon(self._first_connect.set)
 
     @property
     def connected(self) -> bool:
@@ -133,14 +146,18 @@ async def open_nats_link(cluster: Cluster, *, retry_s: float = 0.5) -> AsyncIter
     options = connect_options(cluster)
     started: concurrent.futures.Future[tuple[NatsLink, asyncio.Event]] = concurrent.futures.Future()
 
+    token = trio.lowlevel.current_trio_token()
+
     async def main() -> None:
         client = Client()
         stop = asyncio.Event()
-        started.set_result((NatsLink(asyncio.get_running_loop(), client), stop))
+        link = NatsLink(asyncio.get_running_loop(), client, token)
+        started.set_result((link, stop))
         closer = asyncio.ensure_future(stop.wait())
         while not stop.is_set():
             try:
                 await client.connect(**options, error_cb=_quiet, disconnected_cb=_nothing)
+                link._connected()
                 break
             except Exception as exc:  # the cluster is not there yet: try again
                 log.warning("NATS: cannot connect to %s: %s", ", ".join(cluster.servers), exc)
