@@ -14,7 +14,7 @@ from hubgate.config.model import SiteConfig
 from hubgate.control.commands import Commands
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook, connector_target
-from hubgate.state import StateHub
+from hubgate.state import ChargerInfo, StateHub
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,8 @@ class ApiContext:
     clock: Callable[[], float] = trio.current_time
     """Monotonic time of the lease book (the control loop's clock)."""
     wall_clock: Callable[[], float] = time.time
+    chargers: Callable[[], tuple[ChargerInfo, ...]] = tuple
+    """The OCPP chargers: capabilities, provisioning, whether they follow their limits."""
 
     @cached_property
     def node_ids(self) -> tuple[str, ...]:

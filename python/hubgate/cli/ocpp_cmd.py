@@ -21,7 +21,9 @@ from hubgate.control.limits import LimitBook
 from hubgate.ocpp.registry import StationRegistry
 from hubgate.ocpp.server import OcppListener
 from hubgate.ocpp.smart_charging import LeaseSettings, Setpoint, SmartCharging
+from hubgate.ocpp.station_care import attendant
 from hubgate.runtime.gc_tuning import settle_gc
+from hubgate.runtime.site_devices import station_cares
 
 
 def register(subparsers: Any) -> None:
@@ -76,6 +78,7 @@ def _serve(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     config = site.ocpp.model_copy(update=overrides)
     registry = StationRegistry.from_site(site)
+    cares = {care.station.identity: care for care in station_cares(site, registry).values()}
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     csms = site.csms
     if args.csms is not None:
@@ -101,7 +104,7 @@ def _serve(args: argparse.Namespace) -> int:
             renew_before_s=control.lease_s / 3,
             failsafe_current_a=control.failsafe_current_a,
         )
-        smart = SmartCharging(registry, settings)
+        smart = SmartCharging(registry, settings, lambda identity: cares[identity].capabilities)
         while True:
             online = [s.identity for s in registry if s.session is not None]
             await smart.apply(dict.fromkeys(online, Setpoint(limit_a)))
@@ -110,7 +113,7 @@ def _serve(args: argparse.Namespace) -> int:
     async def main() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
-                listener = OcppListener(config, registry)
+                listener = OcppListener(config, registry, attend=attendant(cares.values()))
                 if csms is not None:
                     proxy = await nursery.start(_run_proxy, csms)
                     listener.attach = proxy.attach

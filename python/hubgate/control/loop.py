@@ -120,9 +120,10 @@ class ControlLoop:
         missing = [c.name for c in self.model.connectors if c.key not in chargers]
         if missing:
             raise ValueError(f"no device for connectors {', '.join(missing)}")
-        by_name: dict[str, Device] = {
+        self._chargers: dict[str, Charger] = {
             info.name: chargers[info.key] for info in self.model.connectors
         }
+        by_name: dict[str, Device] = dict(self._chargers)
         self._reported: dict[str, SessionCharger] = {
             name: device for name, device in by_name.items() if isinstance(device, SessionCharger)
         }
@@ -232,7 +233,9 @@ class ControlLoop:
                 "standby: not commanding" if epoch is None else f"commanding (epoch {epoch})",
             )
         self.epoch = epoch
-        plan = self.planner.plan(await self._sense(), now)
+        readings = await self._sense()
+        self.planner.checked({name: c.limit_check for name, c in self._chargers.items()})
+        plan = self.planner.plan(readings, now)
         if plan is None:
             return
         if epoch is not None:

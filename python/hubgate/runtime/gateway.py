@@ -48,8 +48,9 @@ from hubgate.control.loop import ControlLoop
 from hubgate.modbus.pool import open_modbus_pool
 from hubgate.modbus.server import serve_modbus
 from hubgate.ocpp.registry import StationRegistry
-from hubgate.ocpp.server import OcppListener
-from hubgate.runtime.site_devices import build_site_devices
+from hubgate.ocpp.server import Attend, OcppListener
+from hubgate.ocpp.station_care import attendant
+from hubgate.runtime.site_devices import build_site_devices, charger_infos, station_cares
 from hubgate.runtime.supervisor import Supervisor, open_supervisor
 from hubgate.state import StateHub
 
@@ -74,6 +75,8 @@ class Gateway:
     stopping: bool = False
     _control_scope: trio.CancelScope | None = None
     _csms_settings: ProxySettings | None = None
+    attend: Attend | None = None
+    """What runs beside each charger connection (`hubgate.ocpp.station_care`)."""
 
     async def control(self) -> None:
         """The control loop's supervised task (until `shutdown`)."""
@@ -122,7 +125,7 @@ class Gateway:
             self.csms = proxy
             attach = None if proxy is None else proxy.attach
             try:
-                listener = OcppListener(site.ocpp, self.registry, attach=attach)
+                listener = OcppListener(site.ocpp, self.registry, attach=attach, attend=self.attend)
                 self.ports["ocpp"] = await nursery.start(listener.serve)
                 await trio.sleep_forever()
             finally:
@@ -195,7 +198,8 @@ async def open_gateway(
             if link is None or site.cluster is None
             else Leadership(link, site.cluster, lease_timing(site))
         )
-        devices = build_site_devices(site, registry, pool)
+        cares = station_cares(site, registry)
+        devices = build_site_devices(site, registry, pool, cares)
         loop = ControlLoop(
             site,
             devices,
@@ -218,11 +222,15 @@ async def open_gateway(
                     decisions=decisions,
                     commands=loop.commands,
                     metrics=metrics,
+                    chargers=partial(charger_infos, cares, devices),
                 ),
             ),
         }
+        gateway.attend = attendant(cares.values())
         if leadership is None:
-            servers["ocpp"] = OcppListener(site.ocpp, registry, attach=attach).serve
+            servers["ocpp"] = OcppListener(
+                site.ocpp, registry, attach=attach, attend=gateway.attend
+            ).serve
         if site.modbus_server is not None:
             servers["modbus-server"] = partial(serve_modbus, site.modbus_server, site, hub, limits)
         ready = {name: trio.Event() for name in servers}
