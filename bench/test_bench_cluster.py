@@ -1,5 +1,7 @@
-"""Cluster figures (docs/ha.md): the cost of calling nats-py from Trio through `NatsLink`,
-against nats-py on its own asyncio loop, both over a real nats-server on loopback.
+"""Cluster figures (docs/ha.md), against real nats-server processes on loopback: the cost
+of calling nats-py from Trio through `NatsLink` (against nats-py on its own asyncio loop),
+and the store-and-forward queue's enqueue latency replicated (against the local SQLite
+queue of a single box).
 
 Each round: connect, then 500 round trips to the server (a PING/PONG flush) one after the
 other; `us_per_call` is the mean round trip after connecting, the bridge's added latency is
@@ -20,7 +22,10 @@ import nats
 import pytest
 import trio
 
+from hubgate.cloud.queue import DurableQueue, open_durable_queue
+from hubgate.cloud.store import Outgoing
 from hubgate.cluster.link import open_nats_link
+from hubgate.cluster.queue_replica import QueueReplica
 from hubgate.config.model import Cluster
 
 CALLS = 500
@@ -73,3 +78,66 @@ def test_nats_round_trip_from_trio(benchmark: Any, server: str, impl: str) -> No
     benchmark.pedantic(run, rounds=5, iterations=1)
     benchmark.extra_info["us_per_call"] = round(statistics.median(per_call) * 1e6, 1)
     assert min(per_call) > 0
+
+
+ENQUEUES = 200
+
+
+@pytest.fixture(scope="module")
+def three_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "cluster"))
+    from nats_cluster import NatsCluster
+
+    cluster = NatsCluster.start(tmp_path_factory.mktemp("nats3"))
+    try:
+        yield cluster.urls
+    finally:
+        cluster.close()
+
+
+async def _enqueue_latencies(path: Path, servers: list[str] | None) -> list[float]:
+    """`ENQUEUES` messages of one charger, one after the other (each answered before the
+    next, as a charger waits): each enqueue's latency."""
+    latencies = []
+
+    async def run(queue: DurableQueue) -> None:
+        for n in range(ENQUEUES):
+            item = Outgoing("CP", f"m{n}", "MeterValues", {"connectorId": 1, "n": n})
+            began = time.perf_counter()
+            await queue.enqueue(item)
+            latencies.append(time.perf_counter() - began)
+
+    if servers is None:
+        async with open_durable_queue(path) as queue:
+            await run(queue)
+        return latencies
+    cluster = Cluster(site_id=f"bench-{path.stem}", node="a", servers=(servers[0],))
+    async with open_nats_link(cluster) as link:
+        replica = QueueReplica(link, cluster)
+        async with open_durable_queue(path, replica=replica) as queue, trio.open_nursery() as n:
+            await n.start(replica.follow, queue.run)
+            await run(queue)
+            n.cancel_scope.cancel()
+    return latencies
+
+
+@pytest.mark.benchmark(group="queue-enqueue-latency")
+@pytest.mark.parametrize("impl", ["hubgate", "sqlite-local"])
+def test_enqueue_latency_replicated(
+    benchmark: Any, three_nodes: list[str], tmp_path: Path, impl: str
+) -> None:
+    """`hubgate`: the queue replicated in a JetStream stream (replicas 3: the entry on two
+    of three nodes, then in the local file, fsync); `sqlite-local`: the single box's queue."""
+    latencies: list[float] = []
+    rounds = iter(range(100))
+
+    def run() -> None:
+        path = tmp_path / f"q{next(rounds)}.sqlite3"
+        servers = three_nodes if impl == "hubgate" else None
+        latencies.extend(trio.run(_enqueue_latencies, path, servers))
+
+    benchmark.pedantic(run, rounds=3, iterations=1)
+    latencies.sort()
+    benchmark.extra_info["p50_ms"] = round(latencies[len(latencies) // 2] * 1e3, 2)
+    benchmark.extra_info["p99_ms"] = round(latencies[int(len(latencies) * 0.99)] * 1e3, 2)
+    assert len(latencies) == 3 * ENQUEUES

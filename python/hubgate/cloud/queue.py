@@ -17,12 +17,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
 from hubgate._core import HubgateError
 from hubgate.cloud.store import Outgoing, QueuedMessage, Receipt, Store
+
+if TYPE_CHECKING:
+    from hubgate.cluster.queue_replica import QueueReplica
 
 T = TypeVar("T")
 
@@ -45,10 +48,16 @@ class _Waiting:
 
 
 class DurableQueue:
-    """A `Store` used from Trio; create it with `open_durable_queue`."""
+    """A `Store` used from Trio; create it with `open_durable_queue`.
 
-    def __init__(self, store: Store, *, max_attempts: int = 3) -> None:
+    With a `replica` (`hubgate.cluster.queue_replica`), enqueues, acknowledgements and
+    refusals go through the replicated stream, which brings this store up to date."""
+
+    def __init__(
+        self, store: Store, *, max_attempts: int = 3, replica: QueueReplica | None = None
+    ) -> None:
         self._store = store
+        self.replica = replica
         self._max_attempts = max_attempts
         self._limiter = trio.CapacityLimiter(1)
         self._commit_lock = trio.Lock()
@@ -70,10 +79,14 @@ class DurableQueue:
             async with self._commit_lock:
                 if waiting.receipt is None:
                     batch, self._waiting = self._waiting, []
+                    items = [w.item for w in batch]
                     with trio.CancelScope(shield=True):
-                        receipts = await self.run(
-                            functools.partial(Store.enqueue_many, items=[w.item for w in batch])
-                        )
+                        if self.replica is not None:
+                            receipts = await self.replica.enqueue(self.run, items)
+                        else:
+                            receipts = await self.run(
+                                functools.partial(Store.enqueue_many, items=items)
+                            )
                     for done, receipt in zip(batch, receipts, strict=True):
                         done.receipt = receipt
         finally:
@@ -100,20 +113,19 @@ class DurableQueue:
                 try:
                     answer = await send(message)
                 except CsmsCallError as error:
-                    dead = await self.run(
-                        functools.partial(
-                            Store.record_failure,
-                            seq=message.seq,
-                            error=str(error),
-                            max_attempts=self._max_attempts,
-                        )
-                    )
+                    dead = await self._record_failure(message, str(error))
                     if not dead:
                         raise
                     if last:
                         messages = await self.run(fetch)
                     continue
                 delivered += 1
+                if self.replica is not None:
+                    await self.replica.acknowledge(message.charge_point, message.message_id, answer)
+                    if last or message.action == "StartTransaction":
+                        messages = await self.run(fetch)
+                        break
+                    continue
                 acknowledge = functools.partial(Store.acknowledge, seq=message.seq, answer=answer)
                 if last or message.action == "StartTransaction":
                     # the next messages may need the new transaction id: fetch them
@@ -122,6 +134,25 @@ class DurableQueue:
                     break
                 await self.run(acknowledge)
         return delivered
+
+    async def _record_failure(self, message: QueuedMessage, error: str) -> bool:
+        """A refusal counted; True once the message went to dead letters."""
+        if self.replica is None:
+            return await self.run(
+                functools.partial(
+                    Store.record_failure,
+                    seq=message.seq,
+                    error=error,
+                    max_attempts=self._max_attempts,
+                )
+            )
+        await self.replica.fail(message.charge_point, message.message_id, error, self._max_attempts)
+        receipt = await self.run(
+            functools.partial(
+                Store.receipt, charge_point=message.charge_point, message_id=message.message_id
+            )
+        )
+        return receipt is None
 
 
 def _then(first: Callable[[Store], object], second: Callable[[Store], T], store: Store) -> T:
@@ -132,12 +163,16 @@ def _then(first: Callable[[Store], object], second: Callable[[Store], T], store:
 
 @asynccontextmanager
 async def open_durable_queue(
-    path: str | Path, *, max_attempts: int = 3, cache_size: int = 10_000
+    path: str | Path,
+    *,
+    max_attempts: int = 3,
+    cache_size: int = 10_000,
+    replica: QueueReplica | None = None,
 ) -> AsyncIterator[DurableQueue]:
     """Open (or create) the store file and yield a `DurableQueue`; closes it on exit."""
     store = await trio.to_thread.run_sync(functools.partial(Store, path, cache_size=cache_size))
     try:
-        yield DurableQueue(store, max_attempts=max_attempts)
+        yield DurableQueue(store, max_attempts=max_attempts, replica=replica)
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(store.close)

@@ -42,7 +42,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -91,6 +91,10 @@ CREATE TABLE IF NOT EXISTS local_list (
     expires_at REAL,
     info TEXT NOT NULL,
     PRIMARY KEY (charge_point, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS replica_position (
+    stream TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS auth_cache (
     charge_point TEXT NOT NULL,
@@ -190,6 +194,7 @@ class Store:
             raise OSError(f"{path}: SQLite could not switch to WAL mode (got {mode!r})")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self._in_transaction = False
 
     def close(self) -> None:
         """Close the database (everything is already on disk)."""
@@ -197,15 +202,54 @@ class Store:
 
     @contextmanager
     def _transaction(self, *, fsync: bool = True) -> Iterator[sqlite3.Connection]:
-        """One write transaction; `fsync=False` commits survive a process kill, not a power cut."""
+        """One write transaction; `fsync=False` commits survive a process kill, not a power cut.
+        Inside `replicated`, part of its one transaction."""
+        if self._in_transaction:
+            yield self._db
+            return
         self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
         self._db.execute("BEGIN IMMEDIATE")
+        self._in_transaction = True
         try:
             yield self._db
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+        finally:
+            self._in_transaction = False
         self._db.execute("COMMIT")
+
+    # -- replication (`hubgate.cluster.queue_replica`) ----------------------------
+
+    def replica_position(self, stream: str) -> int:
+        """The last entry of the replicated `stream` applied to this file (0: none)."""
+        row = self._db.execute(
+            "SELECT seq FROM replica_position WHERE stream = ?", (stream,)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def replicated(
+        self, stream: str, entries: Sequence[tuple[int, Callable[[Store], object]]]
+    ) -> None:
+        """Apply entries of the replicated `stream` (position, operation on this store) and
+        record the last position, all in one durable commit."""
+        if not entries:
+            return
+        with self._transaction() as db:
+            for _, operation in entries:
+                operation(self)
+            db.execute(
+                "INSERT OR REPLACE INTO replica_position (stream, seq) VALUES (?, ?)",
+                (stream, entries[-1][0]),
+            )
+
+    def receipt(self, charge_point: str, message_id: str) -> Receipt | None:
+        """The receipt of a queued message, None once it left the queue."""
+        row = self._db.execute(
+            "SELECT seq, local_transaction_id FROM messages WHERE charge_point = ? AND message_id = ?",
+            (charge_point, message_id),
+        ).fetchone()
+        return None if row is None else Receipt(*row)
 
     # -- queues ---------------------------------------------------------------
 

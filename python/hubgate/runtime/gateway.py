@@ -36,9 +36,11 @@ from hubgate.api.metrics import MetricsRegistry
 from hubgate.api.server import serve_api
 from hubgate.cloud.mqtt.publisher import TelemetryPublisher
 from hubgate.cloud.proxy import CsmsProxy, ProxySettings, open_csms_proxy
+from hubgate.cloud.queue import DurableQueue, open_durable_queue
 from hubgate.cluster.leadership import Leadership
 from hubgate.cluster.lease import Role
 from hubgate.cluster.link import NatsLink, open_nats_link
+from hubgate.cluster.queue_replica import QueueReplica
 from hubgate.cluster.timing import lease_timing
 from hubgate.config.model import SiteConfig
 from hubgate.control.authority import SOLE
@@ -77,6 +79,8 @@ class Gateway:
     _csms_settings: ProxySettings | None = None
     attend: Attend | None = None
     """What runs beside each charger connection (`hubgate.ocpp.station_care`)."""
+    queue: DurableQueue | None = None
+    """With a `[cluster]` and a `[csms]`: the replicated store-and-forward queue."""
 
     async def control(self) -> None:
         """The control loop's supervised task (until `shutdown`)."""
@@ -116,10 +120,15 @@ class Gateway:
 
     async def _ocpp_side(self) -> None:
         site = self.site
+        queue = self.queue
+        if queue is not None and queue.replica is not None:
+            await queue.replica.caught_up()  # every message the old leader stored
         proxying: AbstractAsyncContextManager[CsmsProxy | None] = (
             nullcontext()
             if site.csms is None
-            else open_csms_proxy(site.csms, self.loop.limits, settings=self._csms_settings)
+            else open_csms_proxy(
+                site.csms, self.loop.limits, settings=self._csms_settings, queue=queue
+            )
         )
         async with proxying as proxy, trio.open_nursery() as nursery:
             self.csms = proxy
@@ -191,6 +200,7 @@ async def open_gateway(
         open_modbus_pool() as pool,
         linking as link,
         proxying as proxy,
+        _replicated_queue(site, link) as queue,
         open_supervisor() as supervisor,
     ):
         leadership = (
@@ -211,6 +221,7 @@ async def open_gateway(
         )
         gateway = Gateway(site, loop, registry, supervisor, proxy, leadership)
         gateway._csms_settings = csms_settings
+        gateway.queue = queue
         attach = None if proxy is None else proxy.attach
         servers: dict[str, Server] = {
             "api": partial(
@@ -242,6 +253,8 @@ async def open_gateway(
             supervisor.start(
                 "mqtt", partial(_publish_snapshots, hub, TelemetryPublisher(site.mqtt))
             )
+        if queue is not None and queue.replica is not None:
+            supervisor.start("queue-replica", partial(queue.replica.follow, queue.run))
         if leadership is not None:
             supervisor.start("leadership", leadership.run)
             supervisor.start("leader", gateway.lead)
@@ -252,6 +265,16 @@ async def open_gateway(
         supervisor.start("control", gateway.control)
         yield gateway
         supervisor.nursery.cancel_scope.cancel()
+
+
+def _replicated_queue(
+    site: SiteConfig, link: NatsLink | None
+) -> AbstractAsyncContextManager[DurableQueue | None]:
+    """With a `[cluster]` and a `[csms]`: the store-and-forward queue, kept by its replica
+    (`hubgate.cluster.queue_replica`) on the standby too."""
+    if link is None or site.cluster is None or site.csms is None:
+        return nullcontext()
+    return open_durable_queue(site.csms.queue_path, replica=QueueReplica(link, site.cluster))
 
 
 def dashboard_url(site: SiteConfig, port: int) -> str:
