@@ -20,3 +20,9 @@ def nats(tmp_path: Path) -> Iterator[NatsCluster]:
         yield cluster
     finally:
         cluster.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "first_gateway_only: the simulated stations dial only the first gateway"
+    )

@@ -19,8 +19,9 @@ pytestmark = [pytest.mark.peers("nats-server"), pytest.mark.timeout(150)]
 
 
 @pytest.fixture
-def site(tmp_path: Path, nats: NatsCluster) -> Iterator[HaSite]:
-    running = HaSite.start(tmp_path, nats)
+def site(request: pytest.FixtureRequest, tmp_path: Path, nats: NatsCluster) -> Iterator[HaSite]:
+    dial_both = request.node.get_closest_marker("first_gateway_only") is None
+    running = HaSite.start(tmp_path, nats, dial_both=dial_both)
     try:
         running.gateways["a"].start()
         running.wait_for_leader("a")
@@ -113,3 +114,21 @@ def test_sigterm_hands_over_without_waiting_for_device_leases(site: HaSite) -> N
     assert summary["violations"] == []
     assert writers_in_turn(writes) == [a.pids[0], b.pids[0]]
     assert "stopped: lease handed over, nothing commanded" in a.log.read_text()
+
+
+@pytest.mark.first_gateway_only
+def test_a_2_0_1_charger_follows_the_network_profiles_its_leader_gave_it(site: HaSite) -> None:
+    """The stations know only gateway a's address; a gives its 2.0.1 charger both as network
+    connection profiles, so after a's hand-over it dials b. The 1.6 charger has no such
+    profiles (on a real site its address moves with the leader: docs/ha.md)."""
+    a, b = site.gateways["a"], site.gateways["b"]
+    site.wait_for_commands(a.pids[0])
+    time.sleep(2)  # the profiles are set once the charger is attended
+    a.signal(signal.SIGTERM)
+    asked = time.time()
+    assert a.wait() == 0
+    site.wait_for_commands(b.pids[0], since=asked, chargers=("cp-1", "cp-2", "cp-4"))
+    writes = site.writes()
+    summary = site.finish()
+    assert summary["violations"] == []
+    assert not [w for w in writes if w["device"] == "cp-3" and w["pid"] == b.pids[0]]

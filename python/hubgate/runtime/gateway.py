@@ -49,8 +49,10 @@ from hubgate.control.limits import LimitBook
 from hubgate.control.loop import ControlLoop
 from hubgate.modbus.pool import open_modbus_pool
 from hubgate.modbus.server import serve_modbus
-from hubgate.ocpp.registry import StationRegistry
+from hubgate.ocpp.network_profiles import offer_gateways
+from hubgate.ocpp.registry import Station, StationRegistry
 from hubgate.ocpp.server import Attend, OcppListener
+from hubgate.ocpp.session import OcppSession
 from hubgate.ocpp.station_care import attendant
 from hubgate.runtime.site_devices import build_site_devices, charger_infos, station_cares
 from hubgate.runtime.supervisor import Supervisor, open_supervisor
@@ -118,6 +120,18 @@ class Gateway:
                 await leadership.wait_role(Role.STANDBY)
                 nursery.cancel_scope.cancel()
 
+    async def _attend(self, station: Station, session: OcppSession) -> None:
+        """Per charger connection while leader: its care, and (2.0.1) both gateways'
+        addresses as its network connection profiles."""
+        cluster = self.site.cluster
+        async with trio.open_nursery() as nursery:
+            if self.attend is not None:
+                nursery.start_soon(self.attend, station, session)
+            if cluster is not None:
+                await offer_gateways(
+                    station.identity, session, cluster.ocpp_urls, self.site.ocpp.security_profile
+                )
+
     async def _ocpp_side(self) -> None:
         site = self.site
         queue = self.queue
@@ -134,7 +148,9 @@ class Gateway:
             self.csms = proxy
             attach = None if proxy is None else proxy.attach
             try:
-                listener = OcppListener(site.ocpp, self.registry, attach=attach, attend=self.attend)
+                listener = OcppListener(
+                    site.ocpp, self.registry, attach=attach, attend=self._attend
+                )
                 self.ports["ocpp"] = await nursery.start(listener.serve)
                 await trio.sleep_forever()
             finally:

@@ -43,6 +43,9 @@ class Requests(Protocol):
     def now(self) -> datetime:
         """The station's time."""
 
+    def network_profile(self, slot: int, url: str) -> str:
+        """SetNetworkProfile (2.0.1): Accepted or Rejected."""
+
     def profile_from(self, ws: Any, target: int, data: dict[str, Any]) -> str:
         """Store a charging profile for `target` (0: the station) that came over the
         connection `ws`: Accepted or Rejected."""
@@ -254,6 +257,13 @@ class Handlers201(ChargePoint201):  # type: ignore[misc]
                 entry |= {"attribute_status": "UnknownVariable"}
             results.append(entry)
         return result201.GetVariables(get_variable_result=results)
+
+    @on("SetNetworkProfile")
+    def set_network_profile(
+        self, configuration_slot: int, connection_data: dict[str, Any], **_: Any
+    ) -> Any:
+        status = self.station.network_profile(configuration_slot, connection_data["ocpp_csms_url"])
+        return result201.SetNetworkProfile(status=status)
 
     @on("SetVariables")
     def set_variables(self, set_variable_data: list[dict[str, Any]], **_: Any) -> Any:

@@ -114,6 +114,10 @@ class Station:
     connectors: list[ConnectorState] = field(init=False)
     clock: StationClock = field(init=False)
     profiles: list[LimitProfile] = field(default_factory=list)
+    network_profiles: dict[int, str] = field(default_factory=dict)
+    """2.0.1 network connection profiles: slot -> CSMS URL (SetNetworkProfile)."""
+    network_priority: list[int] = field(default_factory=list)
+    """NetworkConfigurationPriority: the slots in the order they are dialled."""
     connected: bool = False
     booted: bool = False
     heartbeat_s: float = 300.0
@@ -469,19 +473,23 @@ class Station:
     # -- connection ---------------------------------------------------------------
 
     def _urls(self) -> list[str]:
-        return [f"{u.strip().rstrip('/')}/{self.identity}" for u in self.csms_url.split(",")]
+        """Where to dial, in order: the network profiles in their priority (2.0.1, once
+        a CSMS set them), else `csms_url`."""
+        bases = [self.network_profiles[slot] for slot in self.network_priority] or [
+            u.strip() for u in self.csms_url.split(",")
+        ]
+        return [f"{base.rstrip('/')}/{self.identity}" for base in bases]
 
     async def run(self) -> None:
         """Dial the CSMS (each URL in turn), keep the session, dial again with backoff
         once every URL failed; forever."""
         backoff = BACKOFF_S[0]
-        urls = self._urls()
         protocol = Subprotocol("ocpp1.6" if self.v16 else "ocpp2.0.1")
         while not self._stopped:
             if not self._online():
                 await asyncio.sleep(0.1)
                 continue
-            for url in urls:
+            for url in self._urls():
                 try:
                     async with websockets.connect(
                         url,
@@ -677,9 +685,17 @@ class Station:
             return False
         return True
 
+    def network_profile(self, slot: int, url: str) -> str:
+        """SetNetworkProfile (2.0.1): the slot's CSMS URL, used from the next connection."""
+        if self.v16 or slot < 1:
+            return "Rejected"
+        self.network_profiles[slot] = url
+        return "Accepted"
+
     def configuration(self) -> dict[str, tuple[str, bool]]:
         """Configuration keys (1.6) or variables (2.0.1): value and whether read-only."""
-        return {
+        priority = ",".join(str(slot) for slot in self.network_priority)
+        return ({} if self.v16 else {"NetworkConfigurationPriority": (priority, False)}) | {
             "HeartbeatInterval": (f"{self.heartbeat_s:g}", False),
             "MeterValueSampleInterval": (f"{self.meter_values_s:g}", False),
             "NumberOfConnectors": (str(len(self.connectors)), True),
@@ -694,6 +710,12 @@ class Station:
             return "NotSupported"
         if known[key][1]:
             return "Rejected"
+        if key == "NetworkConfigurationPriority":
+            slots = [int(s) for s in value.split(",") if s.strip().isdigit()]
+            if not slots or any(slot not in self.network_profiles for slot in slots):
+                return "Rejected"
+            self.network_priority = slots
+            return "Accepted"
         try:
             number = float(value)
         except ValueError:
