@@ -42,6 +42,9 @@ class NatsNode:
     route_port: int
     directory: Path
     process: subprocess.Popen[bytes] | None = None
+    jetstream: bool = True
+    leaf: str = ""
+    """Its `leafnodes` block's body: a listen address, or remotes to a hub."""
 
     @property
     def url(self) -> str:
@@ -60,12 +63,16 @@ class NatsNode:
             f"cluster {{ name: hubgate-test, listen: {LOOPBACK}:{self.route_port}, "
             f"routes: [{route_urls}], no_advertise: true }}\n"
         )
-        return (
-            f"server_name: {self.name}\n"
-            f"listen: {LOOPBACK}:{self.port}\n"
+        jetstream = (
             f'jetstream {{ store_dir: "{self.directory / "store"}", '
             "max_memory_store: 64MB, max_file_store: 512MB }\n"
-        ) + (cluster if routes else "")
+        )
+        return (
+            f"server_name: {self.name}\nlisten: {LOOPBACK}:{self.port}\n"
+            + (jetstream if self.jetstream else "")
+            + (cluster if routes else "")
+            + (f"leafnodes {{ {self.leaf} }}\n" if self.leaf else "")
+        )
 
 
 @dataclass
@@ -80,12 +87,22 @@ class NatsCluster:
         return [node.url for node in self.nodes]
 
     @classmethod
-    def start(cls, directory: Path, size: int = 3) -> NatsCluster:
-        """Write the configurations and start every node; returns once all are ready."""
+    def start(
+        cls, directory: Path, size: int = 3, *, jetstream: bool = True, leaf: str = ""
+    ) -> NatsCluster:
+        """Write the configurations and start every node; returns once all are ready.
+        `leaf`: the body of each node's `leafnodes` block."""
         ports = free_ports(2 * size)
         cluster = cls(
             [
-                NatsNode(f"n{i + 1}", ports[2 * i], ports[2 * i + 1], directory / f"n{i + 1}")
+                NatsNode(
+                    f"n{i + 1}",
+                    ports[2 * i],
+                    ports[2 * i + 1],
+                    directory / f"n{i + 1}",
+                    jetstream=jetstream,
+                    leaf=leaf,
+                )
                 for i in range(size)
             ]
         )

@@ -14,6 +14,7 @@ from hubgate import __version__
 from hubgate.cli import (
     bench_cmd,
     config_cmd,
+    fleet_cmd,
     gateway_cmd,
     modbus_cmd,
     ocpp_cmd,
@@ -36,6 +37,7 @@ COMMAND_GROUPS = (
     probe_cmd,
     bench_cmd,
     gateway_cmd,
+    fleet_cmd,
 )
 
 

@@ -116,13 +116,21 @@ class Leadership:
             await self._write(write, within_s)
         self._announce()
 
-    async def release(self, within_s: float = 1.0) -> bool:
-        """Hand over: stop commanding at once and tell the standby (True once written)."""
+    async def release(self, within_s: float = 2.0) -> bool:
+        """Hand over: stop commanding at once and tell the standby (True once written;
+        tried again until `within_s` has passed)."""
         write = self.lease.release()
         self._announce()
         if write is None:
             return False
-        return await self._write(write, within_s)
+        deadline = self.clock() + within_s
+        while (left := deadline - self.clock()) > 0:
+            if await self._write(write, left):
+                return True
+            if self.lease.revision is None:
+                return False  # refused: the key changed, nothing to hand over
+            await trio.sleep(min(self.poll_s, left))
+        return False
 
     async def _write(self, write: Write, within_s: float) -> bool:
         lease = self.lease

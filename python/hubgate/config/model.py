@@ -555,6 +555,11 @@ class Cluster(Strict):
     tls_ca: str | None = Field(
         default=None, description="CA the NATS servers' certificates chain to"
     )
+    fleet_token_env: str | None = Field(
+        default=None,
+        description="Environment variable holding the token fleet limit leases must carry "
+        "(none: fleet limits are refused)",
+    )
 
 
 class SiteConfig(Strict):

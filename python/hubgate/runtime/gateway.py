@@ -37,6 +37,7 @@ from hubgate.api.server import serve_api
 from hubgate.cloud.mqtt.publisher import TelemetryPublisher
 from hubgate.cloud.proxy import CsmsProxy, ProxySettings, open_csms_proxy
 from hubgate.cloud.queue import DurableQueue, open_durable_queue
+from hubgate.cluster.fleet import FleetLink
 from hubgate.cluster.leadership import Leadership
 from hubgate.cluster.lease import Role
 from hubgate.cluster.link import NatsLink, open_nats_link
@@ -271,6 +272,9 @@ async def open_gateway(
             )
         if queue is not None and queue.replica is not None:
             supervisor.start("queue-replica", partial(queue.replica.follow, queue.run))
+        if leadership is not None and link is not None and site.cluster is not None:
+            fleet = FleetLink(link, site.cluster, hub, limits, lambda: leadership.role.value)
+            supervisor.start("fleet", fleet.run)
         if leadership is not None:
             supervisor.start("leadership", leadership.run)
             supervisor.start("leader", gateway.lead)
