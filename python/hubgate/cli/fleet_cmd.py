@@ -14,11 +14,8 @@ from hubgate.cli.common import EXIT_FAILURE, EXIT_OK
 from hubgate.cluster.fleet import STATUS_SUBJECT
 
 
-def register(subparsers: Any) -> None:
-    """Add the `fleet` command group."""
-    fleet = subparsers.add_parser(
-        "fleet", help="sites on a NATS fleet cluster", description="Sites on a NATS fleet cluster."
-    )
+def register(fleet: argparse.ArgumentParser) -> None:
+    """Add the `fleet` commands."""
     commands = fleet.add_subparsers(title="fleet commands", metavar="COMMAND", required=True)
     status = commands.add_parser(
         "status",
