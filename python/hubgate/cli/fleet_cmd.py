@@ -31,7 +31,15 @@ def register(fleet: argparse.ArgumentParser) -> None:
 
 
 async def _collect(server: str, wait_s: float) -> list[dict[str, Any]]:
-    client = await nats.connect(servers=[server], connect_timeout=3, allow_reconnect=False)
+    async def quiet(error: Exception) -> None:
+        """nats-py's default prints each failed attempt; the failure is reported once."""
+
+    try:
+        client = await asyncio.wait_for(
+            nats.connect(servers=[server], connect_timeout=3, error_cb=quiet), 5.0
+        )
+    except TimeoutError:
+        raise OSError("no answer within 5 s") from None
     answers: list[dict[str, Any]] = []
     try:
         inbox = client.new_inbox()

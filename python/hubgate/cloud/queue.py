@@ -45,6 +45,8 @@ class CsmsCallError(HubgateError):
 class _Waiting:
     item: Outgoing
     receipt: Receipt | None = field(default=None)
+    error: Exception | None = field(default=None)
+    """Why the commit that held it failed (it was not stored, or not known to be)."""
 
 
 class DurableQueue:
@@ -77,21 +79,28 @@ class DurableQueue:
         self._waiting.append(waiting)
         try:
             async with self._commit_lock:
-                if waiting.receipt is None:
+                if waiting.receipt is None and waiting.error is None:
                     batch, self._waiting = self._waiting, []
                     items = [w.item for w in batch]
-                    with trio.CancelScope(shield=True):
-                        if self.replica is not None:
-                            receipts = await self.replica.enqueue(self.run, items)
-                        else:
-                            receipts = await self.run(
-                                functools.partial(Store.enqueue_many, items=items)
-                            )
+                    try:
+                        with trio.CancelScope(shield=True):
+                            if self.replica is not None:
+                                receipts = await self.replica.enqueue(self.run, items)
+                            else:
+                                receipts = await self.run(
+                                    functools.partial(Store.enqueue_many, items=items)
+                                )
+                    except Exception as exc:  # the others of the batch fail with it
+                        for done in batch:
+                            done.error = exc
+                        raise
                     for done, receipt in zip(batch, receipts, strict=True):
                         done.receipt = receipt
         finally:
             if waiting.receipt is None and waiting in self._waiting:
                 self._waiting.remove(waiting)
+        if waiting.error is not None:
+            raise waiting.error
         assert waiting.receipt is not None
         return waiting.receipt
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -101,10 +102,14 @@ class QueueReplica:
         self._kick.set()
         await self.reached(last)
 
-    async def reached(self, position: int) -> None:
-        """Return once the local copy has applied the stream up to `position`."""
-        while self.position < position:
-            await self._advanced.wait()
+    async def reached(self, position: int, within_s: float = CALL_S) -> None:
+        """Return once the local copy has applied the stream up to `position`; raises
+        `ClusterUnavailableError` when it has not within `within_s` (the follower stopped)."""
+        with trio.move_on_after(within_s):
+            while self.position < position:
+                await self._advanced.wait()
+            return
+        raise ClusterUnavailableError(f"the local queue copy did not reach entry {position}")
 
     async def caught_up(self) -> None:
         """Return once the local copy has every entry the stream held when called."""
@@ -112,7 +117,7 @@ class QueueReplica:
             lambda nc: nc.jetstream(timeout=CALL_S).stream_info(self.stream), within_s=CALL_S
         )
         self._kick.set()
-        await self.reached(int(info.state.last_seq))
+        await self.reached(int(info.state.last_seq), within_s=math.inf)
 
     # -- following --------------------------------------------------------------------
 
