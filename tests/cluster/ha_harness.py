@@ -13,6 +13,7 @@ renewal.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -303,3 +304,12 @@ def writers_in_turn(writes: list[dict[str, Any]]) -> list[int | None]:
         if not order or order[-1] != write["pid"]:
             order.append(write["pid"])
     return order
+
+
+def turns(writes: list[dict[str, Any]]) -> str:
+    """Where the sender changes, for a failure message: the writes either side."""
+    shown = []
+    for before, after in itertools.pairwise(writes):
+        if before["pid"] != after["pid"]:
+            shown.append(f"{before} -> {after}")
+    return "\n".join(shown)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ha_harness import DEVICE_LEASE_S, LEASE_S, HaSite, writers_in_turn
+from ha_harness import DEVICE_LEASE_S, LEASE_S, HaSite, turns, writers_in_turn
 from nats_cluster import NatsCluster
 
 pytestmark = [pytest.mark.peers("nats-server"), pytest.mark.timeout(150)]
@@ -43,7 +43,7 @@ def test_the_standby_takes_over_a_killed_leader_after_its_device_leases(site: Ha
     writes = site.writes()
     summary = site.finish()
     assert summary["violations"] == []
-    assert writers_in_turn(writes) == [a.pids[0], b.pids[0]]
+    assert writers_in_turn(writes) == [a.pids[0], b.pids[0]], turns(writes)
     first_b = min(w["at"] for w in writes if w["pid"] == b.pids[0])
     # a's last renewal came at most a renewal period before the kill
     assert first_b - killed >= LEASE_S + DEVICE_LEASE_S - LEASE_S / 3
@@ -65,7 +65,7 @@ def test_a_hung_leader_steps_down_when_it_resumes(site: HaSite) -> None:
     writes = site.writes()
     summary = site.finish()
     assert summary["violations"] == []
-    assert writers_in_turn(writes) == [a.pids[0], b.pids[0]]
+    assert writers_in_turn(writes) == [a.pids[0], b.pids[0]], turns(writes)
     assert "cluster: a is standby" in a.log.read_text()
 
 
@@ -82,7 +82,7 @@ def test_the_leaders_nats_node_stopped_is_a_partition_it_steps_down_from(
     writes = site.writes()
     summary = site.finish()
     assert summary["violations"] == []
-    assert writers_in_turn(writes) == [a.pids[0], b.pids[0]]
+    assert writers_in_turn(writes) == [a.pids[0], b.pids[0]], turns(writes)
 
 
 def test_a_nats_node_lost_with_both_gateways_alive_changes_nothing(
@@ -96,7 +96,7 @@ def test_a_nats_node_lost_with_both_gateways_alive_changes_nothing(
     led = b.epochs()
     summary = site.finish()  # (a's SIGTERM then hands over to b)
     assert summary["violations"] == []
-    assert writers_in_turn(writes) == [a.pids[0]]
+    assert writers_in_turn(writes) == [a.pids[0]], turns(writes)
     assert led == []
 
 
@@ -115,7 +115,7 @@ def test_sigterm_hands_over_without_waiting_for_device_leases(site: HaSite) -> N
     writes = site.writes()
     summary = site.finish()
     assert summary["violations"] == []
-    assert writers_in_turn(writes) == [a.pids[0], b.pids[0]]
+    assert writers_in_turn(writes) == [a.pids[0], b.pids[0]], turns(writes)
     assert "stopped: lease handed over, nothing commanded" in a.log.read_text()
 
 

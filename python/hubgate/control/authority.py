@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from hubgate._core import HubgateError
+__all__ = ["SOLE", "Authority", "FencedError"]
+
+from hubgate.fencing import FencedError
 
 
 class Authority(Protocol):
@@ -21,10 +23,6 @@ class Authority(Protocol):
 
     def holds(self, epoch: int) -> bool:
         """Whether a command under `epoch` may go out now."""
-
-
-class FencedError(HubgateError):
-    """A command was not sent: the epoch it was planned under is no longer held."""
 
 
 class _Sole:

@@ -50,6 +50,7 @@ from hubgate.devices.model import (
     Reading,
     SessionCharger,
 )
+from hubgate.fencing import SEND_GUARD
 from hubgate.state import EventLevel, StateHub
 
 log = logging.getLogger(__name__)
@@ -263,11 +264,13 @@ class ControlLoop:
     def _fenced(
         self, epoch: int, op: Callable[[], Awaitable[object]]
     ) -> Callable[[], Awaitable[object]]:
-        """`op`, sent only while `epoch` is still held (checked as it starts)."""
+        """`op`, sent only while `epoch` is still held: checked as it starts, and by the
+        transports right before each request leaves (`hubgate.fencing`)."""
 
         async def run() -> object:
             if not self.authority.holds(epoch):
                 raise FencedError(f"epoch {epoch} is no longer held: not sent")
+            SEND_GUARD.set(lambda: self.authority.holds(epoch))
             return await op()
 
         return run
