@@ -15,7 +15,6 @@ import json
 import re
 import signal
 import statistics
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -37,8 +36,7 @@ CALLS = 500
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "cluster"))
-    from nats_cluster import NatsCluster
+    from tests.support.nats_cluster import NatsCluster
 
     cluster = NatsCluster.start(tmp_path_factory.mktemp("nats"), size=1)
     try:
@@ -89,8 +87,7 @@ ENQUEUES = 200
 
 @pytest.fixture(scope="module")
 def three_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "cluster"))
-    from nats_cluster import NatsCluster
+    from tests.support.nats_cluster import NatsCluster
 
     cluster = NatsCluster.start(tmp_path_factory.mktemp("nats3"))
     try:
@@ -168,9 +165,8 @@ def test_failover_time(benchmark: Any, tmp_path: Path, impl: str) -> None:
     cycle 0.25 s; target lease + margin + device leases + one cycle = 6.54 s): the time to
     the new leader's first full cycle (every charger commanded by it), and until its
     setpoints add up to 95 % of what the old leader had set."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "cluster"))
-    from ha_harness import HaSite
-    from nats_cluster import NatsCluster
+    from tests.support.ha_harness import HaSite
+    from tests.support.nats_cluster import NatsCluster
 
     figures: dict[str, float] = {}
 

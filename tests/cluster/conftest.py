@@ -1,16 +1,13 @@
-"""The `nats` fixture: three clustered nats-server processes (tests/cluster/nats_cluster.py);
-the OCPP tests' charge points and CSMS (tests/ocpp) are on the path."""
+"""The `nats` fixture: three clustered nats-server processes (tests/support/nats_cluster.py)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "ocpp"))
-
 import pytest
-from nats_cluster import NatsCluster
+
+from tests.support.nats_cluster import NatsCluster
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ha_harness import DEVICE_LEASE_S, LEASE_S, HaSite, turns, writers_in_turn
-from nats_cluster import NatsCluster
+
+from tests.support.ha_harness import DEVICE_LEASE_S, LEASE_S, HaSite, turns, writers_in_turn
+from tests.support.nats_cluster import NatsCluster
 
 pytestmark = [pytest.mark.peers("nats-server"), pytest.mark.timeout(150)]
 

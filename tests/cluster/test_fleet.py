@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import trio
-from nats_cluster import LOOPBACK, NatsCluster, free_ports
 
 from hubgate.cluster.fleet import FleetLink
 from hubgate.cluster.link import open_nats_link
 from hubgate.config.model import Cluster
 from hubgate.control.limits import SITE, LimitBook, LimitSource
 from hubgate.state import StateHub
+from tests.support.nats_cluster import LOOPBACK, NatsCluster, free_ports
 
 pytestmark = pytest.mark.peers("nats-server")
 

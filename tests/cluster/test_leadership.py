@@ -7,12 +7,12 @@ from contextlib import asynccontextmanager
 
 import pytest
 import trio
-from nats_cluster import NatsCluster
 
 from hubgate.cluster.leadership import Leadership
 from hubgate.cluster.lease import LeaseTiming, Role
 from hubgate.cluster.link import open_nats_link
 from hubgate.config.model import Cluster
+from tests.support.nats_cluster import NatsCluster
 
 pytestmark = pytest.mark.peers("nats-server")
 

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from csms_peer import CsmsThread, proxy_csms
-from ha_harness import Gateway, cluster_table
-from nats_cluster import LOOPBACK, NatsCluster, free_ports
 from ocpp.v16 import call as call16
-from ocpp_peers import ChargePointThread, Cp16
+
+from tests.support.charge_points import ChargePointThread, Cp16
+from tests.support.csms import CsmsThread, proxy_csms
+from tests.support.ha_harness import Gateway, cluster_table
+from tests.support.nats_cluster import LOOPBACK, NatsCluster, free_ports
 
 pytestmark = [
     pytest.mark.peers("nats-server"),

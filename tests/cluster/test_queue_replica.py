@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 import trio
 import trio.lowlevel
-from nats_cluster import NatsCluster
 
 from hubgate.cloud.queue import DurableQueue, open_durable_queue
 from hubgate.cloud.store import Outgoing, QueuedMessage, Store
 from hubgate.cluster.link import open_nats_link
 from hubgate.cluster.queue_replica import QueueReplica
 from hubgate.config.model import Cluster
+from tests.support.nats_cluster import NatsCluster
 
 pytestmark = pytest.mark.peers("nats-server")
 

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import trio
 import trio.testing
-from loop_site import SimSite, site_config
 
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook
 from hubgate.control.loop import ControlLoop
 from hubgate.state import StateHub
+from tests.support.loop_site import SimSite, site_config
 
 
 @dataclass

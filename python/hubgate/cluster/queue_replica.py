@@ -6,10 +6,12 @@ is a copy of it, brought up to date by `QueueReplica.follow` on the leader and t
 standby alike:
 
 - a charger's message to queue is published as an `enqueue` entry with `Nats-Msg-Id`
-  `<charge point>/<OCPP message id>` (the stream drops a repeat within its duplicate
-  window), and the charger is answered only once the stream has it on a quorum of nodes
-  *and* the local copy applied it;
-- the CSMS's answer to a replayed message is an `ack` entry, a refusal a `fail` entry;
+  `<charge point>/<OCPP message id>/<hash of action and payload>` (the stream drops a
+  repeat within its duplicate window; a new message under a reused id is not a repeat),
+  and the charger is answered only once the stream has it on a quorum of nodes *and* the
+  local copy applied it;
+- the CSMS's answer to a replayed message is an `ack` entry, a CallError a `refuse` entry
+  (each with the transaction hold it causes), keyed by the message's upstream id;
 - the follower applies entries in stream order, each batch in one SQLite commit with the
   stream position it reached (`Store.replicated`), so a restart resumes where it stopped;
 - a gateway that becomes leader first catches up to the stream's end (`caught_up`), then
@@ -37,7 +39,7 @@ from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
 
 from hubgate._core import HubgateError
-from hubgate.cloud.store import Outgoing, Receipt, Store
+from hubgate.cloud.store import Outgoing, QueuedMessage, Receipt, Store, payload_hash
 from hubgate.cluster.link import ClusterUnavailableError, NatsLink
 from hubgate.config.model import Cluster
 
@@ -72,7 +74,7 @@ class QueueReplica:
         entries = [
             (
                 {"op": "enqueue", "item": _outgoing(item), "at": now},
-                f"{item.charge_point}/{item.message_id}",
+                f"{item.charge_point}/{item.message_id}/{payload_hash(item.action, item.payload)}",
             )
             for item in items
         ]
@@ -80,20 +82,16 @@ class QueueReplica:
         found: list[Receipt] = await store_run(functools.partial(_receipts, items=items))
         return found
 
-    async def acknowledge(self, charge_point: str, message_id: str, answer: dict[str, Any]) -> None:
-        """The CSMS answered a replayed message: on the stream, then in the local copy."""
-        entry = {"op": "ack", "cp": charge_point, "id": message_id, "answer": answer}
-        await self._append([(entry, None)])
-
-    async def fail(self, charge_point: str, message_id: str, error: str, max_attempts: int) -> None:
-        """The CSMS refused a replayed message (one attempt counted)."""
-        entry = {
-            "op": "fail",
-            "cp": charge_point,
-            "id": message_id,
-            "error": error,
-            "max_attempts": max_attempts,
-        }
+    async def settle(
+        self, message: QueuedMessage, outcome: dict[str, Any] | Exception, hold: str | None
+    ) -> None:
+        """The CSMS answered a replayed message (a CallResult, or a CallError that moves it
+        to dead letters), perhaps holding its transaction: on the stream, then in the copy."""
+        entry: Entry = {"cp": message.charge_point, "upstream": message.upstream_id, "hold": hold}
+        if isinstance(outcome, Exception):
+            entry |= {"op": "refuse", "error": str(outcome)}
+        else:
+            entry |= {"op": "ack", "answer": outcome}
         await self._append([(entry, None)])
 
     async def _append(self, entries: Sequence[tuple[Entry, str | None]]) -> None:
@@ -215,7 +213,7 @@ StoreRun = Callable[[Callable[[Store], Any]], Any]
 
 def _receipts(store: Store, items: Sequence[Outgoing]) -> list[Receipt]:
     """The items' receipts; -1 for one already delivered (a repeat after its delivery)."""
-    return [store.receipt(i.charge_point, i.message_id) or Receipt(-1, None) for i in items]
+    return [store.receipt(item) or Receipt(-1, None) for item in items]
 
 
 def _outgoing(item: Outgoing) -> dict[str, Any]:
@@ -226,6 +224,8 @@ def _outgoing(item: Outgoing) -> dict[str, Any]:
         "payload": item.payload,
         "coalesce_key": item.coalesce_key,
         "issue_transaction_id": item.issue_transaction_id,
+        "connection": item.connection,
+        "upstream_id": item.upstream_id,
     }
 
 
@@ -235,21 +235,17 @@ def _operation(entry: Entry) -> Callable[[Store], object]:
     if op == "enqueue":
         item, at = Outgoing(**entry["item"]), float(entry["at"])
         return lambda store: store.enqueue_many([item], now=at)
-    if op == "ack":
+    if op in ("ack", "refuse"):
 
-        def acknowledge(store: Store) -> None:
-            receipt = store.receipt(entry["cp"], entry["id"])
-            if receipt is not None:
-                store.acknowledge(receipt.seq, entry["answer"])
+        def settle(store: Store) -> None:
+            seq = store.queued_seq(entry["cp"], entry["upstream"])
+            if seq is None:
+                return  # gone already: replaced by a newer one of its key
+            if op == "ack":
+                store.acknowledge(seq, entry["answer"], hold=entry["hold"])
+            else:
+                store.refuse(seq, entry["error"], hold=entry["hold"])
 
-        return acknowledge
-    if op == "fail":
-
-        def fail(store: Store) -> None:
-            receipt = store.receipt(entry["cp"], entry["id"])
-            if receipt is not None:
-                store.record_failure(receipt.seq, entry["error"], entry["max_attempts"])
-
-        return fail
+        return settle
     log.warning("cluster: unknown queue entry %r skipped", op)
     return lambda store: None

@@ -153,7 +153,11 @@ class Gateway:
             nullcontext()
             if site.csms is None
             else open_csms_proxy(
-                site.csms, self.loop.limits, settings=self._csms_settings, queue=queue
+                site.csms,
+                self.loop.limits,
+                settings=self._csms_settings,
+                on_event=self.loop.snapshot.event,
+                queue=queue,
             )
         )
         async with proxying as proxy, trio.open_nursery() as nursery:
@@ -260,6 +264,8 @@ async def open_gateway(
             cycle_time=metrics.cycle_time.observe,
             authority=SOLE if leadership is None else leadership,
         )
+        if proxy is not None:
+            proxy.on_event = loop.snapshot.event  # held transactions, stops it requested
         gateway = Gateway(site, loop, registry, supervisor, proxy, leadership)
         gateway._csms_settings = csms_settings
         gateway.queue = queue
@@ -275,6 +281,7 @@ async def open_gateway(
                     commands=loop.commands,
                     metrics=metrics,
                     chargers=partial(charger_infos, cares, devices),
+                    csms=proxy,
                 ),
             ),
         }

@@ -20,6 +20,7 @@ from typing import Any
 from hubgate.config.model import ModbusEndpoint, SiteConfig
 from hubgate.profiles.loader import load_named
 from hubgate.profiles.model import Profile
+from hubgate.sim.device_clock import DeviceClock
 from hubgate.sim.engine import Simulation
 from hubgate.sim.ev import Ev
 from hubgate.sim.modbus_box import ModbusBox
@@ -97,10 +98,6 @@ class WireSite:
         self, id: str, kind: str, endpoint: ModbusEndpoint, count: int = 1, largest: float = 0
     ) -> ModbusBox:
         profile = self._profile(endpoint.profile)
-        clock = self.clock
-        devices = [
-            make_device(profile, endpoint, clock, offset=i, largest=largest) for i in range(count)
-        ]
         port = 0 if self._ports_auto or endpoint.host is None else endpoint.port
         taken = next((b.id for b in self.boxes.values() if port and b.port == port), None)
         if taken is not None:
@@ -108,7 +105,11 @@ class WireSite:
                 f"'{id}' and '{taken}' both want port {port} on {LOOPBACK}: "
                 "give them different ports in the site file, or use --ports auto"
             )
-        box = ModbusBox(id, kind, profile.name, devices, LOOPBACK, port, on_write=self.written)
+        box = ModbusBox(id, kind, profile.name, [], LOOPBACK, port, on_write=self.written)
+        clock = DeviceClock(self.clock, lambda: box.linked)
+        box.devices.extend(
+            make_device(profile, endpoint, clock, offset=i, largest=largest) for i in range(count)
+        )
         if endpoint.serial is not None:
             box.serial = endpoint.serial.device
         self.boxes[id] = box
@@ -141,7 +142,8 @@ class WireSite:
             self._box(GRID_OPERATOR_BOX, "grid-operator", site.grid_operator.modbus)
 
     def clock(self) -> float:
-        """Simulated seconds: the devices' watchdogs run on it."""
+        """Simulated seconds: the devices' watchdogs run on it while no master is
+        connected (`sim.device_clock`)."""
         return self.sim.now
 
     def written(self, device: str, what: dict[str, Any], connection: Connection | None) -> None:
@@ -215,6 +217,18 @@ class WireSite:
             "modbus": [box.listing() for box in self.boxes.values()],
             "ocpp": [station.listing() for station in self.stations],
         }
+
+    @property
+    def unreadable_frames(self) -> int:
+        """Frames from the CSMS the OCPP stations could not take (`Station.unreadable_frames`)."""
+        return sum(station.unreadable_frames for station in self.stations)
+
+    def frames_line(self) -> str:
+        """The stations' count of unreadable frames, for a run's summary."""
+        return (
+            f"OCPP frames the {len(self.stations)} stations could not read: "
+            f"{self.unreadable_frames}"
+        )
 
     # -- stepping -----------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nats_cluster import LOOPBACK, NatsCluster, free_ports
+from tests.support.nats_cluster import LOOPBACK, NatsCluster, free_ports
 
 HUBGATE = str(Path(sys.executable).parent / "hubgate")
 LEASE_S = 2.0

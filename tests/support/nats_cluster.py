@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from peers import require_peer
+from tests.support.peers import require_peer
 
 LOOPBACK = "127.0.0.1"
 
