@@ -7,8 +7,9 @@ charger until its watchdog fires (the `control.lease_s` hubgate writes where the
 profile lets it, else the profile's fixed timeout), a battery until its revert timer
 (`control.lease_s`). The standby waits for the longest of these too, so that when it
 starts commanding no device still follows the old leader. A device without a
-device-side failsafe (`failsafe.present = false`) cannot be waited for: it keeps the old
-leader's last setpoint until the new leader's first command (docs/ha.md).
+device-side failsafe (`failsafe.present = false`), or whose fixed timeout its profile does
+not know (set on the device alone), cannot be waited for: it keeps the old leader's last
+setpoint until the new leader's first command or its own timeout (docs/ha.md).
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ def device_lease_s(site: SiteConfig) -> float:
             continue
         timeout = failsafe.timeout
         fixed = not timeout.writable or timeout.address is None
-        longest = max(longest, timeout.default_s if fixed else lease)
+        if not fixed:
+            longest = max(longest, lease)
+        elif timeout.default_s is not None:
+            longest = max(longest, timeout.default_s)
     return longest
 
 
