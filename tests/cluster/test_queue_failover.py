@@ -1,5 +1,5 @@
 """The replicated store-and-forward queue across two failovers, all real processes: three
-nats-server, two `hubgate run` with a `[csms]`, the test CSMS (tests/ocpp/csms_peer.py),
+nats-server, two `hubgate run` with a `[csms]`, the test CSMS (tests/support/csms.py),
 and four OCPP 1.6 charge points (the `ocpp` package) that send 1,000 transaction
 messages while the CSMS is down, dialling the gateways in priority order and repeating an
 unanswered Call on the next connection, as chargers do. The leader is killed (SIGKILL)
@@ -10,6 +10,7 @@ CSMS comes back and must see every message once, in order, with its own transact
 from __future__ import annotations
 
 import contextlib
+import gc
 import signal
 import threading
 import time
@@ -25,12 +26,13 @@ from tests.support.charge_points import ChargePointThread, Cp16
 from tests.support.csms import CsmsThread, proxy_csms
 from tests.support.ha_harness import Gateway, cluster_table
 from tests.support.nats_cluster import LOOPBACK, NatsCluster, free_ports
+from tests.support.wait import wait_until_blocking
 
 pytestmark = [
     pytest.mark.peers("nats-server"),
     pytest.mark.timeout(240),
     # a charge point whose gateway died has its connection's close coroutine dropped with
-    # its event loop (tests/ocpp/ocpp_peers.py): not hubgate's
+    # its event loop (websockets in tests/support/charge_points.py): not hubgate's
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
 
@@ -150,15 +152,6 @@ def csms() -> Iterator[CsmsThread]:
         peer.stop()
 
 
-def wait(check: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise TimeoutError(what)
-
-
 def test_the_csms_sees_every_queued_message_once_across_two_failovers(
     tmp_path: Path, nats: NatsCluster, csms: CsmsThread
 ) -> None:
@@ -176,15 +169,17 @@ def test_the_csms_sees_every_queued_message_once_across_two_failovers(
     threads = [threading.Thread(target=c.run, args=(counter, lock), daemon=True) for c in chargers]
     try:
         a.start()
-        wait(lambda: a.epochs(), 30, "a did not lead")
+        wait_until_blocking(a.epochs, "a to lead", 30)
         b.start()
         for thread in threads:
             thread.start()
-        wait(lambda: counter[0] >= 300, 60, "300 messages not stored")
+        wait_until_blocking(lambda: counter[0] >= 300, "300 messages stored", 60)
         a.signal(signal.SIGKILL)  # failover 1: the leader dies mid-stream
         a.wait()
         a.start()  # back as the standby
-        wait(lambda: counter[0] >= 700, 90, f"700 messages not stored: {chargers[0].errors[-3:]}")
+        wait_until_blocking(
+            lambda: counter[0] >= 700, f"700 messages stored ({chargers[0].errors[-3:]})", 90
+        )
         b.signal(signal.SIGTERM)  # failover 2: a hand-over mid-stream
         assert b.wait() == 0
         b.start()
@@ -200,13 +195,14 @@ def test_the_csms_sees_every_queued_message_once_across_two_failovers(
                 for i, ids in expected.items()
             )
 
-        wait(delivered, 90, "the CSMS did not get every message")
+        wait_until_blocking(delivered, "the CSMS to get every message", 90)
     finally:
         for charger in chargers:
             charger.hang_up()
         for gateway in gateways.values():
             gateway.stop()
         csms.stop()
+        gc.collect()  # the dropped close coroutines go now, under this test's filter
     assert len(a.epochs()) + len(b.epochs()) >= 3  # a, then b, then a again
     assert all(c.reconnects >= 3 for c in chargers)
     for identity, ids in expected.items():

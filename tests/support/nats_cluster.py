@@ -1,10 +1,11 @@
 """Three real `nats-server` processes on loopback, clustered, with JetStream.
 
 `NatsCluster.start(tmp_path)` writes each node's configuration (free client and route
-ports, its own store directory, routes to the two others) and starts them (clients are not told of the other nodes: a client of a stopped node is
-cut off, as a gateway whose own node fails); `stop_node(i)`
-ends one node (SIGTERM, or SIGKILL), `start_node(i)` brings it back on the same ports
-and store. Readiness is read from each node's log ("Server is ready").
+ports, its own store directory, routes to the two others) and starts them; clients are
+not told of the other nodes (`no_advertise`), so a client of a stopped node is cut off, as
+a gateway whose own node fails. `stop_node(i)` ends one node (SIGTERM, or SIGKILL),
+`start_node(i)` brings it back on the same ports and store. Readiness is read from each
+node's log ("Server is ready").
 """
 
 from __future__ import annotations
