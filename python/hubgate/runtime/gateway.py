@@ -45,6 +45,7 @@ from hubgate.cluster.link import NatsLink, open_nats_link
 from hubgate.cluster.queue_replica import QueueReplica
 from hubgate.cluster.timing import lease_timing
 from hubgate.config.model import SiteConfig
+from hubgate.config.tokens import TokenBook
 from hubgate.control.authority import SOLE
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook
@@ -52,6 +53,7 @@ from hubgate.control.loop import ControlLoop
 from hubgate.modbus.pool import open_modbus_pool
 from hubgate.modbus.server import serve_modbus
 from hubgate.ocpp.network_profiles import offer_gateways
+from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import Station, StationRegistry
 from hubgate.ocpp.server import Attend, OcppListener
 from hubgate.ocpp.session import OcppSession
@@ -93,6 +95,8 @@ class Gateway:
     _csms_settings: ProxySettings | None = None
     attend: Attend | None = None
     """What runs beside each charger connection (`hubgate.ocpp.station_care`)."""
+    policy: CsmsPolicy | None = None
+    """How the OCPP listener answers as the chargers' CSMS (`[authorization]`)."""
     queue: DurableQueue | None = None
     """With a `[cluster]` and a `[csms]`: the replicated store-and-forward queue."""
 
@@ -165,7 +169,11 @@ class Gateway:
             attach = None if proxy is None else proxy.attach
             try:
                 listener = OcppListener(
-                    site.ocpp, self.registry, attach=attach, attend=self._attend
+                    site.ocpp,
+                    self.registry,
+                    policy=self.policy,
+                    attach=attach,
+                    attend=self._attend,
                 )
                 self.ports["ocpp"] = await nursery.start(listener.serve)
                 await trio.sleep_forever()
@@ -270,6 +278,7 @@ async def open_gateway(
         gateway._csms_settings = csms_settings
         gateway.queue = queue
         attach = None if proxy is None else proxy.attach
+        tokens = None if site.authorization is None else TokenBook(site.authorization)
         servers: dict[str, Server] = {
             "api": partial(
                 serve_api,
@@ -282,13 +291,15 @@ async def open_gateway(
                     metrics=metrics,
                     chargers=partial(charger_infos, cares, devices),
                     csms=proxy,
+                    tokens=tokens,
                 ),
             ),
         }
         gateway.attend = attendant(cares.values())
+        gateway.policy = CsmsPolicy(tokens=tokens)
         if leadership is None:
             servers["ocpp"] = OcppListener(
-                site.ocpp, registry, attach=attach, attend=gateway.attend
+                site.ocpp, registry, policy=gateway.policy, attach=attach, attend=gateway.attend
             ).serve
         if site.modbus_server is not None:
             servers["modbus-server"] = partial(serve_modbus, site.modbus_server, site, hub, limits)
