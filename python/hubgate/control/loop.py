@@ -51,6 +51,7 @@ from hubgate.devices.model import (
     SessionCharger,
 )
 from hubgate.fencing import SEND_GUARD
+from hubgate.profiles.model import Quantity
 from hubgate.state import EventLevel, StateHub
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class SiteDevices:
     grid_operator: Device | None = None
     battery: Battery | None = None
     pv: Mapping[str, Device] = field(default_factory=dict)
+    feed_in_rule: Mapping[Quantity, float] = field(default_factory=dict)
+    """The grid operator's box's contacts and the feed-in cap (%) each stands for."""
 
 
 class ControlLoop:
@@ -110,6 +113,7 @@ class ControlLoop:
             grid_operator_box=devices.grid_operator is not None,
             battery=devices.battery,
             pv=devices.pv,
+            feed_in_rule=devices.feed_in_rule,
             paced=[key for key, charger in chargers.items() if isinstance(charger, SessionCharger)],
             allocation=allocation,
             timing=self.timing,
@@ -285,14 +289,13 @@ class ControlLoop:
                 ops[command.name] = self._verify_then_set(charger, command, epoch)
             else:
                 ops[command.name] = _setter(charger, command.current_a, command.phases)
-        battery = self.energy.command_op(now)
-        if battery is not None:
-            ops[battery[0]] = battery[1]
+        energy = self.energy.command_ops(now)
+        ops |= energy
         ops = {name: self._fenced(epoch, op) for name, op in ops.items()}
         deadline = trio.current_time() + self.timing.command_share * self.period_s
         results = await gather_by_deadline(ops, deadline)
-        if battery is not None:
-            self.planner.battery_commanded(battery[0], results.pop(battery[0], None), now)
+        for name in energy:
+            self.planner.energy_commanded(name, results.pop(name, None), now)
         self.planner.outcomes(plan, results, now, trio.current_time())
 
     def _verify_then_set(
