@@ -10,6 +10,7 @@ reported together with field errors.
 
 from __future__ import annotations
 
+from datetime import time
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -343,6 +344,21 @@ class Connector(Strict):
         return self
 
 
+class SessionDefault(Strict):
+    """What every session on a charger needs unless told otherwise (a depot's shift plan)."""
+
+    energy_kwh: float = Field(gt=0, le=10_000, description="Energy to add per session")
+    departure: time = Field(
+        description="Leaves at this local time of day (the site's timezone), 'HH:MM'"
+    )
+
+
+class TokenSessionDefault(SessionDefault):
+    """The need of every session started with one id token (a vehicle's card or tag)."""
+
+    id_token: str = Field(min_length=1, max_length=36)
+
+
 class Charger(Strict):
     """A charger: OCPP or Modbus controlled, hanging from one node."""
 
@@ -356,6 +372,10 @@ class Charger(Strict):
         default=False,
         description="German §14a EnWG: the charger is one controllable consumption device, "
         "counted once whatever its number of connectors",
+    )
+    session_default: SessionDefault | None = Field(
+        default=None,
+        description="Energy need and departure of every session that states none of its own",
     )
 
     @model_validator(mode="after")
@@ -772,6 +792,11 @@ class SiteConfig(Strict):
     modbus_server: ModbusServer | None = None
     api: Api = Api()
     mqtt: Mqtt | None = None
+    session_defaults: tuple[TokenSessionDefault, ...] = Field(
+        default=(),
+        description="Energy need and departure per id token (OCPP chargers); before the "
+        "charger's session_default",
+    )
 
     @model_validator(mode="after")
     def _paragraph_14a_needs_a_signal(self) -> SiteConfig:

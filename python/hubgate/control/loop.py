@@ -20,6 +20,7 @@ The loop knows devices only through the protocols of `hubgate.devices.model`.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from hubgate.devices.model import (
     CycleSensed,
     Device,
     Reading,
+    ReportsChargingNeeds,
     SessionCharger,
 )
 from hubgate.profiles.model import Quantity
@@ -79,8 +81,11 @@ class ControlLoop:
         allocation: AllocationSettings | None = None,
         timing: LoopTiming | None = None,
         clock: Callable[[], float] = trio.current_time,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        """`cycle_time`: called with each cycle's duration (s), e.g. a metrics histogram."""
+        """`cycle_time`: called with each cycle's duration (s), e.g. a metrics histogram;
+        `wall_clock`: epoch seconds, for departures and clock-aligned slots (its offset to
+        `clock` is taken at the first cycle)."""
         self.site = site
         self.devices = devices
         self.limits = limits
@@ -89,6 +94,7 @@ class ControlLoop:
         self.cycle_time = cycle_time
         self.timing = timing or LoopTiming()
         self.clock = clock
+        self.wall_clock = wall_clock
         self.stats = CycleStats()
         self.latencies_s: deque[float] = deque(maxlen=10_000)
         """Per cycle: from the start of sensing to the last command sent (s)."""
@@ -119,6 +125,11 @@ class ControlLoop:
         by_name: dict[str, Device] = dict(self._chargers)
         self._reported: dict[str, SessionCharger] = {
             name: device for name, device in by_name.items() if isinstance(device, SessionCharger)
+        }
+        self._needs: dict[str, ReportsChargingNeeds] = {
+            name: device
+            for name, device in by_name.items()
+            if isinstance(device, ReportsChargingNeeds)
         }
         by_name |= {f"meter:{meter_id}": meter for meter_id, meter in devices.meters.items()}
         self._reads = {
@@ -208,8 +219,15 @@ class ControlLoop:
         """One cycle: sense, plan, dispatch, record."""
         began = trio.current_time()
         now = self.clock()
+        if self.planner.deadlines.wall_offset_s is None:
+            self.planner.deadlines.wall_offset_s = self.wall_clock() - now
         readings = await self._sense()
         self.planner.checked({name: c.limit_check for name, c in self._chargers.items()})
+        self.planner.charging_needs(
+            {name: c.charging_needs() for name, c in self._needs.items()},
+            {name: c.id_token() for name, c in self._needs.items()},
+            now,
+        )
         plan = self.planner.plan(readings, now)
         if plan is None:
             return

@@ -12,9 +12,11 @@ import math
 import time
 from collections import deque
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from hubgate._core import AllocReason
 from hubgate.control.allocation import CycleResult
+from hubgate.control.deadlines import DeadlineStatus
 from hubgate.control.decisions import ConnectorDecision, DecisionLog, DecisionRecord
 from hubgate.control.limits import LimitBook
 from hubgate.control.plan import ConnectorRuntime, CyclePlanner, Phases3, Plan
@@ -26,6 +28,7 @@ from hubgate.state import (
     Event,
     EventLevel,
     NodeState,
+    SessionView,
     SiteState,
     StateHub,
 )
@@ -140,6 +143,7 @@ class Snapshot:
                     pv_mode=bool(planner.energy.pv_mode[i]),
                     reason=record[i].reason if i < len(record) else "",
                     binding=record[i].binding if i < len(record) else None,
+                    session=_session_view(planner.deadlines.status(i, now)),
                 )
             )
         measured: dict[int, Phases3 | None] = {}
@@ -229,3 +233,24 @@ def _status(runtime: ConnectorRuntime, now: float) -> str:
         return "Unreachable"
     reading = runtime.reading
     return reading.state.value if reading is not None and reading.state is not None else "Unknown"
+
+
+def _session_view(status: DeadlineStatus) -> SessionView | None:
+    """The connector's session for the published state; None when it has none."""
+    if status.needed_kwh is None and status.energy_kwh == 0:
+        return None
+
+    def at(epoch: float | None) -> datetime | None:
+        return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+    return SessionView.model_construct(
+        energy_kwh=status.energy_kwh,
+        needed_kwh=status.needed_kwh,
+        departure=at(status.departure),
+        source=None if status.source is None else status.source.value,
+        planned_now_kw=status.planned_now_kw,
+        laxity_s=status.laxity_s,
+        projected_finish=at(status.projected_finish),
+        shortfall_kwh=status.shortfall_kwh,
+        at_risk=status.shortfall_kwh > 0,
+    )
