@@ -202,6 +202,18 @@ class EnergyState(Snapshot):
     reasons: tuple[str, ...] = ()
 
 
+class DemandSnapshot(Snapshot):
+    """Demand charges: the metering interval's import and the month's peak."""
+
+    interval_start: datetime
+    interval_min: float
+    average_kw: float = Field(description="The interval's average import so far")
+    projection_kw: float = Field(description="Its average if the present import holds")
+    target_kw: float | None = Field(description="Configured, else the month's peak so far")
+    month_peak_kw: float = Field(description="The highest closed interval this month")
+    cap_kw: float | None = Field(description="What the rest of the interval may import")
+
+
 class SiteState(Snapshot):
     """One snapshot of the whole site, published once per control cycle."""
 
@@ -214,6 +226,7 @@ class SiteState(Snapshot):
     devices: tuple[DeviceHealth, ...] = ()
     events: tuple[Event, ...] = Field(default=(), description="Recent events, newest last")
     energy: EnergyState | None = Field(default=None, description="Battery and PV, when present")
+    demand: DemandSnapshot | None = Field(default=None, description="With [demand] only")
 
     def node(self, node_id: str) -> NodeState:
         """The node with that id (`grid` for the connection)."""

@@ -344,6 +344,22 @@ class Connector(Strict):
         return self
 
 
+class Demand(Strict):
+    """Demand charges: keep each metering interval's average import under the month's target."""
+
+    interval_min: Literal[5, 10, 15, 30, 60] = Field(
+        default=15, description="The grid operator's metering interval, aligned to the clock"
+    )
+    target_kw: Kilowatts | None = Field(
+        default=None,
+        description="Average import per interval to stay under; none: the month's peak so far",
+    )
+    state_path: str = Field(
+        default="hubgate-demand.json",
+        description="Where the month's peak and the current interval are kept across restarts",
+    )
+
+
 class SessionDefault(Strict):
     """What every session on a charger needs unless told otherwise (a depot's shift plan)."""
 
@@ -792,6 +808,7 @@ class SiteConfig(Strict):
     modbus_server: ModbusServer | None = None
     api: Api = Api()
     mqtt: Mqtt | None = None
+    demand: Demand | None = None
     session_defaults: tuple[TokenSessionDefault, ...] = Field(
         default=(),
         description="Energy need and departure per id token (OCPP chargers); before the "

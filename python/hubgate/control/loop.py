@@ -20,10 +20,12 @@ The loop knows devices only through the protocols of `hubgate.devices.model`.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import trio
 
@@ -33,6 +35,7 @@ from hubgate.control.allocation import AllocationSettings, CycleInputs, CycleRes
 from hubgate.control.commands import SiteCommands
 from hubgate.control.cycle import CycleStats, Failed, gather_by_deadline, run_cycles
 from hubgate.control.decisions import DecisionLog
+from hubgate.control.demand import DemandStore
 from hubgate.control.limits import LimitBook
 from hubgate.control.plan import CyclePlanner, LoopTiming, Plan, SetpointCommand
 from hubgate.control.snapshot import Snapshot
@@ -50,6 +53,9 @@ from hubgate.profiles.model import Quantity
 from hubgate.state import EventLevel, StateHub
 
 log = logging.getLogger(__name__)
+
+DEMAND_SAVE_S = 60.0
+"""The demand state is saved at least this often (and whenever an interval closes)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,10 @@ class ControlLoop:
         """Per cycle: from the start of sensing to the last command sent (s)."""
         self.period_s = site.control.cycle_s
         chargers = devices.chargers
+        self._demand_store = (
+            DemandStore(Path(site.demand.state_path)) if site.demand is not None else None
+        )
+        self._demand_saved_at = -math.inf
         self.planner = CyclePlanner(
             site,
             limits,
@@ -112,6 +122,7 @@ class ControlLoop:
             allocation=allocation,
             timing=self.timing,
             notify=self._event,
+            demand=self._demand_store.load() if self._demand_store is not None else None,
         )
         self.model = self.planner.model
         self.allocator = self.planner.allocator
@@ -235,11 +246,26 @@ class ControlLoop:
         self.latencies_s.append(trio.current_time() - began)
         duration = trio.current_time() - began
         self.snapshot.record(cycle, now, plan)
+        self._save_demand(now)
         self.snapshot.publish(cycle, plan.result, duration, self.clock())
         if self.cycle_time is not None:
             self.cycle_time(duration)
         self.cycle_ready.set()
         self.cycle_ready = trio.Event()
+
+    def _save_demand(self, now: float) -> None:
+        """Keep the demand state on disk: when an interval closed, else every minute."""
+        demand, store = self.planner.demand, self._demand_store
+        if demand is None or store is None or demand.state is None:
+            return
+        if not demand.closed and now - self._demand_saved_at < DEMAND_SAVE_S:
+            return
+        demand.closed.clear()
+        try:
+            store.save(demand.state)
+        except OSError as exc:
+            log.warning("demand state not saved to %s: %s", store.path, exc)
+        self._demand_saved_at = now
 
     async def _sense(self) -> dict[str, object]:
         known: dict[str, object] = {}

@@ -60,6 +60,7 @@ from hubgate.control.deadlines import (
     SessionDeadlines,
     session_defaults,
 )
+from hubgate.control.demand import DemandCharge, DemandState, DemandView
 from hubgate.control.failsafe import AssumeDraw, ChargerWatch, MeterWatch
 from hubgate.control.grid_operator import GridOperatorInput, connection_kw
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
@@ -208,6 +209,7 @@ class CyclePlanner:
         allocation: AllocationSettings | None = None,
         timing: LoopTiming | None = None,
         notify: Notify = _ignore,
+        demand: DemandState | None = None,
     ) -> None:
         """`meters`: the ids of the site's meters that have a device; `grid_operator_box`:
         whether the grid operator's box has one; `feed_in_rule`: its contacts and the
@@ -267,6 +269,14 @@ class CyclePlanner:
             timezone=site.site.timezone,
         )
         self._needs_seen: dict[str, ChargingNeeds] = {}
+        self.demand = (
+            DemandCharge(
+                site.demand.interval_min * 60, site.demand.target_kw, site.site.timezone, demand
+            )
+            if site.demand is not None
+            else None
+        )
+        """Demand charges (`[demand]`), from the state saved before a restart (`demand`)."""
         operator = site.grid_operator
         self._operator_power_source = {
             GridOperatorSource.MODBUS_SERVER: LimitSource.MODBUS_SERVER,
@@ -469,6 +479,7 @@ class CyclePlanner:
         if self.paragraph_14a is not None and math.isfinite(grid_operator_w):
             root_w = sum(base[0:3]) * model.voltage_v
             grid_operator_w = self.paragraph_14a.operator_limit_w(grid_operator_w, root_w, wanting)
+        demand_w = self._demand_cap_w(now, base, notes)
         energy = self.energy.plan(
             now,
             base=base,
@@ -478,7 +489,7 @@ class CyclePlanner:
             wanting=wanting,
             ev_max=ev_max,
             grid_operator_w=grid_operator_w,
-            peak_w=peak_w,
+            peak_w=min(peak_w, demand_w),
             last=self.last_result,
         )
         notes.extend(energy.notes)
@@ -499,6 +510,33 @@ class CyclePlanner:
             ),
             notes,
         )
+
+    def _wall(self, now: float) -> float:
+        return now + (self.deadlines.wall_offset_s or 0.0)
+
+    def _demand_cap_w(self, now: float, base: array[float], notes: list[str]) -> float:
+        """Count the connection's import into the metering interval (the grid meter's, else
+        the root's base plus the EVs' draw) and the cap that keeps the interval at its
+        target (infinity without `[demand]` or a target yet)."""
+        if self.demand is None:
+            return math.inf
+        wall = self._wall(now)
+        metered = self.energy.grid_import_w
+        if metered is None:
+            drawn = sum(sum(runtime.draw) for runtime in self.connectors)
+            metered = (sum(base[0:3]) + drawn) * self.model.voltage_v
+        self.demand.sample(wall, metered)
+        cap = self.demand.cap_w(wall)
+        if math.isfinite(cap):
+            target = self.demand.target_w() / 1000
+            notes.append(
+                f"demand: {cap / 1000:.1f} kW for the rest of the interval (target {target:g} kW)"
+            )
+        return cap
+
+    def demand_view(self, now: float) -> DemandView | None:
+        """The demand figures now (None without `[demand]`)."""
+        return None if self.demand is None else self.demand.view(self._wall(now))
 
     def _deadlines(
         self, now: float, base: array[float], grid_operator_w: float, peak_w: float

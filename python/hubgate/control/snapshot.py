@@ -18,12 +18,14 @@ from hubgate._core import AllocReason
 from hubgate.control.allocation import CycleResult
 from hubgate.control.deadlines import DeadlineStatus
 from hubgate.control.decisions import ConnectorDecision, DecisionLog, DecisionRecord
+from hubgate.control.demand import DemandView
 from hubgate.control.limits import LimitBook
 from hubgate.control.plan import ConnectorRuntime, CyclePlanner, Phases3, Plan
 from hubgate.devices.model import Device, DeviceFailsafe, LinkMonitored
 from hubgate.profiles.model import Quantity
 from hubgate.state import (
     ConnectorState,
+    DemandSnapshot,
     DeviceHealth,
     Event,
     EventLevel,
@@ -193,6 +195,7 @@ class Snapshot:
                 devices=tuple(devices),
                 events=tuple(self.events),
                 energy=planner.energy.snapshot(),
+                demand=_demand(planner.demand_view(now)),
             )
         )
 
@@ -253,4 +256,19 @@ def _session_view(status: DeadlineStatus) -> SessionView | None:
         projected_finish=at(status.projected_finish),
         shortfall_kwh=status.shortfall_kwh,
         at_risk=status.shortfall_kwh > 0,
+    )
+
+
+def _demand(view: DemandView | None) -> DemandSnapshot | None:
+    """The demand figures for the published state."""
+    if view is None:
+        return None
+    return DemandSnapshot.model_construct(
+        interval_start=datetime.fromtimestamp(view.interval_start, UTC),
+        interval_min=view.interval_s / 60,
+        average_kw=view.average_kw,
+        projection_kw=view.projection_kw,
+        target_kw=view.target_kw,
+        month_peak_kw=view.month_peak_kw,
+        cap_kw=view.cap_kw,
     )
