@@ -69,7 +69,8 @@ async def test_limit_write_is_an_api_lease_in_the_book(api: RunningApi) -> None:
     response = await api.client.put("/api/v1/limits/site", json=body, headers=AUTH)
     assert response.status_code == 200
     view = response.json()
-    assert view["in_force"] == {"phase_a": [60.0, 70.0, 80.0], "power_kw": 50.0}
+    # L3 asked for 90 A: the site file's 80 A less its 2 A margin is what is in force.
+    assert view["in_force"] == {"phase_a": [60.0, 70.0, 78.0], "power_kw": 50.0}
     assert sorted(view["sources"]) == ["api", "config"]
     lease = next(le for le in book.leases() if le.source is LimitSource.API)
     assert lease.limit == Limit((60, 70, 90))
@@ -103,13 +104,16 @@ async def test_node_and_connector_leases(api: RunningApi) -> None:
     response = await api.client.put(
         "/api/v1/limits/nodes/board", json={"power_kw": 20, "lease_s": 60}, headers=AUTH
     )
-    assert response.json()["in_force"] == {"phase_a": None, "power_kw": 20.0}
+    # The board's own 63 A per phase still holds beside the leased 20 kW.
+    assert response.json()["in_force"] == {"phase_a": [63.0, 63.0, 63.0], "power_kw": 20.0}
+    assert response.json()["sources"] == ["api", "config"]
     response = await api.client.put(
         "/api/v1/limits/connectors/cp-2/1",
         json={"phase_a": [10, 10, 10], "lease_s": 5},
         headers=AUTH,
     )
     assert response.json()["target"] == "cp-2#1"
+    assert response.json()["sources"] == ["api"]  # below the connector's 32 A
     assert api.ctx.limits.in_force("cp-2#1", api.ctx.clock()).limit.phase_a == (10, 10, 10)
 
     grid = await api.client.put(
@@ -121,6 +125,25 @@ async def test_node_and_connector_leases(api: RunningApi) -> None:
         "/api/v1/limits/connectors/cp-9/1", json={"power_kw": 1, "lease_s": 1}, headers=AUTH
     )
     assert missing.status_code == 404
+
+
+async def test_a_limit_above_the_site_file_shows_the_site_file_in_force(api: RunningApi) -> None:
+    """Issue 19: 500 A asked on a site of 80 A (2 A margin) showed 500 A in force."""
+    body = {"phase_a": [500, 500, 500], "lease_s": 30}
+    response = await api.client.put("/api/v1/limits/site", json=body, headers=AUTH)
+    assert response.status_code == 200
+    view = response.json()
+    assert view["in_force"]["phase_a"] == [78.0, 78.0, 78.0]
+    assert view["sources"] == ["api", "config"]
+    assert [lease["limit"]["phase_a"] for lease in view["leases"]] == [[500.0, 500.0, 500.0]]
+    connector = await api.client.put(
+        "/api/v1/limits/connectors/wb-2/1",
+        json={"phase_a": [40, 40, 40], "lease_s": 5},
+        headers=AUTH,
+    )
+    assert connector.json()["in_force"]["phase_a"] == [16.0, 16.0, 16.0]  # wb-2's maximum
+    listed = (await api.client.get("/api/v1/limits")).json()
+    assert listed[0]["in_force"]["phase_a"] == [78.0, 78.0, 78.0]
 
 
 @pytest.mark.parametrize(

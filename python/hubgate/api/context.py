@@ -13,7 +13,7 @@ from hubgate.api.metrics import MetricsRegistry
 from hubgate.config.model import SiteConfig
 from hubgate.control.commands import Commands
 from hubgate.control.decisions import DecisionLog
-from hubgate.control.limits import LimitBook, connector_target
+from hubgate.control.limits import Limit, LimitBook, connector_target, site_caps
 from hubgate.state import StateHub
 
 
@@ -35,6 +35,11 @@ class ApiContext:
     def node_ids(self) -> tuple[str, ...]:
         """The configured nodes below the grid connection."""
         return tuple(node.id for node in self.site.nodes)
+
+    @cached_property
+    def caps(self) -> dict[str, Limit]:
+        """The site file's own limit per target: what is in force stays within it."""
+        return site_caps(self.site)
 
     @cached_property
     def connector_keys(self) -> tuple[str, ...]:

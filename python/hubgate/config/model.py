@@ -10,6 +10,7 @@ reported together with field errors.
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -97,6 +98,12 @@ class Grid(Limits):
         description="Contract or peak-shaving target on grid import: the battery discharges "
         "to hold it, EV charging is kept under it",
     )
+
+    @property
+    def usable_phase_a(self) -> tuple[float, float, float]:
+        """The phase limits less the safety margin: what hubgate may command at most."""
+        a, b, c = (max(limit - self.safety_margin_a, 0.0) for limit in self.phase_current_limit_a)
+        return (a, b, c)
 
     @model_validator(mode="after")
     def _target_within_limit(self) -> Grid:
@@ -446,14 +453,46 @@ class Csms(CsmsCredentials):
         )
 
 
+def _networks(entries: object) -> object:
+    """Each entry must be an address or a network (`10.0.0.0/8`, `::1`)."""
+    if isinstance(entries, list | tuple):
+        for entry in entries:
+            try:
+                ipaddress.ip_network(str(entry), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 192.168.1.20, 10.0.0.0/8)"
+                ) from None
+    return entries
+
+
+Networks = Annotated[tuple[str, ...], BeforeValidator(_networks)]
+
+
 class ModbusServer(Strict):
     """The Modbus TCP server for site controllers (PLC, SCADA, grid-operator box)."""
 
     host: str = "127.0.0.1"
     port: ListenPort = 5020
     unit: int = Field(default=1, ge=0, le=255)
-    allow_writes_from: tuple[str, ...] = Field(default=("127.0.0.1",))
+    allow_writes_from: Networks = Field(
+        default=("127.0.0.1",), description="Addresses or networks that may write (and read)"
+    )
+    allow_reads_from: Networks | None = Field(
+        default=None,
+        description="Addresses or networks that may read; others are disconnected at once. "
+        "Not set: any address may read",
+    )
     lease_s: Seconds = Field(default=60.0, description="A written limit expires after this")
+    max_connections: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Open connections at most; one more closes the one quiet longest",
+    )
+    idle_timeout_s: Seconds = Field(
+        default=60.0, description="A connection that sends no request for this long is closed"
+    )
 
 
 class Api(Strict):

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from hubgate.config.model import SiteConfig
+
 SITE = "site"
 """The target name of the grid connection."""
 
@@ -120,6 +122,31 @@ class LimitInForce:
 
     limit: Limit
     sources: tuple[LimitSource, ...]
+
+    def within(self, cap: Limit | None) -> LimitInForce:
+        """This limit held to `cap`, the site file's own limit on the target (`site_caps`):
+        a lease asking for more than the site file allows is not what is in force. `config`
+        joins the sources when the cap is what binds."""
+        if cap is None:
+            return self
+        limit = self.limit.tighten(cap)
+        if limit == self.limit and self.sources:
+            return self
+        return LimitInForce(limit, tuple(sorted({*self.sources, LimitSource.CONFIG})))
+
+
+def site_caps(site: SiteConfig) -> dict[str, Limit]:
+    """The site file's own limit on each target: the grid connection's usable phase current
+    and power limit, each node's limits, each connector's maximum current."""
+    grid = site.grid
+    caps = {SITE: Limit(grid.usable_phase_a, grid.power_limit_kw)}
+    for node in site.nodes:
+        caps[node.id] = Limit(node.phase_current_limit_a, node.power_limit_kw)
+    for charger in site.chargers:
+        for connector in charger.connectors:
+            amps = connector.max_current_a
+            caps[connector_target(charger.id, connector.id)] = Limit((amps, amps, amps))
+    return caps
 
 
 @dataclass
