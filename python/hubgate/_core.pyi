@@ -18,7 +18,12 @@ class HubgateError(Exception):
     """Base of every error raised by hubgate's Rust core."""
 
 class CodecError(HubgateError, ValueError):
-    """Bytes that do not form a valid frame, or a value that cannot be encoded."""
+    """Bytes that do not form a valid frame, or a value that cannot be encoded.
+
+    Also raised for an integer argument that does not fit its register, address, unit or
+    count (e.g. `Request.ReadHoldingRegisters(70000, 1)`), where Python would see
+    `OverflowError`: the message names the value and the range.
+    """
 
 class CrcError(CodecError):
     """An RTU frame whose CRC does not match its content."""
@@ -45,7 +50,8 @@ class Request:
     """A Modbus request PDU: construct one of the nested variants.
 
     Variants are frozen, compare by value and support `match` by keyword.
-    Limits are checked when encoding (raising `EncodeError`), not here.
+    Limits are checked when encoding (raising `EncodeError`), not here; an integer that
+    does not fit its field at all (an address above 65535) raises `CodecError` here.
     """
 
     @property
@@ -501,7 +507,11 @@ class ReadPlan:
         """Every field's value in the given order; `None` for a sentinel or a failed read."""
 
 class TopologyError(HubgateError, ValueError):
-    """A site tree or connector set the allocator cannot work on."""
+    """A site tree or connector set the allocator cannot work on.
+
+    Also raised for a node or connector index, phase or priority that does not fit its
+    integer type at all (a negative index), where Python would see `OverflowError`.
+    """
 
 class AllocationInputError(HubgateError, ValueError):
     """A cycle's measurements the allocator cannot use; its state is unchanged."""

@@ -256,3 +256,37 @@ async def test_malformed_requests_get_clear_errors(api: RunningApi) -> None:
 def test_closed_reads_without_a_token_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="open_reads = false needs a token"):
         Api(open_reads=False)
+
+
+LIMIT = "/api/v1/limits/site"
+CP1 = "/api/v1/connectors/cp-1/1"
+
+
+@pytest.mark.parametrize(
+    ("path", "text", "field"),
+    [
+        (LIMIT, '{"phase_a": [NaN, 10, 10], "lease_s": 10}', ["body", "phase_a", 0]),
+        (LIMIT, '{"phase_a": [10, 10, 10], "lease_s": Infinity}', ["body", "lease_s"]),
+        (LIMIT, '{"power_kw": -Infinity, "lease_s": 10}', ["body", "power_kw"]),
+        (LIMIT, '{"phase_a": [1e309, 10, 10], "lease_s": 10}', ["body", "phase_a", 0]),
+        (LIMIT, '{"phase_a": ["10", 10, 10], "lease_s": 10}', ["body", "phase_a", 0]),
+        (LIMIT, '{"phase_a": [false, false, false], "lease_s": 10}', ["body", "phase_a", 0]),
+        (LIMIT, '{"power_kw": true, "lease_s": 10}', ["body", "power_kw"]),
+        (LIMIT, '{"power_kw": 10, "lease_s": "60"}', ["body", "lease_s"]),
+        (f"{CP1}/priority", '{"priority": true}', ["body", "priority"]),
+        (f"{CP1}/priority", '{"priority": "2"}', ["body", "priority"]),
+        (f"{CP1}/priority", '{"priority": 2.5}', ["body", "priority"]),
+        (f"{CP1}/pv-mode", '{"pv_mode": 1}', ["body", "pv_mode"]),
+        (f"{CP1}/pv-mode", '{"pv_mode": "true"}', ["body", "pv_mode"]),
+    ],
+)
+async def test_bodies_are_json_numbers_and_booleans_as_typed(
+    api: RunningApi, path: str, text: str, field: list[object]
+) -> None:
+    """Issue 19: NaN, Infinity and 1e309 gave 500; "10" was 10 A, [false, false, false] 0 A."""
+    headers = {**AUTH, "Content-Type": "application/json"}
+    response = await api.client.put(path, content=text, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == field
+    assert all(lease.source is not LimitSource.API for lease in api.ctx.limits.leases())
+    assert api.commands.calls == []

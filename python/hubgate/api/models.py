@@ -11,8 +11,13 @@ from hubgate.config.model import PRIORITY_MAX
 from hubgate.control.decisions import DecisionRecord
 from hubgate.control.limits import AuditEntry, Lease, Limit, LimitInForce
 
-Amps = Annotated[float, Field(ge=0, le=100_000)]
 MAX_LEASE_S = 86_400.0
+
+# Numbers in bodies are JSON numbers and finite: no "10" for 10 A, no false for 0 A, no NaN,
+# Infinity or 1e309 (each is answered 422).
+Amps = Annotated[float, Field(ge=0, le=100_000, strict=True, allow_inf_nan=False)]
+Kilowatts = Annotated[float, Field(ge=0, le=1_000_000, strict=True, allow_inf_nan=False)]
+LeaseSeconds = Annotated[float, Field(gt=0, le=MAX_LEASE_S, strict=True, allow_inf_nan=False)]
 
 
 class Body(BaseModel):
@@ -27,9 +32,7 @@ class LimitValue(Body):
     phase_a: tuple[Amps, Amps, Amps] | None = Field(
         default=None, description="Per-phase current limit [L1, L2, L3] in A"
     )
-    power_kw: Annotated[float, Field(ge=0, le=1_000_000)] | None = Field(
-        default=None, description="Active power limit in kW"
-    )
+    power_kw: Kilowatts | None = Field(default=None, description="Active power limit in kW")
 
     @classmethod
     def of(cls, limit: Limit) -> LimitValue:
@@ -40,7 +43,7 @@ class LimitValue(Body):
 class LimitWrite(LimitValue):
     """A limit set through the API: a lease that lapses after `lease_s` unless renewed."""
 
-    lease_s: Annotated[float, Field(gt=0, le=MAX_LEASE_S)] = Field(
+    lease_s: LeaseSeconds = Field(
         description="How long the limit holds, in seconds (renew before it lapses)"
     )
 
@@ -183,19 +186,19 @@ class DecisionView(Body):
 class PriorityWrite(Body):
     """A connector's priority tier: higher tiers are served first."""
 
-    priority: int = Field(ge=0, le=PRIORITY_MAX)
+    priority: int = Field(ge=0, le=PRIORITY_MAX, strict=True)
 
 
 class PvModeWrite(Body):
     """Whether a connector charges from PV surplus (and battery discharge) only."""
 
-    pv_mode: bool
+    pv_mode: bool = Field(strict=True)
 
 
 class StartCharging(Body):
     """Start a session; the id tag defaults to the gateway's own."""
 
-    id_tag: str | None = Field(default=None, min_length=1, max_length=36)
+    id_tag: str | None = Field(default=None, min_length=1, max_length=36, strict=True)
 
 
 class Accepted(Body):
