@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from hubgate.api import live, routes_commands, routes_limits, routes_state
 from hubgate.api.context import ApiContext
 from hubgate.api.deps import Ctx, require_token
+from hubgate.api.guard import RequestGuard
 from hubgate.api.metrics import CONTENT_TYPE
 
 STATIC = Path(__file__).parent / "static"
@@ -65,6 +66,7 @@ def build_app(ctx: ApiContext) -> FastAPI:
     )
     app.state.hubgate = ctx
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_middleware(RequestGuard, ctx=ctx)
     reads = [] if ctx.site.api.open_reads else [Depends(require_token)]
     read_errors: dict[int | str, dict[str, Any]] = (
         {} if ctx.site.api.open_reads else {401: {"description": "Missing or wrong Bearer token"}}

@@ -10,6 +10,7 @@ from functools import cached_property
 import trio
 
 from hubgate.api.metrics import MetricsRegistry
+from hubgate.auth_limits import FailedAttempts
 from hubgate.config.model import SiteConfig
 from hubgate.control.commands import Commands
 from hubgate.control.decisions import DecisionLog
@@ -30,6 +31,8 @@ class ApiContext:
     clock: Callable[[], float] = trio.current_time
     """Monotonic time of the lease book (the control loop's clock)."""
     wall_clock: Callable[[], float] = time.time
+    auth_failures: FailedAttempts = field(default_factory=FailedAttempts)
+    """Wrong tokens per client address (10 a minute, then 429)."""
 
     @cached_property
     def node_ids(self) -> tuple[str, ...]:

@@ -502,11 +502,36 @@ class Api(Strict):
     port: ListenPort = 8080
     token: str | None = Field(default=None, min_length=16, description="Bearer token for writes")
     open_reads: bool = True
+    trusted_hosts: tuple[str, ...] = Field(
+        default=(),
+        description="Host names clients may use besides IP addresses, localhost and this "
+        "machine's name (`*.example.com` for every subdomain); other Host headers get 400",
+    )
+    tls_cert: str | None = Field(default=None, description="Certificate chain (PEM): serve HTTPS")
+    tls_key: str | None = Field(default=None, description="Its private key (PEM)")
+    tls_client_ca: str | None = Field(
+        default=None, description="CA (PEM) that must have signed every client's certificate"
+    )
+    max_connections: int = Field(
+        default=64,
+        ge=1,
+        le=4096,
+        description="Open connections at most; one more closes the one quiet longest",
+    )
+    max_body_bytes: int = Field(
+        default=65_536, ge=1024, le=16_777_216, description="Larger request bodies get 413"
+    )
 
     @model_validator(mode="after")
     def _token_for_closed_reads(self) -> Api:
         if not self.open_reads and self.token is None:
             raise ValueError("open_reads = false needs a token (reads then need it too)")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError(
+                "tls_client_ca needs tls_cert and tls_key (client certificates need TLS)"
+            )
         return self
 
 
@@ -529,11 +554,23 @@ class Mqtt(Strict):
     buffer_size: int = Field(
         default=10_000, ge=1, le=1_000_000, description="Messages kept while the broker is away"
     )
+    tls: bool = Field(
+        default=False,
+        description="Connect over TLS (usually port 8883), verifying the broker's certificate "
+        "and name against tls_ca, or the system's CAs",
+    )
+    tls_ca: str | None = Field(default=None, description="CA (PEM) that signed the broker's cert")
+    tls_client_cert: str | None = Field(default=None, description="Client certificate (PEM)")
+    tls_client_key: str | None = Field(default=None, description="Its private key (PEM)")
 
     @model_validator(mode="after")
     def _password_needs_username(self) -> Mqtt:
         if self.password is not None and self.username is None:
             raise ValueError("'password' needs 'username' (MQTT 3.1.1)")
+        if (self.tls_client_cert is None) != (self.tls_client_key is None):
+            raise ValueError("tls_client_cert and tls_client_key go together")
+        if not self.tls and (self.tls_ca or self.tls_client_cert):
+            raise ValueError("tls_ca and tls_client_cert need tls = true")
         return self
 
 

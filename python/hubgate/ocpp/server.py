@@ -13,6 +13,7 @@ import base64
 import binascii
 import hmac
 import logging
+import math
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,7 +26,9 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request
 from wsproto.extensions import PerMessageDeflate
 
+from hubgate.auth_limits import FailedAttempts
 from hubgate.config.model import OcppServer, OcppVersion
+from hubgate.log_limits import RateLimitedLog
 from hubgate.ocpp import handlers_v2, handlers_v16
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import Station, StationRegistry
@@ -33,6 +36,7 @@ from hubgate.ocpp.rpc import subprotocol
 from hubgate.ocpp.session import Handler, OcppSession, SessionLimits
 
 LOG = logging.getLogger("hubgate.ocpp")
+_quiet = RateLimitedLog(LOG)
 
 PREFERENCE = (OcppVersion.V21, OcppVersion.V201, OcppVersion.V16)
 """When a charger offers several versions, the newest one it is allowed wins."""
@@ -119,6 +123,14 @@ def _basic_auth_ok(request: WebSocketRequest, station: Station) -> bool:
     return hmac.compare_digest(user + b":" + given, expected)
 
 
+def _peer_host(stream: trio.abc.Stream) -> str:
+    """The client's address of a (TLS-wrapped) connection."""
+    while isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    socket = getattr(stream, "socket", None)
+    return str(socket.getpeername()[0]) if socket is not None else "?"
+
+
 def _certificate_names_identity(stream: trio.abc.Stream, identity: str) -> bool:
     """Security profile 3: the client certificate's CN must be the charger identity."""
     if not isinstance(stream, trio.SSLStream):
@@ -147,6 +159,8 @@ class OcppListener:
         self.registry = registry
         self.policy = policy or CsmsPolicy()
         self.limits = limits or ListenerLimits()
+        self.auth_failures = FailedAttempts()
+        """Failed Basic logins per source address: 10 a minute, then 429 without a check."""
         self._live: dict[str, trio.CancelScope] = {}
 
     async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
@@ -210,10 +224,21 @@ class OcppListener:
             await request.reject(404)
             return None
         profile = self.config.security_profile
-        if profile in (1, 2) and not _basic_auth_ok(request, station):
-            LOG.warning("%s: Basic authentication failed", identity)
-            await request.reject(401, extra_headers=[(b"WWW-Authenticate", b'Basic realm="ocpp"')])
-            return None
+        if profile in (1, 2):
+            source = _peer_host(stream)
+            wait_s = self.auth_failures.retry_after(source)
+            if wait_s > 0:
+                _quiet.warning(source, "%s: too many failed logins; refused for now", source)
+                retry = str(math.ceil(wait_s)).encode()
+                await request.reject(429, extra_headers=[(b"Retry-After", retry)])
+                return None
+            if not _basic_auth_ok(request, station):
+                self.auth_failures.failed(source)
+                _quiet.warning(source, "%s: Basic authentication failed (%s)", identity, source)
+                await request.reject(
+                    401, extra_headers=[(b"WWW-Authenticate", b'Basic realm="ocpp"')]
+                )
+                return None
         if profile == 3 and not _certificate_names_identity(stream, identity):
             LOG.warning("%s: client certificate does not name this identity", identity)
             await request.reject(403)

@@ -181,4 +181,5 @@ def dashboard_url(site: SiteConfig, port: int) -> str:
     """Where the dashboard of a running gateway is."""
     host = site.api.host
     host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{port}/"
+    scheme = "https" if site.api.tls_cert is not None else "http"
+    return f"{scheme}://{host}:{port}/"
