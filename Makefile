@@ -32,6 +32,7 @@ lint: $(VENV)/.built
 	$(BIN)/ruff check python tests bench
 	$(BIN)/ruff format --check python tests bench
 	$(BIN)/mypy --strict python/hubgate
+	$(BIN)/python -m mypy.stubtest hubgate._core  # the hand-written _core.pyi against the extension
 
 rust-test:
 	cargo test --workspace --quiet

@@ -31,6 +31,9 @@ PEERS = {
 }
 """Program -> the Debian package that provides it (the one list: tests, Makefile, CI)."""
 
+SYSTEM_DIRS = ("/usr/sbin", "/sbin")
+"""Searched after PATH: Debian installs mosquitto in /usr/sbin, which a user's PATH may lack."""
+
 skipped: Counter[str] = Counter()
 """Peers skipped through HUBGATE_SKIP_PEERS in this run -> how many times (for the summary)."""
 
@@ -46,9 +49,15 @@ def opted_out(program: str) -> bool:
     return "all" in names or program in names
 
 
+def find(program: str) -> str | None:
+    """The program's path: on PATH, else in the system folders."""
+    search = os.pathsep.join([os.environ.get("PATH", os.defpath), *SYSTEM_DIRS])
+    return shutil.which(program, path=search)
+
+
 def missing(programs: list[str] | None = None) -> list[str]:
-    """The peer programs not on PATH and not opted out."""
-    return [p for p in (programs or list(PEERS)) if shutil.which(p) is None and not opted_out(p)]
+    """The peer programs not found and not opted out."""
+    return [p for p in (programs or list(PEERS)) if find(p) is None and not opted_out(p)]
 
 
 def require_peer(program: str) -> str:
@@ -60,7 +69,7 @@ def require_peer(program: str) -> str:
     if opted_out(program):
         skipped[program] += 1
         pytest.skip(f"{program} skipped by {SKIP_VARIABLE}")
-    path = shutil.which(program)
+    path = find(program)
     if path is None:
         pytest.fail(
             f"{program} is missing: {install_command([PEERS[program]])} "

@@ -20,6 +20,7 @@ PEERS_SCRIPT = ROOT / "tests" / "peers.py"
 @pytest.fixture
 def no_peers_on_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(peers, "SYSTEM_DIRS", ())
     monkeypatch.delenv(peers.SKIP_VARIABLE, raising=False)
 
 
@@ -88,5 +89,6 @@ def test_make_test_stops_at_once_naming_the_command_when_not_root() -> None:
     )
     assert hidden.returncode == 1
     [line] = hidden.stderr.splitlines()
-    packages = "chromium mbpoll mosquitto mosquitto-clients openssl socat"
-    assert f"run `sudo apt-get install -y {packages}`" in line
+    in_system_dirs = {p for p in peers.PEERS for d in peers.SYSTEM_DIRS if Path(d, p).exists()}
+    packages = sorted({peers.PEERS[p] for p in peers.PEERS.keys() - in_system_dirs})
+    assert f"run `sudo apt-get install -y {' '.join(packages)}`" in line

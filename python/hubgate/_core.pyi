@@ -12,6 +12,38 @@ from hubgate.modbus.codec import ServerEvent as _ServerEvent
 from hubgate.modbus.codec import ValueType as _ValueType
 from hubgate.modbus.codec import WordOrder as _WordOrder
 
+__all__ = [
+    "AllocConnector",
+    "AllocNode",
+    "AllocReason",
+    "AllocSettings",
+    "Allocation",
+    "AllocationInputError",
+    "Allocator",
+    "CodecError",
+    "CrcError",
+    "EncodeError",
+    "Field",
+    "FieldError",
+    "FrameError",
+    "HubgateError",
+    "ReadPlan",
+    "Request",
+    "RequestReceived",
+    "RequestRejected",
+    "Response",
+    "ResponseReceived",
+    "ResponseRejected",
+    "RtuClientCodec",
+    "RtuServerCodec",
+    "TcpClientCodec",
+    "TcpServerCodec",
+    "TopologyError",
+    "__version__",
+    "check_crc",
+    "crc16",
+]
+
 __version__: str
 
 class HubgateError(Exception):

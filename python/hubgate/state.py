@@ -80,6 +80,56 @@ class DeviceHealth(Snapshot):
     latency_p99_ms: float | None = None
 
 
+class ChargerCapabilitiesView(Snapshot):
+    """What an OCPP charger takes (`docs/ocpp.md`, "Capabilities"); None: not reported."""
+
+    rate_units: tuple[str, ...] = Field(description="A, W or both; profiles use the first")
+    max_stack_level: int | None = None
+    max_profiles: int | None = None
+    max_periods: int | None = None
+    phase_switch: bool | None = Field(default=None, description="3 to 1 phase switching")
+    clock_offset_s: float | None = Field(default=None, description="Its clock minus ours")
+    honours_valid_to: bool | None = Field(
+        default=None, description="Seen dropping a profile at its validTo (composite schedule)"
+    )
+    source: str = Field(description="reported, stored or default, + site file when corrected")
+
+
+class ProvisioningView(Snapshot):
+    """Meter values asked of a charger at its last boot, and its answers."""
+
+    interval_s: int
+    measurands: tuple[str, ...] | None = Field(description="The list it accepted")
+    accepted: dict[str, str] = Field(default_factory=dict)
+    rejected: dict[str, str] = Field(default_factory=dict)
+
+
+class LimitTrust(Snapshot):
+    """Whether one connector applies the limits hubgate sends it."""
+
+    connector: int
+    status: str = Field(description="following, not following or unverified")
+    evidence: str = ""
+    lease: str | None = Field(default=None, description="levels, schedule or none")
+    purpose: str | None = None
+
+
+class ChargerInfo(Snapshot):
+    """An OCPP charger as hubgate knows it: identity, capabilities, provisioning, trust."""
+
+    id: str
+    identity: str
+    version: str | None = None
+    connected: bool
+    vendor: str | None = None
+    model: str | None = None
+    firmware: str | None = None
+    capabilities: ChargerCapabilitiesView
+    discovery_error: str | None = None
+    provisioning: ProvisioningView | None = None
+    connectors: tuple[LimitTrust, ...] = ()
+
+
 class EventLevel(StrEnum):
     """How much an event matters."""
 

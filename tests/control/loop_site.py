@@ -24,7 +24,7 @@ from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook
 from hubgate.control.loop import ControlLoop, SiteDevices
 from hubgate.control.plan import CyclePlanner, Plan
-from hubgate.devices.model import AppliedLimit, IecState, Reading
+from hubgate.devices.model import AppliedLimit, IecState, LimitCheck, Reading
 from hubgate.profiles.model import Quantity
 from hubgate.state import EventLevel, StateHub
 from toml_tables import connector_32a, meter, modbus, modbus_charger
@@ -111,6 +111,8 @@ class SimCharger:
     last_contact: float = 0.0
     configured: int = 0
     rejects_failsafe: bool = False
+    ignores_limits: bool = False
+    """Accepts every limit and draws what its EV wants (and says so in `limit_check`)."""
     _target_since: float = 0.0
     _previous_draw: float = 0.0
     history: list[tuple[float, float]] = field(default_factory=list)
@@ -127,7 +129,8 @@ class SimCharger:
 
     def advance(self, now: float) -> None:
         """The EV follows the charger's limit after `REACTION_S`."""
-        wanted = min(self.effective_limit(now), self.ev_max_a) if self.connected else 0.0
+        limit = self.ev_max_a if self.ignores_limits else self.effective_limit(now)
+        wanted = min(limit, self.ev_max_a) if self.connected else 0.0
         if wanted != getattr(self, "_wanted", None):
             self._wanted = wanted
             self._previous_draw = self.draw_a
@@ -190,6 +193,10 @@ class SimCharger:
     @property
     def heartbeat_period_s(self) -> float | None:
         return 2.0
+
+    @property
+    def limit_check(self) -> LimitCheck:
+        return LimitCheck(False, "ignores its limit") if self.ignores_limits else LimitCheck()
 
 
 @dataclass
@@ -301,6 +308,7 @@ class PlannedSite:
         readings = {f"{c.id}#1": _outcome(c.sample, now) for c in sim.chargers}
         readings["meter:board-meter"] = _outcome(sim.meter.sample, now)
         readings["grid-operator"] = _outcome(sim.box.sample, now)
+        planner.checked({f"{c.id}#1": c.limit_check for c in sim.chargers})
         plan = planner.plan(readings, now)
         if plan is not None:
             results: dict[str, object] = {}

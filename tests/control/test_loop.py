@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-import pytest
 import trio
 import trio.testing
 from loop_site import SimCharger, SimSite, running_loop, site_config
 
 from hubgate.control.limits import SITE, AuditAction, Limit, LimitSource
 from hubgate.control.loop import ControlLoop, SiteDevices
-from hubgate.devices.model import Reading
+from hubgate.devices.model import IecState, Reading
 
 BOARD_A = 64.0
 
@@ -251,28 +250,28 @@ async def test_a_new_ev_starts_once_the_others_are_seen_to_follow_their_decrease
 
 @dataclass
 class MeterValuesCharger(SimCharger):
-    """Reports its draw only every `every_s` seconds, like OCPP MeterValues."""
+    """Reports its draw only every `every_s` seconds, like OCPP MeterValues, but its state
+    at once with the time it changed, like a StatusNotification."""
 
     every_s: float = 4.0
     _reported: Reading | None = None
+    _state: IecState | None = None
+    _state_at: float | None = None
 
     async def read(self) -> Reading:
         fresh = await super().read()
         if self._reported is None or fresh.at - self._reported.at >= self.every_s:
             self._reported = fresh
-        return self._reported
+        if fresh.state is not self._state:
+            self._state, self._state_at = fresh.state, fresh.at
+        return replace(self._reported, state=fresh.state, state_at=self._state_at)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: a draw reported late (OCPP MeterValues) is taken for base load for a few "
-    "cycles; counting the setpoint instead is unsafe when the EV takes less (see the report)",
-)
 async def test_a_start_reported_late_is_not_taken_for_base_load(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """The meter sees a new EV's current before its own report does: the base load should
-    stay what it is, so nobody is paused for it."""
+    """The meter sees a new EV's current before its own report does, but its status said
+    it started: the base load stays what it is, so nobody is paused for it."""
     sim = SimSite.build()
     late = MeterValuesCharger("cp-3", connected=False)
     sim.chargers[2] = late
@@ -285,3 +284,55 @@ async def test_a_start_reported_late_is_not_taken_for_base_load(
         base = [max(r.inputs["base_load_a"]["board"]) for r in records]  # type: ignore[index]
         assert max(base) <= 1.0
         assert all(c.setpoint_a > 0 for r in records[-10:] for c in r.connectors)
+
+
+async def test_without_its_state_a_late_start_is_base_load(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The same charger without the state's time (a Modbus charger polled slowly): its
+    draw shows in the meter first and is counted as base load until it reports it."""
+    sim = SimSite.build()
+    late = MeterValuesCharger("cp-3", connected=False)
+    sim.chargers[2] = late
+    sim.meter.chargers[2] = late
+
+    async def no_state_time() -> Reading:
+        reading = await MeterValuesCharger.read(late)
+        return replace(reading, state_at=None)
+
+    late.read = no_state_time  # type: ignore[method-assign]
+    async with running(sim) as loop:
+        await trio.sleep(40)
+        late.connected = True
+        await trio.sleep(30)
+        base = [max(r.inputs["base_load_a"]["board"]) for r in loop.decisions.recent(30)]  # type: ignore[index]
+        assert max(base) > 5.0
+
+
+async def test_a_charger_not_following_is_reserved_at_its_maximum(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A charger that ignores its limits is reserved at 32 A: the board never exceeds its
+    limit, the others share what is left, and an alarm names it."""
+    sim = SimSite.build()
+    liar = sim.charger("cp-1")
+    liar.ignores_limits = True
+    async with running(sim) as loop:
+        peak = 0.0
+        for _ in range(160):
+            await trio.sleep(0.25)
+            if trio.current_time() > 20:
+                peak = max(peak, sim.meter.current(trio.current_time()))
+        assert peak <= BOARD_A + 1e-9
+        sp = setpoints(loop)
+        assert sp["cp-2"] + sp["cp-3"] <= BOARD_A - 32
+        assert sp["cp-2"] > 0
+        assert sp["cp-3"] > 0
+        state = loop.hub.latest
+        assert state is not None
+        assert any(
+            e.subject == "cp-1#1" and "not following its limit: ignores its limit" in e.message
+            for e in state.events
+        )
+        notes = loop.decisions.recent(1)[0].notes
+        assert "cp-1#1 not following its limit: 32 A reserved" in notes

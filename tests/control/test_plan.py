@@ -218,3 +218,19 @@ def test_a_failed_allocation_keeps_the_last_setpoints_and_raises_an_alarm() -> N
     assert site.cycle() is None
     assert site.setpoints() == before
     assert site.events[-1][:2] == (EventLevel.ALARM, "allocation")
+
+
+def test_a_charger_not_following_is_reserved_at_its_maximum_with_an_alarm() -> None:
+    sim = SimSite.build()
+    sim.charger("cp-1").ignores_limits = True
+    site = PlannedSite.build(sim)
+    site.run(40)
+    sp = site.setpoints()
+    assert sp["cp-1"] == 0  # not served: its 32 A are reserved instead
+    assert sp["cp-2"] + sp["cp-3"] <= BOARD_A - 32
+    assert min(sp["cp-2"], sp["cp-3"]) >= 12
+    alarms = [e for e in site.events if e[0] is EventLevel.ALARM]
+    assert alarms == [(EventLevel.ALARM, "cp-1#1", "not following its limit: ignores its limit")]
+    plan = site.last
+    assert plan is not None
+    assert "cp-1#1 not following its limit: 32 A reserved" in plan.notes

@@ -8,6 +8,7 @@ import contextlib
 import ssl
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any, TypeVar
@@ -22,28 +23,101 @@ from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call_result as result201
 
 
-def now_text(offset_s: float = 0.0) -> str:
-    """An OCPP timestamp `offset_s` from now."""
-    moment = datetime.now(UTC) + timedelta(seconds=offset_s)
+def _text(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def composite_limit(profiles: list[dict[str, Any]], now: datetime) -> float | None:
-    """What a charger would apply: per purpose the highest valid stack level, then the minimum."""
-    best: dict[str, dict[str, Any]] = {}
+def now_text(offset_s: float = 0.0) -> str:
+    """An OCPP timestamp `offset_s` from now."""
+    return _text(datetime.now(UTC) + timedelta(seconds=offset_s))
+
+
+def _moment(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _schedule(profile: dict[str, Any]) -> dict[str, Any]:
+    schedule = profile["charging_schedule"]
+    return schedule[0] if isinstance(schedule, list) else schedule
+
+
+def limit_at(
+    profiles: list[dict[str, Any]], moment: datetime, *, ignore_valid_to: bool = False
+) -> float | None:
+    """What a charger applies at `moment` (OCPP 1.6 §3.13): per purpose the profile of the
+    highest stack level that is valid and whose schedule has started, its period at that
+    time; the smallest over the purposes. None: no profile applies."""
+    best: dict[str, tuple[int, float]] = {}
     for profile in profiles:
-        valid_to = profile.get("valid_to")
-        if valid_to is not None and datetime.fromisoformat(valid_to) <= now:
+        valid_to = _moment(profile.get("valid_to"))
+        if valid_to is not None and valid_to <= moment and not ignore_valid_to:
             continue
-        purpose = profile["charging_profile_purpose"]
-        if purpose not in best or profile["stack_level"] >= best[purpose]["stack_level"]:
-            best[purpose] = profile
-    limits = []
-    for profile in best.values():
-        schedule = profile["charging_schedule"]
-        schedule = schedule[0] if isinstance(schedule, list) else schedule
-        limits.append(float(schedule["charging_schedule_period"][0]["limit"]))
-    return min(limits) if limits else None
+        schedule = _schedule(profile)
+        start = _moment(schedule.get("start_schedule")) or moment
+        offset = (moment - start).total_seconds()
+        periods = [p for p in schedule["charging_schedule_period"] if p["start_period"] <= offset]
+        if offset < 0 or not periods:
+            continue
+        limit = float(max(periods, key=lambda p: p["start_period"])["limit"])
+        purpose, level = profile["charging_profile_purpose"], profile["stack_level"]
+        if purpose not in best or level >= best[purpose][0]:
+            best[purpose] = (level, limit)
+    return min(limit for _, limit in best.values()) if best else None
+
+
+def composite_periods(
+    profiles: list[dict[str, Any]], start: datetime, duration_s: int, **kwargs: Any
+) -> list[dict[str, float]]:
+    """The composite schedule from `start` for `duration_s`: a period at every moment a
+    profile starts, ends or changes period, merged where the limit stays the same."""
+    moments = {0.0}
+    for profile in profiles:
+        schedule = _schedule(profile)
+        begin = _moment(schedule.get("start_schedule"))
+        edges = [_moment(profile.get("valid_to"))]
+        if begin is not None:
+            edges += [
+                begin + timedelta(seconds=p["start_period"])
+                for p in schedule["charging_schedule_period"]
+            ]
+        moments |= {
+            (edge - start).total_seconds()
+            for edge in edges
+            if edge is not None and 0 < (edge - start).total_seconds() < duration_s
+        }
+    periods: list[dict[str, float]] = []
+    for offset in sorted(moments):
+        limit = limit_at(profiles, start + timedelta(seconds=offset), **kwargs)
+        if limit is not None and (not periods or periods[-1]["limit"] != limit):
+            periods.append({"start_period": int(offset), "limit": limit})
+    return periods
+
+
+@dataclass
+class Quirks:
+    """How a peer charger departs from the book (the personalities' tests cite the reports)."""
+
+    rate_units: tuple[str, ...] = ("A",)
+    """The units its profiles may use."""
+    reported_units: tuple[str, ...] | None = None
+    """The units it says it takes (None: `rate_units`)."""
+    max_stack_level: int | None = 8
+    """Profiles above it are rejected; None: it does not say (key unknown)."""
+    ignore_valid_to: bool = False
+    ignore_profiles: bool = False
+    """Answers Accepted and keeps what it had."""
+    default_limit: float | None = None
+    """The composite schedule's limit without any profile (None: it answers Rejected)."""
+    clock_offset_s: float = 0.0
+    """Its clock minus the true time."""
+    measurands: frozenset[str] | None = None
+    """The measurands it can sample (None: any)."""
+    fixed_interval: bool = False
+    """It rejects a new sample interval."""
+    rejected_purposes: set[str] = field(default_factory=set)
+
+
+V16_UNITS = {"A": "Current", "W": "Power"}
 
 
 class _Recorder:
@@ -57,8 +131,24 @@ class _Recorder:
         self.received: list[tuple[str, dict[str, Any]]] = []
         self._arrived = threading.Condition()
         self.profiles: list[dict[str, Any]] = []
-        self.rejected_purposes: set[str] = set()
-        self.ignore_profiles = False  # answers Accepted but keeps what it had
+        self.quirks = Quirks()
+        self.settings: dict[str, str] = {}
+
+    @property
+    def rejected_purposes(self) -> set[str]:
+        return self.quirks.rejected_purposes
+
+    @property
+    def ignore_profiles(self) -> bool:
+        return self.quirks.ignore_profiles
+
+    @ignore_profiles.setter
+    def ignore_profiles(self, value: bool) -> None:
+        self.quirks.ignore_profiles = value
+
+    def now(self) -> datetime:
+        """Its clock."""
+        return datetime.now(UTC) + timedelta(seconds=self.quirks.clock_offset_s)
 
     def _record(self, action: str, payload: dict[str, Any]) -> None:
         with self._arrived:
@@ -77,15 +167,55 @@ class _Recorder:
             return payloads()
 
     def _store_profile(self, profile: dict[str, Any]) -> str:
-        if profile["charging_profile_purpose"] in self.rejected_purposes:
+        quirks = self.quirks
+        if profile["charging_profile_purpose"] in quirks.rejected_purposes:
             return "Rejected"
-        if self.ignore_profiles:
+        if quirks.max_stack_level is not None and profile["stack_level"] > quirks.max_stack_level:
+            return "Rejected"
+        if _schedule(profile)["charging_rate_unit"] not in quirks.rate_units:
+            return "Rejected"
+        if quirks.ignore_profiles:
             return "Accepted"
         key = profile.get("id", profile.get("charging_profile_id"))
+        same = (profile["charging_profile_purpose"], profile["stack_level"])
         self.profiles = [
-            p for p in self.profiles if p.get("id", p.get("charging_profile_id")) != key
+            p
+            for p in self.profiles
+            if p.get("id", p.get("charging_profile_id")) != key
+            and (p["charging_profile_purpose"], p["stack_level"]) != same
         ]
         self.profiles.append(profile)
+        return "Accepted"
+
+    def _composite(self, duration: int, unit: str | None) -> dict[str, Any] | None:
+        """The composite schedule from its now, in the unit of its profiles."""
+        now = self.now()
+        periods = composite_periods(
+            self.profiles, now, duration, ignore_valid_to=self.quirks.ignore_valid_to
+        )
+        if not periods and self.quirks.default_limit is None:
+            return None
+        if not periods:
+            periods = [{"start_period": 0, "limit": self.quirks.default_limit}]
+        units = {_schedule(p)["charging_rate_unit"] for p in self.profiles}
+        return {
+            "duration": duration,
+            "charging_rate_unit": units.pop() if len(units) == 1 else unit or "A",
+            "charging_schedule_period": periods,
+        }
+
+    def _configure(self, name: str, value: str) -> str:
+        """Accepted or Rejected, as its quirks say."""
+        quirks = self.quirks
+        if name.endswith(("MeterValuesSampledData", "TxUpdatedMeasurands")):
+            wanted = set(value.split(","))
+            if quirks.measurands is not None and not wanted <= quirks.measurands:
+                return "Rejected"
+        elif name.endswith(("MeterValueSampleInterval", "TxUpdatedInterval")) and (
+            quirks.fixed_interval
+        ):
+            return "Rejected"
+        self.settings[name] = value
         return "Accepted"
 
 
@@ -124,16 +254,10 @@ class _Profiles2(_Recorder):
 
     @on("GetCompositeSchedule")
     def get_composite_schedule(self, duration: int, evse_id: int, **kw: Any) -> Any:
-        limit = composite_limit(self.profiles, datetime.now(UTC))
-        if limit is None:
+        schedule = self._composite(duration, kw.get("charging_rate_unit"))
+        if schedule is None:
             return self.results.GetCompositeSchedule(status="Rejected")
-        schedule = {
-            "evse_id": evse_id,
-            "duration": duration,
-            "schedule_start": now_text(),
-            "charging_rate_unit": kw.get("charging_rate_unit", "A"),
-            "charging_schedule_period": [{"start_period": 0, "limit": limit}],
-        }
+        schedule |= {"evse_id": evse_id, "schedule_start": _text(self.now())}
         return self.results.GetCompositeSchedule(status="Accepted", schedule=schedule)
 
 
@@ -142,7 +266,6 @@ class _Profiles2(_Recorder):
     "RemoteStopTransaction",
     "Reset",
     "ChangeAvailability",
-    "ChangeConfiguration",
     "TriggerMessage",
 )
 class Cp16(_Recorder, ChargePoint16):
@@ -150,13 +273,39 @@ class Cp16(_Recorder, ChargePoint16):
 
     results = result16
 
+    def configuration(self) -> dict[str, str]:
+        """Its 1.6 configuration keys and their values."""
+        quirks = self.quirks
+        keys = {
+            "ChargingScheduleAllowedChargingRateUnit": ",".join(
+                V16_UNITS[u] for u in quirks.reported_units or quirks.rate_units
+            ),
+            "MaxChargingProfilesInstalled": "8",
+            "ChargingScheduleMaxPeriods": "24",
+            "ConnectorSwitch3to1PhaseSupported": "false",
+            "MeterValuesSampledData": "Energy.Active.Import.Register",
+            "MeterValueSampleInterval": "60",
+        }
+        if quirks.max_stack_level is not None:
+            keys["ChargeProfileMaxStackLevel"] = str(quirks.max_stack_level)
+        return keys | self.settings
+
     @on("GetConfiguration")
     def get_configuration(self, **kw: Any) -> Any:
         self._record("GetConfiguration", kw)
-        keys = [
-            {"key": "ChargingScheduleAllowedChargingRateUnit", "readonly": True, "value": "Current"}
-        ]
-        return result16.GetConfiguration(configuration_key=keys, unknown_key=[])
+        known = self.configuration()
+        wanted = kw.get("key") or list(known)
+        return result16.GetConfiguration(
+            configuration_key=[
+                {"key": k, "readonly": False, "value": known[k]} for k in wanted if k in known
+            ],
+            unknown_key=[k for k in wanted if k not in known],
+        )
+
+    @on("ChangeConfiguration")
+    def change_configuration(self, key: str, value: str) -> Any:
+        self._record("ChangeConfiguration", {"key": key, "value": value})
+        return result16.ChangeConfiguration(status=self._configure(key, value))
 
     @on("SetChargingProfile")
     def set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
@@ -171,18 +320,13 @@ class Cp16(_Recorder, ChargePoint16):
 
     @on("GetCompositeSchedule")
     def get_composite_schedule(self, connector_id: int, duration: int, **kw: Any) -> Any:
-        limit = composite_limit(self.profiles, datetime.now(UTC))
-        if limit is None:
+        schedule = self._composite(duration, kw.get("charging_rate_unit"))
+        if schedule is None:
             return result16.GetCompositeSchedule(status="Rejected")
-        schedule = {
-            "duration": duration,
-            "charging_rate_unit": kw.get("charging_rate_unit", "A"),
-            "charging_schedule_period": [{"start_period": 0, "limit": limit}],
-        }
         return result16.GetCompositeSchedule(
             status="Accepted",
             connector_id=connector_id,
-            schedule_start=now_text(),
+            schedule_start=_text(self.now()),
             charging_schedule=schedule,
         )
 
@@ -204,18 +348,35 @@ class Cp201(_Profiles2, ChargePoint201):
         self._record("RequestStartTransaction", kw)
         return result201.RequestStartTransaction(status="Accepted", transaction_id="tx-remote")
 
+    def variables(self) -> dict[str, str]:
+        """Its 2.0.1 variables (`Component.Variable`) and their values."""
+        quirks = self.quirks
+        values = {
+            "SmartChargingCtrlr.RateUnit": ",".join(quirks.reported_units or quirks.rate_units),
+            "SmartChargingCtrlr.Entries": "24",
+            "SmartChargingCtrlr.PeriodsPerSchedule": "24",
+            "SmartChargingCtrlr.Phases3to1": "false",
+            "ClockCtrlr.DateTime": _text(self.now()),
+            "SampledDataCtrlr.TxUpdatedMeasurands": "Energy.Active.Import.Register",
+            "SampledDataCtrlr.TxUpdatedInterval": "60",
+        }
+        if quirks.max_stack_level is not None:
+            values["SmartChargingCtrlr.ProfileStackLevel"] = str(quirks.max_stack_level)
+        return values | self.settings
+
     @on("GetVariables")
     def get_variables(self, get_variable_data: list[dict[str, Any]], **kw: Any) -> Any:
         self._record("GetVariables", {"get_variable_data": get_variable_data})
-        results = [
-            {
-                "attribute_status": "Accepted",
-                "attribute_value": "A,W",
-                "component": item["component"],
-                "variable": item["variable"],
-            }
-            for item in get_variable_data
-        ]
+        known = self.variables()
+        results = []
+        for item in get_variable_data:
+            name = f"{item['component']['name']}.{item['variable']['name']}"
+            answer = {"component": item["component"], "variable": item["variable"]}
+            if name in known:
+                answer |= {"attribute_status": "Accepted", "attribute_value": known[name]}
+            else:
+                answer |= {"attribute_status": "UnknownVariable"}
+            results.append(answer)
         return result201.GetVariables(get_variable_result=results)
 
     @on("SetVariables")
@@ -223,7 +384,10 @@ class Cp201(_Profiles2, ChargePoint201):
         self._record("SetVariables", {"set_variable_data": set_variable_data})
         results = [
             {
-                "attribute_status": "Accepted",
+                "attribute_status": self._configure(
+                    f"{item['component']['name']}.{item['variable']['name']}",
+                    item["attribute_value"],
+                ),
                 "component": item["component"],
                 "variable": item["variable"],
             }

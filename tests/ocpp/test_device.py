@@ -8,6 +8,7 @@ from ocpp.v16 import call
 from ocpp_harness import V16, Running
 from ocpp_peers import now_text
 
+from hubgate.devices.errors import FailsafeNotAppliedError
 from hubgate.devices.model import IecState
 from hubgate.ocpp.device import OcppCharger
 from hubgate.ocpp.errors import OcppSessionClosedError
@@ -25,7 +26,10 @@ async def test_read_limit_failsafe_and_heartbeat(server: Running) -> None:
     with trio.fail_after(20):
         cp = await server.connect("CP16", V16)
         try:
-            await server.session_of("CP16")
+            session = await server.session_of("CP16")
+            with pytest.raises(FailsafeNotAppliedError, match="capabilities not read yet"):
+                await charger.configure_failsafe(timeout_s=3.0, failsafe_current_a=6.0)
+            assert await charger.care.prepare(session)
             await charger.configure_failsafe(timeout_s=3.0, failsafe_current_a=6.0)
             (base,) = await trio.to_thread.run_sync(cp.cp.wait_received, "SetChargingProfile", 1)
             assert (base["stack_level"], "valid_to" in base) == (0, False)

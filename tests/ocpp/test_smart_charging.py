@@ -9,15 +9,14 @@ import trio
 from ocpp_harness import V16, V21, V201, Running
 
 from hubgate.config.model import OcppVersion
+from hubgate.ocpp.capabilities import Capabilities, RateUnit, discover
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError
 from hubgate.ocpp.smart_charging import (
-    ChargerCapabilities,
     LeasePlanner,
     LeaseSettings,
     ProfileLease,
     Setpoint,
     SmartCharging,
-    discover_capabilities,
     schedule_limit,
     set_charging_profile,
 )
@@ -56,19 +55,21 @@ def test_planner_spread_renews_earlier_within_half_the_margin() -> None:
 
 
 @pytest.mark.parametrize(
-    ("setpoint", "capabilities", "limit"),
+    ("setpoint", "unit", "limit"),
     [
-        (Setpoint(16), ChargerCapabilities("A"), 16.0),
-        (Setpoint(7.38), ChargerCapabilities("A"), 7.3),
-        (Setpoint(-1), ChargerCapabilities("A"), 0.0),
-        (Setpoint(16), ChargerCapabilities("W", 230), 11040.0),
-        (Setpoint(10, phases=1), ChargerCapabilities("W", 230), 2300.0),
+        (Setpoint(16), "A", 16.0),
+        (Setpoint(7.38), "A", 7.3),
+        (Setpoint(-1), "A", 0.0),
+        (Setpoint(16), "W", 11040.0),
+        (Setpoint(10, phases=1), "W", 2300.0),
+        (Setpoint(16, voltage_v=240), "W", 11520.0),
+        (Setpoint(16, active_phases=1), "W", 3680.0),  # an EV drawing on one phase of three
     ],
 )
 def test_schedule_limit_in_the_chargers_unit(
-    setpoint: Setpoint, capabilities: ChargerCapabilities, limit: float
+    setpoint: Setpoint, unit: RateUnit, limit: float
 ) -> None:
-    assert schedule_limit(setpoint, capabilities) == limit
+    assert schedule_limit(setpoint, unit) == limit
 
 
 @pytest.mark.parametrize("version", list(OcppVersion))
@@ -82,9 +83,10 @@ def test_profiles_pass_the_version_schema(version: OcppVersion, unit: str) -> No
         stack_level=1,
         purpose="TxDefaultProfile",
         setpoint=Setpoint(13.37, phases=1),
-        capabilities=ChargerCapabilities(unit),  # type: ignore[arg-type]
+        unit=unit,  # type: ignore[arg-type]
         now=now,
         valid_to=now,
+        fallback=(60, 6),
     )
     validate(version, "SetChargingProfile", Direction.REQUEST, payload)
 
@@ -95,7 +97,7 @@ async def test_lease_on_a_16_charger_falls_back_by_itself(server: Running) -> No
         cp = await server.connect("CP16", V16)
         try:
             session = await server.session_of("CP16")
-            capabilities = await discover_capabilities(session)
+            capabilities = await discover(session)
             assert capabilities.rate_unit == "A"
             lease = ProfileLease(session, settings=settings, capabilities=capabilities)
             assert await lease.apply(Setpoint(16))
@@ -106,7 +108,7 @@ async def test_lease_on_a_16_charger_falls_back_by_itself(server: Running) -> No
             assert limit["stack_level"] == 1
             assert "valid_to" in limit
             assert await lease.composite_limit() == 16
-            assert await lease.verify() is True
+            assert (await lease.verify()).following is True
             assert not await lease.apply(Setpoint(16.2))  # deadband: nothing sent
             await trio.sleep(1.1)
             assert await lease.apply(Setpoint(16))  # renewed before expiry
@@ -123,8 +125,9 @@ async def test_rejected_purpose_falls_back_to_tx_default_in_watts_on_201(server:
         try:
             cs.cp.rejected_purposes.add("ChargingStationMaxProfile")
             session = await server.session_of("CP201")
-            assert (await discover_capabilities(session)).rate_unit == "A"  # "A,W": amperes
-            lease = ProfileLease(session, settings=SETTINGS, capabilities=ChargerCapabilities("W"))
+            cs.cp.quirks.rate_units = ("A", "W")
+            assert (await discover(session)).rate_unit == "A"  # "A,W": amperes
+            lease = ProfileLease(session, settings=SETTINGS, capabilities=Capabilities(("W",)))
             assert await lease.apply(Setpoint(10, phases=1))
             assert lease.purpose == "TxDefaultProfile"
             purposes = [
@@ -195,11 +198,14 @@ async def test_verify_catches_a_charger_that_accepts_but_ignores(server: Running
         cs = await server.connect("CP201", V201)
         try:
             lease = ProfileLease(await server.session_of("CP201"), settings=SETTINGS)
-            assert await lease.verify() is None  # nothing sent yet
+            assert (await lease.verify()).following is None  # nothing sent yet
             assert await lease.apply(Setpoint(16))
-            assert await lease.verify() is True
+            verification = await lease.verify()
+            assert (verification.following, verification.lapses) == (True, True)
             cs.cp.ignore_profiles = True
             assert await lease.apply(Setpoint(10))  # a decrease goes out at once...
-            assert await lease.verify() is False  # ...but the charger still applies 16 A
+            verification = await lease.verify()  # ...but the charger still applies 16 A
+            assert verification.following is False
+            assert verification.evidence == "applies 16 A where 10 A was set"
         finally:
             await trio.to_thread.run_sync(cs.stop)

@@ -32,11 +32,13 @@ power_limit_kw = 60
 peak_target_kw = 25
 
 """
-    + modbus_charger("cp-grid", "grid", modbus("alfen-eve", unit=1))
+    + modbus_charger("cp-grid", "grid", modbus("alfen-eve", port=1501, unit=1))
     + "\n"
-    + modbus_charger("cp-pv", "grid", modbus("alfen-eve", unit=1), connector_32a(pv_mode=True))
+    + modbus_charger(
+        "cp-pv", "grid", modbus("alfen-eve", port=1502, unit=1), connector_32a(pv_mode=True)
+    )
     + "\n"
-    + meter("meter-grid", "grid", modbus("eastron-sdm630"))
+    + meter("meter-grid", "grid", modbus("eastron-sdm630", port=1503))
     + "\n"
     + battery_20kwh("BATTERY_MODBUS")
     + """

@@ -13,6 +13,7 @@ import trio
 from hubgate.config.model import SiteConfig
 from hubgate.runtime.demo import free_port
 from hubgate.runtime.gateway import open_gateway
+from peers import require_peer
 
 SITE_FILE = Path(__file__).parent / "e2e-site.toml"
 
@@ -31,6 +32,7 @@ async def until_listening(port: int) -> None:
 
 @pytest.mark.peers("mosquitto", "mosquitto_sub")
 async def test_snapshots_reach_the_broker(tmp_path: Path) -> None:
+    mosquitto = require_peer("mosquitto")  # in /usr/sbin, maybe not on PATH
     port = free_port()
     config = tmp_path / "mosquitto.conf"
     config.write_text(
@@ -40,7 +42,7 @@ async def test_snapshots_reach_the_broker(tmp_path: Path) -> None:
     data = tomllib.loads(SITE_FILE.read_text())
     data["mqtt"] = {"host": "127.0.0.1", "port": port, "client_id": "e2e-site"}
     site = SiteConfig.model_validate(data)
-    broker = await trio.lowlevel.open_process(["mosquitto", "-c", str(config)])
+    broker = await trio.lowlevel.open_process([mosquitto, "-c", str(config)])
     try:
         with trio.fail_after(30):
             await until_listening(port)

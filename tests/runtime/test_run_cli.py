@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +48,69 @@ def test_run_with_a_broken_site_file_exits_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "phase_current_limit_a" in result.stderr
+
+
+def held_port() -> socket.socket:
+    """A listening socket on a free loopback port: another program holding it."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    return holder
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [HUBGATE, "run", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_a_port_another_program_holds_ends_run_with_one_line() -> None:
+    """Not a restart loop with tracebacks: exit 1 with what, where and why."""
+    with held_port() as holder:
+        port = holder.getsockname()[1]
+        result = run_cli(str(SITE), "--api-port", str(port))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        f"hubgate: error: api cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    )
+
+
+def test_check_passes_a_site_that_can_run() -> None:
+    result = run_cli(str(SITE), "--check")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{SITE}: ok (6 chargers, 6 Modbus devices)\n"
+
+
+def test_check_finds_a_held_port_a_bad_host_and_a_missing_serial_device(tmp_path: Path) -> None:
+    site = tmp_path / "site.toml"
+    text = SITE.read_text().replace(
+        'host = "127.0.0.1", port = 15204', 'host = "plc_1", port = 15204'
+    )
+    text += '\n[[meters]]\nid = "rtu"\nnode = "board"\n'
+    text += 'modbus = { profile = "eastron-sdm630", serial = { device = "/dev/ttyNONE7" } }\n'
+    site.write_text(text)
+    with held_port() as holder:
+        port = holder.getsockname()[1]
+        result = run_cli(str(site), "--check", "--api-port", str(port))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[-1] == "3 problem(s) found"
+    assert f"api.port: cannot listen on 127.0.0.1:{port}: Address already in use" in lines[0]
+    assert "chargers[3].modbus.host: 'plc_1' is neither an IP address nor a host name" in lines[1]
+    assert "meters[2].modbus.serial.device: serial device /dev/ttyNONE7 does not exist" in lines[2]
+
+
+def test_an_api_port_override_on_the_ocpp_port_is_a_configuration_error(tmp_path: Path) -> None:
+    site = tmp_path / "site.toml"
+    site.write_text(SITE.read_text().replace("[ocpp]\nport = 0", "[ocpp]\nport = 9411"))
+    result = run_cli(str(site), "--api-port", "9411")
+    assert result.returncode == 2
+    assert "api.port: port 9411 is also the OCPP listener's (ocpp.port)" in result.stderr
+
+
+def test_run_help_names_the_operator_options() -> None:
+    text = subprocess.run(
+        [HUBGATE, "run", "--help"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    for option in ("--log-level", "--api-port", "--check"):
+        assert option in text

@@ -59,9 +59,10 @@ def test_serve_options_need_serve(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_a_taken_port_is_a_clear_failure(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    scenario = write_wire_scenario(tmp_path)  # its Modbus devices all default to port 502
+    scenario = write_wire_scenario(tmp_path)
+    (tmp_path / "site.toml").write_text(SHARED_PORT_SITE)  # one port, two boxes to serve
     assert main(["sim", str(scenario), "--serve", "--duration", "1"]) == EXIT_FAILURE
-    assert "'meter' and 'wb' both want port 502" in capsys.readouterr().err
+    assert "'pv' and 'meter' both want port 502" in capsys.readouterr().err
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -70,6 +71,26 @@ def test_a_taken_port_is_a_clear_failure(
         assert main(["sim", str(scenario), "--serve", "--duration", "1"]) == EXIT_FAILURE
     assert f"meter 'meter' cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
 
+
+SHARED_PORT_SITE = """\
+[site]
+name = "one port"
+
+[grid]
+phase_current_limit_a = 100
+
+[[meters]]
+id = "meter"
+node = "grid"
+modbus = { profile = "eastron-sdm630", host = "127.0.0.1", unit = 1 }
+
+[[pv]]
+id = "pv"
+modbus = { profile = "sunspec-inverter", host = "127.0.0.1", unit = 2 }
+peak_kw = 20
+"""
+"""A valid site (a meter and a PV inverter behind one Modbus gateway) that the simulator
+cannot serve: it gives each device a port of its own."""
 
 TAKEN_SITE = """\
 [site]

@@ -21,7 +21,7 @@ power_limit_kw = 60
     + modbus_charger(
         "wb",
         "grid",
-        modbus("alfen-eve", unit=1),
+        modbus("alfen-eve", port=1501, unit=1),
         "{ id = 1, max_current_a = 32 }, { id = 2, max_current_a = 32 }",
     )
     + """
@@ -39,11 +39,11 @@ ocpp = { identity = "SIM-201", versions = ["2.0.1"] }
 connectors = [{ id = 1, phases = "1p", max_current_a = 32 }]
 
 """
-    + meter("meter", "grid", modbus("eastron-sdm630"))
+    + meter("meter", "grid", modbus("eastron-sdm630", port=1502))
     + """
 [grid_operator]
 source = "modbus-device"
-modbus = { profile = "grid-operator-limit-register", host = "127.0.0.1" }
+modbus = { profile = "grid-operator-limit-register", host = "127.0.0.1", port = 1503 }
 
 [control]
 failsafe_current_a = 6

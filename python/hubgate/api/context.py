@@ -15,7 +15,7 @@ from hubgate.config.model import SiteConfig
 from hubgate.control.commands import Commands
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import Limit, LimitBook, connector_target, site_caps
-from hubgate.state import StateHub
+from hubgate.state import ChargerInfo, StateHub
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class ApiContext:
     clock: Callable[[], float] = trio.current_time
     """Monotonic time of the lease book (the control loop's clock)."""
     wall_clock: Callable[[], float] = time.time
+    chargers: Callable[[], tuple[ChargerInfo, ...]] = tuple
+    """The OCPP chargers: capabilities, provisioning, whether they follow their limits."""
     auth_failures: FailedAttempts = field(default_factory=FailedAttempts)
     """Wrong tokens per client address (10 a minute, then 429)."""
 

@@ -1,4 +1,5 @@
-"""Reads of the live site state: snapshot, nodes, connectors, devices, events, health."""
+"""Reads of the live site state: snapshot, nodes, connectors, devices, OCPP chargers,
+events, health."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from fastapi import APIRouter, HTTPException, status
 from hubgate.api.context import connector_key
 from hubgate.api.deps import Ctx
 from hubgate.api.models import Health
-from hubgate.state import ConnectorState, DeviceHealth, Event, EventLevel, NodeState, SiteState
+from hubgate.state import (
+    ChargerInfo,
+    ConnectorState,
+    DeviceHealth,
+    Event,
+    EventLevel,
+    NodeState,
+    SiteState,
+)
 
 router = APIRouter(tags=["state"])
 
@@ -79,6 +88,22 @@ async def get_connector(ctx: Ctx, charger: str, connector: int) -> ConnectorStat
 async def list_devices(ctx: Ctx) -> tuple[DeviceHealth, ...]:
     """Every device with its reachability and request statistics."""
     return _latest(ctx).devices
+
+
+@router.get("/chargers")
+async def list_chargers(ctx: Ctx) -> tuple[ChargerInfo, ...]:
+    """Every OCPP charger: capabilities, provisioning and whether each connector follows
+    its limits ("not following" with the evidence)."""
+    return ctx.chargers()
+
+
+@router.get("/chargers/{charger}", responses=NOT_FOUND)
+async def get_charger(ctx: Ctx, charger: str) -> ChargerInfo:
+    """One OCPP charger."""
+    for info in ctx.chargers():
+        if info.id == charger:
+            return info
+    raise HTTPException(status.HTTP_404_NOT_FOUND, f"no OCPP charger {charger!r}")
 
 
 @router.get("/events", responses=NO_STATE)

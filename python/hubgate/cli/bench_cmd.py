@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
-from hubgate.cli.common import EXIT_OK, add_command
+from hubgate.cli.common import EXIT_OK
 
 
-def register(subparsers: Any) -> None:
-    """Add the `bench` command."""
-    parser = add_command(
-        subparsers,
-        "bench",
-        "measure this machine: codec and allocation speed, connectors per cycle, "
-        "OCPP stations per core, against the peer libraries where installed",
-        _bench,
-    )
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the `bench` arguments."""
+    parser.set_defaults(handler=_bench)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--quick", action="store_true", help="shorter runs (a few seconds)")
 

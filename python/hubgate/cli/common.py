@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def add_command(
@@ -19,3 +23,50 @@ def add_command(
     )
     parser.set_defaults(handler=handler)
     return parser
+
+
+def run_trio(main: Callable[[], Awaitable[object]]) -> int:
+    """`trio.run(main)`; an OSError (a port it cannot take, a file it cannot read) ends it
+    with one line and EXIT_FAILURE."""
+    import trio
+
+    failure: BaseException | None = None
+    try:
+        trio.run(main)
+    except* OSError as group:
+        failure = group
+        while isinstance(failure, BaseExceptionGroup):  # nested nurseries
+            failure = failure.exceptions[0]
+    if failure is not None:
+        print(f"hubgate: error: {failure}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def port_number(text: str) -> int:
+    """A TCP port from the command line (0 picks a free one)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65_535:
+        raise argparse.ArgumentTypeError(f"give a port from 0 to 65535, got {text!r}")
+    return port
+
+
+def add_log_level(parser: argparse.ArgumentParser, default: str) -> None:
+    """`--log-level`, for `setup_logging`."""
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=default,
+        type=str.upper,
+        help=f"what the log shows (default {default})",
+    )
+
+
+def setup_logging(level: str) -> None:
+    """The process's logging: every line to stderr with its time and logger."""
+    import logging
+
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 from hubgate.cli.common import EXIT_OK, add_command
+from hubgate.cli.examples_cmd import example_path
 from hubgate.config import SiteConfig, load_site, render_tree
 
 
-def register(subparsers: Any) -> None:
-    """Add the `config` command group."""
-    group = subparsers.add_parser("config", help="site configuration files")
-    commands = group.add_subparsers(title="config commands", metavar="COMMAND", required=True)
-    check = add_command(commands, "check", "validate a site file and print its topology", _check)
-    check.add_argument("site", help="site file (TOML)")
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the `config` sub-commands."""
+    commands = parser.add_subparsers(title="config commands", metavar="COMMAND", required=True)
+    check = add_command(
+        commands,
+        "check",
+        "validate a site file (listener ports, device addresses included) and print its topology",
+        _check,
+    )
+    check.add_argument("site", help="site file (TOML), or a packaged example's name (small-4)")
     check.add_argument("--quiet", action="store_true", help="print nothing when the file is valid")
     add_command(commands, "schema", "print the site file's JSON Schema (for editors)", _schema)
 
 
 def _check(args: argparse.Namespace) -> int:
-    config = load_site(args.site)
+    config = load_site(example_path(args.site, "sites"))
     if not args.quiet:
         print(render_tree(config))
     return EXIT_OK

@@ -5,45 +5,60 @@ Both stop on Ctrl-C or SIGTERM with every charger commanded to its failsafe curr
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
-import sys
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager as ContextManager
-from pathlib import Path
-from typing import Any
 
 import trio
 
-from hubgate.cli.common import EXIT_FAILURE, EXIT_OK
+from hubgate.cli.common import EXIT_OK, add_log_level, port_number, run_trio, setup_logging
+from hubgate.cli.examples_cmd import example_path
+from hubgate.config.addresses import listener_problems, modbus_devices
 from hubgate.config.loader import load_site
+from hubgate.config.model import SiteConfig
 from hubgate.runtime.gateway import Gateway, dashboard_url, open_gateway
 from hubgate.runtime.gc_tuning import settle_gc
+from hubgate.runtime.preflight import preflight_problems
+from hubgate.tomlcheck import ConfigError, locate
 
-DEMO_SCENARIO = Path("examples/scenarios/grid-limit-step.toml")
+DEMO_SCENARIO = "grid-limit-step"
 
 
-def register(subparsers: Any) -> None:
-    """Add the `run` and `demo` commands."""
-    run = subparsers.add_parser(
-        "run", help="run the gateway for a site", description="Run the gateway for a site."
+def register_run(run: argparse.ArgumentParser) -> None:
+    """Add the `run` arguments."""
+    run.add_argument("site", help="site file (TOML), or a packaged example's name")
+    add_log_level(run, "WARNING")
+    run.add_argument(
+        "--api-port", type=port_number, help="serve the API here instead (0: any free port)"
     )
-    run.add_argument("site", help="site file (TOML)")
+    run.add_argument(
+        "--check",
+        action="store_true",
+        help="check everything (the file, that every port can be bound, device addresses) "
+        "and exit 0, or 2 with the problems, without starting",
+    )
     run.set_defaults(handler=_run)
-    demo = subparsers.add_parser(
-        "demo",
-        help="the simulated 200-connector depot under the gateway's control",
-        description="The site simulator on loopback (Modbus devices, OCPP stations) and the "
-        "gateway controlling it, with the dashboard; ends with the safety recorder's summary.",
+
+
+def register_demo(demo: argparse.ArgumentParser) -> None:
+    """Add the `demo` arguments."""
+    demo.description = (
+        "The site simulator on loopback (Modbus devices, OCPP stations) and the gateway "
+        "controlling it, with the dashboard; ends with the safety recorder's summary."
     )
     demo.add_argument("--duration", type=float, default=300.0, metavar="S", help="seconds (300)")
     demo.add_argument(
-        "--scenario", type=Path, default=DEMO_SCENARIO, help=f"scenario file ({DEMO_SCENARIO})"
+        "--scenario",
+        default=DEMO_SCENARIO,
+        help=f"scenario file, or a packaged example's name ({DEMO_SCENARIO})",
     )
-    demo.add_argument("--api-port", type=int, default=8080, help="dashboard port (8080; 0: any)")
+    demo.add_argument(
+        "--api-port", type=port_number, default=8080, help="dashboard port (8080; 0: any)"
+    )
     demo.add_argument(
         "--status-every", type=float, default=10.0, metavar="S", help="seconds between status lines"
     )
+    add_log_level(demo, "WARNING")
     demo.set_defaults(handler=_demo)
 
 
@@ -88,9 +103,28 @@ async def _finish(gateway: Gateway) -> None:
     )
 
 
+def _site_to_run(args: argparse.Namespace) -> SiteConfig:
+    """The site file with `--api-port` applied; with `--check` also what stops it running
+    on this machine (`ConfigError` with every problem)."""
+    path = example_path(args.site, "sites")
+    site = load_site(path)
+    if args.api_port is not None:
+        site = site.model_copy(update={"api": site.api.model_copy(update={"port": args.api_port})})
+    problems = listener_problems(site) if args.api_port is not None else []
+    if args.check and not problems:
+        problems = preflight_problems(site)
+    if problems:
+        raise ConfigError(locate(str(path), path.read_text(encoding="utf-8"), problems))
+    return site
+
+
 def _run(args: argparse.Namespace) -> int:
-    site = load_site(args.site)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    site = _site_to_run(args)
+    if args.check:
+        devices = sum(1 for _ in modbus_devices(site))
+        print(f"{args.site}: ok ({len(site.chargers)} chargers, {devices} Modbus devices)")
+        return EXIT_OK
+    setup_logging(args.log_level)
 
     async def main() -> None:
         with _signals() as signals:
@@ -109,15 +143,15 @@ def _run(args: argparse.Namespace) -> int:
             await _until_signal(gateway, float("inf"), 10.0, signals)
             await _finish(gateway)
 
-    return _trio_run(main)
+    return run_trio(main)
 
 
 def _demo(args: argparse.Namespace) -> int:
     from hubgate.runtime.demo import open_demo
     from hubgate.sim.scenario_loader import load_scenario
 
-    loaded = load_scenario(args.scenario)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    loaded = load_scenario(example_path(args.scenario, "scenarios"))
+    setup_logging(args.log_level)
 
     async def main() -> None:
         with _signals() as signals:
@@ -142,21 +176,9 @@ def _demo(args: argparse.Namespace) -> int:
             print((await demo.summary()).to_text(), flush=True)
             print(await demo.frames_line(), flush=True)
 
-    return _trio_run(main)
+    return run_trio(main)
 
 
 def _signals() -> ContextManager[AsyncIterator[int]]:
     """SIGINT and SIGTERM as a stream, taken over before anything is announced."""
     return trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
-
-
-def _trio_run(main: Any) -> int:
-    failure: OSError | None = None
-    try:
-        trio.run(main)
-    except* OSError as group:  # a port it cannot take
-        failure = group.exceptions[0]  # type: ignore[assignment]
-    if failure is not None:
-        print(f"hubgate: error: {failure}", file=sys.stderr)
-        return EXIT_FAILURE
-    return EXIT_OK

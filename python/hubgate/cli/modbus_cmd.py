@@ -14,7 +14,7 @@ import argparse
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, get_args
+from typing import get_args
 
 import trio
 
@@ -30,10 +30,9 @@ TYPES = ("u16", "i16", "u32", "i32", "u64", "i64", "f32", "f64", "string")
 MAX_READ_REGISTERS = 125
 
 
-def register(subparsers: Any) -> None:
-    """Add the `modbus` command group."""
-    group = subparsers.add_parser("modbus", help="read and write registers of a Modbus device")
-    commands = group.add_subparsers(title="modbus commands", metavar="COMMAND", required=True)
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the `modbus` sub-commands."""
+    commands = parser.add_subparsers(title="modbus commands", metavar="COMMAND", required=True)
     read = add_command(commands, "read", "read holding or input registers", _read)
     _add_link_arguments(read)
     read.add_argument("--count", type=int, default=1, help="values to read (default 1)")

@@ -5,15 +5,20 @@ Runs until Ctrl-C or SIGTERM, then exits 0."""
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
-from typing import Any
 
 import trio
 from pydantic import ValidationError
 
-from hubgate.cli.common import EXIT_FAILURE, EXIT_OK, add_command
+from hubgate.cli.common import (
+    EXIT_FAILURE,
+    add_command,
+    add_log_level,
+    run_trio,
+    setup_logging,
+)
+from hubgate.cli.examples_cmd import example_path
 from hubgate.cloud.proxy import CsmsProxy, open_csms_proxy
 from hubgate.config.loader import load_site
 from hubgate.config.model import Csms
@@ -21,22 +26,24 @@ from hubgate.control.limits import LimitBook
 from hubgate.ocpp.registry import StationRegistry
 from hubgate.ocpp.server import OcppListener
 from hubgate.ocpp.smart_charging import LeaseSettings, Setpoint, SmartCharging
+from hubgate.ocpp.station_care import attendant
 from hubgate.runtime.gc_tuning import settle_gc
+from hubgate.runtime.site_devices import station_cares
 
 
-def register(subparsers: Any) -> None:
-    """Add the `ocpp` command group."""
-    ocpp = subparsers.add_parser("ocpp", help="OCPP charge points", description="OCPP commands")
-    commands = ocpp.add_subparsers(title="commands", metavar="COMMAND", required=True)
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the `ocpp` sub-commands."""
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     serve = add_command(
         commands, "serve", "run the OCPP listener for the site's charge points", _serve
     )
-    serve.add_argument("site", help="site file (TOML)")
+    serve.add_argument("site", help="site file (TOML), or a packaged example's name")
     serve.add_argument("--host", help="listen address (default: the site's [ocpp] host)")
     serve.add_argument("--port", type=int, help="listen port, 0 picks one (default: the site's)")
     serve.add_argument(
         "--status-every", type=float, default=10.0, metavar="S", help="seconds between status lines"
     )
+    add_log_level(serve, "INFO")
     serve.add_argument(
         "--csms",
         metavar="URL",
@@ -72,11 +79,12 @@ async def _run_proxy(csms: Csms, *, task_status: trio.TaskStatus[CsmsProxy]) -> 
 
 
 def _serve(args: argparse.Namespace) -> int:
-    site = load_site(args.site)
+    site = load_site(example_path(args.site, "sites"))
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     config = site.ocpp.model_copy(update=overrides)
     registry = StationRegistry.from_site(site)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    cares = {care.station.identity: care for care in station_cares(site, registry).values()}
+    setup_logging(args.log_level)
     csms = site.csms
     if args.csms is not None:
         try:
@@ -101,7 +109,7 @@ def _serve(args: argparse.Namespace) -> int:
             renew_before_s=control.lease_s / 3,
             failsafe_current_a=control.failsafe_current_a,
         )
-        smart = SmartCharging(registry, settings)
+        smart = SmartCharging(registry, settings, lambda identity: cares[identity].capabilities)
         while True:
             online = [s.identity for s in registry if s.session is not None]
             await smart.apply(dict.fromkeys(online, Setpoint(limit_a)))
@@ -110,7 +118,7 @@ def _serve(args: argparse.Namespace) -> int:
     async def main() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
-                listener = OcppListener(config, registry)
+                listener = OcppListener(config, registry, attend=attendant(cares.values()))
                 if csms is not None:
                     proxy = await nursery.start(_run_proxy, csms)
                     listener.attach = proxy.attach
@@ -123,14 +131,4 @@ def _serve(args: argparse.Namespace) -> int:
                     print("stopped", flush=True)
                     nursery.cancel_scope.cancel()
 
-    failure: BaseException | None = None
-    try:
-        trio.run(main)
-    except* OSError as group:  # cannot listen (port taken) or read the TLS files
-        failure = group
-        while isinstance(failure, BaseExceptionGroup):  # nested nurseries
-            failure = failure.exceptions[0]
-    if failure is not None:
-        print(f"hubgate: error: {failure}", file=sys.stderr)
-        return EXIT_FAILURE
-    return EXIT_OK
+    return run_trio(main)  # exits 1 when it cannot listen (port taken) or read the TLS files

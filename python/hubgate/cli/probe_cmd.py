@@ -14,7 +14,6 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import trio
 
@@ -25,13 +24,8 @@ from hubgate.modbus.tcp_master import open_tcp_master
 from hubgate.profiles import load_all
 
 
-def register(subparsers: Any) -> None:
-    """Add the `probe` command."""
-    parser = subparsers.add_parser(
-        "probe",
-        help="identify a Modbus TCP device by trying every firmware profile",
-        description="Identify a Modbus TCP device by trying every firmware profile.",
-    )
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the `probe` arguments."""
     parser.add_argument("target", metavar="HOST[:PORT]", help="Modbus TCP device (port 502)")
     parser.add_argument(
         "--unit", type=int, default=None, help="unit id (default: each profile's own)"

@@ -12,11 +12,10 @@ from hubgate.profiles import Profile, load_all, load_named, problems_in_file, pr
 from hubgate.tomlcheck import ConfigError
 
 
-def register(subparsers: Any) -> None:
-    """Add the `profiles` command group."""
-    group = subparsers.add_parser("profiles", help="firmware profiles of Modbus devices")
-    group.add_argument("--dir", type=Path, default=None, help="profiles folder")
-    commands = group.add_subparsers(title="profiles commands", metavar="COMMAND", required=True)
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the `profiles` sub-commands."""
+    parser.add_argument("--dir", type=Path, default=None, help="profiles folder")
+    commands = parser.add_subparsers(title="profiles commands", metavar="COMMAND", required=True)
     listing = add_command(commands, "list", "list every profile", _list)
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     show = add_command(commands, "show", "print one profile as JSON", _show)

@@ -11,11 +11,11 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
 
 import trio
 
-from hubgate.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, add_command
+from hubgate.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK
+from hubgate.cli.examples_cmd import example_path
 from hubgate.sim import (
     ClosedLoop,
     NaiveEqualShareController,
@@ -25,8 +25,6 @@ from hubgate.sim import (
     run_paced,
 )
 from hubgate.sim.scenario_loader import LoadedScenario
-from hubgate.sim.serving import listing_lines, serve
-from hubgate.sim.wire_site import WireSite
 
 
 def _speed(text: str) -> float:
@@ -51,12 +49,12 @@ def _duration(text: str) -> float:
     return value
 
 
-def register(subparsers: Any) -> None:
-    """Add the `sim` command."""
-    sim = add_command(
-        subparsers, "sim", "simulate a site from a scenario file and report its safety", _run
+def register(sim: argparse.ArgumentParser) -> None:
+    """Add the `sim` arguments."""
+    sim.set_defaults(handler=_run)
+    sim.add_argument(
+        "scenario", help="scenario file (TOML), or a packaged example's name (grid-limit-step)"
     )
-    sim.add_argument("scenario", help="scenario file (TOML)")
     sim.add_argument(
         "--duration", type=_duration, help="simulated seconds (default: the scenario's)"
     )
@@ -113,6 +111,9 @@ def _status(sim: Simulation) -> str:
 
 
 def _serve(args: argparse.Namespace, loaded: LoadedScenario, duration: float) -> Simulation | None:
+    from hubgate.sim.serving import listing_lines, serve  # the protocols: pymodbus, websockets
+    from hubgate.sim.wire_site import WireSite
+
     try:
         site = WireSite(
             loaded,
@@ -159,7 +160,7 @@ def _serve(args: argparse.Namespace, loaded: LoadedScenario, duration: float) ->
 
 
 def _run(args: argparse.Namespace) -> int:
-    loaded = load_scenario(args.scenario)
+    loaded = load_scenario(example_path(args.scenario, "scenarios"))
     duration = args.duration or loaded.scenario.scenario.duration_s
     if not args.serve and (args.csms or args.listing or args.ports != "site"):
         print("hubgate sim: --csms, --listing and --ports need --serve", file=sys.stderr)

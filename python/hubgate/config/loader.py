@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hubgate.config.addresses import device_problems, listener_problems
 from hubgate.config.model import SiteConfig
 from hubgate.config.profile_refs import profile_problems
 from hubgate.config.references import reference_problems
@@ -24,6 +25,9 @@ def problems_in(data: Mapping[str, Any], text: str, file: str) -> list[ConfigPro
     found = validation_problems(SiteConfig, data)
     found.extend(reference_problems(data))
     found.extend(profile_problems(data))
+    if not found:  # checks of the whole site, defaults included, once it is valid
+        site = SiteConfig.model_validate(data)
+        found = listener_problems(site) + device_problems(site)
     return locate(file, text, found)
 
 

@@ -181,6 +181,26 @@ class OcppVersion(StrEnum):
     V21 = "2.1"
 
 
+class CapabilityOverride(Strict):
+    """What a charger says of itself, corrected: each field given wins over what it reports
+    (`docs/ocpp.md`, "Capabilities")."""
+
+    rate_unit: Literal["A", "W"] | None = Field(
+        default=None, description="The unit its charging profiles must use"
+    )
+    max_stack_level: int | None = Field(
+        default=None, ge=0, le=1000, description="Highest stack level it honours (0: one level)"
+    )
+    max_profiles: int | None = Field(default=None, ge=1, le=1000)
+    max_periods: int | None = Field(default=None, ge=1, le=1024)
+    phase_switch: bool | None = Field(
+        default=None, description="Switches from 3 to 1 phase during a session"
+    )
+    clock_offset_s: float | None = Field(
+        default=None, ge=-86_400, le=86_400, description="Its clock minus the true time (s)"
+    )
+
+
 class OcppEndpoint(Strict):
     """A charge point that connects to hubgate over OCPP."""
 
@@ -190,6 +210,9 @@ class OcppEndpoint(Strict):
     )
     password: str | None = Field(
         default=None, min_length=16, max_length=40, description="Security profile 1 and 2"
+    )
+    capabilities: CapabilityOverride | None = Field(
+        default=None, description="Corrections to what the charger reports of itself"
     )
 
 
@@ -370,6 +393,10 @@ class OcppServer(Strict):
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
+    capabilities_path: str | None = Field(
+        default=None,
+        description="JSON file keeping each charger's discovered capabilities across restarts",
+    )
 
     @model_validator(mode="after")
     def _tls_files(self) -> OcppServer:

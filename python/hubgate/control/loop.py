@@ -109,9 +109,10 @@ class ControlLoop:
         missing = [c.name for c in self.model.connectors if c.key not in chargers]
         if missing:
             raise ValueError(f"no device for connectors {', '.join(missing)}")
-        by_name: dict[str, Device] = {
+        self._chargers: dict[str, Charger] = {
             info.name: chargers[info.key] for info in self.model.connectors
         }
+        by_name: dict[str, Device] = dict(self._chargers)
         self._reported: dict[str, SessionCharger] = {
             name: device for name, device in by_name.items() if isinstance(device, SessionCharger)
         }
@@ -203,7 +204,9 @@ class ControlLoop:
         """One cycle: sense, plan, dispatch, record."""
         began = trio.current_time()
         now = self.clock()
-        plan = self.planner.plan(await self._sense(), now)
+        readings = await self._sense()
+        self.planner.checked({name: c.limit_check for name, c in self._chargers.items()})
+        plan = self.planner.plan(readings, now)
         if plan is None:
             return
         await self._dispatch(plan, now)

@@ -15,8 +15,10 @@ sends what it plans and hands back what came of it:
    `MeterWatch` sample; the box's value becomes a `GRID_OPERATOR` lease when it changes;
    devices that are lost or back become events;
 2. `inputs`: base load per node (metered current minus the last known draw of the
-   connectors below it; a node whose meter is not trusted its degraded share of the limit
-   in force), unreachable chargers' assumed draw reserved on their path, the limit book's
+   connectors below it, held while a start is known from a charger's state but not yet
+   from its values; a node whose meter is not trusted its degraded share of the limit
+   in force), unreachable chargers' assumed draw (and the maximum of those not following
+   their limits, `checked`) reserved on their path, the limit book's
    leases (node limits as extra base load, connector limits as EV limits, the grid
    operator's as the root power limit) and the EV-side limit from measured draw (an EV that
    takes less than offered is trimmed, so its headroom goes to others); `SiteEnergy` adds
@@ -36,7 +38,7 @@ import logging
 import math
 from array import array
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hubgate._core import HubgateError
 from hubgate.config.model import GridOperatorSource, SiteConfig
@@ -53,7 +55,7 @@ from hubgate.control.grid_operator import GridOperatorInput, connection_kw
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
 from hubgate.control.site_energy import SiteEnergy
 from hubgate.control.site_model import SiteModel, with_finite_limits
-from hubgate.devices.model import AppliedLimit, Battery, Device, IecState, Reading
+from hubgate.devices.model import AppliedLimit, Battery, Device, IecState, LimitCheck, Reading
 from hubgate.devices.sensing import FULL_EVERY
 from hubgate.profiles.model import Quantity
 from hubgate.state import EventLevel
@@ -110,6 +112,8 @@ class ConnectorRuntime:
     """What the EV is estimated to take, from its draw under a settled setpoint."""
     lowered_at: float | None = None
     """When a lowered setpoint was accepted, until a later reading shows the EV followed it."""
+    limit_check: LimitCheck = field(default_factory=LimitCheck)
+    """Whether its charger applies its limits; not following: reserved at its maximum."""
 
     def ev_estimate(self, wants: bool, drawn: float, now: float) -> float:
         """Trim to the draw when the EV takes less than offered; release once it takes all."""
@@ -203,6 +207,8 @@ class CyclePlanner:
             if m.id in meters
         }
         self.meter_reading: dict[str, Reading] = {}
+        self._held_base: dict[int, Phases3] = {}
+        """Per metered node, its base load in the last cycle without an unreported start."""
         self.energy = SiteEnergy(
             site, self.model, battery, pv or {}, self.allocator.node_index, limits
         )
@@ -264,6 +270,18 @@ class CyclePlanner:
             box = readings.get("grid-operator")
             self._operator_input.update(self.limits, box if isinstance(box, Reading) else None, now)
 
+    def checked(self, checks: Mapping[str, LimitCheck]) -> None:
+        """Take the chargers' limit checks by connector name (an event when one changes):
+        a charger not following its limits is reserved at its maximum from this cycle."""
+        for name, check in checks.items():
+            runtime = self.connectors[self._index[name]]
+            before = runtime.limit_check.following
+            if check.following is False and before is not False:
+                self.notify(EventLevel.ALARM, name, f"not following its limit: {check.evidence}")
+            elif check.following and before is False:
+                self.notify(EventLevel.INFO, name, f"follows its limit again: {check.evidence}")
+            runtime.limit_check = check
+
     def _health(self, name: str, reachable: bool, outcome: object) -> None:
         if self.device_health.get(name, True) != reachable:
             if reachable:
@@ -282,28 +300,41 @@ class CyclePlanner:
         base = array("d", bytes(8 * 3 * n_nodes))
         known = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
         reserved = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
+        unreported = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
         ev_max = array("d", [math.inf]) * len(model.connectors)
         wanting = array("b", bytes(len(model.connectors)))
         notes: list[str] = []
         for i, (info, runtime) in enumerate(zip(model.connectors, self.connectors, strict=True)):
             assumed = runtime.watch.assumed_draw_a(now)
+            why = "unreachable"
             if assumed is None and runtime.failsafe_unverified:
-                assumed = info.max_current_a
+                assumed, why = info.max_current_a, "failsafe not verified"
+            if assumed is None and runtime.limit_check.following is False:
+                assumed, why = info.max_current_a, "not following its limit"
             for node in model.ancestors[info.node]:
                 for p in range(3):
                     known[node][p] += runtime.draw[p]
+            phases = (info.grid_phases[0],) if info.one_phase else (0, 1, 2)
             if assumed is not None:
-                phases = (info.grid_phases[0],) if info.one_phase else (0, 1, 2)
                 for node in model.ancestors[info.node]:
                     for p in phases:
                         reserved[node][p] += assumed
-                why = "failsafe not verified" if runtime.failsafe_unverified else "unreachable"
                 notes.append(f"{info.name} {why}: {assumed:g} A reserved")
                 continue
             reading = runtime.reading
             if reading is None:
                 continue
             drawn = max(runtime.draw)
+            if reading.state in WANTING_STATES and reading.state_newer_than_values():
+                # Started (its status says so) before its values show it: what the meters
+                # see rise, up to what it may draw, is its draw, not base load.
+                allowance = info.max_current_a if runtime.sent_a is None else runtime.sent_a
+                for node in model.ancestors[info.node]:
+                    for p in phases:
+                        unreported[node][p] += max(allowance - runtime.draw[p], 0.0)
+                wanting[i] = True
+                ev_max[i] = runtime.ev_limit_a
+                continue
             if (
                 runtime.lowered_at is not None
                 and runtime.sent_a is not None
@@ -330,9 +361,10 @@ class CyclePlanner:
         for node in range(n_nodes):
             degraded = node not in measured and node in share
             limit = self._limit_in_force_a(node, now, grid_operator_w, peak_w) if degraded else None
+            metered = self._metered_base(node, measured.get(node), known[node], unreported[node])
             for p in range(3):
-                if node in measured:
-                    value = max(measured[node][p] - known[node][p], 0.0)
+                if metered is not None:
+                    value = metered[p]
                 elif limit is not None:
                     value = limit[p] * (1 - share[node])
                 else:
@@ -365,6 +397,34 @@ class CyclePlanner:
                 battery_discharge_w=energy.battery_discharge_w,
             ),
             notes,
+        )
+
+    def _metered_base(
+        self,
+        node: int,
+        measured: Phases3 | None,
+        known: list[float],
+        unreported: list[float],
+    ) -> Phases3 | None:
+        """A metered node's base load: measured minus the known draws below it. While a
+        connector below has started but not reported its current (`unreported`: what it may
+        draw), the base is held where it was before, unless the meter rose more than that
+        start explains. None for a node without a trusted meter."""
+        if measured is None:
+            return None
+        raw = (
+            max(measured[0] - known[0], 0.0),
+            max(measured[1] - known[1], 0.0),
+            max(measured[2] - known[2], 0.0),
+        )
+        held = self._held_base.get(node)
+        if held is None or not any(unreported):
+            self._held_base[node] = raw
+            return raw
+        return (
+            max(held[0], raw[0] - unreported[0]),
+            max(held[1], raw[1] - unreported[1]),
+            max(held[2], raw[2] - unreported[2]),
         )
 
     def _limit_in_force_a(

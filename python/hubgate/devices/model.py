@@ -52,6 +52,13 @@ class Reading:
     state: IecState | None = None
     text: Mapping[Quantity, str] = field(default_factory=dict)
     older: Mapping[Quantity, float] = field(default_factory=dict)
+    state_at: float | None = None
+    """When `state` last changed, if it was reported apart from and after the values
+    (an OCPP status arrives before the MeterValues showing its current); None: with them."""
+
+    def state_newer_than_values(self) -> bool:
+        """Whether the state changed after the values were read (their draw is unknown)."""
+        return self.state_at is not None and self.state_at > self.at
 
     def get(self, quantity: Quantity) -> float | None:
         """The value of `quantity`, None when missing or not available."""
@@ -83,6 +90,17 @@ class AppliedLimit:
     at: float
 
 
+@dataclass(frozen=True)
+class LimitCheck:
+    """Whether a charger was seen applying the limits it is sent.
+
+    `following` None: not checked (yet); False: it was caught drawing or scheduling
+    more than it was sent, or refusing every limit; `evidence` says what was seen."""
+
+    following: bool | None = None
+    evidence: str = ""
+
+
 class Device(Protocol):
     """Anything the control loop reads."""
 
@@ -110,6 +128,11 @@ class Charger(Device, Protocol):
     @property
     def heartbeat_period_s(self) -> float | None:
         """How often `heartbeat` must run, None when the device has no watchdog."""
+
+    @property
+    def limit_check(self) -> LimitCheck:
+        """What is known of whether it applies its limits; a charger not following them
+        is reserved at its maximum."""
 
 
 @runtime_checkable

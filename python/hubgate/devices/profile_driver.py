@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import trio
 
 from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError
-from hubgate.devices.model import AppliedLimit, IecState, Reading
+from hubgate.devices.model import AppliedLimit, IecState, LimitCheck, Reading
 from hubgate.devices.sensing import CycleReader
 from hubgate.devices.sunspec import discover
 from hubgate.modbus.codec import FieldError, FieldValue, ReadPlan, Request
@@ -403,6 +403,11 @@ class ProfileCharger(ProfileDevice):
                 )
             log.warning("%s: the %s is fixed at %s, not %s", self.id, name, got, wanted)
         return float(got)
+
+    @property
+    def limit_check(self) -> LimitCheck:
+        """Not checked: its setpoint is read back after each write (`applied_limit`)."""
+        return LimitCheck()
 
     @property
     def heartbeat_period_s(self) -> float | None:

@@ -1,30 +1,59 @@
 """An OCPP charge point as the control loop's `Charger` (hubgate.devices.model).
 
-Readings come from what the station last reported (MeterValues, status);
-limits go out as leased charging profiles, so the control loop drives OCPP
-and Modbus chargers alike: `configure_failsafe` sets the lease and the
-failsafe current, `heartbeat` renews the lease before it runs out.
+Readings come from what the station last reported (MeterValues, status); limits go
+out as leased charging profiles (`smart_charging`) in the unit the charger takes,
+so the control loop drives OCPP and Modbus chargers alike: `configure_failsafe`
+sets the lease and the failsafe current, `heartbeat` renews the lease before it runs
+out. Beyond what the charger says (`station_care`):
+
+- **State before values.** A status, a transaction start or a 2.x charging state
+  is carried with the time it changed (`Reading.state_at`), so a start is known
+  before the first MeterValues show its current.
+- **Derived currents.** A charger that reports no current gets it from its power,
+  I = P / (V * phases), with the measured voltage (else nominal) and the phases of its
+  last setpoint: exact for a balanced load at unity power factor, a few per cent high
+  at the 0.95-0.99 factor of onboard chargers, and ±10 % when the nominal voltage
+  stands in for a grid at 207-253 V. From its energy register alone it gets the
+  average power between the last two readings: lagging by half the reporting interval
+  (30 s at 60 s), ±1 Wh per reading (±0.05 A at 60 s on three phases).
+- **Stale values.** A charging connector whose values are older than two sample
+  intervals is asked for new ones (TriggerMessage MeterValues), at most once an interval.
+- **Verify, then trust.** Shortly after the first lease of each connection, and every
+  `LeaseSettings.verify_every_s`, the composite schedule is read back (`ProfileLease.verify`). A
+  charger that schedules more than it was sent, refuses every profile purpose, can
+  hold no lease, or draws more than its limit for `overdraw_for_s` once the EV had
+  `settle_s` to follow (`LeaseSettings`) (go-e accepts profiles and ignores them,
+  goecharger/go-eCharger-API-v2#249) is "not following" (`limit_check`): the loop
+  reserves its maximum. Caught drawing too much, it stays so while hubgate runs.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import replace
 from typing import Literal
 
 import trio
 
-from hubgate.devices.model import AppliedLimit, IecState, Reading
-from hubgate.ocpp.errors import OcppSessionClosedError
+from hubgate.devices.errors import FailsafeNotAppliedError
+from hubgate.devices.model import AppliedLimit, IecState, LimitCheck, Reading
+from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
 from hubgate.ocpp.operations import ChargerOperations
 from hubgate.ocpp.registry import ConnectorState, Station
+from hubgate.ocpp.session import OcppSession
 from hubgate.ocpp.smart_charging import (
-    ChargerCapabilities,
+    NOMINAL_VOLTAGE_V,
     LeaseSettings,
     ProfileLease,
     Setpoint,
+    Verification,
     lease_for_session,
 )
+from hubgate.ocpp.station_care import StationCare
 from hubgate.profiles.model import Quantity
+
+LOG = logging.getLogger("hubgate.ocpp")
 
 _IEC_BY_STATUS = {
     "Available": IecState.A,
@@ -33,7 +62,7 @@ _IEC_BY_STATUS = {
     "SuspendedEV": IecState.B,
     "SuspendedEVSE": IecState.B,
     "Finishing": IecState.B,
-    "Occupied": IecState.B,  # 2.x; charging when current flows (below)
+    "Occupied": IecState.B,  # 2.x; charging per its charging state or current (below)
     "Charging": IecState.C,
     "Unavailable": IecState.F,
     "Faulted": IecState.F,
@@ -41,13 +70,25 @@ _IEC_BY_STATUS = {
 CHARGING_CURRENT_A = 1.0
 """A 2.x connector that is Occupied and draws more than this on a phase is charging."""
 
+OVERDRAW_MARGIN_A = 2.0
+"""Draw above the limit by more than this (or 10 %, whichever is more) is overdraw."""
+STALE_INTERVALS = 2.0
+"""A charging connector's values older than this many sample intervals are asked for."""
+
+CALL_FAILED = (OcppCallError, OcppCallTimeoutError, OcppSessionClosedError)
+
 
 def iec_state(connector: ConnectorState) -> IecState | None:
     """The IEC 61851 state an OCPP connector status stands for (None when unknown)."""
     state = _IEC_BY_STATUS.get(connector.status)
-    currents = [c for c in connector.measurement.current_a if c is not None]
-    if state is IecState.B and connector.status == "Occupied" and currents:
-        return IecState.C if max(currents) > CHARGING_CURRENT_A else IecState.B
+    if state is IecState.B and connector.status == "Occupied":
+        if connector.charging_state == "Charging":
+            return IecState.C
+        if connector.charging_state is not None:
+            return IecState.B
+        currents = [c for c in connector.measurement.current_a if c is not None]
+        if currents:
+            return IecState.C if max(currents) > CHARGING_CURRENT_A else IecState.B
     return state
 
 
@@ -56,7 +97,8 @@ class OcppCharger:
 
     The limit applies to the whole station (connector 0, the station-maximum
     purpose) when `whole_station` is set, which suits single-connector chargers;
-    otherwise to `connector_id` alone (TxDefault on that connector).
+    otherwise to `connector_id` alone (TxDefault on that connector). The connectors
+    of one station share its `care`.
     """
 
     def __init__(
@@ -66,14 +108,24 @@ class OcppCharger:
         connector_id: int = 1,
         whole_station: bool = True,
         settings: LeaseSettings | None = None,
-        capabilities: ChargerCapabilities | None = None,
+        care: StationCare | None = None,
+        voltage_v: float = NOMINAL_VOLTAGE_V,
     ) -> None:
         self.station = station
         self.connector_id = connector_id
         self.settings = settings or LeaseSettings()
-        self.capabilities = capabilities
+        self.care = care or StationCare(station)
+        self.voltage_v = voltage_v
+        """Nominal phase voltage, where the charger reports none."""
         self._lease_connector = 0 if whole_station else connector_id
         self._lease: ProfileLease | None = None
+        self._verification: Verification | None = None
+        self._verify_at: float | None = None
+        self._refused: str | None = None
+        self._limit_changed_at = -math.inf
+        self._watched_at: float | None = None
+        self._over_since: float | None = None
+        self._triggered_at = -math.inf
 
     @property
     def id(self) -> str:
@@ -82,21 +134,60 @@ class OcppCharger:
 
     @property
     def heartbeat_period_s(self) -> float | None:
-        """Half the renewal margin, so the lease is renewed before it runs out."""
-        return self.settings.renew_before_s / 2
+        """Half the renewal margin (the lease is renewed before it runs out), at most a
+        sample interval (stale values are asked for within one)."""
+        return min(self.settings.renew_before_s / 2, self.care.sample_interval_s)
+
+    @property
+    def limit_check(self) -> LimitCheck:
+        """Not following when caught (module docstring); else the last verification."""
+        caught = self.care.caught.get(self.connector_id)
+        if caught is not None:
+            return LimitCheck(False, caught)
+        if self._refused is not None:
+            return LimitCheck(False, self._refused)
+        lease = self._lease
+        if lease is not None and lease.mode is None:
+            return LimitCheck(False, "holds no lease (one stack level, one schedule period)")
+        verification = self._verification
+        if verification is None:
+            return LimitCheck()
+        return LimitCheck(verification.following, verification.evidence)
+
+    @property
+    def verification(self) -> Verification | None:
+        """The last composite-schedule check of this connection, None before one."""
+        return self._verification
+
+    @property
+    def lease(self) -> ProfileLease | None:
+        """The lease of the current connection (None before the first command)."""
+        return self._lease
+
+    def _session(self) -> OcppSession:
+        session = self.station.session
+        if session is None:
+            raise OcppSessionClosedError(f"{self.station.identity}: not connected")
+        return session
 
     def _current_lease(self) -> ProfileLease:
+        """The lease of the current connection, with what is known of the charger."""
+        session = self._session()
         lease = lease_for_session(
             self._lease,
-            self.station.session,
+            session,
             connector_id=self._lease_connector,
             settings=self.settings,
-            capabilities=self.capabilities,
+            capabilities=self.care.capabilities,
         )
-        if lease is None:
-            raise OcppSessionClosedError(f"{self.station.identity}: not connected")
-        self._lease = lease
+        assert lease is not None, "the session is open"
+        if lease is not self._lease:  # a new connection: verify it again
+            self._lease, self._verification, self._verify_at = lease, None, None
+            self._refused = None
+        lease.capabilities = self.care.capabilities
         return lease
+
+    # -- reading ---------------------------------------------------------------------
 
     async def read(self) -> Reading:
         """The connector's latest reported values; raises when the station is offline."""
@@ -104,14 +195,17 @@ class OcppCharger:
 
     def latest(self) -> Reading:
         """The connector's latest reported values, at once; raises when the station is offline."""
-        if self.station.session is None:
-            raise OcppSessionClosedError(f"{self.station.identity}: not connected")
+        self._session()
         connector = self.station.connector(self.connector_id)
         m = connector.measurement
+        last = self._lease.planner.last if self._lease is not None else None
+        voltages = [v for v in m.voltage_v if v is not None]
+        voltage = sum(voltages) / len(voltages) if voltages else self.voltage_v
+        currents = _currents(connector, voltage, last.phases if last is not None else 3)
         candidates: dict[Quantity, float | None] = {
-            Quantity.CURRENT_L1: m.current_a[0],
-            Quantity.CURRENT_L2: m.current_a[1],
-            Quantity.CURRENT_L3: m.current_a[2],
+            Quantity.CURRENT_L1: currents[0],
+            Quantity.CURRENT_L2: currents[1],
+            Quantity.CURRENT_L3: currents[2],
             Quantity.VOLTAGE_L1: m.voltage_v[0],
             Quantity.VOLTAGE_L2: m.voltage_v[1],
             Quantity.VOLTAGE_L3: m.voltage_v[2],
@@ -120,23 +214,80 @@ class OcppCharger:
             Quantity.SOC: m.soc_percent,
         }
         values = {q: v for q, v in candidates.items() if v is not None}
-        last = self._lease.planner.last if self._lease is not None else None
         if last is not None:
             values[Quantity.APPLIED_CURRENT_LIMIT] = last.current_a
+        self._watch_draw(connector, m.current_a)
         at = connector.measured_at if connector.measured_at is not None else trio.current_time()
-        return Reading(at=at, values=values, state=iec_state(connector))
+        state_at = connector.state_at
+        return Reading(
+            at=at,
+            values=values,
+            state=iec_state(connector),
+            state_at=state_at if state_at is not None and state_at > at else None,
+        )
+
+    def _watch_draw(self, connector: ConnectorState, measured: tuple[float | None, ...]) -> None:
+        """Catch a connector that draws more than its limit once its EV had time to follow."""
+        at = connector.measured_at
+        last = self._lease.planner.last if self._lease is not None else None
+        if at is None or at == self._watched_at or last is None:
+            return
+        self._watched_at = at
+        currents = [c for c in measured if c is not None]
+        if not currents or at < self._limit_changed_at + self.settings.settle_s:
+            self._over_since = None
+            return
+        draw, limit = max(currents), last.current_a
+        if draw <= limit + max(OVERDRAW_MARGIN_A, 0.1 * limit):
+            self._over_since = None
+            return
+        if self._over_since is None:
+            self._over_since = at
+        if (
+            at - self._over_since >= self.settings.overdraw_for_s
+            and self.connector_id not in self.care.caught
+        ):
+            evidence = (
+                f"draws {draw:.1f} A under a limit of {limit:g} A for {at - self._over_since:.0f} s"
+            )
+            LOG.warning("%s#%d: not following: %s", self.id, self.connector_id, evidence)
+            self.care.caught[self.connector_id] = evidence
+
+    # -- commanding ------------------------------------------------------------------
+
+    def _setpoint(self, current_a: float, phases: int) -> Setpoint:
+        """The setpoint with the measured voltage and the phases the EV draws on."""
+        m = self.station.connector(self.connector_id).measurement
+        voltages = [v for v in m.voltage_v if v is not None and v > 50]
+        drawing = [c for c in m.current_a if c is not None and c > CHARGING_CURRENT_A]
+        return Setpoint(
+            current_a,
+            _phases(phases),
+            voltage_v=sum(voltages) / len(voltages) if voltages else self.voltage_v,
+            active_phases=len(drawing) or None,
+        )
 
     async def set_limit(self, current_a: float, phases: int) -> AppliedLimit:
         """Send the limit when due (deadband, rate limit); returns the limit in force."""
         lease = self._current_lease()
-        await lease.apply(Setpoint(current_a, _phases(phases)))
+        before = lease.planner.last
+        try:
+            sent = await lease.apply(self._setpoint(current_a, phases))
+        except OcppCallError as error:
+            self._refused = f"refuses every charging profile purpose ({error})"
+            raise
         applied = lease.planner.last
         assert applied is not None, "apply either sent the setpoint or raised"
+        now = trio.current_time()
+        if sent and (before is None or before.current_a != applied.current_a):
+            self._limit_changed_at = now
+        if sent and self._verify_at is None:
+            self._verify_at = now + self.settings.verify_after_s
         return AppliedLimit(
             current_a=applied.current_a,
             phases=applied.phases,
             paused=applied.current_a <= 0,
-            at=trio.current_time(),
+            at=now,
         )
 
     async def remote_start(self, id_tag: str) -> str | None:
@@ -157,7 +308,15 @@ class OcppCharger:
         return await ChargerOperations(session).remote_stop(transaction.transaction_id)
 
     async def configure_failsafe(self, timeout_s: float, failsafe_current_a: float) -> None:
-        """Lease `timeout_s` and failsafe current; the base profile is installed at once."""
+        """Lease `timeout_s` and failsafe current; the base profile is installed at once.
+
+        Raises `FailsafeNotAppliedError` while nothing is known of the charger yet (its
+        first boot is still being attended to): then it is not commanded in a unit or
+        shape it may refuse."""
+        if not self.care.known:
+            raise FailsafeNotAppliedError(
+                f"{self.station.identity}: capabilities not read yet (waiting for its boot)"
+            )
         self.settings = replace(
             self.settings,
             lease_s=timeout_s,
@@ -168,10 +327,62 @@ class OcppCharger:
         await self._current_lease().install_base()
 
     async def heartbeat(self) -> None:
-        """Renew the lease when it is due (nothing before the first limit)."""
+        """Verify when due, renew the lease when due, ask for stale values."""
         lease = self._current_lease()
+        now = trio.current_time()
+        if self._verify_at is not None and now >= self._verify_at:
+            await self._verify(lease, now)
         if lease.planner.last is not None:
             await lease.apply(lease.planner.last)
+        await self._ask_if_stale(now)
+
+    async def _verify(self, lease: ProfileLease, now: float) -> None:
+        verification = await lease.verify()
+        self._verification = verification
+        self._verify_at = now + self.settings.verify_every_s
+        if verification.following is False:
+            LOG.warning(
+                "%s#%d: not following: %s", self.id, self.connector_id, verification.evidence
+            )
+        if verification.lapses is not None:
+            await self.care.saw_lapse(verification.lapses)
+            if not verification.lapses:  # the lease changes shape: check the new one soon
+                self._verify_at = now + self.settings.verify_after_s
+                lease.capabilities = self.care.capabilities
+
+    async def _ask_if_stale(self, now: float) -> None:
+        """TriggerMessage(MeterValues) for a charging connector with old values."""
+        connector = self.station.connector(self.connector_id)
+        if connector.transaction is None and iec_state(connector) not in (IecState.C, IecState.D):
+            return
+        interval = self.care.sample_interval_s
+        if self.care.provisioning is not None:
+            interval = self.care.provisioning.interval_s
+        stale_after = STALE_INTERVALS * interval
+        measured_at = connector.measured_at
+        if measured_at is not None and now - measured_at <= stale_after:
+            return
+        if now - self._triggered_at < interval:
+            return
+        self._triggered_at = now
+        try:
+            await ChargerOperations(self._session()).trigger("MeterValues", self.connector_id)
+        except CALL_FAILED as error:
+            LOG.debug("%s#%d: MeterValues not triggered: %s", self.id, self.connector_id, error)
+
+
+def _currents(
+    connector: ConnectorState, voltage_v: float, phases: int
+) -> tuple[float | None, float | None, float | None]:
+    """Per-phase current: measured, else derived from power or the energy register."""
+    m = connector.measurement
+    if any(c is not None for c in m.current_a):
+        return m.current_a
+    power = m.power_w if m.power_w is not None else m.energy_power_w
+    if power is None or voltage_v <= 0:
+        return m.current_a
+    amperes = max(power, 0.0) / (voltage_v * phases)
+    return (amperes, amperes, amperes) if phases == 3 else (amperes, 0.0, 0.0)
 
 
 def _phases(phases: int) -> Literal[1, 3]:

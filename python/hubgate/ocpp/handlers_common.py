@@ -14,11 +14,20 @@ from hubgate.ocpp.session import Handler
 def boot_answer(station: Station, policy: CsmsPolicy, boot: BootInfo) -> Payload:
     """Record what the station booted as; the BootNotification answer the policy gives."""
     station.boot = boot
+    if policy.boot_status == "Accepted":
+        station.booted.set()
     return {
         "status": policy.boot_status,
         "currentTime": ocpp_now(),
         "interval": policy.boot_interval(),
     }
+
+
+def stamp_latest(station: Station, meter_values: Iterable[Payload]) -> None:
+    """Feed the station's clock estimate with the newest of its MeterValues' timestamps."""
+    stamps = [mv["timestamp"] for mv in meter_values if isinstance(mv.get("timestamp"), str)]
+    if stamps:
+        station.clock.stamped(max(stamps, key=parse_timestamp))
 
 
 def common_handlers(station: Station, acknowledged: Iterable[str]) -> dict[str, Handler]:

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from hubgate.config.model import OcppVersion
-from hubgate.ocpp.handlers_common import boot_answer, common_handlers
+from hubgate.ocpp.handlers_common import boot_answer, common_handlers, stamp_latest
 from hubgate.ocpp.meter_values import merge_meter_values, parse_timestamp
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import BootInfo, Station, Transaction
@@ -39,8 +39,9 @@ def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
 
     async def status_notification(p: Payload) -> Payload:
         connector = station.connector(p["connectorId"])
-        connector.status = p["status"]
+        connector.report(status=p["status"])
         connector.error_code = p["errorCode"]
+        station.clock.stamped(p.get("timestamp"))
         return {}
 
     async def authorize(p: Payload) -> Payload:
@@ -55,7 +56,8 @@ def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
             meter_start_wh=float(p["meterStart"]),
         )
         station.transactions[transaction.transaction_id] = transaction
-        station.connector(p["connectorId"]).transaction = transaction
+        station.connector(p["connectorId"]).run(transaction)
+        station.clock.stamped(p["timestamp"])
         return {
             "transactionId": int(transaction.transaction_id),
             "idTagInfo": id_tag_info(p["idTag"]),
@@ -69,7 +71,8 @@ def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
             transaction.stop_reason = p.get("reason", "Local")
             connector = station.connector(transaction.connector_id)
             if connector.transaction is transaction:
-                connector.transaction = None
+                connector.run(None)
+        station.clock.stamped(p["timestamp"])
         return {"idTagInfo": id_tag_info(p["idTag"])} if "idTag" in p else {}
 
     async def meter_values(p: Payload) -> Payload:
@@ -77,6 +80,7 @@ def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
         connector.measure(
             merge_meter_values(connector.measurement, p["meterValue"], OcppVersion.V16)
         )
+        stamp_latest(station, p["meterValue"])
         return {}
 
     return {

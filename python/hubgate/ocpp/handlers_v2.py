@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hubgate.config.model import OcppVersion
-from hubgate.ocpp.handlers_common import boot_answer, common_handlers
+from hubgate.ocpp.handlers_common import boot_answer, common_handlers, stamp_latest
 from hubgate.ocpp.meter_values import merge_meter_values, parse_timestamp
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import BootInfo, Station, Transaction
@@ -36,7 +36,8 @@ def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict
         return boot_answer(station, policy, boot)
 
     async def status_notification(p: Payload) -> Payload:
-        station.connector(p["evseId"]).status = p["connectorStatus"]
+        station.connector(p["evseId"]).report(status=p["connectorStatus"])
+        station.clock.stamped(p["timestamp"])
         return {}
 
     async def authorize(p: Payload) -> Payload:
@@ -55,6 +56,7 @@ def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict
             )
             station.transactions[transaction.transaction_id] = transaction
         connector = station.connector(evse_id if evse_id is not None else transaction.connector_id)
+        station.clock.stamped(p["timestamp"])
         if "meterValue" in p:
             connector.measure(merge_meter_values(connector.measurement, p["meterValue"], version))
         if p["eventType"] == "Ended":
@@ -62,9 +64,10 @@ def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict
             transaction.stop_reason = info.get("stoppedReason", "Local")
             transaction.meter_stop_wh = connector.measurement.energy_wh
             if connector.transaction is transaction:
-                connector.transaction = None
+                connector.run(None)
         else:
-            connector.transaction = transaction
+            connector.run(transaction)
+            connector.report(charging_state=info.get("chargingState"))
             if transaction.meter_start_wh is None:
                 transaction.meter_start_wh = connector.measurement.energy_wh
         return {"idTokenInfo": id_token_info(p["idToken"])} if "idToken" in p else {}
@@ -72,6 +75,7 @@ def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict
     async def meter_values(p: Payload) -> Payload:
         connector = station.connector(p["evseId"])
         connector.measure(merge_meter_values(connector.measurement, p["meterValue"], version))
+        stamp_latest(station, p["meterValue"])
         return {}
 
     return {

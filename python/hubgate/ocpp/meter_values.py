@@ -2,7 +2,8 @@
 
 Only what the site model needs is kept: per-phase current and voltage, total
 active power, the energy register and the state of charge. Units are
-normalised to A, V, W, Wh and %.
+normalised to A, V, W, Wh and %. For a charger that reports only its energy
+register, the average power between its last two readings is kept too.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ class Measurement:
     energy_wh: float | None = None
     soc_percent: float | None = None
     offered_current_a: float | None = None
+    energy_at: datetime | None = None
+    """When `energy_wh` was sampled."""
+    energy_power_w: float | None = None
+    """Average power between the last two energy readings (W)."""
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -79,6 +84,12 @@ def _merge_one(
             fields["offered_current_a"] = value
     if phase_power and "power_w" not in fields:
         fields["power_w"] = sum(phase_power)
+    if "energy_wh" in fields:
+        at = fields["timestamp"]
+        fields["energy_at"] = at
+        if state.energy_wh is not None and state.energy_at is not None and at > state.energy_at:
+            hours = (at - state.energy_at).total_seconds() / 3600
+            fields["energy_power_w"] = max(fields["energy_wh"] - state.energy_wh, 0.0) / hours
     return replace(state, current_a=_phases(current), voltage_v=_phases(voltage), **fields)
 
 

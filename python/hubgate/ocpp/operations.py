@@ -19,12 +19,17 @@ _REMOTE_START_IDS = itertools.count(1)
 class ChargerOperations:
     """Version-neutral calls to one charger session."""
 
-    def __init__(self, session: OcppSession) -> None:
+    def __init__(self, session: OcppSession, *, timeout_s: float | None = None) -> None:
         self.session = session
+        self.timeout_s = timeout_s
+        """Per call; None: the session's own call timeout."""
         self._v16 = session.version is OcppVersion.V16
 
+    async def _call(self, action: str, payload: Payload) -> Payload:
+        return await self.session.call(action, payload, timeout_s=self.timeout_s)
+
     async def _status(self, action: str, payload: Payload) -> str:
-        result = await self.session.call(action, payload)
+        result = await self._call(action, payload)
         status: str = result["status"]
         return status
 
@@ -79,10 +84,10 @@ class ChargerOperations:
     async def get_settings(self, names: list[str]) -> dict[str, str | None]:
         """Read settings; unknown or unreadable ones map to None."""
         if self._v16:
-            result = await self.session.call("GetConfiguration", {"key": names})
+            result = await self._call("GetConfiguration", {"key": names})
             known = {k["key"]: k.get("value") for k in result.get("configurationKey", [])}
             return {name: known.get(name) for name in names}
-        result = await self.session.call(
+        result = await self._call(
             "GetVariables", {"getVariableData": [_component_variable(n) for n in names]}
         )
         values: dict[str, str | None] = dict.fromkeys(names)
@@ -97,7 +102,7 @@ class ChargerOperations:
         if self._v16:
             return await self._status("ChangeConfiguration", {"key": name, "value": value})
         data = {**_component_variable(name), "attributeValue": value}
-        result = await self.session.call("SetVariables", {"setVariableData": [data]})
+        result = await self._call("SetVariables", {"setVariableData": [data]})
         status: str = result["setVariableResult"][0]["attributeStatus"]
         return status
 

@@ -13,6 +13,7 @@ from datetime import datetime
 import trio
 
 from hubgate.config.model import OcppVersion, SiteConfig
+from hubgate.ocpp.capabilities import ClockEstimate
 from hubgate.ocpp.meter_values import Measurement
 from hubgate.ocpp.session import OcppSession
 
@@ -51,11 +52,34 @@ class ConnectorState:
     measured_at: float | None = None
     """When the measurement last changed (Trio clock), for staleness checks."""
     transaction: Transaction | None = None
+    charging_state: str | None = None
+    """2.x: the transaction's chargingState (Charging, SuspendedEV, EVConnected, ...)."""
+    state_at: float | None = None
+    """When the status, transaction or charging state last changed (Trio clock): a start
+    is known from it before the first MeterValues show the current."""
 
     def measure(self, measurement: Measurement) -> None:
         """Store a new measurement, stamped with the time it arrived."""
         self.measurement = measurement
         self.measured_at = trio.current_time()
+
+    def report(self, *, status: str | None = None, charging_state: str | None = None) -> None:
+        """Take a status or a 2.x charging state; `state_at` moves when either changes."""
+        changed = False
+        if status is not None and status != self.status:
+            self.status, changed = status, True
+        if charging_state is not None and charging_state != self.charging_state:
+            self.charging_state, changed = charging_state, True
+        if changed:
+            self.state_at = trio.current_time()
+
+    def run(self, transaction: Transaction | None) -> None:
+        """Take the connector's transaction (None: it ended); `state_at` moves on a change."""
+        if transaction is not self.transaction:
+            self.transaction = transaction
+            if transaction is None:
+                self.charging_state = None
+            self.state_at = trio.current_time()
 
 
 @dataclass
@@ -77,6 +101,10 @@ class Station:
     session: OcppSession | None = None
     boot: BootInfo | None = None
     last_heartbeat: datetime | None = None
+    clock: ClockEstimate = field(default_factory=ClockEstimate)
+    """Its clock against ours, from the timestamps of what it sends."""
+    booted: trio.Event = field(default_factory=trio.Event)
+    """Set by its BootNotification on the current connection."""
     connectors: dict[int, ConnectorState] = field(default_factory=dict)
     transactions: dict[str, Transaction] = field(default_factory=dict)
 
@@ -117,6 +145,7 @@ class StationRegistry:
         station = self._stations[identity]
         station.version = version
         station.session = session
+        station.booted = trio.Event()
         return station
 
     def disconnected(self, identity: str, session: OcppSession) -> None:

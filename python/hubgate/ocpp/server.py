@@ -15,7 +15,7 @@ import hmac
 import logging
 import math
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import unquote
@@ -87,6 +87,10 @@ class Attachment(Protocol):
 Attach = Callable[[Station, OcppVersion], Attachment]
 """Called once per admitted connection, before its session starts."""
 
+Attend = Callable[[Station, OcppSession], Awaitable[None]]
+"""Runs beside each admitted connection's session, cancelled when it ends (hubgate's own
+care of the charger: `hubgate.ocpp.station_care`)."""
+
 
 def csms_handlers(station: Station, version: OcppVersion, policy: CsmsPolicy) -> dict[str, Handler]:
     """hubgate's own answers to a charger's calls (hubgate as the CSMS)."""
@@ -153,9 +157,11 @@ class OcppListener:
         policy: CsmsPolicy | None = None,
         limits: ListenerLimits | None = None,
         attach: Attach | None = None,
+        attend: Attend | None = None,
     ) -> None:
         self.config = config
         self.attach = attach
+        self.attend = attend
         self.registry = registry
         self.policy = policy or CsmsPolicy()
         self.limits = limits or ListenerLimits()
@@ -284,6 +290,8 @@ class OcppListener:
                     nursery.start_soon(self._keepalive, ws, session, scope)
                     if attachment is not None:
                         nursery.start_soon(attachment.run, session)
+                    if self.attend is not None:
+                        nursery.start_soon(self.attend, station, session)
                     await session.run()
                     nursery.cancel_scope.cancel()
             finally:

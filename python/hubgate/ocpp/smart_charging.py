@@ -1,15 +1,29 @@
 """Allocator setpoints → OCPP charging profiles with device-side leases.
 
-Each charger gets two profiles of the same purpose: a permanent *base* profile
-at a low stack level holding the failsafe current, and a *limit* profile one
-level above it whose `validTo` is now + lease. Within a purpose the highest
-valid stack level wins, so while hubgate renews the lease the charger follows
-the setpoint, and when hubgate is gone it falls back to the failsafe by itself.
+A lease keeps a charger at hubgate's setpoint while hubgate renews it and brings it
+back to the failsafe current by itself when hubgate is gone. Two shapes, chosen from
+what the charger takes (`lease_mode`):
+
+- LEVELS: a permanent *base* profile at a low stack level holding the failsafe
+  current, and a *limit* profile one level above it whose `validTo` is now + lease.
+  Within a purpose the highest valid stack level wins, so when `validTo` passes the
+  base applies again.
+- SCHEDULE, for a charger with one stack level (EVBox Elvi reports
+  ChargeProfileMaxStackLevel 0, lbbrhzn/ocpp#221) or one found keeping a profile past
+  its `validTo`: one profile whose schedule holds the setpoint for the lease and the
+  failsafe current after it; renewing replaces it. It needs no second level and no
+  `validTo`.
+
+Every time goes out on the charger's clock (ours plus its measured offset) when that
+clock is off, so a charger minutes behind does not see the schedule start in its future.
+Limits go out in the charger's unit: amperes per phase, or watts from the setpoint's
+voltage and the phases the EV draws on.
 
 `LeasePlanner` decides (sans-IO, time as input) when a new limit must go out:
 decreases at once (however small), increases only beyond a deadband and a minimum interval,
-and renewals before the lease runs out. `ProfileLease` does the sending and
-falls back to the next purpose when a charger rejects one.
+and renewals before the lease runs out. `ProfileLease` does the sending, falls back to
+the next purpose when a charger rejects one, and `verify`s with GetCompositeSchedule
+that the charger applies what it was sent and lets the lease lapse.
 """
 
 from __future__ import annotations
@@ -17,22 +31,25 @@ from __future__ import annotations
 import logging
 import math
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Literal
 
 import trio
 
 from hubgate.config.model import OcppVersion
+from hubgate.ocpp.capabilities import Capabilities, RateUnit, on_charger_clock
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
+from hubgate.ocpp.meter_values import parse_timestamp
 from hubgate.ocpp.registry import StationRegistry
 from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.session import OcppSession
 
 LOG = logging.getLogger("hubgate.ocpp")
 
-RateUnit = Literal["A", "W"]
+NOMINAL_VOLTAGE_V = 230.0
 
 PURPOSES_V16 = ("ChargePointMaxProfile", "TxDefaultProfile")
 PURPOSES_V2 = ("ChargingStationMaxProfile", "TxDefaultProfile")
@@ -43,21 +60,43 @@ SCHEDULE_BACKDATE = timedelta(minutes=1)
 """Schedules start a little in the past, so a charger whose clock runs ahead of ours has no
 gap before the new profile applies (1.6 §5.16 recommends a past startSchedule on refresh)."""
 
+LAPSE_MARGIN_S = 2.0
+"""A lease is checked to have lapsed this long after its end (composite schedule)."""
+
+
+class LeaseMode(StrEnum):
+    """How a lease falls back to the failsafe current (module docstring)."""
+
+    LEVELS = "levels"
+    SCHEDULE = "schedule"
+
+
+def lease_mode(capabilities: Capabilities) -> LeaseMode | None:
+    """The lease a charger can hold; None when it can hold none (one stack level and one
+    period per schedule): then it keeps the last limit it was sent."""
+    if capabilities.max_stack_level != 0 and capabilities.honours_valid_to is not False:
+        return LeaseMode.LEVELS
+    if capabilities.max_periods == 1:
+        return None
+    return LeaseMode.SCHEDULE
+
 
 @dataclass(frozen=True)
 class Setpoint:
-    """What the allocator wants a charger (or connector) to draw: amperes per phase."""
+    """What the allocator wants a charger (or connector) to draw: amperes per phase.
+
+    `voltage_v` and `active_phases` (the phases the EV draws on, when fewer than
+    `phases`) only matter to a charger that takes watts."""
 
     current_a: float
     phases: Literal[1, 3] = 3
+    voltage_v: float = NOMINAL_VOLTAGE_V
+    active_phases: int | None = None
 
-
-@dataclass(frozen=True)
-class ChargerCapabilities:
-    """How a charger takes limits."""
-
-    rate_unit: RateUnit = "A"
-    voltage_v: float = 230.0
+    def watts(self, current_a: float | None = None) -> float:
+        """`current_a` (default: the setpoint's) as total power on the phases in use."""
+        amperes = self.current_a if current_a is None else current_a
+        return amperes * self.voltage_v * min(self.phases, self.active_phases or self.phases)
 
 
 @dataclass(frozen=True)
@@ -72,6 +111,14 @@ class LeaseSettings:
     base_stack_level: int = 0
     base_profile_id: int = 9001
     limit_profile_id: int = 9002
+    verify_after_s: float = 3.0
+    """The composite schedule is read back this long after a connection's first lease..."""
+    verify_every_s: float = 300.0
+    """...and this often after that."""
+    settle_s: float = 15.0
+    """How long an EV may take to follow a new limit before its draw counts against it."""
+    overdraw_for_s: float = 10.0
+    """Drawing over its limit this long after `settle_s`: not following."""
 
 
 DECREASE_TOLERANCE_A = 1e-6
@@ -123,11 +170,12 @@ class LeasePlanner:
         self._sent_at = -math.inf
 
 
-def schedule_limit(setpoint: Setpoint, capabilities: ChargerCapabilities) -> float:
-    """The schedule's limit in the charger's unit, rounded down to 0.1 (1.6 multipleOf 0.1)."""
-    value = setpoint.current_a
-    if capabilities.rate_unit == "W":
-        value *= capabilities.voltage_v * setpoint.phases
+def schedule_limit(setpoint: Setpoint, unit: RateUnit, current_a: float | None = None) -> float:
+    """`current_a` (default: the setpoint's) in the charger's unit, rounded down to 0.1
+    (1.6 multipleOf 0.1)."""
+    value = setpoint.current_a if current_a is None else current_a
+    if unit == "W":
+        value = setpoint.watts(value)
     return math.floor(max(value, 0.0) * 10 + 1e-9) / 10
 
 
@@ -143,20 +191,26 @@ def set_charging_profile(
     stack_level: int,
     purpose: str,
     setpoint: Setpoint,
-    capabilities: ChargerCapabilities,
+    unit: RateUnit,
     now: datetime,
     valid_to: datetime | None,
+    fallback: tuple[float, float] | None = None,
 ) -> Payload:
-    """A SetChargingProfile request: one Absolute period, in force until `valid_to` (or for good)."""
-    period = {
-        "startPeriod": 0,
-        "limit": schedule_limit(setpoint, capabilities),
-        "numberPhases": setpoint.phases,
-    }
+    """A SetChargingProfile request: one Absolute period from a minute before `now`, in
+    force until `valid_to` (or for good); with `fallback` = (seconds after `now`, current),
+    a second period at that current from then on."""
+    limits = [(0, schedule_limit(setpoint, unit))]
+    if fallback is not None:
+        after_s, current_a = fallback
+        start = round(SCHEDULE_BACKDATE.total_seconds() + after_s)
+        limits.append((start, schedule_limit(setpoint, unit, current_a)))
     schedule = {
-        "chargingRateUnit": capabilities.rate_unit,
+        "chargingRateUnit": unit,
         "startSchedule": _timestamp(now - SCHEDULE_BACKDATE),
-        "chargingSchedulePeriod": [period],
+        "chargingSchedulePeriod": [
+            {"startPeriod": start, "limit": limit, "numberPhases": setpoint.phases}
+            for start, limit in limits
+        ],
     }
     validity = {} if valid_to is None else {"validTo": _timestamp(valid_to)}
     if version is OcppVersion.V16:
@@ -180,6 +234,74 @@ def set_charging_profile(
     return {"evseId": connector_id, "chargingProfile": profile}
 
 
+@dataclass(frozen=True)
+class CompositeSchedule:
+    """What a charger reports it will apply (GetCompositeSchedule)."""
+
+    start: datetime | None
+    """Its `scheduleStart` (its clock), None when absent."""
+    unit: RateUnit
+    periods: tuple[tuple[float, float], ...]
+    """(seconds after `start`, limit), in order."""
+    duration_s: float | None
+
+    def limit_at(self, offset_s: float) -> float | None:
+        """The limit `offset_s` after the start; None beyond the schedule's duration."""
+        if self.duration_s is not None and offset_s >= self.duration_s:
+            return None
+        current = [limit for start, limit in self.periods if start <= offset_s]
+        return current[-1] if current else None
+
+
+def parse_composite(result: Payload, requested: RateUnit) -> CompositeSchedule | None:
+    """A GetCompositeSchedule answer (1.6 or 2.x); None when Rejected or without periods."""
+    if result.get("status") != "Accepted":
+        return None
+    schedule = result.get("chargingSchedule") or result.get("schedule") or {}
+    periods = tuple(
+        sorted(
+            (float(p["startPeriod"]), float(p["limit"]))
+            for p in schedule.get("chargingSchedulePeriod", [])
+            if "limit" in p
+        )
+    )
+    if not periods:
+        return None
+    text = (
+        result.get("scheduleStart")
+        or schedule.get("scheduleStart")
+        or schedule.get("startSchedule")
+    )
+    try:
+        start = parse_timestamp(text) if isinstance(text, str) else None
+    except ValueError:
+        start = None
+    unit = schedule.get("chargingRateUnit", requested)
+    duration = schedule.get("duration")
+    return CompositeSchedule(
+        start,
+        "W" if unit == "W" else "A",
+        periods,
+        None if duration is None else float(duration),
+    )
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What a composite schedule said of the last lease.
+
+    `following`: the limit applied now is at most the one sent (None: could not tell);
+    `lapses`: the schedule falls to the failsafe when the lease ends (None: not shown)."""
+
+    following: bool | None
+    lapses: bool | None
+    evidence: str
+
+
+VERIFY_TOLERANCE = 0.02
+"""A reported limit may exceed the one sent by this share (rounding in the charger)."""
+
+
 class ProfileLease:
     """Keeps one charger's (or connector's) limit in force through one session."""
 
@@ -189,50 +311,99 @@ class ProfileLease:
         *,
         connector_id: int = 0,
         settings: LeaseSettings | None = None,
-        capabilities: ChargerCapabilities | None = None,
+        capabilities: Capabilities | None = None,
     ) -> None:
         self.session = session
         self.connector_id = connector_id
         self.settings = settings or LeaseSettings()
-        self.capabilities = capabilities or ChargerCapabilities()
+        self.capabilities = capabilities or Capabilities()
+        """What the charger takes; its owner may update it between calls."""
         spread = zlib.crc32(f"{session.identity}#{connector_id}".encode()) / 2**32
         self.planner = LeasePlanner(self.settings, spread=spread)
         purposes = PURPOSES_V16 if session.version is OcppVersion.V16 else PURPOSES_V2
         # A station-wide maximum exists only for connector 0.
         self._purposes = list(purposes if connector_id == 0 else purposes[1:])
         self._base_installed = False
+        self._mode = lease_mode(self.capabilities)
+        self._lease_end: datetime | None = None
+        """When the current lease ends, on the charger's clock."""
+        self._calls = trio.Lock()
+        """One profile exchange at a time: a verification never reads a half-sent lease."""
 
     @property
     def purpose(self) -> str:
         """The purpose in use (the preferred one until a charger rejects it)."""
         return self._purposes[0]
 
+    @property
+    def mode(self) -> LeaseMode | None:
+        """The lease's shape now (None: the charger can hold no lease)."""
+        return self._mode
+
     async def apply(self, setpoint: Setpoint) -> bool:
         """Send `setpoint` if the planner says so; True when a profile went out."""
-        now = trio.current_time()
-        if self._base_installed and not self.planner.due(setpoint, now):
-            return False
-        wall = datetime.now(UTC)
-        while True:
-            try:
-                await self._ensure_base(setpoint.phases, wall)
-                valid_to = wall + timedelta(seconds=self.settings.lease_s)
-                await self._send(self.settings.limit_profile_id, 1, setpoint, wall, valid_to)
-            except _RejectedError as rejected:
-                self._next_purpose(rejected)
-                continue
-            self.planner.sent(setpoint, now)
-            return True
+        async with self._calls:
+            await self._follow_capabilities()
+            now = trio.current_time()
+            if self._base_installed and not self.planner.due(setpoint, now):
+                return False
+            wall = on_charger_clock(datetime.now(UTC), self.capabilities.clock_offset_s)
+            while True:
+                try:
+                    await self._send_lease(setpoint, wall)
+                except _RejectedError as rejected:
+                    self._next_purpose(rejected)
+                    continue
+                self.planner.sent(setpoint, now)
+                self._lease_end = wall + timedelta(seconds=self.settings.lease_s)
+                return True
 
     async def install_base(self, phases: Literal[1, 3] = 3) -> None:
         """Install the permanent failsafe profile now (it also goes out with the first limit)."""
-        while True:
-            try:
-                await self._ensure_base(phases, datetime.now(UTC))
-            except _RejectedError as rejected:
-                self._next_purpose(rejected)
-                continue
+        async with self._calls:
+            await self._follow_capabilities()
+            wall = on_charger_clock(datetime.now(UTC), self.capabilities.clock_offset_s)
+            while True:
+                try:
+                    await self._ensure_base(phases, wall)
+                except _RejectedError as rejected:
+                    self._next_purpose(rejected)
+                    continue
+                return
+
+    async def _follow_capabilities(self) -> None:
+        """Change the lease's shape when what is known of the charger asks for another."""
+        mode = lease_mode(self.capabilities)
+        if mode is self._mode:
             return
+        LOG.info("%s: lease %s -> %s", self.session.identity, self._mode, mode)
+        if self._mode is LeaseMode.LEVELS and self._base_installed:
+            await self._clear(self.settings.limit_profile_id)
+        self._mode = mode
+        self._base_installed = False
+        self.planner.forget()
+
+    async def _clear(self, profile_id: int) -> None:
+        """Remove one of our profiles (a charger that keeps it past validTo)."""
+        key = "id" if self.session.version is OcppVersion.V16 else "chargingProfileId"
+        try:
+            await self.session.call("ClearChargingProfile", {key: profile_id})
+        except OcppCallError as error:
+            LOG.warning("%s: profile %d not cleared: %s", self.session.identity, profile_id, error)
+
+    async def _send_lease(self, setpoint: Setpoint, wall: datetime) -> None:
+        s = self.settings
+        if self._mode is LeaseMode.LEVELS:
+            await self._ensure_base(setpoint.phases, wall)
+            valid_to = wall + timedelta(seconds=s.lease_s)
+            await self._send(s.limit_profile_id, 1, setpoint, wall, valid_to)
+        elif self._mode is LeaseMode.SCHEDULE:
+            fallback = (s.lease_s, s.failsafe_current_a)
+            await self._send(s.base_profile_id, 0, setpoint, wall, None, fallback)
+            self._base_installed = True
+        else:  # no lease possible: the limit itself, kept until replaced
+            await self._send(s.base_profile_id, 0, setpoint, wall, None)
+            self._base_installed = True
 
     async def _ensure_base(self, phases: Literal[1, 3], wall: datetime) -> None:
         if not self._base_installed:
@@ -255,6 +426,7 @@ class ProfileLease:
         setpoint: Setpoint,
         now: datetime,
         valid_to: datetime | None,
+        fallback: tuple[float, float] | None = None,
     ) -> None:
         payload = set_charging_profile(
             self.session.version,
@@ -263,9 +435,10 @@ class ProfileLease:
             stack_level=self.settings.base_stack_level + level_above_base,
             purpose=self.purpose,
             setpoint=setpoint,
-            capabilities=self.capabilities,
+            unit=self.capabilities.rate_unit,
             now=now,
             valid_to=valid_to,
+            fallback=fallback,
         )
         try:
             result = await self.session.call("SetChargingProfile", payload)
@@ -274,68 +447,62 @@ class ProfileLease:
         if result["status"] != "Accepted":
             raise _RejectedError(self.purpose)
 
-    async def verify(self) -> bool | None:
-        """Whether the charger's composite schedule honours the last setpoint sent.
+    async def verify(self) -> Verification:
+        """Whether the charger's composite schedule honours the last setpoint sent, and
+        falls to the failsafe when the lease ends.
 
-        None when it cannot tell (nothing sent yet, or no composite schedule support).
-        A charger that accepts profiles but keeps a higher limit answers False.
-        """
-        expected = self.planner.last
-        if expected is None:
-            return None
-        try:
-            applied = await self.composite_limit()
-        except OcppCallError:
-            return None
-        if applied is None:
-            return None
-        honoured = applied <= schedule_limit(expected, self.capabilities) + 0.05
-        if not honoured:
-            LOG.warning(
-                "%s: applies %s %s, above the %s sent",
-                self.session.identity,
-                applied,
-                self.capabilities.rate_unit,
-                schedule_limit(expected, self.capabilities),
-            )
-        return honoured
+        A charger that accepts profiles but keeps a higher limit is not following; one
+        whose schedule keeps the limit past the lease's end does not let it lapse."""
+        async with self._calls:
+            expected, lease_end = self.planner.last, self._lease_end
+            if expected is None or lease_end is None:
+                return Verification(None, None, "nothing sent yet")
+            horizon = self.settings.lease_s + 30
+            try:
+                schedule = await self.composite_schedule(round(horizon))
+            except OcppCallError as error:
+                return Verification(None, None, f"GetCompositeSchedule: {error.code}")
+            if schedule is None:
+                return Verification(None, None, "GetCompositeSchedule rejected")
+            sent = schedule_limit(expected, schedule.unit)
+            applied = schedule.limit_at(0.0)
+            assert applied is not None, "a parsed schedule has a first period"
+            if applied > sent * (1 + VERIFY_TOLERANCE) + 0.05:
+                evidence = (
+                    f"applies {applied:g} {schedule.unit} where {sent:g} {schedule.unit} was set"
+                )
+                LOG.warning("%s: %s", self.session.identity, evidence)
+                return Verification(False, None, evidence)
+            failsafe = schedule_limit(expected, schedule.unit, self.settings.failsafe_current_a)
+            lapses: bool | None = None
+            evidence = f"applies {applied:g} {schedule.unit} ({sent:g} set)"
+            if schedule.start is not None and sent > failsafe * (1 + VERIFY_TOLERANCE) + 0.05:
+                after = (lease_end - schedule.start).total_seconds() + LAPSE_MARGIN_S
+                later = schedule.limit_at(after) if after >= 0 else None
+                if later is not None:
+                    lapses = later <= failsafe * (1 + VERIFY_TOLERANCE) + 0.05
+                    if not lapses:
+                        evidence += f"; keeps {later:g} {schedule.unit} after the lease ends"
+            return Verification(True, lapses, evidence)
 
-    async def composite_limit(self, duration_s: int = 60) -> float | None:
-        """The limit the charger reports it applies now (GetCompositeSchedule), or None."""
+    async def composite_schedule(self, duration_s: int = 60) -> CompositeSchedule | None:
+        """What the charger reports it applies from now for `duration_s` (None: rejected)."""
         if self.session.version is OcppVersion.V16:
             request: Payload = {"connectorId": self.connector_id, "duration": duration_s}
         else:
             request = {"evseId": self.connector_id, "duration": duration_s}
-        request["chargingRateUnit"] = self.capabilities.rate_unit
-        result = await self.session.call("GetCompositeSchedule", request)
-        if result["status"] != "Accepted":
-            return None
-        schedule = result.get("chargingSchedule") or result.get("schedule") or {}
-        periods = schedule.get("chargingSchedulePeriod", [])
-        return float(periods[0]["limit"]) if periods else None
+        unit = self.capabilities.rate_unit
+        request["chargingRateUnit"] = unit
+        return parse_composite(await self.session.call("GetCompositeSchedule", request), unit)
+
+    async def composite_limit(self, duration_s: int = 60) -> float | None:
+        """The limit the charger reports it applies now (GetCompositeSchedule), or None."""
+        schedule = await self.composite_schedule(duration_s)
+        return None if schedule is None else schedule.limit_at(0.0)
 
 
 class _RejectedError(Exception):
     """A charger answered SetChargingProfile with a status other than Accepted."""
-
-
-async def discover_capabilities(
-    session: OcppSession, voltage_v: float = 230.0
-) -> ChargerCapabilities:
-    """Ask the charger which rate unit it takes (amperes preferred when both)."""
-    if session.version is OcppVersion.V16:
-        key = "ChargingScheduleAllowedChargingRateUnit"
-        result = await session.call("GetConfiguration", {"key": [key]})
-        values = [k.get("value", "") for k in result.get("configurationKey", []) if k["key"] == key]
-        units = values[0] if values else "Current"
-        unit: RateUnit = "A" if "Current" in units else "W"
-    else:
-        query = {"component": {"name": "SmartChargingCtrlr"}, "variable": {"name": "RateUnit"}}
-        result = await session.call("GetVariables", {"getVariableData": [query]})
-        answers = result["getVariableResult"]
-        units = answers[0].get("attributeValue", "A") if answers else "A"
-        unit = "A" if "A" in units.split(",") else "W"
-    return ChargerCapabilities(rate_unit=unit, voltage_v=voltage_v)
 
 
 def lease_for_session(
@@ -344,7 +511,7 @@ def lease_for_session(
     *,
     connector_id: int = 0,
     settings: LeaseSettings,
-    capabilities: ChargerCapabilities | None,
+    capabilities: Capabilities | None,
 ) -> ProfileLease | None:
     """`lease` while it belongs to the charger's current session, else a fresh one (a
     reconnected charger may have lost its profiles); None while it is offline."""
@@ -369,11 +536,13 @@ class SmartCharging:
         self,
         registry: StationRegistry,
         settings: LeaseSettings | None = None,
-        capabilities: Mapping[str, ChargerCapabilities] | None = None,
+        capabilities: Callable[[str], Capabilities] | None = None,
     ) -> None:
+        """`capabilities`: what each identity takes, asked before every send (default:
+        amperes, levels)."""
         self.registry = registry
         self.settings = settings or LeaseSettings()
-        self.capabilities = dict(capabilities or {})
+        self.capabilities = capabilities or (lambda identity: Capabilities())
         self._leases: dict[str, ProfileLease] = {}
 
     async def apply(self, setpoints: Mapping[str, Setpoint]) -> dict[str, bool]:
@@ -394,9 +563,10 @@ class SmartCharging:
             self._leases.get(identity),
             station.session,
             settings=self.settings,
-            capabilities=self.capabilities.get(identity),
+            capabilities=None,
         )
         if lease is not None:
+            lease.capabilities = self.capabilities(identity)
             self._leases[identity] = lease
         return lease
 

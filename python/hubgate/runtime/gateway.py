@@ -7,7 +7,8 @@
 
 The OCPP listener, the Modbus server, the API, MQTT telemetry (when `[mqtt]`
 is configured) and the control loop each run as a supervised task: one that
-fails is reported and restarted with backoff, the others go on. The Modbus
+fails is reported and restarted with backoff, the others go on. A listener that cannot
+bind its port at start is not restarted: `open_gateway` raises `ListenError`. The Modbus
 masters live in one pool shared by the device drivers. With a `[csms]`, the
 OCPP listener is the chargers' Local Controller towards it (`hubgate.cloud.proxy`):
 the CSMS's charging profiles are limits in the control loop's `LimitBook`, and
@@ -38,13 +39,24 @@ from hubgate.modbus.pool import open_modbus_pool
 from hubgate.modbus.server import serve_modbus
 from hubgate.ocpp.registry import StationRegistry
 from hubgate.ocpp.server import OcppListener
-from hubgate.runtime.site_devices import build_site_devices
+from hubgate.ocpp.station_care import attendant
+from hubgate.runtime.site_devices import build_site_devices, charger_infos, station_cares
 from hubgate.runtime.supervisor import Supervisor, open_supervisor
 from hubgate.state import StateHub
 
 log = logging.getLogger(__name__)
 
 Server = Callable[..., Awaitable[None]]
+
+
+class ListenError(OSError):
+    """A listener could not take its port when the gateway started (nothing was restarted)."""
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 @dataclass
@@ -82,10 +94,23 @@ class Gateway:
 
 
 async def _serve_reporting(
-    name: str, server: Server, ports: dict[str, int], ready: trio.Event
+    name: str,
+    server: Server,
+    ports: dict[str, int],
+    ready: trio.Event,
+    failed: dict[str, BaseException],
 ) -> None:
+    """Serve, reporting the bound port. Failing to bind at the start ends the task with the
+    error in `failed` (the gateway then stops); once served, a failure is the supervisor's
+    to restart."""
     async with trio.open_nursery() as nursery:
-        ports[name] = await nursery.start(server)
+        first = not ready.is_set()
+        try:
+            ports[name] = await nursery.start(server)
+        except* OSError as error:
+            if not first:
+                raise
+            failed[name] = _first_leaf(error)
         ready.set()
 
 
@@ -132,7 +157,8 @@ async def open_gateway(
         else open_csms_proxy(site.csms, limits, settings=csms_settings)
     )
     async with open_modbus_pool() as pool, proxying as proxy, open_supervisor() as supervisor:
-        devices = build_site_devices(site, registry, pool)
+        cares = station_cares(site, registry)
+        devices = build_site_devices(site, registry, pool, cares)
         loop = ControlLoop(
             site,
             devices,
@@ -144,7 +170,9 @@ async def open_gateway(
         gateway = Gateway(site, loop, registry, supervisor, proxy)
         attach = None if proxy is None else proxy.attach
         servers: dict[str, Server] = {
-            "ocpp": OcppListener(site.ocpp, registry, attach=attach).serve,
+            "ocpp": OcppListener(
+                site.ocpp, registry, attach=attach, attend=attendant(cares.values())
+            ).serve,
             "api": partial(
                 serve_api,
                 ApiContext(
@@ -154,15 +182,17 @@ async def open_gateway(
                     decisions=decisions,
                     commands=loop.commands,
                     metrics=metrics,
+                    chargers=partial(charger_infos, cares, devices),
                 ),
             ),
         }
         if site.modbus_server is not None:
             servers["modbus-server"] = partial(serve_modbus, site.modbus_server, site, hub, limits)
         ready = {name: trio.Event() for name in servers}
+        failed: dict[str, BaseException] = {}
         for name, server in servers.items():
             supervisor.start(
-                name, partial(_serve_reporting, name, server, gateway.ports, ready[name])
+                name, partial(_serve_reporting, name, server, gateway.ports, ready[name], failed)
             )
         if site.mqtt is not None:
             supervisor.start(
@@ -172,9 +202,22 @@ async def open_gateway(
         with trio.fail_after(start_timeout_s):
             for event in ready.values():
                 await event.wait()
+        if failed:
+            raise ListenError(_cannot_listen(site, failed))
         supervisor.start("control", gateway.control)
         yield gateway
         supervisor.nursery.cancel_scope.cancel()
+
+
+def _cannot_listen(site: SiteConfig, failed: dict[str, BaseException]) -> str:
+    where = {"ocpp": site.ocpp, "api": site.api, "modbus-server": site.modbus_server}
+    reasons = []
+    for name, error in failed.items():
+        listener = where[name]
+        address = "" if listener is None else f" on {listener.host}:{listener.port}"
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        reasons.append(f"{name} cannot listen{address}: {reason}")
+    return "; ".join(reasons)
 
 
 def dashboard_url(site: SiteConfig, port: int) -> str:

@@ -1,12 +1,17 @@
 """The one place a site's devices are built: OCPP connectors and profile-driven Modbus devices.
 
 OCPP chargers become one `OcppCharger` per connector (the whole station's
-limit for single-connector chargers); a Modbus charger's connectors are the
+limit for single-connector chargers), the connectors of a station sharing its
+`StationCare` (capabilities kept in `[ocpp] capabilities_path`, corrected by the
+charger's `ocpp.capabilities`, meter values every `sample_interval_s(cycle_s)`); a Modbus charger's connectors are the
 units from its `unit` upwards, each driven by its firmware profile; meters, the
 grid operator's box, the battery and PV inverters are profile-driven devices too.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
 
 from hubgate.config.model import GridOperatorSource, ModbusEndpoint, SiteConfig
 from hubgate.control.loop import SiteDevices
@@ -14,20 +19,58 @@ from hubgate.devices.model import Charger
 from hubgate.devices.profile_driver import ProfileCharger, ProfileDevice, driver_for
 from hubgate.devices.storage import BatteryDevice
 from hubgate.modbus.pool import ModbusPool
+from hubgate.ocpp.charger_info import charger_info
 from hubgate.ocpp.device import OcppCharger
+from hubgate.ocpp.provisioning import sample_interval_s
 from hubgate.ocpp.registry import StationRegistry
 from hubgate.ocpp.smart_charging import LeaseSettings
+from hubgate.ocpp.station_care import CapabilityStore, StationCare
 from hubgate.profiles.loader import load_named
+from hubgate.state import ChargerInfo
 
 
 def _modbus(device_id: str, endpoint: ModbusEndpoint, pool: ModbusPool) -> ProfileDevice:
     return driver_for(device_id, load_named(endpoint.profile), pool.device(endpoint))
 
 
+def station_cares(site: SiteConfig, registry: StationRegistry) -> dict[str, StationCare]:
+    """One `StationCare` per OCPP charger (by charger id), sharing the capability file."""
+    path = site.ocpp.capabilities_path
+    store = CapabilityStore(Path(path)) if path is not None else None
+    interval = sample_interval_s(site.control.cycle_s)
+    stations = {station.admission.charger_id: station for station in registry}
+    return {
+        charger.id: StationCare(
+            stations[charger.id],
+            override=charger.ocpp.capabilities,
+            store=store,
+            sample_interval_s=interval,
+        )
+        for charger in site.chargers
+        if charger.ocpp is not None
+    }
+
+
+def charger_infos(
+    cares: Mapping[str, StationCare], devices: SiteDevices
+) -> tuple[ChargerInfo, ...]:
+    """Every OCPP charger as the API shows it."""
+    connectors: dict[str, list[OcppCharger]] = {charger_id: [] for charger_id in cares}
+    for (charger_id, _), charger in devices.chargers.items():
+        if isinstance(charger, OcppCharger) and charger_id in connectors:
+            connectors[charger_id].append(charger)
+    return tuple(charger_info(care, connectors[cid]) for cid, care in cares.items())
+
+
 def build_site_devices(
-    site: SiteConfig, registry: StationRegistry, pool: ModbusPool
+    site: SiteConfig,
+    registry: StationRegistry,
+    pool: ModbusPool,
+    cares: Mapping[str, StationCare] | None = None,
 ) -> SiteDevices:
-    """Every device the control loop reads or commands."""
+    """Every device the control loop reads or commands (`cares`: `station_cares`)."""
+    if cares is None:
+        cares = station_cares(site, registry)
     control = site.control
     settings = LeaseSettings(
         lease_s=control.lease_s,
@@ -45,6 +88,8 @@ def build_site_devices(
                     connector_id=connector.id,
                     whole_station=len(charger.connectors) == 1,
                     settings=settings,
+                    care=cares[charger.id],
+                    voltage_v=site.grid.voltage_v,
                 )
             elif charger.modbus is not None:
                 endpoint = charger.modbus.model_copy(

@@ -19,31 +19,20 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, Protocol
 
 import websockets
-from ocpp.exceptions import OCPPError  # type: ignore[import-untyped]
-from ocpp.messages import unpack  # type: ignore[import-untyped]
-from ocpp.routing import after as _after  # type: ignore[import-untyped]
-from ocpp.routing import on as _on
-from ocpp.v16 import ChargePoint as ChargePoint16  # type: ignore[import-untyped]
-from ocpp.v16 import call as call16
-from ocpp.v16 import call_result as result16
-from ocpp.v201 import ChargePoint as ChargePoint201  # type: ignore[import-untyped]
-from ocpp.v201 import call as call201
-from ocpp.v201 import call_result as result201
+from ocpp.v16 import call as call16  # type: ignore[import-untyped]
+from ocpp.v201 import call as call201  # type: ignore[import-untyped]
 from websockets.typing import Subprotocol
 
 from hubgate.config.model import Charger, OcppVersion
 from hubgate.ocpp.meter_values import parse_timestamp
 from hubgate.sim import charging_profiles
 from hubgate.sim.charging_profiles import LimitProfile
-from hubgate.sim.engine import Simulation
-from hubgate.sim.ev import MIN_CURRENT_A
+from hubgate.sim.ev import MIN_CURRENT_A, Ev
+from hubgate.sim.ocpp_handlers import Handlers16, Handlers201, timestamp
 from hubgate.sim.station_clock import StationClock
-
-if TYPE_CHECKING:
-    from hubgate.sim.wire_site import WireSite
 
 _log = logging.getLogger(__name__)
 ID_TAG = "SIMEV"
@@ -55,22 +44,36 @@ UNDECODABLE_CLOSE_CODES = (1002, 1007)
 decompression failure; invalid payload data: text that is not UTF-8)."""
 
 Send = Callable[[], Awaitable[None]]
-Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
-def on(action: str) -> Callable[[Handler], Handler]:
-    """The `ocpp` package's handler decorator, typed."""
-    return cast("Callable[[Handler], Handler]", _on(action))
+class StationEnv(Protocol):
+    """What a station needs of the simulated site it is part of (`WireSite`)."""
 
+    @property
+    def origin(self) -> datetime:
+        """Wall-clock time at simulated t = 0."""
 
-def after(action: str) -> Callable[[Handler], Handler]:
-    """The `ocpp` package's decorator for what runs once the answer went out, typed."""
-    return cast("Callable[[Handler], Handler]", _after(action))
+    @property
+    def voltage_v(self) -> float:
+        """The site's phase voltage."""
 
+    def clock(self) -> float:
+        """Simulated seconds."""
 
-def timestamp(moment: datetime) -> str:
-    """An OCPP date-time text."""
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    def online(self, charger_id: str) -> bool:
+        """Whether the scenario has the charger on the network."""
+
+    def ev(self, slot: int) -> Ev | None:
+        """The EV plugged in at a connector slot."""
+
+    def phases(self, slot: int) -> int:
+        """How many phases the EV at `slot` draws on (3 without one)."""
+
+    def energy_wh(self, slot: int) -> float:
+        """Energy delivered through the connector at `slot` since the start (Wh)."""
+
+    def offer(self, charger_id: str, slot: int, current_a: float) -> None:
+        """The connector at `slot` offers its EV `current_a` from now on."""
 
 
 @dataclass
@@ -102,7 +105,7 @@ class Station:
 
     charger: Charger
     slots: tuple[int, ...]
-    site: WireSite
+    env: StationEnv
     csms_url: str
     meter_values_s: float
     version: OcppVersion = field(init=False)
@@ -135,7 +138,7 @@ class Station:
             ConnectorState(c.id if self.v16 else i + 1, slot, c.max_current_a)
             for i, (c, slot) in enumerate(zip(self.charger.connectors, self.slots, strict=True))
         ]
-        self.clock = StationClock(self.site.origin)
+        self.clock = StationClock(self.env.origin)
 
     @property
     def v16(self) -> bool:
@@ -160,7 +163,7 @@ class Station:
 
     def now(self) -> datetime:
         """The station's time: its profiles are held and its messages stamped on it."""
-        return self.clock.now(datetime.now(UTC), self.site.sim.now)
+        return self.clock.now(datetime.now(UTC), self.env.clock())
 
     def _sync(self, current_time: object, sent: datetime) -> None:
         """Set the clock from a CSMS's `currentTime` (one it cannot read is ignored)."""
@@ -178,11 +181,7 @@ class Station:
         """Messages waiting to be sent."""
         return self._queue.qsize()
 
-    def _phases(self, sim: Simulation, slot: int) -> int:
-        ev = sim.evs[slot]
-        return len(sim.tree.connectors[slot].phases_for(ev.phases if ev is not None else 3))
-
-    def offer(self, connector: ConnectorState, sim: Simulation) -> float:
+    def offer(self, connector: ConnectorState) -> float:
         """What the connector offers its EV now: its profiles' limit, at most its maximum."""
         if not connector.available or connector.stopped:
             return 0.0
@@ -191,22 +190,21 @@ class Station:
             connector.id,
             self.now(),
             tx_start=connector.tx_start,
-            voltage=sim.tree.voltage_v,
-            phases=self._phases(sim, connector.slot),
+            voltage=self.env.voltage_v,
+            phases=self.env.phases(connector.slot),
         )
         return connector.max_current_a if limit is None else min(limit, connector.max_current_a)
 
-    def apply_limits(self, sim: Simulation) -> None:
+    def apply_limits(self) -> None:
         """Hand the physics what each connector offers; expired profiles are discarded."""
         self.profiles = charging_profiles.unexpired(self.profiles, self.now())
-        state = sim.chargers[self.charger.id]
         for connector in self.connectors:
-            connector.offered_a = self.offer(connector, sim)
-            state.hold(connector.slot, connector.offered_a)
+            connector.offered_a = self.offer(connector)
+            self.env.offer(self.charger.id, connector.slot, connector.offered_a)
 
     def _status(self, connector: ConnectorState) -> tuple[str, str]:
         """(1.6 status or 2.0.1 connector status, 2.0.1 charging state)."""
-        ev = self.site.sim.evs[connector.slot]
+        ev = self.env.ev(connector.slot)
         if not connector.available:
             return "Unavailable", ""
         if ev is None:
@@ -223,12 +221,11 @@ class Station:
 
     def tick(self) -> None:
         """After each step: transactions, status changes, heartbeats and meter values due."""
-        sim = self.site.sim
-        now = sim.now
+        now = self.env.clock()
         if self.connected and not self._online():
             self._wake()
         for connector in self.connectors:
-            ev = sim.evs[connector.slot]
+            ev = self.env.ev(connector.slot)
             if ev is not connector.ev:
                 if connector.tx_id is not None:
                     self._queue.put_nowait(self._stop_tx(connector, "EVDisconnected"))
@@ -263,11 +260,10 @@ class Station:
     # -- messages -----------------------------------------------------------------
 
     def _sampled(self, connector: ConnectorState) -> list[dict[str, Any]]:
-        sim = self.site.sim
-        ev = sim.evs[connector.slot]
+        ev = self.env.ev(connector.slot)
         draw = ev.draw_a if ev is not None else 0.0
-        phases = self._phases(sim, connector.slot) if draw > 0 else 0
-        voltage = sim.tree.voltage_v
+        phases = self.env.phases(connector.slot) if draw > 0 else 0
+        voltage = self.env.voltage_v
 
         def value(number: float) -> float | str:
             return f"{number:.2f}" if self.v16 else round(number, 2)
@@ -293,7 +289,7 @@ class Station:
         )
         samples.append(
             {
-                "value": value(self.site.slot_wh[connector.slot]),
+                "value": value(self.env.energy_wh(connector.slot)),
                 "measurand": "Energy.Active.Import.Register",
                 "unit": "Wh",
             }
@@ -393,7 +389,7 @@ class Station:
                 call16.StartTransaction(
                     connector_id=connector.id,
                     id_tag=ID_TAG,
-                    meter_start=round(self.site.slot_wh[connector.slot]),
+                    meter_start=round(self.env.energy_wh(connector.slot)),
                     timestamp=timestamp(connector.tx_start or self.now()),
                 )
             )
@@ -449,7 +445,7 @@ class Station:
     def _stop_tx(self, connector: ConnectorState, reason: str) -> Send:
         """Close the transaction now; its message goes out in order, after its start."""
         generation = connector.tx_generation
-        meter = round(self.site.slot_wh[connector.slot])
+        meter = round(self.env.energy_wh(connector.slot))
         when = timestamp(self.now())
         trigger = "EVDeparted" if reason == "EVDisconnected" else "RemoteStop"
         ended = None if self.v16 else self._tx_event(connector, "Ended", trigger)
@@ -515,10 +511,10 @@ class Station:
         self._queue.put_nowait(None)
 
     def _online(self) -> bool:
-        return self.site.sim.chargers[self.charger.id].online
+        return self.env.online(self.charger.id)
 
     async def _session(self, ws: Any) -> None:
-        cp = (_Cp16 if self.v16 else _Cp201)(self.identity, ws, self)
+        cp = (Handlers16 if self.v16 else Handlers201)(self.identity, ws, self)
         self._cp = cp
         self.connected = True
         receiver = asyncio.ensure_future(cp.start())
@@ -548,7 +544,7 @@ class Station:
     def _link_lost(self) -> None:
         """The connection closed (or is being closed): the clock runs on by itself at once,
         even while a call in flight still waits for its answer."""
-        self.clock.link_down(datetime.now(UTC), self.site.sim.now)
+        self.clock.link_down(datetime.now(UTC), self.env.clock())
         self._wake()
 
     def _boot_notification(self, reason: str) -> object:
@@ -570,7 +566,7 @@ class Station:
             if answer.interval > 0:
                 self.heartbeat_s = float(answer.interval)
             if answer.status == "Accepted":
-                self._next_heartbeat = self.site.sim.now + self.heartbeat_s
+                self._next_heartbeat = self.env.clock() + self.heartbeat_s
                 return
             await asyncio.sleep(min(max(answer.interval, 1), 10))
 
@@ -599,16 +595,32 @@ class Station:
         self.profiles = charging_profiles.replace(self.profiles, profile)
         return "Accepted"
 
+    def clear_profiles(
+        self,
+        *,
+        id: int | None,
+        target: int | None,
+        purpose: str | None,
+        stack_level: int | None,
+    ) -> str:
+        """Clear the profiles that match every criterion given: Accepted, or Unknown when
+        none did."""
+        kept = charging_profiles.clear(
+            self.profiles, id=id, target=target, purpose=purpose, stack_level=stack_level
+        )
+        status = "Accepted" if len(kept) < len(self.profiles) else "Unknown"
+        self.profiles = kept
+        return status
+
     def composite(self, target: int, duration: int) -> dict[str, Any] | None:
         """The limit in force now as a one-period composite schedule (A)."""
         connector = self.connector(target) if target else None
         if target and connector is None:
             return None
-        sim = self.site.sim
         limit = (
-            self.offer(connector, sim)
+            self.offer(connector)
             if connector is not None
-            else min(self.offer(c, sim) for c in self.connectors)
+            else min(self.offer(c) for c in self.connectors)
         )
         return {
             "duration": duration,
@@ -620,7 +632,7 @@ class Station:
         """Start a transaction at a connector with an EV and none running."""
         candidates = [c for c in self.connectors if target in (None, 0, c.id)]
         for connector in candidates:
-            if self.site.sim.evs[connector.slot] is not None and connector.tx_id is None:
+            if self.env.ev(connector.slot) is not None and connector.tx_id is None:
                 connector.stopped = False
                 self._start_tx(connector)
                 return True
@@ -700,223 +712,3 @@ def _connector_status(status: str) -> str:
     if status in ("Available", "Unavailable", ""):
         return status
     return "Occupied"
-
-
-class _Counting:
-    """Counts the frames its `Station` could not take before the `ocpp` package drops them."""
-
-    station: Station
-
-    async def route_message(self, raw_msg: str) -> None:
-        try:
-            unpack(raw_msg)
-        except OCPPError as exc:
-            self.station.unreadable(f"{exc}: {raw_msg!r}")
-            return
-        await super().route_message(raw_msg)  # type: ignore[misc]
-
-    async def _handle_call(self, msg: Any) -> None:
-        try:
-            await super()._handle_call(msg)  # type: ignore[misc]
-        except OCPPError as exc:  # the schema refused it; the package answers a CallError
-            self.station.unreadable(f"{exc}: {msg}")
-            raise
-
-
-class _Cp16(_Counting, ChargePoint16):  # type: ignore[misc]
-    """The 1.6 handlers: each delegates to its `Station`."""
-
-    def __init__(self, identity: str, ws: Any, station: Station) -> None:
-        super().__init__(identity, ws, response_timeout=10)
-        self.station = station
-
-    @on("SetChargingProfile")
-    def set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
-        status = self.station.set_profile(connector_id, cs_charging_profiles)
-        return result16.SetChargingProfile(status=status)
-
-    @on("ClearChargingProfile")
-    def clear_charging_profile(
-        self,
-        id: int | None = None,
-        connector_id: int | None = None,
-        charging_profile_purpose: str | None = None,
-        stack_level: int | None = None,
-    ) -> Any:
-        station = self.station
-        kept = charging_profiles.clear(
-            station.profiles,
-            id=id,
-            target=connector_id,
-            purpose=charging_profile_purpose,
-            stack_level=stack_level,
-        )
-        status = "Accepted" if len(kept) < len(station.profiles) else "Unknown"
-        station.profiles = kept
-        return result16.ClearChargingProfile(status=status)
-
-    @on("GetCompositeSchedule")
-    def get_composite_schedule(self, connector_id: int, duration: int, **_: Any) -> Any:
-        schedule = self.station.composite(connector_id, duration)
-        if schedule is None:
-            return result16.GetCompositeSchedule(status="Rejected")
-        return result16.GetCompositeSchedule(
-            status="Accepted",
-            connector_id=connector_id,
-            schedule_start=timestamp(self.station.now()),
-            charging_schedule=schedule,
-        )
-
-    @on("RemoteStartTransaction")
-    def remote_start(self, id_tag: str, connector_id: int | None = None, **_: Any) -> Any:
-        ok = self.station.remote_start(connector_id)
-        return result16.RemoteStartTransaction(status="Accepted" if ok else "Rejected")
-
-    @on("RemoteStopTransaction")
-    def remote_stop(self, transaction_id: int) -> Any:
-        ok = self.station.remote_stop(str(transaction_id))
-        return result16.RemoteStopTransaction(status="Accepted" if ok else "Rejected")
-
-    @on("Reset")
-    def reset(self, type: str) -> Any:
-        return result16.Reset(status="Accepted")
-
-    @after("Reset")
-    def after_reset(self, type: str) -> None:
-        self.station.reset()
-
-    @on("ChangeAvailability")
-    def change_availability(self, connector_id: int, type: str) -> Any:
-        ok = self.station.set_available(connector_id, type == "Operative")
-        return result16.ChangeAvailability(status="Accepted" if ok else "Rejected")
-
-    @on("TriggerMessage")
-    def trigger_message(self, requested_message: str, connector_id: int | None = None) -> Any:
-        ok = self.station.trigger(requested_message, connector_id)
-        return result16.TriggerMessage(status="Accepted" if ok else "NotImplemented")
-
-    @on("GetConfiguration")
-    def get_configuration(self, key: list[str] | None = None) -> Any:
-        known = self.station.configuration()
-        wanted = key or list(known)
-        return result16.GetConfiguration(
-            configuration_key=[
-                {"key": k, "readonly": known[k][1], "value": known[k][0]}
-                for k in wanted
-                if k in known
-            ],
-            unknown_key=[k for k in wanted if k not in known] or None,
-        )
-
-    @on("ChangeConfiguration")
-    def change_configuration(self, key: str, value: str) -> Any:
-        return result16.ChangeConfiguration(status=self.station.configure(key, value))
-
-
-class _Cp201(_Counting, ChargePoint201):  # type: ignore[misc]
-    """The 2.0.1 handlers: each delegates to its `Station`."""
-
-    def __init__(self, identity: str, ws: Any, station: Station) -> None:
-        super().__init__(identity, ws, response_timeout=10)
-        self.station = station
-
-    @on("SetChargingProfile")
-    def set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any], **_: Any) -> Any:
-        return result201.SetChargingProfile(
-            status=self.station.set_profile(evse_id, charging_profile)
-        )
-
-    @on("ClearChargingProfile")
-    def clear_charging_profile(
-        self,
-        charging_profile_id: int | None = None,
-        charging_profile_criteria: dict[str, Any] | None = None,
-        **_: Any,
-    ) -> Any:
-        station = self.station
-        criteria = charging_profile_criteria or {}
-        levels = criteria.get("stack_level")
-        kept = charging_profiles.clear(
-            station.profiles,
-            id=charging_profile_id,
-            target=criteria.get("evse_id"),
-            purpose=criteria.get("charging_profile_purpose"),
-            stack_level=levels,
-        )
-        status = "Accepted" if len(kept) < len(station.profiles) else "Unknown"
-        station.profiles = kept
-        return result201.ClearChargingProfile(status=status)
-
-    @on("GetCompositeSchedule")
-    def get_composite_schedule(self, duration: int, evse_id: int, **_: Any) -> Any:
-        schedule = self.station.composite(evse_id, duration)
-        if schedule is None:
-            return result201.GetCompositeSchedule(status="Rejected")
-        schedule |= {
-            "evse_id": evse_id,
-            "schedule_start": timestamp(self.station.now()),
-        }
-        return result201.GetCompositeSchedule(status="Accepted", schedule=schedule)
-
-    @on("RequestStartTransaction")
-    def request_start(
-        self, id_token: dict[str, Any], remote_start_id: int, evse_id: int | None = None, **_: Any
-    ) -> Any:
-        ok = self.station.remote_start(evse_id)
-        return result201.RequestStartTransaction(status="Accepted" if ok else "Rejected")
-
-    @on("RequestStopTransaction")
-    def request_stop(self, transaction_id: str, **_: Any) -> Any:
-        ok = self.station.remote_stop(transaction_id)
-        return result201.RequestStopTransaction(status="Accepted" if ok else "Rejected")
-
-    @on("Reset")
-    def reset(self, type: str, **_: Any) -> Any:
-        return result201.Reset(status="Accepted")
-
-    @after("Reset")
-    def after_reset(self, type: str, **_: Any) -> None:
-        self.station.reset()
-
-    @on("ChangeAvailability")
-    def change_availability(
-        self, operational_status: str, evse: dict[str, Any] | None = None, **_: Any
-    ) -> Any:
-        target = (evse or {}).get("id", 0)
-        ok = self.station.set_available(target, operational_status == "Operative")
-        return result201.ChangeAvailability(status="Accepted" if ok else "Rejected")
-
-    @on("TriggerMessage")
-    def trigger_message(
-        self, requested_message: str, evse: dict[str, Any] | None = None, **_: Any
-    ) -> Any:
-        ok = self.station.trigger(requested_message, (evse or {}).get("id"))
-        return result201.TriggerMessage(status="Accepted" if ok else "NotImplemented")
-
-    @on("GetVariables")
-    def get_variables(self, get_variable_data: list[dict[str, Any]], **_: Any) -> Any:
-        known = self.station.configuration()
-        results = []
-        for item in get_variable_data:
-            name = item["variable"]["name"]
-            entry: dict[str, Any] = {"component": item["component"], "variable": item["variable"]}
-            if name in known:
-                entry |= {"attribute_status": "Accepted", "attribute_value": known[name][0]}
-            else:
-                entry |= {"attribute_status": "UnknownVariable"}
-            results.append(entry)
-        return result201.GetVariables(get_variable_result=results)
-
-    @on("SetVariables")
-    def set_variables(self, set_variable_data: list[dict[str, Any]], **_: Any) -> Any:
-        results = []
-        for item in set_variable_data:
-            status = self.station.configure(item["variable"]["name"], item["attribute_value"])
-            results.append(
-                {
-                    "component": item["component"],
-                    "variable": item["variable"],
-                    "attribute_status": {"NotSupported": "UnknownVariable"}.get(status, status),
-                }
-            )
-        return result201.SetVariables(set_variable_result=results)

@@ -20,6 +20,7 @@ from hubgate.config.model import ModbusEndpoint, SiteConfig
 from hubgate.profiles.loader import load_named
 from hubgate.profiles.model import Profile
 from hubgate.sim.engine import Simulation
+from hubgate.sim.ev import Ev
 from hubgate.sim.modbus_box import ModbusBox
 from hubgate.sim.ocpp_station import Station
 from hubgate.sim.register_feed import (
@@ -137,6 +138,34 @@ class WireSite:
         """Simulated seconds: the devices' watchdogs run on it."""
         return self.sim.now
 
+    # -- the stations' environment (`StationEnv`) ----------------------------------
+
+    @property
+    def voltage_v(self) -> float:
+        """The site's phase voltage."""
+        return self.sim.tree.voltage_v
+
+    def online(self, charger_id: str) -> bool:
+        """Whether the scenario has the charger on the network."""
+        return self.sim.chargers[charger_id].online
+
+    def ev(self, slot: int) -> Ev | None:
+        """The EV plugged in at a connector slot."""
+        return self.sim.evs[slot]
+
+    def phases(self, slot: int) -> int:
+        """How many phases the EV at `slot` draws on (3 without one)."""
+        ev = self.sim.evs[slot]
+        return len(self.sim.tree.connectors[slot].phases_for(ev.phases if ev is not None else 3))
+
+    def energy_wh(self, slot: int) -> float:
+        """Energy delivered through the connector at `slot` since the start (Wh)."""
+        return self.slot_wh[slot]
+
+    def offer(self, charger_id: str, slot: int, current_a: float) -> None:
+        """The connector at `slot` offers its EV `current_a` from now on."""
+        self.sim.chargers[charger_id].hold(slot, current_a)
+
     # -- lifecycle ----------------------------------------------------------------
 
     async def start(self) -> None:
@@ -195,7 +224,7 @@ class WireSite:
             for fed, slot in zip(box.devices, slots, strict=True):
                 charger.hold(slot, connector_offer(fed, sim.tree.connectors[slot].max_current_a))
         for station in self.stations:
-            station.apply_limits(sim)
+            station.apply_limits()
         battery_box = self.boxes.get(sim.battery.id) if sim.battery is not None else None
         if battery_box is not None and sim.battery is not None:
             fed = battery_box.devices[0]

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from hubgate.errors import HubgateError
+from hubgate._core import HubgateError
 from hubgate.tomlcheck.lines import Loc, line_of
 
 _KEY = "[key]"

@@ -1,0 +1,223 @@
+"""Per charge point: its capabilities (asked on every boot, kept in a file, corrected from
+the site file), its provisioning, and what hubgate learned of it by watching.
+
+The connectors of a station (`OcppCharger`s) share one `StationCare`. On every
+connection `attend` waits for the charger's BootNotification (some chargers answer
+nothing before it: Wallbox, lbbrhzn/ocpp#1503, evcc-io/evcc#27309; or a short while
+when it reconnects without one, as 2.0.1 Part 4 §5.3 allows), then asks what it takes
+(`capabilities.discover`) and sets its meter values (`provisioning.provision`),
+trying again a few times when it does not answer. Until a charger answered once, the
+capabilities kept from an earlier boot (`CapabilityStore`) apply, or the site file's;
+a charger of which nothing is known is not commanded yet (`known`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from hubgate.config.model import CapabilityOverride
+from hubgate.ocpp.capabilities import Capabilities, discover
+from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
+from hubgate.ocpp.provisioning import Provisioning, provision
+from hubgate.ocpp.registry import Station
+from hubgate.ocpp.session import OcppSession
+
+LOG = logging.getLogger("hubgate.ocpp")
+
+CALL_FAILED = (OcppCallError, OcppCallTimeoutError, OcppSessionClosedError)
+BOOT_WAIT_S = 15.0
+"""How long a new connection waits for a BootNotification before asking anyway."""
+QUESTION_TIMEOUT_S = 5.0
+"""Each question's answer is awaited this long (the session serves one call at a time)."""
+ATTEMPTS = 3
+RETRY_S = 10.0
+"""A charger that does not answer is asked `ATTEMPTS` times, this far apart; after that the
+capabilities known so far (or the defaults) are used."""
+
+
+class CapabilityStore:
+    """Every charger's last capabilities in one JSON file, replaced atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._records: dict[str, dict[str, Any]] = {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            data = {}
+        except (OSError, ValueError) as error:
+            LOG.warning("%s: not read (%s); capabilities are asked again", path, error)
+            data = {}
+        if isinstance(data, dict):
+            self._records = {k: v for k, v in data.items() if isinstance(v, dict)}
+
+    def capabilities(self, identity: str) -> Capabilities | None:
+        """What `identity` reported when last asked, None when never."""
+        record = self._records.get(identity, {}).get("capabilities")
+        return Capabilities.from_json(record) if isinstance(record, dict) else None
+
+    async def save(self, identity: str, record: dict[str, Any]) -> None:
+        """Keep `record` for `identity` and write the file (in a worker thread)."""
+        self._records[identity] = record
+        text = json.dumps(self._records, indent=1, sort_keys=True)
+        await trio.to_thread.run_sync(self._write, text)
+
+    def _write(self, text: str) -> None:
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, self.path)
+
+
+class StationCare:
+    """What hubgate knows of one charge point beyond its messages."""
+
+    def __init__(
+        self,
+        station: Station,
+        *,
+        override: CapabilityOverride | None = None,
+        store: CapabilityStore | None = None,
+        sample_interval_s: int = 5,
+    ) -> None:
+        self.station = station
+        self.override = override
+        self.store = store
+        self.sample_interval_s = sample_interval_s
+        self.reported: Capabilities | None = None
+        """What the charger said at its latest boot."""
+        self.stored = store.capabilities(station.identity) if store is not None else None
+        self.provisioning: Provisioning | None = None
+        self.discovery_error: str | None = None
+        self.honours_valid_to: bool | None = None
+        """Seen in its composite schedules (`ProfileLease.verify`)."""
+        self.discovered_at: datetime | None = None
+        self.caught: dict[int, str] = {}
+        """Connector → what it was caught doing (drawing over its limit): not following."""
+        self._prepared: OcppSession | None = None
+        self._settled = False
+        self._lock = trio.Lock()
+
+    @property
+    def source(self) -> str:
+        """Where the capabilities come from: reported, stored or default (+ site file)."""
+        base = (
+            "reported"
+            if self.reported is not None
+            else "stored"
+            if self.stored is not None
+            else "default"
+        )
+        return f"{base} + site file" if self.override is not None else base
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """The capabilities in force: reported (else stored, else defaults), with the
+        clock and validTo behaviour seen, corrected by the site file."""
+        base = self.reported or self.stored or Capabilities()
+        clock = base.clock_offset_s if self.reported is not None else None
+        seen = self.station.clock.offset_s
+        honours = self.honours_valid_to
+        return replace(
+            base,
+            clock_offset_s=seen if seen is not None else clock,
+            honours_valid_to=base.honours_valid_to if honours is None else honours,
+        ).corrected(self.override)
+
+    @property
+    def known(self) -> bool:
+        """Whether the capabilities are known: reported (or given up on) in this run, kept
+        from an earlier one, or given in the site file."""
+        return self._settled or self.stored is not None or self.override is not None
+
+    def prepared(self, session: OcppSession | None) -> bool:
+        """Whether this connection was attended to (asked, or given up on)."""
+        return session is not None and self._prepared is session
+
+    async def attend(self, session: OcppSession) -> None:
+        """For one connection: wait for the boot, then ask and provision (with retries)."""
+        with trio.move_on_after(BOOT_WAIT_S):
+            await self.station.booted.wait()
+        for attempt in range(1, ATTEMPTS + 1):
+            if await self.prepare(session) or attempt == ATTEMPTS:
+                break
+            await trio.sleep(RETRY_S)
+        self._settled = True
+        self._prepared = session
+
+    async def prepare(self, session: OcppSession) -> bool:
+        """Ask the capabilities and provision the meter values; False when the charger
+        did not answer (a refusal is an answer: it keeps the defaults)."""
+        async with self._lock:
+            answered = True
+            try:
+                reported = await discover(session, timeout_s=QUESTION_TIMEOUT_S)
+            except OcppCallError as error:  # it refuses the question: nothing to learn
+                self.discovery_error = f"{error.code}: {error}"
+                LOG.warning("%s: capabilities not read: %s", session.identity, error)
+            except CALL_FAILED as error:
+                self.discovery_error = f"{type(error).__name__}: {error}"
+                LOG.warning("%s: capabilities not read: %s", session.identity, error)
+                answered = False
+            else:
+                if reported.clock_offset_s is not None:
+                    self.station.clock.measured(reported.clock_offset_s)
+                self.reported, self.discovery_error = reported, None
+                self.discovered_at = datetime.now(UTC)
+            if answered:
+                self._settled = True
+                try:
+                    self.provisioning = await provision(
+                        session, self.sample_interval_s, timeout_s=QUESTION_TIMEOUT_S
+                    )
+                except CALL_FAILED as error:
+                    LOG.warning("%s: meter values not provisioned: %s", session.identity, error)
+                await self._save()
+            return answered
+
+    async def saw_lapse(self, lapses: bool) -> None:
+        """A composite schedule showed whether the charger drops a profile at its validTo."""
+        if lapses != self.honours_valid_to:
+            self.honours_valid_to = lapses
+            if not lapses:
+                LOG.warning("%s: keeps profiles past their validTo", self.station.identity)
+            await self._save()
+
+    async def _save(self) -> None:
+        if self.store is None:
+            return
+        capabilities = self.reported or self.stored
+        if capabilities is None:
+            return
+        if self.honours_valid_to is not None:
+            capabilities = replace(capabilities, honours_valid_to=self.honours_valid_to)
+        boot = self.station.boot
+        record: dict[str, Any] = {
+            "capabilities": capabilities.to_json(),
+            "discovered_at": None if self.discovered_at is None else self.discovered_at.isoformat(),
+            "boot": None if boot is None else {"vendor": boot.vendor, "model": boot.model},
+        }
+        try:
+            await self.store.save(self.station.identity, record)
+        except OSError as error:
+            LOG.warning("%s: capabilities not kept: %s", self.store.path, error)
+
+
+def attendant(cares: Iterable[StationCare]) -> Callable[[Station, OcppSession], Awaitable[None]]:
+    """The listener's `attend` hook for these stations (`OcppListener(attend=...)`)."""
+    by_identity = {care.station.identity: care for care in cares}
+
+    async def attend(station: Station, session: OcppSession) -> None:
+        care = by_identity.get(station.identity)
+        if care is not None:
+            await care.attend(session)
+
+    return attend

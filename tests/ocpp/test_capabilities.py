@@ -1,0 +1,94 @@
+"""Capabilities, clock estimates and provisioning choices, sans-IO."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hubgate.config.model import CapabilityOverride
+from hubgate.ocpp.capabilities import (
+    Capabilities,
+    ClockEstimate,
+    on_charger_clock,
+    parse_rate_units,
+)
+from hubgate.ocpp.provisioning import sample_interval_s
+from hubgate.ocpp.smart_charging import LeaseMode, lease_mode
+
+
+@pytest.mark.parametrize(
+    ("text", "units"),
+    [
+        ("Current,Power", ("A", "W")),
+        ("Current", ("A",)),
+        ("power", ("W",)),  # Huawei FusionCharger, lbbrhzn/ocpp#1635
+        ("A,W", ("A", "W")),
+        ("W", ("W",)),
+        ("Power, Current", ("W", "A")),
+        ("kW", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_rate_units_as_chargers_write_them(text: str | None, units: tuple[str, ...] | None) -> None:
+    assert parse_rate_units(text) == units
+
+
+def test_amperes_are_preferred_and_the_site_file_wins() -> None:
+    both = Capabilities(rate_units=("W", "A"), max_stack_level=3)
+    assert both.rate_unit == "A"
+    corrected = both.corrected(CapabilityOverride(rate_unit="W", max_stack_level=0))
+    assert (corrected.rate_units, corrected.rate_unit, corrected.max_stack_level) == (
+        ("W",),
+        "W",
+        0,
+    )
+    assert both.corrected(None) is both
+
+
+def test_capabilities_round_trip_through_json() -> None:
+    kept = Capabilities(("W",), 0, 8, 24, True, -420.0, False)
+    assert Capabilities.from_json(kept.to_json()) == kept
+    assert Capabilities.from_json({"rate_units": ["kW"], "future_key": 1}) == Capabilities()
+
+
+def test_the_clock_estimate_takes_the_freshest_message() -> None:
+    clock = ClockEstimate()
+    assert clock.offset_s is None
+    arrived = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    behind = arrived - timedelta(minutes=7)
+    clock.stamped((behind - timedelta(minutes=30)).isoformat(), arrived)  # queued offline
+    clock.stamped((behind - timedelta(seconds=2)).isoformat(), arrived)  # slow link
+    clock.stamped(behind.isoformat(), arrived)
+    clock.stamped("not a time", arrived)
+    clock.stamped(None, arrived)
+    assert clock.offset_s == pytest.approx(-420)
+
+
+def test_times_go_out_on_the_chargers_clock_only_when_it_is_off() -> None:
+    now = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    assert on_charger_clock(now, None) == now
+    assert on_charger_clock(now, 4.0) == now  # within tolerance: our clock
+    assert on_charger_clock(now, -420.0) == now - timedelta(minutes=7)
+    assert Capabilities(clock_offset_s=-420).clock_off
+    assert not Capabilities(clock_offset_s=3).clock_off
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "mode"),
+    [
+        (Capabilities(), LeaseMode.LEVELS),
+        (Capabilities(max_stack_level=8), LeaseMode.LEVELS),
+        (Capabilities(max_stack_level=0), LeaseMode.SCHEDULE),  # EVBox, lbbrhzn/ocpp#221
+        (Capabilities(honours_valid_to=False), LeaseMode.SCHEDULE),
+        (Capabilities(max_stack_level=0, max_periods=1), None),
+    ],
+)
+def test_lease_shape_follows_the_charger(capabilities: Capabilities, mode: LeaseMode) -> None:
+    assert lease_mode(capabilities) is mode
+
+
+@pytest.mark.parametrize(("cycle_s", "interval_s"), [(0.1, 1), (1.0, 5), (1.5, 8), (5, 10)])
+def test_sample_interval_follows_the_cycle(cycle_s: float, interval_s: int) -> None:
+    assert sample_interval_s(cycle_s) == interval_s

@@ -1,0 +1,323 @@
+"""Real chargers' quirks, each from a public user report, against an independent charge
+point (the `ocpp` package's, `ocpp_peers.Quirks`): hubgate discovers them, provisions,
+adapts its leases and catches the charger that does not follow."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import trio
+from ocpp.v16 import call as call16
+from ocpp_harness import V16, V201, Running
+from ocpp_peers import ChargePointThread, Quirks, now_text
+
+from hubgate.config.model import CapabilityOverride, OcppVersion
+from hubgate.ocpp.device import OcppCharger
+from hubgate.ocpp.smart_charging import LeaseMode, LeaseSettings
+from hubgate.ocpp.station_care import CapabilityStore, StationCare
+
+SETTINGS = LeaseSettings(
+    lease_s=60,
+    renew_before_s=20,
+    min_increase_interval_s=0,
+    verify_after_s=0,
+    settle_s=0,
+    overdraw_for_s=0,
+)
+IDENTITY = {V16: "CP16", V201: "CP201"}
+
+
+@dataclass
+class Driven:
+    """A peer with quirks and the hubgate charger driving it."""
+
+    peer: ChargePointThread
+    charger: OcppCharger
+    care: StationCare
+
+    @property
+    def cp(self) -> Any:
+        return self.peer.cp
+
+    def sent_profiles(self) -> list[dict[str, Any]]:
+        return [p for a, p in self.cp.received if a == "SetChargingProfile"]
+
+
+@asynccontextmanager
+async def driven(
+    server: Running,
+    version: OcppVersion,
+    quirks: Quirks,
+    *,
+    override: CapabilityOverride | None = None,
+    store: CapabilityStore | None = None,
+) -> AsyncIterator[Driven]:
+    """Connect a peer with `quirks`, attend to it as the gateway does (after its
+    BootNotification), configure the failsafe and set 16 A on three phases."""
+    identity = IDENTITY[version]
+    peer = await server.connect(identity, version)
+    peer.cp.quirks = quirks
+    try:
+        station = server.registry.get(identity)
+        assert station is not None
+        care = StationCare(station, override=override, store=store, sample_interval_s=5)
+        charger = OcppCharger(station, settings=SETTINGS, care=care)
+        session = await server.session_of(identity)
+        await boot(peer, version)
+        await care.attend(session)
+        await charger.configure_failsafe(60, 6)
+        await charger.set_limit(16, 3)
+        yield Driven(peer, charger, care)
+    finally:
+        await trio.to_thread.run_sync(peer.stop)
+
+
+async def boot(peer: ChargePointThread, version: OcppVersion) -> None:
+    if version is V16:
+        request = call16.BootNotification(charge_point_model="M", charge_point_vendor="V")
+    else:
+        from ocpp.v201 import call as call201
+
+        request = call201.BootNotification(
+            charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"
+        )
+    await trio.to_thread.run_sync(peer.call, request)
+
+
+@pytest.mark.parametrize("version", [V16, V201])
+async def test_a_watt_only_charger_gets_watts(server: Running, version: OcppVersion) -> None:
+    """Huawei FusionCharger reports "power" only (lbbrhzn/ocpp#1635); 2.0.1 stations with
+    RateUnit W reject amperes (lbbrhzn/ocpp#2134)."""
+    with trio.fail_after(20):
+        async with driven(server, version, Quirks(rate_units=("W",))) as d:
+            assert d.care.capabilities.rate_units == ("W",)
+            limit = d.sent_profiles()[-1]
+            schedule = limit["charging_schedule"]
+            schedule = schedule[0] if isinstance(schedule, list) else schedule
+            assert schedule["charging_rate_unit"] == "W"
+            assert schedule["charging_schedule_period"][0]["limit"] == 16 * 230 * 3
+            await d.charger.heartbeat()
+            assert d.charger.limit_check.following is True
+
+
+async def test_a_charger_lying_about_its_unit_is_corrected_by_the_site_file(
+    server: Running,
+) -> None:
+    """The HomeCharge box says "Current,Power" and takes only W (evcc-io/evcc#9838): every
+    ampere profile is refused, so it is not following until the site file says W."""
+    liar = Quirks(rate_units=("W",), reported_units=("A", "W"))
+    with trio.fail_after(20):
+        identity = IDENTITY[V16]
+        peer = await server.connect(identity, V16)
+        peer.cp.quirks = liar
+        try:
+            station = server.registry.get(identity)
+            assert station is not None
+            care = StationCare(station)
+            charger = OcppCharger(station, settings=SETTINGS, care=care)
+            assert await care.prepare(await server.session_of(identity))
+            with pytest.raises(Exception, match="Rejected"):
+                await charger.set_limit(16, 3)
+            check = charger.limit_check
+            assert check.following is False
+            assert "refuses every charging profile purpose" in check.evidence
+        finally:
+            await trio.to_thread.run_sync(peer.stop)
+        async with driven(server, V16, liar, override=CapabilityOverride(rate_unit="W")) as d:
+            assert d.care.source == "reported + site file"
+            await d.charger.heartbeat()
+            assert d.charger.limit_check.following is True
+
+
+@pytest.mark.parametrize("version", [V16, V201])
+async def test_one_stack_level_gets_a_lease_in_the_schedule(
+    server: Running, version: OcppVersion
+) -> None:
+    """EVBox Elvi: ChargeProfileMaxStackLevel 0 (lbbrhzn/ocpp#221): no level above the
+    base, so the lease is one profile whose schedule falls to the failsafe by itself."""
+    with trio.fail_after(20):
+        async with driven(server, version, Quirks(max_stack_level=0)) as d:
+            assert d.care.capabilities.max_stack_level == 0
+            assert d.charger.lease is not None
+            assert d.charger.lease.mode is LeaseMode.SCHEDULE
+            profile = d.sent_profiles()[-1]
+            assert profile["stack_level"] == 0
+            assert "valid_to" not in profile
+            schedule = profile["charging_schedule"]
+            schedule = schedule[0] if isinstance(schedule, list) else schedule
+            limits = [p["limit"] for p in schedule["charging_schedule_period"]]
+            assert limits == [16, 6]
+            await d.charger.heartbeat()
+            verification = d.charger.verification
+            assert verification is not None
+            assert (verification.following, verification.lapses) == (True, True)
+
+
+async def test_a_charger_keeping_profiles_past_valid_to_gets_a_schedule_lease(
+    server: Running,
+) -> None:
+    """The composite schedule shows the limit held beyond the lease's validTo: the lease
+    moves into the schedule, and the old limit profile is cleared."""
+    with trio.fail_after(20):
+        async with driven(server, V16, Quirks(ignore_valid_to=True)) as d:
+            assert d.charger.lease is not None
+            assert d.charger.lease.mode is LeaseMode.LEVELS
+            await d.charger.heartbeat()  # verifies: keeps 16 A after the lease ends
+            verification = d.charger.verification
+            assert verification is not None
+            assert verification.lapses is False
+            assert "after the lease ends" in verification.evidence
+            assert d.care.capabilities.honours_valid_to is False
+            await d.charger.heartbeat()  # the lease changes shape, then is checked again
+            assert d.charger.lease.mode is LeaseMode.SCHEDULE
+            cleared = await trio.to_thread.run_sync(d.cp.wait_received, "ClearChargingProfile", 1)
+            assert cleared[0]["id"] == SETTINGS.limit_profile_id
+            verification = d.charger.verification
+            assert verification is not None
+            assert (verification.following, verification.lapses) == (True, True)
+
+
+async def test_an_accepting_liar_is_not_following(server: Running) -> None:
+    """go-e answers Accepted and applies nothing (goecharger/go-eCharger-API-v2#249, #105);
+    its composite schedule shows its own 32 A."""
+    with trio.fail_after(20):
+        quirks = Quirks(ignore_profiles=True, default_limit=32)
+        async with driven(server, V201, quirks) as d:
+            await d.charger.heartbeat()
+            check = d.charger.limit_check
+            assert check.following is False
+            assert check.evidence == "applies 32 A where 16 A was set"
+
+
+async def test_a_charger_drawing_over_its_limit_is_caught(server: Running) -> None:
+    """A charger whose schedule says 16 A but whose EV draws 32 A (SteVe users see an
+    accepted profile and another current, steve-community/steve#1192)."""
+    with trio.fail_after(20):
+        async with driven(server, V16, Quirks()) as d:
+            await d.charger.heartbeat()
+            assert d.charger.limit_check.following is True
+            await meter_values(d.peer, [("Current.Import", p, "32") for p in ("L1", "L2", "L3")])
+            await d.charger.read()
+            check = d.charger.limit_check
+            assert check.following is False
+            assert check.evidence.startswith("draws 32.0 A under a limit of 16 A")
+
+
+@pytest.mark.parametrize("version", [V16, V201])
+async def test_a_clock_seven_minutes_behind_gets_times_on_its_clock(
+    server: Running, version: OcppVersion
+) -> None:
+    """A charger on its own clock (NTP overriding the CSMS's time, Tinkerforge/esp32-firmware
+    #317): a schedule starting on our clock would start 6 minutes in its future, and the
+    charger would sit at the failsafe. 1.6 shows its clock in its timestamps, 2.0.1 in
+    ClockCtrlr.DateTime. On our clock nothing would apply, not even the failsafe: it
+    would charge at its own 32 A."""
+    behind = Quirks(clock_offset_s=-420, default_limit=32)
+    with trio.fail_after(20):
+        identity = IDENTITY[version]
+        if version is V16:  # its first status tells its clock
+            peer = await server.connect(identity, V16)
+            await trio.to_thread.run_sync(
+                peer.call,
+                call16.StatusNotification(
+                    connector_id=1,
+                    error_code="NoError",
+                    status="Available",
+                    timestamp=now_text(-420),
+                ),
+            )
+            await trio.to_thread.run_sync(peer.stop)
+        async with driven(server, version, behind) as d:
+            offset = d.care.capabilities.clock_offset_s
+            assert offset is not None
+            assert offset == pytest.approx(-420, abs=2)
+            assert await d.charger.lease.composite_limit() == 16  # type: ignore[union-attr]
+        override = CapabilityOverride(clock_offset_s=0)  # as if hubgate used its own clock
+        async with driven(server, version, behind, override=override) as d:
+            assert await d.charger.lease.composite_limit() == 32  # type: ignore[union-attr]
+
+
+async def test_energy_only_meter_values_give_a_derived_current_and_a_trigger(
+    server: Running,
+) -> None:
+    """A charger that samples only its energy register every 60 s and refuses any other
+    list (go-e, goecharger/go-eCharger-API-v2#105; Growatt, lbbrhzn/ocpp#1838): the refusals
+    are kept, the current comes from the energy, and old values are asked for."""
+    quirks = Quirks(measurands=frozenset({"Energy.Active.Import.Register"}), fixed_interval=True)
+    with trio.fail_after(20):
+        async with driven(server, V16, quirks) as d:
+            provisioning = d.care.provisioning
+            assert provisioning is not None
+            assert provisioning.measurands is None
+            assert set(provisioning.rejected) == {
+                "MeterValuesSampledData",
+                "MeterValueSampleInterval",
+            }
+            assert provisioning.rejected["MeterValueSampleInterval"] == "5: Rejected"
+            await trio.to_thread.run_sync(
+                d.peer.call,
+                call16.StatusNotification(connector_id=1, error_code="NoError", status="Charging"),
+            )
+            start = datetime.now(UTC) - timedelta(seconds=60)
+            for at, wh in ((start, 1000), (start + timedelta(seconds=60), 1184)):
+                await meter_values(
+                    d.peer, [("Energy.Active.Import.Register", None, str(wh))], at=at
+                )
+            reading = await d.charger.read()
+            phases = reading.phase_currents()
+            assert phases is not None
+            assert phases == pytest.approx((16.0, 16.0, 16.0))  # 11.04 kW on three phases
+            connector = d.charger.station.connector(1)
+            assert connector.measured_at is not None
+            connector.measured_at -= 30  # older than two sample intervals
+            await d.charger.heartbeat()
+            triggered = await trio.to_thread.run_sync(d.cp.wait_received, "TriggerMessage", 1)
+            assert triggered[0] == {"requested_message": "MeterValues", "connector_id": 1}
+
+
+async def test_capabilities_are_kept_and_asked_again_at_every_boot(
+    server: Running, tmp_path: Any
+) -> None:
+    """A charger that reboots (Wallbox: daily, evcc-io/evcc#27309; some every minute,
+    lbbrhzn/ocpp#1099) is asked again on each connection, after its BootNotification; what
+    it said is kept in the file for the next start."""
+    path = tmp_path / "chargers.json"
+    with trio.fail_after(30):
+        async with driven(server, V16, Quirks(rate_units=("W",)), store=CapabilityStore(path)):
+            pass
+        async with driven(server, V16, Quirks(rate_units=("W",)), store=CapabilityStore(path)) as d:
+            assert d.care.stored is not None
+            assert d.care.stored.rate_units == ("W",)
+            received = [a for a, _ in d.cp.received]
+            assert received.index("GetConfiguration") < received.index("SetChargingProfile")
+        station = server.registry.get("CP16")
+        assert station is not None
+        fresh = StationCare(station, store=CapabilityStore(path))
+        assert fresh.known
+        assert fresh.capabilities.rate_units == ("W",)
+        assert fresh.source == "stored"
+
+
+async def meter_values(
+    peer: ChargePointThread,
+    samples: list[tuple[str, str | None, str]],
+    *,
+    at: datetime | None = None,
+) -> None:
+    """One 1.6 MeterValues of (measurand, phase, value) samples, stamped `at` (now)."""
+    sampled = [
+        {"value": value, "measurand": measurand, **({"phase": phase} if phase else {})}
+        for measurand, phase, value in samples
+    ]
+    when = (at or datetime.now(UTC)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    await trio.to_thread.run_sync(
+        peer.call,
+        call16.MeterValues(
+            connector_id=1, meter_value=[{"timestamp": when, "sampledValue": sampled}]
+        ),
+    )
