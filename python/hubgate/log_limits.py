@@ -47,12 +47,26 @@ class RateLimitedLog:
         self.interval_s = interval_s
         self.max_keys = max_keys
         self.clock = clock
+        self.prefix = ""
         self._windows: OrderedDict[str, _Window] = OrderedDict()
 
-    def log(self, level: int, key: str, message: str, *args: object) -> bool:
+    def scoped(self, prefix: str) -> RateLimitedLog:
+        """The same log and windows, every key under `prefix` (a peer's own keys that outlive
+        its connection)."""
+        scoped = RateLimitedLog(
+            self.logger, interval_s=self.interval_s, max_keys=self.max_keys, clock=self.clock
+        )
+        scoped.prefix = f"{self.prefix}{prefix}\0"
+        scoped._windows = self._windows
+        return scoped
+
+    def log(
+        self, level: int, key: str, message: str, *args: object, exc_info: bool = False
+    ) -> bool:
         """Log unless `key` logged within the interval; True when the line went out."""
         if not self.logger.isEnabledFor(level):
             return False
+        key = self.prefix + key
         now = self.clock()
         window = self._windows.get(key)
         if window is not None and now - window.started < self.interval_s:
@@ -65,7 +79,7 @@ class RateLimitedLog:
             self._windows.popitem(last=False)
         if held:
             message += f" ({held} more since, not logged)"
-        self.logger.log(level, message, *args)
+        self.logger.log(level, message, *args, exc_info=exc_info)
         return True
 
     def info(self, key: str, message: str, *args: object) -> bool:
@@ -75,3 +89,7 @@ class RateLimitedLog:
     def warning(self, key: str, message: str, *args: object) -> bool:
         """`log` at WARNING."""
         return self.log(logging.WARNING, key, message, *args)
+
+    def exception(self, key: str, message: str, *args: object) -> bool:
+        """`log` at ERROR with the exception being handled."""
+        return self.log(logging.ERROR, key, message, *args, exc_info=True)
