@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from api_helpers import AUTH, TOKEN, RunningApi, small_site, start_api
 
 from hubgate.api.guard import TrustedHosts
 from hubgate.config.model import Api
+from tests.support.api import AUTH, TOKEN, RunningApi, small_site, start_api
 
 BIG = 100_000_000
 """The issue's unauthenticated bodies: 100 MB each."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import trio
 from pymodbus.client import ModbusTcpClient
 
-SCRIPT = Path(__file__).with_name("modbus_server_process.py")
+SCRIPT = Path(__file__).parent.parent / "support" / "modbus_server_process.py"
 NOFILE = 48
 IDLE = 300
 

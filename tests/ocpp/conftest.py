@@ -1,4 +1,4 @@
-"""The `server` fixture: a running OCPP listener (see ocpp_harness)."""
+"""The `server` fixture: a running OCPP listener (see tests.support.ocpp_listener)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trio
-from ocpp_harness import Running, start_listener
 
 from hubgate.ocpp.server import ListenerLimits
+from tests.support.ocpp_listener import Running, start_listener
 
 
 @pytest.fixture

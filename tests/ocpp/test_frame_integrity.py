@@ -13,10 +13,10 @@ import json
 
 import trio
 import trio.testing
-from deflate_peer import DeflatePeer
-from ocpp_harness import Running
 
 from hubgate.ocpp.errors import OcppSessionClosedError
+from tests.support.deflate_peer import DeflatePeer
+from tests.support.ocpp_listener import Running
 
 MARK = "SomeKeyOnlyTheCancelledCallAndTheNextOneName"
 

@@ -18,7 +18,6 @@ from hubgate.ocpp.errors import ErrorCode, RpcError
 from hubgate.ocpp.meter_values import Measurement
 from hubgate.ocpp.session import OcppSession
 
-
 TRANSACTIONS_KEPT = 64
 """Transactions a station's state keeps (the open ones and the latest finished)."""
 

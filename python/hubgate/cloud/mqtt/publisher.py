@@ -111,6 +111,8 @@ class TelemetryPublisher:
         self._connected_once = False
         self.delivered = 0
         """QoS 1 messages the broker has acknowledged."""
+        self.attempts = 0
+        """Connections tried so far, the first one included."""
 
     @property
     def _address(self) -> str:
@@ -156,6 +158,7 @@ class TelemetryPublisher:
         low, high = self._backoff
         delay = low
         while True:
+            self.attempts += 1
             try:
                 await self._connection()
             except* (OSError, trio.BrokenResourceError, trio.TooSlowError, BrokerLostError) as lost:
