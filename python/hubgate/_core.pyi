@@ -197,10 +197,11 @@ class Request:
 
     @final
     class ReadDeviceIdentification(Request):
-        """FC43/14: read device identification (read code 1-4 from `object_id`)."""
+        """FC43/14: read device identification (read code 1-4 from `object_id`; 1 and 0
+        for the basic objects)."""
 
         __match_args__ = ("read_code", "object_id")
-        def __new__(cls, read_code: int = 1, object_id: int = 0) -> Self: ...
+        def __new__(cls, read_code: int, object_id: int) -> Self: ...
         @property
         def read_code(self) -> int: ...
         @property

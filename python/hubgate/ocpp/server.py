@@ -224,13 +224,13 @@ class OcppListener:
                     message_queue_size=4,
                     max_message_size=self.limits.max_message_bytes,
                 )
-                nursery.start_soon(connection._reader_task)
+                nursery.start_soon(self._read, connection, handshake)
                 request = await connection._get_request()
             except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionClosed) as exc:
                 _quiet.info(source, "%s: handshake failed: %s", source, clip(exc))
                 return
         if handshake.cancelled_caught:
-            _quiet.info(source, "%s: handshake timed out", source)
+            _quiet.info(source, "%s: no WebSocket handshake (timed out or left)", source)
             return
         try:
             admitted = await self._admit(request, stream, source)
@@ -240,6 +240,13 @@ class OcppListener:
         if admitted is not None:
             accepted.established = True  # one per identity: out of the pending count
             await self._run(*admitted)
+
+    @staticmethod
+    async def _read(connection: WebSocketConnection, handshake: trio.CancelScope) -> None:
+        """The connection's reader; a peer that leaves before its upgrade request ends the
+        wait for it at once (not at the handshake deadline)."""
+        await connection._reader_task()
+        handshake.cancel()
 
     async def _admit(
         self, request: WebSocketRequest, stream: trio.abc.Stream, source: str

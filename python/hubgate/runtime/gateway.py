@@ -171,7 +171,11 @@ async def open_gateway(
         attach = None if proxy is None else proxy.attach
         servers: dict[str, Server] = {
             "ocpp": OcppListener(
-                site.ocpp, registry, attach=attach, attend=attendant(cares.values())
+                site.ocpp,
+                registry,
+                attach=attach,
+                attend=attendant(cares.values()),
+                report=loop.snapshot.event,
             ).serve,
             "api": partial(
                 serve_api,

@@ -148,6 +148,8 @@ pub(crate) struct AllocConnector {
 #[pymethods]
 impl AllocConnector {
     #[new]
+    #[pyo3(text_signature = "(node, phases, phase, min_a, max_a, step_a=0.1, weight=1.0, \
+        priority=0)")]
     #[pyo3(signature = (
         node, phases, phase, min_a, max_a, step_a = 0.1, weight = 1.0, priority = TreeInt::new(0)
     ))]
@@ -210,6 +212,9 @@ pub(crate) struct AllocSettings {
 #[pymethods]
 impl AllocSettings {
     #[new]
+    #[pyo3(text_signature = "(voltage_v=230.0, min_on_s=300.0, min_off_s=120.0, \
+        change_interval_s=5.0, ramp_a_per_s=..., settle_s=10.0, phase_switch_s=600.0, \
+        max_phase_switches=0, grid_operator_floor_w=0.0)")]
     #[pyo3(signature = (
         voltage_v = 230.0, min_on_s = 300.0, min_off_s = 120.0, change_interval_s = 5.0,
         ramp_a_per_s = f64::INFINITY, settle_s = 10.0, phase_switch_s = 600.0,

@@ -80,8 +80,8 @@ pub(crate) enum Request {
         write_address: Int<u16>,
         values: Ints<u16>,
     },
-    /// FC43/14: read device identification objects.
-    #[pyo3(constructor = (read_code = Int::new(1), object_id = Int::new(0)))]
+    /// FC43/14: read device identification objects (read code 1 and object 0 for the
+    /// basic objects).
     ReadDeviceIdentification {
         read_code: Int<u8>,
         object_id: Int<u8>,
