@@ -66,7 +66,7 @@ def run_flood(folder: Path, case: str, scale: float) -> dict[str, Any]:
             if case == "pipelined-heartbeats":
                 count = int(300_000 * scale)
                 figures.update(
-                    await _measured(gateway, lambda: pipelined_heartbeats(gateway.ocpp, count))
+                    await _measured(gateway, lambda: pipelined_heartbeats(gateway.ocpp_url, count))
                 )
                 figures["heartbeats_sent_before_the_hang_up"] = figures.pop("result")
             elif case == "unauthenticated-bodies":

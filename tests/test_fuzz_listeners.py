@@ -24,6 +24,7 @@ from hubgate.modbus.server import serve_modbus
 from hubgate.state import StateHub
 from tests.support.api import AUTH, TOKEN, small_site, start_api
 from tests.support.deflate_peer import DeflatePeer
+from tests.support.modbus_server_process import ONE_CHARGER
 from tests.support.ocpp_listener import start_listener
 from tests.support.wait import wait_until
 
@@ -99,18 +100,6 @@ async def test_ocpp_listener_survives_any_frames(
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
-SITE = {
-    "site": {"name": "fuzz"},
-    "grid": {"phase_current_limit_a": 80},
-    "chargers": [
-        {
-            "id": "cp-1",
-            "node": "grid",
-            "ocpp": {"identity": "cp-1"},
-            "connectors": [{"id": 1, "max_current_a": 32}],
-        }
-    ],
-}
 addresses = st.integers(0, 0xFFFF - 125)  # room for the largest count below
 requests = st.one_of(
     st.builds(Request.ReadHoldingRegisters, addresses, st.integers(1, 125)),
@@ -149,7 +138,7 @@ async def test_modbus_server_survives_any_frames(
     with trio.fail_after(30), caplog.at_level(logging.ERROR, logger="hubgate"):
         async with trio.open_nursery() as nursery:
             port = await nursery.start(
-                serve_modbus, config, SiteConfig.model_validate(SITE), StateHub(), limits
+                serve_modbus, config, SiteConfig.model_validate(ONE_CHARGER), StateHub(), limits
             )
             stream = await trio.open_tcp_stream("127.0.0.1", port)
             async with stream:

@@ -52,6 +52,11 @@ class Gateway:
     api: int
     modbus: int
 
+    @property
+    def ocpp_url(self) -> str:
+        """Where charger `IDENTITY` connects."""
+        return f"ws://127.0.0.1:{self.ocpp}/ocpp/{IDENTITY}"
+
     def rss_mib(self) -> float:
         """Its resident memory now."""
         status = Path(f"/proc/{self.process.pid}/status").read_text()
@@ -110,14 +115,12 @@ async def close_all(streams: list[trio.SocketStream]) -> None:
         await trio.aclose_forcefully(stream)
 
 
-async def pipelined_heartbeats(port: int, count: int) -> int:
-    """Send up to `count` Heartbeats to the gateway as charger `IDENTITY` without reading a
-    single answer; return how many went out before the gateway hung up."""
+async def pipelined_heartbeats(url: str, count: int) -> int:
+    """Send up to `count` Heartbeats to the OCPP listener at `url` (1.6, no deflate, a 4 KiB
+    receive buffer) without reading a single answer; how many went out before it hung up."""
     from tests.support.deflate_peer import DeflatePeer
 
-    peer = await DeflatePeer.open(
-        f"ws://127.0.0.1:{port}/ocpp/{IDENTITY}", "ocpp1.6", deflate=False, receive_buffer=4096
-    )
+    peer = await DeflatePeer.open(url, "ocpp1.6", deflate=False, receive_buffer=4096)
     sent = 0
     try:
         while sent < count:

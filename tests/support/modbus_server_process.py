@@ -2,9 +2,9 @@
 
     python modbus_server_process.py NOFILE MAX_CONNECTIONS
 
-Lowers the soft descriptor limit to NOFILE, serves the site of
-`test_modbus_server.SITE_FILE`-like shape on a free loopback port, prints the port
-on stdout and logs warnings to stderr until killed.
+Lowers the soft descriptor limit to NOFILE, serves `ONE_CHARGER` (an 80 A site with one
+OCPP charger) on a free loopback port, prints the port on stdout and logs warnings to
+stderr until killed.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from hubgate.control.limits import LimitBook
 from hubgate.modbus.server import serve_modbus
 from hubgate.state import StateHub
 
-SITE = {
+ONE_CHARGER = {
     "site": {"name": "descriptor test"},
     "grid": {"phase_current_limit_a": 80},
     "chargers": [
@@ -37,7 +37,7 @@ SITE = {
 
 async def main(max_connections: int) -> None:
     config = ModbusServer(host="127.0.0.1", port=0, max_connections=max_connections)
-    site = SiteConfig.model_validate(SITE)
+    site = SiteConfig.model_validate(ONE_CHARGER)
     async with trio.open_nursery() as nursery:
         port = await nursery.start(partial(serve_modbus, config, site, StateHub(), LimitBook()))
         print(port, flush=True)

@@ -148,8 +148,10 @@ pub(crate) struct AllocConnector {
 #[pymethods]
 impl AllocConnector {
     #[new]
-    #[pyo3(text_signature = "(node, phases, phase, min_a, max_a, step_a=0.1, weight=1.0, \
-        priority=0)")]
+    #[pyo3(
+        text_signature = "(node, phases, phase, min_a, max_a, step_a=0.1, weight=1.0, \
+        priority=0)"
+    )]
     #[pyo3(signature = (
         node, phases, phase, min_a, max_a, step_a = 0.1, weight = 1.0, priority = TreeInt::new(0)
     ))]

@@ -108,9 +108,11 @@ impl Field {
     /// (discrete input), 3 (holding) or 4 (input register); see the stub.
     #[new]
     // The text signature spelled out: PyO3 shows a default that is not a literal as `...`.
-    #[pyo3(text_signature = "(address, type='u16', *, function=3, count=None, order='ABCD', \
+    #[pyo3(
+        text_signature = "(address, type='u16', *, function=3, count=None, order='ABCD', \
         scale=1.0, offset=0.0, sentinel=None, mask=None, shift=0, scale_factor=None, \
-        invert=False, charset='utf-8')")]
+        invert=False, charset='utf-8')"
+    )]
     #[pyo3(signature = (
         address, r#type = "u16", *, function = Int::new(3), count = None, order = "ABCD",
         scale = 1.0, offset = 0.0, sentinel = None, mask = None, shift = Int::new(0),
@@ -287,8 +289,10 @@ impl ReadPlan {
     /// touches a `forbidden` `(first, last)` range, and `single_register`
     /// devices get one register per request.
     #[new]
-    #[pyo3(text_signature = "(fields, *, max_gap=0, max_block=125, forbidden=..., \
-        single_register=False)")]
+    #[pyo3(
+        text_signature = "(fields, *, max_gap=0, max_block=125, forbidden=..., \
+        single_register=False)"
+    )]
     #[pyo3(signature = (
         fields, *, max_gap = Int::new(0), max_block = Int::new(125), forbidden = Vec::new(),
         single_register = false
