@@ -19,6 +19,7 @@ from typing import Any
 from hubgate.config.model import ModbusEndpoint, SiteConfig
 from hubgate.profiles.loader import load_named
 from hubgate.profiles.model import Profile
+from hubgate.sim.device_clock import DeviceClock
 from hubgate.sim.engine import Simulation
 from hubgate.sim.ev import Ev
 from hubgate.sim.modbus_box import ModbusBox
@@ -91,10 +92,6 @@ class WireSite:
         self, id: str, kind: str, endpoint: ModbusEndpoint, count: int = 1, largest: float = 0
     ) -> ModbusBox:
         profile = self._profile(endpoint.profile)
-        clock = self.clock
-        devices = [
-            make_device(profile, endpoint, clock, offset=i, largest=largest) for i in range(count)
-        ]
         port = 0 if self._ports_auto or endpoint.host is None else endpoint.port
         taken = next((b.id for b in self.boxes.values() if port and b.port == port), None)
         if taken is not None:
@@ -102,7 +99,11 @@ class WireSite:
                 f"'{id}' and '{taken}' both want port {port} on {LOOPBACK}: "
                 "give them different ports in the site file, or use --ports auto"
             )
-        box = ModbusBox(id, kind, profile.name, devices, LOOPBACK, port)
+        box = ModbusBox(id, kind, profile.name, [], LOOPBACK, port)
+        clock = DeviceClock(self.clock, lambda: box.linked)
+        box.devices.extend(
+            make_device(profile, endpoint, clock, offset=i, largest=largest) for i in range(count)
+        )
         if endpoint.serial is not None:
             box.serial = endpoint.serial.device
         self.boxes[id] = box
@@ -135,7 +136,8 @@ class WireSite:
             self._box(GRID_OPERATOR_BOX, "grid-operator", site.grid_operator.modbus)
 
     def clock(self) -> float:
-        """Simulated seconds: the devices' watchdogs run on it."""
+        """Simulated seconds: the devices' watchdogs run on it while no master is
+        connected (`sim.device_clock`)."""
         return self.sim.now
 
     # -- the stations' environment (`StationEnv`) ----------------------------------
