@@ -249,7 +249,7 @@ class HoldView(Body):
 class ReleaseHold(Body):
     """Send a held transaction's messages to the CSMS after all."""
 
-    transaction_id: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = Field(
+    transaction_id: Annotated[int, Field(ge=0, le=2**31 - 1, strict=True)] | None = Field(
         default=None,
         description="OCPP 1.6: the CSMS transaction id to send them with (default: the one "
         "the CSMS gave, if any); ignored for 2.x transactions, whose ids are the charger's",
