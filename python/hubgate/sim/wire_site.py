@@ -37,6 +37,7 @@ from hubgate.sim.register_feed import (
     make_device,
 )
 from hubgate.sim.scenario_loader import LoadedScenario
+from hubgate.sim.station_personalities import personality
 
 LOOPBACK = "127.0.0.1"
 GRID_OPERATOR_BOX = "grid-operator"
@@ -70,8 +71,16 @@ class WireSite:
             for charger in loaded.site.chargers:
                 if charger.ocpp is not None:
                     state = sim.chargers[charger.id]
+                    name = loaded.scenario.personalities.get(charger.id)
                     self.stations.append(
-                        Station(charger, state.slots, self, csms_url, meter_values_s)
+                        Station(
+                            charger,
+                            state.slots,
+                            self,
+                            csms_url,
+                            meter_values_s,
+                            personality=personality(name),
+                        )
                     )
         self.slot_wh = [0.0] * len(sim.tree.connectors)
         """Energy delivered through each connector since the start (Wh)."""
@@ -157,8 +166,11 @@ class WireSite:
 
     def phases(self, slot: int) -> int:
         """How many phases the EV at `slot` draws on (3 without one)."""
-        ev = self.sim.evs[slot]
-        return len(self.sim.tree.connectors[slot].phases_for(ev.phases if ev is not None else 3))
+        return self.sim.phases_of(slot)
+
+    def switch_phases(self, slot: int, phases: int) -> None:
+        """The connector at `slot` (switchable) switched its EV to `phases`."""
+        self.sim.switch_phases(slot, phases)
 
     def energy_wh(self, slot: int) -> float:
         """Energy delivered through the connector at `slot` since the start (Wh)."""
