@@ -45,7 +45,8 @@ async def test_a_charger_that_does_not_read_its_answers_is_dropped_with_an_event
 
 async def test_idle_connections_cannot_lock_a_charger_out(nursery: trio.Nursery) -> None:
     running = await start_listener(nursery, limits=ListenerLimits(max_pending_connections=8))
-    idle = [await trio.open_tcp_stream("127.0.0.1", running.port) for _ in range(50)]
+    cap = running.listener.guard.max_connections  # 8 and one per configured identity
+    idle = [await trio.open_tcp_stream("127.0.0.1", running.port) for _ in range(cap + 42)]
     with trio.fail_after(20):
         await wait_until(lambda: running.listener.guard.evicted >= 42, "the evictions")
         charger = await running.connect("CP16", V16)
@@ -53,10 +54,31 @@ async def test_idle_connections_cannot_lock_a_charger_out(nursery: trio.Nursery)
             charger.call, call16.BootNotification(charge_point_model="M", charge_point_vendor="V")
         )
     assert answer.status == "Accepted"
-    assert running.listener.guard.counted <= 8  # the charger, admitted, is not counted
+    assert running.listener.guard.counted <= cap  # the charger, admitted, is not counted
     await trio.to_thread.run_sync(charger.stop)
     for stream in idle:
         await stream.aclose()
+
+
+async def test_a_whole_site_reconnecting_at_once_evicts_none_of_its_chargers(
+    nursery: trio.Nursery,
+) -> None:
+    """Pending connections count against one slot per configured identity on top of the
+    cap: a site of hundreds of chargers back after a power cut is not a flood."""
+    running = await start_listener(nursery, limits=ListenerLimits(max_pending_connections=1))
+    identities = sum(1 for _ in running.registry)
+    pending: list[trio.SocketStream] = []
+    try:
+        with trio.fail_after(20):
+            for _ in range(identities + 1):
+                pending.append(await trio.open_tcp_stream("127.0.0.1", running.port))
+            await wait_until(lambda: running.listener.guard.counted == identities + 1, "accepted")
+            assert running.listener.guard.evicted == 0
+            pending.append(await trio.open_tcp_stream("127.0.0.1", running.port))
+            await wait_until(lambda: running.listener.guard.evicted == 1, "one eviction")
+    finally:
+        for stream in pending:
+            await trio.aclose_forcefully(stream)
 
 
 async def test_a_second_connection_of_an_identity_closes_the_first_with_a_close_frame(

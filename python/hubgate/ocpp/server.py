@@ -54,8 +54,9 @@ class ListenerLimits:
     handshake_timeout_s: float = 10.0
     """From accept to an admitted WebSocket (TLS and HTTP upgrade included)."""
     max_pending_connections: int = 64
-    """Connections not admitted yet; one more closes the one quiet longest. Admitted ones
-    are bounded by the registry: one per configured identity."""
+    """Connections not admitted yet, on top of one per configured identity (a whole site
+    reconnecting at once never evicts itself); one more closes the one quiet longest.
+    Admitted ones are bounded by the registry: one per configured identity."""
     close_timeout_s: float = 2.0
     """How long a replaced connection gets for its close handshake."""
     ping_interval_s: float = 30.0
@@ -185,7 +186,8 @@ class OcppListener:
         self.limits = limits or ListenerLimits()
         self.auth_failures = FailedAttempts()
         """Failed Basic logins per source address: 10 a minute, then 429 without a check."""
-        self.guard = ConnectionGuard("ocpp", self.limits.max_pending_connections)
+        identities = sum(1 for _ in registry)
+        self.guard = ConnectionGuard("ocpp", self.limits.max_pending_connections + identities)
         self._tls = server_tls_context(config)
         self._live: dict[str, tuple[trio.CancelScope, WebSocketConnection]] = {}
 
