@@ -278,6 +278,7 @@ CP1 = "/api/v1/connectors/cp-1/1"
         (f"{CP1}/priority", '{"priority": 2.5}', ["body", "priority"]),
         (f"{CP1}/pv-mode", '{"pv_mode": 1}', ["body", "pv_mode"]),
         (f"{CP1}/pv-mode", '{"pv_mode": "true"}', ["body", "pv_mode"]),
+        ("/api/v1/authorization/tokens/TAG-1", '{"blocked": 1}', ["body", "blocked"]),
     ],
 )
 async def test_bodies_are_json_numbers_and_booleans_as_typed(

@@ -264,7 +264,7 @@ class TokenWrite(Body):
     expires: AwareDatetime | None = Field(
         default=None, description="From then on it counts as Expired (RFC 3339, with offset)"
     )
-    blocked: bool = Field(default=False, description="Known, but may not charge")
+    blocked: bool = Field(default=False, strict=True, description="Known, but may not charge")
 
 
 class TokenView(TokenWrite):
