@@ -11,6 +11,7 @@ reported together with field errors.
 from __future__ import annotations
 
 import ipaddress
+import math
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -122,6 +123,13 @@ class Grid(Limits):
         """The phase limits less the safety margin: what hubgate may command at most."""
         a, b, c = (max(limit - self.safety_margin_a, 0.0) for limit in self.phase_current_limit_a)
         return (a, b, c)
+
+    @property
+    def usable_power_w(self) -> float:
+        """The power limit less the safety margin over three phases (inf: no power limit)."""
+        if self.power_limit_kw is None:
+            return math.inf
+        return max(self.power_limit_kw * 1000 - 3 * self.voltage_v * self.safety_margin_a, 0.0)
 
     @model_validator(mode="after")
     def _target_within_limit(self) -> Grid:

@@ -173,7 +173,7 @@ class SiteAllocator:
             AllocNode(
                 None,
                 (root_caps[0], root_caps[1], root_caps[2]),
-                max(_watts(grid.power_limit_kw) - 3 * grid.voltage_v * margin, 0.0),
+                grid.usable_power_w,
                 grid.unbalance_limit_a or math.inf,
             )
         ]

@@ -12,6 +12,7 @@ keeps the wall-clock time for people.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -132,10 +133,12 @@ class LimitInForce:
 
 
 def site_caps(site: SiteConfig) -> dict[str, Limit]:
-    """The site file's own limit on each target: the grid connection's usable phase current
-    and power limit, each node's limits, each connector's maximum current."""
+    """The site file's own limit on each target: the grid connection's phase current and
+    power limits less the safety margin (`Grid.usable_phase_a`, `usable_power_w`), each
+    node's limits, each connector's maximum current."""
     grid = site.grid
-    caps = {SITE: Limit(grid.usable_phase_a, grid.power_limit_kw)}
+    power_w = grid.usable_power_w
+    caps = {SITE: Limit(grid.usable_phase_a, None if math.isinf(power_w) else power_w / 1000)}
     for node in site.nodes:
         caps[node.id] = Limit(node.phase_current_limit_a, node.power_limit_kw)
     for charger in site.chargers:
