@@ -169,6 +169,7 @@ WRITES = [
     ("PUT", "/api/v1/connectors/cp-1/1/priority"),
     ("PUT", "/api/v1/connectors/cp-1/1/pv-mode"),
     ("POST", "/api/v1/connectors/cp-1/1/start"),
+    ("PUT", "/api/v1/authorization/tokens/TAG-1"),
 ]
 bodies = st.one_of(
     json_values.map(lambda v: json.dumps(v).encode()),

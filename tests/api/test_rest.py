@@ -69,8 +69,9 @@ async def test_limit_write_is_an_api_lease_in_the_book(api: RunningApi) -> None:
     response = await api.client.put("/api/v1/limits/site", json=body, headers=AUTH)
     assert response.status_code == 200
     view = response.json()
-    # L3 asked for 90 A: the site file's 80 A less its 2 A margin is what is in force.
-    assert view["in_force"] == {"phase_a": [60.0, 70.0, 78.0], "power_kw": 50.0}
+    # L3 asked for 90 A: the site file's 80 A less its 2 A margin is what is in force, and
+    # its 50 kW less the margin over three phases (3 x 230 V x 2 A), as the allocation holds.
+    assert view["in_force"] == {"phase_a": [60.0, 70.0, 78.0], "power_kw": pytest.approx(48.62)}
     assert sorted(view["sources"]) == ["api", "config"]
     lease = next(le for le in book.leases() if le.source is LimitSource.API)
     assert lease.limit == Limit((60, 70, 90))
