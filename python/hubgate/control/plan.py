@@ -414,8 +414,10 @@ class CyclePlanner:
                 base[3 * node + p] += value + reserved[node][p]
             if node in share and share[node] < 1.0:
                 notes.append(f"{model.node_ids[node]} meter lost: {share[node]:.0%} budget")
+        operator_w = grid_operator_w  # the battery is no §14a device: it gets no floor
         if self.paragraph_14a is not None and math.isfinite(grid_operator_w):
-            root_w = sum(base[0:3]) * model.voltage_v
+            # the rest of the site: connectors reserved at their maximum are EV load
+            root_w = (sum(base[0:3]) - sum(reserved[0])) * model.voltage_v
             grid_operator_w = self.paragraph_14a.operator_limit_w(grid_operator_w, root_w, wanting)
         energy = self.energy.plan(
             now,
@@ -426,6 +428,7 @@ class CyclePlanner:
             wanting=wanting,
             ev_max=ev_max,
             grid_operator_w=grid_operator_w,
+            battery_operator_w=operator_w,
             peak_w=peak_w,
             last=self.last_result,
         )
@@ -555,6 +558,15 @@ class CyclePlanner:
             elif runtime.sent_a != setpoint or runtime.sent_phases != n_phases or self._paced[i]:
                 commands.append(SetpointCommand(i, info.name, setpoint, n_phases))
         return commands
+
+    def take_over(self) -> None:
+        """This gateway starts commanding under a new epoch: as after a restart, every
+        charger's failsafe settings are configured and verified again before its first
+        setpoint, and every setpoint, battery command and PV cap is sent."""
+        for runtime in self.connectors:
+            runtime.watch.needs_verification = True
+            runtime.sent_a, runtime.sent_phases = None, 0
+        self.energy.resend()
 
     def failsafe_configured(self, index: int, ok: bool) -> None:
         """The failsafe settings of the connector at `index` were configured and verified

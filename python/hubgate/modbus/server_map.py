@@ -199,7 +199,8 @@ SITE = Block[SiteView](
               "the site file's own limit (less its safety margin)",
               lambda s: s.current_limit_a),
         Point("power_limit", 10, "u32", 0.1, "kW",
-              "Site power limit in force: the lowest of every source's lease and the site file's",
+              "Site power limit in force: the lowest of every source's lease and the site file's "
+              "(less its safety margin)",
               lambda s: s.power_limit_kw),
         Point("limit_sources", 12, "u16", 1, "",
               "Bit mask of the sources that limit the site (config: the site file's own limit binds): "
