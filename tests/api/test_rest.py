@@ -280,6 +280,11 @@ CP1 = "/api/v1/connectors/cp-1/1"
         (f"{CP1}/pv-mode", '{"pv_mode": 1}', ["body", "pv_mode"]),
         (f"{CP1}/pv-mode", '{"pv_mode": "true"}', ["body", "pv_mode"]),
         ("/api/v1/authorization/tokens/TAG-1", '{"blocked": 1}', ["body", "blocked"]),
+        (
+            f"{CP1}/session",
+            '{"energy_kwh": "10", "departure": "2030-01-01T08:00:00Z"}',
+            ["body", "energy_kwh"],
+        ),
     ],
 )
 async def test_bodies_are_json_numbers_and_booleans_as_typed(
