@@ -22,17 +22,50 @@ class Snapshot(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class LimitBoundView(Snapshot):
+    """One limit on a node: its rating (`cap`), a lease, or the peak target."""
+
+    source: str = Field(
+        description="cap, grid-operator, api, csms, modbus-server, config or peak-target"
+    )
+    phase_a: PhaseCurrents | None = None
+    power_kw: float | None = None
+    expires_at: float | None = Field(
+        default=None, description="Wall-clock time it lapses; null: until changed"
+    )
+    origin: str = ""
+
+
 class NodeState(Snapshot):
     """A point of the electrical tree (the grid connection is node `grid`)."""
 
     id: str
     kind: str
     parent: str | None
-    measured_a: PhaseCurrents | None = Field(description="Measured current per phase, if metered")
+    measured_a: PhaseCurrents | None = Field(
+        description="Measured current per phase, if metered (negative: export)"
+    )
+    measured_age_s: float | None = Field(
+        default=None, description="Age of the measurement at the snapshot, s"
+    )
     commanded_a: PhaseCurrents = Field(description="Sum of setpoints below this node per phase")
-    limit_a: PhaseCurrents | None = Field(description="Per-phase limit in force")
-    power_limit_kw: float | None = None
-    limit_sources: tuple[str, ...] = ()
+    limit_a: PhaseCurrents | None = Field(
+        description="Per-phase limit in force: the tightest of its rating and every lease, "
+        "power limits as current on three phases; null when it has none"
+    )
+    power_limit_kw: float | None = Field(
+        default=None, description="The limit in force as power at the site's voltage"
+    )
+    limit_source: str | None = Field(
+        default=None, description="What sets the tightest phase's limit (cap, grid-operator, ...)"
+    )
+    limit_expires_at: float | None = Field(
+        default=None, description="Wall-clock time the binding limit lapses; null: until changed"
+    )
+    limit_sources: tuple[str, ...] = Field(default=(), description="Sources holding a lease")
+    limit_bounds: tuple[LimitBoundView, ...] = Field(
+        default=(), description="Every limit on the node, the limit in force is the tightest"
+    )
     budget_share: float = Field(default=1.0, description="Below 1 while its meter is lost")
     meter_health: str | None = None
 

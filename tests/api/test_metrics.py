@@ -35,7 +35,18 @@ async def test_metrics_endpoint_parses_and_carries_the_site(api: RunningApi) -> 
     metrics.ocpp_connections.set(2, version="2.0.1")
     metrics.ocpp_connections.set(1, version="1.6")
     metrics.upstream_queue_depth.set(17)
-    api.ctx.hub.publish(snapshot(9, grid_a=(41.5, 35.0, 30.0)))
+    state = snapshot(9, grid_a=(41.5, 35.0, 30.0))
+    grid = state.nodes[0].model_copy(
+        update={
+            "limit_a": (30.0, 30.0, 30.0),
+            "power_limit_kw": 20.7,
+            "limit_source": "grid-operator",
+        }
+    )
+    board = state.nodes[1].model_copy(
+        update={"limit_source": "api", "limit_expires_at": state.at + 90}
+    )
+    api.ctx.hub.publish(state.model_copy(update={"nodes": (grid, board)}))
 
     response = await api.client.get("/metrics")
     assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
@@ -53,6 +64,12 @@ async def test_metrics_endpoint_parses_and_carries_the_site(api: RunningApi) -> 
 
     assert got[at("hubgate_node_current_amperes", node="grid", phase="L1")] == 41.5
     assert got[at("hubgate_node_limit_amperes", node="board", phase="L3")] == 63
+    assert got[at("hubgate_node_limit_amperes", node="grid", phase="L1")] == 30
+    assert got[at("hubgate_node_limit_watts", node="grid")] == 20_700
+    assert got[at("hubgate_node_limit_source", node="grid", source="grid-operator")] == 1
+    assert got[at("hubgate_node_limit_source", node="board", source="api")] == 1
+    assert got[at("hubgate_node_limit_expiry_seconds", node="board")] == 90
+    assert at("hubgate_node_limit_expiry_seconds", node="grid") not in got  # until changed
     assert got[at("hubgate_node_commanded_amperes", node="board", phase="L2")] == 16
     assert at("hubgate_node_current_amperes", node="board", phase="L1") not in got  # unmetered
     assert got[at("hubgate_device_requests_total", device="grid-meter")] == 900

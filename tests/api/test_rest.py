@@ -9,7 +9,7 @@ import trio
 from api_helpers import AUTH, TOKEN, RunningApi, small_site, snapshot, start_api
 
 from hubgate.config.model import Api
-from hubgate.control.decisions import ConnectorDecision, DecisionRecord
+from hubgate.control.decisions import ConnectorDecision, DecisionRecord, GridSample
 from hubgate.control.limits import SITE, Limit, LimitSource
 
 
@@ -191,6 +191,41 @@ async def test_decision_log(api: RunningApi) -> None:
     }
     assert decisions[0]["connectors"][0]["binding"] == "board/L1"
     assert (await api.client.get("/api/v1/decisions", params={"last": 0})).status_code == 422
+
+
+async def test_grid_history_from_the_decision_log(api: RunningApi) -> None:
+    limits = [(78.0,) * 3, (78.0,) * 3, (30.0,) * 3]
+    for cycle, limit in enumerate(limits, start=1):
+        api.ctx.decisions.append(
+            DecisionRecord(
+                cycle=cycle,
+                at=float(cycle),
+                inputs={},
+                connectors=(),
+                grid=GridSample(
+                    wall_time=1_700_000_000.0 + cycle,
+                    measured_a=(40.0, -12.5, 20.0),
+                    commanded_a=(48.0, 32.0, 32.0),
+                    limit_a=limit,  # type: ignore[arg-type]
+                    limit_kw=limit[0] * 3 * 230 / 1000,
+                    source="cap" if cycle < 3 else "grid-operator",
+                ),
+            )
+        )
+    api.ctx.decisions.append(DecisionRecord(cycle=4, at=4.0, inputs={}, connectors=()))
+    history = (await api.client.get("/api/v1/history", params={"last": 3})).json()
+    assert [h["cycle"] for h in history] == [2, 3]  # cycle 4 has no grid sample
+    assert history[1] == {
+        "cycle": 3,
+        "wall_time": 1_700_000_003.0,
+        "measured_a": [40.0, -12.5, 20.0],
+        "commanded_a": [48.0, 32.0, 32.0],
+        "limit_a": [30.0, 30.0, 30.0],
+        "limit_kw": 20.7,
+        "source": "grid-operator",
+    }
+    decision = (await api.client.get("/api/v1/decisions", params={"last": 2})).json()[0]
+    assert decision["grid"]["source"] == "grid-operator"
 
 
 async def test_writes_disabled_without_a_token(nursery: trio.Nursery, examples_dir: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 
+import pytest
 import trio
 import trio.testing
 from loop_site import SimCharger, SimSite, running_loop, site_config
@@ -167,6 +168,16 @@ async def test_grid_operator_step_is_audited_and_followed(
         await trio.sleep(5)
         total_kw = sum(setpoints(loop).values()) * 3 * 230 / 1000
         assert total_kw <= 20.7 + 0.1
+        # The published state, the decision record and so the dashboard show it in force.
+        assert loop.hub.latest is not None
+        grid = loop.hub.latest.node("grid")
+        assert grid.limit_a == (30.0, 30.0, 30.0)
+        assert (grid.power_limit_kw, grid.limit_source) == (20.7, "grid-operator")
+        assert grid.limit_expires_at is None
+        assert "grid-operator" in [b.source for b in grid.limit_bounds]
+        record = loop.decisions.recent(1)[0].grid
+        assert record is not None
+        assert (record.limit_a, record.source) == ((30.0, 30.0, 30.0), "grid-operator")
         audit = [e for e in loop.limits.audit() if e.source is LimitSource.GRID_OPERATOR]
         assert [e.limit.power_kw for e in audit] == [69.0, 20.7]
         assert all(e.action is AuditAction.SET and e.target == SITE for e in audit)
@@ -197,6 +208,11 @@ async def test_api_and_modbus_server_limits_are_applied(
         sp = setpoints(loop)
         assert sum(sp.values()) <= 30
         assert sp["cp-2"] <= 10
+        assert loop.hub.latest is not None
+        board = loop.hub.latest.node("board")
+        assert (board.limit_a, board.limit_source) == ((30.0, 30.0, 30.0), "api")
+        assert board.limit_expires_at is not None
+        assert board.limit_expires_at - loop.hub.latest.at == pytest.approx(55, abs=1.5)
         await trio.sleep(70)  # both leases lapse
         assert sum(setpoints(loop).values()) > 40
 

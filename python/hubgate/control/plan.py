@@ -52,6 +52,7 @@ from hubgate.control.allocation import (
 from hubgate.control.cycle import Failed, TimedOut
 from hubgate.control.failsafe import AssumeDraw, ChargerWatch, MeterWatch
 from hubgate.control.grid_operator import GridOperatorInput, connection_kw
+from hubgate.control.limit_in_force import NodeLimit, node_bounds, node_limit
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
 from hubgate.control.site_energy import SiteEnergy
 from hubgate.control.site_model import SiteModel, with_finite_limits
@@ -217,6 +218,10 @@ class CyclePlanner:
             GridOperatorSource.MODBUS_SERVER: LimitSource.MODBUS_SERVER,
             GridOperatorSource.API: LimitSource.API,
         }.get(operator.source if operator else GridOperatorSource.MODBUS_DEVICE)
+        self._operator_sources = frozenset(
+            {LimitSource.GRID_OPERATOR}
+            | ({self._operator_power_source} if self._operator_power_source else set())
+        )
         self._operator_input = (
             GridOperatorInput(
                 connection_kw(site),
@@ -360,7 +365,7 @@ class CyclePlanner:
         grid_operator_w, peak_w = self._apply_limits(now, base, ev_max)
         for node in range(n_nodes):
             degraded = node not in measured and node in share
-            limit = self._limit_in_force_a(node, now, grid_operator_w, peak_w) if degraded else None
+            limit = self.node_limit(node, now).phase_a if degraded else None
             metered = self._metered_base(node, measured.get(node), known[node], unreported[node])
             for p in range(3):
                 if metered is not None:
@@ -427,27 +432,20 @@ class CyclePlanner:
             max(held[2], raw[2] - unreported[2]),
         )
 
-    def _limit_in_force_a(
-        self, node: int, now: float, grid_operator_w: float, peak_w: float
-    ) -> Phases3:
-        """A node's tightest limit per phase now: its cap, the limit book's phase and power
-        limits, and at the root the grid operator's and the peak target (power as current
-        on three phases). A lost meter's node keeps its degraded share of this, not of its
-        cap, so a limit below the cap still leaves room."""
-        model = self.model
-        in_force = self.limits.in_force(model.limit_target(node), now).limit
-        power_w = model.power_kw[node] * 1000
-        if in_force.power_kw is not None:
-            power_w = min(power_w, in_force.power_kw * 1000)
-        if node == 0:
-            power_w = min(power_w, grid_operator_w, peak_w)
-        per_phase = power_w / (3 * model.voltage_v)
-        phase = in_force.phase_a or model.caps_a[node]
-        return (
-            min(model.caps_a[node][0], phase[0], per_phase),
-            min(model.caps_a[node][1], phase[1], per_phase),
-            min(model.caps_a[node][2], phase[2], per_phase),
+    def node_limit(self, node: int, now: float) -> NodeLimit:
+        """The limit in force on `node` now and what sets it (`control.limit_in_force`): its
+        cap, the limit book's leases (at the root the grid operator's and the peak target
+        too). A lost meter's node keeps its degraded share of this, not of its cap, so a
+        limit below the cap still leaves room."""
+        bounds = node_bounds(
+            self.model,
+            self.limits,
+            node,
+            now,
+            operator_sources=self._operator_sources,
+            peak_target_kw=self.site.grid.peak_target_kw,
         )
+        return node_limit(bounds, self.model.voltage_v)
 
     def _apply_limits(
         self, now: float, base: array[float], ev_max: array[float]

@@ -8,14 +8,15 @@ It also keeps the recent operator events, stamped with the wall clock as they co
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from hubgate._core import AllocReason
 from hubgate.control.allocation import CycleResult
-from hubgate.control.decisions import ConnectorDecision, DecisionLog, DecisionRecord
+from hubgate.control.decisions import ConnectorDecision, DecisionLog, DecisionRecord, GridSample
+from hubgate.control.limit_in_force import CAP, PEAK_TARGET, NodeLimit
 from hubgate.control.limits import LimitBook
 from hubgate.control.plan import ConnectorRuntime, CyclePlanner, Phases3, Plan
 from hubgate.devices.model import Device, LinkMonitored
@@ -25,6 +26,7 @@ from hubgate.state import (
     DeviceHealth,
     Event,
     EventLevel,
+    LimitBoundView,
     NodeState,
     SiteState,
     StateHub,
@@ -58,20 +60,29 @@ class Snapshot:
         model = planner.model
         self._protocols = {info.name: info.protocol for info in model.connectors}
         self.events: deque[Event] = deque(maxlen=EVENTS_KEPT)
+        self._wall, self._now = time.time(), 0.0
+        self._limits: list[NodeLimit] = []
+        self._commanded: list[Phases3] = []
+        self._measured: dict[int, _Metered] = {}
 
     def event(self, level: EventLevel, subject: str, message: str) -> None:
         """An operator event, now."""
         self.events.append(Event(at=time.time(), level=level, subject=subject, message=message))
 
     def record(self, cycle: int, now: float, plan: Plan) -> None:
-        """Append the cycle's decision record."""
+        """Append the cycle's decision record (with the grid connection's sample)."""
         planner, inputs, result = self.planner, plan.inputs, plan.result
+        model = planner.model
+        self._wall, self._now = time.time(), now
+        self._limits = [planner.node_limit(n, now) for n in range(len(model.node_ids))]
+        self._commanded = _commanded(planner, result)
+        self._measured = self._meters(now)
         setpoints, reasons = result.setpoint_a, result.reason
         members = _reason_names()
         binding_node, binding_phase = result.binding_node, result.binding_phase
-        node_ids = planner.model.node_ids
+        node_ids = model.node_ids
         connectors = []
-        for i, info in enumerate(planner.model.connectors):
+        for i, info in enumerate(model.connectors):
             node = binding_node[i]
             binding = None
             if node >= 0:
@@ -82,6 +93,8 @@ class Snapshot:
                     info.name, setpoints[i], result.phases[i], members[reasons[i]], binding
                 )
             )
+        root = self._limits[0]
+        measured = self._measured.get(0)
         self.decisions.append(
             DecisionRecord(
                 cycle=cycle,
@@ -97,22 +110,25 @@ class Snapshot:
                 },
                 connectors=tuple(connectors),
                 notes=plan.notes,
+                grid=GridSample(
+                    wall_time=self._wall,
+                    measured_a=None if measured is None else measured.currents,
+                    commanded_a=self._commanded[0],
+                    limit_a=root.phase_a,
+                    limit_kw=root.power_kw,
+                    source=root.source,
+                ),
             )
         )
 
     def publish(self, cycle: int, result: CycleResult, duration_s: float, now: float) -> None:
-        """Publish the site's state after the cycle."""
+        """Publish the site's state after the cycle (`record` ran first)."""
         planner = self.planner
         model = planner.model
         setpoints, phases = result.setpoint_a, result.phases
-        commanded = [[0.0, 0.0, 0.0] for _ in model.node_ids]
         connectors = []
         record = self.decisions.recent(1)[0].connectors if len(self.decisions) else ()
         for i, (info, runtime) in enumerate(zip(model.connectors, planner.connectors, strict=True)):
-            on = (info.grid_phases[0],) if info.one_phase or phases[i] == 1 else (0, 1, 2)
-            for node in model.ancestors[info.node]:
-                for p in on:
-                    commanded[node][p] += setpoints[i]
             reading = runtime.reading
             power = reading.get(_POWER) if reading is not None else None
             energy = reading.get(_ENERGY) if reading is not None else None
@@ -136,39 +152,39 @@ class Snapshot:
                     binding=record[i].binding if i < len(record) else None,
                 )
             )
-        measured: dict[int, Phases3 | None] = {}
-        shares: dict[int, tuple[float, str]] = {}
-        for meter_id, watch in planner.meter_watch.items():
-            node = planner.meter_node[meter_id]
-            reading = planner.meter_reading.get(meter_id)
-            measured[node] = reading.phase_currents() if reading is not None else None
-            shares[node] = (watch.budget_share(now), watch.health(now).value)
         nodes = []
         for n, node_id in enumerate(model.node_ids):
-            in_force = self.limits.in_force(model.limit_target(n), now)
-            cap = model.caps_a[n]
-            lim = in_force.limit.phase_a
-            limit = (
-                cap
-                if lim is None
-                else (min(cap[0], lim[0]), min(cap[1], lim[1]), min(cap[2], lim[2]))
-            )
-            share, health = shares.get(n, (1.0, None))
+            limit = self._limits[n]
+            meter = self._measured.get(n)
             parent = model.parents[n]
             nodes.append(
                 NodeState.model_construct(
                     id=node_id,
                     kind=model.node_kinds[n],
                     parent=None if parent is None else model.node_ids[parent],
-                    measured_a=measured.get(n),
-                    commanded_a=(commanded[n][0], commanded[n][1], commanded[n][2]),
-                    limit_a=limit,
-                    power_limit_kw=_finite(
-                        min(model.power_kw[n], in_force.limit.power_kw or math.inf)
+                    measured_a=None if meter is None else meter.currents,
+                    measured_age_s=None if meter is None else meter.age_s,
+                    commanded_a=self._commanded[n],
+                    limit_a=None if limit.unlimited else limit.phase_a,
+                    power_limit_kw=None if limit.unlimited else limit.power_kw,
+                    limit_source=None if limit.unlimited else limit.source,
+                    limit_expires_at=self._wall_time(limit.expires_at),
+                    limit_sources=tuple(
+                        b.source for b in limit.bounds if b.source not in (CAP, PEAK_TARGET)
                     ),
-                    limit_sources=tuple(s.value for s in in_force.sources),
-                    budget_share=share,
-                    meter_health=health,
+                    limit_bounds=tuple(
+                        LimitBoundView.model_construct(
+                            source=b.source,
+                            phase_a=b.phase_a,
+                            power_kw=b.power_kw,
+                            expires_at=self._wall_time(b.expires_at),
+                            origin=b.origin,
+                        )
+                        for b in limit.bounds
+                        if b.phase_a is not None or b.power_kw is not None
+                    ),
+                    budget_share=1.0 if meter is None else meter.share,
+                    meter_health=None if meter is None else meter.health,
                 )
             )
         devices = [self._device_state(name, ok) for name, ok in planner.device_health.items()]
@@ -185,6 +201,24 @@ class Snapshot:
                 energy=planner.energy.snapshot(),
             )
         )
+
+    def _wall_time(self, monotonic: float | None) -> float | None:
+        return None if monotonic is None else self._wall + (monotonic - self._now)
+
+    def _meters(self, now: float) -> dict[int, _Metered]:
+        """Per metered node: its signed currents, their age, budget share and meter health."""
+        planner = self.planner
+        metered: dict[int, _Metered] = {}
+        for meter_id, watch in planner.meter_watch.items():
+            node = planner.meter_node[meter_id]
+            reading = planner.meter_reading.get(meter_id)
+            metered[node] = _Metered(
+                reading.phase_currents() if reading is not None else None,
+                None if reading is None else max(now - reading.at, 0.0),
+                watch.budget_share(now),
+                watch.health(now).value,
+            )
+        return metered
 
     def _device_state(self, name: str, reachable: bool) -> DeviceHealth:
         device = self._links.get(name)
@@ -204,6 +238,27 @@ class Snapshot:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Metered:
+    currents: Phases3 | None
+    age_s: float | None
+    share: float
+    health: str
+
+
+def _commanded(planner: CyclePlanner, result: CycleResult) -> list[Phases3]:
+    """Per node: the sum of the setpoints below it on each grid phase."""
+    model = planner.model
+    setpoints, phases = result.setpoint_a, result.phases
+    sums = [[0.0, 0.0, 0.0] for _ in model.node_ids]
+    for i, info in enumerate(model.connectors):
+        on = (info.grid_phases[0],) if info.one_phase or phases[i] == 1 else (0, 1, 2)
+        for node in model.ancestors[info.node]:
+            for p in on:
+                sums[node][p] += setpoints[i]
+    return [(s[0], s[1], s[2]) for s in sums]
+
+
 _POWER = Quantity.POWER_TOTAL
 _ENERGY = Quantity.ENERGY_IMPORT
 _SOC = Quantity.SOC
@@ -211,10 +266,6 @@ _SOC = Quantity.SOC
 
 def _reason_names() -> tuple[str, ...]:
     return tuple(str(r).rpartition(".")[2] for r in AllocReason.members())
-
-
-def _finite(value: float) -> float | None:
-    return None if math.isinf(value) or value >= 1_000_000 else value
 
 
 def _status(runtime: ConnectorRuntime, now: float) -> str:
