@@ -50,9 +50,7 @@ def test_bounds_come_from_the_book_with_the_grid_operator_and_the_peak_target() 
     )
     book, model = planner.limits, planner.model
     book.set(SITE, LimitSource.GRID_OPERATOR, Limit(power_kw=20.7), now=0, lease_s=None, origin="b")
-    book.set(
-        SITE, LimitSource.API, Limit(phase_a=(90, 90, 90)), now=0, lease_s=60, origin="api x"
-    )
+    book.set(SITE, LimitSource.API, Limit(phase_a=(90, 90, 90)), now=0, lease_s=60, origin="api x")
     book.set("board", LimitSource.CSMS, Limit(power_kw=10.0), now=0, lease_s=30, origin="csms")
     bounds = node_bounds(model, book, 0, 1.0, peak_target_kw=50.0)
     assert [b.source for b in bounds] == [CAP, "grid-operator", "api", PEAK_TARGET]

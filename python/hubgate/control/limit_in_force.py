@@ -3,7 +3,7 @@
 Every limit on a node is a `Bound`: its rating from the site file (`cap`), each lease in the
 limit book (grid operator, API, CSMS, Modbus server, site file), and at the grid connection
 the peak target. A power limit stands for the same current on three phases at the site's
-voltage, a phase limit for `voltage × (L1 + L2 + L3)` of power, so every bound compares in
+voltage, a phase limit for `voltage x (L1 + L2 + L3)` of power, so every bound compares in
 both units and the tightest one per phase is the limit in force. What the control loop
 allocates under, the dashboard draws and `/metrics` exports all come from here, so they show
 the same limit (a grid-operator step to 300 kW is 435 A per phase at 230 V, not the 1580 A
