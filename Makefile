@@ -44,10 +44,10 @@ wheel: $(VENV)/.built
 	$(BIN)/maturin build --release --quiet --interpreter $(BIN)/python --out target/wheels
 
 # The Debian programs the tests use as real peers (socat, mbpoll, mosquitto, chromium, ...;
-# the list is tests/peers.py): installed with apt-get when run as root, else it stops with
+# the list is tests/support/peers.py): installed with apt-get when run as root, else it stops with
 # one line naming the command. HUBGATE_SKIP_PEERS=mbpoll,... (or all) opts out explicitly.
 peers:
-	$(PYTHON) tests/peers.py --install
+	$(PYTHON) tests/support/peers.py --install
 
 py-test: peers $(VENV)/.built wheel
 	$(BIN)/pytest -q tests bench --benchmark-disable

@@ -6,22 +6,18 @@ naming `hubgate` and the peer (`pymodbus`, `ocpp-package`, `python-reference`,
 `acnportal`, `prometheus-client`), measured in the same run. A case with no peer
 has only the `hubgate` entry. The hooks below hold every benchmark to this.
 `make test` runs each benchmark once with `--benchmark-disable` to keep it working.
-Benchmarks may import the test suite's helpers (`tests/` is on the path), e.g. the
+Benchmarks may import the test suite's helpers (`tests.support`), e.g. the
 allocation engine's synthetic sites and pure-Python reference.
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from collections import defaultdict
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 IMPL_NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 """`impl` values are lower-case words joined by hyphens (`ocpp-package`, not `ocpp_package`)."""

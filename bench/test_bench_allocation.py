@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from allocation.reference import ReferenceAllocator
-from allocation.sites import Site, hub
 from hubgate._core import Allocator
+from tests.support.allocation_reference import ReferenceAllocator
+from tests.support.allocation_sites import Site, hub
 
 SIZES = [10, 100, 1_000, 10_000]
 REFERENCE_ROUNDS = {10: 50, 100: 20, 1_000: 5, 10_000: 3}

@@ -31,6 +31,9 @@ from hubgate.config.model import Csms, OcppServer, OcppVersion
 from hubgate.control.limits import LimitBook
 from hubgate.ocpp.registry import Admission, StationRegistry
 from hubgate.ocpp.server import OcppListener
+from tests.support.charge_points import ChargePointThread, Cp16
+
+ROOT = Path(__file__).resolve().parent.parent
 
 REPLAYED = 2_000
 METER_VALUES = {
@@ -171,10 +174,6 @@ def test_replay_rate_through_the_proxy(benchmark: Any, tmp_path: Path, impl: str
     own process) over WebSocket, 4 charge points at once; timed from hubgate's start (the
     chargers reconnect) until the CSMS has every message."""
     total = len(E2E_CHARGE_POINTS) * E2E_PER_CHARGE_POINT
-    ocpp_tests = Path(__file__).resolve().parent.parent / "tests" / "ocpp"
-    sys.path.insert(0, str(ocpp_tests))
-    from ocpp_peers import ChargePointThread, Cp16  # the tests' peers
-
     rounds = iter(range(100))
 
     def setup() -> tuple[tuple[Path, subprocess.Popen[str]], dict[str, Any]]:
@@ -184,7 +183,8 @@ def test_replay_rate_through_the_proxy(benchmark: Any, tmp_path: Path, impl: str
             store.enqueue_many(offline_transactions(cp, E2E_PER_CHARGE_POINT))
         store.close()
         csms = subprocess.Popen(
-            [sys.executable, str(ocpp_tests / "csms_peer.py"), str(total)],
+            [sys.executable, "-m", "tests.support.csms", str(total)],
+            cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -21,7 +21,8 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from hubgate.api.metrics import CYCLE_TIME_BUCKETS_S, PHASES, MetricsRegistry
 from hubgate.config.loader import load_site
-from hubgate.state import ConnectorState, DeviceHealth, NodeState, SiteState
+from hubgate.state import DeviceHealth, SiteState
+from tests.support import states
 
 DEPOT = Path(__file__).resolve().parent.parent / "examples" / "sites" / "depot-200.toml"
 
@@ -30,18 +31,16 @@ def depot_state() -> SiteState:
     """A snapshot of every node, connector and Modbus device of the depot."""
     site = load_site(DEPOT)
     nodes = [
-        NodeState(
-            id="grid",
-            kind="grid",
-            parent=None,
+        states.node(
+            "grid",
             measured_a=(900.0, 880.0, 910.0),
             commanded_a=(950.0, 950.0, 950.0),
             limit_a=site.grid.phase_current_limit_a,
         )
     ]
     nodes += [
-        NodeState(
-            id=n.id,
+        states.node(
+            n.id,
             kind=n.kind.value,
             parent=n.parent,
             measured_a=(100.0, 101.0, 99.5),
@@ -51,16 +50,7 @@ def depot_state() -> SiteState:
         for n in site.nodes
     ]
     connectors = [
-        ConnectorState(
-            key=f"{c.id}#{k.id}",
-            charger=c.id,
-            connector=k.id,
-            node=c.node,
-            protocol="ocpp" if c.ocpp else "modbus",
-            status="Charging",
-            setpoint_a=16.0,
-            phases=3,
-        )
+        states.connector(f"{c.id}#{k.id}", node=c.node, protocol="ocpp" if c.ocpp else "modbus")
         for c in site.chargers
         for k in c.connectors
     ]
@@ -77,13 +67,8 @@ def depot_state() -> SiteState:
         )
         for d in [*site.meters, *(c for c in site.chargers if c.modbus)]
     ]
-    return SiteState(
-        site=site.site.name,
-        cycle=1000,
-        at=0.0,
-        nodes=tuple(nodes),
-        connectors=tuple(connectors),
-        devices=tuple(devices),
+    return states.site_state(
+        site=site.site.name, cycle=1000, nodes=nodes, connectors=connectors, devices=devices
     )
 
 

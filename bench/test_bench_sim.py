@@ -9,7 +9,6 @@ simulated second, or with its 125 OCPP stations connected to a test CSMS.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,8 @@ from hubgate.profiles.model import Function
 from hubgate.sim import ClosedLoop, NaiveEqualShareController, Simulation, load_scenario, run_fast
 from hubgate.sim.modbus_box import ModbusBox
 from hubgate.sim.serving import SiteThread, site_thread
+from tests.support.csms import running_csms
+from tests.support.wait import wait_until_blocking
 
 DEPOT_500 = Path(__file__).resolve().parent.parent / "examples" / "scenarios" / "depot-500.toml"
 ROUND_S = 60.0
@@ -62,8 +63,6 @@ def test_physics_only(benchmark: Any, warm_depot: Simulation, impl: str) -> None
 
 # -- protocol mode: the depot behind its Modbus servers and OCPP stations ----------------------
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "ocpp"))
-from csms_peer import running_csms, wait_until  # noqa: E402
 
 WIRE_ROUND_S = 30.0
 
@@ -134,17 +133,17 @@ def test_wire_steps_with_125_ocpp_stations_connected(benchmark: Any, impl: str) 
     ):
         stations = running.site.stations
         assert len(stations) == 125
-        wait_until(lambda: all(s.booted for s in stations), timeout=60, what="125 boots")
+        wait_until_blocking(lambda: all(s.booted for s in stations), timeout_s=60, what="125 boots")
         running.advance(60, timeout=120)
 
         def round_() -> None:  # steps, then until every message of theirs is out
             running.advance(WIRE_ROUND_S, 120)
-            wait_until(
+            wait_until_blocking(
                 lambda: running.call(lambda: sum(s.pending for s in stations)) == 0,
-                timeout=120,
+                timeout_s=120,
                 what="stations' queues drained",
             )
 
         benchmark(round_)
         report(benchmark, WIRE_ROUND_S)
-        wait_until(lambda: csms.received("D500-001", "MeterValues"), what="meter values")
+        wait_until_blocking(lambda: csms.received("D500-001", "MeterValues"), what="meter values")

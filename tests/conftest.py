@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import peers
+from tests.support import peers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,7 +19,8 @@ def examples_dir() -> Path:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "peers(*programs): the test runs these peer programs (see tests/peers.py)"
+        "markers",
+        "peers(*programs): the test runs these peer programs (see tests/support/peers.py)",
     )
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-import peers
+from tests.support import peers
 
 ROOT = Path(__file__).resolve().parent.parent
-PEERS_SCRIPT = ROOT / "tests" / "peers.py"
+PEERS_SCRIPT = ROOT / "tests" / "support" / "peers.py"
 
 
 @pytest.fixture
@@ -56,12 +56,12 @@ def test_a_real_test_without_its_peer_fails(tmp_path: Path) -> None:
     tests = tmp_path / "tests"
     tests.mkdir()
     (tests / "test_one.py").write_text(
-        "from peers import require_peer\n\n"
+        "from tests.support.peers import require_peer\n\n"
         "def test_reads_with_mbpoll():\n"
         "    require_peer('mbpoll')\n"
     )
     env = {k: v for k, v in os.environ.items() if k != peers.SKIP_VARIABLE}
-    env |= {"PATH": str(tmp_path), "PYTHONPATH": str(ROOT / "tests")}
+    env |= {"PATH": str(tmp_path), "PYTHONPATH": str(ROOT)}
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
     done = subprocess.run(
         [*args, str(tests)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
@@ -72,7 +72,7 @@ def test_a_real_test_without_its_peer_fails(tmp_path: Path) -> None:
 
 
 def test_make_test_stops_at_once_naming_the_command_when_not_root() -> None:
-    """`tests/peers.py --install` (what `make test` runs first) as a user without root:
+    """`tests/support/peers.py --install` (what `make test` runs first) as a user without root:
     nothing to do when the peers are there; one line with the exact command when not."""
     as_user: list[str] = []
     if os.geteuid() == 0:  # root would install: run it as nobody

@@ -5,29 +5,13 @@ from __future__ import annotations
 import trio
 import trio.testing
 
-from hubgate.state import ConnectorState, NodeState, SiteState, StateHub
+from hubgate.state import SiteState, StateHub
+from tests.support.states import connector, node, site_state
 
 
 def snapshot(cycle: int) -> SiteState:
-    grid = NodeState(
-        id="grid",
-        kind="grid",
-        parent=None,
-        measured_a=(50.0, 40.0, 30.0),
-        commanded_a=(48.0, 48.0, 48.0),
-        limit_a=(100.0, 100.0, 80.0),
-    )
-    connector = ConnectorState(
-        key="cp-1#1",
-        charger="cp-1",
-        connector=1,
-        node="grid",
-        protocol="ocpp",
-        status="Charging",
-        setpoint_a=16.0,
-        phases=3,
-    )
-    return SiteState(site="t", cycle=cycle, at=0.0, nodes=(grid,), connectors=(connector,))
+    grid = node("grid", measured_a=(50.0, 40.0, 30.0), limit_a=(100.0, 100.0, 80.0))
+    return site_state(cycle=cycle, nodes=[grid], connectors=[connector("cp-1#1")])
 
 
 def test_utilisation_uses_measured_then_commanded() -> None:

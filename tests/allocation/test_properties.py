@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from allocation import invariants as inv
-from allocation.reference import ReferenceAllocator
-from allocation.sites import Site, sites
 from hubgate._core import Allocator, AllocReason, AllocSettings
+from tests.support import allocation_invariants as inv
+from tests.support.allocation_reference import ReferenceAllocator
+from tests.support.allocation_sites import Site, sites
 
 CHECKS = settings(
     max_examples=int(os.environ.get("ALLOC_EXAMPLES", "150")),
@@ -244,7 +244,7 @@ def test_rust_matches_the_reference_over_cycles(
 
 def test_reference_keeps_the_invariants_too() -> None:
     """The reference is held to the same invariants on a fixed scarce hub."""
-    from allocation.sites import hub
+    from tests.support.allocation_sites import hub
 
     site = hub(60)
     ref = ReferenceAllocator(site.nodes, site.connectors).allocate(**site.inputs(0.0))

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import trio
-from api_helpers import TOKEN, RunningApi, small_site, start_api
 
 from hubgate.config.model import Api
+from tests.support.api import TOKEN, RunningApi, small_site, start_api
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import trio
-from api_helpers import TOKEN, RunningApi, small_site, snapshot, start_api
-from chromium_cdp import new_page, open_chromium
 
 from hubgate.config.model import Api
 from hubgate.state import EnergyState
+from tests.support.api import TOKEN, RunningApi, small_site, snapshot, start_api
+from tests.support.chromium import new_page, open_chromium
 
 pytestmark = pytest.mark.peers("chromium")
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from api_helpers import snapshot
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from hubgate.api.metrics import MetricsRegistry
 from hubgate.state import EnergyState
+from tests.support.api import snapshot
 
 
 def parsed(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -6,10 +6,10 @@ import json
 
 import trio
 import trio.testing
-from api_helpers import RunningApi, read_events, snapshot
 
 from hubgate.api.live import SnapshotEvents
 from hubgate.state import StateHub
+from tests.support.api import RunningApi, read_events, snapshot
 
 
 async def test_stream_delivers_newly_published_snapshots(api: RunningApi) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
-from api_helpers import RunningApi, snapshot
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from hubgate.api.metrics import Gauge, Histogram, MetricsRegistry
+from tests.support.api import RunningApi, snapshot
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

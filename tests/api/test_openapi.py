@@ -16,7 +16,6 @@ import httpx
 import pytest
 import schemathesis
 import trio
-from api_helpers import AUTH, TOKEN, RecordingCommands, small_site, snapshot
 from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
@@ -27,6 +26,7 @@ from hubgate.config.model import Api
 from hubgate.control.decisions import ConnectorDecision, DecisionLog, DecisionRecord
 from hubgate.control.limits import LimitBook
 from hubgate.state import StateHub
+from tests.support.api import AUTH, TOKEN, RecordingCommands, small_site, snapshot
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api_helpers import AUTH, RunningApi
+from tests.support.api import AUTH, RunningApi
 
 
 async def test_pv_mode_switch_reaches_the_command_sink(api: RunningApi) -> None:

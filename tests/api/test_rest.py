@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 import trio
-from api_helpers import AUTH, TOKEN, RunningApi, small_site, snapshot, start_api
 
 from hubgate.config.model import Api
 from hubgate.control.decisions import ConnectorDecision, DecisionRecord, GridSample
 from hubgate.control.limits import SITE, Limit, LimitSource
+from tests.support.api import AUTH, TOKEN, RunningApi, small_site, snapshot, start_api
 
 
 async def test_state_reads_wait_for_the_first_cycle(api: RunningApi) -> None:

@@ -16,11 +16,12 @@ import trio
 
 from hubgate.cloud.mqtt.publisher import TelemetryPublisher
 from hubgate.config.model import Mqtt
-from peers import require_peer
+from tests.support.peers import require_peer
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.peers("mosquitto", "mosquitto_sub")
 
-WORKER = Path(__file__).with_name("mqtt_worker.py")
+WORKER = Path(__file__).parent.parent / "support" / "mqtt_worker.py"
 
 
 def free_port() -> int:
@@ -149,7 +150,8 @@ async def test_buffered_while_broker_is_away_then_delivered(broker: Mosquitto) -
             assert len(publisher.outbox) == 50
             assert publisher.outbox.dropped_measurements == 13
             assert publisher.outbox.dropped_events == 0
-            await trio.sleep(0.3)  # a few failed reconnects
+            tried = publisher.attempts
+            await wait_until(lambda: publisher.attempts >= tried + 2, "two failed reconnects")
             await broker.start()
             await publisher.wait_idle()
             nursery.cancel_scope.cancel()

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import trio
-from queue_worker import transaction_script
 
 from hubgate.cloud.queue import CsmsCallError, DurableQueue, open_durable_queue
 from hubgate.cloud.store import Outgoing, QueuedMessage, Receipt, Store
+from tests.support.queue_worker import transaction_script
 
 CHARGE_POINTS = ("CP1", "CP2", "CP3", "CP4")
 

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import trio
-from queue_worker import csms_transaction_id, transaction_script
 
 from hubgate.cloud.store import Store
+from tests.support.queue_worker import csms_transaction_id, transaction_script
 
-WORKER = Path(__file__).with_name("queue_worker.py")
+WORKER = Path(__file__).parent.parent / "support" / "queue_worker.py"
 CHARGE_POINTS = ("CP1", "CP2", "CP3", "CP4")
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from hubgate.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from hubgate.config import ConfigError, load_site
-from toml_tables import meter, modbus, modbus_charger
+from tests.support.toml_tables import meter, modbus, modbus_charger
 
 BASE = """\
 [site]

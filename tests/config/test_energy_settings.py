@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hubgate.config import ConfigError, load_site
-from toml_tables import SMA_BATTERY_20KWH, ocpp_charger
+from tests.support.toml_tables import SMA_BATTERY_20KWH, ocpp_charger
 
 SITE = (
     """\

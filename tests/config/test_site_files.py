@@ -10,7 +10,7 @@ import pytest
 from hubgate.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from hubgate.config import ConfigError, load_site, render_tree
 from hubgate.config.model import PhaseRotation
-from toml_tables import ocpp_charger
+from tests.support.toml_tables import ocpp_charger
 
 SMALL = """\
 [site]

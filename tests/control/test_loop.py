@@ -8,11 +8,11 @@ from dataclasses import dataclass, replace
 import pytest
 import trio
 import trio.testing
-from loop_site import SimCharger, SimSite, running_loop, site_config
 
 from hubgate.control.limits import SITE, AuditAction, Limit, LimitSource
 from hubgate.control.loop import ControlLoop, SiteDevices
 from hubgate.devices.model import IecState, Reading
+from tests.support.loop_site import SimCharger, SimSite, running_loop, site_config
 
 BOARD_A = 64.0
 

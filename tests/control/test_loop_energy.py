@@ -2,7 +2,7 @@
 
 A small site: three 32 A chargers on a 100 A connection with a 60 kW limit and a
 40 kW peak target, a grid meter, a 30 kW battery and a PV inverter, all
-in-memory devices over one shared physics (the chargers of `loop_site`).
+in-memory devices over one shared physics (the chargers of `tests.support.loop_site`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import pytest
 import trio
 import trio.testing
-from loop_site import SimCharger, UnreachableError, modbus_chargers, running_loop, site_meter
 
 from hubgate.config.model import SiteConfig
 from hubgate.control.commands import CommandRejectedError
@@ -24,6 +23,13 @@ from hubgate.control.limits import Limit, LimitSource
 from hubgate.control.loop import ControlLoop, SiteDevices
 from hubgate.devices.model import BatteryCommandResult, Reading
 from hubgate.profiles.model import Quantity
+from tests.support.loop_site import (
+    SimCharger,
+    UnreachableError,
+    modbus_chargers,
+    running_loop,
+    site_meter,
+)
 
 VOLTAGE = 230.0
 LIMIT_W = 60_000.0

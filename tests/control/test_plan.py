@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import math
 
-from loop_site import PlannedSite, SimSite, site_config
-
 from hubgate.control.limits import SITE, AuditAction, Limit, LimitBook, LimitSource
 from hubgate.control.plan import CyclePlanner
 from hubgate.state import EventLevel
+from tests.support.loop_site import PlannedSite, SimSite, site_config
 
 BOARD_A = 64.0
 

@@ -12,12 +12,12 @@ import httpx
 import pytest
 import trio
 import trio.testing
-from loop_site import SimSite, running_loop, site_config
 
 from hubgate.api import ApiContext
 from hubgate.api.app import API_PREFIX, build_app
 from hubgate.control.commands import CommandRejectedError
 from hubgate.control.loop import ControlLoop
+from tests.support.loop_site import SimSite, running_loop, site_config
 
 TOKEN = "priority-test-token-0123"
 API_TABLE = f'[api]\ntoken = "{TOKEN}"\n'

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import trio
-from driver_support import PROFILES, rig
 
 from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError
 from hubgate.devices.profile_driver import ProfileDevice
@@ -14,6 +13,7 @@ from hubgate.modbus.codec import FieldValue
 from hubgate.profiles.model import Quantity
 from hubgate.profiles.plan import resolve_switch
 from hubgate.sim.register_feed import FedDevice, battery_limits_w, battery_setpoint_kw
+from tests.support.drivers import PROFILES, rig
 
 PROFILE = PROFILES["sunspec-hybrid-storage"]
 RATING_W = 5000.0

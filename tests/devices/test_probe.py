@@ -7,13 +7,13 @@ from functools import partial
 
 import pytest
 import trio
-from driver_support import PROFILES
 
 from hubgate.cli import main
 from hubgate.devices.probe import in_range, probe, version
 from hubgate.modbus.tcp_master import open_tcp_master
 from hubgate.profiles.model import Firmware
 from hubgate.profiles.simulated import SimulatedDevice, serve
+from tests.support.drivers import PROFILES
 
 
 async def hubgate(*argv: str) -> int:

@@ -8,7 +8,6 @@ import math
 
 import pytest
 import trio
-from driver_support import PROFILES, FakeClock, Rig, rig
 
 from hubgate.devices.errors import FailsafeNotAppliedError, SunSpecDiscoveryError
 from hubgate.devices.model import IecState
@@ -20,7 +19,6 @@ from hubgate.modbus.stats import RequestStats
 from hubgate.modbus.tcp_master import open_tcp_master
 from hubgate.profiles.model import (
     DataType,
-    DeviceKind,
     HeartbeatStyle,
     Pause,
     Profile,
@@ -28,10 +26,18 @@ from hubgate.profiles.model import (
     SunSpecBlock,
     Unit,
 )
-from hubgate.profiles.plan import RegisterSpec, field_specs, sunspec_layout
+from hubgate.profiles.plan import field_specs, sunspec_layout
 from hubgate.profiles.simulated import SimulatedDevice, serve
+from tests.support.drivers import (
+    CHARGERS,
+    PROFILES,
+    FakeClock,
+    a_current,
+    charger,
+    distinct_value,
+    rig,
+)
 
-CHARGERS = sorted(n for n, p in PROFILES.items() if p.kind is DeviceKind.CHARGER)
 WITH_FAILSAFE = sorted(n for n in CHARGERS if PROFILES[n].failsafe.present)
 PHASE_SWITCHED = sorted(n for n in CHARGERS if PROFILES[n].commands.phase_switch is not None)
 BATTERIES = sorted(
@@ -41,34 +47,6 @@ BATTERIES = sorted(
 )
 TIMEOUT_S = 30.0
 FAILSAFE_A = 8.0
-
-
-def distinct_value(index: int, spec: RegisterSpec, exponent: int) -> float | str | None:
-    """A value the field can hold, different per field; every third field with a sentinel
-    is "not available"."""
-    if spec.sentinel and index % 3 == 0:
-        return None
-    if spec.function.is_bit:
-        return float(index % 2)
-    if spec.type is DataType.STRING:
-        return "H" if spec.charset == "utf-16-be" else f"H{index % 10}"
-    raw = 100 + index
-    if spec.mask is not None:
-        raw = min(raw, spec.mask)
-    power = 10.0**exponent if spec.scale_factor_address is not None else 1.0
-    return raw * spec.scale * power + spec.offset
-
-
-def charger(r: Rig) -> ProfileCharger:
-    assert isinstance(r.driver, ProfileCharger)
-    return r.driver
-
-
-def a_current(profile: Profile) -> float:
-    """A current the profile's setpoint accepts as it is: minimum + 4 A."""
-    setpoint = profile.commands.current_limit
-    assert setpoint is not None
-    return setpoint.min + 4
 
 
 @pytest.mark.parametrize("name", sorted(PROFILES))

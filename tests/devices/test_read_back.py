@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import trio
-from driver_support import PROFILES, rig
-from test_profile_driver import CHARGERS, a_current, charger
+
+from tests.support.drivers import CHARGERS, PROFILES, a_current, charger, rig
 
 
 @pytest.mark.parametrize("name", CHARGERS)

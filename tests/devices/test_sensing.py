@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import pytest
 import trio
-from driver_support import PROFILES, rig
-from test_profile_driver import distinct_value
 
 from hubgate.devices.model import Reading
 from hubgate.devices.profile_driver import driver_for
@@ -17,6 +15,7 @@ from hubgate.modbus.tcp_master import TcpMaster
 from hubgate.profiles.model import DeviceKind, Quantity
 from hubgate.profiles.plan import RegisterSpec, field_specs, sunspec_layout
 from hubgate.profiles.simulated import SimulatedDevice
+from tests.support.drivers import PROFILES, distinct_value, rig
 
 SPLIT = sorted(n for n, p in PROFILES.items() if p.kind in (DeviceKind.CHARGER, DeviceKind.METER))
 WHOLE = sorted(set(PROFILES) - set(SPLIT))

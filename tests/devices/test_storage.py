@@ -6,12 +6,12 @@ import math
 
 import pytest
 import trio
-from driver_support import PROFILES, rig
 
 from hubgate.devices.errors import DeviceError
 from hubgate.devices.storage import BatteryDevice, battery_state, pv_power_w
 from hubgate.profiles.model import DeviceKind, Quantity
 from hubgate.sim.register_feed import FedDevice, battery_limits_w
+from tests.support.drivers import PROFILES, rig
 
 BATTERIES = sorted(n for n, p in PROFILES.items() if p.kind is DeviceKind.BATTERY)
 COMMANDED = [n for n in BATTERIES if PROFILES[n].commands.setpoints]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from modbus_peers import HOLDING, RunningServer, pymodbus_server, socat_pty_pair
+
+from tests.support.modbus_peers import HOLDING, RunningServer, pymodbus_server, socat_pty_pair
 
 
 @pytest.fixture(scope="module")

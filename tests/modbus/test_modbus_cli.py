@@ -7,10 +7,10 @@ from functools import partial
 
 import pytest
 import trio
-from modbus_faults import free_port, serve_faulty_device, silent
-from modbus_peers import HOLDING, RunningServer
 
 from hubgate.cli import main
+from tests.support.modbus_faults import free_port, serve_faulty_device, silent
+from tests.support.modbus_peers import HOLDING, RunningServer
 
 
 async def hubgate(*argv: str) -> int:

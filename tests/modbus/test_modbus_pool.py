@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import trio
-from modbus_peers import HOLDING, RunningServer
 
 from hubgate.config.model import ModbusEndpoint, SerialLine
 from hubgate.modbus.pool import open_modbus_pool
 from hubgate.modbus.rtu_master import RtuMaster
 from hubgate.modbus.tcp_master import TcpMaster
+from tests.support.modbus_peers import HOLDING, RunningServer
 
 
 async def test_units_behind_one_address_share_a_connection(pymodbus_tcp: RunningServer) -> None:

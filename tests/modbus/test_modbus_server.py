@@ -23,8 +23,9 @@ from hubgate.config.model import ModbusServer, SiteConfig
 from hubgate.control.limits import SITE, AuditAction, Limit, LimitBook, LimitSource
 from hubgate.modbus.errors import ExceptionCode
 from hubgate.modbus.server import serve_modbus
-from hubgate.state import ConnectorState, DeviceHealth, NodeState, SiteState, StateHub
-from peers import require_peer
+from hubgate.state import DeviceHealth, SiteState, StateHub
+from tests.support.peers import require_peer
+from tests.support.states import connector, node, site_state
 
 SITE_FILE = {
     "site": {"name": "modbus server test"},
@@ -51,45 +52,30 @@ CONFIG_LIMIT_A = 400.0
 
 
 def snapshot() -> SiteState:
-    return SiteState(
+    return site_state(
         site="modbus server test",
         cycle=77,
         at=time.time(),
-        nodes=(
-            NodeState(
-                id="grid",
-                kind="grid",
-                parent=None,
-                measured_a=(50.0, 40.5, -3.0),
-                commanded_a=(48.0, 48.0, 48.0),
-                limit_a=(400.0, 400.0, 400.0),
-            ),
-            NodeState(
-                id="board",
-                kind="switchboard",
+        nodes=[
+            node("grid", measured_a=(50.0, 40.5, -3.0), limit_a=(400.0, 400.0, 400.0)),
+            node(
+                "board",
                 parent="grid",
-                measured_a=None,
                 commanded_a=(32.0, 32.0, 32.0),
                 limit_a=(250.0, 250.0, 250.0),
                 budget_share=0.5,
             ),
-        ),
-        connectors=(
-            ConnectorState(
-                key="cp-1#2",
-                charger="cp-1",
-                connector=2,
+        ],
+        connectors=[
+            connector(
+                "cp-1#2",
                 node="board",
-                protocol="ocpp",
-                status="Charging",
-                setpoint_a=16.0,
-                phases=3,
                 measured_a=(15.9, 16.0, 15.8),
                 power_kw=11.04,
                 energy_kwh=3.5,
-            ),
-        ),
-        devices=(
+            )
+        ],
+        devices=[
             DeviceHealth(
                 id="meter-1",
                 kind="meter",
@@ -97,8 +83,8 @@ def snapshot() -> SiteState:
                 reachable=True,
                 requests=70_000,
                 errors=3,
-            ),
-        ),
+            )
+        ],
     )
 
 

@@ -14,7 +14,6 @@ from functools import partial
 
 import pytest
 import trio
-from modbus_peers import HOLDING, RunningServer, pymodbus_server
 from pymodbus.framer import FramerType
 
 from hubgate._core import Request, RequestReceived, Response, RtuServerCodec
@@ -23,6 +22,7 @@ from hubgate.modbus.errors import ModbusConnectionError, ModbusExceptionError, M
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.rtu_master import open_rtu_master, open_rtu_over_tcp_master
 from hubgate.modbus.serial_line import RtuTiming
+from tests.support.modbus_peers import HOLDING, RunningServer, pymodbus_server
 
 
 async def test_reads_and_writes_several_units_on_one_bus(pymodbus_serial: str) -> None:

@@ -46,8 +46,11 @@ async def test_configured_raw_and_bytes_flow_both_ways(pty_pair: tuple[int, str]
             # 0x0D and 0x11 pass untouched in raw mode (no CR translation, no XON/XOFF)
             frame = bytes([0x01, 0x03, 0x0D, 0x11, 0x00, 0x0A, 0xFF, 0x00])
             await stream.send_all(frame)
-            await trio.sleep(0.05)
-            assert os.read(controller, 64) == frame
+            sent = b""
+            while len(sent) < len(frame):
+                await trio.lowlevel.wait_readable(controller)
+                sent += os.read(controller, 64)
+            assert sent == frame
             os.write(controller, frame[::-1])
             received = b""
             while len(received) < len(frame):

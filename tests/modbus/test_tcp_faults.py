@@ -1,36 +1,38 @@
 """The TCP master against misbehaving devices: it recovers, and healthy devices are unaffected.
 
-The faulty devices are small Trio servers (modbus_faults.py); the healthy one is pymodbus.
+The faulty devices are small Trio servers (tests/support/modbus_faults.py): on loopback
+beside a healthy pymodbus device, or in memory on Trio's MockClock, where every timeout
+and backoff is asserted to the instant.
 """
 
 from __future__ import annotations
 
-from functools import partial
-
 import pytest
 import trio
-from modbus_faults import (
+import trio.testing
+
+from hubgate.control.cycle import Failed, gather_by_deadline
+from hubgate.modbus.errors import ModbusConnectionError, ModbusTimeoutError
+from hubgate.modbus.master import ModbusDevice
+from hubgate.modbus.tcp_master import open_tcp_master
+from hubgate.runtime.supervisor import Backoff
+from tests.support.modbus_faults import (
     REGISTERS,
     Behaviour,
+    MemoryDevices,
     answer,
     answer_then_close,
     close_mid_frame_first,
-    free_port,
     garbage_first,
     late,
     serve_faulty_device,
     silent,
     wrong_transaction_first,
 )
-from modbus_peers import HOLDING, RunningServer
-
-from hubgate.control.cycle import Failed, gather_by_deadline
-from hubgate.modbus.errors import ModbusConnectionError, ModbusError, ModbusTimeoutError
-from hubgate.modbus.master import ModbusDevice
-from hubgate.modbus.tcp_master import open_tcp_master
-from hubgate.runtime.supervisor import Backoff
+from tests.support.modbus_peers import HOLDING, RunningServer
 
 FAST_BACKOFF = Backoff(initial_s=0.05, maximum_s=0.2, jitter=0.2)
+PORT = 502
 
 
 @pytest.mark.parametrize(
@@ -71,116 +73,151 @@ async def test_one_retry_recovers_from_a_fault_while_a_healthy_device_reads(
             nursery.cancel_scope.cancel()
 
 
-async def test_late_answer_is_dropped_by_transaction_id() -> None:
-    with trio.fail_after(5):
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(serve_faulty_device, late(0.45))
-            async with open_tcp_master("127.0.0.1", port, timeout_s=0.3, retries=0) as master:
-                device = ModbusDevice(master, 1)
-                with pytest.raises(ModbusTimeoutError, match=r"no answer from .*/1 within 0.3 s"):
-                    await device.read_registers(0, 2)
-                # The device answers the first request late, then this one: the stale
-                # answer must not be taken for this request's.
-                assert await device.read_registers(30, 2) == REGISTERS[30:32]
-                assert master.stray_frames == 1
-                assert (device.stats.timeouts, device.stats.ok) == (1, 1)
-            nursery.cancel_scope.cancel()
+async def test_late_answer_is_dropped_by_transaction_id(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        devices = MemoryDevices(nursery)
+        devices.serve(PORT, late(0.45))
+        async with open_tcp_master(
+            "device", PORT, timeout_s=0.3, retries=0, connect=devices.connect
+        ) as master:
+            device = ModbusDevice(master, 1)
+            start = trio.current_time()
+            with pytest.raises(ModbusTimeoutError, match=r"no answer from .*/1 within 0.3 s"):
+                await device.read_registers(0, 2)
+            assert trio.current_time() - start == pytest.approx(0.3)
+            # The device answers the first request late, then this one: the stale
+            # answer must not be taken for this request's.
+            assert await device.read_registers(30, 2) == REGISTERS[30:32]
+            assert trio.current_time() - start == pytest.approx(0.45)
+            assert master.stray_frames == 1
+            assert (device.stats.timeouts, device.stats.ok) == (1, 1)
+        nursery.cancel_scope.cancel()
 
 
 async def test_a_dead_device_delays_nobody_beyond_its_own_deadline(
-    pymodbus_tcp: RunningServer,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
-    finished: list[str] = []
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            dead_port = await nursery.start(serve_faulty_device, silent)
-            async with (
-                open_tcp_master("127.0.0.1", dead_port, timeout_s=1.0, retries=1) as dead_link,
-                open_tcp_master("127.0.0.1", pymodbus_tcp.port) as healthy_link,
-            ):
+    finished: dict[str, float] = {}
+    async with trio.open_nursery() as nursery:
+        devices = MemoryDevices(nursery)
+        devices.serve(PORT, silent)
+        devices.serve(PORT + 1, answer)
+        async with (
+            open_tcp_master(
+                "dead", PORT, timeout_s=1.0, retries=1, connect=devices.connect
+            ) as dead_link,
+            open_tcp_master("healthy", PORT + 1, connect=devices.connect) as healthy_link,
+        ):
+            start = trio.current_time()
 
-                async def read(name: str, device: ModbusDevice) -> list[int]:
-                    try:
-                        return await device.read_registers(0, 2)
-                    finally:
-                        finished.append(name)
+            async def read(name: str, device: ModbusDevice) -> list[int]:
+                try:
+                    return await device.read_registers(0, 2)
+                finally:
+                    finished[name] = trio.current_time() - start
 
-                results = await gather_by_deadline(
-                    {
-                        "dead": lambda: read("dead", ModbusDevice(dead_link, 1)),
-                        "healthy": lambda: read("healthy", ModbusDevice(healthy_link, 1)),
-                    },
-                    trio.current_time() + 5,
-                )
-            nursery.cancel_scope.cancel()
-    assert results["healthy"] == HOLDING[:2]
+            results = await gather_by_deadline(
+                {
+                    "dead": lambda: read("dead", ModbusDevice(dead_link, 1)),
+                    "healthy": lambda: read("healthy", ModbusDevice(healthy_link, 1)),
+                },
+                start + 5,
+            )
+        nursery.cancel_scope.cancel()
+    assert results["healthy"] == REGISTERS[:2]
     dead = results["dead"]
     assert isinstance(dead, Failed)
     assert isinstance(dead.error, ModbusTimeoutError)
-    assert finished == ["healthy", "dead"]
+    assert finished == {"healthy": 0.0, "dead": pytest.approx(2.0)}  # two attempts of 1 s
 
 
-async def test_an_outer_deadline_cancels_a_request_cleanly() -> None:
-    with trio.fail_after(5):
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(serve_faulty_device, silent)
-            async with open_tcp_master("127.0.0.1", port, timeout_s=10) as master:
-                with trio.move_on_after(0.1):
-                    await ModbusDevice(master, 1).read_registers(0, 1)
-                connection = master._connection
-                assert connection is not None
-                assert connection.waiters == {}
-                assert connection.codec.pending == 0
-            nursery.cancel_scope.cancel()
+async def test_an_outer_deadline_cancels_a_request_cleanly(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        devices = MemoryDevices(nursery)
+        devices.serve(PORT, silent)
+        async with open_tcp_master("device", PORT, timeout_s=10, connect=devices.connect) as master:
+            start = trio.current_time()
+            with trio.move_on_after(0.1) as scope:
+                await ModbusDevice(master, 1).read_registers(0, 1)
+            assert scope.cancelled_caught
+            assert trio.current_time() - start == pytest.approx(0.1)
+            connection = master._connection
+            assert connection is not None
+            assert connection.waiters == {}
+            assert connection.codec.pending == 0
+        nursery.cancel_scope.cancel()
 
 
-async def test_refused_connection_backs_off_then_recovers_when_the_device_returns() -> None:
-    port = free_port()
-    with trio.fail_after(10):
+async def test_refused_connection_backs_off_then_recovers_when_the_device_returns(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        devices = MemoryDevices(nursery)
         async with open_tcp_master(
-            "127.0.0.1", port, timeout_s=0.5, retries=0, backoff=Backoff(initial_s=0.3, jitter=0)
+            "device",
+            PORT,
+            timeout_s=0.5,
+            retries=0,
+            backoff=Backoff(initial_s=0.3, jitter=0),
+            connect=devices.connect,
         ) as master:
             device = ModbusDevice(master, 1)
+            start = trio.current_time()
             with pytest.raises(ModbusConnectionError, match="cannot connect"):
                 await device.read_registers(0, 1)
+            assert trio.current_time() == start
             # The next attempt is 0.3 s away, inside this request's deadline: it waits and fails again.
             with pytest.raises(ModbusConnectionError, match="cannot connect"):
                 await device.read_registers(0, 1)
+            assert trio.current_time() - start == pytest.approx(0.3)
             # Now 0.6 s away, past a 0.1 s deadline: it fails at once, saying when it retries.
-            with pytest.raises(ModbusConnectionError, match=r"next attempt in 0\.[56]\d s"):
+            with pytest.raises(ModbusConnectionError, match=r"next attempt in 0\.60 s"):
                 await device.read_registers(0, 1, timeout_s=0.1)
+            assert trio.current_time() - start == pytest.approx(0.3)
             assert device.stats.errors == 3
-            async with trio.open_nursery() as nursery:
-                await nursery.start(partial(serve_faulty_device, answer, port=port))
-                await trio.sleep(0.6)
-                assert await device.read_registers(0, 2) == REGISTERS[:2]
-                assert master.connections_opened == 1
-                nursery.cancel_scope.cancel()
+            devices.serve(PORT, answer)
+            await trio.sleep(0.6)  # on the mock clock
+            assert await device.read_registers(0, 2) == REGISTERS[:2]
+            assert trio.current_time() - start == pytest.approx(0.9)
+            assert master.connections_opened == 1
+        nursery.cancel_scope.cancel()
 
 
-async def test_a_device_that_never_answers_times_out_every_attempt() -> None:
-    with trio.fail_after(5):
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(serve_faulty_device, silent)
-            async with open_tcp_master("127.0.0.1", port, timeout_s=0.1, retries=2) as master:
-                device = ModbusDevice(master, 1)
-                with pytest.raises(ModbusError):
-                    await device.read_registers(0, 1)
-                assert (device.stats.requests, device.stats.timeouts) == (3, 3)
-                assert master.connections_opened == 1
-            nursery.cancel_scope.cancel()
+async def test_a_device_that_never_answers_times_out_every_attempt(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        devices = MemoryDevices(nursery)
+        devices.serve(PORT, silent)
+        async with open_tcp_master(
+            "device", PORT, timeout_s=0.1, retries=2, connect=devices.connect
+        ) as master:
+            device = ModbusDevice(master, 1)
+            start = trio.current_time()
+            with pytest.raises(ModbusTimeoutError):
+                await device.read_registers(0, 1)
+            assert trio.current_time() - start == pytest.approx(0.3)
+            assert (device.stats.requests, device.stats.timeouts) == (3, 3)
+            assert master.connections_opened == 1
+        nursery.cancel_scope.cancel()
 
 
-async def test_a_device_closing_idle_connections_costs_one_quick_retry() -> None:
-    with trio.fail_after(5):
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(serve_faulty_device, answer_then_close)
-            async with open_tcp_master("127.0.0.1", port, retries=1) as master:
-                device = ModbusDevice(master, 1)
-                for address in range(5):
-                    assert (
-                        await device.read_registers(address, 1) == REGISTERS[address : address + 1]
-                    )
-                assert master.connections_opened == 5
-                assert (device.stats.ok, device.stats.errors) == (5, 4)
-            nursery.cancel_scope.cancel()
+async def test_a_device_closing_idle_connections_costs_one_quick_retry(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        devices = MemoryDevices(nursery)
+        devices.serve(PORT, answer_then_close)
+        async with open_tcp_master("device", PORT, retries=1, connect=devices.connect) as master:
+            device = ModbusDevice(master, 1)
+            start = trio.current_time()
+            for address in range(5):
+                assert await device.read_registers(address, 1) == REGISTERS[address : address + 1]
+            assert trio.current_time() == start  # the retries reconnect at once: no backoff
+            assert master.connections_opened == 5
+            assert (device.stats.ok, device.stats.errors) == (5, 4)
+        nursery.cancel_scope.cancel()

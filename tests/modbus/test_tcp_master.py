@@ -6,13 +6,13 @@ import socket
 
 import pytest
 import trio
-from modbus_faults import REGISTERS, answers_pairs_reversed, serve_faulty_device
-from modbus_peers import HOLDING, RunningServer
 
 from hubgate._core import EncodeError, Request, Response
 from hubgate.modbus.errors import ModbusExceptionError
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.tcp_master import open_tcp_master
+from tests.support.modbus_faults import REGISTERS, answers_pairs_reversed, serve_faulty_device
+from tests.support.modbus_peers import HOLDING, RunningServer
 
 
 async def test_reads_holding_and_input_registers(pymodbus_tcp: RunningServer) -> None:

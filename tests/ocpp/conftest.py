@@ -1,4 +1,4 @@
-"""The `server` fixture: a running OCPP listener (see ocpp_harness); `pki`: a test CA and
+"""The `server` fixture: a running OCPP listener (see tests.support.ocpp_listener); `pki`: a test CA and
 certificates made by openssl."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import trio
-from ocpp_harness import Running, start_listener
 
 from hubgate.ocpp.server import ListenerLimits
-from peers import require_peer
+from tests.support.ocpp_listener import Running, start_listener
+from tests.support.peers import require_peer
 
 
 @pytest.fixture

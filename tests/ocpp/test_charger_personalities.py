@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 import trio
 from ocpp.v16 import call as call16
-from ocpp_harness import V16, V201, Running
-from ocpp_peers import ChargePointThread, Quirks, now_text
 
 from hubgate.config.model import CapabilityOverride, OcppVersion
 from hubgate.ocpp.device import OcppCharger
 from hubgate.ocpp.smart_charging import LeaseMode, LeaseSettings
 from hubgate.ocpp.station_care import CapabilityStore, StationCare
+from tests.support.charge_points import ChargePointThread, Quirks, now_text
+from tests.support.ocpp_listener import V16, V201, Running
 
 SETTINGS = LeaseSettings(
     lease_s=60,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import trio
 from ocpp.v16 import call
-from ocpp_peers import ChargePointThread, Cp16, now_text
 
 from hubgate.config.loader import load_site
+from tests.support.charge_points import ChargePointThread, Cp16, now_text
 
 
 async def test_serve_reports_a_charging_station(examples_dir: Path) -> None:

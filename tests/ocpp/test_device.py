@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 import trio
 from ocpp.v16 import call
-from ocpp_harness import V16, Running
-from ocpp_peers import now_text
 
 from hubgate.devices.errors import FailsafeNotAppliedError
 from hubgate.devices.model import IecState
@@ -14,6 +12,8 @@ from hubgate.ocpp.device import OcppCharger
 from hubgate.ocpp.errors import OcppSessionClosedError
 from hubgate.ocpp.smart_charging import LeaseSettings
 from hubgate.profiles.model import Quantity
+from tests.support.charge_points import now_text
+from tests.support.ocpp_listener import V16, Running
 
 
 async def test_read_limit_failsafe_and_heartbeat(server: Running) -> None:

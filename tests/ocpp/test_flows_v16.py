@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import trio
 from ocpp.v16 import call
-from ocpp_harness import V16, Running
-from ocpp_peers import now_text
 
 from hubgate.ocpp.errors import OcppCallError
+from tests.support.charge_points import now_text
+from tests.support.ocpp_listener import V16, Running
 
 
 def meter_value(energy_wh: float) -> dict[str, object]:

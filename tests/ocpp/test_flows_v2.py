@@ -6,12 +6,12 @@ import pytest
 import trio
 from ocpp.v21 import call as call21
 from ocpp.v201 import call
-from ocpp_harness import V16, V21, V201, Running
-from ocpp_peers import now_text
 
 from hubgate.config.model import OcppVersion
 from hubgate.ocpp.errors import OcppCallError
 from hubgate.ocpp.operations import ChargerOperations
+from tests.support.charge_points import now_text
+from tests.support.ocpp_listener import V16, V21, V201, Running
 
 
 def sampled(measurand: str, value: float, unit: str, phase: str | None = None) -> dict[str, object]:

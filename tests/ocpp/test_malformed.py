@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 import trio
-from ocpp_harness import Running
 from websockets.sync.client import connect
+
+from tests.support.ocpp_listener import Running
 
 CORPUS = json.loads((Path(__file__).parent / "malformed.json").read_text())["cases"]
 IDENTITY = {"1.6": "CP16", "2.0.1": "CP201", "2.1": "CP21"}

@@ -12,14 +12,20 @@ from pathlib import Path
 
 import pytest
 import trio
-from csms_peer import CsmsThread
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
-from proxy_harness import GATEWAY, Proxied, open_proxied
-from test_proxy_offline import _script, check_replayed
-from test_proxy_sigkill import HUBGATE, _site
 
 from hubgate.config.model import OcppVersion
+from tests.support.csms import CsmsThread
+from tests.support.proxy import (
+    GATEWAY,
+    HUBGATE,
+    Proxied,
+    check_replayed,
+    open_proxied,
+    outage_script,
+    proxy_site,
+)
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
 SITE_PASSWORD = "site-default-password-1"
@@ -77,7 +83,9 @@ async def test_basic_auth_a_wrong_password_is_retried_and_the_queue_kept(
             await trio.to_thread.run_sync(cp201.stop)
 
             cp = await env.connect("CP16", V16)
-            ids = await trio.to_thread.run_sync(_script, cp, 3, datetime(2026, 11, 1, tzinfo=UTC))
+            ids = await trio.to_thread.run_sync(
+                outage_script, cp, 3, datetime(2026, 11, 1, tzinfo=UTC)
+            )
             await trio.to_thread.run_sync(env.csms.wait_refused, "CP16", 3, 10)  # retried
             assert not env.proxy.chargers["CP16"].upstream.online
             assert env.csms.calls("CP16") == []  # answered locally, queued
@@ -140,7 +148,7 @@ async def test_profile_3_presents_each_chargers_client_certificate(
 
 
 def test_serve_stops_on_a_missing_tls_file(tmp_path: Path) -> None:
-    site = _site(tmp_path)
+    site = proxy_site(tmp_path)
     missing = tmp_path / "missing-ca.pem"
     site.write_text(
         site.read_text().replace('url = "ws://127.0.0.1:1/unused"', 'url = "wss://127.0.0.1:1/x"')

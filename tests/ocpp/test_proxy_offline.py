@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import trio
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
-from ocpp_peers import ChargePointThread, now_text
-from proxy_harness import FLEET, Proxied, open_proxied
 
 from hubgate.config.model import OcppVersion
+from tests.support.charge_points import ChargePointThread, now_text
+from tests.support.proxy import FLEET, check_replayed, open_proxied, outage_script
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
 
@@ -79,63 +78,6 @@ async def test_v201_offline_transaction_events_are_replayed(tmp_path: Path) -> N
             await trio.to_thread.run_sync(cp.stop)
 
 
-def _script(cp: ChargePointThread, transactions: int, base: datetime) -> list[str]:
-    """A charger's outage: Start, 8 MeterValues and Stop per transaction, a minute apart
-    (compressed: days of an outage sent at full speed). Returns its message ids in order."""
-    sent: list[str] = []
-    minute = 0
-    ids = (f"{cp.identity}-{base:%d}-{n}" for n in range(10**9))
-
-    def stamp() -> str:
-        nonlocal minute
-        minute += 1
-        moment = base + timedelta(minutes=minute)
-        return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-    def call(payload: object) -> Any:
-        sent.append(next(ids))
-        return cp.call(payload, unique_id=sent[-1])
-
-    for n in range(transactions):
-        start = call(
-            call16.StartTransaction(
-                connector_id=1, id_tag="TAG-OK", meter_start=n * 100, timestamp=stamp()
-            )
-        )
-        tx = start.transaction_id
-        for k in range(8):
-            sample = {"value": str(n * 100 + k), "measurand": "Energy.Active.Import.Register"}
-            call(
-                call16.MeterValues(
-                    connector_id=1,
-                    transaction_id=tx,
-                    meter_value=[{"timestamp": stamp(), "sampled_value": [sample]}],
-                )
-            )
-        call(call16.StopTransaction(transaction_id=tx, meter_stop=n * 100 + 9, timestamp=stamp()))
-    return sent
-
-
-def check_replayed(env: Proxied, identity: str, expected_ids: list[str]) -> int:
-    """The CSMS got a charger's messages in order, each once; transaction ids are the CSMS's.
-
-    Returns how many were repeats: a message the CSMS answered but hubgate had not yet
-    marked delivered when it died is sent once more with the same id, right away
-    (store.py's in-flight window). Those repeats are adjacent to the original.
-    """
-    frames = env.csms.calls(identity)
-    collapsed = [f for i, f in enumerate(frames) if i == 0 or frames[i - 1][1] != f[1]]
-    assert [f[1] for f in collapsed] == expected_ids
-    current: int | None = None
-    for frame in collapsed:
-        action, payload = frame[2], frame[3]
-        if action == "StartTransaction":
-            current = env.csms.transaction_id(identity, frame[1])
-        else:
-            assert payload["transactionId"] == current, frame
-    return len(frames) - len(collapsed)
-
-
 async def test_long_outage_ten_thousand_messages_replayed_in_order_once(tmp_path: Path) -> None:
     base = datetime(2026, 11, 1, tzinfo=UTC)
     with trio.fail_after(80):
@@ -144,7 +86,9 @@ async def test_long_outage_ten_thousand_messages_replayed_in_order_once(tmp_path
             expected: dict[str, list[str]] = {}
 
             async def outage(peer: ChargePointThread) -> None:
-                expected[peer.identity] = await trio.to_thread.run_sync(_script, peer, 100, base)
+                expected[peer.identity] = await trio.to_thread.run_sync(
+                    outage_script, peer, 100, base
+                )
 
             async with trio.open_nursery() as nursery:
                 for peer in peers:
@@ -175,11 +119,15 @@ async def test_new_transaction_messages_queue_behind_a_backlog(tmp_path: Path) -
     with trio.fail_after(30):
         async with open_proxied(tmp_path, csms_up=False) as env:
             cp = await env.connect("CP16", V16)
-            ids = await trio.to_thread.run_sync(_script, cp, 30, datetime(2026, 11, 1, tzinfo=UTC))
+            ids = await trio.to_thread.run_sync(
+                outage_script, cp, 30, datetime(2026, 11, 1, tzinfo=UTC)
+            )
             await env.start_csms()
             # while the 300 queued messages replay, the charger goes on: its new messages
             # reach the CSMS after the backlog, in order
-            more = await trio.to_thread.run_sync(_script, cp, 3, datetime(2026, 11, 2, tzinfo=UTC))
+            more = await trio.to_thread.run_sync(
+                outage_script, cp, 3, datetime(2026, 11, 2, tzinfo=UTC)
+            )
             await trio.to_thread.run_sync(env.csms.wait_delivered, {"CP16": more[-1]}, 20)
             assert check_replayed(env, "CP16", ids + more) == 0
             await trio.to_thread.run_sync(cp.stop)

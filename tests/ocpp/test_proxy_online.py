@@ -7,11 +7,11 @@ from pathlib import Path
 import trio
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
-from ocpp_peers import now_text
-from proxy_harness import GATEWAY, open_proxied
 
 from hubgate.config.model import OcppVersion
 from hubgate.control.limits import SITE, Limit, LimitSource
+from tests.support.charge_points import now_text
+from tests.support.proxy import GATEWAY, open_proxied
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
 

@@ -4,37 +4,17 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import trio
-from csms_peer import proxy_csms
-from ocpp_peers import ChargePointThread, Cp16
-from test_proxy_offline import _script
 
 from hubgate.cloud.store import Store
+from tests.support.charge_points import ChargePointThread, Cp16
+from tests.support.csms import proxy_csms
+from tests.support.proxy import HUBGATE, IDENTITIES, outage_script, proxy_site
 
-HUBGATE = str(Path(sys.executable).parent / "hubgate")
-IDENTITIES = [f"K{n}" for n in range(4)]
 TRANSACTIONS = 50  # per charge point: 500 messages each, 2,000 in all
-
-
-def _site(tmp_path: Path) -> Path:
-    chargers = "".join(
-        f'[[chargers]]\nid = "k-{n}"\nnode = "grid"\n'
-        f'ocpp = {{ identity = "{identity}", versions = ["1.6"] }}\n'
-        "connectors = [{ id = 1, max_current_a = 32 }]\n\n"
-        for n, identity in enumerate(IDENTITIES)
-    )
-    site = tmp_path / "site.toml"
-    site.write_text(
-        '[site]\nname = "proxy"\ntimezone = "UTC"\n\n'
-        "[grid]\nvoltage_v = 230\nphase_current_limit_a = 80\n\n"
-        f"{chargers}"
-        f'[csms]\nurl = "ws://127.0.0.1:1/unused"\nqueue_path = "{tmp_path / "q.sqlite3"}"\n'
-    )
-    return site
 
 
 class Hubgate:
@@ -92,7 +72,7 @@ async def _connect(base_url: str) -> list[ChargePointThread]:
 
 
 async def test_sigkill_during_replay_resumes_after_restart(tmp_path: Path) -> None:
-    site = _site(tmp_path)
+    site = proxy_site(tmp_path)
     csms = await trio.to_thread.run_sync(proxy_csms().start)
     await trio.to_thread.run_sync(csms.stop)  # the CSMS is away; its port is known
     total = len(IDENTITIES) * TRANSACTIONS * 10
@@ -105,7 +85,7 @@ async def test_sigkill_during_replay_resumes_after_restart(tmp_path: Path) -> No
             async def outage(peer: ChargePointThread) -> None:
                 base = datetime(2026, 11, 1, tzinfo=UTC)
                 expected[peer.identity] = await trio.to_thread.run_sync(
-                    _script, peer, TRANSACTIONS, base
+                    outage_script, peer, TRANSACTIONS, base
                 )
 
             async with trio.open_nursery() as nursery:
@@ -162,7 +142,7 @@ async def test_sigkill_during_replay_resumes_after_restart(tmp_path: Path) -> No
 
 def test_serve_rejects_a_csms_url_that_is_not_websocket(tmp_path: Path) -> None:
     done = subprocess.run(
-        [HUBGATE, "ocpp", "serve", str(_site(tmp_path)), "--csms", "http://example"],
+        [HUBGATE, "ocpp", "serve", str(proxy_site(tmp_path)), "--csms", "http://example"],
         capture_output=True,
         text=True,
         timeout=30,

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import trio
 from ocpp.v16 import call
-from ocpp_harness import PASSWORD, V16, start_listener
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from hubgate.config.model import OcppServer
+from tests.support.ocpp_listener import PASSWORD, V16, start_listener
 
 
 def client_context(pki: Path, identity: str | None = None) -> ssl.SSLContext:

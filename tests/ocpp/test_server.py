@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import trio
-from ocpp_harness import PASSWORD, V16, Running, start_listener
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -16,6 +15,7 @@ from hubgate.config.model import OcppServer
 from hubgate.ocpp.errors import OcppCallTimeoutError, OcppSessionClosedError
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.server import ListenerLimits
+from tests.support.ocpp_listener import PASSWORD, V16, Running, start_listener
 
 
 def open_raw(url: str, protocol: str = "ocpp1.6", **kwargs: Any) -> ClientConnection:

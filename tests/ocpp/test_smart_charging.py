@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 import pytest
 import trio
-from ocpp_harness import V16, V21, V201, Running
 
 from hubgate.config.model import OcppVersion
 from hubgate.ocpp.capabilities import Capabilities, RateUnit, discover
@@ -21,6 +20,7 @@ from hubgate.ocpp.smart_charging import (
     set_charging_profile,
 )
 from hubgate.ocpp.validation import Direction, validate
+from tests.support.ocpp_listener import V16, V21, V201, Running
 
 SETTINGS = LeaseSettings(
     lease_s=60, renew_before_s=20, deadband_a=0.5, min_increase_interval_s=5, failsafe_current_a=6

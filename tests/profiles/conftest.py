@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 from pymodbus.client import ModbusTcpClient
-from sim_support import PROFILES, FakeClock, Served
 
 from hubgate.profiles.simulated import SimulatedDevice, serve
+from tests.support.simulated_devices import PROFILES, FakeClock, Served
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import fastjsonschema
 import pytest
-from sim_support import PROFILES
 
 from hubgate.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from hubgate.config import ConfigError, load_site
@@ -22,6 +21,7 @@ from hubgate.profiles import (
     problems_in_file,
     profile_files,
 )
+from tests.support.simulated_devices import PROFILES
 
 ALFEN = default_dir() / "alfen-eve.toml"
 

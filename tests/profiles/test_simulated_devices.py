@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from pymodbus.client import ModbusTcpClient
 from pymodbus.pdu import ExceptionResponse
-from sim_support import PROFILES, Served
 
 from hubgate.profiles.model import DataType, Function, HeartbeatStyle, Pause, Setpoint
 from hubgate.profiles.plan import RegisterSpec
+from tests.support.simulated_devices import PROFILES, Served
 
 DT = ModbusTcpClient.DATATYPE
 TYPES = {

@@ -12,6 +12,7 @@ from hubgate.runtime.demo import Demo, open_demo
 from hubgate.sim.engine import Simulation
 from hubgate.sim.scenario_loader import load_scenario
 from hubgate.state import EnergyState
+from tests.support.wait import wait_until
 
 SCENARIO = Path(__file__).parents[2] / "examples" / "scenarios" / "grid-limit-step.toml"
 
@@ -32,18 +33,24 @@ async def test_the_depot_demo_commands_its_battery() -> None:
     loaded = load_scenario(SCENARIO)
     assert loaded.site.battery is not None
     assert loaded.site.battery.modbus.profile == "sunspec-hybrid-storage"
-    energy: EnergyState | None = None
     with trio.fail_after(90):
         async with open_demo(loaded) as demo, trio.open_nursery() as nursery:
             nursery.start_soon(demo.pace)
-            while True:  # the loop cycles on its own: polling is the way
-                state = demo.gateway.loop.hub.latest
-                energy = None if state is None else state.energy
-                if energy is not None and energy.battery_command_kw:
-                    break
-                await trio.sleep(0.2)
-            await trio.sleep(2 * demo.gateway.site.control.cycle_s)  # the command lands
-            told_kw = await demo.simulation(battery_setpoint_kw)
+            hub = demo.gateway.loop.hub
+
+            def commanding() -> EnergyState | None:
+                energy = hub.latest.energy if hub.latest is not None else None
+                return energy if energy is not None and energy.battery_command_kw else None
+
+            energy = await wait_until(commanding, "a battery command", timeout_s=60)
+            command_kw = energy.battery_command_kw
+            assert command_kw is not None
+
+            async def told() -> float | None:  # the sim's sign is + charging, the gateway's
+                kw = await demo.simulation(battery_setpoint_kw)  # + discharging
+                return kw if kw * command_kw < 0 else None
+
+            told_kw = await wait_until(told, "the command on the wire")
             lease_s = await trio.to_thread.run_sync(revert_timeout_s, demo)
             nursery.cancel_scope.cancel()
     assert energy.battery_mode != "unavailable"

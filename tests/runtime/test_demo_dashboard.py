@@ -16,12 +16,13 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from chromium_cdp import new_page, open_chromium
 
 from hubgate.control.limits import SITE, Limit, LimitSource
 from hubgate.runtime.demo import open_demo
 from hubgate.runtime.gateway import dashboard_url
 from hubgate.sim.scenario_loader import load_scenario
+from tests.support.chromium import new_page, open_chromium
+from tests.support.wait import wait_until
 
 SCENARIO = Path(__file__).parent / "e2e-scenario.toml"
 TOKEN = "demo-token-0123456789"
@@ -38,10 +39,12 @@ async def until_state(
     api: httpx.AsyncClient, check: Callable[[dict[str, Any]], bool], timeout_s: float = 20.0
 ) -> dict[str, Any]:
     """The first site state (from the API) whose grid node passes `check`."""
-    with trio.fail_after(timeout_s):  # the loop cycles on its own: polling is the way
-        while not check(grid(state := (await api.get("/state")).json())):  # noqa: ASYNC110
-            await trio.sleep(0.1)
-    return state
+
+    async def passing() -> dict[str, Any] | None:
+        state: dict[str, Any] = (await api.get("/state")).json()
+        return state if check(grid(state)) else None
+
+    return await wait_until(passing, "a site state that passes the check", timeout_s)
 
 
 @pytest.mark.peers("chromium")

@@ -1,7 +1,7 @@
 """End to end, layer 4: the gateway as Local Controller towards a test CSMS that goes away.
 
 The simulator's stations dial the gateway, which proxies them to the test CSMS
-(tests/ocpp/csms_peer.py, the `ocpp` package). At 20 s of simulated time the CSMS
+(tests/support/csms.py, the `ocpp` package). At 20 s of simulated time the CSMS
 stops (its port closed), at 22 s the EV of a 1.6 and of a 2.0.1 station leaves and a
 new one plugs in two seconds later, at 40 s the grid operator steps to 30 %, at 65 s
 the CSMS starts again on the same port. Simulated time advances one second per
@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from csms_peer import CsmsThread
-from e2e_support import board_current, run_for, until_connected
 from ocpp.charge_point import remove_nones, snake_to_camel_case
 
 from hubgate.cloud.proxy import ProxySettings
@@ -31,6 +29,9 @@ from hubgate.runtime.supervisor import Backoff
 from hubgate.sim.engine import Simulation
 from hubgate.sim.ocpp_station import Station
 from hubgate.sim.scenario_loader import load_scenario
+from tests.support.csms import CsmsThread
+from tests.support.e2e import board_current, run_for, until_connected
+from tests.support.wait import wait_until
 
 SCENARIO = Path(__file__).parent / "e2e-csms.toml"
 STATIONS = ("E2E-1", "E2E-3", "E2E-5")
@@ -51,14 +52,6 @@ def _station(demo: Demo, identity: str) -> Station:
 
 def _slot(demo: Demo, identity: str) -> int:
     return _station(demo, identity).connectors[0].slot
-
-
-async def _until(check: Any, what: str, timeout_s: float = 10.0) -> None:
-    for _ in range(round(timeout_s / 0.05)):
-        if check():
-            return
-        await trio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _transaction_calls(csms: CsmsThread, identity: str) -> list[list[Any]]:
@@ -160,7 +153,7 @@ async def test_csms_outage_local_control_goes_on_and_transactions_are_replayed(
                 await until_connected(demo, len(STATIONS))
                 await run_for(demo, 20)  # t = 20 s: every transaction started online
                 for identity in STATIONS:
-                    await _until(
+                    await wait_until(
                         lambda i=identity: proxy.chargers[i].upstream.online, f"{identity} up"
                     )
                 assert csms.calls("E2E-3", "Authorize")
@@ -187,11 +180,10 @@ async def test_csms_outage_local_control_goes_on_and_transactions_are_replayed(
                 sent_offline = {i: len(log) - sent_online[i] for i, log in sent.items()}
                 await trio.to_thread.run_sync(csms.start)  # the same port
                 await run_for(demo, 10)  # t = 75 s
-                await _until(lambda: not any(c.backlog for c in proxy.chargers.values()), "replay")
-                for _ in range(100):  # the last ones may be on their way; asserted below
-                    if _arrived(csms, sent):
-                        break
-                    await trio.sleep(0.05)
+                await wait_until(
+                    lambda: not any(c.backlog for c in proxy.chargers.values()), "replay"
+                )
+                await wait_until(lambda: _arrived(csms, sent), "the last messages", timeout_s=5)
                 pending = await demo.simulation(
                     lambda sim: sum(s.pending for s in sim_site.site.stations)
                 )

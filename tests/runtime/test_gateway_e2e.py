@@ -12,13 +12,14 @@ import re
 from pathlib import Path
 
 import trio
-from e2e_support import board_current, run_for, until_connected
 
 from hubgate.control.limits import LimitSource
 from hubgate.profiles.model import Quantity
 from hubgate.runtime.demo import Demo, open_demo, simulated_site
 from hubgate.runtime.gateway import open_gateway
 from hubgate.sim.scenario_loader import load_scenario
+from tests.support.e2e import board_current, one_cycle, run_for, until_connected
+from tests.support.wait import wait_until
 
 SCENARIO = Path(__file__).parent / "e2e-scenario.toml"
 KILL_SCENARIO = Path(__file__).parent / "e2e-kill.toml"
@@ -57,13 +58,12 @@ async def follow(demo: Demo, seconds: int) -> list[Row]:
     """`run_for` that notes, each simulated second and for each OCPP charger, what its
     station offered and the gateway's setpoints from a second before to two after (a
     profile reaches the station before the gateway has the answer that records it)."""
-    period = demo.gateway.site.control.cycle_s
     snapshots = [await setpoints(demo)]
     offers = []
     for _ in range(seconds):
         await demo.advance(1.0)
         offers.append(await station_offers(demo))
-        await trio.sleep(period)
+        await one_cycle(demo)
         snapshots.append(await setpoints(demo))
     rows: list[Row] = []
     for k, offered in enumerate(offers):
@@ -135,12 +135,10 @@ async def test_gateway_killed_chargers_fall_back_to_failsafe_within_lease() -> N
             before = await demo.simulation(board_current)
             nursery.cancel_scope.cancel()  # the gateway dies: no shutdown, no last command
         stations = sim_site.site.stations
-        for _ in range(200):  # the stations see their connections close (simulation held)
-            if not await demo.simulation(lambda _: any(s.clock.linked for s in stations)):
-                break
-            await trio.sleep(0.05)
-        else:
-            raise AssertionError("the stations did not see the gateway go within 10 s")
+        await wait_until(  # the stations see their connections close (simulation held)
+            lambda: demo.simulation(lambda _: not any(s.clock.linked for s in stations)),
+            "the stations to see the gateway go",
+        )
         held = []  # per simulated second after the kill: the stations' offers
         for _ in range(LEASE_S + 1):
             await demo.advance(1.0)

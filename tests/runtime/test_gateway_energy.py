@@ -19,7 +19,15 @@ import trio
 from hubgate.runtime.demo import Demo, open_demo
 from hubgate.sim.engine import Simulation
 from hubgate.sim.scenario_loader import load_scenario
-from toml_tables import battery_20kwh, car_3p_32a, connector_32a, meter, modbus, modbus_charger
+from tests.support.e2e import one_cycle
+from tests.support.toml_tables import (
+    battery_20kwh,
+    car_3p_32a,
+    connector_32a,
+    meter,
+    modbus,
+    modbus_charger,
+)
 
 SITE = (
     """\
@@ -110,7 +118,7 @@ def sample(sim: Simulation) -> tuple[float, float, float, float]:
 async def run(demo: Demo, seconds: int) -> list[tuple[float, float, float, float]]:
     samples = []
     for _ in range(seconds):
-        await trio.sleep(demo.gateway.site.control.cycle_s)
+        await one_cycle(demo)
         await demo.advance(1.0)
         value = await demo.simulation(sample)
         assert isinstance(value, tuple)

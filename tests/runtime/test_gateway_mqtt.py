@@ -13,21 +13,22 @@ import trio
 from hubgate.config.model import SiteConfig
 from hubgate.runtime.demo import free_port
 from hubgate.runtime.gateway import open_gateway
-from peers import require_peer
+from tests.support.peers import require_peer
+from tests.support.wait import wait_until
 
 SITE_FILE = Path(__file__).parent / "e2e-site.toml"
 
 
 async def until_listening(port: int) -> None:
-    for _ in range(500):
+    async def listening() -> bool:
         try:
             stream = await trio.open_tcp_stream("127.0.0.1", port)
         except OSError:
-            await trio.sleep(0.02)
-            continue
+            return False
         await stream.aclose()
-        return
-    raise AssertionError(f"mosquitto did not listen on {port}")
+        return True
+
+    await wait_until(listening, f"mosquitto to listen on {port}")
 
 
 @pytest.mark.peers("mosquitto", "mosquitto_sub")

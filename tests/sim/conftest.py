@@ -1,15 +1,11 @@
-"""Small sites and scenarios written to a temporary folder. The protocol-mode tests dial
-the OCPP tests' CSMS (tests/ocpp/csms_peer.py)."""
+"""Small sites and scenarios written to a temporary folder."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "ocpp"))
 
 SITE = """\
 [site]

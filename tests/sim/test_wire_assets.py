@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from wire_support import client
 
 from hubgate.sim import load_scenario
 from hubgate.sim.serving import SiteThread, site_thread
+from tests.support.wire import client
 
 SITE = """\
 [site]

@@ -6,14 +6,14 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from wire_support import client, read_f32, write_wire_scenario
 
 from hubgate.cli import main
 from hubgate.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE
+from tests.support.wait import wait_until_blocking
+from tests.support.wire import client, read_f32, write_wire_scenario
 
 SDM_CURRENTS = 0x0006
 
@@ -26,19 +26,22 @@ def test_serve_lists_the_devices_and_answers_while_it_runs(tmp_path: Path) -> No
     command += ["--ports", "auto", "--speed", "10", "--duration", "30", "--listing", str(listing)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while not listing.exists() or not listing.read_text().endswith("\n"):
+
+        def listed() -> bool:
             assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "no listing written"
-            time.sleep(0.05)
+            return listing.exists() and listing.read_text().endswith("\n")
+
+        wait_until_blocking(listed, "the listing", timeout_s=20)
         served = json.loads(listing.read_text())
         boxes = {box["id"]: box for box in served["modbus"]}
         assert boxes.keys() == {"wb", "meter", "grid-operator"}
         assert boxes["wb"]["units"][:2] == [1, 2]
         assert served["ocpp"] == []  # no --csms: the OCPP stations stay home
-        time.sleep(1.0)  # a few simulated seconds: the EVs draw
         meter = client(boxes["meter"]["port"])
-        assert sum(read_f32(meter, SDM_CURRENTS, 3, 1, input=True)) > 50
+        wait_until_blocking(  # a few simulated seconds: the EVs draw
+            lambda: sum(read_f32(meter, SDM_CURRENTS, 3, 1, input=True)) > 50,
+            "the meter to see the EVs draw",
+        )
         meter.close()
         out, err = process.communicate(timeout=30)
     finally:

@@ -12,17 +12,16 @@ from __future__ import annotations
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import trio
-from csms_peer import wait_until
-from wire_support import write_wire_scenario
 
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.tcp_master import open_tcp_master
 from hubgate.sim import load_scenario
 from hubgate.sim.serving import SiteThread, site_thread
+from tests.support.wait import wait_until_blocking
+from tests.support.wire import write_wire_scenario
 
 SLOTS = (2, 3)
 """The OCPP chargers' connectors in the wire test site."""
@@ -39,11 +38,15 @@ def _draws(running: SiteThread) -> list[float]:
 
 
 def _step_until(running: SiteThread, wanted: list[float], what: str) -> None:
-    deadline = time.monotonic() + 20
-    while _draws(running) != wanted:
-        assert time.monotonic() < deadline, f"{what}: EVs draw {_draws(running)}"
+    """One simulated second per poll of the wire until the EVs draw `wanted`."""
+
+    def drawn() -> bool:
+        if _draws(running) == wanted:
+            return True
         running.advance(1)
-        time.sleep(0.05)
+        return False
+
+    wait_until_blocking(drawn, f"{what} (EVs drawing {wanted})", timeout_s=20)
 
 
 def test_the_gateway_holds_the_stations_and_its_lease_falls_back(tmp_path: Path) -> None:
@@ -64,11 +67,13 @@ def test_the_gateway_holds_the_stations_and_its_lease_falls_back(tmp_path: Path)
         url = first.split("listening on ")[1].split("/<identity>")[0]
         with site_thread(load_scenario(scenario), ports_auto=True, csms_url=url) as running:
             stations = running.site.stations
-            wait_until(lambda: all(s.booted for s in stations), what="stations booted")
+            wait_until_blocking(lambda: all(s.booted for s in stations), what="stations booted")
             _step_until(running, [10.0, 10.0], "held at 10 A by the gateway")
             gateway.terminate()
             gateway.wait(10)
-            wait_until(lambda: not any(s.clock.linked for s in stations), what="gateway gone")
+            wait_until_blocking(
+                lambda: not any(s.clock.linked for s in stations), what="gateway gone"
+            )
             running.advance(LEASE_S)  # the lease's validTo passes on the stations' own clock
             running.advance(6)  # and the EVs react
             assert _draws(running) == [6.0, 6.0]  # the base profile: the site's failsafe

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from wire_support import client
 
 from hubgate.profiles.plan import resolve_switch
 from hubgate.sim import load_scenario
 from hubgate.sim.serving import SiteThread, site_thread
+from tests.support.wire import client
 
 SITE = """\
 [site]

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ModbusIOException
-from wire_support import client, read_f32, write_wire_scenario
 
 from hubgate.sim import load_scenario
 from hubgate.sim.serving import SiteThread, site_thread
-from peers import require_peer
+from tests.support.peers import require_peer
+from tests.support.wire import client, read_f32, write_wire_scenario
 
 ALFEN_CURRENTS = 320
 ALFEN_STATE = 1201

@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from csms_peer import CsmsThread, running_csms, wait_until
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
-from wire_support import write_wire_scenario
 
 from hubgate.sim import load_scenario
 from hubgate.sim.ocpp_station import BACKOFF_S, Station
 from hubgate.sim.serving import SiteThread, site_thread
+from tests.support.csms import CsmsThread, running_csms
+from tests.support.wait import wait_until_blocking
+from tests.support.wire import write_wire_scenario
 
 SLOT_16, SLOT_201 = 2, 3
 
@@ -29,10 +30,12 @@ def site_and_csms(tmp_path: Path) -> Iterator[tuple[SiteThread, CsmsThread]]:
         site_thread(loaded, ports_auto=True, csms_url=csms.url, meter_values_s=10) as running,
     ):
         for identity in ("SIM-16", "SIM-201"):
-            wait_until(
+            wait_until_blocking(
                 lambda i=identity: csms.received(i, "BootNotification"), what=f"{identity} boot"
             )
-        wait_until(lambda: all(s.booted for s in running.site.stations), what="stations booted")
+        wait_until_blocking(
+            lambda: all(s.booted for s in running.site.stations), what="stations booted"
+        )
         yield running, csms
 
 
@@ -72,8 +75,7 @@ def _step_until(running: SiteThread, check: Any, what: str, limit_s: int = 60) -
         if check():
             return
         running.advance(1)
-        wait_until(lambda: True)
-    wait_until(check, what=what)
+    wait_until_blocking(check, what=what)
 
 
 def test_stations_report_boot_status_transactions_and_meter_values(
@@ -92,11 +94,11 @@ def test_stations_report_boot_status_transactions_and_meter_values(
     assert started["evse"]["id"] == 1
     running.advance(12)  # meter values every 10 s: the second one has the EV charging
     for identity in ("SIM-16", "SIM-201"):
-        wait_until(
+        wait_until_blocking(
             lambda i=identity: len(csms.received(i, "MeterValues")) >= 2,
             what=f"{identity} meter values",
         )
-    wait_until(
+    wait_until_blocking(
         lambda: "Charging" in [p["status"] for p in csms.received("SIM-16", "StatusNotification")],
         what="1.6 Charging status",
     )
@@ -148,16 +150,16 @@ def test_a_lease_holds_on_the_csms_clock_and_lapses_on_the_station_own_once_cut_
     skew = running.call(lambda: station.now() - datetime.now(UTC))
     assert abs(skew) < timedelta(seconds=1)
     csms.stop()  # cut off: the station's clock runs on at the simulation's rate
-    wait_until(lambda: not station.clock.linked, what="disconnected")
+    wait_until_blocking(lambda: not station.clock.linked, what="disconnected")
     running.advance(30 + 6)  # validTo passes on the station's own clock, the EV reacts
     assert _draw(running, SLOT_16) == 16.0  # the base profile applies again
     csms.start()
-    wait_until(  # the station dials again after its backoff, up to BACKOFF_S[1] by now
+    wait_until_blocking(  # the station dials again after its backoff, up to BACKOFF_S[1] by now
         lambda: len(csms.calls("SIM-16", "BootNotification")) == 2,
-        timeout=BACKOFF_S[1] + 5,
+        timeout_s=BACKOFF_S[1] + 5,
         what="boot again",
     )
-    wait_until(lambda: station.booted, what="booted again")
+    wait_until_blocking(lambda: station.booted, what="booted again")
     cleared = csms.call("SIM-16", call16.ClearChargingProfile(id=1))
     assert cleared.status == "Accepted"
     running.advance(6)
@@ -210,7 +212,7 @@ def test_a_201_station_applies_a_profile_and_answers_variables(
     assert stop.status == "Accepted"
     running.advance(6)
     assert _draw(running, SLOT_201) == 0.0
-    wait_until(
+    wait_until_blocking(
         lambda: any(
             p["event_type"] == "Ended" for p in csms.received("SIM-201", "TransactionEvent")
         ),
@@ -228,12 +230,12 @@ duration_s = 10
 """
     loaded = load_scenario(write_wire_scenario(tmp_path, events))
     with running_csms() as csms, site_thread(loaded, ports_auto=True, csms_url=csms.url) as running:
-        wait_until(lambda: _station(running, "SIM-16").booted, what="boot")
+        wait_until_blocking(lambda: _station(running, "SIM-16").booted, what="boot")
         running.advance(6)
-        wait_until(lambda: not _station(running, "SIM-16").connected, what="disconnect")
+        wait_until_blocking(lambda: not _station(running, "SIM-16").connected, what="disconnect")
         running.advance(10)
-        wait_until(lambda: csms.arrivals.count("SIM-16") == 2, what="reconnect")
-        wait_until(lambda: csms.received("SIM-16", "BootNotification"), what="boot again")
+        wait_until_blocking(lambda: csms.arrivals.count("SIM-16") == 2, what="reconnect")
+        wait_until_blocking(lambda: csms.received("SIM-16", "BootNotification"), what="boot again")
         assert csms.arrivals.count("SIM-201") == 1  # the other station stayed connected
 
 
@@ -264,7 +266,7 @@ def test_a_16_station_answers_configuration_availability_remote_and_reset(
     )
     running.advance(6)
     assert _draw(running, SLOT_16) == 0.0
-    wait_until(
+    wait_until_blocking(
         lambda: csms.received("SIM-16", "StatusNotification")[-1]["status"] == "Unavailable",
         what="Unavailable",
     )
@@ -272,7 +274,7 @@ def test_a_16_station_answers_configuration_availability_remote_and_reset(
 
     tx = int(str(station.connectors[0].tx_id))
     assert csms.call("SIM-16", call16.RemoteStopTransaction(transaction_id=tx)).status == "Accepted"
-    wait_until(lambda: csms.received("SIM-16", "StopTransaction"), what="StopTransaction")
+    wait_until_blocking(lambda: csms.received("SIM-16", "StopTransaction"), what="StopTransaction")
     assert csms.received("SIM-16", "StopTransaction")[0]["transaction_id"] == tx
     running.advance(6)
     assert _draw(running, SLOT_16) == 0.0  # stopped: the EV stays plugged, offered nothing
@@ -281,7 +283,7 @@ def test_a_16_station_answers_configuration_availability_remote_and_reset(
     answer = csms.call("SIM-16", call16.RemoteStartTransaction(id_tag="OP", connector_id=1))
     assert answer.status == "Accepted"
     running.advance(6)
-    wait_until(
+    wait_until_blocking(
         lambda: len(csms.received("SIM-16", "StartTransaction")) == started + 1, what="restart"
     )
     assert _draw(running, SLOT_16) == 32.0
@@ -291,15 +293,17 @@ def test_a_16_station_answers_configuration_availability_remote_and_reset(
         csms.call("SIM-16", call16.TriggerMessage(requested_message="Heartbeat")).status
         == "Accepted"
     )
-    wait_until(
+    wait_until_blocking(
         lambda: len(csms.received("SIM-16", "Heartbeat")) > beats, what="triggered heartbeat"
     )
     firmware = call16.TriggerMessage(requested_message="FirmwareStatusNotification")
     assert csms.call("SIM-16", firmware).status == "NotImplemented"
 
     assert csms.call("SIM-16", call16.Reset(type="Soft")).status == "Accepted"
-    wait_until(lambda: csms.arrivals.count("SIM-16") == 2, what="reconnect after reset")
-    wait_until(lambda: csms.received("SIM-16", "BootNotification"), what="boot after reset")
+    wait_until_blocking(lambda: csms.arrivals.count("SIM-16") == 2, what="reconnect after reset")
+    wait_until_blocking(
+        lambda: csms.received("SIM-16", "BootNotification"), what="boot after reset"
+    )
 
 
 def test_departures_end_the_transactions(tmp_path: Path) -> None:
@@ -313,19 +317,19 @@ def test_departures_end_the_transactions(tmp_path: Path) -> None:
         running_csms() as csms,
         site_thread(load_scenario(path), ports_auto=True, csms_url=csms.url) as running,
     ):
-        wait_until(lambda: all(s.booted for s in running.site.stations), what="boots")
+        wait_until_blocking(lambda: all(s.booted for s in running.site.stations), what="boots")
         station = _station(running, "SIM-16")
         _step_until(running, lambda: station.connectors[0].tx_id not in (None, "pending"), "tx")
         tx = int(str(station.connectors[0].tx_id))
         for _ in range(12):  # every stay lasts at least 10 minutes
             running.advance(60)
         assert running.call(lambda: running.site.sim.evs[SLOT_16] is None)
-        wait_until(lambda: csms.received("SIM-16", "StopTransaction"), what="1.6 stop")
+        wait_until_blocking(lambda: csms.received("SIM-16", "StopTransaction"), what="1.6 stop")
         stop = csms.received("SIM-16", "StopTransaction")[0]
         assert stop["reason"] == "EVDisconnected"
         assert stop["transaction_id"] == tx
         assert stop["meter_stop"] > 0
-        wait_until(
+        wait_until_blocking(
             lambda: any(
                 p["event_type"] == "Ended" for p in csms.received("SIM-201", "TransactionEvent")
             ),
@@ -335,7 +339,7 @@ def test_departures_end_the_transactions(tmp_path: Path) -> None:
             p for p in csms.received("SIM-201", "TransactionEvent") if p["event_type"] == "Ended"
         )
         assert ended["trigger_reason"] == "EVDeparted"
-        wait_until(
+        wait_until_blocking(
             lambda: csms.received("SIM-16", "StatusNotification")[-1]["status"] == "Available",
             what="Available again",
         )

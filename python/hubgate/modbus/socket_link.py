@@ -11,8 +11,30 @@ from __future__ import annotations
 import errno
 import os
 import socket
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import trio
+
+
+class Link(Protocol):
+    """A byte stream to one Modbus TCP device, as `TcpMaster` uses it."""
+
+    async def send_all(self, data: bytes) -> None:
+        """Send every byte."""
+
+    async def receive_some(self, max_bytes: int = 65536) -> bytes:
+        """The bytes that have arrived, waiting for some if none have; b"" at end of file."""
+
+    async def receive_next(self, max_bytes: int = 65536) -> bytes:
+        """Like `receive_some`, for an answer that cannot be there yet."""
+
+    def close(self) -> None:
+        """Close the link, waking any task waiting on it."""
+
+
+Connect = Callable[[str, int], Awaitable[Link]]
+"""Opens a `Link` to host, port; raises `OSError` when it cannot."""
 
 
 class SocketLink:

@@ -11,8 +11,9 @@ Responses are matched to requests by transaction id, so a late or stray
 answer is dropped and never taken for the next request's. There is no reader
 task: a waiting request reads the socket itself (one at a time) and hands
 each response to the request it answers, which saves a task switch per
-request, and the socket is a `SocketLink`. A lost connection is reopened on demand, with exponential backoff
-and jitter after repeated failures.
+request, and the socket is a `SocketLink` (or whatever `Link` the `connect` given opens).
+A lost connection is reopened on demand, with exponential backoff and jitter after
+repeated failures.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from hubgate.modbus.errors import (
 )
 from hubgate.modbus.master import check_response, stats_of
 from hubgate.modbus.reconnect import DEFAULT_BACKOFF, ReconnectGate
-from hubgate.modbus.socket_link import SocketLink
+from hubgate.modbus.socket_link import Connect, Link, SocketLink
 from hubgate.modbus.stats import RequestStats
 from hubgate.runtime.supervisor import Backoff
 
@@ -63,7 +64,7 @@ class _Waiter:
 
 @dataclass
 class _Connection:
-    stream: SocketLink
+    stream: Link
     codec: TcpClientCodec = field(default_factory=TcpClientCodec)
     waiters: dict[int, _Waiter] = field(default_factory=dict)
     send_lock: trio.Lock = field(default_factory=trio.Lock)
@@ -92,7 +93,9 @@ class TcpMaster:
         max_in_flight: int = 1,
         backoff: Backoff = DEFAULT_BACKOFF,
         rng: random.Random | None = None,
+        connect: Connect = SocketLink.connect,
     ) -> None:
+        """`connect` opens the link (a TCP socket; tests hand in memory streams)."""
         if not timeout_s > 0:
             raise ValueError(f"timeout_s must be above 0, got {timeout_s}")
         if retries < 0 or max_in_flight < 1:
@@ -104,6 +107,7 @@ class TcpMaster:
         self._slots = trio.Semaphore(max_in_flight)
         self._pipelined = max_in_flight > 1
         self._connect_lock = trio.Lock()
+        self._open_link = connect
         self._connection: _Connection | None = None
         self._gate = ReconnectGate(self.name, backoff, rng or random.Random())
         self._stats: dict[int, RequestStats] = {}
@@ -186,7 +190,7 @@ class TcpMaster:
                 return self._connection
             await self._gate.wait(deadline)
             try:
-                stream = await SocketLink.connect(self.host, self.port)
+                stream = await self._open_link(self.host, self.port)
             except OSError as exc:
                 self._gate.failed(trio.current_time(), f"cannot connect: {exc}")
                 raise ModbusConnectionError(f"{self.name}: cannot connect: {exc}") from exc
@@ -313,6 +317,7 @@ async def open_tcp_master(
     max_in_flight: int = 1,
     backoff: Backoff = DEFAULT_BACKOFF,
     rng: random.Random | None = None,
+    connect: Connect = SocketLink.connect,
 ) -> AsyncIterator[TcpMaster]:
     """A `TcpMaster` whose connection is closed on exit."""
     master = TcpMaster(
@@ -323,6 +328,7 @@ async def open_tcp_master(
         max_in_flight=max_in_flight,
         backoff=backoff,
         rng=rng,
+        connect=connect,
     )
     try:
         yield master

@@ -81,6 +81,8 @@ class TelemetryPublisher:
         self._connected_once = False
         self.delivered = 0
         """QoS 1 messages the broker has acknowledged."""
+        self.attempts = 0
+        """Connections tried so far, the first one included."""
 
     @property
     def _address(self) -> str:
@@ -126,6 +128,7 @@ class TelemetryPublisher:
         low, high = self._backoff
         delay = low
         while True:
+            self.attempts += 1
             try:
                 await self._connection()
             except* (OSError, trio.BrokenResourceError, trio.TooSlowError, BrokerLostError) as lost:

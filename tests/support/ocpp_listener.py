@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import trio
-from ocpp_peers import ChargePointThread, Cp16, Cp21, Cp201
 
 from hubgate.config.model import OcppServer, OcppVersion
 from hubgate.ocpp.registry import Admission, StationRegistry
 from hubgate.ocpp.server import OcppListener
+from tests.support.charge_points import ChargePointThread, Cp16, Cp21, Cp201
 
 V16, V201, V21 = OcppVersion.V16, OcppVersion.V201, OcppVersion.V21
 PASSWORD = "0123456789abcdef0123"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from allocation.sites import Site
+from tests.support.allocation_sites import Site
 
 EPS = 1e-6
 

@@ -3,16 +3,16 @@ and `ocpp`-package charge points connecting to it."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import trio
-from csms_peer import CsmsThread, proxy_csms
-from ocpp_harness import ADMISSIONS, FACTORIES
-from ocpp_peers import ChargePointThread
+from ocpp.v16 import call as call16
 
 from hubgate.cloud.proxy import CsmsProxy, ProxySettings, open_csms_proxy
 from hubgate.cloud.upstream import UpstreamLink
@@ -22,6 +22,9 @@ from hubgate.ocpp.registry import Admission, StationRegistry
 from hubgate.ocpp.server import OcppListener
 from hubgate.ocpp.session import SessionLimits
 from hubgate.runtime.supervisor import Backoff
+from tests.support.charge_points import ChargePointThread
+from tests.support.csms import CsmsThread, proxy_csms
+from tests.support.ocpp_listener import ADMISSIONS, FACTORIES
 
 GATEWAY = "GW-1"
 
@@ -116,3 +119,82 @@ async def open_proxied(
             nursery.cancel_scope.cancel()
     finally:
         await trio.to_thread.run_sync(csms.stop)
+
+
+HUBGATE = str(Path(sys.executable).parent / "hubgate")
+IDENTITIES = [f"K{n}" for n in range(4)]
+
+
+def proxy_site(tmp_path: Path) -> Path:
+    """A site of the `IDENTITIES` chargers (1.6) behind a CSMS that is not there."""
+    chargers = "".join(
+        f'[[chargers]]\nid = "k-{n}"\nnode = "grid"\n'
+        f'ocpp = {{ identity = "{identity}", versions = ["1.6"] }}\n'
+        "connectors = [{ id = 1, max_current_a = 32 }]\n\n"
+        for n, identity in enumerate(IDENTITIES)
+    )
+    site = tmp_path / "site.toml"
+    site.write_text(
+        '[site]\nname = "proxy"\ntimezone = "UTC"\n\n'
+        "[grid]\nvoltage_v = 230\nphase_current_limit_a = 80\n\n"
+        f"{chargers}"
+        f'[csms]\nurl = "ws://127.0.0.1:1/unused"\nqueue_path = "{tmp_path / "q.sqlite3"}"\n'
+    )
+    return site
+
+
+def outage_script(cp: ChargePointThread, transactions: int, base: datetime) -> list[str]:
+    """A charger's outage: Start, 8 MeterValues and Stop per transaction, a minute apart
+    (compressed: days of an outage sent at full speed). Returns its message ids in order."""
+    sent: list[str] = []
+    minute = 0
+    ids = (f"{cp.identity}-{base:%d}-{n}" for n in range(10**9))
+
+    def stamp() -> str:
+        nonlocal minute
+        minute += 1
+        moment = base + timedelta(minutes=minute)
+        return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    def call(payload: object) -> Any:
+        sent.append(next(ids))
+        return cp.call(payload, unique_id=sent[-1])
+
+    for n in range(transactions):
+        start = call(
+            call16.StartTransaction(
+                connector_id=1, id_tag="TAG-OK", meter_start=n * 100, timestamp=stamp()
+            )
+        )
+        tx = start.transaction_id
+        for k in range(8):
+            sample = {"value": str(n * 100 + k), "measurand": "Energy.Active.Import.Register"}
+            call(
+                call16.MeterValues(
+                    connector_id=1,
+                    transaction_id=tx,
+                    meter_value=[{"timestamp": stamp(), "sampled_value": [sample]}],
+                )
+            )
+        call(call16.StopTransaction(transaction_id=tx, meter_stop=n * 100 + 9, timestamp=stamp()))
+    return sent
+
+
+def check_replayed(env: Proxied, identity: str, expected_ids: list[str]) -> int:
+    """The CSMS got a charger's messages in order, each once; transaction ids are the CSMS's.
+
+    Returns how many were repeats: a message the CSMS answered but hubgate had not yet
+    marked delivered when it died is sent once more with the same id, right away
+    (store.py's in-flight window). Those repeats are adjacent to the original.
+    """
+    frames = env.csms.calls(identity)
+    collapsed = [f for i, f in enumerate(frames) if i == 0 or frames[i - 1][1] != f[1]]
+    assert [f[1] for f in collapsed] == expected_ids
+    current: int | None = None
+    for frame in collapsed:
+        action, payload = frame[2], frame[3]
+        if action == "StartTransaction":
+            current = env.csms.transaction_id(identity, frame[1])
+        else:
+            assert payload["transactionId"] == current, frame
+    return len(frames) - len(collapsed)

@@ -27,7 +27,7 @@ from hubgate.control.plan import CyclePlanner, Plan
 from hubgate.devices.model import AppliedLimit, IecState, LimitCheck, Reading
 from hubgate.profiles.model import Quantity
 from hubgate.state import EventLevel, StateHub
-from toml_tables import connector_32a, meter, modbus, modbus_charger
+from tests.support.toml_tables import connector_32a, meter, modbus, modbus_charger
 
 
 def modbus_chargers(node: str, pv_mode: str = "") -> str:

@@ -14,7 +14,8 @@ from typing import Any
 import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
 
-from peers import require_peer
+from tests.support.peers import require_peer
+from tests.support.wait import wait_until
 
 START_S = 30.0
 CALL_S = 15.0
@@ -88,10 +89,7 @@ class Page:
     async def wait_for(self, expression: str, timeout_s: float = 10.0) -> Any:
         """Poll until the expression is truthy (a throw counts as not yet); its value."""
         guarded = f"(() => {{ try {{ return ({expression}); }} catch (e) {{ return false; }} }})()"
-        with trio.fail_after(timeout_s):  # the page changes on its own: polling is the way
-            while not (value := await self.evaluate(guarded)):  # noqa: ASYNC110
-                await trio.sleep(0.05)
-        return value
+        return await wait_until(lambda: self.evaluate(guarded), expression, timeout_s)
 
     async def screenshot(self, path: Path) -> Path:
         """Save a PNG of the viewport to `path`."""

@@ -19,7 +19,7 @@ from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from peers import require_peer
+from tests.support.peers import require_peer
 
 HOLDING = list(range(1000, 1100))
 """Holding (and input) registers 0-99 of unit 1 in the tests; unit 2 holds ten times as much."""

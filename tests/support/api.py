@@ -16,15 +16,8 @@ from hubgate.config.model import Api, SiteConfig
 from hubgate.control.commands import CommandRejectedError
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook
-from hubgate.state import (
-    ConnectorState,
-    DeviceHealth,
-    Event,
-    EventLevel,
-    NodeState,
-    SiteState,
-    StateHub,
-)
+from hubgate.state import DeviceHealth, Event, EventLevel, SiteState, StateHub
+from tests.support.states import connector, node, site_state
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -62,10 +55,8 @@ def small_site(examples: Path, api: Api) -> SiteConfig:
 
 def snapshot(cycle: int, grid_a: tuple[float, float, float] = (40.0, 35.0, 30.0)) -> SiteState:
     """A plausible snapshot of the small site at `cycle`."""
-    grid = NodeState(
-        id="grid",
-        kind="grid",
-        parent=None,
+    grid = node(
+        "grid",
         measured_a=grid_a,
         commanded_a=(48.0, 32.0, 32.0),
         limit_a=(78.0, 78.0, 78.0),
@@ -73,65 +64,32 @@ def snapshot(cycle: int, grid_a: tuple[float, float, float] = (40.0, 35.0, 30.0)
         limit_sources=("config",),
         meter_health="ok",
     )
-    board = NodeState(
-        id="board",
-        kind="switchboard",
+    board = node(
+        "board",
         parent="grid",
-        measured_a=None,
         commanded_a=(32.0, 16.0, 16.0),
         limit_a=(63.0, 63.0, 63.0),
         limit_sources=("config",),
     )
     connectors = (
-        ConnectorState(
-            key="cp-1#1",
-            charger="cp-1",
-            connector=1,
+        connector(
+            "cp-1#1",
             node="board",
-            protocol="ocpp",
-            status="Charging",
-            setpoint_a=16.0,
-            phases=3,
             measured_a=(15.8, 15.9, 15.7),
             power_kw=10.9,
             reason="fair share",
             binding="board/L1",
         ),
-        ConnectorState(
-            key="cp-2#1",
-            charger="cp-2",
-            connector=1,
-            node="board",
-            protocol="ocpp",
-            status="Charging",
-            setpoint_a=16.0,
-            phases=1,
-            reason="fair share",
-            binding="board/L1",
-        ),
-        ConnectorState(
-            key="wb-1#1",
-            charger="wb-1",
-            connector=1,
+        connector("cp-2#1", node="board", phases=1, reason="fair share", binding="board/L1"),
+        connector(
+            "wb-1#1",
             node="board",
             protocol="modbus",
             status="A",
             setpoint_a=0.0,
-            phases=3,
             reason="no vehicle",
         ),
-        ConnectorState(
-            key="wb-2#1",
-            charger="wb-2",
-            connector=1,
-            node="grid",
-            protocol="modbus",
-            status="C",
-            setpoint_a=16.0,
-            phases=3,
-            priority=1,
-            reason="max current",
-        ),
+        connector("wb-2#1", protocol="modbus", status="C", priority=1, reason="max current"),
     )
     devices = (
         DeviceHealth(
@@ -151,7 +109,7 @@ def snapshot(cycle: int, grid_a: tuple[float, float, float] = (40.0, 35.0, 30.0)
         Event(at=1_700_000_000.0, level=EventLevel.WARNING, subject="wb-2", message="no answer"),
         Event(at=1_700_000_001.0, level=EventLevel.INFO, subject="cp-1", message="connected"),
     )
-    return SiteState(
+    return site_state(
         site="Small car park",
         cycle=cycle,
         at=1_700_000_000.0 + cycle,

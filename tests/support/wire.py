@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pymodbus.client import ModbusTcpClient
 
-from toml_tables import car_3p_32a, meter, modbus, modbus_charger
+from tests.support.toml_tables import car_3p_32a, meter, modbus, modbus_charger
 
 WIRE_SITE = (
     """\

@@ -16,9 +16,8 @@ import json
 import ssl
 import sys
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http import HTTPStatus
 from types import ModuleType
@@ -32,7 +31,9 @@ from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call_result as result16
 from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call_result as result201
-from ocpp_peers import now_text
+
+from tests.support.charge_points import now_text
+from tests.support.wait import wait_until_blocking
 
 SUBPROTOCOLS = ["ocpp1.6", "ocpp2.0.1"]
 
@@ -309,16 +310,7 @@ class CsmsThread:
 
     def wait_connected(self, identity: str, timeout: float = 5.0) -> None:
         """Block until `identity` has a connection."""
-        wait_until(lambda: identity in self.connections, timeout, f"{identity} to connect")
-
-
-def wait_until(check: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
-    """Poll `check` (wall clock) until it is true; fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what or check}")
-        time.sleep(0.01)
+        wait_until_blocking(lambda: identity in self.connections, f"{identity} to connect", timeout)
 
 
 def proxy_csms() -> CsmsThread:

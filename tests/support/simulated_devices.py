@@ -21,6 +21,9 @@ class FakeClock:
     def __call__(self) -> float:
         return self.now
 
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
 
 @dataclass
 class Served:

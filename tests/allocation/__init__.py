@@ -1,1 +1,0 @@
-"""Allocation engine tests: reference implementation, invariants, differential and property tests."""

@@ -1,0 +1,78 @@
+"""Helpers for driver tests: every profile, a steppable clock, a driver on a served device."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from hubgate.devices.profile_driver import ProfileCharger, ProfileDevice, driver_for
+from hubgate.modbus.master import ModbusDevice
+from hubgate.modbus.tcp_master import open_tcp_master
+from hubgate.profiles import Profile
+from hubgate.profiles.model import DataType, DeviceKind
+from hubgate.profiles.plan import RegisterSpec
+from hubgate.profiles.simulated import SimulatedDevice, serve
+from tests.support.simulated_devices import PROFILES, FakeClock
+
+__all__ = [
+    "CHARGERS",
+    "PROFILES",
+    "FakeClock",
+    "Rig",
+    "a_current",
+    "charger",
+    "distinct_value",
+    "rig",
+]
+
+CHARGERS = sorted(n for n, p in PROFILES.items() if p.kind is DeviceKind.CHARGER)
+"""Every charger profile, by name."""
+
+
+@dataclass
+class Rig:
+    """A simulated device, its clock, and hubgate's driver of it."""
+
+    sim: SimulatedDevice
+    clock: FakeClock
+    driver: ProfileDevice
+
+
+@asynccontextmanager
+async def rig(profile: Profile) -> AsyncIterator[Rig]:
+    """The profile's simulated device served on 127.0.0.1:0, driven through a `TcpMaster`."""
+    clock = FakeClock()
+    sim = SimulatedDevice(profile, clock=clock)
+    with serve(sim) as port:
+        async with open_tcp_master("127.0.0.1", port, timeout_s=2.0, retries=0) as master:
+            link = ModbusDevice(master, sim.unit)
+            yield Rig(sim, clock, driver_for(f"dev-{profile.name}", profile, link))
+
+
+def distinct_value(index: int, spec: RegisterSpec, exponent: int) -> float | str | None:
+    """A value the field can hold, different per field; every third field with a sentinel
+    is "not available"."""
+    if spec.sentinel and index % 3 == 0:
+        return None
+    if spec.function.is_bit:
+        return float(index % 2)
+    if spec.type is DataType.STRING:
+        return "H" if spec.charset == "utf-16-be" else f"H{index % 10}"
+    raw = 100 + index
+    if spec.mask is not None:
+        raw = min(raw, spec.mask)
+    power = 10.0**exponent if spec.scale_factor_address is not None else 1.0
+    return raw * spec.scale * power + spec.offset
+
+
+def charger(r: Rig) -> ProfileCharger:
+    assert isinstance(r.driver, ProfileCharger)
+    return r.driver
+
+
+def a_current(profile: Profile) -> float:
+    """A current the profile's setpoint accepts as it is: minimum + 4 A."""
+    setpoint = profile.commands.current_limit
+    assert setpoint is not None
+    return setpoint.min + 4
