@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 import trio
-from api_helpers import TOKEN, RunningApi, small_site, snapshot, start_api
-from chromium_cdp import Page, new_page, open_chromium
 
 from hubgate.config.model import Api
 from hubgate.control.decisions import DecisionRecord, GridSample
 from hubgate.state import SiteState
+from tests.support.api import TOKEN, RunningApi, small_site, snapshot, start_api
+from tests.support.chromium import Page, new_page, open_chromium
 
 pytestmark = pytest.mark.peers("chromium")
 

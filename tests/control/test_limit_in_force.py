@@ -4,11 +4,11 @@ in A per phase and in kW, with the source that sets it and when that lapses."""
 from __future__ import annotations
 
 import pytest
-from loop_site import PlannedSite, SimSite, site_config
 
 from hubgate.control.limit_in_force import CAP, PEAK_TARGET, Bound, node_bounds, node_limit
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
 from hubgate.control.plan import CyclePlanner
+from tests.support.loop_site import PlannedSite, SimSite, site_config
 
 V = 230.0
 
