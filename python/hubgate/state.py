@@ -164,20 +164,70 @@ class ChargerInfo(Snapshot):
 
 
 class EventLevel(StrEnum):
-    """How much an event matters."""
+    """How much an event matters (its severity): info < warning < alarm."""
 
     INFO = "info"
     WARNING = "warning"
     ALARM = "alarm"
 
+    @property
+    def rank(self) -> int:
+        """0 for info, 1 for warning, 2 for alarm."""
+        return _LEVEL_RANK[self]
+
+
+_LEVEL_RANK = {EventLevel.INFO: 0, EventLevel.WARNING: 1, EventLevel.ALARM: 2}
+
+
+class EventCategory(StrEnum):
+    """What an event is about."""
+
+    LIMIT = "limit"
+    """A limit set, cleared or lapsed (API, CSMS, Modbus server leases)."""
+    GRID_OPERATOR = "grid-operator"
+    """The grid operator's limit stepped, or its source was lost or is back."""
+    DEVICE = "device"
+    """A charger, meter, battery, PV inverter or the grid-operator box lost or back."""
+    METER = "meter"
+    """A node's budget degraded because its meter is lost, or trusted again."""
+    CHARGER = "charger"
+    """A charger's failsafe, whether it follows its limits."""
+    CSMS = "csms"
+    """The cloud CSMS lost or back, messages held for it."""
+    BATTERY = "battery"
+    """The stationary battery's mode or command."""
+    CONFIG = "config"
+    """The site configuration loaded."""
+    CONTROL = "control"
+    """The control loop itself and operator commands."""
+
 
 class Event(Snapshot):
-    """Something that happened: a device lost, a limit changed, a failsafe engaged."""
+    """Something that happened: a device lost, a limit changed, a failsafe engaged. Events
+    of one kind that come together (213 devices unreachable) are one event listing them."""
 
+    id: int = Field(default=0, description="Order in the event log (the live stream's id)")
     at: float = Field(description="Wall-clock time, seconds since the epoch")
-    level: EventLevel
+    until: float | None = Field(
+        default=None, description="For an event of several: when the last one came"
+    )
+    severity: EventLevel
+    category: EventCategory
     subject: str
     message: str
+    members: tuple[str, ...] = Field(
+        default=(), description="For an event of several: each device, connector, ..."
+    )
+
+    def line(self) -> str:
+        """The event as one log line."""
+        shown = ", ".join(self.members[:_MEMBERS_IN_LINE])
+        more = len(self.members) - _MEMBERS_IN_LINE
+        listed = f" ({shown}{f', +{more} more' if more > 0 else ''})" if self.members else ""
+        return f"[{self.category}] {self.subject}: {self.message}{listed}"
+
+
+_MEMBERS_IN_LINE = 8
 
 
 class EnergyState(Snapshot):
@@ -206,7 +256,10 @@ class SiteState(Snapshot):
     nodes: tuple[NodeState, ...]
     connectors: tuple[ConnectorState, ...]
     devices: tuple[DeviceHealth, ...] = ()
-    events: tuple[Event, ...] = Field(default=(), description="Recent events, newest last")
+    events: tuple[Event, ...] = Field(
+        default=(),
+        description="Recent events, newest last (warnings and alarms are kept over info)",
+    )
     energy: EnergyState | None = Field(default=None, description="Battery and PV, when present")
 
     def node(self, node_id: str) -> NodeState:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import trio
 from hubgate.config.model import Api
 from hubgate.control.decisions import ConnectorDecision, DecisionRecord, GridSample
 from hubgate.control.limits import SITE, Limit, LimitSource
+from hubgate.state import EventCategory, EventLevel
 from tests.support.api import AUTH, TOKEN, RunningApi, small_site, snapshot, start_api
 
 
@@ -49,8 +51,35 @@ async def test_nodes_connectors_devices_events(api: RunningApi) -> None:
 
     devices = (await api.client.get("/api/v1/devices")).json()
     assert {d["id"]: d["reachable"] for d in devices} == {"grid-meter": True, "wb-2": False}
-    warnings = (await api.client.get("/api/v1/events", params={"level": "warning"})).json()
-    assert [e["subject"] for e in warnings] == ["wb-2"]
+
+
+async def test_the_event_log_by_time_severity_and_category(api: RunningApi) -> None:
+    log = api.ctx.events
+    log.emit(EventLevel.INFO, "site", "configuration loaded", category=EventCategory.CONFIG)
+    log.emit(EventLevel.WARNING, "site", "grid-operator limit 300 kW (was 1000 kW, -700 kW)",
+             category=EventCategory.GRID_OPERATOR)  # fmt: skip
+    log.emit(EventLevel.ALARM, "cp-1#1", "not following", category=EventCategory.CHARGER)
+    every = (await api.client.get("/api/v1/events")).json()
+    assert [e["id"] for e in every] == [1, 2, 3]
+    assert every[1]["category"] == "grid-operator"
+    assert every[1]["severity"] == "warning"
+
+    async def subjects(**params: object) -> list[str]:
+        reply = await api.client.get("/api/v1/events", params=params)  # type: ignore[arg-type]
+        assert reply.status_code == 200, reply.text
+        return [f"{e['id']}:{e['subject']}" for e in reply.json()]
+
+    assert await subjects(severity="warning") == ["2:site", "3:cp-1#1"]
+    assert await subjects(category="charger") == ["3:cp-1#1"]
+    assert await subjects(after=2) == ["3:cp-1#1"]
+    assert await subjects(limit=1) == ["3:cp-1#1"]
+    at = every[1]["at"]
+    assert await subjects(since=at) == ["2:site", "3:cp-1#1"]
+    iso = datetime.fromtimestamp(at + 3600, UTC).isoformat()
+    assert await subjects(since=iso) == []
+    bad = await api.client.get("/api/v1/events", params={"since": "yesterday"})
+    assert bad.status_code == 422
+    assert "ISO 8601" in bad.json()["detail"][0]["msg"]
 
 
 async def test_limit_write_is_an_api_lease_in_the_book(api: RunningApi) -> None:

@@ -177,6 +177,9 @@ async def test_grid_operator_step_is_audited_and_followed(
         assert "grid-operator" in [b.source for b in grid.limit_bounds]
         record = loop.decisions.recent(1)[0].grid
         assert record is not None
+        step = loop.hub.latest.events[-1]  # the newest event is the step
+        assert (step.category, step.severity, step.subject) == ("grid-operator", "warning", "site")
+        assert step.message.startswith("grid-operator limit 20.7 kW (was 69 kW, -48.3 kW)")
         assert (record.limit_a, record.source) == ((30.0, 30.0, 30.0), "grid-operator")
         audit = [e for e in loop.limits.audit() if e.source is LimitSource.GRID_OPERATOR]
         assert [e.limit.power_kw for e in audit] == [69.0, 20.7]
@@ -347,7 +350,10 @@ async def test_a_charger_not_following_is_reserved_at_its_maximum(
         state = loop.hub.latest
         assert state is not None
         assert any(
-            e.subject == "cp-1#1" and "not following its limit: ignores its limit" in e.message
+            e.subject == "cp-1#1"
+            and e.message.endswith(
+                "not following its limit, reserved at its maximum: ignores its limit"
+            )
             for e in state.events
         )
         notes = loop.decisions.recent(1)[0].notes

@@ -229,7 +229,13 @@ def test_a_charger_not_following_is_reserved_at_its_maximum_with_an_alarm() -> N
     assert sp["cp-2"] + sp["cp-3"] <= BOARD_A - 32
     assert min(sp["cp-2"], sp["cp-3"]) >= 12
     alarms = [e for e in site.events if e[0] is EventLevel.ALARM]
-    assert alarms == [(EventLevel.ALARM, "cp-1#1", "not following its limit: ignores its limit")]
+    assert alarms == [
+        (
+            EventLevel.ALARM,
+            "cp-1#1",
+            "not following its limit, reserved at its maximum: ignores its limit",
+        )
+    ]
     plan = site.last
     assert plan is not None
     assert "cp-1#1 not following its limit: 32 A reserved" in plan.notes

@@ -14,6 +14,7 @@ from hubgate.config.model import SiteConfig
 from hubgate.control.commands import Commands
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook, connector_target
+from hubgate.records.events import EventLog
 from hubgate.state import ChargerInfo, StateHub
 
 
@@ -32,6 +33,8 @@ class ApiContext:
     wall_clock: Callable[[], float] = time.time
     chargers: Callable[[], tuple[ChargerInfo, ...]] = tuple
     """The OCPP chargers: capabilities, provisioning, whether they follow their limits."""
+    events: EventLog = field(default_factory=EventLog)
+    """The operator's event log (the control loop's)."""
 
     @cached_property
     def node_ids(self) -> tuple[str, ...]:

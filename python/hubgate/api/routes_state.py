@@ -3,18 +3,23 @@ events, health."""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BeforeValidator, WithJsonSchema
 
 from hubgate.api.context import connector_key
 from hubgate.api.deps import Ctx
 from hubgate.api.models import Health
+from hubgate.records.store import EventQuery
 from hubgate.state import (
     ChargerInfo,
     ConnectorState,
     DeviceHealth,
     Event,
+    EventCategory,
     EventLevel,
     NodeState,
     SiteState,
@@ -106,10 +111,52 @@ async def get_charger(ctx: Ctx, charger: str) -> ChargerInfo:
     raise HTTPException(status.HTTP_404_NOT_FOUND, f"no OCPP charger {charger!r}")
 
 
-@router.get("/events", responses=NO_STATE)
-async def list_events(ctx: Ctx, level: EventLevel | None = None) -> list[Event]:
-    """Recent events, newest last; only those of `level` when given."""
-    return [e for e in _latest(ctx).events if level is None or e.level == level]
+def _since(value: object) -> object:
+    """Seconds since the epoch, or an ISO 8601 time (UTC unless it says otherwise)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(seconds):
+            return seconds
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("give seconds since the epoch or an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+Since = Annotated[
+    float,
+    BeforeValidator(_since),
+    WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]}),
+]
+
+
+@router.get("/events")
+async def list_events(
+    ctx: Ctx,
+    since: Annotated[
+        Since | None,
+        Query(description="Events at or after this time: seconds since the epoch or ISO 8601"),
+    ] = None,
+    severity: Annotated[
+        EventLevel, Query(description="The least severity: warning gives warnings and alarms")
+    ] = EventLevel.INFO,
+    category: EventCategory | None = None,
+    after: Annotated[int, Query(ge=0, le=2**53, description="Only events with a larger id")] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> list[Event]:
+    """The event log, newest last: the newest `limit` events that match."""
+    query = EventQuery(
+        since=since, severity=severity, category=category, after_id=after, limit=limit
+    )
+    return ctx.events.query(query)
 
 
 @router.get("/health")

@@ -8,7 +8,7 @@ tests a recording implementation. A command that cannot be carried out raises
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Protocol
 
 from hubgate._core import HubgateError
@@ -16,6 +16,7 @@ from hubgate.config.model import PRIORITY_MAX
 from hubgate.control.allocation import ConnectorKey
 from hubgate.control.plan import CyclePlanner
 from hubgate.devices.model import Charger, SessionCharger
+from hubgate.records.events import Notify
 from hubgate.state import EventLevel
 
 
@@ -46,7 +47,7 @@ class SiteCommands:
         self,
         planner: CyclePlanner,
         chargers: Mapping[ConnectorKey, Charger],
-        event: Callable[[EventLevel, str, str], None],
+        event: Notify,
     ) -> None:
         """`event`: where the operator events of carried-out commands go."""
         self.planner = planner

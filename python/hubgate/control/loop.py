@@ -32,7 +32,8 @@ from hubgate.control.allocation import AllocationSettings, CycleInputs, CycleRes
 from hubgate.control.commands import SiteCommands
 from hubgate.control.cycle import CycleStats, Failed, gather_by_deadline, run_cycles
 from hubgate.control.decisions import DecisionLog
-from hubgate.control.limits import LimitBook
+from hubgate.control.limit_events import limit_event
+from hubgate.control.limits import AuditEntry, Limit, LimitBook
 from hubgate.control.plan import CyclePlanner, LoopTiming, Plan, SetpointCommand
 from hubgate.control.snapshot import Snapshot
 from hubgate.devices.model import (
@@ -44,7 +45,8 @@ from hubgate.devices.model import (
     Reading,
     SessionCharger,
 )
-from hubgate.state import EventLevel, StateHub
+from hubgate.records.events import EventLog
+from hubgate.state import StateHub
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +78,10 @@ class ControlLoop:
         allocation: AllocationSettings | None = None,
         timing: LoopTiming | None = None,
         clock: Callable[[], float] = trio.current_time,
+        events: EventLog | None = None,
     ) -> None:
-        """`cycle_time`: called with each cycle's duration (s), e.g. a metrics histogram."""
+        """`cycle_time`: called with each cycle's duration (s), e.g. a metrics histogram;
+        `events`: the operator's event log (default: one in memory)."""
         self.site = site
         self.devices = devices
         self.limits = limits
@@ -90,6 +94,8 @@ class ControlLoop:
         self.latencies_s: deque[float] = deque(maxlen=10_000)
         """Per cycle: from the start of sensing to the last command sent (s)."""
         self.period_s = site.control.cycle_s
+        self.events = events or EventLog(clock=clock)
+        limits.listeners.append(self._limit_changed)
         chargers = devices.chargers
         self.planner = CyclePlanner(
             site,
@@ -101,7 +107,7 @@ class ControlLoop:
             paced=[key for key, charger in chargers.items() if isinstance(charger, SessionCharger)],
             allocation=allocation,
             timing=self.timing,
-            notify=self._event,
+            notify=self.events.emit,
         )
         self.model = self.planner.model
         self.allocator = self.planner.allocator
@@ -128,9 +134,14 @@ class ControlLoop:
         if devices.battery is not None:
             by_name[f"battery:{devices.battery.id}"] = devices.battery
         self.snapshot = Snapshot(
-            self.planner, limits=limits, decisions=decisions, hub=hub, devices=by_name
+            self.planner,
+            limits=limits,
+            decisions=decisions,
+            hub=hub,
+            devices=by_name,
+            events=self.events,
         )
-        self.commands = SiteCommands(self.planner, chargers, self._event)
+        self.commands = SiteCommands(self.planner, chargers, self.events.emit)
         """The operator commands (`hubgate.control.commands.Commands`)."""
         self.cycle_ready = trio.Event()
 
@@ -139,8 +150,10 @@ class ControlLoop:
             return device.cycle_reader(self.timing.full_read_every)
         return device.read
 
-    def _event(self, level: EventLevel, subject: str, message: str) -> None:
-        self.snapshot.event(level, subject, message)
+    def _limit_changed(self, entry: AuditEntry, previous: Limit | None) -> None:
+        event = limit_event(entry, previous)
+        if event is not None:
+            self.events.emit(event.level, event.subject, event.message, category=event.category)
 
     @property
     def last_result(self) -> CycleResult | None:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import math
 from array import array
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from hubgate._core import HubgateError
@@ -59,7 +59,8 @@ from hubgate.control.site_model import SiteModel, with_finite_limits
 from hubgate.devices.model import AppliedLimit, Battery, Device, IecState, LimitCheck, Reading
 from hubgate.devices.sensing import FULL_EVERY
 from hubgate.profiles.model import Quantity
-from hubgate.state import EventLevel
+from hubgate.records.events import Burst, Notify
+from hubgate.state import EventCategory, EventLevel
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,8 @@ WANTING_STATES = frozenset({IecState.B, IecState.C, IecState.D})
 
 Phases3 = tuple[float, float, float]
 
-Notify = Callable[[EventLevel, str, str], None]
-"""Where the planner's operator events go: level, subject, message."""
+DEVICE_LOST = "{n} devices unreachable"
+DEVICE_BACK = "{n} devices reachable again"
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,14 @@ class Plan:
     commands: list[SetpointCommand]
 
 
-def _ignore(level: EventLevel, subject: str, message: str) -> None:
+def _ignore(
+    level: EventLevel,
+    subject: str,
+    message: str,
+    *,
+    category: EventCategory = EventCategory.CONTROL,
+    burst: Burst | None = None,
+) -> None:
     """The default `Notify`: events go nowhere."""
 
 
@@ -234,9 +242,27 @@ class CyclePlanner:
         )
         self.device_health: dict[str, bool] = {}
         """Whether each device answered in the last cycle, by name (`charger-id#n`,
-        `meter:id`, `pv:id`, `battery:id`)."""
+        `meter:id`, `pv:id`, `battery:id`, `grid-operator`)."""
+        self.paths = self._device_paths()
+        """Per device name: its node and every node above it (where an event happened)."""
+        self._meter_trusted: dict[str, bool] = {}
+        self._fallen_back: set[int] = set()
         self.last_result: CycleResult | None = None
         self.last_inputs: CycleInputs | None = None
+
+    def _device_paths(self) -> dict[str, tuple[str, ...]]:
+        model, site = self.model, self.site
+        node_path = {
+            node_id: tuple(model.node_ids[a] for a in model.ancestors[n])
+            for n, node_id in enumerate(model.node_ids)
+        }
+        paths = {info.name: node_path[model.node_ids[info.node]] for info in model.connectors}
+        paths |= {f"meter:{m.id}": node_path[m.node] for m in site.meters}
+        paths |= {f"pv:{pv.id}": node_path[pv.node] for pv in site.pv}
+        if site.battery is not None:
+            paths[f"battery:{site.battery.id}"] = node_path[site.battery.node]
+        paths["grid-operator"] = node_path[model.node_ids[0]]
+        return paths
 
     # -- a cycle ---------------------------------------------------------------------------
 
@@ -249,7 +275,12 @@ class CyclePlanner:
             result = self.allocator.allocate(inputs)
         except HubgateError as exc:
             log.error("allocation failed, keeping the last setpoints: %s", exc)
-            self.notify(EventLevel.ALARM, "allocation", str(exc))
+            self.notify(
+                EventLevel.ALARM,
+                "allocation",
+                f"failed, the last setpoints stay: {exc}",
+                category=EventCategory.CONTROL,
+            )
             return None
         self.last_result, self.last_inputs = result, inputs
         return Plan(inputs, result, tuple(notes), self.commands(result, now))
@@ -273,6 +304,8 @@ class CyclePlanner:
             self._health(name, isinstance(outcome, Reading), outcome)
         if self._operator_input is not None:
             box = readings.get("grid-operator")
+            if "grid-operator" in readings:
+                self._health("grid-operator", isinstance(box, Reading), box)
             self._operator_input.update(self.limits, box if isinstance(box, Reading) else None, now)
 
     def checked(self, checks: Mapping[str, LimitCheck]) -> None:
@@ -282,20 +315,45 @@ class CyclePlanner:
             runtime = self.connectors[self._index[name]]
             before = runtime.limit_check.following
             if check.following is False and before is not False:
-                self.notify(EventLevel.ALARM, name, f"not following its limit: {check.evidence}")
+                self.notify(
+                    EventLevel.ALARM,
+                    name,
+                    f"not following its limit, reserved at its maximum: {check.evidence}",
+                    category=EventCategory.CHARGER,
+                )
             elif check.following and before is False:
-                self.notify(EventLevel.INFO, name, f"follows its limit again: {check.evidence}")
+                self.notify(
+                    EventLevel.INFO,
+                    name,
+                    f"follows its limit again: {check.evidence}",
+                    category=EventCategory.CHARGER,
+                )
             runtime.limit_check = check
 
     def _health(self, name: str, reachable: bool, outcome: object) -> None:
+        """Track whether a device answers; a change is an event, merged with the others of
+        its kind that come with it (an outage of many is one event)."""
         if self.device_health.get(name, True) != reachable:
+            path = self.paths.get(name, ())
             if reachable:
-                self.notify(EventLevel.INFO, name, "reachable again")
+                self.notify(
+                    EventLevel.INFO,
+                    name,
+                    "reachable again",
+                    category=EventCategory.DEVICE,
+                    burst=Burst("device-back", DEVICE_BACK, path),
+                )
             else:
                 why = "no answer" if isinstance(outcome, TimedOut) else str(outcome)
                 if isinstance(outcome, Failed):
                     why = f"{type(outcome.error).__name__}: {outcome.error}"
-                self.notify(EventLevel.WARNING, name, f"unreachable ({why})")
+                self.notify(
+                    EventLevel.WARNING,
+                    name,
+                    f"unreachable ({why})",
+                    category=EventCategory.DEVICE,
+                    burst=Burst("device-lost", DEVICE_LOST, path),
+                )
         self.device_health[name] = reachable
 
     def inputs(self, now: float) -> tuple[CycleInputs, list[str]]:
@@ -311,6 +369,7 @@ class CyclePlanner:
         notes: list[str] = []
         for i, (info, runtime) in enumerate(zip(model.connectors, self.connectors, strict=True)):
             assumed = runtime.watch.assumed_draw_a(now)
+            self._fallback(i, runtime, now)
             why = "unreachable"
             if assumed is None and runtime.failsafe_unverified:
                 assumed, why = info.max_current_a, "failsafe not verified"
@@ -358,6 +417,7 @@ class CyclePlanner:
         for meter_id, watch in self.meter_watch.items():
             node = self.meter_node[meter_id]
             share[node] = watch.budget_share(now)
+            self._meter_trust(meter_id, node, share[node] >= 1.0)
             reading = self.meter_reading.get(meter_id)
             currents = reading.phase_currents() if reading is not None else None
             if share[node] >= 1.0 and currents is not None:
@@ -403,6 +463,65 @@ class CyclePlanner:
             ),
             notes,
         )
+
+    def _fallback(self, index: int, runtime: ConnectorRuntime, now: float) -> None:
+        """A connector unreachable longer than its lease has fallen back to its failsafe
+        current by now (its own watchdog or profile lease): an event, once per outage."""
+        watch = runtime.watch
+        lease_s = self.site.control.lease_s
+        lost_for = None if watch.last_ok_at is None else now - watch.last_ok_at
+        if lost_for is None or watch.reachable(now):
+            self._fallen_back.discard(index)
+            return
+        if lost_for < lease_s or index in self._fallen_back:
+            return
+        self._fallen_back.add(index)
+        info = self.model.connectors[index]
+        failsafe = self.site.control.failsafe_current_a
+        self.notify(
+            EventLevel.WARNING,
+            info.name,
+            f"unreachable for {lost_for:.0f} s, beyond its {lease_s:g} s lease: it runs on its "
+            f"failsafe current {failsafe:g} A",
+            category=EventCategory.CHARGER,
+            burst=Burst(
+                "failsafe-fallback",
+                f"{{n}} connectors unreachable beyond their {lease_s:g} s lease: on their "
+                f"failsafe current {failsafe:g} A",
+                self.paths.get(info.name, ()),
+            ),
+        )
+
+    def _meter_trust(self, meter_id: str, node: int, trusted: bool) -> None:
+        """A meter lost (its node's budget degraded) or trusted again is an event; being
+        trusted the first time after start-up is not."""
+        before = self._meter_trusted.get(meter_id)  # None until first trusted
+        if before is None:
+            if trusted:
+                self._meter_trusted[meter_id] = True
+            return
+        if before == trusted:
+            return
+        self._meter_trusted[meter_id] = trusted
+        node_id = self.model.node_ids[node]
+        path = self.paths.get(f"meter:{meter_id}", ())
+        if trusted:
+            self.notify(
+                EventLevel.INFO,
+                f"meter:{meter_id}",
+                f"trusted again: {node_id} has its full budget",
+                category=EventCategory.METER,
+                burst=Burst("meter-back", "{n} meters trusted again, full budgets", path),
+            )
+        else:
+            degraded = self.site.control.degraded_budget_percent
+            self.notify(
+                EventLevel.WARNING,
+                f"meter:{meter_id}",
+                f"lost: {node_id} runs on {degraded:g} % of its limit in force",
+                category=EventCategory.METER,
+                burst=Burst("meter-lost", "{n} meters lost, their nodes on degraded budgets", path),
+            )
 
     def _metered_base(
         self,
@@ -517,7 +636,16 @@ class CyclePlanner:
         runtime.failsafe_unverified = not ok
         if ok:
             runtime.watch.verified()
-            self.notify(EventLevel.INFO, self.model.connectors[index].name, "failsafe verified")
+            name = self.model.connectors[index].name
+            self.notify(
+                EventLevel.INFO,
+                name,
+                "failsafe verified",
+                category=EventCategory.CHARGER,
+                burst=Burst(
+                    "failsafe-verified", "{n} connectors: failsafe verified", self.paths[name]
+                ),
+            )
 
     def outcomes(
         self, plan: Plan, results: Mapping[str, object], now: float, done_at: float
@@ -546,7 +674,7 @@ class CyclePlanner:
         """The battery's answer to its command this cycle (`SiteEnergy.command_op`)."""
         problem = self.energy.commanded(outcome, now)
         if problem is not None:
-            self.notify(EventLevel.WARNING, name, problem)
+            self.notify(EventLevel.WARNING, name, problem, category=EventCategory.BATTERY)
 
     # -- between cycles --------------------------------------------------------------------
 

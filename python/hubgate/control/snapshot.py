@@ -9,7 +9,6 @@ It also keeps the recent operator events, stamped with the wall clock as they co
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -21,10 +20,11 @@ from hubgate.control.limits import LimitBook
 from hubgate.control.plan import ConnectorRuntime, CyclePlanner, Phases3, Plan
 from hubgate.devices.model import Device, LinkMonitored
 from hubgate.profiles.model import Quantity
+from hubgate.records.events import Burst, EventLog
 from hubgate.state import (
     ConnectorState,
     DeviceHealth,
-    Event,
+    EventCategory,
     EventLevel,
     LimitBoundView,
     NodeState,
@@ -32,8 +32,8 @@ from hubgate.state import (
     StateHub,
 )
 
-EVENTS_KEPT = 50
-"""Operator events in the published state."""
+BATTERY_MODE_HELD_S = 10.0
+"""A battery mode is an event once it has held this long (no event for every flicker)."""
 
 
 class Snapshot:
@@ -47,27 +47,38 @@ class Snapshot:
         decisions: DecisionLog,
         hub: StateHub,
         devices: Mapping[str, Device],
+        events: EventLog,
     ) -> None:
         """`devices`: every device by its health name (`charger-id#n`, `meter:id`, ...),
-        for the link statistics of those that keep them."""
+        for the link statistics of those that keep them; `events`: the operator's log."""
         self.planner = planner
         self.limits = limits
         self.decisions = decisions
         self.hub = hub
+        self.events = events
         self._links = {
             name: device for name, device in devices.items() if isinstance(device, LinkMonitored)
         }
         model = planner.model
         self._protocols = {info.name: info.protocol for info in model.connectors}
-        self.events: deque[Event] = deque(maxlen=EVENTS_KEPT)
+        self._battery_mode: tuple[str | None, str | None, float] = (None, None, 0.0)
+        """(mode reported, mode seen, seen since)."""
         self._wall, self._now = time.time(), 0.0
         self._limits: list[NodeLimit] = []
         self._commanded: list[Phases3] = []
         self._measured: dict[int, _Metered] = {}
 
-    def event(self, level: EventLevel, subject: str, message: str) -> None:
-        """An operator event, now."""
-        self.events.append(Event(at=time.time(), level=level, subject=subject, message=message))
+    def event(
+        self,
+        level: EventLevel,
+        subject: str,
+        message: str,
+        *,
+        category: EventCategory = EventCategory.CONTROL,
+        burst: Burst | None = None,
+    ) -> None:
+        """An operator event, now (`EventLog.emit`)."""
+        self.events.emit(level, subject, message, category=category, burst=burst)
 
     def record(self, cycle: int, now: float, plan: Plan) -> None:
         """Append the cycle's decision record (with the grid connection's sample)."""
@@ -188,6 +199,10 @@ class Snapshot:
                 )
             )
         devices = [self._device_state(name, ok) for name, ok in planner.device_health.items()]
+        energy_state = planner.energy.snapshot()
+        mode = None if energy_state is None else energy_state.battery_mode
+        self._battery_events(mode, now)
+        self.events.tick()
         self.hub.publish(
             SiteState.model_construct(
                 site=planner.site.site.name,
@@ -197,10 +212,28 @@ class Snapshot:
                 nodes=tuple(nodes),
                 connectors=tuple(connectors),
                 devices=tuple(devices),
-                events=tuple(self.events),
-                energy=planner.energy.snapshot(),
+                events=self.events.recent,
+                energy=energy_state,
             )
         )
+
+    def _battery_events(self, mode: str | None, now: float) -> None:
+        """The battery's mode, once it has held `BATTERY_MODE_HELD_S`, when it changed."""
+        reported, seen, since = self._battery_mode
+        if mode != seen:
+            self._battery_mode = (reported, mode, now)
+            return
+        if mode == reported or now - since < BATTERY_MODE_HELD_S:
+            return
+        self._battery_mode = (mode, mode, since)
+        if reported is not None and mode is not None:
+            battery = self.planner.site.battery
+            self.event(
+                EventLevel.INFO,
+                "battery" if battery is None else f"battery:{battery.id}",
+                f"mode {reported} -> {mode}",
+                category=EventCategory.BATTERY,
+            )
 
     def _wall_time(self, monotonic: float | None) -> float | None:
         return None if monotonic is None else self._wall + (monotonic - self._now)

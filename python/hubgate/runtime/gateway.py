@@ -40,9 +40,11 @@ from hubgate.modbus.server import serve_modbus
 from hubgate.ocpp.registry import StationRegistry
 from hubgate.ocpp.server import OcppListener
 from hubgate.ocpp.station_care import attendant
+from hubgate.records.events import EventLog
+from hubgate.records.store import RecordStore, retention_of
 from hubgate.runtime.site_devices import build_site_devices, charger_infos, station_cares
 from hubgate.runtime.supervisor import Supervisor, open_supervisor
-from hubgate.state import StateHub
+from hubgate.state import EventCategory, EventLevel, StateHub
 
 log = logging.getLogger(__name__)
 
@@ -139,74 +141,111 @@ async def _publish_snapshots(hub: StateHub, publisher: TelemetryPublisher) -> No
             await trio.sleep(max(state.cycle_time_ms or 0.0, 1000.0) / 1000)
 
 
+def configuration_loaded(site: SiteConfig, source: str | None) -> str:
+    """The event text of a site starting: what it controls and under which limits."""
+    ocpp = sum(1 for c in site.chargers if c.ocpp is not None)
+    connectors = sum(len(c.connectors) for c in site.chargers)
+    grid = site.grid
+    power = "" if grid.power_limit_kw is None else f", {grid.power_limit_kw:g} kW"
+    phase = "/".join(f"{a:g}" for a in grid.phase_current_limit_a)
+    where = "" if source is None else f" from {source}"
+    return (
+        f"configuration loaded{where}: {len(site.chargers)} chargers ({ocpp} OCPP, "
+        f"{len(site.chargers) - ocpp} Modbus) with {connectors} connectors, "
+        f"{len(site.meters)} meters, {len(site.nodes)} nodes; grid {phase} A{power}"
+    )
+
+
 @asynccontextmanager
 async def open_gateway(
-    site: SiteConfig, *, start_timeout_s: float = 30.0, csms_settings: ProxySettings | None = None
+    site: SiteConfig,
+    *,
+    start_timeout_s: float = 30.0,
+    csms_settings: ProxySettings | None = None,
+    records: RecordStore | None = None,
+    source: str | None = None,
 ) -> AsyncIterator[Gateway]:
     """Start every service of `site`; yields once all listeners are bound and cycling began.
 
-    `csms_settings`: the proxy's reconnect timing, with a `[csms]`."""
+    `csms_settings`: the proxy's reconnect timing, with a `[csms]`; `records`: the event
+    log's and sessions' file (default: `[records] path`, else in memory); `source`: where
+    the site file came from (for the "configuration loaded" event)."""
     hub = StateHub()
     limits = LimitBook()
     decisions = DecisionLog()
     metrics = MetricsRegistry()
+    store = records or RecordStore(site.records.path, retention_of(site))
+    events = EventLog(store)
+    events.emit(
+        EventLevel.INFO, "site", configuration_loaded(site, source), category=EventCategory.CONFIG
+    )
     registry = StationRegistry.from_site(site)
     proxying: AbstractAsyncContextManager[CsmsProxy | None] = (
         nullcontext()
         if site.csms is None
         else open_csms_proxy(site.csms, limits, settings=csms_settings)
     )
-    async with open_modbus_pool() as pool, proxying as proxy, open_supervisor() as supervisor:
-        cares = station_cares(site, registry)
-        devices = build_site_devices(site, registry, pool, cares)
-        loop = ControlLoop(
-            site,
-            devices,
-            limits=limits,
-            decisions=decisions,
-            hub=hub,
-            cycle_time=metrics.cycle_time.observe,
-        )
-        gateway = Gateway(site, loop, registry, supervisor, proxy)
-        attach = None if proxy is None else proxy.attach
-        servers: dict[str, Server] = {
-            "ocpp": OcppListener(
-                site.ocpp, registry, attach=attach, attend=attendant(cares.values())
-            ).serve,
-            "api": partial(
-                serve_api,
-                ApiContext(
-                    site=site,
-                    hub=hub,
-                    limits=limits,
-                    decisions=decisions,
-                    commands=loop.commands,
-                    metrics=metrics,
-                    chargers=partial(charger_infos, cares, devices),
+    try:
+        async with open_modbus_pool() as pool, proxying as proxy, open_supervisor() as supervisor:
+            cares = station_cares(site, registry)
+            devices = build_site_devices(site, registry, pool, cares)
+            loop = ControlLoop(
+                site,
+                devices,
+                limits=limits,
+                decisions=decisions,
+                hub=hub,
+                cycle_time=metrics.cycle_time.observe,
+                events=events,
+            )
+            gateway = Gateway(site, loop, registry, supervisor, proxy)
+            attach = None if proxy is None else proxy.attach
+            servers: dict[str, Server] = {
+                "ocpp": OcppListener(
+                    site.ocpp, registry, attach=attach, attend=attendant(cares.values())
+                ).serve,
+                "api": partial(
+                    serve_api,
+                    ApiContext(
+                        site=site,
+                        hub=hub,
+                        limits=limits,
+                        decisions=decisions,
+                        commands=loop.commands,
+                        metrics=metrics,
+                        chargers=partial(charger_infos, cares, devices),
+                        events=events,
+                    ),
                 ),
-            ),
-        }
-        if site.modbus_server is not None:
-            servers["modbus-server"] = partial(serve_modbus, site.modbus_server, site, hub, limits)
-        ready = {name: trio.Event() for name in servers}
-        failed: dict[str, BaseException] = {}
-        for name, server in servers.items():
-            supervisor.start(
-                name, partial(_serve_reporting, name, server, gateway.ports, ready[name], failed)
-            )
-        if site.mqtt is not None:
-            supervisor.start(
-                "mqtt", partial(_publish_snapshots, hub, TelemetryPublisher(site.mqtt))
-            )
+            }
+            if site.modbus_server is not None:
+                servers["modbus-server"] = partial(
+                    serve_modbus, site.modbus_server, site, hub, limits
+                )
+            ready = {name: trio.Event() for name in servers}
+            failed: dict[str, BaseException] = {}
+            for name, server in servers.items():
+                supervisor.start(
+                    name,
+                    partial(_serve_reporting, name, server, gateway.ports, ready[name], failed),
+                )
+            if site.mqtt is not None:
+                supervisor.start(
+                    "mqtt", partial(_publish_snapshots, hub, TelemetryPublisher(site.mqtt))
+                )
 
-        with trio.fail_after(start_timeout_s):
-            for event in ready.values():
-                await event.wait()
-        if failed:
-            raise ListenError(_cannot_listen(site, failed))
-        supervisor.start("control", gateway.control)
-        yield gateway
-        supervisor.nursery.cancel_scope.cancel()
+            with trio.fail_after(start_timeout_s):
+                for event in ready.values():
+                    await event.wait()
+            if failed:
+                raise ListenError(_cannot_listen(site, failed))
+            supervisor.start("control", gateway.control)
+            yield gateway
+            supervisor.nursery.cancel_scope.cancel()
+    finally:
+        events.flush()
+        if records is None:
+            store.close()
 
 
 def _cannot_listen(site: SiteConfig, failed: dict[str, BaseException]) -> str:

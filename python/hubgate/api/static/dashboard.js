@@ -479,15 +479,32 @@ function renderDevices(state) {
   document.querySelector("#devices tbody").replaceChildren(...rows);
 }
 
+let shownEvents = "";
+
 function renderEvents(state) {
-  const items = [...state.events].reverse().map((e) =>
-    el(
+  const key = state.events.map((e) => e.id).join(",");
+  if (key === shownEvents) return; // unchanged: keep what the operator opened
+  shownEvents = key;
+  const items = [...state.events].reverse().map((e) => {
+    const body = el(
+      "span",
+      {},
+      el("strong", {}, e.subject),
+      ` ${e.message}`,
+      el("span", { class: "category" }, ` · ${e.category}`),
+    );
+    if (e.members.length) {
+      body.append(
+        el("details", {}, el("summary", {}, `${e.members.length} listed`), e.members.join(", ")),
+      );
+    }
+    return el(
       "li",
-      { class: e.level },
+      { class: e.severity, "data-event": String(e.id), "data-category": e.category },
       el("time", {}, new Date(e.at * 1000).toLocaleTimeString()),
-      el("span", {}, el("strong", {}, e.subject), ` ${e.message}`),
-    ),
-  );
+      body,
+    );
+  });
   document.getElementById("events").replaceChildren(...items);
 }
 
