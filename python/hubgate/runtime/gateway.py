@@ -198,6 +198,8 @@ async def open_gateway(
                 cycle_time=metrics.cycle_time.observe,
                 events=events,
             )
+            if proxy is not None:
+                proxy.on_event = partial(events.emit, category=EventCategory.CSMS)
             gateway = Gateway(site, loop, registry, supervisor, proxy)
             attach = None if proxy is None else proxy.attach
             servers: dict[str, Server] = {
@@ -215,6 +217,7 @@ async def open_gateway(
                         metrics=metrics,
                         chargers=partial(charger_infos, cares, devices),
                         events=events,
+                        csms=proxy,
                     ),
                 ),
             }

@@ -47,6 +47,13 @@ class ModbusBox:
             units += [u for u, _ in fed.device.memory if u not in units]
         return units
 
+    @property
+    def linked(self) -> bool:
+        """Whether a master holds a connection to the box (its devices' clocks then run on
+        the wall clock: `sim.device_clock`)."""
+        server = self._server
+        return server is not None and bool(server.active_connections)
+
     def _sim_devices(self) -> list[SimDevice]:
         seen: set[int] = set()
         found: list[SimDevice] = []
