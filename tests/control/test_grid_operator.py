@@ -31,6 +31,9 @@ def test_changes_only_are_audited_and_silence_falls_back() -> None:
     box.update(book, None, 9.0)  # silent for 6 s: the fallback
     audit = book.audit()
     assert [(e.at, e.limit.power_kw) for e in audit] == [(0.0, 100.0), (3.0, 30.0), (9.0, 50.0)]
-    assert {(e.target, e.source, e.origin) for e in audit} == {
-        (SITE, LimitSource.GRID_OPERATOR, "box")
-    }
+    assert {(e.target, e.source) for e in audit} == {(SITE, LimitSource.GRID_OPERATOR)}
+    assert [e.origin for e in audit] == [
+        "box",
+        "box",
+        "fallback 50 %: box silent for more than 5 s",
+    ]

@@ -4,7 +4,8 @@ A box reports a percentage (`grid_limit_percent`) or a power (`grid_limit_power`
 W); relay contacts report the §14a dimming contact (`relay_dim_14a`, closed =
 dimmed to the §14a minimum). Every change becomes a `GRID_OPERATOR` lease on
 the site in the limit book, so it is audited like any other limit; while the
-box is silent the configured fallback percentage is in force.
+box is silent the configured fallback percentage is in force (its lease's origin says so:
+the source-lost event).
 """
 
 from __future__ import annotations
@@ -57,10 +58,15 @@ class GridOperatorInput:
             wanted = limit_kw_of(reading, self.connection_kw)
             if wanted is not None:
                 self.last_ok_at = now
+        origin = self.origin
         if wanted is None:
             if self.last_ok_at is not None and now - self.last_ok_at <= self.silent_after_s:
                 return
             wanted = grid_operator_limit_kw(self.fallback_percent, self.connection_kw)
+            origin = (
+                f"fallback {self.fallback_percent:g} %: {self.origin} silent for more than "
+                f"{self.silent_after_s:g} s"
+            )
         if wanted == self.in_force_kw:
             return
         self.in_force_kw = wanted
@@ -70,5 +76,5 @@ class GridOperatorInput:
             Limit(power_kw=wanted),
             now=now,
             lease_s=None,
-            origin=self.origin,
+            origin=origin,
         )

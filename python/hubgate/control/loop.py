@@ -130,6 +130,7 @@ class ControlLoop:
         }
         if devices.grid_operator is not None:
             self._reads["grid-operator"] = devices.grid_operator.read
+            by_name["grid-operator"] = devices.grid_operator
         by_name |= {f"pv:{pv_id}": pv for pv_id, pv in devices.pv.items()}
         if devices.battery is not None:
             by_name[f"battery:{devices.battery.id}"] = devices.battery
