@@ -93,6 +93,22 @@ class ConnectorState(Snapshot):
     power_kw: float | None = None
     energy_kwh: float | None = None
     soc_percent: float | None = None
+    measured_age_s: float | None = Field(
+        default=None, description="Age of its latest reading at the snapshot, s"
+    )
+    stale: bool = Field(
+        default=False,
+        description="Its reading is older than the control rules accept (or it is "
+        "unreachable): shown, not trusted",
+    )
+    unreachable_since: float | None = Field(
+        default=None, description="Wall-clock time of its last answer, while unreachable"
+    )
+    reserved_a: float | None = Field(
+        default=None,
+        description="What it is reserved at instead of its reading (unreachable, failsafe "
+        "not verified, not following its limit)",
+    )
     priority: int = 0
     pv_mode: bool = Field(default=False, description="Charges from PV surplus only")
     reason: str = ""
@@ -106,11 +122,25 @@ class DeviceHealth(Snapshot):
     kind: str
     protocol: str
     reachable: bool
-    last_ok_age_s: float | None = None
-    requests: int = 0
-    errors: int = 0
-    latency_p50_ms: float | None = None
+    last_ok_age_s: float | None = Field(
+        default=None, description="Since its last good answer (reading), s; null: none yet"
+    )
+    requests: int = Field(default=0, description="Requests or calls hubgate made to it")
+    errors: int = Field(default=0, description="Of those: timed out, failed or rejected")
+    rejected: int = Field(
+        default=0, description="Answered with an error (Modbus exception, OCPP CallError)"
+    )
+    timeouts: int = 0
+    latency_p50_ms: float | None = Field(
+        default=None, description="Measured answer latency (streaming sketch, 1 % accuracy)"
+    )
     latency_p99_ms: float | None = None
+    last_message_age_s: float | None = Field(
+        default=None, description="OCPP: since its last message, s"
+    )
+    messages_per_min: float | None = Field(
+        default=None, description="OCPP: messages it sent in the last minute"
+    )
     device_failsafe: bool | None = Field(
         default=None,
         description="Whether the device falls back on its own when hubgate stops commanding "

@@ -254,6 +254,8 @@ class CyclePlanner:
         self.device_health: dict[str, bool] = {}
         """Whether each device answered in the last cycle, by name (`charger-id#n`,
         `meter:id`, `pv:id`, `battery:id`, `grid-operator`)."""
+        self.device_ok_at: dict[str, float] = {}
+        """When each device last answered (loop clock), by the same names."""
         self.paths = self._device_paths()
         """Per device name: its node and every node above it (where an event happened)."""
         self._meter_trusted: dict[str, bool] = {}
@@ -304,19 +306,19 @@ class CyclePlanner:
                 runtime.watch.ok(now)
                 runtime.reading = reading
                 runtime.draw = _grid_draw(reading, info.grid_phases)
-            self._health(info.name, runtime.watch.reachable(now), reading)
+            self._health(info.name, runtime.watch.reachable(now), reading, now)
         for meter_id, watch in self.meter_watch.items():
             reading = readings.get(f"meter:{meter_id}")
             if isinstance(reading, Reading) and reading.phase_currents() is not None:
                 watch.sample(reading.at)
                 self.meter_reading[meter_id] = reading
-            self._health(f"meter:{meter_id}", isinstance(reading, Reading), reading)
+            self._health(f"meter:{meter_id}", isinstance(reading, Reading), reading, now)
         for name, outcome in self.energy.absorb(readings).items():
-            self._health(name, isinstance(outcome, Reading), outcome)
+            self._health(name, isinstance(outcome, Reading), outcome, now)
         if self._operator_input is not None:
             box = readings.get("grid-operator")
             if "grid-operator" in readings:
-                self._health("grid-operator", isinstance(box, Reading), box)
+                self._health("grid-operator", isinstance(box, Reading), box, now)
             self._operator_input.update(self.limits, box if isinstance(box, Reading) else None, now)
 
     def checked(self, checks: Mapping[str, LimitCheck]) -> None:
@@ -341,9 +343,11 @@ class CyclePlanner:
                 )
             runtime.limit_check = check
 
-    def _health(self, name: str, reachable: bool, outcome: object) -> None:
+    def _health(self, name: str, reachable: bool, outcome: object, now: float) -> None:
         """Track whether a device answers; a change is an event, merged with the others of
         its kind that come with it (an outage of many is one event)."""
+        if isinstance(outcome, Reading):
+            self.device_ok_at[name] = now
         if self.device_health.get(name, True) != reachable:
             path = self.paths.get(name, ())
             if reachable:
@@ -367,6 +371,19 @@ class CyclePlanner:
                 )
         self.device_health[name] = reachable
 
+    def reservation(self, index: int, now: float) -> tuple[float, str] | None:
+        """The current a connector is reserved at instead of its reading, and why; None
+        while its reading counts."""
+        info, runtime = self.model.connectors[index], self.connectors[index]
+        assumed = runtime.watch.assumed_draw_a(now)
+        if assumed is not None:
+            return assumed, "unreachable"
+        if runtime.failsafe_unverified:
+            return info.max_current_a, "failsafe not verified"
+        if runtime.limit_check.following is False:
+            return info.max_current_a, "not following its limit"
+        return None
+
     def inputs(self, now: float) -> tuple[CycleInputs, list[str]]:
         """The allocator's input for this cycle and the notes for the decision record."""
         model = self.model
@@ -379,19 +396,15 @@ class CyclePlanner:
         wanting = array("b", bytes(len(model.connectors)))
         notes: list[str] = []
         for i, (info, runtime) in enumerate(zip(model.connectors, self.connectors, strict=True)):
-            assumed = runtime.watch.assumed_draw_a(now)
             self._fallback(i, runtime, now)
-            why = "unreachable"
-            if assumed is None and runtime.failsafe_unverified:
-                assumed, why = info.max_current_a, "failsafe not verified"
-            if assumed is None and runtime.limit_check.following is False:
-                assumed, why = info.max_current_a, "not following its limit"
+            reserved_at = self.reservation(i, now)
             draw = runtime.known_draw()
             for node in model.ancestors[info.node]:
                 for p in range(3):
                     known[node][p] += draw[p]
             phases = (info.grid_phases[0],) if info.one_phase else (0, 1, 2)
-            if assumed is not None:
+            if reserved_at is not None:
+                assumed, why = reserved_at
                 for node in model.ancestors[info.node]:
                     for p in phases:
                         reserved[node][p] += assumed

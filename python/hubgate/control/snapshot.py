@@ -18,7 +18,13 @@ from hubgate.control.decisions import ConnectorDecision, DecisionLog, DecisionRe
 from hubgate.control.limit_in_force import CAP, PEAK_TARGET, NodeLimit
 from hubgate.control.limits import LimitBook
 from hubgate.control.plan import ConnectorRuntime, CyclePlanner, Phases3, Plan
-from hubgate.devices.model import Device, DeviceFailsafe, LinkMonitored
+from hubgate.devices.model import (
+    Device,
+    DeviceFailsafe,
+    LinkMonitored,
+    MessageMonitored,
+    Sampled,
+)
 from hubgate.profiles.model import Quantity
 from hubgate.records.events import Burst, EventLog
 from hubgate.state import (
@@ -64,8 +70,21 @@ class Snapshot:
             for name, device in devices.items()
             if isinstance(device, DeviceFailsafe)
         }
+        self._messages = {
+            name: device.messages
+            for name, device in devices.items()
+            if isinstance(device, MessageMonitored)
+        }
         model = planner.model
         self._protocols = {info.name: info.protocol for info in model.connectors}
+        meter_stale_s = planner.site.control.meter_stale_s
+        self._stale_after_s = [
+            device.stale_after_s
+            if isinstance(device := devices.get(info.name), Sampled)
+            else max(meter_stale_s, runtime.watch.unreachable_after_s)
+            for info, runtime in zip(model.connectors, planner.connectors, strict=True)
+        ]
+        """Per connector: how old its reading may be before it is shown as stale."""
         self._battery_mode: tuple[str | None, str | None, float] = (None, None, 0.0)
         """(mode reported, mode seen, seen since)."""
         self._wall, self._now = time.time(), 0.0
@@ -148,6 +167,12 @@ class Snapshot:
             reading = runtime.reading
             power = reading.get(_POWER) if reading is not None else None
             energy = reading.get(_ENERGY) if reading is not None else None
+            age = None if reading is None else max(now - reading.at, 0.0)
+            reachable = runtime.watch.reachable(now)
+            reservation = planner.reservation(i, now)
+            reason = record[i].reason if i < len(record) else ""
+            if not reachable:
+                reason = "UNREACHABLE"
             connectors.append(
                 ConnectorState.model_construct(
                     key=info.name,
@@ -162,9 +187,15 @@ class Snapshot:
                     power_kw=None if power is None else power / 1000,
                     energy_kwh=None if energy is None else energy / 1000,
                     soc_percent=reading.get(_SOC) if reading is not None else None,
+                    measured_age_s=age,
+                    stale=not reachable or age is None or age > self._stale_after_s[i],
+                    unreachable_since=None
+                    if reachable
+                    else self._wall_time(runtime.watch.last_ok_at),
+                    reserved_a=None if reservation is None else reservation[0],
                     priority=planner.allocator.priority(i),
                     pv_mode=bool(planner.energy.pv_mode[i]),
-                    reason=record[i].reason if i < len(record) else "",
+                    reason=reason,
                     binding=record[i].binding if i < len(record) else None,
                 )
             )
@@ -203,7 +234,7 @@ class Snapshot:
                     meter_health=None if meter is None else meter.health,
                 )
             )
-        devices = [self._device_state(name, ok) for name, ok in planner.device_health.items()]
+        devices = [self._device_state(name, ok, now) for name, ok in planner.device_health.items()]
         energy_state = planner.energy.snapshot()
         mode = None if energy_state is None else energy_state.battery_mode
         self._battery_events(mode, now)
@@ -258,21 +289,28 @@ class Snapshot:
             )
         return metered
 
-    def _device_state(self, name: str, reachable: bool) -> DeviceHealth:
+    def _device_state(self, name: str, reachable: bool, now: float) -> DeviceHealth:
         device = self._links.get(name)
         stats = device.link_stats if device is not None else None
         p50 = stats.percentile_s(0.5) if stats is not None else None
         p99 = stats.percentile_s(0.99) if stats is not None else None
+        ok_at = self.planner.device_ok_at.get(name)
+        messages = self._messages.get(name)
+        last_message = None if messages is None else messages.last_message_at
         return DeviceHealth.model_construct(
             id=name,
             kind=name.partition(":")[0] if ":" in name else "charger",
             protocol=self._protocols.get(name, "modbus"),
             reachable=reachable,
-            last_ok_age_s=None,
+            last_ok_age_s=None if ok_at is None else max(now - ok_at, 0.0),
             requests=stats.requests if stats is not None else 0,
             errors=stats.errors + stats.timeouts + stats.exceptions if stats is not None else 0,
+            rejected=stats.exceptions if stats is not None else 0,
+            timeouts=stats.timeouts if stats is not None else 0,
             latency_p50_ms=None if p50 is None else p50 * 1000,
             latency_p99_ms=None if p99 is None else p99 * 1000,
+            last_message_age_s=None if last_message is None else max(now - last_message, 0.0),
+            messages_per_min=None if messages is None else messages.per_minute(now),
             device_failsafe=self._failsafes.get(name),
         )
 

@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from hubgate.modbus.stats import RequestStats
+from hubgate.ocpp.link_stats import OcppLinkStats
 from hubgate.profiles.model import Quantity
 
 
@@ -152,6 +153,24 @@ class LinkMonitored(Protocol):
     @property
     def link_stats(self) -> RequestStats:
         """This device's request statistics."""
+
+
+@runtime_checkable
+class MessageMonitored(Protocol):
+    """A device that sends on its own (an OCPP charger): when it last did, how often."""
+
+    @property
+    def messages(self) -> OcppLinkStats:
+        """Its link's frames and our calls."""
+
+
+@runtime_checkable
+class Sampled(Protocol):
+    """A device that reports its values at its own pace (an OCPP charger's MeterValues)."""
+
+    @property
+    def stale_after_s(self) -> float:
+        """How old its values may be before they count as stale."""
 
 
 @runtime_checkable

@@ -441,19 +441,41 @@ function renderEnergy(energy) {
   document.getElementById("energy-why").textContent = energy.reasons.join(" · ");
 }
 
+function age(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  if (seconds < 90) return `${fmt(seconds, 0)} s`;
+  if (seconds < 5400) return `${fmt(seconds / 60, 0)} min`;
+  return `${fmt(seconds / 3600, 1)} h`;
+}
+
+function connectorWhy(c) {
+  if (c.unreachable_since !== null) {
+    const since = new Date(c.unreachable_since * 1000).toLocaleTimeString();
+    return `unreachable since ${since}, ${fmt(c.reserved_a)} A reserved`;
+  }
+  if (c.reserved_a !== null) return `${c.reason}; ${fmt(c.reserved_a)} A reserved`;
+  return c.reason;
+}
+
 function renderConnectors(state) {
   const rows = state.connectors.map((c) =>
     el(
       "tr",
-      { "data-connector": c.key },
+      {
+        "data-connector": c.key,
+        "data-age": c.measured_age_s === null ? "" : String(c.measured_age_s),
+        class: c.stale ? "stale" : "",
+        title: c.stale ? "older than the control rules accept: shown, not trusted" : "",
+      },
       el("td", {}, c.key),
       el("td", {}, c.node),
       el("td", {}, c.status),
       el("td", { class: "num" }, fmt(c.setpoint_a)),
-      el("td", { class: "num" }, c.measured_a ? c.measured_a.map((v) => fmt(v)).join(" / ") : "–"),
-      el("td", { class: "num" }, fmt(c.power_kw)),
+      el("td", { class: "num measured" }, c.measured_a ? c.measured_a.map((v) => fmt(v)).join(" / ") : "–"),
+      el("td", { class: "num measured" }, fmt(c.power_kw)),
+      el("td", { class: "num age" }, age(c.measured_age_s)),
       el("td", {}, c.binding || "–"),
-      el("td", { class: "reason" }, c.reason),
+      el("td", { class: "reason" }, connectorWhy(c)),
     ),
   );
   document.querySelector("#connectors tbody").replaceChildren(...rows);
@@ -463,7 +485,7 @@ function renderDevices(state) {
   const rows = state.devices.map((d) =>
     el(
       "tr",
-      { "data-device": d.id },
+      { "data-device": d.id, class: d.reachable ? "" : "stale" },
       el(
         "td",
         {},
@@ -479,8 +501,14 @@ function renderDevices(state) {
         el("span", { class: `dot ${d.reachable ? "up" : ""}` }),
         d.reachable ? "up" : "lost",
       ),
+      el("td", { class: "num age" }, age(d.last_message_age_s ?? d.last_ok_age_s)),
+      el("td", { class: "num" }, d.messages_per_min === null ? "–" : fmt(d.messages_per_min, 0)),
       el("td", { class: "num" }, d.requests),
-      el("td", { class: "num" }, d.errors),
+      el(
+        "td",
+        { class: "num", title: `${d.rejected} rejected, ${d.timeouts} timed out` },
+        d.errors,
+      ),
       el("td", { class: "num" }, `${fmt(d.latency_p50_ms)} / ${fmt(d.latency_p99_ms)}`),
     ),
   );
