@@ -57,7 +57,8 @@ async def test_the_proxy_reports_the_csms_lost_with_its_queue_and_back(tmp_path:
             await wait_until(lambda: said("unreachable"), "the CSMS lost event", 20)
             lost = said("unreachable")
             queued = re.search(r"(\d+) messages queued", lost or "")
-            assert queued is not None and int(queued[1]) >= 2, env.events
+            assert queued is not None, env.events
+            assert int(queued[1]) >= 2, env.events
             await env.start_csms()
             await wait_until(lambda: said("reachable again"), "the CSMS back event", 30)
             levels = [level for level, subject, _ in env.events if subject == "csms"]
