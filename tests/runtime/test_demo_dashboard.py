@@ -138,10 +138,12 @@ async def test_demo_dashboard_limit_from_the_page_reaches_the_allocator(tmp_path
 
 
 @pytest.mark.peers("chromium")
+@pytest.mark.timeout(150)
 async def test_demo_dashboard_shows_the_grid_operator_step(tmp_path: Path) -> None:
-    """The scenario's grid operator steps to 30 % of 69 kW (20.7 kW: 30 A per phase)."""
+    """The scenario's grid operator steps to 30 % of 69 kW (20.7 kW: 30 A per phase), 20
+    simulated seconds (about as many wall seconds) after start."""
     loaded = load_scenario(SCENARIO)
-    with trio.fail_after(80):
+    with trio.fail_after(120):
         async with open_demo(loaded) as demo, trio.open_nursery() as nursery:
             nursery.start_soon(demo.pace)
             gateway = demo.gateway
