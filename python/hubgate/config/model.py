@@ -14,7 +14,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 GRID_NODE_ID = "grid"
 """The id of the grid connection, the root of the node tree."""
@@ -91,12 +99,22 @@ class Grid(Limits):
         description="Per-phase current limit of the connection: one value or [L1, L2, L3]"
     )
     safety_margin_a: Amps = Field(
-        default=0.0, description="Kept free below every phase limit of the grid connection"
+        default=0.0,
+        description="Kept free below every phase limit of the grid connection, and as power "
+        "(3 x voltage x margin) below its power limit and the grid operator's",
     )
     peak_target_kw: Kilowatts | None = Field(
         default=None,
         description="Contract or peak-shaving target on grid import: the battery discharges "
         "to hold it, EV charging is kept under it",
+    )
+    export_limit_kw: float | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="Most the site may feed into the grid: PV is curtailed to hold it "
+        "(0: zero export); unset: PV feed-in is not limited. A battery never discharges "
+        "into the grid either way",
     )
 
     @model_validator(mode="after")
@@ -305,6 +323,11 @@ class Connector(Strict):
     pv_mode: bool = Field(
         default=False, description="Charge from PV surplus (and battery discharge) only"
     )
+    paragraph_14a: bool = Field(
+        default=False,
+        description="German §14a EnWG: this connector is a controllable consumption device "
+        "of its own (set it on the charger instead when the charger is registered as one)",
+    )
     dc: DcConnector | None = Field(
         default=None, description="A DC connector: its currents come from these powers"
     )
@@ -330,6 +353,11 @@ class Charger(Strict):
     modbus: ModbusEndpoint | None = None
     phase_rotation: PhaseRotation = PhaseRotation.L1L2L3
     connectors: tuple[Connector, ...] = Field(min_length=1)
+    paragraph_14a: bool = Field(
+        default=False,
+        description="German §14a EnWG: the charger is one controllable consumption device, "
+        "counted once whatever its number of connectors",
+    )
 
     @model_validator(mode="after")
     def _one_protocol(self) -> Charger:
@@ -338,6 +366,11 @@ class Charger(Strict):
         ids = [c.id for c in self.connectors]
         if len(set(ids)) != len(ids):
             raise ValueError(f"connector ids must be unique within a charger, got {ids}")
+        if self.paragraph_14a and any(c.paragraph_14a for c in self.connectors):
+            raise ValueError(
+                "paragraph_14a is set on the charger and on connectors: set it on the charger "
+                "(one device) or on each connector that is a device of its own, not both"
+            )
         return self
 
 
@@ -392,6 +425,15 @@ class GridOperatorSource(StrEnum):
     API = "api"
 
 
+class Paragraph14aFloor(StrEnum):
+    """How the §14a minimum of the controllable devices is figured (BK6-22-300, Anlage 1)."""
+
+    EMS = "ems"
+    """Ziff. 4.5.2: one energy-management system for all devices, with the simultaneity factor."""
+    PER_DEVICE = "per-device"
+    """Ziff. 4.5.1: every device keeps 4.2 kW (direct control, no EMS declared)."""
+
+
 class GridOperator(Strict):
     """The grid operator's (DSO's) limit on the connection."""
 
@@ -399,12 +441,23 @@ class GridOperator(Strict):
     modbus: ModbusEndpoint | None = Field(
         default=None, description="The control box or digital-input module"
     )
-    paragraph_14a: bool = Field(
-        default=False,
-        description="German §14a EnWG: never dim a controllable device below 4.2 kW",
+    paragraph_14a_floor: Paragraph14aFloor = Field(
+        default=Paragraph14aFloor.EMS,
+        description="German §14a EnWG: the minimum the chargers and connectors marked "
+        "paragraph_14a keep while dimmed: 'ems' (4.2 kW + (n - 1) x GZF x 4.2 kW) or "
+        "'per-device' (4.2 kW each)",
     )
-    fallback_percent: float = Field(
-        default=100.0, ge=0, le=100, description="Limit in force when the source is silent"
+    hold_last_s: Seconds = Field(
+        default=900.0,
+        description="When the source falls silent, its last limit holds this long (the box "
+        "may be restarting), then the fallback",
+    )
+    fallback_percent: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Limit in force after hold_last_s of silence, in % of the connection; "
+        "unset: the last limit stays",
     )
 
     @model_validator(mode="after")
@@ -655,6 +708,64 @@ class Records(Strict):
         return RECORDS_FILE
 
 
+TokenId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=36,
+        pattern=r"^[!-~]+$",
+        description="An idTag (1.6, up to 20 characters) or idToken (2.x, up to 36); "
+        "printable ASCII, compared without regard to case",
+    ),
+]
+GroupName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=20,
+        pattern=r"^[!-~]+$",
+        description="Sent as the 1.6 parentIdTag / 2.x groupIdToken (up to 20 characters)",
+    ),
+]
+
+
+class AuthGroup(Strict):
+    """A group of id tokens (a fleet, a company): blocked or expiring together."""
+
+    expires: AwareDatetime | None = Field(
+        default=None, description="From then on every member counts as Expired"
+    )
+    blocked: bool = Field(default=False, description="Every member is Blocked")
+
+
+class AuthToken(Strict):
+    """An id token that may charge: an RFID card's UID, an app's token, ..."""
+
+    id: TokenId
+    group: GroupName | None = Field(default=None, description="One of [authorization.groups]")
+    expires: AwareDatetime | None = Field(
+        default=None, description="From then on it counts as Expired (with its offset, e.g. Z)"
+    )
+    blocked: bool = Field(default=False, description="Known, but may not charge")
+
+
+class Authorization(Strict):
+    """Who may charge when hubgate is the chargers' CSMS (a site without [csms])."""
+
+    unknown: Literal["accept", "reject"] = Field(
+        default="reject",
+        description="What a token found neither here nor in tokens_file gets: accept lets "
+        "everyone charge (as a site without this table does)",
+    )
+    groups: dict[GroupName, AuthGroup] = Field(default_factory=dict)
+    tokens: tuple[AuthToken, ...] = ()
+    tokens_file: str | None = Field(
+        default=None,
+        description="TOML file of further [[tokens]], kept by `hubgate auth` and the API "
+        "(relative to the site file; created on the first change)",
+    )
+
+
 class SiteConfig(Strict):
     """A whole site file."""
 
@@ -689,7 +800,21 @@ class SiteConfig(Strict):
     control: Control = Control()
     ocpp: OcppServer = OcppServer()
     csms: Csms | None = None
+    authorization: Authorization | None = None
     modbus_server: ModbusServer | None = None
     api: Api = Api()
     mqtt: Mqtt | None = None
     records: Records = Records()
+
+    @model_validator(mode="after")
+    def _paragraph_14a_needs_a_signal(self) -> SiteConfig:
+        marked = any(
+            charger.paragraph_14a or any(c.paragraph_14a for c in charger.connectors)
+            for charger in self.chargers
+        )
+        if marked and self.grid_operator is None:
+            raise ValueError(
+                "chargers or connectors are marked paragraph_14a but the site has no "
+                "[grid_operator]: add it (the source of the dimming signal) or drop the marks"
+            )
+        return self

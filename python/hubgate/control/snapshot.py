@@ -142,6 +142,7 @@ class Snapshot:
                         for n in range(len(node_ids))
                     },
                     "energy": planner.energy.record(),
+                    "balance": planner.energy.balance(),
                 },
                 connectors=tuple(connectors),
                 notes=plan.notes,
@@ -282,7 +283,7 @@ class Snapshot:
             node = planner.meter_node[meter_id]
             reading = planner.meter_reading.get(meter_id)
             metered[node] = _Metered(
-                reading.phase_currents() if reading is not None else None,
+                reading.signed_phase_currents() if reading is not None else None,
                 None if reading is None else max(now - reading.at, 0.0),
                 watch.budget_share(now),
                 watch.health(now).value,
