@@ -77,6 +77,11 @@ def add_log_level(parser: argparse.ArgumentParser, default: str) -> None:
     )
 
 
+EVENTS_LOGGER = "hubgate.events"
+"""The operator's events (`hubgate.records.events`): shown from INFO up to `--log-level
+WARNING`, so the default log tells the site's story; ERROR and CRITICAL quiet them too."""
+
+
 def setup_logging(level: str, log_format: str = "text") -> None:
     """The process's logging: every line to stderr with its time and logger, as text or
     as one JSON object per line (`time`, `level`, `logger`, `message`, and an operator
@@ -87,6 +92,9 @@ def setup_logging(level: str, log_format: str = "text") -> None:
         logging.basicConfig(level=level, handlers=[handler])
     else:
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    numeric = logging.getLevelName(level)
+    if numeric <= logging.WARNING:
+        logging.getLogger(EVENTS_LOGGER).setLevel(min(numeric, logging.INFO))
 
 
 class JsonFormatter(logging.Formatter):

@@ -178,9 +178,6 @@ async def open_gateway(
     metrics = MetricsRegistry()
     store = records or RecordStore(site.records.path, retention_of(site))
     events = EventLog(store)
-    events.emit(
-        EventLevel.INFO, "site", configuration_loaded(site, source), category=EventCategory.CONFIG
-    )
     registry = StationRegistry.from_site(site)
     proxying: AbstractAsyncContextManager[CsmsProxy | None] = (
         nullcontext()
@@ -250,6 +247,12 @@ async def open_gateway(
                     await event.wait()
             if failed:
                 raise ListenError(_cannot_listen(site, failed))
+            events.emit(
+                EventLevel.INFO,
+                "site",
+                configuration_loaded(site, source),
+                category=EventCategory.CONFIG,
+            )
             supervisor.start("control", gateway.control)
             yield gateway
             supervisor.nursery.cancel_scope.cancel()
