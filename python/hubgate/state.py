@@ -274,6 +274,28 @@ class Event(Snapshot):
 _MEMBERS_IN_LINE = 8
 
 
+class ChargingSession(Snapshot):
+    """One charging session: from an EV plugged in (or a transaction started) to unplugged."""
+
+    id: int
+    connector: str = Field(description="`charger-id#connector-id`")
+    transaction_id: str | None = None
+    id_token: str | None = None
+    started_at: float = Field(description="Wall-clock time, seconds since the epoch")
+    stopped_at: float | None = Field(default=None, description="Null while it goes on")
+    energy_kwh: float = Field(
+        description="Delivered: the connector's meter, else its power over time"
+    )
+    peak_current_a: float = Field(description="Highest phase current measured")
+    max_setpoint_a: float | None = None
+    min_setpoint_a: float | None = None
+    limited_s: dict[str, float] = Field(
+        default_factory=dict,
+        description="Seconds it was held below what it could take, by allocation reason",
+    )
+    stop_reason: str | None = None
+
+
 class EnergyState(Snapshot):
     """The stationary battery and PV: what the battery does and why, the PV-mode budget."""
 

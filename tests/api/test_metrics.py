@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from hubgate.api.metrics import Gauge, Histogram, MetricsRegistry
+from hubgate.state import ChargingSession
 from tests.support.api import RunningApi, snapshot
 
 
@@ -109,3 +110,17 @@ def test_gauges_take_exactly_their_labels() -> None:
 def test_histogram_buckets_must_increase() -> None:
     with pytest.raises(ValueError, match="strictly increasing"):
         Histogram("h", "help", (0.1, 0.1, 0.2))
+
+
+def test_the_energy_of_each_session_going_on() -> None:
+    going = [
+        ChargingSession(
+            id=7, connector="cp-1#1", started_at=0.0, energy_kwh=12.5, peak_current_a=16.0
+        ),
+        ChargingSession(
+            id=9, connector="cp-2#1", started_at=0.0, energy_kwh=0.25, peak_current_a=8.0
+        ),
+    ]
+    got = samples(MetricsRegistry().render(None, going))
+    assert got[at("hubgate_session_energy_kwh", connector="cp-1#1", session="7")] == 12.5
+    assert got[at("hubgate_session_energy_kwh", connector="cp-2#1", session="9")] == 0.25

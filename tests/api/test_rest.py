@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,8 +13,11 @@ import trio
 from hubgate.config.model import Api
 from hubgate.control.decisions import ConnectorDecision, DecisionRecord, GridSample
 from hubgate.control.limits import SITE, Limit, LimitSource
+from hubgate.devices.model import ChargingTransaction
+from hubgate.records.sessions import SessionRecorder
 from hubgate.state import EventCategory, EventLevel
 from tests.support.api import AUTH, TOKEN, RunningApi, small_site, snapshot, start_api
+from tests.support.states import connector
 
 
 async def test_state_reads_wait_for_the_first_cycle(api: RunningApi) -> None:
@@ -297,3 +302,38 @@ async def test_malformed_requests_get_clear_errors(api: RunningApi) -> None:
 def test_closed_reads_without_a_token_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="open_reads = false needs a token"):
         Api(open_reads=False)
+
+
+async def test_sessions_filtered_and_as_csv(api: RunningApi) -> None:
+    recorder = SessionRecorder(api.ctx.events.store, 1_700_000_000.0)
+    t = 1_700_000_000.0
+    one = connector("cp-1#1", status="C", energy_kwh=5.0, measured_a=(16.0, 16.0, 16.0))
+    two = connector("cp-2#1", status="C", energy_kwh=1.0, reason="GRID_OPERATOR")
+    tx = {"cp-2#1": ChargingTransaction("88", "TOKEN-B")}
+    recorder.observe((one, two), tx, t)
+    recorder.observe(
+        (one.model_copy(update={"energy_kwh": 7.5}), two.model_copy(update={"energy_kwh": 2.0})),
+        tx,
+        t + 60,
+    )
+    recorder.observe((one.model_copy(update={"status": "A"}), two), tx, t + 120)
+    every = (await api.client.get("/api/v1/sessions")).json()
+    assert [(s["connector"], s["stopped_at"] is None) for s in every] == [
+        ("cp-1#1", False),
+        ("cp-2#1", True),
+    ]
+    assert every[0]["energy_kwh"] == 2.5
+    mine = (await api.client.get("/api/v1/sessions", params={"id_token": "TOKEN-B"})).json()
+    assert [s["transaction_id"] for s in mine] == ["88"]
+    going = (await api.client.get("/api/v1/sessions", params={"open": "true"})).json()
+    assert [s["connector"] for s in going] == ["cp-2#1"]
+    reply = await api.client.get("/api/v1/sessions", params={"format": "csv"})
+    assert reply.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(reply.text)))
+    assert rows[0][:4] == ["id", "connector", "transaction_id", "id_token"]
+    assert rows[1][1] == "cp-1#1"
+    assert rows[1][4] == "2023-11-14T22:13:20+00:00"
+    assert rows[1][6] == "2.500"
+    assert rows[2][10] == "GRID_OPERATOR=120"
+    bad = await api.client.get("/api/v1/sessions", params={"format": "xls"})
+    assert bad.status_code == 422

@@ -1,5 +1,5 @@
 """Freshness in the API: a stalled OCPP charger's reading ages and is shown stale, while the
-others stay fresh; its health shows its silence.
+others stay fresh; its health shows its silence. Its charging session is on record.
 
 Real peers: the simulator's OCPP stations (the `ocpp` package) dialling the gateway; one
 of them hangs with its connection open (`Station.stalled`: it sends nothing and answers
@@ -57,6 +57,9 @@ async def test_a_stalled_ocpp_charger_is_shown_stale_with_its_age() -> None:
 
                 await until_connected(demo, 3)
                 await run_until(demo, charging_fresh, "cp-1 charging with a fresh reading")
+                going = (await api.get("/sessions", params={"open": "true"})).json()
+                session = next(s for s in going if s["connector"] == "cp-1#1")
+                assert session["transaction_id"] is not None  # from its TransactionEvent
                 before = await device(STALLED)
                 assert before["protocol"] == "ocpp"
                 assert before["last_message_age_s"] is not None

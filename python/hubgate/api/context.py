@@ -17,7 +17,7 @@ from hubgate.control.commands import Commands
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook, connector_target
 from hubgate.records.events import EventLog
-from hubgate.state import ChargerInfo, StateHub
+from hubgate.state import ChargerInfo, ChargingSession, StateHub
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class ApiContext:
     wall_clock: Callable[[], float] = time.time
     chargers: Callable[[], tuple[ChargerInfo, ...]] = tuple
     """The OCPP chargers: capabilities, provisioning, whether they follow their limits."""
+    sessions: Callable[[], list[ChargingSession]] = list
+    """The charging sessions going on, as they stand (`SessionRecorder.current`)."""
     events: EventLog = field(default_factory=EventLog)
     """The operator's event log (the control loop's)."""
 

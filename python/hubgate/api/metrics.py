@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from hubgate.control.energy import BatteryMode
-from hubgate.state import EnergyState, SiteState
+from hubgate.state import ChargingSession, EnergyState, SiteState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -134,13 +134,20 @@ class MetricsRegistry:
             "Messages waiting to be forwarded to the CSMS",
         )
 
-    def render(self, state: SiteState | None) -> str:
-        """The whole exposition text: registry metrics, then those of the latest snapshot."""
+    def render(self, state: SiteState | None, sessions: Iterable[ChargingSession] = ()) -> str:
+        """The whole exposition text: registry metrics, then those of the latest snapshot
+        and the charging sessions going on."""
         lines = self.cycle_time.render()
         lines += self.ocpp_connections.render()
         lines += self.upstream_queue_depth.render()
         if state is not None:
             lines += snapshot_metrics(state)
+        lines += _family(
+            "hubgate_session_energy_kwh",
+            "gauge",
+            "Energy delivered in each charging session going on",
+            {(("connector", s.connector), ("session", str(s.id))): s.energy_kwh for s in sessions},
+        )
         return "\n".join(lines) + "\n"
 
 

@@ -20,6 +20,7 @@ The loop knows devices only through the protocols of `hubgate.devices.model`.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ from hubgate.devices.model import (
 )
 from hubgate.profiles.model import Quantity
 from hubgate.records.events import EventLog
+from hubgate.records.sessions import SessionRecorder
 from hubgate.state import StateHub
 
 log = logging.getLogger(__name__)
@@ -138,6 +140,8 @@ class ControlLoop:
         by_name |= {f"pv:{pv_id}": pv for pv_id, pv in devices.pv.items()}
         if devices.battery is not None:
             by_name[f"battery:{devices.battery.id}"] = devices.battery
+        self.sessions = SessionRecorder(self.events.store, time.time())
+        """The charging sessions (`hubgate.records.sessions`), in the event log's file."""
         self.snapshot = Snapshot(
             self.planner,
             limits=limits,
@@ -145,6 +149,7 @@ class ControlLoop:
             hub=hub,
             devices=by_name,
             events=self.events,
+            sessions=self.sessions,
         )
         self.commands = SiteCommands(self.planner, chargers, self.events.emit)
         """The operator commands (`hubgate.control.commands.Commands`)."""

@@ -24,9 +24,11 @@ from hubgate.devices.model import (
     LinkMonitored,
     MessageMonitored,
     Sampled,
+    TransactionReporting,
 )
 from hubgate.profiles.model import Quantity
 from hubgate.records.events import Burst, EventLog
+from hubgate.records.sessions import SessionRecorder
 from hubgate.state import (
     ConnectorState,
     DeviceHealth,
@@ -54,6 +56,7 @@ class Snapshot:
         hub: StateHub,
         devices: Mapping[str, Device],
         events: EventLog,
+        sessions: SessionRecorder | None = None,
     ) -> None:
         """`devices`: every device by its health name (`charger-id#n`, `meter:id`, ...),
         for the link statistics of those that keep them; `events`: the operator's log."""
@@ -62,6 +65,13 @@ class Snapshot:
         self.decisions = decisions
         self.hub = hub
         self.events = events
+        self.sessions = sessions
+        """Where each cycle's connectors go to make the charging-session records."""
+        self._transactions = {
+            name: device
+            for name, device in devices.items()
+            if isinstance(device, TransactionReporting)
+        }
         self._links = {
             name: device for name, device in devices.items() if isinstance(device, LinkMonitored)
         }
@@ -236,6 +246,9 @@ class Snapshot:
                 )
             )
         devices = [self._device_state(name, ok, now) for name, ok in planner.device_health.items()]
+        if self.sessions is not None:
+            transactions = {name: d.transaction() for name, d in self._transactions.items()}
+            self.sessions.observe(tuple(connectors), transactions, self._wall)
         energy_state = planner.energy.snapshot()
         mode = None if energy_state is None else energy_state.battery_mode
         self._battery_events(mode, now)

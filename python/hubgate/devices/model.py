@@ -108,6 +108,24 @@ class AppliedLimit:
 
 
 @dataclass(frozen=True)
+class ChargingTransaction:
+    """A charger's transaction on a connector, as it reported it (for the session record)."""
+
+    transaction_id: str
+    id_token: str | None
+    stopped: bool = False
+    stop_reason: str | None = None
+
+
+@runtime_checkable
+class TransactionReporting(Protocol):
+    """A charger that reports its transactions (OCPP)."""
+
+    def transaction(self) -> ChargingTransaction | None:
+        """The connector's latest transaction, None before the first."""
+
+
+@dataclass(frozen=True)
 class LimitCheck:
     """Whether a charger was seen applying the limits it is sent.
 

@@ -40,7 +40,13 @@ import trio
 
 from hubgate.config.model import DcConnector
 from hubgate.devices.errors import FailsafeNotAppliedError
-from hubgate.devices.model import AppliedLimit, IecState, LimitCheck, Reading
+from hubgate.devices.model import (
+    AppliedLimit,
+    ChargingTransaction,
+    IecState,
+    LimitCheck,
+    Reading,
+)
 from hubgate.modbus.stats import RequestStats
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
 from hubgate.ocpp.link_stats import OcppLinkStats
@@ -144,6 +150,15 @@ class OcppCharger:
     def id(self) -> str:
         """The charger id from the site file."""
         return self.station.admission.charger_id
+
+    def transaction(self) -> ChargingTransaction | None:
+        """The connector's transaction as the station reported it (`TransactionReporting`)."""
+        tx = self.station.connector(self.connector_id).transaction
+        if tx is None:
+            return None
+        return ChargingTransaction(
+            tx.transaction_id, tx.id_token, tx.stopped is not None, tx.stop_reason
+        )
 
     @property
     def _sample_interval_s(self) -> float:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from hubgate.config.model import SiteConfig
-from hubgate.state import Event, EventCategory, EventLevel
+from hubgate.state import ChargingSession, Event, EventCategory, EventLevel
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -85,6 +85,19 @@ class EventQuery:
     category: EventCategory | None = None
     after_id: int = 0
     limit: int = 100
+
+
+@dataclass(frozen=True)
+class SessionQuery:
+    """Which sessions to read: of `connector`, of `id_token`, started at or after `since`
+    and before `until` (wall clock), only those still going on; the newest `limit`."""
+
+    connector: str | None = None
+    id_token: str | None = None
+    since: float | None = None
+    until: float | None = None
+    open_only: bool = False
+    limit: int = 1000
 
 
 class RecordStore:
@@ -183,6 +196,115 @@ class RecordStore:
         """How many events are stored."""
         (count,) = self.db.execute("SELECT COUNT(*) FROM events").fetchone()
         return int(count)
+
+    # -- sessions ----------------------------------------------------------------------
+
+    def save_sessions(self, sessions: Iterable[ChargingSession], now_wall: float) -> list[int]:
+        """Insert the new sessions (id 0) and update the others, in one commit; their ids."""
+        ids = []
+        with self.transaction() as db:
+            for session in sessions:
+                row = (
+                    session.connector,
+                    session.transaction_id,
+                    session.id_token,
+                    session.started_at,
+                    session.stopped_at,
+                    now_wall,
+                    session.energy_kwh * 1000,
+                    session.peak_current_a,
+                    session.max_setpoint_a,
+                    session.min_setpoint_a,
+                    json.dumps(session.limited_s),
+                    session.stop_reason,
+                )
+                if session.id == 0:
+                    cursor = db.execute(
+                        "INSERT INTO sessions (connector, transaction_id, id_token, started_at,"
+                        " stopped_at, updated_at, energy_wh, peak_current_a, max_setpoint_a,"
+                        " min_setpoint_a, limited, stop_reason)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        row,
+                    )
+                    ids.append(int(cursor.lastrowid or 0))
+                else:
+                    db.execute(
+                        "UPDATE sessions SET connector = ?, transaction_id = ?, id_token = ?,"
+                        " started_at = ?, stopped_at = ?, updated_at = ?, energy_wh = ?,"
+                        " peak_current_a = ?, max_setpoint_a = ?, min_setpoint_a = ?,"
+                        " limited = ?, stop_reason = ? WHERE id = ?",
+                        (*row, session.id),
+                    )
+                    ids.append(session.id)
+        return ids
+
+    def close_open_sessions(self, now_wall: float, reason: str) -> int:
+        """End every session still open (at start-up: they were open when hubgate stopped;
+        each ends at its last update)."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE sessions SET stopped_at = updated_at, stop_reason = ?"
+                " WHERE stopped_at IS NULL",
+                (reason,),
+            )
+        return cursor.rowcount
+
+    def sessions(self, query: SessionQuery) -> list[ChargingSession]:
+        """The newest `query.limit` sessions that match, oldest first."""
+        where, params = ["1"], list[object]()
+        for clause, value in (
+            ("connector = ?", query.connector),
+            ("id_token = ?", query.id_token),
+            ("started_at >= ?", query.since),
+            ("started_at < ?", query.until),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        if query.open_only:
+            where.append("stopped_at IS NULL")
+        rows = self.db.execute(
+            "SELECT id, connector, transaction_id, id_token, started_at, stopped_at, energy_wh,"
+            " peak_current_a, max_setpoint_a, min_setpoint_a, limited, stop_reason"
+            f" FROM sessions WHERE {' AND '.join(where)} ORDER BY started_at DESC, id DESC"
+            " LIMIT ?",
+            (*params, query.limit),
+        ).fetchall()
+        return [_session(row) for row in reversed(rows)]
+
+
+_SessionRow = tuple[
+    int,
+    str,
+    str | None,
+    str | None,
+    float,
+    float | None,
+    float,
+    float,
+    float | None,
+    float | None,
+    str,
+    str | None,
+]
+
+
+def _session(row: _SessionRow) -> ChargingSession:
+    (id_, connector, tx, token, started, stopped, energy_wh, peak, top, low, limited, why) = row
+    return ChargingSession.model_construct(
+        id=id_,
+        connector=connector,
+        transaction_id=tx,
+        id_token=token,
+        started_at=started,
+        stopped_at=stopped,
+        energy_kwh=energy_wh / 1000,
+        peak_current_a=peak,
+        max_setpoint_a=top,
+        min_setpoint_a=low,
+        limited_s=json.loads(limited),
+        stop_reason=why,
+    )
 
 
 _EventRow = tuple[int, float, float | None, int, str, str, str, str]

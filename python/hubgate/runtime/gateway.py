@@ -19,6 +19,7 @@ stored and forwarded.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -221,6 +222,7 @@ async def open_gateway(
                         metrics=metrics,
                         chargers=partial(charger_infos, cares, devices),
                         events=events,
+                        sessions=loop.sessions.current,
                         csms=proxy,
                         tokens=tokens,
                     ),
@@ -255,6 +257,7 @@ async def open_gateway(
             )
             supervisor.start("control", gateway.control)
             yield gateway
+            loop.sessions.close(time.time())
             supervisor.nursery.cancel_scope.cancel()
     finally:
         events.flush()

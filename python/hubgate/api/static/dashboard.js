@@ -610,5 +610,43 @@ function setupForm() {
 window.addEventListener("resize", drawChart);
 setupForm();
 drawChart();
+// The latest charging sessions, every 10 s (they change slowly; the file keeps them all).
+const SESSIONS_SHOWN = 20;
+
+async function loadSessions() {
+  try {
+    const response = await fetch(`${API}/sessions?limit=${SESSIONS_SHOWN}`, { headers: headers() });
+    if (response.ok) renderSessions(await response.json());
+  } catch (error) {
+    // the next round tries again
+  }
+}
+
+function renderSessions(sessions) {
+  const rows = [...sessions].reverse().map((s) =>
+    el(
+      "tr",
+      { "data-session": String(s.id), class: s.stopped_at === null ? "open" : "" },
+      el("td", {}, s.connector),
+      el("td", {}, s.id_token || "–"),
+      el("td", {}, new Date(s.started_at * 1000).toLocaleString()),
+      el("td", {}, s.stopped_at === null ? "charging" : new Date(s.stopped_at * 1000).toLocaleTimeString()),
+      el("td", { class: "num" }, fmt(s.energy_kwh, 2)),
+      el("td", { class: "num" }, fmt(s.peak_current_a)),
+      el("td", { class: "num" }, `${fmt(s.min_setpoint_a)} – ${fmt(s.max_setpoint_a)}`),
+      el(
+        "td",
+        { class: "reason" },
+        Object.entries(s.limited_s)
+          .map(([why, seconds]) => `${why} ${age(seconds)}`)
+          .join(" · ") || "–",
+      ),
+    ),
+  );
+  document.querySelector("#sessions tbody").replaceChildren(...rows);
+}
+
 loadHistory();
 follow();
+loadSessions();
+setInterval(loadSessions, 10000);
