@@ -194,7 +194,7 @@ async def test_grid_operator_step_is_audited_and_followed(
         assert sum(setpoints(loop).values()) * 3 * 230 / 1000 <= 20.7 + 0.1
         state = loop.hub.latest
         assert state is not None
-        events = [e for e in state.events if e.subject == "grid-operator"]
+        events = [e for e in state.events if e.category == "grid-operator"]
         assert events
         assert "holding the last limit 20.7 kW" in events[-1].message
 
