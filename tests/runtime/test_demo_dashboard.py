@@ -23,6 +23,7 @@ from hubgate.runtime.demo import open_demo
 from hubgate.runtime.gateway import dashboard_url
 from hubgate.sim.scenario_loader import load_scenario
 from tests.support.chromium import new_page, open_chromium
+from tests.support.e2e import run_for
 from tests.support.wait import wait_until
 
 SCENARIO = Path(__file__).parent / "e2e-scenario.toml"
@@ -145,7 +146,7 @@ async def test_demo_dashboard_shows_the_grid_operator_step(tmp_path: Path) -> No
     loaded = load_scenario(SCENARIO)
     with trio.fail_after(120):
         async with open_demo(loaded) as demo, trio.open_nursery() as nursery:
-            nursery.start_soon(demo.pace)
+            nursery.start_soon(run_for, demo, 10_000)  # whole simulated seconds
             gateway = demo.gateway
             url = dashboard_url(gateway.site, gateway.ports["api"])
             api = httpx.AsyncClient(base_url=f"{url}api/v1", timeout=10)
