@@ -68,6 +68,10 @@ async def test_dashboard_live_chart_and_limit_form(
             assert await page.evaluate(
                 "[...document.querySelectorAll('#tree li')].map(li => li.dataset.node)"
             ) == ["grid", "board"]
+            session = "document.querySelector('#connectors tbody tr td.session')"
+            assert (await page.evaluate(f"{session}.textContent")).startswith("12.5 / 40.0 kWh by ")
+            assert (await page.evaluate(f"{session}.textContent")).endswith("3.2 kWh short")
+            assert await page.evaluate(f"{session}.classList.contains('at-risk')")
             assert await page.evaluate("document.querySelectorAll('#devices tbody tr').length") == 2
             assert await page.evaluate("document.querySelectorAll('#events li').length") == 2
             session = await page.wait_for(
@@ -90,7 +94,8 @@ async def test_dashboard_live_chart_and_limit_form(
             result = await page.wait_for(
                 "(t => t.startsWith('accepted') && t)(document.querySelector('#limit-result').textContent)"
             )
-            assert result == "accepted: in force 50 / 55 / 60 A from api"
+            # The site file's 50 kW less its margin (48.62 kW) in force beside the API's currents.
+            assert result == "accepted: in force 50 / 55 / 60 A, 48.6 kW from api, config"
             (lease,) = [le for le in api.ctx.limits.leases() if le.source is LimitSource.API]
             assert (lease.target, lease.limit) == (SITE, Limit((50.0, 55.0, 60.0)))
             assert lease.expires_at is not None

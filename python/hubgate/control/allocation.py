@@ -65,6 +65,8 @@ class CycleInputs:
     `SiteAllocator.node_ids` order. `ev_max_a`, `wanting`, `pv_mode`: one entry
     per connector in `SiteAllocator.connector_keys` order (`ev_max_a` is the EV's
     limit or the estimate from its draw; infinity for none). Root limits in W.
+    `floor_a`/`laxity_s`: per connector, what its deadline needs now (A per phase) and
+    its laxity (s), from `control.deadlines`; None without deadlines.
     """
 
     now: float
@@ -76,6 +78,8 @@ class CycleInputs:
     peak_w: float = math.inf
     pv_surplus_w: float = math.inf
     battery_discharge_w: float = 0.0
+    floor_a: FloatColumn | None = None
+    laxity_s: FloatColumn | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,13 +172,12 @@ class SiteAllocator:
         grid = config.grid
         self.node_ids: tuple[str, ...] = (GRID_NODE_ID, *(n.id for n in config.nodes))
         self._node_index = {node_id: i for i, node_id in enumerate(self.node_ids)}
-        margin = grid.safety_margin_a
-        root_caps = tuple(max(c - margin, 0.0) for c in grid.phase_current_limit_a)
+        root_caps = grid.usable_phase_a
         nodes = [
             AllocNode(
                 None,
                 (root_caps[0], root_caps[1], root_caps[2]),
-                max(_watts(grid.power_limit_kw) - 3 * grid.voltage_v * margin, 0.0),
+                grid.usable_power_w,
                 grid.unbalance_limit_a or math.inf,
             )
         ]
@@ -268,6 +271,8 @@ class SiteAllocator:
             grid_operator_w=inputs.grid_operator_w,
             peak_w=inputs.peak_w,
             pv_budget_w=inputs.pv_surplus_w + inputs.battery_discharge_w,
+            floor_a=inputs.floor_a,
+            laxity_s=inputs.laxity_s,
         )
         return CycleResult(allocation, self)
 

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 
 use crate::alloc_buffers::{bytes_of, read_f64, read_flags, to_array};
 use crate::errors::CoreError;
+use crate::ints::TreeInt;
 
 /// Why a connector got its setpoint: `hubgate_core::alloc::Reason` for Python
 /// (codes as in `Allocation.reason`; `members()` is indexed by code).
@@ -107,13 +108,13 @@ impl AllocNode {
     #[new]
     #[pyo3(signature = (parent, phase_cap_a, power_cap_w = f64::INFINITY, unbalance_cap_a = f64::INFINITY))]
     fn new(
-        parent: Option<usize>,
+        parent: Option<TreeInt<usize>>,
         phase_cap_a: (f64, f64, f64),
         power_cap_w: f64,
         unbalance_cap_a: f64,
     ) -> Self {
         Self {
-            parent,
+            parent: parent.map(|p| p.0),
             phase_cap_a,
             power_cap_w,
             unbalance_cap_a,
@@ -147,18 +148,25 @@ pub(crate) struct AllocConnector {
 #[pymethods]
 impl AllocConnector {
     #[new]
-    #[pyo3(signature = (node, phases, phase, min_a, max_a, step_a = 0.1, weight = 1.0, priority = 0))]
+    #[pyo3(
+        text_signature = "(node, phases, phase, min_a, max_a, step_a=0.1, weight=1.0, \
+        priority=0)"
+    )]
+    #[pyo3(signature = (
+        node, phases, phase, min_a, max_a, step_a = 0.1, weight = 1.0, priority = TreeInt::new(0)
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        node: usize,
+        node: TreeInt<usize>,
         phases: String,
-        phase: u8,
+        phase: TreeInt<u8>,
         min_a: f64,
         max_a: f64,
         step_a: f64,
         weight: f64,
-        priority: u8,
+        priority: TreeInt<u8>,
     ) -> Result<Self, CoreError> {
+        let (node, phase, priority) = (node.0, phase.0, priority.0);
         let map = PhaseMap::from_mode(&phases, phase)?;
         Ok(Self {
             node,
@@ -205,10 +213,13 @@ pub(crate) struct AllocSettings {
 #[pymethods]
 impl AllocSettings {
     #[new]
+    #[pyo3(text_signature = "(voltage_v=230.0, min_on_s=300.0, min_off_s=120.0, \
+        change_interval_s=5.0, ramp_a_per_s=..., settle_s=10.0, phase_switch_s=600.0, \
+        max_phase_switches=0)")]
     #[pyo3(signature = (
         voltage_v = 230.0, min_on_s = 300.0, min_off_s = 120.0, change_interval_s = 5.0,
         ramp_a_per_s = f64::INFINITY, settle_s = 10.0, phase_switch_s = 600.0,
-        max_phase_switches = 0
+        max_phase_switches = TreeInt::new(0)
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -219,8 +230,9 @@ impl AllocSettings {
         ramp_a_per_s: f64,
         settle_s: f64,
         phase_switch_s: f64,
-        max_phase_switches: u32,
+        max_phase_switches: TreeInt<u32>,
     ) -> Self {
+        let max_phase_switches = max_phase_switches.0;
         Self {
             voltage_v,
             min_on_s,
@@ -321,6 +333,8 @@ pub(crate) struct Allocator {
     ev_max: Vec<f64>,
     wanting: Vec<u8>,
     pv: Vec<u8>,
+    floor: Vec<f64>,
+    laxity: Vec<f64>,
 }
 
 #[pymethods]
@@ -354,6 +368,8 @@ impl Allocator {
             base: Vec::new(),
             ev_max: Vec::new(),
             wanting: Vec::new(),
+            floor: Vec::new(),
+            laxity: Vec::new(),
             pv: vec![0; n],
         })
     }
@@ -371,7 +387,8 @@ impl Allocator {
     }
 
     /// Priority tier of connector `connector`.
-    fn priority(&self, connector: usize) -> Result<u8, CoreError> {
+    fn priority(&self, connector: TreeInt<usize>) -> Result<u8, CoreError> {
+        let connector = connector.0;
         let connectors = self.core.topology().connectors();
         let spec = connectors
             .get(connector)
@@ -381,21 +398,27 @@ impl Allocator {
 
     /// Moves connector `connector` to priority tier `priority` from the next
     /// cycle; what the allocator remembers about it is kept.
-    fn set_priority(&mut self, connector: usize, priority: u8) -> Result<(), CoreError> {
-        Ok(self.core.set_priority(connector, priority)?)
+    fn set_priority(
+        &mut self,
+        connector: TreeInt<usize>,
+        priority: TreeInt<u8>,
+    ) -> Result<(), CoreError> {
+        Ok(self.core.set_priority(connector.0, priority.0)?)
     }
 
     /// Measurement shows connector `connector` draws no more than its last
     /// setpoint: what it kept reserved after a decrease is free from the next cycle.
-    fn confirm_followed(&mut self, connector: usize) -> Result<(), CoreError> {
-        Ok(self.core.confirm_followed(connector)?)
+    fn confirm_followed(&mut self, connector: TreeInt<usize>) -> Result<(), CoreError> {
+        Ok(self.core.confirm_followed(connector.0)?)
     }
 
     /// Runs one cycle. `base_load_a` has 3 values per node (L1, L2, L3, node by
-    /// node); `ev_max_a`, `wanting` and `pv_mode` one per connector.
+    /// node); `ev_max_a`, `wanting`, `pv_mode`, `floor_a` and `laxity_s` one per
+    /// connector (`floor_a`/`laxity_s` None: no deadline floors).
     #[pyo3(signature = (
         now, base_load_a, ev_max_a, wanting, pv_mode = None,
-        grid_operator_w = f64::INFINITY, peak_w = f64::INFINITY, pv_budget_w = f64::INFINITY
+        grid_operator_w = f64::INFINITY, peak_w = f64::INFINITY, pv_budget_w = f64::INFINITY,
+        floor_a = None, laxity_s = None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn allocate(
@@ -408,6 +431,8 @@ impl Allocator {
         grid_operator_w: f64,
         peak_w: f64,
         pv_budget_w: f64,
+        floor_a: Option<&Bound<'_, PyAny>>,
+        laxity_s: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Allocation> {
         read_f64(base_load_a, &mut self.base)?;
         read_f64(ev_max_a, &mut self.ev_max)?;
@@ -419,6 +444,14 @@ impl Allocator {
                 self.pv.resize(self.core.topology().connector_count(), 0);
             }
         }
+        match floor_a {
+            Some(values) => read_f64(values, &mut self.floor)?,
+            None => self.floor.clear(),
+        }
+        match laxity_s {
+            Some(values) => read_f64(values, &mut self.laxity)?,
+            None => self.laxity.clear(),
+        }
         let input = CycleInput {
             now,
             base_load_a: &self.base,
@@ -428,6 +461,8 @@ impl Allocator {
             grid_operator_w,
             peak_w,
             pv_budget_w,
+            floor_a: &self.floor,
+            laxity_s: &self.laxity,
         };
         let mut inner = CoreAllocation::default();
         self.core
