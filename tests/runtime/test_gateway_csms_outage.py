@@ -217,7 +217,7 @@ async def test_csms_outage_local_control_goes_on_and_transactions_are_replayed(
     assert refused == [False, False]
     # Under the 30 % step only some EVs fit at 6 A, and who pauses rotates (min_off): a new
     # EV counts as charging when it drew, and was offered current, at 38 s or at 65 s.
-    new_draws = [max(draws) for draws in zip(*(draws for draws, _ in seen))]
+    new_draws = [max(draws) for draws in zip(*(draws for draws, _ in seen), strict=True)]
     offers = {i: max(offered[i] for _, offered in seen) for i in REPLUGGED}
     assert all(d > 0 for d in new_draws), (seen, decided)
     assert all(offers[i] > 0 for i in REPLUGGED), (seen, decided)  # hubgate's profiles, offline
