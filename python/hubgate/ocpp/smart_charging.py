@@ -358,19 +358,31 @@ class ProfileLease:
         """Send `setpoint` if the planner says so; True when a profile went out."""
         async with self._calls:
             await self._follow_capabilities()
-            now = trio.current_time()
-            if self._base_installed and not self.planner.due(setpoint, now):
-                return False
-            wall = on_charger_clock(datetime.now(UTC), self.capabilities.clock_offset_s)
-            while True:
-                try:
-                    await self._send_lease(setpoint, wall)
-                except _RejectedError as rejected:
-                    self._next_purpose(rejected)
-                    continue
-                self.planner.sent(setpoint, now)
-                self._lease_end = wall + timedelta(seconds=self.settings.lease_s)
-                return True
+            return await self._apply(setpoint)
+
+    async def renew(self) -> bool:
+        """Send the last accepted setpoint again if its renewal is due; True when a profile
+        went out. It is read once the call before has its answer: a renewal that waited
+        behind a new limit renews that one (the one before would take it back)."""
+        async with self._calls:
+            last = self.planner.last  # (a change of the lease's shape forgets it)
+            await self._follow_capabilities()
+            return last is not None and await self._apply(last)
+
+    async def _apply(self, setpoint: Setpoint) -> bool:
+        now = trio.current_time()
+        if self._base_installed and not self.planner.due(setpoint, now):
+            return False
+        wall = on_charger_clock(datetime.now(UTC), self.capabilities.clock_offset_s)
+        while True:
+            try:
+                await self._send_lease(setpoint, wall)
+            except _RejectedError as rejected:
+                self._next_purpose(rejected)
+                continue
+            self.planner.sent(setpoint, now)
+            self._lease_end = wall + timedelta(seconds=self.settings.lease_s)
+            return True
 
     async def install_base(self, phases: Literal[1, 3] = 3) -> None:
         """Install the permanent failsafe profile now (it also goes out with the first limit)."""
