@@ -78,6 +78,11 @@ class DeviceHealth(Snapshot):
     errors: int = 0
     latency_p50_ms: float | None = None
     latency_p99_ms: float | None = None
+    device_failsafe: bool | None = Field(
+        default=None,
+        description="Whether the device falls back on its own when hubgate stops commanding "
+        "it (false: it keeps its last setpoint); null where no profile says",
+    )
 
 
 class ChargerCapabilitiesView(Snapshot):

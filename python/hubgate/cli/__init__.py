@@ -50,10 +50,15 @@ COMMANDS = (
         "sim", "simulate a site from a scenario file and report its safety", "sim_cmd:register"
     ),
     Command("ocpp", "OCPP charge points: the listener on its own", "ocpp_cmd:register"),
+    Command(
+        "auth",
+        "the id tokens that may charge at a site without a CSMS ([authorization])",
+        "auth_cmd:register",
+    ),
     Command("modbus", "read and write registers of a Modbus device", "modbus_cmd:register"),
     Command(
         "probe",
-        "identify a Modbus TCP device by trying every firmware profile",
+        "identify a Modbus device (TCP or RTU) by trying every firmware profile on each unit id",
         "probe_cmd:register",
     ),
     Command("profiles", "firmware profiles of Modbus devices", "profiles_cmd:register"),

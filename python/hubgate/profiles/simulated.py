@@ -17,12 +17,14 @@ import asyncio
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
+from pymodbus.pdu.device import ModbusControlBlock, ModbusDeviceIdentification
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData, SimDevice
 
@@ -72,6 +74,10 @@ _SINGLE_WRITES = (5, 6)
 _GAP_FILL = 16
 """Undefined registers up to this many between two defined ones read as 0 (unless no_gaps)."""
 
+
+UNDOCUMENTED_TIMEOUT_S = 20.0
+"""The timeout the twin starts with when the profile gives no default (the documentation
+does not say: a real device holds whatever it was left at)."""
 
 PERCENT_EXPONENT = -1
 """The SunSpec exponent of percentages (SoC, InWRte): 0.1 % resolution whatever the power's."""
@@ -188,16 +194,23 @@ class SimulatedDevice:
                 add(f"failsafe.{name}", name)
         if "failsafe.heartbeat" in self.specs:
             add("failsafe.heartbeat", "heartbeat")
+        if "failsafe.timeout.enable" in self.specs:
+            add("failsafe.timeout.enable", "timeout_enable")
         return found
 
     def _initial_values(self) -> None:
         for i, ident in enumerate(self.profile.identification):
             self._store(f"identification[{i}]", ident.example)
         failsafe = self.profile.failsafe
-        if failsafe.timeout is not None and "failsafe.timeout" in self.specs:
-            self._store("failsafe.timeout", failsafe.timeout.default_s)
-        if failsafe.fallback is not None and "failsafe.fallback" in self.specs:
-            self._store("failsafe.fallback", failsafe.fallback.default)
+        timeout = failsafe.timeout.default_s if failsafe.timeout else None
+        fallback = failsafe.fallback.default if failsafe.fallback else None
+        for name, value in (
+            ("timeout", UNDOCUMENTED_TIMEOUT_S if timeout is None else timeout),
+            ("fallback", fallback or 0.0),
+        ):
+            for path in (f"failsafe.{name}", f"failsafe.{name}.read"):
+                if path in self.specs:
+                    self._store(path, value)
 
     # -- values -----------------------------------------------------------------
 
@@ -291,18 +304,25 @@ class SimulatedDevice:
             value = self._load("failsafe.fallback")
             assert isinstance(value, float)
             return value
-        return fallback.default
+        return fallback.default or 0.0
 
     # -- watchdog ---------------------------------------------------------------
 
-    def _timeout_s(self) -> float | None:
+    def timeout_s(self) -> float | None:
+        """The watchdog's timeout in force; None when it is off."""
         timeout = self.profile.failsafe.timeout
         if timeout is None:
             return None
+        if timeout.enable_address is not None:
+            enabled = self._load("failsafe.timeout.enable")
+            if enabled != timeout.enable_value:
+                return None
         if "failsafe.timeout" in self.specs:
             value = self._load("failsafe.timeout")
             assert isinstance(value, float)
             return value or None  # 0 disables the watchdog
+        if timeout.default_s is None:  # set on the device alone
+            return UNDOCUMENTED_TIMEOUT_S
         return timeout.default_s or None
 
     def _feed(self) -> None:
@@ -311,7 +331,7 @@ class SimulatedDevice:
         self._last_feed = self._clock()
 
     def _check_watchdog(self) -> None:
-        timeout = self._timeout_s()
+        timeout = self.timeout_s()
         if not self._armed or timeout is None or self.failsafe_active:
             return
         if self._clock() - self._last_feed > timeout:
@@ -367,6 +387,8 @@ class SimulatedDevice:
             memory = self._table(*table)
             for offset, register in enumerate(raw):
                 memory[address + offset] = register
+            if f"failsafe.{target.kind}.read" in self.specs:  # a write-only register's echo
+                self._store(f"failsafe.{target.kind}.read", decoded)
         return outcome
 
     def _apply(self, target: _Writable, value: float) -> ExcCodes | None:
@@ -498,18 +520,62 @@ class SimulatedDevice:
 
 
 @contextmanager
-def serve(device: SimulatedDevice, host: str = "127.0.0.1", port: int = 0) -> Iterator[int]:
-    """Serve `device` over Modbus TCP from a background thread; yields the port."""
+def serve(
+    device: SimulatedDevice,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    serial_port: str | None = None,
+    baud: int = 9600,
+    device_id: Mapping[str, str] | None = None,
+) -> Iterator[int]:
+    """Serve `device` from a background thread: over Modbus TCP (yields the port), or over
+    RTU on `serial_port` (a pty end; yields 0). `device_id` are FC43/14 objects by pymodbus
+    name (VendorName, ProductCode, MajorMinorRevision...) the server answers with (pymodbus
+    holds them per process: one identified device at a time). Like a device on a bus, it
+    answers only its own unit ids."""
+    identity = ModbusControlBlock().Identity  # type: ignore[no-untyped-call]  # one per process: reset
+    for object_id in range(0x07):
+        identity[object_id] = ""
+    if device_id is not None:
+        identity.update(ModbusDeviceIdentification(info_name=dict(device_id)))  # type: ignore[no-untyped-call]
+    units = {unit for unit, _ in device.memory}
+    unit_byte = 0 if serial_port is not None else 6  # RTU: the first byte; TCP: after the MBAP
+
+    def own_units_only(sending: bool, packet: bytes) -> bytes:
+        """pymodbus answers unknown unit ids (with its device 0 or an error): say nothing."""
+        if sending and len(packet) > unit_byte and packet[unit_byte] not in units:
+            return b""
+        return packet
+
     started = threading.Event()
     state: dict[str, object] = {}
 
     async def main() -> None:
-        server = ModbusTcpServer(device.sim_devices(), address=(host, port))
+        server: ModbusTcpServer | ModbusSerialServer
+        if serial_port is None:
+            server = ModbusTcpServer(
+                device.sim_devices(),
+                address=(host, port),
+                trace_packet=own_units_only,
+            )
+        else:
+            server = ModbusSerialServer(
+                device.sim_devices(),
+                port=serial_port,
+                baudrate=baud,
+                parity="N",
+                framer=FramerType.RTU,
+                trace_packet=own_units_only,
+            )
         await server.serve_forever(background=True)
         state["loop"] = asyncio.get_running_loop()
         state["server"] = server
-        assert server.transport is not None
-        state["port"] = server.transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        if serial_port is None:
+            assert server.transport is not None
+            state["port"] = server.transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        else:
+            state["port"] = 0
         started.set()
         await server.serving
 
@@ -529,6 +595,6 @@ def serve(device: SimulatedDevice, host: str = "127.0.0.1", port: int = 0) -> It
         loop = state["loop"]
         server = state["server"]
         assert isinstance(loop, asyncio.AbstractEventLoop)
-        assert isinstance(server, ModbusTcpServer)
+        assert isinstance(server, ModbusTcpServer | ModbusSerialServer)
         asyncio.run_coroutine_threadsafe(server.shutdown(), loop).result(5)  # type: ignore[no-untyped-call]
         thread.join(5)
