@@ -325,6 +325,37 @@ async def meter_values(
     )
 
 
+async def test_a_refusal_after_an_interrupted_configuration_still_shares_the_station_limit(
+    server: Running,
+) -> None:
+    """The control loop gives `configure_failsafe` a cycle's deadline: one cut short before
+    the station's refusal came back is tried again on the same lease, and the refusal then
+    still leads to the station-wide limit (the zoo's ChargePointMax-only stations were once
+    never commanded under load: every later try raised the refusal)."""
+    with trio.fail_after(20):
+        peer = await server.connect("CP16", V16)
+        peer.cp.quirks = Quirks(rejected_purposes={"TxDefaultProfile"})
+        try:
+            station = server.registry.get("CP16")
+            assert station is not None
+            care = StationCare(station)
+            charger = OcppCharger(
+                station, connector_id=1, whole_station=False, settings=SETTINGS, care=care
+            )
+            assert await care.prepare(await server.session_of("CP16"))
+            peer.cp.answering.clear()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(charger.configure_failsafe, 60, 6)
+                await trio.to_thread.run_sync(peer.cp.wait_received, "SetChargingProfile", 1)
+                nursery.cancel_scope.cancel()  # the cycle's deadline
+            peer.cp.answering.set()
+            await charger.configure_failsafe(60, 6)
+            assert charger.shares_station_limit
+            assert (await charger.set_limit(10, 3)).current_a == 10
+        finally:
+            await trio.to_thread.run_sync(peer.stop)
+
+
 async def test_a_station_refusing_per_connector_limits_gets_one_for_the_station(
     server: Running,
 ) -> None:

@@ -405,15 +405,9 @@ class OcppCharger:
             failsafe_current_a=failsafe_current_a,
         )
         lease = self._lease
-        if (
-            lease is not None
-            and lease.session is self.station.session
-            and settings == self.settings
-        ):
-            await lease.install_base()  # nothing to send when it is installed
-            return
-        self.settings, self._lease = settings, None
-        try:
+        if lease is None or lease.session is not self.station.session or settings != self.settings:
+            self.settings, self._lease = settings, None
+        try:  # (a base profile installed already is not sent again)
             await self._current_lease().install_base()
         except OcppCallError:
             if self._lease_connector == 0 or self.care.station_wide:

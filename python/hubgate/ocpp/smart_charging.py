@@ -148,6 +148,8 @@ class LeasePlanner:
         self._renew_after_s = settings.lease_s - settings.renew_before_s * (1 + spread / 2)
         self._last: Setpoint | None = None
         self._sent_at = -math.inf
+        self._changed_at = -math.inf
+        """When a setpoint other than the last went out (a renewal does not count)."""
 
     def due(self, setpoint: Setpoint, now: float) -> bool:
         """Whether `setpoint` must go out now."""
@@ -161,7 +163,7 @@ class LeasePlanner:
             # Never held back: the allocator counts on it, and a site over its limit is
             # brought back by decreases of a step or two.
             return True
-        return change >= s.deadband_a and now - self._sent_at >= s.min_increase_interval_s
+        return change >= s.deadband_a and now - self._changed_at >= s.min_increase_interval_s
 
     @property
     def last(self) -> Setpoint | None:
@@ -170,13 +172,16 @@ class LeasePlanner:
 
     def sent(self, setpoint: Setpoint, now: float) -> None:
         """Record that `setpoint` was accepted by the charger at `now`."""
+        last = self._last
+        if last is None or (last.current_a, last.phases) != (setpoint.current_a, setpoint.phases):
+            self._changed_at = now
         self._last = setpoint
         self._sent_at = now
 
     def forget(self) -> None:
         """Start over (new connection: the charger may have lost its profiles)."""
         self._last = None
-        self._sent_at = -math.inf
+        self._sent_at = self._changed_at = -math.inf
 
 
 def schedule_limit(setpoint: Setpoint, unit: RateUnit, current_a: float | None = None) -> float:
