@@ -8,6 +8,7 @@ from hubgate._core import (
     FieldError,
     FrameError,
     HubgateError,
+    PlanInputError,
     TopologyError,
 )
 from hubgate.cloud.queue import CsmsCallError
@@ -42,6 +43,7 @@ __all__ = [
     "OcppCallError",
     "OcppCallTimeoutError",
     "OcppSessionClosedError",
+    "PlanInputError",
     "RpcError",
     "TopologyError",
 ]

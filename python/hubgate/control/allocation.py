@@ -1,7 +1,7 @@
 """The site's allocator: built once from a `SiteConfig`, called every control cycle.
 
 The Rust core (`hubgate._core.Allocator`) does the work; this module maps the
-configuration onto it (node tree, rotation, steps, grid margin, §14a) and gives
+configuration onto it (node tree, rotation, steps, grid margin) and gives
 the control loop a typed per-cycle call. The hot path passes plain buffers:
 three base-load values per node in `node_ids` order, one value per connector
 in `connector_keys` order, and gets `array.array` columns back.
@@ -25,13 +25,9 @@ from hubgate._core import (
     AllocSettings,
 )
 from hubgate.config.model import GRID_NODE_ID, Charger, SiteConfig
-from hubgate.control.limits import PARAGRAPH_14A_KW_PER_DEVICE
 
 ConnectorKey = tuple[str, int]
 """A connector by (charger id, connector id)."""
-
-PARAGRAPH_14A_W = PARAGRAPH_14A_KW_PER_DEVICE * 1000.0
-"""The §14a floor per controllable device in W (the fact lives in `control.limits`)."""
 
 OCPP_STEP_A = 0.1
 """Charging-profile limits resolve 0.1 A (OCPP multipleOf 0.1)."""
@@ -178,7 +174,7 @@ class SiteAllocator:
             AllocNode(
                 None,
                 (root_caps[0], root_caps[1], root_caps[2]),
-                _watts(grid.power_limit_kw),
+                max(_watts(grid.power_limit_kw) - 3 * grid.voltage_v * margin, 0.0),
                 grid.unbalance_limit_a or math.inf,
             )
         ]
@@ -212,8 +208,6 @@ class SiteAllocator:
                 )
         self.connector_keys: tuple[ConnectorKey, ...] = tuple(keys)
         self._connector_index = {key: i for i, key in enumerate(keys)}
-        operator = config.grid_operator
-        floor_w = PARAGRAPH_14A_W if operator is not None and operator.paragraph_14a else 0.0
         self._core = Allocator(
             nodes,
             connectors,
@@ -226,7 +220,6 @@ class SiteAllocator:
                 settle_s=settings.settle_s,
                 phase_switch_s=settings.phase_switch_s,
                 max_phase_switches=settings.max_phase_switches,
-                grid_operator_floor_w=floor_w,
             ),
         )
 
