@@ -17,12 +17,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
 from hubgate._core import HubgateError
 from hubgate.cloud.store import Outgoing, QueuedMessage, Receipt, Store
+
+if TYPE_CHECKING:
+    from hubgate.cluster.queue_replica import QueueReplica
 
 T = TypeVar("T")
 
@@ -45,13 +48,19 @@ class CsmsCallError(HubgateError):
 class _Waiting:
     item: Outgoing
     receipt: Receipt | None = field(default=None)
+    error: Exception | None = field(default=None)
+    """Why the commit that held it failed (it was not stored, or not known to be)."""
 
 
 class DurableQueue:
-    """A `Store` used from Trio; create it with `open_durable_queue`."""
+    """A `Store` used from Trio; create it with `open_durable_queue`.
 
-    def __init__(self, store: Store) -> None:
+    With a `replica` (`hubgate.cluster.queue_replica`), enqueues and the CSMS's answers
+    go through the replicated stream, which brings this store up to date."""
+
+    def __init__(self, store: Store, *, replica: QueueReplica | None = None) -> None:
         self._store = store
+        self.replica = replica
         self._limiter = trio.CapacityLimiter(1)
         self._commit_lock = trio.Lock()
         self._waiting: list[_Waiting] = []
@@ -70,17 +79,28 @@ class DurableQueue:
         self._waiting.append(waiting)
         try:
             async with self._commit_lock:
-                if waiting.receipt is None:
+                if waiting.receipt is None and waiting.error is None:
                     batch, self._waiting = self._waiting, []
-                    with trio.CancelScope(shield=True):
-                        receipts = await self.run(
-                            functools.partial(Store.enqueue_many, items=[w.item for w in batch])
-                        )
+                    items = [w.item for w in batch]
+                    try:
+                        with trio.CancelScope(shield=True):
+                            if self.replica is not None:
+                                receipts = await self.replica.enqueue(self.run, items)
+                            else:
+                                receipts = await self.run(
+                                    functools.partial(Store.enqueue_many, items=items)
+                                )
+                    except Exception as exc:  # the others of the batch fail with it
+                        for done in batch:
+                            done.error = exc
+                        raise
                     for done, receipt in zip(batch, receipts, strict=True):
                         done.receipt = receipt
         finally:
             if waiting.receipt is None and waiting in self._waiting:
                 self._waiting.remove(waiting)
+        if waiting.error is not None:
+            raise waiting.error
         assert waiting.receipt is not None
         return waiting.receipt
 
@@ -117,6 +137,12 @@ class DurableQueue:
                     )
                 if reason is not None and on_hold is not None:
                     on_hold(message, reason, outcome)
+                if self.replica is not None:  # through the stream, which applies `done`
+                    await self.replica.settle(message, outcome, reason)
+                    if position == len(messages) or reason is not None:
+                        messages = await self.run(fetch)
+                        break
+                    continue
                 if position == len(messages) or reason is not None:
                     # fetch the next messages (without a held transaction's) after the
                     # acknowledgement, in the same worker-thread hop
@@ -154,12 +180,12 @@ def _then(first: Callable[[Store], object], second: Callable[[Store], T], store:
 
 @asynccontextmanager
 async def open_durable_queue(
-    path: str | Path, *, cache_size: int = 10_000
+    path: str | Path, *, cache_size: int = 10_000, replica: QueueReplica | None = None
 ) -> AsyncIterator[DurableQueue]:
     """Open (or create) the store file and yield a `DurableQueue`; closes it on exit."""
     store = await trio.to_thread.run_sync(functools.partial(Store, path, cache_size=cache_size))
     try:
-        yield DurableQueue(store)
+        yield DurableQueue(store, replica=replica)
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(store.close)

@@ -14,10 +14,35 @@ from dataclasses import dataclass
 
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
+from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import SimDevice
 from pymodbus.simulator.simdevice import SimAction
 
 from hubgate.sim.register_feed import FedDevice
+from hubgate.sim.writers import PEER, OnWrite
+
+WRITES = frozenset({5, 6, 15, 16, 22, 23})
+"""Modbus function codes that write."""
+
+
+class _PeerHandler(ServerRequestHandler):
+    """pymodbus's connection handler, telling each request's action its connection."""
+
+    async def handle_request(self) -> None:
+        transport = self.transport
+        if transport is not None:
+            ours, theirs = (
+                transport.get_extra_info("sockname"),
+                transport.get_extra_info("peername"),
+            )
+            if ours and theirs:
+                PEER.set(((ours[0], ours[1]), (theirs[0], theirs[1])))
+        await super().handle_request()  # type: ignore[no-untyped-call]
+
+
+class _Server(ModbusTcpServer):
+    def callback_new_connection(self) -> ServerRequestHandler:
+        return _PeerHandler(self, self.trace_packet, self.trace_pdu, self.trace_connect)  # type: ignore[no-untyped-call]
 
 
 @dataclass
@@ -36,6 +61,8 @@ class ModbusBox:
     """The serial line the site file gives (the box is served over TCP all the same)."""
     online: bool = True
     """Whether the box should be on the network (`go_online` starts or stops it)."""
+    on_write: OnWrite | None = None
+    """Told of every write request (`hubgate.sim.writers`)."""
     _server: ModbusTcpServer | None = None
     _answering: asyncio.Event | None = None
 
@@ -80,6 +107,9 @@ class ModbusBox:
         ) -> ExcCodes | None:
             if self._answering is not None:
                 await self._answering.wait()
+            if fc in WRITES and values and self.on_write is not None:
+                what = {"unit": sim_device.id, "address": address, "values": list(values or [])}
+                self.on_write(self.id, what, PEER.get())
             return await action(fc, start, address, count, registers, values)
 
         return gated
@@ -96,7 +126,7 @@ class ModbusBox:
         if self._answering is None:
             self._answering = asyncio.Event()
             self._answering.set()
-        server = ModbusTcpServer(self._sim_devices(), address=(self.host, self.port))
+        server = _Server(self._sim_devices(), address=(self.host, self.port))
         try:
             await server.serve_forever(background=True)
         except RuntimeError as error:  # pymodbus's word for a failed bind
