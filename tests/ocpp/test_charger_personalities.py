@@ -325,6 +325,20 @@ async def meter_values(
     )
 
 
+async def connectors_of(server: Running, *numbers: int) -> tuple[StationCare, list[OcppCharger]]:
+    """CP16's connectors `numbers` driven one limit each, as the gateway drives a station
+    with several, its capabilities asked."""
+    station = server.registry.get("CP16")
+    assert station is not None
+    care = StationCare(station)
+    chargers = [
+        OcppCharger(station, connector_id=n, whole_station=False, settings=SETTINGS, care=care)
+        for n in numbers
+    ]
+    assert await care.prepare(await server.session_of("CP16"))
+    return care, chargers
+
+
 async def test_a_refusal_after_an_interrupted_configuration_still_shares_the_station_limit(
     server: Running,
 ) -> None:
@@ -336,13 +350,7 @@ async def test_a_refusal_after_an_interrupted_configuration_still_shares_the_sta
         peer = await server.connect("CP16", V16)
         peer.cp.quirks = Quirks(rejected_purposes={"TxDefaultProfile"})
         try:
-            station = server.registry.get("CP16")
-            assert station is not None
-            care = StationCare(station)
-            charger = OcppCharger(
-                station, connector_id=1, whole_station=False, settings=SETTINGS, care=care
-            )
-            assert await care.prepare(await server.session_of("CP16"))
+            _, (charger,) = await connectors_of(server, 1)
             peer.cp.answering.clear()
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(charger.configure_failsafe, 60, 6)
@@ -366,16 +374,7 @@ async def test_a_station_refusing_per_connector_limits_gets_one_for_the_station(
         peer = await server.connect("CP16", V16)
         peer.cp.quirks = Quirks(rejected_purposes={"TxDefaultProfile"})
         try:
-            station = server.registry.get("CP16")
-            assert station is not None
-            care = StationCare(station)
-            first, second = (
-                OcppCharger(
-                    station, connector_id=n, whole_station=False, settings=SETTINGS, care=care
-                )
-                for n in (1, 2)
-            )
-            assert await care.prepare(await server.session_of("CP16"))
+            care, (first, second) = await connectors_of(server, 1, 2)
             await first.configure_failsafe(60, 6)
             await second.configure_failsafe(60, 6)
             assert (await first.set_limit(10, 3)).current_a == 10
