@@ -80,7 +80,8 @@ async def test_dashboard_live_chart_and_limit_form(
             result = await page.wait_for(
                 "(t => t.startsWith('accepted') && t)(document.querySelector('#limit-result').textContent)"
             )
-            assert result == "accepted: in force 50 / 55 / 60 A from api"
+            # The site file's 50 kW less its margin (48.62 kW) in force beside the API's currents.
+            assert result == "accepted: in force 50 / 55 / 60 A, 48.6 kW from api, config"
             (lease,) = [le for le in api.ctx.limits.leases() if le.source is LimitSource.API]
             assert (lease.target, lease.limit) == (SITE, Limit((50.0, 55.0, 60.0)))
             assert lease.expires_at is not None

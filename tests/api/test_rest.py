@@ -69,7 +69,9 @@ async def test_limit_write_is_an_api_lease_in_the_book(api: RunningApi) -> None:
     response = await api.client.put("/api/v1/limits/site", json=body, headers=AUTH)
     assert response.status_code == 200
     view = response.json()
-    assert view["in_force"] == {"phase_a": [60.0, 70.0, 80.0], "power_kw": 50.0}
+    # L3 asked for 90 A: the site file's 80 A less its 2 A margin is what is in force, and
+    # its 50 kW less the margin over three phases (3 x 230 V x 2 A), as the allocation holds.
+    assert view["in_force"] == {"phase_a": [60.0, 70.0, 78.0], "power_kw": pytest.approx(48.62)}
     assert sorted(view["sources"]) == ["api", "config"]
     lease = next(le for le in book.leases() if le.source is LimitSource.API)
     assert lease.limit == Limit((60, 70, 90))
@@ -103,13 +105,16 @@ async def test_node_and_connector_leases(api: RunningApi) -> None:
     response = await api.client.put(
         "/api/v1/limits/nodes/board", json={"power_kw": 20, "lease_s": 60}, headers=AUTH
     )
-    assert response.json()["in_force"] == {"phase_a": None, "power_kw": 20.0}
+    # The board's own 63 A per phase still holds beside the leased 20 kW.
+    assert response.json()["in_force"] == {"phase_a": [63.0, 63.0, 63.0], "power_kw": 20.0}
+    assert response.json()["sources"] == ["api", "config"]
     response = await api.client.put(
         "/api/v1/limits/connectors/cp-2/1",
         json={"phase_a": [10, 10, 10], "lease_s": 5},
         headers=AUTH,
     )
     assert response.json()["target"] == "cp-2#1"
+    assert response.json()["sources"] == ["api"]  # below the connector's 32 A
     assert api.ctx.limits.in_force("cp-2#1", api.ctx.clock()).limit.phase_a == (10, 10, 10)
 
     grid = await api.client.put(
@@ -121,6 +126,25 @@ async def test_node_and_connector_leases(api: RunningApi) -> None:
         "/api/v1/limits/connectors/cp-9/1", json={"power_kw": 1, "lease_s": 1}, headers=AUTH
     )
     assert missing.status_code == 404
+
+
+async def test_a_limit_above_the_site_file_shows_the_site_file_in_force(api: RunningApi) -> None:
+    """Issue 19: 500 A asked on a site of 80 A (2 A margin) showed 500 A in force."""
+    body = {"phase_a": [500, 500, 500], "lease_s": 30}
+    response = await api.client.put("/api/v1/limits/site", json=body, headers=AUTH)
+    assert response.status_code == 200
+    view = response.json()
+    assert view["in_force"]["phase_a"] == [78.0, 78.0, 78.0]
+    assert view["sources"] == ["api", "config"]
+    assert [lease["limit"]["phase_a"] for lease in view["leases"]] == [[500.0, 500.0, 500.0]]
+    connector = await api.client.put(
+        "/api/v1/limits/connectors/wb-2/1",
+        json={"phase_a": [40, 40, 40], "lease_s": 5},
+        headers=AUTH,
+    )
+    assert connector.json()["in_force"]["phase_a"] == [16.0, 16.0, 16.0]  # wb-2's maximum
+    listed = (await api.client.get("/api/v1/limits")).json()
+    assert listed[0]["in_force"]["phase_a"] == [78.0, 78.0, 78.0]
 
 
 @pytest.mark.parametrize(
@@ -233,3 +257,43 @@ async def test_malformed_requests_get_clear_errors(api: RunningApi) -> None:
 def test_closed_reads_without_a_token_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="open_reads = false needs a token"):
         Api(open_reads=False)
+
+
+LIMIT = "/api/v1/limits/site"
+CP1 = "/api/v1/connectors/cp-1/1"
+
+
+@pytest.mark.parametrize(
+    ("path", "text", "field"),
+    [
+        (LIMIT, '{"phase_a": [NaN, 10, 10], "lease_s": 10}', ["body", "phase_a", 0]),
+        (LIMIT, '{"phase_a": [10, 10, 10], "lease_s": Infinity}', ["body", "lease_s"]),
+        (LIMIT, '{"power_kw": -Infinity, "lease_s": 10}', ["body", "power_kw"]),
+        (LIMIT, '{"phase_a": [1e309, 10, 10], "lease_s": 10}', ["body", "phase_a", 0]),
+        (LIMIT, '{"phase_a": ["10", 10, 10], "lease_s": 10}', ["body", "phase_a", 0]),
+        (LIMIT, '{"phase_a": [false, false, false], "lease_s": 10}', ["body", "phase_a", 0]),
+        (LIMIT, '{"power_kw": true, "lease_s": 10}', ["body", "power_kw"]),
+        (LIMIT, '{"power_kw": 10, "lease_s": "60"}', ["body", "lease_s"]),
+        (f"{CP1}/priority", '{"priority": true}', ["body", "priority"]),
+        (f"{CP1}/priority", '{"priority": "2"}', ["body", "priority"]),
+        (f"{CP1}/priority", '{"priority": 2.5}', ["body", "priority"]),
+        (f"{CP1}/pv-mode", '{"pv_mode": 1}', ["body", "pv_mode"]),
+        (f"{CP1}/pv-mode", '{"pv_mode": "true"}', ["body", "pv_mode"]),
+        ("/api/v1/authorization/tokens/TAG-1", '{"blocked": 1}', ["body", "blocked"]),
+        (
+            f"{CP1}/session",
+            '{"energy_kwh": "10", "departure": "2030-01-01T08:00:00Z"}',
+            ["body", "energy_kwh"],
+        ),
+    ],
+)
+async def test_bodies_are_json_numbers_and_booleans_as_typed(
+    api: RunningApi, path: str, text: str, field: list[object]
+) -> None:
+    """Issue 19: NaN, Infinity and 1e309 gave 500; "10" was 10 A, [false, false, false] 0 A."""
+    headers = {**AUTH, "Content-Type": "application/json"}
+    response = await api.client.put(path, content=text, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == field
+    assert all(lease.source is not LimitSource.API for lease in api.ctx.limits.leases())
+    assert api.commands.calls == []

@@ -27,7 +27,7 @@ Kind = Literal["site", "node", "connector"]
 
 def _target(ctx: ApiContext, target: str, kind: Kind) -> TargetLimits:
     now = ctx.clock()
-    in_force = ctx.limits.in_force(target, now)
+    in_force = ctx.limits.in_force(target, now).within(ctx.caps.get(target))
     leases = tuple(
         LeaseView.of(lease, now) for lease in ctx.limits.leases() if lease.target == target
     )

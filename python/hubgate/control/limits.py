@@ -12,11 +12,14 @@ keeps the wall-clock time for people.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from hubgate.config.model import SiteConfig
 
 SITE = "site"
 """The target name of the grid connection."""
@@ -117,6 +120,33 @@ class LimitInForce:
 
     limit: Limit
     sources: tuple[LimitSource, ...]
+
+    def within(self, cap: Limit | None) -> LimitInForce:
+        """This limit held to `cap`, the site file's own limit on the target (`site_caps`):
+        a lease asking for more than the site file allows is not what is in force. `config`
+        joins the sources when the cap is what binds."""
+        if cap is None:
+            return self
+        limit = self.limit.tighten(cap)
+        if limit == self.limit and self.sources:
+            return self
+        return LimitInForce(limit, tuple(sorted({*self.sources, LimitSource.CONFIG})))
+
+
+def site_caps(site: SiteConfig) -> dict[str, Limit]:
+    """The site file's own limit on each target: the grid connection's phase current and
+    power limits less the safety margin (`Grid.usable_phase_a`, `usable_power_w`), each
+    node's limits, each connector's maximum current."""
+    grid = site.grid
+    power_w = grid.usable_power_w
+    caps = {SITE: Limit(grid.usable_phase_a, None if math.isinf(power_w) else power_w / 1000)}
+    for node in site.nodes:
+        caps[node.id] = Limit(node.phase_current_limit_a, node.power_limit_kw)
+    for charger in site.chargers:
+        for connector in charger.connectors:
+            amps = connector.max_current_a
+            caps[connector_target(charger.id, connector.id)] = Limit((amps, amps, amps))
+    return caps
 
 
 @dataclass

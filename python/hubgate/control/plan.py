@@ -401,6 +401,7 @@ class CyclePlanner:
         base = array("d", bytes(8 * 3 * n_nodes))
         known = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
         reserved = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
+        reserved_w = 0.0  # what the reserved connectors may draw on top of their draw
         unreported = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
         ev_max = array("d", [math.inf]) * len(model.connectors)
         wanting = array("b", bytes(len(model.connectors)))
@@ -421,6 +422,7 @@ class CyclePlanner:
                 for node in model.ancestors[info.node]:
                     for p in phases:
                         reserved[node][p] += assumed
+                reserved_w += sum(max(assumed - draw[p], 0.0) for p in phases) * model.voltage_v
                 notes.append(f"{info.name} {why}: {assumed:g} A reserved")
                 continue
             reading = runtime.reading
@@ -492,6 +494,7 @@ class CyclePlanner:
             ev_max=ev_max,
             grid_operator_w=grid_operator_w,
             battery_operator_w=operator_w,
+            reserved_w=reserved_w,
             peak_w=min(peak_w, demand_w),
             last=self.last_result,
         )

@@ -174,6 +174,7 @@ class Gateway:
                     policy=self.policy,
                     attach=attach,
                     attend=self._attend,
+                    report=self.loop.snapshot.event,
                 )
                 self.ports["ocpp"] = await nursery.start(listener.serve)
                 await trio.sleep_forever()
@@ -299,7 +300,12 @@ async def open_gateway(
         gateway.policy = CsmsPolicy(tokens=tokens)
         if leadership is None:
             servers["ocpp"] = OcppListener(
-                site.ocpp, registry, policy=gateway.policy, attach=attach, attend=gateway.attend
+                site.ocpp,
+                registry,
+                policy=gateway.policy,
+                attach=attach,
+                attend=gateway.attend,
+                report=loop.snapshot.event,
             ).serve
         if site.modbus_server is not None:
             servers["modbus-server"] = partial(serve_modbus, site.modbus_server, site, hub, limits)
@@ -357,4 +363,5 @@ def dashboard_url(site: SiteConfig, port: int) -> str:
     """Where the dashboard of a running gateway is."""
     host = site.api.host
     host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{port}/"
+    scheme = "https" if site.api.tls_cert is not None else "http"
+    return f"{scheme}://{host}:{port}/"
