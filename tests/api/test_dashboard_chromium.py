@@ -11,8 +11,11 @@ import trio
 
 from hubgate.config.model import Api
 from hubgate.control.limits import SITE, Limit, LimitSource
+from hubgate.devices.model import ChargingTransaction
+from hubgate.records.sessions import SessionRecorder
 from tests.support.api import TOKEN, RunningApi, small_site, snapshot, start_api
 from tests.support.chromium import new_page, open_chromium
+from tests.support.states import connector
 
 pytestmark = pytest.mark.peers("chromium")
 
@@ -41,6 +44,11 @@ async def test_dashboard_live_chart_and_limit_form(
     nursery: trio.Nursery, examples_dir: Path, tmp_path: Path
 ) -> None:
     api = await start_api(nursery, small_site(examples_dir, Api(port=0, token=TOKEN)))
+    recorder = SessionRecorder(api.ctx.events.store, 1_700_000_000.0)
+    for minute, kwh in enumerate((20.0, 21.5)):
+        state = connector("cp-1#1", status="C", energy_kwh=kwh, reason="GRID_OPERATOR")
+        tx = {"cp-1#1": ChargingTransaction("5", "FLEET-9")}
+        recorder.observe((state,), tx, 1_700_000_000.0 + 60.0 * minute)
     nursery.start_soon(publish_cycles, api)
     with trio.fail_after(60):
         async with open_chromium(tmp_path / "profile") as (devtools, log):
@@ -66,6 +74,12 @@ async def test_dashboard_live_chart_and_limit_form(
             assert await page.evaluate(f"{session}.classList.contains('at-risk')")
             assert await page.evaluate("document.querySelectorAll('#devices tbody tr').length") == 2
             assert await page.evaluate("document.querySelectorAll('#events li').length") == 2
+            session = await page.wait_for(
+                "(r => r && r.textContent)(document.querySelector('#sessions tbody tr'))"
+            )
+            assert "cp-1#1FLEET-9" in session, session
+            assert "1.50" in session, session  # kWh
+            assert "GRID_OPERATOR 60 s" in session, session
 
             # The operator sets the site limit from the form.
             await page.evaluate(

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import csv
+import io
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import trio
 
 from hubgate.config.model import Api
-from hubgate.control.decisions import ConnectorDecision, DecisionRecord
+from hubgate.control.decisions import ConnectorDecision, DecisionRecord, GridSample
 from hubgate.control.limits import SITE, Limit, LimitSource
+from hubgate.devices.model import ChargingTransaction
+from hubgate.records.sessions import SessionRecorder
+from hubgate.state import EventCategory, EventLevel
 from tests.support.api import AUTH, TOKEN, RunningApi, small_site, snapshot, start_api
+from tests.support.states import connector
 
 
 async def test_state_reads_wait_for_the_first_cycle(api: RunningApi) -> None:
@@ -49,8 +56,35 @@ async def test_nodes_connectors_devices_events(api: RunningApi) -> None:
 
     devices = (await api.client.get("/api/v1/devices")).json()
     assert {d["id"]: d["reachable"] for d in devices} == {"grid-meter": True, "wb-2": False}
-    warnings = (await api.client.get("/api/v1/events", params={"level": "warning"})).json()
-    assert [e["subject"] for e in warnings] == ["wb-2"]
+
+
+async def test_the_event_log_by_time_severity_and_category(api: RunningApi) -> None:
+    log = api.ctx.events
+    log.emit(EventLevel.INFO, "site", "configuration loaded", category=EventCategory.CONFIG)
+    log.emit(EventLevel.WARNING, "site", "grid-operator limit 300 kW (was 1000 kW, -700 kW)",
+             category=EventCategory.GRID_OPERATOR)  # fmt: skip
+    log.emit(EventLevel.ALARM, "cp-1#1", "not following", category=EventCategory.CHARGER)
+    every = (await api.client.get("/api/v1/events")).json()
+    assert [e["id"] for e in every] == [1, 2, 3]
+    assert every[1]["category"] == "grid-operator"
+    assert every[1]["severity"] == "warning"
+
+    async def subjects(**params: object) -> list[str]:
+        reply = await api.client.get("/api/v1/events", params=params)  # type: ignore[arg-type]
+        assert reply.status_code == 200, reply.text
+        return [f"{e['id']}:{e['subject']}" for e in reply.json()]
+
+    assert await subjects(severity="warning") == ["2:site", "3:cp-1#1"]
+    assert await subjects(category="charger") == ["3:cp-1#1"]
+    assert await subjects(after=2) == ["3:cp-1#1"]
+    assert await subjects(limit=1) == ["3:cp-1#1"]
+    at = every[1]["at"]
+    assert await subjects(since=at) == ["2:site", "3:cp-1#1"]
+    iso = datetime.fromtimestamp(at + 3600, UTC).isoformat()
+    assert await subjects(since=iso) == []
+    bad = await api.client.get("/api/v1/events", params={"since": "yesterday"})
+    assert bad.status_code == 422
+    assert "ISO 8601" in bad.json()["detail"][0]["msg"]
 
 
 async def test_limit_write_is_an_api_lease_in_the_book(api: RunningApi) -> None:
@@ -217,6 +251,41 @@ async def test_decision_log(api: RunningApi) -> None:
     assert (await api.client.get("/api/v1/decisions", params={"last": 0})).status_code == 422
 
 
+async def test_grid_history_from_the_decision_log(api: RunningApi) -> None:
+    limits = [(78.0,) * 3, (78.0,) * 3, (30.0,) * 3]
+    for cycle, limit in enumerate(limits, start=1):
+        api.ctx.decisions.append(
+            DecisionRecord(
+                cycle=cycle,
+                at=float(cycle),
+                inputs={},
+                connectors=(),
+                grid=GridSample(
+                    wall_time=1_700_000_000.0 + cycle,
+                    measured_a=(40.0, -12.5, 20.0),
+                    commanded_a=(48.0, 32.0, 32.0),
+                    limit_a=limit,  # type: ignore[arg-type]
+                    limit_kw=limit[0] * 3 * 230 / 1000,
+                    source="cap" if cycle < 3 else "grid-operator",
+                ),
+            )
+        )
+    api.ctx.decisions.append(DecisionRecord(cycle=4, at=4.0, inputs={}, connectors=()))
+    history = (await api.client.get("/api/v1/history", params={"last": 3})).json()
+    assert [h["cycle"] for h in history] == [2, 3]  # cycle 4 has no grid sample
+    assert history[1] == {
+        "cycle": 3,
+        "wall_time": 1_700_000_003.0,
+        "measured_a": [40.0, -12.5, 20.0],
+        "commanded_a": [48.0, 32.0, 32.0],
+        "limit_a": [30.0, 30.0, 30.0],
+        "limit_kw": 20.7,
+        "source": "grid-operator",
+    }
+    decision = (await api.client.get("/api/v1/decisions", params={"last": 2})).json()[0]
+    assert decision["grid"]["source"] == "grid-operator"
+
+
 async def test_writes_disabled_without_a_token(nursery: trio.Nursery, examples_dir: Path) -> None:
     running = await start_api(nursery, small_site(examples_dir, Api(port=0)))
     async with running.client as client:
@@ -257,6 +326,41 @@ async def test_malformed_requests_get_clear_errors(api: RunningApi) -> None:
 def test_closed_reads_without_a_token_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="open_reads = false needs a token"):
         Api(open_reads=False)
+
+
+async def test_sessions_filtered_and_as_csv(api: RunningApi) -> None:
+    recorder = SessionRecorder(api.ctx.events.store, 1_700_000_000.0)
+    t = 1_700_000_000.0
+    one = connector("cp-1#1", status="C", energy_kwh=5.0, measured_a=(16.0, 16.0, 16.0))
+    two = connector("cp-2#1", status="C", energy_kwh=1.0, reason="GRID_OPERATOR")
+    tx = {"cp-2#1": ChargingTransaction("88", "TOKEN-B")}
+    recorder.observe((one, two), tx, t)
+    recorder.observe(
+        (one.model_copy(update={"energy_kwh": 7.5}), two.model_copy(update={"energy_kwh": 2.0})),
+        tx,
+        t + 60,
+    )
+    recorder.observe((one.model_copy(update={"status": "A"}), two), tx, t + 120)
+    every = (await api.client.get("/api/v1/sessions")).json()
+    assert [(s["connector"], s["stopped_at"] is None) for s in every] == [
+        ("cp-1#1", False),
+        ("cp-2#1", True),
+    ]
+    assert every[0]["energy_kwh"] == 2.5
+    mine = (await api.client.get("/api/v1/sessions", params={"id_token": "TOKEN-B"})).json()
+    assert [s["transaction_id"] for s in mine] == ["88"]
+    going = (await api.client.get("/api/v1/sessions", params={"open": "true"})).json()
+    assert [s["connector"] for s in going] == ["cp-2#1"]
+    reply = await api.client.get("/api/v1/sessions", params={"format": "csv"})
+    assert reply.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(reply.text)))
+    assert rows[0][:4] == ["id", "connector", "transaction_id", "id_token"]
+    assert rows[1][1] == "cp-1#1"
+    assert rows[1][4] == "2023-11-14T22:13:20+00:00"
+    assert rows[1][6] == "2.500"
+    assert rows[2][10] == "GRID_OPERATOR=120"
+    bad = await api.client.get("/api/v1/sessions", params={"format": "xls"})
+    assert bad.status_code == 422
 
 
 LIMIT = "/api/v1/limits/site"

@@ -39,7 +39,9 @@ def _metrics_router() -> APIRouter:
     )
     async def metrics(ctx: Ctx) -> PlainTextResponse:
         """Prometheus metrics in the text exposition format."""
-        return PlainTextResponse(ctx.metrics.render(ctx.hub.latest), media_type=CONTENT_TYPE)
+        return PlainTextResponse(
+            ctx.metrics.render(ctx.hub.latest, ctx.sessions()), media_type=CONTENT_TYPE
+        )
 
     return router
 

@@ -17,7 +17,8 @@ from hubgate.config.tokens import TokenBook
 from hubgate.control.commands import Commands
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import Limit, LimitBook, connector_target, site_caps
-from hubgate.state import ChargerInfo, StateHub
+from hubgate.records.events import EventLog
+from hubgate.state import ChargerInfo, ChargingSession, StateHub
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class ApiContext:
     wall_clock: Callable[[], float] = time.time
     chargers: Callable[[], tuple[ChargerInfo, ...]] = tuple
     """The OCPP chargers: capabilities, provisioning, whether they follow their limits."""
+    sessions: Callable[[], list[ChargingSession]] = list
+    """The charging sessions going on, as they stand (`SessionRecorder.current`)."""
+    events: EventLog = field(default_factory=EventLog)
+    """The operator's event log (the control loop's)."""
     auth_failures: FailedAttempts = field(default_factory=FailedAttempts)
     """Wrong tokens per client address (10 a minute, then 429)."""
 

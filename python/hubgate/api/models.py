@@ -155,6 +155,37 @@ class ConnectorDecisionView(Body):
     binding: str | None
 
 
+Phases = tuple[float, float, float]
+
+
+class GridSampleView(Body):
+    """The grid connection in one cycle: current, setpoints' sum and the limit in force."""
+
+    cycle: int
+    wall_time: float
+    measured_a: Phases | None = Field(description="Per phase, negative when exporting")
+    commanded_a: Phases
+    limit_a: Phases = Field(description="Limit in force per phase (power limits as current)")
+    limit_kw: float
+    source: str = Field(description="What set the limit: cap, grid-operator, api, csms, ...")
+
+    @classmethod
+    def of(cls, record: DecisionRecord) -> GridSampleView | None:
+        """The grid sample of a decision record, if it has one."""
+        grid = record.grid
+        if grid is None:
+            return None
+        return cls(
+            cycle=record.cycle,
+            wall_time=grid.wall_time,
+            measured_a=grid.measured_a,
+            commanded_a=grid.commanded_a,
+            limit_a=grid.limit_a,
+            limit_kw=grid.limit_kw,
+            source=grid.source,
+        )
+
+
 class DecisionView(Body):
     """One control cycle: inputs, outcomes and notes."""
 
@@ -163,6 +194,7 @@ class DecisionView(Body):
     inputs: dict[str, JsonValue]
     connectors: tuple[ConnectorDecisionView, ...]
     notes: tuple[str, ...]
+    grid: GridSampleView | None = None
 
     @classmethod
     def of(cls, record: DecisionRecord) -> DecisionView:
@@ -170,6 +202,7 @@ class DecisionView(Body):
         return cls(
             cycle=record.cycle,
             at=record.at,
+            grid=GridSampleView.of(record),
             inputs={key: _json(value) for key, value in record.inputs.items()},
             connectors=tuple(
                 ConnectorDecisionView(

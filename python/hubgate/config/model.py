@@ -14,6 +14,7 @@ import ipaddress
 import math
 from datetime import time
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -796,6 +797,37 @@ class Mqtt(Strict):
         return self
 
 
+RECORDS_FILE = "hubgate-records.sqlite3"
+
+
+class Records(Strict):
+    """The operator's records: the event log and the charging sessions (one SQLite file)."""
+
+    path: str | None = Field(
+        default=None,
+        description=f"SQLite file; default for `hubgate run`: {RECORDS_FILE} beside the CSMS "
+        "queue, else in the working directory",
+    )
+    event_max_age_days: float = Field(
+        default=90.0, gt=0, le=36_500, description="Events older than this are removed"
+    )
+    event_max_count: int = Field(
+        default=100_000,
+        ge=100,
+        le=100_000_000,
+        description="At most this many events; info goes first, warnings only when they "
+        "alone are more",
+    )
+
+    def default_path(self, csms: Csms | None) -> str:
+        """Where the file is when `path` is not set: beside the CSMS queue, else here."""
+        if self.path is not None:
+            return self.path
+        if csms is not None:
+            return str(Path(csms.queue_path).parent / RECORDS_FILE)
+        return RECORDS_FILE
+
+
 class Cluster(Strict):
     """Two gateways, one site: leadership and the replicated queue on a NATS JetStream
     cluster (docs/ha.md). Each gateway's site file names its own `node`."""
@@ -929,6 +961,7 @@ class SiteConfig(Strict):
     modbus_server: ModbusServer | None = None
     api: Api = Api()
     mqtt: Mqtt | None = None
+    records: Records = Records()
     cluster: Cluster | None = None
     demand: Demand | None = None
     session_defaults: tuple[TokenSessionDefault, ...] = Field(

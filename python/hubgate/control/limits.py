@@ -149,31 +149,40 @@ def site_caps(site: SiteConfig) -> dict[str, Limit]:
     return caps
 
 
+LimitListener = Callable[[AuditEntry, Limit | None], None]
+"""Told of every change with the limit the same source held on the target before."""
+
+
 @dataclass
 class LimitBook:
     """Every lease on every target, and the audit log of their changes."""
 
     audit_size: int = 10_000
     wall_clock: Callable[[], float] = time.time
+    listeners: list[LimitListener] = field(default_factory=list)
+    """Called with each audit entry as it is made (the operator's event log)."""
     _leases: dict[tuple[str, LimitSource], Lease] = field(default_factory=dict)
     _audit: deque[AuditEntry] = field(init=False)
 
     def __post_init__(self) -> None:
         self._audit = deque(maxlen=self.audit_size)
 
-    def _log(self, action: AuditAction, lease: Lease, at: float) -> None:
-        self._audit.append(
-            AuditEntry(
-                at=at,
-                wall_time=self.wall_clock(),
-                action=action,
-                target=lease.target,
-                source=lease.source,
-                limit=lease.limit,
-                origin=lease.origin,
-                expires_at=lease.expires_at,
-            )
+    def _log(
+        self, action: AuditAction, lease: Lease, at: float, previous: Limit | None = None
+    ) -> None:
+        entry = AuditEntry(
+            at=at,
+            wall_time=self.wall_clock(),
+            action=action,
+            target=lease.target,
+            source=lease.source,
+            limit=lease.limit,
+            origin=lease.origin,
+            expires_at=lease.expires_at,
         )
+        self._audit.append(entry)
+        for listener in self.listeners:
+            listener(entry, previous)
 
     def set(
         self,
@@ -191,8 +200,9 @@ class LimitBook:
         lease = Lease(
             target, source, limit, now, None if lease_s is None else now + lease_s, origin
         )
+        before = self._leases.get((target, source))
         self._leases[(target, source)] = lease
-        self._log(AuditAction.SET, lease, now)
+        self._log(AuditAction.SET, lease, now, None if before is None else before.limit)
         return lease
 
     def clear(self, target: str, source: LimitSource, *, now: float, origin: str) -> bool:
@@ -200,7 +210,8 @@ class LimitBook:
         lease = self._leases.pop((target, source), None)
         if lease is None:
             return False
-        self._log(AuditAction.CLEARED, Lease(target, source, NO_LIMIT, now, None, origin), now)
+        cleared = Lease(target, source, NO_LIMIT, now, None, origin)
+        self._log(AuditAction.CLEARED, cleared, now, lease.limit)
         return True
 
     def expire(self, now: float) -> list[Lease]:
@@ -208,7 +219,7 @@ class LimitBook:
         lapsed = [lease for lease in self._leases.values() if not lease.active(now)]
         for lease in lapsed:
             del self._leases[(lease.target, lease.source)]
-            self._log(AuditAction.EXPIRED, lease, now)
+            self._log(AuditAction.EXPIRED, lease, now, lease.limit)
         return lapsed
 
     def in_force(self, target: str, now: float) -> LimitInForce:

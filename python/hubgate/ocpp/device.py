@@ -41,8 +41,17 @@ import trio
 
 from hubgate.config.model import DcConnector
 from hubgate.devices.errors import FailsafeNotAppliedError
-from hubgate.devices.model import AppliedLimit, ChargingNeeds, IecState, LimitCheck, Reading
+from hubgate.devices.model import (
+    AppliedLimit,
+    ChargingNeeds,
+    ChargingTransaction,
+    IecState,
+    LimitCheck,
+    Reading,
+)
+from hubgate.modbus.stats import RequestStats
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
+from hubgate.ocpp.link_stats import OcppLinkStats
 from hubgate.ocpp.operations import ChargerOperations
 from hubgate.ocpp.registry import ConnectorState, Station
 from hubgate.ocpp.session import OcppSession
@@ -144,6 +153,35 @@ class OcppCharger:
     def id(self) -> str:
         """The charger id from the site file."""
         return self.station.admission.charger_id
+
+    def transaction(self) -> ChargingTransaction | None:
+        """The connector's transaction as the station reported it (`TransactionReporting`)."""
+        tx = self.station.connector(self.connector_id).transaction
+        if tx is None:
+            return None
+        return ChargingTransaction(
+            tx.transaction_id, tx.id_token, tx.stopped is not None, tx.stop_reason
+        )
+
+    @property
+    def _sample_interval_s(self) -> float:
+        provisioning = self.care.provisioning
+        return self.care.sample_interval_s if provisioning is None else provisioning.interval_s
+
+    @property
+    def stale_after_s(self) -> float:
+        """Values older than `STALE_INTERVALS` sample intervals are stale (and asked for)."""
+        return STALE_INTERVALS * self._sample_interval_s
+
+    @property
+    def link_stats(self) -> RequestStats:
+        """Our calls to its station (all its connectors'), across its connections."""
+        return self.station.link.calls
+
+    @property
+    def messages(self) -> OcppLinkStats:
+        """What its station sends and how it answers (`devices.model.MessageMonitored`)."""
+        return self.station.link
 
     @property
     def heartbeat_period_s(self) -> float | None:
@@ -461,14 +499,10 @@ class OcppCharger:
         connector = self.station.connector(self.connector_id)
         if connector.transaction is None and iec_state(connector) not in (IecState.C, IecState.D):
             return
-        interval = self.care.sample_interval_s
-        if self.care.provisioning is not None:
-            interval = self.care.provisioning.interval_s
-        stale_after = STALE_INTERVALS * interval
         measured_at = connector.measured_at
-        if measured_at is not None and now - measured_at <= stale_after:
+        if measured_at is not None and now - measured_at <= self.stale_after_s:
             return
-        if now - self._triggered_at < interval:
+        if now - self._triggered_at < self._sample_interval_s:
             return
         self._triggered_at = now
         try:

@@ -16,6 +16,7 @@ from hubgate.config.model import OcppVersion, SiteConfig
 from hubgate.devices.model import ChargingNeeds
 from hubgate.ocpp.capabilities import ClockEstimate
 from hubgate.ocpp.errors import ErrorCode, RpcError
+from hubgate.ocpp.link_stats import OcppLinkStats
 from hubgate.ocpp.meter_values import Measurement
 from hubgate.ocpp.session import OcppSession
 
@@ -123,6 +124,8 @@ class Station:
     """When the current connection began (Trio clock)."""
     boot_delay_s: float | None = None
     """How long after the current connection began its BootNotification came."""
+    link: OcppLinkStats = field(default_factory=OcppLinkStats)
+    """Its frames and our calls to it, across its connections."""
 
     def booting(self) -> None:
         """A BootNotification arrived (its clock may have been set anew)."""

@@ -307,6 +307,7 @@ class OcppListener:
             else attachment.handlers,
             identity=identity,
             limits=self.limits.session,
+            link=station.link,
         )
         with trio.CancelScope() as scope:
             previous = self._live.get(identity)

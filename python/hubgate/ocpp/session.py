@@ -39,6 +39,7 @@ from hubgate.ocpp.errors import (
     OcppSessionClosedError,
     RpcError,
 )
+from hubgate.ocpp.link_stats import OcppLinkStats
 from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.validation import Direction, validate
 
@@ -90,7 +91,10 @@ class OcppSession:
         *,
         identity: str = "",
         limits: SessionLimits | None = None,
+        link: OcppLinkStats | None = None,
     ) -> None:
+        """`link`: where its frames and our calls are counted (the station's, across its
+        connections; default: its own)."""
         self.transport = transport
         self.version = version
         self.identity = identity
@@ -109,6 +113,7 @@ class OcppSession:
         """Why hubgate ended the session (the peer did not read), else None."""
         self.last_seen = trio.current_time()
         """When the last frame arrived (trio clock); the listener pings only quiet peers."""
+        self.link = link or OcppLinkStats()
 
     @property
     def closed(self) -> bool:
@@ -128,6 +133,7 @@ class OcppSession:
                         except ConnectionClosed:
                             break
                         self.last_seen = trio.current_time()
+                        self.link.received(self.last_seen)
                         self._receive(raw, nursery)
                     nursery.cancel_scope.cancel()
         finally:
@@ -167,15 +173,28 @@ class OcppSession:
             pending = _Pending(unique_id or str(uuid.uuid4()), action)
             check_send()
             self._pending = pending
+            calls = self.link.calls
+            sent_at = trio.current_time()
             try:
                 self._send(rpc.Call(pending.unique_id, action, payload))
                 with trio.move_on_after(timeout_s or self.limits.call_timeout_s) as scope:
                     await pending.done.wait()
                 if scope.cancelled_caught:
+                    calls.record_timeout()
                     raise OcppCallTimeoutError(f"{self.identity}: {action} got no answer in time")
             finally:
                 self._pending = None
-        return await self._result(pending)
+        latency_s = trio.current_time() - sent_at
+        try:
+            result = await self._result(pending)
+        except OcppCallError:
+            calls.record_exception(latency_s)
+            raise
+        except OcppSessionClosedError:
+            calls.record_error()
+            raise
+        calls.record_ok(latency_s)
+        return result
 
     async def _result(self, pending: _Pending) -> Payload:
         reply = pending.reply
