@@ -40,6 +40,8 @@ def test_planner_deadband_rate_limit_and_renewal() -> None:
     assert planner.due(Setpoint(15.5, phases=1), now=2)  # a phase change goes out at once
     assert not planner.due(Setpoint(15.5), now=40.9)
     assert planner.due(Setpoint(15.5), now=41)  # renewal 20 s before the lease ends
+    planner.sent(Setpoint(15.5), now=41)
+    assert planner.due(Setpoint(20), now=42)  # a renewal does not hold back an increase
     planner.forget()
     assert planner.due(Setpoint(15.5), now=42)
 

@@ -19,7 +19,8 @@ out. Beyond what the charger says (`station_care`):
 - **Stale values.** A charging connector whose values are older than two sample
   intervals is asked for new ones (TriggerMessage MeterValues), at most once an interval.
 - **Verify, then trust.** Shortly after the first lease of each connection, and every
-  `LeaseSettings.verify_every_s`, the composite schedule is read back (`ProfileLease.verify`). A
+  `LeaseSettings.verify_every_s`, the composite schedule is read back (`ProfileLease.verify`,
+  from `upkeep`, which the station's own task runs every second). A
   charger that schedules more than it was sent, refuses every profile purpose, can
   hold no lease, or draws more than its limit for `overdraw_for_s` once the EV had
   `settle_s` to follow (`LeaseSettings`) (go-e accepts profiles and ignores them,
@@ -129,6 +130,7 @@ class OcppCharger:
         self.connector_id = connector_id
         self.settings = settings or LeaseSettings()
         self.care = care or StationCare(station)
+        self.care.upkeep.append(self.upkeep)
         self.voltage_v = voltage_v
         """Nominal phase voltage, where the charger reports none."""
         self.dc = dc
@@ -183,9 +185,8 @@ class OcppCharger:
 
     @property
     def heartbeat_period_s(self) -> float | None:
-        """Half the renewal margin (the lease is renewed before it runs out), at most a
-        sample interval (stale values are asked for within one)."""
-        return min(self.settings.renew_before_s / 2, self.care.sample_interval_s)
+        """Half the renewal margin, so the lease is renewed before it runs out."""
+        return self.settings.renew_before_s / 2
 
     @property
     def limit_check(self) -> LimitCheck:
@@ -434,7 +435,8 @@ class OcppCharger:
         return await ChargerOperations(session).remote_stop(transaction.transaction_id)
 
     async def configure_failsafe(self, timeout_s: float, failsafe_current_a: float) -> None:
-        """Lease `timeout_s` and failsafe current; the base profile is installed at once.
+        """Lease `timeout_s` and failsafe current; the base profile is installed at once
+        (a lease of this connection with these settings is kept as it is).
 
         Raises `FailsafeNotAppliedError` while nothing is known of the charger yet (its
         first boot is still being attended to): then it is not commanded in a unit or
@@ -443,14 +445,16 @@ class OcppCharger:
             raise FailsafeNotAppliedError(
                 f"{self.station.identity}: capabilities not read yet (waiting for its boot)"
             )
-        self.settings = replace(
+        settings = replace(
             self.settings,
             lease_s=timeout_s,
             renew_before_s=timeout_s / 3,
             failsafe_current_a=failsafe_current_a,
         )
-        self._lease = None
-        try:
+        lease = self._lease
+        if lease is None or lease.session is not self.station.session or settings != self.settings:
+            self.settings, self._lease = settings, None
+        try:  # (a base profile installed already is not sent again)
             await self._current_lease().install_base()
         except OcppCallError:
             if self._lease_connector == 0 or self.care.station_wide:
@@ -460,13 +464,19 @@ class OcppCharger:
             await self._current_lease().install_base()
 
     async def heartbeat(self) -> None:
-        """Verify when due, renew the lease when due, ask for stale values."""
-        lease = self._current_lease()
+        """Renew the lease when it is due (the control loop's watchdog feed)."""
+        await self._current_lease().renew()
+
+    async def upkeep(self) -> None:
+        """Verify the lease when due and ask for stale values; run by the station's own
+        task (`StationCare.attend`) while it is connected, so a slow check never holds
+        up the control loop nor is cut short by it."""
+        lease = self._lease
+        if lease is None or lease.session is not self.station.session:
+            return  # no limit sent on this connection yet
         now = trio.current_time()
         if self._verify_at is not None and now >= self._verify_at:
             await self._verify(lease, now)
-        if lease.planner.last is not None:
-            await lease.apply(lease.planner.last)
         await self._ask_if_stale(now)
 
     async def _verify(self, lease: ProfileLease, now: float) -> None:

@@ -148,6 +148,8 @@ class LeasePlanner:
         self._renew_after_s = settings.lease_s - settings.renew_before_s * (1 + spread / 2)
         self._last: Setpoint | None = None
         self._sent_at = -math.inf
+        self._changed_at = -math.inf
+        """When a setpoint other than the last went out (a renewal does not count)."""
 
     def due(self, setpoint: Setpoint, now: float) -> bool:
         """Whether `setpoint` must go out now."""
@@ -161,7 +163,7 @@ class LeasePlanner:
             # Never held back: the allocator counts on it, and a site over its limit is
             # brought back by decreases of a step or two.
             return True
-        return change >= s.deadband_a and now - self._sent_at >= s.min_increase_interval_s
+        return change >= s.deadband_a and now - self._changed_at >= s.min_increase_interval_s
 
     @property
     def last(self) -> Setpoint | None:
@@ -170,13 +172,16 @@ class LeasePlanner:
 
     def sent(self, setpoint: Setpoint, now: float) -> None:
         """Record that `setpoint` was accepted by the charger at `now`."""
+        last = self._last
+        if last is None or (last.current_a, last.phases) != (setpoint.current_a, setpoint.phases):
+            self._changed_at = now
         self._last = setpoint
         self._sent_at = now
 
     def forget(self) -> None:
         """Start over (new connection: the charger may have lost its profiles)."""
         self._last = None
-        self._sent_at = -math.inf
+        self._sent_at = self._changed_at = -math.inf
 
 
 def schedule_limit(setpoint: Setpoint, unit: RateUnit, current_a: float | None = None) -> float:
@@ -358,19 +363,31 @@ class ProfileLease:
         """Send `setpoint` if the planner says so; True when a profile went out."""
         async with self._calls:
             await self._follow_capabilities()
-            now = trio.current_time()
-            if self._base_installed and not self.planner.due(setpoint, now):
-                return False
-            wall = on_charger_clock(datetime.now(UTC), self.capabilities.clock_offset_s)
-            while True:
-                try:
-                    await self._send_lease(setpoint, wall)
-                except _RejectedError as rejected:
-                    self._next_purpose(rejected)
-                    continue
-                self.planner.sent(setpoint, now)
-                self._lease_end = wall + timedelta(seconds=self.settings.lease_s)
-                return True
+            return await self._apply(setpoint)
+
+    async def renew(self) -> bool:
+        """Send the last accepted setpoint again if its renewal is due; True when a profile
+        went out. It is read once the call before has its answer: a renewal that waited
+        behind a new limit renews that one (the one before would take it back)."""
+        async with self._calls:
+            last = self.planner.last  # (a change of the lease's shape forgets it)
+            await self._follow_capabilities()
+            return last is not None and await self._apply(last)
+
+    async def _apply(self, setpoint: Setpoint) -> bool:
+        now = trio.current_time()
+        if self._base_installed and not self.planner.due(setpoint, now):
+            return False
+        wall = on_charger_clock(datetime.now(UTC), self.capabilities.clock_offset_s)
+        while True:
+            try:
+                await self._send_lease(setpoint, wall)
+            except _RejectedError as rejected:
+                self._next_purpose(rejected)
+                continue
+            self.planner.sent(setpoint, now)
+            self._lease_end = wall + timedelta(seconds=self.settings.lease_s)
+            return True
 
     async def install_base(self, phases: Literal[1, 3] = 3) -> None:
         """Install the permanent failsafe profile now (it also goes out with the first limit)."""
