@@ -191,7 +191,7 @@ async def test_a_charger_keeping_profiles_past_valid_to_gets_a_schedule_lease(
             await d.charger.upkeep()  # ...and it is checked again
             assert d.charger.lease.mode is LeaseMode.SCHEDULE
             cleared = await trio.to_thread.run_sync(d.cp.wait_received, "ClearChargingProfile", 1)
-            assert cleared[0]["id"] == SETTINGS.limit_profile_id
+            assert cleared[0]["id"] == d.charger.lease.limit_profile_id
             verification = d.charger.verification
             assert verification is not None
             assert (verification.following, verification.lapses) == (True, True)

@@ -104,6 +104,12 @@ class Setpoint:
         return amperes * self.voltage_v * min(self.phases, self.active_phases or self.phases)
 
 
+PROFILE_IDS_PER_CONNECTOR = 100
+"""A charger replaces a stored profile that has the id of a new one, whatever its connector
+(1.6 SetChargingProfile; 2.0.1 K01.FR.05): each connector's profiles need their own ids,
+else the limit sent to one connector removes the other's and it runs at its maximum."""
+
+
 @dataclass(frozen=True)
 class LeaseSettings:
     """Lease, failsafe and flood protection."""
@@ -116,6 +122,7 @@ class LeaseSettings:
     base_stack_level: int = 0
     base_profile_id: int = 9001
     limit_profile_id: int = 9002
+    """Connector 0's profile ids; connector n's are these plus `PROFILE_IDS_PER_CONNECTOR` * n."""
     verify_after_s: float = 3.0
     """The composite schedule is read back this long after a connection's first lease..."""
     verify_every_s: float = 300.0
@@ -348,6 +355,10 @@ class ProfileLease:
         """When the current lease ends, on the charger's clock."""
         self._calls = trio.Lock()
         """One profile exchange at a time: a verification never reads a half-sent lease."""
+        offset = PROFILE_IDS_PER_CONNECTOR * connector_id
+        self.base_profile_id = self.settings.base_profile_id + offset
+        self.limit_profile_id = self.settings.limit_profile_id + offset
+        """This connector's profile ids (its own: see `PROFILE_IDS_PER_CONNECTOR`)."""
 
     @property
     def purpose(self) -> str:
@@ -409,7 +420,7 @@ class ProfileLease:
             return
         LOG.info("%s: lease %s -> %s", self.session.identity, self._mode, mode)
         if self._mode is LeaseMode.LEVELS and self._base_installed:
-            await self._clear(self.settings.limit_profile_id)
+            await self._clear(self.limit_profile_id)
         self._mode = mode
         self._base_installed = False
         self.planner.forget()
@@ -427,19 +438,19 @@ class ProfileLease:
         if self._mode is LeaseMode.LEVELS:
             await self._ensure_base(setpoint.phases, wall)
             valid_to = wall + timedelta(seconds=s.lease_s)
-            await self._send(s.limit_profile_id, 1, setpoint, wall, valid_to)
+            await self._send(self.limit_profile_id, 1, setpoint, wall, valid_to)
         elif self._mode is LeaseMode.SCHEDULE:
             fallback = (s.lease_s, s.failsafe_current_a)
-            await self._send(s.base_profile_id, 0, setpoint, wall, None, fallback)
+            await self._send(self.base_profile_id, 0, setpoint, wall, None, fallback)
             self._base_installed = True
         else:  # no lease possible: the limit itself, kept until replaced
-            await self._send(s.base_profile_id, 0, setpoint, wall, None)
+            await self._send(self.base_profile_id, 0, setpoint, wall, None)
             self._base_installed = True
 
     async def _ensure_base(self, phases: Literal[1, 3], wall: datetime) -> None:
         if not self._base_installed:
             failsafe = Setpoint(self.settings.failsafe_current_a, phases)
-            await self._send(self.settings.base_profile_id, 0, failsafe, wall, None)
+            await self._send(self.base_profile_id, 0, failsafe, wall, None)
             self._base_installed = True
 
     def _next_purpose(self, rejected: _RejectedError) -> None:
