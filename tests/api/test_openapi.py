@@ -25,6 +25,7 @@ from hubgate.api.app import build_app
 from hubgate.config.model import Api
 from hubgate.control.decisions import ConnectorDecision, DecisionLog, DecisionRecord
 from hubgate.control.limits import LimitBook
+from hubgate.control.prices import PriceSeries
 from hubgate.control.schedules import ScheduleBook
 from hubgate.state import StateHub
 from tests.support.api import AUTH, TOKEN, RecordingCommands, small_site, snapshot
@@ -40,6 +41,7 @@ def _context() -> ApiContext:
         decisions=DecisionLog(size=10),
         commands=RecordingCommands(),
         schedules=ScheduleBook(),
+        prices=PriceSeries(),
     )
 
 

@@ -201,6 +201,7 @@ def charge_for_an_hour(extra: str, api_cut: bool) -> tuple[float, float, LimitBo
     return site.planner.deadlines.status(index, site.now).energy_kwh, most_w, limits
 
 
+@pytest.mark.timeout(300)  # two hours of cycles, without Trio
 def test_a_schedule_ahead_makes_the_deadline_session_charge_before_the_cut() -> None:
     blind_kwh, _, _ = charge_for_an_hour("", api_cut=True)
     assert blind_kwh < NEED_KWH - 1  # fair share until late, then only 5 kW for everyone

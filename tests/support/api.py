@@ -17,6 +17,7 @@ from hubgate.config.model import Api, SiteConfig
 from hubgate.control.commands import CommandRejectedError
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook
+from hubgate.control.prices import PriceSeries
 from hubgate.control.schedules import ScheduleBook
 from hubgate.state import (
     DeviceHealth,
@@ -176,6 +177,7 @@ async def start_api(
     site: SiteConfig,
     wall_clock: float = 1_700_000_010.0,
     schedules: ScheduleBook | None = None,
+    prices: PriceSeries | None = None,
 ) -> RunningApi:
     """Serve an API for `site` on a free port and return a client for it."""
     commands = RecordingCommands()
@@ -187,6 +189,7 @@ async def start_api(
         commands=commands,
         wall_clock=lambda: wall_clock,
         schedules=schedules,
+        prices=prices,
     )
     with trio.fail_after(10):
         port = await nursery.start(serve_api, ctx)

@@ -18,6 +18,7 @@ from hubgate.api import (
     routes_commands,
     routes_csms,
     routes_limits,
+    routes_prices,
     routes_schedules,
     routes_state,
 )
@@ -87,6 +88,7 @@ def build_app(ctx: ApiContext) -> FastAPI:
         routes_csms.router,
         routes_authorization.router,
         routes_schedules.router,
+        routes_prices.router,
         live.router,
     )
     for router in routers:
@@ -95,6 +97,7 @@ def build_app(ctx: ApiContext) -> FastAPI:
     app.include_router(routes_csms.writes, prefix=API_PREFIX)
     app.include_router(routes_authorization.writes, prefix=API_PREFIX)
     app.include_router(routes_schedules.writes, prefix=API_PREFIX)
+    app.include_router(routes_prices.writes, prefix=API_PREFIX)
     app.include_router(routes_commands.router, prefix=API_PREFIX)
     app.include_router(_metrics_router(), dependencies=reads, responses=read_errors)
 

@@ -17,6 +17,7 @@ from hubgate.config.tokens import TokenBook
 from hubgate.control.commands import Commands
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import Limit, LimitBook, connector_target, site_caps
+from hubgate.control.prices import PriceSeries
 from hubgate.control.schedules import ScheduleBook
 from hubgate.records.events import EventLog
 from hubgate.state import ChargerInfo, ChargingSession, StateHub
@@ -48,6 +49,8 @@ class ApiContext:
     auth_failures: FailedAttempts = field(default_factory=FailedAttempts)
     schedules: ScheduleBook | None = None
     """The control loop's time-based limits (`planner.schedules`)."""
+    prices: PriceSeries | None = None
+    """The control loop's energy prices (`planner.prices`)."""
     """Wrong tokens per client address (10 a minute, then 429)."""
 
     @cached_property

@@ -417,3 +417,24 @@ class SchedulesView(Body):
 
     schedules: tuple[ScheduleView, ...]
     ahead: tuple[SegmentView, ...]
+
+
+MAX_PRICES = 7 * 96
+
+Price = Annotated[float, Field(ge=-100, le=100, strict=True, allow_inf_nan=False)]
+
+
+class PricesWrite(Body):
+    """Energy prices per kWh (any currency) for consecutive intervals from `start`."""
+
+    start: AwareDatetime = Field(description="Start of the first interval, with a UTC offset")
+    interval_min: Literal[15, 30, 60] = 60
+    prices: tuple[Price, ...] = Field(min_length=1, max_length=MAX_PRICES)
+
+
+class PriceView(Body):
+    """One interval's price."""
+
+    start: float = Field(description="Epoch s")
+    end: float = Field(description="Epoch s")
+    price: float

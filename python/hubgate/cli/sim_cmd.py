@@ -307,6 +307,9 @@ def comparison(summaries: Mapping[str, Summary]) -> str:
 def _finish(args: argparse.Namespace, sim: Simulation) -> int:
     summary = sim.recorder.summary()
     print(summary.to_text())
+    fleet = sim.fleet_summary()
+    if fleet is not None:
+        print(fleet.to_text())
     if args.json is not None:
         args.json.write_text(summary.to_json() + "\n", encoding="utf-8")
     return EXIT_FAILURE if args.check and summary.violations else EXIT_OK

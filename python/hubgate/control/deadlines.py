@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from hubgate._core import DeadlinePlanner
 from hubgate.config.model import SiteConfig
+from hubgate.control.prices import PriceSeries, cheap_now
 from hubgate.control.site_model import ConnectorInfo
 
 SLOT_S = 900.0
@@ -72,6 +73,8 @@ class _Session:
     meter_start_wh: float | None = None
     """The session-energy register at the session's start, when the charger reports one."""
     id_token: str | None = None
+    ev_a: float = math.inf
+    """The most the EV was seen to take per phase this session (the loop's estimate)."""
 
     def remaining_wh(self) -> float:
         if self.need is None:
@@ -106,6 +109,9 @@ class DeadlineInputs:
 
     floor_a: array[float] | None
     laxity_s: array[float] | None
+    ceiling_a: array[float] | None = None
+    """With prices: what a session with slack may take in a slot that is not among its
+    cheapest (its floor); infinity for the others. None without prices."""
 
 
 class SessionDeadlines:
@@ -166,10 +172,18 @@ class SessionDeadlines:
     # -- a cycle ---------------------------------------------------------------------------
 
     def observe(
-        self, index: int, plugged: bool, power_w: float, session_wh: float | None, now: float
+        self,
+        index: int,
+        plugged: bool,
+        power_w: float,
+        session_wh: float | None,
+        now: float,
+        ev_a: float = math.inf,
     ) -> None:
-        """Track the session at `index`: plugged in or not, its power and (when the charger
-        reports it) its session-energy register. Unplugging ends the session and its need."""
+        """Track the session at `index`: plugged in or not, its power, (when the charger
+        reports it) its session-energy register and (when known) the most its EV takes per
+        phase, which the plan holds it to from then on. Unplugging ends the session and its
+        need."""
         session = self._sessions[index]
         if not plugged:
             if session.active:
@@ -192,13 +206,20 @@ class SessionDeadlines:
             session.meter_start_wh = session_wh - session.delivered_wh
         session.last_at = now
         session.power_w = power_w
+        if math.isfinite(ev_a):
+            session.ev_a = ev_a
 
     def plan(
-        self, now: float, shared_w: float | CapsAhead, phases: Sequence[int]
+        self,
+        now: float,
+        shared_w: float | CapsAhead,
+        phases: Sequence[int],
+        prices: PriceSeries | None = None,
     ) -> DeadlineInputs:
         """This cycle's floors. `shared_w`: the power the sessions may share, the same over
         the horizon, or per slot from `CapsAhead` (called only when a session is planned);
-        `phases`: the phase count each connector draws on."""
+        `phases`: the phase count each connector draws on; `prices`: with some, sessions
+        hold back to their floor outside their cheapest slots (`control.prices`)."""
         n = len(self.connectors)
         need = array("d", bytes(8 * n))
         departure = array("d", [math.inf]) * n
@@ -210,7 +231,7 @@ class SessionDeadlines:
                 continue
             need[i] = session.remaining_wh()
             departure[i] = max(session.need.departure - wall, 0.0)
-            max_w[i] = info.max_current_a * phases[i] * self.voltage_v
+            max_w[i] = min(info.max_current_a, session.ev_a) * phases[i] * self.voltage_v
             planned = True
         if not planned:
             self._now_w = array("d", bytes(8 * n))
@@ -218,9 +239,9 @@ class SessionDeadlines:
             self._shortfall = array("d", bytes(8 * n))
             return DeadlineInputs(None, None)
         slot_s = array("d", [SLOT_S - wall % SLOT_S]) + array("d", [SLOT_S]) * (HORIZON_SLOTS - 1)
+        starts = [wall] + [wall - wall % SLOT_S + k * SLOT_S for k in range(1, HORIZON_SLOTS)]
+        ends = [*starts[1:], starts[-1] + SLOT_S]
         if callable(shared_w):
-            starts = [wall] + [wall - wall % SLOT_S + k * SLOT_S for k in range(1, HORIZON_SLOTS)]
-            ends = [*starts[1:], starts[-1] + SLOT_S]
             cap_w = array("d", (max(w, 0.0) for w in shared_w(starts, ends)))
         else:
             cap_w = array("d", [max(shared_w, 0.0)]) * HORIZON_SLOTS
@@ -230,7 +251,24 @@ class SessionDeadlines:
         for i in range(n):
             if self._now_w[i] > 0:
                 floor[i] = self._now_w[i] / (phases[i] * self.voltage_v)
-        return DeadlineInputs(floor, self._laxity)
+        ceiling = None
+        if prices:
+            slot_prices = prices.slot_prices(starts, ends)
+            ceiling = array("d", [math.inf]) * n
+            # Crowded, a session gets less than its maximum: it needs more slots.
+            sessions = sum(1 for i in range(n) if need[i] > 0)
+            share_w = sum(c * s for c, s in zip(cap_w, slot_s, strict=True)) / sum(slot_s)
+            share_w /= max(sessions, 1)
+            for i in range(n):
+                if need[i] > 0 and not cheap_now(
+                    slot_prices,
+                    slot_s,
+                    departure[i],
+                    need[i] - self._shortfall[i],
+                    min(max_w[i], share_w),
+                ):
+                    ceiling[i] = floor[i]
+        return DeadlineInputs(floor, self._laxity, ceiling)
 
     def status(self, index: int, now: float) -> DeadlineStatus:
         """The connector's session: energy so far, need, departure, projected finish."""

@@ -82,25 +82,33 @@ class DemandCharge:
         return wall - wall % self.interval_s
 
     def sample(self, wall: float, import_w: float | None) -> None:
-        """Count the import since the last sample (held at the last known value while
-        unknown) and close the interval when the clock passed its end."""
+        """Count the import since the last sample (the mean of the two samples; held at the
+        last known value while unknown) and close the interval when the clock passed its end
+        (what came after its end counts in the next)."""
         state = self.state
         if state is None or wall - state.last_at > self.interval_s:
             state = self._resumed(wall)
+        before = self.import_w
         if import_w is not None:
             self.import_w = max(import_w, 0.0)
-        if wall > state.last_at:
-            state.interval_wh += self.import_w * (wall - state.last_at) / HOUR_S
-            state.last_at = wall
+        watts = (before + self.import_w) / 2  # between the two samples
         start = self._start(wall)
-        if start > state.interval_start:
+        carried = 0.0  # the part after the interval's end belongs to the next one
+        if wall > state.last_at:
+            split = max(start, state.last_at)
+            state.interval_wh += watts * (split - state.last_at) / HOUR_S
+            carried = watts * (wall - split) / HOUR_S
+            state.last_at = wall
+        if start <= state.interval_start:
+            state.interval_wh += carried
+        else:
             average_kw = state.interval_wh / (self.interval_s / HOUR_S) / 1000
             month = self._month(state.interval_start)
             if month != state.month:
                 state.month, state.peak_kw = month, 0.0
             state.peak_kw = max(state.peak_kw, average_kw)
             self.closed.append((state.interval_start, average_kw))
-            state.interval_start, state.interval_wh = start, 0.0
+            state.interval_start, state.interval_wh = start, carried
         if self._month(wall) != state.month:
             state.month, state.peak_kw = self._month(wall), 0.0
         self.state = state
@@ -129,8 +137,10 @@ class DemandCharge:
             return math.inf
         return self.state.peak_kw * 1000
 
-    def cap_w(self, wall: float) -> float:
-        """The import the rest of the current interval may average, W (infinity: none)."""
+    def cap_w(self, wall: float, lag_s: float = 0.0) -> float:
+        """The import the rest of the current interval may average, W (infinity: none).
+        `lag_s`: how long the present import goes on before a new cap takes hold (commands
+        and the EVs' reaction); it is counted as spent first."""
         target = self.target_w()
         if self.state is None or math.isinf(target):
             return math.inf
@@ -138,7 +148,10 @@ class DemandCharge:
         if remaining <= 0:
             return math.inf
         budget_wh = target * self.interval_s / HOUR_S - self.state.interval_wh
-        return max(budget_wh * HOUR_S / remaining, 0.0)
+        if remaining <= lag_s:  # what is asked now lands in the next interval: hold to both
+            return max(min(budget_wh * HOUR_S / remaining, target), 0.0)
+        budget_wh -= self.import_w * lag_s / HOUR_S
+        return max(budget_wh * HOUR_S / (remaining - lag_s), 0.0)
 
     def view(self, wall: float) -> DemandView | None:
         """The figures now, None before the first sample."""

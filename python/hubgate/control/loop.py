@@ -100,12 +100,14 @@ class ControlLoop:
         events: EventLog | None = None,
         authority: Authority = SOLE,
         wall_clock: Callable[[], float] = time.time,
+        keep_demand: bool = True,
     ) -> None:
         """`cycle_time`: called with each cycle's duration (s), e.g. a metrics histogram;
         `events`: the operator's event log (default: one in memory); `authority`: who may
         command (with `[cluster]`, the leader lease); `wall_clock`: epoch seconds, for
         departures and clock-aligned slots (its offset to `clock` is taken at the first
-        cycle)."""
+        cycle); `keep_demand`: keep the demand state in `[demand].state_path` (the
+        simulator does not)."""
         self.site = site
         self.authority = authority
         self.epoch: int | None = None
@@ -126,7 +128,9 @@ class ControlLoop:
         limits.listeners.append(self._limit_changed)
         chargers = devices.chargers
         self._demand_store = (
-            DemandStore(Path(site.demand.state_path)) if site.demand is not None else None
+            DemandStore(Path(site.demand.state_path))
+            if site.demand is not None and keep_demand
+            else None
         )
         self._demand_saved_at = -math.inf
         self.planner = CyclePlanner(

@@ -67,6 +67,7 @@ from hubgate.control.grid_operator import GridOperatorInput, connection_kw
 from hubgate.control.limit_in_force import NodeLimit, node_bounds, node_limit
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
 from hubgate.control.paragraph_14a import Paragraph14a
+from hubgate.control.prices import PriceSeries
 from hubgate.control.schedules import ScheduleBook
 from hubgate.control.site_energy import SiteEnergy
 from hubgate.control.site_model import SiteModel, with_finite_limits
@@ -92,6 +93,10 @@ EV_HEADROOM_A = 2.0
 EV_SETTLE_S = 10.0
 """How long an EV must draw well under its setpoint before that says what it wants (a raise
 takes a while to show in its draw)."""
+
+DEMAND_LAG_CYCLES = 2
+"""A lower demand cap takes hold about this many cycles later (the command, the EV's
+reaction): the import until then is counted as spent (`DemandCharge.cap_w`)."""
 
 FOLLOWED_TOLERANCE_A = 0.25
 """An EV drawing at most this much above a lowered setpoint has followed it."""
@@ -280,6 +285,8 @@ class CyclePlanner:
             timezone=site.site.timezone,
         )
         self.schedules = ScheduleBook.of_site(site)
+        self.prices = PriceSeries()
+        """Energy prices (`PUT /api/v1/prices`): sessions with slack wait for cheap slots."""
         """Time-based limits (`[[schedules]]` and the API's), leases in `limits`."""
         self._needs_seen: dict[str, ChargingNeeds] = {}
         self.demand = (
@@ -589,6 +596,13 @@ class CyclePlanner:
         )
         notes.extend(energy.notes)
         deadlines = self._deadlines(now, base)
+        if deadlines.ceiling_a is not None:
+            held = 0
+            for i, ceiling in enumerate(deadlines.ceiling_a):
+                if ceiling < ev_max[i]:
+                    ev_max[i], held = ceiling, held + 1
+            if held:
+                notes.append(f"prices: {held} sessions with slack wait for cheaper slots")
         return (
             CycleInputs(
                 now,
@@ -680,7 +694,7 @@ class CyclePlanner:
             drawn = sum(sum(runtime.draw) for runtime in self.connectors)
             metered = (sum(base[0:3]) + drawn) * self.model.voltage_v
         self.demand.sample(wall, metered)
-        cap = self.demand.cap_w(wall)
+        cap = self.demand.cap_w(wall, lag_s=DEMAND_LAG_CYCLES * self.site.control.cycle_s)
         if math.isfinite(cap):
             target = self.demand.target_w() / 1000
             notes.append(
@@ -703,9 +717,11 @@ class CyclePlanner:
             )
             session_wh = reading.get(Quantity.SESSION_ENERGY) if reading is not None else None
             power_w = sum(runtime.draw) * model.voltage_v
-            self.deadlines.observe(i, plugged, power_w, session_wh, now)
+            ev_a = runtime.ev_limit_a - EV_HEADROOM_A  # what it drew when it took less
+            self.deadlines.observe(i, plugged, power_w, session_wh, now, ev_a)
         phases = [1 if info.one_phase else 3 for info in model.connectors]
-        return self.deadlines.plan(now, partial(self._caps_ahead, now, base), phases)
+        caps = partial(self._caps_ahead, now, base)
+        return self.deadlines.plan(now, caps, phases, self.prices)
 
     def _caps_ahead(
         self, now: float, base: array[float], starts: Sequence[float], ends: Sequence[float]

@@ -325,6 +325,7 @@ async def open_gateway(
                         csms=proxy,
                         tokens=tokens,
                         schedules=loop.planner.schedules,
+                        prices=loop.planner.prices,
                     ),
                 ),
             }

@@ -10,6 +10,8 @@ a gateway over Modbus and OCPP, writes them between steps.
 from __future__ import annotations
 
 import random
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
 
 from hubgate.config.model import GRID_NODE_ID, PhaseMode
 from hubgate.sim.arrivals import ArrivalProcess
@@ -17,6 +19,7 @@ from hubgate.sim.battery import BatteryModel
 from hubgate.sim.devices import ChargerState, CsmsState, GridSignal, MeterState
 from hubgate.sim.electrical import PhaseLimit, SiteTree
 from hubgate.sim.ev import Ev
+from hubgate.sim.fleet import FleetSummary, VehicleOutcome, fleet_summary, timetable
 from hubgate.sim.pv import Cloud, PvModel
 from hubgate.sim.recorder import SafetyRecorder
 from hubgate.sim.scenario import Event, EventKind
@@ -72,6 +75,26 @@ class Simulation:
         self.base_load = BaseLoadProfile(tree, loaded, random.Random(f"{seed}:base-load"))
         self._timeline = Timeline(scenario.events)
         self.evs: list[Ev | None] = [None] * len(tree.connectors)
+        fleet = scenario.fleet
+        self.vehicles = (
+            []
+            if fleet is None
+            else timetable(
+                fleet,
+                scenario.ev_mix,
+                scenario.scenario.start_hour,
+                random.Random(f"{seed}:fleet"),
+            )
+        )
+        """The fleet's timetable (`[fleet]`), by arrival."""
+        self.vehicles_by_number = {v.number: v for v in self.vehicles}
+        self._next_vehicle = 0
+        self._freed_now: set[int] = set()
+        """Connectors a vehicle left in this step: no fleet vehicle takes them in it."""
+        self.outcomes: list[VehicleOutcome] = []
+        """Each fleet vehicle that left (or found no free connector), in order."""
+        self.plugged: list[tuple[int, Ev]] = []
+        """Fleet vehicles plugged in since the controller last took them: (slot, EV)."""
         """The EV at each connector slot, if any."""
         self._ev_flat: list[tuple[int, ...]] = [()] * len(tree.connectors)
         self.chargers: dict[str, ChargerState] = {}
@@ -120,6 +143,14 @@ class Simulation:
             self._arrive(0.0)
 
     @property
+    def epoch_s(self) -> float:
+        """The wall-clock time (epoch s) at t = 0: the scenario's date and start hour in the
+        site's timezone."""
+        header = self.scenario.scenario
+        midnight = datetime.combine(header.start_date, time(0), ZoneInfo(self.site.site.timezone))
+        return midnight.timestamp() + header.start_hour * 3600.0
+
+    @property
     def now(self) -> float:
         """Simulated seconds since the start."""
         return self.steps * self.step_s
@@ -162,15 +193,34 @@ class Simulation:
             return
         self.plug_in(self._arrivals.pick(free), now)
 
-    def plug_in(self, slot: int, now: float) -> None:
-        """An EV drawn from the mix arrives at connector `slot` (free) at `now`."""
+    def plug_in(self, slot: int, now: float, ev: Ev | None = None) -> None:
+        """An EV (by default one drawn from the mix) arrives at connector `slot` (free)."""
         if self.evs[slot] is not None:
             raise ValueError(f"connector slot {slot} is taken")
-        ev = self._arrivals.new_ev(now)
+        ev = ev or self._arrivals.new_ev(now)
         self.evs[slot] = ev
         node = self.tree.connectors[slot].node
         phases = self.tree.connectors[slot].phases_for(ev.phases)
         self._ev_flat[slot] = tuple(3 * node + p for p in phases)
+
+    def _fleet_arrivals(self, now: float) -> None:
+        vehicles = self.vehicles
+        while self._next_vehicle < len(vehicles) and vehicles[self._next_vehicle].arrives_at <= now:
+            vehicle = vehicles[self._next_vehicle]
+            self._next_vehicle += 1
+            free = [
+                slot
+                for slot, ev in enumerate(self.evs)
+                if ev is None and slot not in self._freed_now
+            ]
+            if not free:
+                self.turned_away += 1
+                self.outcomes.append(VehicleOutcome.of(vehicle, 0.0))
+                continue
+            slot = self._arrivals.pick(free)
+            ev = vehicle.ev()
+            self.plug_in(slot, now, ev)
+            self.plugged.append((slot, ev))
 
     def switch_phases(self, slot: int, phases: int) -> None:
         """The charger of a switchable connector switched its EV to `phases` (1 or 3)."""
@@ -217,12 +267,19 @@ class Simulation:
         for change in self._timeline.due(now):
             self._apply(change.event, change.starting)
         evs = self.evs
+        self._freed_now.clear()
         for slot, ev in enumerate(evs):
             if ev is not None and ev.departs_at <= now:
+                self._freed_now.add(slot)
                 self.recorder.departed(finished=ev.soc >= ev.target_soc - FINISHED_SOC)
+                if ev.vehicle is not None:
+                    self.outcomes.append(
+                        VehicleOutcome.of(self.vehicles_by_number[ev.vehicle], ev.energy_kwh)
+                    )
                 evs[slot] = None
         for _ in range(self._arrivals.due(now)):
             self._arrive(now)
+        self._fleet_arrivals(now)
 
         own = list(self.base_load.step(dt))
         voltage = tree.voltage_v
@@ -262,6 +319,19 @@ class Simulation:
             self.export_limit_w(),
         )
         self.steps += 1
+
+    def fleet_summary(self) -> FleetSummary | None:
+        """The fleet's figures so far (None without a `[fleet]`)."""
+        if self.scenario.fleet is None:
+            return None
+        prices = self.scenario.prices
+        return fleet_summary(
+            self.outcomes,
+            self.recorder.grid_power_w,
+            self.step_s,
+            self.scenario.scenario.start_hour,
+            None if prices is None else prices.hourly,
+        )
 
     def node_current(self, node_id: str = GRID_NODE_ID) -> tuple[float, float, float]:
         """True current per grid phase of a node during the last step."""

@@ -29,6 +29,10 @@ class Ev:
     taper_from_soc: float
     departs_at: float
     kind: str = ""
+    need_kwh: float | None = None
+    """A fleet vehicle's energy need (its timetable's), None for a random arrival."""
+    vehicle: int | None = None
+    """Its number in the fleet's timetable."""
     followed_a: float = 0.0
     """The limit the EV currently follows (taken over after the reaction delay)."""
     draw_a: float = 0.0

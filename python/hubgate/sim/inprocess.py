@@ -21,13 +21,21 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import trio
 
 from hubgate.config.model import GridOperatorSource
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.grid_operator import connection_kw
-from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource, grid_operator_limit_kw
+from hubgate.control.limits import (
+    SITE,
+    Limit,
+    LimitBook,
+    LimitSource,
+    connector_target,
+    grid_operator_limit_kw,
+)
 from hubgate.control.loop import ControlLoop, SiteDevices
 from hubgate.devices.errors import DeviceError
 from hubgate.devices.model import (
@@ -219,10 +227,38 @@ def site_devices(sim: Simulation) -> SiteDevices:
 
 
 def control_loop(sim: Simulation) -> ControlLoop:
-    """hubgate's control loop for the simulated site, as `hubgate run` builds it."""
-    return ControlLoop(
-        sim.site, site_devices(sim), limits=LimitBook(), decisions=DecisionLog(), hub=StateHub()
+    """hubgate's control loop for the simulated site, as `hubgate run` builds it, its wall
+    clock the scenario's (`Simulation.epoch_s` at t = 0), its demand state not kept."""
+    epoch = sim.epoch_s
+    loop = ControlLoop(
+        sim.site,
+        site_devices(sim),
+        limits=LimitBook(),
+        decisions=DecisionLog(),
+        hub=StateHub(),
+        wall_clock=lambda: epoch + trio.current_time(),
+        keep_demand=False,
     )
+    prices = sim.scenario.prices
+    if prices is not None and prices.told:  # a week of them, as through PUT /api/v1/prices
+        midnight = epoch - sim.scenario.scenario.start_hour * 3600
+        loop.planner.prices.put(midnight, 3600.0, prices.hourly * 7)
+    return loop
+
+
+async def tell_needs(sim: Simulation, loop: ControlLoop) -> None:
+    """Hand the controller the need and departure of each fleet vehicle that plugged in, as
+    the depot's system would through the API (`Commands.set_session`)."""
+    plugged, sim.plugged = sim.plugged, []
+    fleet = sim.scenario.fleet
+    if fleet is None or not fleet.told:
+        return
+    for slot, ev in plugged:
+        wiring = sim.tree.connectors[slot]
+        assert ev.need_kwh is not None
+        departure = datetime.fromtimestamp(sim.epoch_s + ev.departs_at, UTC)
+        key = connector_target(wiring.charger, wiring.connector)
+        await loop.commands.set_session(key, ev.need_kwh, departure)
 
 
 async def run_hubgate(
@@ -253,6 +289,7 @@ async def run_hubgate(
             if wait_s > 0:
                 time.sleep(wait_s)  # pacing only: nothing else runs in this process
             sim.step()
+            await tell_needs(sim, loop)
             written = _write_signal(sim, loop, written)
             if on_step is not None:
                 on_step(sim)

@@ -7,6 +7,7 @@ References into the site (node, meter, charger and PV ids) are checked by
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -39,6 +40,9 @@ class ScenarioHeader(Strict):
     step_s: float = Field(default=1.0, ge=0.1, le=1.0, description="Fixed simulated time step")
     seed: int = Field(default=0, ge=0, description="Seeds arrivals, EV draws and load noise")
     start_hour: float = Field(default=12.0, ge=0, lt=24, description="Time of day at t = 0")
+    start_date: date = Field(
+        default=date(2026, 1, 5), description="The date at t = 0 (in the site's timezone)"
+    )
 
 
 class EvType(Strict):
@@ -67,6 +71,48 @@ class Arrivals(Strict):
     )
     rate_per_hour: float = Field(default=0.0, ge=0, le=100_000)
     mean_stay_h: float = Field(default=2.0, gt=0, le=240)
+
+
+Hour = Annotated[float, Field(ge=0, le=24)]
+HourRange = Annotated[tuple[Hour, Hour], AfterValidator(_ordered)]
+PositiveRange = Annotated[tuple[NonNegative, NonNegative], AfterValidator(_ordered)]
+
+
+class Fleet(Strict):
+    """Vehicles with a timetable (`hubgate.sim.fleet`): each arrives in a window, needs an
+    energy amount and leaves at its departure or after its dwell; drawn from the seed."""
+
+    vehicles: int = Field(ge=1, le=100_000)
+    arrival_hour: HourRange = Field(
+        description="[low, high] hour of day; an hour before start_hour is the next day's"
+    )
+    departure_hour: HourRange | None = Field(
+        default=None, description="[low, high] hour of day it leaves (a depot's shift plan)"
+    )
+    dwell_h: PositiveRange | None = Field(
+        default=None, description="[low, high] hours it stays (a truck stop's short dwell)"
+    )
+    energy_kwh: PositiveRange = Field(description="[low, high] energy it needs")
+    told: bool = Field(
+        default=True,
+        description="hubgate is told each vehicle's need and departure when it plugs in "
+        "(as the depot's system would through the API); false: plain fair share",
+    )
+
+    @model_validator(mode="after")
+    def _one_departure(self) -> Fleet:
+        if (self.departure_hour is None) == (self.dwell_h is None):
+            raise ValueError("give exactly one of 'departure_hour' or 'dwell_h' for a fleet")
+        return self
+
+
+class Prices(Strict):
+    """An energy price per hour of day (any currency per kWh), the same every day."""
+
+    hourly: tuple[float, ...] = Field(min_length=24, max_length=24)
+    told: bool = Field(
+        default=True, description="hubgate is given the prices (as through PUT /api/v1/prices)"
+    )
 
 
 class BaseLoad(Strict):
@@ -178,6 +224,8 @@ class Scenario(Strict):
     battery: BatteryStart = BatteryStart()
     recorder: Recorder = Recorder()
     events: tuple[Event, ...] = ()
+    fleet: Fleet | None = None
+    prices: Prices | None = None
     personalities: dict[Identifier, PersonalityName] = Field(
         default_factory=dict,
         description="OCPP charger id = how it departs from the book, as a real charger a "

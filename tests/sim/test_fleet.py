@@ -1,0 +1,68 @@
+"""Fleet scenarios: a seeded timetable of vehicles with needs and departures, hubgate told
+each need as it plugs in, judged against the LP oracle (`tests/support/fleet_oracle.py`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import trio
+from trio.testing import MockClock
+
+from hubgate.sim import Simulation, load_scenario
+from hubgate.sim.inprocess import run_hubgate
+from tests.support.fleet_oracle import lp_shortfall_kwh
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
+
+
+def test_the_timetable_is_seeded_and_keeps_to_its_windows() -> None:
+    loaded = load_scenario(EXAMPLES / "bus-depot-overnight.toml")
+    first, again = Simulation(loaded).vehicles, Simulation(loaded).vehicles
+    assert first == again
+    assert len(first) == 150
+    start = 17.5 * 3600
+    for v in first:
+        assert 0.25 * 3600 <= v.arrives_at <= 3.5 * 3600  # 17:45-21:00
+        assert (4.5 + 24) * 3600 - start <= v.departs_at <= (6.5 + 24) * 3600 - start
+        assert 10 <= v.need_kwh <= 45
+        ev = v.ev()
+        assert ev.target_soc == pytest.approx(v.soc + v.need_kwh / v.kind.capacity_kwh)
+    truck = Simulation(load_scenario(EXAMPLES / "truck-stop-dwell.toml")).vehicles
+    assert all(0.75 * 3600 <= v.departs_at - v.arrives_at <= 3600 for v in truck)
+
+
+SHORTFALL_OVER_LP = 0.05
+"""How much more than the LP's least shortfall hubgate may leave, as a share of the fleet's
+need. Measured: 2.8 % (8.3 kWh against the LP's 2.1 of 223.6, docs/performance.md); the LP
+knows every arrival ahead and ignores the 6 A minimum and the EVs' reaction, and the plan
+learns a 16 A van's maximum only once it draws less than offered."""
+
+
+def run(path: Path, *, told: bool) -> Simulation:
+    """The scenario under hubgate's loop, told the needs or not, without prices."""
+    loaded = load_scenario(path)
+    scenario = loaded.scenario
+    assert scenario.fleet is not None
+    fleet = scenario.fleet.model_copy(update={"told": told})
+    scenario = scenario.model_copy(update={"fleet": fleet, "prices": None})
+    sim = Simulation(dataclasses.replace(loaded, scenario=scenario))
+    trio.run(run_hubgate, sim, scenario.scenario.duration_s, clock=MockClock(autojump_threshold=0))
+    return sim
+
+
+@pytest.mark.timeout(900)
+def test_told_the_needs_hubgate_comes_near_the_lp_and_beats_the_fair_share() -> None:
+    path = EXAMPLES / "bus-depot-small.toml"
+    oracle = lp_shortfall_kwh(Simulation(load_scenario(path)))
+    told, plain = run(path, told=True), run(path, told=False)
+    planned, fair = told.fleet_summary(), plain.fleet_summary()
+    assert planned is not None
+    assert fair is not None
+    assert planned.vehicles == fair.vehicles == 15
+    assert planned.shortfall_kwh < fair.shortfall_kwh - 5.0
+    assert planned.shortfall_kwh <= oracle + SHORTFALL_OVER_LP * planned.needed_kwh
+    for sim in (told, plain):
+        assert sim.recorder.summary().violations == ()
+    assert planned.peak_15min_kw <= 60.0 * 1.005  # the site's demand target, 60 kW
