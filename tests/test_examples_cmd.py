@@ -15,7 +15,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_the_package_examples_are_the_repository_examples() -> None:
     assert examples_dir() == (ROOT / "examples").resolve()
-    assert sorted(example_files("sites")) == ["charger-zoo", "depot-200", "depot-500", "small-4"]
+    assert sorted(example_files("sites")) == [
+        "bus-depot-20",
+        "bus-depot-200",
+        "charger-zoo",
+        "depot-200",
+        "depot-500",
+        "small-4",
+        "truck-stop-40",
+    ]
     assert "grid-limit-step" in example_files("scenarios")
 
 
@@ -62,5 +70,6 @@ def test_copy_then_use_the_copy(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_list_names_and_describes_them(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["examples", "list"]) == EXIT_OK
     out = capsys.readouterr().out
-    assert "sites:\n  charger-zoo        The charger zoo: 100 chargers" in out
+    assert "sites:\n  bus-depot-20       A small overnight depot for the tests" in out
+    assert "\n  charger-zoo        The charger zoo: 100 chargers" in out
     assert "grid-limit-step    The grid operator's limit steps from 100 % to 30 %" in out
