@@ -322,6 +322,7 @@ async def open_gateway(
                         sessions=loop.sessions.current,
                         csms=proxy,
                         tokens=tokens,
+                        schedules=loop.planner.schedules,
                     ),
                 ),
             }
