@@ -9,13 +9,11 @@ out. Beyond what the charger says (`station_care`):
 - **State before values.** A status, a transaction start or a 2.x charging state
   is carried with the time it changed (`Reading.state_at`), so a start is known
   before the first MeterValues show its current.
-- **Derived currents.** A charger that reports no current gets it from its power,
-  I = P / (V * phases), with the measured voltage (else nominal) and the phases of its
-  last setpoint: exact for a balanced load at unity power factor, a few per cent high
-  at the 0.95-0.99 factor of onboard chargers, and ±10 % when the nominal voltage
-  stands in for a grid at 207-253 V. From its energy register alone it gets the
-  average power between the last two readings: lagging by half the reporting interval
-  (30 s at 60 s), ±1 Wh per reading (±0.05 A at 60 s on three phases).
+- **Derived currents.** A charger that reports no current gets it from its power
+  on the phases of its last setpoint (`devices.derived_current`, with its accuracy).
+  From its energy register alone it gets the average power between the last two
+  readings: lagging by half the reporting interval (30 s at 60 s), ±1 Wh per reading
+  (±0.05 A at 60 s on three phases).
 - **Stale values.** A charging connector whose values are older than two sample
   intervals is asked for new ones (TriggerMessage MeterValues), at most once an interval.
 - **Verify, then trust.** Shortly after the first lease of each connection, and every
@@ -40,6 +38,7 @@ from typing import Literal
 import trio
 
 from hubgate.config.model import DcConnector
+from hubgate.devices.derived_current import currents_from_power, mean_voltage
 from hubgate.devices.errors import FailsafeNotAppliedError
 from hubgate.devices.model import (
     AppliedLimit,
@@ -272,8 +271,7 @@ class OcppCharger:
         connector = self.station.connector(self.connector_id)
         m = connector.measurement
         last = self._lease.planner.last if self._lease is not None else None
-        voltages = [v for v in m.voltage_v if v is not None]
-        voltage = sum(voltages) / len(voltages) if voltages else self.voltage_v
+        voltage = mean_voltage(m.voltage_v, self.voltage_v)
         if self.dc is None:
             currents = _currents(connector, voltage, last.phases if last is not None else 3)
         else:
@@ -336,12 +334,11 @@ class OcppCharger:
         if self.dc is not None:
             return Setpoint(current_a, 3, dc_w_per_a=self.dc.dc_w(1.0, self.voltage_v))
         m = self.station.connector(self.connector_id).measurement
-        voltages = [v for v in m.voltage_v if v is not None and v > 50]
         drawing = [c for c in m.current_a if c is not None and c > CHARGING_CURRENT_A]
         return Setpoint(
             current_a,
             _phases(phases),
-            voltage_v=sum(voltages) / len(voltages) if voltages else self.voltage_v,
+            voltage_v=mean_voltage(m.voltage_v, self.voltage_v),
             active_phases=len(drawing) or None,
         )
 
@@ -521,8 +518,7 @@ def _currents(
     power = m.power_w if m.power_w is not None else m.energy_power_w
     if power is None or voltage_v <= 0:
         return m.current_a
-    amperes = max(power, 0.0) / (voltage_v * phases)
-    return (amperes, amperes, amperes) if phases == 3 else (amperes, 0.0, 0.0)
+    return currents_from_power(power, voltage_v, phases)
 
 
 def _dc_currents(
