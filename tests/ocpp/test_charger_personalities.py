@@ -420,6 +420,27 @@ async def test_a_paused_lease_shows_its_lapse_too(
             assert verification.lapses is lapses
 
 
+@pytest.mark.parametrize(("ignores", "lapses"), [(False, True), (True, False)])
+async def test_a_lease_renewed_too_late_shows_a_lapse_not_a_liar(
+    server: Running, ignores: bool, lapses: bool
+) -> None:
+    """Read after hubgate's renewal came late (a loaded gateway: the lease's end passed on
+    the charger's clock, here moved on by two minutes), a charger at the failsafe over a
+    0 A lease has let it lapse, as it should: not "applies 6 A where 0 A was set", and not
+    reserved at its maximum. One still at 0 A keeps profiles past their validTo."""
+    with trio.fail_after(20):
+        async with driven(server, V16, Quirks(ignore_valid_to=ignores)) as d:
+            await d.charger.set_limit(0, 3)
+            d.cp.quirks.clock_offset_s = 120
+            await d.charger.upkeep()
+            verification = d.charger.verification
+            assert verification is not None
+            assert verification.lapses is lapses
+            assert d.charger.limit_check.following is not False, verification.evidence
+            assert d.care.capabilities.honours_valid_to is lapses
+            assert verification.late is not ignores  # not late for the one that keeps it
+
+
 async def test_a_phase_switch_waits_out_a_pause_at_zero(server: Running) -> None:
     """KEBA needs 30 s at 0 A before it switches from 3 to 1 phase (evcc-io/evcc#25991);
     switched under load, a charger keeps its phases (traktore-org/sem-community#804): the

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import trio
@@ -11,11 +11,13 @@ from hubgate.config.model import OcppVersion
 from hubgate.ocpp.capabilities import Capabilities, RateUnit, discover
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError
 from hubgate.ocpp.smart_charging import (
+    CompositeSchedule,
     LeasePlanner,
     LeaseSettings,
     ProfileLease,
     Setpoint,
     SmartCharging,
+    judge,
     schedule_limit,
     set_charging_profile,
 )
@@ -234,3 +236,34 @@ async def test_each_connector_leases_with_its_own_profile_ids(server: Running) -
             assert len(set(sent)) == 4, sent
         finally:
             await trio.to_thread.run_sync(cp.stop)
+
+
+END = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+"""A lease's end on the charger's clock (`judge` cases)."""
+
+
+@pytest.mark.parametrize(
+    ("read_at_s", "periods", "sent_a", "verdict"),
+    [
+        # read while the lease runs: now, and just after its end
+        (-30, ((0, 10), (32, 6)), 10, (True, True, False)),
+        (-30, ((0, 10),), 10, (True, False, False)),
+        (-30, ((0, 16),), 10, (False, None, False)),
+        (-30, ((0, 6),), 6, (True, None, False)),  # at the failsafe: no lapse to see
+        # read after its end (a renewal came late): the limit now is the evidence
+        (30, ((0, 6),), 0, (None, True, True)),
+        (30, ((0, 0),), 0, (True, False, False)),
+        (30, ((0, 32),), 10, (False, None, True)),
+        (30, ((0, 6),), 6, (None, None, True)),
+    ],
+)
+def test_a_composite_schedule_judged(
+    read_at_s: float,
+    periods: tuple[tuple[float, float], ...],
+    sent_a: float,
+    verdict: tuple[bool | None, bool | None, bool],
+) -> None:
+    start = END + timedelta(seconds=read_at_s)
+    schedule = CompositeSchedule(start, "A", periods, 90.0)
+    judged = judge(schedule, Setpoint(sent_a), 6.0, END)
+    assert (judged.following, judged.lapses, judged.late) == verdict, judged.evidence

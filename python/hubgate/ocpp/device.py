@@ -370,9 +370,8 @@ class OcppCharger:
         now = trio.current_time()
         if sent and (before is None or before.current_a != applied.current_a):
             self._limit_changed_at = now
-        if sent and (self._verify_at is None or self._lapse_unseen(applied.current_a)):
-            soon = now + self.settings.verify_after_s
-            self._verify_at = soon if self._verify_at is None else min(self._verify_at, soon)
+        if sent:
+            self._sent(applied.current_a, now)
         mine = setpoint if self.shares_station_limit else applied
         return AppliedLimit(
             current_a=mine.current_a,
@@ -402,6 +401,13 @@ class OcppCharger:
                 return replace(setpoint, current_a=0.0, phases=last.phases)
             self._switching = None
         return setpoint
+
+    def _sent(self, current_a: float, now: float) -> None:
+        """A lease of `current_a` went out: check it soon when it is this connection's
+        first, or the one that can show the lapse the last check could not see."""
+        if self._verify_at is None or self._lapse_unseen(current_a):
+            soon = now + self.settings.verify_after_s
+            self._verify_at = soon if self._verify_at is None else min(self._verify_at, soon)
 
     def _lapse_unseen(self, current_a: float) -> bool:
         """Whether the last check could not see the lease lapse (its setpoint was the
@@ -462,7 +468,9 @@ class OcppCharger:
 
     async def heartbeat(self) -> None:
         """Renew the lease when it is due (the control loop's watchdog feed)."""
-        await self._current_lease().renew()
+        lease = self._current_lease()
+        if await lease.renew() and (last := lease.planner.last) is not None:
+            self._sent(last.current_a, trio.current_time())
 
     async def upkeep(self) -> None:
         """Verify the lease when due and ask for stale values; run by the station's own
@@ -478,8 +486,13 @@ class OcppCharger:
 
     async def _verify(self, lease: ProfileLease, now: float) -> None:
         verification = await lease.verify()
-        self._verification = verification
         self._verify_at = now + self.settings.verify_every_s
+        if verification.late:  # the lease had lapsed first: check the next one soon
+            self._verify_at = now + self.settings.verify_after_s
+        before = self._verification
+        if verification.following is None and before is not None and before.following is not None:
+            verification = replace(before, lapses=verification.lapses)  # its verdict stands
+        self._verification = verification
         if verification.following is False:
             LOG.warning(
                 "%s#%d: not following: %s", self.id, self.connector_id, verification.evidence

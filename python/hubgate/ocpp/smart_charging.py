@@ -312,11 +312,13 @@ class Verification:
     """What a composite schedule said of the last lease.
 
     `following`: the limit applied now is at most the one sent (None: could not tell);
-    `lapses`: the schedule falls to the failsafe when the lease ends (None: not shown)."""
+    `lapses`: the schedule falls to the failsafe when the lease ends (None: not shown);
+    `late`: read after the lease had ended, it could not see the limit in force."""
 
     following: bool | None
     lapses: bool | None
     evidence: str
+    late: bool = False
 
 
 VERIFY_TOLERANCE = 0.02
@@ -326,6 +328,50 @@ VERIFY_TOLERANCE = 0.02
 def _close(reported: float, sent: float) -> bool:
     """Whether a reported limit is the one sent, within the charger's rounding."""
     return abs(reported - sent) <= sent * VERIFY_TOLERANCE + 0.05
+
+
+def judge(
+    schedule: CompositeSchedule, sent: Setpoint, failsafe_a: float, lease_end: datetime
+) -> Verification:
+    """What a composite schedule says of a lease of `sent` ending at `lease_end` (the
+    charger's clock) with `failsafe_a` after it.
+
+    Read while the lease runs: a limit now above the one sent is not following; the limit
+    just after `lease_end` shows whether it lapses. Read after it ended (its renewal came
+    late: a loaded gateway, a slow link), the limit now is that evidence: the failsafe is a
+    lapse, not a charger ignoring its limit; still the limit sent, it keeps profiles past
+    their validTo. A schedule without its start (its clock) shows no lapse."""
+    unit = schedule.unit
+    limit = schedule_limit(sent, unit)
+    failsafe = schedule_limit(sent, unit, failsafe_a)
+    applied = schedule.limit_at(0.0)
+    assert applied is not None, "a parsed schedule has a first period"
+    visible = not _close(limit, failsafe)  # only a setpoint other than the failsafe shows it
+    start = schedule.start
+    if start is not None and (start - lease_end).total_seconds() >= LAPSE_MARGIN_S:
+        if visible and _close(applied, limit):
+            evidence = f"keeps {applied:g} {unit} after the lease ends ({limit:g} set)"
+            return Verification(True, False, evidence)
+        most = max(limit, failsafe)
+        if applied > most * (1 + VERIFY_TOLERANCE) + 0.05:
+            evidence = f"applies {applied:g} {unit} where at most {most:g} {unit} holds"
+            return Verification(False, None, evidence, late=True)
+        fell = True if visible and _close(applied, failsafe) else None
+        return Verification(None, fell, f"applies {applied:g} {unit}: the lease had lapsed", True)
+    if applied > limit * (1 + VERIFY_TOLERANCE) + 0.05:
+        return Verification(
+            False, None, f"applies {applied:g} {unit} where {limit:g} {unit} was set"
+        )
+    evidence = f"applies {applied:g} {unit} ({limit:g} set)"
+    lapses: bool | None = None
+    if start is not None and visible:
+        later = schedule.limit_at((lease_end - start).total_seconds() + LAPSE_MARGIN_S)
+        if later is not None and _close(later, failsafe):
+            lapses = True
+        elif later is not None and _close(later, limit):
+            lapses = False
+            evidence += f"; keeps {later:g} {unit} after the lease ends"
+    return Verification(True, lapses, evidence)
 
 
 class ProfileLease:
@@ -491,10 +537,7 @@ class ProfileLease:
 
     async def verify(self) -> Verification:
         """Whether the charger's composite schedule honours the last setpoint sent, and
-        falls to the failsafe when the lease ends.
-
-        A charger that accepts profiles but keeps a higher limit is not following; one
-        whose schedule keeps the limit past the lease's end does not let it lapse."""
+        falls to the failsafe when the lease ends (`judge`)."""
         async with self._calls:
             expected, lease_end = self.planner.last, self._lease_end
             if expected is None or lease_end is None:
@@ -506,28 +549,10 @@ class ProfileLease:
                 return Verification(None, None, f"GetCompositeSchedule: {error.code}")
             if schedule is None:
                 return Verification(None, None, "GetCompositeSchedule rejected")
-            sent = schedule_limit(expected, schedule.unit)
-            applied = schedule.limit_at(0.0)
-            assert applied is not None, "a parsed schedule has a first period"
-            if applied > sent * (1 + VERIFY_TOLERANCE) + 0.05:
-                evidence = (
-                    f"applies {applied:g} {schedule.unit} where {sent:g} {schedule.unit} was set"
-                )
-                LOG.warning("%s: %s", self.session.identity, evidence)
-                return Verification(False, None, evidence)
-            failsafe = schedule_limit(expected, schedule.unit, self.settings.failsafe_current_a)
-            lapses: bool | None = None
-            evidence = f"applies {applied:g} {schedule.unit} ({sent:g} set)"
-            if schedule.start is not None and not _close(sent, failsafe):
-                # Only a setpoint other than the failsafe shows whether the lease lapses.
-                after = (lease_end - schedule.start).total_seconds() + LAPSE_MARGIN_S
-                later = schedule.limit_at(after) if after >= 0 else None
-                if later is not None and _close(later, failsafe):
-                    lapses = True
-                elif later is not None and _close(later, sent):
-                    lapses = False
-                    evidence += f"; keeps {later:g} {schedule.unit} after the lease ends"
-            return Verification(True, lapses, evidence)
+            verification = judge(schedule, expected, self.settings.failsafe_current_a, lease_end)
+            if verification.following is False:
+                LOG.warning("%s: %s", self.session.identity, verification.evidence)
+            return verification
 
     async def composite_schedule(self, duration_s: int = 60) -> CompositeSchedule | None:
         """What the charger reports it applies from now for `duration_s` (None: rejected)."""
