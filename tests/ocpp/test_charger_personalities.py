@@ -172,6 +172,26 @@ async def test_one_stack_level_gets_a_lease_in_the_schedule(
             assert (verification.following, verification.lapses) == (True, True)
 
 
+@pytest.mark.parametrize("version", [V16, V201])
+async def test_a_charger_holding_one_profile_gets_a_lease_in_the_schedule(
+    server: Running, version: OcppVersion
+) -> None:
+    """MaxChargingProfilesInstalled (SmartChargingCtrlr.Entries) 1: a charger refuses a
+    profile more than it holds (1.6 §3.13.5; EVerest libocpp validate_profile), so the
+    base and limit profiles of a levels lease do not both fit: one schedule lease does."""
+    with trio.fail_after(20):
+        async with driven(server, version, Quirks(max_profiles=1)) as d:
+            assert d.care.capabilities.max_profiles == 1
+            assert d.charger.lease is not None
+            assert d.charger.lease.mode is LeaseMode.SCHEDULE
+            assert len(d.cp.profiles) == 1
+            await d.charger.upkeep()
+            assert d.charger.limit_check.following is True
+            verification = d.charger.verification
+            assert verification is not None
+            assert verification.lapses is True
+
+
 async def test_a_charger_keeping_profiles_past_valid_to_gets_a_schedule_lease(
     server: Running,
 ) -> None:

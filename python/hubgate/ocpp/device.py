@@ -135,6 +135,7 @@ class OcppCharger:
         self.dc = dc
         """A DC connector: limits in W of DC power, its AC current from its power."""
         self._lease_connector = 0 if whole_station else connector_id
+        self.care.lease_targets.add(self._lease_connector)
         self._lease: ProfileLease | None = None
         self._verification: Verification | None = None
         self._verify_at: float | None = None
@@ -248,6 +249,7 @@ class OcppCharger:
         if self.dc is not None:  # its limits are DC power, whatever else it takes
             capabilities = replace(capabilities, rate_units=("W",))
         lease.capabilities = capabilities
+        lease.leases = 1 if self.shares_station_limit else len(self.care.lease_targets)
         return lease
 
     # -- reading ---------------------------------------------------------------------

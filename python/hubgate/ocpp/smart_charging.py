@@ -9,8 +9,8 @@ what the charger takes (`lease_mode`):
   Within a purpose the highest valid stack level wins, so when `validTo` passes the
   base applies again.
 - SCHEDULE, for a charger with one stack level (EVBox Elvi reports
-  ChargeProfileMaxStackLevel 0, lbbrhzn/ocpp#221) or one found keeping a profile past
-  its `validTo`: one profile whose schedule holds the setpoint for the lease and the
+  ChargeProfileMaxStackLevel 0, lbbrhzn/ocpp#221), one found keeping a profile past
+  its `validTo`, or one holding fewer profiles than two per lease: one profile whose schedule holds the setpoint for the lease and the
   failsafe current after it; renewing replaces it. It needs no second level and no
   `validTo`.
 
@@ -71,10 +71,17 @@ class LeaseMode(StrEnum):
     SCHEDULE = "schedule"
 
 
-def lease_mode(capabilities: Capabilities) -> LeaseMode | None:
+def lease_mode(capabilities: Capabilities, leases: int = 1) -> LeaseMode | None:
     """The lease a charger can hold; None when it can hold none (one stack level and one
-    period per schedule): then it keeps the last limit it was sent."""
-    if capabilities.max_stack_level != 0 and capabilities.honours_valid_to is not False:
+    period per schedule): then it keeps the last limit it was sent. `leases`: how many
+    hubgate keeps on it (one per connector it limits), sharing the profiles it can hold
+    (MaxChargingProfilesInstalled): a levels lease takes two, a schedule lease one."""
+    room = capabilities.max_profiles
+    if (
+        capabilities.max_stack_level != 0
+        and capabilities.honours_valid_to is not False
+        and (room is None or room >= 2 * leases)
+    ):
         return LeaseMode.LEVELS
     if capabilities.max_periods == 1:
         return None
@@ -390,13 +397,15 @@ class ProfileLease:
         self.settings = settings or LeaseSettings()
         self.capabilities = capabilities or Capabilities()
         """What the charger takes; its owner may update it between calls."""
+        self.leases = 1
+        """How many leases hubgate keeps on the charger (`lease_mode`); its owner's to set."""
         spread = zlib.crc32(f"{session.identity}#{connector_id}".encode()) / 2**32
         self.planner = LeasePlanner(self.settings, spread=spread)
         purposes = PURPOSES_V16 if session.version is OcppVersion.V16 else PURPOSES_V2
         # A station-wide maximum exists only for connector 0.
         self._purposes = list(purposes if connector_id == 0 else purposes[1:])
         self._base_installed = False
-        self._mode = lease_mode(self.capabilities)
+        self._mode = lease_mode(self.capabilities, self.leases)
         self._lease_end: datetime | None = None
         """When the current lease ends, on the charger's clock."""
         self._calls = trio.Lock()
@@ -461,7 +470,7 @@ class ProfileLease:
 
     async def _follow_capabilities(self) -> None:
         """Change the lease's shape when what is known of the charger asks for another."""
-        mode = lease_mode(self.capabilities)
+        mode = lease_mode(self.capabilities, self.leases)
         if mode is self._mode:
             return
         LOG.info("%s: lease %s -> %s", self.session.identity, self._mode, mode)
