@@ -248,20 +248,27 @@ async def test_a_clock_seven_minutes_behind_gets_times_on_its_clock(
     server: Running, version: OcppVersion
 ) -> None:
     """A charger on its own clock (NTP overriding the CSMS's time, Tinkerforge/esp32-firmware
-    #317): a schedule starting on our clock would start 6 minutes in its future, and the
-    charger would sit at the failsafe. 1.6 shows its clock in its timestamps, 2.0.1 in
-    ClockCtrlr.DateTime. On our clock nothing would apply, not even the failsafe: it
-    would charge at its own 32 A."""
+    #317): 1.6 shows its clock in its timestamps, 2.0.1 in ClockCtrlr.DateTime, and the
+    lease's times go out on it, so its lease ends `lease_s` from now, not 7 minutes later.
+    Not measured (as if hubgate used its own clock), its schedules still apply now: they
+    start an hour back (a minute back would be 6 minutes in its future, with nothing in
+    force, not even the failsafe: it would charge at its own 32 A)."""
     behind = Quirks(clock_offset_s=-420, default_limit=32)
     with trio.fail_after(20):
         async with driven(server, version, behind) as d:
             offset = d.care.capabilities.clock_offset_s
             assert offset is not None
             assert offset == pytest.approx(-420, abs=2)
-            assert await d.charger.lease.composite_limit() == 16  # type: ignore[union-attr]
+            lease = d.charger.lease
+            assert lease is not None
+            assert await lease.composite_limit() == 16
+            valid_to = datetime.fromisoformat(d.sent_profiles()[-1]["valid_to"])
+            assert valid_to - d.cp.now() == pytest.approx(
+                timedelta(seconds=60), abs=timedelta(seconds=3)
+            )
         override = CapabilityOverride(clock_offset_s=0)  # as if hubgate used its own clock
         async with driven(server, version, behind, override=override) as d:
-            assert await d.charger.lease.composite_limit() == 32  # type: ignore[union-attr]
+            assert await d.charger.lease.composite_limit() == 16  # type: ignore[union-attr]
 
 
 async def test_energy_only_meter_values_give_a_derived_current_and_a_trigger(

@@ -91,8 +91,29 @@ def test_profiles_pass_the_version_schema(version: OcppVersion, unit: str) -> No
         now=now,
         valid_to=now,
         fallback=(60, 6),
+        offline_s=59.5 if version is V21 else None,
     )
     validate(version, "SetChargingProfile", Direction.REQUEST, payload)
+    if version is V21:
+        assert payload["chargingProfile"]["maxOfflineDuration"] == 60
+
+
+@pytest.mark.parametrize("version", [V16, V201])
+def test_an_offline_duration_is_for_2_1_only(version: OcppVersion) -> None:
+    now = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    with pytest.raises(ValueError, match=r"2\.1"):
+        set_charging_profile(
+            version,
+            connector_id=0,
+            profile_id=7,
+            stack_level=1,
+            purpose="TxDefaultProfile",
+            setpoint=Setpoint(16),
+            unit="A",
+            now=now,
+            valid_to=now,
+            offline_s=60,
+        )
 
 
 async def test_lease_on_a_16_charger_falls_back_by_itself(server: Running) -> None:
@@ -188,6 +209,11 @@ async def test_lease_on_a_21_station(server: Running) -> None:
             assert await lease.apply(Setpoint(25))
             purposes = {p["charging_profile_purpose"] for a, p in cs.cp.received}
             assert purposes == {"ChargingStationMaxProfile"}
+            # the limit also lapses once the station has lost hubgate for the lease's
+            # length, on its own count (clock-independent); the base never does
+            base, limit = (p for a, p in cs.cp.received if a == "SetChargingProfile")
+            assert "max_offline_duration" not in base
+            assert limit["max_offline_duration"] == SETTINGS.lease_s
             assert await lease.composite_limit() == 25
             # The package's 2.1 station sends no CallError for an action it lacks
             # (protocols.md §1.4): our call times out instead of hanging.
@@ -255,6 +281,9 @@ END = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
         (30, ((0, 0),), 0, (True, False, False)),
         (30, ((0, 32),), 10, (False, None, True)),
         (30, ((0, 6),), 6, (None, None, True)),
+        # at its end, by the charger's clock a second ahead (within the tolerance)
+        (-1, ((0, 6),), 0, (None, True, True)),
+        (-1, ((0, 0), (1, 6)), 0, (True, True, False)),
     ],
 )
 def test_a_composite_schedule_judged(

@@ -15,7 +15,12 @@ what the charger takes (`lease_mode`):
   `validTo`.
 
 Every time goes out on the charger's clock (ours plus its measured offset) when that
-clock is off, so a charger minutes behind does not see the schedule start in its future.
+clock is off, so a charger minutes behind does not see the schedule start in its future;
+schedules start an hour back (`SCHEDULE_BACKDATE`), so one whose offset is not measured
+yet (a 1.6 charger stamps nothing before a transaction) still has them in force. A lease
+by `validTo` or by a schedule's periods runs on the charger's clock all the same; a 2.1
+charger's limit profile also lapses `lease_s` after it loses hubgate (`maxOfflineDuration`,
+counted by the charger, not read off its clock): a clock-independent lease.
 Limits go out in the charger's unit: amperes per phase, or watts from the setpoint's
 voltage and the phases the EV draws on.
 
@@ -40,7 +45,7 @@ from typing import Literal
 import trio
 
 from hubgate.config.model import OcppVersion
-from hubgate.ocpp.capabilities import Capabilities, RateUnit, on_charger_clock
+from hubgate.ocpp.capabilities import CLOCK_TOLERANCE_S, Capabilities, RateUnit, on_charger_clock
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
 from hubgate.ocpp.meter_values import parse_timestamp
 from hubgate.ocpp.registry import StationRegistry
@@ -56,9 +61,11 @@ PURPOSES_V2 = ("ChargingStationMaxProfile", "TxDefaultProfile")
 """Preferred purpose first; the next one is tried when a charger rejects it."""
 
 
-SCHEDULE_BACKDATE = timedelta(minutes=1)
-"""Schedules start a little in the past, so a charger whose clock runs ahead of ours has no
-gap before the new profile applies (1.6 §5.16 recommends a past startSchedule on refresh)."""
+SCHEDULE_BACKDATE = timedelta(hours=1)
+"""Schedules start in the past (1.6 §5.16 recommends it on refresh: no gap before the new
+profile applies), an hour back: a charger whose clock is behind ours, by up to that, and
+not measured yet still has the profile in force. It costs nothing: a lease's end is on the
+charger's clock whatever the start (`validTo`, the fallback period)."""
 
 LAPSE_MARGIN_S = 2.0
 """A lease is checked to have lapsed this long after its end (composite schedule)."""
@@ -223,10 +230,14 @@ def set_charging_profile(
     now: datetime,
     valid_to: datetime | None,
     fallback: tuple[float, float] | None = None,
+    offline_s: float | None = None,
 ) -> Payload:
-    """A SetChargingProfile request: one Absolute period from a minute before `now`, in
-    force until `valid_to` (or for good); with `fallback` = (seconds after `now`, current),
-    a second period at that current from then on."""
+    """A SetChargingProfile request: one Absolute period from `SCHEDULE_BACKDATE` before
+    `now`, in force until `valid_to` (or for good); with `fallback` = (seconds after `now`,
+    current), a second period at that current from then on; with `offline_s` (2.1 only),
+    invalid once the charger has been offline that long (`maxOfflineDuration`)."""
+    if offline_s is not None and version is not OcppVersion.V21:
+        raise ValueError(f"maxOfflineDuration is OCPP 2.1's, not {version}")
     limits = [(0, schedule_limit(setpoint, unit))]
     if fallback is not None:
         after_s, current_a = fallback
@@ -240,7 +251,7 @@ def set_charging_profile(
             for start, limit in limits
         ],
     }
-    validity = {} if valid_to is None else {"validTo": _timestamp(valid_to)}
+    validity: Payload = {} if valid_to is None else {"validTo": _timestamp(valid_to)}
     if version is OcppVersion.V16:
         profile = {
             "chargingProfileId": profile_id,
@@ -251,6 +262,8 @@ def set_charging_profile(
             **validity,
         }
         return {"connectorId": connector_id, "csChargingProfiles": profile}
+    if offline_s is not None:
+        validity["maxOfflineDuration"] = math.ceil(offline_s)
     profile = {
         "id": profile_id,
         "stackLevel": stack_level,
@@ -347,7 +360,9 @@ def judge(
     just after `lease_end` shows whether it lapses. Read after it ended (its renewal came
     late: a loaded gateway, a slow link), the limit now is that evidence: the failsafe is a
     lapse, not a charger ignoring its limit; still the limit sent, it keeps profiles past
-    their validTo. A schedule without its start (its clock) shows no lapse."""
+    their validTo. Within `CLOCK_TOLERANCE_S` of its end (a clock that close to ours is
+    not corrected) the failsafe counts as a lapse too. A schedule without its start (the
+    charger's clock) shows no lapse."""
     unit = schedule.unit
     limit = schedule_limit(sent, unit)
     failsafe = schedule_limit(sent, unit, failsafe_a)
@@ -355,7 +370,12 @@ def judge(
     assert applied is not None, "a parsed schedule has a first period"
     visible = not _close(limit, failsafe)  # only a setpoint other than the failsafe shows it
     start = schedule.start
-    if start is not None and (start - lease_end).total_seconds() >= LAPSE_MARGIN_S:
+    since_end = None if start is None else (start - lease_end).total_seconds()
+    lapsed = f"applies {applied:g} {unit}: the lease had lapsed"
+    ending = since_end is not None and since_end >= -CLOCK_TOLERANCE_S
+    if ending and visible and _close(applied, failsafe):
+        return Verification(None, True, lapsed, late=True)
+    if since_end is not None and since_end >= LAPSE_MARGIN_S:
         if visible and _close(applied, limit):
             evidence = f"keeps {applied:g} {unit} after the lease ends ({limit:g} set)"
             return Verification(True, False, evidence)
@@ -363,8 +383,7 @@ def judge(
         if applied > most * (1 + VERIFY_TOLERANCE) + 0.05:
             evidence = f"applies {applied:g} {unit} where at most {most:g} {unit} holds"
             return Verification(False, None, evidence, late=True)
-        fell = True if visible and _close(applied, failsafe) else None
-        return Verification(None, fell, f"applies {applied:g} {unit}: the lease had lapsed", True)
+        return Verification(None, None, lapsed, late=True)
     if applied > limit * (1 + VERIFY_TOLERANCE) + 0.05:
         return Verification(
             False, None, f"applies {applied:g} {unit} where {limit:g} {unit} was set"
@@ -493,7 +512,8 @@ class ProfileLease:
         if self._mode is LeaseMode.LEVELS:
             await self._ensure_base(setpoint.phases, wall)
             valid_to = wall + timedelta(seconds=s.lease_s)
-            await self._send(self.limit_profile_id, 1, setpoint, wall, valid_to)
+            offline = s.lease_s if self.session.version is OcppVersion.V21 else None
+            await self._send(self.limit_profile_id, 1, setpoint, wall, valid_to, offline_s=offline)
         elif self._mode is LeaseMode.SCHEDULE:
             fallback = (s.lease_s, s.failsafe_current_a)
             await self._send(self.base_profile_id, 0, setpoint, wall, None, fallback)
@@ -524,6 +544,8 @@ class ProfileLease:
         now: datetime,
         valid_to: datetime | None,
         fallback: tuple[float, float] | None = None,
+        *,
+        offline_s: float | None = None,
     ) -> None:
         payload = set_charging_profile(
             self.session.version,
@@ -536,6 +558,7 @@ class ProfileLease:
             now=now,
             valid_to=valid_to,
             fallback=fallback,
+            offline_s=offline_s,
         )
         try:
             result = await self.session.call("SetChargingProfile", payload)
