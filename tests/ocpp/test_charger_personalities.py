@@ -119,6 +119,20 @@ async def test_a_watt_only_charger_gets_watts(server: Running, version: OcppVers
             assert d.charger.limit_check.following is True
 
 
+async def test_watts_are_for_the_voltage_measured_and_the_phases_drawn(server: Running) -> None:
+    """A watt-only charger's limit is the allocator's amperes per phase times the voltage it
+    measures and the phases its EV draws on: a one-phase EV on a three-phase setpoint at
+    240 V gets 10 A x 240 V x 1, not x 3 (three times its share on its phase)."""
+    with trio.fail_after(20):
+        async with driven(server, V16, Quirks(rate_units=("W",))) as d:
+            voltages = [("Voltage", f"{p}-N", "240") for p in ("L1", "L2", "L3")]
+            currents = [("Current.Import", "L1", "15.8"), ("Current.Import", "L2", "0")]
+            await meter_values(d.peer, [*voltages, *currents, ("Current.Import", "L3", "0")])
+            await d.charger.set_limit(10, 3)
+            schedule = d.sent_profiles()[-1]["charging_schedule"]
+            assert schedule["charging_schedule_period"][0]["limit"] == 10 * 240
+
+
 async def test_a_charger_lying_about_its_unit_is_corrected_by_the_site_file(
     server: Running,
 ) -> None:
