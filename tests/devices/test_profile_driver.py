@@ -453,3 +453,26 @@ async def test_a_charger_that_cannot_pause_stays_at_its_minimum(name: str) -> No
             assert not held.paused  # it still draws: the allocator must count it
             assert held.current_a == pytest.approx(setpoint.min / per_amp(profile), abs=1e-3)
             assert r.sim.applied_limit() == pytest.approx(setpoint.min)
+
+
+FIXED_TIMEOUT = sorted(
+    n
+    for n in WITH_FAILSAFE
+    if (t := PROFILES[n].failsafe.timeout) is not None and not t.writable and t.default_s
+)
+
+
+@pytest.mark.parametrize("name", FIXED_TIMEOUT)
+async def test_a_fixed_timeout_is_logged_once_per_device_not_every_verification(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    timeout = PROFILES[name].failsafe.timeout
+    assert timeout is not None
+    assert timeout.default_s != TIMEOUT_S
+    with trio.fail_after(10):
+        async with rig(PROFILES[name]) as r:
+            for _ in range(3):  # verified again after every gap in contact
+                await charger(r).configure_failsafe(TIMEOUT_S, FAILSAFE_A)
+    fixed = [rec for rec in caplog.records if "timeout is fixed at" in rec.getMessage()]
+    assert len(fixed) == 1, [rec.getMessage() for rec in fixed]
+    assert fixed[0].getMessage().startswith(f"{charger(r).id}: ")

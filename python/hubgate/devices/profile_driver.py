@@ -73,11 +73,20 @@ class ProfileDevice:
         self._id = device_id
         self._blocks: dict[str, int] | None = None
         self._plan: tuple[list[Quantity], ReadPlan] | None = None
+        self._warned: set[str] = set()
 
     @property
     def id(self) -> str:
         """The device id from the site file."""
         return self._id
+
+    def warn_once(self, message: str, *args: object) -> None:
+        """Log a warning about a fixed property of the device the first time only: it is
+        checked before every command and would otherwise fill the log every cycle."""
+        line = message % args
+        if line not in self._warned:
+            self._warned.add(line)
+            log.warning("%s: %s", self.id, line)
 
     @property
     def link_stats(self) -> RequestStats:
@@ -418,9 +427,9 @@ class ProfileCharger(ProfileDevice):
         default = register.default_s if isinstance(register, Timeout) else register.default
         if register.address is None:
             if default is None:
-                log.warning("%s: the %s is set on the device alone, not %s", self.id, name, wanted)
+                self.warn_once("the %s is set on the device alone, not %s", name, wanted)
             elif not math.isclose(default, wanted):
-                log.warning("%s: the %s is fixed at %s, not %s", self.id, name, default, wanted)
+                self.warn_once("the %s is fixed at %s, not %s", name, default, wanted)
             return default
         spec = await self.resolve(name, register)
         if isinstance(register, Timeout) and register.enable_address is not None:
@@ -445,7 +454,7 @@ class ProfileCharger(ProfileDevice):
                 raise FailsafeNotAppliedError(
                     f"{self.link.name}: wrote {wanted} to the {name}, read back {got}"
                 )
-            log.warning("%s: the %s is fixed at %s, not %s", self.id, name, got, wanted)
+            self.warn_once("the %s is fixed at %s, not %s", name, got, wanted)
         return float(got)
 
     @property
