@@ -17,6 +17,7 @@ from hubgate.config.model import Api, SiteConfig
 from hubgate.control.commands import CommandRejectedError
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook
+from hubgate.control.schedules import ScheduleBook
 from hubgate.state import (
     DeviceHealth,
     Event,
@@ -171,7 +172,10 @@ class RunningApi:
 
 
 async def start_api(
-    nursery: trio.Nursery, site: SiteConfig, wall_clock: float = 1_700_000_010.0
+    nursery: trio.Nursery,
+    site: SiteConfig,
+    wall_clock: float = 1_700_000_010.0,
+    schedules: ScheduleBook | None = None,
 ) -> RunningApi:
     """Serve an API for `site` on a free port and return a client for it."""
     commands = RecordingCommands()
@@ -182,6 +186,7 @@ async def start_api(
         decisions=DecisionLog(size=100),
         commands=commands,
         wall_clock=lambda: wall_clock,
+        schedules=schedules,
     )
     with trio.fail_after(10):
         port = await nursery.start(serve_api, ctx)
