@@ -140,7 +140,7 @@ class ControlLoop:
             paced=[key for key, charger in chargers.items() if isinstance(charger, SessionCharger)],
             allocation=allocation,
             timing=self.timing,
-            notify=self.events.emit,
+            events=self.events,
             demand=self._demand_store.load() if self._demand_store is not None else None,
         )
         self.model = self.planner.model
@@ -184,7 +184,7 @@ class ControlLoop:
             events=self.events,
             sessions=self.sessions,
         )
-        self.commands = SiteCommands(self.planner, chargers, self.events.emit)
+        self.commands = SiteCommands(self.planner, chargers, self.events)
         """The operator commands (`hubgate.control.commands.Commands`)."""
         self.cycle_ready = trio.Event()
 
