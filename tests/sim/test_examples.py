@@ -11,6 +11,8 @@ from hubgate.cli import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, main
 from hubgate.sim import ClosedLoop, NaiveEqualShareController, Simulation, load_scenario, run_fast
 
 SCENARIOS = sorted((Path(__file__).resolve().parents[2] / "examples" / "scenarios").glob("*.toml"))
+CHARGER_OFFLINE = next(p for p in SCENARIOS if p.stem == "charger-offline")
+"""The scenario the command-line tests run (a depot-200 one)."""
 
 
 def test_every_event_kind_has_an_example() -> None:
@@ -24,6 +26,8 @@ def test_example_runs_shortened_without_violation(path: Path) -> None:
     sim = Simulation(loaded)
     first_event = min((e.at_s for e in loaded.scenario.events), default=0.0)
     duration = min(loaded.scenario.scenario.duration_s, first_event + 120.0, 600.0)
+    if sim.vehicles:  # a fleet: from its first arrival on
+        duration = min(loaded.scenario.scenario.duration_s, sim.vehicles[0].arrives_at // 1 + 120)
     run_fast(ClosedLoop(sim, NaiveEqualShareController(sim)), duration)
     summary = sim.recorder.summary()
     assert summary.simulated_s == pytest.approx(duration)
@@ -82,7 +86,7 @@ def test_cli_runs_a_scenario_and_writes_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "summary.json"
-    path = str(SCENARIOS[0])
+    path = str(CHARGER_OFFLINE)
     args = ["sim", path, "--duration", "90", "--speed", "max", "--json", str(out)]
     code = main([*args, "--controller", "naive"])
     assert code == EXIT_OK
@@ -93,12 +97,12 @@ def test_cli_runs_a_scenario_and_writes_json(
 
 
 def test_cli_check_fails_on_a_violation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    site = (SCENARIOS[0].parent.parent / "sites" / "depot-200.toml").read_text()
+    site = (CHARGER_OFFLINE.parent.parent / "sites" / "depot-200.toml").read_text()
     # A feeder limit below what its base load alone draws cannot be kept by anyone.
     (tmp_path / "site.toml").write_text(
         site.replace("phase_current_limit_a = 400", "phase_current_limit_a = 10", 1)
     )
-    scenario = SCENARIOS[0].read_text().replace("../sites/depot-200.toml", "site.toml")
+    scenario = CHARGER_OFFLINE.read_text().replace("../sites/depot-200.toml", "site.toml")
     scenario += '\n[[base_load]]\nnode = "feeder-1"\namps = 20\n'
     (tmp_path / "scenario.toml").write_text(scenario)
     code = main(
@@ -120,13 +124,13 @@ def test_cli_bad_scenario_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFix
 @pytest.mark.parametrize("speed", ["0", "-2", "fast"])
 def test_cli_rejects_a_bad_speed(speed: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
-        main(["sim", str(SCENARIOS[0]), "--speed", speed])
+        main(["sim", str(CHARGER_OFFLINE), "--speed", speed])
     assert info.value.code == 2
     assert "give a number above 0 or 'max'" in capsys.readouterr().err
 
 
 def test_cli_paced_run_prints_status_lines(capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["sim", str(SCENARIOS[0]), "--duration", "120", "--speed", "4000"]
+    args = ["sim", str(CHARGER_OFFLINE), "--duration", "120", "--speed", "4000"]
     assert main([*args, "--status-every", "60"]) == EXIT_OK
     out = capsys.readouterr().out
     assert "at 4000x speed" in out

@@ -41,7 +41,7 @@ def test_every_example_runs_under_hubgates_loop_without_violation(path: Path) ->
     first_event = min((e.at_s for e in loaded.scenario.events), default=0.0)
     duration = min(loaded.scenario.scenario.duration_s, first_event + 60.0, 150.0)
     if sim.vehicles:  # a fleet: from its first arrival on
-        duration = min(loaded.scenario.scenario.duration_s, sim.vehicles[0].arrives_at + 120.0)
+        duration = min(loaded.scenario.scenario.duration_s, sim.vehicles[0].arrives_at // 1 + 120)
     loop = run(sim, duration)
     summary = sim.recorder.summary()
     assert summary.simulated_s == pytest.approx(duration)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from hubgate.api.context import ApiContext
@@ -19,8 +20,6 @@ from hubgate.config.model import WEEKDAYS
 from hubgate.control.schedules import Schedule, ScheduleBook
 
 AHEAD_S = 86_400.0
-UNPROCESSABLE = 422
-"""(Starlette renamed its constant; the number is the same.)"""
 
 router = APIRouter(tags=["schedules"])
 writes = APIRouter(
@@ -98,13 +97,22 @@ async def put_schedule(ctx: Ctx, request: Request, name: str, body: ScheduleWrit
     try:
         config = body.config(name)
     except ValidationError as error:
-        problems = "; ".join(str(e["msg"]) for e in error.errors())
-        raise HTTPException(UNPROCESSABLE, problems) from None
+        raise RequestValidationError(
+            [
+                {"loc": ("body", *e["loc"]), "msg": e["msg"], "type": e["type"]}
+                for e in error.errors()
+            ]
+        ) from None
     if config.tariff is not None and config.tariff not in book.tariffs:
         known = ", ".join(sorted(book.tariffs)) or "none in the site file"
-        raise HTTPException(
-            UNPROCESSABLE,
-            f"tariff {config.tariff!r} is not a [[tariff_periods]] name ({known})",
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", "tariff"),
+                    "msg": f"tariff {config.tariff!r} is not a [[tariff_periods]] name ({known})",
+                    "type": "value_error",
+                }
+            ]
         )
     client = request.client
     schedule = book.schedule(config, f"api {client.host}" if client is not None else "api")
