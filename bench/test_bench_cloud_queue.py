@@ -27,10 +27,11 @@ import trio
 from hubgate.cloud.proxy import open_csms_proxy
 from hubgate.cloud.queue import DurableQueue
 from hubgate.cloud.store import Outgoing, QueuedMessage, Store
-from hubgate.config.model import Csms, OcppServer, OcppVersion
+from hubgate.config.model import Csms, OcppServer
 from hubgate.control.limits import LimitBook
 from hubgate.ocpp.registry import Admission, StationRegistry
 from hubgate.ocpp.server import OcppListener
+from hubgate.ocpp.versions import OcppVersion
 from tests.support.charge_points import ChargePointThread, Cp16
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ import pytest
 from hubgate.cloud.authlist import auth_record, authorize_answer, local_list_update, token_key
 from hubgate.cloud.offline import OfflineRule, offline_handling
 from hubgate.cloud.store import AuthRecord, AuthSource, ListUpdateStatus, Outgoing, Store
-from hubgate.config.model import OcppVersion
+from hubgate.ocpp.versions import OcppVersion
 
 V16 = OcppVersion.V16
 V201 = OcppVersion.V201

@@ -12,7 +12,8 @@ from hubgate.cli import main
 from hubgate.devices.probe import in_range, probe, version
 from hubgate.modbus.tcp_master import open_tcp_master
 from hubgate.profiles.model import Firmware
-from hubgate.profiles.simulated import SimulatedDevice, serve
+from hubgate.sim.modbus_box import serve
+from hubgate.sim.simulated_device import SimulatedDevice
 from tests.support.drivers import PROFILES
 
 

@@ -10,7 +10,6 @@ import pytest
 import trio
 
 from hubgate.devices.errors import FailsafeNotAppliedError, SunSpecDiscoveryError
-from hubgate.devices.model import IecState
 from hubgate.devices.profile_driver import ProfileBattery, ProfileCharger, clamp, driver_for
 from hubgate.modbus.codec import Request, Response
 from hubgate.modbus.errors import ModbusExceptionError, ModbusTimeoutError
@@ -20,6 +19,7 @@ from hubgate.modbus.tcp_master import open_tcp_master
 from hubgate.profiles.model import (
     DataType,
     HeartbeatStyle,
+    IecState,
     Pause,
     Profile,
     Quantity,
@@ -27,7 +27,8 @@ from hubgate.profiles.model import (
     Unit,
 )
 from hubgate.profiles.plan import field_specs, sunspec_layout
-from hubgate.profiles.simulated import SimulatedDevice, serve
+from hubgate.sim.modbus_box import serve
+from hubgate.sim.simulated_device import SimulatedDevice
 from tests.support.drivers import (
     CHARGERS,
     PROFILES,

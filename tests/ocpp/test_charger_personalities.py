@@ -14,10 +14,11 @@ import pytest
 import trio
 from ocpp.v16 import call as call16
 
-from hubgate.config.model import CapabilityOverride, OcppVersion
+from hubgate.config.model import CapabilityOverride
 from hubgate.ocpp.device import OcppCharger
 from hubgate.ocpp.smart_charging import LeaseMode, LeaseSettings
 from hubgate.ocpp.station_care import CapabilityStore, StationCare
+from hubgate.ocpp.versions import OcppVersion
 from tests.support.charge_points import ChargePointThread, Quirks, now_text
 from tests.support.ocpp_listener import V16, V201, Running
 

@@ -23,11 +23,11 @@ from typing import Any
 import trio
 
 from hubgate.benchmarking.timing import Comparison
-from hubgate.config.model import OcppVersion
 from hubgate.ocpp import handlers_v16
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import Admission, Station
 from hubgate.ocpp.session import OcppSession
+from hubgate.ocpp.versions import OcppVersion
 
 HEARTBEAT_PERIOD_S = 60.0
 METER_VALUES_PERIOD_S = 10.0

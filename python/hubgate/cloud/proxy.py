@@ -42,14 +42,16 @@ from typing import Any
 
 import trio
 
+from hubgate.backoff import Backoff
 from hubgate.cloud.authlist import auth_record, authorize_answer, local_list_update, token_key
 from hubgate.cloud.credentials import CsmsAuth
 from hubgate.cloud.csms_limits import CsmsLimits, profile_of
+from hubgate.cloud.errors import CsmsCallError
 from hubgate.cloud.offline import OfflineHandling, OfflineRule, offline_handling
-from hubgate.cloud.queue import CsmsCallError, DurableQueue, open_durable_queue
+from hubgate.cloud.queue import DurableQueue, open_durable_queue
 from hubgate.cloud.store import Outgoing, QueuedMessage, Store
 from hubgate.cloud.upstream import OnConnect, UpstreamLink
-from hubgate.config.model import Csms, OcppVersion
+from hubgate.config.model import Csms
 from hubgate.control.limits import SITE, LimitBook, connector_target
 from hubgate.ocpp.errors import (
     ErrorCode,
@@ -64,7 +66,7 @@ from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.server import csms_handlers
 from hubgate.ocpp.session import INCOMING_ID, Handler, OcppSession, SessionLimits
 from hubgate.ocpp.validation import actions
-from hubgate.runtime.supervisor import Backoff
+from hubgate.ocpp.versions import OcppVersion
 
 LOG = logging.getLogger("hubgate.cloud")
 

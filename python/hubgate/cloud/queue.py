@@ -21,21 +21,13 @@ from typing import Any, TypeVar
 
 import trio
 
-from hubgate._core import HubgateError
+from hubgate.cloud.errors import CsmsCallError
 from hubgate.cloud.store import Outgoing, QueuedMessage, Receipt, Store
 
 T = TypeVar("T")
 
 Send = Callable[[QueuedMessage], Awaitable[dict[str, Any]]]
 """Sends one Call to the CSMS and returns its CallResult payload (or raises)."""
-
-
-class CsmsCallError(HubgateError):
-    """The CSMS answered a replayed Call with a CallError."""
-
-    def __init__(self, error_code: str, description: str = "") -> None:
-        super().__init__(f"{error_code}: {description}" if description else error_code)
-        self.error_code = error_code
 
 
 @dataclass(slots=True)

@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
+from hubgate.ocpp.versions import OcppVersion
+
 GRID_NODE_ID = "grid"
 """The id of the grid connection, the root of the node tree."""
 
@@ -164,14 +166,6 @@ class ModbusEndpoint(Strict):
         if self.rtu_over_tcp and self.host is None:
             raise ValueError("'rtu_over_tcp' needs 'host'")
         return self
-
-
-class OcppVersion(StrEnum):
-    """OCPP versions a charge point may speak."""
-
-    V16 = "1.6"
-    V201 = "2.0.1"
-    V21 = "2.1"
 
 
 class CapabilityOverride(Strict):

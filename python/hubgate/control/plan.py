@@ -55,9 +55,9 @@ from hubgate.control.grid_operator import GridOperatorInput, connection_kw
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
 from hubgate.control.site_energy import SiteEnergy
 from hubgate.control.site_model import SiteModel, with_finite_limits
-from hubgate.devices.model import AppliedLimit, Battery, Device, IecState, LimitCheck, Reading
+from hubgate.devices.model import AppliedLimit, Battery, Device, LimitCheck, Reading
 from hubgate.devices.sensing import FULL_EVERY
-from hubgate.profiles.model import Quantity
+from hubgate.profiles.model import IecState, Quantity
 from hubgate.state import EventLevel
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,8 @@ import time
 from collections import deque
 from collections.abc import Mapping
 
-from hubgate._core import AllocReason
 from hubgate.control.allocation import CycleResult
-from hubgate.control.decisions import ConnectorDecision, DecisionLog, DecisionRecord
+from hubgate.control.decisions import DecisionLog, DecisionRecord
 from hubgate.control.limits import LimitBook
 from hubgate.control.plan import ConnectorRuntime, CyclePlanner, Phases3, Plan
 from hubgate.devices.model import Device, LinkMonitored
@@ -65,23 +64,8 @@ class Snapshot:
 
     def record(self, cycle: int, now: float, plan: Plan) -> None:
         """Append the cycle's decision record."""
-        planner, inputs, result = self.planner, plan.inputs, plan.result
-        setpoints, reasons = result.setpoint_a, result.reason
-        members = _reason_names()
-        binding_node, binding_phase = result.binding_node, result.binding_phase
+        planner, inputs = self.planner, plan.inputs
         node_ids = planner.model.node_ids
-        connectors = []
-        for i, info in enumerate(planner.model.connectors):
-            node = binding_node[i]
-            binding = None
-            if node >= 0:
-                phase = binding_phase[i]
-                binding = node_ids[node] + (f"/L{phase + 1}" if phase >= 0 else "")
-            connectors.append(
-                ConnectorDecision(
-                    info.name, setpoints[i], result.phases[i], members[reasons[i]], binding
-                )
-            )
         self.decisions.append(
             DecisionRecord(
                 cycle=cycle,
@@ -95,7 +79,7 @@ class Snapshot:
                     },
                     "energy": planner.energy.record(),
                 },
-                connectors=tuple(connectors),
+                connectors=tuple(plan.result.decisions()),
                 notes=plan.notes,
             )
         )
@@ -207,10 +191,6 @@ class Snapshot:
 _POWER = Quantity.POWER_TOTAL
 _ENERGY = Quantity.ENERGY_IMPORT
 _SOC = Quantity.SOC
-
-
-def _reason_names() -> tuple[str, ...]:
-    return tuple(str(r).rpartition(".")[2] for r in AllocReason.members())
 
 
 def _finite(value: float) -> float | None:

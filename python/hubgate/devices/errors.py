@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hubgate.errors import HubgateError
+from hubgate._core import HubgateError
 
 
 class DeviceError(HubgateError):

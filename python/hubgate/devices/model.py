@@ -13,28 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from hubgate.modbus.stats import RequestStats
-from hubgate.profiles.model import Quantity
-
-
-class IecState(StrEnum):
-    """IEC 61851 control-pilot states."""
-
-    A = "A"
-    """No vehicle."""
-    B = "B"
-    """Vehicle connected, not charging."""
-    C = "C"
-    """Charging."""
-    D = "D"
-    """Charging with ventilation."""
-    E = "E"
-    """No power (short circuit, EVSE off)."""
-    F = "F"
-    """Fault."""
+from hubgate.profiles.model import IecState, Quantity
 
 
 @dataclass(frozen=True)
@@ -174,6 +156,15 @@ class SessionCharger(Protocol):
     async def remote_stop(self) -> str | None:
         """Ask it to stop its session: its answer, None when there is none to stop
         (offline, or no transaction)."""
+
+
+@dataclass(frozen=True)
+class BatteryReading:
+    """The battery as last read: state of charge and power (positive = discharging)."""
+
+    at: float
+    soc_percent: float
+    power_w: float
 
 
 @dataclass(frozen=True)

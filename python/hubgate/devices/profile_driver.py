@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import trio
 
 from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError
-from hubgate.devices.model import AppliedLimit, IecState, LimitCheck, Reading
+from hubgate.devices.model import AppliedLimit, LimitCheck, Reading
 from hubgate.devices.sensing import CycleReader
 from hubgate.devices.sunspec import discover
 from hubgate.modbus.codec import FieldError, FieldValue, ReadPlan, Request
@@ -34,6 +34,7 @@ from hubgate.profiles.model import (
     Function,
     Heartbeat,
     HeartbeatStyle,
+    IecState,
     Pause,
     Profile,
     Quantity,

@@ -28,9 +28,8 @@ from __future__ import annotations
 import logging
 import math
 
-from hubgate.control.energy import BatteryReading
 from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError
-from hubgate.devices.model import BatteryCommandResult, Reading
+from hubgate.devices.model import BatteryCommandResult, BatteryReading, Reading
 from hubgate.devices.profile_driver import ProfileBattery, ProfileDevice
 from hubgate.modbus.codec import FieldError
 from hubgate.modbus.stats import RequestStats

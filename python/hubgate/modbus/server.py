@@ -1,36 +1,23 @@
-"""hubgate's Modbus TCP server for site controllers (PLC, SCADA, grid-operator box).
+"""A Modbus TCP server on Trio: decodes each client's requests and sends what a handler answers.
 
-    port = await nursery.start(serve_modbus, site.modbus_server, site, hub, limits)
+    await nursery.start(serve_modbus_tcp, handler, "0.0.0.0", 502, write_allowlist(["10.0.0.0/8"]))
 
-Reads show the latest site snapshot and the limits in force; writes set site
-and connector limits as leases that lapse after `lease_s`, and are accepted
-only from `allow_writes_from`. The register map is `server_map` (documented in
-docs/modbus-server.md). A misbehaving client only loses its own connection.
+The handler (`RequestHandler`, sans-IO) turns each decoded request into a response
+frame, told whether the client may write (its address is in the allowlist). A
+misbehaving client only loses its own connection. The site's register API on top of
+it is `hubgate.modbus_api`.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Callable
 from functools import partial
+from typing import Protocol
 
 import trio
 
-from hubgate._core import (
-    FrameError,
-    Request,
-    RequestReceived,
-    RequestRejected,
-    Response,
-    TcpServerCodec,
-)
-from hubgate.config.model import ModbusServer, SiteConfig
-from hubgate.control.limits import LimitBook
-from hubgate.modbus.errors import ExceptionCode
-from hubgate.modbus.server_map import Table
-from hubgate.modbus.server_registers import Refused, SiteLayout, SiteRegisters
-from hubgate.state import StateHub
+from hubgate._core import FrameError, RequestReceived, RequestRejected, TcpServerCodec
 
 log = logging.getLogger(__name__)
 
@@ -53,59 +40,18 @@ def may_write(peer: str, allowlist: tuple[Network, ...]) -> bool:
     return any(address in network for network in allowlist)
 
 
-class ModbusRequestHandler:
-    """Answers decoded requests from one site's registers (sans-IO)."""
-
-    def __init__(self, registers: SiteRegisters, unit: int) -> None:
-        self.registers = registers
-        self.unit = unit
+class RequestHandler(Protocol):
+    """Answers a decoded request (sans-IO)."""
 
     def answer(
         self, event: RequestReceived | RequestRejected, *, writable: bool, origin: str
     ) -> bytes:
-        """The response frame to `event` from a client that may (or may not) write."""
-        if isinstance(event, RequestRejected):
-            return TcpServerCodec.encode_exception(
-                event.transaction_id, event.unit, event.function_code, event.exception_code
-            )
-        request = event.request
-        try:
-            if event.unit not in (self.unit, ANY_UNIT):
-                raise Refused(ExceptionCode.GATEWAY_PATH_UNAVAILABLE, f"no unit {event.unit}")
-            response = self._respond(request, writable=writable, origin=origin)
-        except Refused as refused:
-            log.debug("modbus server: %s from %s: %s", request, origin, refused)
-            return TcpServerCodec.encode_exception(
-                event.transaction_id, event.unit, request.function_code, refused.code
-            )
-        return TcpServerCodec.encode_response(event.transaction_id, event.unit, response)
-
-    def _respond(self, request: Request, *, writable: bool, origin: str) -> Response:
-        match request:
-            case Request.ReadHoldingRegisters(address, count):
-                return Response.ReadHoldingRegisters(
-                    self.registers.read(Table.HOLDING, address, count)
-                )
-            case Request.ReadInputRegisters(address, count):
-                return Response.ReadInputRegisters(self.registers.read(Table.INPUT, address, count))
-            case Request.WriteSingleRegister(address, value):
-                self._check_writer(writable, origin)
-                self.registers.write(address, [value], origin=origin)
-                return Response.WriteSingleRegister(address, value)
-            case Request.WriteMultipleRegisters(address, values):
-                self._check_writer(writable, origin)
-                self.registers.write(address, values, origin=origin)
-                return Response.WriteMultipleRegisters(address, len(values))
-        raise Refused(ExceptionCode.ILLEGAL_FUNCTION, f"function {request.function_code}")
-
-    @staticmethod
-    def _check_writer(writable: bool, origin: str) -> None:
-        if not writable:
-            raise Refused(ExceptionCode.ILLEGAL_FUNCTION, f"{origin} may not write")
+        """The response frame to `event` from a client that may (or may not) write;
+        `origin` names the client, e.g. `modbus 10.0.0.7:50412`."""
 
 
 async def _serve_connection(
-    handler: ModbusRequestHandler, allowlist: tuple[Network, ...], stream: trio.SocketStream
+    handler: RequestHandler, allowlist: tuple[Network, ...], stream: trio.SocketStream
 ) -> None:
     host, port = stream.socket.getpeername()[:2]
     origin = f"modbus {host}:{port}"
@@ -125,22 +71,17 @@ async def _serve_connection(
         log.exception("modbus server: dropped %s", origin)
 
 
-async def serve_modbus(
-    config: ModbusServer,
-    site: SiteConfig,
-    hub: StateHub,
-    limits: LimitBook,
+async def serve_modbus_tcp(
+    handler: RequestHandler,
+    host: str,
+    port: int,
+    allowlist: tuple[Network, ...] = (),
     *,
-    clock: Callable[[], float] = trio.current_time,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve `site` on `config.host:config.port`; reports the bound port, runs until cancelled."""
-    registers = SiteRegisters(
-        SiteLayout.from_site(site), hub, limits, lease_s=config.lease_s, clock=clock
-    )
-    handler = ModbusRequestHandler(registers, config.unit)
-    allowlist = write_allowlist(config.allow_writes_from)
-    listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+    """Serve `handler` on host:port; reports the bound port, runs until cancelled.
+    Clients in `allowlist` may write."""
+    listeners = await trio.open_tcp_listeners(port, host=host)
     async with trio.open_nursery() as nursery:
         await nursery.start(
             trio.serve_listeners, partial(_serve_connection, handler, allowlist), listeners

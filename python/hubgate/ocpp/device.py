@@ -37,7 +37,7 @@ from typing import Literal
 import trio
 
 from hubgate.devices.errors import FailsafeNotAppliedError
-from hubgate.devices.model import AppliedLimit, IecState, LimitCheck, Reading
+from hubgate.devices.model import AppliedLimit, LimitCheck, Reading
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
 from hubgate.ocpp.operations import ChargerOperations
 from hubgate.ocpp.registry import ConnectorState, Station
@@ -51,7 +51,7 @@ from hubgate.ocpp.smart_charging import (
     lease_for_session,
 )
 from hubgate.ocpp.station_care import StationCare
-from hubgate.profiles.model import Quantity
+from hubgate.profiles.model import IecState, Quantity
 
 LOG = logging.getLogger("hubgate.ocpp")
 

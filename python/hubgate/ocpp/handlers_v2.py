@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from hubgate.config.model import OcppVersion
 from hubgate.ocpp.handlers_common import boot_answer, common_handlers, stamp_latest
 from hubgate.ocpp.meter_values import merge_meter_values, parse_timestamp
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import BootInfo, Station, Transaction
 from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.session import Handler
+from hubgate.ocpp.versions import OcppVersion
 
 ACKNOWLEDGED = (
     "NotifyEvent",

@@ -12,10 +12,11 @@ from datetime import datetime
 
 import trio
 
-from hubgate.config.model import OcppVersion, SiteConfig
+from hubgate.config.model import SiteConfig
 from hubgate.ocpp.capabilities import ClockEstimate
 from hubgate.ocpp.meter_values import Measurement
 from hubgate.ocpp.session import OcppSession
+from hubgate.ocpp.versions import OcppVersion
 
 
 @dataclass(frozen=True)

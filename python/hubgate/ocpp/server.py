@@ -25,12 +25,13 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request
 from wsproto.extensions import PerMessageDeflate
 
-from hubgate.config.model import OcppServer, OcppVersion
+from hubgate.config.model import OcppServer
 from hubgate.ocpp import handlers_v2, handlers_v16
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import Station, StationRegistry
 from hubgate.ocpp.rpc import subprotocol
 from hubgate.ocpp.session import Handler, OcppSession, SessionLimits
+from hubgate.ocpp.versions import OcppVersion
 
 LOG = logging.getLogger("hubgate.ocpp")
 

@@ -19,7 +19,6 @@ from typing import Protocol
 import trio
 from trio_websocket import ConnectionClosed
 
-from hubgate.config.model import OcppVersion
 from hubgate.ocpp import rpc
 from hubgate.ocpp.errors import (
     ErrorCode,
@@ -30,6 +29,7 @@ from hubgate.ocpp.errors import (
 )
 from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.validation import Direction, validate
+from hubgate.ocpp.versions import OcppVersion
 
 LOG = logging.getLogger("hubgate.ocpp")
 

@@ -185,14 +185,20 @@ _UNITS: dict[str, Unit] = {
 
 
 class IecState(StrEnum):
-    """IEC 61851 charging states (A no vehicle … F unavailable)."""
+    """IEC 61851 control-pilot states."""
 
     A = "A"
+    """No vehicle."""
     B = "B"
+    """Vehicle connected, not charging."""
     C = "C"
+    """Charging."""
     D = "D"
+    """Charging with ventilation."""
     E = "E"
+    """No power (short circuit, EVSE off)."""
     F = "F"
+    """Fault."""
 
 
 class Fact(Strict):

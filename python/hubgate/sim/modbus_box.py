@@ -1,15 +1,20 @@
-"""One Modbus TCP endpoint of the virtual site: a pymodbus server for one box's devices.
+"""The simulator's one pymodbus adapter: simulated devices served over Modbus TCP.
 
 A box is a site entry (a charger with one simulated device per connector on
 consecutive unit ids, a meter, PV, battery or grid-operator module). It runs on
 the caller's asyncio loop and can drop off the network (`stop`, later `start` on
 the same port) or die silently (`silence`: requests are held unanswered).
+`serve` runs one simulated device on its own in a background thread (tests and
+benchmarks that talk to a single device).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from pymodbus.constants import ExcCodes
@@ -18,6 +23,25 @@ from pymodbus.simulator import SimDevice
 from pymodbus.simulator.simdevice import SimAction
 
 from hubgate.sim.register_feed import FedDevice
+from hubgate.sim.simulated_device import SimulatedDevice
+
+
+async def start_server(devices: list[SimDevice], host: str, port: int) -> ModbusTcpServer:
+    """A pymodbus TCP server for `devices`, listening on host:port (0: a free one);
+    `OSError` when it cannot bind."""
+    server = ModbusTcpServer(devices, address=(host, port))
+    try:
+        await server.serve_forever(background=True)
+    except RuntimeError as error:  # pymodbus's word for a failed bind
+        raise OSError(f"cannot listen on {host}:{port}") from error
+    return server
+
+
+def bound_port(server: ModbusTcpServer) -> int:
+    """The port a started server listens on."""
+    assert server.transport is not None
+    port: int = server.transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    return port
 
 
 @dataclass
@@ -89,15 +113,11 @@ class ModbusBox:
         if self._answering is None:
             self._answering = asyncio.Event()
             self._answering.set()
-        server = ModbusTcpServer(self._sim_devices(), address=(self.host, self.port))
         try:
-            await server.serve_forever(background=True)
-        except RuntimeError as error:  # pymodbus's word for a failed bind
-            raise OSError(
-                f"{self.kind} '{self.id}' cannot listen on {self.host}:{self.port}"
-            ) from error
-        assert server.transport is not None
-        self.port = server.transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+            server = await start_server(self._sim_devices(), self.host, self.port)
+        except OSError as error:
+            raise OSError(f"{self.kind} '{self.id}' {error}") from error.__cause__
+        self.port = bound_port(server)
         self._server = server
 
     async def stop(self) -> None:
@@ -126,3 +146,38 @@ class ModbusBox:
             "units": self.units,
             "serial": self.serial,
         }
+
+
+@contextmanager
+def serve(device: SimulatedDevice, host: str = "127.0.0.1", port: int = 0) -> Iterator[int]:
+    """Serve `device` over Modbus TCP from a background thread; yields the port."""
+    started = threading.Event()
+    state: dict[str, object] = {}
+
+    async def main() -> None:
+        server = await start_server(device.sim_devices(), host, port)
+        state["loop"] = asyncio.get_running_loop()
+        state["server"] = server
+        state["port"] = bound_port(server)
+        started.set()
+        await server.serving
+
+    def run() -> None:
+        try:
+            asyncio.run(main())
+        finally:
+            started.set()
+
+    thread = threading.Thread(target=run, name=f"sim-{device.profile.name}", daemon=True)
+    thread.start()
+    if not started.wait(10) or "port" not in state:
+        raise RuntimeError(f"simulated {device.profile.name} did not start")
+    try:
+        yield int(str(state["port"]))
+    finally:
+        loop = state["loop"]
+        server = state["server"]
+        assert isinstance(loop, asyncio.AbstractEventLoop)
+        assert isinstance(server, ModbusTcpServer)
+        asyncio.run_coroutine_threadsafe(server.shutdown(), loop).result(5)  # type: ignore[no-untyped-call]
+        thread.join(5)

@@ -26,8 +26,9 @@ from ocpp.v16 import call as call16  # type: ignore[import-untyped]
 from ocpp.v201 import call as call201  # type: ignore[import-untyped]
 from websockets.typing import Subprotocol
 
-from hubgate.config.model import Charger, OcppVersion
+from hubgate.config.model import Charger
 from hubgate.ocpp.meter_values import parse_timestamp
+from hubgate.ocpp.versions import OcppVersion
 from hubgate.sim import charging_profiles
 from hubgate.sim.charging_profiles import LimitProfile
 from hubgate.sim.ev import MIN_CURRENT_A, Ev

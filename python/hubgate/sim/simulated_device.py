@@ -4,8 +4,8 @@
 conversions), validates writes the way the profile describes (min, max, step,
 what 0 means, below-minimum, heartbeat tokens) and runs the device's watchdog:
 no heartbeat within the timeout puts it on its fallback. Time is injected
-(`clock`), so tests step it. `serve` runs the pymodbus asyncio server in a
-background thread on 127.0.0.1.
+(`clock`), so tests step it. `hubgate.sim.modbus_box` serves it (`serve` runs the
+pymodbus asyncio server in a background thread on 127.0.0.1).
 
 SunSpec profiles present "SunS" at the base and the chain of blocks (the
 first id of each block), ended by 0xFFFF.
@@ -13,16 +13,13 @@ first id of each block), ended by 0xFFFF.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData, SimDevice
 
@@ -46,7 +43,7 @@ from hubgate.profiles.plan import (
     setpoint_phases,
     sunspec_layout,
 )
-from hubgate.profiles.wire_values import (
+from hubgate.sim.wire_values import (
     decode_raw,
     encode_raw,
     from_physical,
@@ -495,40 +492,3 @@ class SimulatedDevice:
     def spec(self, path: str) -> RegisterSpec:
         """The resolved register at a profile path (`fields.soc`, `commands.current_limit`)."""
         return self.specs[path][1]
-
-
-@contextmanager
-def serve(device: SimulatedDevice, host: str = "127.0.0.1", port: int = 0) -> Iterator[int]:
-    """Serve `device` over Modbus TCP from a background thread; yields the port."""
-    started = threading.Event()
-    state: dict[str, object] = {}
-
-    async def main() -> None:
-        server = ModbusTcpServer(device.sim_devices(), address=(host, port))
-        await server.serve_forever(background=True)
-        state["loop"] = asyncio.get_running_loop()
-        state["server"] = server
-        assert server.transport is not None
-        state["port"] = server.transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        started.set()
-        await server.serving
-
-    def run() -> None:
-        try:
-            asyncio.run(main())
-        finally:
-            started.set()
-
-    thread = threading.Thread(target=run, name=f"sim-{device.profile.name}", daemon=True)
-    thread.start()
-    if not started.wait(10) or "port" not in state:
-        raise RuntimeError(f"simulated {device.profile.name} did not start")
-    try:
-        yield int(str(state["port"]))
-    finally:
-        loop = state["loop"]
-        server = state["server"]
-        assert isinstance(loop, asyncio.AbstractEventLoop)
-        assert isinstance(server, ModbusTcpServer)
-        asyncio.run_coroutine_threadsafe(server.shutdown(), loop).result(5)  # type: ignore[no-untyped-call]
-        thread.join(5)
