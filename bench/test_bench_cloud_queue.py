@@ -13,18 +13,21 @@ MeterValues messages of typical size.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import trio
 
-from hubgate.cloud.proxy import open_csms_proxy
+from hubgate.backoff import Backoff
+from hubgate.cloud.proxy import ProxySettings, open_csms_proxy
 from hubgate.cloud.queue import DurableQueue
 from hubgate.cloud.store import Outgoing, QueuedMessage, Store
 from hubgate.config.model import Csms, OcppServer
@@ -33,6 +36,7 @@ from hubgate.ocpp.registry import Admission, StationRegistry
 from hubgate.ocpp.server import OcppListener
 from hubgate.ocpp.versions import OcppVersion
 from tests.support.charge_points import ChargePointThread, Cp16
+from tests.support.csms import CsmsThread
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -234,3 +238,148 @@ def test_replay_rate_through_the_proxy(benchmark: Any, tmp_path: Path, impl: str
         # chargers) and of the test CSMS's process
         for who, seconds in cpu.items():
             benchmark.extra_info[f"{who}_cpu_us_per_message"] = round(seconds / 3 / total * 1e6)
+
+
+class _CommitTimes(Store):
+    """The store, noting when each acknowledgement is committed (`time.monotonic`)."""
+
+    committed: ClassVar[dict[tuple[str, str], float]] = {}
+
+    def acknowledge(self, seq: int, answer: dict[str, Any], hold: str | None = None) -> None:
+        row = self._db.execute(
+            "SELECT charge_point, upstream_id FROM messages WHERE seq = ?", (seq,)
+        ).fetchone()
+        super().acknowledge(seq, answer, hold)
+        if row is not None:
+            _CommitTimes.committed[(row[0], row[1])] = time.monotonic()
+
+
+@pytest.mark.benchmark(group="cloud-replay-kill-window")
+@pytest.mark.parametrize("impl", ["hubgate"])
+def test_kill_window_of_the_replay(
+    benchmark: Any, tmp_path: Path, impl: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """How long each replayed message is at risk of being sent twice: from its arrival at
+    the test CSMS (its own process) to the commit of hubgate's acknowledgement. A SIGKILL
+    in that window sends it again after the restart (store.py); the share of the replay's
+    time that is at risk is the chance that a kill during replay repeats a message of a
+    charger. Both clocks are `time.monotonic` (CLOCK_MONOTONIC, shared by processes)."""
+    total = len(E2E_CHARGE_POINTS) * E2E_PER_CHARGE_POINT
+    monkeypatch.setattr("hubgate.cloud.queue.Store", _CommitTimes)
+    path, arrivals = tmp_path / "window.sqlite3", tmp_path / "arrivals.jsonl"
+    store = Store(path)
+    for cp in E2E_CHARGE_POINTS:
+        store.enqueue_many(offline_transactions(cp, E2E_PER_CHARGE_POINT))
+    store.close()
+
+    async def replay(csms: subprocess.Popen[str]) -> None:
+        assert csms.stdout is not None
+        port = int(csms.stdout.readline().split()[1])
+        config = Csms(url=f"ws://127.0.0.1:{port}/ocpp", queue_path=str(path))
+        admissions = [Admission(cp, cp, (OcppVersion.V16,)) for cp in E2E_CHARGE_POINTS]
+        async with open_csms_proxy(config, LimitBook()) as proxy, trio.open_nursery() as nursery:
+            listener = OcppListener(
+                OcppServer(port=0), StationRegistry(admissions), attach=proxy.attach
+            )
+            hub = await nursery.start(listener.serve)
+            peers = [
+                ChargePointThread(Cp16, f"ws://127.0.0.1:{hub}/ocpp/{cp}", subprotocols=["ocpp1.6"])
+                for cp in E2E_CHARGE_POINTS
+            ]
+            for peer in peers:
+                await trio.to_thread.run_sync(peer.start)
+            line = await trio.to_thread.run_sync(csms.stdout.readline)
+            assert line == f"received {total}\n", line
+            while True:  # the last acknowledgements may follow the CSMS's answers by a moment
+                if not await proxy.queue.run(lambda s: s.pending_count()):
+                    break
+                await trio.sleep(0.01)
+            for peer in peers:
+                await trio.to_thread.run_sync(peer.stop)
+            nursery.cancel_scope.cancel()
+
+    def run() -> None:
+        csms = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.csms", str(total), str(arrivals)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            trio.run(replay, csms)
+        finally:
+            csms.communicate(timeout=10)
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    arrived = {}
+    for line in arrivals.read_text().splitlines():
+        identity, message_id, at = json.loads(line)
+        arrived[(identity, message_id)] = at
+    committed = _CommitTimes.committed
+    windows = sorted(committed[key] - at for key, at in arrived.items())
+    assert len(windows) == total
+    assert windows[0] > 0
+    spans = [
+        max(at for (i, _), at in committed.items() if i == cp)
+        - min(at for (i, _), at in arrived.items() if i == cp)
+        for cp in E2E_CHARGE_POINTS
+    ]
+    benchmark.extra_info["window_p50_ms"] = round(windows[total // 2] * 1000, 3)
+    benchmark.extra_info["window_p99_ms"] = round(windows[total * 99 // 100] * 1000, 3)
+    benchmark.extra_info["at_risk_share"] = round(sum(windows) / sum(spans), 3)
+
+
+@pytest.mark.benchmark(group="cloud-replay-start-after-csms-return")
+@pytest.mark.parametrize("impl", ["hubgate", "backoff-only"])
+def test_replay_start_after_the_csms_returns(benchmark: Any, tmp_path: Path, impl: str) -> None:
+    """From the CSMS's return (its listener up again) until the first stored message of
+    each of 4 chargers reached it. The links' backoff has grown to 5 s (a long outage's is
+    60 s); `hubgate` probes the CSMS once a second (`CsmsProbe`), `backoff-only` waits
+    the backoff out (its first link up still wakes the others)."""
+    settings = ProxySettings(
+        backoff=Backoff(initial_s=5.0, maximum_s=5.0),
+        probe_interval_s=1.0 if impl == "hubgate" else math.inf,
+    )
+    delays: list[float] = []
+    rounds = iter(range(100))
+
+    async def outage_and_return() -> None:
+        csms = await trio.to_thread.run_sync(CsmsThread().start)
+        await trio.to_thread.run_sync(csms.stop)
+        path = tmp_path / f"return-{next(rounds)}.sqlite3"
+        store = Store(path)
+        for cp in E2E_CHARGE_POINTS:
+            store.enqueue_many(offline_transactions(cp, 1))
+        store.close()
+        config = Csms(url=f"ws://127.0.0.1:{csms.port}/ocpp", queue_path=str(path))
+        admissions = [Admission(cp, cp, (OcppVersion.V16,)) for cp in E2E_CHARGE_POINTS]
+        async with (
+            open_csms_proxy(config, LimitBook(), settings=settings) as proxy,
+            trio.open_nursery() as nursery,
+        ):
+            listener = OcppListener(
+                OcppServer(port=0), StationRegistry(admissions), attach=proxy.attach
+            )
+            hub = await nursery.start(listener.serve)
+            peers = [
+                ChargePointThread(Cp16, f"ws://127.0.0.1:{hub}/ocpp/{cp}", subprotocols=["ocpp1.6"])
+                for cp in E2E_CHARGE_POINTS
+            ]
+            for peer in peers:
+                await trio.to_thread.run_sync(peer.start)
+            await trio.sleep(2.5)  # the CSMS stays away; every link is in its backoff
+            back = time.monotonic()
+            await trio.to_thread.run_sync(csms.start)
+            first = {cp: f"{cp}-0" for cp in E2E_CHARGE_POINTS}
+            await trio.to_thread.run_sync(csms.wait_delivered, first, 30)
+            delays.append(max(csms.arrived_at[cp, m] for cp, m in first.items()) - back)
+            for peer in peers:
+                await trio.to_thread.run_sync(peer.stop)
+            await trio.to_thread.run_sync(csms.stop)
+            nursery.cancel_scope.cancel()
+
+    benchmark.pedantic(trio.run, (outage_and_return,), rounds=3, iterations=1)
+    delays.sort()
+    benchmark.extra_info["replay_start_s_median"] = round(delays[len(delays) // 2], 2)
+    benchmark.extra_info["replay_start_s_max"] = round(delays[-1], 2)

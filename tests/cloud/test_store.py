@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from hubgate.cloud.authlist import auth_record, authorize_answer, local_list_update, token_key
+from hubgate.cloud.authlist import auth_record, local_list_update, offline_token_info, token_key
 from hubgate.cloud.offline import OfflineRule, offline_handling
-from hubgate.cloud.store import AuthRecord, AuthSource, ListUpdateStatus, Outgoing, Store
+from hubgate.cloud.store import (
+    SCHEMA_VERSION,
+    AuthRecord,
+    AuthSource,
+    ListUpdateStatus,
+    Outgoing,
+    Store,
+)
 from hubgate.ocpp.versions import OcppVersion
 
 V16 = OcppVersion.V16
@@ -91,7 +99,7 @@ def test_latest_message_replaced_while_being_sent(store: Store) -> None:
     (sent,) = store.pending("A")
     store.enqueue_many([status(2)])
     store.acknowledge(sent.seq, {})
-    assert store.record_failure(sent.seq, "GenericError", max_attempts=3)
+    store.refuse(sent.seq, "GenericError")
     assert [m.message_id for m in store.pending("A")] == ["m2"]
     assert store.dead_letters() == []
 
@@ -122,7 +130,8 @@ def test_local_transaction_ids_are_mapped_to_csms_ids(store: Store) -> None:
             Outgoing("A", "s2", "StartTransaction", {}, issue_transaction_id=True),
         ]
     )
-    assert store.pending("A")[1].payload["transactionId"] == -1  # not yet known
+    # the batch ends before a message whose CSMS id is not known yet: never sent with -1
+    assert [m.message_id for m in store.pending("A")] == ["s"]
     assert store.pending("B")[0].seq > start.seq
     store.acknowledge(start.seq, {"transactionId": 4711, "idTagInfo": {"status": "Accepted"}})
     assert [m.payload.get("transactionId") for m in store.pending("A")] == [4711, 4711, None]
@@ -130,12 +139,12 @@ def test_local_transaction_ids_are_mapped_to_csms_ids(store: Store) -> None:
     assert store.csms_transaction_id("A", -2) is None  # s2's id, not yet answered
 
 
-def test_call_errors_retry_then_dead_letter(store: Store) -> None:
-    (r,) = store.enqueue_many([Outgoing("A", "m", "StopTransaction", {})])
-    assert not store.record_failure(r.seq, "FormationViolation", max_attempts=2)
-    assert store.pending("A")[0].attempts == 1
-    assert store.record_failure(r.seq, "FormationViolation", max_attempts=2)
-    assert store.pending_count() == 0
+def test_a_refused_message_goes_to_dead_letters_at_once(store: Store) -> None:
+    (r, _) = store.enqueue_many(
+        [Outgoing("A", "m", "StopTransaction", {}), Outgoing("A", "n", "Heartbeat", {})]
+    )
+    store.refuse(r.seq, "FormationViolation")
+    assert [m.message_id for m in store.pending("A")] == ["n"]
     assert store.dead_letters() == [(r.seq, "A", "StopTransaction", "FormationViolation")]
 
 
@@ -195,14 +204,15 @@ def test_local_list_201_tokens_and_expiry(store: Store) -> None:
     expiry = 1893456000.0  # 2030-01-01T00:00:00Z
     found = store.authorize("A", key, now=expiry - 1)
     assert found is not None
-    assert authorize_answer(V201, found)["idTokenInfo"]["status"] == "Accepted"
+    assert offline_token_info(V201, found)["status"] == "Accepted"
     expired = store.authorize("A", key, now=expiry)
     assert expired is not None
-    assert authorize_answer(V201, expired) == {
-        "idTokenInfo": {"status": "Expired", "cacheExpiryDateTime": "2030-01-01T00:00:00Z"}
+    assert offline_token_info(V201, expired) == {
+        "status": "Expired",
+        "cacheExpiryDateTime": "2030-01-01T00:00:00Z",
     }
-    assert authorize_answer(V201, None) == {"idTokenInfo": {"status": "Unknown"}}
-    assert authorize_answer(V16, None) == {"idTagInfo": {"status": "Invalid"}}
+    assert offline_token_info(V201, None) == {"status": "Unknown"}
+    assert offline_token_info(V16, None) == {"status": "Invalid"}
 
 
 def test_cache_never_holds_list_ids_and_evicts_invalid_then_oldest(store: Store) -> None:
@@ -242,3 +252,102 @@ def test_auth_record_reads_16_expiry() -> None:
     )
     with pytest.raises(TypeError):
         token_key(V16, {"idToken": "x", "type": "Central"})
+
+
+def test_a_reused_id_is_a_new_message_unless_it_is_a_repeat(store: Store) -> None:
+    start = Outgoing(
+        "A", "1", "StartTransaction", {"meterStart": 0}, issue_transaction_id=True, connection="c1"
+    )
+    (first,) = store.enqueue_many([start])
+    assert store.enqueue_many([start]) == [first]  # retried on its connection
+    assert store.enqueue_many([replace(start, connection="c2")]) == [first]  # after a reconnect
+    changed = replace(start, payload={"meterStart": 0, "idTag": "X"})
+    assert store.enqueue_many([changed]) == [first]  # retried on its connection
+    (second,) = store.enqueue_many(  # a charger numbering its messages again from 1
+        [replace(start, payload={"meterStart": 100}, connection="c2")]
+    )
+    assert (first.local_transaction_id, second.local_transaction_id) == (-1, -2)
+    queued = store.pending("A")
+    assert [(m.message_id, m.payload["meterStart"]) for m in queued] == [("1", 0), ("1", 100)]
+    assert queued[0].upstream_id == "1"
+    assert queued[1].upstream_id not in ("", "1")  # its own id towards the CSMS
+    assert [m.transaction for m in queued] == ["-1", "-2"]
+
+
+def test_a_local_id_the_csms_never_gave_holds_its_transaction(store: Store) -> None:
+    (start,) = store.enqueue_many(
+        [Outgoing("A", "s", "StartTransaction", {}, issue_transaction_id=True)]
+    )
+    store.enqueue_many(
+        [
+            Outgoing("A", "mv", "MeterValues", {"transactionId": -1}),
+            Outgoing("A", "st", "StatusNotification", {"connectorId": 1}),
+        ]
+    )
+    store.refuse(start.seq, "GenericError")  # a CallError to a start, told no hold
+    assert [m.message_id for m in store.pending("A")] == ["st"]  # -1 is never sent
+    (hold,) = store.holds()
+    assert (hold.transaction, hold.reason, hold.messages) == (
+        "-1",
+        "no CSMS transaction id for -1",
+        1,
+    )
+    with pytest.raises(ValueError, match="the CSMS gave no transaction id"):
+        store.release("A", "-1", None)
+    with pytest.raises(KeyError):
+        store.release("A", "-2", 7)
+    store.release("A", "-1", 77)
+    assert [(m.message_id, m.payload.get("transactionId")) for m in store.pending("A")] == [
+        ("mv", 77),
+        ("st", None),
+    ]
+    assert store.holds() == []
+
+
+_FIRST_LAYOUT = """
+CREATE TABLE messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    charge_point TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    coalesce_key TEXT,
+    local_transaction_id INTEGER,
+    enqueued_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX messages_by_charge_point ON messages (charge_point, seq);
+CREATE UNIQUE INDEX messages_by_message_id ON messages (charge_point, message_id);
+CREATE TABLE transaction_ids (
+    charge_point TEXT NOT NULL,
+    local_id INTEGER NOT NULL,
+    csms_id INTEGER,
+    PRIMARY KEY (charge_point, local_id)
+) WITHOUT ROWID;
+INSERT INTO messages (charge_point, message_id, action, payload, local_transaction_id,
+    enqueued_at) VALUES
+    ('A', '1', 'StartTransaction', '{"meterStart":0}', -1, 0),
+    ('A', '2', 'MeterValues', '{"transactionId":-1}', NULL, 0),
+    ('B', '1', 'TransactionEvent', '{"transactionInfo":{"transactionId":"t9"}}', NULL, 0);
+INSERT INTO transaction_ids VALUES ('A', -1, NULL);
+"""
+
+
+def test_a_file_of_the_first_layout_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(_FIRST_LAYOUT)
+    db.close()
+    store = Store(path)
+    queued = store.pending("A")
+    assert [(m.message_id, m.upstream_id, m.transaction) for m in queued] == [("1", "1", "-1")]
+    store.acknowledge(queued[0].seq, {"transactionId": 5})
+    assert [m.payload for m in store.pending("A")] == [{"transactionId": 5}]
+    assert [m.transaction for m in store.pending("B")] == ["t9"]
+    store.enqueue_many([Outgoing("B", "1", "TransactionEvent", {"seqNo": 1})])
+    assert store.pending_count("B") == 2  # the same id, another message
+    store.close()
+    reopened = Store(path)
+    assert reopened._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert reopened.pending_count() == 3
+    reopened.close()

@@ -343,3 +343,20 @@ def test_departures_end_the_transactions(tmp_path: Path) -> None:
             lambda: csms.received("SIM-16", "StatusNotification")[-1]["status"] == "Available",
             what="Available again",
         )
+
+
+def test_stations_count_the_frames_they_cannot_read(
+    site_and_csms: tuple[SiteThread, CsmsThread],
+) -> None:
+    running, csms = site_and_csms
+    station = _station(running, "SIM-16")
+    assert running.call(lambda: running.site.unreadable_frames) == 0
+    csms.send_raw("SIM-16", '[2,"df0"fc6483d0-42fT03dd5{"c6bese":"TxDefaultProfile"')
+    csms.send_raw("SIM-16", '[2,"x1","SetChargingProfile",{"connectorId":"one"}]')
+    wait_until_blocking(lambda: station.unreadable_frames == 2, what="both frames counted")
+    assert running.call(running.site.frames_line) == (
+        "OCPP frames the 2 stations could not read: 2"
+    )
+    assert station.connected  # counted, not a reason to hang up
+    csms.send_raw("SIM-16", b'[2,"x2","Heartbeat",{"\xff":1}]')  # not UTF-8: closed with 1007
+    wait_until_blocking(lambda: station.unreadable_frames == 3, what="the 1007 close counted")

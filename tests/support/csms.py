@@ -16,6 +16,7 @@ import json
 import ssl
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from typing import Any
 import ocpp.messages
 import websockets
 from ocpp.charge_point import camel_to_snake_case
+from ocpp.exceptions import GenericError
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call_result as result16
@@ -56,11 +58,18 @@ class _Central:
         self.csms.log(self.id, frame)  # type: ignore[attr-defined]
         if frame[0] == 2:
             self.calls.append(frame)
+            if self.csms.delay_s:
+                await asyncio.sleep(self.csms.delay_s)
         await super().route_message(raw)  # type: ignore[misc]
 
     def _status(self, token: str) -> str:
         accepted = self.csms.accepted
         return "Accepted" if accepted is None or token in accepted else "Invalid"
+
+    def _refuse_start(self, token: str | None) -> None:
+        """A CallError to the start of a transaction with a token the CSMS refuses so."""
+        if token in self.csms.refuse_starts:
+            raise GenericError(f"no transaction for {token}")
 
     @on("BootNotification")
     def boot(self, **kw: Any) -> Any:
@@ -92,6 +101,7 @@ class Central16(_Central, ChargePoint16):
 
     @on("StartTransaction")
     def start_transaction(self, id_tag: str, call_unique_id: str, **kw: Any) -> Any:
+        self._refuse_start(id_tag)
         transaction_id = self.csms.transaction_id(self.id, call_unique_id)
         return result16.StartTransaction(
             transaction_id=transaction_id, id_tag_info={"status": self._status(id_tag)}
@@ -100,6 +110,10 @@ class Central16(_Central, ChargePoint16):
     @on("StopTransaction")
     def stop_transaction(self, **kw: Any) -> Any:
         return result16.StopTransaction()
+
+    @on("DataTransfer")
+    def data_transfer(self, **kw: Any) -> Any:
+        return result16.DataTransfer(status="Accepted", data="from the CSMS")
 
 
 class Central201(_Central, ChargePoint201):
@@ -112,11 +126,35 @@ class Central201(_Central, ChargePoint201):
         return result201.Authorize(id_token_info={"status": self._status(id_token["id_token"])})
 
     @on("TransactionEvent")
-    def transaction_event(self, id_token: dict[str, Any] | None = None, **kw: Any) -> Any:
+    def transaction_event(
+        self, event_type: str, id_token: dict[str, Any] | None = None, **kw: Any
+    ) -> Any:
         if id_token is None:
             return result201.TransactionEvent()
+        if event_type == "Started":
+            self._refuse_start(id_token["id_token"])
         info = {"status": self._status(id_token["id_token"])}
         return result201.TransactionEvent(id_token_info=info)
+
+    @on("DataTransfer")
+    def data_transfer(self, **kw: Any) -> Any:
+        return result201.DataTransfer(status="Accepted", data="from the CSMS")
+
+    @on("SignCertificate")
+    def sign_certificate(self, **kw: Any) -> Any:
+        return result201.SignCertificate(status="Accepted")
+
+    @on("Get15118EVCertificate")
+    def get_15118_ev_certificate(self, **kw: Any) -> Any:
+        return result201.Get15118EVCertificate(status="Accepted", exi_response="c2lnbmVk")
+
+    @on("GetCertificateStatus")
+    def get_certificate_status(self, **kw: Any) -> Any:
+        return result201.GetCertificateStatus(status="Accepted", ocsp_result="b2s=")
+
+    @on("NotifyEVChargingNeeds")
+    def notify_ev_charging_needs(self, **kw: Any) -> Any:
+        return result201.NotifyEVChargingNeeds(status="Accepted")
 
 
 def basic_credentials(header: str | None) -> tuple[str, str] | None:
@@ -133,23 +171,31 @@ def basic_credentials(header: str | None) -> tuple[str, str] | None:
 class CsmsThread:
     """The test CSMS; `start()`/`stop()` (blocking, for `trio.to_thread`) as often as needed.
 
-    `accepted`: the id tokens it authorizes (None: every one); `heartbeat_s`: the interval
-    it answers boots with; `passwords`: when set, each charge point's Basic-auth password
-    (profiles 1/2: user = identity), others get 401; `ssl_context`: serve TLS (wss)."""
+    `accepted`: the id tokens it authorizes (None: every one); `refuse_starts`: id tokens
+    whose transaction start it answers with a CallError; `heartbeat_s`: the interval it
+    answers boots with; `passwords`: when set, each charge point's Basic-auth password
+    (profiles 1/2: user = identity), others get 401; `ssl_context`: serve TLS (wss);
+    `delay_s`: how long it takes over each call (a remote CSMS's latency)."""
 
     def __init__(
         self,
         *,
         accepted: set[str] | None = None,
+        refuse_starts: set[str] | None = None,
         heartbeat_s: int = 300,
         passwords: dict[str, str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        delay_s: float = 0.0,
     ) -> None:
         self.port = 0
         self.accepted = accepted
+        self.refuse_starts = refuse_starts or set()
+        self.delay_s = delay_s
         self.heartbeat_s = heartbeat_s
         self.passwords = passwords
         self.frames: list[tuple[str, list[Any]]] = []
+        self.arrived_at: dict[tuple[str, str], float] = {}
+        """(identity, message id) → when its Call first arrived (`time.monotonic`)."""
         self.connections: dict[str, Any] = {}
         """The connections that are up, by identity."""
         self.latest: dict[str, Any] = {}
@@ -182,6 +228,7 @@ class CsmsThread:
             if frame[0] == 2:
                 self._call_counts[identity] += 1
                 self._delivered.add((identity, frame[1]))
+                self.arrived_at.setdefault((identity, frame[1]), time.monotonic())
             self._lock.notify_all()
 
     def transaction_id(self, identity: str, unique_id: str) -> int:
@@ -308,6 +355,13 @@ class CsmsThread:
         future = asyncio.run_coroutine_threadsafe(central.call(payload, suppress=False), self._loop)
         return future.result(timeout)
 
+    def send_raw(self, identity: str, text: str | bytes, timeout: float = 5.0) -> None:
+        """Send one text frame as it is (bytes: even when not UTF-8) to a charge point."""
+        central = self.connections[identity]
+        assert self._loop is not None
+        sent = central._connection.send(text, text=True)
+        asyncio.run_coroutine_threadsafe(sent, self._loop).result(timeout)
+
     def wait_connected(self, identity: str, timeout: float = 5.0) -> None:
         """Block until `identity` has a connection."""
         wait_until_blocking(lambda: identity in self.connections, f"{identity} to connect", timeout)
@@ -329,15 +383,22 @@ def running_csms(**options: Any) -> Iterator[CsmsThread]:
         csms.stop()
 
 
-def main(expected: int) -> None:
+def main(expected: int, arrivals: str | None = None) -> None:
     """Serve in this process: print the port, then `received N` once `expected` calls
-    arrived; stop when stdin closes."""
+    arrived (and with `arrivals`, write there when each first arrived: JSON lines of
+    identity, message id and `time.monotonic()`, a clock all processes share); stop when
+    stdin closes."""
     csms = proxy_csms().start()
     print(f"port {csms.port}", flush=True)
-    print(f"received {csms.wait_calls(expected, 600, None)}", flush=True)
+    received = csms.wait_calls(expected, 600, None)
+    if arrivals is not None:
+        with open(arrivals, "w") as out:
+            for (identity, message_id), at in csms.arrived_at.items():
+                out.write(json.dumps([identity, message_id, at]) + "\n")
+    print(f"received {received}", flush=True)
     sys.stdin.read()
     csms.stop()
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    main(int(sys.argv[1]), *sys.argv[2:3])

@@ -4,7 +4,7 @@ and `ocpp`-package charge points connecting to it."""
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +16,7 @@ from ocpp.v16 import call as call16
 
 from hubgate.backoff import Backoff
 from hubgate.cloud.proxy import CsmsProxy, ProxySettings, open_csms_proxy
+from hubgate.cloud.store import Hold
 from hubgate.cloud.upstream import UpstreamLink
 from hubgate.config.model import Csms, OcppServer
 from hubgate.control.limits import LimitBook
@@ -23,9 +24,11 @@ from hubgate.ocpp.registry import Admission, StationRegistry
 from hubgate.ocpp.server import OcppListener
 from hubgate.ocpp.session import SessionLimits
 from hubgate.ocpp.versions import OcppVersion
-from tests.support.charge_points import ChargePointThread
+from hubgate.state import EventLevel
+from tests.support.charge_points import ChargePointThread, now_text
 from tests.support.csms import CsmsThread, proxy_csms
 from tests.support.ocpp_listener import ADMISSIONS, FACTORIES
+from tests.support.wait import wait_until
 
 GATEWAY = "GW-1"
 
@@ -40,6 +43,28 @@ FAST = ProxySettings(
 FLEET = [Admission(f"FLEET-{n}", f"fleet-{n}", (OcppVersion.V16,)) for n in range(10)]
 
 
+def transaction16(
+    cp: ChargePointThread, ids: Sequence[str], *, tag: str = "TAG-OK", meter: int = 0
+) -> int:
+    """A 1.6 transaction (blocking, for `trio.to_thread`): StartTransaction, MeterValues and,
+    with a third id, StopTransaction, under the given message ids; its transaction id."""
+    start = cp.call(
+        call16.StartTransaction(
+            connector_id=1, id_tag=tag, meter_start=meter, timestamp=now_text()
+        ),
+        5.0,
+        ids[0],
+    )
+    tx = start.transaction_id
+    sample = {"value": str(meter + 5), "measurand": "Energy.Active.Import.Register"}
+    values = [{"timestamp": now_text(), "sampled_value": [sample]}]
+    cp.call(call16.MeterValues(connector_id=1, transaction_id=tx, meter_value=values), 5.0, ids[1])
+    if len(ids) > 2:
+        stop = call16.StopTransaction(transaction_id=tx, meter_stop=meter + 9, timestamp=now_text())
+        cp.call(stop, 5.0, ids[2])
+    return int(tx)
+
+
 @dataclass
 class Proxied:
     """A running proxy between the test CSMS and charge points."""
@@ -49,6 +74,8 @@ class Proxied:
     registry: StationRegistry
     book: LimitBook
     port: int
+    events: list[tuple[EventLevel, str, str]]
+    """What the proxy reported for an operator: (level, subject, message)."""
 
     async def connect(self, identity: str, version: OcppVersion) -> ChargePointThread:
         url = f"ws://127.0.0.1:{self.port}/ocpp/{identity}"
@@ -72,6 +99,26 @@ class Proxied:
                 return
             await trio.sleep(0.01)
 
+    async def drained(self, identity: str) -> None:
+        """Wait until the backlog of the connected `identity` is sent (held ones aside)."""
+
+        def sent() -> bool:
+            charger = self.proxy.chargers.get(identity)
+            return charger is not None and not charger.backlog
+
+        await wait_until(sent, f"{identity}'s backlog sent")
+
+    async def holds(self, count: int) -> list[Hold]:
+        """Wait until `count` transactions are held for an operator; the holds."""
+
+        async def held() -> list[Hold] | None:
+            holds = await self.proxy.holds()
+            return holds if len(holds) >= count else None
+
+        found = await wait_until(held, f"{count} held transactions")
+        assert found is not None
+        return found
+
     async def link(self, identity: str) -> UpstreamLink:
         """The upstream link of a connected charger, once its proxy runs."""
         while True:
@@ -93,10 +140,12 @@ async def open_proxied(
     *,
     csms_up: bool = True,
     csms: CsmsThread | None = None,
-    **credentials: Any,
+    settings: ProxySettings = FAST,
+    **options: Any,
 ) -> AsyncIterator[Proxied]:
     """The test CSMS (`proxy_csms()` unless given; started unless `csms_up` is False) and
-    hubgate proxying to it with the given `Csms` credential settings."""
+    hubgate proxying to it with the given further `Csms` settings (credentials, offline
+    authorization)."""
     csms = csms or proxy_csms()
     await trio.to_thread.run_sync(csms.start)
     if not csms_up:
@@ -105,18 +154,21 @@ async def open_proxied(
         url=f"{csms.url}/ocpp",
         identity=GATEWAY,
         queue_path=str(tmp_path / "queue.sqlite3"),
-        **credentials,
+        **options,
     )
+    events: list[tuple[EventLevel, str, str]] = []
     book = LimitBook()
     registry = StationRegistry([*ADMISSIONS, *FLEET])
     try:
         async with (
-            open_csms_proxy(config, book, settings=FAST) as proxy,
+            open_csms_proxy(
+                config, book, settings=settings, on_event=lambda *e: events.append(e)
+            ) as proxy,
             trio.open_nursery() as nursery,
         ):
             listener = OcppListener(OcppServer(port=0), registry, attach=proxy.attach)
             port = await nursery.start(listener.serve)
-            yield Proxied(csms, proxy, registry, book, port)
+            yield Proxied(csms, proxy, registry, book, port, events)
             nursery.cancel_scope.cancel()
     finally:
         await trio.to_thread.run_sync(csms.stop)

@@ -10,6 +10,7 @@ from functools import cached_property
 import trio
 
 from hubgate.api.metrics import MetricsRegistry
+from hubgate.cloud.proxy import CsmsProxy
 from hubgate.config.model import SiteConfig
 from hubgate.control.commands import Commands
 from hubgate.control.decisions import DecisionLog
@@ -27,6 +28,8 @@ class ApiContext:
     decisions: DecisionLog
     commands: Commands
     metrics: MetricsRegistry = field(default_factory=MetricsRegistry)
+    csms: CsmsProxy | None = None
+    """The CSMS proxy, with a `[csms]` (its held transactions)."""
     clock: Callable[[], float] = trio.current_time
     """Monotonic time of the lease book (the control loop's clock)."""
     wall_clock: Callable[[], float] = time.time

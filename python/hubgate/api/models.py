@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from hubgate.cloud.store import Hold
 from hubgate.config.model import PRIORITY_MAX
 from hubgate.control.decisions import DecisionRecord
 from hubgate.control.limits import AuditEntry, Lease, Limit, LimitInForce
@@ -213,3 +214,40 @@ class Health(Body):
     snapshot_age_s: float | None
     devices: int
     unreachable: tuple[str, ...]
+
+
+class HoldView(Body):
+    """A transaction whose messages the CSMS proxy keeps back until an operator decides."""
+
+    charge_point: str = Field(description="The charger's OCPP identity")
+    transaction: str = Field(
+        description="As the charger knows it: a 1.6 local (negative) id, a 2.0.1 transactionId"
+    )
+    reason: str = Field(description="Why it is held: the CSMS's refusal")
+    csms_transaction_id: int | None = Field(
+        description="The id the CSMS gave the transaction, when it gave one"
+    )
+    since: float = Field(description="Wall-clock time it was held, seconds since the epoch")
+    messages: int = Field(description="How many of its messages wait")
+
+    @classmethod
+    def of(cls, hold: Hold) -> HoldView:
+        """The view of a held transaction."""
+        return cls(
+            charge_point=hold.charge_point,
+            transaction=hold.transaction,
+            reason=hold.reason,
+            csms_transaction_id=hold.csms_transaction_id,
+            since=hold.since,
+            messages=hold.messages,
+        )
+
+
+class ReleaseHold(Body):
+    """Send a held transaction's messages to the CSMS after all."""
+
+    transaction_id: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = Field(
+        default=None,
+        description="OCPP 1.6: the CSMS transaction id to send them with (default: the one "
+        "the CSMS gave, if any); ignored for 2.x transactions, whose ids are the charger's",
+    )

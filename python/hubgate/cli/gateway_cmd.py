@@ -174,6 +174,7 @@ def _demo(args: argparse.Namespace) -> int:
                 nursery.cancel_scope.cancel()
             await _finish(gateway)
             print((await demo.summary()).to_text(), flush=True)
+            print(await demo.frames_line(), flush=True)
 
     return run_trio(main)
 

@@ -154,6 +154,8 @@ def _serve(args: argparse.Namespace, loaded: LoadedScenario, duration: float) ->
     if args.speed != float("inf") and site.max_lag_s > float("-inf"):
         late = max(site.max_lag_s, 0.0) * 1000.0
         print(f"pace {args.speed:g}x: the latest step started {late:.0f} ms after its time")
+    if site.stations:
+        print(site.frames_line())
     return site.sim
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hubgate.cloud.store import Authorization, AuthRecord
+from hubgate.cloud.store import ACCEPTED, Authorization, AuthRecord
 from hubgate.ocpp.versions import OcppVersion
 
 _UNKNOWN_STATUS = {
@@ -70,10 +70,27 @@ def local_list_update(version: OcppVersion, request: dict[str, Any]) -> LocalLis
     )
 
 
-def authorize_answer(version: OcppVersion, found: Authorization | None) -> dict[str, Any]:
-    """The Authorize response payload hubgate gives while the CSMS is away."""
-    if found is None:
-        info: dict[str, Any] = {"status": _UNKNOWN_STATUS[version]}
-    else:
-        info = {**found.record.info, "status": found.status}
-    return {"idTagInfo" if version is OcppVersion.V16 else "idTokenInfo": info}
+def info_field(version: OcppVersion) -> str:
+    """Where an answer carries the id token's status: `idTagInfo` (1.6), `idTokenInfo`."""
+    return "idTagInfo" if version is OcppVersion.V16 else "idTokenInfo"
+
+
+def offline_token_info(
+    version: OcppVersion,
+    found: Authorization | None,
+    *,
+    local_authorize_offline: bool = True,
+    allow_unknown: bool = False,
+) -> dict[str, Any]:
+    """The IdTagInfo/IdTokenInfo hubgate answers while the CSMS is away.
+
+    A token the local list or cache knows gets its status there (Blocked, Expired,
+    Invalid, ...; Accepted only with `local_authorize_offline`, OCPP's
+    LocalAuthorizeOffline); any other is Accepted with `allow_unknown`
+    (AllowOfflineTxForUnknownId), else Invalid (1.6) / Unknown (2.x).
+    """
+    if found is not None and (found.status != ACCEPTED or local_authorize_offline):
+        return {**found.record.info, "status": found.status}
+    if allow_unknown:
+        return {"status": ACCEPTED}
+    return {"status": _UNKNOWN_STATUS[version]}

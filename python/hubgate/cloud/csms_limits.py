@@ -8,13 +8,18 @@ the site when it is addressed to the gateway's own identity. The lease lasts
 until the period ends (or the profile's validity or duration does); the next
 period then replaces it, so a multi-period schedule is followed step by step.
 
-One CSMS profile per target is kept (the newest replaces the older): the
-allocator sees the CSMS as one source among the others, most restrictive wins.
+A target keeps every CSMS profile it was given; a new one replaces the one with
+its id or with its purpose and stack level (OCPP 1.6 §5.16.3, 2.0.1 K01.FR.05).
+The lease is the most restrictive of their limits in force: a CSMS profile can
+lower what hubgate allocates, never raise it (the allocator takes the CSMS as
+one source among the others, most restrictive wins). A TxProfile ends with its
+transaction (`clear(..., purpose=TX_PROFILE)`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -102,26 +107,55 @@ def _time(value: object) -> datetime | None:
     return parse_timestamp(value) if isinstance(value, str) else None
 
 
+TX_PROFILE = "TxProfile"
+"""The purpose of a profile that lasts as long as its transaction."""
+
+
+def _profile_id(profile: dict[str, Any]) -> object:
+    return profile.get("chargingProfileId", profile.get("id"))
+
+
+def _purpose_and_level(profile: dict[str, Any]) -> tuple[object, object]:
+    return profile.get("chargingProfilePurpose"), profile.get("stackLevel")
+
+
+def _replaces(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    """Whether a new profile takes an older one's place: the same id, or the same purpose
+    and stack level."""
+    same_id = _profile_id(new) is not None and _profile_id(new) == _profile_id(old)
+    return same_id or _purpose_and_level(new) == _purpose_and_level(old)
+
+
+@dataclass(frozen=True, slots=True)
+class _Followed:
+    profile: dict[str, Any]
+    received: datetime
+    origin: str
+
+
 class CsmsLimits:
     """Follows the CSMS's profiles in a `LimitBook`; `open` it in a nursery first."""
 
     def __init__(self, book: LimitBook) -> None:
         self.book = book
-        self._followers: dict[str, trio.CancelScope] = {}
+        self._profiles: dict[str, list[_Followed]] = {}
+        self._next_s: dict[str, float | None] = {}
+        self._pokes: dict[str, trio.Event] = {}
         self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the tasks that follow each profile's periods until cancelled."""
+        """Own the tasks that follow each target's periods until cancelled."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()
             await trio.sleep_forever()
 
     def set_profile(self, target: str, profile: dict[str, Any], origin: str) -> None:
-        """A SetChargingProfile for `target` (replaces the CSMS's previous one there).
+        """A SetChargingProfile for `target` (replacing the one of its id or of its purpose
+        and stack level there).
 
         Raises ValueError for a profile that sets no valid limit (e.g. a negative one),
-        leaving the previous profile in place.
+        leaving the previous profiles in place.
         """
         now = datetime.now(UTC)
         try:
@@ -132,48 +166,92 @@ class CsmsLimits:
                 _period_limit(schedule["chargingRateUnit"], period)
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             raise ValueError(f"{target}: unusable charging profile: {exc!r}") from None
-        self.clear(target, origin)
         if self._nursery is None:
             raise RuntimeError("CsmsLimits.run is not running")
-        scope = trio.CancelScope()
-        self._followers[target] = scope
-        self._nursery.start_soon(self._follow, target, profile, origin, scope)
+        kept = [f for f in self._profiles.get(target, []) if not _replaces(profile, f.profile)]
+        self._profiles[target] = [*kept, _Followed(profile, now, origin)]
+        self._changed(target)
 
-    def clear(self, target: str, origin: str) -> bool:
-        """A ClearChargingProfile for `target`: its CSMS lease ends; False when there was none."""
-        scope = self._followers.pop(target, None)
-        if scope is not None:
-            scope.cancel()
-        cleared = self.book.clear(target, LimitSource.CSMS, now=trio.current_time(), origin=origin)
-        return cleared or scope is not None
+    def clear(
+        self,
+        target: str,
+        origin: str,
+        *,
+        purpose: str | None = None,
+        stack_level: int | None = None,
+        profile_id: int | None = None,
+    ) -> bool:
+        """A ClearChargingProfile for `target`: the profiles matching every given criterion
+        end (all of them when none is given); False when there was none."""
+
+        def matches(profile: dict[str, Any]) -> bool:
+            return (
+                (purpose is None or profile.get("chargingProfilePurpose") == purpose)
+                and (stack_level is None or profile.get("stackLevel") == stack_level)
+                and (profile_id is None or _profile_id(profile) == profile_id)
+            )
+
+        followed = self._profiles.get(target, [])
+        kept = [f for f in followed if not matches(f.profile)]
+        if len(kept) == len(followed):
+            return False
+        self._profiles[target] = kept
+        self._changed(target, origin)
+        return True
 
     def targets(self) -> list[str]:
         """Targets with a CSMS profile being followed."""
-        return sorted(self._followers)
+        return sorted(t for t, followed in self._profiles.items() if followed)
 
-    async def _follow(
-        self, target: str, profile: dict[str, Any], origin: str, scope: trio.CancelScope
-    ) -> None:
-        received = datetime.now(UTC)
-        with scope:
-            while True:
-                wall = datetime.now(UTC)
-                step = profile_step(profile, received, wall)
-                lease_s = None if step.until is None else (step.until - wall).total_seconds()
-                now = trio.current_time()
-                if step.limit is None or (lease_s is not None and lease_s <= 0):
-                    self.book.clear(target, LimitSource.CSMS, now=now, origin=origin)
+    def _changed(self, target: str, origin: str | None = None) -> None:
+        """Publish the target's lease now and have its follower wait for the next change."""
+        self._publish(target, origin)
+        poke = self._pokes.get(target)
+        if poke is not None:
+            poke.set()
+        elif self._profiles.get(target):
+            assert self._nursery is not None
+            self._pokes[target] = trio.Event()
+            self._nursery.start_soon(self._follow, target)
+
+    def _publish(self, target: str, origin: str | None = None) -> None:
+        """Set the target's lease to what its profiles allow now (clear it when nothing)."""
+        wall = datetime.now(UTC)
+        limit: Limit | None = None
+        until: datetime | None = None
+        followed = []
+        for item in self._profiles.get(target, []):
+            step = profile_step(item.profile, item.received, wall)
+            if step.limit is None and step.until is None:
+                continue  # over for good
+            followed.append(item)
+            if step.limit is not None:
+                limit = step.limit if limit is None else limit.tighten(step.limit)
+            if step.until is not None and (until is None or step.until < until):
+                until = step.until
+        self._profiles[target] = followed
+        lease_s = None if until is None else max((until - wall).total_seconds(), 0.001)
+        self._next_s[target] = lease_s
+        now = trio.current_time()
+        source = LimitSource.CSMS
+        if limit is None:
+            by = origin or (followed[-1].origin if followed else "csms")
+            self.book.clear(target, source, now=now, origin=by)
+            return
+        self.book.set(target, source, limit, now=now, lease_s=lease_s, origin=followed[-1].origin)
+        LOG.info("%s: CSMS limit %s until %s", target, limit, until)
+
+    async def _follow(self, target: str) -> None:
+        """Re-publish the target's lease whenever a period changes, while it has profiles."""
+        try:
+            while self._profiles.get(target):
+                delay = self._next_s.get(target)
+                poke = self._pokes[target]
+                with trio.move_on_after(math.inf if delay is None else delay) as waited:
+                    await poke.wait()
+                if waited.cancelled_caught:
+                    self._publish(target)
                 else:
-                    self.book.set(
-                        target,
-                        LimitSource.CSMS,
-                        step.limit,
-                        now=now,
-                        lease_s=lease_s,
-                        origin=origin,
-                    )
-                    LOG.info("%s: CSMS limit %s until %s", target, step.limit, step.until)
-                if lease_s is None:
-                    break
-                await trio.sleep(max(lease_s, 0.001))
-            await trio.sleep_forever()  # the profile stays on record until cleared or replaced
+                    self._pokes[target] = trio.Event()
+        finally:
+            del self._pokes[target]

@@ -9,8 +9,13 @@ keeps only what the CSMS still needs when it returns:
 - LATEST: only the newest per coalescing key is kept (a connector's status, a
   non-transaction meter reading, a firmware status): the CSMS wants the current
   state, not a backlog of stale ones.
-- LOCAL: answered by hubgate itself and not forwarded (Authorize from the local
-  list and cache, Heartbeat with the local clock, DataTransfer rejected).
+- LOCAL: answered by hubgate itself while the CSMS is away (Authorize from the
+  local list and cache, Heartbeat with the local clock), forwarded when it is
+  there.
+- FORWARD: only the CSMS can answer, and only now (certificates, ISO 15118
+  charging needs, vendor DataTransfer): sent to the CSMS ahead of any backlog
+  when it is connected, else answered at once with the action's rejection
+  (`unavailable_answer`), never stored or replayed.
 
 Actions not listed are queued: nothing is dropped by default.
 """
@@ -21,6 +26,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from hubgate.ocpp.policy import ocpp_now
+
 
 class OfflineRule(StrEnum):
     """What the store does with a message sent while the CSMS is unreachable."""
@@ -28,6 +35,7 @@ class OfflineRule(StrEnum):
     QUEUE = "queue"
     LATEST = "latest"
     LOCAL = "local"
+    FORWARD = "forward"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +46,7 @@ class OfflineHandling:
     coalesce_key: str | None = None
 
 
-_LOCAL = frozenset({"Authorize", "Heartbeat", "DataTransfer"})
+_LOCAL = frozenset({"Authorize", "Heartbeat"})
 _LATEST_BY_ACTION = frozenset(
     {
         "BootNotification",
@@ -49,6 +57,19 @@ _LATEST_BY_ACTION = frozenset(
     }
 )
 _TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "TransactionEvent"})
+
+_REJECTED = {"status": "Rejected"}
+_FORWARD_ONLY: dict[str, dict[str, Any]] = {
+    "DataTransfer": _REJECTED,  # vendor-specific: only the CSMS knows the vendor
+    "SignCertificate": _REJECTED,
+    "Get15118EVCertificate": {"status": "Failed", "exiResponse": ""},
+    "GetCertificateStatus": {"status": "Failed"},
+    "NotifyEVChargingNeeds": _REJECTED,
+    "NotifyEVChargingSchedule": _REJECTED,
+    "PullDynamicScheduleUpdate": _REJECTED,  # 2.1
+    "OpenPeriodicEventStream": _REJECTED,  # 2.1
+}
+_FORWARD_ONLY_ECHOING = frozenset({"VatNumberValidation", "GetCertificateChainStatus"})  # 2.1
 
 
 def _location(payload: dict[str, Any]) -> str:
@@ -71,4 +92,26 @@ def offline_handling(action: str, payload: dict[str, Any]) -> OfflineHandling:
         return OfflineHandling(OfflineRule.LATEST, action)
     if action in _LOCAL:
         return OfflineHandling(OfflineRule.LOCAL)
+    if action in _FORWARD_ONLY or action in _FORWARD_ONLY_ECHOING:
+        return OfflineHandling(OfflineRule.FORWARD)
     return OfflineHandling(OfflineRule.QUEUE)
+
+
+def unavailable_answer(action: str, request: dict[str, Any]) -> dict[str, Any]:
+    """A FORWARD action's answer while the CSMS cannot be asked: its schema's rejection."""
+    if action == "VatNumberValidation":
+        return {"vatNumber": request["vatNumber"], "status": "Rejected"}
+    if action == "GetCertificateChainStatus":
+        now = ocpp_now()
+        return {
+            "certificateStatus": [
+                {
+                    "certificateHashData": item["certificateHashData"],
+                    "source": item["source"],
+                    "status": "Failed",
+                    "nextUpdate": now,
+                }
+                for item in request["certificateStatusRequests"]
+            ]
+        }
+    return dict(_FORWARD_ONLY[action])

@@ -8,10 +8,13 @@ identity and OCPP version (2.0.1 Part 4 §6). Routing:
   state (`StationRegistry`) is updated from it as when hubgate is the CSMS.
 - CSMS → charger: calls go down with the CSMS's message id and the answer
   goes back up. Intercepted: SetChargingProfile and ClearChargingProfile
-  become CSMS limit leases for the allocator (`csms_limits`); SendLocalList,
-  GetLocalListVersion and ClearCache act on hubgate's local authorization
-  list and cache; a 1.6 RemoteStopTransaction has its transaction id mapped
-  back to the local one the charger knows.
+  become CSMS limit leases for the allocator (`csms_limits`), and so does the
+  charging profile a RemoteStartTransaction / RequestStartTransaction carries
+  (the start itself goes on without it): no CSMS profile reaches a charger, so
+  none can raise it above hubgate's setpoint. SendLocalList,
+  GetLocalListVersion and ClearCache act on hubgate's local authorization list
+  and cache; a 1.6 RemoteStopTransaction has its transaction id mapped back to
+  the local one the charger knows.
 - hubgate's own calls to the charger (smart charging, verification) use the
   charger's session directly and never reach the CSMS.
 
@@ -19,12 +22,27 @@ Offline (no CSMS connection, or while the charger's queue is not empty):
 messages follow `offline.offline_handling`. QUEUE and LATEST messages are
 stored durably (`DurableQueue.enqueue` returns after the fsync) *before* the
 charger is answered locally; a 1.6 StartTransaction gets a negative local
-transaction id. LOCAL messages are answered by hubgate: Authorize from the
-local list and cache, Heartbeat with the clock. On (re)connection the queue is
-replayed in order with the original message ids; while it is not empty, the
-charger's new stored-kind messages are queued behind it, so the CSMS sees
-them in order. A charger keeps using a local transaction id after the CSMS
-returns; hubgate maps it to the CSMS's id in both directions.
+transaction id, and its id token the verdict of the local list and cache
+under the site's offline rules (`Csms.local_authorize_offline`,
+`allow_offline_tx_for_unknown_id`). LOCAL messages are answered by hubgate:
+Authorize the same way, Heartbeat with the clock. FORWARD messages get their
+rejection. On (re)connection the queue is replayed in order; while it is not
+empty, the charger's new stored-kind messages are queued behind it, so the
+CSMS sees them in order. A charger keeps using a local transaction id after
+the CSMS returns; hubgate maps it to the CSMS's id in both directions, and
+keeps a message back (stored) while the CSMS has not given that id.
+
+When the CSMS refuses a replayed transaction (a CallError to its start, or an
+id token it does not accept), the transaction's other messages are held for
+an operator (`CsmsProxy.release` / `discard`, shown by `holds`), an event says
+so, and with `stop_transaction_on_invalid_id` a refused id token stops the
+transaction at the charger if it still runs.
+
+A charger connection that ends while a message to the CSMS is in flight keeps
+its upstream connection until the CSMS has answered it (and the answer is
+committed), so the message is not sent again when the charger is back; the
+next connection of that charger waits for it. `CsmsProbe` notices the CSMS
+coming back before the links' backoff would.
 
 Unlike §6's connection-loss rule, hubgate keeps the chargers connected when
 the CSMS is gone: it is the store-and-forward layer, not the charger.
@@ -35,7 +53,8 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,14 +62,20 @@ from typing import Any
 import trio
 
 from hubgate.backoff import Backoff
-from hubgate.cloud.authlist import auth_record, authorize_answer, local_list_update, token_key
+from hubgate.cloud.authlist import (
+    auth_record,
+    info_field,
+    local_list_update,
+    offline_token_info,
+    token_key,
+)
 from hubgate.cloud.credentials import CsmsAuth
-from hubgate.cloud.csms_limits import CsmsLimits, profile_of
+from hubgate.cloud.csms_limits import TX_PROFILE, CsmsLimits, profile_of
 from hubgate.cloud.errors import CsmsCallError
-from hubgate.cloud.offline import OfflineHandling, OfflineRule, offline_handling
+from hubgate.cloud.offline import OfflineHandling, OfflineRule, offline_handling, unavailable_answer
 from hubgate.cloud.queue import DurableQueue, open_durable_queue
-from hubgate.cloud.store import Outgoing, QueuedMessage, Store
-from hubgate.cloud.upstream import OnConnect, UpstreamLink
+from hubgate.cloud.store import Hold, Outgoing, QueuedMessage, Store, transaction_key
+from hubgate.cloud.upstream import CsmsProbe, OnConnect, UpstreamLink
 from hubgate.config.model import Csms
 from hubgate.control.limits import SITE, LimitBook, connector_target
 from hubgate.ocpp.errors import (
@@ -60,6 +85,7 @@ from hubgate.ocpp.errors import (
     OcppSessionClosedError,
     RpcError,
 )
+from hubgate.ocpp.operations import ChargerOperations
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import Station
 from hubgate.ocpp.rpc import Payload
@@ -67,12 +93,16 @@ from hubgate.ocpp.server import csms_handlers
 from hubgate.ocpp.session import INCOMING_ID, Handler, OcppSession, SessionLimits
 from hubgate.ocpp.validation import actions
 from hubgate.ocpp.versions import OcppVersion
+from hubgate.state import EventLevel
 
 LOG = logging.getLogger("hubgate.cloud")
 
 V16 = OcppVersion.V16
 _LOST = (OcppSessionClosedError, OcppCallTimeoutError)
 """Upstream failures after which a message's fate is unknown: it is stored (again)."""
+
+OnEvent = Callable[[EventLevel, str, str], None]
+"""Where the proxy reports what an operator should see: (level, subject, message)."""
 
 
 @dataclass(frozen=True)
@@ -85,9 +115,17 @@ class ProxySettings:
     first_connect_wait_s: float = 5.0
     """A charger's first call waits this long for its upstream connection to come up."""
     replay_retry_s: float = 5.0
-    """Wait before replaying again after the CSMS rejected a message or did not answer."""
+    """Wait before replaying again after the CSMS did not answer a message in time."""
+    probe_interval_s: float = 1.0
+    """While links wait out their backoff, one TCP probe of the CSMS this often (`CsmsProbe`)."""
+    probe_spread_s: float = 0.5
+    """Links woken by the probe dial within this many seconds of each other."""
     gateway_version: OcppVersion = OcppVersion.V201
     """The version of the gateway's own connection (`Csms.identity`)."""
+
+
+class _ChargerLeftError(Exception):
+    """The charger has gone: replay stops before its next message."""
 
 
 def _error_code(code: str) -> ErrorCode:
@@ -112,6 +150,12 @@ def _profile_status(limits: CsmsLimits, target: str, profile: Payload, origin: s
     return {"status": "Accepted"}
 
 
+def _log_event(level: EventLevel, subject: str, message: str) -> None:
+    LOG.log(
+        logging.INFO if level is EventLevel.INFO else logging.WARNING, "%s: %s", subject, message
+    )
+
+
 class CsmsProxy:
     """Routes the chargers' connections to the CSMS; make one with `open_csms_proxy`."""
 
@@ -120,23 +164,41 @@ class CsmsProxy:
         csms: Csms,
         queue: DurableQueue,
         limits: CsmsLimits,
+        nursery: trio.Nursery,
         *,
         policy: CsmsPolicy | None = None,
         settings: ProxySettings | None = None,
+        on_event: OnEvent | None = None,
     ) -> None:
         self.csms = csms
         self.queue = queue
         self.limits = limits
         self.policy = policy or CsmsPolicy()
         self.settings = settings or ProxySettings()
+        self.on_event = on_event
         self.chargers: dict[str, ChargerProxy] = {}
         """The proxy of each connected charger, by identity."""
         self.gateway: UpstreamLink | None = None
         self.auth = CsmsAuth(csms)
+        self.probe = CsmsProbe(
+            csms.url,
+            interval_s=self.settings.probe_interval_s,
+            spread_s=self.settings.probe_spread_s,
+            timeout_s=self.settings.connect_timeout_s,
+        )
+        self.held: set[tuple[str, str]] = set()
+        """(identity, transaction) of every held transaction (the store has them durably)."""
+        self.nursery = nursery
+        self._turns: dict[str, trio.Lock] = {}
 
     def attach(self, station: Station, version: OcppVersion) -> ChargerProxy:
         """The listener's `Attach`: the proxy of one new charger connection."""
         return ChargerProxy(self, station, version)
+
+    def turn(self, identity: str) -> trio.Lock:
+        """Held by the charger connection whose upstream link is up: one at a time per
+        identity, so that the next one starts after the last one's message in flight."""
+        return self._turns.setdefault(identity, trio.Lock())
 
     def link(
         self,
@@ -156,7 +218,69 @@ class CsmsProxy:
             connect_timeout_s=self.settings.connect_timeout_s,
             auth=self.auth,
             on_connect=on_connect,
+            probe=self.probe,
         )
+
+    def notice(self, level: EventLevel, subject: str, message: str) -> None:
+        """Report something an operator should see (logged, and to `on_event`)."""
+        LOG.log(
+            logging.INFO if level is EventLevel.INFO else logging.WARNING,
+            "%s: %s",
+            subject,
+            message,
+        )
+        if self.on_event is not None:
+            self.on_event(level, subject, message)
+
+    # -- operator decisions on held transactions ----------------------------------
+
+    async def holds(self) -> list[Hold]:
+        """Every transaction held for an operator decision."""
+        return await self.queue.run(Store.holds)
+
+    async def release(
+        self, identity: str, transaction: str, csms_transaction_id: int | None = None
+    ) -> Hold:
+        """Send a held transaction's messages after all (a 1.6 local transaction id as
+        `csms_transaction_id`, else the id the CSMS gave). KeyError: no such hold;
+        ValueError: a 1.6 transaction the CSMS gave no id and none given."""
+        hold = await self.queue.run(
+            functools.partial(
+                Store.release,
+                charge_point=identity,
+                transaction=transaction,
+                csms_transaction_id=csms_transaction_id,
+            )
+        )
+        self.held.discard((identity, transaction))
+        mapped = (
+            "" if csms_transaction_id is None else f" as CSMS transaction {csms_transaction_id}"
+        )
+        self.notice(
+            EventLevel.INFO,
+            identity,
+            f"transaction {transaction} released{mapped}: {hold.messages} messages go to the CSMS",
+        )
+        charger = self.chargers.get(identity)
+        if charger is not None:
+            charger.kick()
+        return hold
+
+    async def discard(self, identity: str, transaction: str) -> Hold:
+        """Never send a held transaction's messages (they go to dead letters). KeyError:
+        no such hold."""
+        hold = await self.queue.run(
+            functools.partial(Store.discard, charge_point=identity, transaction=transaction)
+        )
+        self.held.discard((identity, transaction))
+        self.notice(
+            EventLevel.INFO,
+            identity,
+            f"transaction {transaction} discarded: {hold.messages} messages never go to the CSMS",
+        )
+        return hold
+
+    # -- the gateway's own connection ---------------------------------------------
 
     async def run_gateway(self, identity: str) -> None:
         """The gateway's own connection: its charging profiles set the site limit."""
@@ -190,12 +314,25 @@ class ChargerProxy:
         self.station = station
         self.version = version
         self.identity = station.identity
+        self.connection = uuid.uuid4().hex
+        """This charger connection, for telling a repeated message from a new one."""
         self._queue = proxy.queue
         self._local = csms_handlers(station, version, proxy.policy)
         self._charger: OcppSession | None = None
         self._order = trio.Lock()
         self._backlog = False
         self._kick = trio.Event()
+        self._gone = False
+        self._busy = 0
+        """Upstream work in flight: a replay pass or forwarded calls."""
+        self._upstream_scope = trio.CancelScope()
+        self._link_failed = trio.Event()
+        self._foreign: set[str] = set()
+        """Upstream ids replayed from earlier connections of the charger: a new message
+        that reuses one goes up under a new id."""
+        self._awaiting_start: dict[str, Payload] = {}
+        """CSMS TxProfiles of remote starts without a connector, by id token, until the
+        charger reports the start."""
         everything = actions(version)
         self.handlers: dict[str, Handler] = {
             a: functools.partial(self._from_charger, a) for a in everything
@@ -217,19 +354,54 @@ class ChargerProxy:
         """Whether stored messages wait for the CSMS."""
         return self._backlog
 
+    def kick(self) -> None:
+        """Messages became sendable (an operator released a transaction): replay them."""
+        self._backlog = True
+        self._kick.set()
+
     async def run(self, session: OcppSession) -> None:
-        """While the charger is connected: its upstream connection and replay."""
+        """While the charger is connected: its upstream connection and replay (the link
+        itself lives in the proxy's nursery, so it can finish a message in flight)."""
         self._charger = session
         self.proxy.chargers[self.identity] = self
+        self.proxy.nursery.start_soon(self._upstream_turn)
         try:
-            pending = await self._queue.run(
-                functools.partial(Store.pending_count, charge_point=self.identity)
-            )
-            self._backlog = self._backlog or pending > 0
-            await self.upstream.run()
+            await self._link_failed.wait()
+            raise RuntimeError(f"{self.identity}: the upstream link failed; closing to start over")
         finally:
             if self.proxy.chargers.get(self.identity) is self:
                 del self.proxy.chargers[self.identity]
+            self._leave()
+
+    async def _upstream_turn(self) -> None:
+        try:
+            async with self.proxy.turn(self.identity):
+                with self._upstream_scope:
+                    self._backlog = self._backlog or await self._queue.run(
+                        functools.partial(Store.backlog, charge_point=self.identity)
+                    )
+                    await self.upstream.run()
+        except Exception:  # one charger's failure must not end the others' links
+            LOG.exception("%s: upstream link failed", self.identity)
+            self._link_failed.set()
+
+    def _leave(self) -> None:
+        """The charger is gone: end the upstream link once nothing is in flight on it."""
+        self._gone = True
+        self._kick.set()
+        if self._busy == 0:
+            self._upstream_scope.cancel()
+        else:  # bounded: the call in flight times out by then
+            deadline = self.proxy.settings.upstream.call_timeout_s + 1.0
+            self._upstream_scope.deadline = trio.current_time() + deadline
+
+    def _begin(self) -> None:
+        self._busy += 1
+
+    def _end(self) -> None:
+        self._busy -= 1
+        if self._gone and self._busy == 0:
+            self._upstream_scope.cancel()
 
     # -- charger → CSMS -------------------------------------------------------
 
@@ -238,83 +410,43 @@ class ChargerProxy:
         with trio.move_on_after(self.proxy.settings.first_connect_wait_s):
             await self.upstream.attempted.wait()
         handling = offline_handling(action, payload)
-        if handling.rule is OfflineRule.LOCAL:
+        self._follow_transaction(action, payload)
+        if handling.rule in (OfflineRule.LOCAL, OfflineRule.FORWARD):
             if self.upstream.online:
                 try:
-                    return await self._forward(unique_id, action, payload)
+                    upstream_id = self._upstream_id(unique_id)
+                    return await self._forward(upstream_id, action, payload, payload)
                 except _LOST:
                     pass
+            if handling.rule is OfflineRule.FORWARD:
+                return unavailable_answer(action, payload)
             return await self._answer_locally(action, payload)
         async with self._order:
+            upstream = None
             if not self._backlog and self.upstream.online:
+                upstream = await self._upstream_payload(payload)
+            if upstream is not None:
+                upstream_id = self._upstream_id(unique_id)
                 try:
-                    return await self._forward(unique_id, action, payload)
+                    return await self._forward(upstream_id, action, payload, upstream)
                 except _LOST as exc:
                     LOG.info(
                         "%s: %s not confirmed by the CSMS (%s); stored", self.identity, action, exc
                     )
+                    return await self._store(unique_id, action, payload, handling, upstream_id)
             return await self._store(unique_id, action, payload, handling)
 
-    async def _forward(self, unique_id: str, action: str, payload: Payload) -> Payload:
-        session = self.upstream.session
-        if session is None:
-            raise OcppSessionClosedError(f"{self.identity}: no CSMS connection")
-        try:
-            answer = await session.call(
-                action, await self._csms_transaction_ids(payload), unique_id=unique_id
-            )
-        except OcppCallError as exc:
-            raise _relayed(exc) from None
-        local = self._local.get(action)
-        if local is not None:
-            reply = await local(payload)  # hubgate's own view of the station
-            if self.version is V16 and action == "StartTransaction":
-                self._rekey(reply["transactionId"], answer["transactionId"])
-        if action == "Authorize":
-            await self._cache(payload, answer)
-        return answer
+    def _upstream_id(self, unique_id: str) -> str:
+        """The id a message goes up with: the charger's, unless replay used it already on
+        this link for an earlier connection's message."""
+        return str(uuid.uuid4()) if unique_id in self._foreign else unique_id
 
-    async def _store(
-        self, unique_id: str, action: str, payload: Payload, handling: OfflineHandling
-    ) -> Payload:
-        start16 = self.version is V16 and action == "StartTransaction"
-        receipt = await self._queue.enqueue(
-            Outgoing(
-                self.identity,
-                unique_id,
-                action,
-                payload,
-                coalesce_key=handling.coalesce_key,
-                issue_transaction_id=start16,
-            )
-        )
-        self._backlog = True
-        self._kick.set()
-        answer = await self._answer_locally(action, payload)
-        if start16:
-            self._rekey(answer["transactionId"], receipt.local_transaction_id)
-            answer["transactionId"] = receipt.local_transaction_id
-        return answer
-
-    async def _answer_locally(self, action: str, payload: Payload) -> Payload:
-        if action == "Authorize":
-            token = payload["idTag" if self.version is V16 else "idToken"]
-            found = await self._queue.run(
-                functools.partial(
-                    Store.authorize,
-                    charge_point=self.identity,
-                    key=token_key(self.version, token),
-                    now=time.time(),
-                )
-            )
-            return authorize_answer(self.version, found)
-        local = self._local.get(action)
-        if local is not None:
-            return await local(payload)
-        return {}  # the remaining notifications' responses have no required fields
-
-    async def _csms_transaction_ids(self, payload: Payload) -> Payload:
-        """A 1.6 local (negative) transaction id the charger still uses → the CSMS's id."""
+    async def _upstream_payload(self, payload: Payload) -> Payload | None:
+        """The payload as the CSMS gets it now; None when it must wait in the queue (its
+        transaction is held, or the CSMS has not given its 1.6 local id a CSMS id)."""
+        key = transaction_key(payload)
+        if key is not None and (self.identity, key) in self.proxy.held:
+            return None
         local_id = payload.get("transactionId")
         if self.version is not V16 or not isinstance(local_id, int) or local_id >= 0:
             return payload
@@ -323,7 +455,98 @@ class ChargerProxy:
                 Store.csms_transaction_id, charge_point=self.identity, local_id=local_id
             )
         )
-        return payload if csms_id is None else {**payload, "transactionId": csms_id}
+        return None if csms_id is None else {**payload, "transactionId": csms_id}
+
+    async def _forward(
+        self, upstream_id: str, action: str, payload: Payload, upstream: Payload
+    ) -> Payload:
+        """Send a charger's call to the CSMS and update hubgate's view from the answer.
+
+        Shielded: a charger that disconnects meanwhile does not cut the call short (its
+        upstream link stays until the CSMS answered), so a message the CSMS answered is
+        never sent again for want of its answer.
+        """
+        session = self.upstream.session
+        if session is None:
+            raise OcppSessionClosedError(f"{self.identity}: no CSMS connection")
+        self._begin()
+        try:
+            with trio.CancelScope(shield=True):
+                answer = await session.call(action, upstream, unique_id=upstream_id)
+                local = self._local.get(action)
+                if local is not None:
+                    reply = await local(payload)  # hubgate's own view of the station
+                    if self.version is V16 and action == "StartTransaction":
+                        self._rekey(reply["transactionId"], answer["transactionId"])
+                if action == "Authorize":
+                    await self._cache(payload, answer)
+        except OcppCallError as exc:
+            raise _relayed(exc) from None
+        finally:
+            self._end()
+        return answer
+
+    async def _store(
+        self,
+        unique_id: str,
+        action: str,
+        payload: Payload,
+        handling: OfflineHandling,
+        upstream_id: str | None = None,
+    ) -> Payload:
+        start16 = self.version is V16 and action == "StartTransaction"
+        if upstream_id is None and unique_id in self._foreign:
+            upstream_id = self._upstream_id(unique_id)
+        receipt = await self._queue.enqueue(
+            Outgoing(
+                self.identity,
+                unique_id,
+                action,
+                payload,
+                coalesce_key=handling.coalesce_key,
+                issue_transaction_id=start16,
+                connection=self.connection,
+                upstream_id=upstream_id,
+            )
+        )
+        self.kick()
+        answer = await self._answer_locally(action, payload)
+        if start16:
+            self._rekey(answer["transactionId"], receipt.local_transaction_id)
+            answer["transactionId"] = receipt.local_transaction_id
+        return answer
+
+    async def _answer_locally(self, action: str, payload: Payload) -> Payload:
+        """hubgate's answer while the CSMS is away; id tokens by the offline rules."""
+        field_name = info_field(self.version)
+        token = payload.get("idTag" if self.version is V16 else "idToken")
+        if action == "Authorize":
+            assert token is not None  # required by the schema
+            return {field_name: await self._offline_token_info(token)}
+        local = self._local.get(action)
+        if local is None:
+            return {}  # the remaining notifications' responses have no required fields
+        answer = await local(payload)
+        if field_name in answer and token is not None:
+            answer[field_name] = await self._offline_token_info(token)
+        return answer
+
+    async def _offline_token_info(self, token: str | dict[str, Any]) -> dict[str, Any]:
+        found = await self._queue.run(
+            functools.partial(
+                Store.authorize,
+                charge_point=self.identity,
+                key=token_key(self.version, token),
+                now=time.time(),
+            )
+        )
+        csms = self.proxy.csms
+        return offline_token_info(
+            self.version,
+            found,
+            local_authorize_offline=csms.local_authorize_offline,
+            allow_unknown=csms.allow_offline_tx_for_unknown_id,
+        )
 
     def _rekey(self, old: object, new: object) -> None:
         """hubgate's registry keeps a 1.6 transaction under the id the charger was given."""
@@ -334,7 +557,7 @@ class ChargerProxy:
 
     async def _cache(self, request: Payload, answer: Payload) -> None:
         v16 = self.version is V16
-        info = answer.get("idTagInfo" if v16 else "idTokenInfo")
+        info = answer.get(info_field(self.version))
         if not isinstance(info, dict):
             return
         key = token_key(self.version, request["idTag" if v16 else "idToken"])
@@ -351,35 +574,77 @@ class ChargerProxy:
     # -- replay ----------------------------------------------------------------
 
     async def _replay_while_connected(self, session: OcppSession) -> None:
-        """Replay the queue whenever it is not empty, for as long as `session` is up."""
+        """Replay the queue whenever it is not empty, for as long as `session` is up and
+        the charger connected."""
 
         async def send(message: QueuedMessage) -> dict[str, Any]:
+            if self._gone:
+                raise _ChargerLeftError
+            if message.connection != self.connection:
+                self._foreign.add(message.upstream_id)
             try:
                 return await session.call(
-                    message.action, message.payload, unique_id=message.message_id
+                    message.action, message.payload, unique_id=message.upstream_id
                 )
             except OcppCallError as exc:
                 raise CsmsCallError(exc.code, exc.description) from None
+            except RpcError as exc:  # e.g. stored under another OCPP version than this link's
+                raise CsmsCallError(exc.code, f"not sendable on this link: {exc}") from None
 
-        while True:
+        while not self._gone:
             if not self._backlog:
                 self._kick = trio.Event()
                 await self._kick.wait()
                 continue
+            self._begin()
             try:
-                delivered = await self._queue.replay(self.identity, send)
-            except OcppSessionClosedError:
+                delivered = await self._queue.replay(self.identity, send, on_hold=self._held)
+            except (_ChargerLeftError, OcppSessionClosedError):
                 return
-            except (CsmsCallError, OcppCallTimeoutError) as exc:
+            except OcppCallTimeoutError as exc:
                 LOG.warning("%s: replay paused: %s", self.identity, exc)
                 await trio.sleep(self.proxy.settings.replay_retry_s)
                 continue
+            finally:
+                self._end()
             LOG.info("%s: replayed %d messages", self.identity, delivered)
             async with self._order:
-                left = await self._queue.run(
-                    functools.partial(Store.pending_count, charge_point=self.identity)
+                self._backlog = await self._queue.run(
+                    functools.partial(Store.backlog, charge_point=self.identity)
                 )
-                self._backlog = left > 0
+
+    def _held(
+        self, message: QueuedMessage, reason: str, outcome: dict[str, Any] | CsmsCallError
+    ) -> None:
+        """The CSMS refused a replayed transaction: hold it, say so, stop it if it runs."""
+        transaction = message.transaction
+        assert transaction is not None
+        self.proxy.held.add((self.identity, transaction))
+        self.proxy.notice(
+            EventLevel.WARNING,
+            self.identity,
+            f"transaction {transaction} held: {reason}; its messages wait for an operator"
+            " to release or discard them",
+        )
+        if isinstance(outcome, dict) and self.proxy.csms.stop_transaction_on_invalid_id:
+            self.proxy.nursery.start_soon(self._stop_refused, transaction)
+
+    async def _stop_refused(self, transaction_id: str) -> None:
+        """StopTransactionOnInvalidId: stop a transaction the CSMS refused, if it runs."""
+        transaction = self.station.transactions.get(transaction_id)
+        charger = self._charger
+        if transaction is None or transaction.stopped is not None or charger is None:
+            return
+        try:
+            status = await ChargerOperations(charger).remote_stop(transaction_id)
+        except (OcppCallError, RpcError, *_LOST) as exc:
+            status = f"not stopped: {exc}"
+        self.proxy.notice(
+            EventLevel.WARNING,
+            self.identity,
+            f"transaction {transaction_id}: the CSMS refused its id token; stop requested"
+            f" ({status})",
+        )
 
     # -- CSMS → charger ----------------------------------------------------------
 
@@ -389,6 +654,8 @@ class ChargerProxy:
             raise RpcError(ErrorCode.GENERIC_ERROR, "the charge point is not connected")
         if self.version is V16 and action == "RemoteStopTransaction":
             payload = await self._local_transaction_id(payload)
+        if action in ("RemoteStartTransaction", "RequestStartTransaction"):
+            payload = self._take_charging_profile(payload)
         try:
             return await charger.call(action, payload, unique_id=INCOMING_ID.get())
         except OcppCallError as exc:
@@ -411,6 +678,56 @@ class ChargerProxy:
     def _target(self, connector: int) -> str:
         return connector_target(self.station.admission.charger_id, connector)
 
+    def _take_charging_profile(self, payload: Payload) -> Payload:
+        """A remote start's charging profile becomes a CSMS lease on its connector (once
+        the charger names the connector, when the CSMS did not); the start goes on
+        without it."""
+        profile = payload.get("chargingProfile")
+        if profile is None:
+            return payload
+        connector = payload.get("connectorId" if self.version is V16 else "evseId")
+        if connector is None:
+            self._awaiting_start[self._token_name(payload)] = profile
+        else:
+            self._set_tx_profile(int(connector), profile)
+        return {k: v for k, v in payload.items() if k != "chargingProfile"}
+
+    def _token_name(self, payload: Payload) -> str:
+        token = payload.get("idTag" if self.version is V16 else "idToken")
+        return token if isinstance(token, str) else str((token or {}).get("idToken"))
+
+    def _set_tx_profile(self, connector: int, profile: Payload) -> None:
+        origin = f"csms:{self.identity}"
+        _profile_status(self.proxy.limits, self._target(connector), profile, origin)
+
+    def _follow_transaction(self, action: str, payload: Payload) -> None:
+        """A transaction began or ended on a connector: a CSMS TxProfile waiting for it
+        applies there now, one that ends with it is cleared."""
+        v16 = self.version is V16
+        connector: int | None
+        if action in ("StartTransaction", "TransactionEvent"):
+            evse = payload.get("evse")
+            connector = payload.get("connectorId") if v16 else (evse or {}).get("id")
+            waiting = self._awaiting_start.pop(self._token_name(payload), None)
+            if waiting is not None and connector is not None:
+                self._set_tx_profile(int(connector), waiting)
+        ended = action == "StopTransaction" or payload.get("eventType") == "Ended"
+        status = payload.get("status" if v16 else "connectorStatus")
+        if not ended and status != "Available":
+            return
+        if action == "StopTransaction":
+            transaction = self.station.transactions.get(str(payload.get("transactionId")))
+            connector = None if transaction is None else transaction.connector_id
+        else:
+            evse = payload.get("evse")
+            connector = payload.get("connectorId") if v16 else payload.get("evseId")
+            if evse is not None:
+                connector = evse.get("id")
+        if connector is not None:
+            self.proxy.limits.clear(
+                self._target(int(connector)), f"csms:{self.identity}", purpose=TX_PROFILE
+            )
+
     async def _set_charging_profile(self, payload: Payload) -> Payload:
         connector, profile = profile_of(self.version, payload)
         origin = f"csms:{self.identity}"
@@ -419,15 +736,28 @@ class ChargerProxy:
     async def _clear_charging_profile(self, payload: Payload) -> Payload:
         if self.version is V16:
             connector = payload.get("connectorId")
+            criteria = payload
+            profile_id = payload.get("id")
         else:
-            connector = (payload.get("chargingProfileCriteria") or {}).get("evseId")
+            criteria = payload.get("chargingProfileCriteria") or {}
+            connector = criteria.get("evseId")
+            profile_id = payload.get("chargingProfileId")
         prefix = self._target(0)[:-1]
         targets = [
             t
             for t in self.proxy.limits.targets()
             if t.startswith(prefix) and (connector is None or t == self._target(connector))
         ]
-        cleared = [self.proxy.limits.clear(t, f"csms:{self.identity}") for t in targets]
+        cleared = [
+            self.proxy.limits.clear(
+                t,
+                f"csms:{self.identity}",
+                purpose=criteria.get("chargingProfilePurpose"),
+                stack_level=criteria.get("stackLevel"),
+                profile_id=profile_id,
+            )
+            for t in targets
+        ]
         return {"status": "Accepted" if any(cleared) else "Unknown"}
 
     async def _send_local_list(self, payload: Payload) -> Payload:
@@ -461,13 +791,18 @@ async def open_csms_proxy(
     *,
     policy: CsmsPolicy | None = None,
     settings: ProxySettings | None = None,
+    on_event: OnEvent | None = None,
 ) -> AsyncIterator[CsmsProxy]:
     """The proxy with its durable queue (`csms.queue_path`) and, with `csms.identity`,
     the gateway's own connection; pass `proxy.attach` to `OcppListener`."""
     async with open_durable_queue(csms.queue_path) as queue, trio.open_nursery() as nursery:
         limits = CsmsLimits(book)
         await nursery.start(limits.run)
-        proxy = CsmsProxy(csms, queue, limits, policy=policy, settings=settings)
+        proxy = CsmsProxy(
+            csms, queue, limits, nursery, policy=policy, settings=settings, on_event=on_event
+        )
+        proxy.held = {(h.charge_point, h.transaction) for h in await queue.run(Store.holds)}
+        await nursery.start(proxy.probe.run)
         if csms.identity is not None:
             nursery.start_soon(proxy.run_gateway, csms.identity)
         yield proxy

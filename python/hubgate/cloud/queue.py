@@ -5,9 +5,9 @@ capacity limiter of one, so the one connection is used by one thread at a time
 and the Trio loop never waits on an fsync. Enqueues that arrive while a commit
 is running are written together in the next commit (group commit): hundreds of
 chargers share one fsync instead of queueing for one each. Replay spends one
-hop per acknowledgement; the acknowledgement that ends a fetched batch (or a
-StartTransaction, whose answer the next messages may need) and the next fetch
-share one.
+hop per acknowledgement; the acknowledgement that ends a fetched batch (a batch
+ends before a message that needs a queued StartTransaction's answer) and the
+next fetch share one.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ T = TypeVar("T")
 Send = Callable[[QueuedMessage], Awaitable[dict[str, Any]]]
 """Sends one Call to the CSMS and returns its CallResult payload (or raises)."""
 
+OnHold = Callable[[QueuedMessage, str, "dict[str, Any] | CsmsCallError"], None]
+"""Told when the CSMS's answer to a message held its transaction: why, and the answer."""
+
 
 @dataclass(slots=True)
 class _Waiting:
@@ -39,9 +42,8 @@ class _Waiting:
 class DurableQueue:
     """A `Store` used from Trio; create it with `open_durable_queue`."""
 
-    def __init__(self, store: Store, *, max_attempts: int = 3) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
-        self._max_attempts = max_attempts
         self._limiter = trio.CapacityLimiter(1)
         self._commit_lock = trio.Lock()
         self._waiting: list[_Waiting] = []
@@ -74,46 +76,66 @@ class DurableQueue:
         assert waiting.receipt is not None
         return waiting.receipt
 
-    async def replay(self, charge_point: str, send: Send, *, batch: int = 256) -> int:
-        """Send a charge point's queue to the CSMS in order, each message once; returns the count.
+    async def replay(
+        self, charge_point: str, send: Send, *, batch: int = 256, on_hold: OnHold | None = None
+    ) -> int:
+        """Send a charge point's queue to the CSMS in order, each message once; returns how
+        many the CSMS answered with a CallResult.
 
-        Each message is removed only after `send` returned the CSMS's answer.
-        A CallError (`CsmsCallError`) counts an attempt: after `max_attempts`
-        the message goes to dead letters and replay goes on, before that the
-        error propagates so the caller retries later. Any other exception
-        (connection lost) propagates with the message still queued.
+        Each message is removed only after `send` returned the CSMS's answer. A
+        CallError (`CsmsCallError`) moves the message to dead letters and replay
+        goes on. When the CSMS refused a transaction (`hold_reason`), its other
+        messages are held and `on_hold` is told. Any other exception (connection
+        lost) propagates with the message still queued.
         """
         delivered = 0
         fetch = functools.partial(Store.pending, charge_point=charge_point, limit=batch)
         messages = await self.run(fetch)
         while messages:
             for position, message in enumerate(messages, 1):
-                last = position == len(messages)
                 try:
-                    answer = await send(message)
+                    outcome: dict[str, Any] | CsmsCallError = await send(message)
                 except CsmsCallError as error:
-                    dead = await self.run(
-                        functools.partial(
-                            Store.record_failure,
-                            seq=message.seq,
-                            error=str(error),
-                            max_attempts=self._max_attempts,
-                        )
+                    outcome = error
+                reason = hold_reason(message, outcome)
+                if isinstance(outcome, CsmsCallError):
+                    done = functools.partial(
+                        Store.refuse, seq=message.seq, error=str(outcome), hold=reason
                     )
-                    if not dead:
-                        raise
-                    if last:
-                        messages = await self.run(fetch)
-                    continue
-                delivered += 1
-                acknowledge = functools.partial(Store.acknowledge, seq=message.seq, answer=answer)
-                if last or message.action == "StartTransaction":
-                    # the next messages may need the new transaction id: fetch them
-                    # after the acknowledgement, in the same worker-thread hop
-                    messages = await self.run(functools.partial(_then, acknowledge, fetch))
+                else:
+                    delivered += 1
+                    done = functools.partial(
+                        Store.acknowledge, seq=message.seq, answer=outcome, hold=reason
+                    )
+                if reason is not None and on_hold is not None:
+                    on_hold(message, reason, outcome)
+                if position == len(messages) or reason is not None:
+                    # fetch the next messages (without a held transaction's) after the
+                    # acknowledgement, in the same worker-thread hop
+                    messages = await self.run(functools.partial(_then, done, fetch))
                     break
-                await self.run(acknowledge)
+                await self.run(done)
         return delivered
+
+
+def hold_reason(message: QueuedMessage, outcome: dict[str, Any] | CsmsCallError) -> str | None:
+    """Why the CSMS's answer holds the rest of the message's transaction, or None.
+
+    A CallError to a transaction's start (1.6 StartTransaction, 2.0.1 TransactionEvent
+    Started), or an answer refusing the id token of a transaction that goes on.
+    """
+    action, event = message.action, message.payload.get("eventType")
+    if isinstance(outcome, CsmsCallError):
+        if action == "StartTransaction" or event == "Started":
+            return f"the CSMS refused {action}: {outcome}"
+        return None
+    if action != "StartTransaction" and (action != "TransactionEvent" or event == "Ended"):
+        return None
+    info = outcome.get("idTagInfo", outcome.get("idTokenInfo"))
+    status = info.get("status") if isinstance(info, dict) else None
+    if status is None or status == "Accepted":
+        return None
+    return f"the CSMS answered {action} with {status}"
 
 
 def _then(first: Callable[[Store], object], second: Callable[[Store], T], store: Store) -> T:
@@ -124,12 +146,12 @@ def _then(first: Callable[[Store], object], second: Callable[[Store], T], store:
 
 @asynccontextmanager
 async def open_durable_queue(
-    path: str | Path, *, max_attempts: int = 3, cache_size: int = 10_000
+    path: str | Path, *, cache_size: int = 10_000
 ) -> AsyncIterator[DurableQueue]:
     """Open (or create) the store file and yield a `DurableQueue`; closes it on exit."""
     store = await trio.to_thread.run_sync(functools.partial(Store, path, cache_size=cache_size))
     try:
-        yield DurableQueue(store, max_attempts=max_attempts)
+        yield DurableQueue(store)
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(store.close)

@@ -3,23 +3,41 @@
 One SQLite file in WAL mode. Whatever hubgate has promised to someone is
 committed with `synchronous=FULL` (fsync before the method returns): enqueued
 messages (callers answer a charger only after `enqueue_many` returned), local
-list updates, dead letters. A SIGKILL or power cut after that loses nothing.
-Acknowledgements and cache bookkeeping commit without fsync: a SIGKILL cannot
-undo them (the WAL write is in the kernel), a power cut can, which at worst
-sends an acknowledged message once more.
+list updates, refusals and operator decisions. A SIGKILL or power cut after
+that loses nothing. Acknowledgements and cache bookkeeping commit without
+fsync: a SIGKILL cannot undo them (the WAL write is in the kernel), a power
+cut can, which at worst sends an acknowledged message once more.
 
 Queues. One ordered queue per charge point (ordered by `seq`). A message leaves
 the queue only in `acknowledge`, after the CSMS answered it, in the same commit
 that records what the answer taught us (the CSMS transaction id of a 1.6
 StartTransaction). The replay cursor is therefore the queue itself: the first
-row left for a charge point is the next to send, across any restart. A message
-the CSMS answered with a CallError is retried up to `max_attempts` times and
-then moved to `dead_letters`, never silently dropped.
+row left for a charge point is the next to send, across any restart.
 
-Delivery is exactly once unless the process dies between the CSMS's answer and
-the `acknowledge` commit (microseconds), or the power fails shortly after it:
-then that message is sent again with the same OCPP message id (and, in 2.0.1,
-the same seqNo), which is how a CSMS recognises a repeat.
+What a message is. OCPP-J message ids are unique per connection only (1.6), and
+some chargers start them again after every reconnect. A stored message is a
+repeat of a queued one (the charger retrying a Call it got no answer to) only
+when it has the same message id *and* comes over the same charger connection
+or has the same action and payload (`payload_hash`); anything else is a new
+message. Each message also has the id it goes to the CSMS with (`upstream_id`):
+the charger's own, unless another queued message of that charge point already
+uses it, then a new UUID; it is stored with the message, so a repeat after a
+restart carries the same one.
+
+Refusals. A message the CSMS answered with a CallError is moved to
+`dead_letters` at once (replay goes on with the next one). When the message
+began a transaction (a 1.6 StartTransaction, a 2.0.1 TransactionEvent), or the
+CSMS's answer refused its id token, the transaction is *held*: its other
+messages stay queued but are not sent until an operator releases it (a 1.6
+transaction with the CSMS's transaction id to use) or discards them; a 1.6
+message whose local transaction id has no CSMS id is never sent with it
+(its transaction is held instead).
+
+Delivery is exactly once unless the process dies after the CSMS has the
+message and before the `acknowledge` commit (docs/ocpp.md gives the measured
+size of that window), or the power fails shortly after it: then that message
+is sent again with the same upstream message id (and, in 2.0.1, the same
+seqNo), which is how a CSMS recognises a repeat.
 
 Transaction ids. A 1.6 StartTransaction answered while offline gets a local
 transaction id, negative (-1, -2, ...) so it never collides with a CSMS id.
@@ -39,15 +57,20 @@ one worker thread at a time, off the Trio loop.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+SCHEMA_VERSION = 1
+"""`PRAGMA user_version` of the current layout; 0 is the first one (`_migrate` upgrades it)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -59,12 +82,25 @@ CREATE TABLE IF NOT EXISTS messages (
     coalesce_key TEXT,
     local_transaction_id INTEGER,
     enqueued_at REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0
+    upstream_id TEXT NOT NULL DEFAULT '',
+    connection TEXT NOT NULL DEFAULT '',
+    payload_hash TEXT NOT NULL DEFAULT '',
+    transaction_key TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_by_charge_point ON messages (charge_point, seq);
-CREATE UNIQUE INDEX IF NOT EXISTS messages_by_message_id ON messages (charge_point, message_id);
+CREATE INDEX IF NOT EXISTS messages_by_charger_id ON messages (charge_point, message_id);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_by_upstream_id ON messages (charge_point, upstream_id);
+CREATE INDEX IF NOT EXISTS messages_by_transaction ON messages (charge_point, transaction_key);
 CREATE UNIQUE INDEX IF NOT EXISTS messages_latest
     ON messages (charge_point, coalesce_key) WHERE coalesce_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS held (
+    charge_point TEXT NOT NULL,
+    transaction_key TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    csms_transaction_id INTEGER,
+    since REAL NOT NULL,
+    PRIMARY KEY (charge_point, transaction_key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dead_letters (
     seq INTEGER PRIMARY KEY,
     charge_point TEXT NOT NULL,
@@ -119,6 +155,10 @@ class Outgoing:
     """For OfflineRule.LATEST: a pending message with the same key is replaced."""
     issue_transaction_id: bool = False
     """A 1.6 StartTransaction answered locally: the store issues its transaction id."""
+    connection: str = ""
+    """The charger connection it came over (a repeat on the same one is the same message)."""
+    upstream_id: str | None = None
+    """The id to send it to the CSMS with when not the charger's own (see the module docstring)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +176,44 @@ class QueuedMessage:
     seq: int
     charge_point: str
     message_id: str
+    """The charger's message id."""
     action: str
     payload: dict[str, Any]
-    attempts: int
+    upstream_id: str
+    """The message id it goes to the CSMS with."""
+    connection: str = ""
+    transaction: str | None = None
+    """The transaction it belongs to, as the charger names it (`transaction_key`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A transaction whose messages wait for an operator decision."""
+
+    charge_point: str
+    transaction: str
+    """As the charger names it: a 1.6 (local) transaction id, a 2.0.1 transactionId."""
+    reason: str
+    csms_transaction_id: int | None
+    """The id the CSMS gave the transaction, when it gave one."""
+    since: float
+    messages: int
+    """How many of its messages are queued."""
+
+
+def transaction_key(payload: dict[str, Any]) -> str | None:
+    """The transaction a message belongs to: 1.6 `transactionId`, 2.0.1 `transactionInfo`."""
+    found = payload.get("transactionId")
+    if found is None:
+        info = payload.get("transactionInfo")
+        found = info.get("transactionId") if isinstance(info, dict) else None
+    return None if found is None else str(found)
+
+
+def payload_hash(action: str, payload: dict[str, Any]) -> str:
+    """What a message says, for telling a repeat from a new message with a reused id."""
+    text = json.dumps([action, payload], sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 class ListUpdateStatus(StrEnum):
@@ -189,7 +264,27 @@ class Store:
         if mode != "wal":
             raise OSError(f"{path}: SQLite could not switch to WAL mode (got {mode!r})")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._migrate()
         self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _migrate(self) -> None:
+        """Bring a file of the first layout (user_version 0) to the current one."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
+        if not columns or "upstream_id" in columns:
+            return
+        with self._transaction() as db:
+            for column in ("upstream_id", "connection", "payload_hash"):
+                db.execute(f"ALTER TABLE messages ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+            db.execute("ALTER TABLE messages ADD COLUMN transaction_key TEXT")
+            db.execute(
+                "UPDATE messages SET upstream_id = message_id, connection = 'first layout',"
+                " transaction_key = COALESCE("
+                "CAST(local_transaction_id AS TEXT),"
+                " CAST(json_extract(payload, '$.transactionId') AS TEXT),"
+                " json_extract(payload, '$.transactionInfo.transactionId'))"
+            )
+            db.execute("DROP INDEX IF EXISTS messages_by_message_id")  # it was unique
 
     def close(self) -> None:
         """Close the database (everything is already on disk)."""
@@ -212,22 +307,30 @@ class Store:
     def enqueue_many(self, items: Sequence[Outgoing], now: float | None = None) -> list[Receipt]:
         """Store messages in one durable commit (one fsync), in the given order.
 
-        Idempotent per (charge point, message id) while the message is queued: a
-        charger repeating an unanswered Call gets the first receipt back (and the
-        same local transaction id).
+        A repeat of a queued message (same message id, and the same connection or
+        the same action and payload) gets the first one's receipt back (and the
+        same local transaction id); anything else is stored.
         """
         stamp = time.time() if now is None else now
         receipts = []
         with self._transaction() as db:
             for item in items:
+                digest = payload_hash(item.action, item.payload)
                 again = db.execute(
-                    "SELECT seq, local_transaction_id FROM messages"
-                    " WHERE charge_point = ? AND message_id = ?",
-                    (item.charge_point, item.message_id),
+                    "SELECT seq, local_transaction_id FROM messages WHERE charge_point = ?"
+                    " AND message_id = ? AND (connection = ? OR payload_hash = ?)",
+                    (item.charge_point, item.message_id, item.connection, digest),
                 ).fetchone()
                 if again is not None:  # the charger repeated a Call it got no answer to
                     receipts.append(Receipt(*again))
                     continue
+                upstream_id = item.upstream_id or item.message_id
+                taken = db.execute(
+                    "SELECT 1 FROM messages WHERE charge_point = ? AND upstream_id = ?",
+                    (item.charge_point, upstream_id),
+                ).fetchone()
+                if taken is not None:  # a new message under a reused id
+                    upstream_id = str(uuid.uuid4())
                 local_id = None
                 if item.issue_transaction_id:
                     local_id = self._issue_transaction_id(item.charge_point)
@@ -236,15 +339,21 @@ class Store:
                         "DELETE FROM messages WHERE charge_point = ? AND coalesce_key = ?",
                         (item.charge_point, item.coalesce_key),
                     )
+                key = transaction_key(item.payload) if local_id is None else str(local_id)
                 cursor = db.execute(
-                    "INSERT INTO messages (charge_point, message_id, action, payload,"
-                    " coalesce_key, local_transaction_id, enqueued_at) VALUES (?,?,?,?,?,?,?)",
+                    "INSERT INTO messages (charge_point, message_id, upstream_id, connection,"
+                    " payload_hash, action, payload, coalesce_key, transaction_key,"
+                    " local_transaction_id, enqueued_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         item.charge_point,
                         item.message_id,
+                        upstream_id,
+                        item.connection,
+                        digest,
                         item.action,
                         json.dumps(item.payload, separators=(",", ":")),
                         item.coalesce_key,
+                        key,
                         local_id,
                         stamp,
                     ),
@@ -265,31 +374,62 @@ class Store:
         return local_id
 
     def pending(self, charge_point: str, limit: int = 256) -> list[QueuedMessage]:
-        """The next messages to send to the CSMS for one charge point, oldest first."""
+        """The next messages to send to the CSMS for one charge point, oldest first.
+
+        Messages of held transactions are left out. A 1.6 local transaction id is
+        replaced by the CSMS's; the batch ends before a message whose id the CSMS
+        has yet to give (its StartTransaction is queued ahead of it), and a message
+        whose id it will never give (its StartTransaction is gone unanswered) has
+        its transaction held.
+        """
         rows = self._db.execute(
-            "SELECT seq, message_id, action, payload, attempts FROM messages"
-            " WHERE charge_point = ? ORDER BY seq LIMIT ?",
+            "SELECT seq, message_id, upstream_id, connection, action, payload, transaction_key"
+            " FROM messages AS m WHERE charge_point = ?1 AND NOT EXISTS (SELECT 1 FROM held"
+            " WHERE held.charge_point = ?1 AND held.transaction_key = m.transaction_key)"
+            " ORDER BY seq LIMIT ?2",
             (charge_point, limit),
         ).fetchall()
-        return [
-            QueuedMessage(
-                seq,
-                charge_point,
-                message_id,
-                action,
-                self._rewrite_transaction_id(charge_point, json.loads(payload)),
-                attempts,
-            )
-            for seq, message_id, action, payload, attempts in rows
-        ]
-
-    def _rewrite_transaction_id(self, charge_point: str, payload: dict[str, Any]) -> dict[str, Any]:
-        local_id = payload.get("transactionId")
-        if isinstance(local_id, int) and local_id < 0:
-            csms_id = self.csms_transaction_id(charge_point, local_id)
-            if csms_id is not None:
+        batch: list[QueuedMessage] = []
+        orphaned: set[str] = set()
+        for seq, message_id, upstream_id, connection, action, text, key in rows:
+            if key in orphaned:
+                continue
+            payload = json.loads(text)
+            local_id = payload.get("transactionId")
+            if isinstance(local_id, int) and local_id < 0:
+                csms_id = self.csms_transaction_id(charge_point, local_id)
+                if csms_id is None:
+                    if self._start_queued(charge_point, local_id):
+                        break
+                    with self._transaction() as db:
+                        reason = f"no CSMS transaction id for {local_id}"
+                        self._hold(db, charge_point, str(local_id), reason, None)
+                    orphaned.add(str(local_id))
+                    continue
                 payload["transactionId"] = csms_id
-        return payload
+            batch.append(
+                QueuedMessage(
+                    seq, charge_point, message_id, action, payload, upstream_id, connection, key
+                )
+            )
+        return batch
+
+    def _start_queued(self, charge_point: str, local_id: int) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM messages WHERE charge_point = ? AND local_transaction_id = ?",
+            (charge_point, local_id),
+        ).fetchone()
+        return row is not None
+
+    @staticmethod
+    def _hold(
+        db: sqlite3.Connection, charge_point: str, key: str, reason: str, csms_id: object
+    ) -> None:
+        db.execute(
+            "INSERT OR IGNORE INTO held (charge_point, transaction_key, reason,"
+            " csms_transaction_id, since) VALUES (?,?,?,?,?)",
+            (charge_point, key, reason, csms_id if isinstance(csms_id, int) else None, time.time()),
+        )
 
     def csms_transaction_id(self, charge_point: str, local_id: int) -> int | None:
         """The CSMS's id for a locally issued transaction id, once the CSMS has given it."""
@@ -307,9 +447,11 @@ class Store:
         ).fetchone()
         return None if row is None else int(row[0])
 
-    def acknowledge(self, seq: int, answer: dict[str, Any]) -> None:
+    def acknowledge(self, seq: int, answer: dict[str, Any], hold: str | None = None) -> None:
         """The CSMS answered message `seq` with CallResult `answer`: remove it.
 
+        `hold`: the answer refused the message's transaction (its id token), for
+        this reason; the transaction's other messages are held (`holds`).
         Committed without fsync: it survives a kill of the process; a power cut
         right after may undo it, and then the message is sent once more with
         its original message id (at least once, never lost). Replay is thus
@@ -318,39 +460,110 @@ class Store:
         """
         with self._transaction(fsync=False) as db:
             row = db.execute(
-                "SELECT charge_point, local_transaction_id FROM messages WHERE seq = ?", (seq,)
+                "SELECT charge_point, local_transaction_id, transaction_key FROM messages"
+                " WHERE seq = ?",
+                (seq,),
             ).fetchone()
             if row is None:
                 return
-            charge_point, local_id = row
-            if local_id is not None and isinstance(answer.get("transactionId"), int):
+            charge_point, local_id, key = row
+            csms_id = answer.get("transactionId") if local_id is not None else None
+            if isinstance(csms_id, int):
                 db.execute(
                     "UPDATE transaction_ids SET csms_id = ? WHERE charge_point = ? AND local_id = ?",
-                    (answer["transactionId"], charge_point, local_id),
+                    (csms_id, charge_point, local_id),
                 )
+            if hold is not None and key is not None:
+                self._hold(db, charge_point, key, hold, csms_id)
             db.execute("DELETE FROM messages WHERE seq = ?", (seq,))
 
-    def record_failure(self, seq: int, error: str, max_attempts: int) -> bool:
-        """The CSMS answered `seq` with a CallError; True if it was moved to dead_letters
-        (or is gone already: replaced by a newer one of its coalesce key)."""
+    def refuse(self, seq: int, error: str, hold: str | None = None) -> None:
+        """The CSMS answered `seq` with CallError `error`: move it to dead letters; with
+        `hold` (it began a transaction), hold the transaction's other messages for it.
+
+        A message already gone (replaced by a newer one of its coalesce key) is left alone.
+        """
         with self._transaction() as db:
-            db.execute("UPDATE messages SET attempts = attempts + 1 WHERE seq = ?", (seq,))
-            row = db.execute("SELECT attempts FROM messages WHERE seq = ?", (seq,)).fetchone()
+            row = db.execute(
+                "SELECT charge_point, transaction_key FROM messages WHERE seq = ?", (seq,)
+            ).fetchone()
             if row is None:
-                return True
-            if row[0] < max_attempts:
-                return False
+                return
+            charge_point, key = row
+            self._bury(db, "seq = ?", (seq,), error)
+            if hold is not None and key is not None:
+                self._hold(db, charge_point, key, hold, None)
+
+    @staticmethod
+    def _bury(db: sqlite3.Connection, where: str, args: tuple[Any, ...], error: str) -> int:
+        """Move the messages `where` selects to dead letters; how many."""
+        db.execute(
+            "INSERT INTO dead_letters (seq, charge_point, message_id, action, payload,"
+            f" enqueued_at, error) SELECT seq, charge_point, message_id, action, payload,"
+            f" enqueued_at, ? FROM messages WHERE {where}",
+            (error, *args),
+        )
+        return db.execute(f"DELETE FROM messages WHERE {where}", args).rowcount
+
+    # -- operator decisions on held transactions ---------------------------------
+
+    def holds(self) -> list[Hold]:
+        """Every held transaction, oldest first, with how many of its messages wait."""
+        rows = self._db.execute(
+            "SELECT h.charge_point, h.transaction_key, h.reason, h.csms_transaction_id, h.since,"
+            " (SELECT COUNT(*) FROM messages AS m WHERE m.charge_point = h.charge_point"
+            " AND m.transaction_key = h.transaction_key) FROM held AS h ORDER BY h.since"
+        ).fetchall()
+        return [Hold(*row) for row in rows]
+
+    def release(self, charge_point: str, transaction: str, csms_transaction_id: int | None) -> Hold:
+        """Send a held transaction's messages after all; a 1.6 local transaction id is
+        mapped to `csms_transaction_id`, else to the id the CSMS gave (ValueError if none)."""
+        with self._transaction() as db:
+            hold = self._held(charge_point, transaction)
+            local_id = _local_id(transaction)
+            if local_id is not None:
+                csms_id = csms_transaction_id or hold.csms_transaction_id
+                if csms_id is None:
+                    raise ValueError(
+                        f"{charge_point} transaction {transaction}: the CSMS gave no transaction"
+                        " id; give the one to send its messages with"
+                    )
+                db.execute(
+                    "INSERT OR REPLACE INTO transaction_ids (charge_point, local_id, csms_id)"
+                    " VALUES (?,?,?)",
+                    (charge_point, local_id, csms_id),
+                )
             db.execute(
-                "INSERT INTO dead_letters (seq, charge_point, message_id, action, payload,"
-                " enqueued_at, error) SELECT seq, charge_point, message_id, action, payload,"
-                " enqueued_at, ? FROM messages WHERE seq = ?",
-                (error, seq),
+                "DELETE FROM held WHERE charge_point = ? AND transaction_key = ?",
+                (charge_point, transaction),
             )
-            db.execute("DELETE FROM messages WHERE seq = ?", (seq,))
-            return True
+        return hold
+
+    def discard(self, charge_point: str, transaction: str) -> Hold:
+        """Never send a held transaction's messages: they go to dead letters."""
+        with self._transaction() as db:
+            hold = self._held(charge_point, transaction)
+            self._bury(
+                db,
+                "charge_point = ? AND transaction_key = ?",
+                (charge_point, transaction),
+                "discarded by the operator",
+            )
+            db.execute(
+                "DELETE FROM held WHERE charge_point = ? AND transaction_key = ?",
+                (charge_point, transaction),
+            )
+        return hold
+
+    def _held(self, charge_point: str, transaction: str) -> Hold:
+        for hold in self.holds():
+            if (hold.charge_point, hold.transaction) == (charge_point, transaction):
+                return hold
+        raise KeyError(f"{charge_point} has no held transaction {transaction!r}")
 
     def pending_count(self, charge_point: str | None = None) -> int:
-        """How many messages wait for the CSMS (for one charge point or all)."""
+        """How many messages are queued, held ones included (for one charge point or all)."""
         if charge_point is None:
             row = self._db.execute("SELECT COUNT(*) FROM messages").fetchone()
         else:
@@ -358,6 +571,16 @@ class Store:
                 "SELECT COUNT(*) FROM messages WHERE charge_point = ?", (charge_point,)
             ).fetchone()
         return int(row[0])
+
+    def backlog(self, charge_point: str) -> bool:
+        """Whether messages of the charge point wait to be sent (held ones do not)."""
+        row = self._db.execute(
+            "SELECT 1 FROM messages AS m WHERE charge_point = ?1 AND NOT EXISTS (SELECT 1"
+            " FROM held WHERE held.charge_point = ?1 AND held.transaction_key = m.transaction_key)"
+            " LIMIT 1",
+            (charge_point,),
+        ).fetchone()
+        return row is not None
 
     def charge_points_with_pending(self) -> list[str]:
         """Every charge point with a message waiting for the CSMS."""
@@ -490,3 +713,12 @@ class Store:
         if status == ACCEPTED and expires_at is not None and expires_at <= now:
             status = "Expired"
         return Authorization(record, source, status)
+
+
+def _local_id(transaction: str) -> int | None:
+    """A 1.6 local (negative) transaction id, or None for any other transaction name."""
+    try:
+        number = int(transaction)
+    except ValueError:
+        return None
+    return number if number < 0 else None

@@ -6,12 +6,14 @@ identity and URI path as the charger's own connection, 2.0.1 Part 4 §6), and
 an `OcppSession` on the socket answers the CSMS's calls with the given
 handlers; `CsmsAuth` gives its TLS context and Basic-auth header. After a loss
 or a refusal it waits `Backoff.delay(attempt)` and tries again, from the first
-delay once a connection has been up.
+delay once a connection has been up; a `CsmsProbe` cuts the wait short when the
+CSMS is back.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
@@ -42,6 +44,82 @@ def _first(group: BaseExceptionGroup[_E]) -> _E:
     return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
+class CsmsProbe:
+    """Tells the links waiting out their backoff that the CSMS is back, sooner than it ends.
+
+    While any link waits, one TCP connection attempt to the CSMS's host and port every
+    `interval_s`, for the whole site however many links wait. When one succeeds after
+    one failed, or a link gets connected, every waiting link tries again at once (each
+    after a random delay up to `spread_s`, so that they do not all dial in the same
+    millisecond). A CSMS that accepts TCP connections while it refuses WebSockets
+    causes no transition, and the links keep to their backoff.
+    """
+
+    def __init__(
+        self, url: str, *, interval_s: float = 1.0, spread_s: float = 0.5, timeout_s: float = 2.0
+    ) -> None:
+        parts = urlsplit(url)
+        self._host = parts.hostname or ""
+        self._port = parts.port or (443 if parts.scheme == "wss" else 80)
+        self._interval_s = interval_s
+        self._spread_s = spread_s
+        self._timeout_s = timeout_s
+        self._waiting = 0
+        self._someone_waits = trio.Event()
+        self._back = trio.Event()
+        self._reachable: bool | None = None
+        self._woken_at = -math.inf
+        self.probes = 0
+        """How many probes it made (bounded by one per interval)."""
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Probe while any link waits, until cancelled."""
+        task_status.started()
+        while True:
+            if self._waiting == 0:
+                self._someone_waits = trio.Event()
+                await self._someone_waits.wait()
+            reachable = await self._probe()
+            if reachable and self._reachable is False:
+                LOG.info("the CSMS at %s:%d answers again", self._host, self._port)
+                self._wake()
+            self._reachable = reachable
+            await trio.sleep(self._interval_s)
+
+    async def _probe(self) -> bool:
+        self.probes += 1
+        with trio.move_on_after(self._timeout_s):
+            try:
+                stream = await trio.open_tcp_stream(self._host, self._port)
+            except OSError:
+                return False
+            await trio.aclose_forcefully(stream)
+            return True
+        return False
+
+    def connected(self) -> None:
+        """A link got connected: the CSMS is there (the others try again, at most once
+        per interval)."""
+        if trio.current_time() - self._woken_at >= self._interval_s:
+            self._wake()
+
+    def _wake(self) -> None:
+        self._woken_at = trio.current_time()
+        self._back.set()
+        self._back = trio.Event()
+
+    async def wait(self, delay_s: float, rng: random.Random) -> None:
+        """Wait out a backoff delay, or less when the CSMS is back."""
+        self._waiting += 1
+        self._someone_waits.set()
+        try:
+            with trio.move_on_after(delay_s):
+                await self._back.wait()
+                await trio.sleep(rng.uniform(0.0, self._spread_s))
+        finally:
+            self._waiting -= 1
+
+
 def upstream_url(base: str, identity: str) -> str:
     """The CSMS URL of a charging station: the base URL and the percent-encoded identity."""
     return f"{base.rstrip('/')}/{quote(identity, safe='')}"
@@ -62,6 +140,7 @@ class UpstreamLink:
         limits: SessionLimits,
         connect_timeout_s: float = 10.0,
         on_connect: OnConnect | None = None,
+        probe: CsmsProbe | None = None,
     ) -> None:
         self.url = upstream_url(base_url, identity)
         self.identity = identity
@@ -75,6 +154,7 @@ class UpstreamLink:
         self._connect_timeout_s = connect_timeout_s
         self._on_connect = on_connect
         self._auth = auth
+        self._probe = probe
         self._rng = random.Random()
 
     @property
@@ -105,7 +185,11 @@ class UpstreamLink:
             finally:
                 self.session = None
                 self.attempted.set()
-            await trio.sleep(self._backoff.delay(attempt, self._rng))
+            delay = self._backoff.delay(attempt, self._rng)
+            if self._probe is None:
+                await trio.sleep(delay)
+            else:
+                await self._probe.wait(delay, self._rng)
             attempt += 1
 
     async def _open_stream(self) -> trio.abc.Stream:
@@ -161,6 +245,8 @@ class UpstreamLink:
                 self.session = session
                 self.attempted.set()
                 LOG.info("%s: connected to the CSMS", self.identity)
+                if self._probe is not None:
+                    self._probe.connected()
                 if self._on_connect is not None:
                     nursery.start_soon(self._on_connect, session)
                 await session.wait_closed()

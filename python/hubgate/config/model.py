@@ -439,6 +439,21 @@ class Csms(CsmsCredentials):
     chargers: dict[str, CsmsCredentials] = Field(
         default_factory=dict, description="Per-identity credentials, overriding the defaults"
     )
+    local_authorize_offline: bool = Field(
+        default=True,
+        description="While the CSMS is away, id tokens the local list or cache accepts may "
+        "charge (OCPP LocalAuthorizeOffline); false: they count as unknown",
+    )
+    allow_offline_tx_for_unknown_id: bool = Field(
+        default=False,
+        description="While the CSMS is away, id tokens in neither the local list nor the cache "
+        "may charge (OCPP AllowOfflineTxForUnknownId); false: they are refused",
+    )
+    stop_transaction_on_invalid_id: bool = Field(
+        default=True,
+        description="When the CSMS refuses the id token of a transaction started while it "
+        "was away, hubgate stops it at the charger (OCPP StopTransactionOnInvalidId)",
+    )
 
     @model_validator(mode="after")
     def _profile_needs(self) -> Csms:

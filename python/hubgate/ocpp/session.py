@@ -5,6 +5,15 @@ when done, so a slow handler cannot stall pings or other calls. Outgoing calls
 are serialised (OCPP-J allows one outstanding call per direction) and time out.
 Any bad frame is answered with the CallError its version prescribes and the
 session goes on.
+
+Every outgoing frame is queued and written by one writer task, the only one
+that touches the connection's send side. A frame goes through the connection's
+permessage-deflate compressor as it is written, and the compressor's window
+must hold exactly what the peer received: a sender cancelled between the two
+(a call at a control cycle's deadline) used to leave text in the window the
+peer never saw, and every later frame referring back to it decompressed into
+fragments of other messages. The queue is bounded: a peer that lets it fill
+(it sends calls but does not read the answers) is disconnected.
 """
 
 from __future__ import annotations
@@ -63,6 +72,8 @@ class SessionLimits:
     call_timeout_s: float = 30.0
     max_payload_bytes: int = 64 * 1024
     max_concurrent_calls: int = 8
+    max_queued_frames: int = 64
+    """Outgoing frames waiting for the peer to read; more, and the peer is disconnected."""
 
 
 class OcppSession:
@@ -87,6 +98,10 @@ class OcppSession:
         self._active_calls = 0
         self._closed = False
         self._done = trio.Event()
+        self._outbox, self._outgoing = trio.open_memory_channel[str](self.limits.max_queued_frames)
+        self._run_scope = trio.CancelScope()
+        self.dropped: str | None = None
+        """Why hubgate ended the session (the peer did not read), else None."""
         self.last_seen = trio.current_time()
         """When the last frame arrived (trio clock); the listener pings only quiet peers."""
 
@@ -98,18 +113,30 @@ class OcppSession:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Read and dispatch until the connection closes."""
         try:
-            async with trio.open_nursery() as nursery:
-                task_status.started()
-                while True:
-                    try:
-                        raw = await self.transport.get_message()
-                    except ConnectionClosed:
-                        break
-                    self.last_seen = trio.current_time()
-                    self._receive(raw, nursery)
-                nursery.cancel_scope.cancel()
+            with self._run_scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._write)
+                    task_status.started()
+                    while True:
+                        try:
+                            raw = await self.transport.get_message()
+                        except ConnectionClosed:
+                            break
+                        self.last_seen = trio.current_time()
+                        self._receive(raw, nursery)
+                    nursery.cancel_scope.cancel()
         finally:
             self._close_pending()
+
+    async def _write(self) -> None:
+        """Write the queued frames in order; nothing else sends on the connection."""
+        with self._outgoing:
+            async for text in self._outgoing:
+                try:
+                    await self.transport.send_message(text)
+                except ConnectionClosed:
+                    self._close_pending()
+                    return
 
     async def wait_closed(self) -> None:
         """Return once the connection has ended."""
@@ -135,7 +162,7 @@ class OcppSession:
             pending = _Pending(unique_id or str(uuid.uuid4()), action)
             self._pending = pending
             try:
-                await self._send(rpc.Call(pending.unique_id, action, payload))
+                self._send(rpc.Call(pending.unique_id, action, payload))
                 with trio.move_on_after(timeout_s or self.limits.call_timeout_s) as scope:
                     await pending.done.wait()
                 if scope.cancelled_caught:
@@ -156,7 +183,7 @@ class OcppSession:
             validate(self.version, pending.action, Direction.RESPONSE, reply.payload)
         except RpcError as exc:
             if self.version is OcppVersion.V21:
-                await self._send_quietly(
+                self._send_quietly(
                     rpc.CallResultError(reply.unique_id, exc.code, exc.description[:255], {})
                 )
             raise OcppCallError(pending.action, exc.code, exc.description) from None
@@ -169,7 +196,7 @@ class OcppSession:
         except RpcError as exc:
             LOG.info("%s: bad frame (%s): %s", self.identity, exc.code, exc.description)
             if exc.answerable:
-                nursery.start_soon(self._send_quietly, rpc.error_reply(exc, self.version))
+                self._send_quietly(rpc.error_reply(exc, self.version))
             return
         match message:
             case rpc.Call():
@@ -179,7 +206,7 @@ class OcppSession:
                         "too many concurrent calls",
                         unique_id=message.unique_id,
                     )
-                    nursery.start_soon(self._send_quietly, rpc.error_reply(busy, self.version))
+                    self._send_quietly(rpc.error_reply(busy, self.version))
                     return
                 self._active_calls += 1
                 nursery.start_soon(self._serve_call, message)
@@ -232,7 +259,7 @@ class OcppSession:
             reply = rpc.CallError(call.unique_id, ErrorCode.INTERNAL_ERROR, "handler failed", {})
         finally:
             self._active_calls -= 1
-        await self._send_quietly(reply)
+        self._send_quietly(reply)
 
     async def _dispatch(self, call: rpc.Call | rpc.Send) -> Payload:
         validate(self.version, call.action, Direction.REQUEST, call.payload)
@@ -258,19 +285,35 @@ class OcppSession:
         except Exception:
             LOG.exception("%s: handler of SEND %s failed", self.identity, send.action)
 
-    async def _send(self, message: rpc.Message) -> None:
+    def _send(self, message: rpc.Message) -> None:
+        """Queue a frame for the writer; a full queue ends the session."""
+        if self._closed:
+            raise OcppSessionClosedError(f"{self.identity}: connection closed")
         try:
-            await self.transport.send_message(rpc.encode(message))
-        except ConnectionClosed:
+            self._outbox.send_nowait(rpc.encode(message))
+        except trio.WouldBlock:
+            self._drop(
+                f"disconnected: {self.limits.max_queued_frames} frames waiting, "
+                "the charger does not read"
+            )
+            raise OcppSessionClosedError(f"{self.identity}: {self.dropped}") from None
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._close_pending()
             raise OcppSessionClosedError(f"{self.identity}: connection closed") from None
 
-    async def _send_quietly(self, message: rpc.Message) -> None:
+    def _send_quietly(self, message: rpc.Message) -> None:
         """Send a reply; a connection that is gone by now is not an error."""
         try:
-            await self._send(message)
+            self._send(message)
         except OcppSessionClosedError:
-            LOG.debug("%s: reply %r not sent: connection closed", self.identity, message)
+            LOG.debug("%s: reply not sent: connection closed", self.identity)
+
+    def _drop(self, reason: str) -> None:
+        """End the session from our side (the connection is closed by its owner)."""
+        LOG.warning("%s: %s", self.identity, reason)
+        self.dropped = reason
+        self._close_pending()
+        self._run_scope.cancel()
 
     def _close_pending(self) -> None:
         self._closed = True

@@ -113,6 +113,10 @@ class Demo:
         sim = self.sim_site.site.sim
         return await trio.to_thread.run_sync(self.sim_site.call, sim.recorder.summary)
 
+    async def frames_line(self) -> str:
+        """How many frames from the gateway the simulated stations could not read."""
+        return await trio.to_thread.run_sync(self.sim_site.call, self.sim_site.site.frames_line)
+
 
 @contextmanager
 def simulated_site(

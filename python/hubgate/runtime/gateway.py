@@ -167,6 +167,8 @@ async def open_gateway(
             hub=hub,
             cycle_time=metrics.cycle_time.observe,
         )
+        if proxy is not None:
+            proxy.on_event = loop.snapshot.event  # held transactions, stops it requested
         gateway = Gateway(site, loop, registry, supervisor, proxy)
         attach = None if proxy is None else proxy.attach
         servers: dict[str, Server] = {
@@ -183,6 +185,7 @@ async def open_gateway(
                     commands=loop.commands,
                     metrics=metrics,
                     chargers=partial(charger_infos, cares, devices),
+                    csms=proxy,
                 ),
             ),
         }

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, cast
 
+from ocpp.exceptions import OCPPError  # type: ignore[import-untyped]
+from ocpp.messages import unpack  # type: ignore[import-untyped]
 from ocpp.routing import after as _after  # type: ignore[import-untyped]
 from ocpp.routing import on as _on
 from ocpp.v16 import ChargePoint as ChargePoint16  # type: ignore[import-untyped]
@@ -81,8 +83,33 @@ class Requests(Protocol):
     def configure(self, key: str, value: str) -> str:
         """Accepted, Rejected (read-only or bad value) or NotSupported (unknown key)."""
 
+    def unreadable(self, what: str) -> None:
+        """Count a frame from the CSMS the station could not take."""
 
-class Handlers16(ChargePoint16):  # type: ignore[misc]
+
+class _Counting:
+    """Tells its station about every frame it could not take before the `ocpp` package
+    drops it (not OCPP-J) or answers it with a CallError (refused by the schema)."""
+
+    station: Requests
+
+    async def route_message(self, raw_msg: str) -> None:
+        try:
+            unpack(raw_msg)
+        except OCPPError as exc:
+            self.station.unreadable(f"{exc}: {raw_msg!r}")
+            return
+        await super().route_message(raw_msg)  # type: ignore[misc]
+
+    async def _handle_call(self, msg: Any) -> None:
+        try:
+            await super()._handle_call(msg)  # type: ignore[misc]
+        except OCPPError as exc:
+            self.station.unreadable(f"{exc}: {msg}")
+            raise
+
+
+class Handlers16(_Counting, ChargePoint16):  # type: ignore[misc]
     """The 1.6 handlers: each delegates to its station."""
 
     def __init__(self, identity: str, ws: Any, station: Requests) -> None:
@@ -165,7 +192,7 @@ class Handlers16(ChargePoint16):  # type: ignore[misc]
         return result16.ChangeConfiguration(status=self.station.configure(key, value))
 
 
-class Handlers201(ChargePoint201):  # type: ignore[misc]
+class Handlers201(_Counting, ChargePoint201):  # type: ignore[misc]
     """The 2.0.1 handlers: each delegates to its station."""
 
     def __init__(self, identity: str, ws: Any, station: Requests) -> None:

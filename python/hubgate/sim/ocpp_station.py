@@ -40,6 +40,10 @@ ID_TAG = "SIMEV"
 BACKOFF_S = (1.0, 30.0)
 """First and longest wait (wall-clock seconds) before dialling again."""
 
+UNDECODABLE_CLOSE_CODES = (1002, 1007)
+"""Close codes a station sends for a frame it cannot decode (protocol error: e.g. a
+decompression failure; invalid payload data: text that is not UTF-8)."""
+
 Send = Callable[[], Awaitable[None]]
 
 
@@ -122,6 +126,9 @@ class Station:
     _tx_numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _cp: Any = None
     """The `ocpp` package's ChargePoint of the session, while connected."""
+    unreadable_frames: int = 0
+    """Frames from the CSMS that were not OCPP-J or failed the schema, and connections the
+    station closed for a frame it could not decode (1002, 1007); the demo reports them."""
 
     def __post_init__(self) -> None:
         assert self.charger.ocpp is not None
@@ -478,7 +485,12 @@ class Station:
                     open_timeout=5,
                 ) as ws:
                     backoff = BACKOFF_S[0]
-                    await self._session(ws)
+                    try:
+                        await self._session(ws)
+                    finally:
+                        closed = ws.protocol.close_sent
+                        if closed is not None and closed.code in UNDECODABLE_CLOSE_CODES:
+                            self.unreadable(f"closed the connection: {closed}")
             except (OSError, TimeoutError, websockets.exceptions.WebSocketException):
                 pass  # the CSMS went away or never answered: dial again
             except Exception:  # a message the CSMS refused, or a bug: say so, dial again
@@ -524,6 +536,11 @@ class Station:
             self._link_lost()
             receiver.cancel()
             await asyncio.wait([receiver])  # a cancellation of this task still propagates
+
+    def unreadable(self, what: str) -> None:
+        """Count a frame from the CSMS the station could not take (logged, cut short)."""
+        self.unreadable_frames += 1
+        _log.warning("station %s: unreadable frame from the CSMS: %.200s", self.identity, what)
 
     def _link_lost(self) -> None:
         """The connection closed (or is being closed): the clock runs on by itself at once,

@@ -202,6 +202,18 @@ class WireSite:
             "ocpp": [station.listing() for station in self.stations],
         }
 
+    @property
+    def unreadable_frames(self) -> int:
+        """Frames from the CSMS the OCPP stations could not take (`Station.unreadable_frames`)."""
+        return sum(station.unreadable_frames for station in self.stations)
+
+    def frames_line(self) -> str:
+        """The stations' count of unreadable frames, for a run's summary."""
+        return (
+            f"OCPP frames the {len(self.stations)} stations could not read: "
+            f"{self.unreadable_frames}"
+        )
+
     # -- stepping -----------------------------------------------------------------
 
     def step(self) -> None:
