@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import websockets
 from ocpp.v16 import call as call16  # type: ignore[import-untyped]
@@ -31,9 +31,10 @@ from hubgate.ocpp.meter_values import parse_timestamp
 from hubgate.ocpp.versions import OcppVersion
 from hubgate.sim import charging_profiles
 from hubgate.sim.charging_profiles import LimitProfile
-from hubgate.sim.ev import MIN_CURRENT_A, Ev
+from hubgate.sim.ev import MIN_CURRENT_A
 from hubgate.sim.ocpp_handlers import Handlers16, Handlers201, timestamp
 from hubgate.sim.station_clock import StationClock
+from hubgate.sim.station_state import ConnectorState, StationEnv, connector_status
 
 _log = logging.getLogger(__name__)
 ID_TAG = "SIMEV"
@@ -45,59 +46,6 @@ UNDECODABLE_CLOSE_CODES = (1002, 1007)
 decompression failure; invalid payload data: text that is not UTF-8)."""
 
 Send = Callable[[], Awaitable[None]]
-
-
-class StationEnv(Protocol):
-    """What a station needs of the simulated site it is part of (`WireSite`)."""
-
-    @property
-    def origin(self) -> datetime:
-        """Wall-clock time at simulated t = 0."""
-
-    @property
-    def voltage_v(self) -> float:
-        """The site's phase voltage."""
-
-    def clock(self) -> float:
-        """Simulated seconds."""
-
-    def online(self, charger_id: str) -> bool:
-        """Whether the scenario has the charger on the network."""
-
-    def ev(self, slot: int) -> Ev | None:
-        """The EV plugged in at a connector slot."""
-
-    def phases(self, slot: int) -> int:
-        """How many phases the EV at `slot` draws on (3 without one)."""
-
-    def energy_wh(self, slot: int) -> float:
-        """Energy delivered through the connector at `slot` since the start (Wh)."""
-
-    def offer(self, charger_id: str, slot: int, current_a: float) -> None:
-        """The connector at `slot` offers its EV `current_a` from now on."""
-
-
-@dataclass
-class ConnectorState:
-    """One connector (1.6) or EVSE (2.0.1) as the station sees it."""
-
-    id: int
-    slot: int
-    max_current_a: float
-    available: bool = True
-    stopped: bool = False
-    """Remote-stopped: no current until the EV leaves."""
-    ev: object = None
-    tx_id: str | None = None
-    tx_start: datetime | None = None
-    tx_generation: int = 0
-    """Counts transaction starts; a 1.6 start not answered before a reconnect is given up."""
-    numbers: dict[int, str] = field(default_factory=dict)
-    """1.6: the CSMS's transaction id per start, until its StopTransaction went out."""
-    seq_no: int = 0
-    status: str = ""
-    charging_state: str = ""
-    offered_a: float = 0.0
 
 
 @dataclass
@@ -238,7 +186,7 @@ class Station:
             if self.v16:
                 report = connector.status != before
             else:
-                report = _connector_status(connector.status) != _connector_status(before)
+                report = connector_status(connector.status) != connector_status(before)
             if report:
                 self._queue.put_nowait(self._send_status(connector, connector.status))
             changed = connector.charging_state != before_charging
@@ -325,7 +273,7 @@ class Station:
                 await self._call(
                     call201.StatusNotification(
                         timestamp=when,
-                        connector_status=_connector_status(status),
+                        connector_status=connector_status(status),
                         evse_id=connector.id,
                         connector_id=1,
                     )
@@ -706,10 +654,3 @@ class Station:
         """Reboot: close the connection and boot again (after the answer to Reset went out)."""
         self._reboot = self._rebooted = True
         self._wake()
-
-
-def _connector_status(status: str) -> str:
-    """A 1.6 status as a 2.0.1 connector status."""
-    if status in ("Available", "Unavailable", ""):
-        return status
-    return "Occupied"
