@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_the_package_examples_are_the_repository_examples() -> None:
     assert examples_dir() == (ROOT / "examples").resolve()
-    assert sorted(example_files("sites")) == ["depot-200", "depot-500", "small-4"]
+    assert sorted(example_files("sites")) == ["charger-zoo", "depot-200", "depot-500", "small-4"]
     assert "grid-limit-step" in example_files("scenarios")
 
 
@@ -42,7 +42,7 @@ def test_an_unknown_name_lists_the_packaged_ones() -> None:
         example_path("small-5", "sites")
     message = str(info.value)
     assert message.startswith("small-5: (file): no such file, nor a packaged example")
-    assert "depot-200, depot-500, small-4" in message
+    assert "charger-zoo, depot-200, depot-500, small-4" in message
 
 
 def test_copy_then_use_the_copy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -62,5 +62,5 @@ def test_copy_then_use_the_copy(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_list_names_and_describes_them(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["examples", "list"]) == EXIT_OK
     out = capsys.readouterr().out
-    assert "sites:\n  depot-200" in out
+    assert "sites:\n  charger-zoo        The charger zoo: 100 chargers" in out
     assert "grid-limit-step    The grid operator's limit steps from 100 % to 30 %" in out

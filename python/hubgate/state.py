@@ -78,6 +78,11 @@ class DeviceHealth(Snapshot):
     errors: int = 0
     latency_p50_ms: float | None = None
     latency_p99_ms: float | None = None
+    device_failsafe: bool | None = Field(
+        default=None,
+        description="Whether the device falls back on its own when hubgate stops commanding "
+        "it (false: it keeps its last setpoint); null where no profile says",
+    )
 
 
 class ChargerCapabilitiesView(Snapshot):
@@ -112,6 +117,10 @@ class LimitTrust(Snapshot):
     evidence: str = ""
     lease: str | None = Field(default=None, description="levels, schedule or none")
     purpose: str | None = None
+    shared: bool = Field(
+        default=False,
+        description="Its limit is its share of one station-wide limit (per-connector refused)",
+    )
 
 
 class ChargerInfo(Snapshot):
@@ -124,6 +133,11 @@ class ChargerInfo(Snapshot):
     vendor: str | None = None
     model: str | None = None
     firmware: str | None = None
+    connections: int = Field(default=0, description="Connections since hubgate started")
+    boots: int = Field(default=0, description="BootNotifications since hubgate started")
+    boot_delay_s: float | None = Field(
+        default=None, description="How long after connecting it sent its BootNotification"
+    )
     capabilities: ChargerCapabilitiesView
     discovery_error: str | None = None
     provisioning: ProvisioningView | None = None

@@ -7,9 +7,14 @@ and commanded at the cycle's time, the planner gets the readings and the outcome
 from __future__ import annotations
 
 import math
+import tomllib
 
+import pytest
+
+from hubgate.config.model import SiteConfig
 from hubgate.control.limits import SITE, AuditAction, Limit, LimitBook, LimitSource
 from hubgate.control.plan import CyclePlanner
+from hubgate.devices.model import AppliedLimit, IecState, Reading
 from hubgate.state import EventLevel
 from tests.support.loop_site import PlannedSite, SimSite, site_config
 
@@ -233,3 +238,47 @@ def test_a_charger_not_following_is_reserved_at_its_maximum_with_an_alarm() -> N
     plan = site.last
     assert plan is not None
     assert "cp-1#1 not following its limit: 32 A reserved" in plan.notes
+
+
+DC_SITE = """
+[site]
+name = "dc"
+[grid]
+phase_current_limit_a = 400
+[[nodes]]
+id = "hpc"
+kind = "feeder"
+phase_current_limit_a = 300
+[[chargers]]
+id = "hpc-1"
+node = "hpc"
+ocpp = { identity = "HPC-1" }
+[[chargers.connectors]]
+id = 1
+dc = { max_power_kw = 150, min_power_kw = 5, idle_kw = 0.6, hold_minimum = true }
+[control]
+cycle_s = 1
+"""
+
+
+def test_an_idle_dc_charger_is_offered_its_minimum_and_its_idle_draw_is_reserved() -> None:
+    """A DC charger given 0 W starts no session (NoFreePower, evcc-io/evcc#28493): idle,
+    it is offered its minimum and no more; its cabinet's idle draw is counted on every
+    node above it (none is metered here)."""
+    site = SiteConfig.model_validate(tomllib.loads(DC_SITE))
+    planner = CyclePlanner(site, LimitBook())
+    minimum = site.chargers[0].connectors[0].min_current_a
+    idle = Reading(at=0.0, state=IecState.A)
+    for now in (0.0, 1.0):
+        plan = planner.plan({"hpc-1#1": idle}, now)
+        assert plan is not None
+        planner.outcomes(
+            plan,
+            {c.name: AppliedLimit(c.current_a, c.phases, False, now) for c in plan.commands},
+            now,
+            now,
+        )
+    assert minimum <= plan.result.setpoint_a[0] < minimum + 0.2  # its minimum, on the step
+    feeder = planner.allocator.node_index("hpc")
+    base = plan.inputs.base_load_a[3 * feeder : 3 * feeder + 3]
+    assert list(base) == pytest.approx([600 / (0.99 * 3 * 230)] * 3)

@@ -28,7 +28,7 @@ from hubgate.profiles.model import (
 )
 from hubgate.profiles.plan import field_specs, sunspec_layout
 from hubgate.sim.modbus_box import serve
-from hubgate.sim.simulated_device import SimulatedDevice
+from hubgate.sim.simulated_device import UNDOCUMENTED_TIMEOUT_S, SimulatedDevice
 from tests.support.drivers import (
     CHARGERS,
     PROFILES,
@@ -36,6 +36,8 @@ from tests.support.drivers import (
     a_current,
     charger,
     distinct_value,
+    limit_setpoint,
+    per_amp,
     rig,
 )
 
@@ -97,31 +99,32 @@ async def test_state_maps_to_iec(name: str) -> None:
 @pytest.mark.parametrize("name", CHARGERS)
 async def test_limit_is_written_and_read_back(name: str) -> None:
     profile = PROFILES[name]
-    setpoint = profile.commands.current_limit
-    assert setpoint is not None
+    setpoint, unit = limit_setpoint(profile), per_amp(profile)
     wanted = a_current(profile) + 0.37  # off-step for most: rounded down to the step
-    expected = clamp(setpoint, wanted)
+    expected = clamp(setpoint, wanted * unit)
     assert expected is not None
     with trio.fail_after(10):
         async with rig(profile) as r:
             applied = await charger(r).set_limit(wanted, 3)
-            assert applied.current_a == pytest.approx(expected, abs=1e-3)
+            assert applied.current_a == pytest.approx(expected / unit, abs=1e-3)
             assert not applied.paused
             assert r.sim.applied_limit() == pytest.approx(expected, abs=1e-3)
             assert not r.sim.paused
-            top = await charger(r).set_limit(setpoint.max + 10, 3)
-            assert top.current_a == pytest.approx(setpoint.max, abs=1e-3)
+            top = await charger(r).set_limit(setpoint.max / unit + 10, 3)
+            assert top.current_a == pytest.approx(setpoint.max / unit, abs=1e-3)
             assert r.sim.applied_limit() == pytest.approx(setpoint.max, abs=1e-3)
 
 
-@pytest.mark.parametrize("name", CHARGERS)
+@pytest.mark.parametrize(
+    "name", [n for n in CHARGERS if PROFILES[n].commands.pause is not Pause.NONE]
+)
 async def test_pause_and_resume(name: str) -> None:
     profile = PROFILES[name]
     current = a_current(profile)
     with trio.fail_after(10):
         async with rig(profile) as r:
             assert not (await charger(r).set_limit(current, 3)).paused
-            for pausing in (0.0, profile.commands.current_limit.min - 1):  # type: ignore[union-attr]
+            for pausing in (0.0, limit_setpoint(profile).min / per_amp(profile) - 1):
                 paused = await charger(r).set_limit(pausing, 3)
                 assert paused.paused, pausing
                 assert paused.current_a == 0
@@ -132,7 +135,7 @@ async def test_pause_and_resume(name: str) -> None:
                 assert not resumed.paused
                 assert resumed.current_a == pytest.approx(current, abs=1e-3)
                 assert not r.sim.paused
-                assert r.sim.applied_limit() == pytest.approx(current, abs=1e-3)
+                assert r.sim.applied_limit() == pytest.approx(current * per_amp(profile), abs=1e-3)
 
 
 @pytest.mark.parametrize("name", PHASE_SWITCHED)
@@ -159,7 +162,7 @@ def with_heartbeat(profile: Profile, style: HeartbeatStyle) -> Profile:
 FAILSAFE_CASES = [
     *(pytest.param(PROFILES[n], id=n) for n in WITH_FAILSAFE),
     *(
-        pytest.param(with_heartbeat(PROFILES["schneider-evlink-pro-ac"], style), id=str(style))
+        pytest.param(with_heartbeat(PROFILES["vestel-evc04"], style), id=str(style))
         for style in (HeartbeatStyle.TOGGLE, HeartbeatStyle.COUNTER)
     ),
 ]
@@ -179,9 +182,11 @@ async def test_failsafe_configured_fed_and_lapsing(profile: Profile) -> None:
             timeout_writable = failsafe.timeout.writable and failsafe.timeout.address is not None
             fallback_writable = failsafe.fallback.writable and failsafe.fallback.address is not None
             expected_timeout = TIMEOUT_S if timeout_writable else failsafe.timeout.default_s
+            if expected_timeout is None:  # read from the device: what the twin was left at
+                expected_timeout = UNDOCUMENTED_TIMEOUT_S
             assert settings.timeout_s == pytest.approx(expected_timeout)
             if fallback_writable:
-                assert settings.fallback == pytest.approx(FAILSAFE_A)
+                assert settings.fallback == pytest.approx(FAILSAFE_A * per_amp(profile))
             period = driver.heartbeat_period_s
             assert period is not None
             assert period <= settings.timeout_s / 2
@@ -191,21 +196,27 @@ async def test_failsafe_configured_fed_and_lapsing(profile: Profile) -> None:
                 await driver.heartbeat()
                 r.sim.poll()
                 assert not r.sim.failsafe_active
-            assert r.sim.applied_limit() == pytest.approx(a_current(profile), abs=1e-3)
+            wanted = a_current(profile) * per_amp(profile)
+            assert r.sim.applied_limit() == pytest.approx(wanted, abs=1e-3)
             r.clock.advance(settings.timeout_s + 1)  # hubgate is gone: no heartbeat, no traffic
             r.sim.poll()
             assert r.sim.failsafe_active
-            assert r.sim.applied_limit() == pytest.approx(settings.fallback)
+            # a fallback set on the device alone is unknown to hubgate: the twin's is 0
+            fallback = settings.fallback if settings.fallback is not None else 0.0
+            assert r.sim.applied_limit() == pytest.approx(fallback)
 
 
 @pytest.mark.parametrize("name", sorted(set(CHARGERS) - set(WITH_FAILSAFE)))
-async def test_no_failsafe_means_no_heartbeat(name: str) -> None:
+async def test_no_failsafe_means_no_heartbeat_but_a_keep_alive(name: str) -> None:
+    keep_alive = PROFILES[name].failsafe.heartbeat
     with trio.fail_after(10):
         async with rig(PROFILES[name]) as r:
             await charger(r).configure_failsafe(TIMEOUT_S, FAILSAFE_A)
             assert charger(r).failsafe is None
-            assert charger(r).heartbeat_period_s is None
+            assert charger(r).heartbeat_period_s == (keep_alive and keep_alive.period_s)
             await charger(r).heartbeat()
+            if keep_alive is not None and keep_alive.address is not None:
+                assert r.sim.value("failsafe.heartbeat") == keep_alive.value
 
 
 @pytest.mark.parametrize("name", BATTERIES)
@@ -394,3 +405,15 @@ async def test_a_missing_sunspec_block_is_a_discovery_error() -> None:
             meter = driver_for("m", PROFILES["sunspec-meter"], r.driver.link)
             with pytest.raises(SunSpecDiscoveryError, match="meter"):
                 await meter.read()
+
+
+@pytest.mark.parametrize("name", [n for n in CHARGERS if PROFILES[n].commands.pause is Pause.NONE])
+async def test_a_charger_that_cannot_pause_stays_at_its_minimum(name: str) -> None:
+    profile = PROFILES[name]
+    setpoint = limit_setpoint(profile)
+    with trio.fail_after(10):
+        async with rig(profile) as r:
+            held = await charger(r).set_limit(0.0, 3)
+            assert not held.paused  # it still draws: the allocator must count it
+            assert held.current_a == pytest.approx(setpoint.min / per_amp(profile), abs=1e-3)
+            assert r.sim.applied_limit() == pytest.approx(setpoint.min)

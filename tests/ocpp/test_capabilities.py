@@ -92,3 +92,15 @@ def test_lease_shape_follows_the_charger(capabilities: Capabilities, mode: Lease
 @pytest.mark.parametrize(("cycle_s", "interval_s"), [(0.1, 1), (1.0, 5), (1.5, 8), (5, 10)])
 def test_sample_interval_follows_the_cycle(cycle_s: float, interval_s: int) -> None:
     assert sample_interval_s(cycle_s) == interval_s
+
+
+def test_a_boot_starts_the_clock_estimate_over() -> None:
+    """A charger stamping messages before it set its clock at boot (1970 stamps before the
+    BootNotification's answer, matth-x/MicroOcpp#354) is not held to them afterwards."""
+    clock = ClockEstimate()
+    arrived = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    clock.stamped((arrived + timedelta(seconds=40)).isoformat(), arrived)
+    clock.restart()
+    assert clock.offset_s is None
+    clock.stamped(arrived.isoformat(), arrived)
+    assert clock.offset_s == 0

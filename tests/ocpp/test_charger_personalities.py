@@ -6,20 +6,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import trio
 from ocpp.v16 import call as call16
+from ocpp.v201 import call as call201
 
-from hubgate.config.model import CapabilityOverride
+from hubgate.config.model import CapabilityOverride, DcConnector
+from hubgate.ocpp.charger_info import charger_info
 from hubgate.ocpp.device import OcppCharger
 from hubgate.ocpp.smart_charging import LeaseMode, LeaseSettings
 from hubgate.ocpp.station_care import CapabilityStore, StationCare
 from hubgate.ocpp.versions import OcppVersion
-from tests.support.charge_points import ChargePointThread, Quirks, now_text
+from tests.support.charge_points import ChargePointThread, Quirks
 from tests.support.ocpp_listener import V16, V201, Running
 
 SETTINGS = LeaseSettings(
@@ -79,15 +81,27 @@ async def driven(
 
 
 async def boot(peer: ChargePointThread, version: OcppVersion) -> None:
+    """BootNotification, then the connector's status stamped on the peer's clock, as a
+    charger does after it boots."""
+    stamp = peer.cp.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
     if version is V16:
-        request = call16.BootNotification(charge_point_model="M", charge_point_vendor="V")
+        requests = [
+            call16.BootNotification(charge_point_model="M", charge_point_vendor="V"),
+            call16.StatusNotification(
+                connector_id=1, error_code="NoError", status="Available", timestamp=stamp
+            ),
+        ]
     else:
-        from ocpp.v201 import call as call201
-
-        request = call201.BootNotification(
-            charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"
-        )
-    await trio.to_thread.run_sync(peer.call, request)
+        requests = [
+            call201.BootNotification(
+                charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"
+            ),
+            call201.StatusNotification(
+                timestamp=stamp, connector_status="Available", evse_id=1, connector_id=1
+            ),
+        ]
+    for request in requests:
+        await trio.to_thread.run_sync(peer.call, request)
 
 
 @pytest.mark.parametrize("version", [V16, V201])
@@ -220,19 +234,6 @@ async def test_a_clock_seven_minutes_behind_gets_times_on_its_clock(
     would charge at its own 32 A."""
     behind = Quirks(clock_offset_s=-420, default_limit=32)
     with trio.fail_after(20):
-        identity = IDENTITY[version]
-        if version is V16:  # its first status tells its clock
-            peer = await server.connect(identity, V16)
-            await trio.to_thread.run_sync(
-                peer.call,
-                call16.StatusNotification(
-                    connector_id=1,
-                    error_code="NoError",
-                    status="Available",
-                    timestamp=now_text(-420),
-                ),
-            )
-            await trio.to_thread.run_sync(peer.stop)
         async with driven(server, version, behind) as d:
             offset = d.care.capabilities.clock_offset_s
             assert offset is not None
@@ -322,3 +323,122 @@ async def meter_values(
             connector_id=1, meter_value=[{"timestamp": when, "sampledValue": sampled}]
         ),
     )
+
+
+async def test_a_station_refusing_per_connector_limits_gets_one_for_the_station(
+    server: Running,
+) -> None:
+    """A two-connector charger that takes only its station maximum (TxDefaultProfile
+    refused; chargers that take one purpose and not the other, lbbrhzn/ocpp#221): its
+    connectors' setpoints go out added up, as one ChargePointMaxProfile."""
+    with trio.fail_after(20):
+        peer = await server.connect("CP16", V16)
+        peer.cp.quirks = Quirks(rejected_purposes={"TxDefaultProfile"})
+        try:
+            station = server.registry.get("CP16")
+            assert station is not None
+            care = StationCare(station)
+            first, second = (
+                OcppCharger(
+                    station, connector_id=n, whole_station=False, settings=SETTINGS, care=care
+                )
+                for n in (1, 2)
+            )
+            assert await care.prepare(await server.session_of("CP16"))
+            await first.configure_failsafe(60, 6)
+            await second.configure_failsafe(60, 6)
+            assert (await first.set_limit(10, 3)).current_a == 10
+            assert (await second.set_limit(6, 3)).current_a == 6
+            profiles = [p for a, p in peer.cp.received if a == "SetChargingProfile"]
+            accepted = [
+                p for p in profiles if p["charging_profile_purpose"] == "ChargePointMaxProfile"
+            ]
+            limits = [
+                p["charging_schedule"]["charging_schedule_period"][0]["limit"] for p in accepted
+            ]
+            assert limits[-1] == 16
+            assert first.shares_station_limit
+            assert second.shares_station_limit
+            await first.heartbeat()
+            assert first.limit_check.following is True
+            info = charger_info(care, [first, second])
+            assert [(c.shared, c.purpose) for c in info.connectors] == [
+                (True, "ChargePointMaxProfile"),
+                (True, "ChargePointMaxProfile"),
+            ]
+        finally:
+            await trio.to_thread.run_sync(peer.stop)
+
+
+@pytest.mark.parametrize(("ignores", "lapses"), [(False, True), (True, False)])
+async def test_a_paused_lease_shows_its_lapse_too(
+    server: Running, ignores: bool, lapses: bool
+) -> None:
+    """At 0 A (a paused EV) the composite rises to the failsafe when the lease ends, or
+    stays at 0 when the charger keeps the profile; at the failsafe itself it cannot tell."""
+    with trio.fail_after(20):
+        async with driven(server, V16, Quirks(ignore_valid_to=ignores)) as d:
+            await d.charger.set_limit(6, 3)
+            await d.charger.heartbeat()
+            verification = d.charger.verification
+            assert verification is not None
+            assert verification.lapses is None  # 6 A is the failsafe: nothing to see
+            await d.charger.set_limit(0, 3)
+            await d.charger.heartbeat()
+            verification = d.charger.verification
+            assert verification is not None
+            assert verification.lapses is lapses
+
+
+async def test_a_phase_switch_waits_out_a_pause_at_zero(server: Running) -> None:
+    """KEBA needs 30 s at 0 A before it switches from 3 to 1 phase (evcc-io/evcc#25991);
+    switched under load, a charger keeps its phases (traktore-org/sem-community#804): the
+    switch is held at 0 A on the old phases for the pause first."""
+    settings = replace(SETTINGS, phase_switch_pause_s=0.3)
+    with trio.fail_after(20):
+        async with driven(server, V16, Quirks()) as d:
+            d.charger.settings = settings
+            paused = await d.charger.set_limit(10, 1)
+            assert (paused.current_a, paused.phases, paused.paused) == (0, 3, True)
+            await trio.sleep(0.35)  # the pause passes
+            switched = await d.charger.set_limit(10, 1)
+            assert (switched.current_a, switched.phases) == (10, 1)
+            periods = [
+                p["charging_schedule"]["charging_schedule_period"][0]
+                for p in d.sent_profiles()
+                if p["stack_level"] == 1
+            ]
+            assert [(p["limit"], p.get("number_phases")) for p in periods[-2:]] == [(0, 3), (10, 1)]
+
+
+async def test_a_dc_charger_gets_dc_watts_and_its_ac_current_from_its_power(
+    server: Running,
+) -> None:
+    """A DC charger takes W (Alpitronic, evcc-io/evcc#28493): the allocator's amperes per AC
+    phase go out as DC power after efficiency and power factor, and its reported DC power
+    comes back as AC current per phase; its DC current (Current.Import) is not a phase's."""
+    dc = DcConnector(max_power_kw=150, min_power_kw=5)
+    with trio.fail_after(20):
+        peer = await server.connect("CP16", V16)
+        peer.cp.quirks = Quirks(rate_units=("W",))
+        try:
+            station = server.registry.get("CP16")
+            assert station is not None
+            charger = OcppCharger(station, settings=SETTINGS, care=StationCare(station), dc=dc)
+            assert await charger.care.prepare(await server.session_of("CP16"))
+            await charger.configure_failsafe(60, 6)
+            await charger.set_limit(100, 3)
+            limit = [p for a, p in peer.cp.received if a == "SetChargingProfile"][-1]
+            schedule = limit["charging_schedule"]
+            assert schedule["charging_rate_unit"] == "W"
+            assert float(schedule["charging_schedule_period"][0]["limit"]) == pytest.approx(
+                dc.dc_w(100, 230), abs=0.1
+            )
+            await meter_values(
+                peer,
+                [("Power.Active.Import", None, "64890"), ("Current.Import", None, "162.2")],
+            )
+            currents = (await charger.read()).phase_currents()
+            assert currents == pytest.approx((dc.ac_current_a(64890, 230),) * 3)
+        finally:
+            await trio.to_thread.run_sync(peer.stop)

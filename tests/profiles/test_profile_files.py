@@ -21,6 +21,7 @@ from hubgate.profiles import (
     problems_in_file,
     profile_files,
 )
+from hubgate.profiles.coverage import BEGIN, END, coverage_table, with_table
 from tests.support.simulated_devices import PROFILES
 
 ALFEN = default_dir() / "alfen-eve.toml"
@@ -61,8 +62,8 @@ def test_unknown_key_and_wrong_unit(tmp_path: Path) -> None:
     assert "unknown key 'adress'; did you mean 'address'?" in "\n".join(found)
     found = broken(
         tmp_path,
-        'address = 344\ntype = "f32"\nunit = "W"',
-        'address = 344\ntype = "f32"\nunit = "A"',
+        'address = 344\nsource = ["manual", "evcc"]\ntype = "f32"\nunit = "W"',
+        'address = 344\nsource = ["manual", "evcc"]\ntype = "f32"\nunit = "A"',
     )
     assert "fields.power_total.unit: power_total is given in 'W': set unit = 'W'" in found[0]
 
@@ -95,7 +96,7 @@ def test_cli_list_check_show_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["profiles", "show", "heidelberg-energy-control"]) == EXIT_OK
     assert json.loads(capsys.readouterr().out)["transport"]["serial"]["baud"] == 19200
     assert main(["profiles", "show", "alfen-ev"]) == EXIT_BAD_INPUT
-    assert "did you mean alfen-eve, alfen-eve-scn?" in capsys.readouterr().err
+    assert "did you mean alfen-eve, alfen-eve-scn" in capsys.readouterr().err
     assert main(["profiles", "schema"]) == EXIT_OK
     schema = json.loads(capsys.readouterr().out)
     assert schema["additionalProperties"] is False
@@ -238,3 +239,14 @@ def test_percent_setpoints_and_sunspec_switch_blocks(tmp_path: Path) -> None:
     assert "a setpoint in percent of battery_max_charge_power needs unit = '%'" in found
     found = problems('block = "storage"\naddress = 5', 'block = "batt"\naddress = 5')
     assert "commands.enable.block: SunSpec block 'batt' is not declared" in found
+
+
+def test_the_coverage_table_is_generated_from_the_profiles() -> None:
+    doc = Path(__file__).resolve().parents[2] / "docs" / "profiles.md"
+    text = doc.read_text()
+    assert text == with_table(text, coverage_table(PROFILES.values())), (
+        "docs/profiles.md's coverage table is stale: run "
+        "`python -m hubgate.profiles.coverage docs/profiles.md`"
+    )
+    table = text[text.index(BEGIN) : text.index(END)]
+    assert table.count("\n| `") == len(PROFILES)

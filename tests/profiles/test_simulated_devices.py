@@ -231,10 +231,8 @@ def feed(served: Served) -> None:
         timeout = served.profile.failsafe.timeout
         assert timeout is not None
         spec = served.device.spec("failsafe.timeout")
-        registers = encode(spec, timeout.default_s)
-        assert not served.client.write_register(
-            spec.address, registers[0], device_id=unit
-        ).isError()
+        registers = encode(spec, served.device.timeout_s() or 30.0)
+        assert not served.client.write_registers(spec.address, registers, device_id=unit).isError()
     else:
         spec = served.device.spec("commands.current_limit")
         read(served.client, Function.HOLDING, spec.address, spec.count, unit)
@@ -247,7 +245,7 @@ def test_heartbeat_lapse_falls_back(served: Served) -> None:
     assert failsafe.fallback is not None
     setpoint = served.profile.commands.current_limit
     assert setpoint is not None
-    fallback = failsafe.fallback.default
+    fallback = failsafe.fallback.default or 0.0
     if failsafe.fallback.writable and failsafe.fallback.address is not None:
         fallback = setpoint.min + 2
         spec = served.device.spec("failsafe.fallback")
@@ -255,8 +253,20 @@ def test_heartbeat_lapse_falls_back(served: Served) -> None:
         assert not served.client.write_registers(
             spec.address, registers, device_id=served.device.unit
         ).isError()
+    if failsafe.timeout.enable_address is not None:  # switched on, whatever it starts at
+        spec = served.device.spec("failsafe.timeout.enable")
+        assert not served.client.write_register(
+            spec.address, failsafe.timeout.enable_value, device_id=served.device.unit
+        ).isError()
+    if failsafe.timeout.writable and failsafe.timeout.address is not None:
+        spec = served.device.spec("failsafe.timeout")  # armed, whatever it starts at
+        registers = encode(spec, 30.0)
+        assert not served.client.write_registers(
+            spec.address, registers, device_id=served.device.unit
+        ).isError()
     assert not write(served, "current_limit", middle(setpoint)).isError()
-    timeout = failsafe.timeout.default_s
+    timeout = served.device.timeout_s()
+    assert timeout is not None
     for _ in range(3):  # fed in time: the setpoint holds
         served.clock.now += timeout * 0.6
         feed(served)

@@ -170,6 +170,8 @@ async def test_pv_surplus_then_a_peak_the_battery_holds(tmp_path: Path, battery:
     assert state.energy is not None
     assert state.energy.battery_soc_percent is not None
     devices = {d.id: d for d in state.devices}
+    assert devices["cp-pv#1"].device_failsafe is True  # an Alfen: validity time, safe current
+    assert devices["battery:battery"].device_failsafe is None
     assert devices["battery:battery"].kind == "battery"
     assert devices["battery:battery"].requests > 80
     assert devices["pv:pv-roof"].requests > 80

@@ -13,6 +13,7 @@ from pymodbus.exceptions import ModbusIOException
 from hubgate.sim import load_scenario
 from hubgate.sim.serving import SiteThread, site_thread
 from tests.support.peers import require_peer
+from tests.support.wait import wait_until_blocking
 from tests.support.wire import client, read_f32, write_wire_scenario
 
 ALFEN_CURRENTS = 320
@@ -102,20 +103,47 @@ def test_a_written_limit_reaches_the_ev_after_its_reaction_delay(wire: SiteThrea
 
 
 def test_without_heartbeat_the_charger_falls_back_to_its_safe_current(wire: SiteThread) -> None:
-    charger = client(_port(wire, "wb"))
+    """No master connected: the watchdog runs on simulated time (`sim.device_clock`)."""
+    box = wire.site.boxes["wb"]
+
+    def read(address: int) -> list[float]:
+        modbus = client(box.port)
+        try:
+            return read_f32(modbus, address, 1, 1)
+        finally:
+            modbus.close()
+            wait_until_blocking(lambda: not box.linked, "the box to see the reader go")
+
+    master = client(box.port)
+    _write_limit(master, 16.0, unit=1)
+    master.close()  # the gateway is gone
+    wait_until_blocking(lambda: not box.linked, "the box to see the master go")
+    wire.advance(50)  # the Alfen's validity is 60 s; the limit still holds
+    assert read(ALFEN_CURRENTS) == [16.0]
+    wire.advance(20)
+    assert read(ALFEN_APPLIED) == [6.0]  # its safe current
+    wire.advance(5)
+    assert read(ALFEN_CURRENTS) == [6.0]
+    master = client(box.port)
     try:
-        _write_limit(charger, 16.0, unit=1)
-        wire.advance(50)  # the Alfen's validity is 60 s; the limit still holds
-        assert read_f32(charger, ALFEN_CURRENTS, 1, 1) == [16.0]
-        wire.advance(20)
-        assert read_f32(charger, ALFEN_APPLIED, 1, 1) == [6.0]  # its safe current
+        _write_limit(master, 20.0, unit=1)  # a new setpoint lifts the failsafe
         wire.advance(5)
-        assert read_f32(charger, ALFEN_CURRENTS, 1, 1) == [6.0]
-        _write_limit(charger, 20.0, unit=1)  # a new setpoint lifts the failsafe
-        wire.advance(5)
-        assert read_f32(charger, ALFEN_CURRENTS, 1, 1) == [20.0]
+        assert read_f32(master, ALFEN_CURRENTS, 1, 1) == [20.0]
     finally:
-        charger.close()
+        master.close()
+
+
+def test_a_connected_master_feeds_the_watchdog_on_its_own_clock(wire: SiteThread) -> None:
+    """At any speed: 70 simulated seconds in a moment of wall time do not expire a 60 s
+    watchdog that a connected master fed (a real device times it on its own clock)."""
+    master = client(_port(wire, "wb"))
+    try:
+        _write_limit(master, 16.0, unit=1)
+        wire.advance(70)
+        assert read_f32(master, ALFEN_APPLIED, 1, 1) == [16.0]
+        assert read_f32(master, ALFEN_CURRENTS, 1, 1) == [16.0]
+    finally:
+        master.close()
 
 
 def test_scenario_events_act_on_the_wire(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from hubgate.devices.profile_driver import ProfileCharger, ProfileDevice, driver
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.tcp_master import open_tcp_master
 from hubgate.profiles import Profile
-from hubgate.profiles.model import DataType, DeviceKind
+from hubgate.profiles.model import DataType, DeviceKind, Setpoint
 from hubgate.profiles.plan import RegisterSpec
 from hubgate.sim.modbus_box import serve
 from hubgate.sim.simulated_device import SimulatedDevice
@@ -24,6 +25,8 @@ __all__ = [
     "a_current",
     "charger",
     "distinct_value",
+    "limit_setpoint",
+    "per_amp",
     "rig",
 ]
 
@@ -72,8 +75,18 @@ def charger(r: Rig) -> ProfileCharger:
     return r.driver
 
 
-def a_current(profile: Profile) -> float:
-    """A current the profile's setpoint accepts as it is: minimum + 4 A."""
-    setpoint = profile.commands.current_limit
+def limit_setpoint(profile: Profile) -> Setpoint:
+    """The charger's setpoint: its current limit, else its power limit."""
+    setpoint = profile.commands.current_limit or profile.commands.power_limit
     assert setpoint is not None
-    return setpoint.min + 4
+    return setpoint
+
+
+def per_amp(profile: Profile) -> float:
+    """Setpoint units per ampere on three phases: 1 for A, 3 x 230 V for W."""
+    return 1.0 if profile.commands.current_limit is not None else 3 * 230.0
+
+
+def a_current(profile: Profile) -> float:
+    """A current the profile's setpoint accepts as it is: its minimum (in A) + 4 A."""
+    return math.ceil(limit_setpoint(profile).min / per_amp(profile)) + 4

@@ -53,7 +53,7 @@ COMMANDS = (
     Command("modbus", "read and write registers of a Modbus device", "modbus_cmd:register"),
     Command(
         "probe",
-        "identify a Modbus TCP device by trying every firmware profile",
+        "identify a Modbus device (TCP or RTU) by trying every firmware profile on each unit id",
         "probe_cmd:register",
     ),
     Command("profiles", "firmware profiles of Modbus devices", "profiles_cmd:register"),

@@ -34,24 +34,21 @@ def register(parser: argparse.ArgumentParser) -> None:
     """Add the `modbus` sub-commands."""
     commands = parser.add_subparsers(title="modbus commands", metavar="COMMAND", required=True)
     read = add_command(commands, "read", "read holding or input registers", _read)
-    _add_link_arguments(read)
+    add_link_arguments(read)
+    _add_register_arguments(read)
     read.add_argument("--count", type=int, default=1, help="values to read (default 1)")
     read.add_argument("--function", type=int, choices=(3, 4), default=3, help="3 holding, 4 input")
     write = add_command(commands, "write", "write holding registers (function 6 or 16)", _write)
-    _add_link_arguments(write)
+    add_link_arguments(write)
+    _add_register_arguments(write)
     write.add_argument(
         "--values", nargs="+", required=True, metavar="VALUE", help="values of --type to write"
     )
 
 
-def _add_link_arguments(parser: argparse.ArgumentParser) -> None:
+def add_link_arguments(parser: argparse.ArgumentParser) -> None:
+    """HOST[:PORT], or --rtu DEVICE with its line settings, or --rtu-over-tcp; --timeout."""
     parser.add_argument("target", nargs="?", metavar="HOST[:PORT]", help="Modbus TCP device")
-    parser.add_argument("--unit", type=int, default=1, help="unit id (default 1)")
-    parser.add_argument("--address", type=int, required=True, help="first register (0-based)")
-    parser.add_argument("--type", choices=TYPES, default="u16", help="value type (default u16)")
-    parser.add_argument(
-        "--order", choices=get_args(WordOrder), default="ABCD", help="byte order (default ABCD)"
-    )
     parser.add_argument("--timeout", type=float, default=1.0, help="seconds (default 1)")
     parser.add_argument("--rtu", metavar="DEVICE", help="serial device for Modbus RTU")
     parser.add_argument("--baud", type=int, default=9600, help="serial baud rate (default 9600)")
@@ -61,6 +58,15 @@ def _add_link_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stop-bits", type=int, choices=(1, 2), default=1)
     parser.add_argument(
         "--rtu-over-tcp", action="store_true", help="RTU frames to HOST (serial gateway)"
+    )
+
+
+def _add_register_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--unit", type=int, default=1, help="unit id (default 1)")
+    parser.add_argument("--address", type=int, required=True, help="first register (0-based)")
+    parser.add_argument("--type", choices=TYPES, default="u16", help="value type (default u16)")
+    parser.add_argument(
+        "--order", choices=get_args(WordOrder), default="ABCD", help="byte order (default ABCD)"
     )
 
 
@@ -76,7 +82,8 @@ def split_target(target: str) -> tuple[str, int]:
 
 
 @asynccontextmanager
-async def _open_master(args: argparse.Namespace) -> AsyncIterator[Master]:
+async def open_master(args: argparse.Namespace) -> AsyncIterator[Master]:
+    """The master that `add_link_arguments`' options name."""
     if args.rtu is not None:
         line = SerialLine(
             device=args.rtu, baud=args.baud, parity=Parity(args.parity), stop_bits=args.stop_bits
@@ -101,7 +108,8 @@ def _fields(args: argparse.Namespace, count: int) -> list[Field]:
     return [Field(args.address + i * size, value_type, order=args.order) for i in range(count)]
 
 
-def _check_link(args: argparse.Namespace) -> str | None:
+def check_link(args: argparse.Namespace) -> str | None:
+    """What is wrong with the link options, if anything."""
     if (args.rtu is None) == (args.target is None):
         return "give either HOST[:PORT] or --rtu DEVICE"
     if args.rtu_over_tcp and args.rtu is not None:
@@ -115,7 +123,7 @@ def _bad_input(message: str) -> int:
 
 
 def _read(args: argparse.Namespace) -> int:
-    if (problem := _check_link(args)) is not None:
+    if (problem := check_link(args)) is not None:
         return _bad_input(problem)
     fields = _fields(args, args.count)
     registers = sum(f.count for f in fields)
@@ -123,7 +131,7 @@ def _read(args: argparse.Namespace) -> int:
         return _bad_input(f"a read takes 1-{MAX_READ_REGISTERS} registers, not {registers}")
 
     async def run() -> list[int]:
-        async with _open_master(args) as master:
+        async with open_master(args) as master:
             device = ModbusDevice(master, args.unit)
             return await device.read_registers(args.address, registers, function=args.function)
 
@@ -145,7 +153,7 @@ def _parse(value_type: str, text: str) -> int | float | str:
 
 
 def _write(args: argparse.Namespace) -> int:
-    if (problem := _check_link(args)) is not None:
+    if (problem := check_link(args)) is not None:
         return _bad_input(problem)
     fields = _fields(args, 1 if args.type == "string" else len(args.values))
     try:
@@ -158,7 +166,7 @@ def _write(args: argparse.Namespace) -> int:
         return _bad_input(f"cannot write {' '.join(args.values)} as {args.type}: {exc}")
 
     async def run() -> None:
-        async with _open_master(args) as master:
+        async with open_master(args) as master:
             await ModbusDevice(master, args.unit).write_registers(args.address, registers)
 
     trio.run(run)

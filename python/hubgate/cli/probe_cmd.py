@@ -1,10 +1,14 @@
-"""`hubgate probe HOST[:PORT]`: which firmware profile fits a live Modbus TCP device.
+"""`hubgate probe`: which firmware profile fits a live Modbus device, over TCP or RTU.
 
-    hubgate probe 10.0.0.5            # every profile, each on its own default unit id
-    hubgate probe 10.0.0.5:1502 --unit 3 --json
+    hubgate probe 10.0.0.5                      # the profiles' common unit ids
+    hubgate probe 10.0.0.5:1502 --units 1-10,200 --json
+    hubgate probe --rtu /dev/ttyUSB0 --baud 19200 --parity E --units 1-16
+    hubgate probe 10.0.0.9:4001 --rtu-over-tcp --units 1-32   # behind a serial gateway
 
-Prints the matching profiles, best first, with the firmware the device
-reported; exit code 1 when none matches or the device cannot be reached.
+For every unit id that answers, prints what the device says about itself (FC43/14 device
+identification, SunSpec common model) and the profiles whose identity check passed, best
+first, with their evidence; exit code 1 when nothing matches or the device cannot be
+reached, 2 for bad options.
 """
 
 from __future__ import annotations
@@ -14,23 +18,26 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import trio
 
-from hubgate.cli.common import EXIT_FAILURE, EXIT_OK
-from hubgate.cli.modbus_cmd import split_target
-from hubgate.devices.probe import ProbeResult, probe
-from hubgate.modbus.tcp_master import open_tcp_master
+from hubgate.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK
+from hubgate.cli.modbus_cmd import add_link_arguments, check_link, open_master
+from hubgate.devices.probe import ProbeResult, UnitProbe, common_units, parse_units, probe
 from hubgate.profiles import load_all
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the `probe` arguments."""
-    parser.add_argument("target", metavar="HOST[:PORT]", help="Modbus TCP device (port 502)")
-    parser.add_argument(
-        "--unit", type=int, default=None, help="unit id (default: each profile's own)"
+    add_link_arguments(parser)
+    units = parser.add_mutually_exclusive_group()
+    units.add_argument(
+        "--units",
+        metavar="IDS",
+        help="unit ids to scan, e.g. 1-10,200 (default: every profile's default unit id)",
     )
-    parser.add_argument("--timeout", type=float, default=1.0, help="seconds per request")
+    units.add_argument("--unit", type=int, default=None, help="one unit id (same as --units N)")
     parser.add_argument("--dir", type=Path, default=None, help="profiles folder")
     parser.add_argument("--all", action="store_true", help="also list the profiles that failed")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -38,33 +45,73 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _line(result: ProbeResult) -> str:
-    firmware = result.firmware
     where = {True: "in range", False: "OUT OF RANGE", None: "range unknown"}
-    detail = f"firmware {firmware} ({where[result.firmware_in_range]})" if firmware else ""
+    read = ", ".join(f"{k} {v!r}" for k, v in result.read.items() if k != "marker")
+    firmware = result.firmware
+    if firmware is not None:
+        read = read.replace(
+            f"firmware {firmware!r}", f"firmware {firmware!r} ({where[result.firmware_in_range]})"
+        )
+    head = f"{'match' if result.matched else 'no':6} {result.profile:32} {result.vendor} {result.model}"
     if not result.matched:
-        detail = result.reason or ""
-    readable = "" if not result.matched or result.fields_readable else " [fields not readable]"
-    return f"{result.profile:32} {result.vendor} {result.model}{readable}  {detail}".rstrip()
+        return f"{head}  {result.reason or ''}".rstrip()
+    lines = [head + (f"  read: {read}" if read else "")]
+    lines.append(f"{'':7}evidence: {'; '.join(result.evidence)}")
+    return "\n".join(lines)
+
+
+def _row(unit: UnitProbe, show_all: bool) -> dict[str, Any]:
+    shown = unit.results if show_all else tuple(unit.matches)
+    return {
+        "unit": unit.unit,
+        "answered": unit.answered,
+        "identity": {"device_id": unit.identity.device_id, "sunspec": unit.identity.sunspec},
+        "results": [
+            {**asdict(r), "firmware": r.firmware, "evidence": list(r.evidence)} for r in shown
+        ],
+    }
 
 
 def _probe(args: argparse.Namespace) -> int:
+    if (problem := check_link(args)) is not None:
+        print(f"hubgate probe: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     profiles = load_all(args.dir)
-    host, port = split_target(args.target)
+    try:
+        units = (
+            [args.unit]
+            if args.unit is not None
+            else parse_units(args.units)
+            if args.units
+            else common_units(profiles.values())
+        )
+    except ValueError as exc:
+        print(f"hubgate probe: --units: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
-    async def run() -> list[ProbeResult]:
-        async with open_tcp_master(host, port, timeout_s=args.timeout, retries=0) as master:
-            return await probe(master, args.unit, profiles.values())
+    async def run() -> list[UnitProbe]:
+        async with open_master(args) as master:
+            return await probe(master, units, profiles.values())
 
-    results = trio.run(run)
-    matched = [r for r in results if r.matched]
-    shown = results if args.all else matched
+    scanned = trio.run(run)
+    answered = [u for u in scanned if u.answered]
     if args.json:
-        rows = [{**asdict(r), "firmware": r.firmware} for r in shown]
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([_row(u, args.all) for u in answered], indent=2))
     else:
-        for result in shown:
-            print(("match  " if result.matched else "no     ") + _line(result))
-    if not matched:
-        print(f"hubgate probe: no profile matches {args.target}", file=sys.stderr)
+        for unit in answered:
+            print(f"unit {unit.unit}: {unit.identity.summary()}")
+            for result in unit.results if args.all else unit.matches:
+                print("  " + _line(result).replace("\n", "\n  "))
+    where = args.rtu or args.target
+    if not any(u.matches for u in answered):
+        silent = [u.unit for u in scanned if not u.answered]
+        hint = (
+            f"units {', '.join(str(u.unit) for u in answered)} answered"
+            if answered
+            else "no unit answered"
+        )
+        if silent:
+            hint += f"; silent: {', '.join(map(str, silent))} (try --units)"
+        print(f"hubgate probe: no profile matches {where} ({hint})", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_OK

@@ -230,6 +230,60 @@ PRIORITY_MAX = 9
 """Highest priority tier of a connector (tiers 0 to 9; higher tiers are served first)."""
 
 
+class DcConnector(Strict):
+    """A DC outlet: its power on the DC side and what that draws from the AC tree.
+
+    The connector's AC currents are derived from it (`SiteConfig` fills in
+    `max_current_a` and `min_current_a` from the grid's voltage): I = P_dc /
+    (efficiency * power factor * 3 * V) on each of three phases."""
+
+    max_power_kw: Kilowatts = Field(description="Most it delivers to the EV")
+    min_power_kw: float = Field(
+        default=0.0,
+        ge=0,
+        le=1_000_000,
+        description="Least it delivers while a session runs (below it the connector pauses)",
+    )
+    efficiency: float = Field(default=0.95, gt=0, le=1, description="DC power / AC power")
+    power_factor: float = Field(default=0.99, gt=0, le=1)
+    idle_kw: float = Field(
+        default=0.0, ge=0, le=1_000, description="Drawn from the AC side always (pre-heat, idle)"
+    )
+    ramp_kw_per_s: float | None = Field(
+        default=None, gt=0, le=10_000, description="How fast its power follows a new limit"
+    )
+    hold_minimum: bool = Field(
+        default=False,
+        description="Offer it its minimum while idle: a charger given 0 W shows itself "
+        "unavailable (NoFreePower) and starts no session",
+    )
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> DcConnector:
+        if self.min_power_kw > self.max_power_kw:
+            raise ValueError(
+                f"min_power_kw ({self.min_power_kw:g}) is above max_power_kw "
+                f"({self.max_power_kw:g})"
+            )
+        return self
+
+    def ac_current_a(self, dc_w: float, voltage_v: float) -> float:
+        """The AC current per phase that delivers `dc_w` on the DC side."""
+        return dc_w / (self.efficiency * self.power_factor * 3 * voltage_v)
+
+    def dc_w(self, current_a: float, voltage_v: float) -> float:
+        """The DC power `current_a` per AC phase delivers."""
+        return current_a * self.efficiency * self.power_factor * 3 * voltage_v
+
+    def idle_current_a(self, voltage_v: float) -> float:
+        """Its idle draw as AC current per phase."""
+        return self.idle_kw * 1000 / (self.power_factor * 3 * voltage_v)
+
+
+MIN_DC_CURRENT_A = 0.1
+"""The minimum current of a DC connector without a minimum power."""
+
+
 class Connector(Strict):
     """One outlet of a charger."""
 
@@ -244,9 +298,14 @@ class Connector(Strict):
     pv_mode: bool = Field(
         default=False, description="Charge from PV surplus (and battery discharge) only"
     )
+    dc: DcConnector | None = Field(
+        default=None, description="A DC connector: its currents come from these powers"
+    )
 
     @model_validator(mode="after")
     def _min_below_max(self) -> Connector:
+        if self.dc is not None and self.phases is not PhaseMode.THREE_PHASE:
+            raise ValueError("a DC connector draws on three phases: phases = '3p'")
         if self.min_current_a > self.max_current_a:
             raise ValueError(
                 f"min_current_a ({self.min_current_a}) is above max_current_a "
@@ -369,6 +428,30 @@ class Control(Strict):
     lease_s: Seconds = Field(
         default=60.0, description="Device-side lease: Modbus watchdog and OCPP profile validTo"
     )
+
+
+def _dc_connector(connector: object, voltage_v: float) -> object:
+    """A connector table with its currents derived from its `dc` powers (left to the
+    model's checks when it is not well-formed)."""
+    if not isinstance(connector, dict) or not isinstance(connector.get("dc"), dict):
+        return connector
+    given = [k for k in ("max_current_a", "min_current_a") if k in connector]
+    if given:
+        raise ValueError(
+            f"connector {connector.get('id')} is DC: its currents come from its dc powers; "
+            f"remove {' and '.join(given)}"
+        )
+    try:
+        dc = DcConnector.model_validate(connector["dc"])
+    except ValueError:
+        return {**connector, "max_current_a": 1.0}  # the dc table's own errors are reported
+    return {
+        **connector,
+        "max_current_a": round(dc.ac_current_a(dc.max_power_kw * 1000, voltage_v), 3),
+        "min_current_a": max(
+            MIN_DC_CURRENT_A, round(dc.ac_current_a(dc.min_power_kw * 1000, voltage_v), 3)
+        ),
+    }
 
 
 class OcppServer(Strict):
@@ -536,6 +619,26 @@ class Mqtt(Strict):
 
 class SiteConfig(Strict):
     """A whole site file."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dc_currents(cls, data: object) -> object:
+        """Derive each DC connector's AC currents from its powers and the grid's voltage."""
+        if not isinstance(data, dict) or not isinstance(data.get("chargers"), list | tuple):
+            return data
+        grid = data.get("grid")
+        voltage = grid.get("voltage_v", 230.0) if isinstance(grid, dict) else 230.0
+        if not isinstance(voltage, int | float) or isinstance(voltage, bool) or voltage <= 0:
+            return data  # the grid's own check reports it
+        chargers = []
+        for charger in data["chargers"]:
+            if isinstance(charger, dict) and isinstance(charger.get("connectors"), list | tuple):
+                charger = {
+                    **charger,
+                    "connectors": [_dc_connector(c, voltage) for c in charger["connectors"]],
+                }
+            chargers.append(charger)
+        return {**data, "chargers": chargers}
 
     site: Site
     grid: Grid

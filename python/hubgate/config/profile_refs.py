@@ -1,4 +1,5 @@
-"""Site devices whose `modbus.profile` names no firmware profile, or one of another kind."""
+"""Site devices whose `modbus.profile` names no firmware profile, or one of another kind;
+chargers whose profile has no device-side failsafe."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from hubgate.profiles.loader import close_names, load_profile, profile_files
-from hubgate.profiles.model import DeviceKind
+from hubgate.config.model import SiteConfig
+from hubgate.profiles.loader import close_names, load_named, load_profile, profile_files
+from hubgate.profiles.model import DeviceKind, Profile
 from hubgate.tomlcheck import ConfigError, Loc
 
 _LISTS = ("chargers", "meters", "pv")
@@ -70,3 +72,23 @@ def profile_problems(data: Mapping[str, Any], folder: Path | None = None) -> lis
             wanted = " or ".join(sorted(accepted))
             problems.append((loc, f"profile '{name}' describes a {kind}, not a {wanted}"))
     return problems
+
+
+def failsafe_warnings(config: SiteConfig, folder: Path | None = None) -> list[str]:
+    """One line per Modbus charger whose profile has no device-side failsafe: when hubgate
+    stops, it keeps charging at its last setpoint."""
+    warnings = []
+    profiles: dict[str, Profile] = {}
+    for index, charger in enumerate(config.chargers):
+        if charger.modbus is None:
+            continue
+        name = charger.modbus.profile
+        if name not in profiles:
+            profiles[name] = load_named(name, folder)
+        failsafe = profiles[name].failsafe
+        if not failsafe.present:
+            warnings.append(
+                f"chargers[{index}] '{charger.id}' (profile {name}): no device-side failsafe, "
+                f"it keeps its last setpoint when hubgate stops ({failsafe.reason})"
+            )
+    return warnings

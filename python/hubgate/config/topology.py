@@ -31,7 +31,11 @@ def _charger_line(charger: Charger) -> str:
         where = f"{endpoint.host}:{endpoint.port}" if endpoint.host else serial
         link = f"Modbus {endpoint.profile} @ {where} unit {endpoint.unit}"
     connectors = ", ".join(
-        f"#{c.id} {c.phases} {c.min_current_a:g}-{c.max_current_a:g} A" for c in charger.connectors
+        f"#{c.id} DC {c.dc.min_power_kw:g}-{c.dc.max_power_kw:g} kW "
+        f"({c.min_current_a:.1f}-{c.max_current_a:.1f} A)"
+        if c.dc is not None
+        else f"#{c.id} {c.phases} {c.min_current_a:g}-{c.max_current_a:g} A"
+        for c in charger.connectors
     )
     rotation = "" if charger.phase_rotation == "L1L2L3" else f" rot {charger.phase_rotation}"
     return f"{charger.id} [{link}{rotation}] {connectors}"

@@ -15,9 +15,11 @@ sends what it plans and hands back what came of it:
    `MeterWatch` sample; the box's value becomes a `GRID_OPERATOR` lease when it changes;
    devices that are lost or back become events;
 2. `inputs`: base load per node (metered current minus the last known draw of the
-   connectors below it, held while a start is known from a charger's state but not yet
+   connectors below it, a value older than the connector's last setpoint capped at it,
+   held while a start is known from a charger's state but not yet
    from its values; a node whose meter is not trusted its degraded share of the limit
-   in force), unreachable chargers' assumed draw (and the maximum of those not following
+   in force; a node without a trusted meter the idle draw of the DC connectors below it),
+   unreachable chargers' assumed draw (and the maximum of those not following
    their limits, `checked`) reserved on their path, the limit book's
    leases (node limits as extra base load, connector limits as EV limits, the grid
    operator's as the root power limit) and the EV-side limit from measured draw (an EV that
@@ -114,6 +116,15 @@ class ConnectorRuntime:
     """When a lowered setpoint was accepted, until a later reading shows the EV followed it."""
     limit_check: LimitCheck = field(default_factory=LimitCheck)
     """Whether its charger applies its limits; not following: reserved at its maximum."""
+
+    def known_draw(self) -> Phases3:
+        """Its draw as counted against its node's meter: the latest reading, capped at the
+        setpoint given after it was taken (an older value says more than it may draw now;
+        whatever it draws above is then counted as base load, never less)."""
+        reading, cap = self.reading, self.sent_a
+        if reading is None or cap is None or reading.at >= self.sent_at:
+            return self.draw
+        return (min(self.draw[0], cap), min(self.draw[1], cap), min(self.draw[2], cap))
 
     def ev_estimate(self, wants: bool, drawn: float, now: float) -> float:
         """Trim to the draw when the EV takes less than offered; release once it takes all."""
@@ -311,9 +322,10 @@ class CyclePlanner:
                 assumed, why = info.max_current_a, "failsafe not verified"
             if assumed is None and runtime.limit_check.following is False:
                 assumed, why = info.max_current_a, "not following its limit"
+            draw = runtime.known_draw()
             for node in model.ancestors[info.node]:
                 for p in range(3):
-                    known[node][p] += runtime.draw[p]
+                    known[node][p] += draw[p]
             phases = (info.grid_phases[0],) if info.one_phase else (0, 1, 2)
             if assumed is not None:
                 for node in model.ancestors[info.node]:
@@ -346,8 +358,10 @@ class CyclePlanner:
                 self.allocator.confirm_followed(i)
                 runtime.lowered_at = None
             wants = reading.state in WANTING_STATES or (reading.state is None and drawn > 1.0)
-            wanting[i] = wants
+            wanting[i] = wants or info.hold_minimum
             ev_max[i] = runtime.ev_estimate(wants, drawn, now)
+            if not wants and info.hold_minimum:  # idle, offered its minimum: no more
+                ev_max[i] = info.min_current_a
         measured: dict[int, Phases3] = {}
         share: dict[int, float] = {}
         for meter_id, watch in self.meter_watch.items():
@@ -366,9 +380,9 @@ class CyclePlanner:
                 if metered is not None:
                     value = metered[p]
                 elif limit is not None:
-                    value = limit[p] * (1 - share[node])
+                    value = limit[p] * (1 - share[node]) + model.idle_a[node]
                 else:
-                    value = 0.0
+                    value = model.idle_a[node]  # a metered node sees it in its meter
                 base[3 * node + p] += value + reserved[node][p]
             if node in share and share[node] < 1.0:
                 notes.append(f"{model.node_ids[node]} meter lost: {share[node]:.0%} budget")

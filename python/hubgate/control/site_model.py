@@ -37,6 +37,11 @@ class ConnectorInfo:
     one_phase: bool
     max_current_a: float
     protocol: str
+    min_current_a: float = 0.0
+    idle_a: float = 0.0
+    """What it draws per phase when idle (a DC cabinet's pre-heat and idle consumption)."""
+    hold_minimum: bool = False
+    """Offered its minimum while idle (a DC charger given 0 W starts no session)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,8 @@ class SiteModel:
     power_kw: tuple[float, ...]
     connectors: tuple[ConnectorInfo, ...]
     voltage_v: float
+    idle_a: tuple[float, ...] = ()
+    """Per node: the idle draw per phase of every connector below it."""
 
     def limit_target(self, node: int) -> str:
         """The limit book's target for a node: `SITE` for the root, else the node's id."""
@@ -101,8 +108,17 @@ class SiteModel:
                     one_phase=connector.phases is PhaseMode.ONE_PHASE,
                     max_current_a=connector.max_current_a,
                     protocol="ocpp" if charger.ocpp is not None else "modbus",
+                    min_current_a=connector.min_current_a,
+                    idle_a=0.0
+                    if connector.dc is None
+                    else connector.dc.idle_current_a(grid.voltage_v),
+                    hold_minimum=connector.dc is not None and connector.dc.hold_minimum,
                 )
             )
+        idle = [0.0] * len(allocator.node_ids)
+        for info in connectors:
+            for above in ancestors[info.node]:
+                idle[above] += info.idle_a
         return cls(
             node_ids=allocator.node_ids,
             node_kinds=tuple(kinds[n] for n in allocator.node_ids),
@@ -112,6 +128,7 @@ class SiteModel:
             power_kw=tuple(power[n] for n in allocator.node_ids),
             connectors=tuple(connectors),
             voltage_v=grid.voltage_v,
+            idle_a=tuple(idle),
         )
 
 

@@ -17,7 +17,7 @@ from hubgate.control.allocation import CycleResult
 from hubgate.control.decisions import DecisionLog, DecisionRecord
 from hubgate.control.limits import LimitBook
 from hubgate.control.plan import ConnectorRuntime, CyclePlanner, Phases3, Plan
-from hubgate.devices.model import Device, LinkMonitored
+from hubgate.devices.model import Device, DeviceFailsafe, LinkMonitored
 from hubgate.profiles.model import Quantity
 from hubgate.state import (
     ConnectorState,
@@ -53,6 +53,11 @@ class Snapshot:
         self.hub = hub
         self._links = {
             name: device for name, device in devices.items() if isinstance(device, LinkMonitored)
+        }
+        self._failsafes = {
+            name: device.device_failsafe
+            for name, device in devices.items()
+            if isinstance(device, DeviceFailsafe)
         }
         model = planner.model
         self._protocols = {info.name: info.protocol for info in model.connectors}
@@ -185,6 +190,7 @@ class Snapshot:
             errors=stats.errors + stats.timeouts + stats.exceptions if stats is not None else 0,
             latency_p50_ms=None if p50 is None else p50 * 1000,
             latency_p99_ms=None if p99 is None else p99 * 1000,
+            device_failsafe=self._failsafes.get(name),
         )
 
 

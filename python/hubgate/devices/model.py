@@ -137,6 +137,16 @@ class LinkMonitored(Protocol):
 
 
 @runtime_checkable
+class DeviceFailsafe(Protocol):
+    """A device whose own failsafe hubgate knows (from its firmware profile)."""
+
+    @property
+    def device_failsafe(self) -> bool:
+        """Whether the device falls back on its own when hubgate stops commanding it
+        (False: it keeps its last setpoint)."""
+
+
+@runtime_checkable
 class SessionCharger(Protocol):
     """A charger behind a protocol session (an OCPP charge point).
 

@@ -56,10 +56,11 @@ THREE_PHASES = 3
 
 @dataclass(frozen=True)
 class FailsafeSettings:
-    """The device's own failsafe as read back: communication timeout and fallback limit."""
+    """The device's own failsafe as read back: communication timeout and fallback limit
+    (None: set on the device alone, not visible over Modbus)."""
 
-    timeout_s: float
-    fallback: float
+    timeout_s: float | None
+    fallback: float | None
     """In the fallback register's unit (A for chargers)."""
 
 
@@ -296,6 +297,9 @@ class ProfileCharger(ProfileDevice):
 
     async def _pause(self) -> None:
         commands = self.profile.commands
+        if commands.pause is Pause.NONE:  # no pause: the lowest it takes (it still draws)
+            await self._write_setpoint(self.setpoint.min)
+            return
         if commands.pause is Pause.ZERO:
             await self._write_setpoint(0.0)
             return
@@ -360,6 +364,11 @@ class ProfileCharger(ProfileDevice):
 
     # -- failsafe ---------------------------------------------------------------
 
+    @property
+    def device_failsafe(self) -> bool:
+        """Whether the charger falls back on its own when hubgate stops commanding it."""
+        return self.profile.failsafe.present
+
     async def configure_failsafe(self, timeout_s: float, failsafe_current_a: float) -> None:
         """Write the device's communication timeout and fallback current where it lets us,
         then read both back; `FailsafeNotAppliedError` when a write did not hold."""
@@ -378,13 +387,20 @@ class ProfileCharger(ProfileDevice):
                 fallback=await self._configure("fallback", failsafe.fallback, fallback),
             )
 
-    async def _configure(self, name: str, register: Timeout | Fallback, wanted: float) -> float:
+    async def _configure(
+        self, name: str, register: Timeout | Fallback, wanted: float
+    ) -> float | None:
         default = register.default_s if isinstance(register, Timeout) else register.default
         if register.address is None:
-            if not math.isclose(default, wanted):
+            if default is None:
+                log.warning("%s: the %s is set on the device alone, not %s", self.id, name, wanted)
+            elif not math.isclose(default, wanted):
                 log.warning("%s: the %s is fixed at %s, not %s", self.id, name, default, wanted)
             return default
         spec = await self.resolve(name, register)
+        if isinstance(register, Timeout) and register.enable_address is not None:
+            enable = self._registers["failsafe.timeout.enable"]
+            await self.write(enable, [register.enable_value], multiple=False)
         if register.writable:
             try:
                 registers = await self.encode(spec, wanted)
@@ -393,6 +409,8 @@ class ProfileCharger(ProfileDevice):
                     f"{self.link.name}: the {name} register cannot hold {wanted}: {exc}"
                 ) from exc
             await self.write(spec, registers, multiple=False)
+        if register.read_at is not None:  # the written register is write-only
+            spec = await self.resolve(f"{name} read-back", register.read_at)
         got = await self.read_value(spec)
         if not isinstance(got, int | float):
             raise FailsafeNotAppliedError(f"{self.link.name}: the {name} reads as {got!r}")
@@ -446,6 +464,8 @@ class ProfileCharger(ProfileDevice):
             timeout = self.profile.failsafe.timeout
             assert timeout is not None
             seconds = self.failsafe.timeout_s if self.failsafe else timeout.default_s
+            if seconds is None:  # not configured yet and no documented default: nothing to feed
+                return
             await self.write_value(await self.resolve("timeout", timeout), seconds, multiple=False)
         else:
             _, plan = await self.plan()

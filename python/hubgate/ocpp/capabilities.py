@@ -195,7 +195,8 @@ class ClockEstimate:
     A message can only arrive after it was stamped, so each sample (its timestamp minus
     the time it arrived) is the offset less the message's delay; the largest of the
     recent samples is the best estimate. Messages queued while offline, or stamped at the
-    time of an earlier event, only lower a sample and are outvoted by fresh ones.
+    time of an earlier event, only lower a sample and are outvoted by fresh ones. A charger
+    sets its clock when it boots (from the CSMS's time, or its own), so a boot starts over.
     """
 
     def __init__(self, window: int = 8) -> None:
@@ -214,6 +215,10 @@ class ClockEstimate:
     def measured(self, offset_s: float) -> None:
         """A direct reading of the offset (a clock variable, a composite's start)."""
         self._samples.append(offset_s)
+
+    def restart(self) -> None:
+        """The charger booted: what its clock said before no longer counts."""
+        self._samples.clear()
 
     @property
     def offset_s(self) -> float | None:

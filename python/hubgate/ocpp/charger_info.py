@@ -21,6 +21,7 @@ def limit_trust(charger: OcppCharger) -> LimitTrust:
         evidence=check.evidence,
         lease=None if lease is None else (lease.mode.value if lease.mode else "none"),
         purpose=None if lease is None else lease.purpose,
+        shared=charger.shares_station_limit,
     )
 
 
@@ -38,6 +39,9 @@ def charger_info(care: StationCare, connectors: Sequence[OcppCharger]) -> Charge
         vendor=None if boot is None else boot.vendor,
         model=None if boot is None else boot.model,
         firmware=None if boot is None else boot.firmware_version,
+        connections=station.connections,
+        boots=station.boots,
+        boot_delay_s=None if station.boot_delay_s is None else round(station.boot_delay_s, 1),
         capabilities=ChargerCapabilitiesView(
             rate_units=capabilities.rate_units,
             max_stack_level=capabilities.max_stack_level,

@@ -24,7 +24,9 @@ out. Beyond what the charger says (`station_care`):
   hold no lease, or draws more than its limit for `overdraw_for_s` once the EV had
   `settle_s` to follow (`LeaseSettings`) (go-e accepts profiles and ignores them,
   goecharger/go-eCharger-API-v2#249) is "not following" (`limit_check`): the loop
-  reserves its maximum. Caught drawing too much, it stays so while hubgate runs.
+  reserves its maximum. A check stands until the next one (a new lease, after a
+  reconnection, is checked soon after its first limit); caught drawing too much, it
+  stays not following while hubgate runs.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Literal
 
 import trio
 
+from hubgate.config.model import DcConnector
 from hubgate.devices.errors import FailsafeNotAppliedError
 from hubgate.devices.model import AppliedLimit, LimitCheck, Reading
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
@@ -44,6 +47,7 @@ from hubgate.ocpp.registry import ConnectorState, Station
 from hubgate.ocpp.session import OcppSession
 from hubgate.ocpp.smart_charging import (
     NOMINAL_VOLTAGE_V,
+    LeaseMode,
     LeaseSettings,
     ProfileLease,
     Setpoint,
@@ -110,6 +114,7 @@ class OcppCharger:
         settings: LeaseSettings | None = None,
         care: StationCare | None = None,
         voltage_v: float = NOMINAL_VOLTAGE_V,
+        dc: DcConnector | None = None,
     ) -> None:
         self.station = station
         self.connector_id = connector_id
@@ -117,6 +122,8 @@ class OcppCharger:
         self.care = care or StationCare(station)
         self.voltage_v = voltage_v
         """Nominal phase voltage, where the charger reports none."""
+        self.dc = dc
+        """A DC connector: limits in W of DC power, its AC current from its power."""
         self._lease_connector = 0 if whole_station else connector_id
         self._lease: ProfileLease | None = None
         self._verification: Verification | None = None
@@ -126,6 +133,10 @@ class OcppCharger:
         self._watched_at: float | None = None
         self._over_since: float | None = None
         self._triggered_at = -math.inf
+        self._zero_since: float | None = None
+        """Since when its setpoint is 0 A (None: it is not)."""
+        self._switching: tuple[int, float] | None = None
+        """While switching phases: (new phases, end of the pause at 0 A)."""
 
     @property
     def id(self) -> str:
@@ -156,7 +167,7 @@ class OcppCharger:
 
     @property
     def verification(self) -> Verification | None:
-        """The last composite-schedule check of this connection, None before one."""
+        """The last composite-schedule check (None before one); it stands across leases."""
         return self._verification
 
     @property
@@ -170,21 +181,35 @@ class OcppCharger:
             raise OcppSessionClosedError(f"{self.station.identity}: not connected")
         return session
 
+    @property
+    def shares_station_limit(self) -> bool:
+        """Whether its limit is its share of one station-wide limit (the station refuses
+        per-connector profiles)."""
+        return self._lease_connector != 0 and self.care.station_wide
+
     def _current_lease(self) -> ProfileLease:
         """The lease of the current connection, with what is known of the charger."""
         session = self._session()
-        lease = lease_for_session(
-            self._lease,
-            session,
-            connector_id=self._lease_connector,
-            settings=self.settings,
-            capabilities=self.care.capabilities,
-        )
-        assert lease is not None, "the session is open"
-        if lease is not self._lease:  # a new connection: verify it again
-            self._lease, self._verification, self._verify_at = lease, None, None
-            self._refused = None
-        lease.capabilities = self.care.capabilities
+        if self.shares_station_limit:
+            lease = self.care.shared_lease(session, self.settings)
+        else:
+            found = lease_for_session(
+                self._lease,
+                session,
+                connector_id=self._lease_connector,
+                settings=self.settings,
+                capabilities=self.care.capabilities,
+            )
+            assert found is not None, "the session is open"
+            lease = found
+        if lease is not self._lease:  # a new lease: verify it soon after its first limit
+            # (what the last check saw stands until then: a charger caught applying more
+            # than it was sent is not trusted again before a check says it follows)
+            self._lease, self._verify_at = lease, None
+        capabilities = self.care.capabilities
+        if self.dc is not None:  # its limits are DC power, whatever else it takes
+            capabilities = replace(capabilities, rate_units=("W",))
+        lease.capabilities = capabilities
         return lease
 
     # -- reading ---------------------------------------------------------------------
@@ -201,7 +226,10 @@ class OcppCharger:
         last = self._lease.planner.last if self._lease is not None else None
         voltages = [v for v in m.voltage_v if v is not None]
         voltage = sum(voltages) / len(voltages) if voltages else self.voltage_v
-        currents = _currents(connector, voltage, last.phases if last is not None else 3)
+        if self.dc is None:
+            currents = _currents(connector, voltage, last.phases if last is not None else 3)
+        else:
+            currents = _dc_currents(connector, self.dc, self.voltage_v)
         candidates: dict[Quantity, float | None] = {
             Quantity.CURRENT_L1: currents[0],
             Quantity.CURRENT_L2: currents[1],
@@ -216,7 +244,7 @@ class OcppCharger:
         values = {q: v for q, v in candidates.items() if v is not None}
         if last is not None:
             values[Quantity.APPLIED_CURRENT_LIMIT] = last.current_a
-        self._watch_draw(connector, m.current_a)
+        self._watch_draw(connector, m.current_a if self.dc is None else currents)
         at = connector.measured_at if connector.measured_at is not None else trio.current_time()
         state_at = connector.state_at
         return Reading(
@@ -257,6 +285,8 @@ class OcppCharger:
 
     def _setpoint(self, current_a: float, phases: int) -> Setpoint:
         """The setpoint with the measured voltage and the phases the EV draws on."""
+        if self.dc is not None:
+            return Setpoint(current_a, 3, dc_w_per_a=self.dc.dc_w(1.0, self.voltage_v))
         m = self.station.connector(self.connector_id).measurement
         voltages = [v for v in m.voltage_v if v is not None and v > 50]
         drawing = [c for c in m.current_a if c is not None and c > CHARGING_CURRENT_A]
@@ -268,26 +298,75 @@ class OcppCharger:
         )
 
     async def set_limit(self, current_a: float, phases: int) -> AppliedLimit:
-        """Send the limit when due (deadband, rate limit); returns the limit in force."""
+        """Send the limit when due (deadband, rate limit); returns the limit in force.
+
+        A station that refuses every purpose on a connector (TxDefaultProfile: some take
+        only their station maximum, lbbrhzn/ocpp#221) gets one station-wide limit, the
+        connectors' setpoints added up (`StationCare.share`)."""
         lease = self._current_lease()
+        setpoint = self._paused_for_switch(self._setpoint(current_a, phases), lease)
         before = lease.planner.last
         try:
-            sent = await lease.apply(self._setpoint(current_a, phases))
+            sent = await lease.apply(
+                self.care.share(self.connector_id, setpoint)
+                if self.shares_station_limit
+                else setpoint
+            )
         except OcppCallError as error:
+            if self._lease_connector != 0 and not self.care.station_wide:
+                LOG.warning("%s: per-connector limits refused; one station-wide limit", self.id)
+                self.care.station_wide = True
+                return await self.set_limit(current_a, phases)
             self._refused = f"refuses every charging profile purpose ({error})"
             raise
+        self._refused = None
         applied = lease.planner.last
         assert applied is not None, "apply either sent the setpoint or raised"
         now = trio.current_time()
         if sent and (before is None or before.current_a != applied.current_a):
             self._limit_changed_at = now
-        if sent and self._verify_at is None:
-            self._verify_at = now + self.settings.verify_after_s
+        if sent and (self._verify_at is None or self._lapse_unseen(applied.current_a)):
+            soon = now + self.settings.verify_after_s
+            self._verify_at = soon if self._verify_at is None else min(self._verify_at, soon)
+        mine = setpoint if self.shares_station_limit else applied
         return AppliedLimit(
-            current_a=applied.current_a,
-            phases=applied.phases,
-            paused=applied.current_a <= 0,
+            current_a=mine.current_a,
+            phases=mine.phases,
+            paused=mine.current_a <= 0,
             at=now,
+        )
+
+    def _paused_for_switch(self, setpoint: Setpoint, lease: ProfileLease) -> Setpoint:
+        """`setpoint`, or 0 A on the old phases while a 3/1 phase switch waits out its pause."""
+        now = trio.current_time()
+        last = lease.planner.last
+        if last is None or self._lease_connector != lease.connector_id:
+            return setpoint
+        if last.current_a > 0:
+            self._zero_since = None
+        elif self._zero_since is None:
+            self._zero_since = now
+        if setpoint.phases != last.phases and self._switching is None:
+            zero = self._zero_since
+            if zero is None or now - zero < self.settings.phase_switch_pause_s:
+                start = now if zero is None else zero
+                self._switching = (setpoint.phases, start + self.settings.phase_switch_pause_s)
+        if self._switching is not None:
+            wanted, until = self._switching
+            if now < until and wanted == setpoint.phases:
+                return replace(setpoint, current_a=0.0, phases=last.phases)
+            self._switching = None
+        return setpoint
+
+    def _lapse_unseen(self, current_a: float) -> bool:
+        """Whether the last check could not see the lease lapse (its setpoint was the
+        failsafe) and `current_a`, now sent, would show it."""
+        checked = self._verification
+        return (
+            checked is not None
+            and checked.lapses is None
+            and self.care.honours_valid_to is None
+            and abs(current_a - self.settings.failsafe_current_a) > 0.5
         )
 
     async def remote_start(self, id_tag: str) -> str | None:
@@ -324,7 +403,14 @@ class OcppCharger:
             failsafe_current_a=failsafe_current_a,
         )
         self._lease = None
-        await self._current_lease().install_base()
+        try:
+            await self._current_lease().install_base()
+        except OcppCallError:
+            if self._lease_connector == 0 or self.care.station_wide:
+                raise
+            LOG.warning("%s: per-connector limits refused; one station-wide limit", self.id)
+            self.care.station_wide = True
+            await self._current_lease().install_base()
 
     async def heartbeat(self) -> None:
         """Verify when due, renew the lease when due, ask for stale values."""
@@ -344,7 +430,8 @@ class OcppCharger:
             LOG.warning(
                 "%s#%d: not following: %s", self.id, self.connector_id, verification.evidence
             )
-        if verification.lapses is not None:
+        if verification.lapses is not None and lease.mode is LeaseMode.LEVELS:
+            # a levels lease lapses by its validTo (a schedule lease by its own periods)
             await self.care.saw_lapse(verification.lapses)
             if not verification.lapses:  # the lease changes shape: check the new one soon
                 self._verify_at = now + self.settings.verify_after_s
@@ -383,6 +470,19 @@ def _currents(
         return m.current_a
     amperes = max(power, 0.0) / (voltage_v * phases)
     return (amperes, amperes, amperes) if phases == 3 else (amperes, 0.0, 0.0)
+
+
+def _dc_currents(
+    connector: ConnectorState, dc: DcConnector, voltage_v: float
+) -> tuple[float | None, float | None, float | None]:
+    """A DC connector's AC current per phase from the power it reports (its Current.Import
+    is the DC current, not a phase's)."""
+    m = connector.measurement
+    power = m.power_w if m.power_w is not None else m.energy_power_w
+    if power is None:
+        return (None, None, None)
+    amperes = dc.ac_current_a(max(power, 0.0), voltage_v)
+    return (amperes, amperes, amperes)
 
 
 def _phases(phases: int) -> Literal[1, 3]:

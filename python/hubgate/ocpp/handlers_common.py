@@ -14,6 +14,7 @@ from hubgate.ocpp.session import Handler
 def boot_answer(station: Station, policy: CsmsPolicy, boot: BootInfo) -> Payload:
     """Record what the station booted as; the BootNotification answer the policy gives."""
     station.boot = boot
+    station.booting()
     if policy.boot_status == "Accepted":
         station.booted.set()
     return {

@@ -106,6 +106,21 @@ class Station:
     """Its clock against ours, from the timestamps of what it sends."""
     booted: trio.Event = field(default_factory=trio.Event)
     """Set by its BootNotification on the current connection."""
+    connections: int = 0
+    boots: int = 0
+    """BootNotifications seen since hubgate started."""
+    connected_at: float | None = None
+    """When the current connection began (Trio clock)."""
+    boot_delay_s: float | None = None
+    """How long after the current connection began its BootNotification came."""
+
+    def booting(self) -> None:
+        """A BootNotification arrived (its clock may have been set anew)."""
+        self.boots += 1
+        self.clock.restart()
+        if self.boot_delay_s is None and self.connected_at is not None:
+            self.boot_delay_s = trio.current_time() - self.connected_at
+
     connectors: dict[int, ConnectorState] = field(default_factory=dict)
     transactions: dict[str, Transaction] = field(default_factory=dict)
 
@@ -147,6 +162,8 @@ class StationRegistry:
         station.version = version
         station.session = session
         station.booted = trio.Event()
+        station.connections += 1
+        station.connected_at, station.boot_delay_s = trio.current_time(), None
         return station
 
     def disconnected(self, identity: str, session: OcppSession) -> None:

@@ -86,16 +86,21 @@ class Setpoint:
     """What the allocator wants a charger (or connector) to draw: amperes per phase.
 
     `voltage_v` and `active_phases` (the phases the EV draws on, when fewer than
-    `phases`) only matter to a charger that takes watts."""
+    `phases`) or `dc_w_per_a` only matter to a charger that takes watts."""
 
     current_a: float
     phases: Literal[1, 3] = 3
     voltage_v: float = NOMINAL_VOLTAGE_V
     active_phases: int | None = None
+    dc_w_per_a: float | None = None
+    """For a DC charger: the DC power one ampere per AC phase delivers."""
 
     def watts(self, current_a: float | None = None) -> float:
-        """`current_a` (default: the setpoint's) as total power on the phases in use."""
+        """`current_a` (default: the setpoint's) as total power on the phases in use (a DC
+        charger: as DC power)."""
         amperes = self.current_a if current_a is None else current_a
+        if self.dc_w_per_a is not None:
+            return amperes * self.dc_w_per_a
         return amperes * self.voltage_v * min(self.phases, self.active_phases or self.phases)
 
 
@@ -119,6 +124,10 @@ class LeaseSettings:
     """How long an EV may take to follow a new limit before its draw counts against it."""
     overdraw_for_s: float = 10.0
     """Drawing over its limit this long after `settle_s`: not following."""
+    phase_switch_pause_s: float = 30.0
+    """A connector switching between 3 and 1 phase is held at 0 A this long first, unless
+    it was at 0 A that long already (KEBA needs 30 s, evcc-io/evcc#25991; a charger switched
+    under load keeps its phases, traktore-org/sem-community#804)."""
 
 
 DECREASE_TOLERANCE_A = 1e-6
@@ -302,6 +311,11 @@ VERIFY_TOLERANCE = 0.02
 """A reported limit may exceed the one sent by this share (rounding in the charger)."""
 
 
+def _close(reported: float, sent: float) -> bool:
+    """Whether a reported limit is the one sent, within the charger's rounding."""
+    return abs(reported - sent) <= sent * VERIFY_TOLERANCE + 0.05
+
+
 class ProfileLease:
     """Keeps one charger's (or connector's) limit in force through one session."""
 
@@ -476,13 +490,15 @@ class ProfileLease:
             failsafe = schedule_limit(expected, schedule.unit, self.settings.failsafe_current_a)
             lapses: bool | None = None
             evidence = f"applies {applied:g} {schedule.unit} ({sent:g} set)"
-            if schedule.start is not None and sent > failsafe * (1 + VERIFY_TOLERANCE) + 0.05:
+            if schedule.start is not None and not _close(sent, failsafe):
+                # Only a setpoint other than the failsafe shows whether the lease lapses.
                 after = (lease_end - schedule.start).total_seconds() + LAPSE_MARGIN_S
                 later = schedule.limit_at(after) if after >= 0 else None
-                if later is not None:
-                    lapses = later <= failsafe * (1 + VERIFY_TOLERANCE) + 0.05
-                    if not lapses:
-                        evidence += f"; keeps {later:g} {schedule.unit} after the lease ends"
+                if later is not None and _close(later, failsafe):
+                    lapses = True
+                elif later is not None and _close(later, sent):
+                    lapses = False
+                    evidence += f"; keeps {later:g} {schedule.unit} after the lease ends"
             return Verification(True, lapses, evidence)
 
     async def composite_schedule(self, duration_s: int = 60) -> CompositeSchedule | None:

@@ -30,6 +30,7 @@ from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSession
 from hubgate.ocpp.provisioning import Provisioning, provision
 from hubgate.ocpp.registry import Station
 from hubgate.ocpp.session import OcppSession
+from hubgate.ocpp.smart_charging import LeaseSettings, ProfileLease, Setpoint, lease_for_session
 
 LOG = logging.getLogger("hubgate.ocpp")
 
@@ -102,6 +103,10 @@ class StationCare:
         self.discovered_at: datetime | None = None
         self.caught: dict[int, str] = {}
         """Connector → what it was caught doing (drawing over its limit): not following."""
+        self.station_wide = False
+        """It refused per-connector limits: its connectors share one station-wide limit."""
+        self._shares: dict[int, Setpoint] = {}
+        self._shared: ProfileLease | None = None
         self._prepared: OcppSession | None = None
         self._settled = False
         self._lock = trio.Lock()
@@ -131,6 +136,28 @@ class StationCare:
             clock_offset_s=seen if seen is not None else clock,
             honours_valid_to=base.honours_valid_to if honours is None else honours,
         ).corrected(self.override)
+
+    def shared_lease(self, session: OcppSession, settings: LeaseSettings) -> ProfileLease:
+        """The station-wide lease (connector 0) of this connection."""
+        lease = lease_for_session(
+            self._shared, session, connector_id=0, settings=settings, capabilities=None
+        )
+        assert lease is not None, "a session is given"
+        self._shared = lease
+        return lease
+
+    def share(self, connector_id: int, setpoint: Setpoint) -> Setpoint:
+        """The station-wide setpoint once `connector_id` wants `setpoint`: per phase the
+        sum of the connectors' setpoints (a one-phase connector on the charger's L1), the
+        smallest of the three, so no phase is given more than its connectors were."""
+        self._shares[connector_id] = setpoint
+        per_phase = [0.0, 0.0, 0.0]
+        for share in self._shares.values():
+            for phase in range(share.phases):
+                per_phase[phase] += share.current_a
+        three = any(share.phases == 3 for share in self._shares.values())
+        total = min(per_phase) if three else per_phase[0]
+        return replace(setpoint, current_a=total, phases=3 if three else 1, active_phases=None)
 
     @property
     def known(self) -> bool:

@@ -1,4 +1,4 @@
-"""Checks of a schema-valid profile: units, overlaps, failsafe timing, references.
+"""Checks of a schema-valid profile: units, overlaps, failsafe timing, references, sources.
 
 Each problem is a (field path, message) pair whose message says what would
 be valid, so that `hubgate profiles check` and the loader can locate it.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
+from hubgate.profiles.facts import source_problems
 from hubgate.profiles.model import DataType, DeviceKind, Encoding, Profile, Register, Unit
 from hubgate.profiles.plan import RegisterSpec, all_registers
 from hubgate.tomlcheck import Loc
@@ -262,10 +263,11 @@ def profile_problems(profile: Profile) -> list[tuple[Loc, str]]:
     """Every check beyond the schema; empty when the profile is sound."""
     references = reference_problems(profile)
     if references:  # overlaps need resolvable addresses
-        return references + unit_problems(profile)
+        return references + unit_problems(profile) + source_problems(profile)
     return (
         unit_problems(profile)
         + overlap_problems(profile)
         + failsafe_problems(profile)
         + value_problems(profile)
+        + source_problems(profile)
     )

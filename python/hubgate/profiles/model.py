@@ -2,8 +2,10 @@
 
 A profile describes one device model and firmware range declaratively: how to
 reach and recognise it, which registers hold which quantity (from a fixed
-vocabulary), how to command it, its own failsafe and its quirks. Facts that the
-research sheet marks UNVERIFIED or CONFLICT carry that `status` here too.
+vocabulary), how to command it, its own failsafe and its quirks. Every fact
+cites the public sources it comes from (`[[sources]]` ids, `source` on the fact,
+its table or the profile); one no source states is `status = "unverified"`, one
+sources disagree on `"conflict"` with both cited.
 
 Addresses are written as the vendor documents them; `doc_base` says whether
 that numbering is 0- or 1-based, and `Profile.wire_address` is the one place
@@ -16,7 +18,15 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 
 class Strict(BaseModel):
@@ -30,11 +40,80 @@ UnitId = Annotated[int, Field(ge=0, le=255)]
 
 
 class Status(StrEnum):
-    """How sure the research sheet is of a fact."""
+    """How sure we are of a fact."""
 
     VERIFIED = "verified"
+    """A cited public source states it."""
     UNVERIFIED = "unverified"
+    """Inferred: no cited source states it (the notes say from what)."""
     CONFLICT = "conflict"
+    """Cited sources disagree; the notes say who says what."""
+
+
+SourceId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]*$", max_length=40)]
+
+
+class SourceKind(StrEnum):
+    """What kind of public document a source is."""
+
+    VENDOR = "vendor"
+    """The vendor's manual or register list: title and version or page."""
+    OPEN_MAP = "open-map"
+    """An independent open register map in a public repository (evcc, OpenEMS, mbmd...)."""
+    STANDARD = "standard"
+    """A published standard or its machine-readable models (SunSpec, IEC)."""
+    COMMUNITY = "community"
+    """A public user report: issue thread, forum post, integration notes."""
+    CONVENTION = "convention"
+    """A layout hubgate defines for a device configured to it (no vendor map exists)."""
+
+
+class Source(Strict):
+    """One public source a profile's facts cite by `id`."""
+
+    id: SourceId
+    kind: SourceKind
+    title: str = Field(min_length=3, description="Manual title, or what the file or thread is")
+    version: str | None = Field(default=None, description="Manual version or date")
+    page: str | None = Field(default=None, description="Page, table or section")
+    repo: str | None = Field(
+        default=None, pattern=r"^[\w.-]+/[\w.-]+$", description="owner/name of the repository"
+    )
+    commit: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{7,40}$", description="Commit the facts were read at"
+    )
+    path: str | None = Field(default=None, description="File in the repository")
+    url: str | None = Field(default=None, description="Public address (issue, page)")
+
+    @model_validator(mode="after")
+    def _locatable(self) -> Source:
+        if self.kind is SourceKind.OPEN_MAP and not (self.repo and self.commit and self.path):
+            raise ValueError("an open-map source needs repo, commit and path")
+        if self.kind is SourceKind.VENDOR and not (self.version or self.page):
+            raise ValueError("a vendor source needs the manual's version or page")
+        if self.kind is SourceKind.COMMUNITY and not (self.url or self.repo):
+            raise ValueError("a community source needs url or repo")
+        return self
+
+
+def _as_ids(value: object) -> object:
+    """`source = "a"` is `source = ["a"]`."""
+    return (value,) if isinstance(value, str) else value
+
+
+SourceIds = Annotated[
+    tuple[SourceId, ...],
+    BeforeValidator(_as_ids),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "string"}},
+            ]
+        }
+    ),
+]
+"""One source id or a list of them."""
 
 
 class Function(StrEnum):
@@ -202,10 +281,17 @@ class IecState(StrEnum):
 
 
 class Fact(Strict):
-    """Anything taken from the research sheet: how sure, and a note."""
+    """Anything taken from a public source: which, how sure, and a note.
+
+    `source` names `[[sources]]` ids; without it the fact cites what its
+    enclosing table (or the profile) cites.
+    """
 
     status: Status = Status.VERIFIED
     notes: str = ""
+    source: SourceIds = Field(
+        default=(), description="Ids of the [[sources]] stating this fact (else its table's)"
+    )
 
 
 class Encoding(Fact):
@@ -310,13 +396,15 @@ class Transport(Fact):
     link: Literal["tcp", "rtu", "tcp+rtu"] = "tcp"
     tcp_port: int = Field(default=502, ge=1, le=65_535)
     unit: UnitId = 1
-    serial: Serial | None = None
+    serial: Serial | None = Field(
+        default=None, description="Factory line settings, where the documentation gives them"
+    )
     inter_request_delay_ms: int = Field(default=0, ge=0, le=10_000)
 
     @model_validator(mode="after")
     def _serial_for_rtu(self) -> Transport:
-        if "rtu" in self.link and self.serial is None:
-            raise ValueError(f"link '{self.link}' needs a [transport.serial] table")
+        if self.serial is not None and "rtu" not in self.link:
+            raise ValueError(f"link '{self.link}' has no serial line: drop [transport.serial]")
         return self
 
 
@@ -327,6 +415,8 @@ class Pause(StrEnum):
     """Writing 0 to the setpoint pauses."""
     ENABLE = "enable"
     """A separate enable command pauses; 0 on the setpoint does not."""
+    NONE = "none"
+    """It cannot be paused over Modbus: below its minimum it stays at the minimum (and draws)."""
 
 
 class ZeroMeans(StrEnum):
@@ -476,19 +566,55 @@ class Timeout(Encoding):
     """The device's communication timeout."""
 
     address: Address | None = Field(default=None, description="None when not in a register")
-    default_s: float = Field(
-        ge=0, description="Timeout in force unless hubgate sets one (0: none, e.g. SunSpec RvrtTms)"
+    default_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="Timeout in force unless hubgate sets one (0: none, e.g. SunSpec RvrtTms); "
+        "omit when the documentation does not say: hubgate writes or reads it",
     )
     writable: bool = Field(default=True, description="False: fixed or read-only")
     unit: Unit = Unit.SECOND
+    read_at: Register | None = Field(
+        default=None, description="Where it reads back when `address` is write-only (KEBA 1602)"
+    )
+    enable_address: Address | None = Field(
+        default=None, description="Register switching the timeout on (Delta 201), written first"
+    )
+    enable_value: int = Field(default=1, description="What `enable_address` takes to switch it on")
+
+    @model_validator(mode="after")
+    def _known_unless_read(self) -> Timeout:
+        if self.default_s is None and self.address is None and self.writable:
+            raise ValueError(
+                "a timeout held in no register needs default_s, or writable = false where "
+                "it is set on the device alone"
+            )
+        return self
 
 
 class Fallback(Encoding):
     """The limit the device falls back to when its watchdog expires."""
 
     address: Address | None = Field(default=None, description="None when fixed")
-    default: float = Field(ge=0, description="Value in force unless hubgate sets one, in `unit`")
+    default: float | None = Field(
+        default=None,
+        ge=0,
+        description="Value in force unless hubgate sets one, in `unit`; omit when the "
+        "documentation does not say: hubgate writes or reads it",
+    )
     writable: bool = True
+    read_at: Register | None = Field(
+        default=None, description="Where it reads back when `address` is write-only (KEBA 1600)"
+    )
+
+    @model_validator(mode="after")
+    def _known_unless_read(self) -> Fallback:
+        if self.default is None and self.address is None and self.writable:
+            raise ValueError(
+                "a fallback held in no register needs default, or writable = false where "
+                "it is set on the device alone"
+            )
+        return self
 
 
 class Failsafe(Fact):
@@ -498,7 +624,11 @@ class Failsafe(Fact):
     reason: str | None = Field(default=None, description="Why absent; required when absent")
     timeout: Timeout | None = None
     fallback: Fallback | None = None
-    heartbeat: Heartbeat | None = None
+    heartbeat: Heartbeat | None = Field(
+        default=None,
+        description="Feeds the watchdog; without a failsafe, a keep-alive the device needs "
+        "to take setpoints at all (Schneider EVlink life bit)",
+    )
 
     @model_validator(mode="after")
     def _present_or_reason(self) -> Failsafe:
@@ -514,8 +644,11 @@ class Failsafe(Fact):
         else:
             if not self.reason:
                 raise ValueError("an absent failsafe needs reason = '...' saying why")
-            if self.timeout or self.fallback or self.heartbeat:
-                raise ValueError("an absent failsafe has no timeout, fallback or heartbeat")
+            if self.timeout or self.fallback:
+                raise ValueError(
+                    "an absent failsafe has no timeout or fallback (a keep-alive heartbeat "
+                    "the device needs to accept setpoints may stay)"
+                )
         return self
 
 
@@ -602,7 +735,9 @@ class Profile(Fact):
     states: States | None = None
     quirks: Quirks = Quirks()
     grid_operator: GridOperatorRule | None = None
-    sources: tuple[str, ...] = Field(default=(), description="Where the facts come from")
+    sources: tuple[Source, ...] = Field(
+        min_length=1, description="The public sources the facts cite, by id"
+    )
 
     def wire_address(self, documented: int) -> int:
         """The 0-based PDU address of a documented address: the one place this happens."""

@@ -158,6 +158,20 @@ def all_registers(profile: Profile) -> dict[str, tuple[int | None, RegisterSpec]
     for name, register in (("timeout", failsafe.timeout), ("fallback", failsafe.fallback)):
         if register is not None and register.address is not None:
             found[f"failsafe.{name}"] = (None, resolve(profile, name, register))
+        if register is not None and register.read_at is not None:
+            found[f"failsafe.{name}.read"] = (None, resolve(profile, name, register.read_at))
+    if failsafe.timeout is not None and failsafe.timeout.enable_address is not None:
+        found["failsafe.timeout.enable"] = (
+            None,
+            RegisterSpec(
+                "timeout enable",
+                Function.HOLDING,
+                profile.wire_address(failsafe.timeout.enable_address),
+                1,
+                DataType.U16,
+                WordOrder.ABCD,
+            ),
+        )
     beat = failsafe.heartbeat
     if beat is not None and beat.address is not None:
         found["failsafe.heartbeat"] = (

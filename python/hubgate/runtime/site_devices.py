@@ -90,6 +90,7 @@ def build_site_devices(
                     settings=settings,
                     care=cares[charger.id],
                     voltage_v=site.grid.voltage_v,
+                    dc=connector.dc,
                 )
             elif charger.modbus is not None:
                 endpoint = charger.modbus.model_copy(

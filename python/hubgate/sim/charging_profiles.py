@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 _PURPOSES = {
@@ -100,12 +100,19 @@ def _offset(profile: LimitProfile, now: datetime, tx_start: datetime | None) -> 
 
 
 def _period_limit(
-    profile: LimitProfile, now: datetime, tx_start: datetime | None, voltage: float, phases: int
-) -> float | None:
-    """The profile's limit per phase in A at `now`, None when it does not apply."""
+    profile: LimitProfile,
+    now: datetime,
+    tx_start: datetime | None,
+    voltage: float,
+    phases: int,
+    ignore_valid_to: bool = False,
+    dc_w_per_a: float | None = None,
+) -> tuple[float, int | None] | None:
+    """The profile's limit per phase in A at `now` and its period's number of phases, None
+    when it does not apply (a W limit of a DC station is DC power: `dc_w_per_a`)."""
     if profile.valid_from is not None and now < profile.valid_from:
         return None
-    if profile.valid_to is not None and now >= profile.valid_to:
+    if profile.valid_to is not None and now >= profile.valid_to and not ignore_valid_to:
         return None
     offset = _offset(profile, now, tx_start)
     if offset is None:
@@ -114,9 +121,43 @@ def _period_limit(
     if not current:
         return None
     _, limit, number_phases = current[-1]
+    if profile.unit == "W" and dc_w_per_a is not None:
+        return limit / dc_w_per_a, number_phases
     if profile.unit == "W":
-        return limit / (voltage * (number_phases or phases))
-    return limit
+        return limit / (voltage * (number_phases or phases)), number_phases
+    return limit, number_phases
+
+
+def applied(
+    profiles: Iterable[LimitProfile],
+    target: int,
+    now: datetime,
+    *,
+    tx_start: datetime | None,
+    voltage: float,
+    phases: int,
+    ignore_valid_to: bool = False,
+    dc_w_per_a: float | None = None,
+) -> tuple[float, int | None] | None:
+    """The limit per phase (A) the station applies at `target` now, with the number of
+    phases its period asks for; None: no profile limits it. `ignore_valid_to`: a station
+    that keeps applying profiles after their validTo; `dc_w_per_a`: a DC station's DC
+    power per ampere on each AC phase."""
+    best: dict[str, tuple[int, tuple[float, int | None]]] = {}
+    for profile in profiles:
+        if profile.target not in (0, target):
+            continue
+        if profile.purpose == "tx" and tx_start is None:
+            continue
+        period = _period_limit(profile, now, tx_start, voltage, phases, ignore_valid_to, dc_w_per_a)
+        if period is None:
+            continue
+        known = best.get(profile.purpose)
+        if known is None or profile.stack_level > known[0]:
+            best[profile.purpose] = (profile.stack_level, period)
+    chosen = best.get("tx") or best.get("default")
+    periods = [entry[1] for entry in (chosen, best.get("max")) if entry is not None]
+    return min(periods, key=lambda period: period[0]) if periods else None
 
 
 def limit_at(
@@ -127,23 +168,38 @@ def limit_at(
     tx_start: datetime | None,
     voltage: float,
     phases: int,
+    ignore_valid_to: bool = False,
+    dc_w_per_a: float | None = None,
 ) -> float | None:
-    """The limit per phase (A) the station applies at `target` now; None: no profile limits it."""
-    best: dict[str, tuple[int, float]] = {}
+    """The limit per phase (A) the station applies at `target` now (`applied`)."""
+    period = applied(
+        profiles,
+        target,
+        now,
+        tx_start=tx_start,
+        voltage=voltage,
+        phases=phases,
+        ignore_valid_to=ignore_valid_to,
+        dc_w_per_a=dc_w_per_a,
+    )
+    return None if period is None else period[0]
+
+
+def changes(profiles: Iterable[LimitProfile], start: datetime, duration_s: float) -> list[float]:
+    """The seconds after `start`, within `duration_s`, at which a profile may change what
+    applies (validity bounds, period starts of absolute schedules), with 0 first."""
+    moments = {0.0}
     for profile in profiles:
-        if profile.target not in (0, target):
-            continue
-        if profile.purpose == "tx" and tx_start is None:
-            continue
-        limit = _period_limit(profile, now, tx_start, voltage, phases)
-        if limit is None:
-            continue
-        known = best.get(profile.purpose)
-        if known is None or profile.stack_level > known[0]:
-            best[profile.purpose] = (profile.stack_level, limit)
-    chosen = best.get("tx") or best.get("default")
-    limits = [entry[1] for entry in (chosen, best.get("max")) if entry is not None]
-    return min(limits) if limits else None
+        edges = [profile.valid_from, profile.valid_to]
+        base = profile.start or profile.valid_from
+        if base is not None and profile.kind == "Absolute":
+            edges += [base + timedelta(seconds=offset) for offset, _, _ in profile.periods]
+            if profile.duration_s is not None:
+                edges.append(base + timedelta(seconds=profile.duration_s))
+        for edge in edges:
+            if edge is not None and 0 < (offset := (edge - start).total_seconds()) < duration_s:
+                moments.add(offset)
+    return sorted(moments)
 
 
 def clear(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 
-from hubgate.config.model import GRID_NODE_ID
+from hubgate.config.model import GRID_NODE_ID, PhaseMode
 from hubgate.sim.arrivals import ArrivalProcess
 from hubgate.sim.battery import BatteryModel
 from hubgate.sim.devices import ChargerState, CsmsState, GridSignal, MeterState
@@ -148,6 +148,19 @@ class Simulation:
         node = self.tree.connectors[slot].node
         phases = self.tree.connectors[slot].phases_for(ev.phases)
         self._ev_flat[slot] = tuple(3 * node + p for p in phases)
+
+    def switch_phases(self, slot: int, phases: int) -> None:
+        """The charger of a switchable connector switched its EV to `phases` (1 or 3)."""
+        ev = self.evs[slot]
+        connector = self.tree.connectors[slot]
+        if ev is None or connector.mode != PhaseMode.SWITCHABLE:
+            return
+        on = connector.phases_for(min(ev.phases, phases))
+        self._ev_flat[slot] = tuple(3 * connector.node + p for p in on)
+
+    def phases_of(self, slot: int) -> int:
+        """How many phases the EV at `slot` draws on (3 without one)."""
+        return len(self._ev_flat[slot]) if self.evs[slot] is not None else 3
 
     def _apply(self, event: Event, starting: bool) -> None:
         if event.kind == EventKind.METER_DIES:

@@ -4,8 +4,8 @@ A box is a site entry (a charger with one simulated device per connector on
 consecutive unit ids, a meter, PV, battery or grid-operator module). It runs on
 the caller's asyncio loop and can drop off the network (`stop`, later `start` on
 the same port) or die silently (`silence`: requests are held unanswered).
-`serve` runs one simulated device on its own in a background thread (tests and
-benchmarks that talk to a single device).
+`serve` runs one simulated device on its own in a background thread, over TCP or
+RTU on a pty (tests and benchmarks that talk to a single device).
 """
 
 from __future__ import annotations
@@ -13,23 +13,30 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
+from pymodbus.pdu.device import ModbusControlBlock, ModbusDeviceIdentification
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import SimDevice
 from pymodbus.simulator.simdevice import SimAction
 
 from hubgate.sim.register_feed import FedDevice
 from hubgate.sim.simulated_device import SimulatedDevice
 
+Trace = Callable[[bool, bytes], bytes]
+"""pymodbus's packet hook: (sending, packet) -> the packet to send or take (b"": none)."""
 
-async def start_server(devices: list[SimDevice], host: str, port: int) -> ModbusTcpServer:
+
+async def start_server(
+    devices: list[SimDevice], host: str, port: int, trace: Trace | None = None
+) -> ModbusTcpServer:
     """A pymodbus TCP server for `devices`, listening on host:port (0: a free one);
     `OSError` when it cannot bind."""
-    server = ModbusTcpServer(devices, address=(host, port))
+    server = ModbusTcpServer(devices, address=(host, port), trace_packet=trace)
     try:
         await server.serve_forever(background=True)
     except RuntimeError as error:  # pymodbus's word for a failed bind
@@ -70,6 +77,13 @@ class ModbusBox:
         for fed in self.devices:
             units += [u for u, _ in fed.device.memory if u not in units]
         return units
+
+    @property
+    def linked(self) -> bool:
+        """Whether a master holds a connection to the box (its devices' clocks then run on
+        the wall clock: `sim.device_clock`)."""
+        server = self._server
+        return server is not None and bool(server.active_connections)
 
     def _sim_devices(self) -> list[SimDevice]:
         seen: set[int] = set()
@@ -149,16 +163,55 @@ class ModbusBox:
 
 
 @contextmanager
-def serve(device: SimulatedDevice, host: str = "127.0.0.1", port: int = 0) -> Iterator[int]:
-    """Serve `device` over Modbus TCP from a background thread; yields the port."""
+def serve(
+    device: SimulatedDevice,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    serial_port: str | None = None,
+    baud: int = 9600,
+    device_id: Mapping[str, str] | None = None,
+) -> Iterator[int]:
+    """Serve `device` from a background thread: over Modbus TCP (yields the port), or over
+    RTU on `serial_port` (a pty end; yields 0). `device_id` are FC43/14 objects by pymodbus
+    name (VendorName, ProductCode, MajorMinorRevision...) the server answers with (pymodbus
+    holds them per process: one identified device at a time). Like a device on a bus, it
+    answers only its own unit ids."""
+    identity = ModbusControlBlock().Identity  # type: ignore[no-untyped-call]  # one per process: reset
+    for object_id in range(0x07):
+        identity[object_id] = ""
+    if device_id is not None:
+        identity.update(ModbusDeviceIdentification(info_name=dict(device_id)))  # type: ignore[no-untyped-call]
+    units = {unit for unit, _ in device.memory}
+    unit_byte = 0 if serial_port is not None else 6  # RTU: the first byte; TCP: after the MBAP
+
+    def own_units_only(sending: bool, packet: bytes) -> bytes:
+        """pymodbus answers unknown unit ids (with its device 0 or an error): say nothing."""
+        if sending and len(packet) > unit_byte and packet[unit_byte] not in units:
+            return b""
+        return packet
+
     started = threading.Event()
     state: dict[str, object] = {}
 
     async def main() -> None:
-        server = await start_server(device.sim_devices(), host, port)
+        server: ModbusTcpServer | ModbusSerialServer
+        if serial_port is None:
+            server = await start_server(device.sim_devices(), host, port, own_units_only)
+            state["port"] = bound_port(server)
+        else:
+            server = ModbusSerialServer(
+                device.sim_devices(),
+                port=serial_port,
+                baudrate=baud,
+                parity="N",
+                framer=FramerType.RTU,
+                trace_packet=own_units_only,
+            )
+            await server.serve_forever(background=True)
+            state["port"] = 0
         state["loop"] = asyncio.get_running_loop()
         state["server"] = server
-        state["port"] = bound_port(server)
         started.set()
         await server.serving
 
@@ -178,6 +231,6 @@ def serve(device: SimulatedDevice, host: str = "127.0.0.1", port: int = 0) -> It
         loop = state["loop"]
         server = state["server"]
         assert isinstance(loop, asyncio.AbstractEventLoop)
-        assert isinstance(server, ModbusTcpServer)
+        assert isinstance(server, ModbusTcpServer | ModbusSerialServer)
         asyncio.run_coroutine_threadsafe(server.shutdown(), loop).result(5)  # type: ignore[no-untyped-call]
         thread.join(5)

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar, cast
 
 from ocpp.exceptions import OCPPError  # type: ignore[import-untyped]
-from ocpp.messages import unpack  # type: ignore[import-untyped]
+from ocpp.messages import Call, unpack  # type: ignore[import-untyped]
 from ocpp.routing import after as _after  # type: ignore[import-untyped]
 from ocpp.routing import on as _on
 from ocpp.v16 import ChargePoint as ChargePoint16  # type: ignore[import-untyped]
@@ -59,8 +59,12 @@ class Requests(Protocol):
         """Clear the profiles that match every criterion given: Accepted, or Unknown when
         none did."""
 
-    def composite(self, target: int, duration: int) -> dict[str, Any] | None:
-        """The limit in force as a composite schedule; None for an unknown target."""
+    def composite(self, target: int, duration: int, unit: str | None) -> dict[str, Any] | None:
+        """The limits it will apply as a composite schedule (in `unit` where it can);
+        None for an unknown target."""
+
+    def answers_calls(self) -> bool:
+        """Whether it answers the CSMS's calls now (a station still starting does not)."""
 
     def remote_start(self, target: int | None) -> bool:
         """Start a transaction at a connector with an EV and none running."""
@@ -89,15 +93,19 @@ class Requests(Protocol):
 
 class _Counting:
     """Tells its station about every frame it could not take before the `ocpp` package
-    drops it (not OCPP-J) or answers it with a CallError (refused by the schema)."""
+    drops it (not OCPP-J) or answers it with a CallError (refused by the schema); drops the
+    CSMS's calls unanswered while the station answers none (a real charger still starting:
+    the CSMS's call times out)."""
 
     station: Requests
 
     async def route_message(self, raw_msg: str) -> None:
         try:
-            unpack(raw_msg)
+            message = unpack(raw_msg)
         except OCPPError as exc:
             self.station.unreadable(f"{exc}: {raw_msg!r}")
+            return
+        if isinstance(message, Call) and not self.station.answers_calls():
             return
         await super().route_message(raw_msg)  # type: ignore[misc]
 
@@ -135,8 +143,10 @@ class Handlers16(_Counting, ChargePoint16):  # type: ignore[misc]
         return result16.ClearChargingProfile(status=status)
 
     @on("GetCompositeSchedule")
-    def get_composite_schedule(self, connector_id: int, duration: int, **_: Any) -> Any:
-        schedule = self.station.composite(connector_id, duration)
+    def get_composite_schedule(
+        self, connector_id: int, duration: int, charging_rate_unit: str | None = None
+    ) -> Any:
+        schedule = self.station.composite(connector_id, duration, charging_rate_unit)
         if schedule is None:
             return result16.GetCompositeSchedule(status="Rejected")
         return result16.GetCompositeSchedule(
@@ -222,8 +232,10 @@ class Handlers201(_Counting, ChargePoint201):  # type: ignore[misc]
         return result201.ClearChargingProfile(status=status)
 
     @on("GetCompositeSchedule")
-    def get_composite_schedule(self, duration: int, evse_id: int, **_: Any) -> Any:
-        schedule = self.station.composite(evse_id, duration)
+    def get_composite_schedule(
+        self, duration: int, evse_id: int, charging_rate_unit: str | None = None, **_: Any
+    ) -> Any:
+        schedule = self.station.composite(evse_id, duration, charging_rate_unit)
         if schedule is None:
             return result201.GetCompositeSchedule(status="Rejected")
         schedule |= {

@@ -9,6 +9,8 @@ seconds, and applies the charging profiles it is sent (`charging_profiles`).
 It reconnects with backoff when the CSMS goes away, and stays away while the
 scenario has its charger offline. Periodic messages run on simulated time; its
 clock (profiles, timestamps) is the CSMS's while connected (`station_clock`).
+Its `personality` makes it behave like a real charger users reported
+(`station_personalities`): W only, deaf until it boots, ignoring profiles, ...
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import websockets
@@ -26,7 +28,7 @@ from ocpp.v16 import call as call16  # type: ignore[import-untyped]
 from ocpp.v201 import call as call201  # type: ignore[import-untyped]
 from websockets.typing import Subprotocol
 
-from hubgate.config.model import Charger
+from hubgate.config.model import Charger, DcConnector, PhaseMode
 from hubgate.ocpp.meter_values import parse_timestamp
 from hubgate.ocpp.versions import OcppVersion
 from hubgate.sim import charging_profiles
@@ -34,10 +36,13 @@ from hubgate.sim.charging_profiles import LimitProfile
 from hubgate.sim.ev import MIN_CURRENT_A
 from hubgate.sim.ocpp_handlers import Handlers16, Handlers201, timestamp
 from hubgate.sim.station_clock import StationClock
+from hubgate.sim.station_personalities import BOOK, ENERGY, Personality
 from hubgate.sim.station_state import ConnectorState, StationEnv, connector_status
 
 _log = logging.getLogger(__name__)
 ID_TAG = "SIMEV"
+DC_VOLTAGE_V = 400.0
+"""The DC side's voltage a DC station reports its current at."""
 BACKOFF_S = (1.0, 30.0)
 """First and longest wait (wall-clock seconds) before dialling again."""
 
@@ -57,6 +62,7 @@ class Station:
     env: StationEnv
     csms_url: str
     meter_values_s: float
+    personality: Personality = BOOK
     version: OcppVersion = field(init=False)
     connectors: list[ConnectorState] = field(init=False)
     clock: StationClock = field(init=False)
@@ -74,6 +80,12 @@ class Station:
     _tx_numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _cp: Any = None
     """The `ocpp` package's ChargePoint of the session, while connected."""
+    _deaf_until: float = 0.0
+    """Simulated time until which it answers no call (a `pending-boot` personality)."""
+    _awake: asyncio.Event | None = None
+    _next_reboot: float | None = None
+    measurands: tuple[str, ...] | None = None
+    """What the CSMS asked it to sample (None: everything)."""
     unreadable_frames: int = 0
     """Frames from the CSMS that were not OCPP-J or failed the schema, and connections the
     station closed for a frame it could not decode (1002, 1007); the demo reports them."""
@@ -84,10 +96,18 @@ class Station:
         versions = [v for v in self.charger.ocpp.versions if v in spoken]
         self.version = versions[0] if versions else OcppVersion.V201  # 2.1-only: as 2.0.1
         self.connectors = [
-            ConnectorState(c.id if self.v16 else i + 1, slot, c.max_current_a)
+            ConnectorState(
+                c.id if self.v16 else i + 1,
+                slot,
+                c.max_current_a,
+                dc=c.dc,
+                switchable=c.phases == PhaseMode.SWITCHABLE,
+            )
             for i, (c, slot) in enumerate(zip(self.charger.connectors, self.slots, strict=True))
         ]
         self.clock = StationClock(self.env.origin)
+        if self.personality.meter_values_s is not None:
+            self.meter_values_s = self.personality.meter_values_s
 
     @property
     def v16(self) -> bool:
@@ -111,8 +131,14 @@ class Station:
         }
 
     def now(self) -> datetime:
-        """The station's time: its profiles are held and its messages stamped on it."""
-        return self.clock.now(datetime.now(UTC), self.env.clock())
+        """The station's time: its profiles are held and its messages stamped on it (off
+        the CSMS's by its personality's `clock_offset_s`)."""
+        offset = timedelta(seconds=self.personality.clock_offset_s)
+        return self.clock.now(datetime.now(UTC), self.env.clock()) + offset
+
+    def answers_calls(self) -> bool:
+        """Whether it answers the CSMS's calls now (not while deaf after connecting)."""
+        return self.env.clock() >= self._deaf_until
 
     def _sync(self, current_time: object, sent: datetime) -> None:
         """Set the clock from a CSMS's `currentTime` (one it cannot read is ignored)."""
@@ -131,36 +157,102 @@ class Station:
         return self._queue.qsize()
 
     def offer(self, connector: ConnectorState) -> float:
-        """What the connector offers its EV now: its profiles' limit, at most its maximum."""
+        """What the connector offers its EV now: its profiles' limit, at most its maximum
+        (a DC connector: nothing under its minimum power)."""
         if not connector.available or connector.stopped:
             return 0.0
+        limit = self._limit(connector, self.now())
+        return 0.0 if limit < self._minimum_a(connector) else limit
+
+    def _minimum_a(self, connector: ConnectorState) -> float:
+        """The least a DC connector delivers (AC current per phase); 0 for AC."""
+        dc = connector.dc
+        return 0.0 if dc is None else dc.ac_current_a(dc.min_power_kw * 1000, self.env.voltage_v)
+
+    def _no_free_power(self, connector: ConnectorState) -> bool:
+        """An idle DC connector of a `no_free_power` personality whose limit is under its
+        minimum: it shows itself unavailable and starts no session (evcc-io/evcc#28493)."""
+        return (
+            self.personality.no_free_power
+            and connector.dc is not None
+            and connector.tx_id is None
+            and self._limit(connector, self.now()) < self._minimum_a(connector)
+        )
+
+    def _limit(self, connector: ConnectorState, moment: datetime) -> float:
+        """Its profiles' limit at `moment` (A per phase), at most its maximum."""
+        dc = connector.dc
         limit = charging_profiles.limit_at(
             self.profiles,
             connector.id,
-            self.now(),
+            moment,
             tx_start=connector.tx_start,
             voltage=self.env.voltage_v,
             phases=self.env.phases(connector.slot),
+            ignore_valid_to=self.personality.ignores_valid_to,
+            dc_w_per_a=None if dc is None else dc.dc_w(1.0, self.env.voltage_v),
         )
         return connector.max_current_a if limit is None else min(limit, connector.max_current_a)
 
     def apply_limits(self) -> None:
-        """Hand the physics what each connector offers; expired profiles are discarded."""
-        self.profiles = charging_profiles.unexpired(self.profiles, self.now())
+        """Hand the physics what each connector offers; expired profiles are discarded
+        (unless its personality keeps applying them)."""
+        now = self.now()
+        if not self.personality.ignores_valid_to:
+            self.profiles = charging_profiles.unexpired(self.profiles, now)
+        sim_now = self.env.clock()
         for connector in self.connectors:
-            connector.offered_a = self.offer(connector)
+            target = self.offer(connector)
+            dc = connector.dc
+            if dc is not None and dc.ramp_kw_per_s is not None:  # power follows at its ramp
+                step = dc.ac_current_a(dc.ramp_kw_per_s * 1000, self.env.voltage_v) * max(
+                    sim_now - connector.ramped_at, 0.0
+                )
+                change = max(-step, min(step, target - connector.offered_a))
+                target = connector.offered_a + change
+            connector.offered_a, connector.ramped_at = target, sim_now
+            if connector.switchable:
+                self._switch_phases(connector, now)
             self.env.offer(self.charger.id, connector.slot, connector.offered_a)
+
+    def _switch_phases(self, connector: ConnectorState, now: datetime) -> None:
+        """Give the EV the phases its profile's period asks for: at once, or (a personality
+        that needs a pause) once it has offered nothing for `phase_switch_pause_s`; until
+        then it keeps its phases, whatever the profile says."""
+        sim_now = self.env.clock()
+        if connector.offered_a > 0:
+            connector.paused_since = None
+        elif connector.paused_since is None:
+            connector.paused_since = sim_now
+        period = charging_profiles.applied(
+            self.profiles,
+            connector.id,
+            now,
+            tx_start=connector.tx_start,
+            voltage=self.env.voltage_v,
+            phases=connector.phases,
+            ignore_valid_to=self.personality.ignores_valid_to,
+        )
+        wanted = 3 if period is None or period[1] is None else period[1]
+        if wanted == connector.phases or wanted not in (1, 3):
+            return
+        pause = self.personality.phase_switch_pause_s
+        paused = connector.paused_since
+        if pause is not None and (paused is None or sim_now - paused < pause):
+            return
+        connector.phases = wanted
+        self.env.switch_phases(connector.slot, wanted)
 
     def _status(self, connector: ConnectorState) -> tuple[str, str]:
         """(1.6 status or 2.0.1 connector status, 2.0.1 charging state)."""
         ev = self.env.ev(connector.slot)
-        if not connector.available:
+        if not connector.available or self._no_free_power(connector):
             return "Unavailable", ""
         if ev is None:
             return "Available", ""
         if connector.tx_id is None:
             return ("Finishing" if connector.stopped else "Preparing"), "EVConnected"
-        if connector.offered_a < MIN_CURRENT_A:
+        if connector.offered_a < max(MIN_CURRENT_A if connector.dc is None else 0.0, 1e-9):
             state = "SuspendedEVSE"
         elif ev.draw_a <= 0:
             state = "SuspendedEV"
@@ -171,6 +263,8 @@ class Station:
     def tick(self) -> None:
         """After each step: transactions, status changes, heartbeats and meter values due."""
         now = self.env.clock()
+        if self._awake is not None and self.answers_calls():
+            self._awake.set()
         if self.connected and not self._online():
             self._wake()
         for connector in self.connectors:
@@ -179,6 +273,7 @@ class Station:
                 if connector.tx_id is not None:
                     self._queue.put_nowait(self._stop_tx(connector, "EVDisconnected"))
                 connector.ev, connector.stopped = ev, False
+                connector.phases = 3  # a new EV starts on every phase it has
             if not self.booted:
                 continue
             before, before_charging = connector.status, connector.charging_state
@@ -193,10 +288,22 @@ class Station:
             if not self.v16 and connector.tx_id is not None and changed:
                 self._queue.put_nowait(self._tx_event(connector, "Updated", "ChargingStateChanged"))
             idle = connector.tx_id is None and not connector.stopped
-            if ev is not None and idle and connector.available:
+            if (
+                ev is not None
+                and idle
+                and connector.available
+                and not self._no_free_power(connector)
+            ):
                 self._start_tx(connector)
         if not self.booted:
             return
+        every = self.personality.reboot_every_s
+        if every is not None:
+            if self._next_reboot is None:
+                self._next_reboot = now + every
+            elif now >= self._next_reboot:
+                self._next_reboot = now + every
+                self.reset()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.heartbeat_s
             self._queue.put_nowait(self._heartbeat())
@@ -216,6 +323,9 @@ class Station:
 
         def value(number: float) -> float | str:
             return f"{number:.2f}" if self.v16 else round(number, 2)
+
+        if connector.dc is not None:
+            return self._dc_sampled(connector, connector.dc, draw, value)
 
         samples: list[dict[str, Any]] = [
             {
@@ -245,10 +355,40 @@ class Station:
         )
         if ev is not None:
             samples.append({"value": value(ev.soc * 100.0), "measurand": "SoC", "unit": "Percent"})
+        sampled = self.personality.measurands or self.measurands
+        if sampled is not None:
+            samples = [s for s in samples if s["measurand"] in sampled]
         if not self.v16:
             for sample in samples:
                 unit = sample.pop("unit")
                 sample["unit_of_measure"] = {"unit": unit}
+        return [{"timestamp": timestamp(self.now()), "sampled_value": samples}]
+
+    def _dc_sampled(
+        self,
+        connector: ConnectorState,
+        dc: DcConnector,
+        draw_a: float,
+        value: Callable[[float], float | str],
+    ) -> list[dict[str, Any]]:
+        """A DC connector's meter values: DC power and current (at a nominal 400 V on the
+        DC side), energy and SoC; no AC phase currents."""
+        power = dc.dc_w(draw_a, self.env.voltage_v)
+        ev = self.env.ev(connector.slot)
+        samples: list[dict[str, Any]] = [
+            {"value": value(power), "measurand": "Power.Active.Import", "unit": "W"},
+            {"value": value(power / DC_VOLTAGE_V), "measurand": "Current.Import", "unit": "A"},
+            {
+                "value": value(self.env.energy_wh(connector.slot)),
+                "measurand": "Energy.Active.Import.Register",
+                "unit": "Wh",
+            },
+        ]
+        if ev is not None:
+            samples.append({"value": value(ev.soc * 100.0), "measurand": "SoC", "unit": "Percent"})
+        if not self.v16:
+            for sample in samples:
+                sample["unit_of_measure"] = {"unit": sample.pop("unit")}
         return [{"timestamp": timestamp(self.now()), "sampled_value": samples}]
 
     async def _call(self, payload: object) -> Any:
@@ -469,6 +609,13 @@ class Station:
         receiver = asyncio.ensure_future(cp.start())
         receiver.add_done_callback(lambda _: self._link_lost())
         try:
+            deaf_s = self.personality.deaf_after_connect_s
+            if deaf_s > 0:  # still starting: answers nothing, boots later (`tick` wakes it)
+                self._deaf_until = self.env.clock() + deaf_s
+                self._awake = asyncio.Event()
+                waking = asyncio.ensure_future(self._awake.wait())
+                await asyncio.wait([waking, receiver], return_when=asyncio.FIRST_COMPLETED)
+                waking.cancel()
             await self._boot()
             for connector in self.connectors:
                 connector.status = ""  # every status again after a boot
@@ -534,14 +681,19 @@ class Station:
         return next((c for c in self.connectors if c.id == id), None)
 
     def set_profile(self, target: int, data: dict[str, Any]) -> str:
-        """Store a profile; Accepted or Rejected."""
+        """Store a profile; Accepted or Rejected (its personality may refuse one the book
+        allows, or accept one and apply nothing)."""
         if target != 0 and self.connector(target) is None:
             return "Rejected"
         try:
             profile = charging_profiles.parse(data, target, self.now())
         except ValueError:
             return "Rejected"
-        self.profiles = charging_profiles.replace(self.profiles, profile)
+        purpose = str(data["charging_profile_purpose"])
+        if not self.personality.takes(purpose, profile.stack_level, profile.unit):
+            return "Rejected"
+        if not self.personality.ignores_profiles:
+            self.profiles = charging_profiles.replace(self.profiles, profile)
         return "Accepted"
 
     def clear_profiles(
@@ -561,20 +713,34 @@ class Station:
         self.profiles = kept
         return status
 
-    def composite(self, target: int, duration: int) -> dict[str, Any] | None:
-        """The limit in force now as a one-period composite schedule (A)."""
+    def composite(self, target: int, duration: int, unit: str | None) -> dict[str, Any] | None:
+        """The limits it will apply from now for `duration` s, a period at each change, in
+        `unit` (its own when it takes one only, else A)."""
         connector = self.connector(target) if target else None
         if target and connector is None:
             return None
-        limit = (
-            self.offer(connector)
-            if connector is not None
-            else min(self.offer(c) for c in self.connectors)
-        )
+        chosen = [connector] if connector is not None else self.connectors
+        units = self.personality.rate_units
+        unit = unit if unit in units else units[0]
+        start = self.now()
+        periods: list[dict[str, float]] = []
+        for offset in charging_profiles.changes(self.profiles, start, duration):
+            moment = start + timedelta(seconds=offset)
+            amperes = min(self._limit(c, moment) for c in chosen)
+            phases = max(self.env.phases(c.slot) for c in chosen)
+            dc = next((c.dc for c in chosen if c.dc is not None), None)
+            if unit != "W":
+                limit = round(amperes, 1)
+            elif dc is not None:
+                limit = round(dc.dc_w(amperes, self.env.voltage_v), 1)
+            else:
+                limit = round(amperes * self.env.voltage_v * phases, 1)
+            if not periods or periods[-1]["limit"] != limit:
+                periods.append({"start_period": int(offset), "limit": limit})
         return {
             "duration": duration,
-            "charging_rate_unit": "A",
-            "charging_schedule_period": [{"start_period": 0, "limit": round(limit, 1)}],
+            "charging_rate_unit": unit,
+            "charging_schedule_period": periods,
         }
 
     def remote_start(self, target: int | None) -> bool:
@@ -622,13 +788,27 @@ class Station:
         return True
 
     def configuration(self) -> dict[str, tuple[str, bool]]:
-        """Configuration keys (1.6) or variables (2.0.1): value and whether read-only."""
+        """Configuration keys (1.6) and variables (2.0.1, by variable name): value and
+        whether read-only."""
+        p = self.personality
+        fixed_interval = p.meter_values_s is not None
+        measurands = ",".join(p.measurands or self.measurands or (ENERGY,))
+        interval = f"{self.meter_values_s:g}"
+        switch = str(p.phase_switch_pause_s is not None).lower()
         return {
             "HeartbeatInterval": (f"{self.heartbeat_s:g}", False),
-            "MeterValueSampleInterval": (f"{self.meter_values_s:g}", False),
+            "MeterValueSampleInterval": (interval, fixed_interval),
+            "MeterValuesSampledData": (measurands, p.measurands is not None),
             "NumberOfConnectors": (str(len(self.connectors)), True),
-            "ChargeProfileMaxStackLevel": ("8", True),
-            "ChargingScheduleAllowedChargingRateUnit": ("Current,Power", True),
+            "ChargeProfileMaxStackLevel": (str(p.max_stack_level), True),
+            "ChargingScheduleAllowedChargingRateUnit": (p.reported_units, True),
+            "ConnectorSwitch3to1PhaseSupported": (switch, True),
+            "RateUnit": (",".join(p.rate_units), True),
+            "ProfileStackLevel": (str(p.max_stack_level), True),
+            "Phases3to1": (switch, True),
+            "DateTime": (timestamp(self.now()), True),
+            "TxUpdatedInterval": (interval, fixed_interval),
+            "TxUpdatedMeasurands": (measurands, p.measurands is not None),
         }
 
     def configure(self, key: str, value: str) -> str:
@@ -638,6 +818,9 @@ class Station:
             return "NotSupported"
         if known[key][1]:
             return "Rejected"
+        if key in ("MeterValuesSampledData", "TxUpdatedMeasurands"):
+            self.measurands = tuple(m.strip() for m in value.split(",") if m.strip())
+            return "Accepted"
         try:
             number = float(value)
         except ValueError:
@@ -648,6 +831,7 @@ class Station:
             self.heartbeat_s = number
         else:
             self.meter_values_s = number
+            self._next_meter_values = min(self._next_meter_values, self.env.clock() + number)
         return "Accepted"
 
     def reset(self) -> None:

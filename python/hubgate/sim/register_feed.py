@@ -185,7 +185,7 @@ def battery_limits_w(fed: FedDevice) -> dict[str, float] | None:
             continue
         value = device.setpoints[name] or 0.0
         if device.failsafe_active and fallback is not None:
-            value = fallback.default
+            value = fallback.default or 0.0
         if setpoint.percent_of is not None:
             reference = device.get(setpoint.percent_of)
             value = value / 100.0 * (reference if isinstance(reference, float) else 0.0)

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from hubgate.config.model import Identifier, PhaseCurrents, Strict
+from hubgate.sim.station_personalities import PersonalityName
 
 Fraction = Annotated[float, Field(ge=0, le=1)]
 SimSeconds = Annotated[float, Field(gt=0, le=30 * 86_400, description="Simulated seconds")]
@@ -169,3 +170,8 @@ class Scenario(Strict):
     battery: BatteryStart = BatteryStart()
     recorder: Recorder = Recorder()
     events: tuple[Event, ...] = ()
+    personalities: dict[Identifier, PersonalityName] = Field(
+        default_factory=dict,
+        description="OCPP charger id = how it departs from the book, as a real charger a "
+        "user reported (hubgate.sim.station_personalities): w-only, ignores-profiles, ...",
+    )

@@ -36,6 +36,16 @@ def _reference_problems(scenario: Scenario, site: SiteConfig) -> list[tuple[Loc,
         "charger": [c.id for c in site.chargers],
         "pv": [p.id for p in site.pv],
     }
+    ocpp = [c.id for c in site.chargers if c.ocpp is not None]
+    for charger_id in scenario.personalities:
+        if charger_id not in ocpp:
+            valid = ", ".join(ocpp) or "none in the site"
+            problems.append(
+                (
+                    ("personalities", charger_id),
+                    f"'{charger_id}' is not an OCPP charger of the site; valid: {valid}",
+                )
+            )
     for index, event in enumerate(scenario.events):
         for key, ids in known.items():
             value = getattr(event, key)

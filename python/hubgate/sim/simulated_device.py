@@ -70,6 +70,10 @@ _GAP_FILL = 16
 """Undefined registers up to this many between two defined ones read as 0 (unless no_gaps)."""
 
 
+UNDOCUMENTED_TIMEOUT_S = 20.0
+"""The timeout the twin starts with when the profile gives no default (the documentation
+does not say: a real device holds whatever it was left at)."""
+
 PERCENT_EXPONENT = -1
 """The SunSpec exponent of percentages (SoC, InWRte): 0.1 % resolution whatever the power's."""
 
@@ -185,16 +189,23 @@ class SimulatedDevice:
                 add(f"failsafe.{name}", name)
         if "failsafe.heartbeat" in self.specs:
             add("failsafe.heartbeat", "heartbeat")
+        if "failsafe.timeout.enable" in self.specs:
+            add("failsafe.timeout.enable", "timeout_enable")
         return found
 
     def _initial_values(self) -> None:
         for i, ident in enumerate(self.profile.identification):
             self._store(f"identification[{i}]", ident.example)
         failsafe = self.profile.failsafe
-        if failsafe.timeout is not None and "failsafe.timeout" in self.specs:
-            self._store("failsafe.timeout", failsafe.timeout.default_s)
-        if failsafe.fallback is not None and "failsafe.fallback" in self.specs:
-            self._store("failsafe.fallback", failsafe.fallback.default)
+        timeout = failsafe.timeout.default_s if failsafe.timeout else None
+        fallback = failsafe.fallback.default if failsafe.fallback else None
+        for name, value in (
+            ("timeout", UNDOCUMENTED_TIMEOUT_S if timeout is None else timeout),
+            ("fallback", fallback or 0.0),
+        ):
+            for path in (f"failsafe.{name}", f"failsafe.{name}.read"):
+                if path in self.specs:
+                    self._store(path, value)
 
     # -- values -----------------------------------------------------------------
 
@@ -288,18 +299,25 @@ class SimulatedDevice:
             value = self._load("failsafe.fallback")
             assert isinstance(value, float)
             return value
-        return fallback.default
+        return fallback.default or 0.0
 
     # -- watchdog ---------------------------------------------------------------
 
-    def _timeout_s(self) -> float | None:
+    def timeout_s(self) -> float | None:
+        """The watchdog's timeout in force; None when it is off."""
         timeout = self.profile.failsafe.timeout
         if timeout is None:
             return None
+        if timeout.enable_address is not None:
+            enabled = self._load("failsafe.timeout.enable")
+            if enabled != timeout.enable_value:
+                return None
         if "failsafe.timeout" in self.specs:
             value = self._load("failsafe.timeout")
             assert isinstance(value, float)
             return value or None  # 0 disables the watchdog
+        if timeout.default_s is None:  # set on the device alone
+            return UNDOCUMENTED_TIMEOUT_S
         return timeout.default_s or None
 
     def _feed(self) -> None:
@@ -308,7 +326,7 @@ class SimulatedDevice:
         self._last_feed = self._clock()
 
     def _check_watchdog(self) -> None:
-        timeout = self._timeout_s()
+        timeout = self.timeout_s()
         if not self._armed or timeout is None or self.failsafe_active:
             return
         if self._clock() - self._last_feed > timeout:
@@ -364,6 +382,8 @@ class SimulatedDevice:
             memory = self._table(*table)
             for offset, register in enumerate(raw):
                 memory[address + offset] = register
+            if f"failsafe.{target.kind}.read" in self.specs:  # a write-only register's echo
+                self._store(f"failsafe.{target.kind}.read", decoded)
         return outcome
 
     def _apply(self, target: _Writable, value: float) -> ExcCodes | None:

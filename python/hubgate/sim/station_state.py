@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from hubgate.config.model import DcConnector
 from hubgate.sim.ev import Ev
 
 
@@ -43,6 +44,9 @@ class StationEnv(Protocol):
     def offer(self, charger_id: str, slot: int, current_a: float) -> None:
         """The connector at `slot` offers its EV `current_a` from now on."""
 
+    def switch_phases(self, slot: int, phases: int) -> None:
+        """The switchable connector at `slot` switched its EV to `phases` (1 or 3)."""
+
 
 @dataclass
 class ConnectorState:
@@ -65,6 +69,15 @@ class ConnectorState:
     status: str = ""
     charging_state: str = ""
     offered_a: float = 0.0
+    dc: DcConnector | None = None
+    """A DC connector (its site table): W limits are DC power, a minimum, a ramp."""
+    switchable: bool = False
+    phases: int = 3
+    """What it gives its EV, switchable between 3 and 1 when `switchable`."""
+    paused_since: float | None = None
+    """Since when (simulated s) it offers nothing, None while it offers current."""
+    ramped_at: float = 0.0
+    """When (simulated s) a DC connector's power last moved towards its limit."""
 
 
 def connector_status(status: str) -> str:

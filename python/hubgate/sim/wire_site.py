@@ -19,6 +19,7 @@ from typing import Any
 from hubgate.config.model import ModbusEndpoint, SiteConfig
 from hubgate.profiles.loader import load_named
 from hubgate.profiles.model import Profile
+from hubgate.sim.device_clock import DeviceClock
 from hubgate.sim.engine import Simulation
 from hubgate.sim.ev import Ev
 from hubgate.sim.modbus_box import ModbusBox
@@ -36,6 +37,7 @@ from hubgate.sim.register_feed import (
     make_device,
 )
 from hubgate.sim.scenario_loader import LoadedScenario
+from hubgate.sim.station_personalities import personality
 
 LOOPBACK = "127.0.0.1"
 GRID_OPERATOR_BOX = "grid-operator"
@@ -69,8 +71,16 @@ class WireSite:
             for charger in loaded.site.chargers:
                 if charger.ocpp is not None:
                     state = sim.chargers[charger.id]
+                    name = loaded.scenario.personalities.get(charger.id)
                     self.stations.append(
-                        Station(charger, state.slots, self, csms_url, meter_values_s)
+                        Station(
+                            charger,
+                            state.slots,
+                            self,
+                            csms_url,
+                            meter_values_s,
+                            personality=personality(name),
+                        )
                     )
         self.slot_wh = [0.0] * len(sim.tree.connectors)
         """Energy delivered through each connector since the start (Wh)."""
@@ -91,10 +101,6 @@ class WireSite:
         self, id: str, kind: str, endpoint: ModbusEndpoint, count: int = 1, largest: float = 0
     ) -> ModbusBox:
         profile = self._profile(endpoint.profile)
-        clock = self.clock
-        devices = [
-            make_device(profile, endpoint, clock, offset=i, largest=largest) for i in range(count)
-        ]
         port = 0 if self._ports_auto or endpoint.host is None else endpoint.port
         taken = next((b.id for b in self.boxes.values() if port and b.port == port), None)
         if taken is not None:
@@ -102,7 +108,11 @@ class WireSite:
                 f"'{id}' and '{taken}' both want port {port} on {LOOPBACK}: "
                 "give them different ports in the site file, or use --ports auto"
             )
-        box = ModbusBox(id, kind, profile.name, devices, LOOPBACK, port)
+        box = ModbusBox(id, kind, profile.name, [], LOOPBACK, port)
+        clock = DeviceClock(self.clock, lambda: box.linked)
+        box.devices.extend(
+            make_device(profile, endpoint, clock, offset=i, largest=largest) for i in range(count)
+        )
         if endpoint.serial is not None:
             box.serial = endpoint.serial.device
         self.boxes[id] = box
@@ -135,7 +145,8 @@ class WireSite:
             self._box(GRID_OPERATOR_BOX, "grid-operator", site.grid_operator.modbus)
 
     def clock(self) -> float:
-        """Simulated seconds: the devices' watchdogs run on it."""
+        """Simulated seconds: the devices' watchdogs run on it while no master is
+        connected (`sim.device_clock`)."""
         return self.sim.now
 
     # -- the stations' environment (`StationEnv`) ----------------------------------
@@ -155,8 +166,11 @@ class WireSite:
 
     def phases(self, slot: int) -> int:
         """How many phases the EV at `slot` draws on (3 without one)."""
-        ev = self.sim.evs[slot]
-        return len(self.sim.tree.connectors[slot].phases_for(ev.phases if ev is not None else 3))
+        return self.sim.phases_of(slot)
+
+    def switch_phases(self, slot: int, phases: int) -> None:
+        """The connector at `slot` (switchable) switched its EV to `phases`."""
+        self.sim.switch_phases(slot, phases)
 
     def energy_wh(self, slot: int) -> float:
         """Energy delivered through the connector at `slot` since the start (Wh)."""

@@ -331,7 +331,15 @@ function renderDevices(state) {
     el(
       "tr",
       { "data-device": d.id },
-      el("td", {}, d.id, el("div", { class: "muted" }, `${d.kind} · ${d.protocol}`)),
+      el(
+        "td",
+        {},
+        d.id,
+        el("div", { class: "muted" }, `${d.kind} · ${d.protocol}`),
+        d.device_failsafe === false
+          ? el("div", { class: "warn", title: "keeps its last setpoint when hubgate stops" }, "no device failsafe")
+          : "",
+      ),
       el(
         "td",
         {},
