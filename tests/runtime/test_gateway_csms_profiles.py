@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import trio
 from ocpp.routing import on
 from ocpp.v16 import call as call16
@@ -25,6 +26,7 @@ from hubgate.config.model import Csms, SiteConfig
 from hubgate.runtime.gateway import Gateway, open_gateway
 from tests.support.charge_points import ChargePointThread, Cp16, now_text
 from tests.support.csms import CsmsThread
+from tests.support.wait import wait_until
 
 FAST = ProxySettings(
     backoff=Backoff(initial_s=0.05, maximum_s=0.2), connect_timeout_s=2.0, first_connect_wait_s=2.0
@@ -245,3 +247,37 @@ async def test_a_32_a_tx_profile_in_a_remote_start_stays_within_the_10_a_share(
         assert setpoint_2 <= 10.05
         assert allowed_1 <= setpoint_1 + 0.1  # the charger follows hubgate, not the CSMS
         assert allowed_2 <= setpoint_2 + 0.1
+
+
+async def test_a_held_transaction_is_an_event_and_in_the_api(tmp_path: Path) -> None:
+    """The CSMS refuses a start it gets on replay: the gateway's events and API show it."""
+    csms = CsmsThread(refuse_starts={"EV-X"})
+    await trio.to_thread.run_sync(csms.start)
+    await trio.to_thread.run_sync(csms.stop)  # away while the charger starts a session
+    site = _site(csms, tmp_path)
+    try:
+        with trio.fail_after(40):
+            async with open_gateway(site, csms_settings=FAST) as gateway:
+                url = f"ws://127.0.0.1:{gateway.ports['ocpp']}/ocpp/{IDENTITY}"
+                peer = ChargePointThread(TwoConnectors, url, subprotocols=["ocpp1.6"])
+                await trio.to_thread.run_sync(peer.start)
+                start = call16.StartTransaction(
+                    connector_id=1, id_tag="EV-X", meter_start=0, timestamp=now_text()
+                )
+                assert (await trio.to_thread.run_sync(peer.call, start)).transaction_id == -1
+                await trio.to_thread.run_sync(csms.start)
+                api = f"http://127.0.0.1:{gateway.ports['api']}/api/v1"
+                async with httpx.AsyncClient() as client:
+
+                    async def held_event() -> list[dict[str, Any]]:
+                        events = (await client.get(f"{api}/events?level=warning")).json()
+                        return [e for e in events if "transaction -1 held" in e["message"]]
+
+                    (event,) = await wait_until(held_event, "the held transaction's event")
+                    holds = (await client.get(f"{api}/csms/holds")).json()
+                assert event["subject"] == IDENTITY
+                assert [(h["charge_point"], h["transaction"]) for h in holds] == [(IDENTITY, "-1")]
+                await trio.to_thread.run_sync(peer.stop)
+                await gateway.shutdown()
+    finally:
+        await trio.to_thread.run_sync(csms.stop)

@@ -9,7 +9,14 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import FileResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
-from hubgate.api import live, routes_commands, routes_csms, routes_limits, routes_state
+from hubgate.api import (
+    live,
+    routes_authorization,
+    routes_commands,
+    routes_csms,
+    routes_limits,
+    routes_state,
+)
 from hubgate.api.context import ApiContext
 from hubgate.api.deps import Ctx, require_token
 from hubgate.api.metrics import CONTENT_TYPE
@@ -47,10 +54,18 @@ def build_app(ctx: ApiContext) -> FastAPI:
     read_errors: dict[int | str, dict[str, Any]] = (
         {} if ctx.site.api.open_reads else {401: {"description": "Missing or wrong Bearer token"}}
     )
-    for router in (routes_state.router, routes_limits.router, routes_csms.router, live.router):
+    routers = (
+        routes_state.router,
+        routes_limits.router,
+        routes_csms.router,
+        routes_authorization.router,
+        live.router,
+    )
+    for router in routers:
         app.include_router(router, prefix=API_PREFIX, dependencies=reads, responses=read_errors)
     app.include_router(routes_limits.writes, prefix=API_PREFIX)
     app.include_router(routes_csms.writes, prefix=API_PREFIX)
+    app.include_router(routes_authorization.writes, prefix=API_PREFIX)
     app.include_router(routes_commands.router, prefix=API_PREFIX)
     app.include_router(_metrics_router(), dependencies=reads, responses=read_errors)
 

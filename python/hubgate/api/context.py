@@ -12,6 +12,7 @@ import trio
 from hubgate.api.metrics import MetricsRegistry
 from hubgate.cloud.proxy import CsmsProxy
 from hubgate.config.model import SiteConfig
+from hubgate.config.tokens import TokenBook
 from hubgate.control.commands import Commands
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook, connector_target
@@ -30,6 +31,8 @@ class ApiContext:
     metrics: MetricsRegistry = field(default_factory=MetricsRegistry)
     csms: CsmsProxy | None = None
     """The CSMS proxy, with a `[csms]` (its held transactions)."""
+    tokens: TokenBook | None = None
+    """The id tokens that may charge, with an `[authorization]`."""
     clock: Callable[[], float] = trio.current_time
     """Monotonic time of the lease book (the control loop's clock)."""
     wall_clock: Callable[[], float] = time.time

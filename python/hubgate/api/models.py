@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from hubgate.cloud.store import Hold
-from hubgate.config.model import PRIORITY_MAX
+from hubgate.config.model import PRIORITY_MAX, GroupName
+from hubgate.config.tokens import ListedToken
 from hubgate.control.decisions import DecisionRecord
 from hubgate.control.limits import AuditEntry, Lease, Limit, LimitInForce
 
@@ -251,3 +252,38 @@ class ReleaseHold(Body):
         description="OCPP 1.6: the CSMS transaction id to send them with (default: the one "
         "the CSMS gave, if any); ignored for 2.x transactions, whose ids are the charger's",
     )
+
+
+class TokenWrite(Body):
+    """An id token to keep in the site's tokens file."""
+
+    group: GroupName | None = Field(default=None, description="One of [authorization.groups]")
+    expires: AwareDatetime | None = Field(
+        default=None, description="From then on it counts as Expired (RFC 3339, with offset)"
+    )
+    blocked: bool = Field(default=False, description="Known, but may not charge")
+
+
+class TokenView(TokenWrite):
+    """An id token, where it is defined, and what it gets now."""
+
+    id: str
+    source: Literal["site", "file"] = Field(
+        description="site: the site file's [authorization] (read-only here); file: tokens_file"
+    )
+    status: Literal["Accepted", "Blocked", "Expired"] = Field(description="Its status now")
+
+    @classmethod
+    def of(cls, listed: ListedToken, status: str) -> TokenView:
+        """The view of a listed token with its status now."""
+        token = listed.token
+        return cls.model_validate(
+            {
+                "id": token.id,
+                "group": token.group,
+                "expires": token.expires,
+                "blocked": token.blocked,
+                "source": listed.source,
+                "status": status,
+            }
+        )

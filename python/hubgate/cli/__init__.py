@@ -50,6 +50,11 @@ COMMANDS = (
         "sim", "simulate a site from a scenario file and report its safety", "sim_cmd:register"
     ),
     Command("ocpp", "OCPP charge points: the listener on its own", "ocpp_cmd:register"),
+    Command(
+        "auth",
+        "the id tokens that may charge at a site without a CSMS ([authorization])",
+        "auth_cmd:register",
+    ),
     Command("modbus", "read and write registers of a Modbus device", "modbus_cmd:register"),
     Command(
         "probe",

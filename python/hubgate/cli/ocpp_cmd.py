@@ -22,7 +22,9 @@ from hubgate.cli.examples_cmd import example_path
 from hubgate.cloud.proxy import CsmsProxy, open_csms_proxy
 from hubgate.config.loader import load_site
 from hubgate.config.model import Csms
+from hubgate.config.tokens import TokenBook
 from hubgate.control.limits import LimitBook
+from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import StationRegistry
 from hubgate.ocpp.server import OcppListener
 from hubgate.ocpp.smart_charging import LeaseSettings, Setpoint, SmartCharging
@@ -115,10 +117,15 @@ def _serve(args: argparse.Namespace) -> int:
             await smart.apply(dict.fromkeys(online, Setpoint(limit_a)))
             await trio.sleep(control.cycle_s)
 
+    tokens = None if site.authorization is None else TokenBook(site.authorization)
+    policy = CsmsPolicy(tokens=tokens)
+
     async def main() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
-                listener = OcppListener(config, registry, attend=attendant(cares.values()))
+                listener = OcppListener(
+                    config, registry, policy=policy, attend=attendant(cares.values())
+                )
                 if csms is not None:
                     proxy = await nursery.start(_run_proxy, csms)
                     listener.attach = proxy.attach

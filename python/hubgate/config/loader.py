@@ -15,6 +15,7 @@ from hubgate.config.addresses import device_problems, listener_problems
 from hubgate.config.model import SiteConfig
 from hubgate.config.profile_refs import profile_problems
 from hubgate.config.references import reference_problems
+from hubgate.config.tokens import authorization_problems
 from hubgate.tomlcheck import ConfigError, ConfigProblem, locate, read_toml, validation_problems
 
 __all__ = ["ConfigError", "ConfigProblem", "load_site", "problems_in"]
@@ -25,6 +26,7 @@ def problems_in(data: Mapping[str, Any], text: str, file: str) -> list[ConfigPro
     found = validation_problems(SiteConfig, data)
     found.extend(reference_problems(data))
     found.extend(profile_problems(data))
+    found.extend(authorization_problems(data))
     if not found:  # checks of the whole site, defaults included, once it is valid
         site = SiteConfig.model_validate(data)
         found = listener_problems(site) + device_problems(site)
@@ -32,9 +34,17 @@ def problems_in(data: Mapping[str, Any], text: str, file: str) -> list[ConfigPro
 
 
 def load_site(path: str | Path) -> SiteConfig:
-    """Read and validate a site file; raise `ConfigError` with every problem."""
+    """Read and validate a site file; raise `ConfigError` with every problem.
+
+    A relative `[authorization] tokens_file` is made relative to the site file's folder."""
     text, data = read_toml(path)
     problems = problems_in(data, text, str(path))
     if problems:
         raise ConfigError(problems)
-    return SiteConfig.model_validate(data)
+    site = SiteConfig.model_validate(data)
+    authorization = site.authorization
+    if authorization is not None and authorization.tokens_file is not None:
+        tokens_file = Path(path).parent / authorization.tokens_file
+        authorization = authorization.model_copy(update={"tokens_file": str(tokens_file)})
+        site = site.model_copy(update={"authorization": authorization})
+    return site

@@ -13,7 +13,15 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 from hubgate.ocpp.versions import OcppVersion
 
@@ -617,6 +625,64 @@ class Mqtt(Strict):
         return self
 
 
+TokenId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=36,
+        pattern=r"^[!-~]+$",
+        description="An idTag (1.6, up to 20 characters) or idToken (2.x, up to 36); "
+        "printable ASCII, compared without regard to case",
+    ),
+]
+GroupName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=20,
+        pattern=r"^[!-~]+$",
+        description="Sent as the 1.6 parentIdTag / 2.x groupIdToken (up to 20 characters)",
+    ),
+]
+
+
+class AuthGroup(Strict):
+    """A group of id tokens (a fleet, a company): blocked or expiring together."""
+
+    expires: AwareDatetime | None = Field(
+        default=None, description="From then on every member counts as Expired"
+    )
+    blocked: bool = Field(default=False, description="Every member is Blocked")
+
+
+class AuthToken(Strict):
+    """An id token that may charge: an RFID card's UID, an app's token, ..."""
+
+    id: TokenId
+    group: GroupName | None = Field(default=None, description="One of [authorization.groups]")
+    expires: AwareDatetime | None = Field(
+        default=None, description="From then on it counts as Expired (with its offset, e.g. Z)"
+    )
+    blocked: bool = Field(default=False, description="Known, but may not charge")
+
+
+class Authorization(Strict):
+    """Who may charge when hubgate is the chargers' CSMS (a site without [csms])."""
+
+    unknown: Literal["accept", "reject"] = Field(
+        default="reject",
+        description="What a token found neither here nor in tokens_file gets: accept lets "
+        "everyone charge (as a site without this table does)",
+    )
+    groups: dict[GroupName, AuthGroup] = Field(default_factory=dict)
+    tokens: tuple[AuthToken, ...] = ()
+    tokens_file: str | None = Field(
+        default=None,
+        description="TOML file of further [[tokens]], kept by `hubgate auth` and the API "
+        "(relative to the site file; created on the first change)",
+    )
+
+
 class SiteConfig(Strict):
     """A whole site file."""
 
@@ -651,6 +717,7 @@ class SiteConfig(Strict):
     control: Control = Control()
     ocpp: OcppServer = OcppServer()
     csms: Csms | None = None
+    authorization: Authorization | None = None
     modbus_server: ModbusServer | None = None
     api: Api = Api()
     mqtt: Mqtt | None = None

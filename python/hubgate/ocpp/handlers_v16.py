@@ -26,7 +26,7 @@ def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
     """The 1.6 handlers of one station."""
 
     def id_tag_info(id_tag: str) -> dict[str, Any]:
-        return {"status": "Accepted" if policy.authorizes(id_tag) else "Invalid"}
+        return policy.token_info(OcppVersion.V16, id_tag)
 
     async def boot_notification(p: Payload) -> Payload:
         boot = BootInfo(

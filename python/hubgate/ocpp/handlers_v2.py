@@ -26,7 +26,7 @@ def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict
     """The 2.x handlers of one station speaking `version`."""
 
     def id_token_info(id_token: dict[str, Any]) -> dict[str, Any]:
-        return {"status": "Accepted" if policy.authorizes(id_token["idToken"]) else "Invalid"}
+        return policy.token_info(version, id_token["idToken"])
 
     async def boot_notification(p: Payload) -> Payload:
         info = p["chargingStation"]

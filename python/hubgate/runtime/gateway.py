@@ -32,11 +32,13 @@ from hubgate.api.server import serve_api
 from hubgate.cloud.mqtt.publisher import TelemetryPublisher
 from hubgate.cloud.proxy import CsmsProxy, ProxySettings, open_csms_proxy
 from hubgate.config.model import SiteConfig
+from hubgate.config.tokens import TokenBook
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook
 from hubgate.control.loop import ControlLoop
 from hubgate.modbus.pool import open_modbus_pool
 from hubgate.modbus_api.server import serve_modbus
+from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import StationRegistry
 from hubgate.ocpp.server import OcppListener
 from hubgate.ocpp.station_care import attendant
@@ -171,9 +173,14 @@ async def open_gateway(
             proxy.on_event = loop.snapshot.event  # held transactions, stops it requested
         gateway = Gateway(site, loop, registry, supervisor, proxy)
         attach = None if proxy is None else proxy.attach
+        tokens = None if site.authorization is None else TokenBook(site.authorization)
         servers: dict[str, Server] = {
             "ocpp": OcppListener(
-                site.ocpp, registry, attach=attach, attend=attendant(cares.values())
+                site.ocpp,
+                registry,
+                policy=CsmsPolicy(tokens=tokens),
+                attach=attach,
+                attend=attendant(cares.values()),
             ).serve,
             "api": partial(
                 serve_api,
@@ -186,6 +193,7 @@ async def open_gateway(
                     metrics=metrics,
                     chargers=partial(charger_infos, cares, devices),
                     csms=proxy,
+                    tokens=tokens,
                 ),
             ),
         }
