@@ -615,7 +615,6 @@ class AllocSettings:
     settle_s: float
     phase_switch_s: float
     max_phase_switches: int
-    grid_operator_floor_w: float
     def __new__(
         cls,
         voltage_v: float = 230.0,
@@ -626,7 +625,6 @@ class AllocSettings:
         settle_s: float = 10.0,
         phase_switch_s: float = 600.0,
         max_phase_switches: int = 0,
-        grid_operator_floor_w: float = 0.0,
     ) -> AllocSettings: ...
 
 @final

@@ -10,7 +10,6 @@ import pytest
 
 from hubgate._core import Allocator, AllocConnector, AllocNode, AllocReason, AllocSettings
 from hubgate.config import load_site
-from hubgate.config.model import GridOperator, GridOperatorSource
 from hubgate.control.allocation import CycleInputs, SiteAllocator
 from hubgate.errors import AllocationInputError, HubgateError, TopologyError
 
@@ -67,17 +66,6 @@ def test_base_load_column_and_binding_node_names(examples_dir: Path) -> None:
     ]
     assert board_bound, "13 A left on the board must bind its connectors"
     assert all(d.reason in ("PHASE_CURRENT", "PAUSED_NO_CAPACITY") for d in board_bound)
-
-
-def test_paragraph_14a_floor_keeps_the_minimum_power(examples_dir: Path) -> None:
-    config = load_site(examples_dir / "sites" / "small-4.toml")
-    operator = GridOperator(source=GridOperatorSource.API, paragraph_14a=True)
-    site = SiteAllocator(config.model_copy(update={"grid_operator": operator}))
-    result = site.allocate(everyone_wants(site, grid_operator_w=0.0))
-    total_w = sum(d.setpoint_a * d.phases * 230 for d in result.decisions())
-    assert 0 < total_w <= 4 * 4200 + 1e-6
-    plain = small_site(examples_dir).allocate(everyone_wants(site, grid_operator_w=0.0))
-    assert sum(plain.setpoint_a) == 0.0
 
 
 def test_depot_site_allocates_within_its_limits(examples_dir: Path) -> None:

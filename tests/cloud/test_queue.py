@@ -55,8 +55,9 @@ def check_transactions(messages: Sequence[QueuedMessage], issued: Sequence[int])
     assert next(ids, None) is None
 
 
+@pytest.mark.timeout(120)  # after the deadline below, so that Trio ends the test cleanly
 async def test_ten_thousand_messages_replay_in_order_once(tmp_path: Path) -> None:
-    with trio.fail_after(60):
+    with trio.fail_after(90):
         async with open_durable_queue(tmp_path / "q.sqlite3") as queue:
             await queue.run(lambda s: fill(s, 2500))
             csms = FakeCsms()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import trio
 
 from hubgate.cloud.store import Store
@@ -44,6 +45,7 @@ async def run_and_kill(args: list[str], kill_after: float | None) -> str:
     return output.decode()
 
 
+@pytest.mark.timeout(120)  # after the deadline below, so that Trio ends the test cleanly
 async def test_sigkill_during_enqueue_loses_nothing_acknowledged(tmp_path: Path) -> None:
     db = tmp_path / "q.sqlite3"
     acknowledged = dict.fromkeys(CHARGE_POINTS, -1)
@@ -79,6 +81,7 @@ def _queue_transactions(db: Path, per_charge_point: int) -> dict[str, list[str]]
     return expected
 
 
+@pytest.mark.timeout(150)  # after the deadline below, so that Trio ends the test cleanly
 async def test_sigkill_during_replay_resumes_in_order_without_loss(tmp_path: Path) -> None:
     db, log = tmp_path / "q.sqlite3", tmp_path / "csms.log"
     expected = await trio.to_thread.run_sync(_queue_transactions, db, 2500)

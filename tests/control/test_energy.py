@@ -164,6 +164,47 @@ def test_no_battery_still_gives_the_pv_surplus() -> None:
     assert d.pv_budget_w == 10_000
 
 
+def test_a_discharge_never_feeds_the_grid() -> None:
+    # the site draws 5 kW (import 5, battery idle) while held EVs want far more: 5 kW at most
+    d = policy().decide(
+        inputs(grid_import_w=5_000, peak_target_w=1_000, grid_ev_demand_w=90_000, battery=reading())
+    )
+    assert d.battery_w == 5_000
+    assert any("what the site draws now" in r for r in d.reasons)
+
+
+def test_without_held_evs_a_discharge_only_holds_the_import_at_the_target() -> None:
+    # the EVs are not held back by the connection: more room would not be used
+    free = inputs(
+        grid_import_w=300_000,
+        peak_target_w=250_000,
+        grid_ev_demand_w=400_000,
+        evs_held=False,
+        battery=reading(),
+    )
+    assert policy().decide(free).battery_w == 50_000
+    held = replace(free, evs_held=True)  # held back: the discharge gives them what they lack
+    assert policy().decide(held).battery_w == 60_000
+
+
+def test_a_discharge_eases_off() -> None:
+    p = policy()
+    p.decide(inputs(peak_target_w=100_000, grid_ev_demand_w=100_000, battery=reading()))
+    assert p.last_command_w == 60_000
+    # a second on, the EVs need only 10 kW more: 6 kW less per second (60 kW over 10 s)
+    eased = p.decide(
+        inputs(
+            now=1.0,
+            grid_import_w=40_000,
+            peak_target_w=100_000,
+            grid_ev_demand_w=10_000,
+            evs_held=False,
+            battery=reading(power_w=60_000, at=1.0),
+        )
+    )
+    assert eased.battery_w == 54_000
+
+
 # -- properties ---------------------------------------------------------------------------
 
 watts = st.floats(min_value=0, max_value=400_000)
@@ -263,8 +304,8 @@ def test_grid_import_never_exceeds_the_site_limit_with_the_allocator(
     d = p.decide(
         EnergyInputs(0.0, grid, limit, target_share * limit, ev_draw, n * ev_max_w, 0.0, bat)
     )
-    # the loop's base: what the meter shows besides the EVs, plus the reserve
-    base_w = max(other + measured_import, 0.0) + d.reserve_metered_w
+    # the loop's base: what the meter shows besides the EVs (signed), plus the reserve
+    base_w = other + measured_import + d.reserve_metered_w
     per_phase = base_w / (3 * VOLTAGE)
     result = allocator.allocate(
         CycleInputs(
@@ -330,7 +371,7 @@ def test_a_run_of_cycles_never_imports_above_the_limit(
                 float(t), grid, limit, target_share * limit, ev_w, n * 32 * 3 * VOLTAGE, 0.0, bat
             )
         )
-        base_w = max(other - battery_power, 0.0) + d.reserve_metered_w
+        base_w = other - battery_power + d.reserve_metered_w
         per_phase = base_w / (3 * VOLTAGE)
         result = allocator.allocate(
             CycleInputs(

@@ -107,9 +107,8 @@ def test_in_force_is_never_above_any_active_lease(leases: list[Limit]) -> None:
             assert result.power_kw <= limit.power_kw
 
 
-def test_grid_operator_percent_and_paragraph_14a_floor() -> None:
+def test_grid_operator_percent_of_the_connection() -> None:
     assert grid_operator_limit_kw(30, 100) == pytest.approx(30)
-    assert grid_operator_limit_kw(0, 100, paragraph_14a_devices=4) == pytest.approx(16.8)
-    assert grid_operator_limit_kw(0, 10, paragraph_14a_devices=4) == pytest.approx(10)
+    assert grid_operator_limit_kw(0, 100) == 0.0
     with pytest.raises(ValueError, match="0-100"):
         grid_operator_limit_kw(120, 100)

@@ -171,9 +171,19 @@ async def test_grid_operator_step_is_audited_and_followed(
         audit = [e for e in loop.limits.audit() if e.source is LimitSource.GRID_OPERATOR]
         assert [e.limit.power_kw for e in audit] == [69.0, 20.7]
         assert all(e.action is AuditAction.SET and e.target == SITE for e in audit)
-        sim.box.reachable = False  # silent box: the fallback (100 %) after meter_stale_s
+        sim.box.reachable = False  # a silent box does not lift the curtailment
         await trio.sleep(10)
-        assert loop.limits.audit()[-1].limit.power_kw == 69.0
+        last = loop.limits.audit()[-1]
+        assert (last.limit.power_kw, last.origin) == (
+            20.7,
+            "grid-operator-box: silent, holding the last limit",
+        )
+        assert sum(setpoints(loop).values()) * 3 * 230 / 1000 <= 20.7 + 0.1
+        state = loop.hub.latest
+        assert state is not None
+        events = [e for e in state.events if e.subject == "grid-operator"]
+        assert events
+        assert "holding the last limit 20.7 kW" in events[-1].message
 
 
 async def test_api_and_modbus_server_limits_are_applied(

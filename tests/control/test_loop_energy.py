@@ -429,3 +429,60 @@ async def test_a_site_without_battery_or_pv_shows_no_energy(
         state = loop.hub.latest
         assert state is not None
         assert state.energy is None
+
+
+def operator_limit(loop: ControlLoop, kw: float) -> None:
+    """A grid operator's power limit on the site, written through the API."""
+    loop.limits.set(
+        SITE_TARGET,
+        LimitSource.API,
+        Limit(power_kw=kw),
+        now=trio.current_time(),
+        lease_s=600,
+        origin="test",
+    )
+
+
+async def test_under_a_curtailment_the_battery_gives_the_evs_its_power_not_the_grid(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The issue's case: limit 25 kW, base 10 kW, two EVs wanting 44 kW. Without the
+    battery's power in the balance the EVs got 15 kW and the battery fed the grid; with it
+    the import sits at the limit, nothing is exported and the EVs take the battery's power."""
+    site = build()
+    async with running(site) as loop:
+        await trio.sleep(20)
+        operator_limit(loop, 25.0)
+        stepped = trio.current_time()
+        await trio.sleep(60)
+        record = loop.decisions.recent(1)[0]
+    settled = [w for t, w in site.imports if t > stepped + 20]
+    assert min(w for t, w in site.imports if t > stepped) >= -500  # nothing exported
+    assert max(settled) <= 25_000 + 500
+    assert min(settled) >= 25_000 - 3 * 3 * VOLTAGE  # at the limit (1 A steps, 2 EVs)
+    ev_w = sum(c.draw_a for c in site.chargers) * 3 * VOLTAGE
+    assert site.battery.power_w > 15_000
+    assert ev_w >= 25_000 - site.base_w + site.battery.power_w - 3 * 3 * VOLTAGE
+    balance = record.inputs["balance"]
+    assert isinstance(balance, dict)
+    assert balance["limit_w"] == 25_000
+    assert balance["binding"] == "site-limit"
+    assert balance["battery_w"] == pytest.approx(site.battery.power_w)
+    assert balance["evs_w"] == pytest.approx(ev_w, abs=2 * 3 * VOLTAGE)
+
+
+async def test_pv_power_goes_to_the_evs_under_a_limit(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    site = build()
+    site.pv.power_w = 20_000.0
+    async with running(site, PV_ONLY.replace("peak_target_kw = 40\n", "")) as loop:
+        operator_limit(loop, 10.0)
+        await trio.sleep(60)
+    # 10 kW from the grid, 20 kW PV, 10 kW base: the EVs get 20 kW, not the 0 kW that a
+    # base clamped at zero leaves them; nothing is fed in
+    ev_w = sum(c.draw_a for c in site.chargers) * 3 * VOLTAGE
+    assert ev_w >= 20_000 - 2 * 3 * VOLTAGE
+    settled = site.imports_since(40)
+    assert max(settled) <= 10_000 + 500
+    assert min(settled) >= -500

@@ -161,9 +161,16 @@ def test_grid_operator_step_is_audited_and_followed() -> None:
     audit = [e for e in limits.audit() if e.source is LimitSource.GRID_OPERATOR]
     assert [e.limit.power_kw for e in audit] == [69.0, 20.7]
     assert all(e.action is AuditAction.SET and e.target == SITE for e in audit)
-    site.sim.box.reachable = False  # silent box: the fallback (100 %) after meter_stale_s
+    site.sim.box.reachable = False  # a silent box does not lift the curtailment
     site.run(10)
-    assert limits.audit()[-1].limit.power_kw == 69.0
+    last = limits.audit()[-1]
+    assert (last.limit.power_kw, last.origin) == (
+        20.7,
+        "grid-operator-box: silent, holding the last limit",
+    )
+    assert sum(site.setpoints().values()) * 3 * 230 / 1000 <= 20.7 + 0.1
+    lost = [m for _, subject, m in site.events if subject == "grid-operator"]
+    assert lost == ["silent for 4 s: holding the last limit 20.7 kW for up to 900 s"]
 
 
 def test_api_and_modbus_server_limits_are_applied() -> None:

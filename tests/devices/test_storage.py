@@ -8,7 +8,8 @@ import pytest
 import trio
 
 from hubgate.devices.errors import DeviceError
-from hubgate.devices.storage import BatteryDevice, battery_state, pv_power_w
+from hubgate.devices.pv import pv_power_w
+from hubgate.devices.storage import BatteryDevice, battery_state
 from hubgate.profiles.model import DeviceKind, Quantity
 from hubgate.sim.register_feed import FedDevice, battery_limits_w
 from tests.support.drivers import PROFILES, rig

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from hubgate.ocpp.versions import OcppVersion
@@ -80,6 +81,7 @@ async def test_an_id_used_by_replay_is_not_reused_live_on_the_same_link(tmp_path
             await trio.to_thread.run_sync(cp.stop)
 
 
+@pytest.mark.timeout(120)  # after the deadline below, so that Trio ends the test cleanly
 async def test_reconnects_during_replay_repeat_no_message(tmp_path: Path) -> None:
     """Chargers drop and come back over and over while their backlog replays to a CSMS
     that takes 5 ms per call: each message reaches it exactly once, in order."""
@@ -95,7 +97,7 @@ async def test_reconnects_during_replay_repeat_no_message(tmp_path: Path) -> Non
 
             async def outage(peer: ChargePointThread) -> None:
                 expected[peer.identity] = await trio.to_thread.run_sync(
-                    outage_script, peer, 20, base
+                    outage_script, peer, 20, base, abandon_on_cancel=True
                 )
 
             async with trio.open_nursery() as nursery:
@@ -115,7 +117,7 @@ async def test_reconnects_during_replay_repeat_no_message(tmp_path: Path) -> Non
                 for identity in peers:
                     nursery.start_soon(flap, identity)
             last = {identity: ids[-1] for identity, ids in expected.items()}
-            await trio.to_thread.run_sync(env.csms.wait_delivered, last, 60)
+            await trio.to_thread.run_sync(env.csms.wait_delivered, last, 80, abandon_on_cancel=True)
             for identity, ids in expected.items():
                 assert check_replayed(env, identity, ids) == 0
             for peer in peers.values():

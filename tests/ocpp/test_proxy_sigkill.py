@@ -7,6 +7,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import trio
 
 from hubgate.cloud.store import Store
@@ -71,6 +72,7 @@ async def _connect(base_url: str) -> list[ChargePointThread]:
     return peers
 
 
+@pytest.mark.timeout(180)  # after the two deadlines below: Trio ends the test cleanly
 async def test_sigkill_during_replay_resumes_after_restart(tmp_path: Path) -> None:
     site = proxy_site(tmp_path)
     csms = await trio.to_thread.run_sync(proxy_csms().start)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trio
 from ocpp.routing import on
 from ocpp.v16 import call as call16
@@ -156,6 +157,7 @@ def _setpoints(gateway: Gateway) -> dict[str, float]:
     return {c.connector: c.setpoint_a for c in gateway.loop.decisions.recent(1)[-1].connectors}
 
 
+@pytest.mark.timeout(90)  # after the deadline below, so that Trio ends the test cleanly
 async def test_a_32_a_tx_profile_in_a_remote_start_stays_within_the_10_a_share(
     tmp_path: Path,
 ) -> None:

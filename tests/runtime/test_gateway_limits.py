@@ -22,7 +22,7 @@ SITE_FILE = Path(__file__).parent / "e2e-site.toml"
 
 def site_with_modbus_server_operator() -> SiteConfig:
     data = tomllib.loads(SITE_FILE.read_text())
-    data["grid_operator"] = {"source": "modbus-server", "paragraph_14a": True}
+    data["grid_operator"] = {"source": "modbus-server"}
     data["modbus_server"] = {"port": 0, "lease_s": 30}
     return SiteConfig.model_validate(data)
 

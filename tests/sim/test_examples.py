@@ -83,7 +83,8 @@ def test_cli_runs_a_scenario_and_writes_json(
 ) -> None:
     out = tmp_path / "summary.json"
     path = str(SCENARIOS[0])
-    code = main(["sim", path, "--duration", "90", "--speed", "max", "--json", str(out)])
+    args = ["sim", path, "--duration", "90", "--speed", "max", "--json", str(out)]
+    code = main([*args, "--controller", "naive"])
     assert code == EXIT_OK
     text = capsys.readouterr().out
     assert "naive equal-share controller" in text

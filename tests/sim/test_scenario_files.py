@@ -61,7 +61,7 @@ kind = "eclipse"
         f"{path}:26: events[0]: a 'grid-limit' event needs 'percent'",
         f"{path}:30: events[1]: 'percent' does not apply to a 'meter-dies' event (its keys: meter)",
         f"{path}:38: events[2].kind: Input should be 'meter-dies', 'charger-offline', "
-        "'csms-down', 'grid-limit' or 'cloud', got 'eclipse'",
+        "'csms-down', 'grid-limit', 'feed-in-limit' or 'cloud', got 'eclipse'",
     ]
 
 

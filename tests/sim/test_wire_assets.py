@@ -63,6 +63,11 @@ soc_percent = 40
 at_s = 10
 kind = "grid-limit"
 percent = 45
+
+[[events]]
+at_s = 12
+kind = "feed-in-limit"
+percent = 45
 """
 
 
@@ -95,8 +100,10 @@ def test_pv_battery_and_relay_contacts_on_the_wire(tmp_path: Path) -> None:
         relays = client(running.site.boxes["grid-operator"].port)
         try:
             assert relays.read_coils(0, count=4).bits[:4] == [False] * 4
-            running.advance(10)  # the limit steps to 45 %: the 30 % contact (DI3) closes
-            assert relays.read_coils(0, count=4).bits[:4] == [False, False, True, False]
+            running.advance(6)  # the import limit steps to 45 %: the §14a contact (DI1) closes
+            assert relays.read_coils(0, count=4).bits[:4] == [True, False, False, False]
+            running.advance(2)  # feed-in at most 45 %: the 30 % contact (DI3) closes
+            assert relays.read_coils(0, count=4).bits[:4] == [True, False, True, False]
         finally:
             relays.close()
 

@@ -56,12 +56,7 @@ def caps(site: Site) -> list[float]:
         out.append(node.power_cap_w - v * sum(b))
     r = root(site)
     root_w = v * sum(site.base[3 * r : 3 * r + 3])
-    wanting = sum(1 for w in site.wanting if w)
-    gop = (
-        max(site.gop - root_w, site.settings.grid_operator_floor_w * wanting)
-        if math.isfinite(site.gop)
-        else math.inf
-    )
+    gop = site.gop - root_w if math.isfinite(site.gop) else math.inf
     return [*out, gop, site.peak - root_w, site.pv_budget]
 
 

@@ -130,7 +130,7 @@ class ReferenceAllocator:
 
     # -- constraints -----------------------------------------------------------
 
-    def _build(self, base: list[float], gop: float, peak: float, pv: float, wanting: int) -> None:
+    def _build(self, base: list[float], gop: float, peak: float, pv: float) -> None:
         n = len(self.nodes)
         self.phase_k = {}
         self.power_k = {}
@@ -156,8 +156,7 @@ class ReferenceAllocator:
         self.gop_k = self.peak_k = self.pv_k = None
         if math.isfinite(gop):
             self.gop_k = len(cons)
-            floor = self.s.grid_operator_floor_w * wanting
-            cons.append(Constraint("gop", r, -1, max(gop - root_base_w, floor)))
+            cons.append(Constraint("gop", r, -1, gop - root_base_w))
         if math.isfinite(peak):
             self.peak_k = len(cons)
             cons.append(Constraint("peak", r, -1, peak - root_base_w))
@@ -251,7 +250,7 @@ class ReferenceAllocator:
         for i, c in enumerate(self.conns):
             ev = floor_to_step(ev_max_a[i], c.step_a)
             self.hi.append(max(min(self.hw_hi[i], ev), self.lo[i]))
-        self._build(base_load_a, grid_operator_w, peak_w, pv_budget_w, sum(1 for w in wanting if w))
+        self._build(base_load_a, grid_operator_w, peak_w, pv_budget_w)
         self.base = base_load_a
         zeros = [0.0] * n_conn
         res = Result(

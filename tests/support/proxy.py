@@ -171,7 +171,8 @@ async def open_proxied(
             yield Proxied(csms, proxy, registry, book, port, events)
             nursery.cancel_scope.cancel()
     finally:
-        await trio.to_thread.run_sync(csms.stop)
+        with trio.CancelScope(shield=True):  # also after a deadline: no CSMS left listening
+            await trio.to_thread.run_sync(csms.stop)
 
 
 HUBGATE = str(Path(sys.executable).parent / "hubgate")

@@ -1,18 +1,24 @@
 """`hubgate sim SCENARIO.toml`: run a scenario and print the safety summary.
 
-Without `--serve` the chargers' limits come from the built-in naive
-equal-share controller in-process. With `--serve` the site's Modbus devices
-listen on loopback and its OCPP stations dial `--csms`: a gateway controls it.
+Without `--serve` hubgate's own control loop controls the site in-process on
+simulated time (`hubgate.sim.inprocess`), or with `--controller naive` the
+built-in naive equal-share stand-in; `--compare` runs both and prints them side
+by side. With `--serve` the site's Modbus devices listen on loopback and its
+OCPP stations dial `--csms`: a gateway controls it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 
 import trio
+from trio.testing import MockClock
 
 from hubgate.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK
 from hubgate.cli.examples_cmd import example_path
@@ -24,6 +30,8 @@ from hubgate.sim import (
     run_fast,
     run_paced,
 )
+from hubgate.sim.inprocess import run_hubgate
+from hubgate.sim.recorder import Summary
 from hubgate.sim.scenario_loader import LoadedScenario
 
 
@@ -67,6 +75,18 @@ def register(sim: argparse.ArgumentParser) -> None:
     sim.add_argument("--json", type=Path, help="also write the summary as JSON to this file")
     sim.add_argument(
         "--check", action="store_true", help="exit 1 when the recorder flagged a violation"
+    )
+    sim.add_argument(
+        "--controller",
+        choices=("hubgate", "naive"),
+        default="hubgate",
+        help="who controls the site in-process: hubgate's control loop (default) or the "
+        "naive equal-share stand-in",
+    )
+    sim.add_argument(
+        "--compare",
+        action="store_true",
+        help="run hubgate's loop and the naive controller as fast as possible, print both",
     )
     sim.add_argument(
         "--serve",
@@ -165,32 +185,113 @@ def _run(args: argparse.Namespace) -> int:
     if not args.serve and (args.csms or args.listing or args.ports != "site"):
         print("hubgate sim: --csms, --listing and --ports need --serve", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.serve and args.compare:
+        print("hubgate sim: --compare runs in-process, not with --serve", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.serve:
         served = _serve(args, loaded, duration)
         return EXIT_FAILURE if served is None else _finish(args, served)
+    if args.compare:
+        return _compare(args, loaded, duration)
+    speed = "max" if args.speed == float("inf") else f"{args.speed:g}x"
+    who = (
+        "hubgate's control loop" if args.controller == "hubgate" else "naive equal-share controller"
+    )
     sim = Simulation(loaded)
-    loop = ClosedLoop(sim, NaiveEqualShareController(sim))
     print(
         f"{loaded.scenario.scenario.name}: site {loaded.site.site.name}, "
-        f"{len(sim.tree.connectors)} connectors, {duration:g} s at "
-        f"{'max' if args.speed == float('inf') else f'{args.speed:g}x'} speed, "
-        "naive equal-share controller in-process",
+        f"{len(sim.tree.connectors)} connectors, {duration:g} s at {speed} speed, "
+        f"{who} in-process",
         flush=True,
     )
-    if args.speed == float("inf"):
+    every = max(1, round(args.status_every / sim.step_s))
+
+    def report(s: Simulation) -> None:
+        if s.steps % every == 0:
+            print(_status(s), flush=True)
+
+    try:
+        _simulate(
+            sim,
+            args.controller,
+            duration,
+            args.speed,
+            report if args.speed != float("inf") else None,
+        )
+    except KeyboardInterrupt:
+        print(f"interrupted at t={sim.now:g} s; the summary so far:", flush=True)
+    return _finish(args, sim)
+
+
+def _simulate(
+    sim: Simulation,
+    controller: str,
+    duration: float,
+    speed: float,
+    report: Callable[[Simulation], None] | None,
+) -> None:
+    """Run `sim` under `controller` for `duration` simulated seconds at `speed`."""
+    if controller == "hubgate":
+        run = partial(run_hubgate, sim, duration, report, speed=speed)
+        trio.run(run, clock=MockClock(autojump_threshold=0))
+        return
+    loop = ClosedLoop(sim, NaiveEqualShareController(sim))
+    if speed == float("inf"):
         run_fast(loop, duration)
     else:
-        every = max(1, round(args.status_every / sim.step_s))
+        trio.run(run_paced, loop, duration, speed, report)
 
-        def report(s: Simulation) -> None:
-            if s.steps % every == 0:
-                print(_status(s), flush=True)
 
-        try:
-            trio.run(run_paced, loop, duration, args.speed, report)
-        except KeyboardInterrupt:
-            print(f"interrupted at t={sim.now:g} s; the summary so far:", flush=True)
-    return _finish(args, sim)
+def _compare(args: argparse.Namespace, loaded: LoadedScenario, duration: float) -> int:
+    print(
+        f"{loaded.scenario.scenario.name}: site {loaded.site.site.name}, {duration:g} s, "
+        "hubgate's control loop and the naive controller, each as fast as possible",
+        flush=True,
+    )
+    summaries = {}
+    for controller in ("hubgate", "naive"):
+        sim = Simulation(loaded)
+        _simulate(sim, controller, duration, float("inf"), None)
+        summaries[controller] = sim.recorder.summary()
+    print(comparison(summaries))
+    if args.json is not None:
+        data = {name: json.loads(s.to_json()) for name, s in summaries.items()}
+        args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    violated = any(s.violations for s in summaries.values())
+    return EXIT_FAILURE if args.check and violated else EXIT_OK
+
+
+def comparison(summaries: Mapping[str, Summary]) -> str:
+    """Summaries side by side: energy, EVs finished, violations, per node peak and time above."""
+    names = list(summaries)
+    rows: list[tuple[str, list[str]]] = [
+        ("energy delivered (kWh)", [f"{s.energy_delivered_kwh:.1f}" for s in summaries.values()]),
+        (
+            "EVs finished by departure",
+            [f"{s.evs_finished} of {s.evs_left}" for s in summaries.values()],
+        ),
+        (
+            "limit violations (s beyond)",
+            [f"{len(s.violations)} ({s.violation_seconds:g})" for s in summaries.values()],
+        ),
+    ]
+    first = next(iter(summaries.values()))
+    for k, peak in enumerate(first.peaks):
+        rows.append(
+            (
+                f"{peak.node}: peak A, above limit s",
+                [
+                    f"{s.peaks[k].amps:.0f}, {s.peaks[k].seconds_above_limit:g}"
+                    for s in summaries.values()
+                ],
+            )
+        )
+    width = max(len(label) for label, _ in rows)
+    lines = [f"{'':<{width}}  " + "  ".join(f"{n:>16}" for n in names)]
+    lines += [
+        f"{label:<{width}}  " + "  ".join(f"{v:>16}" for v in values) for label, values in rows
+    ]
+    return "\n".join(lines)
 
 
 def _finish(args: argparse.Namespace, sim: Simulation) -> int:

@@ -100,12 +100,22 @@ class Grid(Limits):
         description="Per-phase current limit of the connection: one value or [L1, L2, L3]"
     )
     safety_margin_a: Amps = Field(
-        default=0.0, description="Kept free below every phase limit of the grid connection"
+        default=0.0,
+        description="Kept free below every phase limit of the grid connection, and as power "
+        "(3 x voltage x margin) below its power limit and the grid operator's",
     )
     peak_target_kw: Kilowatts | None = Field(
         default=None,
         description="Contract or peak-shaving target on grid import: the battery discharges "
         "to hold it, EV charging is kept under it",
+    )
+    export_limit_kw: float | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="Most the site may feed into the grid: PV is curtailed to hold it "
+        "(0: zero export); unset: PV feed-in is not limited. A battery never discharges "
+        "into the grid either way",
     )
 
     @model_validator(mode="after")
@@ -306,6 +316,11 @@ class Connector(Strict):
     pv_mode: bool = Field(
         default=False, description="Charge from PV surplus (and battery discharge) only"
     )
+    paragraph_14a: bool = Field(
+        default=False,
+        description="German §14a EnWG: this connector is a controllable consumption device "
+        "of its own (set it on the charger instead when the charger is registered as one)",
+    )
     dc: DcConnector | None = Field(
         default=None, description="A DC connector: its currents come from these powers"
     )
@@ -331,6 +346,11 @@ class Charger(Strict):
     modbus: ModbusEndpoint | None = None
     phase_rotation: PhaseRotation = PhaseRotation.L1L2L3
     connectors: tuple[Connector, ...] = Field(min_length=1)
+    paragraph_14a: bool = Field(
+        default=False,
+        description="German §14a EnWG: the charger is one controllable consumption device, "
+        "counted once whatever its number of connectors",
+    )
 
     @model_validator(mode="after")
     def _one_protocol(self) -> Charger:
@@ -339,6 +359,11 @@ class Charger(Strict):
         ids = [c.id for c in self.connectors]
         if len(set(ids)) != len(ids):
             raise ValueError(f"connector ids must be unique within a charger, got {ids}")
+        if self.paragraph_14a and any(c.paragraph_14a for c in self.connectors):
+            raise ValueError(
+                "paragraph_14a is set on the charger and on connectors: set it on the charger "
+                "(one device) or on each connector that is a device of its own, not both"
+            )
         return self
 
 
@@ -393,6 +418,15 @@ class GridOperatorSource(StrEnum):
     API = "api"
 
 
+class Paragraph14aFloor(StrEnum):
+    """How the §14a minimum of the controllable devices is figured (BK6-22-300, Anlage 1)."""
+
+    EMS = "ems"
+    """Ziff. 4.5.2: one energy-management system for all devices, with the simultaneity factor."""
+    PER_DEVICE = "per-device"
+    """Ziff. 4.5.1: every device keeps 4.2 kW (direct control, no EMS declared)."""
+
+
 class GridOperator(Strict):
     """The grid operator's (DSO's) limit on the connection."""
 
@@ -400,12 +434,23 @@ class GridOperator(Strict):
     modbus: ModbusEndpoint | None = Field(
         default=None, description="The control box or digital-input module"
     )
-    paragraph_14a: bool = Field(
-        default=False,
-        description="German §14a EnWG: never dim a controllable device below 4.2 kW",
+    paragraph_14a_floor: Paragraph14aFloor = Field(
+        default=Paragraph14aFloor.EMS,
+        description="German §14a EnWG: the minimum the chargers and connectors marked "
+        "paragraph_14a keep while dimmed: 'ems' (4.2 kW + (n - 1) x GZF x 4.2 kW) or "
+        "'per-device' (4.2 kW each)",
     )
-    fallback_percent: float = Field(
-        default=100.0, ge=0, le=100, description="Limit in force when the source is silent"
+    hold_last_s: Seconds = Field(
+        default=900.0,
+        description="When the source falls silent, its last limit holds this long (the box "
+        "may be restarting), then the fallback",
+    )
+    fallback_percent: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Limit in force after hold_last_s of silence, in % of the connection; "
+        "unset: the last limit stays",
     )
 
     @model_validator(mode="after")
@@ -721,3 +766,16 @@ class SiteConfig(Strict):
     modbus_server: ModbusServer | None = None
     api: Api = Api()
     mqtt: Mqtt | None = None
+
+    @model_validator(mode="after")
+    def _paragraph_14a_needs_a_signal(self) -> SiteConfig:
+        marked = any(
+            charger.paragraph_14a or any(c.paragraph_14a for c in charger.connectors)
+            for charger in self.chargers
+        )
+        if marked and self.grid_operator is None:
+            raise ValueError(
+                "chargers or connectors are marked paragraph_14a but the site has no "
+                "[grid_operator]: add it (the source of the dimming signal) or drop the marks"
+            )
+        return self

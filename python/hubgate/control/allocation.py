@@ -1,7 +1,7 @@
 """The site's allocator: built once from a `SiteConfig`, called every control cycle.
 
 The Rust core (`hubgate._core.Allocator`) does the work; this module maps the
-configuration onto it (node tree, rotation, steps, grid margin, §14a) and gives
+configuration onto it (node tree, rotation, steps, grid margin) and gives
 the control loop a typed per-cycle call. The hot path passes plain buffers:
 three base-load values per node in `node_ids` order, one value per connector
 in `connector_keys` order, and gets `array.array` columns back.
@@ -26,13 +26,9 @@ from hubgate._core import (
 )
 from hubgate.config.model import GRID_NODE_ID, Charger, SiteConfig
 from hubgate.control.decisions import ConnectorDecision
-from hubgate.control.limits import PARAGRAPH_14A_KW_PER_DEVICE
 
 ConnectorKey = tuple[str, int]
 """A connector by (charger id, connector id)."""
-
-PARAGRAPH_14A_W = PARAGRAPH_14A_KW_PER_DEVICE * 1000.0
-"""The §14a floor per controllable device in W (the fact lives in `control.limits`)."""
 
 OCPP_STEP_A = 0.1
 """Charging-profile limits resolve 0.1 A (OCPP multipleOf 0.1)."""
@@ -172,7 +168,7 @@ class SiteAllocator:
             AllocNode(
                 None,
                 (root_caps[0], root_caps[1], root_caps[2]),
-                _watts(grid.power_limit_kw),
+                max(_watts(grid.power_limit_kw) - 3 * grid.voltage_v * margin, 0.0),
                 grid.unbalance_limit_a or math.inf,
             )
         ]
@@ -208,14 +204,10 @@ class SiteAllocator:
         self.connector_names = tuple(f"{charger}#{number}" for charger, number in keys)
         """Every connector as `charger-id#n`, in connector order."""
         self._connector_index = {key: i for i, key in enumerate(keys)}
-        operator = config.grid_operator
-        floor_w = PARAGRAPH_14A_W if operator is not None and operator.paragraph_14a else 0.0
         self._core = Allocator(
             nodes,
             connectors,
-            AllocSettings(
-                **asdict(settings), voltage_v=grid.voltage_v, grid_operator_floor_w=floor_w
-            ),
+            AllocSettings(**asdict(settings), voltage_v=grid.voltage_v),
         )
 
     def node_index(self, node_id: str) -> int:

@@ -9,14 +9,16 @@ negative around noon).
 Each cycle `EnergyPolicy.decide` takes what was measured and returns:
 
 - the battery command: discharge when the EVs that want current (grid-mode
-  ones) would push grid import above the peak target, else charge from PV
+  ones) would push grid import above the target (the peak target or a tighter
+  limit in force), only as much as they need and never more than the site
+  draws (a battery does not discharge into the grid), else charge from PV
   export, else (if allowed) from spare headroom under the target; never below
   the minimum or above the maximum state of charge, never above the battery's
   power ratings, never so that the battery's charging alone takes the
   connection above its limit;
 - the PV-mode budget: the PV export there would be without the PV-mode
-  connectors and the battery's charging, plus what the battery delivers beyond
-  what holding the peak needs;
+  connectors and the battery's charging (with what capped PV could give on top),
+  plus what the battery delivers beyond what holding the peak needs;
 - the import to reserve in the allocation on top of what the meters show:
   safety first, a discharge is only counted once it is measured, a charge as
   soon as it is commanded, and a battery that is not heard from is assumed to
@@ -82,9 +84,19 @@ class EnergyInputs:
     ev_draw_w: float = 0.0
     """What all EVs draw now, measured."""
     grid_ev_demand_w: float = 0.0
-    """The most the grid-mode EVs that want current could take."""
+    """What the grid-mode EVs that want current would take with more room at the
+    connection: their maximum where its limits hold them back, else what they are given."""
     pv_mode_draw_w: float = 0.0
     """What the PV-mode connectors draw now (part of `ev_draw_w`)."""
+    ev_headroom_w: float = 0.0
+    """The room the EVs are given above their draw to climb into (part of the demand)."""
+    pv_spare_w: float = 0.0
+    """What capped PV inverters are assumed to be able to give on top (counted as surplus:
+    their caps rise as it is used)."""
+    evs_held: bool = True
+    """Whether an EV takes all it is given and the connection's limits hold it back (or it
+    is not known): only then can a discharge give the EVs more; otherwise it only holds the
+    import at the target."""
     battery: BatteryReading | None = None
     """The latest reading; None when the battery never answered."""
 
@@ -122,15 +134,23 @@ class EnergyPolicy:
     reverse_dwell_s: float = 3.0
     """Charging does not turn into discharging (or back) before this long after the last
     command the other way: no flapping on measurement noise."""
+    release_s: float = 10.0
+    """EVs held back by the connection count as held this long after (their setpoints climb
+    in steps), and a discharge no EV is held back for eases off over at most this long
+    (from the full rating to 0) rather than at once: the EVs take a while to use it."""
     last_command_w: float = 0.0
     last_power_w: float = 0.0
     """The battery's last measured power (kept while it is silent)."""
+    _last_now: float = field(default=-math.inf, repr=False)
+    _held_until: float = field(default=-math.inf, repr=False)
     _last_way: float = field(default=0.0, repr=False)
     """+1 after the last discharge command, -1 after the last charge command."""
     _last_way_at: float = field(default=-math.inf, repr=False)
 
     def decide(self, inputs: EnergyInputs) -> EnergyDecision:
         """The battery command, the PV-mode budget and the reserves for this cycle."""
+        dt = max(0.0, inputs.now - self._last_now)
+        self._last_now = inputs.now
         reading = inputs.battery
         fresh = reading is not None and inputs.now - reading.at <= self.stale_s
         if fresh:
@@ -140,7 +160,11 @@ class EnergyPolicy:
         # The battery's import as the meter saw it: measured, else its last known
         # discharge only (a charge it may have stopped must not inflate the surplus).
         seen_import = -self.last_power_w if fresh else -max(self.last_power_w, 0.0)
-        surplus = 0.0 if grid is None else max(0.0, inputs.pv_mode_draw_w + seen_import - grid)
+        surplus = (
+            0.0
+            if grid is None
+            else max(0.0, inputs.pv_mode_draw_w + seen_import - grid) + inputs.pv_spare_w
+        )
         reasons: list[str] = []
         if grid is not None:
             reasons.append(f"grid import {grid / 1000:.1f} kW, PV surplus {surplus / 1000:.1f} kW")
@@ -158,18 +182,36 @@ class EnergyPolicy:
         can_discharge = reading.soc_percent > spec.min_soc_percent
         can_charge = reading.soc_percent < spec.max_soc_percent
         mode, command = BatteryMode.IDLE, 0.0
-        if need > 0 and can_discharge and spec.max_discharge_w > 0:
-            mode, command = BatteryMode.PEAK_SHAVING, min(need, spec.max_discharge_w)
+        # What the site draws without the battery: a discharge beyond it would be exported
+        # (`SiteEnergy.settle` also holds it to what the site draws once the EVs follow
+        # this cycle's setpoints).
+        draws = max(0.0, grid + reading.power_w)
+        # EVs held back by the connection (lately: their setpoints climb in steps): a
+        # discharge gives them what they lack. Otherwise they take what they take, so a
+        # discharge only holds the import at the target, with the room they are given to
+        # climb into.
+        if inputs.evs_held:
+            self._held_until = inputs.now + self.release_s
+        held = inputs.now < self._held_until
+        shave = need if held else min(need, grid + reading.power_w - target + inputs.ev_headroom_w)
+        if need > 0 and self.last_command_w > shave:
+            # A smaller discharge cuts the EVs at once, and they follow late: ease it off.
+            shave = max(shave, self.last_command_w - spec.max_discharge_w * dt / self.release_s)
+        if shave > 0 and can_discharge and spec.max_discharge_w > 0:
+            mode, command = BatteryMode.PEAK_SHAVING, min(shave, spec.max_discharge_w, draws)
             reasons.append(
-                f"EV demand would import {(target + need) / 1000:.1f} kW over the "
+                f"EV demand would import {(target + shave) / 1000:.1f} kW over the "
                 f"{target / 1000:.1f} kW target: discharge {command / 1000:.1f} kW"
+                + (" (what the site draws now)" if command == draws < shave else "")
             )
+        elif shave > 0:
+            reasons.append(f"peak {shave / 1000:.1f} kW over target, battery cannot discharge")
         elif need > 0:
-            reasons.append(f"peak {need / 1000:.1f} kW over target, battery cannot discharge")
+            reasons.append("the EVs may take the room under the target: battery idle")
         elif can_charge and spec.max_charge_w > 0:
             # Never let the battery's charging alone take the connection over its limit.
             room = max(0.0, inputs.grid_limit_w - (other + inputs.ev_draw_w))
-            export = max(0.0, seen_import - grid)
+            export = max(0.0, seen_import - grid) + inputs.pv_spare_w
             headroom = -need if spec.charge_from_grid else 0.0
             charge = min(spec.max_charge_w, room, max(export, headroom))
             if charge > 0:
@@ -181,7 +223,7 @@ class EnergyPolicy:
             reasons.append(f"state of charge {reading.soc_percent:.0f} %: battery idle")
         shaving = command if mode is BatteryMode.PEAK_SHAVING else 0.0
         spare = max(0.0, reading.power_w - shaving) if reading.power_w > 0 else 0.0
-        return self._command(inputs, mode, command, surplus, spare, reasons)
+        return self._command(inputs, mode, command, surplus, spare, reasons, draws)
 
     def _command(
         self,
@@ -191,14 +233,17 @@ class EnergyPolicy:
         surplus: float,
         budget: float,
         reasons: list[str],
+        draws: float = 0.0,
     ) -> EnergyDecision:
         last = self.last_command_w
         way = math.copysign(1.0, command) if command else 0.0
         if way * self._last_way < 0 and inputs.now - self._last_way_at < self.reverse_dwell_s:
             command, way = 0.0, 0.0  # idle: a change of direction waits for the dwell
             reasons.append("direction change waits for the dwell: idle")
-        elif command * last > 0 and command <= last < command + self.deadband_w:
-            command = last  # within the deadband, one way, and only where it imports no more
+        elif command * last > 0 and command <= last < command + self.deadband_w and last <= draws:
+            # within the deadband, one way, and only where it imports no more (and a
+            # discharge exports nothing)
+            command = last
         if way:
             self._last_way, self._last_way_at = way, inputs.now
         self.last_command_w = command

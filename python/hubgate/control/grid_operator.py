@@ -1,10 +1,19 @@
-"""The grid operator's limit as read from a control box or relay contacts.
+"""The grid operator's limit as read from a control box, relay contacts or a written lease.
 
 A box reports a percentage (`grid_limit_percent`) or a power (`grid_limit_power`,
 W); relay contacts report the §14a dimming contact (`relay_dim_14a`, closed =
-dimmed to the §14a minimum). Every change becomes a `GRID_OPERATOR` lease on
-the site in the limit book, so it is audited like any other limit; while the
-box is silent the configured fallback percentage is in force.
+dimmed: the limit is 0 and the devices keep their §14a minimum,
+`control.paragraph_14a`). Every change becomes a `GRID_OPERATOR` lease on the site
+in the limit book, so it is audited like any other limit. Where the grid operator
+writes its limit through hubgate's Modbus server or API instead, that source's
+lease on the site is what is watched.
+
+A source that falls silent (no valid reading, or its lease lapsed) does not lift the
+curtailment: its last limit holds for `hold_last_s` (the box may be restarting), then
+the site file's `fallback_percent`, or the last limit still when there is none. Each
+step is an audit entry naming the loss and an event for the operator; a source never
+heard from since start-up is given `fallback_percent` (none: no limit) once it has
+been silent as long as a lost meter would be.
 """
 
 from __future__ import annotations
@@ -41,34 +50,95 @@ def limit_kw_of(reading: Reading, connection: float) -> float | None:
 
 @dataclass
 class GridOperatorInput:
-    """Turns box readings into audited `GRID_OPERATOR` leases on the site."""
+    """Turns the grid operator's signal into audited `GRID_OPERATOR` leases on the site,
+    and holds it through a loss of the source."""
 
     connection_kw: float
-    fallback_percent: float
     silent_after_s: float
+    """Silence shorter than this is not a loss (a missed read or two)."""
+    hold_last_s: float
+    fallback_percent: float | None
     origin: str
+    lease_source: LimitSource | None = None
+    """Watch this source's lease on the site instead of a device's readings."""
     last_ok_at: float | None = None
+    heard_kw: float | None = None
+    """The limit the source last stood for."""
     in_force_kw: float | None = None
+    """This input's own lease on the site (None: it holds none)."""
+    _started_at: float | None = None
+    _lost: str | None = None
+    """Which stage of a loss is in force: "holding", "fallback", or None."""
 
-    def update(self, book: LimitBook, reading: Reading | None, now: float) -> None:
-        """Take this cycle's reading (None when the box did not answer)."""
-        wanted: float | None = None
-        if reading is not None:
-            wanted = limit_kw_of(reading, self.connection_kw)
-            if wanted is not None:
-                self.last_ok_at = now
-        if wanted is None:
-            if self.last_ok_at is not None and now - self.last_ok_at <= self.silent_after_s:
-                return
-            wanted = grid_operator_limit_kw(self.fallback_percent, self.connection_kw)
-        if wanted == self.in_force_kw:
+    def update(self, book: LimitBook, reading: Reading | None, now: float) -> str | None:
+        """Take this cycle's reading (None when the box did not answer; ignored for a lease
+        source); what to tell the operator when the source is lost, falls back or is back."""
+        if self._started_at is None:
+            self._started_at = now
+        heard = self._heard_kw(book, reading, now)
+        if heard is not None:
+            self.last_ok_at, self.heard_kw = now, heard
+            back = self._lost is not None
+            self._lost = None
+            if self.lease_source is None:
+                self._set(book, heard, now, self.origin)
+            elif self.in_force_kw is not None:
+                book.clear(SITE, LimitSource.GRID_OPERATOR, now=now, origin=f"{self.origin}: back")
+                self.in_force_kw = None
+            return f"back: {heard:g} kW" if back else None
+        since = self.last_ok_at if self.last_ok_at is not None else self._started_at
+        silent_s = now - since
+        if silent_s <= self.silent_after_s:
+            return None
+        fallback = (
+            None
+            if self.fallback_percent is None
+            else grid_operator_limit_kw(self.fallback_percent, self.connection_kw)
+        )
+        if self.heard_kw is None:  # never heard from since start-up
+            if self._lost is not None:
+                return None
+            self._lost = "fallback"
+            if fallback is None:
+                return "never heard from: no grid-operator limit in force (no fallback_percent)"
+            self._set(book, fallback, now, f"{self.origin}: never heard from, fallback")
+            return f"never heard from: fallback {fallback:g} kW"
+        if silent_s <= self.hold_last_s:
+            if self._lost is None:
+                self._lost = "holding"
+                why = f"{self.origin}: silent, holding the last limit"
+                self._set(book, self.heard_kw, now, why, force=True)
+                return (
+                    f"silent for {silent_s:g} s: holding the last limit {self.heard_kw:g} kW "
+                    f"for up to {self.hold_last_s:g} s"
+                )
+            return None
+        if self._lost == "fallback":
+            return None
+        self._lost = "fallback"
+        limit = self.heard_kw if fallback is None else fallback
+        what = "the last limit stays" if fallback is None else "fallback"
+        self._set(book, limit, now, f"{self.origin}: silent {silent_s:g} s, {what}", force=True)
+        return f"silent for {silent_s:g} s: {what} {limit:g} kW"
+
+    def _heard_kw(self, book: LimitBook, reading: Reading | None, now: float) -> float | None:
+        if self.lease_source is None:
+            return None if reading is None else limit_kw_of(reading, self.connection_kw)
+        book.expire(now)
+        lease = book.lease(SITE, self.lease_source)
+        return None if lease is None else lease.limit.power_kw
+
+    def _set(
+        self, book: LimitBook, kw: float, now: float, origin: str, *, force: bool = False
+    ) -> None:
+        if kw == self.in_force_kw and not force:
             return
-        self.in_force_kw = wanted
+        self.in_force_kw = kw
         book.set(
             SITE,
             LimitSource.GRID_OPERATOR,
-            Limit(power_kw=wanted),
+            Limit(power_kw=kw),
             now=now,
             lease_s=None,
-            origin=self.origin,
+            origin=origin,
         )

@@ -27,10 +27,6 @@ def connector_target(charger_id: str, connector: int) -> str:
     return f"{charger_id}#{connector}"
 
 
-PARAGRAPH_14A_KW_PER_DEVICE = 4.2
-"""German §14a EnWG: power guaranteed to each controllable device while dimmed."""
-
-
 class LimitSource(StrEnum):
     """Where a limit comes from."""
 
@@ -195,6 +191,10 @@ class LimitBook:
                 sources.append(lease.source)
         return LimitInForce(limit, tuple(sorted(sources)))
 
+    def lease(self, target: str, source: LimitSource) -> Lease | None:
+        """The lease of `source` on `target`, if it holds one (run `expire` first)."""
+        return self._leases.get((target, source))
+
     def leases(self) -> Iterator[Lease]:
         """The leases currently held (lapsed ones included until `expire` runs)."""
         return iter(list(self._leases.values()))
@@ -205,15 +205,10 @@ class LimitBook:
         return entries if last is None else entries[-last:]
 
 
-def grid_operator_limit_kw(
-    percent: float, connection_kw: float, *, paragraph_14a_devices: int = 0
-) -> float:
-    """The grid operator's limit as power: `percent` of the connection's power.
-
-    With §14a, dimming never goes below 4.2 kW per controllable device.
-    """
+def grid_operator_limit_kw(percent: float, connection_kw: float) -> float:
+    """The grid operator's limit as power: `percent` of the connection's power (the §14a
+    minimum of the controllable devices is applied in the allocation input,
+    `control.paragraph_14a`)."""
     if not 0 <= percent <= 100:
         raise ValueError(f"grid-operator limit must be 0-100 %, got {percent}")
-    limit = connection_kw * percent / 100
-    floor = PARAGRAPH_14A_KW_PER_DEVICE * paragraph_14a_devices
-    return min(connection_kw, max(limit, floor))
+    return connection_kw * percent / 100

@@ -44,6 +44,7 @@ from hubgate.devices.model import (
     Reading,
     SessionCharger,
 )
+from hubgate.profiles.model import Quantity
 from hubgate.state import EventLevel, StateHub
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ class SiteDevices:
     grid_operator: Device | None = None
     battery: Battery | None = None
     pv: Mapping[str, Device] = field(default_factory=dict)
+    feed_in_rule: Mapping[Quantity, float] = field(default_factory=dict)
+    """The grid operator's box's contacts and the feed-in cap (%) each stands for."""
 
 
 class ControlLoop:
@@ -98,6 +101,7 @@ class ControlLoop:
             grid_operator_box=devices.grid_operator is not None,
             battery=devices.battery,
             pv=devices.pv,
+            feed_in_rule=devices.feed_in_rule,
             paced=[key for key, charger in chargers.items() if isinstance(charger, SessionCharger)],
             allocation=allocation,
             timing=self.timing,
@@ -240,13 +244,12 @@ class ControlLoop:
                 ops[command.name] = self._verify_then_set(charger, command)
             else:
                 ops[command.name] = _setter(charger, command.current_a, command.phases)
-        battery = self.energy.command_op(now)
-        if battery is not None:
-            ops[battery[0]] = battery[1]
+        energy = self.energy.command_ops(now)
+        ops |= energy
         deadline = trio.current_time() + self.timing.command_share * self.period_s
         results = await gather_by_deadline(ops, deadline)
-        if battery is not None:
-            self.planner.battery_commanded(battery[0], results.pop(battery[0], None), now)
+        for name in energy:
+            self.planner.energy_commanded(name, results.pop(name, None), now)
         self.planner.outcomes(plan, results, now, trio.current_time())
 
     def _verify_then_set(

@@ -55,6 +55,7 @@ from hubgate.control.cycle import Failed, TimedOut
 from hubgate.control.failsafe import AssumeDraw, ChargerWatch, MeterWatch
 from hubgate.control.grid_operator import GridOperatorInput, connection_kw
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
+from hubgate.control.paragraph_14a import Paragraph14a
 from hubgate.control.site_energy import SiteEnergy
 from hubgate.control.site_model import SiteModel, with_finite_limits
 from hubgate.devices.model import AppliedLimit, Battery, Device, LimitCheck, Reading
@@ -68,7 +69,8 @@ EV_HEADROOM_A = 2.0
 """An EV that draws less than offered keeps this much above its draw, so it can climb."""
 
 EV_SETTLE_S = 10.0
-"""How long a setpoint must stand before the draw under it says what the EV wants."""
+"""How long an EV must draw well under its setpoint before that says what it wants (a raise
+takes a while to show in its draw)."""
 
 FOLLOWED_TOLERANCE_A = 0.25
 """An EV drawing at most this much above a lowered setpoint has followed it."""
@@ -106,12 +108,15 @@ class ConnectorRuntime:
     sent_a: float | None = None
     sent_phases: int = 0
     sent_at: float = -math.inf
+    """When its setpoint last changed."""
     draw: Phases3 = (0.0, 0.0, 0.0)
     """Latest known draw on the grid phases (A)."""
     failsafe_unverified: bool = False
     """Its failsafe settings could not be configured: treated as unreachable until they are."""
     ev_limit_a: float = math.inf
-    """What the EV is estimated to take, from its draw under a settled setpoint."""
+    """What the EV is estimated to take, from its draw well under its setpoint for a while."""
+    short_since: float | None = None
+    """Since when the EV has drawn more than `EV_HEADROOM_A` under its setpoint, on end."""
     lowered_at: float | None = None
     """When a lowered setpoint was accepted, until a later reading shows the EV followed it."""
     limit_check: LimitCheck = field(default_factory=LimitCheck)
@@ -127,13 +132,18 @@ class ConnectorRuntime:
         return (min(self.draw[0], cap), min(self.draw[1], cap), min(self.draw[2], cap))
 
     def ev_estimate(self, wants: bool, drawn: float, now: float) -> float:
-        """Trim to the draw when the EV takes less than offered; release once it takes all."""
-        if not wants:
-            self.ev_limit_a = math.inf
-        elif self.sent_a and now - self.sent_at >= EV_SETTLE_S:
-            if drawn < self.sent_a - EV_HEADROOM_A:
+        """Trim to the draw when the EV has taken less than offered for `EV_SETTLE_S`
+        (whatever the setpoint did meanwhile); release once it takes all."""
+        if not wants or not self.sent_a:
+            self.ev_limit_a, self.short_since = math.inf, None
+        elif drawn < self.sent_a - EV_HEADROOM_A:
+            if self.short_since is None:
+                self.short_since = now
+            if now - self.short_since >= EV_SETTLE_S:
                 self.ev_limit_a = drawn + EV_HEADROOM_A
-            elif drawn >= self.sent_a - EV_HEADROOM_A / 4:
+        else:
+            self.short_since = None
+            if drawn >= self.sent_a - EV_HEADROOM_A / 4:
                 self.ev_limit_a = math.inf
         return self.ev_limit_a
 
@@ -177,13 +187,15 @@ class CyclePlanner:
         grid_operator_box: bool = False,
         battery: Battery | None = None,
         pv: Mapping[str, Device] | None = None,
+        feed_in_rule: Mapping[Quantity, float] | None = None,
         paced: Collection[ConnectorKey] = (),
         allocation: AllocationSettings | None = None,
         timing: LoopTiming | None = None,
         notify: Notify = _ignore,
     ) -> None:
         """`meters`: the ids of the site's meters that have a device; `grid_operator_box`:
-        whether the grid operator's box has one; `paced`: connectors that pace their own
+        whether the grid operator's box has one; `feed_in_rule`: its contacts and the
+        feed-in cap (%) each stands for; `paced`: connectors that pace their own
         commands and take every cycle's setpoint (`SessionCharger`); `notify`: where
         operator events go."""
         self.site = site
@@ -221,7 +233,14 @@ class CyclePlanner:
         self._held_base: dict[int, Phases3] = {}
         """Per metered node, its base load in the last cycle without an unreported start."""
         self.energy = SiteEnergy(
-            site, self.model, battery, pv or {}, self.allocator.node_index, limits
+            site,
+            self.model,
+            battery,
+            pv or {},
+            self.allocator.node_index,
+            limits,
+            ev_headroom_a=EV_HEADROOM_A,
+            feed_in_rule=feed_in_rule,
         )
         operator = site.grid_operator
         self._operator_power_source = {
@@ -231,13 +250,17 @@ class CyclePlanner:
         self._operator_input = (
             GridOperatorInput(
                 connection_kw(site),
-                operator.fallback_percent,
                 control.meter_stale_s,
-                origin="grid-operator-box",
+                operator.hold_last_s,
+                operator.fallback_percent,
+                origin="grid-operator-box" if grid_operator_box else "grid-operator",
+                lease_source=None if grid_operator_box else self._operator_power_source,
             )
-            if operator is not None and grid_operator_box
+            if operator is not None
+            and (grid_operator_box or self._operator_power_source is not None)
             else None
         )
+        self.paragraph_14a = Paragraph14a.of_site(site, self.allocator.connector_keys)
         self.device_health: dict[str, bool] = {}
         """Whether each device answered in the last cycle, by name (`charger-id#n`,
         `meter:id`, `pv:id`, `battery:id`)."""
@@ -258,6 +281,7 @@ class CyclePlanner:
             self.notify(EventLevel.ALARM, "allocation", str(exc))
             return None
         self.last_result, self.last_inputs = result, inputs
+        self.energy.settle(result.setpoint_a, result.phases, [r.draw for r in self.connectors])
         return Plan(inputs, result, tuple(notes), self.commands(result, now))
 
     def absorb(self, readings: Mapping[str, object], now: float) -> None:
@@ -279,7 +303,11 @@ class CyclePlanner:
             self._health(name, isinstance(outcome, Reading), outcome)
         if self._operator_input is not None:
             box = readings.get("grid-operator")
-            self._operator_input.update(self.limits, box if isinstance(box, Reading) else None, now)
+            lost = self._operator_input.update(
+                self.limits, box if isinstance(box, Reading) else None, now
+            )
+            if lost is not None:
+                self.notify(EventLevel.WARNING, "grid-operator", lost)
 
     def checked(self, checks: Mapping[str, LimitCheck]) -> None:
         """Take the chargers' limit checks by connector name (an event when one changes):
@@ -368,7 +396,7 @@ class CyclePlanner:
             node = self.meter_node[meter_id]
             share[node] = watch.budget_share(now)
             reading = self.meter_reading.get(meter_id)
-            currents = reading.phase_currents() if reading is not None else None
+            currents = reading.signed_phase_currents() if reading is not None else None
             if share[node] >= 1.0 and currents is not None:
                 measured[node] = currents
         grid_operator_w, peak_w = self._apply_limits(now, base, ev_max)
@@ -386,6 +414,9 @@ class CyclePlanner:
                 base[3 * node + p] += value + reserved[node][p]
             if node in share and share[node] < 1.0:
                 notes.append(f"{model.node_ids[node]} meter lost: {share[node]:.0%} budget")
+        if self.paragraph_14a is not None and math.isfinite(grid_operator_w):
+            root_w = sum(base[0:3]) * model.voltage_v
+            grid_operator_w = self.paragraph_14a.operator_limit_w(grid_operator_w, root_w, wanting)
         energy = self.energy.plan(
             now,
             base=base,
@@ -394,8 +425,9 @@ class CyclePlanner:
             draws=[runtime.draw for runtime in self.connectors],
             wanting=wanting,
             ev_max=ev_max,
-            grid_limit_w=min(grid_operator_w, model.power_kw[0] * 1000),
+            grid_operator_w=grid_operator_w,
             peak_w=peak_w,
+            last=self.last_result,
         )
         notes.extend(energy.notes)
         return (
@@ -420,17 +452,14 @@ class CyclePlanner:
         known: list[float],
         unreported: list[float],
     ) -> Phases3 | None:
-        """A metered node's base load: measured minus the known draws below it. While a
+        """A metered node's base load: measured minus the known draws below it, signed (PV
+        and a discharging battery below it make it negative: headroom for the EVs). While a
         connector below has started but not reported its current (`unreported`: what it may
         draw), the base is held where it was before, unless the meter rose more than that
         start explains. None for a node without a trusted meter."""
         if measured is None:
             return None
-        raw = (
-            max(measured[0] - known[0], 0.0),
-            max(measured[1] - known[1], 0.0),
-            max(measured[2] - known[2], 0.0),
-        )
+        raw = (measured[0] - known[0], measured[1] - known[1], measured[2] - known[2])
         held = self._held_base.get(node)
         if held is None or not any(unreported):
             self._held_base[node] = raw
@@ -506,7 +535,8 @@ class CyclePlanner:
                     cut = max(model.power_kw[node] - limit.power_kw, 0.0) * 1000
                     for p in range(3):
                         base[3 * node + p] += cut / (3 * model.voltage_v)
-        return operator_kw * 1000, peak_w
+        margin_w = 3 * model.voltage_v * self.site.grid.safety_margin_a
+        return max(operator_kw * 1000 - margin_w, 0.0), peak_w
 
     def commands(self, result: CycleResult, now: float) -> list[SetpointCommand]:
         """The setpoints to send: to every reachable connector whose setpoint changed or that
@@ -558,9 +588,10 @@ class CyclePlanner:
                 runtime.sent_a = None
                 log.debug("command to %s failed: %s", name, outcome)
 
-    def battery_commanded(self, name: str, outcome: object, now: float) -> None:
-        """The battery's answer to its command this cycle (`SiteEnergy.command_op`)."""
-        problem = self.energy.commanded(outcome, now)
+    def energy_commanded(self, name: str, outcome: object, now: float) -> None:
+        """The battery's or a PV inverter's answer to its command this cycle
+        (`SiteEnergy.command_ops`)."""
+        problem = self.energy.commanded(name, outcome, now)
         if problem is not None:
             self.notify(EventLevel.WARNING, name, problem)
 

@@ -10,9 +10,13 @@
    node and every node above it (only what a fresh meter there does not
    already show), the peak target as the root power target, and the PV-mode
    column with its budget;
-4. gives the loop the battery command to send with the chargers' (`command_op`),
-   re-sent at least every half lease so the device never holds a stale one;
-5. describes the decision for the decision record and the snapshot.
+4. `settle`: once the setpoints are known, holds a discharge to what the site will draw
+   and caps the PV inverters to what the site may feed in (`PvCurtailment`: the
+   `grid.export_limit_kw` and the grid operator's feed-in contacts);
+5. gives the loop the battery command and the PV caps to send with the chargers'
+   (`command_ops`), re-sent when they change and at least every half lease, so the
+   devices never hold a stale one;
+6. describes the decision for the decision record and the snapshot.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
+from hubgate._core import AllocReason
 from hubgate.config.model import GRID_NODE_ID, SiteConfig
 from hubgate.control.cycle import Failed
 from hubgate.control.energy import (
@@ -31,13 +37,55 @@ from hubgate.control.energy import (
     EnergyPolicy,
 )
 from hubgate.control.limits import LimitBook
+from hubgate.control.pv_curtailment import (
+    CurtailDecision,
+    PvCurtailment,
+    PvUnit,
+    feed_in_percent_of,
+)
 from hubgate.control.site_model import SiteModel
-from hubgate.devices.model import Battery, BatteryCommandResult, Device, Reading
-from hubgate.devices.storage import battery_state, pv_power_w
+from hubgate.devices.model import Battery, BatteryCommandResult, Curtailable, Device, Reading
+from hubgate.devices.pv import pv_power_w
+from hubgate.devices.storage import battery_state
 from hubgate.profiles.model import Quantity
 from hubgate.state import EnergyState
 
 Phases3 = tuple[float, float, float]
+
+
+class Allocated(Protocol):
+    """What the plan reads of the last cycle's allocation (a `CycleResult`)."""
+
+    @property
+    def reason(self) -> Sequence[int]:
+        """Reason codes (`AllocReason.members()[code]`)."""
+
+    @property
+    def binding_node(self) -> Sequence[int]:
+        """Node of the binding limit (0: the connection), or -1."""
+
+    @property
+    def target_a(self) -> Sequence[float]:
+        """Targets, A per phase."""
+
+    @property
+    def phases(self) -> Sequence[int]:
+        """Phases drawn on."""
+
+    @property
+    def setpoint_a(self) -> Sequence[float]:
+        """Setpoints sent, A per phase."""
+
+
+CAP_DEADBAND_SHARE = 0.01
+"""A PV cap is re-sent before its refresh only when it moved by this share of the peak."""
+
+TAKES_ALL_A = 1.0
+"""An EV drawing at most this much below its setpoint takes all it is given."""
+
+_REASONS = AllocReason.members()
+_NOT_WANTING = _REASONS.index(AllocReason.NOT_WANTING)
+_MIN_OFF = _REASONS.index(AllocReason.PAUSED_MIN_OFF)
 
 
 @dataclass(frozen=True)
@@ -62,8 +110,14 @@ class SiteEnergy:
         pv: Mapping[str, Device],
         node_index: Callable[[str], int],
         limits: LimitBook,
+        ev_headroom_a: float = 0.0,
+        feed_in_rule: Mapping[Quantity, float] | None = None,
     ) -> None:
+        """`ev_headroom_a`: what an EV that draws less than offered keeps above its draw;
+        `feed_in_rule`: the grid operator's contacts and the feed-in cap (%) each stands
+        for, where its box has them."""
         self.model = model
+        self._ev_headroom_a = ev_headroom_a
         self.limits = limits
         self.battery = battery
         self.pv = dict(pv)
@@ -92,9 +146,29 @@ class SiteEnergy:
         self.pv_w: dict[str, float | None] = {}
         self.decision: EnergyDecision | None = None
         self.grid_import_w: float | None = None
+        self.ev_draw_w = 0.0
+        self.balance_limit: tuple[float, str | None] = (math.inf, None)
+        """The tightest limit on the connection's import and what it is."""
         self._sent: tuple[float, float] | None = None
         """The last command the battery confirmed and when."""
-        self._failing = False
+        self._failing: set[str] = set()
+        """Devices whose last command failed."""
+        self._curtailable = {
+            pv_id: device
+            for pv_id, device in self.pv.items()
+            if isinstance(device, Curtailable) and device.curtailable
+        }
+        export = site.grid.export_limit_kw
+        self.curtailment = PvCurtailment(
+            tuple(PvUnit(p.id, p.peak_kw * 1000, p.id in self._curtailable) for p in site.pv),
+            math.inf if export is None else export * 1000,
+        )
+        self._feed_in_rule = dict(feed_in_rule or {})
+        self.feed_in_percent: float | None = None
+        """What the grid operator's contacts last said (held while its box is silent)."""
+        self.pv_decision: CurtailDecision | None = None
+        self._caps_sent: dict[str, tuple[float | None, float]] = {}
+        """The last cap each inverter confirmed (W, None: no cap) and when."""
 
     # -- sensing ---------------------------------------------------------------------------
 
@@ -119,6 +193,11 @@ class SiteEnergy:
             outcome = outcomes[self._battery_name] = readings.get(self._battery_name)
             if isinstance(outcome, Reading):
                 self.battery_reading = outcome
+        box = readings.get("grid-operator")
+        if self._feed_in_rule and isinstance(box, Reading):
+            percent = feed_in_percent_of(box.values, self._feed_in_rule)
+            if percent is not None:
+                self.feed_in_percent = percent
         return outcomes
 
     # -- planning --------------------------------------------------------------------------
@@ -133,36 +212,50 @@ class SiteEnergy:
         draws: Sequence[Phases3],
         wanting: Sequence[int],
         ev_max: Sequence[float],
-        grid_limit_w: float,
+        grid_operator_w: float,
         peak_w: float,
+        last: Allocated | None = None,
     ) -> EnergyPlan:
-        """Decide, and fold the decision into `base` (A per node and phase); the rest."""
+        """Decide, and fold the decision into `base` (A per node and phase); the rest.
+
+        `last` is the previous cycle's allocation, which tells what the EVs would take
+        with more room at the connection (`_ev_demand_w`)."""
         model = self.model
         voltage = model.voltage_v
         grid_import = self._grid_import_w(measured, meter_readings)
         self.grid_import_w = grid_import
-        ev_draw = pv_draw = demand = 0.0
-        for i, info in enumerate(model.connectors):
+        ev_draw = pv_draw = 0.0
+        for i in range(len(model.connectors)):
             drawn = sum(draws[i]) * voltage
             ev_draw += drawn
             if self.pv_mode[i]:
                 pv_draw += drawn
-            elif wanting[i]:
-                amps = min(ev_max[i], info.max_current_a)
-                demand += amps * (1 if info.one_phase else 3) * voltage
+        demand, held, headroom = self._ev_demand_w(draws, wanting, ev_max, last)
         room = self._phase_room_w(measured, grid_import, self._phase_limits(now))
-        limit = min(grid_limit_w, peak_w, room)
+        limits = {
+            "grid-operator": grid_operator_w,
+            "connection": model.power_kw[0] * 1000,
+            "site-limit": peak_w,
+            "phase-limits": room,
+            "peak-target": self.peak_target_w,
+        }
+        binding = min(limits, key=limits.__getitem__)
+        self.balance_limit = (limits[binding], binding if math.isfinite(limits[binding]) else None)
+        self.ev_draw_w = ev_draw
         reading = self.battery_reading
         state = battery_state(reading) if reading is not None else None
         decision = self.policy.decide(
             EnergyInputs(
                 now=now,
                 grid_import_w=grid_import,
-                grid_limit_w=limit,
+                grid_limit_w=min(grid_operator_w, limits["connection"], peak_w, room),
                 peak_target_w=self.peak_target_w,
                 ev_draw_w=ev_draw,
                 grid_ev_demand_w=demand,
                 pv_mode_draw_w=pv_draw,
+                evs_held=held,
+                ev_headroom_w=headroom,
+                pv_spare_w=self.pv_decision.spare_w if self.pv_decision is not None else 0.0,
                 battery=state,
             )
         )
@@ -181,6 +274,88 @@ class SiteEnergy:
             peak_w=min(peak_w, self.peak_target_w),
             notes=tuple(notes),
         )
+
+    def settle(
+        self, setpoint_a: Sequence[float], phases: Sequence[int], draws: Sequence[Phases3]
+    ) -> None:
+        """Once this cycle's setpoints are known: a discharge grows no further than what the
+        site will draw once the EVs follow them (beyond it, it would feed the grid; a
+        discharge already measured is not cut for it: a smaller discharge cuts the EVs);
+        then the PV caps for what the site may feed in."""
+        self._hold_discharge(setpoint_a, phases, draws)
+        decision = self.decision
+        change = 0.0
+        if decision is not None and decision.battery_w is not None:
+            change = self.policy.last_power_w - decision.battery_w
+        self.pv_decision = self.curtailment.decide(
+            grid_import_w=self.grid_import_w,
+            pv_w=self.pv_w,
+            feed_in_percent=self.feed_in_percent,
+            battery_change_w=change,
+        )
+
+    def _hold_discharge(
+        self, setpoint_a: Sequence[float], phases: Sequence[int], draws: Sequence[Phases3]
+    ) -> None:
+        decision, grid = self.decision, self.grid_import_w
+        if decision is None or grid is None or not decision.battery_w or decision.battery_w < 0:
+            return
+        voltage = self.model.voltage_v
+        falling = sum(
+            max(0.0, sum(draws[i]) * voltage - setpoint_a[i] * phases[i] * voltage)
+            for i in range(len(draws))
+        )
+        measured = self.policy.last_power_w
+        draws_now = max(0.0, grid + measured)
+        cap = max(draws_now - falling, min(max(measured, 0.0), draws_now))
+        if decision.battery_w > cap:
+            reason = f"discharge held to {cap / 1000:.1f} kW: the EVs are told to draw less"
+            self.decision = replace(decision, battery_w=cap, reasons=(*decision.reasons, reason))
+            self.policy.last_command_w = cap
+
+    def _ev_demand_w(
+        self,
+        draws: Sequence[Phases3],
+        wanting: Sequence[int],
+        ev_max: Sequence[float],
+        last: Allocated | None,
+    ) -> tuple[float, bool, float]:
+        """What the grid-mode EVs that want current would take with more room at the
+        connection, from the last allocation: a new EV, or one the connection's limits held
+        back that takes all it is given, its maximum; one held back that takes less, its draw
+        and the headroom to climb; any other the largest of its draw, setpoint and target;
+        nothing while it waits out its minimum off time. Also whether an EV held back took
+        all it was given (so that more room would be used), and the room the EVs not held
+        back are given above their draw to climb into (at most `ev_headroom_a` each)."""
+        model = self.model
+        voltage = model.voltage_v
+        demand, held, headroom = 0.0, False, 0.0
+        for i, info in enumerate(model.connectors):
+            if self.pv_mode[i] or not wanting[i]:
+                continue
+            hi = min(ev_max[i], info.max_current_a) * (1 if info.one_phase else 3) * voltage
+            reason = last.reason[i] if last is not None else _NOT_WANTING
+            if reason == _NOT_WANTING or last is None:
+                demand += hi  # new: it may take its maximum
+                continue
+            if reason == _MIN_OFF:
+                continue
+            per_a = last.phases[i] * voltage
+            drawn = sum(draws[i]) * voltage
+            if last.binding_node[i] == 0 and max(draws[i]) >= last.setpoint_a[i] - TAKES_ALL_A:
+                # held back by the connection and takes all it is given (not its own
+                # limit): room there is what it lacks
+                demand += hi
+                held = True
+            elif last.binding_node[i] == 0:
+                # held back by the connection but takes less (its own limit, or on its way
+                # up): more room would give it no more than it can climb
+                demand += min(hi, drawn + self._ev_headroom_a * per_a)
+            else:
+                demand += max(drawn, max(last.target_a[i], last.setpoint_a[i]) * per_a)
+                above = max(last.setpoint_a[i] * per_a - drawn, 0.0)
+                headroom += min(above, self._ev_headroom_a * per_a)
+        return demand, held, headroom
 
     def _grid_import_w(
         self, measured: Mapping[int, Phases3], readings: Mapping[str, Reading]
@@ -241,8 +416,30 @@ class SiteEnergy:
 
     # -- commanding ------------------------------------------------------------------------
 
-    def command_op(self, now: float) -> tuple[str, Callable[[], Awaitable[object]]] | None:
-        """The battery command to send this cycle: when it changed or half a lease went by."""
+    def command_ops(self, now: float) -> dict[str, Callable[[], Awaitable[object]]]:
+        """The battery command and the PV caps to send this cycle, by device name: each
+        when it changed or half a lease went by since it was confirmed."""
+        ops: dict[str, Callable[[], Awaitable[object]]] = {}
+        battery = self._battery_op(now)
+        if battery is not None:
+            ops[battery[0]] = battery[1]
+        decision = self.pv_decision
+        if decision is None:
+            return ops
+        peaks = {unit.id: unit.peak_w for unit in self.curtailment.units}
+        for pv_id, device in self._curtailable.items():
+            cap = decision.caps_w.get(pv_id)
+            sent = self._caps_sent.get(pv_id)
+            if (
+                sent is not None
+                and _same_cap(sent[0], cap, peaks[pv_id])
+                and (cap is None or now - sent[1] < self._refresh_s)
+            ):
+                continue
+            ops[f"pv:{pv_id}"] = _curtail_op(device, cap)
+        return ops
+
+    def _battery_op(self, now: float) -> tuple[str, Callable[[], Awaitable[object]]] | None:
         battery, decision = self.battery, self.decision
         if battery is None or decision is None:
             return None
@@ -260,19 +457,29 @@ class SiteEnergy:
 
         return self._battery_name, run
 
-    def commanded(self, outcome: object, now: float) -> str | None:
-        """Note the battery's answer to `command_op`'s command (a failure is re-sent next
-        cycle); what to tell the operator when commanding starts or stops failing."""
-        if isinstance(outcome, BatteryCommandResult):
-            self._sent = (outcome.power_w, now)
-            if self._failing:
-                self._failing = False
+    def commanded(self, name: str, outcome: object, now: float) -> str | None:
+        """Note a device's answer to its `command_ops` command (a failure is re-sent next
+        cycle); what to tell the operator when commanding it starts or stops failing."""
+        ok = False
+        if name == self._battery_name:
+            if isinstance(outcome, BatteryCommandResult):
+                self._sent, ok = (outcome.power_w, now), True
+            else:
+                self._sent = None
+        elif name.startswith("pv:"):
+            pv_id = name.removeprefix("pv:")
+            if outcome is None or isinstance(outcome, float):
+                self._caps_sent[pv_id], ok = (outcome, now), True
+            else:
+                self._caps_sent.pop(pv_id, None)
+        if ok:
+            if name in self._failing:
+                self._failing.discard(name)
                 return "commands accepted again"
             return None
-        self._sent = None
-        if self._failing:
+        if name in self._failing:
             return None
-        self._failing = True
+        self._failing.add(name)
         why = (
             f"{type(outcome.error).__name__}: {outcome.error}"
             if isinstance(outcome, Failed)
@@ -281,6 +488,31 @@ class SiteEnergy:
         return f"command failed ({why})"
 
     # -- records ---------------------------------------------------------------------------
+
+    def balance(self) -> dict[str, object]:
+        """The connection's signed balance this cycle (W): import = base + EVs - battery - PV,
+        with the tightest limit on the import and what it is."""
+        reading = self.battery_reading
+        state = battery_state(reading) if reading is not None else None
+        battery = state.power_w if state is not None else 0.0
+        pv = sum(w for w in self.pv_w.values() if w is not None)
+        grid = self.grid_import_w
+        limit, binding = self.balance_limit
+        return {
+            "import_w": grid,
+            "base_w": None if grid is None else grid - self.ev_draw_w + battery + pv,
+            "battery_w": battery,
+            "pv_w": pv,
+            "evs_w": self.ev_draw_w,
+            "limit_w": limit if math.isfinite(limit) else None,
+            "binding": binding,
+            "export_limit_w": self._allowed_export_w(),
+        }
+
+    def _allowed_export_w(self) -> float | None:
+        """What the site may feed in now (None: no limit)."""
+        allowed = self.curtailment.allowed_export_w(self.feed_in_percent)
+        return allowed if math.isfinite(allowed) else None
 
     def record(self) -> dict[str, object]:
         """The decision for the decision record."""
@@ -296,6 +528,8 @@ class SiteEnergy:
             "battery_reserve_w": decision.reserve_metered_w,
             "peak_target_w": self.peak_target_w,
             "pv_power_w": dict(self.pv_w),
+            "pv_caps_w": dict(self.pv_decision.caps_w) if self.pv_decision else {},
+            "export_limit_w": self._allowed_export_w(),
         }
 
     def snapshot(self) -> EnergyState | None:
@@ -316,9 +550,23 @@ class SiteEnergy:
             grid_import_kw=None if self.grid_import_w is None else self.grid_import_w / 1000,
             peak_target_kw=_finite_kw(self.peak_target_w),
             pv_budget_kw=decision.pv_budget_w / 1000,
-            reasons=decision.reasons,
+            reasons=decision.reasons + (self.pv_decision.reasons if self.pv_decision else ()),
         )
 
 
 def _finite_kw(watts: float) -> float | None:
     return None if math.isinf(watts) else watts / 1000
+
+
+def _same_cap(sent: float | None, cap: float | None, peak_w: float) -> bool:
+    """Whether a cap is the one sent, within the deadband."""
+    if sent is None or cap is None:
+        return sent is None and cap is None
+    return abs(sent - cap) < CAP_DEADBAND_SHARE * peak_w
+
+
+def _curtail_op(device: Curtailable, cap: float | None) -> Callable[[], Awaitable[object]]:
+    async def run() -> float | None:
+        return await device.curtail(cap)
+
+    return run

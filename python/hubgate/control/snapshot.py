@@ -83,6 +83,7 @@ class Snapshot:
                         for n in range(len(node_ids))
                     },
                     "energy": planner.energy.record(),
+                    "balance": planner.energy.balance(),
                 },
                 connectors=tuple(plan.result.decisions()),
                 notes=plan.notes,
@@ -130,7 +131,7 @@ class Snapshot:
         for meter_id, watch in planner.meter_watch.items():
             node = planner.meter_node[meter_id]
             reading = planner.meter_reading.get(meter_id)
-            measured[node] = reading.phase_currents() if reading is not None else None
+            measured[node] = reading.signed_phase_currents() if reading is not None else None
             shares[node] = (watch.budget_share(now), watch.health(now).value)
         nodes = []
         for n, node_id in enumerate(model.node_ids):

@@ -11,6 +11,7 @@ the loop asks for these by protocol, never by adapter class. Readings carry the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -57,8 +58,23 @@ class Reading:
             return None
         return (l1, l2, l3)
 
+    def signed_phase_currents(self) -> tuple[float, float, float] | None:
+        """`phase_currents`, each negative where its phase's power, read with it, shows the
+        phase feeding back (meters may report a current as a magnitude); as read where the
+        phase powers are missing or older."""
+        currents = self.phase_currents()
+        if currents is None:
+            return None
+        signed = list(currents)
+        for p, quantity in enumerate(_PHASE_POWERS):
+            power = self.values.get(quantity)
+            if power is not None and quantity not in self.older:
+                signed[p] = math.copysign(abs(currents[p]), power) if power else currents[p]
+        return (signed[0], signed[1], signed[2])
+
 
 _PHASE_CURRENTS = (Quantity.CURRENT_L1, Quantity.CURRENT_L2, Quantity.CURRENT_L3)
+_PHASE_POWERS = (Quantity.POWER_L1, Quantity.POWER_L2, Quantity.POWER_L3)
 
 
 @dataclass(frozen=True)
@@ -211,3 +227,16 @@ class Battery(Protocol):
 
     async def command(self, power_w: float) -> BatteryCommandResult:
         """Discharge (positive), charge (negative) or idle (0); what it confirmed."""
+
+
+@runtime_checkable
+class Curtailable(Protocol):
+    """A PV inverter whose output may be capped (a `Device` too)."""
+
+    @property
+    def curtailable(self) -> bool:
+        """Whether its output can be capped."""
+
+    async def curtail(self, power_w: float | None) -> float | None:
+        """Cap the output at `power_w` (None: no cap); the cap in force, read back (W;
+        None when none is)."""

@@ -5,8 +5,9 @@
                                         # carried from the last full read (`Reading.older`)
 
 A charger's control fields are its phase currents and its state field, a
-meter's its phase currents and total power (the grid import, signed, for the
-battery and PV budget); other kinds (grid-operator box, battery,
+meter's its phase currents, phase powers (their direction: a phase feeding
+back counts negative in the site's balance) and total power (the grid import,
+signed, for the battery and PV budget); other kinds (grid-operator box, battery,
 inverter), and devices whose control fields take as many requests as all
 fields, are read in full every time. Both sets are compiled once into read
 plans by the Rust planner. Every `full_every`-th read takes every field (the
@@ -35,6 +36,8 @@ FULL_EVERY = 10
 """Reads per full read, by default."""
 
 PHASE_CURRENTS = frozenset({Quantity.CURRENT_L1, Quantity.CURRENT_L2, Quantity.CURRENT_L3})
+PHASE_POWERS = frozenset({Quantity.POWER_L1, Quantity.POWER_L2, Quantity.POWER_L3})
+"""A meter's phase powers give its currents their direction (`Reading.signed_phase_currents`)."""
 
 
 def control_quantities(profile: Profile) -> frozenset[Quantity] | None:
@@ -43,7 +46,7 @@ def control_quantities(profile: Profile) -> frozenset[Quantity] | None:
         state = () if profile.states is None else (profile.states.field,)
         return PHASE_CURRENTS | frozenset(state)
     if profile.kind is DeviceKind.METER:
-        return PHASE_CURRENTS | {Quantity.POWER_TOTAL}
+        return PHASE_CURRENTS | PHASE_POWERS | {Quantity.POWER_TOTAL}
     return None
 
 

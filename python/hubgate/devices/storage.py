@@ -1,4 +1,4 @@
-"""The stationary battery and PV inverters as the control loop sees them.
+"""The stationary battery as the control loop sees it (PV inverters: `hubgate.devices.pv`).
 
     battery = BatteryDevice(driver_for("battery", load_named("sma-sunny-boy-storage"), link))
     state = battery_state(await battery.read())      # SoC and power (positive = discharging)
@@ -17,26 +17,21 @@ Limits given in percent of a field (SunSpec model 124: InWRte and OutWRte in % o
 WChaMax, `percent_of` in the profile) are converted with that field as the device
 reports it; their W bound is the device's own. A profile `enable` switch (model
 124's StorCtl_Mod) is switched on after the limits are written. Where the profile
-has a writable device-side timeout (model 124's InOutWRte_RvrtTms), it is checked
-before every command and, where it is not `lease_s` (the first command, a device
-restarted at its default), written and read back: a gateway that stops re-sending
-then leaves the battery to revert to its own control.
+has a writable device-side timeout (model 124's InOutWRte_RvrtTms), it holds `lease_s`
+(`hubgate.devices.power_setpoints.keep_lease`).
 """
 
 from __future__ import annotations
 
-import logging
 import math
 
-from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError
+from hubgate.devices.errors import DeviceError
 from hubgate.devices.model import BatteryCommandResult, BatteryReading, Reading
+from hubgate.devices.power_setpoints import keep_lease, reference_w, to_unit, to_watts
 from hubgate.devices.profile_driver import ProfileBattery, ProfileDevice
-from hubgate.modbus.codec import FieldError
 from hubgate.modbus.stats import RequestStats
 from hubgate.profiles.model import Quantity, Setpoint
 from hubgate.profiles.plan import resolve_switch
-
-log = logging.getLogger(__name__)
 
 CHARGE = "charge_power_limit"
 DISCHARGE = "discharge_power_limit"
@@ -50,16 +45,6 @@ def battery_power_w(reading: Reading) -> float | None:
         return power
     total = reading.get(Quantity.POWER_TOTAL)
     return None if total is None else -total
-
-
-def pv_power_w(reading: Reading) -> float | None:
-    """A PV inverter's output: its `pv_power`, else its AC `power_total` (negative when
-    producing; a hybrid inverter's `power_total` may be its grid sensor, so it comes second)."""
-    pv = reading.get(Quantity.PV_POWER)
-    if pv is not None:
-        return pv
-    total = reading.get(Quantity.POWER_TOTAL)
-    return None if total is None else max(-total, 0.0)
 
 
 def battery_state(reading: Reading) -> BatteryReading | None:
@@ -112,11 +97,11 @@ class BatteryDevice:
     async def _command(
         self, driver: ProfileBattery, charge_w: float | None, discharge_w: float | None
     ) -> BatteryCommandResult:
-        await self._keep_lease(driver)
+        await keep_lease(driver, self.lease_s)
         commands = driver.profile.commands
         setpoints = (commands.charge_power_limit, commands.discharge_power_limit)
         references = {
-            quantity: await self._reference_w(driver, quantity)
+            quantity: await reference_w(driver, quantity)
             for quantity in {s.percent_of for s in setpoints if s is not None and s.percent_of}
         }  # each field read once (InWRte and OutWRte are both of WChaMax)
         charge_ref, discharge_ref = (
@@ -124,61 +109,16 @@ class BatteryDevice:
             for s in setpoints
         )
         applied = await driver.set_power_limits(
-            charge_w=_to_unit(charge_w, charge_ref),
-            discharge_w=_to_unit(discharge_w, discharge_ref),
+            charge_w=to_unit(charge_w, charge_ref),
+            discharge_w=to_unit(discharge_w, discharge_ref),
         )
         if commands.enable is not None:
             spec = resolve_switch(driver.profile, "enable", commands.enable, await driver.blocks())
             await driver.write(spec, [commands.enable.values["on"]], multiple=False)
         return BatteryCommandResult(
-            _to_watts(applied.get(CHARGE, 0.0), charge_ref),
-            _to_watts(applied.get(DISCHARGE, 0.0), discharge_ref),
+            to_watts(applied.get(CHARGE, 0.0), charge_ref),
+            to_watts(applied.get(DISCHARGE, 0.0), discharge_ref),
         )
-
-    async def _reference_w(self, driver: ProfileDevice, quantity: Quantity) -> float:
-        """The W that 100 % of a percent setpoint stands for, as the device reports it now."""
-        field = driver.profile.fields[quantity]
-        value = await driver.read_value(await driver.resolve(quantity.value, field))
-        if not isinstance(value, int | float) or value <= 0:
-            raise DeviceError(
-                f"{driver.profile.name}: {quantity} reads {value!r}, "
-                "so a limit in percent of it cannot be set"
-            )
-        return float(value)
-
-    async def _keep_lease(self, driver: ProfileDevice) -> None:
-        """Check the device's revert timeout before a command; where it is not `lease_s`
-        (first command, or a device restarted at its default), write it and read it back."""
-        timeout = driver.profile.failsafe.timeout
-        if self.lease_s is None or timeout is None or timeout.address is None:
-            return
-        spec = await driver.resolve("timeout", timeout)
-        held = await driver.read_value(spec)
-        if _holds(held, self.lease_s):
-            return
-        if not timeout.writable:
-            log.warning(
-                "%s: the revert timeout is fixed at %s, not %s s", self.id, held, self.lease_s
-            )
-            return
-        try:
-            await driver.write_value(spec, self.lease_s, multiple=False)
-        except FieldError as exc:
-            raise FailsafeNotAppliedError(
-                f"{self.id}: the revert timeout cannot hold {self.lease_s} s: {exc}"
-            ) from exc
-        got = await driver.read_value(spec)
-        if not _holds(got, self.lease_s):
-            raise FailsafeNotAppliedError(
-                f"{self.id}: wrote {self.lease_s} s to the revert timeout, read back {got!r}"
-            )
-
-
-def _holds(value: object, lease_s: float) -> bool:
-    """Whether a revert timeout read back is the lease (whole seconds; 0 would never revert)."""
-    return (
-        isinstance(value, int | float) and value > 0 and math.isclose(value, lease_s, abs_tol=0.5)
-    )
 
 
 def _bound_w(setpoint: Setpoint | None) -> float:
@@ -187,15 +127,3 @@ def _bound_w(setpoint: Setpoint | None) -> float:
     if setpoint is None:
         return 0.0
     return math.inf if setpoint.percent_of is not None else setpoint.max
-
-
-def _to_unit(watts: float | None, reference_w: float | None) -> float | None:
-    """W in the setpoint's unit: itself, or percent of the reference."""
-    if watts is None or reference_w is None:
-        return watts
-    return watts / reference_w * 100.0
-
-
-def _to_watts(value: float, reference_w: float | None) -> float:
-    """A setpoint value back in W."""
-    return value if reference_w is None else value * reference_w / 100.0

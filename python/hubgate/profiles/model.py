@@ -227,6 +227,7 @@ class Quantity(StrEnum):
     BATTERY_STATE = "battery_state"
     PV_POWER = "pv_power"
     INVERTER_STATE = "inverter_state"
+    INVERTER_MAX_POWER = "inverter_max_power"
     GRID_LIMIT_PERCENT = "grid_limit_percent"
     GRID_LIMIT_POWER = "grid_limit_power"
     GRID_LIMIT_HEARTBEAT = "grid_limit_heartbeat"
@@ -258,6 +259,7 @@ _UNITS: dict[str, Unit] = {
     "battery_max_charge_power": Unit.WATT,
     "battery_max_discharge_power": Unit.WATT,
     "pv_power": Unit.WATT,
+    "inverter_max_power": Unit.WATT,
     "grid_limit_percent": Unit.PERCENT,
     "grid_limit_power": Unit.WATT,
 }
@@ -708,9 +710,6 @@ class DeviceKind(StrEnum):
 class GridOperatorRule(Strict):
     """What the grid operator's signals mean for the site."""
 
-    dimmed_limit_kw: float | None = Field(
-        default=None, gt=0, description="§14a: floor per controllable device while dimmed"
-    )
     feed_in_percent: dict[Quantity, float] = Field(
         default_factory=dict, description="Relay field → feed-in cap in % while active"
     )

@@ -17,6 +17,7 @@ from hubgate.config.model import GridOperatorSource, ModbusEndpoint, SiteConfig
 from hubgate.control.loop import SiteDevices
 from hubgate.devices.model import Charger
 from hubgate.devices.profile_driver import ProfileCharger, ProfileDevice, driver_for
+from hubgate.devices.pv import PvDevice
 from hubgate.devices.storage import BatteryDevice
 from hubgate.modbus.pool import ModbusPool
 from hubgate.ocpp.charger_info import charger_info
@@ -105,12 +106,15 @@ def build_site_devices(
     meters = {meter.id: _modbus(meter.id, meter.modbus, pool) for meter in site.meters}
     operator = site.grid_operator
     box = None
+    feed_in_rule = {}
     if (
         operator is not None
         and operator.modbus is not None
         and operator.source in (GridOperatorSource.MODBUS_DEVICE, GridOperatorSource.RELAY_CONTACTS)
     ):
         box = _modbus("grid-operator", operator.modbus, pool)
+        rule = box.profile.grid_operator
+        feed_in_rule = dict(rule.feed_in_percent) if rule is not None else {}
     battery = site.battery
     return SiteDevices(
         chargers=chargers,
@@ -119,5 +123,9 @@ def build_site_devices(
         battery=None
         if battery is None
         else BatteryDevice(_modbus(battery.id, battery.modbus, pool), lease_s=site.control.lease_s),
-        pv={pv.id: _modbus(pv.id, pv.modbus, pool) for pv in site.pv},
+        pv={
+            pv.id: PvDevice(_modbus(pv.id, pv.modbus, pool), lease_s=site.control.lease_s)
+            for pv in site.pv
+        },
+        feed_in_rule=feed_in_rule,
     )

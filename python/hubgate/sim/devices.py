@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from hubgate.profiles.model import Profile, Quantity
+
 
 @dataclass
 class ChargerState:
@@ -55,9 +57,27 @@ class MeterState:
 
 @dataclass
 class GridSignal:
-    """The grid operator's limit on the connection, in percent of its configured limit."""
+    """The grid operator's limits: on the connection's import, in percent of its configured
+    limit, and on its feed-in, in percent of the installed PV power (§9 EEG)."""
 
     percent: float = 100.0
+    feed_in_percent: float = 100.0
+
+    def contacts(self, profile: Profile) -> dict[Quantity, float]:
+        """A control box's contacts for these limits (1.0 closed): the §14a dimming
+        contact while the import limit is below 100 %; of the feed-in contacts, the one
+        with the highest percentage at or below the feed-in limit (the lowest one when
+        none is), none at 100 %."""
+        rule = profile.grid_operator
+        relays = dict(rule.feed_in_percent) if rule is not None else {}
+        closed: Quantity | None = None
+        if relays and self.feed_in_percent < 100.0:
+            fitting = [(p, name) for name, p in relays.items() if p <= self.feed_in_percent]
+            closed = max(fitting)[1] if fitting else min((p, n) for n, p in relays.items())[1]
+        contacts = {name: float(name == closed) for name in relays}
+        if Quantity.RELAY_DIM_14A in profile.fields:
+            contacts[Quantity.RELAY_DIM_14A] = float(self.percent < 100.0)
+        return contacts
 
 
 @dataclass

@@ -23,6 +23,9 @@ from hubgate.sim.scenario import Event, EventKind
 from hubgate.sim.scenario_loader import LoadedScenario
 from hubgate.sim.timeline import Timeline
 
+FINISHED_SOC = 1e-3
+"""An EV this close below its target state of charge when it leaves has finished."""
+
 
 class BaseLoadProfile:
     """Non-EV load per node and phase, wandering within ±variation around its level."""
@@ -106,7 +109,13 @@ class Simulation:
         """Arrivals that found every connector taken."""
         self.currents = [0.0] * (3 * len(tree.node_ids))
         """True current per node and phase (flat) during the last step."""
-        self.recorder = SafetyRecorder(tree.node_ids, self.default_reaction_s())
+        grid = site.grid
+        self._connection_w = (
+            grid.power_limit_kw * 1000.0
+            if grid.power_limit_kw is not None
+            else 3 * grid.voltage_v * min(grid.phase_current_limit_a)
+        )
+        self.recorder = SafetyRecorder(tree.node_ids, self.default_reaction_s(), tree.voltage_v)
         for _ in range(self._arrivals.initial_count(len(tree.connectors))):
             self._arrive(0.0)
 
@@ -124,13 +133,27 @@ class Simulation:
         return slowest + self.site.control.cycle_s + self.step_s
 
     def limits_in_force(self) -> list[PhaseLimit]:
-        """Per-phase limit of every node now; the grid's is scaled by the operator signal."""
-        limits = list(self.tree.phase_limits)
-        grid = limits[0]
-        if grid is not None and self.grid_signal.percent < 100.0:
-            factor = self.grid_signal.percent / 100.0
-            limits[0] = (grid[0] * factor, grid[1] * factor, grid[2] * factor)
-        return limits
+        """Per-phase limit of every node (the grid operator's limit is on power, `operator_limit_w`)."""
+        return list(self.tree.phase_limits)
+
+    def operator_limit_w(self) -> float:
+        """The grid operator's limit on the connection's power now (inf at 100 %): its
+        percentage of the connection (its power limit, else its weakest phase at the
+        nominal voltage), as hubgate reads a control box."""
+        percent = self.grid_signal.percent
+        if percent >= 100.0:
+            return float("inf")
+        return percent / 100.0 * self._connection_w
+
+    def export_limit_w(self) -> float:
+        """What the site may feed in now (inf: no limit): `grid.export_limit_kw`, and the
+        grid operator's feed-in limit in percent of the installed PV power."""
+        configured = self.site.grid.export_limit_kw
+        limit = float("inf") if configured is None else configured * 1000.0
+        percent = self.grid_signal.feed_in_percent
+        if percent < 100.0:
+            limit = min(limit, percent / 100.0 * sum(pv.peak_kw for pv in self.pv) * 1000.0)
+        return limit
 
     def _arrive(self, now: float) -> None:
         free = [slot for slot, ev in enumerate(self.evs) if ev is None]
@@ -176,6 +199,9 @@ class Simulation:
         elif event.kind == EventKind.GRID_LIMIT:
             assert event.percent is not None
             self.grid_signal.percent = event.percent if starting else 100.0
+        elif event.kind == EventKind.FEED_IN_LIMIT:
+            assert event.percent is not None
+            self.grid_signal.feed_in_percent = event.percent if starting else 100.0
         elif event.kind == EventKind.CLOUD and starting:
             assert event.depth_percent is not None
             end = event.at_s + event.duration_s if event.duration_s else float("inf")
@@ -193,6 +219,7 @@ class Simulation:
         evs = self.evs
         for slot, ev in enumerate(evs):
             if ev is not None and ev.departs_at <= now:
+                self.recorder.departed(finished=ev.soc >= ev.target_soc - FINISHED_SOC)
                 evs[slot] = None
         for _ in range(self._arrivals.due(now)):
             self._arrive(now)
@@ -225,7 +252,15 @@ class Simulation:
             if meter.alive:
                 at = 3 * meter.node
                 meter.currents_a = (currents[at], currents[at + 1], currents[at + 2])
-        self.recorder.record(now, dt, currents, self.limits_in_force(), energy)
+        self.recorder.record(
+            now,
+            dt,
+            currents,
+            self.limits_in_force(),
+            energy,
+            self.operator_limit_w(),
+            self.export_limit_w(),
+        )
         self.steps += 1
 
     def node_current(self, node_id: str = GRID_NODE_ID) -> tuple[float, float, float]:

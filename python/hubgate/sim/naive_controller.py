@@ -41,13 +41,15 @@ class NaiveEqualShareController:
     def _budgets(self, sim: Simulation, used: list[float], reserved: list[float]) -> list[float]:
         budgets = [float("inf")] * len(used)
         keep = 1.0 - HEADROOM_PERCENT / 100.0
+        operator_a = sim.operator_limit_w() / (3 * sim.tree.voltage_v)
         for node, limit in enumerate(sim.limits_in_force()):
             if limit is None:
                 continue
             meter = self._meters.get(node)
             for phase in range(3):
                 k = 3 * node + phase
-                cap = limit[phase] * keep - (self._margin_a if node == 0 else 0.0)
+                phase_limit = limit[phase] if node else min(limit[phase], operator_a)
+                cap = phase_limit * keep - (self._margin_a if node == 0 else 0.0)
                 if meter is None:
                     budget = cap
                 elif meter.currents_a is None:

@@ -28,7 +28,8 @@ class Cloud:
 
 @dataclass
 class PvModel:
-    """One PV inverter's output; `power_kw` is the state a protocol layer exposes."""
+    """One PV inverter's output; `power_kw` is the state a protocol layer exposes, `cap_kw`
+    the cap a controller set on it (None: none)."""
 
     id: str
     node: int
@@ -38,6 +39,9 @@ class PvModel:
     start_hour: float
     clouds: list[Cloud] = field(default_factory=list)
     power_kw: float = 0.0
+    cap_kw: float | None = None
+    available_kw: float = 0.0
+    """What it would produce without the cap."""
 
     def clear_sky(self, now: float) -> float:
         """Irradiance share (0-1) at simulated second `now`, without clouds."""
@@ -49,7 +53,10 @@ class PvModel:
         )
 
     def step(self, now: float) -> float:
-        """Update and return the output power (kW) at `now`."""
+        """Update and return the output power (kW) at `now`: what the sun gives, within
+        the cap."""
         shade = max((c.shade(now) for c in self.clouds), default=0.0)
-        self.power_kw = self.peak_kw * self.clear_sky(now) * (1.0 - shade)
+        self.available_kw = self.peak_kw * self.clear_sky(now) * (1.0 - shade)
+        cap = self.cap_kw
+        self.power_kw = self.available_kw if cap is None else min(self.available_kw, cap)
         return self.power_kw

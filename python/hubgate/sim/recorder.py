@@ -1,4 +1,6 @@
-"""The safety recorder: true current against the limit in force, per node and phase.
+"""The safety recorder: true current against the limit in force, per node and phase, the
+connection's power against the grid operator's limit (phase "P", as the average current per
+phase it stands for), and its feed-in against the limit on export (phase "E", likewise).
 
 Being above a limit is tolerated for `reaction_s` after its cause: the moment the
 limit was lowered, when the excursion began within `reaction_s` of that, else the
@@ -17,6 +19,10 @@ from hubgate.sim.electrical import PhaseLimit
 
 EPSILON_A = 1e-6
 PHASES = ("L1", "L2", "L3")
+POWER = "P"
+"""The phase label of the connection's power limit (in A: its average per phase)."""
+EXPORT = "E"
+"""The phase label of the connection's feed-in limit (in A: its average per phase)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,10 @@ class Summary:
     energy_delivered_kwh: float
     peaks: tuple[NodePeak, ...]
     violations: tuple[Violation, ...]
+    evs_left: int = 0
+    """EVs that left during the run (their departure time came)."""
+    evs_finished: int = 0
+    """Of those, the ones at their target state of charge when they left."""
 
     @property
     def violation_seconds(self) -> float:
@@ -72,6 +82,7 @@ class Summary:
             f"simulated {self.simulated_s:g} s; energy delivered {self.energy_delivered_kwh:.2f} kWh",
             f"limit violations: {len(self.violations)} "
             f"({self.violation_seconds:g} s beyond the {self.reaction_s:g} s reaction time)",
+            f"EVs finished by departure: {self.evs_finished} of {self.evs_left} that left",
             f"{'node':<15} {'peak (phase, at)':<26}   time above limit",
         ]
         lines += [
@@ -89,14 +100,26 @@ class Summary:
 class SafetyRecorder:
     """Fed once per step with every node's current and limit (flat, `3 * node + phase`)."""
 
-    def __init__(self, node_ids: Sequence[str], reaction_s: float) -> None:
+    def __init__(
+        self, node_ids: Sequence[str], reaction_s: float, voltage_v: float = 230.0
+    ) -> None:
         self.node_ids = tuple(node_ids)
         self.reaction_s = reaction_s
+        self.voltage_v = voltage_v
         size = 3 * len(node_ids)
         self.currents = [array("d") for _ in range(size)]
         """True current per node and phase, one value per step."""
         self.limits = [array("d") for _ in range(size)]
         """Limit in force per node and phase, one value per step (inf: none)."""
+        self.grid_power_w = array("d")
+        """The connection's power (W), one value per step."""
+        self.grid_power_limit_w = array("d")
+        """The grid operator's limit on it (W; inf: none), one value per step."""
+        self.export_limit_w = array("d")
+        """The limit on the connection's feed-in (W; inf: none), one value per step."""
+        self._power = size
+        self._export = size + 1
+        size += 2  # the streaks of the connection's power and feed-in
         self.times = array("d")
         self.energy_kwh = 0.0
         self._end = 0.0
@@ -109,6 +132,12 @@ class SafetyRecorder:
         self._above_s = [0.0] * len(node_ids)
         self._peak = [(0.0, 0, 0.0)] * len(node_ids)
         self._violations: list[Violation] = []
+        self._left = self._finished = 0
+
+    def departed(self, *, finished: bool) -> None:
+        """An EV left; `finished` when it had reached its target state of charge."""
+        self._left += 1
+        self._finished += finished
 
     def record(
         self,
@@ -117,13 +146,15 @@ class SafetyRecorder:
         currents: Sequence[float],
         limits: Sequence[PhaseLimit],
         energy_kwh: float,
+        grid_power_limit_w: float = float("inf"),
+        export_limit_w: float = float("inf"),
     ) -> None:
         """The state during the step [now, now + dt)."""
         self.times.append(now)
         self.energy_kwh += energy_kwh
         self._end = now + dt
-        tolerance = self.reaction_s
         for node, limit in enumerate(limits):
+            above = False
             for phase in range(3):
                 k = 3 * node + phase
                 amps = currents[k]
@@ -133,37 +164,54 @@ class SafetyRecorder:
                     self._peak[node] = (magnitude, phase, now)
                 cap = float("inf") if limit is None else limit[phase]
                 self.limits[k].append(cap)
-                if cap < self._last_limit[k]:
-                    self._lowered_at[k] = now
-                self._last_limit[k] = cap
-                if magnitude > cap + EPSILON_A:
-                    if phase == 0 or all(
-                        self._streak_start[3 * node + p] is None for p in range(phase)
-                    ):
-                        self._above_s[node] += dt
-                    start = self._streak_start[k]
-                    if start is None:
-                        lowered = self._lowered_at[k]
-                        self._streak_start[k] = now
-                        self._streak_cause[k] = lowered if now - lowered <= tolerance else now
-                        self._streak_beyond[k] = 0.0
-                        self._streak_worst[k] = 0.0
-                    beyond = min(dt, now + dt - (self._streak_cause[k] + tolerance))
-                    if beyond > 0:
-                        self._streak_beyond[k] += beyond
-                    self._streak_worst[k] = max(self._streak_worst[k], magnitude - cap)
-                elif self._streak_start[k] is not None:
-                    self._close(k, now)
+                above |= self._check(k, now, dt, magnitude, cap)
+            if node == 0:
+                watts = self.voltage_v * (currents[0] + currents[1] + currents[2])
+                self.grid_power_w.append(watts)
+                self.grid_power_limit_w.append(grid_power_limit_w)
+                per_phase = 3 * self.voltage_v
+                power_above = self._check(
+                    self._power, now, dt, abs(watts) / per_phase, grid_power_limit_w / per_phase
+                )
+                above |= power_above
+                self.export_limit_w.append(export_limit_w)
+                above |= self._check(
+                    self._export, now, dt, max(-watts, 0.0) / per_phase, export_limit_w / per_phase
+                )
+            if above:
+                self._above_s[node] += dt
+
+    def _check(self, k: int, now: float, dt: float, value: float, cap: float) -> bool:
+        """Follow streak `k` through this step; whether `value` is above `cap`."""
+        if cap < self._last_limit[k]:
+            self._lowered_at[k] = now
+        self._last_limit[k] = cap
+        if value <= cap + EPSILON_A:
+            if self._streak_start[k] is not None:
+                self._close(k, now)
+            return False
+        if self._streak_start[k] is None:
+            lowered = self._lowered_at[k]
+            self._streak_start[k] = now
+            self._streak_cause[k] = lowered if now - lowered <= self.reaction_s else now
+            self._streak_beyond[k] = 0.0
+            self._streak_worst[k] = 0.0
+        beyond = min(dt, now + dt - (self._streak_cause[k] + self.reaction_s))
+        if beyond > 0:
+            self._streak_beyond[k] += beyond
+        self._streak_worst[k] = max(self._streak_worst[k], value - cap)
+        return True
 
     def _close(self, k: int, end: float) -> None:
         start = self._streak_start[k]
         assert start is not None
         self._streak_start[k] = None
         if self._streak_beyond[k] > 0:
+            whole = {self._power: POWER, self._export: EXPORT}.get(k)
             self._violations.append(
                 Violation(
-                    node=self.node_ids[k // 3],
-                    phase=PHASES[k % 3],
+                    node=self.node_ids[0 if whole else k // 3],
+                    phase=whole or PHASES[k % 3],
                     cause_s=self._streak_cause[k],
                     start_s=start,
                     end_s=end,
@@ -184,4 +232,12 @@ class SafetyRecorder:
             )
         )
         violations = sorted(self._violations, key=lambda v: (v.start_s, v.node, v.phase))
-        return Summary(self._end, self.reaction_s, self.energy_kwh, peaks, tuple(violations))
+        return Summary(
+            self._end,
+            self.reaction_s,
+            self.energy_kwh,
+            peaks,
+            tuple(violations),
+            self._left,
+            self._finished,
+        )

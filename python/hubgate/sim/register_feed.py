@@ -5,7 +5,8 @@ EV's currents, power, energy and IEC state; a meter its node's currents; PV,
 battery and the grid operator's box their own), written only when they changed.
 What the gateway wrote comes back: a charger's applied limit (its own watchdog
 and fallback included) is what the EV is offered; a battery's charge and
-discharge power limits are the power it runs at.
+discharge power limits are the power it runs at; a PV inverter's power limit caps its
+output.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import math
 from dataclasses import dataclass, field
 
 from hubgate.config.model import ModbusEndpoint
-from hubgate.profiles.model import DataType, IecState, Profile, Quantity
+from hubgate.profiles.model import DataType, DeviceKind, IecState, Profile, Quantity
+from hubgate.sim.devices import GridSignal
 from hubgate.sim.engine import Simulation
 from hubgate.sim.simulated_device import Clock, SimulatedDevice
 from hubgate.sim.wire_values import from_physical, is_integer, to_physical
@@ -145,8 +147,10 @@ def feed_energy(fed: FedDevice, import_wh: float, export_wh: float) -> None:
     fed.put(Quantity.ENERGY_EXPORT, export_wh)
 
 
-def feed_pv(fed: FedDevice, kw: float, amps: float, voltage: float) -> None:
-    """An inverter producing `kw` (`amps` per phase); exported power counts negative."""
+def feed_pv(fed: FedDevice, kw: float, amps: float, voltage: float, peak_kw: float) -> None:
+    """An inverter of `peak_kw` producing `kw` (`amps` per phase); exported power counts
+    negative."""
+    fed.put(Quantity.INVERTER_MAX_POWER, peak_kw * 1000.0)
     for name in _PHASES:
         fed.put(Quantity(f"voltage_{name}"), voltage)
         fed.put(Quantity(f"current_{name}"), amps)
@@ -154,6 +158,24 @@ def feed_pv(fed: FedDevice, kw: float, amps: float, voltage: float) -> None:
     fed.put(Quantity.PV_POWER, kw * 1000.0)
     fed.put(Quantity.FREQUENCY, FREQUENCY_HZ)
     fed.put(Quantity.INVERTER_STATE, 4.0 if kw > 0 else 2.0)
+
+
+def pv_cap_kw(fed: FedDevice) -> float | None:
+    """The cap the written power limit puts on an inverter's output (kW); None where none
+    is in force: never written, switched off (SunSpec WMaxLim_Ena), or reverted after its
+    revert timeout (to its fallback: no cap at 100 %)."""
+    device = fed.device
+    setpoint = device.profile.commands.power_limit
+    if setpoint is None or device.profile.kind is not DeviceKind.INVERTER:
+        return None
+    device.poll()
+    value = device.setpoints.get("power_limit")
+    if value is None or device.failsafe_active or not device.enabled:
+        return None
+    if setpoint.percent_of is not None:
+        reference = device.get(setpoint.percent_of)
+        value = value / 100.0 * (reference if isinstance(reference, float) else 0.0)
+    return value / 1000.0
 
 
 def feed_battery(fed: FedDevice, power_kw: float, soc: float, max_charge_kw: float) -> None:
@@ -220,20 +242,14 @@ def battery_charge_cap_kw(fed: FedDevice, configured_kw: float) -> float:
     return configured_kw if charge is None else min(charge / 1000.0, configured_kw)
 
 
-def feed_grid_operator(fed: FedDevice, percent: float, power_limit_kw: float, beat: int) -> None:
-    """The grid operator's box: a limit register (and heartbeat) or relay contacts.
-
-    Contacts: none closed at 100 %; else the feed-in relay with the highest
-    percentage at or below the limit (the §14a dimming contact when none is).
-    """
+def feed_grid_operator(
+    fed: FedDevice, signal: GridSignal, power_limit_kw: float, beat: int
+) -> None:
+    """The grid operator's box: a limit register (and heartbeat) or relay contacts
+    (`GridSignal.contacts`)."""
+    percent = signal.percent
     fed.put(Quantity.GRID_LIMIT_PERCENT, percent)
     fed.put(Quantity.GRID_LIMIT_POWER, percent / 100.0 * power_limit_kw * 1000.0)
     fed.put(Quantity.GRID_LIMIT_HEARTBEAT, float(beat & 0xFFFF))
-    rule = fed.device.profile.grid_operator
-    relays = dict(rule.feed_in_percent) if rule is not None else {}
-    closed: str | None = None
-    if percent < 100.0:
-        fitting = [(p, name) for name, p in relays.items() if p <= percent]
-        closed = max(fitting)[1] if fitting else Quantity.RELAY_DIM_14A.value
-    for name in (*relays, Quantity.RELAY_DIM_14A.value):
-        fed.put(Quantity(name), float(name == closed))
+    for name, closed in signal.contacts(fed.device.profile).items():
+        fed.put(name, closed)

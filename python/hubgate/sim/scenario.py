@@ -116,6 +116,7 @@ class EventKind(StrEnum):
     CHARGER_OFFLINE = "charger-offline"
     CSMS_DOWN = "csms-down"
     GRID_LIMIT = "grid-limit"
+    FEED_IN_LIMIT = "feed-in-limit"
     CLOUD = "cloud"
 
 
@@ -124,6 +125,7 @@ _EVENT_FIELDS: dict[EventKind, tuple[str, ...]] = {
     EventKind.CHARGER_OFFLINE: ("charger",),
     EventKind.CSMS_DOWN: (),
     EventKind.GRID_LIMIT: ("percent",),
+    EventKind.FEED_IN_LIMIT: ("percent",),
     EventKind.CLOUD: ("pv", "depth_percent"),
 }
 _OPTIONAL_EVENT_FIELDS = ("pv",)
@@ -138,7 +140,13 @@ class Event(Strict):
     meter: Identifier | None = None
     charger: Identifier | None = None
     pv: Identifier | None = Field(default=None, description="For a cloud: one PV, or every PV")
-    percent: float | None = Field(default=None, ge=0, le=100, description="Grid-operator limit")
+    percent: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Grid-operator limit: on import (% of the connection), or on feed-in "
+        "(% of the installed PV power)",
+    )
     depth_percent: float | None = Field(
         default=None, ge=0, le=100, description="Irradiance lost under the cloud"
     )

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubgate.config import ConfigError, SiteConfig, load_site
-from hubgate.config.model import GRID_NODE_ID
+from hubgate.config.model import GRID_NODE_ID, GridOperatorSource
+from hubgate.profiles.loader import load_named
 from hubgate.sim.scenario import EventKind, Scenario
 from hubgate.tomlcheck import Loc, locate, read_toml, validation_problems
 
@@ -58,6 +59,15 @@ def _reference_problems(scenario: Scenario, site: SiteConfig) -> list[tuple[Loc,
             problems.append(
                 (("events", index, "kind"), "the site has no [grid_operator] to send a limit")
             )
+        if event.kind == EventKind.FEED_IN_LIMIT and not _has_feed_in_contacts(site):
+            problems.append(
+                (
+                    ("events", index, "kind"),
+                    "the site's [grid_operator] has no feed-in contacts to signal it: use "
+                    "source = 'relay-contacts' with a profile that has [grid_operator] "
+                    "feed_in_percent (grid-operator-14a-relays)",
+                )
+            )
         if event.kind == EventKind.CLOUD and not site.pv:
             problems.append((("events", index, "kind"), "the site has no PV for a cloud to cover"))
         if event.at_s >= scenario.scenario.duration_s:
@@ -69,6 +79,17 @@ def _reference_problems(scenario: Scenario, site: SiteConfig) -> list[tuple[Loc,
                 )
             )
     return problems
+
+
+def _has_feed_in_contacts(site: SiteConfig) -> bool:
+    """Whether the site's grid-operator box has §9 EEG feed-in contacts."""
+    operator = site.grid_operator
+    if operator is None or operator.modbus is None:
+        return False
+    if operator.source is not GridOperatorSource.RELAY_CONTACTS:
+        return False
+    rule = load_named(operator.modbus.profile).grid_operator
+    return rule is not None and bool(rule.feed_in_percent)
 
 
 def load_scenario(path: str | Path) -> LoadedScenario:

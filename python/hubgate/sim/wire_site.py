@@ -35,6 +35,7 @@ from hubgate.sim.register_feed import (
     feed_meter,
     feed_pv,
     make_device,
+    pv_cap_kw,
 )
 from hubgate.sim.scenario_loader import LoadedScenario
 from hubgate.sim.station_personalities import personality
@@ -246,6 +247,8 @@ class WireSite:
             setpoint = battery_setpoint_kw(fed)
             if setpoint is not None:
                 sim.battery.setpoint_kw = setpoint
+        for pv in sim.pv:
+            pv.cap_kw = pv_cap_kw(self.boxes[pv.id].devices[0])
         sim.step()
         self._count_energy()
         self._push()
@@ -279,7 +282,7 @@ class WireSite:
         for pv in sim.pv:
             fed = self.boxes[pv.id].devices[0]
             self._pv_wh += pv.power_kw * 1000.0 * dt / 3600.0
-            feed_pv(fed, pv.power_kw, sim.tree.amps_per_phase(pv.power_kw), voltage)
+            feed_pv(fed, pv.power_kw, sim.tree.amps_per_phase(pv.power_kw), voltage, pv.peak_kw)
             feed_energy(fed, 0.0, self._pv_wh)
         if sim.battery is not None:
             battery = sim.battery
@@ -289,7 +292,7 @@ class WireSite:
         if grid_box is not None:
             feed_grid_operator(
                 grid_box.devices[0],
-                sim.grid_signal.percent,
+                sim.grid_signal,
                 sim.site.grid.power_limit_kw or 0.0,
                 int(sim.now),
             )

@@ -213,18 +213,15 @@ fn higher_tiers_fill_first_and_pv_mode_stays_within_its_budget() {
 }
 
 #[test]
-fn grid_operator_floor_and_peak_target_bind_the_connection() {
-    let floor = Settings {
-        grid_operator_floor_w: 4200.0,
-        ..quiet()
-    };
-    let mut site = Site::new(63.0, vec![connector(PhaseMap::Three, 0); 2], floor);
-    site.gop = 0.0;
+fn grid_operator_limit_and_peak_target_bind_the_connection() {
+    let mut site = Site::new(63.0, vec![connector(PhaseMap::Three, 0); 2], quiet());
+    site.gop = 8280.0;
+    site.base = vec![-2.0; 3];
     let out = site.at(0.0);
     assert_eq!(
         out.setpoint_a,
-        vec![6.0, 6.0],
-        "8.4 kW for two devices: 6 A each"
+        vec![7.0, 7.0],
+        "8.28 kW plus the 2 A per phase the site feeds back: 7 A each"
     );
     assert_eq!(out.reason, vec![Reason::GridOperator; 2]);
     site.gop = INF;

@@ -105,7 +105,8 @@ fn case() -> impl Strategy<Value = Case> {
             (
                 Just(nodes),
                 Just(connectors),
-                prop::collection::vec((0u32..40).prop_map(|v| f64::from(v) * 0.5), PHASES * n),
+                // Base load is signed: PV and a discharging battery feed back (negative).
+                prop::collection::vec((0u32..60).prop_map(|v| f64::from(v) * 0.5 - 10.0), PHASES * n),
                 prop::collection::vec(
                     prop_oneof![3 => Just(f64::INFINITY), 1 => (0u32..40).prop_map(f64::from)],
                     c,
@@ -198,7 +199,7 @@ fn root_base_w(case: &Case) -> f64 {
 }
 
 /// Capacity left for connectors in each limit, in the order `limits` lists them.
-fn caps(case: &Case, floor_w: f64) -> Vec<f64> {
+fn caps(case: &Case) -> Vec<f64> {
     let mut caps = Vec::new();
     for (n, node) in case.nodes.iter().enumerate() {
         for p in 0..3 {
@@ -208,9 +209,8 @@ fn caps(case: &Case, floor_w: f64) -> Vec<f64> {
             node.power_cap_w - V * (case.base[3 * n] + case.base[3 * n + 1] + case.base[3 * n + 2]),
         );
     }
-    let wanting = case.wanting.iter().filter(|&&w| w != 0).count() as f64;
     let gop = if case.gop.is_finite() {
-        (case.gop - root_base_w(case)).max(floor_w * wanting)
+        case.gop - root_base_w(case)
     } else {
         f64::INFINITY
     };
@@ -236,8 +236,8 @@ fn tolerance(cap: f64) -> f64 {
     EPS * (1.0 + cap.abs())
 }
 
-fn assert_within_caps(case: &Case, amps: &[f64], phases: &[u8], floor_w: f64, what: &str) {
-    let caps = caps(case, floor_w);
+fn assert_within_caps(case: &Case, amps: &[f64], phases: &[u8], what: &str) {
+    let caps = caps(case);
     let used = limits(&loads(case, amps, phases));
     for (k, (u, c)) in used.iter().zip(&caps).enumerate() {
         assert!(
@@ -296,11 +296,11 @@ fn phase_currents(case: &Case, amps: &[f64], phases: &[u8]) -> Vec<[f64; 3]> {
 }
 
 /// Whether raising connector `i` by `delta` keeps every limit (unbalance included).
-fn can_raise(case: &Case, out: &Allocation, i: usize, delta: f64, floor_w: f64) -> bool {
+fn can_raise(case: &Case, out: &Allocation, i: usize, delta: f64) -> bool {
     let mut amps = out.target_a.clone();
     let before = phase_currents(case, &amps, &out.phases);
     amps[i] += delta;
-    let caps = caps(case, floor_w);
+    let caps = caps(case);
     let used = limits(&loads(case, &amps, &out.phases));
     if used.iter().zip(&caps).any(|(u, c)| *u > c + tolerance(*c)) {
         return false;
@@ -325,8 +325,8 @@ proptest! {
     #[test]
     fn targets_and_setpoints_keep_every_limit(case in case()) {
         let out = run(&case, Settings::default());
-        assert_within_caps(&case, &out.target_a, &out.phases, 0.0, "target");
-        assert_within_caps(&case, &out.setpoint_a, &out.phases, 0.0, "setpoint");
+        assert_within_caps(&case, &out.target_a, &out.phases, "target");
+        assert_within_caps(&case, &out.setpoint_a, &out.phases, "setpoint");
         assert_setpoint_shape(&case, &out.target_a, "target");
         assert_setpoint_shape(&case, &out.setpoint_a, "setpoint");
     }
@@ -362,7 +362,7 @@ proptest! {
             let x = out.target_a[i];
             if x > 0.0 && x + c.step_a <= hi(&case, i) + EPS {
                 prop_assert!(
-                    !can_raise(&case, &out, i, c.step_a, 0.0),
+                    !can_raise(&case, &out, i, c.step_a),
                     "connector {i} at {x} could take one more step of {}", c.step_a
                 );
             }
@@ -376,7 +376,7 @@ proptest! {
         let mut case = case;
         case.nodes.iter_mut().for_each(|n| n.unbalance_cap_a = f64::INFINITY);
         let out = run(&case, Settings::default());
-        let caps = caps(&case, 0.0);
+        let caps = caps(&case);
         let used = limits(&loads(&case, &out.fair_a, &out.phases));
         for (i, ci) in case.connectors.iter().enumerate() {
             let (fair, target) = (out.fair_a[i], out.target_a[i]);
@@ -467,14 +467,14 @@ proptest! {
             now += f64::from(dt);
             // Vary the base load and who wants current, deterministically from the seed.
             for (k, b) in current.base.iter_mut().enumerate() {
-                *b = (case.base[k] + f64::from((seed >> (k % 60)) as u32 & 1) * f64::from(base_shift) * 0.5).max(0.0);
+                *b = (case.base[k] + f64::from((seed >> (k % 60)) as u32 & 1) * f64::from(base_shift) * 0.5).max(-10.0);
             }
             for (i, w) in current.wanting.iter_mut().enumerate() {
                 *w = u8::from((seed >> (i % 64)) & 3 != 0);
             }
             alloc.allocate(&current.input(now), &mut out).unwrap();
-            assert_within_caps(&current, &out.target_a, &out.phases, 0.0, "target");
-            assert_within_caps(&current, &out.setpoint_a, &out.phases, 0.0, "setpoint");
+            assert_within_caps(&current, &out.target_a, &out.phases, "target");
+            assert_within_caps(&current, &out.setpoint_a, &out.phases, "setpoint");
             assert_setpoint_shape(&current, &out.setpoint_a, "setpoint");
             if let Some(prev) = &old {
                 assert_transition(&current, prev, &out);
@@ -488,7 +488,7 @@ proptest! {
 /// draws the larger of its old and new setpoint, unless the old setpoints
 /// alone exceeded it, in which case nobody in it was raised.
 fn assert_transition(case: &Case, prev: &Allocation, out: &Allocation) {
-    let caps = caps(case, 0.0);
+    let caps = caps(case);
     let old = limits(&loads(case, &prev.setpoint_a, &prev.phases));
     let n = case.nodes.len();
     let mut worst = vec![0.0; caps.len()];

@@ -200,7 +200,6 @@ pub(crate) struct AllocSettings {
     settle_s: f64,
     phase_switch_s: f64,
     max_phase_switches: u32,
-    grid_operator_floor_w: f64,
 }
 
 #[pymethods]
@@ -209,7 +208,7 @@ impl AllocSettings {
     #[pyo3(signature = (
         voltage_v = 230.0, min_on_s = 300.0, min_off_s = 120.0, change_interval_s = 5.0,
         ramp_a_per_s = f64::INFINITY, settle_s = 10.0, phase_switch_s = 600.0,
-        max_phase_switches = 0, grid_operator_floor_w = 0.0
+        max_phase_switches = 0
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -221,7 +220,6 @@ impl AllocSettings {
         settle_s: f64,
         phase_switch_s: f64,
         max_phase_switches: u32,
-        grid_operator_floor_w: f64,
     ) -> Self {
         Self {
             voltage_v,
@@ -232,7 +230,6 @@ impl AllocSettings {
             settle_s,
             phase_switch_s,
             max_phase_switches,
-            grid_operator_floor_w,
         }
     }
 }
@@ -248,7 +245,6 @@ impl From<&AllocSettings> for Settings {
             settle_s: s.settle_s,
             phase_switch_s: s.phase_switch_s,
             max_phase_switches: s.max_phase_switches,
-            grid_operator_floor_w: s.grid_operator_floor_w,
         }
     }
 }

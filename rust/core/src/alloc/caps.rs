@@ -191,7 +191,7 @@ impl Space {
     }
 
     /// Sets the capacities left for connectors this cycle.
-    pub(crate) fn update(&mut self, topo: &Topology, base: &[f64], root: RootCaps, wanting: usize) {
+    pub(crate) fn update(&mut self, topo: &Topology, base: &[f64], root: RootCaps) {
         let n = self.nodes;
         for (node, spec) in topo.nodes.iter().enumerate() {
             let b = &base[PHASES * node..PHASES * node + PHASES];
@@ -205,11 +205,13 @@ impl Space {
         }
         let r = topo.root;
         let root_base_w = self.voltage * (base[3 * r] + base[3 * r + 1] + base[3 * r + 2]);
-        let floor_w = topo.settings.grid_operator_floor_w * wanting as f64;
-        let gop = (root.grid_operator_w - root_base_w).max(floor_w);
         let g = self.global(0);
         self.gop_on = root.grid_operator_w.is_finite();
-        self.cap[g] = if self.gop_on { gop } else { f64::INFINITY };
+        self.cap[g] = if self.gop_on {
+            root.grid_operator_w - root_base_w
+        } else {
+            f64::INFINITY
+        };
         self.peak_on = root.peak_w.is_finite();
         self.cap[g + 1] = root.peak_w - root_base_w;
         self.pv_on = root.pv_w.is_finite();

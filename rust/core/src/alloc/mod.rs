@@ -287,7 +287,6 @@ impl Allocator {
         let topo = &self.topo;
         let work = &mut self.work;
         out.resize(topo.connector_count());
-        let mut wanting_count = 0;
         for (i, st) in self.states.iter_mut().enumerate() {
             let wanting = input.wanting[i] != 0;
             if wanting && !st.wanting {
@@ -296,7 +295,6 @@ impl Allocator {
             } else if !wanting && st.wanting {
                 st.end_session(topo.connectors[i].phases);
             }
-            wanting_count += usize::from(wanting);
             work.pv[i] = input.pv_mode[i] != 0;
             let ev = input.ev_max_a[i];
             work.hi[i] = if ev == f64::INFINITY {
@@ -311,8 +309,7 @@ impl Allocator {
             peak_w: input.peak_w,
             pv_w: input.pv_budget_w,
         };
-        work.space
-            .update(topo, input.base_load_a, root, wanting_count);
+        work.space.update(topo, input.base_load_a, root);
         work.space
             .mark_slack(topo, input.wanting, &work.hi, &work.pv);
         admission::admit(topo, &self.states, now, work, out);

@@ -89,8 +89,6 @@ pub struct Settings {
     pub phase_switch_s: f64,
     /// Most 1p/3p switches per charging session (0 for no limit).
     pub max_phase_switches: u32,
-    /// §14a EnWG: the grid-operator limit never cuts below this per wanting connector (W).
-    pub grid_operator_floor_w: f64,
 }
 
 impl Default for Settings {
@@ -104,7 +102,6 @@ impl Default for Settings {
             settle_s: 10.0,
             phase_switch_s: 600.0,
             max_phase_switches: 0,
-            grid_operator_floor_w: 0.0,
         }
     }
 }
@@ -311,11 +308,6 @@ fn check_settings(s: &Settings) -> Result<(), TopologyError> {
     if s.ramp_a_per_s.is_nan() || s.ramp_a_per_s <= 0.0 {
         return Err(TopologyError::BadSetting(
             "ramp must be a positive rate in A/s",
-        ));
-    }
-    if !(s.grid_operator_floor_w.is_finite() && s.grid_operator_floor_w >= 0.0) {
-        return Err(TopologyError::BadSetting(
-            "grid-operator floor must be at least 0 W",
         ));
     }
     Ok(())

@@ -1,0 +1,92 @@
+"""What the battery and PV drivers share: setpoints in percent of a device's own rating,
+the device-side lease (a revert timeout), and switches written only when they differ.
+
+Limits given in percent of a field (SunSpec model 124's InWRte of WChaMax, model 123's
+WMaxLimPct of WMax: `percent_of` in the profile) are converted with that field as the
+device reports it. Where the profile has a writable revert timeout, `keep_lease` checks it
+before every command and, where it is not the lease (the first command, a device
+restarted at its default), writes it and reads it back: a gateway that stops re-sending
+then leaves the device to revert to its own control.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError
+from hubgate.devices.profile_driver import ProfileDevice
+from hubgate.modbus.codec import FieldError
+from hubgate.profiles.model import Quantity, Switch
+from hubgate.profiles.plan import resolve_switch
+
+log = logging.getLogger(__name__)
+
+
+async def reference_w(driver: ProfileDevice, quantity: Quantity) -> float:
+    """The W that 100 % of a percent setpoint stands for, as the device reports it now."""
+    field = driver.profile.fields[quantity]
+    value = await driver.read_value(await driver.resolve(quantity.value, field))
+    if not isinstance(value, int | float) or value <= 0:
+        raise DeviceError(
+            f"{driver.profile.name}: {quantity} reads {value!r}, "
+            "so a limit in percent of it cannot be set"
+        )
+    return float(value)
+
+
+async def keep_lease(driver: ProfileDevice, lease_s: float | None) -> None:
+    """Check the device's revert timeout before a command; where it is not `lease_s`
+    (first command, or a device restarted at its default), write it and read it back.
+    Nothing to do without a lease or a timeout register."""
+    timeout = driver.profile.failsafe.timeout
+    if lease_s is None or timeout is None or timeout.address is None:
+        return
+    spec = await driver.resolve("timeout", timeout)
+    held = await driver.read_value(spec)
+    if _holds(held, lease_s):
+        return
+    if not timeout.writable:
+        log.warning("%s: the revert timeout is fixed at %s, not %s s", driver.id, held, lease_s)
+        return
+    try:
+        await driver.write_value(spec, lease_s, multiple=False)
+    except FieldError as exc:
+        raise FailsafeNotAppliedError(
+            f"{driver.id}: the revert timeout cannot hold {lease_s} s: {exc}"
+        ) from exc
+    got = await driver.read_value(spec)
+    if not _holds(got, lease_s):
+        raise FailsafeNotAppliedError(
+            f"{driver.id}: wrote {lease_s} s to the revert timeout, read back {got!r}"
+        )
+
+
+async def switch_to(driver: ProfileDevice, name: str, switch: Switch, position: str) -> None:
+    """Put a profile switch (`enable`) in `position`, writing only when it reads otherwise
+    (some are stored parameters, not meant to be written every cycle)."""
+    spec = resolve_switch(driver.profile, name, switch, await driver.blocks())
+    wanted = switch.values[position]
+    held = await driver.read_value(spec)
+    if isinstance(held, int | float) and int(held) == wanted:
+        return
+    await driver.write(spec, [wanted], multiple=switch.write == "multiple")
+
+
+def to_unit(watts: float | None, reference: float | None) -> float | None:
+    """W in the setpoint's unit: itself, or percent of the reference."""
+    if watts is None or reference is None:
+        return watts
+    return watts / reference * 100.0
+
+
+def to_watts(value: float, reference: float | None) -> float:
+    """A setpoint value back in W."""
+    return value if reference is None else value * reference / 100.0
+
+
+def _holds(value: object, lease_s: float) -> bool:
+    """Whether a revert timeout read back is the lease (whole seconds; 0 would never revert)."""
+    return (
+        isinstance(value, int | float) and value > 0 and math.isclose(value, lease_s, abs_tol=0.5)
+    )
