@@ -22,11 +22,14 @@ __all__ = [
     "Allocator",
     "CodecError",
     "CrcError",
+    "DeadlinePlan",
+    "DeadlinePlanner",
     "EncodeError",
     "Field",
     "FieldError",
     "FrameError",
     "HubgateError",
+    "PlanInputError",
     "ReadPlan",
     "Request",
     "RequestReceived",
@@ -538,6 +541,9 @@ class TopologyError(HubgateError, ValueError):
 class AllocationInputError(HubgateError, ValueError):
     """A cycle's measurements the allocator cannot use; its state is unchanged."""
 
+class PlanInputError(HubgateError, ValueError):
+    """A deadline plan's slots or sessions that cannot be used."""
+
 @final
 class AllocReason:
     """Why a connector got its setpoint (codes as in `Allocation.reason`)."""
@@ -696,3 +702,33 @@ class Allocator:
         `base_load_a` has 3 values per node (L1, L2, L3, node by node); `ev_max_a`,
         `wanting` and `pv_mode` one per connector. Raises `AllocationInputError`.
         """
+
+@final
+class DeadlinePlan:
+    """One planning call's result; each attribute is a new `array('d')`, one entry per session."""
+
+    def __len__(self) -> int: ...
+    @property
+    def now_w(self) -> array[float]:
+        """Power each session must get while plugged in during the first slot, W."""
+    @property
+    def shortfall_wh(self) -> array[float]:
+        """Energy no schedule delivers by the departure, Wh."""
+    @property
+    def laxity_s(self) -> array[float]:
+        """Time to departure minus time needed at the maximum, s (inf: not planned)."""
+
+@final
+class DeadlinePlanner:
+    """Plans sessions with deadlines over a horizon of slots (see `docs/allocation.md`)."""
+
+    def __new__(cls) -> DeadlinePlanner: ...
+    def plan(
+        self,
+        slot_s: Buffer | Sequence[float],
+        cap_w: Buffer | Sequence[float],
+        need_wh: Buffer | Sequence[float],
+        departure_s: Buffer | Sequence[float],
+        max_w: Buffer | Sequence[float],
+    ) -> DeadlinePlan:
+        """Plans every session; raises `PlanInputError` for unusable input."""

@@ -15,12 +15,15 @@ from hubgate._core import (
     FieldError,
     FrameError,
     HubgateError,
+    PlanInputError,
     TopologyError,
 )
 from hubgate.cloud.errors import CsmsCallError
 from hubgate.cloud.mqtt.packets import MqttProtocolError
+from hubgate.cluster.link import ClusterUnavailableError
 from hubgate.control.commands import CommandRejectedError
 from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError, SunSpecDiscoveryError
+from hubgate.fencing import FencedError
 from hubgate.modbus.errors import (
     ModbusBadResponseError,
     ModbusConnectionError,
@@ -38,6 +41,7 @@ from hubgate.tomlcheck.problems import ConfigError
 
 __all__ = [
     "AllocationInputError",
+    "ClusterUnavailableError",
     "CodecError",
     "CommandRejectedError",
     "ConfigError",
@@ -46,6 +50,7 @@ __all__ = [
     "DeviceError",
     "EncodeError",
     "FailsafeNotAppliedError",
+    "FencedError",
     "FieldError",
     "FrameError",
     "HubgateError",
@@ -58,6 +63,7 @@ __all__ = [
     "OcppCallError",
     "OcppCallTimeoutError",
     "OcppSessionClosedError",
+    "PlanInputError",
     "RpcError",
     "SunSpecDiscoveryError",
     "TopologyError",

@@ -7,7 +7,12 @@ import math
 
 import pytest
 
-from hubgate.control.pv_curtailment import PvCurtailment, PvUnit, feed_in_percent_of
+from hubgate.control.pv_curtailment import (
+    PvCurtailment,
+    PvUnit,
+    fallback_caps_w,
+    feed_in_percent_of,
+)
 from hubgate.profiles.loader import load_named
 from hubgate.profiles.model import Quantity
 
@@ -29,6 +34,16 @@ def test_zero_export_caps_at_what_the_site_uses() -> None:
     decision = curtailment.decide(grid_import_w=-5_000.0, pv_w={"roof": 25_000.0, "old": 5_000.0})
     assert decision.caps_w == {"roof": pytest.approx(20_000.0)}
     assert decision.allowed_export_w == 0.0
+
+
+def test_the_fallback_caps_hold_the_export_limit_with_no_gateway() -> None:
+    """What the inverters fall back to when hubgate is gone: the export limit as if the site
+    used nothing and the uncappable inverter gave its peak, shared by peak."""
+    caps = fallback_caps_w((ROOF, CARPORT, OLD), 14_000.0)
+    assert caps == {"roof": pytest.approx(3_000.0), "carport": pytest.approx(1_000.0)}
+    assert fallback_caps_w((ROOF, OLD), 0.0) == {"roof": 0.0}  # zero export
+    assert fallback_caps_w((ROOF, OLD), math.inf) == {"roof": None}  # no limit: no cap
+    assert fallback_caps_w((OLD,), 0.0) == {}
 
 
 def test_the_caps_share_the_room_by_peak_power() -> None:

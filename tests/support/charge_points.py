@@ -468,9 +468,15 @@ class ChargePointThread:
 
     def stop(self) -> None:
         """Close the connection and join the thread."""
-        if self._loop is not None and self._thread.is_alive():
-            asyncio.run_coroutine_threadsafe(self._ws.close(), self._loop).result(5)
-        self._thread.join(5)
+        closing = None
+        try:
+            if self._loop is not None and self._thread.is_alive():
+                closing = self._ws.close()
+                asyncio.run_coroutine_threadsafe(closing, self._loop).result(5)
+        finally:
+            self._thread.join(5)
+            if closing is not None and not self._thread.is_alive():
+                closing.close()  # not run if the loop ended first: no "never awaited" later
 
     def wait_closed(self, timeout: float) -> None:
         """Block until the connection has ended (closed by the other side)."""

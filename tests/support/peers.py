@@ -28,6 +28,7 @@ PEERS = {
     "mosquitto_sub": "mosquitto-clients",  # an independent MQTT subscriber
     "chromium": "chromium",  # the headless browser for the dashboard tests
     "openssl": "openssl",  # certificates for the OCPP TLS tests
+    "nats-server": "nats-server",  # the NATS JetStream cluster of the failover tests
 }
 """Program -> the Debian package that provides it (the one list: tests, Makefile, CI)."""
 

@@ -68,6 +68,7 @@ COMMANDS = (
         "OCPP stations per core, against the peer libraries",
         "bench_cmd:register",
     ),
+    Command("fleet", "sites on a NATS fleet cluster: status", "fleet_cmd:register"),
 )
 
 

@@ -1,6 +1,7 @@
 """`hubgate run SITE.toml` (the gateway) and `hubgate demo` (the gateway against the simulator).
 
-Both stop on Ctrl-C or SIGTERM with every charger commanded to its failsafe current."""
+Both stop on Ctrl-C or SIGTERM with every charger commanded to its failsafe current; a
+gateway with a `[cluster]` hands its lease over to the standby instead (docs/ha.md)."""
 
 from __future__ import annotations
 
@@ -71,8 +72,12 @@ def status_line(gateway: Gateway) -> str:
     used = grid.measured_a or grid.commanded_a
     reachable = sum(1 for d in state.devices if d.reachable)
     charging = sum(1 for c in state.connectors if c.setpoint_a > 0)
+    role = ""
+    if gateway.leadership is not None:
+        epoch = gateway.loop.epoch
+        role = "standby, " if epoch is None else f"leader (epoch {epoch}), "
     return (
-        f"cycle {state.cycle}: {state.cycle_time_ms or 0:.0f} ms, grid "
+        f"{role}cycle {state.cycle}: {state.cycle_time_ms or 0:.0f} ms, grid "
         f"{used[0]:.0f}/{used[1]:.0f}/{used[2]:.0f} A, {charging} connectors charging, "
         f"{reachable}/{len(state.devices)} devices reachable"
     )
@@ -97,6 +102,9 @@ async def _until_signal(
 
 async def _finish(gateway: Gateway) -> None:
     done = await gateway.shutdown()
+    if gateway.leadership is not None:
+        print("stopped: lease handed over, nothing commanded", flush=True)
+        return
     print(
         f"stopped: {sum(done.values())}/{len(done)} connectors commanded to the failsafe current",
         flush=True,
@@ -134,9 +142,15 @@ def _run(args: argparse.Namespace) -> int:
         async with open_gateway(site) as gateway:
             settle_gc()
             ports = gateway.ports
-            print(
-                f"{site.site.name}: OCPP on ws://{site.ocpp.host}:{ports['ocpp']}/ocpp/<identity>"
-            )
+            if site.cluster is None:
+                print(
+                    f"{site.site.name}: OCPP on ws://{site.ocpp.host}:{ports['ocpp']}/ocpp/<identity>"
+                )
+            else:
+                print(
+                    f"{site.site.name}: node {site.cluster.node} of a cluster; OCPP on "
+                    f"ws://{site.ocpp.host}:{site.ocpp.port}/ocpp/<identity> while leader"
+                )
             if "modbus-server" in ports:
                 print(f"Modbus server on {site.modbus_server.host}:{ports['modbus-server']}")  # type: ignore[union-attr]
             print(f"dashboard: {dashboard_url(site, ports['api'])}", flush=True)

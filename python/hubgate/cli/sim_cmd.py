@@ -94,13 +94,22 @@ def register(sim: argparse.ArgumentParser) -> None:
         help="serve the site on loopback (Modbus servers, OCPP stations) for a gateway",
     )
     sim.add_argument(
-        "--csms", metavar="URL", help="with --serve: the CSMS the OCPP stations dial (ws://...)"
+        "--csms",
+        metavar="URL",
+        help="with --serve: the CSMS the OCPP stations dial (ws://...; several "
+        "comma-separated: tried in turn, in priority order)",
     )
     sim.add_argument(
         "--ports",
         choices=("site", "auto"),
         default="site",
         help="with --serve: the site file's ports, or free ones (default: site)",
+    )
+    sim.add_argument(
+        "--writes",
+        type=Path,
+        help="with --serve: log every Modbus write and SetChargingProfile with the sending "
+        "process to this file (JSON lines; Linux)",
     )
     sim.add_argument(
         "--listing", type=Path, help="with --serve: write where each device listens as JSON"
@@ -140,6 +149,7 @@ def _serve(args: argparse.Namespace, loaded: LoadedScenario, duration: float) ->
             ports_auto=args.ports == "auto",
             csms_url=args.csms,
             meter_values_s=args.meter_values,
+            writes=args.writes,
         )
     except ValueError as error:
         print(f"hubgate sim: {error}", file=sys.stderr)
@@ -182,8 +192,8 @@ def _serve(args: argparse.Namespace, loaded: LoadedScenario, duration: float) ->
 def _run(args: argparse.Namespace) -> int:
     loaded = load_scenario(example_path(args.scenario, "scenarios"))
     duration = args.duration or loaded.scenario.scenario.duration_s
-    if not args.serve and (args.csms or args.listing or args.ports != "site"):
-        print("hubgate sim: --csms, --listing and --ports need --serve", file=sys.stderr)
+    if not args.serve and (args.csms or args.listing or args.writes or args.ports != "site"):
+        print("hubgate sim: --csms, --listing, --writes and --ports need --serve", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.serve and args.compare:
         print("hubgate sim: --compare runs in-process, not with --serve", file=sys.stderr)

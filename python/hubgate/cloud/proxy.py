@@ -55,7 +55,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -792,16 +792,21 @@ async def open_csms_proxy(
     policy: CsmsPolicy | None = None,
     settings: ProxySettings | None = None,
     on_event: OnEvent | None = None,
+    queue: DurableQueue | None = None,
 ) -> AsyncIterator[CsmsProxy]:
-    """The proxy with its durable queue (`csms.queue_path`) and, with `csms.identity`,
-    the gateway's own connection; pass `proxy.attach` to `OcppListener`."""
-    async with open_durable_queue(csms.queue_path) as queue, trio.open_nursery() as nursery:
+    """The proxy with its durable queue (`csms.queue_path`, or `queue` when given: the
+    replicated one of a cluster) and, with `csms.identity`, the gateway's own connection;
+    pass `proxy.attach` to `OcppListener`."""
+    queueing: AbstractAsyncContextManager[DurableQueue] = (
+        open_durable_queue(csms.queue_path) if queue is None else nullcontext(queue)
+    )
+    async with queueing as durable, trio.open_nursery() as nursery:
         limits = CsmsLimits(book)
         await nursery.start(limits.run)
         proxy = CsmsProxy(
-            csms, queue, limits, nursery, policy=policy, settings=settings, on_event=on_event
+            csms, durable, limits, nursery, policy=policy, settings=settings, on_event=on_event
         )
-        proxy.held = {(h.charge_point, h.transaction) for h in await queue.run(Store.holds)}
+        proxy.held = {(h.charge_point, h.transaction) for h in await durable.run(Store.holds)}
         await nursery.start(proxy.probe.run)
         if csms.identity is not None:
             nursery.start_soon(proxy.run_gateway, csms.identity)

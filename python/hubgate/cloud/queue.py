@@ -13,11 +13,11 @@ next fetch share one.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import trio
 
@@ -33,17 +33,47 @@ OnHold = Callable[[QueuedMessage, str, "dict[str, Any] | CsmsCallError"], None]
 """Told when the CSMS's answer to a message held its transaction: why, and the answer."""
 
 
+StoreRun = Callable[[Callable[[Store], Any]], Any]
+"""`DurableQueue.run`: one operation on the store's thread."""
+
+
+class Replica(Protocol):
+    """A replicated stream the queue writes through (`hubgate.cluster.queue_replica`)."""
+
+    async def follow(
+        self, store_run: StoreRun, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Apply the stream to the local store, for ever; started once the stream exists."""
+
+    async def caught_up(self) -> None:
+        """Return once the local copy has every entry the stream held when called."""
+
+    async def enqueue(self, store_run: StoreRun, items: Sequence[Outgoing]) -> list[Receipt]:
+        """Put `items` on the stream, wait until the local copy has them; their receipts."""
+
+    async def settle(
+        self, message: QueuedMessage, outcome: dict[str, Any] | Exception, hold: str | None
+    ) -> None:
+        """The CSMS answered a replayed message (perhaps holding its transaction)."""
+
+
 @dataclass(slots=True)
 class _Waiting:
     item: Outgoing
     receipt: Receipt | None = field(default=None)
+    error: Exception | None = field(default=None)
+    """Why the commit that held it failed (it was not stored, or not known to be)."""
 
 
 class DurableQueue:
-    """A `Store` used from Trio; create it with `open_durable_queue`."""
+    """A `Store` used from Trio; create it with `open_durable_queue`.
 
-    def __init__(self, store: Store) -> None:
+    With a `replica` (`hubgate.cluster.queue_replica`), enqueues and the CSMS's answers
+    go through the replicated stream, which brings this store up to date."""
+
+    def __init__(self, store: Store, *, replica: Replica | None = None) -> None:
         self._store = store
+        self.replica = replica
         self._limiter = trio.CapacityLimiter(1)
         self._commit_lock = trio.Lock()
         self._waiting: list[_Waiting] = []
@@ -62,17 +92,28 @@ class DurableQueue:
         self._waiting.append(waiting)
         try:
             async with self._commit_lock:
-                if waiting.receipt is None:
+                if waiting.receipt is None and waiting.error is None:
                     batch, self._waiting = self._waiting, []
-                    with trio.CancelScope(shield=True):
-                        receipts = await self.run(
-                            functools.partial(Store.enqueue_many, items=[w.item for w in batch])
-                        )
+                    items = [w.item for w in batch]
+                    try:
+                        with trio.CancelScope(shield=True):
+                            if self.replica is not None:
+                                receipts = await self.replica.enqueue(self.run, items)
+                            else:
+                                receipts = await self.run(
+                                    functools.partial(Store.enqueue_many, items=items)
+                                )
+                    except Exception as exc:  # the others of the batch fail with it
+                        for done in batch:
+                            done.error = exc
+                        raise
                     for done, receipt in zip(batch, receipts, strict=True):
                         done.receipt = receipt
         finally:
             if waiting.receipt is None and waiting in self._waiting:
                 self._waiting.remove(waiting)
+        if waiting.error is not None:
+            raise waiting.error
         assert waiting.receipt is not None
         return waiting.receipt
 
@@ -109,6 +150,12 @@ class DurableQueue:
                     )
                 if reason is not None and on_hold is not None:
                     on_hold(message, reason, outcome)
+                if self.replica is not None:  # through the stream, which applies `done`
+                    await self.replica.settle(message, outcome, reason)
+                    if position == len(messages) or reason is not None:
+                        messages = await self.run(fetch)
+                        break
+                    continue
                 if position == len(messages) or reason is not None:
                     # fetch the next messages (without a held transaction's) after the
                     # acknowledgement, in the same worker-thread hop
@@ -146,12 +193,12 @@ def _then(first: Callable[[Store], object], second: Callable[[Store], T], store:
 
 @asynccontextmanager
 async def open_durable_queue(
-    path: str | Path, *, cache_size: int = 10_000
+    path: str | Path, *, cache_size: int = 10_000, replica: Replica | None = None
 ) -> AsyncIterator[DurableQueue]:
     """Open (or create) the store file and yield a `DurableQueue`; closes it on exit."""
     store = await trio.to_thread.run_sync(functools.partial(Store, path, cache_size=cache_size))
     try:
-        yield DurableQueue(store)
+        yield DurableQueue(store, replica=replica)
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(store.close)

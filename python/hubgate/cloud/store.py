@@ -62,7 +62,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -127,6 +127,10 @@ CREATE TABLE IF NOT EXISTS local_list (
     expires_at REAL,
     info TEXT NOT NULL,
     PRIMARY KEY (charge_point, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS replica_position (
+    stream TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS auth_cache (
     charge_point TEXT NOT NULL,
@@ -264,6 +268,7 @@ class Store:
         if mode != "wal":
             raise OSError(f"{path}: SQLite could not switch to WAL mode (got {mode!r})")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._in_transaction = False
         self._migrate()
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -292,15 +297,69 @@ class Store:
 
     @contextmanager
     def _transaction(self, *, fsync: bool = True) -> Iterator[sqlite3.Connection]:
-        """One write transaction; `fsync=False` commits survive a process kill, not a power cut."""
+        """One write transaction; `fsync=False` commits survive a process kill, not a power cut.
+        Inside `replicated`, part of its one transaction."""
+        if self._in_transaction:
+            yield self._db
+            return
         self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
         self._db.execute("BEGIN IMMEDIATE")
+        self._in_transaction = True
         try:
             yield self._db
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+        finally:
+            self._in_transaction = False
         self._db.execute("COMMIT")
+
+    # -- replication (`hubgate.cluster.queue_replica`) ----------------------------
+
+    def replica_position(self, stream: str) -> int:
+        """The last entry of the replicated `stream` applied to this file (0: none)."""
+        row = self._db.execute(
+            "SELECT seq FROM replica_position WHERE stream = ?", (stream,)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def replicated(
+        self, stream: str, entries: Sequence[tuple[int, Callable[[Store], object]]]
+    ) -> None:
+        """Apply entries of the replicated `stream` (position, operation on this store) and
+        record the last position, all in one durable commit."""
+        if not entries:
+            return
+        with self._transaction() as db:
+            for _, operation in entries:
+                operation(self)
+            db.execute(
+                "INSERT OR REPLACE INTO replica_position (stream, seq) VALUES (?, ?)",
+                (stream, entries[-1][0]),
+            )
+
+    def receipt(self, item: Outgoing) -> Receipt | None:
+        """The receipt of a queued message (as `enqueue_many` recognises a repeat), None
+        once it left the queue."""
+        row = self._db.execute(
+            "SELECT seq, local_transaction_id FROM messages WHERE charge_point = ?"
+            " AND message_id = ? AND (connection = ? OR payload_hash = ?) ORDER BY seq DESC",
+            (
+                item.charge_point,
+                item.message_id,
+                item.connection,
+                payload_hash(item.action, item.payload),
+            ),
+        ).fetchone()
+        return None if row is None else Receipt(*row)
+
+    def queued_seq(self, charge_point: str, upstream_id: str) -> int | None:
+        """The queue position of the message that goes to the CSMS as `upstream_id`."""
+        row = self._db.execute(
+            "SELECT seq FROM messages WHERE charge_point = ? AND upstream_id = ?",
+            (charge_point, upstream_id),
+        ).fetchone()
+        return None if row is None else int(row[0])
 
     # -- queues ---------------------------------------------------------------
 
@@ -329,8 +388,14 @@ class Store:
                     "SELECT 1 FROM messages WHERE charge_point = ? AND upstream_id = ?",
                     (item.charge_point, upstream_id),
                 ).fetchone()
-                if taken is not None:  # a new message under a reused id
-                    upstream_id = str(uuid.uuid4())
+                if taken is not None:  # a new message under a reused id: a new id, the same
+                    # in every copy of the store (`Store.replicated` applies it elsewhere too)
+                    upstream_id = str(
+                        uuid.uuid5(
+                            uuid.NAMESPACE_URL,
+                            f"{item.charge_point}/{item.message_id}/{digest}/{stamp}",
+                        )
+                    )
                 local_id = None
                 if item.issue_transaction_id:
                     local_id = self._issue_transaction_id(item.charge_point)

@@ -670,6 +670,43 @@ class Mqtt(Strict):
         return self
 
 
+class Cluster(Strict):
+    """Two gateways, one site: leadership and the replicated queue on a NATS JetStream
+    cluster (docs/ha.md). Each gateway's site file names its own `node`."""
+
+    site_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = Field(
+        description="The site on NATS: the lease key and the subjects hubgate.<site_id>.>"
+    )
+    node: Identifier = Field(description="This gateway's name (each gateway its own)")
+    servers: tuple[Annotated[str, Field(pattern=r"^(nats|tls)://")], ...] = Field(
+        min_length=1, description="NATS URLs to connect to, nats://host:port or tls://host:port"
+    )
+    replicas: Literal[1, 3, 5] = Field(
+        default=3, description="JetStream replicas of the lease bucket (3 on a real site)"
+    )
+    lease_s: Seconds = Field(
+        default=3.0, description="Leader lease: renewed every lease_s / 3, expires after lease_s"
+    )
+    ocpp_urls: tuple[Annotated[str, Field(pattern=r"^wss?://")], ...] = Field(
+        default=(),
+        description="Every gateway's OCPP base URL in priority order (the chargers' "
+        "network connection profiles)",
+    )
+    user: str | None = Field(default=None, description="NATS user name")
+    password_env: str | None = Field(
+        default=None, description="Environment variable holding the NATS password"
+    )
+    creds_file: str | None = Field(default=None, description="NATS credentials file (.creds)")
+    tls_ca: str | None = Field(
+        default=None, description="CA the NATS servers' certificates chain to"
+    )
+    fleet_token_env: str | None = Field(
+        default=None,
+        description="Environment variable holding the token fleet limit leases must carry "
+        "(none: fleet limits are refused)",
+    )
+
+
 TokenId = Annotated[
     str,
     Field(
@@ -766,6 +803,7 @@ class SiteConfig(Strict):
     modbus_server: ModbusServer | None = None
     api: Api = Api()
     mqtt: Mqtt | None = None
+    cluster: Cluster | None = None
 
     @model_validator(mode="after")
     def _paragraph_14a_needs_a_signal(self) -> SiteConfig:

@@ -35,6 +35,7 @@ class LimitSource(StrEnum):
     API = "api"
     GRID_OPERATOR = "grid-operator"
     CSMS = "csms"
+    FLEET = "fleet"
 
 
 @dataclass(frozen=True)

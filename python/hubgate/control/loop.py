@@ -15,6 +15,11 @@ One cycle (`ControlLoop.step`) is the Trio shell around the sans-IO `CyclePlanne
    report the cycle time.
 
 The loop knows devices only through the protocols of `hubgate.devices.model`.
+It commands only under the epoch its `Authority` grants (`hubgate.control.authority`):
+a standby gateway senses and plans every cycle (its meters trusted, its allocator's
+memory warm) and sends nothing; every command, heartbeat and battery command is
+checked against the epoch of its cycle just before it goes out; a new epoch makes
+the next cycle verify every charger's failsafe and send every setpoint.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import trio
 from hubgate._core import HubgateError
 from hubgate.config.model import SiteConfig
 from hubgate.control.allocation import AllocationSettings, CycleInputs, CycleResult
+from hubgate.control.authority import SOLE, Authority, FencedError
 from hubgate.control.commands import SiteCommands
 from hubgate.control.cycle import CycleStats, Failed, gather_by_deadline, run_cycles
 from hubgate.control.decisions import DecisionLog
@@ -44,6 +50,7 @@ from hubgate.devices.model import (
     Reading,
     SessionCharger,
 )
+from hubgate.fencing import SEND_GUARD
 from hubgate.profiles.model import Quantity
 from hubgate.state import EventLevel, StateHub
 
@@ -79,9 +86,14 @@ class ControlLoop:
         allocation: AllocationSettings | None = None,
         timing: LoopTiming | None = None,
         clock: Callable[[], float] = trio.current_time,
+        authority: Authority = SOLE,
     ) -> None:
-        """`cycle_time`: called with each cycle's duration (s), e.g. a metrics histogram."""
+        """`cycle_time`: called with each cycle's duration (s), e.g. a metrics histogram;
+        `authority`: who may command (with `[cluster]`, the leader lease)."""
         self.site = site
+        self.authority = authority
+        self.epoch: int | None = None
+        """The epoch the last cycle commanded under, None while standby."""
         self.devices = devices
         self.limits = limits
         self.decisions = decisions
@@ -184,19 +196,27 @@ class ControlLoop:
         while True:
             await trio.sleep(delay_s)
             delay_s = period_s
-            if not self.planner.heartbeat_due(index, self.clock()):
+            epoch = self.epoch
+            if epoch is None or not self.planner.heartbeat_due(index, self.clock()):
                 continue
             with trio.move_on_after(period_s):
                 try:
-                    await charger.heartbeat()
+                    await self._fenced(epoch, charger.heartbeat)()
                 except Exception as exc:  # a missed heartbeat shows as unreachable later
                     log.debug("heartbeat %s#%d failed: %s", key[0], key[1], exc)
 
     async def safe_stop(self, timeout_s: float = 5.0) -> dict[str, bool]:
-        """Command every reachable charger to the site's failsafe current (on shutdown)."""
+        """Command every reachable charger to the site's failsafe current (on shutdown);
+        nothing without the authority to command."""
+        epoch = self.authority.epoch()
+        if epoch is None:
+            return {}
         current = self.site.control.failsafe_current_a
         ops = {
-            info.name: _setter(self.devices.chargers[info.key], current, 1 if info.one_phase else 3)
+            info.name: self._fenced(
+                epoch,
+                _setter(self.devices.chargers[info.key], current, 1 if info.one_phase else 3),
+            )
             for info in self.model.connectors
         }
         results = await gather_by_deadline(ops, trio.current_time() + timeout_s)
@@ -205,15 +225,26 @@ class ControlLoop:
     # -- one cycle ---------------------------------------------------------------------------
 
     async def step(self, cycle: int, tick: float) -> None:
-        """One cycle: sense, plan, dispatch, record."""
+        """One cycle: sense, plan, dispatch (under the authority's epoch), record."""
         began = trio.current_time()
         now = self.clock()
+        epoch = self.authority.epoch()
+        if epoch != self.epoch and self.authority is not SOLE:
+            if epoch is not None:
+                self.planner.take_over()
+            self._event(
+                EventLevel.WARNING,
+                "cluster",
+                "standby: not commanding" if epoch is None else f"commanding (epoch {epoch})",
+            )
+        self.epoch = epoch
         readings = await self._sense()
         self.planner.checked({name: c.limit_check for name, c in self._chargers.items()})
         plan = self.planner.plan(readings, now)
         if plan is None:
             return
-        await self._dispatch(plan, now)
+        if epoch is not None:
+            await self._dispatch(plan, now, epoch)
         self.latencies_s.append(trio.current_time() - began)
         duration = trio.current_time() - began
         self.snapshot.record(cycle, now, plan)
@@ -234,18 +265,33 @@ class ControlLoop:
         deadline = trio.current_time() + self.timing.read_share * self.period_s
         return known | await gather_by_deadline(ops, deadline)
 
-    async def _dispatch(self, plan: Plan, now: float) -> None:
+    def _fenced(
+        self, epoch: int, op: Callable[[], Awaitable[object]]
+    ) -> Callable[[], Awaitable[object]]:
+        """`op`, sent only while `epoch` is still held: checked as it starts, and by the
+        transports right before each request leaves (`hubgate.fencing`)."""
+
+        async def run() -> object:
+            if not self.authority.holds(epoch):
+                raise FencedError(f"epoch {epoch} is no longer held: not sent")
+            SEND_GUARD.set(lambda: self.authority.holds(epoch))
+            return await op()
+
+        return run
+
+    async def _dispatch(self, plan: Plan, now: float, epoch: int) -> None:
         chargers = self.devices.chargers
         connectors = self.model.connectors
         ops: dict[str, Callable[[], Awaitable[object]]] = {}
         for command in plan.commands:
             charger = chargers[connectors[command.index].key]
             if command.verify_first:
-                ops[command.name] = self._verify_then_set(charger, command)
+                ops[command.name] = self._verify_then_set(charger, command, epoch)
             else:
                 ops[command.name] = _setter(charger, command.current_a, command.phases)
         energy = self.energy.command_ops(now)
         ops |= energy
+        ops = {name: self._fenced(epoch, op) for name, op in ops.items()}
         deadline = trio.current_time() + self.timing.command_share * self.period_s
         results = await gather_by_deadline(ops, deadline)
         for name in energy:
@@ -253,7 +299,7 @@ class ControlLoop:
         self.planner.outcomes(plan, results, now, trio.current_time())
 
     def _verify_then_set(
-        self, charger: Charger, command: SetpointCommand
+        self, charger: Charger, command: SetpointCommand, epoch: int
     ) -> Callable[[], Awaitable[object]]:
         control = self.site.control
 
@@ -264,6 +310,8 @@ class ControlLoop:
                 self.planner.failsafe_configured(command.index, ok=False)
                 raise
             self.planner.failsafe_configured(command.index, ok=True)
+            if not self.authority.holds(epoch):
+                raise FencedError(f"epoch {epoch} is no longer held: not sent")
             return await charger.set_limit(command.current_a, command.phases)
 
         return run

@@ -556,6 +556,15 @@ class CyclePlanner:
                 commands.append(SetpointCommand(i, info.name, setpoint, n_phases))
         return commands
 
+    def take_over(self) -> None:
+        """This gateway starts commanding under a new epoch: as after a restart, every
+        charger's failsafe settings are configured and verified again before its first
+        setpoint, and every setpoint, battery command and PV cap is sent."""
+        for runtime in self.connectors:
+            runtime.watch.needs_verification = True
+            runtime.sent_a, runtime.sent_phases = None, 0
+        self.energy.resend()
+
     def failsafe_configured(self, index: int, ok: bool) -> None:
         """The failsafe settings of the connector at `index` were configured and verified
         (`ok`), or could not be: it stays reserved and is retried next cycle."""

@@ -15,12 +15,16 @@ be able to give more: `spare_w` (a share `PROBE_SHARE` of its peak, at most what
 capped by) is counted as surplus, so the battery and PV-mode EVs may start to use it
 and the cap rises with them. Without a fresh grid meter what the site uses is not known:
 the PV may give what the site may export, as if it used nothing.
+
+With no gateway at all, an inverter whose fallback hubgate can set falls back to
+`fallback_caps_w`: `grid.export_limit_kw` less the peak of the uncappable inverters,
+shared by peak (the grid operator's contacts are not known then).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hubgate.profiles.model import Quantity
@@ -118,6 +122,19 @@ class PvCurtailment:
         self.caps_w = caps
         reason = f"{why}, the site uses {use / 1000:.1f} kW: PV capped at {room / 1000:.1f} kW"
         return CurtailDecision(dict(caps), allowed, spare, (reason,))
+
+
+def fallback_caps_w(units: Sequence[PvUnit], export_limit_w: float) -> dict[str, float | None]:
+    """The cap each curtailable inverter falls back to when the gateway is silent: what
+    holds the export limit even if the site used nothing and the uncappable inverters
+    gave their peak; None (no cap) without an export limit."""
+    capped = [unit for unit in units if unit.curtailable]
+    if math.isinf(export_limit_w) or not capped:
+        return {unit.id: None for unit in capped}
+    fixed = sum(unit.peak_w for unit in units if not unit.curtailable)
+    room = max(0.0, export_limit_w - fixed)
+    peak = sum(unit.peak_w for unit in capped)
+    return {unit.id: room * unit.peak_w / peak for unit in capped}
 
 
 def feed_in_percent_of(

@@ -457,6 +457,12 @@ class SiteEnergy:
 
         return self._battery_name, run
 
+    def resend(self) -> None:
+        """Send the battery command and every PV cap next cycle, confirmed or not (a new
+        epoch: what this gateway sent before may have been replaced by another)."""
+        self._sent = None
+        self._caps_sent.clear()
+
     def commanded(self, name: str, outcome: object, now: float) -> str | None:
         """Note a device's answer to its `command_ops` command (a failure is re-sent next
         cycle); what to tell the operator when commanding it starts or stops failing."""

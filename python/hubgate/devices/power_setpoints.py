@@ -5,8 +5,11 @@ Limits given in percent of a field (SunSpec model 124's InWRte of WChaMax, model
 WMaxLimPct of WMax: `percent_of` in the profile) are converted with that field as the
 device reports it. Where the profile has a writable revert timeout, `keep_lease` checks it
 before every command and, where it is not the lease (the first command, a device
-restarted at its default), writes it and reads it back: a gateway that stops re-sending
-then leaves the device to revert to its own control.
+restarted at its default), writes it and reads it back, after the register that switches
+the timeout on where the profile has one (SMA 41193 "use fallback setting"): a gateway that
+stops re-sending then leaves the device to revert to its fallback or its own control. These
+are stored parameters on some devices (SMA: "must not be changed cyclically"), so nothing
+is written that already reads as wanted.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError
 from hubgate.devices.profile_driver import ProfileDevice
 from hubgate.modbus.codec import FieldError
 from hubgate.profiles.model import Quantity, Switch
-from hubgate.profiles.plan import resolve_switch
+from hubgate.profiles.plan import RegisterSpec, resolve_switch, timeout_enable
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,9 @@ async def keep_lease(driver: ProfileDevice, lease_s: float | None) -> None:
     timeout = driver.profile.failsafe.timeout
     if lease_s is None or timeout is None or timeout.address is None:
         return
+    enable = timeout_enable(driver.profile)
+    if enable is not None and await driver.read_value(enable) != timeout.enable_value:
+        await driver.write_value(enable, timeout.enable_value, multiple=False)
     spec = await driver.resolve("timeout", timeout)
     held = await driver.read_value(spec)
     if _holds(held, lease_s):
@@ -60,6 +66,18 @@ async def keep_lease(driver: ProfileDevice, lease_s: float | None) -> None:
         raise FailsafeNotAppliedError(
             f"{driver.id}: wrote {lease_s} s to the revert timeout, read back {got!r}"
         )
+
+
+async def keep_value(driver: ProfileDevice, spec: RegisterSpec, value: float) -> None:
+    """Write `value` where the register reads otherwise (a stored parameter: SMA's
+    fallback 41197), and check it read back."""
+    held = await driver.read_value(spec)
+    if isinstance(held, int | float) and math.isclose(held, value, abs_tol=abs(spec.scale)):
+        return
+    await driver.write_value(spec, value, multiple=False)
+    got = await driver.read_value(spec)
+    if not isinstance(got, int | float) or not math.isclose(got, value, abs_tol=abs(spec.scale)):
+        raise FailsafeNotAppliedError(f"{driver.id}: wrote {value} to {spec.name}, read {got!r}")
 
 
 async def switch_to(driver: ProfileDevice, name: str, switch: Switch, position: str) -> None:

@@ -400,7 +400,7 @@ class ProfileCharger(ProfileDevice):
         spec = await self.resolve(name, register)
         if isinstance(register, Timeout) and register.enable_address is not None:
             enable = self._registers["failsafe.timeout.enable"]
-            await self.write(enable, [register.enable_value], multiple=False)
+            await self.write_value(enable, register.enable_value, multiple=False)
         if register.writable:
             try:
                 registers = await self.encode(spec, wanted)

@@ -6,12 +6,15 @@ has a power limit.
     await inverter.curtail(12_000)                   # at most 12 kW; None lifts the cap
 
 The cap is the profile's `power_limit` setpoint (SunSpec model 123's WMaxLimPct in % of
-121's WMax; `percent_of` converts it with the rating the device reports), rounded down to
-its step, between 0 and its maximum; a profile `enable` switch (WMaxLim_Ena) is switched
-on after it, and off to lift the cap (a profile without one is told its maximum). The
-device-side lease (WMaxLimPct_RvrtTms) holds `lease_s` while a cap is in force
-(`hubgate.devices.power_setpoints.keep_lease`), so a gateway that stops re-sending leaves
-the inverter to its own control.
+121's WMax, SMA's 40016 in % of its maximum active power; `percent_of` converts it with the
+rating the device reports), rounded down to its step, between 0 and its maximum; a profile
+`enable` switch (WMaxLim_Ena) is switched on after it, and off to lift the cap (a profile
+without one is told its maximum). The device-side lease (WMaxLimPct_RvrtTms, SMA 41195)
+holds `lease_s` while a cap is in force (`hubgate.devices.power_setpoints.keep_lease`):
+a gateway that stops re-sending leaves the inverter to its fallback where the profile
+has a writable one (SMA 41197: `fallback_w`, the cap that holds the site's export limit
+with no gateway, in % of the same rating; no cap where None), else to its own control
+(SunSpec 123 reverts to full output).
 """
 
 from __future__ import annotations
@@ -20,10 +23,17 @@ import math
 
 from hubgate.devices.errors import DeviceError
 from hubgate.devices.model import Reading
-from hubgate.devices.power_setpoints import keep_lease, reference_w, switch_to, to_unit, to_watts
+from hubgate.devices.power_setpoints import (
+    keep_lease,
+    keep_value,
+    reference_w,
+    switch_to,
+    to_unit,
+    to_watts,
+)
 from hubgate.devices.profile_driver import ProfileDevice
 from hubgate.modbus.stats import RequestStats
-from hubgate.profiles.model import Quantity, Setpoint
+from hubgate.profiles.model import Quantity, Setpoint, Unit
 
 
 def pv_power_w(reading: Reading) -> float | None:
@@ -39,10 +49,19 @@ def pv_power_w(reading: Reading) -> float | None:
 class PvDevice:
     """A profiled PV inverter: readings in; a cap on its output out, where it has one."""
 
-    def __init__(self, driver: ProfileDevice, *, lease_s: float | None = None) -> None:
+    def __init__(
+        self,
+        driver: ProfileDevice,
+        *,
+        lease_s: float | None = None,
+        fallback_w: float | None = None,
+    ) -> None:
         self.driver = driver
         self.lease_s = lease_s
         """Written to the device's revert timeout while a cap is in force (None: left)."""
+        self.fallback_w = fallback_w
+        """The cap once the lease ran out, where the device's fallback is writable (None:
+        no cap)."""
 
     @property
     def id(self) -> str:
@@ -75,11 +94,12 @@ class PvDevice:
         if power_w is None and enable is not None:
             await switch_to(driver, "enable", enable, "off")
             return None
-        if power_w is not None:
-            await keep_lease(driver, self.lease_s)
         reference = (
             None if setpoint.percent_of is None else await reference_w(driver, setpoint.percent_of)
         )
+        if power_w is not None:
+            await keep_lease(driver, self.lease_s)
+            await self._keep_fallback(reference)
         wanted = to_unit(power_w, reference)
         value = setpoint.max if wanted is None else _on_step(setpoint, wanted)
         spec = await driver.resolve("power_limit", setpoint)
@@ -89,6 +109,19 @@ class PvDevice:
         read = await driver.read_value(spec) if setpoint.readable else value
         applied = float(read) if isinstance(read, int | float) else value
         return None if power_w is None else to_watts(applied, reference)
+
+    async def _keep_fallback(self, reference: float | None) -> None:
+        """Write the fallback cap where a lease is kept and the device has a writable
+        fallback in % of the rating the cap refers to (a stored parameter: written only
+        when it reads otherwise)."""
+        fallback = self.driver.profile.failsafe.fallback
+        if self.lease_s is None or fallback is None or fallback.address is None:
+            return
+        if not fallback.writable or fallback.unit is not Unit.PERCENT or reference is None:
+            return
+        percent = 100.0 if self.fallback_w is None else self.fallback_w / reference * 100.0
+        spec = await self.driver.resolve("fallback", fallback)
+        await keep_value(self.driver, spec, min(max(percent, 0.0), 100.0))
 
 
 def _on_step(setpoint: Setpoint, value: float) -> float:

@@ -28,6 +28,7 @@ import trio
 from hubgate._core import Request, Response, ResponseReceived, RtuClientCodec
 from hubgate.backoff import Backoff
 from hubgate.config.model import SerialLine
+from hubgate.fencing import check_send
 from hubgate.modbus.errors import (
     ModbusBadResponseError,
     ModbusConnectionError,
@@ -166,6 +167,7 @@ class RtuMaster:
             self._flush_input(link)
         _transaction_id, frame = self._codec.encode_request(unit, request)
         try:
+            check_send()
             await link.send_all(frame)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise await self._lost(f"link lost while sending: {exc}") from exc

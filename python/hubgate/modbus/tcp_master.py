@@ -35,6 +35,7 @@ from hubgate._core import (
     TcpClientCodec,
 )
 from hubgate.backoff import Backoff
+from hubgate.fencing import check_send
 from hubgate.modbus.errors import (
     ModbusBadResponseError,
     ModbusConnectionError,
@@ -207,6 +208,7 @@ class TcpMaster:
         transaction_id, frame = codec.encode_request(unit, request)
         outcome: Response | ModbusError | None = None
         try:
+            check_send()
             await connection.stream.send_all(frame)
             while outcome is None:
                 data = await connection.stream.receive_next()
@@ -244,6 +246,7 @@ class TcpMaster:
         waiter = connection.waiters[transaction_id] = _Waiter()
         try:
             async with connection.send_lock:
+                check_send()
                 await connection.stream.send_all(frame)
             while not waiter.done.is_set():
                 # One waiting request reads at a time; the others queue for the socket and

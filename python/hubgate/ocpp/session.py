@@ -28,6 +28,7 @@ from typing import Protocol
 import trio
 from trio_websocket import ConnectionClosed
 
+from hubgate.fencing import check_send
 from hubgate.ocpp import rpc
 from hubgate.ocpp.errors import (
     ErrorCode,
@@ -160,6 +161,7 @@ class OcppSession:
             if self._closed:
                 raise OcppSessionClosedError(f"{self.identity}: connection closed")
             pending = _Pending(unique_id or str(uuid.uuid4()), action)
+            check_send()
             self._pending = pending
             try:
                 self._send(rpc.Call(pending.unique_id, action, payload))

@@ -583,6 +583,9 @@ class Timeout(Encoding):
         default=None, description="Register switching the timeout on (Delta 201), written first"
     )
     enable_value: int = Field(default=1, description="What `enable_address` takes to switch it on")
+    enable_type: Literal[DataType.U16, DataType.U32] = Field(
+        default=DataType.U16, description="u32: a two-register enum (SMA 41193), written whole"
+    )
 
     @model_validator(mode="after")
     def _known_unless_read(self) -> Timeout:

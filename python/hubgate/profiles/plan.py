@@ -129,6 +129,21 @@ def field_specs(
     }
 
 
+def timeout_enable(profile: Profile) -> RegisterSpec | None:
+    """The register switching the device's timeout on (`enable_address`), if it has one."""
+    timeout = profile.failsafe.timeout
+    if timeout is None or timeout.enable_address is None:
+        return None
+    return RegisterSpec(
+        "timeout enable",
+        Function.HOLDING,
+        profile.wire_address(timeout.enable_address),
+        timeout.enable_type.registers or 1,
+        timeout.enable_type,
+        WordOrder.ABCD,
+    )
+
+
 def setpoint_phases(setpoint: Setpoint) -> tuple[str, ...]:
     """Path suffixes of a setpoint's registers: one, or L1 to L3 `phase_stride` apart."""
     return ("", ".l2", ".l3") if setpoint.per_phase else ("",)
@@ -160,18 +175,9 @@ def all_registers(profile: Profile) -> dict[str, tuple[int | None, RegisterSpec]
             found[f"failsafe.{name}"] = (None, resolve(profile, name, register))
         if register is not None and register.read_at is not None:
             found[f"failsafe.{name}.read"] = (None, resolve(profile, name, register.read_at))
-    if failsafe.timeout is not None and failsafe.timeout.enable_address is not None:
-        found["failsafe.timeout.enable"] = (
-            None,
-            RegisterSpec(
-                "timeout enable",
-                Function.HOLDING,
-                profile.wire_address(failsafe.timeout.enable_address),
-                1,
-                DataType.U16,
-                WordOrder.ABCD,
-            ),
-        )
+    enable = timeout_enable(profile)
+    if enable is not None:
+        found["failsafe.timeout.enable"] = (None, enable)
     beat = failsafe.heartbeat
     if beat is not None and beat.address is not None:
         found["failsafe.heartbeat"] = (

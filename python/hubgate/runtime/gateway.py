@@ -14,6 +14,12 @@ OCPP listener is the chargers' Local Controller towards it (`hubgate.cloud.proxy
 the CSMS's charging profiles are limits in the control loop's `LimitBook`, and
 while the CSMS is away control goes on locally and transaction messages are
 stored and forwarded.
+
+With a `[cluster]` (docs/ha.md) the gateway is one of two on its site: the leader lease
+(`hubgate.cluster.leadership`) decides which one commands. Both sense and plan every
+cycle; only the leader dispatches, listens for OCPP chargers and proxies them to the
+CSMS (so the CSMS sees one local controller), and `shutdown` hands the lease over
+instead of commanding the failsafe current.
 """
 
 from __future__ import annotations
@@ -31,16 +37,26 @@ from hubgate.api.metrics import MetricsRegistry
 from hubgate.api.server import serve_api
 from hubgate.cloud.mqtt.publisher import TelemetryPublisher
 from hubgate.cloud.proxy import CsmsProxy, ProxySettings, open_csms_proxy
+from hubgate.cloud.queue import DurableQueue, open_durable_queue
+from hubgate.cluster.fleet import FleetLink
+from hubgate.cluster.leadership import Leadership
+from hubgate.cluster.lease import Role
+from hubgate.cluster.link import NatsLink, open_nats_link
+from hubgate.cluster.queue_replica import QueueReplica
+from hubgate.cluster.timing import lease_timing
 from hubgate.config.model import SiteConfig
 from hubgate.config.tokens import TokenBook
+from hubgate.control.authority import SOLE
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook
 from hubgate.control.loop import ControlLoop
 from hubgate.modbus.pool import open_modbus_pool
 from hubgate.modbus_api.server import serve_modbus
+from hubgate.ocpp.network_profiles import offer_gateways
 from hubgate.ocpp.policy import CsmsPolicy
-from hubgate.ocpp.registry import StationRegistry
-from hubgate.ocpp.server import OcppListener
+from hubgate.ocpp.registry import Station, StationRegistry
+from hubgate.ocpp.server import Attend, OcppListener
+from hubgate.ocpp.session import OcppSession
 from hubgate.ocpp.station_care import attendant
 from hubgate.runtime.site_devices import build_site_devices, charger_infos, station_cares
 from hubgate.runtime.supervisor import Supervisor, open_supervisor
@@ -70,10 +86,19 @@ class Gateway:
     registry: StationRegistry
     supervisor: Supervisor
     csms: CsmsProxy | None = None
-    """The Local Controller proxy, with a `[csms]`."""
+    """The Local Controller proxy, with a `[csms]` (while leader, with a `[cluster]`)."""
+    leadership: Leadership | None = None
+    """With a `[cluster]`: this gateway's part in it."""
     ports: dict[str, int] = field(default_factory=dict)
     stopping: bool = False
     _control_scope: trio.CancelScope | None = None
+    _csms_settings: ProxySettings | None = None
+    attend: Attend | None = None
+    """What runs beside each charger connection (`hubgate.ocpp.station_care`)."""
+    policy: CsmsPolicy | None = None
+    """How the OCPP listener answers as the chargers' CSMS (`[authorization]`)."""
+    queue: DurableQueue | None = None
+    """With a `[cluster]` and a `[csms]`: the replicated store-and-forward queue."""
 
     async def control(self) -> None:
         """The control loop's supervised task (until `shutdown`)."""
@@ -84,15 +109,77 @@ class Gateway:
             await self.loop.run()
 
     async def shutdown(self, timeout_s: float = 5.0) -> dict[str, bool]:
-        """Stop the control loop and command every charger to its failsafe current.
+        """Stop the control loop and command every charger to its failsafe current; with
+        a `[cluster]`, hand the lease over instead (the chargers keep their setpoints
+        under their leases while the standby takes over), and command nothing.
 
         The services stop when the `open_gateway` block is left."""
         self.stopping = True
         if self._control_scope is not None:
             self._control_scope.cancel()
         with trio.CancelScope(shield=True):
+            if self.leadership is not None:
+                with trio.move_on_after(timeout_s):
+                    await self.leadership.release()
+                return {}
             return await self.loop.safe_stop(timeout_s)
         raise AssertionError("unreachable: a shielded scope is never cancelled")
+
+    async def lead(self) -> None:
+        """With a `[cluster]`: the OCPP listener (and the CSMS proxy) while leader."""
+        leadership = self.leadership
+        assert leadership is not None
+        while not self.stopping:
+            await leadership.wait_role(Role.LEADER)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._ocpp_side)
+                await leadership.wait_role(Role.STANDBY)
+                nursery.cancel_scope.cancel()
+
+    async def _attend(self, station: Station, session: OcppSession) -> None:
+        """Per charger connection while leader: its care, and (2.0.1) both gateways'
+        addresses as its network connection profiles."""
+        cluster = self.site.cluster
+        async with trio.open_nursery() as nursery:
+            if self.attend is not None:
+                nursery.start_soon(self.attend, station, session)
+            if cluster is not None:
+                await offer_gateways(
+                    station.identity, session, cluster.ocpp_urls, self.site.ocpp.security_profile
+                )
+
+    async def _ocpp_side(self) -> None:
+        site = self.site
+        queue = self.queue
+        if queue is not None and queue.replica is not None:
+            await queue.replica.caught_up()  # every message the old leader stored
+        proxying: AbstractAsyncContextManager[CsmsProxy | None] = (
+            nullcontext()
+            if site.csms is None
+            else open_csms_proxy(
+                site.csms,
+                self.loop.limits,
+                settings=self._csms_settings,
+                on_event=self.loop.snapshot.event,
+                queue=queue,
+            )
+        )
+        async with proxying as proxy, trio.open_nursery() as nursery:
+            self.csms = proxy
+            attach = None if proxy is None else proxy.attach
+            try:
+                listener = OcppListener(
+                    site.ocpp,
+                    self.registry,
+                    policy=self.policy,
+                    attach=attach,
+                    attend=self._attend,
+                )
+                self.ports["ocpp"] = await nursery.start(listener.serve)
+                await trio.sleep_forever()
+            finally:
+                self.ports.pop("ocpp", None)
+                self.csms = None
 
 
 async def _serve_reporting(
@@ -153,12 +240,27 @@ async def open_gateway(
     decisions = DecisionLog()
     metrics = MetricsRegistry()
     registry = StationRegistry.from_site(site)
+    clustered = site.cluster is not None
     proxying: AbstractAsyncContextManager[CsmsProxy | None] = (
         nullcontext()
-        if site.csms is None
+        if site.csms is None or clustered
         else open_csms_proxy(site.csms, limits, settings=csms_settings)
     )
-    async with open_modbus_pool() as pool, proxying as proxy, open_supervisor() as supervisor:
+    linking: AbstractAsyncContextManager[NatsLink | None] = (
+        nullcontext() if site.cluster is None else open_nats_link(site.cluster)
+    )
+    async with (
+        open_modbus_pool() as pool,
+        linking as link,
+        proxying as proxy,
+        _replicated_queue(site, link) as queue,
+        open_supervisor() as supervisor,
+    ):
+        leadership = (
+            None
+            if link is None or site.cluster is None
+            else Leadership(link, site.cluster, lease_timing(site))
+        )
         cares = station_cares(site, registry)
         devices = build_site_devices(site, registry, pool, cares)
         loop = ControlLoop(
@@ -168,20 +270,16 @@ async def open_gateway(
             decisions=decisions,
             hub=hub,
             cycle_time=metrics.cycle_time.observe,
+            authority=SOLE if leadership is None else leadership,
         )
         if proxy is not None:
             proxy.on_event = loop.snapshot.event  # held transactions, stops it requested
-        gateway = Gateway(site, loop, registry, supervisor, proxy)
+        gateway = Gateway(site, loop, registry, supervisor, proxy, leadership)
+        gateway._csms_settings = csms_settings
+        gateway.queue = queue
         attach = None if proxy is None else proxy.attach
         tokens = None if site.authorization is None else TokenBook(site.authorization)
         servers: dict[str, Server] = {
-            "ocpp": OcppListener(
-                site.ocpp,
-                registry,
-                policy=CsmsPolicy(tokens=tokens),
-                attach=attach,
-                attend=attendant(cares.values()),
-            ).serve,
             "api": partial(
                 serve_api,
                 ApiContext(
@@ -197,6 +295,12 @@ async def open_gateway(
                 ),
             ),
         }
+        gateway.attend = attendant(cares.values())
+        gateway.policy = CsmsPolicy(tokens=tokens)
+        if leadership is None:
+            servers["ocpp"] = OcppListener(
+                site.ocpp, registry, policy=gateway.policy, attach=attach, attend=gateway.attend
+            ).serve
         if site.modbus_server is not None:
             servers["modbus-server"] = partial(serve_modbus, site.modbus_server, site, hub, limits)
         ready = {name: trio.Event() for name in servers}
@@ -209,6 +313,14 @@ async def open_gateway(
             supervisor.start(
                 "mqtt", partial(_publish_snapshots, hub, TelemetryPublisher(site.mqtt))
             )
+        if queue is not None and queue.replica is not None:
+            supervisor.start("queue-replica", partial(queue.replica.follow, queue.run))
+        if leadership is not None and link is not None and site.cluster is not None:
+            fleet = FleetLink(link, site.cluster, hub, limits, lambda: leadership.role.value)
+            supervisor.start("fleet", fleet.run)
+        if leadership is not None:
+            supervisor.start("leadership", leadership.run)
+            supervisor.start("leader", gateway.lead)
 
         with trio.fail_after(start_timeout_s):
             for event in ready.values():
@@ -218,6 +330,16 @@ async def open_gateway(
         supervisor.start("control", gateway.control)
         yield gateway
         supervisor.nursery.cancel_scope.cancel()
+
+
+def _replicated_queue(
+    site: SiteConfig, link: NatsLink | None
+) -> AbstractAsyncContextManager[DurableQueue | None]:
+    """With a `[cluster]` and a `[csms]`: the store-and-forward queue, kept by its replica
+    (`hubgate.cluster.queue_replica`) on the standby too."""
+    if link is None or site.cluster is None or site.csms is None:
+        return nullcontext()
+    return open_durable_queue(site.csms.queue_path, replica=QueueReplica(link, site.cluster))
 
 
 def _cannot_listen(site: SiteConfig, failed: dict[str, BaseException]) -> str:

@@ -21,11 +21,39 @@ from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
 from pymodbus.pdu.device import ModbusControlBlock, ModbusDeviceIdentification
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import SimDevice
 from pymodbus.simulator.simdevice import SimAction
 
 from hubgate.sim.register_feed import FedDevice
 from hubgate.sim.simulated_device import SimulatedDevice
+from hubgate.sim.writers import PEER, OnWrite
+
+WRITES = frozenset({5, 6, 15, 16, 22, 23})
+"""Modbus function codes that write."""
+
+
+class _PeerHandler(ServerRequestHandler):
+    """pymodbus's connection handler, telling each request's action its connection."""
+
+    async def handle_request(self) -> None:
+        transport = self.transport
+        if transport is not None:
+            ours, theirs = (
+                transport.get_extra_info("sockname"),
+                transport.get_extra_info("peername"),
+            )
+            if ours and theirs:
+                PEER.set(((ours[0], ours[1]), (theirs[0], theirs[1])))
+        await super().handle_request()  # type: ignore[no-untyped-call]
+
+
+class _Server(ModbusTcpServer):
+    """A pymodbus TCP server whose request actions know their connection (`PEER`)."""
+
+    def callback_new_connection(self) -> ServerRequestHandler:
+        return _PeerHandler(self, self.trace_packet, self.trace_pdu, self.trace_connect)  # type: ignore[no-untyped-call]
+
 
 Trace = Callable[[bool, bytes], bytes]
 """pymodbus's packet hook: (sending, packet) -> the packet to send or take (b"": none)."""
@@ -36,7 +64,7 @@ async def start_server(
 ) -> ModbusTcpServer:
     """A pymodbus TCP server for `devices`, listening on host:port (0: a free one);
     `OSError` when it cannot bind."""
-    server = ModbusTcpServer(devices, address=(host, port), trace_packet=trace)
+    server = _Server(devices, address=(host, port), trace_packet=trace)
     try:
         await server.serve_forever(background=True)
     except RuntimeError as error:  # pymodbus's word for a failed bind
@@ -67,6 +95,8 @@ class ModbusBox:
     """The serial line the site file gives (the box is served over TCP all the same)."""
     online: bool = True
     """Whether the box should be on the network (`go_online` starts or stops it)."""
+    on_write: OnWrite | None = None
+    """Told of every write request (`hubgate.sim.writers`)."""
     _server: ModbusTcpServer | None = None
     _answering: asyncio.Event | None = None
 
@@ -111,6 +141,9 @@ class ModbusBox:
         ) -> ExcCodes | None:
             if self._answering is not None:
                 await self._answering.wait()
+            if fc in WRITES and values and self.on_write is not None:
+                what = {"unit": sim_device.id, "address": address, "values": list(values or [])}
+                self.on_write(self.id, what, PEER.get())
             return await action(fc, start, address, count, registers, values)
 
         return gated

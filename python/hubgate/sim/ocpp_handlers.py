@@ -45,8 +45,12 @@ class Requests(Protocol):
     def now(self) -> datetime:
         """The station's time."""
 
-    def set_profile(self, target: int, data: dict[str, Any]) -> str:
-        """Store a charging profile for `target` (0: the station): Accepted or Rejected."""
+    def network_profile(self, slot: int, url: str) -> str:
+        """SetNetworkProfile (2.0.1): Accepted or Rejected."""
+
+    def profile_from(self, ws: Any, target: int, data: dict[str, Any]) -> str:
+        """Store a charging profile for `target` (0: the station) that came over the
+        connection `ws`: Accepted or Rejected."""
 
     def clear_profiles(
         self,
@@ -126,7 +130,7 @@ class Handlers16(_Counting, ChargePoint16):  # type: ignore[misc]
 
     @on("SetChargingProfile")
     def set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
-        status = self.station.set_profile(connector_id, cs_charging_profiles)
+        status = self.station.profile_from(self._connection, connector_id, cs_charging_profiles)
         return result16.SetChargingProfile(status=status)
 
     @on("ClearChargingProfile")
@@ -212,7 +216,7 @@ class Handlers201(_Counting, ChargePoint201):  # type: ignore[misc]
     @on("SetChargingProfile")
     def set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any], **_: Any) -> Any:
         return result201.SetChargingProfile(
-            status=self.station.set_profile(evse_id, charging_profile)
+            status=self.station.profile_from(self._connection, evse_id, charging_profile)
         )
 
     @on("ClearChargingProfile")
@@ -292,6 +296,13 @@ class Handlers201(_Counting, ChargePoint201):  # type: ignore[misc]
                 entry |= {"attribute_status": "UnknownVariable"}
             results.append(entry)
         return result201.GetVariables(get_variable_result=results)
+
+    @on("SetNetworkProfile")
+    def set_network_profile(
+        self, configuration_slot: int, connection_data: dict[str, Any], **_: Any
+    ) -> Any:
+        status = self.station.network_profile(configuration_slot, connection_data["ocpp_csms_url"])
+        return result201.SetNetworkProfile(status=status)
 
     @on("SetVariables")
     def set_variables(self, set_variable_data: list[dict[str, Any]], **_: Any) -> Any:

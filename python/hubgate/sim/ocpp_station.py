@@ -61,12 +61,18 @@ class Station:
     slots: tuple[int, ...]
     env: StationEnv
     csms_url: str
+    """Where it dials: one URL, or several comma-separated in priority order (it tries
+    them in turn, from the first, whenever its connection is lost)."""
     meter_values_s: float
     personality: Personality = BOOK
     version: OcppVersion = field(init=False)
     connectors: list[ConnectorState] = field(init=False)
     clock: StationClock = field(init=False)
     profiles: list[LimitProfile] = field(default_factory=list)
+    network_profiles: dict[int, str] = field(default_factory=dict)
+    """2.0.1 network connection profiles: slot -> CSMS URL (SetNetworkProfile)."""
+    network_priority: list[int] = field(default_factory=list)
+    """NetworkConfigurationPriority: the slots in the order they are dialled."""
     connected: bool = False
     booted: bool = False
     heartbeat_s: float = 300.0
@@ -126,7 +132,8 @@ class Station:
             "id": self.charger.id,
             "identity": self.identity,
             "version": self.version.value,
-            "url": f"{self.csms_url.rstrip('/')}/{self.identity}",
+            "url": self._urls()[0],
+            "urls": self._urls(),
             "connectors": [c.id for c in self.connectors],
         }
 
@@ -557,33 +564,45 @@ class Station:
 
     # -- connection ---------------------------------------------------------------
 
+    def _urls(self) -> list[str]:
+        """Where to dial, in order: the network profiles in their priority (2.0.1, once
+        a CSMS set them), else `csms_url`."""
+        bases = [self.network_profiles[slot] for slot in self.network_priority] or [
+            u.strip() for u in self.csms_url.split(",")
+        ]
+        return [f"{base.rstrip('/')}/{self.identity}" for base in bases]
+
     async def run(self) -> None:
-        """Dial the CSMS, keep the session, dial again with backoff; forever."""
+        """Dial the CSMS (each URL in turn), keep the session, dial again with backoff
+        once every URL failed; forever."""
         backoff = BACKOFF_S[0]
-        url = f"{self.csms_url.rstrip('/')}/{self.identity}"
         protocol = Subprotocol("ocpp1.6" if self.v16 else "ocpp2.0.1")
         while not self._stopped:
             if not self._online():
                 await asyncio.sleep(0.1)
                 continue
-            try:
-                async with websockets.connect(
-                    url,
-                    subprotocols=[protocol],
-                    open_timeout=5,
-                ) as ws:
-                    backoff = BACKOFF_S[0]
-                    try:
-                        await self._session(ws)
-                    finally:
-                        closed = ws.protocol.close_sent
-                        if closed is not None and closed.code in UNDECODABLE_CLOSE_CODES:
-                            self.unreadable(f"closed the connection: {closed}")
-            except (OSError, TimeoutError, websockets.exceptions.WebSocketException):
-                pass  # the CSMS went away or never answered: dial again
-            except Exception:  # a message the CSMS refused, or a bug: say so, dial again
-                _log.exception("station %s: session failed", self.identity)
-            self._cp, self.connected, self.booted = None, False, False
+            for url in self._urls():
+                try:
+                    async with websockets.connect(
+                        url,
+                        subprotocols=[protocol],
+                        open_timeout=5,
+                    ) as ws:
+                        backoff = BACKOFF_S[0]
+                        try:
+                            await self._session(ws)
+                        finally:
+                            closed = ws.protocol.close_sent
+                            if closed is not None and closed.code in UNDECODABLE_CLOSE_CODES:
+                                self.unreadable(f"closed the connection: {closed}")
+                    break
+                except (OSError, TimeoutError, websockets.exceptions.WebSocketException):
+                    pass  # the CSMS went away or never answered: the next one
+                except Exception:  # a message the CSMS refused, or a bug: say so, dial again
+                    _log.exception("station %s: session failed", self.identity)
+                    break
+                finally:
+                    self._cp, self.connected, self.booted = None, False, False
             if self._reboot:
                 self._reboot = False
                 continue
@@ -679,6 +698,13 @@ class Station:
     def connector(self, id: int) -> ConnectorState | None:
         """The connector or EVSE with this id."""
         return next((c for c in self.connectors if c.id == id), None)
+
+    def profile_from(self, ws: Any, target: int, data: dict[str, Any]) -> str:
+        """SetChargingProfile over the connection `ws`: told to the site's writer log."""
+        ours, theirs = ws.local_address, ws.remote_address
+        what = {"profile": data.get("id", data.get("charging_profile_id")), "target": target}
+        self.env.written(self.charger.id, what, ((ours[0], ours[1]), (theirs[0], theirs[1])))
+        return self.set_profile(target, data)
 
     def set_profile(self, target: int, data: dict[str, Any]) -> str:
         """Store a profile; Accepted or Rejected (its personality may refuse one the book
@@ -787,6 +813,13 @@ class Station:
             return False
         return True
 
+    def network_profile(self, slot: int, url: str) -> str:
+        """SetNetworkProfile (2.0.1): the slot's CSMS URL, used from the next connection."""
+        if self.v16 or slot < 1:
+            return "Rejected"
+        self.network_profiles[slot] = url
+        return "Accepted"
+
     def configuration(self) -> dict[str, tuple[str, bool]]:
         """Configuration keys (1.6) and variables (2.0.1, by variable name): value and
         whether read-only."""
@@ -795,7 +828,8 @@ class Station:
         measurands = ",".join(p.measurands or self.measurands or (ENERGY,))
         interval = f"{self.meter_values_s:g}"
         switch = str(p.phase_switch_pause_s is not None).lower()
-        return {
+        priority = ",".join(str(slot) for slot in self.network_priority)
+        return ({} if self.v16 else {"NetworkConfigurationPriority": (priority, False)}) | {
             "HeartbeatInterval": (f"{self.heartbeat_s:g}", False),
             "MeterValueSampleInterval": (interval, fixed_interval),
             "MeterValuesSampledData": (measurands, p.measurands is not None),
@@ -818,6 +852,12 @@ class Station:
             return "NotSupported"
         if known[key][1]:
             return "Rejected"
+        if key == "NetworkConfigurationPriority":
+            slots = [int(s) for s in value.split(",") if s.strip().isdigit()]
+            if not slots or any(slot not in self.network_profiles for slot in slots):
+                return "Rejected"
+            self.network_priority = slots
+            return "Accepted"
         if key in ("MeterValuesSampledData", "TxUpdatedMeasurands"):
             self.measurands = tuple(m.strip() for m in value.split(",") if m.strip())
             return "Accepted"

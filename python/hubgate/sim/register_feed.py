@@ -163,15 +163,20 @@ def feed_pv(fed: FedDevice, kw: float, amps: float, voltage: float, peak_kw: flo
 def pv_cap_kw(fed: FedDevice) -> float | None:
     """The cap the written power limit puts on an inverter's output (kW); None where none
     is in force: never written, switched off (SunSpec WMaxLim_Ena), or reverted after its
-    revert timeout (to its fallback: no cap at 100 %)."""
+    revert timeout to a fallback of 100 % (SunSpec 123); after the timeout, the fallback
+    written (SMA 41197)."""
     device = fed.device
     setpoint = device.profile.commands.power_limit
     if setpoint is None or device.profile.kind is not DeviceKind.INVERTER:
         return None
     device.poll()
     value = device.setpoints.get("power_limit")
-    if value is None or device.failsafe_active or not device.enabled:
+    if value is None or not device.enabled:
         return None
+    if device.failsafe_active:
+        value = device.applied_limit()
+        if value is None or value >= setpoint.max:
+            return None
     if setpoint.percent_of is not None:
         reference = device.get(setpoint.percent_of)
         value = value / 100.0 * (reference if isinstance(reference, float) else 0.0)

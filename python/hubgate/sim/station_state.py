@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from hubgate.config.model import DcConnector
 from hubgate.sim.ev import Ev
+from hubgate.sim.writers import Connection
 
 
 class StationEnv(Protocol):
@@ -46,6 +47,9 @@ class StationEnv(Protocol):
 
     def switch_phases(self, slot: int, phases: int) -> None:
         """The switchable connector at `slot` switched its EV to `phases` (1 or 3)."""
+
+    def written(self, device: str, what: dict[str, Any], connection: Connection | None) -> None:
+        """A command reached `device` over `connection` (`hubgate.sim.writers`)."""
 
 
 @dataclass

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from hubgate.config.model import ModbusEndpoint, SiteConfig
@@ -39,6 +40,7 @@ from hubgate.sim.register_feed import (
 )
 from hubgate.sim.scenario_loader import LoadedScenario
 from hubgate.sim.station_personalities import personality
+from hubgate.sim.writers import Connection, WriterLog
 
 LOOPBACK = "127.0.0.1"
 GRID_OPERATOR_BOX = "grid-operator"
@@ -55,8 +57,12 @@ class WireSite:
         ports_auto: bool = False,
         csms_url: str | None = None,
         meter_values_s: float = 60.0,
+        writes: Path | None = None,
     ) -> None:
+        """`csms_url`: what the stations dial, several comma-separated in priority order;
+        `writes`: log every command with its sender there (`hubgate.sim.writers`)."""
         self.sim = sim = Simulation(loaded)
+        self.writers = None if writes is None else WriterLog(writes)
         self.origin = datetime.now(UTC)
         """Wall-clock time at simulated t = 0, where the stations' clocks start."""
         self._ports_auto = ports_auto
@@ -109,7 +115,7 @@ class WireSite:
                 f"'{id}' and '{taken}' both want port {port} on {LOOPBACK}: "
                 "give them different ports in the site file, or use --ports auto"
             )
-        box = ModbusBox(id, kind, profile.name, [], LOOPBACK, port)
+        box = ModbusBox(id, kind, profile.name, [], LOOPBACK, port, on_write=self.written)
         clock = DeviceClock(self.clock, lambda: box.linked)
         box.devices.extend(
             make_device(profile, endpoint, clock, offset=i, largest=largest) for i in range(count)
@@ -149,6 +155,12 @@ class WireSite:
         """Simulated seconds: the devices' watchdogs run on it while no master is
         connected (`sim.device_clock`)."""
         return self.sim.now
+
+    def written(self, device: str, what: dict[str, Any], connection: Connection | None) -> None:
+        """A command reached `device`: into the writer log, if there is one."""
+        if self.writers is not None:
+            kind = "ocpp" if "profile" in what else "modbus"
+            self.writers.record(self.sim.now, device, kind, what, connection)
 
     # -- the stations' environment (`StationEnv`) ----------------------------------
 
@@ -202,6 +214,8 @@ class WireSite:
             _, pending = await asyncio.wait(pending, timeout=1.0)
         for box in self.boxes.values():
             await box.stop()
+        if self.writers is not None:
+            self.writers.close()
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)

@@ -8,3 +8,4 @@
 pub mod alloc;
 pub mod crc;
 pub mod modbus;
+pub mod plan;

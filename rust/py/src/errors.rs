@@ -18,6 +18,8 @@
 //!     the allocator cannot work on.
 //!   - `AllocationInputError(HubgateError, ValueError)`: a cycle's measurements
 //!     that cannot be used (wrong length, NaN, time going back).
+//!   - `PlanInputError(HubgateError, ValueError)`: a deadline plan's slots or
+//!     sessions that cannot be used (lengths differ, NaN, negative).
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
@@ -41,6 +43,7 @@ struct Types {
     field: Py<PyType>,
     topology: Py<PyType>,
     alloc_input: Py<PyType>,
+    plan_input: Py<PyType>,
 }
 
 static TYPES: PyOnceLock<Types> = PyOnceLock::new();
@@ -107,6 +110,12 @@ fn types(py: Python<'_>) -> PyResult<&Types> {
             &base(),
             "A cycle's measurements the allocator cannot use; its state is unchanged.",
         )?;
+        let plan_input = new_type(
+            py,
+            "PlanInputError",
+            &base(),
+            "A deadline plan's slots or sessions that cannot be used.",
+        )?;
         Ok(Types {
             codec,
             crc,
@@ -115,6 +124,7 @@ fn types(py: Python<'_>) -> PyResult<&Types> {
             field,
             topology,
             alloc_input,
+            plan_input,
         })
     })
 }
@@ -131,6 +141,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("FieldError", types.field.bind(py))?;
     m.add("TopologyError", types.topology.bind(py))?;
     m.add("AllocationInputError", types.alloc_input.bind(py))?;
+    m.add("PlanInputError", types.plan_input.bind(py))?;
     Ok(())
 }
 
@@ -149,6 +160,14 @@ pub(crate) enum CoreError {
     Topology(hubgate_core::alloc::TopologyError),
     /// See [`hubgate_core::alloc::InputError`].
     AllocInput(hubgate_core::alloc::InputError),
+    /// See [`hubgate_core::plan::PlanError`].
+    PlanInput(hubgate_core::plan::PlanError),
+}
+
+impl From<hubgate_core::plan::PlanError> for CoreError {
+    fn from(err: hubgate_core::plan::PlanError) -> Self {
+        Self::PlanInput(err)
+    }
 }
 
 impl From<hubgate_core::alloc::TopologyError> for CoreError {
@@ -204,6 +223,7 @@ impl From<CoreError> for PyErr {
             CoreError::Field(e) => instantiate(py, |t| &t.field, e.to_string()),
             CoreError::Topology(e) => instantiate(py, |t| &t.topology, e.to_string()),
             CoreError::AllocInput(e) => instantiate(py, |t| &t.alloc_input, e.to_string()),
+            CoreError::PlanInput(e) => instantiate(py, |t| &t.plan_input, e.to_string()),
         })
     }
 }

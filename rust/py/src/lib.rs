@@ -10,6 +10,7 @@ mod errors;
 mod modbus_codec;
 mod modbus_pdu;
 mod modbus_values;
+mod plan;
 
 use pyo3::prelude::*;
 
@@ -32,6 +33,8 @@ mod _core {
     use super::alloc::{
         AllocConnector, AllocNode, AllocReason, AllocSettings, Allocation, Allocator,
     };
+    #[pymodule_export]
+    use super::plan::{DeadlinePlan, DeadlinePlanner};
 
     use pyo3::prelude::*;
 

@@ -1,0 +1,200 @@
+"""Cluster figures (docs/ha.md), against real nats-server processes on loopback: the cost
+of calling nats-py from Trio through `NatsLink` (against nats-py on its own asyncio loop),
+and the store-and-forward queue's enqueue latency replicated (against the local SQLite
+queue of a single box), and the failover time of two `hubgate run` processes.
+
+Each round: connect, then 500 round trips to the server (a PING/PONG flush) one after the
+other; `us_per_call` is the mean round trip after connecting, the bridge's added latency is
+the difference between the two `impl`s' figures (median over the rounds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import statistics
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+import trio
+
+from hubgate.cloud.queue import DurableQueue, open_durable_queue
+from hubgate.cloud.store import Outgoing
+from hubgate.cluster.link import open_nats_link
+from hubgate.cluster.queue_replica import QueueReplica
+from hubgate.config.model import Cluster
+
+CALLS = 500
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from tests.support.nats_cluster import NatsCluster
+
+    cluster = NatsCluster.start(tmp_path_factory.mktemp("nats"), size=1)
+    try:
+        yield cluster.urls[0]
+    finally:
+        cluster.close()
+
+
+async def _through_the_bridge(url: str) -> float:
+    cluster = Cluster(site_id="bench", node="bench", servers=(url,), replicas=1)
+    async with open_nats_link(cluster) as link:
+        await link.wait_connected()
+        began = time.perf_counter()
+        for _ in range(CALLS):
+            await link.run(lambda nc: nc.flush(timeout=2))
+        return (time.perf_counter() - began) / CALLS
+
+
+async def _on_asyncio(url: str) -> float:
+    client = await nats.connect(servers=[url])
+    try:
+        began = time.perf_counter()
+        for _ in range(CALLS):
+            await client.flush(timeout=2)
+        return (time.perf_counter() - began) / CALLS
+    finally:
+        await client.close()
+
+
+@pytest.mark.benchmark(group="nats-round-trip")
+@pytest.mark.parametrize("impl", ["hubgate", "nats-py"])
+def test_nats_round_trip_from_trio(benchmark: Any, server: str, impl: str) -> None:
+    per_call: list[float] = []
+
+    def run() -> None:
+        if impl == "hubgate":
+            per_call.append(trio.run(_through_the_bridge, server))
+        else:
+            per_call.append(asyncio.run(_on_asyncio(server)))
+
+    benchmark.pedantic(run, rounds=5, iterations=1)
+    benchmark.extra_info["us_per_call"] = round(statistics.median(per_call) * 1e6, 1)
+    assert min(per_call) > 0
+
+
+ENQUEUES = 200
+
+
+@pytest.fixture(scope="module")
+def three_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    from tests.support.nats_cluster import NatsCluster
+
+    cluster = NatsCluster.start(tmp_path_factory.mktemp("nats3"))
+    try:
+        yield cluster.urls
+    finally:
+        cluster.close()
+
+
+async def _enqueue_latencies(path: Path, servers: list[str] | None) -> list[float]:
+    """`ENQUEUES` messages of one charger, one after the other (each answered before the
+    next, as a charger waits): each enqueue's latency."""
+    latencies = []
+
+    async def run(queue: DurableQueue) -> None:
+        for n in range(ENQUEUES):
+            item = Outgoing("CP", f"m{n}", "MeterValues", {"connectorId": 1, "n": n})
+            began = time.perf_counter()
+            await queue.enqueue(item)
+            latencies.append(time.perf_counter() - began)
+
+    if servers is None:
+        async with open_durable_queue(path) as queue:
+            await run(queue)
+        return latencies
+    cluster = Cluster(site_id=f"bench-{path.stem}", node="a", servers=(servers[0],))
+    async with open_nats_link(cluster) as link:
+        replica = QueueReplica(link, cluster)
+        async with open_durable_queue(path, replica=replica) as queue, trio.open_nursery() as n:
+            await n.start(replica.follow, queue.run)
+            await run(queue)
+            n.cancel_scope.cancel()
+    return latencies
+
+
+@pytest.mark.benchmark(group="queue-enqueue-latency")
+@pytest.mark.parametrize("impl", ["hubgate", "sqlite-local"])
+def test_enqueue_latency_replicated(
+    benchmark: Any, three_nodes: list[str], tmp_path: Path, impl: str
+) -> None:
+    """`hubgate`: the queue replicated in a JetStream stream (replicas 3: the entry on two
+    of three nodes, then in the local file, fsync); `sqlite-local`: the single box's queue."""
+    latencies: list[float] = []
+    rounds = iter(range(100))
+
+    def run() -> None:
+        path = tmp_path / f"q{next(rounds)}.sqlite3"
+        servers = three_nodes if impl == "hubgate" else None
+        latencies.extend(trio.run(_enqueue_latencies, path, servers))
+
+    benchmark.pedantic(run, rounds=3, iterations=1)
+    latencies.sort()
+    benchmark.extra_info["p50_ms"] = round(latencies[len(latencies) // 2] * 1e3, 2)
+    benchmark.extra_info["p99_ms"] = round(latencies[int(len(latencies) * 0.99)] * 1e3, 2)
+    assert latencies
+    assert len(latencies) % ENQUEUES == 0  # every enqueue of every round answered
+
+
+def _setpoints_a(log: Path) -> float | None:
+    """The sum of a gateway's connector setpoints (A), from its API (address in its log)."""
+    found = re.search(r"dashboard: (http://\S+)/", log.read_text(encoding="utf-8"))
+    if found is None:
+        return None
+    try:
+        with urllib.request.urlopen(f"{found.group(1)}/api/v1/state", timeout=2) as answer:
+            state = json.load(answer)
+    except (OSError, ValueError):
+        return None
+    return float(sum(c["setpoint_a"] for c in state["connectors"]))
+
+
+@pytest.mark.benchmark(group="failover-time")
+@pytest.mark.parametrize("impl", ["hubgate"])
+def test_failover_time(benchmark: Any, tmp_path: Path, impl: str) -> None:
+    """SIGKILL of the leader (tests/cluster/ha_harness.py: lease 2 s, device leases 4 s,
+    cycle 0.25 s; target lease + margin + device leases + one cycle = 6.54 s): the time to
+    the new leader's first full cycle (every charger commanded by it), and until its
+    setpoints add up to 95 % of what the old leader had set."""
+    from tests.support.ha_harness import HaSite
+    from tests.support.nats_cluster import NatsCluster
+
+    figures: dict[str, float] = {}
+
+    def run() -> None:
+        nats_cluster = NatsCluster.start(tmp_path / "nats")
+        site = HaSite.start(tmp_path, nats_cluster)
+        try:
+            a, b = site.gateways["a"], site.gateways["b"]
+            a.start()
+            site.wait_for_leader("a")
+            b.start()
+            site.wait_for_commands(a.pids[0])
+            time.sleep(15)  # increases go out in steps: let the old leader settle
+            before = _setpoints_a(a.log) or 0.0
+            a.signal(signal.SIGKILL)
+            killed = time.time()
+            figures["first_full_cycle_s"] = site.wait_for_commands(b.pids[0], since=killed) - killed
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if (_setpoints_a(b.log) or 0.0) >= 0.95 * before:
+                    figures["full_power_s"] = time.time() - killed
+                    break
+                time.sleep(0.25)
+            figures["setpoints_before_a"] = before
+        finally:
+            site.close()
+            nats_cluster.close()
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update({k: round(v, 2) for k, v in figures.items()})
+    assert "first_full_cycle_s" in figures

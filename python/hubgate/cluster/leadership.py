@@ -1,0 +1,195 @@
+"""Leadership on Trio: the leader lease (`hubgate.cluster.lease`) kept in a JetStream KV bucket.
+
+    leadership = Leadership(link, cluster, timing)
+    await nursery.start(leadership.run)      # reads the key, renews or takes over
+    epoch = leadership.epoch(trio.current_time())   # None: do not command
+    await leadership.release()               # hand over (SIGTERM)
+
+The key is `<site_id>` in the bucket `hubgate_leases` (replicas from `[cluster]`). It is
+read every `poll_s`; the lease renews and take-overs are compare-and-set writes on its
+revision (`KeyValue.update(..., last=revision)`). Every NATS call has a deadline well
+inside the renewal period, so a hung cluster never keeps the leader commanding past
+its lease: `epoch()` turns None by the leader's own clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import trio
+from nats.aio.client import Client
+from nats.js.api import KeyValueConfig
+from nats.js.errors import (
+    BadRequestError,
+    BucketNotFoundError,
+    KeyDeletedError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+)
+from nats.js.kv import KeyValue
+
+from hubgate._core import HubgateError
+from hubgate.cluster.lease import LeaderLease, LeaseTiming, Role, Write
+from hubgate.cluster.link import ClusterUnavailableError, NatsLink
+from hubgate.config.model import Cluster
+
+log = logging.getLogger(__name__)
+
+BUCKET = "hubgate_leases"
+
+
+class Leadership:
+    """This gateway's part in the cluster, kept up to date by `run`."""
+
+    def __init__(
+        self,
+        link: NatsLink,
+        cluster: Cluster,
+        timing: LeaseTiming,
+        *,
+        poll_s: float | None = None,
+        clock: Callable[[], float] = trio.current_time,
+    ) -> None:
+        self.link = link
+        self.cluster = cluster
+        self.key = cluster.site_id
+        self.lease = LeaderLease(cluster.node, timing)
+        self.poll_s = poll_s or min(0.25, timing.ttl_s / 12)
+        self.clock = clock
+        self._kv: KeyValue | None = None
+        self._changed = trio.Event()
+        self._role = Role.STANDBY
+
+    @property
+    def role(self) -> Role:
+        """LEADER while this gateway may command."""
+        return Role.LEADER if self.epoch() is not None else Role.STANDBY
+
+    def epoch(self) -> int | None:
+        """The epoch this gateway may command under now, None when it may not
+        (`hubgate.control.authority.Authority`)."""
+        return self.lease.epoch_now(self.clock())
+
+    def holds(self, epoch: int) -> bool:
+        """Whether a command under `epoch` may go out now."""
+        return self.lease.holds(epoch, self.clock())
+
+    async def wait_role(self, role: Role) -> None:
+        """Return once this gateway has `role`."""
+        while self.role is not role:
+            await self._changed.wait()
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Read, renew, take over, for ever; started once the bucket is there."""
+        while self._kv is None:
+            try:
+                self._kv = await self.link.run(self._bucket, within_s=2.0)
+            except (ClusterUnavailableError, HubgateError, OSError) as exc:
+                log.warning("cluster: lease bucket not reachable yet: %s", exc)
+                await trio.sleep(0.5)
+            except Exception as exc:  # nats-py's errors (no JetStream yet, no quorum)
+                log.warning("cluster: lease bucket not ready yet: %s", exc)
+                await trio.sleep(0.5)
+        task_status.started()
+        while True:
+            await self.step()
+            await trio.sleep(self.poll_s)
+
+    async def step(self) -> None:
+        """One round: read the key, make the write that is due, tell who waits."""
+        lease = self.lease
+        within_s = lease.timing.renew_every_s / 2
+        try:
+            revision, data = await self.link.run(self._get, within_s=within_s)
+        except (ClusterUnavailableError, OSError) as exc:
+            log.debug("cluster: lease not read: %s", exc)
+        except Exception as exc:  # nats-py's errors: a failover inside the cluster
+            log.debug("cluster: lease not read: %s", exc)
+        else:
+            lease.observe(revision, data, self.clock())
+        write = lease.due(self.clock())
+        if write is not None:
+            await self._write(write, within_s)
+        self._announce()
+
+    async def release(self, within_s: float = 2.0) -> bool:
+        """Hand over: stop commanding at once and tell the standby (True once written;
+        tried again until `within_s` has passed)."""
+        write = self.lease.release()
+        self._announce()
+        if write is None:
+            return False
+        deadline = self.clock() + within_s
+        while (left := deadline - self.clock()) > 0:
+            if await self._write(write, left):
+                return True
+            if self.lease.revision is None:
+                return False  # refused: the key changed, nothing to hand over
+            await trio.sleep(min(self.poll_s, left))
+        return False
+
+    async def _write(self, write: Write, within_s: float) -> bool:
+        lease = self.lease
+        sent_at = self.clock()
+        lease.sending(write, sent_at)
+        try:
+            revision = await self.link.run(lambda nc: self._update(nc, write), within_s=within_s)
+        except KeyWrongLastSequenceError:
+            lease.refused()
+            return False
+        except (ClusterUnavailableError, OSError) as exc:
+            log.debug("cluster: lease write unanswered: %s", exc)
+            return False
+        except BadRequestError as exc:  # a wrong last revision in another spelling
+            log.info("cluster: lease write refused: %s", exc)
+            lease.refused()
+            return False
+        except Exception as exc:  # nats-py's errors: a failover inside the cluster
+            log.debug("cluster: lease write failed: %s", exc)
+            return False
+        lease.wrote(write, revision, sent_at)
+        return True
+
+    def _announce(self) -> None:
+        role = self.role
+        if role is not self._role:
+            self._role = role
+            epoch = self.lease.epoch
+            log.warning(
+                "cluster: %s is %s%s",
+                self.cluster.node,
+                role.value,
+                "" if epoch is None else f" (epoch {epoch})",
+            )
+            self._changed.set()
+            self._changed = trio.Event()
+
+    # -- on the asyncio side ---------------------------------------------------------------
+
+    async def _bucket(self, nc: Client) -> KeyValue:
+        js = nc.jetstream(timeout=2.0)
+        try:
+            return await js.key_value(BUCKET)
+        except BucketNotFoundError:
+            config = KeyValueConfig(bucket=BUCKET, history=1, replicas=self.cluster.replicas)
+            return await js.create_key_value(config)
+
+    async def _get(self, nc: Client) -> tuple[int, bytes | None]:
+        assert self._kv is not None
+        try:
+            entry = await self._kv.get(self.key)
+        except KeyDeletedError as gone:
+            entry = gone.entry
+            return (0 if entry is None else int(entry.revision or 0)), None
+        except KeyNotFoundError:
+            return 0, None
+        return int(entry.revision or 0), entry.value
+
+    async def _update(self, nc: Client, write: Write) -> int:
+        assert self._kv is not None
+        revision: Any = await self._kv.update(self.key, write.record.encode(), last=write.last)
+        return int(revision)

@@ -1,0 +1,209 @@
+"""The leader lease, sans-IO: what a gateway knows of the lease key and what it writes next.
+
+The lease is one key in a JetStream key-value bucket (replicated), written only with
+compare-and-set on its revision. Its value names the holder and the **epoch**: the
+revision of the write that took the lease (a take-over writes epoch 0, read back as
+its own revision; renewals carry the epoch on). The epoch is the fencing token: a
+gateway commands only under the epoch it holds, while its lease is valid on its own
+clock, and stops as soon as it sees another epoch.
+
+Timing, all on each gateway's own monotonic clock (no shared clock is assumed):
+
+- the leader renews every `ttl_s / 3` and may command until `ttl_s` after it *sent*
+  its last successful renewal (`valid_until`);
+- a standby takes a lease it has seen unchanged for `ttl_s + clock_margin_s +
+  device_lease_s`: by then the old leader has stopped commanding (its `valid_until`
+  passed: it sent that renewal before the standby saw it) and every device-side lease
+  it set (Modbus watchdog, OCPP profile validTo) has run out;
+- a lease another gateway released (explicit hand-over) and a missing key are taken
+  at once; a gateway that released the lease waits like for any other.
+
+`LeaderLease.due(now)` says what to write; `wrote`, `refused` and `observe` take what
+came of writes and reads. `epoch_now(now)` is what the control loop asks every cycle
+and before every command.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """A gateway's part in the cluster."""
+
+    STANDBY = "standby"
+    LEADER = "leader"
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    """The lease key's value."""
+
+    holder: str
+    epoch: int
+    """The revision of the take-over write; 0 in the take-over write itself."""
+    released: bool = False
+
+    def encode(self) -> bytes:
+        """The key's bytes."""
+        body = {"holder": self.holder, "epoch": self.epoch, "released": self.released}
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, data: bytes, revision: int) -> LeaseRecord:
+        """A value read at `revision` (a take-over's epoch 0 becomes `revision`); a value
+        that is not a lease record is a released lease of nobody, so it can be taken."""
+        try:
+            body = json.loads(data)
+            holder, epoch = str(body["holder"]), int(body["epoch"])
+            released = bool(body.get("released", False))
+        except (ValueError, KeyError, TypeError):
+            return cls("", revision, released=True)
+        return cls(holder, epoch or revision, released)
+
+
+@dataclass(frozen=True)
+class LeaseTiming:
+    """How long a lease lasts and what a standby adds before it takes one over."""
+
+    ttl_s: float
+    device_lease_s: float
+    """The longest device-side lease the leader sets (Modbus watchdog, OCPP validTo)."""
+    clock_margin_s: float = 0.0
+    """For two monotonic clocks that run at slightly different rates, and for the
+    leader's last cycle in flight."""
+
+    @property
+    def renew_every_s(self) -> float:
+        """How often the leader renews."""
+        return self.ttl_s / 3
+
+    @property
+    def takeover_after_s(self) -> float:
+        """How long a standby waits after it last saw the lease change."""
+        return self.ttl_s + self.clock_margin_s + self.device_lease_s
+
+
+@dataclass(frozen=True)
+class Write:
+    """A compare-and-set write of the lease key: `last` is the revision it must still
+    have (0: the key must not exist)."""
+
+    last: int
+    record: LeaseRecord
+
+
+class LeaderLease:
+    """One gateway's view of the lease and its decisions (see the module docstring)."""
+
+    def __init__(self, node: str, timing: LeaseTiming) -> None:
+        self.node = node
+        self.timing = timing
+        self.role = Role.STANDBY
+        self.epoch: int | None = None
+        """The epoch held while leader."""
+        self.valid_until = float("-inf")
+        self.revision: int | None = None
+        """The key's last known revision (None: not read yet; 0: no key)."""
+        self.record: LeaseRecord | None = None
+        self.seen_at = float("-inf")
+        """When this gateway first saw `revision`."""
+        self._renewed_at = float("-inf")
+        self._pending: tuple[Write, float] | None = None
+        """A write whose answer was lost, and when it was sent."""
+
+    # -- what the control loop asks -----------------------------------------------------
+
+    def epoch_now(self, now: float) -> int | None:
+        """The epoch this gateway may command under at `now`, None when it may not."""
+        if self.role is Role.LEADER and now < self.valid_until:
+            return self.epoch
+        return None
+
+    def holds(self, epoch: int, now: float) -> bool:
+        """Whether a command under `epoch` may go out at `now`."""
+        return self.epoch_now(now) == epoch
+
+    # -- what to write --------------------------------------------------------------------
+
+    def due(self, now: float) -> Write | None:
+        """The write to make now: a renewal, a take-over, or nothing."""
+        if self.revision is None:
+            return None  # read first
+        if self.role is Role.LEADER:
+            if now >= self.valid_until:
+                self._step_down()
+                return None
+            if now - self._renewed_at >= self.timing.renew_every_s:
+                assert self.epoch is not None
+                return Write(self.revision, LeaseRecord(self.node, self.epoch))
+            return None
+        record = self.record
+        if (
+            record is None
+            or (record.released and record.holder != self.node)
+            or now - self.seen_at >= self.timing.takeover_after_s
+        ):
+            return Write(self.revision, LeaseRecord(self.node, 0))
+        return None
+
+    def release(self) -> Write | None:
+        """Hand over: stop commanding now; the write that tells the standby (None when
+        this gateway does not lead)."""
+        if self.role is not Role.LEADER or self.revision is None:
+            return None
+        assert self.epoch is not None
+        write = Write(self.revision, LeaseRecord(self.node, self.epoch, released=True))
+        self._step_down()
+        return write
+
+    # -- what came of it ----------------------------------------------------------------
+
+    def sending(self, write: Write, now: float) -> None:
+        """`write` goes out at `now` (its answer may be lost: `observe` recognises it)."""
+        self._pending = (write, now)
+
+    def wrote(self, write: Write, revision: int, sent_at: float) -> None:
+        """The cluster took `write` as `revision`."""
+        self._pending = None
+        self.revision, self.seen_at = revision, sent_at
+        if write.record.released:
+            self.record = write.record
+            return
+        epoch = write.record.epoch or revision
+        self.record = LeaseRecord(self.node, epoch)
+        self.role, self.epoch = Role.LEADER, epoch
+        self._renewed_at = sent_at
+        self.valid_until = sent_at + self.timing.ttl_s
+
+    def refused(self) -> None:
+        """The key had changed: someone else wrote it. Stop commanding at once."""
+        self._pending = None
+        self._step_down()
+        self.revision = None  # read the key again before anything else
+
+    def observe(self, revision: int, data: bytes | None, now: float) -> None:
+        """The key as read at `now`: its revision and value (0 and None: no key)."""
+        if revision == self.revision:
+            return
+        record = None if data is None else LeaseRecord.decode(data, revision)
+        pending = self._pending
+        if (
+            pending is not None
+            and record is not None
+            and record.holder == self.node
+            and not record.released
+            and (pending[0].record.epoch in (0, record.epoch))
+            and revision > (self.revision or 0)
+        ):
+            self.wrote(pending[0], revision, pending[1])  # our write, its answer lost
+            return
+        self.revision, self.record, self.seen_at = revision, record, now
+        if self.role is Role.LEADER and (record is None or record.epoch != self.epoch):
+            self._step_down()  # a newer epoch: someone else leads
+
+    def _step_down(self) -> None:
+        self.role, self.epoch = Role.STANDBY, None
+        self.valid_until = float("-inf")

@@ -1,0 +1,38 @@
+"""Who may command the site: the control loop asks before every cycle's dispatch and
+before every single command.
+
+A gateway alone on its site always may (`SOLE`, epoch 0). With `[cluster]`,
+`hubgate.cluster.leadership.Leadership` answers: the epoch of the leader lease this
+gateway holds, None while it is the standby or once its lease ran out on its own clock.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+__all__ = ["SOLE", "Authority", "FencedError"]
+
+from hubgate.fencing import FencedError
+
+
+class Authority(Protocol):
+    """The right to command, as a fencing epoch."""
+
+    def epoch(self) -> int | None:
+        """The epoch this gateway may command under now, None when it may not."""
+
+    def holds(self, epoch: int) -> bool:
+        """Whether a command under `epoch` may go out now."""
+
+
+class _Sole:
+    """The only gateway of its site: always epoch 0."""
+
+    def epoch(self) -> int | None:
+        return 0
+
+    def holds(self, epoch: int) -> bool:
+        return epoch == 0
+
+
+SOLE: Authority = _Sole()

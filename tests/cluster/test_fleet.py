@@ -1,0 +1,99 @@
+"""The fleet link: a site's three-node cluster with leaf node connections to a central
+nats-server (all real processes); fleet limit leases with a token, `hubgate fleet status`,
+a site cut off from the fleet keeping its lease until it runs out."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+from hubgate.cluster.fleet import FleetLink
+from hubgate.cluster.link import open_nats_link
+from hubgate.config.model import Cluster
+from hubgate.control.limits import SITE, LimitBook, LimitSource
+from hubgate.state import StateHub
+from tests.support.nats_cluster import LOOPBACK, NatsCluster, free_ports
+
+pytestmark = pytest.mark.peers("nats-server")
+
+HUBGATE = str(Path(sys.executable).parent / "hubgate")
+TOKEN = "fleet-secret-0123456789"
+LEASE_S = 15
+
+
+async def test_fleet_limits_reach_the_site_through_a_leaf_node_and_lapse_when_cut_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUBGATE_FLEET_TOKEN", TOKEN)
+    [leaf_port] = free_ports(1)
+    fleet = NatsCluster.start(
+        tmp_path / "fleet", size=1, jetstream=False, leaf=f"listen: {LOOPBACK}:{leaf_port}"
+    )
+    site = NatsCluster.start(
+        tmp_path / "site", leaf=f'remotes: [{{ url: "nats-leaf://{LOOPBACK}:{leaf_port}" }}]'
+    )
+    try:
+        cluster = Cluster(
+            site_id="north",
+            node="gw-a",
+            servers=(site.urls[0],),
+            fleet_token_env="HUBGATE_FLEET_TOKEN",
+        )
+        central = Cluster(site_id="fleet", node="ops", servers=(fleet.urls[0],), replicas=1)
+        limits = LimitBook()
+        with trio.fail_after(60):
+            async with (
+                open_nats_link(cluster) as link,
+                open_nats_link(central) as ops,
+                trio.open_nursery() as nursery,
+            ):
+                link_to_site = FleetLink(link, cluster, StateHub(), limits, lambda: "leader")
+                await nursery.start(link_to_site.run)
+                await ops.wait_connected()
+
+                async def ask(body: dict[str, object]) -> dict[str, object]:
+                    data = json.dumps(body).encode()
+                    for _ in range(50):  # until the leaf connections carry the subscription
+                        try:
+                            reply = await ops.run(
+                                lambda nc: nc.request("hubgate.north.limits.set", data, timeout=1)
+                            )
+                        except Exception:  # no responders yet
+                            await trio.sleep(0.2)
+                            continue
+                        answer: dict[str, object] = json.loads(reply.data)
+                        return answer
+                    raise AssertionError("the site never answered through the leaf node")
+
+                wrong = await ask({"token": "nope", "power_kw": 40, "lease_s": 2})
+                assert wrong["status"] == "Rejected"
+                assert limits.in_force(SITE, trio.current_time()).limit.power_kw is None
+                taken = await ask(
+                    {"token": TOKEN, "power_kw": 40, "lease_s": LEASE_S, "origin": "o"}
+                )
+                granted = trio.current_time()
+                assert taken == {"status": "Accepted", "lease_s": LEASE_S}
+                in_force = limits.in_force(SITE, trio.current_time())
+                assert in_force.limit.power_kw == 40
+                assert in_force.sources == (LimitSource.FLEET,)
+
+                status = await trio.run_process(
+                    [HUBGATE, "fleet", "status", "--server", fleet.urls[0], "--json"],
+                    capture_stdout=True,
+                )
+                [line] = status.stdout.decode().splitlines()
+                assert json.loads(line) == {"site": "north", "node": "gw-a", "role": "leader"}
+
+                await trio.to_thread.run_sync(fleet.close)  # the site is cut off
+                assert trio.current_time() < granted + LEASE_S
+                assert limits.in_force(SITE, trio.current_time()).limit.power_kw == 40
+                await trio.sleep_until(granted + LEASE_S)  # it ran out: the site's own limits
+                assert limits.in_force(SITE, trio.current_time()).limit.power_kw is None
+                nursery.cancel_scope.cancel()
+    finally:
+        site.close()
+        fleet.close()

@@ -1,0 +1,124 @@
+"""The leader lease against three real nats-server processes (replicas 3)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+
+from hubgate.cluster.leadership import Leadership
+from hubgate.cluster.lease import LeaseTiming, Role
+from hubgate.cluster.link import open_nats_link
+from hubgate.config.model import Cluster
+from tests.support.nats_cluster import NatsCluster
+
+pytestmark = pytest.mark.peers("nats-server")
+
+TIMING = LeaseTiming(ttl_s=1.0, device_lease_s=0.5, clock_margin_s=0.1)
+
+
+def cluster(node: str, servers: list[str]) -> Cluster:
+    return Cluster(site_id="test-site", node=node, servers=tuple(servers))
+
+
+@asynccontextmanager
+async def gateway(
+    node: str, servers: list[str], timing: LeaseTiming = TIMING
+) -> AsyncIterator[Leadership]:
+    """A gateway's leadership running on its own NATS connection until the block ends."""
+    async with open_nats_link(cluster(node, servers)) as link, trio.open_nursery() as nursery:
+        leadership = Leadership(link, cluster(node, servers), timing)
+        await nursery.start(leadership.run)
+        yield leadership
+        nursery.cancel_scope.cancel()
+
+
+async def test_one_leader_renews_and_a_release_hands_over_at_once(nats: NatsCluster) -> None:
+    slow = LeaseTiming(ttl_s=1.0, device_lease_s=10.0, clock_margin_s=0.1)
+    with trio.fail_after(30):
+        async with gateway("a", nats.urls[:1], slow) as a:
+            await a.wait_role(Role.LEADER)
+            async with gateway("b", nats.urls[1:2], slow) as b:
+                first = a.epoch()
+                assert first is not None
+                await trio.sleep(3 * slow.ttl_s)  # several renewals: the lease holds
+                assert a.epoch() == first
+                assert b.role is Role.STANDBY
+                assert await a.release()
+                assert a.epoch() is None  # stops commanding at once
+                with trio.fail_after(slow.device_lease_s):  # not the lease's expiry
+                    await b.wait_role(Role.LEADER)
+                second = b.epoch()
+    assert second is not None
+    assert second > first
+
+
+async def test_a_dead_leader_is_replaced_only_after_lease_and_device_leases(
+    nats: NatsCluster,
+) -> None:
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            a_life = trio.CancelScope()
+
+            async def run_a(*, task_status: trio.TaskStatus[Leadership]) -> None:
+                with a_life:
+                    async with gateway("a", nats.urls[:1]) as a:
+                        task_status.started(a)
+                        await trio.sleep_forever()
+
+            a = await nursery.start(run_a)
+            await a.wait_role(Role.LEADER)
+            async with gateway("b", nats.urls[1:2]) as b:
+                await trio.sleep(2 * TIMING.ttl_s)
+                assert b.role is Role.STANDBY
+                a_life.cancel()  # a's link closes: no renewal, no release
+                gone = trio.current_time()
+                await b.wait_role(Role.LEADER)
+                waited = trio.current_time() - gone
+    # the last renewal came at most one renewal period and one read before a went
+    assert waited >= TIMING.takeover_after_s - TIMING.renew_every_s - b.poll_s
+
+
+async def test_a_leader_that_resumes_after_a_take_over_steps_down(nats: NatsCluster) -> None:
+    """A hung leader (its lease task stopped, like SIGSTOP) that comes back finds a newer
+    epoch: its renewal is refused and it has stopped commanding by its own clock already."""
+    with trio.fail_after(30):
+        async with open_nats_link(cluster("a", nats.urls)) as link_a:
+            a = Leadership(link_a, cluster("a", nats.urls), TIMING)
+            async with trio.open_nursery() as hung:
+                await hung.start(a.run)
+                await a.wait_role(Role.LEADER)
+                old = a.epoch()
+                hung.cancel_scope.cancel()  # a hangs: no more renewals
+            async with gateway("b", nats.urls[1:]) as b:
+                await b.wait_role(Role.LEADER)
+                new = b.epoch()
+                assert a.epoch() is None  # its lease ran out on its clock
+                await a.step()  # it resumes: reads the key, sees the newer epoch
+                await a.step()
+                assert a.role is Role.STANDBY
+                await trio.sleep(2 * TIMING.ttl_s)
+                assert b.epoch() == new  # it did not fight
+    assert old is not None
+    assert new is not None
+    assert new > old
+
+
+async def test_a_nats_node_lost_with_both_gateways_alive_keeps_the_leader(
+    nats: NatsCluster,
+) -> None:
+    with trio.fail_after(40):
+        async with gateway("a", nats.urls) as a:
+            await a.wait_role(Role.LEADER)
+            epoch = a.epoch()
+            async with gateway("b", nats.urls[::-1]) as b:
+                await trio.to_thread.run_sync(nats.stop_node, 2)  # b's first server
+                lost_at = trio.current_time()
+                lapses = 0
+                while trio.current_time() - lost_at < 4 * TIMING.ttl_s:
+                    lapses += a.epoch() != epoch
+                    assert b.role is Role.STANDBY
+                    await trio.sleep(0.05)
+    assert lapses == 0

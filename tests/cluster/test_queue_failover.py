@@ -1,0 +1,224 @@
+"""The replicated store-and-forward queue across two failovers, all real processes: three
+nats-server, two `hubgate run` with a `[csms]`, the test CSMS (tests/support/csms.py),
+and four OCPP 1.6 charge points (the `ocpp` package) that send 1,000 transaction
+messages while the CSMS is down, dialling the gateways in priority order and repeating an
+unanswered Call on the next connection, as chargers do. The leader is killed (SIGKILL)
+after about 300 messages, the next one hands over (SIGTERM) after about 700; then the
+CSMS comes back and must see every message once, in order, with its own transaction ids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ocpp.v16 import call as call16
+
+from tests.support.charge_points import ChargePointThread, Cp16
+from tests.support.csms import CsmsThread, proxy_csms
+from tests.support.ha_harness import Gateway, cluster_table
+from tests.support.nats_cluster import LOOPBACK, NatsCluster, free_ports
+from tests.support.wait import wait_until_blocking
+
+pytestmark = [
+    pytest.mark.peers("nats-server"),
+    pytest.mark.timeout(240),
+    # a charge point whose gateway died has its connection's close coroutine dropped with
+    # its event loop (websockets in tests/support/charge_points.py): not hubgate's
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+
+IDENTITIES = [f"Q{n}" for n in range(4)]
+TRANSACTIONS = 25
+"""Per charger: 25 x (Start, 8 MeterValues, Stop) = 250 messages, 1,000 in all."""
+
+
+def site(csms_port: int, ocpp_port: int, queue: Path) -> str:
+    chargers = "".join(
+        f'[[chargers]]\nid = "q-{n}"\nnode = "grid"\n'
+        f'ocpp = {{ identity = "{identity}", versions = ["1.6"] }}\n'
+        "connectors = [{ id = 1, max_current_a = 32 }]\n\n"
+        for n, identity in enumerate(IDENTITIES)
+    )
+    return (
+        '[site]\nname = "queue"\n\n[grid]\nphase_current_limit_a = 200\n\n'
+        f"{chargers}"
+        "[control]\ncycle_s = 0.5\nlease_s = 4\n\n"
+        f"[ocpp]\nport = {ocpp_port}\n\n[api]\nport = 0\n\n"
+        f'[csms]\nurl = "ws://{LOOPBACK}:{csms_port}/ocpp"\nqueue_path = "{queue}"\n'
+    )
+
+
+class Charger:
+    """One charge point's outage script, sent over whichever gateway answers."""
+
+    def __init__(self, identity: str, urls: list[str]) -> None:
+        self.identity = identity
+        self.urls = [f"{u}/{identity}" for u in urls]
+        self.sent: list[str] = []
+        self.peer: ChargePointThread | None = None
+        self.reconnects = 0
+        self.errors: list[str] = []
+
+    def _connect(self, deadline: float) -> ChargePointThread:
+        while time.monotonic() < deadline:
+            for url in self.urls:
+                peer = ChargePointThread(Cp16, url, subprotocols=["ocpp1.6"])
+                try:
+                    return peer.start()
+                except Exception as exc:  # refused, closed, or not a gateway yet
+                    self.errors.append(f"{url}: {type(exc).__name__}: {exc}")
+                    continue
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.identity}: no gateway answered")
+
+    def call(self, payload: Any, unique_id: str) -> Any:
+        """Send until a gateway answers (the same message id on every attempt)."""
+        deadline = time.monotonic() + 60
+        while True:
+            if self.peer is None or not self.peer.alive:
+                self.peer = self._connect(deadline)
+                self.reconnects += 1
+            try:
+                return self.peer.call(payload, timeout=10, unique_id=unique_id)
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                self.hang_up()
+
+    def hang_up(self) -> None:
+        """Drop the connection (it may be gone already)."""
+        peer, self.peer = self.peer, None
+        if peer is not None:
+            with contextlib.suppress(Exception):
+                peer.stop()
+
+    def run(self, counter: list[int], lock: threading.Lock) -> None:
+        """The script: Start, 8 MeterValues, Stop per transaction, a simulated minute apart."""
+        base = datetime(2026, 11, 1, tzinfo=UTC)
+        minute = 0
+
+        def stamp() -> str:
+            nonlocal minute
+            minute += 1
+            return (base + timedelta(minutes=minute)).isoformat().replace("+00:00", "Z")
+
+        def send(payload: Any) -> Any:
+            message_id = f"{self.identity}-{len(self.sent)}"
+            answer = self.call(payload, message_id)
+            self.sent.append(message_id)
+            with lock:
+                counter[0] += 1
+            return answer
+
+        for n in range(TRANSACTIONS):
+            start = send(
+                call16.StartTransaction(
+                    connector_id=1, id_tag="TAG-OK", meter_start=n * 100, timestamp=stamp()
+                )
+            )
+            for k in range(8):
+                sample = {"value": str(n * 100 + k), "measurand": "Energy.Active.Import.Register"}
+                send(
+                    call16.MeterValues(
+                        connector_id=1,
+                        transaction_id=start.transaction_id,
+                        meter_value=[{"timestamp": stamp(), "sampled_value": [sample]}],
+                    )
+                )
+            send(
+                call16.StopTransaction(
+                    transaction_id=start.transaction_id, meter_stop=n * 100 + 9, timestamp=stamp()
+                )
+            )
+
+
+@pytest.fixture
+def csms() -> Iterator[CsmsThread]:
+    """The test CSMS, started once for its port, down until the test starts it again."""
+    peer = proxy_csms().start()
+    peer.stop()
+    try:
+        yield peer
+    finally:
+        peer.stop()
+
+
+def test_the_csms_sees_every_queued_message_once_across_two_failovers(
+    tmp_path: Path, nats: NatsCluster, csms: CsmsThread
+) -> None:
+    ports = free_ports(2)
+    urls = [f"ws://{LOOPBACK}:{p}/ocpp" for p in ports]
+    gateways = {}
+    for index, name in enumerate(("a", "b")):
+        text = site(csms.port, ports[index], tmp_path / f"queue-{name}.sqlite3")
+        path = tmp_path / f"gateway-{name}.toml"
+        path.write_text(text + cluster_table(name, nats.urls[index], urls), encoding="utf-8")
+        gateways[name] = Gateway(name, path, tmp_path / f"gateway-{name}.log")
+    a, b = gateways["a"], gateways["b"]
+    chargers = [Charger(identity, urls) for identity in IDENTITIES]
+    counter, lock = [0], threading.Lock()
+    threads = [threading.Thread(target=c.run, args=(counter, lock), daemon=True) for c in chargers]
+    try:
+        a.start()
+        wait_until_blocking(a.epochs, "a to lead", 30)
+        b.start()
+        for thread in threads:
+            thread.start()
+        wait_until_blocking(lambda: counter[0] >= 300, "300 messages stored", 60)
+        a.signal(signal.SIGKILL)  # failover 1: the leader dies mid-stream
+        a.wait()
+        a.start()  # back as the standby
+        wait_until_blocking(
+            lambda: counter[0] >= 700, f"700 messages stored ({chargers[0].errors[-3:]})", 90
+        )
+        b.signal(signal.SIGTERM)  # failover 2: a hand-over mid-stream
+        assert b.wait() == 0
+        b.start()
+        for thread in threads:
+            thread.join(90)
+        assert counter[0] == 4 * 10 * TRANSACTIONS
+        csms.start()  # the CSMS is back: the leader replays every queue
+        expected = {c.identity: c.sent for c in chargers}
+
+        def delivered() -> bool:
+            return all(
+                {f[1] for f in transaction_calls(csms, i)} >= set(ids)
+                for i, ids in expected.items()
+            )
+
+        wait_until_blocking(delivered, "the CSMS to get every message", 90)
+    finally:
+        for charger in chargers:
+            charger.hang_up()
+        for gateway in gateways.values():
+            gateway.stop()
+        csms.stop()
+        gc.collect()  # the dropped close coroutines go now, under this test's filter
+    assert len(a.epochs()) + len(b.epochs()) >= 3  # a, then b, then a again
+    assert all(c.reconnects >= 3 for c in chargers)
+    for identity, ids in expected.items():
+        frames = transaction_calls(csms, identity)
+        collapsed = [f for i, f in enumerate(frames) if i == 0 or frames[i - 1][1] != f[1]]
+        assert [f[1] for f in collapsed] == ids  # in order, none lost, no other repeat
+        assert len(frames) - len(collapsed) <= 2  # the in-flight repeat, once per failover
+        current = None
+        for frame in collapsed:  # transaction ids are the CSMS's
+            if frame[2] == "StartTransaction":
+                current = csms.transaction_id(identity, frame[1])
+            else:
+                assert frame[3]["transactionId"] == current, frame
+
+
+def transaction_calls(csms: CsmsThread, identity: str) -> list[list[Any]]:
+    """The transaction messages the CSMS got from `identity`, in order."""
+    actions = {"StartTransaction", "MeterValues", "StopTransaction"}
+    return [f for f in csms.calls(identity) if f[2] in actions]

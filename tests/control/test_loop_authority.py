@@ -1,0 +1,71 @@
+"""The control loop commands only under the epoch its authority grants (MockClock)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import trio
+import trio.testing
+
+from hubgate.control.decisions import DecisionLog
+from hubgate.control.limits import LimitBook
+from hubgate.control.loop import ControlLoop
+from hubgate.state import StateHub
+from tests.support.loop_site import SimSite, site_config
+
+
+@dataclass
+class Switch:
+    """An authority the test sets: `granted` is the epoch, `fenced` refuses every command."""
+
+    granted: int | None = None
+    fenced: bool = False
+
+    def epoch(self) -> int | None:
+        return self.granted
+
+    def holds(self, epoch: int) -> bool:
+        return not self.fenced and epoch == self.granted
+
+
+async def test_a_standby_senses_and_plans_but_commands_only_under_its_epoch(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sim = SimSite.build()
+    switch = Switch()
+    loop = ControlLoop(
+        site_config(),
+        sim.devices(),
+        limits=LimitBook(),
+        decisions=DecisionLog(),
+        hub=StateHub(),
+        authority=switch,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(loop.run)
+        await trio.sleep(20)
+        assert loop.stats.cycles >= 19  # sensing and planning all along
+        assert loop.planner.meter_watch[sim.meter.id].budget_share(trio.current_time()) == 1.0
+        assert all(c.configured == 0 and c.limit_a == 0 for c in sim.chargers)
+        assert await loop.safe_stop() == {}  # a standby commands nothing, not even failsafe
+
+        switch.granted = 4
+        await trio.sleep(3)
+        assert all(c.configured == 1 and c.limit_a > 0 for c in sim.chargers)
+
+        switch.fenced = True  # the lease is lost between a cycle's start and its commands
+        sim.meter.base_a = 30.0
+        limits = [c.limit_a for c in sim.chargers]
+        await trio.sleep(10)
+        assert [c.limit_a for c in sim.chargers] == limits
+
+        switch.granted, switch.fenced = 5, False  # a new epoch: verify and send everything
+        await trio.sleep(3)
+        assert all(c.configured == 2 for c in sim.chargers)
+        assert sum(c.limit_a for c in sim.chargers) <= 64 - 30 + 1
+        nursery.cancel_scope.cancel()
+    events = [e.message for e in loop.snapshot.events if e.subject == "cluster"]
+    assert events == [
+        "commanding (epoch 4)",
+        "commanding (epoch 5)",
+    ]

@@ -1,0 +1,315 @@
+"""Two gateways, one simulated site, a three-node NATS cluster: all real processes.
+
+`HaSite.start(tmp_path, nats)` writes the site file (two OCPP stations, 2.0.1 and 1.6,
+two KEBA P30 Modbus chargers, a grid and a board meter) on free ports, runs
+`hubgate sim --serve` on it at real time, its stations dialling both gateways' OCPP
+ports in priority order and every command logged with its sender (`--writes`), and
+writes each gateway's site file: the same site with its own `[cluster]` node (each
+connected to its own NATS node, as on a real site), OCPP port and API port.
+`start_gateway("a")` runs `hubgate run` on it. The short leases keep the tests lean:
+lease 2 s, device-side leases 4 s, so a take-over comes about 6.5 s after the last
+renewal.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.support.nats_cluster import LOOPBACK, NatsCluster, free_ports
+
+HUBGATE = str(Path(sys.executable).parent / "hubgate")
+LEASE_S = 2.0
+DEVICE_LEASE_S = 4.0
+CYCLE_S = 0.25
+CHARGERS = ("cp-1", "cp-2", "cp-3", "cp-4")
+EPOCH = re.compile(r"cluster: (\w+) is leader \(epoch (\d+)\)")
+
+
+def site_file(ports: dict[str, int]) -> str:
+    """The site, devices on `ports`."""
+    keba = '{{ profile = "keba-p30", host = "127.0.0.1", port = {}, unit = 255 }}'
+    sdm = '{{ profile = "eastron-sdm630", host = "127.0.0.1", port = {}, unit = 1 }}'
+    return f"""\
+[site]
+name = "ha"
+
+[grid]
+phase_current_limit_a = 80
+power_limit_kw = 55
+
+[[nodes]]
+id = "board"
+kind = "switchboard"
+phase_current_limit_a = 70
+
+[[chargers]]
+id = "cp-1"
+node = "board"
+ocpp = {{ identity = "HA-1", versions = ["2.0.1"] }}
+connectors = [{{ id = 1, max_current_a = 32 }}]
+
+[[chargers]]
+id = "cp-2"
+node = "board"
+modbus = {keba.format(ports["cp-2"])}
+connectors = [{{ id = 1, max_current_a = 32 }}]
+
+[[chargers]]
+id = "cp-3"
+node = "board"
+ocpp = {{ identity = "HA-3", versions = ["1.6"] }}
+connectors = [{{ id = 1, max_current_a = 32 }}]
+
+[[chargers]]
+id = "cp-4"
+node = "board"
+modbus = {keba.format(ports["cp-4"])}
+connectors = [{{ id = 1, max_current_a = 32 }}]
+
+[[meters]]
+id = "meter-grid"
+node = "grid"
+modbus = {sdm.format(ports["meter-grid"])}
+
+[[meters]]
+id = "meter-board"
+node = "board"
+modbus = {sdm.format(ports["meter-board"])}
+
+[control]
+cycle_s = {CYCLE_S}
+meter_stale_s = 1
+degraded_budget_percent = 50
+failsafe_current_a = 6
+lease_s = {DEVICE_LEASE_S}
+
+[api]
+port = 0
+"""
+
+
+SCENARIO = """\
+[scenario]
+name = "ha: two gateways"
+site = "site.toml"
+duration_s = 600
+seed = 5
+
+[arrivals]
+initial_occupancy = 1.0
+rate_per_hour = 0
+mean_stay_h = 5
+
+[[ev_mix]]
+name = "car-3p-32a"
+weight = 1
+capacity_kwh = 80
+max_current_a = 32
+phases = 3
+arrival_soc = [0.2, 0.4]
+reaction_s = [2, 3]
+
+[[base_load]]
+node = "grid"
+amps = 10
+variation_percent = 0
+"""
+
+
+def cluster_table(node: str, nats_url: str, ocpp_urls: list[str]) -> str:
+    """A gateway's `[cluster]`."""
+    urls = ", ".join(f'"{u}"' for u in ocpp_urls)
+    return f"""
+[cluster]
+site_id = "ha-test"
+node = "{node}"
+servers = ["{nats_url}"]
+lease_s = {LEASE_S}
+ocpp_urls = [{urls}]
+"""
+
+
+@dataclass
+class Gateway:
+    """One `hubgate run` process."""
+
+    name: str
+    site: Path
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+    pids: list[int] = field(default_factory=list)
+    """Every process it ran as, in order."""
+
+    def start(self) -> None:
+        """Start it (again), its output appended to its log."""
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [HUBGATE, "run", str(self.site)], stdout=out, stderr=subprocess.STDOUT
+            )
+        self.pids.append(self.process.pid)
+
+    def signal(self, number: int) -> None:
+        """Send it a signal."""
+        assert self.process is not None
+        self.process.send_signal(number)
+
+    def wait(self, timeout_s: float = 15.0) -> int:
+        """Wait for it to exit; its exit status."""
+        assert self.process is not None
+        return self.process.wait(timeout_s)
+
+    def epochs(self) -> list[int]:
+        """The epochs it has led under, from its log."""
+        text = self.log.read_text(encoding="utf-8", errors="replace")
+        return [int(m.group(2)) for m in EPOCH.finditer(text) if m.group(1) == self.name]
+
+    def stop(self) -> None:
+        """End it for good (SIGKILL if it does not stop within 15 s)."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        if process.returncode is None:
+            os.kill(process.pid, signal.SIGCONT)
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+@dataclass
+class HaSite:
+    """The simulated site and its two gateways."""
+
+    directory: Path
+    nats: NatsCluster
+    sim: subprocess.Popen[bytes]
+    gateways: dict[str, Gateway]
+
+    @property
+    def writes_file(self) -> Path:
+        """The simulator's log of every command (`hubgate.sim.writers`)."""
+        return self.directory / "writes.jsonl"
+
+    @classmethod
+    def start(cls, directory: Path, nats: NatsCluster, *, dial_both: bool = True) -> HaSite:
+        """Write the files and start the simulator (the gateways are started by the test);
+        the stations dial both gateways, or (`dial_both=False`) the first one only until a
+        gateway gives them network profiles (2.0.1)."""
+        names = ["cp-2", "cp-4", "meter-grid", "meter-board", "ocpp-a", "ocpp-b"]
+        ports = dict(zip(names, free_ports(len(names)), strict=True))
+        site = site_file(ports)
+        (directory / "site.toml").write_text(site, encoding="utf-8")
+        (directory / "scenario.toml").write_text(SCENARIO, encoding="utf-8")
+        ocpp_urls = [f"ws://{LOOPBACK}:{ports[f'ocpp-{g}']}/ocpp" for g in ("a", "b")]
+        gateways = {}
+        for index, name in enumerate(("a", "b")):
+            own = site.replace(
+                "[api]", f"[ocpp]\nport = {ports[f'ocpp-{name}']}\n\n[api]"
+            ) + cluster_table(name, nats.urls[index], ocpp_urls)
+            path = directory / f"gateway-{name}.toml"
+            path.write_text(own, encoding="utf-8")
+            gateways[name] = Gateway(name, path, directory / f"gateway-{name}.log")
+        with (directory / "sim.log").open("wb") as out:
+            sim = subprocess.Popen(
+                [
+                    HUBGATE, "sim", str(directory / "scenario.toml"), "--serve",
+                    "--csms", ",".join(ocpp_urls if dial_both else ocpp_urls[:1]),
+                    "--speed", "1",
+                    "--writes", str(directory / "writes.jsonl"),
+                    "--json", str(directory / "summary.json"),
+                    "--meter-values", "1", "--status-every", "600",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        return cls(directory, nats, sim, gateways)
+
+    def writes(self) -> list[dict[str, Any]]:
+        """Every command the simulated devices received so far, in order of arrival."""
+        if not self.writes_file.exists():
+            return []
+        lines = self.writes_file.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.endswith("}")]
+
+    def wait_for_commands(
+        self,
+        pid: int,
+        since: float = 0.0,
+        timeout_s: float = 40.0,
+        chargers: tuple[str, ...] = CHARGERS,
+    ) -> float:
+        """Wait until every one of `chargers` has had a command from process `pid` (after
+        the wall time `since`); the time of the last of these first commands."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            first: dict[str, float] = {}
+            for write in self.writes():
+                if write["pid"] == pid and write["at"] >= since:
+                    first.setdefault(write["device"], write["at"])
+            if set(chargers) <= first.keys():
+                return max(first[c] for c in chargers)
+            time.sleep(0.2)
+        commanded = sorted({w["device"] for w in self.writes() if w["pid"] == pid})
+        raise TimeoutError(f"process {pid} commanded only {commanded} within {timeout_s:g} s")
+
+    def wait_for_leader(self, name: str, timeout_s: float = 30.0) -> int:
+        """Wait until gateway `name` says it leads; its newest epoch."""
+        deadline = time.monotonic() + timeout_s
+        gateway = self.gateways[name]
+        while time.monotonic() < deadline:
+            epochs = gateway.epochs()
+            if epochs:
+                return epochs[-1]
+            time.sleep(0.1)
+        raise TimeoutError(f"gateway {name} did not lead within {timeout_s:g} s")
+
+    def finish(self) -> dict[str, Any]:
+        """Stop the simulator (its summary written) and both gateways; the summary."""
+        if self.sim.poll() is None:
+            self.sim.send_signal(signal.SIGINT)
+            self.sim.wait(30)
+        for gateway in self.gateways.values():
+            gateway.stop()
+        summary: dict[str, Any] = json.loads(
+            (self.directory / "summary.json").read_text(encoding="utf-8")
+        )
+        return summary
+
+    def close(self) -> None:
+        """End whatever still runs."""
+        if self.sim.poll() is None:
+            self.sim.kill()
+            self.sim.wait(10)
+        for gateway in self.gateways.values():
+            gateway.stop()
+
+
+def writers_in_turn(writes: list[dict[str, Any]]) -> list[int | None]:
+    """The senders of `writes` in order, each run of the same sender once: one writer at a
+    time means no sender appears twice."""
+    order: list[int | None] = []
+    for write in writes:
+        if not order or order[-1] != write["pid"]:
+            order.append(write["pid"])
+    return order
+
+
+def turns(writes: list[dict[str, Any]]) -> str:
+    """Where the sender changes, for a failure message: the writes either side."""
+    shown = []
+    for before, after in itertools.pairwise(writes):
+        if before["pid"] != after["pid"]:
+            shown.append(f"{before} -> {after}")
+    return "\n".join(shown)
