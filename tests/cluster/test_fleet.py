@@ -1,28 +1,59 @@
 """The fleet link: a site's three-node cluster with leaf node connections to a central
 nats-server (all real processes); fleet limit leases with a token, `hubgate fleet status`,
-a site cut off from the fleet keeping its lease until it runs out."""
+the site's state and sessions at the fleet, a site cut off from the fleet keeping its lease
+until it runs out."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
+from nats.aio.msg import Msg
 
-from hubgate.cluster.fleet import FleetLink
+from hubgate.cluster.fleet import FleetLink, SessionWatch
 from hubgate.cluster.link import open_nats_link
 from hubgate.config.model import Cluster
 from hubgate.control.limits import SITE, LimitBook, LimitSource
-from hubgate.state import StateHub
+from hubgate.state import SiteState, StateHub
 from tests.support.nats_cluster import LOOPBACK, NatsCluster, free_ports
+from tests.support.states import connector, node, site_state
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.peers("nats-server")
 
 HUBGATE = str(Path(sys.executable).parent / "hubgate")
 TOKEN = "fleet-secret-0123456789"
 LEASE_S = 15
+
+
+def plugged(status: str, energy_kwh: float, at: float) -> SiteState:
+    """Site "north" with one connector in IEC state `status`, its meter at `energy_kwh`."""
+    return site_state(
+        site="north",
+        at=at,
+        nodes=[node("grid")],
+        connectors=[connector("cp-1#1", status=status, energy_kwh=energy_kwh)],
+    )
+
+
+def test_a_session_runs_from_plug_in_to_unplug_whatever_comes_between() -> None:
+    watch = SessionWatch()
+    assert watch.update(plugged("A", 5.0, at=0.0)) == []
+    [started] = watch.update(plugged("B", 5.0, at=1.0))
+    assert started == {
+        "connector": "cp-1#1", "charger": "cp-1", "at": 1.0, "event": "started", "energy_kwh": 5.0
+    }  # fmt: skip
+    for status in ("C", "Unreachable", "F", "Unknown", "D", "B"):
+        assert watch.update(plugged(status, 7.0, at=2.0)) == []
+    [ended] = watch.update(plugged("A", 9.0, at=3.0))
+    assert (ended["event"], ended["started_at"], ended["delivered_kwh"]) == ("ended", 1.0, 4.0)
+    watch.update(plugged("C", 9.0, at=4.0))
+    [reset] = watch.update(plugged("A", 0.5, at=5.0))  # the meter went back: not a figure
+    assert reset["delivered_kwh"] is None
 
 
 async def test_fleet_limits_reach_the_site_through_a_leaf_node_and_lapse_when_cut_off(
@@ -45,13 +76,14 @@ async def test_fleet_limits_reach_the_site_through_a_leaf_node_and_lapse_when_cu
         )
         central = Cluster(site_id="fleet", node="ops", servers=(fleet.urls[0],), replicas=1)
         limits = LimitBook()
+        hub = StateHub()
         with trio.fail_after(60):
             async with (
                 open_nats_link(cluster) as link,
                 open_nats_link(central) as ops,
                 trio.open_nursery() as nursery,
             ):
-                link_to_site = FleetLink(link, cluster, StateHub(), limits, lambda: "leader")
+                link_to_site = FleetLink(link, cluster, hub, limits, lambda: "leader")
                 await nursery.start(link_to_site.run)
                 await ops.wait_connected()
 
@@ -87,6 +119,28 @@ async def test_fleet_limits_reach_the_site_through_a_leaf_node_and_lapse_when_cu
                 )
                 [line] = status.stdout.decode().splitlines()
                 assert json.loads(line) == {"site": "north", "node": "gw-a", "role": "leader"}
+
+                heard: list[tuple[str, dict[str, Any]]] = []
+
+                async def hear(msg: Msg) -> None:
+                    heard.append((msg.subject, json.loads(msg.data)))
+
+                await ops.run(lambda nc: nc.subscribe("hubgate.north.>", cb=hear))
+                await wait_until(lambda: heard, "the site's state at the fleet")
+
+                def sessions() -> list[dict[str, Any]]:
+                    return [body for subject, body in heard if subject == "hubgate.north.sessions"]
+
+                hub.publish(plugged("B", 10.0, at=1000.0))
+                [started] = await wait_until(sessions, "the session's start at the fleet")
+                hub.publish(plugged("A", 12.5, at=1060.0))
+                await wait_until(lambda: sessions()[1:], "the session's end at the fleet")
+                _, ended = sessions()
+                assert (started["event"], started["connector"]) == ("started", "cp-1#1")
+                assert (ended["event"], ended["started_at"]) == ("ended", 1000.0)
+                assert ended["delivered_kwh"] == 2.5
+                state = [body for subject, body in heard if subject == "hubgate.north.state"][-1]
+                assert state["site"] == "north"
 
                 await trio.to_thread.run_sync(fleet.close)  # the site is cut off
                 assert trio.current_time() < granted + LEASE_S

@@ -16,7 +16,7 @@ from hubgate.control.limits import SITE, AuditAction, Limit, LimitBook, LimitSou
 from hubgate.control.plan import CyclePlanner
 from hubgate.devices.model import AppliedLimit, IecState, Reading
 from hubgate.state import EventLevel
-from tests.support.loop_site import PlannedSite, SimSite, site_config
+from tests.support.loop_site import SITE_TOML, PlannedSite, SimSite, site_config
 
 BOARD_A = 64.0
 
@@ -245,6 +245,31 @@ def test_a_charger_not_following_is_reserved_at_its_maximum_with_an_alarm() -> N
     plan = site.last
     assert plan is not None
     assert "cp-1#1 not following its limit: 32 A reserved" in plan.notes
+
+
+def test_a_charger_not_following_does_not_lift_a_dimming_by_the_14a_floor() -> None:
+    """The §14a floor comes on top of the rest of the site, not of a connector reserved at
+    its maximum: that is EV load (all three chargers are §14a devices here)."""
+    marked = SITE_TOML.replace(
+        "connectors = [{ id = 1", "paragraph_14a = true\nconnectors = [{ id = 1"
+    )
+    sim = SimSite.build()
+    sim.charger("cp-1").ignores_limits = True
+    sim.box.percent = 10.0  # dimmed: 10 % of 69 kW
+    planner = CyclePlanner(
+        SiteConfig.model_validate(tomllib.loads(marked)),
+        LimitBook(),
+        meters=(sim.meter.id,),
+        grid_operator_box=True,
+    )
+    site = PlannedSite(sim, planner)
+    site.run(40)
+    plan = site.last
+    assert plan is not None
+    assert "cp-1#1 not following its limit: 32 A reserved" in plan.notes
+    # P_min for 3 devices: 4.2 + 2 x 0.75 x 4.2 = 10.5 kW, not 10.5 kW on top of cp-1's 22 kW
+    assert plan.inputs.grid_operator_w == pytest.approx(10_500)
+    assert site.setpoints() == {"cp-1": 0, "cp-2": 0, "cp-3": 0}
 
 
 DC_SITE = """

@@ -5,6 +5,7 @@ central cluster through a leaf node (docs/ha.md).
 |---|---|
 | `hubgate.<site_id>.state` | the leader's summary of each control cycle, at most once a second |
 | `hubgate.<site_id>.events` | each operator event as it happens (leader) |
+| `hubgate.<site_id>.sessions` | each charging session that started or ended (leader; `SessionWatch`) |
 | `hubgate.<site_id>.limits.set` | request: a fleet limit lease, `{"token", "power_kw" and/or "phase_a", "lease_s", "origin"}`; answered Accepted or Rejected with a reason |
 | `hubgate.fleet.status` | request to every site: each gateway answers with its summary (`hubgate fleet status`) |
 
@@ -25,6 +26,7 @@ import logging
 import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -34,6 +36,7 @@ from nats.aio.msg import Msg
 from hubgate.cluster.link import ClusterUnavailableError, NatsLink
 from hubgate.config.model import Cluster
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
+from hubgate.devices.model import IecState
 from hubgate.state import SiteState, StateHub
 
 log = logging.getLogger(__name__)
@@ -93,6 +96,50 @@ def lease_request(data: bytes, token: str | None) -> tuple[Limit, float, str]:
     return limit, float(lease_s), str(body.get("origin", "fleet"))[:100]
 
 
+PLUGGED = frozenset({IecState.B.value, IecState.C.value, IecState.D.value})
+"""Snapshot statuses of a connector with a vehicle plugged in (IEC 61851 B, C, D)."""
+
+
+@dataclass
+class _Open:
+    started_at: float
+    energy_kwh: float | None
+
+
+class SessionWatch:
+    """Charging sessions seen in the snapshots: one starts when a vehicle is plugged in
+    (IEC B, C or D) and ends when the connector is free again (A); an unreachable or
+    faulted connector's session stays open. Both gateways watch, so a new leader knows
+    the sessions under way."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, _Open] = {}
+
+    def update(self, state: SiteState) -> list[dict[str, Any]]:
+        """The sessions that started or ended since the last snapshot seen."""
+        news: list[dict[str, Any]] = []
+        for c in state.connectors:
+            session = self._open.get(c.key)
+            about = {"connector": c.key, "charger": c.charger, "at": state.at}
+            if session is None and c.status in PLUGGED:
+                self._open[c.key] = _Open(state.at, c.energy_kwh)
+                news.append(about | {"event": "started", "energy_kwh": c.energy_kwh})
+            elif session is not None and c.status == IecState.A.value:
+                del self._open[c.key]
+                start, end = session.energy_kwh, c.energy_kwh
+                delivered = None if start is None or end is None or end < start else end - start
+                news.append(
+                    about
+                    | {
+                        "event": "ended",
+                        "started_at": session.started_at,
+                        "energy_kwh": end,
+                        "delivered_kwh": delivered,
+                    }
+                )
+        return news
+
+
 class FleetLink:
     """This gateway on the fleet's subjects (see the module docstring)."""
 
@@ -127,16 +174,19 @@ class FleetLink:
         await self.link.run(self._subscribe, within_s=5.0)
         task_status.started()
         seen_events = 0.0
+        sessions = SessionWatch()
         while True:
             body = self._summary()
             self._status = json.dumps(body).encode()
+            state = self.hub.latest
+            changed = [] if state is None else sessions.update(state)
             if body["role"] == "leader":
-                state = self.hub.latest
                 news = [] if state is None else [e for e in state.events if e.at > seen_events]
                 if news:
                     seen_events = news[-1].at
+                publish = functools.partial(self._publish, events=news, sessions=changed)
                 try:
-                    await self.link.run(functools.partial(self._publish, events=news), within_s=2.0)
+                    await self.link.run(publish, within_s=2.0)
                 except (ClusterUnavailableError, OSError) as exc:
                     log.debug("fleet: state not published: %s", exc)
                 except Exception as exc:  # nats-py's errors: the link reconnects
@@ -149,10 +199,12 @@ class FleetLink:
         await nc.subscribe(f"{self.prefix}.limits.set", cb=self._limits)
         await nc.subscribe(STATUS_SUBJECT, cb=self._answer_status)
 
-    async def _publish(self, nc: Client, events: list[Any]) -> None:
+    async def _publish(self, nc: Client, events: list[Any], sessions: list[dict[str, Any]]) -> None:
         await nc.publish(f"{self.prefix}.state", self._status)
         for event in events:
             await nc.publish(f"{self.prefix}.events", event.model_dump_json().encode())
+        for session in sessions:
+            await nc.publish(f"{self.prefix}.sessions", json.dumps(session).encode())
 
     async def _answer_status(self, msg: Msg) -> None:
         if msg.reply:

@@ -414,8 +414,10 @@ class CyclePlanner:
                 base[3 * node + p] += value + reserved[node][p]
             if node in share and share[node] < 1.0:
                 notes.append(f"{model.node_ids[node]} meter lost: {share[node]:.0%} budget")
+        operator_w = grid_operator_w  # the battery is no §14a device: it gets no floor
         if self.paragraph_14a is not None and math.isfinite(grid_operator_w):
-            root_w = sum(base[0:3]) * model.voltage_v
+            # the rest of the site: connectors reserved at their maximum are EV load
+            root_w = (sum(base[0:3]) - sum(reserved[0])) * model.voltage_v
             grid_operator_w = self.paragraph_14a.operator_limit_w(grid_operator_w, root_w, wanting)
         energy = self.energy.plan(
             now,
@@ -426,6 +428,7 @@ class CyclePlanner:
             wanting=wanting,
             ev_max=ev_max,
             grid_operator_w=grid_operator_w,
+            battery_operator_w=operator_w,
             peak_w=peak_w,
             last=self.last_result,
         )

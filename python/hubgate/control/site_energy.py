@@ -214,10 +214,14 @@ class SiteEnergy:
         ev_max: Sequence[float],
         grid_operator_w: float,
         peak_w: float,
+        battery_operator_w: float | None = None,
         last: Allocated | None = None,
     ) -> EnergyPlan:
         """Decide, and fold the decision into `base` (A per node and phase); the rest.
 
+        `grid_operator_w` is the grid operator's limit as the EVs get it (with the §14a
+        floor), `battery_operator_w` as the battery does (without: the floor is the §14a
+        devices', so the battery never charges from the grid on it; None: the same).
         `last` is the previous cycle's allocation, which tells what the EVs would take
         with more room at the connection (`_ev_demand_w`)."""
         model = self.model
@@ -248,7 +252,12 @@ class SiteEnergy:
             EnergyInputs(
                 now=now,
                 grid_import_w=grid_import,
-                grid_limit_w=min(grid_operator_w, limits["connection"], peak_w, room),
+                grid_limit_w=min(
+                    grid_operator_w if battery_operator_w is None else battery_operator_w,
+                    limits["connection"],
+                    peak_w,
+                    room,
+                ),
                 peak_target_w=self.peak_target_w,
                 ev_draw_w=ev_draw,
                 grid_ev_demand_w=demand,
