@@ -696,11 +696,14 @@ class Allocator:
         grid_operator_w: float = ...,
         peak_w: float = ...,
         pv_budget_w: float = ...,
+        floor_a: Buffer | Sequence[float] | None = None,
+        laxity_s: Buffer | Sequence[float] | None = None,
     ) -> Allocation:
         """Run one cycle.
 
         `base_load_a` has 3 values per node (L1, L2, L3, node by node); `ev_max_a`,
-        `wanting` and `pv_mode` one per connector. Raises `AllocationInputError`.
+        `wanting`, `pv_mode`, `floor_a` (deadline floors, A per phase) and `laxity_s`
+        one per connector. Raises `AllocationInputError`.
         """
 
 @final

@@ -8,6 +8,7 @@ tasks and their JSON Schema documents the API.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 import trio
@@ -45,6 +46,29 @@ class NodeState(Snapshot):
         return max(shares) if shares else None
 
 
+class SessionView(Snapshot):
+    """The session on a connector: its energy need, departure and how it is going."""
+
+    energy_kwh: float = Field(description="Energy delivered since the session began")
+    needed_kwh: float | None = Field(default=None, description="Energy the session needs in all")
+    departure: datetime | None = None
+    source: str | None = Field(
+        default=None, description="Where the need came from: api, ocpp or site"
+    )
+    planned_now_kw: float = Field(default=0.0, description="What the deadline plan asks now")
+    laxity_s: float | None = Field(
+        default=None,
+        description="Time to departure minus time needed at its maximum (negative: late)",
+    )
+    projected_finish: datetime | None = Field(
+        default=None, description="When it has its energy at its current power"
+    )
+    shortfall_kwh: float = Field(
+        default=0.0, description="What no schedule within the site's limits delivers in time"
+    )
+    at_risk: bool = Field(default=False, description="It will not have its energy by departure")
+
+
 class ConnectorState(Snapshot):
     """One connector: what it does, what it was given and why."""
 
@@ -64,6 +88,7 @@ class ConnectorState(Snapshot):
     pv_mode: bool = Field(default=False, description="Charges from PV surplus only")
     reason: str = ""
     binding: str | None = None
+    session: SessionView | None = None
 
 
 class DeviceHealth(Snapshot):
@@ -177,6 +202,18 @@ class EnergyState(Snapshot):
     reasons: tuple[str, ...] = ()
 
 
+class DemandSnapshot(Snapshot):
+    """Demand charges: the metering interval's import and the month's peak."""
+
+    interval_start: datetime
+    interval_min: float
+    average_kw: float = Field(description="The interval's average import so far")
+    projection_kw: float = Field(description="Its average if the present import holds")
+    target_kw: float | None = Field(description="Configured, else the month's peak so far")
+    month_peak_kw: float = Field(description="The highest closed interval this month")
+    cap_kw: float | None = Field(description="What the rest of the interval may import")
+
+
 class SiteState(Snapshot):
     """One snapshot of the whole site, published once per control cycle."""
 
@@ -189,6 +226,7 @@ class SiteState(Snapshot):
     devices: tuple[DeviceHealth, ...] = ()
     events: tuple[Event, ...] = Field(default=(), description="Recent events, newest last")
     energy: EnergyState | None = Field(default=None, description="Battery and PV, when present")
+    demand: DemandSnapshot | None = Field(default=None, description="With [demand] only")
 
     def node(self, node_id: str) -> NodeState:
         """The node with that id (`grid` for the connection)."""

@@ -4,6 +4,7 @@ the charger told to stop when its id token was refused, the rest of the queue no
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +239,11 @@ class _NoCommands:
         raise CommandRejectedError("no control loop in this test")
 
     async def set_pv_mode(self, connector: str, pv_mode: bool) -> None:
+        raise CommandRejectedError("no control loop in this test")
+
+    async def set_session(
+        self, connector: str, energy_kwh: float | None, departure: datetime | None
+    ) -> None:
         raise CommandRejectedError("no control loop in this test")
 
 

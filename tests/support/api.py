@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import h11
@@ -16,7 +17,7 @@ from hubgate.config.model import Api, SiteConfig
 from hubgate.control.commands import CommandRejectedError
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook
-from hubgate.state import DeviceHealth, Event, EventLevel, SiteState, StateHub
+from hubgate.state import DeviceHealth, Event, EventLevel, SessionView, SiteState, StateHub
 from tests.support.states import connector, node, site_state
 
 TOKEN = "test-token-0123456789"
@@ -46,6 +47,11 @@ class RecordingCommands:
 
     async def set_pv_mode(self, connector: str, pv_mode: bool) -> None:
         self._record("pv-mode", connector, str(pv_mode))
+
+    async def set_session(
+        self, connector: str, energy_kwh: float | None, departure: datetime | None
+    ) -> None:
+        self._record("session", connector, str(energy_kwh), str(departure))
 
 
 def small_site(examples: Path, api: Api) -> SiteConfig:
@@ -79,6 +85,14 @@ def snapshot(cycle: int, grid_a: tuple[float, float, float] = (40.0, 35.0, 30.0)
             power_kw=10.9,
             reason="fair share",
             binding="board/L1",
+            session=SessionView(
+                energy_kwh=12.5,
+                needed_kwh=40.0,
+                departure=datetime(2026, 3, 2, 4, 30, tzinfo=UTC),
+                source="api",
+                shortfall_kwh=3.2,
+                at_risk=True,
+            ),
         ),
         connector("cp-2#1", node="board", phases=1, reason="fair share", binding="board/L1"),
         connector(

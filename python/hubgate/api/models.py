@@ -194,6 +194,23 @@ class PvModeWrite(Body):
     pv_mode: bool
 
 
+class SessionWrite(Body):
+    """A session's energy need and departure; both null: no deadline (plain fair share)."""
+
+    energy_kwh: float | None = Field(
+        default=None, gt=0, le=10_000, description="Energy to add from now on"
+    )
+    departure: AwareDatetime | None = Field(
+        default=None, description="When the vehicle leaves (ISO 8601 with a UTC offset)"
+    )
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> SessionWrite:
+        if (self.energy_kwh is None) != (self.departure is None):
+            raise ValueError("give both energy_kwh and departure, or neither to clear")
+        return self
+
+
 class StartCharging(Body):
     """Start a session; the id tag defaults to the gateway's own."""
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable
 from fastapi import APIRouter, Depends, HTTPException, status
 
 from hubgate.api.deps import Ctx, known_connector, require_token
-from hubgate.api.models import Accepted, PriorityWrite, PvModeWrite, StartCharging
+from hubgate.api.models import Accepted, PriorityWrite, PvModeWrite, SessionWrite, StartCharging
 from hubgate.control.commands import CommandRejectedError
 
 router = APIRouter(
@@ -63,3 +63,18 @@ async def set_pv_mode(ctx: Ctx, charger: str, connector: int, body: PvModeWrite)
     return await _carry_out(
         ctx.commands.set_pv_mode(key, body.pv_mode), f"{key} charges from {mode}"
     )
+
+
+@router.put("/connectors/{charger}/{connector}/session")
+async def set_session(ctx: Ctx, charger: str, connector: int, body: SessionWrite) -> Accepted:
+    """Give the connector's session (or its next one) an energy need and a departure: the
+    allocator plans it to have its energy by then (least laxity first within the limits).
+    Both null clears it."""
+    key = known_connector(ctx, charger, connector)
+    command = ctx.commands.set_session(key, body.energy_kwh, body.departure)
+    detail = (
+        f"{key} no deadline"
+        if body.departure is None
+        else f"{key} needs {body.energy_kwh:g} kWh by {body.departure.isoformat()}"
+    )
+    return await _carry_out(command, detail)

@@ -419,6 +419,9 @@ class ChargerProxy:
                 except _LOST:
                     pass
             if handling.rule is OfflineRule.FORWARD:
+                local = self._local.get(action)
+                if local is not None:
+                    await local(payload)  # hubgate's own view (an EV's charging needs)
                 return unavailable_answer(action, payload)
             return await self._answer_locally(action, payload)
         async with self._order:

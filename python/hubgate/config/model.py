@@ -10,6 +10,7 @@ reported together with field errors.
 
 from __future__ import annotations
 
+from datetime import time
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -337,6 +338,37 @@ class Connector(Strict):
         return self
 
 
+class Demand(Strict):
+    """Demand charges: keep each metering interval's average import under the month's target."""
+
+    interval_min: Literal[5, 10, 15, 30, 60] = Field(
+        default=15, description="The grid operator's metering interval, aligned to the clock"
+    )
+    target_kw: Kilowatts | None = Field(
+        default=None,
+        description="Average import per interval to stay under; none: the month's peak so far",
+    )
+    state_path: str = Field(
+        default="hubgate-demand.json",
+        description="Where the month's peak and the current interval are kept across restarts",
+    )
+
+
+class SessionDefault(Strict):
+    """What every session on a charger needs unless told otherwise (a depot's shift plan)."""
+
+    energy_kwh: float = Field(gt=0, le=10_000, description="Energy to add per session")
+    departure: time = Field(
+        description="Leaves at this local time of day (the site's timezone), 'HH:MM'"
+    )
+
+
+class TokenSessionDefault(SessionDefault):
+    """The need of every session started with one id token (a vehicle's card or tag)."""
+
+    id_token: str = Field(min_length=1, max_length=36)
+
+
 class Charger(Strict):
     """A charger: OCPP or Modbus controlled, hanging from one node."""
 
@@ -350,6 +382,10 @@ class Charger(Strict):
         default=False,
         description="German §14a EnWG: the charger is one controllable consumption device, "
         "counted once whatever its number of connectors",
+    )
+    session_default: SessionDefault | None = Field(
+        default=None,
+        description="Energy need and departure of every session that states none of its own",
     )
 
     @model_validator(mode="after")
@@ -804,6 +840,12 @@ class SiteConfig(Strict):
     api: Api = Api()
     mqtt: Mqtt | None = None
     cluster: Cluster | None = None
+    demand: Demand | None = None
+    session_defaults: tuple[TokenSessionDefault, ...] = Field(
+        default=(),
+        description="Energy need and departure per id token (OCPP chargers); before the "
+        "charger's session_default",
+    )
 
     @model_validator(mode="after")
     def _paragraph_14a_needs_a_signal(self) -> SiteConfig:

@@ -68,6 +68,8 @@ class CycleInputs:
     `SiteAllocator.node_ids` order. `ev_max_a`, `wanting`, `pv_mode`: one entry
     per connector in `SiteAllocator.connector_keys` order (`ev_max_a` is the EV's
     limit or the estimate from its draw; infinity for none). Root limits in W.
+    `floor_a`/`laxity_s`: per connector, what its deadline needs now (A per phase) and
+    its laxity (s), from `control.deadlines`; None without deadlines.
     """
 
     now: float
@@ -79,6 +81,8 @@ class CycleInputs:
     peak_w: float = math.inf
     pv_surplus_w: float = math.inf
     battery_discharge_w: float = 0.0
+    floor_a: FloatColumn | None = None
+    laxity_s: FloatColumn | None = None
 
 
 class CycleResult:
@@ -255,6 +259,8 @@ class SiteAllocator:
             grid_operator_w=inputs.grid_operator_w,
             peak_w=inputs.peak_w,
             pv_budget_w=inputs.pv_surplus_w + inputs.battery_discharge_w,
+            floor_a=inputs.floor_a,
+            laxity_s=inputs.laxity_s,
         )
         return CycleResult(allocation, self)
 

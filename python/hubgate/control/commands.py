@@ -9,11 +9,13 @@ tests a recording implementation. A command that cannot be carried out raises
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Protocol
 
 from hubgate._core import HubgateError
 from hubgate.config.model import PRIORITY_MAX
 from hubgate.control.allocation import ConnectorKey
+from hubgate.control.deadlines import NeedSource
 from hubgate.control.plan import CyclePlanner
 from hubgate.devices.model import Charger, SessionCharger
 from hubgate.state import EventLevel
@@ -37,6 +39,12 @@ class Commands(Protocol):
 
     async def set_pv_mode(self, connector: str, pv_mode: bool) -> None:
         """Charge `connector` from PV surplus only (or from the grid again) from the next cycle."""
+
+    async def set_session(
+        self, connector: str, energy_kwh: float | None, departure: datetime | None
+    ) -> None:
+        """The session on `connector` (or the next one) needs `energy_kwh` more by
+        `departure`; both None: no deadline."""
 
 
 class SiteCommands:
@@ -75,6 +83,25 @@ class SiteCommands:
         """Charge a connector from PV surplus only (or from the grid again) from the next cycle."""
         self.planner.energy.set_pv_mode(self._index(connector), pv_mode)
         self.event(EventLevel.INFO, connector, "PV mode" if pv_mode else "grid mode")
+
+    async def set_session(
+        self, connector: str, energy_kwh: float | None, departure: datetime | None
+    ) -> None:
+        """Give the session on a connector an energy need and a departure (or take them)."""
+        index = self._index(connector)
+        deadlines = self.planner.deadlines
+        if energy_kwh is None or departure is None:
+            deadlines.clear_need(index)
+            self.event(EventLevel.INFO, connector, "no deadline")
+            return
+        if departure.tzinfo is None:
+            raise CommandRejectedError(
+                f"{connector}: departure needs a UTC offset, e.g. 2026-03-01T05:30:00+01:00"
+            )
+        deadlines.set_need(index, energy_kwh * 1000, departure.timestamp(), NeedSource.API)
+        self.event(
+            EventLevel.INFO, connector, f"needs {energy_kwh:g} kWh by {departure.isoformat()}"
+        )
 
     async def start_charging(self, connector: str, id_tag: str | None) -> None:
         """Remote start on a charger with sessions (OCPP)."""

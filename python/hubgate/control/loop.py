@@ -25,9 +25,12 @@ the next cycle verify every charger's failsafe and send every setpoint.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import trio
 
@@ -38,6 +41,7 @@ from hubgate.control.authority import SOLE, Authority, FencedError
 from hubgate.control.commands import SiteCommands
 from hubgate.control.cycle import CycleStats, Failed, gather_by_deadline, run_cycles
 from hubgate.control.decisions import DecisionLog
+from hubgate.control.demand import DemandStore
 from hubgate.control.limits import LimitBook
 from hubgate.control.plan import CyclePlanner, LoopTiming, Plan, SetpointCommand
 from hubgate.control.snapshot import Snapshot
@@ -48,6 +52,7 @@ from hubgate.devices.model import (
     CycleSensed,
     Device,
     Reading,
+    ReportsChargingNeeds,
     SessionCharger,
 )
 from hubgate.fencing import SEND_GUARD
@@ -55,6 +60,9 @@ from hubgate.profiles.model import Quantity
 from hubgate.state import EventLevel, StateHub
 
 log = logging.getLogger(__name__)
+
+DEMAND_SAVE_S = 60.0
+"""The demand state is saved at least this often (and whenever an interval closes)."""
 
 
 @dataclass(frozen=True)
@@ -87,9 +95,12 @@ class ControlLoop:
         timing: LoopTiming | None = None,
         clock: Callable[[], float] = trio.current_time,
         authority: Authority = SOLE,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """`cycle_time`: called with each cycle's duration (s), e.g. a metrics histogram;
-        `authority`: who may command (with `[cluster]`, the leader lease)."""
+        `authority`: who may command (with `[cluster]`, the leader lease); `wall_clock`:
+        epoch seconds, for departures and clock-aligned slots (its offset to `clock` is
+        taken at the first cycle)."""
         self.site = site
         self.authority = authority
         self.epoch: int | None = None
@@ -101,11 +112,16 @@ class ControlLoop:
         self.cycle_time = cycle_time
         self.timing = timing or LoopTiming()
         self.clock = clock
+        self.wall_clock = wall_clock
         self.stats = CycleStats()
         self.latencies_s: deque[float] = deque(maxlen=10_000)
         """Per cycle: from the start of sensing to the last command sent (s)."""
         self.period_s = site.control.cycle_s
         chargers = devices.chargers
+        self._demand_store = (
+            DemandStore(Path(site.demand.state_path)) if site.demand is not None else None
+        )
+        self._demand_saved_at = -math.inf
         self.planner = CyclePlanner(
             site,
             limits,
@@ -118,6 +134,7 @@ class ControlLoop:
             allocation=allocation,
             timing=self.timing,
             notify=self._event,
+            demand=self._demand_store.load() if self._demand_store is not None else None,
         )
         self.model = self.planner.model
         self.allocator = self.planner.allocator
@@ -131,6 +148,11 @@ class ControlLoop:
         by_name: dict[str, Device] = dict(self._chargers)
         self._reported: dict[str, SessionCharger] = {
             name: device for name, device in by_name.items() if isinstance(device, SessionCharger)
+        }
+        self._needs: dict[str, ReportsChargingNeeds] = {
+            name: device
+            for name, device in by_name.items()
+            if isinstance(device, ReportsChargingNeeds)
         }
         by_name |= {f"meter:{meter_id}": meter for meter_id, meter in devices.meters.items()}
         self._reads = {
@@ -228,6 +250,8 @@ class ControlLoop:
         """One cycle: sense, plan, dispatch (under the authority's epoch), record."""
         began = trio.current_time()
         now = self.clock()
+        if self.planner.deadlines.wall_offset_s is None:
+            self.planner.deadlines.wall_offset_s = self.wall_clock() - now
         epoch = self.authority.epoch()
         if epoch != self.epoch and self.authority is not SOLE:
             if epoch is not None:
@@ -240,6 +264,11 @@ class ControlLoop:
         self.epoch = epoch
         readings = await self._sense()
         self.planner.checked({name: c.limit_check for name, c in self._chargers.items()})
+        self.planner.charging_needs(
+            {name: c.charging_needs() for name, c in self._needs.items()},
+            {name: c.id_token() for name, c in self._needs.items()},
+            now,
+        )
         plan = self.planner.plan(readings, now)
         if plan is None:
             return
@@ -248,11 +277,26 @@ class ControlLoop:
         self.latencies_s.append(trio.current_time() - began)
         duration = trio.current_time() - began
         self.snapshot.record(cycle, now, plan)
+        self._save_demand(now)
         self.snapshot.publish(cycle, plan.result, duration, self.clock())
         if self.cycle_time is not None:
             self.cycle_time(duration)
         self.cycle_ready.set()
         self.cycle_ready = trio.Event()
+
+    def _save_demand(self, now: float) -> None:
+        """Keep the demand state on disk: when an interval closed, else every minute."""
+        demand, store = self.planner.demand, self._demand_store
+        if demand is None or store is None or demand.state is None:
+            return
+        if not demand.closed and now - self._demand_saved_at < DEMAND_SAVE_S:
+            return
+        demand.closed.clear()
+        try:
+            store.save(demand.state)
+        except OSError as exc:
+            log.warning("demand state not saved to %s: %s", store.path, exc)
+        self._demand_saved_at = now
 
     async def _sense(self) -> dict[str, object]:
         known: dict[str, object] = {}

@@ -24,7 +24,9 @@ sends what it plans and hands back what came of it:
    leases (node limits as extra base load, connector limits as EV limits, the grid
    operator's as the root power limit) and the EV-side limit from measured draw (an EV that
    takes less than offered is trimmed, so its headroom goes to others); `SiteEnergy` adds
-   the battery's reserve, the peak target and the PV-mode budget;
+   the battery's reserve, the peak target and the PV-mode budget; `SessionDeadlines`
+   plans the sessions with an energy need and a departure over the next 24 h and gives
+   each the floor it needs now (A per phase, granted least laxity first);
 3. `commands`: a setpoint for every reachable connector whose setpoint changed, or that
    paces its own commands, or whose failsafe settings must be verified first;
 4. `outcomes`: what each charger confirmed, for the next cycle's sums.
@@ -52,13 +54,27 @@ from hubgate.control.allocation import (
     SiteAllocator,
 )
 from hubgate.control.cycle import Failed, TimedOut
+from hubgate.control.deadlines import (
+    DeadlineInputs,
+    NeedSource,
+    SessionDeadlines,
+    session_defaults,
+)
+from hubgate.control.demand import DemandCharge, DemandState, DemandView
 from hubgate.control.failsafe import AssumeDraw, ChargerWatch, MeterWatch
 from hubgate.control.grid_operator import GridOperatorInput, connection_kw
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
 from hubgate.control.paragraph_14a import Paragraph14a
 from hubgate.control.site_energy import SiteEnergy
 from hubgate.control.site_model import SiteModel, with_finite_limits
-from hubgate.devices.model import AppliedLimit, Battery, Device, LimitCheck, Reading
+from hubgate.devices.model import (
+    AppliedLimit,
+    Battery,
+    ChargingNeeds,
+    Device,
+    LimitCheck,
+    Reading,
+)
 from hubgate.devices.sensing import FULL_EVERY
 from hubgate.profiles.model import IecState, Quantity
 from hubgate.state import EventLevel
@@ -192,6 +208,7 @@ class CyclePlanner:
         allocation: AllocationSettings | None = None,
         timing: LoopTiming | None = None,
         notify: Notify = _ignore,
+        demand: DemandState | None = None,
     ) -> None:
         """`meters`: the ids of the site's meters that have a device; `grid_operator_box`:
         whether the grid operator's box has one; `feed_in_rule`: its contacts and the
@@ -242,6 +259,23 @@ class CyclePlanner:
             ev_headroom_a=EV_HEADROOM_A,
             feed_in_rule=feed_in_rule,
         )
+        per_connector, per_token = session_defaults(site, self.model.connectors)
+        self.deadlines = SessionDeadlines(
+            self.model.connectors,
+            self.model.voltage_v,
+            defaults=per_connector,
+            tokens=per_token,
+            timezone=site.site.timezone,
+        )
+        self._needs_seen: dict[str, ChargingNeeds] = {}
+        self.demand = (
+            DemandCharge(
+                site.demand.interval_min * 60, site.demand.target_kw, site.site.timezone, demand
+            )
+            if site.demand is not None
+            else None
+        )
+        """Demand charges (`[demand]`), from the state saved before a restart (`demand`)."""
         operator = site.grid_operator
         self._operator_power_source = {
             GridOperatorSource.MODBUS_SERVER: LimitSource.MODBUS_SERVER,
@@ -320,6 +354,33 @@ class CyclePlanner:
             elif check.following and before is False:
                 self.notify(EventLevel.INFO, name, f"follows its limit again: {check.evidence}")
             runtime.limit_check = check
+
+    def charging_needs(
+        self,
+        reports: Mapping[str, ChargingNeeds | None],
+        tokens: Mapping[str, str | None],
+        now: float,
+    ) -> None:
+        """Take the sessions' id tokens and the EVs' reported needs by connector name: a
+        token with a default need in the site file gets it; a new report with an energy and
+        a departure becomes its session's need (an event says so)."""
+        for name, token in tokens.items():
+            if token is not None:
+                self.deadlines.identify(self._index[name], token, now)
+        for name, needs in reports.items():
+            if needs is None or needs is self._needs_seen.get(name):
+                continue
+            self._needs_seen[name] = needs
+            if needs.energy_wh is None or needs.departure is None:
+                continue
+            self.deadlines.set_need(
+                self._index[name], needs.energy_wh, needs.departure.timestamp(), NeedSource.OCPP
+            )
+            self.notify(
+                EventLevel.INFO,
+                name,
+                f"EV needs {needs.energy_wh / 1000:g} kWh by {needs.departure.isoformat()}",
+            )
 
     def _health(self, name: str, reachable: bool, outcome: object) -> None:
         if self.device_health.get(name, True) != reachable:
@@ -419,6 +480,7 @@ class CyclePlanner:
             # the rest of the site: connectors reserved at their maximum are EV load
             root_w = (sum(base[0:3]) - sum(reserved[0])) * model.voltage_v
             grid_operator_w = self.paragraph_14a.operator_limit_w(grid_operator_w, root_w, wanting)
+        demand_w = self._demand_cap_w(now, base, notes)
         energy = self.energy.plan(
             now,
             base=base,
@@ -429,10 +491,11 @@ class CyclePlanner:
             ev_max=ev_max,
             grid_operator_w=grid_operator_w,
             battery_operator_w=operator_w,
-            peak_w=peak_w,
+            peak_w=min(peak_w, demand_w),
             last=self.last_result,
         )
         notes.extend(energy.notes)
+        deadlines = self._deadlines(now, base, grid_operator_w, energy.peak_w)
         return (
             CycleInputs(
                 now,
@@ -444,9 +507,57 @@ class CyclePlanner:
                 peak_w=energy.peak_w,
                 pv_surplus_w=energy.pv_surplus_w,
                 battery_discharge_w=energy.battery_discharge_w,
+                floor_a=deadlines.floor_a,
+                laxity_s=deadlines.laxity_s,
             ),
             notes,
         )
+
+    def _wall(self, now: float) -> float:
+        return now + (self.deadlines.wall_offset_s or 0.0)
+
+    def _demand_cap_w(self, now: float, base: array[float], notes: list[str]) -> float:
+        """Count the connection's import into the metering interval (the grid meter's, else
+        the root's base plus the EVs' draw) and the cap that keeps the interval at its
+        target (infinity without `[demand]` or a target yet)."""
+        if self.demand is None:
+            return math.inf
+        wall = self._wall(now)
+        metered = self.energy.grid_import_w
+        if metered is None:
+            drawn = sum(sum(runtime.draw) for runtime in self.connectors)
+            metered = (sum(base[0:3]) + drawn) * self.model.voltage_v
+        self.demand.sample(wall, metered)
+        cap = self.demand.cap_w(wall)
+        if math.isfinite(cap):
+            target = self.demand.target_w() / 1000
+            notes.append(
+                f"demand: {cap / 1000:.1f} kW for the rest of the interval (target {target:g} kW)"
+            )
+        return cap
+
+    def demand_view(self, now: float) -> DemandView | None:
+        """The demand figures now (None without `[demand]`)."""
+        return None if self.demand is None else self.demand.view(self._wall(now))
+
+    def _deadlines(
+        self, now: float, base: array[float], grid_operator_w: float, peak_w: float
+    ) -> DeadlineInputs:
+        """Track each session's energy and plan the ones with a departure: the power they
+        share is the root's limit in force less the rest of the site (the root's base)."""
+        model = self.model
+        for i, runtime in enumerate(self.connectors):
+            reading = runtime.reading
+            plugged = reading is not None and (
+                reading.state in WANTING_STATES or (reading.state is None and max(runtime.draw) > 1)
+            )
+            session_wh = reading.get(Quantity.SESSION_ENERGY) if reading is not None else None
+            power_w = sum(runtime.draw) * model.voltage_v
+            self.deadlines.observe(i, plugged, power_w, session_wh, now)
+        limit = self._limit_in_force_a(0, now, grid_operator_w, peak_w)
+        shared_w = sum(max(limit[p] - base[p], 0.0) for p in range(3)) * model.voltage_v
+        phases = [1 if info.one_phase else 3 for info in model.connectors]
+        return self.deadlines.plan(now, shared_w, phases)
 
     def _metered_base(
         self,

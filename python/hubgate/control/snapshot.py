@@ -12,19 +12,24 @@ import math
 import time
 from collections import deque
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from hubgate.control.allocation import CycleResult
+from hubgate.control.deadlines import DeadlineStatus
 from hubgate.control.decisions import DecisionLog, DecisionRecord
+from hubgate.control.demand import DemandView
 from hubgate.control.limits import LimitBook
 from hubgate.control.plan import ConnectorRuntime, CyclePlanner, Phases3, Plan
 from hubgate.devices.model import Device, DeviceFailsafe, LinkMonitored
 from hubgate.profiles.model import Quantity
 from hubgate.state import (
     ConnectorState,
+    DemandSnapshot,
     DeviceHealth,
     Event,
     EventLevel,
     NodeState,
+    SessionView,
     SiteState,
     StateHub,
 )
@@ -124,6 +129,7 @@ class Snapshot:
                     pv_mode=bool(planner.energy.pv_mode[i]),
                     reason=record[i].reason if i < len(record) else "",
                     binding=record[i].binding if i < len(record) else None,
+                    session=_session_view(planner.deadlines.status(i, now)),
                 )
             )
         measured: dict[int, Phases3 | None] = {}
@@ -173,6 +179,7 @@ class Snapshot:
                 devices=tuple(devices),
                 events=tuple(self.events),
                 energy=planner.energy.snapshot(),
+                demand=_demand(planner.demand_view(now)),
             )
         )
 
@@ -209,3 +216,39 @@ def _status(runtime: ConnectorRuntime, now: float) -> str:
         return "Unreachable"
     reading = runtime.reading
     return reading.state.value if reading is not None and reading.state is not None else "Unknown"
+
+
+def _session_view(status: DeadlineStatus) -> SessionView | None:
+    """The connector's session for the published state; None when it has none."""
+    if status.needed_kwh is None and status.energy_kwh == 0:
+        return None
+
+    def at(epoch: float | None) -> datetime | None:
+        return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+    return SessionView.model_construct(
+        energy_kwh=status.energy_kwh,
+        needed_kwh=status.needed_kwh,
+        departure=at(status.departure),
+        source=None if status.source is None else status.source.value,
+        planned_now_kw=status.planned_now_kw,
+        laxity_s=status.laxity_s,
+        projected_finish=at(status.projected_finish),
+        shortfall_kwh=status.shortfall_kwh,
+        at_risk=status.shortfall_kwh > 0,
+    )
+
+
+def _demand(view: DemandView | None) -> DemandSnapshot | None:
+    """The demand figures for the published state."""
+    if view is None:
+        return None
+    return DemandSnapshot.model_construct(
+        interval_start=datetime.fromtimestamp(view.interval_start, UTC),
+        interval_min=view.interval_s / 60,
+        average_kw=view.average_kw,
+        projection_kw=view.projection_kw,
+        target_kw=view.target_kw,
+        month_peak_kw=view.month_peak_kw,
+        cap_kw=view.cap_kw,
+    )

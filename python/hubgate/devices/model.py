@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from hubgate.modbus.stats import RequestStats
@@ -182,6 +183,27 @@ class SessionCharger(Protocol):
     async def remote_stop(self) -> str | None:
         """Ask it to stop its session: its answer, None when there is none to stop
         (offline, or no transaction)."""
+
+
+@dataclass(frozen=True, eq=False)
+class ChargingNeeds:
+    """What an EV said it needs (OCPP 2.x NotifyEVChargingNeeds): each report a new object."""
+
+    energy_wh: float | None
+    departure: datetime | None
+    """Aware; None when the EV gave no departure time."""
+
+
+@runtime_checkable
+class ReportsChargingNeeds(Protocol):
+    """A charger whose sessions say who charges (the transaction's id token) and whose EVs
+    may state their energy need and departure (ISO 15118 over OCPP 2.x)."""
+
+    def charging_needs(self) -> ChargingNeeds | None:
+        """The current session's last report, None without one."""
+
+    def id_token(self) -> str | None:
+        """The id token of the current transaction, None without one."""
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ import trio
 
 from hubgate.config.model import DcConnector
 from hubgate.devices.errors import FailsafeNotAppliedError
-from hubgate.devices.model import AppliedLimit, LimitCheck, Reading
+from hubgate.devices.model import AppliedLimit, ChargingNeeds, LimitCheck, Reading
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
 from hubgate.ocpp.operations import ChargerOperations
 from hubgate.ocpp.registry import ConnectorState, Station
@@ -217,6 +217,15 @@ class OcppCharger:
     async def read(self) -> Reading:
         """The connector's latest reported values; raises when the station is offline."""
         return self.latest()
+
+    def charging_needs(self) -> ChargingNeeds | None:
+        """The EV's last NotifyEVChargingNeeds in the current transaction (2.x), or None."""
+        return self.station.connector(self.connector_id).charging_needs
+
+    def id_token(self) -> str | None:
+        """The id token of the connector's transaction, None without one."""
+        transaction = self.station.connector(self.connector_id).transaction
+        return None if transaction is None else transaction.id_token
 
     def latest(self) -> Reading:
         """The connector's latest reported values, at once; raises when the station is offline."""

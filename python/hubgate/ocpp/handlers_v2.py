@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hubgate.devices.model import ChargingNeeds
 from hubgate.ocpp.handlers_common import boot_answer, common_handlers, stamp_latest
 from hubgate.ocpp.meter_values import merge_meter_values, parse_timestamp
 from hubgate.ocpp.policy import CsmsPolicy
@@ -72,6 +73,17 @@ def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict
                 transaction.meter_start_wh = connector.measurement.energy_wh
         return {"idTokenInfo": id_token_info(p["idToken"])} if "idToken" in p else {}
 
+    async def notify_ev_charging_needs(p: Payload) -> Payload:
+        needs = p["chargingNeeds"]
+        parameters = needs.get("acChargingParameters") or needs.get("dcChargingParameters") or {}
+        energy = parameters.get("energyAmount")
+        departure = needs.get("departureTime")
+        station.connector(p["evseId"]).charging_needs = ChargingNeeds(
+            None if energy is None else float(energy),
+            None if departure is None else parse_timestamp(departure),
+        )
+        return {"status": "Accepted"}
+
     async def meter_values(p: Payload) -> Payload:
         connector = station.connector(p["evseId"])
         connector.measure(merge_meter_values(connector.measurement, p["meterValue"], version))
@@ -84,5 +96,6 @@ def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict
         "Authorize": authorize,
         "TransactionEvent": transaction_event,
         "MeterValues": meter_values,
+        "NotifyEVChargingNeeds": notify_ev_charging_needs,
         **common_handlers(station, ACKNOWLEDGED),
     }

@@ -13,6 +13,7 @@ from datetime import datetime
 import trio
 
 from hubgate.config.model import SiteConfig
+from hubgate.devices.model import ChargingNeeds
 from hubgate.ocpp.capabilities import ClockEstimate
 from hubgate.ocpp.meter_values import Measurement
 from hubgate.ocpp.session import OcppSession
@@ -58,6 +59,8 @@ class ConnectorState:
     state_at: float | None = None
     """When the status, transaction or charging state last changed (Trio clock): a start
     is known from it before the first MeterValues show the current."""
+    charging_needs: ChargingNeeds | None = None
+    """2.x: the EV's last NotifyEVChargingNeeds in this transaction."""
 
     def measure(self, measurement: Measurement) -> None:
         """Store a new measurement, stamped with the time it arrived."""
@@ -80,6 +83,7 @@ class ConnectorState:
             self.transaction = transaction
             if transaction is None:
                 self.charging_state = None
+                self.charging_needs = None
             self.state_at = trio.current_time()
 
 

@@ -126,6 +126,8 @@ fn main() {
             grid_operator_w: gop,
             peak_w: f64::INFINITY,
             pv_budget_w: f64::INFINITY,
+            floor_a: &[],
+            laxity_s: &[],
         };
         allocator.allocate(&input, &mut out).expect("valid input");
         digest = fingerprint(digest, &out);

@@ -34,6 +34,8 @@ impl Case {
             grid_operator_w: self.gop,
             peak_w: self.peak,
             pv_budget_w: self.pv_budget,
+            floor_a: &[],
+            laxity_s: &[],
         }
     }
 
@@ -329,6 +331,31 @@ proptest! {
         assert_within_caps(&case, &out.setpoint_a, &out.phases, "setpoint");
         assert_setpoint_shape(&case, &out.target_a, "target");
         assert_setpoint_shape(&case, &out.setpoint_a, "setpoint");
+    }
+
+    #[test]
+    fn deadline_floors_keep_every_limit_and_are_granted_where_they_fit(
+        case in case(),
+        asks in prop::collection::vec((0u32..40, 0u32..1000), 24),
+    ) {
+        let c = case.connectors.len();
+        let floors: Vec<f64> = asks[..c].iter().map(|&(a, _)| f64::from(a)).collect();
+        let laxity: Vec<f64> = asks[..c].iter().map(|&(_, l)| f64::from(l)).collect();
+        let mut alloc = case.allocator(Settings::default());
+        let mut out = Allocation::default();
+        let input = CycleInput { floor_a: &floors, laxity_s: &laxity, ..case.input(1000.0) };
+        alloc.allocate(&input, &mut out).unwrap();
+        assert_within_caps(&case, &out.target_a, &out.phases, "target");
+        assert_within_caps(&case, &out.setpoint_a, &out.phases, "setpoint");
+        assert_setpoint_shape(&case, &out.target_a, "target");
+        assert_setpoint_shape(&case, &out.setpoint_a, "setpoint");
+        // Pareto still: no admitted connector can take one more step.
+        for (i, conn) in case.connectors.iter().enumerate() {
+            let x = out.target_a[i];
+            if x > 0.0 && x + conn.step_a <= hi(&case, i) + EPS {
+                prop_assert!(!can_raise(&case, &out, i, conn.step_a), "connector {i} at {x}");
+            }
+        }
     }
 
     #[test]

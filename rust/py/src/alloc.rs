@@ -321,6 +321,8 @@ pub(crate) struct Allocator {
     ev_max: Vec<f64>,
     wanting: Vec<u8>,
     pv: Vec<u8>,
+    floor: Vec<f64>,
+    laxity: Vec<f64>,
 }
 
 #[pymethods]
@@ -354,6 +356,8 @@ impl Allocator {
             base: Vec::new(),
             ev_max: Vec::new(),
             wanting: Vec::new(),
+            floor: Vec::new(),
+            laxity: Vec::new(),
             pv: vec![0; n],
         })
     }
@@ -392,10 +396,12 @@ impl Allocator {
     }
 
     /// Runs one cycle. `base_load_a` has 3 values per node (L1, L2, L3, node by
-    /// node); `ev_max_a`, `wanting` and `pv_mode` one per connector.
+    /// node); `ev_max_a`, `wanting`, `pv_mode`, `floor_a` and `laxity_s` one per
+    /// connector (`floor_a`/`laxity_s` None: no deadline floors).
     #[pyo3(signature = (
         now, base_load_a, ev_max_a, wanting, pv_mode = None,
-        grid_operator_w = f64::INFINITY, peak_w = f64::INFINITY, pv_budget_w = f64::INFINITY
+        grid_operator_w = f64::INFINITY, peak_w = f64::INFINITY, pv_budget_w = f64::INFINITY,
+        floor_a = None, laxity_s = None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn allocate(
@@ -408,6 +414,8 @@ impl Allocator {
         grid_operator_w: f64,
         peak_w: f64,
         pv_budget_w: f64,
+        floor_a: Option<&Bound<'_, PyAny>>,
+        laxity_s: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Allocation> {
         read_f64(base_load_a, &mut self.base)?;
         read_f64(ev_max_a, &mut self.ev_max)?;
@@ -419,6 +427,14 @@ impl Allocator {
                 self.pv.resize(self.core.topology().connector_count(), 0);
             }
         }
+        match floor_a {
+            Some(values) => read_f64(values, &mut self.floor)?,
+            None => self.floor.clear(),
+        }
+        match laxity_s {
+            Some(values) => read_f64(values, &mut self.laxity)?,
+            None => self.laxity.clear(),
+        }
         let input = CycleInput {
             now,
             base_load_a: &self.base,
@@ -428,6 +444,8 @@ impl Allocator {
             grid_operator_w,
             peak_w,
             pv_budget_w,
+            floor_a: &self.floor,
+            laxity_s: &self.laxity,
         };
         let mut inner = CoreAllocation::default();
         self.core

@@ -308,6 +308,15 @@ function renderEnergy(energy) {
   document.getElementById("energy-why").textContent = energy.reasons.join(" · ");
 }
 
+function sessionText(s) {
+  if (!s) return "–";
+  if (s.needed_kwh === null) return `${fmt(s.energy_kwh)} kWh`;
+  const hhmm = (iso) => (iso ? new Date(iso).toTimeString().slice(0, 5) : "–");
+  const finish = s.projected_finish ? `, done ${hhmm(s.projected_finish)}` : "";
+  const risk = s.at_risk ? ` · ${fmt(s.shortfall_kwh)} kWh short` : "";
+  return `${fmt(s.energy_kwh)} / ${fmt(s.needed_kwh)} kWh by ${hhmm(s.departure)}${finish}${risk}`;
+}
+
 function renderConnectors(state) {
   const rows = state.connectors.map((c) =>
     el(
@@ -319,6 +328,7 @@ function renderConnectors(state) {
       el("td", { class: "num" }, fmt(c.setpoint_a)),
       el("td", { class: "num" }, c.measured_a ? c.measured_a.map((v) => fmt(v)).join(" / ") : "–"),
       el("td", { class: "num" }, fmt(c.power_kw)),
+      el("td", { class: c.session && c.session.at_risk ? "session at-risk" : "session" }, sessionText(c.session)),
       el("td", {}, c.binding || "–"),
       el("td", { class: "reason" }, c.reason),
     ),

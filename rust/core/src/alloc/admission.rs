@@ -1,13 +1,15 @@
 //! Step 1: who gets at least the minimum, at which phase count, and who pauses.
 //!
 //! Order: connectors inside their minimum on-time first (against flapping),
-//! then priority tiers, then paused connectors by how long they have waited,
-//! then charging ones, the longest-charging last (rotation). Each is admitted
-//! greedily if its minimum fits in every constraint on its path; a switchable
-//! connector falls back to one phase when three do not fit and switching is
-//! allowed. Safety wins over dwell: nothing is admitted that does not fit.
+//! then those with a deadline floor, least laxity first, then priority tiers,
+//! then paused connectors by how long they have waited, then charging ones, the
+//! longest-charging last (rotation). Each is admitted greedily if its minimum
+//! fits in every constraint on its path, at its deadline floor or as much of it
+//! as fits; a switchable connector falls back to one phase when three do not fit
+//! and switching is allowed. Safety wins over dwell and deadlines: nothing is
+//! admitted that does not fit.
 
-use super::model::{ordered_bits, PhaseMap, Topology};
+use super::model::{floor_to_step, ordered_bits, PhaseMap, Topology};
 use super::outcome::{Allocation, Reason};
 use super::state::ConnectorState;
 use super::Work;
@@ -15,14 +17,21 @@ use super::Work;
 /// Tolerance of every feasibility comparison, in A or W.
 pub(crate) const EPS: f64 = 1e-9;
 
-/// Admission order as one sortable number: protected first, then higher
-/// priority, then paused before charging, then the rotation time, then index.
+/// Admission order as one sortable number: protected first, then deadline
+/// floors by laxity, then higher priority, then paused before charging, then
+/// the rotation time, then index.
 fn order_key(protected: bool, priority: u8, on: bool, since: f64, index: usize) -> u128 {
-    (u128::from(!protected) << 105)
+    (u128::from(!protected) << 106)
+        | (1 << 105)
         | (u128::from(u8::MAX - priority) << 97)
         | (u128::from(on) << 96)
         | (u128::from(ordered_bits(since)) << 32)
         | index as u128
+}
+
+/// The admission key of a connector with a deadline floor (after the protected ones).
+fn urgent_key(protected: bool, laxity: f64, index: usize) -> u128 {
+    (u128::from(!protected) << 106) | (u128::from(ordered_bits(laxity)) << 32) | index as u128
 }
 
 /// Phase counts to try, best first.
@@ -61,6 +70,7 @@ pub(crate) fn admit(
         let i = work.rank[r] as usize;
         let st = &states[i];
         work.admitted[i] = false;
+        work.lo[i] = topo.lo_a[i];
         work.x[i] = 0.0;
         work.mode[i] = st.phases;
         work.terms_at[i] = (0, 0);
@@ -77,13 +87,11 @@ pub(crate) fn admit(
         let on = st.is_on();
         let protected = on && now - st.on_since < s.min_on_s;
         let since = if on { -st.on_since } else { st.queue_since };
-        work.keys.push(order_key(
-            protected,
-            topo.connectors[i].priority,
-            on,
-            since,
-            i,
-        ));
+        work.keys.push(if work.floor[i] > 0.0 {
+            urgent_key(protected, work.laxity[i], i)
+        } else {
+            order_key(protected, topo.connectors[i].priority, on, since, i)
+        });
     }
     work.keys.sort_unstable();
     let Work {
@@ -96,9 +104,11 @@ pub(crate) fn admit(
     let coef = work.space.coefficients();
     for ki in 0..work.keys.len() {
         let i = work.rank[ki] as usize;
-        let lo = topo.lo_a[i];
+        let min = topo.lo_a[i];
+        let (floor, step) = (work.floor[i], topo.connectors[i].step_a);
         let (tries, count) = modes(topo.connectors[i].phases, &states[i], now, topo);
-        let free = work.space.admits_freely(topo, i, work.pv[i]);
+        // Floors take more than the minimums the slack check counted.
+        let free = !work.any_floor && work.space.admits_freely(topo, i, work.pv[i]);
         let mut first_block = None;
         for &mode in &tries[..count] {
             // Find the first limit the minimum breaks.
@@ -108,11 +118,25 @@ pub(crate) fn admit(
             let block = terms
                 .iter()
                 .filter(|_| !free)
-                .find(|t| load[t.k()] + t.a(&coef) * lo > space.cap[t.k()] + EPS);
+                .find(|t| load[t.k()] + t.a(&coef) * min > space.cap[t.k()] + EPS);
             if let Some(t) = block {
                 first_block.get_or_insert(t.k());
                 continue;
             }
+            // A deadline floor: as much of it as fits everywhere, in whole steps.
+            let lo = if floor > 0.0 {
+                let fits = terms.iter().fold(floor, |x, t| {
+                    let a = t.a(&coef);
+                    if a > 0.0 {
+                        x.min((space.cap[t.k()] + EPS - load[t.k()]) / a)
+                    } else {
+                        x
+                    }
+                });
+                floor_to_step(fits, step).max(min)
+            } else {
+                min
+            };
             for t in terms {
                 load[t.k()] += t.a(&coef) * lo;
             }
@@ -120,6 +144,7 @@ pub(crate) fn admit(
             work.admitted[i] = true;
             work.mode[i] = mode;
             work.x[i] = lo;
+            work.lo[i] = lo;
             work.order.push(i as u32);
             break;
         }

@@ -97,9 +97,11 @@ pub(crate) struct FillScratch {
     all_activations: Vec<u128>,
     all_maxima: Vec<u128>,
     /// Activation and maximum keys of every connector, sorted: they change
-    /// with the topology (priorities) and the maxima `maximum_hi` only.
+    /// with the topology (priorities), the starting levels `activation_lo`
+    /// (minimums or deadline floors) and the maxima `maximum_hi` only.
     activation_keys: Vec<u128>,
     maximum_keys: Vec<u128>,
+    activation_lo: Vec<f64>,
     maximum_hi: Vec<f64>,
     tier: Vec<u32>,
     /// The connectors a saturating constraint stops.
@@ -115,6 +117,7 @@ impl FillScratch {
         let mut sc = Self {
             status: vec![Status::Idle; connectors],
             loads: vec![Load::default(); constraints],
+            activation_lo: topo.lo_a.clone(),
             maximum_hi: topo.hi_a.clone(),
             ..Self::default()
         };
@@ -124,12 +127,16 @@ impl FillScratch {
 
     /// Sorts the activation and maximum keys (again, after a priority change).
     pub(crate) fn sort_keys(&mut self, topo: &Topology) {
+        self.sort_activations(topo);
+        self.sort_maxima(topo);
+    }
+
+    fn sort_activations(&mut self, topo: &Topology) {
         let connectors = &topo.connectors;
         self.activation_keys = (0..connectors.len())
-            .map(|i| by_tier(topo, i, topo.lo_a[i] / connectors[i].weight))
+            .map(|i| by_tier(topo, i, self.activation_lo[i] / connectors[i].weight))
             .collect();
         self.activation_keys.sort_unstable();
-        self.sort_maxima(topo);
     }
 
     fn sort_maxima(&mut self, topo: &Topology) {
@@ -166,7 +173,7 @@ pub(crate) fn add_load(work: &mut Work, i: usize, amount: f64) {
 pub(crate) fn fill(topo: &Topology, work: &mut Work, sc: &mut FillScratch, refill: bool) {
     if refill {
         for &i in &work.order {
-            work.x[i as usize] = topo.lo_a[i as usize];
+            work.x[i as usize] = work.lo[i as usize];
         }
         recompute_load(work);
     }
@@ -177,6 +184,10 @@ pub(crate) fn fill(topo: &Topology, work: &mut Work, sc: &mut FillScratch, refil
     if sc.maximum_hi != work.hi {
         sc.maximum_hi.copy_from_slice(&work.hi);
         sc.sort_maxima(topo);
+    }
+    if sc.activation_lo != work.lo {
+        sc.activation_lo.copy_from_slice(&work.lo);
+        sc.sort_activations(topo);
     }
     let admitted_keys = |keys: &[u128], into: &mut Vec<u128>| {
         into.clear();
@@ -197,7 +208,7 @@ pub(crate) fn fill(topo: &Topology, work: &mut Work, sc: &mut FillScratch, refil
             // The next tier fills on top of this one's shares.
             for &i in &sc.tier[start..end] {
                 let i = i as usize;
-                add_load(work, i, work.x[i] - topo.lo_a[i]);
+                add_load(work, i, work.x[i] - work.lo[i]);
             }
         }
         start = end;
@@ -262,7 +273,7 @@ fn freeze(
     (t, bound): (f64, u32),
     last: bool,
 ) {
-    let (lo, hi, w) = (topo.lo_a[i], work.hi[i], topo.connectors[i].weight);
+    let (lo, hi, w) = (work.lo[i], work.hi[i], topo.connectors[i].weight);
     if sc.status[i] == Status::Growing {
         let x = (w * t).clamp(lo, hi);
         work.x[i] = x;
@@ -284,7 +295,7 @@ fn freeze(
 fn activate(topo: &Topology, work: &Work, sc: &mut FillScratch, i: usize) {
     if sc.status[i] == Status::Waiting {
         sc.status[i] = Status::Growing;
-        let (lo, w) = (topo.lo_a[i], topo.connectors[i].weight);
+        let (lo, w) = (work.lo[i], topo.connectors[i].weight);
         let coef = work.space.coefficients();
         let pass = sc.pass;
         for t in work.terms(i) {
@@ -321,7 +332,7 @@ fn fill_tier(topo: &Topology, work: &mut Work, sc: &mut FillScratch, start: usiz
     let mut remaining = 0usize;
     for &i in &sc.tier[start..end] {
         let iu = i as usize;
-        let (lo, hi) = (topo.lo_a[iu], work.hi[iu]);
+        let (lo, hi) = (work.lo[iu], work.hi[iu]);
         if hi <= lo + EPS {
             sc.status[iu] = Status::Frozen;
             work.x[iu] = lo;

@@ -32,7 +32,7 @@ pub use outcome::{Allocation, Reason};
 
 use caps::{RootCaps, Space, Term};
 use filling::{FillScratch, OWN};
-use model::floor_to_step;
+use model::{ceil_to_step, floor_to_step};
 use quantize::QuantizeScratch;
 use state::ConnectorState;
 
@@ -60,6 +60,13 @@ pub struct CycleInput<'a> {
     pub peak_w: f64,
     /// PV surplus plus battery discharge budget for PV-mode connectors in W; infinity for none.
     pub pv_budget_w: f64,
+    /// Each connector's deadline floor, A per phase: what its session must get now to
+    /// leave on time (0 for none); empty for no floors. Granted least laxity first,
+    /// within every limit, before the fair share.
+    pub floor_a: &'a [f64],
+    /// Each connector's laxity in s (time to departure minus time needed at its
+    /// maximum), ordering the floors; empty: floors in index order.
+    pub laxity_s: &'a [f64],
 }
 
 /// A cycle's input that cannot be used; the allocator's state is left unchanged.
@@ -121,6 +128,15 @@ pub(crate) struct Work {
     x: Vec<f64>,
     hi: Vec<f64>,
     admitted: Vec<bool>,
+    /// This cycle's starting level of each admitted connector: its minimum, or the
+    /// deadline floor admission granted it.
+    lo: Vec<f64>,
+    /// This cycle's deadline floor (a step multiple in `(min, max]`), 0 for none.
+    floor: Vec<f64>,
+    /// Each connector's laxity this cycle (infinity for none).
+    laxity: Vec<f64>,
+    /// Whether any connector has a deadline floor this cycle.
+    any_floor: bool,
     mode: Vec<u8>,
     pv: Vec<bool>,
     bound: Vec<u32>,
@@ -146,6 +162,28 @@ impl Work {
     #[inline]
     fn terms(&self, i: usize) -> &[Term] {
         &self.space.terms[self.terms_of(i)]
+    }
+}
+
+/// Sets this cycle's deadline floors: a wanting connector's floor rounded up to its
+/// step, within its maximum, when above its minimum.
+fn deadline_floors(topo: &Topology, work: &mut Work, input: &CycleInput<'_>) {
+    work.any_floor = false;
+    for i in 0..topo.connector_count() {
+        let asked = input.floor_a.get(i).copied().unwrap_or(0.0);
+        let floor = if input.wanting[i] != 0 && asked > topo.lo_a[i] {
+            let step = topo.connectors[i].step_a;
+            floor_to_step(ceil_to_step(asked, step).min(work.hi[i]), step)
+        } else {
+            0.0
+        };
+        work.floor[i] = if floor > topo.lo_a[i] + admission::EPS {
+            floor
+        } else {
+            0.0
+        };
+        work.any_floor |= work.floor[i] > 0.0;
+        work.laxity[i] = input.laxity_s.get(i).copied().unwrap_or(f64::INFINITY);
     }
 }
 
@@ -204,6 +242,10 @@ impl Allocator {
             x: vec![0.0; n],
             hi: vec![0.0; n],
             admitted: vec![false; n],
+            lo: topo.lo_a.clone(),
+            floor: vec![0.0; n],
+            laxity: vec![f64::INFINITY; n],
+            any_floor: false,
             mode: vec![3; n],
             pv: vec![false; n],
             bound: vec![OWN; n],
@@ -257,6 +299,14 @@ impl Allocator {
         check_len("pv_mode", input.pv_mode.len(), c)?;
         check_values("base_load_a", input.base_load_a, false)?;
         check_values("ev_max_a", input.ev_max_a, true)?;
+        if !input.floor_a.is_empty() {
+            check_len("floor_a", input.floor_a.len(), c)?;
+            check_values("floor_a", input.floor_a, false)?;
+        }
+        if !input.laxity_s.is_empty() {
+            check_len("laxity_s", input.laxity_s.len(), c)?;
+            check_values("laxity_s", input.laxity_s, true)?;
+        }
         let roots = [
             input.now,
             input.grid_operator_w,
@@ -304,6 +354,7 @@ impl Allocator {
                 topo.hi_a[i].min(ev).max(topo.lo_a[i])
             };
         }
+        deadline_floors(topo, work, input);
         let root = RootCaps {
             grid_operator_w: input.grid_operator_w,
             peak_w: input.peak_w,

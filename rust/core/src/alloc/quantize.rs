@@ -71,7 +71,7 @@ pub(crate) fn round_down(topo: &Topology, work: &mut Work) {
     for o in 0..work.order.len() {
         let i = work.order[o] as usize;
         let c = &topo.connectors[i];
-        let x = floor_to_step(work.x[i], c.step_a).clamp(topo.lo_a[i], work.hi[i]);
+        let x = floor_to_step(work.x[i], c.step_a).clamp(work.lo[i], work.hi[i]);
         work.x[i] = x;
         add_load(work, i, x);
     }

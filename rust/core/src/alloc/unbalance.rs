@@ -50,7 +50,8 @@ fn one_phase_on(topo: &Topology, work: &Work, i: usize, p: usize) -> bool {
 }
 
 /// Tightens the virtual caps of violated nodes after a fill, pausing one-phase
-/// connectors whose minimums alone break the limit (last admitted first).
+/// connectors whose minimums alone break the limit (last admitted first); the
+/// heavy phase's one-phase connectors lose their deadline floors.
 /// Returns whether anything changed, so the fill must be repeated.
 pub(crate) fn tighten(
     topo: &Topology,
@@ -76,6 +77,8 @@ pub(crate) fn tighten(
                 if work.admitted[i] && one_phase_on(topo, work, i, p) {
                     one_phase += work.x[i];
                     minimums += topo.lo_a[i];
+                    // The refill starts it at its minimum: the limit wins over a deadline.
+                    work.lo[i] = topo.lo_a[i];
                 }
             }
             let cap = (one_phase - excess).max(0.0);

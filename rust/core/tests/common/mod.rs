@@ -77,6 +77,8 @@ pub(crate) fn cycle_input<'a>(
         grid_operator_w: INF,
         peak_w: INF,
         pv_budget_w: INF,
+        floor_a: &[],
+        laxity_s: &[],
     }
 }
 

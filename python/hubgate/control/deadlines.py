@@ -1,0 +1,274 @@
+"""Energy needs and departures per session, and the deadline plan they make each cycle.
+
+Sans-IO, like `control.plan`: `SessionDeadlines` keeps, per connector, what its session
+needs (energy, departure, where that came from: the API, OCPP `NotifyEVChargingNeeds`,
+the site file's `session_default`) and how much it got since it began; every cycle
+`plan()` runs the Rust `DeadlinePlanner` over the horizon (24 h in 15-minute slots
+aligned to the clock, the first one the rest of the current slot) and turns what each
+session must get now into the allocator's per-connector floor (A per phase) and laxity.
+The allocator grants floors least laxity first within the safety limits, then shares the
+rest fairly.
+
+Times: `now` is the control loop's clock; departures are wall-clock (epoch s), mapped
+with `wall_offset_s` (wall = now + offset), which the loop sets at its first cycle.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import time as time_of_day
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from hubgate._core import DeadlinePlanner
+from hubgate.config.model import SiteConfig
+from hubgate.control.site_model import ConnectorInfo
+
+SLOT_S = 900.0
+"""Planning slots are 15 minutes, aligned to the wall clock."""
+
+HORIZON_SLOTS = 96
+"""24 hours of slots."""
+
+HOUR_S = 3600.0
+
+
+class NeedSource(StrEnum):
+    """Where a session's energy need and departure came from."""
+
+    API = "api"
+    OCPP = "ocpp"
+    SITE = "site"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionNeed:
+    """What a session asks for: energy to add since it began, and its departure (epoch s)."""
+
+    energy_wh: float
+    departure: float
+    source: NeedSource
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDefault:
+    """The site file's need for sessions that state none: energy and local time of day."""
+
+    energy_wh: float
+    departure: time_of_day
+
+
+@dataclass
+class _Session:
+    need: SessionNeed | None = None
+    active: bool = False
+    delivered_wh: float = 0.0
+    power_w: float = 0.0
+    last_at: float | None = None
+    meter_start_wh: float | None = None
+    """The session-energy register at the session's start, when the charger reports one."""
+    id_token: str | None = None
+
+    def remaining_wh(self) -> float:
+        if self.need is None:
+            return 0.0
+        return max(self.need.energy_wh - self.delivered_wh, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineStatus:
+    """One connector's session for the API and dashboard (energies in kWh, times epoch s)."""
+
+    energy_kwh: float
+    needed_kwh: float | None = None
+    departure: float | None = None
+    source: NeedSource | None = None
+    planned_now_kw: float = 0.0
+    """What the plan asks of it now."""
+    laxity_s: float | None = None
+    projected_finish: float | None = None
+    """At the current power; None when not drawing or nothing is needed."""
+    shortfall_kwh: float = 0.0
+    """What no schedule over the site's limits delivers by its departure."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineInputs:
+    """The allocator's deadline columns for one cycle (connector order); None: no deadlines."""
+
+    floor_a: array[float] | None
+    laxity_s: array[float] | None
+
+
+class SessionDeadlines:
+    """Sessions' needs and progress, and the per-cycle plan (see the module docstring)."""
+
+    def __init__(
+        self,
+        connectors: Sequence[ConnectorInfo],
+        voltage_v: float,
+        *,
+        defaults: dict[int, SessionDefault] | None = None,
+        tokens: dict[str, SessionDefault] | None = None,
+        timezone: str = "UTC",
+    ) -> None:
+        """`defaults`: per connector index, the need of sessions that state none; `tokens`:
+        per id token, the need of its sessions (before the connector's default)."""
+        self.connectors = connectors
+        self.voltage_v = voltage_v
+        self.defaults = defaults or {}
+        self.tokens = tokens or {}
+        self.zone = ZoneInfo(timezone)
+        self.wall_offset_s: float | None = None
+        n = len(connectors)
+        self._sessions = [_Session() for _ in range(n)]
+        self._planner = DeadlinePlanner()
+        self._now_w = array("d", bytes(8 * n))
+        self._laxity = array("d", [math.inf]) * n
+        self._shortfall = array("d", bytes(8 * n))
+
+    def _wall(self, now: float) -> float:
+        return now + (self.wall_offset_s or 0.0)
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def set_need(self, index: int, energy_wh: float, departure: float, source: NeedSource) -> None:
+        """The session at `index` needs `energy_wh` more, by `departure` (epoch s); it
+        applies to the session now plugged in, or to the next one."""
+        session = self._sessions[index]
+        already = session.delivered_wh if session.active else 0.0
+        session.need = SessionNeed(already + energy_wh, departure, source)
+
+    def identify(self, index: int, id_token: str, now: float) -> None:
+        """The session at `index` charges for `id_token`: its default need, if it has one,
+        replaces a need from the connector's default."""
+        session = self._sessions[index]
+        if not session.active or session.id_token == id_token:
+            return
+        session.id_token = id_token
+        default = self.tokens.get(id_token)
+        if default is not None and (session.need is None or session.need.source is NeedSource.SITE):
+            departure = self._next_local(default.departure, now)
+            session.need = SessionNeed(default.energy_wh, departure, NeedSource.SITE)
+
+    def clear_need(self, index: int) -> None:
+        """The session at `index` has no deadline (plain fair share)."""
+        self._sessions[index].need = None
+
+    # -- a cycle ---------------------------------------------------------------------------
+
+    def observe(
+        self, index: int, plugged: bool, power_w: float, session_wh: float | None, now: float
+    ) -> None:
+        """Track the session at `index`: plugged in or not, its power and (when the charger
+        reports it) its session-energy register. Unplugging ends the session and its need."""
+        session = self._sessions[index]
+        if not plugged:
+            if session.active:
+                self._sessions[index] = _Session()
+            else:
+                session.power_w = 0.0
+            return
+        if not session.active:
+            session.active = True
+            session.meter_start_wh = session_wh
+            default = self.defaults.get(index)
+            if session.need is None and default is not None:
+                departure = self._next_local(default.departure, now)
+                session.need = SessionNeed(default.energy_wh, departure, NeedSource.SITE)
+        elif session_wh is not None and session.meter_start_wh is not None:
+            session.delivered_wh = max(session_wh - session.meter_start_wh, 0.0)
+        elif session.last_at is not None:
+            session.delivered_wh += session.power_w * (now - session.last_at) / HOUR_S
+        if session_wh is not None and session.meter_start_wh is None:
+            session.meter_start_wh = session_wh - session.delivered_wh
+        session.last_at = now
+        session.power_w = power_w
+
+    def plan(self, now: float, shared_w: float, phases: Sequence[int]) -> DeadlineInputs:
+        """This cycle's floors. `shared_w`: the power the sessions may share now (the root's
+        limit in force less the rest of the site), assumed over the horizon; `phases`: the
+        phase count each connector draws on."""
+        n = len(self.connectors)
+        need = array("d", bytes(8 * n))
+        departure = array("d", [math.inf]) * n
+        max_w = array("d", bytes(8 * n))
+        wall = self._wall(now)
+        planned = False
+        for i, (info, session) in enumerate(zip(self.connectors, self._sessions, strict=True)):
+            if session.need is None or not session.active:
+                continue
+            need[i] = session.remaining_wh()
+            departure[i] = max(session.need.departure - wall, 0.0)
+            max_w[i] = info.max_current_a * phases[i] * self.voltage_v
+            planned = True
+        if not planned:
+            self._now_w = array("d", bytes(8 * n))
+            self._laxity = array("d", [math.inf]) * n
+            self._shortfall = array("d", bytes(8 * n))
+            return DeadlineInputs(None, None)
+        slot_s = array("d", [SLOT_S - wall % SLOT_S]) + array("d", [SLOT_S]) * (HORIZON_SLOTS - 1)
+        cap_w = array("d", [max(shared_w, 0.0)]) * HORIZON_SLOTS
+        plan = self._planner.plan(slot_s, cap_w, need, departure, max_w)
+        self._now_w, self._laxity, self._shortfall = plan.now_w, plan.laxity_s, plan.shortfall_wh
+        floor = array("d", bytes(8 * n))
+        for i in range(n):
+            if self._now_w[i] > 0:
+                floor[i] = self._now_w[i] / (phases[i] * self.voltage_v)
+        return DeadlineInputs(floor, self._laxity)
+
+    def status(self, index: int, now: float) -> DeadlineStatus:
+        """The connector's session: energy so far, need, departure, projected finish."""
+        session = self._sessions[index]
+        need = session.need if session.active else None
+        if need is None:
+            return DeadlineStatus(energy_kwh=session.delivered_wh / 1000)
+        remaining = session.remaining_wh()
+        wall = self._wall(now)
+        finish = None
+        if remaining <= 0:
+            finish = wall
+        elif session.power_w > 0:
+            finish = wall + remaining / session.power_w * HOUR_S
+        laxity = self._laxity[index]
+        return DeadlineStatus(
+            energy_kwh=session.delivered_wh / 1000,
+            needed_kwh=need.energy_wh / 1000,
+            departure=need.departure,
+            source=need.source,
+            planned_now_kw=self._now_w[index] / 1000,
+            laxity_s=laxity if math.isfinite(laxity) else None,
+            projected_finish=finish,
+            shortfall_kwh=self._shortfall[index] / 1000,
+        )
+
+    def _next_local(self, at: time_of_day, now: float) -> float:
+        """The next wall-clock time (epoch s) at local time of day `at`."""
+        local = datetime.fromtimestamp(self._wall(now), self.zone)
+        candidate = datetime.combine(local.date(), at, self.zone)
+        if candidate <= local:
+            candidate = datetime.combine(local.date() + timedelta(days=1), at, self.zone)
+        return candidate.timestamp()
+
+
+def session_defaults(
+    site: SiteConfig, connectors: Sequence[ConnectorInfo]
+) -> tuple[dict[int, SessionDefault], dict[str, SessionDefault]]:
+    """The site file's defaults: per connector index (its charger's `session_default`) and
+    per id token (`session_defaults`)."""
+    by_charger = {
+        c.id: SessionDefault(c.session_default.energy_kwh * 1000, c.session_default.departure)
+        for c in site.chargers
+        if c.session_default is not None
+    }
+    per_connector = {
+        i: by_charger[info.key[0]] for i, info in enumerate(connectors) if info.key[0] in by_charger
+    }
+    per_token = {
+        t.id_token: SessionDefault(t.energy_kwh * 1000, t.departure) for t in site.session_defaults
+    }
+    return per_connector, per_token
