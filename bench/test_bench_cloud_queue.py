@@ -30,7 +30,7 @@ from hubgate.backoff import Backoff
 from hubgate.cloud.proxy import ProxySettings, open_csms_proxy
 from hubgate.cloud.queue import DurableQueue
 from hubgate.cloud.store import Outgoing, QueuedMessage, Store
-from hubgate.config.model import Csms, OcppServer
+from hubgate.config.services import Csms, OcppServer
 from hubgate.control.limits import LimitBook
 from hubgate.ocpp.registry import Admission, StationRegistry
 from hubgate.ocpp.server import OcppListener

@@ -26,7 +26,7 @@ from ocpp.messages import Call, _validate_payload
 from trio_websocket import open_websocket_url
 
 from hubgate.benchmarking.ocpp_cost import METER_VALUES as METER_VALUES_16
-from hubgate.config.model import OcppServer
+from hubgate.config.services import OcppServer
 from hubgate.ocpp.registry import Admission, StationRegistry
 from hubgate.ocpp.server import OcppListener
 from hubgate.ocpp.validation import Direction, validate

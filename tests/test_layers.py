@@ -19,10 +19,7 @@ MAX_LINES = 700
 SPLIT_DUE = {
     "python/hubgate/cloud/proxy.py": 817,  # issue 19
     "python/hubgate/cloud/store.py": 789,  # issue 19, HA
-    "python/hubgate/config/model.py": 861,  # issues 18, 19, HA
     "python/hubgate/control/plan.py": 768,  # deadlines
-    "python/hubgate/profiles/model.py": 746,  # issue 23
-    "python/hubgate/sim/ocpp_station.py": 880,  # issue 17 (charger zoo), HA
 }
 """Modules over the limit that are being worked on, at their size now: they may shrink, not
 grow; split them and take them off this list."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from hubgate.config.model import Api
+from hubgate.config.services import Api
 from hubgate.control.decisions import ConnectorDecision, DecisionRecord
 from hubgate.control.limits import SITE, Limit, LimitSource
 from tests.support.api import AUTH, TOKEN, RunningApi, small_site, snapshot, start_api

@@ -19,7 +19,8 @@ from pymodbus.client import ModbusTcpClient
 
 from hubgate._core import Request, Response, TcpClientCodec, TcpServerCodec
 from hubgate.cli import main
-from hubgate.config.model import ModbusServer, SiteConfig
+from hubgate.config.model import SiteConfig
+from hubgate.config.services import ModbusServer
 from hubgate.control.limits import SITE, AuditAction, Limit, LimitBook, LimitSource
 from hubgate.modbus.errors import ExceptionCode
 from hubgate.modbus_api.server import serve_modbus

@@ -16,7 +16,7 @@ from ocpp.v201 import call as call201
 from hubgate.api import ApiContext, serve_api
 from hubgate.cloud.store import Store
 from hubgate.config.loader import load_site
-from hubgate.config.model import Api
+from hubgate.config.services import Api
 from hubgate.control.commands import CommandRejectedError
 from hubgate.control.decisions import DecisionLog
 from hubgate.ocpp.versions import OcppVersion

@@ -20,7 +20,7 @@ import trio
 
 from hubgate.backoff import Backoff
 from hubgate.cloud.proxy import ProxySettings
-from hubgate.config.model import Csms
+from hubgate.config.services import Csms
 from hubgate.runtime.demo import Demo, simulated_site
 from hubgate.runtime.gateway import open_gateway
 from hubgate.sim.scenario_loader import load_scenario

@@ -23,7 +23,7 @@ from ocpp.charge_point import remove_nones, snake_to_camel_case
 from hubgate.backoff import Backoff
 from hubgate.cloud.proxy import ProxySettings
 from hubgate.cloud.store import Store
-from hubgate.config.model import Csms
+from hubgate.config.services import Csms
 from hubgate.control.limits import LimitSource
 from hubgate.runtime.demo import Demo, simulated_site
 from hubgate.runtime.gateway import Gateway, open_gateway

@@ -23,7 +23,8 @@ from ocpp.v16 import call_result as result16
 
 from hubgate.backoff import Backoff
 from hubgate.cloud.proxy import ProxySettings
-from hubgate.config.model import Csms, SiteConfig
+from hubgate.config.model import SiteConfig
+from hubgate.config.services import Csms
 from hubgate.runtime.gateway import Gateway, open_gateway
 from tests.support.charge_points import ChargePointThread, Cp16, now_text
 from tests.support.csms import CsmsThread

@@ -8,7 +8,7 @@ from typing import Any
 
 import trio
 
-from hubgate.config.model import OcppServer
+from hubgate.config.services import OcppServer
 from hubgate.ocpp.registry import Admission, StationRegistry
 from hubgate.ocpp.server import OcppListener
 from hubgate.ocpp.versions import OcppVersion

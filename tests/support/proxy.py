@@ -18,7 +18,7 @@ from hubgate.backoff import Backoff
 from hubgate.cloud.proxy import CsmsProxy, ProxySettings, open_csms_proxy
 from hubgate.cloud.store import Hold
 from hubgate.cloud.upstream import UpstreamLink
-from hubgate.config.model import Csms, OcppServer
+from hubgate.config.services import Csms, OcppServer
 from hubgate.control.limits import LimitBook
 from hubgate.ocpp.registry import Admission, StationRegistry
 from hubgate.ocpp.server import OcppListener

@@ -193,7 +193,7 @@ def listener_cost_s(stations: int, messages: int) -> dict[str, float]:
     calls each; the listener thread's own CPU time (`time.thread_time`) counts."""
     from trio_websocket import open_websocket_url
 
-    from hubgate.config.model import OcppServer
+    from hubgate.config.services import OcppServer
     from hubgate.ocpp.registry import StationRegistry
     from hubgate.ocpp.server import OcppListener
 

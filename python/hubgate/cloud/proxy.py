@@ -76,7 +76,7 @@ from hubgate.cloud.offline import OfflineHandling, OfflineRule, offline_handling
 from hubgate.cloud.queue import DurableQueue, open_durable_queue
 from hubgate.cloud.store import Hold, Outgoing, QueuedMessage, Store, transaction_key
 from hubgate.cloud.upstream import CsmsProbe, OnConnect, UpstreamLink
-from hubgate.config.model import Csms
+from hubgate.config.services import Csms
 from hubgate.control.limits import SITE, LimitBook, connector_target
 from hubgate.ocpp.errors import (
     ErrorCode,

@@ -42,7 +42,7 @@ from hubgate._core import HubgateError
 from hubgate.cloud.queue import StoreRun
 from hubgate.cloud.store import Outgoing, QueuedMessage, Receipt, Store, payload_hash
 from hubgate.cluster.link import ClusterUnavailableError, NatsLink
-from hubgate.config.model import Cluster
+from hubgate.config.services import Cluster
 
 log = logging.getLogger(__name__)
 

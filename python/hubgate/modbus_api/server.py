@@ -16,7 +16,8 @@ from collections.abc import Callable
 import trio
 
 from hubgate._core import Request, RequestReceived, RequestRejected, Response, TcpServerCodec
-from hubgate.config.model import ModbusServer, SiteConfig
+from hubgate.config.model import SiteConfig
+from hubgate.config.services import ModbusServer
 from hubgate.control.limits import LimitBook
 from hubgate.modbus.errors import ExceptionCode
 from hubgate.modbus.server import ANY_UNIT, serve_modbus_tcp, write_allowlist
