@@ -146,8 +146,14 @@ async def _station(
         await ws_cm.__aexit__(None, None, None)
 
 
-def run_load(stations: int, window_s: float, speedup: float = 1.0) -> dict[str, float]:
-    """Start the server, connect `stations`, run the window; return the figures."""
+def run_load(
+    stations: int,
+    window_s: float,
+    speedup: float = 1.0,
+    on_steady: Callable[[int], object] | None = None,
+) -> dict[str, float]:
+    """Start the server, connect `stations`, run the window; return the figures.
+    `on_steady` is called with the server's pid when the window starts (to profile it)."""
     resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
     with subprocess.Popen(
         [sys.executable, __file__, str(stations)], stdout=subprocess.PIPE, text=True
@@ -171,6 +177,8 @@ def run_load(stations: int, window_s: float, speedup: float = 1.0) -> dict[str, 
                         )
                     await barrier.released.wait()
                     figures["connect_all_s"] = time.perf_counter() - began
+                    if on_steady is not None:
+                        on_steady(server.pid)
                     steady, cpu_before = time.perf_counter(), _proc_stats(server.pid)[1]
                     own_cpu_before = time.process_time()
                     await trio.sleep(window_s / 2)

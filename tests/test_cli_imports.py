@@ -45,9 +45,9 @@ def test_help_loads_no_command_and_no_heavy_library() -> None:
         (("config", "check", "small-4", "--quiet"), HEAVY - {"pydantic"}),
         (("profiles", "list"), HEAVY - {"pydantic"}),
         (("examples", "list"), HEAVY),
-        (
+        (  # its control loop keeps its event log and sessions in SQLite (in memory)
             ("sim", "grid-limit-step", "--duration", "2", "--speed", "max"),
-            {"pymodbus", "websockets", "fastapi", "hypercorn", "sqlite3"},
+            {"pymodbus", "websockets", "fastapi", "hypercorn"},
         ),
         (("run", "--help"), {"pymodbus", "websockets"}),
     ],

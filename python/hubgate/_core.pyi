@@ -53,7 +53,12 @@ class HubgateError(Exception):
     """Base of every error raised by hubgate's Rust core."""
 
 class CodecError(HubgateError, ValueError):
-    """Bytes that do not form a valid frame, or a value that cannot be encoded."""
+    """Bytes that do not form a valid frame, or a value that cannot be encoded.
+
+    Also raised for an integer argument that does not fit its register, address, unit or
+    count (e.g. `Request.ReadHoldingRegisters(70000, 1)`), where Python would see
+    `OverflowError`: the message names the value and the range.
+    """
 
 class CrcError(CodecError):
     """An RTU frame whose CRC does not match its content."""
@@ -80,7 +85,8 @@ class Request:
     """A Modbus request PDU: construct one of the nested variants.
 
     Variants are frozen, compare by value and support `match` by keyword.
-    Limits are checked when encoding (raising `EncodeError`), not here.
+    Limits are checked when encoding (raising `EncodeError`), not here; an integer that
+    does not fit its field at all (an address above 65535) raises `CodecError` here.
     """
 
     @property
@@ -194,10 +200,11 @@ class Request:
 
     @final
     class ReadDeviceIdentification(Request):
-        """FC43/14: read device identification (read code 1-4 from `object_id`)."""
+        """FC43/14: read device identification (read code 1-4 from `object_id`; 1 and 0
+        for the basic objects)."""
 
         __match_args__ = ("read_code", "object_id")
-        def __new__(cls, read_code: int = 1, object_id: int = 0) -> Self: ...
+        def __new__(cls, read_code: int, object_id: int) -> Self: ...
         @property
         def read_code(self) -> int: ...
         @property
@@ -536,7 +543,11 @@ class ReadPlan:
         """Every field's value in the given order; `None` for a sentinel or a failed read."""
 
 class TopologyError(HubgateError, ValueError):
-    """A site tree or connector set the allocator cannot work on."""
+    """A site tree or connector set the allocator cannot work on.
+
+    Also raised for a node or connector index, phase or priority that does not fit its
+    integer type at all (a negative index), where Python would see `OverflowError`.
+    """
 
 class AllocationInputError(HubgateError, ValueError):
     """A cycle's measurements the allocator cannot use; its state is unchanged."""

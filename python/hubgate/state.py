@@ -23,17 +23,50 @@ class Snapshot(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class LimitBoundView(Snapshot):
+    """One limit on a node: its rating (`cap`), a lease, or the peak target."""
+
+    source: str = Field(
+        description="cap, grid-operator, api, csms, modbus-server, config or peak-target"
+    )
+    phase_a: PhaseCurrents | None = None
+    power_kw: float | None = None
+    expires_at: float | None = Field(
+        default=None, description="Wall-clock time it lapses; null: until changed"
+    )
+    origin: str = ""
+
+
 class NodeState(Snapshot):
     """A point of the electrical tree (the grid connection is node `grid`)."""
 
     id: str
     kind: str
     parent: str | None
-    measured_a: PhaseCurrents | None = Field(description="Measured current per phase, if metered")
+    measured_a: PhaseCurrents | None = Field(
+        description="Measured current per phase, if metered (negative: export)"
+    )
+    measured_age_s: float | None = Field(
+        default=None, description="Age of the measurement at the snapshot, s"
+    )
     commanded_a: PhaseCurrents = Field(description="Sum of setpoints below this node per phase")
-    limit_a: PhaseCurrents | None = Field(description="Per-phase limit in force")
-    power_limit_kw: float | None = None
-    limit_sources: tuple[str, ...] = ()
+    limit_a: PhaseCurrents | None = Field(
+        description="Per-phase limit in force: the tightest of its rating and every lease, "
+        "power limits as current on three phases; null when it has none"
+    )
+    power_limit_kw: float | None = Field(
+        default=None, description="The limit in force as power at the site's voltage"
+    )
+    limit_source: str | None = Field(
+        default=None, description="What sets the tightest phase's limit (cap, grid-operator, ...)"
+    )
+    limit_expires_at: float | None = Field(
+        default=None, description="Wall-clock time the binding limit lapses; null: until changed"
+    )
+    limit_sources: tuple[str, ...] = Field(default=(), description="Sources holding a lease")
+    limit_bounds: tuple[LimitBoundView, ...] = Field(
+        default=(), description="Every limit on the node, the limit in force is the tightest"
+    )
     budget_share: float = Field(default=1.0, description="Below 1 while its meter is lost")
     meter_health: str | None = None
 
@@ -84,6 +117,22 @@ class ConnectorState(Snapshot):
     power_kw: float | None = None
     energy_kwh: float | None = None
     soc_percent: float | None = None
+    measured_age_s: float | None = Field(
+        default=None, description="Age of its latest reading at the snapshot, s"
+    )
+    stale: bool = Field(
+        default=False,
+        description="Its reading is older than the control rules accept (or it is "
+        "unreachable): shown, not trusted",
+    )
+    unreachable_since: float | None = Field(
+        default=None, description="Wall-clock time of its last answer, while unreachable"
+    )
+    reserved_a: float | None = Field(
+        default=None,
+        description="What it is reserved at instead of its reading (unreachable, failsafe "
+        "not verified, not following its limit)",
+    )
     priority: int = 0
     pv_mode: bool = Field(default=False, description="Charges from PV surplus only")
     reason: str = ""
@@ -98,11 +147,25 @@ class DeviceHealth(Snapshot):
     kind: str
     protocol: str
     reachable: bool
-    last_ok_age_s: float | None = None
-    requests: int = 0
-    errors: int = 0
-    latency_p50_ms: float | None = None
+    last_ok_age_s: float | None = Field(
+        default=None, description="Since its last good answer (reading), s; null: none yet"
+    )
+    requests: int = Field(default=0, description="Requests or calls hubgate made to it")
+    errors: int = Field(default=0, description="Of those: timed out, failed or rejected")
+    rejected: int = Field(
+        default=0, description="Answered with an error (Modbus exception, OCPP CallError)"
+    )
+    timeouts: int = 0
+    latency_p50_ms: float | None = Field(
+        default=None, description="Measured answer latency (streaming sketch, 1 % accuracy)"
+    )
     latency_p99_ms: float | None = None
+    last_message_age_s: float | None = Field(
+        default=None, description="OCPP: since its last message, s"
+    )
+    messages_per_min: float | None = Field(
+        default=None, description="OCPP: messages it sent in the last minute"
+    )
     device_failsafe: bool | None = Field(
         default=None,
         description="Whether the device falls back on its own when hubgate stops commanding "
@@ -170,20 +233,92 @@ class ChargerInfo(Snapshot):
 
 
 class EventLevel(StrEnum):
-    """How much an event matters."""
+    """How much an event matters (its severity): info < warning < alarm."""
 
     INFO = "info"
     WARNING = "warning"
     ALARM = "alarm"
 
+    @property
+    def rank(self) -> int:
+        """0 for info, 1 for warning, 2 for alarm."""
+        return _LEVEL_RANK[self]
+
+
+_LEVEL_RANK = {EventLevel.INFO: 0, EventLevel.WARNING: 1, EventLevel.ALARM: 2}
+
+
+class EventCategory(StrEnum):
+    """What an event is about."""
+
+    LIMIT = "limit"
+    """A limit set, cleared or lapsed (API, CSMS, Modbus server leases)."""
+    GRID_OPERATOR = "grid-operator"
+    """The grid operator's limit stepped, or its source was lost or is back."""
+    DEVICE = "device"
+    """A charger, meter, battery, PV inverter or the grid-operator box lost or back."""
+    METER = "meter"
+    """A node's budget degraded because its meter is lost, or trusted again."""
+    CHARGER = "charger"
+    """A charger's failsafe, whether it follows its limits."""
+    CSMS = "csms"
+    """The cloud CSMS lost or back, messages held for it."""
+    BATTERY = "battery"
+    """The stationary battery's mode or command."""
+    CONFIG = "config"
+    """The site configuration loaded."""
+    CONTROL = "control"
+    """The control loop itself and operator commands."""
+
 
 class Event(Snapshot):
-    """Something that happened: a device lost, a limit changed, a failsafe engaged."""
+    """Something that happened: a device lost, a limit changed, a failsafe engaged. Events
+    of one kind that come together (213 devices unreachable) are one event listing them."""
 
+    id: int = Field(default=0, description="Order in the event log (the live stream's id)")
     at: float = Field(description="Wall-clock time, seconds since the epoch")
-    level: EventLevel
+    until: float | None = Field(
+        default=None, description="For an event of several: when the last one came"
+    )
+    severity: EventLevel
+    category: EventCategory
     subject: str
     message: str
+    members: tuple[str, ...] = Field(
+        default=(), description="For an event of several: each device, connector, ..."
+    )
+
+    def line(self) -> str:
+        """The event as one log line."""
+        shown = ", ".join(self.members[:_MEMBERS_IN_LINE])
+        more = len(self.members) - _MEMBERS_IN_LINE
+        listed = f" ({shown}{f', +{more} more' if more > 0 else ''})" if self.members else ""
+        return f"[{self.category}] {self.subject}: {self.message}{listed}"
+
+
+_MEMBERS_IN_LINE = 8
+
+
+class ChargingSession(Snapshot):
+    """One charging session: from an EV plugged in (or a transaction started) to unplugged."""
+
+    id: int
+    connector: str = Field(description="`charger-id#connector-id`")
+    transaction_id: str | None = None
+    id_token: str | None = None
+    started_at: float = Field(description="Wall-clock time, seconds since the epoch")
+    stopped_at: float | None = Field(default=None, description="Null while it goes on")
+    energy_kwh: float = Field(
+        description="Delivered: the connector's meter, else its power over time"
+    )
+    peak_current_a: float = Field(description="Highest phase current measured")
+    max_setpoint_a: float | None = None
+    min_setpoint_a: float | None = None
+    limited_s: dict[str, float] = Field(
+        default_factory=dict,
+        description="Seconds it was held below what it could take, by allocation reason",
+    )
+    stop_reason: str | None = None
 
 
 class EnergyState(Snapshot):
@@ -224,7 +359,10 @@ class SiteState(Snapshot):
     nodes: tuple[NodeState, ...]
     connectors: tuple[ConnectorState, ...]
     devices: tuple[DeviceHealth, ...] = ()
-    events: tuple[Event, ...] = Field(default=(), description="Recent events, newest last")
+    events: tuple[Event, ...] = Field(
+        default=(),
+        description="Recent events, newest last (warnings and alarms are kept over info)",
+    )
     energy: EnergyState | None = Field(default=None, description="Battery and PV, when present")
     demand: DemandSnapshot | None = Field(default=None, description="With [demand] only")
 

@@ -11,8 +11,11 @@ import trio
 
 from hubgate.config.services import Api
 from hubgate.control.limits import SITE, Limit, LimitSource
+from hubgate.devices.model import ChargingTransaction
+from hubgate.records.sessions import SessionRecorder
 from tests.support.api import TOKEN, RunningApi, small_site, snapshot, start_api
 from tests.support.chromium import new_page, open_chromium
+from tests.support.states import connector
 
 pytestmark = pytest.mark.peers("chromium")
 
@@ -41,6 +44,11 @@ async def test_dashboard_live_chart_and_limit_form(
     nursery: trio.Nursery, examples_dir: Path, tmp_path: Path
 ) -> None:
     api = await start_api(nursery, small_site(examples_dir, Api(port=0, token=TOKEN)))
+    recorder = SessionRecorder(api.ctx.events.store, 1_700_000_000.0)
+    for minute, kwh in enumerate((20.0, 21.5)):
+        state = connector("cp-1#1", status="C", energy_kwh=kwh, reason="GRID_OPERATOR")
+        tx = {"cp-1#1": ChargingTransaction("5", "FLEET-9")}
+        recorder.observe((state,), tx, 1_700_000_000.0 + 60.0 * minute)
     nursery.start_soon(publish_cycles, api)
     with trio.fail_after(60):
         async with open_chromium(tmp_path / "profile") as (devtools, log):
@@ -66,6 +74,12 @@ async def test_dashboard_live_chart_and_limit_form(
             assert await page.evaluate(f"{session}.classList.contains('at-risk')")
             assert await page.evaluate("document.querySelectorAll('#devices tbody tr').length") == 2
             assert await page.evaluate("document.querySelectorAll('#events li').length") == 2
+            session = await page.wait_for(
+                "(r => r && r.textContent)(document.querySelector('#sessions tbody tr'))"
+            )
+            assert "cp-1#1FLEET-9" in session, session
+            assert "1.50" in session, session  # kWh
+            assert "GRID_OPERATOR 60 s" in session, session
 
             # The operator sets the site limit from the form.
             await page.evaluate(
@@ -80,7 +94,8 @@ async def test_dashboard_live_chart_and_limit_form(
             result = await page.wait_for(
                 "(t => t.startsWith('accepted') && t)(document.querySelector('#limit-result').textContent)"
             )
-            assert result == "accepted: in force 50 / 55 / 60 A from api"
+            # The site file's 50 kW less its margin (48.62 kW) in force beside the API's currents.
+            assert result == "accepted: in force 50 / 55 / 60 A, 48.6 kW from api, config"
             (lease,) = [le for le in api.ctx.limits.leases() if le.source is LimitSource.API]
             assert (lease.target, lease.limit) == (SITE, Limit((50.0, 55.0, 60.0)))
             assert lease.expires_at is not None

@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from hubgate.api.metrics import Gauge, Histogram, MetricsRegistry
+from hubgate.state import ChargingSession
 from tests.support.api import RunningApi, snapshot
 
 
@@ -35,7 +36,18 @@ async def test_metrics_endpoint_parses_and_carries_the_site(api: RunningApi) -> 
     metrics.ocpp_connections.set(2, version="2.0.1")
     metrics.ocpp_connections.set(1, version="1.6")
     metrics.upstream_queue_depth.set(17)
-    api.ctx.hub.publish(snapshot(9, grid_a=(41.5, 35.0, 30.0)))
+    state = snapshot(9, grid_a=(41.5, 35.0, 30.0))
+    grid = state.nodes[0].model_copy(
+        update={
+            "limit_a": (30.0, 30.0, 30.0),
+            "power_limit_kw": 20.7,
+            "limit_source": "grid-operator",
+        }
+    )
+    board = state.nodes[1].model_copy(
+        update={"limit_source": "api", "limit_expires_at": state.at + 90}
+    )
+    api.ctx.hub.publish(state.model_copy(update={"nodes": (grid, board)}))
 
     response = await api.client.get("/metrics")
     assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
@@ -53,6 +65,12 @@ async def test_metrics_endpoint_parses_and_carries_the_site(api: RunningApi) -> 
 
     assert got[at("hubgate_node_current_amperes", node="grid", phase="L1")] == 41.5
     assert got[at("hubgate_node_limit_amperes", node="board", phase="L3")] == 63
+    assert got[at("hubgate_node_limit_amperes", node="grid", phase="L1")] == 30
+    assert got[at("hubgate_node_limit_watts", node="grid")] == 20_700
+    assert got[at("hubgate_node_limit_source", node="grid", source="grid-operator")] == 1
+    assert got[at("hubgate_node_limit_source", node="board", source="api")] == 1
+    assert got[at("hubgate_node_limit_expiry_seconds", node="board")] == 90
+    assert at("hubgate_node_limit_expiry_seconds", node="grid") not in got  # until changed
     assert got[at("hubgate_node_commanded_amperes", node="board", phase="L2")] == 16
     assert at("hubgate_node_current_amperes", node="board", phase="L1") not in got  # unmetered
     assert got[at("hubgate_device_requests_total", device="grid-meter")] == 900
@@ -92,3 +110,17 @@ def test_gauges_take_exactly_their_labels() -> None:
 def test_histogram_buckets_must_increase() -> None:
     with pytest.raises(ValueError, match="strictly increasing"):
         Histogram("h", "help", (0.1, 0.1, 0.2))
+
+
+def test_the_energy_of_each_session_going_on() -> None:
+    going = [
+        ChargingSession(
+            id=7, connector="cp-1#1", started_at=0.0, energy_kwh=12.5, peak_current_a=16.0
+        ),
+        ChargingSession(
+            id=9, connector="cp-2#1", started_at=0.0, energy_kwh=0.25, peak_current_a=8.0
+        ),
+    ]
+    got = samples(MetricsRegistry().render(None, going))
+    assert got[at("hubgate_session_energy_kwh", connector="cp-1#1", session="7")] == 12.5
+    assert got[at("hubgate_session_energy_kwh", connector="cp-2#1", session="9")] == 0.25

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import csv
+import io
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import trio
 
 from hubgate.config.services import Api
-from hubgate.control.decisions import ConnectorDecision, DecisionRecord
+from hubgate.control.decisions import ConnectorDecision, DecisionRecord, GridSample
 from hubgate.control.limits import SITE, Limit, LimitSource
+from hubgate.devices.model import ChargingTransaction
+from hubgate.records.sessions import SessionRecorder
+from hubgate.state import EventCategory, EventLevel
 from tests.support.api import AUTH, TOKEN, RunningApi, small_site, snapshot, start_api
+from tests.support.states import connector
 
 
 async def test_state_reads_wait_for_the_first_cycle(api: RunningApi) -> None:
@@ -49,8 +56,35 @@ async def test_nodes_connectors_devices_events(api: RunningApi) -> None:
 
     devices = (await api.client.get("/api/v1/devices")).json()
     assert {d["id"]: d["reachable"] for d in devices} == {"grid-meter": True, "wb-2": False}
-    warnings = (await api.client.get("/api/v1/events", params={"level": "warning"})).json()
-    assert [e["subject"] for e in warnings] == ["wb-2"]
+
+
+async def test_the_event_log_by_time_severity_and_category(api: RunningApi) -> None:
+    log = api.ctx.events
+    log.emit(EventLevel.INFO, "site", "configuration loaded", category=EventCategory.CONFIG)
+    log.emit(EventLevel.WARNING, "site", "grid-operator limit 300 kW (was 1000 kW, -700 kW)",
+             category=EventCategory.GRID_OPERATOR)  # fmt: skip
+    log.emit(EventLevel.ALARM, "cp-1#1", "not following", category=EventCategory.CHARGER)
+    every = (await api.client.get("/api/v1/events")).json()
+    assert [e["id"] for e in every] == [1, 2, 3]
+    assert every[1]["category"] == "grid-operator"
+    assert every[1]["severity"] == "warning"
+
+    async def subjects(**params: object) -> list[str]:
+        reply = await api.client.get("/api/v1/events", params=params)  # type: ignore[arg-type]
+        assert reply.status_code == 200, reply.text
+        return [f"{e['id']}:{e['subject']}" for e in reply.json()]
+
+    assert await subjects(severity="warning") == ["2:site", "3:cp-1#1"]
+    assert await subjects(category="charger") == ["3:cp-1#1"]
+    assert await subjects(after=2) == ["3:cp-1#1"]
+    assert await subjects(limit=1) == ["3:cp-1#1"]
+    at = every[1]["at"]
+    assert await subjects(since=at) == ["2:site", "3:cp-1#1"]
+    iso = datetime.fromtimestamp(at + 3600, UTC).isoformat()
+    assert await subjects(since=iso) == []
+    bad = await api.client.get("/api/v1/events", params={"since": "yesterday"})
+    assert bad.status_code == 422
+    assert "ISO 8601" in bad.json()["detail"][0]["msg"]
 
 
 async def test_limit_write_is_an_api_lease_in_the_book(api: RunningApi) -> None:
@@ -69,7 +103,9 @@ async def test_limit_write_is_an_api_lease_in_the_book(api: RunningApi) -> None:
     response = await api.client.put("/api/v1/limits/site", json=body, headers=AUTH)
     assert response.status_code == 200
     view = response.json()
-    assert view["in_force"] == {"phase_a": [60.0, 70.0, 80.0], "power_kw": 50.0}
+    # L3 asked for 90 A: the site file's 80 A less its 2 A margin is what is in force, and
+    # its 50 kW less the margin over three phases (3 x 230 V x 2 A), as the allocation holds.
+    assert view["in_force"] == {"phase_a": [60.0, 70.0, 78.0], "power_kw": pytest.approx(48.62)}
     assert sorted(view["sources"]) == ["api", "config"]
     lease = next(le for le in book.leases() if le.source is LimitSource.API)
     assert lease.limit == Limit((60, 70, 90))
@@ -103,13 +139,16 @@ async def test_node_and_connector_leases(api: RunningApi) -> None:
     response = await api.client.put(
         "/api/v1/limits/nodes/board", json={"power_kw": 20, "lease_s": 60}, headers=AUTH
     )
-    assert response.json()["in_force"] == {"phase_a": None, "power_kw": 20.0}
+    # The board's own 63 A per phase still holds beside the leased 20 kW.
+    assert response.json()["in_force"] == {"phase_a": [63.0, 63.0, 63.0], "power_kw": 20.0}
+    assert response.json()["sources"] == ["api", "config"]
     response = await api.client.put(
         "/api/v1/limits/connectors/cp-2/1",
         json={"phase_a": [10, 10, 10], "lease_s": 5},
         headers=AUTH,
     )
     assert response.json()["target"] == "cp-2#1"
+    assert response.json()["sources"] == ["api"]  # below the connector's 32 A
     assert api.ctx.limits.in_force("cp-2#1", api.ctx.clock()).limit.phase_a == (10, 10, 10)
 
     grid = await api.client.put(
@@ -121,6 +160,25 @@ async def test_node_and_connector_leases(api: RunningApi) -> None:
         "/api/v1/limits/connectors/cp-9/1", json={"power_kw": 1, "lease_s": 1}, headers=AUTH
     )
     assert missing.status_code == 404
+
+
+async def test_a_limit_above_the_site_file_shows_the_site_file_in_force(api: RunningApi) -> None:
+    """Issue 19: 500 A asked on a site of 80 A (2 A margin) showed 500 A in force."""
+    body = {"phase_a": [500, 500, 500], "lease_s": 30}
+    response = await api.client.put("/api/v1/limits/site", json=body, headers=AUTH)
+    assert response.status_code == 200
+    view = response.json()
+    assert view["in_force"]["phase_a"] == [78.0, 78.0, 78.0]
+    assert view["sources"] == ["api", "config"]
+    assert [lease["limit"]["phase_a"] for lease in view["leases"]] == [[500.0, 500.0, 500.0]]
+    connector = await api.client.put(
+        "/api/v1/limits/connectors/wb-2/1",
+        json={"phase_a": [40, 40, 40], "lease_s": 5},
+        headers=AUTH,
+    )
+    assert connector.json()["in_force"]["phase_a"] == [16.0, 16.0, 16.0]  # wb-2's maximum
+    listed = (await api.client.get("/api/v1/limits")).json()
+    assert listed[0]["in_force"]["phase_a"] == [78.0, 78.0, 78.0]
 
 
 @pytest.mark.parametrize(
@@ -193,6 +251,41 @@ async def test_decision_log(api: RunningApi) -> None:
     assert (await api.client.get("/api/v1/decisions", params={"last": 0})).status_code == 422
 
 
+async def test_grid_history_from_the_decision_log(api: RunningApi) -> None:
+    limits = [(78.0,) * 3, (78.0,) * 3, (30.0,) * 3]
+    for cycle, limit in enumerate(limits, start=1):
+        api.ctx.decisions.append(
+            DecisionRecord(
+                cycle=cycle,
+                at=float(cycle),
+                inputs={},
+                connectors=(),
+                grid=GridSample(
+                    wall_time=1_700_000_000.0 + cycle,
+                    measured_a=(40.0, -12.5, 20.0),
+                    commanded_a=(48.0, 32.0, 32.0),
+                    limit_a=limit,  # type: ignore[arg-type]
+                    limit_kw=limit[0] * 3 * 230 / 1000,
+                    source="cap" if cycle < 3 else "grid-operator",
+                ),
+            )
+        )
+    api.ctx.decisions.append(DecisionRecord(cycle=4, at=4.0, inputs={}, connectors=()))
+    history = (await api.client.get("/api/v1/history", params={"last": 3})).json()
+    assert [h["cycle"] for h in history] == [2, 3]  # cycle 4 has no grid sample
+    assert history[1] == {
+        "cycle": 3,
+        "wall_time": 1_700_000_003.0,
+        "measured_a": [40.0, -12.5, 20.0],
+        "commanded_a": [48.0, 32.0, 32.0],
+        "limit_a": [30.0, 30.0, 30.0],
+        "limit_kw": 20.7,
+        "source": "grid-operator",
+    }
+    decision = (await api.client.get("/api/v1/decisions", params={"last": 2})).json()[0]
+    assert decision["grid"]["source"] == "grid-operator"
+
+
 async def test_writes_disabled_without_a_token(nursery: trio.Nursery, examples_dir: Path) -> None:
     running = await start_api(nursery, small_site(examples_dir, Api(port=0)))
     async with running.client as client:
@@ -233,3 +326,78 @@ async def test_malformed_requests_get_clear_errors(api: RunningApi) -> None:
 def test_closed_reads_without_a_token_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="open_reads = false needs a token"):
         Api(open_reads=False)
+
+
+async def test_sessions_filtered_and_as_csv(api: RunningApi) -> None:
+    recorder = SessionRecorder(api.ctx.events.store, 1_700_000_000.0)
+    t = 1_700_000_000.0
+    one = connector("cp-1#1", status="C", energy_kwh=5.0, measured_a=(16.0, 16.0, 16.0))
+    two = connector("cp-2#1", status="C", energy_kwh=1.0, reason="GRID_OPERATOR")
+    tx = {"cp-2#1": ChargingTransaction("88", "TOKEN-B")}
+    recorder.observe((one, two), tx, t)
+    recorder.observe(
+        (one.model_copy(update={"energy_kwh": 7.5}), two.model_copy(update={"energy_kwh": 2.0})),
+        tx,
+        t + 60,
+    )
+    recorder.observe((one.model_copy(update={"status": "A"}), two), tx, t + 120)
+    every = (await api.client.get("/api/v1/sessions")).json()
+    assert [(s["connector"], s["stopped_at"] is None) for s in every] == [
+        ("cp-1#1", False),
+        ("cp-2#1", True),
+    ]
+    assert every[0]["energy_kwh"] == 2.5
+    mine = (await api.client.get("/api/v1/sessions", params={"id_token": "TOKEN-B"})).json()
+    assert [s["transaction_id"] for s in mine] == ["88"]
+    going = (await api.client.get("/api/v1/sessions", params={"open": "true"})).json()
+    assert [s["connector"] for s in going] == ["cp-2#1"]
+    reply = await api.client.get("/api/v1/sessions", params={"format": "csv"})
+    assert reply.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(reply.text)))
+    assert rows[0][:4] == ["id", "connector", "transaction_id", "id_token"]
+    assert rows[1][1] == "cp-1#1"
+    assert rows[1][4] == "2023-11-14T22:13:20+00:00"
+    assert rows[1][6] == "2.500"
+    assert rows[2][10] == "GRID_OPERATOR=120"
+    bad = await api.client.get("/api/v1/sessions", params={"format": "xls"})
+    assert bad.status_code == 422
+
+
+LIMIT = "/api/v1/limits/site"
+CP1 = "/api/v1/connectors/cp-1/1"
+
+
+@pytest.mark.parametrize(
+    ("path", "text", "field"),
+    [
+        (LIMIT, '{"phase_a": [NaN, 10, 10], "lease_s": 10}', ["body", "phase_a", 0]),
+        (LIMIT, '{"phase_a": [10, 10, 10], "lease_s": Infinity}', ["body", "lease_s"]),
+        (LIMIT, '{"power_kw": -Infinity, "lease_s": 10}', ["body", "power_kw"]),
+        (LIMIT, '{"phase_a": [1e309, 10, 10], "lease_s": 10}', ["body", "phase_a", 0]),
+        (LIMIT, '{"phase_a": ["10", 10, 10], "lease_s": 10}', ["body", "phase_a", 0]),
+        (LIMIT, '{"phase_a": [false, false, false], "lease_s": 10}', ["body", "phase_a", 0]),
+        (LIMIT, '{"power_kw": true, "lease_s": 10}', ["body", "power_kw"]),
+        (LIMIT, '{"power_kw": 10, "lease_s": "60"}', ["body", "lease_s"]),
+        (f"{CP1}/priority", '{"priority": true}', ["body", "priority"]),
+        (f"{CP1}/priority", '{"priority": "2"}', ["body", "priority"]),
+        (f"{CP1}/priority", '{"priority": 2.5}', ["body", "priority"]),
+        (f"{CP1}/pv-mode", '{"pv_mode": 1}', ["body", "pv_mode"]),
+        (f"{CP1}/pv-mode", '{"pv_mode": "true"}', ["body", "pv_mode"]),
+        ("/api/v1/authorization/tokens/TAG-1", '{"blocked": 1}', ["body", "blocked"]),
+        (
+            f"{CP1}/session",
+            '{"energy_kwh": "10", "departure": "2030-01-01T08:00:00Z"}',
+            ["body", "energy_kwh"],
+        ),
+    ],
+)
+async def test_bodies_are_json_numbers_and_booleans_as_typed(
+    api: RunningApi, path: str, text: str, field: list[object]
+) -> None:
+    """Issue 19: NaN, Infinity and 1e309 gave 500; "10" was 10 A, [false, false, false] 0 A."""
+    headers = {**AUTH, "Content-Type": "application/json"}
+    response = await api.client.put(path, content=text, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == field
+    assert all(lease.source is not LimitSource.API for lease in api.ctx.limits.leases())
+    assert api.commands.calls == []

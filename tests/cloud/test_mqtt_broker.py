@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from hubgate.cloud.mqtt.publisher import TelemetryPublisher
+from hubgate.cloud.mqtt.publisher import TelemetryPublisher, open_broker_stream
 from hubgate.config.services import Mqtt
 from tests.support.peers import require_peer
 from tests.support.wait import wait_until
@@ -33,15 +33,25 @@ def free_port() -> int:
 class Mosquitto:
     """A mosquitto broker on 127.0.0.1 that keeps sessions across restarts."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, pki: Path | None = None) -> None:
         self.mosquitto, self.mosquitto_sub = (
             require_peer("mosquitto"),
             require_peer("mosquitto_sub"),
         )
         self.port = free_port()
+        self.pki = pki
         self.config = directory / "mosquitto.conf"
+        tls = (
+            ""
+            if pki is None
+            else f"cafile {pki}/ca.pem\ncertfile {pki}/server.pem\nkeyfile {pki}/server.key\n"
+            "require_certificate true\ntls_version tlsv1.2\n"
+        )
+        # With TLS, also on 127.0.0.2: an address the server certificate does not name.
+        second = "" if pki is None else f"listener {self.port} 127.0.0.2\n{tls}"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
+            f"{tls}{second}"
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {directory}/\n"
@@ -72,7 +82,11 @@ class Mosquitto:
 
     async def subscribe(self, *args: str, count: int | None = None) -> list[str]:
         """Run mosquitto_sub (QoS 1) and return its lines: retain flag, QoS, topic, payload."""
-        command = [self.mosquitto_sub, "-h", "127.0.0.1", "-p", str(self.port), "-q", "1"]
+        command = [self.mosquitto_sub, "-h", "localhost", "-p", str(self.port), "-q", "1"]
+        if self.pki is not None:
+            pki = self.pki
+            command += ["--cafile", f"{pki}/ca.pem", "--cert", f"{pki}/CP16.pem"]
+            command += ["--key", f"{pki}/CP16.key"]
         command += ["-F", "%r %q %t %p", "-W", "10", *args]
         if count is not None:
             command += ["-C", str(count)]
@@ -189,3 +203,59 @@ async def test_will_says_offline_when_the_process_dies(broker: Mosquitto) -> Non
             await process.stdout.aclose()
         offline = await broker.subscribe("-t", "hubgate/site9/status", count=1)
         assert offline == ["1 1 hubgate/site9/status offline"]
+
+
+async def refused_after_handshake(config: Mqtt) -> bool:
+    """Whether the broker ends the connection before answering a CONNECT (with TLS 1.3 a
+    missing client certificate is refused after the client's handshake is done)."""
+    try:
+        stream = await open_broker_stream(config)
+    except trio.BrokenResourceError:
+        return True
+    async with stream:
+        try:
+            await stream.send_all(b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x05\x00\x00")
+            return await stream.receive_some(4) == b""
+        except trio.BrokenResourceError:
+            return True
+
+
+async def test_tls_with_a_client_certificate_and_the_broker_verified(
+    tmp_path: Path, pki: Path
+) -> None:
+    """Issue 19: the fleet link was plain TCP. Over TLS, hubgate checks the broker's
+    certificate and name and presents its own; the broker requires one."""
+    broker = Mosquitto(tmp_path, pki)
+    await broker.start()
+    try:
+        secure = Mqtt(
+            host="localhost",
+            port=broker.port,
+            client_id="site1",
+            keepalive_s=5,
+            tls=True,
+            tls_ca=str(pki / "ca.pem"),
+            tls_client_cert=str(pki / "CP201.pem"),
+            tls_client_key=str(pki / "CP201.key"),
+        )
+        with trio.fail_after(30):
+            publisher = TelemetryPublisher(secure, min_backoff_s=0.05, max_backoff_s=0.2)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(publisher.run)
+                await publisher.wait_idle()
+                status = await broker.subscribe("-t", "hubgate/site1/status", count=1)
+                assert status == ["1 1 hubgate/site1/status online"]
+                nursery.cancel_scope.cancel()
+            # The system's CAs do not know the test CA: no connection, nothing sent.
+            unverified = secure.model_copy(update={"tls_ca": None})
+            with pytest.raises(trio.BrokenResourceError):
+                await open_broker_stream(unverified)
+            # The same broker at an address its certificate does not name: refused as well.
+            misnamed = secure.model_copy(update={"host": "127.0.0.2"})
+            with pytest.raises(trio.BrokenResourceError):
+                await open_broker_stream(misnamed)
+            # Without a client certificate the broker ends the handshake.
+            anonymous = secure.model_copy(update={"tls_client_cert": None, "tls_client_key": None})
+            assert await refused_after_handshake(anonymous)
+    finally:
+        await broker.stop()

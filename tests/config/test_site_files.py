@@ -147,3 +147,11 @@ def test_schema_is_json_with_all_tables(capsys: pytest.CaptureFixture[str]) -> N
     schema = json.loads(capsys.readouterr().out)
     assert {"site", "grid", "nodes", "chargers", "control"} <= set(schema["properties"])
     assert schema["additionalProperties"] is False
+
+
+def test_a_typo_in_a_modbus_server_allowlist_names_the_entry(tmp_path: Path) -> None:
+    text = SMALL + '\n[modbus_server]\nallow_reads_from = ["10.0.0.0/8", "10.0.0.300"]\n'
+    found = problems(tmp_path, text)
+    assert len(found) == 1, found
+    assert "modbus_server.allow_reads_from" in found[0]
+    assert "'10.0.0.300' is not an IP address or network" in found[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 
+import pytest
 import trio
 import trio.testing
 
@@ -168,6 +169,19 @@ async def test_grid_operator_step_is_audited_and_followed(
         await trio.sleep(5)
         total_kw = sum(setpoints(loop).values()) * 3 * 230 / 1000
         assert total_kw <= 20.7 + 0.1
+        # The published state, the decision record and so the dashboard show it in force.
+        assert loop.hub.latest is not None
+        grid = loop.hub.latest.node("grid")
+        assert grid.limit_a == (30.0, 30.0, 30.0)
+        assert (grid.power_limit_kw, grid.limit_source) == (20.7, "grid-operator")
+        assert grid.limit_expires_at is None
+        assert "grid-operator" in [b.source for b in grid.limit_bounds]
+        record = loop.decisions.recent(1)[0].grid
+        assert record is not None
+        step = loop.hub.latest.events[-1]  # the newest event is the step
+        assert (step.category, step.severity, step.subject) == ("grid-operator", "warning", "site")
+        assert step.message.startswith("grid-operator limit 20.7 kW (was 69 kW, -48.3 kW)")
+        assert (record.limit_a, record.source) == ((30.0, 30.0, 30.0), "grid-operator")
         audit = [e for e in loop.limits.audit() if e.source is LimitSource.GRID_OPERATOR]
         assert [e.limit.power_kw for e in audit] == [69.0, 20.7]
         assert all(e.action is AuditAction.SET and e.target == SITE for e in audit)
@@ -181,7 +195,7 @@ async def test_grid_operator_step_is_audited_and_followed(
         assert sum(setpoints(loop).values()) * 3 * 230 / 1000 <= 20.7 + 0.1
         state = loop.hub.latest
         assert state is not None
-        events = [e for e in state.events if e.subject == "grid-operator"]
+        events = [e for e in state.events if e.category == "grid-operator"]
         assert events
         assert "holding the last limit 20.7 kW" in events[-1].message
 
@@ -208,6 +222,11 @@ async def test_api_and_modbus_server_limits_are_applied(
         sp = setpoints(loop)
         assert sum(sp.values()) <= 30
         assert sp["cp-2"] <= 10
+        assert loop.hub.latest is not None
+        board = loop.hub.latest.node("board")
+        assert (board.limit_a, board.limit_source) == ((30.0, 30.0, 30.0), "api")
+        assert board.limit_expires_at is not None
+        assert board.limit_expires_at - loop.hub.latest.at == pytest.approx(55, abs=1.5)
         await trio.sleep(70)  # both leases lapse
         assert sum(setpoints(loop).values()) > 40
 
@@ -342,7 +361,10 @@ async def test_a_charger_not_following_is_reserved_at_its_maximum(
         state = loop.hub.latest
         assert state is not None
         assert any(
-            e.subject == "cp-1#1" and "not following its limit: ignores its limit" in e.message
+            e.subject == "cp-1#1"
+            and e.message.endswith(
+                "not following its limit, reserved at its maximum: ignores its limit"
+            )
             for e in state.events
         )
         notes = loop.decisions.recent(1)[0].notes

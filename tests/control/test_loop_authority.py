@@ -64,7 +64,7 @@ async def test_a_standby_senses_and_plans_but_commands_only_under_its_epoch(
         assert all(c.configured == 2 for c in sim.chargers)
         assert sum(c.limit_a for c in sim.chargers) <= 64 - 30 + 1
         nursery.cancel_scope.cancel()
-    events = [e.message for e in loop.snapshot.events if e.subject == "cluster"]
+    events = [e.message for e in loop.events.recent if e.subject == "cluster"]
     assert events == [
         "commanding (epoch 4)",
         "commanding (epoch 5)",

@@ -316,6 +316,18 @@ async def test_battery_recharges_from_spare_headroom(
         assert max(w for _, w in site.imports) <= LIMIT_W
 
 
+async def test_the_battery_charges_into_no_room_reserved_for_a_charger_not_following(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    site = build(connected=())
+    site.charger("cp-1").ignores_limits = True  # idle now, may draw its 22 kW at any time
+    async with running(site) as loop:
+        await trio.sleep(30)
+        assert energy(loop)["battery_mode"] == "grid-charge"
+        # 30 kW of headroom under the 40 kW target, 22 kW of it cp-1's: 8 kW for the battery
+        assert site.battery.power_w == pytest.approx(-(TARGET_W - 10_000 - 32 * 3 * VOLTAGE))
+
+
 async def test_battery_command_is_resent_within_half_a_lease(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

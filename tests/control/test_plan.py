@@ -14,7 +14,8 @@ import pytest
 from hubgate.config.model import SiteConfig
 from hubgate.control.limits import SITE, AuditAction, Limit, LimitBook, LimitSource
 from hubgate.control.plan import CyclePlanner
-from hubgate.devices.model import AppliedLimit, IecState, Reading
+from hubgate.devices.model import AppliedLimit, Reading
+from hubgate.profiles.model import IecState
 from hubgate.state import EventLevel
 from tests.support.loop_site import SITE_TOML, PlannedSite, SimSite, site_config
 
@@ -169,8 +170,10 @@ def test_grid_operator_step_is_audited_and_followed() -> None:
         "grid-operator-box: silent, holding the last limit",
     )
     assert sum(site.setpoints().values()) * 3 * 230 / 1000 <= 20.7 + 0.1
-    lost = [m for _, subject, m in site.events if subject == "grid-operator"]
-    assert lost == ["silent for 4 s: holding the last limit 20.7 kW for up to 900 s"]
+    said = [m for _, subject, m in site.events if subject == "grid-operator"]
+    unreachable, lost = said  # the box as a device, and what its silence means
+    assert unreachable.startswith("unreachable (")
+    assert lost == "silent for 4 s: holding the last limit 20.7 kW for up to 900 s"
 
 
 def test_api_and_modbus_server_limits_are_applied() -> None:
@@ -241,7 +244,13 @@ def test_a_charger_not_following_is_reserved_at_its_maximum_with_an_alarm() -> N
     assert sp["cp-2"] + sp["cp-3"] <= BOARD_A - 32
     assert min(sp["cp-2"], sp["cp-3"]) >= 12
     alarms = [e for e in site.events if e[0] is EventLevel.ALARM]
-    assert alarms == [(EventLevel.ALARM, "cp-1#1", "not following its limit: ignores its limit")]
+    assert alarms == [
+        (
+            EventLevel.ALARM,
+            "cp-1#1",
+            "not following its limit, reserved at its maximum: ignores its limit",
+        )
+    ]
     plan = site.last
     assert plan is not None
     assert "cp-1#1 not following its limit: 32 A reserved" in plan.notes

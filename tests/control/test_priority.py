@@ -87,10 +87,10 @@ async def test_the_priority_endpoint_reaches_the_allocator(
             decisions=loop.decisions,
             commands=loop.commands,
         )
-        transport = httpx.ASGITransport(app=build_app(ctx))
+        transport = httpx.ASGITransport(app=build_app(ctx))  # Host: localhost (trusted)
         auth = {"Authorization": f"Bearer {TOKEN}"}
         url = f"{API_PREFIX}/connectors/cp-2/1/priority"
-        async with httpx.AsyncClient(transport=transport, base_url="http://hubgate") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             await trio.sleep(40)
             put = await client.put(url, json={"priority": 3}, headers=auth)
             assert put.status_code == 200

@@ -9,7 +9,8 @@ import math
 import pytest
 import trio
 
-from hubgate.devices.errors import FailsafeNotAppliedError, SunSpecDiscoveryError
+from hubgate.config.model import DcConnector
+from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError, SunSpecDiscoveryError
 from hubgate.devices.profile_driver import ProfileBattery, ProfileCharger, clamp, driver_for
 from hubgate.modbus.codec import Request, Response
 from hubgate.modbus.errors import ModbusExceptionError, ModbusTimeoutError
@@ -305,6 +306,42 @@ async def test_power_setpoint_is_current_times_phases_times_voltage() -> None:
             assert (one.current_a, one.phases) == (pytest.approx(10), 1)
             assert (await charger(r).set_limit(5, 1)).paused  # 1150 W is below 1380 W
             assert r.sim.paused
+
+
+DC = DcConnector(max_power_kw=150, min_power_kw=5, efficiency=0.95, power_factor=0.99)
+
+
+async def test_a_dc_connector_is_commanded_in_dc_power_and_drawn_by_its_power() -> None:
+    """alpitronic-hypercharger (DC, W setpoint, no current field) with the site file's `dc`
+    table: the AC amperes the loop allocates go out as DC power (efficiency and power factor,
+    so below the AC power whichever side the charger limits), the DC power it reports comes
+    back as AC current on three phases, every cycle; it cannot pause: 0 A writes its minimum."""
+    profile = PROFILES["alpitronic-hypercharger"]
+    sim = SimulatedDevice(profile, clock=FakeClock())
+    with trio.fail_after(10), serve(sim) as port:
+        async with open_tcp_master("127.0.0.1", port, timeout_s=2.0, retries=0) as master:
+            link = ModbusDevice(master, sim.unit)
+            driver = driver_for("dc-1", profile, link, voltage_v=230, dc=DC)
+            assert isinstance(driver, ProfileCharger)
+            applied = await driver.set_limit(100, 3)
+            assert sim.applied_limit() == pytest.approx(100 * 0.95 * 0.99 * 3 * 230, abs=1)
+            assert applied.current_a == pytest.approx(100, abs=0.01)
+            assert not applied.paused
+            sim.set(Quantity.POWER_TOTAL, 50_000)
+            per_phase = 50_000 / (0.95 * 0.99 * 3 * 230)  # 76.9 A
+            assert (await driver.read()).phase_currents() == pytest.approx((per_phase,) * 3)
+            read = driver.cycle_reader(full_every=1_000)
+            await read()  # as the control loop reads it, every cycle
+            sim.set(Quantity.POWER_TOTAL, 20_000)
+            assert (await read()).phase_currents() == pytest.approx((per_phase * 0.4,) * 3)
+            lowest = await driver.set_limit(0, 3)  # it cannot pause: its lowest, drawn still
+            assert sim.applied_limit() == 1547  # (evcc-io/evcc#28493)
+            assert (lowest.current_a, lowest.paused) == (
+                pytest.approx(DC.ac_current_a(1547, 230)),
+                False,
+            )
+            with pytest.raises(DeviceError, match="needs a setpoint in W"):
+                driver_for("ac-1", PROFILES["alfen-eve"], link, dc=DC)
 
 
 async def test_failsafe_timeout_the_register_cannot_hold() -> None:

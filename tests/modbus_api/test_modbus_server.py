@@ -97,7 +97,9 @@ class Running:
 
 
 @asynccontextmanager
-async def running_server(allow: tuple[str, ...] = ("127.0.0.1",)) -> AsyncIterator[Running]:
+async def running_server(
+    allow: tuple[str, ...] = ("127.0.0.1",), **options: object
+) -> AsyncIterator[Running]:
     site = SiteConfig.model_validate(SITE_FILE)
     hub = StateHub()
     hub.publish(snapshot())
@@ -111,8 +113,15 @@ async def running_server(allow: tuple[str, ...] = ("127.0.0.1",)) -> AsyncIterat
         lease_s=None,
         origin="site file",
     )
-    config = ModbusServer(
-        host="127.0.0.1", port=0, unit=1, allow_writes_from=allow, lease_s=LEASE_S
+    config = ModbusServer.model_validate(
+        {
+            "host": "127.0.0.1",
+            "port": 0,
+            "unit": 1,
+            "allow_writes_from": allow,
+            "lease_s": LEASE_S,
+            **options,
+        }
     )
     async with trio.open_nursery() as nursery:
         port = await nursery.start(
@@ -396,3 +405,104 @@ async def test_hubgate_cli_reads_and_writes_the_server(capsys: pytest.CaptureFix
     assert out.startswith("8\t4000\n")  # 400.0 A in force
     assert server.limits.in_force(SITE, 0.0).limit.power_kw == 90.0
     assert "exception 2 (Illegal Data Address)" in err
+
+
+async def test_a_site_limit_above_the_site_file_reads_the_site_file_in_force() -> None:
+    """Issue 19: a written 500 A on an 80 A site showed 500 A "in force"; the controller
+    (correctly) held 80 A. The request stays visible in the holding registers."""
+    with trio.fail_after(10):
+        async with running_server() as server:
+            written = await in_thread(
+                server.port, lambda c: c.write_registers(0, [0, 5000], device_id=1)
+            )
+            assert not written.isError()
+            site = await in_thread(
+                server.port, lambda c: c.read_input_registers(8, count=5, device_id=1).registers
+            )
+            assert site[0:2] == [0, 4000]  # 400.0 A: the site file's limit, not the 500 A asked
+            assert site[4] == 0b11  # config binds; the Modbus lease is held
+            request = await in_thread(
+                server.port, lambda c: c.read_holding_registers(0, count=2, device_id=1).registers
+            )
+            assert request == [0, 5000]  # what was written
+            # cp-2#1 (63 A at most) asked for 100 A: 63 A in force.
+            await in_thread(server.port, lambda c: c.write_register(108, 1000, device_id=1))
+            connector = await in_thread(
+                server.port, lambda c: c.read_input_registers(2152, count=1, device_id=1).registers
+            )
+            assert connector == [630]
+
+
+@pytest.mark.parametrize("function", [0x00, 0x80, 0x83, 0xFF])
+async def test_function_code_0_and_0x80_up_are_answered_illegal_function(function: int) -> None:
+    with trio.fail_after(10):
+        async with running_server() as server:
+            stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+            async with stream:
+                await stream.send_all(bytes([0, 9, 0, 0, 0, 2, 1, function]))
+                answer = await stream.receive_some(512)
+                assert answer == bytes([0, 9, 0, 0, 0, 3, 1, function | 0x80, 1])
+                codec = TcpClientCodec()
+                _tid, frame = codec.encode_request(1, Request.ReadInputRegisters(0, 1))
+                await stream.send_all(frame)  # the same connection goes on
+                codec.receive_data(await stream.receive_some(512))
+                event = codec.next_event()
+                assert event is not None
+                assert event.response == Response.ReadInputRegisters([1])  # type: ignore[union-attr]
+
+
+async def test_clients_outside_the_read_allowlist_are_disconnected() -> None:
+    with trio.fail_after(10):
+        async with running_server(
+            allow=("192.0.2.1",), allow_reads_from=("198.51.100.0/24",)
+        ) as server:
+            stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+            async with stream:
+                await stream.send_all(raw_request(1, Request.ReadInputRegisters(0, 1)))
+                assert await stream.receive_some(512) == b""  # closed, nothing answered
+        async with running_server(allow=("192.0.2.1",), allow_reads_from=("127.0.0.1",)) as server:
+            registers = await in_thread(
+                server.port, lambda c: c.read_input_registers(0, count=1, device_id=1).registers
+            )
+            assert registers == [1]
+        # A client that may write may read, whatever allow_reads_from says.
+        async with running_server(allow=("127.0.0.1",), allow_reads_from=("192.0.2.9",)) as server:
+            registers = await in_thread(
+                server.port, lambda c: c.read_input_registers(0, count=1, device_id=1).registers
+            )
+            assert registers == [1]
+
+
+async def test_an_idle_client_is_closed_after_the_idle_timeout() -> None:
+    with trio.fail_after(10):
+        async with running_server(idle_timeout_s=0.2) as server:
+            stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+            async with stream:
+                await stream.send_all(raw_request(1, Request.ReadInputRegisters(0, 1)))
+                assert await stream.receive_some(512)  # answered
+                assert await stream.receive_some(512) == b""  # then closed for idling
+
+
+async def test_a_connection_over_the_cap_closes_the_quietest_one() -> None:
+    with trio.fail_after(20):
+        async with running_server(max_connections=3) as server:
+            codec = TcpClientCodec()
+            streams = []
+            for _ in range(3):
+                streams.append(await trio.open_tcp_stream("127.0.0.1", server.port))
+            # The third talks first, then the other two: the third is the quietest now.
+            for stream in (streams[2], streams[0], streams[1]):
+                _tid, frame = codec.encode_request(1, Request.ReadInputRegisters(0, 1))
+                await stream.send_all(frame)
+                assert await stream.receive_some(512)
+            registers = await in_thread(
+                server.port, lambda c: c.read_input_registers(0, count=1, device_id=1).registers
+            )
+            assert registers == [1]  # the fourth connection is served...
+            assert await streams[2].receive_some(512) == b""  # ...the quiet one was closed
+            for stream in streams[:2]:
+                _tid, frame = codec.encode_request(1, Request.ReadInputRegisters(0, 1))
+                await stream.send_all(frame)
+                assert await stream.receive_some(512)  # the talking ones were not
+            for stream in streams:
+                await stream.aclose()

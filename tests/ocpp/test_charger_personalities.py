@@ -60,8 +60,8 @@ async def driven(
     override: CapabilityOverride | None = None,
     store: CapabilityStore | None = None,
 ) -> AsyncIterator[Driven]:
-    """Connect a peer with `quirks`, attend to it as the gateway does (after its
-    BootNotification), configure the failsafe and set 16 A on three phases."""
+    """Connect a peer with `quirks`, settle it as the gateway does (after its
+    BootNotification; its upkeep is the test's to run), configure the failsafe and set 16 A on three phases."""
     identity = IDENTITY[version]
     peer = await server.connect(identity, version)
     peer.cp.quirks = quirks
@@ -72,7 +72,7 @@ async def driven(
         charger = OcppCharger(station, settings=SETTINGS, care=care)
         session = await server.session_of(identity)
         await boot(peer, version)
-        await care.attend(session)
+        await care.settle(session)
         await charger.configure_failsafe(60, 6)
         await charger.set_limit(16, 3)
         yield Driven(peer, charger, care)
@@ -116,7 +116,7 @@ async def test_a_watt_only_charger_gets_watts(server: Running, version: OcppVers
             schedule = schedule[0] if isinstance(schedule, list) else schedule
             assert schedule["charging_rate_unit"] == "W"
             assert schedule["charging_schedule_period"][0]["limit"] == 16 * 230 * 3
-            await d.charger.heartbeat()
+            await d.charger.upkeep()
             assert d.charger.limit_check.following is True
 
 
@@ -145,7 +145,7 @@ async def test_a_charger_lying_about_its_unit_is_corrected_by_the_site_file(
             await trio.to_thread.run_sync(peer.stop)
         async with driven(server, V16, liar, override=CapabilityOverride(rate_unit="W")) as d:
             assert d.care.source == "reported + site file"
-            await d.charger.heartbeat()
+            await d.charger.upkeep()
             assert d.charger.limit_check.following is True
 
 
@@ -167,7 +167,7 @@ async def test_one_stack_level_gets_a_lease_in_the_schedule(
             schedule = schedule[0] if isinstance(schedule, list) else schedule
             limits = [p["limit"] for p in schedule["charging_schedule_period"]]
             assert limits == [16, 6]
-            await d.charger.heartbeat()
+            await d.charger.upkeep()
             verification = d.charger.verification
             assert verification is not None
             assert (verification.following, verification.lapses) == (True, True)
@@ -182,16 +182,17 @@ async def test_a_charger_keeping_profiles_past_valid_to_gets_a_schedule_lease(
         async with driven(server, V16, Quirks(ignore_valid_to=True)) as d:
             assert d.charger.lease is not None
             assert d.charger.lease.mode is LeaseMode.LEVELS
-            await d.charger.heartbeat()  # verifies: keeps 16 A after the lease ends
+            await d.charger.upkeep()  # verifies: keeps 16 A after the lease ends
             verification = d.charger.verification
             assert verification is not None
             assert verification.lapses is False
             assert "after the lease ends" in verification.evidence
             assert d.care.capabilities.honours_valid_to is False
-            await d.charger.heartbeat()  # the lease changes shape, then is checked again
+            await d.charger.heartbeat()  # the renewal changes the lease's shape...
+            await d.charger.upkeep()  # ...and it is checked again
             assert d.charger.lease.mode is LeaseMode.SCHEDULE
             cleared = await trio.to_thread.run_sync(d.cp.wait_received, "ClearChargingProfile", 1)
-            assert cleared[0]["id"] == SETTINGS.limit_profile_id
+            assert cleared[0]["id"] == d.charger.lease.limit_profile_id
             verification = d.charger.verification
             assert verification is not None
             assert (verification.following, verification.lapses) == (True, True)
@@ -203,7 +204,7 @@ async def test_an_accepting_liar_is_not_following(server: Running) -> None:
     with trio.fail_after(20):
         quirks = Quirks(ignore_profiles=True, default_limit=32)
         async with driven(server, V201, quirks) as d:
-            await d.charger.heartbeat()
+            await d.charger.upkeep()
             check = d.charger.limit_check
             assert check.following is False
             assert check.evidence == "applies 32 A where 16 A was set"
@@ -214,7 +215,7 @@ async def test_a_charger_drawing_over_its_limit_is_caught(server: Running) -> No
     accepted profile and another current, steve-community/steve#1192)."""
     with trio.fail_after(20):
         async with driven(server, V16, Quirks()) as d:
-            await d.charger.heartbeat()
+            await d.charger.upkeep()
             assert d.charger.limit_check.following is True
             await meter_values(d.peer, [("Current.Import", p, "32") for p in ("L1", "L2", "L3")])
             await d.charger.read()
@@ -277,7 +278,7 @@ async def test_energy_only_meter_values_give_a_derived_current_and_a_trigger(
             connector = d.charger.station.connector(1)
             assert connector.measured_at is not None
             connector.measured_at -= 30  # older than two sample intervals
-            await d.charger.heartbeat()
+            await d.charger.upkeep()
             triggered = await trio.to_thread.run_sync(d.cp.wait_received, "TriggerMessage", 1)
             assert triggered[0] == {"requested_message": "MeterValues", "connector_id": 1}
 
@@ -325,6 +326,45 @@ async def meter_values(
     )
 
 
+async def connectors_of(server: Running, *numbers: int) -> tuple[StationCare, list[OcppCharger]]:
+    """CP16's connectors `numbers` driven one limit each, as the gateway drives a station
+    with several, its capabilities asked."""
+    station = server.registry.get("CP16")
+    assert station is not None
+    care = StationCare(station)
+    chargers = [
+        OcppCharger(station, connector_id=n, whole_station=False, settings=SETTINGS, care=care)
+        for n in numbers
+    ]
+    assert await care.prepare(await server.session_of("CP16"))
+    return care, chargers
+
+
+async def test_a_refusal_after_an_interrupted_configuration_still_shares_the_station_limit(
+    server: Running,
+) -> None:
+    """The control loop gives `configure_failsafe` a cycle's deadline: one cut short before
+    the station's refusal came back is tried again on the same lease, and the refusal then
+    still leads to the station-wide limit (the zoo's ChargePointMax-only stations were once
+    never commanded under load: every later try raised the refusal)."""
+    with trio.fail_after(20):
+        peer = await server.connect("CP16", V16)
+        peer.cp.quirks = Quirks(rejected_purposes={"TxDefaultProfile"})
+        try:
+            _, (charger,) = await connectors_of(server, 1)
+            peer.cp.answering.clear()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(charger.configure_failsafe, 60, 6)
+                await trio.to_thread.run_sync(peer.cp.wait_received, "SetChargingProfile", 1)
+                nursery.cancel_scope.cancel()  # the cycle's deadline
+            peer.cp.answering.set()
+            await charger.configure_failsafe(60, 6)
+            assert charger.shares_station_limit
+            assert (await charger.set_limit(10, 3)).current_a == 10
+        finally:
+            await trio.to_thread.run_sync(peer.stop)
+
+
 async def test_a_station_refusing_per_connector_limits_gets_one_for_the_station(
     server: Running,
 ) -> None:
@@ -335,16 +375,7 @@ async def test_a_station_refusing_per_connector_limits_gets_one_for_the_station(
         peer = await server.connect("CP16", V16)
         peer.cp.quirks = Quirks(rejected_purposes={"TxDefaultProfile"})
         try:
-            station = server.registry.get("CP16")
-            assert station is not None
-            care = StationCare(station)
-            first, second = (
-                OcppCharger(
-                    station, connector_id=n, whole_station=False, settings=SETTINGS, care=care
-                )
-                for n in (1, 2)
-            )
-            assert await care.prepare(await server.session_of("CP16"))
+            care, (first, second) = await connectors_of(server, 1, 2)
             await first.configure_failsafe(60, 6)
             await second.configure_failsafe(60, 6)
             assert (await first.set_limit(10, 3)).current_a == 10
@@ -359,7 +390,7 @@ async def test_a_station_refusing_per_connector_limits_gets_one_for_the_station(
             assert limits[-1] == 16
             assert first.shares_station_limit
             assert second.shares_station_limit
-            await first.heartbeat()
+            await first.upkeep()
             assert first.limit_check.following is True
             info = charger_info(care, [first, second])
             assert [(c.shared, c.purpose) for c in info.connectors] == [
@@ -379,12 +410,12 @@ async def test_a_paused_lease_shows_its_lapse_too(
     with trio.fail_after(20):
         async with driven(server, V16, Quirks(ignore_valid_to=ignores)) as d:
             await d.charger.set_limit(6, 3)
-            await d.charger.heartbeat()
+            await d.charger.upkeep()
             verification = d.charger.verification
             assert verification is not None
             assert verification.lapses is None  # 6 A is the failsafe: nothing to see
             await d.charger.set_limit(0, 3)
-            await d.charger.heartbeat()
+            await d.charger.upkeep()
             verification = d.charger.verification
             assert verification is not None
             assert verification.lapses is lapses

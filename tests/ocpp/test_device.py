@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.testing
 from ocpp.v16 import call
 
 from hubgate.devices.errors import FailsafeNotAppliedError
@@ -69,5 +70,37 @@ async def test_read_limit_failsafe_and_heartbeat(server: Running) -> None:
             await charger.heartbeat()
             renewed = await trio.to_thread.run_sync(cp.cp.wait_received, "SetChargingProfile", 4)
             assert "valid_to" in renewed[-1]
+        finally:
+            await trio.to_thread.run_sync(cp.stop)
+
+
+async def test_a_renewal_waiting_behind_a_new_limit_renews_that_limit(server: Running) -> None:
+    """A lease renewal (`heartbeat`) that waits for a limit in flight renews that limit,
+    not the one before it: re-sending the older one took back an increase the charger had
+    just accepted (a decrease is never held back), and the next increase then waited
+    `min_increase_interval_s` again (the e2e 1.6 station held at 0 A for 40 simulated s)."""
+    station = server.registry.get("CP16")
+    assert station is not None
+    charger = OcppCharger(station, settings=LeaseSettings(min_increase_interval_s=0))
+    with trio.fail_after(20):
+        cp = await server.connect("CP16", V16)
+        try:
+            assert await charger.care.prepare(await server.session_of("CP16"))
+            await charger.configure_failsafe(timeout_s=60.0, failsafe_current_a=6.0)
+            await charger.set_limit(0.0, 3)
+            sent = len([a for a, _ in cp.cp.received if a == "SetChargingProfile"])
+            cp.cp.answering.clear()  # the increase is in flight until the renewal waits too
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(charger.set_limit, 16.0, 3)
+                await trio.to_thread.run_sync(cp.cp.wait_received, "SetChargingProfile", sent + 1)
+                nursery.start_soon(charger.heartbeat)
+                await trio.testing.wait_all_tasks_blocked()
+                cp.cp.answering.set()
+            profiles = [p for a, p in cp.cp.received if a == "SetChargingProfile"]
+            limits = [
+                p["charging_schedule"]["charging_schedule_period"][0]["limit"] for p in profiles
+            ]
+            assert limits[sent:] == [16]  # the renewal was not due: nothing more went out
+            assert charger.latest().get(Quantity.APPLIED_CURRENT_LIMIT) == 16.0
         finally:
             await trio.to_thread.run_sync(cp.stop)

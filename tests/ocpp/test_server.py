@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 from typing import Any
 
 import pytest
@@ -256,3 +257,25 @@ async def test_compressed_bomb_is_cut_off_at_the_size_limit(server: Running) -> 
         ws = await trio.to_thread.run_sync(open_raw, server.url("CP16-3"))
         assert (await trio.to_thread.run_sync(heartbeat, ws))[0] == 3
         await trio.to_thread.run_sync(ws.close)
+
+
+async def test_failed_basic_logins_are_rate_limited_per_source(nursery: trio.Nursery) -> None:
+    """Issue 19: about 1,000 guesses a second went unthrottled. After 10 failures in a minute
+    a source gets 429 (Retry-After) without its password being checked; others do not."""
+    running = await start_listener(nursery, OcppServer(port=0, security_profile=1))
+    url = running.url("CP16")
+    wrong = basic("CP16", "not-the-password!")
+    right = basic("CP16", PASSWORD)
+
+    def attempt(headers: dict[str, str], source: str = "127.0.0.1") -> int:
+        sock = socket.create_connection(("127.0.0.1", running.port), source_address=(source, 0))
+        return status_of_attempt(url, additional_headers=headers, sock=sock)
+
+    with trio.fail_after(30):
+        for _ in range(10):
+            assert await trio.to_thread.run_sync(attempt, wrong) == 401
+        assert await trio.to_thread.run_sync(attempt, wrong) == 429
+        assert await trio.to_thread.run_sync(attempt, right) == 429  # not even checked
+        assert await trio.to_thread.run_sync(attempt, right, "127.0.0.2") == 101
+    assert 0 < running.listener.auth_failures.retry_after("127.0.0.1") <= 60
+    nursery.cancel_scope.cancel()

@@ -40,6 +40,8 @@ def test_planner_deadband_rate_limit_and_renewal() -> None:
     assert planner.due(Setpoint(15.5, phases=1), now=2)  # a phase change goes out at once
     assert not planner.due(Setpoint(15.5), now=40.9)
     assert planner.due(Setpoint(15.5), now=41)  # renewal 20 s before the lease ends
+    planner.sent(Setpoint(15.5), now=41)
+    assert planner.due(Setpoint(20), now=42)  # a renewal does not hold back an increase
     planner.forget()
     assert planner.due(Setpoint(15.5), now=42)
 
@@ -209,3 +211,26 @@ async def test_verify_catches_a_charger_that_accepts_but_ignores(server: Running
             assert verification.evidence == "applies 16 A where 10 A was set"
         finally:
             await trio.to_thread.run_sync(cs.stop)
+
+
+async def test_each_connector_leases_with_its_own_profile_ids(server: Running) -> None:
+    """A charger replaces a stored profile that has a new profile's id whatever its connector
+    (1.6 SetChargingProfile, 2.0.1 K01.FR.05): with shared ids the limit sent to connector 2
+    removed connector 1's, which then ran at its maximum (the depot demo's "not following")."""
+    with trio.fail_after(15):
+        cp = await server.connect("CP16", V16)
+        try:
+            session = await server.session_of("CP16")
+            capabilities = await discover(session)
+            for connector_id, amps in ((1, 10.0), (2, 20.0)):
+                lease = ProfileLease(
+                    session, connector_id=connector_id, settings=SETTINGS, capabilities=capabilities
+                )
+                assert await lease.apply(Setpoint(amps))
+            sent = [
+                p["charging_profile_id"] for a, p in cp.cp.received if a == "SetChargingProfile"
+            ]
+            assert len(sent) == 4  # connector 1's base and limit, then connector 2's
+            assert len(set(sent)) == 4, sent
+        finally:
+            await trio.to_thread.run_sync(cp.stop)

@@ -1,5 +1,6 @@
 """The running demo's dashboard in a real headless Chromium: it loads, the chart follows the
-control loop, and a site limit set from the page's form reaches the allocator.
+control loop, a site limit set from the page's form reaches the allocator, and the scenario's
+grid-operator step shows as the limit in force, drawn and listed first among the events.
 
 The demo is started as `hubgate demo` starts it (the simulated site in protocol mode, the
 gateway controlling it, simulated time paced by the control cycle), on free ports and with a
@@ -22,6 +23,7 @@ from hubgate.runtime.demo import open_demo
 from hubgate.runtime.gateway import dashboard_url
 from hubgate.sim.scenario_loader import load_scenario
 from tests.support.chromium import new_page, open_chromium
+from tests.support.e2e import run_for
 from tests.support.wait import wait_until
 
 SCENARIO = Path(__file__).parent / "e2e-scenario.toml"
@@ -53,7 +55,8 @@ async def test_demo_dashboard_limit_from_the_page_reaches_the_allocator(tmp_path
     site = loaded.site.model_copy(
         update={"api": loaded.site.api.model_copy(update={"token": TOKEN})}
     )
-    loaded = dataclasses.replace(loaded, site=site)
+    calm = loaded.scenario.model_copy(update={"events": ()})  # no step under the API's limit
+    loaded = dataclasses.replace(loaded, site=site, scenario=calm)
     with trio.fail_after(50):
         async with open_demo(loaded) as demo, trio.open_nursery() as nursery:
             nursery.start_soon(demo.pace)
@@ -133,3 +136,54 @@ async def test_demo_dashboard_limit_from_the_page_reaches_the_allocator(tmp_path
             nursery.cancel_scope.cancel()
     print(f"screenshot: {shot}")
     assert shot.stat().st_size > 10_000, "".join(log)
+
+
+@pytest.mark.peers("chromium")
+@pytest.mark.timeout(150)
+async def test_demo_dashboard_shows_the_grid_operator_step(tmp_path: Path) -> None:
+    """The scenario's grid operator steps to 30 % of 69 kW (20.7 kW: 30 A per phase), 20
+    simulated seconds (about as many wall seconds) after start."""
+    loaded = load_scenario(SCENARIO)
+    with trio.fail_after(120):
+        async with open_demo(loaded) as demo, trio.open_nursery() as nursery:
+            nursery.start_soon(run_for, demo, 10_000)  # whole simulated seconds
+            gateway = demo.gateway
+            url = dashboard_url(gateway.site, gateway.ports["api"])
+            api = httpx.AsyncClient(base_url=f"{url}api/v1", timeout=10)
+            async with api, open_chromium(tmp_path / "profile") as (devtools, log):
+                page = await new_page(devtools, 1280, 900)
+                await page.navigate(url)
+                step = await until_state(
+                    api,
+                    lambda g: g["limit_source"] == "grid-operator" and g["limit_a"][0] < 31,
+                    timeout_s=60,
+                )
+                assert grid(step)["limit_a"] == [30.0, 30.0, 30.0]
+                assert grid(step)["power_limit_kw"] == pytest.approx(20.7)
+                await page.wait_for(
+                    "document.querySelector('#limit-now').textContent"
+                    " === 'in force: 30 / 30 / 30 A, 20.7 kW from grid operator'"
+                )
+                bar = "document.querySelector('#tree li[data-node=grid]')"
+                assert await page.evaluate(f"{bar}.dataset.source") == "grid-operator"
+                assert "30 A · 21 kW" in await page.evaluate(f"{bar}.textContent")
+                # The chart's limit line is at 30 A now, after the cap's 100 A.
+                chart = await page.evaluate(f"({{...{CHART}.dataset}})")
+                top, bottom = float(chart["scaleTop"]), float(chart["scaleBottom"])
+                y30 = float(chart["plotTop"]) + (top - 30) / (top - bottom) * float(
+                    chart["plotHeight"]
+                )
+                assert float(chart["limitY"]) == pytest.approx(y30, abs=0.5)
+                # The event list leads with the step.
+                first = await page.wait_for(
+                    "(li => li && li.dataset.category === 'grid-operator' && li.textContent)"
+                    "(document.querySelector('#events li'))"
+                )
+                assert "grid-operator limit 20.7 kW (was 69 kW, -48.3 kW)" in first, first
+                await page.screenshot(tmp_path / "demo-step.png")
+                exceptions = [
+                    e for e in devtools.events if e["method"] == "Runtime.exceptionThrown"
+                ]
+                assert exceptions == [], exceptions
+            nursery.cancel_scope.cancel()
+    assert (tmp_path / "demo-step.png").stat().st_size > 10_000, "".join(log)

@@ -88,6 +88,25 @@ async def until_commanded(demo: Demo) -> None:
     raise AssertionError("the gateway sent no limit to some OCPP charger within 40 s")
 
 
+async def until_settled(demo: Demo) -> None:
+    """Run until every OCPP charger has its allocation accepted, above the failsafe: one that
+    starts at 0 A climbs in steps `min_increase_interval_s` (5 s) of the gateway's clock apart,
+    20 s simulated each, and the allocator may take two steps to reach its share."""
+    loop = demo.gateway.loop
+    for _ in range(80):
+        applied = await setpoints(demo)
+        records = loop.decisions.recent(1)
+        allocated = {
+            d.connector.partition("#")[0]: d.setpoint_a for r in records for d in r.connectors
+        }
+        if all(
+            applied[c] > FAILSAFE_A and abs(applied[c] - allocated[c]) <= 0.5 for c in OCPP_CHARGERS
+        ):
+            return
+        await run_for(demo, 1)
+    raise AssertionError("the OCPP chargers' allocations were not all accepted within 80 s")
+
+
 async def test_grid_operator_step_meter_loss_and_charger_loss_exceed_no_limit() -> None:
     loaded = load_scenario(SCENARIO)
     with trio.fail_after(80):
@@ -129,8 +148,7 @@ async def test_gateway_killed_chargers_fall_back_to_failsafe_within_lease() -> N
 
             demo = await nursery.start(gateway_life)
             await until_connected(demo, 3)
-            await until_commanded(demo)
-            await run_for(demo, 25)  # increases go out 5 s apart: 20 s simulated
+            await until_settled(demo)
             rows = await follow(demo, 15)
             before = await demo.simulation(board_current)
             nursery.cancel_scope.cancel()  # the gateway dies: no shutdown, no last command

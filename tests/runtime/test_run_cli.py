@@ -2,29 +2,46 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from hubgate.config.services import RECORDS_FILE
+from hubgate.records.store import EventQuery, RecordStore
 
 SITE = Path(__file__).parent / "e2e-site.toml"
 HUBGATE = str(Path(sys.executable).parent / "hubgate")
 
 
-def test_run_starts_and_stops_cleanly_on_sigterm() -> None:
+def test_run_starts_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    """None of the site's devices is there: one aggregated event says so in the log (JSON
+    lines here) and in the records file beside it, and the run still ends cleanly."""
     process = subprocess.Popen(
-        [HUBGATE, "run", str(SITE)],
+        [HUBGATE, "run", str(SITE), "--log-format", "json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        cwd=tmp_path,  # the records file goes to the working directory (no [csms])
     )
+    unreachable: dict[str, Any] = {}
     try:
         assert process.stdout is not None
+        assert process.stderr is not None
         lines = []
         for line in process.stdout:
             lines.append(line)
             if line.startswith("dashboard: http://127.0.0.1:"):
+                break
+        logged = []
+        for line in process.stderr:  # bounded by the test's timeout
+            logged.append(line)
+            event = json.loads(line).get("event", {})
+            if event.get("category") == "device" and "unreachable" in event["message"]:
+                unreachable = event
                 break
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
@@ -34,6 +51,13 @@ def test_run_starts_and_stops_cleanly_on_sigterm() -> None:
     assert lines[0].startswith("e2e: OCPP on ws://127.0.0.1:")
     # the site's chargers are not there: none could be commanded, and that is reported
     assert "stopped: 0/6 connectors commanded to the failsafe current" in out
+    # one event for the whole outage, listing every device, logged before anything else
+    assert unreachable["severity"] == "warning", logged
+    assert unreachable["message"].startswith("9 devices unreachable on grid"), unreachable
+    assert len(unreachable["members"]) == 9
+    stored = RecordStore(tmp_path / RECORDS_FILE).events(EventQuery())
+    assert stored[0].category == "config"
+    assert [e.members for e in stored if e.category == "device"] == [tuple(unreachable["members"])]
 
 
 def test_run_with_a_broken_site_file_exits_2(tmp_path: Path) -> None:
@@ -58,17 +82,17 @@ def held_port() -> socket.socket:
     return holder
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [HUBGATE, "run", *args], capture_output=True, text=True, timeout=60, check=False
+        [HUBGATE, "run", *args], capture_output=True, text=True, timeout=60, check=False, cwd=cwd
     )
 
 
-def test_a_port_another_program_holds_ends_run_with_one_line() -> None:
+def test_a_port_another_program_holds_ends_run_with_one_line(tmp_path: Path) -> None:
     """Not a restart loop with tracebacks: exit 1 with what, where and why."""
     with held_port() as holder:
         port = holder.getsockname()[1]
-        result = run_cli(str(SITE), "--api-port", str(port))
+        result = run_cli(str(SITE), "--api-port", str(port), cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     assert result.stderr == (
         f"hubgate: error: api cannot listen on 127.0.0.1:{port}: Address already in use\n"
@@ -103,7 +127,7 @@ def test_check_finds_a_held_port_a_bad_host_and_a_missing_serial_device(tmp_path
 def test_an_api_port_override_on_the_ocpp_port_is_a_configuration_error(tmp_path: Path) -> None:
     site = tmp_path / "site.toml"
     site.write_text(SITE.read_text().replace("[ocpp]\nport = 0", "[ocpp]\nport = 9411"))
-    result = run_cli(str(site), "--api-port", "9411")
+    result = run_cli(str(site), "--api-port", "9411", cwd=tmp_path)
     assert result.returncode == 2
     assert "api.port: port 9411 is also the OCPP listener's (ocpp.port)" in result.stderr
 

@@ -18,7 +18,15 @@ from hubgate.config.services import Api
 from hubgate.control.commands import CommandRejectedError
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook
-from hubgate.state import DeviceHealth, Event, EventLevel, SessionView, SiteState, StateHub
+from hubgate.state import (
+    DeviceHealth,
+    Event,
+    EventCategory,
+    EventLevel,
+    SessionView,
+    SiteState,
+    StateHub,
+)
 from tests.support.states import connector, node, site_state
 
 TOKEN = "test-token-0123456789"
@@ -121,8 +129,22 @@ def snapshot(cycle: int, grid_a: tuple[float, float, float] = (40.0, 35.0, 30.0)
         DeviceHealth(id="wb-2", kind="charger", protocol="modbus-rtu", reachable=False, errors=3),
     )
     events = (
-        Event(at=1_700_000_000.0, level=EventLevel.WARNING, subject="wb-2", message="no answer"),
-        Event(at=1_700_000_001.0, level=EventLevel.INFO, subject="cp-1", message="connected"),
+        Event(
+            id=1,
+            at=1_700_000_000.0,
+            severity=EventLevel.WARNING,
+            category=EventCategory.DEVICE,
+            subject="wb-2",
+            message="no answer",
+        ),
+        Event(
+            id=2,
+            at=1_700_000_001.0,
+            severity=EventLevel.INFO,
+            category=EventCategory.DEVICE,
+            subject="cp-1",
+            message="connected",
+        ),
     )
     return site_state(
         site="Small car park",

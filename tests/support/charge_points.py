@@ -118,6 +118,8 @@ class Quirks:
 
 
 V16_UNITS = {"A": "Current", "W": "Power"}
+ANSWER_HELD_S = 10.0
+"""The longest a held answer waits (`answering`)."""
 
 
 class _Recorder:
@@ -133,6 +135,9 @@ class _Recorder:
         self.profiles: list[dict[str, Any]] = []
         self.quirks = Quirks()
         self.settings: dict[str, str] = {}
+        self.answering = threading.Event()
+        """Cleared: SetChargingProfile calls are recorded, their answers wait until it is set."""
+        self.answering.set()
 
     @property
     def rejected_purposes(self) -> set[str]:
@@ -167,6 +172,7 @@ class _Recorder:
             return payloads()
 
     def _store_profile(self, profile: dict[str, Any]) -> str:
+        self.answering.wait(ANSWER_HELD_S)
         quirks = self.quirks
         if profile["charging_profile_purpose"] in quirks.rejected_purposes:
             return "Rejected"

@@ -32,15 +32,23 @@ class DeflatePeer:
         self._call_arrived = trio.Event()
 
     @classmethod
-    async def open(cls, url: str, subprotocol: str) -> DeflatePeer:
-        """Connect and complete the handshake, offering permessage-deflate."""
+    async def open(
+        cls, url: str, subprotocol: str, *, deflate: bool = True, receive_buffer: int = 0
+    ) -> DeflatePeer:
+        """Connect and complete the handshake, offering permessage-deflate unless `deflate` is
+        False; `receive_buffer` > 0 sets SO_RCVBUF before connecting (a peer that stops
+        reading then fills up quickly)."""
         uri = parse_uri(url)
         protocol = ClientProtocol(
             uri,
-            extensions=enable_client_permessage_deflate(None),
+            extensions=enable_client_permessage_deflate(None) if deflate else None,
             subprotocols=[Subprotocol(subprotocol)],
         )
-        stream = await trio.open_tcp_stream(uri.host, uri.port)
+        sock = trio.socket.socket()
+        if receive_buffer:
+            sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, receive_buffer)
+        await sock.connect((uri.host, uri.port))
+        stream = trio.SocketStream(sock)
         peer = cls(stream, protocol)
         protocol.send_request(protocol.connect())
         await peer._flush()
@@ -49,8 +57,13 @@ class DeflatePeer:
         handshake = protocol.events_received()
         assert protocol.handshake_exc is None, protocol.handshake_exc
         assert isinstance(handshake[0], Response)
-        assert "permessage-deflate" in str(handshake[0].headers.get("Sec-WebSocket-Extensions"))
+        extensions = str(handshake[0].headers.get("Sec-WebSocket-Extensions"))
+        assert ("permessage-deflate" in extensions) is deflate
         return peer
+
+    async def flush(self) -> None:
+        """Write what the protocol has to send."""
+        await self._flush()
 
     async def _flush(self) -> None:
         for data in self.protocol.data_to_send():

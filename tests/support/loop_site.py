@@ -297,7 +297,7 @@ class PlannedSite:
             limits or LimitBook(),
             meters=(sim.meter.id,),
             grid_operator_box=True,
-            notify=lambda *event: events.append(event),
+            notify=lambda *event, **_: events.append(event),
         )
         return cls(sim, planner, events=events)
 

@@ -22,6 +22,7 @@ ADMISSIONS = [
     Admission("CP201", "charger-201", (V201, V16), PASSWORD),
     Admission("CP21", "charger-21", (V21, V201), PASSWORD),
     *(Admission(f"CP16-{n}", f"c16-{n}", (V16,), PASSWORD) for n in range(4)),
+    Admission("CP16-2C", "two-connectors", (V16,), PASSWORD, connectors=(1, 2)),
 ]
 
 FACTORIES: dict[OcppVersion, Callable[[str, Any], Any]] = {V16: Cp16, V201: Cp201, V21: Cp21}

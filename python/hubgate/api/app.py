@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
 from hubgate.api import (
@@ -19,6 +22,7 @@ from hubgate.api import (
 )
 from hubgate.api.context import ApiContext
 from hubgate.api.deps import Ctx, require_token
+from hubgate.api.guard import RequestGuard
 from hubgate.api.metrics import CONTENT_TYPE
 
 STATIC = Path(__file__).parent / "static"
@@ -35,9 +39,29 @@ def _metrics_router() -> APIRouter:
     )
     async def metrics(ctx: Ctx) -> PlainTextResponse:
         """Prometheus metrics in the text exposition format."""
-        return PlainTextResponse(ctx.metrics.render(ctx.hub.latest), media_type=CONTENT_TYPE)
+        return PlainTextResponse(
+            ctx.metrics.render(ctx.hub.latest, ctx.sessions()), media_type=CONTENT_TYPE
+        )
 
     return router
+
+
+def _json_safe(value: object) -> object:
+    """`value` with every non-finite float as its text (JSON has no NaN or Infinity)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """422 listing what is wrong; a NaN or Infinity that was sent is echoed as text."""
+    assert isinstance(exc, RequestValidationError)
+    errors = _json_safe(jsonable_encoder(exc.errors()))
+    return JSONResponse(status_code=422, content={"detail": errors})
 
 
 def build_app(ctx: ApiContext) -> FastAPI:
@@ -50,6 +74,8 @@ def build_app(ctx: ApiContext) -> FastAPI:
         redoc_url=None,
     )
     app.state.hubgate = ctx
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_middleware(RequestGuard, ctx=ctx)
     reads = [] if ctx.site.api.open_reads else [Depends(require_token)]
     read_errors: dict[int | str, dict[str, Any]] = (
         {} if ctx.site.api.open_reads else {401: {"description": "Missing or wrong Bearer token"}}

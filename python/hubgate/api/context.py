@@ -10,13 +10,15 @@ from functools import cached_property
 import trio
 
 from hubgate.api.metrics import MetricsRegistry
+from hubgate.auth_limits import FailedAttempts
 from hubgate.cloud.proxy import CsmsProxy
 from hubgate.config.model import SiteConfig
 from hubgate.config.tokens import TokenBook
 from hubgate.control.commands import Commands
 from hubgate.control.decisions import DecisionLog
-from hubgate.control.limits import LimitBook, connector_target
-from hubgate.state import ChargerInfo, StateHub
+from hubgate.control.limits import Limit, LimitBook, connector_target, site_caps
+from hubgate.records.events import EventLog
+from hubgate.state import ChargerInfo, ChargingSession, StateHub
 
 
 @dataclass(frozen=True)
@@ -38,11 +40,22 @@ class ApiContext:
     wall_clock: Callable[[], float] = time.time
     chargers: Callable[[], tuple[ChargerInfo, ...]] = tuple
     """The OCPP chargers: capabilities, provisioning, whether they follow their limits."""
+    sessions: Callable[[], list[ChargingSession]] = list
+    """The charging sessions going on, as they stand (`SessionRecorder.current`)."""
+    events: EventLog = field(default_factory=EventLog)
+    """The operator's event log (the control loop's)."""
+    auth_failures: FailedAttempts = field(default_factory=FailedAttempts)
+    """Wrong tokens per client address (10 a minute, then 429)."""
 
     @cached_property
     def node_ids(self) -> tuple[str, ...]:
         """The configured nodes below the grid connection."""
         return tuple(node.id for node in self.site.nodes)
+
+    @cached_property
+    def caps(self) -> dict[str, Limit]:
+        """The site file's own limit per target: what is in force stays within it."""
+        return site_caps(self.site)
 
     @cached_property
     def connector_keys(self) -> tuple[str, ...]:

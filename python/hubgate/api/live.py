@@ -9,12 +9,17 @@ works when reads are protected.
 
 from __future__ import annotations
 
+from collections import deque
+from typing import Annotated
+
 import trio
-from fastapi import APIRouter
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
 from hubgate.api.deps import Ctx
-from hubgate.state import StateHub
+from hubgate.records.events import EventLog
+from hubgate.records.store import EventQuery
+from hubgate.state import Event, EventCategory, EventLevel, StateHub
 
 router = APIRouter(tags=["live"])
 
@@ -58,6 +63,74 @@ async def live(ctx: Ctx) -> StreamingResponse:
     """Server-sent events: the latest snapshot now, then every new one."""
     return StreamingResponse(
         SnapshotEvents(ctx.hub),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+class LoggedEvents:
+    """Each event stored after `after_id` that matches, as an `event` with its id."""
+
+    def __init__(self, log: EventLog, query: EventQuery, keepalive_s: float = KEEPALIVE_S) -> None:
+        self._log = log
+        self._query = query
+        self._seen = query.after_id
+        self._keepalive_s = keepalive_s
+        self._ready: deque[Event] = deque()
+
+    def __aiter__(self) -> LoggedEvents:
+        return self
+
+    async def __anext__(self) -> str:
+        if not self._ready:
+            with trio.move_on_after(self._keepalive_s):
+                newest = self._seen
+                while not self._ready:
+                    newest = await self._log.wait_newer(newest)
+                    query = EventQuery(
+                        severity=self._query.severity,
+                        category=self._query.category,
+                        after_id=self._seen,
+                        limit=10_000,
+                    )
+                    self._ready.extend(self._log.query(query))
+                    self._seen = newest
+        if not self._ready:
+            return ": keep-alive\n\n"
+        event = self._ready.popleft()
+        return f"id: {event.id}\nevent: event\ndata: {event.model_dump_json()}\n\n"
+
+
+@router.get(
+    "/events/live",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "A stream of `event` events, each an Event as JSON",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def live_events(
+    ctx: Ctx,
+    severity: Annotated[
+        EventLevel, Query(description="The least severity: warning gives warnings and alarms")
+    ] = EventLevel.INFO,
+    category: EventCategory | None = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=2**53, description="Start after this event id (default: now)")
+    ] = None,
+    last_event_id: Annotated[int | None, Header(ge=0, le=2**53)] = None,
+) -> StreamingResponse:
+    """Server-sent events: every event logged from now (or after `after`, or the
+    `Last-Event-ID` a reconnecting reader sends) that matches."""
+    start = after if after is not None else last_event_id
+    if start is None:
+        newest = ctx.events.query(EventQuery(limit=1))
+        start = newest[-1].id if newest else 0
+    query = EventQuery(severity=severity, category=category, after_id=start)
+    return StreamingResponse(
+        LoggedEvents(ctx.events, query),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

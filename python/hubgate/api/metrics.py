@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from hubgate.control.energy import BatteryMode
-from hubgate.state import EnergyState, SiteState
+from hubgate.state import ChargingSession, EnergyState, SiteState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -134,13 +134,20 @@ class MetricsRegistry:
             "Messages waiting to be forwarded to the CSMS",
         )
 
-    def render(self, state: SiteState | None) -> str:
-        """The whole exposition text: registry metrics, then those of the latest snapshot."""
+    def render(self, state: SiteState | None, sessions: Iterable[ChargingSession] = ()) -> str:
+        """The whole exposition text: registry metrics, then those of the latest snapshot
+        and the charging sessions going on."""
         lines = self.cycle_time.render()
         lines += self.ocpp_connections.render()
         lines += self.upstream_queue_depth.render()
         if state is not None:
             lines += snapshot_metrics(state)
+        lines += _family(
+            "hubgate_session_energy_kwh",
+            "gauge",
+            "Energy delivered in each charging session going on",
+            {(("connector", s.connector), ("session", str(s.id))): s.energy_kwh for s in sessions},
+        )
         return "\n".join(lines) + "\n"
 
 
@@ -157,12 +164,22 @@ def snapshot_metrics(state: SiteState) -> list[str]:
     measured: dict[Labels, float | None] = {}
     commanded: dict[Labels, float | None] = {}
     limit: dict[Labels, float | None] = {}
+    limit_w: dict[Labels, float | None] = {}
+    limit_source: dict[Labels, float | None] = {}
+    limit_left: dict[Labels, float | None] = {}
     for node in state.nodes:
+        of: Labels = (("node", node.id),)
         for index, phase in enumerate(PHASES):
-            at: Labels = (("node", node.id), ("phase", phase))
+            at: Labels = (*of, ("phase", phase))
             measured[at] = None if node.measured_a is None else node.measured_a[index]
             commanded[at] = node.commanded_a[index]
             limit[at] = None if node.limit_a is None else node.limit_a[index]
+        if node.power_limit_kw is not None:
+            limit_w[of] = node.power_limit_kw * 1000
+        if node.limit_source is not None:
+            limit_source[(*of, ("source", node.limit_source))] = 1.0
+        if node.limit_expires_at is not None:
+            limit_left[of] = max(node.limit_expires_at - state.at, 0.0)
     requests: dict[Labels, float | None] = {}
     errors: dict[Labels, float | None] = {}
     latency: dict[Labels, float | None] = {}
@@ -187,8 +204,26 @@ def snapshot_metrics(state: SiteState) -> list[str]:
         *_family(
             "hubgate_node_limit_amperes",
             "gauge",
-            "Current limit in force per node and phase",
+            "Current limit in force per node and phase (power limits as current on 3 phases)",
             limit,
+        ),
+        *_family(
+            "hubgate_node_limit_watts",
+            "gauge",
+            "The limit in force per node as power at the site's voltage",
+            limit_w,
+        ),
+        *_family(
+            "hubgate_node_limit_source",
+            "gauge",
+            "1 for the source that sets a node's limit in force (cap, grid-operator, api, ...)",
+            limit_source,
+        ),
+        *_family(
+            "hubgate_node_limit_expiry_seconds",
+            "gauge",
+            "Seconds until a node's binding limit lapses (only for limits that lapse)",
+            limit_left,
         ),
         *_family("hubgate_device_requests_total", "counter", "Requests sent to a device", requests),
         *_family(

@@ -14,8 +14,13 @@ from hubgate.config.tokens import ListedToken
 from hubgate.control.decisions import DecisionRecord
 from hubgate.control.limits import AuditEntry, Lease, Limit, LimitInForce
 
-Amps = Annotated[float, Field(ge=0, le=100_000)]
 MAX_LEASE_S = 86_400.0
+
+# Numbers in bodies are JSON numbers and finite: no "10" for 10 A, no false for 0 A, no NaN,
+# Infinity or 1e309 (each is answered 422).
+Amps = Annotated[float, Field(ge=0, le=100_000, strict=True, allow_inf_nan=False)]
+Kilowatts = Annotated[float, Field(ge=0, le=1_000_000, strict=True, allow_inf_nan=False)]
+LeaseSeconds = Annotated[float, Field(gt=0, le=MAX_LEASE_S, strict=True, allow_inf_nan=False)]
 
 
 class Body(BaseModel):
@@ -30,9 +35,7 @@ class LimitValue(Body):
     phase_a: tuple[Amps, Amps, Amps] | None = Field(
         default=None, description="Per-phase current limit [L1, L2, L3] in A"
     )
-    power_kw: Annotated[float, Field(ge=0, le=1_000_000)] | None = Field(
-        default=None, description="Active power limit in kW"
-    )
+    power_kw: Kilowatts | None = Field(default=None, description="Active power limit in kW")
 
     @classmethod
     def of(cls, limit: Limit) -> LimitValue:
@@ -43,7 +46,7 @@ class LimitValue(Body):
 class LimitWrite(LimitValue):
     """A limit set through the API: a lease that lapses after `lease_s` unless renewed."""
 
-    lease_s: Annotated[float, Field(gt=0, le=MAX_LEASE_S)] = Field(
+    lease_s: LeaseSeconds = Field(
         description="How long the limit holds, in seconds (renew before it lapses)"
     )
 
@@ -153,6 +156,37 @@ class ConnectorDecisionView(Body):
     binding: str | None
 
 
+Phases = tuple[float, float, float]
+
+
+class GridSampleView(Body):
+    """The grid connection in one cycle: current, setpoints' sum and the limit in force."""
+
+    cycle: int
+    wall_time: float
+    measured_a: Phases | None = Field(description="Per phase, negative when exporting")
+    commanded_a: Phases
+    limit_a: Phases = Field(description="Limit in force per phase (power limits as current)")
+    limit_kw: float
+    source: str = Field(description="What set the limit: cap, grid-operator, api, csms, ...")
+
+    @classmethod
+    def of(cls, record: DecisionRecord) -> GridSampleView | None:
+        """The grid sample of a decision record, if it has one."""
+        grid = record.grid
+        if grid is None:
+            return None
+        return cls(
+            cycle=record.cycle,
+            wall_time=grid.wall_time,
+            measured_a=grid.measured_a,
+            commanded_a=grid.commanded_a,
+            limit_a=grid.limit_a,
+            limit_kw=grid.limit_kw,
+            source=grid.source,
+        )
+
+
 class DecisionView(Body):
     """One control cycle: inputs, outcomes and notes."""
 
@@ -161,6 +195,7 @@ class DecisionView(Body):
     inputs: dict[str, JsonValue]
     connectors: tuple[ConnectorDecisionView, ...]
     notes: tuple[str, ...]
+    grid: GridSampleView | None = None
 
     @classmethod
     def of(cls, record: DecisionRecord) -> DecisionView:
@@ -168,6 +203,7 @@ class DecisionView(Body):
         return cls(
             cycle=record.cycle,
             at=record.at,
+            grid=GridSampleView.of(record),
             inputs={key: _json(value) for key, value in record.inputs.items()},
             connectors=tuple(
                 ConnectorDecisionView(
@@ -186,20 +222,25 @@ class DecisionView(Body):
 class PriorityWrite(Body):
     """A connector's priority tier: higher tiers are served first."""
 
-    priority: int = Field(ge=0, le=PRIORITY_MAX)
+    priority: int = Field(ge=0, le=PRIORITY_MAX, strict=True)
 
 
 class PvModeWrite(Body):
     """Whether a connector charges from PV surplus (and battery discharge) only."""
 
-    pv_mode: bool
+    pv_mode: bool = Field(strict=True)
 
 
 class SessionWrite(Body):
     """A session's energy need and departure; both null: no deadline (plain fair share)."""
 
     energy_kwh: float | None = Field(
-        default=None, gt=0, le=10_000, description="Energy to add from now on"
+        default=None,
+        gt=0,
+        le=10_000,
+        strict=True,
+        allow_inf_nan=False,
+        description="Energy to add from now on",
     )
     departure: AwareDatetime | None = Field(
         default=None, description="When the vehicle leaves (ISO 8601 with a UTC offset)"
@@ -215,7 +256,7 @@ class SessionWrite(Body):
 class StartCharging(Body):
     """Start a session; the id tag defaults to the gateway's own."""
 
-    id_tag: str | None = Field(default=None, min_length=1, max_length=36)
+    id_tag: str | None = Field(default=None, min_length=1, max_length=36, strict=True)
 
 
 class Accepted(Body):
@@ -265,7 +306,7 @@ class HoldView(Body):
 class ReleaseHold(Body):
     """Send a held transaction's messages to the CSMS after all."""
 
-    transaction_id: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = Field(
+    transaction_id: Annotated[int, Field(ge=0, le=2**31 - 1, strict=True)] | None = Field(
         default=None,
         description="OCPP 1.6: the CSMS transaction id to send them with (default: the one "
         "the CSMS gave, if any); ignored for 2.x transactions, whose ids are the charger's",
@@ -279,7 +320,7 @@ class TokenWrite(Body):
     expires: AwareDatetime | None = Field(
         default=None, description="From then on it counts as Expired (RFC 3339, with offset)"
     )
-    blocked: bool = Field(default=False, description="Known, but may not charge")
+    blocked: bool = Field(default=False, strict=True, description="Known, but may not charge")
 
 
 class TokenView(TokenWrite):

@@ -8,7 +8,14 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 
 from hubgate.api.context import ApiContext
 from hubgate.api.deps import Ctx, known_connector, require_token
-from hubgate.api.models import AuditView, DecisionView, LeaseView, LimitWrite, TargetLimits
+from hubgate.api.models import (
+    AuditView,
+    DecisionView,
+    GridSampleView,
+    LeaseView,
+    LimitWrite,
+    TargetLimits,
+)
 from hubgate.control.limits import SITE, LimitSource
 
 router = APIRouter(tags=["limits"])
@@ -27,7 +34,7 @@ Kind = Literal["site", "node", "connector"]
 
 def _target(ctx: ApiContext, target: str, kind: Kind) -> TargetLimits:
     now = ctx.clock()
-    in_force = ctx.limits.in_force(target, now)
+    in_force = ctx.limits.in_force(target, now).within(ctx.caps.get(target))
     leases = tuple(
         LeaseView.of(lease, now) for lease in ctx.limits.leases() if lease.target == target
     )
@@ -89,6 +96,17 @@ async def list_decisions(
 ) -> list[DecisionView]:
     """The newest control-cycle decisions, oldest first."""
     return [DecisionView.of(record) for record in ctx.decisions.recent(last)]
+
+
+@router.get("/history")
+async def grid_history(
+    ctx: Ctx, last: Annotated[int, Query(ge=1, le=3_600)] = 300
+) -> list[GridSampleView]:
+    """The grid connection over the newest cycles, oldest first: current per phase, the sum
+    of setpoints and the limit in force with its source (what the dashboard's chart starts
+    from)."""
+    samples = (GridSampleView.of(record) for record in ctx.decisions.recent(last))
+    return [sample for sample in samples if sample is not None]
 
 
 @writes.put("/limits/site")

@@ -3,18 +3,26 @@ events, health."""
 
 from __future__ import annotations
 
-from typing import Any
+import csv
+import io
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from pydantic import BeforeValidator, WithJsonSchema
 
 from hubgate.api.context import connector_key
 from hubgate.api.deps import Ctx
 from hubgate.api.models import Health
+from hubgate.records.store import EventQuery, SessionQuery
 from hubgate.state import (
     ChargerInfo,
+    ChargingSession,
     ConnectorState,
     DeviceHealth,
     Event,
+    EventCategory,
     EventLevel,
     NodeState,
     SiteState,
@@ -106,10 +114,125 @@ async def get_charger(ctx: Ctx, charger: str) -> ChargerInfo:
     raise HTTPException(status.HTTP_404_NOT_FOUND, f"no OCPP charger {charger!r}")
 
 
-@router.get("/events", responses=NO_STATE)
-async def list_events(ctx: Ctx, level: EventLevel | None = None) -> list[Event]:
-    """Recent events, newest last; only those of `level` when given."""
-    return [e for e in _latest(ctx).events if level is None or e.level == level]
+def _since(value: object) -> object:
+    """Seconds since the epoch, or an ISO 8601 time (UTC unless it says otherwise)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(seconds):
+            return seconds
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("give seconds since the epoch or an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+Since = Annotated[
+    float,
+    BeforeValidator(_since),
+    WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]}),
+]
+
+
+@router.get("/events")
+async def list_events(
+    ctx: Ctx,
+    since: Annotated[
+        Since | None,
+        Query(description="Events at or after this time: seconds since the epoch or ISO 8601"),
+    ] = None,
+    severity: Annotated[
+        EventLevel, Query(description="The least severity: warning gives warnings and alarms")
+    ] = EventLevel.INFO,
+    category: EventCategory | None = None,
+    after: Annotated[int, Query(ge=0, le=2**53, description="Only events with a larger id")] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> list[Event]:
+    """The event log, newest last: the newest `limit` events that match."""
+    query = EventQuery(
+        since=since, severity=severity, category=category, after_id=after, limit=limit
+    )
+    return ctx.events.query(query)
+
+
+SESSION_COLUMNS = (
+    "id",
+    "connector",
+    "transaction_id",
+    "id_token",
+    "started_at",
+    "stopped_at",
+    "energy_kwh",
+    "peak_current_a",
+    "max_setpoint_a",
+    "min_setpoint_a",
+    "limited_s",
+    "stop_reason",
+)
+
+
+def sessions_csv(sessions: list[ChargingSession]) -> str:
+    """One row per session, times in UTC ISO 8601, the limiting reasons as `reason=s;...`."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(SESSION_COLUMNS)
+    for s in sessions:
+        writer.writerow(
+            (
+                s.id,
+                s.connector,
+                s.transaction_id or "",
+                s.id_token or "",
+                _iso(s.started_at),
+                "" if s.stopped_at is None else _iso(s.stopped_at),
+                f"{s.energy_kwh:.3f}",
+                f"{s.peak_current_a:.1f}",
+                "" if s.max_setpoint_a is None else f"{s.max_setpoint_a:.1f}",
+                "" if s.min_setpoint_a is None else f"{s.min_setpoint_a:.1f}",
+                ";".join(f"{k}={v:.0f}" for k, v in s.limited_s.items()),
+                s.stop_reason or "",
+            )
+        )
+    return out.getvalue()
+
+
+def _iso(wall: float) -> str:
+    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="seconds")
+
+
+@router.get(
+    "/sessions",
+    response_model=list[ChargingSession],
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+async def list_sessions(
+    ctx: Ctx,
+    connector: Annotated[str | None, Query(description="`charger-id#connector-id`")] = None,
+    id_token: str | None = None,
+    since: Annotated[Since | None, Query(description="Started at or after this time")] = None,
+    until: Annotated[Since | None, Query(description="Started before this time")] = None,
+    open_only: Annotated[bool, Query(alias="open", description="Only those going on")] = False,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 100,
+    format: Annotated[Literal["json", "csv"], Query(description="csv: a spreadsheet")] = "json",
+) -> Any:
+    """Charging sessions, oldest first: the newest `limit` that match (open ones as they
+    stand at their last write, every 30 s)."""
+    query = SessionQuery(connector, id_token, since, until, open_only, limit)
+    sessions = ctx.events.store.sessions(query)
+    if format == "csv":
+        return Response(
+            sessions_csv(sessions),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="sessions.csv"'},
+        )
+    return sessions
 
 
 @router.get("/health")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 EXIT_OK = 0
@@ -54,8 +57,11 @@ def port_number(text: str) -> int:
     return port
 
 
+LOG_FORMATS = ("text", "json")
+
+
 def add_log_level(parser: argparse.ArgumentParser, default: str) -> None:
-    """`--log-level`, for `setup_logging`."""
+    """`--log-level` and `--log-format`, for `setup_logging`."""
     parser.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
@@ -63,10 +69,47 @@ def add_log_level(parser: argparse.ArgumentParser, default: str) -> None:
         type=str.upper,
         help=f"what the log shows (default {default})",
     )
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text lines, or one JSON object per line (events with their fields)",
+    )
 
 
-def setup_logging(level: str) -> None:
-    """The process's logging: every line to stderr with its time and logger."""
-    import logging
+EVENTS_LOGGER = "hubgate.events"
+"""The operator's events (`hubgate.records.events`): shown from INFO up to `--log-level
+WARNING`, so the default log tells the site's story; ERROR and CRITICAL quiet them too."""
 
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+def setup_logging(level: str, log_format: str = "text") -> None:
+    """The process's logging: every line to stderr with its time and logger, as text or
+    as one JSON object per line (`time`, `level`, `logger`, `message`, and an operator
+    event's `event` object)."""
+    if log_format == "json":
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+        logging.basicConfig(level=level, handlers=[handler])
+    else:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    numeric = logging.getLevelName(level)
+    if numeric <= logging.WARNING:
+        logging.getLogger(EVENTS_LOGGER).setLevel(min(numeric, logging.INFO))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log record; an operator event's fields under `event`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        event = getattr(record, "event", None)
+        if event is not None:
+            line["event"] = event.model_dump(mode="json")
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line)

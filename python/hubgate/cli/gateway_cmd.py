@@ -17,6 +17,7 @@ from hubgate.cli.examples_cmd import example_path
 from hubgate.config.addresses import listener_problems, modbus_devices
 from hubgate.config.loader import load_site
 from hubgate.config.model import SiteConfig
+from hubgate.records.store import RecordStore, retention_of
 from hubgate.runtime.gateway import Gateway, dashboard_url, open_gateway
 from hubgate.runtime.gc_tuning import settle_gc
 from hubgate.runtime.preflight import preflight_problems
@@ -64,12 +65,27 @@ def register_demo(demo: argparse.ArgumentParser) -> None:
 
 
 def status_line(gateway: Gateway) -> str:
-    """Cycle count and time, the grid's current against its limit, chargers reachable."""
+    """Cycle count and time, the grid's current against the limit in force (or why there
+    is no current reading), connectors charging, devices reachable."""
     state = gateway.loop.hub.latest
     if state is None:
         return "no control cycle yet"
     grid = state.node("grid")
-    used = grid.measured_a or grid.commanded_a
+    fresh = grid.measured_a is not None and grid.meter_health in (None, "fresh", "recovering")
+    if fresh and grid.measured_a is not None:
+        used = grid.measured_a
+        current = f"grid {used[0]:.0f}/{used[1]:.0f}/{used[2]:.0f} A"
+    elif grid.meter_health is None:
+        used = grid.commanded_a
+        current = f"grid commanded {used[0]:.0f}/{used[1]:.0f}/{used[2]:.0f} A (no meter)"
+    else:
+        age = (
+            "" if grid.measured_age_s is None else f", last reading {grid.measured_age_s:.0f} s ago"
+        )
+        current = f"grid meter {grid.meter_health} ({grid.budget_share:.0%} budget{age})"
+    limit = ""
+    if grid.limit_a is not None:
+        limit = f" of {min(grid.limit_a):.0f} A ({grid.power_limit_kw or 0:.0f} kW, {grid.limit_source})"
     reachable = sum(1 for d in state.devices if d.reachable)
     charging = sum(1 for c in state.connectors if c.setpoint_a > 0)
     role = ""
@@ -77,9 +93,8 @@ def status_line(gateway: Gateway) -> str:
         epoch = gateway.loop.epoch
         role = "standby, " if epoch is None else f"leader (epoch {epoch}), "
     return (
-        f"{role}cycle {state.cycle}: {state.cycle_time_ms or 0:.0f} ms, grid "
-        f"{used[0]:.0f}/{used[1]:.0f}/{used[2]:.0f} A, {charging} connectors charging, "
-        f"{reachable}/{len(state.devices)} devices reachable"
+        f"{role}cycle {state.cycle}: {state.cycle_time_ms or 0:.0f} ms, {current}{limit}, "
+        f"{charging} connectors charging, {reachable}/{len(state.devices)} devices reachable"
     )
 
 
@@ -132,14 +147,17 @@ def _run(args: argparse.Namespace) -> int:
         devices = sum(1 for _ in modbus_devices(site))
         print(f"{args.site}: ok ({len(site.chargers)} chargers, {devices} Modbus devices)")
         return EXIT_OK
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
 
     async def main() -> None:
         with _signals() as signals:
             await serve(signals)
 
+    records = site.records.default_path(site.csms)
+
     async def serve(signals: AsyncIterator[int]) -> None:
-        async with open_gateway(site) as gateway:
+        store = RecordStore(records, retention_of(site))
+        async with open_gateway(site, records=store, source=str(args.site)) as gateway:
             settle_gc()
             ports = gateway.ports
             if site.cluster is None:
@@ -154,8 +172,10 @@ def _run(args: argparse.Namespace) -> int:
             if "modbus-server" in ports:
                 print(f"Modbus server on {site.modbus_server.host}:{ports['modbus-server']}")  # type: ignore[union-attr]
             print(f"dashboard: {dashboard_url(site, ports['api'])}", flush=True)
+            print(f"events and sessions recorded in {records}", flush=True)
             await _until_signal(gateway, float("inf"), 10.0, signals)
             await _finish(gateway)
+        store.close()
 
     return run_trio(main)
 
@@ -165,7 +185,7 @@ def _demo(args: argparse.Namespace) -> int:
     from hubgate.sim.scenario_loader import load_scenario
 
     loaded = load_scenario(example_path(args.scenario, "scenarios"))
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
 
     async def main() -> None:
         with _signals() as signals:
@@ -184,6 +204,7 @@ def _demo(args: argparse.Namespace) -> int:
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(demo.pace)
+                nursery.start_soon(demo.narrate, _say)
                 await _until_signal(gateway, args.duration, args.status_every, signals)
                 nursery.cancel_scope.cancel()
             await _finish(gateway)
@@ -191,6 +212,10 @@ def _demo(args: argparse.Namespace) -> int:
             print(await demo.frames_line(), flush=True)
 
     return run_trio(main)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def _signals() -> ContextManager[AsyncIterator[int]]:

@@ -86,7 +86,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = site.ocpp.model_copy(update=overrides)
     registry = StationRegistry.from_site(site)
     cares = {care.station.identity: care for care in station_cares(site, registry).values()}
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     csms = site.csms
     if args.csms is not None:
         try:

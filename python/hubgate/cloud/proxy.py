@@ -71,6 +71,7 @@ from hubgate.cloud.authlist import (
 )
 from hubgate.cloud.credentials import CsmsAuth
 from hubgate.cloud.csms_limits import TX_PROFILE, CsmsLimits, profile_of
+from hubgate.cloud.csms_watch import CsmsWatch
 from hubgate.cloud.errors import CsmsCallError
 from hubgate.cloud.offline import OfflineHandling, OfflineRule, offline_handling, unavailable_answer
 from hubgate.cloud.queue import DurableQueue, open_durable_queue
@@ -189,6 +190,8 @@ class CsmsProxy:
         self.held: set[tuple[str, str]] = set()
         """(identity, transaction) of every held transaction (the store has them durably)."""
         self.nursery = nursery
+        self.csms_watch = CsmsWatch()
+        """When the CSMS counts as lost and back (`watch`)."""
         self._turns: dict[str, trio.Lock] = {}
 
     def attach(self, station: Station, version: OcppVersion) -> ChargerProxy:
@@ -222,15 +225,30 @@ class CsmsProxy:
         )
 
     def notice(self, level: EventLevel, subject: str, message: str) -> None:
-        """Report something an operator should see (logged, and to `on_event`)."""
+        """Report something an operator should see: to `on_event` (the gateway's event
+        log, which logs it), else logged here."""
+        if self.on_event is not None:
+            self.on_event(level, subject, message)
+            return
         LOG.log(
             logging.INFO if level is EventLevel.INFO else logging.WARNING,
             "%s: %s",
             subject,
             message,
         )
-        if self.on_event is not None:
-            self.on_event(level, subject, message)
+
+    async def watch(self, period_s: float = 1.0) -> None:
+        """Report the CSMS lost (with what its queue holds) and back, until cancelled."""
+        while True:
+            links = [charger.upstream.online for charger in self.chargers.values()]
+            if self.gateway is not None:
+                links.append(self.gateway.online)
+            change = self.csms_watch.update(links, trio.current_time())
+            if change is not None:
+                queued = await self.queue.run(Store.pending_count)
+                level, text = change.text(self.csms.url, queued)
+                self.notice(level, "csms", text)
+            await trio.sleep(period_s)
 
     # -- operator decisions on held transactions ----------------------------------
 
@@ -811,6 +829,7 @@ async def open_csms_proxy(
         )
         proxy.held = {(h.charge_point, h.transaction) for h in await durable.run(Store.holds)}
         await nursery.start(proxy.probe.run)
+        nursery.start_soon(proxy.watch)
         if csms.identity is not None:
             nursery.start_soon(proxy.run_gateway, csms.identity)
         yield proxy

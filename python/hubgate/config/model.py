@@ -12,6 +12,7 @@ reported together with field errors. The field types and the strict base are in
 
 from __future__ import annotations
 
+import math
 from datetime import time
 from enum import StrEnum
 from typing import Literal
@@ -36,6 +37,7 @@ from hubgate.config.services import (
     ModbusServer,
     Mqtt,
     OcppServer,
+    Records,
 )
 from hubgate.ocpp.versions import OcppVersion
 
@@ -84,6 +86,19 @@ class Grid(Limits):
         "(0: zero export); unset: PV feed-in is not limited. A battery never discharges "
         "into the grid either way",
     )
+
+    @property
+    def usable_phase_a(self) -> tuple[float, float, float]:
+        """The phase limits less the safety margin: what hubgate may command at most."""
+        a, b, c = (max(limit - self.safety_margin_a, 0.0) for limit in self.phase_current_limit_a)
+        return (a, b, c)
+
+    @property
+    def usable_power_w(self) -> float:
+        """The power limit less the safety margin over three phases (inf: no power limit)."""
+        if self.power_limit_kw is None:
+            return math.inf
+        return max(self.power_limit_kw * 1000 - 3 * self.voltage_v * self.safety_margin_a, 0.0)
 
     @model_validator(mode="after")
     def _target_within_limit(self) -> Grid:
@@ -547,6 +562,7 @@ class SiteConfig(Strict):
     modbus_server: ModbusServer | None = None
     api: Api = Api()
     mqtt: Mqtt | None = None
+    records: Records = Records()
     cluster: Cluster | None = None
     demand: Demand | None = None
     session_defaults: tuple[TokenSessionDefault, ...] = Field(

@@ -1,11 +1,13 @@
 """The site file's service tables: the OCPP listener, the operator's CSMS, the Modbus
-server, the API, MQTT telemetry and standalone authorization."""
+server, the API, MQTT telemetry, the records file, the cluster and standalone authorization."""
 
 from __future__ import annotations
 
+import ipaddress
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, BeforeValidator, Field, model_validator
 
 from hubgate.config.base import Identifier, ListenPort, Seconds, Strict, TcpPort
 
@@ -121,14 +123,46 @@ class Csms(CsmsCredentials):
         )
 
 
+def _networks(entries: object) -> object:
+    """Each entry must be an address or a network (`10.0.0.0/8`, `::1`)."""
+    if isinstance(entries, list | tuple):
+        for entry in entries:
+            try:
+                ipaddress.ip_network(str(entry), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 192.168.1.20, 10.0.0.0/8)"
+                ) from None
+    return entries
+
+
+Networks = Annotated[tuple[str, ...], BeforeValidator(_networks)]
+
+
 class ModbusServer(Strict):
     """The Modbus TCP server for site controllers (PLC, SCADA, grid-operator box)."""
 
     host: str = "127.0.0.1"
     port: ListenPort = 5020
     unit: int = Field(default=1, ge=0, le=255)
-    allow_writes_from: tuple[str, ...] = Field(default=("127.0.0.1",))
+    allow_writes_from: Networks = Field(
+        default=("127.0.0.1",), description="Addresses or networks that may write (and read)"
+    )
+    allow_reads_from: Networks | None = Field(
+        default=None,
+        description="Addresses or networks that may read; others are disconnected at once. "
+        "Not set: any address may read",
+    )
     lease_s: Seconds = Field(default=60.0, description="A written limit expires after this")
+    max_connections: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Open connections at most; one more closes the one quiet longest",
+    )
+    idle_timeout_s: Seconds = Field(
+        default=60.0, description="A connection that sends no request for this long is closed"
+    )
 
 
 class Api(Strict):
@@ -138,11 +172,36 @@ class Api(Strict):
     port: ListenPort = 8080
     token: str | None = Field(default=None, min_length=16, description="Bearer token for writes")
     open_reads: bool = True
+    trusted_hosts: tuple[str, ...] = Field(
+        default=(),
+        description="Host names clients may use besides IP addresses, localhost and this "
+        "machine's name (`*.example.com` for every subdomain); other Host headers get 400",
+    )
+    tls_cert: str | None = Field(default=None, description="Certificate chain (PEM): serve HTTPS")
+    tls_key: str | None = Field(default=None, description="Its private key (PEM)")
+    tls_client_ca: str | None = Field(
+        default=None, description="CA (PEM) that must have signed every client's certificate"
+    )
+    max_connections: int = Field(
+        default=64,
+        ge=1,
+        le=4096,
+        description="Open connections at most; one more closes the one quiet longest",
+    )
+    max_body_bytes: int = Field(
+        default=65_536, ge=1024, le=16_777_216, description="Larger request bodies get 413"
+    )
 
     @model_validator(mode="after")
     def _token_for_closed_reads(self) -> Api:
         if not self.open_reads and self.token is None:
             raise ValueError("open_reads = false needs a token (reads then need it too)")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError(
+                "tls_client_ca needs tls_cert and tls_key (client certificates need TLS)"
+            )
         return self
 
 
@@ -165,12 +224,55 @@ class Mqtt(Strict):
     buffer_size: int = Field(
         default=10_000, ge=1, le=1_000_000, description="Messages kept while the broker is away"
     )
+    tls: bool = Field(
+        default=False,
+        description="Connect over TLS (usually port 8883), verifying the broker's certificate "
+        "and name against tls_ca, or the system's CAs",
+    )
+    tls_ca: str | None = Field(default=None, description="CA (PEM) that signed the broker's cert")
+    tls_client_cert: str | None = Field(default=None, description="Client certificate (PEM)")
+    tls_client_key: str | None = Field(default=None, description="Its private key (PEM)")
 
     @model_validator(mode="after")
     def _password_needs_username(self) -> Mqtt:
         if self.password is not None and self.username is None:
             raise ValueError("'password' needs 'username' (MQTT 3.1.1)")
+        if (self.tls_client_cert is None) != (self.tls_client_key is None):
+            raise ValueError("tls_client_cert and tls_client_key go together")
+        if not self.tls and (self.tls_ca or self.tls_client_cert):
+            raise ValueError("tls_ca and tls_client_cert need tls = true")
         return self
+
+
+RECORDS_FILE = "hubgate-records.sqlite3"
+
+
+class Records(Strict):
+    """The operator's records: the event log and the charging sessions (one SQLite file)."""
+
+    path: str | None = Field(
+        default=None,
+        description=f"SQLite file; default for `hubgate run`: {RECORDS_FILE} beside the CSMS "
+        "queue, else in the working directory",
+    )
+    event_max_age_days: float = Field(
+        default=90.0, gt=0, le=36_500, description="Events older than this are removed"
+    )
+    event_max_count: int = Field(
+        default=100_000,
+        ge=100,
+        le=100_000_000,
+        description="At most this many events; info goes first, warnings only when they "
+        "alone are more",
+    )
+
+    def default_path(self, csms: Csms | None) -> str:
+        """Where the file is when `path` is not set: beside the CSMS queue, else here."""
+        if self.path is not None:
+            return self.path
+        if csms is not None:
+            return str(Path(csms.queue_path).parent / RECORDS_FILE)
+        return RECORDS_FILE
 
 
 class Cluster(Strict):

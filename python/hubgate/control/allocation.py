@@ -166,13 +166,12 @@ class SiteAllocator:
         grid = config.grid
         self.node_ids: tuple[str, ...] = (GRID_NODE_ID, *(n.id for n in config.nodes))
         self._node_index = {node_id: i for i, node_id in enumerate(self.node_ids)}
-        margin = grid.safety_margin_a
-        root_caps = tuple(max(c - margin, 0.0) for c in grid.phase_current_limit_a)
+        root_caps = grid.usable_phase_a
         nodes = [
             AllocNode(
                 None,
                 (root_caps[0], root_caps[1], root_caps[2]),
-                max(_watts(grid.power_limit_kw) - 3 * grid.voltage_v * margin, 0.0),
+                grid.usable_power_w,
                 grid.unbalance_limit_a or math.inf,
             )
         ]

@@ -8,7 +8,7 @@ tests a recording implementation. A command that cannot be carried out raises
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
 
@@ -18,6 +18,7 @@ from hubgate.control.allocation import ConnectorKey
 from hubgate.control.deadlines import NeedSource
 from hubgate.control.plan import CyclePlanner
 from hubgate.devices.model import Charger, SessionCharger
+from hubgate.records.events import Notify
 from hubgate.state import EventLevel
 
 
@@ -54,7 +55,7 @@ class SiteCommands:
         self,
         planner: CyclePlanner,
         chargers: Mapping[ConnectorKey, Charger],
-        event: Callable[[EventLevel, str, str], None],
+        event: Notify,
     ) -> None:
         """`event`: where the operator events of carried-out commands go."""
         self.planner = planner

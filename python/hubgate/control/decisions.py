@@ -23,6 +23,22 @@ class ConnectorDecision:
     """The constraint that bound it, e.g. `feeder-3/L2`, when one did."""
 
 
+Phases3 = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class GridSample:
+    """The grid connection in one cycle: what it carried, the limit in force and its source."""
+
+    wall_time: float
+    measured_a: Phases3 | None
+    """Signed: negative on a phase that exports; None without a trusted meter."""
+    commanded_a: Phases3
+    limit_a: Phases3
+    limit_kw: float
+    source: str
+
+
 @dataclass(frozen=True)
 class DecisionRecord:
     """One control cycle: inputs, the limits that bound, outputs."""
@@ -32,6 +48,7 @@ class DecisionRecord:
     inputs: Mapping[str, object]
     connectors: tuple[ConnectorDecision, ...]
     notes: tuple[str, ...] = ()
+    grid: GridSample | None = None
 
 
 @dataclass

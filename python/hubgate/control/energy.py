@@ -93,6 +93,9 @@ class EnergyInputs:
     pv_spare_w: float = 0.0
     """What capped PV inverters are assumed to be able to give on top (counted as surplus:
     their caps rise as it is used)."""
+    reserved_w: float = 0.0
+    """What connectors reserved at their maximum (unreachable, not following their limit)
+    may draw on top of what they draw now: no room for the battery to charge into."""
     evs_held: bool = True
     """Whether an EV takes all it is given and the connection's limits hold it back (or it
     is not known): only then can a discharge give the EVs more; otherwise it only holds the
@@ -210,9 +213,10 @@ class EnergyPolicy:
             reasons.append("the EVs may take the room under the target: battery idle")
         elif can_charge and spec.max_charge_w > 0:
             # Never let the battery's charging alone take the connection over its limit.
-            room = max(0.0, inputs.grid_limit_w - (other + inputs.ev_draw_w))
+            reserved = inputs.reserved_w
+            room = max(0.0, inputs.grid_limit_w - (other + inputs.ev_draw_w) - reserved)
             export = max(0.0, seen_import - grid) + inputs.pv_spare_w
-            headroom = -need if spec.charge_from_grid else 0.0
+            headroom = max(0.0, -need - reserved) if spec.charge_from_grid else 0.0
             charge = min(spec.max_charge_w, room, max(export, headroom))
             if charge > 0:
                 mode = BatteryMode.PV_CHARGE if export >= headroom else BatteryMode.GRID_CHARGE

@@ -12,11 +12,14 @@ keeps the wall-clock time for people.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from hubgate.config.model import SiteConfig
 
 SITE = "site"
 """The target name of the grid connection."""
@@ -118,6 +121,37 @@ class LimitInForce:
     limit: Limit
     sources: tuple[LimitSource, ...]
 
+    def within(self, cap: Limit | None) -> LimitInForce:
+        """This limit held to `cap`, the site file's own limit on the target (`site_caps`):
+        a lease asking for more than the site file allows is not what is in force. `config`
+        joins the sources when the cap is what binds."""
+        if cap is None:
+            return self
+        limit = self.limit.tighten(cap)
+        if limit == self.limit and self.sources:
+            return self
+        return LimitInForce(limit, tuple(sorted({*self.sources, LimitSource.CONFIG})))
+
+
+def site_caps(site: SiteConfig) -> dict[str, Limit]:
+    """The site file's own limit on each target: the grid connection's phase current and
+    power limits less the safety margin (`Grid.usable_phase_a`, `usable_power_w`), each
+    node's limits, each connector's maximum current."""
+    grid = site.grid
+    power_w = grid.usable_power_w
+    caps = {SITE: Limit(grid.usable_phase_a, None if math.isinf(power_w) else power_w / 1000)}
+    for node in site.nodes:
+        caps[node.id] = Limit(node.phase_current_limit_a, node.power_limit_kw)
+    for charger in site.chargers:
+        for connector in charger.connectors:
+            amps = connector.max_current_a
+            caps[connector_target(charger.id, connector.id)] = Limit((amps, amps, amps))
+    return caps
+
+
+LimitListener = Callable[[AuditEntry, Limit | None], None]
+"""Told of every change with the limit the same source held on the target before."""
+
 
 @dataclass
 class LimitBook:
@@ -125,25 +159,30 @@ class LimitBook:
 
     audit_size: int = 10_000
     wall_clock: Callable[[], float] = time.time
+    listeners: list[LimitListener] = field(default_factory=list)
+    """Called with each audit entry as it is made (the operator's event log)."""
     _leases: dict[tuple[str, LimitSource], Lease] = field(default_factory=dict)
     _audit: deque[AuditEntry] = field(init=False)
 
     def __post_init__(self) -> None:
         self._audit = deque(maxlen=self.audit_size)
 
-    def _log(self, action: AuditAction, lease: Lease, at: float) -> None:
-        self._audit.append(
-            AuditEntry(
-                at=at,
-                wall_time=self.wall_clock(),
-                action=action,
-                target=lease.target,
-                source=lease.source,
-                limit=lease.limit,
-                origin=lease.origin,
-                expires_at=lease.expires_at,
-            )
+    def _log(
+        self, action: AuditAction, lease: Lease, at: float, previous: Limit | None = None
+    ) -> None:
+        entry = AuditEntry(
+            at=at,
+            wall_time=self.wall_clock(),
+            action=action,
+            target=lease.target,
+            source=lease.source,
+            limit=lease.limit,
+            origin=lease.origin,
+            expires_at=lease.expires_at,
         )
+        self._audit.append(entry)
+        for listener in self.listeners:
+            listener(entry, previous)
 
     def set(
         self,
@@ -161,8 +200,9 @@ class LimitBook:
         lease = Lease(
             target, source, limit, now, None if lease_s is None else now + lease_s, origin
         )
+        before = self._leases.get((target, source))
         self._leases[(target, source)] = lease
-        self._log(AuditAction.SET, lease, now)
+        self._log(AuditAction.SET, lease, now, None if before is None else before.limit)
         return lease
 
     def clear(self, target: str, source: LimitSource, *, now: float, origin: str) -> bool:
@@ -170,7 +210,8 @@ class LimitBook:
         lease = self._leases.pop((target, source), None)
         if lease is None:
             return False
-        self._log(AuditAction.CLEARED, Lease(target, source, NO_LIMIT, now, None, origin), now)
+        cleared = Lease(target, source, NO_LIMIT, now, None, origin)
+        self._log(AuditAction.CLEARED, cleared, now, lease.limit)
         return True
 
     def expire(self, now: float) -> list[Lease]:
@@ -178,7 +219,7 @@ class LimitBook:
         lapsed = [lease for lease in self._leases.values() if not lease.active(now)]
         for lease in lapsed:
             del self._leases[(lease.target, lease.source)]
-            self._log(AuditAction.EXPIRED, lease, now)
+            self._log(AuditAction.EXPIRED, lease, now, lease.limit)
         return lapsed
 
     def in_force(self, target: str, now: float) -> LimitInForce:

@@ -42,7 +42,8 @@ from hubgate.control.commands import SiteCommands
 from hubgate.control.cycle import CycleStats, Failed, gather_by_deadline, run_cycles
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.demand import DemandStore
-from hubgate.control.limits import LimitBook
+from hubgate.control.limit_events import limit_event
+from hubgate.control.limits import AuditEntry, Limit, LimitBook
 from hubgate.control.plan import CyclePlanner, LoopTiming, Plan, SetpointCommand
 from hubgate.control.snapshot import Snapshot
 from hubgate.devices.model import (
@@ -57,7 +58,9 @@ from hubgate.devices.model import (
 )
 from hubgate.fencing import SEND_GUARD
 from hubgate.profiles.model import Quantity
-from hubgate.state import EventLevel, StateHub
+from hubgate.records.events import EventLog
+from hubgate.records.sessions import SessionRecorder
+from hubgate.state import EventCategory, EventLevel, StateHub
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +97,15 @@ class ControlLoop:
         allocation: AllocationSettings | None = None,
         timing: LoopTiming | None = None,
         clock: Callable[[], float] = trio.current_time,
+        events: EventLog | None = None,
         authority: Authority = SOLE,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """`cycle_time`: called with each cycle's duration (s), e.g. a metrics histogram;
-        `authority`: who may command (with `[cluster]`, the leader lease); `wall_clock`:
-        epoch seconds, for departures and clock-aligned slots (its offset to `clock` is
-        taken at the first cycle)."""
+        `events`: the operator's event log (default: one in memory); `authority`: who may
+        command (with `[cluster]`, the leader lease); `wall_clock`: epoch seconds, for
+        departures and clock-aligned slots (its offset to `clock` is taken at the first
+        cycle)."""
         self.site = site
         self.authority = authority
         self.epoch: int | None = None
@@ -117,6 +122,8 @@ class ControlLoop:
         self.latencies_s: deque[float] = deque(maxlen=10_000)
         """Per cycle: from the start of sensing to the last command sent (s)."""
         self.period_s = site.control.cycle_s
+        self.events = events or EventLog(clock=clock)
+        limits.listeners.append(self._limit_changed)
         chargers = devices.chargers
         self._demand_store = (
             DemandStore(Path(site.demand.state_path)) if site.demand is not None else None
@@ -133,7 +140,7 @@ class ControlLoop:
             paced=[key for key, charger in chargers.items() if isinstance(charger, SessionCharger)],
             allocation=allocation,
             timing=self.timing,
-            notify=self._event,
+            notify=self.events.emit,
             demand=self._demand_store.load() if self._demand_store is not None else None,
         )
         self.model = self.planner.model
@@ -162,13 +169,22 @@ class ControlLoop:
         }
         if devices.grid_operator is not None:
             self._reads["grid-operator"] = devices.grid_operator.read
+            by_name["grid-operator"] = devices.grid_operator
         by_name |= {f"pv:{pv_id}": pv for pv_id, pv in devices.pv.items()}
         if devices.battery is not None:
             by_name[f"battery:{devices.battery.id}"] = devices.battery
+        self.sessions = SessionRecorder(self.events.store, time.time())
+        """The charging sessions (`hubgate.records.sessions`), in the event log's file."""
         self.snapshot = Snapshot(
-            self.planner, limits=limits, decisions=decisions, hub=hub, devices=by_name
+            self.planner,
+            limits=limits,
+            decisions=decisions,
+            hub=hub,
+            devices=by_name,
+            events=self.events,
+            sessions=self.sessions,
         )
-        self.commands = SiteCommands(self.planner, chargers, self._event)
+        self.commands = SiteCommands(self.planner, chargers, self.events.emit)
         """The operator commands (`hubgate.control.commands.Commands`)."""
         self.cycle_ready = trio.Event()
 
@@ -177,8 +193,10 @@ class ControlLoop:
             return device.cycle_reader(self.timing.full_read_every)
         return device.read
 
-    def _event(self, level: EventLevel, subject: str, message: str) -> None:
-        self.snapshot.event(level, subject, message)
+    def _limit_changed(self, entry: AuditEntry, previous: Limit | None) -> None:
+        event = limit_event(entry, previous)
+        if event is not None:
+            self.events.emit(event.level, event.subject, event.message, category=event.category)
 
     @property
     def last_result(self) -> CycleResult | None:
@@ -256,10 +274,11 @@ class ControlLoop:
         if epoch != self.epoch and self.authority is not SOLE:
             if epoch is not None:
                 self.planner.take_over()
-            self._event(
+            self.events.emit(
                 EventLevel.WARNING,
                 "cluster",
                 "standby: not commanding" if epoch is None else f"commanding (epoch {epoch})",
+                category=EventCategory.CONTROL,
             )
         self.epoch = epoch
         readings = await self._sense()

@@ -41,7 +41,7 @@ from __future__ import annotations
 import logging
 import math
 from array import array
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from hubgate._core import HubgateError
@@ -63,6 +63,7 @@ from hubgate.control.deadlines import (
 from hubgate.control.demand import DemandCharge, DemandState, DemandView
 from hubgate.control.failsafe import AssumeDraw, ChargerWatch, MeterWatch
 from hubgate.control.grid_operator import GridOperatorInput, connection_kw
+from hubgate.control.limit_in_force import NodeLimit, node_bounds, node_limit
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
 from hubgate.control.paragraph_14a import Paragraph14a
 from hubgate.control.site_energy import SiteEnergy
@@ -77,7 +78,8 @@ from hubgate.devices.model import (
 )
 from hubgate.devices.sensing import FULL_EVERY
 from hubgate.profiles.model import IecState, Quantity
-from hubgate.state import EventLevel
+from hubgate.records.events import Burst, Notify
+from hubgate.state import EventCategory, EventLevel
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +97,8 @@ WANTING_STATES = frozenset({IecState.B, IecState.C, IecState.D})
 
 Phases3 = tuple[float, float, float]
 
-Notify = Callable[[EventLevel, str, str], None]
-"""Where the planner's operator events go: level, subject, message."""
+DEVICE_LOST = "{n} devices unreachable"
+DEVICE_BACK = "{n} devices reachable again"
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,14 @@ class Plan:
     commands: list[SetpointCommand]
 
 
-def _ignore(level: EventLevel, subject: str, message: str) -> None:
+def _ignore(
+    level: EventLevel,
+    subject: str,
+    message: str,
+    *,
+    category: EventCategory = EventCategory.CONTROL,
+    burst: Burst | None = None,
+) -> None:
     """The default `Notify`: events go nowhere."""
 
 
@@ -281,6 +290,10 @@ class CyclePlanner:
             GridOperatorSource.MODBUS_SERVER: LimitSource.MODBUS_SERVER,
             GridOperatorSource.API: LimitSource.API,
         }.get(operator.source if operator else GridOperatorSource.MODBUS_DEVICE)
+        self._operator_sources = frozenset(
+            {LimitSource.GRID_OPERATOR}
+            | ({self._operator_power_source} if self._operator_power_source else set())
+        )
         self._operator_input = (
             GridOperatorInput(
                 connection_kw(site),
@@ -297,9 +310,29 @@ class CyclePlanner:
         self.paragraph_14a = Paragraph14a.of_site(site, self.allocator.connector_keys)
         self.device_health: dict[str, bool] = {}
         """Whether each device answered in the last cycle, by name (`charger-id#n`,
-        `meter:id`, `pv:id`, `battery:id`)."""
+        `meter:id`, `pv:id`, `battery:id`, `grid-operator`)."""
+        self.device_ok_at: dict[str, float] = {}
+        """When each device last answered (loop clock), by the same names."""
+        self.paths = self._device_paths()
+        """Per device name: its node and every node above it (where an event happened)."""
+        self._meter_trusted: dict[str, bool] = {}
+        self._fallen_back: set[int] = set()
         self.last_result: CycleResult | None = None
         self.last_inputs: CycleInputs | None = None
+
+    def _device_paths(self) -> dict[str, tuple[str, ...]]:
+        model, site = self.model, self.site
+        node_path = {
+            node_id: tuple(model.node_ids[a] for a in model.ancestors[n])
+            for n, node_id in enumerate(model.node_ids)
+        }
+        paths = {info.name: node_path[model.node_ids[info.node]] for info in model.connectors}
+        paths |= {f"meter:{m.id}": node_path[m.node] for m in site.meters}
+        paths |= {f"pv:{pv.id}": node_path[pv.node] for pv in site.pv}
+        if site.battery is not None:
+            paths[f"battery:{site.battery.id}"] = node_path[site.battery.node]
+        paths["grid-operator"] = node_path[model.node_ids[0]]
+        return paths
 
     # -- a cycle ---------------------------------------------------------------------------
 
@@ -312,7 +345,12 @@ class CyclePlanner:
             result = self.allocator.allocate(inputs)
         except HubgateError as exc:
             log.error("allocation failed, keeping the last setpoints: %s", exc)
-            self.notify(EventLevel.ALARM, "allocation", str(exc))
+            self.notify(
+                EventLevel.ALARM,
+                "allocation",
+                f"failed, the last setpoints stay: {exc}",
+                category=EventCategory.CONTROL,
+            )
             return None
         self.last_result, self.last_inputs = result, inputs
         self.energy.settle(result.setpoint_a, result.phases, [r.draw for r in self.connectors])
@@ -326,22 +364,30 @@ class CyclePlanner:
                 runtime.watch.ok(now)
                 runtime.reading = reading
                 runtime.draw = _grid_draw(reading, info.grid_phases)
-            self._health(info.name, runtime.watch.reachable(now), reading)
+            self._health(info.name, runtime.watch.reachable(now), reading, now)
         for meter_id, watch in self.meter_watch.items():
             reading = readings.get(f"meter:{meter_id}")
             if isinstance(reading, Reading) and reading.phase_currents() is not None:
                 watch.sample(reading.at)
                 self.meter_reading[meter_id] = reading
-            self._health(f"meter:{meter_id}", isinstance(reading, Reading), reading)
+            self._health(f"meter:{meter_id}", isinstance(reading, Reading), reading, now)
         for name, outcome in self.energy.absorb(readings).items():
-            self._health(name, isinstance(outcome, Reading), outcome)
+            self._health(name, isinstance(outcome, Reading), outcome, now)
         if self._operator_input is not None:
             box = readings.get("grid-operator")
-            lost = self._operator_input.update(
+            if "grid-operator" in readings:
+                self._health("grid-operator", isinstance(box, Reading), box, now)
+            change = self._operator_input.update(
                 self.limits, box if isinstance(box, Reading) else None, now
             )
-            if lost is not None:
-                self.notify(EventLevel.WARNING, "grid-operator", lost)
+            if change is not None:
+                back = change.startswith("back")
+                self.notify(
+                    EventLevel.INFO if back else EventLevel.WARNING,
+                    "grid-operator",
+                    change,
+                    category=EventCategory.GRID_OPERATOR,
+                )
 
     def checked(self, checks: Mapping[str, LimitCheck]) -> None:
         """Take the chargers' limit checks by connector name (an event when one changes):
@@ -350,9 +396,19 @@ class CyclePlanner:
             runtime = self.connectors[self._index[name]]
             before = runtime.limit_check.following
             if check.following is False and before is not False:
-                self.notify(EventLevel.ALARM, name, f"not following its limit: {check.evidence}")
+                self.notify(
+                    EventLevel.ALARM,
+                    name,
+                    f"not following its limit, reserved at its maximum: {check.evidence}",
+                    category=EventCategory.CHARGER,
+                )
             elif check.following and before is False:
-                self.notify(EventLevel.INFO, name, f"follows its limit again: {check.evidence}")
+                self.notify(
+                    EventLevel.INFO,
+                    name,
+                    f"follows its limit again: {check.evidence}",
+                    category=EventCategory.CHARGER,
+                )
             runtime.limit_check = check
 
     def charging_needs(
@@ -382,16 +438,46 @@ class CyclePlanner:
                 f"EV needs {needs.energy_wh / 1000:g} kWh by {needs.departure.isoformat()}",
             )
 
-    def _health(self, name: str, reachable: bool, outcome: object) -> None:
+    def _health(self, name: str, reachable: bool, outcome: object, now: float) -> None:
+        """Track whether a device answers; a change is an event, merged with the others of
+        its kind that come with it (an outage of many is one event)."""
+        if isinstance(outcome, Reading):
+            self.device_ok_at[name] = now
         if self.device_health.get(name, True) != reachable:
+            path = self.paths.get(name, ())
             if reachable:
-                self.notify(EventLevel.INFO, name, "reachable again")
+                self.notify(
+                    EventLevel.INFO,
+                    name,
+                    "reachable again",
+                    category=EventCategory.DEVICE,
+                    burst=Burst("device-back", DEVICE_BACK, path),
+                )
             else:
                 why = "no answer" if isinstance(outcome, TimedOut) else str(outcome)
                 if isinstance(outcome, Failed):
                     why = f"{type(outcome.error).__name__}: {outcome.error}"
-                self.notify(EventLevel.WARNING, name, f"unreachable ({why})")
+                self.notify(
+                    EventLevel.WARNING,
+                    name,
+                    f"unreachable ({why})",
+                    category=EventCategory.DEVICE,
+                    burst=Burst("device-lost", DEVICE_LOST, path),
+                )
         self.device_health[name] = reachable
+
+    def reservation(self, index: int, now: float) -> tuple[float, str] | None:
+        """The current a connector is reserved at instead of its reading, and why; None
+        while its reading counts."""
+        info, runtime = self.model.connectors[index], self.connectors[index]
+        assumed = runtime.watch.assumed_draw_a(now)
+        if assumed is not None:
+            return assumed, "unreachable"
+        if runtime.failsafe_unverified:
+            return info.max_current_a, "failsafe not verified"
+        if runtime.limit_check.following is False:
+            return info.max_current_a, "not following its limit"
+        return None
 
     def inputs(self, now: float) -> tuple[CycleInputs, list[str]]:
         """The allocator's input for this cycle and the notes for the decision record."""
@@ -400,26 +486,25 @@ class CyclePlanner:
         base = array("d", bytes(8 * 3 * n_nodes))
         known = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
         reserved = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
+        reserved_w = 0.0  # what the reserved connectors may draw on top of their draw
         unreported = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
         ev_max = array("d", [math.inf]) * len(model.connectors)
         wanting = array("b", bytes(len(model.connectors)))
         notes: list[str] = []
         for i, (info, runtime) in enumerate(zip(model.connectors, self.connectors, strict=True)):
-            assumed = runtime.watch.assumed_draw_a(now)
-            why = "unreachable"
-            if assumed is None and runtime.failsafe_unverified:
-                assumed, why = info.max_current_a, "failsafe not verified"
-            if assumed is None and runtime.limit_check.following is False:
-                assumed, why = info.max_current_a, "not following its limit"
+            self._fallback(i, runtime, now)
+            reserved_at = self.reservation(i, now)
             draw = runtime.known_draw()
             for node in model.ancestors[info.node]:
                 for p in range(3):
                     known[node][p] += draw[p]
             phases = (info.grid_phases[0],) if info.one_phase else (0, 1, 2)
-            if assumed is not None:
+            if reserved_at is not None:
+                assumed, why = reserved_at
                 for node in model.ancestors[info.node]:
                     for p in phases:
                         reserved[node][p] += assumed
+                reserved_w += sum(max(assumed - draw[p], 0.0) for p in phases) * model.voltage_v
                 notes.append(f"{info.name} {why}: {assumed:g} A reserved")
                 continue
             reading = runtime.reading
@@ -456,6 +541,7 @@ class CyclePlanner:
         for meter_id, watch in self.meter_watch.items():
             node = self.meter_node[meter_id]
             share[node] = watch.budget_share(now)
+            self._meter_trust(meter_id, node, share[node] >= 1.0)
             reading = self.meter_reading.get(meter_id)
             currents = reading.signed_phase_currents() if reading is not None else None
             if share[node] >= 1.0 and currents is not None:
@@ -463,7 +549,7 @@ class CyclePlanner:
         grid_operator_w, peak_w = self._apply_limits(now, base, ev_max)
         for node in range(n_nodes):
             degraded = node not in measured and node in share
-            limit = self._limit_in_force_a(node, now, grid_operator_w, peak_w) if degraded else None
+            limit = self.node_limit(node, now).phase_a if degraded else None
             metered = self._metered_base(node, measured.get(node), known[node], unreported[node])
             for p in range(3):
                 if metered is not None:
@@ -491,6 +577,7 @@ class CyclePlanner:
             ev_max=ev_max,
             grid_operator_w=grid_operator_w,
             battery_operator_w=operator_w,
+            reserved_w=reserved_w,
             peak_w=min(peak_w, demand_w),
             last=self.last_result,
         )
@@ -512,6 +599,65 @@ class CyclePlanner:
             ),
             notes,
         )
+
+    def _fallback(self, index: int, runtime: ConnectorRuntime, now: float) -> None:
+        """A connector unreachable longer than its lease has fallen back to its failsafe
+        current by now (its own watchdog or profile lease): an event, once per outage."""
+        watch = runtime.watch
+        lease_s = self.site.control.lease_s
+        lost_for = None if watch.last_ok_at is None else now - watch.last_ok_at
+        if lost_for is None or watch.reachable(now):
+            self._fallen_back.discard(index)
+            return
+        if lost_for < lease_s or index in self._fallen_back:
+            return
+        self._fallen_back.add(index)
+        info = self.model.connectors[index]
+        failsafe = self.site.control.failsafe_current_a
+        self.notify(
+            EventLevel.WARNING,
+            info.name,
+            f"unreachable for {lost_for:.0f} s, beyond its {lease_s:g} s lease: it runs on its "
+            f"failsafe current {failsafe:g} A",
+            category=EventCategory.CHARGER,
+            burst=Burst(
+                "failsafe-fallback",
+                f"{{n}} connectors unreachable beyond their {lease_s:g} s lease: on their "
+                f"failsafe current {failsafe:g} A",
+                self.paths.get(info.name, ()),
+            ),
+        )
+
+    def _meter_trust(self, meter_id: str, node: int, trusted: bool) -> None:
+        """A meter lost (its node's budget degraded) or trusted again is an event; being
+        trusted the first time after start-up is not."""
+        before = self._meter_trusted.get(meter_id)  # None until first trusted
+        if before is None:
+            if trusted:
+                self._meter_trusted[meter_id] = True
+            return
+        if before == trusted:
+            return
+        self._meter_trusted[meter_id] = trusted
+        node_id = self.model.node_ids[node]
+        path = self.paths.get(f"meter:{meter_id}", ())
+        if trusted:
+            self.notify(
+                EventLevel.INFO,
+                f"meter:{meter_id}",
+                f"trusted again: {node_id} has its full budget",
+                category=EventCategory.METER,
+                burst=Burst("meter-back", "{n} meters trusted again, full budgets", path),
+            )
+        else:
+            degraded = self.site.control.degraded_budget_percent
+            self.notify(
+                EventLevel.WARNING,
+                f"meter:{meter_id}",
+                f"lost: {node_id} runs on {degraded:g} % of its limit in force",
+                category=EventCategory.METER,
+                burst=Burst("meter-lost", "{n} meters lost, their nodes on degraded budgets", path),
+            )
 
     def _wall(self, now: float) -> float:
         return now + (self.deadlines.wall_offset_s or 0.0)
@@ -554,7 +700,7 @@ class CyclePlanner:
             session_wh = reading.get(Quantity.SESSION_ENERGY) if reading is not None else None
             power_w = sum(runtime.draw) * model.voltage_v
             self.deadlines.observe(i, plugged, power_w, session_wh, now)
-        limit = self._limit_in_force_a(0, now, grid_operator_w, peak_w)
+        limit = self.node_limit(0, now).phase_a
         shared_w = sum(max(limit[p] - base[p], 0.0) for p in range(3)) * model.voltage_v
         phases = [1 if info.one_phase else 3 for info in model.connectors]
         return self.deadlines.plan(now, shared_w, phases)
@@ -584,27 +730,20 @@ class CyclePlanner:
             max(held[2], raw[2] - unreported[2]),
         )
 
-    def _limit_in_force_a(
-        self, node: int, now: float, grid_operator_w: float, peak_w: float
-    ) -> Phases3:
-        """A node's tightest limit per phase now: its cap, the limit book's phase and power
-        limits, and at the root the grid operator's and the peak target (power as current
-        on three phases). A lost meter's node keeps its degraded share of this, not of its
-        cap, so a limit below the cap still leaves room."""
-        model = self.model
-        in_force = self.limits.in_force(model.limit_target(node), now).limit
-        power_w = model.power_kw[node] * 1000
-        if in_force.power_kw is not None:
-            power_w = min(power_w, in_force.power_kw * 1000)
-        if node == 0:
-            power_w = min(power_w, grid_operator_w, peak_w)
-        per_phase = power_w / (3 * model.voltage_v)
-        phase = in_force.phase_a or model.caps_a[node]
-        return (
-            min(model.caps_a[node][0], phase[0], per_phase),
-            min(model.caps_a[node][1], phase[1], per_phase),
-            min(model.caps_a[node][2], phase[2], per_phase),
+    def node_limit(self, node: int, now: float) -> NodeLimit:
+        """The limit in force on `node` now and what sets it (`control.limit_in_force`): its
+        cap, the limit book's leases (at the root the grid operator's and the peak target
+        too). A lost meter's node keeps its degraded share of this, not of its cap, so a
+        limit below the cap still leaves room."""
+        bounds = node_bounds(
+            self.model,
+            self.limits,
+            node,
+            now,
+            operator_sources=self._operator_sources,
+            peak_target_kw=self.site.grid.peak_target_kw,
         )
+        return node_limit(bounds, self.model.voltage_v)
 
     def _apply_limits(
         self, now: float, base: array[float], ev_max: array[float]
@@ -686,7 +825,16 @@ class CyclePlanner:
         runtime.failsafe_unverified = not ok
         if ok:
             runtime.watch.verified()
-            self.notify(EventLevel.INFO, self.model.connectors[index].name, "failsafe verified")
+            name = self.model.connectors[index].name
+            self.notify(
+                EventLevel.INFO,
+                name,
+                "failsafe verified",
+                category=EventCategory.CHARGER,
+                burst=Burst(
+                    "failsafe-verified", "{n} connectors: failsafe verified", self.paths[name]
+                ),
+            )
 
     def outcomes(
         self, plan: Plan, results: Mapping[str, object], now: float, done_at: float
@@ -716,7 +864,8 @@ class CyclePlanner:
         (`SiteEnergy.command_ops`)."""
         problem = self.energy.commanded(name, outcome, now)
         if problem is not None:
-            self.notify(EventLevel.WARNING, name, problem)
+            category = EventCategory.BATTERY if name.startswith("battery") else EventCategory.DEVICE
+            self.notify(EventLevel.WARNING, name, problem, category=category)
 
     # -- between cycles --------------------------------------------------------------------
 

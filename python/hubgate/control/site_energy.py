@@ -215,13 +215,16 @@ class SiteEnergy:
         grid_operator_w: float,
         peak_w: float,
         battery_operator_w: float | None = None,
+        reserved_w: float = 0.0,
         last: Allocated | None = None,
     ) -> EnergyPlan:
         """Decide, and fold the decision into `base` (A per node and phase); the rest.
 
         `grid_operator_w` is the grid operator's limit as the EVs get it (with the §14a
         floor), `battery_operator_w` as the battery does (without: the floor is the §14a
-        devices', so the battery never charges from the grid on it; None: the same).
+        devices', so the battery never charges from the grid on it; None: the same);
+        `reserved_w` what connectors reserved at their maximum may draw on top of their
+        draw (the battery charges into none of it).
         `last` is the previous cycle's allocation, which tells what the EVs would take
         with more room at the connection (`_ev_demand_w`)."""
         model = self.model
@@ -265,6 +268,7 @@ class SiteEnergy:
                 evs_held=held,
                 ev_headroom_w=headroom,
                 pv_spare_w=self.pv_decision.spare_w if self.pv_decision is not None else 0.0,
+                reserved_w=reserved_w,
                 battery=state,
             )
         )

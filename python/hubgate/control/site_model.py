@@ -68,18 +68,11 @@ class SiteModel:
     def build(cls, site: SiteConfig, allocator: SiteAllocator) -> SiteModel:
         """The model of `site` in `allocator`'s order."""
         grid = site.grid
-        margin = grid.safety_margin_a
         kinds = {GRID_NODE_ID: "grid"} | {n.id: n.kind.value for n in site.nodes}
         parent_ids: dict[str, str | None] = {GRID_NODE_ID: None} | {
             n.id: n.parent for n in site.nodes
         }
-        caps: dict[str, Phases3] = {
-            GRID_NODE_ID: (
-                grid.phase_current_limit_a[0] - margin,
-                grid.phase_current_limit_a[1] - margin,
-                grid.phase_current_limit_a[2] - margin,
-            )
-        }
+        caps: dict[str, Phases3] = {GRID_NODE_ID: grid.usable_phase_a}
         power = {GRID_NODE_ID: grid.power_limit_kw or UNLIMITED_KW}
         for node in site.nodes:
             caps[node.id] = node.phase_current_limit_a or (UNLIMITED_A,) * 3

@@ -8,34 +8,44 @@ It also keeps the recent operator events, stamped with the wall clock as they co
 
 from __future__ import annotations
 
-import math
 import time
-from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from hubgate.control.allocation import CycleResult
 from hubgate.control.deadlines import DeadlineStatus
-from hubgate.control.decisions import DecisionLog, DecisionRecord
+from hubgate.control.decisions import DecisionLog, DecisionRecord, GridSample
 from hubgate.control.demand import DemandView
+from hubgate.control.limit_in_force import CAP, PEAK_TARGET, NodeLimit
 from hubgate.control.limits import LimitBook
 from hubgate.control.plan import ConnectorRuntime, CyclePlanner, Phases3, Plan
-from hubgate.devices.model import Device, DeviceFailsafe, LinkMonitored
+from hubgate.devices.model import (
+    Device,
+    DeviceFailsafe,
+    LinkMonitored,
+    MessageMonitored,
+    Sampled,
+    TransactionReporting,
+)
 from hubgate.profiles.model import Quantity
+from hubgate.records.events import Burst, EventLog
+from hubgate.records.sessions import SessionRecorder
 from hubgate.state import (
     ConnectorState,
     DemandSnapshot,
     DeviceHealth,
-    Event,
+    EventCategory,
     EventLevel,
+    LimitBoundView,
     NodeState,
     SessionView,
     SiteState,
     StateHub,
 )
 
-EVENTS_KEPT = 50
-"""Operator events in the published state."""
+BATTERY_MODE_HELD_S = 10.0
+"""A battery mode is an event once it has held this long (no event for every flicker)."""
 
 
 class Snapshot:
@@ -49,13 +59,23 @@ class Snapshot:
         decisions: DecisionLog,
         hub: StateHub,
         devices: Mapping[str, Device],
+        events: EventLog,
+        sessions: SessionRecorder | None = None,
     ) -> None:
         """`devices`: every device by its health name (`charger-id#n`, `meter:id`, ...),
-        for the link statistics of those that keep them."""
+        for the link statistics of those that keep them; `events`: the operator's log."""
         self.planner = planner
         self.limits = limits
         self.decisions = decisions
         self.hub = hub
+        self.events = events
+        self.sessions = sessions
+        """Where each cycle's connectors go to make the charging-session records."""
+        self._transactions = {
+            name: device
+            for name, device in devices.items()
+            if isinstance(device, TransactionReporting)
+        }
         self._links = {
             name: device for name, device in devices.items() if isinstance(device, LinkMonitored)
         }
@@ -64,18 +84,51 @@ class Snapshot:
             for name, device in devices.items()
             if isinstance(device, DeviceFailsafe)
         }
+        self._messages = {
+            name: device.messages
+            for name, device in devices.items()
+            if isinstance(device, MessageMonitored)
+        }
         model = planner.model
         self._protocols = {info.name: info.protocol for info in model.connectors}
-        self.events: deque[Event] = deque(maxlen=EVENTS_KEPT)
+        meter_stale_s = planner.site.control.meter_stale_s
+        self._stale_after_s = [
+            device.stale_after_s
+            if isinstance(device := devices.get(info.name), Sampled)
+            else max(meter_stale_s, runtime.watch.unreachable_after_s)
+            for info, runtime in zip(model.connectors, planner.connectors, strict=True)
+        ]
+        """Per connector: how old its reading may be before it is shown as stale."""
+        self._battery_mode: tuple[str | None, str | None, float] = (None, None, 0.0)
+        """(mode reported, mode seen, seen since)."""
+        self._wall, self._now = time.time(), 0.0
+        self._limits: list[NodeLimit] = []
+        self._commanded: list[Phases3] = []
+        self._measured: dict[int, _Metered] = {}
 
-    def event(self, level: EventLevel, subject: str, message: str) -> None:
-        """An operator event, now."""
-        self.events.append(Event(at=time.time(), level=level, subject=subject, message=message))
+    def event(
+        self,
+        level: EventLevel,
+        subject: str,
+        message: str,
+        *,
+        category: EventCategory = EventCategory.CONTROL,
+        burst: Burst | None = None,
+    ) -> None:
+        """An operator event, now (`EventLog.emit`)."""
+        self.events.emit(level, subject, message, category=category, burst=burst)
 
     def record(self, cycle: int, now: float, plan: Plan) -> None:
-        """Append the cycle's decision record."""
-        planner, inputs = self.planner, plan.inputs
-        node_ids = planner.model.node_ids
+        """Append the cycle's decision record (with the grid connection's sample)."""
+        planner, inputs, result = self.planner, plan.inputs, plan.result
+        model = planner.model
+        self._wall, self._now = time.time(), now
+        self._limits = [planner.node_limit(n, now) for n in range(len(model.node_ids))]
+        self._commanded = _commanded(planner, result)
+        self._measured = self._meters(now)
+        node_ids = model.node_ids
+        root = self._limits[0]
+        measured = self._measured.get(0)
         self.decisions.append(
             DecisionRecord(
                 cycle=cycle,
@@ -92,25 +145,34 @@ class Snapshot:
                 },
                 connectors=tuple(plan.result.decisions()),
                 notes=plan.notes,
+                grid=GridSample(
+                    wall_time=self._wall,
+                    measured_a=None if measured is None else measured.currents,
+                    commanded_a=self._commanded[0],
+                    limit_a=root.phase_a,
+                    limit_kw=root.power_kw,
+                    source=root.source,
+                ),
             )
         )
 
     def publish(self, cycle: int, result: CycleResult, duration_s: float, now: float) -> None:
-        """Publish the site's state after the cycle."""
+        """Publish the site's state after the cycle (`record` ran first)."""
         planner = self.planner
         model = planner.model
         setpoints, phases = result.setpoint_a, result.phases
-        commanded = [[0.0, 0.0, 0.0] for _ in model.node_ids]
         connectors = []
         record = self.decisions.recent(1)[0].connectors if len(self.decisions) else ()
         for i, (info, runtime) in enumerate(zip(model.connectors, planner.connectors, strict=True)):
-            on = (info.grid_phases[0],) if info.one_phase or phases[i] == 1 else (0, 1, 2)
-            for node in model.ancestors[info.node]:
-                for p in on:
-                    commanded[node][p] += setpoints[i]
             reading = runtime.reading
             power = reading.get(_POWER) if reading is not None else None
             energy = reading.get(_ENERGY) if reading is not None else None
+            age = None if reading is None else max(now - reading.at, 0.0)
+            reachable = runtime.watch.reachable(now)
+            reservation = planner.reservation(i, now)
+            reason = record[i].reason if i < len(record) else ""
+            if not reachable:
+                reason = "UNREACHABLE"
             connectors.append(
                 ConnectorState.model_construct(
                     key=info.name,
@@ -125,49 +187,62 @@ class Snapshot:
                     power_kw=None if power is None else power / 1000,
                     energy_kwh=None if energy is None else energy / 1000,
                     soc_percent=reading.get(_SOC) if reading is not None else None,
+                    measured_age_s=age,
+                    stale=not reachable or age is None or age > self._stale_after_s[i],
+                    unreachable_since=None
+                    if reachable
+                    else self._wall_time(runtime.watch.last_ok_at),
+                    reserved_a=None if reservation is None else reservation[0],
                     priority=planner.allocator.priority(i),
                     pv_mode=bool(planner.energy.pv_mode[i]),
-                    reason=record[i].reason if i < len(record) else "",
+                    reason=reason,
                     binding=record[i].binding if i < len(record) else None,
                     session=_session_view(planner.deadlines.status(i, now)),
                 )
             )
-        measured: dict[int, Phases3 | None] = {}
-        shares: dict[int, tuple[float, str]] = {}
-        for meter_id, watch in planner.meter_watch.items():
-            node = planner.meter_node[meter_id]
-            reading = planner.meter_reading.get(meter_id)
-            measured[node] = reading.signed_phase_currents() if reading is not None else None
-            shares[node] = (watch.budget_share(now), watch.health(now).value)
         nodes = []
         for n, node_id in enumerate(model.node_ids):
-            in_force = self.limits.in_force(model.limit_target(n), now)
-            cap = model.caps_a[n]
-            lim = in_force.limit.phase_a
-            limit = (
-                cap
-                if lim is None
-                else (min(cap[0], lim[0]), min(cap[1], lim[1]), min(cap[2], lim[2]))
-            )
-            share, health = shares.get(n, (1.0, None))
+            limit = self._limits[n]
+            meter = self._measured.get(n)
             parent = model.parents[n]
             nodes.append(
                 NodeState.model_construct(
                     id=node_id,
                     kind=model.node_kinds[n],
                     parent=None if parent is None else model.node_ids[parent],
-                    measured_a=measured.get(n),
-                    commanded_a=(commanded[n][0], commanded[n][1], commanded[n][2]),
-                    limit_a=limit,
-                    power_limit_kw=_finite(
-                        min(model.power_kw[n], in_force.limit.power_kw or math.inf)
+                    measured_a=None if meter is None else meter.currents,
+                    measured_age_s=None if meter is None else meter.age_s,
+                    commanded_a=self._commanded[n],
+                    limit_a=None if limit.unlimited else limit.phase_a,
+                    power_limit_kw=None if limit.unlimited else limit.power_kw,
+                    limit_source=None if limit.unlimited else limit.source,
+                    limit_expires_at=self._wall_time(limit.expires_at),
+                    limit_sources=tuple(
+                        b.source for b in limit.bounds if b.source not in (CAP, PEAK_TARGET)
                     ),
-                    limit_sources=tuple(s.value for s in in_force.sources),
-                    budget_share=share,
-                    meter_health=health,
+                    limit_bounds=tuple(
+                        LimitBoundView.model_construct(
+                            source=b.source,
+                            phase_a=b.phase_a,
+                            power_kw=b.power_kw,
+                            expires_at=self._wall_time(b.expires_at),
+                            origin=b.origin,
+                        )
+                        for b in limit.bounds
+                        if b.phase_a is not None or b.power_kw is not None
+                    ),
+                    budget_share=1.0 if meter is None else meter.share,
+                    meter_health=None if meter is None else meter.health,
                 )
             )
-        devices = [self._device_state(name, ok) for name, ok in planner.device_health.items()]
+        devices = [self._device_state(name, ok, now) for name, ok in planner.device_health.items()]
+        if self.sessions is not None:
+            transactions = {name: d.transaction() for name, d in self._transactions.items()}
+            self.sessions.observe(tuple(connectors), transactions, self._wall)
+        energy_state = planner.energy.snapshot()
+        mode = None if energy_state is None else energy_state.battery_mode
+        self._battery_events(mode, now)
+        self.events.tick()
         self.hub.publish(
             SiteState.model_construct(
                 site=planner.site.site.name,
@@ -177,38 +252,98 @@ class Snapshot:
                 nodes=tuple(nodes),
                 connectors=tuple(connectors),
                 devices=tuple(devices),
-                events=tuple(self.events),
-                energy=planner.energy.snapshot(),
+                events=self.events.recent,
+                energy=energy_state,
                 demand=_demand(planner.demand_view(now)),
             )
         )
 
-    def _device_state(self, name: str, reachable: bool) -> DeviceHealth:
+    def _battery_events(self, mode: str | None, now: float) -> None:
+        """The battery's mode, once it has held `BATTERY_MODE_HELD_S`, when it changed."""
+        reported, seen, since = self._battery_mode
+        if mode != seen:
+            self._battery_mode = (reported, mode, now)
+            return
+        if mode == reported or now - since < BATTERY_MODE_HELD_S:
+            return
+        self._battery_mode = (mode, mode, since)
+        if reported is not None and mode is not None:
+            battery = self.planner.site.battery
+            self.event(
+                EventLevel.INFO,
+                "battery" if battery is None else f"battery:{battery.id}",
+                f"mode {reported} -> {mode}",
+                category=EventCategory.BATTERY,
+            )
+
+    def _wall_time(self, monotonic: float | None) -> float | None:
+        return None if monotonic is None else self._wall + (monotonic - self._now)
+
+    def _meters(self, now: float) -> dict[int, _Metered]:
+        """Per metered node: its signed currents, their age, budget share and meter health."""
+        planner = self.planner
+        metered: dict[int, _Metered] = {}
+        for meter_id, watch in planner.meter_watch.items():
+            node = planner.meter_node[meter_id]
+            reading = planner.meter_reading.get(meter_id)
+            metered[node] = _Metered(
+                reading.signed_phase_currents() if reading is not None else None,
+                None if reading is None else max(now - reading.at, 0.0),
+                watch.budget_share(now),
+                watch.health(now).value,
+            )
+        return metered
+
+    def _device_state(self, name: str, reachable: bool, now: float) -> DeviceHealth:
         device = self._links.get(name)
         stats = device.link_stats if device is not None else None
         p50 = stats.percentile_s(0.5) if stats is not None else None
         p99 = stats.percentile_s(0.99) if stats is not None else None
+        ok_at = self.planner.device_ok_at.get(name)
+        messages = self._messages.get(name)
+        last_message = None if messages is None else messages.last_message_at
         return DeviceHealth.model_construct(
             id=name,
             kind=name.partition(":")[0] if ":" in name else "charger",
             protocol=self._protocols.get(name, "modbus"),
             reachable=reachable,
-            last_ok_age_s=None,
+            last_ok_age_s=None if ok_at is None else max(now - ok_at, 0.0),
             requests=stats.requests if stats is not None else 0,
             errors=stats.errors + stats.timeouts + stats.exceptions if stats is not None else 0,
+            rejected=stats.exceptions if stats is not None else 0,
+            timeouts=stats.timeouts if stats is not None else 0,
             latency_p50_ms=None if p50 is None else p50 * 1000,
             latency_p99_ms=None if p99 is None else p99 * 1000,
+            last_message_age_s=None if last_message is None else max(now - last_message, 0.0),
+            messages_per_min=None if messages is None else messages.per_minute(now),
             device_failsafe=self._failsafes.get(name),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Metered:
+    currents: Phases3 | None
+    age_s: float | None
+    share: float
+    health: str
+
+
+def _commanded(planner: CyclePlanner, result: CycleResult) -> list[Phases3]:
+    """Per node: the sum of the setpoints below it on each grid phase."""
+    model = planner.model
+    setpoints, phases = result.setpoint_a, result.phases
+    sums = [[0.0, 0.0, 0.0] for _ in model.node_ids]
+    for i, info in enumerate(model.connectors):
+        on = (info.grid_phases[0],) if info.one_phase or phases[i] == 1 else (0, 1, 2)
+        for node in model.ancestors[info.node]:
+            for p in on:
+                sums[node][p] += setpoints[i]
+    return [(s[0], s[1], s[2]) for s in sums]
 
 
 _POWER = Quantity.POWER_TOTAL
 _ENERGY = Quantity.ENERGY_IMPORT
 _SOC = Quantity.SOC
-
-
-def _finite(value: float) -> float | None:
-    return None if math.isinf(value) or value >= 1_000_000 else value
 
 
 def _status(runtime: ConnectorRuntime, now: float) -> str:

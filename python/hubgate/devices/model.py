@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from hubgate.modbus.stats import RequestStats
+from hubgate.ocpp.link_stats import OcppLinkStats
 from hubgate.profiles.model import IecState, Quantity
 
 
@@ -90,6 +91,24 @@ class AppliedLimit:
 
 
 @dataclass(frozen=True)
+class ChargingTransaction:
+    """A charger's transaction on a connector, as it reported it (for the session record)."""
+
+    transaction_id: str
+    id_token: str | None
+    stopped: bool = False
+    stop_reason: str | None = None
+
+
+@runtime_checkable
+class TransactionReporting(Protocol):
+    """A charger that reports its transactions (OCPP)."""
+
+    def transaction(self) -> ChargingTransaction | None:
+        """The connector's latest transaction, None before the first."""
+
+
+@dataclass(frozen=True)
 class LimitCheck:
     """Whether a charger was seen applying the limits it is sent.
 
@@ -151,6 +170,24 @@ class LinkMonitored(Protocol):
     @property
     def link_stats(self) -> RequestStats:
         """This device's request statistics."""
+
+
+@runtime_checkable
+class MessageMonitored(Protocol):
+    """A device that sends on its own (an OCPP charger): when it last did, how often."""
+
+    @property
+    def messages(self) -> OcppLinkStats:
+        """Its link's frames and our calls."""
+
+
+@runtime_checkable
+class Sampled(Protocol):
+    """A device that reports its values at its own pace (an OCPP charger's MeterValues)."""
+
+    @property
+    def stale_after_s(self) -> float:
+        """How old its values may be before they count as stale."""
 
 
 @runtime_checkable

@@ -20,9 +20,10 @@ from dataclasses import dataclass, replace
 
 import trio
 
+from hubgate.config.model import DcConnector
 from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError
 from hubgate.devices.model import AppliedLimit, LimitCheck, Reading
-from hubgate.devices.sensing import CycleReader
+from hubgate.devices.sensing import PHASE_CURRENTS, CycleReader
 from hubgate.devices.sunspec import discover
 from hubgate.modbus.codec import FieldError, FieldValue, ReadPlan, Request
 from hubgate.modbus.master import ModbusDevice
@@ -139,8 +140,7 @@ class ProfileDevice:
             if number is None:
                 return None
             raw = str(int(number)) if number.is_integer() else str(number)
-        mapped = states.map.get(raw.strip(), states.default)
-        return None if mapped is None else IecState(mapped.value)
+        return states.map.get(raw.strip(), states.default)
 
     # -- wire helpers for the drivers that write ------------------------------------
 
@@ -213,6 +213,11 @@ class ProfileCharger(ProfileDevice):
     0 A, or less than the setpoint's minimum, pauses: a 0 write where 0 means
     pause, the enable switch otherwise. A W setpoint is `current * phases *
     voltage_v`. `phases` switches 1p/3p where the profile has a phase switch.
+
+    A DC connector (`dc`, the site file's table) is commanded in DC power, the AC
+    current times `DcConnector.dc_w` (efficiency and power factor: below the AC power
+    whichever side the charger limits), and its AC phase currents are derived from the
+    power it reports when it measures none (`DcConnector.ac_current_a`).
     """
 
     def __init__(
@@ -222,6 +227,7 @@ class ProfileCharger(ProfileDevice):
         link: ModbusDevice,
         *,
         voltage_v: float = NOMINAL_VOLTAGE_V,
+        dc: DcConnector | None = None,
     ) -> None:
         super().__init__(device_id, profile, link)
         commands = profile.commands
@@ -231,6 +237,10 @@ class ProfileCharger(ProfileDevice):
         self.setpoint = setpoint
         self._setpoint_name = "current_limit" if commands.current_limit else "power_limit"
         self.voltage_v = voltage_v
+        self.dc = dc
+        if dc is not None and self.setpoint.unit is not Unit.WATT:
+            raise DeviceError(f"{profile.name}: a DC connector needs a setpoint in W, not A")
+        self._derives_currents = dc is not None and not PHASE_CURRENTS & profile.fields.keys()
         self._registers = {path: spec for path, (_, spec) in all_registers(profile).items()}
         self._written: float | None = None
         self._enabled: bool | None = None
@@ -244,12 +254,27 @@ class ProfileCharger(ProfileDevice):
 
     # -- limits -----------------------------------------------------------------
 
+    def reading(self, quantities: list[Quantity], decoded: list[FieldValue], at: float) -> Reading:
+        """`ProfileDevice.reading`, with a DC connector's AC currents from its power."""
+        reading = super().reading(quantities, decoded, at)
+        power_w = reading.values.get(Quantity.POWER_TOTAL)
+        if not self._derives_currents or power_w is None:
+            return reading
+        assert self.dc is not None
+        current_a = self.dc.ac_current_a(max(power_w, 0.0), self.voltage_v)
+        derived = dict.fromkeys(PHASE_CURRENTS, current_a)
+        return replace(reading, values={**reading.values, **derived})
+
     def _in_setpoint_unit(self, current_a: float, phases: int) -> float:
+        if self.dc is not None:
+            return self.dc.dc_w(current_a, self.voltage_v)
         if self.setpoint.unit is Unit.WATT:
             return current_a * phases * self.voltage_v
         return current_a
 
     def _in_amperes(self, value: float, phases: int) -> float:
+        if self.dc is not None:
+            return self.dc.ac_current_a(value, self.voltage_v)
         if self.setpoint.unit is Unit.WATT:
             return value / (phases * self.voltage_v)
         return value
@@ -498,11 +523,19 @@ class ProfileBattery(ProfileDevice):
         return applied
 
 
-def driver_for(device_id: str, profile: Profile, link: ModbusDevice) -> ProfileDevice:
-    """The driver a profile calls for: charger, battery with power setpoints, or read-only."""
+def driver_for(
+    device_id: str,
+    profile: Profile,
+    link: ModbusDevice,
+    *,
+    voltage_v: float = NOMINAL_VOLTAGE_V,
+    dc: DcConnector | None = None,
+) -> ProfileDevice:
+    """The driver a profile calls for: charger (`voltage_v`, `dc`: see `ProfileCharger`),
+    battery with power setpoints, or read-only."""
     commands = profile.commands
     if profile.kind is DeviceKind.CHARGER and (commands.current_limit or commands.power_limit):
-        return ProfileCharger(device_id, profile, link)
+        return ProfileCharger(device_id, profile, link, voltage_v=voltage_v, dc=dc)
     if commands.charge_power_limit or commands.discharge_power_limit:
         return ProfileBattery(device_id, profile, link)
     return ProfileDevice(device_id, profile, link)

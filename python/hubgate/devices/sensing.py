@@ -4,7 +4,8 @@
     reading = await reader.read()       # phase currents and state fresh; energy, voltages...
                                         # carried from the last full read (`Reading.older`)
 
-A charger's control fields are its phase currents and its state field, a
+A charger's control fields are its phase currents (its power, when it measures no
+current: a DC charger) and its state field, a
 meter's its phase currents, phase powers (their direction: a phase feeding
 back counts negative in the site's balance) and total power (the grid import,
 signed, for the battery and PV budget); other kinds (grid-operator box, battery,
@@ -44,7 +45,9 @@ def control_quantities(profile: Profile) -> frozenset[Quantity] | None:
     """The fields control reads every cycle; None when it needs every field."""
     if profile.kind is DeviceKind.CHARGER:
         state = () if profile.states is None else (profile.states.field,)
-        return PHASE_CURRENTS | frozenset(state)
+        # one that measures no current (a DC charger) draws what its power says
+        drawn = PHASE_CURRENTS if PHASE_CURRENTS & profile.fields.keys() else {Quantity.POWER_TOTAL}
+        return frozenset(drawn) | frozenset(state)
     if profile.kind is DeviceKind.METER:
         return PHASE_CURRENTS | PHASE_POWERS | {Quantity.POWER_TOTAL}
     return None
@@ -94,7 +97,7 @@ class CycleReader:
         quantities, plan = fast
         decoded = await self.device.link.read_plan(plan)
         fresh = self.device.reading(quantities, decoded, trio.current_time())
-        read = set(quantities)
+        read = set(quantities) | set(fresh.values)  # with what the driver derived from them
         values = {q: v for q, v in last.values.items() if q not in read}
         text = {q: t for q, t in last.text.items() if q not in read}
         older = dict.fromkeys((*values, *text), last.at)

@@ -10,6 +10,8 @@ from hubgate.modbus.codec import FieldValue
 from hubgate.modbus.errors import ModbusExceptionError
 from hubgate.modbus.stats import RequestStats
 
+_REGISTER_RESPONSES = (Response.ReadHoldingRegisters, Response.ReadInputRegisters)
+
 
 class Master(Protocol):
     """A link to one or more unit ids; requests are answered or raise `ModbusError`."""
@@ -83,8 +85,8 @@ class ModbusDevice:
             request = Request.ReadInputRegisters(address, count)
         else:
             raise ValueError(f"registers are read with function 3 or 4, not {function}")
-        response = await self.request(request, timeout_s=timeout_s)
-        assert isinstance(response, Response.ReadHoldingRegisters | Response.ReadInputRegisters)
+        response = await self.master.request(self.unit, request, timeout_s=timeout_s)
+        assert isinstance(response, _REGISTER_RESPONSES)
         return response.registers
 
     async def write_registers(

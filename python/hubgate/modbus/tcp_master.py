@@ -103,6 +103,7 @@ class TcpMaster:
             raise ValueError("retries must be 0 or more and max_in_flight 1 or more")
         self.host = host
         self.port = port
+        self._name = f"{host}:{port}"  # made once: every request's checks name the link
         self.timeout_s = timeout_s
         self.retries = retries
         self._slots = trio.Semaphore(max_in_flight)
@@ -120,7 +121,7 @@ class TcpMaster:
     @property
     def name(self) -> str:
         """`host:port`."""
-        return f"{self.host}:{self.port}"
+        return self._name
 
     @property
     def stats(self) -> dict[int, RequestStats]:
@@ -152,7 +153,7 @@ class TcpMaster:
             # An enclosing deadline comes first and cancels this attempt: no scope of our own
             # (a cancel scope costs more than the rest of the attempt's Python).
             return await self._attempt_until(unit, request, stats, deadline)
-        with trio.move_on_at(deadline):
+        with trio.CancelScope(deadline=deadline):  # not move_on_at: no generator around it
             return await self._attempt_until(unit, request, stats, deadline)
         stats.record_timeout()
         raise ModbusTimeoutError(f"no answer from {self.name}/{unit} within {timeout_s:g} s")

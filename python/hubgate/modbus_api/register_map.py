@@ -195,12 +195,15 @@ SITE = Block[SiteView](
         Point("connectors", 6, "u16", 1, "", "Number of connector blocks in use", lambda s: s.connectors),
         Point("devices", 7, "u16", 1, "", "Number of device blocks in use", lambda s: s.devices),
         Point("current_limit", 8, "u32", 0.1, "A",
-              "Site current limit in force (lowest phase), every source combined",
+              "Site current limit in force (lowest phase): the lowest of every source's lease and "
+              "the site file's own limit (less its safety margin)",
               lambda s: s.current_limit_a),
-        Point("power_limit", 10, "u32", 0.1, "kW", "Site power limit in force, every source combined",
+        Point("power_limit", 10, "u32", 0.1, "kW",
+              "Site power limit in force: the lowest of every source's lease and the site file's "
+              "(less its safety margin)",
               lambda s: s.power_limit_kw),
         Point("limit_sources", 12, "u16", 1, "",
-              "Bit mask of the sources holding a site limit: "
+              "Bit mask of the sources that limit the site (config: the site file's own limit binds): "
               + ", ".join(f"bit {i} {s.value}" for i, s in enumerate(LimitSource)),
               lambda s: _sources_mask(s.limit_sources)),
     ),
@@ -232,7 +235,8 @@ CONNECTORS = Block[ConnectorView](
         Point("soc", 10, "u16", 1, "%", "State of charge, if the vehicle reports it",
               lambda c: c.state.soc_percent if c.state else None),
         Point("priority", 11, "u16", 1, "", "Priority tier", lambda c: c.state.priority if c.state else None),
-        Point("limit", 12, "u16", 0.1, "A", "Current limit in force on the connector, every source combined",
+        Point("limit", 12, "u16", 0.1, "A",
+              "Current limit in force on the connector: the lowest of every source's lease and its maximum",
               lambda c: c.limit_a),
     ),
 )  # fmt: skip
@@ -258,7 +262,9 @@ SITE_LIMIT = Block[LeaseView](
     "limits apply again. Write the value again before then to keep it. Writing the "
     "not-available value clears the limit at once.",
     (
-        Point("current_limit", 0, "u32", 0.1, "A", "Current limit per phase (all phases)",
+        Point("current_limit", 0, "u32", 0.1, "A",
+              "Current limit per phase (all phases), as written: what is in force never exceeds "
+              "the site file's limit (input register 8)",
               lambda v: v.current_a, maximum=100_000),
         Point("power_limit", 2, "u32", 0.1, "kW", "Active power limit", lambda v: v.power_kw,
               maximum=1_000_000),
@@ -301,7 +307,7 @@ def render_markdown() -> str:
         "",
         "hubgate serves its site to a PLC, SCADA or grid-operator box over Modbus TCP "
         "(`[modbus_server]` in the site file: `host`, `port`, `unit`, `allow_writes_from`, "
-        "`lease_s`).",
+        "`allow_reads_from`, `lease_s`, `max_connections`, `idle_timeout_s`).",
         "",
         "- Addresses are the 0-based numbers carried in requests (mbpoll: `-0`).",
         "- 32-bit values are big-endian: high word first (ABCD).",
@@ -310,8 +316,19 @@ def render_markdown() -> str:
         "- Requests go to the configured unit id (or 255); others get exception 10 "
         "(Gateway Path Unavailable).",
         "- Writes come only from `allow_writes_from` (addresses or networks); others get "
-        "exception 1 (Illegal Function).",
-        "- Exceptions: 1 for an unsupported function or a refused write, 2 for an address "
+        "exception 1 (Illegal Function). With `allow_reads_from`, a client in neither list "
+        "is disconnected as soon as it connects (a client that may write may read).",
+        "- At most `max_connections` (16) connections; one more closes the connection that "
+        "sent nothing for longest, so idle connections cannot lock a polling PLC out. A "
+        "connection that sends no request for `idle_timeout_s` (60 s) is closed. When the "
+        "process runs out of file descriptors, accepting backs off (10 ms doubling to 1 s) and "
+        "closes the quietest connection, with one log line per 10 s.",
+        "- Limits in force (site, connector) are the lowest of every source's lease and the "
+        "site file's own limit: a controller writing 500 A on a site of 80 A reads 80 A in "
+        "force (and its 500 A in the holding registers it wrote).",
+        "- Exceptions: 1 for an unsupported function (function code 0 and 0x80 and above "
+        "included: the answer is the code with 0x80 set, then exception 1) or a refused "
+        "write, 2 for an address "
         "outside the map or a write that touches a read-only register or half a 32-bit value, "
         "3 for a bad count or a value above the point's maximum.",
         "- Instance *i* (0-based) of a block starts at base + *i* * stride. "

@@ -9,7 +9,7 @@ and devices there are, in order).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ import trio
 
 from hubgate._core import Field, FieldError
 from hubgate.config.model import GRID_NODE_ID, SiteConfig
-from hubgate.control.limits import SITE, Lease, Limit, LimitBook, LimitSource
+from hubgate.control.limits import SITE, Lease, Limit, LimitBook, LimitInForce, LimitSource
 from hubgate.modbus.errors import ExceptionCode
 from hubgate.modbus_api.register_map import (
     BLOCKS,
@@ -126,10 +126,13 @@ class SiteRegisters:
         limits: LimitBook,
         *,
         lease_s: float,
+        caps: Mapping[str, Limit] | None = None,
         clock: Callable[[], float] = trio.current_time,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.layout = layout
+        self.caps = caps or {}
+        """The site file's own limit per target (`site_caps`): what is in force stays within."""
         self.lease_s = lease_s
         self._hub = hub
         self._limits = limits
@@ -219,7 +222,7 @@ class SiteRegisters:
             return snapshot.nodes.get(layout.nodes[index])
         if block is CONNECTORS:
             key = layout.connectors[index]
-            phases = self._limits.in_force(key, self._clock()).limit.phase_a
+            phases = self._in_force(key).limit.phase_a
             return ConnectorView(snapshot.connectors.get(key), min(phases) if phases else None)
         if block is DEVICES:
             return snapshot.devices.get(layout.devices[index])
@@ -227,7 +230,7 @@ class SiteRegisters:
             return self._lease_view(SITE)
         if block is CONNECTOR_LIMITS:
             return self._lease_view(layout.connectors[index])
-        in_force = self._limits.in_force(SITE, self._clock())
+        in_force = self._in_force(SITE)
         state = snapshot.state
         return SiteView(
             state=state,
@@ -239,6 +242,9 @@ class SiteRegisters:
             power_limit_kw=in_force.limit.power_kw,
             limit_sources=in_force.sources,
         )
+
+    def _in_force(self, target: str) -> LimitInForce:
+        return self._limits.in_force(target, self._clock()).within(self.caps.get(target))
 
     def _lease(self, target: str) -> Lease | None:
         self._limits.expire(self._clock())

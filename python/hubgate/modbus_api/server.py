@@ -4,8 +4,10 @@
 
 Reads show the latest site snapshot and the limits in force; writes set site
 and connector limits as leases that lapse after `lease_s`, and are accepted
-only from `allow_writes_from`. The register map is `register_map` (documented in
-docs/modbus-server.md); the transport is `hubgate.modbus.server`.
+only from `allow_writes_from`; with `allow_reads_from` any other client is
+disconnected at once. Limits in force stay within the site file's own (`site_caps`).
+The register map is `register_map` (documented in docs/modbus-server.md); the
+transport (allowlists, idle timeout, connection cap) is `hubgate.modbus.server`.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import trio
 from hubgate._core import Request, RequestReceived, RequestRejected, Response, TcpServerCodec
 from hubgate.config.model import SiteConfig
 from hubgate.config.services import ModbusServer
-from hubgate.control.limits import LimitBook
+from hubgate.control.limits import LimitBook, site_caps
 from hubgate.modbus.errors import ExceptionCode
-from hubgate.modbus.server import ANY_UNIT, serve_modbus_tcp, write_allowlist
+from hubgate.modbus.server import ANY_UNIT, Access, networks, serve_modbus_tcp
 from hubgate.modbus_api.register_map import Table
 from hubgate.modbus_api.registers import Refused, SiteLayout, SiteRegisters
 from hubgate.state import StateHub
@@ -90,8 +92,24 @@ async def serve_modbus(
 ) -> None:
     """Serve `site` on `config.host:config.port`; reports the bound port, runs until cancelled."""
     registers = SiteRegisters(
-        SiteLayout.from_site(site), hub, limits, lease_s=config.lease_s, clock=clock
+        SiteLayout.from_site(site),
+        hub,
+        limits,
+        lease_s=config.lease_s,
+        caps=site_caps(site),
+        clock=clock,
     )
     handler = ModbusRequestHandler(registers, config.unit)
-    allowlist = write_allowlist(config.allow_writes_from)
-    await serve_modbus_tcp(handler, config.host, config.port, allowlist, task_status=task_status)
+    readers = config.allow_reads_from
+    access = Access(
+        networks(config.allow_writes_from), None if readers is None else networks(readers)
+    )
+    await serve_modbus_tcp(
+        handler,
+        config.host,
+        config.port,
+        access,
+        max_connections=config.max_connections,
+        idle_timeout_s=config.idle_timeout_s,
+        task_status=task_status,
+    )

@@ -19,7 +19,8 @@ out. Beyond what the charger says (`station_care`):
 - **Stale values.** A charging connector whose values are older than two sample
   intervals is asked for new ones (TriggerMessage MeterValues), at most once an interval.
 - **Verify, then trust.** Shortly after the first lease of each connection, and every
-  `LeaseSettings.verify_every_s`, the composite schedule is read back (`ProfileLease.verify`). A
+  `LeaseSettings.verify_every_s`, the composite schedule is read back (`ProfileLease.verify`,
+  from `upkeep`, which the station's own task runs every second). A
   charger that schedules more than it was sent, refuses every profile purpose, can
   hold no lease, or draws more than its limit for `overdraw_for_s` once the EV had
   `settle_s` to follow (`LeaseSettings`) (go-e accepts profiles and ignores them,
@@ -40,8 +41,16 @@ import trio
 
 from hubgate.config.model import DcConnector
 from hubgate.devices.errors import FailsafeNotAppliedError
-from hubgate.devices.model import AppliedLimit, ChargingNeeds, LimitCheck, Reading
+from hubgate.devices.model import (
+    AppliedLimit,
+    ChargingNeeds,
+    ChargingTransaction,
+    LimitCheck,
+    Reading,
+)
+from hubgate.modbus.stats import RequestStats
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
+from hubgate.ocpp.link_stats import OcppLinkStats
 from hubgate.ocpp.operations import ChargerOperations
 from hubgate.ocpp.registry import ConnectorState, Station
 from hubgate.ocpp.session import OcppSession
@@ -120,6 +129,7 @@ class OcppCharger:
         self.connector_id = connector_id
         self.settings = settings or LeaseSettings()
         self.care = care or StationCare(station)
+        self.care.upkeep.append(self.upkeep)
         self.voltage_v = voltage_v
         """Nominal phase voltage, where the charger reports none."""
         self.dc = dc
@@ -143,11 +153,39 @@ class OcppCharger:
         """The charger id from the site file."""
         return self.station.admission.charger_id
 
+    def transaction(self) -> ChargingTransaction | None:
+        """The connector's transaction as the station reported it (`TransactionReporting`)."""
+        tx = self.station.connector(self.connector_id).transaction
+        if tx is None:
+            return None
+        return ChargingTransaction(
+            tx.transaction_id, tx.id_token, tx.stopped is not None, tx.stop_reason
+        )
+
+    @property
+    def _sample_interval_s(self) -> float:
+        provisioning = self.care.provisioning
+        return self.care.sample_interval_s if provisioning is None else provisioning.interval_s
+
+    @property
+    def stale_after_s(self) -> float:
+        """Values older than `STALE_INTERVALS` sample intervals are stale (and asked for)."""
+        return STALE_INTERVALS * self._sample_interval_s
+
+    @property
+    def link_stats(self) -> RequestStats:
+        """Our calls to its station (all its connectors'), across its connections."""
+        return self.station.link.calls
+
+    @property
+    def messages(self) -> OcppLinkStats:
+        """What its station sends and how it answers (`devices.model.MessageMonitored`)."""
+        return self.station.link
+
     @property
     def heartbeat_period_s(self) -> float | None:
-        """Half the renewal margin (the lease is renewed before it runs out), at most a
-        sample interval (stale values are asked for within one)."""
-        return min(self.settings.renew_before_s / 2, self.care.sample_interval_s)
+        """Half the renewal margin, so the lease is renewed before it runs out."""
+        return self.settings.renew_before_s / 2
 
     @property
     def limit_check(self) -> LimitCheck:
@@ -396,7 +434,8 @@ class OcppCharger:
         return await ChargerOperations(session).remote_stop(transaction.transaction_id)
 
     async def configure_failsafe(self, timeout_s: float, failsafe_current_a: float) -> None:
-        """Lease `timeout_s` and failsafe current; the base profile is installed at once.
+        """Lease `timeout_s` and failsafe current; the base profile is installed at once
+        (a lease of this connection with these settings is kept as it is).
 
         Raises `FailsafeNotAppliedError` while nothing is known of the charger yet (its
         first boot is still being attended to): then it is not commanded in a unit or
@@ -405,14 +444,16 @@ class OcppCharger:
             raise FailsafeNotAppliedError(
                 f"{self.station.identity}: capabilities not read yet (waiting for its boot)"
             )
-        self.settings = replace(
+        settings = replace(
             self.settings,
             lease_s=timeout_s,
             renew_before_s=timeout_s / 3,
             failsafe_current_a=failsafe_current_a,
         )
-        self._lease = None
-        try:
+        lease = self._lease
+        if lease is None or lease.session is not self.station.session or settings != self.settings:
+            self.settings, self._lease = settings, None
+        try:  # (a base profile installed already is not sent again)
             await self._current_lease().install_base()
         except OcppCallError:
             if self._lease_connector == 0 or self.care.station_wide:
@@ -422,13 +463,19 @@ class OcppCharger:
             await self._current_lease().install_base()
 
     async def heartbeat(self) -> None:
-        """Verify when due, renew the lease when due, ask for stale values."""
-        lease = self._current_lease()
+        """Renew the lease when it is due (the control loop's watchdog feed)."""
+        await self._current_lease().renew()
+
+    async def upkeep(self) -> None:
+        """Verify the lease when due and ask for stale values; run by the station's own
+        task (`StationCare.attend`) while it is connected, so a slow check never holds
+        up the control loop nor is cut short by it."""
+        lease = self._lease
+        if lease is None or lease.session is not self.station.session:
+            return  # no limit sent on this connection yet
         now = trio.current_time()
         if self._verify_at is not None and now >= self._verify_at:
             await self._verify(lease, now)
-        if lease.planner.last is not None:
-            await lease.apply(lease.planner.last)
         await self._ask_if_stale(now)
 
     async def _verify(self, lease: ProfileLease, now: float) -> None:
@@ -451,14 +498,10 @@ class OcppCharger:
         connector = self.station.connector(self.connector_id)
         if connector.transaction is None and iec_state(connector) not in (IecState.C, IecState.D):
             return
-        interval = self.care.sample_interval_s
-        if self.care.provisioning is not None:
-            interval = self.care.provisioning.interval_s
-        stale_after = STALE_INTERVALS * interval
         measured_at = connector.measured_at
-        if measured_at is not None and now - measured_at <= stale_after:
+        if measured_at is not None and now - measured_at <= self.stale_after_s:
             return
-        if now - self._triggered_at < interval:
+        if now - self._triggered_at < self._sample_interval_s:
             return
         self._triggered_at = now
         try:

@@ -55,8 +55,9 @@ def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
             parse_timestamp(p["timestamp"]),
             meter_start_wh=float(p["meterStart"]),
         )
-        station.transactions[transaction.transaction_id] = transaction
-        station.connector(p["connectorId"]).run(transaction)
+        connector = station.connector(p["connectorId"])
+        station.remember(transaction)
+        connector.run(transaction)
         station.clock.stamped(p["timestamp"])
         return {
             "transactionId": int(transaction.transaction_id),

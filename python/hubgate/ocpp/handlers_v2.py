@@ -55,7 +55,8 @@ def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict
                 p.get("idToken", {}).get("idToken"),
                 parse_timestamp(p["timestamp"]),
             )
-            station.transactions[transaction.transaction_id] = transaction
+            station.connector(transaction.connector_id)  # an EVSE it has, before it is kept
+            station.remember(transaction)
         connector = station.connector(evse_id if evse_id is not None else transaction.connector_id)
         station.clock.stamped(p["timestamp"])
         if "meterValue" in p:

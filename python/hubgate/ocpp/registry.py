@@ -15,9 +15,14 @@ import trio
 from hubgate.config.model import SiteConfig
 from hubgate.devices.model import ChargingNeeds
 from hubgate.ocpp.capabilities import ClockEstimate
+from hubgate.ocpp.errors import ErrorCode, RpcError
+from hubgate.ocpp.link_stats import OcppLinkStats
 from hubgate.ocpp.meter_values import Measurement
 from hubgate.ocpp.session import OcppSession
 from hubgate.ocpp.versions import OcppVersion
+
+TRANSACTIONS_KEPT = 64
+"""Transactions a station's state keeps (the open ones and the latest finished)."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,9 @@ class Admission:
     charger_id: str
     versions: tuple[OcppVersion, ...]
     password: str | None = None
+    connectors: tuple[int, ...] | None = None
+    """Its connector (1.6) or EVSE (2.x) ids; 0, the station itself, is always valid. None:
+    any id (a charger the site file does not describe)."""
 
 
 @dataclass
@@ -117,6 +125,8 @@ class Station:
     """When the current connection began (Trio clock)."""
     boot_delay_s: float | None = None
     """How long after the current connection began its BootNotification came."""
+    link: OcppLinkStats = field(default_factory=OcppLinkStats)
+    """Its frames and our calls to it, across its connections."""
 
     def booting(self) -> None:
         """A BootNotification arrived (its clock may have been set anew)."""
@@ -134,8 +144,36 @@ class Station:
         return self.admission.identity
 
     def connector(self, connector_id: int) -> ConnectorState:
-        """The connector's state, created on first mention."""
+        """The connector's state, created on first mention; `RpcError` (a CallError for the
+        charger) for an id the site file does not give it."""
+        state = self.connectors.get(connector_id)
+        if state is not None:
+            return state
+        known = self.admission.connectors
+        if known is not None and connector_id != 0 and connector_id not in known:
+            valid = ", ".join(str(n) for n in (0, *known))
+            raise RpcError(
+                ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+                f"connector/EVSE {connector_id} is not one of this charger's ({valid})",
+            )
         return self.connectors.setdefault(connector_id, ConnectorState())
+
+    def remember(self, transaction: Transaction) -> None:
+        """Keep a transaction; beyond `TRANSACTIONS_KEPT` the oldest finished ones are
+        forgotten first, then the oldest open ones no connector runs any more."""
+        self.transactions[transaction.transaction_id] = transaction
+        excess = len(self.transactions) - TRANSACTIONS_KEPT
+        if excess <= 0:
+            return
+        running = {id(c.transaction) for c in self.connectors.values()}
+        finished = [t for t in self.transactions.values() if t.stopped is not None]
+        orphaned = [
+            t
+            for t in self.transactions.values()
+            if t.stopped is None and id(t) not in running and t is not transaction
+        ]
+        for old in (finished + orphaned)[:excess]:
+            del self.transactions[old.transaction_id]
 
 
 class StationRegistry:
@@ -148,7 +186,13 @@ class StationRegistry:
     def from_site(cls, site: SiteConfig) -> StationRegistry:
         """The OCPP chargers of a site file."""
         return cls(
-            Admission(c.ocpp.identity, c.id, c.ocpp.versions, c.ocpp.password)
+            Admission(
+                c.ocpp.identity,
+                c.id,
+                c.ocpp.versions,
+                c.ocpp.password,
+                tuple(k.id for k in c.connectors),
+            )
             for c in site.chargers
             if c.ocpp is not None
         )

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hmac
 import logging
+import math
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,20 +22,26 @@ from typing import Protocol
 from urllib.parse import unquote
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
+from trio_websocket import CloseReason, ConnectionClosed, WebSocketConnection, WebSocketRequest
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, Request
+from wsproto.connection import ConnectionState
+from wsproto.events import AcceptConnection, CloseConnection, Request
 from wsproto.extensions import PerMessageDeflate
 
+from hubgate.auth_limits import FailedAttempts
 from hubgate.config.services import OcppServer
+from hubgate.listeners import ConnectionGuard, GuardedStream, serve_guarded
+from hubgate.log_limits import RateLimitedLog, clip
 from hubgate.ocpp import handlers_v2, handlers_v16
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import Station, StationRegistry
 from hubgate.ocpp.rpc import subprotocol
 from hubgate.ocpp.session import Handler, OcppSession, SessionLimits
 from hubgate.ocpp.versions import OcppVersion
+from hubgate.state import EventLevel
 
 LOG = logging.getLogger("hubgate.ocpp")
+_quiet = RateLimitedLog(LOG)
 
 PREFERENCE = (OcppVersion.V21, OcppVersion.V201, OcppVersion.V16)
 """When a charger offers several versions, the newest one it is allowed wins."""
@@ -45,9 +53,20 @@ class ListenerLimits:
 
     max_message_bytes: int = 1024 * 1024
     handshake_timeout_s: float = 10.0
+    """From accept to an admitted WebSocket (TLS and HTTP upgrade included)."""
+    max_pending_connections: int = 64
+    """Connections not admitted yet, on top of one per configured identity (a whole site
+    reconnecting at once never evicts itself); one more closes the one quiet longest.
+    Admitted ones are bounded by the registry: one per configured identity."""
+    close_timeout_s: float = 2.0
+    """How long a replaced connection gets for its close handshake."""
     ping_interval_s: float = 30.0
     ping_timeout_s: float = 15.0
     session: SessionLimits = field(default_factory=SessionLimits)
+
+
+Report = Callable[[EventLevel, str, str], None]
+"""Where the listener reports what operators should see (level, subject, message)."""
 
 
 class _DeflateConnection(WebSocketConnection):
@@ -66,6 +85,16 @@ class _DeflateConnection(WebSocketConnection):
             )
         )
         self._open_handshake.set()
+
+    async def _handle_close_connection_event(self, event: CloseConnection) -> None:
+        """A frame wsproto cannot parse (text that is not UTF-8: 1007; a protocol error:
+        1002) comes as a CloseConnection while the connection is still open: send the close
+        frame it calls for first (trio-websocket would only drop the connection)."""
+        if self._wsproto.state is ConnectionState.OPEN:
+            self._close_reason = CloseReason(event.code, event.reason or None)
+            with contextlib.suppress(ConnectionClosed):
+                await self._send(CloseConnection(code=event.code, reason=event.reason))
+        await super()._handle_close_connection_event(event)
 
 
 class Attachment(Protocol):
@@ -147,39 +176,46 @@ class OcppListener:
         limits: ListenerLimits | None = None,
         attach: Attach | None = None,
         attend: Attend | None = None,
+        report: Report | None = None,
     ) -> None:
         self.config = config
         self.attach = attach
         self.attend = attend
+        self.report = report
         self.registry = registry
         self.policy = policy or CsmsPolicy()
         self.limits = limits or ListenerLimits()
-        self._live: dict[str, trio.CancelScope] = {}
+        self.auth_failures = FailedAttempts()
+        """Failed Basic logins per source address: 10 a minute, then 429 without a check."""
+        identities = sum(1 for _ in registry)
+        self.guard = ConnectionGuard("ocpp", self.limits.max_pending_connections + identities)
+        self._tls = server_tls_context(config)
+        self._live: dict[str, tuple[trio.CancelScope, WebSocketConnection]] = {}
 
     async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen until cancelled; `task_status.started` gets the bound port."""
-        listeners: list[trio.abc.Listener[trio.abc.Stream]] = list(
-            await trio.open_tcp_listeners(self.config.port, host=self.config.host)
-        )
-        port = listeners[0].socket.getsockname()[1]  # type: ignore[attr-defined]
-        context = server_tls_context(self.config)
-        if context is not None:
-            listeners = [trio.SSLListener(lst, context, https_compatible=True) for lst in listeners]
-        task_status.started(port)
-        await trio.serve_listeners(self._handle_stream, listeners)
+        listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
+        task_status.started(listeners[0].socket.getsockname()[1])
+        await serve_guarded(self._handle_stream, listeners, self.guard)
 
-    async def _handle_stream(self, stream: trio.abc.Stream) -> None:
+    async def _handle_stream(self, connection: GuardedStream) -> None:
         """One connection from accept to close; nothing escapes to the other connections."""
+        stream: trio.abc.Stream = connection
+        if self._tls is not None:
+            stream = trio.SSLStream(connection, self._tls, server_side=True, https_compatible=True)
         try:
             async with trio.open_nursery() as nursery:
-                await self._connection(nursery, stream)
+                await self._connection(nursery, connection, stream)
                 nursery.cancel_scope.cancel()
         except Exception:
             LOG.exception("connection handler failed")
         finally:
             await trio.aclose_forcefully(stream)
 
-    async def _connection(self, nursery: trio.Nursery, stream: trio.abc.Stream) -> None:
+    async def _connection(
+        self, nursery: trio.Nursery, accepted: GuardedStream, stream: trio.abc.Stream
+    ) -> None:
+        source = str(accepted.socket.getpeername()[0])
         with trio.move_on_after(self.limits.handshake_timeout_s) as handshake:
             try:
                 if isinstance(stream, trio.SSLStream):
@@ -191,38 +227,56 @@ class OcppListener:
                     message_queue_size=4,
                     max_message_size=self.limits.max_message_bytes,
                 )
-                nursery.start_soon(connection._reader_task)
+                nursery.start_soon(self._read, connection, handshake)
                 request = await connection._get_request()
-            except (trio.BrokenResourceError, ConnectionClosed) as exc:
-                LOG.info("handshake failed: %r", exc)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionClosed) as exc:
+                _quiet.info(source, "%s: handshake failed: %s", source, clip(exc))
                 return
         if handshake.cancelled_caught:
-            LOG.info("handshake timed out")
+            _quiet.info(source, "%s: no WebSocket handshake (timed out or left)", source)
             return
         try:
-            admitted = await self._admit(request, stream)
-        except (trio.BrokenResourceError, ConnectionClosed) as exc:
-            LOG.info("connection lost during the handshake: %r", exc)
+            admitted = await self._admit(request, stream, source)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionClosed) as exc:
+            _quiet.info(source, "%s: connection lost during the handshake: %s", source, clip(exc))
             return
         if admitted is not None:
+            accepted.established = True  # one per identity: out of the pending count
             await self._run(*admitted)
 
+    @staticmethod
+    async def _read(connection: WebSocketConnection, handshake: trio.CancelScope) -> None:
+        """The connection's reader; a peer that leaves before its upgrade request ends the
+        wait for it at once (not at the handshake deadline)."""
+        await connection._reader_task()
+        handshake.cancel()
+
     async def _admit(
-        self, request: WebSocketRequest, stream: trio.abc.Stream
+        self, request: WebSocketRequest, stream: trio.abc.Stream, source: str
     ) -> tuple[WebSocketConnection, Station, OcppVersion] | None:
         identity = unquote(request.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
         station = self.registry.get(identity)
         if station is None:
-            LOG.info("unknown charge point %r rejected", identity)
+            _quiet.info(source, "%s: unknown charge point %s rejected", source, clip(identity))
             await request.reject(404)
             return None
         profile = self.config.security_profile
-        if profile in (1, 2) and not _basic_auth_ok(request, station):
-            LOG.warning("%s: Basic authentication failed", identity)
-            await request.reject(401, extra_headers=[(b"WWW-Authenticate", b'Basic realm="ocpp"')])
-            return None
+        if profile in (1, 2):
+            wait_s = self.auth_failures.retry_after(source)
+            if wait_s > 0:
+                _quiet.warning(source, "%s: too many failed logins; refused for now", source)
+                retry = str(math.ceil(wait_s)).encode()
+                await request.reject(429, extra_headers=[(b"Retry-After", retry)])
+                return None
+            if not _basic_auth_ok(request, station):
+                self.auth_failures.failed(source)
+                _quiet.warning(source, "%s: Basic authentication failed (%s)", identity, source)
+                await request.reject(
+                    401, extra_headers=[(b"WWW-Authenticate", b'Basic realm="ocpp"')]
+                )
+                return None
         if profile == 3 and not _certificate_names_identity(stream, identity):
-            LOG.warning("%s: client certificate does not name this identity", identity)
+            _quiet.warning(source, "%s: client certificate does not name this identity", identity)
             await request.reject(403)
             return None
         offered = set(request.proposed_subprotocols)
@@ -235,7 +289,9 @@ class OcppListener:
             None,
         )
         if version is None:
-            LOG.warning("%s: no common OCPP version in %s", identity, sorted(offered))
+            _quiet.warning(
+                source, "%s: no common OCPP version in %s", identity, clip(sorted(offered))
+            )
             ws = await request.accept()
             await ws.aclose(1002, "no supported OCPP subprotocol")
             return None
@@ -252,17 +308,18 @@ class OcppListener:
             else attachment.handlers,
             identity=identity,
             limits=self.limits.session,
+            link=station.link,
         )
         with trio.CancelScope() as scope:
             previous = self._live.get(identity)
-            self._live[identity] = scope
-            if previous is not None:
-                LOG.info("%s: reconnected; the old connection is closed", identity)
-                previous.cancel()
+            self._live[identity] = (scope, ws)
             self.registry.connected(identity, version, session)
-            LOG.info("%s: connected with OCPP %s", identity, version)
+            _quiet.info(identity, "%s: connected with OCPP %s", identity, version)
             try:
                 async with trio.open_nursery() as nursery:
+                    if previous is not None:
+                        _quiet.info(identity, "%s: reconnected; the old one is closed", identity)
+                        nursery.start_soon(self._close_replaced, *previous)
                     nursery.start_soon(self._keepalive, ws, session, scope)
                     if attachment is not None:
                         nursery.start_soon(attachment.run, session)
@@ -271,10 +328,18 @@ class OcppListener:
                     await session.run()
                     nursery.cancel_scope.cancel()
             finally:
-                if self._live.get(identity) is scope:
+                if self._live.get(identity, (None,))[0] is scope:
                     del self._live[identity]
                 self.registry.disconnected(identity, session)
-                LOG.info("%s: disconnected", identity)
+                _quiet.info(f"{identity} gone", "%s: disconnected", identity)
+                if session.dropped is not None and self.report is not None:
+                    self.report(EventLevel.WARNING, identity, session.dropped)
+
+    async def _close_replaced(self, scope: trio.CancelScope, ws: WebSocketConnection) -> None:
+        """The identity connected again: close its old connection with a close frame."""
+        with trio.move_on_after(self.limits.close_timeout_s):
+            await ws.aclose(1000, "replaced by a newer connection of this identity")
+        scope.cancel()
 
     async def _keepalive(
         self, ws: WebSocketConnection, session: OcppSession, scope: trio.CancelScope
@@ -290,6 +355,6 @@ class OcppListener:
                 except ConnectionClosed:
                     return
             if ping.cancelled_caught:
-                LOG.warning("ping timed out; closing")
+                LOG.warning("%s: ping timed out; closing", session.identity)
                 scope.cancel()
                 return

@@ -29,6 +29,7 @@ import trio
 from trio_websocket import ConnectionClosed
 
 from hubgate.fencing import check_send
+from hubgate.log_limits import RateLimitedLog, clip
 from hubgate.ocpp import rpc
 from hubgate.ocpp.errors import (
     ErrorCode,
@@ -37,11 +38,13 @@ from hubgate.ocpp.errors import (
     OcppSessionClosedError,
     RpcError,
 )
+from hubgate.ocpp.link_stats import OcppLinkStats
 from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.validation import Direction, validate
 from hubgate.ocpp.versions import OcppVersion
 
 LOG = logging.getLogger("hubgate.ocpp")
+_quiet = RateLimitedLog(LOG)
 
 INCOMING_ID: ContextVar[str] = ContextVar("INCOMING_ID")
 """The message id of the call a handler is answering (a proxy forwards it unchanged)."""
@@ -88,7 +91,10 @@ class OcppSession:
         *,
         identity: str = "",
         limits: SessionLimits | None = None,
+        link: OcppLinkStats | None = None,
     ) -> None:
+        """`link`: where its frames and our calls are counted (the station's, across its
+        connections; default: its own)."""
         self.transport = transport
         self.version = version
         self.identity = identity
@@ -101,10 +107,13 @@ class OcppSession:
         self._done = trio.Event()
         self._outbox, self._outgoing = trio.open_memory_channel[str](self.limits.max_queued_frames)
         self._run_scope = trio.CancelScope()
+        self._log = _quiet.scoped(identity)
+        """This charger's log lines: clipped, at most one of a kind per 10 s."""
         self.dropped: str | None = None
         """Why hubgate ended the session (the peer did not read), else None."""
         self.last_seen = trio.current_time()
         """When the last frame arrived (trio clock); the listener pings only quiet peers."""
+        self.link = link or OcppLinkStats()
 
     @property
     def closed(self) -> bool:
@@ -124,6 +133,7 @@ class OcppSession:
                         except ConnectionClosed:
                             break
                         self.last_seen = trio.current_time()
+                        self.link.received(self.last_seen)
                         self._receive(raw, nursery)
                     nursery.cancel_scope.cancel()
         finally:
@@ -163,15 +173,28 @@ class OcppSession:
             pending = _Pending(unique_id or str(uuid.uuid4()), action)
             check_send()
             self._pending = pending
+            calls = self.link.calls
+            sent_at = trio.current_time()
             try:
                 self._send(rpc.Call(pending.unique_id, action, payload))
                 with trio.move_on_after(timeout_s or self.limits.call_timeout_s) as scope:
                     await pending.done.wait()
                 if scope.cancelled_caught:
+                    calls.record_timeout()
                     raise OcppCallTimeoutError(f"{self.identity}: {action} got no answer in time")
             finally:
                 self._pending = None
-        return await self._result(pending)
+        latency_s = trio.current_time() - sent_at
+        try:
+            result = await self._result(pending)
+        except OcppCallError:
+            calls.record_exception(latency_s)
+            raise
+        except OcppSessionClosedError:
+            calls.record_error()
+            raise
+        calls.record_ok(latency_s)
+        return result
 
     async def _result(self, pending: _Pending) -> Payload:
         reply = pending.reply
@@ -196,7 +219,13 @@ class OcppSession:
         try:
             message = self._parse(raw)
         except RpcError as exc:
-            LOG.info("%s: bad frame (%s): %s", self.identity, exc.code, exc.description)
+            self._log.info(
+                "bad frame",
+                "%s: bad frame (%s): %s",
+                self.identity,
+                exc.code,
+                clip(exc.description),
+            )
             if exc.answerable:
                 self._send_quietly(rpc.error_reply(exc, self.version))
             return
@@ -217,17 +246,23 @@ class OcppSession:
             case rpc.CallResult() | rpc.CallError():
                 pending = self._pending
                 if pending is None or pending.unique_id != message.unique_id:
-                    LOG.info("%s: dropped reply to unknown id %r", self.identity, message.unique_id)
+                    self._log.info(
+                        "unknown id",
+                        "%s: dropped reply to unknown id %s",
+                        self.identity,
+                        clip(message.unique_id),
+                    )
                     return
                 pending.reply = message
                 pending.done.set()
             case rpc.CallResultError():
-                LOG.warning(
-                    "%s: charger rejected our result %r: %s %s",
+                self._log.warning(
+                    "result rejected",
+                    "%s: charger rejected our result %s: %s %s",
                     self.identity,
-                    message.unique_id,
-                    message.code,
-                    message.description,
+                    clip(message.unique_id),
+                    clip(message.code),
+                    clip(message.description),
                 )
 
     def _parse(self, raw: str | bytes) -> rpc.Message:
@@ -253,11 +288,18 @@ class OcppSession:
         try:
             reply: rpc.Message = rpc.CallResult(call.unique_id, await self._dispatch(call))
         except RpcError as exc:
-            LOG.info("%s: %s rejected (%s): %s", self.identity, call.action, exc.code, exc)
+            self._log.info(
+                "rejected",
+                "%s: %s rejected (%s): %s",
+                self.identity,
+                clip(call.action),
+                exc.code,
+                clip(str(exc)),
+            )
             exc.unique_id = call.unique_id
             reply = rpc.error_reply(exc, self.version)
         except Exception:
-            LOG.exception("%s: handler of %s failed", self.identity, call.action)
+            self._log.exception("failed", "%s: handler of %s failed", self.identity, call.action)
             reply = rpc.CallError(call.unique_id, ErrorCode.INTERNAL_ERROR, "handler failed", {})
         finally:
             self._active_calls -= 1
@@ -275,7 +317,14 @@ class OcppSession:
         try:
             validate(self.version, call.action, Direction.RESPONSE, result)
         except RpcError as exc:
-            LOG.error("%s: our %s result is invalid: %s", self.identity, call.action, exc)
+            self._log.log(
+                logging.ERROR,
+                "invalid result",
+                "%s: our %s result is invalid: %s",
+                self.identity,
+                call.action,
+                clip(str(exc)),
+            )
             raise RpcError(ErrorCode.INTERNAL_ERROR, "invalid result") from None
         return result
 
@@ -283,9 +332,17 @@ class OcppSession:
         try:
             await self._dispatch(send)
         except RpcError as exc:
-            LOG.info("%s: SEND %s dropped (%s)", self.identity, send.action, exc)
+            self._log.info(
+                "send dropped",
+                "%s: SEND %s dropped (%s)",
+                self.identity,
+                clip(send.action),
+                clip(str(exc)),
+            )
         except Exception:
-            LOG.exception("%s: handler of SEND %s failed", self.identity, send.action)
+            self._log.exception(
+                "failed", "%s: handler of SEND %s failed", self.identity, send.action
+            )
 
     def _send(self, message: rpc.Message) -> None:
         """Queue a frame for the writer; a full queue ends the session."""

@@ -104,6 +104,12 @@ class Setpoint:
         return amperes * self.voltage_v * min(self.phases, self.active_phases or self.phases)
 
 
+PROFILE_IDS_PER_CONNECTOR = 100
+"""A charger replaces a stored profile that has the id of a new one, whatever its connector
+(1.6 SetChargingProfile; 2.0.1 K01.FR.05): each connector's profiles need their own ids,
+else the limit sent to one connector removes the other's and it runs at its maximum."""
+
+
 @dataclass(frozen=True)
 class LeaseSettings:
     """Lease, failsafe and flood protection."""
@@ -116,6 +122,7 @@ class LeaseSettings:
     base_stack_level: int = 0
     base_profile_id: int = 9001
     limit_profile_id: int = 9002
+    """Connector 0's profile ids; connector n's are these plus `PROFILE_IDS_PER_CONNECTOR` * n."""
     verify_after_s: float = 3.0
     """The composite schedule is read back this long after a connection's first lease..."""
     verify_every_s: float = 300.0
@@ -148,6 +155,8 @@ class LeasePlanner:
         self._renew_after_s = settings.lease_s - settings.renew_before_s * (1 + spread / 2)
         self._last: Setpoint | None = None
         self._sent_at = -math.inf
+        self._changed_at = -math.inf
+        """When a setpoint other than the last went out (a renewal does not count)."""
 
     def due(self, setpoint: Setpoint, now: float) -> bool:
         """Whether `setpoint` must go out now."""
@@ -161,7 +170,7 @@ class LeasePlanner:
             # Never held back: the allocator counts on it, and a site over its limit is
             # brought back by decreases of a step or two.
             return True
-        return change >= s.deadband_a and now - self._sent_at >= s.min_increase_interval_s
+        return change >= s.deadband_a and now - self._changed_at >= s.min_increase_interval_s
 
     @property
     def last(self) -> Setpoint | None:
@@ -170,13 +179,16 @@ class LeasePlanner:
 
     def sent(self, setpoint: Setpoint, now: float) -> None:
         """Record that `setpoint` was accepted by the charger at `now`."""
+        last = self._last
+        if last is None or (last.current_a, last.phases) != (setpoint.current_a, setpoint.phases):
+            self._changed_at = now
         self._last = setpoint
         self._sent_at = now
 
     def forget(self) -> None:
         """Start over (new connection: the charger may have lost its profiles)."""
         self._last = None
-        self._sent_at = -math.inf
+        self._sent_at = self._changed_at = -math.inf
 
 
 def schedule_limit(setpoint: Setpoint, unit: RateUnit, current_a: float | None = None) -> float:
@@ -343,6 +355,10 @@ class ProfileLease:
         """When the current lease ends, on the charger's clock."""
         self._calls = trio.Lock()
         """One profile exchange at a time: a verification never reads a half-sent lease."""
+        offset = PROFILE_IDS_PER_CONNECTOR * connector_id
+        self.base_profile_id = self.settings.base_profile_id + offset
+        self.limit_profile_id = self.settings.limit_profile_id + offset
+        """This connector's profile ids (its own: see `PROFILE_IDS_PER_CONNECTOR`)."""
 
     @property
     def purpose(self) -> str:
@@ -358,19 +374,31 @@ class ProfileLease:
         """Send `setpoint` if the planner says so; True when a profile went out."""
         async with self._calls:
             await self._follow_capabilities()
-            now = trio.current_time()
-            if self._base_installed and not self.planner.due(setpoint, now):
-                return False
-            wall = on_charger_clock(datetime.now(UTC), self.capabilities.clock_offset_s)
-            while True:
-                try:
-                    await self._send_lease(setpoint, wall)
-                except _RejectedError as rejected:
-                    self._next_purpose(rejected)
-                    continue
-                self.planner.sent(setpoint, now)
-                self._lease_end = wall + timedelta(seconds=self.settings.lease_s)
-                return True
+            return await self._apply(setpoint)
+
+    async def renew(self) -> bool:
+        """Send the last accepted setpoint again if its renewal is due; True when a profile
+        went out. It is read once the call before has its answer: a renewal that waited
+        behind a new limit renews that one (the one before would take it back)."""
+        async with self._calls:
+            last = self.planner.last  # (a change of the lease's shape forgets it)
+            await self._follow_capabilities()
+            return last is not None and await self._apply(last)
+
+    async def _apply(self, setpoint: Setpoint) -> bool:
+        now = trio.current_time()
+        if self._base_installed and not self.planner.due(setpoint, now):
+            return False
+        wall = on_charger_clock(datetime.now(UTC), self.capabilities.clock_offset_s)
+        while True:
+            try:
+                await self._send_lease(setpoint, wall)
+            except _RejectedError as rejected:
+                self._next_purpose(rejected)
+                continue
+            self.planner.sent(setpoint, now)
+            self._lease_end = wall + timedelta(seconds=self.settings.lease_s)
+            return True
 
     async def install_base(self, phases: Literal[1, 3] = 3) -> None:
         """Install the permanent failsafe profile now (it also goes out with the first limit)."""
@@ -392,7 +420,7 @@ class ProfileLease:
             return
         LOG.info("%s: lease %s -> %s", self.session.identity, self._mode, mode)
         if self._mode is LeaseMode.LEVELS and self._base_installed:
-            await self._clear(self.settings.limit_profile_id)
+            await self._clear(self.limit_profile_id)
         self._mode = mode
         self._base_installed = False
         self.planner.forget()
@@ -410,19 +438,19 @@ class ProfileLease:
         if self._mode is LeaseMode.LEVELS:
             await self._ensure_base(setpoint.phases, wall)
             valid_to = wall + timedelta(seconds=s.lease_s)
-            await self._send(s.limit_profile_id, 1, setpoint, wall, valid_to)
+            await self._send(self.limit_profile_id, 1, setpoint, wall, valid_to)
         elif self._mode is LeaseMode.SCHEDULE:
             fallback = (s.lease_s, s.failsafe_current_a)
-            await self._send(s.base_profile_id, 0, setpoint, wall, None, fallback)
+            await self._send(self.base_profile_id, 0, setpoint, wall, None, fallback)
             self._base_installed = True
         else:  # no lease possible: the limit itself, kept until replaced
-            await self._send(s.base_profile_id, 0, setpoint, wall, None)
+            await self._send(self.base_profile_id, 0, setpoint, wall, None)
             self._base_installed = True
 
     async def _ensure_base(self, phases: Literal[1, 3], wall: datetime) -> None:
         if not self._base_installed:
             failsafe = Setpoint(self.settings.failsafe_current_a, phases)
-            await self._send(self.settings.base_profile_id, 0, failsafe, wall, None)
+            await self._send(self.base_profile_id, 0, failsafe, wall, None)
             self._base_installed = True
 
     def _next_purpose(self, rejected: _RejectedError) -> None:

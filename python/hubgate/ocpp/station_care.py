@@ -2,13 +2,16 @@
 the site file), its provisioning, and what hubgate learned of it by watching.
 
 The connectors of a station (`OcppCharger`s) share one `StationCare`. On every
-connection `attend` waits for the charger's BootNotification (some chargers answer
-nothing before it: Wallbox, lbbrhzn/ocpp#1503, evcc-io/evcc#27309; or a short while
-when it reconnects without one, as 2.0.1 Part 4 §5.3 allows), then asks what it takes
-(`capabilities.discover`) and sets its meter values (`provisioning.provision`),
-trying again a few times when it does not answer. Until a charger answered once, the
-capabilities kept from an earlier boot (`CapabilityStore`) apply, or the site file's;
-a charger of which nothing is known is not commanded yet (`known`).
+connection `attend`, a task beside the session, settles it (`settle`): it waits for the
+charger's BootNotification (some chargers answer nothing before it: Wallbox,
+lbbrhzn/ocpp#1503, evcc-io/evcc#27309; or a short while when it reconnects without one,
+as 2.0.1 Part 4 §5.3 allows), then asks what it takes (`capabilities.discover`) and sets
+its meter values (`provisioning.provision`), trying again a few times when it does not
+answer. Until a charger answered once, the capabilities kept from an earlier boot
+(`CapabilityStore`) apply, or the site file's; a charger of which nothing is known is not
+commanded yet (`known`). Then, as long as the connection lasts, it runs each connector's
+`upkeep` (composite-schedule checks, stale values asked for) every second, apart from the
+control loop.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ BOOT_WAIT_S = 15.0
 """How long a new connection waits for a BootNotification before asking anyway."""
 QUESTION_TIMEOUT_S = 5.0
 """Each question's answer is awaited this long (the session serves one call at a time)."""
+UPKEEP_EVERY_S = 1.0
+"""How often a connected station's connectors are checked (verification, stale values)."""
 ATTEMPTS = 3
 RETRY_S = 10.0
 """A charger that does not answer is asked `ATTEMPTS` times, this far apart; after that the
@@ -103,6 +108,8 @@ class StationCare:
         self.discovered_at: datetime | None = None
         self.caught: dict[int, str] = {}
         """Connector → what it was caught doing (drawing over its limit): not following."""
+        self.upkeep: list[Callable[[], Awaitable[None]]] = []
+        """What its connectors (`OcppCharger.upkeep`) do while it is connected."""
         self.station_wide = False
         """It refused per-connector limits: its connectors share one station-wide limit."""
         self._shares: dict[int, Setpoint] = {}
@@ -170,7 +177,19 @@ class StationCare:
         return session is not None and self._prepared is session
 
     async def attend(self, session: OcppSession) -> None:
-        """For one connection: wait for the boot, then ask and provision (with retries)."""
+        """For one connection: `settle`, then run the connectors' `upkeep` every
+        `UPKEEP_EVERY_S` until it ends."""
+        await self.settle(session)
+        while True:
+            await trio.sleep(UPKEEP_EVERY_S)
+            for upkeep in self.upkeep:
+                try:
+                    await upkeep()
+                except CALL_FAILED as error:
+                    LOG.debug("%s: upkeep: %s", session.identity, error)
+
+    async def settle(self, session: OcppSession) -> None:
+        """Wait for the boot, then ask and provision (with retries)."""
         with trio.move_on_after(BOOT_WAIT_S):
             await self.station.booted.wait()
         for attempt in range(1, ATTEMPTS + 1):

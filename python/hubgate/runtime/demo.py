@@ -14,14 +14,17 @@ import random
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
 from hubgate.config.model import ModbusEndpoint, SiteConfig
+from hubgate.records.store import EventQuery
 from hubgate.runtime.gateway import Gateway, open_gateway
 from hubgate.sim.engine import Simulation
 from hubgate.sim.recorder import Summary
+from hubgate.sim.scenario import Event as ScenarioEvent
+from hubgate.sim.scenario import EventKind
 from hubgate.sim.scenario_loader import LoadedScenario
 from hubgate.sim.serving import SiteThread, site_thread
 from hubgate.sim.wire_site import GRID_OPERATOR_BOX
@@ -85,16 +88,73 @@ def rewired(site: SiteConfig, ports: dict[str, int], ocpp_port: int, api_port: i
     return site.model_copy(update=update)
 
 
+def scenario_steps(events: tuple[ScenarioEvent, ...]) -> list[tuple[float, str]]:
+    """What the scenario does and when (simulated seconds from its start), in order."""
+    steps: list[tuple[float, str]] = []
+    for event in events:
+        what, back = _describe(event)
+        lasting = "" if event.duration_s is None else f" for {event.duration_s:g} s"
+        steps.append((event.at_s, f"{what}{lasting}"))
+        if event.duration_s is not None:
+            steps.append((event.at_s + event.duration_s, back))
+    return sorted(steps, key=lambda step: step[0])
+
+
+def _describe(event: ScenarioEvent) -> tuple[str, str]:
+    kind = event.kind
+    if kind is EventKind.GRID_LIMIT:
+        return (
+            f"the grid operator limits the connection to {event.percent:g} %",
+            "the grid operator's limit is lifted (100 %)",
+        )
+    if kind is EventKind.METER_DIES:
+        return f"meter {event.meter} stops answering", f"meter {event.meter} answers again"
+    if kind is EventKind.CHARGER_OFFLINE:
+        return f"charger {event.charger} goes offline", f"charger {event.charger} is back online"
+    if kind is EventKind.CSMS_DOWN:
+        return "the CSMS goes down", "the CSMS is back"
+    pv = event.pv or "every PV"
+    return f"a cloud takes {event.depth_percent:g} % from {pv}", f"the cloud over {pv} passes"
+
+
 @dataclass
 class Demo:
     """The simulated site and the gateway that controls it."""
 
     sim_site: SiteThread
     gateway: Gateway
+    elapsed_s: float = 0.0
+    """Simulated time advanced so far."""
+    _advanced: trio.Event = field(default_factory=trio.Event)
 
     async def advance(self, seconds: float) -> None:
         """Step the simulation by `seconds` of simulated time."""
         await trio.to_thread.run_sync(self.sim_site.advance, seconds)
+        self.elapsed_s += seconds
+        self._advanced.set()
+        self._advanced = trio.Event()
+
+    async def narrate(self, say: Callable[[str], None]) -> None:
+        """Tell what happens, forever: each scenario step when its time comes, and every
+        event the gateway logs (`say` takes one line)."""
+        steps = scenario_steps(self.sim_site.site.sim.scenario.events)
+        events = self.gateway.loop.events
+        seen = events.recent[-1].id if events.recent else 0
+        async with trio.open_nursery() as nursery:
+
+            async def gateway_events() -> None:
+                nonlocal seen
+                while True:
+                    newest = await events.wait_newer(seen)
+                    for event in events.query(EventQuery(after_id=seen, limit=1000)):
+                        say(f"gateway {event.severity}: {event.line()}")
+                    seen = newest
+
+            nursery.start_soon(gateway_events)
+            for at_s, what in steps:
+                while self.elapsed_s < at_s:
+                    await self._advanced.wait()
+                say(f"scenario at {at_s:g} s: {what}")
 
     async def pace(self) -> None:
         """Advance simulated time by one control period every control period, forever."""

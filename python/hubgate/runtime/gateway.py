@@ -25,6 +25,7 @@ instead of commanding the failsafe current.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -58,9 +59,11 @@ from hubgate.ocpp.registry import Station, StationRegistry
 from hubgate.ocpp.server import Attend, OcppListener
 from hubgate.ocpp.session import OcppSession
 from hubgate.ocpp.station_care import attendant
+from hubgate.records.events import EventLog
+from hubgate.records.store import RecordStore, retention_of
 from hubgate.runtime.site_devices import build_site_devices, charger_infos, station_cares
 from hubgate.runtime.supervisor import Supervisor, open_supervisor
-from hubgate.state import StateHub
+from hubgate.state import EventCategory, EventLevel, StateHub
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +163,7 @@ class Gateway:
                 site.csms,
                 self.loop.limits,
                 settings=self._csms_settings,
-                on_event=self.loop.snapshot.event,
+                on_event=partial(self.loop.events.emit, category=EventCategory.CSMS),
                 queue=queue,
             )
         )
@@ -174,6 +177,7 @@ class Gateway:
                     policy=self.policy,
                     attach=attach,
                     attend=self._attend,
+                    report=self.loop.snapshot.event,
                 )
                 self.ports["ocpp"] = await nursery.start(listener.serve)
                 await trio.sleep_forever()
@@ -228,17 +232,41 @@ async def _publish_snapshots(hub: StateHub, publisher: TelemetryPublisher) -> No
             await trio.sleep(max(state.cycle_time_ms or 0.0, 1000.0) / 1000)
 
 
+def configuration_loaded(site: SiteConfig, source: str | None) -> str:
+    """The event text of a site starting: what it controls and under which limits."""
+    ocpp = sum(1 for c in site.chargers if c.ocpp is not None)
+    connectors = sum(len(c.connectors) for c in site.chargers)
+    grid = site.grid
+    power = "" if grid.power_limit_kw is None else f", {grid.power_limit_kw:g} kW"
+    phase = "/".join(f"{a:g}" for a in grid.phase_current_limit_a)
+    where = "" if source is None else f" from {source}"
+    return (
+        f"configuration loaded{where}: {len(site.chargers)} chargers ({ocpp} OCPP, "
+        f"{len(site.chargers) - ocpp} Modbus) with {connectors} connectors, "
+        f"{len(site.meters)} meters, {len(site.nodes)} nodes; grid {phase} A{power}"
+    )
+
+
 @asynccontextmanager
 async def open_gateway(
-    site: SiteConfig, *, start_timeout_s: float = 30.0, csms_settings: ProxySettings | None = None
+    site: SiteConfig,
+    *,
+    start_timeout_s: float = 30.0,
+    csms_settings: ProxySettings | None = None,
+    records: RecordStore | None = None,
+    source: str | None = None,
 ) -> AsyncIterator[Gateway]:
     """Start every service of `site`; yields once all listeners are bound and cycling began.
 
-    `csms_settings`: the proxy's reconnect timing, with a `[csms]`."""
+    `csms_settings`: the proxy's reconnect timing, with a `[csms]`; `records`: the event
+    log's and sessions' file (default: `[records] path`, else in memory); `source`: where
+    the site file came from (for the "configuration loaded" event)."""
     hub = StateHub()
     limits = LimitBook()
     decisions = DecisionLog()
     metrics = MetricsRegistry()
+    store = records or RecordStore(site.records.path, retention_of(site))
+    events = EventLog(store)
     registry = StationRegistry.from_site(site)
     clustered = site.cluster is not None
     proxying: AbstractAsyncContextManager[CsmsProxy | None] = (
@@ -249,87 +277,110 @@ async def open_gateway(
     linking: AbstractAsyncContextManager[NatsLink | None] = (
         nullcontext() if site.cluster is None else open_nats_link(site.cluster)
     )
-    async with (
-        open_modbus_pool() as pool,
-        linking as link,
-        proxying as proxy,
-        _replicated_queue(site, link) as queue,
-        open_supervisor() as supervisor,
-    ):
-        leadership = (
-            None
-            if link is None or site.cluster is None
-            else Leadership(link, site.cluster, lease_timing(site))
-        )
-        cares = station_cares(site, registry)
-        devices = build_site_devices(site, registry, pool, cares)
-        loop = ControlLoop(
-            site,
-            devices,
-            limits=limits,
-            decisions=decisions,
-            hub=hub,
-            cycle_time=metrics.cycle_time.observe,
-            authority=SOLE if leadership is None else leadership,
-        )
-        if proxy is not None:
-            proxy.on_event = loop.snapshot.event  # held transactions, stops it requested
-        gateway = Gateway(site, loop, registry, supervisor, proxy, leadership)
-        gateway._csms_settings = csms_settings
-        gateway.queue = queue
-        attach = None if proxy is None else proxy.attach
-        tokens = None if site.authorization is None else TokenBook(site.authorization)
-        servers: dict[str, Server] = {
-            "api": partial(
-                serve_api,
-                ApiContext(
-                    site=site,
-                    hub=hub,
-                    limits=limits,
-                    decisions=decisions,
-                    commands=loop.commands,
-                    metrics=metrics,
-                    chargers=partial(charger_infos, cares, devices),
-                    csms=proxy,
-                    tokens=tokens,
+    try:
+        async with (
+            open_modbus_pool() as pool,
+            linking as link,
+            proxying as proxy,
+            _replicated_queue(site, link) as queue,
+            open_supervisor() as supervisor,
+        ):
+            leadership = (
+                None
+                if link is None or site.cluster is None
+                else Leadership(link, site.cluster, lease_timing(site))
+            )
+            cares = station_cares(site, registry)
+            devices = build_site_devices(site, registry, pool, cares)
+            loop = ControlLoop(
+                site,
+                devices,
+                limits=limits,
+                decisions=decisions,
+                hub=hub,
+                cycle_time=metrics.cycle_time.observe,
+                authority=SOLE if leadership is None else leadership,
+                events=events,
+            )
+            if proxy is not None:
+                proxy.on_event = partial(events.emit, category=EventCategory.CSMS)
+            gateway = Gateway(site, loop, registry, supervisor, proxy, leadership)
+            gateway._csms_settings = csms_settings
+            gateway.queue = queue
+            attach = None if proxy is None else proxy.attach
+            tokens = None if site.authorization is None else TokenBook(site.authorization)
+            servers: dict[str, Server] = {
+                "api": partial(
+                    serve_api,
+                    ApiContext(
+                        site=site,
+                        hub=hub,
+                        limits=limits,
+                        decisions=decisions,
+                        commands=loop.commands,
+                        metrics=metrics,
+                        chargers=partial(charger_infos, cares, devices),
+                        events=events,
+                        sessions=loop.sessions.current,
+                        csms=proxy,
+                        tokens=tokens,
+                    ),
                 ),
-            ),
-        }
-        gateway.attend = attendant(cares.values())
-        gateway.policy = CsmsPolicy(tokens=tokens)
-        if leadership is None:
-            servers["ocpp"] = OcppListener(
-                site.ocpp, registry, policy=gateway.policy, attach=attach, attend=gateway.attend
-            ).serve
-        if site.modbus_server is not None:
-            servers["modbus-server"] = partial(serve_modbus, site.modbus_server, site, hub, limits)
-        ready = {name: trio.Event() for name in servers}
-        failed: dict[str, BaseException] = {}
-        for name, server in servers.items():
-            supervisor.start(
-                name, partial(_serve_reporting, name, server, gateway.ports, ready[name], failed)
-            )
-        if site.mqtt is not None:
-            supervisor.start(
-                "mqtt", partial(_publish_snapshots, hub, TelemetryPublisher(site.mqtt))
-            )
-        if queue is not None and queue.replica is not None:
-            supervisor.start("queue-replica", partial(queue.replica.follow, queue.run))
-        if leadership is not None and link is not None and site.cluster is not None:
-            fleet = FleetLink(link, site.cluster, hub, limits, lambda: leadership.role.value)
-            supervisor.start("fleet", fleet.run)
-        if leadership is not None:
-            supervisor.start("leadership", leadership.run)
-            supervisor.start("leader", gateway.lead)
+            }
+            gateway.attend = attendant(cares.values())
+            gateway.policy = CsmsPolicy(tokens=tokens)
+            if leadership is None:
+                servers["ocpp"] = OcppListener(
+                    site.ocpp,
+                    registry,
+                    policy=gateway.policy,
+                    attach=attach,
+                    attend=gateway.attend,
+                    report=loop.snapshot.event,
+                ).serve
+            if site.modbus_server is not None:
+                servers["modbus-server"] = partial(
+                    serve_modbus, site.modbus_server, site, hub, limits
+                )
+            ready = {name: trio.Event() for name in servers}
+            failed: dict[str, BaseException] = {}
+            for name, server in servers.items():
+                supervisor.start(
+                    name,
+                    partial(_serve_reporting, name, server, gateway.ports, ready[name], failed),
+                )
+            if site.mqtt is not None:
+                supervisor.start(
+                    "mqtt", partial(_publish_snapshots, hub, TelemetryPublisher(site.mqtt))
+                )
+            if queue is not None and queue.replica is not None:
+                supervisor.start("queue-replica", partial(queue.replica.follow, queue.run))
+            if leadership is not None and link is not None and site.cluster is not None:
+                fleet = FleetLink(link, site.cluster, hub, limits, lambda: leadership.role.value)
+                supervisor.start("fleet", fleet.run)
+            if leadership is not None:
+                supervisor.start("leadership", leadership.run)
+                supervisor.start("leader", gateway.lead)
 
-        with trio.fail_after(start_timeout_s):
-            for event in ready.values():
-                await event.wait()
-        if failed:
-            raise ListenError(_cannot_listen(site, failed))
-        supervisor.start("control", gateway.control)
-        yield gateway
-        supervisor.nursery.cancel_scope.cancel()
+            with trio.fail_after(start_timeout_s):
+                for event in ready.values():
+                    await event.wait()
+            if failed:
+                raise ListenError(_cannot_listen(site, failed))
+            events.emit(
+                EventLevel.INFO,
+                "site",
+                configuration_loaded(site, source),
+                category=EventCategory.CONFIG,
+            )
+            supervisor.start("control", gateway.control)
+            yield gateway
+            loop.sessions.close(time.time())
+            supervisor.nursery.cancel_scope.cancel()
+    finally:
+        events.flush()
+        if records is None:
+            store.close()
 
 
 def _replicated_queue(
@@ -357,4 +408,5 @@ def dashboard_url(site: SiteConfig, port: int) -> str:
     """Where the dashboard of a running gateway is."""
     host = site.api.host
     host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{port}/"
+    scheme = "https" if site.api.tls_cert is not None else "http"
+    return f"{scheme}://{host}:{port}/"

@@ -114,7 +114,13 @@ def build_site_devices(
                 endpoint = charger.modbus.model_copy(
                     update={"unit": charger.modbus.unit + position}
                 )
-                device = _modbus(charger.id, endpoint, pool)
+                device = driver_for(
+                    charger.id,
+                    load_named(endpoint.profile),
+                    pool.device(endpoint),
+                    voltage_v=site.grid.voltage_v,
+                    dc=connector.dc,
+                )
                 if not isinstance(device, ProfileCharger):
                     raise ValueError(
                         f"charger {charger.id}: profile {endpoint.profile!r} is not a charger profile"

@@ -91,6 +91,9 @@ class Station:
     _next_reboot: float | None = None
     measurands: tuple[str, ...] | None = None
     """What the CSMS asked it to sample (None: everything)."""
+    stalled: bool = False
+    """Hung but connected: sends nothing and answers no call while set (a frozen
+    controller keeping its TCP connection)."""
     unreadable_frames: int = 0
     """Frames from the CSMS that were not OCPP-J or failed the schema, and connections the
     station closed for a frame it could not decode (1002, 1007); the demo reports them."""
@@ -145,7 +148,7 @@ class Station:
 
     def answers_calls(self) -> bool:
         """Whether it answers the CSMS's calls now (not while deaf after connecting)."""
-        return self.env.clock() >= self._deaf_until
+        return not self.stalled and self.env.clock() >= self._deaf_until
 
     def _sync(self, current_time: object, sent: datetime) -> None:
         """Set the clock from a CSMS's `currentTime` (one it cannot read is ignored)."""
@@ -188,6 +191,8 @@ class Station:
 
     def tick(self) -> None:
         """After each step: transactions, status changes, heartbeats and meter values due."""
+        if self.stalled:
+            return
         now = self.env.clock()
         if self._awake is not None and self.answers_calls():
             self._awake.set()
@@ -491,7 +496,7 @@ class Station:
             self.booted = True
             while not receiver.done() and self._online() and not (self._reboot or self._stopped):
                 send = await self._queue.get()
-                if send is not None:
+                if send is not None and not self.stalled:
                     await send()
         finally:
             self._link_lost()

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 
 use crate::alloc_buffers::{bytes_of, read_f64, read_flags, to_array};
 use crate::errors::CoreError;
+use crate::ints::TreeInt;
 
 /// Why a connector got its setpoint: `hubgate_core::alloc::Reason` for Python
 /// (codes as in `Allocation.reason`; `members()` is indexed by code).
@@ -107,13 +108,13 @@ impl AllocNode {
     #[new]
     #[pyo3(signature = (parent, phase_cap_a, power_cap_w = f64::INFINITY, unbalance_cap_a = f64::INFINITY))]
     fn new(
-        parent: Option<usize>,
+        parent: Option<TreeInt<usize>>,
         phase_cap_a: (f64, f64, f64),
         power_cap_w: f64,
         unbalance_cap_a: f64,
     ) -> Self {
         Self {
-            parent,
+            parent: parent.map(|p| p.0),
             phase_cap_a,
             power_cap_w,
             unbalance_cap_a,
@@ -147,18 +148,25 @@ pub(crate) struct AllocConnector {
 #[pymethods]
 impl AllocConnector {
     #[new]
-    #[pyo3(signature = (node, phases, phase, min_a, max_a, step_a = 0.1, weight = 1.0, priority = 0))]
+    #[pyo3(
+        text_signature = "(node, phases, phase, min_a, max_a, step_a=0.1, weight=1.0, \
+        priority=0)"
+    )]
+    #[pyo3(signature = (
+        node, phases, phase, min_a, max_a, step_a = 0.1, weight = 1.0, priority = TreeInt::new(0)
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        node: usize,
+        node: TreeInt<usize>,
         phases: String,
-        phase: u8,
+        phase: TreeInt<u8>,
         min_a: f64,
         max_a: f64,
         step_a: f64,
         weight: f64,
-        priority: u8,
+        priority: TreeInt<u8>,
     ) -> Result<Self, CoreError> {
+        let (node, phase, priority) = (node.0, phase.0, priority.0);
         let map = PhaseMap::from_mode(&phases, phase)?;
         Ok(Self {
             node,
@@ -205,10 +213,13 @@ pub(crate) struct AllocSettings {
 #[pymethods]
 impl AllocSettings {
     #[new]
+    #[pyo3(text_signature = "(voltage_v=230.0, min_on_s=300.0, min_off_s=120.0, \
+        change_interval_s=5.0, ramp_a_per_s=..., settle_s=10.0, phase_switch_s=600.0, \
+        max_phase_switches=0)")]
     #[pyo3(signature = (
         voltage_v = 230.0, min_on_s = 300.0, min_off_s = 120.0, change_interval_s = 5.0,
         ramp_a_per_s = f64::INFINITY, settle_s = 10.0, phase_switch_s = 600.0,
-        max_phase_switches = 0
+        max_phase_switches = TreeInt::new(0)
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -219,8 +230,9 @@ impl AllocSettings {
         ramp_a_per_s: f64,
         settle_s: f64,
         phase_switch_s: f64,
-        max_phase_switches: u32,
+        max_phase_switches: TreeInt<u32>,
     ) -> Self {
+        let max_phase_switches = max_phase_switches.0;
         Self {
             voltage_v,
             min_on_s,
@@ -375,7 +387,8 @@ impl Allocator {
     }
 
     /// Priority tier of connector `connector`.
-    fn priority(&self, connector: usize) -> Result<u8, CoreError> {
+    fn priority(&self, connector: TreeInt<usize>) -> Result<u8, CoreError> {
+        let connector = connector.0;
         let connectors = self.core.topology().connectors();
         let spec = connectors
             .get(connector)
@@ -385,14 +398,18 @@ impl Allocator {
 
     /// Moves connector `connector` to priority tier `priority` from the next
     /// cycle; what the allocator remembers about it is kept.
-    fn set_priority(&mut self, connector: usize, priority: u8) -> Result<(), CoreError> {
-        Ok(self.core.set_priority(connector, priority)?)
+    fn set_priority(
+        &mut self,
+        connector: TreeInt<usize>,
+        priority: TreeInt<u8>,
+    ) -> Result<(), CoreError> {
+        Ok(self.core.set_priority(connector.0, priority.0)?)
     }
 
     /// Measurement shows connector `connector` draws no more than its last
     /// setpoint: what it kept reserved after a decrease is free from the next cycle.
-    fn confirm_followed(&mut self, connector: usize) -> Result<(), CoreError> {
-        Ok(self.core.confirm_followed(connector)?)
+    fn confirm_followed(&mut self, connector: TreeInt<usize>) -> Result<(), CoreError> {
+        Ok(self.core.confirm_followed(connector.0)?)
     }
 
     /// Runs one cycle. `base_load_a` has 3 values per node (L1, L2, L3, node by

@@ -7,7 +7,8 @@
 //!
 //! - `HubgateError(Exception)`: base of every error raised by the extension.
 //!   - `CodecError(HubgateError, ValueError)`: bytes that do not form a valid
-//!     frame, or a value that cannot be encoded.
+//!     frame, or a value that cannot be encoded (an integer argument out of its
+//!     range included: never `OverflowError`).
 //!     - `CrcError(CodecError)`: an RTU frame whose CRC does not match.
 //!     - `FrameError(CodecError)`: a Modbus TCP header that closes the stream.
 //!     - `EncodeError(CodecError)`: a Modbus request or response outside the
@@ -15,7 +16,7 @@
 //!     - `FieldError(CodecError)`: a register field, value or read plan that
 //!       does not make sense.
 //!   - `TopologyError(HubgateError, ValueError)`: a site tree or connector set
-//!     the allocator cannot work on.
+//!     the allocator cannot work on (an index or priority out of range included).
 //!   - `AllocationInputError(HubgateError, ValueError)`: a cycle's measurements
 //!     that cannot be used (wrong length, NaN, time going back).
 //!   - `PlanInputError(HubgateError, ValueError)`: a deadline plan's slots or
@@ -145,9 +146,20 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
+/// Where an integer from Python that does not fit its Rust type belongs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Domain {
+    /// A Modbus field: `CodecError`.
+    Codec,
+    /// The allocator's tree: `TopologyError`.
+    Topology,
+}
+
 /// Any error of `hubgate-core`, on its way to becoming a Python exception.
 #[derive(Debug)]
 pub(crate) enum CoreError {
+    /// An integer from Python out of its Rust type's range (see `crate::ints`).
+    OutOfRange(Domain, String),
     /// See [`hubgate_core::crc::CrcError`].
     Crc(hubgate_core::crc::CrcError),
     /// See [`hubgate_core::modbus::tcp::FrameError`].
@@ -217,6 +229,10 @@ fn instantiate(py: Python<'_>, pick: fn(&Types) -> &Py<PyType>, message: String)
 impl From<CoreError> for PyErr {
     fn from(err: CoreError) -> Self {
         Python::attach(|py| match err {
+            CoreError::OutOfRange(Domain::Codec, message) => instantiate(py, |t| &t.codec, message),
+            CoreError::OutOfRange(Domain::Topology, message) => {
+                instantiate(py, |t| &t.topology, message)
+            }
             CoreError::Crc(e) => instantiate(py, |t| &t.crc, e.to_string()),
             CoreError::Frame(e) => instantiate(py, |t| &t.frame, e.to_string()),
             CoreError::Encode(e) => instantiate(py, |t| &t.encode, e.to_string()),

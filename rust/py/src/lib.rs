@@ -7,6 +7,7 @@ mod alloc;
 mod alloc_buffers;
 mod crc;
 mod errors;
+mod ints;
 mod modbus_codec;
 mod modbus_pdu;
 mod modbus_values;

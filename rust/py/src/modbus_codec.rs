@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes};
 
 use crate::errors::CoreError;
+use crate::ints::Int;
 use crate::modbus_pdu::{Request, Response};
 
 /// Runs `f` on the bytes of a `bytes`, `bytearray` or buffer object.
@@ -184,13 +185,13 @@ macro_rules! client_codec {
             fn encode_request<'py>(
                 &mut self,
                 py: Python<'py>,
-                unit: u8,
+                unit: Int<u8>,
                 request: &Bound<'py, Request>,
             ) -> Result<(u16, Bound<'py, PyBytes>), CoreError> {
                 self.scratch.clear();
                 let id = self
                     .codec
-                    .encode_request_into(unit, request_of(request), &mut self.scratch)?;
+                    .encode_request_into(*unit, request_of(request), &mut self.scratch)?;
                 Ok((id, PyBytes::new(py, &self.scratch)))
             }
 
@@ -221,8 +222,8 @@ client_codec! {
     }
 
     /// Stops waiting for a transaction; returns whether it was pending.
-    fn forget(&mut self, transaction_id: u16) -> bool {
-        self.codec.forget(transaction_id)
+    fn forget(&mut self, transaction_id: Int<u16>) -> bool {
+        self.codec.forget(*transaction_id)
     }
 
     /// Number of requests waiting for a response.
@@ -324,12 +325,12 @@ macro_rules! server_codec {
             #[staticmethod]
             fn encode_response<'py>(
                 py: Python<'py>,
-                transaction_id: u16,
-                unit: u8,
+                transaction_id: Int<u16>,
+                unit: Int<u8>,
                 response: &Bound<'py, Response>,
             ) -> Result<Bound<'py, PyBytes>, CoreError> {
                 let response = pdu::Response::from(response.get().clone());
-                let frame = <$core as ResponseFrame>::frame(transaction_id, unit, &response)?;
+                let frame = <$core as ResponseFrame>::frame(*transaction_id, *unit, &response)?;
                 Ok(PyBytes::new(py, &frame))
             }
 
@@ -337,13 +338,13 @@ macro_rules! server_codec {
             #[staticmethod]
             fn encode_exception<'py>(
                 py: Python<'py>,
-                transaction_id: u16,
-                unit: u8,
-                function_code: u8,
-                exception_code: u8,
+                transaction_id: Int<u16>,
+                unit: Int<u8>,
+                function_code: Int<u8>,
+                exception_code: Int<u8>,
             ) -> Result<Bound<'py, PyBytes>, CoreError> {
-                let response = exception(function_code, exception_code);
-                let frame = <$core as ResponseFrame>::frame(transaction_id, unit, &response)?;
+                let response = exception(*function_code, *exception_code);
+                let frame = <$core as ResponseFrame>::frame(*transaction_id, *unit, &response)?;
                 Ok(PyBytes::new(py, &frame))
             }
 

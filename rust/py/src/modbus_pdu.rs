@@ -6,6 +6,8 @@ use hubgate_core::modbus::planner::Block;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::ints::{Int, Ints};
+
 /// A byte string that crosses into Python as `bytes` (a `Vec<u8>` would
 /// become a list of ints).
 #[derive(Clone, PartialEq, Eq)]
@@ -50,31 +52,40 @@ impl FromPyObject<'_, '_> for Bytes {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Request {
     /// FC1: read `count` (1–2000) coils.
-    ReadCoils { address: u16, count: u16 },
+    ReadCoils { address: Int<u16>, count: Int<u16> },
     /// FC2: read `count` (1–2000) discrete inputs.
-    ReadDiscreteInputs { address: u16, count: u16 },
+    ReadDiscreteInputs { address: Int<u16>, count: Int<u16> },
     /// FC3: read `count` (1–125) holding registers.
-    ReadHoldingRegisters { address: u16, count: u16 },
+    ReadHoldingRegisters { address: Int<u16>, count: Int<u16> },
     /// FC4: read `count` (1–125) input registers.
-    ReadInputRegisters { address: u16, count: u16 },
+    ReadInputRegisters { address: Int<u16>, count: Int<u16> },
     /// FC5: switch one coil.
-    WriteSingleCoil { address: u16, value: bool },
+    WriteSingleCoil { address: Int<u16>, value: bool },
     /// FC6: write one register.
-    WriteSingleRegister { address: u16, value: u16 },
+    WriteSingleRegister { address: Int<u16>, value: Int<u16> },
     /// FC15: write 1–1968 coils.
-    WriteMultipleCoils { address: u16, values: Vec<bool> },
+    WriteMultipleCoils {
+        address: Int<u16>,
+        values: Vec<bool>,
+    },
     /// FC16: write 1–123 registers.
-    WriteMultipleRegisters { address: u16, values: Vec<u16> },
+    WriteMultipleRegisters {
+        address: Int<u16>,
+        values: Ints<u16>,
+    },
     /// FC23: write 1–121 registers, then read 1–125.
     ReadWriteMultipleRegisters {
-        read_address: u16,
-        read_count: u16,
-        write_address: u16,
-        values: Vec<u16>,
+        read_address: Int<u16>,
+        read_count: Int<u16>,
+        write_address: Int<u16>,
+        values: Ints<u16>,
     },
-    /// FC43/14: read device identification objects.
-    #[pyo3(constructor = (read_code = 1, object_id = 0))]
-    ReadDeviceIdentification { read_code: u8, object_id: u8 },
+    /// FC43/14: read device identification objects (read code 1 and object 0 for the
+    /// basic objects).
+    ReadDeviceIdentification {
+        read_code: Int<u8>,
+        object_id: Int<u8>,
+    },
 }
 
 #[pymethods]
@@ -99,29 +110,29 @@ pub(crate) enum Response {
     /// FC2: input states, as many as requested once matched.
     ReadDiscreteInputs { bits: Vec<bool> },
     /// FC3.
-    ReadHoldingRegisters { registers: Vec<u16> },
+    ReadHoldingRegisters { registers: Ints<u16> },
     /// FC4.
-    ReadInputRegisters { registers: Vec<u16> },
+    ReadInputRegisters { registers: Ints<u16> },
     /// FC5 echo.
-    WriteSingleCoil { address: u16, value: bool },
+    WriteSingleCoil { address: Int<u16>, value: bool },
     /// FC6 echo.
-    WriteSingleRegister { address: u16, value: u16 },
+    WriteSingleRegister { address: Int<u16>, value: Int<u16> },
     /// FC15.
-    WriteMultipleCoils { address: u16, count: u16 },
+    WriteMultipleCoils { address: Int<u16>, count: Int<u16> },
     /// FC16.
-    WriteMultipleRegisters { address: u16, count: u16 },
+    WriteMultipleRegisters { address: Int<u16>, count: Int<u16> },
     /// FC23: the registers read.
-    ReadWriteMultipleRegisters { registers: Vec<u16> },
+    ReadWriteMultipleRegisters { registers: Ints<u16> },
     /// FC43/14.
     ReadDeviceIdentification {
-        read_code: u8,
-        conformity: u8,
+        read_code: Int<u8>,
+        conformity: Int<u8>,
         more_follows: bool,
-        next_object_id: u8,
-        objects: Vec<(u8, Bytes)>,
+        next_object_id: Int<u8>,
+        objects: Vec<(Int<u8>, Bytes)>,
     },
     /// An exception response to `function` with exception `code`.
-    Exception { function: u8, code: u8 },
+    Exception { function: Int<u8>, code: Int<u8> },
 }
 
 #[pymethods]
@@ -130,7 +141,7 @@ impl Response {
     #[getter]
     fn function_code(&self) -> u8 {
         match self {
-            Self::Exception { function, .. } => *function,
+            Self::Exception { function, .. } => **function,
             other => pdu::Response::from(other.clone()).function(),
         }
     }
@@ -152,7 +163,9 @@ impl Response {
         match self {
             Self::ReadHoldingRegisters { registers }
             | Self::ReadInputRegisters { registers }
-            | Self::ReadWriteMultipleRegisters { registers } => Some(Block::Registers(registers)),
+            | Self::ReadWriteMultipleRegisters { registers } => {
+                Some(Block::Registers(&registers.0))
+            }
             Self::ReadCoils { bits } | Self::ReadDiscreteInputs { bits } => Some(Block::Bits(bits)),
             _ => None,
         }
@@ -190,15 +203,41 @@ impl<T> Mirror<T> for T {
     }
 }
 
-impl Mirror<Vec<(u8, Bytes)>> for Vec<(u8, Vec<u8>)> {
-    fn mirror(self) -> Vec<(u8, Bytes)> {
-        self.into_iter().map(|(id, v)| (id, Bytes(v))).collect()
+impl<T> Mirror<Int<T>> for T {
+    fn mirror(self) -> Int<T> {
+        Int::new(self)
     }
 }
 
-impl Mirror<Vec<(u8, Vec<u8>)>> for Vec<(u8, Bytes)> {
+impl<T> Mirror<T> for Int<T> {
+    fn mirror(self) -> T {
+        self.0
+    }
+}
+
+impl Mirror<Ints<u16>> for Vec<u16> {
+    fn mirror(self) -> Ints<u16> {
+        Ints(self)
+    }
+}
+
+impl Mirror<Vec<u16>> for Ints<u16> {
+    fn mirror(self) -> Vec<u16> {
+        self.0
+    }
+}
+
+impl Mirror<Vec<(Int<u8>, Bytes)>> for Vec<(u8, Vec<u8>)> {
+    fn mirror(self) -> Vec<(Int<u8>, Bytes)> {
+        self.into_iter()
+            .map(|(id, v)| (Int::new(id), Bytes(v)))
+            .collect()
+    }
+}
+
+impl Mirror<Vec<(u8, Vec<u8>)>> for Vec<(Int<u8>, Bytes)> {
     fn mirror(self) -> Vec<(u8, Vec<u8>)> {
-        self.into_iter().map(|(id, v)| (id, v.0)).collect()
+        self.into_iter().map(|(id, v)| (id.0, v.0)).collect()
     }
 }
 

@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString};
 
 use crate::errors::CoreError;
+use crate::ints::{Int, Ints};
 use crate::modbus_pdu::{Request, Response};
 
 fn field_error(message: String) -> PyErr {
@@ -38,7 +39,7 @@ fn value_from_py(value: &Bound<'_, PyAny>) -> PyResult<Value> {
     } else if value.is_instance_of::<PyInt>() {
         match value.extract::<i64>() {
             Ok(v) => Value::Int(v),
-            Err(_) => Value::UInt(value.extract()?),
+            Err(_) => Value::UInt(value.extract::<Int<u64>>()?.0),
         }
     } else if value.is_instance_of::<PyString>() {
         Value::Text(value.extract()?)
@@ -57,9 +58,9 @@ fn sentinel_of(sentinel: Option<&Bound<'_, PyAny>>) -> PyResult<Sentinel> {
                 Sentinel::None
             }
         }
-        Some(s) if s.is_instance_of::<PyInt>() => Sentinel::Raw(vec![s.extract()?]),
+        Some(s) if s.is_instance_of::<PyInt>() => Sentinel::Raw(vec![s.extract::<Int<u64>>()?.0]),
         Some(s) => {
-            let values: Vec<u64> = s.extract()?;
+            let values = s.extract::<Ints<u64>>()?.0;
             if values.is_empty() {
                 Sentinel::None
             } else {
@@ -97,7 +98,7 @@ fn block_of<'a>(item: &'a Bound<'_, PyAny>, bits: bool) -> PyResult<Owned<'a>> {
     Ok(if bits {
         Owned::Bits(item.extract()?)
     } else {
-        Owned::Registers(item.extract()?)
+        Owned::Registers(item.extract::<Ints<u16>>()?.0)
     })
 }
 
@@ -106,27 +107,40 @@ impl Field {
     /// A field of `type` at `address`, read with `function` 1 (coil), 2
     /// (discrete input), 3 (holding) or 4 (input register); see the stub.
     #[new]
+    // The text signature spelled out: PyO3 shows a default that is not a literal as `...`.
+    #[pyo3(
+        text_signature = "(address, type='u16', *, function=3, count=None, order='ABCD', \
+        scale=1.0, offset=0.0, sentinel=None, mask=None, shift=0, scale_factor=None, \
+        invert=False, charset='utf-8')"
+    )]
     #[pyo3(signature = (
-        address, r#type = "u16", *, function = 3, count = None, order = "ABCD", scale = 1.0,
-        offset = 0.0, sentinel = None, mask = None, shift = 0, scale_factor = None,
+        address, r#type = "u16", *, function = Int::new(3), count = None, order = "ABCD",
+        scale = 1.0, offset = 0.0, sentinel = None, mask = None, shift = Int::new(0),
+        scale_factor = None,
         invert = false, charset = "utf-8"
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        address: u16,
+        address: Int<u16>,
         r#type: &str,
-        function: u8,
-        count: Option<u16>,
+        function: Int<u8>,
+        count: Option<Int<u16>>,
         order: &str,
         scale: f64,
         offset: f64,
         sentinel: Option<&Bound<'_, PyAny>>,
-        mask: Option<u64>,
-        shift: u8,
-        scale_factor: Option<u16>,
+        mask: Option<Int<u64>>,
+        shift: Int<u8>,
+        scale_factor: Option<Int<u16>>,
         invert: bool,
         charset: &str,
     ) -> PyResult<Self> {
+        let (address, function, shift) = (address.0, function.0, shift.0);
+        let (count, mask, scale_factor) = (
+            count.map(|c| c.0),
+            mask.map(|m| m.0),
+            scale_factor.map(|f| f.0),
+        );
         let is_bit = matches!(function, READ_COILS | READ_DISCRETE_INPUTS);
         let kind = if is_bit {
             ValueType::U16
@@ -205,10 +219,10 @@ impl Field {
     fn decode<'py>(
         &self,
         registers: &Bound<'py, PyAny>,
-        exponent: Option<i64>,
+        exponent: Option<Int<i64>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let is_bit = matches!(self.inner.function, READ_COILS | READ_DISCRETE_INPUTS);
-        let exponent = self.exponent(exponent)?;
+        let exponent = self.exponent(exponent.map(|e| e.0))?;
         let owned = block_of(registers, is_bit)?;
         let block = owned.block();
         let width = self.inner.width();
@@ -230,8 +244,8 @@ impl Field {
     /// Registers holding `value` (scale, offset and exponent undone), for
     /// writing; a bit field gives `[0]` or `[1]`.
     #[pyo3(signature = (value, *, exponent = None))]
-    fn encode(&self, value: &Bound<'_, PyAny>, exponent: Option<i64>) -> PyResult<Vec<u16>> {
-        let exponent = self.exponent(exponent)?;
+    fn encode(&self, value: &Bound<'_, PyAny>, exponent: Option<Int<i64>>) -> PyResult<Vec<u16>> {
+        let exponent = self.exponent(exponent.map(|e| e.0))?;
         if matches!(self.inner.function, READ_COILS | READ_DISCRETE_INPUTS) {
             let on: bool = value.extract()?;
             return Ok(vec![u16::from(on != self.inner.invert)]);
@@ -275,19 +289,26 @@ impl ReadPlan {
     /// touches a `forbidden` `(first, last)` range, and `single_register`
     /// devices get one register per request.
     #[new]
-    #[pyo3(signature = (fields, *, max_gap = 0, max_block = 125, forbidden = Vec::new(), single_register = false))]
+    #[pyo3(
+        text_signature = "(fields, *, max_gap=0, max_block=125, forbidden=..., \
+        single_register=False)"
+    )]
+    #[pyo3(signature = (
+        fields, *, max_gap = Int::new(0), max_block = Int::new(125), forbidden = Vec::new(),
+        single_register = false
+    ))]
     fn new(
         py: Python<'_>,
         fields: Vec<PyRef<'_, Field>>,
-        max_gap: u16,
-        max_block: u16,
-        forbidden: Vec<(u16, u16)>,
+        max_gap: Int<u16>,
+        max_block: Int<u16>,
+        forbidden: Vec<(Int<u16>, Int<u16>)>,
         single_register: bool,
     ) -> PyResult<Self> {
         let limits = Limits {
-            max_gap,
-            max_block,
-            forbidden,
+            max_gap: max_gap.0,
+            max_block: max_block.0,
+            forbidden: forbidden.into_iter().map(|(a, b)| (a.0, b.0)).collect(),
             single_register,
         };
         let fields = fields.iter().map(|f| f.inner.clone()).collect();

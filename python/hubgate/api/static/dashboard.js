@@ -107,12 +107,12 @@ function render(state) {
 
   const grid = gridNode(state);
   if (grid) {
-    history.push({
+    addSample({
       cycle: state.cycle,
       current: grid.measured_a || grid.commanded_a,
       limit: grid.limit_a,
+      source: grid.limit_source,
     });
-    if (history.length > HISTORY) history.shift();
     renderLimit(grid);
   }
   drawChart();
@@ -123,15 +123,69 @@ function render(state) {
   renderEvents(state);
 }
 
-function renderLimit(grid) {
-  const parts = [];
-  if (grid.limit_a) parts.push(`${grid.limit_a.map((v) => fmt(v, 0)).join(" / ")} A`);
-  if (grid.power_limit_kw !== null && grid.power_limit_kw !== undefined) {
-    parts.push(`${fmt(grid.power_limit_kw, 1)} kW`);
+function addSample(sample) {
+  const last = history[history.length - 1];
+  if (last && sample.cycle <= last.cycle) return; // already there (from the decision history)
+  history.push(sample);
+  if (history.length > HISTORY) history.shift();
+}
+
+// The chart starts from the decision history, so it is not empty when the page opens.
+async function loadHistory() {
+  try {
+    const response = await fetch(`${API}/history?last=${HISTORY}`, { headers: headers() });
+    if (!response.ok) return;
+    const samples = await response.json();
+    const newer = history.splice(0); // samples the live stream brought meanwhile
+    for (const s of samples) {
+      addSample({
+        cycle: s.cycle,
+        current: s.measured_a || s.commanded_a,
+        limit: s.limit_a,
+        source: s.source,
+      });
+    }
+    for (const s of newer) addSample(s);
+    drawChart();
+  } catch (error) {
+    console.warn(error);
   }
-  const sources = grid.limit_sources.length ? ` (from ${grid.limit_sources.join(", ")})` : "";
-  document.getElementById("limit-now").textContent =
-    `in force: ${parts.join(", ") || "none"}${sources}`;
+}
+
+const SOURCE_NAMES = {
+  cap: "rating",
+  "grid-operator": "grid operator",
+  api: "API lease",
+  csms: "CSMS",
+  "modbus-server": "Modbus server",
+  config: "site file",
+  "peak-target": "peak target",
+};
+
+function sourceName(source) {
+  return SOURCE_NAMES[source] || source || "none";
+}
+
+function until(expiresAt) {
+  return expiresAt === null || expiresAt === undefined
+    ? ""
+    : ` until ${new Date(expiresAt * 1000).toLocaleTimeString()}`;
+}
+
+function limitText(node) {
+  const parts = [];
+  if (node.limit_a) parts.push(`${node.limit_a.map((v) => fmt(v, 0)).join(" / ")} A`);
+  if (node.power_limit_kw !== null && node.power_limit_kw !== undefined) {
+    parts.push(`${fmt(node.power_limit_kw, 1)} kW`);
+  }
+  return parts.join(", ") || "none";
+}
+
+function renderLimit(grid) {
+  const from = grid.limit_source ? ` from ${sourceName(grid.limit_source)}` : "";
+  const box = document.getElementById("limit-now");
+  box.textContent = `in force: ${limitText(grid)}${from}${until(grid.limit_expires_at)}`;
+  box.dataset.source = grid.limit_source || "";
 }
 
 function drawChart() {
@@ -145,17 +199,20 @@ function drawChart() {
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.clearRect(0, 0, width, height);
 
-  const pad = { left: 44, right: 10, top: 10, bottom: 22 };
+  const pad = { left: 52, right: 10, top: 10, bottom: 22 };
   const plotW = width - pad.left - pad.right;
   const plotH = height - pad.top - pad.bottom;
   let top = 10;
+  let low = 0;
   for (const sample of history) {
     for (const value of [...sample.current, ...(sample.limit || [])]) top = Math.max(top, value);
+    for (const value of sample.current) low = Math.min(low, value);
   }
   top = niceCeil(top * 1.1);
+  const bottom = low < 0 ? -niceCeil(-low * 1.1) : 0;
   const span = Math.max(history.length, MIN_SPAN);
   const x = (i) => pad.left + (i / (span - 1)) * plotW;
-  const y = (value) => pad.top + plotH - (value / top) * plotH;
+  const y = (value) => pad.top + ((top - value) / (top - bottom)) * plotH;
 
   ctx.font = `11px ${getComputedStyle(document.body).fontFamily}`;
   ctx.strokeStyle = cssVar("--line");
@@ -163,8 +220,8 @@ function drawChart() {
   ctx.lineWidth = 1;
   ctx.textAlign = "right";
   ctx.textBaseline = "middle";
-  for (let step = 0; step <= 4; step++) {
-    const value = (top * step) / 4;
+  const ticks = bottom < 0 ? [bottom, bottom / 2, 0, top / 2, top] : [0, top / 4, top / 2, (3 * top) / 4, top];
+  for (const value of ticks) {
     ctx.beginPath();
     ctx.moveTo(pad.left, Math.round(y(value)) + 0.5);
     ctx.lineTo(width - pad.right, Math.round(y(value)) + 0.5);
@@ -182,20 +239,69 @@ function drawChart() {
     ctx.fillText(`cycle ${history[0].cycle}`, x(offset), height - pad.bottom + 6);
   }
 
+  // Export (current below zero) in its own colour, between the zero line and the lowest phase.
+  if (bottom < 0) {
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(pad.left, pad.top, plotW, plotH);
+    ctx.clip();
+    ctx.fillStyle = cssVar("--export");
+    history.forEach((sample, i) => {
+      const lowest = Math.min(0, ...sample.current);
+      if (lowest < 0) {
+        const left = Math.floor(x(offset + i - 0.5));
+        const right = Math.ceil(x(offset + i + 0.5));
+        ctx.fillRect(left, y(0), right - left, y(lowest) - y(0));
+      }
+    });
+    ctx.restore();
+  }
+
+  // The limit in force per phase, as steps: a change holds until the next one.
+  ctx.strokeStyle = cssVar("--limit");
+  ctx.lineWidth = 2;
   PHASES.forEach((_, phase) => {
-    const colour = cssVar(`--l${phase + 1}`);
-    ctx.strokeStyle = colour;
-    ctx.setLineDash([6, 4]);
-    ctx.lineWidth = 1.5;
-    trace(ctx, history, (s) => (s.limit ? s.limit[phase] : null), offset, x, y);
-    ctx.setLineDash([]);
+    steps(ctx, history, (s) => (s.limit ? s.limit[phase] : null), offset, x, y);
+  });
+  PHASES.forEach((_, phase) => {
+    ctx.strokeStyle = cssVar(`--l${phase + 1}`);
     ctx.lineWidth = 2;
     trace(ctx, history, (s) => s.current[phase], offset, x, y);
   });
 
-  canvas.dataset.samples = String(history.length);
-  canvas.dataset.lastCycle = history.length ? String(history[history.length - 1].cycle) : "";
+  const last = history[history.length - 1];
+  Object.assign(canvas.dataset, {
+    samples: String(history.length),
+    lastCycle: last ? String(last.cycle) : "",
+    firstCycle: history.length ? String(history[0].cycle) : "",
+    scaleTop: String(top),
+    scaleBottom: String(bottom),
+    plotTop: String(pad.top),
+    plotHeight: String(plotH),
+    plotLeft: String(pad.left),
+    plotRight: String(width - pad.right),
+    limitY: last && last.limit ? String(y(Math.min(...last.limit))) : "",
+  });
   renderReadout();
+}
+
+function steps(ctx, samples, pick, offset, x, y) {
+  ctx.beginPath();
+  let previous = null;
+  samples.forEach((sample, i) => {
+    const value = pick(sample);
+    if (value === null || value === undefined) {
+      previous = null;
+      return;
+    }
+    if (previous === null) ctx.moveTo(x(offset + i), y(value));
+    else {
+      ctx.lineTo(x(offset + i), y(previous));
+      ctx.lineTo(x(offset + i), y(value));
+    }
+    previous = value;
+  });
+  ctx.stroke();
 }
 
 function trace(ctx, samples, pick, offset, x, y) {
@@ -228,19 +334,24 @@ function renderReadout() {
   if (!last) return;
   box.replaceChildren(
     ...PHASES.map((name, i) => {
-      const limit = last.limit ? ` / ${fmt(last.limit[i], 0)}` : "";
+      const limit = last.limit ? ` of ${fmt(last.limit[i], 0)}` : "";
       return el(
         "span",
         { class: "phase", style: `--c: var(--l${i + 1})`, "data-phase": name },
         `${name} ${fmt(last.current[i])}${limit} A`,
       );
     }),
+    el("span", { class: "limit-key" }, `limit from ${sourceName(last.source)}`),
   );
 }
 
-function utilisationBar(share) {
+function utilisationBar(share, exporting) {
+  if (exporting) {
+    const width = Math.min(100, exporting * 100);
+    return el("div", { class: "bar export" }, el("span", { style: `width:${width}%` }));
+  }
   const level = share === null ? "" : share >= 1 ? "alarm" : share >= 0.85 ? "warn" : "";
-  const width = share === null ? 0 : Math.min(100, share * 100);
+  const width = share === null ? 0 : Math.min(100, Math.max(0, share) * 100);
   return el("div", { class: `bar ${level}` }, el("span", { style: `width:${width}%` }));
 }
 
@@ -255,18 +366,34 @@ function renderTree(state) {
   const walk = (parent, depth) => {
     for (const node of children.get(parent) || []) {
       const share = utilisation(node);
-      const limit = node.limit_a ? `${fmt(Math.min(...node.limit_a), 0)} A` : "no limit";
+      const exported = exportShare(node);
+      const limit = node.limit_a
+        ? `${fmt(Math.min(...node.limit_a), 0)} A · ${fmt(node.power_limit_kw, 0)} kW`
+        : "no limit";
+      const from = node.limit_source ? `${sourceName(node.limit_source)}${until(node.limit_expires_at)}` : "";
+      const used = exported
+        ? `exporting ${fmt(-Math.min(...node.measured_a), 0)} A, limit ${limit}`
+        : share === null
+          ? limit
+          : `${Math.round(share * 100)} % of ${limit}`;
       items.push(
         el(
           "li",
-          { style: `padding-left:${depth * 1.1}rem`, "data-node": node.id },
+          {
+            style: `padding-left:${depth * 1.1}rem`,
+            "data-node": node.id,
+            "data-limit-a": node.limit_a ? String(Math.min(...node.limit_a)) : "",
+            "data-limit-kw": node.power_limit_kw === null ? "" : String(node.power_limit_kw),
+            "data-source": node.limit_source || "",
+          },
           el(
             "div",
             { class: "row" },
             el("span", {}, `${node.id} `, el("span", { class: "kind" }, node.kind)),
-            el("span", {}, share === null ? limit : `${Math.round(share * 100)} % of ${limit}`),
+            el("span", { class: "used" }, used),
           ),
-          utilisationBar(share),
+          from ? el("div", { class: "source" }, `limit from ${from}`) : "",
+          utilisationBar(share, exported),
         ),
       );
       walk(node.id, depth + 1);
@@ -281,6 +408,12 @@ function utilisation(node) {
   const used = node.measured_a || node.commanded_a;
   const shares = used.map((u, i) => (node.limit_a[i] > 0 ? u / node.limit_a[i] : 0));
   return Math.max(...shares);
+}
+
+// A node whose every metered phase exports: the share of its limit it exports, else 0.
+function exportShare(node) {
+  if (!node.measured_a || !node.limit_a || Math.max(...node.measured_a) >= 0) return 0;
+  return -Math.min(...node.measured_a) / Math.max(1, Math.min(...node.limit_a));
 }
 
 function kw(value) {
@@ -308,6 +441,22 @@ function renderEnergy(energy) {
   document.getElementById("energy-why").textContent = energy.reasons.join(" · ");
 }
 
+function age(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  if (seconds < 90) return `${fmt(seconds, 0)} s`;
+  if (seconds < 5400) return `${fmt(seconds / 60, 0)} min`;
+  return `${fmt(seconds / 3600, 1)} h`;
+}
+
+function connectorWhy(c) {
+  if (c.unreachable_since !== null) {
+    const since = new Date(c.unreachable_since * 1000).toLocaleTimeString();
+    return `unreachable since ${since}, ${fmt(c.reserved_a)} A reserved`;
+  }
+  if (c.reserved_a !== null) return `${c.reason}; ${fmt(c.reserved_a)} A reserved`;
+  return c.reason;
+}
+
 function sessionText(s) {
   if (!s) return "–";
   if (s.needed_kwh === null) return `${fmt(s.energy_kwh)} kWh`;
@@ -321,16 +470,22 @@ function renderConnectors(state) {
   const rows = state.connectors.map((c) =>
     el(
       "tr",
-      { "data-connector": c.key },
+      {
+        "data-connector": c.key,
+        "data-age": c.measured_age_s === null ? "" : String(c.measured_age_s),
+        class: c.stale ? "stale" : "",
+        title: c.stale ? "older than the control rules accept: shown, not trusted" : "",
+      },
       el("td", {}, c.key),
       el("td", {}, c.node),
       el("td", {}, c.status),
       el("td", { class: "num" }, fmt(c.setpoint_a)),
-      el("td", { class: "num" }, c.measured_a ? c.measured_a.map((v) => fmt(v)).join(" / ") : "–"),
-      el("td", { class: "num" }, fmt(c.power_kw)),
+      el("td", { class: "num measured" }, c.measured_a ? c.measured_a.map((v) => fmt(v)).join(" / ") : "–"),
+      el("td", { class: "num measured" }, fmt(c.power_kw)),
+      el("td", { class: "num age" }, age(c.measured_age_s)),
       el("td", { class: c.session && c.session.at_risk ? "session at-risk" : "session" }, sessionText(c.session)),
       el("td", {}, c.binding || "–"),
-      el("td", { class: "reason" }, c.reason),
+      el("td", { class: "reason" }, connectorWhy(c)),
     ),
   );
   document.querySelector("#connectors tbody").replaceChildren(...rows);
@@ -340,7 +495,7 @@ function renderDevices(state) {
   const rows = state.devices.map((d) =>
     el(
       "tr",
-      { "data-device": d.id },
+      { "data-device": d.id, class: d.reachable ? "" : "stale" },
       el(
         "td",
         {},
@@ -356,23 +511,46 @@ function renderDevices(state) {
         el("span", { class: `dot ${d.reachable ? "up" : ""}` }),
         d.reachable ? "up" : "lost",
       ),
+      el("td", { class: "num age" }, age(d.last_message_age_s ?? d.last_ok_age_s)),
+      el("td", { class: "num" }, d.messages_per_min === null ? "–" : fmt(d.messages_per_min, 0)),
       el("td", { class: "num" }, d.requests),
-      el("td", { class: "num" }, d.errors),
+      el(
+        "td",
+        { class: "num", title: `${d.rejected} rejected, ${d.timeouts} timed out` },
+        d.errors,
+      ),
       el("td", { class: "num" }, `${fmt(d.latency_p50_ms)} / ${fmt(d.latency_p99_ms)}`),
     ),
   );
   document.querySelector("#devices tbody").replaceChildren(...rows);
 }
 
+let shownEvents = "";
+
 function renderEvents(state) {
-  const items = [...state.events].reverse().map((e) =>
-    el(
+  const key = state.events.map((e) => e.id).join(",");
+  if (key === shownEvents) return; // unchanged: keep what the operator opened
+  shownEvents = key;
+  const items = [...state.events].reverse().map((e) => {
+    const body = el(
+      "span",
+      {},
+      el("strong", {}, e.subject),
+      ` ${e.message}`,
+      el("span", { class: "category" }, ` · ${e.category}`),
+    );
+    if (e.members.length) {
+      body.append(
+        el("details", {}, el("summary", {}, `${e.members.length} listed`), e.members.join(", ")),
+      );
+    }
+    return el(
       "li",
-      { class: e.level },
+      { class: e.severity, "data-event": String(e.id), "data-category": e.category },
       el("time", {}, new Date(e.at * 1000).toLocaleTimeString()),
-      el("span", {}, el("strong", {}, e.subject), ` ${e.message}`),
-    ),
-  );
+      body,
+    );
+  });
   document.getElementById("events").replaceChildren(...items);
 }
 
@@ -442,4 +620,43 @@ function setupForm() {
 window.addEventListener("resize", drawChart);
 setupForm();
 drawChart();
+// The latest charging sessions, every 10 s (they change slowly; the file keeps them all).
+const SESSIONS_SHOWN = 20;
+
+async function loadSessions() {
+  try {
+    const response = await fetch(`${API}/sessions?limit=${SESSIONS_SHOWN}`, { headers: headers() });
+    if (response.ok) renderSessions(await response.json());
+  } catch (error) {
+    // the next round tries again
+  }
+}
+
+function renderSessions(sessions) {
+  const rows = [...sessions].reverse().map((s) =>
+    el(
+      "tr",
+      { "data-session": String(s.id), class: s.stopped_at === null ? "open" : "" },
+      el("td", {}, s.connector),
+      el("td", {}, s.id_token || "–"),
+      el("td", {}, new Date(s.started_at * 1000).toLocaleString()),
+      el("td", {}, s.stopped_at === null ? "charging" : new Date(s.stopped_at * 1000).toLocaleTimeString()),
+      el("td", { class: "num" }, fmt(s.energy_kwh, 2)),
+      el("td", { class: "num" }, fmt(s.peak_current_a)),
+      el("td", { class: "num" }, `${fmt(s.min_setpoint_a)} – ${fmt(s.max_setpoint_a)}`),
+      el(
+        "td",
+        { class: "reason" },
+        Object.entries(s.limited_s)
+          .map(([why, seconds]) => `${why} ${age(seconds)}`)
+          .join(" · ") || "–",
+      ),
+    ),
+  );
+  document.querySelector("#sessions tbody").replaceChildren(...rows);
+}
+
+loadHistory();
 follow();
+loadSessions();
+setInterval(loadSessions, 10000);

@@ -7,7 +7,9 @@ with QoS 1, at most `max_inflight` unacknowledged at once. When the broker goes
 away, unacknowledged messages stay in the session and are sent again after the
 reconnect; new ones wait in the outbox. Reconnects back off exponentially
 (with jitter) from `min_backoff_s` to `max_backoff_s`. Cancelling `run` sets
-the status to "offline" and disconnects cleanly.
+the status to "offline" and disconnects cleanly. With `tls = true` the link is
+TLS (`open_broker_stream`): the broker's certificate and host name are verified,
+a client certificate is presented when configured.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import json
 import logging
 import random
+import ssl
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +54,33 @@ def _timestamp(epoch_s: float) -> str:
         .isoformat(timespec="milliseconds")
         .replace("+00:00", "Z")
     )
+
+
+def tls_context(config: Mqtt) -> ssl.SSLContext | None:
+    """TLS for the broker link (`tls = true`): the broker's certificate and name verified
+    against `tls_ca` or the system's CAs, `tls_client_cert` presented; else None."""
+    if not config.tls:
+        return None
+    context = ssl.create_default_context(cafile=config.tls_ca)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if config.tls_client_cert is not None:
+        context.load_cert_chain(config.tls_client_cert, config.tls_client_key)
+    return context
+
+
+async def open_broker_stream(config: Mqtt) -> trio.abc.Stream:
+    """A connection to the broker, its TLS handshake done when `tls` is set."""
+    stream = await trio.open_tcp_stream(config.host, config.port)
+    context = tls_context(config)
+    if context is None:
+        return stream
+    secure = trio.SSLStream(stream, context, server_hostname=config.host)
+    try:
+        await secure.do_handshake()
+    except BaseException:
+        await trio.aclose_forcefully(secure)
+        raise
+    return secure
 
 
 class TelemetryPublisher:
@@ -146,7 +176,7 @@ class TelemetryPublisher:
     async def _connection(self) -> None:
         self._connected_once = False
         with trio.fail_after(self._config.keepalive_s):
-            stream = await trio.open_tcp_stream(self._config.host, self._config.port)
+            stream = await open_broker_stream(self._config)
         async with stream:
             self._client.connect(trio.current_time())
             try:
@@ -157,7 +187,7 @@ class TelemetryPublisher:
                 with trio.CancelScope(shield=True), trio.move_on_after(1):
                     await self._goodbye(stream)
 
-    async def _goodbye(self, stream: trio.SocketStream) -> None:
+    async def _goodbye(self, stream: trio.abc.Stream) -> None:
         """Leaving while connected (cancelled, or an I/O error): "offline", then DISCONNECT."""
         if self._client.state is State.CONNECTED:
             now = trio.current_time()
@@ -166,14 +196,14 @@ class TelemetryPublisher:
             with contextlib.suppress(OSError, trio.BrokenResourceError):
                 await stream.send_all(self._client.data_to_send())
 
-    async def _read(self, stream: trio.SocketStream) -> None:
+    async def _read(self, stream: trio.abc.Stream) -> None:
         while True:
             data = await stream.receive_some(65536)
-            self._client.receive_data(data, trio.current_time())
+            self._client.receive_data(bytes(data), trio.current_time())
             self._handle_events()
             self._wake.set()
 
-    async def _write(self, stream: trio.SocketStream) -> None:
+    async def _write(self, stream: trio.abc.Stream) -> None:
         while True:
             now = trio.current_time()
             self._client.handle_timers(now)

@@ -660,10 +660,14 @@ impl Response {
                 }
             }
             Self::Exception { function, code } => {
-                if *function == 0 || *function & EXCEPTION_FLAG != 0 || *code == 0 {
+                // A request with function code 0 or 0x80 and above names no function: the
+                // only answer is illegal function, with the 0x80 flag set (0x83 stays 0x83).
+                let unknown = *function == 0 || *function & EXCEPTION_FLAG != 0;
+                if *code == 0 || (unknown && *code != ILLEGAL_FUNCTION) {
                     return Err(EncodeError::Value {
                         function: *function,
-                        reason: "exception needs a function code below 0x80 and a nonzero code",
+                        reason: "an exception needs a nonzero code, and illegal function (1) \
+                                 to answer function code 0 or 0x80 and above",
                     });
                 }
                 out.extend_from_slice(&[function | EXCEPTION_FLAG, *code]);

@@ -84,6 +84,36 @@ fn golden_exceptions() {
     );
 }
 
+#[test]
+fn unknown_function_codes_are_answered_illegal_function() {
+    // Function code 0 and codes with the exception flag name no function: a server
+    // answers them exception 1 with the flag set, and nothing else.
+    for (function, answer) in [
+        (0x00, "80 01"),
+        (0x80, "80 01"),
+        (0x83, "83 01"),
+        (0xFF, "ff 01"),
+    ] {
+        let exception = Response::Exception { function, code: 1 };
+        assert_eq!(
+            TcpServer::encode_response(5, 1, &exception).unwrap(),
+            hex(&format!("00 05 00 00 00 03 01 {answer}"))
+        );
+        for code in [0, 2, 4] {
+            let other = Response::Exception { function, code };
+            assert!(
+                TcpServer::encode_response(5, 1, &other).is_err(),
+                "{function:#x} {code}"
+            );
+        }
+    }
+    let zero = Response::Exception {
+        function: 3,
+        code: 0,
+    };
+    assert!(TcpServer::encode_response(5, 1, &zero).is_err());
+}
+
 /// Feeds `frame` to a fresh client in two pieces split at every byte, and
 /// byte by byte; each time exactly one event results.
 fn tcp_split_everywhere(request: &Request, frame: &[u8]) -> Vec<ClientEvent> {

@@ -1,0 +1,141 @@
+"""Profiles of the hot paths with py-spy (the dev extras install it), for docs/performance.md.
+
+    python bench/profile_paths.py modbus-sequential 20       # hubgate's master, 20 s
+    python bench/profile_paths.py modbus-250 20              # 250 devices read at once
+    python bench/profile_paths.py ocpp 1000 20 10            # listener, 1,000 stations, 10x rate
+
+Each runs the same load as its benchmark (bench/test_bench_modbus_transport.py,
+bench/test_bench_ocpp.py) with the peers in processes of their own, samples the
+process under test (the Modbus client, or the OCPP listener) with
+`py-spy record --gil` (samples holding the GIL: CPU, not waits) for the steady window, and prints the top frames by
+own time and by inclusive time, as shares of the samples. The collapsed stacks stay
+in `$TMPDIR/hubgate-profile-<case>.txt` (for `flamegraph.pl` or speedscope).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from functools import partial
+from pathlib import Path
+
+import trio
+
+BENCH = Path(__file__).resolve().parent
+OUT = Path(tempfile.gettempdir())
+TOP = 20
+
+
+def record(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+    """Start sampling `pid` for `seconds` into `out` (collapsed stacks)."""
+    py_spy = shutil.which("py-spy") or "py-spy"
+    window = ["--duration", str(int(seconds)), "--output", str(out)]
+    return subprocess.Popen(
+        [py_spy, "record", "--pid", str(pid), "--gil", "--rate", "500", "--format", "raw", *window],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def summary(collapsed: Path) -> str:
+    """Top frames by own samples, modules by own samples, frames by inclusive samples,
+    as shares of all samples."""
+    own: Counter[str] = Counter()
+    modules: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [_short(f) for f in stack.split(";") if f]
+        if not frames:
+            continue
+        samples = int(count)
+        total += samples
+        own[frames[-1]] += samples
+        modules[frames[-1].partition(" (")[2].rstrip(")")] += samples
+        for frame in set(frames):
+            inclusive[frame] += samples
+    lines = [f"{total} samples", "own:"]
+    lines += [f"  {100 * n / total:5.1f} %  {f}" for f, n in own.most_common(TOP)]
+    lines.append("own, by module:")
+    lines += [f"  {100 * n / total:5.1f} %  {m}" for m, n in modules.most_common(TOP)]
+    lines.append("inclusive:")
+    lines += [f"  {100 * n / total:5.1f} %  {f}" for f, n in inclusive.most_common(TOP)]
+    return "\n".join(lines)
+
+
+def _short(frame: str) -> str:
+    """`read (trio/_core/_run.py:123)` -> `read (trio/_core/_run.py)`: one entry per function."""
+    name, _, where = frame.partition(" (")
+    path = where.rsplit(":", 1)[0]
+    for marker in ("site-packages/", "python/", "lib/python3"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return f"{name} ({path})"
+
+
+def modbus(case: str, seconds: float) -> Path:
+    """hubgate's master in this process reading in a loop, sampled from outside."""
+    sys.path.insert(0, str(BENCH.parent))
+    from bench.test_bench_modbus_transport import (
+        DEVICE_COUNT,
+        SEQUENTIAL,
+        TrioClient,
+        peer_process,
+    )
+    from hubgate.control.cycle import gather_by_deadline
+
+    out = OUT / f"hubgate-profile-{case}.txt"
+    peer = ("pymodbus",) if case == "modbus-sequential" else ("trio", str(DEVICE_COUNT))
+    with peer_process(*peer) as ports:
+        client = TrioClient(ports)
+
+        async def sequential() -> None:
+            for _ in range(SEQUENTIAL):
+                await client.devices[0].read_registers(0, 10)
+
+        async def at_once() -> None:
+            reads = {str(i): partial(d.read_registers, 0, 10) for i, d in enumerate(client.devices)}
+            await gather_by_deadline(reads, trio.current_time() + 1.0)
+
+        round_ = sequential if case == "modbus-sequential" else at_once
+        client.run(round_)  # warm
+        sampler = record(os.getpid(), seconds, out)
+        while sampler.poll() is None:
+            client.run(round_)
+        client.close()
+    return out
+
+
+def ocpp(stations: int, seconds: float, speedup: float) -> Path:
+    """hubgate's listener in its own process under the benchmark's station load."""
+    sys.path.insert(0, str(BENCH.parent))
+    from bench.test_bench_ocpp import run_load
+
+    out = OUT / f"hubgate-profile-ocpp-{stations}-{speedup:g}x.txt"
+    started: list[subprocess.Popen[bytes]] = []
+    figures = run_load(
+        stations, seconds, speedup, on_steady=lambda pid: started.append(record(pid, seconds, out))
+    )
+    started[0].wait(60)
+    print(figures)
+    return out
+
+
+def main(argv: list[str]) -> None:
+    case = argv[0]
+    if case.startswith("modbus"):
+        out = modbus(case, float(argv[1]))
+    else:
+        out = ocpp(int(argv[1]), float(argv[2]), float(argv[3]) if len(argv) > 3 else 1.0)
+    time.sleep(0.5)
+    print(summary(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,141 @@
+"""The limit in force on a node, in amperes per phase and in kilowatts, and what sets it.
+
+Every limit on a node is a `Bound`: its rating from the site file (`cap`), each lease in the
+limit book (grid operator, API, CSMS, Modbus server, site file), and at the grid connection
+the peak target. A power limit stands for the same current on three phases at the site's
+voltage, a phase limit for `voltage x (L1 + L2 + L3)` of power, so every bound compares in
+both units and the tightest one per phase is the limit in force. What the control loop
+allocates under, the dashboard draws and `/metrics` exports all come from here, so they show
+the same limit (a grid-operator step to 300 kW is 435 A per phase at 230 V, not the 1580 A
+rating of the connection).
+
+Sans-IO: time (`now`, monotonic seconds) is an input.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hubgate.control.limits import LimitBook, LimitSource
+from hubgate.control.site_model import UNLIMITED_A, UNLIMITED_KW, SiteModel
+
+Phases3 = tuple[float, float, float]
+
+CAP = "cap"
+"""The source name of a node's own rating in the site file."""
+PEAK_TARGET = "peak-target"
+"""The source name of the site file's peak or contract target on grid import."""
+GRID_OPERATOR = LimitSource.GRID_OPERATOR.value
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One limit on a node: per-phase current and/or power, from `source`."""
+
+    source: str
+    phase_a: Phases3 | None
+    power_kw: float | None
+    expires_at: float | None
+    """Monotonic time it lapses; None: it holds until changed."""
+    origin: str
+
+    def as_phase_a(self, voltage_v: float) -> Phases3:
+        """This bound as current per phase (a power limit spread over three phases)."""
+        per_phase = math.inf if self.power_kw is None else self.power_kw * 1000 / (3 * voltage_v)
+        phase = self.phase_a or (math.inf, math.inf, math.inf)
+        return (min(phase[0], per_phase), min(phase[1], per_phase), min(phase[2], per_phase))
+
+    def as_power_kw(self, voltage_v: float) -> float:
+        """This bound as power (a phase limit at full current on every phase)."""
+        power = math.inf if self.power_kw is None else self.power_kw
+        if self.phase_a is not None:
+            power = min(power, voltage_v * sum(self.phase_a) / 1000)
+        return power
+
+
+@dataclass(frozen=True)
+class NodeLimit:
+    """The limit in force on one node and every bound it was taken from."""
+
+    phase_a: Phases3
+    """Tightest per phase, A."""
+    power_kw: float
+    """The most the node can carry under `phase_a` at the site's voltage, kW."""
+    phase_sources: tuple[str, str, str]
+    """The source that sets each phase's limit."""
+    source: str
+    """The source of the tightest phase's limit."""
+    expires_at: float | None
+    """When the binding bound lapses (monotonic); None: it holds until changed."""
+    bounds: tuple[Bound, ...]
+
+    @property
+    def unlimited(self) -> bool:
+        """No finite limit at all (a node without a rating or lease)."""
+        return min(self.phase_a) >= UNLIMITED_A
+
+
+def node_bounds(
+    model: SiteModel,
+    book: LimitBook,
+    node: int,
+    now: float,
+    *,
+    operator_sources: frozenset[LimitSource] = frozenset({LimitSource.GRID_OPERATOR}),
+    peak_target_kw: float | None = None,
+) -> tuple[Bound, ...]:
+    """Every limit on `node` now: its rating, the leases on its target (a power lease from
+    one of `operator_sources` on the grid connection is the grid operator's), and at the root
+    the peak target."""
+    cap_a = model.caps_a[node]
+    cap_kw = model.power_kw[node]
+    bounds = [
+        Bound(
+            CAP,
+            None if min(cap_a) >= UNLIMITED_A else cap_a,
+            None if cap_kw >= UNLIMITED_KW else cap_kw,
+            None,
+            "site file",
+        )
+    ]
+    target = model.limit_target(node)
+    book.expire(now)
+    for lease in book.leases():
+        if lease.target != target:
+            continue
+        source = lease.source.value
+        if node == 0 and lease.source in operator_sources and lease.limit.power_kw is not None:
+            source = GRID_OPERATOR
+        bounds.append(
+            Bound(source, lease.limit.phase_a, lease.limit.power_kw, lease.expires_at, lease.origin)
+        )
+    if node == 0 and peak_target_kw is not None:
+        bounds.append(Bound(PEAK_TARGET, None, peak_target_kw, None, "site file"))
+    return tuple(bounds)
+
+
+def node_limit(bounds: tuple[Bound, ...], voltage_v: float) -> NodeLimit:
+    """The limit in force from `bounds` (the node's cap first): the tightest bound per phase
+    (a lease that equals the cap binds, not the cap), its power at the site's voltage."""
+    phase = [math.inf, math.inf, math.inf]
+    binding: list[Bound | None] = [None, None, None]
+    for bound in bounds:
+        amps = bound.as_phase_a(voltage_v)
+        for p in range(3):
+            held = binding[p]
+            if amps[p] < phase[p] or (
+                amps[p] == phase[p] and held is not None and held.source == CAP
+            ):
+                phase[p], binding[p] = amps[p], bound
+    limit_a = (min(phase[0], UNLIMITED_A), min(phase[1], UNLIMITED_A), min(phase[2], UNLIMITED_A))
+    sources = tuple(CAP if b is None else b.source for b in binding)
+    tightest = binding[min(range(3), key=lambda p: phase[p])]
+    return NodeLimit(
+        phase_a=limit_a,
+        power_kw=min(voltage_v * sum(limit_a) / 1000, UNLIMITED_KW),
+        phase_sources=(sources[0], sources[1], sources[2]),
+        source=CAP if tightest is None else tightest.source,
+        expires_at=None if tightest is None else tightest.expires_at,
+        bounds=bounds,
+    )

@@ -1,0 +1,1 @@
+"""The operator's records: the event log and the charging sessions, in one SQLite file."""
