@@ -41,8 +41,9 @@ from __future__ import annotations
 import logging
 import math
 from array import array
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from hubgate._core import HubgateError
 from hubgate.config.model import GridOperatorSource, SiteConfig
@@ -66,6 +67,7 @@ from hubgate.control.grid_operator import GridOperatorInput, connection_kw
 from hubgate.control.limit_in_force import NodeLimit, node_bounds, node_limit
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
 from hubgate.control.paragraph_14a import Paragraph14a
+from hubgate.control.schedules import ScheduleBook
 from hubgate.control.site_energy import SiteEnergy
 from hubgate.control.site_model import SiteModel, with_finite_limits
 from hubgate.devices.model import (
@@ -276,6 +278,8 @@ class CyclePlanner:
             tokens=per_token,
             timezone=site.site.timezone,
         )
+        self.schedules = ScheduleBook.of_site(site)
+        """Time-based limits (`[[schedules]]` and the API's), leases in `limits`."""
         self._needs_seen: dict[str, ChargingNeeds] = {}
         self.demand = (
             DemandCharge(
@@ -481,6 +485,7 @@ class CyclePlanner:
 
     def inputs(self, now: float) -> tuple[CycleInputs, list[str]]:
         """The allocator's input for this cycle and the notes for the decision record."""
+        self.schedules.apply(self.limits, now, self._wall(now))
         model = self.model
         n_nodes = len(model.node_ids)
         base = array("d", bytes(8 * 3 * n_nodes))
@@ -582,7 +587,7 @@ class CyclePlanner:
             last=self.last_result,
         )
         notes.extend(energy.notes)
-        deadlines = self._deadlines(now, base, grid_operator_w, energy.peak_w)
+        deadlines = self._deadlines(now, base)
         return (
             CycleInputs(
                 now,
@@ -686,11 +691,9 @@ class CyclePlanner:
         """The demand figures now (None without `[demand]`)."""
         return None if self.demand is None else self.demand.view(self._wall(now))
 
-    def _deadlines(
-        self, now: float, base: array[float], grid_operator_w: float, peak_w: float
-    ) -> DeadlineInputs:
-        """Track each session's energy and plan the ones with a departure: the power they
-        share is the root's limit in force less the rest of the site (the root's base)."""
+    def _deadlines(self, now: float, base: array[float]) -> DeadlineInputs:
+        """Track each session's energy and plan the ones with a departure over the power
+        they may share in each slot (`_caps_ahead`)."""
         model = self.model
         for i, runtime in enumerate(self.connectors):
             reading = runtime.reading
@@ -700,10 +703,49 @@ class CyclePlanner:
             session_wh = reading.get(Quantity.SESSION_ENERGY) if reading is not None else None
             power_w = sum(runtime.draw) * model.voltage_v
             self.deadlines.observe(i, plugged, power_w, session_wh, now)
-        limit = self.node_limit(0, now).phase_a
-        shared_w = sum(max(limit[p] - base[p], 0.0) for p in range(3)) * model.voltage_v
         phases = [1 if info.one_phase else 3 for info in model.connectors]
-        return self.deadlines.plan(now, shared_w, phases)
+        return self.deadlines.plan(now, partial(self._caps_ahead, now, base), phases)
+
+    def _caps_ahead(
+        self, now: float, base: array[float], starts: Sequence[float], ends: Sequence[float]
+    ) -> list[float]:
+        """Per planning slot, the power the sessions may share: the root's limits in force
+        but the schedule's lease (which holds only now), tightened by what the schedules hold
+        in the slot and by the demand cap (this interval's, then the target), less the rest
+        of the site as it is now (the root's base)."""
+        model = self.model
+        voltage = model.voltage_v
+        bounds = node_bounds(
+            model,
+            self.limits,
+            0,
+            now,
+            operator_sources=self._operator_sources,
+            peak_target_kw=self.site.grid.peak_target_kw,
+        )
+        held = node_limit(
+            tuple(b for b in bounds if b.source != LimitSource.SCHEDULE.value), voltage
+        ).phase_a
+        base_w = sum(base[0:3]) * voltage
+        demand_now = demand_later = math.inf
+        if self.demand is not None:
+            demand_now = self.demand.cap_w(self._wall(now))
+            demand_later = self.demand.target_w()
+        caps = []
+        for k, scheduled in enumerate(self.schedules.limits_ahead(SITE, starts, ends)):
+            phase = Limit(held).tighten(scheduled).phase_a or held
+            power_w = demand_now if k == 0 else demand_later
+            if scheduled.power_kw is not None:
+                power_w = min(power_w, scheduled.power_kw * 1000)
+                per_phase = scheduled.power_kw * 1000 / (3 * voltage)
+                phase = (
+                    min(phase[0], per_phase),
+                    min(phase[1], per_phase),
+                    min(phase[2], per_phase),
+                )
+            shared = sum(max(phase[p] - base[p], 0.0) for p in range(3)) * voltage
+            caps.append(min(shared, power_w - base_w))
+        return caps
 
     def _metered_base(
         self,

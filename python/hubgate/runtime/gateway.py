@@ -324,6 +324,7 @@ async def open_gateway(
                         sessions=loop.sessions.current,
                         csms=proxy,
                         tokens=tokens,
+                        schedules=loop.planner.schedules,
                     ),
                 ),
             }
