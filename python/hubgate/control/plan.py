@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from array import array
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -80,7 +81,7 @@ from hubgate.devices.model import (
 )
 from hubgate.devices.sensing import FULL_EVERY
 from hubgate.profiles.model import IecState, Quantity
-from hubgate.records.events import Burst, Notify
+from hubgate.records.events import Burst, EventLog
 from hubgate.state import EventCategory, EventLevel
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,9 @@ Phases3 = tuple[float, float, float]
 
 DEVICE_LOST = "{n} devices unreachable"
 DEVICE_BACK = "{n} devices reachable again"
+CONNECT_GRACE_S = 15.0
+"""At start, how long a device that has not answered yet may take (connections being made,
+OCPP stations dialling in) before it counts as lost in the events."""
 
 
 @dataclass(frozen=True)
@@ -191,17 +195,6 @@ class Plan:
     commands: list[SetpointCommand]
 
 
-def _ignore(
-    level: EventLevel,
-    subject: str,
-    message: str,
-    *,
-    category: EventCategory = EventCategory.CONTROL,
-    burst: Burst | None = None,
-) -> None:
-    """The default `Notify`: events go nowhere."""
-
-
 class CyclePlanner:
     """The control cycle's state and sums (see the module docstring)."""
 
@@ -218,18 +211,18 @@ class CyclePlanner:
         paced: Collection[ConnectorKey] = (),
         allocation: AllocationSettings | None = None,
         timing: LoopTiming | None = None,
-        notify: Notify = _ignore,
+        events: EventLog | None = None,
         demand: DemandState | None = None,
     ) -> None:
         """`meters`: the ids of the site's meters that have a device; `grid_operator_box`:
         whether the grid operator's box has one; `feed_in_rule`: its contacts and the
         feed-in cap (%) each stands for; `paced`: connectors that pace their own
-        commands and take every cycle's setpoint (`SessionCharger`); `notify`: where
-        operator events go."""
+        commands and take every cycle's setpoint (`SessionCharger`); `events`: where
+        operator events go (None: a log in memory)."""
         self.site = site
         self.limits = limits
         self.timing = timing or LoopTiming()
-        self.notify = notify
+        self.events = events if events is not None else EventLog(clock=time.monotonic)
         control = site.control
         self.allocator = SiteAllocator(with_finite_limits(site), allocation)
         self.model = SiteModel.build(site, self.allocator)
@@ -317,6 +310,9 @@ class CyclePlanner:
         `meter:id`, `pv:id`, `battery:id`, `grid-operator`)."""
         self.device_ok_at: dict[str, float] = {}
         """When each device last answered (loop clock), by the same names."""
+        self._reported_lost: set[str] = set()
+        """The devices whose loss was an event (and whose return will be one)."""
+        self._first_cycle_at: float | None = None
         self.paths = self._device_paths()
         """Per device name: its node and every node above it (where an event happened)."""
         self._meter_trusted: dict[str, bool] = {}
@@ -349,7 +345,7 @@ class CyclePlanner:
             result = self.allocator.allocate(inputs)
         except HubgateError as exc:
             log.error("allocation failed, keeping the last setpoints: %s", exc)
-            self.notify(
+            self.events.emit(
                 EventLevel.ALARM,
                 "allocation",
                 f"failed, the last setpoints stay: {exc}",
@@ -386,7 +382,7 @@ class CyclePlanner:
             )
             if change is not None:
                 back = change.startswith("back")
-                self.notify(
+                self.events.emit(
                     EventLevel.INFO if back else EventLevel.WARNING,
                     "grid-operator",
                     change,
@@ -400,14 +396,14 @@ class CyclePlanner:
             runtime = self.connectors[self._index[name]]
             before = runtime.limit_check.following
             if check.following is False and before is not False:
-                self.notify(
+                self.events.emit(
                     EventLevel.ALARM,
                     name,
                     f"not following its limit, reserved at its maximum: {check.evidence}",
                     category=EventCategory.CHARGER,
                 )
             elif check.following and before is False:
-                self.notify(
+                self.events.emit(
                     EventLevel.INFO,
                     name,
                     f"follows its limit again: {check.evidence}",
@@ -436,39 +432,46 @@ class CyclePlanner:
             self.deadlines.set_need(
                 self._index[name], needs.energy_wh, needs.departure.timestamp(), NeedSource.OCPP
             )
-            self.notify(
+            self.events.emit(
                 EventLevel.INFO,
                 name,
                 f"EV needs {needs.energy_wh / 1000:g} kWh by {needs.departure.isoformat()}",
             )
 
     def _health(self, name: str, reachable: bool, outcome: object, now: float) -> None:
-        """Track whether a device answers; a change is an event, merged with the others of
-        its kind that come with it (an outage of many is one event)."""
+        """Track whether a device answers; a loss (of a device that answered before, or
+        that did not answer within `CONNECT_GRACE_S` of the first cycle) and the return
+        after it are events, merged with the others of their kind that come with them (an
+        outage of many is one event)."""
+        if self._first_cycle_at is None:
+            self._first_cycle_at = now
         if isinstance(outcome, Reading):
             self.device_ok_at[name] = now
-        if self.device_health.get(name, True) != reachable:
-            path = self.paths.get(name, ())
-            if reachable:
-                self.notify(
-                    EventLevel.INFO,
-                    name,
-                    "reachable again",
-                    category=EventCategory.DEVICE,
-                    burst=Burst("device-back", DEVICE_BACK, path),
-                )
-            else:
-                why = "no answer" if isinstance(outcome, TimedOut) else str(outcome)
-                if isinstance(outcome, Failed):
-                    why = f"{type(outcome.error).__name__}: {outcome.error}"
-                self.notify(
-                    EventLevel.WARNING,
-                    name,
-                    f"unreachable ({why})",
-                    category=EventCategory.DEVICE,
-                    burst=Burst("device-lost", DEVICE_LOST, path),
-                )
         self.device_health[name] = reachable
+        path = self.paths.get(name, ())
+        if reachable and name in self._reported_lost:
+            self._reported_lost.discard(name)
+            self.events.emit(
+                EventLevel.INFO,
+                name,
+                "reachable again",
+                category=EventCategory.DEVICE,
+                burst=Burst("device-back", DEVICE_BACK, path),
+            )
+        elif not reachable and name not in self._reported_lost:
+            if name not in self.device_ok_at and now - self._first_cycle_at < CONNECT_GRACE_S:
+                return  # still connecting
+            self._reported_lost.add(name)
+            why = "no answer" if isinstance(outcome, TimedOut) else str(outcome)
+            if isinstance(outcome, Failed):
+                why = f"{type(outcome.error).__name__}: {outcome.error}"
+            self.events.emit(
+                EventLevel.WARNING,
+                name,
+                f"unreachable ({why})",
+                category=EventCategory.DEVICE,
+                burst=Burst("device-lost", DEVICE_LOST, path),
+            )
 
     def reservation(self, index: int, now: float) -> tuple[float, str] | None:
         """The current a connector is reserved at instead of its reading, and why; None
@@ -619,7 +622,7 @@ class CyclePlanner:
         self._fallen_back.add(index)
         info = self.model.connectors[index]
         failsafe = self.site.control.failsafe_current_a
-        self.notify(
+        self.events.emit(
             EventLevel.WARNING,
             info.name,
             f"unreachable for {lost_for:.0f} s, beyond its {lease_s:g} s lease: it runs on its "
@@ -647,7 +650,7 @@ class CyclePlanner:
         node_id = self.model.node_ids[node]
         path = self.paths.get(f"meter:{meter_id}", ())
         if trusted:
-            self.notify(
+            self.events.emit(
                 EventLevel.INFO,
                 f"meter:{meter_id}",
                 f"trusted again: {node_id} has its full budget",
@@ -656,7 +659,7 @@ class CyclePlanner:
             )
         else:
             degraded = self.site.control.degraded_budget_percent
-            self.notify(
+            self.events.emit(
                 EventLevel.WARNING,
                 f"meter:{meter_id}",
                 f"lost: {node_id} runs on {degraded:g} % of its limit in force",
@@ -868,7 +871,7 @@ class CyclePlanner:
         if ok:
             runtime.watch.verified()
             name = self.model.connectors[index].name
-            self.notify(
+            self.events.emit(
                 EventLevel.INFO,
                 name,
                 "failsafe verified",
@@ -907,7 +910,7 @@ class CyclePlanner:
         problem = self.energy.commanded(name, outcome, now)
         if problem is not None:
             category = EventCategory.BATTERY if name.startswith("battery") else EventCategory.DEVICE
-            self.notify(EventLevel.WARNING, name, problem, category=category)
+            self.events.emit(EventLevel.WARNING, name, problem, category=category)
 
     # -- between cycles --------------------------------------------------------------------
 
