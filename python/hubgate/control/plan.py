@@ -69,7 +69,7 @@ from hubgate.control.limit_in_force import NodeLimit, node_bounds, node_limit
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
 from hubgate.control.paragraph_14a import Paragraph14a
 from hubgate.control.prices import PriceSeries
-from hubgate.control.schedules import ScheduleBook
+from hubgate.control.schedules import ScheduleBook, shared_ahead
 from hubgate.control.site_energy import SiteEnergy
 from hubgate.control.site_model import SiteModel, with_finite_limits
 from hubgate.devices.model import (
@@ -728,43 +728,24 @@ class CyclePlanner:
     def _caps_ahead(
         self, now: float, base: array[float], starts: Sequence[float], ends: Sequence[float]
     ) -> list[float]:
-        """Per planning slot, the power the sessions may share: the root's limits in force
-        but the schedule's lease (which holds only now), tightened by what the schedules hold
-        in the slot and by the demand cap (this interval's, then the target), less the rest
-        of the site as it is now (the root's base)."""
-        model = self.model
-        voltage = model.voltage_v
+        """Per planning slot, the power the sessions may share (`schedules.shared_ahead`):
+        the root's limits in force but the schedule's lease, the schedules and the demand."""
         bounds = node_bounds(
-            model,
+            self.model,
             self.limits,
             0,
             now,
             operator_sources=self._operator_sources,
             peak_target_kw=self.site.grid.peak_target_kw,
         )
-        held = node_limit(
-            tuple(b for b in bounds if b.source != LimitSource.SCHEDULE.value), voltage
-        ).phase_a
-        base_w = sum(base[0:3]) * voltage
-        demand_now = demand_later = math.inf
-        if self.demand is not None:
-            demand_now = self.demand.cap_w(self._wall(now))
-            demand_later = self.demand.target_w()
-        caps = []
-        for k, scheduled in enumerate(self.schedules.limits_ahead(SITE, starts, ends)):
-            phase = Limit(held).tighten(scheduled).phase_a or held
-            power_w = demand_now if k == 0 else demand_later
-            if scheduled.power_kw is not None:
-                power_w = min(power_w, scheduled.power_kw * 1000)
-                per_phase = scheduled.power_kw * 1000 / (3 * voltage)
-                phase = (
-                    min(phase[0], per_phase),
-                    min(phase[1], per_phase),
-                    min(phase[2], per_phase),
-                )
-            shared = sum(max(phase[p] - base[p], 0.0) for p in range(3)) * voltage
-            caps.append(min(shared, power_w - base_w))
-        return caps
+        demand = self.demand
+        return shared_ahead(
+            tuple(b for b in bounds if b.source != LimitSource.SCHEDULE.value),
+            self.schedules.limits_ahead(SITE, starts, ends),
+            base[0:3],
+            self.model.voltage_v,
+            (demand.cap_w(self._wall(now)), demand.target_w()) if demand else (math.inf,) * 2,
+        )
 
     def _metered_base(
         self,
