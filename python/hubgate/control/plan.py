@@ -97,6 +97,16 @@ takes a while to show in its draw)."""
 FOLLOWED_TOLERANCE_A = 0.25
 """An EV drawing at most this much above a lowered setpoint has followed it."""
 
+ONE_PHASE_SETTLE_S = 10.0
+"""How long an EV at a three-phase connector must draw on one phase alone (readings that
+far apart) before it counts there only."""
+
+ONE_PHASE_MIN_A = 4.0
+"""The least draw on that phase that says so (below an EV's 6 A minimum, above noise)."""
+
+ONE_PHASE_IDLE_A = 1.0
+"""A phase drawing more than this is in use."""
+
 WANTING_STATES = frozenset({IecState.B, IecState.C, IecState.D})
 
 Phases3 = tuple[float, float, float]
@@ -143,6 +153,31 @@ class ConnectorRuntime:
     """When a lowered setpoint was accepted, until a later reading shows the EV followed it."""
     limit_check: LimitCheck = field(default_factory=LimitCheck)
     """Whether its charger applies its limits; not following: reserved at its maximum."""
+    ev_phase: int | None = None
+    """The grid phase its EV draws on alone (a one-phase EV at a three-phase connector)."""
+    one_phase_seen: tuple[int, float] | None = None
+    """The phase its EV was first seen drawing on alone, and the reading's time."""
+
+    def observe_phases(self, wants: bool) -> bool:
+        """Follow the phases the EV draws on in its latest reading (every phase measured):
+        on one grid phase alone in readings `ONE_PHASE_SETTLE_S` apart, it counts there
+        only (`ev_phase`); on another phase too, or once the session ends, on all three
+        again at once. A reading that shows no draw changes nothing. Whether `ev_phase`
+        changed."""
+        before, reading = self.ev_phase, self.reading
+        if not wants:
+            self.ev_phase = self.one_phase_seen = None
+        elif reading is not None and reading.phase_currents() is not None:
+            on = [p for p, amps in enumerate(self.draw) if amps > ONE_PHASE_IDLE_A]
+            if len(on) > 1 or (on and self.ev_phase not in (None, on[0])):
+                self.ev_phase = self.one_phase_seen = None
+            elif on and self.draw[on[0]] >= ONE_PHASE_MIN_A:
+                seen = self.one_phase_seen
+                if seen is None or seen[0] != on[0]:
+                    self.one_phase_seen = seen = (on[0], reading.at)
+                if reading.at - seen[1] >= ONE_PHASE_SETTLE_S:
+                    self.ev_phase = on[0]
+        return self.ev_phase != before
 
     def known_draw(self) -> Phases3:
         """Its draw as counted against its node's meter: the latest reading, capped at the
@@ -528,6 +563,9 @@ class CyclePlanner:
                 self.allocator.confirm_followed(i)
                 runtime.lowered_at = None
             wants = reading.state in WANTING_STATES or (reading.state is None and drawn > 1.0)
+            if info.three_phase and runtime.observe_phases(wants):
+                self.allocator.set_ev_phase(i, runtime.ev_phase)
+                self.energy.ev_phases[i] = 3 if runtime.ev_phase is None else 1
             wanting[i] = wants or info.hold_minimum
             ev_max[i] = runtime.ev_estimate(wants, drawn, now)
             if not wants and info.hold_minimum:  # idle, offered its minimum: no more
@@ -835,12 +873,17 @@ class CyclePlanner:
             watch = runtime.watch
             if not watch.reachable(now):
                 continue
-            setpoint, n_phases = setpoints[i], phases[i]
+            setpoint, n_phases = setpoints[i], self._told_phases(i, phases)
             if watch.needs_verification:
                 commands.append(SetpointCommand(i, info.name, setpoint, n_phases, True))
             elif runtime.sent_a != setpoint or runtime.sent_phases != n_phases or self._paced[i]:
                 commands.append(SetpointCommand(i, info.name, setpoint, n_phases))
         return commands
+
+    def _told_phases(self, index: int, phases: Sequence[int]) -> int:
+        """The phase count a connector is told with its setpoint: the allocator's, but three
+        for a one-phase EV at a three-phase connector (counted on its phase, not switched)."""
+        return 3 if self.connectors[index].ev_phase is not None else phases[index]
 
     def take_over(self) -> None:
         """This gateway starts commanding under a new epoch: as after a restart, every
@@ -885,7 +928,7 @@ class CyclePlanner:
                     runtime.sent_a is None or setpoints[i] < runtime.sent_a
                 ):
                     runtime.lowered_at = done_at
-                runtime.sent_a, runtime.sent_phases = setpoints[i], phases[i]
+                runtime.sent_a, runtime.sent_phases = setpoints[i], self._told_phases(i, phases)
                 runtime.watch.commanded(max(outcome.current_a, setpoints[i]))
                 runtime.watch.ok(now)
             else:
