@@ -4,8 +4,8 @@ three again as soon as it draws on another."""
 
 from __future__ import annotations
 
+from hubgate.control.connector_runtime import ONE_PHASE_SETTLE_S, ConnectorRuntime
 from hubgate.control.failsafe import ChargerWatch
-from hubgate.control.plan import ONE_PHASE_SETTLE_S, ConnectorRuntime
 from hubgate.devices.model import Reading
 from hubgate.profiles.model import Quantity
 

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from hubgate.control.allocation import CycleResult
+from hubgate.control.connector_runtime import ConnectorRuntime, Phases3
 from hubgate.control.deadlines import DeadlineStatus
 from hubgate.control.decisions import DecisionLog, DecisionRecord, GridSample
 from hubgate.control.demand import DemandView
 from hubgate.control.limit_in_force import CAP, PEAK_TARGET, NodeLimit
 from hubgate.control.limits import LimitBook
-from hubgate.control.plan import ConnectorRuntime, CyclePlanner, Phases3, Plan
+from hubgate.control.plan import CyclePlanner, Plan
 from hubgate.devices.model import (
     Device,
     DeviceFailsafe,
