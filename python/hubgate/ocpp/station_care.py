@@ -30,6 +30,7 @@ import trio
 from hubgate.config.model import CapabilityOverride
 from hubgate.ocpp.capabilities import Capabilities, discover
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
+from hubgate.ocpp.operations import ChargerOperations
 from hubgate.ocpp.provisioning import Provisioning, provision
 from hubgate.ocpp.registry import Station
 from hubgate.ocpp.session import OcppSession
@@ -228,8 +229,21 @@ class StationCare:
                     )
                 except CALL_FAILED as error:
                     LOG.warning("%s: meter values not provisioned: %s", session.identity, error)
+                if self.station.clock.offset_s is None:
+                    await self._ask_the_time(session)
                 await self._save()
             return answered
+
+    async def _ask_the_time(self, session: OcppSession) -> None:
+        """Ask for a stamped message: a 1.6 charger shows its clock only in what it
+        stamps (a StatusNotification's timestamp is optional; MeterValues are always
+        stamped), so before a transaction hubgate may know nothing of it (a 2.x charger
+        that did not answer ClockCtrlr.DateTime neither). Until then its leases go out on
+        ours (`smart_charging.SCHEDULE_BACKDATE` keeps them in force)."""
+        try:
+            await ChargerOperations(session, timeout_s=QUESTION_TIMEOUT_S).trigger("MeterValues")
+        except CALL_FAILED as error:
+            LOG.info("%s: no MeterValues asked for its clock: %s", session.identity, error)
 
     async def saw_lapse(self, lapses: bool) -> None:
         """A composite schedule showed whether the charger drops a profile at its validTo."""
