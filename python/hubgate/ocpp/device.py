@@ -148,6 +148,8 @@ class OcppCharger:
         """Since when its setpoint is 0 A (None: it is not)."""
         self._switching: tuple[int, float] | None = None
         """While switching phases: (new phases, end of the pause at 0 A)."""
+        self._wanted: tuple[float, int] | None = None
+        """The last (current, phases) asked of `set_limit`."""
 
     @property
     def id(self) -> str:
@@ -347,9 +349,19 @@ class OcppCharger:
     async def set_limit(self, current_a: float, phases: int) -> AppliedLimit:
         """Send the limit when due (deadband, rate limit); returns the limit in force.
 
-        A station that refuses every purpose on a connector (TxDefaultProfile: some take
-        only their station maximum, lbbrhzn/ocpp#221) gets one station-wide limit, the
-        connectors' setpoints added up (`StationCare.share`)."""
+        The exchange runs in the station's own task (`StationCare.detached`): cut short,
+        the caller leaves it to finish; calls waiting behind it send the latest setpoint
+        asked for, not theirs. A station that refuses every purpose on a connector
+        (TxDefaultProfile: some take only their station maximum, lbbrhzn/ocpp#221) gets
+        one station-wide limit, the connectors' setpoints added up (`StationCare.share`)."""
+        self._wanted = (current_a, phases)
+        return await self.care.detached(self._send_wanted)
+
+    async def _send_wanted(self) -> AppliedLimit:
+        assert self._wanted is not None, "set_limit asks first"
+        return await self._set_limit(*self._wanted)
+
+    async def _set_limit(self, current_a: float, phases: int) -> AppliedLimit:
         lease = self._current_lease()
         setpoint = self._paused_for_switch(self._setpoint(current_a, phases), lease)
         before = lease.planner.last
@@ -363,7 +375,7 @@ class OcppCharger:
             if self._lease_connector != 0 and not self.care.station_wide:
                 LOG.warning("%s: per-connector limits refused; one station-wide limit", self.id)
                 self.care.station_wide = True
-                return await self.set_limit(current_a, phases)
+                return await self._set_limit(current_a, phases)
             self._refused = f"refuses every charging profile purpose ({error})"
             raise
         self._refused = None
@@ -459,6 +471,9 @@ class OcppCharger:
         lease = self._lease
         if lease is None or lease.session is not self.station.session or settings != self.settings:
             self.settings, self._lease = settings, None
+        await self.care.detached(self._install_base)  # (as set_limit's exchange)
+
+    async def _install_base(self) -> None:
         try:  # (a base profile installed already is not sent again)
             await self._current_lease().install_base()
         except OcppCallError:
