@@ -264,6 +264,28 @@ async def test_a_charger_drawing_over_its_limit_is_caught(server: Running) -> No
             assert check.evidence.startswith("draws 32.0 A under a limit of 16 A")
 
 
+async def test_drawing_the_failsafe_after_a_late_renewal_is_no_fault(server: Running) -> None:
+    """A lease that ran out before hubgate renewed it (a loaded gateway) leaves the charger
+    at its failsafe, and its EV draws 6 A under hubgate's 0 A: that is the lease working,
+    not a charger ignoring its limit (the charger zoo under load had a watt-only charger
+    "not following" from this). The same draw while the lease runs is caught."""
+    currents = [("Current.Import", p, "6") for p in ("L1", "L2", "L3")]
+    with trio.fail_after(20):
+        async with driven(server, V16, Quirks()) as d:
+            await d.charger.configure_failsafe(1, 6)  # a one-second lease
+            await d.charger.set_limit(0, 3)
+            await trio.sleep(1.2)  # not renewed: it has run out
+            await meter_values(d.peer, currents)
+            await d.charger.read()
+            assert d.charger.limit_check.following is not False, d.charger.limit_check.evidence
+            await d.charger.heartbeat()  # renewed: 0 A again (SETTINGS: no time to follow)
+            await meter_values(d.peer, currents)
+            await d.charger.read()
+            check = d.charger.limit_check
+            assert check.following is False
+            assert check.evidence.startswith("draws 6.0 A under a limit of 0 A")
+
+
 @pytest.mark.parametrize("version", [V16, V201])
 async def test_a_clock_seven_minutes_behind_gets_times_on_its_clock(
     server: Running, version: OcppVersion

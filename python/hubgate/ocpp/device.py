@@ -315,6 +315,10 @@ class OcppCharger:
             self._over_since = None
             return
         draw, limit = max(currents), last.current_a
+        if self._lease is not None and at > self._lease.planner.sent_at + self.settings.lease_s:
+            # measured after its lease had run out (a renewal came late): the failsafe is its
+            # limit then, drawing it is no fault
+            limit = max(limit, self.settings.failsafe_current_a)
         if draw <= limit + max(OVERDRAW_MARGIN_A, 0.1 * limit):
             self._over_since = None
             return
@@ -364,6 +368,7 @@ class OcppCharger:
         lease = self._current_lease()
         setpoint = self._paused_for_switch(self._setpoint(current_a, phases), lease)
         before = lease.planner.last
+        lapsed = self._lapsed(lease)
         try:
             sent = await lease.apply(
                 self.care.share(self.connector_id, setpoint)
@@ -381,8 +386,8 @@ class OcppCharger:
         applied = lease.planner.last
         assert applied is not None, "apply either sent the setpoint or raised"
         now = trio.current_time()
-        if sent and (before is None or before.current_a != applied.current_a):
-            self._limit_changed_at = now
+        if sent and (lapsed or before is None or before.current_a != applied.current_a):
+            self._limit_changed_at = now  # (after a lapse, from the failsafe back to it)
         if sent:
             self._sent(applied.current_a, now)
         mine = setpoint if self.shares_station_limit else applied
@@ -485,8 +490,16 @@ class OcppCharger:
     async def heartbeat(self) -> None:
         """Renew the lease when it is due (the control loop's watchdog feed)."""
         lease = self._current_lease()
+        lapsed = self._lapsed(lease)
         if await lease.renew() and (last := lease.planner.last) is not None:
-            self._sent(last.current_a, trio.current_time())
+            now = trio.current_time()
+            if lapsed:  # from the failsafe back to its limit: the EV needs time to follow
+                self._limit_changed_at = now
+            self._sent(last.current_a, now)
+
+    def _lapsed(self, lease: ProfileLease) -> bool:
+        """Whether `lease`'s last limit has run out (a renewal came late)."""
+        return trio.current_time() > lease.planner.sent_at + self.settings.lease_s
 
     async def upkeep(self) -> None:
         """Verify the lease when due and ask for stale values; run by the station's own
