@@ -42,7 +42,7 @@ import logging
 import math
 from array import array
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hubgate._core import HubgateError
 from hubgate.config.model import GridOperatorSource, SiteConfig
@@ -53,18 +53,26 @@ from hubgate.control.allocation import (
     CycleResult,
     SiteAllocator,
 )
-from hubgate.control.cycle import Failed, TimedOut
+from hubgate.control.connector_runtime import (
+    EV_HEADROOM_A,
+    FOLLOWED_TOLERANCE_A,
+    WANTING_STATES,
+    ConnectorRuntime,
+    grid_draw,
+)
 from hubgate.control.deadlines import (
     DeadlineInputs,
     NeedSource,
     SessionDeadlines,
     session_defaults,
 )
+from hubgate.control.decisions import Phases3
 from hubgate.control.demand import DemandCharge, DemandState, DemandView
+from hubgate.control.device_watch import DeviceWatch, device_paths
 from hubgate.control.failsafe import AssumeDraw, ChargerWatch, MeterWatch
 from hubgate.control.grid_operator import GridOperatorInput, connection_kw
-from hubgate.control.limit_in_force import NodeLimit, node_bounds, node_limit
-from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
+from hubgate.control.limit_in_force import NodeLimit, fold_leases, node_bounds, node_limit
+from hubgate.control.limits import LimitBook, LimitSource
 from hubgate.control.paragraph_14a import Paragraph14a
 from hubgate.control.site_energy import SiteEnergy
 from hubgate.control.site_model import SiteModel, with_finite_limits
@@ -77,28 +85,11 @@ from hubgate.devices.model import (
     Reading,
 )
 from hubgate.devices.sensing import FULL_EVERY
-from hubgate.profiles.model import IecState, Quantity
+from hubgate.profiles.model import Quantity
 from hubgate.records.events import Burst, Notify
 from hubgate.state import EventCategory, EventLevel
 
 log = logging.getLogger(__name__)
-
-EV_HEADROOM_A = 2.0
-"""An EV that draws less than offered keeps this much above its draw, so it can climb."""
-
-EV_SETTLE_S = 10.0
-"""How long an EV must draw well under its setpoint before that says what it wants (a raise
-takes a while to show in its draw)."""
-
-FOLLOWED_TOLERANCE_A = 0.25
-"""An EV drawing at most this much above a lowered setpoint has followed it."""
-
-WANTING_STATES = frozenset({IecState.B, IecState.C, IecState.D})
-
-Phases3 = tuple[float, float, float]
-
-DEVICE_LOST = "{n} devices unreachable"
-DEVICE_BACK = "{n} devices reachable again"
 
 
 @dataclass(frozen=True)
@@ -115,55 +106,6 @@ class LoopTiming:
     falls to its failsafe current, so reserving its maximum would pause others for nothing."""
     full_read_every: int = FULL_EVERY
     """Modbus devices read their non-control fields every this many cycles (`CycleReader`)."""
-
-
-@dataclass
-class ConnectorRuntime:
-    """What the planner knows of one connector between cycles."""
-
-    watch: ChargerWatch
-    reading: Reading | None = None
-    sent_a: float | None = None
-    sent_phases: int = 0
-    sent_at: float = -math.inf
-    """When its setpoint last changed."""
-    draw: Phases3 = (0.0, 0.0, 0.0)
-    """Latest known draw on the grid phases (A)."""
-    failsafe_unverified: bool = False
-    """Its failsafe settings could not be configured: treated as unreachable until they are."""
-    ev_limit_a: float = math.inf
-    """What the EV is estimated to take, from its draw well under its setpoint for a while."""
-    short_since: float | None = None
-    """Since when the EV has drawn more than `EV_HEADROOM_A` under its setpoint, on end."""
-    lowered_at: float | None = None
-    """When a lowered setpoint was accepted, until a later reading shows the EV followed it."""
-    limit_check: LimitCheck = field(default_factory=LimitCheck)
-    """Whether its charger applies its limits; not following: reserved at its maximum."""
-
-    def known_draw(self) -> Phases3:
-        """Its draw as counted against its node's meter: the latest reading, capped at the
-        setpoint given after it was taken (an older value says more than it may draw now;
-        whatever it draws above is then counted as base load, never less)."""
-        reading, cap = self.reading, self.sent_a
-        if reading is None or cap is None or reading.at >= self.sent_at:
-            return self.draw
-        return (min(self.draw[0], cap), min(self.draw[1], cap), min(self.draw[2], cap))
-
-    def ev_estimate(self, wants: bool, drawn: float, now: float) -> float:
-        """Trim to the draw when the EV has taken less than offered for `EV_SETTLE_S`
-        (whatever the setpoint did meanwhile); release once it takes all."""
-        if not wants or not self.sent_a:
-            self.ev_limit_a, self.short_since = math.inf, None
-        elif drawn < self.sent_a - EV_HEADROOM_A:
-            if self.short_since is None:
-                self.short_since = now
-            if now - self.short_since >= EV_SETTLE_S:
-                self.ev_limit_a = drawn + EV_HEADROOM_A
-        else:
-            self.short_since = None
-            if drawn >= self.sent_a - EV_HEADROOM_A / 4:
-                self.ev_limit_a = math.inf
-        return self.ev_limit_a
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,14 +131,7 @@ class Plan:
     commands: list[SetpointCommand]
 
 
-def _ignore(
-    level: EventLevel,
-    subject: str,
-    message: str,
-    *,
-    category: EventCategory = EventCategory.CONTROL,
-    burst: Burst | None = None,
-) -> None:
+def _ignore(*_: object, **__: object) -> None:
     """The default `Notify`: events go nowhere."""
 
 
@@ -308,31 +243,10 @@ class CyclePlanner:
             else None
         )
         self.paragraph_14a = Paragraph14a.of_site(site, self.allocator.connector_keys)
-        self.device_health: dict[str, bool] = {}
-        """Whether each device answered in the last cycle, by name (`charger-id#n`,
-        `meter:id`, `pv:id`, `battery:id`, `grid-operator`)."""
-        self.device_ok_at: dict[str, float] = {}
-        """When each device last answered (loop clock), by the same names."""
-        self.paths = self._device_paths()
-        """Per device name: its node and every node above it (where an event happened)."""
-        self._meter_trusted: dict[str, bool] = {}
-        self._fallen_back: set[int] = set()
+        self.devices = DeviceWatch(notify, device_paths(site, self.model))
+        """Which devices answer, and the events when that changes."""
         self.last_result: CycleResult | None = None
         self.last_inputs: CycleInputs | None = None
-
-    def _device_paths(self) -> dict[str, tuple[str, ...]]:
-        model, site = self.model, self.site
-        node_path = {
-            node_id: tuple(model.node_ids[a] for a in model.ancestors[n])
-            for n, node_id in enumerate(model.node_ids)
-        }
-        paths = {info.name: node_path[model.node_ids[info.node]] for info in model.connectors}
-        paths |= {f"meter:{m.id}": node_path[m.node] for m in site.meters}
-        paths |= {f"pv:{pv.id}": node_path[pv.node] for pv in site.pv}
-        if site.battery is not None:
-            paths[f"battery:{site.battery.id}"] = node_path[site.battery.node]
-        paths["grid-operator"] = node_path[model.node_ids[0]]
-        return paths
 
     # -- a cycle ---------------------------------------------------------------------------
 
@@ -363,20 +277,20 @@ class CyclePlanner:
             if isinstance(reading, Reading):
                 runtime.watch.ok(now)
                 runtime.reading = reading
-                runtime.draw = _grid_draw(reading, info.grid_phases)
-            self._health(info.name, runtime.watch.reachable(now), reading, now)
+                runtime.draw = grid_draw(reading, info.grid_phases)
+            self.devices.seen(info.name, runtime.watch.reachable(now), reading, now)
         for meter_id, watch in self.meter_watch.items():
             reading = readings.get(f"meter:{meter_id}")
             if isinstance(reading, Reading) and reading.phase_currents() is not None:
                 watch.sample(reading.at)
                 self.meter_reading[meter_id] = reading
-            self._health(f"meter:{meter_id}", isinstance(reading, Reading), reading, now)
+            self.devices.seen(f"meter:{meter_id}", isinstance(reading, Reading), reading, now)
         for name, outcome in self.energy.absorb(readings).items():
-            self._health(name, isinstance(outcome, Reading), outcome, now)
+            self.devices.seen(name, isinstance(outcome, Reading), outcome, now)
         if self._operator_input is not None:
             box = readings.get("grid-operator")
             if "grid-operator" in readings:
-                self._health("grid-operator", isinstance(box, Reading), box, now)
+                self.devices.seen("grid-operator", isinstance(box, Reading), box, now)
             change = self._operator_input.update(
                 self.limits, box if isinstance(box, Reading) else None, now
             )
@@ -438,34 +352,6 @@ class CyclePlanner:
                 f"EV needs {needs.energy_wh / 1000:g} kWh by {needs.departure.isoformat()}",
             )
 
-    def _health(self, name: str, reachable: bool, outcome: object, now: float) -> None:
-        """Track whether a device answers; a change is an event, merged with the others of
-        its kind that come with it (an outage of many is one event)."""
-        if isinstance(outcome, Reading):
-            self.device_ok_at[name] = now
-        if self.device_health.get(name, True) != reachable:
-            path = self.paths.get(name, ())
-            if reachable:
-                self.notify(
-                    EventLevel.INFO,
-                    name,
-                    "reachable again",
-                    category=EventCategory.DEVICE,
-                    burst=Burst("device-back", DEVICE_BACK, path),
-                )
-            else:
-                why = "no answer" if isinstance(outcome, TimedOut) else str(outcome)
-                if isinstance(outcome, Failed):
-                    why = f"{type(outcome.error).__name__}: {outcome.error}"
-                self.notify(
-                    EventLevel.WARNING,
-                    name,
-                    f"unreachable ({why})",
-                    category=EventCategory.DEVICE,
-                    burst=Burst("device-lost", DEVICE_LOST, path),
-                )
-        self.device_health[name] = reachable
-
     def reservation(self, index: int, now: float) -> tuple[float, str] | None:
         """The current a connector is reserved at instead of its reading, and why; None
         while its reading counts."""
@@ -492,7 +378,13 @@ class CyclePlanner:
         wanting = array("b", bytes(len(model.connectors)))
         notes: list[str] = []
         for i, (info, runtime) in enumerate(zip(model.connectors, self.connectors, strict=True)):
-            self._fallback(i, runtime, now)
+            self.devices.fallback(
+                info.name,
+                runtime.watch,
+                now,
+                lease_s=self.site.control.lease_s,
+                failsafe_a=self.site.control.failsafe_current_a,
+            )
             reserved_at = self.reservation(i, now)
             draw = runtime.known_draw()
             for node in model.ancestors[info.node]:
@@ -541,12 +433,26 @@ class CyclePlanner:
         for meter_id, watch in self.meter_watch.items():
             node = self.meter_node[meter_id]
             share[node] = watch.budget_share(now)
-            self._meter_trust(meter_id, node, share[node] >= 1.0)
+            self.devices.meter_trust(
+                meter_id,
+                model.node_ids[node],
+                share[node] >= 1.0,
+                degraded_percent=self.site.control.degraded_budget_percent,
+            )
             reading = self.meter_reading.get(meter_id)
             currents = reading.signed_phase_currents() if reading is not None else None
             if share[node] >= 1.0 and currents is not None:
                 measured[node] = currents
-        grid_operator_w, peak_w = self._apply_limits(now, base, ev_max)
+        grid_operator_w, peak_w = fold_leases(
+            self.limits,
+            model,
+            self.allocator,
+            now,
+            base,
+            ev_max,
+            operator_power_source=self._operator_power_source,
+            safety_margin_a=self.site.grid.safety_margin_a,
+        )
         for node in range(n_nodes):
             degraded = node not in measured and node in share
             limit = self.node_limit(node, now).phase_a if degraded else None
@@ -599,65 +505,6 @@ class CyclePlanner:
             ),
             notes,
         )
-
-    def _fallback(self, index: int, runtime: ConnectorRuntime, now: float) -> None:
-        """A connector unreachable longer than its lease has fallen back to its failsafe
-        current by now (its own watchdog or profile lease): an event, once per outage."""
-        watch = runtime.watch
-        lease_s = self.site.control.lease_s
-        lost_for = None if watch.last_ok_at is None else now - watch.last_ok_at
-        if lost_for is None or watch.reachable(now):
-            self._fallen_back.discard(index)
-            return
-        if lost_for < lease_s or index in self._fallen_back:
-            return
-        self._fallen_back.add(index)
-        info = self.model.connectors[index]
-        failsafe = self.site.control.failsafe_current_a
-        self.notify(
-            EventLevel.WARNING,
-            info.name,
-            f"unreachable for {lost_for:.0f} s, beyond its {lease_s:g} s lease: it runs on its "
-            f"failsafe current {failsafe:g} A",
-            category=EventCategory.CHARGER,
-            burst=Burst(
-                "failsafe-fallback",
-                f"{{n}} connectors unreachable beyond their {lease_s:g} s lease: on their "
-                f"failsafe current {failsafe:g} A",
-                self.paths.get(info.name, ()),
-            ),
-        )
-
-    def _meter_trust(self, meter_id: str, node: int, trusted: bool) -> None:
-        """A meter lost (its node's budget degraded) or trusted again is an event; being
-        trusted the first time after start-up is not."""
-        before = self._meter_trusted.get(meter_id)  # None until first trusted
-        if before is None:
-            if trusted:
-                self._meter_trusted[meter_id] = True
-            return
-        if before == trusted:
-            return
-        self._meter_trusted[meter_id] = trusted
-        node_id = self.model.node_ids[node]
-        path = self.paths.get(f"meter:{meter_id}", ())
-        if trusted:
-            self.notify(
-                EventLevel.INFO,
-                f"meter:{meter_id}",
-                f"trusted again: {node_id} has its full budget",
-                category=EventCategory.METER,
-                burst=Burst("meter-back", "{n} meters trusted again, full budgets", path),
-            )
-        else:
-            degraded = self.site.control.degraded_budget_percent
-            self.notify(
-                EventLevel.WARNING,
-                f"meter:{meter_id}",
-                f"lost: {node_id} runs on {degraded:g} % of its limit in force",
-                category=EventCategory.METER,
-                burst=Burst("meter-lost", "{n} meters lost, their nodes on degraded budgets", path),
-            )
 
     def _wall(self, now: float) -> float:
         return now + (self.deadlines.wall_offset_s or 0.0)
@@ -745,52 +592,6 @@ class CyclePlanner:
         )
         return node_limit(bounds, self.model.voltage_v)
 
-    def _apply_limits(
-        self, now: float, base: array[float], ev_max: array[float]
-    ) -> tuple[float, float]:
-        """Fold the limit book into the cycle input; returns (grid-operator W, peak W)."""
-        model = self.model
-        self.limits.expire(now)
-        by_target: dict[str, Limit] = {}
-        operator_kw = math.inf
-        for lease in self.limits.leases():
-            if (
-                lease.target == SITE
-                and lease.limit.power_kw is not None
-                and (
-                    lease.source is LimitSource.GRID_OPERATOR
-                    or lease.source is self._operator_power_source
-                )
-            ):
-                operator_kw = min(operator_kw, lease.limit.power_kw)
-                if lease.limit.phase_a is None:
-                    continue
-                limit = Limit(lease.limit.phase_a)
-            else:
-                limit = lease.limit
-            previous = by_target.get(lease.target)
-            by_target[lease.target] = limit if previous is None else previous.tighten(limit)
-        peak_w = math.inf
-        for target, limit in by_target.items():
-            node = 0 if target == SITE else _node_or_none(self.allocator, target)
-            if node is None:
-                index = self.connector_index(target)
-                if index is not None:
-                    ev_max[index] = min(ev_max[index], _connector_cap(limit, model, index))
-                continue
-            if limit.phase_a is not None:
-                for p in range(3):
-                    base[3 * node + p] += max(model.caps_a[node][p] - limit.phase_a[p], 0.0)
-            if limit.power_kw is not None:
-                if node == 0:
-                    peak_w = min(peak_w, limit.power_kw * 1000)
-                else:
-                    cut = max(model.power_kw[node] - limit.power_kw, 0.0) * 1000
-                    for p in range(3):
-                        base[3 * node + p] += cut / (3 * model.voltage_v)
-        margin_w = 3 * model.voltage_v * self.site.grid.safety_margin_a
-        return max(operator_kw * 1000 - margin_w, 0.0), peak_w
-
     def commands(self, result: CycleResult, now: float) -> list[SetpointCommand]:
         """The setpoints to send: to every reachable connector whose setpoint changed or that
         paces its own commands; failsafe verification first where it is needed."""
@@ -832,7 +633,9 @@ class CyclePlanner:
                 "failsafe verified",
                 category=EventCategory.CHARGER,
                 burst=Burst(
-                    "failsafe-verified", "{n} connectors: failsafe verified", self.paths[name]
+                    "failsafe-verified",
+                    "{n} connectors: failsafe verified",
+                    self.devices.paths[name],
                 ),
             )
 
@@ -877,41 +680,4 @@ class CyclePlanner:
 
     def connector_index(self, target: str) -> int | None:
         """The index of the connector `charger-id#n`, None when there is none."""
-        charger, _, number = target.rpartition("#")
-        if not number.isdigit():
-            return None
-        try:
-            return self.allocator.connector_index((charger, int(number)))
-        except KeyError:
-            return None
-
-
-def _grid_draw(reading: Reading, grid_phases: tuple[int, int, int]) -> Phases3:
-    draw = [0.0, 0.0, 0.0]
-    for terminal, quantity in enumerate((_L1, _L2, _L3)):
-        value = reading.values.get(quantity)
-        if value is not None and value > 0:
-            draw[grid_phases[terminal]] += value
-    return (draw[0], draw[1], draw[2])
-
-
-_L1 = Quantity.CURRENT_L1
-_L2 = Quantity.CURRENT_L2
-_L3 = Quantity.CURRENT_L3
-
-
-def _node_or_none(allocator: SiteAllocator, target: str) -> int | None:
-    try:
-        return allocator.node_index(target)
-    except KeyError:
-        return None
-
-
-def _connector_cap(limit: Limit, model: SiteModel, index: int) -> float:
-    cap = math.inf
-    if limit.phase_a is not None:
-        cap = min(limit.phase_a)
-    if limit.power_kw is not None:
-        phases = 1 if model.connectors[index].one_phase else 3
-        cap = min(cap, limit.power_kw * 1000 / (phases * model.voltage_v))
-    return cap
+        return self.allocator.find_connector(target)

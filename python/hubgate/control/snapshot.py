@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from hubgate.control.allocation import CycleResult
+from hubgate.control.connector_runtime import ConnectorRuntime
 from hubgate.control.deadlines import DeadlineStatus
-from hubgate.control.decisions import DecisionLog, DecisionRecord, GridSample
+from hubgate.control.decisions import DecisionLog, DecisionRecord, GridSample, Phases3
 from hubgate.control.demand import DemandView
 from hubgate.control.limit_in_force import CAP, PEAK_TARGET, NodeLimit
 from hubgate.control.limits import LimitBook
-from hubgate.control.plan import ConnectorRuntime, CyclePlanner, Phases3, Plan
+from hubgate.control.plan import CyclePlanner, Plan
 from hubgate.devices.model import (
     Device,
     DeviceFailsafe,
@@ -29,7 +30,7 @@ from hubgate.devices.model import (
     TransactionReporting,
 )
 from hubgate.profiles.model import Quantity
-from hubgate.records.events import Burst, EventLog
+from hubgate.records.events import EventLog
 from hubgate.records.sessions import SessionRecorder
 from hubgate.state import (
     ConnectorState,
@@ -105,18 +106,6 @@ class Snapshot:
         self._limits: list[NodeLimit] = []
         self._commanded: list[Phases3] = []
         self._measured: dict[int, _Metered] = {}
-
-    def event(
-        self,
-        level: EventLevel,
-        subject: str,
-        message: str,
-        *,
-        category: EventCategory = EventCategory.CONTROL,
-        burst: Burst | None = None,
-    ) -> None:
-        """An operator event, now (`EventLog.emit`)."""
-        self.events.emit(level, subject, message, category=category, burst=burst)
 
     def record(self, cycle: int, now: float, plan: Plan) -> None:
         """Append the cycle's decision record (with the grid connection's sample)."""
@@ -235,7 +224,9 @@ class Snapshot:
                     meter_health=None if meter is None else meter.health,
                 )
             )
-        devices = [self._device_state(name, ok, now) for name, ok in planner.device_health.items()]
+        devices = [
+            self._device_state(name, ok, now) for name, ok in planner.devices.answered.items()
+        ]
         if self.sessions is not None:
             transactions = {name: d.transaction() for name, d in self._transactions.items()}
             self.sessions.observe(tuple(connectors), transactions, self._wall)
@@ -269,7 +260,7 @@ class Snapshot:
         self._battery_mode = (mode, mode, since)
         if reported is not None and mode is not None:
             battery = self.planner.site.battery
-            self.event(
+            self.events.emit(
                 EventLevel.INFO,
                 "battery" if battery is None else f"battery:{battery.id}",
                 f"mode {reported} -> {mode}",
@@ -299,7 +290,7 @@ class Snapshot:
         stats = device.link_stats if device is not None else None
         p50 = stats.percentile_s(0.5) if stats is not None else None
         p99 = stats.percentile_s(0.99) if stats is not None else None
-        ok_at = self.planner.device_ok_at.get(name)
+        ok_at = self.planner.devices.ok_at.get(name)
         messages = self._messages.get(name)
         last_message = None if messages is None else messages.last_message_at
         return DeviceHealth.model_construct(

@@ -177,7 +177,7 @@ class Gateway:
                     policy=self.policy,
                     attach=attach,
                     attend=self._attend,
-                    report=self.loop.snapshot.event,
+                    report=self.loop.events.emit,
                 )
                 self.ports["ocpp"] = await nursery.start(listener.serve)
                 await trio.sleep_forever()
@@ -336,7 +336,7 @@ async def open_gateway(
                     policy=gateway.policy,
                     attach=attach,
                     attend=gateway.attend,
-                    report=loop.snapshot.event,
+                    report=loop.events.emit,
                 ).serve
             if site.modbus_server is not None:
                 servers["modbus-server"] = partial(

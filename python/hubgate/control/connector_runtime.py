@@ -1,0 +1,88 @@
+"""What the control cycle knows of one connector between cycles, and how it reads an EV's
+draw: its last reading and setpoint, its watch, its limit check, the EV-side estimate."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from hubgate.control.decisions import Phases3
+from hubgate.control.failsafe import ChargerWatch
+from hubgate.devices.model import LimitCheck, Reading
+from hubgate.profiles.model import IecState, Quantity
+
+EV_HEADROOM_A = 2.0
+"""An EV that draws less than offered keeps this much above its draw, so it can climb."""
+
+EV_SETTLE_S = 10.0
+"""How long an EV must draw well under its setpoint before that says what it wants (a raise
+takes a while to show in its draw)."""
+
+FOLLOWED_TOLERANCE_A = 0.25
+"""An EV drawing at most this much above a lowered setpoint has followed it."""
+
+WANTING_STATES = frozenset({IecState.B, IecState.C, IecState.D})
+
+
+@dataclass
+class ConnectorRuntime:
+    """What the planner knows of one connector between cycles."""
+
+    watch: ChargerWatch
+    reading: Reading | None = None
+    sent_a: float | None = None
+    sent_phases: int = 0
+    sent_at: float = -math.inf
+    """When its setpoint last changed."""
+    draw: Phases3 = (0.0, 0.0, 0.0)
+    """Latest known draw on the grid phases (A)."""
+    failsafe_unverified: bool = False
+    """Its failsafe settings could not be configured: treated as unreachable until they are."""
+    ev_limit_a: float = math.inf
+    """What the EV is estimated to take, from its draw well under its setpoint for a while."""
+    short_since: float | None = None
+    """Since when the EV has drawn more than `EV_HEADROOM_A` under its setpoint, on end."""
+    lowered_at: float | None = None
+    """When a lowered setpoint was accepted, until a later reading shows the EV followed it."""
+    limit_check: LimitCheck = field(default_factory=LimitCheck)
+    """Whether its charger applies its limits; not following: reserved at its maximum."""
+
+    def known_draw(self) -> Phases3:
+        """Its draw as counted against its node's meter: the latest reading, capped at the
+        setpoint given after it was taken (an older value says more than it may draw now;
+        whatever it draws above is then counted as base load, never less)."""
+        reading, cap = self.reading, self.sent_a
+        if reading is None or cap is None or reading.at >= self.sent_at:
+            return self.draw
+        return (min(self.draw[0], cap), min(self.draw[1], cap), min(self.draw[2], cap))
+
+    def ev_estimate(self, wants: bool, drawn: float, now: float) -> float:
+        """Trim to the draw when the EV has taken less than offered for `EV_SETTLE_S`
+        (whatever the setpoint did meanwhile); release once it takes all."""
+        if not wants or not self.sent_a:
+            self.ev_limit_a, self.short_since = math.inf, None
+        elif drawn < self.sent_a - EV_HEADROOM_A:
+            if self.short_since is None:
+                self.short_since = now
+            if now - self.short_since >= EV_SETTLE_S:
+                self.ev_limit_a = drawn + EV_HEADROOM_A
+        else:
+            self.short_since = None
+            if drawn >= self.sent_a - EV_HEADROOM_A / 4:
+                self.ev_limit_a = math.inf
+        return self.ev_limit_a
+
+
+def grid_draw(reading: Reading, grid_phases: tuple[int, int, int]) -> Phases3:
+    """A reading's phase currents on the grid phases its terminals draw on (A, at least 0)."""
+    draw = [0.0, 0.0, 0.0]
+    for terminal, quantity in enumerate((_L1, _L2, _L3)):
+        value = reading.values.get(quantity)
+        if value is not None and value > 0:
+            draw[grid_phases[terminal]] += value
+    return (draw[0], draw[1], draw[2])
+
+
+_L1 = Quantity.CURRENT_L1
+_L2 = Quantity.CURRENT_L2
+_L3 = Quantity.CURRENT_L3
