@@ -81,3 +81,17 @@ def test_no_module_is_over_700_lines() -> None:
         if (n := len(path.read_text().splitlines())) > MAX_LINES
     }
     assert long == {}, f"split these modules (at most {MAX_LINES} lines each)"
+
+
+def test_the_control_loop_is_a_thin_shell() -> None:
+    """control/loop.py stays the Trio shell around the planner (under 300 lines) and knows
+    devices only through the protocols of `devices.model`: no adapter, no API."""
+    path = PACKAGE / "control" / "loop.py"
+    assert len(path.read_text().splitlines()) < 300
+    adapters = ("hubgate.ocpp", "hubgate.api", "hubgate.devices.", "hubgate.runtime")
+    wrong = [
+        f"line {line}: {module}"
+        for line, module in imports(path)
+        if module.startswith(adapters) and not module.startswith("hubgate.devices.model.")
+    ]
+    assert wrong == [], f"{path.relative_to(ROOT)} imports adapters: {wrong}"

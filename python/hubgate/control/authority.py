@@ -8,11 +8,12 @@ gateway holds, None while it is the standby or once its lease ran out on its own
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-__all__ = ["SOLE", "Authority", "FencedError"]
+__all__ = ["SOLE", "Authority", "FencedError", "fenced"]
 
-from hubgate.fencing import FencedError
+from hubgate.fencing import SEND_GUARD, FencedError
 
 
 class Authority(Protocol):
@@ -36,3 +37,18 @@ class _Sole:
 
 
 SOLE: Authority = _Sole()
+
+
+def fenced(
+    authority: Authority, epoch: int, op: Callable[[], Awaitable[object]]
+) -> Callable[[], Awaitable[object]]:
+    """`op`, sent only while `epoch` is still held: checked as it starts, and by the
+    transports right before each request leaves (`hubgate.fencing`)."""
+
+    async def run() -> object:
+        if not authority.holds(epoch):
+            raise FencedError(f"epoch {epoch} is no longer held: not sent")
+        SEND_GUARD.set(lambda: authority.holds(epoch))
+        return await op()
+
+    return run

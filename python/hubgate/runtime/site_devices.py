@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hubgate.config.model import GridOperatorSource, ModbusEndpoint, SiteConfig
-from hubgate.control.loop import SiteDevices
 from hubgate.control.pv_curtailment import PvUnit, fallback_caps_w
+from hubgate.control.sensors import SiteDevices
 from hubgate.devices.model import Charger
 from hubgate.devices.profile_driver import ProfileCharger, ProfileDevice, driver_for
 from hubgate.devices.pv import PvDevice
