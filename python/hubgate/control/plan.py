@@ -131,7 +131,14 @@ class Plan:
     commands: list[SetpointCommand]
 
 
-def _ignore(*_: object, **__: object) -> None:
+def _ignore(
+    level: EventLevel,
+    subject: str,
+    message: str,
+    *,
+    category: EventCategory = EventCategory.CONTROL,
+    burst: Burst | None = None,
+) -> None:
     """The default `Notify`: events go nowhere."""
 
 

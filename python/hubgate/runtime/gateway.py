@@ -177,7 +177,7 @@ class Gateway:
                     policy=self.policy,
                     attach=attach,
                     attend=self._attend,
-                    report=self.loop.events.emit,
+                    report=self.loop.snapshot.event,
                 )
                 self.ports["ocpp"] = await nursery.start(listener.serve)
                 await trio.sleep_forever()
@@ -336,7 +336,7 @@ async def open_gateway(
                     policy=gateway.policy,
                     attach=attach,
                     attend=gateway.attend,
-                    report=loop.events.emit,
+                    report=loop.snapshot.event,
                 ).serve
             if site.modbus_server is not None:
                 servers["modbus-server"] = partial(
