@@ -25,6 +25,7 @@ from hubgate.api.app import build_app
 from hubgate.config.services import Api
 from hubgate.control.decisions import ConnectorDecision, DecisionLog, DecisionRecord
 from hubgate.control.limits import LimitBook
+from hubgate.control.schedules import ScheduleBook
 from hubgate.state import StateHub
 from tests.support.api import AUTH, TOKEN, RecordingCommands, small_site, snapshot
 
@@ -38,6 +39,7 @@ def _context() -> ApiContext:
         limits=LimitBook(),
         decisions=DecisionLog(size=10),
         commands=RecordingCommands(),
+        schedules=ScheduleBook(),
     )
 
 

@@ -7,7 +7,6 @@ leader has commanded, nothing more from the old one)."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,15 +16,7 @@ import pytest
 from tests.support.ha_harness import DEVICE_LEASE_S, LEASE_S, HaSite, turns, writers_in_turn
 from tests.support.nats_cluster import NatsCluster
 
-pytestmark = [
-    pytest.mark.peers("nats-server"),
-    pytest.mark.timeout(150),
-    # Quarantine, to be fixed first next session: in the full clean-clone `make test` (not alone,
-    # not in tests/{api,cloud,benchmarking} + this file) the simulator process did not exit
-    # within 30 s of SIGINT in `HaSite.finish` (all 6 tests). Only that hang is excused: any
-    # other failure, a limit violation or a second writer included, still fails the test.
-    pytest.mark.xfail(raises=subprocess.TimeoutExpired, strict=False, reason="sim shutdown hang"),
-]
+pytestmark = [pytest.mark.peers("nats-server"), pytest.mark.timeout(150)]
 
 
 @pytest.fixture

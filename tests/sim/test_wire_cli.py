@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -51,6 +52,58 @@ def test_serve_lists_the_devices_and_answers_while_it_runs(tmp_path: Path) -> No
     assert process.returncode == 0, err
     assert "modbus meter" in out
     assert "simulated 30 s" in out  # the recorder's summary at the end
+
+
+IGNORING_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+"""Runs its arguments with SIGINT ignored, as a shell script's background job starts."""
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize(
+    ("serve", "number"),
+    [(True, signal.SIGINT), (True, signal.SIGTERM), (False, signal.SIGTERM)],
+    ids=["serve-SIGINT", "serve-SIGTERM", "in-process-SIGTERM"],
+)
+def test_a_signal_ends_the_simulation_with_its_summary_even_with_sigint_ignored(
+    tmp_path: Path, serve: bool, number: signal.Signals
+) -> None:
+    """Started with SIGINT ignored, the simulator still stops at once on SIGINT or SIGTERM
+    and prints the summary so far; served, its stations were dialling a CSMS that accepts
+    the connection and never answers."""
+    scenario = write_wire_scenario(tmp_path)
+    listing, out = tmp_path / "listing.json", tmp_path / "out.txt"
+    hubgate = Path(sys.executable).parent / "hubgate"
+    command = [sys.executable, "-c", IGNORING_SIGINT, str(hubgate), "sim", str(scenario)]
+    command += ["--speed", "1", "--duration", "3600", "--status-every", "1"]
+    with socket.socket() as mute_csms:
+        mute_csms.bind(("127.0.0.1", 0))
+        mute_csms.listen()
+        if serve:
+            port = mute_csms.getsockname()[1]
+            command += ["--serve", "--ports", "auto", "--listing", str(listing)]
+            command += ["--csms", f"ws://127.0.0.1:{port}/ocpp"]
+        with out.open("w") as stdout:
+            process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT)
+        try:
+
+            def running() -> bool:
+                assert process.poll() is None, out.read_text()
+                return "t=" in out.read_text()
+
+            wait_until_blocking(running, "the simulation to run", timeout_s=30)
+            process.send_signal(number)
+            process.wait(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    text = out.read_text()
+    assert process.returncode == 0, text
+    assert "interrupted at t=" in text
+    assert "simulated " in text  # the recorder's summary
 
 
 def test_serve_options_need_serve(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

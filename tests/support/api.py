@@ -18,6 +18,7 @@ from hubgate.config.services import Api
 from hubgate.control.commands import CommandRejectedError
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook
+from hubgate.control.schedules import ScheduleBook
 from hubgate.state import (
     DeviceHealth,
     Event,
@@ -172,7 +173,10 @@ class RunningApi:
 
 
 async def start_api(
-    nursery: trio.Nursery, site: SiteConfig, wall_clock: float = 1_700_000_010.0
+    nursery: trio.Nursery,
+    site: SiteConfig,
+    wall_clock: float = 1_700_000_010.0,
+    schedules: ScheduleBook | None = None,
 ) -> RunningApi:
     """Serve an API for `site` on a free port and return a client for it."""
     commands = RecordingCommands()
@@ -183,6 +187,7 @@ async def start_api(
         decisions=DecisionLog(size=100),
         commands=commands,
         wall_clock=lambda: wall_clock,
+        schedules=schedules,
     )
     with trio.fail_after(10):
         port = await nursery.start(serve_api, ctx)

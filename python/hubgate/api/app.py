@@ -18,6 +18,7 @@ from hubgate.api import (
     routes_commands,
     routes_csms,
     routes_limits,
+    routes_schedules,
     routes_state,
 )
 from hubgate.api.context import ApiContext
@@ -85,6 +86,7 @@ def build_app(ctx: ApiContext) -> FastAPI:
         routes_limits.router,
         routes_csms.router,
         routes_authorization.router,
+        routes_schedules.router,
         live.router,
     )
     for router in routers:
@@ -92,6 +94,7 @@ def build_app(ctx: ApiContext) -> FastAPI:
     app.include_router(routes_limits.writes, prefix=API_PREFIX)
     app.include_router(routes_csms.writes, prefix=API_PREFIX)
     app.include_router(routes_authorization.writes, prefix=API_PREFIX)
+    app.include_router(routes_schedules.writes, prefix=API_PREFIX)
     app.include_router(routes_commands.router, prefix=API_PREFIX)
     app.include_router(_metrics_router(), dependencies=reads, responses=read_errors)
 

@@ -17,6 +17,7 @@ from hubgate.config.tokens import TokenBook
 from hubgate.control.commands import Commands
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import Limit, LimitBook, connector_target, site_caps
+from hubgate.control.schedules import ScheduleBook
 from hubgate.records.events import EventLog
 from hubgate.state import ChargerInfo, ChargingSession, StateHub
 
@@ -45,6 +46,8 @@ class ApiContext:
     events: EventLog = field(default_factory=EventLog)
     """The operator's event log (the control loop's)."""
     auth_failures: FailedAttempts = field(default_factory=FailedAttempts)
+    schedules: ScheduleBook | None = None
+    """The control loop's time-based limits (`planner.schedules`)."""
     """Wrong tokens per client address (10 a minute, then 429)."""
 
     @cached_property

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date, time
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from hubgate.cloud.store import Hold
-from hubgate.config.model import PRIORITY_MAX
+from hubgate.config.model import PRIORITY_MAX, LimitSchedule
 from hubgate.config.services import GroupName
 from hubgate.config.tokens import ListedToken
 from hubgate.control.decisions import DecisionRecord
@@ -346,3 +347,74 @@ class TokenView(TokenWrite):
                 "status": status,
             }
         )
+
+
+class WindowBody(Body):
+    """A window of local time (the site's timezone) on some weekdays or dates."""
+
+    days: tuple[str, ...] = Field(
+        default=("mon-sun",), description="Day names (mon..sun) or ranges (mon-fri)"
+    )
+    dates: tuple[date, ...] = Field(default=(), description="Only on these dates, YYYY-MM-DD")
+    start: time = Field(description="Local start, HH:MM")
+    end: time = Field(description="Local end, HH:MM; at or before start: the next day")
+
+
+class ScheduleWrite(Body):
+    """A limit on a node (or `grid`) during windows or a site-file tariff period."""
+
+    node: str = Field(default="grid", description="The node limited, or 'grid'")
+    limit: LimitValue
+    tariff: str | None = Field(default=None, description="A [[tariff_periods]] name")
+    windows: tuple[WindowBody, ...] = ()
+
+    def config(self, name: str) -> LimitSchedule:
+        """The site-file form of this schedule (ValueError, like the site file's check)."""
+        return LimitSchedule.model_validate(
+            {
+                "name": name,
+                "node": self.node,
+                "power_limit_kw": self.limit.power_kw,
+                "phase_current_limit_a": self.limit.phase_a,
+                "tariff": self.tariff,
+                "windows": [w.model_dump() for w in self.windows],
+            }
+        )
+
+
+class WindowView(Body):
+    """A schedule's window: weekdays (mon..sun) or dates, local start and end."""
+
+    days: tuple[str, ...]
+    dates: tuple[date, ...]
+    start: time
+    end: time
+
+
+class ScheduleView(Body):
+    """A schedule as it stands: its target, limit, windows and who set it."""
+
+    name: str
+    target: str
+    limit: LimitValue
+    tariff: str | None
+    windows: tuple[WindowView, ...]
+    origin: str
+    site_file: bool = Field(description="From the site file (the API cannot change it)")
+
+
+class SegmentView(Body):
+    """A stretch of the schedule ahead: the tightest scheduled limit on a target then."""
+
+    target: str
+    start: float = Field(description="Epoch s")
+    end: float = Field(description="Epoch s")
+    limit: LimitValue
+    schedules: tuple[str, ...]
+
+
+class SchedulesView(Body):
+    """Every schedule and the next 24 hours of what they hold."""
+
+    schedules: tuple[ScheduleView, ...]
+    ahead: tuple[SegmentView, ...]

@@ -5,6 +5,8 @@ simulated time (`hubgate.sim.inprocess`), or with `--controller naive` the
 built-in naive equal-share stand-in; `--compare` runs both and prints them side
 by side. With `--serve` the site's Modbus devices listen on loopback and its
 OCPP stations dial `--csms`: a gateway controls it.
+
+SIGINT and SIGTERM end every mode as Ctrl-C does: the summary so far is printed.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -190,6 +194,28 @@ def _serve(args: argparse.Namespace, loaded: LoadedScenario, duration: float) ->
 
 
 def _run(args: argparse.Namespace) -> int:
+    with _interruptible():
+        return _simulate_scenario(args)
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGINT and SIGTERM as Ctrl-C (asyncio and Trio then cancel the run and the summary so
+    far is printed), whatever the process inherited: a background job of a shell script
+    starts with SIGINT ignored, and Python, asyncio and Trio all leave an ignored SIGINT
+    ignored (the simulator would run its whole duration). The handlers before are restored."""
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda _number, _frame: signal.raise_signal(signal.SIGINT))
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            if handler is not None:  # None: set outside Python, cannot be put back
+                signal.signal(number, handler)
+
+
+def _simulate_scenario(args: argparse.Namespace) -> int:
     loaded = load_scenario(example_path(args.scenario, "scenarios"))
     duration = args.duration or loaded.scenario.scenario.duration_s
     if not args.serve and (args.csms or args.listing or args.writes or args.ports != "site"):
@@ -228,7 +254,7 @@ def _run(args: argparse.Namespace) -> int:
             args.speed,
             report if args.speed != float("inf") else None,
         )
-    except KeyboardInterrupt:
+    except* KeyboardInterrupt:  # Trio's comes out of a nursery in a group
         print(f"interrupted at t={sim.now:g} s; the summary so far:", flush=True)
     return _finish(args, sim)
 

@@ -13,11 +13,11 @@ reported together with field errors. The field types and the strict base are in
 from __future__ import annotations
 
 import math
-from datetime import time
+from datetime import date, time
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
 from hubgate.config.base import (
     Amps,
@@ -350,6 +350,80 @@ class TokenSessionDefault(SessionDefault):
     id_token: str = Field(min_length=1, max_length=36)
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _weekdays(value: object) -> object:
+    """Day names (`mon`..`sun`) and ranges (`mon-fri`, `sat-sun`) as weekday numbers (Mon 0)."""
+    if not isinstance(value, list | tuple):
+        return value
+    days: list[int] = []
+    for item in value:
+        if not isinstance(item, str):
+            raise ValueError(f"days are names like 'mon' or ranges like 'mon-fri', got {item!r}")
+        first, _, last = item.strip().lower().partition("-")
+        if first not in WEEKDAYS or (last and last not in WEEKDAYS):
+            raise ValueError(
+                f"unknown day {item!r}: use {', '.join(WEEKDAYS)} or a range 'mon-fri'"
+            )
+        a, b = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
+        days.extend(range(a, b + 1) if a <= b else [*range(a, 7), *range(b + 1)])
+    return tuple(sorted(set(days)))
+
+
+Weekdays = Annotated[
+    tuple[int, ...],
+    BeforeValidator(_weekdays),
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Day names (mon..sun) or ranges (mon-fri)",
+        }
+    ),
+]
+
+
+class TimeWindow(Strict):
+    """A window of local time (the site's timezone) on some weekdays or dates."""
+
+    days: Weekdays = Field(default=(0, 1, 2, 3, 4, 5, 6), description="Weekdays; default all")
+    dates: tuple[date, ...] = Field(
+        default=(), description="Only on these dates (YYYY-MM-DD), whatever the weekday"
+    )
+    start: time = Field(description="Local time the window starts, 'HH:MM'")
+    end: time = Field(
+        description="Local time it ends, 'HH:MM'; at or before start: the next day "
+        "(start = end: 24 hours)"
+    )
+
+
+class TariffPeriod(Strict):
+    """A named tariff period (e.g. the grid operator's high-tariff hours) schedules can use."""
+
+    name: Identifier
+    windows: tuple[TimeWindow, ...] = Field(min_length=1)
+
+
+class LimitSchedule(Strict):
+    """A limit on a node that holds during time windows or a named tariff period."""
+
+    name: Identifier
+    node: Identifier = Field(default=GRID_NODE_ID, description="The node limited, or 'grid'")
+    power_limit_kw: float | None = Field(default=None, ge=0, le=1_000_000)
+    phase_current_limit_a: PhaseCurrents | None = None
+    tariff: Identifier | None = Field(default=None, description="A [[tariff_periods]] name")
+    windows: tuple[TimeWindow, ...] = ()
+
+    @model_validator(mode="after")
+    def _when_and_what(self) -> LimitSchedule:
+        if (self.tariff is None) == (not self.windows):
+            raise ValueError("give exactly one of 'tariff' or 'windows' for a schedule")
+        if self.power_limit_kw is None and self.phase_current_limit_a is None:
+            raise ValueError("give power_limit_kw and/or phase_current_limit_a for a schedule")
+        return self
+
+
 class Charger(Strict):
     """A charger: OCPP or Modbus controlled, hanging from one node."""
 
@@ -570,6 +644,29 @@ class SiteConfig(Strict):
         description="Energy need and departure per id token (OCPP chargers); before the "
         "charger's session_default",
     )
+    tariff_periods: tuple[TariffPeriod, ...] = ()
+    schedules: tuple[LimitSchedule, ...] = Field(
+        default=(), description="Time-based limits per node (leases with source 'schedule')"
+    )
+
+    @model_validator(mode="after")
+    def _schedules_named_once(self) -> SiteConfig:
+        for what, names in (
+            ("tariff_periods", [t.name for t in self.tariff_periods]),
+            ("schedules", [s.name for s in self.schedules]),
+        ):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"{what}: names must be unique, {', '.join(twice)} given twice")
+        tariffs = {t.name for t in self.tariff_periods}
+        for schedule in self.schedules:
+            if schedule.tariff is not None and schedule.tariff not in tariffs:
+                known = ", ".join(sorted(tariffs)) or "none defined"
+                raise ValueError(
+                    f"schedule {schedule.name!r}: tariff {schedule.tariff!r} is not a "
+                    f"[[tariff_periods]] name ({known}); add it or fix the name"
+                )
+        return self
 
     @model_validator(mode="after")
     def _paragraph_14a_needs_a_signal(self) -> SiteConfig:

@@ -68,6 +68,8 @@ def reference_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
                 if device_id in device_ids:
                     problems.append(((table, index, "id"), f"duplicate device id '{device_id}'"))
                 device_ids.add(device_id)
+    for index, entry in _entries(data, "schedules"):
+        check_ref(("schedules", index, "node"), entry.get("node", GRID_NODE_ID), "node")
     battery = data.get("battery")
     if isinstance(battery, Mapping):
         check_ref(("battery", "node"), battery.get("node", GRID_NODE_ID), "node")

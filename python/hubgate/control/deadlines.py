@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import time as time_of_day
@@ -94,6 +94,10 @@ class DeadlineStatus:
     """At the current power; None when not drawing or nothing is needed."""
     shortfall_kwh: float = 0.0
     """What no schedule over the site's limits delivers by its departure."""
+
+
+CapsAhead = Callable[[Sequence[float], Sequence[float]], Sequence[float]]
+"""Per slot (starts, ends: epoch s), the power the planned sessions may share in it, W."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,10 +193,12 @@ class SessionDeadlines:
         session.last_at = now
         session.power_w = power_w
 
-    def plan(self, now: float, shared_w: float, phases: Sequence[int]) -> DeadlineInputs:
-        """This cycle's floors. `shared_w`: the power the sessions may share now (the root's
-        limit in force less the rest of the site), assumed over the horizon; `phases`: the
-        phase count each connector draws on."""
+    def plan(
+        self, now: float, shared_w: float | CapsAhead, phases: Sequence[int]
+    ) -> DeadlineInputs:
+        """This cycle's floors. `shared_w`: the power the sessions may share, the same over
+        the horizon, or per slot from `CapsAhead` (called only when a session is planned);
+        `phases`: the phase count each connector draws on."""
         n = len(self.connectors)
         need = array("d", bytes(8 * n))
         departure = array("d", [math.inf]) * n
@@ -212,7 +218,12 @@ class SessionDeadlines:
             self._shortfall = array("d", bytes(8 * n))
             return DeadlineInputs(None, None)
         slot_s = array("d", [SLOT_S - wall % SLOT_S]) + array("d", [SLOT_S]) * (HORIZON_SLOTS - 1)
-        cap_w = array("d", [max(shared_w, 0.0)]) * HORIZON_SLOTS
+        if callable(shared_w):
+            starts = [wall] + [wall - wall % SLOT_S + k * SLOT_S for k in range(1, HORIZON_SLOTS)]
+            ends = [*starts[1:], starts[-1] + SLOT_S]
+            cap_w = array("d", (max(w, 0.0) for w in shared_w(starts, ends)))
+        else:
+            cap_w = array("d", [max(shared_w, 0.0)]) * HORIZON_SLOTS
         plan = self._planner.plan(slot_s, cap_w, need, departure, max_w)
         self._now_w, self._laxity, self._shortfall = plan.now_w, plan.laxity_s, plan.shortfall_wh
         floor = array("d", bytes(8 * n))

@@ -9,11 +9,14 @@ from hubgate.control.cycle import Failed, TimedOut
 from hubgate.control.failsafe import ChargerWatch
 from hubgate.control.site_model import SiteModel
 from hubgate.devices.model import Reading
-from hubgate.records.events import Burst, Notify
+from hubgate.records.events import Burst, EventLog
 from hubgate.state import EventCategory, EventLevel
 
 DEVICE_LOST = "{n} devices unreachable"
 DEVICE_BACK = "{n} devices reachable again"
+CONNECT_GRACE_S = 15.0
+"""At start, how long a device that has not answered yet may take (connections being made,
+OCPP stations dialling in) before it counts as lost in the events."""
 
 
 def device_paths(site: SiteConfig, model: SiteModel) -> dict[str, tuple[str, ...]]:
@@ -35,44 +38,54 @@ class DeviceWatch:
     """The devices' health by name (`charger-id#n`, `meter:id`, `pv:id`, `battery:id`,
     `grid-operator`) and the events when it changes."""
 
-    def __init__(self, notify: Notify, paths: dict[str, tuple[str, ...]]) -> None:
-        self.notify = notify
+    def __init__(self, events: EventLog, paths: dict[str, tuple[str, ...]]) -> None:
+        self.events = events
         self.paths = paths
         """Per device name: its node and every node above it."""
         self.answered: dict[str, bool] = {}
         """Whether each device answered in the last cycle."""
         self.ok_at: dict[str, float] = {}
         """When each device last answered (loop clock)."""
+        self._reported_lost: set[str] = set()
+        """The devices whose loss was an event (and whose return will be one)."""
+        self._first_cycle_at: float | None = None
         self._meter_trusted: dict[str, bool] = {}
         self._fallen_back: set[str] = set()
 
     def seen(self, name: str, reachable: bool, outcome: object, now: float) -> None:
-        """Track whether a device answers; a change is an event, merged with the others of
-        its kind that come with it (an outage of many is one event)."""
+        """Track whether a device answers; a loss (of a device that answered before, or
+        that did not answer within `CONNECT_GRACE_S` of the first cycle) and the return
+        after it are events, merged with the others of their kind that come with them (an
+        outage of many is one event)."""
+        if self._first_cycle_at is None:
+            self._first_cycle_at = now
         if isinstance(outcome, Reading):
             self.ok_at[name] = now
-        if self.answered.get(name, True) != reachable:
-            path = self.paths.get(name, ())
-            if reachable:
-                self.notify(
-                    EventLevel.INFO,
-                    name,
-                    "reachable again",
-                    category=EventCategory.DEVICE,
-                    burst=Burst("device-back", DEVICE_BACK, path),
-                )
-            else:
-                why = "no answer" if isinstance(outcome, TimedOut) else str(outcome)
-                if isinstance(outcome, Failed):
-                    why = f"{type(outcome.error).__name__}: {outcome.error}"
-                self.notify(
-                    EventLevel.WARNING,
-                    name,
-                    f"unreachable ({why})",
-                    category=EventCategory.DEVICE,
-                    burst=Burst("device-lost", DEVICE_LOST, path),
-                )
         self.answered[name] = reachable
+        path = self.paths.get(name, ())
+        if reachable and name in self._reported_lost:
+            self._reported_lost.discard(name)
+            self.events.emit(
+                EventLevel.INFO,
+                name,
+                "reachable again",
+                category=EventCategory.DEVICE,
+                burst=Burst("device-back", DEVICE_BACK, path),
+            )
+        elif not reachable and name not in self._reported_lost:
+            if name not in self.ok_at and now - self._first_cycle_at < CONNECT_GRACE_S:
+                return  # still connecting
+            self._reported_lost.add(name)
+            why = "no answer" if isinstance(outcome, TimedOut) else str(outcome)
+            if isinstance(outcome, Failed):
+                why = f"{type(outcome.error).__name__}: {outcome.error}"
+            self.events.emit(
+                EventLevel.WARNING,
+                name,
+                f"unreachable ({why})",
+                category=EventCategory.DEVICE,
+                burst=Burst("device-lost", DEVICE_LOST, path),
+            )
 
     def fallback(
         self, name: str, watch: ChargerWatch, now: float, *, lease_s: float, failsafe_a: float
@@ -86,7 +99,7 @@ class DeviceWatch:
         if lost_for < lease_s or name in self._fallen_back:
             return
         self._fallen_back.add(name)
-        self.notify(
+        self.events.emit(
             EventLevel.WARNING,
             name,
             f"unreachable for {lost_for:.0f} s, beyond its {lease_s:g} s lease: it runs on its "
@@ -115,7 +128,7 @@ class DeviceWatch:
         self._meter_trusted[meter_id] = trusted
         path = self.paths.get(f"meter:{meter_id}", ())
         if trusted:
-            self.notify(
+            self.events.emit(
                 EventLevel.INFO,
                 f"meter:{meter_id}",
                 f"trusted again: {node_id} has its full budget",
@@ -123,7 +136,7 @@ class DeviceWatch:
                 burst=Burst("meter-back", "{n} meters trusted again, full budgets", path),
             )
         else:
-            self.notify(
+            self.events.emit(
                 EventLevel.WARNING,
                 f"meter:{meter_id}",
                 f"lost: {node_id} runs on {degraded_percent:g} % of its limit in force",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hubgate.control.allocation import SiteAllocator
@@ -141,6 +142,35 @@ def node_limit(bounds: tuple[Bound, ...], voltage_v: float) -> NodeLimit:
         expires_at=None if tightest is None else tightest.expires_at,
         bounds=bounds,
     )
+
+
+def shared_caps(
+    bounds: tuple[Bound, ...],
+    scheduled: Iterable[Limit],
+    voltage_v: float,
+    base_a: Phases3,
+    demand_w: tuple[float, float],
+) -> list[float]:
+    """Per planning slot (one `scheduled` limit each), the power the sessions may share: the
+    root's limit in force from `bounds` but the schedule's lease (which holds only now),
+    tightened by the slot's scheduled limit and the demand cap (`demand_w`: this interval's
+    for the first slot, then the target's), less the rest of the site as it is now
+    (`base_a`, the root's base load per phase), in W."""
+    held = node_limit(
+        tuple(b for b in bounds if b.source != LimitSource.SCHEDULE.value), voltage_v
+    ).phase_a
+    base_w = sum(base_a) * voltage_v
+    caps = []
+    for k, limit in enumerate(scheduled):
+        phase = Limit(held).tighten(limit).phase_a or held
+        power_w = demand_w[0] if k == 0 else demand_w[1]
+        if limit.power_kw is not None:
+            power_w = min(power_w, limit.power_kw * 1000)
+            per_phase = limit.power_kw * 1000 / (3 * voltage_v)
+            phase = (min(phase[0], per_phase), min(phase[1], per_phase), min(phase[2], per_phase))
+        shared = sum(max(phase[p] - base_a[p], 0.0) for p in range(3)) * voltage_v
+        caps.append(min(shared, power_w - base_w))
+    return caps
 
 
 def fold_leases(

@@ -2,7 +2,7 @@
 
 A limit applies to a target: the grid connection (`SITE`), a node id, or a
 connector (`"charger-id#1"`). Each source (site file, Modbus server write,
-API, grid operator, CSMS) holds at most one lease per target; a new write
+API, grid operator, CSMS, fleet, schedule) holds at most one lease per target; a new write
 from the same source replaces it. The limit in force is the most restrictive
 of the active leases: safety first, whoever asks for less wins. Leases with
 an expiry lapse by themselves, so a controller that dies cannot leave a stale
@@ -39,6 +39,7 @@ class LimitSource(StrEnum):
     GRID_OPERATOR = "grid-operator"
     CSMS = "csms"
     FLEET = "fleet"
+    SCHEDULE = "schedule"
 
 
 @dataclass(frozen=True)

@@ -40,12 +40,14 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from array import array
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from hubgate._core import HubgateError
-from hubgate.config.model import GridOperatorSource, SiteConfig
+from hubgate.config.model import SiteConfig
 from hubgate.control.allocation import (
     AllocationSettings,
     ConnectorKey,
@@ -70,10 +72,17 @@ from hubgate.control.decisions import Phases3
 from hubgate.control.demand import DemandCharge, DemandState, DemandView
 from hubgate.control.device_watch import DeviceWatch, device_paths
 from hubgate.control.failsafe import AssumeDraw, ChargerWatch, MeterWatch
-from hubgate.control.grid_operator import GridOperatorInput, connection_kw
-from hubgate.control.limit_in_force import NodeLimit, fold_leases, node_bounds, node_limit
-from hubgate.control.limits import LimitBook, LimitSource
+from hubgate.control.grid_operator import grid_operator_input, operator_power_source
+from hubgate.control.limit_in_force import (
+    NodeLimit,
+    fold_leases,
+    node_bounds,
+    node_limit,
+    shared_caps,
+)
+from hubgate.control.limits import SITE, LimitBook, LimitSource
 from hubgate.control.paragraph_14a import Paragraph14a
+from hubgate.control.schedules import ScheduleBook
 from hubgate.control.site_energy import SiteEnergy
 from hubgate.control.site_model import SiteModel, with_finite_limits
 from hubgate.devices.model import (
@@ -86,7 +95,7 @@ from hubgate.devices.model import (
 )
 from hubgate.devices.sensing import FULL_EVERY
 from hubgate.profiles.model import Quantity
-from hubgate.records.events import Burst, Notify
+from hubgate.records.events import Burst, EventLog
 from hubgate.state import EventCategory, EventLevel
 
 log = logging.getLogger(__name__)
@@ -131,17 +140,6 @@ class Plan:
     commands: list[SetpointCommand]
 
 
-def _ignore(
-    level: EventLevel,
-    subject: str,
-    message: str,
-    *,
-    category: EventCategory = EventCategory.CONTROL,
-    burst: Burst | None = None,
-) -> None:
-    """The default `Notify`: events go nowhere."""
-
-
 class CyclePlanner:
     """The control cycle's state and sums (see the module docstring)."""
 
@@ -158,18 +156,18 @@ class CyclePlanner:
         paced: Collection[ConnectorKey] = (),
         allocation: AllocationSettings | None = None,
         timing: LoopTiming | None = None,
-        notify: Notify = _ignore,
+        events: EventLog | None = None,
         demand: DemandState | None = None,
     ) -> None:
         """`meters`: the ids of the site's meters that have a device; `grid_operator_box`:
         whether the grid operator's box has one; `feed_in_rule`: its contacts and the
         feed-in cap (%) each stands for; `paced`: connectors that pace their own
-        commands and take every cycle's setpoint (`SessionCharger`); `notify`: where
-        operator events go."""
+        commands and take every cycle's setpoint (`SessionCharger`); `events`: where
+        operator events go (None: a log in memory)."""
         self.site = site
         self.limits = limits
         self.timing = timing or LoopTiming()
-        self.notify = notify
+        self.events = events if events is not None else EventLog(clock=time.monotonic)
         control = site.control
         self.allocator = SiteAllocator(with_finite_limits(site), allocation)
         self.model = SiteModel.build(site, self.allocator)
@@ -218,6 +216,8 @@ class CyclePlanner:
             tokens=per_token,
             timezone=site.site.timezone,
         )
+        self.schedules = ScheduleBook.of_site(site)
+        """Time-based limits (`[[schedules]]` and the API's), leases in `limits`."""
         self._needs_seen: dict[str, ChargingNeeds] = {}
         self.demand = (
             DemandCharge(
@@ -227,30 +227,14 @@ class CyclePlanner:
             else None
         )
         """Demand charges (`[demand]`), from the state saved before a restart (`demand`)."""
-        operator = site.grid_operator
-        self._operator_power_source = {
-            GridOperatorSource.MODBUS_SERVER: LimitSource.MODBUS_SERVER,
-            GridOperatorSource.API: LimitSource.API,
-        }.get(operator.source if operator else GridOperatorSource.MODBUS_DEVICE)
+        self._operator_power_source = operator_power_source(site)
         self._operator_sources = frozenset(
             {LimitSource.GRID_OPERATOR}
             | ({self._operator_power_source} if self._operator_power_source else set())
         )
-        self._operator_input = (
-            GridOperatorInput(
-                connection_kw(site),
-                control.meter_stale_s,
-                operator.hold_last_s,
-                operator.fallback_percent,
-                origin="grid-operator-box" if grid_operator_box else "grid-operator",
-                lease_source=None if grid_operator_box else self._operator_power_source,
-            )
-            if operator is not None
-            and (grid_operator_box or self._operator_power_source is not None)
-            else None
-        )
+        self._operator_input = grid_operator_input(site, box=grid_operator_box)
         self.paragraph_14a = Paragraph14a.of_site(site, self.allocator.connector_keys)
-        self.devices = DeviceWatch(notify, device_paths(site, self.model))
+        self.devices = DeviceWatch(self.events, device_paths(site, self.model))
         """Which devices answer, and the events when that changes."""
         self.last_result: CycleResult | None = None
         self.last_inputs: CycleInputs | None = None
@@ -266,7 +250,7 @@ class CyclePlanner:
             result = self.allocator.allocate(inputs)
         except HubgateError as exc:
             log.error("allocation failed, keeping the last setpoints: %s", exc)
-            self.notify(
+            self.events.emit(
                 EventLevel.ALARM,
                 "allocation",
                 f"failed, the last setpoints stay: {exc}",
@@ -303,7 +287,7 @@ class CyclePlanner:
             )
             if change is not None:
                 back = change.startswith("back")
-                self.notify(
+                self.events.emit(
                     EventLevel.INFO if back else EventLevel.WARNING,
                     "grid-operator",
                     change,
@@ -317,14 +301,14 @@ class CyclePlanner:
             runtime = self.connectors[self._index[name]]
             before = runtime.limit_check.following
             if check.following is False and before is not False:
-                self.notify(
+                self.events.emit(
                     EventLevel.ALARM,
                     name,
                     f"not following its limit, reserved at its maximum: {check.evidence}",
                     category=EventCategory.CHARGER,
                 )
             elif check.following and before is False:
-                self.notify(
+                self.events.emit(
                     EventLevel.INFO,
                     name,
                     f"follows its limit again: {check.evidence}",
@@ -353,7 +337,7 @@ class CyclePlanner:
             self.deadlines.set_need(
                 self._index[name], needs.energy_wh, needs.departure.timestamp(), NeedSource.OCPP
             )
-            self.notify(
+            self.events.emit(
                 EventLevel.INFO,
                 name,
                 f"EV needs {needs.energy_wh / 1000:g} kWh by {needs.departure.isoformat()}",
@@ -374,6 +358,7 @@ class CyclePlanner:
 
     def inputs(self, now: float) -> tuple[CycleInputs, list[str]]:
         """The allocator's input for this cycle and the notes for the decision record."""
+        self.schedules.apply(self.limits, now, self._wall(now))
         model = self.model
         n_nodes = len(model.node_ids)
         base = array("d", bytes(8 * 3 * n_nodes))
@@ -495,7 +480,7 @@ class CyclePlanner:
             last=self.last_result,
         )
         notes.extend(energy.notes)
-        deadlines = self._deadlines(now, base, grid_operator_w, energy.peak_w)
+        deadlines = self._deadlines(now, base)
         return (
             CycleInputs(
                 now,
@@ -540,11 +525,9 @@ class CyclePlanner:
         """The demand figures now (None without `[demand]`)."""
         return None if self.demand is None else self.demand.view(self._wall(now))
 
-    def _deadlines(
-        self, now: float, base: array[float], grid_operator_w: float, peak_w: float
-    ) -> DeadlineInputs:
-        """Track each session's energy and plan the ones with a departure: the power they
-        share is the root's limit in force less the rest of the site (the root's base)."""
+    def _deadlines(self, now: float, base: array[float]) -> DeadlineInputs:
+        """Track each session's energy and plan the ones with a departure over the power
+        they may share in each slot (`_caps_ahead`)."""
         model = self.model
         for i, runtime in enumerate(self.connectors):
             reading = runtime.reading
@@ -554,10 +537,32 @@ class CyclePlanner:
             session_wh = reading.get(Quantity.SESSION_ENERGY) if reading is not None else None
             power_w = sum(runtime.draw) * model.voltage_v
             self.deadlines.observe(i, plugged, power_w, session_wh, now)
-        limit = self.node_limit(0, now).phase_a
-        shared_w = sum(max(limit[p] - base[p], 0.0) for p in range(3)) * model.voltage_v
         phases = [1 if info.one_phase else 3 for info in model.connectors]
-        return self.deadlines.plan(now, shared_w, phases)
+        return self.deadlines.plan(now, partial(self._caps_ahead, now, base), phases)
+
+    def _caps_ahead(
+        self, now: float, base: array[float], starts: Sequence[float], ends: Sequence[float]
+    ) -> list[float]:
+        """Per planning slot, the power the sessions may share (`shared_caps`), under the
+        root's limits, the schedules and the demand cap (this interval's, then the target)."""
+        demand = self.demand
+        bounds = node_bounds(
+            self.model,
+            self.limits,
+            0,
+            now,
+            operator_sources=self._operator_sources,
+            peak_target_kw=self.site.grid.peak_target_kw,
+        )
+        return shared_caps(
+            bounds,
+            self.schedules.limits_ahead(SITE, starts, ends),
+            self.model.voltage_v,
+            (base[0], base[1], base[2]),
+            (math.inf, math.inf)
+            if demand is None
+            else (demand.cap_w(self._wall(now)), demand.target_w()),
+        )
 
     def _metered_base(
         self,
@@ -634,7 +639,7 @@ class CyclePlanner:
         if ok:
             runtime.watch.verified()
             name = self.model.connectors[index].name
-            self.notify(
+            self.events.emit(
                 EventLevel.INFO,
                 name,
                 "failsafe verified",
@@ -675,7 +680,7 @@ class CyclePlanner:
         problem = self.energy.commanded(name, outcome, now)
         if problem is not None:
             category = EventCategory.BATTERY if name.startswith("battery") else EventCategory.DEVICE
-            self.notify(EventLevel.WARNING, name, problem, category=category)
+            self.events.emit(EventLevel.WARNING, name, problem, category=category)
 
     # -- between cycles --------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ is written that already reads as wanted.
 
 from __future__ import annotations
 
-import logging
 import math
 
 from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError
@@ -22,8 +21,6 @@ from hubgate.devices.profile_driver import ProfileDevice
 from hubgate.modbus.codec import FieldError
 from hubgate.profiles.model import Quantity, Switch
 from hubgate.profiles.plan import RegisterSpec, resolve_switch, timeout_enable
-
-log = logging.getLogger(__name__)
 
 
 async def reference_w(driver: ProfileDevice, quantity: Quantity) -> float:
@@ -53,7 +50,7 @@ async def keep_lease(driver: ProfileDevice, lease_s: float | None) -> None:
     if _holds(held, lease_s):
         return
     if not timeout.writable:
-        log.warning("%s: the revert timeout is fixed at %s, not %s s", driver.id, held, lease_s)
+        driver.warn_once("the revert timeout is fixed at %s, not %s s", held, lease_s)
         return
     try:
         await driver.write_value(spec, lease_s, multiple=False)

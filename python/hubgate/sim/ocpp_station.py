@@ -114,7 +114,9 @@ class Station:
             for i, (c, slot) in enumerate(zip(self.charger.connectors, self.slots, strict=True))
         ]
         self.clock = StationClock(self.env.origin)
-        self.limits = StationLimits(self.env, self.personality, self.connectors, self.now)
+        self.limits = StationLimits(
+            self.env, self.personality, self.connectors, self.now, self.identity, self.v16
+        )
         if self.personality.meter_values_s is not None:
             self.meter_values_s = self.personality.meter_values_s
 
@@ -614,21 +616,32 @@ class Station:
         interval = f"{self.meter_values_s:g}"
         switch = str(p.phase_switch_pause_s is not None).lower()
         priority = ",".join(str(slot) for slot in self.network_priority)
-        return ({} if self.v16 else {"NetworkConfigurationPriority": (priority, False)}) | {
-            "HeartbeatInterval": (f"{self.heartbeat_s:g}", False),
-            "MeterValueSampleInterval": (interval, fixed_interval),
-            "MeterValuesSampledData": (measurands, p.measurands is not None),
-            "NumberOfConnectors": (str(len(self.connectors)), True),
-            "ChargeProfileMaxStackLevel": (str(p.max_stack_level), True),
-            "ChargingScheduleAllowedChargingRateUnit": (p.reported_units, True),
-            "ConnectorSwitch3to1PhaseSupported": (switch, True),
-            "RateUnit": (",".join(p.rate_units), True),
-            "ProfileStackLevel": (str(p.max_stack_level), True),
-            "Phases3to1": (switch, True),
-            "DateTime": (timestamp(self.now()), True),
-            "TxUpdatedInterval": (interval, fixed_interval),
-            "TxUpdatedMeasurands": (measurands, p.measurands is not None),
-        }
+        limits: dict[str, tuple[str, bool]] = {}
+        if p.max_profiles is not None:
+            limits |= {"MaxChargingProfilesInstalled": (str(p.max_profiles), True)}
+            limits |= {"Entries": (str(p.max_profiles), True)}
+        if p.max_periods is not None:
+            limits |= {"ChargingScheduleMaxPeriods": (str(p.max_periods), True)}
+            limits |= {"PeriodsPerSchedule": (str(p.max_periods), True)}
+        return (
+            limits
+            | ({} if self.v16 else {"NetworkConfigurationPriority": (priority, False)})
+            | {
+                "HeartbeatInterval": (f"{self.heartbeat_s:g}", False),
+                "MeterValueSampleInterval": (interval, fixed_interval),
+                "MeterValuesSampledData": (measurands, p.measurands is not None),
+                "NumberOfConnectors": (str(len(self.connectors)), True),
+                "ChargeProfileMaxStackLevel": (str(p.max_stack_level), True),
+                "ChargingScheduleAllowedChargingRateUnit": (p.reported_units, True),
+                "ConnectorSwitch3to1PhaseSupported": (switch, True),
+                "RateUnit": (",".join(p.rate_units), True),
+                "ProfileStackLevel": (str(p.max_stack_level), True),
+                "Phases3to1": (switch, True),
+                "DateTime": (timestamp(self.now()), True),
+                "TxUpdatedInterval": (interval, fixed_interval),
+                "TxUpdatedMeasurands": (measurands, p.measurands is not None),
+            }
+        )
 
     def configure(self, key: str, value: str) -> str:
         """Accepted, Rejected (read-only or bad value) or NotSupported (unknown key)."""

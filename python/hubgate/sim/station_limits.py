@@ -9,6 +9,7 @@ profile asks for (after a pause, for a charger that needs one).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,6 +19,8 @@ from hubgate.sim import charging_profiles
 from hubgate.sim.charging_profiles import LimitProfile
 from hubgate.sim.station_personalities import Personality
 from hubgate.sim.station_state import ConnectorState, StationEnv
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,6 +32,9 @@ class StationLimits:
     connectors: list[ConnectorState]
     now: Callable[[], datetime]
     """The station's clock (profiles are held on it)."""
+    identity: str = ""
+    v16: bool = False
+    """It speaks OCPP 1.6 (the book's rules differ a little, `charging_profiles.refusal`)."""
     profiles: list[LimitProfile] = field(default_factory=list)
 
     def connector(self, id: int) -> ConnectorState | None:
@@ -124,8 +130,8 @@ class StationLimits:
     # -- requests from the CSMS ---------------------------------------------------
 
     def set_profile(self, target: int, data: dict[str, Any]) -> str:
-        """Store a profile; Accepted or Rejected (its personality may refuse one the book
-        allows, or accept one and apply nothing)."""
+        """Store a profile; Accepted or Rejected (as the book says, `charging_profiles.refusal`;
+        its personality may refuse one the book allows, or accept one and apply nothing)."""
         if target != 0 and self.connector(target) is None:
             return "Rejected"
         try:
@@ -134,6 +140,18 @@ class StationLimits:
             return "Rejected"
         purpose = str(data["charging_profile_purpose"])
         if not self.personality.takes(purpose, profile.stack_level, profile.unit):
+            return "Rejected"
+        connector = self.connector(target)
+        why = charging_profiles.refusal(
+            profile,
+            transaction=connector is not None and connector.tx_id is not None,
+            stored=self.profiles,
+            v16=self.v16,
+            max_profiles=self.personality.max_profiles,
+            max_periods=self.personality.max_periods,
+        )
+        if why is not None:
+            _log.info("station %s: profile %d refused: %s", self.identity, profile.id, why)
             return "Rejected"
         if not self.personality.ignores_profiles:
             self.profiles = charging_profiles.replace(self.profiles, profile)

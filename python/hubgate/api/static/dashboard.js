@@ -117,6 +117,7 @@ function render(state) {
   }
   drawChart();
   renderEnergy(state.energy);
+  renderDemand(state.demand);
   renderTree(state);
   renderConnectors(state);
   renderDevices(state);
@@ -441,6 +442,57 @@ function renderEnergy(energy) {
   document.getElementById("energy-why").textContent = energy.reasons.join(" · ");
 }
 
+function renderDemand(demand) {
+  const card = document.getElementById("demand-card");
+  card.hidden = !demand;
+  if (!demand) return;
+  const start = new Date(demand.interval_start);
+  document.getElementById("demand-interval").textContent =
+    `${fmt(demand.interval_min, 0)}-min interval from ${start.toLocaleTimeString()}`;
+  const over = demand.target_kw !== null && demand.projection_kw > demand.target_kw;
+  const rows = [
+    ["Average so far", kw(demand.average_kw)],
+    ["Projection", kw(demand.projection_kw) + (over ? " (over target)" : "")],
+    ["Target", kw(demand.target_kw)],
+    ["Month's peak", kw(demand.month_peak_kw)],
+    ["Cap for the rest", kw(demand.cap_kw)],
+  ];
+  document
+    .getElementById("demand")
+    .replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  card.dataset.over = over ? "true" : "false";
+}
+
+function clock(epoch) {
+  return new Date(epoch * 1000).toLocaleTimeString([], { weekday: "short", hour: "2-digit", minute: "2-digit" });
+}
+
+// The schedule ahead, every 30 s (it changes only when a schedule is put or a stretch ends).
+async function loadSchedule() {
+  try {
+    const response = await fetch(`${API}/schedules`, { headers: headers() });
+    if (response.ok) renderSchedule(await response.json());
+  } catch (error) {
+    // the next round tries again
+  }
+}
+
+function renderSchedule(view) {
+  const card = document.getElementById("schedule-card");
+  card.hidden = view.schedules.length === 0;
+  const items = view.ahead.map((s) =>
+    el(
+      "li",
+      { "data-target": s.target, "data-start": String(s.start) },
+      `${clock(s.start)} – ${clock(s.end)} · ${s.target === "site" ? "grid" : s.target} `,
+      el("b", {}, limitText({ limit_a: s.limit.phase_a, power_limit_kw: s.limit.power_kw })),
+      ` (${s.schedules.join(", ")})`,
+    ),
+  );
+  const none = el("li", { class: "muted" }, "no scheduled limit in the next 24 h");
+  document.getElementById("schedule").replaceChildren(...(items.length ? items : [none]));
+}
+
 function age(seconds) {
   if (seconds === null || seconds === undefined) return "–";
   if (seconds < 90) return `${fmt(seconds, 0)} s`;
@@ -660,3 +712,5 @@ loadHistory();
 follow();
 loadSessions();
 setInterval(loadSessions, 10000);
+loadSchedule();
+setInterval(loadSchedule, 30000);
