@@ -1,5 +1,6 @@
-"""What the control cycle knows of one connector between cycles, and how it reads an EV's
-draw: its last reading and setpoint, its watch, its limit check, the EV-side estimate."""
+"""What the control loop knows of one connector between cycles (sans-IO): its reachability,
+its latest reading and draw on the grid phases, what it was sent, what its EV is estimated
+to take, and which phases its EV draws on."""
 
 from __future__ import annotations
 
@@ -22,6 +23,16 @@ FOLLOWED_TOLERANCE_A = 0.25
 """An EV drawing at most this much above a lowered setpoint has followed it."""
 
 WANTING_STATES = frozenset({IecState.B, IecState.C, IecState.D})
+
+ONE_PHASE_SETTLE_S = 10.0
+"""How long an EV at a three-phase connector must draw on one phase alone (readings that
+far apart) before it counts there only."""
+
+ONE_PHASE_MIN_A = 4.0
+"""The least draw on that phase that says so (below an EV's 6 A minimum, above noise)."""
+
+ONE_PHASE_IDLE_A = 1.0
+"""A phase drawing more than this is in use."""
 
 
 @dataclass
@@ -46,6 +57,31 @@ class ConnectorRuntime:
     """When a lowered setpoint was accepted, until a later reading shows the EV followed it."""
     limit_check: LimitCheck = field(default_factory=LimitCheck)
     """Whether its charger applies its limits; not following: reserved at its maximum."""
+    ev_phase: int | None = None
+    """The grid phase its EV draws on alone (a one-phase EV at a three-phase connector)."""
+    one_phase_seen: tuple[int, float] | None = None
+    """The phase its EV was first seen drawing on alone, and the reading's time."""
+
+    def observe_phases(self, wants: bool) -> bool:
+        """Follow the phases the EV draws on in its latest reading (every phase measured):
+        on one grid phase alone in readings `ONE_PHASE_SETTLE_S` apart, it counts there
+        only (`ev_phase`); on another phase too, or once the session ends, on all three
+        again at once. A reading that shows no draw changes nothing. Whether `ev_phase`
+        changed."""
+        before, reading = self.ev_phase, self.reading
+        if not wants:
+            self.ev_phase = self.one_phase_seen = None
+        elif reading is not None and reading.phase_currents() is not None:
+            on = [p for p, amps in enumerate(self.draw) if amps > ONE_PHASE_IDLE_A]
+            if len(on) > 1 or (on and self.ev_phase not in (None, on[0])):
+                self.ev_phase = self.one_phase_seen = None
+            elif on and self.draw[on[0]] >= ONE_PHASE_MIN_A:
+                seen = self.one_phase_seen
+                if seen is None or seen[0] != on[0]:
+                    self.one_phase_seen = seen = (on[0], reading.at)
+                if reading.at - seen[1] >= ONE_PHASE_SETTLE_S:
+                    self.ev_phase = on[0]
+        return self.ev_phase != before
 
     def known_draw(self) -> Phases3:
         """Its draw as counted against its node's meter: the latest reading, capped at the

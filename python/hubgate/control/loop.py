@@ -36,12 +36,12 @@ from hubgate.config.model import SiteConfig
 from hubgate.control.allocation import AllocationSettings, CycleInputs, CycleResult
 from hubgate.control.authority import SOLE, Authority, FencedError, fenced
 from hubgate.control.commands import SiteCommands
-from hubgate.control.cycle import CycleStats, gather_by_deadline, run_cycles
+from hubgate.control.cycle import CycleStats, LoopTiming, gather_by_deadline, run_cycles
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.demand import DemandStore
 from hubgate.control.limit_events import limit_event
 from hubgate.control.limits import AuditEntry, Limit, LimitBook
-from hubgate.control.plan import CyclePlanner, LoopTiming, Plan, SetpointCommand
+from hubgate.control.plan import CyclePlanner, Plan, SetpointCommand
 from hubgate.control.sensors import SiteDevices, SiteSensors
 from hubgate.control.snapshot import Snapshot
 from hubgate.devices.model import (

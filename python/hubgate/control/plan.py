@@ -62,6 +62,7 @@ from hubgate.control.connector_runtime import (
     ConnectorRuntime,
     grid_draw,
 )
+from hubgate.control.cycle import LoopTiming
 from hubgate.control.deadlines import (
     DeadlineInputs,
     NeedSource,
@@ -71,7 +72,7 @@ from hubgate.control.deadlines import (
 from hubgate.control.decisions import Phases3
 from hubgate.control.demand import DemandCharge, DemandState, DemandView
 from hubgate.control.device_watch import DeviceWatch, device_paths
-from hubgate.control.failsafe import AssumeDraw, ChargerWatch, MeterWatch
+from hubgate.control.failsafe import ChargerWatch, MeterWatch
 from hubgate.control.grid_operator import grid_operator_input, operator_power_source
 from hubgate.control.limit_in_force import (
     NodeLimit,
@@ -93,28 +94,11 @@ from hubgate.devices.model import (
     LimitCheck,
     Reading,
 )
-from hubgate.devices.sensing import FULL_EVERY
 from hubgate.profiles.model import Quantity
 from hubgate.records.events import Burst, EventLog
 from hubgate.state import EventCategory, EventLevel
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LoopTiming:
-    """Deadlines within a cycle, as shares of the cycle period, and failsafe timings."""
-
-    read_share: float = 0.4
-    command_share: float = 0.4
-    unreachable_after_cycles: float = 3.0
-    recover_after_s: float | None = None
-    """A lost meter is trusted again after being fresh this long (default: twice `meter_stale_s`)."""
-    assume: AssumeDraw = AssumeDraw.LAST_COMMAND
-    """An unreachable charger's assumed draw: a verified one holds its last command or
-    falls to its failsafe current, so reserving its maximum would pause others for nothing."""
-    full_read_every: int = FULL_EVERY
-    """Modbus devices read their non-control fields every this many cycles (`CycleReader`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,6 +400,9 @@ class CyclePlanner:
                 self.allocator.confirm_followed(i)
                 runtime.lowered_at = None
             wants = reading.state in WANTING_STATES or (reading.state is None and drawn > 1.0)
+            if info.three_phase and runtime.observe_phases(wants):
+                self.allocator.set_ev_phase(i, runtime.ev_phase)
+                self.energy.ev_phases[i] = 3 if runtime.ev_phase is None else 1
             wanting[i] = wants or info.hold_minimum
             ev_max[i] = runtime.ev_estimate(wants, drawn, now)
             if not wants and info.hold_minimum:  # idle, offered its minimum: no more
@@ -615,12 +602,17 @@ class CyclePlanner:
             watch = runtime.watch
             if not watch.reachable(now):
                 continue
-            setpoint, n_phases = setpoints[i], phases[i]
+            setpoint, n_phases = setpoints[i], self._told_phases(i, phases)
             if watch.needs_verification:
                 commands.append(SetpointCommand(i, info.name, setpoint, n_phases, True))
             elif runtime.sent_a != setpoint or runtime.sent_phases != n_phases or self._paced[i]:
                 commands.append(SetpointCommand(i, info.name, setpoint, n_phases))
         return commands
+
+    def _told_phases(self, index: int, phases: Sequence[int]) -> int:
+        """The phase count a connector is told with its setpoint: the allocator's, but three
+        for a one-phase EV at a three-phase connector (counted on its phase, not switched)."""
+        return 3 if self.connectors[index].ev_phase is not None else phases[index]
 
     def take_over(self) -> None:
         """This gateway starts commanding under a new epoch: as after a restart, every
@@ -667,7 +659,7 @@ class CyclePlanner:
                     runtime.sent_a is None or setpoints[i] < runtime.sent_a
                 ):
                     runtime.lowered_at = done_at
-                runtime.sent_a, runtime.sent_phases = setpoints[i], phases[i]
+                runtime.sent_a, runtime.sent_phases = setpoints[i], self._told_phases(i, phases)
                 runtime.watch.commanded(max(outcome.current_a, setpoints[i]))
                 runtime.watch.ok(now)
             else:
