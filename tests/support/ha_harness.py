@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,10 @@ HUBGATE = str(Path(sys.executable).parent / "hubgate")
 LEASE_S = 2.0
 DEVICE_LEASE_S = 4.0
 CYCLE_S = 0.25
+FAILSAFE_A = 6.0
 CHARGERS = ("cp-1", "cp-2", "cp-3", "cp-4")
 EPOCH = re.compile(r"cluster: (\w+) is leader \(epoch (\d+)\)")
+DASHBOARD = re.compile(r"^dashboard: (http://\S+/)$", re.MULTILINE)
 
 
 def site_file(ports: dict[str, int]) -> str:
@@ -90,7 +93,7 @@ modbus = {sdm.format(ports["meter-board"])}
 cycle_s = {CYCLE_S}
 meter_stale_s = 1
 degraded_budget_percent = 50
-failsafe_current_a = 6
+failsafe_current_a = {FAILSAFE_A:g}
 lease_s = {DEVICE_LEASE_S}
 
 [api]
@@ -172,6 +175,15 @@ class Gateway:
         """The epochs it has led under, from its log."""
         text = self.log.read_text(encoding="utf-8", errors="replace")
         return [int(m.group(2)) for m in EPOCH.finditer(text) if m.group(1) == self.name]
+
+    def state(self) -> dict[str, Any]:
+        """Its latest snapshot (`GET /api/v1/state`, on the port its log announced last)."""
+        text = self.log.read_text(encoding="utf-8", errors="replace")
+        found = DASHBOARD.findall(text)
+        assert found, f"gateway {self.name} has not announced its API yet"
+        with urllib.request.urlopen(f"{found[-1]}api/v1/state", timeout=5) as answer:
+            state: dict[str, Any] = json.load(answer)
+        return state
 
     def stop(self) -> None:
         """End it for good (SIGKILL if it does not stop within 15 s)."""

@@ -3,6 +3,7 @@
     leadership = Leadership(link, cluster, timing)
     await nursery.start(leadership.run)      # reads the key, renews or takes over
     epoch = leadership.epoch(trio.current_time())   # None: do not command
+    leadership.bequeath(failsafes); leadership.inherited()   # what passes to the next leader
     await leadership.release()               # hand over (SIGTERM)
 
 The key is `<site_id>` in the bucket `hubgate_leases` (replicas from `[cluster]`). It is
@@ -34,6 +35,7 @@ from hubgate._core import HubgateError
 from hubgate.cluster.lease import LeaderLease, LeaseTiming, Role, Write
 from hubgate.cluster.link import ClusterUnavailableError, NatsLink
 from hubgate.config.model import Cluster
+from hubgate.control.authority import Inheritance
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,15 @@ class Leadership:
     def holds(self, epoch: int) -> bool:
         """Whether a command under `epoch` may go out now."""
         return self.lease.holds(epoch, self.clock())
+
+    def bequeath(self, failsafes: frozenset[str]) -> None:
+        """The connectors a successor may count on, carried by the next renewal or the
+        release (`hubgate.control.authority.Succession`)."""
+        self.lease.failsafes = failsafes
+
+    def inherited(self) -> Inheritance:
+        """What the lease's record said when this gateway took it over."""
+        return self.lease.inheritance
 
     async def wait_role(self, role: Role) -> None:
         """Return once this gateway has `role`."""

@@ -37,7 +37,13 @@ import trio
 from hubgate._core import HubgateError
 from hubgate.config.model import SiteConfig
 from hubgate.control.allocation import AllocationSettings, CycleInputs, CycleResult
-from hubgate.control.authority import SOLE, Authority, FencedError
+from hubgate.control.authority import (
+    NOTHING_INHERITED,
+    SOLE,
+    Authority,
+    FencedError,
+    Succession,
+)
 from hubgate.control.commands import SiteCommands
 from hubgate.control.cycle import CycleStats, Failed, gather_by_deadline, run_cycles
 from hubgate.control.decisions import DecisionLog
@@ -273,7 +279,12 @@ class ControlLoop:
         epoch = self.authority.epoch()
         if epoch != self.epoch and self.authority is not SOLE:
             if epoch is not None:
-                self.planner.take_over()
+                inherited = (
+                    self.authority.inherited()
+                    if isinstance(self.authority, Succession)
+                    else NOTHING_INHERITED
+                )
+                self.planner.take_over(now, inherited)
             self.events.emit(
                 EventLevel.WARNING,
                 "cluster",
@@ -293,6 +304,8 @@ class ControlLoop:
             return
         if epoch is not None:
             await self._dispatch(plan, now, epoch)
+            if isinstance(self.authority, Succession):
+                self.authority.bequeath(self.planner.bequest(self._reported))
         self.latencies_s.append(trio.current_time() - began)
         duration = trio.current_time() - began
         self.snapshot.record(cycle, now, plan)
