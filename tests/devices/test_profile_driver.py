@@ -13,6 +13,7 @@ from hubgate.config.model import DcConnector
 from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError, SunSpecDiscoveryError
 from hubgate.devices.model import IecState
 from hubgate.devices.profile_driver import ProfileBattery, ProfileCharger, clamp, driver_for
+from hubgate.devices.sensing import control_quantities
 from hubgate.modbus.codec import Request, Response
 from hubgate.modbus.errors import ModbusExceptionError, ModbusTimeoutError
 from hubgate.modbus.master import Master, ModbusDevice
@@ -35,6 +36,7 @@ from tests.support.drivers import (
     FakeClock,
     a_current,
     charger,
+    derived_currents,
     distinct_value,
     limit_setpoint,
     per_amp,
@@ -65,7 +67,9 @@ async def test_every_field_reads_as_the_device_holds_it(name: str) -> None:
             before = trio.current_time()
             reading = await r.driver.read()
     assert before <= reading.at <= trio.current_time()
-    assert {str(q) for q in (*reading.values, *reading.text)} == set(specs)
+    assert {str(q) for q in (*reading.values, *reading.text)} == set(specs) | derived_currents(
+        profile
+    )
     for quantity, expected in written.items():
         q = Quantity(quantity)
         if isinstance(expected, str):
@@ -341,6 +345,50 @@ async def test_a_dc_connector_is_commanded_in_dc_power_and_drawn_by_its_power() 
             )
             with pytest.raises(DeviceError, match="needs a setpoint in W"):
                 driver_for("ac-1", PROFILES["alfen-eve"], link, dc=DC)
+
+
+async def test_an_ac_charger_measuring_no_current_is_drawn_by_its_power() -> None:
+    """mennekes-amtron-xtra (HCC3) reports power and phases in use, no current: its phase
+    currents are derived from them (devices.derived_current), in full reads and every cycle;
+    without the phases-active field, on the phases it was last commanded on."""
+    profile = PROFILES["mennekes-amtron-xtra"]
+    assert not {Quantity.CURRENT_L1, Quantity.CURRENT_L2} & profile.fields.keys()
+    with trio.fail_after(10):
+        async with rig(profile) as r:
+            r.sim.set(Quantity.POWER_TOTAL, 11_040)
+            r.sim.set(Quantity.PHASES_ACTIVE, 3)
+            assert (await r.driver.read()).phase_currents() == pytest.approx((16.0,) * 3)
+            read = r.driver.cycle_reader(full_every=1_000)
+            await read()
+            r.sim.set(Quantity.POWER_TOTAL, 7_360)  # a one-phase EV at 32 A
+            r.sim.set(Quantity.PHASES_ACTIVE, 1)
+            assert (await read()).phase_currents() == pytest.approx((32.0, 0.0, 0.0))
+    fields = {q: f for q, f in profile.fields.items() if q is not Quantity.PHASES_ACTIVE}
+    unknown_phases = profile.model_copy(update={"fields": fields})
+    with trio.fail_after(10):
+        async with rig(unknown_phases) as r:
+            r.sim.set(Quantity.POWER_TOTAL, 7_360)
+            await charger(r).set_limit(32, 1)
+            assert (await r.driver.read()).phase_currents() == pytest.approx((32.0, 0.0, 0.0))
+
+
+async def test_an_ac_charger_with_an_energy_register_only_is_drawn_by_its_rate() -> None:
+    """No current, no power: the energy register's average over 10 s gives the power (none
+    before), on the phases commanded; the register is read every cycle."""
+    profile = PROFILES["mennekes-amtron-xtra"]
+    state = profile.fields[Quantity.CHARGER_STATE]
+    energy = profile.fields[Quantity.SESSION_ENERGY]
+    fields = {Quantity.CHARGER_STATE: state, Quantity.ENERGY_IMPORT: energy}
+    only_energy = profile.model_copy(update={"fields": fields})
+    assert Quantity.ENERGY_IMPORT in (control_quantities(only_energy) or ())
+    quantities = [Quantity.CHARGER_STATE, Quantity.ENERGY_IMPORT]
+    with trio.fail_after(10):
+        async with rig(only_energy) as r:
+            driver = charger(r)
+            await driver.set_limit(16, 3)
+            assert driver.reading(quantities, [5, 1_000], 100.0).phase_currents() is None
+            at_10 = driver.reading(quantities, [5, 1_030], 110.0)  # 30 Wh in 10 s: 10.8 kW
+            assert at_10.phase_currents() == pytest.approx((10_800 / 690,) * 3)
 
 
 async def test_failsafe_timeout_the_register_cannot_hold() -> None:

@@ -15,7 +15,7 @@ from hubgate.modbus.tcp_master import TcpMaster
 from hubgate.profiles.model import DeviceKind, Quantity
 from hubgate.profiles.plan import RegisterSpec, field_specs, sunspec_layout
 from hubgate.profiles.simulated import SimulatedDevice
-from tests.support.drivers import PROFILES, distinct_value, rig
+from tests.support.drivers import PROFILES, derived_currents, distinct_value, rig
 
 SPLIT = sorted(n for n, p in PROFILES.items() if p.kind in (DeviceKind.CHARGER, DeviceKind.METER))
 WHOLE = sorted(set(PROFILES) - set(SPLIT))
@@ -61,7 +61,9 @@ async def test_control_fields_are_fresh_and_the_rest_carried(name: str) -> None:
         assert not fast.older
         assert all(holds(fast, Quantity(n), v) for n, v in second.items())
         return
-    assert {str(q) for q in (*fast.values, *fast.text)} == set(specs)
+    derived = derived_currents(profile)  # from this read's power
+    assert not derived & {str(q) for q in fast.older}
+    assert {str(q) for q in (*fast.values, *fast.text)} == set(specs) | derived
     for field_name in specs:
         q = Quantity(field_name)
         if q in control:
@@ -109,8 +111,8 @@ async def test_other_kinds_read_every_field_every_time(name: str) -> None:
 
 
 def test_control_fields_are_phase_currents_and_the_chargers_state() -> None:
-    """...or, for a charger that measures no current (a DC one, its AC current derived from
-    it), its power."""
+    """...or, for a charger that measures no current (derived from them), its power, else its
+    energy register, and its phases in use."""
     for name in SPLIT:
         profile = PROFILES[name]
         control = control_quantities(profile)
@@ -118,8 +120,14 @@ def test_control_fields_are_phase_currents_and_the_chargers_state() -> None:
         measures_current = bool(PHASE_CURRENTS & profile.fields.keys())
         if profile.kind is DeviceKind.METER or measures_current:
             assert control >= PHASE_CURRENTS
-        else:
-            assert Quantity.POWER_TOTAL in control
+        elif profile.kind is DeviceKind.CHARGER:  # derived (devices.derived_current)
+            fields = profile.fields.keys()
+            source = Quantity.POWER_TOTAL if Quantity.POWER_TOTAL in fields else None
+            source = source or (
+                Quantity.ENERGY_IMPORT if Quantity.ENERGY_IMPORT in fields else None
+            )
+            assert source is None or source in control
+            assert (Quantity.PHASES_ACTIVE in control) is (Quantity.PHASES_ACTIVE in fields)
         if profile.kind is DeviceKind.CHARGER and profile.states is not None:
             assert profile.states.field in control
 

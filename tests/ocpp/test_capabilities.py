@@ -89,6 +89,14 @@ def test_lease_shape_follows_the_charger(capabilities: Capabilities, mode: Lease
     assert lease_mode(capabilities) is mode
 
 
+def test_a_levels_lease_needs_two_profiles_per_connector_limited() -> None:
+    """MaxChargingProfilesInstalled shared by the leases on one charger (two connectors:
+    four profiles for levels, two for schedules)."""
+    assert lease_mode(Capabilities(max_profiles=4), leases=2) is LeaseMode.LEVELS
+    assert lease_mode(Capabilities(max_profiles=3), leases=2) is LeaseMode.SCHEDULE
+    assert lease_mode(Capabilities(max_profiles=1)) is LeaseMode.SCHEDULE
+
+
 @pytest.mark.parametrize(("cycle_s", "interval_s"), [(0.1, 1), (1.0, 5), (1.5, 8), (5, 10)])
 def test_sample_interval_follows_the_cycle(cycle_s: float, interval_s: int) -> None:
     assert sample_interval_s(cycle_s) == interval_s

@@ -119,6 +119,20 @@ async def test_a_watt_only_charger_gets_watts(server: Running, version: OcppVers
             assert d.charger.limit_check.following is True
 
 
+async def test_watts_are_for_the_voltage_measured_and_the_phases_drawn(server: Running) -> None:
+    """A watt-only charger's limit is the allocator's amperes per phase times the voltage it
+    measures and the phases its EV draws on: a one-phase EV on a three-phase setpoint at
+    240 V gets 10 A x 240 V x 1, not x 3 (three times its share on its phase)."""
+    with trio.fail_after(20):
+        async with driven(server, V16, Quirks(rate_units=("W",))) as d:
+            voltages = [("Voltage", f"{p}-N", "240") for p in ("L1", "L2", "L3")]
+            currents = [("Current.Import", "L1", "15.8"), ("Current.Import", "L2", "0")]
+            await meter_values(d.peer, [*voltages, *currents, ("Current.Import", "L3", "0")])
+            await d.charger.set_limit(10, 3)
+            schedule = d.sent_profiles()[-1]["charging_schedule"]
+            assert schedule["charging_schedule_period"][0]["limit"] == 10 * 240
+
+
 async def test_a_charger_lying_about_its_unit_is_corrected_by_the_site_file(
     server: Running,
 ) -> None:
@@ -170,6 +184,26 @@ async def test_one_stack_level_gets_a_lease_in_the_schedule(
             verification = d.charger.verification
             assert verification is not None
             assert (verification.following, verification.lapses) == (True, True)
+
+
+@pytest.mark.parametrize("version", [V16, V201])
+async def test_a_charger_holding_one_profile_gets_a_lease_in_the_schedule(
+    server: Running, version: OcppVersion
+) -> None:
+    """MaxChargingProfilesInstalled (SmartChargingCtrlr.Entries) 1: a charger refuses a
+    profile more than it holds (1.6 §3.13.5; EVerest libocpp validate_profile), so the
+    base and limit profiles of a levels lease do not both fit: one schedule lease does."""
+    with trio.fail_after(20):
+        async with driven(server, version, Quirks(max_profiles=1)) as d:
+            assert d.care.capabilities.max_profiles == 1
+            assert d.charger.lease is not None
+            assert d.charger.lease.mode is LeaseMode.SCHEDULE
+            assert len(d.cp.profiles) == 1
+            await d.charger.upkeep()
+            assert d.charger.limit_check.following is True
+            verification = d.charger.verification
+            assert verification is not None
+            assert verification.lapses is True
 
 
 async def test_a_charger_keeping_profiles_past_valid_to_gets_a_schedule_lease(
@@ -228,20 +262,27 @@ async def test_a_clock_seven_minutes_behind_gets_times_on_its_clock(
     server: Running, version: OcppVersion
 ) -> None:
     """A charger on its own clock (NTP overriding the CSMS's time, Tinkerforge/esp32-firmware
-    #317): a schedule starting on our clock would start 6 minutes in its future, and the
-    charger would sit at the failsafe. 1.6 shows its clock in its timestamps, 2.0.1 in
-    ClockCtrlr.DateTime. On our clock nothing would apply, not even the failsafe: it
-    would charge at its own 32 A."""
+    #317): 1.6 shows its clock in its timestamps, 2.0.1 in ClockCtrlr.DateTime, and the
+    lease's times go out on it, so its lease ends `lease_s` from now, not 7 minutes later.
+    Not measured (as if hubgate used its own clock), its schedules still apply now: they
+    start an hour back (a minute back would be 6 minutes in its future, with nothing in
+    force, not even the failsafe: it would charge at its own 32 A)."""
     behind = Quirks(clock_offset_s=-420, default_limit=32)
     with trio.fail_after(20):
         async with driven(server, version, behind) as d:
             offset = d.care.capabilities.clock_offset_s
             assert offset is not None
             assert offset == pytest.approx(-420, abs=2)
-            assert await d.charger.lease.composite_limit() == 16  # type: ignore[union-attr]
+            lease = d.charger.lease
+            assert lease is not None
+            assert await lease.composite_limit() == 16
+            valid_to = datetime.fromisoformat(d.sent_profiles()[-1]["valid_to"])
+            assert valid_to - d.cp.now() == pytest.approx(
+                timedelta(seconds=60), abs=timedelta(seconds=3)
+            )
         override = CapabilityOverride(clock_offset_s=0)  # as if hubgate used its own clock
         async with driven(server, version, behind, override=override) as d:
-            assert await d.charger.lease.composite_limit() == 32  # type: ignore[union-attr]
+            assert await d.charger.lease.composite_limit() == 16  # type: ignore[union-attr]
 
 
 async def test_energy_only_meter_values_give_a_derived_current_and_a_trigger(
@@ -418,6 +459,27 @@ async def test_a_paused_lease_shows_its_lapse_too(
             verification = d.charger.verification
             assert verification is not None
             assert verification.lapses is lapses
+
+
+@pytest.mark.parametrize(("ignores", "lapses"), [(False, True), (True, False)])
+async def test_a_lease_renewed_too_late_shows_a_lapse_not_a_liar(
+    server: Running, ignores: bool, lapses: bool
+) -> None:
+    """Read after hubgate's renewal came late (a loaded gateway: the lease's end passed on
+    the charger's clock, here moved on by two minutes), a charger at the failsafe over a
+    0 A lease has let it lapse, as it should: not "applies 6 A where 0 A was set", and not
+    reserved at its maximum. One still at 0 A keeps profiles past their validTo."""
+    with trio.fail_after(20):
+        async with driven(server, V16, Quirks(ignore_valid_to=ignores)) as d:
+            await d.charger.set_limit(0, 3)
+            d.cp.quirks.clock_offset_s = 120
+            await d.charger.upkeep()
+            verification = d.charger.verification
+            assert verification is not None
+            assert verification.lapses is lapses
+            assert d.charger.limit_check.following is not False, verification.evidence
+            assert d.care.capabilities.honours_valid_to is lapses
+            assert verification.late is not ignores  # not late for the one that keeps it
 
 
 async def test_a_phase_switch_waits_out_a_pause_at_zero(server: Running) -> None:

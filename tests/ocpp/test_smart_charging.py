@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import trio
@@ -11,11 +11,13 @@ from hubgate.config.model import OcppVersion
 from hubgate.ocpp.capabilities import Capabilities, RateUnit, discover
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError
 from hubgate.ocpp.smart_charging import (
+    CompositeSchedule,
     LeasePlanner,
     LeaseSettings,
     ProfileLease,
     Setpoint,
     SmartCharging,
+    judge,
     schedule_limit,
     set_charging_profile,
 )
@@ -89,8 +91,29 @@ def test_profiles_pass_the_version_schema(version: OcppVersion, unit: str) -> No
         now=now,
         valid_to=now,
         fallback=(60, 6),
+        offline_s=59.5 if version is V21 else None,
     )
     validate(version, "SetChargingProfile", Direction.REQUEST, payload)
+    if version is V21:
+        assert payload["chargingProfile"]["maxOfflineDuration"] == 60
+
+
+@pytest.mark.parametrize("version", [V16, V201])
+def test_an_offline_duration_is_for_2_1_only(version: OcppVersion) -> None:
+    now = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    with pytest.raises(ValueError, match=r"2\.1"):
+        set_charging_profile(
+            version,
+            connector_id=0,
+            profile_id=7,
+            stack_level=1,
+            purpose="TxDefaultProfile",
+            setpoint=Setpoint(16),
+            unit="A",
+            now=now,
+            valid_to=now,
+            offline_s=60,
+        )
 
 
 async def test_lease_on_a_16_charger_falls_back_by_itself(server: Running) -> None:
@@ -186,6 +209,11 @@ async def test_lease_on_a_21_station(server: Running) -> None:
             assert await lease.apply(Setpoint(25))
             purposes = {p["charging_profile_purpose"] for a, p in cs.cp.received}
             assert purposes == {"ChargingStationMaxProfile"}
+            # the limit also lapses once the station has lost hubgate for the lease's
+            # length, on its own count (clock-independent); the base never does
+            base, limit = (p for a, p in cs.cp.received if a == "SetChargingProfile")
+            assert "max_offline_duration" not in base
+            assert limit["max_offline_duration"] == SETTINGS.lease_s
             assert await lease.composite_limit() == 25
             # The package's 2.1 station sends no CallError for an action it lacks
             # (protocols.md §1.4): our call times out instead of hanging.
@@ -234,3 +262,37 @@ async def test_each_connector_leases_with_its_own_profile_ids(server: Running) -
             assert len(set(sent)) == 4, sent
         finally:
             await trio.to_thread.run_sync(cp.stop)
+
+
+END = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+"""A lease's end on the charger's clock (`judge` cases)."""
+
+
+@pytest.mark.parametrize(
+    ("read_at_s", "periods", "sent_a", "verdict"),
+    [
+        # read while the lease runs: now, and just after its end
+        (-30, ((0, 10), (32, 6)), 10, (True, True, False)),
+        (-30, ((0, 10),), 10, (True, False, False)),
+        (-30, ((0, 16),), 10, (False, None, False)),
+        (-30, ((0, 6),), 6, (True, None, False)),  # at the failsafe: no lapse to see
+        # read after its end (a renewal came late): the limit now is the evidence
+        (30, ((0, 6),), 0, (None, True, True)),
+        (30, ((0, 0),), 0, (True, False, False)),
+        (30, ((0, 32),), 10, (False, None, True)),
+        (30, ((0, 6),), 6, (None, None, True)),
+        # at its end, by the charger's clock a second ahead (within the tolerance)
+        (-1, ((0, 6),), 0, (None, True, True)),
+        (-1, ((0, 0), (1, 6)), 0, (True, True, False)),
+    ],
+)
+def test_a_composite_schedule_judged(
+    read_at_s: float,
+    periods: tuple[tuple[float, float], ...],
+    sent_a: float,
+    verdict: tuple[bool | None, bool | None, bool],
+) -> None:
+    start = END + timedelta(seconds=read_at_s)
+    schedule = CompositeSchedule(start, "A", periods, 90.0)
+    judged = judge(schedule, Setpoint(sent_a), 6.0, END)
+    assert (judged.following, judged.lapses, judged.late) == verdict, judged.evidence

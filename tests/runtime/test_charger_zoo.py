@@ -99,8 +99,15 @@ async def test_the_charger_zoo_runs_without_a_violation_and_every_quirk_is_named
             print(name, json.dumps(charger))
         return found
 
+    def trusted(charger: dict[str, Any], unit: str = "A") -> None:
+        """Its quirk is no reason to distrust it: its checks say it follows, in its unit."""
+        for connector in charger["connectors"]:
+            assert connector["status"] == "following", connector
+            assert f" {unit}" in connector["evidence"], connector
+
     for charger in each(PersonalityName.W_ONLY):
         assert charger["capabilities"]["rate_units"] == ["W"]
+        trusted(charger, "W")
     for charger in each(PersonalityName.CHARGE_POINT_MAX_ONLY):
         assert [c["shared"] for c in charger["connectors"]] == [True, True]
         assert {c["purpose"] for c in charger["connectors"]} <= {
@@ -110,9 +117,11 @@ async def test_the_charger_zoo_runs_without_a_violation_and_every_quirk_is_named
     for charger in each(PersonalityName.IGNORES_VALID_TO):
         assert charger["capabilities"]["honours_valid_to"] is False
         assert charger["connectors"][0]["lease"] == "schedule"
+        trusted(charger)
     for charger in each(PersonalityName.ONE_STACK_LEVEL):
         assert charger["capabilities"]["max_stack_level"] == 0
         assert charger["connectors"][0]["lease"] == "schedule"
+        trusted(charger)
     for charger in each(PersonalityName.ENERGY_ONLY_60S):
         provisioning = charger["provisioning"]
         assert provisioning["measurands"] is None

@@ -12,6 +12,7 @@ from hubgate.sim.charging_profiles import (
     clear,
     limit_at,
     parse,
+    refusal,
     replace,
     unexpired,
 )
@@ -149,3 +150,62 @@ def test_expired_profiles_are_discarded_and_the_others_kept() -> None:
     lease = _profile(2, 1, [(0, 16)], valid_to=_text(T0 + timedelta(seconds=10)))
     assert unexpired([base, lease], T0 + timedelta(seconds=9.9)) == [base, lease]
     assert unexpired([base, lease], T0 + timedelta(seconds=10)) == [base]
+
+
+START = {"start_schedule": _text(T0)}
+
+
+@pytest.mark.parametrize(
+    ("profile", "transaction", "why"),
+    [
+        (_profile(1, 0, [(0, 16)], **START), False, None),
+        (
+            _profile(1, 0, [(0, 16)], purpose="ChargePointMaxProfile", target=0, **START),
+            False,
+            None,
+        ),
+        (
+            _profile(1, 0, [(0, 16)], purpose="ChargePointMaxProfile", **START),
+            False,
+            "whole station",
+        ),
+        (
+            _profile(1, 0, [(0, 16)], purpose="ChargePointMaxProfile", target=0, kind="Relative"),
+            False,
+            "not Relative",
+        ),
+        (_profile(1, 0, [(0, 16)], purpose="TxProfile", **START), False, "transaction"),
+        (_profile(1, 0, [(0, 16)], purpose="TxProfile", **START), True, None),
+        (_profile(1, 0, [(0, 16)], purpose="TxProfile", target=0, **START), True, "transaction"),
+        (_profile(1, 0, [(0, 16)]), False, "needs its startSchedule"),
+        (_profile(1, 0, [(0, 16)], kind="Relative", **START), False, "no startSchedule"),
+        (_profile(1, 0, [(10, 16)], **START), False, "start at 0"),
+        (_profile(1, 0, [(0, 16), (60, 6), (30, 8)], **START), False, "rise"),
+        (_profile(1, 0, [(0, -1)], **START), False, "negative"),
+    ],
+)
+def test_a_station_refuses_what_the_book_refuses(
+    profile: LimitProfile, transaction: bool, why: str | None
+) -> None:
+    found = refusal(profile, transaction=transaction, stored=[])
+    assert found is None if why is None else why in (found or ""), found
+
+
+def test_a_relative_schedule_may_have_a_start_in_1_6() -> None:
+    profile = _profile(1, 0, [(0, 16)], kind="Relative", **START)
+    assert refusal(profile, transaction=False, stored=[], v16=True) is None
+
+
+def test_the_profiles_and_periods_a_station_holds_are_counted() -> None:
+    stored = [_profile(1, 0, [(0, 6)], **START), _profile(2, 1, [(0, 16)], **START)]
+    third = _profile(3, 2, [(0, 10)], **START)
+    assert refusal(third, transaction=False, stored=stored, max_profiles=3) is None
+    assert "more than 2 profiles" in (
+        refusal(third, transaction=False, stored=stored, max_profiles=2) or ""
+    )
+    renewed = _profile(2, 1, [(0, 12)], **START)  # replaces one: still two
+    assert refusal(renewed, transaction=False, stored=stored, max_profiles=2) is None
+    two = _profile(4, 0, [(0, 16), (60, 6)], **START)
+    assert "more than 1 periods" in (
+        refusal(two, transaction=False, stored=[], max_periods=1) or ""
+    )

@@ -115,6 +115,8 @@ class Quirks:
     fixed_interval: bool = False
     """It rejects a new sample interval."""
     rejected_purposes: set[str] = field(default_factory=set)
+    max_profiles: int = 8
+    """MaxChargingProfilesInstalled: a profile that would be one more is rejected."""
 
 
 V16_UNITS = {"A": "Current", "W": "Power"}
@@ -184,13 +186,15 @@ class _Recorder:
             return "Accepted"
         key = profile.get("id", profile.get("charging_profile_id"))
         same = (profile["charging_profile_purpose"], profile["stack_level"])
-        self.profiles = [
+        kept = [
             p
             for p in self.profiles
             if p.get("id", p.get("charging_profile_id")) != key
             and (p["charging_profile_purpose"], p["stack_level"]) != same
         ]
-        self.profiles.append(profile)
+        if len(kept) >= quirks.max_profiles:
+            return "Rejected"
+        self.profiles = [*kept, profile]
         return "Accepted"
 
     def _composite(self, duration: int, unit: str | None) -> dict[str, Any] | None:
@@ -286,7 +290,7 @@ class Cp16(_Recorder, ChargePoint16):
             "ChargingScheduleAllowedChargingRateUnit": ",".join(
                 V16_UNITS[u] for u in quirks.reported_units or quirks.rate_units
             ),
-            "MaxChargingProfilesInstalled": "8",
+            "MaxChargingProfilesInstalled": str(quirks.max_profiles),
             "ChargingScheduleMaxPeriods": "24",
             "ConnectorSwitch3to1PhaseSupported": "false",
             "MeterValuesSampledData": "Energy.Active.Import.Register",
@@ -359,7 +363,7 @@ class Cp201(_Profiles2, ChargePoint201):
         quirks = self.quirks
         values = {
             "SmartChargingCtrlr.RateUnit": ",".join(quirks.reported_units or quirks.rate_units),
-            "SmartChargingCtrlr.Entries": "24",
+            "SmartChargingCtrlr.Entries": str(quirks.max_profiles),
             "SmartChargingCtrlr.PeriodsPerSchedule": "24",
             "SmartChargingCtrlr.Phases3to1": "false",
             "ClockCtrlr.DateTime": _text(self.now()),

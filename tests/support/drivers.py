@@ -11,7 +11,7 @@ from hubgate.devices.profile_driver import ProfileCharger, ProfileDevice, driver
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.tcp_master import open_tcp_master
 from hubgate.profiles import Profile
-from hubgate.profiles.model import DataType, DeviceKind, Setpoint
+from hubgate.profiles.model import DataType, DeviceKind, Quantity, Setpoint
 from hubgate.profiles.plan import RegisterSpec
 from hubgate.profiles.simulated import SimulatedDevice, serve
 from tests.support.simulated_devices import PROFILES, FakeClock
@@ -67,6 +67,16 @@ def distinct_value(index: int, spec: RegisterSpec, exponent: int) -> float | str
         raw = min(raw, spec.mask)
     power = 10.0**exponent if spec.scale_factor_address is not None else 1.0
     return raw * spec.scale * power + spec.offset
+
+
+def derived_currents(profile: Profile) -> set[str]:
+    """The phase currents the driver adds to a reading of a charger that measures none
+    from its power (`devices.derived_current`); none for other profiles."""
+    fields = profile.fields.keys()
+    if profile.kind is not DeviceKind.CHARGER or Quantity.POWER_TOTAL not in fields:
+        return set()
+    currents = {Quantity.CURRENT_L1, Quantity.CURRENT_L2, Quantity.CURRENT_L3}
+    return set() if currents & fields else {str(q) for q in currents}
 
 
 def charger(r: Rig) -> ProfileCharger:

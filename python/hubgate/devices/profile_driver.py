@@ -21,6 +21,12 @@ from dataclasses import dataclass, replace
 import trio
 
 from hubgate.config.model import DcConnector
+from hubgate.devices.derived_current import (
+    PHASE_VOLTAGES,
+    EnergyRate,
+    currents_from_power,
+    mean_voltage,
+)
 from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError
 from hubgate.devices.model import AppliedLimit, IecState, LimitCheck, Reading
 from hubgate.devices.sensing import PHASE_CURRENTS, CycleReader
@@ -226,7 +232,9 @@ class ProfileCharger(ProfileDevice):
     A DC connector (`dc`, the site file's table) is commanded in DC power, the AC
     current times `DcConnector.dc_w` (efficiency and power factor: below the AC power
     whichever side the charger limits), and its AC phase currents are derived from the
-    power it reports when it measures none (`DcConnector.ac_current_a`).
+    power it reports when it measures none (`DcConnector.ac_current_a`). An AC charger
+    that measures no current gets it from its power, else its energy register, on the
+    phases in use (`hubgate.devices.derived_current`, with its accuracy).
     """
 
     def __init__(
@@ -249,7 +257,11 @@ class ProfileCharger(ProfileDevice):
         self.dc = dc
         if dc is not None and self.setpoint.unit is not Unit.WATT:
             raise DeviceError(f"{profile.name}: a DC connector needs a setpoint in W, not A")
-        self._derives_currents = dc is not None and not PHASE_CURRENTS & profile.fields.keys()
+        self._derives_currents = not PHASE_CURRENTS & profile.fields.keys()
+        self._energy_rate = EnergyRate()
+        self._voltage_v = voltage_v
+        """The phase voltage last measured (read in full reads only), else nominal."""
+        self._commanded_phases = THREE_PHASES
         self._registers = {path: spec for path, (_, spec) in all_registers(profile).items()}
         self._written: float | None = None
         self._enabled: bool | None = None
@@ -264,15 +276,36 @@ class ProfileCharger(ProfileDevice):
     # -- limits -----------------------------------------------------------------
 
     def reading(self, quantities: list[Quantity], decoded: list[FieldValue], at: float) -> Reading:
-        """`ProfileDevice.reading`, with a DC connector's AC currents from its power."""
+        """`ProfileDevice.reading`, with the phase currents of a charger that measures
+        none derived from its power (a DC connector's: `DcConnector.ac_current_a`)."""
         reading = super().reading(quantities, decoded, at)
-        power_w = reading.values.get(Quantity.POWER_TOTAL)
-        if not self._derives_currents or power_w is None:
+        if not self._derives_currents:
             return reading
-        assert self.dc is not None
-        current_a = self.dc.ac_current_a(max(power_w, 0.0), self.voltage_v)
-        derived = dict.fromkeys(PHASE_CURRENTS, current_a)
-        return replace(reading, values={**reading.values, **derived})
+        values = reading.values
+        self._voltage_v = mean_voltage(
+            tuple(values.get(q) for q in PHASE_VOLTAGES), self._voltage_v
+        )
+        power_w = values.get(Quantity.POWER_TOTAL)
+        energy_wh = values.get(Quantity.ENERGY_IMPORT)
+        if power_w is None and energy_wh is not None:
+            power_w = self._energy_rate.sample(at, energy_wh)
+        if power_w is None:
+            return reading
+        if self.dc is not None:
+            current_a = self.dc.ac_current_a(max(power_w, 0.0), self.voltage_v)
+            currents: tuple[float, float, float] = (current_a, current_a, current_a)
+        else:
+            active = values.get(Quantity.PHASES_ACTIVE)
+            phases = int(active) if active is not None and active in (1, 2, 3) else None
+            currents = currents_from_power(
+                power_w, self._voltage_v, phases or self._commanded_phases
+            )
+        derived = {
+            Quantity.CURRENT_L1: currents[0],
+            Quantity.CURRENT_L2: currents[1],
+            Quantity.CURRENT_L3: currents[2],
+        }
+        return replace(reading, values={**values, **derived})
 
     def _in_setpoint_unit(self, current_a: float, phases: int) -> float:
         if self.dc is not None:
@@ -315,6 +348,7 @@ class ProfileCharger(ProfileDevice):
 
     async def _set_limit(self, current_a: float, phases: int) -> AppliedLimit:
         commands = self.profile.commands
+        self._commanded_phases = phases
         if commands.phase_switch is not None and phases in (1, 3) and phases != self._phases:
             await self._switch(commands.phase_switch, f"{phases}p", "commands.phase_switch")
             self._phases = phases

@@ -4,8 +4,8 @@
     reading = await reader.read()       # phase currents and state fresh; energy, voltages...
                                         # carried from the last full read (`Reading.older`)
 
-A charger's control fields are its phase currents (its power, when it measures no
-current: a DC charger) and its state field, a
+A charger's control fields are its phase currents (when it measures none: its power,
+else its energy register, and its phases in use) and its state field, a
 meter's its phase currents, phase powers (their direction: a phase feeding
 back counts negative in the site's balance) and total power (the grid import,
 signed, for the battery and PV budget); other kinds (grid-operator box, battery,
@@ -45,12 +45,20 @@ def control_quantities(profile: Profile) -> frozenset[Quantity] | None:
     """The fields control reads every cycle; None when it needs every field."""
     if profile.kind is DeviceKind.CHARGER:
         state = () if profile.states is None else (profile.states.field,)
-        # one that measures no current (a DC charger) draws what its power says
-        drawn = PHASE_CURRENTS if PHASE_CURRENTS & profile.fields.keys() else {Quantity.POWER_TOTAL}
-        return frozenset(drawn) | frozenset(state)
+        return frozenset(_drawn(profile)) | frozenset(state)
     if profile.kind is DeviceKind.METER:
         return PHASE_CURRENTS | PHASE_POWERS | {Quantity.POWER_TOTAL}
     return None
+
+
+def _drawn(profile: Profile) -> frozenset[Quantity]:
+    """What a charger's current is read or derived from (`devices.derived_current`): its
+    phase currents, else its power, else its energy register, with its phases in use."""
+    fields = profile.fields.keys()
+    if PHASE_CURRENTS & fields:
+        return PHASE_CURRENTS
+    source = Quantity.POWER_TOTAL if Quantity.POWER_TOTAL in fields else Quantity.ENERGY_IMPORT
+    return frozenset({source, Quantity.PHASES_ACTIVE} & fields)
 
 
 class CycleReader:

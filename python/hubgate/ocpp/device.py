@@ -9,13 +9,11 @@ out. Beyond what the charger says (`station_care`):
 - **State before values.** A status, a transaction start or a 2.x charging state
   is carried with the time it changed (`Reading.state_at`), so a start is known
   before the first MeterValues show its current.
-- **Derived currents.** A charger that reports no current gets it from its power,
-  I = P / (V * phases), with the measured voltage (else nominal) and the phases of its
-  last setpoint: exact for a balanced load at unity power factor, a few per cent high
-  at the 0.95-0.99 factor of onboard chargers, and ±10 % when the nominal voltage
-  stands in for a grid at 207-253 V. From its energy register alone it gets the
-  average power between the last two readings: lagging by half the reporting interval
-  (30 s at 60 s), ±1 Wh per reading (±0.05 A at 60 s on three phases).
+- **Derived currents.** A charger that reports no current gets it from its power
+  on the phases of its last setpoint (`devices.derived_current`, with its accuracy).
+  From its energy register alone it gets the average power between the last two
+  readings: lagging by half the reporting interval (30 s at 60 s), ±1 Wh per reading
+  (±0.05 A at 60 s on three phases).
 - **Stale values.** A charging connector whose values are older than two sample
   intervals is asked for new ones (TriggerMessage MeterValues), at most once an interval.
 - **Verify, then trust.** Shortly after the first lease of each connection, and every
@@ -40,6 +38,7 @@ from typing import Literal
 import trio
 
 from hubgate.config.model import DcConnector
+from hubgate.devices.derived_current import currents_from_power, mean_voltage
 from hubgate.devices.errors import FailsafeNotAppliedError
 from hubgate.devices.model import (
     AppliedLimit,
@@ -136,6 +135,7 @@ class OcppCharger:
         self.dc = dc
         """A DC connector: limits in W of DC power, its AC current from its power."""
         self._lease_connector = 0 if whole_station else connector_id
+        self.care.lease_targets.add(self._lease_connector)
         self._lease: ProfileLease | None = None
         self._verification: Verification | None = None
         self._verify_at: float | None = None
@@ -249,6 +249,7 @@ class OcppCharger:
         if self.dc is not None:  # its limits are DC power, whatever else it takes
             capabilities = replace(capabilities, rate_units=("W",))
         lease.capabilities = capabilities
+        lease.leases = 1 if self.shares_station_limit else len(self.care.lease_targets)
         return lease
 
     # -- reading ---------------------------------------------------------------------
@@ -272,8 +273,7 @@ class OcppCharger:
         connector = self.station.connector(self.connector_id)
         m = connector.measurement
         last = self._lease.planner.last if self._lease is not None else None
-        voltages = [v for v in m.voltage_v if v is not None]
-        voltage = sum(voltages) / len(voltages) if voltages else self.voltage_v
+        voltage = mean_voltage(m.voltage_v, self.voltage_v)
         if self.dc is None:
             currents = _currents(connector, voltage, last.phases if last is not None else 3)
         else:
@@ -336,12 +336,11 @@ class OcppCharger:
         if self.dc is not None:
             return Setpoint(current_a, 3, dc_w_per_a=self.dc.dc_w(1.0, self.voltage_v))
         m = self.station.connector(self.connector_id).measurement
-        voltages = [v for v in m.voltage_v if v is not None and v > 50]
         drawing = [c for c in m.current_a if c is not None and c > CHARGING_CURRENT_A]
         return Setpoint(
             current_a,
             _phases(phases),
-            voltage_v=sum(voltages) / len(voltages) if voltages else self.voltage_v,
+            voltage_v=mean_voltage(m.voltage_v, self.voltage_v),
             active_phases=len(drawing) or None,
         )
 
@@ -373,9 +372,8 @@ class OcppCharger:
         now = trio.current_time()
         if sent and (before is None or before.current_a != applied.current_a):
             self._limit_changed_at = now
-        if sent and (self._verify_at is None or self._lapse_unseen(applied.current_a)):
-            soon = now + self.settings.verify_after_s
-            self._verify_at = soon if self._verify_at is None else min(self._verify_at, soon)
+        if sent:
+            self._sent(applied.current_a, now)
         mine = setpoint if self.shares_station_limit else applied
         return AppliedLimit(
             current_a=mine.current_a,
@@ -405,6 +403,13 @@ class OcppCharger:
                 return replace(setpoint, current_a=0.0, phases=last.phases)
             self._switching = None
         return setpoint
+
+    def _sent(self, current_a: float, now: float) -> None:
+        """A lease of `current_a` went out: check it soon when it is this connection's
+        first, or the one that can show the lapse the last check could not see."""
+        if self._verify_at is None or self._lapse_unseen(current_a):
+            soon = now + self.settings.verify_after_s
+            self._verify_at = soon if self._verify_at is None else min(self._verify_at, soon)
 
     def _lapse_unseen(self, current_a: float) -> bool:
         """Whether the last check could not see the lease lapse (its setpoint was the
@@ -465,7 +470,9 @@ class OcppCharger:
 
     async def heartbeat(self) -> None:
         """Renew the lease when it is due (the control loop's watchdog feed)."""
-        await self._current_lease().renew()
+        lease = self._current_lease()
+        if await lease.renew() and (last := lease.planner.last) is not None:
+            self._sent(last.current_a, trio.current_time())
 
     async def upkeep(self) -> None:
         """Verify the lease when due and ask for stale values; run by the station's own
@@ -481,8 +488,13 @@ class OcppCharger:
 
     async def _verify(self, lease: ProfileLease, now: float) -> None:
         verification = await lease.verify()
-        self._verification = verification
         self._verify_at = now + self.settings.verify_every_s
+        if verification.late:  # the lease had lapsed first: check the next one soon
+            self._verify_at = now + self.settings.verify_after_s
+        before = self._verification
+        if verification.following is None and before is not None and before.following is not None:
+            verification = replace(before, lapses=verification.lapses)  # its verdict stands
+        self._verification = verification
         if verification.following is False:
             LOG.warning(
                 "%s#%d: not following: %s", self.id, self.connector_id, verification.evidence
@@ -521,8 +533,7 @@ def _currents(
     power = m.power_w if m.power_w is not None else m.energy_power_w
     if power is None or voltage_v <= 0:
         return m.current_a
-    amperes = max(power, 0.0) / (voltage_v * phases)
-    return (amperes, amperes, amperes) if phases == 3 else (amperes, 0.0, 0.0)
+    return currents_from_power(power, voltage_v, phases)
 
 
 def _dc_currents(

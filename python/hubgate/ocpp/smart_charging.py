@@ -9,13 +9,18 @@ what the charger takes (`lease_mode`):
   Within a purpose the highest valid stack level wins, so when `validTo` passes the
   base applies again.
 - SCHEDULE, for a charger with one stack level (EVBox Elvi reports
-  ChargeProfileMaxStackLevel 0, lbbrhzn/ocpp#221) or one found keeping a profile past
-  its `validTo`: one profile whose schedule holds the setpoint for the lease and the
+  ChargeProfileMaxStackLevel 0, lbbrhzn/ocpp#221), one found keeping a profile past
+  its `validTo`, or one holding fewer profiles than two per lease: one profile whose schedule holds the setpoint for the lease and the
   failsafe current after it; renewing replaces it. It needs no second level and no
   `validTo`.
 
 Every time goes out on the charger's clock (ours plus its measured offset) when that
-clock is off, so a charger minutes behind does not see the schedule start in its future.
+clock is off, so a charger minutes behind does not see the schedule start in its future;
+schedules start an hour back (`SCHEDULE_BACKDATE`), so one whose offset is not measured
+yet (a 1.6 charger stamps nothing before a transaction) still has them in force. A lease
+by `validTo` or by a schedule's periods runs on the charger's clock all the same; a 2.1
+charger's limit profile also lapses `lease_s` after it loses hubgate (`maxOfflineDuration`,
+counted by the charger, not read off its clock): a clock-independent lease.
 Limits go out in the charger's unit: amperes per phase, or watts from the setpoint's
 voltage and the phases the EV draws on.
 
@@ -40,7 +45,7 @@ from typing import Literal
 import trio
 
 from hubgate.config.model import OcppVersion
-from hubgate.ocpp.capabilities import Capabilities, RateUnit, on_charger_clock
+from hubgate.ocpp.capabilities import CLOCK_TOLERANCE_S, Capabilities, RateUnit, on_charger_clock
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
 from hubgate.ocpp.meter_values import parse_timestamp
 from hubgate.ocpp.registry import StationRegistry
@@ -56,9 +61,11 @@ PURPOSES_V2 = ("ChargingStationMaxProfile", "TxDefaultProfile")
 """Preferred purpose first; the next one is tried when a charger rejects it."""
 
 
-SCHEDULE_BACKDATE = timedelta(minutes=1)
-"""Schedules start a little in the past, so a charger whose clock runs ahead of ours has no
-gap before the new profile applies (1.6 §5.16 recommends a past startSchedule on refresh)."""
+SCHEDULE_BACKDATE = timedelta(hours=1)
+"""Schedules start in the past (1.6 §5.16 recommends it on refresh: no gap before the new
+profile applies), an hour back: a charger whose clock is behind ours, by up to that, and
+not measured yet still has the profile in force. It costs nothing: a lease's end is on the
+charger's clock whatever the start (`validTo`, the fallback period)."""
 
 LAPSE_MARGIN_S = 2.0
 """A lease is checked to have lapsed this long after its end (composite schedule)."""
@@ -71,10 +78,17 @@ class LeaseMode(StrEnum):
     SCHEDULE = "schedule"
 
 
-def lease_mode(capabilities: Capabilities) -> LeaseMode | None:
+def lease_mode(capabilities: Capabilities, leases: int = 1) -> LeaseMode | None:
     """The lease a charger can hold; None when it can hold none (one stack level and one
-    period per schedule): then it keeps the last limit it was sent."""
-    if capabilities.max_stack_level != 0 and capabilities.honours_valid_to is not False:
+    period per schedule): then it keeps the last limit it was sent. `leases`: how many
+    hubgate keeps on it (one per connector it limits), sharing the profiles it can hold
+    (MaxChargingProfilesInstalled): a levels lease takes two, a schedule lease one."""
+    room = capabilities.max_profiles
+    if (
+        capabilities.max_stack_level != 0
+        and capabilities.honours_valid_to is not False
+        and (room is None or room >= 2 * leases)
+    ):
         return LeaseMode.LEVELS
     if capabilities.max_periods == 1:
         return None
@@ -216,10 +230,14 @@ def set_charging_profile(
     now: datetime,
     valid_to: datetime | None,
     fallback: tuple[float, float] | None = None,
+    offline_s: float | None = None,
 ) -> Payload:
-    """A SetChargingProfile request: one Absolute period from a minute before `now`, in
-    force until `valid_to` (or for good); with `fallback` = (seconds after `now`, current),
-    a second period at that current from then on."""
+    """A SetChargingProfile request: one Absolute period from `SCHEDULE_BACKDATE` before
+    `now`, in force until `valid_to` (or for good); with `fallback` = (seconds after `now`,
+    current), a second period at that current from then on; with `offline_s` (2.1 only),
+    invalid once the charger has been offline that long (`maxOfflineDuration`)."""
+    if offline_s is not None and version is not OcppVersion.V21:
+        raise ValueError(f"maxOfflineDuration is OCPP 2.1's, not {version}")
     limits = [(0, schedule_limit(setpoint, unit))]
     if fallback is not None:
         after_s, current_a = fallback
@@ -233,7 +251,7 @@ def set_charging_profile(
             for start, limit in limits
         ],
     }
-    validity = {} if valid_to is None else {"validTo": _timestamp(valid_to)}
+    validity: Payload = {} if valid_to is None else {"validTo": _timestamp(valid_to)}
     if version is OcppVersion.V16:
         profile = {
             "chargingProfileId": profile_id,
@@ -244,6 +262,8 @@ def set_charging_profile(
             **validity,
         }
         return {"connectorId": connector_id, "csChargingProfiles": profile}
+    if offline_s is not None:
+        validity["maxOfflineDuration"] = math.ceil(offline_s)
     profile = {
         "id": profile_id,
         "stackLevel": stack_level,
@@ -312,11 +332,13 @@ class Verification:
     """What a composite schedule said of the last lease.
 
     `following`: the limit applied now is at most the one sent (None: could not tell);
-    `lapses`: the schedule falls to the failsafe when the lease ends (None: not shown)."""
+    `lapses`: the schedule falls to the failsafe when the lease ends (None: not shown);
+    `late`: read after the lease had ended, it could not see the limit in force."""
 
     following: bool | None
     lapses: bool | None
     evidence: str
+    late: bool = False
 
 
 VERIFY_TOLERANCE = 0.02
@@ -326,6 +348,56 @@ VERIFY_TOLERANCE = 0.02
 def _close(reported: float, sent: float) -> bool:
     """Whether a reported limit is the one sent, within the charger's rounding."""
     return abs(reported - sent) <= sent * VERIFY_TOLERANCE + 0.05
+
+
+def judge(
+    schedule: CompositeSchedule, sent: Setpoint, failsafe_a: float, lease_end: datetime
+) -> Verification:
+    """What a composite schedule says of a lease of `sent` ending at `lease_end` (the
+    charger's clock) with `failsafe_a` after it.
+
+    Read while the lease runs: a limit now above the one sent is not following; the limit
+    just after `lease_end` shows whether it lapses. Read after it ended (its renewal came
+    late: a loaded gateway, a slow link), the limit now is that evidence: the failsafe is a
+    lapse, not a charger ignoring its limit; still the limit sent, it keeps profiles past
+    their validTo. Within `CLOCK_TOLERANCE_S` of its end (a clock that close to ours is
+    not corrected) the failsafe counts as a lapse too. A schedule without its start (the
+    charger's clock) shows no lapse."""
+    unit = schedule.unit
+    limit = schedule_limit(sent, unit)
+    failsafe = schedule_limit(sent, unit, failsafe_a)
+    applied = schedule.limit_at(0.0)
+    assert applied is not None, "a parsed schedule has a first period"
+    visible = not _close(limit, failsafe)  # only a setpoint other than the failsafe shows it
+    start = schedule.start
+    since_end = None if start is None else (start - lease_end).total_seconds()
+    lapsed = f"applies {applied:g} {unit}: the lease had lapsed"
+    ending = since_end is not None and since_end >= -CLOCK_TOLERANCE_S
+    if ending and visible and _close(applied, failsafe):
+        return Verification(None, True, lapsed, late=True)
+    if since_end is not None and since_end >= LAPSE_MARGIN_S:
+        if visible and _close(applied, limit):
+            evidence = f"keeps {applied:g} {unit} after the lease ends ({limit:g} set)"
+            return Verification(True, False, evidence)
+        most = max(limit, failsafe)
+        if applied > most * (1 + VERIFY_TOLERANCE) + 0.05:
+            evidence = f"applies {applied:g} {unit} where at most {most:g} {unit} holds"
+            return Verification(False, None, evidence, late=True)
+        return Verification(None, None, lapsed, late=True)
+    if applied > limit * (1 + VERIFY_TOLERANCE) + 0.05:
+        return Verification(
+            False, None, f"applies {applied:g} {unit} where {limit:g} {unit} was set"
+        )
+    evidence = f"applies {applied:g} {unit} ({limit:g} set)"
+    lapses: bool | None = None
+    if start is not None and visible:
+        later = schedule.limit_at((lease_end - start).total_seconds() + LAPSE_MARGIN_S)
+        if later is not None and _close(later, failsafe):
+            lapses = True
+        elif later is not None and _close(later, limit):
+            lapses = False
+            evidence += f"; keeps {later:g} {unit} after the lease ends"
+    return Verification(True, lapses, evidence)
 
 
 class ProfileLease:
@@ -344,13 +416,15 @@ class ProfileLease:
         self.settings = settings or LeaseSettings()
         self.capabilities = capabilities or Capabilities()
         """What the charger takes; its owner may update it between calls."""
+        self.leases = 1
+        """How many leases hubgate keeps on the charger (`lease_mode`); its owner's to set."""
         spread = zlib.crc32(f"{session.identity}#{connector_id}".encode()) / 2**32
         self.planner = LeasePlanner(self.settings, spread=spread)
         purposes = PURPOSES_V16 if session.version is OcppVersion.V16 else PURPOSES_V2
         # A station-wide maximum exists only for connector 0.
         self._purposes = list(purposes if connector_id == 0 else purposes[1:])
         self._base_installed = False
-        self._mode = lease_mode(self.capabilities)
+        self._mode = lease_mode(self.capabilities, self.leases)
         self._lease_end: datetime | None = None
         """When the current lease ends, on the charger's clock."""
         self._calls = trio.Lock()
@@ -415,7 +489,7 @@ class ProfileLease:
 
     async def _follow_capabilities(self) -> None:
         """Change the lease's shape when what is known of the charger asks for another."""
-        mode = lease_mode(self.capabilities)
+        mode = lease_mode(self.capabilities, self.leases)
         if mode is self._mode:
             return
         LOG.info("%s: lease %s -> %s", self.session.identity, self._mode, mode)
@@ -438,7 +512,8 @@ class ProfileLease:
         if self._mode is LeaseMode.LEVELS:
             await self._ensure_base(setpoint.phases, wall)
             valid_to = wall + timedelta(seconds=s.lease_s)
-            await self._send(self.limit_profile_id, 1, setpoint, wall, valid_to)
+            offline = s.lease_s if self.session.version is OcppVersion.V21 else None
+            await self._send(self.limit_profile_id, 1, setpoint, wall, valid_to, offline_s=offline)
         elif self._mode is LeaseMode.SCHEDULE:
             fallback = (s.lease_s, s.failsafe_current_a)
             await self._send(self.base_profile_id, 0, setpoint, wall, None, fallback)
@@ -469,6 +544,8 @@ class ProfileLease:
         now: datetime,
         valid_to: datetime | None,
         fallback: tuple[float, float] | None = None,
+        *,
+        offline_s: float | None = None,
     ) -> None:
         payload = set_charging_profile(
             self.session.version,
@@ -481,6 +558,7 @@ class ProfileLease:
             now=now,
             valid_to=valid_to,
             fallback=fallback,
+            offline_s=offline_s,
         )
         try:
             result = await self.session.call("SetChargingProfile", payload)
@@ -491,10 +569,7 @@ class ProfileLease:
 
     async def verify(self) -> Verification:
         """Whether the charger's composite schedule honours the last setpoint sent, and
-        falls to the failsafe when the lease ends.
-
-        A charger that accepts profiles but keeps a higher limit is not following; one
-        whose schedule keeps the limit past the lease's end does not let it lapse."""
+        falls to the failsafe when the lease ends (`judge`)."""
         async with self._calls:
             expected, lease_end = self.planner.last, self._lease_end
             if expected is None or lease_end is None:
@@ -506,28 +581,10 @@ class ProfileLease:
                 return Verification(None, None, f"GetCompositeSchedule: {error.code}")
             if schedule is None:
                 return Verification(None, None, "GetCompositeSchedule rejected")
-            sent = schedule_limit(expected, schedule.unit)
-            applied = schedule.limit_at(0.0)
-            assert applied is not None, "a parsed schedule has a first period"
-            if applied > sent * (1 + VERIFY_TOLERANCE) + 0.05:
-                evidence = (
-                    f"applies {applied:g} {schedule.unit} where {sent:g} {schedule.unit} was set"
-                )
-                LOG.warning("%s: %s", self.session.identity, evidence)
-                return Verification(False, None, evidence)
-            failsafe = schedule_limit(expected, schedule.unit, self.settings.failsafe_current_a)
-            lapses: bool | None = None
-            evidence = f"applies {applied:g} {schedule.unit} ({sent:g} set)"
-            if schedule.start is not None and not _close(sent, failsafe):
-                # Only a setpoint other than the failsafe shows whether the lease lapses.
-                after = (lease_end - schedule.start).total_seconds() + LAPSE_MARGIN_S
-                later = schedule.limit_at(after) if after >= 0 else None
-                if later is not None and _close(later, failsafe):
-                    lapses = True
-                elif later is not None and _close(later, sent):
-                    lapses = False
-                    evidence += f"; keeps {later:g} {schedule.unit} after the lease ends"
-            return Verification(True, lapses, evidence)
+            verification = judge(schedule, expected, self.settings.failsafe_current_a, lease_end)
+            if verification.following is False:
+                LOG.warning("%s: %s", self.session.identity, verification.evidence)
+            return verification
 
     async def composite_schedule(self, duration_s: int = 60) -> CompositeSchedule | None:
         """What the charger reports it applies from now for `duration_s` (None: rejected)."""

@@ -112,6 +112,8 @@ class StationCare:
         """What its connectors (`OcppCharger.upkeep`) do while it is connected."""
         self.station_wide = False
         """It refused per-connector limits: its connectors share one station-wide limit."""
+        self.lease_targets: set[int] = set()
+        """The connectors (0: the station) its `OcppCharger`s keep a lease on."""
         self._shares: dict[int, Setpoint] = {}
         self._shared: ProfileLease | None = None
         self._prepared: OcppSession | None = None

@@ -1,4 +1,9 @@
-"""What a simulated OCPP station applies from its charging profiles (1.6 and 2.0.1), sans-IO.
+"""What a simulated OCPP station takes and applies of charging profiles (1.6 and 2.0.1), sans-IO.
+
+A profile the specifications say a station refuses is refused (`refusal`): the rules and
+where they come from are in its docstring. Stored, a profile replaces one with its id, or
+with its connector, purpose and stack level (1.6 §5.16.3; EVerest libocpp keeps one profile
+per connector and stack level of each purpose, lib/ocpp/v16/smart_charging.cpp @4e07202).
 
 Per purpose the valid profile (validFrom <= now < validTo, schedule running) of
 the highest stack level gives its current period's limit; a TxProfile replaces
@@ -42,7 +47,7 @@ class LimitProfile:
     duration_s: float | None
     unit: str
     periods: tuple[tuple[float, float, int | None], ...]
-    """(start offset s, limit, number of phases) in order."""
+    """(start offset s, limit, number of phases) as given: in order once taken (`refusal`)."""
     received: datetime
 
 
@@ -78,11 +83,56 @@ def parse(data: Mapping[str, Any], target: int, received: datetime) -> LimitProf
             start=_time(schedule.get("start_schedule")),
             duration_s=None if duration is None else float(duration),
             unit=str(schedule["charging_rate_unit"]),
-            periods=tuple(sorted(periods)),
+            periods=periods,
             received=received,
         )
     except (KeyError, TypeError, IndexError) as error:
         raise ValueError(f"malformed charging profile: {error!r}") from error
+
+
+def refusal(
+    profile: LimitProfile,
+    *,
+    transaction: bool,
+    stored: list[LimitProfile],
+    v16: bool = False,
+    max_profiles: int | None = None,
+    max_periods: int | None = None,
+) -> str | None:
+    """Why a station refuses `profile` (None: it takes it), by the book:
+
+    - the station maximum only on connector/EVSE 0, never Relative (1.6 §3.13.1; 2.0.1
+      K01.FR.03 and K01.FR.38);
+    - a TxProfile only on a connector with a transaction (1.6 §3.13.1 "SHALL discard it";
+      K01.FR.09, K01.FR.16);
+    - an Absolute or Recurring schedule needs its startSchedule (K01.FR.40; libocpp's 1.6
+      too), a 2.0.1 Relative one has none (K01.FR.41);
+    - periods start at 0 and rise (1.6 §5.16 notes; K01.FR.31, K01.FR.35), limits are not
+      negative, phases 1 to 3; no more periods than ChargingScheduleMaxPeriods and no more
+      profiles than MaxChargingProfilesInstalled (1.6 §3.13.5 keys; 2.0.1 PeriodsPerSchedule,
+      Entries).
+
+    The 2.0.1 requirement numbers are as EVerest libocpp cites them (doc/ocpp_201_smart_
+    charging.md @bba1601); its 1.6 validate_profile refuses the same (smart_charging.cpp)."""
+    if profile.purpose == "max" and (profile.target != 0 or profile.kind == "Relative"):
+        return "a station maximum is for the whole station and not Relative"
+    if profile.purpose == "tx" and (profile.target == 0 or not transaction):
+        return "a TxProfile needs a connector with a transaction"
+    if profile.kind in ("Absolute", "Recurring") and profile.start is None:
+        return f"an {profile.kind} schedule needs its startSchedule"
+    if profile.kind == "Relative" and profile.start is not None and not v16:
+        return "a Relative schedule has no startSchedule"
+    starts = [start for start, _, _ in profile.periods]
+    if not starts or starts[0] != 0 or starts != sorted(set(starts)):
+        return "periods start at 0 and rise"
+    if any(limit < 0 or phases not in (None, 1, 2, 3) for _, limit, phases in profile.periods):
+        return "a negative limit or a number of phases other than 1 to 3"
+    if max_periods is not None and len(starts) > max_periods:
+        return f"more than {max_periods} periods"
+    replaced = replace(stored, profile)
+    if max_profiles is not None and len(replaced) > max_profiles:
+        return f"more than {max_profiles} profiles installed"
+    return None
 
 
 def _offset(profile: LimitProfile, now: datetime, tx_start: datetime | None) -> float | None:

@@ -779,8 +779,8 @@ class Station:
         return self.set_profile(target, data)
 
     def set_profile(self, target: int, data: dict[str, Any]) -> str:
-        """Store a profile; Accepted or Rejected (its personality may refuse one the book
-        allows, or accept one and apply nothing)."""
+        """Store a profile; Accepted or Rejected (as the book says, `charging_profiles.refusal`;
+        its personality may refuse one the book allows, or accept one and apply nothing)."""
         if target != 0 and self.connector(target) is None:
             return "Rejected"
         try:
@@ -789,6 +789,18 @@ class Station:
             return "Rejected"
         purpose = str(data["charging_profile_purpose"])
         if not self.personality.takes(purpose, profile.stack_level, profile.unit):
+            return "Rejected"
+        connector = self.connector(target)
+        why = charging_profiles.refusal(
+            profile,
+            transaction=connector is not None and connector.tx_id is not None,
+            stored=self.profiles,
+            v16=self.v16,
+            max_profiles=self.personality.max_profiles,
+            max_periods=self.personality.max_periods,
+        )
+        if why is not None:
+            _log.info("station %s: profile %d refused: %s", self.identity, profile.id, why)
             return "Rejected"
         if not self.personality.ignores_profiles:
             self.profiles = charging_profiles.replace(self.profiles, profile)
@@ -901,21 +913,32 @@ class Station:
         interval = f"{self.meter_values_s:g}"
         switch = str(p.phase_switch_pause_s is not None).lower()
         priority = ",".join(str(slot) for slot in self.network_priority)
-        return ({} if self.v16 else {"NetworkConfigurationPriority": (priority, False)}) | {
-            "HeartbeatInterval": (f"{self.heartbeat_s:g}", False),
-            "MeterValueSampleInterval": (interval, fixed_interval),
-            "MeterValuesSampledData": (measurands, p.measurands is not None),
-            "NumberOfConnectors": (str(len(self.connectors)), True),
-            "ChargeProfileMaxStackLevel": (str(p.max_stack_level), True),
-            "ChargingScheduleAllowedChargingRateUnit": (p.reported_units, True),
-            "ConnectorSwitch3to1PhaseSupported": (switch, True),
-            "RateUnit": (",".join(p.rate_units), True),
-            "ProfileStackLevel": (str(p.max_stack_level), True),
-            "Phases3to1": (switch, True),
-            "DateTime": (timestamp(self.now()), True),
-            "TxUpdatedInterval": (interval, fixed_interval),
-            "TxUpdatedMeasurands": (measurands, p.measurands is not None),
-        }
+        limits: dict[str, tuple[str, bool]] = {}
+        if p.max_profiles is not None:
+            limits |= {"MaxChargingProfilesInstalled": (str(p.max_profiles), True)}
+            limits |= {"Entries": (str(p.max_profiles), True)}
+        if p.max_periods is not None:
+            limits |= {"ChargingScheduleMaxPeriods": (str(p.max_periods), True)}
+            limits |= {"PeriodsPerSchedule": (str(p.max_periods), True)}
+        return (
+            limits
+            | ({} if self.v16 else {"NetworkConfigurationPriority": (priority, False)})
+            | {
+                "HeartbeatInterval": (f"{self.heartbeat_s:g}", False),
+                "MeterValueSampleInterval": (interval, fixed_interval),
+                "MeterValuesSampledData": (measurands, p.measurands is not None),
+                "NumberOfConnectors": (str(len(self.connectors)), True),
+                "ChargeProfileMaxStackLevel": (str(p.max_stack_level), True),
+                "ChargingScheduleAllowedChargingRateUnit": (p.reported_units, True),
+                "ConnectorSwitch3to1PhaseSupported": (switch, True),
+                "RateUnit": (",".join(p.rate_units), True),
+                "ProfileStackLevel": (str(p.max_stack_level), True),
+                "Phases3to1": (switch, True),
+                "DateTime": (timestamp(self.now()), True),
+                "TxUpdatedInterval": (interval, fixed_interval),
+                "TxUpdatedMeasurands": (measurands, p.measurands is not None),
+            }
+        )
 
     def configure(self, key: str, value: str) -> str:
         """Accepted, Rejected (read-only or bad value) or NotSupported (unknown key)."""

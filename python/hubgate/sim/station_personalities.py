@@ -56,6 +56,10 @@ class Personality:
     rejected_purposes: frozenset[str] = frozenset()
     ignores_valid_to: bool = False
     max_stack_level: int = 8
+    max_profiles: int | None = None
+    """MaxChargingProfilesInstalled / SmartChargingCtrlr.Entries (None: not said, no limit)."""
+    max_periods: int | None = None
+    """ChargingScheduleMaxPeriods / SmartChargingCtrlr.PeriodsPerSchedule (None: not said)."""
     measurands: tuple[str, ...] | None = None
     """What it samples whatever it is asked (None: what it is asked, else everything)."""
     meter_values_s: float | None = None
