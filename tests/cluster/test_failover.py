@@ -111,8 +111,10 @@ def test_a_nats_node_lost_with_both_gateways_alive_changes_nothing(
 
 
 def test_sigterm_hands_over_without_waiting_for_device_leases(site: HaSite) -> None:
+    """... and the operator's limit set on the old leader is in force on the new one."""
     a, b = site.gateways["a"], site.gateways["b"]
     site.wait_for_commands(a.pids[0])
+    a.api("PUT", "limits/site", {"power_kw": 30, "lease_s": 600})
     time.sleep(2)
     a.signal(signal.SIGTERM)
     asked = time.time()
@@ -121,6 +123,9 @@ def test_sigterm_hands_over_without_waiting_for_device_leases(site: HaSite) -> N
     site.wait_for_leader("b", timeout_s=LEASE_S + DEVICE_LEASE_S - LEASE_S / 3)
     assert a.wait() == 0
     site.wait_for_commands(b.pids[0], since=asked)
+    site_limits = next(t for t in b.api("GET", "limits") if t["kind"] == "site")
+    assert site_limits["in_force"]["power_kw"] == 30
+    assert "api" in site_limits["sources"]
     time.sleep(2)
     writes = site.writes()
     summary = site.finish()
