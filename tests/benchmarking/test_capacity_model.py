@@ -1,64 +1,57 @@
-"""The capacity model: interpolation of allocation time and the largest site per cycle."""
+"""From a measured end-to-end cycle to the largest site a cycle holds, and what the run kept."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from hubgate.benchmarking.capacity import HEADROOM, CostModel, loglog
+from hubgate.benchmarking.capacity import HEADROOM, max_connectors
+from hubgate.benchmarking.end_to_end import CycleRun
 
-MEASURED = {10: 5e-6, 100: 2e-5, 1_000: 1.5e-4, 10_000: 2e-3}
-
-
-def model(modbus_read_s: float = 40e-6, station_share: float = 1e-5) -> CostModel:
-    """Reads cost `modbus_read_s` at 10 devices at once, 1.5 times that at 1,000."""
-    return CostModel(MEASURED, {10: modbus_read_s, 1_000: 1.5 * modbus_read_s}, station_share)
-
-
-def test_allocation_time_is_the_measurement_at_measured_sizes() -> None:
-    for size, seconds in MEASURED.items():
-        assert model().allocation_at(size) == pytest.approx(seconds)
-
-
-def test_allocation_time_interpolates_and_extrapolates_as_a_power_law() -> None:
-    m = model()
-    # Between 1,000 and 10,000 the time grows as n^log10(2e-3/1.5e-4).
-    assert m.allocation_at(3_000) == pytest.approx(1.5e-4 * 3 ** (1.1249387366083))
-    assert m.allocation_at(100_000) == pytest.approx(2e-3 * 10**1.1249387366083)
-    sizes = [2, 10, 50, 100, 700, 1_000, 5_000, 10_000, 40_000]
-    times = [m.allocation_at(n) for n in sizes]
-    assert times == sorted(times)
-
-
-@pytest.mark.parametrize("cycle_s", [1.0, 0.1, 0.01])
-def test_max_connectors_is_the_boundary_of_the_budget(cycle_s: float) -> None:
-    m = model()
-    n = m.max_connectors(cycle_s)
-    assert n > 0
-    assert n % 2 == 0
-    assert m.cycle_cost_s(n, cycle_s) <= HEADROOM * cycle_s
-    assert m.cycle_cost_s(n + 2, cycle_s) > HEADROOM * cycle_s
+RUN = CycleRun(
+    scenario="depot-200-steady",
+    connectors=200,
+    modbus_connectors=100,
+    ocpp_connectors=100,
+    devices=214,
+    cycle_s=1.0,
+    cycles=4,
+    window_s=4.1,
+    cpu_s=0.2,
+    cycle_cpu_ms=(40.0, 60.0, 45.0, 55.0),
+    latency_p50_ms=80.0,
+    latency_p99_ms=150.0,
+    latency_max_ms=150.0,
+    ocpp_stations_online=50,
+    devices_reachable=214,
+    load_before=1.0,
+    load_after=1.2,
+)
+"""50 ms of CPU per 1 s cycle for 200 connectors: 250 us per connector."""
 
 
-def test_cost_adds_allocation_modbus_and_ocpp() -> None:
-    m = model(modbus_read_s=1e-4, station_share=2e-5)
-    # 2,000 connectors: 1,000 chargers, one read each at 1,000 devices, each an OCPP station.
-    allocation = 2e-3 * 0.2**1.1249387366083
-    assert m.cycle_cost_s(2_000, 1.0) == pytest.approx(allocation + 1_000 * 1.5e-4 + 1_000 * 2e-5)
-    assert m.modbus_read_at(100) == pytest.approx(1e-4 * 1.5**0.5)
+def test_capacity_scales_the_cost_per_connector_to_the_headroom() -> None:
+    assert RUN.cpu_per_cycle_s == pytest.approx(0.05)
+    assert RUN.cpu_per_connector_s == pytest.approx(250e-6)
+    assert max_connectors(RUN) == 2_000  # 0.5 s / 250 us
+    assert max_connectors(RUN, headroom=1.0) == 4_000
+    assert HEADROOM == 0.5
 
 
-def test_extrapolation_never_falls_below_the_largest_measurement() -> None:
-    noisy = {10: 40e-6, 100: 38e-6}
-    assert loglog(noisy, 1_000) == pytest.approx(38e-6)
-    assert loglog(noisy, 50) < 40e-6  # between measurements, the measurements rule
-    assert loglog(noisy, 2) == pytest.approx(40e-6)
+def test_a_faster_cycle_or_a_costlier_connector_holds_fewer() -> None:
+    fast = dataclasses.replace(RUN, cycle_s=0.1, window_s=0.41, latency_max_ms=90.0)
+    assert max_connectors(fast) == 200
+    costly = dataclasses.replace(RUN, cpu_s=0.8)
+    assert max_connectors(costly) == 500
 
 
-def test_slower_machine_meets_a_cycle_with_fewer_connectors() -> None:
-    fast, slow = model(), model(modbus_read_s=400e-6)
-    assert slow.max_connectors(0.1) < fast.max_connectors(0.1)
-    assert model().max_connectors(0.1) < model().max_connectors(1.0)
-
-
-def test_no_connector_fits_when_one_charger_exceeds_the_budget() -> None:
-    assert model(modbus_read_s=1.0).max_connectors(0.1) == 0
+def test_the_report_says_whether_the_loop_kept_its_cycle() -> None:
+    assert RUN.kept_cycle
+    assert not dataclasses.replace(RUN, window_s=4.5).kept_cycle  # 12 % behind
+    assert not dataclasses.replace(RUN, latency_max_ms=1_001.0).kept_cycle
+    figures = RUN.as_json()
+    assert figures["cpu_per_cycle_ms"] == pytest.approx(50.0)
+    assert figures["cpu_per_cycle_median_ms"] == pytest.approx(50.0)
+    assert figures["cpu_per_connector_us"] == pytest.approx(250.0)
+    assert "cycle_cpu_ms" not in figures

@@ -112,3 +112,24 @@ def test_the_relay_profiles_contacts() -> None:
     assert feed_in_percent_of({w3: 0.0, s2: 1.0, s1: 1.0}, rule) == 30.0
     assert feed_in_percent_of({w3: 1.0, s2: 1.0, s1: 0.0}, rule) == 0.0
     assert feed_in_percent_of({w3: None, s2: 0.0, s1: 0.0}, rule) is None
+
+
+def test_a_closed_feed_in_contact_is_the_fallback_too() -> None:
+    """With no gateway the inverters hold what the site may feed in when it last heard: a
+    closed §9 contact stays closed for all they know (the export limit alone would let
+    the roof feed in 14 kW less the old inverter's 10)."""
+    curtailment = PvCurtailment((ROOF, CARPORT, OLD), export_limit_w=14_000.0)
+    pv = {"roof": 20_000.0, "carport": 6_000.0, "old": 5_000.0}
+    free = curtailment.decide(grid_import_w=30_000.0, pv_w=pv)
+    assert free.caps_w == {"roof": None, "carport": None}
+    assert free.fallback_w == {"roof": pytest.approx(3_000.0), "carport": pytest.approx(1_000.0)}
+    s2 = curtailment.decide(grid_import_w=30_000.0, pv_w=pv, feed_in_percent=30.0)
+    assert s2.allowed_export_w == 14_000.0  # 30 % of 50 kW is 15: the export limit binds
+    assert s2.fallback_w == free.fallback_w
+    w3 = curtailment.decide(grid_import_w=30_000.0, pv_w=pv, feed_in_percent=0.0)
+    assert w3.fallback_w == {"roof": 0.0, "carport": 0.0}
+    opened = PvCurtailment((ROOF, CARPORT, OLD))  # no export limit: only the contact caps
+    assert opened.decide(grid_import_w=0.0, pv_w=pv).fallback_w == {"roof": None, "carport": None}
+    s1 = opened.decide(grid_import_w=0.0, pv_w=pv, feed_in_percent=60.0)
+    # 60 % of 50 kW, less the old inverter's 10 kW peak, shared 3:1
+    assert s1.fallback_w == {"roof": pytest.approx(15_000.0), "carport": pytest.approx(5_000.0)}

@@ -185,22 +185,28 @@ async def test_sma_cap_in_percent_of_pmax_with_its_lease_and_fallback() -> None:
         async with rig(SMA) as r:
             r.sim.set(Quantity.INVERTER_MAX_POWER, PMAX_W)
             fed = FedDevice(r.sim)
-            inverter = PvDevice(r.driver, lease_s=20, fallback_w=5000.0)
+            inverter = PvDevice(r.driver, lease_s=20)
             assert inverter.curtailable
-            assert await inverter.curtail(8000.0) == pytest.approx(8000.0)
+            assert await inverter.curtail(8000.0, 5000.0) == pytest.approx(8000.0)
             assert r.sim.value("commands.power_limit") == 40  # % of PMAX
             assert r.sim.value("failsafe.timeout.enable") == 2507  # use the fallback
             assert r.sim.value("failsafe.timeout") == 20  # the lease
             assert r.sim.value("failsafe.fallback") == pytest.approx(25.0)  # 5 kW of 20
             assert pv_cap_kw(fed) == pytest.approx(8.0)
             r.clock.advance(19)
-            assert await inverter.curtail(8100.0) == pytest.approx(8000.0)  # whole percents
+            assert await inverter.curtail(8100.0, 5000.0) == pytest.approx(8000.0)  # whole %
             r.clock.advance(19)
             assert pv_cap_kw(fed) == pytest.approx(8.0)  # re-sent within the lease
             r.clock.advance(2)  # silent past the lease: the fallback, not full output
             assert pv_cap_kw(fed) == pytest.approx(5.0)
-            assert await inverter.curtail(None) is None  # lifted: told 100 %
+            assert await inverter.curtail(None, 5000.0) is None  # lifted: told 100 %
             assert pv_cap_kw(fed) == pytest.approx(PMAX_W / 1000)
+            r.clock.advance(21)  # 100 % is watched by the lease like any cap
+            assert pv_cap_kw(fed) == pytest.approx(5.0)
+            await inverter.curtail(None, 0.0)  # a zero feed-in contact closed meanwhile
+            assert r.sim.value("failsafe.fallback") == 0.0
+            r.clock.advance(21)
+            assert pv_cap_kw(fed) == 0.0
 
 
 async def test_sma_settings_lost_on_the_device_are_written_again() -> None:
@@ -209,8 +215,8 @@ async def test_sma_settings_lost_on_the_device_are_written_again() -> None:
     with trio.fail_after(10):
         async with rig(SMA) as r:
             r.sim.set(Quantity.INVERTER_MAX_POWER, PMAX_W)
-            inverter = PvDevice(r.driver, lease_s=20, fallback_w=None)  # no export limit
-            await inverter.curtail(4000.0)
+            inverter = PvDevice(r.driver, lease_s=20)
+            await inverter.curtail(4000.0, None)  # no export limit
             assert r.sim.value("failsafe.fallback") == pytest.approx(100.0)  # no cap
             enable, fallback = timeout_enable(SMA), SMA.failsafe.fallback
             assert enable is not None

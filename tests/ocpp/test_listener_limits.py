@@ -17,6 +17,7 @@ from hubgate.ocpp.server import ListenerLimits
 from hubgate.ocpp.session import SessionLimits
 from hubgate.state import EventLevel
 from tests.support.deflate_peer import DeflatePeer
+from tests.support.events import RecordedEvents
 from tests.support.floods import pipelined_heartbeats
 from tests.support.ocpp_listener import V16, start_listener
 from tests.support.wait import wait_until
@@ -28,11 +29,10 @@ PIPELINED = 300_000
 async def test_a_charger_that_does_not_read_its_answers_is_dropped_with_an_event(
     nursery: trio.Nursery,
 ) -> None:
-    events: list[tuple[EventLevel, str, str]] = []
+    recorded = RecordedEvents()
+    events = recorded.emitted
     limits = ListenerLimits(session=SessionLimits(max_queued_frames=16))
-    running = await start_listener(
-        nursery, limits=limits, report=lambda *event: events.append(event)
-    )
+    running = await start_listener(nursery, limits=limits, events=recorded)
     with trio.fail_after(120):
         sent = await pipelined_heartbeats(running.url("CP16"), PIPELINED)
         await wait_until(lambda: events, "the event")

@@ -220,7 +220,7 @@ def test_a_200_device_outage_is_one_warning_and_its_end_one_info_event() -> None
     site = depot()
     clock = Clock()
     log = log_at(clock)
-    planner = CyclePlanner(site, LimitBook(), meters=[m.id for m in site.meters], notify=log.emit)
+    planner = CyclePlanner(site, LimitBook(), meters=[m.id for m in site.meters], events=log)
     feeders = {f"feeder-{f}" for f in range(1, FEEDERS + 1)}
 
     def run(seconds: int, down: set[str]) -> None:

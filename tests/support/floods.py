@@ -75,7 +75,7 @@ def _lower_descriptors(nofile: int) -> None:
 
 @asynccontextmanager
 async def running_gateway(folder: Path, nofile: int) -> AsyncIterator[Gateway]:
-    """`hubgate run` of `SITE` with at most `nofile` descriptors; its stderr goes to
+    """`hubgate run` of `SITE` in `folder` with at most `nofile` descriptors; its stderr goes to
     `folder/gateway.log`."""
     site = folder / "flood.toml"
     site.write_text(SITE)
@@ -84,6 +84,7 @@ async def running_gateway(folder: Path, nofile: int) -> AsyncIterator[Gateway]:
         [HUBGATE, "run", str(site)],
         stdout=subprocess.PIPE,
         stderr=log,
+        cwd=folder,  # its records file goes there, not into the checkout
         preexec_fn=lambda: _lower_descriptors(nofile),
     )
     try:

@@ -27,6 +27,7 @@ from hubgate.control.plan import CyclePlanner, Plan
 from hubgate.devices.model import AppliedLimit, IecState, LimitCheck, Reading
 from hubgate.profiles.model import Quantity
 from hubgate.state import EventLevel, StateHub
+from tests.support.events import RecordedEvents
 from tests.support.toml_tables import connector_32a, meter, modbus, modbus_charger
 
 
@@ -295,15 +296,15 @@ class PlannedSite:
 
     @classmethod
     def build(cls, sim: SimSite, extra: str = "", limits: LimitBook | None = None) -> PlannedSite:
-        events: list[tuple[EventLevel, str, str]] = []
+        recorded = RecordedEvents()
         planner = CyclePlanner(
             site_config(extra),
             limits or LimitBook(),
             meters=(sim.meter.id,),
             grid_operator_box=True,
-            notify=lambda *event, **_: events.append(event),
+            events=recorded,
         )
-        return cls(sim, planner, events=events)
+        return cls(sim, planner, events=recorded.emitted)
 
     def cycle(self) -> Plan | None:
         """Read, plan, command, hand back the outcomes; then the clock moves one cycle on."""

@@ -26,6 +26,7 @@ from hubgate.runtime.supervisor import Backoff
 from hubgate.state import EventLevel
 from tests.support.charge_points import ChargePointThread, now_text
 from tests.support.csms import CsmsThread, proxy_csms
+from tests.support.events import RecordedEvents
 from tests.support.ocpp_listener import ADMISSIONS, FACTORIES
 from tests.support.wait import wait_until
 
@@ -155,19 +156,17 @@ async def open_proxied(
         queue_path=str(tmp_path / "queue.sqlite3"),
         **options,
     )
-    events: list[tuple[EventLevel, str, str]] = []
+    recorded = RecordedEvents()
     book = LimitBook()
     registry = StationRegistry([*ADMISSIONS, *FLEET])
     try:
         async with (
-            open_csms_proxy(
-                config, book, settings=settings, on_event=lambda *e: events.append(e)
-            ) as proxy,
+            open_csms_proxy(config, book, settings=settings, events=recorded) as proxy,
             trio.open_nursery() as nursery,
         ):
             listener = OcppListener(OcppServer(port=0), registry, attach=proxy.attach)
             port = await nursery.start(listener.serve)
-            yield Proxied(csms, proxy, registry, book, port, events)
+            yield Proxied(csms, proxy, registry, book, port, recorded.emitted)
             nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):  # also after a deadline: no CSMS left listening

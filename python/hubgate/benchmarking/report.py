@@ -1,5 +1,6 @@
-"""`hubgate bench`: measure this machine, then report codec and allocation speed, the
-largest site that meets a 1 s and a 100 ms cycle, and OCPP stations per core."""
+"""`hubgate bench`: measure this machine: the gateway's whole control cycle against a
+simulated site (and from it the largest site a cycle holds), then the parts' speed against
+their peers: Modbus codec, allocation, Modbus master, OCPP server."""
 
 from __future__ import annotations
 
@@ -8,23 +9,27 @@ import os
 import platform
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from hubgate import __version__
 from hubgate.benchmarking import capacity
 from hubgate.benchmarking.allocation_speed import measure_allocation
 from hubgate.benchmarking.codec_speed import measure_codec
+from hubgate.benchmarking.end_to_end import CycleRun, measure_cycle
 from hubgate.benchmarking.modbus_io import measure_modbus_io
 from hubgate.benchmarking.ocpp_cost import listener_cost_s, measure_ocpp, station_core_share
 from hubgate.benchmarking.timing import Comparison, per_call_s
 
-CYCLES_S = {"1s": 1.0, "100ms": 0.1}
-
 
 @dataclass(frozen=True)
 class BenchSettings:
-    """How long to measure: `QUICK` takes a few seconds, `FULL` about ten."""
+    """How long to measure: `QUICK` about a minute, `FULL` about four."""
 
+    settle_s: float
+    """After every station connected: how long the site runs before the window."""
+    cycles: int
+    """Control cycles in the end-to-end window."""
     min_round_s: float
     rounds: int
     allocation_sizes: tuple[int, ...]
@@ -35,12 +40,14 @@ class BenchSettings:
     listener_messages: int
 
 
-QUICK = BenchSettings(0.005, 3, (10, 100, 1_000), (10, 50), 5, 200, 5, 20)
-FULL = BenchSettings(0.05, 7, (10, 100, 1_000, 10_000), (25, 250), 31, 2_000, 20, 100)
+QUICK = BenchSettings(15.0, 20, 0.005, 3, (10, 100, 1_000), (10, 50), 5, 200, 5, 20)
+FULL = BenchSettings(30.0, 120, 0.05, 7, (10, 100, 1_000, 10_000), (25, 250), 31, 2_000, 20, 100)
 
 
-def run_bench(settings: BenchSettings) -> dict[str, Any]:
-    """Every measurement and the capacity derived from them, as JSON-ready data."""
+def run_bench(settings: BenchSettings, scenario: Path) -> dict[str, Any]:
+    """Every measurement and the capacity derived from the end-to-end cycle of `scenario`'s
+    site, as JSON-ready data."""
+    run = measure_cycle(scenario, settle_s=settings.settle_s, cycles=settings.cycles)
     time_call = partial(per_call_s, min_round_s=settings.min_round_s, rounds=settings.rounds)
     codec = measure_codec(time_call)
     allocation = measure_allocation(settings.allocation_sizes, time_call)
@@ -48,9 +55,6 @@ def run_bench(settings: BenchSettings) -> dict[str, Any]:
     session = measure_ocpp(settings.ocpp_messages)
     listener = listener_cost_s(settings.listener_stations, settings.listener_messages)
     station_share = station_core_share(listener["MeterValues"], listener["Heartbeat"])
-    model = capacity.CostModel(
-        allocation, {n: read.hubgate_s for n, (read, _) in modbus.items()}, station_share
-    )
     session_stations = session.stations_per_core()
     return {
         "hubgate_version": __version__,
@@ -72,11 +76,20 @@ def run_bench(settings: BenchSettings) -> dict[str, Any]:
             "stations_per_core": math.floor(1 / station_share),
             "session_stations_per_core": _per_core(session_stations),
         },
-        "capacity": {
-            "model": capacity.MODEL,
-            "headroom": capacity.HEADROOM,
-            "cycles": {name: _cycle(model, cycle_s) for name, cycle_s in CYCLES_S.items()},
-        },
+        "end_to_end": run.as_json(),
+        "capacity": _capacity(run),
+    }
+
+
+def _capacity(run: CycleRun) -> dict[str, Any]:
+    connectors = capacity.max_connectors(run)
+    return {
+        "model": capacity.MODEL,
+        "headroom": capacity.HEADROOM,
+        "cycle_s": run.cycle_s,
+        "max_connectors": connectors,
+        "measured_connectors": run.connectors,
+        "extrapolated": connectors > run.connectors,
     }
 
 
@@ -88,28 +101,6 @@ def _per_core(share: Comparison) -> dict[str, Any]:
         "peer_stations": None if share.peer_s is None else math.floor(1 / share.peer_s),
         "ratio": share.ratio,
     }
-
-
-def _cycle(model: capacity.CostModel, cycle_s: float) -> dict[str, Any]:
-    connectors = model.max_connectors(cycle_s)
-    chargers = math.ceil(connectors / capacity.CONNECTORS_PER_CHARGER)
-    return {
-        "cycle_s": cycle_s,
-        "max_connectors": connectors,
-        "extrapolated": {
-            "allocation": connectors > max(model.allocation_s),
-            "modbus": chargers > max(model.modbus_read_s),
-        },
-        "allocation_ms": model.allocation_at(connectors) * 1e3,
-        "modbus_read_us": model.modbus_read_at(chargers) * 1e6,
-        "modbus_ms": chargers * model.modbus_read_at(chargers) * 1e3,
-        "ocpp_ms": chargers * cycle_s * model.ocpp_station_share * 1e3,
-    }
-
-
-def _extrapolated(which: dict[str, bool]) -> str:
-    names = [name for name, beyond in which.items() if beyond]
-    return f"; {' and '.join(names)} extrapolated beyond the measured sizes" if names else ""
 
 
 def _us(value: float | None) -> str:
@@ -127,6 +118,8 @@ def render(report: dict[str, Any]) -> str:
         f"hubgate {report['hubgate_version']} capacity report"
         f" ({machine['cpus']} CPUs, {machine['platform']}, Python {machine['python']}"
         f"{', quick' if report['quick'] else ''})",
+        "",
+        *_end_to_end_lines(report["end_to_end"], report["capacity"]),
         "",
         "Modbus codec (median per call; hubgate / pymodbus, ratio):",
     ]
@@ -158,15 +151,36 @@ def render(report: dict[str, Any]) -> str:
         f"{ocpp['stations_per_core']:,} (whole path)",
         f"  session only: hubgate {session['hubgate']:,}, ocpp package "
         f"{session['peer_stations'] or 0:,}  {ratio_text(session['ratio'])}",
-        "",
-        f"Capacity (work per cycle within {report['capacity']['headroom']:.0%} of the cycle):",
     ]
-    for name, cycle in report["capacity"]["cycles"].items():
-        lines.append(
-            f"  {name:>5} cycle: up to {cycle['max_connectors']:,} connectors"
-            f" (allocation {cycle['allocation_ms']:.1f} ms + Modbus {cycle['modbus_ms']:.1f} ms"
-            f" + OCPP {cycle['ocpp_ms']:.1f} ms"
-            f"{_extrapolated(cycle['extrapolated'])})"
-        )
     lines += ["", "Model: " + report["capacity"]["model"]]
     return "\n".join(lines)
+
+
+def _end_to_end_lines(run: dict[str, Any], capacity: dict[str, Any]) -> list[str]:
+    cycle_s = run["cycle_s"]
+    lines = [
+        f"Measured, end to end ({run['scenario']}: {run['connectors']} connectors,"
+        f" {run['modbus_connectors']} Modbus TCP and {run['ocpp_connectors']} OCPP, {run['devices']}"
+        " devices; the simulator in its own process, over loopback sockets):",
+        f"  {run['cycles']} cycles of {cycle_s:g} s in {run['window_s']:.1f} s; devices answering"
+        f" {run['devices_reachable']} of {run['devices']}, OCPP stations connected"
+        f" {run['ocpp_stations_online']}; load average {run['load_before']:.1f} ->"
+        f" {run['load_after']:.1f}",
+        f"  gateway CPU per cycle {run['cpu_per_cycle_ms']:.1f} ms (median"
+        f" {run['cpu_per_cycle_median_ms']:.1f} ms), {run['cpu_per_connector_us']:.0f} us per"
+        " connector",
+        f"  latency, sensing to last command: p50 {run['latency_p50_ms']:.0f} ms, p99"
+        f" {run['latency_p99_ms']:.0f} ms, max {run['latency_max_ms']:.0f} ms",
+    ]
+    if not run["kept_cycle"]:
+        lines.append(
+            f"  NOT KEPT: the loop fell behind its {cycle_s:g} s cycle at this size on this"
+            " machine now (the simulator shares its cores)"
+        )
+    how = "extrapolated" if capacity["extrapolated"] else "within the measured size"
+    lines.append(
+        f"Capacity ({how}): up to {capacity['max_connectors']:,} connectors per {cycle_s:g} s"
+        f" cycle: the measured CPU per connector, scaled linearly, within"
+        f" {capacity['headroom']:.0%} of the cycle (measured at {run['connectors']})"
+    )
+    return lines

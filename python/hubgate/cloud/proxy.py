@@ -54,7 +54,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,17 +91,15 @@ from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.server import csms_handlers
 from hubgate.ocpp.session import INCOMING_ID, Handler, OcppSession, SessionLimits
 from hubgate.ocpp.validation import actions
+from hubgate.records.events import EventLog
 from hubgate.runtime.supervisor import Backoff
-from hubgate.state import EventLevel
+from hubgate.state import EventCategory, EventLevel
 
 LOG = logging.getLogger("hubgate.cloud")
 
 V16 = OcppVersion.V16
 _LOST = (OcppSessionClosedError, OcppCallTimeoutError)
 """Upstream failures after which a message's fate is unknown: it is stored (again)."""
-
-OnEvent = Callable[[EventLevel, str, str], None]
-"""Where the proxy reports what an operator should see: (level, subject, message)."""
 
 
 @dataclass(frozen=True)
@@ -149,12 +147,6 @@ def _profile_status(limits: CsmsLimits, target: str, profile: Payload, origin: s
     return {"status": "Accepted"}
 
 
-def _log_event(level: EventLevel, subject: str, message: str) -> None:
-    LOG.log(
-        logging.INFO if level is EventLevel.INFO else logging.WARNING, "%s: %s", subject, message
-    )
-
-
 class CsmsProxy:
     """Routes the chargers' connections to the CSMS; make one with `open_csms_proxy`."""
 
@@ -167,14 +159,15 @@ class CsmsProxy:
         *,
         policy: CsmsPolicy | None = None,
         settings: ProxySettings | None = None,
-        on_event: OnEvent | None = None,
+        events: EventLog | None = None,
     ) -> None:
         self.csms = csms
         self.queue = queue
         self.limits = limits
         self.policy = policy or CsmsPolicy()
         self.settings = settings or ProxySettings()
-        self.on_event = on_event
+        self.events = events if events is not None else EventLog()
+        """Where what an operator should see goes (the gateway's event log)."""
         self.chargers: dict[str, ChargerProxy] = {}
         """The proxy of each connected charger, by identity."""
         self.gateway: UpstreamLink | None = None
@@ -222,19 +215,6 @@ class CsmsProxy:
             probe=self.probe,
         )
 
-    def notice(self, level: EventLevel, subject: str, message: str) -> None:
-        """Report something an operator should see: to `on_event` (the gateway's event
-        log, which logs it), else logged here."""
-        if self.on_event is not None:
-            self.on_event(level, subject, message)
-            return
-        LOG.log(
-            logging.INFO if level is EventLevel.INFO else logging.WARNING,
-            "%s: %s",
-            subject,
-            message,
-        )
-
     async def watch(self, period_s: float = 1.0) -> None:
         """Report the CSMS lost (with what its queue holds) and back, until cancelled."""
         while True:
@@ -245,7 +225,7 @@ class CsmsProxy:
             if change is not None:
                 queued = await self.queue.run(Store.pending_count)
                 level, text = change.text(self.csms.url, queued)
-                self.notice(level, "csms", text)
+                self.events.emit(level, "csms", text, category=EventCategory.CSMS)
             await trio.sleep(period_s)
 
     # -- operator decisions on held transactions ----------------------------------
@@ -272,10 +252,11 @@ class CsmsProxy:
         mapped = (
             "" if csms_transaction_id is None else f" as CSMS transaction {csms_transaction_id}"
         )
-        self.notice(
+        self.events.emit(
             EventLevel.INFO,
             identity,
             f"transaction {transaction} released{mapped}: {hold.messages} messages go to the CSMS",
+            category=EventCategory.CSMS,
         )
         charger = self.chargers.get(identity)
         if charger is not None:
@@ -289,10 +270,11 @@ class CsmsProxy:
             functools.partial(Store.discard, charge_point=identity, transaction=transaction)
         )
         self.held.discard((identity, transaction))
-        self.notice(
+        self.events.emit(
             EventLevel.INFO,
             identity,
             f"transaction {transaction} discarded: {hold.messages} messages never go to the CSMS",
+            category=EventCategory.CSMS,
         )
         return hold
 
@@ -639,11 +621,12 @@ class ChargerProxy:
         transaction = message.transaction
         assert transaction is not None
         self.proxy.held.add((self.identity, transaction))
-        self.proxy.notice(
+        self.proxy.events.emit(
             EventLevel.WARNING,
             self.identity,
             f"transaction {transaction} held: {reason}; its messages wait for an operator"
             " to release or discard them",
+            category=EventCategory.CSMS,
         )
         if isinstance(outcome, dict) and self.proxy.csms.stop_transaction_on_invalid_id:
             self.proxy.nursery.start_soon(self._stop_refused, transaction)
@@ -658,11 +641,12 @@ class ChargerProxy:
             status = await ChargerOperations(charger).remote_stop(transaction_id)
         except (OcppCallError, RpcError, *_LOST) as exc:
             status = f"not stopped: {exc}"
-        self.proxy.notice(
+        self.proxy.events.emit(
             EventLevel.WARNING,
             self.identity,
             f"transaction {transaction_id}: the CSMS refused its id token; stop requested"
             f" ({status})",
+            category=EventCategory.CSMS,
         )
 
     # -- CSMS → charger ----------------------------------------------------------
@@ -810,7 +794,7 @@ async def open_csms_proxy(
     *,
     policy: CsmsPolicy | None = None,
     settings: ProxySettings | None = None,
-    on_event: OnEvent | None = None,
+    events: EventLog | None = None,
     queue: DurableQueue | None = None,
 ) -> AsyncIterator[CsmsProxy]:
     """The proxy with its durable queue (`csms.queue_path`, or `queue` when given: the
@@ -823,7 +807,7 @@ async def open_csms_proxy(
         limits = CsmsLimits(book)
         await nursery.start(limits.run)
         proxy = CsmsProxy(
-            csms, durable, limits, nursery, policy=policy, settings=settings, on_event=on_event
+            csms, durable, limits, nursery, policy=policy, settings=settings, events=events
         )
         proxy.held = {(h.charge_point, h.transaction) for h in await durable.run(Store.holds)}
         await nursery.start(proxy.probe.run)

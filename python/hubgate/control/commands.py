@@ -18,7 +18,7 @@ from hubgate.control.allocation import ConnectorKey
 from hubgate.control.deadlines import NeedSource
 from hubgate.control.plan import CyclePlanner
 from hubgate.devices.model import Charger, SessionCharger
-from hubgate.records.events import Notify
+from hubgate.records.events import EventLog
 from hubgate.state import EventLevel
 
 
@@ -55,12 +55,12 @@ class SiteCommands:
         self,
         planner: CyclePlanner,
         chargers: Mapping[ConnectorKey, Charger],
-        event: Notify,
+        events: EventLog,
     ) -> None:
-        """`event`: where the operator events of carried-out commands go."""
+        """`events`: where the operator events of carried-out commands go."""
         self.planner = planner
         self.chargers = chargers
-        self.event = event
+        self.events = events
 
     def _index(self, connector: str) -> int:
         index = self.planner.connector_index(connector)
@@ -78,12 +78,12 @@ class SiteCommands:
         allocator = self.planner.allocator
         before = allocator.priority(index)
         allocator.set_priority(index, priority)
-        self.event(EventLevel.INFO, connector, f"priority {before} -> {priority}")
+        self.events.emit(EventLevel.INFO, connector, f"priority {before} -> {priority}")
 
     async def set_pv_mode(self, connector: str, pv_mode: bool) -> None:
         """Charge a connector from PV surplus only (or from the grid again) from the next cycle."""
         self.planner.energy.set_pv_mode(self._index(connector), pv_mode)
-        self.event(EventLevel.INFO, connector, "PV mode" if pv_mode else "grid mode")
+        self.events.emit(EventLevel.INFO, connector, "PV mode" if pv_mode else "grid mode")
 
     async def set_session(
         self, connector: str, energy_kwh: float | None, departure: datetime | None
@@ -93,14 +93,14 @@ class SiteCommands:
         deadlines = self.planner.deadlines
         if energy_kwh is None or departure is None:
             deadlines.clear_need(index)
-            self.event(EventLevel.INFO, connector, "no deadline")
+            self.events.emit(EventLevel.INFO, connector, "no deadline")
             return
         if departure.tzinfo is None:
             raise CommandRejectedError(
                 f"{connector}: departure needs a UTC offset, e.g. 2026-03-01T05:30:00+01:00"
             )
         deadlines.set_need(index, energy_kwh * 1000, departure.timestamp(), NeedSource.API)
-        self.event(
+        self.events.emit(
             EventLevel.INFO, connector, f"needs {energy_kwh:g} kWh by {departure.isoformat()}"
         )
 

@@ -146,7 +146,7 @@ class ControlLoop:
             paced=[key for key, charger in chargers.items() if isinstance(charger, SessionCharger)],
             allocation=allocation,
             timing=self.timing,
-            notify=self.events.emit,
+            events=self.events,
             demand=self._demand_store.load() if self._demand_store is not None else None,
         )
         self.model = self.planner.model
@@ -190,7 +190,7 @@ class ControlLoop:
             events=self.events,
             sessions=self.sessions,
         )
-        self.commands = SiteCommands(self.planner, chargers, self.events.emit)
+        self.commands = SiteCommands(self.planner, chargers, self.events)
         """The operator commands (`hubgate.control.commands.Commands`)."""
         self.cycle_ready = trio.Event()
 
@@ -252,21 +252,22 @@ class ControlLoop:
                     log.debug("heartbeat %s#%d failed: %s", key[0], key[1], exc)
 
     async def safe_stop(self, timeout_s: float = 5.0) -> dict[str, bool]:
-        """Command every reachable charger to the site's failsafe current (on shutdown);
-        nothing without the authority to command."""
+        """Command every reachable charger to the site's failsafe current and every capped
+        PV inverter to its fallback cap (on shutdown: what their leases would come to, now,
+        so the EVs' drop is not fed into the grid meanwhile); nothing without the authority
+        to command. Whether each charger took it, by name."""
         epoch = self.authority.epoch()
         if epoch is None:
             return {}
         current = self.site.control.failsafe_current_a
         ops = {
-            info.name: self._fenced(
-                epoch,
-                _setter(self.devices.chargers[info.key], current, 1 if info.one_phase else 3),
-            )
+            info.name: _setter(self.devices.chargers[info.key], current, 1 if info.one_phase else 3)
             for info in self.model.connectors
         }
-        results = await gather_by_deadline(ops, trio.current_time() + timeout_s)
-        return {name: isinstance(r, AppliedLimit) for name, r in results.items()}
+        pv = self.energy.fallback_ops()
+        fenced = {name: self._fenced(epoch, op) for name, op in (ops | pv).items()}
+        results = await gather_by_deadline(fenced, trio.current_time() + timeout_s)
+        return {name: isinstance(results.get(name), AppliedLimit) for name in ops}
 
     # -- one cycle ---------------------------------------------------------------------------
 

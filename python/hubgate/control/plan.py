@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from array import array
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -82,7 +83,7 @@ from hubgate.devices.model import (
 )
 from hubgate.devices.sensing import FULL_EVERY
 from hubgate.profiles.model import Quantity
-from hubgate.records.events import Burst, Notify
+from hubgate.records.events import Burst, EventLog
 from hubgate.state import EventCategory, EventLevel
 
 log = logging.getLogger(__name__)
@@ -198,17 +199,6 @@ class Plan:
     commands: list[SetpointCommand]
 
 
-def _ignore(
-    level: EventLevel,
-    subject: str,
-    message: str,
-    *,
-    category: EventCategory = EventCategory.CONTROL,
-    burst: Burst | None = None,
-) -> None:
-    """The default `Notify`: events go nowhere."""
-
-
 class CyclePlanner:
     """The control cycle's state and sums (see the module docstring)."""
 
@@ -225,18 +215,18 @@ class CyclePlanner:
         paced: Collection[ConnectorKey] = (),
         allocation: AllocationSettings | None = None,
         timing: LoopTiming | None = None,
-        notify: Notify = _ignore,
+        events: EventLog | None = None,
         demand: DemandState | None = None,
     ) -> None:
         """`meters`: the ids of the site's meters that have a device; `grid_operator_box`:
         whether the grid operator's box has one; `feed_in_rule`: its contacts and the
         feed-in cap (%) each stands for; `paced`: connectors that pace their own
-        commands and take every cycle's setpoint (`SessionCharger`); `notify`: where
-        operator events go."""
+        commands and take every cycle's setpoint (`SessionCharger`); `events`: where
+        operator events go (None: a log in memory)."""
         self.site = site
         self.limits = limits
         self.timing = timing or LoopTiming()
-        self.notify = notify
+        self.events = events if events is not None else EventLog(clock=time.monotonic)
         control = site.control
         self.allocator = SiteAllocator(with_finite_limits(site), allocation)
         self.model = SiteModel.build(site, self.allocator)
@@ -356,7 +346,7 @@ class CyclePlanner:
             result = self.allocator.allocate(inputs)
         except HubgateError as exc:
             log.error("allocation failed, keeping the last setpoints: %s", exc)
-            self.notify(
+            self.events.emit(
                 EventLevel.ALARM,
                 "allocation",
                 f"failed, the last setpoints stay: {exc}",
@@ -393,7 +383,7 @@ class CyclePlanner:
             )
             if change is not None:
                 back = change.startswith("back")
-                self.notify(
+                self.events.emit(
                     EventLevel.INFO if back else EventLevel.WARNING,
                     "grid-operator",
                     change,
@@ -407,14 +397,14 @@ class CyclePlanner:
             runtime = self.connectors[self._index[name]]
             before = runtime.limit_check.following
             if check.following is False and before is not False:
-                self.notify(
+                self.events.emit(
                     EventLevel.ALARM,
                     name,
                     f"not following its limit, reserved at its maximum: {check.evidence}",
                     category=EventCategory.CHARGER,
                 )
             elif check.following and before is False:
-                self.notify(
+                self.events.emit(
                     EventLevel.INFO,
                     name,
                     f"follows its limit again: {check.evidence}",
@@ -443,7 +433,7 @@ class CyclePlanner:
             self.deadlines.set_need(
                 self._index[name], needs.energy_wh, needs.departure.timestamp(), NeedSource.OCPP
             )
-            self.notify(
+            self.events.emit(
                 EventLevel.INFO,
                 name,
                 f"EV needs {needs.energy_wh / 1000:g} kWh by {needs.departure.isoformat()}",
@@ -457,7 +447,7 @@ class CyclePlanner:
         if self.device_health.get(name, True) != reachable:
             path = self.paths.get(name, ())
             if reachable:
-                self.notify(
+                self.events.emit(
                     EventLevel.INFO,
                     name,
                     "reachable again",
@@ -468,7 +458,7 @@ class CyclePlanner:
                 why = "no answer" if isinstance(outcome, TimedOut) else str(outcome)
                 if isinstance(outcome, Failed):
                     why = f"{type(outcome.error).__name__}: {outcome.error}"
-                self.notify(
+                self.events.emit(
                     EventLevel.WARNING,
                     name,
                     f"unreachable ({why})",
@@ -626,7 +616,7 @@ class CyclePlanner:
         self._fallen_back.add(index)
         info = self.model.connectors[index]
         failsafe = self.site.control.failsafe_current_a
-        self.notify(
+        self.events.emit(
             EventLevel.WARNING,
             info.name,
             f"unreachable for {lost_for:.0f} s, beyond its {lease_s:g} s lease: it runs on its "
@@ -654,7 +644,7 @@ class CyclePlanner:
         node_id = self.model.node_ids[node]
         path = self.paths.get(f"meter:{meter_id}", ())
         if trusted:
-            self.notify(
+            self.events.emit(
                 EventLevel.INFO,
                 f"meter:{meter_id}",
                 f"trusted again: {node_id} has its full budget",
@@ -663,7 +653,7 @@ class CyclePlanner:
             )
         else:
             degraded = self.site.control.degraded_budget_percent
-            self.notify(
+            self.events.emit(
                 EventLevel.WARNING,
                 f"meter:{meter_id}",
                 f"lost: {node_id} runs on {degraded:g} % of its limit in force",
@@ -903,7 +893,7 @@ class CyclePlanner:
         if ok:
             runtime.watch.verified()
             name = self.model.connectors[index].name
-            self.notify(
+            self.events.emit(
                 EventLevel.INFO,
                 name,
                 "failsafe verified",
@@ -942,7 +932,7 @@ class CyclePlanner:
         problem = self.energy.commanded(name, outcome, now)
         if problem is not None:
             category = EventCategory.BATTERY if name.startswith("battery") else EventCategory.DEVICE
-            self.notify(EventLevel.WARNING, name, problem, category=category)
+            self.events.emit(EventLevel.WARNING, name, problem, category=category)
 
     # -- between cycles --------------------------------------------------------------------
 

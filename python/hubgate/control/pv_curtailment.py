@@ -17,8 +17,9 @@ and the cap rises with them. Without a fresh grid meter what the site uses is no
 the PV may give what the site may export, as if it used nothing.
 
 With no gateway at all, an inverter whose fallback hubgate can set falls back to
-`fallback_caps_w`: `grid.export_limit_kw` less the peak of the uncappable inverters,
-shared by peak (the grid operator's contacts are not known then).
+`fallback_caps_w` of what the site may export when it last heard: `grid.export_limit_kw`,
+or less while a feed-in contact is closed (it stays closed for all the inverter knows),
+less the peak of the uncappable inverters, shared by peak.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class CurtailDecision:
     """What the site may feed in (inf: no limit)."""
     spare_w: float
     """What the capped inverters are assumed to be able to give on top."""
+    fallback_w: dict[str, float | None]
+    """The cap each inverter falls back to with no gateway (None: no cap)."""
     reasons: tuple[str, ...] = ()
 
 
@@ -94,10 +97,11 @@ class PvCurtailment:
             if watts is not None:
                 self._produced[unit_id] = watts
         allowed = self.allowed_export_w(feed_in_percent)
+        fallback = fallback_caps_w(self.units, allowed)
         capped = [unit for unit in self.units if unit.curtailable]
         if not capped or math.isinf(allowed):
             self.caps_w = {unit.id: None for unit in capped}
-            return CurtailDecision(dict(self.caps_w), allowed, 0.0)
+            return CurtailDecision(dict(self.caps_w), allowed, 0.0, fallback)
         why = f"feed-in at most {allowed / 1000:.1f} kW"
         fixed = sum(self._produced.get(u.id, 0.0) for u in self.units if not u.curtailable)
         peak = sum(unit.peak_w for unit in capped)
@@ -105,13 +109,14 @@ class PvCurtailment:
             room = max(0.0, allowed - fixed)
             self.caps_w = {unit.id: room * unit.peak_w / peak for unit in capped}
             reason = f"{why}; no fresh grid meter: PV capped at {room / 1000:.1f} kW"
-            return CurtailDecision(dict(self.caps_w), allowed, 0.0, (reason,))
+            return CurtailDecision(dict(self.caps_w), allowed, 0.0, fallback, (reason,))
         produced = sum(self._produced.get(unit.id, 0.0) for unit in self.units)
         use = grid_import_w + produced + battery_change_w
         room = max(0.0, use + allowed - fixed)
         if room >= peak:
             self.caps_w = {unit.id: None for unit in capped}
-            return CurtailDecision(dict(self.caps_w), allowed, 0.0, (f"{why}: PV not capped",))
+            not_capped = (f"{why}: PV not capped",)
+            return CurtailDecision(dict(self.caps_w), allowed, 0.0, fallback, not_capped)
         spare = 0.0
         caps: dict[str, float | None] = {}
         for unit in capped:
@@ -121,13 +126,13 @@ class PvCurtailment:
                 spare += min(unit.peak_w - cap, PROBE_SHARE * unit.peak_w)
         self.caps_w = caps
         reason = f"{why}, the site uses {use / 1000:.1f} kW: PV capped at {room / 1000:.1f} kW"
-        return CurtailDecision(dict(caps), allowed, spare, (reason,))
+        return CurtailDecision(dict(caps), allowed, spare, fallback, (reason,))
 
 
 def fallback_caps_w(units: Sequence[PvUnit], export_limit_w: float) -> dict[str, float | None]:
     """The cap each curtailable inverter falls back to when the gateway is silent: what
-    holds the export limit even if the site used nothing and the uncappable inverters
-    gave their peak; None (no cap) without an export limit."""
+    holds `export_limit_w` (what the site may feed in) even if the site used nothing and
+    the uncappable inverters gave their peak; None (no cap) without an export limit."""
     capped = [unit for unit in units if unit.curtailable]
     if math.isinf(export_limit_w) or not capped:
         return {unit.id: None for unit in capped}

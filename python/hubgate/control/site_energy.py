@@ -167,8 +167,10 @@ class SiteEnergy:
         self.feed_in_percent: float | None = None
         """What the grid operator's contacts last said (held while its box is silent)."""
         self.pv_decision: CurtailDecision | None = None
-        self._caps_sent: dict[str, tuple[float | None, float]] = {}
-        """The last cap each inverter confirmed (W, None: no cap) and when."""
+        self._caps_sent: dict[str, tuple[float | None, float | None, float]] = {}
+        """The last cap each inverter confirmed (W, None: no cap), its fallback and when."""
+        self._fallbacks_sending: dict[str, float | None] = {}
+        """The fallback sent with each inverter's command in flight."""
 
     # -- sensing ---------------------------------------------------------------------------
 
@@ -431,7 +433,8 @@ class SiteEnergy:
 
     def command_ops(self, now: float) -> dict[str, Callable[[], Awaitable[object]]]:
         """The battery command and the PV caps to send this cycle, by device name: each
-        when it changed or half a lease went by since it was confirmed."""
+        when it (or an inverter's fallback) changed or half a lease went by since it was
+        confirmed (a lifted cap too: an inverter told its maximum has its lease running)."""
         ops: dict[str, Callable[[], Awaitable[object]]] = {}
         battery = self._battery_op(now)
         if battery is not None:
@@ -441,15 +444,29 @@ class SiteEnergy:
             return ops
         peaks = {unit.id: unit.peak_w for unit in self.curtailment.units}
         for pv_id, device in self._curtailable.items():
-            cap = decision.caps_w.get(pv_id)
+            cap, fallback = decision.caps_w.get(pv_id), decision.fallback_w.get(pv_id)
             sent = self._caps_sent.get(pv_id)
             if (
                 sent is not None
                 and _same_cap(sent[0], cap, peaks[pv_id])
-                and (cap is None or now - sent[1] < self._refresh_s)
+                and _same_cap(sent[1], fallback, peaks[pv_id])
+                and now - sent[2] < self._refresh_s
             ):
                 continue
-            ops[f"pv:{pv_id}"] = _curtail_op(device, cap)
+            self._fallbacks_sending[pv_id] = fallback
+            ops[f"pv:{pv_id}"] = _curtail_op(device, cap, fallback)
+        return ops
+
+    def fallback_ops(self) -> dict[str, Callable[[], Awaitable[object]]]:
+        """Each inverter with a fallback cap told it as its cap (on shutdown), by name."""
+        decision = self.pv_decision
+        if decision is None:
+            return {}
+        ops: dict[str, Callable[[], Awaitable[object]]] = {}
+        for pv_id, device in self._curtailable.items():
+            fallback = decision.fallback_w.get(pv_id)
+            if fallback is not None:
+                ops[f"pv:{pv_id}"] = _curtail_op(device, fallback, fallback)
         return ops
 
     def _battery_op(self, now: float) -> tuple[str, Callable[[], Awaitable[object]]] | None:
@@ -487,8 +504,9 @@ class SiteEnergy:
                 self._sent = None
         elif name.startswith("pv:"):
             pv_id = name.removeprefix("pv:")
+            fallback = self._fallbacks_sending.pop(pv_id, None)
             if outcome is None or isinstance(outcome, float):
-                self._caps_sent[pv_id], ok = (outcome, now), True
+                self._caps_sent[pv_id], ok = (outcome, fallback, now), True
             else:
                 self._caps_sent.pop(pv_id, None)
         if ok:
@@ -584,8 +602,10 @@ def _same_cap(sent: float | None, cap: float | None, peak_w: float) -> bool:
     return abs(sent - cap) < CAP_DEADBAND_SHARE * peak_w
 
 
-def _curtail_op(device: Curtailable, cap: float | None) -> Callable[[], Awaitable[object]]:
+def _curtail_op(
+    device: Curtailable, cap: float | None, fallback: float | None
+) -> Callable[[], Awaitable[object]]:
     async def run() -> float | None:
-        return await device.curtail(cap)
+        return await device.curtail(cap, fallback)
 
     return run

@@ -30,7 +30,7 @@ from hubgate.devices.model import (
     TransactionReporting,
 )
 from hubgate.profiles.model import Quantity
-from hubgate.records.events import Burst, EventLog
+from hubgate.records.events import EventLog
 from hubgate.records.sessions import SessionRecorder
 from hubgate.state import (
     ConnectorState,
@@ -106,18 +106,6 @@ class Snapshot:
         self._limits: list[NodeLimit] = []
         self._commanded: list[Phases3] = []
         self._measured: dict[int, _Metered] = {}
-
-    def event(
-        self,
-        level: EventLevel,
-        subject: str,
-        message: str,
-        *,
-        category: EventCategory = EventCategory.CONTROL,
-        burst: Burst | None = None,
-    ) -> None:
-        """An operator event, now (`EventLog.emit`)."""
-        self.events.emit(level, subject, message, category=category, burst=burst)
 
     def record(self, cycle: int, now: float, plan: Plan) -> None:
         """Append the cycle's decision record (with the grid connection's sample)."""
@@ -285,7 +273,7 @@ class Snapshot:
         self._battery_mode = (mode, mode, since)
         if reported is not None and mode is not None:
             battery = self.planner.site.battery
-            self.event(
+            self.events.emit(
                 EventLevel.INFO,
                 "battery" if battery is None else f"battery:{battery.id}",
                 f"mode {reported} -> {mode}",

@@ -305,6 +305,7 @@ class Curtailable(Protocol):
     def curtailable(self) -> bool:
         """Whether its output can be capped."""
 
-    async def curtail(self, power_w: float | None) -> float | None:
-        """Cap the output at `power_w` (None: no cap); the cap in force, read back (W;
-        None when none is)."""
+    async def curtail(self, power_w: float | None, fallback_w: float | None = None) -> float | None:
+        """Cap the output at `power_w` (None: no cap), with `fallback_w` the cap it falls
+        back to without the gateway where it can be told one (None: no cap); the cap in
+        force, read back (W; None when none is)."""

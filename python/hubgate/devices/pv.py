@@ -10,11 +10,13 @@ The cap is the profile's `power_limit` setpoint (SunSpec model 123's WMaxLimPct 
 rating the device reports), rounded down to its step, between 0 and its maximum; a profile
 `enable` switch (WMaxLim_Ena) is switched on after it, and off to lift the cap (a profile
 without one is told its maximum). The device-side lease (WMaxLimPct_RvrtTms, SMA 41195)
-holds `lease_s` while a cap is in force (`hubgate.devices.power_setpoints.keep_lease`):
+holds `lease_s` while the limit is written (`hubgate.devices.power_setpoints.keep_lease`):
 a gateway that stops re-sending leaves the inverter to its fallback where the profile
-has a writable one (SMA 41197: `fallback_w`, the cap that holds the site's export limit
-with no gateway, in % of the same rating; no cap where None), else to its own control
-(SunSpec 123 reverts to full output).
+has a writable one (SMA 41197: each command's `fallback_w`, the cap that holds what the
+site may feed in with no gateway, in % of the same rating; no cap where None), else to
+its own control (SunSpec 123 reverts to full output). A profile without an enable switch
+is told its maximum to lift the cap, which its lease watches like any cap: the gateway
+re-sends it as it re-sends caps.
 """
 
 from __future__ import annotations
@@ -49,19 +51,10 @@ def pv_power_w(reading: Reading) -> float | None:
 class PvDevice:
     """A profiled PV inverter: readings in; a cap on its output out, where it has one."""
 
-    def __init__(
-        self,
-        driver: ProfileDevice,
-        *,
-        lease_s: float | None = None,
-        fallback_w: float | None = None,
-    ) -> None:
+    def __init__(self, driver: ProfileDevice, *, lease_s: float | None = None) -> None:
         self.driver = driver
         self.lease_s = lease_s
-        """Written to the device's revert timeout while a cap is in force (None: left)."""
-        self.fallback_w = fallback_w
-        """The cap once the lease ran out, where the device's fallback is writable (None:
-        no cap)."""
+        """Written to the device's revert timeout with the limit (None: left)."""
 
     @property
     def id(self) -> str:
@@ -82,9 +75,10 @@ class PvDevice:
         """Every field of the inverter once."""
         return await self.driver.read()
 
-    async def curtail(self, power_w: float | None) -> float | None:
-        """Cap the output at `power_w` (None: lift the cap); the cap read back, in W (None
-        once lifted)."""
+    async def curtail(self, power_w: float | None, fallback_w: float | None = None) -> float | None:
+        """Cap the output at `power_w` (None: lift the cap), with `fallback_w` the cap once
+        the lease ran out where the fallback is writable (None: no cap); the cap read back,
+        in W (None once lifted)."""
         driver = self.driver
         commands = driver.profile.commands
         setpoint = commands.power_limit
@@ -97,9 +91,8 @@ class PvDevice:
         reference = (
             None if setpoint.percent_of is None else await reference_w(driver, setpoint.percent_of)
         )
-        if power_w is not None:
-            await keep_lease(driver, self.lease_s)
-            await self._keep_fallback(reference)
+        await keep_lease(driver, self.lease_s)
+        await self._keep_fallback(reference, fallback_w)
         wanted = to_unit(power_w, reference)
         value = setpoint.max if wanted is None else _on_step(setpoint, wanted)
         spec = await driver.resolve("power_limit", setpoint)
@@ -110,7 +103,7 @@ class PvDevice:
         applied = float(read) if isinstance(read, int | float) else value
         return None if power_w is None else to_watts(applied, reference)
 
-    async def _keep_fallback(self, reference: float | None) -> None:
+    async def _keep_fallback(self, reference: float | None, fallback_w: float | None) -> None:
         """Write the fallback cap where a lease is kept and the device has a writable
         fallback in % of the rating the cap refers to (a stored parameter: written only
         when it reads otherwise)."""
@@ -119,7 +112,7 @@ class PvDevice:
             return
         if not fallback.writable or fallback.unit is not Unit.PERCENT or reference is None:
             return
-        percent = 100.0 if self.fallback_w is None else self.fallback_w / reference * 100.0
+        percent = 100.0 if fallback_w is None else fallback_w / reference * 100.0
         spec = await self.driver.resolve("fallback", fallback)
         await keep_value(self.driver, spec, min(max(percent, 0.0), 100.0))
 

@@ -37,7 +37,8 @@ from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import Station, StationRegistry
 from hubgate.ocpp.rpc import subprotocol
 from hubgate.ocpp.session import Handler, OcppSession, SessionLimits
-from hubgate.state import EventLevel
+from hubgate.records.events import EventLog
+from hubgate.state import EventCategory, EventLevel
 
 LOG = logging.getLogger("hubgate.ocpp")
 _quiet = RateLimitedLog(LOG)
@@ -62,10 +63,6 @@ class ListenerLimits:
     ping_interval_s: float = 30.0
     ping_timeout_s: float = 15.0
     session: SessionLimits = field(default_factory=SessionLimits)
-
-
-Report = Callable[[EventLevel, str, str], None]
-"""Where the listener reports what operators should see (level, subject, message)."""
 
 
 class _DeflateConnection(WebSocketConnection):
@@ -175,12 +172,13 @@ class OcppListener:
         limits: ListenerLimits | None = None,
         attach: Attach | None = None,
         attend: Attend | None = None,
-        report: Report | None = None,
+        events: EventLog | None = None,
     ) -> None:
         self.config = config
         self.attach = attach
         self.attend = attend
-        self.report = report
+        self.events = events if events is not None else EventLog()
+        """Where what operators should see goes (a dropped connection)."""
         self.registry = registry
         self.policy = policy or CsmsPolicy()
         self.limits = limits or ListenerLimits()
@@ -331,8 +329,10 @@ class OcppListener:
                     del self._live[identity]
                 self.registry.disconnected(identity, session)
                 _quiet.info(f"{identity} gone", "%s: disconnected", identity)
-                if session.dropped is not None and self.report is not None:
-                    self.report(EventLevel.WARNING, identity, session.dropped)
+                if session.dropped is not None:
+                    self.events.emit(
+                        EventLevel.WARNING, identity, session.dropped, category=EventCategory.DEVICE
+                    )
 
     async def _close_replaced(self, scope: trio.CancelScope, ws: WebSocketConnection) -> None:
         """The identity connected again: close its old connection with a close frame."""

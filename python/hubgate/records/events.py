@@ -20,7 +20,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import trio
 
@@ -56,22 +55,6 @@ class Burst:
     """The merged event's message, `{n}` the count: "{n} devices unreachable"."""
     path: tuple[str, ...] = ()
     """The member's node and every node above it, nearest first ("on feeder-3")."""
-
-
-class Notify(Protocol):
-    """The signature every reporter uses (`EventLog.emit`): level, subject, message, and
-    by keyword the category and a burst."""
-
-    def __call__(
-        self,
-        level: EventLevel,
-        subject: str,
-        message: str,
-        *,
-        category: EventCategory = EventCategory.CONTROL,
-        burst: Burst | None = None,
-    ) -> None:
-        """Report one event."""
 
 
 @dataclass

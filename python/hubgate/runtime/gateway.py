@@ -164,7 +164,7 @@ class Gateway:
                 site.csms,
                 self.loop.limits,
                 settings=self._csms_settings,
-                on_event=partial(self.loop.events.emit, category=EventCategory.CSMS),
+                events=self.loop.events,
                 queue=queue,
             )
         )
@@ -178,7 +178,7 @@ class Gateway:
                     policy=self.policy,
                     attach=attach,
                     attend=self._attend,
-                    report=self.loop.snapshot.event,
+                    events=self.loop.events,
                 )
                 self.ports["ocpp"] = await nursery.start(listener.serve)
                 await trio.sleep_forever()
@@ -273,7 +273,7 @@ async def open_gateway(
     proxying: AbstractAsyncContextManager[CsmsProxy | None] = (
         nullcontext()
         if site.csms is None or clustered
-        else open_csms_proxy(site.csms, limits, settings=csms_settings)
+        else open_csms_proxy(site.csms, limits, settings=csms_settings, events=events)
     )
     linking: AbstractAsyncContextManager[NatsLink | None] = (
         nullcontext() if site.cluster is None else open_nats_link(site.cluster)
@@ -303,8 +303,6 @@ async def open_gateway(
                 authority=SOLE if leadership is None else leadership,
                 events=events,
             )
-            if proxy is not None:
-                proxy.on_event = partial(events.emit, category=EventCategory.CSMS)
             gateway = Gateway(site, loop, registry, supervisor, proxy, leadership)
             gateway._csms_settings = csms_settings
             gateway.queue = queue
@@ -338,7 +336,7 @@ async def open_gateway(
                     policy=gateway.policy,
                     attach=attach,
                     attend=gateway.attend,
-                    report=loop.snapshot.event,
+                    events=events,
                 ).serve
             if site.modbus_server is not None:
                 servers["modbus-server"] = partial(

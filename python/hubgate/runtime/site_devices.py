@@ -5,19 +5,16 @@ limit for single-connector chargers), the connectors of a station sharing its
 `StationCare` (capabilities kept in `[ocpp] capabilities_path`, corrected by the
 charger's `ocpp.capabilities`, meter values every `sample_interval_s(cycle_s)`); a Modbus charger's connectors are the
 units from its `unit` upwards, each driven by its firmware profile; meters, the
-grid operator's box, the battery and PV inverters are profile-driven devices too (a PV
-inverter with the cap it falls back to without the gateway: `fallback_caps_w`).
+grid operator's box, the battery and PV inverters are profile-driven devices too.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 
 from hubgate.config.model import GridOperatorSource, ModbusEndpoint, SiteConfig
 from hubgate.control.loop import SiteDevices
-from hubgate.control.pv_curtailment import PvUnit, fallback_caps_w
 from hubgate.devices.model import Charger
 from hubgate.devices.profile_driver import ProfileCharger, ProfileDevice, driver_for
 from hubgate.devices.pv import PvDevice
@@ -67,17 +64,11 @@ def charger_infos(
 
 
 def _pv_devices(site: SiteConfig, pool: ModbusPool) -> dict[str, PvDevice]:
-    """The PV inverters, each with the cap it falls back to without the gateway."""
-    pv = {
+    """The PV inverters."""
+    return {
         unit.id: PvDevice(_modbus(unit.id, unit.modbus, pool), lease_s=site.control.lease_s)
         for unit in site.pv
     }
-    export = site.grid.export_limit_kw
-    units = tuple(PvUnit(p.id, p.peak_kw * 1000, pv[p.id].curtailable) for p in site.pv)
-    caps = fallback_caps_w(units, math.inf if export is None else export * 1000)
-    for pv_id, cap in caps.items():
-        pv[pv_id].fallback_w = cap
-    return pv
 
 
 def build_site_devices(

@@ -166,8 +166,9 @@ class PvAdapter:
         values = {Quantity.PV_POWER: watts, Quantity.POWER_TOTAL: -watts}
         return Reading(at=trio.current_time(), values=values)
 
-    async def curtail(self, power_w: float | None) -> float | None:
-        """Cap its output at `power_w` (None: no cap)."""
+    async def curtail(self, power_w: float | None, fallback_w: float | None = None) -> float | None:
+        """Cap its output at `power_w` (None: no cap); in-process there is no gateway to
+        lose, so no fallback (`fallback_w`) to keep."""
         if not self.curtailable:
             raise DeviceError(f"{self.id}: its profile has no power limit")
         self._pv.cap_kw = None if power_w is None else max(power_w, 0.0) / 1000.0
