@@ -29,11 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import trio
-from nats.aio.client import Client
-from nats.js.api import KeyValueConfig
-from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
+from hubgate.cluster.buckets import open_bucket
 from hubgate.cluster.link import ClusterUnavailableError, NatsLink
 from hubgate.config.model import Cluster
 from hubgate.control.limits import AuditAction, AuditEntry, Limit, LimitBook, LimitSource
@@ -141,15 +139,7 @@ class LimitReplica:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Follow the bucket and write this gateway's changes into it, for ever; started
         once the leases already in the bucket are in the book."""
-        while self._kv is None:
-            try:
-                self._kv = await self.link.run(self._bucket, within_s=2.0)
-            except (ClusterUnavailableError, OSError) as exc:
-                log.warning("cluster: limit bucket not reachable yet: %s", exc)
-                await trio.sleep(0.5)
-            except Exception as exc:  # nats-py's errors (no JetStream yet, no quorum)
-                log.warning("cluster: limit bucket not ready yet: %s", exc)
-                await trio.sleep(0.5)
+        self._kv = await open_bucket(self.link, BUCKET, self.cluster.replicas, "limit")
         ready = trio.Event()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._follow, ready)
@@ -231,14 +221,6 @@ class LimitReplica:
             self._applying = False
 
     # -- on the asyncio side ----------------------------------------------------------------
-
-    async def _bucket(self, nc: Client) -> KeyValue:
-        js = nc.jetstream(timeout=2.0)
-        try:
-            return await js.key_value(BUCKET)
-        except BucketNotFoundError:
-            config = KeyValueConfig(bucket=BUCKET, history=1, replicas=self.cluster.replicas)
-            return await js.create_key_value(config)
 
     async def _put(self, change: Change) -> None:
         assert self._kv is not None
