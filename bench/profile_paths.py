@@ -33,7 +33,8 @@ TOP = 20
 
 def record(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
     """Start sampling `pid` for `seconds` into `out` (collapsed stacks)."""
-    py_spy = shutil.which("py-spy") or "py-spy"
+    beside = Path(sys.executable).parent  # the venv's, also when it is not on PATH
+    py_spy = shutil.which("py-spy", path=str(beside)) or shutil.which("py-spy") or "py-spy"
     window = ["--duration", str(int(seconds)), "--output", str(out)]
     return subprocess.Popen(
         [py_spy, "record", "--pid", str(pid), "--gil", "--rate", "500", "--format", "raw", *window],

@@ -11,7 +11,7 @@ import trio
 
 from hubgate.cluster.limit_replica import LimitReplica
 from hubgate.cluster.link import open_nats_link
-from hubgate.config.model import Cluster
+from hubgate.config.services import Cluster
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource, connector_target
 from tests.support.nats_cluster import NatsCluster
 from tests.support.wait import wait_until

@@ -32,7 +32,7 @@ from nats.js.kv import KeyValue
 from hubgate.cluster.buckets import open_bucket
 from hubgate.cluster.lease import LeaderLease, LeaseTiming, Role, Write
 from hubgate.cluster.link import ClusterUnavailableError, NatsLink
-from hubgate.config.model import Cluster
+from hubgate.config.services import Cluster
 from hubgate.control.authority import Inheritance
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from hubgate.cluster.buckets import open_bucket
 from hubgate.cluster.link import ClusterUnavailableError, NatsLink
-from hubgate.config.model import Cluster
+from hubgate.config.services import Cluster
 from hubgate.control.limits import AuditAction, AuditEntry, Limit, LimitBook, LimitSource
 
 log = logging.getLogger(__name__)

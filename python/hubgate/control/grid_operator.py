@@ -109,7 +109,7 @@ class GridOperatorInput:
                 why = f"{self.origin}: silent, holding the last limit"
                 self._set(book, self.heard_kw, now, why, force=True)
                 return (
-                    f"silent for {silent_s:g} s: holding the last limit {self.heard_kw:g} kW "
+                    f"silent for {round(silent_s, 1):g} s: holding the last limit {self.heard_kw:g} kW "
                     f"for up to {self.hold_last_s:g} s"
                 )
             return None
@@ -118,8 +118,10 @@ class GridOperatorInput:
         self._lost = "fallback"
         limit = self.heard_kw if fallback is None else fallback
         what = "the last limit stays" if fallback is None else "fallback"
-        self._set(book, limit, now, f"{self.origin}: silent {silent_s:g} s, {what}", force=True)
-        return f"silent for {silent_s:g} s: {what} {limit:g} kW"
+        self._set(
+            book, limit, now, f"{self.origin}: silent {round(silent_s, 1):g} s, {what}", force=True
+        )
+        return f"silent for {round(silent_s, 1):g} s: {what} {limit:g} kW"
 
     def _heard_kw(self, book: LimitBook, reading: Reading | None, now: float) -> float | None:
         if self.lease_source is None:

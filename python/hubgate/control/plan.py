@@ -77,12 +77,11 @@ from hubgate.devices.model import (
     Battery,
     ChargingNeeds,
     Device,
-    IecState,
     LimitCheck,
     Reading,
 )
 from hubgate.devices.sensing import FULL_EVERY
-from hubgate.profiles.model import Quantity
+from hubgate.profiles.model import IecState, Quantity
 from hubgate.records.events import Burst, EventLog
 from hubgate.state import EventCategory, EventLevel
 
@@ -109,6 +108,9 @@ checks a lapse as late)."""
 
 DEVICE_LOST = "{n} devices unreachable"
 DEVICE_BACK = "{n} devices reachable again"
+CONNECT_GRACE_S = 15.0
+"""At start, how long a device that has not answered yet may take (connections being made,
+OCPP stations dialling in) before it counts as lost in the events."""
 
 
 @dataclass(frozen=True)
@@ -314,6 +316,9 @@ class CyclePlanner:
         `meter:id`, `pv:id`, `battery:id`, `grid-operator`)."""
         self.device_ok_at: dict[str, float] = {}
         """When each device last answered (loop clock), by the same names."""
+        self._reported_lost: set[str] = set()
+        """The devices whose loss was an event (and whose return will be one)."""
+        self._first_cycle_at: float | None = None
         self.paths = self._device_paths()
         """Per device name: its node and every node above it (where an event happened)."""
         self._meter_trusted: dict[str, bool] = {}
@@ -440,32 +445,39 @@ class CyclePlanner:
             )
 
     def _health(self, name: str, reachable: bool, outcome: object, now: float) -> None:
-        """Track whether a device answers; a change is an event, merged with the others of
-        its kind that come with it (an outage of many is one event)."""
+        """Track whether a device answers; a loss (of a device that answered before, or
+        that did not answer within `CONNECT_GRACE_S` of the first cycle) and the return
+        after it are events, merged with the others of their kind that come with them (an
+        outage of many is one event)."""
+        if self._first_cycle_at is None:
+            self._first_cycle_at = now
         if isinstance(outcome, Reading):
             self.device_ok_at[name] = now
-        if self.device_health.get(name, True) != reachable:
-            path = self.paths.get(name, ())
-            if reachable:
-                self.events.emit(
-                    EventLevel.INFO,
-                    name,
-                    "reachable again",
-                    category=EventCategory.DEVICE,
-                    burst=Burst("device-back", DEVICE_BACK, path),
-                )
-            else:
-                why = "no answer" if isinstance(outcome, TimedOut) else str(outcome)
-                if isinstance(outcome, Failed):
-                    why = f"{type(outcome.error).__name__}: {outcome.error}"
-                self.events.emit(
-                    EventLevel.WARNING,
-                    name,
-                    f"unreachable ({why})",
-                    category=EventCategory.DEVICE,
-                    burst=Burst("device-lost", DEVICE_LOST, path),
-                )
         self.device_health[name] = reachable
+        path = self.paths.get(name, ())
+        if reachable and name in self._reported_lost:
+            self._reported_lost.discard(name)
+            self.events.emit(
+                EventLevel.INFO,
+                name,
+                "reachable again",
+                category=EventCategory.DEVICE,
+                burst=Burst("device-back", DEVICE_BACK, path),
+            )
+        elif not reachable and name not in self._reported_lost:
+            if name not in self.device_ok_at and now - self._first_cycle_at < CONNECT_GRACE_S:
+                return  # still connecting
+            self._reported_lost.add(name)
+            why = "no answer" if isinstance(outcome, TimedOut) else str(outcome)
+            if isinstance(outcome, Failed):
+                why = f"{type(outcome.error).__name__}: {outcome.error}"
+            self.events.emit(
+                EventLevel.WARNING,
+                name,
+                f"unreachable ({why})",
+                category=EventCategory.DEVICE,
+                burst=Burst("device-lost", DEVICE_LOST, path),
+            )
 
     def reservation(self, index: int, now: float) -> tuple[float, str] | None:
         """The current a connector is reserved at instead of its reading, and why; None

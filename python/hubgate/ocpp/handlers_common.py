@@ -8,7 +8,7 @@ from hubgate.ocpp.meter_values import parse_timestamp
 from hubgate.ocpp.policy import CsmsPolicy, ocpp_now
 from hubgate.ocpp.registry import BootInfo, Station
 from hubgate.ocpp.rpc import Payload
-from hubgate.ocpp.session import Handler
+from hubgate.ocpp.session import Handler, Immediate
 
 
 def boot_answer(station: Station, policy: CsmsPolicy, boot: BootInfo) -> Payload:
@@ -35,19 +35,19 @@ def common_handlers(station: Station, acknowledged: Iterable[str]) -> dict[str, 
     """Heartbeat, DataTransfer (no vendor extension is known) and the `acknowledged`
     notifications, which are answered with an empty payload."""
 
-    async def heartbeat(p: Payload) -> Payload:
+    def heartbeat(p: Payload) -> Payload:
         now = ocpp_now()
         station.last_heartbeat = parse_timestamp(now)
         return {"currentTime": now}
 
-    async def data_transfer(p: Payload) -> Payload:
+    def data_transfer(p: Payload) -> Payload:
         return {"status": "UnknownVendorId"}
 
-    async def acknowledge(p: Payload) -> Payload:
+    def acknowledge(p: Payload) -> Payload:
         return {}
 
     return {
-        "Heartbeat": heartbeat,
-        "DataTransfer": data_transfer,
-        **dict.fromkeys(acknowledged, acknowledge),
+        "Heartbeat": Immediate(heartbeat),
+        "DataTransfer": Immediate(data_transfer),
+        **dict.fromkeys(acknowledged, Immediate(acknowledge)),
     }

@@ -6,13 +6,13 @@ import itertools
 import time
 from typing import Any
 
-from hubgate.config.model import OcppVersion
 from hubgate.ocpp.handlers_common import boot_answer, common_handlers, stamp_latest
 from hubgate.ocpp.meter_values import merge_meter_values, parse_timestamp
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import BootInfo, Station, Transaction
 from hubgate.ocpp.rpc import Payload
-from hubgate.ocpp.session import Handler
+from hubgate.ocpp.session import Handler, Immediate
+from hubgate.ocpp.versions import OcppVersion
 
 _TRANSACTION_IDS = itertools.count(int(time.time()) % 2_000_000_000)
 """1.6 transaction ids are assigned by the CSMS. Seeded from the clock so that a restart
@@ -28,7 +28,7 @@ def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
     def id_tag_info(id_tag: str) -> dict[str, Any]:
         return policy.token_info(OcppVersion.V16, id_tag)
 
-    async def boot_notification(p: Payload) -> Payload:
+    def boot_notification(p: Payload) -> Payload:
         boot = BootInfo(
             p["chargePointVendor"],
             p["chargePointModel"],
@@ -37,17 +37,17 @@ def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
         )
         return boot_answer(station, policy, boot)
 
-    async def status_notification(p: Payload) -> Payload:
+    def status_notification(p: Payload) -> Payload:
         connector = station.connector(p["connectorId"])
         connector.report(status=p["status"])
         connector.error_code = p["errorCode"]
         station.clock.stamped(p.get("timestamp"))
         return {}
 
-    async def authorize(p: Payload) -> Payload:
+    def authorize(p: Payload) -> Payload:
         return {"idTagInfo": id_tag_info(p["idTag"])}
 
-    async def start_transaction(p: Payload) -> Payload:
+    def start_transaction(p: Payload) -> Payload:
         transaction = Transaction(
             str(next(_TRANSACTION_IDS)),
             p["connectorId"],
@@ -64,7 +64,7 @@ def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
             "idTagInfo": id_tag_info(p["idTag"]),
         }
 
-    async def stop_transaction(p: Payload) -> Payload:
+    def stop_transaction(p: Payload) -> Payload:
         transaction = station.transactions.get(str(p["transactionId"]))
         if transaction is not None:
             transaction.stopped = parse_timestamp(p["timestamp"])
@@ -76,7 +76,7 @@ def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
         station.clock.stamped(p["timestamp"])
         return {"idTagInfo": id_tag_info(p["idTag"])} if "idTag" in p else {}
 
-    async def meter_values(p: Payload) -> Payload:
+    def meter_values(p: Payload) -> Payload:
         connector = station.connector(p["connectorId"])
         connector.measure(
             merge_meter_values(connector.measurement, p["meterValue"], OcppVersion.V16)
@@ -85,11 +85,11 @@ def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
         return {}
 
     return {
-        "BootNotification": boot_notification,
-        "StatusNotification": status_notification,
-        "Authorize": authorize,
-        "StartTransaction": start_transaction,
-        "StopTransaction": stop_transaction,
-        "MeterValues": meter_values,
+        "BootNotification": Immediate(boot_notification),
+        "StatusNotification": Immediate(status_notification),
+        "Authorize": Immediate(authorize),
+        "StartTransaction": Immediate(start_transaction),
+        "StopTransaction": Immediate(stop_transaction),
+        "MeterValues": Immediate(meter_values),
         **common_handlers(station, ACKNOWLEDGED),
     }

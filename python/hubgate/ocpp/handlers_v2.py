@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from hubgate.config.model import OcppVersion
 from hubgate.devices.model import ChargingNeeds
 from hubgate.ocpp.handlers_common import boot_answer, common_handlers, stamp_latest
 from hubgate.ocpp.meter_values import merge_meter_values, parse_timestamp
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import BootInfo, Station, Transaction
 from hubgate.ocpp.rpc import Payload
-from hubgate.ocpp.session import Handler
+from hubgate.ocpp.session import Handler, Immediate
+from hubgate.ocpp.versions import OcppVersion
 
 ACKNOWLEDGED = (
     "NotifyEvent",
@@ -29,22 +29,22 @@ def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict
     def id_token_info(id_token: dict[str, Any]) -> dict[str, Any]:
         return policy.token_info(version, id_token["idToken"])
 
-    async def boot_notification(p: Payload) -> Payload:
+    def boot_notification(p: Payload) -> Payload:
         info = p["chargingStation"]
         boot = BootInfo(
             info["vendorName"], info["model"], info.get("serialNumber"), info.get("firmwareVersion")
         )
         return boot_answer(station, policy, boot)
 
-    async def status_notification(p: Payload) -> Payload:
+    def status_notification(p: Payload) -> Payload:
         station.connector(p["evseId"]).report(status=p["connectorStatus"])
         station.clock.stamped(p["timestamp"])
         return {}
 
-    async def authorize(p: Payload) -> Payload:
+    def authorize(p: Payload) -> Payload:
         return {"idTokenInfo": id_token_info(p["idToken"])}
 
-    async def transaction_event(p: Payload) -> Payload:
+    def transaction_event(p: Payload) -> Payload:
         info = p["transactionInfo"]
         transaction = station.transactions.get(info["transactionId"])
         evse_id = p["evse"]["id"] if "evse" in p else None
@@ -74,7 +74,7 @@ def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict
                 transaction.meter_start_wh = connector.measurement.energy_wh
         return {"idTokenInfo": id_token_info(p["idToken"])} if "idToken" in p else {}
 
-    async def notify_ev_charging_needs(p: Payload) -> Payload:
+    def notify_ev_charging_needs(p: Payload) -> Payload:
         needs = p["chargingNeeds"]
         parameters = needs.get("acChargingParameters") or needs.get("dcChargingParameters") or {}
         energy = parameters.get("energyAmount")
@@ -85,18 +85,18 @@ def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict
         )
         return {"status": "Accepted"}
 
-    async def meter_values(p: Payload) -> Payload:
+    def meter_values(p: Payload) -> Payload:
         connector = station.connector(p["evseId"])
         connector.measure(merge_meter_values(connector.measurement, p["meterValue"], version))
         stamp_latest(station, p["meterValue"])
         return {}
 
     return {
-        "BootNotification": boot_notification,
-        "StatusNotification": status_notification,
-        "Authorize": authorize,
-        "TransactionEvent": transaction_event,
-        "MeterValues": meter_values,
-        "NotifyEVChargingNeeds": notify_ev_charging_needs,
+        "BootNotification": Immediate(boot_notification),
+        "StatusNotification": Immediate(status_notification),
+        "Authorize": Immediate(authorize),
+        "TransactionEvent": Immediate(transaction_event),
+        "MeterValues": Immediate(meter_values),
+        "NotifyEVChargingNeeds": Immediate(notify_ev_charging_needs),
         **common_handlers(station, ACKNOWLEDGED),
     }

@@ -25,18 +25,19 @@ import trio
 from trio_websocket import CloseReason, ConnectionClosed, WebSocketConnection, WebSocketRequest
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
-from wsproto.events import AcceptConnection, CloseConnection, Request
+from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Request, TextMessage
 from wsproto.extensions import PerMessageDeflate
 
 from hubgate.auth_limits import FailedAttempts
-from hubgate.config.model import OcppServer, OcppVersion
+from hubgate.config.services import OcppServer
 from hubgate.listeners import ConnectionGuard, GuardedStream, serve_guarded
 from hubgate.log_limits import RateLimitedLog, clip
 from hubgate.ocpp import handlers_v2, handlers_v16
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import Station, StationRegistry
 from hubgate.ocpp.rpc import subprotocol
-from hubgate.ocpp.session import Handler, OcppSession, SessionLimits
+from hubgate.ocpp.session import Handler, OcppSession, Receive, SessionLimits
+from hubgate.ocpp.versions import OcppVersion
 from hubgate.records.events import EventLog
 from hubgate.state import EventCategory, EventLevel
 
@@ -66,7 +67,33 @@ class ListenerLimits:
 
 
 class _DeflateConnection(WebSocketConnection):
-    """A server connection that accepts RFC 7692 permessage-deflate when offered."""
+    """A server connection that accepts RFC 7692 permessage-deflate when offered, and
+    hands each message to its session from the reader task (`PushesMessages`)."""
+
+    _receive: Receive | None = None
+
+    def deliver_to(self, receive: Receive | None) -> None:
+        """`PushesMessages`: the messages queued so far first, then each as it is read."""
+        if receive is not None:
+            while True:
+                try:
+                    receive(self._recv_channel.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                    break
+        self._receive = receive
+
+    async def _handle_message_event(self, event: TextMessage | BytesMessage) -> None:
+        receive = self._receive
+        if receive is None or self._message_size + len(event.data) > self._max_message_size:
+            await super()._handle_message_event(event)  # queued, or closed for its size
+            return
+        data = event.data if isinstance(event, TextMessage) else bytes(event.data)
+        self._message_size += len(data)
+        self._message_parts.append(data)
+        if event.message_finished:
+            parts = self._message_parts
+            self._message_size, self._message_parts = 0, []
+            receive(b"".join(parts) if isinstance(event, BytesMessage) else "".join(parts))  # type: ignore[arg-type]
 
     async def _accept(
         self, request: Request, subprotocol: str | None, extra_headers: list[tuple[bytes, bytes]]

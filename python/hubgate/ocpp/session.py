@@ -1,10 +1,13 @@
 """One OCPP-J session per WebSocket connection, on Trio.
 
-The reader never blocks: each incoming call runs in its own task and replies
-when done, so a slow handler cannot stall pings or other calls. Outgoing calls
-are serialised (OCPP-J allows one outstanding call per direction) and time out.
-Any bad frame is answered with the CallError its version prescribes and the
-session goes on.
+The reader never blocks: a handler that answers at once (`Immediate`: hubgate's
+own CSMS answers) runs inline where the frame was read, any other incoming call in
+its own task, so a slow handler cannot stall pings or other calls. A transport
+that can push its messages (`PushesMessages`: the listener's connection) hands
+them over in its reader task, without a channel and a task switch per frame.
+Outgoing calls are serialised (OCPP-J allows one outstanding call per direction)
+and time out. Any bad frame is answered with the CallError its version prescribes
+and the session goes on.
 
 Every outgoing frame is queued and written by one writer task, the only one
 that touches the connection's send side. A frame goes through the connection's
@@ -18,17 +21,17 @@ fragments of other messages. The queue is bounded: a peer that lets it fill
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import trio
 from trio_websocket import ConnectionClosed
 
-from hubgate.config.model import OcppVersion
 from hubgate.fencing import check_send
 from hubgate.log_limits import RateLimitedLog, clip
 from hubgate.ocpp import rpc
@@ -42,6 +45,7 @@ from hubgate.ocpp.errors import (
 from hubgate.ocpp.link_stats import OcppLinkStats
 from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.validation import Direction, validate
+from hubgate.ocpp.versions import OcppVersion
 
 LOG = logging.getLogger("hubgate.ocpp")
 _quiet = RateLimitedLog(LOG)
@@ -53,12 +57,43 @@ Handler = Callable[[Payload], Awaitable[Payload]]
 """Answers one incoming call's payload with the result payload (or raises RpcError)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Immediate:
+    """A handler that answers without waiting for anything: a session runs it inline, in
+    the task that read the call, instead of starting a task for it. Awaiting it (as a
+    `Handler`) gives the same answer."""
+
+    answer: Callable[[Payload], Payload]
+
+    async def __call__(self, payload: Payload) -> Payload:
+        return self.answer(payload)
+
+
 class Transport(Protocol):
     """What a session needs from its connection (a trio-websocket connection fits)."""
 
     async def get_message(self) -> str | bytes: ...
 
     async def send_message(self, message: str | bytes) -> None: ...
+
+
+Receive = Callable[[str | bytes], None]
+
+
+@runtime_checkable
+class PushesMessages(Protocol):
+    """A transport that can call the session with each message as its reader gets it.
+
+    `deliver_to(receive)` first gives `receive` the messages already waiting, in order,
+    then every later one (`get_message` then only waits for the end of the connection);
+    `deliver_to(None)` goes back to queueing them. `receive` never raises and never waits.
+    """
+
+    def deliver_to(self, receive: Receive | None) -> None: ...
+
+
+def _unsupported(action: str) -> RpcError:
+    return RpcError(ErrorCode.NOT_SUPPORTED, f"{action} is not supported here")
 
 
 @dataclass
@@ -127,17 +162,28 @@ class OcppSession:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._write)
                     task_status.started()
-                    while True:
-                        try:
-                            raw = await self.transport.get_message()
-                        except ConnectionClosed:
-                            break
-                        self.last_seen = trio.current_time()
-                        self.link.received(self.last_seen)
-                        self._receive(raw, nursery)
+                    pushes = isinstance(self.transport, PushesMessages)
+                    receive = functools.partial(self._arrived, nursery=nursery)
+                    try:
+                        if pushes:
+                            self.transport.deliver_to(receive)  # type: ignore[attr-defined]
+                        while True:
+                            try:
+                                raw = await self.transport.get_message()
+                            except ConnectionClosed:
+                                break
+                            receive(raw)
+                    finally:
+                        if pushes:  # before the nursery closes: nothing arrives after
+                            self.transport.deliver_to(None)  # type: ignore[attr-defined]
                     nursery.cancel_scope.cancel()
         finally:
             self._close_pending()
+
+    def _arrived(self, raw: str | bytes, nursery: trio.Nursery) -> None:
+        self.last_seen = trio.current_time()
+        self.link.received(self.last_seen)
+        self._receive(raw, nursery)
 
     async def _write(self) -> None:
         """Write the queued frames in order; nothing else sends on the connection."""
@@ -231,6 +277,10 @@ class OcppSession:
             return
         match message:
             case rpc.Call():
+                handler = self._handlers.get(message.action)
+                if handler is None or isinstance(handler, Immediate):
+                    self._send_quietly(self._answer_now(message, handler))
+                    return
                 if self._active_calls >= self.limits.max_concurrent_calls:
                     busy = RpcError(
                         ErrorCode.GENERIC_ERROR,
@@ -288,32 +338,58 @@ class OcppSession:
         try:
             reply: rpc.Message = rpc.CallResult(call.unique_id, await self._dispatch(call))
         except RpcError as exc:
-            self._log.info(
-                "rejected",
-                "%s: %s rejected (%s): %s",
-                self.identity,
-                clip(call.action),
-                exc.code,
-                clip(str(exc)),
-            )
-            exc.unique_id = call.unique_id
-            reply = rpc.error_reply(exc, self.version)
+            reply = self._rejected(call, exc)
         except Exception:
-            self._log.exception("failed", "%s: handler of %s failed", self.identity, call.action)
-            reply = rpc.CallError(call.unique_id, ErrorCode.INTERNAL_ERROR, "handler failed", {})
+            reply = self._failed(call)
         finally:
             self._active_calls -= 1
         self._send_quietly(reply)
+
+    def _answer_now(self, call: rpc.Call, handler: Immediate | None) -> rpc.Message:
+        """The reply to a call whose handler answers at once, or that has none
+        (`_serve_call` without a task)."""
+        try:
+            validate(self.version, call.action, Direction.REQUEST, call.payload)
+            INCOMING_ID.set(call.unique_id)
+            if handler is None:
+                raise _unsupported(call.action)
+            result = self._checked_result(call, handler.answer(call.payload))
+        except RpcError as exc:
+            return self._rejected(call, exc)
+        except Exception:
+            return self._failed(call)
+        return rpc.CallResult(call.unique_id, result)
+
+    def _rejected(self, call: rpc.Call, exc: RpcError) -> rpc.Message:
+        self._log.info(
+            "rejected",
+            "%s: %s rejected (%s): %s",
+            self.identity,
+            clip(call.action),
+            exc.code,
+            clip(str(exc)),
+        )
+        exc.unique_id = call.unique_id
+        return rpc.error_reply(exc, self.version)
+
+    def _failed(self, call: rpc.Call) -> rpc.Message:
+        self._log.exception("failed", "%s: handler of %s failed", self.identity, call.action)
+        return rpc.CallError(call.unique_id, ErrorCode.INTERNAL_ERROR, "handler failed", {})
 
     async def _dispatch(self, call: rpc.Call | rpc.Send) -> Payload:
         validate(self.version, call.action, Direction.REQUEST, call.payload)
         INCOMING_ID.set(call.unique_id)
         handler = self._handlers.get(call.action)
         if handler is None:
-            raise RpcError(ErrorCode.NOT_SUPPORTED, f"{call.action} is not supported here")
+            raise _unsupported(call.action)
         result = await handler(call.payload)
         if isinstance(call, rpc.Send):
             return result  # a SEND has no response
+        return self._checked_result(call, result)
+
+    def _checked_result(self, call: rpc.Call, result: Payload) -> Payload:
+        """`result` if it is a valid answer to `call`; else it is logged and an
+        InternalError raised (our bug, not the charger's)."""
         try:
             validate(self.version, call.action, Direction.RESPONSE, result)
         except RpcError as exc:
