@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hubgate.control.plan import HANDOVER_LAPSE_MARGIN_S
+from hubgate.control.succession import HANDOVER_LAPSE_MARGIN_S
 from tests.support.ha_harness import (
     DEVICE_LEASE_S,
     FAILSAFE_A,

@@ -14,7 +14,8 @@ import pytest
 from hubgate.config.model import SiteConfig
 from hubgate.control.authority import Inheritance
 from hubgate.control.limits import SITE, AuditAction, Limit, LimitBook, LimitSource
-from hubgate.control.plan import HANDOVER_LAPSE_MARGIN_S, CyclePlanner
+from hubgate.control.plan import CyclePlanner
+from hubgate.control.succession import HANDOVER_LAPSE_MARGIN_S, bequest, inherit
 from hubgate.devices.model import AppliedLimit, Reading
 from hubgate.profiles.model import IecState
 from hubgate.state import EventLevel
@@ -337,16 +338,17 @@ def test_a_new_leader_counts_on_the_failsafes_its_predecessor_verified() -> None
     old = PlannedSite.build(sim)
     old.run(40)
     everyone = {"cp-1#1", "cp-2#1", "cp-3#1"}
-    bequest = old.planner.bequest(everyone)
-    assert bequest == {"cp-1#1", "cp-3#1"}
-    assert old.planner.bequest({"cp-2#1"}) == frozenset()  # only leases that lapse count
+    left = bequest(old.planner, everyone)
+    assert left == {"cp-1#1", "cp-3#1"}
+    assert bequest(old.planner, {"cp-2#1"}) == frozenset()  # only leases that lapse count
     sim.charger("cp-1").reachable = sim.charger("cp-2").reachable = False
     lease_s = old.planner.site.control.lease_s
     for handed_over in (False, True):
         new = PlannedSite.build(sim)  # the standby's planner, leading from now on
         # a take-over comes after the device leases ran out, a hand-over at once
         new.now = old.now + (0.0 if handed_over else lease_s + 1)
-        new.planner.take_over(new.now, Inheritance(bequest, handed_over))
+        new.planner.take_over()
+        inherit(new.planner, Inheritance(left, handed_over), new.now)
         if handed_over:
             new.run(lease_s + HANDOVER_LAPSE_MARGIN_S - 1)
             assert new.last is not None
@@ -358,4 +360,4 @@ def test_a_new_leader_counts_on_the_failsafes_its_predecessor_verified() -> None
         assert "cp-2#1 unreachable: 32 A reserved" in new.last.notes
         assert new.setpoints()["cp-3"] >= 12  # the board less both draws and reservations
         # cp-1 passed on until verified here, cp-3 verified and checked here
-        assert new.planner.bequest(everyone) == {"cp-1#1", "cp-3#1"}
+        assert bequest(new.planner, everyone) == {"cp-1#1", "cp-3#1"}

@@ -52,6 +52,7 @@ from hubgate.control.limit_events import limit_event
 from hubgate.control.limits import AuditEntry, Limit, LimitBook
 from hubgate.control.plan import CyclePlanner, LoopTiming, Plan, SetpointCommand
 from hubgate.control.snapshot import Snapshot
+from hubgate.control.succession import bequest, inherit
 from hubgate.devices.model import (
     AppliedLimit,
     Battery,
@@ -285,7 +286,8 @@ class ControlLoop:
                     if isinstance(self.authority, Succession)
                     else NOTHING_INHERITED
                 )
-                self.planner.take_over(now, inherited)
+                self.planner.take_over()
+                inherit(self.planner, inherited, now)
             self.events.emit(
                 EventLevel.WARNING,
                 "cluster",
@@ -306,7 +308,7 @@ class ControlLoop:
         if epoch is not None:
             await self._dispatch(plan, now, epoch)
             if isinstance(self.authority, Succession):
-                self.authority.bequeath(self.planner.bequest(self._reported))
+                self.authority.bequeath(bequest(self.planner, self._reported))
         self.latencies_s.append(trio.current_time() - began)
         duration = trio.current_time() - began
         self.snapshot.record(cycle, now, plan)

@@ -55,7 +55,6 @@ from hubgate.control.allocation import (
     CycleResult,
     SiteAllocator,
 )
-from hubgate.control.authority import NOTHING_INHERITED, Inheritance
 from hubgate.control.cycle import Failed, TimedOut
 from hubgate.control.deadlines import (
     DeadlineInputs,
@@ -100,11 +99,6 @@ FOLLOWED_TOLERANCE_A = 0.25
 WANTING_STATES = frozenset({IecState.B, IecState.C, IecState.D})
 
 Phases3 = tuple[float, float, float]
-
-HANDOVER_LAPSE_MARGIN_S = 2.0
-"""After a hand-over, the old leader's lease profiles are counted as lapsed this long after
-one device lease (a charger's clock may run behind ours; `ocpp.smart_charging.LAPSE_MARGIN_S`
-checks a lapse as late)."""
 
 DEVICE_LOST = "{n} devices unreachable"
 DEVICE_BACK = "{n} devices reachable again"
@@ -860,42 +854,14 @@ class CyclePlanner:
                 commands.append(SetpointCommand(i, info.name, setpoint, n_phases))
         return commands
 
-    def take_over(self, now: float, inherited: Inheritance = NOTHING_INHERITED) -> None:
-        """This gateway starts commanding under a new epoch at `now`: as after a restart,
-        every charger's failsafe settings are configured and verified again before its first
-        setpoint, and every setpoint, battery command and PV cap is sent. A connector in
-        `inherited.failsafes` that has not answered yet is assumed at its failsafe current
-        (not its maximum) once the old leader's lease on it has lapsed: at once after a
-        take-over (the standby waited for the device leases), one device lease (and a
-        margin for the charger's clock) after a hand-over."""
-        lapsed_at = now
-        if inherited.handed_over:
-            lapsed_at += self.site.control.lease_s + HANDOVER_LAPSE_MARGIN_S
-        for info, runtime in zip(self.model.connectors, self.connectors, strict=True):
+    def take_over(self) -> None:
+        """This gateway starts commanding under a new epoch: as after a restart, every
+        charger's failsafe settings are configured and verified again before its first
+        setpoint, and every setpoint, battery command and PV cap is sent."""
+        for runtime in self.connectors:
             runtime.watch.needs_verification = True
-            runtime.watch.inherited_from = lapsed_at if info.name in inherited.failsafes else None
             runtime.sent_a, runtime.sent_phases = None, 0
         self.energy.resend()
-
-    def bequest(self, lapsing: Collection[str]) -> frozenset[str]:
-        """The connectors a successor may count on at their failsafe current once their
-        leases lapse (`Inheritance.failsafes`): among `lapsing` (chargers whose lease falls
-        back to the failsafe current), those whose failsafe this gateway verified and that
-        were checked to follow their limits, and those it inherited and has not verified yet
-        (unless caught not following since)."""
-        return frozenset(
-            info.name
-            for info, runtime in zip(self.model.connectors, self.connectors, strict=True)
-            if info.name in lapsing
-            and not runtime.failsafe_unverified
-            and (
-                (not runtime.watch.needs_verification and runtime.limit_check.following is True)
-                or (
-                    runtime.watch.inherited_from is not None
-                    and runtime.limit_check.following is not False
-                )
-            )
-        )
 
     def failsafe_configured(self, index: int, ok: bool) -> None:
         """The failsafe settings of the connector at `index` were configured and verified
