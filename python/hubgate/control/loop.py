@@ -44,6 +44,7 @@ from hubgate.control.limits import AuditEntry, Limit, LimitBook
 from hubgate.control.plan import CyclePlanner, Plan, SetpointCommand
 from hubgate.control.sensors import SiteDevices, SiteSensors
 from hubgate.control.snapshot import Snapshot
+from hubgate.control.succession import bequeath, succeed
 from hubgate.devices.model import (
     AppliedLimit,
     Charger,
@@ -216,7 +217,7 @@ class ControlLoop:
         epoch = self.authority.epoch()
         if epoch != self.epoch and self.authority is not SOLE:
             if epoch is not None:
-                self.planner.take_over()
+                succeed(self.planner, self.authority, now)
             self.events.emit(
                 EventLevel.WARNING,
                 "cluster",
@@ -234,6 +235,7 @@ class ControlLoop:
             return
         if epoch is not None:
             await self._dispatch(plan, now, epoch)
+            bequeath(self.authority, self.planner, self.sensors.reported)
         self.latencies_s.append(trio.current_time() - began)
         duration = trio.current_time() - began
         self.snapshot.record(cycle, now, plan)

@@ -54,9 +54,10 @@ class SiteSensors:
             info.name: chargers[info.key] for info in model.connectors
         }
         """Each connector's charger, by connector name."""
-        self._reported = {
+        self.reported = {
             name: c for name, c in self.chargers.items() if isinstance(c, SessionCharger)
         }
+        """The chargers that report by session (read from memory), by connector name."""
         self._needs = {
             name: c for name, c in self.chargers.items() if isinstance(c, ReportsChargingNeeds)
         }
@@ -65,7 +66,7 @@ class SiteSensors:
         self._reads: dict[str, Read] = {
             name: _cycle_read(device, full_read_every)
             for name, device in by_name.items()
-            if name not in self._reported
+            if name not in self.reported
         }
         if devices.grid_operator is not None:
             self._reads["grid-operator"] = devices.grid_operator.read
@@ -80,7 +81,7 @@ class SiteSensors:
         """This cycle's readings (or failures) by name: the chargers' and meters' reads and
         `more` (the battery's and PV's), each cancelled at `deadline`."""
         known: dict[str, object] = {}
-        for name, charger in self._reported.items():  # from memory: no task needed
+        for name, charger in self.reported.items():  # from memory: no task needed
             try:
                 known[name] = charger.latest()
             except HubgateError as exc:
