@@ -20,7 +20,6 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from hubgate.config.model import GRID_NODE_ID, LimitSchedule, SiteConfig, TimeWindow
-from hubgate.control.limit_in_force import Bound, node_limit
 from hubgate.control.limits import NO_LIMIT, SITE, Limit, LimitBook, LimitSource
 
 SITE_ORIGIN = "site file"
@@ -221,30 +220,3 @@ class ScheduleBook:
                     limit = limit.tighten(segment.limit)
             limits.append(limit)
         return limits
-
-
-def shared_ahead(
-    held: Sequence[Bound],
-    scheduled: Sequence[Limit],
-    base_a: Sequence[float],
-    voltage_v: float,
-    demand_w: tuple[float, float],
-) -> list[float]:
-    """Per planning slot, the power the deadline sessions may share (W): the root's limits
-    `held` (its bounds but the schedule's lease, which holds only now) tightened by what the
-    schedules hold in the slot (`scheduled`) and by the demand cap (`demand_w`: this
-    interval's for the first slot, the target after), less the rest of the site as it is now
-    (`base_a` per phase)."""
-    held_a = node_limit(tuple(held), voltage_v).phase_a
-    base_w = sum(base_a) * voltage_v
-    caps = []
-    for k, limit in enumerate(scheduled):
-        phase = Limit(held_a).tighten(limit).phase_a or held_a
-        power_w = demand_w[0] if k == 0 else demand_w[1]
-        if limit.power_kw is not None:
-            power_w = min(power_w, limit.power_kw * 1000)
-            per_phase = limit.power_kw * 1000 / (3 * voltage_v)
-            phase = (min(phase[0], per_phase), min(phase[1], per_phase), min(phase[2], per_phase))
-        shared = sum(max(phase[p] - base_a[p], 0.0) for p in range(3)) * voltage_v
-        caps.append(min(shared, power_w - base_w))
-    return caps

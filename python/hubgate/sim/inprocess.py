@@ -36,7 +36,8 @@ from hubgate.control.limits import (
     connector_target,
     grid_operator_limit_kw,
 )
-from hubgate.control.loop import ControlLoop, SiteDevices
+from hubgate.control.loop import ControlLoop
+from hubgate.control.sensors import SiteDevices
 from hubgate.devices.errors import DeviceError
 from hubgate.devices.model import (
     AppliedLimit,
