@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 HOUR_S = 3600.0
 
+DEMAND_LAG_CYCLES = 2
+"""A lower demand cap takes hold about this many control cycles later (the command, the
+EV's reaction): the import until then is counted as spent (`DemandCharge.cap_w`)."""
+
 SAVE_EVERY_S = 60.0
 """The demand state is saved at least this often (and whenever an interval closes)."""
 

@@ -70,7 +70,7 @@ from hubgate.control.deadlines import (
     session_defaults,
 )
 from hubgate.control.decisions import Phases3
-from hubgate.control.demand import DemandCharge, DemandState, DemandView
+from hubgate.control.demand import DEMAND_LAG_CYCLES, DemandCharge, DemandState, DemandView
 from hubgate.control.device_watch import DeviceWatch, device_paths
 from hubgate.control.failsafe import ChargerWatch, MeterWatch
 from hubgate.control.grid_operator import grid_operator_input, operator_power_source
@@ -100,10 +100,6 @@ from hubgate.records.events import Burst, EventLog
 from hubgate.state import EventCategory, EventLevel
 
 log = logging.getLogger(__name__)
-
-DEMAND_LAG_CYCLES = 2
-"""A lower demand cap takes hold about this many cycles later (the command, the EV's
-reaction): the import until then is counted as spent (`DemandCharge.cap_w`)."""
 
 
 @dataclass(frozen=True, slots=True)
