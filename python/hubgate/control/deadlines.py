@@ -321,3 +321,13 @@ def session_defaults(
         t.id_token: SessionDefault(t.energy_kwh * 1000, t.departure) for t in site.session_defaults
     }
     return per_connector, per_token
+
+
+def hold_back(ceiling_a: array[float] | None, ev_max_a: array[float]) -> int:
+    """Hold each connector's EV maximum to its price ceiling (`DeadlineInputs.ceiling_a`);
+    how many it held back."""
+    held = 0
+    for i, ceiling in enumerate(ceiling_a or ()):
+        if ceiling < ev_max_a[i]:
+            ev_max_a[i], held = ceiling, held + 1
+    return held

@@ -67,6 +67,7 @@ from hubgate.control.deadlines import (
     DeadlineInputs,
     NeedSource,
     SessionDeadlines,
+    hold_back,
     session_defaults,
 )
 from hubgate.control.decisions import Phases3
@@ -474,13 +475,8 @@ class CyclePlanner:
         )
         notes.extend(energy.notes)
         deadlines = self._deadlines(now, base)
-        if deadlines.ceiling_a is not None:
-            held = 0
-            for i, ceiling in enumerate(deadlines.ceiling_a):
-                if ceiling < ev_max[i]:
-                    ev_max[i], held = ceiling, held + 1
-            if held:
-                notes.append(f"prices: {held} sessions with slack wait for cheaper slots")
+        if held := hold_back(deadlines.ceiling_a, ev_max):
+            notes.append(f"prices: {held} sessions with slack wait for cheaper slots")
         return (
             CycleInputs(
                 now,
