@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 
 from hubgate.profiles import load_named
-from hubgate.profiles.simulated import SimulatedDevice, serve
+from hubgate.sim.modbus_box import serve
+from hubgate.sim.simulated_device import SimulatedDevice
 
 
 def main(name: str) -> None:

@@ -26,14 +26,15 @@ from typing import Any, ClassVar
 import pytest
 import trio
 
+from hubgate.backoff import Backoff
 from hubgate.cloud.proxy import ProxySettings, open_csms_proxy
 from hubgate.cloud.queue import DurableQueue
 from hubgate.cloud.store import Outgoing, QueuedMessage, Store
-from hubgate.config.model import Csms, OcppServer, OcppVersion
+from hubgate.config.services import Csms, OcppServer
 from hubgate.control.limits import LimitBook
 from hubgate.ocpp.registry import Admission, StationRegistry
 from hubgate.ocpp.server import OcppListener
-from hubgate.runtime.supervisor import Backoff
+from hubgate.ocpp.versions import OcppVersion
 from tests.support.charge_points import ChargePointThread, Cp16
 from tests.support.csms import CsmsThread
 

@@ -29,7 +29,7 @@ from hubgate.cloud.queue import DurableQueue, open_durable_queue
 from hubgate.cloud.store import Outgoing
 from hubgate.cluster.link import open_nats_link
 from hubgate.cluster.queue_replica import QueueReplica
-from hubgate.config.model import Cluster
+from hubgate.config.services import Cluster
 
 CALLS = 500
 

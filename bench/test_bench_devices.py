@@ -37,16 +37,16 @@ import trio
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.client.mixin import ModbusClientMixin
 
-from hubgate.devices.model import IecState, Reading
+from hubgate.devices.model import Reading
 from hubgate.devices.profile_driver import ProfileCharger
 from hubgate.modbus.codec import Request
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.tcp_master import TcpMaster
 from hubgate.profiles import load_named
 from hubgate.profiles.codec_fields import read_plan
-from hubgate.profiles.model import DataType, Function, Quantity, WordOrder
+from hubgate.profiles.model import DataType, Function, IecState, Quantity, WordOrder
 from hubgate.profiles.plan import RegisterSpec, field_specs
-from hubgate.profiles.simulated import SimulatedDevice
+from hubgate.sim.simulated_device import SimulatedDevice
 
 SIM_SCRIPT = Path(__file__).resolve().parent / "profile_sim_process.py"
 PROFILE = load_named("alfen-eve")

@@ -29,10 +29,11 @@ from ocpp.messages import Call, _validate_payload
 from trio_websocket import open_websocket_url
 
 from hubgate.benchmarking.ocpp_cost import METER_VALUES as METER_VALUES_16
-from hubgate.config.model import OcppServer, OcppVersion
+from hubgate.config.services import OcppServer
 from hubgate.ocpp.registry import Admission, StationRegistry
 from hubgate.ocpp.server import OcppListener
 from hubgate.ocpp.validation import Direction, validate
+from hubgate.ocpp.versions import OcppVersion
 from hubgate.runtime.gc_tuning import settle_gc
 
 

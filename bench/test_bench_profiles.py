@@ -22,7 +22,8 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from hubgate.profiles import load_all, load_named
 from hubgate.profiles.model import Function
-from hubgate.profiles.simulated import SimulatedDevice, serve
+from hubgate.sim.modbus_box import serve
+from hubgate.sim.simulated_device import SimulatedDevice
 
 FIRST, COUNT = 306, 40
 """Alfen socket measurements: voltages to total power."""

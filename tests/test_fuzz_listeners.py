@@ -18,9 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hubgate._core import Request, Response, TcpClientCodec
-from hubgate.config.model import Api, ModbusServer, SiteConfig
+from hubgate.config.model import SiteConfig
+from hubgate.config.services import Api, ModbusServer
 from hubgate.control.limits import LimitBook, LimitSource
-from hubgate.modbus.server import serve_modbus
+from hubgate.modbus_api.server import serve_modbus
 from hubgate.state import StateHub
 from tests.support.api import AUTH, TOKEN, small_site, start_api
 from tests.support.deflate_peer import DeflatePeer

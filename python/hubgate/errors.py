@@ -1,4 +1,11 @@
-"""Every exception hubgate raises, in one namespace."""
+"""Every exception hubgate raises, in one namespace (`tests/test_errors.py` checks that
+none is missing).
+
+Each package raises its own subclasses of `HubgateError` and takes the base from
+`hubgate._core`; nothing inside hubgate imports this module. Errors that are also
+built-in kinds subclass them too: bad input is a `ValueError`, a timeout a
+`TimeoutError`, a lost link a `ConnectionError`.
+"""
 
 from hubgate._core import (
     AllocationInputError,
@@ -11,7 +18,12 @@ from hubgate._core import (
     PlanInputError,
     TopologyError,
 )
-from hubgate.cloud.queue import CsmsCallError
+from hubgate.cloud.errors import CsmsCallError
+from hubgate.cloud.mqtt.packets import MqttProtocolError
+from hubgate.cluster.link import ClusterUnavailableError
+from hubgate.control.commands import CommandRejectedError
+from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError, SunSpecDiscoveryError
+from hubgate.fencing import FencedError
 from hubgate.modbus.errors import (
     ModbusBadResponseError,
     ModbusConnectionError,
@@ -25,13 +37,20 @@ from hubgate.ocpp.errors import (
     OcppSessionClosedError,
     RpcError,
 )
+from hubgate.tomlcheck.problems import ConfigError
 
 __all__ = [
     "AllocationInputError",
+    "ClusterUnavailableError",
     "CodecError",
+    "CommandRejectedError",
+    "ConfigError",
     "CrcError",
     "CsmsCallError",
+    "DeviceError",
     "EncodeError",
+    "FailsafeNotAppliedError",
+    "FencedError",
     "FieldError",
     "FrameError",
     "HubgateError",
@@ -40,10 +59,12 @@ __all__ = [
     "ModbusError",
     "ModbusExceptionError",
     "ModbusTimeoutError",
+    "MqttProtocolError",
     "OcppCallError",
     "OcppCallTimeoutError",
     "OcppSessionClosedError",
     "PlanInputError",
     "RpcError",
+    "SunSpecDiscoveryError",
     "TopologyError",
 ]

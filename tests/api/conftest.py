@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from hubgate.config.model import Api
+from hubgate.config.services import Api
 from tests.support.api import TOKEN, RunningApi, small_site, start_api
 
 

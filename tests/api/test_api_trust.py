@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from hubgate.api.guard import TrustedHosts
-from hubgate.config.model import Api
+from hubgate.config.services import Api
 from tests.support.api import AUTH, TOKEN, RunningApi, small_site, start_api
 
 BIG = 100_000_000

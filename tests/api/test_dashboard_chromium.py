@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from hubgate.config.model import Api
+from hubgate.config.services import Api
 from hubgate.control.limits import SITE, Limit, LimitSource
 from hubgate.devices.model import ChargingTransaction
 from hubgate.records.sessions import SessionRecorder

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from hubgate.config.model import Api
+from hubgate.config.services import Api
 from hubgate.state import EnergyState
 from tests.support.api import TOKEN, RunningApi, small_site, snapshot, start_api
 from tests.support.chromium import new_page, open_chromium

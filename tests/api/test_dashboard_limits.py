@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import trio
 
-from hubgate.config.model import Api
+from hubgate.config.services import Api
 from hubgate.control.decisions import DecisionRecord, GridSample
 from hubgate.state import SiteState
 from tests.support.api import TOKEN, RunningApi, small_site, snapshot, start_api

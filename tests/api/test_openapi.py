@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 
 from hubgate.api import ApiContext, serve_api
 from hubgate.api.app import build_app
-from hubgate.config.model import Api
+from hubgate.config.services import Api
 from hubgate.control.decisions import ConnectorDecision, DecisionLog, DecisionRecord
 from hubgate.control.limits import LimitBook
 from hubgate.control.schedules import ScheduleBook

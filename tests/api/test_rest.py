@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from hubgate.config.model import Api
+from hubgate.config.services import Api
 from hubgate.control.decisions import ConnectorDecision, DecisionRecord, GridSample
 from hubgate.control.limits import SITE, Limit, LimitSource
 from hubgate.devices.model import ChargingTransaction

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from hubgate.cloud.credentials import CredentialError, CsmsAuth, read_password
-from hubgate.config.model import Csms, CsmsCredentials
+from hubgate.config.services import Csms, CsmsCredentials
 
 WSS = "wss://csms.example/ocpp"
 

@@ -15,7 +15,7 @@ import pytest
 import trio
 
 from hubgate.cloud.mqtt.publisher import TelemetryPublisher, open_broker_stream
-from hubgate.config.model import Mqtt
+from hubgate.config.services import Mqtt
 from tests.support.peers import require_peer
 from tests.support.wait import wait_until
 

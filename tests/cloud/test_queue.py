@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import trio
 
-from hubgate.cloud.queue import CsmsCallError, DurableQueue, open_durable_queue
+from hubgate.cloud.errors import CsmsCallError
+from hubgate.cloud.queue import DurableQueue, open_durable_queue
 from hubgate.cloud.store import Outgoing, QueuedMessage, Receipt, Store
 from tests.support.queue_worker import transaction_script
 

@@ -18,7 +18,7 @@ from hubgate.cloud.store import (
     Outgoing,
     Store,
 )
-from hubgate.config.model import OcppVersion
+from hubgate.ocpp.versions import OcppVersion
 
 V16 = OcppVersion.V16
 V201 = OcppVersion.V201

@@ -16,7 +16,7 @@ from nats.aio.msg import Msg
 
 from hubgate.cluster.fleet import FleetLink, SessionWatch
 from hubgate.cluster.link import open_nats_link
-from hubgate.config.model import Cluster
+from hubgate.config.services import Cluster
 from hubgate.control.limits import SITE, LimitBook, LimitSource
 from hubgate.state import SiteState, StateHub
 from tests.support.nats_cluster import LOOPBACK, NatsCluster, free_ports

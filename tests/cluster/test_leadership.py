@@ -11,7 +11,7 @@ import trio
 from hubgate.cluster.leadership import Leadership
 from hubgate.cluster.lease import LeaseTiming, Role
 from hubgate.cluster.link import open_nats_link
-from hubgate.config.model import Cluster
+from hubgate.config.services import Cluster
 from tests.support.nats_cluster import NatsCluster
 
 pytestmark = pytest.mark.peers("nats-server")

@@ -17,7 +17,7 @@ from hubgate.cloud.queue import DurableQueue, open_durable_queue
 from hubgate.cloud.store import Outgoing, QueuedMessage, Store
 from hubgate.cluster.link import open_nats_link
 from hubgate.cluster.queue_replica import QueueReplica
-from hubgate.config.model import Cluster
+from hubgate.config.services import Cluster
 from tests.support.nats_cluster import NatsCluster
 
 pytestmark = pytest.mark.peers("nats-server")

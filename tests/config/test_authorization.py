@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hubgate.config import ConfigError, load_site
-from hubgate.config.model import AuthToken
+from hubgate.config.services import AuthToken
 from hubgate.config.tokens import TokenBook, Verdict
 from tests.support.toml_tables import ocpp_charger
 

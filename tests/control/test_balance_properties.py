@@ -35,8 +35,8 @@ from hubgate.config.model import SiteConfig
 from hubgate.control.allocation import AllocationSettings
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
 from hubgate.control.plan import CyclePlanner, LoopTiming
-from hubgate.devices.model import AppliedLimit, BatteryCommandResult, IecState, Reading
-from hubgate.profiles.model import Quantity
+from hubgate.devices.model import AppliedLimit, BatteryCommandResult, Reading
+from hubgate.profiles.model import IecState, Quantity
 
 PROFILES = {
     "thorough": (settings(max_examples=10_000, deadline=None), 4 * 3600),

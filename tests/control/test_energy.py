@@ -13,11 +13,11 @@ from hubgate.config.model import SiteConfig
 from hubgate.control.allocation import AllocationSettings, CycleInputs, SiteAllocator
 from hubgate.control.energy import (
     BatteryMode,
-    BatteryReading,
     BatterySpec,
     EnergyInputs,
     EnergyPolicy,
 )
+from hubgate.devices.model import BatteryReading
 
 SPEC = BatterySpec(
     max_charge_w=50_000, max_discharge_w=60_000, min_soc_percent=10, max_soc_percent=90

@@ -14,7 +14,8 @@ import pytest
 from hubgate.config.model import SiteConfig
 from hubgate.control.limits import SITE, AuditAction, Limit, LimitBook, LimitSource
 from hubgate.control.plan import CyclePlanner
-from hubgate.devices.model import AppliedLimit, IecState, Reading
+from hubgate.devices.model import AppliedLimit, Reading
+from hubgate.profiles.model import IecState
 from hubgate.state import EventLevel
 from tests.support.loop_site import SITE_TOML, PlannedSite, SimSite, site_config
 

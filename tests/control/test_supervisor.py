@@ -9,7 +9,8 @@ import pytest
 import trio
 import trio.testing
 
-from hubgate.runtime.supervisor import Backoff, open_supervisor
+from hubgate.backoff import Backoff
+from hubgate.runtime.supervisor import open_supervisor
 
 
 def test_backoff_grows_to_ceiling_with_bounded_jitter() -> None:

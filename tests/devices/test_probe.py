@@ -18,7 +18,8 @@ from hubgate.devices.probe import common_units, in_range, parse_units, probe, pr
 from hubgate.modbus.rtu_master import open_rtu_master
 from hubgate.modbus.tcp_master import open_tcp_master
 from hubgate.profiles.model import Firmware
-from hubgate.profiles.simulated import SimulatedDevice, serve
+from hubgate.sim.modbus_box import serve
+from hubgate.sim.simulated_device import SimulatedDevice
 from tests.support.drivers import PROFILES
 
 

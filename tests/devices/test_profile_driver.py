@@ -11,7 +11,6 @@ import trio
 
 from hubgate.config.model import DcConnector
 from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError, SunSpecDiscoveryError
-from hubgate.devices.model import IecState
 from hubgate.devices.profile_driver import ProfileBattery, ProfileCharger, clamp, driver_for
 from hubgate.devices.sensing import control_quantities
 from hubgate.modbus.codec import Request, Response
@@ -22,6 +21,7 @@ from hubgate.modbus.tcp_master import open_tcp_master
 from hubgate.profiles.model import (
     DataType,
     HeartbeatStyle,
+    IecState,
     Pause,
     Profile,
     Quantity,
@@ -29,7 +29,8 @@ from hubgate.profiles.model import (
     Unit,
 )
 from hubgate.profiles.plan import field_specs, sunspec_layout
-from hubgate.profiles.simulated import UNDOCUMENTED_TIMEOUT_S, SimulatedDevice, serve
+from hubgate.sim.modbus_box import serve
+from hubgate.sim.simulated_device import UNDOCUMENTED_TIMEOUT_S, SimulatedDevice
 from tests.support.drivers import (
     CHARGERS,
     PROFILES,

@@ -14,7 +14,7 @@ from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.tcp_master import TcpMaster
 from hubgate.profiles.model import DeviceKind, Quantity
 from hubgate.profiles.plan import RegisterSpec, field_specs, sunspec_layout
-from hubgate.profiles.simulated import SimulatedDevice
+from hubgate.sim.simulated_device import SimulatedDevice
 from tests.support.drivers import PROFILES, derived_currents, distinct_value, rig
 
 SPLIT = sorted(n for n, p in PROFILES.items() if p.kind in (DeviceKind.CHARGER, DeviceKind.METER))

@@ -12,7 +12,8 @@ from hubgate.profiles.codec_fields import read_plan
 from hubgate.profiles.loader import load_all
 from hubgate.profiles.model import Profile
 from hubgate.profiles.plan import RegisterSpec, field_specs
-from hubgate.profiles.simulated import SimulatedDevice, serve
+from hubgate.sim.modbus_box import serve
+from hubgate.sim.simulated_device import SimulatedDevice
 
 PROFILES = load_all()
 

@@ -11,11 +11,11 @@ import pytest
 import trio
 import trio.testing
 
+from hubgate.backoff import Backoff
 from hubgate.control.cycle import Failed, gather_by_deadline
 from hubgate.modbus.errors import ModbusConnectionError, ModbusTimeoutError
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.tcp_master import open_tcp_master
-from hubgate.runtime.supervisor import Backoff
 from tests.support.modbus_faults import (
     REGISTERS,
     Behaviour,

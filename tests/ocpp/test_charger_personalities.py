@@ -15,11 +15,12 @@ import trio
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
-from hubgate.config.model import CapabilityOverride, DcConnector, OcppVersion
+from hubgate.config.model import CapabilityOverride, DcConnector
 from hubgate.ocpp.charger_info import charger_info
 from hubgate.ocpp.device import OcppCharger
 from hubgate.ocpp.smart_charging import LeaseMode, LeaseSettings
 from hubgate.ocpp.station_care import CapabilityStore, StationCare
+from hubgate.ocpp.versions import OcppVersion
 from tests.support.charge_points import ChargePointThread, Quirks
 from tests.support.ocpp_listener import V16, V201, Running
 

@@ -8,11 +8,10 @@ import trio.testing
 from ocpp.v16 import call
 
 from hubgate.devices.errors import FailsafeNotAppliedError
-from hubgate.devices.model import IecState
 from hubgate.ocpp.device import OcppCharger
 from hubgate.ocpp.errors import OcppSessionClosedError
 from hubgate.ocpp.smart_charging import LeaseSettings
-from hubgate.profiles.model import Quantity
+from hubgate.profiles.model import IecState, Quantity
 from tests.support.charge_points import now_text
 from tests.support.ocpp_listener import V16, Running
 

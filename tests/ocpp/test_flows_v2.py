@@ -7,9 +7,9 @@ import trio
 from ocpp.v21 import call as call21
 from ocpp.v201 import call
 
-from hubgate.config.model import OcppVersion
 from hubgate.ocpp.errors import OcppCallError
 from hubgate.ocpp.operations import ChargerOperations
+from hubgate.ocpp.versions import OcppVersion
 from tests.support.charge_points import now_text
 from tests.support.ocpp_listener import V16, V21, V201, Running
 

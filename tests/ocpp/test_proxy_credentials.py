@@ -15,7 +15,7 @@ import trio
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
-from hubgate.config.model import OcppVersion
+from hubgate.ocpp.versions import OcppVersion
 from tests.support.csms import CsmsThread
 from tests.support.proxy import (
     GATEWAY,

@@ -12,7 +12,7 @@ from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from hubgate.cloud.store import Outgoing
-from hubgate.config.model import OcppVersion
+from hubgate.ocpp.versions import OcppVersion
 from tests.support.csms import CsmsThread
 from tests.support.proxy import open_proxied
 

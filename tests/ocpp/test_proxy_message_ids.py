@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import trio
 
-from hubgate.config.model import OcppVersion
+from hubgate.ocpp.versions import OcppVersion
 from tests.support.charge_points import ChargePointThread
 from tests.support.csms import CsmsThread
 from tests.support.proxy import FLEET, check_replayed, open_proxied, outage_script, transaction16

@@ -11,8 +11,8 @@ import trio
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
-from hubgate.config.model import OcppVersion
-from hubgate.runtime.supervisor import Backoff
+from hubgate.backoff import Backoff
+from hubgate.ocpp.versions import OcppVersion
 from tests.support.charge_points import ChargePointThread, now_text
 from tests.support.proxy import (
     FAST,

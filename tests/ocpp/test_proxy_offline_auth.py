@@ -12,7 +12,7 @@ import trio
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
-from hubgate.config.model import OcppVersion
+from hubgate.ocpp.versions import OcppVersion
 from tests.support.charge_points import ChargePointThread, now_text
 from tests.support.proxy import Proxied, open_proxied
 

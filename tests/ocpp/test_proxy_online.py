@@ -8,8 +8,8 @@ import trio
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
-from hubgate.config.model import OcppVersion
 from hubgate.control.limits import SITE, Limit, LimitSource
+from hubgate.ocpp.versions import OcppVersion
 from tests.support.charge_points import now_text
 from tests.support.proxy import GATEWAY, open_proxied
 

@@ -16,9 +16,10 @@ from ocpp.v201 import call as call201
 from hubgate.api import ApiContext, serve_api
 from hubgate.cloud.store import Store
 from hubgate.config.loader import load_site
-from hubgate.config.model import Api, OcppVersion
+from hubgate.config.services import Api
 from hubgate.control.commands import CommandRejectedError
 from hubgate.control.decisions import DecisionLog
+from hubgate.ocpp.versions import OcppVersion
 from hubgate.state import EventLevel, StateHub
 from tests.support.charge_points import now_text
 from tests.support.csms import CsmsThread

@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 
 from hubgate.config import ConfigError
 from hubgate.config.loader import load_site
-from hubgate.config.model import OcppVersion
 from hubgate.ocpp import rpc
 from hubgate.ocpp.errors import ErrorCode, RpcError
 from hubgate.ocpp.meter_values import Measurement, merge_meter_values
 from hubgate.ocpp.registry import StationRegistry
 from hubgate.ocpp.validation import Direction, actions, validate
+from hubgate.ocpp.versions import OcppVersion
 
 V16, V201, V21 = OcppVersion.V16, OcppVersion.V201, OcppVersion.V21
 

@@ -11,7 +11,7 @@ import trio
 from ocpp.v16 import call
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
-from hubgate.config.model import OcppServer
+from hubgate.config.services import OcppServer
 from tests.support.ocpp_listener import PASSWORD, V16, start_listener
 
 

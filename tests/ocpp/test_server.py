@@ -12,7 +12,7 @@ import trio
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from hubgate.config.model import OcppServer
+from hubgate.config.services import OcppServer
 from hubgate.ocpp.errors import OcppCallTimeoutError, OcppSessionClosedError
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.server import ListenerLimits

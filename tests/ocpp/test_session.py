@@ -11,10 +11,10 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed
 
-from hubgate.config.model import OcppVersion
 from hubgate.ocpp.errors import OcppCallError, RpcError
 from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.session import Handler, OcppSession, SessionLimits
+from hubgate.ocpp.versions import OcppVersion
 
 
 class MemoryConnection:

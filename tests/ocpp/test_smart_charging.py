@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import trio
 
-from hubgate.config.model import OcppVersion
 from hubgate.ocpp.capabilities import Capabilities, RateUnit, discover
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError
 from hubgate.ocpp.smart_charging import (
@@ -22,6 +21,7 @@ from hubgate.ocpp.smart_charging import (
     set_charging_profile,
 )
 from hubgate.ocpp.validation import Direction, validate
+from hubgate.ocpp.versions import OcppVersion
 from tests.support.ocpp_listener import V16, V21, V201, Running
 
 SETTINGS = LeaseSettings(

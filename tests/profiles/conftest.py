@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 from pymodbus.client import ModbusTcpClient
 
-from hubgate.profiles.simulated import SimulatedDevice, serve
+from hubgate.sim.modbus_box import serve
+from hubgate.sim.simulated_device import SimulatedDevice
 from tests.support.simulated_devices import PROFILES, FakeClock, Served
 
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from hubgate.profiles.model import DataType, Profile, Quantity, SourceKind, WordOrder
+from hubgate.profiles.citations import SourceKind
+from hubgate.profiles.model import DataType, Profile, Quantity, WordOrder
 from hubgate.profiles.plan import all_registers, sunspec_layout
 from tests.support.simulated_devices import PROFILES
 

@@ -9,8 +9,8 @@ import pytest
 
 from hubgate.cli import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, main
 from hubgate.profiles import default_dir, problems_in_file
+from hubgate.profiles.citations import Status
 from hubgate.profiles.facts import cited_facts, uncertain
-from hubgate.profiles.model import Status
 from tests.support.simulated_devices import PROFILES
 
 ALFEN = default_dir() / "alfen-eve.toml"

@@ -15,8 +15,8 @@ from hubgate.config.model import SiteConfig
 from hubgate.control.cycle import Failed
 from hubgate.control.limits import LimitBook
 from hubgate.control.plan import CyclePlanner
-from hubgate.devices.model import IecState, Reading
-from hubgate.profiles.model import Quantity
+from hubgate.devices.model import Reading
+from hubgate.profiles.model import IecState, Quantity
 from hubgate.records.events import Burst, EventLog
 from hubgate.records.store import EventQuery
 from hubgate.state import Event, EventCategory, EventLevel

@@ -18,11 +18,11 @@ import httpx
 import pytest
 import trio
 
+from hubgate.backoff import Backoff
 from hubgate.cloud.proxy import ProxySettings
-from hubgate.config.model import Csms
+from hubgate.config.services import Csms
 from hubgate.runtime.demo import Demo, simulated_site
 from hubgate.runtime.gateway import open_gateway
-from hubgate.runtime.supervisor import Backoff
 from hubgate.sim.scenario_loader import load_scenario
 from hubgate.sim.station_personalities import PersonalityName
 from hubgate.sim.wire_site import WireSite

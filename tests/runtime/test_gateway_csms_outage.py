@@ -20,13 +20,13 @@ import pytest
 import trio
 from ocpp.charge_point import remove_nones, snake_to_camel_case
 
+from hubgate.backoff import Backoff
 from hubgate.cloud.proxy import ProxySettings
 from hubgate.cloud.store import Store
-from hubgate.config.model import Csms
+from hubgate.config.services import Csms
 from hubgate.control.limits import LimitSource
 from hubgate.runtime.demo import Demo, simulated_site
 from hubgate.runtime.gateway import Gateway, open_gateway
-from hubgate.runtime.supervisor import Backoff
 from hubgate.sim.engine import Simulation
 from hubgate.sim.ocpp_station import Station
 from hubgate.sim.scenario_loader import load_scenario

@@ -21,10 +21,11 @@ from ocpp.routing import on
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 
+from hubgate.backoff import Backoff
 from hubgate.cloud.proxy import ProxySettings
-from hubgate.config.model import Csms, SiteConfig
+from hubgate.config.model import SiteConfig
+from hubgate.config.services import Csms
 from hubgate.runtime.gateway import Gateway, open_gateway
-from hubgate.runtime.supervisor import Backoff
 from tests.support.charge_points import ChargePointThread, Cp16, now_text
 from tests.support.csms import CsmsThread
 from tests.support.wait import wait_until

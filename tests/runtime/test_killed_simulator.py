@@ -16,7 +16,7 @@ import httpx
 import pytest
 import trio
 
-from hubgate.config.model import RECORDS_FILE
+from hubgate.config.services import RECORDS_FILE
 from hubgate.records.store import EventQuery, RecordStore
 from hubgate.runtime.demo import free_port
 from hubgate.runtime.sim_process import SimProcess, open_sim_process

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hubgate.config.model import RECORDS_FILE
+from hubgate.config.services import RECORDS_FILE
 from hubgate.records.store import EventQuery, RecordStore
 
 SITE = Path(__file__).parent / "e2e-site.toml"

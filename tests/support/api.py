@@ -13,7 +13,8 @@ import trio
 
 from hubgate.api import ApiContext, serve_api
 from hubgate.config.loader import load_site
-from hubgate.config.model import Api, SiteConfig
+from hubgate.config.model import SiteConfig
+from hubgate.config.services import Api
 from hubgate.control.commands import CommandRejectedError
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook

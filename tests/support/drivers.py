@@ -13,7 +13,8 @@ from hubgate.modbus.tcp_master import open_tcp_master
 from hubgate.profiles import Profile
 from hubgate.profiles.model import DataType, DeviceKind, Quantity, Setpoint
 from hubgate.profiles.plan import RegisterSpec
-from hubgate.profiles.simulated import SimulatedDevice, serve
+from hubgate.sim.modbus_box import serve
+from hubgate.sim.simulated_device import SimulatedDevice
 from tests.support.simulated_devices import PROFILES, FakeClock
 
 __all__ = [

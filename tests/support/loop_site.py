@@ -24,8 +24,8 @@ from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook
 from hubgate.control.loop import ControlLoop, SiteDevices
 from hubgate.control.plan import CyclePlanner, Plan
-from hubgate.devices.model import AppliedLimit, IecState, LimitCheck, Reading
-from hubgate.profiles.model import Quantity
+from hubgate.devices.model import AppliedLimit, LimitCheck, Reading
+from hubgate.profiles.model import IecState, Quantity
 from hubgate.state import EventLevel, StateHub
 from tests.support.events import RecordedEvents
 from tests.support.toml_tables import connector_32a, meter, modbus, modbus_charger

@@ -16,9 +16,10 @@ from functools import partial
 
 import trio
 
-from hubgate.config.model import ModbusServer, SiteConfig
+from hubgate.config.model import SiteConfig
+from hubgate.config.services import ModbusServer
 from hubgate.control.limits import LimitBook
-from hubgate.modbus.server import serve_modbus
+from hubgate.modbus_api.server import serve_modbus
 from hubgate.state import StateHub
 
 ONE_CHARGER = {

@@ -10,7 +10,7 @@ import sys
 import trio
 
 from hubgate.cloud.mqtt.publisher import TelemetryPublisher
-from hubgate.config.model import Mqtt
+from hubgate.config.services import Mqtt
 
 
 async def main(port: int, client_id: str) -> None:

@@ -8,9 +8,10 @@ from typing import Any
 
 import trio
 
-from hubgate.config.model import OcppServer, OcppVersion
+from hubgate.config.services import OcppServer
 from hubgate.ocpp.registry import Admission, StationRegistry
 from hubgate.ocpp.server import OcppListener
+from hubgate.ocpp.versions import OcppVersion
 from tests.support.charge_points import ChargePointThread, Cp16, Cp21, Cp201
 
 V16, V201, V21 = OcppVersion.V16, OcppVersion.V201, OcppVersion.V21

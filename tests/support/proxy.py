@@ -14,15 +14,16 @@ from typing import Any
 import trio
 from ocpp.v16 import call as call16
 
+from hubgate.backoff import Backoff
 from hubgate.cloud.proxy import CsmsProxy, ProxySettings, open_csms_proxy
 from hubgate.cloud.store import Hold
 from hubgate.cloud.upstream import UpstreamLink
-from hubgate.config.model import Csms, OcppServer, OcppVersion
+from hubgate.config.services import Csms, OcppServer
 from hubgate.control.limits import LimitBook
 from hubgate.ocpp.registry import Admission, StationRegistry
 from hubgate.ocpp.server import OcppListener
 from hubgate.ocpp.session import SessionLimits
-from hubgate.runtime.supervisor import Backoff
+from hubgate.ocpp.versions import OcppVersion
 from hubgate.state import EventLevel
 from tests.support.charge_points import ChargePointThread, now_text
 from tests.support.csms import CsmsThread, proxy_csms

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pymodbus.client import ModbusTcpClient
 
 from hubgate.profiles import Profile, load_all
-from hubgate.profiles.simulated import SimulatedDevice
+from hubgate.sim.simulated_device import SimulatedDevice
 
 PROFILES: dict[str, Profile] = load_all()
 

@@ -10,7 +10,7 @@ from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hubgate.api.context import ApiContext, connector_key
-from hubgate.config.model import Api
+from hubgate.config.services import Api
 
 bearer = HTTPBearer(
     auto_error=False, description="The token of the site file's [api] table, as a Bearer token"

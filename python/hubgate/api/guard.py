@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hubgate.api.context import ApiContext
 from hubgate.api.deps import TokenRefused, authenticate, bearer_token
-from hubgate.config.model import Api
+from hubgate.config.services import Api
 
 LOCAL_NAMES = ("localhost",)
 

@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from hubgate.cloud.store import Hold
-from hubgate.config.model import PRIORITY_MAX, GroupName, LimitSchedule
+from hubgate.config.model import PRIORITY_MAX, LimitSchedule
+from hubgate.config.services import GroupName
 from hubgate.config.tokens import ListedToken
 from hubgate.control.decisions import DecisionRecord
 from hubgate.control.limits import AuditEntry, Lease, Limit, LimitInForce

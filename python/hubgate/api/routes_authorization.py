@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, status
 from hubgate.api.context import ApiContext
 from hubgate.api.deps import Ctx, require_token
 from hubgate.api.models import Accepted, TokenView, TokenWrite
-from hubgate.config.model import AuthToken
+from hubgate.config.services import AuthToken
 from hubgate.config.tokens import TokenBook
 
 router = APIRouter(tags=["authorization"])

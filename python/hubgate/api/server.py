@@ -23,7 +23,7 @@ from hypercorn.utils import wrap_app
 
 from hubgate.api.app import build_app
 from hubgate.api.context import ApiContext
-from hubgate.config.model import Api
+from hubgate.config.services import Api
 from hubgate.listeners import ConnectionGuard, GuardedStream, serve_guarded
 
 log = logging.getLogger(__name__)

@@ -23,11 +23,11 @@ from typing import Any
 import trio
 
 from hubgate.benchmarking.timing import Comparison
-from hubgate.config.model import OcppVersion
 from hubgate.ocpp import handlers_v16
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import Admission, Station
 from hubgate.ocpp.session import OcppSession
+from hubgate.ocpp.versions import OcppVersion
 
 HEARTBEAT_PERIOD_S = 60.0
 METER_VALUES_PERIOD_S = 10.0
@@ -193,7 +193,7 @@ def listener_cost_s(stations: int, messages: int) -> dict[str, float]:
     calls each; the listener thread's own CPU time (`time.thread_time`) counts."""
     from trio_websocket import open_websocket_url
 
-    from hubgate.config.model import OcppServer
+    from hubgate.config.services import OcppServer
     from hubgate.ocpp.registry import StationRegistry
     from hubgate.ocpp.server import OcppListener
 

@@ -24,7 +24,7 @@ from hubgate.benchmarking.timing import Comparison, per_call_s
 
 @dataclass(frozen=True)
 class BenchSettings:
-    """How long to measure: `QUICK` about a minute, `FULL` about four."""
+    """How long to measure: `QUICK` one to two minutes, `FULL` three to five."""
 
     settle_s: float
     """After every station connected: how long the site runs before the window."""
@@ -40,7 +40,7 @@ class BenchSettings:
     listener_messages: int
 
 
-QUICK = BenchSettings(15.0, 20, 0.005, 3, (10, 100, 1_000), (10, 50), 5, 200, 5, 20)
+QUICK = BenchSettings(30.0, 20, 0.005, 3, (10, 100, 1_000), (10, 50), 5, 200, 5, 20)
 FULL = BenchSettings(30.0, 120, 0.05, 7, (10, 100, 1_000, 10_000), (25, 250), 31, 2_000, 20, 100)
 
 

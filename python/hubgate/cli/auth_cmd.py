@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from hubgate.cli.common import EXIT_BAD_INPUT, EXIT_OK, add_command
 from hubgate.config.loader import load_site
-from hubgate.config.model import AuthToken
+from hubgate.config.services import AuthToken
 from hubgate.config.tokens import TokenBook
 
 

@@ -15,7 +15,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=_bench)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument(
-        "--quick", action="store_true", help="shorter runs (about a minute instead of four)"
+        "--quick",
+        action="store_true",
+        help="shorter runs (one to two minutes instead of three to five)",
     )
     parser.add_argument(
         "--scenario",

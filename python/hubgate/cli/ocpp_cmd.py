@@ -21,7 +21,7 @@ from hubgate.cli.common import (
 from hubgate.cli.examples_cmd import example_path
 from hubgate.cloud.proxy import CsmsProxy, open_csms_proxy
 from hubgate.config.loader import load_site
-from hubgate.config.model import Csms
+from hubgate.config.services import Csms
 from hubgate.config.tokens import TokenBook
 from hubgate.control.limits import LimitBook
 from hubgate.ocpp.policy import CsmsPolicy

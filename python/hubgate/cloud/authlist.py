@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from hubgate.cloud.store import ACCEPTED, Authorization, AuthRecord
-from hubgate.config.model import OcppVersion
+from hubgate.ocpp.versions import OcppVersion
 
 _UNKNOWN_STATUS = {
     OcppVersion.V16: "Invalid",

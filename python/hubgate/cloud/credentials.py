@@ -14,7 +14,7 @@ import os
 import ssl
 from pathlib import Path
 
-from hubgate.config.model import Csms, CsmsCredentials
+from hubgate.config.services import Csms, CsmsCredentials
 
 
 class CredentialError(Exception):

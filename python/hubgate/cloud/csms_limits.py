@@ -26,9 +26,9 @@ from typing import Any
 
 import trio
 
-from hubgate.config.model import OcppVersion
 from hubgate.control.limits import Limit, LimitBook, LimitSource
 from hubgate.ocpp.meter_values import parse_timestamp
+from hubgate.ocpp.versions import OcppVersion
 
 LOG = logging.getLogger("hubgate.cloud")
 

@@ -61,6 +61,7 @@ from typing import Any
 
 import trio
 
+from hubgate.backoff import Backoff
 from hubgate.cloud.authlist import (
     auth_record,
     info_field,
@@ -71,11 +72,12 @@ from hubgate.cloud.authlist import (
 from hubgate.cloud.credentials import CsmsAuth
 from hubgate.cloud.csms_limits import TX_PROFILE, CsmsLimits, profile_of
 from hubgate.cloud.csms_watch import CsmsWatch
+from hubgate.cloud.errors import CsmsCallError
 from hubgate.cloud.offline import OfflineHandling, OfflineRule, offline_handling, unavailable_answer
-from hubgate.cloud.queue import CsmsCallError, DurableQueue, open_durable_queue
+from hubgate.cloud.queue import DurableQueue, open_durable_queue
 from hubgate.cloud.store import Hold, Outgoing, QueuedMessage, Store, transaction_key
 from hubgate.cloud.upstream import CsmsProbe, OnConnect, UpstreamLink
-from hubgate.config.model import Csms, OcppVersion
+from hubgate.config.services import Csms
 from hubgate.control.limits import SITE, LimitBook, connector_target
 from hubgate.ocpp.errors import (
     ErrorCode,
@@ -91,8 +93,8 @@ from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.server import csms_handlers
 from hubgate.ocpp.session import INCOMING_ID, Handler, OcppSession, SessionLimits
 from hubgate.ocpp.validation import actions
+from hubgate.ocpp.versions import OcppVersion
 from hubgate.records.events import EventLog
-from hubgate.runtime.supervisor import Backoff
 from hubgate.state import EventCategory, EventLevel
 
 LOG = logging.getLogger("hubgate.cloud")

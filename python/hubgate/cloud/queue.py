@@ -13,19 +13,16 @@ next fetch share one.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import trio
 
-from hubgate._core import HubgateError
+from hubgate.cloud.errors import CsmsCallError
 from hubgate.cloud.store import Outgoing, QueuedMessage, Receipt, Store
-
-if TYPE_CHECKING:
-    from hubgate.cluster.queue_replica import QueueReplica
 
 T = TypeVar("T")
 
@@ -36,12 +33,28 @@ OnHold = Callable[[QueuedMessage, str, "dict[str, Any] | CsmsCallError"], None]
 """Told when the CSMS's answer to a message held its transaction: why, and the answer."""
 
 
-class CsmsCallError(HubgateError):
-    """The CSMS answered a replayed Call with a CallError."""
+StoreRun = Callable[[Callable[[Store], Any]], Any]
+"""`DurableQueue.run`: one operation on the store's thread."""
 
-    def __init__(self, error_code: str, description: str = "") -> None:
-        super().__init__(f"{error_code}: {description}" if description else error_code)
-        self.error_code = error_code
+
+class Replica(Protocol):
+    """A replicated stream the queue writes through (`hubgate.cluster.queue_replica`)."""
+
+    async def follow(
+        self, store_run: StoreRun, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Apply the stream to the local store, for ever; started once the stream exists."""
+
+    async def caught_up(self) -> None:
+        """Return once the local copy has every entry the stream held when called."""
+
+    async def enqueue(self, store_run: StoreRun, items: Sequence[Outgoing]) -> list[Receipt]:
+        """Put `items` on the stream, wait until the local copy has them; their receipts."""
+
+    async def settle(
+        self, message: QueuedMessage, outcome: dict[str, Any] | Exception, hold: str | None
+    ) -> None:
+        """The CSMS answered a replayed message (perhaps holding its transaction)."""
 
 
 @dataclass(slots=True)
@@ -58,7 +71,7 @@ class DurableQueue:
     With a `replica` (`hubgate.cluster.queue_replica`), enqueues and the CSMS's answers
     go through the replicated stream, which brings this store up to date."""
 
-    def __init__(self, store: Store, *, replica: QueueReplica | None = None) -> None:
+    def __init__(self, store: Store, *, replica: Replica | None = None) -> None:
         self._store = store
         self.replica = replica
         self._limiter = trio.CapacityLimiter(1)
@@ -180,7 +193,7 @@ def _then(first: Callable[[Store], object], second: Callable[[Store], T], store:
 
 @asynccontextmanager
 async def open_durable_queue(
-    path: str | Path, *, cache_size: int = 10_000, replica: QueueReplica | None = None
+    path: str | Path, *, cache_size: int = 10_000, replica: Replica | None = None
 ) -> AsyncIterator[DurableQueue]:
     """Open (or create) the store file and yield a `DurableQueue`; closes it on exit."""
     store = await trio.to_thread.run_sync(functools.partial(Store, path, cache_size=cache_size))

@@ -23,11 +23,11 @@ from urllib.parse import quote, urlsplit
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, HandshakeError, wrap_client_stream
 
+from hubgate.backoff import Backoff
 from hubgate.cloud.credentials import CredentialError, CsmsAuth
-from hubgate.config.model import OcppVersion
 from hubgate.ocpp.rpc import subprotocol
 from hubgate.ocpp.session import Handler, OcppSession, SessionLimits
-from hubgate.runtime.supervisor import Backoff
+from hubgate.ocpp.versions import OcppVersion
 
 LOG = logging.getLogger("hubgate.cloud")
 

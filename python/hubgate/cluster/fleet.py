@@ -34,9 +34,9 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from hubgate.cluster.link import ClusterUnavailableError, NatsLink
-from hubgate.config.model import Cluster
+from hubgate.config.services import Cluster
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
-from hubgate.devices.model import IecState
+from hubgate.profiles.model import IecState
 from hubgate.state import SiteState, StateHub
 
 log = logging.getLogger(__name__)

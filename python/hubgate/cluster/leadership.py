@@ -33,7 +33,7 @@ from nats.js.kv import KeyValue
 from hubgate._core import HubgateError
 from hubgate.cluster.lease import LeaderLease, LeaseTiming, Role, Write
 from hubgate.cluster.link import ClusterUnavailableError, NatsLink
-from hubgate.config.model import Cluster
+from hubgate.config.services import Cluster
 
 log = logging.getLogger(__name__)
 

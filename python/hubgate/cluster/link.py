@@ -27,7 +27,7 @@ import trio
 from nats.aio.client import Client
 
 from hubgate._core import HubgateError
-from hubgate.config.model import Cluster
+from hubgate.config.services import Cluster
 
 log = logging.getLogger(__name__)
 

@@ -39,9 +39,10 @@ from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
 
 from hubgate._core import HubgateError
+from hubgate.cloud.queue import StoreRun
 from hubgate.cloud.store import Outgoing, QueuedMessage, Receipt, Store, payload_hash
 from hubgate.cluster.link import ClusterUnavailableError, NatsLink
-from hubgate.config.model import Cluster
+from hubgate.config.services import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -205,10 +206,6 @@ class QueueReplica:
             batch.append((seq, json.loads(message.data or b"{}")))
             seq += 1
         return batch
-
-
-StoreRun = Callable[[Callable[[Store], Any]], Any]
-"""`DurableQueue.run`: one operation on the store's thread."""
 
 
 def _receipts(store: Store, items: Sequence[Outgoing]) -> list[Receipt]:

@@ -23,7 +23,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from hubgate.config.model import Authorization, AuthToken, Strict
+from hubgate.config.base import Strict
+from hubgate.config.services import Authorization, AuthToken
 from hubgate.tomlcheck import ConfigError, Loc, locate, read_toml, validation_problems
 
 LOG = logging.getLogger("hubgate.config")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -25,6 +25,7 @@ from hubgate._core import (
     AllocSettings,
 )
 from hubgate.config.model import GRID_NODE_ID, Charger, SiteConfig
+from hubgate.control.decisions import ConnectorDecision
 
 ConnectorKey = tuple[str, int]
 """A connector by (charger id, connector id)."""
@@ -35,7 +36,8 @@ OCPP_STEP_A = 0.1
 MODBUS_STEP_A = 1.0
 """Modbus chargers take whole amperes."""
 
-_REASONS = AllocReason.members()
+REASON_NAMES = tuple(str(r).rpartition(".")[2] for r in AllocReason.members())
+"""Reason names by code (`CycleResult.reason`), e.g. `PHASE_CURRENT`."""
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -46,7 +48,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class AllocationSettings:
-    """Dwell, interval and ramp rules of the allocator (seconds, A/s)."""
+    """Dwell, interval and ramp rules of the allocator (seconds, A/s): the fields of the
+    core's `AllocSettings` that do not come from the site file, passed on as they are."""
 
     min_on_s: float = 300.0
     min_off_s: float = 120.0
@@ -80,19 +83,6 @@ class CycleInputs:
     battery_discharge_w: float = 0.0
     floor_a: FloatColumn | None = None
     laxity_s: FloatColumn | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectorDecision:
-    """One connector's decision, for the decision log."""
-
-    key: ConnectorKey
-    setpoint_a: float
-    target_a: float
-    phases: int
-    reason: AllocReason
-    binding_node: str | None
-    binding_phase: int | None
 
 
 class CycleResult:
@@ -143,21 +133,25 @@ class CycleResult:
 
     def decision(self, index: int) -> ConnectorDecision:
         """The decision for the connector at `index`."""
-        node = self.binding_node[index]
-        phase = self.binding_phase[index]
-        return ConnectorDecision(
-            key=self._site.connector_keys[index],
-            setpoint_a=self.setpoint_a[index],
-            target_a=self.target_a[index],
-            phases=self.phases[index],
-            reason=_REASONS[self.reason[index]],
-            binding_node=self._site.node_ids[node] if node >= 0 else None,
-            binding_phase=phase if phase >= 0 else None,
-        )
+        return self.decisions()[index]
 
-    def decisions(self) -> Iterator[ConnectorDecision]:
-        """Every connector's decision, in connector order."""
-        return (self.decision(i) for i in range(len(self)))
+    def decisions(self) -> list[ConnectorDecision]:
+        """Every connector's decision, in connector order: what bound it, e.g. `board/L2`
+        (a node and phase) or `grid` (a power limit), for the decision log."""
+        setpoints, phases, reasons = self.setpoint_a, self.phases, self.reason
+        binding_node, binding_phase = self.binding_node, self.binding_phase
+        node_ids = self._site.node_ids
+        decisions = []
+        for i, name in enumerate(self._site.connector_names):
+            node = binding_node[i]
+            binding = None
+            if node >= 0:
+                phase = binding_phase[i]
+                binding = node_ids[node] + (f"/L{phase + 1}" if phase >= 0 else "")
+            decisions.append(
+                ConnectorDecision(name, setpoints[i], phases[i], REASON_NAMES[reasons[i]], binding)
+            )
+        return decisions
 
 
 def _step(charger: Charger) -> float:
@@ -210,20 +204,13 @@ class SiteAllocator:
                     )
                 )
         self.connector_keys: tuple[ConnectorKey, ...] = tuple(keys)
+        self.connector_names = tuple(f"{charger}#{number}" for charger, number in keys)
+        """Every connector as `charger-id#n`, in connector order."""
         self._connector_index = {key: i for i, key in enumerate(keys)}
         self._core = Allocator(
             nodes,
             connectors,
-            AllocSettings(
-                voltage_v=grid.voltage_v,
-                min_on_s=settings.min_on_s,
-                min_off_s=settings.min_off_s,
-                change_interval_s=settings.change_interval_s,
-                ramp_a_per_s=settings.ramp_a_per_s,
-                settle_s=settings.settle_s,
-                phase_switch_s=settings.phase_switch_s,
-                max_phase_switches=settings.max_phase_switches,
-            ),
+            AllocSettings(**asdict(settings), voltage_v=grid.voltage_v),
         )
 
     def node_index(self, node_id: str) -> int:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from hubgate.config.model import Battery
+from hubgate.devices.model import BatteryReading
 
 
 class BatteryMode(StrEnum):
@@ -67,15 +68,6 @@ class BatterySpec:
             max_soc_percent=battery.max_soc_percent,
             charge_from_grid=battery.charge_from_grid,
         )
-
-
-@dataclass(frozen=True)
-class BatteryReading:
-    """The battery as last read: state of charge and power (positive = discharging)."""
-
-    at: float
-    soc_percent: float
-    power_w: float
 
 
 @dataclass(frozen=True)

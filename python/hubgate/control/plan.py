@@ -76,12 +76,11 @@ from hubgate.devices.model import (
     Battery,
     ChargingNeeds,
     Device,
-    IecState,
     LimitCheck,
     Reading,
 )
 from hubgate.devices.sensing import FULL_EVERY
-from hubgate.profiles.model import Quantity
+from hubgate.profiles.model import IecState, Quantity
 from hubgate.records.events import Burst, EventLog
 from hubgate.state import EventCategory, EventLevel
 

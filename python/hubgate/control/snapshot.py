@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from hubgate._core import AllocReason
 from hubgate.control.allocation import CycleResult
 from hubgate.control.deadlines import DeadlineStatus
-from hubgate.control.decisions import ConnectorDecision, DecisionLog, DecisionRecord, GridSample
+from hubgate.control.decisions import DecisionLog, DecisionRecord, GridSample
 from hubgate.control.demand import DemandView
 from hubgate.control.limit_in_force import CAP, PEAK_TARGET, NodeLimit
 from hubgate.control.limits import LimitBook
@@ -116,22 +115,7 @@ class Snapshot:
         self._limits = [planner.node_limit(n, now) for n in range(len(model.node_ids))]
         self._commanded = _commanded(planner, result)
         self._measured = self._meters(now)
-        setpoints, reasons = result.setpoint_a, result.reason
-        members = _reason_names()
-        binding_node, binding_phase = result.binding_node, result.binding_phase
         node_ids = model.node_ids
-        connectors = []
-        for i, info in enumerate(model.connectors):
-            node = binding_node[i]
-            binding = None
-            if node >= 0:
-                phase = binding_phase[i]
-                binding = node_ids[node] + (f"/L{phase + 1}" if phase >= 0 else "")
-            connectors.append(
-                ConnectorDecision(
-                    info.name, setpoints[i], result.phases[i], members[reasons[i]], binding
-                )
-            )
         root = self._limits[0]
         measured = self._measured.get(0)
         self.decisions.append(
@@ -148,7 +132,7 @@ class Snapshot:
                     "energy": planner.energy.record(),
                     "balance": planner.energy.balance(),
                 },
-                connectors=tuple(connectors),
+                connectors=tuple(plan.result.decisions()),
                 notes=plan.notes,
                 grid=GridSample(
                     wall_time=self._wall,
@@ -354,10 +338,6 @@ def _commanded(planner: CyclePlanner, result: CycleResult) -> list[Phases3]:
 _POWER = Quantity.POWER_TOTAL
 _ENERGY = Quantity.ENERGY_IMPORT
 _SOC = Quantity.SOC
-
-
-def _reason_names() -> tuple[str, ...]:
-    return tuple(str(r).rpartition(".")[2] for r in AllocReason.members())
 
 
 def _status(runtime: ConnectorRuntime, now: float) -> str:

@@ -15,29 +15,11 @@ import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from hubgate.modbus.stats import RequestStats
 from hubgate.ocpp.link_stats import OcppLinkStats
-from hubgate.profiles.model import Quantity
-
-
-class IecState(StrEnum):
-    """IEC 61851 control-pilot states."""
-
-    A = "A"
-    """No vehicle."""
-    B = "B"
-    """Vehicle connected, not charging."""
-    C = "C"
-    """Charging."""
-    D = "D"
-    """Charging with ventilation."""
-    E = "E"
-    """No power (short circuit, EVSE off)."""
-    F = "F"
-    """Fault."""
+from hubgate.profiles.model import IecState, Quantity
 
 
 @dataclass(frozen=True)
@@ -259,6 +241,15 @@ class ReportsChargingNeeds(Protocol):
 
     def id_token(self) -> str | None:
         """The id token of the current transaction, None without one."""
+
+
+@dataclass(frozen=True)
+class BatteryReading:
+    """The battery as last read: state of charge and power (positive = discharging)."""
+
+    at: float
+    soc_percent: float
+    power_w: float
 
 
 @dataclass(frozen=True)

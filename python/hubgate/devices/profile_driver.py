@@ -28,7 +28,7 @@ from hubgate.devices.derived_current import (
     mean_voltage,
 )
 from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError
-from hubgate.devices.model import AppliedLimit, IecState, LimitCheck, Reading
+from hubgate.devices.model import AppliedLimit, LimitCheck, Reading
 from hubgate.devices.sensing import PHASE_CURRENTS, CycleReader
 from hubgate.devices.sunspec import discover
 from hubgate.modbus.codec import FieldError, FieldValue, ReadPlan, Request
@@ -41,6 +41,7 @@ from hubgate.profiles.model import (
     Function,
     Heartbeat,
     HeartbeatStyle,
+    IecState,
     Pause,
     Profile,
     Quantity,
@@ -154,8 +155,7 @@ class ProfileDevice:
             if number is None:
                 return None
             raw = str(int(number)) if number.is_integer() else str(number)
-        mapped = states.map.get(raw.strip(), states.default)
-        return None if mapped is None else IecState(mapped.value)
+        return states.map.get(raw.strip(), states.default)
 
     # -- wire helpers for the drivers that write ------------------------------------
 

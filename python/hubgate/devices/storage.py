@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import math
 
-from hubgate.control.energy import BatteryReading
 from hubgate.devices.errors import DeviceError
-from hubgate.devices.model import BatteryCommandResult, Reading
+from hubgate.devices.model import BatteryCommandResult, BatteryReading, Reading
 from hubgate.devices.power_setpoints import keep_lease, reference_w, to_unit, to_watts
 from hubgate.devices.profile_driver import ProfileBattery, ProfileDevice
 from hubgate.modbus.stats import RequestStats

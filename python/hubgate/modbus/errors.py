@@ -42,11 +42,11 @@ class ModbusError(HubgateError):
     """A Modbus request that did not get a normal response."""
 
 
-class ModbusTimeoutError(ModbusError):
+class ModbusTimeoutError(ModbusError, TimeoutError):
     """No response before the request's deadline."""
 
 
-class ModbusConnectionError(ModbusError):
+class ModbusConnectionError(ModbusError, ConnectionError):
     """The device could not be reached, or the link broke while waiting."""
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from hubgate.backoff import Backoff
 from hubgate.config.model import ModbusEndpoint, SerialLine
 from hubgate.modbus.master import Master, ModbusDevice
 from hubgate.modbus.reconnect import DEFAULT_BACKOFF
 from hubgate.modbus.rtu_master import RtuMaster, serial_rtu_master, tcp_rtu_master
 from hubgate.modbus.tcp_master import TcpMaster
-from hubgate.runtime.supervisor import Backoff
 
 
 class ModbusPool:

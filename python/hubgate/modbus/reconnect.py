@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import trio
 
+from hubgate.backoff import Backoff
 from hubgate.modbus.errors import ModbusConnectionError
-from hubgate.runtime.supervisor import Backoff
 
 DEFAULT_BACKOFF = Backoff(initial_s=0.2, maximum_s=10.0, factor=2.0, jitter=0.2)
 """Reconnect backoff of the masters unless configured otherwise."""

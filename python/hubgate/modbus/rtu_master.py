@@ -26,6 +26,7 @@ from typing import Any
 import trio
 
 from hubgate._core import Request, Response, ResponseReceived, RtuClientCodec
+from hubgate.backoff import Backoff
 from hubgate.config.model import SerialLine
 from hubgate.fencing import check_send
 from hubgate.modbus.errors import (
@@ -38,7 +39,6 @@ from hubgate.modbus.master import check_response, stats_of
 from hubgate.modbus.reconnect import DEFAULT_BACKOFF, ReconnectGate
 from hubgate.modbus.serial_line import RtuTiming, open_serial_line
 from hubgate.modbus.stats import RequestStats
-from hubgate.runtime.supervisor import Backoff
 
 MAX_RTU_FRAME = 256
 DEFAULT_TURNAROUND_S = 0.1

@@ -1,42 +1,30 @@
-"""hubgate's Modbus TCP server for site controllers (PLC, SCADA, grid-operator box).
+"""A Modbus TCP server on Trio: decodes each client's requests and sends what a handler answers.
 
-    port = await nursery.start(serve_modbus, site.modbus_server, site, hub, limits)
+    access = Access(networks(("10.0.0.0/8",)), readers=None)
+    await nursery.start(serve_modbus_tcp, handler, "0.0.0.0", 502, access)
 
-Reads show the latest site snapshot and the limits in force; writes set site
-and connector limits as leases that lapse after `lease_s`, and are accepted
-only from `allow_writes_from`; with `allow_reads_from` any other client is
-disconnected at once. The register map is `server_map` (documented in
-docs/modbus-server.md). A misbehaving client only loses its own connection; an
-idle one is closed after `idle_timeout_s`, and one over `max_connections`
-closes the connection quiet longest (`hubgate.listeners`).
+The handler (`RequestHandler`, sans-IO) turns each decoded request into a response
+frame, told whether the client may write (its address is among the writers). A client
+that may not read is disconnected at once; a misbehaving client only loses its own
+connection; an idle one is closed after `idle_timeout_s`, and one over `max_connections`
+closes the connection quiet longest (`hubgate.listeners`). The site's register API on
+top of it is `hubgate.modbus_api`.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Callable
+import math
 from dataclasses import dataclass
 from functools import partial
+from typing import Protocol
 
 import trio
 
-from hubgate._core import (
-    FrameError,
-    Request,
-    RequestReceived,
-    RequestRejected,
-    Response,
-    TcpServerCodec,
-)
-from hubgate.config.model import ModbusServer, SiteConfig
-from hubgate.control.limits import LimitBook, site_caps
+from hubgate._core import FrameError, RequestReceived, RequestRejected, TcpServerCodec
 from hubgate.listeners import ConnectionGuard, GuardedStream, serve_guarded
 from hubgate.log_limits import RateLimitedLog, clip
-from hubgate.modbus.errors import ExceptionCode
-from hubgate.modbus.server_map import Table
-from hubgate.modbus.server_registers import Refused, SiteLayout, SiteRegisters
-from hubgate.state import StateHub
 
 log = logging.getLogger(__name__)
 _quiet = RateLimitedLog(log)
@@ -65,15 +53,7 @@ class Access:
     """Who may write, and who may read (None: anyone)."""
 
     writers: tuple[Network, ...]
-    readers: tuple[Network, ...] | None
-
-    @classmethod
-    def of(cls, config: ModbusServer) -> Access:
-        """The allowlists of the server's configuration."""
-        readers = config.allow_reads_from
-        return cls(
-            networks(config.allow_writes_from), None if readers is None else networks(readers)
-        )
+    readers: tuple[Network, ...] | None = None
 
     def may_write(self, peer: str) -> bool:
         """Whether a client at `peer` may write."""
@@ -84,59 +64,18 @@ class Access:
         return self.readers is None or allowed(peer, self.readers) or self.may_write(peer)
 
 
-class ModbusRequestHandler:
-    """Answers decoded requests from one site's registers (sans-IO)."""
-
-    def __init__(self, registers: SiteRegisters, unit: int) -> None:
-        self.registers = registers
-        self.unit = unit
+class RequestHandler(Protocol):
+    """Answers a decoded request (sans-IO)."""
 
     def answer(
         self, event: RequestReceived | RequestRejected, *, writable: bool, origin: str
     ) -> bytes:
-        """The response frame to `event` from a client that may (or may not) write."""
-        if isinstance(event, RequestRejected):
-            return TcpServerCodec.encode_exception(
-                event.transaction_id, event.unit, event.function_code, event.exception_code
-            )
-        request = event.request
-        try:
-            if event.unit not in (self.unit, ANY_UNIT):
-                raise Refused(ExceptionCode.GATEWAY_PATH_UNAVAILABLE, f"no unit {event.unit}")
-            response = self._respond(request, writable=writable, origin=origin)
-        except Refused as refused:
-            log.debug("modbus server: %s from %s: %s", request, origin, refused)
-            return TcpServerCodec.encode_exception(
-                event.transaction_id, event.unit, request.function_code, refused.code
-            )
-        return TcpServerCodec.encode_response(event.transaction_id, event.unit, response)
-
-    def _respond(self, request: Request, *, writable: bool, origin: str) -> Response:
-        match request:
-            case Request.ReadHoldingRegisters(address, count):
-                return Response.ReadHoldingRegisters(
-                    self.registers.read(Table.HOLDING, address, count)
-                )
-            case Request.ReadInputRegisters(address, count):
-                return Response.ReadInputRegisters(self.registers.read(Table.INPUT, address, count))
-            case Request.WriteSingleRegister(address, value):
-                self._check_writer(writable, origin)
-                self.registers.write(address, [value], origin=origin)
-                return Response.WriteSingleRegister(address, value)
-            case Request.WriteMultipleRegisters(address, values):
-                self._check_writer(writable, origin)
-                self.registers.write(address, values, origin=origin)
-                return Response.WriteMultipleRegisters(address, len(values))
-        raise Refused(ExceptionCode.ILLEGAL_FUNCTION, f"function {request.function_code}")
-
-    @staticmethod
-    def _check_writer(writable: bool, origin: str) -> None:
-        if not writable:
-            raise Refused(ExceptionCode.ILLEGAL_FUNCTION, f"{origin} may not write")
+        """The response frame to `event` from a client that may (or may not) write;
+        `origin` names the client, e.g. `modbus 10.0.0.7:50412`."""
 
 
 async def _serve_connection(
-    handler: ModbusRequestHandler, access: Access, idle_timeout_s: float, stream: GuardedStream
+    handler: RequestHandler, access: Access, idle_timeout_s: float, stream: GuardedStream
 ) -> None:
     host, port = stream.socket.getpeername()[:2]
     origin = f"modbus {host}:{port}"
@@ -166,28 +105,20 @@ async def _serve_connection(
         log.exception("modbus server: dropped %s", origin)
 
 
-async def serve_modbus(
-    config: ModbusServer,
-    site: SiteConfig,
-    hub: StateHub,
-    limits: LimitBook,
+async def serve_modbus_tcp(
+    handler: RequestHandler,
+    host: str,
+    port: int,
+    access: Access,
     *,
-    clock: Callable[[], float] = trio.current_time,
+    max_connections: int = 16,
+    idle_timeout_s: float = math.inf,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve `site` on `config.host:config.port`; reports the bound port, runs until cancelled."""
-    registers = SiteRegisters(
-        SiteLayout.from_site(site),
-        hub,
-        limits,
-        lease_s=config.lease_s,
-        caps=site_caps(site),
-        clock=clock,
-    )
-    handler = ModbusRequestHandler(registers, config.unit)
-    serve = partial(_serve_connection, handler, Access.of(config), config.idle_timeout_s)
-    guard = ConnectionGuard("modbus server", config.max_connections)
-    listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+    """Serve `handler` on host:port; reports the bound port, runs until cancelled."""
+    serve = partial(_serve_connection, handler, access, idle_timeout_s)
+    guard = ConnectionGuard("modbus server", max_connections)
+    listeners = await trio.open_tcp_listeners(port, host=host)
     async with trio.open_nursery() as nursery:
         await nursery.start(serve_guarded, serve, listeners, guard)
         task_status.started(listeners[0].socket.getsockname()[1])

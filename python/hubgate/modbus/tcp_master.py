@@ -34,6 +34,7 @@ from hubgate._core import (
     ResponseRejected,
     TcpClientCodec,
 )
+from hubgate.backoff import Backoff
 from hubgate.fencing import check_send
 from hubgate.modbus.errors import (
     ModbusBadResponseError,
@@ -45,7 +46,6 @@ from hubgate.modbus.master import check_response, stats_of
 from hubgate.modbus.reconnect import DEFAULT_BACKOFF, ReconnectGate
 from hubgate.modbus.socket_link import Connect, Link, SocketLink
 from hubgate.modbus.stats import RequestStats
-from hubgate.runtime.supervisor import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,11 @@ from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from hubgate.config.model import CapabilityOverride, OcppVersion
+from hubgate.config.model import CapabilityOverride
 from hubgate.ocpp.meter_values import parse_timestamp
 from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.session import OcppSession
+from hubgate.ocpp.versions import OcppVersion
 
 RateUnit = Literal["A", "W"]
 

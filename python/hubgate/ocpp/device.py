@@ -44,7 +44,6 @@ from hubgate.devices.model import (
     AppliedLimit,
     ChargingNeeds,
     ChargingTransaction,
-    IecState,
     LimitCheck,
     Reading,
 )
@@ -64,7 +63,7 @@ from hubgate.ocpp.smart_charging import (
     lease_for_session,
 )
 from hubgate.ocpp.station_care import StationCare
-from hubgate.profiles.model import Quantity
+from hubgate.profiles.model import IecState, Quantity
 
 LOG = logging.getLogger("hubgate.ocpp")
 

@@ -6,13 +6,13 @@ import itertools
 import time
 from typing import Any
 
-from hubgate.config.model import OcppVersion
 from hubgate.ocpp.handlers_common import boot_answer, common_handlers, stamp_latest
 from hubgate.ocpp.meter_values import merge_meter_values, parse_timestamp
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import BootInfo, Station, Transaction
 from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.session import Handler, Immediate
+from hubgate.ocpp.versions import OcppVersion
 
 _TRANSACTION_IDS = itertools.count(int(time.time()) % 2_000_000_000)
 """1.6 transaction ids are assigned by the CSMS. Seeded from the clock so that a restart

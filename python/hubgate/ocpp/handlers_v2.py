@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from hubgate.config.model import OcppVersion
 from hubgate.devices.model import ChargingNeeds
 from hubgate.ocpp.handlers_common import boot_answer, common_handlers, stamp_latest
 from hubgate.ocpp.meter_values import merge_meter_values, parse_timestamp
@@ -12,6 +11,7 @@ from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import BootInfo, Station, Transaction
 from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.session import Handler, Immediate
+from hubgate.ocpp.versions import OcppVersion
 
 ACKNOWLEDGED = (
     "NotifyEvent",

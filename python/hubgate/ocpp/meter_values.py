@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from hubgate.config.model import OcppVersion
+from hubgate.ocpp.versions import OcppVersion
 
 Phases = tuple[float | None, float | None, float | None]
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from hubgate.config.model import OcppVersion
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
 from hubgate.ocpp.session import OcppSession
+from hubgate.ocpp.versions import OcppVersion
 
 LOG = logging.getLogger("hubgate.ocpp")
 

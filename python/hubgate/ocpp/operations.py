@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import itertools
 
-from hubgate.config.model import OcppVersion
 from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.session import OcppSession
+from hubgate.ocpp.versions import OcppVersion
 
 _REMOTE_START_IDS = itertools.count(1)
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from hubgate.config.model import OcppVersion
 from hubgate.config.tokens import TokenBook
+from hubgate.ocpp.versions import OcppVersion
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from hubgate.config.model import OcppVersion
 from hubgate.ocpp.errors import OcppCallError
 from hubgate.ocpp.operations import ChargerOperations
 from hubgate.ocpp.session import OcppSession
+from hubgate.ocpp.versions import OcppVersion
 
 LOG = logging.getLogger("hubgate.ocpp")
 

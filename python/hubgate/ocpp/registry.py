@@ -12,13 +12,14 @@ from datetime import datetime
 
 import trio
 
-from hubgate.config.model import OcppVersion, SiteConfig
+from hubgate.config.model import SiteConfig
 from hubgate.devices.model import ChargingNeeds
 from hubgate.ocpp.capabilities import ClockEstimate
 from hubgate.ocpp.errors import ErrorCode, RpcError
 from hubgate.ocpp.link_stats import OcppLinkStats
 from hubgate.ocpp.meter_values import Measurement
 from hubgate.ocpp.session import OcppSession
+from hubgate.ocpp.versions import OcppVersion
 
 TRANSACTIONS_KEPT = 64
 """Transactions a station's state keeps (the open ones and the latest finished)."""

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from hubgate.config.model import OcppVersion
 from hubgate.ocpp.errors import UNREADABLE_ID, ErrorCode, RpcError
+from hubgate.ocpp.versions import OcppVersion
 
 Payload = dict[str, Any]
 

@@ -29,7 +29,7 @@ from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Requ
 from wsproto.extensions import PerMessageDeflate
 
 from hubgate.auth_limits import FailedAttempts
-from hubgate.config.model import OcppServer, OcppVersion
+from hubgate.config.services import OcppServer
 from hubgate.listeners import ConnectionGuard, GuardedStream, serve_guarded
 from hubgate.log_limits import RateLimitedLog, clip
 from hubgate.ocpp import handlers_v2, handlers_v16
@@ -37,6 +37,7 @@ from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import Station, StationRegistry
 from hubgate.ocpp.rpc import subprotocol
 from hubgate.ocpp.session import Handler, OcppSession, Receive, SessionLimits
+from hubgate.ocpp.versions import OcppVersion
 from hubgate.records.events import EventLog
 from hubgate.state import EventCategory, EventLevel
 

@@ -32,7 +32,6 @@ from typing import Protocol, runtime_checkable
 import trio
 from trio_websocket import ConnectionClosed
 
-from hubgate.config.model import OcppVersion
 from hubgate.fencing import check_send
 from hubgate.log_limits import RateLimitedLog, clip
 from hubgate.ocpp import rpc
@@ -46,6 +45,7 @@ from hubgate.ocpp.errors import (
 from hubgate.ocpp.link_stats import OcppLinkStats
 from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.validation import Direction, validate
+from hubgate.ocpp.versions import OcppVersion
 
 LOG = logging.getLogger("hubgate.ocpp")
 _quiet = RateLimitedLog(LOG)

@@ -44,13 +44,13 @@ from typing import Literal
 
 import trio
 
-from hubgate.config.model import OcppVersion
 from hubgate.ocpp.capabilities import CLOCK_TOLERANCE_S, Capabilities, RateUnit, on_charger_clock
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
 from hubgate.ocpp.meter_values import parse_timestamp
 from hubgate.ocpp.registry import StationRegistry
 from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.session import OcppSession
+from hubgate.ocpp.versions import OcppVersion
 
 LOG = logging.getLogger("hubgate.ocpp")
 

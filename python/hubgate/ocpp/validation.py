@@ -16,9 +16,9 @@ from importlib import resources
 
 import jsonschema_rs
 
-from hubgate.config.model import OcppVersion
 from hubgate.ocpp.errors import UNREADABLE_ID, ErrorCode, RpcError
 from hubgate.ocpp.rpc import Payload, error_code_for
+from hubgate.ocpp.versions import OcppVersion
 
 _DIRECTORY = {OcppVersion.V16: "v16", OcppVersion.V201: "v201", OcppVersion.V21: "v21"}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from hubgate.modbus.codec import Field, ReadPlan
+from hubgate._core import Field, ReadPlan
 from hubgate.profiles.model import Function, Profile
 from hubgate.profiles.plan import RegisterSpec
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from hubgate.profiles.model import Fact, Profile, Status
+from hubgate.profiles.citations import Fact, Status
+from hubgate.profiles.model import Profile
 from hubgate.tomlcheck import Loc, format_path
 
 

@@ -52,7 +52,7 @@ from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook
 from hubgate.control.loop import ControlLoop
 from hubgate.modbus.pool import open_modbus_pool
-from hubgate.modbus.server import serve_modbus
+from hubgate.modbus_api.server import serve_modbus
 from hubgate.ocpp.network_profiles import offer_gateways
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import Station, StationRegistry

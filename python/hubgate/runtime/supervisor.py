@@ -17,26 +17,11 @@ from dataclasses import dataclass, field
 
 import trio
 
+from hubgate.backoff import Backoff
+
 log = logging.getLogger(__name__)
 
 TaskFn = Callable[[], Awaitable[object]]
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with jitter."""
-
-    initial_s: float = 0.5
-    maximum_s: float = 30.0
-    factor: float = 2.0
-    jitter: float = 0.2
-    stable_after_s: float = 60.0
-    """A task that ran this long before failing starts again from `initial_s`."""
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """The wait before restart number `attempt` (0-based)."""
-        base = min(self.maximum_s, self.initial_s * self.factor**attempt)
-        return base * (1 + self.jitter * (2 * rng.random() - 1))
 
 
 @dataclass
@@ -56,7 +41,7 @@ class Supervisor:
     """Starts named tasks in its nursery and restarts them when they fail."""
 
     nursery: trio.Nursery
-    backoff: Backoff = Backoff()
+    backoff: Backoff = field(default_factory=Backoff)
     rng: random.Random = field(default_factory=random.Random)
     health: dict[str, TaskHealth] = field(default_factory=dict)
 

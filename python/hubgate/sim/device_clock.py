@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 
 class DeviceClock:
-    """Seconds on a simulated device's clock (a `profiles.simulated.Clock`)."""
+    """Seconds on a simulated device's clock (a `sim.simulated_device.Clock`)."""
 
     def __init__(
         self,

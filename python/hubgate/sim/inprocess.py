@@ -33,12 +33,11 @@ from hubgate.devices.errors import DeviceError
 from hubgate.devices.model import (
     AppliedLimit,
     BatteryCommandResult,
-    IecState,
     LimitCheck,
     Reading,
 )
 from hubgate.profiles.loader import load_named
-from hubgate.profiles.model import Profile, Quantity
+from hubgate.profiles.model import IecState, Profile, Quantity
 from hubgate.sim.battery import BatteryModel
 from hubgate.sim.devices import ChargerState, MeterState
 from hubgate.sim.engine import Simulation

@@ -1,24 +1,32 @@
-"""One Modbus TCP endpoint of the virtual site: a pymodbus server for one box's devices.
+"""The simulator's one pymodbus adapter: simulated devices served over Modbus TCP.
 
 A box is a site entry (a charger with one simulated device per connector on
 consecutive unit ids, a meter, PV, battery or grid-operator module). It runs on
 the caller's asyncio loop and can drop off the network (`stop`, later `start` on
 the same port) or die silently (`silence`: requests are held unanswered).
+`serve` runs one simulated device on its own in a background thread, over TCP or
+RTU on a pty (tests and benchmarks that talk to a single device).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
+from pymodbus.pdu.device import ModbusControlBlock, ModbusDeviceIdentification
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import SimDevice
 from pymodbus.simulator.simdevice import SimAction
 
 from hubgate.sim.register_feed import FedDevice
+from hubgate.sim.simulated_device import SimulatedDevice
 from hubgate.sim.writers import PEER, OnWrite
 
 WRITES = frozenset({5, 6, 15, 16, 22, 23})
@@ -41,8 +49,34 @@ class _PeerHandler(ServerRequestHandler):
 
 
 class _Server(ModbusTcpServer):
+    """A pymodbus TCP server whose request actions know their connection (`PEER`)."""
+
     def callback_new_connection(self) -> ServerRequestHandler:
         return _PeerHandler(self, self.trace_packet, self.trace_pdu, self.trace_connect)  # type: ignore[no-untyped-call]
+
+
+Trace = Callable[[bool, bytes], bytes]
+"""pymodbus's packet hook: (sending, packet) -> the packet to send or take (b"": none)."""
+
+
+async def start_server(
+    devices: list[SimDevice], host: str, port: int, trace: Trace | None = None
+) -> ModbusTcpServer:
+    """A pymodbus TCP server for `devices`, listening on host:port (0: a free one);
+    `OSError` when it cannot bind."""
+    server = _Server(devices, address=(host, port), trace_packet=trace)
+    try:
+        await server.serve_forever(background=True)
+    except RuntimeError as error:  # pymodbus's word for a failed bind
+        raise OSError(f"cannot listen on {host}:{port}") from error
+    return server
+
+
+def bound_port(server: ModbusTcpServer) -> int:
+    """The port a started server listens on."""
+    assert server.transport is not None
+    port: int = server.transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    return port
 
 
 @dataclass
@@ -126,15 +160,11 @@ class ModbusBox:
         if self._answering is None:
             self._answering = asyncio.Event()
             self._answering.set()
-        server = _Server(self._sim_devices(), address=(self.host, self.port))
         try:
-            await server.serve_forever(background=True)
-        except RuntimeError as error:  # pymodbus's word for a failed bind
-            raise OSError(
-                f"{self.kind} '{self.id}' cannot listen on {self.host}:{self.port}"
-            ) from error
-        assert server.transport is not None
-        self.port = server.transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+            server = await start_server(self._sim_devices(), self.host, self.port)
+        except OSError as error:
+            raise OSError(f"{self.kind} '{self.id}' {error}") from error.__cause__
+        self.port = bound_port(server)
         self._server = server
 
     async def stop(self) -> None:
@@ -163,3 +193,77 @@ class ModbusBox:
             "units": self.units,
             "serial": self.serial,
         }
+
+
+@contextmanager
+def serve(
+    device: SimulatedDevice,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    serial_port: str | None = None,
+    baud: int = 9600,
+    device_id: Mapping[str, str] | None = None,
+) -> Iterator[int]:
+    """Serve `device` from a background thread: over Modbus TCP (yields the port), or over
+    RTU on `serial_port` (a pty end; yields 0). `device_id` are FC43/14 objects by pymodbus
+    name (VendorName, ProductCode, MajorMinorRevision...) the server answers with (pymodbus
+    holds them per process: one identified device at a time). Like a device on a bus, it
+    answers only its own unit ids."""
+    identity = ModbusControlBlock().Identity  # type: ignore[no-untyped-call]  # one per process: reset
+    for object_id in range(0x07):
+        identity[object_id] = ""
+    if device_id is not None:
+        identity.update(ModbusDeviceIdentification(info_name=dict(device_id)))  # type: ignore[no-untyped-call]
+    units = {unit for unit, _ in device.memory}
+    unit_byte = 0 if serial_port is not None else 6  # RTU: the first byte; TCP: after the MBAP
+
+    def own_units_only(sending: bool, packet: bytes) -> bytes:
+        """pymodbus answers unknown unit ids (with its device 0 or an error): say nothing."""
+        if sending and len(packet) > unit_byte and packet[unit_byte] not in units:
+            return b""
+        return packet
+
+    started = threading.Event()
+    state: dict[str, object] = {}
+
+    async def main() -> None:
+        server: ModbusTcpServer | ModbusSerialServer
+        if serial_port is None:
+            server = await start_server(device.sim_devices(), host, port, own_units_only)
+            state["port"] = bound_port(server)
+        else:
+            server = ModbusSerialServer(
+                device.sim_devices(),
+                port=serial_port,
+                baudrate=baud,
+                parity="N",
+                framer=FramerType.RTU,
+                trace_packet=own_units_only,
+            )
+            await server.serve_forever(background=True)
+            state["port"] = 0
+        state["loop"] = asyncio.get_running_loop()
+        state["server"] = server
+        started.set()
+        await server.serving
+
+    def run() -> None:
+        try:
+            asyncio.run(main())
+        finally:
+            started.set()
+
+    thread = threading.Thread(target=run, name=f"sim-{device.profile.name}", daemon=True)
+    thread.start()
+    if not started.wait(10) or "port" not in state:
+        raise RuntimeError(f"simulated {device.profile.name} did not start")
+    try:
+        yield int(str(state["port"]))
+    finally:
+        loop = state["loop"]
+        server = state["server"]
+        assert isinstance(loop, asyncio.AbstractEventLoop)
+        assert isinstance(server, ModbusTcpServer | ModbusSerialServer)
+        asyncio.run_coroutine_threadsafe(server.shutdown(), loop).result(5)  # type: ignore[no-untyped-call]
+        thread.join(5)

@@ -39,18 +39,8 @@ def timestamp(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class Requests(Protocol):
-    """What the CSMS's requests ask of a station (ids are connectors in 1.6, EVSEs in 2.0.1)."""
-
-    def now(self) -> datetime:
-        """The station's time."""
-
-    def network_profile(self, slot: int, url: str) -> str:
-        """SetNetworkProfile (2.0.1): Accepted or Rejected."""
-
-    def profile_from(self, ws: Any, target: int, data: dict[str, Any]) -> str:
-        """Store a charging profile for `target` (0: the station) that came over the
-        connection `ws`: Accepted or Rejected."""
+class ProfileRequests(Protocol):
+    """What the CSMS's charging-profile requests ask of a station (`StationLimits`)."""
 
     def clear_profiles(
         self,
@@ -66,6 +56,24 @@ class Requests(Protocol):
     def composite(self, target: int, duration: int, unit: str | None) -> dict[str, Any] | None:
         """The limits it will apply as a composite schedule (in `unit` where it can);
         None for an unknown target."""
+
+
+class Requests(Protocol):
+    """What the CSMS's requests ask of a station (ids are connectors in 1.6, EVSEs in 2.0.1)."""
+
+    @property
+    def limits(self) -> ProfileRequests:
+        """Its charging profiles."""
+
+    def now(self) -> datetime:
+        """The station's time."""
+
+    def network_profile(self, slot: int, url: str) -> str:
+        """SetNetworkProfile (2.0.1): Accepted or Rejected."""
+
+    def profile_from(self, ws: Any, target: int, data: dict[str, Any]) -> str:
+        """Store a charging profile for `target` (0: the station) that came over the
+        connection `ws`: Accepted or Rejected."""
 
     def answers_calls(self) -> bool:
         """Whether it answers the CSMS's calls now (a station still starting does not)."""
@@ -141,7 +149,7 @@ class Handlers16(_Counting, ChargePoint16):  # type: ignore[misc]
         charging_profile_purpose: str | None = None,
         stack_level: int | None = None,
     ) -> Any:
-        status = self.station.clear_profiles(
+        status = self.station.limits.clear_profiles(
             id=id, target=connector_id, purpose=charging_profile_purpose, stack_level=stack_level
         )
         return result16.ClearChargingProfile(status=status)
@@ -150,7 +158,7 @@ class Handlers16(_Counting, ChargePoint16):  # type: ignore[misc]
     def get_composite_schedule(
         self, connector_id: int, duration: int, charging_rate_unit: str | None = None
     ) -> Any:
-        schedule = self.station.composite(connector_id, duration, charging_rate_unit)
+        schedule = self.station.limits.composite(connector_id, duration, charging_rate_unit)
         if schedule is None:
             return result16.GetCompositeSchedule(status="Rejected")
         return result16.GetCompositeSchedule(
@@ -227,7 +235,7 @@ class Handlers201(_Counting, ChargePoint201):  # type: ignore[misc]
         **_: Any,
     ) -> Any:
         criteria = charging_profile_criteria or {}
-        status = self.station.clear_profiles(
+        status = self.station.limits.clear_profiles(
             id=charging_profile_id,
             target=criteria.get("evse_id"),
             purpose=criteria.get("charging_profile_purpose"),
@@ -239,7 +247,7 @@ class Handlers201(_Counting, ChargePoint201):  # type: ignore[misc]
     def get_composite_schedule(
         self, duration: int, evse_id: int, charging_rate_unit: str | None = None, **_: Any
     ) -> Any:
-        schedule = self.station.composite(evse_id, duration, charging_rate_unit)
+        schedule = self.station.limits.composite(evse_id, duration, charging_rate_unit)
         if schedule is None:
             return result201.GetCompositeSchedule(status="Rejected")
         schedule |= {

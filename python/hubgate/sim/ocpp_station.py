@@ -5,7 +5,7 @@ heartbeats, sends status notifications as its EVs arrive, charge, pause and
 leave, runs transactions (Authorize + Start/StopTransaction in 1.6,
 TransactionEvent in 2.0.1; an id token the CSMS refuses gets no transaction and
 no current), sends MeterValues every `meter_values_s` simulated
-seconds, and applies the charging profiles it is sent (`charging_profiles`).
+seconds, and applies the charging profiles it is sent (`station_limits`).
 It reconnects with backoff when the CSMS goes away, and stays away while the
 scenario has its charger offline. Periodic messages run on simulated time; its
 clock (profiles, timestamps) is the CSMS's while connected (`station_clock`).
@@ -21,27 +21,26 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import websockets
 from ocpp.v16 import call as call16  # type: ignore[import-untyped]
 from ocpp.v201 import call as call201  # type: ignore[import-untyped]
 from websockets.typing import Subprotocol
 
-from hubgate.config.model import Charger, DcConnector, OcppVersion, PhaseMode
+from hubgate.config.model import Charger, PhaseMode
 from hubgate.ocpp.meter_values import parse_timestamp
-from hubgate.sim import charging_profiles
-from hubgate.sim.charging_profiles import LimitProfile
-from hubgate.sim.ev import MIN_CURRENT_A, Ev
+from hubgate.ocpp.versions import OcppVersion
+from hubgate.sim.ev import MIN_CURRENT_A
 from hubgate.sim.ocpp_handlers import Handlers16, Handlers201, timestamp
 from hubgate.sim.station_clock import StationClock
+from hubgate.sim.station_limits import StationLimits
+from hubgate.sim.station_meter import meter_value
 from hubgate.sim.station_personalities import BOOK, ENERGY, Personality
-from hubgate.sim.writers import Connection
+from hubgate.sim.station_state import ConnectorState, StationEnv, connector_status
 
 _log = logging.getLogger(__name__)
 ID_TAG = "SIMEV"
-DC_VOLTAGE_V = 400.0
-"""The DC side's voltage a DC station reports its current at."""
 BACKOFF_S = (1.0, 30.0)
 """First and longest wait (wall-clock seconds) before dialling again."""
 
@@ -50,74 +49,6 @@ UNDECODABLE_CLOSE_CODES = (1002, 1007)
 decompression failure; invalid payload data: text that is not UTF-8)."""
 
 Send = Callable[[], Awaitable[None]]
-
-
-class StationEnv(Protocol):
-    """What a station needs of the simulated site it is part of (`WireSite`)."""
-
-    @property
-    def origin(self) -> datetime:
-        """Wall-clock time at simulated t = 0."""
-
-    @property
-    def voltage_v(self) -> float:
-        """The site's phase voltage."""
-
-    def clock(self) -> float:
-        """Simulated seconds."""
-
-    def online(self, charger_id: str) -> bool:
-        """Whether the scenario has the charger on the network."""
-
-    def ev(self, slot: int) -> Ev | None:
-        """The EV plugged in at a connector slot."""
-
-    def phases(self, slot: int) -> int:
-        """How many phases the EV at `slot` draws on (3 without one)."""
-
-    def energy_wh(self, slot: int) -> float:
-        """Energy delivered through the connector at `slot` since the start (Wh)."""
-
-    def offer(self, charger_id: str, slot: int, current_a: float) -> None:
-        """The connector at `slot` offers its EV `current_a` from now on."""
-
-    def switch_phases(self, slot: int, phases: int) -> None:
-        """The switchable connector at `slot` switched its EV to `phases` (1 or 3)."""
-
-    def written(self, device: str, what: dict[str, Any], connection: Connection | None) -> None:
-        """A command reached `device` over `connection` (`hubgate.sim.writers`)."""
-
-
-@dataclass
-class ConnectorState:
-    """One connector (1.6) or EVSE (2.0.1) as the station sees it."""
-
-    id: int
-    slot: int
-    max_current_a: float
-    available: bool = True
-    stopped: bool = False
-    """Remote-stopped: no current until the EV leaves."""
-    ev: object = None
-    tx_id: str | None = None
-    tx_start: datetime | None = None
-    tx_generation: int = 0
-    """Counts transaction starts; a 1.6 start not answered before a reconnect is given up."""
-    numbers: dict[int, str] = field(default_factory=dict)
-    """1.6: the CSMS's transaction id per start, until its StopTransaction went out."""
-    seq_no: int = 0
-    status: str = ""
-    charging_state: str = ""
-    offered_a: float = 0.0
-    dc: DcConnector | None = None
-    """A DC connector (its site table): W limits are DC power, a minimum, a ramp."""
-    switchable: bool = False
-    phases: int = 3
-    """What it gives its EV, switchable between 3 and 1 when `switchable`."""
-    paused_since: float | None = None
-    """Since when (simulated s) it offers nothing, None while it offers current."""
-    ramped_at: float = 0.0
-    """When (simulated s) a DC connector's power last moved towards its limit."""
 
 
 @dataclass
@@ -135,7 +66,8 @@ class Station:
     version: OcppVersion = field(init=False)
     connectors: list[ConnectorState] = field(init=False)
     clock: StationClock = field(init=False)
-    profiles: list[LimitProfile] = field(default_factory=list)
+    limits: StationLimits = field(init=False)
+    """Its charging profiles and what they let each connector offer."""
     network_profiles: dict[int, str] = field(default_factory=dict)
     """2.0.1 network connection profiles: slot -> CSMS URL (SetNetworkProfile)."""
     network_priority: list[int] = field(default_factory=list)
@@ -182,6 +114,9 @@ class Station:
             for i, (c, slot) in enumerate(zip(self.charger.connectors, self.slots, strict=True))
         ]
         self.clock = StationClock(self.env.origin)
+        self.limits = StationLimits(
+            self.env, self.personality, self.connectors, self.now, self.identity, self.v16
+        )
         if self.personality.meter_values_s is not None:
             self.meter_values_s = self.personality.meter_values_s
 
@@ -233,97 +168,16 @@ class Station:
         """Messages waiting to be sent."""
         return self._queue.qsize()
 
-    def offer(self, connector: ConnectorState) -> float:
-        """What the connector offers its EV now: its profiles' limit, at most its maximum
-        (a DC connector: nothing under its minimum power)."""
-        if not connector.available or connector.stopped:
-            return 0.0
-        limit = self._limit(connector, self.now())
-        return 0.0 if limit < self._minimum_a(connector) else limit
-
-    def _minimum_a(self, connector: ConnectorState) -> float:
-        """The least a DC connector delivers (AC current per phase); 0 for AC."""
-        dc = connector.dc
-        return 0.0 if dc is None else dc.ac_current_a(dc.min_power_kw * 1000, self.env.voltage_v)
-
-    def _no_free_power(self, connector: ConnectorState) -> bool:
-        """An idle DC connector of a `no_free_power` personality whose limit is under its
-        minimum: it shows itself unavailable and starts no session (evcc-io/evcc#28493)."""
-        return (
-            self.personality.no_free_power
-            and connector.dc is not None
-            and connector.tx_id is None
-            and self._limit(connector, self.now()) < self._minimum_a(connector)
-        )
-
-    def _limit(self, connector: ConnectorState, moment: datetime) -> float:
-        """Its profiles' limit at `moment` (A per phase), at most its maximum."""
-        dc = connector.dc
-        limit = charging_profiles.limit_at(
-            self.profiles,
-            connector.id,
-            moment,
-            tx_start=connector.tx_start,
-            voltage=self.env.voltage_v,
-            phases=self.env.phases(connector.slot),
-            ignore_valid_to=self.personality.ignores_valid_to,
-            dc_w_per_a=None if dc is None else dc.dc_w(1.0, self.env.voltage_v),
-        )
-        return connector.max_current_a if limit is None else min(limit, connector.max_current_a)
-
     def apply_limits(self) -> None:
-        """Hand the physics what each connector offers; expired profiles are discarded
-        (unless its personality keeps applying them)."""
-        now = self.now()
-        if not self.personality.ignores_valid_to:
-            self.profiles = charging_profiles.unexpired(self.profiles, now)
-        sim_now = self.env.clock()
+        """Hand the physics what each connector offers (`StationLimits.apply`)."""
+        self.limits.apply()
         for connector in self.connectors:
-            target = self.offer(connector)
-            dc = connector.dc
-            if dc is not None and dc.ramp_kw_per_s is not None:  # power follows at its ramp
-                step = dc.ac_current_a(dc.ramp_kw_per_s * 1000, self.env.voltage_v) * max(
-                    sim_now - connector.ramped_at, 0.0
-                )
-                change = max(-step, min(step, target - connector.offered_a))
-                target = connector.offered_a + change
-            connector.offered_a, connector.ramped_at = target, sim_now
-            if connector.switchable:
-                self._switch_phases(connector, now)
             self.env.offer(self.charger.id, connector.slot, connector.offered_a)
-
-    def _switch_phases(self, connector: ConnectorState, now: datetime) -> None:
-        """Give the EV the phases its profile's period asks for: at once, or (a personality
-        that needs a pause) once it has offered nothing for `phase_switch_pause_s`; until
-        then it keeps its phases, whatever the profile says."""
-        sim_now = self.env.clock()
-        if connector.offered_a > 0:
-            connector.paused_since = None
-        elif connector.paused_since is None:
-            connector.paused_since = sim_now
-        period = charging_profiles.applied(
-            self.profiles,
-            connector.id,
-            now,
-            tx_start=connector.tx_start,
-            voltage=self.env.voltage_v,
-            phases=connector.phases,
-            ignore_valid_to=self.personality.ignores_valid_to,
-        )
-        wanted = 3 if period is None or period[1] is None else period[1]
-        if wanted == connector.phases or wanted not in (1, 3):
-            return
-        pause = self.personality.phase_switch_pause_s
-        paused = connector.paused_since
-        if pause is not None and (paused is None or sim_now - paused < pause):
-            return
-        connector.phases = wanted
-        self.env.switch_phases(connector.slot, wanted)
 
     def _status(self, connector: ConnectorState) -> tuple[str, str]:
         """(1.6 status or 2.0.1 connector status, 2.0.1 charging state)."""
         ev = self.env.ev(connector.slot)
-        if not connector.available or self._no_free_power(connector):
+        if not connector.available or self.limits.no_free_power(connector):
             return "Unavailable", ""
         if ev is None:
             return "Available", ""
@@ -360,7 +214,7 @@ class Station:
             if self.v16:
                 report = connector.status != before
             else:
-                report = _connector_status(connector.status) != _connector_status(before)
+                report = connector_status(connector.status) != connector_status(before)
             if report:
                 self._queue.put_nowait(self._send_status(connector, connector.status))
             changed = connector.charging_state != before_charging
@@ -371,7 +225,7 @@ class Station:
                 ev is not None
                 and idle
                 and connector.available
-                and not self._no_free_power(connector)
+                and not self.limits.no_free_power(connector)
             ):
                 self._start_tx(connector)
         if not self.booted:
@@ -395,80 +249,8 @@ class Station:
     # -- messages -----------------------------------------------------------------
 
     def _sampled(self, connector: ConnectorState) -> list[dict[str, Any]]:
-        ev = self.env.ev(connector.slot)
-        draw = ev.draw_a if ev is not None else 0.0
-        phases = self.env.phases(connector.slot) if draw > 0 else 0
-        voltage = self.env.voltage_v
-
-        def value(number: float) -> float | str:
-            return f"{number:.2f}" if self.v16 else round(number, 2)
-
-        if connector.dc is not None:
-            return self._dc_sampled(connector, connector.dc, draw, value)
-
-        samples: list[dict[str, Any]] = [
-            {
-                "value": value(draw if i < phases else 0.0),
-                "measurand": "Current.Import",
-                "phase": f"L{i + 1}",
-                "unit": "A",
-            }
-            for i in range(3)
-        ]
-        samples.append(
-            {"value": value(connector.offered_a), "measurand": "Current.Offered", "unit": "A"}
-        )
-        samples.append(
-            {
-                "value": value(draw * phases * voltage),
-                "measurand": "Power.Active.Import",
-                "unit": "W",
-            }
-        )
-        samples.append(
-            {
-                "value": value(self.env.energy_wh(connector.slot)),
-                "measurand": "Energy.Active.Import.Register",
-                "unit": "Wh",
-            }
-        )
-        if ev is not None:
-            samples.append({"value": value(ev.soc * 100.0), "measurand": "SoC", "unit": "Percent"})
-        sampled = self.personality.measurands or self.measurands
-        if sampled is not None:
-            samples = [s for s in samples if s["measurand"] in sampled]
-        if not self.v16:
-            for sample in samples:
-                unit = sample.pop("unit")
-                sample["unit_of_measure"] = {"unit": unit}
-        return [{"timestamp": timestamp(self.now()), "sampled_value": samples}]
-
-    def _dc_sampled(
-        self,
-        connector: ConnectorState,
-        dc: DcConnector,
-        draw_a: float,
-        value: Callable[[float], float | str],
-    ) -> list[dict[str, Any]]:
-        """A DC connector's meter values: DC power and current (at a nominal 400 V on the
-        DC side), energy and SoC; no AC phase currents."""
-        power = dc.dc_w(draw_a, self.env.voltage_v)
-        ev = self.env.ev(connector.slot)
-        samples: list[dict[str, Any]] = [
-            {"value": value(power), "measurand": "Power.Active.Import", "unit": "W"},
-            {"value": value(power / DC_VOLTAGE_V), "measurand": "Current.Import", "unit": "A"},
-            {
-                "value": value(self.env.energy_wh(connector.slot)),
-                "measurand": "Energy.Active.Import.Register",
-                "unit": "Wh",
-            },
-        ]
-        if ev is not None:
-            samples.append({"value": value(ev.soc * 100.0), "measurand": "SoC", "unit": "Percent"})
-        if not self.v16:
-            for sample in samples:
-                sample["unit_of_measure"] = {"unit": sample.pop("unit")}
-        return [{"timestamp": timestamp(self.now()), "sampled_value": samples}]
+        measurands = self.personality.measurands or self.measurands
+        return meter_value(connector, self.env, self.now(), v16=self.v16, measurands=measurands)
 
     async def _call(self, payload: object) -> Any:
         cp = self._cp
@@ -492,7 +274,7 @@ class Station:
                 await self._call(
                     call201.StatusNotification(
                         timestamp=when,
-                        connector_status=_connector_status(status),
+                        connector_status=connector_status(status),
                         evse_id=connector.id,
                         connector_id=1,
                     )
@@ -767,91 +549,12 @@ class Station:
 
     # -- requests from the CSMS ---------------------------------------------------
 
-    def connector(self, id: int) -> ConnectorState | None:
-        """The connector or EVSE with this id."""
-        return next((c for c in self.connectors if c.id == id), None)
-
     def profile_from(self, ws: Any, target: int, data: dict[str, Any]) -> str:
         """SetChargingProfile over the connection `ws`: told to the site's writer log."""
         ours, theirs = ws.local_address, ws.remote_address
         what = {"profile": data.get("id", data.get("charging_profile_id")), "target": target}
         self.env.written(self.charger.id, what, ((ours[0], ours[1]), (theirs[0], theirs[1])))
-        return self.set_profile(target, data)
-
-    def set_profile(self, target: int, data: dict[str, Any]) -> str:
-        """Store a profile; Accepted or Rejected (as the book says, `charging_profiles.refusal`;
-        its personality may refuse one the book allows, or accept one and apply nothing)."""
-        if target != 0 and self.connector(target) is None:
-            return "Rejected"
-        try:
-            profile = charging_profiles.parse(data, target, self.now())
-        except ValueError:
-            return "Rejected"
-        purpose = str(data["charging_profile_purpose"])
-        if not self.personality.takes(purpose, profile.stack_level, profile.unit):
-            return "Rejected"
-        connector = self.connector(target)
-        why = charging_profiles.refusal(
-            profile,
-            transaction=connector is not None and connector.tx_id is not None,
-            stored=self.profiles,
-            v16=self.v16,
-            max_profiles=self.personality.max_profiles,
-            max_periods=self.personality.max_periods,
-        )
-        if why is not None:
-            _log.info("station %s: profile %d refused: %s", self.identity, profile.id, why)
-            return "Rejected"
-        if not self.personality.ignores_profiles:
-            self.profiles = charging_profiles.replace(self.profiles, profile)
-        return "Accepted"
-
-    def clear_profiles(
-        self,
-        *,
-        id: int | None,
-        target: int | None,
-        purpose: str | None,
-        stack_level: int | None,
-    ) -> str:
-        """Clear the profiles that match every criterion given: Accepted, or Unknown when
-        none did."""
-        kept = charging_profiles.clear(
-            self.profiles, id=id, target=target, purpose=purpose, stack_level=stack_level
-        )
-        status = "Accepted" if len(kept) < len(self.profiles) else "Unknown"
-        self.profiles = kept
-        return status
-
-    def composite(self, target: int, duration: int, unit: str | None) -> dict[str, Any] | None:
-        """The limits it will apply from now for `duration` s, a period at each change, in
-        `unit` (its own when it takes one only, else A)."""
-        connector = self.connector(target) if target else None
-        if target and connector is None:
-            return None
-        chosen = [connector] if connector is not None else self.connectors
-        units = self.personality.rate_units
-        unit = unit if unit in units else units[0]
-        start = self.now()
-        periods: list[dict[str, float]] = []
-        for offset in charging_profiles.changes(self.profiles, start, duration):
-            moment = start + timedelta(seconds=offset)
-            amperes = min(self._limit(c, moment) for c in chosen)
-            phases = max(self.env.phases(c.slot) for c in chosen)
-            dc = next((c.dc for c in chosen if c.dc is not None), None)
-            if unit != "W":
-                limit = round(amperes, 1)
-            elif dc is not None:
-                limit = round(dc.dc_w(amperes, self.env.voltage_v), 1)
-            else:
-                limit = round(amperes * self.env.voltage_v * phases, 1)
-            if not periods or periods[-1]["limit"] != limit:
-                periods.append({"start_period": int(offset), "limit": limit})
-        return {
-            "duration": duration,
-            "charging_rate_unit": unit,
-            "charging_schedule_period": periods,
-        }
+        return self.limits.set_profile(target, data)
 
     def remote_start(self, target: int | None) -> bool:
         """Start a transaction at a connector with an EV and none running."""
@@ -973,10 +676,3 @@ class Station:
         """Reboot: close the connection and boot again (after the answer to Reset went out)."""
         self._reboot = self._rebooted = True
         self._wake()
-
-
-def _connector_status(status: str) -> str:
-    """A 1.6 status as a 2.0.1 connector status."""
-    if status in ("Available", "Unavailable", ""):
-        return status
-    return "Occupied"

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 from hubgate.config.model import ModbusEndpoint
 from hubgate.profiles.model import DataType, DeviceKind, IecState, Profile, Quantity
-from hubgate.profiles.simulated import Clock, SimulatedDevice
-from hubgate.profiles.wire_values import from_physical, is_integer, to_physical
 from hubgate.sim.devices import GridSignal
 from hubgate.sim.engine import Simulation
+from hubgate.sim.simulated_device import Clock, SimulatedDevice
+from hubgate.sim.wire_values import from_physical, is_integer, to_physical
 
 FREQUENCY_HZ = 50.0
 _PHASES = ("l1", "l2", "l3")

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from hubgate.config.model import Identifier, PhaseCurrents, Strict
+from hubgate.config.base import Identifier, PhaseCurrents, Strict
 from hubgate.sim.station_personalities import PersonalityName
 
 Fraction = Annotated[float, Field(ge=0, le=1)]

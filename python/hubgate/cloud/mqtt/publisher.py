@@ -37,7 +37,7 @@ from hubgate.cloud.mqtt.client import (
 from hubgate.cloud.mqtt.outbox import Kind, Message, Outbox
 from hubgate.cloud.mqtt.packets import MqttProtocolError, Will, check_topic
 from hubgate.cloud.mqtt.topics import Topics
-from hubgate.config.model import Mqtt
+from hubgate.config.services import Mqtt
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@
 conversions), validates writes the way the profile describes (min, max, step,
 what 0 means, below-minimum, heartbeat tokens) and runs the device's watchdog:
 no heartbeat within the timeout puts it on its fallback. Time is injected
-(`clock`), so tests step it. `serve` runs the pymodbus asyncio server in a
-background thread on 127.0.0.1.
+(`clock`), so tests step it. `hubgate.sim.modbus_box` serves it (`serve` runs the
+pymodbus asyncio server in a background thread on 127.0.0.1).
 
 SunSpec profiles present "SunS" at the base and the chain of blocks (the
 first id of each block), ended by 0xFFFF.
@@ -13,18 +13,13 @@ first id of each block), ended by 0xFFFF.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
-from pymodbus.pdu.device import ModbusControlBlock, ModbusDeviceIdentification
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData, SimDevice
 
@@ -48,7 +43,7 @@ from hubgate.profiles.plan import (
     setpoint_phases,
     sunspec_layout,
 )
-from hubgate.profiles.wire_values import (
+from hubgate.sim.wire_values import (
     decode_raw,
     encode_raw,
     from_physical,
@@ -517,84 +512,3 @@ class SimulatedDevice:
     def spec(self, path: str) -> RegisterSpec:
         """The resolved register at a profile path (`fields.soc`, `commands.current_limit`)."""
         return self.specs[path][1]
-
-
-@contextmanager
-def serve(
-    device: SimulatedDevice,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    *,
-    serial_port: str | None = None,
-    baud: int = 9600,
-    device_id: Mapping[str, str] | None = None,
-) -> Iterator[int]:
-    """Serve `device` from a background thread: over Modbus TCP (yields the port), or over
-    RTU on `serial_port` (a pty end; yields 0). `device_id` are FC43/14 objects by pymodbus
-    name (VendorName, ProductCode, MajorMinorRevision...) the server answers with (pymodbus
-    holds them per process: one identified device at a time). Like a device on a bus, it
-    answers only its own unit ids."""
-    identity = ModbusControlBlock().Identity  # type: ignore[no-untyped-call]  # one per process: reset
-    for object_id in range(0x07):
-        identity[object_id] = ""
-    if device_id is not None:
-        identity.update(ModbusDeviceIdentification(info_name=dict(device_id)))  # type: ignore[no-untyped-call]
-    units = {unit for unit, _ in device.memory}
-    unit_byte = 0 if serial_port is not None else 6  # RTU: the first byte; TCP: after the MBAP
-
-    def own_units_only(sending: bool, packet: bytes) -> bytes:
-        """pymodbus answers unknown unit ids (with its device 0 or an error): say nothing."""
-        if sending and len(packet) > unit_byte and packet[unit_byte] not in units:
-            return b""
-        return packet
-
-    started = threading.Event()
-    state: dict[str, object] = {}
-
-    async def main() -> None:
-        server: ModbusTcpServer | ModbusSerialServer
-        if serial_port is None:
-            server = ModbusTcpServer(
-                device.sim_devices(),
-                address=(host, port),
-                trace_packet=own_units_only,
-            )
-        else:
-            server = ModbusSerialServer(
-                device.sim_devices(),
-                port=serial_port,
-                baudrate=baud,
-                parity="N",
-                framer=FramerType.RTU,
-                trace_packet=own_units_only,
-            )
-        await server.serve_forever(background=True)
-        state["loop"] = asyncio.get_running_loop()
-        state["server"] = server
-        if serial_port is None:
-            assert server.transport is not None
-            state["port"] = server.transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        else:
-            state["port"] = 0
-        started.set()
-        await server.serving
-
-    def run() -> None:
-        try:
-            asyncio.run(main())
-        finally:
-            started.set()
-
-    thread = threading.Thread(target=run, name=f"sim-{device.profile.name}", daemon=True)
-    thread.start()
-    if not started.wait(10) or "port" not in state:
-        raise RuntimeError(f"simulated {device.profile.name} did not start")
-    try:
-        yield int(str(state["port"]))
-    finally:
-        loop = state["loop"]
-        server = state["server"]
-        assert isinstance(loop, asyncio.AbstractEventLoop)
-        assert isinstance(server, ModbusTcpServer | ModbusSerialServer)
-        asyncio.run_coroutine_threadsafe(server.shutdown(), loop).result(5)  # type: ignore[no-untyped-call]
-        thread.join(5)

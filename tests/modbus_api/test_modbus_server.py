@@ -19,10 +19,11 @@ from pymodbus.client import ModbusTcpClient
 
 from hubgate._core import Request, Response, TcpClientCodec, TcpServerCodec
 from hubgate.cli import main
-from hubgate.config.model import ModbusServer, SiteConfig
+from hubgate.config.model import SiteConfig
+from hubgate.config.services import ModbusServer
 from hubgate.control.limits import SITE, AuditAction, Limit, LimitBook, LimitSource
 from hubgate.modbus.errors import ExceptionCode
-from hubgate.modbus.server import serve_modbus
+from hubgate.modbus_api.server import serve_modbus
 from hubgate.state import DeviceHealth, SiteState, StateHub
 from tests.support.peers import require_peer
 from tests.support.states import connector, node, site_state

@@ -2,7 +2,7 @@
 
 Sans-IO: `SiteRegisters.read` and `.write` take addresses and values and either
 answer or raise `Refused` with the exception code to send. The layout comes
-from `server_map` (the one table) and the site file (which nodes, connectors
+from `register_map` (the one table) and the site file (which nodes, connectors
 and devices there are, in order).
 """
 
@@ -19,7 +19,7 @@ from hubgate._core import Field, FieldError
 from hubgate.config.model import GRID_NODE_ID, SiteConfig
 from hubgate.control.limits import SITE, Lease, Limit, LimitBook, LimitInForce, LimitSource
 from hubgate.modbus.errors import ExceptionCode
-from hubgate.modbus.server_map import (
+from hubgate.modbus_api.register_map import (
     BLOCKS,
     CONNECTOR_LIMITS,
     CONNECTORS,

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from hubgate.config.model import SiteConfig
 from hubgate.control.limits import LimitBook
 from hubgate.modbus.errors import ExceptionCode
-from hubgate.modbus.server_map import BLOCKS, Table
-from hubgate.modbus.server_registers import Refused, SiteLayout, SiteRegisters
+from hubgate.modbus_api.register_map import BLOCKS, Table
+from hubgate.modbus_api.registers import Refused, SiteLayout, SiteRegisters
 from hubgate.state import StateHub
 
 SITE = SiteConfig.model_validate(

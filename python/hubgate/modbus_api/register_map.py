@@ -5,7 +5,7 @@ of the site (in site-file order), each `Point` one value in it with its type,
 scale and where the value comes from. The server reads this table, and
 `docs/modbus-server.md` is generated from it:
 
-    python -m hubgate.modbus.server_map > docs/modbus-server.md
+    python -m hubgate.modbus_api.register_map > docs/modbus-server.md
 """
 
 from __future__ import annotations
@@ -302,8 +302,8 @@ def render_markdown() -> str:
     out = [
         "# Modbus TCP server",
         "",
-        "<!-- Generated from python/hubgate/modbus/server_map.py by "
-        "`python -m hubgate.modbus.server_map > docs/modbus-server.md`; do not edit. -->",
+        "<!-- Generated from python/hubgate/modbus_api/register_map.py by "
+        "`python -m hubgate.modbus_api.register_map > docs/modbus-server.md`; do not edit. -->",
         "",
         "hubgate serves its site to a PLC, SCADA or grid-operator box over Modbus TCP "
         "(`[modbus_server]` in the site file: `host`, `port`, `unit`, `allow_writes_from`, "

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from hubgate.config.model import SiteConfig
-from hubgate.modbus.server_map import BLOCKS, Block, Table, render_markdown
-from hubgate.modbus.server_registers import SiteLayout
+from hubgate.modbus_api.register_map import BLOCKS, Block, Table, render_markdown
+from hubgate.modbus_api.registers import SiteLayout
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "modbus-server.md"
 
@@ -18,7 +18,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "modbus-server.md"
 def test_the_documentation_is_generated_from_the_table() -> None:
     assert DOC.read_text() == render_markdown(), (
         "docs/modbus-server.md is stale: run "
-        "`python -m hubgate.modbus.server_map > docs/modbus-server.md`"
+        "`python -m hubgate.modbus_api.register_map > docs/modbus-server.md`"
     )
 
 
