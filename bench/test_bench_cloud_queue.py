@@ -20,6 +20,8 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,7 +29,7 @@ import pytest
 import trio
 
 from hubgate.backoff import Backoff
-from hubgate.cloud.proxy import ProxySettings, open_csms_proxy
+from hubgate.cloud.proxy import CsmsProxy, ProxySettings, open_csms_proxy
 from hubgate.cloud.queue import DurableQueue
 from hubgate.cloud.store import Outgoing, QueuedMessage, Store
 from hubgate.config.services import Csms, OcppServer
@@ -172,6 +174,43 @@ def offline_transactions(cp: str, count: int) -> list[Outgoing]:
     return items
 
 
+def stored_offline(path: Path, per_charge_point: int) -> Path:
+    """A queue file holding `per_charge_point` offline transaction messages of each bench
+    charge point (`offline_transactions`)."""
+    store = Store(path)
+    for cp in E2E_CHARGE_POINTS:
+        store.enqueue_many(offline_transactions(cp, per_charge_point))
+    store.close()
+    return path
+
+
+@asynccontextmanager
+async def chargers_through_the_proxy(
+    config: Csms, settings: ProxySettings | None = None
+) -> AsyncIterator[CsmsProxy]:
+    """The real proxy and OCPP listener, with the bench's 1.6 charge points (threads)
+    connected to it; they disconnect and the listener stops on exit."""
+    admissions = [Admission(cp, cp, (OcppVersion.V16,)) for cp in E2E_CHARGE_POINTS]
+    async with (
+        open_csms_proxy(config, LimitBook(), settings=settings) as proxy,
+        trio.open_nursery() as nursery,
+    ):
+        listener = OcppListener(
+            OcppServer(port=0), StationRegistry(admissions), attach=proxy.attach
+        )
+        hub = await nursery.start(listener.serve)
+        peers = [
+            ChargePointThread(Cp16, f"ws://127.0.0.1:{hub}/ocpp/{cp}", subprotocols=["ocpp1.6"])
+            for cp in E2E_CHARGE_POINTS
+        ]
+        for peer in peers:
+            await trio.to_thread.run_sync(peer.start)
+        yield proxy
+        for peer in peers:
+            await trio.to_thread.run_sync(peer.stop)
+        nursery.cancel_scope.cancel()
+
+
 @pytest.mark.benchmark(group="cloud-replay-end-to-end")
 @pytest.mark.parametrize("impl", ["hubgate"])
 def test_replay_rate_through_the_proxy(benchmark: Any, tmp_path: Path, impl: str) -> None:
@@ -182,11 +221,7 @@ def test_replay_rate_through_the_proxy(benchmark: Any, tmp_path: Path, impl: str
     rounds = iter(range(100))
 
     def setup() -> tuple[tuple[Path, subprocess.Popen[str]], dict[str, Any]]:
-        path = tmp_path / f"e2e-{next(rounds)}.sqlite3"
-        store = Store(path)
-        for cp in E2E_CHARGE_POINTS:
-            store.enqueue_many(offline_transactions(cp, E2E_PER_CHARGE_POINT))
-        store.close()
+        path = stored_offline(tmp_path / f"e2e-{next(rounds)}.sqlite3", E2E_PER_CHARGE_POINT)
         csms = subprocess.Popen(
             [sys.executable, "-m", "tests.support.csms", str(total)],
             cwd=ROOT,
@@ -200,23 +235,9 @@ def test_replay_rate_through_the_proxy(benchmark: Any, tmp_path: Path, impl: str
         assert csms.stdout is not None
         port = int(csms.stdout.readline().split()[1])
         config = Csms(url=f"ws://127.0.0.1:{port}/ocpp", queue_path=str(path))
-        admissions = [Admission(cp, cp, (OcppVersion.V16,)) for cp in E2E_CHARGE_POINTS]
-        async with open_csms_proxy(config, LimitBook()) as proxy, trio.open_nursery() as nursery:
-            listener = OcppListener(
-                OcppServer(port=0), StationRegistry(admissions), attach=proxy.attach
-            )
-            hub = await nursery.start(listener.serve)
-            peers = [
-                ChargePointThread(Cp16, f"ws://127.0.0.1:{hub}/ocpp/{cp}", subprotocols=["ocpp1.6"])
-                for cp in E2E_CHARGE_POINTS
-            ]
-            for peer in peers:
-                await trio.to_thread.run_sync(peer.start)
+        async with chargers_through_the_proxy(config):
             line = await trio.to_thread.run_sync(csms.stdout.readline)
             assert line == f"received {total}\n", line
-            for peer in peers:
-                await trio.to_thread.run_sync(peer.stop)
-            nursery.cancel_scope.cancel()
 
     cpu = {"hubgate": 0.0, "csms": 0.0}
 
@@ -266,37 +287,20 @@ def test_kill_window_of_the_replay(
     charger. Both clocks are `time.monotonic` (CLOCK_MONOTONIC, shared by processes)."""
     total = len(E2E_CHARGE_POINTS) * E2E_PER_CHARGE_POINT
     monkeypatch.setattr("hubgate.cloud.queue.Store", _CommitTimes)
-    path, arrivals = tmp_path / "window.sqlite3", tmp_path / "arrivals.jsonl"
-    store = Store(path)
-    for cp in E2E_CHARGE_POINTS:
-        store.enqueue_many(offline_transactions(cp, E2E_PER_CHARGE_POINT))
-    store.close()
+    path = stored_offline(tmp_path / "window.sqlite3", E2E_PER_CHARGE_POINT)
+    arrivals = tmp_path / "arrivals.jsonl"
 
     async def replay(csms: subprocess.Popen[str]) -> None:
         assert csms.stdout is not None
         port = int(csms.stdout.readline().split()[1])
         config = Csms(url=f"ws://127.0.0.1:{port}/ocpp", queue_path=str(path))
-        admissions = [Admission(cp, cp, (OcppVersion.V16,)) for cp in E2E_CHARGE_POINTS]
-        async with open_csms_proxy(config, LimitBook()) as proxy, trio.open_nursery() as nursery:
-            listener = OcppListener(
-                OcppServer(port=0), StationRegistry(admissions), attach=proxy.attach
-            )
-            hub = await nursery.start(listener.serve)
-            peers = [
-                ChargePointThread(Cp16, f"ws://127.0.0.1:{hub}/ocpp/{cp}", subprotocols=["ocpp1.6"])
-                for cp in E2E_CHARGE_POINTS
-            ]
-            for peer in peers:
-                await trio.to_thread.run_sync(peer.start)
+        async with chargers_through_the_proxy(config) as proxy:
             line = await trio.to_thread.run_sync(csms.stdout.readline)
             assert line == f"received {total}\n", line
             while True:  # the last acknowledgements may follow the CSMS's answers by a moment
                 if not await proxy.queue.run(lambda s: s.pending_count()):
                     break
                 await trio.sleep(0.01)
-            for peer in peers:
-                await trio.to_thread.run_sync(peer.stop)
-            nursery.cancel_scope.cancel()
 
     def run() -> None:
         csms = subprocess.Popen(
@@ -347,37 +351,16 @@ def test_replay_start_after_the_csms_returns(benchmark: Any, tmp_path: Path, imp
     async def outage_and_return() -> None:
         csms = await trio.to_thread.run_sync(CsmsThread().start)
         await trio.to_thread.run_sync(csms.stop)
-        path = tmp_path / f"return-{next(rounds)}.sqlite3"
-        store = Store(path)
-        for cp in E2E_CHARGE_POINTS:
-            store.enqueue_many(offline_transactions(cp, 1))
-        store.close()
+        path = stored_offline(tmp_path / f"return-{next(rounds)}.sqlite3", 1)
         config = Csms(url=f"ws://127.0.0.1:{csms.port}/ocpp", queue_path=str(path))
-        admissions = [Admission(cp, cp, (OcppVersion.V16,)) for cp in E2E_CHARGE_POINTS]
-        async with (
-            open_csms_proxy(config, LimitBook(), settings=settings) as proxy,
-            trio.open_nursery() as nursery,
-        ):
-            listener = OcppListener(
-                OcppServer(port=0), StationRegistry(admissions), attach=proxy.attach
-            )
-            hub = await nursery.start(listener.serve)
-            peers = [
-                ChargePointThread(Cp16, f"ws://127.0.0.1:{hub}/ocpp/{cp}", subprotocols=["ocpp1.6"])
-                for cp in E2E_CHARGE_POINTS
-            ]
-            for peer in peers:
-                await trio.to_thread.run_sync(peer.start)
+        async with chargers_through_the_proxy(config, settings):
             await trio.sleep(2.5)  # the CSMS stays away; every link is in its backoff
             back = time.monotonic()
             await trio.to_thread.run_sync(csms.start)
             first = {cp: f"{cp}-0" for cp in E2E_CHARGE_POINTS}
             await trio.to_thread.run_sync(csms.wait_delivered, first, 30)
             delays.append(max(csms.arrived_at[cp, m] for cp, m in first.items()) - back)
-            for peer in peers:
-                await trio.to_thread.run_sync(peer.stop)
-            await trio.to_thread.run_sync(csms.stop)
-            nursery.cancel_scope.cancel()
+        await trio.to_thread.run_sync(csms.stop)
 
     benchmark.pedantic(trio.run, (outage_and_return,), rounds=3, iterations=1)
     delays.sort()

@@ -19,7 +19,7 @@ MAX_LINES = 700
 SPLIT_DUE = {
     "python/hubgate/cloud/proxy.py": 836,  # issue 19
     "python/hubgate/cloud/store.py": 789,  # issue 19, HA
-    "python/hubgate/control/plan.py": 962,  # deadlines, operator
+    "python/hubgate/control/plan.py": 913,  # deadlines, operator
 }
 """Modules over the limit that are being worked on, at their size now: they may shrink, not
 grow; split them and take them off this list."""

@@ -692,6 +692,14 @@ class Allocator:
 
         Raises `TopologyError` for a connector that does not exist.
         """
+    def set_ev_phase(self, connector: int, phase: int | None) -> None:
+        """Measurement shows the EV at three-phase `connector` draws on grid phase `phase`
+        (0-2) alone, or on all three again (None): it counts there only from the next cycle
+        on, its last setpoint too (nothing is paused for the change).
+
+        Raises `TopologyError` for a connector that does not exist, is not built on three
+        phases, or a phase out of range.
+        """
     def confirm_followed(self, connector: int) -> None:
         """Measurement shows `connector` follows its last setpoint: free its settle reservation.
 

@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.ha_harness import DEVICE_LEASE_S, LEASE_S, HaSite, turns, writers_in_turn
+from hubgate.control.succession import HANDOVER_LAPSE_MARGIN_S
+from tests.support.ha_harness import (
+    DEVICE_LEASE_S,
+    FAILSAFE_A,
+    LEASE_S,
+    Gateway,
+    HaSite,
+    turns,
+    writers_in_turn,
+)
 from tests.support.nats_cluster import NatsCluster
 
 pytestmark = [pytest.mark.peers("nats-server"), pytest.mark.timeout(150)]
@@ -102,8 +111,10 @@ def test_a_nats_node_lost_with_both_gateways_alive_changes_nothing(
 
 
 def test_sigterm_hands_over_without_waiting_for_device_leases(site: HaSite) -> None:
+    """... and the operator's limit set on the old leader is in force on the new one."""
     a, b = site.gateways["a"], site.gateways["b"]
     site.wait_for_commands(a.pids[0])
+    a.api("PUT", "limits/site", {"power_kw": 30, "lease_s": 600})
     time.sleep(2)
     a.signal(signal.SIGTERM)
     asked = time.time()
@@ -112,6 +123,9 @@ def test_sigterm_hands_over_without_waiting_for_device_leases(site: HaSite) -> N
     site.wait_for_leader("b", timeout_s=LEASE_S + DEVICE_LEASE_S - LEASE_S / 3)
     assert a.wait() == 0
     site.wait_for_commands(b.pids[0], since=asked)
+    site_limits = next(t for t in b.api("GET", "limits") if t["kind"] == "site")
+    assert site_limits["in_force"]["power_kw"] == 30
+    assert "api" in site_limits["sources"]
     time.sleep(2)
     writes = site.writes()
     summary = site.finish()
@@ -124,15 +138,34 @@ def test_sigterm_hands_over_without_waiting_for_device_leases(site: HaSite) -> N
 def test_a_2_0_1_charger_follows_the_network_profiles_its_leader_gave_it(site: HaSite) -> None:
     """The stations know only gateway a's address; a gives its 2.0.1 charger both as network
     connection profiles, so after a's hand-over it dials b. The 1.6 charger has no such
-    profiles (on a real site its address moves with the leader: docs/ha.md)."""
+    profiles (on a real site its address moves with the leader: docs/ha.md): b cannot reach
+    it, and reserves it at the failsafe current a verified once a's lease has lapsed (its
+    stored profiles hold it there: OCPP 1.6 §3.13.6), not at its maximum."""
     a, b = site.gateways["a"], site.gateways["b"]
     site.wait_for_commands(a.pids[0])
-    time.sleep(2)  # the profiles are set once the charger is attended
+    time.sleep(4)  # the profiles are set once the charger is attended; its lease checked
     a.signal(signal.SIGTERM)
     asked = time.time()
     assert a.wait() == 0
     site.wait_for_commands(b.pids[0], since=asked, chargers=("cp-1", "cp-2", "cp-4"))
+    lapsed = asked + DEVICE_LEASE_S + HANDOVER_LAPSE_MARGIN_S
+    reserved = wait_for_reservation(b, "cp-3#1", FAILSAFE_A, timeout_s=20)
+    assert reserved >= lapsed - 0.5  # not before a's lease could have run out (+ a cycle)
     writes = site.writes()
     summary = site.finish()
     assert summary["violations"] == []
     assert not [w for w in writes if w["device"] == "cp-3" and w["pid"] == b.pids[0]]
+
+
+def wait_for_reservation(gateway: Gateway, connector: str, amps: float, timeout_s: float) -> float:
+    """Wait until `gateway` reserves `connector` at `amps`; the wall time it was first seen."""
+    deadline = time.monotonic() + timeout_s
+    seen: list[float | None] = []
+    while time.monotonic() < deadline:
+        state = gateway.state()
+        found = next(c for c in state["connectors"] if c["key"] == connector)
+        seen.append(found["reserved_a"])
+        if found["reserved_a"] == amps:
+            return time.time()
+        time.sleep(0.2)
+    raise AssertionError(f"{connector} not reserved at {amps:g} A within {timeout_s:g} s: {seen}")

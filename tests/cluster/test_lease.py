@@ -75,3 +75,43 @@ def test_a_write_whose_answer_was_lost_is_recognised_when_read_back() -> None:
 
 def test_a_value_that_is_not_a_lease_can_be_taken() -> None:
     assert LeaseRecord.decode(b"not json", 3) == LeaseRecord("", 3, released=True)
+
+
+def test_renewals_and_the_release_carry_the_failsafes_a_successor_inherits() -> None:
+    a, _ = leader("a")
+    a.failsafes = frozenset({"cp-1#1", "cp-3#1"})
+    renewal = a.due(TIMING.renew_every_s)
+    assert renewal is not None
+    assert LeaseRecord.decode(renewal.record.encode(), 9).failsafes == a.failsafes
+    a.wrote(renewal, 9, TIMING.renew_every_s)
+    b = LeaderLease("b", TIMING)
+    b.observe(9, renewal.record.encode(), 1.0)  # then a goes silent
+    takeover = b.due(1.0 + TIMING.takeover_after_s)
+    assert takeover == Write(9, LeaseRecord("b", 0))  # b knows none of its own yet
+    b.wrote(takeover, 10, 1.0 + TIMING.takeover_after_s)
+    assert b.inheritance.failsafes == {"cp-1#1", "cp-3#1"}
+    assert b.inheritance.handed_over is False  # the device leases ran out meanwhile
+
+    c, _ = leader("c")
+    c.failsafes = frozenset({"cp-1#1"})
+    handover = c.release()
+    assert handover is not None
+    assert c.failsafes == frozenset()  # a standby bequeaths nothing
+    d = LeaderLease("d", TIMING)
+    d.observe(8, handover.record.encode(), 0.3)
+    takeover = d.due(0.3)
+    assert takeover is not None
+    d.wrote(takeover, 11, 0.3)
+    assert d.inheritance.failsafes == {"cp-1#1"}
+    assert d.inheritance.handed_over is True  # its leases may still run
+
+
+def test_a_record_without_failsafes_leaves_nothing_to_inherit() -> None:
+    older = b'{"holder":"a","epoch":5,"released":false}'  # as written before they existed
+    assert LeaseRecord.decode(older, 6) == LeaseRecord("a", 5)
+    b = LeaderLease("b", TIMING)
+    b.observe(6, older, 0.0)
+    takeover = b.due(TIMING.takeover_after_s)
+    assert takeover is not None
+    b.wrote(takeover, 7, TIMING.takeover_after_s)
+    assert b.inheritance.failsafes == frozenset()

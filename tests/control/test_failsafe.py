@@ -81,3 +81,25 @@ def test_reconnect_after_gap_requires_verification() -> None:
     assert not watch.needs_verification
     watch.ok(10)
     assert watch.needs_verification
+
+
+def test_an_inherited_failsafe_counts_from_its_lapse_until_the_charger_is_verified_here() -> None:
+    """A new leader's charger that has not reconnected: held by the failsafe profile the
+    old leader verified once that leader's lease profile lapsed (profiles stay in force
+    offline: OCPP 1.6 §3.13.6, 2.0.1 K06/K07), its maximum before."""
+    watch = ChargerWatch(
+        unreachable_after_s=3,
+        maximum_a=32,
+        assume=AssumeDraw.LAST_COMMAND,
+        failsafe_a=6,
+        inherited_from=40.0,
+    )
+    assert watch.assumed_draw_a(39.9) == 32  # the old leader's lease may still run
+    assert watch.assumed_draw_a(40.0) == 6
+    watch.ok(41)
+    assert watch.assumed_draw_a(42) is None  # back: its reading counts
+    watch.verified()
+    watch.commanded(20)
+    assert watch.assumed_draw_a(50) == 20  # this gateway's own command, not the inheritance
+    maximum = ChargerWatch(3, 32, AssumeDraw.MAXIMUM, failsafe_a=6, inherited_from=0.0)
+    assert maximum.assumed_draw_a(10) == 32  # the operator chose the maximum, always

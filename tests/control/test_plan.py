@@ -12,8 +12,10 @@ import tomllib
 import pytest
 
 from hubgate.config.model import SiteConfig
+from hubgate.control.authority import Inheritance
 from hubgate.control.limits import SITE, AuditAction, Limit, LimitBook, LimitSource
 from hubgate.control.plan import CyclePlanner
+from hubgate.control.succession import HANDOVER_LAPSE_MARGIN_S, bequest, inherit
 from hubgate.devices.model import AppliedLimit, Reading
 from hubgate.profiles.model import IecState
 from hubgate.state import EventLevel
@@ -323,3 +325,39 @@ def test_an_idle_dc_charger_is_offered_its_minimum_and_its_idle_draw_is_reserved
     feeder = planner.allocator.node_index("hpc")
     base = plan.inputs.base_load_a[3 * feeder : 3 * feeder + 3]
     assert list(base) == pytest.approx([600 / (0.99 * 3 * 230)] * 3)
+
+
+def test_a_new_leader_counts_on_the_failsafes_its_predecessor_verified() -> None:
+    """The leader bequeaths the connectors whose failsafe it verified and saw follow their
+    limits; a new leader that cannot reach one of them yet reserves its failsafe current,
+    not its maximum, once the old leader's lease on it has lapsed (a charger keeps its
+    stored profiles while offline: OCPP 1.6 §3.13.6, 2.0.1 K06/K07)."""
+    sim = SimSite.build()
+    for charger in sim.chargers:
+        charger.checked = charger.id != "cp-2"  # cp-2 never checked: not counted on
+    old = PlannedSite.build(sim)
+    old.run(40)
+    everyone = {"cp-1#1", "cp-2#1", "cp-3#1"}
+    left = bequest(old.planner, everyone)
+    assert left == {"cp-1#1", "cp-3#1"}
+    assert bequest(old.planner, {"cp-2#1"}) == frozenset()  # only leases that lapse count
+    sim.charger("cp-1").reachable = sim.charger("cp-2").reachable = False
+    lease_s = old.planner.site.control.lease_s
+    for handed_over in (False, True):
+        new = PlannedSite.build(sim)  # the standby's planner, leading from now on
+        # a take-over comes after the device leases ran out, a hand-over at once
+        new.now = old.now + (0.0 if handed_over else lease_s + 1)
+        new.planner.take_over()
+        inherit(new.planner, Inheritance(left, handed_over), new.now)
+        if handed_over:
+            new.run(lease_s + HANDOVER_LAPSE_MARGIN_S - 1)
+            assert new.last is not None
+            assert "cp-1#1 unreachable: 32 A reserved" in new.last.notes  # may still run
+            assert new.setpoints()["cp-3"] == 0  # two maximums reserved leave nothing
+        new.run(20)
+        assert new.last is not None
+        assert "cp-1#1 unreachable: 6 A reserved" in new.last.notes
+        assert "cp-2#1 unreachable: 32 A reserved" in new.last.notes
+        assert new.setpoints()["cp-3"] >= 12  # the board less both draws and reservations
+        # cp-1 passed on until verified here, cp-3 verified and checked here
+        assert bequest(new.planner, everyone) == {"cp-1#1", "cp-3#1"}

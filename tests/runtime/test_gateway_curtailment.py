@@ -21,7 +21,13 @@ import trio
 from hubgate.runtime.demo import Demo, open_demo
 from hubgate.sim.engine import Simulation
 from hubgate.sim.scenario_loader import load_scenario
-from tests.support.toml_tables import car_3p_32a, connector_32a, meter, modbus, modbus_charger
+from tests.support.toml_tables import (
+    connector_32a,
+    meter,
+    modbus,
+    modbus_charger,
+    occupied_site_scenario,
+)
 
 SITE = (
     """\
@@ -58,27 +64,10 @@ meter_stale_s = 1
 """
 )
 
-SCENARIO = (
-    """\
-[scenario]
-name = "e2e: the grid operator steps to 30 %"
-site = "site.toml"
-duration_s = 600
-seed = 5
-start_hour = 22
-
-[arrivals]
-initial_occupancy = 1.0
-rate_per_hour = 0
-mean_stay_h = 5
-
-"""
-    + car_3p_32a("car-3p-32a", 80, arrival_soc=[0.2, 0.3], reaction_s=[2, 3])
-    + """
-[[base_load]]
-node = "grid"
-amps = 20
-
+SCENARIO = occupied_site_scenario(
+    "e2e: the grid operator steps to 30 %", seed=5, start_hour=22, base_load_a=20
+) + (
+    """
 [battery]
 soc_percent = 70
 

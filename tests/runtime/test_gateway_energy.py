@@ -22,11 +22,11 @@ from hubgate.sim.scenario_loader import load_scenario
 from tests.support.e2e import one_cycle
 from tests.support.toml_tables import (
     battery_20kwh,
-    car_3p_32a,
     connector_32a,
     meter,
     modbus,
     modbus_charger,
+    occupied_site_scenario,
 )
 
 SITE = (
@@ -61,27 +61,10 @@ meter_stale_s = 1
 """
 )
 
-SCENARIO = (
-    """\
-[scenario]
-name = "e2e: PV surplus, then a cloud and a peak"
-site = "site.toml"
-duration_s = 600
-seed = 11
-start_hour = 13
-
-[arrivals]
-initial_occupancy = 1.0
-rate_per_hour = 0
-mean_stay_h = 5
-
-"""
-    + car_3p_32a("car-3p-32a", 80, arrival_soc=[0.2, 0.3], reaction_s=[2, 3])
-    + """
-[[base_load]]
-node = "grid"
-amps = 20
-
+SCENARIO = occupied_site_scenario(
+    "e2e: PV surplus, then a cloud and a peak", seed=11, start_hour=13, base_load_a=20
+) + (
+    """
 [pv_weather]
 sunrise_hour = 6
 sunset_hour = 20

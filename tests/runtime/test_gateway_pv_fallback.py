@@ -28,7 +28,13 @@ from hubgate.sim.engine import Simulation
 from hubgate.sim.register_feed import pv_cap_kw
 from hubgate.sim.scenario_loader import load_scenario
 from hubgate.sim.serving import SiteThread
-from tests.support.toml_tables import car_3p_32a, connector_32a, meter, modbus, modbus_charger
+from tests.support.toml_tables import (
+    connector_32a,
+    meter,
+    modbus,
+    modbus_charger,
+    occupied_site_scenario,
+)
 
 PEAK_KW = 60.0
 EXPORT_KW = 6.0
@@ -66,28 +72,10 @@ meter_stale_s = 1
 """
 )
 
-SCENARIO = (
-    """\
-[scenario]
-name = "e2e: SMA curtailment, W3, gateway gone"
-site = "site.toml"
-duration_s = 600
-seed = 4
-start_hour = 12
-step_s = 0.25
-
-[arrivals]
-initial_occupancy = 1.0
-rate_per_hour = 0
-mean_stay_h = 5
-
-"""
-    + car_3p_32a("car-3p-32a", 80, arrival_soc=[0.2, 0.3], reaction_s=[2, 3])
-    + """
-[[base_load]]
-node = "grid"
-amps = 10
-
+SCENARIO = occupied_site_scenario(
+    "e2e: SMA curtailment, W3, gateway gone", seed=4, start_hour=12, base_load_a=10, step_s=0.25
+) + (
+    """
 [[events]]
 at_s = 16
 kind = "feed-in-limit"

@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,11 @@ HUBGATE = str(Path(sys.executable).parent / "hubgate")
 LEASE_S = 2.0
 DEVICE_LEASE_S = 4.0
 CYCLE_S = 0.25
+FAILSAFE_A = 6.0
+API_TOKEN = "ha-test-token-0123456789"
 CHARGERS = ("cp-1", "cp-2", "cp-3", "cp-4")
 EPOCH = re.compile(r"cluster: (\w+) is leader \(epoch (\d+)\)")
+DASHBOARD = re.compile(r"^dashboard: (http://\S+/)$", re.MULTILINE)
 
 
 def site_file(ports: dict[str, int]) -> str:
@@ -90,11 +94,12 @@ modbus = {sdm.format(ports["meter-board"])}
 cycle_s = {CYCLE_S}
 meter_stale_s = 1
 degraded_budget_percent = 50
-failsafe_current_a = 6
+failsafe_current_a = {FAILSAFE_A:g}
 lease_s = {DEVICE_LEASE_S}
 
 [api]
 port = 0
+token = "{API_TOKEN}"
 """
 
 
@@ -172,6 +177,26 @@ class Gateway:
         """The epochs it has led under, from its log."""
         text = self.log.read_text(encoding="utf-8", errors="replace")
         return [int(m.group(2)) for m in EPOCH.finditer(text) if m.group(1) == self.name]
+
+    def state(self) -> dict[str, Any]:
+        """Its latest snapshot (`GET /api/v1/state`)."""
+        state: dict[str, Any] = self.api("GET", "state")
+        return state
+
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """`method /api/v1/<path>` with the token, on the port its log announced last; the
+        answer's JSON."""
+        text = self.log.read_text(encoding="utf-8", errors="replace")
+        found = DASHBOARD.findall(text)
+        assert found, f"gateway {self.name} has not announced its API yet"
+        request = urllib.request.Request(
+            f"{found[-1]}api/v1/{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return json.load(answer)
 
     def stop(self) -> None:
         """End it for good (SIGKILL if it does not stop within 15 s)."""

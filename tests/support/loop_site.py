@@ -114,6 +114,8 @@ class SimCharger:
     rejects_failsafe: bool = False
     ignores_limits: bool = False
     """Accepts every limit and draws what its EV wants (and says so in `limit_check`)."""
+    checked: bool = False
+    """A check showed it follows its limits (as an OCPP charger's composite schedule does)."""
     _target_since: float = 0.0
     _previous_draw: float = 0.0
     history: list[tuple[float, float]] = field(default_factory=list)
@@ -197,7 +199,9 @@ class SimCharger:
 
     @property
     def limit_check(self) -> LimitCheck:
-        return LimitCheck(False, "ignores its limit") if self.ignores_limits else LimitCheck()
+        if self.ignores_limits:
+            return LimitCheck(False, "ignores its limit")
+        return LimitCheck(True, "checked") if self.checked else LimitCheck()
 
 
 @dataclass

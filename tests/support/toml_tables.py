@@ -69,3 +69,19 @@ def car_3p_32a(name: str, capacity_kwh: int, **fields: list[float]) -> str:
         f'[[ev_mix]]\nname = "{name}"\ncapacity_kwh = {capacity_kwh}\n'
         f"max_current_a = 32\nphases = 3\n{rest}"
     )
+
+
+def occupied_site_scenario(
+    name: str, *, seed: int, start_hour: int, base_load_a: int, step_s: float | None = None
+) -> str:
+    """The head of a 600 s scenario on `site.toml`: every connector occupied from the start
+    by an 80 kWh three-phase 32 A car (20-30 % SoC, reacting in 2-3 s) that stays, over a
+    steady base load on the grid node; a test adds its own tables (battery, events)."""
+    step = "" if step_s is None else f"step_s = {step_s}\n"
+    return (
+        f'[scenario]\nname = "{name}"\nsite = "site.toml"\nduration_s = 600\n'
+        f"seed = {seed}\nstart_hour = {start_hour}\n{step}\n"
+        "[arrivals]\ninitial_occupancy = 1.0\nrate_per_hour = 0\nmean_stay_h = 5\n\n"
+        + car_3p_32a("car-3p-32a", 80, arrival_soc=[0.2, 0.3], reaction_s=[2, 3])
+        + f'\n[[base_load]]\nnode = "grid"\namps = {base_load_a}\n'
+    )

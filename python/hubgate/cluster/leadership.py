@@ -3,6 +3,7 @@
     leadership = Leadership(link, cluster, timing)
     await nursery.start(leadership.run)      # reads the key, renews or takes over
     epoch = leadership.epoch(trio.current_time())   # None: do not command
+    leadership.bequeath(failsafes); leadership.inherited()   # what passes to the next leader
     await leadership.release()               # hand over (SIGTERM)
 
 The key is `<site_id>` in the bucket `hubgate_leases` (replicas from `[cluster]`). It is
@@ -20,20 +21,19 @@ from typing import Any
 
 import trio
 from nats.aio.client import Client
-from nats.js.api import KeyValueConfig
 from nats.js.errors import (
     BadRequestError,
-    BucketNotFoundError,
     KeyDeletedError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
 )
 from nats.js.kv import KeyValue
 
-from hubgate._core import HubgateError
+from hubgate.cluster.buckets import open_bucket
 from hubgate.cluster.lease import LeaderLease, LeaseTiming, Role, Write
 from hubgate.cluster.link import ClusterUnavailableError, NatsLink
 from hubgate.config.services import Cluster
+from hubgate.control.authority import Inheritance
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,15 @@ class Leadership:
         """Whether a command under `epoch` may go out now."""
         return self.lease.holds(epoch, self.clock())
 
+    def bequeath(self, failsafes: frozenset[str]) -> None:
+        """The connectors a successor may count on, carried by the next renewal or the
+        release (`hubgate.control.authority.Succession`)."""
+        self.lease.failsafes = failsafes
+
+    def inherited(self) -> Inheritance:
+        """What the lease's record said when this gateway took it over."""
+        return self.lease.inheritance
+
     async def wait_role(self, role: Role) -> None:
         """Return once this gateway has `role`."""
         while self.role is not role:
@@ -85,15 +94,7 @@ class Leadership:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Read, renew, take over, for ever; started once the bucket is there."""
-        while self._kv is None:
-            try:
-                self._kv = await self.link.run(self._bucket, within_s=2.0)
-            except (ClusterUnavailableError, HubgateError, OSError) as exc:
-                log.warning("cluster: lease bucket not reachable yet: %s", exc)
-                await trio.sleep(0.5)
-            except Exception as exc:  # nats-py's errors (no JetStream yet, no quorum)
-                log.warning("cluster: lease bucket not ready yet: %s", exc)
-                await trio.sleep(0.5)
+        self._kv = await open_bucket(self.link, BUCKET, self.cluster.replicas, "lease")
         task_status.started()
         while True:
             await self.step()
@@ -169,14 +170,6 @@ class Leadership:
             self._changed = trio.Event()
 
     # -- on the asyncio side ---------------------------------------------------------------
-
-    async def _bucket(self, nc: Client) -> KeyValue:
-        js = nc.jetstream(timeout=2.0)
-        try:
-            return await js.key_value(BUCKET)
-        except BucketNotFoundError:
-            config = KeyValueConfig(bucket=BUCKET, history=1, replicas=self.cluster.replicas)
-            return await js.create_key_value(config)
 
     async def _get(self, nc: Client) -> tuple[int, bytes | None]:
         assert self._kv is not None

@@ -21,13 +21,19 @@ Timing, all on each gateway's own monotonic clock (no shared clock is assumed):
 `LeaderLease.due(now)` says what to write; `wrote`, `refused` and `observe` take what
 came of writes and reads. `epoch_now(now)` is what the control loop asks every cycle
 and before every command.
+
+The leader's renewals and its release also carry what a successor may count on: the
+connectors whose own failsafe it verified (`failsafes`, from the control loop); a gateway
+that takes the lease over keeps the last record it saw as its `inheritance`.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
+
+from hubgate.control.authority import NOTHING_INHERITED, Inheritance
 
 
 class Role(StrEnum):
@@ -45,10 +51,18 @@ class LeaseRecord:
     epoch: int
     """The revision of the take-over write; 0 in the take-over write itself."""
     released: bool = False
+    failsafes: frozenset[str] = frozenset()
+    """The connectors whose failsafe the holder verified (`Inheritance.failsafes`)."""
 
     def encode(self) -> bytes:
         """The key's bytes."""
-        body = {"holder": self.holder, "epoch": self.epoch, "released": self.released}
+        body: dict[str, object] = {
+            "holder": self.holder,
+            "epoch": self.epoch,
+            "released": self.released,
+        }
+        if self.failsafes:
+            body["failsafes"] = sorted(self.failsafes)
         return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
@@ -59,9 +73,15 @@ class LeaseRecord:
             body = json.loads(data)
             holder, epoch = str(body["holder"]), int(body["epoch"])
             released = bool(body.get("released", False))
+            failsafes = frozenset(str(name) for name in body.get("failsafes", ()))
         except (ValueError, KeyError, TypeError):
             return cls("", revision, released=True)
-        return cls(holder, epoch or revision, released)
+        return cls(holder, epoch or revision, released, failsafes)
+
+    @property
+    def inheritance(self) -> Inheritance:
+        """What a gateway that takes the lease over from this record inherits."""
+        return Inheritance(self.failsafes, handed_over=self.released)
 
 
 @dataclass(frozen=True)
@@ -113,6 +133,10 @@ class LeaderLease:
         self._renewed_at = float("-inf")
         self._pending: tuple[Write, float] | None = None
         """A write whose answer was lost, and when it was sent."""
+        self.failsafes: frozenset[str] = frozenset()
+        """As leader: what the next renewal or the release carries (`LeaseRecord.failsafes`)."""
+        self.inheritance = NOTHING_INHERITED
+        """As a new leader: the record before its take-over (`LeaseRecord.inheritance`)."""
 
     # -- what the control loop asks -----------------------------------------------------
 
@@ -138,7 +162,7 @@ class LeaderLease:
                 return None
             if now - self._renewed_at >= self.timing.renew_every_s:
                 assert self.epoch is not None
-                return Write(self.revision, LeaseRecord(self.node, self.epoch))
+                return Write(self.revision, self._record())
             return None
         record = self.record
         if (
@@ -155,9 +179,13 @@ class LeaderLease:
         if self.role is not Role.LEADER or self.revision is None:
             return None
         assert self.epoch is not None
-        write = Write(self.revision, LeaseRecord(self.node, self.epoch, released=True))
+        write = Write(self.revision, self._record(released=True))
         self._step_down()
         return write
+
+    def _record(self, *, released: bool = False) -> LeaseRecord:
+        assert self.epoch is not None
+        return LeaseRecord(self.node, self.epoch, released, self.failsafes)
 
     # -- what came of it ----------------------------------------------------------------
 
@@ -172,8 +200,11 @@ class LeaderLease:
         if write.record.released:
             self.record = write.record
             return
+        if write.record.epoch == 0:  # a take-over: what the record before says
+            previous = self.record
+            self.inheritance = NOTHING_INHERITED if previous is None else previous.inheritance
         epoch = write.record.epoch or revision
-        self.record = LeaseRecord(self.node, epoch)
+        self.record = replace(write.record, epoch=epoch)
         self.role, self.epoch = Role.LEADER, epoch
         self._renewed_at = sent_at
         self.valid_until = sent_at + self.timing.ttl_s
@@ -206,4 +237,5 @@ class LeaderLease:
 
     def _step_down(self) -> None:
         self.role, self.epoch = Role.STANDBY, None
+        self.failsafes = frozenset()
         self.valid_until = float("-inf")

@@ -233,6 +233,12 @@ class SiteAllocator:
         """
         self._core.set_priority(index, priority)
 
+    def set_ev_phase(self, index: int, phase: int | None) -> None:
+        """The EV at the three-phase connector at `index` draws on grid phase `phase` alone
+        (a one-phase EV), or on all three again (None): from the next cycle on it counts on
+        that phase only. Raises `TopologyError` for a connector not built on three phases."""
+        self._core.set_ev_phase(index, phase)
+
     def confirm_followed(self, index: int) -> None:
         """A reading taken after the connector's last decrease was in force shows it draws
         no more than its setpoint: the current kept reserved for the EV to follow (`settle_s`)

@@ -8,9 +8,10 @@ gateway holds, None while it is the standby or once its lease ran out on its own
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
-__all__ = ["SOLE", "Authority", "FencedError"]
+__all__ = ["NOTHING_INHERITED", "SOLE", "Authority", "FencedError", "Inheritance", "Succession"]
 
 from hubgate.fencing import FencedError
 
@@ -36,3 +37,30 @@ class _Sole:
 
 
 SOLE: Authority = _Sole()
+
+
+@dataclass(frozen=True)
+class Inheritance:
+    """What the leader before this epoch left its successor: the connectors whose own
+    failsafe it had verified (OCPP chargers whose stored profiles fall back to the failsafe
+    current when its lease ends, and that follow them), and whether it handed over (then
+    its leases may still run for one device lease) or went silent (then the standby waited
+    for them to run out before it took over)."""
+
+    failsafes: frozenset[str] = frozenset()
+    handed_over: bool = False
+
+
+NOTHING_INHERITED = Inheritance()
+
+
+@runtime_checkable
+class Succession(Protocol):
+    """An authority that passes what the leader knows of its chargers on to the next one
+    (`hubgate.cluster.leadership.Leadership`: in the lease key)."""
+
+    def bequeath(self, failsafes: frozenset[str]) -> None:
+        """As leader: the connectors a successor may count on (`Inheritance.failsafes`)."""
+
+    def inherited(self) -> Inheritance:
+        """As a new leader: what the leader before this epoch left."""

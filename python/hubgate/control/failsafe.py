@@ -97,6 +97,13 @@ class ChargerWatch:
     last_ok_at: float | None = None
     last_command_a: float | None = None
     needs_verification: bool = True
+    inherited_from: float | None = None
+    """From when a charger this gateway has not verified yet falls back to the failsafe
+    its previous leader installed and verified (`control.authority.Inheritance`); until it
+    is verified here, it is assumed at its failsafe current from then on, not at its
+    maximum. A charger keeps its stored charging profiles while offline (OCPP 1.6
+    §3.13.6; 2.0.1 use cases K06/K07): when the leader's lease profile has lapsed, its
+    permanent failsafe profile is what limits it."""
 
     def ok(self, now: float) -> None:
         """A request to the charger succeeded at `now`; after a gap, verify it again."""
@@ -109,8 +116,10 @@ class ChargerWatch:
         self.last_command_a = setpoint_a
 
     def verified(self) -> None:
-        """Its own failsafe settings (timeout, failsafe current) were read back and match."""
+        """Its own failsafe settings (timeout, failsafe current) were read back and match
+        (what it inherited no longer counts: this gateway's own commands do)."""
         self.needs_verification = False
+        self.inherited_from = None
 
     def reachable(self, now: float) -> bool:
         """Whether the charger answered recently enough at `now`."""
@@ -120,10 +129,12 @@ class ChargerWatch:
         """The draw to assume while unreachable, or None when it is reachable."""
         if self.reachable(now):
             return None
-        if (
-            self.assume is AssumeDraw.LAST_COMMAND
-            and self.last_command_a is not None
-            and not self.needs_verification
-        ):
+        if self.assume is AssumeDraw.MAXIMUM:
+            return self.maximum_a
+        if self.needs_verification:
+            if self.inherited_from is not None and now >= self.inherited_from:
+                return min(self.failsafe_a, self.maximum_a)
+            return self.maximum_a
+        if self.last_command_a is not None:
             return min(max(self.last_command_a, self.failsafe_a), self.maximum_a)
         return self.maximum_a

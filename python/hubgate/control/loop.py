@@ -37,7 +37,13 @@ import trio
 from hubgate._core import HubgateError
 from hubgate.config.model import SiteConfig
 from hubgate.control.allocation import AllocationSettings, CycleInputs, CycleResult
-from hubgate.control.authority import SOLE, Authority, FencedError
+from hubgate.control.authority import (
+    NOTHING_INHERITED,
+    SOLE,
+    Authority,
+    FencedError,
+    Succession,
+)
 from hubgate.control.commands import SiteCommands
 from hubgate.control.cycle import CycleStats, Failed, gather_by_deadline, run_cycles
 from hubgate.control.decisions import DecisionLog
@@ -46,6 +52,7 @@ from hubgate.control.limit_events import limit_event
 from hubgate.control.limits import AuditEntry, Limit, LimitBook
 from hubgate.control.plan import CyclePlanner, LoopTiming, Plan, SetpointCommand
 from hubgate.control.snapshot import Snapshot
+from hubgate.control.succession import bequest, inherit
 from hubgate.devices.model import (
     AppliedLimit,
     Battery,
@@ -274,7 +281,13 @@ class ControlLoop:
         epoch = self.authority.epoch()
         if epoch != self.epoch and self.authority is not SOLE:
             if epoch is not None:
+                inherited = (
+                    self.authority.inherited()
+                    if isinstance(self.authority, Succession)
+                    else NOTHING_INHERITED
+                )
                 self.planner.take_over()
+                inherit(self.planner, inherited, now)
             self.events.emit(
                 EventLevel.WARNING,
                 "cluster",
@@ -294,6 +307,8 @@ class ControlLoop:
             return
         if epoch is not None:
             await self._dispatch(plan, now, epoch)
+            if isinstance(self.authority, Succession):
+                self.authority.bequeath(bequest(self.planner, self._reported))
         self.latencies_s.append(trio.current_time() - began)
         duration = trio.current_time() - began
         self.snapshot.record(cycle, now, plan)

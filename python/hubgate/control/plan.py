@@ -43,7 +43,7 @@ import math
 import time
 from array import array
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 
 from hubgate._core import HubgateError
@@ -55,6 +55,7 @@ from hubgate.control.allocation import (
     CycleResult,
     SiteAllocator,
 )
+from hubgate.control.connector_runtime import EV_HEADROOM_A, ConnectorRuntime, Phases3
 from hubgate.control.cycle import Failed, TimedOut
 from hubgate.control.deadlines import (
     DeadlineInputs,
@@ -86,19 +87,10 @@ from hubgate.state import EventCategory, EventLevel
 
 log = logging.getLogger(__name__)
 
-EV_HEADROOM_A = 2.0
-"""An EV that draws less than offered keeps this much above its draw, so it can climb."""
-
-EV_SETTLE_S = 10.0
-"""How long an EV must draw well under its setpoint before that says what it wants (a raise
-takes a while to show in its draw)."""
-
 FOLLOWED_TOLERANCE_A = 0.25
 """An EV drawing at most this much above a lowered setpoint has followed it."""
 
 WANTING_STATES = frozenset({IecState.B, IecState.C, IecState.D})
-
-Phases3 = tuple[float, float, float]
 
 DEVICE_LOST = "{n} devices unreachable"
 DEVICE_BACK = "{n} devices reachable again"
@@ -121,55 +113,6 @@ class LoopTiming:
     falls to its failsafe current, so reserving its maximum would pause others for nothing."""
     full_read_every: int = FULL_EVERY
     """Modbus devices read their non-control fields every this many cycles (`CycleReader`)."""
-
-
-@dataclass
-class ConnectorRuntime:
-    """What the planner knows of one connector between cycles."""
-
-    watch: ChargerWatch
-    reading: Reading | None = None
-    sent_a: float | None = None
-    sent_phases: int = 0
-    sent_at: float = -math.inf
-    """When its setpoint last changed."""
-    draw: Phases3 = (0.0, 0.0, 0.0)
-    """Latest known draw on the grid phases (A)."""
-    failsafe_unverified: bool = False
-    """Its failsafe settings could not be configured: treated as unreachable until they are."""
-    ev_limit_a: float = math.inf
-    """What the EV is estimated to take, from its draw well under its setpoint for a while."""
-    short_since: float | None = None
-    """Since when the EV has drawn more than `EV_HEADROOM_A` under its setpoint, on end."""
-    lowered_at: float | None = None
-    """When a lowered setpoint was accepted, until a later reading shows the EV followed it."""
-    limit_check: LimitCheck = field(default_factory=LimitCheck)
-    """Whether its charger applies its limits; not following: reserved at its maximum."""
-
-    def known_draw(self) -> Phases3:
-        """Its draw as counted against its node's meter: the latest reading, capped at the
-        setpoint given after it was taken (an older value says more than it may draw now;
-        whatever it draws above is then counted as base load, never less)."""
-        reading, cap = self.reading, self.sent_a
-        if reading is None or cap is None or reading.at >= self.sent_at:
-            return self.draw
-        return (min(self.draw[0], cap), min(self.draw[1], cap), min(self.draw[2], cap))
-
-    def ev_estimate(self, wants: bool, drawn: float, now: float) -> float:
-        """Trim to the draw when the EV has taken less than offered for `EV_SETTLE_S`
-        (whatever the setpoint did meanwhile); release once it takes all."""
-        if not wants or not self.sent_a:
-            self.ev_limit_a, self.short_since = math.inf, None
-        elif drawn < self.sent_a - EV_HEADROOM_A:
-            if self.short_since is None:
-                self.short_since = now
-            if now - self.short_since >= EV_SETTLE_S:
-                self.ev_limit_a = drawn + EV_HEADROOM_A
-        else:
-            self.short_since = None
-            if drawn >= self.sent_a - EV_HEADROOM_A / 4:
-                self.ev_limit_a = math.inf
-        return self.ev_limit_a
 
 
 @dataclass(frozen=True, slots=True)
@@ -540,6 +483,9 @@ class CyclePlanner:
                 self.allocator.confirm_followed(i)
                 runtime.lowered_at = None
             wants = reading.state in WANTING_STATES or (reading.state is None and drawn > 1.0)
+            if info.three_phase and runtime.observe_phases(wants):
+                self.allocator.set_ev_phase(i, runtime.ev_phase)
+                self.energy.ev_phases[i] = 3 if runtime.ev_phase is None else 1
             wanting[i] = wants or info.hold_minimum
             ev_max[i] = runtime.ev_estimate(wants, drawn, now)
             if not wants and info.hold_minimum:  # idle, offered its minimum: no more
@@ -847,12 +793,17 @@ class CyclePlanner:
             watch = runtime.watch
             if not watch.reachable(now):
                 continue
-            setpoint, n_phases = setpoints[i], phases[i]
+            setpoint, n_phases = setpoints[i], self._told_phases(i, phases)
             if watch.needs_verification:
                 commands.append(SetpointCommand(i, info.name, setpoint, n_phases, True))
             elif runtime.sent_a != setpoint or runtime.sent_phases != n_phases or self._paced[i]:
                 commands.append(SetpointCommand(i, info.name, setpoint, n_phases))
         return commands
+
+    def _told_phases(self, index: int, phases: Sequence[int]) -> int:
+        """The phase count a connector is told with its setpoint: the allocator's, but three
+        for a one-phase EV at a three-phase connector (counted on its phase, not switched)."""
+        return 3 if self.connectors[index].ev_phase is not None else phases[index]
 
     def take_over(self) -> None:
         """This gateway starts commanding under a new epoch: as after a restart, every
@@ -897,7 +848,7 @@ class CyclePlanner:
                     runtime.sent_a is None or setpoints[i] < runtime.sent_a
                 ):
                     runtime.lowered_at = done_at
-                runtime.sent_a, runtime.sent_phases = setpoints[i], phases[i]
+                runtime.sent_a, runtime.sent_phases = setpoints[i], self._told_phases(i, phases)
                 runtime.watch.commanded(max(outcome.current_a, setpoints[i]))
                 runtime.watch.ok(now)
             else:

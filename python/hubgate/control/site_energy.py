@@ -141,6 +141,9 @@ class SiteEnergy:
         self._root_meters = [m.id for m in site.meters if m.node == GRID_NODE_ID]
         by_key = {(ch.id, c.id): c.pv_mode for ch in site.chargers for c in ch.connectors}
         self.pv_mode = array("b", [by_key[info.key] for info in model.connectors])
+        self.ev_phases = array("b", [1 if info.one_phase else 3 for info in model.connectors])
+        """How many phases each connector's EV draws on at most (1 for a one-phase EV seen
+        at a three-phase connector: `ConnectorRuntime.observe_phases`)."""
         self._any_pv_mode = any(self.pv_mode)
         self.battery_reading: Reading | None = None
         self.pv_w: dict[str, float | None] = {}
@@ -348,7 +351,7 @@ class SiteEnergy:
         for i, info in enumerate(model.connectors):
             if self.pv_mode[i] or not wanting[i]:
                 continue
-            hi = min(ev_max[i], info.max_current_a) * (1 if info.one_phase else 3) * voltage
+            hi = min(ev_max[i], info.max_current_a) * self.ev_phases[i] * voltage
             reason = last.reason[i] if last is not None else _NOT_WANTING
             if reason == _NOT_WANTING or last is None:
                 demand += hi  # new: it may take its maximum

@@ -42,6 +42,13 @@ class ConnectorInfo:
     """What it draws per phase when idle (a DC cabinet's pre-heat and idle consumption)."""
     hold_minimum: bool = False
     """Offered its minimum while idle (a DC charger given 0 W starts no session)."""
+    switchable: bool = False
+    """Switched between one and three phases by the allocator."""
+
+    @property
+    def three_phase(self) -> bool:
+        """Built on three phases, not switchable: its EV may still draw on one of them."""
+        return not self.one_phase and not self.switchable
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,7 @@ class SiteModel:
                     if connector.dc is None
                     else connector.dc.idle_current_a(grid.voltage_v),
                     hold_minimum=connector.dc is not None and connector.dc.hold_minimum,
+                    switchable=connector.phases is PhaseMode.SWITCHABLE,
                 )
             )
         idle = [0.0] * len(allocator.node_ids)

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from hubgate.control.allocation import CycleResult
+from hubgate.control.connector_runtime import ConnectorRuntime, Phases3
 from hubgate.control.deadlines import DeadlineStatus
 from hubgate.control.decisions import DecisionLog, DecisionRecord, GridSample
 from hubgate.control.demand import DemandView
 from hubgate.control.limit_in_force import CAP, PEAK_TARGET, NodeLimit
 from hubgate.control.limits import LimitBook
-from hubgate.control.plan import ConnectorRuntime, CyclePlanner, Phases3, Plan
+from hubgate.control.plan import CyclePlanner, Plan
 from hubgate.devices.model import (
     Device,
     DeviceFailsafe,
@@ -328,7 +329,12 @@ def _commanded(planner: CyclePlanner, result: CycleResult) -> list[Phases3]:
     setpoints, phases = result.setpoint_a, result.phases
     sums = [[0.0, 0.0, 0.0] for _ in model.node_ids]
     for i, info in enumerate(model.connectors):
-        on = (info.grid_phases[0],) if info.one_phase or phases[i] == 1 else (0, 1, 2)
+        ev_phase = planner.connectors[i].ev_phase  # a one-phase EV seen at 3-phase one
+        on: tuple[int, ...] = (0, 1, 2)
+        if ev_phase is not None:
+            on = (ev_phase,)
+        elif info.one_phase or phases[i] == 1:
+            on = (info.grid_phases[0],)
         for node in model.ancestors[info.node]:
             for p in on:
                 sums[node][p] += setpoints[i]

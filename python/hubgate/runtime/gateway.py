@@ -42,6 +42,7 @@ from hubgate.cloud.queue import DurableQueue, open_durable_queue
 from hubgate.cluster.fleet import FleetLink
 from hubgate.cluster.leadership import Leadership
 from hubgate.cluster.lease import Role
+from hubgate.cluster.limit_replica import LimitReplica
 from hubgate.cluster.link import NatsLink, open_nats_link
 from hubgate.cluster.queue_replica import QueueReplica
 from hubgate.cluster.timing import lease_timing
@@ -357,6 +358,7 @@ async def open_gateway(
             if leadership is not None and link is not None and site.cluster is not None:
                 fleet = FleetLink(link, site.cluster, hub, limits, lambda: leadership.role.value)
                 supervisor.start("fleet", fleet.run)
+                supervisor.start("limit-replica", LimitReplica(link, site.cluster, limits).run)
             if leadership is not None:
                 supervisor.start("leadership", leadership.run)
                 supervisor.start("leader", gateway.lead)

@@ -250,3 +250,47 @@ fn freed_current_is_reused_once_measurement_confirms_the_decrease() {
     assert_eq!(site.at(2.0).setpoint_a, vec![16.0, 16.0]);
     assert!(site.alloc.confirm_followed(2).is_err());
 }
+
+#[test]
+fn a_one_phase_ev_at_a_three_phase_connector_counts_on_its_phase_only() {
+    let mut site = Site::new(100.0, vec![connector(PhaseMap::Three, 0); 2], quiet());
+    site.gop = 230.0 * 3.0 * 32.0;
+    assert_eq!(site.at(0.0).setpoint_a, vec![16.0, 16.0]);
+    // The first EV draws on L2 alone: its 16 A are 3.7 kW, not 11.
+    site.alloc.set_ev_phase(0, Some(1)).unwrap();
+    assert_eq!(
+        site.alloc.topology().connectors()[0].phases,
+        PhaseMap::Single(1)
+    );
+    let out = site.at(1.0);
+    assert_eq!(out.setpoint_a, vec![24.0, 24.0], "230 * 24 + 690 * 24 W");
+    assert_eq!(out.phases, vec![1, 3]);
+    // On three phases again: back to the fair share at once, nothing paused first.
+    site.alloc.set_ev_phase(0, None).unwrap();
+    assert_eq!(site.at(2.0).setpoint_a, vec![16.0, 16.0]);
+    assert_eq!(site.out.phases, vec![3, 3]);
+    assert!(site.alloc.set_ev_phase(0, Some(3)).is_err());
+    assert!(site.alloc.set_ev_phase(2, None).is_err());
+    let mut one_phase = Site::new(32.0, vec![connector(PhaseMap::Single(0), 0)], quiet());
+    assert!(one_phase.alloc.set_ev_phase(0, Some(0)).is_err());
+    assert_eq!(one_phase.at(0.0).phases, vec![1]);
+}
+
+#[test]
+fn a_one_phase_ev_keeps_its_setpoint_through_the_change() {
+    let settings = Settings {
+        change_interval_s: 5.0,
+        ..quiet()
+    };
+    let mut site = Site::new(100.0, vec![connector(PhaseMap::Three, 0); 2], settings);
+    site.gop = 230.0 * 3.0 * 32.0;
+    assert_eq!(site.at(0.0).setpoint_a, vec![16.0, 16.0]);
+    site.alloc.set_ev_phase(0, Some(0)).unwrap();
+    assert_eq!(
+        site.at(1.0).setpoint_a,
+        vec![16.0, 16.0],
+        "not paused for the change; increases wait for the interval"
+    );
+    assert_eq!(site.out.reason, vec![Reason::ChangeInterval; 2]);
+    assert_eq!(site.at(5.0).setpoint_a, vec![24.0, 24.0]);
+}

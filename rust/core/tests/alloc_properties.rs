@@ -484,30 +484,66 @@ proptest! {
 
     #[test]
     fn transitions_keep_every_limit(case in case(), steps in prop::collection::vec((0u32..30, 0u32..40, any::<u64>()), 1..6)) {
-        let settings = Settings { settle_s: 8.0, change_interval_s: 3.0, ramp_a_per_s: 2.0, min_on_s: 20.0, min_off_s: 10.0, phase_switch_s: 15.0, ..Settings::default() };
-        let mut alloc = case.allocator(settings);
-        let mut out = Allocation::default();
-        let mut current = case.clone();
-        let mut now = 0.0;
-        let mut old: Option<Allocation> = None;
-        for (dt, base_shift, seed) in steps {
-            now += f64::from(dt);
-            // Vary the base load and who wants current, deterministically from the seed.
-            for (k, b) in current.base.iter_mut().enumerate() {
-                *b = (case.base[k] + f64::from((seed >> (k % 60)) as u32 & 1) * f64::from(base_shift) * 0.5).max(-10.0);
-            }
-            for (i, w) in current.wanting.iter_mut().enumerate() {
-                *w = u8::from((seed >> (i % 64)) & 3 != 0);
-            }
-            alloc.allocate(&current.input(now), &mut out).unwrap();
-            assert_within_caps(&current, &out.target_a, &out.phases, "target");
-            assert_within_caps(&current, &out.setpoint_a, &out.phases, "setpoint");
-            assert_setpoint_shape(&current, &out.setpoint_a, "setpoint");
-            if let Some(prev) = &old {
-                assert_transition(&current, prev, &out);
-            }
-            old = Some(out.clone());
+        check_transitions(&case, &steps, false);
+    }
+
+    #[test]
+    fn transitions_keep_every_limit_as_evs_draw_on_one_phase(case in case(), steps in prop::collection::vec((0u32..30, 0u32..40, any::<u64>()), 1..6)) {
+        check_transitions(&case, &steps, true);
+    }
+}
+
+/// Runs `case` through `steps` (time step, base load shift, seed), checking every
+/// limit at each: with `one_phase_evs`, the seed also moves the EVs at three-phase
+/// connectors onto one phase or back (`Allocator::set_ev_phase`), and the limits
+/// count them where they draw.
+fn check_transitions(case: &Case, steps: &[(u32, u32, u64)], one_phase_evs: bool) {
+    let settings = Settings {
+        settle_s: 8.0,
+        change_interval_s: 3.0,
+        ramp_a_per_s: 2.0,
+        min_on_s: 20.0,
+        min_off_s: 10.0,
+        phase_switch_s: 15.0,
+        ..Settings::default()
+    };
+    let mut alloc = case.allocator(settings);
+    let mut out = Allocation::default();
+    let mut current = case.clone();
+    let mut now = 0.0;
+    let mut old: Option<Allocation> = None;
+    for &(dt, base_shift, seed) in steps {
+        now += f64::from(dt);
+        // Vary the base load and who wants current, deterministically from the seed.
+        for (k, b) in current.base.iter_mut().enumerate() {
+            *b = (case.base[k]
+                + f64::from((seed >> (k % 60)) as u32 & 1) * f64::from(base_shift) * 0.5)
+                .max(-10.0);
         }
+        for (i, w) in current.wanting.iter_mut().enumerate() {
+            *w = u8::from((seed >> (i % 64)) & 3 != 0);
+        }
+        for (i, c) in current.connectors.iter_mut().enumerate() {
+            if !one_phase_evs || case.connectors[i].phases != PhaseMap::Three {
+                continue;
+            }
+            let pick = (seed.rotate_left(3 * i as u32 + 1) & 7) as u8;
+            let phase = (pick < PHASES as u8).then_some(pick);
+            alloc.set_ev_phase(i, phase).unwrap();
+            c.phases = phase.map_or(PhaseMap::Three, PhaseMap::Single);
+            // What it was sent counts as drawn where it draws now.
+            if let Some(prev) = &mut old {
+                prev.phases[i] = if phase.is_some() { 1 } else { 3 };
+            }
+        }
+        alloc.allocate(&current.input(now), &mut out).unwrap();
+        assert_within_caps(&current, &out.target_a, &out.phases, "target");
+        assert_within_caps(&current, &out.setpoint_a, &out.phases, "setpoint");
+        assert_setpoint_shape(&current, &out.setpoint_a, "setpoint");
+        if let Some(prev) = &old {
+            assert_transition(&current, prev, &out);
+        }
+        old = Some(out.clone());
     }
 }
 

@@ -406,6 +406,18 @@ impl Allocator {
         Ok(self.core.set_priority(connector.0, priority.0)?)
     }
 
+    /// Measurement shows the EV at three-phase connector `connector` draws on grid
+    /// phase `phase` (0-2) alone, or on all three again (None): it counts there only
+    /// from the next cycle on.
+    #[pyo3(signature = (connector, phase))]
+    fn set_ev_phase(
+        &mut self,
+        connector: TreeInt<usize>,
+        phase: Option<TreeInt<u8>>,
+    ) -> Result<(), CoreError> {
+        Ok(self.core.set_ev_phase(connector.0, phase.map(|p| p.0))?)
+    }
+
     /// Measurement shows connector `connector` draws no more than its last
     /// setpoint: what it kept reserved after a decrease is free from the next cycle.
     fn confirm_followed(&mut self, connector: TreeInt<usize>) -> Result<(), CoreError> {

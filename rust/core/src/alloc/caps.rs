@@ -181,6 +181,13 @@ impl Space {
         self.terms = terms;
     }
 
+    /// A connector's phases changed: its terms now, the slack limits found again
+    /// next cycle (what a connector may draw below a node changed).
+    pub(crate) fn rephase(&mut self, topo: &Topology) {
+        self.seen_cap.fill(f64::NAN);
+        self.build_terms(topo);
+    }
+
     /// Number of constraints.
     pub(crate) fn len(&self) -> usize {
         self.cap.len()

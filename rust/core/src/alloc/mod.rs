@@ -191,6 +191,8 @@ fn deadline_floors(topo: &Topology, work: &mut Work, input: &CycleInput<'_>) {
 #[derive(Debug)]
 pub struct Allocator {
     topo: Topology,
+    /// Each connector's phases as built (`topo` holds them as drawn this cycle).
+    configured: Vec<PhaseMap>,
     states: Vec<ConnectorState>,
     last_now: f64,
     work: Work,
@@ -256,6 +258,7 @@ impl Allocator {
             terms_at: vec![(0, 0); n],
         };
         Self {
+            configured: topo.connectors.iter().map(|c| c.phases).collect(),
             topo,
             states,
             last_now: f64::NEG_INFINITY,
@@ -276,6 +279,39 @@ impl Allocator {
     pub fn set_priority(&mut self, connector: usize, priority: u8) -> Result<(), TopologyError> {
         self.topo.set_priority(connector, priority)?;
         self.fill.sort_keys(&self.topo);
+        Ok(())
+    }
+
+    /// Measurement shows the EV at three-phase `connector` draws on grid phase
+    /// `phase` alone (a one-phase EV; `None`: on all three again): from the next
+    /// cycle on it counts there only, like a one-phase connector on that phase,
+    /// and what it was last sent counts as drawn there too (it was: nothing is
+    /// paused or reserved for the change). [`Allocator::topology`] shows the phases
+    /// so drawn. A connector built on one phase, or switchable, cannot be set.
+    pub fn set_ev_phase(
+        &mut self,
+        connector: usize,
+        phase: Option<u8>,
+    ) -> Result<(), TopologyError> {
+        let configured = *self
+            .configured
+            .get(connector)
+            .ok_or(TopologyError::NoSuchConnector(connector))?;
+        if configured != PhaseMap::Three {
+            return Err(TopologyError::BadConnector {
+                connector,
+                problem: "only a three-phase connector's EV can draw on one phase of it",
+            });
+        }
+        if phase.is_some_and(|p| usize::from(p) >= PHASES) {
+            return Err(TopologyError::BadPhase(connector));
+        }
+        let map = phase.map_or(PhaseMap::Three, PhaseMap::Single);
+        if self.topo.connectors[connector].phases != map {
+            self.topo.connectors[connector].phases = map;
+            self.states[connector].phases = state::default_phases(map);
+            self.work.space.rephase(&self.topo);
+        }
         Ok(())
     }
 

@@ -1,0 +1,104 @@
+"""What the control loop knows of one connector between cycles (sans-IO): its reachability,
+its latest reading and draw on the grid phases, what it was sent, what its EV is estimated
+to take, and which phases its EV draws on."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from hubgate.control.failsafe import ChargerWatch
+from hubgate.devices.model import LimitCheck, Reading
+
+Phases3 = tuple[float, float, float]
+
+EV_HEADROOM_A = 2.0
+"""An EV that draws less than offered keeps this much above its draw, so it can climb."""
+
+EV_SETTLE_S = 10.0
+"""How long an EV must draw well under its setpoint before that says what it wants (a raise
+takes a while to show in its draw)."""
+
+ONE_PHASE_SETTLE_S = 10.0
+"""How long an EV at a three-phase connector must draw on one phase alone (readings that
+far apart) before it counts there only."""
+
+ONE_PHASE_MIN_A = 4.0
+"""The least draw on that phase that says so (below an EV's 6 A minimum, above noise)."""
+
+ONE_PHASE_IDLE_A = 1.0
+"""A phase drawing more than this is in use."""
+
+
+@dataclass
+class ConnectorRuntime:
+    """What the planner knows of one connector between cycles."""
+
+    watch: ChargerWatch
+    reading: Reading | None = None
+    sent_a: float | None = None
+    sent_phases: int = 0
+    sent_at: float = -math.inf
+    """When its setpoint last changed."""
+    draw: Phases3 = (0.0, 0.0, 0.0)
+    """Latest known draw on the grid phases (A)."""
+    failsafe_unverified: bool = False
+    """Its failsafe settings could not be configured: treated as unreachable until they are."""
+    ev_limit_a: float = math.inf
+    """What the EV is estimated to take, from its draw well under its setpoint for a while."""
+    short_since: float | None = None
+    """Since when the EV has drawn more than `EV_HEADROOM_A` under its setpoint, on end."""
+    lowered_at: float | None = None
+    """When a lowered setpoint was accepted, until a later reading shows the EV followed it."""
+    limit_check: LimitCheck = field(default_factory=LimitCheck)
+    """Whether its charger applies its limits; not following: reserved at its maximum."""
+    ev_phase: int | None = None
+    """The grid phase its EV draws on alone (a one-phase EV at a three-phase connector)."""
+    one_phase_seen: tuple[int, float] | None = None
+    """The phase its EV was first seen drawing on alone, and the reading's time."""
+
+    def observe_phases(self, wants: bool) -> bool:
+        """Follow the phases the EV draws on in its latest reading (every phase measured):
+        on one grid phase alone in readings `ONE_PHASE_SETTLE_S` apart, it counts there
+        only (`ev_phase`); on another phase too, or once the session ends, on all three
+        again at once. A reading that shows no draw changes nothing. Whether `ev_phase`
+        changed."""
+        before, reading = self.ev_phase, self.reading
+        if not wants:
+            self.ev_phase = self.one_phase_seen = None
+        elif reading is not None and reading.phase_currents() is not None:
+            on = [p for p, amps in enumerate(self.draw) if amps > ONE_PHASE_IDLE_A]
+            if len(on) > 1 or (on and self.ev_phase not in (None, on[0])):
+                self.ev_phase = self.one_phase_seen = None
+            elif on and self.draw[on[0]] >= ONE_PHASE_MIN_A:
+                seen = self.one_phase_seen
+                if seen is None or seen[0] != on[0]:
+                    self.one_phase_seen = seen = (on[0], reading.at)
+                if reading.at - seen[1] >= ONE_PHASE_SETTLE_S:
+                    self.ev_phase = on[0]
+        return self.ev_phase != before
+
+    def known_draw(self) -> Phases3:
+        """Its draw as counted against its node's meter: the latest reading, capped at the
+        setpoint given after it was taken (an older value says more than it may draw now;
+        whatever it draws above is then counted as base load, never less)."""
+        reading, cap = self.reading, self.sent_a
+        if reading is None or cap is None or reading.at >= self.sent_at:
+            return self.draw
+        return (min(self.draw[0], cap), min(self.draw[1], cap), min(self.draw[2], cap))
+
+    def ev_estimate(self, wants: bool, drawn: float, now: float) -> float:
+        """Trim to the draw when the EV has taken less than offered for `EV_SETTLE_S`
+        (whatever the setpoint did meanwhile); release once it takes all."""
+        if not wants or not self.sent_a:
+            self.ev_limit_a, self.short_since = math.inf, None
+        elif drawn < self.sent_a - EV_HEADROOM_A:
+            if self.short_since is None:
+                self.short_since = now
+            if now - self.short_since >= EV_SETTLE_S:
+                self.ev_limit_a = drawn + EV_HEADROOM_A
+        else:
+            self.short_since = None
+            if drawn >= self.sent_a - EV_HEADROOM_A / 4:
+                self.ev_limit_a = math.inf
+        return self.ev_limit_a

@@ -1,0 +1,55 @@
+"""What a leader passes on to the next one about its chargers, sans-IO
+(`control.authority.Inheritance`, carried in the cluster's lease).
+
+A charger keeps its stored charging profiles while offline and goes on applying them (OCPP
+1.6 §3.13.6, offline behaviour of smart charging; 2.0.1 use cases K06/K07): once the old
+leader's lease profile has lapsed, the permanent failsafe profile it installed and verified
+(same ids and current on both gateways) is what limits a charger the new leader cannot
+reach yet. So the leader `bequest`s those connectors, and a new leader `inherit`s them: it
+assumes them at their failsafe current, not their maximum, from when the old lease lapsed
+until it verifies them itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from hubgate.control.authority import Inheritance
+from hubgate.control.plan import CyclePlanner
+
+HANDOVER_LAPSE_MARGIN_S = 2.0
+"""After a hand-over, the old leader's lease profiles are counted as lapsed this long after
+one device lease (a charger's clock may run behind ours; `ocpp.smart_charging.LAPSE_MARGIN_S`
+checks a lapse as late)."""
+
+
+def inherit(planner: CyclePlanner, inherited: Inheritance, now: float) -> None:
+    """A new leader's planner (after `CyclePlanner.take_over` at `now`) counts on the
+    connectors in `inherited.failsafes` at their failsafe current once the old leader's lease
+    has lapsed: at once after a take-over (the standby waited for the device leases), one
+    device lease and `HANDOVER_LAPSE_MARGIN_S` later after a hand-over."""
+    lapsed_at = now
+    if inherited.handed_over:
+        lapsed_at += planner.site.control.lease_s + HANDOVER_LAPSE_MARGIN_S
+    for info, runtime in zip(planner.model.connectors, planner.connectors, strict=True):
+        runtime.watch.inherited_from = lapsed_at if info.name in inherited.failsafes else None
+
+
+def bequest(planner: CyclePlanner, lapsing: Collection[str]) -> frozenset[str]:
+    """The connectors a successor may count on at their failsafe current once their leases
+    lapse: among `lapsing` (chargers whose lease falls back to the failsafe current), those
+    whose failsafe this gateway verified and that were checked to follow their limits, and
+    those it inherited and has not verified yet (unless caught not following since)."""
+    return frozenset(
+        info.name
+        for info, runtime in zip(planner.model.connectors, planner.connectors, strict=True)
+        if info.name in lapsing
+        and not runtime.failsafe_unverified
+        and (
+            (not runtime.watch.needs_verification and runtime.limit_check.following is True)
+            or (
+                runtime.watch.inherited_from is not None
+                and runtime.limit_check.following is not False
+            )
+        )
+    )
