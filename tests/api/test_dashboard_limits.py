@@ -59,10 +59,12 @@ def fill_history(api: RunningApi) -> None:
         )
 
 
-async def publish(api: RunningApi, first: int, step_at: int) -> None:
-    """Stand-in for the control loop: a snapshot every 50 ms; the step at cycle `step_at`."""
+async def publish(api: RunningApi, first: int, step_at: int, published: list[int]) -> None:
+    """Stand-in for the control loop: a snapshot every 50 ms (a pace, not a wait); the step
+    at cycle `step_at`; each cycle published is appended to `published`."""
     for cycle in range(first, 100_000):
         api.ctx.hub.publish(state_at(cycle, step=cycle >= step_at))
+        published.append(cycle)
         await trio.sleep(0.05)
 
 
@@ -116,11 +118,13 @@ async def test_chart_opens_filled_draws_the_limit_in_force_and_export(
             assert float(chart["limitY"]) == pytest.approx(chart["y"](78.0), abs=0.01)
             assert await colour_near(page, right, chart["y"](78.0), "--limit")
 
+            published: list[int] = []
             async with trio.open_nursery() as feeding:
-                feeding.start_soon(publish, api, HISTORY + 1, step_at)
+                feeding.start_soon(publish, api, HISTORY + 1, step_at, published)
                 await page.wait_for(f"Number({CHART}.dataset.lastCycle) >= {step_at + 5}")
                 feeding.cancel_scope.cancel()
-            await trio.sleep(0.2)  # the last snapshot drawn; the chart holds still now
+            # The last snapshot drawn: the chart holds still now.
+            await page.wait_for(f"Number({CHART}.dataset.lastCycle) >= {published[-1]}")
             chart = await scale(page)
             right = float(chart["plotRight"]) - 3  # the page may have grown a scrollbar
             # The limit line is drawn at the grid operator's limit, no longer at the cap ...

@@ -10,14 +10,8 @@ import pytest
 
 from hubgate.cloud.authlist import auth_record, local_list_update, offline_token_info, token_key
 from hubgate.cloud.offline import OfflineRule, offline_handling
-from hubgate.cloud.store import (
-    SCHEMA_VERSION,
-    AuthRecord,
-    AuthSource,
-    ListUpdateStatus,
-    Outgoing,
-    Store,
-)
+from hubgate.cloud.store import AuthRecord, AuthSource, ListUpdateStatus, Outgoing, Store
+from hubgate.cloud.store_schema import SCHEMA_VERSION
 from hubgate.ocpp.versions import OcppVersion
 
 V16 = OcppVersion.V16

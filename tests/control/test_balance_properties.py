@@ -33,8 +33,9 @@ from hypothesis import strategies as st
 from hubgate._core import AllocReason
 from hubgate.config.model import SiteConfig
 from hubgate.control.allocation import AllocationSettings
+from hubgate.control.cycle import LoopTiming
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
-from hubgate.control.plan import CyclePlanner, LoopTiming
+from hubgate.control.plan import CyclePlanner
 from hubgate.devices.model import AppliedLimit, BatteryCommandResult, Reading
 from hubgate.profiles.model import IecState, Quantity
 

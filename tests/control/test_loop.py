@@ -10,7 +10,8 @@ import trio
 import trio.testing
 
 from hubgate.control.limits import SITE, AuditAction, Limit, LimitSource
-from hubgate.control.loop import ControlLoop, SiteDevices
+from hubgate.control.loop import ControlLoop
+from hubgate.control.sensors import SiteDevices
 from hubgate.devices.model import Reading
 from hubgate.profiles.model import IecState
 from tests.support.loop_site import SimCharger, SimSite, running_loop, site_config

@@ -20,7 +20,8 @@ from hubgate.config.model import SiteConfig
 from hubgate.control.commands import CommandRejectedError
 from hubgate.control.limits import SITE as SITE_TARGET
 from hubgate.control.limits import Limit, LimitSource
-from hubgate.control.loop import ControlLoop, SiteDevices
+from hubgate.control.loop import ControlLoop
+from hubgate.control.sensors import SiteDevices
 from hubgate.devices.model import BatteryCommandResult, Reading
 from hubgate.profiles.model import Quantity
 from tests.support.loop_site import (

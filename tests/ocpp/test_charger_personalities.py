@@ -23,6 +23,7 @@ from hubgate.ocpp.station_care import CapabilityStore, StationCare
 from hubgate.ocpp.versions import OcppVersion
 from tests.support.charge_points import ChargePointThread, Quirks
 from tests.support.ocpp_listener import V16, V201, Running
+from tests.support.wait import wait_until
 
 SETTINGS = LeaseSettings(
     lease_s=60,
@@ -59,9 +60,11 @@ async def driven(
     *,
     override: CapabilityOverride | None = None,
     store: CapabilityStore | None = None,
+    stamped: bool = True,
 ) -> AsyncIterator[Driven]:
     """Connect a peer with `quirks`, settle it as the gateway does (after its
-    BootNotification; its upkeep is the test's to run), configure the failsafe and set 16 A on three phases."""
+    BootNotification, `boot`; its upkeep is the test's to run), configure the failsafe and
+    set 16 A on three phases."""
     identity = IDENTITY[version]
     peer = await server.connect(identity, version)
     peer.cp.quirks = quirks
@@ -71,7 +74,7 @@ async def driven(
         care = StationCare(station, override=override, store=store, sample_interval_s=5)
         charger = OcppCharger(station, settings=SETTINGS, care=care)
         session = await server.session_of(identity)
-        await boot(peer, version)
+        await boot(peer, version, stamped=stamped)
         await care.settle(session)
         await charger.configure_failsafe(60, 6)
         await charger.set_limit(16, 3)
@@ -80,15 +83,18 @@ async def driven(
         await trio.to_thread.run_sync(peer.stop)
 
 
-async def boot(peer: ChargePointThread, version: OcppVersion) -> None:
+async def boot(peer: ChargePointThread, version: OcppVersion, *, stamped: bool = True) -> None:
     """BootNotification, then the connector's status stamped on the peer's clock, as a
-    charger does after it boots."""
+    charger does after it boots (1.6: unless not `stamped`, its timestamp is optional)."""
     stamp = peer.cp.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
     if version is V16:
         requests = [
             call16.BootNotification(charge_point_model="M", charge_point_vendor="V"),
             call16.StatusNotification(
-                connector_id=1, error_code="NoError", status="Available", timestamp=stamp
+                connector_id=1,
+                error_code="NoError",
+                status="Available",
+                timestamp=stamp if stamped else None,
             ),
         ]
     else:
@@ -258,6 +264,28 @@ async def test_a_charger_drawing_over_its_limit_is_caught(server: Running) -> No
             assert check.evidence.startswith("draws 32.0 A under a limit of 16 A")
 
 
+async def test_drawing_the_failsafe_after_a_late_renewal_is_no_fault(server: Running) -> None:
+    """A lease that ran out before hubgate renewed it (a loaded gateway) leaves the charger
+    at its failsafe, and its EV draws 6 A under hubgate's 0 A: that is the lease working,
+    not a charger ignoring its limit (the charger zoo under load had a watt-only charger
+    "not following" from this). The same draw while the lease runs is caught."""
+    currents = [("Current.Import", p, "6") for p in ("L1", "L2", "L3")]
+    with trio.fail_after(20):
+        async with driven(server, V16, Quirks()) as d:
+            await d.charger.configure_failsafe(1, 6)  # a one-second lease
+            await d.charger.set_limit(0, 3)
+            await trio.sleep(1.2)  # not renewed: it has run out
+            await meter_values(d.peer, currents)
+            await d.charger.read()
+            assert d.charger.limit_check.following is not False, d.charger.limit_check.evidence
+            await d.charger.heartbeat()  # renewed: 0 A again (SETTINGS: no time to follow)
+            await meter_values(d.peer, currents)
+            await d.charger.read()
+            check = d.charger.limit_check
+            assert check.following is False
+            assert check.evidence.startswith("draws 6.0 A under a limit of 0 A")
+
+
 @pytest.mark.parametrize("version", [V16, V201])
 async def test_a_clock_seven_minutes_behind_gets_times_on_its_clock(
     server: Running, version: OcppVersion
@@ -284,6 +312,20 @@ async def test_a_clock_seven_minutes_behind_gets_times_on_its_clock(
         override = CapabilityOverride(clock_offset_s=0)  # as if hubgate used its own clock
         async with driven(server, version, behind, override=override) as d:
             assert await d.charger.lease.composite_limit() == 16  # type: ignore[union-attr]
+
+
+async def test_a_16_charger_that_stamped_nothing_is_asked_for_its_time(server: Running) -> None:
+    """A 1.6 charger shows its clock only in what it stamps, and its StatusNotification may
+    leave the timestamp out: before a transaction hubgate would not know it is 7 minutes
+    behind (its leases 7 minutes too long). It is asked for MeterValues, always stamped."""
+    behind = Quirks(clock_offset_s=-420, sends_triggered=True)
+    with trio.fail_after(20):
+        async with driven(server, V16, behind, stamped=False) as d:
+            triggered = await trio.to_thread.run_sync(d.cp.wait_received, "TriggerMessage", 1)
+            assert triggered[0]["requested_message"] == "MeterValues"
+            clock = d.charger.station.clock
+            await wait_until(lambda: clock.offset_s is not None, "a stamped message")
+            assert clock.offset_s == pytest.approx(-420, abs=2)
 
 
 async def test_energy_only_meter_values_give_a_derived_current_and_a_trigger(

@@ -14,6 +14,7 @@ from hubgate.ocpp.smart_charging import LeaseSettings
 from hubgate.profiles.model import IecState, Quantity
 from tests.support.charge_points import now_text
 from tests.support.ocpp_listener import V16, Running
+from tests.support.wait import wait_until
 
 
 async def test_read_limit_failsafe_and_heartbeat(server: Running) -> None:
@@ -102,5 +103,45 @@ async def test_a_renewal_waiting_behind_a_new_limit_renews_that_limit(server: Ru
             ]
             assert limits[sent:] == [16]  # the renewal was not due: nothing more went out
             assert charger.latest().get(Quantity.APPLIED_CURRENT_LIMIT) == 16.0
+        finally:
+            await trio.to_thread.run_sync(cp.stop)
+
+
+async def test_a_limit_outlasting_the_loops_deadline_is_still_applied(server: Running) -> None:
+    """A charger slower to answer than the control loop's command deadline (40 % of a
+    cycle: 100 ms at 0.25 s, less than a cellular round trip): the exchange goes on in the
+    station's own task when the loop moves on, and the next cycle finds the limit accepted.
+    Cut short with the loop, the profile went out every cycle and was never seen accepted:
+    the charger was never verified, and its frames piled up."""
+    station = server.registry.get("CP16")
+    assert station is not None
+    charger = OcppCharger(station, settings=LeaseSettings(min_increase_interval_s=0))
+    with trio.fail_after(20):
+        cp = await server.connect("CP16", V16)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(charger.care.attend, await server.session_of("CP16"))
+                boot = call.BootNotification(charge_point_model="M", charge_point_vendor="V")
+                await trio.to_thread.run_sync(cp.call, boot)
+                await wait_until(lambda: charger.care.known, "the station settled")
+                await charger.configure_failsafe(timeout_s=60.0, failsafe_current_a=6.0)
+                await charger.set_limit(6.0, 3)
+                sent = len([a for a, _ in cp.cp.received if a == "SetChargingProfile"])
+                cp.cp.answering.clear()  # it answers slower than the deadline
+                with trio.move_on_after(0.1) as cut:
+                    await charger.set_limit(16.0, 3)
+                assert cut.cancelled_caught
+                cp.cp.answering.set()
+                lease = charger.lease
+                assert lease is not None
+                await wait_until(
+                    lambda: lease.planner.last is not None and lease.planner.last.current_a == 16,
+                    "the limit accepted after all",
+                )
+                applied = await charger.set_limit(16.0, 3)  # the next cycle: nothing to send
+                assert applied.current_a == 16
+                profiles = [a for a, _ in cp.cp.received if a == "SetChargingProfile"]
+                assert len(profiles) == sent + 1
+                nursery.cancel_scope.cancel()
         finally:
             await trio.to_thread.run_sync(cp.stop)

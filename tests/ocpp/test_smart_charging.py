@@ -117,7 +117,9 @@ def test_an_offline_duration_is_for_2_1_only(version: OcppVersion) -> None:
 
 
 async def test_lease_on_a_16_charger_falls_back_by_itself(server: Running) -> None:
-    settings = LeaseSettings(lease_s=3.0, renew_before_s=2.0, failsafe_current_a=6)
+    # CP16's renewals come due 1.53 s into a 3 s lease (its spread is 0.94 of half the
+    # 1 s margin): the deadband check right after the first limit has room under load
+    settings = LeaseSettings(lease_s=3.0, renew_before_s=1.0, failsafe_current_a=6)
     with trio.fail_after(15):
         cp = await server.connect("CP16", V16)
         try:
@@ -135,7 +137,7 @@ async def test_lease_on_a_16_charger_falls_back_by_itself(server: Running) -> No
             assert await lease.composite_limit() == 16
             assert (await lease.verify()).following is True
             assert not await lease.apply(Setpoint(16.2))  # deadband: nothing sent
-            await trio.sleep(1.1)
+            await trio.sleep(1.6)
             assert await lease.apply(Setpoint(16))  # renewed before expiry
             assert await lease.composite_limit() == 16
             await trio.sleep(3.1)  # hubgate "gone": no renewal

@@ -14,8 +14,9 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 import websockets
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as ChargePoint16
+from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 from ocpp.v21 import ChargePoint as ChargePoint21
 from ocpp.v21 import call_result as result21
@@ -117,6 +118,8 @@ class Quirks:
     rejected_purposes: set[str] = field(default_factory=set)
     max_profiles: int = 8
     """MaxChargingProfilesInstalled: a profile that would be one more is rejected."""
+    sends_triggered: bool = False
+    """Sends the MeterValues a TriggerMessage asks for (1.6), stamped on its clock."""
 
 
 V16_UNITS = {"A": "Current", "W": "Power"}
@@ -283,6 +286,10 @@ class Cp16(_Recorder, ChargePoint16):
 
     results = result16
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
     def configuration(self) -> dict[str, str]:
         """Its 1.6 configuration keys and their values."""
         quirks = self.quirks
@@ -311,6 +318,19 @@ class Cp16(_Recorder, ChargePoint16):
             ],
             unknown_key=[k for k in wanted if k not in known],
         )
+
+    @after("TriggerMessage")
+    def after_trigger_message(self, requested_message: str, **kw: Any) -> None:
+        """With `Quirks.sends_triggered`: the MeterValues asked for, from a task (a call
+        awaited here would wait for an answer this handler holds up)."""
+        if self.quirks.sends_triggered and requested_message == "MeterValues":
+            sample = {"timestamp": _text(self.now()), "sampledValue": [{"value": "0"}]}
+            request = call16.MeterValues(
+                connector_id=kw.get("connector_id") or 1, meter_value=[sample]
+            )
+            task = asyncio.get_running_loop().create_task(self.call(request))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     @on("ChangeConfiguration")
     def change_configuration(self, key: str, value: str) -> Any:

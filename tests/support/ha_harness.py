@@ -156,10 +156,16 @@ class Gateway:
     """Every process it ran as, in order."""
 
     def start(self) -> None:
-        """Start it (again), its output appended to its log."""
+        """Start it (again), its output appended to its log; it runs in a folder of its
+        own, where its default state files (the records file) go."""
+        home = self.log.parent / f"gateway-{self.name}"
+        home.mkdir(exist_ok=True)
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [HUBGATE, "run", str(self.site)], stdout=out, stderr=subprocess.STDOUT
+                [HUBGATE, "run", str(self.site.resolve())],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=home,
             )
         self.pids.append(self.process.pid)
 

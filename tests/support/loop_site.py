@@ -22,8 +22,9 @@ from hubgate.config.model import SiteConfig
 from hubgate.control.cycle import Failed
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook
-from hubgate.control.loop import ControlLoop, SiteDevices
+from hubgate.control.loop import ControlLoop
 from hubgate.control.plan import CyclePlanner, Plan
+from hubgate.control.sensors import SiteDevices
 from hubgate.devices.model import AppliedLimit, LimitCheck, Reading
 from hubgate.profiles.model import IecState, Quantity
 from hubgate.state import EventLevel, StateHub

@@ -7,14 +7,8 @@ identity and OCPP version (2.0.1 Part 4 §6). Routing:
   and payload unchanged, and the CSMS's answer comes back. hubgate's station
   state (`StationRegistry`) is updated from it as when hubgate is the CSMS.
 - CSMS → charger: calls go down with the CSMS's message id and the answer
-  goes back up. Intercepted: SetChargingProfile and ClearChargingProfile
-  become CSMS limit leases for the allocator (`csms_limits`), and so does the
-  charging profile a RemoteStartTransaction / RequestStartTransaction carries
-  (the start itself goes on without it): no CSMS profile reaches a charger, so
-  none can raise it above hubgate's setpoint. SendLocalList,
-  GetLocalListVersion and ClearCache act on hubgate's local authorization list
-  and cache; a 1.6 RemoteStopTransaction has its transaction id mapped back to
-  the local one the charger knows.
+  goes back up; charging profiles become CSMS limit leases, the local list
+  and cache are hubgate's (`csms_requests.CsmsRequests`).
 - hubgate's own calls to the charger (smart charging, verification) use the
   charger's session directly and never reach the CSMS.
 
@@ -65,12 +59,12 @@ from hubgate.backoff import Backoff
 from hubgate.cloud.authlist import (
     auth_record,
     info_field,
-    local_list_update,
     offline_token_info,
     token_key,
 )
 from hubgate.cloud.credentials import CsmsAuth
-from hubgate.cloud.csms_limits import TX_PROFILE, CsmsLimits, profile_of
+from hubgate.cloud.csms_limits import CsmsLimits, profile_of
+from hubgate.cloud.csms_requests import CsmsRequests, profile_status, relayed
 from hubgate.cloud.csms_watch import CsmsWatch
 from hubgate.cloud.errors import CsmsCallError
 from hubgate.cloud.offline import OfflineHandling, OfflineRule, offline_handling, unavailable_answer
@@ -78,9 +72,8 @@ from hubgate.cloud.queue import DurableQueue, open_durable_queue
 from hubgate.cloud.store import Hold, Outgoing, QueuedMessage, Store, transaction_key
 from hubgate.cloud.upstream import CsmsProbe, OnConnect, UpstreamLink
 from hubgate.config.services import Csms
-from hubgate.control.limits import SITE, LimitBook, connector_target
+from hubgate.control.limits import SITE, LimitBook
 from hubgate.ocpp.errors import (
-    ErrorCode,
     OcppCallError,
     OcppCallTimeoutError,
     OcppSessionClosedError,
@@ -125,28 +118,6 @@ class ProxySettings:
 
 class _ChargerLeftError(Exception):
     """The charger has gone: replay stops before its next message."""
-
-
-def _error_code(code: str) -> ErrorCode:
-    try:
-        return ErrorCode(code)
-    except ValueError:
-        return ErrorCode.GENERIC_ERROR
-
-
-def _relayed(error: OcppCallError) -> RpcError:
-    """The peer's CallError, passed on to the other side."""
-    return RpcError(_error_code(error.code), error.description)
-
-
-def _profile_status(limits: CsmsLimits, target: str, profile: Payload, origin: str) -> Payload:
-    """Follow a CSMS profile on `target`: Accepted, or Rejected when it sets no valid limit."""
-    try:
-        limits.set_profile(target, profile, origin)
-    except ValueError as exc:
-        LOG.warning("%s", exc)
-        return {"status": "Rejected"}
-    return {"status": "Accepted"}
 
 
 class CsmsProxy:
@@ -287,7 +258,7 @@ class CsmsProxy:
 
         async def set_profile(p: Payload) -> Payload:
             profile = profile_of(self.settings.gateway_version, p)[1]
-            return _profile_status(self.limits, SITE, profile, "csms")
+            return profile_status(self.limits, SITE, profile, "csms")
 
         async def clear_profile(p: Payload) -> Payload:
             return {"status": "Accepted" if self.limits.clear(SITE, "csms") else "Unknown"}
@@ -318,7 +289,6 @@ class ChargerProxy:
         """This charger connection, for telling a repeated message from a new one."""
         self._queue = proxy.queue
         self._local = csms_handlers(station, version, proxy.policy)
-        self._charger: OcppSession | None = None
         self._order = trio.Lock()
         self._backlog = False
         self._kick = trio.Event()
@@ -330,24 +300,13 @@ class ChargerProxy:
         self._foreign: set[str] = set()
         """Upstream ids replayed from earlier connections of the charger: a new message
         that reuses one goes up under a new id."""
-        self._awaiting_start: dict[str, Payload] = {}
-        """CSMS TxProfiles of remote starts without a connector, by id token, until the
-        charger reports the start."""
-        everything = actions(version)
+        self.downstream = CsmsRequests(station, version, proxy.queue, proxy.limits)
         self.handlers: dict[str, Handler] = {
-            a: functools.partial(self._from_charger, a) for a in everything
+            a: functools.partial(self._from_charger, a) for a in actions(version)
         }
-        downward: dict[str, Handler] = {
-            a: functools.partial(self._to_charger, a) for a in everything
-        }
-        downward |= {
-            "SetChargingProfile": self._set_charging_profile,
-            "ClearChargingProfile": self._clear_charging_profile,
-            "SendLocalList": self._send_local_list,
-            "GetLocalListVersion": self._get_local_list_version,
-            "ClearCache": self._clear_cache,
-        }
-        self.upstream = proxy.link(self.identity, version, downward, self._replay_while_connected)
+        self.upstream = proxy.link(
+            self.identity, version, self.downstream.handlers(), self._replay_while_connected
+        )
 
     @property
     def backlog(self) -> bool:
@@ -362,7 +321,7 @@ class ChargerProxy:
     async def run(self, session: OcppSession) -> None:
         """While the charger is connected: its upstream connection and replay (the link
         itself lives in the proxy's nursery, so it can finish a message in flight)."""
-        self._charger = session
+        self.downstream.charger = session
         self.proxy.chargers[self.identity] = self
         self.proxy.nursery.start_soon(self._upstream_turn)
         try:
@@ -410,7 +369,7 @@ class ChargerProxy:
         with trio.move_on_after(self.proxy.settings.first_connect_wait_s):
             await self.upstream.attempted.wait()
         handling = offline_handling(action, payload)
-        self._follow_transaction(action, payload)
+        self.downstream.follow_transaction(action, payload)
         if handling.rule in (OfflineRule.LOCAL, OfflineRule.FORWARD):
             if self.upstream.online:
                 try:
@@ -484,7 +443,7 @@ class ChargerProxy:
                 if action == "Authorize":
                     await self._cache(payload, answer)
         except OcppCallError as exc:
-            raise _relayed(exc) from None
+            raise relayed(exc) from None
         finally:
             self._end()
         return answer
@@ -636,7 +595,7 @@ class ChargerProxy:
     async def _stop_refused(self, transaction_id: str) -> None:
         """StopTransactionOnInvalidId: stop a transaction the CSMS refused, if it runs."""
         transaction = self.station.transactions.get(transaction_id)
-        charger = self._charger
+        charger = self.downstream.charger
         if transaction is None or transaction.stopped is not None or charger is None:
             return
         try:
@@ -650,143 +609,6 @@ class ChargerProxy:
             f" ({status})",
             category=EventCategory.CSMS,
         )
-
-    # -- CSMS → charger ----------------------------------------------------------
-
-    async def _to_charger(self, action: str, payload: Payload) -> Payload:
-        charger = self._charger
-        if charger is None or charger.closed:
-            raise RpcError(ErrorCode.GENERIC_ERROR, "the charge point is not connected")
-        if self.version is V16 and action == "RemoteStopTransaction":
-            payload = await self._local_transaction_id(payload)
-        if action in ("RemoteStartTransaction", "RequestStartTransaction"):
-            payload = self._take_charging_profile(payload)
-        try:
-            return await charger.call(action, payload, unique_id=INCOMING_ID.get())
-        except OcppCallError as exc:
-            raise _relayed(exc) from None
-        except OcppCallTimeoutError:
-            raise RpcError(ErrorCode.GENERIC_ERROR, "the charge point did not answer") from None
-        except OcppSessionClosedError:
-            raise RpcError(ErrorCode.GENERIC_ERROR, "the charge point disconnected") from None
-
-    async def _local_transaction_id(self, payload: Payload) -> Payload:
-        local_id = await self._queue.run(
-            functools.partial(
-                Store.local_transaction_id,
-                charge_point=self.identity,
-                csms_id=payload["transactionId"],
-            )
-        )
-        return payload if local_id is None else {**payload, "transactionId": local_id}
-
-    def _target(self, connector: int) -> str:
-        return connector_target(self.station.admission.charger_id, connector)
-
-    def _take_charging_profile(self, payload: Payload) -> Payload:
-        """A remote start's charging profile becomes a CSMS lease on its connector (once
-        the charger names the connector, when the CSMS did not); the start goes on
-        without it."""
-        profile = payload.get("chargingProfile")
-        if profile is None:
-            return payload
-        connector = payload.get("connectorId" if self.version is V16 else "evseId")
-        if connector is None:
-            self._awaiting_start[self._token_name(payload)] = profile
-        else:
-            self._set_tx_profile(int(connector), profile)
-        return {k: v for k, v in payload.items() if k != "chargingProfile"}
-
-    def _token_name(self, payload: Payload) -> str:
-        token = payload.get("idTag" if self.version is V16 else "idToken")
-        return token if isinstance(token, str) else str((token or {}).get("idToken"))
-
-    def _set_tx_profile(self, connector: int, profile: Payload) -> None:
-        origin = f"csms:{self.identity}"
-        _profile_status(self.proxy.limits, self._target(connector), profile, origin)
-
-    def _follow_transaction(self, action: str, payload: Payload) -> None:
-        """A transaction began or ended on a connector: a CSMS TxProfile waiting for it
-        applies there now, one that ends with it is cleared."""
-        v16 = self.version is V16
-        connector: int | None
-        if action in ("StartTransaction", "TransactionEvent"):
-            evse = payload.get("evse")
-            connector = payload.get("connectorId") if v16 else (evse or {}).get("id")
-            waiting = self._awaiting_start.pop(self._token_name(payload), None)
-            if waiting is not None and connector is not None:
-                self._set_tx_profile(int(connector), waiting)
-        ended = action == "StopTransaction" or payload.get("eventType") == "Ended"
-        status = payload.get("status" if v16 else "connectorStatus")
-        if not ended and status != "Available":
-            return
-        if action == "StopTransaction":
-            transaction = self.station.transactions.get(str(payload.get("transactionId")))
-            connector = None if transaction is None else transaction.connector_id
-        else:
-            evse = payload.get("evse")
-            connector = payload.get("connectorId") if v16 else payload.get("evseId")
-            if evse is not None:
-                connector = evse.get("id")
-        if connector is not None:
-            self.proxy.limits.clear(
-                self._target(int(connector)), f"csms:{self.identity}", purpose=TX_PROFILE
-            )
-
-    async def _set_charging_profile(self, payload: Payload) -> Payload:
-        connector, profile = profile_of(self.version, payload)
-        origin = f"csms:{self.identity}"
-        return _profile_status(self.proxy.limits, self._target(connector), profile, origin)
-
-    async def _clear_charging_profile(self, payload: Payload) -> Payload:
-        if self.version is V16:
-            connector = payload.get("connectorId")
-            criteria = payload
-            profile_id = payload.get("id")
-        else:
-            criteria = payload.get("chargingProfileCriteria") or {}
-            connector = criteria.get("evseId")
-            profile_id = payload.get("chargingProfileId")
-        prefix = self._target(0)[:-1]
-        targets = [
-            t
-            for t in self.proxy.limits.targets()
-            if t.startswith(prefix) and (connector is None or t == self._target(connector))
-        ]
-        cleared = [
-            self.proxy.limits.clear(
-                t,
-                f"csms:{self.identity}",
-                purpose=criteria.get("chargingProfilePurpose"),
-                stack_level=criteria.get("stackLevel"),
-                profile_id=profile_id,
-            )
-            for t in targets
-        ]
-        return {"status": "Accepted" if any(cleared) else "Unknown"}
-
-    async def _send_local_list(self, payload: Payload) -> Payload:
-        update = local_list_update(self.version, payload)
-        status = await self._queue.run(
-            functools.partial(
-                Store.update_local_list,
-                charge_point=self.identity,
-                version=update.version,
-                full=update.full,
-                updates=update.updates,
-            )
-        )
-        return {"status": str(status)}
-
-    async def _get_local_list_version(self, payload: Payload) -> Payload:
-        version = await self._queue.run(
-            functools.partial(Store.local_list_version, charge_point=self.identity)
-        )
-        return {"listVersion" if self.version is V16 else "versionNumber": version}
-
-    async def _clear_cache(self, payload: Payload) -> Payload:
-        await self._queue.run(functools.partial(Store.clear_cache, charge_point=self.identity))
-        return {"status": "Accepted"}
 
 
 @asynccontextmanager

@@ -69,79 +69,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
-"""`PRAGMA user_version` of the current layout; 0 is the first one (`_migrate` upgrades it)."""
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    charge_point TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    action TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    coalesce_key TEXT,
-    local_transaction_id INTEGER,
-    enqueued_at REAL NOT NULL,
-    upstream_id TEXT NOT NULL DEFAULT '',
-    connection TEXT NOT NULL DEFAULT '',
-    payload_hash TEXT NOT NULL DEFAULT '',
-    transaction_key TEXT
-);
-CREATE INDEX IF NOT EXISTS messages_by_charge_point ON messages (charge_point, seq);
-CREATE INDEX IF NOT EXISTS messages_by_charger_id ON messages (charge_point, message_id);
-CREATE UNIQUE INDEX IF NOT EXISTS messages_by_upstream_id ON messages (charge_point, upstream_id);
-CREATE INDEX IF NOT EXISTS messages_by_transaction ON messages (charge_point, transaction_key);
-CREATE UNIQUE INDEX IF NOT EXISTS messages_latest
-    ON messages (charge_point, coalesce_key) WHERE coalesce_key IS NOT NULL;
-CREATE TABLE IF NOT EXISTS held (
-    charge_point TEXT NOT NULL,
-    transaction_key TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    csms_transaction_id INTEGER,
-    since REAL NOT NULL,
-    PRIMARY KEY (charge_point, transaction_key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS dead_letters (
-    seq INTEGER PRIMARY KEY,
-    charge_point TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    action TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    enqueued_at REAL NOT NULL,
-    error TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS transaction_ids (
-    charge_point TEXT NOT NULL,
-    local_id INTEGER NOT NULL,
-    csms_id INTEGER,
-    PRIMARY KEY (charge_point, local_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS local_list_versions (
-    charge_point TEXT PRIMARY KEY,
-    version INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS local_list (
-    charge_point TEXT NOT NULL,
-    key TEXT NOT NULL,
-    status TEXT NOT NULL,
-    expires_at REAL,
-    info TEXT NOT NULL,
-    PRIMARY KEY (charge_point, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS replica_position (
-    stream TEXT PRIMARY KEY,
-    seq INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS auth_cache (
-    charge_point TEXT NOT NULL,
-    key TEXT NOT NULL,
-    status TEXT NOT NULL,
-    expires_at REAL,
-    info TEXT NOT NULL,
-    last_used REAL NOT NULL,
-    PRIMARY KEY (charge_point, key)
-) WITHOUT ROWID;
-"""
+from hubgate.cloud.store_schema import open_database
 
 ACCEPTED = "Accepted"
 """The authorization status that lets a charge start (both OCPP versions)."""
@@ -262,34 +190,9 @@ class Store:
     """The hubgate durable store in one SQLite file (see the module docstring)."""
 
     def __init__(self, path: str | Path, *, cache_size: int = 10_000) -> None:
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db = open_database(path)
         self._cache_size = cache_size
-        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if mode != "wal":
-            raise OSError(f"{path}: SQLite could not switch to WAL mode (got {mode!r})")
-        self._db.execute("PRAGMA synchronous=FULL")
         self._in_transaction = False
-        self._migrate()
-        self._db.executescript(_SCHEMA)
-        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-
-    def _migrate(self) -> None:
-        """Bring a file of the first layout (user_version 0) to the current one."""
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
-        if not columns or "upstream_id" in columns:
-            return
-        with self._transaction() as db:
-            for column in ("upstream_id", "connection", "payload_hash"):
-                db.execute(f"ALTER TABLE messages ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
-            db.execute("ALTER TABLE messages ADD COLUMN transaction_key TEXT")
-            db.execute(
-                "UPDATE messages SET upstream_id = message_id, connection = 'first layout',"
-                " transaction_key = COALESCE("
-                "CAST(local_transaction_id AS TEXT),"
-                " CAST(json_extract(payload, '$.transactionId') AS TEXT),"
-                " json_extract(payload, '$.transactionInfo.transactionId'))"
-            )
-            db.execute("DROP INDEX IF EXISTS messages_by_message_id")  # it was unique
 
     def close(self) -> None:
         """Close the database (everything is already on disk)."""

@@ -221,6 +221,17 @@ class SiteAllocator:
         """Position of a connector in every per-connector column."""
         return self._connector_index[key]
 
+    def find_node(self, node_id: str) -> int | None:
+        """Position of `node_id`, None when the site has no such node."""
+        return self._node_index.get(node_id)
+
+    def find_connector(self, name: str) -> int | None:
+        """Position of the connector `charger-id#n`, None when there is none."""
+        charger, _, number = name.rpartition("#")
+        if not number.isdigit():
+            return None
+        return self._connector_index.get((charger, int(number)))
+
     def priority(self, index: int) -> int:
         """Priority tier of the connector at `index` (as configured or last set)."""
         return self._core.priority(index)

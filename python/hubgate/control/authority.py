@@ -8,12 +8,21 @@ gateway holds, None while it is the standby or once its lease ran out on its own
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["NOTHING_INHERITED", "SOLE", "Authority", "FencedError", "Inheritance", "Succession"]
+__all__ = [
+    "NOTHING_INHERITED",
+    "SOLE",
+    "Authority",
+    "FencedError",
+    "Inheritance",
+    "Succession",
+    "fenced",
+]
 
-from hubgate.fencing import FencedError
+from hubgate.fencing import SEND_GUARD, FencedError
 
 
 class Authority(Protocol):
@@ -64,3 +73,18 @@ class Succession(Protocol):
 
     def inherited(self) -> Inheritance:
         """As a new leader: what the leader before this epoch left."""
+
+
+def fenced(
+    authority: Authority, epoch: int, op: Callable[[], Awaitable[object]]
+) -> Callable[[], Awaitable[object]]:
+    """`op`, sent only while `epoch` is still held: checked as it starts, and by the
+    transports right before each request leaves (`hubgate.fencing`)."""
+
+    async def run() -> object:
+        if not authority.holds(epoch):
+            raise FencedError(f"epoch {epoch} is no longer held: not sent")
+        SEND_GUARD.set(lambda: authority.holds(epoch))
+        return await op()
+
+    return run

@@ -7,10 +7,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from hubgate.control.decisions import Phases3
 from hubgate.control.failsafe import ChargerWatch
 from hubgate.devices.model import LimitCheck, Reading
-
-Phases3 = tuple[float, float, float]
+from hubgate.profiles.model import IecState, Quantity
 
 EV_HEADROOM_A = 2.0
 """An EV that draws less than offered keeps this much above its draw, so it can climb."""
@@ -18,6 +18,11 @@ EV_HEADROOM_A = 2.0
 EV_SETTLE_S = 10.0
 """How long an EV must draw well under its setpoint before that says what it wants (a raise
 takes a while to show in its draw)."""
+
+FOLLOWED_TOLERANCE_A = 0.25
+"""An EV drawing at most this much above a lowered setpoint has followed it."""
+
+WANTING_STATES = frozenset({IecState.B, IecState.C, IecState.D})
 
 ONE_PHASE_SETTLE_S = 10.0
 """How long an EV at a three-phase connector must draw on one phase alone (readings that
@@ -102,3 +107,18 @@ class ConnectorRuntime:
             if drawn >= self.sent_a - EV_HEADROOM_A / 4:
                 self.ev_limit_a = math.inf
         return self.ev_limit_a
+
+
+def grid_draw(reading: Reading, grid_phases: tuple[int, int, int]) -> Phases3:
+    """A reading's phase currents on the grid phases its terminals draw on (A, at least 0)."""
+    draw = [0.0, 0.0, 0.0]
+    for terminal, quantity in enumerate((_L1, _L2, _L3)):
+        value = reading.values.get(quantity)
+        if value is not None and value > 0:
+            draw[grid_phases[terminal]] += value
+    return (draw[0], draw[1], draw[2])
+
+
+_L1 = Quantity.CURRENT_L1
+_L2 = Quantity.CURRENT_L2
+_L3 = Quantity.CURRENT_L3

@@ -16,6 +16,26 @@ from typing import TypeVar
 
 import trio
 
+from hubgate.control.failsafe import AssumeDraw
+from hubgate.devices.sensing import FULL_EVERY
+
+
+@dataclass(frozen=True)
+class LoopTiming:
+    """Deadlines within a cycle, as shares of the cycle period, and failsafe timings."""
+
+    read_share: float = 0.4
+    command_share: float = 0.4
+    unreachable_after_cycles: float = 3.0
+    recover_after_s: float | None = None
+    """A lost meter is trusted again after being fresh this long (default: twice `meter_stale_s`)."""
+    assume: AssumeDraw = AssumeDraw.LAST_COMMAND
+    """An unreachable charger's assumed draw: a verified one holds its last command or
+    falls to its failsafe current, so reserving its maximum would pause others for nothing."""
+    full_read_every: int = FULL_EVERY
+    """Modbus devices read their non-control fields every this many cycles (`CycleReader`)."""
+
+
 T = TypeVar("T")
 
 

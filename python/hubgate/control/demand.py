@@ -15,6 +15,7 @@ the interval so far survive a restart.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -22,7 +23,12 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+log = logging.getLogger(__name__)
+
 HOUR_S = 3600.0
+
+SAVE_EVERY_S = 60.0
+"""The demand state is saved at least this often (and whenever an interval closes)."""
 
 
 @dataclass
@@ -167,6 +173,19 @@ class DemandStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._saved_at = -math.inf
+
+    def keep(self, demand: DemandCharge, now: float) -> None:
+        """Save `demand`'s state when an interval closed, else every `SAVE_EVERY_S`; a file
+        that cannot be written is a warning (the state lives on in memory)."""
+        if demand.state is None or (not demand.closed and now - self._saved_at < SAVE_EVERY_S):
+            return
+        demand.closed.clear()
+        try:
+            self.save(demand.state)
+        except OSError as exc:
+            log.warning("demand state not saved to %s: %s", self.path, exc)
+        self._saved_at = now
 
     def load(self) -> DemandState | None:
         """The saved state; None when there is none or it cannot be read (then the month's

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hubgate.config.model import SiteConfig
+from hubgate.config.model import GridOperatorSource, SiteConfig
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource, grid_operator_limit_kw
 from hubgate.devices.model import Reading
 from hubgate.profiles.model import Quantity
@@ -46,6 +46,32 @@ def limit_kw_of(reading: Reading, connection: float) -> float | None:
     if dimmed is not None:
         return 0.0 if dimmed else connection
     return None
+
+
+def operator_power_source(site: SiteConfig) -> LimitSource | None:
+    """The limit-book source the grid operator writes its limit through (`[grid_operator]
+    source`: Modbus server or API), None when a device or nothing reports it."""
+    operator = site.grid_operator
+    return {
+        GridOperatorSource.MODBUS_SERVER: LimitSource.MODBUS_SERVER,
+        GridOperatorSource.API: LimitSource.API,
+    }.get(operator.source if operator else GridOperatorSource.MODBUS_DEVICE)
+
+
+def grid_operator_input(site: SiteConfig, *, box: bool) -> GridOperatorInput | None:
+    """The site's grid-operator input: from its box (`box`: it has a device), else from
+    the lease its `source` writes; None when the site has neither."""
+    operator, source = site.grid_operator, operator_power_source(site)
+    if operator is None or not (box or source is not None):
+        return None
+    return GridOperatorInput(
+        connection_kw(site),
+        site.control.meter_stale_s,
+        operator.hold_last_s,
+        operator.fallback_percent,
+        origin="grid-operator-box" if box else "grid-operator",
+        lease_source=None if box else source,
+    )
 
 
 @dataclass

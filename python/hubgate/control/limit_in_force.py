@@ -9,18 +9,21 @@ allocates under, the dashboard draws and `/metrics` exports all come from here, 
 the same limit (a grid-operator step to 300 kW is 435 A per phase at 230 V, not the 1580 A
 rating of the connection).
 
-Sans-IO: time (`now`, monotonic seconds) is an input.
+`fold_leases` folds the leases into a cycle's allocator input. Sans-IO: time (`now`,
+monotonic seconds) is an input.
 """
 
 from __future__ import annotations
 
 import math
+from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from hubgate.control.limits import LimitBook, LimitSource
+from hubgate.control.allocation import SiteAllocator
+from hubgate.control.decisions import Phases3
+from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
 from hubgate.control.site_model import UNLIMITED_A, UNLIMITED_KW, SiteModel
-
-Phases3 = tuple[float, float, float]
 
 CAP = "cap"
 """The source name of a node's own rating in the site file."""
@@ -139,3 +142,96 @@ def node_limit(bounds: tuple[Bound, ...], voltage_v: float) -> NodeLimit:
         expires_at=None if tightest is None else tightest.expires_at,
         bounds=bounds,
     )
+
+
+def shared_caps(
+    bounds: tuple[Bound, ...],
+    scheduled: Iterable[Limit],
+    voltage_v: float,
+    base_a: Phases3,
+    demand_w: tuple[float, float],
+) -> list[float]:
+    """Per planning slot (one `scheduled` limit each), the power the sessions may share: the
+    root's limit in force from `bounds` but the schedule's lease (which holds only now),
+    tightened by the slot's scheduled limit and the demand cap (`demand_w`: this interval's
+    for the first slot, then the target's), less the rest of the site as it is now
+    (`base_a`, the root's base load per phase), in W."""
+    held = node_limit(
+        tuple(b for b in bounds if b.source != LimitSource.SCHEDULE.value), voltage_v
+    ).phase_a
+    base_w = sum(base_a) * voltage_v
+    caps = []
+    for k, limit in enumerate(scheduled):
+        phase = Limit(held).tighten(limit).phase_a or held
+        power_w = demand_w[0] if k == 0 else demand_w[1]
+        if limit.power_kw is not None:
+            power_w = min(power_w, limit.power_kw * 1000)
+            per_phase = limit.power_kw * 1000 / (3 * voltage_v)
+            phase = (min(phase[0], per_phase), min(phase[1], per_phase), min(phase[2], per_phase))
+        shared = sum(max(phase[p] - base_a[p], 0.0) for p in range(3)) * voltage_v
+        caps.append(min(shared, power_w - base_w))
+    return caps
+
+
+def fold_leases(
+    book: LimitBook,
+    model: SiteModel,
+    allocator: SiteAllocator,
+    now: float,
+    base: array[float],
+    ev_max: array[float],
+    *,
+    operator_power_source: LimitSource | None,
+    safety_margin_a: float,
+) -> tuple[float, float]:
+    """Fold the limit book's leases into a cycle's allocator input: a node's limit as extra
+    base load (the headroom it takes away), a connector's into `ev_max`, the grid operator's
+    power lease on the site (`GRID_OPERATOR` or `operator_power_source`) apart. Returns (the
+    grid operator's limit less the safety margin, the site's power lease), in W."""
+    book.expire(now)
+    by_target: dict[str, Limit] = {}
+    operator_kw = math.inf
+    for lease in book.leases():
+        if (
+            lease.target == SITE
+            and lease.limit.power_kw is not None
+            and (lease.source is LimitSource.GRID_OPERATOR or lease.source is operator_power_source)
+        ):
+            operator_kw = min(operator_kw, lease.limit.power_kw)
+            if lease.limit.phase_a is None:
+                continue
+            limit = Limit(lease.limit.phase_a)
+        else:
+            limit = lease.limit
+        previous = by_target.get(lease.target)
+        by_target[lease.target] = limit if previous is None else previous.tighten(limit)
+    peak_w = math.inf
+    for target, limit in by_target.items():
+        node = 0 if target == SITE else allocator.find_node(target)
+        if node is None:
+            index = allocator.find_connector(target)
+            if index is not None:
+                ev_max[index] = min(ev_max[index], _connector_cap(limit, model, index))
+            continue
+        if limit.phase_a is not None:
+            for p in range(3):
+                base[3 * node + p] += max(model.caps_a[node][p] - limit.phase_a[p], 0.0)
+        if limit.power_kw is not None:
+            if node == 0:
+                peak_w = min(peak_w, limit.power_kw * 1000)
+            else:
+                cut = max(model.power_kw[node] - limit.power_kw, 0.0) * 1000
+                for p in range(3):
+                    base[3 * node + p] += cut / (3 * model.voltage_v)
+    margin_w = 3 * model.voltage_v * safety_margin_a
+    return max(operator_kw * 1000 - margin_w, 0.0), peak_w
+
+
+def _connector_cap(limit: Limit, model: SiteModel, index: int) -> float:
+    cap = math.inf
+    if limit.phase_a is not None:
+        cap = min(limit.phase_a)
+    if limit.power_kw is not None:
+        phases = 1 if model.connectors[index].one_phase else 3
+        cap = min(cap, limit.power_kw * 1000 / (phases * model.voltage_v))
+    return cap

@@ -5,7 +5,7 @@ One cycle (`ControlLoop.step`) is the Trio shell around the sans-IO `CyclePlanne
 
 1. read every charger, meter, the grid-operator box, the battery and PV at once, each
    cancelled at the same deadline (`gather_by_deadline`); chargers behind a session
-   (OCPP) answer from their latest report at once;
+   (OCPP) answer from their latest report at once (`hubgate.control.sensors`);
 2. hand the readings and the time to the planner, which absorbs them, builds the
    allocation input and allocates;
 3. send the setpoints it plans and the battery's command concurrently (a charger that
@@ -25,68 +25,36 @@ the next cycle verify every charger's failsafe and send every setpoint.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import trio
 
-from hubgate._core import HubgateError
 from hubgate.config.model import SiteConfig
 from hubgate.control.allocation import AllocationSettings, CycleInputs, CycleResult
-from hubgate.control.authority import (
-    NOTHING_INHERITED,
-    SOLE,
-    Authority,
-    FencedError,
-    Succession,
-)
+from hubgate.control.authority import SOLE, Authority, FencedError, fenced
 from hubgate.control.commands import SiteCommands
-from hubgate.control.cycle import CycleStats, Failed, gather_by_deadline, run_cycles
+from hubgate.control.cycle import CycleStats, LoopTiming, gather_by_deadline, run_cycles
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.demand import DemandStore
 from hubgate.control.limit_events import limit_event
 from hubgate.control.limits import AuditEntry, Limit, LimitBook
-from hubgate.control.plan import CyclePlanner, LoopTiming, Plan, SetpointCommand
+from hubgate.control.plan import CyclePlanner, Plan, SetpointCommand
+from hubgate.control.sensors import SiteDevices, SiteSensors
 from hubgate.control.snapshot import Snapshot
-from hubgate.control.succession import bequest, inherit
+from hubgate.control.succession import bequeath, succeed
 from hubgate.devices.model import (
     AppliedLimit,
-    Battery,
     Charger,
-    CycleSensed,
-    Device,
-    Reading,
-    ReportsChargingNeeds,
     SessionCharger,
 )
-from hubgate.fencing import SEND_GUARD
-from hubgate.profiles.model import Quantity
 from hubgate.records.events import EventLog
 from hubgate.records.sessions import SessionRecorder
 from hubgate.state import EventCategory, EventLevel, StateHub
 
 log = logging.getLogger(__name__)
-
-DEMAND_SAVE_S = 60.0
-"""The demand state is saved at least this often (and whenever an interval closes)."""
-
-
-@dataclass(frozen=True)
-class SiteDevices:
-    """What the loop talks to: a charger per connector, meters by id, the grid-operator box,
-    the stationary battery and PV inverters by id."""
-
-    chargers: Mapping[tuple[str, int], Charger]
-    meters: Mapping[str, Device] = field(default_factory=dict)
-    grid_operator: Device | None = None
-    battery: Battery | None = None
-    pv: Mapping[str, Device] = field(default_factory=dict)
-    feed_in_rule: Mapping[Quantity, float] = field(default_factory=dict)
-    """The grid operator's box's contacts and the feed-in cap (%) each stands for."""
 
 
 class ControlLoop:
@@ -135,7 +103,6 @@ class ControlLoop:
         self._demand_store = (
             DemandStore(Path(site.demand.state_path)) if site.demand is not None else None
         )
-        self._demand_saved_at = -math.inf
         self.planner = CyclePlanner(
             site,
             limits,
@@ -153,33 +120,7 @@ class ControlLoop:
         self.model = self.planner.model
         self.allocator = self.planner.allocator
         self.energy = self.planner.energy
-        missing = [c.name for c in self.model.connectors if c.key not in chargers]
-        if missing:
-            raise ValueError(f"no device for connectors {', '.join(missing)}")
-        self._chargers: dict[str, Charger] = {
-            info.name: chargers[info.key] for info in self.model.connectors
-        }
-        by_name: dict[str, Device] = dict(self._chargers)
-        self._reported: dict[str, SessionCharger] = {
-            name: device for name, device in by_name.items() if isinstance(device, SessionCharger)
-        }
-        self._needs: dict[str, ReportsChargingNeeds] = {
-            name: device
-            for name, device in by_name.items()
-            if isinstance(device, ReportsChargingNeeds)
-        }
-        by_name |= {f"meter:{meter_id}": meter for meter_id, meter in devices.meters.items()}
-        self._reads = {
-            name: self._cycle_read(device)
-            for name, device in by_name.items()
-            if name not in self._reported
-        }
-        if devices.grid_operator is not None:
-            self._reads["grid-operator"] = devices.grid_operator.read
-            by_name["grid-operator"] = devices.grid_operator
-        by_name |= {f"pv:{pv_id}": pv for pv_id, pv in devices.pv.items()}
-        if devices.battery is not None:
-            by_name[f"battery:{devices.battery.id}"] = devices.battery
+        self.sensors = SiteSensors(devices, self.model, full_read_every=self.timing.full_read_every)
         self.sessions = SessionRecorder(self.events.store, time.time())
         """The charging sessions (`hubgate.records.sessions`), in the event log's file."""
         self.snapshot = Snapshot(
@@ -187,18 +128,13 @@ class ControlLoop:
             limits=limits,
             decisions=decisions,
             hub=hub,
-            devices=by_name,
+            devices=self.sensors.by_name,
             events=self.events,
             sessions=self.sessions,
         )
         self.commands = SiteCommands(self.planner, chargers, self.events)
         """The operator commands (`hubgate.control.commands.Commands`)."""
         self.cycle_ready = trio.Event()
-
-    def _cycle_read(self, device: Device) -> Callable[[], Awaitable[Reading]]:
-        if isinstance(device, CycleSensed):
-            return device.cycle_reader(self.timing.full_read_every)
-        return device.read
 
     def _limit_changed(self, entry: AuditEntry, previous: Limit | None) -> None:
         event = limit_event(entry, previous)
@@ -248,7 +184,7 @@ class ControlLoop:
                 continue
             with trio.move_on_after(period_s):
                 try:
-                    await self._fenced(epoch, charger.heartbeat)()
+                    await fenced(self.authority, epoch, charger.heartbeat)()
                 except Exception as exc:  # a missed heartbeat shows as unreachable later
                     log.debug("heartbeat %s#%d failed: %s", key[0], key[1], exc)
 
@@ -266,8 +202,8 @@ class ControlLoop:
             for info in self.model.connectors
         }
         pv = self.energy.fallback_ops()
-        fenced = {name: self._fenced(epoch, op) for name, op in (ops | pv).items()}
-        results = await gather_by_deadline(fenced, trio.current_time() + timeout_s)
+        sends = {name: fenced(self.authority, epoch, op) for name, op in (ops | pv).items()}
+        results = await gather_by_deadline(sends, trio.current_time() + timeout_s)
         return {name: isinstance(results.get(name), AppliedLimit) for name in ops}
 
     # -- one cycle ---------------------------------------------------------------------------
@@ -281,13 +217,7 @@ class ControlLoop:
         epoch = self.authority.epoch()
         if epoch != self.epoch and self.authority is not SOLE:
             if epoch is not None:
-                inherited = (
-                    self.authority.inherited()
-                    if isinstance(self.authority, Succession)
-                    else NOTHING_INHERITED
-                )
-                self.planner.take_over()
-                inherit(self.planner, inherited, now)
+                succeed(self.planner, self.authority, now)
             self.events.emit(
                 EventLevel.WARNING,
                 "cluster",
@@ -295,68 +225,27 @@ class ControlLoop:
                 category=EventCategory.CONTROL,
             )
         self.epoch = epoch
-        readings = await self._sense()
-        self.planner.checked({name: c.limit_check for name, c in self._chargers.items()})
-        self.planner.charging_needs(
-            {name: c.charging_needs() for name, c in self._needs.items()},
-            {name: c.id_token() for name, c in self._needs.items()},
-            now,
-        )
+        sensors = self.sensors
+        deadline = trio.current_time() + self.timing.read_share * self.period_s
+        readings = await sensors.read(self.energy.read_ops(), deadline)
+        self.planner.checked(sensors.limit_checks())
+        self.planner.charging_needs(sensors.charging_needs(), sensors.id_tokens(), now)
         plan = self.planner.plan(readings, now)
         if plan is None:
             return
         if epoch is not None:
             await self._dispatch(plan, now, epoch)
-            if isinstance(self.authority, Succession):
-                self.authority.bequeath(bequest(self.planner, self._reported))
+            bequeath(self.authority, self.planner, self.sensors.reported)
         self.latencies_s.append(trio.current_time() - began)
         duration = trio.current_time() - began
         self.snapshot.record(cycle, now, plan)
-        self._save_demand(now)
+        if self._demand_store is not None and self.planner.demand is not None:
+            self._demand_store.keep(self.planner.demand, now)
         self.snapshot.publish(cycle, plan.result, duration, self.clock())
         if self.cycle_time is not None:
             self.cycle_time(duration)
         self.cycle_ready.set()
         self.cycle_ready = trio.Event()
-
-    def _save_demand(self, now: float) -> None:
-        """Keep the demand state on disk: when an interval closed, else every minute."""
-        demand, store = self.planner.demand, self._demand_store
-        if demand is None or store is None or demand.state is None:
-            return
-        if not demand.closed and now - self._demand_saved_at < DEMAND_SAVE_S:
-            return
-        demand.closed.clear()
-        try:
-            store.save(demand.state)
-        except OSError as exc:
-            log.warning("demand state not saved to %s: %s", store.path, exc)
-        self._demand_saved_at = now
-
-    async def _sense(self) -> dict[str, object]:
-        known: dict[str, object] = {}
-        for name, charger in self._reported.items():  # from memory: no task needed
-            try:
-                known[name] = charger.latest()
-            except HubgateError as exc:
-                known[name] = Failed(exc)
-        ops = self._reads | self.energy.read_ops()
-        deadline = trio.current_time() + self.timing.read_share * self.period_s
-        return known | await gather_by_deadline(ops, deadline)
-
-    def _fenced(
-        self, epoch: int, op: Callable[[], Awaitable[object]]
-    ) -> Callable[[], Awaitable[object]]:
-        """`op`, sent only while `epoch` is still held: checked as it starts, and by the
-        transports right before each request leaves (`hubgate.fencing`)."""
-
-        async def run() -> object:
-            if not self.authority.holds(epoch):
-                raise FencedError(f"epoch {epoch} is no longer held: not sent")
-            SEND_GUARD.set(lambda: self.authority.holds(epoch))
-            return await op()
-
-        return run
 
     async def _dispatch(self, plan: Plan, now: float, epoch: int) -> None:
         chargers = self.devices.chargers
@@ -370,7 +259,7 @@ class ControlLoop:
                 ops[command.name] = _setter(charger, command.current_a, command.phases)
         energy = self.energy.command_ops(now)
         ops |= energy
-        ops = {name: self._fenced(epoch, op) for name, op in ops.items()}
+        ops = {name: fenced(self.authority, epoch, op) for name, op in ops.items()}
         deadline = trio.current_time() + self.timing.command_share * self.period_s
         results = await gather_by_deadline(ops, deadline)
         for name in energy:

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from hubgate._core import HubgateError
-from hubgate.config.model import GridOperatorSource, SiteConfig
+from hubgate.config.model import SiteConfig
 from hubgate.control.allocation import (
     AllocationSettings,
     ConnectorKey,
@@ -55,19 +55,33 @@ from hubgate.control.allocation import (
     CycleResult,
     SiteAllocator,
 )
-from hubgate.control.connector_runtime import EV_HEADROOM_A, ConnectorRuntime, Phases3
-from hubgate.control.cycle import Failed, TimedOut
+from hubgate.control.connector_runtime import (
+    EV_HEADROOM_A,
+    FOLLOWED_TOLERANCE_A,
+    WANTING_STATES,
+    ConnectorRuntime,
+    grid_draw,
+)
+from hubgate.control.cycle import LoopTiming
 from hubgate.control.deadlines import (
     DeadlineInputs,
     NeedSource,
     SessionDeadlines,
     session_defaults,
 )
+from hubgate.control.decisions import Phases3
 from hubgate.control.demand import DemandCharge, DemandState, DemandView
-from hubgate.control.failsafe import AssumeDraw, ChargerWatch, MeterWatch
-from hubgate.control.grid_operator import GridOperatorInput, connection_kw
-from hubgate.control.limit_in_force import NodeLimit, node_bounds, node_limit
-from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
+from hubgate.control.device_watch import DeviceWatch, device_paths
+from hubgate.control.failsafe import ChargerWatch, MeterWatch
+from hubgate.control.grid_operator import grid_operator_input, operator_power_source
+from hubgate.control.limit_in_force import (
+    NodeLimit,
+    fold_leases,
+    node_bounds,
+    node_limit,
+    shared_caps,
+)
+from hubgate.control.limits import SITE, LimitBook, LimitSource
 from hubgate.control.paragraph_14a import Paragraph14a
 from hubgate.control.schedules import ScheduleBook
 from hubgate.control.site_energy import SiteEnergy
@@ -80,39 +94,11 @@ from hubgate.devices.model import (
     LimitCheck,
     Reading,
 )
-from hubgate.devices.sensing import FULL_EVERY
-from hubgate.profiles.model import IecState, Quantity
+from hubgate.profiles.model import Quantity
 from hubgate.records.events import Burst, EventLog
 from hubgate.state import EventCategory, EventLevel
 
 log = logging.getLogger(__name__)
-
-FOLLOWED_TOLERANCE_A = 0.25
-"""An EV drawing at most this much above a lowered setpoint has followed it."""
-
-WANTING_STATES = frozenset({IecState.B, IecState.C, IecState.D})
-
-DEVICE_LOST = "{n} devices unreachable"
-DEVICE_BACK = "{n} devices reachable again"
-CONNECT_GRACE_S = 15.0
-"""At start, how long a device that has not answered yet may take (connections being made,
-OCPP stations dialling in) before it counts as lost in the events."""
-
-
-@dataclass(frozen=True)
-class LoopTiming:
-    """Deadlines within a cycle, as shares of the cycle period, and failsafe timings."""
-
-    read_share: float = 0.4
-    command_share: float = 0.4
-    unreachable_after_cycles: float = 3.0
-    recover_after_s: float | None = None
-    """A lost meter is trusted again after being fresh this long (default: twice `meter_stale_s`)."""
-    assume: AssumeDraw = AssumeDraw.LAST_COMMAND
-    """An unreachable charger's assumed draw: a verified one holds its last command or
-    falls to its failsafe current, so reserving its maximum would pause others for nothing."""
-    full_read_every: int = FULL_EVERY
-    """Modbus devices read their non-control fields every this many cycles (`CycleReader`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,57 +211,17 @@ class CyclePlanner:
             else None
         )
         """Demand charges (`[demand]`), from the state saved before a restart (`demand`)."""
-        operator = site.grid_operator
-        self._operator_power_source = {
-            GridOperatorSource.MODBUS_SERVER: LimitSource.MODBUS_SERVER,
-            GridOperatorSource.API: LimitSource.API,
-        }.get(operator.source if operator else GridOperatorSource.MODBUS_DEVICE)
+        self._operator_power_source = operator_power_source(site)
         self._operator_sources = frozenset(
             {LimitSource.GRID_OPERATOR}
             | ({self._operator_power_source} if self._operator_power_source else set())
         )
-        self._operator_input = (
-            GridOperatorInput(
-                connection_kw(site),
-                control.meter_stale_s,
-                operator.hold_last_s,
-                operator.fallback_percent,
-                origin="grid-operator-box" if grid_operator_box else "grid-operator",
-                lease_source=None if grid_operator_box else self._operator_power_source,
-            )
-            if operator is not None
-            and (grid_operator_box or self._operator_power_source is not None)
-            else None
-        )
+        self._operator_input = grid_operator_input(site, box=grid_operator_box)
         self.paragraph_14a = Paragraph14a.of_site(site, self.allocator.connector_keys)
-        self.device_health: dict[str, bool] = {}
-        """Whether each device answered in the last cycle, by name (`charger-id#n`,
-        `meter:id`, `pv:id`, `battery:id`, `grid-operator`)."""
-        self.device_ok_at: dict[str, float] = {}
-        """When each device last answered (loop clock), by the same names."""
-        self._reported_lost: set[str] = set()
-        """The devices whose loss was an event (and whose return will be one)."""
-        self._first_cycle_at: float | None = None
-        self.paths = self._device_paths()
-        """Per device name: its node and every node above it (where an event happened)."""
-        self._meter_trusted: dict[str, bool] = {}
-        self._fallen_back: set[int] = set()
+        self.devices = DeviceWatch(self.events, device_paths(site, self.model))
+        """Which devices answer, and the events when that changes."""
         self.last_result: CycleResult | None = None
         self.last_inputs: CycleInputs | None = None
-
-    def _device_paths(self) -> dict[str, tuple[str, ...]]:
-        model, site = self.model, self.site
-        node_path = {
-            node_id: tuple(model.node_ids[a] for a in model.ancestors[n])
-            for n, node_id in enumerate(model.node_ids)
-        }
-        paths = {info.name: node_path[model.node_ids[info.node]] for info in model.connectors}
-        paths |= {f"meter:{m.id}": node_path[m.node] for m in site.meters}
-        paths |= {f"pv:{pv.id}": node_path[pv.node] for pv in site.pv}
-        if site.battery is not None:
-            paths[f"battery:{site.battery.id}"] = node_path[site.battery.node]
-        paths["grid-operator"] = node_path[model.node_ids[0]]
-        return paths
 
     # -- a cycle ---------------------------------------------------------------------------
 
@@ -306,20 +252,20 @@ class CyclePlanner:
             if isinstance(reading, Reading):
                 runtime.watch.ok(now)
                 runtime.reading = reading
-                runtime.draw = _grid_draw(reading, info.grid_phases)
-            self._health(info.name, runtime.watch.reachable(now), reading, now)
+                runtime.draw = grid_draw(reading, info.grid_phases)
+            self.devices.seen(info.name, runtime.watch.reachable(now), reading, now)
         for meter_id, watch in self.meter_watch.items():
             reading = readings.get(f"meter:{meter_id}")
             if isinstance(reading, Reading) and reading.phase_currents() is not None:
                 watch.sample(reading.at)
                 self.meter_reading[meter_id] = reading
-            self._health(f"meter:{meter_id}", isinstance(reading, Reading), reading, now)
+            self.devices.seen(f"meter:{meter_id}", isinstance(reading, Reading), reading, now)
         for name, outcome in self.energy.absorb(readings).items():
-            self._health(name, isinstance(outcome, Reading), outcome, now)
+            self.devices.seen(name, isinstance(outcome, Reading), outcome, now)
         if self._operator_input is not None:
             box = readings.get("grid-operator")
             if "grid-operator" in readings:
-                self._health("grid-operator", isinstance(box, Reading), box, now)
+                self.devices.seen("grid-operator", isinstance(box, Reading), box, now)
             change = self._operator_input.update(
                 self.limits, box if isinstance(box, Reading) else None, now
             )
@@ -381,41 +327,6 @@ class CyclePlanner:
                 f"EV needs {needs.energy_wh / 1000:g} kWh by {needs.departure.isoformat()}",
             )
 
-    def _health(self, name: str, reachable: bool, outcome: object, now: float) -> None:
-        """Track whether a device answers; a loss (of a device that answered before, or
-        that did not answer within `CONNECT_GRACE_S` of the first cycle) and the return
-        after it are events, merged with the others of their kind that come with them (an
-        outage of many is one event)."""
-        if self._first_cycle_at is None:
-            self._first_cycle_at = now
-        if isinstance(outcome, Reading):
-            self.device_ok_at[name] = now
-        self.device_health[name] = reachable
-        path = self.paths.get(name, ())
-        if reachable and name in self._reported_lost:
-            self._reported_lost.discard(name)
-            self.events.emit(
-                EventLevel.INFO,
-                name,
-                "reachable again",
-                category=EventCategory.DEVICE,
-                burst=Burst("device-back", DEVICE_BACK, path),
-            )
-        elif not reachable and name not in self._reported_lost:
-            if name not in self.device_ok_at and now - self._first_cycle_at < CONNECT_GRACE_S:
-                return  # still connecting
-            self._reported_lost.add(name)
-            why = "no answer" if isinstance(outcome, TimedOut) else str(outcome)
-            if isinstance(outcome, Failed):
-                why = f"{type(outcome.error).__name__}: {outcome.error}"
-            self.events.emit(
-                EventLevel.WARNING,
-                name,
-                f"unreachable ({why})",
-                category=EventCategory.DEVICE,
-                burst=Burst("device-lost", DEVICE_LOST, path),
-            )
-
     def reservation(self, index: int, now: float) -> tuple[float, str] | None:
         """The current a connector is reserved at instead of its reading, and why; None
         while its reading counts."""
@@ -443,7 +354,13 @@ class CyclePlanner:
         wanting = array("b", bytes(len(model.connectors)))
         notes: list[str] = []
         for i, (info, runtime) in enumerate(zip(model.connectors, self.connectors, strict=True)):
-            self._fallback(i, runtime, now)
+            self.devices.fallback(
+                info.name,
+                runtime.watch,
+                now,
+                lease_s=self.site.control.lease_s,
+                failsafe_a=self.site.control.failsafe_current_a,
+            )
             reserved_at = self.reservation(i, now)
             draw = runtime.known_draw()
             for node in model.ancestors[info.node]:
@@ -495,12 +412,26 @@ class CyclePlanner:
         for meter_id, watch in self.meter_watch.items():
             node = self.meter_node[meter_id]
             share[node] = watch.budget_share(now)
-            self._meter_trust(meter_id, node, share[node] >= 1.0)
+            self.devices.meter_trust(
+                meter_id,
+                model.node_ids[node],
+                share[node] >= 1.0,
+                degraded_percent=self.site.control.degraded_budget_percent,
+            )
             reading = self.meter_reading.get(meter_id)
             currents = reading.signed_phase_currents() if reading is not None else None
             if share[node] >= 1.0 and currents is not None:
                 measured[node] = currents
-        grid_operator_w, peak_w = self._apply_limits(now, base, ev_max)
+        grid_operator_w, peak_w = fold_leases(
+            self.limits,
+            model,
+            self.allocator,
+            now,
+            base,
+            ev_max,
+            operator_power_source=self._operator_power_source,
+            safety_margin_a=self.site.grid.safety_margin_a,
+        )
         for node in range(n_nodes):
             degraded = node not in measured and node in share
             limit = self.node_limit(node, now).phase_a if degraded else None
@@ -554,65 +485,6 @@ class CyclePlanner:
             notes,
         )
 
-    def _fallback(self, index: int, runtime: ConnectorRuntime, now: float) -> None:
-        """A connector unreachable longer than its lease has fallen back to its failsafe
-        current by now (its own watchdog or profile lease): an event, once per outage."""
-        watch = runtime.watch
-        lease_s = self.site.control.lease_s
-        lost_for = None if watch.last_ok_at is None else now - watch.last_ok_at
-        if lost_for is None or watch.reachable(now):
-            self._fallen_back.discard(index)
-            return
-        if lost_for < lease_s or index in self._fallen_back:
-            return
-        self._fallen_back.add(index)
-        info = self.model.connectors[index]
-        failsafe = self.site.control.failsafe_current_a
-        self.events.emit(
-            EventLevel.WARNING,
-            info.name,
-            f"unreachable for {lost_for:.0f} s, beyond its {lease_s:g} s lease: it runs on its "
-            f"failsafe current {failsafe:g} A",
-            category=EventCategory.CHARGER,
-            burst=Burst(
-                "failsafe-fallback",
-                f"{{n}} connectors unreachable beyond their {lease_s:g} s lease: on their "
-                f"failsafe current {failsafe:g} A",
-                self.paths.get(info.name, ()),
-            ),
-        )
-
-    def _meter_trust(self, meter_id: str, node: int, trusted: bool) -> None:
-        """A meter lost (its node's budget degraded) or trusted again is an event; being
-        trusted the first time after start-up is not."""
-        before = self._meter_trusted.get(meter_id)  # None until first trusted
-        if before is None:
-            if trusted:
-                self._meter_trusted[meter_id] = True
-            return
-        if before == trusted:
-            return
-        self._meter_trusted[meter_id] = trusted
-        node_id = self.model.node_ids[node]
-        path = self.paths.get(f"meter:{meter_id}", ())
-        if trusted:
-            self.events.emit(
-                EventLevel.INFO,
-                f"meter:{meter_id}",
-                f"trusted again: {node_id} has its full budget",
-                category=EventCategory.METER,
-                burst=Burst("meter-back", "{n} meters trusted again, full budgets", path),
-            )
-        else:
-            degraded = self.site.control.degraded_budget_percent
-            self.events.emit(
-                EventLevel.WARNING,
-                f"meter:{meter_id}",
-                f"lost: {node_id} runs on {degraded:g} % of its limit in force",
-                category=EventCategory.METER,
-                burst=Burst("meter-lost", "{n} meters lost, their nodes on degraded budgets", path),
-            )
-
     def _wall(self, now: float) -> float:
         return now + (self.deadlines.wall_offset_s or 0.0)
 
@@ -658,43 +530,26 @@ class CyclePlanner:
     def _caps_ahead(
         self, now: float, base: array[float], starts: Sequence[float], ends: Sequence[float]
     ) -> list[float]:
-        """Per planning slot, the power the sessions may share: the root's limits in force
-        but the schedule's lease (which holds only now), tightened by what the schedules hold
-        in the slot and by the demand cap (this interval's, then the target), less the rest
-        of the site as it is now (the root's base)."""
-        model = self.model
-        voltage = model.voltage_v
+        """Per planning slot, the power the sessions may share (`shared_caps`), under the
+        root's limits, the schedules and the demand cap (this interval's, then the target)."""
+        demand = self.demand
         bounds = node_bounds(
-            model,
+            self.model,
             self.limits,
             0,
             now,
             operator_sources=self._operator_sources,
             peak_target_kw=self.site.grid.peak_target_kw,
         )
-        held = node_limit(
-            tuple(b for b in bounds if b.source != LimitSource.SCHEDULE.value), voltage
-        ).phase_a
-        base_w = sum(base[0:3]) * voltage
-        demand_now = demand_later = math.inf
-        if self.demand is not None:
-            demand_now = self.demand.cap_w(self._wall(now))
-            demand_later = self.demand.target_w()
-        caps = []
-        for k, scheduled in enumerate(self.schedules.limits_ahead(SITE, starts, ends)):
-            phase = Limit(held).tighten(scheduled).phase_a or held
-            power_w = demand_now if k == 0 else demand_later
-            if scheduled.power_kw is not None:
-                power_w = min(power_w, scheduled.power_kw * 1000)
-                per_phase = scheduled.power_kw * 1000 / (3 * voltage)
-                phase = (
-                    min(phase[0], per_phase),
-                    min(phase[1], per_phase),
-                    min(phase[2], per_phase),
-                )
-            shared = sum(max(phase[p] - base[p], 0.0) for p in range(3)) * voltage
-            caps.append(min(shared, power_w - base_w))
-        return caps
+        return shared_caps(
+            bounds,
+            self.schedules.limits_ahead(SITE, starts, ends),
+            self.model.voltage_v,
+            (base[0], base[1], base[2]),
+            (math.inf, math.inf)
+            if demand is None
+            else (demand.cap_w(self._wall(now)), demand.target_w()),
+        )
 
     def _metered_base(
         self,
@@ -735,52 +590,6 @@ class CyclePlanner:
             peak_target_kw=self.site.grid.peak_target_kw,
         )
         return node_limit(bounds, self.model.voltage_v)
-
-    def _apply_limits(
-        self, now: float, base: array[float], ev_max: array[float]
-    ) -> tuple[float, float]:
-        """Fold the limit book into the cycle input; returns (grid-operator W, peak W)."""
-        model = self.model
-        self.limits.expire(now)
-        by_target: dict[str, Limit] = {}
-        operator_kw = math.inf
-        for lease in self.limits.leases():
-            if (
-                lease.target == SITE
-                and lease.limit.power_kw is not None
-                and (
-                    lease.source is LimitSource.GRID_OPERATOR
-                    or lease.source is self._operator_power_source
-                )
-            ):
-                operator_kw = min(operator_kw, lease.limit.power_kw)
-                if lease.limit.phase_a is None:
-                    continue
-                limit = Limit(lease.limit.phase_a)
-            else:
-                limit = lease.limit
-            previous = by_target.get(lease.target)
-            by_target[lease.target] = limit if previous is None else previous.tighten(limit)
-        peak_w = math.inf
-        for target, limit in by_target.items():
-            node = 0 if target == SITE else _node_or_none(self.allocator, target)
-            if node is None:
-                index = self.connector_index(target)
-                if index is not None:
-                    ev_max[index] = min(ev_max[index], _connector_cap(limit, model, index))
-                continue
-            if limit.phase_a is not None:
-                for p in range(3):
-                    base[3 * node + p] += max(model.caps_a[node][p] - limit.phase_a[p], 0.0)
-            if limit.power_kw is not None:
-                if node == 0:
-                    peak_w = min(peak_w, limit.power_kw * 1000)
-                else:
-                    cut = max(model.power_kw[node] - limit.power_kw, 0.0) * 1000
-                    for p in range(3):
-                        base[3 * node + p] += cut / (3 * model.voltage_v)
-        margin_w = 3 * model.voltage_v * self.site.grid.safety_margin_a
-        return max(operator_kw * 1000 - margin_w, 0.0), peak_w
 
     def commands(self, result: CycleResult, now: float) -> list[SetpointCommand]:
         """The setpoints to send: to every reachable connector whose setpoint changed or that
@@ -828,7 +637,9 @@ class CyclePlanner:
                 "failsafe verified",
                 category=EventCategory.CHARGER,
                 burst=Burst(
-                    "failsafe-verified", "{n} connectors: failsafe verified", self.paths[name]
+                    "failsafe-verified",
+                    "{n} connectors: failsafe verified",
+                    self.devices.paths[name],
                 ),
             )
 
@@ -873,41 +684,4 @@ class CyclePlanner:
 
     def connector_index(self, target: str) -> int | None:
         """The index of the connector `charger-id#n`, None when there is none."""
-        charger, _, number = target.rpartition("#")
-        if not number.isdigit():
-            return None
-        try:
-            return self.allocator.connector_index((charger, int(number)))
-        except KeyError:
-            return None
-
-
-def _grid_draw(reading: Reading, grid_phases: tuple[int, int, int]) -> Phases3:
-    draw = [0.0, 0.0, 0.0]
-    for terminal, quantity in enumerate((_L1, _L2, _L3)):
-        value = reading.values.get(quantity)
-        if value is not None and value > 0:
-            draw[grid_phases[terminal]] += value
-    return (draw[0], draw[1], draw[2])
-
-
-_L1 = Quantity.CURRENT_L1
-_L2 = Quantity.CURRENT_L2
-_L3 = Quantity.CURRENT_L3
-
-
-def _node_or_none(allocator: SiteAllocator, target: str) -> int | None:
-    try:
-        return allocator.node_index(target)
-    except KeyError:
-        return None
-
-
-def _connector_cap(limit: Limit, model: SiteModel, index: int) -> float:
-    cap = math.inf
-    if limit.phase_a is not None:
-        cap = min(limit.phase_a)
-    if limit.power_kw is not None:
-        phases = 1 if model.connectors[index].one_phase else 3
-        cap = min(cap, limit.power_kw * 1000 / (phases * model.voltage_v))
-    return cap
+        return self.allocator.find_connector(target)

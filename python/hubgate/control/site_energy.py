@@ -30,6 +30,7 @@ from typing import Protocol
 from hubgate._core import AllocReason
 from hubgate.config.model import GRID_NODE_ID, SiteConfig
 from hubgate.control.cycle import Failed
+from hubgate.control.decisions import Phases3
 from hubgate.control.energy import (
     BatterySpec,
     EnergyDecision,
@@ -49,8 +50,6 @@ from hubgate.devices.pv import pv_power_w
 from hubgate.devices.storage import battery_state
 from hubgate.profiles.model import Quantity
 from hubgate.state import EnergyState
-
-Phases3 = tuple[float, float, float]
 
 
 class Allocated(Protocol):

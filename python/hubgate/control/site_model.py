@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from hubgate.config.model import GRID_NODE_ID, PhaseMode, SiteConfig
 from hubgate.control.allocation import ConnectorKey, SiteAllocator
+from hubgate.control.decisions import Phases3
 from hubgate.control.limits import SITE
 
 UNLIMITED_A = 100_000.0
@@ -20,8 +21,6 @@ UNLIMITED_A = 100_000.0
 
 UNLIMITED_KW = 1_000_000.0
 """Stands for "no power limit"."""
-
-Phases3 = tuple[float, float, float]
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from hubgate.control.allocation import CycleResult
-from hubgate.control.connector_runtime import ConnectorRuntime, Phases3
+from hubgate.control.connector_runtime import ConnectorRuntime
 from hubgate.control.deadlines import DeadlineStatus
-from hubgate.control.decisions import DecisionLog, DecisionRecord, GridSample
+from hubgate.control.decisions import DecisionLog, DecisionRecord, GridSample, Phases3
 from hubgate.control.demand import DemandView
 from hubgate.control.limit_in_force import CAP, PEAK_TARGET, NodeLimit
 from hubgate.control.limits import LimitBook
@@ -228,7 +228,9 @@ class Snapshot:
                     meter_health=None if meter is None else meter.health,
                 )
             )
-        devices = [self._device_state(name, ok, now) for name, ok in planner.device_health.items()]
+        devices = [
+            self._device_state(name, ok, now) for name, ok in planner.devices.answered.items()
+        ]
         if self.sessions is not None:
             transactions = {name: d.transaction() for name, d in self._transactions.items()}
             self.sessions.observe(tuple(connectors), transactions, self._wall)
@@ -293,7 +295,7 @@ class Snapshot:
         stats = device.link_stats if device is not None else None
         p50 = stats.percentile_s(0.5) if stats is not None else None
         p99 = stats.percentile_s(0.99) if stats is not None else None
-        ok_at = self.planner.device_ok_at.get(name)
+        ok_at = self.planner.devices.ok_at.get(name)
         messages = self._messages.get(name)
         last_message = None if messages is None else messages.last_message_at
         return trusted(

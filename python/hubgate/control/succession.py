@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from hubgate.control.authority import Inheritance
+from hubgate.control.authority import NOTHING_INHERITED, Authority, Inheritance, Succession
 from hubgate.control.plan import CyclePlanner
 
 HANDOVER_LAPSE_MARGIN_S = 2.0
@@ -53,3 +53,19 @@ def bequest(planner: CyclePlanner, lapsing: Collection[str]) -> frozenset[str]:
             )
         )
     )
+
+
+def succeed(planner: CyclePlanner, authority: Authority, now: float) -> None:
+    """This gateway commands under a new epoch from `now`: every charger's failsafe is
+    verified and every setpoint sent again (`CyclePlanner.take_over`), and what the leader
+    before left is inherited."""
+    inherited = authority.inherited() if isinstance(authority, Succession) else NOTHING_INHERITED
+    planner.take_over()
+    inherit(planner, inherited, now)
+
+
+def bequeath(authority: Authority, planner: CyclePlanner, lapsing: Collection[str]) -> None:
+    """As leader, after a cycle's commands: what a successor may count on (`bequest`),
+    for an authority that passes it on."""
+    if isinstance(authority, Succession):
+        authority.bequeath(bequest(planner, lapsing))

@@ -147,6 +147,8 @@ class OcppCharger:
         """Since when its setpoint is 0 A (None: it is not)."""
         self._switching: tuple[int, float] | None = None
         """While switching phases: (new phases, end of the pause at 0 A)."""
+        self._wanted: tuple[float, int] | None = None
+        """The last (current, phases) asked of `set_limit`."""
 
     @property
     def id(self) -> str:
@@ -313,6 +315,10 @@ class OcppCharger:
             self._over_since = None
             return
         draw, limit = max(currents), last.current_a
+        if self._lease is not None and at > self._lease.planner.sent_at + self.settings.lease_s:
+            # measured after its lease had run out (a renewal came late): the failsafe is its
+            # limit then, drawing it is no fault
+            limit = max(limit, self.settings.failsafe_current_a)
         if draw <= limit + max(OVERDRAW_MARGIN_A, 0.1 * limit):
             self._over_since = None
             return
@@ -346,12 +352,23 @@ class OcppCharger:
     async def set_limit(self, current_a: float, phases: int) -> AppliedLimit:
         """Send the limit when due (deadband, rate limit); returns the limit in force.
 
-        A station that refuses every purpose on a connector (TxDefaultProfile: some take
-        only their station maximum, lbbrhzn/ocpp#221) gets one station-wide limit, the
-        connectors' setpoints added up (`StationCare.share`)."""
+        The exchange runs in the station's own task (`StationCare.detached`): cut short,
+        the caller leaves it to finish; calls waiting behind it send the latest setpoint
+        asked for, not theirs. A station that refuses every purpose on a connector
+        (TxDefaultProfile: some take only their station maximum, lbbrhzn/ocpp#221) gets
+        one station-wide limit, the connectors' setpoints added up (`StationCare.share`)."""
+        self._wanted = (current_a, phases)
+        return await self.care.detached(self._send_wanted)
+
+    async def _send_wanted(self) -> AppliedLimit:
+        assert self._wanted is not None, "set_limit asks first"
+        return await self._set_limit(*self._wanted)
+
+    async def _set_limit(self, current_a: float, phases: int) -> AppliedLimit:
         lease = self._current_lease()
         setpoint = self._paused_for_switch(self._setpoint(current_a, phases), lease)
         before = lease.planner.last
+        lapsed = self._lapsed(lease)
         try:
             sent = await lease.apply(
                 self.care.share(self.connector_id, setpoint)
@@ -362,15 +379,15 @@ class OcppCharger:
             if self._lease_connector != 0 and not self.care.station_wide:
                 LOG.warning("%s: per-connector limits refused; one station-wide limit", self.id)
                 self.care.station_wide = True
-                return await self.set_limit(current_a, phases)
+                return await self._set_limit(current_a, phases)
             self._refused = f"refuses every charging profile purpose ({error})"
             raise
         self._refused = None
         applied = lease.planner.last
         assert applied is not None, "apply either sent the setpoint or raised"
         now = trio.current_time()
-        if sent and (before is None or before.current_a != applied.current_a):
-            self._limit_changed_at = now
+        if sent and (lapsed or before is None or before.current_a != applied.current_a):
+            self._limit_changed_at = now  # (after a lapse, from the failsafe back to it)
         if sent:
             self._sent(applied.current_a, now)
         mine = setpoint if self.shares_station_limit else applied
@@ -458,6 +475,9 @@ class OcppCharger:
         lease = self._lease
         if lease is None or lease.session is not self.station.session or settings != self.settings:
             self.settings, self._lease = settings, None
+        await self.care.detached(self._install_base)  # (as set_limit's exchange)
+
+    async def _install_base(self) -> None:
         try:  # (a base profile installed already is not sent again)
             await self._current_lease().install_base()
         except OcppCallError:
@@ -470,8 +490,16 @@ class OcppCharger:
     async def heartbeat(self) -> None:
         """Renew the lease when it is due (the control loop's watchdog feed)."""
         lease = self._current_lease()
+        lapsed = self._lapsed(lease)
         if await lease.renew() and (last := lease.planner.last) is not None:
-            self._sent(last.current_a, trio.current_time())
+            now = trio.current_time()
+            if lapsed:  # from the failsafe back to its limit: the EV needs time to follow
+                self._limit_changed_at = now
+            self._sent(last.current_a, now)
+
+    def _lapsed(self, lease: ProfileLease) -> bool:
+        """Whether `lease`'s last limit has run out (a renewal came late)."""
+        return trio.current_time() > lease.planner.sent_at + self.settings.lease_s
 
     async def upkeep(self) -> None:
         """Verify the lease when due and ask for stale values; run by the station's own

@@ -191,6 +191,11 @@ class LeasePlanner:
         """The setpoint last accepted by the charger."""
         return self._last
 
+    @property
+    def sent_at(self) -> float:
+        """When `last` was last sent (its lease runs from then); -inf before."""
+        return self._sent_at
+
     def sent(self, setpoint: Setpoint, now: float) -> None:
         """Record that `setpoint` was accepted by the charger at `now`."""
         last = self._last

@@ -23,13 +23,14 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
 from hubgate.config.model import CapabilityOverride
 from hubgate.ocpp.capabilities import Capabilities, discover
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
+from hubgate.ocpp.operations import ChargerOperations
 from hubgate.ocpp.provisioning import Provisioning, provision
 from hubgate.ocpp.registry import Station
 from hubgate.ocpp.session import OcppSession
@@ -38,6 +39,7 @@ from hubgate.ocpp.smart_charging import LeaseSettings, ProfileLease, Setpoint, l
 LOG = logging.getLogger("hubgate.ocpp")
 
 CALL_FAILED = (OcppCallError, OcppCallTimeoutError, OcppSessionClosedError)
+T = TypeVar("T")
 BOOT_WAIT_S = 15.0
 """How long a new connection waits for a BootNotification before asking anyway."""
 QUESTION_TIMEOUT_S = 5.0
@@ -117,6 +119,8 @@ class StationCare:
         self._shares: dict[int, Setpoint] = {}
         self._shared: ProfileLease | None = None
         self._prepared: OcppSession | None = None
+        self._nursery: trio.Nursery | None = None
+        """The attended connection's (`detached`)."""
         self._settled = False
         self._lock = trio.Lock()
 
@@ -180,15 +184,51 @@ class StationCare:
 
     async def attend(self, session: OcppSession) -> None:
         """For one connection: `settle`, then run the connectors' `upkeep` every
-        `UPKEEP_EVERY_S` until it ends."""
-        await self.settle(session)
-        while True:
-            await trio.sleep(UPKEEP_EVERY_S)
-            for upkeep in self.upkeep:
-                try:
-                    await upkeep()
-                except CALL_FAILED as error:
-                    LOG.debug("%s: upkeep: %s", session.identity, error)
+        `UPKEEP_EVERY_S` until it ends; meanwhile it runs their `detached` exchanges."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                await self.settle(session)
+                while True:
+                    await trio.sleep(UPKEEP_EVERY_S)
+                    for upkeep in self.upkeep:
+                        try:
+                            await upkeep()
+                        except CALL_FAILED as error:
+                            LOG.debug("%s: upkeep: %s", session.identity, error)
+            finally:
+                if self._nursery is nursery:
+                    self._nursery = None
+
+    async def detached(self, exchange: Callable[[], Awaitable[T]]) -> T:
+        """`exchange`'s result, the exchange run in this connection's own task (`attend`):
+        a caller cut short (the control loop moves on at its command deadline, a tenth of a
+        second at a 0.25 s cycle, less than a cellular link's round trip) leaves it to
+        finish and record what the charger accepted, instead of cancelling it every cycle
+        (the charger was sent its profile again and again and never seen to accept one).
+        Run in place while no connection is attended."""
+        nursery = self._nursery
+        if nursery is None:
+            return await exchange()
+        done = trio.Event()
+        results: list[T] = []
+        errors: list[Exception] = []
+
+        async def run() -> None:
+            try:
+                results.append(await exchange())
+            except Exception as error:  # the caller's to see, not the connection's
+                errors.append(error)
+            finally:
+                done.set()
+
+        nursery.start_soon(run)
+        await done.wait()
+        if errors:
+            raise errors[0]
+        if not results:
+            raise OcppSessionClosedError(f"{self.station.identity}: the connection ended")
+        return results[0]
 
     async def settle(self, session: OcppSession) -> None:
         """Wait for the boot, then ask and provision (with retries)."""
@@ -228,8 +268,21 @@ class StationCare:
                     )
                 except CALL_FAILED as error:
                     LOG.warning("%s: meter values not provisioned: %s", session.identity, error)
+                if self.station.clock.offset_s is None:
+                    await self._ask_the_time(session)
                 await self._save()
             return answered
+
+    async def _ask_the_time(self, session: OcppSession) -> None:
+        """Ask for a stamped message: a 1.6 charger shows its clock only in what it
+        stamps (a StatusNotification's timestamp is optional; MeterValues are always
+        stamped), so before a transaction hubgate may know nothing of it (a 2.x charger
+        that did not answer ClockCtrlr.DateTime neither). Until then its leases go out on
+        ours (`smart_charging.SCHEDULE_BACKDATE` keeps them in force)."""
+        try:
+            await ChargerOperations(session, timeout_s=QUESTION_TIMEOUT_S).trigger("MeterValues")
+        except CALL_FAILED as error:
+            LOG.info("%s: no MeterValues asked for its clock: %s", session.identity, error)
 
     async def saw_lapse(self, lapses: bool) -> None:
         """A composite schedule showed whether the charger drops a profile at its validTo."""

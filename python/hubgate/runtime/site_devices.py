@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hubgate.config.model import GridOperatorSource, ModbusEndpoint, SiteConfig
-from hubgate.control.loop import SiteDevices
+from hubgate.control.sensors import SiteDevices
 from hubgate.devices.model import Charger
 from hubgate.devices.profile_driver import ProfileCharger, ProfileDevice, driver_for
 from hubgate.devices.pv import PvDevice

@@ -28,7 +28,8 @@ from hubgate.config.model import GridOperatorSource
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.grid_operator import connection_kw
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource, grid_operator_limit_kw
-from hubgate.control.loop import ControlLoop, SiteDevices
+from hubgate.control.loop import ControlLoop
+from hubgate.control.sensors import SiteDevices
 from hubgate.devices.errors import DeviceError
 from hubgate.devices.model import (
     AppliedLimit,

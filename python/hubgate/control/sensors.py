@@ -1,0 +1,107 @@
+"""How the control loop reads its site each cycle: every device by name, read at once and
+cancelled at one deadline (`gather_by_deadline`); chargers behind a session (OCPP) answer
+from their latest report without a task; Modbus devices read their control fields every
+cycle and the rest every few (`CycleSensed`). Devices are known only through the protocols
+of `hubgate.devices.model`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from hubgate._core import HubgateError
+from hubgate.control.cycle import Failed, gather_by_deadline
+from hubgate.control.site_model import SiteModel
+from hubgate.devices.model import (
+    Battery,
+    Charger,
+    ChargingNeeds,
+    CycleSensed,
+    Device,
+    LimitCheck,
+    ReportsChargingNeeds,
+    SessionCharger,
+)
+from hubgate.profiles.model import Quantity
+
+Read = Callable[[], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class SiteDevices:
+    """What the loop talks to: a charger per connector, meters by id, the grid-operator box,
+    the stationary battery and PV inverters by id."""
+
+    chargers: Mapping[tuple[str, int], Charger]
+    meters: Mapping[str, Device] = field(default_factory=dict)
+    grid_operator: Device | None = None
+    battery: Battery | None = None
+    pv: Mapping[str, Device] = field(default_factory=dict)
+    feed_in_rule: Mapping[Quantity, float] = field(default_factory=dict)
+    """The grid operator's box's contacts and the feed-in cap (%) each stands for."""
+
+
+class SiteSensors:
+    """The site's devices by name (`charger-id#n`, `meter:id`, `grid-operator`, `pv:id`,
+    `battery:id`) and how each is read."""
+
+    def __init__(self, devices: SiteDevices, model: SiteModel, *, full_read_every: int) -> None:
+        chargers = devices.chargers
+        missing = [c.name for c in model.connectors if c.key not in chargers]
+        if missing:
+            raise ValueError(f"no device for connectors {', '.join(missing)}")
+        self.chargers: dict[str, Charger] = {
+            info.name: chargers[info.key] for info in model.connectors
+        }
+        """Each connector's charger, by connector name."""
+        self.reported = {
+            name: c for name, c in self.chargers.items() if isinstance(c, SessionCharger)
+        }
+        """The chargers that report by session (read from memory), by connector name."""
+        self._needs = {
+            name: c for name, c in self.chargers.items() if isinstance(c, ReportsChargingNeeds)
+        }
+        by_name: dict[str, Device] = dict(self.chargers)
+        by_name |= {f"meter:{meter_id}": meter for meter_id, meter in devices.meters.items()}
+        self._reads: dict[str, Read] = {
+            name: _cycle_read(device, full_read_every)
+            for name, device in by_name.items()
+            if name not in self.reported
+        }
+        if devices.grid_operator is not None:
+            self._reads["grid-operator"] = devices.grid_operator.read
+            by_name["grid-operator"] = devices.grid_operator
+        by_name |= {f"pv:{pv_id}": pv for pv_id, pv in devices.pv.items()}
+        if devices.battery is not None:
+            by_name[f"battery:{devices.battery.id}"] = devices.battery
+        self.by_name = by_name
+        """Every device, by name."""
+
+    async def read(self, more: Mapping[str, Read], deadline: float) -> dict[str, object]:
+        """This cycle's readings (or failures) by name: the chargers' and meters' reads and
+        `more` (the battery's and PV's), each cancelled at `deadline`."""
+        known: dict[str, object] = {}
+        for name, charger in self.reported.items():  # from memory: no task needed
+            try:
+                known[name] = charger.latest()
+            except HubgateError as exc:
+                known[name] = Failed(exc)
+        return known | await gather_by_deadline(self._reads | dict(more), deadline)
+
+    def limit_checks(self) -> dict[str, LimitCheck]:
+        """Whether each charger follows its limits, by connector name."""
+        return {name: charger.limit_check for name, charger in self.chargers.items()}
+
+    def charging_needs(self) -> dict[str, ChargingNeeds | None]:
+        """What the EVs reported they need, by connector name."""
+        return {name: charger.charging_needs() for name, charger in self._needs.items()}
+
+    def id_tokens(self) -> dict[str, str | None]:
+        """The id token of each connector's session, by connector name."""
+        return {name: charger.id_token() for name, charger in self._needs.items()}
+
+
+def _cycle_read(device: Device, full_every: int) -> Read:
+    if isinstance(device, CycleSensed):
+        return device.cycle_reader(full_every)
+    return device.read
