@@ -700,6 +700,13 @@ class Allocator:
         Raises `TopologyError` for a connector that does not exist, is not built on three
         phases, or a phase out of range.
         """
+    def confirm_draw(self, connector: int, drawn_a: float) -> None:
+        """A reading after `connector`'s last decrease shows it draws at most `drawn_a` A per
+        phase: what it keeps reserved for the EV to follow is lowered to that (never below its
+        setpoint; a NaN says nothing).
+
+        Raises `TopologyError` for a connector that does not exist.
+        """
     def confirm_followed(self, connector: int) -> None:
         """Measurement shows `connector` follows its last setpoint: free its settle reservation.
 

@@ -250,6 +250,12 @@ class SiteAllocator:
         that phase only. Raises `TopologyError` for a connector not built on three phases."""
         self._core.set_ev_phase(index, phase)
 
+    def confirm_draw(self, index: int, drawn_a: float) -> None:
+        """A reading taken after the connector's last decrease was in force shows it draws
+        `drawn_a` A, above its setpoint (the EV still follows an older, higher one): no more
+        than that stays reserved for it to follow."""
+        self._core.confirm_draw(index, drawn_a)
+
     def confirm_followed(self, index: int) -> None:
         """A reading taken after the connector's last decrease was in force shows it draws
         no more than its setpoint: the current kept reserved for the EV to follow (`settle_s`)

@@ -394,11 +394,14 @@ class CyclePlanner:
                 and runtime.sent_a is not None
                 and reading.at > runtime.lowered_at
                 and reading.phase_currents() is not None  # every phase measured then
-                and drawn <= runtime.sent_a + FOLLOWED_TOLERANCE_A
             ):
-                # The headroom the decrease freed is confirmed: no need to wait out settle_s.
-                self.allocator.confirm_followed(i)
-                runtime.lowered_at = None
+                if drawn <= runtime.sent_a + FOLLOWED_TOLERANCE_A:
+                    # The headroom the decrease freed is confirmed: no need to wait out
+                    # settle_s.
+                    self.allocator.confirm_followed(i)
+                    runtime.lowered_at = None
+                else:  # on its way down: what it still draws is all it keeps reserved
+                    self.allocator.confirm_draw(i, drawn)
             wants = reading.state in WANTING_STATES or (reading.state is None and drawn > 1.0)
             if info.three_phase and runtime.observe_phases(wants):
                 self.allocator.set_ev_phase(i, runtime.ev_phase)

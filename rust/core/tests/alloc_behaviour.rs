@@ -294,3 +294,25 @@ fn a_one_phase_ev_keeps_its_setpoint_through_the_change() {
     assert_eq!(site.out.reason, vec![Reason::ChangeInterval; 2]);
     assert_eq!(site.at(5.0).setpoint_a, vec![24.0, 24.0]);
 }
+
+#[test]
+fn a_draw_read_after_a_decrease_lowers_what_stays_reserved() {
+    let settings = Settings {
+        settle_s: 10.0,
+        ..quiet()
+    };
+    let mut site = Site::new(32.0, vec![connector(PhaseMap::Three, 0); 2], settings);
+    site.wanting = vec![1, 0];
+    assert_eq!(site.at(0.0).setpoint_a, vec![32.0, 0.0]);
+    site.wanting = vec![1, 1];
+    site.ev_max = vec![INF, 12.0];
+    // 32 A stay reserved for the first EV to follow its decrease.
+    assert_eq!(site.at(1.0).setpoint_a, vec![20.0, 0.0]);
+    // The first EV is read at 26 A, on its way down: 6 A are free for the second.
+    site.alloc.confirm_draw(0, 26.0).unwrap();
+    assert_eq!(site.at(2.0).setpoint_a, vec![20.0, 6.0]);
+    site.alloc.confirm_draw(0, f64::NAN).unwrap(); // says nothing
+    site.alloc.confirm_draw(0, 30.0).unwrap(); // never raises it
+    assert_eq!(site.at(3.0).setpoint_a, vec![20.0, 6.0]);
+    assert!(site.alloc.confirm_draw(2, 1.0).is_err());
+}

@@ -418,6 +418,12 @@ impl Allocator {
         Ok(self.core.set_ev_phase(connector.0, phase.map(|p| p.0))?)
     }
 
+    /// A reading after connector `connector`'s last decrease shows it draws at most
+    /// `drawn_a` A per phase: what it keeps reserved is lowered to that.
+    fn confirm_draw(&mut self, connector: TreeInt<usize>, drawn_a: f64) -> Result<(), CoreError> {
+        Ok(self.core.confirm_draw(connector.0, drawn_a)?)
+    }
+
     /// Measurement shows connector `connector` draws no more than its last
     /// setpoint: what it kept reserved after a decrease is free from the next cycle.
     fn confirm_followed(&mut self, connector: TreeInt<usize>) -> Result<(), CoreError> {

@@ -315,6 +315,30 @@ impl Allocator {
         Ok(())
     }
 
+    /// A reading taken after `connector`'s last decrease was in force shows it
+    /// draws at most `drawn_a` A per phase, above its setpoint: what it keeps
+    /// reserved for the EV to follow is lowered to that from the next cycle on (a
+    /// draw within the setpoint: [`Allocator::confirm_followed`]). A NaN says nothing.
+    pub fn confirm_draw(&mut self, connector: usize, drawn_a: f64) -> Result<(), TopologyError> {
+        let map = self
+            .topo
+            .connectors
+            .get(connector)
+            .ok_or(TopologyError::NoSuchConnector(connector))?
+            .phases;
+        let st = &mut self.states[connector];
+        if drawn_a.is_nan() {
+            return Ok(());
+        }
+        let voltage = self.topo.settings.voltage_v;
+        let (phase, power) = state::draw(map, st.phases, drawn_a.max(st.setpoint), voltage);
+        for (r, p) in st.reserve_phase_a.iter_mut().zip(phase) {
+            *r = r.min(p);
+        }
+        st.reserve_power_w = st.reserve_power_w.min(power);
+        Ok(())
+    }
+
     /// Measurement shows `connector` draws no more than its last setpoint: the
     /// current it was reserved after a decrease (for `settle_s`) is free from the
     /// next cycle on. For a reading taken after the decrease was in force.
