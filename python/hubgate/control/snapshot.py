@@ -44,6 +44,7 @@ from hubgate.state import (
     SiteState,
     StateHub,
 )
+from hubgate.trusted import trusted
 
 BATTERY_MODE_HELD_S = 10.0
 """A battery mode is an event once it has held this long (no event for every flicker)."""
@@ -163,7 +164,8 @@ class Snapshot:
             if not reachable:
                 reason = "UNREACHABLE"
             connectors.append(
-                ConnectorState.model_construct(
+                trusted(
+                    ConnectorState,
                     key=info.name,
                     charger=info.key[0],
                     connector=info.key[1],
@@ -195,7 +197,8 @@ class Snapshot:
             meter = self._measured.get(n)
             parent = model.parents[n]
             nodes.append(
-                NodeState.model_construct(
+                trusted(
+                    NodeState,
                     id=node_id,
                     kind=model.node_kinds[n],
                     parent=None if parent is None else model.node_ids[parent],
@@ -210,7 +213,8 @@ class Snapshot:
                         b.source for b in limit.bounds if b.source not in (CAP, PEAK_TARGET)
                     ),
                     limit_bounds=tuple(
-                        LimitBoundView.model_construct(
+                        trusted(
+                            LimitBoundView,
                             source=b.source,
                             phase_a=b.phase_a,
                             power_kw=b.power_kw,
@@ -235,7 +239,8 @@ class Snapshot:
         self._battery_events(mode, now)
         self.events.tick()
         self.hub.publish(
-            SiteState.model_construct(
+            trusted(
+                SiteState,
                 site=planner.site.site.name,
                 cycle=cycle,
                 at=time.time(),
@@ -293,7 +298,8 @@ class Snapshot:
         ok_at = self.planner.devices.ok_at.get(name)
         messages = self._messages.get(name)
         last_message = None if messages is None else messages.last_message_at
-        return DeviceHealth.model_construct(
+        return trusted(
+            DeviceHealth,
             id=name,
             kind=name.partition(":")[0] if ":" in name else "charger",
             protocol=self._protocols.get(name, "modbus"),
@@ -357,7 +363,8 @@ def _session_view(status: DeadlineStatus) -> SessionView | None:
     def at(epoch: float | None) -> datetime | None:
         return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
-    return SessionView.model_construct(
+    return trusted(
+        SessionView,
         energy_kwh=status.energy_kwh,
         needed_kwh=status.needed_kwh,
         departure=at(status.departure),
@@ -374,7 +381,8 @@ def _demand(view: DemandView | None) -> DemandSnapshot | None:
     """The demand figures for the published state."""
     if view is None:
         return None
-    return DemandSnapshot.model_construct(
+    return trusted(
+        DemandSnapshot,
         interval_start=datetime.fromtimestamp(view.interval_start, UTC),
         interval_min=view.interval_s / 60,
         average_kw=view.average_kw,
