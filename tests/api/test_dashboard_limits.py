@@ -12,9 +12,8 @@ import pytest
 import trio
 
 from hubgate.config.services import Api
-from hubgate.control.decisions import DecisionRecord, GridSample
 from hubgate.state import SiteState
-from tests.support.api import TOKEN, RunningApi, small_site, snapshot, start_api
+from tests.support.api import TOKEN, RunningApi, grid_decision, small_site, snapshot, start_api
 from tests.support.chromium import Page, new_page, open_chromium
 
 pytestmark = pytest.mark.peers("chromium")
@@ -42,20 +41,7 @@ def state_at(cycle: int, *, step: bool) -> SiteState:
 def fill_history(api: RunningApi) -> None:
     for cycle in range(1, HISTORY + 1):
         api.ctx.decisions.append(
-            DecisionRecord(
-                cycle=cycle,
-                at=float(cycle),
-                inputs={},
-                connectors=(),
-                grid=GridSample(
-                    wall_time=1_700_000_000.0 + cycle,
-                    measured_a=(40.0 + cycle % 5, 35.0, 30.0),
-                    commanded_a=(48.0, 32.0, 32.0),
-                    limit_a=CAP_A,
-                    limit_kw=53.82,
-                    source="cap",
-                ),
-            )
+            grid_decision(cycle, (40.0 + cycle % 5, 35.0, 30.0), CAP_A, 53.82, "cap")
         )
 
 

@@ -11,12 +11,20 @@ import pytest
 import trio
 
 from hubgate.config.services import Api
-from hubgate.control.decisions import ConnectorDecision, DecisionRecord, GridSample
+from hubgate.control.decisions import ConnectorDecision, DecisionRecord
 from hubgate.control.limits import SITE, Limit, LimitSource
 from hubgate.devices.model import ChargingTransaction
 from hubgate.records.sessions import SessionRecorder
 from hubgate.state import EventCategory, EventLevel
-from tests.support.api import AUTH, TOKEN, RunningApi, small_site, snapshot, start_api
+from tests.support.api import (
+    AUTH,
+    TOKEN,
+    RunningApi,
+    grid_decision,
+    small_site,
+    snapshot,
+    start_api,
+)
 from tests.support.states import connector
 
 
@@ -255,19 +263,12 @@ async def test_grid_history_from_the_decision_log(api: RunningApi) -> None:
     limits = [(78.0,) * 3, (78.0,) * 3, (30.0,) * 3]
     for cycle, limit in enumerate(limits, start=1):
         api.ctx.decisions.append(
-            DecisionRecord(
-                cycle=cycle,
-                at=float(cycle),
-                inputs={},
-                connectors=(),
-                grid=GridSample(
-                    wall_time=1_700_000_000.0 + cycle,
-                    measured_a=(40.0, -12.5, 20.0),
-                    commanded_a=(48.0, 32.0, 32.0),
-                    limit_a=limit,  # type: ignore[arg-type]
-                    limit_kw=limit[0] * 3 * 230 / 1000,
-                    source="cap" if cycle < 3 else "grid-operator",
-                ),
+            grid_decision(
+                cycle,
+                (40.0, -12.5, 20.0),
+                limit,  # type: ignore[arg-type]
+                limit[0] * 3 * 230 / 1000,
+                "cap" if cycle < 3 else "grid-operator",
             )
         )
     api.ctx.decisions.append(DecisionRecord(cycle=4, at=4.0, inputs={}, connectors=()))

@@ -16,7 +16,7 @@ from hubgate.config.loader import load_site
 from hubgate.config.model import SiteConfig
 from hubgate.config.services import Api
 from hubgate.control.commands import CommandRejectedError
-from hubgate.control.decisions import DecisionLog
+from hubgate.control.decisions import DecisionLog, DecisionRecord, GridSample, Phases3
 from hubgate.control.limits import LimitBook
 from hubgate.control.prices import PriceSeries
 from hubgate.control.schedules import ScheduleBook
@@ -68,6 +68,27 @@ class RecordingCommands:
 def small_site(examples: Path, api: Api) -> SiteConfig:
     """The small example site with its API on port 0."""
     return load_site(examples / "sites" / "small-4.toml").model_copy(update={"api": api})
+
+
+def grid_decision(
+    cycle: int, measured_a: Phases3, limit_a: Phases3, limit_kw: float, source: str
+) -> DecisionRecord:
+    """A decision record of the small site at `cycle` with only its grid sample (48/32/32 A
+    commanded, at wall time 1,700,000,000 s + `cycle`)."""
+    return DecisionRecord(
+        cycle=cycle,
+        at=float(cycle),
+        inputs={},
+        connectors=(),
+        grid=GridSample(
+            wall_time=1_700_000_000.0 + cycle,
+            measured_a=measured_a,
+            commanded_a=(48.0, 32.0, 32.0),
+            limit_a=limit_a,
+            limit_kw=limit_kw,
+            source=source,
+        ),
+    )
 
 
 def snapshot(cycle: int, grid_a: tuple[float, float, float] = (40.0, 35.0, 30.0)) -> SiteState:
