@@ -33,9 +33,6 @@ def site(request: pytest.FixtureRequest, tmp_path: Path, nats: NatsCluster) -> I
     dial_both = request.node.get_closest_marker("first_gateway_only") is None
     running = HaSite.start(tmp_path, nats, dial_both=dial_both)
     try:
-        running.gateways["a"].start()
-        running.wait_for_leader("a")
-        running.gateways["b"].start()
         yield running
     finally:
         running.close()
