@@ -259,7 +259,7 @@ class HaSite:
     @classmethod
     def start(cls, directory: Path, nats: NatsCluster, *, dial_both: bool = True) -> HaSite:
         """Write the files, start gateway a and wait until it leads, then the simulator,
-        then gateway b and wait until it watches the lease. The stations dial both
+        then gateway b (`ready` waits for the site to run). The stations dial both
         gateways, or (`dial_both=False`) the first one only until a gateway gives them
         network profiles (2.0.1).
 
@@ -305,11 +305,16 @@ class HaSite:
             raise
         try:
             b.start()
-            b.wait_in_cluster()
         except BaseException:
             running.close()
             raise
         return running
+
+    def ready(self) -> None:
+        """Wait until gateway a has commanded every charger and b watches the lease (so
+        it is b that takes over when a goes)."""
+        self.wait_for_commands(self.gateways["a"].pids[0])
+        self.gateways["b"].wait_in_cluster()
 
     def writes(self) -> list[dict[str, Any]]:
         """Every command the simulated devices received so far, in order of arrival."""
