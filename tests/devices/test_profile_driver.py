@@ -13,9 +13,9 @@ from hubgate.config.model import DcConnector
 from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError, SunSpecDiscoveryError
 from hubgate.devices.profile_driver import ProfileBattery, ProfileCharger, clamp, driver_for
 from hubgate.devices.sensing import control_quantities
-from hubgate.modbus.codec import Request, Response
+from hubgate.modbus.codec import FieldValue, ReadPlan, Request, Response
 from hubgate.modbus.errors import ModbusExceptionError, ModbusTimeoutError
-from hubgate.modbus.master import Master, ModbusDevice
+from hubgate.modbus.master import Master, ModbusDevice, read_plan_in_turn
 from hubgate.modbus.stats import RequestStats
 from hubgate.modbus.tcp_master import open_tcp_master
 from hubgate.profiles.model import (
@@ -426,6 +426,16 @@ class SlowWrites:
             self.writing.set()
             await trio.sleep(self.delays.pop(0) if self.delays else 0)
         return await self.master.request(unit, request, timeout_s=timeout_s)
+
+    async def read_plan(
+        self,
+        unit: int,
+        plan: ReadPlan,
+        *,
+        max_in_flight: int = 1,
+        timeout_s: float | None = None,
+    ) -> list[FieldValue]:
+        return await read_plan_in_turn(self, unit, plan, timeout_s=timeout_s)
 
 
 async def test_heartbeat_never_rewrites_a_stale_setpoint() -> None:

@@ -66,6 +66,19 @@ async def wrong_transaction_first(n: int, event: RequestReceived, stream: trio.a
     await stream.send_all(answer_frame(event, transaction_id=tid))
 
 
+async def short_answer_first(n: int, event: RequestReceived, stream: trio.abc.Stream) -> None:
+    """Answers the first request with one register too few (a response to another
+    request, under its transaction id), then correctly."""
+    frame = answer_frame(event)
+    if n == 1:
+        request = event.request
+        assert isinstance(request, Request.ReadHoldingRegisters)
+        registers = REGISTERS[request.address : request.address + request.count - 1]
+        response = Response.ReadHoldingRegisters(registers)
+        frame = TcpServerCodec.encode_response(event.transaction_id, event.unit, response)
+    await stream.send_all(frame)
+
+
 async def close_mid_frame_first(n: int, event: RequestReceived, stream: trio.abc.Stream) -> None:
     """Sends half of the first answer and closes the connection; then behaves."""
     if n == 1:

@@ -33,6 +33,26 @@ class Master(Protocol):
         `ModbusConnectionError` or `ModbusBadResponseError`.
         """
 
+    async def read_plan(
+        self,
+        unit: int,
+        plan: ReadPlan,
+        *,
+        max_in_flight: int = 1,
+        timeout_s: float | None = None,
+    ) -> list[FieldValue]:
+        """Every field of `plan` read from `unit`, with at most `max_in_flight` of its
+        requests on the link at once (where the link can pipeline); raises as `request`."""
+
+
+async def read_plan_in_turn(
+    master: Master, unit: int, plan: ReadPlan, *, timeout_s: float | None = None
+) -> list[FieldValue]:
+    """`Master.read_plan` for a link that takes one request at a time (RTU): the plan's
+    requests one after the other, then one `ReadPlan.decode` call."""
+    responses = [await master.request(unit, r, timeout_s=timeout_s) for r in plan.requests]
+    return plan.decode(responses)
+
 
 def stats_of(stats: dict[int, RequestStats], unit: int) -> RequestStats:
     """The statistics of `unit`, created on first use."""
@@ -59,6 +79,9 @@ class ModbusDevice:
 
     master: Master
     unit: int
+    max_in_flight: int = 1
+    """Requests of one read plan the device answers at once (pipelining; its profile's
+    `[transport] max_in_flight`)."""
 
     @property
     def name(self) -> str:
@@ -103,6 +126,7 @@ class ModbusDevice:
     async def read_plan(
         self, plan: ReadPlan, *, timeout_s: float | None = None
     ) -> list[FieldValue]:
-        """Every field of `plan`, reading its requests one after the other."""
-        responses = [await self.request(r, timeout_s=timeout_s) for r in plan.requests]
-        return plan.decode(responses)
+        """Every field of `plan` (see `Master.read_plan`)."""
+        return await self.master.read_plan(
+            self.unit, plan, max_in_flight=self.max_in_flight, timeout_s=timeout_s
+        )
