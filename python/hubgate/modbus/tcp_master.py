@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -150,6 +151,24 @@ class TcpMaster:
                 if not retries:
                     raise
                 retries -= 1
+
+    def start_plan(
+        self, unit: int, plan: ReadPlan, max_in_flight: int, now: float
+    ) -> PlanInFlight | None:
+        """Send the first requests of `plan` now (Trio's clock at `now`), without waiting,
+        when the connection is open, on a socket and idle; the caller then drives the
+        `PlanInFlight` (`hubgate.modbus.plan_group`). None when it cannot: use `read_plan`."""
+        connection = self._connection
+        if self._busy or connection is None or connection.closed:
+            return None
+        if not isinstance(connection.stream, SocketLink):
+            return None
+        if unit in self._one_at_a_time:
+            max_in_flight = 1
+        exchange = PlanExchange(unit, plan, max_in_flight)
+        self._busy = True
+        stats = self._stats.get(unit) or stats_of(self._stats, unit)
+        return PlanInFlight(self, connection, connection.stream.socket, unit, exchange, stats, now)
 
     async def aclose(self) -> None:
         """Close the connection; the next request opens a new one."""
@@ -356,6 +375,120 @@ class TcpMaster:
         self._gate.lost(trio.current_time(), reason)
         log.info("%s: %s", self.name, reason)
         connection.stream.close()
+
+
+class PlanInFlight:
+    """A read plan `TcpMaster.start_plan` started: its caller feeds it when the socket is
+    readable (`receive`) and gives up at its deadline (`expire`); `outcome` is set once
+    it ended (the fields' values or the `ModbusError`), the connection's turn then ends."""
+
+    def __init__(
+        self,
+        master: TcpMaster,
+        connection: _Connection,
+        sock: socket.socket,
+        unit: int,
+        exchange: PlanExchange,
+        stats: RequestStats,
+        now: float,
+    ) -> None:
+        self._master = master
+        self._connection = connection
+        self._socket = sock
+        self.fd = sock.fileno()
+        self._unit = unit
+        self._exchange = exchange
+        self._stats = stats
+        self.started = now
+        self.deadline = now + master.timeout_s
+        """When the round trip in flight times out."""
+        self._rounds = 0
+        self.outcome: list[FieldValue] | ModbusError | None = None
+        step = exchange.start(connection.codec)
+        if isinstance(step, bytes):
+            self._send(step, now)
+        else:
+            self._end(step, now)
+
+    def receive(self, now: float) -> bool:
+        """Take what the socket holds (at `now`); True once the plan ended."""
+        try:
+            data = self._socket.recv(65536)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            return self._lose(f"connection lost: {exc}", now)
+        if not data:
+            return self._lose("connection closed by the device", now)
+        try:
+            step = self._exchange.receive(self._connection.codec, data)
+        except FrameError as exc:
+            return self._lose(f"bad frame header: {exc}", now)
+        if step is None:
+            return False
+        if isinstance(step, bytes):
+            self._send(step, now)
+            self.deadline = now + self._master.timeout_s
+            return self.outcome is not None
+        self._end(step, now)
+        return True
+
+    def expire(self, now: float) -> None:
+        """The round trip in flight is past its deadline: a timeout."""
+        master = self._master
+        self._exchange.abandon(self._connection.codec)
+        master._pipelining_failed(self._unit, self._exchange)
+        self._finish(
+            ModbusTimeoutError(
+                f"no answer from {master.name}/{self._unit} within {master.timeout_s:g} s"
+            ),
+            now,
+        )
+
+    def _send(self, frames: bytes, now: float) -> None:
+        try:
+            check_send()
+            sent = self._socket.send(frames)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self._lose(f"connection lost: {exc}", now)
+            return
+        self._rounds += 1
+        if sent < len(frames):  # a few bytes into an empty send buffer: never on a live link
+            self._lose("send buffer full", now)
+
+    def _lose(self, reason: str, now: float) -> bool:
+        self._finish(self._master._lost(self._connection, reason), now)
+        return True
+
+    def _end(self, step: list[FieldValue] | Response | ResponseRejected, now: float) -> None:
+        master, unit = self._master, self._unit
+        if isinstance(step, list):
+            self._finish(step, now)
+        elif isinstance(step, ResponseRejected):
+            error = ModbusBadResponseError(f"{master.name}/{step.unit}: {step.reason}")
+            self._finish(error, now)
+        else:
+            assert isinstance(step, Response.Exception)
+            exception = ModbusExceptionError(f"{master.name}/{unit}", step.function, step.code)
+            self._finish(exception, now)
+
+    def _finish(self, outcome: list[FieldValue] | ModbusError, now: float) -> None:
+        master, stats = self._master, self._stats
+        master.stray_frames += self._exchange.strays
+        master._end_turn()
+        latency = now - self.started
+        if isinstance(outcome, list):
+            stats.record_ok(latency / max(self._rounds, 1), self._exchange.answered)
+            master._gate.succeeded()
+        elif isinstance(outcome, ModbusExceptionError):
+            stats.record_exception(latency)
+        elif isinstance(outcome, ModbusTimeoutError):
+            stats.record_timeout()
+        else:
+            stats.record_error()
+        self.outcome = outcome
 
 
 @asynccontextmanager

@@ -219,3 +219,180 @@ impl Batch {
         self.strays
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modbus::matching::Mismatch;
+    use crate::modbus::server::{ServerEvent, TcpServer};
+
+    fn reads(blocks: &[(u16, u16)]) -> Vec<Request> {
+        blocks
+            .iter()
+            .map(|&(address, count)| Request::ReadHoldingRegisters { address, count })
+            .collect()
+    }
+
+    /// The device side: the requests in `frames`, as (transaction id, request).
+    fn requests_in(frames: &[u8]) -> Vec<(u16, Request)> {
+        let mut server = TcpServer::new();
+        server.receive_data(frames);
+        let mut found = Vec::new();
+        while let Some(event) = server.next_event().unwrap() {
+            let ServerEvent::Request {
+                transaction_id,
+                request,
+                ..
+            } = event
+            else {
+                panic!("not a request: {event:?}");
+            };
+            found.push((transaction_id, request));
+        }
+        found
+    }
+
+    /// The right answer to a register read: each register holds its address.
+    fn answer(transaction_id: u16, request: &Request) -> Vec<u8> {
+        let Request::ReadHoldingRegisters { address, count } = *request else {
+            panic!("not a read")
+        };
+        let registers = (address..address + count).collect();
+        TcpServer::encode_response(
+            transaction_id,
+            1,
+            &Response::ReadHoldingRegisters { registers },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_window_of_two_pipelines_and_takes_answers_in_any_order() {
+        let mut client = TcpClient::new();
+        let mut batch = Batch::new(1, reads(&[(0, 2), (10, 2), (20, 2)]), 2).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(batch.start(&mut client, &mut out), Step::Send);
+        let sent = requests_in(&out);
+        assert_eq!(sent.len(), 2);
+        out.clear();
+        client.receive_data(&answer(sent[1].0, &sent[1].1));
+        assert_eq!(batch.receive(&mut client, &mut out), Ok(Step::Send));
+        let third = requests_in(&out);
+        assert_eq!(third.len(), 1);
+        out.clear();
+        client.receive_data(&answer(third[0].0, &third[0].1));
+        client.receive_data(&answer(sent[0].0, &sent[0].1));
+        assert_eq!(batch.receive(&mut client, &mut out), Ok(Step::Done));
+        assert!(out.is_empty());
+        let blocks = batch.blocks();
+        assert_eq!(
+            blocks,
+            [
+                Some(Block::Registers(&[0, 1])),
+                Some(Block::Registers(&[10, 11])),
+                Some(Block::Registers(&[20, 21]))
+            ]
+        );
+        assert_eq!(
+            (batch.answered(), batch.strays(), client.pending()),
+            (3, 0, 0)
+        );
+    }
+
+    #[test]
+    fn one_at_a_time_waits_for_each_answer_and_for_whole_frames() {
+        let mut client = TcpClient::new();
+        let mut batch = Batch::new(1, reads(&[(0, 1), (5, 1)]), 1).unwrap();
+        let mut out = Vec::new();
+        batch.start(&mut client, &mut out);
+        let first = requests_in(&out);
+        assert_eq!(first.len(), 1);
+        out.clear();
+        let frame = answer(first[0].0, &first[0].1);
+        client.receive_data(&frame[..5]);
+        assert_eq!(batch.receive(&mut client, &mut out), Ok(Step::Wait));
+        client.receive_data(&frame[5..]);
+        assert_eq!(batch.receive(&mut client, &mut out), Ok(Step::Send));
+        let second = requests_in(&out);
+        assert_eq!(
+            second[0].1,
+            Request::ReadHoldingRegisters {
+                address: 5,
+                count: 1
+            }
+        );
+    }
+
+    #[test]
+    fn an_exception_fails_the_batch_and_later_answers_are_strays() {
+        let mut client = TcpClient::new();
+        let mut batch = Batch::new(1, reads(&[(0, 1), (5, 1)]), 2).unwrap();
+        let mut out = Vec::new();
+        batch.start(&mut client, &mut out);
+        let sent = requests_in(&out);
+        out.clear();
+        let exception = Response::Exception {
+            function: 3,
+            code: 2,
+        };
+        client.receive_data(&TcpServer::encode_response(sent[0].0, 1, &exception).unwrap());
+        client.receive_data(&answer(sent[1].0, &sent[1].1));
+        assert_eq!(
+            batch.receive(&mut client, &mut out),
+            Ok(Step::Failed(Failure::Exception {
+                function: 3,
+                code: 2
+            }))
+        );
+        assert_eq!(client.pending(), 0);
+        assert_eq!(
+            client.next_event().unwrap(),
+            Some(ClientEvent::Rejected {
+                transaction_id: None,
+                unit: 1,
+                reason: Rejection::UnknownTransaction
+            })
+        );
+    }
+
+    #[test]
+    fn a_wrong_answer_under_a_batch_transaction_fails_it_and_strays_are_counted() {
+        let mut client = TcpClient::new();
+        let mut batch = Batch::new(1, reads(&[(0, 3)]), 1).unwrap();
+        let mut out = Vec::new();
+        batch.start(&mut client, &mut out);
+        let sent = requests_in(&out);
+        client.receive_data(&answer(sent[0].0.wrapping_add(7), &sent[0].1));
+        let short = Request::ReadHoldingRegisters {
+            address: 0,
+            count: 2,
+        };
+        client.receive_data(&answer(sent[0].0, &short));
+        let step = batch.receive(&mut client, &mut out).unwrap();
+        assert_eq!(
+            step,
+            Step::Failed(Failure::Rejected {
+                transaction_id: sent[0].0,
+                unit: 1,
+                reason: Rejection::Mismatch(Mismatch::Quantity {
+                    expected: 3,
+                    got: 2
+                })
+            })
+        );
+        assert_eq!(batch.strays(), 2);
+    }
+
+    #[test]
+    fn an_abandoned_batch_leaves_nothing_pending_and_bad_requests_are_refused() {
+        let mut client = TcpClient::new();
+        let mut batch = Batch::new(1, reads(&[(0, 1), (5, 1), (9, 1)]), 3).unwrap();
+        batch.start(&mut client, &mut Vec::new());
+        assert_eq!(client.pending(), 3);
+        batch.abandon(&mut client);
+        assert_eq!(client.pending(), 0);
+        assert!(Batch::new(1, reads(&[(0, 1), (0, 126)]), 1).is_err());
+        let mut empty = Batch::new(1, Vec::new(), 1).unwrap();
+        assert_eq!(empty.start(&mut client, &mut Vec::new()), Step::Done);
+    }
+}
