@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol, cast
 
-from hubgate._core import ReadPlan, Request, Response
+from hubgate._core import Field, ReadPlan, Request, Response
 from hubgate.modbus.codec import FieldValue
 from hubgate.modbus.errors import ModbusExceptionError
 from hubgate.modbus.stats import RequestStats
@@ -73,6 +74,17 @@ def check_response(
     return response
 
 
+MAX_READ = 125
+"""Registers one FC3/FC4 request reads at most (MODBUS Application Protocol V1.1b3 §6.3)."""
+
+
+@functools.lru_cache(maxsize=1024)
+def registers_plan(function: int, address: int, count: int) -> ReadPlan:
+    """`count` registers from `address` as the u16 fields of a plan of one request."""
+    code: Literal[3, 4] = 3 if function == 3 else 4
+    return ReadPlan([Field(a, function=code) for a in range(address, address + count)])
+
+
 @dataclass(frozen=True)
 class ModbusDevice:
     """One unit id behind a master: the handle device drivers use."""
@@ -101,6 +113,11 @@ class ModbusDevice:
         self, address: int, count: int, *, function: int = 3, timeout_s: float | None = None
     ) -> list[int]:
         """Read `count` holding (function 3) or input (function 4) registers."""
+        if function in (3, 4) and 1 <= count <= MAX_READ and 0 <= address <= 0x10000 - count:
+            # As a one-request plan: the exchange is matched and decoded in Rust.
+            plan = registers_plan(function, address, count)
+            values = await self.master.read_plan(self.unit, plan, timeout_s=timeout_s)
+            return cast(list[int], values)
         request: Request
         if function == 3:
             request = Request.ReadHoldingRegisters(address, count)
