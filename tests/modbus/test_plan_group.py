@@ -12,17 +12,14 @@ from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.plan_group import read_plans
 from hubgate.modbus.tcp_master import TcpMaster, open_tcp_master
 from tests.support.modbus_faults import (
+    FIRST_ANSWER_FAULTS,
     REGISTERS,
     Behaviour,
     answer,
     answers_pairs_reversed,
-    close_mid_frame_first,
-    garbage_first,
     late,
     serve_faulty_device,
-    short_answer_first,
     silent,
-    wrong_transaction_first,
 )
 from tests.support.modbus_peers import HOLDING, RunningServer
 
@@ -69,16 +66,7 @@ async def test_many_devices_and_a_pymodbus_gateway_read_in_one_group(
             nursery.cancel_scope.cancel()
 
 
-@pytest.mark.parametrize(
-    ("behaviour", "fault"),
-    [
-        (late(0.45), "a late answer"),
-        (wrong_transaction_first, "a wrong transaction id"),
-        (short_answer_first, "an answer with a register too few"),
-        (close_mid_frame_first, "a connection closed mid-frame"),
-        (garbage_first, "garbage"),
-    ],
-)
+@FIRST_ANSWER_FAULTS
 async def test_a_fault_in_the_group_is_retried_alone(behaviour: Behaviour, fault: str) -> None:
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:

@@ -11,38 +11,38 @@ import pytest
 import trio
 import trio.testing
 
-from hubgate._core import Field, ReadPlan
+from hubgate._core import Field, ReadPlan, Request, Response
 from hubgate.backoff import Backoff
 from hubgate.control.cycle import Failed, gather_by_deadline
 from hubgate.modbus.errors import ModbusConnectionError, ModbusTimeoutError
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.tcp_master import open_tcp_master
 from tests.support.modbus_faults import (
+    FIRST_ANSWER_FAULTS,
     REGISTERS,
     Behaviour,
     MemoryDevices,
     answer,
     answer_then_close,
-    close_mid_frame_first,
-    garbage_first,
     late,
     serve_faulty_device,
-    short_answer_first,
     silent,
-    wrong_transaction_first,
 )
 from tests.support.modbus_peers import HOLDING, RunningServer
 
 FAST_BACKOFF = Backoff(initial_s=0.05, maximum_s=0.2, jitter=0.2)
 PORT = 502
 PATHS = pytest.mark.parametrize("via", ["request", "plan"])
-"""Each fault against both ways of reading: one request, and a read plan (`PlanExchange`)."""
+"""Each fault against both ways of asking: one request (`_exchange`), and a read plan
+(`PlanExchange`, also what `read_registers` uses)."""
 
 
 async def read(device: ModbusDevice, address: int, count: int, via: str) -> list[int]:
     """`count` registers from `address`, by one FC3 request or as the fields of a plan."""
     if via == "request":
-        return await device.read_registers(address, count)
+        response = await device.request(Request.ReadHoldingRegisters(address, count))
+        assert isinstance(response, Response.ReadHoldingRegisters)
+        return response.registers
     plan = ReadPlan([Field(a) for a in range(address, address + count)])
     values = await device.read_plan(plan)
     assert all(isinstance(v, int) for v in values)
@@ -50,16 +50,7 @@ async def read(device: ModbusDevice, address: int, count: int, via: str) -> list
 
 
 @PATHS
-@pytest.mark.parametrize(
-    ("behaviour", "fault"),
-    [
-        (late(0.45), "a late answer"),
-        (wrong_transaction_first, "a wrong transaction id"),
-        (short_answer_first, "an answer with a register too few"),
-        (close_mid_frame_first, "a connection closed mid-frame"),
-        (garbage_first, "garbage"),
-    ],
-)
+@FIRST_ANSWER_FAULTS
 async def test_one_retry_recovers_from_a_fault_while_a_healthy_device_reads(
     pymodbus_tcp: RunningServer, behaviour: Behaviour, fault: str, via: str
 ) -> None:

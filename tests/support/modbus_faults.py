@@ -15,6 +15,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import pytest
 import trio
 import trio.testing
 
@@ -112,6 +113,20 @@ def answers_pairs_reversed() -> Behaviour:
         await stream.send_all(answer_frame(event) + answer_frame(held.pop()))
 
     return behaviour
+
+
+FIRST_ANSWER_FAULTS = pytest.mark.parametrize(
+    ("behaviour", "fault"),
+    [
+        (late(0.45), "a late answer"),
+        (wrong_transaction_first, "a wrong transaction id"),
+        (short_answer_first, "an answer with a register too few"),
+        (close_mid_frame_first, "a connection closed mid-frame"),
+        (garbage_first, "garbage"),
+    ],
+)
+"""Devices whose first answer goes wrong in a way one retry cures (a test takes
+`behaviour` and `fault`, its name)."""
 
 
 @dataclass
