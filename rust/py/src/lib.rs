@@ -13,6 +13,7 @@ mod modbus_codec;
 mod modbus_pdu;
 mod modbus_values;
 mod plan;
+mod websocket;
 
 use pyo3::prelude::*;
 
@@ -39,6 +40,8 @@ mod _core {
     };
     #[pymodule_export]
     use super::plan::{DeadlinePlan, DeadlinePlanner};
+    #[pymodule_export]
+    use super::websocket::{encode_websocket_close, encode_websocket_frame, WebSocketDecoder};
 
     use pyo3::prelude::*;
 
