@@ -13,7 +13,7 @@ with slack holds back to what the deadline plan asks of it now while the slot is
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 HOUR_S = 3600.0
 MAX_POINTS = 7 * 96
@@ -26,6 +26,8 @@ class PriceSeries:
     def __init__(self) -> None:
         self._starts: list[float] = []
         self._points: list[tuple[float, float, float]] = []
+        self.listeners: list[Callable[[], None]] = []
+        """Called after every change (the other gateway of a cluster follows them)."""
 
     def put(self, start: float, interval_s: float, prices: Sequence[float]) -> None:
         """Prices for consecutive intervals from `start`; they replace what was known for
@@ -38,12 +40,18 @@ class PriceSeries:
             (start + k * interval_s, start + (k + 1) * interval_s, float(price))
             for k, price in enumerate(prices)
         ]
-        self._points = sorted(kept + new)[-MAX_POINTS:]
-        self._starts = [p[0] for p in self._points]
+        self.replace(sorted(kept + new))
 
     def clear(self) -> None:
         """Forget every price."""
-        self._points, self._starts = [], []
+        self.replace([])
+
+    def replace(self, points: Sequence[tuple[float, float, float]]) -> None:
+        """Know exactly `points` (start, end, price; non-overlapping, in time order)."""
+        self._points = list(points)[-MAX_POINTS:]
+        self._starts = [p[0] for p in self._points]
+        for listener in self.listeners:
+            listener()
 
     def points(self, since: float = float("-inf")) -> list[tuple[float, float, float]]:
         """The intervals (start, end, price) that end after `since`."""

@@ -12,7 +12,7 @@ limit of the moment.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
@@ -62,6 +62,8 @@ class Schedule:
     origin: str = SITE_ORIGIN
     """Who set it: the site file, or the API's client."""
     tariff: str | None = None
+    config: LimitSchedule | None = None
+    """The form it was made from (what the other gateway of a cluster is given)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,8 @@ class ScheduleBook:
         self.tariffs = dict(tariffs or {})
         self._schedules = {s.name: s for s in schedules}
         self._site_names = frozenset(self._schedules)
+        self.listeners: list[Callable[[str, Schedule | None], None]] = []
+        """Called with a schedule's name and the schedule put (None: removed)."""
 
     @classmethod
     def of_site(cls, site: SiteConfig) -> ScheduleBook:
@@ -113,15 +117,23 @@ class ScheduleBook:
             else tuple(Window.of(w) for w in config.windows)
         )
         limit = Limit(config.phase_current_limit_a, config.power_limit_kw)
-        return Schedule(config.name, target_of(config.node), limit, windows, origin, config.tariff)
+        return Schedule(
+            config.name, target_of(config.node), limit, windows, origin, config.tariff, config
+        )
 
     def put(self, schedule: Schedule) -> None:
         """Add a schedule, or replace the one with its name."""
         self._schedules[schedule.name] = schedule
+        for listener in self.listeners:
+            listener(schedule.name, schedule)
 
     def remove(self, name: str) -> bool:
         """Drop a schedule; False when there is none of that name."""
-        return self._schedules.pop(name, None) is not None
+        if self._schedules.pop(name, None) is None:
+            return False
+        for listener in self.listeners:
+            listener(name, None)
+        return True
 
     def from_site_file(self, name: str) -> bool:
         """Whether the schedule `name` was in the site file at start."""
