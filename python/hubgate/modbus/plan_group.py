@@ -15,7 +15,6 @@ deadline came first.
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import select
 from collections.abc import Sequence
@@ -32,6 +31,9 @@ Outcome = list[FieldValue] | HubgateError | None
 """The fields' values, the error that ended the read, or None (past the deadline)."""
 
 _RETRIED = (ModbusTimeoutError, ModbusConnectionError, ModbusBadResponseError)
+_ONE_WAKE = select.EPOLLIN | select.EPOLLONESHOT
+"""A socket reports once, then not again until re-armed: an ended plan's is never woken
+for (a late answer), and needs no `epoll_ctl` to leave the set."""
 
 
 async def read_plans(
@@ -86,12 +88,17 @@ async def _drain(
     poll = select.epoll(len(flights))
     try:
         for fd in flights:
-            poll.register(fd, select.EPOLLIN)
+            poll.register(fd, _ONE_WAKE)
         while flights:
             with trio.CancelScope(deadline=deadlines[0][0]):
                 await trio.lowlevel.wait_readable(poll.fileno())
             now = trio.current_time()
-            ended = [fd for fd, _ in poll.poll(0) if flights[fd][1].receive(now)]
+            ended: list[int] = []
+            for fd, _ in poll.poll(0):
+                if flights[fd][1].receive(now):
+                    ended.append(fd)  # and its socket stays out of the set (one shot)
+                else:
+                    poll.modify(fd, _ONE_WAKE)
             while deadlines and (deadlines[0][0] <= now or deadlines[0][1] not in flights):
                 _, fd = heapq.heappop(deadlines)
                 if fd not in flights or fd in ended:
@@ -103,8 +110,6 @@ async def _drain(
                 flight.expire(now)
                 ended.append(fd)
             for fd in ended:
-                with contextlib.suppress(OSError):  # a lost link's socket left the set closing
-                    poll.unregister(fd)
                 index, flight = flights.pop(fd)
                 if isinstance(flight.outcome, _RETRIED):
                     retry.append(index)
