@@ -141,3 +141,19 @@ async def test_a_pipelining_device_is_read_with_its_requests_in_flight_together(
                 ]
                 assert device.stats.ok == 4
             nursery.cancel_scope.cancel()
+
+
+async def test_a_device_that_does_not_pipeline_falls_back_in_the_group(
+    pymodbus_tcp: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # pymodbus 3.16 answers only the first of the requests that arrive in one segment.
+    plan = ReadPlan([Field(a) for b in range(3) for a in range(b * 10, b * 10 + 2)])
+    with trio.fail_after(10):
+        async with open_tcp_master("127.0.0.1", pymodbus_tcp.port, timeout_s=0.3) as gateway:
+            device = await opened(gateway, max_in_flight=3)
+            wanted = [HOLDING[a] for b in range(3) for a in range(b * 10, b * 10 + 2)]
+            assert await read_plans([(device, plan)], trio.current_time() + 5) == [wanted]
+            assert "answered only 1 of its pipelined requests" in caplog.text
+            assert device.stats.timeouts == 1
+            assert await read_plans([(device, plan)], trio.current_time() + 5) == [wanted]
+            assert (device.stats.timeouts, device.stats.ok) == (1, 6)
