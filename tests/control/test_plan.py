@@ -350,6 +350,32 @@ def test_an_idle_dc_charger_is_offered_its_minimum_and_its_idle_draw_is_reserved
     assert list(base) == pytest.approx([600 / (0.99 * 3 * 230)] * 3)
 
 
+def test_an_idle_dc_charger_whose_minimum_was_taken_back_gets_it_as_soon_as_there_is_room() -> None:
+    """Held at its minimum while idle, then paused for lack of room: its minimum comes back
+    with the room, not after the pause rules' 120 s, so an EV that arrived meanwhile (its
+    station shows Unavailable until it gets its minimum) starts."""
+    site = SiteConfig.model_validate(tomllib.loads(DC_SITE))
+    planner = CyclePlanner(site, LimitBook())
+    minimum = site.chargers[0].connectors[0].min_current_a
+    idle = Reading(at=0.0, state=IecState.F)  # Unavailable: NoFreePower, EV or not
+    offered = []
+    for now in range(12):
+        if now == 2:
+            limit = Limit(phase_a=(1, 1, 1))
+            planner.limits.set("hpc", LimitSource.API, limit, now=now, lease_s=4, origin="t")
+        plan = planner.plan({"hpc-1#1": idle}, float(now))
+        assert plan is not None
+        planner.outcomes(
+            plan,
+            {c.name: AppliedLimit(c.current_a, c.phases, False, now) for c in plan.commands},
+            now,
+            now,
+        )
+        offered.append(plan.result.setpoint_a[0] >= minimum)
+    # offered, taken back while the 1 A limit holds (2 s to 6 s), offered again at once
+    assert offered == [True, True, False, False, False, False, True, True, True, True, True, True]
+
+
 def test_a_new_leader_counts_on_the_failsafes_its_predecessor_verified() -> None:
     """The leader bequeaths the connectors whose failsafe it verified and saw follow their
     limits; a new leader that cannot reach one of them yet reserves its failsafe current,
