@@ -42,9 +42,12 @@ __all__ = [
     "TcpClientCodec",
     "TcpServerCodec",
     "TopologyError",
+    "WebSocketDecoder",
     "__version__",
     "check_crc",
     "crc16",
+    "encode_websocket_close",
+    "encode_websocket_frame",
 ]
 
 __version__: str
@@ -761,3 +764,22 @@ class DeadlinePlanner:
         max_w: Buffer | Sequence[float],
     ) -> DeadlinePlan:
         """Plans every session; raises `PlanInputError` for unusable input."""
+
+@final
+class WebSocketDecoder:
+    """Decodes the frames a WebSocket client sends (RFC 6455: masking, fragments,
+    control frames, close codes); `hubgate.ocpp.websocket` names the event kinds."""
+
+    def __new__(cls, max_message_bytes: int, *, deflate: bool = False) -> WebSocketDecoder: ...
+    def receive(self, data: Buffer) -> list[tuple[int, str | bytes, int]]:
+        """Feeds received bytes; returns the events they complete as `(kind, data, code)`:
+        1 text (`str`), 2 binary, 0x41/0x42 a compressed text/binary message (`bytes`,
+        still deflated), 8 close (`data` the reason, `code` its code, 1005 if none),
+        9 ping and 10 pong (`bytes`), 0xFF the peer broke the protocol (`data` says how,
+        `code` is the close code to send; nothing more is decoded)."""
+
+def encode_websocket_frame(opcode: int, payload: str | Buffer, *, rsv1: bool = False) -> bytes:
+    """One whole unmasked server frame carrying `payload` (text as UTF-8)."""
+
+def encode_websocket_close(code: int, reason: str) -> bytes:
+    """A close frame with `code` and `reason` (cut to fit 125 bytes)."""

@@ -12,6 +12,7 @@ mod modbus_codec;
 mod modbus_pdu;
 mod modbus_values;
 mod plan;
+mod websocket;
 
 use pyo3::prelude::*;
 
@@ -36,6 +37,8 @@ mod _core {
     };
     #[pymodule_export]
     use super::plan::{DeadlinePlan, DeadlinePlanner};
+    #[pymodule_export]
+    use super::websocket::{encode_websocket_close, encode_websocket_frame, WebSocketDecoder};
 
     use pyo3::prelude::*;
 
