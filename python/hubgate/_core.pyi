@@ -29,6 +29,7 @@ __all__ = [
     "FieldError",
     "FrameError",
     "HubgateError",
+    "PlanExchange",
     "PlanInputError",
     "ReadPlan",
     "Request",
@@ -416,6 +417,33 @@ class TcpClientCodec:
     @property
     def pending(self) -> int:
         """Number of requests waiting for a response."""
+
+@final
+class PlanExchange:
+    """The requests of one `ReadPlan` to one unit over a `TcpClientCodec`, at most `window`
+    in flight: frames encoded, responses matched and every field decoded in Rust."""
+
+    def __new__(cls, unit: int, plan: ReadPlan, window: int) -> Self:
+        """Raise `EncodeError` when a request of `plan` breaks a specification limit."""
+    def start(self, codec: TcpClientCodec) -> bytes | list[_FieldValue]:
+        """The first frames to send, or the fields' values for a plan without requests."""
+    def receive(
+        self, codec: TcpClientCodec, data: Buffer
+    ) -> bytes | list[_FieldValue] | Response | ResponseRejected | None:
+        """Feed received bytes: `None` (wait), `bytes` (send, then wait), the field values
+        (done), a `Response.Exception` or a `ResponseRejected` (failed, nothing pending);
+        raise `FrameError` on a bad header (close the connection)."""
+    def abandon(self, codec: TcpClientCodec) -> None:
+        """Stop waiting for the unanswered requests (timeout)."""
+    @property
+    def strays(self) -> int:
+        """Frames received that answered none of the plan's requests."""
+    @property
+    def window(self) -> int:
+        """Requests in flight at most."""
+    @property
+    def answered(self) -> int:
+        """Requests answered so far."""
 
 @final
 class RtuClientCodec:

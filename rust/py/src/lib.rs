@@ -8,6 +8,7 @@ mod alloc_buffers;
 mod crc;
 mod errors;
 mod ints;
+mod modbus_batch;
 mod modbus_codec;
 mod modbus_pdu;
 mod modbus_values;
@@ -21,6 +22,8 @@ use pyo3::prelude::*;
 mod _core {
     #[pymodule_export]
     use super::crc::{check_crc, crc16};
+    #[pymodule_export]
+    use super::modbus_batch::PlanExchange;
     #[pymodule_export]
     use super::modbus_codec::{
         RequestReceived, RequestRejected, ResponseReceived, ResponseRejected, RtuClientCodec,
