@@ -7,6 +7,7 @@ import pytest
 import trio
 
 from hubgate._core import Field, ReadPlan
+from hubgate.modbus import plan_group
 from hubgate.modbus.errors import ModbusExceptionError, ModbusTimeoutError
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.plan_group import read_plans
@@ -157,3 +158,20 @@ async def test_a_device_that_does_not_pipeline_falls_back_in_the_group(
             assert device.stats.timeouts == 1
             assert await read_plans([(device, plan)], trio.current_time() + 5) == [wanted]
             assert (device.stats.timeouts, device.stats.ok) == (1, 6)
+
+
+async def test_out_of_descriptors_for_the_set_every_device_reads_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_descriptor(*_args: object) -> None:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(plan_group.select, "epoll", no_descriptor)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_faulty_device, answer)
+            async with open_tcp_master("127.0.0.1", port) as link:
+                device = await opened(link)
+                outcomes = await read_plans([(device, PLAN)], trio.current_time() + 5)
+                assert outcomes == [expected(REGISTERS)]
+            nursery.cancel_scope.cancel()
