@@ -14,10 +14,13 @@ async def test_session_need_reaches_the_command_sink(api: RunningApi) -> None:
         "accepted": True,
         "detail": "cp-1#1 needs 42.5 kWh by 2026-03-02T05:30:00+01:00",
     }
+    van = await api.client.put(url, json=need | {"max_current_a": 16}, headers=AUTH)
+    assert van.json()["accepted"] is True
     cleared = await api.client.put(url, json={}, headers=AUTH)
     assert cleared.json() == {"accepted": True, "detail": "cp-1#1 no deadline"}
     assert api.commands.calls == [
         ("session", "cp-1#1", "42.5", "2026-03-02 05:30:00+01:00"),
+        ("session", "cp-1#1", "42.5", "2026-03-02 05:30:00+01:00", "max 16 A"),
         ("session", "cp-1#1", "None", "None"),
     ]
 
@@ -31,6 +34,8 @@ async def test_half_a_need_or_a_naive_time_is_refused_with_the_reason(api: Runni
     assert (await api.client.put(url, json=naive, headers=AUTH)).status_code == 422
     negative = {"energy_kwh": -1, "departure": "2026-03-02T05:30:00Z"}
     assert (await api.client.put(url, json=negative, headers=AUTH)).status_code == 422
+    no_current = {"energy_kwh": 1, "departure": "2026-03-02T05:30:00Z", "max_current_a": 0}
+    assert (await api.client.put(url, json=no_current, headers=AUTH)).status_code == 422
     unknown = "/api/v1/connectors/cp-1/9/session"
     need = {"energy_kwh": 10, "departure": "2026-03-02T05:30:00Z"}
     assert (await api.client.put(unknown, json=need, headers=AUTH)).status_code == 404

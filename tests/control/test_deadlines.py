@@ -7,6 +7,7 @@ share to leave on time; and `SessionDeadlines` alone for defaults and progress.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -138,3 +139,27 @@ def test_an_id_token_default_replaces_the_chargers_once_the_transaction_says_who
     assert deadlines.status(0, 30_000.0).departure == status.departure
     deadlines.identify(0, "VAN-3", 31_000.0)  # no default of its own: the need stays
     assert deadlines.status(0, 31_000.0).needed_kwh == 250.0
+
+
+def test_an_ev_maximum_told_with_the_need_plans_it_at_that_and_ends_with_the_session() -> None:
+    deadlines = SessionDeadlines(connectors(1), V)
+    deadlines.wall_offset_s = 0.0
+    # 10 kWh in an hour: at the connector's 22 kW it can wait; a 16 A EV takes 11 kW at
+    # most, so it may wait only 3600 - 10/11.04 h = 339 s, and a 12 A one (8.3 kW) is late.
+    deadlines.observe(0, True, 0.0, None, 0.0)
+    deadlines.set_need(0, 10_000.0, 3600.0, NeedSource.API)
+    assert deadlines.told_max_a(0) == math.inf
+    laxity = deadlines.plan(0.0, 50_000.0, [3]).laxity_s
+    assert laxity is not None
+    assert laxity[0] == pytest.approx(3600 - 10_000 * 3600 / (32 * 3 * V))
+    deadlines.set_need(0, 10_000.0, 3600.0, NeedSource.API, ev_max_a=16.0)
+    assert deadlines.told_max_a(0) == 16.0
+    laxity = deadlines.plan(0.0, 50_000.0, [3]).laxity_s
+    assert laxity is not None
+    assert laxity[0] == pytest.approx(3600 - 10_000 * 3600 / (16 * 3 * V))
+    deadlines.set_need(0, 10_000.0, 3600.0, NeedSource.API, ev_max_a=12.0)
+    late = deadlines.plan(0.0, 50_000.0, [3])
+    assert late.floor_a is not None
+    assert late.floor_a[0] == pytest.approx(12.0)  # all it takes, now
+    deadlines.observe(0, False, 0.0, None, 10.0)
+    assert deadlines.told_max_a(0) == math.inf  # the next session's EV is another

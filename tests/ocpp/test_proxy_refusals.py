@@ -242,7 +242,12 @@ class _NoCommands:
         raise CommandRejectedError("no control loop in this test")
 
     async def set_session(
-        self, connector: str, energy_kwh: float | None, departure: datetime | None
+        self,
+        connector: str,
+        energy_kwh: float | None,
+        departure: datetime | None,
+        *,
+        max_current_a: float | None = None,
     ) -> None:
         raise CommandRejectedError("no control loop in this test")
 

@@ -60,9 +60,15 @@ class RecordingCommands:
         self._record("pv-mode", connector, str(pv_mode))
 
     async def set_session(
-        self, connector: str, energy_kwh: float | None, departure: datetime | None
+        self,
+        connector: str,
+        energy_kwh: float | None,
+        departure: datetime | None,
+        *,
+        max_current_a: float | None = None,
     ) -> None:
-        self._record("session", connector, str(energy_kwh), str(departure))
+        told = () if max_current_a is None else (f"max {max_current_a:g} A",)
+        self._record("session", connector, str(energy_kwh), str(departure), *told)
 
 
 def small_site(examples: Path, api: Api) -> SiteConfig:

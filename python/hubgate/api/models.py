@@ -246,6 +246,13 @@ class SessionWrite(Body):
     departure: AwareDatetime | None = Field(
         default=None, description="When the vehicle leaves (ISO 8601 with a UTC offset)"
     )
+    max_current_a: float | None = Field(
+        default=None,
+        gt=0,
+        le=1000,
+        allow_inf_nan=False,
+        description="The most the vehicle takes per phase, A (its EVMaxCurrent), if known",
+    )
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> SessionWrite:

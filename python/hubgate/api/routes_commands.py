@@ -71,7 +71,9 @@ async def set_session(ctx: Ctx, charger: str, connector: int, body: SessionWrite
     allocator plans it to have its energy by then (least laxity first within the limits).
     Both null clears it."""
     key = known_connector(ctx, charger, connector)
-    command = ctx.commands.set_session(key, body.energy_kwh, body.departure)
+    command = ctx.commands.set_session(
+        key, body.energy_kwh, body.departure, max_current_a=body.max_current_a
+    )
     detail = (
         f"{key} no deadline"
         if body.departure is None

@@ -8,6 +8,7 @@ tests a recording implementation. A command that cannot be carried out raises
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
@@ -42,10 +43,16 @@ class Commands(Protocol):
         """Charge `connector` from PV surplus only (or from the grid again) from the next cycle."""
 
     async def set_session(
-        self, connector: str, energy_kwh: float | None, departure: datetime | None
+        self,
+        connector: str,
+        energy_kwh: float | None,
+        departure: datetime | None,
+        *,
+        max_current_a: float | None = None,
     ) -> None:
         """The session on `connector` (or the next one) needs `energy_kwh` more by
-        `departure`; both None: no deadline."""
+        `departure`, its EV taking at most `max_current_a` per phase (None: not known);
+        both None: no deadline."""
 
 
 class SiteCommands:
@@ -86,7 +93,12 @@ class SiteCommands:
         self.events.emit(EventLevel.INFO, connector, "PV mode" if pv_mode else "grid mode")
 
     async def set_session(
-        self, connector: str, energy_kwh: float | None, departure: datetime | None
+        self,
+        connector: str,
+        energy_kwh: float | None,
+        departure: datetime | None,
+        *,
+        max_current_a: float | None = None,
     ) -> None:
         """Give the session on a connector an energy need and a departure (or take them)."""
         index = self._index(connector)
@@ -99,7 +111,10 @@ class SiteCommands:
             raise CommandRejectedError(
                 f"{connector}: departure needs a UTC offset, e.g. 2026-03-01T05:30:00+01:00"
             )
-        deadlines.set_need(index, energy_kwh * 1000, departure.timestamp(), NeedSource.API)
+        ev_max_a = math.inf if max_current_a is None else max_current_a
+        deadlines.set_need(
+            index, energy_kwh * 1000, departure.timestamp(), NeedSource.API, ev_max_a
+        )
         self.events.emit(
             EventLevel.INFO, connector, f"needs {energy_kwh:g} kWh by {departure.isoformat()}"
         )

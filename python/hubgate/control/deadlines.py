@@ -53,6 +53,9 @@ class SessionNeed:
     energy_wh: float
     departure: float
     source: NeedSource
+    ev_max_a: float = math.inf
+    """The most the EV takes per phase, as told with the need (ISO 15118's EVMaxCurrent,
+    the fleet's system); infinity: not told."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,12 +149,27 @@ class SessionDeadlines:
 
     # -- inputs ----------------------------------------------------------------------------
 
-    def set_need(self, index: int, energy_wh: float, departure: float, source: NeedSource) -> None:
-        """The session at `index` needs `energy_wh` more, by `departure` (epoch s); it
-        applies to the session now plugged in, or to the next one."""
+    def set_need(
+        self,
+        index: int,
+        energy_wh: float,
+        departure: float,
+        source: NeedSource,
+        ev_max_a: float = math.inf,
+    ) -> None:
+        """The session at `index` needs `energy_wh` more, by `departure` (epoch s), its EV
+        taking at most `ev_max_a` per phase; it applies to the session now plugged in, or
+        to the next one."""
         session = self._sessions[index]
         already = session.delivered_wh if session.active else 0.0
-        session.need = SessionNeed(already + energy_wh, departure, source)
+        session.need = SessionNeed(already + energy_wh, departure, source, ev_max_a)
+
+    def told_max_a(self, index: int) -> float:
+        """The most the EV at `index` takes per phase, as told with its need (infinity when
+        not told): neither the plan nor the allocator offers it more."""
+        session = self._sessions[index]
+        need = session.need if session.active else None
+        return math.inf if need is None else need.ev_max_a
 
     def identify(self, index: int, id_token: str, now: float) -> None:
         """The session at `index` charges for `id_token`: its default need, if it has one,
@@ -231,7 +249,8 @@ class SessionDeadlines:
                 continue
             need[i] = session.remaining_wh()
             departure[i] = max(session.need.departure - wall, 0.0)
-            max_w[i] = min(info.max_current_a, session.ev_a) * phases[i] * self.voltage_v
+            ev_a = min(info.max_current_a, session.ev_a, session.need.ev_max_a)
+            max_w[i] = ev_a * phases[i] * self.voltage_v
             planned = True
         if not planned:
             self._now_w = array("d", bytes(8 * n))

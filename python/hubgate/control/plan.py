@@ -322,9 +322,9 @@ class CyclePlanner:
             self._needs_seen[name] = needs
             if needs.energy_wh is None or needs.departure is None:
                 continue
-            self.deadlines.set_need(
-                self._index[name], needs.energy_wh, needs.departure.timestamp(), NeedSource.OCPP
-            )
+            most = math.inf if needs.max_current_a is None else needs.max_current_a
+            index, departure = self._index[name], needs.departure.timestamp()
+            self.deadlines.set_need(index, needs.energy_wh, departure, NeedSource.OCPP, most)
             self.events.emit(
                 EventLevel.INFO,
                 name,
@@ -411,7 +411,7 @@ class CyclePlanner:
                 self.allocator.set_ev_phase(i, runtime.ev_phase)
                 self.energy.ev_phases[i] = 3 if runtime.ev_phase is None else 1
             wanting[i] = wants or info.hold_minimum
-            ev_max[i] = runtime.ev_estimate(wants, drawn, now)
+            ev_max[i] = min(runtime.ev_estimate(wants, drawn, now), self.deadlines.told_max_a(i))
             if not wants and info.hold_minimum:  # idle, offered its minimum: no more
                 ev_max[i] = info.min_current_a
         measured: dict[int, Phases3] = {}

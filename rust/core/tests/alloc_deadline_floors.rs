@@ -112,3 +112,33 @@ fn floors_of_wrong_length_or_nan_are_refused() {
     };
     assert!(alloc.allocate(&input, &mut out).is_err());
 }
+
+#[test]
+fn a_floor_below_the_minimum_charges_at_the_minimum_before_the_rotation() {
+    // 20 A on the root, four connectors with a 6 A minimum: room for three at 6 A
+    // but not four. The one that needs 2 A now (its deadline) is admitted at the
+    // minimum, whatever the rotation's order; without its floor it waits its turn.
+    let mut alloc = allocator(
+        vec![root(20.0, INF)],
+        vec![three_phase(0, 32.0); 4],
+        quiet(),
+    );
+    let (base, ev, wanting, pv) = ([0.0; 3], [INF; 4], [1u8; 4], [0u8; 4]);
+    let plain = allocate(&mut alloc, &cycle_input(0.0, &base, &ev, &wanting, &pv));
+    assert_eq!(plain.target_a[3], 0.0, "{:?}", plain.target_a);
+    let mut alloc = allocator(
+        vec![root(20.0, INF)],
+        vec![three_phase(0, 32.0); 4],
+        quiet(),
+    );
+    let floors = [0.0, 0.0, 0.0, 2.0];
+    let lax = [INF, INF, INF, 600.0];
+    let input = CycleInput {
+        floor_a: &floors,
+        laxity_s: &lax,
+        ..cycle_input(0.0, &base, &ev, &wanting, &pv)
+    };
+    let out = allocate(&mut alloc, &input);
+    assert!(out.target_a[3] >= 6.0, "{:?}", out.target_a);
+    assert!(out.target_a.iter().sum::<f64>() <= 20.0 + 1e-9);
+}
