@@ -37,6 +37,12 @@ HORIZON_SLOTS = 96
 
 HOUR_S = 3600.0
 
+DEADLINE_MARGIN_S = 300.0
+"""Each session is planned to have its energy this long before its departure, and by its
+departure once that time has passed: the EVs' reaction, the cycles and the minimum off time
+of a connector paused in the rotation eat into the last minutes of a plan that ends on the
+dot."""
+
 
 class NeedSource(StrEnum):
     """Where a session's energy need and departure came from."""
@@ -248,7 +254,8 @@ class SessionDeadlines:
             if session.need is None or not session.active:
                 continue
             need[i] = session.remaining_wh()
-            departure[i] = max(session.need.departure - wall, 0.0)
+            left = session.need.departure - wall
+            departure[i] = left - DEADLINE_MARGIN_S if left > DEADLINE_MARGIN_S else max(left, 0.0)
             ev_a = min(info.max_current_a, session.ev_a, session.need.ev_max_a)
             max_w[i] = ev_a * phases[i] * self.voltage_v
             planned = True
