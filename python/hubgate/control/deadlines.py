@@ -102,6 +102,8 @@ class DeadlineStatus:
     planned_now_kw: float = 0.0
     """What the plan asks of it now."""
     laxity_s: float | None = None
+    """Time to its planned finish (`DEADLINE_MARGIN_S` before the departure) less the time
+    its need takes at its maximum."""
     projected_finish: float | None = None
     """At the current power; None when not drawing or nothing is needed."""
     shortfall_kwh: float = 0.0
