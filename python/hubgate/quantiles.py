@@ -32,11 +32,11 @@ class QuantileSketch:
     def _index(self, value: float) -> int:
         return math.ceil(math.log(value) / self._log_gamma)
 
-    def add(self, value: float) -> None:
-        """Count one value (negative and NaN values count as the floor)."""
+    def add(self, value: float, times: int = 1) -> None:
+        """Count `value` `times` times (negative and NaN values count as the floor)."""
         index = self._index(value) if value > self.floor else self._floor_index
-        self._counts[index] = self._counts.get(index, 0) + 1
-        self.count += 1
+        self._counts[index] = self._counts.get(index, 0) + times
+        self.count += times
         if value > self.max:
             self.max = value
 
