@@ -382,6 +382,20 @@ class PlanInFlight:
     readable (`receive`) and gives up at its deadline (`expire`); `outcome` is set once
     it ended (the fields' values or the `ModbusError`), the connection's turn then ends."""
 
+    __slots__ = (
+        "_connection",
+        "_exchange",
+        "_master",
+        "_rounds",
+        "_socket",
+        "_stats",
+        "_unit",
+        "deadline",
+        "fd",
+        "outcome",
+        "started",
+    )
+
     def __init__(
         self,
         master: TcpMaster,
@@ -481,7 +495,8 @@ class PlanInFlight:
         latency = now - self.started
         if isinstance(outcome, list):
             stats.record_ok(latency / max(self._rounds, 1), self._exchange.answered)
-            master._gate.succeeded()
+            if master._gate.failures:
+                master._gate.succeeded()
         elif isinstance(outcome, ModbusExceptionError):
             stats.record_exception(latency)
         elif isinstance(outcome, ModbusTimeoutError):
