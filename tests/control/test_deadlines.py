@@ -18,6 +18,7 @@ from hubgate.control.deadlines import (
     NeedSource,
     SessionDeadlines,
     SessionDefault,
+    SocTarget,
 )
 from hubgate.control.site_model import ConnectorInfo
 from tests.support.loop_site import PlannedSite, SimSite
@@ -174,3 +175,29 @@ def test_an_ev_maximum_told_with_the_need_plans_it_at_that_and_ends_with_the_ses
     assert late.floor_a[0] == pytest.approx(12.0)  # all it takes, now
     deadlines.observe(0, False, 0.0, None, 10.0)
     assert deadlines.told_max_a(0) == math.inf  # the next session's EV is another
+
+
+def floor_now(deadlines: SessionDeadlines, now: float) -> float:
+    """The first connector's floor with 5 kW to share (A per phase)."""
+    floor = deadlines.plan(now, 5_000.0, [3]).floor_a
+    return 0.0 if floor is None else floor[0]
+
+
+def test_a_state_of_charge_to_reach_is_planned_from_the_evs_reported_state() -> None:
+    deadlines = SessionDeadlines(connectors(1), V)
+    deadlines.wall_offset_s = 0.0
+    target = SocTarget(soc_percent=80.0, battery_wh=60_000.0)
+    deadlines.set_need(0, 0.0, 7200.0, NeedSource.API, target=target)
+    deadlines.observe(0, True, 11_000.0, None, 0.0)  # no state of charge yet: not planned
+    assert deadlines.status(0, 0.0).needed_kwh == 0.0
+    assert floor_now(deadlines, 0.0) == 0.0
+    deadlines.observe(0, True, 11_000.0, None, 0.0, soc=50.0)  # 30 % of 60 kWh to go
+    assert deadlines.status(0, 0.0).needed_kwh == pytest.approx(18.0)
+    deadlines.observe(0, True, 11_000.0, None, 1800.0, soc=59.0)  # 5.5 kWh later
+    status = deadlines.status(0, 1800.0)
+    assert status.energy_kwh == pytest.approx(5.5)
+    assert status.needed_kwh == pytest.approx(5.5 + 12.6)  # delivered + 21 % of 60 kWh
+    # 12.6 kWh in the 5100 s left (less the margin) at 5 kW shared: late, all of it now.
+    assert floor_now(deadlines, 1800.0) == pytest.approx(5_000.0 / (3 * V))
+    deadlines.observe(0, True, 0.0, None, 1900.0, soc=81.0)  # there: nothing needed
+    assert floor_now(deadlines, 1900.0) == 0.0

@@ -18,6 +18,7 @@ from hubgate.cloud.store import Store
 from hubgate.config.loader import load_site
 from hubgate.config.services import Api
 from hubgate.control.commands import CommandRejectedError
+from hubgate.control.deadlines import SocTarget
 from hubgate.control.decisions import DecisionLog
 from hubgate.ocpp.versions import OcppVersion
 from hubgate.state import EventLevel, StateHub
@@ -248,6 +249,7 @@ class _NoCommands:
         departure: datetime | None,
         *,
         max_current_a: float | None = None,
+        target: SocTarget | None = None,
     ) -> None:
         raise CommandRejectedError("no control loop in this test")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from datetime import time as time_of_day
 from enum import StrEnum
@@ -62,6 +62,21 @@ class SessionNeed:
     ev_max_a: float = math.inf
     """The most the EV takes per phase, as told with the need (ISO 15118's EVMaxCurrent,
     the fleet's system); infinity: not told."""
+    target: SocTarget | None = None
+    """A state of charge to reach instead of an energy: `energy_wh` follows the EV's
+    reported state of charge (0 until it reports one: not planned meanwhile)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SocTarget:
+    """A session's need as a state of charge to reach (%) and the battery's capacity."""
+
+    soc_percent: float
+    battery_wh: float
+
+    def energy_wh(self, soc_percent: float) -> float:
+        """What a battery at `soc_percent` still takes to reach the target."""
+        return max(self.soc_percent - soc_percent, 0.0) / 100 * self.battery_wh
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +99,8 @@ class _Session:
     id_token: str | None = None
     ev_a: float = math.inf
     """The most the EV was seen to take per phase this session (the loop's estimate)."""
+    soc: float | None = None
+    """The EV's last reported state of charge (%)."""
 
     def remaining_wh(self) -> float:
         if self.need is None:
@@ -164,13 +181,17 @@ class SessionDeadlines:
         departure: float,
         source: NeedSource,
         ev_max_a: float = math.inf,
+        target: SocTarget | None = None,
     ) -> None:
-        """The session at `index` needs `energy_wh` more, by `departure` (epoch s), its EV
-        taking at most `ev_max_a` per phase; it applies to the session now plugged in, or
-        to the next one."""
+        """The session at `index` needs `energy_wh` more (or, with `target`, as much as
+        takes its EV to that state of charge), by `departure` (epoch s), its EV taking at
+        most `ev_max_a` per phase; it applies to the session now plugged in, or to the next
+        one."""
         session = self._sessions[index]
         already = session.delivered_wh if session.active else 0.0
-        session.need = SessionNeed(already + energy_wh, departure, source, ev_max_a)
+        session.need = SessionNeed(already + energy_wh, departure, source, ev_max_a, target)
+        if target is not None and session.active and session.soc is not None:
+            self._to_target(session, session.soc)
 
     def told_max_a(self, index: int) -> float:
         """The most the EV at `index` takes per phase, as told with its need (infinity when
@@ -205,11 +226,12 @@ class SessionDeadlines:
         session_wh: float | None,
         now: float,
         ev_a: float = math.inf,
+        soc: float | None = None,
     ) -> None:
         """Track the session at `index`: plugged in or not, its power, (when the charger
-        reports it) its session-energy register and (when known) the most its EV takes per
-        phase, which the plan holds it to from then on. Unplugging ends the session and its
-        need."""
+        reports them) its session-energy register and the EV's state of charge (%), and
+        (when known) the most its EV takes per phase, which the plan holds it to from then
+        on. Unplugging ends the session and its need."""
         session = self._sessions[index]
         if not plugged:
             if session.active:
@@ -234,6 +256,18 @@ class SessionDeadlines:
         session.power_w = power_w
         if math.isfinite(ev_a):
             session.ev_a = ev_a
+        if soc is not None:
+            session.soc = soc
+            self._to_target(session, soc)
+
+    @staticmethod
+    def _to_target(session: _Session, soc: float) -> None:
+        """A need to reach a state of charge: what is delivered plus what the battery at
+        `soc` still takes."""
+        need = session.need
+        if need is not None and need.target is not None:
+            energy = session.delivered_wh + need.target.energy_wh(soc)
+            session.need = replace(need, energy_wh=energy)
 
     def plan(
         self,
@@ -330,6 +364,13 @@ class SessionDeadlines:
         if candidate <= local:
             candidate = datetime.combine(local.date() + timedelta(days=1), at, self.zone)
         return candidate.timestamp()
+
+
+def need_text(energy_kwh: float | None, target: SocTarget | None) -> str:
+    """A need for a person: '40 kWh', or '80 % of 200 kWh'."""
+    if target is not None:
+        return f"{target.soc_percent:g} % of {target.battery_wh / 1000:g} kWh"
+    return f"{energy_kwh:g} kWh"
 
 
 def session_defaults(

@@ -530,10 +530,11 @@ class CyclePlanner:
             plugged = reading is not None and (
                 reading.state in WANTING_STATES or (reading.state is None and max(runtime.draw) > 1)
             )
-            session_wh = reading.get(Quantity.SESSION_ENERGY) if reading is not None else None
+            values = reading.values if reading is not None else {}
             power_w = sum(runtime.draw) * model.voltage_v
             ev_a = runtime.ev_limit_a - EV_HEADROOM_A  # what it drew when it took less
-            self.deadlines.observe(i, plugged, power_w, session_wh, now, ev_a)
+            session_wh, soc = values.get(Quantity.SESSION_ENERGY), values.get(Quantity.SOC)
+            self.deadlines.observe(i, plugged, power_w, session_wh, now, ev_a, soc)
         phases = [1 if info.one_phase else 3 for info in model.connectors]
         caps = partial(self._caps_ahead, now, base)
         return self.deadlines.plan(now, caps, phases, self.prices)
