@@ -17,6 +17,7 @@ from hubgate.cluster.link import open_nats_link
 from hubgate.cluster.operator_replica import OperatorReplica
 from hubgate.config.model import LimitSchedule
 from hubgate.config.services import Cluster
+from hubgate.control.deadlines import SocTarget
 from hubgate.control.limits import SITE, Limit, LimitBook
 from hubgate.control.prices import PriceSeries
 from hubgate.control.schedules import ScheduleBook
@@ -39,7 +40,13 @@ class Recorded:
         self.calls.append(("pv_mode", connector, pv_mode))
 
     async def set_session(
-        self, connector: str, energy_kwh: float | None, departure: datetime | None
+        self,
+        connector: str,
+        energy_kwh: float | None,
+        departure: datetime | None,
+        *,
+        max_current_a: float | None = None,
+        target: SocTarget | None = None,
     ) -> None:
         self.calls.append(("need", connector, energy_kwh, departure))
 

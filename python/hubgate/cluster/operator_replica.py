@@ -11,7 +11,7 @@ other gateway (or an earlier run of this one) wrote, so a new leader goes on wit
 | `pv_mode.<connector>` | `pv_mode` (`PUT /connectors/.../pv-mode`) |
 | `need.<connector>` | `energy_kwh`, `departure` (epoch s) of its session (`PUT /connectors/.../session`); deleted: no deadline |
 | `prices` | `points`: every price known, `[start, end, price]` (`PUT`/`DELETE /prices`) |
-| `schedule.<name>` | `config` (the schedule as the site file writes it), `origin` (`PUT /schedules/<name>`); deleted: removed |
+| `schedules` | `schedules`: every API schedule, its `config` (as the site file writes it) and `origin` (`PUT`/`DELETE /schedules/<name>`) |
 | `csms.<target>` | `profiles`: the CSMS's profiles followed on a target, each with when it came and from whom; deleted: none |
 
 (connector ids, schedule names and targets base64url-encoded: KV keys take no `#`.)
@@ -45,8 +45,9 @@ from hubgate.cluster.link import NatsLink
 from hubgate.config.model import LimitSchedule
 from hubgate.config.services import Cluster
 from hubgate.control.commands import CommandRejectedError, Commands
+from hubgate.control.deadlines import SocTarget
 from hubgate.control.prices import PriceSeries
-from hubgate.control.schedules import Schedule, ScheduleBook
+from hubgate.control.schedules import ScheduleBook
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class OperatorReplica:
         self._profiles: dict[str, list[Followed]] = {}
         self._applying = False
         prices.listeners.append(self._prices_changed)
-        schedules.listeners.append(self._schedule_changed)
+        schedules.listeners.append(self._schedules_changed)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Follow the bucket and write this gateway's changes into it, for ever; started
@@ -106,14 +107,9 @@ class OperatorReplica:
         if not self._applying:
             self.put("prices", None, {"points": self.prices.points()})
 
-    def _schedule_changed(self, name: str, schedule: Schedule | None) -> None:
-        if self._applying or self.schedules.from_site_file(name):
-            return
-        if schedule is None or schedule.config is None:
-            self.put("schedule", name, None)
-            return
-        config = schedule.config.model_dump(mode="json")
-        self.put("schedule", name, {"config": config, "origin": schedule.origin})
+    def _schedules_changed(self) -> None:
+        if not self._applying:
+            self.put("schedules", None, {"schedules": self.schedules.api_configs()})
 
     def kept(self) -> Mapping[str, Sequence[Followed]]:
         """`ProfileKeeper`: the CSMS's profiles per target, as last kept by any gateway."""
@@ -152,14 +148,10 @@ class OperatorReplica:
         if kind == "prices":
             points = [] if body is None else body["points"]
             self.prices.replace([(float(a), float(b), float(p)) for a, b, p in points])
+        elif kind == "schedules":
+            self._replace_schedules([] if body is None else body["schedules"])
         elif name is None:
             return
-        elif kind == "schedule":
-            if body is None:
-                self.schedules.remove(name)
-            else:
-                config = LimitSchedule.model_validate(body["config"])
-                self.schedules.put(self.schedules.schedule(config, str(body["origin"])))
         elif kind == "csms":
             profiles = [] if body is None else body["profiles"]
             self._profiles[name] = [
@@ -175,7 +167,29 @@ class OperatorReplica:
         elif kind == "need" and body is not None:
             departure = datetime.fromisoformat(body["departure"])
             if departure.timestamp() > self.wall_clock():  # else its session is over
-                await inner.set_session(name, float(body["energy_kwh"]), departure)
+                energy, cap, target = body["energy_kwh"], body.get("max_current_a"), None
+                if body.get("target") is not None:
+                    target = SocTarget(float(body["target"][0]), float(body["target"][1]))
+                await inner.set_session(
+                    name,
+                    None if energy is None else float(energy),
+                    departure,
+                    max_current_a=None if cap is None else float(cap),
+                    target=target,
+                )
+
+    def _replace_schedules(self, kept: list[dict[str, Any]]) -> None:
+        """The API's schedules are exactly `kept` (the site file's stay)."""
+        book = self.schedules
+        wanted = [
+            book.schedule(LimitSchedule.model_validate(k["config"]), str(k["origin"])) for k in kept
+        ]
+        names = {s.name for s in wanted}
+        for schedule in book.schedules():
+            if not book.from_site_file(schedule.name) and schedule.name not in names:
+                book.remove(schedule.name)
+        for schedule in wanted:
+            book.put(schedule)
 
 
 class ReplicatedCommands:
@@ -197,15 +211,28 @@ class ReplicatedCommands:
         self.replica.put("pv_mode", connector, {"pv_mode": pv_mode})
 
     async def set_session(
-        self, connector: str, energy_kwh: float | None, departure: datetime | None
+        self,
+        connector: str,
+        energy_kwh: float | None,
+        departure: datetime | None,
+        *,
+        max_current_a: float | None = None,
+        target: SocTarget | None = None,
     ) -> None:
         """`Commands.set_session`, replicated."""
-        await self.inner.set_session(connector, energy_kwh, departure)
-        if energy_kwh is None or departure is None:
+        await self.inner.set_session(
+            connector, energy_kwh, departure, max_current_a=max_current_a, target=target
+        )
+        if departure is None or (energy_kwh is None and target is None):
             self.replica.put("need", connector, None)
-        else:
-            body = {"energy_kwh": energy_kwh, "departure": departure.isoformat()}
-            self.replica.put("need", connector, body)
+            return
+        body: dict[str, Any] = {
+            "energy_kwh": energy_kwh,
+            "departure": departure.isoformat(),
+            "max_current_a": max_current_a,
+            "target": None if target is None else [target.soc_percent, target.battery_wh],
+        }
+        self.replica.put("need", connector, body)
 
     async def start_charging(self, connector: str, id_tag: str | None) -> None:
         """`Commands.start_charging` (an action: not replicated)."""

@@ -17,7 +17,7 @@ from datetime import date, time
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema, model_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
 from hubgate.config.base import (
     Amps,
@@ -374,7 +374,6 @@ def _weekdays(value: object) -> object:
 Weekdays = Annotated[
     tuple[int, ...],
     BeforeValidator(_weekdays),
-    PlainSerializer(lambda days: [WEEKDAYS[d] for d in days], when_used="json"),
     WithJsonSchema(
         {
             "type": "array",

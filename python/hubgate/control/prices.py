@@ -27,7 +27,7 @@ class PriceSeries:
         self._starts: list[float] = []
         self._points: list[tuple[float, float, float]] = []
         self.listeners: list[Callable[[], None]] = []
-        """Called after every change (the other gateway of a cluster follows them)."""
+        """Called after every change (`control.kept_inputs` saves them)."""
 
     def put(self, start: float, interval_s: float, prices: Sequence[float]) -> None:
         """Prices for consecutive intervals from `start`; they replace what was known for
@@ -40,16 +40,22 @@ class PriceSeries:
             (start + k * interval_s, start + (k + 1) * interval_s, float(price))
             for k, price in enumerate(prices)
         ]
-        self.replace(sorted(kept + new))
+        self._points = sorted(kept + new)[-MAX_POINTS:]
+        self._starts = [p[0] for p in self._points]
+        self._changed()
 
     def clear(self) -> None:
         """Forget every price."""
-        self.replace([])
+        self._points, self._starts = [], []
+        self._changed()
 
     def replace(self, points: Sequence[tuple[float, float, float]]) -> None:
         """Know exactly `points` (start, end, price; non-overlapping, in time order)."""
         self._points = list(points)[-MAX_POINTS:]
         self._starts = [p[0] for p in self._points]
+        self._changed()
+
+    def _changed(self) -> None:
         for listener in self.listeners:
             listener()
 

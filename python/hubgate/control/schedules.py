@@ -19,7 +19,7 @@ from datetime import time as time_of_day
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from hubgate.config.model import GRID_NODE_ID, LimitSchedule, SiteConfig, TimeWindow
+from hubgate.config.model import GRID_NODE_ID, WEEKDAYS, LimitSchedule, SiteConfig, TimeWindow
 from hubgate.control.limits import NO_LIMIT, SITE, Limit, LimitBook, LimitSource
 
 SITE_ORIGIN = "site file"
@@ -63,7 +63,7 @@ class Schedule:
     """Who set it: the site file, or the API's client."""
     tariff: str | None = None
     config: LimitSchedule | None = None
-    """The form it was made from (what the other gateway of a cluster is given)."""
+    """Its site-file (or API) form."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +96,8 @@ class ScheduleBook:
         self.tariffs = dict(tariffs or {})
         self._schedules = {s.name: s for s in schedules}
         self._site_names = frozenset(self._schedules)
-        self.listeners: list[Callable[[str, Schedule | None], None]] = []
-        """Called with a schedule's name and the schedule put (None: removed)."""
+        self.listeners: list[Callable[[], None]] = []
+        """Called after every change (`control.kept_inputs` saves the API's schedules)."""
 
     @classmethod
     def of_site(cls, site: SiteConfig) -> ScheduleBook:
@@ -124,16 +124,29 @@ class ScheduleBook:
     def put(self, schedule: Schedule) -> None:
         """Add a schedule, or replace the one with its name."""
         self._schedules[schedule.name] = schedule
-        for listener in self.listeners:
-            listener(schedule.name, schedule)
+        self._changed()
 
     def remove(self, name: str) -> bool:
         """Drop a schedule; False when there is none of that name."""
-        if self._schedules.pop(name, None) is None:
-            return False
+        removed = self._schedules.pop(name, None) is not None
+        self._changed()
+        return removed
+
+    def _changed(self) -> None:
         for listener in self.listeners:
-            listener(name, None)
-        return True
+            listener()
+
+    def api_configs(self) -> list[dict[str, object]]:
+        """The schedules not from the site file, as JSON: their form and origin."""
+        kept: list[dict[str, object]] = []
+        for schedule in self.schedules():
+            if self.from_site_file(schedule.name) or schedule.config is None:
+                continue
+            config = schedule.config.model_dump(mode="json")
+            for window in config["windows"]:  # weekdays as the site file writes them
+                window["days"] = [WEEKDAYS[d] for d in window["days"]]
+            kept.append({"config": config, "origin": schedule.origin})
+        return kept
 
     def from_site_file(self, name: str) -> bool:
         """Whether the schedule `name` was in the site file at start."""
