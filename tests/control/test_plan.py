@@ -151,6 +151,29 @@ def test_charger_whose_failsafe_cannot_be_set_is_reserved_and_retried() -> None:
     assert not site.last.notes
 
 
+def test_a_failsafe_configuration_cut_short_is_asked_for_again_each_second_not_each_cycle() -> None:
+    config = site_config()
+    fast = config.model_copy(
+        update={"control": config.control.model_copy(update={"cycle_s": 0.25})}
+    )
+    sim = SimSite.build()
+    planner = CyclePlanner(fast, LimitBook(), meters=(sim.meter.id,), grid_operator_box=True)
+    site = PlannedSite(sim, planner, cut_short={"cp-1"})
+    tried = []
+    for _ in range(12):
+        plan = site.cycle()
+        assert plan is not None
+        tried.append([c.name for c in plan.commands if c.verify_first])
+    # cp-2 and cp-3 are verified in the first cycle; cp-1's exchange goes on past the command
+    # deadline every time (an OCPP one then finishes in its station's task): tried once a second
+    once_a_second = [["cp-1#1"], [], [], []]
+    assert tried == [["cp-1#1", "cp-2#1", "cp-3#1"], [], [], [], *once_a_second * 2]
+    assert sim.charger("cp-1").configured == 0
+    site.cut_short.clear()
+    site.run(1)
+    assert sim.charger("cp-1").configured == 1
+
+
 def test_grid_operator_step_is_audited_and_followed() -> None:
     site = PlannedSite.build(SimSite.build())
     site.run(30)

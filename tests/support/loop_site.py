@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import trio
 
 from hubgate.config.model import SiteConfig
-from hubgate.control.cycle import Failed
+from hubgate.control.cycle import TIMED_OUT, Failed
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook
 from hubgate.control.loop import ControlLoop
@@ -294,6 +294,8 @@ class PlannedSite:
     now: float = 0.0
     events: list[tuple[EventLevel, str, str]] = field(default_factory=list)
     last: Plan | None = None
+    cut_short: set[str] = field(default_factory=set)
+    """Chargers whose failsafe configuration never ends within a cycle's command deadline."""
 
     @classmethod
     def build(cls, sim: SimSite, extra: str = "", limits: LimitBook | None = None) -> PlannedSite:
@@ -320,6 +322,9 @@ class PlannedSite:
             results: dict[str, object] = {}
             for command in plan.commands:
                 charger = sim.charger(command.name.partition("#")[0])
+                if command.verify_first and charger.id in self.cut_short:
+                    results[command.name] = TIMED_OUT
+                    continue
                 try:
                     if command.verify_first:
                         try:

@@ -24,6 +24,13 @@ FOLLOWED_TOLERANCE_A = 0.25
 
 WANTING_STATES = frozenset({IecState.B, IecState.C, IecState.D})
 
+VERIFY_RETRY_S = 1.0
+"""An unverified connector's failsafe settings are asked for again this long after the last
+try that did not verify them (refused, failed, or cut short at the command deadline: an OCPP
+exchange then goes on in its station's task, and the next try finds it done), not every
+cycle: at 0.1 s cycles a gateway starting 500 connectors spent 16 % of its CPU re-sending
+them."""
+
 ONE_PHASE_SETTLE_S = 10.0
 """How long an EV at a three-phase connector must draw on one phase alone (readings that
 far apart) before it counts there only."""
@@ -49,6 +56,8 @@ class ConnectorRuntime:
     """Latest known draw on the grid phases (A)."""
     failsafe_unverified: bool = False
     """Its failsafe settings could not be configured: treated as unreachable until they are."""
+    verify_tried_at: float = -math.inf
+    """When its failsafe settings were last asked to be configured and verified."""
     ev_limit_a: float = math.inf
     """What the EV is estimated to take, from its draw well under its setpoint for a while."""
     short_since: float | None = None
@@ -61,6 +70,14 @@ class ConnectorRuntime:
     """The grid phase its EV draws on alone (a one-phase EV at a three-phase connector)."""
     one_phase_seen: tuple[int, float] | None = None
     """The phase its EV was first seen drawing on alone, and the reading's time."""
+
+    def try_verifying(self, now: float) -> bool:
+        """Whether its failsafe settings are to be asked for at `now` (`VERIFY_RETRY_S`
+        after the last try); if so, this is the try."""
+        if now - self.verify_tried_at < VERIFY_RETRY_S - 1e-9:
+            return False
+        self.verify_tried_at = now
+        return True
 
     def observe_phases(self, wants: bool) -> bool:
         """Follow the phases the EV draws on in its latest reading (every phase measured):

@@ -604,7 +604,7 @@ class CyclePlanner:
 
     def commands(self, result: CycleResult, now: float) -> list[SetpointCommand]:
         """The setpoints to send: to every reachable connector whose setpoint changed or that
-        paces its own commands; failsafe verification first where it is needed."""
+        paces its own commands; failsafe verification first where needed (`try_verifying`)."""
         setpoints, phases = result.setpoint_a, result.phases
         commands = []
         for i, (info, runtime) in enumerate(
@@ -615,7 +615,8 @@ class CyclePlanner:
                 continue
             setpoint, n_phases = setpoints[i], self._told_phases(i, phases)
             if watch.needs_verification:
-                commands.append(SetpointCommand(i, info.name, setpoint, n_phases, True))
+                if runtime.try_verifying(now):
+                    commands.append(SetpointCommand(i, info.name, setpoint, n_phases, True))
             elif runtime.sent_a != setpoint or runtime.sent_phases != n_phases or self._paced[i]:
                 commands.append(SetpointCommand(i, info.name, setpoint, n_phases))
         return commands
