@@ -24,6 +24,7 @@ from hubgate.control.limit_in_force import CAP, PEAK_TARGET, NodeLimit
 from hubgate.control.limits import LimitBook
 from hubgate.control.plan import CyclePlanner, Plan
 from hubgate.devices.model import (
+    ChargingTransaction,
     Device,
     DeviceFailsafe,
     LinkMonitored,
@@ -55,7 +56,7 @@ BATTERY_MODE_HELD_S = 10.0
 
 SESSIONS_EVERY_S = 1.0
 """The charging-session records sample the connectors about this often (every cycle of a
-cycle this long or longer)."""
+cycle this long or longer), and at once when a connector's status or transaction changes."""
 
 
 class Snapshot:
@@ -117,6 +118,8 @@ class Snapshot:
         self._measured: dict[int, _Metered] = {}
         self._sessions_at = -math.inf
         """When the session records last sampled the connectors (the loop's clock)."""
+        self._marks: list[tuple[str, ChargingTransaction | None]] = []
+        """What the session records last saw of each connector (`_session_marks`)."""
 
     def record(self, cycle: int, now: float, plan: Plan) -> None:
         """Append the cycle's decision record (with the grid connection's sample)."""
@@ -159,18 +162,20 @@ class Snapshot:
     def publish(self, cycle: int, result: CycleResult, duration_s: float, now: float) -> None:
         """Publish the site's state after the cycle (`record` ran first), built when
         something reads it (`StateHub.publish`: a cycle nobody reads costs no models);
-        hand the connectors to the session records about every `SESSIONS_EVERY_S`; log
-        the events due."""
+        hand the connectors to the session records when a status or transaction changed,
+        else about every `SESSIONS_EVERY_S`; log the events due."""
         energy_state = self.planner.energy.snapshot()
         self._battery_events(None if energy_state is None else energy_state.battery_mode, now)
         self.events.tick()
         connectors: tuple[ConnectorState, ...] | None = None
-        half_cycle_s = self.planner.site.control.cycle_s / 2
-        if self.sessions is not None and now - self._sessions_at >= SESSIONS_EVERY_S - half_cycle_s:
-            connectors = self._connectors(result, now)
+        if self.sessions is not None:
             transactions = {name: d.transaction() for name, d in self._transactions.items()}
-            self.sessions.observe(connectors, transactions, self._wall)
-            self._sessions_at = now
+            marks = self._session_marks(transactions, now)
+            half_cycle_s = self.planner.site.control.cycle_s / 2
+            if marks != self._marks or now - self._sessions_at >= SESSIONS_EVERY_S - half_cycle_s:
+                connectors = self._connectors(result, now)
+                self.sessions.observe(connectors, transactions, self._wall)
+                self._sessions_at, self._marks = now, marks
         self.hub.publish(
             partial(
                 self._site_state,
@@ -300,6 +305,17 @@ class Snapshot:
                 )
             )
         return tuple(connectors)
+
+    def _session_marks(
+        self, transactions: Mapping[str, ChargingTransaction | None], now: float
+    ) -> list[tuple[str, ChargingTransaction | None]]:
+        """Per connector, what starts, continues or ends its charging session: its status
+        and its transaction (a change is handed to the session records at once)."""
+        planner = self.planner
+        return [
+            (_status(runtime, now), transactions.get(info.name))
+            for info, runtime in zip(planner.model.connectors, planner.connectors, strict=True)
+        ]
 
     def _battery_events(self, mode: str | None, now: float) -> None:
         """The battery's mode, once it has held `BATTERY_MODE_HELD_S`, when it changed."""
