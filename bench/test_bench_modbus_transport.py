@@ -7,7 +7,9 @@ Groups, `impl` in (hubgate, pymodbus):
 - `modbus-read-250-devices`: one FC3 read of 10 registers from each of 250 devices,
   each its own server on loopback with its own connection (250 light Trio devices
   built on hubgate's server codec, in one process of their own); hubgate reads them
-  as the control loop does, with `gather_by_deadline`; target <= 100 ms.
+  as the control loop does, a read plan of 10 fields each through `read_plans` (one
+  task for all); `per-device-tasks` is the way it did before (a task per device
+  under `gather_by_deadline`, each device's `read_plan`); target <= 100 ms.
 
 Each client runs its own event loop in a thread, with connections opened before
 the rounds; a round is handed over from the benchmark thread. Besides wall time,
@@ -34,12 +36,16 @@ import pytest
 import trio
 from pymodbus.client import AsyncModbusTcpClient
 
+from hubgate._core import Field, ReadPlan
 from hubgate.control.cycle import gather_by_deadline
 from hubgate.modbus.master import ModbusDevice
+from hubgate.modbus.plan_group import read_plans
 from hubgate.modbus.tcp_master import TcpMaster
 
 DEVICES_SCRIPT = Path(__file__).resolve().parent / "modbus_bench_devices.py"
 IMPLS = ["hubgate", "pymodbus"]
+PLAN = ReadPlan([Field(address) for address in range(10)])
+"""The 10 registers as the fields of a read plan, as a profile's device is read."""
 SEQUENTIAL = 100
 DEVICE_COUNT = 250
 EXPECTED = list(range(1000, 1010))
@@ -193,7 +199,7 @@ def test_sequential_requests(benchmark: Any, impl: str, pymodbus_port: int) -> N
     assert len(results) % SEQUENTIAL == 0
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", [*IMPLS, "per-device-tasks"])
 @pytest.mark.benchmark(group="modbus-read-250-devices")
 def test_read_250_devices_once(benchmark: Any, impl: str, device_ports: list[int]) -> None:
     rounds: list[list[object]] = []
@@ -201,15 +207,24 @@ def test_read_250_devices_once(benchmark: Any, impl: str, device_ports: list[int
         client = TrioClient(device_ports)
 
         async def hubgate_round() -> None:
-            # As the control loop reads its devices: concurrently, under one deadline.
+            # As the control loop reads its devices' plans: together, under one deadline.
+            reads = [(device, PLAN) for device in client.devices]
+            rounds.append(list(await read_plans(reads, trio.current_time() + 1.0)))
+
+        timed = CpuTimed(client.run)
+        benchmark(timed, hubgate_round)
+    elif impl == "per-device-tasks":
+        client = TrioClient(device_ports)
+
+        async def tasks_round() -> None:
             results = await gather_by_deadline(
-                {str(i): partial(d.read_registers, 0, 10) for i, d in enumerate(client.devices)},
+                {str(i): partial(d.read_plan, PLAN) for i, d in enumerate(client.devices)},
                 trio.current_time() + 1.0,
             )
             rounds.append([results[str(i)] for i in range(len(client.devices))])
 
         timed = CpuTimed(client.run)
-        benchmark(timed, hubgate_round)
+        benchmark(timed, tasks_round)
     else:
         client = AsyncioClient(device_ports)  # type: ignore[assignment]
         peers = client.clients  # type: ignore[attr-defined]

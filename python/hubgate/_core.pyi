@@ -29,6 +29,7 @@ __all__ = [
     "FieldError",
     "FrameError",
     "HubgateError",
+    "PlanExchange",
     "PlanInputError",
     "ReadPlan",
     "Request",
@@ -42,9 +43,12 @@ __all__ = [
     "TcpClientCodec",
     "TcpServerCodec",
     "TopologyError",
+    "WebSocketDecoder",
     "__version__",
     "check_crc",
     "crc16",
+    "encode_websocket_close",
+    "encode_websocket_frame",
 ]
 
 __version__: str
@@ -415,6 +419,33 @@ class TcpClientCodec:
         """Number of requests waiting for a response."""
 
 @final
+class PlanExchange:
+    """The requests of one `ReadPlan` to one unit over a `TcpClientCodec`, at most `window`
+    in flight: frames encoded, responses matched and every field decoded in Rust."""
+
+    def __new__(cls, unit: int, plan: ReadPlan, window: int) -> Self:
+        """Raise `EncodeError` when a request of `plan` breaks a specification limit."""
+    def start(self, codec: TcpClientCodec) -> bytes | list[_FieldValue]:
+        """The first frames to send, or the fields' values for a plan without requests."""
+    def receive(
+        self, codec: TcpClientCodec, data: Buffer
+    ) -> bytes | list[_FieldValue] | Response | ResponseRejected | None:
+        """Feed received bytes: `None` (wait), `bytes` (send, then wait), the field values
+        (done), a `Response.Exception` or a `ResponseRejected` (failed, nothing pending);
+        raise `FrameError` on a bad header (close the connection)."""
+    def abandon(self, codec: TcpClientCodec) -> None:
+        """Stop waiting for the unanswered requests (timeout)."""
+    @property
+    def strays(self) -> int:
+        """Frames received that answered none of the plan's requests."""
+    @property
+    def window(self) -> int:
+        """Requests in flight at most."""
+    @property
+    def answered(self) -> int:
+        """Requests answered so far."""
+
+@final
 class RtuClientCodec:
     """Modbus RTU client codec (serial or RTU over TCP): one request at a time."""
 
@@ -761,3 +792,22 @@ class DeadlinePlanner:
         max_w: Buffer | Sequence[float],
     ) -> DeadlinePlan:
         """Plans every session; raises `PlanInputError` for unusable input."""
+
+@final
+class WebSocketDecoder:
+    """Decodes the frames a WebSocket client sends (RFC 6455: masking, fragments,
+    control frames, close codes); `hubgate.ocpp.websocket` names the event kinds."""
+
+    def __new__(cls, max_message_bytes: int, *, deflate: bool = False) -> WebSocketDecoder: ...
+    def receive(self, data: Buffer) -> list[tuple[int, str | bytes, int]]:
+        """Feeds received bytes; returns the events they complete as `(kind, data, code)`:
+        1 text (`str`), 2 binary, 0x41/0x42 a compressed text/binary message (`bytes`,
+        still deflated), 8 close (`data` the reason, `code` its code, 1005 if none),
+        9 ping and 10 pong (`bytes`), 0xFF the peer broke the protocol (`data` says how,
+        `code` is the close code to send; nothing more is decoded)."""
+
+def encode_websocket_frame(opcode: int, payload: str | Buffer, *, rsv1: bool = False) -> bytes:
+    """One whole unmasked server frame carrying `payload` (text as UTF-8)."""
+
+def encode_websocket_close(code: int, reason: str) -> bytes:
+    """A close frame with `code` and `reason` (cut to fit 125 bytes)."""

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
 import trio
+from nats.aio.client import Client
+from nats.js.errors import KeyWrongLastSequenceError
 
 from hubgate.cluster.leadership import Leadership
-from hubgate.cluster.lease import LeaseTiming, Role
+from hubgate.cluster.lease import LeaseTiming, Role, Write
 from hubgate.cluster.link import open_nats_link
 from hubgate.config.services import Cluster
 from tests.support.nats_cluster import NatsCluster
@@ -121,4 +124,39 @@ async def test_a_nats_node_lost_with_both_gateways_alive_keeps_the_leader(
                     lapses += a.epoch() != epoch
                     assert b.role is Role.STANDBY
                     await trio.sleep(0.05)
+    assert lapses == 0
+
+
+async def test_a_renewal_taken_after_its_wait_ran_out_is_no_lapse(nats: NatsCluster) -> None:
+    """The cluster takes a renewal after the leader stopped waiting for its answer (slow
+    under load, or while the bucket's stream changes leader): the next renewal, against the
+    revision before it, is refused, by the leader's own write. It reads the key, finds its
+    renewal and keeps its epoch (it used to step down: a lapse with nobody else there)."""
+    with trio.fail_after(30):
+        async with gateway("a", nats.urls[:1]) as a:
+            await a.wait_role(Role.LEADER)
+            epoch = a.epoch()
+            update = a._update
+            held: list[Write] = []
+            refused: list[Write] = []
+
+            async def late(nc: Client, write: Write) -> int:
+                if not held and not refused:
+                    held.append(write)
+                    await asyncio.sleep(3600)  # no answer: the wait runs out
+                if held:
+                    await update(nc, held.pop())  # taken now, before the next one
+                try:
+                    return await update(nc, write)
+                except KeyWrongLastSequenceError:
+                    refused.append(write)
+                    raise
+
+            a._update = late  # type: ignore[method-assign]
+            watched_from = trio.current_time()
+            lapses = 0
+            while trio.current_time() - watched_from < 3 * TIMING.ttl_s:
+                lapses += a.epoch() != epoch
+                await trio.sleep(0.02)
+    assert refused  # the case happened
     assert lapses == 0

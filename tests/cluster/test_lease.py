@@ -73,6 +73,63 @@ def test_a_write_whose_answer_was_lost_is_recognised_when_read_back() -> None:
     assert lease.epoch_now(8.0 + TIMING.ttl_s) is None  # valid from when it was sent
 
 
+def test_a_refusal_after_an_unanswered_renewal_is_read_before_the_leader_steps_down() -> None:
+    """A renewal the cluster took after its wait ran out makes the next renewal (against
+    the revision before it) refused: by the leader's own hand. It reads the key and goes on;
+    its lease counts from the first unanswered renewal."""
+    lease, revision = leader()
+    first = lease.due(1.0)
+    assert first is not None
+    lease.sending(first, 1.0)  # no answer in time
+    second = lease.due(1.2)
+    assert second == first  # against the same revision
+    lease.sending(second, 1.2)
+    lease.refused()  # the first one had been taken meanwhile
+    assert lease.epoch_now(1.3) == revision  # still within the lease it holds
+    assert lease.due(1.3) is None  # reads the key before it writes again
+    lease.observe(8, LeaseRecord("a", revision).encode(), 1.4)
+    assert lease.role is Role.LEADER
+    assert lease.epoch_now(1.0 + TIMING.ttl_s - 0.01) == revision
+    assert lease.epoch_now(1.0 + TIMING.ttl_s) is None  # from the first one's sending
+
+    other, revision = leader()
+    lost = other.due(1.0)
+    assert lost is not None
+    other.sending(lost, 1.0)
+    other.sending(lost, 1.2)
+    other.refused()
+    other.observe(8, LeaseRecord("b", 8).encode(), 1.4)  # not its own: someone took over
+    assert other.epoch_now(1.4) is None
+    assert other.due(1.4) is None
+
+
+def test_a_take_over_taken_after_its_wait_ran_out_is_recognised_after_a_refusal() -> None:
+    lease = LeaderLease("b", TIMING)
+    lease.observe(5, LeaseRecord("a", 5).encode(), 0.0)
+    takeover = lease.due(TIMING.takeover_after_s)
+    assert takeover is not None
+    lease.sending(takeover, 8.0)  # no answer in time
+    lease.sending(takeover, 8.3)
+    lease.refused()  # the first one was taken
+    lease.observe(6, LeaseRecord("b", 0).encode(), 8.5)
+    assert lease.epoch_now(8.6) == 6
+    assert lease.epoch_now(8.0 + TIMING.ttl_s) is None  # from the first one's sending
+
+
+def test_a_renewal_taken_after_the_release_went_out_does_not_lead_again() -> None:
+    lease, _revision = leader()
+    renewal = lease.due(1.0)
+    assert renewal is not None
+    lease.sending(renewal, 1.0)  # no answer in time
+    handover = lease.release()
+    assert handover is not None
+    lease.sending(handover, 1.2)
+    lease.refused()  # the renewal was taken first
+    lease.observe(8, renewal.record.encode(), 1.3)
+    assert lease.epoch_now(1.3) is None
+    assert lease.due(1.3) is None  # a standby like any other, waiting for the key
+
+
 def test_a_value_that_is_not_a_lease_can_be_taken() -> None:
     assert LeaseRecord.decode(b"not json", 3) == LeaseRecord("", 3, released=True)
 

@@ -169,8 +169,9 @@ def test_the_csms_sees_every_queued_message_once_across_two_failovers(
     threads = [threading.Thread(target=c.run, args=(counter, lock), daemon=True) for c in chargers]
     try:
         a.start()
-        wait_until_blocking(a.epochs, "a to lead", 30)
+        a.wait_leading()
         b.start()
+        b.wait_in_cluster()  # else the restarted a may read the lease first and take over
         for thread in threads:
             thread.start()
         wait_until_blocking(lambda: counter[0] >= 300, "300 messages stored", 60)

@@ -13,9 +13,9 @@ from hubgate.config.model import DcConnector
 from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError, SunSpecDiscoveryError
 from hubgate.devices.profile_driver import ProfileBattery, ProfileCharger, clamp, driver_for
 from hubgate.devices.sensing import control_quantities
-from hubgate.modbus.codec import Request, Response
+from hubgate.modbus.codec import FieldValue, ReadPlan, Request, Response
 from hubgate.modbus.errors import ModbusExceptionError, ModbusTimeoutError
-from hubgate.modbus.master import Master, ModbusDevice
+from hubgate.modbus.master import Master, ModbusDevice, read_plan_in_turn
 from hubgate.modbus.stats import RequestStats
 from hubgate.modbus.tcp_master import open_tcp_master
 from hubgate.profiles.model import (
@@ -334,7 +334,7 @@ async def test_a_dc_connector_is_commanded_in_dc_power_and_drawn_by_its_power() 
             sim.set(Quantity.POWER_TOTAL, 50_000)
             per_phase = 50_000 / (0.95 * 0.99 * 3 * 230)  # 76.9 A
             assert (await driver.read()).phase_currents() == pytest.approx((per_phase,) * 3)
-            read = driver.cycle_reader(full_every=1_000)
+            read = driver.cycle_reader(full_every=1_000).read
             await read()  # as the control loop reads it, every cycle
             sim.set(Quantity.POWER_TOTAL, 20_000)
             assert (await read()).phase_currents() == pytest.approx((per_phase * 0.4,) * 3)
@@ -359,7 +359,7 @@ async def test_an_ac_charger_measuring_no_current_is_drawn_by_its_power() -> Non
             r.sim.set(Quantity.POWER_TOTAL, 11_040)
             r.sim.set(Quantity.PHASES_ACTIVE, 3)
             assert (await r.driver.read()).phase_currents() == pytest.approx((16.0,) * 3)
-            read = r.driver.cycle_reader(full_every=1_000)
+            read = r.driver.cycle_reader(full_every=1_000).read
             await read()
             r.sim.set(Quantity.POWER_TOTAL, 7_360)  # a one-phase EV at 32 A
             r.sim.set(Quantity.PHASES_ACTIVE, 1)
@@ -426,6 +426,16 @@ class SlowWrites:
             self.writing.set()
             await trio.sleep(self.delays.pop(0) if self.delays else 0)
         return await self.master.request(unit, request, timeout_s=timeout_s)
+
+    async def read_plan(
+        self,
+        unit: int,
+        plan: ReadPlan,
+        *,
+        max_in_flight: int = 1,
+        timeout_s: float | None = None,
+    ) -> list[FieldValue]:
+        return await read_plan_in_turn(self, unit, plan, timeout_s=timeout_s)
 
 
 async def test_heartbeat_never_rewrites_a_stale_setpoint() -> None:

@@ -11,41 +11,48 @@ import pytest
 import trio
 import trio.testing
 
+from hubgate._core import Field, ReadPlan, Request, Response
 from hubgate.backoff import Backoff
 from hubgate.control.cycle import Failed, gather_by_deadline
 from hubgate.modbus.errors import ModbusConnectionError, ModbusTimeoutError
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.tcp_master import open_tcp_master
 from tests.support.modbus_faults import (
+    FIRST_ANSWER_FAULTS,
     REGISTERS,
     Behaviour,
     MemoryDevices,
     answer,
     answer_then_close,
-    close_mid_frame_first,
-    garbage_first,
     late,
     serve_faulty_device,
     silent,
-    wrong_transaction_first,
 )
 from tests.support.modbus_peers import HOLDING, RunningServer
 
 FAST_BACKOFF = Backoff(initial_s=0.05, maximum_s=0.2, jitter=0.2)
 PORT = 502
+PATHS = pytest.mark.parametrize("via", ["request", "plan"])
+"""Each fault against both ways of asking: one request (`_exchange`), and a read plan
+(`PlanExchange`, also what `read_registers` uses)."""
 
 
-@pytest.mark.parametrize(
-    ("behaviour", "fault"),
-    [
-        (late(0.45), "a late answer"),
-        (wrong_transaction_first, "a wrong transaction id"),
-        (close_mid_frame_first, "a connection closed mid-frame"),
-        (garbage_first, "garbage"),
-    ],
-)
+async def read(device: ModbusDevice, address: int, count: int, via: str) -> list[int]:
+    """`count` registers from `address`, by one FC3 request or as the fields of a plan."""
+    if via == "request":
+        response = await device.request(Request.ReadHoldingRegisters(address, count))
+        assert isinstance(response, Response.ReadHoldingRegisters)
+        return response.registers
+    plan = ReadPlan([Field(a) for a in range(address, address + count)])
+    values = await device.read_plan(plan)
+    assert all(isinstance(v, int) for v in values)
+    return values  # type: ignore[return-value]
+
+
+@PATHS
+@FIRST_ANSWER_FAULTS
 async def test_one_retry_recovers_from_a_fault_while_a_healthy_device_reads(
-    pymodbus_tcp: RunningServer, behaviour: Behaviour, fault: str
+    pymodbus_tcp: RunningServer, behaviour: Behaviour, fault: str, via: str
 ) -> None:
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
@@ -65,16 +72,17 @@ async def test_one_retry_recovers_from_a_fault_while_a_healthy_device_reads(
 
                 async with trio.open_nursery() as readers:
                     readers.start_soon(keep_reading_healthy)
-                    assert await faulty.read_registers(10, 3) == REGISTERS[10:13], fault
+                    assert await read(faulty, 10, 3, via) == REGISTERS[10:13], fault
                 assert healthy_reads == [HOLDING[:4]] * 5
                 assert faulty.stats.ok == 1
                 assert faulty.stats.requests == 2  # the failed attempt and the retry
-                assert await faulty.read_registers(20, 2) == REGISTERS[20:22]
+                assert await read(faulty, 20, 2, via) == REGISTERS[20:22]
             nursery.cancel_scope.cancel()
 
 
+@PATHS
 async def test_late_answer_is_dropped_by_transaction_id(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, via: str
 ) -> None:
     async with trio.open_nursery() as nursery:
         devices = MemoryDevices(nursery)
@@ -85,11 +93,11 @@ async def test_late_answer_is_dropped_by_transaction_id(
             device = ModbusDevice(master, 1)
             start = trio.current_time()
             with pytest.raises(ModbusTimeoutError, match=r"no answer from .*/1 within 0.3 s"):
-                await device.read_registers(0, 2)
+                await read(device, 0, 2, via)
             assert trio.current_time() - start == pytest.approx(0.3)
             # The device answers the first request late, then this one: the stale
             # answer must not be taken for this request's.
-            assert await device.read_registers(30, 2) == REGISTERS[30:32]
+            assert await read(device, 30, 2, via) == REGISTERS[30:32]
             assert trio.current_time() - start == pytest.approx(0.45)
             assert master.stray_frames == 1
             assert (device.stats.timeouts, device.stats.ok) == (1, 1)
@@ -133,8 +141,9 @@ async def test_a_dead_device_delays_nobody_beyond_its_own_deadline(
     assert finished == {"healthy": 0.0, "dead": pytest.approx(2.0)}  # two attempts of 1 s
 
 
+@PATHS
 async def test_an_outer_deadline_cancels_a_request_cleanly(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, via: str
 ) -> None:
     async with trio.open_nursery() as nursery:
         devices = MemoryDevices(nursery)
@@ -142,12 +151,11 @@ async def test_an_outer_deadline_cancels_a_request_cleanly(
         async with open_tcp_master("device", PORT, timeout_s=10, connect=devices.connect) as master:
             start = trio.current_time()
             with trio.move_on_after(0.1) as scope:
-                await ModbusDevice(master, 1).read_registers(0, 1)
+                await read(ModbusDevice(master, 1), 0, 1, via)
             assert scope.cancelled_caught
             assert trio.current_time() - start == pytest.approx(0.1)
             connection = master._connection
             assert connection is not None
-            assert connection.waiters == {}
             assert connection.codec.pending == 0
         nursery.cancel_scope.cancel()
 
@@ -187,8 +195,9 @@ async def test_refused_connection_backs_off_then_recovers_when_the_device_return
         nursery.cancel_scope.cancel()
 
 
+@PATHS
 async def test_a_device_that_never_answers_times_out_every_attempt(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, via: str
 ) -> None:
     async with trio.open_nursery() as nursery:
         devices = MemoryDevices(nursery)
@@ -199,15 +208,16 @@ async def test_a_device_that_never_answers_times_out_every_attempt(
             device = ModbusDevice(master, 1)
             start = trio.current_time()
             with pytest.raises(ModbusTimeoutError):
-                await device.read_registers(0, 1)
+                await read(device, 0, 1, via)
             assert trio.current_time() - start == pytest.approx(0.3)
             assert (device.stats.requests, device.stats.timeouts) == (3, 3)
             assert master.connections_opened == 1
         nursery.cancel_scope.cancel()
 
 
+@PATHS
 async def test_a_device_closing_idle_connections_costs_one_quick_retry(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, via: str
 ) -> None:
     async with trio.open_nursery() as nursery:
         devices = MemoryDevices(nursery)
@@ -216,7 +226,7 @@ async def test_a_device_closing_idle_connections_costs_one_quick_retry(
             device = ModbusDevice(master, 1)
             start = trio.current_time()
             for address in range(5):
-                assert await device.read_registers(address, 1) == REGISTERS[address : address + 1]
+                assert await read(device, address, 1, via) == REGISTERS[address : address + 1]
             assert trio.current_time() == start  # the retries reconnect at once: no backoff
             assert master.connections_opened == 5
             assert (device.stats.ok, device.stats.errors) == (5, 4)

@@ -7,7 +7,7 @@ import socket
 import pytest
 import trio
 
-from hubgate._core import EncodeError, Request, Response
+from hubgate._core import EncodeError, Field, ReadPlan, Request, Response
 from hubgate.modbus.errors import ModbusExceptionError
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.tcp_master import open_tcp_master
@@ -50,25 +50,72 @@ async def test_units_behind_one_address_share_one_connection(pymodbus_tcp: Runni
             assert (one.stats.ok, two.stats.ok) == (5, 6)
 
 
-async def test_pipelined_requests_are_matched_by_transaction_id() -> None:
-    # pymodbus 3.16 answers only the first of several frames in one segment, so the
-    # pipelining peer is a Trio device that answers each pair of requests in reverse.
-    results: dict[int, list[int]] = {}
+def blocks_plan(first: int, blocks: int, size: int = 3) -> ReadPlan:
+    """`blocks` read requests of `size` registers from `first`, one register apart (the
+    planner reads no gap, so each block is its own request)."""
+    return ReadPlan(
+        [
+            Field(a)
+            for b in range(blocks)
+            for a in range(first + b * (size + 1), first + b * (size + 1) + size)
+        ]
+    )
+
+
+def registers_of(plan: ReadPlan, registers: list[int]) -> list[int]:
+    return [registers[r.address + i] for r in plan.requests for i in range(r.count)]
+
+
+async def test_a_pipelining_device_gets_a_plans_requests_at_once_in_any_order() -> None:
+    # The device answers each pair of requests in reverse: one request at a time it would
+    # never answer the first, so the plan completes only when several are in flight.
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
             port = await nursery.start(serve_faulty_device, answers_pairs_reversed())
-            async with open_tcp_master("127.0.0.1", port, max_in_flight=8) as master:
-                device = ModbusDevice(master, 1)
-
-                async def read(address: int) -> None:
-                    results[address] = await device.read_registers(address, 3)
-
-                async with trio.open_nursery() as readers:
-                    for address in range(0, 80, 4):
-                        readers.start_soon(read, address)
+            async with open_tcp_master("127.0.0.1", port) as master:
+                device = ModbusDevice(master, 1, max_in_flight=4)
+                plan = blocks_plan(0, 20)
+                assert len(plan.requests) == 20
+                assert await device.read_plan(plan) == registers_of(plan, REGISTERS)
+                assert await device.read_plan(plan) == registers_of(plan, REGISTERS)
+                assert (device.stats.ok, device.stats.requests) == (40, 40)
+                assert master.stray_frames == 0
             nursery.cancel_scope.cancel()
-    assert results == {a: REGISTERS[a : a + 3] for a in range(0, 80, 4)}
-    assert device.stats.ok == 20
+
+
+async def test_a_device_that_does_not_pipeline_is_read_one_request_at_a_time(
+    pymodbus_tcp: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # pymodbus 3.16 answers only the first of several requests that arrive in one TCP
+    # segment: a profile that claims pipelining for such a device costs one timeout.
+    with trio.fail_after(5):
+        async with open_tcp_master("127.0.0.1", pymodbus_tcp.port, timeout_s=0.3) as master:
+            device = ModbusDevice(master, 1, max_in_flight=3)
+            plan = blocks_plan(10, 3)
+            assert await device.read_plan(plan) == registers_of(plan, HOLDING)
+            assert "answered only 1 of its pipelined requests" in caplog.text
+            assert (device.stats.timeouts, device.stats.ok) == (1, 3)
+            assert await device.read_plan(plan) == registers_of(plan, HOLDING)
+            assert (device.stats.timeouts, device.stats.ok) == (1, 6)
+
+
+async def test_a_plan_answered_with_an_exception_is_not_retried(
+    pymodbus_tcp: RunningServer,
+) -> None:
+    with trio.fail_after(5):
+        async with open_tcp_master("127.0.0.1", pymodbus_tcp.port, retries=3) as master:
+            device = ModbusDevice(master, 1)
+            plan = ReadPlan([Field(0), Field(5000, "u32")])
+            with pytest.raises(
+                ModbusExceptionError, match=r"/1 answered function 3 with exc"
+            ) as info:
+                await device.read_plan(plan)
+            assert (info.value.function, info.value.code) == (3, 2)
+            assert (device.stats.requests, device.stats.exceptions) == (1, 1)
+            assert await device.read_plan(ReadPlan([Field(0), Field(9, "u32")])) == [
+                HOLDING[0],
+                HOLDING[9] << 16 | HOLDING[10],
+            ]
 
 
 async def test_exception_response_names_the_exception_and_is_not_retried(

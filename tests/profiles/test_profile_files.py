@@ -80,6 +80,20 @@ def test_zero_means_no_limit_needs_enable(tmp_path: Path) -> None:
     assert "set pause = 'enable' with a [commands.enable] switch" in found[0]
 
 
+def test_pipelining_is_for_tcp_links_without_a_request_delay(tmp_path: Path) -> None:
+    path = tmp_path / "alfen-eve.toml"
+    path.write_text(
+        ALFEN.read_text().replace("tcp_port = 502\n", "tcp_port = 502\nmax_in_flight = 4\n")
+    )
+    assert load_profile(path).transport.max_in_flight == 4
+    found = broken(
+        tmp_path,
+        "tcp_port = 502\n",
+        "tcp_port = 502\nmax_in_flight = 4\ninter_request_delay_ms = 20\n",
+    )
+    assert "max_in_flight above 1 pipelines requests over Modbus TCP" in found[0]
+
+
 def test_name_must_match_file(tmp_path: Path) -> None:
     path = tmp_path / "other.toml"
     shutil.copy(ALFEN, path)

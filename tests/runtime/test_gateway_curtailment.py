@@ -6,9 +6,12 @@ Boy Storage or a SunSpec hybrid inverter with storage): three EVs want 66 kW on 
 connection with 13.8 kW of base load; the grid operator steps to 30 % (18 kW). The
 import stays at the limit (after the EVs' reaction), nothing is fed into the grid, and
 the EVs take the battery's power on top of what the grid still gives them. Simulated
-time advances one second per control cycle (0.25 s); the run ends before the SunSpec
-battery's revert timeout, which runs on simulated time, could expire between two of the
-gateway's re-sends, which run on its own (four times slower) clock.
+time advances one second per control cycle (0.25 s), each step only after a whole cycle
+that saw the one before (`one_cycle`: under load the simulation would otherwise outrun
+the gateway by a step, and its reaction would look a second slower than it is); the run
+ends before the SunSpec battery's revert timeout, which runs on simulated time, could
+expire between two of the gateway's re-sends, which run on its own (at least four times
+slower) clock.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import trio
 from hubgate.runtime.demo import Demo, open_demo
 from hubgate.sim.engine import Simulation
 from hubgate.sim.scenario_loader import load_scenario
+from tests.support.e2e import one_cycle
 from tests.support.toml_tables import (
     connector_32a,
     meter,
@@ -100,7 +104,7 @@ def sample(sim: Simulation) -> tuple[float, float, float, float]:
 async def run(demo: Demo, seconds: int) -> list[tuple[float, float, float, float]]:
     samples = []
     for _ in range(seconds):
-        await trio.sleep(demo.gateway.site.control.cycle_s)
+        await one_cycle(demo)
         await demo.advance(1.0)
         value = await demo.simulation(sample)
         assert isinstance(value, tuple)

@@ -10,14 +10,21 @@ from tests.support.wait import wait_until
 
 
 async def one_cycle(demo: Demo) -> None:
-    """One control period of wall time and at least one finished control cycle: pacing the
-    simulation by this keeps the gateway's reaction, counted in simulated seconds, from
-    stretching when the machine is loaded."""
+    """One control period of wall time and a whole control cycle that started after the
+    call: pacing the simulation by this keeps the gateway's reaction, counted in simulated
+    seconds, from stretching when the machine is loaded. A cycle that merely finished
+    would not do: one that read the site before the last step and commands after the next
+    lets the simulation outrun the gateway by a step."""
     period = demo.gateway.site.control.cycle_s
-    stats = demo.gateway.loop.stats
-    done = stats.cycles
+    loop = demo.gateway.loop
+    since = loop.clock()
+
+    def started_since() -> bool:
+        last = loop.decisions.recent(1)
+        return bool(last) and last[0].at >= since
+
     await trio.sleep(period)
-    await wait_until(lambda: stats.cycles > done, "a control cycle", timeout_s=100 * period)
+    await wait_until(started_since, "a control cycle", timeout_s=100 * period)
 
 
 async def run_for(demo: Demo, seconds: int) -> None:

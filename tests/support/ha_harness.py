@@ -1,14 +1,13 @@
 """Two gateways, one simulated site, a three-node NATS cluster: all real processes.
 
 `HaSite.start(tmp_path, nats)` writes the site file (two OCPP stations, 2.0.1 and 1.6,
-two KEBA P30 Modbus chargers, a grid and a board meter) on free ports, runs
-`hubgate sim --serve` on it at real time, its stations dialling both gateways' OCPP
-ports in priority order and every command logged with its sender (`--writes`), and
-writes each gateway's site file: the same site with its own `[cluster]` node (each
-connected to its own NATS node, as on a real site), OCPP port and API port.
-`start_gateway("a")` runs `hubgate run` on it. The short leases keep the tests lean:
-lease 2 s, device-side leases 4 s, so a take-over comes about 6.5 s after the last
-renewal.
+two KEBA P30 Modbus chargers, a grid and a board meter) on free ports and each gateway's
+site file: the same site with its own `[cluster]` node (each connected to its own NATS
+node, as on a real site), OCPP port and API port. It runs `hubgate run` for gateway a,
+once a leads `hubgate sim --serve` at real time (its stations dialling both gateways'
+OCPP ports in priority order, every command logged with its sender: `--writes`), then
+gateway b. The short leases keep the tests lean: lease 2 s, device-side leases 4 s, so a
+take-over comes about 6.5 s after the last renewal.
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ FAILSAFE_A = 6.0
 API_TOKEN = "ha-test-token-0123456789"
 CHARGERS = ("cp-1", "cp-2", "cp-3", "cp-4")
 EPOCH = re.compile(r"cluster: (\w+) is leader \(epoch (\d+)\)")
+STANDBY = re.compile(r"cluster: (\w+) is standby \(")
 DASHBOARD = re.compile(r"^dashboard: (http://\S+/)$", re.MULTILINE)
 
 
@@ -184,6 +184,29 @@ class Gateway:
         text = self.log.read_text(encoding="utf-8", errors="replace")
         return [int(m.group(2)) for m in EPOCH.finditer(text) if m.group(1) == self.name]
 
+    def wait_leading(self, timeout_s: float = 30.0) -> int:
+        """Wait until it says it leads; its newest epoch."""
+        deadline = time.monotonic() + timeout_s
+        while not (epochs := self.epochs()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"gateway {self.name} did not lead within {timeout_s:g} s")
+            time.sleep(0.1)
+        return epochs[-1]
+
+    def in_cluster(self) -> bool:
+        """Whether it has read the lease: it leads, or says as a standby whom it watches
+        (so it takes over once the leader goes silent)."""
+        text = self.log.read_text(encoding="utf-8", errors="replace")
+        return bool(self.epochs()) or any(m.group(1) == self.name for m in STANDBY.finditer(text))
+
+    def wait_in_cluster(self, timeout_s: float = 30.0) -> None:
+        """Wait until it has read the lease (`in_cluster`)."""
+        deadline = time.monotonic() + timeout_s
+        while not self.in_cluster():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"gateway {self.name} did not read the lease in {timeout_s:g} s")
+            time.sleep(0.1)
+
     def state(self) -> dict[str, Any]:
         """Its latest snapshot (`GET /api/v1/state`)."""
         state: dict[str, Any] = self.api("GET", "state")
@@ -235,9 +258,16 @@ class HaSite:
 
     @classmethod
     def start(cls, directory: Path, nats: NatsCluster, *, dial_both: bool = True) -> HaSite:
-        """Write the files and start the simulator (the gateways are started by the test);
-        the stations dial both gateways, or (`dial_both=False`) the first one only until a
-        gateway gives them network profiles (2.0.1)."""
+        """Write the files, start gateway a and wait until it leads, then the simulator,
+        then gateway b (`ready` waits for the site to run). The stations dial both
+        gateways, or (`dial_both=False`) the first one only until a gateway gives them
+        network profiles (2.0.1).
+
+        The site comes up under a running leader, as a real site's chargers power up with
+        their controller there: the simulated chargers offer their maximum until commanded
+        and the EVs are plugged in from the first second, so a simulator started first
+        overloads the board on its own until the gateway, still starting, commands (seen
+        at a load of ~20: 3-8 s above the limit, the first command at 5 s)."""
         names = ["cp-2", "cp-4", "meter-grid", "meter-board", "ocpp-a", "ocpp-b"]
         ports = dict(zip(names, free_ports(len(names)), strict=True))
         site = site_file(ports)
@@ -252,20 +282,39 @@ class HaSite:
             path = directory / f"gateway-{name}.toml"
             path.write_text(own, encoding="utf-8")
             gateways[name] = Gateway(name, path, directory / f"gateway-{name}.log")
-        with (directory / "sim.log").open("wb") as out:
-            sim = subprocess.Popen(
-                [
-                    HUBGATE, "sim", str(directory / "scenario.toml"), "--serve",
-                    "--csms", ",".join(ocpp_urls if dial_both else ocpp_urls[:1]),
-                    "--speed", "1",
-                    "--writes", str(directory / "writes.jsonl"),
-                    "--json", str(directory / "summary.json"),
-                    "--meter-values", "1", "--status-every", "600",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        return cls(directory, nats, sim, gateways)
+        a, b = gateways["a"], gateways["b"]
+        try:
+            a.start()
+            a.wait_leading()
+            with (directory / "sim.log").open("wb") as out:
+                sim = subprocess.Popen(
+                    [
+                        HUBGATE, "sim", str(directory / "scenario.toml"), "--serve",
+                        "--csms", ",".join(ocpp_urls if dial_both else ocpp_urls[:1]),
+                        "--speed", "1",
+                        "--writes", str(directory / "writes.jsonl"),
+                        "--json", str(directory / "summary.json"),
+                        "--meter-values", "1", "--status-every", "600",
+                    ],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )  # fmt: skip
+            running = cls(directory, nats, sim, gateways)
+        except BaseException:
+            a.stop()
+            raise
+        try:
+            b.start()
+        except BaseException:
+            running.close()
+            raise
+        return running
+
+    def ready(self) -> None:
+        """Wait until gateway a has commanded every charger and b watches the lease (so
+        it is b that takes over when a goes)."""
+        self.wait_for_commands(self.gateways["a"].pids[0])
+        self.gateways["b"].wait_in_cluster()
 
     def writes(self) -> list[dict[str, Any]]:
         """Every command the simulated devices received so far, in order of arrival."""
@@ -297,14 +346,7 @@ class HaSite:
 
     def wait_for_leader(self, name: str, timeout_s: float = 30.0) -> int:
         """Wait until gateway `name` says it leads; its newest epoch."""
-        deadline = time.monotonic() + timeout_s
-        gateway = self.gateways[name]
-        while time.monotonic() < deadline:
-            epochs = gateway.epochs()
-            if epochs:
-                return epochs[-1]
-            time.sleep(0.1)
-        raise TimeoutError(f"gateway {name} did not lead within {timeout_s:g} s")
+        return self.gateways[name].wait_leading(timeout_s)
 
     def finish(self) -> dict[str, Any]:
         """Stop the simulator (its summary written) and both gateways; the summary."""

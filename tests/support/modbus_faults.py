@@ -15,6 +15,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import pytest
 import trio
 import trio.testing
 
@@ -66,6 +67,19 @@ async def wrong_transaction_first(n: int, event: RequestReceived, stream: trio.a
     await stream.send_all(answer_frame(event, transaction_id=tid))
 
 
+async def short_answer_first(n: int, event: RequestReceived, stream: trio.abc.Stream) -> None:
+    """Answers the first request with one register too few (a response to another
+    request, under its transaction id), then correctly."""
+    frame = answer_frame(event)
+    if n == 1:
+        request = event.request
+        assert isinstance(request, Request.ReadHoldingRegisters)
+        registers = REGISTERS[request.address : request.address + request.count - 1]
+        response = Response.ReadHoldingRegisters(registers)
+        frame = TcpServerCodec.encode_response(event.transaction_id, event.unit, response)
+    await stream.send_all(frame)
+
+
 async def close_mid_frame_first(n: int, event: RequestReceived, stream: trio.abc.Stream) -> None:
     """Sends half of the first answer and closes the connection; then behaves."""
     if n == 1:
@@ -99,6 +113,20 @@ def answers_pairs_reversed() -> Behaviour:
         await stream.send_all(answer_frame(event) + answer_frame(held.pop()))
 
     return behaviour
+
+
+FIRST_ANSWER_FAULTS = pytest.mark.parametrize(
+    ("behaviour", "fault"),
+    [
+        (late(0.45), "a late answer"),
+        (wrong_transaction_first, "a wrong transaction id"),
+        (short_answer_first, "an answer with a register too few"),
+        (close_mid_frame_first, "a connection closed mid-frame"),
+        (garbage_first, "garbage"),
+    ],
+)
+"""Devices whose first answer goes wrong in a way one retry cures (a test takes
+`behaviour` and `fault`, its name)."""
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 The devices are light Trio servers on hubgate's own server codec (FC3 from 100
 registers), in a thread of their own; the master reads every device once per
-round, concurrently under one deadline as the control loop does
-(`gather_by_deadline`), in another thread. The figure is that master thread's
+round, as the control loop does: the ten registers as the fields of a read plan,
+every device's plan together under one deadline (`read_plans`), in another thread. The figure is that master thread's
 CPU time per read (`time.thread_time`, median round), so neither the devices'
 work nor the machine's other load counts; wall time per round is kept alongside. The peer,
 pymodbus's asyncio client, reads the same devices the same way.
@@ -15,16 +15,15 @@ import asyncio
 import statistics
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 import trio
 
-from hubgate._core import Request, RequestReceived, Response, TcpServerCodec
+from hubgate._core import Field, ReadPlan, Request, RequestReceived, Response, TcpServerCodec
 from hubgate.benchmarking.timing import Comparison
-from hubgate.control.cycle import gather_by_deadline
 from hubgate.modbus.master import ModbusDevice
+from hubgate.modbus.plan_group import read_plans
 from hubgate.modbus.tcp_master import TcpMaster
 
 REGISTERS = list(range(1000, 1100))
@@ -120,20 +119,18 @@ def hubgate_read_cost(ports: list[int], rounds: int) -> ReadCost:
 
     async def main() -> ReadCost:
         masters = [TcpMaster("127.0.0.1", port, timeout_s=5) for port in ports]
-        devices = {str(i): ModbusDevice(master, 1) for i, master in enumerate(masters)}
-        reads: dict[str, Callable[[], Awaitable[list[int]]]] = {
-            name: partial(device.read_registers, 0, 10) for name, device in devices.items()
-        }
+        plan = ReadPlan([Field(address) for address in range(10)])
+        reads = [(ModbusDevice(master, 1), plan) for master in masters]
         try:
-            await gather_by_deadline(reads, trio.current_time() + 30)  # connect
+            await read_plans(reads, trio.current_time() + 30)  # connect
             wall: list[float] = []
             cpu: list[float] = []
             for _ in range(rounds):
                 started, started_cpu = time.perf_counter(), time.thread_time()
-                results = await gather_by_deadline(reads, trio.current_time() + 5)
+                results = await read_plans(reads, trio.current_time() + 5)
                 wall.append(time.perf_counter() - started)
                 cpu.append(time.thread_time() - started_cpu)
-                if any(result != EXPECTED for result in results.values()):
+                if any(result != EXPECTED for result in results):
                     raise RuntimeError(f"a loopback read failed: {results}")
             return _cost(len(ports), cpu, wall)
         finally:

@@ -61,6 +61,8 @@ class Leadership:
         self._kv: KeyValue | None = None
         self._changed = trio.Event()
         self._role = Role.STANDBY
+        self._told = False
+        """Whether this gateway has said what it found at its first read of the key."""
 
     @property
     def role(self) -> Role:
@@ -116,6 +118,9 @@ class Leadership:
         if write is not None:
             await self._write(write, within_s)
         self._announce()
+        if not self._told and lease.revision is not None:
+            self._told = True
+            self._tell_whom_it_watches()
 
     async def release(self, within_s: float = 2.0) -> bool:
         """Hand over: stop commanding at once and tell the standby (True once written;
@@ -154,6 +159,19 @@ class Leadership:
             return False
         lease.wrote(write, revision, sent_at)
         return True
+
+    def _tell_whom_it_watches(self) -> None:
+        """After the first read of the key: a standby says who leads."""
+        record = self.lease.record
+        if self._role is Role.LEADER or record is None:
+            return  # said by `_announce`, or taken at the next round
+        log.warning(
+            "cluster: %s is standby (%s %s, epoch %d)",
+            self.cluster.node,
+            record.holder,
+            "handed over" if record.released else "leads",
+            record.epoch,
+        )
 
     def _announce(self) -> None:
         role = self.role

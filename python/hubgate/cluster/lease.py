@@ -131,8 +131,11 @@ class LeaderLease:
         self.seen_at = float("-inf")
         """When this gateway first saw `revision`."""
         self._renewed_at = float("-inf")
-        self._pending: tuple[Write, float] | None = None
-        """A write whose answer was lost, and when it was sent."""
+        self._unanswered: list[tuple[Write, float]] = []
+        """Writes sent since the last known revision whose answer has not come, each with
+        when it was sent: the earliest of each kind (take-over, renewal, release). One of
+        them may still be taken, after its wait ran out (`observe` recognises it)."""
+        self._last_sent: tuple[Write, float] | None = None
         self.failsafes: frozenset[str] = frozenset()
         """As leader: what the next renewal or the release carries (`LeaseRecord.failsafes`)."""
         self.inheritance = NOTHING_INHERITED
@@ -191,11 +194,13 @@ class LeaderLease:
 
     def sending(self, write: Write, now: float) -> None:
         """`write` goes out at `now` (its answer may be lost: `observe` recognises it)."""
-        self._pending = (write, now)
+        self._last_sent = (write, now)
+        if all(_kind(w) != _kind(write) for w, _ in self._unanswered):
+            self._unanswered.append((write, now))
 
     def wrote(self, write: Write, revision: int, sent_at: float) -> None:
         """The cluster took `write` as `revision`."""
-        self._pending = None
+        self._unanswered, self._last_sent = [], None
         self.revision, self.seen_at = revision, sent_at
         if write.record.released:
             self.record = write.record
@@ -210,27 +215,35 @@ class LeaderLease:
         self.valid_until = sent_at + self.timing.ttl_s
 
     def refused(self) -> None:
-        """The key had changed: someone else wrote it. Stop commanding at once."""
-        self._pending = None
-        self._step_down()
-        self.revision = None  # read the key again before anything else
+        """The key had changed since the write's revision. Read it again before anything
+        else; stop commanding at once when someone else wrote it.
+
+        When an earlier write of this gateway's went unanswered, that write may be the
+        change (taken after its wait ran out): then the read decides (`observe`), and a
+        leader goes on meanwhile under the lease it holds, valid until `ttl_s` after it
+        sent the last renewal it knows was taken. No standby takes over before that: it
+        waits from when it saw the key's last change, made by a write sent later."""
+        self._unanswered = [u for u in self._unanswered if u != self._last_sent]
+        self._last_sent = None
+        self.revision = None
+        if not self._unanswered:
+            self._step_down()
 
     def observe(self, revision: int, data: bytes | None, now: float) -> None:
         """The key as read at `now`: its revision and value (0 and None: no key)."""
         if revision == self.revision:
             return
         record = None if data is None else LeaseRecord.decode(data, revision)
-        pending = self._pending
-        if (
-            pending is not None
-            and record is not None
-            and record.holder == self.node
-            and not record.released
-            and (pending[0].record.epoch in (0, record.epoch))
-            and revision > (self.revision or 0)
-        ):
-            self.wrote(pending[0], revision, pending[1])  # our write, its answer lost
-            return
+        newer = revision > (self.revision or 0)
+        if newer and record is not None:
+            for write, sent_at in self._unanswered:
+                if _taken(write, record, revision) and (
+                    self.role is Role.LEADER or write.record.epoch == 0 or write.record.released
+                ):  # a renewal counts only while it still leads (not after a release)
+                    self.wrote(write, revision, sent_at)  # ours, its answer lost
+                    return
+        if newer:  # another's write: none of ours can be taken now
+            self._unanswered = []
         self.revision, self.record, self.seen_at = revision, record, now
         if self.role is Role.LEADER and (record is None or record.epoch != self.epoch):
             self._step_down()  # a newer epoch: someone else leads
@@ -239,3 +252,19 @@ class LeaderLease:
         self.role, self.epoch = Role.STANDBY, None
         self.failsafes = frozenset()
         self.valid_until = float("-inf")
+
+
+def _kind(write: Write) -> tuple[bool, bool]:
+    """A take-over, a renewal or a release."""
+    return write.record.released, write.record.epoch == 0
+
+
+def _taken(write: Write, record: LeaseRecord, revision: int) -> bool:
+    """Whether `record`, read at `revision`, is what `write` wrote (a take-over's epoch 0
+    reads back as its revision)."""
+    mine = write.record
+    return (
+        record.holder == mine.holder
+        and record.released == mine.released
+        and record.epoch == (mine.epoch or revision)
+    )

@@ -9,19 +9,24 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+import trio
+
 from hubgate._core import HubgateError
-from hubgate.control.cycle import Failed, gather_by_deadline
+from hubgate.control.cycle import TIMED_OUT, Failed, gather_by_deadline
 from hubgate.control.site_model import SiteModel
 from hubgate.devices.model import (
     Battery,
     Charger,
     ChargingNeeds,
+    CycleRead,
     CycleSensed,
     Device,
     LimitCheck,
+    PlannedRead,
     ReportsChargingNeeds,
     SessionCharger,
 )
+from hubgate.modbus.plan_group import Outcome, read_plans
 from hubgate.profiles.model import Quantity
 
 Read = Callable[[], Awaitable[object]]
@@ -63,10 +68,15 @@ class SiteSensors:
         }
         by_name: dict[str, Device] = dict(self.chargers)
         by_name |= {f"meter:{meter_id}": meter for meter_id, meter in devices.meters.items()}
-        self._reads: dict[str, Read] = {
-            name: _cycle_read(device, full_read_every)
+        self._cycle_reads: dict[str, CycleRead] = {
+            name: device.cycle_reader(full_read_every)
             for name, device in by_name.items()
-            if name not in self.reported
+            if name not in self.reported and isinstance(device, CycleSensed)
+        }
+        self._reads: dict[str, Read] = {
+            name: device.read
+            for name, device in by_name.items()
+            if name not in self.reported and name not in self._cycle_reads
         }
         if devices.grid_operator is not None:
             self._reads["grid-operator"] = devices.grid_operator.read
@@ -79,14 +89,35 @@ class SiteSensors:
 
     async def read(self, more: Mapping[str, Read], deadline: float) -> dict[str, object]:
         """This cycle's readings (or failures) by name: the chargers' and meters' reads and
-        `more` (the battery's and PV's), each cancelled at `deadline`."""
+        `more` (the battery's and PV's), each cancelled at `deadline`. Modbus devices whose
+        read is a compiled plan are read together from one task (`read_plans`)."""
         known: dict[str, object] = {}
         for name, charger in self.reported.items():  # from memory: no task needed
             try:
                 known[name] = charger.latest()
             except HubgateError as exc:
                 known[name] = Failed(exc)
-        return known | await gather_by_deadline(self._reads | dict(more), deadline)
+        reads = self._reads | dict(more)
+        planned: dict[str, PlannedRead] = {}
+        for name, cycle_read in self._cycle_reads.items():
+            plan = cycle_read.planned()
+            if plan is None:
+                reads[name] = cycle_read.read
+            else:
+                planned[name] = plan
+        if not planned:
+            return known | await gather_by_deadline(reads, deadline)
+        gathered: dict[str, object] = {}
+
+        async def read_the_rest() -> None:
+            gathered.update(await gather_by_deadline(reads, deadline))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read_the_rest)
+            outcomes = await read_plans([(p.link, p.plan) for p in planned.values()], deadline)
+        for (name, plan), outcome in zip(planned.items(), outcomes, strict=True):
+            known[name] = _reading(plan, outcome)
+        return known | gathered
 
     def limit_checks(self) -> dict[str, LimitCheck]:
         """Whether each charger follows its limits, by connector name."""
@@ -101,7 +132,13 @@ class SiteSensors:
         return {name: charger.id_token() for name, charger in self._needs.items()}
 
 
-def _cycle_read(device: Device, full_every: int) -> Read:
-    if isinstance(device, CycleSensed):
-        return device.cycle_reader(full_every)
-    return device.read
+def _reading(plan: PlannedRead, outcome: Outcome) -> object:
+    """A planned read's reading, or its failure as `gather_by_deadline` gives it."""
+    if outcome is None:
+        return TIMED_OUT
+    if isinstance(outcome, HubgateError):
+        return Failed(outcome)
+    try:
+        return plan.finish(outcome)
+    except Exception as exc:  # as `gather_by_deadline`: one device's failure is its own
+        return Failed(exc)

@@ -12,11 +12,13 @@ the loop asks for these by protocol, never by adapter class. Readings carry the 
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from hubgate.modbus.codec import FieldValue, ReadPlan
+from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.stats import RequestStats
 from hubgate.ocpp.link_stats import OcppLinkStats
 from hubgate.profiles.model import IecState, Quantity
@@ -153,12 +155,32 @@ class Charger(Device, Protocol):
         is reserved at its maximum."""
 
 
+@dataclass(frozen=True)
+class PlannedRead:
+    """One cycle's read of a Modbus device as a plan, for reading many devices' plans
+    together (`hubgate.modbus.plan_group`), and what makes the reading of its values."""
+
+    link: ModbusDevice
+    plan: ReadPlan
+    finish: Callable[[list[FieldValue]], Reading]
+
+
+class CycleRead(Protocol):
+    """A device's read every cycle (`hubgate.devices.sensing.CycleReader`)."""
+
+    async def read(self) -> Reading:
+        """This cycle's reading."""
+
+    def planned(self) -> PlannedRead | None:
+        """This cycle's read as a plan, when it is one; else use `read`."""
+
+
 @runtime_checkable
 class CycleSensed(Protocol):
     """A device whose control fields can be read on their own every cycle (a profiled
     Modbus charger or meter), the rest less often."""
 
-    def cycle_reader(self, full_every: int) -> Callable[[], Awaitable[Reading]]:
+    def cycle_reader(self, full_every: int) -> CycleRead:
         """The read to run every cycle: control fields fresh, every field on each
         `full_every`-th read (`hubgate.devices.sensing.CycleReader`)."""
 

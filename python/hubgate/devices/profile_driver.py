@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import trio
@@ -100,10 +100,10 @@ class ProfileDevice:
         """The request statistics of its Modbus link."""
         return self.link.stats
 
-    def cycle_reader(self, full_every: int) -> Callable[[], Awaitable[Reading]]:
+    def cycle_reader(self, full_every: int) -> CycleReader:
         """The control loop's read: control fields every cycle, every field each
-        `full_every`-th time (`CycleReader`)."""
-        return CycleReader(self, full_every=full_every).read
+        `full_every`-th time."""
+        return CycleReader(self, full_every=full_every)
 
     async def blocks(self) -> Mapping[str, int]:
         """SunSpec block starts, discovered once (empty for other profiles)."""
@@ -119,6 +119,11 @@ class ProfileDevice:
     async def resolve(self, name: str, register: Register | Timeout | Fallback) -> RegisterSpec:
         """The wire register of a profile register (SunSpec blocks discovered)."""
         return resolve(self.profile, name, register, await self.blocks())
+
+    @property
+    def compiled_plan(self) -> tuple[list[Quantity], ReadPlan] | None:
+        """The fields read and their plan, once `plan` compiled them."""
+        return self._plan
 
     async def plan(self) -> tuple[list[Quantity], ReadPlan]:
         """The fields read and their plan, compiled on first use."""

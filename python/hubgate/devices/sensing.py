@@ -20,12 +20,13 @@ read with the time they were taken. A control field is never carried.
 from __future__ import annotations
 
 import zlib
+from functools import partial
 from typing import TYPE_CHECKING
 
 import trio
 
-from hubgate.devices.model import Reading
-from hubgate.modbus.codec import ReadPlan
+from hubgate.devices.model import PlannedRead, Reading
+from hubgate.modbus.codec import FieldValue, ReadPlan
 from hubgate.profiles.codec_fields import read_plan
 from hubgate.profiles.model import DeviceKind, Profile, Quantity
 from hubgate.profiles.plan import field_specs
@@ -94,16 +95,37 @@ class CycleReader:
 
     async def read(self) -> Reading:
         """This cycle's reading: control fields fresh, the rest fresh on every Nth read."""
-        fast = await self.plan()
+        await self.plan()
+        await self.device.plan()
+        planned = self.planned()
+        assert planned is not None
+        return planned.finish(await self.device.link.read_plan(planned.plan))
+
+    def planned(self) -> PlannedRead | None:
+        """This cycle's read as a plan to read with other devices' (`read` does it alone)
+        and what makes its reading; None until `read` compiled the plans (the first read,
+        which may discover SunSpec blocks)."""
+        full = self.device.compiled_plan
+        if full is None or (self._control is not None and self._fast is None):
+            return None
         due = self._count % self.full_every == 0
         self._count += 1
         last = self._last_full
+        fast = self._fast
         if fast is None or last is None or due:
-            reading = await self.device.read()
-            self._last_full = reading
-            return reading
+            quantities, plan = full
+            return PlannedRead(self.device.link, plan, partial(self._full, quantities))
         quantities, plan = fast
-        decoded = await self.device.link.read_plan(plan)
+        return PlannedRead(self.device.link, plan, partial(self._fresh, quantities, last))
+
+    def _full(self, quantities: list[Quantity], decoded: list[FieldValue]) -> Reading:
+        reading = self.device.reading(quantities, decoded, trio.current_time())
+        self._last_full = reading
+        return reading
+
+    def _fresh(
+        self, quantities: list[Quantity], last: Reading, decoded: list[FieldValue]
+    ) -> Reading:
         fresh = self.device.reading(quantities, decoded, trio.current_time())
         read = set(quantities) | set(fresh.values)  # with what the driver derived from them
         values = {q: v for q, v in last.values.items() if q not in read}

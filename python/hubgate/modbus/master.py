@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol, cast
 
-from hubgate._core import ReadPlan, Request, Response
+from hubgate._core import Field, ReadPlan, Request, Response
 from hubgate.modbus.codec import FieldValue
 from hubgate.modbus.errors import ModbusExceptionError
 from hubgate.modbus.stats import RequestStats
@@ -33,6 +34,26 @@ class Master(Protocol):
         `ModbusConnectionError` or `ModbusBadResponseError`.
         """
 
+    async def read_plan(
+        self,
+        unit: int,
+        plan: ReadPlan,
+        *,
+        max_in_flight: int = 1,
+        timeout_s: float | None = None,
+    ) -> list[FieldValue]:
+        """Every field of `plan` read from `unit`, with at most `max_in_flight` of its
+        requests on the link at once (where the link can pipeline); raises as `request`."""
+
+
+async def read_plan_in_turn(
+    master: Master, unit: int, plan: ReadPlan, *, timeout_s: float | None = None
+) -> list[FieldValue]:
+    """`Master.read_plan` for a link that takes one request at a time (RTU): the plan's
+    requests one after the other, then one `ReadPlan.decode` call."""
+    responses = [await master.request(unit, r, timeout_s=timeout_s) for r in plan.requests]
+    return plan.decode(responses)
+
 
 def stats_of(stats: dict[int, RequestStats], unit: int) -> RequestStats:
     """The statistics of `unit`, created on first use."""
@@ -53,12 +74,26 @@ def check_response(
     return response
 
 
+MAX_READ = 125
+"""Registers one FC3/FC4 request reads at most (MODBUS Application Protocol V1.1b3 §6.3)."""
+
+
+@functools.lru_cache(maxsize=1024)
+def registers_plan(function: int, address: int, count: int) -> ReadPlan:
+    """`count` registers from `address` as the u16 fields of a plan of one request."""
+    code: Literal[3, 4] = 3 if function == 3 else 4
+    return ReadPlan([Field(a, function=code) for a in range(address, address + count)])
+
+
 @dataclass(frozen=True)
 class ModbusDevice:
     """One unit id behind a master: the handle device drivers use."""
 
     master: Master
     unit: int
+    max_in_flight: int = 1
+    """Requests of one read plan the device answers at once (pipelining; its profile's
+    `[transport] max_in_flight`)."""
 
     @property
     def name(self) -> str:
@@ -78,6 +113,11 @@ class ModbusDevice:
         self, address: int, count: int, *, function: int = 3, timeout_s: float | None = None
     ) -> list[int]:
         """Read `count` holding (function 3) or input (function 4) registers."""
+        if function in (3, 4) and 1 <= count <= MAX_READ and 0 <= address <= 0x10000 - count:
+            # As a one-request plan: the exchange is matched and decoded in Rust.
+            plan = registers_plan(function, address, count)
+            values = await self.master.read_plan(self.unit, plan, timeout_s=timeout_s)
+            return cast(list[int], values)
         request: Request
         if function == 3:
             request = Request.ReadHoldingRegisters(address, count)
@@ -103,6 +143,7 @@ class ModbusDevice:
     async def read_plan(
         self, plan: ReadPlan, *, timeout_s: float | None = None
     ) -> list[FieldValue]:
-        """Every field of `plan`, reading its requests one after the other."""
-        responses = [await self.request(r, timeout_s=timeout_s) for r in plan.requests]
-        return plan.decode(responses)
+        """Every field of `plan` (see `Master.read_plan`)."""
+        return await self.master.read_plan(
+            self.unit, plan, max_in_flight=self.max_in_flight, timeout_s=timeout_s
+        )

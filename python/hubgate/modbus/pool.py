@@ -43,12 +43,13 @@ class ModbusPool:
         """Every master opened so far."""
         return list(self._masters.values())
 
-    def device(self, endpoint: ModbusEndpoint) -> ModbusDevice:
-        """The device at `endpoint`, on the master its link shares."""
+    def device(self, endpoint: ModbusEndpoint, *, max_in_flight: int = 1) -> ModbusDevice:
+        """The device at `endpoint`, on the master its link shares; `max_in_flight` requests
+        of a read plan at once when it is on a TCP link (see `ModbusDevice`)."""
         key = self._key(endpoint)
         if key not in self._masters:
             self._masters[key] = self._open(endpoint)
-        return ModbusDevice(self._masters[key], endpoint.unit)
+        return ModbusDevice(self._masters[key], endpoint.unit, max_in_flight)
 
     def _key(self, endpoint: ModbusEndpoint) -> tuple[str, str, int]:
         if endpoint.serial is not None:

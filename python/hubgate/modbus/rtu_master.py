@@ -25,17 +25,18 @@ from typing import Any
 
 import trio
 
-from hubgate._core import Request, Response, ResponseReceived, RtuClientCodec
+from hubgate._core import ReadPlan, Request, Response, ResponseReceived, RtuClientCodec
 from hubgate.backoff import Backoff
 from hubgate.config.model import SerialLine
 from hubgate.fencing import check_send
+from hubgate.modbus.codec import FieldValue
 from hubgate.modbus.errors import (
     ModbusBadResponseError,
     ModbusConnectionError,
     ModbusError,
     ModbusTimeoutError,
 )
-from hubgate.modbus.master import check_response, stats_of
+from hubgate.modbus.master import check_response, read_plan_in_turn, stats_of
 from hubgate.modbus.reconnect import DEFAULT_BACKOFF, ReconnectGate
 from hubgate.modbus.serial_line import RtuTiming, open_serial_line
 from hubgate.modbus.stats import RequestStats
@@ -109,6 +110,17 @@ class RtuMaster:
             ):
                 return await self._attempt(unit, request, timeout_s)
         return await self._attempt(unit, request, timeout_s)
+
+    async def read_plan(
+        self,
+        unit: int,
+        plan: ReadPlan,
+        *,
+        max_in_flight: int = 1,
+        timeout_s: float | None = None,
+    ) -> list[FieldValue]:
+        """Every field of `plan`, one request at a time (a bus has one request on it)."""
+        return await read_plan_in_turn(self, unit, plan, timeout_s=timeout_s)
 
     async def broadcast(self, request: Request, *, timeout_s: float | None = None) -> None:
         """Send a write to every unit (unit 0); no answer comes, the turnaround delay follows."""

@@ -25,11 +25,12 @@ class RequestStats:
     latency: QuantileSketch = field(default_factory=QuantileSketch)
     latency_sum_s: float = 0.0
 
-    def record_ok(self, latency_s: float) -> None:
-        """A request answered normally after `latency_s`."""
-        self.requests += 1
-        self.ok += 1
-        self._latency(latency_s)
+    def record_ok(self, latency_s: float, requests: int = 1) -> None:
+        """`requests` requests answered normally, each after `latency_s`."""
+        self.requests += requests
+        self.ok += requests
+        self.latency.add(latency_s, requests)
+        self.latency_sum_s += latency_s * requests
 
     def record_exception(self, latency_s: float) -> None:
         """A request answered with an error (Modbus exception response, OCPP CallError)."""

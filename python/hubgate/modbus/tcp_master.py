@@ -4,22 +4,27 @@
         meter = ModbusDevice(master, unit=1)
         registers = await meter.read_registers(40000, 10)
 
-One request is in flight at a time unless `max_in_flight` allows pipelining.
-Each attempt has its own timeout; failed attempts (timeout, lost connection,
-a frame that does not answer) are retried; an exception response is not.
-Responses are matched to requests by transaction id, so a late or stray
-answer is dropped and never taken for the next request's. There is no reader
-task: a waiting request reads the socket itself (one at a time) and hands
-each response to the request it answers, which saves a task switch per
-request, and the socket is a `SocketLink` (or whatever `Link` the `connect` given opens).
-A lost connection is reopened on demand, with exponential backoff and jitter after
-repeated failures.
+Callers take turns on the connection: one request, or one read plan, at a time.
+A read plan (`read_plan`) is encoded, matched and decoded in Rust
+(`PlanExchange`) under one deadline per round trip; a device that answers
+pipelined requests (`max_in_flight` above 1, from its profile) gets that many of
+the plan's requests at once, and one that turns out not to (it answers only some
+of them) is read one request at a time from then on. Each attempt has its own
+timeout; failed attempts (timeout, lost connection, a frame that does not answer)
+are retried; an exception response is not. Responses are matched to requests by
+transaction id, so a late or stray answer is dropped and never taken for the
+next request's. There is no reader task: the caller reads the socket itself, only
+once the answer can be there, and the socket is a `SocketLink` (or whatever
+`Link` the `connect` given opens). A lost connection is reopened on demand, with
+exponential backoff and jitter after repeated failures.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,6 +33,8 @@ import trio
 
 from hubgate._core import (
     FrameError,
+    PlanExchange,
+    ReadPlan,
     Request,
     Response,
     ResponseReceived,
@@ -36,10 +43,12 @@ from hubgate._core import (
 )
 from hubgate.backoff import Backoff
 from hubgate.fencing import check_send
+from hubgate.modbus.codec import FieldValue
 from hubgate.modbus.errors import (
     ModbusBadResponseError,
     ModbusConnectionError,
     ModbusError,
+    ModbusExceptionError,
     ModbusTimeoutError,
 )
 from hubgate.modbus.master import check_response, stats_of
@@ -51,34 +60,14 @@ log = logging.getLogger(__name__)
 
 _LINK_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 _RETRIED = (ModbusTimeoutError, ModbusConnectionError, ModbusBadResponseError)
-
-
-@dataclass
-class _Waiter:
-    done: trio.Event = field(default_factory=trio.Event)
-    outcome: Response | ModbusError | None = None
-
-    def finish(self, outcome: Response | ModbusError) -> None:
-        self.outcome = outcome
-        self.done.set()
+_NO_SCOPE = contextlib.nullcontext()
 
 
 @dataclass
 class _Connection:
     stream: Link
     codec: TcpClientCodec = field(default_factory=TcpClientCodec)
-    waiters: dict[int, _Waiter] = field(default_factory=dict)
-    send_lock: trio.Lock = field(default_factory=trio.Lock)
-    read_lock: trio.Lock = field(default_factory=trio.Lock)
     closed: bool = False
-
-
-async def _acquire(lock: trio.Lock | trio.Semaphore) -> None:
-    """Take `lock`, without a trip to the scheduler when it is free."""
-    try:
-        lock.acquire_nowait()
-    except trio.WouldBlock:
-        await lock.acquire()
 
 
 class TcpMaster:
@@ -91,7 +80,6 @@ class TcpMaster:
         *,
         timeout_s: float = 1.0,
         retries: int = 1,
-        max_in_flight: int = 1,
         backoff: Backoff = DEFAULT_BACKOFF,
         rng: random.Random | None = None,
         connect: Connect = SocketLink.connect,
@@ -99,20 +87,20 @@ class TcpMaster:
         """`connect` opens the link (a TCP socket; tests hand in memory streams)."""
         if not timeout_s > 0:
             raise ValueError(f"timeout_s must be above 0, got {timeout_s}")
-        if retries < 0 or max_in_flight < 1:
-            raise ValueError("retries must be 0 or more and max_in_flight 1 or more")
+        if retries < 0:
+            raise ValueError(f"retries must be 0 or more, got {retries}")
         self.host = host
         self.port = port
         self._name = f"{host}:{port}"  # made once: every request's checks name the link
         self.timeout_s = timeout_s
         self.retries = retries
-        self._slots = trio.Semaphore(max_in_flight)
-        self._pipelined = max_in_flight > 1
-        self._connect_lock = trio.Lock()
+        self._busy = False
+        self._waiting = trio.lowlevel.ParkingLot()
         self._open_link = connect
         self._connection: _Connection | None = None
         self._gate = ReconnectGate(self.name, backoff, rng or random.Random())
         self._stats: dict[int, RequestStats] = {}
+        self._one_at_a_time: set[int] = set()
         self.connections_opened = 0
         """How many times a connection was established."""
         self.stray_frames = 0
@@ -133,12 +121,54 @@ class TcpMaster:
     ) -> Response:
         """Send `request` to `unit`; see `Master.request`."""
         timeout_s = timeout_s or self.timeout_s
-        for _ in range(self.retries):
+        retries = self.retries
+        while True:
             try:
                 return await self._attempt(unit, request, timeout_s)
             except _RETRIED:
-                pass
-        return await self._attempt(unit, request, timeout_s)
+                if not retries:
+                    raise
+                retries -= 1
+
+    async def read_plan(
+        self,
+        unit: int,
+        plan: ReadPlan,
+        *,
+        max_in_flight: int = 1,
+        timeout_s: float | None = None,
+    ) -> list[FieldValue]:
+        """Every field of `plan` from `unit`, `max_in_flight` requests at a time; see
+        `Master.read_plan`. The timeout applies to each round trip."""
+        timeout_s = timeout_s or self.timeout_s
+        retries = self.retries
+        while True:
+            if unit in self._one_at_a_time:
+                max_in_flight = 1
+            try:
+                return await self._plan_attempt(unit, plan, max_in_flight, timeout_s)
+            except _RETRIED:
+                if not retries:
+                    raise
+                retries -= 1
+
+    def start_plan(
+        self, unit: int, plan: ReadPlan, max_in_flight: int, now: float
+    ) -> PlanInFlight | None:
+        """Send the first requests of `plan` now (Trio's clock at `now`), without waiting,
+        when the connection is open, on a socket and idle; the caller then drives the
+        `PlanInFlight` (`hubgate.modbus.plan_group`). None when it cannot: use `read_plan`."""
+        connection = self._connection
+        if self._busy or connection is None or connection.closed:
+            return None
+        if not isinstance(connection.stream, SocketLink):
+            return None
+        if unit in self._one_at_a_time:
+            max_in_flight = 1
+        exchange = PlanExchange(unit, plan, max_in_flight)
+        self._busy = True
+        stats = self._stats.get(unit) or stats_of(self._stats, unit)
+        return PlanInFlight(self, connection, connection.stream.socket, unit, exchange, stats, now)
 
     async def aclose(self) -> None:
         """Close the connection; the next request opens a new one."""
@@ -146,35 +176,23 @@ class TcpMaster:
             self._drop(self._connection, "closed by hubgate")
 
     async def _attempt(self, unit: int, request: Request, timeout_s: float) -> Response:
-        stats = stats_of(self._stats, unit)
-        deadline = trio.current_time() + timeout_s
+        stats = self._stats.get(unit) or stats_of(self._stats, unit)
+        started = trio.current_time()
+        deadline = started + timeout_s
         await trio.lowlevel.checkpoint_if_cancelled()
-        if trio.current_effective_deadline() <= deadline:
-            # An enclosing deadline comes first and cancels this attempt: no scope of our own
-            # (a cancel scope costs more than the rest of the attempt's Python).
-            return await self._attempt_until(unit, request, stats, deadline)
-        with trio.CancelScope(deadline=deadline):  # not move_on_at: no generator around it
-            return await self._attempt_until(unit, request, stats, deadline)
-        stats.record_timeout()
-        raise ModbusTimeoutError(f"no answer from {self.name}/{unit} within {timeout_s:g} s")
-
-    async def _attempt_until(
-        self, unit: int, request: Request, stats: RequestStats, deadline: float
-    ) -> Response:
-        await _acquire(self._slots)
-        try:
+        # An enclosing deadline that comes first cancels this attempt: no scope of our own
+        # (a cancel scope costs more than the rest of the attempt's Python).
+        own = trio.current_effective_deadline() > deadline
+        with trio.CancelScope(deadline=deadline) if own else _NO_SCOPE:
+            await self._take_turn()
             try:
                 connection = self._connection
                 if connection is None or connection.closed:
-                    connection = await self._connect(deadline)
-                started = trio.current_time()
-                if self._pipelined:
-                    outcome = await self._exchange(connection, unit, request)
-                else:
-                    outcome = await self._exchange_alone(connection, unit, request)
-            except ModbusError:
-                stats.record_error()
-                raise
+                    connection = await self._connect(deadline, stats)
+                    started = trio.current_time()
+                outcome = await self._exchange(connection, unit, request)
+            finally:
+                self._end_turn()
             if isinstance(outcome, ModbusError):
                 stats.record_error()
                 raise outcome
@@ -183,28 +201,76 @@ class TcpMaster:
             )
             self._gate.succeeded()
             return response
-        finally:
-            self._slots.release()
+        stats.record_timeout()
+        raise ModbusTimeoutError(f"no answer from {self.name}/{unit} within {timeout_s:g} s")
 
-    async def _connect(self, deadline: float) -> _Connection:
-        async with self._connect_lock:
-            if self._connection is not None and not self._connection.closed:
-                return self._connection
+    async def _plan_attempt(
+        self, unit: int, plan: ReadPlan, max_in_flight: int, timeout_s: float
+    ) -> list[FieldValue]:
+        stats = self._stats.get(unit) or stats_of(self._stats, unit)
+        started = trio.current_time()
+        deadline = started + timeout_s
+        await trio.lowlevel.checkpoint_if_cancelled()
+        exchange = PlanExchange(unit, plan, max_in_flight)
+        own = trio.current_effective_deadline() > deadline  # as in `_attempt`
+        with trio.CancelScope(deadline=deadline) if own else _NO_SCOPE as scope:
+            await self._take_turn()
+            try:
+                connection = self._connection
+                if connection is None or connection.closed:
+                    connection = await self._connect(deadline, stats)
+                    started = trio.current_time()
+                outcome, rounds = await self._exchange_plan(
+                    connection, unit, exchange, scope, timeout_s
+                )
+            finally:
+                self._end_turn()
+            if isinstance(outcome, list):
+                stats.record_ok((trio.current_time() - started) / rounds, exchange.answered)
+                self._gate.succeeded()
+                return outcome
+            if isinstance(outcome, ModbusExceptionError):
+                stats.record_exception(trio.current_time() - started)
+            else:
+                stats.record_error()
+            raise outcome
+        stats.record_timeout()
+        raise ModbusTimeoutError(f"no answer from {self.name}/{unit} within {timeout_s:g} s")
+
+    async def _take_turn(self) -> None:
+        """Wait until no other caller uses the connection (a `trio.Lock` costs more)."""
+        if self._busy:
+            await self._waiting.park()  # `_end_turn` hands the turn over
+        else:
+            self._busy = True
+
+    def _end_turn(self) -> None:
+        if self._waiting:
+            self._waiting.unpark()
+        else:
+            self._busy = False
+
+    async def _connect(self, deadline: float, stats: RequestStats) -> _Connection:
+        """A new connection (the caller has the turn)."""
+        try:
             await self._gate.wait(deadline)
             try:
                 stream = await self._open_link(self.host, self.port)
             except OSError as exc:
                 self._gate.failed(trio.current_time(), f"cannot connect: {exc}")
                 raise ModbusConnectionError(f"{self.name}: cannot connect: {exc}") from exc
-            connection = self._connection = _Connection(stream)
-            self.connections_opened += 1
-            return connection
+        except ModbusError:
+            stats.record_error()
+            raise
+        connection = self._connection = _Connection(stream)
+        self.connections_opened += 1
+        return connection
 
-    async def _exchange_alone(
+    async def _exchange(
         self, connection: _Connection, unit: int, request: Request
     ) -> Response | ModbusError:
-        """One request at a time (the slot's holder is the only sender and reader): no
-        waiter, no event, no lock; the socket is read only once the answer can be there."""
+        """One request, the caller's turn: the socket is read only once the answer can be
+        there."""
         codec = connection.codec
         transaction_id, frame = codec.encode_request(unit, request)
         outcome: Response | ModbusError | None = None
@@ -214,8 +280,7 @@ class TcpMaster:
             while outcome is None:
                 data = await connection.stream.receive_next()
                 if not data:
-                    self._drop(connection, "connection closed by the device")
-                    return ModbusConnectionError(f"{self.name}: connection closed by the device")
+                    return self._lost(connection, "connection closed by the device")
                 codec.receive_data(data)
                 while (event := codec.next_event()) is not None:
                     if isinstance(event, ResponseReceived):
@@ -228,87 +293,217 @@ class TcpMaster:
                             f"{self.name}/{event.unit}: {event.reason}"
                         )
         except FrameError as exc:
-            reason = f"bad frame header: {exc}"
-            self._drop(connection, reason)
-            return ModbusConnectionError(f"{self.name}: {reason}")
+            return self._lost(connection, f"bad frame header: {exc}")
         except _LINK_ERRORS as exc:
-            reason = f"connection lost: {exc or type(exc).__name__}"
-            self._drop(connection, reason)
-            return ModbusConnectionError(f"{self.name}: {reason}")
+            return self._lost(connection, f"connection lost: {exc or type(exc).__name__}")
         finally:
             if outcome is None:
                 codec.forget(transaction_id)
         return outcome
 
-    async def _exchange(
-        self, connection: _Connection, unit: int, request: Request
-    ) -> Response | ModbusError:
-        transaction_id, frame = connection.codec.encode_request(unit, request)
-        waiter = connection.waiters[transaction_id] = _Waiter()
+    async def _exchange_plan(
+        self,
+        connection: _Connection,
+        unit: int,
+        exchange: PlanExchange,
+        scope: trio.CancelScope | None,
+        timeout_s: float,
+    ) -> tuple[list[FieldValue] | ModbusError, int]:
+        """A plan's round trips, the caller's turn; returns the outcome and the round trips."""
+        codec, stream = connection.codec, connection.stream
+        rounds = 0
+        step: bytes | list[FieldValue] | Response | ResponseRejected | None
+        step = exchange.start(codec)
         try:
-            async with connection.send_lock:
-                check_send()
-                await connection.stream.send_all(frame)
-            while not waiter.done.is_set():
-                # One waiting request reads at a time; the others queue for the socket and
-                # usually find their response delivered when their turn comes.
-                await _acquire(connection.read_lock)
-                try:
-                    if not waiter.done.is_set():
-                        await self._receive(connection)
-                finally:
-                    connection.read_lock.release()
-        except _LINK_ERRORS as exc:
-            self._drop(connection, f"connection lost: {exc or type(exc).__name__}")
-        finally:
-            if not waiter.done.is_set():
-                connection.waiters.pop(transaction_id, None)
-                connection.codec.forget(transaction_id)
-        assert waiter.outcome is not None
-        return waiter.outcome
-
-    async def _receive(self, connection: _Connection) -> None:
-        """Read once and hand every complete response to its request."""
-        data = await connection.stream.receive_some(65536)
-        if not data:
-            self._drop(connection, "connection closed by the device")
-            return
-        connection.codec.receive_data(data)
-        try:
-            while (event := connection.codec.next_event()) is not None:
-                self._dispatch(connection, event)
+            while True:
+                if isinstance(step, bytes):
+                    check_send()
+                    await stream.send_all(step)
+                    rounds += 1
+                    if rounds > 1 and scope is not None:  # each round trip gets timeout_s
+                        scope.deadline = trio.current_time() + timeout_s
+                elif step is not None:
+                    break
+                data = await stream.receive_next()
+                if not data:
+                    return self._lost(connection, "connection closed by the device"), rounds
+                step = exchange.receive(codec, data)
         except FrameError as exc:
-            self._drop(connection, f"bad frame header: {exc}")
+            return self._lost(connection, f"bad frame header: {exc}"), rounds
+        except _LINK_ERRORS as exc:
+            reason = f"connection lost: {exc or type(exc).__name__}"
+            return self._lost(connection, reason), rounds
+        except BaseException:  # cut short by the deadline: late answers are strays
+            exchange.abandon(codec)
+            self._pipelining_failed(unit, exchange)
+            raise
+        finally:
+            self.stray_frames += exchange.strays
+        if isinstance(step, ResponseRejected):
+            return ModbusBadResponseError(f"{self.name}/{step.unit}: {step.reason}"), rounds
+        if isinstance(step, Response.Exception):
+            return ModbusExceptionError(f"{self.name}/{unit}", step.function, step.code), rounds
+        assert isinstance(step, list)
+        return step, max(rounds, 1)
 
-    def _dispatch(
-        self, connection: _Connection, event: ResponseReceived | ResponseRejected
-    ) -> None:
-        if isinstance(event, ResponseReceived):
-            waiter = connection.waiters.pop(event.transaction_id, None)
-            if waiter is not None:
-                waiter.finish(event.response)
-            return
-        self._stray(event)
-        if event.transaction_id is not None:
-            waiter = connection.waiters.pop(event.transaction_id, None)
-            if waiter is not None:
-                waiter.finish(ModbusBadResponseError(f"{self.name}/{event.unit}: {event.reason}"))
+    def _pipelining_failed(self, unit: int, exchange: PlanExchange) -> None:
+        """A device that answered some of its pipelined requests, then not the others
+        before the deadline, is read one request at a time from now on."""
+        if exchange.window > 1 and exchange.answered and unit not in self._one_at_a_time:
+            self._one_at_a_time.add(unit)
+            log.warning(
+                "%s/%d answered only %d of its pipelined requests: reading it one request"
+                " at a time (check max_in_flight in its profile)",
+                self.name,
+                unit,
+                exchange.answered,
+            )
 
     def _stray(self, event: ResponseRejected) -> None:
         self.stray_frames += 1
         log.debug("%s: dropped a frame from unit %d: %s", self.name, event.unit, event.reason)
 
+    def _lost(self, connection: _Connection, reason: str) -> ModbusConnectionError:
+        self._drop(connection, reason)
+        return ModbusConnectionError(f"{self.name}: {reason}")
+
     def _drop(self, connection: _Connection, reason: str) -> None:
-        """Close `connection`: fail every waiting request, reconnect on the next one."""
+        """Close `connection`; the next request opens a new one."""
         if connection.closed:
             return
         connection.closed = True
         self._gate.lost(trio.current_time(), reason)
         log.info("%s: %s", self.name, reason)
-        for waiter in connection.waiters.values():
-            waiter.finish(ModbusConnectionError(f"{self.name}: {reason}"))
-        connection.waiters.clear()
         connection.stream.close()
+
+
+class PlanInFlight:
+    """A read plan `TcpMaster.start_plan` started: its caller feeds it when the socket is
+    readable (`receive`) and gives up at its deadline (`expire`); `outcome` is set once
+    it ended (the fields' values or the `ModbusError`), the connection's turn then ends."""
+
+    __slots__ = (
+        "_connection",
+        "_exchange",
+        "_master",
+        "_rounds",
+        "_socket",
+        "_stats",
+        "_unit",
+        "deadline",
+        "fd",
+        "outcome",
+        "started",
+    )
+
+    def __init__(
+        self,
+        master: TcpMaster,
+        connection: _Connection,
+        sock: socket.socket,
+        unit: int,
+        exchange: PlanExchange,
+        stats: RequestStats,
+        now: float,
+    ) -> None:
+        self._master = master
+        self._connection = connection
+        self._socket = sock
+        self.fd = sock.fileno()
+        self._unit = unit
+        self._exchange = exchange
+        self._stats = stats
+        self.started = now
+        self.deadline = now + master.timeout_s
+        """When the round trip in flight times out."""
+        self._rounds = 0
+        self.outcome: list[FieldValue] | ModbusError | None = None
+        step = exchange.start(connection.codec)
+        if isinstance(step, bytes):
+            self._send(step, now)
+        else:
+            self._end(step, now)
+
+    def receive(self, now: float) -> bool:
+        """Take what the socket holds (at `now`); True once the plan ended."""
+        try:
+            data = self._socket.recv(65536)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            return self._lose(f"connection lost: {exc}", now)
+        if not data:
+            return self._lose("connection closed by the device", now)
+        try:
+            step = self._exchange.receive(self._connection.codec, data)
+        except FrameError as exc:
+            return self._lose(f"bad frame header: {exc}", now)
+        if step is None:
+            return False
+        if isinstance(step, bytes):
+            self._send(step, now)
+            self.deadline = now + self._master.timeout_s
+            return self.outcome is not None
+        self._end(step, now)
+        return True
+
+    def expire(self, now: float) -> None:
+        """The round trip in flight is past its deadline: a timeout."""
+        master = self._master
+        self._exchange.abandon(self._connection.codec)
+        master._pipelining_failed(self._unit, self._exchange)
+        self._finish(
+            ModbusTimeoutError(
+                f"no answer from {master.name}/{self._unit} within {master.timeout_s:g} s"
+            ),
+            now,
+        )
+
+    def _send(self, frames: bytes, now: float) -> None:
+        try:
+            check_send()
+            sent = self._socket.send(frames)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self._lose(f"connection lost: {exc}", now)
+            return
+        self._rounds += 1
+        if sent < len(frames):  # a few bytes into an empty send buffer: never on a live link
+            self._lose("send buffer full", now)
+
+    def _lose(self, reason: str, now: float) -> bool:
+        self._finish(self._master._lost(self._connection, reason), now)
+        return True
+
+    def _end(self, step: list[FieldValue] | Response | ResponseRejected, now: float) -> None:
+        master, unit = self._master, self._unit
+        if isinstance(step, list):
+            self._finish(step, now)
+        elif isinstance(step, ResponseRejected):
+            error = ModbusBadResponseError(f"{master.name}/{step.unit}: {step.reason}")
+            self._finish(error, now)
+        else:
+            assert isinstance(step, Response.Exception)
+            exception = ModbusExceptionError(f"{master.name}/{unit}", step.function, step.code)
+            self._finish(exception, now)
+
+    def _finish(self, outcome: list[FieldValue] | ModbusError, now: float) -> None:
+        master, stats = self._master, self._stats
+        master.stray_frames += self._exchange.strays
+        master._end_turn()
+        latency = now - self.started
+        if isinstance(outcome, list):
+            stats.record_ok(latency / max(self._rounds, 1), self._exchange.answered)
+            if master._gate.failures:
+                master._gate.succeeded()
+        elif isinstance(outcome, ModbusExceptionError):
+            stats.record_exception(latency)
+        elif isinstance(outcome, ModbusTimeoutError):
+            stats.record_timeout()
+        else:
+            stats.record_error()
+        self.outcome = outcome
 
 
 @asynccontextmanager
@@ -318,21 +513,13 @@ async def open_tcp_master(
     *,
     timeout_s: float = 1.0,
     retries: int = 1,
-    max_in_flight: int = 1,
     backoff: Backoff = DEFAULT_BACKOFF,
     rng: random.Random | None = None,
     connect: Connect = SocketLink.connect,
 ) -> AsyncIterator[TcpMaster]:
     """A `TcpMaster` whose connection is closed on exit."""
     master = TcpMaster(
-        host,
-        port,
-        timeout_s=timeout_s,
-        retries=retries,
-        max_in_flight=max_in_flight,
-        backoff=backoff,
-        rng=rng,
-        connect=connect,
+        host, port, timeout_s=timeout_s, retries=retries, backoff=backoff, rng=rng, connect=connect
     )
     try:
         yield master

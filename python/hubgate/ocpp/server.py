@@ -1,17 +1,15 @@
 """The OCPP WebSocket listener for charge points.
 
-Built on trio-websocket (wsproto) over our own Trio listeners rather than
-Hypercorn: we need the TLS stream itself for security profile 3 (the client
-certificate), a real HTTP 401/404 before the upgrade, and per-connection
-isolation; permessage-deflate, which trio-websocket does not offer, is switched
-on through wsproto's own extension in `_DeflateConnection`.
+Our own WebSocket (`hubgate.ocpp.websocket`: wsproto's handshake, the Rust core's
+framing) over our own Trio listeners rather than Hypercorn: we need the TLS stream
+itself for security profile 3 (the client certificate), a real HTTP 401/404 before
+the upgrade, per-connection isolation, and one task that reads, answers and writes.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hmac
 import logging
 import math
@@ -22,11 +20,7 @@ from typing import Protocol
 from urllib.parse import unquote
 
 import trio
-from trio_websocket import CloseReason, ConnectionClosed, WebSocketConnection, WebSocketRequest
-from wsproto import ConnectionType, WSConnection
-from wsproto.connection import ConnectionState
-from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Request, TextMessage
-from wsproto.extensions import PerMessageDeflate
+from trio_websocket import ConnectionClosed
 
 from hubgate.auth_limits import FailedAttempts
 from hubgate.config.services import OcppServer
@@ -36,8 +30,9 @@ from hubgate.ocpp import handlers_v2, handlers_v16
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import Station, StationRegistry
 from hubgate.ocpp.rpc import subprotocol
-from hubgate.ocpp.session import Handler, OcppSession, Receive, SessionLimits
+from hubgate.ocpp.session import Handler, OcppSession, SessionLimits
 from hubgate.ocpp.versions import OcppVersion
+from hubgate.ocpp.websocket import Upgrade, WebSocket, read_upgrade
 from hubgate.records.events import EventLog
 from hubgate.state import EventCategory, EventLevel
 
@@ -64,60 +59,6 @@ class ListenerLimits:
     ping_interval_s: float = 30.0
     ping_timeout_s: float = 15.0
     session: SessionLimits = field(default_factory=SessionLimits)
-
-
-class _DeflateConnection(WebSocketConnection):
-    """A server connection that accepts RFC 7692 permessage-deflate when offered, and
-    hands each message to its session from the reader task (`PushesMessages`)."""
-
-    _receive: Receive | None = None
-
-    def deliver_to(self, receive: Receive | None) -> None:
-        """`PushesMessages`: the messages queued so far first, then each as it is read."""
-        if receive is not None:
-            while True:
-                try:
-                    receive(self._recv_channel.receive_nowait())
-                except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                    break
-        self._receive = receive
-
-    async def _handle_message_event(self, event: TextMessage | BytesMessage) -> None:
-        receive = self._receive
-        if receive is None or self._message_size + len(event.data) > self._max_message_size:
-            await super()._handle_message_event(event)  # queued, or closed for its size
-            return
-        data = event.data if isinstance(event, TextMessage) else bytes(event.data)
-        self._message_size += len(data)
-        self._message_parts.append(data)
-        if event.message_finished:
-            parts = self._message_parts
-            self._message_size, self._message_parts = 0, []
-            receive(b"".join(parts) if isinstance(event, BytesMessage) else "".join(parts))  # type: ignore[arg-type]
-
-    async def _accept(
-        self, request: Request, subprotocol: str | None, extra_headers: list[tuple[bytes, bytes]]
-    ) -> None:
-        self._subprotocol = subprotocol
-        self._path = request.target
-        await self._send(
-            AcceptConnection(
-                subprotocol=subprotocol,
-                extra_headers=extra_headers,
-                extensions=[PerMessageDeflate()],
-            )
-        )
-        self._open_handshake.set()
-
-    async def _handle_close_connection_event(self, event: CloseConnection) -> None:
-        """A frame wsproto cannot parse (text that is not UTF-8: 1007; a protocol error:
-        1002) comes as a CloseConnection while the connection is still open: send the close
-        frame it calls for first (trio-websocket would only drop the connection)."""
-        if self._wsproto.state is ConnectionState.OPEN:
-            self._close_reason = CloseReason(event.code, event.reason or None)
-            with contextlib.suppress(ConnectionClosed):
-                await self._send(CloseConnection(code=event.code, reason=event.reason))
-        await super()._handle_close_connection_event(event)
 
 
 class Attachment(Protocol):
@@ -161,10 +102,10 @@ def server_tls_context(config: OcppServer) -> ssl.SSLContext | None:
     return context
 
 
-def _basic_auth_ok(request: WebSocketRequest, station: Station) -> bool:
+def _basic_auth_ok(request: Upgrade, station: Station) -> bool:
     """HTTP Basic with the identity as user name and the charger's password."""
     password = station.admission.password
-    header = dict(request.headers).get(b"authorization", b"")
+    header = request.headers.get(b"authorization", b"")
     scheme, _, encoded = header.partition(b" ")
     if password is None or scheme.lower() != b"basic":
         return False
@@ -214,7 +155,7 @@ class OcppListener:
         identities = sum(1 for _ in registry)
         self.guard = ConnectionGuard("ocpp", self.limits.max_pending_connections + identities)
         self._tls = server_tls_context(config)
-        self._live: dict[str, tuple[trio.CancelScope, WebSocketConnection]] = {}
+        self._live: dict[str, tuple[trio.CancelScope, WebSocket]] = {}
 
     async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen until cancelled; `task_status.started` gets the bound port."""
@@ -240,44 +181,38 @@ class OcppListener:
         self, nursery: trio.Nursery, accepted: GuardedStream, stream: trio.abc.Stream
     ) -> None:
         source = str(accepted.socket.getpeername()[0])
-        with trio.move_on_after(self.limits.handshake_timeout_s) as handshake:
+        request = None
+        with trio.move_on_after(self.limits.handshake_timeout_s):
             try:
                 if isinstance(stream, trio.SSLStream):
                     await stream.do_handshake()
-                # trio_websocket.wrap_server_stream's steps, with our connection class.
-                connection = _DeflateConnection(
-                    stream,
-                    WSConnection(ConnectionType.SERVER),
-                    message_queue_size=4,
-                    max_message_size=self.limits.max_message_bytes,
-                )
-                nursery.start_soon(self._read, connection, handshake)
-                request = await connection._get_request()
-            except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionClosed) as exc:
+                request = await read_upgrade(stream)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 _quiet.info(source, "%s: handshake failed: %s", source, clip(exc))
                 return
-        if handshake.cancelled_caught:
+        if request is None:
             _quiet.info(source, "%s: no WebSocket handshake (timed out or left)", source)
             return
         try:
             admitted = await self._admit(request, stream, source)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionClosed) as exc:
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             _quiet.info(source, "%s: connection lost during the handshake: %s", source, clip(exc))
             return
-        if admitted is not None:
+        if admitted is None:
+            return
+        ws, station, version = admitted
+        nursery.start_soon(ws.run)
+        if station is not None and version is not None:
             accepted.established = True  # one per identity: out of the pending count
-            await self._run(*admitted)
-
-    @staticmethod
-    async def _read(connection: WebSocketConnection, handshake: trio.CancelScope) -> None:
-        """The connection's reader; a peer that leaves before its upgrade request ends the
-        wait for it at once (not at the handshake deadline)."""
-        await connection._reader_task()
-        handshake.cancel()
+            await self._run(ws, station, version)
+        else:
+            with trio.move_on_after(self.limits.close_timeout_s):
+                await ws.aclose(1002, "no supported OCPP subprotocol")
 
     async def _admit(
-        self, request: WebSocketRequest, stream: trio.abc.Stream, source: str
-    ) -> tuple[WebSocketConnection, Station, OcppVersion] | None:
+        self, request: Upgrade, stream: trio.abc.Stream, source: str
+    ) -> tuple[WebSocket, Station | None, OcppVersion | None] | None:
+        """The accepted WebSocket, with its station and version if it may go on."""
         identity = unquote(request.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
         station = self.registry.get(identity)
         if station is None:
@@ -290,20 +225,18 @@ class OcppListener:
             if wait_s > 0:
                 _quiet.warning(source, "%s: too many failed logins; refused for now", source)
                 retry = str(math.ceil(wait_s)).encode()
-                await request.reject(429, extra_headers=[(b"Retry-After", retry)])
+                await request.reject(429, [(b"Retry-After", retry)])
                 return None
             if not _basic_auth_ok(request, station):
                 self.auth_failures.failed(source)
                 _quiet.warning(source, "%s: Basic authentication failed (%s)", identity, source)
-                await request.reject(
-                    401, extra_headers=[(b"WWW-Authenticate", b'Basic realm="ocpp"')]
-                )
+                await request.reject(401, [(b"WWW-Authenticate", b'Basic realm="ocpp"')])
                 return None
         if profile == 3 and not _certificate_names_identity(stream, identity):
             _quiet.warning(source, "%s: client certificate does not name this identity", identity)
             await request.reject(403)
             return None
-        offered = set(request.proposed_subprotocols)
+        offered = set(request.subprotocols)
         version = next(
             (
                 v
@@ -316,12 +249,17 @@ class OcppListener:
             _quiet.warning(
                 source, "%s: no common OCPP version in %s", identity, clip(sorted(offered))
             )
-            ws = await request.accept()
-            await ws.aclose(1002, "no supported OCPP subprotocol")
-            return None
-        return await request.accept(subprotocol=subprotocol(version)), station, version
+            return await self._accept(request, None), None, None
+        return await self._accept(request, subprotocol(version)), station, version
 
-    async def _run(self, ws: WebSocketConnection, station: Station, version: OcppVersion) -> None:
+    async def _accept(self, request: Upgrade, chosen: str | None) -> WebSocket:
+        return await request.accept(
+            chosen,
+            max_message_bytes=self.limits.max_message_bytes,
+            max_queued_frames=self.limits.session.max_queued_frames,
+        )
+
+    async def _run(self, ws: WebSocket, station: Station, version: OcppVersion) -> None:
         identity = station.identity
         attachment = None if self.attach is None else self.attach(station, version)
         session = OcppSession(
@@ -361,14 +299,14 @@ class OcppListener:
                         EventLevel.WARNING, identity, session.dropped, category=EventCategory.DEVICE
                     )
 
-    async def _close_replaced(self, scope: trio.CancelScope, ws: WebSocketConnection) -> None:
+    async def _close_replaced(self, scope: trio.CancelScope, ws: WebSocket) -> None:
         """The identity connected again: close its old connection with a close frame."""
         with trio.move_on_after(self.limits.close_timeout_s):
             await ws.aclose(1000, "replaced by a newer connection of this identity")
         scope.cancel()
 
     async def _keepalive(
-        self, ws: WebSocketConnection, session: OcppSession, scope: trio.CancelScope
+        self, ws: WebSocket, session: OcppSession, scope: trio.CancelScope
     ) -> None:
         """WebSocket pings to peers quiet for a ping interval; one that does not answer is dropped."""
         while True:

@@ -92,6 +92,16 @@ class PushesMessages(Protocol):
     def deliver_to(self, receive: Receive | None) -> None: ...
 
 
+@runtime_checkable
+class QueuesMessages(Protocol):
+    """A transport that keeps its own queue of outgoing messages and writes them in
+    order from its own task (`hubgate.ocpp.websocket.WebSocket`): the session needs no
+    writer task. `queue_message` never waits; it raises `trio.WouldBlock` when too many
+    messages wait for the peer to read, `ConnectionClosed` once the connection closes."""
+
+    def queue_message(self, message: str) -> None: ...
+
+
 def _unsupported(action: str) -> RpcError:
     return RpcError(ErrorCode.NOT_SUPPORTED, f"{action} is not supported here")
 
@@ -131,6 +141,8 @@ class OcppSession:
         """`link`: where its frames and our calls are counted (the station's, across its
         connections; default: its own)."""
         self.transport = transport
+        self._queue = transport.queue_message if isinstance(transport, QueuesMessages) else None
+        """The transport's own queue, when it has one (then no writer task)."""
         self.version = version
         self.identity = identity
         self.limits = limits or SessionLimits()
@@ -160,7 +172,8 @@ class OcppSession:
         try:
             with self._run_scope:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._write)
+                    if self._queue is None:
+                        nursery.start_soon(self._write)
                     task_status.started()
                     pushes = isinstance(self.transport, PushesMessages)
                     receive = functools.partial(self._arrived, nursery=nursery)
@@ -425,14 +438,17 @@ class OcppSession:
         if self._closed:
             raise OcppSessionClosedError(f"{self.identity}: connection closed")
         try:
-            self._outbox.send_nowait(rpc.encode(message))
+            if self._queue is not None:
+                self._queue(rpc.encode(message))
+            else:
+                self._outbox.send_nowait(rpc.encode(message))
         except trio.WouldBlock:
             self._drop(
                 f"disconnected: {self.limits.max_queued_frames} frames waiting, "
                 "the charger does not read"
             )
             raise OcppSessionClosedError(f"{self.identity}: {self.dropped}") from None
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+        except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionClosed):
             self._close_pending()
             raise OcppSessionClosedError(f"{self.identity}: connection closed") from None
 

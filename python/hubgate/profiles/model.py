@@ -298,11 +298,23 @@ class Transport(Fact):
         default=None, description="Factory line settings, where the documentation gives them"
     )
     inter_request_delay_ms: int = Field(default=0, ge=0, le=10_000)
+    max_in_flight: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Requests the device answers at once over Modbus TCP (pipelining); 1"
+        " unless it is known to answer several requests sent in one TCP segment",
+    )
 
     @model_validator(mode="after")
     def _serial_for_rtu(self) -> Transport:
         if self.serial is not None and "rtu" not in self.link:
             raise ValueError(f"link '{self.link}' has no serial line: drop [transport.serial]")
+        if self.max_in_flight > 1 and (self.link != "tcp" or self.inter_request_delay_ms):
+            raise ValueError(
+                "max_in_flight above 1 pipelines requests over Modbus TCP: it needs"
+                " link = 'tcp' and no inter_request_delay_ms"
+            )
         return self
 
 

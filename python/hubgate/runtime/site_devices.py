@@ -19,6 +19,7 @@ from hubgate.devices.model import Charger
 from hubgate.devices.profile_driver import ProfileCharger, ProfileDevice, driver_for
 from hubgate.devices.pv import PvDevice
 from hubgate.devices.storage import BatteryDevice
+from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.pool import ModbusPool
 from hubgate.ocpp.charger_info import charger_info
 from hubgate.ocpp.device import OcppCharger
@@ -27,11 +28,18 @@ from hubgate.ocpp.registry import StationRegistry
 from hubgate.ocpp.smart_charging import LeaseSettings
 from hubgate.ocpp.station_care import CapabilityStore, StationCare
 from hubgate.profiles.loader import load_named
+from hubgate.profiles.model import Profile
 from hubgate.state import ChargerInfo
 
 
 def _modbus(device_id: str, endpoint: ModbusEndpoint, pool: ModbusPool) -> ProfileDevice:
-    return driver_for(device_id, load_named(endpoint.profile), pool.device(endpoint))
+    profile = load_named(endpoint.profile)
+    return driver_for(device_id, profile, _link(endpoint, profile, pool))
+
+
+def _link(endpoint: ModbusEndpoint, profile: Profile, pool: ModbusPool) -> ModbusDevice:
+    """The device's link, pipelining reads as its profile allows."""
+    return pool.device(endpoint, max_in_flight=profile.transport.max_in_flight)
 
 
 def station_cares(site: SiteConfig, registry: StationRegistry) -> dict[str, StationCare]:
@@ -105,10 +113,11 @@ def build_site_devices(
                 endpoint = charger.modbus.model_copy(
                     update={"unit": charger.modbus.unit + position}
                 )
+                profile = load_named(endpoint.profile)
                 device = driver_for(
                     charger.id,
-                    load_named(endpoint.profile),
-                    pool.device(endpoint),
+                    profile,
+                    _link(endpoint, profile, pool),
                     voltage_v=site.grid.voltage_v,
                     dc=connector.dc,
                 )

@@ -9,3 +9,4 @@ pub mod alloc;
 pub mod crc;
 pub mod modbus;
 pub mod plan;
+pub mod websocket;

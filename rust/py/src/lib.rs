@@ -8,10 +8,12 @@ mod alloc_buffers;
 mod crc;
 mod errors;
 mod ints;
+mod modbus_batch;
 mod modbus_codec;
 mod modbus_pdu;
 mod modbus_values;
 mod plan;
+mod websocket;
 
 use pyo3::prelude::*;
 
@@ -20,6 +22,8 @@ use pyo3::prelude::*;
 mod _core {
     #[pymodule_export]
     use super::crc::{check_crc, crc16};
+    #[pymodule_export]
+    use super::modbus_batch::PlanExchange;
     #[pymodule_export]
     use super::modbus_codec::{
         RequestReceived, RequestRejected, ResponseReceived, ResponseRejected, RtuClientCodec,
@@ -36,6 +40,8 @@ mod _core {
     };
     #[pymodule_export]
     use super::plan::{DeadlinePlan, DeadlinePlanner};
+    #[pymodule_export]
+    use super::websocket::{encode_websocket_close, encode_websocket_frame, WebSocketDecoder};
 
     use pyo3::prelude::*;
 

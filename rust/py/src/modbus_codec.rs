@@ -48,6 +48,16 @@ pub(crate) struct ResponseRejected {
     reason: String,
 }
 
+impl ResponseRejected {
+    pub(crate) fn new(transaction_id: Option<u16>, unit: u8, reason: String) -> Self {
+        Self {
+            transaction_id,
+            unit,
+            reason,
+        }
+    }
+}
+
 /// A well-formed request received by a server.
 #[pyclass(frozen, get_all, eq, module = "hubgate._core")]
 #[derive(Debug, PartialEq)]
@@ -170,7 +180,7 @@ macro_rules! client_codec {
         #[pyclass(module = "hubgate._core")]
         #[derive(Default)]
         pub(crate) struct $name {
-            codec: $core,
+            pub(crate) codec: $core,
             scratch: Vec<u8>,
         }
 

@@ -1,6 +1,7 @@
 //! Typed register fields and compiled read plans for Python.
 
 use hubgate_core::modbus::function::{READ_COILS, READ_DISCRETE_INPUTS};
+use hubgate_core::modbus::pdu;
 use hubgate_core::modbus::planner::{self, Block, Limits};
 use hubgate_core::modbus::values::{Codec, Sentinel, Value, ValueError, ValueType};
 use pyo3::prelude::*;
@@ -363,11 +364,31 @@ impl ReadPlan {
         }
         let blocks: Vec<Option<Block<'_>>> =
             owned.iter().map(|o| o.as_ref().map(Owned::block)).collect();
-        let values = self.plan.decode(&blocks).map_err(CoreError::from)?;
-        let out = PyList::empty(py);
-        for value in values {
-            out.append(value_to_py(py, value)?)?;
-        }
-        Ok(out)
+        decode_blocks(py, self, &blocks)
     }
+}
+
+impl ReadPlan {
+    /// The core requests, in plan order.
+    pub(crate) fn requests_of(&self) -> Vec<pdu::Request> {
+        self.plan
+            .reads()
+            .iter()
+            .map(planner::Read::request)
+            .collect()
+    }
+}
+
+/// Every field of `plan` as a Python list, from one block per planned read.
+pub(crate) fn decode_blocks<'py>(
+    py: Python<'py>,
+    plan: &ReadPlan,
+    blocks: &[Option<Block<'_>>],
+) -> PyResult<Bound<'py, PyList>> {
+    let values = plan.plan.decode(blocks).map_err(CoreError::from)?;
+    let out = PyList::empty(py);
+    for value in values {
+        out.append(value_to_py(py, value)?)?;
+    }
+    Ok(out)
 }

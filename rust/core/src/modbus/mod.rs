@@ -2,6 +2,7 @@
 //! server codecs with request/response matching, typed register values and
 //! a read planner.
 
+pub mod batch;
 pub mod client;
 pub mod exception;
 pub mod function;

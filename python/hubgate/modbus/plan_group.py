@@ -1,0 +1,123 @@
+"""Many devices' read plans from one task: every first request sent at once, then one
+private `epoll` set drained as the answers arrive.
+
+    outcomes = await read_plans([(meter, plan), (charger, other_plan)], deadline)
+
+A task per device costs a spawn, a readiness wait (an `epoll_ctl`) and a task switch
+per request; here the whole group costs one Trio wait per batch of answers. A device
+on an open, idle Modbus TCP connection is read in the group (`TcpMaster.start_plan`);
+any other (RTU, a connection to open or in use), and one whose read in the group fails
+in a way a retry may cure (timeout, lost link, a frame that does not answer), is read
+by its own `read_plan` in a task, with its retries, under the same deadline. Each
+outcome is the fields' values, the error that ended the read, or None when the
+deadline came first.
+"""
+
+from __future__ import annotations
+
+import heapq
+import select
+from collections.abc import Sequence
+
+import trio
+
+from hubgate._core import HubgateError, ReadPlan
+from hubgate.modbus.codec import FieldValue
+from hubgate.modbus.errors import ModbusBadResponseError, ModbusConnectionError, ModbusTimeoutError
+from hubgate.modbus.master import ModbusDevice
+from hubgate.modbus.tcp_master import PlanInFlight, TcpMaster
+
+Outcome = list[FieldValue] | HubgateError | None
+"""The fields' values, the error that ended the read, or None (past the deadline)."""
+
+_RETRIED = (ModbusTimeoutError, ModbusConnectionError, ModbusBadResponseError)
+_ONE_WAKE = select.EPOLLIN | select.EPOLLONESHOT
+"""A socket reports once, then not again until re-armed: an ended plan's is never woken
+for (a late answer), and needs no `epoll_ctl` to leave the set."""
+
+
+async def read_plans(
+    reads: Sequence[tuple[ModbusDevice, ReadPlan]], deadline: float
+) -> list[Outcome]:
+    """The outcome of every `(device, plan)`, in order (see the module docstring)."""
+    outcomes: list[Outcome] = [None] * len(reads)
+    flights: dict[int, tuple[int, PlanInFlight]] = {}
+    alone: list[int] = []
+    now = trio.current_time()
+    for index, (device, plan) in enumerate(reads):
+        master = device.master
+        flight = None
+        if isinstance(master, TcpMaster):
+            try:
+                flight = master.start_plan(device.unit, plan, device.max_in_flight, now)
+            except HubgateError as exc:  # a plan the codec refuses
+                outcomes[index] = exc
+                continue
+        if flight is None or isinstance(flight.outcome, _RETRIED):
+            alone.append(index)
+        elif flight.outcome is not None:
+            outcomes[index] = flight.outcome
+        else:
+            flights[flight.fd] = (index, flight)
+
+    async def read_alone(index: int) -> None:
+        device, plan = reads[index]
+        try:
+            outcomes[index] = await device.read_plan(plan)
+        except HubgateError as exc:
+            outcomes[index] = exc
+
+    with trio.move_on_at(deadline):
+        async with trio.open_nursery() as nursery:
+            for index in alone:
+                nursery.start_soon(read_alone, index)
+            if flights:
+                for index in await _drain(flights, outcomes):
+                    nursery.start_soon(read_alone, index)
+    return outcomes
+
+
+async def _drain(
+    flights: dict[int, tuple[int, PlanInFlight]], outcomes: list[Outcome]
+) -> list[int]:
+    """Feed every plan in flight until each ended; returns those to retry alone. Cancelled
+    at the group's deadline: the plans still in flight are abandoned (no outcome)."""
+    retry: list[int] = []
+    deadlines = [(flight.deadline, fd) for fd, (_, flight) in flights.items()]
+    heapq.heapify(deadlines)
+    poll = select.epoll(len(flights))
+    try:
+        for fd in flights:
+            poll.register(fd, _ONE_WAKE)
+        while flights:
+            with trio.CancelScope(deadline=deadlines[0][0]):
+                await trio.lowlevel.wait_readable(poll.fileno())
+            now = trio.current_time()
+            ended: list[int] = []
+            for fd, _ in poll.poll(0):
+                if flights[fd][1].receive(now):
+                    ended.append(fd)  # and its socket stays out of the set (one shot)
+                else:
+                    poll.modify(fd, _ONE_WAKE)
+            while deadlines and (deadlines[0][0] <= now or deadlines[0][1] not in flights):
+                _, fd = heapq.heappop(deadlines)
+                if fd not in flights or fd in ended:
+                    continue
+                flight = flights[fd][1]
+                if flight.deadline > now:  # a later round trip: its own deadline
+                    heapq.heappush(deadlines, (flight.deadline, fd))
+                    continue
+                flight.expire(now)
+                ended.append(fd)
+            for fd in ended:
+                index, flight = flights.pop(fd)
+                if isinstance(flight.outcome, _RETRIED):
+                    retry.append(index)
+                else:
+                    outcomes[index] = flight.outcome
+    finally:
+        now = trio.current_time()
+        for _, flight in flights.values():  # cut short at the deadline
+            flight.expire(now)
+        poll.close()
+    return retry

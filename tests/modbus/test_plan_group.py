@@ -1,0 +1,143 @@
+"""Many devices' read plans from one task (`read_plans`) against pymodbus and faulty devices:
+the same values, errors and recoveries as each device's own `read_plan`."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from hubgate._core import Field, ReadPlan
+from hubgate.modbus.errors import ModbusExceptionError, ModbusTimeoutError
+from hubgate.modbus.master import ModbusDevice
+from hubgate.modbus.plan_group import read_plans
+from hubgate.modbus.tcp_master import TcpMaster, open_tcp_master
+from tests.support.modbus_faults import (
+    FIRST_ANSWER_FAULTS,
+    REGISTERS,
+    Behaviour,
+    answer,
+    answers_pairs_reversed,
+    late,
+    serve_faulty_device,
+    silent,
+)
+from tests.support.modbus_peers import HOLDING, RunningServer
+
+PLAN = ReadPlan([Field(a) for a in range(10, 14)] + [Field(20, "u32")])
+"""Two requests: registers 10-13, and 20-21 as one u32."""
+
+
+def expected(registers: list[int]) -> list[object]:
+    return [*registers[10:14], registers[20] << 16 | registers[21]]
+
+
+async def opened(master: TcpMaster, unit: int = 1, max_in_flight: int = 1) -> ModbusDevice:
+    """A device on `master` with its connection open (the group reads open ones only)."""
+    device = ModbusDevice(master, unit, max_in_flight)
+    await master._connect(trio.current_time() + 1, device.stats)
+    return device
+
+
+async def test_many_devices_and_a_pymodbus_gateway_read_in_one_group(
+    pymodbus_tcp: RunningServer,
+) -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            ports = [await nursery.start(serve_faulty_device, answer) for _ in range(20)]
+            masters = [TcpMaster("127.0.0.1", port) for port in ports]
+            gateway = TcpMaster("127.0.0.1", pymodbus_tcp.port)
+            devices = [await opened(m) for m in masters]
+            one = await opened(gateway, 1)
+            two = ModbusDevice(gateway, 2)  # behind the same connection: read after unit 1
+            late_master = TcpMaster("127.0.0.1", ports[0])  # not connected: read alone
+            reads = [(d, PLAN) for d in [*devices, one, two, ModbusDevice(late_master, 1)]]
+            for _ in range(3):
+                outcomes = await read_plans(reads, trio.current_time() + 5)
+                assert outcomes[:20] == [expected(REGISTERS)] * 20
+                assert outcomes[20:] == [
+                    expected(HOLDING),
+                    expected([v * 10 for v in HOLDING]),
+                    expected(REGISTERS),
+                ]
+            assert devices[3].stats.ok == 3 * 2
+            assert gateway.connections_opened == 1
+            for master in [*masters, gateway, late_master]:
+                await master.aclose()
+            nursery.cancel_scope.cancel()
+
+
+@FIRST_ANSWER_FAULTS
+async def test_a_fault_in_the_group_is_retried_alone(behaviour: Behaviour, fault: str) -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            faulty_port = await nursery.start(serve_faulty_device, behaviour)
+            healthy_port = await nursery.start(serve_faulty_device, answer)
+            async with (
+                open_tcp_master("127.0.0.1", faulty_port, timeout_s=0.3) as faulty_link,
+                open_tcp_master("127.0.0.1", healthy_port) as healthy_link,
+            ):
+                faulty, healthy = await opened(faulty_link), await opened(healthy_link)
+                outcomes = await read_plans(
+                    [(faulty, PLAN), (healthy, PLAN)], trio.current_time() + 5
+                )
+                assert outcomes == [expected(REGISTERS)] * 2, fault
+                assert faulty.stats.ok == 2
+                assert faulty.stats.requests > 2  # the group's failed attempt counts
+                assert healthy.stats.requests == healthy.stats.ok == 2
+            nursery.cancel_scope.cancel()
+
+
+async def test_an_exception_is_the_outcome_and_a_silent_device_times_out(
+    pymodbus_tcp: RunningServer,
+) -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_faulty_device, silent)
+            async with (
+                open_tcp_master("127.0.0.1", pymodbus_tcp.port) as gateway,
+                open_tcp_master("127.0.0.1", port, timeout_s=0.2, retries=1) as dead_link,
+            ):
+                device, dead = await opened(gateway), await opened(dead_link)
+                bad = ReadPlan([Field(0), Field(5000)])
+                start = trio.current_time()
+                outcomes = await read_plans([(device, bad), (dead, PLAN)], start + 5)
+                assert isinstance(outcomes[0], ModbusExceptionError)
+                assert (outcomes[0].function, outcomes[0].code) == (3, 2)
+                assert isinstance(outcomes[1], ModbusTimeoutError)
+                # the group's attempt, then read alone with its retry: 3 attempts of 0.2 s
+                assert trio.current_time() - start == pytest.approx(0.6, abs=0.15)
+                assert dead.stats.timeouts == 3
+            nursery.cancel_scope.cancel()
+
+
+async def test_the_deadline_leaves_no_outcome_and_the_late_answer_is_a_stray() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_faulty_device, late(0.3))
+            async with open_tcp_master("127.0.0.1", port, timeout_s=2) as link:
+                device = await opened(link)
+                start = trio.current_time()
+                assert await read_plans([(device, PLAN)], start + 0.1) == [None]
+                assert trio.current_time() - start == pytest.approx(0.1, abs=0.05)
+                connection = link._connection
+                assert connection is not None
+                assert connection.codec.pending == 0
+                assert await device.read_plan(PLAN) == expected(REGISTERS)
+                assert link.stray_frames >= 1
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_pipelining_device_is_read_with_its_requests_in_flight_together() -> None:
+    plan = ReadPlan([Field(a) for b in range(4) for a in range(b * 10, b * 10 + 3)])
+    assert len(plan.requests) == 4
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_faulty_device, answers_pairs_reversed())
+            async with open_tcp_master("127.0.0.1", port) as link:
+                device = await opened(link, max_in_flight=2)
+                outcomes = await read_plans([(device, plan)], trio.current_time() + 5)
+                assert outcomes == [
+                    [REGISTERS[a] for b in range(4) for a in range(b * 10, b * 10 + 3)]
+                ]
+                assert device.stats.ok == 4
+            nursery.cancel_scope.cancel()

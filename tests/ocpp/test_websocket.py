@@ -1,0 +1,209 @@
+"""The Rust core's WebSocket framing against two independent implementations, wsproto and
+websockets: their client frames decoded whole, split at every byte and byte by byte; our
+server frames read back by both; malformed frames closed with their RFC 6455 close codes
+by the listener, over real sockets."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+import pytest
+import trio
+from websockets.frames import Close, Frame, Opcode
+from websockets.streams import StreamReader
+from wsproto.connection import Connection, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Message, Ping, Pong, TextMessage
+from wsproto.frame_protocol import CloseReason
+
+from hubgate._core import WebSocketDecoder, encode_websocket_close, encode_websocket_frame
+from hubgate.ocpp.server import ListenerLimits
+from hubgate.ocpp.websocket import BINARY, CLOSE, FAILED, PING, PONG, TEXT
+from tests.support.deflate_peer import DeflatePeer
+from tests.support.ocpp_listener import start_listener
+
+Event = tuple[int, str | bytes, int]
+
+MESSAGES: list[str | bytes] = [
+    "",
+    '[2,"1","Heartbeat",{}]',
+    "é" * 63,  # 126 bytes: the 16-bit length form
+    "x" * 65535,
+    "y" * 70_001,  # the 64-bit length form
+    b"\x00\xff" * 40,
+]
+
+
+SMALL = [*MESSAGES[:3], MESSAGES[-1]]
+"""Every length form but the large ones: small enough to split at every byte."""
+
+
+def _expected(messages: list[str | bytes]) -> list[Event]:
+    events: list[Event] = [(TEXT if isinstance(m, str) else BINARY, m, 0) for m in messages]
+    events.append((TEXT, "fragmented, with a ping between", 0))
+    return [
+        *events[:-1],
+        (PING, b"ping data", 0),
+        events[-1],
+        (PONG, b"", 0),
+        (CLOSE, "done", 1000),
+    ]
+
+
+def _wsproto_client_bytes(messages: list[str | bytes]) -> bytes:
+    client = Connection(ConnectionType.CLIENT)
+    out = b"".join(
+        client.send(TextMessage(m) if isinstance(m, str) else BytesMessage(m)) for m in messages
+    )
+    out += client.send(TextMessage("fragmented, ", message_finished=False))
+    out += client.send(Ping(b"ping data"))
+    out += client.send(TextMessage("with a ping ", message_finished=False))
+    out += client.send(TextMessage("between", message_finished=True))
+    out += client.send(Pong(b""))
+    return out + client.send(CloseConnection(code=1000, reason="done"))
+
+
+def _websockets_client_bytes(messages: list[str | bytes]) -> bytes:
+    frames = [
+        Frame(Opcode.TEXT if isinstance(m, str) else Opcode.BINARY, _bytes(m)) for m in messages
+    ]
+    frames += [
+        Frame(Opcode.TEXT, b"fragmented, ", fin=False),
+        Frame(Opcode.PING, b"ping data"),
+        Frame(Opcode.CONT, b"with a ping ", fin=False),
+        Frame(Opcode.CONT, b"between"),
+        Frame(Opcode.PONG, b""),
+        Frame(Opcode.CLOSE, Close(1000, "done").serialize()),
+    ]
+    return b"".join(frame.serialize(mask=True) for frame in frames)
+
+
+def _bytes(message: str | bytes) -> bytes:
+    return message.encode() if isinstance(message, str) else message
+
+
+Peer = Callable[[list[str | bytes]], bytes]
+PEERS = [_wsproto_client_bytes, _websockets_client_bytes]
+
+
+@pytest.mark.parametrize("peer", PEERS, ids=["wsproto", "websockets"])
+def test_client_frames_decode_whole_and_byte_by_byte(peer: Peer) -> None:
+    data = peer(MESSAGES)
+    assert WebSocketDecoder(1 << 20).receive(data) == _expected(MESSAGES)
+    decoder = WebSocketDecoder(1 << 20)
+    events = [event for i in range(len(data)) for event in decoder.receive(data[i : i + 1])]
+    assert events == _expected(MESSAGES)
+
+
+@pytest.mark.parametrize("peer", PEERS, ids=["wsproto", "websockets"])
+def test_client_frames_split_at_every_byte(peer: Peer) -> None:
+    data = peer(SMALL)
+    for split in range(len(data) + 1):
+        decoder = WebSocketDecoder(1 << 20)
+        events = decoder.receive(data[:split]) + decoder.receive(data[split:])
+        assert events == _expected(SMALL), split
+
+
+def _read_with_wsproto(data: bytes) -> list[object]:
+    client = Connection(ConnectionType.CLIENT)
+    client.receive_data(data)
+    return list(client.events())
+
+
+def _read_with_websockets(data: bytes, count: int) -> list[Frame]:
+    reader = StreamReader()
+    reader.feed_data(data)
+    frames = []
+    for _ in range(count):
+        parser = Frame.parse(reader.read_exact, mask=False)
+        with pytest.raises(StopIteration) as done:
+            next(parser)
+        frames.append(done.value.value)
+    return frames
+
+
+def test_server_frames_read_back_by_both_peers() -> None:
+    data = b"".join(
+        encode_websocket_frame(TEXT if isinstance(m, str) else BINARY, m) for m in MESSAGES
+    )
+    data += encode_websocket_frame(PING, b"p") + encode_websocket_close(1001, "going away")
+    events = _read_with_wsproto(data)
+    messages = [e for e in events if isinstance(e, Message)]
+    assert [e.data for e in messages] == MESSAGES
+    assert isinstance(events[-2], Ping)
+    assert events[-2].payload == b"p"
+    assert isinstance(events[-1], CloseConnection)
+    assert (events[-1].code, events[-1].reason) == (CloseReason.GOING_AWAY, "going away")
+    frames = _read_with_websockets(data, len(MESSAGES) + 2)
+    assert [f.data for f in frames[: len(MESSAGES)]] == [_bytes(m) for m in MESSAGES]
+    assert Close.parse(frames[-1].data) == Close(1001, "going away")
+
+
+def _masked(first: int, payload: bytes) -> bytes:
+    """A client frame with the given first byte (FIN, RSV, opcode) and a zero mask."""
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", first, 0x80 | length)
+    else:
+        header = struct.pack("!BBH", first, 0x80 | 126, length)
+    return header + b"\0\0\0\0" + payload
+
+
+def test_a_broken_frame_ends_decoding_with_its_close_code() -> None:
+    decoder = WebSocketDecoder(100)
+    good = _masked(0x81, b"ok")
+    assert decoder.receive(good + _masked(0x82, bytes(101)) + good) == [
+        (TEXT, "ok", 0),
+        (FAILED, "message over the size limit", 1009),
+    ]
+    assert decoder.receive(good) == [(FAILED, "message over the size limit", 1009)]
+
+
+MALFORMED = [
+    ("unmasked", b"\x81\x02hi", 1002),
+    ("RSV2 set", _masked(0xA1, b"x"), 1002),
+    ("RSV1 without permessage-deflate", _masked(0xC1, b"x"), 1002),
+    ("opcode 3", _masked(0x83, b""), 1002),
+    ("lone continuation", _masked(0x80, b"x"), 1002),
+    ("fragmented ping", _masked(0x09, b""), 1002),
+    ("close code 1005", _masked(0x88, struct.pack("!H", 1005)), 1002),
+    ("text not UTF-8", _masked(0x81, b'[2,"1","Heartbeat",{"\xff":1}]'), 1007),
+    ("over the size limit", _masked(0x82, bytes(2000)), 1009),
+]
+
+
+@pytest.mark.parametrize(("name", "frame", "code"), MALFORMED, ids=[m[0] for m in MALFORMED])
+async def test_the_listener_closes_a_malformed_frame_with_its_code(
+    nursery: trio.Nursery, name: str, frame: bytes, code: int
+) -> None:
+    running = await start_listener(nursery, limits=ListenerLimits(max_message_bytes=1000))
+    with trio.fail_after(10):
+        peer = await DeflatePeer.open(running.url("CP16"), "ocpp1.6", deflate=False)
+        await peer.stream.send_all(frame)
+        await peer.serve()
+    closed = peer.protocol.close_rcvd
+    assert closed is not None, name
+    assert closed.code == code, name
+    await peer.stream.aclose()
+
+
+async def test_compressed_messages_round_trip_and_bad_deflate_data_gets_1007(
+    nursery: trio.Nursery,
+) -> None:
+    running = await start_listener(nursery)
+    with trio.fail_after(10):
+        peer = await DeflatePeer.open(running.url("CP16"), "ocpp1.6")
+        for n in range(3):
+            peer.send([2, str(n), "Heartbeat", {}])
+        await peer.flush()
+        while len(peer.received) < 3:
+            await peer._read_some()
+            for event in peer.protocol.events_received():
+                peer.received.append(bytes(event.data).decode())
+        await peer.stream.send_all(_masked(0xC1, b"\xff\xff\xff\xff"))  # not deflate data
+        await peer.serve()
+    assert [r[:8] for r in peer.received] == ['[3,"0",{', '[3,"1",{', '[3,"2",{']
+    closed = peer.protocol.close_rcvd
+    assert closed is not None
+    assert closed.code == 1007
+    await peer.stream.aclose()
