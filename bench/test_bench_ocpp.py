@@ -34,7 +34,7 @@ from trio_websocket import open_websocket_url
 from hubgate.benchmarking.ocpp_cost import METER_VALUES as METER_VALUES_16
 from hubgate.config.services import OcppServer
 from hubgate.ocpp.registry import Admission, StationRegistry
-from hubgate.ocpp.server import OcppListener
+from hubgate.ocpp.server import ListenerLimits, OcppListener
 from hubgate.ocpp.validation import Direction, validate
 from hubgate.ocpp.versions import OcppVersion
 from hubgate.runtime.gc_tuning import settle_gc
@@ -90,7 +90,11 @@ def _serve(stations: int) -> None:
     registry = StationRegistry(
         Admission(f"LOAD{n}", f"load-{n}", (OcppVersion.V16,)) for n in range(stations)
     )
-    listener = OcppListener(OcppServer(port=0), registry)
+    # Stations connect over minutes before the window (10,000 at load 15: 6 minutes) and
+    # wait quietly for it; pinging them is not the load measured (in the window every
+    # station sends more often than the 30 s ping interval, which pings only quiet ones).
+    limits = ListenerLimits(ping_interval_s=3600.0)
+    listener = OcppListener(OcppServer(port=0), registry, limits=limits)
     settle_gc()
 
     async def main() -> None:
@@ -268,7 +272,8 @@ def _measure(
     generators' CPU share and every latency."""
     for generator in generators:
         assert generator.stdout is not None
-        assert generator.stdout.readline().strip() == "booted"
+        if generator.stdout.readline().strip() != "booted":
+            raise RuntimeError("a load generator failed while connecting (its stderr says why)")
     booted_at = time.perf_counter()
     if on_steady is not None:
         on_steady(server)
@@ -283,7 +288,10 @@ def _measure(
     latencies: list[float] = []
     for generator in generators:  # until the last answer: a busy server may lag behind
         assert generator.stdout is not None
-        latencies += json.loads(generator.stdout.readline())
+        answered = generator.stdout.readline()
+        if not answered:
+            raise RuntimeError("a load generator failed in the window (its stderr says why)")
+        latencies += json.loads(answered)
     elapsed = time.perf_counter() - steady
     cpu_s = _proc_stats(server)[1] - cpu_before
     # The simulated stations' processes: near 1.0 each means latency is theirs too.

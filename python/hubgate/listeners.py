@@ -34,13 +34,29 @@ BACKOFF_S = (0.01, 1.0)
 class GuardedStream(trio.abc.HalfCloseableStream):
     """An accepted connection that remembers when it last received anything."""
 
-    def __init__(self, stream: trio.SocketStream, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        stream: trio.SocketStream,
+        clock: Callable[[], float],
+        on_established: Callable[[GuardedStream], None] = lambda _: None,
+    ) -> None:
         self.stream = stream
         self.socket = stream.socket
         self._clock = clock
         self.last_active = clock()
-        self.established = False
-        """Set by the protocol once the peer is admitted: no longer counted nor evicted."""
+        self._established = False
+        self._on_established = on_established
+
+    @property
+    def established(self) -> bool:
+        """True once the protocol admitted the peer (`establish`)."""
+        return self._established
+
+    def establish(self) -> None:
+        """The peer is admitted: no longer counted against the cap nor evicted."""
+        if not self._established:
+            self._established = True
+            self._on_established(self)
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         data = await self.stream.receive_some(max_bytes)
@@ -85,6 +101,8 @@ class ConnectionGuard:
         self.max_connections = max_connections
         self.clock = clock
         self._open: set[GuardedStream] = set()
+        self._pending: set[GuardedStream] = set()
+        """The open ones not established yet: counted against the cap, may be evicted."""
         self.evicted = 0
         """Connections closed to make room (over the cap or out of descriptors)."""
         self.accept_failures = 0
@@ -94,7 +112,7 @@ class ConnectionGuard:
     @property
     def counted(self) -> int:
         """Open connections that count against the cap."""
-        return sum(1 for stream in self._open if not stream.established)
+        return len(self._pending)
 
     @property
     def open(self) -> int:
@@ -103,23 +121,24 @@ class ConnectionGuard:
 
     def admit(self, stream: trio.SocketStream) -> GuardedStream:
         """Track a new connection; evict the quietest one when it takes the count over the cap."""
-        guarded = GuardedStream(stream, self.clock)
+        guarded = GuardedStream(stream, self.clock, self._pending.discard)
         if self.counted >= self.max_connections:
             self.evict_quietest(f"over the cap of {self.max_connections}")
         self._open.add(guarded)
+        self._pending.add(guarded)
         return guarded
 
     def forget(self, stream: GuardedStream) -> None:
         """The connection is over."""
         self._open.discard(stream)
+        self._pending.discard(stream)
 
     def evict_quietest(self, why: str) -> bool:
         """Close the unestablished connection that received nothing for longest."""
-        candidates = [stream for stream in self._open if not stream.established]
-        if not candidates:
+        if not self._pending:
             return False
-        quietest = min(candidates, key=lambda stream: stream.last_active)
-        self._open.discard(quietest)
+        quietest = min(self._pending, key=lambda stream: stream.last_active)
+        self.forget(quietest)
         quietest.evict()
         self.evicted += 1
         self._log.warning(

@@ -14,7 +14,7 @@ import pytest
 from hubgate.config.model import SiteConfig
 from hubgate.control.authority import Inheritance
 from hubgate.control.limits import SITE, AuditAction, Limit, LimitBook, LimitSource
-from hubgate.control.plan import CyclePlanner
+from hubgate.control.plan import CyclePlanner, Plan
 from hubgate.control.succession import HANDOVER_LAPSE_MARGIN_S, bequest, inherit
 from hubgate.devices.model import AppliedLimit, Reading
 from hubgate.profiles.model import IecState
@@ -327,6 +327,15 @@ cycle_s = 1
 """
 
 
+def commanded(planner: CyclePlanner, readings: dict[str, object], now: float) -> Plan:
+    """One cycle at `now`: the plan, its every setpoint accepted at once."""
+    plan = planner.plan(readings, now)
+    assert plan is not None
+    accepted = {c.name: AppliedLimit(c.current_a, c.phases, False, now) for c in plan.commands}
+    planner.outcomes(plan, accepted, now, now)
+    return plan
+
+
 def test_an_idle_dc_charger_is_offered_its_minimum_and_its_idle_draw_is_reserved() -> None:
     """A DC charger given 0 W starts no session (NoFreePower, evcc-io/evcc#28493): idle,
     it is offered its minimum and no more; its cabinet's idle draw is counted on every
@@ -336,18 +345,30 @@ def test_an_idle_dc_charger_is_offered_its_minimum_and_its_idle_draw_is_reserved
     minimum = site.chargers[0].connectors[0].min_current_a
     idle = Reading(at=0.0, state=IecState.A)
     for now in (0.0, 1.0):
-        plan = planner.plan({"hpc-1#1": idle}, now)
-        assert plan is not None
-        planner.outcomes(
-            plan,
-            {c.name: AppliedLimit(c.current_a, c.phases, False, now) for c in plan.commands},
-            now,
-            now,
-        )
+        plan = commanded(planner, {"hpc-1#1": idle}, now)
     assert minimum <= plan.result.setpoint_a[0] < minimum + 0.2  # its minimum, on the step
     feeder = planner.allocator.node_index("hpc")
     base = plan.inputs.base_load_a[3 * feeder : 3 * feeder + 3]
     assert list(base) == pytest.approx([600 / (0.99 * 3 * 230)] * 3)
+
+
+def test_an_idle_dc_charger_whose_minimum_was_taken_back_gets_it_as_soon_as_there_is_room() -> None:
+    """Held at its minimum while idle, then paused for lack of room: its minimum comes back
+    with the room, not after the pause rules' 120 s, so an EV that arrived meanwhile (its
+    station shows Unavailable until it gets its minimum) starts."""
+    site = SiteConfig.model_validate(tomllib.loads(DC_SITE))
+    planner = CyclePlanner(site, LimitBook())
+    minimum = site.chargers[0].connectors[0].min_current_a
+    idle = Reading(at=0.0, state=IecState.F)  # Unavailable: NoFreePower, EV or not
+    offered = []
+    for now in range(12):
+        if now == 2:
+            limit = Limit(phase_a=(1, 1, 1))
+            planner.limits.set("hpc", LimitSource.API, limit, now=now, lease_s=4, origin="t")
+        plan = commanded(planner, {"hpc-1#1": idle}, float(now))
+        offered.append(plan.result.setpoint_a[0] >= minimum)
+    # offered, taken back while the 1 A limit holds (2 s to 6 s), offered again at once
+    assert offered == [True, True, False, False, False, False, True, True, True, True, True, True]
 
 
 def test_a_new_leader_counts_on_the_failsafes_its_predecessor_verified() -> None:

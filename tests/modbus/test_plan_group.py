@@ -7,6 +7,7 @@ import pytest
 import trio
 
 from hubgate._core import Field, ReadPlan
+from hubgate.modbus import plan_group
 from hubgate.modbus.errors import ModbusExceptionError, ModbusTimeoutError
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.plan_group import read_plans
@@ -140,4 +141,37 @@ async def test_a_pipelining_device_is_read_with_its_requests_in_flight_together(
                     [REGISTERS[a] for b in range(4) for a in range(b * 10, b * 10 + 3)]
                 ]
                 assert device.stats.ok == 4
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_device_that_does_not_pipeline_falls_back_in_the_group(
+    pymodbus_tcp: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # pymodbus 3.16 answers only the first of the requests that arrive in one segment.
+    plan = ReadPlan([Field(a) for b in range(3) for a in range(b * 10, b * 10 + 2)])
+    with trio.fail_after(10):
+        async with open_tcp_master("127.0.0.1", pymodbus_tcp.port, timeout_s=0.3) as gateway:
+            device = await opened(gateway, max_in_flight=3)
+            wanted = [HOLDING[a] for b in range(3) for a in range(b * 10, b * 10 + 2)]
+            assert await read_plans([(device, plan)], trio.current_time() + 5) == [wanted]
+            assert "answered only 1 of its pipelined requests" in caplog.text
+            assert device.stats.timeouts == 1
+            assert await read_plans([(device, plan)], trio.current_time() + 5) == [wanted]
+            assert (device.stats.timeouts, device.stats.ok) == (1, 6)
+
+
+async def test_out_of_descriptors_for_the_set_every_device_reads_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_descriptor(*_args: object) -> None:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(plan_group.select, "epoll", no_descriptor)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_faulty_device, answer)
+            async with open_tcp_master("127.0.0.1", port) as link:
+                device = await opened(link)
+                outcomes = await read_plans([(device, PLAN)], trio.current_time() + 5)
+                assert outcomes == [expected(REGISTERS)]
             nursery.cancel_scope.cancel()

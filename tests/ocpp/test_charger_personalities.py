@@ -287,15 +287,15 @@ async def test_drawing_the_failsafe_after_a_late_renewal_is_no_fault(server: Run
 
 
 @pytest.mark.parametrize("version", [V16, V201])
-async def test_a_clock_seven_minutes_behind_gets_times_on_its_clock(
+async def test_a_clock_seven_minutes_behind_is_measured(
     server: Running, version: OcppVersion
 ) -> None:
     """A charger on its own clock (NTP overriding the CSMS's time, Tinkerforge/esp32-firmware
-    #317): 1.6 shows its clock in its timestamps, 2.0.1 in ClockCtrlr.DateTime, and the
-    lease's times go out on it, so its lease ends `lease_s` from now, not 7 minutes later.
-    Not measured (as if hubgate used its own clock), its schedules still apply now: they
-    start an hour back (a minute back would be 6 minutes in its future, with nothing in
-    force, not even the failsafe: it would charge at its own 32 A)."""
+    #317): 1.6 shows its clock in its timestamps, 2.0.1 in ClockCtrlr.DateTime; it gets a
+    lease that does not read it (below). Not measured (as if hubgate used its own clock),
+    its schedules in times of day still apply now: they start an hour back (a minute back
+    would be 6 minutes in its future, with nothing in force, not even the failsafe: it
+    would charge at its own 32 A)."""
     behind = Quirks(clock_offset_s=-420, default_limit=32)
     with trio.fail_after(20):
         async with driven(server, version, behind) as d:
@@ -304,14 +304,75 @@ async def test_a_clock_seven_minutes_behind_gets_times_on_its_clock(
             assert offset == pytest.approx(-420, abs=2)
             lease = d.charger.lease
             assert lease is not None
+            assert lease.mode is LeaseMode.RELATIVE
             assert await lease.composite_limit() == 16
-            valid_to = datetime.fromisoformat(d.sent_profiles()[-1]["valid_to"])
-            assert valid_to - d.cp.now() == pytest.approx(
-                timedelta(seconds=60), abs=timedelta(seconds=3)
-            )
         override = CapabilityOverride(clock_offset_s=0)  # as if hubgate used its own clock
         async with driven(server, version, behind, override=override) as d:
-            assert await d.charger.lease.composite_limit() == 16  # type: ignore[union-attr]
+            assert d.charger.lease is not None
+            assert d.charger.lease.mode is LeaseMode.LEVELS
+            assert await d.charger.lease.composite_limit() == 16
+
+
+async def start_transaction(peer: ChargePointThread, version: OcppVersion) -> None:
+    """A transaction starts at the peer now, stamped on its clock."""
+    peer.cp.transaction_started = started = peer.cp.now()
+    stamp = started.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if version is V16:
+        request: Any = call16.StartTransaction(
+            connector_id=1, id_tag="TAG", meter_start=0, timestamp=stamp
+        )
+    else:
+        request = call201.TransactionEvent(
+            event_type="Started",
+            timestamp=stamp,
+            trigger_reason="Authorized",
+            seq_no=0,
+            transaction_info={"transaction_id": "tx-1"},
+            evse={"id": 1, "connector_id": 1},
+            id_token={"id_token": "TAG", "type": "ISO14443"},
+        )
+    await trio.to_thread.run_sync(peer.call, request)
+
+
+@pytest.mark.parametrize("version", [V16, V201])
+async def test_a_clock_seven_minutes_off_gets_a_lease_that_never_reads_it(
+    server: Running, version: OcppVersion
+) -> None:
+    """A charger whose clock is off (NTP overriding the CSMS's time and back,
+    Tinkerforge/esp32-firmware#317) gets a relative lease: a Relative TxDefaultProfile with
+    no time of day in it, its failsafe period `lease_s` after now counted from its
+    transaction's start, on the charger's own count. So the lease holds whatever its clock
+    says: also with the offset measured wrong (here the site file says 7 minutes behind,
+    it is 7 minutes ahead), where a lease in times of day would have ended 14 minutes
+    before it was sent (its failsafe at once) or outlast hubgate by as much."""
+    ahead = Quirks(clock_offset_s=420, default_limit=32)
+    wrong = CapabilityOverride(clock_offset_s=-420)
+    with trio.fail_after(30):
+        for override in (None, wrong):
+            async with driven(server, version, ahead, override=override) as d:
+                lease = d.charger.lease
+                assert lease is not None
+                assert lease.mode is LeaseMode.RELATIVE
+                await start_transaction(d.peer, version)
+                await trio.sleep(1)  # the transaction runs a second by the peer's count
+                await d.charger.set_limit(16, 3)  # a new transaction: counted from its start
+                profile = d.sent_profiles()[-1]
+                assert profile["charging_profile_kind"] == "Relative"
+                assert profile["charging_profile_purpose"] == "TxDefaultProfile"
+                assert "valid_to" not in profile
+                schedule = profile["charging_schedule"]
+                schedule = schedule[0] if isinstance(schedule, list) else schedule
+                assert "start_schedule" not in schedule
+                composite = await lease.composite_schedule(90)
+                assert composite is not None
+                (now, limit), (fallback_at, failsafe) = composite.periods
+                assert (now, limit, failsafe) == (0, 16, 6)
+                assert 57 <= fallback_at <= 60  # the lease, from now (less hubgate's lag)
+                await d.charger.upkeep()
+                verification = d.charger.verification
+                assert verification is not None
+                assert (verification.following, verification.lapses) == (True, True)
+                assert charger_info(d.care, [d.charger]).connectors[0].lease == "relative"
 
 
 async def test_a_16_charger_that_stamped_nothing_is_asked_for_its_time(server: Running) -> None:

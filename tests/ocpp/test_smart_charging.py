@@ -8,15 +8,14 @@ import pytest
 import trio
 
 from hubgate.ocpp.capabilities import Capabilities, RateUnit, discover
+from hubgate.ocpp.composite_check import CompositeSchedule, judge
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError
 from hubgate.ocpp.smart_charging import (
-    CompositeSchedule,
     LeasePlanner,
     LeaseSettings,
     ProfileLease,
     Setpoint,
     SmartCharging,
-    judge,
     schedule_limit,
     set_charging_profile,
 )
@@ -296,5 +295,5 @@ def test_a_composite_schedule_judged(
 ) -> None:
     start = END + timedelta(seconds=read_at_s)
     schedule = CompositeSchedule(start, "A", periods, 90.0)
-    judged = judge(schedule, Setpoint(sent_a), 6.0, END)
+    judged = judge(schedule, sent_a, 6.0, END)
     assert (judged.following, judged.lapses, judged.late) == verdict, judged.evidence

@@ -4,15 +4,13 @@
 report (hubgate.sim.station_personalities), the gateway proxies them to the test CSMS
 (tests/support/csms.py), the grid operator steps to 40 % from 60 s to 160 s and the CSMS
 is away from 100 s to 180 s. No limit may be exceeded beyond the chargers' reaction time, and the
-API must name what each quirky charger does.
+API must name what each quirky charger does. The same against `hubgate run`, each in its own
+process and in real time: test_charger_zoo_run.py.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -28,6 +26,7 @@ from hubgate.sim.station_personalities import PersonalityName
 from hubgate.sim.wire_site import WireSite
 from tests.support.csms import CsmsThread
 from tests.support.e2e import run_for, until_connected
+from tests.support.zoo import assert_every_quirk_named, by_personality
 
 SCENARIO = Path(__file__).parents[2] / "examples" / "scenarios" / "charger-zoo.toml"
 FAST = ProxySettings(
@@ -36,15 +35,6 @@ FAST = ProxySettings(
     first_connect_wait_s=2.0,
     replay_retry_s=0.2,
 )
-
-
-def by_personality(loaded: Any, chargers: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The API's chargers grouped by the scenario's personality ("book": none)."""
-    names = loaded.scenario.personalities
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    for charger in chargers:
-        grouped.setdefault(str(names.get(charger["id"], "book")), []).append(charger)
-    return grouped
 
 
 def sessions_started(site: WireSite) -> set[str]:
@@ -89,64 +79,8 @@ async def test_the_charger_zoo_runs_without_a_violation_and_every_quirk_is_named
 
     print(summary.to_text())
     assert summary.violations == ()
-    zoo = by_personality(loaded, chargers)
-    assert set(zoo) == {*(str(p) for p in loaded.scenario.personalities.values()), "book"}
-
-    def each(name: PersonalityName) -> list[dict[str, Any]]:
-        found = zoo[str(name)]
-        assert len(found) == 4
-        for charger in found:
-            print(name, json.dumps(charger))
-        return found
-
-    def trusted(charger: dict[str, Any], unit: str = "A") -> None:
-        """Its quirk is no reason to distrust it: its checks say it follows, in its unit."""
-        for connector in charger["connectors"]:
-            assert connector["status"] == "following", connector
-            assert f" {unit}" in connector["evidence"], connector
-
-    for charger in each(PersonalityName.W_ONLY):
-        assert charger["capabilities"]["rate_units"] == ["W"]
-        trusted(charger, "W")
-    for charger in each(PersonalityName.CHARGE_POINT_MAX_ONLY):
-        assert [c["shared"] for c in charger["connectors"]] == [True, True]
-        assert {c["purpose"] for c in charger["connectors"]} <= {
-            "ChargePointMaxProfile",
-            "ChargingStationMaxProfile",
-        }
-    for charger in each(PersonalityName.IGNORES_VALID_TO):
-        assert charger["capabilities"]["honours_valid_to"] is False
-        assert charger["connectors"][0]["lease"] == "schedule"
-        trusted(charger)
-    for charger in each(PersonalityName.ONE_STACK_LEVEL):
-        assert charger["capabilities"]["max_stack_level"] == 0
-        assert charger["connectors"][0]["lease"] == "schedule"
-        trusted(charger)
-    for charger in each(PersonalityName.ENERGY_ONLY_60S):
-        provisioning = charger["provisioning"]
-        assert provisioning["measurands"] is None
-        refused = set(provisioning["rejected"])
-        assert refused & {"MeterValueSampleInterval", "SampledDataCtrlr.TxUpdatedInterval"}
-    for charger in each(PersonalityName.CLOCK_7_MIN_OFF):
-        assert math.isclose(charger["capabilities"]["clock_offset_s"], -420, abs_tol=5)
-    for charger in each(PersonalityName.IGNORES_PROFILES):
-        (connector,) = charger["connectors"]
-        assert connector["status"] == "not following"
-        # its composite schedule shows its own maximum, or its EV draws it under a lower limit
-        assert connector["evidence"].startswith(("applies 32 A where", "draws 32.0 A under"))
-    for charger in each(PersonalityName.PENDING_BOOT):
-        assert charger["boot_delay_s"] is not None
-        assert charger["boot_delay_s"] > 3
-    for charger in each(PersonalityName.REBOOTS):
-        assert charger["boots"] >= 2
-    for charger in each(PersonalityName.PHASE_SWITCH_PAUSE):
-        assert charger["capabilities"]["phase_switch"] is True
-    dc = each(PersonalityName.DC_MIN_POWER)
-    assert all(charger["capabilities"]["rate_units"] == ["W"] for charger in dc)
-    # Given 0 W while idle, they would show NoFreePower and start no session, ever: held
-    # at their minimum, the ones an EV came to (two, with this seed) started.
+    assert_every_quirk_named(loaded, chargers)
+    dc = by_personality(loaded, chargers)[str(PersonalityName.DC_MIN_POWER)]
+    # Given 0 W while idle, they would show NoFreePower and start no session, ever: held at
+    # their minimum, the ones an EV came to (two, with this seed) started.
     assert {c["id"] for c in dc} & started
-    book = zoo["book"]
-    assert len(book) == 46
-    statuses = {c["status"] for charger in book for c in charger["connectors"]}
-    assert statuses == {"following"}

@@ -42,19 +42,31 @@ def _schedule(profile: dict[str, Any]) -> dict[str, Any]:
     return schedule[0] if isinstance(schedule, list) else schedule
 
 
+def _start(profile: dict[str, Any], origin: datetime | None) -> datetime | None:
+    """Where a profile's periods count from: its startSchedule, or a Relative one's
+    transaction start (`origin`; 1.6 §3.13.2), None: from any moment asked (no transaction)."""
+    start = _moment(_schedule(profile).get("start_schedule"))
+    return origin if start is None and profile["charging_profile_kind"] == "Relative" else start
+
+
 def limit_at(
-    profiles: list[dict[str, Any]], moment: datetime, *, ignore_valid_to: bool = False
+    profiles: list[dict[str, Any]],
+    moment: datetime,
+    *,
+    ignore_valid_to: bool = False,
+    origin: datetime | None = None,
 ) -> float | None:
     """What a charger applies at `moment` (OCPP 1.6 §3.13): per purpose the profile of the
     highest stack level that is valid and whose schedule has started, its period at that
-    time; the smallest over the purposes. None: no profile applies."""
+    time; the smallest over the purposes. None: no profile applies. `origin`: the start of
+    the transaction a Relative schedule counts from."""
     best: dict[str, tuple[int, float]] = {}
     for profile in profiles:
         valid_to = _moment(profile.get("valid_to"))
         if valid_to is not None and valid_to <= moment and not ignore_valid_to:
             continue
         schedule = _schedule(profile)
-        start = _moment(schedule.get("start_schedule")) or moment
+        start = _start(profile, origin) or moment
         offset = (moment - start).total_seconds()
         periods = [p for p in schedule["charging_schedule_period"] if p["start_period"] <= offset]
         if offset < 0 or not periods:
@@ -74,7 +86,7 @@ def composite_periods(
     moments = {0.0}
     for profile in profiles:
         schedule = _schedule(profile)
-        begin = _moment(schedule.get("start_schedule"))
+        begin = _start(profile, kwargs.get("origin"))
         edges = [_moment(profile.get("valid_to"))]
         if begin is not None:
             edges += [
@@ -143,6 +155,8 @@ class _Recorder:
         self.answering = threading.Event()
         """Cleared: SetChargingProfile calls are recorded, their answers wait until it is set."""
         self.answering.set()
+        self.transaction_started: datetime | None = None
+        """When its transaction started, on its clock (its test's to set when it starts one)."""
 
     @property
     def rejected_purposes(self) -> set[str]:
@@ -204,7 +218,11 @@ class _Recorder:
         """The composite schedule from its now, in the unit of its profiles."""
         now = self.now()
         periods = composite_periods(
-            self.profiles, now, duration, ignore_valid_to=self.quirks.ignore_valid_to
+            self.profiles,
+            now,
+            duration,
+            ignore_valid_to=self.quirks.ignore_valid_to,
+            origin=self.transaction_started,
         )
         if not periods and self.quirks.default_limit is None:
             return None

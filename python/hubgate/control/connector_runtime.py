@@ -70,6 +70,23 @@ class ConnectorRuntime:
     """The grid phase its EV draws on alone (a one-phase EV at a three-phase connector)."""
     one_phase_seen: tuple[int, float] | None = None
     """The phase its EV was first seen drawing on alone, and the reading's time."""
+    held_a: float | None = None
+    """Idle and held at its minimum (`wants_offer`): what it had been sent a cycle ago."""
+
+    def wants_offer(self, wants: bool, hold_minimum: bool) -> bool:
+        """Whether the allocator is to count it as wanting current this cycle: when its EV
+        wants it, or, idle, when it is held at its minimum (a DC charger starts no session
+        under it: NoFreePower, evcc-io/evcc#28493). An idle one whose minimum was taken back
+        (no room) asks for nothing for one cycle: that ends its allocator session, and with
+        it the pause rules (120 s off before it may start again), there to spare an EV's
+        contactor, not an idle offer: an EV arriving meanwhile (its station still shows
+        Unavailable, so hubgate cannot tell) would wait them out for nothing."""
+        if wants or not hold_minimum:
+            self.held_a = None
+            return wants
+        taken_back = self.sent_a == 0.0 and (self.held_a or 0.0) > 0.0
+        self.held_a = self.sent_a
+        return not taken_back
 
     def try_verifying(self, now: float) -> bool:
         """Whether its failsafe settings are to be asked for at `now` (`VERIFY_RETRY_S`

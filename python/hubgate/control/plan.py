@@ -410,7 +410,7 @@ class CyclePlanner:
             if info.three_phase and runtime.observe_phases(wants):
                 self.allocator.set_ev_phase(i, runtime.ev_phase)
                 self.energy.ev_phases[i] = 3 if runtime.ev_phase is None else 1
-            wanting[i] = wants or info.hold_minimum
+            wanting[i] = runtime.wants_offer(wants, info.hold_minimum)
             ev_max[i] = runtime.ev_estimate(wants, drawn, now)
             if not wants and info.hold_minimum:  # idle, offered its minimum: no more
                 ev_max[i] = info.min_current_a

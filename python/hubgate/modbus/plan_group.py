@@ -44,80 +44,85 @@ async def read_plans(
     flights: dict[int, tuple[int, PlanInFlight]] = {}
     alone: list[int] = []
     now = trio.current_time()
-    for index, (device, plan) in enumerate(reads):
-        master = device.master
-        flight = None
-        if isinstance(master, TcpMaster):
+    try:
+        poll: select.epoll | None = select.epoll()
+    except OSError:  # out of descriptors: every device reads alone (and reports its error)
+        poll = None
+    try:
+        for index, (device, plan) in enumerate(reads):
+            master = device.master
+            flight = None
+            if poll is not None and isinstance(master, TcpMaster):
+                try:
+                    flight = master.start_plan(device.unit, plan, device.max_in_flight, now)
+                except HubgateError as exc:  # a plan the codec refuses
+                    outcomes[index] = exc
+                    continue
+            if flight is None or isinstance(flight.outcome, _RETRIED):
+                alone.append(index)
+            elif flight.outcome is not None:
+                outcomes[index] = flight.outcome
+            else:
+                flights[flight.fd] = (index, flight)
+
+        async def read_alone(index: int) -> None:
+            device, plan = reads[index]
             try:
-                flight = master.start_plan(device.unit, plan, device.max_in_flight, now)
-            except HubgateError as exc:  # a plan the codec refuses
+                outcomes[index] = await device.read_plan(plan)
+            except HubgateError as exc:
                 outcomes[index] = exc
-                continue
-        if flight is None or isinstance(flight.outcome, _RETRIED):
-            alone.append(index)
-        elif flight.outcome is not None:
-            outcomes[index] = flight.outcome
-        else:
-            flights[flight.fd] = (index, flight)
 
-    async def read_alone(index: int) -> None:
-        device, plan = reads[index]
-        try:
-            outcomes[index] = await device.read_plan(plan)
-        except HubgateError as exc:
-            outcomes[index] = exc
-
-    with trio.move_on_at(deadline):
-        async with trio.open_nursery() as nursery:
-            for index in alone:
-                nursery.start_soon(read_alone, index)
-            if flights:
-                for index in await _drain(flights, outcomes):
+        with trio.move_on_at(deadline):
+            async with trio.open_nursery() as nursery:
+                for index in alone:
                     nursery.start_soon(read_alone, index)
+                if poll is not None:
+                    for index in await _drain(poll, flights, outcomes):
+                        nursery.start_soon(read_alone, index)
+    finally:  # cut short (the deadline): the plans still in flight are given up
+        now = trio.current_time()
+        for _, flight in flights.values():
+            if flight.outcome is None:
+                flight.expire(now)
+        if poll is not None:
+            poll.close()
     return outcomes
 
 
 async def _drain(
-    flights: dict[int, tuple[int, PlanInFlight]], outcomes: list[Outcome]
+    poll: select.epoll, flights: dict[int, tuple[int, PlanInFlight]], outcomes: list[Outcome]
 ) -> list[int]:
-    """Feed every plan in flight until each ended; returns those to retry alone. Cancelled
-    at the group's deadline: the plans still in flight are abandoned (no outcome)."""
+    """Feed every plan in flight until each ended (they leave `flights`); returns those to
+    retry alone."""
     retry: list[int] = []
     deadlines = [(flight.deadline, fd) for fd, (_, flight) in flights.items()]
     heapq.heapify(deadlines)
-    poll = select.epoll(len(flights))
-    try:
-        for fd in flights:
-            poll.register(fd, _ONE_WAKE)
-        while flights:
-            with trio.CancelScope(deadline=deadlines[0][0]):
-                await trio.lowlevel.wait_readable(poll.fileno())
-            now = trio.current_time()
-            ended: list[int] = []
-            for fd, _ in poll.poll(0):
-                if flights[fd][1].receive(now):
-                    ended.append(fd)  # and its socket stays out of the set (one shot)
-                else:
-                    poll.modify(fd, _ONE_WAKE)
-            while deadlines and (deadlines[0][0] <= now or deadlines[0][1] not in flights):
-                _, fd = heapq.heappop(deadlines)
-                if fd not in flights or fd in ended:
-                    continue
-                flight = flights[fd][1]
-                if flight.deadline > now:  # a later round trip: its own deadline
-                    heapq.heappush(deadlines, (flight.deadline, fd))
-                    continue
-                flight.expire(now)
-                ended.append(fd)
-            for fd in ended:
-                index, flight = flights.pop(fd)
-                if isinstance(flight.outcome, _RETRIED):
-                    retry.append(index)
-                else:
-                    outcomes[index] = flight.outcome
-    finally:
+    for fd in flights:
+        poll.register(fd, _ONE_WAKE)
+    while flights:
+        with trio.CancelScope(deadline=deadlines[0][0]):
+            await trio.lowlevel.wait_readable(poll.fileno())
         now = trio.current_time()
-        for _, flight in flights.values():  # cut short at the deadline
+        ended: list[int] = []
+        for fd, _ in poll.poll(0):
+            if flights[fd][1].receive(now):
+                ended.append(fd)  # and its socket stays out of the set (one shot)
+            else:
+                poll.modify(fd, _ONE_WAKE)
+        while deadlines and (deadlines[0][0] <= now or deadlines[0][1] not in flights):
+            _, fd = heapq.heappop(deadlines)
+            if fd not in flights or fd in ended:
+                continue
+            flight = flights[fd][1]
+            if flight.deadline > now:  # a later round trip: its own deadline
+                heapq.heappush(deadlines, (flight.deadline, fd))
+                continue
             flight.expire(now)
-        poll.close()
+            ended.append(fd)
+        for fd in ended:
+            index, flight = flights.pop(fd)
+            if isinstance(flight.outcome, _RETRIED):
+                retry.append(index)
+            else:
+                outcomes[index] = flight.outcome
     return retry

@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import trio
@@ -48,6 +49,7 @@ from hubgate.devices.model import (
     Reading,
 )
 from hubgate.modbus.stats import RequestStats
+from hubgate.ocpp.composite_check import Verification
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
 from hubgate.ocpp.link_stats import OcppLinkStats
 from hubgate.ocpp.operations import ChargerOperations
@@ -59,7 +61,6 @@ from hubgate.ocpp.smart_charging import (
     LeaseSettings,
     ProfileLease,
     Setpoint,
-    Verification,
     lease_for_session,
 )
 from hubgate.ocpp.station_care import StationCare
@@ -251,7 +252,25 @@ class OcppCharger:
             capabilities = replace(capabilities, rate_units=("W",))
         lease.capabilities = capabilities
         lease.leases = 1 if self.shares_station_limit else len(self.care.lease_targets)
+        lease.origin = self._transaction_origin
         return lease
+
+    def _transaction_origin(self) -> tuple[object, float]:
+        """The connector's transaction and how long ago it started by the charger's count, at
+        least (a relative lease counts from there): since hubgate heard of it, or since its
+        stamp on the charger's clock (our clock plus the measured offset, which a message's
+        delay only makes smaller); (None, 0) without one."""
+        transaction = self.station.connector(self.connector_id).transaction
+        if transaction is None:
+            return None, 0.0
+        elapsed = 0.0
+        if transaction.seen_at is not None:
+            elapsed = trio.current_time() - transaction.seen_at
+        offset = self.station.clock.offset_s
+        if transaction.started is not None and offset is not None:
+            theirs = datetime.now(UTC) + timedelta(seconds=offset)
+            elapsed = max(elapsed, (theirs - transaction.started).total_seconds())
+        return transaction.transaction_id, max(elapsed, 0.0)
 
     # -- reading ---------------------------------------------------------------------
 

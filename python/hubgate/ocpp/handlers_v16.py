@@ -6,6 +6,8 @@ import itertools
 import time
 from typing import Any
 
+import trio
+
 from hubgate.ocpp.handlers_common import boot_answer, common_handlers, stamp_latest
 from hubgate.ocpp.meter_values import merge_meter_values, parse_timestamp
 from hubgate.ocpp.policy import CsmsPolicy
@@ -54,6 +56,7 @@ def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
             p["idTag"],
             parse_timestamp(p["timestamp"]),
             meter_start_wh=float(p["meterStart"]),
+            seen_at=trio.current_time(),
         )
         connector = station.connector(p["connectorId"])
         station.remember(transaction)

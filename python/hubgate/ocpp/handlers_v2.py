@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import trio
+
 from hubgate.devices.model import ChargingNeeds
 from hubgate.ocpp.handlers_common import boot_answer, common_handlers, stamp_latest
 from hubgate.ocpp.meter_values import merge_meter_values, parse_timestamp
@@ -54,6 +56,7 @@ def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict
                 evse_id or 0,
                 p.get("idToken", {}).get("idToken"),
                 parse_timestamp(p["timestamp"]),
+                seen_at=trio.current_time(),
             )
             station.connector(transaction.connector_id)  # an EVSE it has, before it is kept
             station.remember(transaction)

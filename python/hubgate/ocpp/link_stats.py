@@ -33,10 +33,16 @@ class OcppLinkStats:
         self.messages += 1
         self.last_message_at = now
         self._recent.append(now)
+        self._forget_before(now - RATE_WINDOW_S)
 
     def per_minute(self, now: float) -> float:
         """Frames received in the last `RATE_WINDOW_S`, per minute."""
+        self._forget_before(now - RATE_WINDOW_S)
+        return len(self._recent) * 60.0 / RATE_WINDOW_S
+
+    def _forget_before(self, start: float) -> None:
+        """Drop the arrival times before `start`: a station's window holds only its last
+        minute, whether or not anything asks for its rate."""
         recent = self._recent
-        while recent and recent[0] < now - RATE_WINDOW_S:
+        while recent and recent[0] < start:
             recent.popleft()
-        return len(recent) * 60.0 / RATE_WINDOW_S

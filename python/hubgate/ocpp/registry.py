@@ -50,6 +50,8 @@ class Transaction:
     stopped: datetime | None = None
     meter_stop_wh: float | None = None
     stop_reason: str | None = None
+    seen_at: float | None = None
+    """When hubgate first heard of it (Trio clock): after its start, whatever its clock."""
 
 
 @dataclass

@@ -203,7 +203,7 @@ class OcppListener:
         ws, station, version = admitted
         nursery.start_soon(ws.run)
         if station is not None and version is not None:
-            accepted.established = True  # one per identity: out of the pending count
+            accepted.establish()  # one per identity: out of the pending count
             await self._run(ws, station, version)
         else:
             with trio.move_on_after(self.limits.close_timeout_s):

@@ -1,7 +1,7 @@
 """Allocator setpoints → OCPP charging profiles with device-side leases.
 
 A lease keeps a charger at hubgate's setpoint while hubgate renews it and brings it
-back to the failsafe current by itself when hubgate is gone. Two shapes, chosen from
+back to the failsafe current by itself when hubgate is gone. Three shapes, chosen from
 what the charger takes (`lease_mode`):
 
 - LEVELS: a permanent *base* profile at a low stack level holding the failsafe
@@ -13,6 +13,16 @@ what the charger takes (`lease_mode`):
   its `validTo`, or one holding fewer profiles than two per lease: one profile whose schedule holds the setpoint for the lease and the
   failsafe current after it; renewing replaces it. It needs no second level and no
   `validTo`.
+- RELATIVE, for a charger whose clock is off (NTP overriding the CSMS's time and back,
+  Tinkerforge/esp32-firmware#317; 1970 stamps before it set its clock, matth-x/MicroOcpp#354):
+  the schedule lease as a Relative TxDefaultProfile, no time of day in it (no
+  startSchedule, no validTo). Its periods count from the connector's transaction start
+  (1.6 §3.13.2 and §7.14; 2.0.1 K01; EVerest libocpp's profile.cpp: with no transaction the
+  schedule starts now), so the failsafe period begins that long plus the lease after it:
+  the elapsed time is the charger's own count, whatever its clock says, and hubgate's
+  estimate of it errs short (a start is known only after it happened), so the lease never
+  outlasts `lease_s`. A station maximum cannot be Relative (1.6 §3.13.1, 2.0.1 K01.FR.38):
+  a charger that refuses it gets the other shapes back.
 
 Every time goes out on the charger's clock (ours plus its measured offset) when that
 clock is off, so a charger minutes behind does not see the schedule start in its future;
@@ -44,9 +54,9 @@ from typing import Literal
 
 import trio
 
-from hubgate.ocpp.capabilities import CLOCK_TOLERANCE_S, Capabilities, RateUnit, on_charger_clock
+from hubgate.ocpp.capabilities import Capabilities, RateUnit, on_charger_clock
+from hubgate.ocpp.composite_check import CompositeSchedule, Verification, judge, parse_composite
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
-from hubgate.ocpp.meter_values import parse_timestamp
 from hubgate.ocpp.registry import StationRegistry
 from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.session import OcppSession
@@ -67,22 +77,26 @@ profile applies), an hour back: a charger whose clock is behind ours, by up to t
 not measured yet still has the profile in force. It costs nothing: a lease's end is on the
 charger's clock whatever the start (`validTo`, the fallback period)."""
 
-LAPSE_MARGIN_S = 2.0
-"""A lease is checked to have lapsed this long after its end (composite schedule)."""
-
 
 class LeaseMode(StrEnum):
     """How a lease falls back to the failsafe current (module docstring)."""
 
     LEVELS = "levels"
     SCHEDULE = "schedule"
+    RELATIVE = "relative"
 
 
-def lease_mode(capabilities: Capabilities, leases: int = 1) -> LeaseMode | None:
+def lease_mode(
+    capabilities: Capabilities, leases: int = 1, *, relative: bool = True
+) -> LeaseMode | None:
     """The lease a charger can hold; None when it can hold none (one stack level and one
     period per schedule): then it keeps the last limit it was sent. `leases`: how many
     hubgate keeps on it (one per connector it limits), sharing the profiles it can hold
-    (MaxChargingProfilesInstalled): a levels lease takes two, a schedule lease one."""
+    (MaxChargingProfilesInstalled): a levels lease takes two, a schedule lease one. A clock
+    that is off gets a relative lease unless it was refused (not `relative`)."""
+    two_periods = capabilities.max_periods != 1
+    if relative and capabilities.clock_off and two_periods:
+        return LeaseMode.RELATIVE
     room = capabilities.max_profiles
     if (
         capabilities.max_stack_level != 0
@@ -90,9 +104,7 @@ def lease_mode(capabilities: Capabilities, leases: int = 1) -> LeaseMode | None:
         and (room is None or room >= 2 * leases)
     ):
         return LeaseMode.LEVELS
-    if capabilities.max_periods == 1:
-        return None
-    return LeaseMode.SCHEDULE
+    return LeaseMode.SCHEDULE if two_periods else None
 
 
 @dataclass(frozen=True)
@@ -236,33 +248,38 @@ def set_charging_profile(
     valid_to: datetime | None,
     fallback: tuple[float, float] | None = None,
     offline_s: float | None = None,
+    elapsed_s: float | None = None,
 ) -> Payload:
     """A SetChargingProfile request: one Absolute period from `SCHEDULE_BACKDATE` before
     `now`, in force until `valid_to` (or for good); with `fallback` = (seconds after `now`,
     current), a second period at that current from then on; with `offline_s` (2.1 only),
-    invalid once the charger has been offline that long (`maxOfflineDuration`)."""
+    invalid once the charger has been offline that long (`maxOfflineDuration`). With
+    `elapsed_s` (how long ago the charger's transaction started by its count, 0 without
+    one) a Relative schedule instead: no startSchedule, the fallback that much later."""
     if offline_s is not None and version is not OcppVersion.V21:
         raise ValueError(f"maxOfflineDuration is OCPP 2.1's, not {version}")
     limits = [(0, schedule_limit(setpoint, unit))]
     if fallback is not None:
         after_s, current_a = fallback
-        start = round(SCHEDULE_BACKDATE.total_seconds() + after_s)
-        limits.append((start, schedule_limit(setpoint, unit, current_a)))
-    schedule = {
+        before_s = SCHEDULE_BACKDATE.total_seconds() if elapsed_s is None else elapsed_s
+        limits.append((math.floor(before_s + after_s), schedule_limit(setpoint, unit, current_a)))
+    kind = "Absolute" if elapsed_s is None else "Relative"
+    schedule: Payload = {
         "chargingRateUnit": unit,
-        "startSchedule": _timestamp(now - SCHEDULE_BACKDATE),
         "chargingSchedulePeriod": [
             {"startPeriod": start, "limit": limit, "numberPhases": setpoint.phases}
             for start, limit in limits
         ],
     }
+    if elapsed_s is None:
+        schedule["startSchedule"] = _timestamp(now - SCHEDULE_BACKDATE)
     validity: Payload = {} if valid_to is None else {"validTo": _timestamp(valid_to)}
     if version is OcppVersion.V16:
         profile = {
             "chargingProfileId": profile_id,
             "stackLevel": stack_level,
             "chargingProfilePurpose": purpose,
-            "chargingProfileKind": "Absolute",
+            "chargingProfileKind": kind,
             "chargingSchedule": schedule,
             **validity,
         }
@@ -273,136 +290,11 @@ def set_charging_profile(
         "id": profile_id,
         "stackLevel": stack_level,
         "chargingProfilePurpose": purpose,
-        "chargingProfileKind": "Absolute",
+        "chargingProfileKind": kind,
         "chargingSchedule": [{"id": profile_id, **schedule}],
         **validity,
     }
     return {"evseId": connector_id, "chargingProfile": profile}
-
-
-@dataclass(frozen=True)
-class CompositeSchedule:
-    """What a charger reports it will apply (GetCompositeSchedule)."""
-
-    start: datetime | None
-    """Its `scheduleStart` (its clock), None when absent."""
-    unit: RateUnit
-    periods: tuple[tuple[float, float], ...]
-    """(seconds after `start`, limit), in order."""
-    duration_s: float | None
-
-    def limit_at(self, offset_s: float) -> float | None:
-        """The limit `offset_s` after the start; None beyond the schedule's duration."""
-        if self.duration_s is not None and offset_s >= self.duration_s:
-            return None
-        current = [limit for start, limit in self.periods if start <= offset_s]
-        return current[-1] if current else None
-
-
-def parse_composite(result: Payload, requested: RateUnit) -> CompositeSchedule | None:
-    """A GetCompositeSchedule answer (1.6 or 2.x); None when Rejected or without periods."""
-    if result.get("status") != "Accepted":
-        return None
-    schedule = result.get("chargingSchedule") or result.get("schedule") or {}
-    periods = tuple(
-        sorted(
-            (float(p["startPeriod"]), float(p["limit"]))
-            for p in schedule.get("chargingSchedulePeriod", [])
-            if "limit" in p
-        )
-    )
-    if not periods:
-        return None
-    text = (
-        result.get("scheduleStart")
-        or schedule.get("scheduleStart")
-        or schedule.get("startSchedule")
-    )
-    try:
-        start = parse_timestamp(text) if isinstance(text, str) else None
-    except ValueError:
-        start = None
-    unit = schedule.get("chargingRateUnit", requested)
-    duration = schedule.get("duration")
-    return CompositeSchedule(
-        start,
-        "W" if unit == "W" else "A",
-        periods,
-        None if duration is None else float(duration),
-    )
-
-
-@dataclass(frozen=True)
-class Verification:
-    """What a composite schedule said of the last lease.
-
-    `following`: the limit applied now is at most the one sent (None: could not tell);
-    `lapses`: the schedule falls to the failsafe when the lease ends (None: not shown);
-    `late`: read after the lease had ended, it could not see the limit in force."""
-
-    following: bool | None
-    lapses: bool | None
-    evidence: str
-    late: bool = False
-
-
-VERIFY_TOLERANCE = 0.02
-"""A reported limit may exceed the one sent by this share (rounding in the charger)."""
-
-
-def _close(reported: float, sent: float) -> bool:
-    """Whether a reported limit is the one sent, within the charger's rounding."""
-    return abs(reported - sent) <= sent * VERIFY_TOLERANCE + 0.05
-
-
-def judge(
-    schedule: CompositeSchedule, sent: Setpoint, failsafe_a: float, lease_end: datetime
-) -> Verification:
-    """What a composite schedule says of a lease of `sent` ending at `lease_end` (the
-    charger's clock) with `failsafe_a` after it.
-
-    Read while the lease runs: a limit now above the one sent is not following; the limit
-    just after `lease_end` shows whether it lapses. Read after it ended (its renewal came
-    late: a loaded gateway, a slow link), the limit now is that evidence: the failsafe is a
-    lapse, not a charger ignoring its limit; still the limit sent, it keeps profiles past
-    their validTo. Within `CLOCK_TOLERANCE_S` of its end (a clock that close to ours is
-    not corrected) the failsafe counts as a lapse too. A schedule without its start (the
-    charger's clock) shows no lapse."""
-    unit = schedule.unit
-    limit = schedule_limit(sent, unit)
-    failsafe = schedule_limit(sent, unit, failsafe_a)
-    applied = schedule.limit_at(0.0)
-    assert applied is not None, "a parsed schedule has a first period"
-    visible = not _close(limit, failsafe)  # only a setpoint other than the failsafe shows it
-    start = schedule.start
-    since_end = None if start is None else (start - lease_end).total_seconds()
-    lapsed = f"applies {applied:g} {unit}: the lease had lapsed"
-    ending = since_end is not None and since_end >= -CLOCK_TOLERANCE_S
-    if ending and visible and _close(applied, failsafe):
-        return Verification(None, True, lapsed, late=True)
-    if since_end is not None and since_end >= LAPSE_MARGIN_S:
-        if visible and _close(applied, limit):
-            evidence = f"keeps {applied:g} {unit} after the lease ends ({limit:g} set)"
-            return Verification(True, False, evidence)
-        most = max(limit, failsafe)
-        if applied > most * (1 + VERIFY_TOLERANCE) + 0.05:
-            evidence = f"applies {applied:g} {unit} where at most {most:g} {unit} holds"
-            return Verification(False, None, evidence, late=True)
-        return Verification(None, None, lapsed, late=True)
-    if applied > limit * (1 + VERIFY_TOLERANCE) + 0.05:
-        return Verification(
-            False, None, f"applies {applied:g} {unit} where {limit:g} {unit} was set"
-        )
-    evidence = f"applies {applied:g} {unit} ({limit:g} set)"
-    lapses: bool | None = None
-    if start is not None and visible:
-        later = schedule.limit_at((lease_end - start).total_seconds() + LAPSE_MARGIN_S)
-        if later is not None and _close(later, failsafe):
-            lapses = True
-        elif later is not None and _close(later, limit):
-            lapses = False
-            evidence += f"; keeps {later:g} {unit} after the lease ends"
-    return Verification(True, lapses, evidence)
 
 
 class ProfileLease:
@@ -423,12 +315,18 @@ class ProfileLease:
         """What the charger takes; its owner may update it between calls."""
         self.leases = 1
         """How many leases hubgate keeps on the charger (`lease_mode`); its owner's to set."""
+        self.origin: Callable[[], tuple[object, float]] = lambda: (None, 0.0)
+        """The connector's transaction (None without one) and how long ago it started by
+        the charger's count, at least: a relative lease counts from there; its owner's."""
         spread = zlib.crc32(f"{session.identity}#{connector_id}".encode()) / 2**32
         self.planner = LeasePlanner(self.settings, spread=spread)
         purposes = PURPOSES_V16 if session.version is OcppVersion.V16 else PURPOSES_V2
         # A station-wide maximum exists only for connector 0.
         self._purposes = list(purposes if connector_id == 0 else purposes[1:])
         self._base_installed = False
+        self._relative = True
+        """False once the charger refused a Relative profile."""
+        self._sent_origin: object = None
         self._mode = lease_mode(self.capabilities, self.leases)
         self._lease_end: datetime | None = None
         """When the current lease ends, on the charger's clock."""
@@ -442,7 +340,7 @@ class ProfileLease:
     @property
     def purpose(self) -> str:
         """The purpose in use (the preferred one until a charger rejects it)."""
-        return self._purposes[0]
+        return "TxDefaultProfile" if self._mode is LeaseMode.RELATIVE else self._purposes[0]
 
     @property
     def mode(self) -> LeaseMode | None:
@@ -466,14 +364,15 @@ class ProfileLease:
 
     async def _apply(self, setpoint: Setpoint) -> bool:
         now = trio.current_time()
-        if self._base_installed and not self.planner.due(setpoint, now):
-            return False
+        restarted = self._mode is LeaseMode.RELATIVE and self.origin()[0] != self._sent_origin
+        if self._base_installed and not self.planner.due(setpoint, now) and not restarted:
+            return False  # (a relative lease counts from its transaction's start: a new one)
         wall = on_charger_clock(datetime.now(UTC), self.capabilities.clock_offset_s)
         while True:
             try:
                 await self._send_lease(setpoint, wall)
             except _RejectedError as rejected:
-                self._next_purpose(rejected)
+                await self._next_shape(rejected)
                 continue
             self.planner.sent(setpoint, now)
             self._lease_end = wall + timedelta(seconds=self.settings.lease_s)
@@ -488,13 +387,13 @@ class ProfileLease:
                 try:
                     await self._ensure_base(phases, wall)
                 except _RejectedError as rejected:
-                    self._next_purpose(rejected)
+                    await self._next_shape(rejected)
                     continue
                 return
 
     async def _follow_capabilities(self) -> None:
         """Change the lease's shape when what is known of the charger asks for another."""
-        mode = lease_mode(self.capabilities, self.leases)
+        mode = lease_mode(self.capabilities, self.leases, relative=self._relative)
         if mode is self._mode:
             return
         LOG.info("%s: lease %s -> %s", self.session.identity, self._mode, mode)
@@ -523,6 +422,13 @@ class ProfileLease:
             fallback = (s.lease_s, s.failsafe_current_a)
             await self._send(self.base_profile_id, 0, setpoint, wall, None, fallback)
             self._base_installed = True
+        elif self._mode is LeaseMode.RELATIVE:
+            origin, elapsed = self.origin()
+            fallback = (s.lease_s, s.failsafe_current_a)
+            await self._send(
+                self.base_profile_id, 0, setpoint, wall, None, fallback, elapsed_s=elapsed
+            )
+            self._sent_origin, self._base_installed = origin, True
         else:  # no lease possible: the limit itself, kept until replaced
             await self._send(self.base_profile_id, 0, setpoint, wall, None)
             self._base_installed = True
@@ -530,8 +436,18 @@ class ProfileLease:
     async def _ensure_base(self, phases: Literal[1, 3], wall: datetime) -> None:
         if not self._base_installed:
             failsafe = Setpoint(self.settings.failsafe_current_a, phases)
-            await self._send(self.base_profile_id, 0, failsafe, wall, None)
+            relative = 0.0 if self._mode is LeaseMode.RELATIVE else None  # (in force at once)
+            await self._send(self.base_profile_id, 0, failsafe, wall, None, elapsed_s=relative)
             self._base_installed = True
+
+    async def _next_shape(self, rejected: _RejectedError) -> None:
+        """Move on from a relative lease the charger refused, else to the next purpose."""
+        if self._mode is not LeaseMode.RELATIVE:
+            self._next_purpose(rejected)
+            return
+        LOG.info("%s: %s rejected; a lease on its clock instead", self.session.identity, rejected)
+        self._relative = False
+        await self._follow_capabilities()
 
     def _next_purpose(self, rejected: _RejectedError) -> None:
         """Move to the next purpose, or raise when the charger rejected them all."""
@@ -551,6 +467,7 @@ class ProfileLease:
         fallback: tuple[float, float] | None = None,
         *,
         offline_s: float | None = None,
+        elapsed_s: float | None = None,
     ) -> None:
         payload = set_charging_profile(
             self.session.version,
@@ -564,6 +481,7 @@ class ProfileLease:
             valid_to=valid_to,
             fallback=fallback,
             offline_s=offline_s,
+            elapsed_s=elapsed_s,
         )
         try:
             result = await self.session.call("SetChargingProfile", payload)
@@ -586,7 +504,16 @@ class ProfileLease:
                 return Verification(None, None, f"GetCompositeSchedule: {error.code}")
             if schedule is None:
                 return Verification(None, None, "GetCompositeSchedule rejected")
-            verification = judge(schedule, expected, self.settings.failsafe_current_a, lease_end)
+            if self._mode is LeaseMode.RELATIVE and schedule.start is not None:
+                # its end by the charger's own count, whatever its clock says
+                left_s = self.planner.sent_at + self.settings.lease_s - trio.current_time()
+                lease_end = schedule.start + timedelta(seconds=left_s)
+            verification = judge(
+                schedule,
+                schedule_limit(expected, schedule.unit),
+                schedule_limit(expected, schedule.unit, self.settings.failsafe_current_a),
+                lease_end,
+            )
             if verification.following is False:
                 LOG.warning("%s: %s", self.session.identity, verification.evidence)
             return verification

@@ -23,6 +23,11 @@ from ocpp.v201 import call_result as result201
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
+RESPONSE_TIMEOUT_S = 30.0
+"""How long a station waits for the CSMS's answer to its call before it hangs up and dials
+again (the `ocpp` package's default). At 10 s, the charger zoo's stations under `hubgate run`
+on a machine at load ~20 redialled again and again (and booted again) mid-run."""
+
 
 def on(action: str) -> Callable[[Handler], Handler]:
     """The `ocpp` package's handler decorator, typed."""
@@ -133,7 +138,7 @@ class Handlers16(_Counting, ChargePoint16):  # type: ignore[misc]
     """The 1.6 handlers: each delegates to its station."""
 
     def __init__(self, identity: str, ws: Any, station: Requests) -> None:
-        super().__init__(identity, ws, response_timeout=10)
+        super().__init__(identity, ws, response_timeout=RESPONSE_TIMEOUT_S)
         self.station = station
 
     @on("SetChargingProfile")
@@ -218,7 +223,7 @@ class Handlers201(_Counting, ChargePoint201):  # type: ignore[misc]
     """The 2.0.1 handlers: each delegates to its station."""
 
     def __init__(self, identity: str, ws: Any, station: Requests) -> None:
-        super().__init__(identity, ws, response_timeout=10)
+        super().__init__(identity, ws, response_timeout=RESPONSE_TIMEOUT_S)
         self.station = station
 
     @on("SetChargingProfile")
