@@ -7,12 +7,19 @@ share to leave on time; and `SessionDeadlines` alone for defaults and progress.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from hubgate.control.deadlines import NeedSource, SessionDeadlines, SessionDefault
+from hubgate.control.deadlines import (
+    DEADLINE_MARGIN_S,
+    NeedSource,
+    SessionDeadlines,
+    SessionDefault,
+    SocTarget,
+)
 from hubgate.control.site_model import ConnectorInfo
 from tests.support.loop_site import PlannedSite, SimSite
 
@@ -110,7 +117,9 @@ def test_progress_counts_from_the_session_start_and_unplugging_ends_the_need() -
     assert roomy.floor_a is not None
     assert roomy.laxity_s is not None
     assert roomy.floor_a[0] == 0.0
-    assert roomy.laxity_s[0] == pytest.approx(5398 - 3497 * 3600 / (32 * 3 * V), abs=1.0)
+    # Laxity to the planned finish, DEADLINE_MARGIN_S before the departure.
+    left_s = 5398 - DEADLINE_MARGIN_S
+    assert roomy.laxity_s[0] == pytest.approx(left_s - 3497 * 3600 / (32 * 3 * V), abs=1.0)
     # With 1 kW to share it cannot make it: it gets all of it now.
     tight = deadlines.plan(1802.0, 1000.0, [3])
     assert tight.floor_a is not None
@@ -138,3 +147,57 @@ def test_an_id_token_default_replaces_the_chargers_once_the_transaction_says_who
     assert deadlines.status(0, 30_000.0).departure == status.departure
     deadlines.identify(0, "VAN-3", 31_000.0)  # no default of its own: the need stays
     assert deadlines.status(0, 31_000.0).needed_kwh == 250.0
+
+
+LEFT_S = 3600 - DEADLINE_MARGIN_S
+
+
+def test_an_ev_maximum_told_with_the_need_plans_it_at_that_and_ends_with_the_session() -> None:
+    deadlines = SessionDeadlines(connectors(1), V)
+    deadlines.wall_offset_s = 0.0
+    # 10 kWh in an hour (planned to finish DEADLINE_MARGIN_S early): at the connector's
+    # 22 kW it can wait; a 16 A EV takes 11 kW at most, so it may wait only
+    # 3600 - 300 - 10/11.04 h = 39 s, and a 12 A one (8.3 kW) is late.
+    deadlines.observe(0, True, 0.0, None, 0.0)
+    deadlines.set_need(0, 10_000.0, 3600.0, NeedSource.API)
+    assert deadlines.told_max_a(0) == math.inf
+    laxity = deadlines.plan(0.0, 50_000.0, [3]).laxity_s
+    assert laxity is not None
+    assert laxity[0] == pytest.approx(LEFT_S - 10_000 * 3600 / (32 * 3 * V))
+    deadlines.set_need(0, 10_000.0, 3600.0, NeedSource.API, ev_max_a=16.0)
+    assert deadlines.told_max_a(0) == 16.0
+    laxity = deadlines.plan(0.0, 50_000.0, [3]).laxity_s
+    assert laxity is not None
+    assert laxity[0] == pytest.approx(LEFT_S - 10_000 * 3600 / (16 * 3 * V))
+    deadlines.set_need(0, 10_000.0, 3600.0, NeedSource.API, ev_max_a=12.0)
+    late = deadlines.plan(0.0, 50_000.0, [3])
+    assert late.floor_a is not None
+    assert late.floor_a[0] == pytest.approx(12.0)  # all it takes, now
+    deadlines.observe(0, False, 0.0, None, 10.0)
+    assert deadlines.told_max_a(0) == math.inf  # the next session's EV is another
+
+
+def floor_now(deadlines: SessionDeadlines, now: float) -> float:
+    """The first connector's floor with 5 kW to share (A per phase)."""
+    floor = deadlines.plan(now, 5_000.0, [3]).floor_a
+    return 0.0 if floor is None else floor[0]
+
+
+def test_a_state_of_charge_to_reach_is_planned_from_the_evs_reported_state() -> None:
+    deadlines = SessionDeadlines(connectors(1), V)
+    deadlines.wall_offset_s = 0.0
+    target = SocTarget(soc_percent=80.0, battery_wh=60_000.0)
+    deadlines.set_need(0, 0.0, 7200.0, NeedSource.API, target=target)
+    deadlines.observe(0, True, 11_000.0, None, 0.0)  # no state of charge yet: not planned
+    assert deadlines.status(0, 0.0).needed_kwh == 0.0
+    assert floor_now(deadlines, 0.0) == 0.0
+    deadlines.observe(0, True, 11_000.0, None, 0.0, soc=50.0)  # 30 % of 60 kWh to go
+    assert deadlines.status(0, 0.0).needed_kwh == pytest.approx(18.0)
+    deadlines.observe(0, True, 11_000.0, None, 1800.0, soc=59.0)  # 5.5 kWh later
+    status = deadlines.status(0, 1800.0)
+    assert status.energy_kwh == pytest.approx(5.5)
+    assert status.needed_kwh == pytest.approx(5.5 + 12.6)  # delivered + 21 % of 60 kWh
+    # 12.6 kWh in the 5100 s left (less the margin) at 5 kW shared: late, all of it now.
+    assert floor_now(deadlines, 1800.0) == pytest.approx(5_000.0 / (3 * V))
+    deadlines.observe(0, True, 0.0, None, 1900.0, soc=81.0)  # there: nothing needed
+    assert floor_now(deadlines, 1900.0) == 0.0

@@ -1,4 +1,5 @@
-"""NotifyEVChargingNeeds (OCPP 2.0.1): hubgate reads the EV's energy need and departure.
+"""NotifyEVChargingNeeds (OCPP 2.0.1): hubgate reads the EV's energy need, departure and
+maximum current.
 
 From `ocpp`-package charging stations: directly (hubgate as the CSMS: it accepts and
 keeps them), and through the CSMS proxy while the CSMS is away (the charger still gets
@@ -26,7 +27,7 @@ NEEDS = call.NotifyEVChargingNeeds(
         "ac_charging_parameters": {
             "energy_amount": 42_000,
             "ev_min_current": 6,
-            "ev_max_current": 32,
+            "ev_max_current": 16,
             "ev_max_voltage": 400,
         },
     },
@@ -49,6 +50,7 @@ async def test_hubgate_as_csms_accepts_and_keeps_the_needs(server: Running) -> N
             needs = station.connector(1).charging_needs
             assert needs is not None
             assert (needs.energy_wh, needs.departure) == (42_000.0, DEPARTURE)
+            assert needs.max_current_a == 16.0  # the EV's own maximum per phase
             charger = OcppCharger(station, connector_id=1)
             assert charger.charging_needs() is needs
         finally:

@@ -18,6 +18,7 @@ from hubgate.cloud.store import Store
 from hubgate.config.loader import load_site
 from hubgate.config.services import Api
 from hubgate.control.commands import CommandRejectedError
+from hubgate.control.deadlines import SocTarget
 from hubgate.control.decisions import DecisionLog
 from hubgate.ocpp.versions import OcppVersion
 from hubgate.state import EventLevel, StateHub
@@ -242,7 +243,13 @@ class _NoCommands:
         raise CommandRejectedError("no control loop in this test")
 
     async def set_session(
-        self, connector: str, energy_kwh: float | None, departure: datetime | None
+        self,
+        connector: str,
+        energy_kwh: float | None,
+        departure: datetime | None,
+        *,
+        max_current_a: float | None = None,
+        target: SocTarget | None = None,
     ) -> None:
         raise CommandRejectedError("no control loop in this test")
 

@@ -33,11 +33,10 @@ def test_the_timetable_is_seeded_and_keeps_to_its_windows() -> None:
     assert all(0.75 * 3600 <= v.departs_at - v.arrives_at <= 3600 for v in truck)
 
 
-SHORTFALL_OVER_LP = 0.05
-"""How much more than the LP's least shortfall hubgate may leave, as a share of the fleet's
-need. Measured: 2.8 % (8.3 kWh against the LP's 2.1 of 223.6, docs/performance.md); the LP
-knows every arrival ahead and ignores the 6 A minimum and the EVs' reaction, and the plan
-learns a 16 A van's maximum only once it draws less than offered."""
+PEAK_TOLERANCE = 1.01
+"""How far above its demand target a fleet's 15-minute peak may end. Measured: the first
+interval, as the vehicles arrive, ends 0.5 % over (40.2 of 40 kW, told or not); the
+others stay under."""
 
 
 def run(path: Path, *, told: bool) -> Simulation:
@@ -52,17 +51,21 @@ def run(path: Path, *, told: bool) -> Simulation:
     return sim
 
 
-@pytest.mark.timeout(900)
-def test_told_the_needs_hubgate_comes_near_the_lp_and_beats_the_fair_share() -> None:
-    path = EXAMPLES / "bus-depot-small.toml"
-    oracle = lp_shortfall_kwh(Simulation(load_scenario(path)))
+@pytest.mark.timeout(600)
+def test_told_the_needs_every_vehicle_finishes_where_the_lp_says_it_can() -> None:
+    """The evening depot (8 bays, 8 vehicles): the LP finishes every vehicle; so does
+    hubgate told the needs, while the plain fair share leaves some short. The
+    150-vehicle overnight depot's figures are in docs/performance.md (`bench/fleet_figures.py`)."""
+    path = EXAMPLES / "bus-depot-evening.toml"
+    assert lp_shortfall_kwh(Simulation(load_scenario(path))) < 1e-6
     told, plain = run(path, told=True), run(path, told=False)
     planned, fair = told.fleet_summary(), plain.fleet_summary()
     assert planned is not None
     assert fair is not None
-    assert planned.vehicles == fair.vehicles == 15
-    assert planned.shortfall_kwh < fair.shortfall_kwh - 5.0
-    assert planned.shortfall_kwh <= oracle + SHORTFALL_OVER_LP * planned.needed_kwh
+    assert planned.vehicles == fair.vehicles == 8
+    assert planned.finished == 8, [o for o in told.outcomes if not o.finished]
+    assert fair.finished < 8
+    assert fair.shortfall_kwh > 5.0
     for sim in (told, plain):
         assert sim.recorder.summary().violations == ()
-    assert planned.peak_15min_kw <= 60.0 * 1.005  # the site's demand target, 60 kW
+    assert planned.peak_15min_kw <= 40.0 * PEAK_TOLERANCE  # the site's demand target

@@ -16,6 +16,7 @@ from hubgate.config.loader import load_site
 from hubgate.config.model import SiteConfig
 from hubgate.config.services import Api
 from hubgate.control.commands import CommandRejectedError
+from hubgate.control.deadlines import SocTarget
 from hubgate.control.decisions import DecisionLog, DecisionRecord, GridSample, Phases3
 from hubgate.control.limits import LimitBook
 from hubgate.control.prices import PriceSeries
@@ -60,9 +61,18 @@ class RecordingCommands:
         self._record("pv-mode", connector, str(pv_mode))
 
     async def set_session(
-        self, connector: str, energy_kwh: float | None, departure: datetime | None
+        self,
+        connector: str,
+        energy_kwh: float | None,
+        departure: datetime | None,
+        *,
+        max_current_a: float | None = None,
+        target: SocTarget | None = None,
     ) -> None:
-        self._record("session", connector, str(energy_kwh), str(departure))
+        told = () if max_current_a is None else (f"max {max_current_a:g} A",)
+        if target is not None:
+            told += (f"to {target.soc_percent:g} % of {target.battery_wh:g} Wh",)
+        self._record("session", connector, str(energy_kwh), str(departure), *told)
 
 
 def small_site(examples: Path, api: Api) -> SiteConfig:

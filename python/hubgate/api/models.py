@@ -12,6 +12,7 @@ from hubgate.cloud.store import Hold
 from hubgate.config.model import PRIORITY_MAX, LimitSchedule
 from hubgate.config.services import GroupName
 from hubgate.config.tokens import ListedToken
+from hubgate.control.deadlines import SocTarget
 from hubgate.control.decisions import DecisionRecord
 from hubgate.control.limits import AuditEntry, Lease, Limit, LimitInForce
 
@@ -233,7 +234,8 @@ class PvModeWrite(Body):
 
 
 class SessionWrite(Body):
-    """A session's energy need and departure; both null: no deadline (plain fair share)."""
+    """A session's need (an energy, or a state of charge with the battery's capacity) and
+    departure; none: no deadline (plain fair share)."""
 
     energy_kwh: float | None = Field(
         default=None,
@@ -246,12 +248,47 @@ class SessionWrite(Body):
     departure: AwareDatetime | None = Field(
         default=None, description="When the vehicle leaves (ISO 8601 with a UTC offset)"
     )
+    max_current_a: float | None = Field(
+        default=None,
+        gt=0,
+        le=1000,
+        allow_inf_nan=False,
+        description="The most the vehicle takes per phase, A (its EVMaxCurrent), if known",
+    )
+    target_soc: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        allow_inf_nan=False,
+        description="Instead of energy_kwh: the state of charge to reach, % (with battery_kwh; "
+        "planned once the charger reports the EV's state of charge)",
+    )
+    battery_kwh: float | None = Field(
+        default=None,
+        gt=0,
+        le=10_000,
+        allow_inf_nan=False,
+        description="The battery's usable capacity, with target_soc",
+    )
 
     @model_validator(mode="after")
-    def _both_or_neither(self) -> SessionWrite:
-        if (self.energy_kwh is None) != (self.departure is None):
-            raise ValueError("give both energy_kwh and departure, or neither to clear")
+    def _need_and_departure(self) -> SessionWrite:
+        if (self.target_soc is None) != (self.battery_kwh is None):
+            raise ValueError("give target_soc together with battery_kwh")
+        if self.energy_kwh is not None and self.target_soc is not None:
+            raise ValueError("give energy_kwh or target_soc, not both")
+        if (self.energy_kwh is None and self.target_soc is None) != (self.departure is None):
+            raise ValueError(
+                "give both a need (energy_kwh, or target_soc with battery_kwh) and departure, "
+                "or neither to clear"
+            )
         return self
+
+    def target(self) -> SocTarget | None:
+        """The state of charge to reach, None for an energy need."""
+        if self.target_soc is None or self.battery_kwh is None:
+            return None
+        return SocTarget(self.target_soc, self.battery_kwh * 1000)
 
 
 class StartCharging(Body):

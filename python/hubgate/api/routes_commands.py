@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from hubgate.api.deps import Ctx, known_connector, require_token
 from hubgate.api.models import Accepted, PriorityWrite, PvModeWrite, SessionWrite, StartCharging
 from hubgate.control.commands import CommandRejectedError
+from hubgate.control.deadlines import need_text
 
 router = APIRouter(
     tags=["commands"],
@@ -67,14 +68,17 @@ async def set_pv_mode(ctx: Ctx, charger: str, connector: int, body: PvModeWrite)
 
 @router.put("/connectors/{charger}/{connector}/session")
 async def set_session(ctx: Ctx, charger: str, connector: int, body: SessionWrite) -> Accepted:
-    """Give the connector's session (or its next one) an energy need and a departure: the
-    allocator plans it to have its energy by then (least laxity first within the limits).
-    Both null clears it."""
+    """Give the connector's session (or its next one) an energy need (or a state of charge
+    to reach) and a departure: the allocator plans it to have its energy by then (least
+    laxity first within the limits). Neither clears it."""
     key = known_connector(ctx, charger, connector)
-    command = ctx.commands.set_session(key, body.energy_kwh, body.departure)
+    target = body.target()
+    command = ctx.commands.set_session(
+        key, body.energy_kwh, body.departure, max_current_a=body.max_current_a, target=target
+    )
     detail = (
         f"{key} no deadline"
         if body.departure is None
-        else f"{key} needs {body.energy_kwh:g} kWh by {body.departure.isoformat()}"
+        else f"{key} needs {need_text(body.energy_kwh, target)} by {body.departure.isoformat()}"
     )
     return await _carry_out(command, detail)

@@ -41,7 +41,7 @@ async def list_prices(ctx: Ctx) -> list[PriceView]:
 async def put_prices(ctx: Ctx, body: PricesWrite) -> list[PriceView]:
     """Prices for consecutive intervals from `start` (they replace what was known for that
     time); the deadline planner lets sessions with slack wait for the cheap slots. Kept in
-    memory: send them again after a restart."""
+    the records file across restarts (`control.kept_inputs`)."""
     _series(ctx).put(body.start.timestamp(), body.interval_min * 60.0, body.prices)
     return _ahead(ctx)
 

@@ -85,8 +85,8 @@ async def list_schedules(ctx: Ctx) -> SchedulesView:
 @writes.put("/schedules/{name}")
 async def put_schedule(ctx: Ctx, request: Request, name: str, body: ScheduleWrite) -> ScheduleView:
     """Add or replace an API schedule: a limit on a node during windows or a tariff period;
-    it becomes a lease (source `schedule`) while it holds. Not kept across a restart: put
-    lasting schedules in the site file."""
+    it becomes a lease (source `schedule`) while it holds. Kept in the records file across
+    restarts (`control.kept_inputs`)."""
     book = _book(ctx)
     if book.from_site_file(name):
         raise HTTPException(

@@ -8,6 +8,7 @@ tests a recording implementation. A command that cannot be carried out raises
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
@@ -15,7 +16,7 @@ from typing import Protocol
 from hubgate._core import HubgateError
 from hubgate.config.model import PRIORITY_MAX
 from hubgate.control.allocation import ConnectorKey
-from hubgate.control.deadlines import NeedSource
+from hubgate.control.deadlines import NeedSource, SocTarget, need_text
 from hubgate.control.plan import CyclePlanner
 from hubgate.devices.model import Charger, SessionCharger
 from hubgate.records.events import EventLog
@@ -42,10 +43,17 @@ class Commands(Protocol):
         """Charge `connector` from PV surplus only (or from the grid again) from the next cycle."""
 
     async def set_session(
-        self, connector: str, energy_kwh: float | None, departure: datetime | None
+        self,
+        connector: str,
+        energy_kwh: float | None,
+        departure: datetime | None,
+        *,
+        max_current_a: float | None = None,
+        target: SocTarget | None = None,
     ) -> None:
-        """The session on `connector` (or the next one) needs `energy_kwh` more by
-        `departure`; both None: no deadline."""
+        """The session on `connector` (or the next one) needs `energy_kwh` more (or what
+        takes its EV to the state of charge `target`) by `departure`, its EV taking at most
+        `max_current_a` per phase (None: not known); no need or no departure: no deadline."""
 
 
 class SiteCommands:
@@ -86,12 +94,18 @@ class SiteCommands:
         self.events.emit(EventLevel.INFO, connector, "PV mode" if pv_mode else "grid mode")
 
     async def set_session(
-        self, connector: str, energy_kwh: float | None, departure: datetime | None
+        self,
+        connector: str,
+        energy_kwh: float | None,
+        departure: datetime | None,
+        *,
+        max_current_a: float | None = None,
+        target: SocTarget | None = None,
     ) -> None:
         """Give the session on a connector an energy need and a departure (or take them)."""
         index = self._index(connector)
         deadlines = self.planner.deadlines
-        if energy_kwh is None or departure is None:
+        if (energy_kwh is None and target is None) or departure is None:
             deadlines.clear_need(index)
             self.events.emit(EventLevel.INFO, connector, "no deadline")
             return
@@ -99,9 +113,15 @@ class SiteCommands:
             raise CommandRejectedError(
                 f"{connector}: departure needs a UTC offset, e.g. 2026-03-01T05:30:00+01:00"
             )
-        deadlines.set_need(index, energy_kwh * 1000, departure.timestamp(), NeedSource.API)
+        ev_max_a = math.inf if max_current_a is None else max_current_a
+        energy_wh = 0.0 if energy_kwh is None else energy_kwh * 1000
+        deadlines.set_need(
+            index, energy_wh, departure.timestamp(), NeedSource.API, ev_max_a, target
+        )
         self.events.emit(
-            EventLevel.INFO, connector, f"needs {energy_kwh:g} kWh by {departure.isoformat()}"
+            EventLevel.INFO,
+            connector,
+            f"needs {need_text(energy_kwh, target)} by {departure.isoformat()}",
         )
 
     async def start_charging(self, connector: str, id_tag: str | None) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from datetime import time as time_of_day
 from enum import StrEnum
@@ -37,6 +37,12 @@ HORIZON_SLOTS = 96
 
 HOUR_S = 3600.0
 
+DEADLINE_MARGIN_S = 300.0
+"""Each session is planned to have its energy this long before its departure, and by its
+departure once that time has passed: the EVs' reaction, the cycles and the minimum off time
+of a connector paused in the rotation eat into the last minutes of a plan that ends on the
+dot."""
+
 
 class NeedSource(StrEnum):
     """Where a session's energy need and departure came from."""
@@ -53,6 +59,24 @@ class SessionNeed:
     energy_wh: float
     departure: float
     source: NeedSource
+    ev_max_a: float = math.inf
+    """The most the EV takes per phase, as told with the need (ISO 15118's EVMaxCurrent,
+    the fleet's system); infinity: not told."""
+    target: SocTarget | None = None
+    """A state of charge to reach instead of an energy: `energy_wh` follows the EV's
+    reported state of charge (0 until it reports one: not planned meanwhile)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SocTarget:
+    """A session's need as a state of charge to reach (%) and the battery's capacity."""
+
+    soc_percent: float
+    battery_wh: float
+
+    def energy_wh(self, soc_percent: float) -> float:
+        """What a battery at `soc_percent` still takes to reach the target."""
+        return max(self.soc_percent - soc_percent, 0.0) / 100 * self.battery_wh
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +99,8 @@ class _Session:
     id_token: str | None = None
     ev_a: float = math.inf
     """The most the EV was seen to take per phase this session (the loop's estimate)."""
+    soc: float | None = None
+    """The EV's last reported state of charge (%)."""
 
     def remaining_wh(self) -> float:
         if self.need is None:
@@ -93,6 +119,8 @@ class DeadlineStatus:
     planned_now_kw: float = 0.0
     """What the plan asks of it now."""
     laxity_s: float | None = None
+    """Time to its planned finish (`DEADLINE_MARGIN_S` before the departure) less the time
+    its need takes at its maximum."""
     projected_finish: float | None = None
     """At the current power; None when not drawing or nothing is needed."""
     shortfall_kwh: float = 0.0
@@ -146,12 +174,31 @@ class SessionDeadlines:
 
     # -- inputs ----------------------------------------------------------------------------
 
-    def set_need(self, index: int, energy_wh: float, departure: float, source: NeedSource) -> None:
-        """The session at `index` needs `energy_wh` more, by `departure` (epoch s); it
-        applies to the session now plugged in, or to the next one."""
+    def set_need(
+        self,
+        index: int,
+        energy_wh: float,
+        departure: float,
+        source: NeedSource,
+        ev_max_a: float = math.inf,
+        target: SocTarget | None = None,
+    ) -> None:
+        """The session at `index` needs `energy_wh` more (or, with `target`, as much as
+        takes its EV to that state of charge), by `departure` (epoch s), its EV taking at
+        most `ev_max_a` per phase; it applies to the session now plugged in, or to the next
+        one."""
         session = self._sessions[index]
         already = session.delivered_wh if session.active else 0.0
-        session.need = SessionNeed(already + energy_wh, departure, source)
+        session.need = SessionNeed(already + energy_wh, departure, source, ev_max_a, target)
+        if target is not None and session.active and session.soc is not None:
+            self._to_target(session, session.soc)
+
+    def told_max_a(self, index: int) -> float:
+        """The most the EV at `index` takes per phase, as told with its need (infinity when
+        not told): neither the plan nor the allocator offers it more."""
+        session = self._sessions[index]
+        need = session.need if session.active else None
+        return math.inf if need is None else need.ev_max_a
 
     def identify(self, index: int, id_token: str, now: float) -> None:
         """The session at `index` charges for `id_token`: its default need, if it has one,
@@ -179,11 +226,12 @@ class SessionDeadlines:
         session_wh: float | None,
         now: float,
         ev_a: float = math.inf,
+        soc: float | None = None,
     ) -> None:
         """Track the session at `index`: plugged in or not, its power, (when the charger
-        reports it) its session-energy register and (when known) the most its EV takes per
-        phase, which the plan holds it to from then on. Unplugging ends the session and its
-        need."""
+        reports them) its session-energy register and the EV's state of charge (%), and
+        (when known) the most its EV takes per phase, which the plan holds it to from then
+        on. Unplugging ends the session and its need."""
         session = self._sessions[index]
         if not plugged:
             if session.active:
@@ -208,6 +256,18 @@ class SessionDeadlines:
         session.power_w = power_w
         if math.isfinite(ev_a):
             session.ev_a = ev_a
+        if soc is not None:
+            session.soc = soc
+            self._to_target(session, soc)
+
+    @staticmethod
+    def _to_target(session: _Session, soc: float) -> None:
+        """A need to reach a state of charge: what is delivered plus what the battery at
+        `soc` still takes."""
+        need = session.need
+        if need is not None and need.target is not None:
+            energy = session.delivered_wh + need.target.energy_wh(soc)
+            session.need = replace(need, energy_wh=energy)
 
     def plan(
         self,
@@ -230,8 +290,10 @@ class SessionDeadlines:
             if session.need is None or not session.active:
                 continue
             need[i] = session.remaining_wh()
-            departure[i] = max(session.need.departure - wall, 0.0)
-            max_w[i] = min(info.max_current_a, session.ev_a) * phases[i] * self.voltage_v
+            left = session.need.departure - wall
+            departure[i] = left - DEADLINE_MARGIN_S if left > DEADLINE_MARGIN_S else max(left, 0.0)
+            ev_a = min(info.max_current_a, session.ev_a, session.need.ev_max_a)
+            max_w[i] = ev_a * phases[i] * self.voltage_v
             planned = True
         if not planned:
             self._now_w = array("d", bytes(8 * n))
@@ -302,6 +364,13 @@ class SessionDeadlines:
         if candidate <= local:
             candidate = datetime.combine(local.date() + timedelta(days=1), at, self.zone)
         return candidate.timestamp()
+
+
+def need_text(energy_kwh: float | None, target: SocTarget | None) -> str:
+    """A need for a person: '40 kWh', or '80 % of 200 kWh'."""
+    if target is not None:
+        return f"{target.soc_percent:g} % of {target.battery_wh / 1000:g} kWh"
+    return f"{energy_kwh:g} kWh"
 
 
 def session_defaults(

@@ -322,9 +322,9 @@ class CyclePlanner:
             self._needs_seen[name] = needs
             if needs.energy_wh is None or needs.departure is None:
                 continue
-            self.deadlines.set_need(
-                self._index[name], needs.energy_wh, needs.departure.timestamp(), NeedSource.OCPP
-            )
+            most = math.inf if needs.max_current_a is None else needs.max_current_a
+            index, departure = self._index[name], needs.departure.timestamp()
+            self.deadlines.set_need(index, needs.energy_wh, departure, NeedSource.OCPP, most)
             self.events.emit(
                 EventLevel.INFO,
                 name,
@@ -411,7 +411,7 @@ class CyclePlanner:
                 self.allocator.set_ev_phase(i, runtime.ev_phase)
                 self.energy.ev_phases[i] = 3 if runtime.ev_phase is None else 1
             wanting[i] = runtime.wants_offer(wants, info.hold_minimum)
-            ev_max[i] = runtime.ev_estimate(wants, drawn, now)
+            ev_max[i] = min(runtime.ev_estimate(wants, drawn, now), self.deadlines.told_max_a(i))
             if not wants and info.hold_minimum:  # idle, offered its minimum: no more
                 ev_max[i] = info.min_current_a
         measured: dict[int, Phases3] = {}
@@ -530,10 +530,11 @@ class CyclePlanner:
             plugged = reading is not None and (
                 reading.state in WANTING_STATES or (reading.state is None and max(runtime.draw) > 1)
             )
-            session_wh = reading.get(Quantity.SESSION_ENERGY) if reading is not None else None
+            values = reading.values if reading is not None else {}
             power_w = sum(runtime.draw) * model.voltage_v
             ev_a = runtime.ev_limit_a - EV_HEADROOM_A  # what it drew when it took less
-            self.deadlines.observe(i, plugged, power_w, session_wh, now, ev_a)
+            session_wh, soc = values.get(Quantity.SESSION_ENERGY), values.get(Quantity.SOC)
+            self.deadlines.observe(i, plugged, power_w, session_wh, now, ev_a, soc)
         phases = [1 if info.one_phase else 3 for info in model.connectors]
         caps = partial(self._caps_ahead, now, base)
         return self.deadlines.plan(now, caps, phases, self.prices)

@@ -13,7 +13,7 @@ with slack holds back to what the deadline plan asks of it now while the slot is
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 HOUR_S = 3600.0
 MAX_POINTS = 7 * 96
@@ -26,6 +26,8 @@ class PriceSeries:
     def __init__(self) -> None:
         self._starts: list[float] = []
         self._points: list[tuple[float, float, float]] = []
+        self.listeners: list[Callable[[], None]] = []
+        """Called after every change (`control.kept_inputs` saves them)."""
 
     def put(self, start: float, interval_s: float, prices: Sequence[float]) -> None:
         """Prices for consecutive intervals from `start`; they replace what was known for
@@ -40,10 +42,16 @@ class PriceSeries:
         ]
         self._points = sorted(kept + new)[-MAX_POINTS:]
         self._starts = [p[0] for p in self._points]
+        self._changed()
 
     def clear(self) -> None:
         """Forget every price."""
         self._points, self._starts = [], []
+        self._changed()
+
+    def _changed(self) -> None:
+        for listener in self.listeners:
+            listener()
 
     def points(self, since: float = float("-inf")) -> list[tuple[float, float, float]]:
         """The intervals (start, end, price) that end after `since`."""

@@ -12,14 +12,14 @@ limit of the moment.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from hubgate.config.model import GRID_NODE_ID, LimitSchedule, SiteConfig, TimeWindow
+from hubgate.config.model import GRID_NODE_ID, WEEKDAYS, LimitSchedule, SiteConfig, TimeWindow
 from hubgate.control.limits import NO_LIMIT, SITE, Limit, LimitBook, LimitSource
 
 SITE_ORIGIN = "site file"
@@ -62,6 +62,8 @@ class Schedule:
     origin: str = SITE_ORIGIN
     """Who set it: the site file, or the API's client."""
     tariff: str | None = None
+    config: LimitSchedule | None = None
+    """Its site-file (or API) form."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,8 @@ class ScheduleBook:
         self.tariffs = dict(tariffs or {})
         self._schedules = {s.name: s for s in schedules}
         self._site_names = frozenset(self._schedules)
+        self.listeners: list[Callable[[], None]] = []
+        """Called after every change (`control.kept_inputs` saves the API's schedules)."""
 
     @classmethod
     def of_site(cls, site: SiteConfig) -> ScheduleBook:
@@ -113,15 +117,36 @@ class ScheduleBook:
             else tuple(Window.of(w) for w in config.windows)
         )
         limit = Limit(config.phase_current_limit_a, config.power_limit_kw)
-        return Schedule(config.name, target_of(config.node), limit, windows, origin, config.tariff)
+        return Schedule(
+            config.name, target_of(config.node), limit, windows, origin, config.tariff, config
+        )
 
     def put(self, schedule: Schedule) -> None:
         """Add a schedule, or replace the one with its name."""
         self._schedules[schedule.name] = schedule
+        self._changed()
 
     def remove(self, name: str) -> bool:
         """Drop a schedule; False when there is none of that name."""
-        return self._schedules.pop(name, None) is not None
+        removed = self._schedules.pop(name, None) is not None
+        self._changed()
+        return removed
+
+    def _changed(self) -> None:
+        for listener in self.listeners:
+            listener()
+
+    def api_configs(self) -> list[dict[str, object]]:
+        """The schedules not from the site file, as JSON: their form and origin."""
+        kept: list[dict[str, object]] = []
+        for schedule in self.schedules():
+            if self.from_site_file(schedule.name) or schedule.config is None:
+                continue
+            config = schedule.config.model_dump(mode="json")
+            for window in config["windows"]:  # weekdays as the site file writes them
+                window["days"] = [WEEKDAYS[d] for d in window["days"]]
+            kept.append({"config": config, "origin": schedule.origin})
+        return kept
 
     def from_site_file(self, name: str) -> bool:
         """Whether the schedule `name` was in the site file at start."""

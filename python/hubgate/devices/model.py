@@ -251,6 +251,8 @@ class ChargingNeeds:
     energy_wh: float | None
     departure: datetime | None
     """Aware; None when the EV gave no departure time."""
+    max_current_a: float | None = None
+    """AC: the most the EV takes per phase (evMaxCurrent), None when not given."""
 
 
 @runtime_checkable

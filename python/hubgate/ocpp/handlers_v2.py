@@ -79,12 +79,15 @@ def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict
 
     def notify_ev_charging_needs(p: Payload) -> Payload:
         needs = p["chargingNeeds"]
-        parameters = needs.get("acChargingParameters") or needs.get("dcChargingParameters") or {}
+        ac = needs.get("acChargingParameters")
+        parameters = ac or needs.get("dcChargingParameters") or {}
         energy = parameters.get("energyAmount")
         departure = needs.get("departureTime")
+        most = None if ac is None else ac.get("evMaxCurrent")
         station.connector(p["evseId"]).charging_needs = ChargingNeeds(
             None if energy is None else float(energy),
             None if departure is None else parse_timestamp(departure),
+            None if most is None else float(most),
         )
         return {"status": "Accepted"}
 

@@ -1,4 +1,5 @@
-"""The operator's records on disk: one SQLite file with the event log and the charging sessions.
+"""The operator's records on disk: one SQLite file with the event log, the charging sessions
+and what the API set that must outlive a restart (its schedules and prices, `keep`).
 
 The file sits beside the CSMS queue (`[records] path`, `records_path`) and survives
 restarts; a gateway without a file keeps them in memory. WAL mode with
@@ -56,6 +57,11 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 CREATE INDEX IF NOT EXISTS sessions_started ON sessions(started_at);
 CREATE INDEX IF NOT EXISTS sessions_open ON sessions(stopped_at);
+CREATE TABLE IF NOT EXISTS kept (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    saved_at REAL NOT NULL
+);
 """
 
 LEVELS = (EventLevel.INFO, EventLevel.WARNING, EventLevel.ALARM)
@@ -130,6 +136,21 @@ class RecordStore:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    # -- what the API set ------------------------------------------------------------
+
+    def keep(self, name: str, value: object, now_wall: float) -> None:
+        """Keep `value` (JSON) under `name` across restarts, replacing what was there."""
+        self.db.execute(
+            "INSERT INTO kept (name, value, saved_at) VALUES (?, ?, ?) ON CONFLICT(name) "
+            "DO UPDATE SET value = excluded.value, saved_at = excluded.saved_at",
+            (name, json.dumps(value), now_wall),
+        )
+
+    def kept(self, name: str) -> object:
+        """What was kept under `name` (None for nothing)."""
+        row = self.db.execute("SELECT value FROM kept WHERE name = ?", (name,)).fetchone()
+        return None if row is None else json.loads(row[0])
 
     # -- events ------------------------------------------------------------------------
 

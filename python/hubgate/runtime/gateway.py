@@ -50,6 +50,7 @@ from hubgate.config.model import SiteConfig
 from hubgate.config.tokens import TokenBook
 from hubgate.control.authority import SOLE
 from hubgate.control.decisions import DecisionLog
+from hubgate.control.kept_inputs import keep_inputs
 from hubgate.control.limits import LimitBook
 from hubgate.control.loop import ControlLoop
 from hubgate.modbus.pool import open_modbus_pool
@@ -301,6 +302,14 @@ async def open_gateway(
                 hub=hub,
                 cycle_time=metrics.cycle_time.observe,
                 authority=SOLE if leadership is None else leadership,
+                events=events,
+            )
+            keep_inputs(
+                store,
+                loop.planner.schedules,
+                loop.planner.prices,
+                nodes=loop.model.node_ids,
+                wall_clock=time.time,
                 events=events,
             )
             gateway = Gateway(site, loop, registry, supervisor, proxy, leadership)

@@ -259,7 +259,7 @@ async def tell_needs(sim: Simulation, loop: ControlLoop) -> None:
         assert ev.need_kwh is not None
         departure = datetime.fromtimestamp(sim.epoch_s + ev.departs_at, UTC)
         key = connector_target(wiring.charger, wiring.connector)
-        await loop.commands.set_session(key, ev.need_kwh, departure)
+        await loop.commands.set_session(key, ev.need_kwh, departure, max_current_a=ev.max_current_a)
 
 
 async def run_hubgate(

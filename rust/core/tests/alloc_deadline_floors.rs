@@ -112,3 +112,63 @@ fn floors_of_wrong_length_or_nan_are_refused() {
     };
     assert!(alloc.allocate(&input, &mut out).is_err());
 }
+
+#[test]
+fn a_floor_below_the_minimum_charges_at_the_minimum_before_the_rotation() {
+    // 20 A on the root, four connectors with a 6 A minimum: room for three at 6 A
+    // but not four. The one that needs 2 A now (its deadline) is admitted at the
+    // minimum, whatever the rotation's order; without its floor it waits its turn.
+    let mut alloc = allocator(
+        vec![root(20.0, INF)],
+        vec![three_phase(0, 32.0); 4],
+        quiet(),
+    );
+    let (base, ev, wanting, pv) = ([0.0; 3], [INF; 4], [1u8; 4], [0u8; 4]);
+    let plain = allocate(&mut alloc, &cycle_input(0.0, &base, &ev, &wanting, &pv));
+    assert_eq!(plain.target_a[3], 0.0, "{:?}", plain.target_a);
+    let mut alloc = allocator(
+        vec![root(20.0, INF)],
+        vec![three_phase(0, 32.0); 4],
+        quiet(),
+    );
+    let floors = [0.0, 0.0, 0.0, 2.0];
+    let lax = [INF, INF, INF, 600.0];
+    let input = CycleInput {
+        floor_a: &floors,
+        laxity_s: &lax,
+        ..cycle_input(0.0, &base, &ev, &wanting, &pv)
+    };
+    let out = allocate(&mut alloc, &input);
+    assert!(out.target_a[3] >= 6.0, "{:?}", out.target_a);
+    assert!(out.target_a.iter().sum::<f64>() <= 20.0 + 1e-9);
+}
+
+#[test]
+fn a_deadline_outranks_the_minimum_on_time_of_a_session_with_slack() {
+    // 12 A on the root: room for two connectors at their 6 A minimum. Two start
+    // at t = 0 (inside their 5 minutes on at t = 10); the third must charge now
+    // for its deadline: it is admitted and one of the two pauses, rather than the
+    // deadline waiting out their dwell.
+    let settings = hubgate_core::alloc::Settings {
+        min_on_s: 300.0,
+        ..quiet()
+    };
+    let mut alloc = allocator(
+        vec![root(12.0, INF)],
+        vec![three_phase(0, 32.0); 3],
+        settings,
+    );
+    let (base, ev, pv) = ([0.0; 3], [INF; 3], [0u8; 3]);
+    let first = allocate(&mut alloc, &cycle_input(0.0, &base, &ev, &[1, 1, 0], &pv));
+    assert_eq!(first.target_a, vec![6.0, 6.0, 0.0]);
+    let floors = [0.0, 0.0, 6.0];
+    let lax = [INF, INF, 100.0];
+    let input = CycleInput {
+        floor_a: &floors,
+        laxity_s: &lax,
+        ..cycle_input(10.0, &base, &ev, &[1, 1, 1], &pv)
+    };
+    let out = allocate(&mut alloc, &input);
+    assert_eq!(out.target_a[2], 6.0, "{:?}", out.target_a);
+    assert_eq!(out.target_a[0] + out.target_a[1], 6.0, "{:?}", out.target_a);
+}

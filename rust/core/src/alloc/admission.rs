@@ -1,9 +1,12 @@
 //! Step 1: who gets at least the minimum, at which phase count, and who pauses.
 //!
-//! Order: connectors inside their minimum on-time first (against flapping),
-//! then those with a deadline floor, least laxity first, then priority tiers,
-//! then paused connectors by how long they have waited, then charging ones, the
-//! longest-charging last (rotation). Each is admitted greedily if its minimum
+//! Order: connectors with a deadline floor, least laxity first (those inside
+//! their minimum on-time before the others), then the rest inside their minimum
+//! on-time (against flapping), then priority tiers, then paused connectors by
+//! how long they have waited, then charging ones, the longest-charging last
+//! (rotation). A deadline thus outranks the dwell of a session with slack: when
+//! capacity dips (a lower limit, a draw not yet followed counted as base load),
+//! a session that must charge now is not the one paused for the minimum off-time. Each is admitted greedily if its minimum
 //! fits in every constraint on its path, at its deadline floor or as much of it
 //! as fits; a switchable connector falls back to one phase when three do not fit
 //! and switching is allowed. Safety wins over dwell and deadlines: nothing is
@@ -17,21 +20,21 @@ use super::Work;
 /// Tolerance of every feasibility comparison, in A or W.
 pub(crate) const EPS: f64 = 1e-9;
 
-/// Admission order as one sortable number: protected first, then deadline
-/// floors by laxity, then higher priority, then paused before charging, then
-/// the rotation time, then index.
+/// Admission order as one sortable number for a connector without a deadline
+/// floor (after every one with a floor): protected first, then higher priority,
+/// then paused before charging, then the rotation time, then index.
 fn order_key(protected: bool, priority: u8, on: bool, since: f64, index: usize) -> u128 {
-    (u128::from(!protected) << 106)
-        | (1 << 105)
+    ((2 + u128::from(!protected)) << 105)
         | (u128::from(u8::MAX - priority) << 97)
         | (u128::from(on) << 96)
         | (u128::from(ordered_bits(since)) << 32)
         | index as u128
 }
 
-/// The admission key of a connector with a deadline floor (after the protected ones).
+/// The admission key of a connector with a deadline floor: protected first,
+/// then least laxity.
 fn urgent_key(protected: bool, laxity: f64, index: usize) -> u128 {
-    (u128::from(!protected) << 106) | (u128::from(ordered_bits(laxity)) << 32) | index as u128
+    (u128::from(!protected) << 105) | (u128::from(ordered_bits(laxity)) << 32) | index as u128
 }
 
 /// Phase counts to try, best first.

@@ -166,19 +166,17 @@ impl Work {
 }
 
 /// Sets this cycle's deadline floors: a wanting connector's floor rounded up to its
-/// step, within its maximum, when above its minimum.
+/// step, at least its minimum (a session the plan needs now at less than that charges
+/// at the minimum, least laxity first, rather than wait its turn in the rotation),
+/// within its maximum.
 fn deadline_floors(topo: &Topology, work: &mut Work, input: &CycleInput<'_>) {
     work.any_floor = false;
     for i in 0..topo.connector_count() {
         let asked = input.floor_a.get(i).copied().unwrap_or(0.0);
-        let floor = if input.wanting[i] != 0 && asked > topo.lo_a[i] {
+        work.floor[i] = if input.wanting[i] != 0 && asked > admission::EPS {
             let step = topo.connectors[i].step_a;
-            floor_to_step(ceil_to_step(asked, step).min(work.hi[i]), step)
-        } else {
-            0.0
-        };
-        work.floor[i] = if floor > topo.lo_a[i] + admission::EPS {
-            floor
+            let floor = ceil_to_step(asked, step).max(topo.lo_a[i]).min(work.hi[i]);
+            floor_to_step(floor, step).max(topo.lo_a[i])
         } else {
             0.0
         };
