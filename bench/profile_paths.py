@@ -3,6 +3,7 @@
     python bench/profile_paths.py modbus-sequential 20       # hubgate's master, 20 s
     python bench/profile_paths.py modbus-250 20              # 250 devices read at once
     python bench/profile_paths.py ocpp 1000 20 10            # listener, 1,000 stations, 10x rate
+    python bench/profile_paths.py cycle 0.1 20               # the gateway, depot-500, 100 ms cycle
 
 Each runs the same load as its benchmark (bench/test_bench_modbus_transport.py,
 bench/test_bench_ocpp.py) with the peers in processes of their own, samples the
@@ -128,9 +129,34 @@ def ocpp(stations: int, seconds: float, speedup: float) -> Path:
     return out
 
 
+def cycle(cycle_s: float, seconds: float) -> Path:
+    """The gateway in this process controlling the 500-connector depot served by the
+    simulator in its own (bench/test_bench_control_loop.py), sampled over `seconds`."""
+    sys.path.insert(0, str(BENCH.parent))
+    from bench.test_bench_control_loop import SCENARIO
+    from hubgate.benchmarking import end_to_end
+    from hubgate.benchmarking.end_to_end import measure_cycle
+
+    end_to_end.READY_TIMEOUT_S = 600  # a short cycle on a busy machine connects slowly
+    out = OUT / f"hubgate-profile-cycle-{cycle_s:g}.txt"
+    started: list[subprocess.Popen[bytes]] = []
+    run = measure_cycle(
+        SCENARIO,
+        settle_s=20.0,
+        cycles=max(3, int(seconds / cycle_s)),
+        cycle_s=cycle_s,
+        on_window=lambda: started.append(record(os.getpid(), seconds, out)),
+    )
+    started[0].wait(60)
+    print(run.as_json())
+    return out
+
+
 def main(argv: list[str]) -> None:
     case = argv[0]
-    if case.startswith("modbus"):
+    if case == "cycle":
+        out = cycle(float(argv[1]), float(argv[2]))
+    elif case.startswith("modbus"):
         out = modbus(case, float(argv[1]))
     else:
         out = ocpp(int(argv[1]), float(argv[2]), float(argv[3]) if len(argv) > 3 else 1.0)

@@ -47,3 +47,25 @@ async def test_reader_gets_newest_and_skips_stale(autojump_clock: trio.testing.M
     assert len(seen) < 5  # stale snapshots were skipped, the newest was not
     assert hub.latest is not None
     assert hub.latest.cycle == 5
+
+
+async def test_a_snapshot_published_as_its_builder_is_built_once_when_read() -> None:
+    hub = StateHub()
+    built: list[int] = []
+
+    def build(cycle: int) -> SiteState:
+        built.append(cycle)
+        return snapshot(cycle)
+
+    hub.publish(lambda: build(1))
+    hub.publish(lambda: build(2))
+    assert built == []  # nobody read cycle 1 or 2 yet: neither was built
+    with trio.fail_after(5):
+        version, state = await hub.wait_newer(0)
+    assert (version, state.cycle) == (2, 2)
+    assert hub.latest is state
+    assert built == [2]  # the newest only, once
+    hub.publish(snapshot(3))
+    assert hub.latest is not None
+    assert hub.latest.cycle == 3
+    assert built == [2]

@@ -8,6 +8,7 @@ tasks and their JSON Schema documents the API.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 
@@ -378,22 +379,32 @@ class StateHub:
     """Holds the latest snapshot and wakes every reader waiting for a new one.
 
     Publishing never blocks the control loop. A slow reader skips the
-    snapshots it was too slow for and always gets the newest.
+    snapshots it was too slow for and always gets the newest. A snapshot may be
+    published as the function that builds it: it is built when first read, so a
+    cycle nobody reads costs nothing to publish.
     """
 
     def __init__(self) -> None:
         self._latest: SiteState | None = None
+        self._build: Callable[[], SiteState] | None = None
         self._version = 0
         self._changed = trio.Event()
 
     @property
     def latest(self) -> SiteState | None:
         """The newest snapshot, or None before the first cycle."""
+        if self._build is not None:
+            build, self._build = self._build, None
+            self._latest = build()
         return self._latest
 
-    def publish(self, state: SiteState) -> None:
-        """Make `state` the latest and wake every waiting reader."""
-        self._latest = state
+    def publish(self, state: SiteState | Callable[[], SiteState]) -> None:
+        """Make `state` the latest (a function: what it returns, built on the first read)
+        and wake every waiting reader."""
+        if isinstance(state, SiteState):
+            self._latest, self._build = state, None
+        else:
+            self._build = state
         self._version += 1
         self._changed.set()
         self._changed = trio.Event()
@@ -404,6 +415,8 @@ class StateHub:
         Returns the newest version and snapshot; readers loop with
         `seen, state = await hub.wait_newer(seen)`.
         """
-        while self._version == seen or self._latest is None:
+        while self._version == seen or self._version == 0:
             await self._changed.wait()
-        return self._version, self._latest
+        latest = self.latest
+        assert latest is not None, "a version above 0 has a snapshot"
+        return self._version, latest

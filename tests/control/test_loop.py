@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pytest
 import trio
@@ -14,6 +16,7 @@ from hubgate.control.loop import ControlLoop
 from hubgate.control.sensors import SiteDevices
 from hubgate.devices.model import Reading
 from hubgate.profiles.model import IecState
+from hubgate.state import SiteState
 from tests.support.loop_site import SimCharger, SimSite, running_loop, site_config
 
 BOARD_A = 64.0
@@ -370,3 +373,50 @@ async def test_a_charger_not_following_is_reserved_at_its_maximum(
         )
         notes = loop.decisions.recent(1)[0].notes
         assert "cp-1#1 not following its limit: 32 A reserved" in notes
+
+
+async def test_at_a_short_cycle_the_state_is_built_when_read_and_sessions_sampled_each_second(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim = SimSite.build()
+    config = site_config()
+    config = config.model_copy(
+        update={"control": config.control.model_copy(update={"cycle_s": 0.1})}
+    )
+    async with running_loop(config, sim.devices()) as loop:
+        await trio.sleep(3)  # every EV charging
+        observed: list[float] = []
+        built: list[int] = []
+        observe, site_state = loop.sessions.observe, loop.snapshot._site_state
+
+        def observing(*args: Any) -> None:
+            observed.append(trio.current_time())
+            observe(*args)
+
+        def building(*args: Any) -> SiteState:
+            built.append(args[0])
+            return site_state(*args)
+
+        monkeypatch.setattr(loop.sessions, "observe", observing)
+        monkeypatch.setattr(loop.snapshot, "_site_state", building)
+        cycles = loop.stats.cycles
+        await trio.sleep(5.0)
+        assert loop.stats.cycles - cycles >= 45
+        assert built == []  # nobody read a state: none was built
+        assert 4 <= len(observed) <= 6  # the session records sample about once a second
+        assert all(b - a >= 0.9 for a, b in itertools.pairwise(observed))
+        state = loop.hub.latest
+        assert state is not None
+        assert built == [state.cycle]
+        assert state.cycle >= loop.stats.cycles - 1
+        assert {c.status for c in state.connectors} == {"C"}
+        assert loop.hub.latest is state  # built once
+        sampled = len(observed)
+        while len(observed) == sampled:  # until the cycle just after a sample
+            await loop.cycle_ready.wait()
+        sim.charger("cp-1").connected = False
+        unplugged_at = trio.current_time()
+        await trio.sleep(0.35)
+        # the unplug is handed to the session records in the next cycle, not a second later
+        assert len(observed) == sampled + 2
+        assert 0 < observed[-1] - unplugged_at <= 0.25

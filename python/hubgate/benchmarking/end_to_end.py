@@ -14,11 +14,13 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import trio
 
+from hubgate.benchmarking.gateway_ready import ready
 from hubgate.runtime.gateway import Gateway, open_gateway
 from hubgate.runtime.gc_tuning import settle_gc
 from hubgate.runtime.sim_process import open_sim_process
@@ -86,15 +88,27 @@ class CycleRun:
 
 
 def measure_cycle(
-    scenario: Path, *, settle_s: float, cycles: int, cycle_s: float | None = None
+    scenario: Path,
+    *,
+    settle_s: float,
+    cycles: int,
+    cycle_s: float | None = None,
+    on_window: Callable[[], object] | None = None,
 ) -> CycleRun:
     """Serve `scenario`'s site from a child simulator, control it from this process and
     measure `cycles` cycles after `settle_s` of settling (see the module docstring);
-    `cycle_s`: another control cycle than the site's."""
-    return trio.run(_run, scenario, settle_s, cycles, cycle_s)
+    `cycle_s`: another control cycle than the site's; `on_window`: called as the window
+    starts (e.g. to start a profiler)."""
+    return trio.run(_run, scenario, settle_s, cycles, cycle_s, on_window)
 
 
-async def _run(scenario: Path, settle_s: float, cycles: int, cycle_s: float | None) -> CycleRun:
+async def _run(
+    scenario: Path,
+    settle_s: float,
+    cycles: int,
+    cycle_s: float | None,
+    on_window: Callable[[], object] | None,
+) -> CycleRun:
     async with open_sim_process(scenario) as served:
         site = served.site
         if cycle_s is not None:
@@ -105,19 +119,13 @@ async def _run(scenario: Path, settle_s: float, cycles: int, cycle_s: float | No
         with trio.fail_after(limit_s):
             async with open_gateway(site) as gateway:
                 settle_gc()  # as `hubgate run` does once its services run
-                await _ready(gateway)
+                await ready(gateway, READY_TIMEOUT_S)
                 await trio.sleep(settle_s)
+                if on_window is not None:
+                    on_window()
                 run = await _window(gateway, scenario.stem, cycles)
                 await gateway.shutdown()
     return run
-
-
-async def _ready(gateway: Gateway) -> None:
-    """Until every OCPP station is connected."""
-    loop = gateway.loop
-    with trio.fail_after(READY_TIMEOUT_S):
-        while not all(s.session is not None for s in gateway.registry):
-            await loop.cycle_ready.wait()
 
 
 async def _window(gateway: Gateway, name: str, cycles: int) -> CycleRun:

@@ -76,13 +76,14 @@ class ControlLoop:
         authority: Authority = SOLE,
         wall_clock: Callable[[], float] = time.time,
         keep_demand: bool = True,
+        record_sessions: bool = True,
     ) -> None:
         """`cycle_time`: called with each cycle's duration (s), e.g. a metrics histogram;
         `events`: the operator's event log (default: one in memory); `authority`: who may
         command (with `[cluster]`, the leader lease); `wall_clock`: epoch seconds, for
         departures and clock-aligned slots (its offset to `clock` is taken at the first
-        cycle); `keep_demand`: keep the demand state in `[demand].state_path` (the
-        simulator does not)."""
+        cycle); `keep_demand`: keep the demand state in `[demand].state_path`;
+        `record_sessions`: keep the charging-session records (the simulator does neither)."""
         self.site = site
         self.authority = authority
         self.epoch: int | None = None
@@ -134,7 +135,7 @@ class ControlLoop:
             hub=hub,
             devices=self.sensors.by_name,
             events=self.events,
-            sessions=self.sessions,
+            sessions=self.sessions if record_sessions else None,
         )
         self.commands = SiteCommands(self.planner, chargers, self.events)
         """The operator commands (`hubgate.control.commands.Commands`)."""

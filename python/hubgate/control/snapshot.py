@@ -8,10 +8,12 @@ It also keeps the recent operator events, stamped with the wall clock as they co
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from hubgate.control.allocation import CycleResult
 from hubgate.control.connector_runtime import ConnectorRuntime
@@ -22,6 +24,7 @@ from hubgate.control.limit_in_force import CAP, PEAK_TARGET, NodeLimit
 from hubgate.control.limits import LimitBook
 from hubgate.control.plan import CyclePlanner, Plan
 from hubgate.devices.model import (
+    ChargingTransaction,
     Device,
     DeviceFailsafe,
     LinkMonitored,
@@ -36,6 +39,8 @@ from hubgate.state import (
     ConnectorState,
     DemandSnapshot,
     DeviceHealth,
+    EnergyState,
+    Event,
     EventCategory,
     EventLevel,
     LimitBoundView,
@@ -48,6 +53,10 @@ from hubgate.trusted import trusted
 
 BATTERY_MODE_HELD_S = 10.0
 """A battery mode is an event once it has held this long (no event for every flicker)."""
+
+SESSIONS_EVERY_S = 1.0
+"""The charging-session records sample the connectors about this often (every cycle of a
+cycle this long or longer), and at once when a connector's status or transaction changes."""
 
 
 class Snapshot:
@@ -107,6 +116,10 @@ class Snapshot:
         self._limits: list[NodeLimit] = []
         self._commanded: list[Phases3] = []
         self._measured: dict[int, _Metered] = {}
+        self._sessions_at = -math.inf
+        """When the session records last sampled the connectors (the loop's clock)."""
+        self._marks: list[tuple[str, ChargingTransaction | None]] = []
+        """What the session records last saw of each connector (`_session_marks`)."""
 
     def record(self, cycle: int, now: float, plan: Plan) -> None:
         """Append the cycle's decision record (with the grid connection's sample)."""
@@ -147,7 +160,107 @@ class Snapshot:
         )
 
     def publish(self, cycle: int, result: CycleResult, duration_s: float, now: float) -> None:
-        """Publish the site's state after the cycle (`record` ran first)."""
+        """Publish the site's state after the cycle (`record` ran first), built when
+        something reads it (`StateHub.publish`: a cycle nobody reads costs no models);
+        hand the connectors to the session records when a status or transaction changed,
+        else about every `SESSIONS_EVERY_S`; log the events due."""
+        energy_state = self.planner.energy.snapshot()
+        self._battery_events(None if energy_state is None else energy_state.battery_mode, now)
+        self.events.tick()
+        connectors: tuple[ConnectorState, ...] | None = None
+        if self.sessions is not None:
+            transactions = {name: d.transaction() for name, d in self._transactions.items()}
+            marks = self._session_marks(transactions, now)
+            half_cycle_s = self.planner.site.control.cycle_s / 2
+            if marks != self._marks or now - self._sessions_at >= SESSIONS_EVERY_S - half_cycle_s:
+                connectors = self._connectors(result, now)
+                self.sessions.observe(connectors, transactions, self._wall)
+                self._sessions_at, self._marks = now, marks
+        self.hub.publish(
+            partial(
+                self._site_state,
+                cycle,
+                result,
+                duration_s,
+                now,
+                connectors,
+                energy_state,
+                self.events.recent,
+                time.time(),
+            )
+        )
+
+    def _site_state(
+        self,
+        cycle: int,
+        result: CycleResult,
+        duration_s: float,
+        now: float,
+        connectors: tuple[ConnectorState, ...] | None,
+        energy: EnergyState | None,
+        events: tuple[Event, ...],
+        at: float,
+    ) -> SiteState:
+        """The state `publish` published, as the loop knows it now (built on the first read:
+        the readings may be a cycle newer than the setpoints, reasons and limits)."""
+        planner = self.planner
+        model = planner.model
+        nodes = []
+        for n, node_id in enumerate(model.node_ids):
+            limit = self._limits[n]
+            meter = self._measured.get(n)
+            parent = model.parents[n]
+            nodes.append(
+                trusted(
+                    NodeState,
+                    id=node_id,
+                    kind=model.node_kinds[n],
+                    parent=None if parent is None else model.node_ids[parent],
+                    measured_a=None if meter is None else meter.currents,
+                    measured_age_s=None if meter is None else meter.age_s,
+                    commanded_a=self._commanded[n],
+                    limit_a=None if limit.unlimited else limit.phase_a,
+                    power_limit_kw=None if limit.unlimited else limit.power_kw,
+                    limit_source=None if limit.unlimited else limit.source,
+                    limit_expires_at=self._wall_time(limit.expires_at),
+                    limit_sources=tuple(
+                        b.source for b in limit.bounds if b.source not in (CAP, PEAK_TARGET)
+                    ),
+                    limit_bounds=tuple(
+                        trusted(
+                            LimitBoundView,
+                            source=b.source,
+                            phase_a=b.phase_a,
+                            power_kw=b.power_kw,
+                            expires_at=self._wall_time(b.expires_at),
+                            origin=b.origin,
+                        )
+                        for b in limit.bounds
+                        if b.phase_a is not None or b.power_kw is not None
+                    ),
+                    budget_share=1.0 if meter is None else meter.share,
+                    meter_health=None if meter is None else meter.health,
+                )
+            )
+        devices = [
+            self._device_state(name, ok, now) for name, ok in planner.devices.answered.items()
+        ]
+        return trusted(
+            SiteState,
+            site=planner.site.site.name,
+            cycle=cycle,
+            at=at,
+            cycle_time_ms=duration_s * 1000,
+            nodes=tuple(nodes),
+            connectors=self._connectors(result, now) if connectors is None else connectors,
+            devices=tuple(devices),
+            events=events,
+            energy=energy,
+            demand=_demand(planner.demand_view(now)),
+        )
+
+    def _connectors(self, result: CycleResult, now: float) -> tuple[ConnectorState, ...]:
+        """Every connector's state after the cycle that planned `result`."""
         planner = self.planner
         model = planner.model
         setpoints, phases = result.setpoint_a, result.phases
@@ -191,68 +304,18 @@ class Snapshot:
                     session=_session_view(planner.deadlines.status(i, now)),
                 )
             )
-        nodes = []
-        for n, node_id in enumerate(model.node_ids):
-            limit = self._limits[n]
-            meter = self._measured.get(n)
-            parent = model.parents[n]
-            nodes.append(
-                trusted(
-                    NodeState,
-                    id=node_id,
-                    kind=model.node_kinds[n],
-                    parent=None if parent is None else model.node_ids[parent],
-                    measured_a=None if meter is None else meter.currents,
-                    measured_age_s=None if meter is None else meter.age_s,
-                    commanded_a=self._commanded[n],
-                    limit_a=None if limit.unlimited else limit.phase_a,
-                    power_limit_kw=None if limit.unlimited else limit.power_kw,
-                    limit_source=None if limit.unlimited else limit.source,
-                    limit_expires_at=self._wall_time(limit.expires_at),
-                    limit_sources=tuple(
-                        b.source for b in limit.bounds if b.source not in (CAP, PEAK_TARGET)
-                    ),
-                    limit_bounds=tuple(
-                        trusted(
-                            LimitBoundView,
-                            source=b.source,
-                            phase_a=b.phase_a,
-                            power_kw=b.power_kw,
-                            expires_at=self._wall_time(b.expires_at),
-                            origin=b.origin,
-                        )
-                        for b in limit.bounds
-                        if b.phase_a is not None or b.power_kw is not None
-                    ),
-                    budget_share=1.0 if meter is None else meter.share,
-                    meter_health=None if meter is None else meter.health,
-                )
-            )
-        devices = [
-            self._device_state(name, ok, now) for name, ok in planner.devices.answered.items()
+        return tuple(connectors)
+
+    def _session_marks(
+        self, transactions: Mapping[str, ChargingTransaction | None], now: float
+    ) -> list[tuple[str, ChargingTransaction | None]]:
+        """Per connector, what starts, continues or ends its charging session: its status
+        and its transaction (a change is handed to the session records at once)."""
+        planner = self.planner
+        return [
+            (_status(runtime, now), transactions.get(info.name))
+            for info, runtime in zip(planner.model.connectors, planner.connectors, strict=True)
         ]
-        if self.sessions is not None:
-            transactions = {name: d.transaction() for name, d in self._transactions.items()}
-            self.sessions.observe(tuple(connectors), transactions, self._wall)
-        energy_state = planner.energy.snapshot()
-        mode = None if energy_state is None else energy_state.battery_mode
-        self._battery_events(mode, now)
-        self.events.tick()
-        self.hub.publish(
-            trusted(
-                SiteState,
-                site=planner.site.site.name,
-                cycle=cycle,
-                at=time.time(),
-                cycle_time_ms=duration_s * 1000,
-                nodes=tuple(nodes),
-                connectors=tuple(connectors),
-                devices=tuple(devices),
-                events=self.events.recent,
-                energy=energy_state,
-                demand=_demand(planner.demand_view(now)),
-            )
-        )
 
     def _battery_events(self, mode: str | None, now: float) -> None:
         """The battery's mode, once it has held `BATTERY_MODE_HELD_S`, when it changed."""

@@ -229,7 +229,8 @@ def site_devices(sim: Simulation) -> SiteDevices:
 
 def control_loop(sim: Simulation) -> ControlLoop:
     """hubgate's control loop for the simulated site, as `hubgate run` builds it, its wall
-    clock the scenario's (`Simulation.epoch_s` at t = 0), its demand state not kept."""
+    clock the scenario's (`Simulation.epoch_s` at t = 0), its demand state and charging-session
+    records not kept."""
     epoch = sim.epoch_s
     loop = ControlLoop(
         sim.site,
@@ -239,6 +240,7 @@ def control_loop(sim: Simulation) -> ControlLoop:
         hub=StateHub(),
         wall_clock=lambda: epoch + trio.current_time(),
         keep_demand=False,
+        record_sessions=False,
     )
     prices = sim.scenario.prices
     if prices is not None and prices.told:  # a week of them, as through PUT /api/v1/prices
