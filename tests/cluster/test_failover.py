@@ -13,6 +13,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -97,10 +98,12 @@ def test_a_lost_witness_changes_nothing_and_sigterm_then_hands_over_at_once(
 ) -> None:
     """The witness node lost with both gateways alive: a keeps its epoch, b never leads.
     Then, on the two nodes left, SIGTERM of a hands over to b without waiting for the
-    device leases, and the operator's limit set on a is in force on b."""
+    device leases, and the operator's limit and prices given to a are b's."""
     a, b = site.gateways["a"], site.gateways["b"]
     site.ready()
     a.api("PUT", "limits/site", {"power_kw": 30, "lease_s": 600})
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    a.api("PUT", "prices", {"start": tomorrow.isoformat(), "prices": [0.3, 0.1]})
     epochs = a.epochs()
     nats.stop_node(2)  # the witness: two of three keep the quorum
     time.sleep(3 * LEASE_S + DEVICE_LEASE_S)  # longer than a take-over of a silent leader
@@ -118,6 +121,7 @@ def test_a_lost_witness_changes_nothing_and_sigterm_then_hands_over_at_once(
     site_limits = next(t for t in b.api("GET", "limits") if t["kind"] == "site")
     assert site_limits["in_force"]["power_kw"] == 30
     assert "api" in site_limits["sources"]
+    assert [p["price"] for p in b.api("GET", "prices")] == [0.3, 0.1]  # the operator's
     time.sleep(2)
     writes = site.writes()
     summary = site.finish()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 import trio
+import trio.testing
 from websockets.frames import Close, Frame, Opcode
 from websockets.streams import StreamReader
 from wsproto.connection import Connection, ConnectionType
@@ -18,7 +19,7 @@ from wsproto.frame_protocol import CloseReason
 
 from hubgate._core import WebSocketDecoder, encode_websocket_close, encode_websocket_frame
 from hubgate.ocpp.server import ListenerLimits
-from hubgate.ocpp.websocket import BINARY, CLOSE, FAILED, PING, PONG, TEXT
+from hubgate.ocpp.websocket import BINARY, CLOSE, FAILED, PING, PONG, TEXT, WebSocket
 from tests.support.deflate_peer import DeflatePeer
 from tests.support.ocpp_listener import start_listener
 
@@ -207,3 +208,29 @@ async def test_compressed_messages_round_trip_and_bad_deflate_data_gets_1007(
     assert closed is not None
     assert closed.code == 1007
     await peer.stream.aclose()
+
+
+async def test_a_command_whose_epoch_passed_while_queued_is_not_written() -> None:
+    """A frame waits behind another one the peer has not read yet; the fencing epoch of
+    the command it carries passes meanwhile (another gateway leads): it is never written,
+    and the connection ends instead (the charger dials whichever gateway leads)."""
+    server_end, peer = trio.testing.lockstep_stream_pair()  # a write waits for the read
+    socket = WebSocket(server_end, None, deflate=None, max_message_bytes=1024, max_queued_frames=8)
+    held = [True]
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+
+            async def serve() -> None:
+                await socket.run()
+                await server_end.aclose()  # as the listener does
+
+            nursery.start_soon(serve)
+            socket.queue_message('[3,"1",{}]')  # an answer: no guard
+            await trio.testing.wait_all_tasks_blocked()  # its write waits for the peer
+            socket.queue_message('[2,"2","Reset",{"type":"Hard"}]', guard=lambda: held[0])
+            held[0] = False  # the lease is lost
+            received = b""
+            while chunk := await peer.receive_some(4096):
+                received += chunk
+    assert received == encode_websocket_frame(TEXT, b'[3,"1",{}]')
+    assert socket.close_reason is not None

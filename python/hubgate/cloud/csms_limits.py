@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -127,18 +128,32 @@ def _replaces(new: dict[str, Any], old: dict[str, Any]) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class _Followed:
+class Followed:
+    """A CSMS profile on a target, when it came and from whom."""
+
     profile: dict[str, Any]
     received: datetime
     origin: str
 
 
+class ProfileKeeper(Protocol):
+    """Where the profiles outlive this gateway's leadership: with a `[cluster]`, the next
+    leader's `CsmsLimits` starts with them (`hubgate.cluster.operator_replica`)."""
+
+    def kept(self) -> Mapping[str, Sequence[Followed]]:
+        """Per target, the profiles followed when they were last kept."""
+
+    def keep(self, target: str, profiles: Sequence[Followed]) -> None:
+        """`target`'s profiles now (none: it has no CSMS profile any more)."""
+
+
 class CsmsLimits:
     """Follows the CSMS's profiles in a `LimitBook`; `open` it in a nursery first."""
 
-    def __init__(self, book: LimitBook) -> None:
+    def __init__(self, book: LimitBook, keeper: ProfileKeeper | None = None) -> None:
         self.book = book
-        self._profiles: dict[str, list[_Followed]] = {}
+        self.keeper = keeper
+        self._profiles: dict[str, list[Followed]] = {}
         self._next_s: dict[str, float | None] = {}
         self._pokes: dict[str, trio.Event] = {}
         self._nursery: trio.Nursery | None = None
@@ -147,6 +162,10 @@ class CsmsLimits:
         """Own the tasks that follow each target's periods until cancelled."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            if self.keeper is not None:  # what the CSMS gave the gateway that led before
+                for target, followed in self.keeper.kept().items():
+                    self._profiles[target] = list(followed)
+                    self._changed(target)
             task_status.started()
             await trio.sleep_forever()
 
@@ -169,7 +188,7 @@ class CsmsLimits:
         if self._nursery is None:
             raise RuntimeError("CsmsLimits.run is not running")
         kept = [f for f in self._profiles.get(target, []) if not _replaces(profile, f.profile)]
-        self._profiles[target] = [*kept, _Followed(profile, now, origin)]
+        self._profiles[target] = [*kept, Followed(profile, now, origin)]
         self._changed(target)
 
     def clear(
@@ -206,6 +225,8 @@ class CsmsLimits:
     def _changed(self, target: str, origin: str | None = None) -> None:
         """Publish the target's lease now and have its follower wait for the next change."""
         self._publish(target, origin)
+        if self.keeper is not None:
+            self.keeper.keep(target, self._profiles.get(target, []))
         poke = self._pokes.get(target)
         if poke is not None:
             poke.set()

@@ -63,7 +63,7 @@ from hubgate.cloud.authlist import (
     token_key,
 )
 from hubgate.cloud.credentials import CsmsAuth
-from hubgate.cloud.csms_limits import CsmsLimits, profile_of
+from hubgate.cloud.csms_limits import CsmsLimits, ProfileKeeper, profile_of
 from hubgate.cloud.csms_requests import CsmsRequests, profile_status, relayed
 from hubgate.cloud.csms_watch import CsmsWatch
 from hubgate.cloud.errors import CsmsCallError
@@ -620,15 +620,17 @@ async def open_csms_proxy(
     settings: ProxySettings | None = None,
     events: EventLog | None = None,
     queue: DurableQueue | None = None,
+    keeper: ProfileKeeper | None = None,
 ) -> AsyncIterator[CsmsProxy]:
     """The proxy with its durable queue (`csms.queue_path`, or `queue` when given: the
     replicated one of a cluster) and, with `csms.identity`, the gateway's own connection;
-    pass `proxy.attach` to `OcppListener`."""
+    pass `proxy.attach` to `OcppListener`. `keeper`: where the CSMS's charging profiles
+    outlive this leadership (a cluster's), and the ones to follow from the start."""
     queueing: AbstractAsyncContextManager[DurableQueue] = (
         open_durable_queue(csms.queue_path) if queue is None else nullcontext(queue)
     )
     async with queueing as durable, trio.open_nursery() as nursery:
-        limits = CsmsLimits(book)
+        limits = CsmsLimits(book, keeper)
         await nursery.start(limits.run)
         proxy = CsmsProxy(
             csms, durable, limits, nursery, policy=policy, settings=settings, events=events

@@ -26,13 +26,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import trio
-from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
-from hubgate.cluster.buckets import open_bucket
-from hubgate.cluster.link import ClusterUnavailableError, NatsLink
+from hubgate.cluster.kv_mirror import KvMirror
+from hubgate.cluster.link import NatsLink
 from hubgate.config.services import Cluster
 from hubgate.control.limits import AuditAction, AuditEntry, Limit, LimitBook, LimitSource
 
@@ -40,14 +38,6 @@ log = logging.getLogger(__name__)
 
 BUCKET = "hubgate_limits"
 REPLICATED = frozenset({LimitSource.API, LimitSource.MODBUS_SERVER, LimitSource.CSMS})
-
-
-@dataclass(frozen=True)
-class Change:
-    """A lease set (`value`) or cleared (None) on one gateway, for the bucket."""
-
-    key: str
-    value: bytes | None
 
 
 def key(site_id: str, source: LimitSource, target: str) -> str:
@@ -123,30 +113,20 @@ class LimitReplica:
         clock: Callable[[], float] = trio.current_time,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.link = link
         self.cluster = cluster
         self.book = book
         self.clock = clock
         self.wall_clock = wall_clock
         self.writer = f"{cluster.node}/{uuid.uuid4().hex[:12]}"
         """This run of this gateway, in what it writes."""
-        self._kv: KeyValue | None = None
         self._applying = False
-        self._send, self._changes = trio.open_memory_channel[Change](1000)
-        self._token = trio.lowlevel.current_trio_token()
+        self.mirror = KvMirror(link, cluster, BUCKET, "limit", self._apply)
         book.listeners.append(self._changed)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Follow the bucket and write this gateway's changes into it, for ever; started
         once the leases already in the bucket are in the book."""
-        self._kv = await open_bucket(self.link, BUCKET, self.cluster.replicas, "limit")
-        ready = trio.Event()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._follow, ready)
-            await ready.wait()
-            task_status.started()
-            async for change in self._changes:
-                await self._write(change)
+        await self.mirror.run(task_status=task_status)
 
     # -- this gateway's changes -----------------------------------------------------------
 
@@ -158,42 +138,15 @@ class LimitReplica:
             until = None
             if entry.expires_at is not None:
                 until = self.wall_clock() + (entry.expires_at - self.clock())
-            change = Change(name, encode(self.writer, entry, until))
+            self.mirror.put(name, encode(self.writer, entry, until))
         elif entry.action is AuditAction.CLEARED:
-            change = Change(name, None)
-        else:  # expired: each gateway on its own clock
-            return
-        try:
-            self._send.send_nowait(change)
-        except trio.WouldBlock:
-            log.warning("cluster: limit %s not replicated (too many changes at once)", name)
-
-    async def _write(self, change: Change) -> None:
-        for attempt in range(5):
-            try:
-                await self.link.run(lambda nc: self._put(change), within_s=2.0)
-                return
-            except (ClusterUnavailableError, OSError) as exc:
-                problem: Exception = exc
-            except Exception as exc:  # nats-py's errors: a failover inside the cluster
-                problem = exc
-            await trio.sleep(0.2 * (attempt + 1))
-        log.warning("cluster: limit %s not replicated: %s", change.key, problem)
+            self.mirror.put(name, None)
+        # expired: each gateway on its own clock
 
     # -- the other gateway's --------------------------------------------------------------
 
-    async def _follow(self, ready: trio.Event) -> None:
-        while True:
-            try:
-                await self.link.run(lambda nc: self._watch(ready), within_s=None)
-            except (ClusterUnavailableError, OSError) as exc:
-                log.debug("cluster: limit bucket not followed: %s", exc)
-            except Exception as exc:  # nats-py's errors: follow again
-                log.debug("cluster: limit bucket not followed: %s", exc)
-            await trio.sleep(0.5)
-
-    def _apply(self, name: str, value: bytes | None) -> None:
-        """On the Trio thread: one bucket entry into the book (`value` None: deleted)."""
+    async def _apply(self, name: str, value: bytes | None) -> None:
+        """One bucket entry into the book (`value` None: deleted)."""
         found = parse_key(self.cluster.site_id, name)
         if found is None:
             return
@@ -219,26 +172,3 @@ class LimitReplica:
             )
         finally:
             self._applying = False
-
-    # -- on the asyncio side ----------------------------------------------------------------
-
-    async def _put(self, change: Change) -> None:
-        assert self._kv is not None
-        if change.value is None:
-            await self._kv.delete(change.key)
-        else:
-            await self._kv.put(change.key, change.value)
-
-    async def _watch(self, ready: trio.Event) -> None:
-        assert self._kv is not None
-        watcher = await self._kv.watch(f"{self.cluster.site_id}.>")
-        try:
-            async for entry in watcher:
-                if entry is None:  # the leases already there are delivered
-                    self._token.run_sync_soon(ready.set)
-                    continue
-                deleted = entry.operation in (KV_DEL, KV_PURGE)
-                value: Any = None if deleted else entry.value
-                self._token.run_sync_soon(self._apply, entry.key, value)
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]

@@ -49,6 +49,12 @@ class PriceSeries:
         self._points, self._starts = [], []
         self._changed()
 
+    def replace(self, points: Sequence[tuple[float, float, float]]) -> None:
+        """Know exactly `points` (start, end, price; non-overlapping, in time order)."""
+        self._points = list(points)[-MAX_POINTS:]
+        self._starts = [p[0] for p in self._points]
+        self._changed()
+
     def _changed(self) -> None:
         for listener in self.listeners:
             listener()

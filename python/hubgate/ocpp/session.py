@@ -32,7 +32,7 @@ from typing import Protocol, runtime_checkable
 import trio
 from trio_websocket import ConnectionClosed
 
-from hubgate.fencing import check_send
+from hubgate.fencing import SEND_GUARD, check_send
 from hubgate.log_limits import RateLimitedLog, clip
 from hubgate.ocpp import rpc
 from hubgate.ocpp.errors import (
@@ -99,7 +99,7 @@ class QueuesMessages(Protocol):
     writer task. `queue_message` never waits; it raises `trio.WouldBlock` when too many
     messages wait for the peer to read, `ConnectionClosed` once the connection closes."""
 
-    def queue_message(self, message: str) -> None: ...
+    def queue_message(self, message: str, guard: Callable[[], bool] | None = None) -> None: ...
 
 
 def _unsupported(action: str) -> RpcError:
@@ -235,7 +235,7 @@ class OcppSession:
             calls = self.link.calls
             sent_at = trio.current_time()
             try:
-                self._send(rpc.Call(pending.unique_id, action, payload))
+                self._send(rpc.Call(pending.unique_id, action, payload), command=True)
                 with trio.move_on_after(timeout_s or self.limits.call_timeout_s) as scope:
                     await pending.done.wait()
                 if scope.cancelled_caught:
@@ -433,13 +433,15 @@ class OcppSession:
                 "failed", "%s: handler of SEND %s failed", self.identity, send.action
             )
 
-    def _send(self, message: rpc.Message) -> None:
-        """Queue a frame for the writer; a full queue ends the session."""
+    def _send(self, message: rpc.Message, *, command: bool = False) -> None:
+        """Queue a frame for the writer (a `command`: under this task's fencing guard,
+        checked again by a transport that queues, right before the frame leaves); a full
+        queue ends the session."""
         if self._closed:
             raise OcppSessionClosedError(f"{self.identity}: connection closed")
         try:
             if self._queue is not None:
-                self._queue(rpc.encode(message))
+                self._queue(rpc.encode(message), SEND_GUARD.get() if command else None)
             else:
                 self._outbox.send_nowait(rpc.encode(message))
         except trio.WouldBlock:

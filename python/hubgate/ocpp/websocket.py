@@ -168,6 +168,10 @@ class WebSocket:
         self._deflate = None if deflate is None else _Deflate(deflate, max_message_bytes)
         self._max_queued = max_queued_frames
         self._out: list[bytes] = []
+        self._fences: list[Callable[[], bool]] = []
+        """The fencing guards (`hubgate.fencing`) of the commands among `_out`."""
+        self._fenced = False
+        """A queued command's epoch passed before it was written: nothing more is."""
         self._queued_messages = 0
         self._writing = False
         self._reading = False
@@ -298,8 +302,12 @@ class WebSocket:
 
     # --- writing ---------------------------------------------------------------------
 
-    def queue_message(self, message: str | bytes) -> None:
-        """Queue a message to send (compressed now, if agreed); never waits.
+    def queue_message(self, message: str | bytes, guard: Callable[[], bool] | None = None) -> None:
+        """Queue a message to send (compressed now, if agreed); never waits. `guard`: the
+        fencing guard of the command it carries (`hubgate.fencing.SEND_GUARD`): checked
+        again right before the message's bytes go to the socket; when it fails, the
+        connection ends without them (a compressed message cannot be taken out of the
+        stream), and the charger dials whichever gateway leads now.
 
         Raises `ConnectionClosed` once closing, `trio.WouldBlock` when
         `max_queued_frames` messages are waiting for the peer to read."""
@@ -314,6 +322,8 @@ class WebSocket:
         else:
             frame = encode_websocket_frame(opcode, data)
         self._queued_messages += 1
+        if guard is not None:
+            self._fences.append(guard)
         self._queue(frame)
 
     async def send_message(self, message: str | bytes) -> None:
@@ -331,7 +341,7 @@ class WebSocket:
         without a task switch; the rest (and everything, under TLS or while the writer
         is busy) goes to the writer task, so the reader never waits for the peer."""
         sock = self._socket
-        if sock is None or self._writing:
+        if sock is None or self._writing or not self._still_held():
             self._wake.set()
             return
         data = b"".join(self._out)
@@ -365,11 +375,15 @@ class WebSocket:
     async def _flush(self) -> bool:
         """Write what is queued, in order; False once the connection is broken. Only one
         task writes at a time: a second caller leaves its frames to the first."""
+        if self._fenced:
+            return False
         if self._writing:
             return True
         self._writing = True
         try:
             while self._out:
+                if not self._still_held():
+                    return False
                 data = b"".join(self._out)
                 self._out.clear()
                 self._queued_messages = 0
@@ -380,6 +394,19 @@ class WebSocket:
         finally:
             self._writing = False
         return True
+
+    def _still_held(self) -> bool:
+        """Whether every command queued may still go out: the last check of their fencing
+        epochs before their bytes go to the socket (nothing awaited after it). Once one may
+        not, nothing queued is written and the connection ends."""
+        fences = self._fences
+        if fences and not self._fenced:
+            self._fenced = not all(guard() for guard in fences)
+            fences.clear()  # checked for the bytes written next
+            if self._fenced:
+                self._out.clear()
+                self._end(ABNORMAL, "a command of a lease no longer held: not sent")
+        return not self._fenced
 
     async def ping(self) -> None:
         """Send a ping and wait for its pong; `ConnectionClosed` if the connection ends."""

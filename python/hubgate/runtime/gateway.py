@@ -44,6 +44,7 @@ from hubgate.cluster.leadership import Leadership
 from hubgate.cluster.lease import Role
 from hubgate.cluster.limit_replica import LimitReplica
 from hubgate.cluster.link import NatsLink, open_nats_link
+from hubgate.cluster.operator_replica import OperatorReplica
 from hubgate.cluster.queue_replica import QueueReplica
 from hubgate.cluster.timing import lease_timing
 from hubgate.config.model import SiteConfig
@@ -104,6 +105,8 @@ class Gateway:
     """How the OCPP listener answers as the chargers' CSMS (`[authorization]`)."""
     queue: DurableQueue | None = None
     """With a `[cluster]` and a `[csms]`: the replicated store-and-forward queue."""
+    operator: OperatorReplica | None = None
+    """With a `[cluster]`: the operator's inputs and the CSMS's profiles on both gateways."""
 
     async def control(self) -> None:
         """The control loop's supervised task (until `shutdown`)."""
@@ -167,6 +170,7 @@ class Gateway:
                 settings=self._csms_settings,
                 events=self.loop.events,
                 queue=queue,
+                keeper=self.operator,
             )
         )
         async with proxying as proxy, trio.open_nursery() as nursery:
@@ -312,7 +316,15 @@ async def open_gateway(
                 wall_clock=time.time,
                 events=events,
             )
+            operator = (
+                None
+                if link is None or site.cluster is None
+                else OperatorReplica(
+                    link, site.cluster, loop.commands, loop.planner.prices, loop.planner.schedules
+                )
+            )
             gateway = Gateway(site, loop, registry, supervisor, proxy, leadership)
+            gateway.operator = operator
             gateway._csms_settings = csms_settings
             gateway.queue = queue
             attach = None if proxy is None else proxy.attach
@@ -325,7 +337,7 @@ async def open_gateway(
                         hub=hub,
                         limits=limits,
                         decisions=decisions,
-                        commands=loop.commands,
+                        commands=loop.commands if operator is None else operator.commands,
                         metrics=metrics,
                         chargers=partial(charger_infos, cares, devices),
                         events=events,
@@ -369,6 +381,8 @@ async def open_gateway(
                 fleet = FleetLink(link, site.cluster, hub, limits, lambda: leadership.role.value)
                 supervisor.start("fleet", fleet.run)
                 supervisor.start("limit-replica", LimitReplica(link, site.cluster, limits).run)
+            if operator is not None:
+                supervisor.start("operator-replica", operator.run)
             if leadership is not None:
                 supervisor.start("leadership", leadership.run)
                 supervisor.start("leader", gateway.lead)

@@ -1,0 +1,243 @@
+"""The operator's inputs and the CSMS's charging profiles on both gateways of a site.
+
+What the operator gives one gateway through its API, and the charging profiles the CSMS
+gives the leader, would otherwise stay on that gateway. `OperatorReplica` keeps each of
+them in the KV bucket `hubgate_operator` (replicas from `[cluster]`) and applies what the
+other gateway (or an earlier run of this one) wrote, so a new leader goes on with them:
+
+| key `<site_id>.` | value (JSON, with `writer`: the node and this run of it) |
+|---|---|
+| `priority.<connector>` | `priority`: its tier (`PUT /connectors/.../priority`) |
+| `pv_mode.<connector>` | `pv_mode` (`PUT /connectors/.../pv-mode`) |
+| `need.<connector>` | `energy_kwh`, `departure` (epoch s) of its session (`PUT /connectors/.../session`); deleted: no deadline |
+| `prices` | `points`: every price known, `[start, end, price]` (`PUT`/`DELETE /prices`) |
+| `schedules` | `schedules`: every API schedule, its `config` (as the site file writes it) and `origin` (`PUT`/`DELETE /schedules/<name>`) |
+| `csms.<target>` | `profiles`: the CSMS's profiles followed on a target, each with when it came and from whom; deleted: none |
+
+(connector ids, schedule names and targets base64url-encoded: KV keys take no `#`.)
+
+Both gateways apply the first five at once (the standby's planner is warm); the CSMS's
+profiles are taken by the next leader's `CsmsLimits` when it starts (the limit in force now
+is on both already: `cluster.limit_replica`), so it follows their later periods too.
+Starting and stopping charging are actions, not state: not replicated. A gateway that
+starts later takes a session need still in the bucket (its departure ahead) as given then:
+it counts the energy from then on, and gives it to the connector's next session if the one
+it was for has ended meanwhile (unplugging ends a need on both gateways that run).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import trio
+from pydantic import ValidationError
+
+from hubgate.cloud.csms_limits import Followed
+from hubgate.cluster.kv_mirror import KvMirror
+from hubgate.cluster.link import NatsLink
+from hubgate.config.model import LimitSchedule
+from hubgate.config.services import Cluster
+from hubgate.control.commands import CommandRejectedError, Commands
+from hubgate.control.deadlines import SocTarget
+from hubgate.control.prices import PriceSeries
+from hubgate.control.schedules import ScheduleBook
+
+log = logging.getLogger(__name__)
+
+BUCKET = "hubgate_operator"
+
+
+def _name(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _text(name: str) -> str:
+    return base64.urlsafe_b64decode(name + "=" * (-len(name) % 4)).decode()
+
+
+class OperatorReplica:
+    """Keeps this gateway's operator inputs and CSMS profiles in the bucket, and applies
+    the other gateway's (module docstring). `commands` is what the API is given."""
+
+    def __init__(
+        self,
+        link: NatsLink,
+        cluster: Cluster,
+        commands: Commands,
+        prices: PriceSeries,
+        schedules: ScheduleBook,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.site_id = cluster.site_id
+        self.wall_clock = wall_clock
+        self.inner = commands
+        self.prices = prices
+        self.schedules = schedules
+        self.writer = f"{cluster.node}/{uuid.uuid4().hex[:12]}"
+        """This run of this gateway, in what it writes."""
+        self.commands = ReplicatedCommands(self)
+        self.mirror = KvMirror(link, cluster, BUCKET, "operator", self._apply)
+        self._profiles: dict[str, list[Followed]] = {}
+        self._applying = False
+        prices.listeners.append(self._prices_changed)
+        schedules.listeners.append(self._schedules_changed)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Follow the bucket and write this gateway's changes into it, for ever; started
+        once what is in the bucket already is applied."""
+        await self.mirror.run(task_status=task_status)
+
+    # -- this gateway's changes -----------------------------------------------------------
+
+    def put(self, kind: str, name: str | None, body: dict[str, Any] | None) -> None:
+        """Write one input (`body` None: delete it)."""
+        key = f"{self.site_id}.{kind}" + ("" if name is None else f".{_name(name)}")
+        value = None if body is None else json.dumps({"writer": self.writer, **body}).encode()
+        self.mirror.put(key, value)
+
+    def _prices_changed(self) -> None:
+        if not self._applying:
+            self.put("prices", None, {"points": self.prices.points()})
+
+    def _schedules_changed(self) -> None:
+        if not self._applying:
+            self.put("schedules", None, {"schedules": self.schedules.api_configs()})
+
+    def kept(self) -> Mapping[str, Sequence[Followed]]:
+        """`ProfileKeeper`: the CSMS's profiles per target, as last kept by any gateway."""
+        return {target: kept for target, kept in self._profiles.items() if kept}
+
+    def keep(self, target: str, profiles: Sequence[Followed]) -> None:
+        """`ProfileKeeper`: `target`'s CSMS profiles now (on the leader)."""
+        self._profiles[target] = list(profiles)
+        body = [
+            {"profile": f.profile, "received": f.received.isoformat(), "origin": f.origin}
+            for f in profiles
+        ]
+        self.put("csms", target, {"profiles": body} if body else None)
+
+    # -- the other gateway's ---------------------------------------------------------------
+
+    async def _apply(self, key: str, value: bytes | None) -> None:
+        """One bucket entry (`value` None: deleted)."""
+        site, _, rest = key.partition(".")
+        kind, _, name = rest.partition(".")
+        if site != self.site_id:
+            return
+        try:
+            body = None if value is None else json.loads(value)
+            if body is not None and body.get("writer") == self.writer:
+                return  # its own change coming back
+            self._applying = True
+            await self._apply_one(kind, _text(name) if name else None, body)
+        except (ValueError, KeyError, TypeError, ValidationError, CommandRejectedError) as exc:
+            log.warning("cluster: operator input %s not applied: %s", key, exc)
+        finally:
+            self._applying = False
+
+    async def _apply_one(self, kind: str, name: str | None, body: dict[str, Any] | None) -> None:
+        inner = self.inner
+        if kind == "prices":
+            points = [] if body is None else body["points"]
+            self.prices.replace([(float(a), float(b), float(p)) for a, b, p in points])
+        elif kind == "schedules":
+            self._replace_schedules([] if body is None else body["schedules"])
+        elif name is None:
+            return
+        elif kind == "csms":
+            profiles = [] if body is None else body["profiles"]
+            self._profiles[name] = [
+                Followed(p["profile"], datetime.fromisoformat(p["received"]), str(p["origin"]))
+                for p in profiles
+            ]
+        elif kind == "priority" and body is not None:
+            await inner.set_priority(name, int(body["priority"]))
+        elif kind == "pv_mode" and body is not None:
+            await inner.set_pv_mode(name, bool(body["pv_mode"]))
+        elif kind == "need" and body is None:
+            await inner.set_session(name, None, None)
+        elif kind == "need" and body is not None:
+            departure = datetime.fromisoformat(body["departure"])
+            if departure.timestamp() > self.wall_clock():  # else its session is over
+                energy, cap, target = body["energy_kwh"], body.get("max_current_a"), None
+                if body.get("target") is not None:
+                    target = SocTarget(float(body["target"][0]), float(body["target"][1]))
+                await inner.set_session(
+                    name,
+                    None if energy is None else float(energy),
+                    departure,
+                    max_current_a=None if cap is None else float(cap),
+                    target=target,
+                )
+
+    def _replace_schedules(self, kept: list[dict[str, Any]]) -> None:
+        """The API's schedules are exactly `kept` (the site file's stay)."""
+        book = self.schedules
+        wanted = [
+            book.schedule(LimitSchedule.model_validate(k["config"]), str(k["origin"])) for k in kept
+        ]
+        names = {s.name for s in wanted}
+        for schedule in book.schedules():
+            if not book.from_site_file(schedule.name) and schedule.name not in names:
+                book.remove(schedule.name)
+        for schedule in wanted:
+            book.put(schedule)
+
+
+class ReplicatedCommands:
+    """`Commands` for the API of a gateway in a cluster: carried out here, then the inputs
+    that are state (priority, PV mode, session need) written for the other gateway."""
+
+    def __init__(self, replica: OperatorReplica) -> None:
+        self.replica = replica
+        self.inner = replica.inner
+
+    async def set_priority(self, connector: str, priority: int) -> None:
+        """`Commands.set_priority`, replicated."""
+        await self.inner.set_priority(connector, priority)
+        self.replica.put("priority", connector, {"priority": priority})
+
+    async def set_pv_mode(self, connector: str, pv_mode: bool) -> None:
+        """`Commands.set_pv_mode`, replicated."""
+        await self.inner.set_pv_mode(connector, pv_mode)
+        self.replica.put("pv_mode", connector, {"pv_mode": pv_mode})
+
+    async def set_session(
+        self,
+        connector: str,
+        energy_kwh: float | None,
+        departure: datetime | None,
+        *,
+        max_current_a: float | None = None,
+        target: SocTarget | None = None,
+    ) -> None:
+        """`Commands.set_session`, replicated."""
+        await self.inner.set_session(
+            connector, energy_kwh, departure, max_current_a=max_current_a, target=target
+        )
+        if departure is None or (energy_kwh is None and target is None):
+            self.replica.put("need", connector, None)
+            return
+        body: dict[str, Any] = {
+            "energy_kwh": energy_kwh,
+            "departure": departure.isoformat(),
+            "max_current_a": max_current_a,
+            "target": None if target is None else [target.soc_percent, target.battery_wh],
+        }
+        self.replica.put("need", connector, body)
+
+    async def start_charging(self, connector: str, id_tag: str | None) -> None:
+        """`Commands.start_charging` (an action: not replicated)."""
+        await self.inner.start_charging(connector, id_tag)
+
+    async def stop_charging(self, connector: str) -> None:
+        """`Commands.stop_charging` (an action: not replicated)."""
+        await self.inner.stop_charging(connector)
