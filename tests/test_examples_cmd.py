@@ -18,6 +18,7 @@ def test_the_package_examples_are_the_repository_examples() -> None:
     assert sorted(example_files("sites")) == [
         "bus-depot-20",
         "bus-depot-200",
+        "bus-depot-8",
         "charger-zoo",
         "depot-200",
         "depot-500",
