@@ -38,6 +38,12 @@ READ_BYTES = 65536
 FINAL_WRITE_S = 2.0
 """How long the last frames (a close) may take to go out once reading has ended."""
 _DEFLATE_TAIL = b"\x00\x00\xff\xff"
+DEFLATE_WINDOW_BITS = 12
+DEFLATE_MEM_LEVEL = 5
+"""What our compressor uses at most (websockets' own server default): a 4 KiB window and a
+small hash table take about 21 KiB per connection where zlib's defaults (32 KiB, level 8)
+take about 112 KiB, for messages of a few hundred bytes. A smaller window than agreed needs
+no negotiation: the peer's decompressor reads any window up to the agreed one."""
 
 Receive = Callable[[str | bytes], None]
 
@@ -115,9 +121,9 @@ class _Deflate:
         self._max = max_message_bytes
         # zlib refuses a raw deflate window of 8 bits; 9 reads what 8 wrote.
         self._in_bits = -max(agreed.client_max_window_bits, 9)
-        self._out_bits = -max(agreed.server_max_window_bits, 9)
+        self._out_bits = -max(min(agreed.server_max_window_bits, DEFLATE_WINDOW_BITS), 9)
         self._inflate = zlib.decompressobj(self._in_bits)
-        self._deflate = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, self._out_bits)
+        self._deflate = self._compressor()
 
     def inflate(self, data: bytes) -> bytes | int:
         """A received message, or the close code when it is not valid or too big."""
@@ -135,10 +141,13 @@ class _Deflate:
         """A message to send, compressed (its frame gets RSV1)."""
         out = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
         if self._agreed.server_no_context_takeover:
-            self._deflate = zlib.compressobj(
-                zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, self._out_bits
-            )
+            self._deflate = self._compressor()
         return out[: -len(_DEFLATE_TAIL)]
+
+    def _compressor(self) -> zlib._Compress:
+        return zlib.compressobj(
+            zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, self._out_bits, DEFLATE_MEM_LEVEL
+        )
 
 
 class WebSocket:
