@@ -7,7 +7,9 @@ simulated by load-generator processes of their own (one per 2,500 stations), wit
 trio-websocket clients: each boots, then sends MeterValues every 10 s, a
 StatusNotification every 30 s and a Heartbeat every 60 s (random phases) for the
 measurement window. Latency is measured at the clients, the server's CPU per message
-from its own CPU time over the window.
+from its own CPU time over the window. Each process's wait for a CPU over the window
+(`/proc/PID/task/*/schedstat`: runnable, not running) is recorded beside it: on a shared
+machine a starved server or generator is the latency, not the server's work.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import random
 import resource
 import subprocess
@@ -112,6 +115,22 @@ def _proc_stats(pid: int) -> tuple[float, float]:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = int(fields[11]) + int(fields[12])
     return rss_kib / 1024, ticks / 100
+
+
+def _sched_s(pid: int) -> tuple[float, float]:
+    """(seconds on a CPU, seconds runnable but waiting for one) of all a process's threads."""
+    run = wait = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        fields = (task / "schedstat").read_text().split()
+        run, wait = run + int(fields[0]), wait + int(fields[1])
+    return run / 1e9, wait / 1e9
+
+
+def _own_cpu_group(pid: int, nice: int) -> None:
+    """Give a process started in a session of its own the autogroup nice `nice`: with
+    the kernel's autogroups, CPU is shared between sessions first, so a process's own nice
+    only orders it within its session (see docs/performance.md)."""
+    Path(f"/proc/{pid}/autogroup").write_text(str(nice))
 
 
 def _schedule(window_s: float, speedup: float) -> list[tuple[float, str]]:
@@ -216,17 +235,26 @@ def run_load(
     on_steady: Callable[[int], object] | None = None,
     impl: str = "hubgate",
     per_generator: int = STATIONS_PER_GENERATOR,
+    group_nice: int | None = None,
 ) -> dict[str, float]:
     """Start `impl`'s server and the load generators (`per_generator` stations each),
     connect `stations`, run the window; return the figures. `on_steady` is called with
-    the server's pid when the window starts (to profile it)."""
+    the server's pid when the window starts (to profile it). `group_nice`: each process in
+    a session (autogroup) of its own at that nice (root for < 0), as on a box of its own."""
     _raise_fd_limit()
+    own_group = group_nice is not None
     with subprocess.Popen(
-        [*SERVERS[impl], str(stations)], stdout=subprocess.PIPE, text=True
+        [*SERVERS[impl], str(stations)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=own_group,
     ) as server:
         assert server.stdout is not None
+        if group_nice is not None:
+            _own_cpu_group(server.pid, group_nice)
         port = int(server.stdout.readline())
         rss_idle, _ = _proc_stats(server.pid)
+        load_before = os.getloadavg()[0]
         began = time.perf_counter()
         share = math.ceil(stations / math.ceil(stations / per_generator))
         with contextlib.ExitStack() as stack:
@@ -240,7 +268,10 @@ def run_load(
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     text=True,
+                    start_new_session=own_group,
                 )
+                if group_nice is not None:
+                    _own_cpu_group(generator.pid, group_nice)
                 stack.enter_context(generator)
                 stack.callback(generator.kill)
                 generators.append(generator)
@@ -258,6 +289,8 @@ def run_load(
         "rss_idle_mib": rss_idle,
         "connect_all_s": figures.pop("booted_at") - began,
         "generators": len(generators),
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
         **figures,
     }
 
@@ -279,6 +312,8 @@ def _measure(
         on_steady(server)
     steady, cpu_before = time.perf_counter(), _proc_stats(server)[1]
     own_before = sum(_proc_stats(g.pid)[1] for g in generators)
+    server_sched = _sched_s(server)
+    clients_sched = [_sched_s(g.pid) for g in generators]
     for generator in generators:
         assert generator.stdin is not None
         generator.stdin.write("go\n")
@@ -296,6 +331,10 @@ def _measure(
     cpu_s = _proc_stats(server)[1] - cpu_before
     # The simulated stations' processes: near 1.0 each means latency is theirs too.
     client_s = sum(_proc_stats(g.pid)[1] for g in generators) - own_before
+    server_wait_s = _sched_s(server)[1] - server_sched[1]
+    client_wait_s = sum(
+        _sched_s(g.pid)[1] - w for g, (_, w) in zip(generators, clients_sched, strict=True)
+    )
     for generator in generators:
         assert generator.stdin is not None
         generator.stdin.write("end\n")
@@ -307,6 +346,9 @@ def _measure(
         "cpu_share": cpu_s / elapsed,
         "cpu_us_per_message": cpu_s / max(len(latencies), 1) * 1e6,
         "client_cpu_share": client_s / elapsed / len(generators),
+        # Shares of the window each process was runnable but had no CPU.
+        "server_wait_share": server_wait_s / elapsed,
+        "client_wait_share": client_wait_s / elapsed / len(generators),
     }
 
 
@@ -342,5 +384,8 @@ def test_ten_thousand_stations(benchmark: Any, impl: str, smoke: bool) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
         _serve(int(sys.argv[2]))
+    elif sys.argv[1] == "run":  # STATIONS WINDOW_S [GROUP_NICE]: one load run, by hand
+        nice = int(sys.argv[4]) if len(sys.argv) > 4 else None
+        print(json.dumps(run_load(int(sys.argv[2]), float(sys.argv[3]), group_nice=nice)))
     else:
         _generate(*map(int, sys.argv[2:5]), *map(float, sys.argv[5:7]))  # type: ignore[call-arg]
