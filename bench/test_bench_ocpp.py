@@ -128,8 +128,9 @@ def _sched_s(pid: int) -> tuple[float, float]:
 
 def _own_cpu_group(pid: int, nice: int) -> None:
     """Give a process started in a session of its own the autogroup nice `nice`: with
-    the kernel's autogroups, CPU is shared between sessions first, so a process's own nice
-    only orders it within its session (see docs/performance.md)."""
+    the kernel's autogroups (`/proc/sys/kernel/sched_autogroup_enabled`), CPU is shared
+    between sessions first, so a process's own nice only orders it within its session
+    (docs/performance.md)."""
     Path(f"/proc/{pid}/autogroup").write_text(str(nice))
 
 
@@ -239,15 +240,15 @@ def run_load(
 ) -> dict[str, float]:
     """Start `impl`'s server and the load generators (`per_generator` stations each),
     connect `stations`, run the window; return the figures. `on_steady` is called with
-    the server's pid when the window starts (to profile it). `group_nice`: each process in
-    a session (autogroup) of its own at that nice (root for < 0), as on a box of its own."""
+    the server's pid when the window starts (to profile it). Each process runs in a
+    session (autogroup) of its own, as a service does; `group_nice` sets its autogroup's
+    nice (root for < 0)."""
     _raise_fd_limit()
-    own_group = group_nice is not None
     with subprocess.Popen(
         [*SERVERS[impl], str(stations)],
         stdout=subprocess.PIPE,
         text=True,
-        start_new_session=own_group,
+        start_new_session=True,
     ) as server:
         assert server.stdout is not None
         if group_nice is not None:
@@ -268,7 +269,7 @@ def run_load(
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     text=True,
-                    start_new_session=own_group,
+                    start_new_session=True,
                 )
                 if group_nice is not None:
                     _own_cpu_group(generator.pid, group_nice)
