@@ -146,7 +146,7 @@ class Snapshot:
                     "energy": planner.energy.record(),
                     "balance": planner.energy.balance(),
                 },
-                connectors=tuple(plan.result.decisions()),
+                connectors=plan.result.decisions(),
                 notes=plan.notes,
                 grid=GridSample(
                     wall_time=self._wall,
