@@ -145,3 +145,39 @@ async def test_a_limit_outlasting_the_loops_deadline_is_still_applied(server: Ru
                 nursery.cancel_scope.cancel()
         finally:
             await trio.to_thread.run_sync(cp.stop)
+
+
+async def test_a_setpoint_that_sends_nothing_is_known_at_once(server: Running) -> None:
+    """`limit_in_force`: the limit in force, without a task or a message, when `set_limit`
+    would send nothing (the loop hands an OCPP charger every cycle's setpoint); None when
+    it would: before the first limit, a decrease, other phases, an exchange in progress, a
+    renewal due."""
+    station = server.registry.get("CP16")
+    assert station is not None
+    charger = OcppCharger(station, settings=LeaseSettings(min_increase_interval_s=0))
+    with trio.fail_after(20):
+        cp = await server.connect("CP16", V16)
+        try:
+            assert await charger.care.prepare(await server.session_of("CP16"))
+            await charger.configure_failsafe(timeout_s=3.0, failsafe_current_a=6.0)
+            assert charger.limit_in_force(16.0, 3) is None  # no limit yet
+            await charger.set_limit(16.0, 3)
+            sent = len(cp.cp.received)
+            held = charger.limit_in_force(16.2, 3)  # within the deadband
+            assert held is not None
+            assert (held.current_a, held.phases, held.paused) == (16.0, 3, False)
+            assert charger.limit_in_force(15.0, 3) is None  # a decrease goes out
+            assert charger.limit_in_force(16.0, 1) is None  # so do other phases
+            cp.cp.answering.clear()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(charger.set_limit, 10.0, 3)
+                await trio.to_thread.run_sync(cp.cp.wait_received, "SetChargingProfile", 3)
+                assert charger.limit_in_force(16.0, 3) is None  # an exchange in progress
+                cp.cp.answering.set()
+            assert charger.limit_in_force(10.0, 3) is not None
+            await wait_until(
+                lambda: charger.limit_in_force(10.0, 3) is None, "the renewal due", timeout_s=5
+            )
+            assert len(cp.cp.received) == sent + 1  # only the decrease went out
+        finally:
+            await trio.to_thread.run_sync(cp.stop)

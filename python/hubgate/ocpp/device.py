@@ -379,6 +379,34 @@ class OcppCharger:
         self._wanted = (current_a, phases)
         return await self.care.detached(self._send_wanted)
 
+    def limit_in_force(self, current_a: float, phases: int) -> AppliedLimit | None:
+        """The limit in force, at once and without a task, when `set_limit(current_a,
+        phases)` would send nothing now (`devices.model.HeldLimit`): a lease of this
+        connection that is not due (deadband, rate limit, renewal), no exchange in progress,
+        no phase switch; None when `set_limit` must be called."""
+        lease = self._lease
+        session = self.station.session
+        if (
+            lease is None
+            or session is None
+            or lease.session is not session
+            or self.shares_station_limit
+            or self._refused is not None
+        ):
+            return None
+        lease = self._current_lease()
+        last = lease.planner.last
+        setpoint = self._paused_for_switch(self._setpoint(current_a, phases), lease)
+        if last is None or self._switching is not None or not lease.quiet(setpoint):
+            return None
+        self._wanted = (current_a, phases)  # (what an exchange still waiting is to send)
+        return AppliedLimit(
+            current_a=last.current_a,
+            phases=last.phases,
+            paused=last.current_a <= 0,
+            at=trio.current_time(),
+        )
+
     async def _send_wanted(self) -> AppliedLimit:
         assert self._wanted is not None, "set_limit asks first"
         return await self._set_limit(*self._wanted)
