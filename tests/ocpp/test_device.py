@@ -181,3 +181,46 @@ async def test_a_setpoint_that_sends_nothing_is_known_at_once(server: Running) -
             assert len(cp.cp.received) == sent + 1  # only the decrease went out
         finally:
             await trio.to_thread.run_sync(cp.stop)
+
+
+async def test_the_latest_reading_is_made_again_only_when_something_changed(
+    server: Running,
+) -> None:
+    """The loop asks every cycle; a station reports every few seconds: `latest` gives the
+    same reading until a status, a measurement or the limit in force changes."""
+    station = server.registry.get("CP16")
+    assert station is not None
+    charger = OcppCharger(station, settings=LeaseSettings(min_increase_interval_s=0))
+    with trio.fail_after(20):
+        cp = await server.connect("CP16", V16)
+        try:
+            assert await charger.care.prepare(await server.session_of("CP16"))
+            await charger.configure_failsafe(timeout_s=60.0, failsafe_current_a=6.0)
+            await charger.set_limit(16.0, 3)
+            samples = [{"value": "7.5", "measurand": "Current.Import", "unit": "A"}]
+            values = call.MeterValues(
+                connector_id=1, meter_value=[{"timestamp": now_text(), "sampledValue": samples}]
+            )
+            await trio.to_thread.run_sync(cp.call, values)
+            first = charger.latest()
+            assert charger.latest() is first
+            charging = call.StatusNotification(
+                connector_id=1, error_code="NoError", status="Charging"
+            )
+            await trio.to_thread.run_sync(cp.call, charging)
+            started = charger.latest()
+            assert (first.state, started.state) == (None, IecState.C)  # (Unknown before)
+            assert charger.latest() is started
+            samples[0]["value"] = "9.5"
+            await trio.to_thread.run_sync(cp.call, values)
+            measured = charger.latest()
+            assert (started.get(Quantity.CURRENT_L1), measured.get(Quantity.CURRENT_L1)) == (
+                7.5,
+                9.5,
+            )
+            assert measured.at > started.at
+            await charger.set_limit(10.0, 3)
+            assert charger.latest().get(Quantity.APPLIED_CURRENT_LIMIT) == 10.0
+            assert measured.get(Quantity.APPLIED_CURRENT_LIMIT) == 16.0
+        finally:
+            await trio.to_thread.run_sync(cp.stop)

@@ -150,6 +150,8 @@ class OcppCharger:
         """While switching phases: (new phases, end of the pause at 0 A)."""
         self._wanted: tuple[float, int] | None = None
         """The last (current, phases) asked of `set_limit`."""
+        self._latest: tuple[tuple[object, ...], Reading] | None = None
+        """The last reading `latest` made and what it was made of."""
 
     @property
     def id(self) -> str:
@@ -288,11 +290,32 @@ class OcppCharger:
         return None if transaction is None else transaction.id_token
 
     def latest(self) -> Reading:
-        """The connector's latest reported values, at once; raises when the station is offline."""
+        """The connector's latest reported values, at once; raises when the station is
+        offline. The same `Reading` until the station reports something new (or another
+        limit is in force): the loop asks every cycle, stations report every few seconds."""
         self._session()
         connector = self.station.connector(self.connector_id)
         m = connector.measurement
         last = self._lease.planner.last if self._lease is not None else None
+        made_of = (
+            connector,
+            m,
+            connector.measured_at,
+            connector.status,
+            connector.charging_state,
+            connector.state_at,
+            last,
+        )
+        known = self._latest
+        if known is not None and all(a is b for a, b in zip(known[0], made_of, strict=True)):
+            return known[1]
+        reading = self._reading(connector, last)
+        if connector.measured_at is not None:  # (else stamped now: new every time)
+            self._latest = (made_of, reading)
+        return reading
+
+    def _reading(self, connector: ConnectorState, last: Setpoint | None) -> Reading:
+        m = connector.measurement
         voltage = mean_voltage(m.voltage_v, self.voltage_v)
         if self.dc is None:
             currents = _currents(connector, voltage, last.phases if last is not None else 3)
