@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 import trio
 import trio.testing
@@ -187,7 +189,8 @@ async def test_the_latest_reading_is_made_again_only_when_something_changed(
     server: Running,
 ) -> None:
     """The loop asks every cycle; a station reports every few seconds: `latest` gives the
-    same reading until a status, a measurement or the limit in force changes."""
+    same reading until a status, a measurement or the limit in force changes, and
+    `transaction` the same transaction until it changes."""
     station = server.registry.get("CP16")
     assert station is not None
     charger = OcppCharger(station, settings=LeaseSettings(min_increase_interval_s=0))
@@ -222,5 +225,21 @@ async def test_the_latest_reading_is_made_again_only_when_something_changed(
             await charger.set_limit(10.0, 3)
             assert charger.latest().get(Quantity.APPLIED_CURRENT_LIMIT) == 10.0
             assert measured.get(Quantity.APPLIED_CURRENT_LIMIT) == 16.0
+
+            assert charger.transaction() is None
+            start = call.StartTransaction(
+                connector_id=1, id_tag="TAG-1", meter_start=0, timestamp=now_text()
+            )
+            await trio.to_thread.run_sync(cp.call, start)
+            running = charger.transaction()
+            assert running is not None
+            assert (running.id_token, running.stopped) == ("TAG-1", False)
+            assert charger.transaction() is running
+            reported = station.connector(1).transaction
+            assert reported is not None
+            reported.stopped = datetime.now(UTC)  # (as a 2.x Ended event leaves it)
+            ended = charger.transaction()
+            assert ended is not None
+            assert (ended.transaction_id, ended.stopped) == (running.transaction_id, True)
         finally:
             await trio.to_thread.run_sync(cp.stop)

@@ -150,6 +150,8 @@ class OcppCharger:
         """While switching phases: (new phases, end of the pause at 0 A)."""
         self._wanted: tuple[float, int] | None = None
         """The last (current, phases) asked of `set_limit`."""
+        self._transaction: tuple[tuple[object, ...], ChargingTransaction] | None = None
+        """The last transaction `transaction` made and what it was made of."""
         self._latest: tuple[tuple[object, ...], Reading] | None = None
         """The last reading `latest` made and what it was made of."""
 
@@ -159,13 +161,20 @@ class OcppCharger:
         return self.station.admission.charger_id
 
     def transaction(self) -> ChargingTransaction | None:
-        """The connector's transaction as the station reported it (`TransactionReporting`)."""
+        """The connector's transaction as the station reported it (`TransactionReporting`;
+        the same object until it changes: the loop asks every cycle)."""
         tx = self.station.connector(self.connector_id).transaction
         if tx is None:
             return None
-        return ChargingTransaction(
+        made_of = (tx, tx.id_token, tx.stopped, tx.stop_reason)
+        known = self._transaction
+        if known is not None and all(a is b for a, b in zip(known[0], made_of, strict=True)):
+            return known[1]
+        reported = ChargingTransaction(
             tx.transaction_id, tx.id_token, tx.stopped is not None, tx.stop_reason
         )
+        self._transaction = (made_of, reported)
+        return reported
 
     @property
     def _sample_interval_s(self) -> float:
