@@ -6,15 +6,18 @@
 
 `await apply(key, value)` is called in a Trio task with every entry under `<site_id>.>`,
 in order: first those already in the bucket, then each change, this gateway's own ones
-included (a value can name its writer to tell them apart), each revision of a key once.
+included (a value can name its writer, `mirror.writer`, to tell them apart), each revision
+of a key once. Names that may hold any character go into a key as `key_part(name)`.
 Writes go out in order, each tried a few times; a change that cannot be written is
 logged, not kept.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +40,16 @@ _READY: Found = ("", None, 0)
 """In the entries to apply: the ones already in the bucket are before it."""
 
 
+def key_part(text: str) -> str:
+    """`text` as one part of a key (base64url without padding: KV keys take no '#')."""
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def key_text(part: str) -> str:
+    """The text of a `key_part`; ValueError when `part` is not one."""
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode()
+
+
 @dataclass(frozen=True)
 class Change:
     """A key set (`value`) or deleted (None) by this gateway."""
@@ -57,6 +70,8 @@ class KvMirror:
         self.what = what
         """What the entries are, for the log."""
         self.apply = apply
+        self.writer = f"{cluster.node}/{uuid.uuid4().hex[:12]}"
+        """This run of this gateway, for the values it writes to name."""
         self._kv: KeyValue | None = None
         self._send, self._changes = trio.open_memory_channel[Change](1000)
         self._found, self._to_apply = trio.open_memory_channel[Found](math.inf)
