@@ -26,7 +26,7 @@ import trio
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from hubgate.cluster.buckets import open_bucket
-from hubgate.cluster.link import ClusterUnavailableError, NatsLink
+from hubgate.cluster.link import NatsLink
 from hubgate.config.services import Cluster
 
 log = logging.getLogger(__name__)
@@ -113,10 +113,8 @@ class KvMirror:
             try:
                 await self.link.run(lambda nc: self._put(change), within_s=2.0)
                 return
-            except (ClusterUnavailableError, OSError) as exc:
+            except Exception as exc:  # the cluster away, or nats-py's errors in a failover
                 problem: Exception = exc
-            except Exception as exc:  # nats-py's errors: a failover inside the cluster
-                problem = exc
             await trio.sleep(0.2 * (attempt + 1))
         log.warning("cluster: %s %s not replicated: %s", self.what, change.key, problem)
 
@@ -124,9 +122,7 @@ class KvMirror:
         while True:
             try:
                 await self.link.run(self._watch, within_s=None)
-            except (ClusterUnavailableError, OSError) as exc:
-                log.debug("cluster: %s bucket not followed: %s", self.what, exc)
-            except Exception as exc:  # nats-py's errors: follow again
+            except Exception as exc:  # the cluster away, or nats-py's errors: follow again
                 log.debug("cluster: %s bucket not followed: %s", self.what, exc)
             await trio.sleep(0.5)
 
