@@ -171,15 +171,12 @@ class OperatorReplica:
     def _replace_schedules(self, kept: list[dict[str, Any]]) -> None:
         """The API's schedules are exactly `kept` (the site file's stay)."""
         book = self.schedules
-        wanted = [
-            book.schedule(LimitSchedule.model_validate(k["config"]), str(k["origin"])) for k in kept
-        ]
-        names = {s.name for s in wanted}
-        for schedule in book.schedules():
-            if not book.from_site_file(schedule.name) and schedule.name not in names:
-                book.remove(schedule.name)
-        for schedule in wanted:
-            book.put(schedule)
+        book.replace_api(
+            [
+                book.schedule(LimitSchedule.model_validate(k["config"]), str(k["origin"]))
+                for k in kept
+            ]
+        )
 
 
 class ReplicatedCommands:
