@@ -45,6 +45,7 @@ from hubgate.backoff import Backoff
 from hubgate.fencing import check_send
 from hubgate.modbus.codec import FieldValue
 from hubgate.modbus.errors import (
+    RETRIED,
     ModbusBadResponseError,
     ModbusConnectionError,
     ModbusError,
@@ -59,7 +60,6 @@ from hubgate.modbus.stats import RequestStats
 log = logging.getLogger(__name__)
 
 _LINK_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
-_RETRIED = (ModbusTimeoutError, ModbusConnectionError, ModbusBadResponseError)
 _NO_SCOPE = contextlib.nullcontext()
 
 
@@ -125,7 +125,7 @@ class TcpMaster:
         while True:
             try:
                 return await self._attempt(unit, request, timeout_s)
-            except _RETRIED:
+            except RETRIED:
                 if not retries:
                     raise
                 retries -= 1
@@ -147,7 +147,7 @@ class TcpMaster:
                 max_in_flight = 1
             try:
                 return await self._plan_attempt(unit, plan, max_in_flight, timeout_s)
-            except _RETRIED:
+            except RETRIED:
                 if not retries:
                     raise
                 retries -= 1
