@@ -27,7 +27,7 @@ from hubgate.modbus.errors import RETRIED
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.tcp_master import PlanInFlight, TcpMaster
 
-Outcome = list[FieldValue] | HubgateError | None
+Outcome = list[FieldValue] | Exception | None
 """The fields' values, the error that ended the read, or None (past the deadline)."""
 
 _ONE_WAKE = select.EPOLLIN | select.EPOLLONESHOT
@@ -68,7 +68,7 @@ async def read_plans(
             device, plan = reads[index]
             try:
                 outcomes[index] = await device.read_plan(plan)
-            except HubgateError as exc:
+            except Exception as exc:  # one device's failure is its own outcome
                 outcomes[index] = exc
 
         with trio.move_on_at(deadline):
