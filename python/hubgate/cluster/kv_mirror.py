@@ -6,15 +6,18 @@
 
 `await apply(key, value)` is called in a Trio task with every entry under `<site_id>.>`,
 in order: first those already in the bucket, then each change, this gateway's own ones
-included (a value can name its writer to tell them apart), each revision of a key once.
+included (a value can name its writer, `mirror.writer`, to tell them apart), each revision
+of a key once. Names that may hold any character go into a key as `key_part(name)`.
 Writes go out in order, each tried a few times; a change that cannot be written is
 logged, not kept.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +26,7 @@ import trio
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from hubgate.cluster.buckets import open_bucket
-from hubgate.cluster.link import ClusterUnavailableError, NatsLink
+from hubgate.cluster.link import NatsLink
 from hubgate.config.services import Cluster
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,16 @@ Found = tuple[str, bytes | None, int]
 
 _READY: Found = ("", None, 0)
 """In the entries to apply: the ones already in the bucket are before it."""
+
+
+def key_part(text: str) -> str:
+    """`text` as one part of a key (base64url without padding: KV keys take no '#')."""
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def key_text(part: str) -> str:
+    """The text of a `key_part`; ValueError when `part` is not one."""
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode()
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,8 @@ class KvMirror:
         self.what = what
         """What the entries are, for the log."""
         self.apply = apply
+        self.writer = f"{cluster.node}/{uuid.uuid4().hex[:12]}"
+        """This run of this gateway, for the values it writes to name."""
         self._kv: KeyValue | None = None
         self._send, self._changes = trio.open_memory_channel[Change](1000)
         self._found, self._to_apply = trio.open_memory_channel[Found](math.inf)
@@ -98,10 +113,8 @@ class KvMirror:
             try:
                 await self.link.run(lambda nc: self._put(change), within_s=2.0)
                 return
-            except (ClusterUnavailableError, OSError) as exc:
+            except Exception as exc:  # the cluster away, or nats-py's errors in a failover
                 problem: Exception = exc
-            except Exception as exc:  # nats-py's errors: a failover inside the cluster
-                problem = exc
             await trio.sleep(0.2 * (attempt + 1))
         log.warning("cluster: %s %s not replicated: %s", self.what, change.key, problem)
 
@@ -109,9 +122,7 @@ class KvMirror:
         while True:
             try:
                 await self.link.run(self._watch, within_s=None)
-            except (ClusterUnavailableError, OSError) as exc:
-                log.debug("cluster: %s bucket not followed: %s", self.what, exc)
-            except Exception as exc:  # nats-py's errors: follow again
+            except Exception as exc:  # the cluster away, or nats-py's errors: follow again
                 log.debug("cluster: %s bucket not followed: %s", self.what, exc)
             await trio.sleep(0.5)
 
