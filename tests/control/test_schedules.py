@@ -131,6 +131,17 @@ phase_current_limit_a = 200
 """
 
 
+def test_the_api_schedules_are_replaced_at_once_and_the_site_files_stay() -> None:
+    evening = Window(time(17), time(21))
+    book = ScheduleBook([schedule("site", 200, evening)])  # the site file's
+    book.put(schedule("old", 100, evening))
+    changes: list[None] = []
+    book.listeners.append(lambda: changes.append(None))
+    book.replace_api([schedule("new", 50, evening), schedule("newer", 60, evening)])
+    assert [s.name for s in book.schedules()] == ["new", "newer", "site"]
+    assert len(changes) == 1
+
+
 def test_the_site_file_names_windows_dates_and_tariff_periods(tmp_path: Path) -> None:
     path = tmp_path / "site.toml"
     path.write_text(SITE_FILE + SCHEDULES)
@@ -185,9 +196,11 @@ def charge_for_an_hour(extra: str, api_cut: bool) -> tuple[float, float, LimitBo
     cp-1 got and the most the chargers drew together from 10:30:05 on, W."""
     limits = LimitBook()
     site = PlannedSite.build(SimSite.build(), extra, limits)
-    site.planner.deadlines.wall_offset_s = MONDAY_10
+    site.planner.horizon.deadlines.wall_offset_s = MONDAY_10
     index = site.planner.allocator.connector_index(("cp-1", 1))
-    site.planner.deadlines.set_need(index, NEED_KWH * 1000, MONDAY_10 + 3600, NeedSource.API)
+    site.planner.horizon.deadlines.set_need(
+        index, NEED_KWH * 1000, MONDAY_10 + 3600, NeedSource.API
+    )
     site.run(1800)
     if api_cut:
         limits.set(
@@ -198,7 +211,7 @@ def charge_for_an_hour(extra: str, api_cut: bool) -> tuple[float, float, LimitBo
     for _ in range(1795):
         site.cycle()
         most_w = max(most_w, sum(c.draw_a for c in site.sim.chargers) * 3 * V)
-    return site.planner.deadlines.status(index, site.now).energy_kwh, most_w, limits
+    return site.planner.horizon.deadlines.status(index, site.now).energy_kwh, most_w, limits
 
 
 @pytest.mark.timeout(300)  # two hours of cycles, without Trio

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import zlib
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import trio
 from trio_websocket import CloseReason, ConnectionClosed
@@ -26,6 +27,9 @@ from wsproto.utilities import RemoteProtocolError
 
 from hubgate._core import WebSocketDecoder, encode_websocket_close, encode_websocket_frame
 from hubgate.listeners import GuardedStream
+
+if TYPE_CHECKING:
+    from hubgate.ocpp.session import Receive
 
 TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA
 """Frame opcodes (RFC 6455 5.2), also the decoder's event kinds."""
@@ -44,8 +48,6 @@ DEFLATE_MEM_LEVEL = 5
 small hash table take about 21 KiB per connection where zlib's defaults (32 KiB, level 8)
 take about 112 KiB, for messages of a few hundred bytes. A smaller window than agreed needs
 no negotiation: the peer's decompressor reads any window up to the agreed one."""
-
-Receive = Callable[[str | bytes], None]
 
 
 class Upgrade:
