@@ -1,4 +1,5 @@
-"""The decision log keeps the newest records only, each cycle's decisions as columns."""
+"""The decision log keeps the newest records only (each cycle's decisions as columns), and
+the grid samples for longer."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from hubgate.control.decisions import (
     ConnectorDecision,
     DecisionLog,
     DecisionRecord,
+    GridSample,
 )
 
 
@@ -75,3 +77,20 @@ def test_a_cycles_columns_are_the_allocators_decisions(examples_dir: Path) -> No
     assert [d.phases for d in decisions] == list(result.phases)
     assert {d.reason for d in decisions} <= set(REASON_NAMES)
     assert any(d.binding is not None for d in decisions)
+
+
+def test_grid_samples_outlive_the_full_records() -> None:
+    log = DecisionLog(size=2, history=4)
+    for cycle in range(6):
+        grid = GridSample(float(cycle), None, (1.0, 2.0, 3.0), (9.0, 9.0, 9.0), 6.0, "cap")
+        log.append(DecisionRecord(cycle, float(cycle), {}, (), grid=grid))
+    log.append(record(6))  # no grid sample (no meter yet): nothing to chart
+    assert [r.cycle for r in log.recent(10)] == [5, 6]
+    assert [(cycle, grid.wall_time) for cycle, grid in log.grid_history(10)] == [
+        (2, 2.0),
+        (3, 3.0),
+        (4, 4.0),
+        (5, 5.0),
+    ]
+    assert [cycle for cycle, _ in log.grid_history(2)] == [4, 5]
+    assert log.grid_history(0) == []

@@ -13,7 +13,7 @@ from hubgate.config.model import PRIORITY_MAX, LimitSchedule
 from hubgate.config.services import GroupName
 from hubgate.config.tokens import ListedToken
 from hubgate.control.deadlines import SocTarget
-from hubgate.control.decisions import DecisionRecord
+from hubgate.control.decisions import DecisionRecord, GridSample
 from hubgate.control.limits import AuditEntry, Lease, Limit, LimitInForce
 
 MAX_LEASE_S = 86_400.0
@@ -173,13 +173,10 @@ class GridSampleView(Body):
     source: str = Field(description="What set the limit: cap, grid-operator, api, csms, ...")
 
     @classmethod
-    def of(cls, record: DecisionRecord) -> GridSampleView | None:
-        """The grid sample of a decision record, if it has one."""
-        grid = record.grid
-        if grid is None:
-            return None
+    def of(cls, cycle: int, grid: GridSample) -> GridSampleView:
+        """The view of cycle `cycle`'s grid sample."""
         return cls(
-            cycle=record.cycle,
+            cycle=cycle,
             wall_time=grid.wall_time,
             measured_a=grid.measured_a,
             commanded_a=grid.commanded_a,
@@ -205,7 +202,7 @@ class DecisionView(Body):
         return cls(
             cycle=record.cycle,
             at=record.at,
-            grid=GridSampleView.of(record),
+            grid=None if record.grid is None else GridSampleView.of(record.cycle, record.grid),
             inputs={key: _json(value) for key, value in record.inputs.items()},
             connectors=tuple(
                 ConnectorDecisionView(

@@ -105,8 +105,7 @@ async def grid_history(
     """The grid connection over the newest cycles, oldest first: current per phase, the sum
     of setpoints and the limit in force with its source (what the dashboard's chart starts
     from)."""
-    samples = (GridSampleView.of(record) for record in ctx.decisions.recent(last))
-    return [sample for sample in samples if sample is not None]
+    return [GridSampleView.of(cycle, grid) for cycle, grid in ctx.decisions.grid_history(last)]
 
 
 @writes.put("/limits/site")

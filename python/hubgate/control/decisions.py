@@ -10,7 +10,8 @@ from array import array
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import overload
+from itertools import islice
+from typing import TypeVar, overload
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class ConnectorColumns(Sequence[ConnectorDecision]):
 Phases3 = tuple[float, float, float]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GridSample:
     """The grid connection in one cycle: what it carried, the limit in force and its source."""
 
@@ -102,25 +103,49 @@ class DecisionRecord:
     grid: GridSample | None = None
 
 
+_T = TypeVar("_T")
+
+
 @dataclass
 class DecisionLog:
-    """The last `size` decision records."""
+    """The last `size` decision records, and the grid samples of the last `history` cycles
+    (the dashboard's chart): a record of a 200-connector site takes about 8 KiB (its inputs
+    and columns), a grid sample well under one, so the full records are kept for minutes
+    and the samples for an hour at the default 1 s cycle."""
 
-    size: int = 3_600
+    size: int = 600
+    history: int = 3_600
     _records: deque[DecisionRecord] = field(init=False)
+    _samples: deque[tuple[int, GridSample]] = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.size < 1:
-            raise ValueError(f"size must be at least 1, got {self.size}")
+        if self.size < 1 or self.history < 1:
+            raise ValueError(
+                f"size and history must be at least 1, got {self.size}, {self.history}"
+            )
         self._records = deque(maxlen=self.size)
+        self._samples = deque(maxlen=self.history)
 
     def append(self, record: DecisionRecord) -> None:
         """Add a record, dropping the oldest when full."""
         self._records.append(record)
+        if record.grid is not None:
+            self._samples.append((record.cycle, record.grid))
 
     def recent(self, count: int) -> list[DecisionRecord]:
-        """The `count` newest records, oldest first."""
-        return list(self._records)[-count:] if count > 0 else []
+        """The `count` newest records (at most `size`), oldest first."""
+        return _newest(self._records, count)
+
+    def grid_history(self, count: int) -> list[tuple[int, GridSample]]:
+        """The `count` newest cycles' grid samples (at most `history`) with their cycle
+        numbers, oldest first."""
+        return _newest(self._samples, count)
 
     def __len__(self) -> int:
         return len(self._records)
+
+
+def _newest(items: deque[_T], count: int) -> list[_T]:
+    newest = list(islice(reversed(items), max(count, 0)))
+    newest.reverse()
+    return newest
