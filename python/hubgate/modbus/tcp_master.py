@@ -210,13 +210,12 @@ class TcpMaster:
                     started = await self._pause(delay_s)
                 outcome = await self._exchange(connection, unit, request)
             finally:
-                self._end_turn(trio.current_time())
+                ended = trio.current_time()
+                self._end_turn(ended)
             if isinstance(outcome, ModbusError):
                 stats.record_error()
                 raise outcome
-            response = check_response(
-                self.name, unit, outcome, stats, trio.current_time() - started
-            )
+            response = check_response(self.name, unit, outcome, stats, ended - started)
             self._gate.succeeded()
             return response
         stats.record_timeout()
@@ -246,14 +245,15 @@ class TcpMaster:
                     connection, unit, exchange, scope, timeout_s, delay_s
                 )
             finally:
-                self._end_turn(trio.current_time())
+                ended = trio.current_time()
+                self._end_turn(ended)
             if isinstance(outcome, list):
-                waited = trio.current_time() - started - (rounds - 1) * delay_s  # not the pauses
+                waited = ended - started - (rounds - 1) * delay_s  # not the pauses
                 stats.record_ok(waited / rounds, exchange.answered)
                 self._gate.succeeded()
                 return outcome
             if isinstance(outcome, ModbusExceptionError):
-                stats.record_exception(trio.current_time() - started)
+                stats.record_exception(ended - started)
             else:
                 stats.record_error()
             raise outcome
