@@ -31,6 +31,7 @@ import trio
 from ocpp.messages import Call, _validate_payload
 from trio_websocket import open_websocket_url
 
+from hubgate.benchmarking.footprint import rss_mib
 from hubgate.benchmarking.ocpp_cost import METER_VALUES as METER_VALUES_16
 from hubgate.config.services import OcppServer
 from hubgate.ocpp.registry import Admission, StationRegistry
@@ -107,11 +108,9 @@ def _serve(stations: int) -> None:
 
 def _proc_stats(pid: int) -> tuple[float, float]:
     """(resident MiB, CPU seconds) of a process."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    rss_kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = int(fields[11]) + int(fields[12])
-    return rss_kib / 1024, ticks / 100
+    return rss_mib(pid), ticks / 100
 
 
 def _schedule(window_s: float, speedup: float) -> list[tuple[float, str]]:

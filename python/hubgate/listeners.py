@@ -6,8 +6,8 @@ server, API):
 - at most `max_connections` connections count against a listener; one more evicts the
   connection that has been quiet longest, so a flood of idle connections cannot lock out
   the clients that keep talking;
-- a connection its protocol marks `established` (an admitted OCPP charger: one per
-  configured identity) leaves that count and is never evicted;
+- a connection its protocol marks established (`GuardedStream.establish`: an admitted
+  OCPP charger, one per configured identity) leaves that count and is never evicted;
 - when `accept` fails for want of descriptors (EMFILE, ENFILE, ENOBUFS, ENOMEM) the loop
   evicts the quietest connection and backs off (10 ms doubling up to 1 s), logging one
   line per 10 s, instead of trio's traceback every 100 ms.
@@ -38,25 +38,17 @@ class GuardedStream(trio.abc.HalfCloseableStream):
         self,
         stream: trio.SocketStream,
         clock: Callable[[], float],
-        on_established: Callable[[GuardedStream], None] = lambda _: None,
+        on_established: Callable[[GuardedStream], None],
     ) -> None:
         self.stream = stream
         self.socket = stream.socket
         self._clock = clock
         self.last_active = clock()
-        self._established = False
         self._on_established = on_established
-
-    @property
-    def established(self) -> bool:
-        """True once the protocol admitted the peer (`establish`)."""
-        return self._established
 
     def establish(self) -> None:
         """The peer is admitted: no longer counted against the cap nor evicted."""
-        if not self._established:
-            self._established = True
-            self._on_established(self)
+        self._on_established(self)
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         data = await self.stream.receive_some(max_bytes)

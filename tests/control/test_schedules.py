@@ -131,6 +131,17 @@ phase_current_limit_a = 200
 """
 
 
+def test_the_api_schedules_are_replaced_at_once_and_the_site_files_stay() -> None:
+    evening = Window(time(17), time(21))
+    book = ScheduleBook([schedule("site", 200, evening)])  # the site file's
+    book.put(schedule("old", 100, evening))
+    changes: list[None] = []
+    book.listeners.append(lambda: changes.append(None))
+    book.replace_api([schedule("new", 50, evening), schedule("newer", 60, evening)])
+    assert [s.name for s in book.schedules()] == ["new", "newer", "site"]
+    assert len(changes) == 1
+
+
 def test_the_site_file_names_windows_dates_and_tariff_periods(tmp_path: Path) -> None:
     path = tmp_path / "site.toml"
     path.write_text(SITE_FILE + SCHEDULES)

@@ -11,6 +11,7 @@ from hubgate.modbus import plan_group
 from hubgate.modbus.errors import ModbusExceptionError, ModbusTimeoutError
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.plan_group import read_plans
+from hubgate.modbus.rtu_master import RtuMaster
 from hubgate.modbus.tcp_master import TcpMaster, open_tcp_master
 from tests.support.modbus_faults import (
     FIRST_ANSWER_FAULTS,
@@ -175,3 +176,24 @@ async def test_out_of_descriptors_for_the_set_every_device_reads_alone(
                 outcomes = await read_plans([(device, PLAN)], trio.current_time() + 5)
                 assert outcomes == [expected(REGISTERS)]
             nursery.cancel_scope.cancel()
+
+
+async def test_a_device_whose_read_raises_is_its_own_failure_not_the_groups() -> None:
+    """An RTU device with unit 0 (the site file allows it) fails its read with a ValueError:
+    that is its outcome, and the device beside it is still read."""
+
+    async def never_opened() -> trio.abc.Stream:
+        raise AssertionError("unit 0 is refused before the line is opened")
+
+    broadcast = ModbusDevice(RtuMaster("/dev/ttyUSB0", never_opened, gap_s=0.002), 0)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_faulty_device, answer)
+            async with open_tcp_master("127.0.0.1", port) as link:
+                device = await opened(link)
+                outcomes = await read_plans(
+                    [(broadcast, PLAN), (device, PLAN)], trio.current_time() + 5
+                )
+            nursery.cancel_scope.cancel()
+    assert isinstance(outcomes[0], ValueError)
+    assert outcomes[1] == expected(REGISTERS)

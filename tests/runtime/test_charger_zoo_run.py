@@ -8,10 +8,10 @@ report (hubgate.sim.station_personalities); the gateway proxies them to the test
 runs in real time and judges the site itself: no limit may be exceeded beyond the chargers'
 reaction time. The API must name what each quirky charger does.
 
-tests/runtime/test_charger_zoo.py runs the same scenario in one process, the simulation stepped
-with the gateway's cycles; it also checks that the DC chargers' sessions start. Here the
-site runs in real time, and on a loaded machine when a DC charger with an EV gets its
-minimum is a matter of timing.
+This is the zoo's one whole run in the suite. Here the site runs in real time, and on a
+loaded machine when a DC charger with an EV gets its minimum is a matter of timing: that its
+sessions start is tests/runtime/test_charger_zoo.py's, in one process, the simulation stepped
+with the gateway's cycles.
 """
 
 from __future__ import annotations

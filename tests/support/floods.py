@@ -16,6 +16,8 @@ from pathlib import Path
 
 import trio
 
+from hubgate.benchmarking.footprint import rss_mib
+
 HUBGATE = str(Path(sys.executable).parent / "hubgate")
 IDENTITY = "FLOOD-1"
 SITE = f"""\
@@ -59,9 +61,7 @@ class Gateway:
 
     def rss_mib(self) -> float:
         """Its resident memory now."""
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
-        return kib / 1024
+        return rss_mib(self.process.pid)
 
     def open_descriptors(self) -> int:
         """Its open file descriptors now."""

@@ -1,5 +1,5 @@
 """The charger zoo's claims (examples/scenarios/charger-zoo.toml): what the API must say of
-each quirky charger, shared by the zoo's in-process and `hubgate run` tests."""
+each quirky charger (tests/runtime/test_charger_zoo_run.py)."""
 
 from __future__ import annotations
 

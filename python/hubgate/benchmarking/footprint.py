@@ -124,9 +124,9 @@ async def _run(site: SiteConfig, settle_s: float, duration_s: float, sample_s: f
     )
 
 
-def rss_mib() -> float:
-    """This process's resident set size (MiB)."""
-    status = Path("/proc/self/status").read_text()
+def rss_mib(pid: int | None = None) -> float:
+    """The resident set size (MiB) of process `pid` (default: this one)."""
+    status = Path(f"/proc/{pid or 'self'}/status").read_text()
     kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
     return kib / 1024
 

@@ -22,12 +22,11 @@ from hubgate._core import Field, FieldError
 from hubgate.cli.common import EXIT_BAD_INPUT, EXIT_OK, add_command
 from hubgate.config.model import Parity, SerialLine
 from hubgate.modbus.codec import FieldValue, ValueType, WordOrder
-from hubgate.modbus.master import Master, ModbusDevice
+from hubgate.modbus.master import MAX_READ, Master, ModbusDevice
 from hubgate.modbus.rtu_master import open_rtu_master, open_rtu_over_tcp_master
 from hubgate.modbus.tcp_master import open_tcp_master
 
 TYPES = ("u16", "i16", "u32", "i32", "u64", "i64", "f32", "f64", "string")
-MAX_READ_REGISTERS = 125
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -127,8 +126,8 @@ def _read(args: argparse.Namespace) -> int:
         return _bad_input(problem)
     fields = _fields(args, args.count)
     registers = sum(f.count for f in fields)
-    if args.count < 1 or registers > MAX_READ_REGISTERS:
-        return _bad_input(f"a read takes 1-{MAX_READ_REGISTERS} registers, not {registers}")
+    if args.count < 1 or registers > MAX_READ:
+        return _bad_input(f"a read takes 1-{MAX_READ} registers, not {registers}")
 
     async def run() -> list[int]:
         async with open_master(args) as master:

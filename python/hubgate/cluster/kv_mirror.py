@@ -6,24 +6,34 @@
 
 `await apply(key, value)` is called in a Trio task with every entry under `<site_id>.>`,
 in order: first those already in the bucket, then each change, this gateway's own ones
-included (a value can name its writer to tell them apart), each revision of a key once.
+included (a value can name its writer, `mirror.writer`, to tell them apart), each revision
+of a key once. Names that may hold any character go into a key as `key_part(name)`.
 Writes go out in order, each tried a few times; a change that cannot be written is
 logged, not kept.
+
+The entries come from an ordered push consumer with a heartbeat every `HEARTBEAT_S`
+(nats-py's `KeyValue.watch` takes its 5 s default): such a consumer lives on one NATS
+node, and when that node is lost the gateway hears nothing until two heartbeats are
+missed and the consumer is made again (with the default, 10 to 20 s behind: a standby
+that took over in that time went without the operator's latest inputs).
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import trio
-from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+from nats.aio.client import Client
+from nats.js.api import DeliverPolicy
+from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
 from hubgate.cluster.buckets import open_bucket
-from hubgate.cluster.link import ClusterUnavailableError, NatsLink
+from hubgate.cluster.link import NatsLink
 from hubgate.config.services import Cluster
 
 log = logging.getLogger(__name__)
@@ -35,6 +45,19 @@ Found = tuple[str, bytes | None, int]
 
 _READY: Found = ("", None, 0)
 """In the entries to apply: the ones already in the bucket are before it."""
+
+HEARTBEAT_S = 0.5
+"""The watch's idle heartbeat: its consumer is made again after two are missed."""
+
+
+def key_part(text: str) -> str:
+    """`text` as one part of a key (base64url without padding: KV keys take no '#')."""
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def key_text(part: str) -> str:
+    """The text of a `key_part`; ValueError when `part` is not one."""
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode()
 
 
 @dataclass(frozen=True)
@@ -57,6 +80,8 @@ class KvMirror:
         self.what = what
         """What the entries are, for the log."""
         self.apply = apply
+        self.writer = f"{cluster.node}/{uuid.uuid4().hex[:12]}"
+        """This run of this gateway, for the values it writes to name."""
         self._kv: KeyValue | None = None
         self._send, self._changes = trio.open_memory_channel[Change](1000)
         self._found, self._to_apply = trio.open_memory_channel[Found](math.inf)
@@ -98,10 +123,8 @@ class KvMirror:
             try:
                 await self.link.run(lambda nc: self._put(change), within_s=2.0)
                 return
-            except (ClusterUnavailableError, OSError) as exc:
+            except Exception as exc:  # the cluster away, or nats-py's errors in a failover
                 problem: Exception = exc
-            except Exception as exc:  # nats-py's errors: a failover inside the cluster
-                problem = exc
             await trio.sleep(0.2 * (attempt + 1))
         log.warning("cluster: %s %s not replicated: %s", self.what, change.key, problem)
 
@@ -109,9 +132,7 @@ class KvMirror:
         while True:
             try:
                 await self.link.run(self._watch, within_s=None)
-            except (ClusterUnavailableError, OSError) as exc:
-                log.debug("cluster: %s bucket not followed: %s", self.what, exc)
-            except Exception as exc:  # nats-py's errors: follow again
+            except Exception as exc:  # the cluster away, or nats-py's errors: follow again
                 log.debug("cluster: %s bucket not followed: %s", self.what, exc)
             await trio.sleep(0.5)
 
@@ -124,17 +145,33 @@ class KvMirror:
         else:
             await self._kv.put(change.key, change.value)
 
-    async def _watch(self, _nc: object) -> None:
-        assert self._kv is not None
-        watcher = await self._kv.watch(f"{self.cluster.site_id}.>")
+    async def _watch(self, nc: Client) -> None:
+        """Every entry of this site, the latest of each key first, then each change (a
+        `KeyValue.watch` with a heartbeat of `HEARTBEAT_S`)."""
+        prefix = f"$KV.{self.bucket}."
+        subscription = await nc.jetstream(timeout=2.0).subscribe(
+            f"{prefix}{self.cluster.site_id}.>",
+            stream=f"KV_{self.bucket}",
+            ordered_consumer=True,
+            idle_heartbeat=HEARTBEAT_S,
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+            inactive_threshold=300.0,
+        )
         found = self._found.send_nowait
         try:
-            async for entry in watcher:
-                if entry is None:  # the entries already there are delivered
+            info = await subscription.consumer_info()
+            sent = 0 if info.delivered is None else info.delivered.consumer_seq
+            ready = info.num_pending == 0 and sent == 0
+            if ready:  # an empty bucket: nothing will come before the changes
+                self._token.run_sync_soon(found, _READY)
+            async for message in subscription.messages:
+                meta = message.metadata
+                operation = (message.headers or {}).get(KV_OP)
+                value = None if operation in (KV_DEL, KV_PURGE) else message.data
+                key = message.subject[len(prefix) :]
+                self._token.run_sync_soon(found, (key, value, meta.sequence.stream))
+                if not ready and meta.num_pending == 0:
+                    ready = True
                     self._token.run_sync_soon(found, _READY)
-                    continue
-                deleted = entry.operation in (KV_DEL, KV_PURGE)
-                value: Any = None if deleted else entry.value
-                self._token.run_sync_soon(found, (entry.key, value, int(entry.revision or 0)))
         finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
+            await subscription.unsubscribe()

@@ -19,17 +19,15 @@ operator's box and the schedules are read by both.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
 
-from hubgate.cluster.kv_mirror import KvMirror
+from hubgate.cluster.kv_mirror import KvMirror, key_part, key_text
 from hubgate.cluster.link import NatsLink
 from hubgate.config.services import Cluster
 from hubgate.control.limits import AuditAction, AuditEntry, Limit, LimitBook, LimitSource
@@ -42,8 +40,7 @@ REPLICATED = frozenset({LimitSource.API, LimitSource.MODBUS_SERVER, LimitSource.
 
 def key(site_id: str, source: LimitSource, target: str) -> str:
     """The bucket key of `source`'s lease on `target` (KV keys take no '#')."""
-    encoded = base64.urlsafe_b64encode(target.encode()).decode().rstrip("=")
-    return f"{site_id}.{source.value}.{encoded}"
+    return f"{site_id}.{source.value}.{key_part(target)}"
 
 
 def parse_key(site_id: str, text: str) -> tuple[LimitSource, str] | None:
@@ -53,8 +50,7 @@ def parse_key(site_id: str, text: str) -> tuple[LimitSource, str] | None:
     if site != site_id or not encoded:
         return None
     try:
-        target = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
-        return LimitSource(source), target
+        return LimitSource(source), key_text(encoded)
     except ValueError:
         return None
 
@@ -117,8 +113,6 @@ class LimitReplica:
         self.book = book
         self.clock = clock
         self.wall_clock = wall_clock
-        self.writer = f"{cluster.node}/{uuid.uuid4().hex[:12]}"
-        """This run of this gateway, in what it writes."""
         self._applying = False
         self.mirror = KvMirror(link, cluster, BUCKET, "limit", self._apply)
         book.listeners.append(self._changed)
@@ -138,7 +132,7 @@ class LimitReplica:
             until = None
             if entry.expires_at is not None:
                 until = self.wall_clock() + (entry.expires_at - self.clock())
-            self.mirror.put(name, encode(self.writer, entry, until))
+            self.mirror.put(name, encode(self.mirror.writer, entry, until))
         elif entry.action is AuditAction.CLEARED:
             self.mirror.put(name, None)
         # expired: each gateway on its own clock
@@ -162,7 +156,7 @@ class LimitReplica:
             except ValueError as exc:
                 log.warning("cluster: limit %s unreadable: %s", name, exc)
                 return
-            if remote.writer == self.writer:
+            if remote.writer == self.mirror.writer:
                 return  # its own change coming back: in the book already
             lease_s = None if remote.until is None else remote.until - self.wall_clock()
             if lease_s is not None and lease_s <= 0:

@@ -27,11 +27,9 @@ it was for has ended meanwhile (unplugging ends a need on both gateways that run
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -40,7 +38,7 @@ import trio
 from pydantic import ValidationError
 
 from hubgate.cloud.csms_limits import Followed
-from hubgate.cluster.kv_mirror import KvMirror
+from hubgate.cluster.kv_mirror import KvMirror, key_part, key_text
 from hubgate.cluster.link import NatsLink
 from hubgate.config.model import LimitSchedule
 from hubgate.config.services import Cluster
@@ -52,14 +50,6 @@ from hubgate.control.schedules import ScheduleBook
 log = logging.getLogger(__name__)
 
 BUCKET = "hubgate_operator"
-
-
-def _name(text: str) -> str:
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
-def _text(name: str) -> str:
-    return base64.urlsafe_b64decode(name + "=" * (-len(name) % 4)).decode()
 
 
 class OperatorReplica:
@@ -81,8 +71,6 @@ class OperatorReplica:
         self.inner = commands
         self.prices = prices
         self.schedules = schedules
-        self.writer = f"{cluster.node}/{uuid.uuid4().hex[:12]}"
-        """This run of this gateway, in what it writes."""
         self.commands = ReplicatedCommands(self)
         self.mirror = KvMirror(link, cluster, BUCKET, "operator", self._apply)
         self._profiles: dict[str, list[Followed]] = {}
@@ -99,8 +87,10 @@ class OperatorReplica:
 
     def put(self, kind: str, name: str | None, body: dict[str, Any] | None) -> None:
         """Write one input (`body` None: delete it)."""
-        key = f"{self.site_id}.{kind}" + ("" if name is None else f".{_name(name)}")
-        value = None if body is None else json.dumps({"writer": self.writer, **body}).encode()
+        key = f"{self.site_id}.{kind}" + ("" if name is None else f".{key_part(name)}")
+        value = (
+            None if body is None else json.dumps({"writer": self.mirror.writer, **body}).encode()
+        )
         self.mirror.put(key, value)
 
     def _prices_changed(self) -> None:
@@ -134,10 +124,10 @@ class OperatorReplica:
             return
         try:
             body = None if value is None else json.loads(value)
-            if body is not None and body.get("writer") == self.writer:
+            if body is not None and body.get("writer") == self.mirror.writer:
                 return  # its own change coming back
             self._applying = True
-            await self._apply_one(kind, _text(name) if name else None, body)
+            await self._apply_one(kind, key_text(name) if name else None, body)
         except (ValueError, KeyError, TypeError, ValidationError, CommandRejectedError) as exc:
             log.warning("cluster: operator input %s not applied: %s", key, exc)
         finally:
@@ -181,15 +171,12 @@ class OperatorReplica:
     def _replace_schedules(self, kept: list[dict[str, Any]]) -> None:
         """The API's schedules are exactly `kept` (the site file's stay)."""
         book = self.schedules
-        wanted = [
-            book.schedule(LimitSchedule.model_validate(k["config"]), str(k["origin"])) for k in kept
-        ]
-        names = {s.name for s in wanted}
-        for schedule in book.schedules():
-            if not book.from_site_file(schedule.name) and schedule.name not in names:
-                book.remove(schedule.name)
-        for schedule in wanted:
-            book.put(schedule)
+        book.replace_api(
+            [
+                book.schedule(LimitSchedule.model_validate(k["config"]), str(k["origin"]))
+                for k in kept
+            ]
+        )
 
 
 class ReplicatedCommands:

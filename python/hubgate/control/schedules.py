@@ -132,6 +132,12 @@ class ScheduleBook:
         self._changed()
         return removed
 
+    def replace_api(self, schedules: Iterable[Schedule]) -> None:
+        """Make `schedules` every schedule not from the site file, as one change."""
+        site = {n: s for n, s in self._schedules.items() if self.from_site_file(n)}
+        self._schedules = site | {s.name: s for s in schedules}
+        self._changed()
+
     def _changed(self) -> None:
         for listener in self.listeners:
             listener()

@@ -136,7 +136,7 @@ def _reading(plan: PlannedRead, outcome: Outcome) -> object:
     """A planned read's reading, or its failure as `gather_by_deadline` gives it."""
     if outcome is None:
         return TIMED_OUT
-    if isinstance(outcome, HubgateError):
+    if isinstance(outcome, Exception):
         return Failed(outcome)
     try:
         return plan.finish(outcome)

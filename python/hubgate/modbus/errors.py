@@ -63,3 +63,7 @@ class ModbusExceptionError(ModbusError):
         super().__init__(
             f"{device} answered function {function} with exception {code} ({exception_title(code)})"
         )
+
+
+RETRIED = (ModbusTimeoutError, ModbusConnectionError, ModbusBadResponseError)
+"""The errors a master's retries may cure; an exception response is the device's answer."""

@@ -9,10 +9,10 @@ on an open, idle Modbus TCP connection is read in the group (`TcpMaster.start_pl
 any other (RTU, a connection to open or in use), and one whose read in the group fails
 in a way a retry may cure (timeout, lost link, a frame that does not answer), is read
 by its own `read_plan` in a task, with its retries, under the same deadline. A
-device that needs a pause between requests is read in the group too: its requests
-wait for their time like a deadline. Each
-outcome is the fields' values, the error that ended the read, or None when the
-deadline came first.
+device that needs a pause between requests is read in the group too: each of its
+requests waits for its time as a round trip waits for its deadline. Each outcome is
+the fields' values, the error that ended the read, or None when the deadline came
+first.
 """
 
 from __future__ import annotations
@@ -25,14 +25,13 @@ import trio
 
 from hubgate._core import HubgateError, ReadPlan
 from hubgate.modbus.codec import FieldValue
-from hubgate.modbus.errors import ModbusBadResponseError, ModbusConnectionError, ModbusTimeoutError
+from hubgate.modbus.errors import RETRIED
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.tcp_master import PlanInFlight, TcpMaster
 
-Outcome = list[FieldValue] | HubgateError | None
+Outcome = list[FieldValue] | Exception | None
 """The fields' values, the error that ended the read, or None (past the deadline)."""
 
-_RETRIED = (ModbusTimeoutError, ModbusConnectionError, ModbusBadResponseError)
 _ONE_WAKE = select.EPOLLIN | select.EPOLLONESHOT
 """A socket reports once, then not again until re-armed: an ended plan's is never woken
 for (a late answer), and needs no `epoll_ctl` to leave the set."""
@@ -62,7 +61,7 @@ async def read_plans(
                 except HubgateError as exc:  # a plan the codec refuses
                     outcomes[index] = exc
                     continue
-            if flight is None or isinstance(flight.outcome, _RETRIED):
+            if flight is None or isinstance(flight.outcome, RETRIED):
                 alone.append(index)
             elif flight.outcome is not None:
                 outcomes[index] = flight.outcome
@@ -73,7 +72,7 @@ async def read_plans(
             device, plan = reads[index]
             try:
                 outcomes[index] = await device.read_plan(plan)
-            except HubgateError as exc:
+            except Exception as exc:  # one device's failure is its own outcome
                 outcomes[index] = exc
 
         with trio.move_on_at(deadline):
@@ -129,7 +128,7 @@ async def _drain(
                 heapq.heappush(deadlines, (flight.deadline, fd))
         for fd in ended:
             index, flight = flights.pop(fd)
-            if isinstance(flight.outcome, _RETRIED):
+            if isinstance(flight.outcome, RETRIED):
                 retry.append(index)
             else:
                 outcomes[index] = flight.outcome

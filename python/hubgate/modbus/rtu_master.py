@@ -33,6 +33,7 @@ from hubgate.config.model import SerialLine
 from hubgate.fencing import check_send
 from hubgate.modbus.codec import FieldValue
 from hubgate.modbus.errors import (
+    RETRIED,
     ModbusBadResponseError,
     ModbusConnectionError,
     ModbusError,
@@ -114,9 +115,7 @@ class RtuMaster:
             raise ValueError(f"RTU unit ids are 1-247 (0 is broadcast()), got {unit}")
         timeout_s = timeout_s or self.timeout_s
         for _ in range(self.retries):
-            with contextlib.suppress(
-                ModbusTimeoutError, ModbusConnectionError, ModbusBadResponseError
-            ):
+            with contextlib.suppress(*RETRIED):
                 return await self._attempt(unit, request, timeout_s, delay_s)
         return await self._attempt(unit, request, timeout_s, delay_s)
 

@@ -49,6 +49,7 @@ from hubgate.backoff import Backoff
 from hubgate.fencing import check_send
 from hubgate.modbus.codec import FieldValue
 from hubgate.modbus.errors import (
+    RETRIED,
     ModbusBadResponseError,
     ModbusConnectionError,
     ModbusError,
@@ -63,7 +64,6 @@ from hubgate.modbus.stats import RequestStats
 log = logging.getLogger(__name__)
 
 _LINK_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
-_RETRIED = (ModbusTimeoutError, ModbusConnectionError, ModbusBadResponseError)
 _NO_SCOPE = contextlib.nullcontext()
 
 
@@ -136,7 +136,7 @@ class TcpMaster:
         while True:
             try:
                 return await self._attempt(unit, request, timeout_s, delay_s)
-            except _RETRIED:
+            except RETRIED:
                 if not retries:
                     raise
                 retries -= 1
@@ -159,7 +159,7 @@ class TcpMaster:
                 max_in_flight = 1
             try:
                 return await self._plan_attempt(unit, plan, max_in_flight, timeout_s, delay_s)
-            except _RETRIED:
+            except RETRIED:
                 if not retries:
                     raise
                 retries -= 1
@@ -247,15 +247,10 @@ class TcpMaster:
             finally:
                 ended = trio.current_time()
                 self._end_turn(ended)
+            waited = ended - started - max(rounds - 1, 0) * delay_s  # not the pauses
+            self._count_plan(stats, exchange, outcome, waited, rounds)
             if isinstance(outcome, list):
-                waited = ended - started - (rounds - 1) * delay_s  # not the pauses
-                stats.record_ok(waited / rounds, exchange.answered)
-                self._gate.succeeded()
                 return outcome
-            if isinstance(outcome, ModbusExceptionError):
-                stats.record_exception(ended - started)
-            else:
-                stats.record_error()
             raise outcome
         stats.record_timeout()
         raise ModbusTimeoutError(f"no answer from {self.name}/{unit} within {timeout_s:g} s")
@@ -319,9 +314,7 @@ class TcpMaster:
                         continue
                     self._stray(event)
                     if event.transaction_id == transaction_id:
-                        outcome = ModbusBadResponseError(
-                            f"{self.name}/{event.unit}: {event.reason}"
-                        )
+                        outcome = self._failure(unit, event)
         except FrameError as exc:
             return self._lost(connection, f"bad frame header: {exc}")
         except _LINK_ERRORS as exc:
@@ -340,7 +333,8 @@ class TcpMaster:
         timeout_s: float,
         delay_s: float,
     ) -> tuple[list[FieldValue] | ModbusError, int]:
-        """A plan's round trips, the caller's turn; returns the outcome and the round trips."""
+        """A plan's round trips, the caller's turn; returns the outcome and the round trips
+        (none when the plan has no requests)."""
         codec, stream = connection.codec, connection.stream
         rounds = 0
         step: bytes | list[FieldValue] | Response | ResponseRejected | None
@@ -375,12 +369,38 @@ class TcpMaster:
             raise
         finally:
             self.stray_frames += exchange.strays
+        if isinstance(step, list):
+            return step, rounds
+        assert isinstance(step, ResponseRejected | Response.Exception)
+        return self._failure(unit, step), rounds
+
+    def _failure(self, unit: int, step: ResponseRejected | Response.Exception) -> ModbusError:
+        """The error of an exchange with `unit` that ended badly: a frame claiming to answer
+        it that does not (named by the unit it came from), or an exception response."""
         if isinstance(step, ResponseRejected):
-            return ModbusBadResponseError(f"{self.name}/{step.unit}: {step.reason}"), rounds
-        if isinstance(step, Response.Exception):
-            return ModbusExceptionError(f"{self.name}/{unit}", step.function, step.code), rounds
-        assert isinstance(step, list)
-        return step, max(rounds, 1)
+            return ModbusBadResponseError(f"{self.name}/{step.unit}: {step.reason}")
+        return ModbusExceptionError(f"{self.name}/{unit}", step.function, step.code)
+
+    def _count_plan(
+        self,
+        stats: RequestStats,
+        exchange: PlanExchange,
+        outcome: list[FieldValue] | ModbusError,
+        latency_s: float,
+        rounds: int,
+    ) -> None:
+        """Count how a plan ended in `stats`: every request answered, each at the mean round
+        trip (`read_plan` and `PlanInFlight` alike)."""
+        if isinstance(outcome, list):
+            stats.record_ok(latency_s / max(rounds, 1), exchange.answered)
+            if self._gate.failures:
+                self._gate.succeeded()
+        elif isinstance(outcome, ModbusExceptionError):
+            stats.record_exception(latency_s)
+        elif isinstance(outcome, ModbusTimeoutError):
+            stats.record_timeout()
+        else:
+            stats.record_error()
 
     def _pipelining_failed(self, unit: int, exchange: PlanExchange) -> None:
         """A device that answered some of its pipelined requests, then not the others
@@ -551,34 +571,18 @@ class PlanInFlight:
         return True
 
     def _end(self, step: list[FieldValue] | Response | ResponseRejected, now: float) -> None:
-        master, unit = self._master, self._unit
         if isinstance(step, list):
             self._finish(step, now)
-        elif isinstance(step, ResponseRejected):
-            error = ModbusBadResponseError(f"{master.name}/{step.unit}: {step.reason}")
-            self._finish(error, now)
         else:
-            assert isinstance(step, Response.Exception)
-            exception = ModbusExceptionError(f"{master.name}/{unit}", step.function, step.code)
-            self._finish(exception, now)
+            assert isinstance(step, ResponseRejected | Response.Exception)
+            self._finish(self._master._failure(self._unit, step), now)
 
     def _finish(self, outcome: list[FieldValue] | ModbusError, now: float) -> None:
-        master, stats = self._master, self._stats
-        master.stray_frames += self._exchange.strays
+        master, exchange = self._master, self._exchange
+        master.stray_frames += exchange.strays
         master._end_turn(now)
-        latency = now - self.started
-        if isinstance(outcome, list):
-            rounds = max(self._rounds, 1)
-            waited = latency - (rounds - 1) * self._delay_s  # not the pauses
-            stats.record_ok(waited / rounds, self._exchange.answered)
-            if master._gate.failures:
-                master._gate.succeeded()
-        elif isinstance(outcome, ModbusExceptionError):
-            stats.record_exception(latency)
-        elif isinstance(outcome, ModbusTimeoutError):
-            stats.record_timeout()
-        else:
-            stats.record_error()
+        waited = now - self.started - max(self._rounds - 1, 0) * self._delay_s  # not the pauses
+        master._count_plan(self._stats, exchange, outcome, waited, self._rounds)
         self.outcome = outcome
 
 

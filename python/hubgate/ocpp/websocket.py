@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import zlib
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import trio
 from trio_websocket import CloseReason, ConnectionClosed
@@ -27,6 +28,9 @@ from wsproto.utilities import RemoteProtocolError
 from hubgate._core import WebSocketDecoder, encode_websocket_close, encode_websocket_frame
 from hubgate.listeners import GuardedStream
 
+if TYPE_CHECKING:
+    from hubgate.ocpp.session import Receive
+
 TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA
 """Frame opcodes (RFC 6455 5.2), also the decoder's event kinds."""
 COMPRESSED = 0x40
@@ -38,8 +42,6 @@ READ_BYTES = 65536
 FINAL_WRITE_S = 2.0
 """How long the last frames (a close) may take to go out once reading has ended."""
 _DEFLATE_TAIL = b"\x00\x00\xff\xff"
-
-Receive = Callable[[str | bytes], None]
 
 
 class Upgrade:
