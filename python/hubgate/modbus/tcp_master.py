@@ -247,7 +247,9 @@ class TcpMaster:
             finally:
                 ended = trio.current_time()
                 self._end_turn(ended)
-            waited = ended - started - max(rounds - 1, 0) * delay_s  # not the pauses
+            waited = ended - started
+            if delay_s and rounds > 1:
+                waited -= (rounds - 1) * delay_s  # not the pauses between them
             self._count_plan(stats, exchange, outcome, waited, rounds)
             if isinstance(outcome, list):
                 return outcome
@@ -581,7 +583,9 @@ class PlanInFlight:
         master, exchange = self._master, self._exchange
         master.stray_frames += exchange.strays
         master._end_turn(now)
-        waited = now - self.started - max(self._rounds - 1, 0) * self._delay_s  # not the pauses
+        waited = now - self.started
+        if self._delay_s and self._rounds > 1:
+            waited -= (self._rounds - 1) * self._delay_s  # not the pauses between them
         master._count_plan(self._stats, exchange, outcome, waited, self._rounds)
         self.outcome = outcome
 
