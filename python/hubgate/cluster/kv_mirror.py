@@ -10,6 +10,12 @@ included (a value can name its writer, `mirror.writer`, to tell them apart), eac
 of a key once. Names that may hold any character go into a key as `key_part(name)`.
 Writes go out in order, each tried a few times; a change that cannot be written is
 logged, not kept.
+
+The entries come from an ordered push consumer with a heartbeat every `HEARTBEAT_S`
+(nats-py's `KeyValue.watch` takes its 5 s default): such a consumer lives on one NATS
+node, and when that node is lost the gateway hears nothing until two heartbeats are
+missed and the consumer is made again (with the default, 10 to 20 s behind: a standby
+that took over in that time went without the operator's latest inputs).
 """
 
 from __future__ import annotations
@@ -20,10 +26,11 @@ import math
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import trio
-from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+from nats.aio.client import Client
+from nats.js.api import DeliverPolicy
+from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
 from hubgate.cluster.buckets import open_bucket
 from hubgate.cluster.link import NatsLink
@@ -38,6 +45,9 @@ Found = tuple[str, bytes | None, int]
 
 _READY: Found = ("", None, 0)
 """In the entries to apply: the ones already in the bucket are before it."""
+
+HEARTBEAT_S = 0.5
+"""The watch's idle heartbeat: its consumer is made again after two are missed."""
 
 
 def key_part(text: str) -> str:
@@ -135,17 +145,33 @@ class KvMirror:
         else:
             await self._kv.put(change.key, change.value)
 
-    async def _watch(self, _nc: object) -> None:
-        assert self._kv is not None
-        watcher = await self._kv.watch(f"{self.cluster.site_id}.>")
+    async def _watch(self, nc: Client) -> None:
+        """Every entry of this site, the latest of each key first, then each change (a
+        `KeyValue.watch` with a heartbeat of `HEARTBEAT_S`)."""
+        prefix = f"$KV.{self.bucket}."
+        subscription = await nc.jetstream(timeout=2.0).subscribe(
+            f"{prefix}{self.cluster.site_id}.>",
+            stream=f"KV_{self.bucket}",
+            ordered_consumer=True,
+            idle_heartbeat=HEARTBEAT_S,
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+            inactive_threshold=300.0,
+        )
         found = self._found.send_nowait
         try:
-            async for entry in watcher:
-                if entry is None:  # the entries already there are delivered
+            info = await subscription.consumer_info()
+            sent = 0 if info.delivered is None else info.delivered.consumer_seq
+            ready = info.num_pending == 0 and sent == 0
+            if ready:  # an empty bucket: nothing will come before the changes
+                self._token.run_sync_soon(found, _READY)
+            async for message in subscription.messages:
+                meta = message.metadata
+                operation = (message.headers or {}).get(KV_OP)
+                value = None if operation in (KV_DEL, KV_PURGE) else message.data
+                key = message.subject[len(prefix) :]
+                self._token.run_sync_soon(found, (key, value, meta.sequence.stream))
+                if not ready and meta.num_pending == 0:
+                    ready = True
                     self._token.run_sync_soon(found, _READY)
-                    continue
-                deleted = entry.operation in (KV_DEL, KV_PURGE)
-                value: Any = None if deleted else entry.value
-                self._token.run_sync_soon(found, (entry.key, value, int(entry.revision or 0)))
         finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
+            await subscription.unsubscribe()

@@ -17,7 +17,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -57,16 +57,24 @@ def socket_inode(local: Address, remote: Address) -> str | None:
 def owner_pid(inode: str) -> int | None:
     """The process that holds the socket `inode` open."""
     target = f"socket:[{inode}]"
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            for fd in os.scandir(f"/proc/{entry.name}/fd"):
-                if os.readlink(fd.path) == target:
-                    return int(entry.name)
-        except OSError:  # gone, or not ours to read
-            continue
+    with os.scandir("/proc") as processes:
+        for process in processes:
+            if process.name.isdigit() and target in _descriptors(process.name):
+                return int(process.name)
     return None
+
+
+def _descriptors(pid: str) -> Iterator[str]:
+    """What the files process `pid` holds open are (`socket:[inode]` for a socket)."""
+    try:
+        fds = list(os.scandir(f"/proc/{pid}/fd"))
+    except OSError:  # gone, or not ours to read
+        return
+    for fd in fds:
+        try:
+            yield os.readlink(fd.path)
+        except OSError:  # closed since the listing: the process's other files still count
+            continue
 
 
 class WriterLog:
@@ -83,9 +91,10 @@ class WriterLog:
         self._thread.start()
 
     def sender(self, ours: Address, theirs: Address) -> int | None:
-        """The pid at the other end of our connection `ours` ↔ `theirs` (cached)."""
+        """The pid at the other end of our connection `ours` ↔ `theirs` (cached once
+        found; not found is asked again at the connection's next command)."""
         key = (ours, theirs)
-        if key not in self._pids:
+        if self._pids.get(key) is None:
             inode = socket_inode(theirs, ours)
             self._pids[key] = None if inode is None else owner_pid(inode)
         return self._pids[key]
