@@ -214,7 +214,7 @@ class CyclePlanner:
             )
             return None
         self.last_result, self.last_inputs = result, inputs
-        self.energy.settle(result.setpoint_a, result.phases, [r.draw for r in self.connectors])
+        self.energy.settle(result, [r.watch.reachable(now) for r in self.connectors])
         return Plan(inputs, result, tuple(notes), self.commands(result, now))
 
     def absorb(self, readings: Mapping[str, object], now: float) -> None:
