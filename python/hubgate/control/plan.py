@@ -225,6 +225,8 @@ class CyclePlanner:
                 runtime.watch.ok(now)
                 runtime.reading = reading
                 runtime.draw = grid_draw(reading, info.grid_phases)
+            elif info.name in readings:
+                runtime.watch.missed()
             self.devices.seen(info.name, runtime.watch.reachable(now), reading, now)
         for meter_id, watch in self.meter_watch.items():
             reading = readings.get(f"meter:{meter_id}")
