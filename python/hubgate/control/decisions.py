@@ -10,7 +10,7 @@ from array import array
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import islice, takewhile
 from typing import TypeVar, overload
 
 
@@ -117,6 +117,7 @@ class DecisionLog:
     history: int = 3_600
     _records: deque[DecisionRecord] = field(init=False)
     _samples: deque[tuple[int, GridSample]] = field(init=False)
+    _last_cycle: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         if self.size < 1 or self.history < 1:
@@ -129,6 +130,7 @@ class DecisionLog:
     def append(self, record: DecisionRecord) -> None:
         """Add a record, dropping the oldest when full."""
         self._records.append(record)
+        self._last_cycle = record.cycle
         if record.grid is not None:
             self._samples.append((record.cycle, record.grid))
 
@@ -137,9 +139,14 @@ class DecisionLog:
         return _newest(self._records, count)
 
     def grid_history(self, count: int) -> list[tuple[int, GridSample]]:
-        """The `count` newest cycles' grid samples (at most `history`) with their cycle
-        numbers, oldest first."""
-        return _newest(self._samples, count)
+        """The grid samples of the newest `count` cycles (at most `history`; a cycle without
+        one has none), with their cycle numbers, oldest first."""
+        if not self._samples or count < 1:
+            return []
+        since = self._last_cycle - count
+        newest = list(takewhile(lambda sample: sample[0] > since, reversed(self._samples)))
+        newest.reverse()
+        return newest
 
     def __len__(self) -> int:
         return len(self._records)
