@@ -343,6 +343,11 @@ async def open_gateway(
                         events=events,
                         sessions=loop.sessions.current,
                         csms=proxy,
+                        leader_csms=(
+                            None
+                            if leadership is None or site.csms is None
+                            else lambda: gateway.csms
+                        ),
                         tokens=tokens,
                         schedules=loop.planner.schedules,
                         prices=loop.planner.prices,
