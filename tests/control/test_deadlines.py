@@ -30,15 +30,15 @@ DEPARTURE_S = 3600.0
 
 def delivered_kwh(site: PlannedSite, charger: str) -> float:
     index = site.planner.allocator.connector_index((charger, 1))
-    return site.planner.deadlines.status(index, site.now).energy_kwh
+    return site.planner.horizon.deadlines.status(index, site.now).energy_kwh
 
 
 def run_until_departure(with_deadline: bool) -> PlannedSite:
     site = PlannedSite.build(SimSite.build())
-    site.planner.deadlines.wall_offset_s = 0.0
+    site.planner.horizon.deadlines.wall_offset_s = 0.0
     if with_deadline:
         index = site.planner.allocator.connector_index(("cp-1", 1))
-        site.planner.deadlines.set_need(index, NEED_KWH * 1000, DEPARTURE_S, NeedSource.API)
+        site.planner.horizon.deadlines.set_need(index, NEED_KWH * 1000, DEPARTURE_S, NeedSource.API)
     site.run(DEPARTURE_S)
     return site
 
@@ -58,12 +58,12 @@ def test_a_deadline_beyond_the_fair_share_is_met_and_the_others_share_the_rest()
 
 def test_the_status_shows_need_departure_projection_and_risk() -> None:
     site = PlannedSite.build(SimSite.build())
-    site.planner.deadlines.wall_offset_s = 1_000_000.0
+    site.planner.horizon.deadlines.wall_offset_s = 1_000_000.0
     index = site.planner.allocator.connector_index(("cp-2", 1))
     # 40 kWh in 30 minutes at 22 kW at most: late whatever happens.
-    site.planner.deadlines.set_need(index, 40_000.0, 1_000_000.0 + 1800, NeedSource.API)
+    site.planner.horizon.deadlines.set_need(index, 40_000.0, 1_000_000.0 + 1800, NeedSource.API)
     site.run(60)
-    status = site.planner.deadlines.status(index, site.now)
+    status = site.planner.horizon.deadlines.status(index, site.now)
     assert status.needed_kwh == pytest.approx(40.0)
     assert status.departure == pytest.approx(1_001_800.0)
     assert status.source is NeedSource.API

@@ -96,9 +96,9 @@ DEMAND = '\n[demand]\ntarget_kw = 20\nstate_path = "unused.json"\n'
 
 def test_the_planner_keeps_each_interval_under_the_target() -> None:
     site = PlannedSite.build(SimSite.build(), DEMAND)
-    site.planner.deadlines.wall_offset_s = T0
+    site.planner.horizon.deadlines.wall_offset_s = T0
     site.run(2 * 900 + 5)
-    demand = site.planner.demand
+    demand = site.planner.horizon.demand
     assert demand is not None
     averages = [average for _, average in demand.closed]
     assert len(averages) == 2
@@ -114,14 +114,14 @@ async def test_the_loop_keeps_the_demand_state_across_a_restart(
     sim = SimSite.build()
     async with running_loop(config, sim.devices()) as loop:
         await trio.sleep(70)  # saved after a minute
-        demand = loop.planner.demand
+        demand = loop.planner.horizon.demand
         assert demand is not None
         assert demand.state is not None
     saved = DemandStore(path).load()
     assert saved is not None
     assert saved.interval_wh > 0 or saved.peak_kw > 0  # an interval may have closed meanwhile
     async with running_loop(config, sim.devices()) as again:
-        demand = again.planner.demand
+        demand = again.planner.horizon.demand
         assert demand is not None
         assert demand.state is not None
         state = demand.state  # loaded, not started afresh

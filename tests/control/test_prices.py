@@ -48,16 +48,16 @@ def test_a_session_with_slack_waits_for_the_cheap_hour_and_leaves_with_its_energ
     monday = datetime(2026, 3, 2, 10, 0, tzinfo=UTC).timestamp()
     site = PlannedSite.build(SimSite.build())
     planner = site.planner
-    planner.deadlines.wall_offset_s = monday
-    planner.prices.put(monday, HOUR, [0.40, 0.10, 0.40])
+    planner.horizon.deadlines.wall_offset_s = monday
+    planner.horizon.prices.put(monday, HOUR, [0.40, 0.10, 0.40])
     index = planner.allocator.connector_index(("cp-1", 1))
-    planner.deadlines.set_need(index, 15_000.0, monday + 3 * HOUR, NeedSource.API)
+    planner.horizon.deadlines.set_need(index, 15_000.0, monday + 3 * HOUR, NeedSource.API)
     charger = site.sim.charger("cp-1")
     drawn, waiting = [], []
     for _ in range(3):
-        before = planner.deadlines.status(index, site.now).energy_kwh
+        before = planner.horizon.deadlines.status(index, site.now).energy_kwh
         site.run(HOUR)
-        drawn.append(planner.deadlines.status(index, site.now).energy_kwh - before)
+        drawn.append(planner.horizon.deadlines.status(index, site.now).energy_kwh - before)
         assert site.last is not None
         waiting.append(any("wait for cheaper slots" in note for note in site.last.notes))
         assert charger.draw_a <= 32.0

@@ -196,9 +196,11 @@ def charge_for_an_hour(extra: str, api_cut: bool) -> tuple[float, float, LimitBo
     cp-1 got and the most the chargers drew together from 10:30:05 on, W."""
     limits = LimitBook()
     site = PlannedSite.build(SimSite.build(), extra, limits)
-    site.planner.deadlines.wall_offset_s = MONDAY_10
+    site.planner.horizon.deadlines.wall_offset_s = MONDAY_10
     index = site.planner.allocator.connector_index(("cp-1", 1))
-    site.planner.deadlines.set_need(index, NEED_KWH * 1000, MONDAY_10 + 3600, NeedSource.API)
+    site.planner.horizon.deadlines.set_need(
+        index, NEED_KWH * 1000, MONDAY_10 + 3600, NeedSource.API
+    )
     site.run(1800)
     if api_cut:
         limits.set(
@@ -209,7 +211,7 @@ def charge_for_an_hour(extra: str, api_cut: bool) -> tuple[float, float, LimitBo
     for _ in range(1795):
         site.cycle()
         most_w = max(most_w, sum(c.draw_a for c in site.sim.chargers) * 3 * V)
-    return site.planner.deadlines.status(index, site.now).energy_kwh, most_w, limits
+    return site.planner.horizon.deadlines.status(index, site.now).energy_kwh, most_w, limits
 
 
 @pytest.mark.timeout(300)  # two hours of cycles, without Trio

@@ -51,9 +51,9 @@ class ApiContext:
     """The operator's event log (the control loop's)."""
     auth_failures: FailedAttempts = field(default_factory=FailedAttempts)
     schedules: ScheduleBook | None = None
-    """The control loop's time-based limits (`planner.schedules`)."""
+    """The control loop's time-based limits (`planner.horizon.schedules`)."""
     prices: PriceSeries | None = None
-    """The control loop's energy prices (`planner.prices`)."""
+    """The control loop's energy prices (`planner.horizon.prices`)."""
     """Wrong tokens per client address (10 a minute, then 429)."""
 
     @cached_property

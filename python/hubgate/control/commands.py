@@ -104,7 +104,7 @@ class SiteCommands:
     ) -> None:
         """Give the session on a connector an energy need and a departure (or take them)."""
         index = self._index(connector)
-        deadlines = self.planner.deadlines
+        deadlines = self.planner.horizon.deadlines
         if (energy_kwh is None and target is None) or departure is None:
             deadlines.clear_need(index)
             self.events.emit(EventLevel.INFO, connector, "no deadline")

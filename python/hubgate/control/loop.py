@@ -217,8 +217,8 @@ class ControlLoop:
         """One cycle: sense, plan, dispatch (under the authority's epoch), record."""
         began = trio.current_time()
         now = self.clock()
-        if self.planner.deadlines.wall_offset_s is None:
-            self.planner.deadlines.wall_offset_s = self.wall_clock() - now
+        if self.planner.horizon.deadlines.wall_offset_s is None:
+            self.planner.horizon.deadlines.wall_offset_s = self.wall_clock() - now
         epoch = self.authority.epoch()
         if epoch != self.epoch and self.authority is not SOLE:
             if epoch is not None:
@@ -234,7 +234,7 @@ class ControlLoop:
         deadline = trio.current_time() + self.timing.read_share * self.period_s
         readings = await sensors.read(self.energy.read_ops(), deadline)
         self.planner.checked(sensors.limit_checks())
-        self.planner.charging_needs(sensors.charging_needs(), sensors.id_tokens(), now)
+        self.planner.horizon.charging_needs(sensors.charging_needs(), sensors.id_tokens(), now)
         plan = self.planner.plan(readings, now)
         if plan is None:
             return
@@ -244,8 +244,8 @@ class ControlLoop:
         self.latencies_s.append(trio.current_time() - began)
         duration = trio.current_time() - began
         self.snapshot.record(cycle, now, plan)
-        if self._demand_store is not None and self.planner.demand is not None:
-            self._demand_store.keep(self.planner.demand, now)
+        if self._demand_store is not None and self.planner.horizon.demand is not None:
+            self._demand_store.keep(self.planner.horizon.demand, now)
         self.snapshot.publish(cycle, plan.result, duration, self.clock())
         if self.cycle_time is not None:
             self.cycle_time(duration)

@@ -24,9 +24,10 @@ sends what it plans and hands back what came of it:
    leases (node limits as extra base load, connector limits as EV limits, the grid
    operator's as the root power limit) and the EV-side limit from measured draw (an EV that
    takes less than offered is trimmed, so its headroom goes to others); `SiteEnergy` adds
-   the battery's reserve, the peak target and the PV-mode budget; `SessionDeadlines`
-   plans the sessions with an energy need and a departure over the next 24 h and gives
-   each the floor it needs now (A per phase, granted least laxity first);
+   the battery's reserve, the peak target and the PV-mode budget; the `Horizon`
+   (`control.horizon`) applies the schedules, caps the demand interval and plans the
+   sessions with an energy need and a departure over the next 24 h, giving each the floor
+   it needs now (A per phase, granted least laxity first);
 3. `commands`: a setpoint for every reachable connector whose setpoint changed, or that
    paces its own commands, or whose failsafe settings must be verified first;
 4. `outcomes`: what each charger confirmed, for the next cycle's sums.
@@ -44,7 +45,6 @@ import time
 from array import array
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 
 from hubgate._core import HubgateError
 from hubgate.config.model import SiteConfig
@@ -63,39 +63,19 @@ from hubgate.control.connector_runtime import (
     grid_draw,
 )
 from hubgate.control.cycle import LoopTiming
-from hubgate.control.deadlines import (
-    DeadlineInputs,
-    NeedSource,
-    SessionDeadlines,
-    hold_back,
-    session_defaults,
-)
+from hubgate.control.deadlines import hold_back
 from hubgate.control.decisions import Phases3
-from hubgate.control.demand import DEMAND_LAG_CYCLES, DemandCharge, DemandState, DemandView
+from hubgate.control.demand import DemandState
 from hubgate.control.device_watch import DeviceWatch, device_paths
 from hubgate.control.failsafe import ChargerWatch, MeterWatch
 from hubgate.control.grid_operator import grid_operator_input, operator_power_source
-from hubgate.control.limit_in_force import (
-    NodeLimit,
-    fold_leases,
-    node_bounds,
-    node_limit,
-    shared_caps,
-)
-from hubgate.control.limits import SITE, LimitBook, LimitSource
+from hubgate.control.horizon import Horizon
+from hubgate.control.limit_in_force import NodeLimit, fold_leases, node_bounds, node_limit
+from hubgate.control.limits import LimitBook, LimitSource
 from hubgate.control.paragraph_14a import Paragraph14a
-from hubgate.control.prices import PriceSeries
-from hubgate.control.schedules import ScheduleBook
 from hubgate.control.site_energy import SiteEnergy
 from hubgate.control.site_model import SiteModel, with_finite_limits
-from hubgate.devices.model import (
-    AppliedLimit,
-    Battery,
-    ChargingNeeds,
-    Device,
-    LimitCheck,
-    Reading,
-)
+from hubgate.devices.model import AppliedLimit, Battery, Device, LimitCheck, Reading
 from hubgate.profiles.model import Quantity
 from hubgate.records.events import Burst, EventLog
 from hubgate.state import EventCategory, EventLevel
@@ -194,32 +174,20 @@ class CyclePlanner:
             ev_headroom_a=EV_HEADROOM_A,
             feed_in_rule=feed_in_rule,
         )
-        per_connector, per_token = session_defaults(site, self.model.connectors)
-        self.deadlines = SessionDeadlines(
-            self.model.connectors,
-            self.model.voltage_v,
-            defaults=per_connector,
-            tokens=per_token,
-            timezone=site.site.timezone,
-        )
-        self.schedules = ScheduleBook.of_site(site)
-        self.prices = PriceSeries()
-        """Energy prices (`PUT /api/v1/prices`): sessions with slack wait for cheap slots."""
-        """Time-based limits (`[[schedules]]` and the API's), leases in `limits`."""
-        self._needs_seen: dict[str, ChargingNeeds] = {}
-        self.demand = (
-            DemandCharge(
-                site.demand.interval_min * 60, site.demand.target_kw, site.site.timezone, demand
-            )
-            if site.demand is not None
-            else None
-        )
-        """Demand charges (`[demand]`), from the state saved before a restart (`demand`)."""
         self._operator_power_source = operator_power_source(site)
         self._operator_sources = frozenset(
             {LimitSource.GRID_OPERATOR}
             | ({self._operator_power_source} if self._operator_power_source else set())
         )
+        self.horizon = Horizon(
+            site,
+            self.model,
+            limits,
+            self.events,
+            operator_sources=self._operator_sources,
+            demand=demand,
+        )
+        """Deadlines, schedules, prices and demand charges."""
         self._operator_input = grid_operator_input(site, box=grid_operator_box)
         self.paragraph_14a = Paragraph14a.of_site(site, self.allocator.connector_keys)
         self.devices = DeviceWatch(self.events, device_paths(site, self.model))
@@ -304,33 +272,6 @@ class CyclePlanner:
                 )
             runtime.limit_check = check
 
-    def charging_needs(
-        self,
-        reports: Mapping[str, ChargingNeeds | None],
-        tokens: Mapping[str, str | None],
-        now: float,
-    ) -> None:
-        """Take the sessions' id tokens and the EVs' reported needs by connector name: a
-        token with a default need in the site file gets it; a new report with an energy and
-        a departure becomes its session's need (an event says so)."""
-        for name, token in tokens.items():
-            if token is not None:
-                self.deadlines.identify(self._index[name], token, now)
-        for name, needs in reports.items():
-            if needs is None or needs is self._needs_seen.get(name):
-                continue
-            self._needs_seen[name] = needs
-            if needs.energy_wh is None or needs.departure is None:
-                continue
-            most = math.inf if needs.max_current_a is None else needs.max_current_a
-            index, departure = self._index[name], needs.departure.timestamp()
-            self.deadlines.set_need(index, needs.energy_wh, departure, NeedSource.OCPP, most)
-            self.events.emit(
-                EventLevel.INFO,
-                name,
-                f"EV needs {needs.energy_wh / 1000:g} kWh by {needs.departure.isoformat()}",
-            )
-
     def reservation(self, index: int, now: float) -> tuple[float, str] | None:
         """The current a connector is reserved at instead of its reading, and why; None
         while its reading counts."""
@@ -346,7 +287,7 @@ class CyclePlanner:
 
     def inputs(self, now: float) -> tuple[CycleInputs, list[str]]:
         """The allocator's input for this cycle and the notes for the decision record."""
-        self.schedules.apply(self.limits, now, self._wall(now))
+        self.horizon.apply_schedules(now)
         model = self.model
         n_nodes = len(model.node_ids)
         base = array("d", bytes(8 * 3 * n_nodes))
@@ -411,7 +352,8 @@ class CyclePlanner:
                 self.allocator.set_ev_phase(i, runtime.ev_phase)
                 self.energy.ev_phases[i] = 3 if runtime.ev_phase is None else 1
             wanting[i] = runtime.wants_offer(wants, info.hold_minimum)
-            ev_max[i] = min(runtime.ev_estimate(wants, drawn, now), self.deadlines.told_max_a(i))
+            told_a = self.horizon.deadlines.told_max_a(i)
+            ev_max[i] = min(runtime.ev_estimate(wants, drawn, now), told_a)
             if not wants and info.hold_minimum:  # idle, offered its minimum: no more
                 ev_max[i] = info.min_current_a
         measured: dict[int, Phases3] = {}
@@ -458,7 +400,9 @@ class CyclePlanner:
             # the rest of the site: connectors reserved at their maximum are EV load
             root_w = (sum(base[0:3]) - sum(reserved[0])) * model.voltage_v
             grid_operator_w = self.paragraph_14a.operator_limit_w(grid_operator_w, root_w, wanting)
-        demand_w = self._demand_cap_w(now, base, notes)
+        demand_w = self.horizon.demand_cap_w(
+            now, self.energy.grid_import_w, base, self.connectors, notes
+        )
         energy = self.energy.plan(
             now,
             base=base,
@@ -474,7 +418,7 @@ class CyclePlanner:
             last=self.last_result,
         )
         notes.extend(energy.notes)
-        deadlines = self._deadlines(now, base)
+        deadlines = self.horizon.deadline_inputs(now, base, self.connectors)
         if held := hold_back(deadlines.ceiling_a, ev_max):
             notes.append(f"prices: {held} sessions with slack wait for cheaper slots")
         return (
@@ -492,75 +436,6 @@ class CyclePlanner:
                 laxity_s=deadlines.laxity_s,
             ),
             notes,
-        )
-
-    def _wall(self, now: float) -> float:
-        return now + (self.deadlines.wall_offset_s or 0.0)
-
-    def _demand_cap_w(self, now: float, base: array[float], notes: list[str]) -> float:
-        """Count the connection's import into the metering interval (the grid meter's, else
-        the root's base plus the EVs' draw) and the cap that keeps the interval at its
-        target (infinity without `[demand]` or a target yet)."""
-        if self.demand is None:
-            return math.inf
-        wall = self._wall(now)
-        metered = self.energy.grid_import_w
-        if metered is None:
-            drawn = sum(sum(runtime.draw) for runtime in self.connectors)
-            metered = (sum(base[0:3]) + drawn) * self.model.voltage_v
-        self.demand.sample(wall, metered)
-        cap = self.demand.cap_w(wall, lag_s=DEMAND_LAG_CYCLES * self.site.control.cycle_s)
-        if math.isfinite(cap):
-            target = self.demand.target_w() / 1000
-            notes.append(
-                f"demand: {cap / 1000:.1f} kW for the rest of the interval (target {target:g} kW)"
-            )
-        return cap
-
-    def demand_view(self, now: float) -> DemandView | None:
-        """The demand figures now (None without `[demand]`)."""
-        return None if self.demand is None else self.demand.view(self._wall(now))
-
-    def _deadlines(self, now: float, base: array[float]) -> DeadlineInputs:
-        """Track each session's energy and plan the ones with a departure over the power
-        they may share in each slot (`_caps_ahead`)."""
-        model = self.model
-        for i, runtime in enumerate(self.connectors):
-            reading = runtime.reading
-            plugged = reading is not None and (
-                reading.state in WANTING_STATES or (reading.state is None and max(runtime.draw) > 1)
-            )
-            values = reading.values if reading is not None else {}
-            power_w = sum(runtime.draw) * model.voltage_v
-            ev_a = runtime.ev_limit_a - EV_HEADROOM_A  # what it drew when it took less
-            session_wh, soc = values.get(Quantity.SESSION_ENERGY), values.get(Quantity.SOC)
-            self.deadlines.observe(i, plugged, power_w, session_wh, now, ev_a, soc)
-        phases = [1 if info.one_phase else 3 for info in model.connectors]
-        caps = partial(self._caps_ahead, now, base)
-        return self.deadlines.plan(now, caps, phases, self.prices)
-
-    def _caps_ahead(
-        self, now: float, base: array[float], starts: Sequence[float], ends: Sequence[float]
-    ) -> list[float]:
-        """Per planning slot, the power the sessions may share (`shared_caps`), under the
-        root's limits, the schedules and the demand cap (this interval's, then the target)."""
-        demand = self.demand
-        bounds = node_bounds(
-            self.model,
-            self.limits,
-            0,
-            now,
-            operator_sources=self._operator_sources,
-            peak_target_kw=self.site.grid.peak_target_kw,
-        )
-        return shared_caps(
-            bounds,
-            self.schedules.limits_ahead(SITE, starts, ends),
-            self.model.voltage_v,
-            (base[0], base[1], base[2]),
-            (math.inf, math.inf)
-            if demand is None
-            else (demand.cap_w(self._wall(now)), demand.target_w()),
         )
 
     def _metered_base(

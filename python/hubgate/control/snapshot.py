@@ -256,7 +256,7 @@ class Snapshot:
             devices=tuple(devices),
             events=events,
             energy=energy,
-            demand=_demand(planner.demand_view(now)),
+            demand=_demand(planner.horizon.demand_view(now)),
         )
 
     def _connectors(self, result: CycleResult, now: float) -> tuple[ConnectorState, ...]:
@@ -301,7 +301,7 @@ class Snapshot:
                     pv_mode=bool(planner.energy.pv_mode[i]),
                     reason=reason,
                     binding=record[i].binding if i < len(record) else None,
-                    session=_session_view(planner.deadlines.status(i, now)),
+                    session=_session_view(planner.horizon.deadlines.status(i, now)),
                 )
             )
         return tuple(connectors)

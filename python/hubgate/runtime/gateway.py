@@ -310,8 +310,8 @@ async def open_gateway(
             )
             keep_inputs(
                 store,
-                loop.planner.schedules,
-                loop.planner.prices,
+                loop.planner.horizon.schedules,
+                loop.planner.horizon.prices,
                 nodes=loop.model.node_ids,
                 wall_clock=time.time,
                 events=events,
@@ -320,7 +320,11 @@ async def open_gateway(
                 None
                 if link is None or site.cluster is None
                 else OperatorReplica(
-                    link, site.cluster, loop.commands, loop.planner.prices, loop.planner.schedules
+                    link,
+                    site.cluster,
+                    loop.commands,
+                    loop.planner.horizon.prices,
+                    loop.planner.horizon.schedules,
                 )
             )
             gateway = Gateway(site, loop, registry, supervisor, proxy, leadership)
@@ -349,8 +353,8 @@ async def open_gateway(
                             else lambda: gateway.csms
                         ),
                         tokens=tokens,
-                        schedules=loop.planner.schedules,
-                        prices=loop.planner.prices,
+                        schedules=loop.planner.horizon.schedules,
+                        prices=loop.planner.horizon.prices,
                     ),
                 ),
             }

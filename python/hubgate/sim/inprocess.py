@@ -245,7 +245,7 @@ def control_loop(sim: Simulation) -> ControlLoop:
     prices = sim.scenario.prices
     if prices is not None and prices.told:  # a week of them, as through PUT /api/v1/prices
         midnight = epoch - sim.scenario.scenario.start_hour * 3600
-        loop.planner.prices.put(midnight, 3600.0, prices.hourly * 7)
+        loop.planner.horizon.prices.put(midnight, 3600.0, prices.hourly * 7)
     return loop
 
 
