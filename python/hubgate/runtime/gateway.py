@@ -325,6 +325,7 @@ async def open_gateway(
                     loop.commands,
                     loop.planner.horizon.prices,
                     loop.planner.horizon.schedules,
+                    leading=lambda: leadership is not None and leadership.role is Role.LEADER,
                 )
             )
             gateway = Gateway(site, loop, registry, supervisor, proxy, leadership)
