@@ -9,6 +9,7 @@ import sys
 from hubgate.cli.common import EXIT_OK, add_command
 from hubgate.cli.examples_cmd import example_path
 from hubgate.config import SiteConfig, load_site, render_tree
+from hubgate.config.failsafe_load import failsafe_load_warnings
 from hubgate.config.profile_refs import failsafe_warnings
 
 
@@ -30,7 +31,7 @@ def _check(args: argparse.Namespace) -> int:
     config = load_site(example_path(args.site, "sites"))
     if not args.quiet:
         print(render_tree(config))
-    for warning in failsafe_warnings(config):
+    for warning in failsafe_warnings(config) + failsafe_load_warnings(config):
         print(f"{args.site}: warning: {warning}", file=sys.stderr)
     return EXIT_OK
 

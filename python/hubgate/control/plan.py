@@ -214,7 +214,7 @@ class CyclePlanner:
             )
             return None
         self.last_result, self.last_inputs = result, inputs
-        self.energy.settle(result.setpoint_a, result.phases, [r.draw for r in self.connectors])
+        self.energy.settle(result, [r.watch.reachable(now) for r in self.connectors])
         return Plan(inputs, result, tuple(notes), self.commands(result, now))
 
     def absorb(self, readings: Mapping[str, object], now: float) -> None:
@@ -225,6 +225,8 @@ class CyclePlanner:
                 runtime.watch.ok(now)
                 runtime.reading = reading
                 runtime.draw = grid_draw(reading, info.grid_phases)
+            elif info.name in readings:
+                runtime.watch.missed()
             self.devices.seen(info.name, runtime.watch.reachable(now), reading, now)
         for meter_id, watch in self.meter_watch.items():
             reading = readings.get(f"meter:{meter_id}")

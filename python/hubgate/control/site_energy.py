@@ -149,6 +149,8 @@ class SiteEnergy:
         self.decision: EnergyDecision | None = None
         self.grid_import_w: float | None = None
         self.ev_draw_w = 0.0
+        self._draws: Sequence[Phases3] = ()
+        """This cycle's draws by connector (A per grid phase)."""
         self.balance_limit: tuple[float, str | None] = (math.inf, None)
         """The tightest limit on the connection's import and what it is."""
         self._sent: tuple[float, float] | None = None
@@ -236,6 +238,7 @@ class SiteEnergy:
         grid_import = self._grid_import_w(measured, meter_readings)
         self.grid_import_w = grid_import
         ev_draw = pv_draw = 0.0
+        self._draws = draws
         for i in range(len(model.connectors)):
             drawn = sum(draws[i]) * voltage
             ev_draw += drawn
@@ -292,14 +295,12 @@ class SiteEnergy:
             notes=tuple(notes),
         )
 
-    def settle(
-        self, setpoint_a: Sequence[float], phases: Sequence[int], draws: Sequence[Phases3]
-    ) -> None:
-        """Once this cycle's setpoints are known: a discharge grows no further than what the
-        site will draw once the EVs follow them (beyond it, it would feed the grid; a
-        discharge already measured is not cut for it: a smaller discharge cuts the EVs);
-        then the PV caps for what the site may feed in."""
-        self._hold_discharge(setpoint_a, phases, draws)
+    def settle(self, result: Allocated, reached: Sequence[bool]) -> None:
+        """Once this cycle's setpoints are known (`result`): the discharge is held to what
+        the site will draw once the EVs follow them (`_hold_discharge`; `reached`: the
+        connectors their setpoints are sent to); then the PV caps for what the site may
+        feed in."""
+        self._hold_discharge(result, reached)
         decision = self.decision
         change = 0.0
         if decision is not None and decision.battery_w is not None:
@@ -311,20 +312,25 @@ class SiteEnergy:
             battery_change_w=change,
         )
 
-    def _hold_discharge(
-        self, setpoint_a: Sequence[float], phases: Sequence[int], draws: Sequence[Phases3]
-    ) -> None:
+    def _hold_discharge(self, result: Allocated, reached: Sequence[bool]) -> None:
+        """A discharge no larger than what the site draws once the reached connectors follow
+        this cycle's setpoints (their decreases below their draw; an unreachable one keeps
+        drawing): beyond it, it would feed the grid when they do. Where that is less than
+        the discharge measured, the cut stops where the import would pass the limit in force
+        if no EV followed (the limit first: what is then exported is the least the limit
+        allows, for the cycle the EVs take to follow)."""
         decision, grid = self.decision, self.grid_import_w
         if decision is None or grid is None or not decision.battery_w or decision.battery_w < 0:
             return
-        voltage = self.model.voltage_v
+        voltage, draws = self.model.voltage_v, self._draws
         falling = sum(
-            max(0.0, sum(draws[i]) * voltage - setpoint_a[i] * phases[i] * voltage)
+            max(0.0, (sum(draws[i]) - result.setpoint_a[i] * result.phases[i]) * voltage)
             for i in range(len(draws))
+            if reached[i]
         )
-        measured = self.policy.last_power_w
-        draws_now = max(0.0, grid + measured)
-        cap = max(draws_now - falling, min(max(measured, 0.0), draws_now))
+        measured = max(self.policy.last_power_w, 0.0)
+        draws_now = max(0.0, grid + self.policy.last_power_w)
+        cap = max(draws_now - falling, min(measured, draws_now - self.balance_limit[0]), 0.0)
         if decision.battery_w > cap:
             reason = f"discharge held to {cap / 1000:.1f} kW: the EVs are told to draw less"
             self.decision = replace(decision, battery_w=cap, reasons=(*decision.reasons, reason))
