@@ -242,6 +242,7 @@ def _depot_200() -> tuple[str, str, tuple[str, ...]]:
 
 @pytest.mark.benchmark(group="failover-time-depot-200")
 @pytest.mark.parametrize("impl", ["hubgate"])
+@pytest.mark.timeout(900)
 def test_failover_time_depot_200(benchmark: Any, tmp_path: Path, impl: str, smoke: bool) -> None:
     """The README's depot-200 (100 chargers: 50 OCPP 2.0.1/1.6, 50 Modbus of five makes;
     cycle 1 s, device leases 60 s) on two `hubgate run` processes (the harness's lease of
