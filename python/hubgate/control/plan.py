@@ -403,7 +403,7 @@ class CyclePlanner:
             root_w = (sum(base[0:3]) - sum(reserved[0])) * model.voltage_v
             grid_operator_w = self.paragraph_14a.operator_limit_w(grid_operator_w, root_w, wanting)
         demand_w = self.horizon.demand_cap_w(
-            now, self.energy.grid_import_w, base, self.connectors, notes
+            now, self.energy.grid_import_w, base, self.connectors, (ev_max, wanting), notes
         )
         energy = self.energy.plan(
             now,

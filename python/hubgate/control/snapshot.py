@@ -436,6 +436,7 @@ def _session_view(status: DeadlineStatus) -> SessionView | None:
         projected_finish=at(status.projected_finish),
         shortfall_kwh=status.shortfall_kwh,
         at_risk=status.shortfall_kwh > 0,
+        ev_max_a=status.ev_max_a,
     )
 
 

@@ -325,6 +325,7 @@ async def open_gateway(
                     loop.commands,
                     loop.planner.horizon.prices,
                     loop.planner.horizon.schedules,
+                    leading=lambda: leadership is not None and leadership.role is Role.LEADER,
                 )
             )
             gateway = Gateway(site, loop, registry, supervisor, proxy, leadership)
@@ -347,6 +348,11 @@ async def open_gateway(
                         events=events,
                         sessions=loop.sessions.current,
                         csms=proxy,
+                        leader_csms=(
+                            None
+                            if leadership is None or site.csms is None
+                            else lambda: gateway.csms
+                        ),
                         tokens=tokens,
                         schedules=loop.planner.horizon.schedules,
                         prices=loop.planner.horizon.prices,
@@ -366,7 +372,12 @@ async def open_gateway(
                 ).serve
             if site.modbus_server is not None:
                 servers["modbus-server"] = partial(
-                    serve_modbus, site.modbus_server, site, hub, limits
+                    serve_modbus,
+                    site.modbus_server,
+                    site,
+                    hub,
+                    limits,
+                    commands=loop.commands if operator is None else operator.commands,
                 )
             ready = {name: trio.Event() for name in servers}
             failed: dict[str, BaseException] = {}
