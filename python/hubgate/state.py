@@ -101,6 +101,10 @@ class SessionView(Snapshot):
         default=0.0, description="What no schedule within the site's limits delivers in time"
     )
     at_risk: bool = Field(default=False, description="It will not have its energy by departure")
+    ev_max_a: float | None = Field(
+        default=None,
+        description="The most its EV takes per phase, A, as told with the need (null: not told)",
+    )
 
 
 class ConnectorState(Snapshot):

@@ -71,6 +71,7 @@ async def test_dashboard_live_chart_and_limit_form(
             session = "document.querySelector('#connectors tbody tr td.session')"
             assert (await page.evaluate(f"{session}.textContent")).startswith("12.5 / 40.0 kWh by ")
             assert (await page.evaluate(f"{session}.textContent")).endswith("3.2 kWh short")
+            assert ", EV max 16.0 A" in await page.evaluate(f"{session}.textContent")
             assert await page.evaluate(f"{session}.classList.contains('at-risk')")
             assert await page.evaluate("document.querySelectorAll('#devices tbody tr').length") == 2
             assert await page.evaluate("document.querySelectorAll('#events li').length") == 2

@@ -27,6 +27,7 @@ RUN = CycleRun(
     devices_reachable=214,
     load_before=1.0,
     load_after=1.2,
+    rss_mib=90.0,
 )
 """50 ms of CPU per 1 s cycle for 200 connectors: 250 us per connector."""
 

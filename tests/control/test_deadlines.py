@@ -164,8 +164,10 @@ def test_an_ev_maximum_told_with_the_need_plans_it_at_that_and_ends_with_the_ses
     laxity = deadlines.plan(0.0, 50_000.0, [3]).laxity_s
     assert laxity is not None
     assert laxity[0] == pytest.approx(LEFT_S - 10_000 * 3600 / (32 * 3 * V))
+    assert deadlines.status(0, 0.0).ev_max_a is None
     deadlines.set_need(0, 10_000.0, 3600.0, NeedSource.API, ev_max_a=16.0)
     assert deadlines.told_max_a(0) == 16.0
+    assert deadlines.status(0, 0.0).ev_max_a == 16.0  # shown in the API and dashboard
     laxity = deadlines.plan(0.0, 50_000.0, [3]).laxity_s
     assert laxity is not None
     assert laxity[0] == pytest.approx(LEFT_S - 10_000 * 3600 / (16 * 3 * V))
@@ -201,3 +203,34 @@ def test_a_state_of_charge_to_reach_is_planned_from_the_evs_reported_state() -> 
     assert floor_now(deadlines, 1800.0) == pytest.approx(5_000.0 / (3 * V))
     deadlines.observe(0, True, 0.0, None, 1900.0, soc=81.0)  # there: nothing needed
     assert floor_now(deadlines, 1900.0) == 0.0
+
+
+def test_short_of_energy_the_plan_runs_to_the_departures_and_a_lost_cause_keeps_the_margin() -> (
+    None
+):
+    # Two sessions need 10 kWh each by 3600 s at up to 22 kW; 10 kW to share is 10 kWh in the
+    # hour: the site is short, so no minute before the departures is left unplanned.
+    deadlines = SessionDeadlines(connectors(2), V)
+    deadlines.wall_offset_s = 0.0
+    for i in range(2):
+        deadlines.observe(i, True, 0.0, None, 0.0)
+        deadlines.set_need(i, 10_000.0, 3600.0, NeedSource.API)
+    at_max_s = 10_000 * 3600 / (32 * 3 * V)
+    short = deadlines.plan(0.0, 10_000.0, [3, 3]).laxity_s
+    assert short is not None
+    assert short[0] == pytest.approx(3600 - at_max_s)
+    assert deadlines.status(0, 0.0).shortfall_kwh + deadlines.status(1, 0.0).shortfall_kwh == (
+        pytest.approx(10.0, abs=0.01)
+    )
+    ample = deadlines.plan(0.0, 50_000.0, [3, 3]).laxity_s
+    assert ample is not None
+    assert ample[0] == pytest.approx(LEFT_S - at_max_s)  # enough: finish the margin early
+    # A session its own maximum cannot finish (30 kWh in the hour at 22 kW) plans to its
+    # departure; with power enough for both, the other keeps its margin.
+    deadlines.set_need(1, 30_000.0, 3600.0, NeedSource.API)
+    both = deadlines.plan(0.0, 50_000.0, [3, 3])
+    assert both.laxity_s is not None
+    assert both.laxity_s[0] == pytest.approx(LEFT_S - at_max_s)
+    assert both.laxity_s[1] < 0
+    assert both.floor_a is not None
+    assert both.floor_a[1] == pytest.approx(32.0)

@@ -11,7 +11,7 @@ import pytest
 import trio
 import trio.testing
 
-from hubgate.control.demand import DemandCharge, DemandState, DemandStore
+from hubgate.control.demand import DemandCharge, DemandState, DemandStore, level_w
 from tests.support.loop_site import PlannedSite, SimSite, running_loop, site_config
 
 T0 = datetime(2026, 3, 10, 8, 0, tzinfo=UTC).timestamp()
@@ -47,6 +47,39 @@ def test_projection_and_cap_keep_the_interval_at_the_target() -> None:
     assert demand.cap_w(at) == pytest.approx(20_000, rel=1e-3)
     run(demand, at + 1, 450, demand.cap_w(at))  # to 08:15, when the interval closes
     assert demand.closed == [(T0, pytest.approx(50.0, rel=1e-3))]
+
+
+def test_the_cap_spends_before_the_departures_what_they_would_leave_unused() -> None:
+    # 15 kWh in the interval (60 kW). The site can import 90 kW now; a 30 kW session leaves
+    # at 08:07:30, another at 08:10: spread evenly (60 kW) the last five minutes, with
+    # 30 kW left to take, would leave 2.5 kWh unspent. Levelled: 80 kW until 08:07:30.
+    leaving = [(T0 + 450, 30_000.0), (T0 + 600, 30_000.0)]
+    demand = DemandCharge(900, 60.0)
+    demand.sample(T0, 0.0)
+    assert demand.cap_w(T0) == pytest.approx(60_000)
+    assert demand.cap_w(T0, 0.0, 90_000.0, leaving) == pytest.approx(80_000)
+    assert demand.cap_w(T0, 0.0, 90_000.0, []) == pytest.approx(60_000)
+    at = T0
+    while at < T0 + 900:  # the import follows the cap, as far as the site can take it
+        most = 90_000.0 - sum(w for when, w in leaving if when <= at)
+        demand.sample(at, min(demand.cap_w(at, 0.0, most, leaving), most))
+        at += 1
+    demand.sample(at, 0.0)
+    assert demand.closed == [(T0, pytest.approx(60.0, rel=2e-3))]
+    # Departures already past (the vehicle still plugged in) or after the interval do not
+    # count; nor, with nothing known of the site's most, do any.
+    assert demand.cap_w(T0 + 900, 0.0, 90_000.0, [(T0, 30_000.0), (T0 + 1800, 30_000.0)]) == (
+        pytest.approx(demand.cap_w(T0 + 900))
+    )
+    assert demand.cap_w(T0 + 900, 0.0, math.inf, leaving) == pytest.approx(demand.cap_w(T0 + 900))
+
+
+def test_levelling_spends_the_budget_over_what_each_span_can_take() -> None:
+    assert level_w(100.0, [(10.0, 20.0)]) == pytest.approx(10.0)
+    assert level_w(100.0, [(5.0, 30.0), (5.0, 5.0)]) == pytest.approx(15.0)
+    assert level_w(100.0, [(2.0, 50.0), (3.0, 20.0), (5.0, 4.0)]) == pytest.approx(16.0)
+    assert math.isinf(level_w(1000.0, [(5.0, 30.0), (5.0, 5.0)]))  # takes less than it may
+    assert level_w(0.0, [(5.0, 30.0)]) == 0.0
 
 
 def test_without_a_target_the_months_peak_so_far_is_the_bar_and_a_new_month_resets_it() -> None:

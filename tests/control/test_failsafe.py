@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from hubgate.control.failsafe import AssumeDraw, ChargerWatch, MeterHealth, MeterWatch
+from hubgate.control.failsafe import (
+    RESTART_S,
+    AssumeDraw,
+    ChargerWatch,
+    MeterHealth,
+    MeterWatch,
+)
 
 
 def meter() -> MeterWatch:
@@ -79,7 +85,23 @@ def test_reconnect_after_gap_requires_verification() -> None:
     watch.verified()
     watch.ok(2)
     assert not watch.needs_verification
-    watch.ok(10)
+    watch.missed()  # it stopped answering
+    watch.ok(6)
+    assert watch.needs_verification
+
+
+def test_a_gap_the_loop_made_needs_no_verification_short_of_a_restart() -> None:
+    """A loop stalled on a busy machine asked nobody for a while (0.45 s between 100 ms
+    cycles): no read failed, and no charger restarts that fast."""
+    watch = ChargerWatch(unreachable_after_s=0.3, maximum_a=32)
+    watch.ok(0)
+    watch.verified()
+    watch.ok(0.75)
+    assert not watch.needs_verification
+    watch.missed()
+    watch.ok(0.8)  # a miss within the window: not unreachable
+    assert not watch.needs_verification
+    watch.ok(0.8 + RESTART_S + 0.1)  # long enough to have restarted unseen
     assert watch.needs_verification
 
 

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from hubgate.control.deadlines import NeedSource
+from hubgate.control.deadlines import NeedSource, SessionDeadlines
 from hubgate.control.prices import PriceSeries, cheap_now
+from hubgate.control.site_model import ConnectorInfo
 from tests.support.loop_site import PlannedSite, SimSite
 
 HOUR = 3600.0
@@ -66,3 +67,32 @@ def test_a_session_with_slack_waits_for_the_cheap_hour_and_leaves_with_its_energ
     assert drawn[1] >= 15.0 - drawn[0] - 0.2  # 11:00-12:00 is cheap: the rest of its need
     assert sum(drawn) >= 15.0 * 0.99
     assert waiting == [True, False, False]
+
+
+def test_short_of_energy_no_session_waits_for_a_cheaper_slot() -> None:
+    deadlines = SessionDeadlines(
+        [
+            ConnectorInfo((f"cp-{i}", 1), f"cp-{i}#1", 0, (0, 1, 2), False, 32.0, "ocpp")
+            for i in (1, 2)
+        ],
+        230.0,
+    )
+    deadlines.wall_offset_s = 0.0
+    prices = PriceSeries()
+    prices.put(0.0, HOUR, [0.40, 0.10, 0.40])
+    for i in range(2):
+        deadlines.observe(i, True, 0.0, None, 0.0)
+        deadlines.set_need(i, 5_000.0, 3 * HOUR, NeedSource.API)
+    # 5 kWh each with 10 kW to share: the cheap hour holds both, so both wait in the dear one.
+    ceiling = deadlines.plan(0.0, 10_000.0, [3, 3], prices).ceiling_a
+    assert ceiling is not None
+    assert all(c < 32.0 for c in ceiling)
+    # 20 kWh each is more than the 30 kWh the three hours hold: every kWh the dear hour
+    # gives is one less short.
+    for i in range(2):
+        deadlines.set_need(i, 20_000.0, 3 * HOUR, NeedSource.API)
+    short = deadlines.plan(0.0, 10_000.0, [3, 3], prices)
+    assert short.ceiling_a is None
+    assert sum(deadlines.status(i, 0.0).shortfall_kwh for i in range(2)) == pytest.approx(
+        10.0, abs=0.01
+    )

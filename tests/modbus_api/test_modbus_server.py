@@ -11,20 +11,26 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 
 import pytest
 import trio
+import trio.testing
 from pymodbus.client import ModbusTcpClient
 
 from hubgate._core import Request, Response, TcpClientCodec, TcpServerCodec
 from hubgate.cli import main
 from hubgate.config.model import SiteConfig
 from hubgate.config.services import ModbusServer
+from hubgate.control.commands import Commands, SiteCommands
 from hubgate.control.limits import SITE, AuditAction, Limit, LimitBook, LimitSource
 from hubgate.modbus.errors import ExceptionCode
+from hubgate.modbus_api.registers import SiteLayout
 from hubgate.modbus_api.server import serve_modbus
-from hubgate.state import DeviceHealth, SiteState, StateHub
+from hubgate.state import DeviceHealth, SessionView, SiteState, StateHub
+from tests.support.api import RecordingCommands
+from tests.support.loop_site import PlannedSite, SimSite
 from tests.support.peers import require_peer
 from tests.support.states import connector, node, site_state
 
@@ -94,11 +100,14 @@ class Running:
     port: int
     limits: LimitBook
     clock: list[float]
+    hub: StateHub
 
 
 @asynccontextmanager
 async def running_server(
-    allow: tuple[str, ...] = ("127.0.0.1",), **options: object
+    allow: tuple[str, ...] = ("127.0.0.1",),
+    commands: Commands | None = None,
+    **options: object,
 ) -> AsyncIterator[Running]:
     site = SiteConfig.model_validate(SITE_FILE)
     hub = StateHub()
@@ -125,9 +134,11 @@ async def running_server(
     )
     async with trio.open_nursery() as nursery:
         port = await nursery.start(
-            partial(serve_modbus, config, site, hub, limits, clock=lambda: clock[0])
+            partial(
+                serve_modbus, config, site, hub, limits, commands=commands, clock=lambda: clock[0]
+            )
         )
-        yield Running(port, limits, clock)
+        yield Running(port, limits, clock, hub)
         nursery.cancel_scope.cancel()
 
 
@@ -506,3 +517,139 @@ async def test_a_connection_over_the_cap_closes_the_quietest_one() -> None:
                 assert await stream.receive_some(512)  # the talking ones were not
             for stream in streams:
                 await stream.aclose()
+
+
+DEPARTURE = datetime(2026, 3, 2, 4, 30, tzinfo=UTC)
+NEEDS = 4100 + 2 * 6
+"""cp-2#1's session registers (the third connector)."""
+
+
+def words(value: int) -> list[int]:
+    """A u32 as two registers, high word first."""
+    return [value >> 16, value & 0xFFFF]
+
+
+async def test_a_fleet_system_writes_a_session_need_with_pymodbus() -> None:
+    commands = RecordingCommands()
+    with trio.fail_after(10):
+        async with running_server(commands=commands) as server:
+            epoch = int(DEPARTURE.timestamp())
+            # The departure alone is held, not yet a need.
+            written = await in_thread(
+                server.port, lambda c: c.write_registers(NEEDS + 2, words(epoch), device_id=1)
+            )
+            assert not written.isError()
+            await trio.testing.wait_all_tasks_blocked()
+            assert commands.calls == []
+            # 180.5 kWh, the departure and a 125 A EV maximum, in one write.
+            need = [*words(1805), *words(epoch), 1250]
+            written = await in_thread(
+                server.port, lambda c: c.write_registers(NEEDS, need, device_id=1)
+            )
+            assert not written.isError()
+            await trio.testing.wait_all_tasks_blocked()
+            assert commands.calls == [("session", "cp-2#1", "180.5", str(DEPARTURE), "max 125 A")]
+            held = await in_thread(
+                server.port, lambda c: c.read_holding_registers(NEEDS, count=5, device_id=1)
+            )
+            assert held.registers == need  # as written
+            # How it goes, from the snapshot: input registers 13-19 of the connector block.
+            state = server.hub.latest
+            assert state is not None
+            going = connector(
+                "cp-2#1",
+                energy_kwh=20.25,
+                session=SessionView(
+                    energy_kwh=20.25,
+                    needed_kwh=180.5,
+                    departure=DEPARTURE,
+                    shortfall_kwh=12.5,
+                    at_risk=True,
+                ),
+            )
+            server.hub.publish(state.model_copy(update={"connectors": (going,)}))
+            going_registers = await in_thread(
+                server.port, lambda c: c.read_input_registers(2140 + 13, count=7, device_id=1)
+            )
+            assert going_registers.registers == [
+                1,  # at risk
+                *words(180_500),  # needed in all, Wh
+                *words(epoch),
+                *words(12_500),  # short, Wh
+            ]
+            # Not available as the energy takes the need away.
+            await in_thread(
+                server.port, lambda c: c.write_registers(NEEDS, [0xFFFF, 0xFFFF], device_id=1)
+            )
+            await trio.testing.wait_all_tasks_blocked()
+            assert commands.calls[-1] == ("session", "cp-2#1", "None", str(DEPARTURE), "max 125 A")
+
+
+async def test_session_need_writes_that_cannot_be_taken_are_refused() -> None:
+    commands = RecordingCommands()
+    with trio.fail_after(10):
+        async with running_server(commands=commands) as server:
+            half = await in_thread(server.port, lambda c: c.write_register(NEEDS, 1, device_id=1))
+            assert half.isError()
+            assert half.exception_code == ExceptionCode.ILLEGAL_DATA_ADDRESS
+            too_much = await in_thread(
+                server.port, lambda c: c.write_registers(NEEDS + 4, [20_000], device_id=1)
+            )
+            assert too_much.exception_code == ExceptionCode.ILLEGAL_DATA_VALUE
+        async with running_server() as server:  # no control loop to take needs
+            refused = await in_thread(
+                server.port, lambda c: c.write_registers(NEEDS, words(100), device_id=1)
+            )
+            assert refused.exception_code == ExceptionCode.ILLEGAL_FUNCTION
+    assert commands.calls == []
+
+
+async def test_mbpoll_writes_a_session_need_as_32_bit_integers(mbpoll: Mbpoll) -> None:
+    commands = RecordingCommands()
+    epoch = int(DEPARTURE.timestamp())
+    with trio.fail_after(20):
+        async with running_server(commands=commands) as server:
+            # A PLC's two 32-bit integers, high word first (-B): 42.0 kWh, the departure.
+            args = ("-t", "4:int", "-B", "-r", str(NEEDS), "127.0.0.1", "420", str(epoch))
+            write = await mbpoll(server.port, *args)
+            assert write.returncode == 0, write.stdout + write.stderr
+            await trio.testing.wait_all_tasks_blocked()
+            assert commands.calls == [("session", "cp-2#1", "42.0", str(DEPARTURE))]
+            read = await mbpoll(
+                server.port, "-t", "4:int", "-B", "-r", str(NEEDS), "-c", "2", "127.0.0.1"
+            )
+            assert read.returncode == 0, read.stderr
+            values = dict(re.findall(rb"\[(\d+)\]:\s+(-?\d+)", read.stdout))
+            assert values[str(NEEDS).encode()] == b"420"
+            assert values[str(NEEDS + 2).encode()] == str(epoch).encode()
+
+
+async def test_a_need_written_over_modbus_is_planned_for_the_session_on_the_connector() -> None:
+    site = PlannedSite.build(SimSite.build())
+    planner = site.planner
+    planner.horizon.deadlines.wall_offset_s = DEPARTURE.timestamp() - 3600  # it leaves in 1 h
+    site.run(10)  # the sessions are seen
+    commands = SiteCommands(planner, {}, planner.events)
+    config = ModbusServer.model_validate(
+        {"host": "127.0.0.1", "port": 0, "unit": 1, "allow_writes_from": ["127.0.0.1"]}
+    )
+    offset = SiteLayout.from_site(planner.site).connectors.index("cp-2#1") * 6
+    index = planner.allocator.connector_index(("cp-2", 1))
+    before = planner.horizon.deadlines.status(index, site.now).energy_kwh
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            serve = partial(
+                serve_modbus, config, planner.site, StateHub(), planner.limits, commands=commands
+            )
+            port = await nursery.start(serve)
+            need = [*words(150), *words(int(DEPARTURE.timestamp())), 160]  # 15 kWh, 16 A
+            written = await in_thread(port, lambda c: c.write_registers(4100 + offset, need))
+            assert not written.isError()
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+    status = planner.horizon.deadlines.status(index, site.now)
+    assert status.needed_kwh == pytest.approx(before + 15.0)
+    assert status.departure == DEPARTURE.timestamp()
+    assert status.ev_max_a == 16.0
+    site.run(60)  # 15 kWh in the hour at 16 A (11 kW) leaves no slack: planned now
+    assert planner.horizon.deadlines.status(index, site.now).planned_now_kw > 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 import trio
 import trio.testing
@@ -143,5 +145,101 @@ async def test_a_limit_outlasting_the_loops_deadline_is_still_applied(server: Ru
                 profiles = [a for a, _ in cp.cp.received if a == "SetChargingProfile"]
                 assert len(profiles) == sent + 1
                 nursery.cancel_scope.cancel()
+        finally:
+            await trio.to_thread.run_sync(cp.stop)
+
+
+async def test_a_setpoint_that_sends_nothing_is_known_at_once(server: Running) -> None:
+    """`limit_in_force`: the limit in force, without a task or a message, when `set_limit`
+    would send nothing (the loop hands an OCPP charger every cycle's setpoint); None when
+    it would: before the first limit, a decrease, other phases, an exchange in progress, a
+    renewal due."""
+    station = server.registry.get("CP16")
+    assert station is not None
+    charger = OcppCharger(station, settings=LeaseSettings(min_increase_interval_s=0))
+    with trio.fail_after(20):
+        cp = await server.connect("CP16", V16)
+        try:
+            assert await charger.care.prepare(await server.session_of("CP16"))
+            await charger.configure_failsafe(timeout_s=3.0, failsafe_current_a=6.0)
+            assert charger.limit_in_force(16.0, 3) is None  # no limit yet
+            await charger.set_limit(16.0, 3)
+            sent = len(cp.cp.received)
+            held = charger.limit_in_force(16.2, 3)  # within the deadband
+            assert held is not None
+            assert (held.current_a, held.phases, held.paused) == (16.0, 3, False)
+            assert charger.limit_in_force(15.0, 3) is None  # a decrease goes out
+            assert charger.limit_in_force(16.0, 1) is None  # so do other phases
+            cp.cp.answering.clear()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(charger.set_limit, 10.0, 3)
+                await trio.to_thread.run_sync(cp.cp.wait_received, "SetChargingProfile", 3)
+                assert charger.limit_in_force(16.0, 3) is None  # an exchange in progress
+                cp.cp.answering.set()
+            assert charger.limit_in_force(10.0, 3) is not None
+            await wait_until(
+                lambda: charger.limit_in_force(10.0, 3) is None, "the renewal due", timeout_s=5
+            )
+            assert len(cp.cp.received) == sent + 1  # only the decrease went out
+        finally:
+            await trio.to_thread.run_sync(cp.stop)
+
+
+async def test_the_latest_reading_is_made_again_only_when_something_changed(
+    server: Running,
+) -> None:
+    """The loop asks every cycle; a station reports every few seconds: `latest` gives the
+    same reading until a status, a measurement or the limit in force changes, and
+    `transaction` the same transaction until it changes."""
+    station = server.registry.get("CP16")
+    assert station is not None
+    charger = OcppCharger(station, settings=LeaseSettings(min_increase_interval_s=0))
+    with trio.fail_after(20):
+        cp = await server.connect("CP16", V16)
+        try:
+            assert await charger.care.prepare(await server.session_of("CP16"))
+            await charger.configure_failsafe(timeout_s=60.0, failsafe_current_a=6.0)
+            await charger.set_limit(16.0, 3)
+            samples = [{"value": "7.5", "measurand": "Current.Import", "unit": "A"}]
+            values = call.MeterValues(
+                connector_id=1, meter_value=[{"timestamp": now_text(), "sampledValue": samples}]
+            )
+            await trio.to_thread.run_sync(cp.call, values)
+            first = charger.latest()
+            assert charger.latest() is first
+            charging = call.StatusNotification(
+                connector_id=1, error_code="NoError", status="Charging"
+            )
+            await trio.to_thread.run_sync(cp.call, charging)
+            started = charger.latest()
+            assert (first.state, started.state) == (None, IecState.C)  # (Unknown before)
+            assert charger.latest() is started
+            samples[0]["value"] = "9.5"
+            await trio.to_thread.run_sync(cp.call, values)
+            measured = charger.latest()
+            assert (started.get(Quantity.CURRENT_L1), measured.get(Quantity.CURRENT_L1)) == (
+                7.5,
+                9.5,
+            )
+            assert measured.at > started.at
+            await charger.set_limit(10.0, 3)
+            assert charger.latest().get(Quantity.APPLIED_CURRENT_LIMIT) == 10.0
+            assert measured.get(Quantity.APPLIED_CURRENT_LIMIT) == 16.0
+
+            assert charger.transaction() is None
+            start = call.StartTransaction(
+                connector_id=1, id_tag="TAG-1", meter_start=0, timestamp=now_text()
+            )
+            await trio.to_thread.run_sync(cp.call, start)
+            running = charger.transaction()
+            assert running is not None
+            assert (running.id_token, running.stopped) == ("TAG-1", False)
+            assert charger.transaction() is running
+            reported = station.connector(1).transaction
+            assert reported is not None
+            reported.stopped = datetime.now(UTC)  # (as a 2.x Ended event leaves it)
+            ended = charger.transaction()
+            assert ended is not None
+            assert (ended.transaction_id, ended.stopped) == (running.transaction_id, True)
         finally:
             await trio.to_thread.run_sync(cp.stop)

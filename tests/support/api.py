@@ -134,6 +134,7 @@ def snapshot(cycle: int, grid_a: tuple[float, float, float] = (40.0, 35.0, 30.0)
                 source="api",
                 shortfall_kwh=3.2,
                 at_risk=True,
+                ev_max_a=16.0,
             ),
         ),
         connector("cp-2#1", node="board", phases=1, reason="fair share", binding="board/L1"),

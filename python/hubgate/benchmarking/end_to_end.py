@@ -20,6 +20,7 @@ from pathlib import Path
 
 import trio
 
+from hubgate.benchmarking.footprint import rss_mib
 from hubgate.benchmarking.gateway_ready import ready
 from hubgate.runtime.gateway import Gateway, open_gateway
 from hubgate.runtime.gc_tuning import settle_gc
@@ -54,6 +55,9 @@ class CycleRun:
     load_before: float
     load_after: float
     """The machine's 1-minute load average at the window's start and end."""
+    rss_mib: float
+    """This process's resident memory at the window's end (MiB): the gateway's, with the
+    measurement's own small share."""
 
     @property
     def cpu_per_cycle_s(self) -> float:
@@ -163,6 +167,7 @@ async def _window(gateway: Gateway, name: str, cycles: int) -> CycleRun:
         devices_reachable=0 if latest is None else sum(1 for r in latest.devices if r.reachable),
         load_before=load_before,
         load_after=os.getloadavg()[0],
+        rss_mib=rss_mib(),
     )
 
 

@@ -25,7 +25,7 @@ from hubgate._core import (
     AllocSettings,
 )
 from hubgate.config.model import GRID_NODE_ID, Charger, SiteConfig
-from hubgate.control.decisions import ConnectorDecision
+from hubgate.control.decisions import ConnectorColumns, ConnectorDecision
 
 ConnectorKey = tuple[str, int]
 """A connector by (charger id, connector id)."""
@@ -135,23 +135,21 @@ class CycleResult:
         """The decision for the connector at `index`."""
         return self.decisions()[index]
 
-    def decisions(self) -> list[ConnectorDecision]:
+    def decisions(self) -> ConnectorColumns:
         """Every connector's decision, in connector order: what bound it, e.g. `board/L2`
-        (a node and phase) or `grid` (a power limit), for the decision log."""
-        setpoints, phases, reasons = self.setpoint_a, self.phases, self.reason
-        binding_node, binding_phase = self.binding_node, self.binding_phase
-        node_ids = self._site.node_ids
-        decisions = []
-        for i, name in enumerate(self._site.connector_names):
-            node = binding_node[i]
-            binding = None
-            if node >= 0:
-                phase = binding_phase[i]
-                binding = node_ids[node] + (f"/L{phase + 1}" if phase >= 0 else "")
-            decisions.append(
-                ConnectorDecision(name, setpoints[i], phases[i], REASON_NAMES[reasons[i]], binding)
-            )
-        return decisions
+        (a node and phase) or `grid` (a power limit), for the decision log (columns: a
+        decision is built when read)."""
+        site = self._site
+        return ConnectorColumns(
+            site.connector_names,
+            site.node_ids,
+            REASON_NAMES,
+            self.setpoint_a,
+            self.phases,
+            self.reason,
+            self.binding_node,
+            self.binding_phase,
+        )
 
 
 def _step(charger: Charger) -> float:

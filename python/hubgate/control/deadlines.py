@@ -38,10 +38,15 @@ HORIZON_SLOTS = 96
 HOUR_S = 3600.0
 
 DEADLINE_MARGIN_S = 300.0
-"""Each session is planned to have its energy this long before its departure, and by its
-departure once that time has passed: the EVs' reaction, the cycles and the minimum off time
-of a connector paused in the rotation eat into the last minutes of a plan that ends on the
-dot."""
+"""Each session is planned to have its energy this long before its departure (and by its
+departure once that time has passed): the EVs' reaction, the cycles and the minimum off
+time of a connector paused in the rotation eat into the last minutes of a plan that ends
+on the dot. None while the site is short of energy: the margin would leave the last
+minutes of every session unplanned, and the energy they could take unused."""
+
+SHORT_WH = 1.0
+"""A plan short by more than this (Wh, over what the sessions' own maximum leaves missing)
+means the site is short of energy."""
 
 
 class NeedSource(StrEnum):
@@ -125,6 +130,8 @@ class DeadlineStatus:
     """At the current power; None when not drawing or nothing is needed."""
     shortfall_kwh: float = 0.0
     """What no schedule over the site's limits delivers by its departure."""
+    ev_max_a: float | None = None
+    """The most its EV takes per phase, as told with the need (None: not told)."""
 
 
 CapsAhead = Callable[[Sequence[float], Sequence[float]], Sequence[float]]
@@ -199,6 +206,11 @@ class SessionDeadlines:
         session = self._sessions[index]
         need = session.need if session.active else None
         return math.inf if need is None else need.ev_max_a
+
+    def departure(self, index: int) -> float | None:
+        """The departure (epoch s) of the session at `index`, None without one."""
+        session = self._sessions[index]
+        return session.need.departure if session.active and session.need is not None else None
 
     def identify(self, index: int, id_token: str, now: float) -> None:
         """The session at `index` charges for `id_token`: its default need, if it has one,
@@ -290,10 +302,9 @@ class SessionDeadlines:
             if session.need is None or not session.active:
                 continue
             need[i] = session.remaining_wh()
-            left = session.need.departure - wall
-            departure[i] = left - DEADLINE_MARGIN_S if left > DEADLINE_MARGIN_S else max(left, 0.0)
             ev_a = min(info.max_current_a, session.ev_a, session.need.ev_max_a)
             max_w[i] = ev_a * phases[i] * self.voltage_v
+            departure[i] = max(session.need.departure - wall, 0.0)
             planned = True
         if not planned:
             self._now_w = array("d", bytes(8 * n))
@@ -307,14 +318,23 @@ class SessionDeadlines:
             cap_w = array("d", (max(w, 0.0) for w in shared_w(starts, ends)))
         else:
             cap_w = array("d", [max(shared_w, 0.0)]) * HORIZON_SLOTS
-        plan = self._planner.plan(slot_s, cap_w, need, departure, max_w)
+        early = departure_early(departure)
+        plan = self._planner.plan(slot_s, cap_w, need, early, max_w)
+        # Short of energy for want of the site's power, not of the sessions' own maximum:
+        # every minute up to the departures counts.
+        alone_wh = sum(
+            max(need[i] - max_w[i] * early[i] / HOUR_S, 0.0) for i in range(n) if need[i] > 0
+        )
+        short = sum(plan.shortfall_wh) > alone_wh + SHORT_WH
+        if short:
+            plan = self._planner.plan(slot_s, cap_w, need, departure, max_w)
         self._now_w, self._laxity, self._shortfall = plan.now_w, plan.laxity_s, plan.shortfall_wh
         floor = array("d", bytes(8 * n))
         for i in range(n):
             if self._now_w[i] > 0:
                 floor[i] = self._now_w[i] / (phases[i] * self.voltage_v)
         ceiling = None
-        if prices:
+        if prices and not short:  # short of energy, no session waits for a cheaper slot
             slot_prices = prices.slot_prices(starts, ends)
             ceiling = array("d", [math.inf]) * n
             # Crowded, a session gets less than its maximum: it needs more slots.
@@ -322,12 +342,16 @@ class SessionDeadlines:
             share_w = sum(c * s for c, s in zip(cap_w, slot_s, strict=True)) / sum(slot_s)
             share_w /= max(sessions, 1)
             for i in range(n):
-                if need[i] > 0 and not cheap_now(
-                    slot_prices,
-                    slot_s,
-                    departure[i],
-                    need[i] - self._shortfall[i],
-                    min(max_w[i], share_w),
+                if (
+                    need[i] > 0
+                    and self._shortfall[i] <= 0
+                    and not cheap_now(
+                        slot_prices,
+                        slot_s,
+                        early[i],
+                        need[i],
+                        min(max_w[i], share_w),
+                    )
                 ):
                     ceiling[i] = floor[i]
         return DeadlineInputs(floor, self._laxity, ceiling)
@@ -355,6 +379,7 @@ class SessionDeadlines:
             laxity_s=laxity if math.isfinite(laxity) else None,
             projected_finish=finish,
             shortfall_kwh=self._shortfall[index] / 1000,
+            ev_max_a=need.ev_max_a if math.isfinite(need.ev_max_a) else None,
         )
 
     def _next_local(self, at: time_of_day, now: float) -> float:
@@ -390,6 +415,12 @@ def session_defaults(
         t.id_token: SessionDefault(t.energy_kwh * 1000, t.departure) for t in site.session_defaults
     }
     return per_connector, per_token
+
+
+def departure_early(departure_s: array[float]) -> array[float]:
+    """The departures (s from now) the sessions are planned to finish by:
+    `DEADLINE_MARGIN_S` early, or by the departure once less than that is left."""
+    return array("d", (s - DEADLINE_MARGIN_S if s > DEADLINE_MARGIN_S else s for s in departure_s))
 
 
 def hold_back(ceiling_a: array[float] | None, ev_max_a: array[float]) -> int:

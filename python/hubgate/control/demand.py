@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -147,21 +148,44 @@ class DemandCharge:
             return math.inf
         return self.state.peak_kw * 1000
 
-    def cap_w(self, wall: float, lag_s: float = 0.0) -> float:
-        """The import the rest of the current interval may average, W (infinity: none).
+    def cap_w(
+        self,
+        wall: float,
+        lag_s: float = 0.0,
+        most_w: float = math.inf,
+        leaving: Sequence[tuple[float, float]] = (),
+    ) -> float:
+        """The import the rest of the current interval may reach, W (infinity: none).
         `lag_s`: how long the present import goes on before a new cap takes hold (commands
-        and the EVs' reaction); it is counted as spent first."""
+        and the EVs' reaction); it is counted as spent first. Without more, the interval's
+        budget is spread evenly over the rest of it. `most_w`: the most the site can import
+        now; `leaving`: (when, W) the sessions that leave before the interval ends take
+        with them: the cap is levelled over what the site can still take (`level_w`), so
+        that the budget the departures leave is spent before them, not lost."""
         target = self.target_w()
         if self.state is None or math.isinf(target):
             return math.inf
-        remaining = self.state.interval_start + self.interval_s - wall
+        end = self.state.interval_start + self.interval_s
+        remaining = end - wall
         if remaining <= 0:
             return math.inf
         budget_wh = target * self.interval_s / HOUR_S - self.state.interval_wh
         if remaining <= lag_s:  # what is asked now lands in the next interval: hold to both
             return max(min(budget_wh * HOUR_S / remaining, target), 0.0)
         budget_wh -= self.import_w * lag_s / HOUR_S
-        return max(budget_wh * HOUR_S / (remaining - lag_s), 0.0)
+        even_w = max(budget_wh * HOUR_S / (remaining - lag_s), 0.0)
+        if math.isinf(most_w) or not leaving:
+            return even_w
+        spans, start, most = [], wall + lag_s, most_w
+        for when, watts in sorted(leaving):
+            if when >= end:
+                break
+            if when > start:
+                spans.append((when - start, max(most, 0.0)))
+                start = when
+                most -= watts
+        spans.append((end - start, max(most, 0.0)))
+        return max(min(level_w(budget_wh * HOUR_S, spans), most_w), even_w)
 
     def view(self, wall: float) -> DemandView | None:
         """The figures now, None before the first sample."""
@@ -183,6 +207,24 @@ class DemandCharge:
             month_peak_kw=state.peak_kw,
             cap_kw=None if math.isinf(cap) else cap / 1000,
         )
+
+
+def level_w(budget_j: float, spans: Sequence[tuple[float, float]]) -> float:
+    """The cap c for which the rest of an interval spends `budget_j` (J): `spans` in time
+    order, (s, the most the site can import then, W, never rising); each span takes
+    min(c, its most). Infinity when even every span at its most leaves budget unspent."""
+    if sum(length * most for length, most in spans) <= budget_j:
+        return math.inf
+    below_j, capped_s = 0.0, sum(length for length, _ in spans)
+    for k in range(len(spans) - 1, -1, -1):  # the lowest spans first (the latest)
+        length, most = spans[k]
+        cap = (budget_j - below_j) / capped_s  # spans 0..k capped, the later ones at their most
+        if cap >= most:  # span k is under the cap too
+            below_j += length * most
+            capped_s -= length
+            continue
+        return max(cap, 0.0)
+    return math.inf
 
 
 class DemandStore:

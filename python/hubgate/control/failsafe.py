@@ -73,6 +73,12 @@ class MeterWatch:
             self._degraded = False
 
 
+RESTART_S = 10.0
+"""No charger restarts (and may have lost its failsafe settings) in less than this: a gap
+this short between two answers, in which no read failed, is the loop's own (a stalled cycle
+on a busy machine), not the charger's, and needs no verification."""
+
+
 class AssumeDraw(StrEnum):
     """What an unreachable charger is assumed to draw.
 
@@ -105,11 +111,22 @@ class ChargerWatch:
     §3.13.6; 2.0.1 use cases K06/K07): when the leader's lease profile has lapsed, its
     permanent failsafe profile is what limits it."""
 
+    missed_since_ok: bool = False
+    """A read failed since the last request that succeeded."""
+
     def ok(self, now: float) -> None:
-        """A request to the charger succeeded at `now`; after a gap, verify it again."""
-        if self.last_ok_at is not None and now - self.last_ok_at > self.unreachable_after_s:
-            self.needs_verification = True
+        """A request to the charger succeeded at `now`; after a gap in which a read failed
+        (or one of `RESTART_S`: the loop itself did not ask, stalled), verify it again."""
+        if self.last_ok_at is not None:
+            gap = now - self.last_ok_at
+            if gap > self.unreachable_after_s and (self.missed_since_ok or gap > RESTART_S):
+                self.needs_verification = True
         self.last_ok_at = now
+        self.missed_since_ok = False
+
+    def missed(self) -> None:
+        """A read of the charger failed or timed out."""
+        self.missed_since_ok = True
 
     def commanded(self, setpoint_a: float) -> None:
         """A setpoint was acknowledged by the charger."""

@@ -120,20 +120,37 @@ class Horizon:
         grid_import_w: float | None,
         base: array[float],
         connectors: Sequence[ConnectorRuntime],
+        offer: tuple[array[float], array[int]],
         notes: list[str],
     ) -> float:
         """Count the connection's import into the metering interval (the grid meter's
         `grid_import_w`, else the root's base plus the EVs' draw) and the cap that keeps
-        the interval at its target (infinity without `[demand]` or a target yet)."""
+        the interval at its target (infinity without `[demand]` or a target yet), levelled
+        over the sessions that leave before the interval ends. `offer`: each connector's
+        EV maximum (A per phase) and whether it wants to charge."""
         if self.demand is None:
             return math.inf
         wall = self.wall(now)
+        voltage = self.model.voltage_v
         metered = grid_import_w
         if metered is None:
             drawn = sum(sum(runtime.draw) for runtime in connectors)
-            metered = (sum(base[0:3]) + drawn) * self.model.voltage_v
+            metered = (sum(base[0:3]) + drawn) * voltage
         self.demand.sample(wall, metered)
-        cap = self.demand.cap_w(wall, lag_s=DEMAND_LAG_CYCLES * self.site.control.cycle_s)
+        most_w = sum(base[0:3]) * voltage
+        leaving = []
+        for i, (info, ev_max, wanting) in enumerate(
+            zip(self.model.connectors, *offer, strict=True)
+        ):
+            if not wanting:
+                continue
+            watts = min(ev_max, info.max_current_a) * (1 if info.one_phase else 3) * voltage
+            most_w += watts
+            departure = self.deadlines.departure(i)
+            if departure is not None:
+                leaving.append((departure, watts))
+        lag_s = DEMAND_LAG_CYCLES * self.site.control.cycle_s
+        cap = self.demand.cap_w(wall, lag_s, most_w, leaving)
         if math.isfinite(cap):
             target = self.demand.target_w() / 1000
             notes.append(

@@ -9,8 +9,9 @@ One cycle (`ControlLoop.step`) is the Trio shell around the sans-IO `CyclePlanne
 2. hand the readings and the time to the planner, which absorbs them, builds the
    allocation input and allocates;
 3. send the setpoints it plans and the battery's command concurrently (a charger that
-   came back has its own failsafe settings configured and verified first), and hand
-   back what came of them;
+   came back has its own failsafe settings configured and verified first; a charger that
+   would send nothing answers at once: `hubgate.control.dispatch`), and hand back what
+   came of them;
 4. append a decision record, publish a `SiteState` (`hubgate.control.snapshot`) and
    report the cycle time.
 
@@ -27,21 +28,22 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import trio
 
 from hubgate.config.model import SiteConfig
 from hubgate.control.allocation import AllocationSettings, CycleInputs, CycleResult
-from hubgate.control.authority import SOLE, Authority, FencedError, fenced
+from hubgate.control.authority import SOLE, Authority, fenced
 from hubgate.control.commands import SiteCommands
 from hubgate.control.cycle import CycleStats, LoopTiming, gather_by_deadline, run_cycles
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.demand import DemandStore
+from hubgate.control.dispatch import Dispatch, setter
 from hubgate.control.limit_events import limit_event
 from hubgate.control.limits import AuditEntry, Limit, LimitBook
-from hubgate.control.plan import CyclePlanner, Plan, SetpointCommand
+from hubgate.control.plan import CyclePlanner
 from hubgate.control.sensors import SiteDevices, SiteSensors
 from hubgate.control.snapshot import Snapshot
 from hubgate.control.succession import bequeath, succeed
@@ -137,6 +139,7 @@ class ControlLoop:
             events=self.events,
             sessions=self.sessions if record_sessions else None,
         )
+        self.dispatch = Dispatch(site, self.planner, self.sensors.chargers, authority)
         self.commands = SiteCommands(self.planner, chargers, self.events)
         """The operator commands (`hubgate.control.commands.Commands`)."""
         self.cycle_ready = trio.Event()
@@ -203,7 +206,7 @@ class ControlLoop:
             return {}
         current = self.planner.failsafe_a
         ops = {
-            info.name: _setter(
+            info.name: setter(
                 self.devices.chargers[info.key], current[i], 1 if info.one_phase else 3
             )
             for i, info in enumerate(self.model.connectors)
@@ -241,7 +244,8 @@ class ControlLoop:
         if plan is None:
             return
         if epoch is not None:
-            await self._dispatch(plan, now, epoch)
+            deadline = trio.current_time() + self.timing.command_share * self.period_s
+            await self.dispatch.send(plan, now, epoch, deadline)
             bequeath(self.authority, self.planner, self.sensors.reported)
         self.latencies_s.append(trio.current_time() - began)
         duration = trio.current_time() - began
@@ -253,47 +257,3 @@ class ControlLoop:
             self.cycle_time(duration)
         self.cycle_ready.set()
         self.cycle_ready = trio.Event()
-
-    async def _dispatch(self, plan: Plan, now: float, epoch: int) -> None:
-        chargers = self.devices.chargers
-        connectors = self.model.connectors
-        ops: dict[str, Callable[[], Awaitable[object]]] = {}
-        for command in plan.commands:
-            charger = chargers[connectors[command.index].key]
-            if command.verify_first:
-                ops[command.name] = self._verify_then_set(charger, command, epoch)
-            else:
-                ops[command.name] = _setter(charger, command.current_a, command.phases)
-        energy = self.energy.command_ops(now)
-        ops |= energy
-        ops = {name: fenced(self.authority, epoch, op) for name, op in ops.items()}
-        deadline = trio.current_time() + self.timing.command_share * self.period_s
-        results = await gather_by_deadline(ops, deadline)
-        for name in energy:
-            self.planner.energy_commanded(name, results.pop(name, None), now)
-        self.planner.outcomes(plan, results, now, trio.current_time())
-
-    def _verify_then_set(
-        self, charger: Charger, command: SetpointCommand, epoch: int
-    ) -> Callable[[], Awaitable[object]]:
-        control = self.site.control
-
-        async def run() -> AppliedLimit:
-            try:
-                await charger.configure_failsafe(control.lease_s, command.failsafe_a)
-            except Exception:
-                self.planner.failsafe_configured(command.index, ok=False)
-                raise
-            self.planner.failsafe_configured(command.index, ok=True)
-            if not self.authority.holds(epoch):
-                raise FencedError(f"epoch {epoch} is no longer held: not sent")
-            return await charger.set_limit(command.current_a, command.phases)
-
-        return run
-
-
-def _setter(charger: Charger, current_a: float, phases: int) -> Callable[[], Awaitable[object]]:
-    async def run() -> AppliedLimit:
-        return await charger.set_limit(current_a, phases)
-
-    return run

@@ -232,6 +232,8 @@ class CyclePlanner:
                 runtime.watch.ok(now)
                 runtime.reading = reading
                 runtime.draw = grid_draw(reading, info.grid_phases)
+            elif info.name in readings:
+                runtime.watch.missed()
             self.devices.seen(info.name, runtime.watch.reachable(now), reading, now)
         for meter_id, watch in self.meter_watch.items():
             reading = readings.get(f"meter:{meter_id}")
@@ -409,7 +411,7 @@ class CyclePlanner:
             root_w = (sum(base[0:3]) - sum(reserved[0])) * model.voltage_v
             grid_operator_w = self.paragraph_14a.operator_limit_w(grid_operator_w, root_w, wanting)
         demand_w = self.horizon.demand_cap_w(
-            now, self.energy.grid_import_w, base, self.connectors, notes
+            now, self.energy.grid_import_w, base, self.connectors, (ev_max, wanting), notes
         )
         energy = self.energy.plan(
             now,

@@ -146,7 +146,7 @@ class Snapshot:
                     "energy": planner.energy.record(),
                     "balance": planner.energy.balance(),
                 },
-                connectors=tuple(plan.result.decisions()),
+                connectors=plan.result.decisions(),
                 notes=plan.notes,
                 grid=GridSample(
                     wall_time=self._wall,
@@ -265,7 +265,7 @@ class Snapshot:
         model = planner.model
         setpoints, phases = result.setpoint_a, result.phases
         connectors = []
-        record = self.decisions.recent(1)[0].connectors if len(self.decisions) else ()
+        decisions = result.decisions()
         for i, (info, runtime) in enumerate(zip(model.connectors, planner.connectors, strict=True)):
             reading = runtime.reading
             power = reading.get(_POWER) if reading is not None else None
@@ -273,9 +273,8 @@ class Snapshot:
             age = None if reading is None else max(now - reading.at, 0.0)
             reachable = runtime.watch.reachable(now)
             reservation = planner.reservation(i, now)
-            reason = record[i].reason if i < len(record) else ""
-            if not reachable:
-                reason = "UNREACHABLE"
+            decision = decisions[i]
+            reason = decision.reason if reachable else "UNREACHABLE"
             connectors.append(
                 trusted(
                     ConnectorState,
@@ -300,7 +299,7 @@ class Snapshot:
                     priority=planner.allocator.priority(i),
                     pv_mode=bool(planner.energy.pv_mode[i]),
                     reason=reason,
-                    binding=record[i].binding if i < len(record) else None,
+                    binding=decision.binding,
                     session=_session_view(planner.horizon.deadlines.status(i, now)),
                 )
             )
@@ -437,6 +436,7 @@ def _session_view(status: DeadlineStatus) -> SessionView | None:
         projected_finish=at(status.projected_finish),
         shortfall_kwh=status.shortfall_kwh,
         at_risk=status.shortfall_kwh > 0,
+        ev_max_a=status.ev_max_a,
     )
 
 

@@ -244,6 +244,17 @@ class SessionCharger(Protocol):
         (offline, or no transaction)."""
 
 
+@runtime_checkable
+class HeldLimit(Protocol):
+    """A charger that paces its own commands (a `SessionCharger`) and knows at once when a
+    setpoint would send nothing: the control loop then takes the limit in force without
+    starting a task for it."""
+
+    def limit_in_force(self, current_a: float, phases: int) -> AppliedLimit | None:
+        """The limit in force when `set_limit(current_a, phases)` would send nothing now;
+        None when it must be called."""
+
+
 @dataclass(frozen=True, eq=False)
 class ChargingNeeds:
     """What an EV said it needs (OCPP 2.x NotifyEVChargingNeeds): each report a new object."""

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any, Generic, Literal, TypeVar
 
 from hubgate.control.limits import LimitSource
-from hubgate.state import ConnectorState, DeviceHealth, NodeState, SiteState
+from hubgate.state import ConnectorState, DeviceHealth, NodeState, SessionView, SiteState
 
 MAP_VERSION = 1
 """Raised whenever an address below changes meaning."""
@@ -103,6 +103,16 @@ class ConnectorView:
 
 
 @dataclass(frozen=True)
+class NeedView:
+    """A connector's session need as a controller wrote it through this server."""
+
+    energy_kwh: float | None = None
+    departure: float | None = None
+    """Epoch s."""
+    ev_max_a: float | None = None
+
+
+@dataclass(frozen=True)
 class LeaseView:
     """A limit written through this server, while its lease runs."""
 
@@ -136,6 +146,13 @@ CONNECTOR_STATUS_CODES: dict[str, int] = {
 def _sources_mask(sources: tuple[LimitSource, ...]) -> int:
     members = list(LimitSource)
     return sum(1 << members.index(s) for s in sources)
+
+
+def _need(connector: ConnectorView) -> SessionView | None:
+    """The connector's session, when it has a need."""
+    state = connector.state
+    session = None if state is None else state.session
+    return session if session is not None and session.needed_kwh is not None else None
 
 
 def _phase(values: tuple[float, float, float] | None, index: int) -> float | None:
@@ -238,6 +255,17 @@ CONNECTORS = Block[ConnectorView](
         Point("limit", 12, "u16", 0.1, "A",
               "Current limit in force on the connector: the lowest of every source's lease and its maximum",
               lambda c: c.limit_a),
+        Point("at_risk", 13, "u16", 1, "",
+              "With a need: 1 when the session will not have its energy by its departure, else 0",
+              lambda c: None if (s := _need(c)) is None else int(s.at_risk)),
+        Point("energy_needed", 14, "u32", 0.001, "kWh",
+              "Energy the session needs in all (from its start; `energy` is what it has)",
+              lambda c: None if (s := _need(c)) is None else s.needed_kwh),
+        Point("departure", 16, "u32", 1, "s", "Departure of the session, Unix time (s since 1970 UTC)",
+              lambda c: None if (s := _need(c)) is None or s.departure is None else s.departure.timestamp()),
+        Point("shortfall", 18, "u32", 0.001, "kWh",
+              "What no schedule within the site's limits delivers by the departure",
+              lambda c: None if (s := _need(c)) is None else s.shortfall_kwh),
     ),
 )  # fmt: skip
 
@@ -285,7 +313,36 @@ CONNECTOR_LIMITS = Block[LeaseView](
     ),
 )  # fmt: skip
 
-BLOCKS: tuple[Block[Any], ...] = (SITE, NODES, CONNECTORS, DEVICES, SITE_LIMIT, CONNECTOR_LIMITS)
+CONNECTOR_NEEDS = Block[NeedView](
+    "connector-session", Table.HOLDING, 4100, 6, 1000, "connectors, in the same order as the connector blocks",
+    "Session needs written by the fleet's system (a depot PLC): the energy the vehicle needs from "
+    "now on, its departure and, if known, the most its EV takes. Write the energy and the "
+    "departure together (function 16: 4 registers from the instance's start, 5 with the EV "
+    "maximum); once both are held the need applies to the session now plugged in, or to the "
+    "next one, as `PUT /api/v1/connectors/{charger}/{connector}/session` does, and the session "
+    "is planned to have it by its departure (input registers `energy_needed` to `shortfall` "
+    "show how it goes). Writing the not-available value to `energy_need` takes the need away. "
+    "A need has no lease: it ends with its session. These registers read back as written.",
+    (
+        Point("energy_need", 0, "u32", 0.1, "kWh", "Energy the vehicle needs from now on",
+              lambda v: v.energy_kwh, maximum=100_000),
+        Point("departure", 2, "u32", 1, "s", "Departure, Unix time (s since 1970-01-01 UTC)",
+              lambda v: v.departure, maximum=4_294_967_294),
+        Point("ev_max_current", 4, "u16", 0.1, "A",
+              "The most the EV takes per phase (not available: not told)",
+              lambda v: v.ev_max_a, maximum=1000),
+    ),
+)  # fmt: skip
+
+BLOCKS: tuple[Block[Any], ...] = (
+    SITE,
+    NODES,
+    CONNECTORS,
+    DEVICES,
+    SITE_LIMIT,
+    CONNECTOR_LIMITS,
+    CONNECTOR_NEEDS,
+)
 """Every block of the map."""
 
 NOT_AVAILABLE: dict[PointType, list[int]] = {

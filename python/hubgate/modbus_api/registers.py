@@ -22,6 +22,7 @@ from hubgate.modbus.errors import ExceptionCode
 from hubgate.modbus_api.register_map import (
     BLOCKS,
     CONNECTOR_LIMITS,
+    CONNECTOR_NEEDS,
     CONNECTORS,
     DEVICES,
     NODES,
@@ -30,6 +31,7 @@ from hubgate.modbus_api.register_map import (
     Block,
     ConnectorView,
     LeaseView,
+    NeedView,
     Number,
     Point,
     SiteView,
@@ -81,7 +83,7 @@ class SiteLayout:
         """How many instances of `block` are in use."""
         if block is NODES:
             return len(self.nodes)
-        if block in (CONNECTORS, CONNECTOR_LIMITS):
+        if block in (CONNECTORS, CONNECTOR_LIMITS, CONNECTOR_NEEDS):
             return len(self.connectors)
         if block is DEVICES:
             return len(self.devices)
@@ -116,8 +118,13 @@ class _Snapshot:
     devices: dict[str, DeviceHealth]
 
 
+NeedSink = Callable[[str, NeedView], None]
+"""Takes a connector's session need written through the server (`energy_kwh` None: no need)."""
+
+
 class SiteRegisters:
-    """Reads the latest snapshot and the limit book; writes limits as leases."""
+    """Reads the latest snapshot and the limit book; writes limits as leases and session
+    needs to `needs`."""
 
     def __init__(
         self,
@@ -129,7 +136,9 @@ class SiteRegisters:
         caps: Mapping[str, Limit] | None = None,
         clock: Callable[[], float] = trio.current_time,
         wall_clock: Callable[[], float] = time.time,
+        needs: NeedSink | None = None,
     ) -> None:
+        """`needs`: where session needs go (None: the session registers refuse writes)."""
         self.layout = layout
         self.caps = caps or {}
         """The site file's own limit per target (`site_caps`): what is in force stays within."""
@@ -139,6 +148,9 @@ class SiteRegisters:
         self._clock = clock
         self._wall_clock = wall_clock
         self._snapshot = _Snapshot(None, {}, {}, {})
+        self._needs = needs
+        self._written: dict[int, NeedView] = {}
+        """Per connector index, the session need as written (what its registers read)."""
 
     def read(self, table: Table, address: int, count: int) -> list[int]:
         """`count` registers from `address`; `Refused` outside the blocks in use."""
@@ -166,6 +178,8 @@ class SiteRegisters:
                 raise Refused(
                     ExceptionCode.ILLEGAL_DATA_ADDRESS, f"register {position} is not writable"
                 )
+            if block is CONNECTOR_NEEDS and self._needs is None:
+                raise Refused(ExceptionCode.ILLEGAL_FUNCTION, "no control loop takes session needs")
             raw = values[position - address : position - address + point.count]
             if len(raw) < point.count:
                 raise Refused(
@@ -183,8 +197,25 @@ class SiteRegisters:
             )
             position += point.count
         for (block_name, index), points in writes.items():
+            if block_name == CONNECTOR_NEEDS.name:
+                self._need(index, points)
+                continue
             target = SITE if block_name == SITE_LIMIT.name else self.layout.connectors[index]
             self._lease_limit(target, points, origin)
+
+    def _need(self, index: int, written: dict[str, Number]) -> None:
+        """Hold what was written of a connector's need; hand the need on once it has an
+        energy and a departure, or its end when the energy was written not available."""
+        held = self._written.get(index, NeedView())
+        view = NeedView(
+            written.get("energy_need", held.energy_kwh),
+            written.get("departure", held.departure),
+            written.get("ev_max_current", held.ev_max_a),
+        )
+        cleared = "energy_need" in written and view.energy_kwh is None
+        if self._needs is not None and (cleared or None not in (view.energy_kwh, view.departure)):
+            self._needs(self.layout.connectors[index], view)
+        self._written[index] = view
 
     def _refresh(self) -> None:
         state = self._hub.latest
@@ -230,6 +261,8 @@ class SiteRegisters:
             return self._lease_view(SITE)
         if block is CONNECTOR_LIMITS:
             return self._lease_view(layout.connectors[index])
+        if block is CONNECTOR_NEEDS:
+            return self._written.get(index, NeedView())
         in_force = self._in_force(SITE)
         state = snapshot.state
         return SiteView(

@@ -3,7 +3,8 @@
     port = await nursery.start(serve_modbus, site.modbus_server, site, hub, limits)
 
 Reads show the latest site snapshot and the limits in force; writes set site
-and connector limits as leases that lapse after `lease_s`, and are accepted
+and connector limits as leases that lapse after `lease_s` and sessions' energy needs
+and departures (handed to the control loop's `Commands`), and are accepted
 only from `allow_writes_from`; with `allow_reads_from` any other client is
 disconnected at once. Limits in force stay within the site file's own (`site_caps`).
 The register map is `register_map` (documented in docs/modbus-server.md); the
@@ -14,20 +15,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
 
 import trio
 
 from hubgate._core import Request, RequestReceived, RequestRejected, Response, TcpServerCodec
 from hubgate.config.model import SiteConfig
 from hubgate.config.services import ModbusServer
+from hubgate.control.commands import CommandRejectedError, Commands
 from hubgate.control.limits import LimitBook, site_caps
 from hubgate.modbus.errors import ExceptionCode
 from hubgate.modbus.server import ANY_UNIT, Access, networks, serve_modbus_tcp
-from hubgate.modbus_api.register_map import Table
+from hubgate.modbus_api.register_map import NeedView, Table
 from hubgate.modbus_api.registers import Refused, SiteLayout, SiteRegisters
 from hubgate.state import StateHub
 
 log = logging.getLogger(__name__)
+
+NEEDS_QUEUED = 1000
+"""Session needs written and not yet taken by the control loop; a write beyond is answered
+exception 6 (Server Device Busy)."""
 
 
 class ModbusRequestHandler:
@@ -87,18 +95,56 @@ async def serve_modbus(
     hub: StateHub,
     limits: LimitBook,
     *,
+    commands: Commands | None = None,
     clock: Callable[[], float] = trio.current_time,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve `site` on `config.host:config.port`; reports the bound port, runs until cancelled."""
-    registers = SiteRegisters(
-        SiteLayout.from_site(site),
-        hub,
-        limits,
-        lease_s=config.lease_s,
-        caps=site_caps(site),
-        clock=clock,
-    )
+    """Serve `site` on `config.host:config.port`; reports the bound port, runs until cancelled.
+    Session needs written go to `commands` (None: their registers refuse writes)."""
+    async with trio.open_nursery() as nursery:
+        needs = None
+        if commands is not None:
+            send, receive = trio.open_memory_channel[tuple[str, NeedView]](NEEDS_QUEUED)
+            nursery.start_soon(_pass_needs, receive, commands)
+            needs = partial(_queue_need, send)
+        registers = SiteRegisters(
+            SiteLayout.from_site(site),
+            hub,
+            limits,
+            lease_s=config.lease_s,
+            caps=site_caps(site),
+            clock=clock,
+            needs=needs,
+        )
+        await _serve(config, registers, task_status)
+
+
+def _queue_need(
+    send: trio.MemorySendChannel[tuple[str, NeedView]], connector: str, need: NeedView
+) -> None:
+    try:
+        send.send_nowait((connector, need))
+    except trio.WouldBlock:
+        raise Refused(ExceptionCode.SERVER_DEVICE_BUSY, "session needs queued: try again") from None
+
+
+async def _pass_needs(
+    receive: trio.MemoryReceiveChannel[tuple[str, NeedView]], commands: Commands
+) -> None:
+    """Hand the session needs written through the server to the control loop, in order."""
+    async for connector, need in receive:
+        departure = None if need.departure is None else datetime.fromtimestamp(need.departure, UTC)
+        try:
+            await commands.set_session(
+                connector, need.energy_kwh, departure, max_current_a=need.ev_max_a
+            )
+        except CommandRejectedError as exc:
+            log.warning("modbus server: session need for %s refused: %s", connector, exc)
+
+
+async def _serve(
+    config: ModbusServer, registers: SiteRegisters, task_status: trio.TaskStatus[int]
+) -> None:
     handler = ModbusRequestHandler(registers, config.unit)
     readers = config.allow_reads_from
     access = Access(

@@ -150,6 +150,10 @@ class OcppCharger:
         """While switching phases: (new phases, end of the pause at 0 A)."""
         self._wanted: tuple[float, int] | None = None
         """The last (current, phases) asked of `set_limit`."""
+        self._transaction: tuple[tuple[object, ...], ChargingTransaction] | None = None
+        """The last transaction `transaction` made and what it was made of."""
+        self._latest: tuple[tuple[object, ...], Reading] | None = None
+        """The last reading `latest` made and what it was made of."""
 
     @property
     def id(self) -> str:
@@ -157,13 +161,20 @@ class OcppCharger:
         return self.station.admission.charger_id
 
     def transaction(self) -> ChargingTransaction | None:
-        """The connector's transaction as the station reported it (`TransactionReporting`)."""
+        """The connector's transaction as the station reported it (`TransactionReporting`;
+        the same object until it changes: the loop asks every cycle)."""
         tx = self.station.connector(self.connector_id).transaction
         if tx is None:
             return None
-        return ChargingTransaction(
+        made_of = (tx, tx.id_token, tx.stopped, tx.stop_reason)
+        known = self._transaction
+        if known is not None and all(a is b for a, b in zip(known[0], made_of, strict=True)):
+            return known[1]
+        reported = ChargingTransaction(
             tx.transaction_id, tx.id_token, tx.stopped is not None, tx.stop_reason
         )
+        self._transaction = (made_of, reported)
+        return reported
 
     @property
     def _sample_interval_s(self) -> float:
@@ -288,11 +299,32 @@ class OcppCharger:
         return None if transaction is None else transaction.id_token
 
     def latest(self) -> Reading:
-        """The connector's latest reported values, at once; raises when the station is offline."""
+        """The connector's latest reported values, at once; raises when the station is
+        offline. The same `Reading` until the station reports something new (or another
+        limit is in force): the loop asks every cycle, stations report every few seconds."""
         self._session()
         connector = self.station.connector(self.connector_id)
         m = connector.measurement
         last = self._lease.planner.last if self._lease is not None else None
+        made_of = (
+            connector,
+            m,
+            connector.measured_at,
+            connector.status,
+            connector.charging_state,
+            connector.state_at,
+            last,
+        )
+        known = self._latest
+        if known is not None and all(a is b for a, b in zip(known[0], made_of, strict=True)):
+            return known[1]
+        reading = self._reading(connector, last)
+        if connector.measured_at is not None:  # (else stamped now: new every time)
+            self._latest = (made_of, reading)
+        return reading
+
+    def _reading(self, connector: ConnectorState, last: Setpoint | None) -> Reading:
+        m = connector.measurement
         voltage = mean_voltage(m.voltage_v, self.voltage_v)
         if self.dc is None:
             currents = _currents(connector, voltage, last.phases if last is not None else 3)
@@ -382,6 +414,34 @@ class OcppCharger:
         one station-wide limit, the connectors' setpoints added up (`StationCare.share`)."""
         self._wanted = (current_a, phases)
         return await self.care.detached(self._send_wanted)
+
+    def limit_in_force(self, current_a: float, phases: int) -> AppliedLimit | None:
+        """The limit in force, at once and without a task, when `set_limit(current_a,
+        phases)` would send nothing now (`devices.model.HeldLimit`): a lease of this
+        connection that is not due (deadband, rate limit, renewal), no exchange in progress,
+        no phase switch; None when `set_limit` must be called."""
+        lease = self._lease
+        session = self.station.session
+        if (
+            lease is None
+            or session is None
+            or lease.session is not session
+            or self.shares_station_limit
+            or self._refused is not None
+        ):
+            return None
+        lease = self._current_lease()
+        last = lease.planner.last
+        setpoint = self._paused_for_switch(self._setpoint(current_a, phases), lease)
+        if last is None or self._switching is not None or not lease.quiet(setpoint):
+            return None
+        self._wanted = (current_a, phases)  # (what an exchange still waiting is to send)
+        return AppliedLimit(
+            current_a=last.current_a,
+            phases=last.phases,
+            paused=last.current_a <= 0,
+            at=trio.current_time(),
+        )
 
     async def _send_wanted(self) -> AppliedLimit:
         assert self._wanted is not None, "set_limit asks first"

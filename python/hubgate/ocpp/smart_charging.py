@@ -370,11 +370,26 @@ class ProfileLease:
             await self._follow_capabilities()
             return last is not None and await self._apply(last)
 
+    def quiet(self, setpoint: Setpoint) -> bool:
+        """Whether `apply(setpoint)` would send nothing now, known at once: no exchange in
+        progress, the lease's shape the one its capabilities ask for and nothing due."""
+        mode = lease_mode(self.capabilities, self.leases, relative=self._relative)
+        return (
+            not self._calls.locked()
+            and mode is self._mode
+            and not self._due(setpoint, trio.current_time())
+        )
+
+    def _due(self, setpoint: Setpoint, now: float) -> bool:
+        """Whether `setpoint` must go out now (a relative lease counts from its
+        transaction's start: a new transaction needs a new one)."""
+        restarted = self._mode is LeaseMode.RELATIVE and self.origin()[0] != self._sent_origin
+        return not self._base_installed or self.planner.due(setpoint, now) or restarted
+
     async def _apply(self, setpoint: Setpoint) -> bool:
         now = trio.current_time()
-        restarted = self._mode is LeaseMode.RELATIVE and self.origin()[0] != self._sent_origin
-        if self._base_installed and not self.planner.due(setpoint, now) and not restarted:
-            return False  # (a relative lease counts from its transaction's start: a new one)
+        if not self._due(setpoint, now):
+            return False
         wall = on_charger_clock(datetime.now(UTC), self.capabilities.clock_offset_s)
         while True:
             try:

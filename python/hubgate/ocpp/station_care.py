@@ -123,6 +123,8 @@ class StationCare:
         """The attended connection's (`detached`)."""
         self._settled = False
         self._lock = trio.Lock()
+        self._capabilities: tuple[tuple[object, ...], Capabilities] | None = None
+        """The capabilities in force and what they were made of (`capabilities`)."""
 
     @property
     def source(self) -> str:
@@ -140,15 +142,21 @@ class StationCare:
     def capabilities(self) -> Capabilities:
         """The capabilities in force: reported (else stored, else defaults), with the
         clock and validTo behaviour seen, corrected by the site file."""
+        seen = self.station.clock.offset_s
+        made_of = (self.reported, self.stored, seen, self.honours_valid_to, self.override)
+        known = self._capabilities
+        if known is not None and all(a is b for a, b in zip(known[0], made_of, strict=True)):
+            return known[1]  # (read for every limit sent: made again only when one changed)
         base = self.reported or self.stored or Capabilities()
         clock = base.clock_offset_s if self.reported is not None else None
-        seen = self.station.clock.offset_s
         honours = self.honours_valid_to
-        return replace(
+        capabilities = replace(
             base,
             clock_offset_s=seen if seen is not None else clock,
             honours_valid_to=base.honours_valid_to if honours is None else honours,
         ).corrected(self.override)
+        self._capabilities = (made_of, capabilities)
+        return capabilities
 
     def shared_lease(self, session: OcppSession, settings: LeaseSettings) -> ProfileLease:
         """The station-wide lease (connector 0) of this connection."""

@@ -366,7 +366,12 @@ async def open_gateway(
                 ).serve
             if site.modbus_server is not None:
                 servers["modbus-server"] = partial(
-                    serve_modbus, site.modbus_server, site, hub, limits
+                    serve_modbus,
+                    site.modbus_server,
+                    site,
+                    hub,
+                    limits,
+                    commands=loop.commands if operator is None else operator.commands,
                 )
             ready = {name: trio.Event() for name in servers}
             failed: dict[str, BaseException] = {}

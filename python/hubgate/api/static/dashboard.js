@@ -514,8 +514,9 @@ function sessionText(s) {
   if (s.needed_kwh === null) return `${fmt(s.energy_kwh)} kWh`;
   const hhmm = (iso) => (iso ? new Date(iso).toTimeString().slice(0, 5) : "–");
   const finish = s.projected_finish ? `, done ${hhmm(s.projected_finish)}` : "";
+  const most = s.ev_max_a === null ? "" : `, EV max ${fmt(s.ev_max_a)} A`;
   const risk = s.at_risk ? ` · ${fmt(s.shortfall_kwh)} kWh short` : "";
-  return `${fmt(s.energy_kwh)} / ${fmt(s.needed_kwh)} kWh by ${hhmm(s.departure)}${finish}${risk}`;
+  return `${fmt(s.energy_kwh)} / ${fmt(s.needed_kwh)} kWh by ${hhmm(s.departure)}${most}${finish}${risk}`;
 }
 
 function renderConnectors(state) {

@@ -1,0 +1,92 @@
+"""How a cycle's setpoints go out: each charger's command (its failsafe configured and
+verified first where the planner asks), the battery's and the PV inverters' commands, all
+at once under the authority's epoch and one deadline (`gather_by_deadline`).
+
+A charger that paces its own commands (`HeldLimit`: an OCPP charge point, handed every
+cycle's setpoint) and would send nothing now gives its limit in force at once, without a
+task: most of them, most cycles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+import trio
+
+from hubgate.config.model import SiteConfig
+from hubgate.control.authority import Authority, FencedError, fenced
+from hubgate.control.cycle import gather_by_deadline
+from hubgate.control.plan import CyclePlanner, Plan, SetpointCommand
+from hubgate.devices.model import AppliedLimit, Charger, HeldLimit
+
+Operation = Callable[[], Awaitable[object]]
+
+
+class Dispatch:
+    """Sends the planner's commands to the site's chargers, battery and PV inverters."""
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        planner: CyclePlanner,
+        chargers: Mapping[str, Charger],
+        authority: Authority,
+    ) -> None:
+        """`chargers`: each connector's charger, by connector name."""
+        self.site = site
+        self.planner = planner
+        self.chargers = chargers
+        self.authority = authority
+        self._held = {name: c for name, c in chargers.items() if isinstance(c, HeldLimit)}
+
+    async def send(self, plan: Plan, now: float, epoch: int, deadline: float) -> None:
+        """Send `plan`'s commands and the energy devices' under `epoch`, each cancelled at
+        `deadline`, and hand the planner what came of them."""
+        ops: dict[str, Operation] = {}
+        held: dict[str, object] = {}
+        for command in plan.commands:
+            name = command.name
+            charger = self.chargers[name]
+            if command.verify_first:
+                ops[name] = self._verify_then_set(charger, command, epoch)
+                continue
+            paced = self._held.get(name)
+            limit = (
+                None if paced is None else paced.limit_in_force(command.current_a, command.phases)
+            )
+            if limit is not None:
+                held[name] = limit
+            else:
+                ops[name] = setter(charger, command.current_a, command.phases)
+        energy = self.planner.energy.command_ops(now)
+        ops |= energy
+        ops = {name: fenced(self.authority, epoch, op) for name, op in ops.items()}
+        results = held | await gather_by_deadline(ops, deadline)
+        for name in energy:
+            self.planner.energy_commanded(name, results.pop(name, None), now)
+        self.planner.outcomes(plan, results, now, trio.current_time())
+
+    def _verify_then_set(self, charger: Charger, command: SetpointCommand, epoch: int) -> Operation:
+        control = self.site.control
+
+        async def run() -> AppliedLimit:
+            try:
+                await charger.configure_failsafe(control.lease_s, command.failsafe_a)
+            except Exception:
+                self.planner.failsafe_configured(command.index, ok=False)
+                raise
+            self.planner.failsafe_configured(command.index, ok=True)
+            if not self.authority.holds(epoch):
+                raise FencedError(f"epoch {epoch} is no longer held: not sent")
+            return await charger.set_limit(command.current_a, command.phases)
+
+        return run
+
+
+def setter(charger: Charger, current_a: float, phases: int) -> Operation:
+    """The operation that sends `charger` its limit."""
+
+    async def run() -> AppliedLimit:
+        return await charger.set_limit(current_a, phases)
+
+    return run
