@@ -136,6 +136,8 @@ class CyclePlanner:
         self.events = events if events is not None else EventLog(clock=time.monotonic)
         control = site.control
         self.allocator = SiteAllocator(with_finite_limits(site), allocation)
+        self._settle_s = (allocation or AllocationSettings()).settle_s
+        """How long an EV may take to follow a lowered setpoint (the allocator's too)."""
         self.model = SiteModel.build(site, self.allocator)
         unreachable_s = self.timing.unreachable_after_cycles * control.cycle_s
         self.connectors = [
@@ -163,7 +165,8 @@ class CyclePlanner:
         }
         self.meter_reading: dict[str, Reading] = {}
         self._held_base: dict[int, Phases3] = {}
-        """Per metered node, its base load in the last cycle without an unreported start."""
+        """Per metered node, its base load in the last cycle in which every connector's
+        draw below it was known (`_metered_base`)."""
         self.energy = SiteEnergy(
             site,
             self.model,
@@ -296,7 +299,7 @@ class CyclePlanner:
         known = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
         reserved = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
         reserved_w = 0.0  # what the reserved connectors may draw on top of their draw
-        unreported = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
+        unknown = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
         ev_max = array("d", [math.inf]) * len(model.connectors)
         wanting = array("b", bytes(len(model.connectors)))
         notes: list[str] = []
@@ -309,10 +312,11 @@ class CyclePlanner:
                 failsafe_a=self.site.control.failsafe_current_a,
             )
             reserved_at = self.reservation(i, now)
-            draw = runtime.known_draw()
+            draw, falling = runtime.known_draw(now, self._settle_s)
             for node in model.ancestors[info.node]:
                 for p in range(3):
                     known[node][p] += draw[p]
+                    unknown[node][p] += falling[p]
             phases = (info.grid_phases[0],) if info.one_phase else (0, 1, 2)
             if reserved_at is not None:
                 assumed, why = reserved_at
@@ -332,7 +336,7 @@ class CyclePlanner:
                 allowance = info.max_current_a if runtime.sent_a is None else runtime.sent_a
                 for node in model.ancestors[info.node]:
                     for p in phases:
-                        unreported[node][p] += max(allowance - runtime.draw[p], 0.0)
+                        unknown[node][p] += max(allowance - runtime.draw[p], 0.0)
                 wanting[i] = True
                 ev_max[i] = runtime.ev_limit_a
                 continue
@@ -386,7 +390,7 @@ class CyclePlanner:
         for node in range(n_nodes):
             degraded = node not in measured and node in share
             limit = self.node_limit(node, now).phase_a if degraded else None
-            metered = self._metered_base(node, measured.get(node), known[node], unreported[node])
+            metered = self._metered_base(node, measured.get(node), known[node], unknown[node])
             for p in range(3):
                 if metered is not None:
                     value = metered[p]
@@ -445,24 +449,27 @@ class CyclePlanner:
         node: int,
         measured: Phases3 | None,
         known: list[float],
-        unreported: list[float],
+        unknown: list[float],
     ) -> Phases3 | None:
         """A metered node's base load: measured minus the known draws below it, signed (PV
-        and a discharging battery below it make it negative: headroom for the EVs). While a
-        connector below has started but not reported its current (`unreported`: what it may
-        draw), the base is held where it was before, unless the meter rose more than that
-        start explains. None for a node without a trusted meter."""
+        and a discharging battery below it make it negative: headroom for the EVs). While
+        the meter may show draws below it that no reading does yet (`unknown`: a start not
+        yet reported, up to what it may draw; an EV on its way down after a decrease, what
+        its last reading shows above its new setpoint), the base is held where it was
+        before, unless the meter rose more than those explain: an EV slow to follow is
+        neither base load nor a reason to pause the others. None for a node without a
+        trusted meter."""
         if measured is None:
             return None
         raw = (measured[0] - known[0], measured[1] - known[1], measured[2] - known[2])
         held = self._held_base.get(node)
-        if held is None or not any(unreported):
+        if held is None or not any(unknown):
             self._held_base[node] = raw
             return raw
         return (
-            max(held[0], raw[0] - unreported[0]),
-            max(held[1], raw[1] - unreported[1]),
-            max(held[2], raw[2] - unreported[2]),
+            max(held[0], raw[0] - unknown[0]),
+            max(held[1], raw[1] - unknown[1]),
+            max(held[2], raw[2] - unknown[2]),
         )
 
     def node_limit(self, node: int, now: float) -> NodeLimit:
