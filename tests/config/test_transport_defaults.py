@@ -6,33 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hubgate.config import ConfigError, SiteConfig, load_site
 from hubgate.config.model import Parity
+from tests.support.site_files import load_text as load
+from tests.support.site_files import site_problems as problems
 from tests.support.toml_tables import meter
-
-BASE = """\
-[site]
-name = "transport defaults"
-
-[grid]
-phase_current_limit_a = 100
-
-"""
-
-
-def load(tmp_path: Path, text: str) -> SiteConfig:
-    path = tmp_path / "site.toml"
-    path.write_text(BASE + text)
-    return load_site(path)
-
-
-def problems(tmp_path: Path, text: str) -> list[str]:
-    try:
-        load(tmp_path, text)
-    except ConfigError as error:
-        return [str(p) for p in error.problems]
-    return []
-
 
 BATTERY = """\
 [battery]

@@ -190,6 +190,20 @@ async def test_a_plan_in_flight_holds_each_request_until_its_pause_ends(
     await master.aclose()
 
 
+async def read_then_write(device: ModbusDevice) -> None:
+    """The plan (three requests), then a write: four requests, three pauses."""
+    assert await device.read_plan(PLAN) == values(HOLDING)
+    await device.write_registers(90, [7])
+
+
+def assert_paced(times: PduTimes, pauses: int) -> None:
+    """The peer saw `pauses` gaps between a response and the next request, each at least
+    the pause."""
+    gaps = times.quiet_gaps()
+    assert len(gaps) == pauses
+    assert min(gaps) >= DELAY_S
+
+
 async def test_a_group_read_keeps_the_pause_against_pymodbus() -> None:
     times = PduTimes()
     with (
@@ -210,9 +224,7 @@ async def test_a_group_read_keeps_the_pause_against_pymodbus() -> None:
                 outcomes = await read_plans([(slow, PLAN), (quick, PLAN)], trio.current_time() + 10)
                 assert outcomes == [values(HOLDING)] * 2
                 assert trio.current_time() - started >= 3 * DELAY_S
-    gaps = times.quiet_gaps()
-    assert len(gaps) == 2 * 3
-    assert min(gaps) >= DELAY_S
+    assert_paced(times, 2 * 3)
 
 
 async def test_tcp_requests_reach_pymodbus_after_the_pause() -> None:
@@ -220,13 +232,10 @@ async def test_tcp_requests_reach_pymodbus_after_the_pause() -> None:
     with trio.fail_after(20), pymodbus_server({1: HOLDING}, trace_pdu=times) as peer:
         async with open_tcp_master("127.0.0.1", peer.port) as master:
             device = ModbusDevice(master, 1, max_in_flight=4, delay_s=DELAY_S)
-            assert await device.read_plan(PLAN) == values(HOLDING)
-            await device.write_registers(90, [7])
+            await read_then_write(device)
             plans = await read_plans([(device, PLAN)], trio.current_time() + 10)
             assert plans == [values(HOLDING)]
-    gaps = times.quiet_gaps()
-    assert len(gaps) == 3 + 1 + 3 - 1
-    assert min(gaps) >= DELAY_S
+    assert_paced(times, 3 + 1 + 3 - 1)
 
 
 async def test_rtu_requests_reach_pymodbus_after_the_pause() -> None:
@@ -238,12 +247,8 @@ async def test_rtu_requests_reach_pymodbus_after_the_pause() -> None:
     ):
         line = SerialLine(device=master_end, baud=19200, parity=Parity.NONE)
         async with open_rtu_master(line) as bus:
-            device = ModbusDevice(bus, 1, delay_s=DELAY_S)
-            assert await device.read_plan(PLAN) == values(HOLDING)
-            await device.write_registers(90, [7])
-    gaps = times.quiet_gaps()
-    assert len(gaps) == 3
-    assert min(gaps) >= DELAY_S
+            await read_then_write(ModbusDevice(bus, 1, delay_s=DELAY_S))
+    assert_paced(times, 3)
 
 
 async def test_rtu_over_tcp_requests_reach_pymodbus_after_the_pause() -> None:
@@ -253,9 +258,5 @@ async def test_rtu_over_tcp_requests_reach_pymodbus_after_the_pause() -> None:
         pymodbus_server({4: HOLDING}, framer=FramerType.RTU, trace_pdu=times) as peer,
     ):
         async with open_rtu_over_tcp_master("127.0.0.1", peer.port) as gateway:
-            device = ModbusDevice(gateway, 4, delay_s=DELAY_S)
-            assert await device.read_plan(PLAN) == values(HOLDING)
-            await device.write_registers(90, [7])
-    gaps = times.quiet_gaps()
-    assert len(gaps) == 3
-    assert min(gaps) >= DELAY_S
+            await read_then_write(ModbusDevice(gateway, 4, delay_s=DELAY_S))
+    assert_paced(times, 3)
