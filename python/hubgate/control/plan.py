@@ -383,6 +383,7 @@ class CyclePlanner:
             operator_power_source=self._operator_power_source,
             safety_margin_a=self.site.grid.safety_margin_a,
         )
+        lease_cut = array("d", base)  # base was 0 before: the headroom the leases take
         for node in range(n_nodes):
             degraded = node not in measured and node in share
             limit = self.node_limit(node, now).phase_a if degraded else None
@@ -420,7 +421,7 @@ class CyclePlanner:
             last=self.last_result,
         )
         notes.extend(energy.notes)
-        deadlines = self.horizon.deadline_inputs(now, base, self.connectors)
+        deadlines = self.horizon.deadline_inputs(now, base, lease_cut, self.connectors)
         if held := hold_back(deadlines.ceiling_a, ev_max):
             notes.append(f"prices: {held} sessions with slack wait for cheaper slots")
         return (
