@@ -8,27 +8,9 @@ from pathlib import Path
 import pytest
 
 from hubgate.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from hubgate.config import ConfigError, load_site
+from tests.support.site_files import MINIMAL_SITE as BASE
+from tests.support.site_files import site_problems as problems
 from tests.support.toml_tables import meter, modbus, modbus_charger
-
-BASE = """\
-[site]
-name = "addresses"
-
-[grid]
-phase_current_limit_a = 100
-
-"""
-
-
-def problems(tmp_path: Path, text: str) -> list[str]:
-    path = tmp_path / "site.toml"
-    path.write_text(BASE + text)
-    try:
-        load_site(path)
-    except ConfigError as error:
-        return [str(p) for p in error.problems]
-    return []
 
 
 def listeners(ocpp: str, api: str, modbus_server: str | None = None) -> str:

@@ -420,12 +420,17 @@ class SlowWrites:
         return self.master.stats
 
     async def request(
-        self, unit: int, request: Request, *, timeout_s: float | None = None
+        self,
+        unit: int,
+        request: Request,
+        *,
+        timeout_s: float | None = None,
+        delay_s: float = 0.0,
     ) -> Response:
         if isinstance(request, Request.WriteMultipleRegisters):
             self.writing.set()
             await trio.sleep(self.delays.pop(0) if self.delays else 0)
-        return await self.master.request(unit, request, timeout_s=timeout_s)
+        return await self.master.request(unit, request, timeout_s=timeout_s, delay_s=delay_s)
 
     async def read_plan(
         self,
@@ -434,8 +439,9 @@ class SlowWrites:
         *,
         max_in_flight: int = 1,
         timeout_s: float | None = None,
+        delay_s: float = 0.0,
     ) -> list[FieldValue]:
-        return await read_plan_in_turn(self, unit, plan, timeout_s=timeout_s)
+        return await read_plan_in_turn(self, unit, plan, timeout_s=timeout_s, delay_s=delay_s)
 
 
 async def test_heartbeat_never_rewrites_a_stale_setpoint() -> None:

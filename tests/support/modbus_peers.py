@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymodbus.framer import FramerType
+from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
@@ -59,6 +61,33 @@ class RunningServer:
         return values
 
 
+@dataclass
+class PduTimes:
+    """A pymodbus server's `trace_pdu`: when each request was decoded and each response
+    built (before it is written), on the server's own clock."""
+
+    events: list[tuple[float, bool]] = field(default_factory=list)
+    """(time.monotonic(), sending) per PDU: False a request in, True a response out."""
+
+    def __call__(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU:
+        self.events.append((time.monotonic(), sending))
+        return pdu
+
+    def quiet_gaps(self) -> list[float]:
+        """For each request after the first: the time from the previous response to it."""
+        gaps, answered = [], None
+        for at, sending in list(self.events):
+            if sending:
+                answered = at
+            elif answered is not None:
+                gaps.append(at - answered)
+        return gaps
+
+    @property
+    def requests(self) -> int:
+        return sum(not sending for _, sending in list(self.events))
+
+
 @contextmanager
 def pymodbus_server(
     devices: Mapping[int, Sequence[int]],
@@ -66,8 +95,10 @@ def pymodbus_server(
     framer: FramerType = FramerType.SOCKET,
     serial_port: str | None = None,
     baud: int = 19200,
+    trace_pdu: PduTimes | None = None,
 ) -> Iterator[RunningServer]:
-    """A pymodbus TCP server on 127.0.0.1:0 (or an RTU server on `serial_port`)."""
+    """A pymodbus TCP server on 127.0.0.1:0 (or an RTU server on `serial_port`),
+    `trace_pdu` told of every PDU."""
     started = threading.Event()
     box: dict[str, Any] = {}
 
@@ -75,10 +106,17 @@ def pymodbus_server(
         context = [sim_device(unit, values) for unit, values in devices.items()]
         server: Any
         if serial_port is None:
-            server = ModbusTcpServer(context, framer=framer, address=("127.0.0.1", 0))
+            server = ModbusTcpServer(
+                context, framer=framer, address=("127.0.0.1", 0), trace_pdu=trace_pdu
+            )
         else:
             server = ModbusSerialServer(
-                context, port=serial_port, baudrate=baud, parity="N", framer=FramerType.RTU
+                context,
+                port=serial_port,
+                baudrate=baud,
+                parity="N",
+                framer=FramerType.RTU,
+                trace_pdu=trace_pdu,
             )
         await server.serve_forever(background=True)
         box["loop"] = asyncio.get_running_loop()

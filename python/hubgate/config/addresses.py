@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from hubgate.config.model import ModbusEndpoint, SiteConfig
+from hubgate.config.model import ModbusEndpoint, SerialLine, SiteConfig
 from hubgate.tomlcheck import Loc, format_path
 
 
@@ -114,4 +114,30 @@ def device_problems(site: SiteConfig) -> list[tuple[Loc, str]]:
                 )
             )
         others.append(loc)
+    return problems + _line_problems(site)
+
+
+def _line_problems(site: SiteConfig) -> list[tuple[Loc, str]]:
+    """Devices on one serial line with other line settings (given, or their profiles')."""
+    problems: list[tuple[Loc, str]] = []
+    first: dict[str, tuple[Loc, SerialLine]] = {}
+    for loc, endpoint in modbus_devices(site):
+        line = endpoint.serial
+        if line is None:
+            continue
+        seen = first.setdefault(line.device, (loc, line))
+        if seen[1] != line:
+            other = seen[1]
+            problems.append(
+                (
+                    (*loc, "serial"),
+                    f"serial line {line.device} is {_settings(line)} here but"
+                    f" {_settings(other)} in {format_path(seen[0])}; a line has one setting:"
+                    " give baud, parity and stop_bits the same on every device on it",
+                )
+            )
     return problems
+
+
+def _settings(line: SerialLine) -> str:
+    return f"{line.baud} {line.parity.value}{line.stop_bits}"

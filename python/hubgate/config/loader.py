@@ -13,7 +13,7 @@ from typing import Any
 
 from hubgate.config.addresses import device_problems, listener_problems
 from hubgate.config.model import SiteConfig
-from hubgate.config.profile_refs import profile_problems
+from hubgate.config.profile_refs import profile_problems, with_transport_defaults
 from hubgate.config.references import reference_problems
 from hubgate.config.tokens import authorization_problems
 from hubgate.tomlcheck import ConfigError, ConfigProblem, locate, read_toml, validation_problems
@@ -23,6 +23,7 @@ __all__ = ["ConfigError", "ConfigProblem", "load_site", "problems_in"]
 
 def problems_in(data: Mapping[str, Any], text: str, file: str) -> list[ConfigProblem]:
     """Every problem in already-parsed site data; empty when it is valid."""
+    data = with_transport_defaults(data)
     found = validation_problems(SiteConfig, data)
     found.extend(reference_problems(data))
     found.extend(profile_problems(data))
@@ -41,7 +42,7 @@ def load_site(path: str | Path) -> SiteConfig:
     problems = problems_in(data, text, str(path))
     if problems:
         raise ConfigError(problems)
-    site = SiteConfig.model_validate(data)
+    site = SiteConfig.model_validate(with_transport_defaults(data))
     authorization = site.authorization
     if authorization is not None and authorization.tokens_file is not None:
         tokens_file = Path(path).parent / authorization.tokens_file

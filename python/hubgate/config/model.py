@@ -150,14 +150,16 @@ class SerialLine(Strict):
 
 
 class ModbusEndpoint(Strict):
-    """How to reach a Modbus device: TCP (host), RTU (serial) or RTU over TCP."""
+    """How to reach a Modbus device: TCP (host), RTU (serial) or RTU over TCP. A site file
+    that leaves out `unit`, `port` or the serial line's settings gets its profile's
+    `[transport]` ones (`config.profile_refs.with_transport_defaults`)."""
 
     profile: str = Field(min_length=1, description="Firmware profile name")
     host: str | None = Field(default=None, description="Host for Modbus TCP or RTU over TCP")
-    port: TcpPort = 502
+    port: TcpPort = Field(default=502, description="Default: the profile's tcp_port")
     serial: SerialLine | None = None
     rtu_over_tcp: bool = False
-    unit: int = Field(default=1, ge=0, le=255)
+    unit: int = Field(default=1, ge=0, le=255, description="Default: the profile's unit")
 
     @model_validator(mode="after")
     def _one_transport(self) -> ModbusEndpoint:

@@ -1,8 +1,12 @@
-"""Site devices whose `modbus.profile` names no firmware profile, or one of another kind;
-chargers whose profile has no device-side failsafe."""
+"""Where a site's Modbus devices meet their firmware profiles: a `modbus.profile` that names
+no profile, one of another kind or one the link cannot reach (`profile_problems`); the
+unit, TCP port and serial line settings a site leaves out, from the profile's
+`[transport]` (`with_transport_defaults`); chargers whose profile has no device-side
+failsafe."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,18 +28,62 @@ _KINDS = {
 """Profile kinds each site table accepts (a hybrid inverter is a battery that also has PV)."""
 
 
-def _endpoints(data: Mapping[str, Any]) -> Iterator[tuple[Loc, object]]:
+def _modbus_tables(data: Mapping[str, Any]) -> Iterator[tuple[Loc, Any]]:
+    """Every device's `modbus` table with its location."""
     for table in _LISTS:
         entries = data.get(table)
         for index, entry in enumerate(entries if isinstance(entries, list) else []):
             modbus = entry.get("modbus") if isinstance(entry, Mapping) else None
             if isinstance(modbus, Mapping):
-                yield (table, index, "modbus", "profile"), modbus.get("profile")
+                yield (table, index, "modbus"), modbus
     for table in _SINGLES:
         entry = data.get(table)
         modbus = entry.get("modbus") if isinstance(entry, Mapping) else None
         if isinstance(modbus, Mapping):
-            yield (table, "modbus", "profile"), modbus.get("profile")
+            yield (table, "modbus"), modbus
+
+
+def _endpoints(data: Mapping[str, Any]) -> Iterator[tuple[Loc, object]]:
+    for loc, modbus in _modbus_tables(data):
+        yield (*loc, "profile"), modbus.get("profile")
+
+
+def _profiles(data: Mapping[str, Any], folder: Path | None) -> dict[str, Profile | None]:
+    """The profiles the site's Modbus tables name (None: missing or broken)."""
+    try:
+        known = profile_files(folder)
+    except ConfigError:
+        return {}
+    found: dict[str, Profile | None] = {}
+    for _, name in _endpoints(data):
+        if isinstance(name, str) and name not in found:
+            try:
+                found[name] = load_profile(known[name]) if name in known else None
+            except ConfigError:
+                found[name] = None
+    return found
+
+
+def with_transport_defaults(data: Mapping[str, Any], folder: Path | None = None) -> Any:
+    """A copy of site data in which each Modbus table that leaves them out has its profile's
+    `[transport]` `unit`, `tcp_port` (as `port`, for a device on Modbus TCP itself) and
+    factory serial line settings (`baud`, `parity`, `stop_bits`)."""
+    data = copy.deepcopy(dict(data))
+    profiles = _profiles(data, folder)
+    for _, modbus in _modbus_tables(data):
+        name = modbus.get("profile")
+        profile = profiles.get(name) if isinstance(name, str) else None
+        if profile is None:
+            continue
+        transport = profile.transport
+        modbus.setdefault("unit", transport.unit)
+        if "host" in modbus and not modbus.get("rtu_over_tcp") and "tcp" in transport.link:
+            modbus.setdefault("port", transport.tcp_port)
+        line = modbus.get("serial")
+        if isinstance(line, dict) and transport.serial is not None:
+            for key, value in transport.serial.model_dump().items():
+                line.setdefault(key, value)
+    return data
 
 
 def profile_problems(data: Mapping[str, Any], folder: Path | None = None) -> list[tuple[Loc, str]]:
@@ -71,6 +119,28 @@ def profile_problems(data: Mapping[str, Any], folder: Path | None = None) -> lis
         elif kind not in accepted:
             wanted = " or ".join(sorted(accepted))
             problems.append((loc, f"profile '{name}' describes a {kind}, not a {wanted}"))
+    return problems + _link_problems(data, folder)
+
+
+def _link_problems(data: Mapping[str, Any], folder: Path | None) -> list[tuple[Loc, str]]:
+    """Modbus tables that reach a Modbus-TCP-only device (`[transport] link = 'tcp'`) over
+    a serial line or an RTU-over-TCP gateway."""
+    profiles = _profiles(data, folder)
+    problems: list[tuple[Loc, str]] = []
+    for loc, modbus in _modbus_tables(data):
+        name = modbus.get("profile")
+        profile = profiles.get(name) if isinstance(name, str) else None
+        if profile is None or profile.transport.link != "tcp":
+            continue
+        for key, way in (("serial", "a serial line"), ("rtu_over_tcp", "RTU over TCP")):
+            if modbus.get(key):
+                problems.append(
+                    (
+                        (*loc, key),
+                        f"profile '{name}' is reached over Modbus TCP only ([transport] link ="
+                        f" 'tcp'), not {way}: give its host (and port) instead",
+                    )
+                )
     return problems
 
 

@@ -280,7 +280,8 @@ async def try_profile(
     identification register names is not asked again)."""
     silent = set() if silent is None else silent
     unit = profile.transport.unit if unit is None else unit
-    own = ModbusDevice(master, unit)
+    delay_s = profile.transport.delay_s  # the pause the device needs between requests
+    own = ModbusDevice(master, unit, delay_s=delay_s)
     blocks: dict[str, int] = {}
     read: dict[str, str] = {}
     evidence: list[str] = []
@@ -318,7 +319,11 @@ async def try_profile(
             models = sorted({own_id for b in profile.sunspec.blocks.values() for own_id in b.ids})
             evidence.append(f"SunSpec blocks {', '.join(blocks)} (models {models})")
         for ident in profile.identification:
-            link = own if ident.unit_id is None else ModbusDevice(master, ident.unit_id)
+            link = (
+                own
+                if ident.unit_id is None
+                else ModbusDevice(master, ident.unit_id, delay_s=delay_s)
+            )
             if link.unit in silent:
                 return result(f"unit {link.unit} ({ident.what}) does not answer")
             try:

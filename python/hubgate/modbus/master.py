@@ -26,9 +26,15 @@ class Master(Protocol):
         """Request statistics per unit id."""
 
     async def request(
-        self, unit: int, request: Request, *, timeout_s: float | None = None
+        self,
+        unit: int,
+        request: Request,
+        *,
+        timeout_s: float | None = None,
+        delay_s: float = 0.0,
     ) -> Response:
-        """Send `request` to `unit` and return its normal response.
+        """Send `request` to `unit` and return its normal response; the link has been
+        quiet for `delay_s` (since its last exchange with any unit ended) when it is sent.
 
         Raises `ModbusExceptionError`, or after the retries `ModbusTimeoutError`,
         `ModbusConnectionError` or `ModbusBadResponseError`.
@@ -41,17 +47,26 @@ class Master(Protocol):
         *,
         max_in_flight: int = 1,
         timeout_s: float | None = None,
+        delay_s: float = 0.0,
     ) -> list[FieldValue]:
         """Every field of `plan` read from `unit`, with at most `max_in_flight` of its
-        requests on the link at once (where the link can pipeline); raises as `request`."""
+        requests on the link at once (where the link can pipeline; one when `delay_s`
+        keeps the link quiet before each request); raises as `request`."""
 
 
 async def read_plan_in_turn(
-    master: Master, unit: int, plan: ReadPlan, *, timeout_s: float | None = None
+    master: Master,
+    unit: int,
+    plan: ReadPlan,
+    *,
+    timeout_s: float | None = None,
+    delay_s: float = 0.0,
 ) -> list[FieldValue]:
     """`Master.read_plan` for a link that takes one request at a time (RTU): the plan's
     requests one after the other, then one `ReadPlan.decode` call."""
-    responses = [await master.request(unit, r, timeout_s=timeout_s) for r in plan.requests]
+    responses = [
+        await master.request(unit, r, timeout_s=timeout_s, delay_s=delay_s) for r in plan.requests
+    ]
     return plan.decode(responses)
 
 
@@ -94,6 +109,9 @@ class ModbusDevice:
     max_in_flight: int = 1
     """Requests of one read plan the device answers at once (pipelining; its profile's
     `[transport] max_in_flight`)."""
+    delay_s: float = 0.0
+    """How long its link stays quiet before each request to it (its profile's
+    `[transport] inter_request_delay_ms`); such a device is never pipelined."""
 
     @property
     def name(self) -> str:
@@ -107,7 +125,9 @@ class ModbusDevice:
 
     async def request(self, request: Request, *, timeout_s: float | None = None) -> Response:
         """Send any request to this device."""
-        return await self.master.request(self.unit, request, timeout_s=timeout_s)
+        return await self.master.request(
+            self.unit, request, timeout_s=timeout_s, delay_s=self.delay_s
+        )
 
     async def read_registers(
         self, address: int, count: int, *, function: int = 3, timeout_s: float | None = None
@@ -116,7 +136,9 @@ class ModbusDevice:
         if function in (3, 4) and 1 <= count <= MAX_READ and 0 <= address <= 0x10000 - count:
             # As a one-request plan: the exchange is matched and decoded in Rust.
             plan = registers_plan(function, address, count)
-            values = await self.master.read_plan(self.unit, plan, timeout_s=timeout_s)
+            values = await self.master.read_plan(
+                self.unit, plan, timeout_s=timeout_s, delay_s=self.delay_s
+            )
             return cast(list[int], values)
         request: Request
         if function == 3:
@@ -125,7 +147,9 @@ class ModbusDevice:
             request = Request.ReadInputRegisters(address, count)
         else:
             raise ValueError(f"registers are read with function 3 or 4, not {function}")
-        response = await self.master.request(self.unit, request, timeout_s=timeout_s)
+        response = await self.master.request(
+            self.unit, request, timeout_s=timeout_s, delay_s=self.delay_s
+        )
         assert isinstance(response, _REGISTER_RESPONSES)
         return response.registers
 
@@ -145,5 +169,9 @@ class ModbusDevice:
     ) -> list[FieldValue]:
         """Every field of `plan` (see `Master.read_plan`)."""
         return await self.master.read_plan(
-            self.unit, plan, max_in_flight=self.max_in_flight, timeout_s=timeout_s
+            self.unit,
+            plan,
+            max_in_flight=self.max_in_flight,
+            timeout_s=timeout_s,
+            delay_s=self.delay_s,
         )

@@ -8,9 +8,11 @@ per request; here the whole group costs one Trio wait per batch of answers. A de
 on an open, idle Modbus TCP connection is read in the group (`TcpMaster.start_plan`);
 any other (RTU, a connection to open or in use), and one whose read in the group fails
 in a way a retry may cure (timeout, lost link, a frame that does not answer), is read
-by its own `read_plan` in a task, with its retries, under the same deadline. Each
-outcome is the fields' values, the error that ended the read, or None when the
-deadline came first.
+by its own `read_plan` in a task, with its retries, under the same deadline. A
+device that needs a pause between requests is read in the group too: each of its
+requests waits for its time as a round trip waits for its deadline. Each outcome is
+the fields' values, the error that ended the read, or None when the deadline came
+first.
 """
 
 from __future__ import annotations
@@ -53,7 +55,9 @@ async def read_plans(
             flight = None
             if poll is not None and isinstance(master, TcpMaster):
                 try:
-                    flight = master.start_plan(device.unit, plan, device.max_in_flight, now)
+                    flight = master.start_plan(
+                        device.unit, plan, device.max_in_flight, now, device.delay_s
+                    )
                 except HubgateError as exc:  # a plan the codec refuses
                     outcomes[index] = exc
                     continue
@@ -104,20 +108,24 @@ async def _drain(
         now = trio.current_time()
         ended: list[int] = []
         for fd, _ in poll.poll(0):
-            if flights[fd][1].receive(now):
+            flight = flights[fd][1]
+            before = flight.deadline
+            if flight.receive(now):
                 ended.append(fd)  # and its socket stays out of the set (one shot)
-            else:
-                poll.modify(fd, _ONE_WAKE)
+                continue
+            poll.modify(fd, _ONE_WAKE)
+            if flight.deadline != before:  # the next round trip, or a pause
+                heapq.heappush(deadlines, (flight.deadline, fd))
+        # Each flight's entry at its current deadline is live; the others are stale.
         while deadlines and (deadlines[0][0] <= now or deadlines[0][1] not in flights):
-            _, fd = heapq.heappop(deadlines)
-            if fd not in flights or fd in ended:
+            at, fd = heapq.heappop(deadlines)
+            if fd not in flights or fd in ended or flights[fd][1].deadline != at:
                 continue
             flight = flights[fd][1]
-            if flight.deadline > now:  # a later round trip: its own deadline
+            if flight.due(now):
+                ended.append(fd)
+            else:
                 heapq.heappush(deadlines, (flight.deadline, fd))
-                continue
-            flight.expire(now)
-            ended.append(fd)
         for fd in ended:
             index, flight = flights.pop(fd)
             if isinstance(flight.outcome, RETRIED):

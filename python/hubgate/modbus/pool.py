@@ -43,13 +43,16 @@ class ModbusPool:
         """Every master opened so far."""
         return list(self._masters.values())
 
-    def device(self, endpoint: ModbusEndpoint, *, max_in_flight: int = 1) -> ModbusDevice:
+    def device(
+        self, endpoint: ModbusEndpoint, *, max_in_flight: int = 1, delay_s: float = 0.0
+    ) -> ModbusDevice:
         """The device at `endpoint`, on the master its link shares; `max_in_flight` requests
-        of a read plan at once when it is on a TCP link (see `ModbusDevice`)."""
+        of a read plan at once when it is on a TCP link, its link quiet for `delay_s` before
+        each request to it (see `ModbusDevice`)."""
         key = self._key(endpoint)
         if key not in self._masters:
             self._masters[key] = self._open(endpoint)
-        return ModbusDevice(self._masters[key], endpoint.unit, max_in_flight)
+        return ModbusDevice(self._masters[key], endpoint.unit, max_in_flight, delay_s)
 
     def _key(self, endpoint: ModbusEndpoint) -> tuple[str, str, int]:
         if endpoint.serial is not None:

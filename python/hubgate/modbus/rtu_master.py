@@ -7,7 +7,9 @@
 One bus carries many unit ids and strictly one request at a time (a FIFO lock).
 Every frame is preceded by at least 3.5 character times of silence after the
 last byte seen on the line; a broadcast (unit 0) is followed by the turnaround
-delay the devices need to act on it. A response ends when the codec has the
+delay the devices need to act on it, and a request to a device that needs a pause
+between requests (`delay_s`, its profile's `inter_request_delay_ms`) by that pause
+since the bus's last exchange ended (not counted against the timeout). A response ends when the codec has the
 length its function code predicts and the CRC checks; bytes that cannot start
 the expected response (noise, late answers) are skipped, and stale input is
 flushed before each request on a serial line. A link that fails (device gone,
@@ -78,6 +80,8 @@ class RtuMaster:
         self._link: trio.abc.Stream | None = None
         self._codec = RtuClientCodec()
         self._quiet_until = -float("inf")
+        self._ended_at = -float("inf")
+        """When the last exchange (or broadcast) on the bus ended."""
         self._gate = ReconnectGate(name, backoff, rng or random.Random())
         self._stats: dict[int, RequestStats] = {}
         self.links_opened = 0
@@ -99,7 +103,12 @@ class RtuMaster:
         return self._codec.discarded
 
     async def request(
-        self, unit: int, request: Request, *, timeout_s: float | None = None
+        self,
+        unit: int,
+        request: Request,
+        *,
+        timeout_s: float | None = None,
+        delay_s: float = 0.0,
     ) -> Response:
         """Send `request` to `unit` (1-247); see `Master.request`."""
         if not 1 <= unit <= 247:
@@ -107,8 +116,8 @@ class RtuMaster:
         timeout_s = timeout_s or self.timeout_s
         for _ in range(self.retries):
             with contextlib.suppress(*RETRIED):
-                return await self._attempt(unit, request, timeout_s)
-        return await self._attempt(unit, request, timeout_s)
+                return await self._attempt(unit, request, timeout_s, delay_s)
+        return await self._attempt(unit, request, timeout_s, delay_s)
 
     async def read_plan(
         self,
@@ -117,9 +126,10 @@ class RtuMaster:
         *,
         max_in_flight: int = 1,
         timeout_s: float | None = None,
+        delay_s: float = 0.0,
     ) -> list[FieldValue]:
         """Every field of `plan`, one request at a time (a bus has one request on it)."""
-        return await read_plan_in_turn(self, unit, plan, timeout_s=timeout_s)
+        return await read_plan_in_turn(self, unit, plan, timeout_s=timeout_s, delay_s=delay_s)
 
     async def broadcast(self, request: Request, *, timeout_s: float | None = None) -> None:
         """Send a write to every unit (unit 0); no answer comes, the turnaround delay follows."""
@@ -128,8 +138,9 @@ class RtuMaster:
         with trio.move_on_at(deadline):
             async with self._bus:
                 link = await self._connect(deadline)
-                await self._send(link, 0, request)
-                self._quiet_until = trio.current_time() + self.turnaround_s
+                await self._send(link, 0, request, 0.0)
+                self._ended_at = trio.current_time()
+                self._quiet_until = self._ended_at + self.turnaround_s
                 return
         raise ModbusTimeoutError(f"{self.name}: broadcast not sent within {timeout_s:g} s")
 
@@ -139,19 +150,22 @@ class RtuMaster:
             await trio.aclose_forcefully(self._link)
             self._link = None
 
-    async def _attempt(self, unit: int, request: Request, timeout_s: float) -> Response:
+    async def _attempt(
+        self, unit: int, request: Request, timeout_s: float, delay_s: float
+    ) -> Response:
         stats = stats_of(self._stats, unit)
-        deadline = trio.current_time() + timeout_s
+        deadline = trio.current_time() + timeout_s + delay_s
         with trio.move_on_at(deadline):
             async with self._bus:
                 try:
                     link = await self._connect(deadline)
-                    response, started = await self._exchange(link, unit, request)
+                    response, started = await self._exchange(link, unit, request, delay_s)
                 except ModbusError:
                     stats.record_error()
                     raise
                 finally:
-                    self._quiet_until = trio.current_time() + self.gap_s
+                    self._ended_at = trio.current_time()
+                    self._quiet_until = self._ended_at + self.gap_s
                 checked = check_response(
                     self.name, unit, response, stats, trio.current_time() - started
                 )
@@ -172,8 +186,10 @@ class RtuMaster:
         self.links_opened += 1
         return self._link
 
-    async def _send(self, link: trio.abc.Stream, unit: int, request: Request) -> None:
-        await trio.sleep_until(self._quiet_until)
+    async def _send(
+        self, link: trio.abc.Stream, unit: int, request: Request, delay_s: float
+    ) -> None:
+        await trio.sleep_until(max(self._quiet_until, self._ended_at + delay_s))
         if self._flush_input is not None:
             self._flush_input(link)
         _transaction_id, frame = self._codec.encode_request(unit, request)
@@ -184,9 +200,9 @@ class RtuMaster:
             raise await self._lost(f"link lost while sending: {exc}") from exc
 
     async def _exchange(
-        self, link: trio.abc.Stream, unit: int, request: Request
+        self, link: trio.abc.Stream, unit: int, request: Request, delay_s: float
     ) -> tuple[Response, float]:
-        await self._send(link, unit, request)
+        await self._send(link, unit, request, delay_s)
         started = trio.current_time()
         try:
             while True:

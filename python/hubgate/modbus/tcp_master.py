@@ -9,7 +9,11 @@ A read plan (`read_plan`) is encoded, matched and decoded in Rust
 (`PlanExchange`) under one deadline per round trip; a device that answers
 pipelined requests (`max_in_flight` above 1, from its profile) gets that many of
 the plan's requests at once, and one that turns out not to (it answers only some
-of them) is read one request at a time from then on. Each attempt has its own
+of them) is read one request at a time from then on. A device that needs a pause
+between requests (`delay_s`, its profile's `inter_request_delay_ms`) gets each of
+its requests only once the connection has been quiet that long since its last
+exchange with any unit ended (the pause does not count against the timeout), and
+is never pipelined. Each attempt has its own
 timeout; failed attempts (timeout, lost connection, a frame that does not answer)
 are retried; an exception response is not. Responses are matched to requests by
 transaction id, so a late or stray answer is dropped and never taken for the
@@ -96,6 +100,8 @@ class TcpMaster:
         self.retries = retries
         self._busy = False
         self._waiting = trio.lowlevel.ParkingLot()
+        self._quiet_since = -float("inf")
+        """When the last exchange on the connection ended (answered, failed or given up)."""
         self._open_link = connect
         self._connection: _Connection | None = None
         self._gate = ReconnectGate(self.name, backoff, rng or random.Random())
@@ -117,14 +123,19 @@ class TcpMaster:
         return self._stats
 
     async def request(
-        self, unit: int, request: Request, *, timeout_s: float | None = None
+        self,
+        unit: int,
+        request: Request,
+        *,
+        timeout_s: float | None = None,
+        delay_s: float = 0.0,
     ) -> Response:
         """Send `request` to `unit`; see `Master.request`."""
         timeout_s = timeout_s or self.timeout_s
         retries = self.retries
         while True:
             try:
-                return await self._attempt(unit, request, timeout_s)
+                return await self._attempt(unit, request, timeout_s, delay_s)
             except RETRIED:
                 if not retries:
                     raise
@@ -137,48 +148,53 @@ class TcpMaster:
         *,
         max_in_flight: int = 1,
         timeout_s: float | None = None,
+        delay_s: float = 0.0,
     ) -> list[FieldValue]:
         """Every field of `plan` from `unit`, `max_in_flight` requests at a time; see
         `Master.read_plan`. The timeout applies to each round trip."""
         timeout_s = timeout_s or self.timeout_s
         retries = self.retries
         while True:
-            if unit in self._one_at_a_time:
+            if delay_s or unit in self._one_at_a_time:
                 max_in_flight = 1
             try:
-                return await self._plan_attempt(unit, plan, max_in_flight, timeout_s)
+                return await self._plan_attempt(unit, plan, max_in_flight, timeout_s, delay_s)
             except RETRIED:
                 if not retries:
                     raise
                 retries -= 1
 
     def start_plan(
-        self, unit: int, plan: ReadPlan, max_in_flight: int, now: float
+        self, unit: int, plan: ReadPlan, max_in_flight: int, now: float, delay_s: float = 0.0
     ) -> PlanInFlight | None:
-        """Send the first requests of `plan` now (Trio's clock at `now`), without waiting,
-        when the connection is open, on a socket and idle; the caller then drives the
-        `PlanInFlight` (`hubgate.modbus.plan_group`). None when it cannot: use `read_plan`."""
+        """Send the first requests of `plan` now (Trio's clock at `now`; once the pause
+        `delay_s` is over), without waiting, when the connection is open, on a socket and
+        idle; the caller then drives the `PlanInFlight` (`hubgate.modbus.plan_group`).
+        None when it cannot: use `read_plan`."""
         connection = self._connection
         if self._busy or connection is None or connection.closed:
             return None
         if not isinstance(connection.stream, SocketLink):
             return None
-        if unit in self._one_at_a_time:
+        if delay_s or unit in self._one_at_a_time:
             max_in_flight = 1
         exchange = PlanExchange(unit, plan, max_in_flight)
         self._busy = True
         stats = self._stats.get(unit) or stats_of(self._stats, unit)
-        return PlanInFlight(self, connection, connection.stream.socket, unit, exchange, stats, now)
+        sock = connection.stream.socket
+        return PlanInFlight(self, connection, sock, unit, exchange, stats, now, delay_s)
 
     async def aclose(self) -> None:
         """Close the connection; the next request opens a new one."""
         if self._connection is not None:
             self._drop(self._connection, "closed by hubgate")
 
-    async def _attempt(self, unit: int, request: Request, timeout_s: float) -> Response:
+    async def _attempt(
+        self, unit: int, request: Request, timeout_s: float, delay_s: float
+    ) -> Response:
         stats = self._stats.get(unit) or stats_of(self._stats, unit)
         started = trio.current_time()
-        deadline = started + timeout_s
+        deadline = started + timeout_s + delay_s
         await trio.lowlevel.checkpoint_if_cancelled()
         # An enclosing deadline that comes first cancels this attempt: no scope of our own
         # (a cancel scope costs more than the rest of the attempt's Python).
@@ -190,26 +206,27 @@ class TcpMaster:
                 if connection is None or connection.closed:
                     connection = await self._connect(deadline, stats)
                     started = trio.current_time()
+                if delay_s:
+                    started = await self._pause(delay_s)
                 outcome = await self._exchange(connection, unit, request)
             finally:
-                self._end_turn()
+                ended = trio.current_time()
+                self._end_turn(ended)
             if isinstance(outcome, ModbusError):
                 stats.record_error()
                 raise outcome
-            response = check_response(
-                self.name, unit, outcome, stats, trio.current_time() - started
-            )
+            response = check_response(self.name, unit, outcome, stats, ended - started)
             self._gate.succeeded()
             return response
         stats.record_timeout()
         raise ModbusTimeoutError(f"no answer from {self.name}/{unit} within {timeout_s:g} s")
 
     async def _plan_attempt(
-        self, unit: int, plan: ReadPlan, max_in_flight: int, timeout_s: float
+        self, unit: int, plan: ReadPlan, max_in_flight: int, timeout_s: float, delay_s: float
     ) -> list[FieldValue]:
         stats = self._stats.get(unit) or stats_of(self._stats, unit)
         started = trio.current_time()
-        deadline = started + timeout_s
+        deadline = started + timeout_s + delay_s
         await trio.lowlevel.checkpoint_if_cancelled()
         exchange = PlanExchange(unit, plan, max_in_flight)
         own = trio.current_effective_deadline() > deadline  # as in `_attempt`
@@ -220,12 +237,20 @@ class TcpMaster:
                 if connection is None or connection.closed:
                     connection = await self._connect(deadline, stats)
                     started = trio.current_time()
+                if delay_s:
+                    started = await self._pause(delay_s)
+                    if scope is not None:
+                        scope.deadline = started + timeout_s
                 outcome, rounds = await self._exchange_plan(
-                    connection, unit, exchange, scope, timeout_s
+                    connection, unit, exchange, scope, timeout_s, delay_s
                 )
             finally:
-                self._end_turn()
-            self._count_plan(stats, exchange, outcome, trio.current_time() - started, rounds)
+                ended = trio.current_time()
+                self._end_turn(ended)
+            waited = ended - started
+            if delay_s and rounds > 1:
+                waited -= (rounds - 1) * delay_s  # not the pauses between them
+            self._count_plan(stats, exchange, outcome, waited, rounds)
             if isinstance(outcome, list):
                 return outcome
             raise outcome
@@ -239,7 +264,14 @@ class TcpMaster:
         else:
             self._busy = True
 
-    def _end_turn(self) -> None:
+    async def _pause(self, delay_s: float) -> float:
+        """Wait (the caller has the turn) until the connection has been quiet for `delay_s`;
+        returns the time it ends."""
+        await trio.sleep_until(self._quiet_since + delay_s)
+        return trio.current_time()
+
+    def _end_turn(self, now: float) -> None:
+        self._quiet_since = now
         if self._waiting:
             self._waiting.unpark()
         else:
@@ -301,6 +333,7 @@ class TcpMaster:
         exchange: PlanExchange,
         scope: trio.CancelScope | None,
         timeout_s: float,
+        delay_s: float,
     ) -> tuple[list[FieldValue] | ModbusError, int]:
         """A plan's round trips, the caller's turn; returns the outcome and the round trips
         (none when the plan has no requests)."""
@@ -311,6 +344,11 @@ class TcpMaster:
         try:
             while True:
                 if isinstance(step, bytes):
+                    if delay_s and rounds:  # the answer that just came ended an exchange
+                        self._quiet_since = now = trio.current_time()
+                        if scope is not None:  # the pause is not part of the timeout
+                            scope.deadline = now + delay_s + timeout_s
+                        await self._pause(delay_s)
                     check_send()
                     await stream.send_all(step)
                     rounds += 1
@@ -399,12 +437,15 @@ class TcpMaster:
 
 class PlanInFlight:
     """A read plan `TcpMaster.start_plan` started: its caller feeds it when the socket is
-    readable (`receive`) and gives up at its deadline (`expire`); `outcome` is set once
+    readable (`receive`) and calls `due` at its `deadline` (a request held for the
+    device's pause is sent, or the round trip in flight timed out); `outcome` is set once
     it ended (the fields' values or the `ModbusError`), the connection's turn then ends."""
 
     __slots__ = (
         "_connection",
+        "_delay_s",
         "_exchange",
+        "_held",
         "_master",
         "_rounds",
         "_socket",
@@ -425,6 +466,7 @@ class PlanInFlight:
         exchange: PlanExchange,
         stats: RequestStats,
         now: float,
+        delay_s: float = 0.0,
     ) -> None:
         self._master = master
         self._connection = connection
@@ -433,14 +475,20 @@ class PlanInFlight:
         self._unit = unit
         self._exchange = exchange
         self._stats = stats
+        self._delay_s = delay_s
+        self._held: bytes | None = None
+        """Requests waiting for the device's pause to end (at `deadline`)."""
         self.started = now
         self.deadline = now + master.timeout_s
-        """When the round trip in flight times out."""
+        """When the round trip in flight times out, or the held requests are sent."""
         self._rounds = 0
         self.outcome: list[FieldValue] | ModbusError | None = None
         step = exchange.start(connection.codec)
         if isinstance(step, bytes):
-            self._send(step, now)
+            if delay_s:
+                self._send_after_pause(step, now)
+            else:
+                self._send(step, now)
         else:
             self._end(step, now)
 
@@ -461,11 +509,39 @@ class PlanInFlight:
         if step is None:
             return False
         if isinstance(step, bytes):
-            self._send(step, now)
-            self.deadline = now + self._master.timeout_s
+            if self._delay_s:  # the answer that just came ended an exchange
+                self._master._quiet_since = now
+                self._send_after_pause(step, now)
+            else:
+                self._send(step, now)
+                self.deadline = now + self._master.timeout_s
             return self.outcome is not None
         self._end(step, now)
         return True
+
+    def due(self, now: float) -> bool:
+        """At `deadline`: send the requests held for the pause, else time out (`expire`);
+        True once the plan ended."""
+        held = self._held
+        if held is None:
+            self.expire(now)
+            return True
+        self._held = None
+        if not self._rounds:
+            self.started = now
+        self._send(held, now)
+        self.deadline = now + self._master.timeout_s
+        return self.outcome is not None
+
+    def _send_after_pause(self, frames: bytes, now: float) -> None:
+        """Send `frames` once the connection has been quiet for the device's pause."""
+        ready = self._master._quiet_since + self._delay_s
+        if now < ready:
+            self._held = frames
+            self.deadline = ready
+        else:
+            self._send(frames, now)
+            self.deadline = now + self._master.timeout_s
 
     def expire(self, now: float) -> None:
         """The round trip in flight is past its deadline: a timeout."""
@@ -506,8 +582,11 @@ class PlanInFlight:
     def _finish(self, outcome: list[FieldValue] | ModbusError, now: float) -> None:
         master, exchange = self._master, self._exchange
         master.stray_frames += exchange.strays
-        master._end_turn()
-        master._count_plan(self._stats, exchange, outcome, now - self.started, self._rounds)
+        master._end_turn(now)
+        waited = now - self.started
+        if self._delay_s and self._rounds > 1:
+            waited -= (self._rounds - 1) * self._delay_s  # not the pauses between them
+        master._count_plan(self._stats, exchange, outcome, waited, self._rounds)
         self.outcome = outcome
 
 

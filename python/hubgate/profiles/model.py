@@ -297,7 +297,12 @@ class Transport(Fact):
     serial: Serial | None = Field(
         default=None, description="Factory line settings, where the documentation gives them"
     )
-    inter_request_delay_ms: int = Field(default=0, ge=0, le=10_000)
+    inter_request_delay_ms: int = Field(
+        default=0,
+        ge=0,
+        le=10_000,
+        description="Quiet time the device needs on its link before each request to it",
+    )
     max_in_flight: int = Field(
         default=1,
         ge=1,
@@ -305,6 +310,11 @@ class Transport(Fact):
         description="Requests the device answers at once over Modbus TCP (pipelining); 1"
         " unless it is known to answer several requests sent in one TCP segment",
     )
+
+    @property
+    def delay_s(self) -> float:
+        """`inter_request_delay_ms` in seconds (`ModbusDevice.delay_s`)."""
+        return self.inter_request_delay_ms / 1000
 
     @model_validator(mode="after")
     def _serial_for_rtu(self) -> Transport:

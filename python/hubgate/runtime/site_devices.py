@@ -38,8 +38,9 @@ def _modbus(device_id: str, endpoint: ModbusEndpoint, pool: ModbusPool) -> Profi
 
 
 def _link(endpoint: ModbusEndpoint, profile: Profile, pool: ModbusPool) -> ModbusDevice:
-    """The device's link, pipelining reads as its profile allows."""
-    return pool.device(endpoint, max_in_flight=profile.transport.max_in_flight)
+    """The device's link, pipelining reads and pausing between requests as its profile says."""
+    transport = profile.transport
+    return pool.device(endpoint, max_in_flight=transport.max_in_flight, delay_s=transport.delay_s)
 
 
 def station_cares(site: SiteConfig, registry: StationRegistry) -> dict[str, StationCare]:
