@@ -28,7 +28,7 @@ from hubgate.control.deadlines import (
     session_defaults,
 )
 from hubgate.control.demand import DEMAND_LAG_CYCLES, DemandCharge, DemandState, DemandView
-from hubgate.control.limit_in_force import node_bounds, shared_caps
+from hubgate.control.limit_in_force import Bound, node_bounds, shared_caps
 from hubgate.control.limits import LimitBook, LimitSource
 from hubgate.control.prices import PriceSeries
 from hubgate.control.schedules import ScheduleBook
@@ -201,6 +201,18 @@ class Horizon:
         caps = partial(self._caps_ahead, now, own, 0)
         return self.deadlines.plan(now, caps, phases, self.prices, groups)
 
+    def bounds(self, node: int, now: float) -> tuple[Bound, ...]:
+        """Every limit on `node` now (`node_bounds`: at the root the grid operator's and the
+        peak target too)."""
+        return node_bounds(
+            self.model,
+            self.limits,
+            node,
+            now,
+            operator_sources=self._operator_sources,
+            peak_target_kw=self.site.grid.peak_target_kw,
+        )
+
     def _scheduled_nodes(self) -> list[int]:
         """The nodes below the root that a schedule limits."""
         index = {node_id: i for i, node_id in enumerate(self.model.node_ids)}
@@ -218,16 +230,8 @@ class Horizon:
         under its limits and schedules, at the root also the demand cap (this interval's,
         then the target); `base`: each node's base load without its leases' cut."""
         demand = self.demand if node == 0 else None
-        bounds = node_bounds(
-            self.model,
-            self.limits,
-            node,
-            now,
-            operator_sources=self._operator_sources,
-            peak_target_kw=self.site.grid.peak_target_kw if node == 0 else None,
-        )
         return shared_caps(
-            bounds,
+            self.bounds(node, now),
             self.schedules.limits_ahead(self.model.limit_target(node), starts, ends),
             self.model.voltage_v,
             (base[3 * node], base[3 * node + 1], base[3 * node + 2]),
