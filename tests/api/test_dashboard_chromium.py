@@ -40,6 +40,7 @@ async def publish_cycles(api: RunningApi) -> None:
         await trio.sleep(0.05)
 
 
+@pytest.mark.timeout(90)  # after its deadline, so that Trio ends it cleanly
 async def test_dashboard_live_chart_and_limit_form(
     nursery: trio.Nursery, examples_dir: Path, tmp_path: Path
 ) -> None:
@@ -120,6 +121,7 @@ async def test_dashboard_live_chart_and_limit_form(
     assert (tmp_path / "dashboard-laptop.png").stat().st_size > 10_000, "".join(log)
 
 
+@pytest.mark.timeout(90)  # after its deadline, so that Trio ends it cleanly
 async def test_dashboard_with_closed_reads_asks_for_the_token(
     nursery: trio.Nursery, examples_dir: Path, tmp_path: Path
 ) -> None:

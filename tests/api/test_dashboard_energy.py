@@ -35,6 +35,7 @@ async def publish(api: RunningApi, with_energy: trio.Event) -> None:
         await trio.sleep(0.05)
 
 
+@pytest.mark.timeout(90)  # after its deadline, so that Trio ends it cleanly
 async def test_energy_card_follows_the_snapshot(
     nursery: trio.Nursery, examples_dir: Path, tmp_path: Path
 ) -> None:

@@ -86,6 +86,7 @@ async def scale(page: Page) -> dict[str, Any]:
     return data
 
 
+@pytest.mark.timeout(90)  # after its deadline, so that Trio ends it cleanly
 async def test_chart_opens_filled_draws_the_limit_in_force_and_export(
     nursery: trio.Nursery, examples_dir: Path, tmp_path: Path
 ) -> None:

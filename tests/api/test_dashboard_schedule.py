@@ -36,6 +36,7 @@ async def publish(api: RunningApi) -> None:
         await trio.sleep(0.05)
 
 
+@pytest.mark.timeout(90)  # after its deadline, so that Trio ends it cleanly
 async def test_demand_card_and_schedule_ahead(
     nursery: trio.Nursery, examples_dir: Path, tmp_path: Path
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import trio
 import trio.testing
 
@@ -27,6 +28,7 @@ async def test_stream_delivers_newly_published_snapshots(api: RunningApi) -> Non
     assert [json.loads(e["data"])["cycle"] for e in events] == [1, 2, 3]
 
 
+@pytest.mark.timeout(130)  # after its deadline, so that Trio ends it cleanly
 async def test_idle_stream_sends_keepalive_comments(autojump_clock: trio.testing.MockClock) -> None:
     hub = StateHub()
     events = SnapshotEvents(hub, keepalive_s=15)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import trio
 
 from hubgate.cloud.csms_watch import CsmsChange, CsmsWatch
@@ -40,6 +41,7 @@ def test_never_connected_is_lost_after_the_first_connect_wait() -> None:
     )
 
 
+@pytest.mark.timeout(90)  # after its deadline, so that Trio ends it cleanly
 async def test_the_proxy_reports_the_csms_lost_with_its_queue_and_back(tmp_path: Path) -> None:
     with trio.fail_after(60):
         async with open_proxied(tmp_path) as env:

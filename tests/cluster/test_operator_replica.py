@@ -17,6 +17,7 @@ from hubgate.cluster.link import open_nats_link
 from hubgate.cluster.operator_replica import OperatorReplica
 from hubgate.config.model import LimitSchedule
 from hubgate.config.services import Cluster
+from hubgate.control.commands import CommandRejectedError
 from hubgate.control.deadlines import SocTarget
 from hubgate.control.limits import SITE, Limit, LimitBook
 from hubgate.control.prices import PriceSeries
@@ -51,9 +52,11 @@ class Recorded:
         self.calls.append(("need", connector, energy_kwh, departure))
 
     async def start_charging(self, connector: str, id_tag: str | None) -> None:
-        self.calls.append(("start", connector))
+        self.calls.append(("start", connector, id_tag))
 
     async def stop_charging(self, connector: str) -> None:
+        if connector == "cp-9#1":
+            raise CommandRejectedError(f"{connector}: no session to stop")
         self.calls.append(("stop", connector))
 
 
@@ -66,12 +69,12 @@ class Gateway:
 
 
 @asynccontextmanager
-async def gateway(node: str, server: str) -> AsyncIterator[Gateway]:
+async def gateway(node: str, server: str, *, leads: bool = True) -> AsyncIterator[Gateway]:
     """A gateway's operator inputs, replicated on its own NATS connection."""
     cluster = Cluster(site_id="test-site", node=node, servers=(server,))
     commands, prices, schedules = Recorded(), PriceSeries(), ScheduleBook()
     async with open_nats_link(cluster) as link, trio.open_nursery() as nursery:
-        replica = OperatorReplica(link, cluster, commands, prices, schedules)
+        replica = OperatorReplica(link, cluster, commands, prices, schedules, leading=lambda: leads)
         await nursery.start(replica.run)
         yield Gateway(replica, commands, prices, schedules)
         nursery.cancel_scope.cancel()
@@ -170,3 +173,19 @@ async def test_the_next_leader_follows_the_csms_profiles_the_old_one_was_given(
                 nursery.cancel_scope.cancel()
             a.replica.keep(SITE, [])  # cleared by the CSMS
             await wait_until(lambda: not b.replica.kept().get(SITE), "no profile on b")
+
+
+async def test_the_standbys_api_has_the_leader_start_and_stop_charging(nats: NatsCluster) -> None:
+    """Starting and stopping are actions on the leader's charger connection: the standby
+    forwards them, the leader carries them out once, and its refusal is the standby's."""
+    with trio.fail_after(40):
+        async with (
+            gateway("a", nats.urls[0]) as a,
+            gateway("b", nats.urls[1], leads=False) as b,
+        ):
+            await b.replica.commands.start_charging("cp-2#1", "TAG-7")
+            await b.replica.commands.stop_charging("cp-1#1")
+            with pytest.raises(CommandRejectedError, match="cp-9#1: no session to stop"):
+                await b.replica.commands.stop_charging("cp-9#1")
+            assert a.commands.calls == [("start", "cp-2#1", "TAG-7"), ("stop", "cp-1#1")]
+            assert b.commands.calls == []

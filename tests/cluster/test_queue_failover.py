@@ -14,6 +14,7 @@ import gc
 import signal
 import threading
 import time
+import urllib.error
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -197,6 +198,10 @@ def test_the_csms_sees_every_queued_message_once_across_two_failovers(
             )
 
         wait_until_blocking(delivered, "the CSMS to get every message", 90)
+        assert a.api("GET", "csms/holds") == []  # decided on the leader (a again)...
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            b.api("GET", "csms/holds")
+        assert refused.value.code == 409  # ...not on the standby
     finally:
         for charger in chargers:
             charger.hang_up()

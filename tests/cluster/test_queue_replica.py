@@ -13,8 +13,18 @@ import pytest
 import trio
 import trio.lowlevel
 
+from hubgate.cloud.authlist import LocalListUpdate
+from hubgate.cloud.errors import CsmsCallError
 from hubgate.cloud.queue import DurableQueue, open_durable_queue
-from hubgate.cloud.store import Outgoing, QueuedMessage, Store
+from hubgate.cloud.store import (
+    AuthRecord,
+    AuthSource,
+    ListUpdateStatus,
+    Outgoing,
+    QueuedMessage,
+    Store,
+)
+from hubgate.cloud.store_changes import cache_cleared, discarded, local_list, released
 from hubgate.cluster.link import open_nats_link
 from hubgate.cluster.queue_replica import QueueReplica
 from hubgate.config.services import Cluster
@@ -95,3 +105,56 @@ async def test_both_stores_follow_the_stream_and_replay_goes_on_after_a_change_o
         order = [int(m[1:]) for c, m in sent if c == charger]
         assert order == sorted(order)
         assert len(order) == len(set(order)) == 100  # each once
+
+
+async def test_the_local_list_and_decisions_on_held_transactions_reach_the_other_store(
+    nats: NatsCluster, tmp_path: Path
+) -> None:
+    """What the CSMS's SendLocalList gave the leader is the standby's list too (a new
+    leader answers Authorize offline from it), VersionMismatch included; an operator's
+    release of a held transaction on one gateway is made on the other's copy; a refused
+    decision raises where it was asked and changes nothing anywhere."""
+    accepted = AuthRecord("TAG-1", "Accepted", None, {"status": "Accepted"})
+    blocked = AuthRecord("TAG-2", "Blocked", None, {"status": "Blocked"})
+
+    async def refuse_starts(message: QueuedMessage) -> dict[str, Any]:
+        if message.action == "StartTransaction":
+            raise CsmsCallError("SecurityError", "not this one")
+        return {}
+
+    async def authorize(queue: DurableQueue, key: str) -> AuthSource | None:
+        found = await queue.run(lambda s: s.authorize("CP-1", key, now=0.0))
+        return None if found is None else found.source
+
+    with trio.fail_after(60):
+        async with (
+            gateway("a", nats.urls[:1], tmp_path / "a.sqlite3") as a,
+            gateway("b", nats.urls[1:2], tmp_path / "b.sqlite3") as b,
+        ):
+            full = LocalListUpdate(3, True, [("TAG-1", accepted), ("TAG-2", blocked)])
+            assert await a.change(local_list("CP-1", full)) == ListUpdateStatus.ACCEPTED
+            older = LocalListUpdate(2, False, [("TAG-2", None)])
+            assert await a.change(local_list("CP-1", older)) == ListUpdateStatus.VERSION_MISMATCH
+            await a.change(cache_cleared("CP-1"))
+            await b.replica.caught_up()  # type: ignore[union-attr]
+            assert await b.run(lambda s: s.local_list_version("CP-1")) == 3
+            assert await authorize(b, "TAG-1") == AuthSource.LOCAL_LIST
+            assert await authorize(b, "TAG-2") == AuthSource.LOCAL_LIST  # not removed
+
+            start = Outgoing("CP-9", "s", "StartTransaction", {}, issue_transaction_id=True)
+            await a.enqueue(start)
+            await a.enqueue(Outgoing("CP-9", "mv", "MeterValues", {"transactionId": -1}))
+            await a.replay("CP-9", refuse_starts)
+            await b.replica.caught_up()  # type: ignore[union-attr]
+            (hold,) = await b.run(Store.holds)
+            assert hold.transaction == "-1"
+            with pytest.raises(ValueError, match="the CSMS gave no transaction id"):
+                await b.change(released("CP-9", "-1", None))
+            with pytest.raises(KeyError):
+                await b.change(discarded("CP-9", "-2"))
+            released_hold = await b.change(released("CP-9", "-1", 77))
+            assert released_hold == hold
+            await a.replica.caught_up()  # type: ignore[union-attr]
+            assert await a.run(Store.holds) == []
+            queued = await a.run(functools.partial(Store.pending, charge_point="CP-9"))
+            assert [(m.message_id, m.payload["transactionId"]) for m in queued] == [("mv", 77)]

@@ -207,6 +207,7 @@ def socat_ptys() -> Iterator[tuple[str, str]]:
         process.stderr.close()
 
 
+@pytest.mark.timeout(90)  # after its deadline, so that Trio ends it cleanly
 async def test_probe_over_rtu_scans_the_bus(
     socat_ptys: tuple[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import trio
 from pymodbus.client import ModbusTcpClient
 
@@ -25,6 +26,7 @@ def read_site_registers(port: int) -> list[int]:
         client.close()
 
 
+@pytest.mark.timeout(90)  # after its deadline, so that Trio ends it cleanly
 async def test_out_of_descriptors_the_server_backs_off_and_serves_a_new_client() -> None:
     command = [sys.executable, str(SCRIPT), str(NOFILE), "1024"]  # no cap: descriptors run out
     process = await trio.lowlevel.open_process(

@@ -26,6 +26,7 @@ PIPELINED = 300_000
 """The issue's flood: Heartbeats sent without reading a single answer."""
 
 
+@pytest.mark.timeout(150)  # after its deadline, so that Trio ends it cleanly
 async def test_a_charger_that_does_not_read_its_answers_is_dropped_with_an_event(
     nursery: trio.Nursery,
 ) -> None:
@@ -153,6 +154,7 @@ async def test_finished_transactions_are_pruned_the_running_one_kept() -> None:
     assert "lost-999" in station.transactions  # the newest are kept
 
 
+@pytest.mark.timeout(90)  # after its deadline, so that Trio ends it cleanly
 async def test_hostile_frames_give_short_and_few_log_lines(
     nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -30,6 +30,7 @@ async def mbpoll_read(port: int) -> bytes:
     return bytes(result.stdout)
 
 
+@pytest.mark.timeout(300)  # after its deadline, so that Trio ends it cleanly
 @pytest.mark.peers("mbpoll")
 async def test_idle_floods_on_every_listener_lock_nobody_out(tmp_path: Path) -> None:
     async with running_gateway(tmp_path, NOFILE) as gateway:

@@ -112,6 +112,7 @@ async def run(demo: Demo, seconds: int) -> list[tuple[float, float, float, float
     return samples
 
 
+@pytest.mark.timeout(90)  # after its deadline, so that Trio ends it cleanly
 @pytest.mark.parametrize("battery", sorted(BATTERIES))
 async def test_the_battery_feeds_the_evs_not_the_grid(tmp_path: Path, battery: str) -> None:
     (tmp_path / "site.toml").write_text(SITE.replace("BATTERY_MODBUS", BATTERIES[battery]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import trio
 
 from hubgate.control.limits import LimitSource
@@ -107,6 +108,7 @@ async def until_settled(demo: Demo) -> None:
     raise AssertionError("the OCPP chargers' allocations were not all accepted within 80 s")
 
 
+@pytest.mark.timeout(110)  # after its deadline, so that Trio ends it cleanly
 async def test_grid_operator_step_meter_loss_and_charger_loss_exceed_no_limit() -> None:
     loaded = load_scenario(SCENARIO)
     with trio.fail_after(80):
@@ -135,6 +137,7 @@ async def test_grid_operator_step_meter_loss_and_charger_loss_exceed_no_limit() 
     assert charging > 3 * 10  # still charging under the 30 % limit
 
 
+@pytest.mark.timeout(110)  # after its deadline, so that Trio ends it cleanly
 async def test_gateway_killed_chargers_fall_back_to_failsafe_within_lease() -> None:
     """Layer 3: OCPP profiles' validTo and the Modbus chargers' own watchdogs (fixed at 60 s)."""
     loaded = load_scenario(KILL_SCENARIO)

@@ -131,6 +131,20 @@ variation_percent = 0
 """
 
 
+def own_ports(site: str, ocpp_port: int) -> str:
+    """A gateway's copy of `site`: the OCPP port its own, the API's and the Modbus
+    server's free ones (two gateways share the machine in the tests)."""
+    for table, port in (("ocpp", ocpp_port), ("api", 0), ("modbus_server", 0)):
+        section = re.search(rf"^\[{table}\]\n(?:(?!\[).*\n)*", site, re.MULTILINE)
+        if section is None:
+            if table == "ocpp":
+                site = site.replace("[api]", f"[ocpp]\nport = {port}\n\n[api]")
+            continue
+        body = re.sub(r"^port = \d+$", f"port = {port}", section.group(0), flags=re.MULTILINE)
+        site = site[: section.start()] + body + site[section.end() :]
+    return site
+
+
 def cluster_table(node: str, nats_url: str, ocpp_urls: list[str]) -> str:
     """A gateway's `[cluster]`."""
     urls = ", ".join(f'"{u}"' for u in ocpp_urls)
@@ -250,6 +264,7 @@ class HaSite:
     nats: NatsCluster
     sim: subprocess.Popen[bytes]
     gateways: dict[str, Gateway]
+    chargers: tuple[str, ...] = CHARGERS
 
     @property
     def writes_file(self) -> Path:
@@ -257,11 +272,22 @@ class HaSite:
         return self.directory / "writes.jsonl"
 
     @classmethod
-    def start(cls, directory: Path, nats: NatsCluster, *, dial_both: bool = True) -> HaSite:
+    def start(
+        cls,
+        directory: Path,
+        nats: NatsCluster,
+        *,
+        dial_both: bool = True,
+        site: str | None = None,
+        scenario: str = SCENARIO,
+        chargers: tuple[str, ...] = CHARGERS,
+    ) -> HaSite:
         """Write the files, start gateway a and wait until it leads, then the simulator,
         then gateway b (`ready` waits for the site to run). The stations dial both
         gateways, or (`dial_both=False`) the first one only until a gateway gives them
-        network profiles (2.0.1).
+        network profiles (2.0.1). `site`: another site file's text (its `[ocpp]`, `[api]`
+        and `[modbus_server]` ports are each gateway's own), with its `scenario`, served
+        on the site's own ports, and its `chargers`.
 
         The site comes up under a running leader, as a real site's chargers power up with
         their controller there: the simulated chargers offer their maximum until commanded
@@ -270,15 +296,15 @@ class HaSite:
         at a load of ~20: 3-8 s above the limit, the first command at 5 s)."""
         names = ["cp-2", "cp-4", "meter-grid", "meter-board", "ocpp-a", "ocpp-b"]
         ports = dict(zip(names, free_ports(len(names)), strict=True))
-        site = site_file(ports)
+        site = site_file(ports) if site is None else site
         (directory / "site.toml").write_text(site, encoding="utf-8")
-        (directory / "scenario.toml").write_text(SCENARIO, encoding="utf-8")
+        (directory / "scenario.toml").write_text(scenario, encoding="utf-8")
         ocpp_urls = [f"ws://{LOOPBACK}:{ports[f'ocpp-{g}']}/ocpp" for g in ("a", "b")]
         gateways = {}
         for index, name in enumerate(("a", "b")):
-            own = site.replace(
-                "[api]", f"[ocpp]\nport = {ports[f'ocpp-{name}']}\n\n[api]"
-            ) + cluster_table(name, nats.urls[index], ocpp_urls)
+            own = own_ports(site, ports[f"ocpp-{name}"]) + cluster_table(
+                name, nats.urls[index], ocpp_urls
+            )
             path = directory / f"gateway-{name}.toml"
             path.write_text(own, encoding="utf-8")
             gateways[name] = Gateway(name, path, directory / f"gateway-{name}.log")
@@ -299,7 +325,7 @@ class HaSite:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                 )  # fmt: skip
-            running = cls(directory, nats, sim, gateways)
+            running = cls(directory, nats, sim, gateways, chargers)
         except BaseException:
             a.stop()
             raise
@@ -328,10 +354,12 @@ class HaSite:
         pid: int,
         since: float = 0.0,
         timeout_s: float = 40.0,
-        chargers: tuple[str, ...] = CHARGERS,
+        chargers: tuple[str, ...] | None = None,
     ) -> float:
-        """Wait until every one of `chargers` has had a command from process `pid` (after
-        the wall time `since`); the time of the last of these first commands."""
+        """Wait until every one of `chargers` (default: the site's) has had a command from
+        process `pid` (after the wall time `since`); the time of the last of these first
+        commands."""
+        chargers = self.chargers if chargers is None else chargers
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             first: dict[str, float] = {}

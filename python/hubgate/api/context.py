@@ -35,6 +35,9 @@ class ApiContext:
     metrics: MetricsRegistry = field(default_factory=MetricsRegistry)
     csms: CsmsProxy | None = None
     """The CSMS proxy, with a `[csms]` (its held transactions)."""
+    leader_csms: Callable[[], CsmsProxy | None] | None = None
+    """With a `[cluster]` and a `[csms]`: the leader's CSMS proxy while this gateway leads,
+    None while it is the standby (held transactions are decided on the leader)."""
     tokens: TokenBook | None = None
     """The id tokens that may charge, with an `[authorization]`."""
     clock: Callable[[], float] = trio.current_time

@@ -17,12 +17,24 @@ writes = APIRouter(
         401: {"description": "Missing or wrong Bearer token"},
         403: {"description": "Writes are disabled (no token configured)"},
         404: {"description": "No CSMS configured, or no such held transaction"},
-        409: {"description": "The decision cannot be carried out (reason in `detail`)"},
+        409: {
+            "description": "The decision cannot be carried out (reason in `detail`), or this"
+            " gateway is a cluster's standby"
+        },
     },
 )
 
 
 def _proxy(ctx: ApiContext) -> CsmsProxy:
+    if ctx.leader_csms is not None:
+        leading = ctx.leader_csms()
+        if leading is None:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                "this gateway is the cluster's standby: held transactions are decided on the"
+                " leader (its decisions reach this gateway's queue copy)",
+            )
+        return leading
     if ctx.csms is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, "no [csms] configured: hubgate is the chargers' CSMS"

@@ -19,6 +19,7 @@ from hubgate.cloud.authlist import local_list_update
 from hubgate.cloud.csms_limits import TX_PROFILE, CsmsLimits, profile_of
 from hubgate.cloud.queue import DurableQueue
 from hubgate.cloud.store import Store
+from hubgate.cloud.store_changes import cache_cleared, local_list
 from hubgate.control.limits import connector_target
 from hubgate.ocpp.errors import (
     ErrorCode,
@@ -208,15 +209,7 @@ class CsmsRequests:
 
     async def _send_local_list(self, payload: Payload) -> Payload:
         update = local_list_update(self.version, payload)
-        status = await self.queue.run(
-            functools.partial(
-                Store.update_local_list,
-                charge_point=self.identity,
-                version=update.version,
-                full=update.full,
-                updates=update.updates,
-            )
-        )
+        status = await self.queue.change(local_list(self.identity, update))
         return {"status": str(status)}
 
     async def _get_local_list_version(self, payload: Payload) -> Payload:
@@ -226,5 +219,5 @@ class CsmsRequests:
         return {"listVersion" if self.version is V16 else "versionNumber": version}
 
     async def _clear_cache(self, payload: Payload) -> Payload:
-        await self.queue.run(functools.partial(Store.clear_cache, charge_point=self.identity))
+        await self.queue.change(cache_cleared(self.identity))
         return {"status": "Accepted"}

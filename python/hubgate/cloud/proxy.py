@@ -70,6 +70,7 @@ from hubgate.cloud.errors import CsmsCallError
 from hubgate.cloud.offline import OfflineHandling, OfflineRule, offline_handling, unavailable_answer
 from hubgate.cloud.queue import DurableQueue, open_durable_queue
 from hubgate.cloud.store import Hold, Outgoing, QueuedMessage, Store, transaction_key
+from hubgate.cloud.store_changes import discarded, released
 from hubgate.cloud.upstream import CsmsProbe, OnConnect, UpstreamLink
 from hubgate.config.services import Csms
 from hubgate.control.limits import SITE, LimitBook
@@ -213,14 +214,8 @@ class CsmsProxy:
         """Send a held transaction's messages after all (a 1.6 local transaction id as
         `csms_transaction_id`, else the id the CSMS gave). KeyError: no such hold;
         ValueError: a 1.6 transaction the CSMS gave no id and none given."""
-        hold = await self.queue.run(
-            functools.partial(
-                Store.release,
-                charge_point=identity,
-                transaction=transaction,
-                csms_transaction_id=csms_transaction_id,
-            )
-        )
+        hold = await self.queue.change(released(identity, transaction, csms_transaction_id))
+        assert isinstance(hold, Hold)
         self.held.discard((identity, transaction))
         mapped = (
             "" if csms_transaction_id is None else f" as CSMS transaction {csms_transaction_id}"
@@ -239,9 +234,8 @@ class CsmsProxy:
     async def discard(self, identity: str, transaction: str) -> Hold:
         """Never send a held transaction's messages (they go to dead letters). KeyError:
         no such hold."""
-        hold = await self.queue.run(
-            functools.partial(Store.discard, charge_point=identity, transaction=transaction)
-        )
+        hold = await self.queue.change(discarded(identity, transaction))
+        assert isinstance(hold, Hold)
         self.held.discard((identity, transaction))
         self.events.emit(
             EventLevel.INFO,

@@ -23,6 +23,7 @@ import trio
 
 from hubgate.cloud.errors import CsmsCallError
 from hubgate.cloud.store import Outgoing, QueuedMessage, Receipt, Store
+from hubgate.cloud.store_changes import StoreChange
 
 T = TypeVar("T")
 
@@ -55,6 +56,9 @@ class Replica(Protocol):
         self, message: QueuedMessage, outcome: dict[str, Any] | Exception, hold: str | None
     ) -> None:
         """The CSMS answered a replayed message (perhaps holding its transaction)."""
+
+    async def change(self, store_run: StoreRun, change: StoreChange) -> object:
+        """Put `change` on the stream, wait until the local copy has made it; its result."""
 
 
 @dataclass(slots=True)
@@ -116,6 +120,18 @@ class DurableQueue:
             raise waiting.error
         assert waiting.receipt is not None
         return waiting.receipt
+
+    async def change(self, change: StoreChange) -> object:
+        """Make `change` (`hubgate.cloud.store_changes`) on the store, through the
+        replicated stream when there is one; its result. Raises what refused it (KeyError,
+        ValueError)."""
+        if self.replica is not None:
+            result = await self.replica.change(self.run, change)
+        else:
+            result = await self.run(change.apply)
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     async def replay(
         self, charge_point: str, send: Send, *, batch: int = 256, on_hold: OnHold | None = None

@@ -228,18 +228,18 @@ class Store:
 
     def replicated(
         self, stream: str, entries: Sequence[tuple[int, Callable[[Store], object]]]
-    ) -> None:
+    ) -> list[object]:
         """Apply entries of the replicated `stream` (position, operation on this store) and
-        record the last position, all in one durable commit."""
+        record the last position, all in one durable commit; the operations' results."""
         if not entries:
-            return
+            return []
         with self._transaction() as db:
-            for _, operation in entries:
-                operation(self)
+            results = [operation(self) for _, operation in entries]
             db.execute(
                 "INSERT OR REPLACE INTO replica_position (stream, seq) VALUES (?, ?)",
                 (stream, entries[-1][0]),
             )
+        return results
 
     def receipt(self, item: Outgoing) -> Receipt | None:
         """The receipt of a queued message (as `enqueue_many` recognises a repeat), None

@@ -19,14 +19,21 @@ other gateway (or an earlier run of this one) wrote, so a new leader goes on wit
 Both gateways apply the first five at once (the standby's planner is warm); the CSMS's
 profiles are taken by the next leader's `CsmsLimits` when it starts (the limit in force now
 is on both already: `cluster.limit_replica`), so it follows their later periods too.
-Starting and stopping charging are actions, not state: not replicated. A gateway that
-starts later takes a session need still in the bucket (its departure ahead) as given then:
-it counts the energy from then on, and gives it to the connector's next session if the one
-it was for has ended meanwhile (unplugging ends a need on both gateways that run).
+Starting and stopping charging are actions on the leader's charger connection, not state:
+the standby's API forwards them to the leader (request `hubgate.<site_id>.commands`,
+`{"action": "start" | "stop", "connector", "id_tag"}`, answered `{"status": "Accepted"}`
+or `{"error": ...}` by the leader alone) and answers with what the leader said.
+
+A gateway that starts later takes a session need still in the bucket (its departure
+ahead) as given then: it counts the energy from then on, and gives it to the connector's
+next session if the one it was for has ended meanwhile (unplugging ends a need on both
+gateways that run).
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import logging
 import time
@@ -35,6 +42,8 @@ from datetime import datetime
 from typing import Any
 
 import trio
+from nats.aio.client import Client
+from nats.aio.msg import Msg
 from pydantic import ValidationError
 
 from hubgate.cloud.csms_limits import Followed
@@ -51,6 +60,10 @@ log = logging.getLogger(__name__)
 
 BUCKET = "hubgate_operator"
 
+FORWARD_S = 40.0
+"""How long the standby's API waits for the leader to carry out a start or stop (a charger
+answers a remote start within its OCPP call timeout)."""
+
 
 class OperatorReplica:
     """Keeps this gateway's operator inputs and CSMS profiles in the bucket, and applies
@@ -64,8 +77,13 @@ class OperatorReplica:
         prices: PriceSeries,
         schedules: ScheduleBook,
         *,
+        leading: Callable[[], bool] = lambda: True,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        self.link = link
+        self.leading = leading
+        """Whether this gateway leads now (it carries out starts and stops itself)."""
+        self.subject = f"hubgate.{cluster.site_id}.commands"
         self.site_id = cluster.site_id
         self.wall_clock = wall_clock
         self.inner = commands
@@ -77,11 +95,78 @@ class OperatorReplica:
         self._applying = False
         prices.listeners.append(self._prices_changed)
         schedules.listeners.append(self._schedules_changed)
+        self._token = trio.lowlevel.current_trio_token()
+        self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Follow the bucket and write this gateway's changes into it, for ever; started
-        once what is in the bucket already is applied."""
-        await self.mirror.run(task_status=task_status)
+        """Follow the bucket and write this gateway's changes into it, and carry out the
+        starts and stops the other gateway forwards while this one leads, for ever;
+        started once what is in the bucket already is applied."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await nursery.start(self.mirror.run)
+            await self.link.run(self._subscribe, within_s=5.0)
+            task_status.started()
+
+    async def forward(self, body: dict[str, Any]) -> None:
+        """A start or stop carried out by the leader; `CommandRejectedError` with the
+        leader's reason, or when no leader answered within `FORWARD_S`."""
+        data = json.dumps(body).encode()
+        try:
+            answer = await self.link.run(
+                lambda nc: nc.request(self.subject, data, timeout=FORWARD_S),
+                within_s=FORWARD_S + 1,
+            )
+            reply = json.loads(answer.data)
+        except Exception as exc:  # no leader, the cluster away, or not JSON
+            raise CommandRejectedError(
+                f"{body['connector']}: this gateway is the standby and the leader did not"
+                f" answer ({type(exc).__name__}: {exc})"
+            ) from None
+        if "error" in reply:
+            raise CommandRejectedError(str(reply["error"]))
+
+    async def _carry_out(
+        self, data: bytes, done: concurrent.futures.Future[dict[str, Any] | None]
+    ) -> None:
+        """A forwarded start or stop, on this (leading) gateway."""
+        answer: dict[str, Any] = {"error": "not carried out"}
+        try:
+            body = json.loads(data)
+            connector, action = str(body["connector"]), body["action"]
+            if action == "start":
+                await self.inner.start_charging(connector, body.get("id_tag"))
+            elif action == "stop":
+                await self.inner.stop_charging(connector)
+            else:
+                raise ValueError(f"no action {action!r}")
+            answer = {"status": "Accepted"}
+        except Exception as exc:  # refused, or a body that is not a command: say why
+            answer = {"error": str(exc)}
+        finally:
+            done.set_result(answer)
+
+    # -- on the asyncio side ---------------------------------------------------------------
+
+    async def _subscribe(self, nc: Client) -> None:
+        await nc.subscribe(self.subject, cb=self._forwarded)
+
+    async def _forwarded(self, msg: Msg) -> None:
+        done: concurrent.futures.Future[dict[str, Any] | None] = concurrent.futures.Future()
+
+        def take() -> None:  # on the Trio thread
+            if not self.leading() or self._nursery is None:
+                done.set_result(None)  # the leader answers, not the standby
+            else:
+                self._nursery.start_soon(self._carry_out, msg.data, done)
+
+        try:
+            self._token.run_sync_soon(take)
+        except trio.RunFinishedError:
+            return
+        answer = await asyncio.wrap_future(done)
+        if answer is not None and msg.reply:
+            await msg.respond(json.dumps(answer).encode())
 
     # -- this gateway's changes -----------------------------------------------------------
 
@@ -222,9 +307,16 @@ class ReplicatedCommands:
         self.replica.put("need", connector, body)
 
     async def start_charging(self, connector: str, id_tag: str | None) -> None:
-        """`Commands.start_charging` (an action: not replicated)."""
-        await self.inner.start_charging(connector, id_tag)
+        """`Commands.start_charging` on the leader: here, or forwarded to it."""
+        if self.replica.leading():
+            await self.inner.start_charging(connector, id_tag)
+        else:
+            body = {"action": "start", "connector": connector, "id_tag": id_tag}
+            await self.replica.forward(body)
 
     async def stop_charging(self, connector: str) -> None:
-        """`Commands.stop_charging` (an action: not replicated)."""
-        await self.inner.stop_charging(connector)
+        """`Commands.stop_charging` on the leader: here, or forwarded to it."""
+        if self.replica.leading():
+            await self.inner.stop_charging(connector)
+        else:
+            await self.replica.forward({"action": "stop", "connector": connector})

@@ -12,6 +12,10 @@ standby alike:
   local copy applied it;
 - the CSMS's answer to a replayed message is an `ack` entry, a CallError a `refuse` entry
   (each with the transaction hold it causes), keyed by the message's upstream id;
+- the store's other changes (`hubgate.cloud.store_changes`: the CSMS's local
+  authorization list and ClearCache, an operator's release or discard of a held
+  transaction) are `change` entries, answered with their result on the gateway that made
+  them once its copy has applied them;
 - the follower applies entries in stream order, each batch in one SQLite commit with the
   stream position it reached (`Store.replicated`), so a restart resumes where it stopped;
 - a gateway that becomes leader first catches up to the stream's end (`caught_up`), then
@@ -19,8 +23,8 @@ standby alike:
   change of leader, except the documented in-flight repeat (a message the CSMS answered
   just before the old leader died is sent once more, with the same message id).
 
-Local lists, the authorization cache and transaction-id lookups stay local to each
-gateway's file (docs/ha.md).
+The authorization cache's entries (what the CSMS answered to Authorize) and
+transaction-id lookups stay local to each gateway's file (docs/ha.md).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import json
 import logging
 import math
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -41,6 +46,7 @@ from nats.js.errors import NotFoundError
 from hubgate._core import HubgateError
 from hubgate.cloud.queue import StoreRun
 from hubgate.cloud.store import Outgoing, QueuedMessage, Receipt, Store, payload_hash
+from hubgate.cloud.store_changes import StoreChange
 from hubgate.cluster.link import ClusterUnavailableError, NatsLink
 from hubgate.config.services import Cluster
 
@@ -66,6 +72,10 @@ class QueueReplica:
         self._published = 0
         """The last entry this gateway put on the stream (the follower reads up to it
         without asking where the stream ends)."""
+        self._id = uuid.uuid4().hex
+        """This replica, in the `change` entries it puts on the stream."""
+        self._results: dict[int, object] = {}
+        """This replica's `change` entries applied here, by position: their results."""
 
     # -- writing ----------------------------------------------------------------------
 
@@ -95,11 +105,19 @@ class QueueReplica:
             entry |= {"op": "ack", "answer": outcome}
         await self._append([(entry, None)])
 
-    async def _append(self, entries: Sequence[tuple[Entry, str | None]]) -> None:
+    async def change(self, store_run: StoreRun, change: StoreChange) -> object:
+        """Put `change` on the stream, wait until the local copy has made it; its result
+        (what `StoreChange.apply` returned here)."""
+        entry: Entry = {"op": "change", "change": change.op, "fields": change.fields}
+        position = await self._append([(entry | {"by": self._id}, None)])
+        return self._results.pop(position, None)
+
+    async def _append(self, entries: Sequence[tuple[Entry, str | None]]) -> int:
         last = await self.link.run(lambda nc: self._publish(nc, entries), within_s=CALL_S)
         self._published = max(self._published, last)
         self._kick.set()
         await self.reached(last)
+        return last
 
     async def reached(self, position: int, within_s: float = CALL_S) -> None:
         """Return once the local copy has applied the stream up to `position`; raises
@@ -146,9 +164,12 @@ class QueueReplica:
                 batch = []
             if batch:
                 ops = [(seq, _operation(entry)) for seq, entry in batch]
-                await store_run(
+                results = await store_run(
                     functools.partial(Store.replicated, stream=self.stream, entries=ops)
                 )
+                for (seq, entry), result in zip(batch, results, strict=True):
+                    if entry.get("by") == self._id:
+                        self._results[seq] = result
                 self.position = batch[-1][0]
                 self._advanced.set()
                 self._advanced = trio.Event()
@@ -244,5 +265,7 @@ def _operation(entry: Entry) -> Callable[[Store], object]:
                 store.refuse(seq, entry["error"], hold=entry["hold"])
 
         return settle
+    if op == "change":
+        return StoreChange(str(entry["change"]), dict(entry["fields"])).apply
     log.warning("cluster: unknown queue entry %r skipped", op)
     return lambda store: None

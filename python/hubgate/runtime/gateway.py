@@ -325,6 +325,7 @@ async def open_gateway(
                     loop.commands,
                     loop.planner.horizon.prices,
                     loop.planner.horizon.schedules,
+                    leading=lambda: leadership is not None and leadership.role is Role.LEADER,
                 )
             )
             gateway = Gateway(site, loop, registry, supervisor, proxy, leadership)
@@ -347,6 +348,11 @@ async def open_gateway(
                         events=events,
                         sessions=loop.sessions.current,
                         csms=proxy,
+                        leader_csms=(
+                            None
+                            if leadership is None or site.csms is None
+                            else lambda: gateway.csms
+                        ),
                         tokens=tokens,
                         schedules=loop.planner.horizon.schedules,
                         prices=loop.planner.horizon.prices,
