@@ -18,7 +18,13 @@ from functools import partial
 from hubgate.control.allocation import CycleResult
 from hubgate.control.connector_runtime import ConnectorRuntime
 from hubgate.control.deadlines import DeadlineStatus
-from hubgate.control.decisions import DecisionLog, DecisionRecord, GridSample, Phases3
+from hubgate.control.decisions import (
+    ConnectorDecision,
+    DecisionLog,
+    DecisionRecord,
+    GridSample,
+    Phases3,
+)
 from hubgate.control.demand import DemandView
 from hubgate.control.limit_in_force import CAP, PEAK_TARGET, NodeLimit
 from hubgate.control.limits import LimitBook
@@ -167,14 +173,13 @@ class Snapshot:
         energy_state = self.planner.energy.snapshot()
         self._battery_events(None if energy_state is None else energy_state.battery_mode, now)
         self.events.tick()
-        connectors: tuple[ConnectorState, ...] | None = None
         if self.sessions is not None:
             transactions = {name: d.transaction() for name, d in self._transactions.items()}
             marks = self._session_marks(transactions, now)
             half_cycle_s = self.planner.site.control.cycle_s / 2
             if marks != self._marks or now - self._sessions_at >= SESSIONS_EVERY_S - half_cycle_s:
-                connectors = self._connectors(result, now)
-                self.sessions.observe(connectors, transactions, self._wall)
+                samples = [self._sample(i, d, now) for i, d in enumerate(result.decisions())]
+                self.sessions.observe(samples, transactions, self._wall)
                 self._sessions_at, self._marks = now, marks
         self.hub.publish(
             partial(
@@ -183,7 +188,6 @@ class Snapshot:
                 result,
                 duration_s,
                 now,
-                connectors,
                 energy_state,
                 self.events.recent,
                 time.time(),
@@ -196,7 +200,6 @@ class Snapshot:
         result: CycleResult,
         duration_s: float,
         now: float,
-        connectors: tuple[ConnectorState, ...] | None,
         energy: EnergyState | None,
         events: tuple[Event, ...],
         at: float,
@@ -252,29 +255,46 @@ class Snapshot:
             at=at,
             cycle_time_ms=duration_s * 1000,
             nodes=tuple(nodes),
-            connectors=self._connectors(result, now) if connectors is None else connectors,
+            connectors=self._connectors(result, now),
             devices=tuple(devices),
             events=events,
             energy=energy,
             demand=_demand(planner.horizon.demand_view(now)),
         )
 
+    def _sample(self, i: int, decision: ConnectorDecision, now: float) -> _Sample:
+        """The connector at `i` after the cycle that decided `decision` for it, as the
+        session records read it (and the published state shows it)."""
+        runtime = self.planner.connectors[i]
+        reading = runtime.reading
+        power = reading.get(_POWER) if reading is not None else None
+        energy = reading.get(_ENERGY) if reading is not None else None
+        age = None if reading is None else max(now - reading.at, 0.0)
+        reachable = runtime.watch.reachable(now)
+        return _Sample(
+            key=decision.connector,
+            status=_status(runtime, now),
+            setpoint_a=decision.setpoint_a,
+            measured_a=reading.phase_currents() if reading is not None else None,
+            power_kw=None if power is None else power / 1000,
+            energy_kwh=None if energy is None else energy / 1000,
+            stale=not reachable or age is None or age > self._stale_after_s[i],
+            reason=decision.reason if reachable else "UNREACHABLE",
+            binding=decision.binding,
+            age_s=age,
+            reachable=reachable,
+        )
+
     def _connectors(self, result: CycleResult, now: float) -> tuple[ConnectorState, ...]:
         """Every connector's state after the cycle that planned `result`."""
         planner = self.planner
         model = planner.model
-        setpoints, phases = result.setpoint_a, result.phases
+        phases, decisions = result.phases, result.decisions()
         connectors = []
-        decisions = result.decisions()
         for i, (info, runtime) in enumerate(zip(model.connectors, planner.connectors, strict=True)):
+            sample = self._sample(i, decisions[i], now)
             reading = runtime.reading
-            power = reading.get(_POWER) if reading is not None else None
-            energy = reading.get(_ENERGY) if reading is not None else None
-            age = None if reading is None else max(now - reading.at, 0.0)
-            reachable = runtime.watch.reachable(now)
             reservation = planner.reservation(i, now)
-            decision = decisions[i]
-            reason = decision.reason if reachable else "UNREACHABLE"
             connectors.append(
                 trusted(
                     ConnectorState,
@@ -283,23 +303,23 @@ class Snapshot:
                     connector=info.key[1],
                     node=model.node_ids[info.node],
                     protocol=info.protocol,
-                    status=_status(runtime, now),
-                    setpoint_a=setpoints[i],
+                    status=sample.status,
+                    setpoint_a=sample.setpoint_a,
                     phases=phases[i],
-                    measured_a=reading.phase_currents() if reading is not None else None,
-                    power_kw=None if power is None else power / 1000,
-                    energy_kwh=None if energy is None else energy / 1000,
+                    measured_a=sample.measured_a,
+                    power_kw=sample.power_kw,
+                    energy_kwh=sample.energy_kwh,
                     soc_percent=reading.get(_SOC) if reading is not None else None,
-                    measured_age_s=age,
-                    stale=not reachable or age is None or age > self._stale_after_s[i],
+                    measured_age_s=sample.age_s,
+                    stale=sample.stale,
                     unreachable_since=None
-                    if reachable
+                    if sample.reachable
                     else self._wall_time(runtime.watch.last_ok_at),
                     reserved_a=None if reservation is None else reservation[0],
                     priority=planner.allocator.priority(i),
                     pv_mode=bool(planner.energy.pv_mode[i]),
-                    reason=reason,
-                    binding=decision.binding,
+                    reason=sample.reason,
+                    binding=sample.binding,
                     session=_session_view(planner.horizon.deadlines.status(i, now)),
                 )
             )
@@ -408,6 +428,24 @@ def _commanded(planner: CyclePlanner, result: CycleResult) -> list[Phases3]:
 _POWER = Quantity.POWER_TOTAL
 _ENERGY = Quantity.ENERGY_IMPORT
 _SOC = Quantity.SOC
+
+
+@dataclass(frozen=True, slots=True)
+class _Sample:
+    """A connector after a cycle, without a model: what the session records read
+    (`records.sessions.ConnectorSample`) and what the published state is made of."""
+
+    key: str
+    status: str
+    setpoint_a: float
+    measured_a: Phases3 | None
+    power_kw: float | None
+    energy_kwh: float | None
+    stale: bool
+    reason: str
+    binding: str | None
+    age_s: float | None
+    reachable: bool
 
 
 def _status(runtime: ConnectorRuntime, now: float) -> str:

@@ -11,17 +11,40 @@ still open when hubgate stopped is closed at its last write when the recorder st
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from hubgate.devices.model import ChargingTransaction
 from hubgate.records.store import RecordStore
-from hubgate.state import ChargingSession, ConnectorState
+from hubgate.state import ChargingSession, PhaseCurrents
 
 FLUSH_S = 30.0
 PLUGGED = frozenset({"B", "C", "D"})
 NOT_LIMITING = frozenset({"", "NOT_WANTING", "OWN_MAXIMUM", "UNREACHABLE"})
 """Reasons that hold nothing back: no EV demand, its own maximum, no news of it."""
+
+
+class ConnectorSample(Protocol):
+    """What the session records read of a connector each sample (a
+    `hubgate.state.ConnectorState` has it)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def setpoint_a(self) -> float: ...
+    @property
+    def measured_a(self) -> PhaseCurrents | None: ...
+    @property
+    def power_kw(self) -> float | None: ...
+    @property
+    def energy_kwh(self) -> float | None: ...
+    @property
+    def stale(self) -> bool: ...
+    @property
+    def reason(self) -> str: ...
 
 
 @dataclass
@@ -45,7 +68,7 @@ class SessionRecorder:
 
     def observe(
         self,
-        connectors: tuple[ConnectorState, ...],
+        connectors: Sequence[ConnectorSample],
         transactions: Mapping[str, ChargingTransaction | None],
         now_wall: float,
     ) -> None:
@@ -87,7 +110,7 @@ class SessionRecorder:
         """Write the sessions going on (at shutdown; they stay open)."""
         self.store.save_sessions(self.current(), now_wall)
 
-    def _start(self, c: ConnectorState, tx: ChargingTransaction | None, now_wall: float) -> _Open:
+    def _start(self, c: ConnectorSample, tx: ChargingTransaction | None, now_wall: float) -> _Open:
         session = ChargingSession.model_construct(
             id=0,
             connector=c.key,
@@ -105,7 +128,7 @@ class SessionRecorder:
         return _Open(session, c.energy_kwh, last_at=now_wall)
 
     def _add(
-        self, o: _Open, c: ConnectorState, tx: ChargingTransaction | None, now_wall: float
+        self, o: _Open, c: ConnectorSample, tx: ChargingTransaction | None, now_wall: float
     ) -> None:
         dt = max(now_wall - o.last_at, 0.0)
         o.last_at = now_wall
