@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -297,3 +298,41 @@ def test_a_composite_schedule_judged(
     schedule = CompositeSchedule(start, "A", periods, 90.0)
     judged = judge(schedule, sent_a, 6.0, END)
     assert (judged.following, judged.lapses, judged.late) == verdict, judged.evidence
+
+
+async def test_a_watt_chargers_failsafe_profile_holds_the_failsafe_current_in_its_terms(
+    server: Running,
+) -> None:
+    """The base profile carries the failsafe as the lease's own fallback and its check count
+    it: a DC charger's as DC power (the zoo's DC chargers got 4,140 W, 6 A x 3 x 230 V, where
+    the lease meant 3,893.4 W, and past a lapse were flagged 'not following'); a watt
+    charger whose EV draws on one phase gets it again as 6 A on that phase (1,380 W, not
+    4,140 W: 18 A there)."""
+    settings = LeaseSettings(lease_s=3.0, renew_before_s=1.0, failsafe_current_a=6)
+    with trio.fail_after(15):
+        cs = await server.connect("CP201", V201)
+        try:
+            cs.cp.quirks.rate_units = ("W",)
+            session = await server.session_of("CP201")
+            lease = ProfileLease(session, settings=settings, capabilities=Capabilities(("W",)))
+            dc = Setpoint(6, dc_w_per_a=648.9)  # 0.95 x 0.99 x 3 x 230 V
+            await lease.install_base(dc)
+            assert await lease.composite_limit() == 3893.4
+            assert await lease.apply(replace(dc, current_a=20))
+            assert await lease.composite_limit() == 12978.0
+            await trio.sleep(3.1)  # no renewal: the lease lapses to the base
+            verification = await lease.verify()
+            assert (verification.following, verification.lapses) == (None, True), verification
+            ac = ProfileLease(
+                session, connector_id=1, settings=settings, capabilities=Capabilities(("W",))
+            )
+            await ac.install_base(Setpoint(6))
+            assert await ac.apply(Setpoint(10, active_phases=1))
+            bases = [
+                p["charging_schedule"][0]["charging_schedule_period"][0]["limit"]
+                for a, p in cs.cp.received
+                if a == "SetChargingProfile" and p["id"] == ac.base_profile_id
+            ]
+            assert bases == [4140.0, 1380.0]
+        finally:
+            await trio.to_thread.run_sync(cs.stop)

@@ -54,6 +54,8 @@ class ConnectorRuntime:
     """When its setpoint last changed."""
     draw: Phases3 = (0.0, 0.0, 0.0)
     """Latest known draw on the grid phases (A)."""
+    failsafe_a: float | None = None
+    """The failsafe current its charger was last configured with (None: not yet)."""
     failsafe_unverified: bool = False
     """Its failsafe settings could not be configured: treated as unreachable until they are."""
     verify_tried_at: float = -math.inf

@@ -71,7 +71,7 @@ class Dispatch:
 
         async def run() -> AppliedLimit:
             try:
-                await charger.configure_failsafe(control.lease_s, control.failsafe_current_a)
+                await charger.configure_failsafe(control.lease_s, command.failsafe_a)
             except Exception:
                 self.planner.failsafe_configured(command.index, ok=False)
                 raise

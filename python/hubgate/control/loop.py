@@ -197,17 +197,19 @@ class ControlLoop:
                     log.debug("heartbeat %s#%d failed: %s", key[0], key[1], exc)
 
     async def safe_stop(self, timeout_s: float = 5.0) -> dict[str, bool]:
-        """Command every reachable charger to the site's failsafe current and every capped
+        """Command every reachable charger to its failsafe current and every capped
         PV inverter to its fallback cap (on shutdown: what their leases would come to, now,
         so the EVs' drop is not fed into the grid meanwhile); nothing without the authority
         to command. Whether each charger took it, by name."""
         epoch = self.authority.epoch()
         if epoch is None:
             return {}
-        current = self.site.control.failsafe_current_a
+        current = self.planner.failsafe_a
         ops = {
-            info.name: setter(self.devices.chargers[info.key], current, 1 if info.one_phase else 3)
-            for info in self.model.connectors
+            info.name: setter(
+                self.devices.chargers[info.key], current[i], 1 if info.one_phase else 3
+            )
+            for i, info in enumerate(self.model.connectors)
         }
         pv = self.energy.fallback_ops()
         sends = {name: fenced(self.authority, epoch, op) for name, op in (ops | pv).items()}

@@ -68,6 +68,7 @@ from hubgate.control.decisions import Phases3
 from hubgate.control.demand import DemandState
 from hubgate.control.device_watch import DeviceWatch, device_paths
 from hubgate.control.failsafe import ChargerWatch, MeterWatch
+from hubgate.control.failsafe_budget import FailsafeSeat, failsafe_budget
 from hubgate.control.grid_operator import grid_operator_input, operator_power_source
 from hubgate.control.horizon import Horizon
 from hubgate.control.limit_in_force import NodeLimit, fold_leases, node_limit
@@ -86,13 +87,14 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class SetpointCommand:
     """A setpoint to send to the connector at `index` (`name`), after configuring and
-    verifying its failsafe settings when `verify_first`."""
+    verifying its failsafe settings (`failsafe_a`) when `verify_first`."""
 
     index: int
     name: str
     current_a: float
     phases: int
     verify_first: bool = False
+    failsafe_a: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,11 @@ class CyclePlanner:
         self.devices = DeviceWatch(self.events, device_paths(site, self.model))
         """Which devices answer, and the events when that changes."""
         self.last_result: CycleResult | None = None
+        modbus = {(c.id, k.id) for c in site.chargers if c.modbus is not None for k in c.connectors}
+        self._fixed_failsafe = [info.key in modbus for info in self.model.connectors]
+        """Connectors whose device's failsafe hubgate may not be able to lower (Modbus)."""
+        self.failsafe_a = [control.failsafe_current_a] * len(self.model.connectors)
+        """The failsafe current each connector is to be configured with (`_share_failsafes`)."""
         self.last_inputs: CycleInputs | None = None
 
     # -- a cycle ---------------------------------------------------------------------------
@@ -393,6 +400,7 @@ class CyclePlanner:
                 base[3 * node + p] += value + reserved[node][p]
             if node in share and share[node] < 1.0:
                 notes.append(f"{model.node_ids[node]} meter lost: {share[node]:.0%} budget")
+        self._share_failsafes(now, base, reserved)
         operator_w = grid_operator_w  # the battery is no §14a device: it gets no floor
         if self.paragraph_14a is not None and math.isfinite(grid_operator_w):
             # the rest of the site: connectors reserved at their maximum are EV load
@@ -461,6 +469,28 @@ class CyclePlanner:
             max(held[2], raw[2] - unreported[2]),
         )
 
+    def _share_failsafes(self, now: float, base: array[float], reserved: list[list[float]]) -> None:
+        """Share the failsafe current out under every node's limit in force, less what its
+        base load (EVs reserved at their maximum aside) draws (`control.failsafe_budget`)."""
+        model, failsafe = self.model, self.site.control.failsafe_current_a
+        room = []
+        for node in range(len(model.node_ids)):
+            limit = self.node_limit(node, now).phase_a
+            room.append(
+                [limit[p] - max(base[3 * node + p] - reserved[node][p], 0.0) for p in range(3)]
+            )
+        seats = [
+            FailsafeSeat(
+                model.ancestors[info.node],
+                (info.grid_phases[0],) if info.one_phase else (0, 1, 2),
+                fixed=self._fixed_failsafe[i],
+                session=runtime.reading is not None and runtime.reading.state in WANTING_STATES,
+                holds=runtime.failsafe_a == failsafe,
+            )
+            for i, (info, runtime) in enumerate(zip(model.connectors, self.connectors, strict=True))
+        ]
+        self.failsafe_a = failsafe_budget(seats, room, failsafe)
+
     def node_limit(self, node: int, now: float) -> NodeLimit:
         """The limit in force on `node` now and what sets it (`control.limit_in_force`): its
         cap, the limit book's leases (at the root the grid operator's and the peak target
@@ -480,9 +510,12 @@ class CyclePlanner:
             if not watch.reachable(now):
                 continue
             setpoint, n_phases = setpoints[i], self._told_phases(i, phases)
-            if watch.needs_verification:
+            failsafe = self.failsafe_a[i]
+            if watch.needs_verification or runtime.failsafe_a != failsafe:
                 if runtime.try_verifying(now):
-                    commands.append(SetpointCommand(i, info.name, setpoint, n_phases, True))
+                    commands.append(
+                        SetpointCommand(i, info.name, setpoint, n_phases, True, failsafe)
+                    )
             elif runtime.sent_a != setpoint or runtime.sent_phases != n_phases or self._paced[i]:
                 commands.append(SetpointCommand(i, info.name, setpoint, n_phases))
         return commands
@@ -505,8 +538,13 @@ class CyclePlanner:
         """The failsafe settings of the connector at `index` were configured and verified
         (`ok`), or could not be: it stays reserved and is retried next cycle."""
         runtime = self.connectors[index]
-        runtime.failsafe_unverified = not ok
+        # a verified connector whose failsafe could not be changed keeps the one it has
+        # (counted as such in the budget) and is asked again
+        runtime.failsafe_unverified = not ok and (
+            runtime.failsafe_a is None or runtime.watch.needs_verification
+        )
         if ok:
+            runtime.failsafe_a = runtime.watch.failsafe_a = self.failsafe_a[index]
             runtime.watch.verified()
             name = self.model.connectors[index].name
             self.events.emit(

@@ -387,6 +387,10 @@ class OcppCharger:
 
     # -- commanding ------------------------------------------------------------------
 
+    def _failsafe(self) -> Setpoint:
+        """The failsafe current as this connector's setpoint (its charger's terms)."""
+        return self._setpoint(self.settings.failsafe_current_a, 3)
+
     def _setpoint(self, current_a: float, phases: int) -> Setpoint:
         """The setpoint with the measured voltage and the phases the EV draws on."""
         if self.dc is not None:
@@ -558,13 +562,13 @@ class OcppCharger:
 
     async def _install_base(self) -> None:
         try:  # (a base profile installed already is not sent again)
-            await self._current_lease().install_base()
+            await self._current_lease().install_base(self._failsafe())
         except OcppCallError:
             if self._lease_connector == 0 or self.care.station_wide:
                 raise
             LOG.warning("%s: per-connector limits refused; one station-wide limit", self.id)
             self.care.station_wide = True
-            await self._current_lease().install_base()
+            await self._current_lease().install_base(self._failsafe())
 
     async def heartbeat(self) -> None:
         """Renew the lease when it is due (the control loop's watchdog feed)."""

@@ -47,7 +47,7 @@ import logging
 import math
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Literal
@@ -55,7 +55,13 @@ from typing import Literal
 import trio
 
 from hubgate.ocpp.capabilities import Capabilities, RateUnit, on_charger_clock
-from hubgate.ocpp.composite_check import CompositeSchedule, Verification, judge, parse_composite
+from hubgate.ocpp.composite_check import (
+    VERIFY_TOLERANCE,
+    CompositeSchedule,
+    Verification,
+    judge,
+    parse_composite,
+)
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
 from hubgate.ocpp.registry import StationRegistry
 from hubgate.ocpp.rpc import Payload
@@ -324,6 +330,8 @@ class ProfileLease:
         # A station-wide maximum exists only for connector 0.
         self._purposes = list(purposes if connector_id == 0 else purposes[1:])
         self._base_installed = False
+        self._base_limit: float | None = None
+        """The failsafe limit the base profile holds, in the charger's unit (LEVELS)."""
         self._relative = True
         """False once the charger refused a Relative profile."""
         self._sent_origin: object = None
@@ -393,14 +401,17 @@ class ProfileLease:
             self._lease_end = wall + timedelta(seconds=self.settings.lease_s)
             return True
 
-    async def install_base(self, phases: Literal[1, 3] = 3) -> None:
-        """Install the permanent failsafe profile now (it also goes out with the first limit)."""
+    async def install_base(self, failsafe: Setpoint | None = None) -> None:
+        """Install the permanent failsafe profile now (it also goes out with the first limit):
+        `failsafe` in the charger's terms (its voltage, the phases its EV draws on, a DC
+        charger's conversion), else the failsafe current on three phases."""
         async with self._calls:
             await self._follow_capabilities()
             wall = on_charger_clock(datetime.now(UTC), self.capabilities.clock_offset_s)
+            template = failsafe or Setpoint(self.settings.failsafe_current_a)
             while True:
                 try:
-                    await self._ensure_base(phases, wall)
+                    await self._ensure_base(template, wall)
                 except _RejectedError as rejected:
                     await self._next_shape(rejected)
                     continue
@@ -429,7 +440,7 @@ class ProfileLease:
     async def _send_lease(self, setpoint: Setpoint, wall: datetime) -> None:
         s = self.settings
         if self._mode is LeaseMode.LEVELS:
-            await self._ensure_base(setpoint.phases, wall)
+            await self._ensure_base(setpoint, wall)
             valid_to = wall + timedelta(seconds=s.lease_s)
             offline = s.lease_s if self.session.version is OcppVersion.V21 else None
             await self._send(self.limit_profile_id, 1, setpoint, wall, valid_to, offline_s=offline)
@@ -448,12 +459,23 @@ class ProfileLease:
             await self._send(self.base_profile_id, 0, setpoint, wall, None)
             self._base_installed = True
 
-    async def _ensure_base(self, phases: Literal[1, 3], wall: datetime) -> None:
-        if not self._base_installed:
-            failsafe = Setpoint(self.settings.failsafe_current_a, phases)
-            relative = 0.0 if self._mode is LeaseMode.RELATIVE else None  # (in force at once)
-            await self._send(self.base_profile_id, 0, failsafe, wall, None, elapsed_s=relative)
-            self._base_installed = True
+    async def _ensure_base(self, template: Setpoint, wall: datetime) -> None:
+        """The base profile at the failsafe current in `template`'s terms: sent when not
+        installed, or when that limit in the charger's unit moved beyond a charger's rounding
+        from the one installed (a watt charger turns watts back into amperes with the
+        phases its EV draws on: 4,140 W is 18 A on one phase; a DC charger's watts are DC)."""
+        failsafe = replace(template, current_a=self.settings.failsafe_current_a)
+        limit = schedule_limit(failsafe, self.capabilities.rate_unit)
+        installed = self._base_limit
+        if (
+            self._base_installed
+            and installed is not None
+            and abs(limit - installed) <= installed * VERIFY_TOLERANCE
+        ):
+            return
+        relative = 0.0 if self._mode is LeaseMode.RELATIVE else None  # (in force at once)
+        await self._send(self.base_profile_id, 0, failsafe, wall, None, elapsed_s=relative)
+        self._base_installed, self._base_limit = True, limit
 
     async def _next_shape(self, rejected: _RejectedError) -> None:
         """Move on from a relative lease the charger refused, else to the next purpose."""

@@ -1,0 +1,118 @@
+"""The failsafe current each connector is configured with fits every node's limit in force:
+what the chargers fall back to without hubgate never takes a node over it."""
+
+from __future__ import annotations
+
+import tomllib
+
+from hubgate.config.model import SiteConfig
+from hubgate.control.failsafe_budget import FailsafeSeat, failsafe_budget
+from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
+from hubgate.control.plan import CyclePlanner
+from hubgate.devices.model import AppliedLimit, Reading
+from hubgate.profiles.model import IecState, Quantity
+
+THREE = (0, 1, 2)
+
+
+def test_the_charger_zoo_fits_its_connection_and_its_curtailment() -> None:
+    """The zoo's 104 three-phase connectors at 6 A take 624 A per phase: 96 fit its 400 kW
+    (580 A per phase), 38 the grid operator's 40 % (232 A), the ones with an EV first."""
+    seats = [FailsafeSeat((0,), THREE, session=i % 2 == 1) for i in range(104)]
+    granted = failsafe_budget(seats, [[580.0] * 3], 6.0)
+    assert sum(1 for a in granted if a) == 96
+    curtailed = failsafe_budget(seats, [[232.0] * 3], 6.0)
+    assert sum(1 for a in curtailed if a) == 38
+    assert all(curtailed[i] == 6.0 for i in range(1, 76, 2))  # 38 with sessions
+    assert not any(curtailed[i] for i in range(0, 104, 2))
+
+
+def test_every_node_on_the_path_and_only_the_phases_drawn_count() -> None:
+    room = [[20.0, 20.0, 20.0], [13.0, 13.0, 6.0]]  # the connection, a board below it
+    seats = [
+        FailsafeSeat((1, 0), THREE, holds=True),
+        FailsafeSeat((1, 0), (0,), holds=True),  # one phase, L1
+        FailsafeSeat((1, 0), (2,), holds=True),  # one phase, L3: the board's L3 is full
+        FailsafeSeat((0,), THREE, holds=True),
+        FailsafeSeat((0,), THREE, holds=True),  # the connection is full on L1
+    ]
+    assert failsafe_budget(seats, room, 6.0) == [6.0, 6.0, 0.0, 6.0, 0.0]
+
+
+def test_a_fixed_failsafe_counts_first_and_a_new_grant_needs_more_room() -> None:
+    room = [[13.0] * 3]
+    seats = [FailsafeSeat((0,), THREE), FailsafeSeat((0,), THREE, fixed=True)]
+    # the device-set one takes its 6 A first; 7 A is left, one more fits only with 7 A
+    assert failsafe_budget(seats, [list(r) for r in room], 6.0) == [6.0, 6.0]
+    assert failsafe_budget(seats, [[12.5] * 3], 6.0) == [0.0, 6.0]
+    holding = [FailsafeSeat((0,), THREE, holds=True), FailsafeSeat((0,), THREE, fixed=True)]
+    assert failsafe_budget(holding, [[12.5] * 3], 6.0) == [6.0, 6.0]
+
+
+SITE_TOML = """
+[site]
+name = "failsafe budget"
+[grid]
+phase_current_limit_a = 63
+[grid_operator]
+source = "api"
+[control]
+failsafe_current_a = 6
+meter_stale_s = 3
+{chargers}
+"""
+
+CHARGER = """
+[[chargers]]
+id = "cp-{i}"
+node = "grid"
+ocpp = {{ identity = "CP-{i}" }}
+connectors = [{{ id = 1, max_current_a = 32 }}]
+"""
+
+
+def test_a_curtailment_reconfigures_the_failsafes_that_no_longer_fit() -> None:
+    """Ten OCPP chargers on a 63 A connection, four with an EV: all ten fit at 6 A; under a
+    15 kW limit (21.7 A per phase) three do, the ones with an EV, and the others are told
+    0 A as their failsafe (the fourth EV too: no room) with their next setpoint, and 6 A
+    again once the limit is lifted."""
+    site = SiteConfig.model_validate(
+        tomllib.loads(SITE_TOML.format(chargers="".join(CHARGER.format(i=i) for i in range(10))))
+    )
+    planner = CyclePlanner(site, LimitBook())
+    plugged = {1, 4, 6, 9}
+
+    def cycle(now: float) -> dict[int, float]:
+        readings = {
+            f"cp-{i}#1": Reading(
+                at=now,
+                values=dict.fromkeys(
+                    (Quantity.CURRENT_L1, Quantity.CURRENT_L2, Quantity.CURRENT_L3), 0.0
+                ),
+                state=IecState.B if i in plugged else IecState.A,
+            )
+            for i in range(10)
+        }
+        plan = planner.plan(readings, now)
+        assert plan is not None
+        told = {}
+        for command in plan.commands:
+            if command.verify_first:
+                told[command.index] = command.failsafe_a
+                planner.failsafe_configured(command.index, ok=True)
+        results = {
+            c.name: AppliedLimit(c.current_a, 3, c.current_a == 0, now) for c in plan.commands
+        }
+        planner.outcomes(plan, results, now, now)
+        return told
+
+    assert cycle(0.0) == dict.fromkeys(range(10), 6.0)
+    assert cycle(1.0) == {}
+    planner.limits.set(SITE, LimitSource.API, Limit(power_kw=15), now=2.0, lease_s=None, origin="t")
+    told = cycle(2.0)
+    assert sorted(i for i, a in told.items() if a == 0.0) == [0, 2, 3, 5, 7, 8, 9]
+    assert [planner.failsafe_a[i] for i in sorted(plugged)] == [6.0, 6.0, 6.0, 0.0]
+    assert sum(planner.failsafe_a) <= 15_000 / 3 / 230  # on every phase
+    assert cycle(3.0) == {}
+    planner.limits.clear(SITE, LimitSource.API, now=4.0, origin="t")
+    assert cycle(4.0) == dict.fromkeys([0, 2, 3, 5, 7, 8, 9], 6.0)
