@@ -71,7 +71,7 @@ from hubgate.control.failsafe import ChargerWatch, MeterWatch
 from hubgate.control.failsafe_budget import FailsafeSeat, failsafe_budget
 from hubgate.control.grid_operator import grid_operator_input, operator_power_source
 from hubgate.control.horizon import Horizon
-from hubgate.control.limit_in_force import NodeLimit, fold_leases, node_bounds, node_limit
+from hubgate.control.limit_in_force import NodeLimit, fold_leases, node_limit
 from hubgate.control.limits import LimitBook, LimitSource
 from hubgate.control.paragraph_14a import Paragraph14a
 from hubgate.control.site_energy import SiteEnergy
@@ -180,17 +180,12 @@ class CyclePlanner:
             feed_in_rule=feed_in_rule,
         )
         self._operator_power_source = operator_power_source(site)
-        self._operator_sources = frozenset(
+        operator_sources = frozenset(
             {LimitSource.GRID_OPERATOR}
             | ({self._operator_power_source} if self._operator_power_source else set())
         )
         self.horizon = Horizon(
-            site,
-            self.model,
-            limits,
-            self.events,
-            operator_sources=self._operator_sources,
-            demand=demand,
+            site, self.model, limits, self.events, operator_sources=operator_sources, demand=demand
         )
         """Deadlines, schedules, prices and demand charges."""
         self._operator_input = grid_operator_input(site, box=grid_operator_box)
@@ -394,6 +389,7 @@ class CyclePlanner:
             operator_power_source=self._operator_power_source,
             safety_margin_a=self.site.grid.safety_margin_a,
         )
+        lease_cut = array("d", base)  # base was 0 before: the headroom the leases take
         for node in range(n_nodes):
             degraded = node not in measured and node in share
             limit = self.node_limit(node, now).phase_a if degraded else None
@@ -432,7 +428,7 @@ class CyclePlanner:
             last=self.last_result,
         )
         notes.extend(energy.notes)
-        deadlines = self.horizon.deadline_inputs(now, base, self.connectors)
+        deadlines = self.horizon.deadline_inputs(now, base, lease_cut, self.connectors)
         if held := hold_back(deadlines.ceiling_a, ev_max):
             notes.append(f"prices: {held} sessions with slack wait for cheaper slots")
         return (
@@ -507,15 +503,7 @@ class CyclePlanner:
         cap, the limit book's leases (at the root the grid operator's and the peak target
         too). A lost meter's node keeps its degraded share of this, not of its cap, so a
         limit below the cap still leaves room."""
-        bounds = node_bounds(
-            self.model,
-            self.limits,
-            node,
-            now,
-            operator_sources=self._operator_sources,
-            peak_target_kw=self.site.grid.peak_target_kw,
-        )
-        return node_limit(bounds, self.model.voltage_v)
+        return node_limit(self.horizon.bounds(node, now), self.model.voltage_v)
 
     def commands(self, result: CycleResult, now: float) -> list[SetpointCommand]:
         """The setpoints to send: to every reachable connector whose setpoint changed or that
