@@ -20,6 +20,7 @@ from hubgate.control.deadlines import (
     SessionDefault,
     SocTarget,
 )
+from hubgate.control.limits import SITE, Limit, LimitSource
 from hubgate.control.site_model import ConnectorInfo
 from tests.support.loop_site import PlannedSite, SimSite
 
@@ -234,3 +235,18 @@ def test_short_of_energy_the_plan_runs_to_the_departures_and_a_lost_cause_keeps_
     assert both.laxity_s[1] < 0
     assert both.floor_a is not None
     assert both.floor_a[1] == pytest.approx(32.0)
+
+
+def test_a_lease_below_the_cap_counts_once_in_the_plan() -> None:
+    # cp-1 needs 15 kWh in the hour (22 kW at most). An API lease holds the grid at 60 A of
+    # its 100 A: 41 kW to share, plenty. Counting the lease twice (its limit, and the 40 A it
+    # takes as base load) left 20 A = 13.8 kW, and 2.4 kWh short.
+    site = PlannedSite.build(SimSite.build())
+    deadlines = site.planner.horizon.deadlines
+    deadlines.wall_offset_s = 0.0
+    index = site.planner.allocator.connector_index(("cp-1", 1))
+    deadlines.set_need(index, 15_000.0, 3600.0, NeedSource.API)
+    limit = Limit(phase_a=(60.0, 60.0, 60.0))
+    site.planner.limits.set(SITE, LimitSource.API, limit, now=0.0, lease_s=None, origin="t")
+    site.run(10)
+    assert deadlines.status(index, site.now).shortfall_kwh == 0.0

@@ -182,18 +182,24 @@ def test_schedule_mistakes_name_the_field_and_the_fix(
 MONDAY_10 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC).timestamp()
 NEED_KWH = 12.0
 CUT_KW = 5.0
-CUT = f"""
+
+
+def cut(node: str) -> str:
+    """A schedule that cuts `node` to 5 kW from 10:30."""
+    return f"""
 [[schedules]]
 name = "late-cut"
+node = "{node}"
 power_limit_kw = {CUT_KW}
 windows = [{{ days = ["mon"], start = "10:30", end = "11:00" }}]
 """
 
 
-def charge_for_an_hour(extra: str, api_cut: bool) -> tuple[float, float, LimitBook]:
-    """cp-1 needs 12 kWh by 11:00; from 10:30 the site may take 5 kW. Either a schedule says
-    so from the start, or an API lease says it at 10:30 (nobody knew ahead). Returns what
-    cp-1 got and the most the chargers drew together from 10:30:05 on, W."""
+def charge_for_an_hour(extra: str, api_cut: str | None) -> tuple[float, float, LimitBook]:
+    """cp-1 needs 12 kWh by 11:00; from 10:30 the site (or the board the chargers are on)
+    may take 5 kW. Either a schedule says so from the start, or an API lease on `api_cut`
+    says it at 10:30 (nobody knew ahead). Returns what cp-1 got and the most the chargers
+    drew together from 10:30:05 on, W."""
     limits = LimitBook()
     site = PlannedSite.build(SimSite.build(), extra, limits)
     site.planner.horizon.deadlines.wall_offset_s = MONDAY_10
@@ -202,9 +208,9 @@ def charge_for_an_hour(extra: str, api_cut: bool) -> tuple[float, float, LimitBo
         index, NEED_KWH * 1000, MONDAY_10 + 3600, NeedSource.API
     )
     site.run(1800)
-    if api_cut:
+    if api_cut is not None:
         limits.set(
-            SITE, LimitSource.API, Limit(power_kw=CUT_KW), now=site.now, lease_s=1800, origin="t"
+            api_cut, LimitSource.API, Limit(power_kw=CUT_KW), now=site.now, lease_s=1800, origin="t"
         )
     site.run(5)
     most_w = 0.0
@@ -215,10 +221,11 @@ def charge_for_an_hour(extra: str, api_cut: bool) -> tuple[float, float, LimitBo
 
 
 @pytest.mark.timeout(300)  # two hours of cycles, without Trio
-def test_a_schedule_ahead_makes_the_deadline_session_charge_before_the_cut() -> None:
-    blind_kwh, _, _ = charge_for_an_hour("", api_cut=True)
+@pytest.mark.parametrize("node", ["grid", "board"])
+def test_a_schedule_ahead_makes_the_deadline_session_charge_before_the_cut(node: str) -> None:
+    blind_kwh, _, _ = charge_for_an_hour("", api_cut=SITE if node == "grid" else node)
     assert blind_kwh < NEED_KWH - 1  # fair share until late, then only 5 kW for everyone
-    planned_kwh, most_w, limits = charge_for_an_hour(CUT, api_cut=False)
+    planned_kwh, most_w, limits = charge_for_an_hour(cut(node), api_cut=None)
     assert planned_kwh >= NEED_KWH * 0.99
     assert most_w <= CUT_KW * 1000 + 1e-6
     sources = [(e.source, e.origin) for e in limits.audit() if e.action.value == "set"]

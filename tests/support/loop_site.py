@@ -78,6 +78,9 @@ lease_s = 10
 REACTION_S = 2.0
 """How long an EV takes to follow a lower or higher limit."""
 
+REPORT_LAG_S = 0.1
+"""How long before it arrives a charger that reports on its own schedule sampled it."""
+
 
 def site_config(extra: str = "") -> SiteConfig:
     """The test site (three 32 A chargers behind a 64 A board), with extra TOML appended."""
@@ -117,6 +120,11 @@ class SimCharger:
     """Accepts every limit and draws what its EV wants (and says so in `limit_check`)."""
     checked: bool = False
     """A check showed it follows its limits (as an OCPP charger's composite schedule does)."""
+    reports_every_s: float = 0.0
+    """How often it reports its draw (an OCPP station's MeterValues interval): a read in
+    between gives the last report; a report's values were sampled `REPORT_LAG_S` before
+    it arrived (its timestamp), so before whatever was commanded in that cycle."""
+    _report: Reading | None = None
     _target_since: float = 0.0
     _previous_draw: float = 0.0
     history: list[tuple[float, float]] = field(default_factory=list)
@@ -151,17 +159,21 @@ class SimCharger:
         """A read at `now` (raises `UnreachableError` when unreachable)."""
         self._contact(now)
         self.advance(now)
+        report = self._report
+        if self.reports_every_s and report is not None and now - report.at < self.reports_every_s:
+            return report
         state = (
             IecState.C
             if self.connected and self.draw_a > 0
             else (IecState.B if self.connected else IecState.A)
         )
         d = self.draw_a
-        return Reading(
-            at=now,
+        self._report = Reading(
+            at=now - REPORT_LAG_S if self.reports_every_s else now,
             values={Quantity.CURRENT_L1: d, Quantity.CURRENT_L2: d, Quantity.CURRENT_L3: d},
             state=state,
         )
+        return self._report
 
     def apply(self, now: float, current_a: float, phases: int) -> AppliedLimit:
         """A limit written at `now`."""

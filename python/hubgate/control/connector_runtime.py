@@ -119,14 +119,22 @@ class ConnectorRuntime:
                     self.ev_phase = on[0]
         return self.ev_phase != before
 
-    def known_draw(self) -> Phases3:
-        """Its draw as counted against its node's meter: the latest reading, capped at the
-        setpoint given after it was taken (an older value says more than it may draw now;
-        whatever it draws above is then counted as base load, never less)."""
+    def known_draw(self, now: float, settle_s: float) -> tuple[Phases3, Phases3]:
+        """Its draw as counted against its node's meter, and what it may still draw above
+        that on its way down. The draw: the latest reading, capped at the setpoint given
+        after it was taken (an older value says more than it may draw now; whatever it
+        draws above is then counted as base load, never less). On its way down: the part
+        of that reading above a setpoint lowered less than `settle_s` ago (the EV's
+        reaction time); whether it still draws it, only a later reading or the meter
+        tells (`CyclePlanner._metered_base`)."""
         reading, cap = self.reading, self.sent_a
         if reading is None or cap is None or reading.at >= self.sent_at:
-            return self.draw
-        return (min(self.draw[0], cap), min(self.draw[1], cap), min(self.draw[2], cap))
+            return self.draw, _NONE
+        draw = self.draw
+        known = (min(draw[0], cap), min(draw[1], cap), min(draw[2], cap))
+        if now - self.sent_at >= settle_s:
+            return known, _NONE
+        return known, (draw[0] - known[0], draw[1] - known[1], draw[2] - known[2])
 
     def ev_estimate(self, wants: bool, drawn: float, now: float) -> float:
         """Trim to the draw when the EV has taken less than offered for `EV_SETTLE_S`
@@ -155,6 +163,7 @@ def grid_draw(reading: Reading, grid_phases: tuple[int, int, int]) -> Phases3:
     return (draw[0], draw[1], draw[2])
 
 
+_NONE: Phases3 = (0.0, 0.0, 0.0)
 _L1 = Quantity.CURRENT_L1
 _L2 = Quantity.CURRENT_L2
 _L3 = Quantity.CURRENT_L3

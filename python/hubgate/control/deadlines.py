@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from datetime import time as time_of_day
@@ -136,6 +136,10 @@ class DeadlineStatus:
 
 CapsAhead = Callable[[Sequence[float], Sequence[float]], Sequence[float]]
 """Per slot (starts, ends: epoch s), the power the planned sessions may share in it, W."""
+
+Group = tuple[Collection[int], CapsAhead]
+"""Connectors (indices) below a node whose power ahead is limited on its own (a schedule on
+it), and that power per slot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,11 +291,14 @@ class SessionDeadlines:
         shared_w: float | CapsAhead,
         phases: Sequence[int],
         prices: PriceSeries | None = None,
+        groups: Sequence[Group] = (),
     ) -> DeadlineInputs:
         """This cycle's floors. `shared_w`: the power the sessions may share, the same over
         the horizon, or per slot from `CapsAhead` (called only when a session is planned);
         `phases`: the phase count each connector draws on; `prices`: with some, sessions
-        hold back to their floor outside their cheapest slots (`control.prices`)."""
+        hold back to their floor outside their cheapest slots (`control.prices`); `groups`:
+        nodes below the root with a power of their own ahead: their sessions are planned
+        over it too, and each session must get now what the tighter of its plans asks."""
         n = len(self.connectors)
         need = array("d", bytes(8 * n))
         departure = array("d", [math.inf]) * n
@@ -326,9 +333,21 @@ class SessionDeadlines:
             max(need[i] - max_w[i] * early[i] / HOUR_S, 0.0) for i in range(n) if need[i] > 0
         )
         short = sum(plan.shortfall_wh) > alone_wh + SHORT_WH
+        finish = departure if short else early
         if short:
-            plan = self._planner.plan(slot_s, cap_w, need, departure, max_w)
+            plan = self._planner.plan(slot_s, cap_w, need, finish, max_w)
         self._now_w, self._laxity, self._shortfall = plan.now_w, plan.laxity_s, plan.shortfall_wh
+        for members, caps in groups:
+            below = array("d", bytes(8 * n))
+            for i in members:
+                below[i] = need[i]
+            if not any(below):
+                continue
+            node_w = array("d", (max(w, 0.0) for w in caps(starts, ends)))
+            node_plan = self._planner.plan(slot_s, node_w, below, finish, max_w)
+            for i in members:
+                self._now_w[i] = max(self._now_w[i], node_plan.now_w[i])
+                self._shortfall[i] = max(self._shortfall[i], node_plan.shortfall_wh[i])
         floor = array("d", bytes(8 * n))
         for i in range(n):
             if self._now_w[i] > 0:

@@ -28,8 +28,8 @@ from hubgate.control.deadlines import (
     session_defaults,
 )
 from hubgate.control.demand import DEMAND_LAG_CYCLES, DemandCharge, DemandState, DemandView
-from hubgate.control.limit_in_force import node_bounds, shared_caps
-from hubgate.control.limits import SITE, LimitBook, LimitSource
+from hubgate.control.limit_in_force import Bound, node_bounds, shared_caps
+from hubgate.control.limits import LimitBook, LimitSource
 from hubgate.control.prices import PriceSeries
 from hubgate.control.schedules import ScheduleBook
 from hubgate.control.site_model import SiteModel
@@ -163,10 +163,17 @@ class Horizon:
         return None if self.demand is None else self.demand.view(self.wall(now))
 
     def deadline_inputs(
-        self, now: float, base: array[float], connectors: Sequence[ConnectorRuntime]
+        self,
+        now: float,
+        base: array[float],
+        lease_cut: array[float],
+        connectors: Sequence[ConnectorRuntime],
     ) -> DeadlineInputs:
         """Track each session's energy and plan the ones with a departure over the power
-        they may share in each slot (`_caps_ahead`)."""
+        they may share in each slot (`_caps_ahead`), at the root and at each node below
+        with a schedule. `base`: each node's base load per phase, of which `lease_cut` is
+        the headroom its leases take (`fold_leases`); the plan takes the leases from the
+        limits themselves."""
         model = self.model
         for i, runtime in enumerate(connectors):
             reading = runtime.reading
@@ -179,28 +186,55 @@ class Horizon:
             session_wh, soc = values.get(Quantity.SESSION_ENERGY), values.get(Quantity.SOC)
             self.deadlines.observe(i, plugged, power_w, session_wh, now, ev_a, soc)
         phases = [1 if info.one_phase else 3 for info in model.connectors]
-        caps = partial(self._caps_ahead, now, base)
-        return self.deadlines.plan(now, caps, phases, self.prices)
+        own = array("d", (b - cut for b, cut in zip(base, lease_cut, strict=True)))
+        groups = [
+            (
+                [
+                    i
+                    for i, info in enumerate(model.connectors)
+                    if node in model.ancestors[info.node]
+                ],
+                partial(self._caps_ahead, now, own, node),
+            )
+            for node in self._scheduled_nodes()
+        ]
+        caps = partial(self._caps_ahead, now, own, 0)
+        return self.deadlines.plan(now, caps, phases, self.prices, groups)
 
-    def _caps_ahead(
-        self, now: float, base: array[float], starts: Sequence[float], ends: Sequence[float]
-    ) -> list[float]:
-        """Per planning slot, the power the sessions may share (`shared_caps`), under the
-        root's limits, the schedules and the demand cap (this interval's, then the target)."""
-        demand = self.demand
-        bounds = node_bounds(
+    def bounds(self, node: int, now: float) -> tuple[Bound, ...]:
+        """Every limit on `node` now (`node_bounds`: at the root the grid operator's and the
+        peak target too)."""
+        return node_bounds(
             self.model,
             self.limits,
-            0,
+            node,
             now,
             operator_sources=self._operator_sources,
             peak_target_kw=self.site.grid.peak_target_kw,
         )
+
+    def _scheduled_nodes(self) -> list[int]:
+        """The nodes below the root that a schedule limits."""
+        index = {node_id: i for i, node_id in enumerate(self.model.node_ids)}
+        return sorted(index[t] for t in self.schedules.targets() if index.get(t, 0) > 0)
+
+    def _caps_ahead(
+        self,
+        now: float,
+        base: array[float],
+        node: int,
+        starts: Sequence[float],
+        ends: Sequence[float],
+    ) -> list[float]:
+        """Per planning slot, the power the sessions below `node` may share (`shared_caps`),
+        under its limits and schedules, at the root also the demand cap (this interval's,
+        then the target); `base`: each node's base load without its leases' cut."""
+        demand = self.demand if node == 0 else None
         return shared_caps(
-            bounds,
-            self.schedules.limits_ahead(SITE, starts, ends),
+            self.bounds(node, now),
+            self.schedules.limits_ahead(self.model.limit_target(node), starts, ends),
             self.model.voltage_v,
-            (base[0], base[1], base[2]),
+            (base[3 * node], base[3 * node + 1], base[3 * node + 2]),
             (math.inf, math.inf)
             if demand is None
             else (demand.cap_w(self.wall(now)), demand.target_w()),

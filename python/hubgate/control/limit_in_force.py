@@ -219,8 +219,11 @@ def fold_leases(
         if limit.power_kw is not None:
             if node == 0:
                 peak_w = min(peak_w, limit.power_kw * 1000)
-            else:
-                cut = max(model.power_kw[node] - limit.power_kw, 0.0) * 1000
+            else:  # the headroom it takes from what the node can carry (its rating or phases)
+                rated_w = min(
+                    model.power_kw[node] * 1000, sum(model.caps_a[node]) * model.voltage_v
+                )
+                cut = max(rated_w - limit.power_kw * 1000, 0.0)
                 for p in range(3):
                     base[3 * node + p] += cut / (3 * model.voltage_v)
     margin_w = 3 * model.voltage_v * safety_margin_a

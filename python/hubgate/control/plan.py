@@ -71,7 +71,7 @@ from hubgate.control.failsafe import ChargerWatch, MeterWatch
 from hubgate.control.failsafe_budget import FailsafeSeat, failsafe_budget
 from hubgate.control.grid_operator import grid_operator_input, operator_power_source
 from hubgate.control.horizon import Horizon
-from hubgate.control.limit_in_force import NodeLimit, fold_leases, node_bounds, node_limit
+from hubgate.control.limit_in_force import NodeLimit, fold_leases, node_limit
 from hubgate.control.limits import LimitBook, LimitSource
 from hubgate.control.paragraph_14a import Paragraph14a
 from hubgate.control.site_energy import SiteEnergy
@@ -138,6 +138,8 @@ class CyclePlanner:
         self.events = events if events is not None else EventLog(clock=time.monotonic)
         control = site.control
         self.allocator = SiteAllocator(with_finite_limits(site), allocation)
+        self._settle_s = (allocation or AllocationSettings()).settle_s
+        """How long an EV may take to follow a lowered setpoint (the allocator's too)."""
         self.model = SiteModel.build(site, self.allocator)
         unreachable_s = self.timing.unreachable_after_cycles * control.cycle_s
         self.connectors = [
@@ -165,7 +167,8 @@ class CyclePlanner:
         }
         self.meter_reading: dict[str, Reading] = {}
         self._held_base: dict[int, Phases3] = {}
-        """Per metered node, its base load in the last cycle without an unreported start."""
+        """Per metered node, its base load in the last cycle in which every connector's
+        draw below it was known (`_metered_base`)."""
         self.energy = SiteEnergy(
             site,
             self.model,
@@ -177,17 +180,12 @@ class CyclePlanner:
             feed_in_rule=feed_in_rule,
         )
         self._operator_power_source = operator_power_source(site)
-        self._operator_sources = frozenset(
+        operator_sources = frozenset(
             {LimitSource.GRID_OPERATOR}
             | ({self._operator_power_source} if self._operator_power_source else set())
         )
         self.horizon = Horizon(
-            site,
-            self.model,
-            limits,
-            self.events,
-            operator_sources=self._operator_sources,
-            demand=demand,
+            site, self.model, limits, self.events, operator_sources=operator_sources, demand=demand
         )
         """Deadlines, schedules, prices and demand charges."""
         self._operator_input = grid_operator_input(site, box=grid_operator_box)
@@ -303,7 +301,7 @@ class CyclePlanner:
         known = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
         reserved = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
         reserved_w = 0.0  # what the reserved connectors may draw on top of their draw
-        unreported = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
+        unknown = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
         ev_max = array("d", [math.inf]) * len(model.connectors)
         wanting = array("b", bytes(len(model.connectors)))
         notes: list[str] = []
@@ -316,10 +314,11 @@ class CyclePlanner:
                 failsafe_a=self.site.control.failsafe_current_a,
             )
             reserved_at = self.reservation(i, now)
-            draw = runtime.known_draw()
+            draw, falling = runtime.known_draw(now, self._settle_s)
             for node in model.ancestors[info.node]:
                 for p in range(3):
                     known[node][p] += draw[p]
+                    unknown[node][p] += falling[p]
             phases = (info.grid_phases[0],) if info.one_phase else (0, 1, 2)
             if reserved_at is not None:
                 assumed, why = reserved_at
@@ -339,7 +338,7 @@ class CyclePlanner:
                 allowance = info.max_current_a if runtime.sent_a is None else runtime.sent_a
                 for node in model.ancestors[info.node]:
                     for p in phases:
-                        unreported[node][p] += max(allowance - runtime.draw[p], 0.0)
+                        unknown[node][p] += max(allowance - runtime.draw[p], 0.0)
                 wanting[i] = True
                 ev_max[i] = runtime.ev_limit_a
                 continue
@@ -390,10 +389,11 @@ class CyclePlanner:
             operator_power_source=self._operator_power_source,
             safety_margin_a=self.site.grid.safety_margin_a,
         )
+        lease_cut = array("d", base)  # base was 0 before: the headroom the leases take
         for node in range(n_nodes):
             degraded = node not in measured and node in share
             limit = self.node_limit(node, now).phase_a if degraded else None
-            metered = self._metered_base(node, measured.get(node), known[node], unreported[node])
+            metered = self._metered_base(node, measured.get(node), known[node], unknown[node])
             for p in range(3):
                 if metered is not None:
                     value = metered[p]
@@ -428,7 +428,7 @@ class CyclePlanner:
             last=self.last_result,
         )
         notes.extend(energy.notes)
-        deadlines = self.horizon.deadline_inputs(now, base, self.connectors)
+        deadlines = self.horizon.deadline_inputs(now, base, lease_cut, self.connectors)
         if held := hold_back(deadlines.ceiling_a, ev_max):
             notes.append(f"prices: {held} sessions with slack wait for cheaper slots")
         return (
@@ -453,24 +453,27 @@ class CyclePlanner:
         node: int,
         measured: Phases3 | None,
         known: list[float],
-        unreported: list[float],
+        unknown: list[float],
     ) -> Phases3 | None:
         """A metered node's base load: measured minus the known draws below it, signed (PV
-        and a discharging battery below it make it negative: headroom for the EVs). While a
-        connector below has started but not reported its current (`unreported`: what it may
-        draw), the base is held where it was before, unless the meter rose more than that
-        start explains. None for a node without a trusted meter."""
+        and a discharging battery below it make it negative: headroom for the EVs). While
+        the meter may show draws below it that no reading does yet (`unknown`: a start not
+        yet reported, up to what it may draw; an EV on its way down after a decrease, what
+        its last reading shows above its new setpoint), the base is held where it was
+        before, unless the meter rose more than those explain: an EV slow to follow is
+        neither base load nor a reason to pause the others. None for a node without a
+        trusted meter."""
         if measured is None:
             return None
         raw = (measured[0] - known[0], measured[1] - known[1], measured[2] - known[2])
         held = self._held_base.get(node)
-        if held is None or not any(unreported):
+        if held is None or not any(unknown):
             self._held_base[node] = raw
             return raw
         return (
-            max(held[0], raw[0] - unreported[0]),
-            max(held[1], raw[1] - unreported[1]),
-            max(held[2], raw[2] - unreported[2]),
+            max(held[0], raw[0] - unknown[0]),
+            max(held[1], raw[1] - unknown[1]),
+            max(held[2], raw[2] - unknown[2]),
         )
 
     def _share_failsafes(self, now: float, base: array[float], reserved: list[list[float]]) -> None:
@@ -500,15 +503,7 @@ class CyclePlanner:
         cap, the limit book's leases (at the root the grid operator's and the peak target
         too). A lost meter's node keeps its degraded share of this, not of its cap, so a
         limit below the cap still leaves room."""
-        bounds = node_bounds(
-            self.model,
-            self.limits,
-            node,
-            now,
-            operator_sources=self._operator_sources,
-            peak_target_kw=self.site.grid.peak_target_kw,
-        )
-        return node_limit(bounds, self.model.voltage_v)
+        return node_limit(self.horizon.bounds(node, now), self.model.voltage_v)
 
     def commands(self, result: CycleResult, now: float) -> list[SetpointCommand]:
         """The setpoints to send: to every reachable connector whose setpoint changed or that
