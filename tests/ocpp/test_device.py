@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -14,21 +16,35 @@ from hubgate.ocpp.device import OcppCharger
 from hubgate.ocpp.errors import OcppSessionClosedError
 from hubgate.ocpp.smart_charging import LeaseSettings
 from hubgate.profiles.model import IecState, Quantity
-from tests.support.charge_points import now_text
+from tests.support.charge_points import ChargePointThread, now_text
 from tests.support.ocpp_listener import V16, Running
 from tests.support.wait import wait_until
 
 
-async def test_read_limit_failsafe_and_heartbeat(server: Running) -> None:
+def cp16_charger(server: Running) -> OcppCharger:
+    """The charger of station CP16, its increases not held back by an interval."""
     station = server.registry.get("CP16")
     assert station is not None
-    charger = OcppCharger(station, settings=LeaseSettings(min_increase_interval_s=0))
+    return OcppCharger(station, settings=LeaseSettings(min_increase_interval_s=0))
+
+
+@asynccontextmanager
+async def connected(server: Running) -> AsyncIterator[ChargePointThread]:
+    """CP16 connected as a 1.6 charge point, stopped on the way out."""
+    cp = await server.connect("CP16", V16)
+    try:
+        yield cp
+    finally:
+        await trio.to_thread.run_sync(cp.stop)
+
+
+async def test_read_limit_failsafe_and_heartbeat(server: Running) -> None:
+    charger = cp16_charger(server)
     assert charger.id == "charger-16"
     with pytest.raises(OcppSessionClosedError):
         await charger.read()
     with trio.fail_after(20):
-        cp = await server.connect("CP16", V16)
-        try:
+        async with connected(server) as cp:
             session = await server.session_of("CP16")
             with pytest.raises(FailsafeNotAppliedError, match="capabilities not read yet"):
                 await charger.configure_failsafe(timeout_s=3.0, failsafe_current_a=6.0)
@@ -73,8 +89,6 @@ async def test_read_limit_failsafe_and_heartbeat(server: Running) -> None:
             await charger.heartbeat()
             renewed = await trio.to_thread.run_sync(cp.cp.wait_received, "SetChargingProfile", 4)
             assert "valid_to" in renewed[-1]
-        finally:
-            await trio.to_thread.run_sync(cp.stop)
 
 
 async def test_a_renewal_waiting_behind_a_new_limit_renews_that_limit(server: Running) -> None:
@@ -82,12 +96,9 @@ async def test_a_renewal_waiting_behind_a_new_limit_renews_that_limit(server: Ru
     not the one before it: re-sending the older one took back an increase the charger had
     just accepted (a decrease is never held back), and the next increase then waited
     `min_increase_interval_s` again (the e2e 1.6 station held at 0 A for 40 simulated s)."""
-    station = server.registry.get("CP16")
-    assert station is not None
-    charger = OcppCharger(station, settings=LeaseSettings(min_increase_interval_s=0))
+    charger = cp16_charger(server)
     with trio.fail_after(20):
-        cp = await server.connect("CP16", V16)
-        try:
+        async with connected(server) as cp:
             assert await charger.care.prepare(await server.session_of("CP16"))
             await charger.configure_failsafe(timeout_s=60.0, failsafe_current_a=6.0)
             await charger.set_limit(0.0, 3)
@@ -105,8 +116,6 @@ async def test_a_renewal_waiting_behind_a_new_limit_renews_that_limit(server: Ru
             ]
             assert limits[sent:] == [16]  # the renewal was not due: nothing more went out
             assert charger.latest().get(Quantity.APPLIED_CURRENT_LIMIT) == 16.0
-        finally:
-            await trio.to_thread.run_sync(cp.stop)
 
 
 async def test_a_limit_outlasting_the_loops_deadline_is_still_applied(server: Running) -> None:
@@ -115,38 +124,32 @@ async def test_a_limit_outlasting_the_loops_deadline_is_still_applied(server: Ru
     station's own task when the loop moves on, and the next cycle finds the limit accepted.
     Cut short with the loop, the profile went out every cycle and was never seen accepted:
     the charger was never verified, and its frames piled up."""
-    station = server.registry.get("CP16")
-    assert station is not None
-    charger = OcppCharger(station, settings=LeaseSettings(min_increase_interval_s=0))
+    charger = cp16_charger(server)
     with trio.fail_after(20):
-        cp = await server.connect("CP16", V16)
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(charger.care.attend, await server.session_of("CP16"))
-                boot = call.BootNotification(charge_point_model="M", charge_point_vendor="V")
-                await trio.to_thread.run_sync(cp.call, boot)
-                await wait_until(lambda: charger.care.known, "the station settled")
-                await charger.configure_failsafe(timeout_s=60.0, failsafe_current_a=6.0)
-                await charger.set_limit(6.0, 3)
-                sent = len([a for a, _ in cp.cp.received if a == "SetChargingProfile"])
-                cp.cp.answering.clear()  # it answers slower than the deadline
-                with trio.move_on_after(0.1) as cut:
-                    await charger.set_limit(16.0, 3)
-                assert cut.cancelled_caught
-                cp.cp.answering.set()
-                lease = charger.lease
-                assert lease is not None
-                await wait_until(
-                    lambda: lease.planner.last is not None and lease.planner.last.current_a == 16,
-                    "the limit accepted after all",
-                )
-                applied = await charger.set_limit(16.0, 3)  # the next cycle: nothing to send
-                assert applied.current_a == 16
-                profiles = [a for a, _ in cp.cp.received if a == "SetChargingProfile"]
-                assert len(profiles) == sent + 1
-                nursery.cancel_scope.cancel()
-        finally:
-            await trio.to_thread.run_sync(cp.stop)
+        async with connected(server) as cp, trio.open_nursery() as nursery:
+            nursery.start_soon(charger.care.attend, await server.session_of("CP16"))
+            boot = call.BootNotification(charge_point_model="M", charge_point_vendor="V")
+            await trio.to_thread.run_sync(cp.call, boot)
+            await wait_until(lambda: charger.care.known, "the station settled")
+            await charger.configure_failsafe(timeout_s=60.0, failsafe_current_a=6.0)
+            await charger.set_limit(6.0, 3)
+            sent = len([a for a, _ in cp.cp.received if a == "SetChargingProfile"])
+            cp.cp.answering.clear()  # it answers slower than the deadline
+            with trio.move_on_after(0.1) as cut:
+                await charger.set_limit(16.0, 3)
+            assert cut.cancelled_caught
+            cp.cp.answering.set()
+            lease = charger.lease
+            assert lease is not None
+            await wait_until(
+                lambda: lease.planner.last is not None and lease.planner.last.current_a == 16,
+                "the limit accepted after all",
+            )
+            applied = await charger.set_limit(16.0, 3)  # the next cycle: nothing to send
+            assert applied.current_a == 16
+            profiles = [a for a, _ in cp.cp.received if a == "SetChargingProfile"]
+            assert len(profiles) == sent + 1
+            nursery.cancel_scope.cancel()
 
 
 async def test_a_setpoint_that_sends_nothing_is_known_at_once(server: Running) -> None:
@@ -154,12 +157,9 @@ async def test_a_setpoint_that_sends_nothing_is_known_at_once(server: Running) -
     would send nothing (the loop hands an OCPP charger every cycle's setpoint); None when
     it would: before the first limit, a decrease, other phases, an exchange in progress, a
     renewal due."""
-    station = server.registry.get("CP16")
-    assert station is not None
-    charger = OcppCharger(station, settings=LeaseSettings(min_increase_interval_s=0))
+    charger = cp16_charger(server)
     with trio.fail_after(20):
-        cp = await server.connect("CP16", V16)
-        try:
+        async with connected(server) as cp:
             assert await charger.care.prepare(await server.session_of("CP16"))
             await charger.configure_failsafe(timeout_s=3.0, failsafe_current_a=6.0)
             assert charger.limit_in_force(16.0, 3) is None  # no limit yet
@@ -181,8 +181,6 @@ async def test_a_setpoint_that_sends_nothing_is_known_at_once(server: Running) -
                 lambda: charger.limit_in_force(10.0, 3) is None, "the renewal due", timeout_s=5
             )
             assert len(cp.cp.received) == sent + 1  # only the decrease went out
-        finally:
-            await trio.to_thread.run_sync(cp.stop)
 
 
 async def test_the_latest_reading_is_made_again_only_when_something_changed(
@@ -191,12 +189,9 @@ async def test_the_latest_reading_is_made_again_only_when_something_changed(
     """The loop asks every cycle; a station reports every few seconds: `latest` gives the
     same reading until a status, a measurement or the limit in force changes, and
     `transaction` the same transaction until it changes."""
-    station = server.registry.get("CP16")
-    assert station is not None
-    charger = OcppCharger(station, settings=LeaseSettings(min_increase_interval_s=0))
+    charger = cp16_charger(server)
     with trio.fail_after(20):
-        cp = await server.connect("CP16", V16)
-        try:
+        async with connected(server) as cp:
             assert await charger.care.prepare(await server.session_of("CP16"))
             await charger.configure_failsafe(timeout_s=60.0, failsafe_current_a=6.0)
             await charger.set_limit(16.0, 3)
@@ -235,11 +230,9 @@ async def test_the_latest_reading_is_made_again_only_when_something_changed(
             assert running is not None
             assert (running.id_token, running.stopped) == ("TAG-1", False)
             assert charger.transaction() is running
-            reported = station.connector(1).transaction
+            reported = charger.station.connector(1).transaction
             assert reported is not None
             reported.stopped = datetime.now(UTC)  # (as a 2.x Ended event leaves it)
             ended = charger.transaction()
             assert ended is not None
             assert (ended.transaction_id, ended.stopped) == (running.transaction_id, True)
-        finally:
-            await trio.to_thread.run_sync(cp.stop)
