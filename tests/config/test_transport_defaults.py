@@ -76,3 +76,20 @@ def test_one_line_with_two_settings_is_refused(tmp_path: Path) -> None:
         "battery.modbus.serial: serial line /dev/ttyS1 is 9600 N1 here but 9600 E1 in"
         " meters[0].modbus; a line has one setting" in problem
     )
+
+
+def test_a_heartbeat_timeout_needs_a_box_that_reads_a_counter(tmp_path: Path) -> None:
+    box = """[grid_operator]
+source = "modbus-device"
+modbus = {{ profile = "{profile}", host = "10.0.0.9" }}
+heartbeat_timeout_s = 10
+"""
+    site = load(tmp_path, box.format(profile="grid-operator-limit-register"))
+    assert site.grid_operator is not None
+    assert site.grid_operator.heartbeat_timeout_s == 10
+    [problem] = problems(tmp_path, box.format(profile="grid-operator-14a-relays"))
+    assert problem.endswith(
+        "grid_operator.heartbeat_timeout_s: profile 'grid-operator-14a-relays' reads no"
+        " grid_limit_heartbeat: drop heartbeat_timeout_s, or use a profile with a"
+        " [fields.grid_limit_heartbeat] counter"
+    )

@@ -133,3 +133,83 @@ def test_a_lapsed_modbus_server_lease_is_held_and_cleared_when_written_again() -
     assert source.update(book, None, 70.0) == "back: 80 kW"
     assert book.lease(SITE, LimitSource.GRID_OPERATOR) is None
     assert in_force(book, 70.0) == 80.0
+
+
+def beat(limit: float, counter: float | None) -> Reading:
+    """The limit-register box's reading: its limit and (unless missed) its counter."""
+    values = {Quantity.GRID_LIMIT_PERCENT: limit}
+    if counter is not None:
+        values[Quantity.GRID_LIMIT_HEARTBEAT] = counter
+    return Reading(at=0.0, values=values)
+
+
+def test_a_box_whose_heartbeat_stops_is_silent_from_its_last_beat_until_it_moves() -> None:
+    """A hung box answers with its last limit and a frozen counter: after heartbeat_s it is
+    silent since its last beat (held, then the fallback), whatever limit it shows, until
+    the counter moves again."""
+    book = LimitBook()
+    source = GridOperatorInput(
+        100.0,
+        silent_after_s=5.0,
+        hold_last_s=30.0,
+        fallback_percent=50.0,
+        origin="box",
+        heartbeat_s=10.0,
+    )
+    for t in range(11):  # the u16 counter wraps: 65535, 0, ... 4 at t = 10
+        assert source.update(book, beat(30, (65_530 + t) & 0xFFFF), float(t)) is None
+    for t in range(11, 21):  # frozen at 4 since t = 10; a missed counter does not move it
+        assert source.update(book, beat(30, None if t == 15 else 4), float(t)) is None
+    assert source.note is None
+    held = source.update(book, beat(30, 4), 21.0)
+    assert held == "heartbeat stopped for 11 s: holding the last limit 30 kW for up to 30 s"
+    assert source.note == "box heartbeat stopped: holding its last limit 30 kW"
+    assert source.update(book, beat(30, 4), 40.0) is None
+    fell = source.update(book, beat(100, 4), 41.0)  # a frozen box's raise is not taken
+    assert fell == "heartbeat stopped for 31 s: fallback 50 kW"
+    assert in_force(book, 41.0) == 50.0
+    assert source.note == "box heartbeat stopped: fallback 50 kW"
+    assert source.update(book, None, 60.0) is None  # then silent as well: still the fallback
+    assert in_force(book, 60.0) == 50.0
+    # the counter moves: its raise is taken once it moved again (a restarting box may
+    # serve its registers' defaults before its controller runs)
+    assert source.update(book, beat(100, 5), 61.0) is None
+    assert in_force(book, 61.0) == 50.0
+    back = source.update(book, beat(100, 6), 62.0)
+    assert back == "back (heartbeat moving again): 100 kW"
+    assert in_force(book, 62.0) == 100.0
+    assert source.note is None
+    assert [e.origin for e in book.audit()] == [
+        "box",
+        "box: heartbeat stopped, holding the last limit",
+        "box: heartbeat stopped 31 s, fallback",
+        "box",
+    ]
+
+
+def test_a_box_without_a_watched_heartbeat_is_taken_as_it_reads() -> None:
+    book = LimitBook()
+    source = box(fallback=50.0, hold_s=30.0)
+    for t in range(100):
+        assert source.update(book, beat(30, 7), float(t)) is None
+    assert in_force(book, 99.0) == 30.0
+
+
+def test_a_raise_waits_for_the_counter_to_move_and_a_lowering_does_not() -> None:
+    book = LimitBook()
+    source = GridOperatorInput(
+        100.0,
+        silent_after_s=5.0,
+        hold_last_s=30.0,
+        fallback_percent=None,
+        origin="box",
+        heartbeat_s=10.0,
+    )
+    source.update(book, beat(30, 1), 0.0)
+    source.update(book, beat(80, 1), 1.0)  # a raise with the counter where it was
+    source.update(book, beat(80, None), 2.0)  # a missed counter does not confirm it
+    assert in_force(book, 2.0) == 30.0
+    source.update(book, beat(80, 2), 3.0)
+    assert in_force(book, 3.0) == 80.0
+    source.update(book, beat(20, 2), 4.0)  # a lowering at once
+    assert in_force(book, 4.0) == 20.0

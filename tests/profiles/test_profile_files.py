@@ -209,6 +209,22 @@ def test_failsafe_units_and_grid_operator_references(tmp_path: Path) -> None:
     )
 
 
+def test_a_heartbeat_counter_and_its_timeout_come_together(tmp_path: Path) -> None:
+    box = default_dir() / "grid-operator-limit-register.toml"
+    path = tmp_path / box.name
+    text = box.read_text()
+    path.write_text(text.replace("heartbeat_timeout_s = 60\n", ""))
+    (problem,) = [str(p) for p in problems_in_file(path)]
+    assert "grid_operator.heartbeat_timeout_s: grid_limit_heartbeat is read to tell a hung" in (
+        problem
+    )
+    path.write_text(
+        "\n".join(line for line in text.splitlines() if not line.startswith("grid_limit_heart"))
+    )
+    (problem,) = [str(p) for p in problems_in_file(path)]
+    assert "a heartbeat timeout needs the counter: add [fields.grid_limit_heartbeat]" in problem
+
+
 def test_exported_schema_accepts_every_profile_and_rejects_a_typo() -> None:
     validate = fastjsonschema.compile(Profile.model_json_schema())
     for path in profile_files().values():

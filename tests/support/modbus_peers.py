@@ -11,7 +11,7 @@ import asyncio
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,10 +95,10 @@ def pymodbus_server(
     framer: FramerType = FramerType.SOCKET,
     serial_port: str | None = None,
     baud: int = 19200,
-    trace_pdu: PduTimes | None = None,
+    trace_pdu: Callable[[bool, ModbusPDU], ModbusPDU] | None = None,
 ) -> Iterator[RunningServer]:
     """A pymodbus TCP server on 127.0.0.1:0 (or an RTU server on `serial_port`),
-    `trace_pdu` told of every PDU."""
+    `trace_pdu` told of every PDU (`PduTimes`, or a device's own behaviour)."""
     started = threading.Event()
     box: dict[str, Any] = {}
 

@@ -545,6 +545,11 @@ class GridOperator(Strict):
         description="Limit in force after hold_last_s of silence, in % of the connection; "
         "unset: the last limit stays",
     )
+    heartbeat_timeout_s: Seconds | None = Field(
+        default=None,
+        description="The box counts as silent when its heartbeat counter (grid_limit_heartbeat) "
+        "has not changed for this long; unset: its profile's [grid_operator] heartbeat_timeout_s",
+    )
 
     @model_validator(mode="after")
     def _device_when_needed(self) -> GridOperator:

@@ -13,7 +13,7 @@ from typing import Any
 
 from hubgate.config.model import SiteConfig
 from hubgate.profiles.loader import close_names, load_named, load_profile, profile_files
-from hubgate.profiles.model import DeviceKind, Profile
+from hubgate.profiles.model import DeviceKind, Profile, Quantity
 from hubgate.tomlcheck import ConfigError, Loc
 
 _LISTS = ("chargers", "meters", "pv")
@@ -119,7 +119,7 @@ def profile_problems(data: Mapping[str, Any], folder: Path | None = None) -> lis
         elif kind not in accepted:
             wanted = " or ".join(sorted(accepted))
             problems.append((loc, f"profile '{name}' describes a {kind}, not a {wanted}"))
-    return problems + _link_problems(data, folder)
+    return problems + _link_problems(data, folder) + _heartbeat_problems(data, folder)
 
 
 def _link_problems(data: Mapping[str, Any], folder: Path | None) -> list[tuple[Loc, str]]:
@@ -142,6 +142,29 @@ def _link_problems(data: Mapping[str, Any], folder: Path | None) -> list[tuple[L
                     )
                 )
     return problems
+
+
+def _heartbeat_problems(data: Mapping[str, Any], folder: Path | None) -> list[tuple[Loc, str]]:
+    """A grid-operator heartbeat timeout for a box whose profile reads no heartbeat."""
+    operator = data.get("grid_operator")
+    if not isinstance(operator, Mapping) or "heartbeat_timeout_s" not in operator:
+        return []
+    modbus = operator.get("modbus")
+    name = modbus.get("profile") if isinstance(modbus, Mapping) else None
+    beat = Quantity.GRID_LIMIT_HEARTBEAT
+    if isinstance(name, str):
+        profile = _profiles(data, folder).get(name)
+        if profile is None or beat in profile.fields:  # a missing profile is told above
+            return []
+        what = f"profile '{name}' reads no {beat}"
+    else:
+        what = "the grid operator has no Modbus box"
+    return [
+        (
+            ("grid_operator", "heartbeat_timeout_s"),
+            f"{what}: drop heartbeat_timeout_s, or use a profile with a [fields.{beat}] counter",
+        )
+    ]
 
 
 def failsafe_warnings(config: SiteConfig, folder: Path | None = None) -> list[str]:

@@ -8,8 +8,13 @@ in the limit book, so it is audited like any other limit. Where the grid operato
 writes its limit through hubgate's Modbus server or API instead, that source's
 lease on the site is what is watched.
 
-A source that falls silent (no valid reading, or its lease lapsed) does not lift the
-curtailment: its last limit holds for `hold_last_s` (the box may be restarting), then
+A box with a heartbeat counter (`grid_limit_heartbeat`) whose counter has not changed for
+`heartbeat_timeout_s` (the site's, else its profile's) is hung though it still answers with
+its last limit: it counts as silent from its last change ("heartbeat stopped") until the
+counter moves again. Such a box's raise of its limit is taken only once the counter has
+moved after the raise was first read (a box whose controller hung or restarts may serve its
+registers' defaults); a lowering at once. A source that falls silent (no valid reading, its lease lapsed or its
+heartbeat stopped) does not lift the curtailment: its last limit holds for `hold_last_s` (the box may be restarting), then
 the site file's `fallback_percent`, or the last limit still when there is none. Each
 step is an audit entry naming the loss and an event for the operator; a source never
 heard from since start-up is given `fallback_percent` (none: no limit) once it has
@@ -20,10 +25,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hubgate.config.model import GridOperatorSource, SiteConfig
+from hubgate.config.model import GridOperator, GridOperatorSource, SiteConfig
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource, grid_operator_limit_kw
 from hubgate.devices.model import Reading
-from hubgate.profiles.model import Quantity
+from hubgate.profiles.model import Profile, Quantity
 
 
 def connection_kw(site: SiteConfig) -> float:
@@ -48,6 +53,15 @@ def limit_kw_of(reading: Reading, connection: float) -> float | None:
     return None
 
 
+def heartbeat_timeout_s(operator: GridOperator, profile: Profile) -> float | None:
+    """How long the box's heartbeat counter may stand still before its limit is stale: the
+    site's `heartbeat_timeout_s`, else its profile's; None when the profile reads no counter."""
+    if Quantity.GRID_LIMIT_HEARTBEAT not in profile.fields:
+        return None
+    rule = profile.grid_operator
+    return operator.heartbeat_timeout_s or (rule.heartbeat_timeout_s if rule else None)
+
+
 def operator_power_source(site: SiteConfig) -> LimitSource | None:
     """The limit-book source the grid operator writes its limit through (`[grid_operator]
     source`: Modbus server or API), None when a device or nothing reports it."""
@@ -58,9 +72,12 @@ def operator_power_source(site: SiteConfig) -> LimitSource | None:
     }.get(operator.source if operator else GridOperatorSource.MODBUS_DEVICE)
 
 
-def grid_operator_input(site: SiteConfig, *, box: bool) -> GridOperatorInput | None:
-    """The site's grid-operator input: from its box (`box`: it has a device), else from
-    the lease its `source` writes; None when the site has neither."""
+def grid_operator_input(
+    site: SiteConfig, *, box: bool, heartbeat_s: float | None = None
+) -> GridOperatorInput | None:
+    """The site's grid-operator input: from its box (`box`: it has a device; `heartbeat_s`:
+    its counter's `heartbeat_timeout_s`), else from the lease its `source` writes; None when
+    the site has neither."""
     operator, source = site.grid_operator, operator_power_source(site)
     if operator is None or not (box or source is not None):
         return None
@@ -71,6 +88,7 @@ def grid_operator_input(site: SiteConfig, *, box: bool) -> GridOperatorInput | N
         operator.fallback_percent,
         origin="grid-operator-box" if box else "grid-operator",
         lease_source=None if box else source,
+        heartbeat_s=heartbeat_s if box else None,
     )
 
 
@@ -87,6 +105,8 @@ class GridOperatorInput:
     origin: str
     lease_source: LimitSource | None = None
     """Watch this source's lease on the site instead of a device's readings."""
+    heartbeat_s: float | None = None
+    """The box is silent when its heartbeat counter stood still this long (None: not watched)."""
     last_ok_at: float | None = None
     heard_kw: float | None = None
     """The limit the source last stood for."""
@@ -95,6 +115,13 @@ class GridOperatorInput:
     _started_at: float | None = None
     _lost: str | None = None
     """Which stage of a loss is in force: "holding", "fallback", or None."""
+    _loss: str = ""
+    """What the loss in force is: "silent", "heartbeat stopped", "never heard from"."""
+    _beat: float | None = None
+    _beat_at: float | None = None
+    """The heartbeat counter's last value and when it was first read."""
+    _raise_beat: float | None = None
+    """While a raise waits for the counter to move: the counter when it was first read."""
 
     def update(self, book: LimitBook, reading: Reading | None, now: float) -> str | None:
         """Take this cycle's reading (None when the box did not answer; ignored for a lease
@@ -102,20 +129,27 @@ class GridOperatorInput:
         if self._started_at is None:
             self._started_at = now
         heard = self._heard_kw(book, reading, now)
-        if heard is not None:
+        stopped = heard is not None and self._heartbeat_stopped(reading, now)
+        if heard is not None and not stopped:
+            heard = self._confirmed(heard, reading)
+        if heard is not None and not stopped:
             self.last_ok_at, self.heard_kw = now, heard
             back = self._lost is not None
+            why = " (heartbeat moving again)" if self._loss == "heartbeat stopped" else ""
             self._lost = None
             if self.lease_source is None:
                 self._set(book, heard, now, self.origin)
             elif self.in_force_kw is not None:
                 book.clear(SITE, LimitSource.GRID_OPERATOR, now=now, origin=f"{self.origin}: back")
                 self.in_force_kw = None
-            return f"back: {heard:g} kW" if back else None
+            return f"back{why}: {heard:g} kW" if back else None
+        if stopped and self._beat_at is not None and self.last_ok_at is not None:
+            self.last_ok_at = min(self.last_ok_at, self._beat_at)  # alive until its last beat
         since = self.last_ok_at if self.last_ok_at is not None else self._started_at
         silent_s = now - since
         if silent_s <= self.silent_after_s:
             return None
+        loss = "heartbeat stopped" if stopped else "silent"
         fallback = (
             None
             if self.fallback_percent is None
@@ -124,30 +158,63 @@ class GridOperatorInput:
         if self.heard_kw is None:  # never heard from since start-up
             if self._lost is not None:
                 return None
-            self._lost = "fallback"
+            self._lost, self._loss = "fallback", "never heard from"
             if fallback is None:
                 return "never heard from: no grid-operator limit in force (no fallback_percent)"
             self._set(book, fallback, now, f"{self.origin}: never heard from, fallback")
             return f"never heard from: fallback {fallback:g} kW"
         if silent_s <= self.hold_last_s:
             if self._lost is None:
-                self._lost = "holding"
-                why = f"{self.origin}: silent, holding the last limit"
+                self._lost, self._loss = "holding", loss
+                why = f"{self.origin}: {loss}, holding the last limit"
                 self._set(book, self.heard_kw, now, why, force=True)
                 return (
-                    f"silent for {round(silent_s, 1):g} s: holding the last limit {self.heard_kw:g} kW "
-                    f"for up to {self.hold_last_s:g} s"
+                    f"{loss} for {round(silent_s, 1):g} s: holding the last limit "
+                    f"{self.heard_kw:g} kW for up to {self.hold_last_s:g} s"
                 )
             return None
         if self._lost == "fallback":
             return None
-        self._lost = "fallback"
+        self._lost, self._loss = "fallback", loss
         limit = self.heard_kw if fallback is None else fallback
         what = "the last limit stays" if fallback is None else "fallback"
         self._set(
-            book, limit, now, f"{self.origin}: silent {round(silent_s, 1):g} s, {what}", force=True
+            book, limit, now, f"{self.origin}: {loss} {round(silent_s, 1):g} s, {what}", force=True
         )
-        return f"silent for {round(silent_s, 1):g} s: {what} {limit:g} kW"
+        return f"{loss} for {round(silent_s, 1):g} s: {what} {limit:g} kW"
+
+    @property
+    def note(self) -> str | None:
+        """What the decision record says while the source is lost (None: it is not)."""
+        if self._lost is None:
+            return None
+        held = "no limit" if self.in_force_kw is None else f"{self.in_force_kw:g} kW"
+        stage = "holding its last limit" if self._lost == "holding" else "fallback"
+        return f"{self.origin} {self._loss}: {stage} {held}"
+
+    def _confirmed(self, heard: float, reading: Reading | None) -> float | None:
+        """The limit a live box with a heartbeat stands for: a raise once its counter moved
+        after the raise was first read; until then the last limit, or None while lost."""
+        if self.heartbeat_s is None or self.heard_kw is None or heard <= self.heard_kw:
+            self._raise_beat = None
+            return heard
+        beat = None if reading is None else reading.get(Quantity.GRID_LIMIT_HEARTBEAT)
+        if self._raise_beat is None:
+            self._raise_beat = beat
+        elif beat is not None and beat != self._raise_beat:
+            self._raise_beat = None
+            return heard
+        return None if self._lost is not None else self.heard_kw
+
+    def _heartbeat_stopped(self, reading: Reading | None, now: float) -> bool:
+        """Whether the box's heartbeat counter has stood still longer than `heartbeat_s`
+        (a reading without it, a missed read of it, does not move it)."""
+        if self.heartbeat_s is None or reading is None:
+            return False
+        beat = reading.get(Quantity.GRID_LIMIT_HEARTBEAT)
+        if self._beat_at is None or (beat is not None and beat != self._beat):
+            self._beat, self._beat_at = beat, now
+        return now - self._beat_at > self.heartbeat_s
 
     def _heard_kw(self, book: LimitBook, reading: Reading | None, now: float) -> float | None:
         if self.lease_source is None:

@@ -115,6 +115,7 @@ class ControlLoop:
             limits,
             meters=devices.meters.keys(),
             grid_operator_box=devices.grid_operator is not None,
+            grid_operator_heartbeat_s=devices.grid_operator_heartbeat_s,
             battery=devices.battery,
             pv=devices.pv,
             feed_in_rule=devices.feed_in_rule,

@@ -118,6 +118,7 @@ class CyclePlanner:
         *,
         meters: Collection[str] = (),
         grid_operator_box: bool = False,
+        grid_operator_heartbeat_s: float | None = None,
         battery: Battery | None = None,
         pv: Mapping[str, Device] | None = None,
         feed_in_rule: Mapping[Quantity, float] | None = None,
@@ -128,7 +129,8 @@ class CyclePlanner:
         demand: DemandState | None = None,
     ) -> None:
         """`meters`: the ids of the site's meters that have a device; `grid_operator_box`:
-        whether the grid operator's box has one; `feed_in_rule`: its contacts and the
+        whether the grid operator's box has one (`grid_operator_heartbeat_s`: how long its
+        heartbeat counter may stand still, `control.grid_operator`); `feed_in_rule`: its contacts and the
         feed-in cap (%) each stands for; `paced`: connectors that pace their own
         commands and take every cycle's setpoint (`SessionCharger`); `events`: where
         operator events go (None: a log in memory)."""
@@ -188,7 +190,9 @@ class CyclePlanner:
             site, self.model, limits, self.events, operator_sources=operator_sources, demand=demand
         )
         """Deadlines, schedules, prices and demand charges."""
-        self._operator_input = grid_operator_input(site, box=grid_operator_box)
+        self._operator_input = grid_operator_input(
+            site, box=grid_operator_box, heartbeat_s=grid_operator_heartbeat_s
+        )
         self.paragraph_14a = Paragraph14a.of_site(site, self.allocator.connector_keys)
         self.devices = DeviceWatch(self.events, device_paths(site, self.model))
         """Which devices answer, and the events when that changes."""
@@ -405,6 +409,8 @@ class CyclePlanner:
             if node in share and share[node] < 1.0:
                 notes.append(f"{model.node_ids[node]} meter lost: {share[node]:.0%} budget")
         self._share_failsafes(now, base, reserved)
+        if self._operator_input is not None and (lost := self._operator_input.note):
+            notes.append(lost)
         operator_w = grid_operator_w  # the battery is no §14a device: it gets no floor
         if self.paragraph_14a is not None and math.isfinite(grid_operator_w):
             # the rest of the site: connectors reserved at their maximum are EV load

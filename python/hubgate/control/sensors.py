@@ -44,6 +44,8 @@ class SiteDevices:
     pv: Mapping[str, Device] = field(default_factory=dict)
     feed_in_rule: Mapping[Quantity, float] = field(default_factory=dict)
     """The grid operator's box's contacts and the feed-in cap (%) each stands for."""
+    grid_operator_heartbeat_s: float | None = None
+    """How long the box's heartbeat counter may stand still (None: it has none watched)."""
 
 
 class SiteSensors:

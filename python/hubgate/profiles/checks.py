@@ -10,7 +10,15 @@ import re
 from collections import defaultdict
 
 from hubgate.profiles.facts import source_problems
-from hubgate.profiles.model import DataType, DeviceKind, Encoding, Profile, Register, Unit
+from hubgate.profiles.model import (
+    DataType,
+    DeviceKind,
+    Encoding,
+    Profile,
+    Quantity,
+    Register,
+    Unit,
+)
 from hubgate.profiles.plan import RegisterSpec, all_registers
 from hubgate.tomlcheck import Loc
 
@@ -157,6 +165,23 @@ def reference_problems(profile: Profile) -> list[tuple[Loc, str]]:
                     f"'{quantity}' is not among the fields: add [fields.{quantity}] or drop it",
                 )
             )
+    beat = Quantity.GRID_LIMIT_HEARTBEAT
+    timeout = rule.heartbeat_timeout_s if rule else None
+    if beat in profile.fields and timeout is None:
+        found.append(
+            (
+                ("grid_operator", "heartbeat_timeout_s"),
+                f"{beat} is read to tell a hung box: say after how long it is stale "
+                "([grid_operator] heartbeat_timeout_s = seconds)",
+            )
+        )
+    if timeout is not None and beat not in profile.fields:
+        found.append(
+            (
+                ("grid_operator", "heartbeat_timeout_s"),
+                f"a heartbeat timeout needs the counter: add [fields.{beat}] or drop it",
+            )
+        )
     for name, setpoint in profile.commands.setpoints.items():
         if setpoint.percent_of is not None and setpoint.percent_of not in profile.fields:
             found.append(

@@ -634,6 +634,13 @@ class GridOperatorRule(Strict):
     feed_in_percent: dict[Quantity, float] = Field(
         default_factory=dict, description="Relay field → feed-in cap in % while active"
     )
+    heartbeat_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=86_400,
+        description="The box's limit is stale when grid_limit_heartbeat has not changed for "
+        "this long (a hung box still answering with its last limit); needs that field",
+    )
 
 
 class Profile(Fact):

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hubgate.config.model import GridOperatorSource, ModbusEndpoint, SiteConfig
+from hubgate.control.grid_operator import heartbeat_timeout_s
 from hubgate.control.sensors import SiteDevices
 from hubgate.devices.model import Charger
 from hubgate.devices.profile_driver import ProfileCharger, ProfileDevice, driver_for
@@ -131,6 +132,7 @@ def build_site_devices(
     operator = site.grid_operator
     box = None
     feed_in_rule = {}
+    heartbeat_s = None
     if (
         operator is not None
         and operator.modbus is not None
@@ -139,6 +141,7 @@ def build_site_devices(
         box = _modbus("grid-operator", operator.modbus, pool)
         rule = box.profile.grid_operator
         feed_in_rule = dict(rule.feed_in_percent) if rule is not None else {}
+        heartbeat_s = heartbeat_timeout_s(operator, box.profile)
     battery = site.battery
     return SiteDevices(
         chargers=chargers,
@@ -149,4 +152,5 @@ def build_site_devices(
         else BatteryDevice(_modbus(battery.id, battery.modbus, pool), lease_s=site.control.lease_s),
         pv=_pv_devices(site, pool),
         feed_in_rule=feed_in_rule,
+        grid_operator_heartbeat_s=heartbeat_s,
     )

@@ -27,7 +27,7 @@ import trio
 
 from hubgate.config.model import GridOperatorSource
 from hubgate.control.decisions import DecisionLog
-from hubgate.control.grid_operator import connection_kw
+from hubgate.control.grid_operator import connection_kw, heartbeat_timeout_s
 from hubgate.control.limits import (
     SITE,
     Limit,
@@ -185,7 +185,8 @@ class PvAdapter:
 
 class GridOperatorAdapter:
     """The grid operator's box: the scenario's limits as its profile reports them (a limit
-    in percent of the connection, or relay contacts)."""
+    in percent of the connection, or relay contacts), its heartbeat counter the simulated
+    second as on the wire (`register_feed.feed_grid_operator`)."""
 
     id = "grid-operator"
 
@@ -199,6 +200,8 @@ class GridOperatorAdapter:
         values: dict[Quantity, float | None] = dict(signal.contacts(self.profile))
         if Quantity.GRID_LIMIT_PERCENT in self.profile.fields or not values:
             values[Quantity.GRID_LIMIT_PERCENT] = signal.percent
+        if Quantity.GRID_LIMIT_HEARTBEAT in self.profile.fields:
+            values[Quantity.GRID_LIMIT_HEARTBEAT] = float(int(self._sim.now) & 0xFFFF)
         return Reading(at=trio.current_time(), values=values)
 
 
@@ -214,6 +217,9 @@ def site_devices(sim: Simulation) -> SiteDevices:
     if operator is not None and operator.source in _BOX_SOURCES and operator.modbus is not None:
         box = GridOperatorAdapter(sim, load_named(operator.modbus.profile))
     rule = box.profile.grid_operator if box is not None else None
+    heartbeat_s = (
+        None if box is None or operator is None else heartbeat_timeout_s(operator, box.profile)
+    )
     profiles = {pv.id: load_named(pv.modbus.profile) for pv in sim.site.pv}
     return SiteDevices(
         chargers=chargers,
@@ -224,6 +230,7 @@ def site_devices(sim: Simulation) -> SiteDevices:
             pv.id: PvAdapter(pv, profiles[pv.id].commands.power_limit is not None) for pv in sim.pv
         },
         feed_in_rule=dict(rule.feed_in_percent) if rule is not None else {},
+        grid_operator_heartbeat_s=heartbeat_s,
     )
 
 
