@@ -41,12 +41,17 @@ def test_every_node_on_the_path_and_only_the_phases_drawn_count() -> None:
 
 def test_a_fixed_failsafe_counts_first_and_a_new_grant_needs_more_room() -> None:
     room = [[13.0] * 3]
-    seats = [FailsafeSeat((0,), THREE), FailsafeSeat((0,), THREE, fixed=True)]
+    seats = [FailsafeSeat((0,), THREE), FailsafeSeat((0,), THREE, fixed_a=6.0)]
     # the device-set one takes its 6 A first; 7 A is left, one more fits only with 7 A
     assert failsafe_budget(seats, [list(r) for r in room], 6.0) == [6.0, 6.0]
     assert failsafe_budget(seats, [[12.5] * 3], 6.0) == [0.0, 6.0]
-    holding = [FailsafeSeat((0,), THREE, holds=True), FailsafeSeat((0,), THREE, fixed=True)]
+    holding = [FailsafeSeat((0,), THREE, holds=True), FailsafeSeat((0,), THREE, fixed_a=6.0)]
     assert failsafe_budget(holding, [[12.5] * 3], 6.0) == [6.0, 6.0]
+    # a device fixed at 10 A counts 10 A, room or not; one fixed at 0 A counts nothing
+    fixed = [FailsafeSeat((0,), THREE, holds=True), FailsafeSeat((0,), THREE, fixed_a=10.0)]
+    assert failsafe_budget(fixed, [[12.5] * 3], 6.0) == [0.0, 10.0]
+    paused = [FailsafeSeat((0,), THREE, holds=True), FailsafeSeat((0,), THREE, fixed_a=0.0)]
+    assert failsafe_budget(paused, [[6.0] * 3], 6.0) == [6.0, 0.0]
 
 
 SITE_TOML = """

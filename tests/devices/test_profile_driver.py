@@ -403,6 +403,51 @@ async def test_failsafe_timeout_the_register_cannot_hold() -> None:
             assert charger(r).failsafe is not None
 
 
+PAUSES_ON_FALLBACK = {
+    "heidelberg-energy-control": 0.0,  # 262: 0 = error state (register table)
+    "keba-p40": 0.0,  # 5016: 0 suspends charging (KEBA guide 4.7)
+    "keba-p40-legacy": 0.0,
+    "mennekes-amtron-compact-2.0s": 1.0,  # 0x073A: 0 disabled, 1 pause (Mennekes spec)
+}
+"""The chargers whose fallback register has a documented value that stops charging."""
+
+
+def test_what_each_charger_falls_back_to_whatever_it_is_told() -> None:
+    """Alfen's safe current is fixed at its documented 6 A; the ones that pause on fallback
+    take any share; every other charger counts the site's failsafe current (8 A here)."""
+    fixed = {name: PROFILES[name].failsafe.fixed_current_a(FAILSAFE_A) for name in CHARGERS}
+    assert {n for n, a in fixed.items() if a is None} == set(PAUSES_ON_FALLBACK)
+    assert {n: a for n, a in fixed.items() if a is not None and a != FAILSAFE_A} == {
+        "alfen-eve": 6.0,
+        "alfen-eve-scn": 6.0,
+    }
+
+
+@pytest.mark.parametrize("name", sorted(PAUSES_ON_FALLBACK))
+async def test_a_failsafe_of_0_a_is_the_fallback_registers_pause_value(name: str) -> None:
+    with trio.fail_after(10):
+        async with rig(PROFILES[name]) as r:
+            await charger(r).configure_failsafe(TIMEOUT_S, 0.0)
+            settings = charger(r).failsafe
+            assert settings is not None
+            assert settings.fallback == PAUSES_ON_FALLBACK[name]
+            assert r.sim.value("failsafe.fallback") == PAUSES_ON_FALLBACK[name]
+            await charger(r).set_limit(a_current(PROFILES[name]), 3)
+            r.clock.advance(settings.timeout_s + 1)  # hubgate is gone
+            r.sim.poll()
+            assert r.sim.failsafe_active
+            assert r.sim.applied_limit() == 0.0
+
+
+async def test_0_a_is_refused_where_no_fallback_value_pauses() -> None:
+    with trio.fail_after(10):
+        async with rig(PROFILES["abb-terra-ac"]) as r:
+            with pytest.raises(FailsafeNotAppliedError, match="no fallback value that pauses"):
+                await charger(r).configure_failsafe(TIMEOUT_S, 0.0)
+            await charger(r).configure_failsafe(TIMEOUT_S, FAILSAFE_A)  # the link survives
+            assert charger(r).failsafe is not None
+
+
 class SlowWrites:
     """A master that announces each FC16 write and holds it back by the next of `delays`."""
 

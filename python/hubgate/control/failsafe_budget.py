@@ -6,10 +6,11 @@ current, and nobody is left to lower it. So the failsafes are shared out like a 
 per node and phase, its limit in force (its cap, the limit book's leases, the grid
 operator's curtailment) less the load there that is not EVs; each connector in turn gets
 the site's `failsafe_current_a` where every node on its path still has room for it on its
-phases, else 0 (an EV pauses on it). Connectors whose failsafe hubgate cannot set (a
-device with a fixed fallback) take theirs first; then connectors with a session, then the
-ones that hold it already (no churn: a new one needs `GRANT_HYSTERESIS_A` more room),
-then by index.
+phases, else 0 (an EV pauses on it). Connectors whose device falls back to a current of
+its own whatever it is told (a fallback fixed on the device, or one its profile gives no
+value to pause with: `FixedFailsafe`) count that first; then connectors with a session,
+then the ones that hold it already (no churn: a new one needs `GRANT_HYSTERESIS_A` more
+room), then by index.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ class FailsafeSeat:
     """The nodes it is fed through, its own first, the connection last."""
     phases: Sequence[int]
     """The grid phases it draws on."""
-    fixed: bool = False
-    """Its failsafe is set on the device, not by hubgate: it counts whatever it gets."""
+    fixed_a: float | None = None
+    """What its device falls back to whatever it is told (None: what it is told): counted
+    first, room or not."""
     session: bool = False
     """An EV is plugged in: served before the idle ones."""
     holds: bool = False
@@ -41,20 +43,20 @@ class FailsafeSeat:
 def failsafe_budget(
     seats: Sequence[FailsafeSeat], room_a: Sequence[list[float]], failsafe_a: float
 ) -> list[float]:
-    """Per connector, the failsafe current it is to be configured with: `failsafe_a` or 0,
-    sharing `room_a` (per node, A per phase; used up in place)."""
+    """Per connector, the failsafe current it is to be configured with: its fixed one, else
+    `failsafe_a` or 0, sharing `room_a` (per node, A per phase; used up in place)."""
     granted = [0.0] * len(seats)
     order = sorted(
         range(len(seats)),
-        key=lambda i: (not seats[i].fixed, not seats[i].session, not seats[i].holds, i),
+        key=lambda i: (seats[i].fixed_a is None, not seats[i].session, not seats[i].holds, i),
     )
     for i in order:
         seat = seats[i]
         need = failsafe_a if seat.holds else failsafe_a + GRANT_HYSTERESIS_A
         fits = all(room_a[node][p] >= need - 1e-9 for node in seat.path for p in seat.phases)
-        if fits or seat.fixed:
-            granted[i] = failsafe_a
-            for node in seat.path:
-                for p in seat.phases:
-                    room_a[node][p] -= failsafe_a
+        take = seat.fixed_a if seat.fixed_a is not None else failsafe_a if fits else 0.0
+        granted[i] = take
+        for node in seat.path:
+            for p in seat.phases:
+                room_a[node][p] -= take
     return granted

@@ -116,6 +116,7 @@ class ControlLoop:
             meters=devices.meters.keys(),
             grid_operator_box=devices.grid_operator is not None,
             grid_operator_heartbeat_s=devices.grid_operator_heartbeat_s,
+            fixed_failsafe=devices.fixed_failsafes(site.control.failsafe_current_a),
             battery=devices.battery,
             pv=devices.pv,
             feed_in_rule=devices.feed_in_rule,

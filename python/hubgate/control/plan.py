@@ -123,6 +123,7 @@ class CyclePlanner:
         pv: Mapping[str, Device] | None = None,
         feed_in_rule: Mapping[Quantity, float] | None = None,
         paced: Collection[ConnectorKey] = (),
+        fixed_failsafe: Mapping[ConnectorKey, float] | None = None,
         allocation: AllocationSettings | None = None,
         timing: LoopTiming | None = None,
         events: EventLog | None = None,
@@ -132,7 +133,8 @@ class CyclePlanner:
         whether the grid operator's box has one (`grid_operator_heartbeat_s`: how long its
         heartbeat counter may stand still, `control.grid_operator`); `feed_in_rule`: its contacts and the
         feed-in cap (%) each stands for; `paced`: connectors that pace their own
-        commands and take every cycle's setpoint (`SessionCharger`); `events`: where
+        commands and take every cycle's setpoint (`SessionCharger`); `fixed_failsafe`: the
+        connectors whose charger falls back to a current of its own (`FixedFailsafe`); `events`: where
         operator events go (None: a log in memory)."""
         self.site = site
         self.limits = limits
@@ -197,9 +199,10 @@ class CyclePlanner:
         self.devices = DeviceWatch(self.events, device_paths(site, self.model))
         """Which devices answer, and the events when that changes."""
         self.last_result: CycleResult | None = None
-        modbus = {(c.id, k.id) for c in site.chargers if c.modbus is not None for k in c.connectors}
-        self._fixed_failsafe = [info.key in modbus for info in self.model.connectors]
-        """Connectors whose device's failsafe hubgate may not be able to lower (Modbus)."""
+        fixed = fixed_failsafe or {}
+        self._fixed_failsafe = [fixed.get(info.key) for info in self.model.connectors]
+        """Per connector, the failsafe current its device falls back to whatever it is told
+        (None: the one it is told)."""
         self.failsafe_a = [control.failsafe_current_a] * len(self.model.connectors)
         """The failsafe current each connector is to be configured with (`_share_failsafes`)."""
         self.last_inputs: CycleInputs | None = None
@@ -408,7 +411,7 @@ class CyclePlanner:
                 base[3 * node + p] += value + reserved[node][p]
             if node in share and share[node] < 1.0:
                 notes.append(f"{model.node_ids[node]} meter lost: {share[node]:.0%} budget")
-        self._share_failsafes(now, base, reserved)
+        self._share_failsafes(now, base, reserved, lease_cut)
         if self._operator_input is not None and (lost := self._operator_input.note):
             notes.append(lost)
         operator_w = grid_operator_w  # the battery is no §14a device: it gets no floor
@@ -482,21 +485,29 @@ class CyclePlanner:
             max(held[2], raw[2] - unknown[2]),
         )
 
-    def _share_failsafes(self, now: float, base: array[float], reserved: list[list[float]]) -> None:
+    def _share_failsafes(
+        self,
+        now: float,
+        base: array[float],
+        reserved: list[list[float]],
+        lease_cut: array[float],
+    ) -> None:
         """Share the failsafe current out under every node's limit in force, less what its
-        base load (EVs reserved at their maximum aside) draws (`control.failsafe_budget`)."""
+        base load draws: EVs reserved at their maximum aside, and the headroom its leases
+        take (`lease_cut`: the limit in force has them already) (`control.failsafe_budget`)."""
         model, failsafe = self.model, self.site.control.failsafe_current_a
         room = []
         for node in range(len(model.node_ids)):
             limit = self.node_limit(node, now).phase_a
-            room.append(
-                [limit[p] - max(base[3 * node + p] - reserved[node][p], 0.0) for p in range(3)]
-            )
+            drawn = [
+                base[3 * node + p] - reserved[node][p] - lease_cut[3 * node + p] for p in range(3)
+            ]
+            room.append([limit[p] - max(drawn[p], 0.0) for p in range(3)])
         seats = [
             FailsafeSeat(
                 model.ancestors[info.node],
                 (info.grid_phases[0],) if info.one_phase else (0, 1, 2),
-                fixed=self._fixed_failsafe[i],
+                fixed_a=self._fixed_failsafe[i],
                 session=runtime.reading is not None and runtime.reading.state in WANTING_STATES,
                 holds=runtime.failsafe_a == failsafe,
             )

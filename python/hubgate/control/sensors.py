@@ -21,6 +21,7 @@ from hubgate.devices.model import (
     CycleRead,
     CycleSensed,
     Device,
+    FixedFailsafe,
     LimitCheck,
     PlannedRead,
     ReportsChargingNeeds,
@@ -46,6 +47,16 @@ class SiteDevices:
     """The grid operator's box's contacts and the feed-in cap (%) each stands for."""
     grid_operator_heartbeat_s: float | None = None
     """How long the box's heartbeat counter may stand still (None: it has none watched)."""
+
+    def fixed_failsafes(self, failsafe_current_a: float) -> dict[tuple[str, int], float]:
+        """The connectors whose charger falls back to a current of its own whatever it is
+        asked (`FixedFailsafe`), and that current."""
+        return {
+            key: fixed
+            for key, charger in self.chargers.items()
+            if isinstance(charger, FixedFailsafe)
+            and (fixed := charger.fixed_failsafe_a(failsafe_current_a)) is not None
+        }
 
 
 class SiteSensors:

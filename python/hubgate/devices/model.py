@@ -223,6 +223,16 @@ class DeviceFailsafe(Protocol):
 
 
 @runtime_checkable
+class FixedFailsafe(Protocol):
+    """A charger that may not take every failsafe current hubgate shares out (a Modbus
+    charger, from its firmware profile); one that is not such takes any, 0 A included."""
+
+    def fixed_failsafe_a(self, failsafe_current_a: float) -> float | None:
+        """What it falls back to whatever it is asked, with the site's `failsafe_current_a`
+        (None: it takes any failsafe current)."""
+
+
+@runtime_checkable
 class SessionCharger(Protocol):
     """A charger behind a protocol session (an OCPP charge point).
 

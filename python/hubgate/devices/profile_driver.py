@@ -442,9 +442,15 @@ class ProfileCharger(ProfileDevice):
         """Whether the charger falls back on its own when hubgate stops commanding it."""
         return self.profile.failsafe.present
 
+    def fixed_failsafe_a(self, failsafe_current_a: float) -> float | None:
+        """What it falls back to whatever it is asked (None: any failsafe current, 0 A
+        included), from its profile (`Failsafe.fixed_current_a`)."""
+        return self.profile.failsafe.fixed_current_a(failsafe_current_a)
+
     async def configure_failsafe(self, timeout_s: float, failsafe_current_a: float) -> None:
-        """Write the device's communication timeout and fallback current where it lets us,
-        then read both back; `FailsafeNotAppliedError` when a write did not hold."""
+        """Write the device's communication timeout and fallback current where it lets us
+        (0 A as the profile's `pause_value`), then read both back;
+        `FailsafeNotAppliedError` when a write did not hold or 0 A has no value."""
         failsafe = self.profile.failsafe
         if not failsafe.present:
             log.info("%s: no device-side failsafe (%s)", self.id, failsafe.reason)
@@ -452,7 +458,15 @@ class ProfileCharger(ProfileDevice):
         assert failsafe.timeout is not None
         assert failsafe.fallback is not None
         fallback = failsafe_current_a
-        if failsafe.fallback.unit is Unit.WATT:
+        pause = failsafe.fallback.pause_value
+        if fallback <= 0 and failsafe.fallback.writable and failsafe.fallback.address is not None:
+            if pause is None:
+                raise FailsafeNotAppliedError(
+                    f"{self.link.name}: its profile names no fallback value that pauses: "
+                    "0 A cannot be its failsafe current"
+                )
+            fallback = pause
+        elif failsafe.fallback.unit is Unit.WATT:
             fallback *= THREE_PHASES * self.voltage_v
         async with self._commands:
             self.failsafe = FailsafeSettings(

@@ -529,6 +529,13 @@ class Fallback(Encoding):
     read_at: Register | None = Field(
         default=None, description="Where it reads back when `address` is write-only (KEBA 1600)"
     )
+    pause_value: float | None = Field(
+        default=None,
+        ge=0,
+        description="The value (in `unit`) that stops charging on fallback (Heidelberg 0, "
+        "KEBA 0, Mennekes 1); omit when the documentation does not say: hubgate then never "
+        "gives the device a failsafe below the site's failsafe_current_a",
+    )
 
     @model_validator(mode="after")
     def _known_unless_read(self) -> Fallback:
@@ -537,6 +544,8 @@ class Fallback(Encoding):
                 "a fallback held in no register needs default, or writable = false where "
                 "it is set on the device alone"
             )
+        if self.pause_value is not None and (self.address is None or not self.writable):
+            raise ValueError("pause_value is written: it needs a writable fallback register")
         return self
 
 
@@ -552,6 +561,21 @@ class Failsafe(Fact):
         description="Feeds the watchdog; without a failsafe, a keep-alive the device needs "
         "to take setpoints at all (Schneider EVlink life bit)",
     )
+
+    def fixed_current_a(self, failsafe_current_a: float) -> float | None:
+        """What the charger falls back to whatever failsafe current hubgate shares out
+        (`control.failsafe_budget`): None where it takes any, 0 A (its `pause_value`)
+        included; a fallback fixed on the device at its documented current; else, where it
+        has none or cannot be paused on fallback, the site's `failsafe_current_a`."""
+        fallback = self.fallback
+        if not self.present or fallback is None:
+            return failsafe_current_a  # none: it keeps its last setpoint (a config warning)
+        if fallback.pause_value is not None:
+            return None
+        fixed = fallback.address is None or not fallback.writable
+        if fixed and fallback.default is not None and fallback.unit is Unit.AMPERE:
+            return fallback.default
+        return failsafe_current_a
 
     @model_validator(mode="after")
     def _present_or_reason(self) -> Failsafe:

@@ -46,7 +46,7 @@ from hubgate.devices.model import (
     Reading,
 )
 from hubgate.profiles.loader import load_named
-from hubgate.profiles.model import IecState, Profile, Quantity
+from hubgate.profiles.model import Failsafe, IecState, Profile, Quantity
 from hubgate.sim.battery import BatteryModel
 from hubgate.sim.devices import ChargerState, MeterState
 from hubgate.sim.engine import Simulation
@@ -63,12 +63,19 @@ _POWERS = (Quantity.POWER_L1, Quantity.POWER_L2, Quantity.POWER_L3)
 class ConnectorAdapter:
     """One connector of a simulated charger, as the control loop's `Charger`."""
 
-    def __init__(self, sim: Simulation, slot: int) -> None:
+    def __init__(self, sim: Simulation, slot: int, failsafe: Failsafe | None = None) -> None:
+        """`failsafe`: a Modbus charger's, from its profile (None: it takes any)."""
         self._sim = sim
         self._slot = slot
         wiring = sim.tree.connectors[slot]
         self._charger: ChargerState = sim.slot_charger[slot]
+        self._failsafe = failsafe
         self.id = f"{wiring.charger}#{wiring.connector}"
+
+    def fixed_failsafe_a(self, failsafe_current_a: float) -> float | None:
+        """What its profile's device falls back to whatever it is told (`FixedFailsafe`)."""
+        failsafe = self._failsafe
+        return None if failsafe is None else failsafe.fixed_current_a(failsafe_current_a)
 
     def _online(self) -> ChargerState:
         if not self._charger.online:
@@ -208,8 +215,11 @@ class GridOperatorAdapter:
 def site_devices(sim: Simulation) -> SiteDevices:
     """Every device of the simulated site as the control loop talks to it."""
     voltage = sim.tree.voltage_v
+    failsafes = {c.id: load_named(c.modbus.profile).failsafe for c in sim.site.chargers if c.modbus}
     chargers = {
-        (wiring.charger, wiring.connector): ConnectorAdapter(sim, slot)
+        (wiring.charger, wiring.connector): ConnectorAdapter(
+            sim, slot, failsafes.get(wiring.charger)
+        )
         for slot, wiring in enumerate(sim.tree.connectors)
     }
     operator = sim.site.grid_operator

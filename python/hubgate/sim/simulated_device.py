@@ -298,7 +298,7 @@ class SimulatedDevice:
         if "failsafe.fallback" in self.specs:
             value = self._load("failsafe.fallback")
             assert isinstance(value, float)
-            return value
+            return 0.0 if value == fallback.pause_value else value
         return fallback.default or 0.0
 
     # -- watchdog ---------------------------------------------------------------
