@@ -5,6 +5,8 @@ messages while the CSMS is down, dialling the gateways in priority order and rep
 unanswered Call on the next connection, as chargers do. The leader is killed (SIGKILL)
 after about 300 messages, the next one hands over (SIGTERM) after about 700; then the
 CSMS comes back and must see every message once, in order, with its own transaction ids.
+A fifth charge point has an idTag authorized by the CSMS on the first leader before the
+outage: the next leader answers it from the replicated authorization cache.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ pytestmark = [
 ]
 
 IDENTITIES = [f"Q{n}" for n in range(4)]
+AUTHORIZER = "QA"
+"""Sends Authorize only: online on the first leader, offline on the next."""
 TRANSACTIONS = 25
 """Per charger: 25 x (Start, 8 MeterValues, Stop) = 250 messages, 1,000 in all."""
 
@@ -47,7 +51,7 @@ def site(csms_port: int, ocpp_port: int, queue: Path) -> str:
         f'[[chargers]]\nid = "q-{n}"\nnode = "grid"\n'
         f'ocpp = {{ identity = "{identity}", versions = ["1.6"] }}\n'
         "connectors = [{ id = 1, max_current_a = 32 }]\n\n"
-        for n, identity in enumerate(IDENTITIES)
+        for n, identity in enumerate([*IDENTITIES, AUTHORIZER])
     )
     return (
         '[site]\nname = "queue"\n\n[grid]\nphase_current_limit_a = 200\n\n'
@@ -166,6 +170,7 @@ def test_the_csms_sees_every_queued_message_once_across_two_failovers(
         gateways[name] = Gateway(name, path, tmp_path / f"gateway-{name}.log")
     a, b = gateways["a"], gateways["b"]
     chargers = [Charger(identity, urls) for identity in IDENTITIES]
+    authorizer = Charger(AUTHORIZER, urls)
     counter, lock = [0], threading.Lock()
     threads = [threading.Thread(target=c.run, args=(counter, lock), daemon=True) for c in chargers]
     try:
@@ -173,12 +178,22 @@ def test_the_csms_sees_every_queued_message_once_across_two_failovers(
         a.wait_leading()
         b.start()
         b.wait_in_cluster()  # else the restarted a may read the lease first and take over
+        csms.start()
+        wait_until_blocking(
+            lambda: authorize(authorizer, "TAG-OK") == "Accepted", "the CSMS's Authorize", 30
+        )  # Invalid while a's link to the CSMS is not up yet (TAG-OK unknown offline)
+        csms.stop()
+        authorizer.hang_up()
         for thread in threads:
             thread.start()
         wait_until_blocking(lambda: counter[0] >= 300, "300 messages stored", 60)
         a.signal(signal.SIGKILL)  # failover 1: the leader dies mid-stream
         a.wait()
         a.start()  # back as the standby
+        # the CSMS away, b answers from the cache a filled; a tag the CSMS never saw: Invalid
+        assert authorize(authorizer, "TAG-OK") == "Accepted"
+        assert authorize(authorizer, "TAG-NEW") == "Invalid"
+        authorizer.hang_up()
         wait_until_blocking(
             lambda: counter[0] >= 700, f"700 messages stored ({chargers[0].errors[-3:]})", 90
         )
@@ -203,7 +218,7 @@ def test_the_csms_sees_every_queued_message_once_across_two_failovers(
             b.api("GET", "csms/holds")
         assert refused.value.code == 409  # ...not on the standby
     finally:
-        for charger in chargers:
+        for charger in [*chargers, authorizer]:
             charger.hang_up()
         for gateway in gateways.values():
             gateway.stop()
@@ -222,6 +237,13 @@ def test_the_csms_sees_every_queued_message_once_across_two_failovers(
                 current = csms.transaction_id(identity, frame[1])
             else:
                 assert frame[3]["transactionId"] == current, frame
+
+
+def authorize(charger: Charger, id_tag: str) -> str:
+    """Authorize `id_tag` on whichever gateway answers; the status."""
+    answer = charger.call(call16.Authorize(id_tag=id_tag), f"auth-{id_tag}-{time.monotonic()}")
+    status: str = answer.id_tag_info["status"]
+    return status
 
 
 def transaction_calls(csms: CsmsThread, identity: str) -> list[list[Any]]:
