@@ -30,7 +30,7 @@ from hubgate.cluster.queue_replica import QueueReplica
 from hubgate.config.services import Cluster
 from tests.support.nats_cluster import NatsCluster
 
-pytestmark = pytest.mark.peers("nats-server")
+pytestmark = [pytest.mark.peers("nats-server"), pytest.mark.timeout(90)]
 
 CHARGERS = ("CP-1", "CP-2", "CP-3")
 
