@@ -14,8 +14,8 @@ standby alike:
   (each with the transaction hold it causes), keyed by the message's upstream id;
 - the store's other changes (`hubgate.cloud.store_changes`: the CSMS's local
   authorization list, its answers to Authorize (the cache) and ClearCache, an operator's
-  release or discard of a held transaction) are `change` entries, answered with their result on the gateway that made
-  them once its copy has applied them;
+  release or discard of a held transaction) are `change` entries, answered with their
+  result on the gateway that made them once its copy has applied them;
 - the follower applies entries in stream order, each batch in one SQLite commit with the
   stream position it reached (`Store.replicated`), so a restart resumes where it stopped;
 - a gateway that becomes leader first catches up to the stream's end (`caught_up`), then
