@@ -246,9 +246,13 @@ def _hand_back(site: HaSite) -> dict[str, float]:
     commanded every charger, and the lowest sum of a's setpoints in the 5 s after the
     signal against b's before it (a dip is chargers paused for want of room)."""
     a, b = site.gateways["a"], site.gateways["b"]
+    a.wait()  # killed
     a.start()
-    a.wait_in_cluster()
-    time.sleep(10)  # its sensing warm, b's setpoints settled
+    deadline = time.monotonic() + 60
+    while "cluster: a is standby (b leads" not in a.log.read_text(encoding="utf-8"):
+        assert time.monotonic() < deadline, "a did not come back as the standby"
+        time.sleep(0.2)
+    time.sleep(10)  # its sensing warm, b's setpoints settled and its chargers checked
     before, led = _setpoints_a(b.log) or 0.0, len(a.epochs())
     b.signal(signal.SIGTERM)
     asked = time.time()
