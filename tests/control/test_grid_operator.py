@@ -165,9 +165,11 @@ def test_a_box_whose_heartbeat_stops_is_silent_from_its_last_beat_until_it_moves
     assert held == "heartbeat stopped for 11 s: holding the last limit 30 kW for up to 30 s"
     assert source.note == "box heartbeat stopped: holding its last limit 30 kW"
     assert source.update(book, beat(30, 4), 40.0) is None
-    fell = source.update(book, beat(100, 4), 41.0)  # a frozen box's raise is not taken
+    fell = source.update(book, None, 41.0)  # a missed read then: the loss is still the beat's
     assert fell == "heartbeat stopped for 31 s: fallback 50 kW"
     assert in_force(book, 41.0) == 50.0
+    assert source.update(book, beat(100, 4), 42.0) is None  # a frozen box's raise: not taken
+    assert in_force(book, 42.0) == 50.0
     assert source.note == "box heartbeat stopped: fallback 50 kW"
     assert source.update(book, None, 60.0) is None  # then silent as well: still the fallback
     assert in_force(book, 60.0) == 50.0

@@ -58,7 +58,7 @@ def site(port: int) -> SiteConfig:
             'source = "modbus-device"\nheartbeat_timeout_s = 2\nhold_last_s = 4\n'
             "fallback_percent = 20\n",
         )
-        .replace("cycle_s = 1.0", "cycle_s = 0.25")
+        .replace("cycle_s = 1.0", "cycle_s = 0.5")
     )
     return SiteConfig.model_validate(tomllib.loads(text))
 
@@ -118,12 +118,12 @@ async def test_a_hung_box_is_found_by_its_heartbeat_and_its_limit_taken_again_wh
                 ]
                 assert "grid-operator-box: heartbeat stopped, holding the last limit" in origins
                 assert not any(kw == CONNECTION_KW for kw in _operator_kws(loop))  # 100 % unseen
-                await wait_cycles(
-                    lambda: loop.decisions.recent(1)[0].notes, "a decision", loop.stats, 8
-                )
-                record = loop.decisions.recent(1)[0]
-                assert f"grid-operator-box heartbeat stopped: fallback {fallback:g} kW" in (
-                    record.notes
+                note = f"grid-operator-box heartbeat stopped: fallback {fallback:g} kW"
+                await wait_cycles(  # the record of the cycle that fell back, or a later one
+                    lambda: note in loop.decisions.recent(1)[0].notes,
+                    "the note in the decision record",
+                    loop.stats,
+                    4,
                 )
                 await wait_cycles(
                     lambda: commanded_kw(loop.hub.latest) <= fallback + 0.01,
@@ -131,10 +131,12 @@ async def test_a_hung_box_is_found_by_its_heartbeat_and_its_limit_taken_again_wh
                     loop.stats,
                     8,
                 )
-                state = loop.hub.latest
-                assert state is not None
-                messages = [e.message for e in state.events if e.category == "grid-operator"]
-                assert any(m.startswith("heartbeat stopped for") for m in messages), messages
+                await wait_cycles(
+                    lambda: any(m.startswith("heartbeat stopped for") for m in told(loop)),
+                    "the operator told",
+                    loop.stats,
+                    4,
+                )
                 # The PLC is back: its counter moves and its 100 % is taken.
                 plc.alive = True
                 await wait_cycles(
@@ -143,10 +145,16 @@ async def test_a_hung_box_is_found_by_its_heartbeat_and_its_limit_taken_again_wh
                     loop.stats,
                     40,
                 )
-                state = loop.hub.latest
-                assert state is not None
-                messages = [e.message for e in state.events if e.category == "grid-operator"]
-                assert f"back (heartbeat moving again): {CONNECTION_KW:g} kW" in messages
+                back = f"back (heartbeat moving again): {CONNECTION_KW:g} kW"
+                await wait_cycles(lambda: back in told(loop), "the operator told", loop.stats, 4)
+
+
+def told(loop: ControlLoop) -> list[str]:
+    """The grid-operator events of the latest published state."""
+    state = loop.hub.latest
+    return (
+        [] if state is None else [e.message for e in state.events if e.category == "grid-operator"]
+    )
 
 
 def _operator_kws(loop: ControlLoop) -> list[float | None]:

@@ -149,7 +149,8 @@ class GridOperatorInput:
         silent_s = now - since
         if silent_s <= self.silent_after_s:
             return None
-        loss = "heartbeat stopped" if stopped else "silent"
+        hung = stopped or (self._lost is not None and self._loss == "heartbeat stopped")
+        loss = "heartbeat stopped" if hung else "silent"  # a missed read does not change it
         fallback = (
             None
             if self.fallback_percent is None
