@@ -17,8 +17,9 @@ sends what it plans and hands back what came of it:
 2. `inputs`: base load per node (metered current minus the last known draw of the
    connectors below it, a value older than the connector's last setpoint capped at it,
    held while a start is known from a charger's state but not yet
-   from its values; a node whose meter is not trusted its degraded share of the limit
-   in force; a node without a trusted meter the idle draw of the DC connectors below it),
+   from its values; a node without a trusted meter what the nodes below it carry plus
+   the idle draw of the DC connectors at it, and, when its meter is not trusted, at least
+   the rest of the limit in force beyond its degraded share),
    unreachable chargers' assumed draw (and the maximum of those not following
    their limits, `checked`) reserved on their path, the limit book's
    leases (node limits as extra base load, connector limits as EV limits, the grid
@@ -166,6 +167,13 @@ class CyclePlanner:
             if m.id in meters
         }
         self.meter_reading: dict[str, Reading] = {}
+        nodes = range(len(self.model.node_ids))
+        self._deepest_first = sorted(nodes, key=lambda n: -len(self.model.ancestors[n]))
+        self._children = [[c for c in nodes if self.model.parents[c] == n] for n in nodes]
+        self._own_idle_a = [
+            sum(info.idle_a for info in self.model.connectors if info.node == n) for n in nodes
+        ]
+        """Per node: the idle draw per phase of the DC connectors right at it."""
         self._held_base: dict[int, Phases3] = {}
         """Per metered node, its base load in the last cycle in which every connector's
         draw below it was known (`_metered_base`)."""
@@ -390,18 +398,10 @@ class CyclePlanner:
             safety_margin_a=self.site.grid.safety_margin_a,
         )
         lease_cut = array("d", base)  # base was 0 before: the headroom the leases take
+        loads = self._base_loads(now, measured, share, known, unknown)
         for node in range(n_nodes):
-            degraded = node not in measured and node in share
-            limit = self.node_limit(node, now).phase_a if degraded else None
-            metered = self._metered_base(node, measured.get(node), known[node], unknown[node])
             for p in range(3):
-                if metered is not None:
-                    value = metered[p]
-                elif limit is not None:
-                    value = limit[p] * (1 - share[node]) + model.idle_a[node]
-                else:
-                    value = model.idle_a[node]  # a metered node sees it in its meter
-                base[3 * node + p] += value + reserved[node][p]
+                base[3 * node + p] += loads[node][p] + reserved[node][p]
             if node in share and share[node] < 1.0:
                 notes.append(f"{model.node_ids[node]} meter lost: {share[node]:.0%} budget")
         self._share_failsafes(now, base, reserved)
@@ -447,6 +447,39 @@ class CyclePlanner:
             ),
             notes,
         )
+
+    def _base_loads(
+        self,
+        now: float,
+        measured: Mapping[int, Phases3],
+        share: Mapping[int, float],
+        known: list[list[float]],
+        unknown: list[list[float]],
+    ) -> list[Phases3]:
+        """Every node's base load, deepest nodes first: a node with a trusted meter its
+        metered base (`_metered_base`); any other what the nodes below it carry plus the
+        idle draw of the DC connectors at it (the allocator counts a node's base load at
+        that node only: a grid connection metered only on its boards still carries their
+        base), and a node whose meter is not trusted at least the rest of its limit in
+        force beyond its degraded share."""
+        model = self.model
+        loads: list[Phases3] = [(0.0, 0.0, 0.0)] * len(model.node_ids)
+        for node in self._deepest_first:
+            metered = self._metered_base(node, measured.get(node), known[node], unknown[node])
+            if metered is not None:
+                loads[node] = metered
+                continue
+            load = [self._own_idle_a[node]] * 3
+            for child in self._children[node]:
+                for p in range(3):
+                    load[p] += loads[child][p]
+            if node in share:  # a meter not trusted (or without phase currents)
+                limit = self.node_limit(node, now).phase_a
+                rest = 1 - share[node]
+                for p in range(3):
+                    load[p] = max(load[p], limit[p] * rest + model.idle_a[node])
+            loads[node] = (load[0], load[1], load[2])
+        return loads
 
     def _metered_base(
         self,
