@@ -320,13 +320,15 @@ async def test_a_start_reported_late_is_not_taken_for_base_load(
         assert all(c.setpoint_a > 0 for r in records[-10:] for c in r.connectors)
 
 
-async def test_without_its_state_a_late_start_is_base_load(
+async def test_without_its_state_a_late_start_is_base_load_once_its_setpoint_settled(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """The same charger without the state's time (a Modbus charger polled slowly): its
-    draw shows in the meter first and is counted as base load until it reports it."""
+    """The same charger without the state's time (a Modbus charger polled slowly, here
+    every 30 s): its draw shows in the meter first. For `settle_s` after it was given its
+    setpoint, up to that setpoint, that is its start; after that, base load until it
+    reports it."""
     sim = SimSite.build()
-    late = MeterValuesCharger("cp-3", connected=False)
+    late = MeterValuesCharger("cp-3", connected=False, every_s=30.0)
     sim.chargers[2] = late
     sim.meter.chargers[2] = late
 
@@ -338,9 +340,13 @@ async def test_without_its_state_a_late_start_is_base_load(
     async with running(sim) as loop:
         await trio.sleep(40)
         late.connected = True
-        await trio.sleep(30)
-        base = [max(r.inputs["base_load_a"]["board"]) for r in loop.decisions.recent(30)]  # type: ignore[index]
-        assert max(base) > 5.0
+        await trio.sleep(8)  # its setpoint, its EV's reaction (2 s), the meter sees it
+        assert late.draw_a > 0
+        base = [max(r.inputs["base_load_a"]["board"]) for r in loop.decisions.recent(8)]  # type: ignore[index]
+        assert max(base) <= 1.0
+        await trio.sleep(10)
+        base = [max(r.inputs["base_load_a"]["board"]) for r in loop.decisions.recent(4)]  # type: ignore[index]
+        assert min(base) > 5.0
 
 
 async def test_a_charger_not_following_is_reserved_at_its_maximum(

@@ -17,11 +17,11 @@ sends what it plans and hands back what came of it:
 2. `inputs`: base load per node (metered current minus the last known draw of the
    connectors below it, a value older than the connector's last setpoint capped at it,
    held while a start is known from a charger's state but not yet
-   from its values; a node without a trusted meter what the nodes below it carry plus
+   from its values, or while an EV given a new setpoint lately draws nothing yet; a node without a trusted meter what the nodes below it carry plus
    the idle draw of the DC connectors at it, and, when its meter is not trusted, at least
    the rest of the limit in force beyond its degraded share),
    unreachable chargers' assumed draw (and the maximum of those not following
-   their limits, `checked`) reserved on their path, the limit book's
+   their limits, `checked`, or not verified yet) reserved on their path, the limit book's
    leases (node limits as extra base load, connector limits as EV limits, the grid
    operator's as the root power limit) and the EV-side limit from measured draw (an EV that
    takes less than offered is trimmed, so its headroom goes to others); `SiteEnergy` adds
@@ -59,6 +59,7 @@ from hubgate.control.allocation import (
 from hubgate.control.connector_runtime import (
     EV_HEADROOM_A,
     FOLLOWED_TOLERANCE_A,
+    ONE_PHASE_IDLE_A,
     WANTING_STATES,
     ConnectorRuntime,
     grid_draw,
@@ -294,11 +295,28 @@ class CyclePlanner:
         assumed = runtime.watch.assumed_draw_a(now)
         if assumed is not None:
             return assumed, "unreachable"
-        if runtime.failsafe_unverified:
+        if runtime.failsafe_unverified or self._never_verified(index):
             return info.max_current_a, "failsafe not verified"
         if runtime.limit_check.following is False:
             return info.max_current_a, "not following its limit"
         return None
+
+    def _never_verified(self, index: int) -> bool:
+        """Whether the connector at `index` is an OCPP charger this gateway has not yet
+        verified, nor inherited from a leader before: its first exchanges (its boot, the
+        base profile) outlast a cycle, and until they are done it offers its EV what it
+        likes, not what it was allocated. Reserved from its first cycle, not from the
+        cycle after a try that failed: the others would have been given its current and
+        paused for the minimum off-time when it was taken back. (A Modbus charger's
+        failsafe is verified within the cycle, before its setpoint is written.)"""
+        runtime = self.connectors[index]
+        watch = runtime.watch
+        return (
+            self.model.connectors[index].protocol == "ocpp"
+            and watch.needs_verification
+            and runtime.failsafe_a is None
+            and watch.inherited_from is None
+        )
 
     def inputs(self, now: float) -> tuple[CycleInputs, list[str]]:
         """The allocator's input for this cycle and the notes for the decision record."""
@@ -343,13 +361,17 @@ class CyclePlanner:
             if reading.state in WANTING_STATES and reading.state_newer_than_values():
                 # Started (its status says so) before its values show it: what the meters
                 # see rise, up to what it may draw, is its draw, not base load.
-                allowance = info.max_current_a if runtime.sent_a is None else runtime.sent_a
+                allowance = (
+                    info.max_current_a if runtime.sent_a is None else self._counted_a(i, now)
+                )
                 for node in model.ancestors[info.node]:
                     for p in phases:
                         unknown[node][p] += max(allowance - runtime.draw[p], 0.0)
                 wanting[i] = True
                 ev_max[i] = runtime.ev_limit_a
                 continue
+            wants = reading.state in WANTING_STATES or (reading.state is None and drawn > 1.0)
+            not_yet = wants and drawn < ONE_PHASE_IDLE_A  # wants current, draws none yet
             if (
                 runtime.lowered_at is not None
                 and runtime.sent_a is not None
@@ -358,12 +380,21 @@ class CyclePlanner:
             ):
                 if drawn <= runtime.sent_a + FOLLOWED_TOLERANCE_A:
                     # The headroom the decrease freed is confirmed: no need to wait out
-                    # settle_s.
-                    self.allocator.confirm_followed(i)
-                    runtime.lowered_at = None
+                    # settle_s. (Not by an EV that has not started: it may yet start at
+                    # the offer before the decrease, which it follows only later.)
+                    if not not_yet:
+                        self.allocator.confirm_followed(i)
+                        runtime.lowered_at = None
                 else:  # on its way down: what it still draws is all it keeps reserved
                     self.allocator.confirm_draw(i, drawn)
-            wants = reading.state in WANTING_STATES or (reading.state is None and drawn > 1.0)
+            if not_yet and now - runtime.sent_at < self._settle_s:
+                # Offered a new setpoint lately, not drawing yet: it may start any moment,
+                # at what the allocator counts for it, before its values show it (an OCPP
+                # station's lag); what the meters see rise up to that is its draw.
+                counted = self._counted_a(i, now)
+                for node in model.ancestors[info.node]:
+                    for p in phases:
+                        unknown[node][p] += max(counted - runtime.draw[p], 0.0)
             if info.three_phase and runtime.observe_phases(wants):
                 self.allocator.set_ev_phase(i, runtime.ev_phase)
                 self.energy.ev_phases[i] = 3 if runtime.ev_phase is None else 1
@@ -447,6 +478,12 @@ class CyclePlanner:
             ),
             notes,
         )
+
+    def _counted_a(self, index: int, now: float) -> float:
+        """What the allocator counts the connector at `index` at (A per phase): its
+        setpoint, or the one before a decrease while that stays reserved (`settle_s`)."""
+        sent = self.connectors[index].sent_a or 0.0
+        return max(sent, self.allocator.reserved_a(index, now))
 
     def _base_loads(
         self,
