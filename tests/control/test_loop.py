@@ -320,6 +320,25 @@ async def test_a_start_reported_late_is_not_taken_for_base_load(
         assert all(c.setpoint_a > 0 for r in records[-10:] for c in r.connectors)
 
 
+async def test_a_departure_its_state_reports_before_its_values_does_not_lower_the_base_load(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The EV leaves; its status says so at once, its last values (drawing) come later: what
+    the meter no longer shows is not base load gone (which could be held as the base while
+    another EV starts, and let the others take more than the limit)."""
+    sim = SimSite.build()
+    leaving = MeterValuesCharger("cp-3", connected=True)
+    sim.chargers[2] = leaving
+    sim.meter.chargers[2] = leaving
+    async with running(sim) as loop:
+        await trio.sleep(40)
+        assert leaving.draw_a > 20
+        leaving.connected = False
+        await trio.sleep(6)  # its values every 4 s
+        base = [max(r.inputs["base_load_a"]["board"]) for r in loop.decisions.recent(24)]  # type: ignore[index]
+        assert min(base) >= -1.0, " ".join(f"{b:.1f}" for b in base)
+
+
 async def test_without_its_state_a_late_start_is_base_load_once_its_setpoint_settled(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -140,12 +140,13 @@ class SimCharger:
         return self.limit_a
 
     def advance(self, now: float) -> None:
-        """The EV follows the charger's limit after `REACTION_S`."""
+        """The EV follows the charger's limit after `REACTION_S`; unplugged, it draws nothing
+        at once."""
         limit = self.ev_max_a if self.ignores_limits else self.effective_limit(now)
         wanted = min(limit, self.ev_max_a) if self.connected else 0.0
         if wanted != getattr(self, "_wanted", None):
             self._wanted = wanted
-            self._previous_draw = self.draw_a
+            self._previous_draw = self.draw_a if self.connected else 0.0
             self._target_since = now
         self.draw_a = wanted if now - self._target_since >= REACTION_S else self._previous_draw
         self.history.append((now, self.draw_a))
