@@ -16,10 +16,11 @@ sends what it plans and hands back what came of it:
    devices that are lost or back become events;
 2. `inputs`: base load per node (metered current minus the last known draw of the
    connectors below it, a value older than the connector's last setpoint capped at it,
-   held while a start is known from a charger's state but not yet
-   from its values, or while an EV given a new setpoint lately draws nothing yet; a node without a trusted meter what the nodes below it carry plus
-   the idle draw of the DC connectors at it, and, when its meter is not trusted, at least
-   the rest of the limit in force beyond its degraded share),
+   held while a start is known from a charger's state but not yet from its values, or
+   while an EV given a new setpoint lately draws nothing yet; a node without a trusted
+   meter what the nodes below it carry plus the idle draw of the DC connectors at it,
+   and, when its meter is not trusted, at least the rest of the limit in force beyond its
+   degraded share),
    unreachable chargers' assumed draw (and the maximum of those not following
    their limits, `checked`, or not verified yet) reserved on their path, the limit book's
    leases (node limits as extra base load, connector limits as EV limits, the grid
