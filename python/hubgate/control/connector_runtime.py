@@ -72,6 +72,9 @@ class ConnectorRuntime:
     """The grid phase its EV draws on alone (a one-phase EV at a three-phase connector)."""
     one_phase_seen: tuple[int, float] | None = None
     """The phase its EV was first seen drawing on alone, and the reading's time."""
+    started: bool = False
+    """Its EV has drawn current since it last began to want it (one that has not may start
+    at any moment, before its values show it)."""
     held_a: float | None = None
     """Idle and held at its minimum (`wants_offer`): what it had been sent a cycle ago."""
 

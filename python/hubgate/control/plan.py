@@ -372,7 +372,11 @@ class CyclePlanner:
                 ev_max[i] = runtime.ev_limit_a
                 continue
             wants = reading.state in WANTING_STATES or (reading.state is None and drawn > 1.0)
-            not_yet = wants and drawn < ONE_PHASE_IDLE_A  # wants current, draws none yet
+            if not wants:
+                runtime.started = False
+            elif drawn >= ONE_PHASE_IDLE_A:
+                runtime.started = True
+            not_yet = wants and not runtime.started  # wants current, has drawn none yet
             if (
                 runtime.lowered_at is not None
                 and runtime.sent_a is not None
@@ -381,7 +385,7 @@ class CyclePlanner:
             ):
                 if drawn <= runtime.sent_a + FOLLOWED_TOLERANCE_A:
                     # The headroom the decrease freed is confirmed: no need to wait out
-                    # settle_s. (Not by an EV that has not started: it may yet start at
+                    # settle_s. (Not by an EV that has not started yet: it may start at
                     # the offer before the decrease, which it follows only later.)
                     if not not_yet:
                         self.allocator.confirm_followed(i)
@@ -389,7 +393,7 @@ class CyclePlanner:
                 else:  # on its way down: what it still draws is all it keeps reserved
                     self.allocator.confirm_draw(i, drawn)
             if not_yet and now - runtime.sent_at < self._settle_s:
-                # Offered a new setpoint lately, not drawing yet: it may start any moment,
+                # Offered a new setpoint lately, not started yet: it may start any moment,
                 # at what the allocator counts for it, before its values show it (an OCPP
                 # station's lag); what the meters see rise up to that is its draw.
                 counted = self._counted_a(i, now)
