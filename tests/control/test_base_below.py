@@ -151,3 +151,21 @@ def test_a_lost_grid_meter_with_live_board_meters_still_counts_the_boards_base_l
     assert site.last is not None
     assert "grid meter lost: 50% budget" in site.last.notes
     assert commanded_a(site) >= 36
+
+
+def test_every_meter_lost_under_a_step_still_leaves_the_evs_a_degraded_budget() -> None:
+    """A lost meter's assumption (the rest of its limit beyond its degraded share) is its
+    own node's: the boards' are not added up at the grid connection, which would leave the
+    EVs nothing under the step instead of the grid's degraded share of it. Until the meters
+    count as lost, their base is held as it was (their last readings, from before the EVs
+    followed the step, are older than the draws: counted, everyone paused for min_off)."""
+    site = boards_site(6.0, 4.0, grid_meter=True)
+    site.run(40)
+    step_to_30_percent(site)
+    for sim_meter in site.sim.meters:
+        sim_meter.reachable = False
+    site.run(10)
+    assert site.last is not None
+    assert "grid meter lost: 50% budget" in site.last.notes
+    # half of the 30 A step for the EVs: the three at their minimum do not fit, two do
+    assert 6 <= commanded_a(site) <= STEP_LIMIT_A / 2 + 1e-6

@@ -169,6 +169,8 @@ class CyclePlanner:
             if m.id in meters
         }
         self.meter_reading: dict[str, Reading] = {}
+        self._meters_read: set[str] = set()
+        """The meters read this cycle (the others' last reading is older than the draws)."""
         nodes = range(len(self.model.node_ids))
         self._deepest_first = sorted(nodes, key=lambda n: -len(self.model.ancestors[n]))
         self._children = [[c for c in nodes if self.model.parents[c] == n] for n in nodes]
@@ -243,11 +245,13 @@ class CyclePlanner:
             elif info.name in readings:
                 runtime.watch.missed()
             self.devices.seen(info.name, runtime.watch.reachable(now), reading, now)
+        self._meters_read.clear()
         for meter_id, watch in self.meter_watch.items():
             reading = readings.get(f"meter:{meter_id}")
             if isinstance(reading, Reading) and reading.phase_currents() is not None:
                 watch.sample(reading.at)
                 self.meter_reading[meter_id] = reading
+                self._meters_read.add(meter_id)
             self.devices.seen(f"meter:{meter_id}", isinstance(reading, Reading), reading, now)
         for name, outcome in self.energy.absorb(readings).items():
             self.devices.seen(name, isinstance(outcome, Reading), outcome, now)
@@ -410,6 +414,7 @@ class CyclePlanner:
                 ev_max[i] = info.min_current_a
         measured: dict[int, Phases3] = {}
         share: dict[int, float] = {}
+        unread: set[int] = set()  # trusted, but not read this cycle
         for meter_id, watch in self.meter_watch.items():
             node = self.meter_node[meter_id]
             share[node] = watch.budget_share(now)
@@ -423,6 +428,8 @@ class CyclePlanner:
             currents = reading.signed_phase_currents() if reading is not None else None
             if share[node] >= 1.0 and currents is not None:
                 measured[node] = currents
+                if meter_id not in self._meters_read:
+                    unread.add(node)
         grid_operator_w, peak_w = fold_leases(
             self.limits,
             model,
@@ -434,7 +441,7 @@ class CyclePlanner:
             safety_margin_a=self.site.grid.safety_margin_a,
         )
         lease_cut = array("d", base)  # base was 0 before: the headroom the leases take
-        loads = self._base_loads(now, measured, share, known, unknown)
+        loads = self._base_loads(now, measured, share, unread, (known, unknown))
         for node in range(n_nodes):
             for p in range(3):
                 base[3 * node + p] += loads[node][p] + reserved[node][p]
@@ -495,32 +502,43 @@ class CyclePlanner:
         now: float,
         measured: Mapping[int, Phases3],
         share: Mapping[int, float],
-        known: list[list[float]],
-        unknown: list[list[float]],
+        unread: Collection[int],
+        draws: tuple[list[list[float]], list[list[float]]],
     ) -> list[Phases3]:
         """Every node's base load, deepest nodes first: a node with a trusted meter its
-        metered base (`_metered_base`); any other what the nodes below it carry plus the
-        idle draw of the DC connectors at it (the allocator counts a node's base load at
-        that node only: a grid connection metered only on its boards still carries their
-        base), and a node whose meter is not trusted at least the rest of its limit in
-        force beyond its degraded share."""
+        metered base (`_metered_base`: `draws` are the known and unknown draws below each
+        node), held as it was while its meter, still trusted, was not read this cycle (its
+        last reading, older than the draws, would count what they changed as base load);
+        any other what the meters below it show (the
+        allocator counts a node's base load at that node only: a grid connection metered
+        only on its boards still carries their base) plus the idle draw of the DC
+        connectors below it that no meter sees, and a node whose meter is not trusted at
+        least the rest of its limit in force beyond its degraded share (a lost meter's
+        assumption is its own node's: rolled up, two lost meters would leave the EVs
+        nothing, not a degraded budget)."""
         model = self.model
+        seen: list[Phases3] = [(0.0, 0.0, 0.0)] * len(model.node_ids)
+        """Per node: what the trusted meters at or below it show as base load, plus the
+        idle draw of the DC connectors below it that none of them sees."""
         loads: list[Phases3] = [(0.0, 0.0, 0.0)] * len(model.node_ids)
+        known, unknown = draws
         for node in self._deepest_first:
-            metered = self._metered_base(node, measured.get(node), known[node], unknown[node])
+            metered = self._held_base.get(node) if node in unread else None
+            if metered is None:
+                metered = self._metered_base(node, measured.get(node), known[node], unknown[node])
             if metered is not None:
-                loads[node] = metered
+                seen[node] = loads[node] = metered
                 continue
-            load = [self._own_idle_a[node]] * 3
+            below = [self._own_idle_a[node]] * 3
             for child in self._children[node]:
                 for p in range(3):
-                    load[p] += loads[child][p]
+                    below[p] += seen[child][p]
+            seen[node] = (below[0], below[1], below[2])
             if node in share:  # a meter not trusted (or without phase currents)
                 limit = self.node_limit(node, now).phase_a
                 rest = 1 - share[node]
-                for p in range(3):
-                    load[p] = max(load[p], limit[p] * rest + model.idle_a[node])
-            loads[node] = (load[0], load[1], load[2])
+                below = [max(below[p], limit[p] * rest + model.idle_a[node]) for p in range(3)]
+            loads[node] = (below[0], below[1], below[2])
         return loads
 
     def _metered_base(
