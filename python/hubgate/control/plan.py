@@ -307,13 +307,9 @@ class CyclePlanner:
         return None
 
     def _never_verified(self, index: int) -> bool:
-        """Whether the connector at `index` is an OCPP charger this gateway has not yet
-        verified, nor inherited from a leader before: its first exchanges (its boot, the
-        base profile) outlast a cycle, and until they are done it offers its EV what it
-        likes, not what it was allocated. Reserved from its first cycle, not from the
-        cycle after a try that failed: the others would have been given its current and
-        paused for the minimum off-time when it was taken back. (A Modbus charger's
-        failsafe is verified within the cycle, before its setpoint is written.)"""
+        """Whether the connector at `index` is an OCPP charger this gateway has neither
+        verified nor inherited: its boot and base profile outlast a cycle, meanwhile it
+        offers its EV what it likes (a Modbus charger is verified within the cycle)."""
         runtime = self.connectors[index]
         watch = runtime.watch
         return (
@@ -505,17 +501,13 @@ class CyclePlanner:
         unread: Collection[int],
         draws: tuple[list[list[float]], list[list[float]]],
     ) -> list[Phases3]:
-        """Every node's base load, deepest nodes first: a node with a trusted meter its
-        metered base (`_metered_base`: `draws` are the known and unknown draws below each
-        node), held as it was while its meter, still trusted, was not read this cycle (its
-        last reading, older than the draws, would count what they changed as base load);
-        any other what the meters below it show (the
-        allocator counts a node's base load at that node only: a grid connection metered
-        only on its boards still carries their base) plus the idle draw of the DC
-        connectors below it that no meter sees, and a node whose meter is not trusted at
-        least the rest of its limit in force beyond its degraded share (a lost meter's
-        assumption is its own node's: rolled up, two lost meters would leave the EVs
-        nothing, not a degraded budget)."""
+        """Every node's base load, deepest first: a trusted meter's metered base
+        (`_metered_base`; `draws`: the known and unknown draws below each node), held while
+        its meter was not read this cycle (its last reading is older than the draws); else
+        what the meters below it show (the allocator counts base load at its node only)
+        plus the idle draw of DC connectors no meter sees, and, for a meter not trusted, at
+        least the rest of its limit beyond its degraded share (that assumption is its own
+        node's: rolled up, two lost meters would leave the EVs nothing)."""
         model = self.model
         seen: list[Phases3] = [(0.0, 0.0, 0.0)] * len(model.node_ids)
         """Per node: what the trusted meters at or below it show as base load, plus the
