@@ -47,6 +47,7 @@ import time
 from array import array
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from operator import sub
 
 from hubgate._core import HubgateError
 from hubgate.config.model import SiteConfig
@@ -133,12 +134,10 @@ class CyclePlanner:
         demand: DemandState | None = None,
     ) -> None:
         """`meters`: the ids of the site's meters that have a device; `grid_operator_box`:
-        whether the grid operator's box has one (`grid_operator_heartbeat_s`: how long its
-        heartbeat counter may stand still, `control.grid_operator`); `feed_in_rule`: its contacts and the
-        feed-in cap (%) each stands for; `paced`: connectors that pace their own
-        commands and take every cycle's setpoint (`SessionCharger`); `fixed_failsafe`: the
-        connectors whose charger falls back to a current of its own (`FixedFailsafe`); `events`: where
-        operator events go (None: a log in memory)."""
+        whether the grid operator's box has one (`_heartbeat_s`: its counter's timeout);
+        `feed_in_rule`: its contacts and the feed-in cap (%) each stands for; `paced`:
+        connectors that take every cycle's setpoint (`SessionCharger`); `fixed_failsafe`: what
+        a charger falls back to whatever it is told (`FixedFailsafe`); `events` (None: memory)."""
         self.site = site
         self.limits = limits
         self.timing = timing or LoopTiming()
@@ -211,10 +210,7 @@ class CyclePlanner:
         self.devices = DeviceWatch(self.events, device_paths(site, self.model))
         """Which devices answer, and the events when that changes."""
         self.last_result: CycleResult | None = None
-        fixed = fixed_failsafe or {}
-        self._fixed_failsafe = [fixed.get(info.key) for info in self.model.connectors]
-        """Per connector, the failsafe current its device falls back to whatever it is told
-        (None: the one it is told)."""
+        self._fixed_failsafe = [(fixed_failsafe or {}).get(c.key) for c in self.model.connectors]
         self.failsafe_a = [control.failsafe_current_a] * len(self.model.connectors)
         """The failsafe current each connector is to be configured with (`_share_failsafes`)."""
         self.last_inputs: CycleInputs | None = None
@@ -450,7 +446,7 @@ class CyclePlanner:
                 base[3 * node + p] += loads[node][p] + reserved[node][p]
             if node in share and share[node] < 1.0:
                 notes.append(f"{model.node_ids[node]} meter lost: {share[node]:.0%} budget")
-        self._share_failsafes(now, base, reserved, lease_cut)
+        self._share_failsafes(now, array("d", map(sub, base, lease_cut)), reserved)
         if self._operator_input is not None and (lost := self._operator_input.note):
             notes.append(lost)
         operator_w = grid_operator_w  # the battery is no §14a device: it gets no floor
@@ -570,24 +566,16 @@ class CyclePlanner:
             max(held[2], raw[2] - unknown[2]),
         )
 
-    def _share_failsafes(
-        self,
-        now: float,
-        base: array[float],
-        reserved: list[list[float]],
-        lease_cut: array[float],
-    ) -> None:
-        """Share the failsafe current out under every node's limit in force, less what its
-        base load draws: EVs reserved at their maximum aside, and the headroom its leases
-        take (`lease_cut`: the limit in force has them already) (`control.failsafe_budget`)."""
+    def _share_failsafes(self, now: float, own: array[float], reserved: list[list[float]]) -> None:
+        """Share the failsafe current out under every node's limit in force less its `own` base
+        load (not its leases': the limit has them), EVs at their maximum aside (failsafe_budget)."""
         model, failsafe = self.model, self.site.control.failsafe_current_a
         room = []
         for node in range(len(model.node_ids)):
             limit = self.node_limit(node, now).phase_a
-            drawn = [
-                base[3 * node + p] - reserved[node][p] - lease_cut[3 * node + p] for p in range(3)
-            ]
-            room.append([limit[p] - max(drawn[p], 0.0) for p in range(3)])
+            room.append(
+                [limit[p] - max(own[3 * node + p] - reserved[node][p], 0.0) for p in range(3)]
+            )
         seats = [
             FailsafeSeat(
                 model.ancestors[info.node],
