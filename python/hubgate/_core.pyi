@@ -25,6 +25,7 @@ __all__ = [
     "DeadlinePlan",
     "DeadlinePlanner",
     "EncodeError",
+    "FailsafeSeats",
     "Field",
     "FieldError",
     "FrameError",
@@ -792,6 +793,34 @@ class DeadlinePlanner:
         max_w: Buffer | Sequence[float],
     ) -> DeadlinePlan:
         """Plans every session; raises `PlanInputError` for unusable input."""
+
+@final
+class FailsafeSeats:
+    """The site's connectors as the failsafe budget sees them (`hubgate.control.failsafe_budget`)."""
+
+    def __new__(
+        cls,
+        nodes: int,
+        paths: Sequence[Sequence[int]],
+        phases: Sequence[Sequence[int]],
+        fixed: Sequence[bool],
+    ) -> FailsafeSeats:
+        """Per connector: its path of node indices (its own node first), its grid phases (0-2)
+        and whether its failsafe is fixed on the device; raises `TopologyError` for a node
+        or phase the site does not have."""
+    def __len__(self) -> int: ...
+    def share(
+        self,
+        session: Buffer | Sequence[bool],
+        holds: Buffer | Sequence[bool],
+        room_a: Buffer | Sequence[float],
+        failsafe_a: float,
+    ) -> array[float]:
+        """Per connector, the failsafe current it is to be configured with, `failsafe_a` or 0:
+        the fixed ones first, then those with a session, then those that hold it already
+        (a new grant needs 1 A more room), then by index, each where every node on its path
+        has room on its phases (`room_a`: 3 values per node). Raises `AllocationInputError`
+        for columns of the wrong length."""
 
 @final
 class WebSocketDecoder:

@@ -8,53 +8,25 @@ operator's curtailment) less the load there that is not EVs; each connector in t
 the site's `failsafe_current_a` where every node on its path still has room for it on its
 phases, else 0 (an EV pauses on it). Connectors whose failsafe hubgate cannot set (a
 device with a fixed fallback) take theirs first; then connectors with a session, then the
-ones that hold it already (no churn: a new one needs `GRANT_HYSTERESIS_A` more room),
-then by index.
+ones that hold it already (no churn: a new one needs 1 A more room), then by index.
+
+The sharing is the Rust core's (`hubgate._core.FailsafeSeats`, `hubgate_core::failsafe`):
+the seats are fixed with the site, each cycle hands in two flag columns and the room.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-
-GRANT_HYSTERESIS_A = 1.0
-"""A connector not holding the failsafe current gets it only with this much more room than
-it takes, so that a base load wavering at the edge does not reconfigure it every cycle."""
+from hubgate._core import FailsafeSeats
+from hubgate.control.site_model import SiteModel
 
 
-@dataclass(frozen=True)
-class FailsafeSeat:
-    """One connector as the budget sees it."""
-
-    path: Sequence[int]
-    """The nodes it is fed through, its own first, the connection last."""
-    phases: Sequence[int]
-    """The grid phases it draws on."""
-    fixed: bool = False
-    """Its failsafe is set on the device, not by hubgate: it counts whatever it gets."""
-    session: bool = False
-    """An EV is plugged in: served before the idle ones."""
-    holds: bool = False
-    """It is configured with the failsafe current now."""
-
-
-def failsafe_budget(
-    seats: Sequence[FailsafeSeat], room_a: Sequence[list[float]], failsafe_a: float
-) -> list[float]:
-    """Per connector, the failsafe current it is to be configured with: `failsafe_a` or 0,
-    sharing `room_a` (per node, A per phase; used up in place)."""
-    granted = [0.0] * len(seats)
-    order = sorted(
-        range(len(seats)),
-        key=lambda i: (not seats[i].fixed, not seats[i].session, not seats[i].holds, i),
+def failsafe_seats(model: SiteModel, fixed: list[bool]) -> FailsafeSeats:
+    """The site's connectors as the budget sees them: each one's path up the tree (its
+    own node first), the grid phases it draws on, and whether its failsafe is `fixed` on
+    the device."""
+    return FailsafeSeats(
+        len(model.node_ids),
+        [model.ancestors[info.node] for info in model.connectors],
+        [(info.grid_phases[0],) if info.one_phase else (0, 1, 2) for info in model.connectors],
+        fixed,
     )
-    for i in order:
-        seat = seats[i]
-        need = failsafe_a if seat.holds else failsafe_a + GRANT_HYSTERESIS_A
-        fits = all(room_a[node][p] >= need - 1e-9 for node in seat.path for p in seat.phases)
-        if fits or seat.fixed:
-            granted[i] = failsafe_a
-            for node in seat.path:
-                for p in seat.phases:
-                    room_a[node][p] -= failsafe_a
-    return granted

@@ -68,7 +68,7 @@ from hubgate.control.decisions import Phases3
 from hubgate.control.demand import DemandState
 from hubgate.control.device_watch import DeviceWatch, device_paths
 from hubgate.control.failsafe import ChargerWatch, MeterWatch
-from hubgate.control.failsafe_budget import FailsafeSeat, failsafe_budget
+from hubgate.control.failsafe_budget import failsafe_seats
 from hubgate.control.grid_operator import grid_operator_input, operator_power_source
 from hubgate.control.horizon import Horizon
 from hubgate.control.limit_in_force import NodeLimit, fold_leases, node_limit
@@ -194,9 +194,13 @@ class CyclePlanner:
         """Which devices answer, and the events when that changes."""
         self.last_result: CycleResult | None = None
         modbus = {(c.id, k.id) for c in site.chargers if c.modbus is not None for k in c.connectors}
-        self._fixed_failsafe = [info.key in modbus for info in self.model.connectors]
-        """Connectors whose device's failsafe hubgate may not be able to lower (Modbus)."""
-        self.failsafe_a = [control.failsafe_current_a] * len(self.model.connectors)
+        model_connectors = self.model.connectors
+        self._failsafe_seats = failsafe_seats(
+            self.model, [info.key in modbus for info in model_connectors]
+        )
+        """Where each connector's failsafe counts; fixed: its device's failsafe hubgate may not
+        be able to lower (Modbus)."""
+        self.failsafe_a: Sequence[float] = [control.failsafe_current_a] * len(model_connectors)
         """The failsafe current each connector is to be configured with (`_share_failsafes`)."""
         self.last_inputs: CycleInputs | None = None
 
@@ -304,14 +308,20 @@ class CyclePlanner:
         unknown = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
         ev_max = array("d", [math.inf]) * len(model.connectors)
         wanting = array("b", bytes(len(model.connectors)))
+        session = bytearray(len(model.connectors))  # an EV plugged in, for the failsafe budget
+        holds = bytearray(len(model.connectors))  # configured with the failsafe current now
+        failsafe = self.site.control.failsafe_current_a
         notes: list[str] = []
         for i, (info, runtime) in enumerate(zip(model.connectors, self.connectors, strict=True)):
+            reading = runtime.reading
+            session[i] = reading is not None and reading.state in WANTING_STATES
+            holds[i] = runtime.failsafe_a == failsafe
             self.devices.fallback(
                 info.name,
                 runtime.watch,
                 now,
                 lease_s=self.site.control.lease_s,
-                failsafe_a=self.site.control.failsafe_current_a,
+                failsafe_a=failsafe,
             )
             reserved_at = self.reservation(i, now)
             draw, falling = runtime.known_draw(now, self._settle_s)
@@ -328,7 +338,6 @@ class CyclePlanner:
                 reserved_w += sum(max(assumed - draw[p], 0.0) for p in phases) * model.voltage_v
                 notes.append(f"{info.name} {why}: {assumed:g} A reserved")
                 continue
-            reading = runtime.reading
             if reading is None:
                 continue
             drawn = max(runtime.draw)
@@ -404,7 +413,7 @@ class CyclePlanner:
                 base[3 * node + p] += value + reserved[node][p]
             if node in share and share[node] < 1.0:
                 notes.append(f"{model.node_ids[node]} meter lost: {share[node]:.0%} budget")
-        self._share_failsafes(now, base, reserved)
+        self._share_failsafes(now, base, reserved, session, holds)
         operator_w = grid_operator_w  # the battery is no §14a device: it gets no floor
         if self.paragraph_14a is not None and math.isfinite(grid_operator_w):
             # the rest of the site: connectors reserved at their maximum are EV load
@@ -476,27 +485,26 @@ class CyclePlanner:
             max(held[2], raw[2] - unknown[2]),
         )
 
-    def _share_failsafes(self, now: float, base: array[float], reserved: list[list[float]]) -> None:
+    def _share_failsafes(
+        self,
+        now: float,
+        base: array[float],
+        reserved: list[list[float]],
+        session: bytearray,
+        holds: bytearray,
+    ) -> None:
         """Share the failsafe current out under every node's limit in force, less what its
-        base load (EVs reserved at their maximum aside) draws (`control.failsafe_budget`)."""
-        model, failsafe = self.model, self.site.control.failsafe_current_a
-        room = []
-        for node in range(len(model.node_ids)):
+        base load (EVs reserved at their maximum aside) draws (`control.failsafe_budget`);
+        `session`, `holds`: per connector, whether an EV is plugged in and whether it is
+        configured with the failsafe current now."""
+        room = array("d", base)
+        for node in range(len(self.model.node_ids)):
             limit = self.node_limit(node, now).phase_a
-            room.append(
-                [limit[p] - max(base[3 * node + p] - reserved[node][p], 0.0) for p in range(3)]
-            )
-        seats = [
-            FailsafeSeat(
-                model.ancestors[info.node],
-                (info.grid_phases[0],) if info.one_phase else (0, 1, 2),
-                fixed=self._fixed_failsafe[i],
-                session=runtime.reading is not None and runtime.reading.state in WANTING_STATES,
-                holds=runtime.failsafe_a == failsafe,
-            )
-            for i, (info, runtime) in enumerate(zip(model.connectors, self.connectors, strict=True))
-        ]
-        self.failsafe_a = failsafe_budget(seats, room, failsafe)
+            for p in range(3):
+                at = 3 * node + p
+                room[at] = limit[p] - max(base[at] - reserved[node][p], 0.0)
+        failsafe = self.site.control.failsafe_current_a
+        self.failsafe_a = self._failsafe_seats.share(session, holds, room, failsafe)
 
     def node_limit(self, node: int, now: float) -> NodeLimit:
         """The limit in force on `node` now and what sets it (`control.limit_in_force`): its

@@ -7,6 +7,7 @@
 
 pub mod alloc;
 pub mod crc;
+pub mod failsafe;
 pub mod modbus;
 pub mod plan;
 pub mod websocket;

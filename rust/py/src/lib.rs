@@ -7,6 +7,7 @@ mod alloc;
 mod alloc_buffers;
 mod crc;
 mod errors;
+mod failsafe;
 mod ints;
 mod modbus_batch;
 mod modbus_codec;
@@ -38,6 +39,8 @@ mod _core {
     use super::alloc::{
         AllocConnector, AllocNode, AllocReason, AllocSettings, Allocation, Allocator,
     };
+    #[pymodule_export]
+    use super::failsafe::FailsafeSeats;
     #[pymodule_export]
     use super::plan::{DeadlinePlan, DeadlinePlanner};
     #[pymodule_export]
