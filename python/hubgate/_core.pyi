@@ -21,6 +21,7 @@ __all__ = [
     "AllocationInputError",
     "Allocator",
     "CodecError",
+    "ConnectorPaths",
     "CrcError",
     "DeadlinePlan",
     "DeadlinePlanner",
@@ -795,19 +796,30 @@ class DeadlinePlanner:
         """Plans every session; raises `PlanInputError` for unusable input."""
 
 @final
-class FailsafeSeats:
-    """The site's connectors as the failsafe budget sees them (`hubgate.control.failsafe_budget`)."""
+class ConnectorPaths:
+    """Each connector's path up the site's tree and its grid phases."""
 
     def __new__(
-        cls,
-        nodes: int,
-        paths: Sequence[Sequence[int]],
-        phases: Sequence[Sequence[int]],
-        fixed: Sequence[bool],
-    ) -> FailsafeSeats:
-        """Per connector: its path of node indices (its own node first), its grid phases (0-2)
-        and whether its failsafe is fixed on the device; raises `TopologyError` for a node
-        or phase the site does not have."""
+        cls, nodes: int, paths: Sequence[Sequence[int]], phases: Sequence[Sequence[int]]
+    ) -> ConnectorPaths:
+        """Per connector: its path of node indices (its own node first) in a tree of `nodes`
+        nodes, and its grid phases (0-2); raises `TopologyError` for a node or phase the
+        site does not have."""
+    def __len__(self) -> int: ...
+    def sum_up(self, per_connector: Sequence[tuple[float, float, float]]) -> array[float]:
+        """Each connector's (L1, L2, L3) currents added up at every node on its path, in
+        connector order: three values per node. Raises `AllocationInputError` when there
+        is not one triple per connector."""
+
+@final
+class FailsafeSeats:
+    """The site's connectors as the failsafe budget sees them: per node and phase the room left
+    under its limit in force, shared out as each connector's failsafe current."""
+
+    def __new__(cls, paths: ConnectorPaths, fixed_a: Sequence[float | None]) -> FailsafeSeats:
+        """The connectors of `paths`; `fixed_a`: per connector, the current its device falls back
+        to whatever it is told (None: the one it is told). Raises `AllocationInputError` when
+        there is not one per connector."""
     def __len__(self) -> int: ...
     def share(
         self,
@@ -816,8 +828,9 @@ class FailsafeSeats:
         room_a: Buffer | Sequence[float],
         failsafe_a: float,
     ) -> array[float]:
-        """Per connector, the failsafe current it is to be configured with, `failsafe_a` or 0:
-        the fixed ones first, then those with a session, then those that hold it already
+        """Per connector, the failsafe current it is to be configured with, its fixed one, else
+        `failsafe_a` or 0: the fixed ones first (room or not), then those with a session,
+        then those that hold it already
         (a new grant needs 1 A more room), then by index, each where every node on its path
         has room on its phases (`room_a`: 3 values per node). Raises `AllocationInputError`
         for columns of the wrong length."""

@@ -46,7 +46,7 @@ from array import array
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from hubgate._core import HubgateError
+from hubgate._core import FailsafeSeats, HubgateError
 from hubgate.config.model import SiteConfig
 from hubgate.control.allocation import (
     AllocationSettings,
@@ -68,7 +68,6 @@ from hubgate.control.decisions import Phases3
 from hubgate.control.demand import DemandState
 from hubgate.control.device_watch import DeviceWatch, device_paths
 from hubgate.control.failsafe import ChargerWatch, MeterWatch
-from hubgate.control.failsafe_budget import failsafe_seats
 from hubgate.control.grid_operator import grid_operator_input, operator_power_source
 from hubgate.control.horizon import Horizon
 from hubgate.control.limit_in_force import NodeLimit, fold_leases, node_limit
@@ -194,13 +193,14 @@ class CyclePlanner:
         """Which devices answer, and the events when that changes."""
         self.last_result: CycleResult | None = None
         modbus = {(c.id, k.id) for c in site.chargers if c.modbus is not None for k in c.connectors}
-        model_connectors = self.model.connectors
-        self._failsafe_seats = failsafe_seats(
-            self.model, [info.key in modbus for info in model_connectors]
+        connectors = self.model.connectors
+        failsafe = control.failsafe_current_a
+        self._failsafe_seats = FailsafeSeats(
+            self.model.paths, [failsafe if info.key in modbus else None for info in connectors]
         )
         """Where each connector's failsafe counts; fixed: its device's failsafe hubgate may not
         be able to lower (Modbus)."""
-        self.failsafe_a: Sequence[float] = [control.failsafe_current_a] * len(model_connectors)
+        self.failsafe_a: Sequence[float] = [control.failsafe_current_a] * len(connectors)
         """The failsafe current each connector is to be configured with (`_share_failsafes`)."""
         self.last_inputs: CycleInputs | None = None
 
@@ -302,10 +302,10 @@ class CyclePlanner:
         model = self.model
         n_nodes = len(model.node_ids)
         base = array("d", bytes(8 * 3 * n_nodes))
-        known = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
+        draws: list[Phases3] = []  # per connector, what counts against its meters
+        unknowns: list[Phases3] = []  # ... and what they may show above that
         reserved = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
         reserved_w = 0.0  # what the reserved connectors may draw on top of their draw
-        unknown = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
         ev_max = array("d", [math.inf]) * len(model.connectors)
         wanting = array("b", bytes(len(model.connectors)))
         session = bytearray(len(model.connectors))  # an EV plugged in, for the failsafe budget
@@ -325,10 +325,8 @@ class CyclePlanner:
             )
             reserved_at = self.reservation(i, now)
             draw, falling = runtime.known_draw(now, self._settle_s)
-            for node in model.ancestors[info.node]:
-                for p in range(3):
-                    known[node][p] += draw[p]
-                    unknown[node][p] += falling[p]
+            draws.append(draw)
+            unknowns.append(falling)
             phases = (info.grid_phases[0],) if info.one_phase else (0, 1, 2)
             if reserved_at is not None:
                 assumed, why = reserved_at
@@ -345,9 +343,10 @@ class CyclePlanner:
                 # Started (its status says so) before its values show it: what the meters
                 # see rise, up to what it may draw, is its draw, not base load.
                 allowance = info.max_current_a if runtime.sent_a is None else runtime.sent_a
-                for node in model.ancestors[info.node]:
-                    for p in phases:
-                        unknown[node][p] += max(allowance - runtime.draw[p], 0.0)
+                rise = [
+                    max(allowance - runtime.draw[p], 0.0) if p in phases else 0.0 for p in range(3)
+                ]
+                unknowns[-1] = (falling[0] + rise[0], falling[1] + rise[1], falling[2] + rise[2])
                 wanting[i] = True
                 ev_max[i] = runtime.ev_limit_a
                 continue
@@ -399,10 +398,12 @@ class CyclePlanner:
             safety_margin_a=self.site.grid.safety_margin_a,
         )
         lease_cut = array("d", base)  # base was 0 before: the headroom the leases take
+        known, unknown = model.paths.sum_up(draws), model.paths.sum_up(unknowns)
         for node in range(n_nodes):
             degraded = node not in measured and node in share
             limit = self.node_limit(node, now).phase_a if degraded else None
-            metered = self._metered_base(node, measured.get(node), known[node], unknown[node])
+            at = slice(3 * node, 3 * node + 3)
+            metered = self._metered_base(node, measured.get(node), known[at], unknown[at])
             for p in range(3):
                 if metered is not None:
                     value = metered[p]
@@ -461,8 +462,8 @@ class CyclePlanner:
         self,
         node: int,
         measured: Phases3 | None,
-        known: list[float],
-        unknown: list[float],
+        known: Sequence[float],
+        unknown: Sequence[float],
     ) -> Phases3 | None:
         """A metered node's base load: measured minus the known draws below it, signed (PV
         and a discharging battery below it make it negative: headroom for the EVs). While
@@ -494,7 +495,7 @@ class CyclePlanner:
         holds: bytearray,
     ) -> None:
         """Share the failsafe current out under every node's limit in force, less what its
-        base load (EVs reserved at their maximum aside) draws (`control.failsafe_budget`);
+        base load (EVs reserved at their maximum aside) draws (`hubgate._core.FailsafeSeats`);
         `session`, `holds`: per connector, whether an EV is plugged in and whether it is
         configured with the failsafe current now."""
         room = array("d", base)

@@ -9,5 +9,6 @@ pub mod alloc;
 pub mod crc;
 pub mod failsafe;
 pub mod modbus;
+pub mod paths;
 pub mod plan;
 pub mod websocket;

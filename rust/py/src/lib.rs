@@ -7,12 +7,12 @@ mod alloc;
 mod alloc_buffers;
 mod crc;
 mod errors;
-mod failsafe;
 mod ints;
 mod modbus_batch;
 mod modbus_codec;
 mod modbus_pdu;
 mod modbus_values;
+mod paths;
 mod plan;
 mod websocket;
 
@@ -40,7 +40,7 @@ mod _core {
         AllocConnector, AllocNode, AllocReason, AllocSettings, Allocation, Allocator,
     };
     #[pymodule_export]
-    use super::failsafe::FailsafeSeats;
+    use super::paths::{ConnectorPaths, FailsafeSeats};
     #[pymodule_export]
     use super::plan::{DeadlinePlan, DeadlinePlanner};
     #[pymodule_export]
