@@ -26,7 +26,6 @@ __all__ = [
     "DeadlinePlan",
     "DeadlinePlanner",
     "EncodeError",
-    "FailsafeSeats",
     "Field",
     "FieldError",
     "FrameError",
@@ -810,30 +809,20 @@ class ConnectorPaths:
         """Each connector's (L1, L2, L3) currents added up at every node on its path, in
         connector order: three values per node. Raises `AllocationInputError` when there
         is not one triple per connector."""
-
-@final
-class FailsafeSeats:
-    """The site's connectors as the failsafe budget sees them: per node and phase the room left
-    under its limit in force, shared out as each connector's failsafe current."""
-
-    def __new__(cls, paths: ConnectorPaths, fixed_a: Sequence[float | None]) -> FailsafeSeats:
-        """The connectors of `paths`; `fixed_a`: per connector, the current its device falls back
-        to whatever it is told (None: the one it is told). Raises `AllocationInputError` when
-        there is not one per connector."""
-    def __len__(self) -> int: ...
-    def share(
+    def share_failsafe(
         self,
+        fixed_a: Buffer | Sequence[float],
         session: Buffer | Sequence[bool],
         holds: Buffer | Sequence[bool],
         room_a: Buffer | Sequence[float],
         failsafe_a: float,
     ) -> array[float]:
-        """Per connector, the failsafe current it is to be configured with, its fixed one, else
-        `failsafe_a` or 0: the fixed ones first (room or not), then those with a session,
-        then those that hold it already
-        (a new grant needs 1 A more room), then by index, each where every node on its path
-        has room on its phases (`room_a`: 3 values per node). Raises `AllocationInputError`
-        for columns of the wrong length."""
+        """The failsafe budget (`hubgate_core::failsafe`): per connector, the failsafe current
+        it is to be configured with, its fixed one (`fixed_a`, NaN: none), else `failsafe_a`
+        or 0: the fixed ones first (room or not), then those with a `session`, then those
+        that `holds` it already (a new grant needs 1 A more room), then by index, each where
+        every node on its path has room on its phases (`room_a`: 3 values per node). Raises
+        `AllocationInputError` for columns of the wrong length."""
 
 @final
 class WebSocketDecoder:

@@ -46,7 +46,7 @@ from array import array
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from hubgate._core import FailsafeSeats, HubgateError
+from hubgate._core import HubgateError
 from hubgate.config.model import SiteConfig
 from hubgate.control.allocation import (
     AllocationSettings,
@@ -195,11 +195,11 @@ class CyclePlanner:
         modbus = {(c.id, k.id) for c in site.chargers if c.modbus is not None for k in c.connectors}
         connectors = self.model.connectors
         failsafe = control.failsafe_current_a
-        self._failsafe_seats = FailsafeSeats(
-            self.model.paths, [failsafe if info.key in modbus else None for info in connectors]
+        self._fixed_failsafe = array(
+            "d", [failsafe if info.key in modbus else math.nan for info in connectors]
         )
-        """Where each connector's failsafe counts; fixed: its device's failsafe hubgate may not
-        be able to lower (Modbus)."""
+        """Per connector, the failsafe current its device falls back to whatever it is told
+        (NaN: the one it is told): a Modbus device's may be fixed."""
         self.failsafe_a: Sequence[float] = [control.failsafe_current_a] * len(connectors)
         """The failsafe current each connector is to be configured with (`_share_failsafes`)."""
         self.last_inputs: CycleInputs | None = None
@@ -495,7 +495,7 @@ class CyclePlanner:
         holds: bytearray,
     ) -> None:
         """Share the failsafe current out under every node's limit in force, less what its
-        base load (EVs reserved at their maximum aside) draws (`hubgate._core.FailsafeSeats`);
+        base load (EVs reserved at their maximum aside) draws (`ConnectorPaths.share_failsafe`);
         `session`, `holds`: per connector, whether an EV is plugged in and whether it is
         configured with the failsafe current now."""
         room = array("d", base)
@@ -505,7 +505,9 @@ class CyclePlanner:
                 at = 3 * node + p
                 room[at] = limit[p] - max(base[at] - reserved[node][p], 0.0)
         failsafe = self.site.control.failsafe_current_a
-        self.failsafe_a = self._failsafe_seats.share(session, holds, room, failsafe)
+        self.failsafe_a = self.model.paths.share_failsafe(
+            self._fixed_failsafe, session, holds, room, failsafe
+        )
 
     def node_limit(self, node: int, now: float) -> NodeLimit:
         """The limit in force on `node` now and what sets it (`control.limit_in_force`): its

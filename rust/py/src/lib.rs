@@ -40,7 +40,7 @@ mod _core {
         AllocConnector, AllocNode, AllocReason, AllocSettings, Allocation, Allocator,
     };
     #[pymodule_export]
-    use super::paths::{ConnectorPaths, FailsafeSeats};
+    use super::paths::ConnectorPaths;
     #[pymodule_export]
     use super::plan::{DeadlinePlan, DeadlinePlanner};
     #[pymodule_export]

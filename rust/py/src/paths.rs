@@ -1,7 +1,7 @@
 //! Per-node sums and the failsafe budget: the connectors' paths fixed with the site, each
 //! cycle's per-connector columns in, per-node or per-connector `array('d')` columns out.
 
-use hubgate_core::failsafe::FailsafeSeats as CoreSeats;
+use hubgate_core::failsafe::{share, Seats};
 use hubgate_core::paths::{ConnectorPaths as CorePaths, PHASES};
 use pyo3::prelude::*;
 
@@ -56,65 +56,34 @@ impl ConnectorPaths {
             .map_err(CoreError::from)?;
         to_array(py, "d", &bytes_of(&per_node, f64::to_ne_bytes))
     }
-}
 
-/// The site's connectors as the failsafe budget sees them (`hubgate_core::failsafe`).
-#[pyclass(module = "hubgate._core")]
-pub(crate) struct FailsafeSeats {
-    core: CoreSeats,
-    session: Vec<u8>,
-    holds: Vec<u8>,
-    room: Vec<f64>,
-    granted: Vec<f64>,
-}
-
-#[pymethods]
-impl FailsafeSeats {
-    /// The connectors of `paths`; `fixed_a`: per connector, the current its device falls back
-    /// to whatever it is told (None: the one it is told). Raises `AllocationInputError` when
-    /// there is not one per connector.
-    #[new]
-    fn new(paths: &ConnectorPaths, fixed_a: Vec<Option<f64>>) -> Result<Self, CoreError> {
-        let core = CoreSeats::new(paths.core.clone(), &fixed_a)?;
-        Ok(Self {
-            core,
-            session: Vec::new(),
-            holds: Vec::new(),
-            room: Vec::new(),
-            granted: Vec::new(),
-        })
-    }
-
-    fn __len__(&self) -> usize {
-        self.core.len()
-    }
-
-    /// Per connector, the failsafe current it is to be configured with, its fixed one, else
-    /// `failsafe_a` or 0: the fixed ones first (room or not), then those with a session,
-    /// then those that hold it already
-    /// (a new grant needs 1 A more room), then by index, each where every node on its path
-    /// has room on its phases (`room_a`: 3 values per node). Raises `AllocationInputError`
-    /// for columns of the wrong length.
-    fn share<'py>(
-        &mut self,
+    /// The failsafe budget (`hubgate_core::failsafe`): per connector, the failsafe current
+    /// it is to be configured with, its fixed one (`fixed_a`, NaN: none), else `failsafe_a`
+    /// or 0: the fixed ones first (room or not), then those with a `session`, then those
+    /// that `holds` it already (a new grant needs 1 A more room), then by index, each where
+    /// every node on its path has room on its phases (`room_a`: 3 values per node). Raises
+    /// `AllocationInputError` for columns of the wrong length.
+    fn share_failsafe<'py>(
+        &self,
         py: Python<'py>,
+        fixed_a: &Bound<'py, PyAny>,
         session: &Bound<'py, PyAny>,
         holds: &Bound<'py, PyAny>,
         room_a: &Bound<'py, PyAny>,
         failsafe_a: f64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        read_flags(session, &mut self.session)?;
-        read_flags(holds, &mut self.holds)?;
-        read_f64(room_a, &mut self.room)?;
-        self.core
-            .share(
-                &self.session,
-                &self.holds,
-                &mut self.room,
-                failsafe_a,
-                &mut self.granted,
-            )
-            .map_err(CoreError::from)?;
-        to_array(py, "d", &bytes_of(&self.granted, f64::to_ne_bytes))
+        let (mut fixed, mut sessions, mut holding, mut room) = (vec![], vec![], vec![], vec![]);
+        read_f64(fixed_a, &mut fixed)?;
+        read_flags(session, &mut sessions)?;
+        read_flags(holds, &mut holding)?;
+        read_f64(room_a, &mut room)?;
+        let seats = Seats {
+            fixed_a: &fixed,
+            session: &sessions,
+            holds: &holding,
+        };
+        let mut granted = Vec::new();
+        share(&self.core, seats, &mut room, failsafe_a, &mut granted).map_err(CoreError::from)?;
+        to_array(py, "d", &bytes_of(&granted, f64::to_ne_bytes))
     }
 }
