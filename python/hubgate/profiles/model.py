@@ -564,7 +564,7 @@ class Failsafe(Fact):
 
     def fixed_current_a(self, failsafe_current_a: float) -> float | None:
         """What the charger falls back to whatever failsafe current hubgate shares out
-        (`control.failsafe_budget`): None where it takes any, 0 A (its `pause_value`)
+        (`ConnectorPaths.share_failsafe`): None where it takes any, 0 A (its `pause_value`)
         included; a fallback fixed on the device at its documented current; else, where it
         has none or cannot be paused on fallback, the site's `failsafe_current_a`."""
         fallback = self.fallback
