@@ -126,9 +126,12 @@ class ConnectorRuntime:
         draws above is then counted as base load, never less). On its way down: the part
         of that reading above a setpoint lowered less than `settle_s` ago (the EV's
         reaction time); whether it still draws it, only a later reading or the meter
-        tells (`CyclePlanner._metered_base`)."""
+        tells (`CyclePlanner._metered_base`). Never read here: the draw the previous
+        leader last read, until its lease lapses (`ChargerWatch.inherited_draw`)."""
         reading, cap = self.reading, self.sent_a
-        if reading is None or cap is None or reading.at >= self.sent_at:
+        if reading is None:  # never read here: what the leader before read, if inherited
+            return self.watch.inherited_draw(now) or self.draw, _NONE
+        if cap is None or reading.at >= self.sent_at:
             return self.draw, _NONE
         draw = self.draw
         known = (min(draw[0], cap), min(draw[1], cap), min(draw[2], cap))
