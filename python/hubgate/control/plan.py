@@ -55,6 +55,7 @@ from hubgate.control.allocation import (
     CycleResult,
     SiteAllocator,
 )
+from hubgate.control.base_trend import BaseTrend
 from hubgate.control.connector_runtime import (
     EV_HEADROOM_A,
     FOLLOWED_TOLERANCE_A,
@@ -167,6 +168,7 @@ class CyclePlanner:
         }
         self.meter_reading: dict[str, Reading] = {}
         self._held_base: dict[int, Phases3] = {}
+        self._base_trend = BaseTrend()
         """Per metered node, its base load in the last cycle in which every connector's
         draw below it was known (`_metered_base`)."""
         self.energy = SiteEnergy(
@@ -394,6 +396,10 @@ class CyclePlanner:
             degraded = node not in measured and node in share
             limit = self.node_limit(node, now).phase_a if degraded else None
             metered = self._metered_base(node, measured.get(node), known[node], unknown[node])
+            if metered is None:
+                self._base_trend.lost(node)
+            else:  # a rising base counted where it will be once the EVs follow
+                metered = self._base_trend.ahead(node, now, metered, self.energy.battery_a(node))
             for p in range(3):
                 if metered is not None:
                     value = metered[p]
