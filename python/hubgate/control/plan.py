@@ -57,7 +57,6 @@ from hubgate.control.allocation import (
     CycleResult,
     SiteAllocator,
 )
-from hubgate.control.base_trend import BaseTrend
 from hubgate.control.connector_runtime import (
     EV_HEADROOM_A,
     FOLLOWED_TOLERANCE_A,
@@ -180,7 +179,6 @@ class CyclePlanner:
         ]
         """Per node: the idle draw per phase of the DC connectors right at it."""
         self._held_base: dict[int, Phases3] = {}
-        self._base_trend = BaseTrend()
         """Per metered node, its base load in the last cycle in which every connector's
         draw below it was known (`_metered_base`)."""
         self.energy = SiteEnergy(
@@ -520,11 +518,9 @@ class CyclePlanner:
             metered = self._held_base.get(node) if node in unread else None
             if metered is None:
                 metered = self._metered_base(node, measured.get(node), known[node], unknown[node])
-            if metered is not None:  # rising: counted where it will be once the EVs follow
-                metered = self._base_trend.ahead(node, now, metered, self.energy.battery_a(node))
+            if metered is not None:
                 seen[node] = loads[node] = metered
                 continue
-            self._base_trend.lost(node)
             below = [self._own_idle_a[node]] * 3
             for child in self._children[node]:
                 for p in range(3):

@@ -554,15 +554,6 @@ class SiteEnergy:
             "export_limit_w": self._allowed_export_w(),
         }
 
-    def battery_a(self, node: int) -> float:
-        """What the battery discharges through `node` (its node and those above it), as an
-        even current per phase (A; negative while it charges, 0 off its path or unread)."""
-        reading = self.battery_reading
-        state = battery_state(reading) if reading is not None else None
-        if state is None or node not in self._path:
-            return 0.0
-        return state.power_w / (3 * self.model.voltage_v)
-
     def _allowed_export_w(self) -> float | None:
         """What the site may feed in now (None: no limit)."""
         allowed = self.curtailment.allowed_export_w(self.feed_in_percent)
