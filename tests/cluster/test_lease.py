@@ -150,7 +150,8 @@ def test_renewals_and_the_release_carry_the_failsafes_a_successor_inherits() -> 
     assert b.inheritance.handed_over is False  # the device leases ran out meanwhile
 
     c, _ = leader("c")
-    c.failsafes = frozenset({"cp-1#1"})
+    c.failsafes, c.held = frozenset({"cp-1#1"}), {"cp-1#1": 14.5}
+    assert "held" not in c.due(TIMING.renew_every_s).record.encode().decode()  # type: ignore[union-attr]
     handover = c.release()
     assert handover is not None
     assert c.failsafes == frozenset()  # a standby bequeaths nothing
@@ -160,7 +161,8 @@ def test_renewals_and_the_release_carry_the_failsafes_a_successor_inherits() -> 
     assert takeover is not None
     d.wrote(takeover, 11, 0.3)
     assert d.inheritance.failsafes == {"cp-1#1"}
-    assert d.inheritance.handed_over is True  # its leases may still run
+    assert d.inheritance.handed_over is True  # its leases may still run...
+    assert d.inheritance.held == {"cp-1#1": 14.5}  # ...at the current last commanded
 
 
 def test_a_record_without_failsafes_leaves_nothing_to_inherit() -> None:
@@ -172,3 +174,25 @@ def test_a_record_without_failsafes_leaves_nothing_to_inherit() -> None:
     assert takeover is not None
     b.wrote(takeover, 7, TIMING.takeover_after_s)
     assert b.inheritance.failsafes == frozenset()
+
+
+def test_a_standby_takes_the_chargers_once_the_leader_commands_no_more() -> None:
+    """The successor takes the chargers' connections (commanding nothing yet) once the
+    leader's lease is over by the leader's own clock (lease + margin after the last change
+    it saw), or at a hand-over; never while the leader renews, never for its own record."""
+    b = LeaderLease("b", TIMING)
+    assert not b.successor(0.0)  # nothing read yet
+    b.observe(5, LeaseRecord("a", 5).encode(), 10.0)
+    silent = 10.0 + TIMING.ttl_s + TIMING.clock_margin_s
+    assert not b.successor(silent - 0.01)
+    assert b.successor(silent)
+    assert b.due(silent) is None  # the take-over still waits for the device leases
+    b.observe(6, LeaseRecord("a", 5).encode(), 14.0)  # a renewed after all
+    assert not b.successor(silent)
+    b.observe(7, LeaseRecord("a", 5, released=True).encode(), 14.5)
+    assert b.successor(14.5)
+    a, _ = leader("a")
+    assert not a.successor(0.1)  # it leads
+    assert a.due(100.0) is None  # cut off, unrenewed: its lease ran out on its own clock
+    assert a.role is Role.STANDBY
+    assert not a.successor(100.0)  # its own record: it never keeps the chargers

@@ -5,6 +5,8 @@ messages while the CSMS is down, dialling the gateways in priority order and rep
 unanswered Call on the next connection, as chargers do. The leader is killed (SIGKILL)
 after about 300 messages, the next one hands over (SIGTERM) after about 700; then the
 CSMS comes back and must see every message once, in order, with its own transaction ids.
+A fifth charge point has an idTag authorized by the CSMS on the first leader before the
+outage: the next leader answers it from the replicated authorization cache.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import signal
+import socket
 import threading
 import time
 import urllib.error
@@ -38,6 +41,8 @@ pytestmark = [
 ]
 
 IDENTITIES = [f"Q{n}" for n in range(4)]
+AUTHORIZER = "QA"
+"""Sends Authorize only: online on the first leader, offline on the next."""
 TRANSACTIONS = 25
 """Per charger: 25 x (Start, 8 MeterValues, Stop) = 250 messages, 1,000 in all."""
 
@@ -47,7 +52,7 @@ def site(csms_port: int, ocpp_port: int, queue: Path) -> str:
         f'[[chargers]]\nid = "q-{n}"\nnode = "grid"\n'
         f'ocpp = {{ identity = "{identity}", versions = ["1.6"] }}\n'
         "connectors = [{ id = 1, max_current_a = 32 }]\n\n"
-        for n, identity in enumerate(IDENTITIES)
+        for n, identity in enumerate([*IDENTITIES, AUTHORIZER])
     )
     return (
         '[site]\nname = "queue"\n\n[grid]\nphase_current_limit_a = 200\n\n'
@@ -142,19 +147,49 @@ class Charger:
             )
 
 
+class Outage:
+    """The test CSMS, down until `end`; its port held meanwhile (bound, not listening: a
+    gateway's dial is refused), so that no other process on the machine takes it."""
+
+    def __init__(self) -> None:
+        self.peer = proxy_csms().start()
+        self.port = self.peer.port
+        self._held: socket.socket | None = None
+        self.begin()
+
+    def begin(self) -> None:
+        """The CSMS goes away."""
+        self.peer.stop()
+        self._held = socket.socket()
+        self._held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the CSMS's
+        self._held.bind((LOOPBACK, self.port))
+
+    def end(self) -> None:
+        """The CSMS is back on its port."""
+        if self._held is not None:
+            self._held.close()
+            self._held = None
+        self.peer.start()
+
+    def close(self) -> None:
+        """Stop it and free the port."""
+        self.peer.stop()
+        if self._held is not None:
+            self._held.close()
+
+
 @pytest.fixture
-def csms() -> Iterator[CsmsThread]:
-    """The test CSMS, started once for its port, down until the test starts it again."""
-    peer = proxy_csms().start()
-    peer.stop()
+def csms() -> Iterator[Outage]:
+    """The test CSMS, started once for its port, down until the test ends the outage."""
+    outage = Outage()
     try:
-        yield peer
+        yield outage
     finally:
-        peer.stop()
+        outage.close()
 
 
 def test_the_csms_sees_every_queued_message_once_across_two_failovers(
-    tmp_path: Path, nats: NatsCluster, csms: CsmsThread
+    tmp_path: Path, nats: NatsCluster, csms: Outage
 ) -> None:
     ports = free_ports(2)
     urls = [f"ws://{LOOPBACK}:{p}/ocpp" for p in ports]
@@ -166,6 +201,7 @@ def test_the_csms_sees_every_queued_message_once_across_two_failovers(
         gateways[name] = Gateway(name, path, tmp_path / f"gateway-{name}.log")
     a, b = gateways["a"], gateways["b"]
     chargers = [Charger(identity, urls) for identity in IDENTITIES]
+    authorizer = Charger(AUTHORIZER, urls)
     counter, lock = [0], threading.Lock()
     threads = [threading.Thread(target=c.run, args=(counter, lock), daemon=True) for c in chargers]
     try:
@@ -173,12 +209,22 @@ def test_the_csms_sees_every_queued_message_once_across_two_failovers(
         a.wait_leading()
         b.start()
         b.wait_in_cluster()  # else the restarted a may read the lease first and take over
+        csms.end()
+        wait_until_blocking(
+            lambda: authorize(authorizer, "TAG-OK") == "Accepted", "the CSMS's Authorize", 30
+        )  # Invalid while a's link to the CSMS is not up yet (TAG-OK unknown offline)
+        csms.begin()
+        authorizer.hang_up()
         for thread in threads:
             thread.start()
         wait_until_blocking(lambda: counter[0] >= 300, "300 messages stored", 60)
         a.signal(signal.SIGKILL)  # failover 1: the leader dies mid-stream
         a.wait()
         a.start()  # back as the standby
+        # the CSMS away, b answers from the cache a filled; a tag the CSMS never saw: Invalid
+        assert authorize(authorizer, "TAG-OK") == "Accepted"
+        assert authorize(authorizer, "TAG-NEW") == "Invalid"
+        authorizer.hang_up()
         wait_until_blocking(
             lambda: counter[0] >= 700, f"700 messages stored ({chargers[0].errors[-3:]})", 90
         )
@@ -188,12 +234,12 @@ def test_the_csms_sees_every_queued_message_once_across_two_failovers(
         for thread in threads:
             thread.join(90)
         assert counter[0] == 4 * 10 * TRANSACTIONS
-        csms.start()  # the CSMS is back: the leader replays every queue
+        csms.end()  # the CSMS is back: the leader replays every queue
         expected = {c.identity: c.sent for c in chargers}
 
         def delivered() -> bool:
             return all(
-                {f[1] for f in transaction_calls(csms, i)} >= set(ids)
+                {f[1] for f in transaction_calls(csms.peer, i)} >= set(ids)
                 for i, ids in expected.items()
             )
 
@@ -203,25 +249,32 @@ def test_the_csms_sees_every_queued_message_once_across_two_failovers(
             b.api("GET", "csms/holds")
         assert refused.value.code == 409  # ...not on the standby
     finally:
-        for charger in chargers:
+        for charger in [*chargers, authorizer]:
             charger.hang_up()
         for gateway in gateways.values():
             gateway.stop()
-        csms.stop()
+        csms.close()
         gc.collect()  # the dropped close coroutines go now, under this test's filter
     assert len(a.epochs()) + len(b.epochs()) >= 3  # a, then b, then a again
     assert all(c.reconnects >= 3 for c in chargers)
     for identity, ids in expected.items():
-        frames = transaction_calls(csms, identity)
+        frames = transaction_calls(csms.peer, identity)
         collapsed = [f for i, f in enumerate(frames) if i == 0 or frames[i - 1][1] != f[1]]
         assert [f[1] for f in collapsed] == ids  # in order, none lost, no other repeat
         assert len(frames) - len(collapsed) <= 2  # the in-flight repeat, once per failover
         current = None
         for frame in collapsed:  # transaction ids are the CSMS's
             if frame[2] == "StartTransaction":
-                current = csms.transaction_id(identity, frame[1])
+                current = csms.peer.transaction_id(identity, frame[1])
             else:
                 assert frame[3]["transactionId"] == current, frame
+
+
+def authorize(charger: Charger, id_tag: str) -> str:
+    """Authorize `id_tag` on whichever gateway answers; the status."""
+    answer = charger.call(call16.Authorize(id_tag=id_tag), f"auth-{id_tag}-{time.monotonic()}")
+    status: str = answer.id_tag_info["status"]
+    return status
 
 
 def transaction_calls(csms: CsmsThread, identity: str) -> list[list[Any]]:

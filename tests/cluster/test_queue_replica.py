@@ -24,13 +24,13 @@ from hubgate.cloud.store import (
     QueuedMessage,
     Store,
 )
-from hubgate.cloud.store_changes import cache_cleared, discarded, local_list, released
+from hubgate.cloud.store_changes import cache_cleared, cached, discarded, local_list, released
 from hubgate.cluster.link import open_nats_link
 from hubgate.cluster.queue_replica import QueueReplica
 from hubgate.config.services import Cluster
 from tests.support.nats_cluster import NatsCluster
 
-pytestmark = pytest.mark.peers("nats-server")
+pytestmark = [pytest.mark.peers("nats-server"), pytest.mark.timeout(90)]
 
 CHARGERS = ("CP-1", "CP-2", "CP-3")
 
@@ -111,7 +111,8 @@ async def test_the_local_list_and_decisions_on_held_transactions_reach_the_other
     nats: NatsCluster, tmp_path: Path
 ) -> None:
     """What the CSMS's SendLocalList gave the leader is the standby's list too (a new
-    leader answers Authorize offline from it), VersionMismatch included; an operator's
+    leader answers Authorize offline from it), VersionMismatch included, and so is what
+    the CSMS answered to an Authorize (the cache) until a ClearCache; an operator's
     release of a held transaction on one gateway is made on the other's copy; a refused
     decision raises where it was asked and changes nothing anywhere."""
     accepted = AuthRecord("TAG-1", "Accepted", None, {"status": "Accepted"})
@@ -135,8 +136,13 @@ async def test_the_local_list_and_decisions_on_held_transactions_reach_the_other
             assert await a.change(local_list("CP-1", full)) == ListUpdateStatus.ACCEPTED
             older = LocalListUpdate(2, False, [("TAG-2", None)])
             assert await a.change(local_list("CP-1", older)) == ListUpdateStatus.VERSION_MISMATCH
+            seen = AuthRecord("TAG-3", "Accepted", None, {"status": "Accepted"})
+            await a.remember(cached("CP-1", seen, at=1.0))
+            await b.replica.caught_up()  # type: ignore[union-attr]
+            assert await authorize(b, "TAG-3") == AuthSource.CACHE
             await a.change(cache_cleared("CP-1"))
             await b.replica.caught_up()  # type: ignore[union-attr]
+            assert await authorize(b, "TAG-3") is None
             assert await b.run(lambda s: s.local_list_version("CP-1")) == 3
             assert await authorize(b, "TAG-1") == AuthSource.LOCAL_LIST
             assert await authorize(b, "TAG-2") == AuthSource.LOCAL_LIST  # not removed

@@ -108,7 +108,8 @@ def test_a_gap_the_loop_made_needs_no_verification_short_of_a_restart() -> None:
 def test_an_inherited_failsafe_counts_from_its_lapse_until_the_charger_is_verified_here() -> None:
     """A new leader's charger that has not reconnected: held by the failsafe profile the
     old leader verified once that leader's lease profile lapsed (profiles stay in force
-    offline: OCPP 1.6 §3.13.6, 2.0.1 K06/K07), its maximum before."""
+    offline: OCPP 1.6 §3.13.6, 2.0.1 K06/K07), its maximum before, or after a hand-over
+    the current the old leader last commanded it (its lease profile)."""
     watch = ChargerWatch(
         unreachable_after_s=3,
         maximum_a=32,
@@ -125,3 +126,12 @@ def test_an_inherited_failsafe_counts_from_its_lapse_until_the_charger_is_verifi
     assert watch.assumed_draw_a(50) == 20  # this gateway's own command, not the inheritance
     maximum = ChargerWatch(3, 32, AssumeDraw.MAXIMUM, failsafe_a=6, inherited_from=0.0)
     assert maximum.assumed_draw_a(10) == 32  # the operator chose the maximum, always
+    handed = ChargerWatch(
+        3, 32, AssumeDraw.LAST_COMMAND, failsafe_a=6, inherited_from=40.0, inherited_a=14.0
+    )
+    assert handed.assumed_draw_a(39.9) == 14  # after a hand-over: the old leader's last command
+    assert handed.assumed_draw_a(40.0) == 6
+    handed.inherited_a = 2.0
+    assert handed.assumed_draw_a(39.9) == 6  # never below its failsafe current
+    handed.verified()
+    assert handed.inherited_a is None

@@ -15,7 +15,7 @@ from hubgate.config.model import SiteConfig
 from hubgate.control.authority import Inheritance
 from hubgate.control.limits import SITE, AuditAction, Limit, LimitBook, LimitSource
 from hubgate.control.plan import CyclePlanner, Plan
-from hubgate.control.succession import HANDOVER_LAPSE_MARGIN_S, bequest, inherit
+from hubgate.control.succession import HANDOVER_LAPSE_MARGIN_S, bequest, held_currents, inherit
 from hubgate.devices.model import AppliedLimit, Reading
 from hubgate.profiles.model import IecState
 from hubgate.state import EventLevel
@@ -375,7 +375,8 @@ def test_a_new_leader_counts_on_the_failsafes_its_predecessor_verified() -> None
     """The leader bequeaths the connectors whose failsafe it verified and saw follow their
     limits; a new leader that cannot reach one of them yet reserves its failsafe current,
     not its maximum, once the old leader's lease on it has lapsed (a charger keeps its
-    stored profiles while offline: OCPP 1.6 §3.13.6, 2.0.1 K06/K07)."""
+    stored profiles while offline: OCPP 1.6 §3.13.6, 2.0.1 K06/K07), and after a hand-over
+    until then the current the old leader last commanded it (its lease profile)."""
     sim = SimSite.build()
     for charger in sim.chargers:
         charger.checked = charger.id != "cp-2"  # cp-2 never checked: not counted on
@@ -385,6 +386,9 @@ def test_a_new_leader_counts_on_the_failsafes_its_predecessor_verified() -> None
     left = bequest(old.planner, everyone)
     assert left == {"cp-1#1", "cp-3#1"}
     assert bequest(old.planner, {"cp-2#1"}) == frozenset()  # only leases that lapse count
+    held = held_currents(old.planner, left)
+    assert held.keys() == left
+    assert held == {f"{k}#1": v for k, v in old.setpoints().items() if f"{k}#1" in left}
     sim.charger("cp-1").reachable = sim.charger("cp-2").reachable = False
     lease_s = old.planner.site.control.lease_s
     for handed_over in (False, True):
@@ -398,6 +402,14 @@ def test_a_new_leader_counts_on_the_failsafes_its_predecessor_verified() -> None
             assert new.last is not None
             assert "cp-1#1 unreachable: 32 A reserved" in new.last.notes  # may still run
             assert new.setpoints()["cp-3"] == 0  # two maximums reserved leave nothing
+            with_held = PlannedSite.build(sim)  # the release carried cp-1's current
+            with_held.now = new.now
+            with_held.planner.take_over()
+            inherit(with_held.planner, Inheritance(left, True, held), with_held.now)
+            with_held.run(lease_s + HANDOVER_LAPSE_MARGIN_S - 1)
+            assert with_held.last is not None
+            assert held["cp-1#1"] < 32
+            assert f"cp-1#1 unreachable: {held['cp-1#1']:g} A reserved" in with_held.last.notes
         new.run(20)
         assert new.last is not None
         assert "cp-1#1 unreachable: 6 A reserved" in new.last.notes

@@ -14,7 +14,10 @@ from hubgate.ocpp.capabilities import (
     parse_rate_units,
 )
 from hubgate.ocpp.provisioning import sample_interval_s
+from hubgate.ocpp.registry import Admission, Station
 from hubgate.ocpp.smart_charging import LeaseMode, lease_mode
+from hubgate.ocpp.station_care import StationCare
+from hubgate.ocpp.versions import OcppVersion
 
 
 @pytest.mark.parametrize(
@@ -68,11 +71,39 @@ def test_the_clock_estimate_takes_the_freshest_message() -> None:
 
 def test_times_go_out_on_the_chargers_clock_only_when_it_is_off() -> None:
     now = datetime(2026, 11, 25, 12, tzinfo=UTC)
-    assert on_charger_clock(now, None) == now
-    assert on_charger_clock(now, 4.0) == now  # within tolerance: our clock
-    assert on_charger_clock(now, -420.0) == now - timedelta(minutes=7)
+    assert on_charger_clock(now, Capabilities()) == now
+    assert on_charger_clock(now, Capabilities(clock_offset_s=4.0)) == now  # within tolerance
+    assert on_charger_clock(now, Capabilities(clock_offset_s=-420)) == now - timedelta(minutes=7)
     assert Capabilities(clock_offset_s=-420).clock_off
     assert not Capabilities(clock_offset_s=3).clock_off
+    # once off, right again only well within the tolerance
+    assert Capabilities(clock_offset_s=3, clock_was_off=True).clock_off
+    assert on_charger_clock(now, Capabilities(clock_offset_s=3, clock_was_off=True)) == (
+        now + timedelta(seconds=3)
+    )
+    assert not Capabilities(clock_offset_s=2, clock_was_off=True).clock_off
+    assert "clock_was_off" not in Capabilities(clock_was_off=True).to_json()
+
+
+def test_a_clock_estimate_near_the_tolerance_keeps_one_lease_shape() -> None:
+    """A right clock read through a loaded gateway's delays: its estimate moves between
+    4.3 and 5.5 s (seen in the charger zoo at load 20). Counted off once, it stays off
+    (a relative lease: right for any clock) until the estimate is well within the
+    tolerance, instead of changing its lease's shape, a new lease each time."""
+    care = StationCare(Station(Admission("CP", "cp", (OcppVersion.V16,))))
+    clock = care.station.clock
+
+    def mode_after(*offsets: float) -> LeaseMode | None:
+        for offset in offsets:
+            clock.measured(offset)
+        return lease_mode(care.capabilities)
+
+    assert mode_after(-4.3) is LeaseMode.LEVELS
+    assert mode_after(*[-5.5] * 8) is LeaseMode.RELATIVE
+    assert mode_after(*[-4.3] * 8) is LeaseMode.RELATIVE  # was LEVELS: a new lease
+    assert mode_after(*[-5.5] * 8, *[-4.3] * 8) is LeaseMode.RELATIVE
+    assert mode_after(*[-1.0] * 8) is LeaseMode.LEVELS
+    assert mode_after(*[-4.3] * 8) is LeaseMode.LEVELS
 
 
 @pytest.mark.parametrize(

@@ -250,6 +250,32 @@ async def test_an_accepting_liar_is_not_following(server: Running) -> None:
             assert check.evidence == "applies 32 A where 16 A was set"
 
 
+async def test_a_liar_is_checked_again_after_a_back_off_not_with_every_lease(
+    server: Running,
+) -> None:
+    """Each new limit, renewal or failsafe of the liar above was a lease to check soon: a
+    GetCompositeSchedule per lease, the same answer each time. Found not following, it is
+    checked again after a back-off that doubles (`LeaseSettings.recheck_after_s`); a
+    reconnection is checked soon, as any."""
+    assert [SETTINGS.recheck_after_s(n) for n in (1, 2, 3, 5, 9)] == [30, 60, 120, 300, 300]
+    with trio.fail_after(20):
+        quirks = Quirks(ignore_profiles=True, default_limit=32)
+        async with driven(server, V201, quirks) as d:
+
+            def checks() -> int:
+                return int(d.cp.composites_asked)
+
+            await d.charger.upkeep()
+            assert (checks(), d.charger.limit_check.following) == (1, False)
+            for limit in (15, 14, 13, 12):  # new limits, then a new failsafe: a new lease
+                await d.charger.set_limit(limit, 3)
+                await d.charger.upkeep()
+            await d.charger.configure_failsafe(60, 5)
+            await d.charger.set_limit(11, 3)
+            await d.charger.upkeep()
+            assert (checks(), d.charger.limit_check.following) == (1, False)
+
+
 async def test_a_charger_drawing_over_its_limit_is_caught(server: Running) -> None:
     """A charger whose schedule says 16 A but whose EV draws 32 A (SteVe users see an
     accepted profile and another current, steve-community/steve#1192)."""
@@ -425,6 +451,30 @@ async def test_energy_only_meter_values_give_a_derived_current_and_a_trigger(
             await d.charger.upkeep()
             triggered = await trio.to_thread.run_sync(d.cp.wait_received, "TriggerMessage", 1)
             assert triggered[0] == {"requested_message": "MeterValues", "connector_id": 1}
+
+
+@pytest.mark.parametrize("version", [V16, V201])
+async def test_provisioning_keeps_what_each_charger_took_and_refused(
+    server: Running, version: OcppVersion
+) -> None:
+    """A charger that refuses SoC among its measurands (Alfen, lbbrhzn/ocpp#337) is asked
+    again without it; what it took and what it refused are kept per setting and shown."""
+    full = "Current.Import,Power.Active.Import,Energy.Active.Import.Register"
+    names = {
+        V16: ("MeterValuesSampledData", "MeterValueSampleInterval"),
+        V201: ("SampledDataCtrlr.TxUpdatedMeasurands", "SampledDataCtrlr.TxUpdatedInterval"),
+    }
+    measurands, interval = names[version]
+    quirks = Quirks(measurands=frozenset(full.split(",")))
+    with trio.fail_after(20):
+        async with driven(server, version, quirks) as d:
+            taken = dict(d.cp.settings)
+            info = charger_info(d.care, [d.charger])
+    assert taken == {measurands: full, interval: "5"}
+    assert info.provisioning is not None
+    assert info.provisioning.measurands == tuple(full.split(","))
+    assert info.provisioning.accepted == {measurands: full, interval: "5"}
+    assert info.provisioning.rejected == {measurands: f"{full},SoC: Rejected"}
 
 
 async def test_capabilities_are_kept_and_asked_again_at_every_boot(

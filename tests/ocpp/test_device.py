@@ -5,19 +5,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import trio
 import trio.testing
 from ocpp.v16 import call
+from ocpp.v201 import call as call201
 
 from hubgate.devices.errors import FailsafeNotAppliedError
 from hubgate.ocpp.device import OcppCharger
 from hubgate.ocpp.errors import OcppSessionClosedError
 from hubgate.ocpp.smart_charging import LeaseSettings
+from hubgate.ocpp.versions import OcppVersion
 from hubgate.profiles.model import IecState, Quantity
 from tests.support.charge_points import ChargePointThread, now_text
-from tests.support.ocpp_listener import V16, Running
+from tests.support.ocpp_listener import V16, V201, Running
 from tests.support.wait import wait_until
 
 
@@ -236,3 +239,66 @@ async def test_the_latest_reading_is_made_again_only_when_something_changed(
             ended = charger.transaction()
             assert ended is not None
             assert (ended.transaction_id, ended.stopped) == (running.transaction_id, True)
+
+
+def _zero_amps(version: OcppVersion) -> Any:
+    """A MeterValues of 0 A on connector/EVSE 1, stamped now."""
+    if version is V16:
+        sample: dict[str, Any] = {"value": "0", "unit": "A"}
+    else:
+        sample = {"value": 0.0, "unit_of_measure": {"unit": "A"}}
+    sample |= {"measurand": "Current.Import", "phase": "L1"}
+    values = [{"timestamp": now_text(), "sampled_value": [sample]}]
+    if version is V16:
+        return call.MeterValues(connector_id=1, meter_value=values)
+    return call201.MeterValues(evse_id=1, meter_value=values)
+
+
+def _started(version: OcppVersion) -> list[Any]:
+    """What a station sends when an EV starts charging, before its next MeterValues."""
+    if version is V16:
+        return [call.StatusNotification(connector_id=1, error_code="NoError", status="Charging")]
+    return [
+        call201.StatusNotification(
+            timestamp=now_text(), connector_status="Occupied", evse_id=1, connector_id=1
+        ),
+        call201.TransactionEvent(
+            event_type="Started",
+            timestamp=now_text(),
+            trigger_reason="ChargingStateChanged",
+            seq_no=0,
+            transaction_info={"transaction_id": "tx-1", "charging_state": "Charging"},
+            evse={"id": 1, "connector_id": 1},
+        ),
+    ]
+
+
+@pytest.mark.parametrize("version", [V16, V201])
+async def test_a_start_is_known_before_its_meter_values_show_it(
+    server: Running, version: OcppVersion
+) -> None:
+    """The station's StatusNotification (1.6) or TransactionEvent (2.0.1) says its EV
+    started; its MeterValues still say 0 A. The reading says so with the time the state
+    changed (`Reading.state_at`, after its values' `at`), so the loop does not take the
+    EV's draw, which the site meter sees first, for base load (tests/control/test_loop.py
+    test_a_start_reported_late_is_not_taken_for_base_load)."""
+    identity = "CP16" if version is V16 else "CP201"
+    station = server.registry.get(identity)
+    assert station is not None
+    charger = OcppCharger(station)
+    with trio.fail_after(20):
+        cp = await server.connect(identity, version)
+        try:
+            await trio.to_thread.run_sync(cp.call, _zero_amps(version))
+            idle = charger.latest()
+            assert idle.state_at is None
+            for request in _started(version):
+                await trio.to_thread.run_sync(cp.call, request)
+            started = charger.latest()
+        finally:
+            await trio.to_thread.run_sync(cp.stop)
+    assert started.state is IecState.C
+    assert started.get(Quantity.CURRENT_L1) == 0.0  # its values: not yet
+    assert started.at == idle.at
+    assert started.state_at is not None
+    assert started.state_at > started.at

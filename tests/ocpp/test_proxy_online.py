@@ -87,6 +87,61 @@ async def test_v201_transaction_events_and_remote_start(tmp_path: Path) -> None:
             await trio.to_thread.run_sync(cp.stop)
 
 
+async def test_a_2_0_1_remote_starts_profile_waits_for_the_evse_the_charger_names(
+    tmp_path: Path,
+) -> None:
+    """A RequestStartTransaction without an evseId carries a 32 A TxProfile: the start goes
+    on without it; the profile becomes a CSMS lease on the EVSE the charger's
+    TransactionEvent names for that token, and ends with that transaction (1.6 with a
+    connector: tests/runtime/test_gateway_csms_profiles.py)."""
+    target = "charger-201#1"
+    profile = {
+        "id": 5,
+        "stack_level": 1,
+        "charging_profile_purpose": "TxProfile",
+        "charging_profile_kind": "Relative",
+        "charging_schedule": [
+            {
+                "id": 1,
+                "charging_rate_unit": "A",
+                "charging_schedule_period": [{"start_period": 0, "limit": 32.0}],
+            }
+        ],
+    }
+    token = {"id_token": "REMOTE-1", "type": "Central"}
+
+    def event(kind: str, seq: int) -> call201.TransactionEvent:
+        return call201.TransactionEvent(
+            event_type=kind,
+            timestamp=now_text(),
+            trigger_reason="RemoteStart" if kind == "Started" else "StopAuthorized",
+            seq_no=seq,
+            transaction_info={"transaction_id": "tx-7", "remote_start_id": 7},
+            evse={"id": 1, "connector_id": 1} if kind == "Started" else None,
+            id_token=token if kind == "Started" else None,
+        )
+
+    with trio.fail_after(20):
+        async with open_proxied(tmp_path) as env:
+            cp = await env.connect("CP201", V201)
+            start = call201.RequestStartTransaction(
+                id_token=token, remote_start_id=7, charging_profile=profile
+            )
+            assert (await env.csms_call("CP201", start)).status == "Accepted"
+            (forwarded,) = [p for a, p in cp.cp.received if a == "RequestStartTransaction"]
+            assert "charging_profile" not in forwarded
+            before = env.book.in_force(target, trio.current_time()).sources
+            await env.call(cp, event("Started", 0))
+            during = env.book.in_force(target, trio.current_time())
+            await env.call(cp, event("Ended", 1))
+            after = env.book.in_force(target, trio.current_time()).sources
+            await trio.to_thread.run_sync(cp.stop)
+    assert before == ()
+    assert during.sources == (LimitSource.CSMS,)
+    assert during.limit == Limit(phase_a=(32.0, 32.0, 32.0))
+    assert after == ()
+
+
 async def test_hubgate_own_calls_never_reach_the_csms(tmp_path: Path) -> None:
     with trio.fail_after(20):
         async with open_proxied(tmp_path) as env:

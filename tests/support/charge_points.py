@@ -157,6 +157,8 @@ class _Recorder:
         self.answering.set()
         self.transaction_started: datetime | None = None
         """When its transaction started, on its clock (its test's to set when it starts one)."""
+        self.composites_asked = 0
+        """GetCompositeSchedule calls answered."""
 
     @property
     def rejected_purposes(self) -> set[str]:
@@ -285,6 +287,7 @@ class _Profiles2(_Recorder):
 
     @on("GetCompositeSchedule")
     def get_composite_schedule(self, duration: int, evse_id: int, **kw: Any) -> Any:
+        self.composites_asked += 1
         schedule = self._composite(duration, kw.get("charging_rate_unit"))
         if schedule is None:
             return self.results.GetCompositeSchedule(status="Rejected")
@@ -368,6 +371,7 @@ class Cp16(_Recorder, ChargePoint16):
 
     @on("GetCompositeSchedule")
     def get_composite_schedule(self, connector_id: int, duration: int, **kw: Any) -> Any:
+        self.composites_asked += 1
         schedule = self._composite(duration, kw.get("charging_rate_unit"))
         if schedule is None:
             return result16.GetCompositeSchedule(status="Rejected")

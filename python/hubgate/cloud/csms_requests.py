@@ -162,14 +162,15 @@ class CsmsRequests:
         status = payload.get("status" if v16 else "connectorStatus")
         if not ended and status != "Available":
             return
-        if action == "StopTransaction":
-            transaction = self.station.transactions.get(str(payload.get("transactionId")))
-            connector = None if transaction is None else transaction.connector_id
-        else:
-            evse = payload.get("evse")
+        evse = payload.get("evse")
+        if evse is not None:
+            connector = evse.get("id")
+        elif action == "StatusNotification":
             connector = payload.get("connectorId") if v16 else payload.get("evseId")
-            if evse is not None:
-                connector = evse.get("id")
+        else:  # StopTransaction; an Ended TransactionEvent names its EVSE only if it changed
+            info = payload if v16 else payload.get("transactionInfo") or {}
+            transaction = self.station.transactions.get(str(info.get("transactionId")))
+            connector = None if transaction is None else transaction.connector_id
         if connector is not None:
             self.limits.clear(
                 self._target(int(connector)), f"csms:{self.identity}", purpose=TX_PROFILE

@@ -70,7 +70,7 @@ from hubgate.cloud.errors import CsmsCallError
 from hubgate.cloud.offline import OfflineHandling, OfflineRule, offline_handling, unavailable_answer
 from hubgate.cloud.queue import DurableQueue, open_durable_queue
 from hubgate.cloud.store import Hold, Outgoing, QueuedMessage, Store, transaction_key
-from hubgate.cloud.store_changes import discarded, released
+from hubgate.cloud.store_changes import cached, discarded, released
 from hubgate.cloud.upstream import CsmsProbe, OnConnect, UpstreamLink
 from hubgate.config.services import Csms
 from hubgate.control.limits import SITE, LimitBook
@@ -518,14 +518,7 @@ class ChargerProxy:
             return
         key = token_key(self.version, request["idTag" if v16 else "idToken"])
         record = auth_record(self.version, key, info)
-        await self._queue.run(
-            functools.partial(
-                Store.cache_authorization,
-                charge_point=self.identity,
-                record=record,
-                now=time.time(),
-            )
-        )
+        await self._queue.remember(cached(self.identity, record, time.time()))
 
     # -- replay ----------------------------------------------------------------
 

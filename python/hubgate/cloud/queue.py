@@ -13,6 +13,7 @@ next fetch share one.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -26,6 +27,10 @@ from hubgate.cloud.store import Outgoing, QueuedMessage, Receipt, Store
 from hubgate.cloud.store_changes import StoreChange
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+REMEMBER_WAIT_S = 1.0
+"""How long a change that may be lost waits for the replicated stream (`remember`)."""
 
 Send = Callable[[QueuedMessage], Awaitable[dict[str, Any]]]
 """Sends one Call to the CSMS and returns its CallResult payload (or raises)."""
@@ -132,6 +137,20 @@ class DurableQueue:
         if isinstance(result, Exception):
             raise result
         return result
+
+    async def remember(self, change: StoreChange) -> None:
+        """Make a change that may be lost (the authorization cache's entries): through the
+        replicated stream when there is one and it takes the change within
+        `REMEMBER_WAIT_S`, else on this store alone (the cluster away: the change is this
+        gateway's only; one the stream took late is made twice, to the same effect)."""
+        if self.replica is not None:
+            with trio.move_on_after(REMEMBER_WAIT_S):
+                try:
+                    await self.replica.change(self.run, change)
+                    return
+                except Exception as exc:  # the link's or nats-py's: the cluster is away
+                    log.info("store change %s kept here only: %s", change.op, exc)
+        await self.run(change.apply)
 
     async def replay(
         self, charge_point: str, send: Send, *, batch: int = 256, on_hold: OnHold | None = None

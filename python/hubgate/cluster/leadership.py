@@ -3,7 +3,7 @@
     leadership = Leadership(link, cluster, timing)
     await nursery.start(leadership.run)      # reads the key, renews or takes over
     epoch = leadership.epoch(trio.current_time())   # None: do not command
-    leadership.bequeath(failsafes); leadership.inherited()   # what passes to the next leader
+    leadership.bequeath(failsafes, held); leadership.inherited()   # what passes to the next leader
     await leadership.release()               # hand over (SIGTERM)
 
 The key is `<site_id>` in the bucket `hubgate_leases` (replicas from `[cluster]`). It is
@@ -16,7 +16,7 @@ its lease: `epoch()` turns None by the leader's own clock.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import trio
@@ -61,6 +61,7 @@ class Leadership:
         self._kv: KeyValue | None = None
         self._changed = trio.Event()
         self._role = Role.STANDBY
+        self._serving = False
         self._told = False
         """Whether this gateway has said what it found at its first read of the key."""
 
@@ -78,10 +79,11 @@ class Leadership:
         """Whether a command under `epoch` may go out now."""
         return self.lease.holds(epoch, self.clock())
 
-    def bequeath(self, failsafes: frozenset[str]) -> None:
+    def bequeath(self, failsafes: frozenset[str], held: Mapping[str, float]) -> None:
         """The connectors a successor may count on, carried by the next renewal or the
-        release (`hubgate.control.authority.Succession`)."""
-        self.lease.failsafes = failsafes
+        release, and their last commanded currents, by the release
+        (`hubgate.control.authority.Succession`)."""
+        self.lease.failsafes, self.lease.held = failsafes, held
 
     def inherited(self) -> Inheritance:
         """What the lease's record said when this gateway took it over."""
@@ -90,6 +92,18 @@ class Leadership:
     async def wait_role(self, role: Role) -> None:
         """Return once this gateway has `role`."""
         while self.role is not role:
+            await self._changed.wait()
+
+    @property
+    def serving(self) -> bool:
+        """Whether this gateway takes the OCPP chargers' connections: while it leads, and
+        as the successor of a leader that no longer commands (`LeaderLease.successor`),
+        so that chargers leaving the old leader find it before it may command them."""
+        return self.role is Role.LEADER or self.lease.successor(self.clock())
+
+    async def wait_serving(self, serving: bool) -> None:
+        """Return once `serving` is as asked."""
+        while self.serving is not serving:
             await self._changed.wait()
 
     # -- running ---------------------------------------------------------------------------
@@ -174,9 +188,10 @@ class Leadership:
         )
 
     def _announce(self) -> None:
-        role = self.role
+        role, serving = self.role, self.serving
+        if role is self._role and serving is self._serving:
+            return
         if role is not self._role:
-            self._role = role
             epoch = self.lease.epoch
             log.warning(
                 "cluster: %s is %s%s",
@@ -184,8 +199,16 @@ class Leadership:
                 role.value,
                 "" if epoch is None else f" (epoch {epoch})",
             )
-            self._changed.set()
-            self._changed = trio.Event()
+        elif serving and self.lease.record is not None:
+            log.warning(
+                "cluster: %s takes the OCPP chargers (%s %s), commanding once it leads",
+                self.cluster.node,
+                self.lease.record.holder,
+                "handed over" if self.lease.record.released else "silent",
+            )
+        self._role, self._serving = role, serving
+        self._changed.set()
+        self._changed = trio.Event()
 
     # -- on the asyncio side ---------------------------------------------------------------
 

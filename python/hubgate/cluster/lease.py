@@ -23,14 +23,17 @@ came of writes and reads. `epoch_now(now)` is what the control loop asks every c
 and before every command.
 
 The leader's renewals and its release also carry what a successor may count on: the
-connectors whose own failsafe it verified (`failsafes`, from the control loop); a gateway
-that takes the lease over keeps the last record it saw as its `inheritance`.
+connectors whose own failsafe it verified (`failsafes`, from the control loop), and the
+release the current each of them was last commanded (`held`: their lease profiles hold
+them there until they lapse); a gateway that takes the lease over keeps the last record it
+saw as its `inheritance`.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from hubgate.control.authority import NOTHING_INHERITED, Inheritance
@@ -53,6 +56,8 @@ class LeaseRecord:
     released: bool = False
     failsafes: frozenset[str] = frozenset()
     """The connectors whose failsafe the holder verified (`Inheritance.failsafes`)."""
+    held: Mapping[str, float] = field(default_factory=dict, hash=False)
+    """In a release: the current each of them was last commanded (`Inheritance.held`)."""
 
     def encode(self) -> bytes:
         """The key's bytes."""
@@ -63,6 +68,8 @@ class LeaseRecord:
         }
         if self.failsafes:
             body["failsafes"] = sorted(self.failsafes)
+        if self.held:
+            body["held"] = {name: round(amps, 2) for name, amps in sorted(self.held.items())}
         return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
@@ -74,14 +81,15 @@ class LeaseRecord:
             holder, epoch = str(body["holder"]), int(body["epoch"])
             released = bool(body.get("released", False))
             failsafes = frozenset(str(name) for name in body.get("failsafes", ()))
-        except (ValueError, KeyError, TypeError):
+            held = {str(name): float(amps) for name, amps in body.get("held", {}).items()}
+        except (ValueError, KeyError, TypeError, AttributeError):
             return cls("", revision, released=True)
-        return cls(holder, epoch or revision, released, failsafes)
+        return cls(holder, epoch or revision, released, failsafes, held)
 
     @property
     def inheritance(self) -> Inheritance:
         """What a gateway that takes the lease over from this record inherits."""
-        return Inheritance(self.failsafes, handed_over=self.released)
+        return Inheritance(self.failsafes, handed_over=self.released, held=self.held)
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,8 @@ class LeaderLease:
         self._last_sent: tuple[Write, float] | None = None
         self.failsafes: frozenset[str] = frozenset()
         """As leader: what the next renewal or the release carries (`LeaseRecord.failsafes`)."""
+        self.held: Mapping[str, float] = {}
+        """As leader: what the release carries (`LeaseRecord.held`)."""
         self.inheritance = NOTHING_INHERITED
         """As a new leader: the record before its take-over (`LeaseRecord.inheritance`)."""
 
@@ -152,6 +162,22 @@ class LeaderLease:
     def holds(self, epoch: int, now: float) -> bool:
         """Whether a command under `epoch` may go out at `now`."""
         return self.epoch_now(now) == epoch
+
+    def successor(self, now: float) -> bool:
+        """Whether this standby takes the chargers' connections at `now` (it commands
+        nothing until it leads): the leader it watches handed over, or has been silent
+        for `ttl_s + clock_margin_s`, so it commands no more by its own clock (the
+        take-over itself also waits for the device leases: `due`). Never for this
+        gateway's own record (a leader cut off from the cluster must not keep them)."""
+        if self.role is Role.LEADER or self.revision is None:
+            return False
+        record = self.record
+        if record is None:
+            return True  # no lease: taken at the next write
+        if record.holder == self.node:
+            return False
+        silent_s = self.timing.ttl_s + self.timing.clock_margin_s
+        return record.released or now - self.seen_at >= silent_s
 
     # -- what to write --------------------------------------------------------------------
 
@@ -188,7 +214,8 @@ class LeaderLease:
 
     def _record(self, *, released: bool = False) -> LeaseRecord:
         assert self.epoch is not None
-        return LeaseRecord(self.node, self.epoch, released, self.failsafes)
+        held = self.held if released else {}
+        return LeaseRecord(self.node, self.epoch, released, self.failsafes, held)
 
     # -- what came of it ----------------------------------------------------------------
 
@@ -250,7 +277,7 @@ class LeaderLease:
 
     def _step_down(self) -> None:
         self.role, self.epoch = Role.STANDBY, None
-        self.failsafes = frozenset()
+        self.failsafes, self.held = frozenset(), {}
         self.valid_until = float("-inf")
 
 

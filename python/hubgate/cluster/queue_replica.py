@@ -13,9 +13,9 @@ standby alike:
 - the CSMS's answer to a replayed message is an `ack` entry, a CallError a `refuse` entry
   (each with the transaction hold it causes), keyed by the message's upstream id;
 - the store's other changes (`hubgate.cloud.store_changes`: the CSMS's local
-  authorization list and ClearCache, an operator's release or discard of a held
-  transaction) are `change` entries, answered with their result on the gateway that made
-  them once its copy has applied them;
+  authorization list, its answers to Authorize (the cache) and ClearCache, an operator's
+  release or discard of a held transaction) are `change` entries, answered with their
+  result on the gateway that made them once its copy has applied them;
 - the follower applies entries in stream order, each batch in one SQLite commit with the
   stream position it reached (`Store.replicated`), so a restart resumes where it stopped;
 - a gateway that becomes leader first catches up to the stream's end (`caught_up`), then
@@ -23,8 +23,8 @@ standby alike:
   change of leader, except the documented in-flight repeat (a message the CSMS answered
   just before the old leader died is sent once more, with the same message id).
 
-The authorization cache's entries (what the CSMS answered to Authorize) and
-transaction-id lookups stay local to each gateway's file (docs/ha.md).
+The transaction-id lookups of messages answered online stay local to each gateway's file,
+and so do the cache's last-use times (docs/ha.md).
 """
 
 from __future__ import annotations

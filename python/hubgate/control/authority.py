@@ -8,8 +8,8 @@ gateway holds, None while it is the standby or once its lease ran out on its own
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 __all__ = [
@@ -58,6 +58,9 @@ class Inheritance:
 
     failsafes: frozenset[str] = frozenset()
     handed_over: bool = False
+    held: Mapping[str, float] = field(default_factory=dict, hash=False)
+    """After a hand-over: the current each of `failsafes` was last commanded; its lease
+    profile holds it there (or below) until it lapses."""
 
 
 NOTHING_INHERITED = Inheritance()
@@ -68,8 +71,9 @@ class Succession(Protocol):
     """An authority that passes what the leader knows of its chargers on to the next one
     (`hubgate.cluster.leadership.Leadership`: in the lease key)."""
 
-    def bequeath(self, failsafes: frozenset[str]) -> None:
-        """As leader: the connectors a successor may count on (`Inheritance.failsafes`)."""
+    def bequeath(self, failsafes: frozenset[str], held: Mapping[str, float]) -> None:
+        """As leader: the connectors a successor may count on (`Inheritance.failsafes`)
+        and their last commanded currents (`Inheritance.held`)."""
 
     def inherited(self) -> Inheritance:
         """As a new leader: what the leader before this epoch left."""

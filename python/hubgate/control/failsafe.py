@@ -110,6 +110,9 @@ class ChargerWatch:
     maximum. A charger keeps its stored charging profiles while offline (OCPP 1.6
     §3.13.6; 2.0.1 use cases K06/K07): when the leader's lease profile has lapsed, its
     permanent failsafe profile is what limits it."""
+    inherited_a: float | None = None
+    """Until `inherited_from`, after a hand-over: the current its previous leader last
+    commanded it (its lease profile holds it there until it lapses); None: its maximum."""
 
     missed_since_ok: bool = False
     """A read failed since the last request that succeeded."""
@@ -136,7 +139,7 @@ class ChargerWatch:
         """Its own failsafe settings (timeout, failsafe current) were read back and match
         (what it inherited no longer counts: this gateway's own commands do)."""
         self.needs_verification = False
-        self.inherited_from = None
+        self.inherited_from = self.inherited_a = None
 
     def reachable(self, now: float) -> bool:
         """Whether the charger answered recently enough at `now`."""
@@ -151,6 +154,8 @@ class ChargerWatch:
         if self.needs_verification:
             if self.inherited_from is not None and now >= self.inherited_from:
                 return min(self.failsafe_a, self.maximum_a)
+            if self.inherited_from is not None and self.inherited_a is not None:
+                return min(max(self.inherited_a, self.failsafe_a), self.maximum_a)
             return self.maximum_a
         if self.last_command_a is not None:
             return min(max(self.last_command_a, self.failsafe_a), self.maximum_a)

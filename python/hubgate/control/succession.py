@@ -7,7 +7,10 @@ leader's lease profile has lapsed, the permanent failsafe profile it installed a
 (same ids and current on both gateways) is what limits a charger the new leader cannot
 reach yet. So the leader `bequest`s those connectors, and a new leader `inherit`s them: it
 assumes them at their failsafe current, not their maximum, from when the old lease lapsed
-until it verifies them itself.
+until it verifies them itself. Until then, after a hand-over, it assumes them at the current
+the old leader last commanded them (`held_currents`, in its release): their lease profiles
+hold them there, so the chargers that reconnect a moment later do not leave the others
+paused meanwhile for want of room.
 """
 
 from __future__ import annotations
@@ -27,12 +30,15 @@ def inherit(planner: CyclePlanner, inherited: Inheritance, now: float) -> None:
     """A new leader's planner (after `CyclePlanner.take_over` at `now`) counts on the
     connectors in `inherited.failsafes` at their failsafe current once the old leader's lease
     has lapsed: at once after a take-over (the standby waited for the device leases), one
-    device lease and `HANDOVER_LAPSE_MARGIN_S` later after a hand-over."""
+    device lease and `HANDOVER_LAPSE_MARGIN_S` later after a hand-over (until then at the
+    current in `inherited.held`, where the old leader left one)."""
     lapsed_at = now
     if inherited.handed_over:
         lapsed_at += planner.site.control.lease_s + HANDOVER_LAPSE_MARGIN_S
     for info, runtime in zip(planner.model.connectors, planner.connectors, strict=True):
-        runtime.watch.inherited_from = lapsed_at if info.name in inherited.failsafes else None
+        counted = info.name in inherited.failsafes
+        runtime.watch.inherited_from = lapsed_at if counted else None
+        runtime.watch.inherited_a = inherited.held.get(info.name) if counted else None
 
 
 def bequest(planner: CyclePlanner, lapsing: Collection[str]) -> frozenset[str]:
@@ -55,6 +61,15 @@ def bequest(planner: CyclePlanner, lapsing: Collection[str]) -> frozenset[str]:
     )
 
 
+def held_currents(planner: CyclePlanner, failsafes: Collection[str]) -> dict[str, float]:
+    """The current each of `failsafes` was last commanded (acknowledged) by this gateway."""
+    return {
+        info.name: runtime.watch.last_command_a
+        for info, runtime in zip(planner.model.connectors, planner.connectors, strict=True)
+        if info.name in failsafes and runtime.watch.last_command_a is not None
+    }
+
+
 def succeed(planner: CyclePlanner, authority: Authority, now: float) -> None:
     """This gateway commands under a new epoch from `now`: every charger's failsafe is
     verified and every setpoint sent again (`CyclePlanner.take_over`), and what the leader
@@ -68,4 +83,5 @@ def bequeath(authority: Authority, planner: CyclePlanner, lapsing: Collection[st
     """As leader, after a cycle's commands: what a successor may count on (`bequest`),
     for an authority that passes it on."""
     if isinstance(authority, Succession):
-        authority.bequeath(bequest(planner, lapsing))
+        failsafes = bequest(planner, lapsing)
+        authority.bequeath(failsafes, held_currents(planner, failsafes))

@@ -37,6 +37,10 @@ RateUnit = Literal["A", "W"]
 
 CLOCK_TOLERANCE_S = 5.0
 """A charger's clock this close to ours counts as right: profiles go out on our clock."""
+CLOCK_RIGHT_AGAIN_S = 2.5
+"""A clock once counted off counts as right again only this close to ours: an estimate
+near `CLOCK_TOLERANCE_S` (a right clock read through a loaded gateway's delays, 4-6 s)
+would otherwise change the lease's shape back and forth, each change a new lease."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ class Capabilities:
     """The charger's clock minus ours (s), as last measured."""
     honours_valid_to: bool | None = None
     """Whether its composite schedule drops a profile at its validTo (seen, not reported)."""
+    clock_was_off: bool = False
+    """Its clock counted as off before (`clock_off`'s hysteresis); not kept in the file."""
 
     @property
     def rate_unit(self) -> RateUnit:
@@ -60,9 +66,12 @@ class Capabilities:
 
     @property
     def clock_off(self) -> bool:
-        """Whether the charger's clock is off by more than `CLOCK_TOLERANCE_S`."""
+        """Whether the charger's clock is off by more than `CLOCK_TOLERANCE_S` (by more
+        than `CLOCK_RIGHT_AGAIN_S` when it `clock_was_off`)."""
         offset = self.clock_offset_s
-        return offset is not None and abs(offset) > CLOCK_TOLERANCE_S
+        if offset is None or not math.isfinite(offset):
+            return False
+        return abs(offset) > (CLOCK_RIGHT_AGAIN_S if self.clock_was_off else CLOCK_TOLERANCE_S)
 
     def corrected(self, override: CapabilityOverride | None) -> Capabilities:
         """These capabilities with what the site file says instead."""
@@ -77,6 +86,7 @@ class Capabilities:
         """A JSON-ready dict (lists for tuples)."""
         data = asdict(self)
         data["rate_units"] = list(self.rate_units)
+        del data["clock_was_off"]  # this run's, not the charger's
         return data
 
     @classmethod
@@ -226,8 +236,9 @@ class ClockEstimate:
         return max(self._samples) if self._samples else None
 
 
-def on_charger_clock(moment: datetime, offset_s: float | None) -> datetime:
+def on_charger_clock(moment: datetime, capabilities: Capabilities) -> datetime:
     """`moment` on our clock as the charger's clock shows it (when its clock is off)."""
-    if offset_s is None or abs(offset_s) <= CLOCK_TOLERANCE_S or not math.isfinite(offset_s):
+    offset_s = capabilities.clock_offset_s
+    if offset_s is None or not capabilities.clock_off:
         return moment
     return moment + timedelta(seconds=offset_s)

@@ -24,8 +24,9 @@ out. Beyond what the charger says (`station_care`):
   `settle_s` to follow (`LeaseSettings`) (go-e accepts profiles and ignores them,
   goecharger/go-eCharger-API-v2#249) is "not following" (`limit_check`): the loop
   reserves its maximum. A check stands until the next one (a new lease, after a
-  reconnection, is checked soon after its first limit); caught drawing too much, it
-  stays not following while hubgate runs.
+  reconnection, is checked soon after its first limit); one found not following is checked
+  again after a back-off (`LeaseSettings.recheck_after_s`), not with every lease; caught
+  drawing too much, it stays not following while hubgate runs.
 """
 
 from __future__ import annotations
@@ -137,8 +138,12 @@ class OcppCharger:
         self._lease_connector = 0 if whole_station else connector_id
         self.care.lease_targets.add(self._lease_connector)
         self._lease: ProfileLease | None = None
+        self._leased_on: OcppSession | None = None
+        """The connection of the last lease (a new failsafe drops `_lease`, not this)."""
         self._verification: Verification | None = None
         self._verify_at: float | None = None
+        self._distrusted = 0
+        """Checks in a row that found it not following (their back-off)."""
         self._refused: str | None = None
         self._limit_changed_at = -math.inf
         self._watched_at: float | None = None
@@ -256,8 +261,11 @@ class OcppCharger:
             lease = found
         if lease is not self._lease:  # a new lease: verify it soon after its first limit
             # (what the last check saw stands until then: a charger caught applying more
-            # than it was sent is not trusted again before a check says it follows)
-            self._lease, self._verify_at = lease, None
+            # than it was sent is not trusted again before a check says it follows); one
+            # found not following keeps its back-off on the same connection
+            if lease.session is not self._leased_on or not self._distrusted:
+                self._verify_at = None
+            self._lease, self._leased_on = lease, lease.session
         capabilities = self.care.capabilities
         if self.dc is not None:  # its limits are DC power, whatever else it takes
             capabilities = replace(capabilities, rate_units=("W",))
@@ -506,9 +514,11 @@ class OcppCharger:
     def _sent(self, current_a: float, now: float) -> None:
         """A lease of `current_a` went out: check it soon when it is this connection's
         first, or the one that can show the lapse the last check could not see."""
-        if self._verify_at is None or self._lapse_unseen(current_a):
-            soon = now + self.settings.verify_after_s
-            self._verify_at = soon if self._verify_at is None else min(self._verify_at, soon)
+        soon = now + self.settings.verify_after_s
+        if self._verify_at is None:
+            self._verify_at = soon
+        elif not self._distrusted and self._lapse_unseen(current_a):
+            self._verify_at = min(self._verify_at, soon)
 
     def _lapse_unseen(self, current_a: float) -> bool:
         """Whether the last check could not see the lease lapse (its setpoint was the
@@ -601,6 +611,8 @@ class OcppCharger:
         self._verify_at = now + self.settings.verify_every_s
         if verification.late:  # the lease had lapsed first: check the next one soon
             self._verify_at = now + self.settings.verify_after_s
+        if verification.following is not None:
+            self._distrusted = 0 if verification.following else self._distrusted + 1
         before = self._verification
         if verification.following is None and before is not None and before.following is not None:
             verification = replace(before, lapses=verification.lapses)  # its verdict stands
@@ -615,6 +627,8 @@ class OcppCharger:
             if not verification.lapses:  # the lease changes shape: check the new one soon
                 self._verify_at = now + self.settings.verify_after_s
                 lease.capabilities = self.care.capabilities
+        if self._distrusted:  # the same answer is likely: back off
+            self._verify_at = now + self.settings.recheck_after_s(self._distrusted)
 
     async def _ask_if_stale(self, now: float) -> None:
         """TriggerMessage(MeterValues) for a charging connector with old values."""

@@ -159,6 +159,9 @@ class LeaseSettings:
     """The composite schedule is read back this long after a connection's first lease..."""
     verify_every_s: float = 300.0
     """...and this often after that."""
+    recheck_distrusted_s: float = 30.0
+    """A charger found not following is checked again this long after, twice as long after
+    each further such verdict, up to `verify_every_s` (`recheck_after_s`)."""
     settle_s: float = 15.0
     """How long an EV may take to follow a new limit before its draw counts against it."""
     overdraw_for_s: float = 10.0
@@ -167,6 +170,13 @@ class LeaseSettings:
     """A connector switching between 3 and 1 phase is held at 0 A this long first, unless
     it was at 0 A that long already (KEBA needs 30 s, evcc-io/evcc#25991; a charger switched
     under load keeps its phases, traktore-org/sem-community#804)."""
+
+    def recheck_after_s(self, verdicts: int) -> float:
+        """When to check again a charger found not following `verdicts` times in a row:
+        its answer will most likely be the same (go-e ignores every profile), and a check
+        per lease (every renewal, every new failsafe) cost a GetCompositeSchedule each."""
+        doubled: float = self.recheck_distrusted_s * 2.0 ** max(0, verdicts - 1)
+        return min(self.verify_every_s, doubled)
 
 
 DECREASE_TOLERANCE_A = 1e-6
@@ -390,7 +400,7 @@ class ProfileLease:
         now = trio.current_time()
         if not self._due(setpoint, now):
             return False
-        wall = on_charger_clock(datetime.now(UTC), self.capabilities.clock_offset_s)
+        wall = on_charger_clock(datetime.now(UTC), self.capabilities)
         while True:
             try:
                 await self._send_lease(setpoint, wall)
@@ -407,7 +417,7 @@ class ProfileLease:
         charger's conversion), else the failsafe current on three phases."""
         async with self._calls:
             await self._follow_capabilities()
-            wall = on_charger_clock(datetime.now(UTC), self.capabilities.clock_offset_s)
+            wall = on_charger_clock(datetime.now(UTC), self.capabilities)
             template = failsafe or Setpoint(self.settings.failsafe_current_a)
             while True:
                 try:

@@ -125,6 +125,8 @@ class StationCare:
         self._lock = trio.Lock()
         self._capabilities: tuple[tuple[object, ...], Capabilities] | None = None
         """The capabilities in force and what they were made of (`capabilities`)."""
+        self._clock_off = False
+        """Whether the capabilities last made counted its clock off (their hysteresis)."""
 
     @property
     def source(self) -> str:
@@ -141,7 +143,8 @@ class StationCare:
     @property
     def capabilities(self) -> Capabilities:
         """The capabilities in force: reported (else stored, else defaults), with the
-        clock and validTo behaviour seen, corrected by the site file."""
+        clock and validTo behaviour seen, corrected by the site file; a clock counted off
+        stays off until it is well within the tolerance (`Capabilities.clock_was_off`)."""
         seen = self.station.clock.offset_s
         made_of = (self.reported, self.stored, seen, self.honours_valid_to, self.override)
         known = self._capabilities
@@ -154,7 +157,9 @@ class StationCare:
             base,
             clock_offset_s=seen if seen is not None else clock,
             honours_valid_to=base.honours_valid_to if honours is None else honours,
+            clock_was_off=self._clock_off,
         ).corrected(self.override)
+        self._clock_off = capabilities.clock_off
         self._capabilities = (made_of, capabilities)
         return capabilities
 

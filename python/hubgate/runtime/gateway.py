@@ -18,8 +18,9 @@ stored and forwarded.
 With a `[cluster]` (docs/ha.md) the gateway is one of two on its site: the leader lease
 (`hubgate.cluster.leadership`) decides which one commands. Both sense and plan every
 cycle; only the leader dispatches, listens for OCPP chargers and proxies them to the
-CSMS (so the CSMS sees one local controller), and `shutdown` hands the lease over
-instead of commanding the failsafe current.
+CSMS (so the CSMS sees one local controller; the standby also from when the leader it
+succeeds stopped commanding), and `shutdown` hands the lease over instead of commanding
+the failsafe current.
 """
 
 from __future__ import annotations
@@ -134,24 +135,28 @@ class Gateway:
         raise AssertionError("unreachable: a shielded scope is never cancelled")
 
     async def lead(self) -> None:
-        """With a `[cluster]`: the OCPP listener (and the CSMS proxy) while leader."""
+        """With a `[cluster]`: the OCPP listener (and the CSMS proxy) while leader, and
+        from when the leader it succeeds stopped commanding (`Leadership.serving`): the
+        chargers that leave the old leader connect, boot and report here while the
+        device leases run out, and its first cycle as leader commands them."""
         leadership = self.leadership
         assert leadership is not None
         while not self.stopping:
-            await leadership.wait_role(Role.LEADER)
+            await leadership.wait_serving(True)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._ocpp_side)
-                await leadership.wait_role(Role.STANDBY)
+                await leadership.wait_serving(False)
                 nursery.cancel_scope.cancel()
 
     async def _attend(self, station: Station, session: OcppSession) -> None:
-        """Per charger connection while leader: its care, and (2.0.1) both gateways'
-        addresses as its network connection profiles."""
-        cluster = self.site.cluster
+        """Per charger connection: its care, and (2.0.1), once this gateway leads, both
+        gateways' addresses as its network connection profiles."""
+        cluster, leadership = self.site.cluster, self.leadership
         async with trio.open_nursery() as nursery:
             if self.attend is not None:
                 nursery.start_soon(self.attend, station, session)
-            if cluster is not None:
+            if cluster is not None and leadership is not None:
+                await leadership.wait_role(Role.LEADER)
                 await offer_gateways(
                     station.identity, session, cluster.ocpp_urls, self.site.ocpp.security_profile
                 )
