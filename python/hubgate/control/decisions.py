@@ -10,7 +10,7 @@ from array import array
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import islice
+from itertools import islice, takewhile
 from typing import TypeVar, overload
 
 
@@ -111,13 +111,13 @@ class DecisionLog:
     """The last `size` decision records, and the grid samples of the last `history` cycles
     (the dashboard's chart): a record of a 200-connector site takes a few KiB (its inputs,
     columns and notes; what equals the previous record's is shared with it), a grid sample
-    about 100 bytes in columns allocated at the start, so the full records are kept for
-    minutes and the samples for an hour at the default 1 s cycle."""
+    well under one, so the full records are kept for minutes
+    and the samples for an hour at the default 1 s cycle."""
 
     size: int = 600
     history: int = 3_600
     _records: deque[DecisionRecord] = field(init=False)
-    _grid: _GridColumns = field(init=False)
+    _samples: deque[tuple[int, GridSample]] = field(init=False)
     _last_cycle: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
@@ -126,7 +126,7 @@ class DecisionLog:
                 f"size and history must be at least 1, got {self.size}, {self.history}"
             )
         self._records = deque(maxlen=self.size)
-        self._grid = _GridColumns(self.history)
+        self._samples = deque(maxlen=self.history)
 
     def append(self, record: DecisionRecord) -> None:
         """Add a record, dropping the oldest when full."""
@@ -135,7 +135,7 @@ class DecisionLog:
         self._records.append(record)
         self._last_cycle = record.cycle
         if record.grid is not None:
-            self._grid.append(record.cycle, record.grid)
+            self._samples.append((record.cycle, record.grid))
 
     def recent(self, count: int) -> list[DecisionRecord]:
         """The `count` newest records (at most `size`), oldest first."""
@@ -144,64 +144,15 @@ class DecisionLog:
     def grid_history(self, count: int) -> list[tuple[int, GridSample]]:
         """The grid samples of the newest `count` cycles (at most `history`; a cycle without
         one has none), with their cycle numbers, oldest first."""
-        return self._grid.since(self._last_cycle - count) if count >= 1 else []
-
-    def __len__(self) -> int:
-        return len(self._records)
-
-
-_GRID_FIELDS = 11
-"""wall time, measured (3), commanded (3), limit (3), limit kW."""
-
-
-class _GridColumns:
-    """The grid samples of the last `size` cycles in columns allocated at once (a ring):
-    about 100 bytes a sample where a `GridSample` with its tuples takes about 600, and
-    nothing to allocate as the hour fills."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._count = 0
-        self._next = 0
-        self._cycles = array("q", bytes(8 * size))
-        self._values = array("d", bytes(8 * _GRID_FIELDS * size))
-        self._measured = array("b", bytes(size))
-        self._sources: list[str] = [""] * size
-
-    def append(self, cycle: int, grid: GridSample) -> None:
-        at = self._next
-        self._cycles[at] = cycle
-        measured = grid.measured_a or (0.0, 0.0, 0.0)
-        self._measured[at] = grid.measured_a is not None
-        first = at * _GRID_FIELDS
-        self._values[first : first + _GRID_FIELDS] = array(
-            "d", (grid.wall_time, *measured, *grid.commanded_a, *grid.limit_a, grid.limit_kw)
-        )
-        self._sources[at] = grid.source
-        self._next = (at + 1) % self._size
-        self._count = min(self._count + 1, self._size)
-
-    def since(self, cycle: int) -> list[tuple[int, GridSample]]:
-        """The samples of the cycles after `cycle`, oldest first."""
-        newest: list[tuple[int, GridSample]] = []
-        for k in range(1, self._count + 1):
-            at = (self._next - k) % self._size
-            if self._cycles[at] <= cycle:
-                break
-            newest.append((self._cycles[at], self._sample(at)))
+        if not self._samples or count < 1:
+            return []
+        since = self._last_cycle - count
+        newest = list(takewhile(lambda sample: sample[0] > since, reversed(self._samples)))
         newest.reverse()
         return newest
 
-    def _sample(self, at: int) -> GridSample:
-        v = self._values[at * _GRID_FIELDS : (at + 1) * _GRID_FIELDS]
-        return GridSample(
-            wall_time=v[0],
-            measured_a=(v[1], v[2], v[3]) if self._measured[at] else None,
-            commanded_a=(v[4], v[5], v[6]),
-            limit_a=(v[7], v[8], v[9]),
-            limit_kw=v[10],
-            source=self._sources[at],
-        )
+    def __len__(self) -> int:
+        return len(self._records)
 
 
 def _sharing(record: DecisionRecord, previous: DecisionRecord) -> DecisionRecord:
