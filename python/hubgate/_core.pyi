@@ -743,6 +743,13 @@ class Allocator:
 
         Raises `TopologyError` for a connector that does not exist.
         """
+    def reserved_a(self, connector: int, now: float) -> float:
+        """The current per phase (its largest phase) `connector` keeps reserved at `now` for
+        its EV to follow a decrease (`settle_s`; lowered by `confirm_draw`, freed by
+        `confirm_followed`); 0.0 for none.
+
+        Raises `TopologyError` for a connector that does not exist.
+        """
     def allocate(
         self,
         now: float,

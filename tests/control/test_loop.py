@@ -320,13 +320,34 @@ async def test_a_start_reported_late_is_not_taken_for_base_load(
         assert all(c.setpoint_a > 0 for r in records[-10:] for c in r.connectors)
 
 
-async def test_without_its_state_a_late_start_is_base_load(
+async def test_a_departure_its_state_reports_before_its_values_does_not_lower_the_base_load(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """The same charger without the state's time (a Modbus charger polled slowly): its
-    draw shows in the meter first and is counted as base load until it reports it."""
+    """The EV leaves; its status says so at once, its last values (drawing) come later: what
+    the meter no longer shows is not base load gone (which could be held as the base while
+    another EV starts, and let the others take more than the limit)."""
     sim = SimSite.build()
-    late = MeterValuesCharger("cp-3", connected=False)
+    leaving = MeterValuesCharger("cp-3", connected=True)
+    sim.chargers[2] = leaving
+    sim.meter.chargers[2] = leaving
+    async with running(sim) as loop:
+        await trio.sleep(40)
+        assert leaving.draw_a > 20
+        leaving.connected = False
+        await trio.sleep(6)  # its values every 4 s
+        base = [max(r.inputs["base_load_a"]["board"]) for r in loop.decisions.recent(24)]  # type: ignore[index]
+        assert min(base) >= -1.0, " ".join(f"{b:.1f}" for b in base)
+
+
+async def test_without_its_state_a_late_start_is_base_load_once_its_setpoint_settled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The same charger without the state's time (a Modbus charger polled slowly, here
+    every 30 s): its draw shows in the meter first. For `settle_s` after it was given its
+    setpoint, up to that setpoint, that is its start; after that, base load until it
+    reports it."""
+    sim = SimSite.build()
+    late = MeterValuesCharger("cp-3", connected=False, every_s=30.0)
     sim.chargers[2] = late
     sim.meter.chargers[2] = late
 
@@ -338,9 +359,13 @@ async def test_without_its_state_a_late_start_is_base_load(
     async with running(sim) as loop:
         await trio.sleep(40)
         late.connected = True
-        await trio.sleep(30)
-        base = [max(r.inputs["base_load_a"]["board"]) for r in loop.decisions.recent(30)]  # type: ignore[index]
-        assert max(base) > 5.0
+        await trio.sleep(8)  # its setpoint, its EV's reaction (2 s), the meter sees it
+        assert late.draw_a > 0
+        base = [max(r.inputs["base_load_a"]["board"]) for r in loop.decisions.recent(8)]  # type: ignore[index]
+        assert max(base) <= 1.0
+        await trio.sleep(10)
+        base = [max(r.inputs["base_load_a"]["board"]) for r in loop.decisions.recent(4)]  # type: ignore[index]
+        assert min(base) > 5.0
 
 
 async def test_a_charger_not_following_is_reserved_at_its_maximum(

@@ -328,9 +328,13 @@ cycle_s = 1
 
 
 def commanded(planner: CyclePlanner, readings: dict[str, object], now: float) -> Plan:
-    """One cycle at `now`: the plan, its every setpoint accepted at once."""
+    """One cycle at `now`: the plan, its every failsafe verified and setpoint accepted at
+    once."""
     plan = planner.plan(readings, now)
     assert plan is not None
+    for command in plan.commands:
+        if command.verify_first:
+            planner.failsafe_configured(command.index, ok=True)
     accepted = {c.name: AppliedLimit(c.current_a, c.phases, False, now) for c in plan.commands}
     planner.outcomes(plan, accepted, now, now)
     return plan
@@ -367,8 +371,9 @@ def test_an_idle_dc_charger_whose_minimum_was_taken_back_gets_it_as_soon_as_ther
             planner.limits.set("hpc", LimitSource.API, limit, now=now, lease_s=4, origin="t")
         plan = commanded(planner, {"hpc-1#1": idle}, float(now))
         offered.append(plan.result.setpoint_a[0] >= minimum)
-    # offered, taken back while the 1 A limit holds (2 s to 6 s), offered again at once
-    assert offered == [True, True, False, False, False, False, True, True, True, True, True, True]
+    # reserved until its failsafe is verified (its first cycle), offered, taken back while
+    # the 1 A limit holds (2 s to 6 s), offered again at once
+    assert offered == [False, True, False, False, False, False, True, True, True, True, True, True]
 
 
 def test_a_new_leader_counts_on_the_failsafes_its_predecessor_verified() -> None:

@@ -140,12 +140,13 @@ class SimCharger:
         return self.limit_a
 
     def advance(self, now: float) -> None:
-        """The EV follows the charger's limit after `REACTION_S`."""
+        """The EV follows the charger's limit after `REACTION_S`; unplugged, it draws nothing
+        at once."""
         limit = self.ev_max_a if self.ignores_limits else self.effective_limit(now)
         wanted = min(limit, self.ev_max_a) if self.connected else 0.0
         if wanted != getattr(self, "_wanted", None):
             self._wanted = wanted
-            self._previous_draw = self.draw_a
+            self._previous_draw = self.draw_a if self.connected else 0.0
             self._target_since = now
         self.draw_a = wanted if now - self._target_since >= REACTION_S else self._previous_draw
         self.history.append((now, self.draw_a))
@@ -267,21 +268,25 @@ class SimBox:
 
 @dataclass
 class SimSite:
-    """The test site's devices."""
+    """The test site's devices: its meters, the first the test site's board meter."""
 
     chargers: list[SimCharger]
-    meter: SimMeter
+    meters: list[SimMeter]
     box: SimBox
 
     @classmethod
     def build(cls) -> SimSite:
         chargers = [SimCharger(f"cp-{i}") for i in (1, 2, 3)]
-        return cls(chargers, SimMeter("board-meter", chargers), SimBox())
+        return cls(chargers, [SimMeter("board-meter", chargers)], SimBox())
+
+    @property
+    def meter(self) -> SimMeter:
+        return self.meters[0]
 
     def devices(self) -> SiteDevices:
         return SiteDevices(
             chargers={(c.id, 1): c for c in self.chargers},
-            meters={"board-meter": self.meter},
+            meters={m.id: m for m in self.meters},
             grid_operator=self.box,
         )
 
@@ -315,7 +320,7 @@ class PlannedSite:
         planner = CyclePlanner(
             site_config(extra),
             limits or LimitBook(),
-            meters=(sim.meter.id,),
+            meters=tuple(m.id for m in sim.meters),
             grid_operator_box=True,
             events=recorded,
         )
@@ -326,7 +331,8 @@ class PlannedSite:
         sim, planner, now = self.sim, self.planner, self.now
         control = planner.site.control
         readings = {f"{c.id}#1": _outcome(c.sample, now) for c in sim.chargers}
-        readings["meter:board-meter"] = _outcome(sim.meter.sample, now)
+        for sim_meter in sim.meters:
+            readings[f"meter:{sim_meter.id}"] = _outcome(sim_meter.sample, now)
         readings["grid-operator"] = _outcome(sim.box.sample, now)
         planner.checked({f"{c.id}#1": c.limit_check for c in sim.chargers})
         plan = planner.plan(readings, now)

@@ -260,6 +260,12 @@ class SiteAllocator:
         is free from the next cycle on, instead of after the full settle time."""
         self._core.confirm_followed(index)
 
+    def reserved_a(self, index: int, now: float) -> float:
+        """The current per phase the connector at `index` keeps reserved at `now` for its EV
+        to follow a decrease (`settle_s`, lowered by `confirm_draw`, freed by
+        `confirm_followed`); 0.0 for none."""
+        return self._core.reserved_a(index, now)
+
     def base_load(self, per_node: Mapping[str, tuple[float, float, float]]) -> array[float]:
         """The base-load column from per-node (L1, L2, L3) currents; missing nodes are 0 A."""
         column = array("d", bytes(8 * 3 * len(self.node_ids)))

@@ -72,6 +72,9 @@ class ConnectorRuntime:
     """The grid phase its EV draws on alone (a one-phase EV at a three-phase connector)."""
     one_phase_seen: tuple[int, float] | None = None
     """The phase its EV was first seen drawing on alone, and the reading's time."""
+    started: bool = False
+    """Its EV has drawn current since it last began to want it (one that has not may start
+    at any moment, before its values show it)."""
     held_a: float | None = None
     """Idle and held at its minimum (`wants_offer`): what it had been sent a cycle ago."""
 
@@ -126,8 +129,17 @@ class ConnectorRuntime:
         draws above is then counted as base load, never less). On its way down: the part
         of that reading above a setpoint lowered less than `settle_s` ago (the EV's
         reaction time); whether it still draws it, only a later reading or the meter
-        tells (`CyclePlanner._metered_base`)."""
+        tells (`CyclePlanner._metered_base`). None at all once a state newer than its
+        values says no EV takes current (unplugged, faulted): its last values are of
+        before, and counted they would hide as much base load."""
         reading, cap = self.reading, self.sent_a
+        if (
+            reading is not None
+            and reading.state is not None
+            and reading.state not in WANTING_STATES
+            and reading.state_newer_than_values()
+        ):
+            return _NONE, _NONE
         if reading is None or cap is None or reading.at >= self.sent_at:
             return self.draw, _NONE
         draw = self.draw

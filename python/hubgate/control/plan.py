@@ -16,11 +16,13 @@ sends what it plans and hands back what came of it:
    devices that are lost or back become events;
 2. `inputs`: base load per node (metered current minus the last known draw of the
    connectors below it, a value older than the connector's last setpoint capped at it,
-   held while a start is known from a charger's state but not yet
-   from its values; a node whose meter is not trusted its degraded share of the limit
-   in force; a node without a trusted meter the idle draw of the DC connectors below it),
+   held while a start is known from a charger's state but not yet from its values, or
+   while an EV given a new setpoint lately draws nothing yet; a node without a trusted
+   meter what the nodes below it carry plus the idle draw of the DC connectors at it,
+   and, when its meter is not trusted, at least the rest of the limit in force beyond its
+   degraded share),
    unreachable chargers' assumed draw (and the maximum of those not following
-   their limits, `checked`) reserved on their path, the limit book's
+   their limits, `checked`, or not verified yet) reserved on their path, the limit book's
    leases (node limits as extra base load, connector limits as EV limits, the grid
    operator's as the root power limit) and the EV-side limit from measured draw (an EV that
    takes less than offered is trimmed, so its headroom goes to others); `SiteEnergy` adds
@@ -58,6 +60,7 @@ from hubgate.control.allocation import (
 from hubgate.control.connector_runtime import (
     EV_HEADROOM_A,
     FOLLOWED_TOLERANCE_A,
+    ONE_PHASE_IDLE_A,
     WANTING_STATES,
     ConnectorRuntime,
     grid_draw,
@@ -166,6 +169,15 @@ class CyclePlanner:
             if m.id in meters
         }
         self.meter_reading: dict[str, Reading] = {}
+        self._meters_read: set[str] = set()
+        """The meters read this cycle (the others' last reading is older than the draws)."""
+        nodes = range(len(self.model.node_ids))
+        self._deepest_first = sorted(nodes, key=lambda n: -len(self.model.ancestors[n]))
+        self._children = [[c for c in nodes if self.model.parents[c] == n] for n in nodes]
+        self._own_idle_a = [
+            sum(info.idle_a for info in self.model.connectors if info.node == n) for n in nodes
+        ]
+        """Per node: the idle draw per phase of the DC connectors right at it."""
         self._held_base: dict[int, Phases3] = {}
         """Per metered node, its base load in the last cycle in which every connector's
         draw below it was known (`_metered_base`)."""
@@ -233,11 +245,13 @@ class CyclePlanner:
             elif info.name in readings:
                 runtime.watch.missed()
             self.devices.seen(info.name, runtime.watch.reachable(now), reading, now)
+        self._meters_read.clear()
         for meter_id, watch in self.meter_watch.items():
             reading = readings.get(f"meter:{meter_id}")
             if isinstance(reading, Reading) and reading.phase_currents() is not None:
                 watch.sample(reading.at)
                 self.meter_reading[meter_id] = reading
+                self._meters_read.add(meter_id)
             self.devices.seen(f"meter:{meter_id}", isinstance(reading, Reading), reading, now)
         for name, outcome in self.energy.absorb(readings).items():
             self.devices.seen(name, isinstance(outcome, Reading), outcome, now)
@@ -286,11 +300,24 @@ class CyclePlanner:
         assumed = runtime.watch.assumed_draw_a(now)
         if assumed is not None:
             return assumed, "unreachable"
-        if runtime.failsafe_unverified:
+        if runtime.failsafe_unverified or self._never_verified(index):
             return info.max_current_a, "failsafe not verified"
         if runtime.limit_check.following is False:
             return info.max_current_a, "not following its limit"
         return None
+
+    def _never_verified(self, index: int) -> bool:
+        """Whether the connector at `index` is an OCPP charger this gateway has neither
+        verified nor inherited: its boot and base profile outlast a cycle, meanwhile it
+        offers its EV what it likes (a Modbus charger is verified within the cycle)."""
+        runtime = self.connectors[index]
+        watch = runtime.watch
+        return (
+            self.model.connectors[index].protocol == "ocpp"
+            and watch.needs_verification
+            and runtime.failsafe_a is None
+            and watch.inherited_from is None
+        )
 
     def inputs(self, now: float) -> tuple[CycleInputs, list[str]]:
         """The allocator's input for this cycle and the notes for the decision record."""
@@ -335,13 +362,21 @@ class CyclePlanner:
             if reading.state in WANTING_STATES and reading.state_newer_than_values():
                 # Started (its status says so) before its values show it: what the meters
                 # see rise, up to what it may draw, is its draw, not base load.
-                allowance = info.max_current_a if runtime.sent_a is None else runtime.sent_a
+                allowance = (
+                    info.max_current_a if runtime.sent_a is None else self._counted_a(i, now)
+                )
                 for node in model.ancestors[info.node]:
                     for p in phases:
                         unknown[node][p] += max(allowance - runtime.draw[p], 0.0)
                 wanting[i] = True
                 ev_max[i] = runtime.ev_limit_a
                 continue
+            wants = reading.state in WANTING_STATES or (reading.state is None and drawn > 1.0)
+            if not wants:
+                runtime.started = False
+            elif drawn >= ONE_PHASE_IDLE_A:
+                runtime.started = True
+            not_yet = wants and not runtime.started  # wants current, has drawn none yet
             if (
                 runtime.lowered_at is not None
                 and runtime.sent_a is not None
@@ -350,12 +385,21 @@ class CyclePlanner:
             ):
                 if drawn <= runtime.sent_a + FOLLOWED_TOLERANCE_A:
                     # The headroom the decrease freed is confirmed: no need to wait out
-                    # settle_s.
-                    self.allocator.confirm_followed(i)
-                    runtime.lowered_at = None
+                    # settle_s. (Not by an EV that has not started yet: it may start at
+                    # the offer before the decrease, which it follows only later.)
+                    if not not_yet:
+                        self.allocator.confirm_followed(i)
+                        runtime.lowered_at = None
                 else:  # on its way down: what it still draws is all it keeps reserved
                     self.allocator.confirm_draw(i, drawn)
-            wants = reading.state in WANTING_STATES or (reading.state is None and drawn > 1.0)
+            if not_yet and now - runtime.sent_at < self._settle_s:
+                # Offered a new setpoint lately, not started yet: it may start any moment,
+                # at what the allocator counts for it, before its values show it (an OCPP
+                # station's lag); what the meters see rise up to that is its draw.
+                counted = self._counted_a(i, now)
+                for node in model.ancestors[info.node]:
+                    for p in phases:
+                        unknown[node][p] += max(counted - runtime.draw[p], 0.0)
             if info.three_phase and runtime.observe_phases(wants):
                 self.allocator.set_ev_phase(i, runtime.ev_phase)
                 self.energy.ev_phases[i] = 3 if runtime.ev_phase is None else 1
@@ -366,6 +410,7 @@ class CyclePlanner:
                 ev_max[i] = info.min_current_a
         measured: dict[int, Phases3] = {}
         share: dict[int, float] = {}
+        unread: set[int] = set()  # trusted, but not read this cycle
         for meter_id, watch in self.meter_watch.items():
             node = self.meter_node[meter_id]
             share[node] = watch.budget_share(now)
@@ -379,6 +424,8 @@ class CyclePlanner:
             currents = reading.signed_phase_currents() if reading is not None else None
             if share[node] >= 1.0 and currents is not None:
                 measured[node] = currents
+                if meter_id not in self._meters_read:
+                    unread.add(node)
         grid_operator_w, peak_w = fold_leases(
             self.limits,
             model,
@@ -390,18 +437,10 @@ class CyclePlanner:
             safety_margin_a=self.site.grid.safety_margin_a,
         )
         lease_cut = array("d", base)  # base was 0 before: the headroom the leases take
+        loads = self._base_loads(now, measured, share, unread, (known, unknown))
         for node in range(n_nodes):
-            degraded = node not in measured and node in share
-            limit = self.node_limit(node, now).phase_a if degraded else None
-            metered = self._metered_base(node, measured.get(node), known[node], unknown[node])
             for p in range(3):
-                if metered is not None:
-                    value = metered[p]
-                elif limit is not None:
-                    value = limit[p] * (1 - share[node]) + model.idle_a[node]
-                else:
-                    value = model.idle_a[node]  # a metered node sees it in its meter
-                base[3 * node + p] += value + reserved[node][p]
+                base[3 * node + p] += loads[node][p] + reserved[node][p]
             if node in share and share[node] < 1.0:
                 notes.append(f"{model.node_ids[node]} meter lost: {share[node]:.0%} budget")
         self._share_failsafes(now, base, reserved)
@@ -447,6 +486,52 @@ class CyclePlanner:
             ),
             notes,
         )
+
+    def _counted_a(self, index: int, now: float) -> float:
+        """What the allocator counts the connector at `index` at (A per phase): its
+        setpoint, or the one before a decrease while that stays reserved (`settle_s`)."""
+        sent = self.connectors[index].sent_a or 0.0
+        return max(sent, self.allocator.reserved_a(index, now))
+
+    def _base_loads(
+        self,
+        now: float,
+        measured: Mapping[int, Phases3],
+        share: Mapping[int, float],
+        unread: Collection[int],
+        draws: tuple[list[list[float]], list[list[float]]],
+    ) -> list[Phases3]:
+        """Every node's base load, deepest first: a trusted meter's metered base
+        (`_metered_base`; `draws`: the known and unknown draws below each node), held while
+        its meter was not read this cycle (its last reading is older than the draws); else
+        what the meters below it show (the allocator counts base load at its node only)
+        plus the idle draw of DC connectors no meter sees, and, for a meter not trusted, at
+        least the rest of its limit beyond its degraded share (that assumption is its own
+        node's: rolled up, two lost meters would leave the EVs nothing)."""
+        model = self.model
+        seen: list[Phases3] = [(0.0, 0.0, 0.0)] * len(model.node_ids)
+        """Per node: what the trusted meters at or below it show as base load, plus the
+        idle draw of the DC connectors below it that none of them sees."""
+        loads: list[Phases3] = [(0.0, 0.0, 0.0)] * len(model.node_ids)
+        known, unknown = draws
+        for node in self._deepest_first:
+            metered = self._held_base.get(node) if node in unread else None
+            if metered is None:
+                metered = self._metered_base(node, measured.get(node), known[node], unknown[node])
+            if metered is not None:
+                seen[node] = loads[node] = metered
+                continue
+            below = [self._own_idle_a[node]] * 3
+            for child in self._children[node]:
+                for p in range(3):
+                    below[p] += seen[child][p]
+            seen[node] = (below[0], below[1], below[2])
+            if node in share:  # a meter not trusted (or without phase currents)
+                limit = self.node_limit(node, now).phase_a
+                rest = 1 - share[node]
+                below = [max(below[p], limit[p] * rest + model.idle_a[node]) for p in range(3)]
+            loads[node] = (below[0], below[1], below[2])
+        return loads
 
     def _metered_base(
         self,

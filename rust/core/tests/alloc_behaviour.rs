@@ -244,11 +244,24 @@ fn freed_current_is_reused_once_measurement_confirms_the_decrease() {
     site.wanting = vec![1, 1];
     assert_eq!(site.at(1.0).setpoint_a, vec![16.0, 0.0]);
     assert_eq!(site.out.reason[1], Reason::AwaitingHeadroom);
+    assert_eq!(
+        site.alloc.reserved_a(0, 1.5).unwrap(),
+        32.0,
+        "its old setpoint"
+    );
+    assert_eq!(
+        site.alloc.reserved_a(0, 11.0).unwrap(),
+        0.0,
+        "settle_s later"
+    );
+    assert_eq!(site.alloc.reserved_a(1, 1.5).unwrap(), 0.0, "never lowered");
     // A reading after the decrease shows the first EV at 16 A: the start goes ahead
     // the next cycle, not 10 s later.
     site.alloc.confirm_followed(0).unwrap();
+    assert_eq!(site.alloc.reserved_a(0, 1.5).unwrap(), 0.0);
     assert_eq!(site.at(2.0).setpoint_a, vec![16.0, 16.0]);
     assert!(site.alloc.confirm_followed(2).is_err());
+    assert!(site.alloc.reserved_a(2, 2.0).is_err());
 }
 
 #[test]

@@ -430,6 +430,12 @@ impl Allocator {
         Ok(self.core.confirm_followed(connector.0)?)
     }
 
+    /// The current per phase connector `connector` keeps reserved at `now` for its EV
+    /// to follow a decrease; 0 for none.
+    fn reserved_a(&self, connector: TreeInt<usize>, now: f64) -> Result<f64, CoreError> {
+        Ok(self.core.reserved_a(connector.0, now)?)
+    }
+
     /// Runs one cycle. `base_load_a` has 3 values per node (L1, L2, L3, node by
     /// node); `ev_max_a`, `wanting`, `pv_mode`, `floor_a` and `laxity_s` one per
     /// connector (`floor_a`/`laxity_s` None: no deadline floors).

@@ -349,6 +349,21 @@ impl Allocator {
         Ok(())
     }
 
+    /// The current per phase (its largest phase) that `connector` keeps reserved at
+    /// `now` for its EV to follow a decrease (`settle_s`, lowered by
+    /// [`Self::confirm_draw`], freed by [`Self::confirm_followed`]); 0 for none.
+    pub fn reserved_a(&self, connector: usize, now: f64) -> Result<f64, TopologyError> {
+        let st = self
+            .states
+            .get(connector)
+            .ok_or(TopologyError::NoSuchConnector(connector))?;
+        Ok(if now < st.reserve_until {
+            st.reserve_phase_a.iter().copied().fold(0.0, f64::max)
+        } else {
+            0.0
+        })
+    }
+
     fn validate(&self, input: &CycleInput<'_>) -> Result<(), InputError> {
         let (n, c) = (self.topo.node_count(), self.topo.connector_count());
         check_len("base_load_a", input.base_load_a.len(), PHASES * n)?;
