@@ -1,7 +1,7 @@
 """Profiles of the hot paths with py-spy (the dev extras install it), for docs/performance.md.
 
     python bench/profile_paths.py modbus-sequential 20       # hubgate's master, 20 s
-    python bench/profile_paths.py modbus-250 20              # 250 devices read at once
+    python bench/profile_paths.py modbus-250 20              # 250 devices read together
     python bench/profile_paths.py ocpp 1000 20 10            # listener, 1,000 stations, 10x rate
     python bench/profile_paths.py cycle 0.1 20               # the gateway, depot-500, 100 ms cycle
 
@@ -22,7 +22,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from functools import partial
 from pathlib import Path
 
 import trio
@@ -86,11 +85,12 @@ def modbus(case: str, seconds: float) -> Path:
     sys.path.insert(0, str(BENCH.parent))
     from bench.test_bench_modbus_transport import (
         DEVICE_COUNT,
+        PLAN,
         SEQUENTIAL,
         TrioClient,
         peer_process,
     )
-    from hubgate.control.cycle import gather_by_deadline
+    from hubgate.modbus.plan_group import read_plans
 
     out = OUT / f"hubgate-profile-{case}.txt"
     peer = ("pymodbus",) if case == "modbus-sequential" else ("trio", str(DEVICE_COUNT))
@@ -101,9 +101,8 @@ def modbus(case: str, seconds: float) -> Path:
             for _ in range(SEQUENTIAL):
                 await client.devices[0].read_registers(0, 10)
 
-        async def at_once() -> None:
-            reads = {str(i): partial(d.read_registers, 0, 10) for i, d in enumerate(client.devices)}
-            await gather_by_deadline(reads, trio.current_time() + 1.0)
+        async def at_once() -> None:  # as the benchmark and the control loop read them
+            await read_plans([(d, PLAN) for d in client.devices], trio.current_time() + 1.0)
 
         round_ = sequential if case == "modbus-sequential" else at_once
         client.run(round_)  # warm

@@ -13,9 +13,11 @@ connection, `READS` full reads per round:
 - pymodbus: `AsyncModbusTcpClient.read_holding_registers` for the same
   requests, then `convert_from_registers` per field with scale and sentinel.
 Each client runs its own event loop in a thread; a round is handed over from the
-benchmark thread. The wall time is mostly the server's; `extra_info` adds
-`client_cpu_us_per_read`, this process's CPU time per read (the server runs in
-another process), which the machine's other load does not inflate.
+benchmark thread, each timed round right after one untimed round of the other impl
+(so a change of the machine's load hits both). The wall time is mostly the server's;
+`extra_info` adds `client_cpu_us_per_read`, this process's CPU time per read (the
+server runs in another process), which the machine's other load does not inflate,
+and `interleaved_cpu_us_per_read`, the other impl's from the rounds in between.
 """
 
 from __future__ import annotations
@@ -150,73 +152,82 @@ class CpuTimed:
         self.rounds += 1
 
 
+ROUNDS = 15
+"""Timed rounds per impl, each after one untimed round of the other impl."""
+
+
 @pytest.mark.parametrize("impl", ["hubgate", "pymodbus"])
 @pytest.mark.benchmark(group="device-read-alfen")
 def test_full_read_and_decode(benchmark: Any, impl: str, alfen_port: int) -> None:
     readings: list[dict[str, Any]] = []
-    if impl == "hubgate":
-        drivers: list[ProfileCharger] = []
+    drivers: list[ProfileCharger] = []
 
-        async def serve_driver(stop: trio.Event) -> None:
-            master = TcpMaster("127.0.0.1", alfen_port, timeout_s=5)
-            drivers.append(
-                ProfileCharger("cp", PROFILE, ModbusDevice(master, PROFILE.transport.unit))
+    async def serve_driver(stop: trio.Event) -> None:
+        master = TcpMaster("127.0.0.1", alfen_port, timeout_s=5)
+        drivers.append(ProfileCharger("cp", PROFILE, ModbusDevice(master, PROFILE.transport.unit)))
+        await stop.wait()
+        await master.aclose()
+
+    async def hubgate_round() -> None:
+        for _ in range(READS):
+            reading: Reading = await drivers[0].read()
+            readings.append(
+                {str(q): v for q, v in (*reading.values.items(), *reading.text.items())}
             )
-            await stop.wait()
-            await master.aclose()
 
-        async def hubgate_round() -> None:
-            for _ in range(READS):
-                reading: Reading = await drivers[0].read()
-                readings.append(
-                    {str(q): v for q, v in (*reading.values.items(), *reading.text.items())}
+    specs = field_specs(PROFILE)
+    requests = read_plan(PROFILE, specs).requests
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    clients: list[AsyncModbusTcpClient] = []
+    unit = PROFILE.transport.unit
+
+    async def pymodbus_round() -> None:
+        for _ in range(READS):
+            blocks: list[tuple[int, Sequence[int]]] = []
+            for request in requests:
+                assert isinstance(request, Request.ReadHoldingRegisters)
+                response = await clients[0].read_holding_registers(
+                    request.address, count=request.count, device_id=unit
                 )
+                blocks.append((request.address, response.registers))
+            readings.append(pymodbus_values(specs, blocks))
 
-        with trio_loop(serve_driver) as token:
-            trio.from_thread.run(hubgate_round, trio_token=token)  # connect, compile the plan
-            timed = CpuTimed(partial(trio.from_thread.run, trio_token=token))
-            benchmark(timed, hubgate_round)
-    else:
-        specs = field_specs(PROFILE)
-        requests = read_plan(PROFILE, specs).requests
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, daemon=True)
-        thread.start()
-        clients: list[AsyncModbusTcpClient] = []
-        unit = PROFILE.transport.unit
+    def run_asyncio(fn: Callable[[], Awaitable[None]]) -> None:
+        future: Future[None] = asyncio.run_coroutine_threadsafe(fn(), loop)  # type: ignore[arg-type]
+        future.result(30)
 
-        async def pymodbus_round() -> None:
-            for _ in range(READS):
-                blocks: list[tuple[int, Sequence[int]]] = []
-                for request in requests:
-                    assert isinstance(request, Request.ReadHoldingRegisters)
-                    response = await clients[0].read_holding_registers(
-                        request.address, count=request.count, device_id=unit
-                    )
-                    blocks.append((request.address, response.registers))
-                values = pymodbus_values(specs, blocks)
-                readings.append(values)
+    async def connect() -> None:  # the client binds to the running loop
+        clients.append(AsyncModbusTcpClient("127.0.0.1", port=alfen_port, timeout=5))
+        assert await clients[0].connect()
 
-        def run(fn: Callable[[], Awaitable[None]]) -> None:
-            future: Future[None] = asyncio.run_coroutine_threadsafe(fn(), loop)  # type: ignore[arg-type]
-            future.result(30)
+    run_asyncio(connect)
+    with trio_loop(serve_driver) as token:
+        trio.from_thread.run(hubgate_round, trio_token=token)  # connect, compile the plan
+        hubgate = CpuTimed(partial(trio.from_thread.run, trio_token=token))
+        pymodbus = CpuTimed(run_asyncio)
+        timed, own, peer, peer_round = (
+            (hubgate, hubgate_round, pymodbus, pymodbus_round)
+            if impl == "hubgate"
+            else (pymodbus, pymodbus_round, hubgate, hubgate_round)
+        )
 
-        async def connect() -> None:  # the client binds to the running loop
-            clients.append(AsyncModbusTcpClient("127.0.0.1", port=alfen_port, timeout=5))
-            assert await clients[0].connect()
+        def peer_first() -> None:  # the other impl's round, untimed: load drift hits both
+            peer(peer_round)
 
-        run(connect)
-        timed = CpuTimed(run)
-        benchmark(timed, pymodbus_round)
-        clients[0].close()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+        benchmark.pedantic(timed, args=(own,), setup=peer_first, rounds=ROUNDS, warmup_rounds=1)
+    clients[0].close()
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()
     benchmark.extra_info["client_cpu_us_per_read"] = 1e6 * timed.cpu_s / (timed.rounds * READS)
-    benchmark.extra_info["requests_per_read"] = len(
-        read_plan(PROFILE, field_specs(PROFILE)).requests
+    benchmark.extra_info["interleaved_cpu_us_per_read"] = (
+        1e6 * peer.cpu_s / (max(peer.rounds, 1) * READS)
     )
-    assert set(readings[-1]) == set(field_specs(PROFILE))
+    benchmark.extra_info["requests_per_read"] = len(requests)
+    assert set(readings[-1]) == set(specs)
+    assert set(readings[-1 - READS]) == set(specs)  # the other impl's
     assert len(readings) % READS == 0
 
 

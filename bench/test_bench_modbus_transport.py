@@ -12,10 +12,13 @@ Groups, `impl` in (hubgate, pymodbus):
   under `gather_by_deadline`, each device's `read_plan`); target <= 100 ms.
 
 Each client runs its own event loop in a thread, with connections opened before
-the rounds; a round is handed over from the benchmark thread. Besides wall time,
-`extra_info` has `requests_per_s` (median) and `client_cpu_us_per_request`: the
-client process's CPU time per request, which the other load on a shared machine
-does not inflate.
+the rounds; a round is handed over from the benchmark thread. The impls take turns:
+each timed round comes right after one untimed round of the other impl (hubgate's
+impls after pymodbus's, pymodbus after hubgate's), so a change of the machine's load
+hits both. Besides wall time, `extra_info` has `requests_per_s` (median),
+`client_cpu_us_per_request`: the client process's CPU time per request, which the
+other load on a shared machine does not inflate, and
+`interleaved_cpu_us_per_request`: the other impl's, from the rounds in between.
 """
 
 from __future__ import annotations
@@ -167,34 +170,55 @@ def report(benchmark: Any, timed: CpuTimed, requests: int) -> None:
     )
 
 
+ROUNDS = 15
+"""Timed rounds per impl, each after one untimed round of the other impl."""
+
+
+def interleaved(
+    benchmark: Any,
+    timed: CpuTimed,
+    round_: Callable[[], Awaitable[object]],
+    peer: CpuTimed,
+    peer_round: Callable[[], Awaitable[object]],
+    requests: int,
+) -> None:
+    """Benchmark `round_`, each round right after one of the peer's (`setup`, untimed), so a
+    change of the machine's load hits both; `extra_info` gets both impls' CPU per request."""
+
+    def peer_first() -> None:
+        peer(peer_round)
+
+    benchmark.pedantic(timed, args=(round_,), setup=peer_first, rounds=ROUNDS, warmup_rounds=1)
+    report(benchmark, timed, requests)
+    benchmark.extra_info["interleaved_cpu_us_per_request"] = (
+        1e6 * peer.cpu_s / (max(peer.rounds, 1) * requests)
+    )
+
+
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.benchmark(group="modbus-tcp-fc3-sequential")
 def test_sequential_requests(benchmark: Any, impl: str, pymodbus_port: int) -> None:
     results: list[list[int]] = []
+    trio_client = TrioClient([pymodbus_port])
+    asyncio_client = AsyncioClient([pymodbus_port])
+    device = trio_client.devices[0]
+    peer = asyncio_client.clients[0]
+
+    async def hubgate_round() -> None:
+        for _ in range(SEQUENTIAL):
+            results.append(await device.read_registers(0, 10))
+
+    async def pymodbus_round() -> None:
+        for _ in range(SEQUENTIAL):
+            results.append((await peer.read_holding_registers(0, count=10, device_id=1)).registers)
+
+    hubgate, pymodbus = CpuTimed(trio_client.run), CpuTimed(asyncio_client.run)
     if impl == "hubgate":
-        client = TrioClient([pymodbus_port])
-        device = client.devices[0]
-
-        async def hubgate_round() -> None:
-            for _ in range(SEQUENTIAL):
-                results.append(await device.read_registers(0, 10))
-
-        timed = CpuTimed(client.run)
-        benchmark(timed, hubgate_round)
+        interleaved(benchmark, hubgate, hubgate_round, pymodbus, pymodbus_round, SEQUENTIAL)
     else:
-        client = AsyncioClient([pymodbus_port])  # type: ignore[assignment]
-        peer = client.clients[0]  # type: ignore[attr-defined]
-
-        async def pymodbus_round() -> None:
-            for _ in range(SEQUENTIAL):
-                results.append(
-                    (await peer.read_holding_registers(0, count=10, device_id=1)).registers
-                )
-
-        timed = CpuTimed(client.run)
-        benchmark(timed, pymodbus_round)
-    client.close()
-    report(benchmark, timed, SEQUENTIAL)
+        interleaved(benchmark, pymodbus, pymodbus_round, hubgate, hubgate_round, SEQUENTIAL)
+    trio_client.close()
+    asyncio_client.close()
     assert results[-1] == EXPECTED
     assert len(results) % SEQUENTIAL == 0
 
@@ -203,40 +227,36 @@ def test_sequential_requests(benchmark: Any, impl: str, pymodbus_port: int) -> N
 @pytest.mark.benchmark(group="modbus-read-250-devices")
 def test_read_250_devices_once(benchmark: Any, impl: str, device_ports: list[int]) -> None:
     rounds: list[list[object]] = []
-    if impl == "hubgate":
-        client = TrioClient(device_ports)
+    trio_client = TrioClient(device_ports)
+    asyncio_client = AsyncioClient(device_ports)
+    peers = asyncio_client.clients
 
-        async def hubgate_round() -> None:
-            # As the control loop reads its devices' plans: together, under one deadline.
-            reads = [(device, PLAN) for device in client.devices]
-            rounds.append(list(await read_plans(reads, trio.current_time() + 1.0)))
+    async def hubgate_round() -> None:
+        # As the control loop reads its devices' plans: together, under one deadline.
+        reads = [(device, PLAN) for device in trio_client.devices]
+        rounds.append(list(await read_plans(reads, trio.current_time() + 1.0)))
 
-        timed = CpuTimed(client.run)
-        benchmark(timed, hubgate_round)
-    elif impl == "per-device-tasks":
-        client = TrioClient(device_ports)
+    async def tasks_round() -> None:
+        devices = trio_client.devices
+        results = await gather_by_deadline(
+            {str(i): partial(d.read_plan, PLAN) for i, d in enumerate(devices)},
+            trio.current_time() + 1.0,
+        )
+        rounds.append([results[str(i)] for i in range(len(devices))])
 
-        async def tasks_round() -> None:
-            results = await gather_by_deadline(
-                {str(i): partial(d.read_plan, PLAN) for i, d in enumerate(client.devices)},
-                trio.current_time() + 1.0,
-            )
-            rounds.append([results[str(i)] for i in range(len(client.devices))])
+    async def pymodbus_round() -> None:
+        responses = await asyncio.gather(
+            *(peer.read_holding_registers(0, count=10, device_id=1) for peer in peers)
+        )
+        rounds.append([r.registers for r in responses])
 
-        timed = CpuTimed(client.run)
-        benchmark(timed, tasks_round)
+    hubgate, pymodbus = CpuTimed(trio_client.run), CpuTimed(asyncio_client.run)
+    if impl == "pymodbus":
+        interleaved(benchmark, pymodbus, pymodbus_round, hubgate, hubgate_round, DEVICE_COUNT)
     else:
-        client = AsyncioClient(device_ports)  # type: ignore[assignment]
-        peers = client.clients  # type: ignore[attr-defined]
-
-        async def pymodbus_round() -> None:
-            responses = await asyncio.gather(
-                *(peer.read_holding_registers(0, count=10, device_id=1) for peer in peers)
-            )
-            rounds.append([r.registers for r in responses])
-
-        timed = CpuTimed(client.run)
-        benchmark(timed, pymodbus_round)
-    client.close()
-    report(benchmark, timed, DEVICE_COUNT)
+        own = hubgate_round if impl == "hubgate" else tasks_round
+        interleaved(benchmark, hubgate, own, pymodbus, pymodbus_round, DEVICE_COUNT)
+    trio_client.close()
+    asyncio_client.close()
     assert rounds[-1] == [EXPECTED] * DEVICE_COUNT
+    assert rounds[-2] == [EXPECTED] * DEVICE_COUNT  # the other impl's

@@ -21,6 +21,7 @@ __all__ = [
     "AllocationInputError",
     "Allocator",
     "CodecError",
+    "ConnectorPaths",
     "CrcError",
     "DeadlinePlan",
     "DeadlinePlanner",
@@ -799,6 +800,36 @@ class DeadlinePlanner:
         max_w: Buffer | Sequence[float],
     ) -> DeadlinePlan:
         """Plans every session; raises `PlanInputError` for unusable input."""
+
+@final
+class ConnectorPaths:
+    """Each connector's path up the site's tree and its grid phases."""
+
+    def __new__(
+        cls, nodes: int, paths: Sequence[Sequence[int]], phases: Sequence[Sequence[int]]
+    ) -> ConnectorPaths:
+        """Per connector: its path of node indices (its own node first) in a tree of `nodes`
+        nodes, and its grid phases (0-2); raises `TopologyError` for a node or phase the
+        site does not have."""
+    def __len__(self) -> int: ...
+    def sum_up(self, per_connector: Sequence[tuple[float, float, float]]) -> array[float]:
+        """Each connector's (L1, L2, L3) currents added up at every node on its path, in
+        connector order: three values per node. Raises `AllocationInputError` when there
+        is not one triple per connector."""
+    def share_failsafe(
+        self,
+        fixed_a: Buffer | Sequence[float],
+        session: Buffer | Sequence[bool],
+        holds: Buffer | Sequence[bool],
+        room_a: Buffer | Sequence[float],
+        failsafe_a: float,
+    ) -> array[float]:
+        """The failsafe budget (`hubgate_core::failsafe`): per connector, the failsafe current
+        it is to be configured with, its fixed one (`fixed_a`, NaN: none), else `failsafe_a`
+        or 0: the fixed ones first (room or not), then those with a `session`, then those
+        that `holds` it already (a new grant needs 1 A more room), then by index, each where
+        every node on its path has room on its phases (`room_a`: 3 values per node). Raises
+        `AllocationInputError` for columns of the wrong length."""
 
 @final
 class WebSocketDecoder:

@@ -3,10 +3,13 @@ what the chargers fall back to without hubgate never takes a node over it."""
 
 from __future__ import annotations
 
+import math
 import tomllib
 
+import pytest
+
+from hubgate._core import AllocationInputError, ConnectorPaths, TopologyError
 from hubgate.config.model import SiteConfig
-from hubgate.control.failsafe_budget import FailsafeSeat, failsafe_budget
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
 from hubgate.control.plan import CyclePlanner
 from hubgate.devices.model import AppliedLimit, Reading
@@ -15,13 +18,30 @@ from hubgate.profiles.model import IecState, Quantity
 THREE = (0, 1, 2)
 
 
+def _share(
+    paths: ConnectorPaths,
+    room: list[list[float]],
+    *,
+    fixed: dict[int, float] | None = None,
+    session: int = 0,
+    holds: int = 0,
+) -> list[float]:
+    """`fixed`: the fixed failsafes by connector; `session`/`holds`: the connectors with a
+    session / holding the failsafe, as bits."""
+    n = len(paths)
+    fixed_a = [(fixed or {}).get(i, math.nan) for i in range(n)]
+    flags = [[bool(bits >> i & 1) for i in range(n)] for bits in (session, holds)]
+    return list(paths.share_failsafe(fixed_a, *flags, [a for node in room for a in node], 6.0))
+
+
 def test_the_charger_zoo_fits_its_connection_and_its_curtailment() -> None:
     """The zoo's 104 three-phase connectors at 6 A take 624 A per phase: 96 fit its 400 kW
     (580 A per phase), 38 the grid operator's 40 % (232 A), the ones with an EV first."""
-    seats = [FailsafeSeat((0,), THREE, session=i % 2 == 1) for i in range(104)]
-    granted = failsafe_budget(seats, [[580.0] * 3], 6.0)
+    paths = ConnectorPaths(1, [(0,)] * 104, [THREE] * 104)
+    odd = sum(1 << i for i in range(1, 104, 2))
+    granted = _share(paths, [[580.0] * 3], session=odd)
     assert sum(1 for a in granted if a) == 96
-    curtailed = failsafe_budget(seats, [[232.0] * 3], 6.0)
+    curtailed = _share(paths, [[232.0] * 3], session=odd)
     assert sum(1 for a in curtailed if a) == 38
     assert all(curtailed[i] == 6.0 for i in range(1, 76, 2))  # 38 with sessions
     assert not any(curtailed[i] for i in range(0, 104, 2))
@@ -29,24 +49,39 @@ def test_the_charger_zoo_fits_its_connection_and_its_curtailment() -> None:
 
 def test_every_node_on_the_path_and_only_the_phases_drawn_count() -> None:
     room = [[20.0, 20.0, 20.0], [13.0, 13.0, 6.0]]  # the connection, a board below it
-    seats = [
-        FailsafeSeat((1, 0), THREE, holds=True),
-        FailsafeSeat((1, 0), (0,), holds=True),  # one phase, L1
-        FailsafeSeat((1, 0), (2,), holds=True),  # one phase, L3: the board's L3 is full
-        FailsafeSeat((0,), THREE, holds=True),
-        FailsafeSeat((0,), THREE, holds=True),  # the connection is full on L1
-    ]
-    assert failsafe_budget(seats, room, 6.0) == [6.0, 6.0, 0.0, 6.0, 0.0]
+    # three-phase; one phase L1; one phase L3 (the board's L3 is full); the connection's L1
+    # is full for the last
+    on = [THREE, (0,), (2,), THREE, THREE]
+    paths = ConnectorPaths(2, [(1, 0), (1, 0), (1, 0), (0,), (0,)], on)
+    assert _share(paths, room, holds=0b11111) == [6.0, 6.0, 0.0, 6.0, 0.0]
 
 
 def test_a_fixed_failsafe_counts_first_and_a_new_grant_needs_more_room() -> None:
-    room = [[13.0] * 3]
-    seats = [FailsafeSeat((0,), THREE), FailsafeSeat((0,), THREE, fixed=True)]
+    paths = ConnectorPaths(1, [(0,), (0,)], [THREE, THREE])
     # the device-set one takes its 6 A first; 7 A is left, one more fits only with 7 A
-    assert failsafe_budget(seats, [list(r) for r in room], 6.0) == [6.0, 6.0]
-    assert failsafe_budget(seats, [[12.5] * 3], 6.0) == [0.0, 6.0]
-    holding = [FailsafeSeat((0,), THREE, holds=True), FailsafeSeat((0,), THREE, fixed=True)]
-    assert failsafe_budget(holding, [[12.5] * 3], 6.0) == [6.0, 6.0]
+    assert _share(paths, [[13.0] * 3], fixed={1: 6.0}) == [6.0, 6.0]
+    assert _share(paths, [[12.5] * 3], fixed={1: 6.0}) == [0.0, 6.0]
+    assert _share(paths, [[12.5] * 3], fixed={1: 6.0}, holds=0b01) == [6.0, 6.0]
+    # room or not, and what it is fixed at
+    assert _share(paths, [[1.0] * 3], fixed={1: 6.0}, holds=0b01) == [0.0, 6.0]
+    assert _share(paths, [[16.0] * 3], fixed={1: 10.0}, holds=0b01) == [6.0, 10.0]
+    assert _share(paths, [[15.0] * 3], fixed={1: 10.0}, holds=0b01) == [0.0, 10.0]
+
+
+def test_paths_the_site_does_not_have_and_columns_that_do_not_fit_are_errors() -> None:
+    with pytest.raises(TopologyError, match="connector 0: no node 2"):
+        ConnectorPaths(2, [(2, 0)], [THREE])
+    with pytest.raises(TopologyError, match="no grid phase 3"):
+        ConnectorPaths(1, [(0,)], [(3,)])
+    paths = ConnectorPaths(1, [(0,)], [THREE])
+    with pytest.raises(AllocationInputError, match="fixed_a: 2 values where 1"):
+        paths.share_failsafe([math.nan] * 2, [False], [False], [1.0] * 3, 6.0)
+    with pytest.raises(AllocationInputError, match="room_a: 6 values where 3"):
+        paths.share_failsafe([math.nan], [False], [False], [1.0] * 6, 6.0)
+    with pytest.raises(AllocationInputError, match="per_connector: 2 values where 1"):
+        paths.sum_up([(1.0, 2.0, 3.0)] * 2)
+    two = ConnectorPaths(2, [(1, 0), (0,)], [(2,), THREE])
+    assert list(two.sum_up([(0, 0, 4), (1, 2, 3)])) == [1.0, 2.0, 7.0, 0.0, 0.0, 4.0]
 
 
 SITE_TOML = """

@@ -41,10 +41,14 @@ async def answer_reads(stream: trio.SocketStream) -> None:
                 request = event.request
                 assert isinstance(request, Request.ReadHoldingRegisters)
                 registers = REGISTERS[request.address : request.address + request.count]
-                response = Response.ReadHoldingRegisters(registers)
-                await stream.send_all(
-                    TcpServerCodec.encode_response(event.transaction_id, event.unit, response)
-                )
+                if len(registers) == request.count:
+                    response = Response.ReadHoldingRegisters(registers)
+                    frame = TcpServerCodec.encode_response(
+                        event.transaction_id, event.unit, response
+                    )
+                else:  # outside the registers (a stray client): illegal data address
+                    frame = TcpServerCodec.encode_exception(event.transaction_id, event.unit, 3, 2)
+                await stream.send_all(frame)
 
 
 class LoopbackDevices:

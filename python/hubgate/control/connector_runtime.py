@@ -175,6 +175,13 @@ def grid_draw(reading: Reading, grid_phases: tuple[int, int, int]) -> Phases3:
     return (draw[0], draw[1], draw[2])
 
 
+def rise_to(allowance: float, unknown: Phases3, draw: Phases3, phases: tuple[int, ...]) -> Phases3:
+    """`unknown` plus, on `phases`, what a connector drawing `draw` may still rise to
+    `allowance` (A per phase)."""
+    rise = [max(allowance - draw[p], 0.0) if p in phases else 0.0 for p in range(3)]
+    return (unknown[0] + rise[0], unknown[1] + rise[1], unknown[2] + rise[2])
+
+
 _NONE: Phases3 = (0.0, 0.0, 0.0)
 _L1 = Quantity.CURRENT_L1
 _L2 = Quantity.CURRENT_L2

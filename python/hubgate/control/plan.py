@@ -64,6 +64,7 @@ from hubgate.control.connector_runtime import (
     WANTING_STATES,
     ConnectorRuntime,
     grid_draw,
+    rise_to,
 )
 from hubgate.control.cycle import LoopTiming
 from hubgate.control.deadlines import hold_back
@@ -71,7 +72,6 @@ from hubgate.control.decisions import Phases3
 from hubgate.control.demand import DemandState
 from hubgate.control.device_watch import DeviceWatch, device_paths
 from hubgate.control.failsafe import ChargerWatch, MeterWatch
-from hubgate.control.failsafe_budget import FailsafeSeat, failsafe_budget
 from hubgate.control.grid_operator import grid_operator_input, operator_power_source
 from hubgate.control.horizon import Horizon
 from hubgate.control.limit_in_force import NodeLimit, fold_leases, node_limit
@@ -206,9 +206,14 @@ class CyclePlanner:
         """Which devices answer, and the events when that changes."""
         self.last_result: CycleResult | None = None
         modbus = {(c.id, k.id) for c in site.chargers if c.modbus is not None for k in c.connectors}
-        self._fixed_failsafe = [info.key in modbus for info in self.model.connectors]
-        """Connectors whose device's failsafe hubgate may not be able to lower (Modbus)."""
-        self.failsafe_a = [control.failsafe_current_a] * len(self.model.connectors)
+        connectors = self.model.connectors
+        failsafe = control.failsafe_current_a
+        self._fixed_failsafe = array(
+            "d", [failsafe if info.key in modbus else math.nan for info in connectors]
+        )
+        """Per connector, the failsafe current its device falls back to whatever it is told
+        (NaN: the one it is told): a Modbus device's may be fixed."""
+        self.failsafe_a: Sequence[float] = [control.failsafe_current_a] * len(connectors)
         """The failsafe current each connector is to be configured with (`_share_failsafes`)."""
         self.last_inputs: CycleInputs | None = None
 
@@ -325,27 +330,31 @@ class CyclePlanner:
         model = self.model
         n_nodes = len(model.node_ids)
         base = array("d", bytes(8 * 3 * n_nodes))
-        known = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
+        draws: list[Phases3] = []  # per connector, what counts against its meters
+        unknowns: list[Phases3] = []  # ... and what they may show above that
         reserved = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
         reserved_w = 0.0  # what the reserved connectors may draw on top of their draw
-        unknown = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
         ev_max = array("d", [math.inf]) * len(model.connectors)
         wanting = array("b", bytes(len(model.connectors)))
+        session = bytearray(len(model.connectors))  # an EV plugged in, for the failsafe budget
+        holds = bytearray(len(model.connectors))  # configured with the failsafe current now
+        failsafe = self.site.control.failsafe_current_a
         notes: list[str] = []
         for i, (info, runtime) in enumerate(zip(model.connectors, self.connectors, strict=True)):
+            reading = runtime.reading
+            session[i] = reading is not None and reading.state in WANTING_STATES
+            holds[i] = runtime.failsafe_a == failsafe
             self.devices.fallback(
                 info.name,
                 runtime.watch,
                 now,
                 lease_s=self.site.control.lease_s,
-                failsafe_a=self.site.control.failsafe_current_a,
+                failsafe_a=failsafe,
             )
             reserved_at = self.reservation(i, now)
             draw, falling = runtime.known_draw(now, self._settle_s)
-            for node in model.ancestors[info.node]:
-                for p in range(3):
-                    known[node][p] += draw[p]
-                    unknown[node][p] += falling[p]
+            draws.append(draw)
+            unknowns.append(falling)
             phases = (info.grid_phases[0],) if info.one_phase else (0, 1, 2)
             if reserved_at is not None:
                 assumed, why = reserved_at
@@ -355,7 +364,6 @@ class CyclePlanner:
                 reserved_w += sum(max(assumed - draw[p], 0.0) for p in phases) * model.voltage_v
                 notes.append(f"{info.name} {why}: {assumed:g} A reserved")
                 continue
-            reading = runtime.reading
             if reading is None:
                 continue
             drawn = max(runtime.draw)
@@ -365,9 +373,7 @@ class CyclePlanner:
                 allowance = (
                     info.max_current_a if runtime.sent_a is None else self._counted_a(i, now)
                 )
-                for node in model.ancestors[info.node]:
-                    for p in phases:
-                        unknown[node][p] += max(allowance - runtime.draw[p], 0.0)
+                unknowns[-1] = rise_to(allowance, falling, runtime.draw, phases)
                 wanting[i] = True
                 ev_max[i] = runtime.ev_limit_a
                 continue
@@ -396,10 +402,7 @@ class CyclePlanner:
                 # Offered a new setpoint lately, not started yet: it may start any moment,
                 # at what the allocator counts for it, before its values show it (an OCPP
                 # station's lag); what the meters see rise up to that is its draw.
-                counted = self._counted_a(i, now)
-                for node in model.ancestors[info.node]:
-                    for p in phases:
-                        unknown[node][p] += max(counted - runtime.draw[p], 0.0)
+                unknowns[-1] = rise_to(self._counted_a(i, now), unknowns[-1], runtime.draw, phases)
             if info.three_phase and runtime.observe_phases(wants):
                 self.allocator.set_ev_phase(i, runtime.ev_phase)
                 self.energy.ev_phases[i] = 3 if runtime.ev_phase is None else 1
@@ -437,13 +440,14 @@ class CyclePlanner:
             safety_margin_a=self.site.grid.safety_margin_a,
         )
         lease_cut = array("d", base)  # base was 0 before: the headroom the leases take
+        known, unknown = model.paths.sum_up(draws), model.paths.sum_up(unknowns)
         loads = self._base_loads(now, measured, share, unread, (known, unknown))
         for node in range(n_nodes):
             for p in range(3):
                 base[3 * node + p] += loads[node][p] + reserved[node][p]
             if node in share and share[node] < 1.0:
                 notes.append(f"{model.node_ids[node]} meter lost: {share[node]:.0%} budget")
-        self._share_failsafes(now, base, reserved)
+        self._share_failsafes(now, base, reserved, session, holds)
         operator_w = grid_operator_w  # the battery is no §14a device: it gets no floor
         if self.paragraph_14a is not None and math.isfinite(grid_operator_w):
             # the rest of the site: connectors reserved at their maximum are EV load
@@ -499,10 +503,11 @@ class CyclePlanner:
         measured: Mapping[int, Phases3],
         share: Mapping[int, float],
         unread: Collection[int],
-        draws: tuple[list[list[float]], list[list[float]]],
+        draws: tuple[Sequence[float], Sequence[float]],
     ) -> list[Phases3]:
         """Every node's base load, deepest first: a trusted meter's metered base
-        (`_metered_base`; `draws`: the known and unknown draws below each node), held while
+        (`_metered_base`; `draws`: the known and unknown draws below each node, three
+        per node), held while
         its meter was not read this cycle (its last reading is older than the draws); else
         what the meters below it show (the allocator counts base load at its node only)
         plus the idle draw of DC connectors no meter sees, and, for a meter not trusted, at
@@ -517,7 +522,8 @@ class CyclePlanner:
         for node in self._deepest_first:
             metered = self._held_base.get(node) if node in unread else None
             if metered is None:
-                metered = self._metered_base(node, measured.get(node), known[node], unknown[node])
+                at = slice(3 * node, 3 * node + 3)
+                metered = self._metered_base(node, measured.get(node), known[at], unknown[at])
             if metered is not None:
                 seen[node] = loads[node] = metered
                 continue
@@ -537,8 +543,8 @@ class CyclePlanner:
         self,
         node: int,
         measured: Phases3 | None,
-        known: list[float],
-        unknown: list[float],
+        known: Sequence[float],
+        unknown: Sequence[float],
     ) -> Phases3 | None:
         """A metered node's base load: measured minus the known draws below it, signed (PV
         and a discharging battery below it make it negative: headroom for the EVs). While
@@ -561,27 +567,25 @@ class CyclePlanner:
             max(held[2], raw[2] - unknown[2]),
         )
 
-    def _share_failsafes(self, now: float, base: array[float], reserved: list[list[float]]) -> None:
+    def _share_failsafes(
+        self,
+        now: float,
+        base: array[float],
+        reserved: list[list[float]],
+        session: bytearray,
+        holds: bytearray,
+    ) -> None:
         """Share the failsafe current out under every node's limit in force, less what its
-        base load (EVs reserved at their maximum aside) draws (`control.failsafe_budget`)."""
-        model, failsafe = self.model, self.site.control.failsafe_current_a
-        room = []
-        for node in range(len(model.node_ids)):
+        base load (EVs reserved at their maximum aside) draws (`ConnectorPaths.share_failsafe`;
+        `session`, `holds`: per connector, an EV plugged in, configured with it now)."""
+        room = array("d", base)
+        for node in range(len(self.model.node_ids)):
             limit = self.node_limit(node, now).phase_a
-            room.append(
-                [limit[p] - max(base[3 * node + p] - reserved[node][p], 0.0) for p in range(3)]
-            )
-        seats = [
-            FailsafeSeat(
-                model.ancestors[info.node],
-                (info.grid_phases[0],) if info.one_phase else (0, 1, 2),
-                fixed=self._fixed_failsafe[i],
-                session=runtime.reading is not None and runtime.reading.state in WANTING_STATES,
-                holds=runtime.failsafe_a == failsafe,
-            )
-            for i, (info, runtime) in enumerate(zip(model.connectors, self.connectors, strict=True))
-        ]
-        self.failsafe_a = failsafe_budget(seats, room, failsafe)
+            for p in range(3):
+                at = 3 * node + p
+                room[at] = limit[p] - max(base[at] - reserved[node][p], 0.0)
+        failsafe, fixed = self.site.control.failsafe_current_a, self._fixed_failsafe
+        self.failsafe_a = self.model.paths.share_failsafe(fixed, session, holds, room, failsafe)
 
     def node_limit(self, node: int, now: float) -> NodeLimit:
         """The limit in force on `node` now and what sets it (`control.limit_in_force`): its

@@ -10,7 +10,9 @@ limit from the limit book can be applied as a reduction of the node's headroom.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
+from hubgate._core import ConnectorPaths
 from hubgate.config.model import GRID_NODE_ID, PhaseMode, SiteConfig
 from hubgate.control.allocation import ConnectorKey, SiteAllocator
 from hubgate.control.decisions import Phases3
@@ -65,6 +67,16 @@ class SiteModel:
     voltage_v: float
     idle_a: tuple[float, ...] = ()
     """Per node: the idle draw per phase of every connector below it."""
+
+    @cached_property
+    def paths(self) -> ConnectorPaths:
+        """Each connector's path up the tree (its node's ancestors) and the grid phases it
+        draws on, for the per-node sums in the Rust core."""
+        return ConnectorPaths(
+            len(self.node_ids),
+            [self.ancestors[info.node] for info in self.connectors],
+            [(info.grid_phases[0],) if info.one_phase else (0, 1, 2) for info in self.connectors],
+        )
 
     def limit_target(self, node: int) -> str:
         """The limit book's target for a node: `SITE` for the root, else the node's id."""

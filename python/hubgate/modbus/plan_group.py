@@ -108,6 +108,8 @@ async def _drain(
         now = trio.current_time()
         ended: list[int] = []
         for fd, _ in poll.poll(0):
+            if fd not in flights:  # a late answer to a plan that ended at its deadline
+                continue
             flight = flights[fd][1]
             before = flight.deadline
             if flight.receive(now):

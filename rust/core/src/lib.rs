@@ -7,6 +7,8 @@
 
 pub mod alloc;
 pub mod crc;
+pub mod failsafe;
 pub mod modbus;
+pub mod paths;
 pub mod plan;
 pub mod websocket;

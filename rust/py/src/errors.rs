@@ -174,6 +174,15 @@ pub(crate) enum CoreError {
     AllocInput(hubgate_core::alloc::InputError),
     /// See [`hubgate_core::plan::PlanError`].
     PlanInput(hubgate_core::plan::PlanError),
+    /// See [`hubgate_core::paths::PathError`]: paths that do not fit the site are a
+    /// `TopologyError`, columns that do not fit the paths an `AllocationInputError`.
+    Paths(hubgate_core::paths::PathError),
+}
+
+impl From<hubgate_core::paths::PathError> for CoreError {
+    fn from(err: hubgate_core::paths::PathError) -> Self {
+        Self::Paths(err)
+    }
 }
 
 impl From<hubgate_core::plan::PlanError> for CoreError {
@@ -240,6 +249,10 @@ impl From<CoreError> for PyErr {
             CoreError::Topology(e) => instantiate(py, |t| &t.topology, e.to_string()),
             CoreError::AllocInput(e) => instantiate(py, |t| &t.alloc_input, e.to_string()),
             CoreError::PlanInput(e) => instantiate(py, |t| &t.plan_input, e.to_string()),
+            CoreError::Paths(e @ hubgate_core::paths::PathError::Length { .. }) => {
+                instantiate(py, |t| &t.alloc_input, e.to_string())
+            }
+            CoreError::Paths(e) => instantiate(py, |t| &t.topology, e.to_string()),
         })
     }
 }

@@ -12,6 +12,7 @@ mod modbus_batch;
 mod modbus_codec;
 mod modbus_pdu;
 mod modbus_values;
+mod paths;
 mod plan;
 mod websocket;
 
@@ -38,6 +39,8 @@ mod _core {
     use super::alloc::{
         AllocConnector, AllocNode, AllocReason, AllocSettings, Allocation, Allocator,
     };
+    #[pymodule_export]
+    use super::paths::ConnectorPaths;
     #[pymodule_export]
     use super::plan::{DeadlinePlan, DeadlinePlanner};
     #[pymodule_export]
