@@ -42,12 +42,13 @@ def run(path: Path, *, told: bool, prices: bool) -> str:
     summary = sim.fleet_summary()
     assert summary is not None
     cost = "" if summary.cost is None else f", cost {summary.cost:.2f}"
-    violations = len(sim.recorder.summary().violations)
+    safety = sim.recorder.summary()
     return (
         f"{'told' if told else 'fair share'}: {summary.finished} of {summary.vehicles} finished, "
         f"shortfall {summary.shortfall_kwh:.1f} kWh (worst {summary.worst_shortfall_kwh:.1f}) "
-        f"of {summary.needed_kwh:.1f}, peak {summary.peak_15min_kw:.1f} kW, "
-        f"import {summary.import_kwh:.1f} kWh{cost}, violations {violations}, CPU {cpu_s:.0f} s"
+        f"of {summary.needed_kwh:.1f}, peak {safety.demand_peak_kw:.1f} kW, "
+        f"import {summary.import_kwh:.1f} kWh{cost}, violations {len(safety.violations)}, "
+        f"CPU {cpu_s:.0f} s"
     )
 
 

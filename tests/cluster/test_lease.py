@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hubgate.cluster.lease import LeaderLease, LeaseRecord, LeaseTiming, Role, Write
+from hubgate.control.authority import Held
 
 TIMING = LeaseTiming(ttl_s=3.0, device_lease_s=4.0, clock_margin_s=0.5)
 
@@ -150,7 +151,7 @@ def test_renewals_and_the_release_carry_the_failsafes_a_successor_inherits() -> 
     assert b.inheritance.handed_over is False  # the device leases ran out meanwhile
 
     c, _ = leader("c")
-    c.failsafes, c.held = frozenset({"cp-1#1"}), {"cp-1#1": 14.5}
+    c.failsafes, c.held = frozenset({"cp-1#1"}), {"cp-1#1": Held(14.5, (14.0, 13.8, 0.0))}
     assert "held" not in c.due(TIMING.renew_every_s).record.encode().decode()  # type: ignore[union-attr]
     handover = c.release()
     assert handover is not None
@@ -162,7 +163,8 @@ def test_renewals_and_the_release_carry_the_failsafes_a_successor_inherits() -> 
     d.wrote(takeover, 11, 0.3)
     assert d.inheritance.failsafes == {"cp-1#1"}
     assert d.inheritance.handed_over is True  # its leases may still run...
-    assert d.inheritance.held == {"cp-1#1": 14.5}  # ...at the current last commanded
+    # ...at the current last commanded, drawing what a last read
+    assert d.inheritance.held == {"cp-1#1": Held(14.5, (14.0, 13.8, 0.0))}
 
 
 def test_a_record_without_failsafes_leaves_nothing_to_inherit() -> None:

@@ -11,6 +11,7 @@ import pytest
 import trio
 import trio.testing
 
+from hubgate.control.deadlines import NeedSource
 from hubgate.control.demand import DemandCharge, DemandState, DemandStore, level_w
 from tests.support.loop_site import PlannedSite, SimSite, running_loop, site_config
 
@@ -59,6 +60,9 @@ def test_the_cap_spends_before_the_departures_what_they_would_leave_unused() -> 
     assert demand.cap_w(T0) == pytest.approx(60_000)
     assert demand.cap_w(T0, 0.0, 90_000.0, leaving) == pytest.approx(80_000)
     assert demand.cap_w(T0, 0.0, 90_000.0, []) == pytest.approx(60_000)
+    # Two sessions leaving at the same moment both take their power with them.
+    together = [(T0 + 450, 30_000.0), (T0 + 450, 30_000.0)]
+    assert demand.cap_w(T0, 0.0, 90_000.0, together) == pytest.approx(90_000)  # 30 kW after
     at = T0
     while at < T0 + 900:  # the import follows the cap, as far as the site can take it
         most = 90_000.0 - sum(w for when, w in leaving if when <= at)
@@ -160,3 +164,24 @@ async def test_the_loop_keeps_the_demand_state_across_a_restart(
         state = demand.state  # loaded, not started afresh
         assert state.peak_kw >= saved.peak_kw
         assert state.interval_start > saved.interval_start or state.interval_wh >= saved.interval_wh
+
+
+def test_the_state_shows_the_cap_the_planner_applied() -> None:
+    """/state's demand cap is the one the cycle applied (its lag counted, levelled over the
+    departures), not the rest of the interval's budget spread evenly."""
+    site = PlannedSite.build(SimSite.build(), DEMAND)
+    deadlines = site.planner.horizon.deadlines
+    deadlines.wall_offset_s = T0
+    site.run(5)
+    for i in range(3):  # every EV leaves 10 minutes into the interval
+        deadlines.set_need(i, 50_000.0, T0 + 600, NeedSource.API)
+    site.run(295)
+    assert site.last is not None
+    applied = site.last.inputs.peak_w  # the demand cap: the site has no other peak limit
+    view = site.planner.horizon.demand_view(site.now - 1)  # the last cycle's time
+    assert view is not None
+    assert view.cap_kw is not None
+    assert view.cap_kw * 1000 == pytest.approx(applied, abs=0.01)
+    demand = site.planner.horizon.demand
+    assert demand is not None
+    assert demand.cap_w(T0 + site.now - 1) < applied - 5_000  # spread evenly: not it

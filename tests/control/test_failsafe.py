@@ -127,11 +127,20 @@ def test_an_inherited_failsafe_counts_from_its_lapse_until_the_charger_is_verifi
     maximum = ChargerWatch(3, 32, AssumeDraw.MAXIMUM, failsafe_a=6, inherited_from=0.0)
     assert maximum.assumed_draw_a(10) == 32  # the operator chose the maximum, always
     handed = ChargerWatch(
-        3, 32, AssumeDraw.LAST_COMMAND, failsafe_a=6, inherited_from=40.0, inherited_a=14.0
+        3,
+        32,
+        AssumeDraw.LAST_COMMAND,
+        failsafe_a=6,
+        inherited_from=40.0,
+        inherited_a=14.0,
+        inherited_draw_a=(13.0, 13.0, 12.5),
     )
     assert handed.assumed_draw_a(39.9) == 14  # after a hand-over: the old leader's last command
+    assert handed.inherited_draw(39.9) == (13.0, 13.0, 12.5)  # and the draw it last read
     assert handed.assumed_draw_a(40.0) == 6
+    assert handed.inherited_draw(40.0) is None  # lapsed: its failsafe current is all
     handed.inherited_a = 2.0
     assert handed.assumed_draw_a(39.9) == 6  # never below its failsafe current
     handed.verified()
     assert handed.inherited_a is None
+    assert handed.inherited_draw(39.0) is None

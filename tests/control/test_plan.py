@@ -393,7 +393,9 @@ def test_a_new_leader_counts_on_the_failsafes_its_predecessor_verified() -> None
     assert bequest(old.planner, {"cp-2#1"}) == frozenset()  # only leases that lapse count
     held = held_currents(old.planner, left)
     assert held.keys() == left
-    assert held == {f"{k}#1": v for k, v in old.setpoints().items() if f"{k}#1" in left}
+    setpoints = {f"{k}#1": v for k, v in old.setpoints().items() if f"{k}#1" in left}
+    assert {name: h.current_a for name, h in held.items()} == setpoints
+    assert 0 < max(held["cp-1#1"].draw_a) <= held["cp-1#1"].current_a + 1  # it follows
     sim.charger("cp-1").reachable = sim.charger("cp-2").reachable = False
     lease_s = old.planner.site.control.lease_s
     for handed_over in (False, True):
@@ -413,8 +415,14 @@ def test_a_new_leader_counts_on_the_failsafes_its_predecessor_verified() -> None
             inherit(with_held.planner, Inheritance(left, True, held), with_held.now)
             with_held.run(lease_s + HANDOVER_LAPSE_MARGIN_S - 1)
             assert with_held.last is not None
-            assert held["cp-1#1"] < 32
-            assert f"cp-1#1 unreachable: {held['cp-1#1']:g} A reserved" in with_held.last.notes
+            amps = held["cp-1#1"].current_a
+            assert amps < 32
+            assert f"cp-1#1 unreachable: {amps:g} A reserved" in with_held.last.notes
+            # its draw, which the board meter shows, is counted as its own, not base load
+            board = 3 * with_held.planner.allocator.node_index("board")
+            base_held = max(with_held.last.inputs.base_load_a[board : board + 3])
+            base_max = max(new.last.inputs.base_load_a[board : board + 3])
+            assert base_held <= base_max - (32 - amps) - 0.8 * min(held["cp-1#1"].draw_a)
         new.run(20)
         assert new.last is not None
         assert "cp-1#1 unreachable: 6 A reserved" in new.last.notes

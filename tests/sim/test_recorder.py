@@ -17,6 +17,7 @@ from hubgate.sim import (
     run_fast,
 )
 from hubgate.sim.electrical import PhaseLimit
+from hubgate.sim.recorder import DemandRule, Summary
 
 LIMIT: PhaseLimit = (100.0, 100.0, 100.0)
 
@@ -87,6 +88,41 @@ def test_summary_as_text_and_json() -> None:
     assert recorder.limits[3][0] == float("inf")
 
 
+def test_a_nodes_power_and_the_connections_own_power_limit_are_judged() -> None:
+    """Power limits, not only the grid operator's: the connection's own (with the operator
+    at 100 %) and a node's, each as its average current per phase (230 V)."""
+    recorder = SafetyRecorder(
+        ["grid", "board"], reaction_s=2.0, power_limits_w=(69_000.0, 34_500.0)
+    )
+    for t in range(10):  # grid 3 x 110 A = 75.9 kW over 69 kW; board 3 x 60 A over 34.5 kW
+        recorder.record(float(t), 1.0, [110.0] * 3 + [60.0] * 3, [None, None], 0.0)
+    violations = recorder.summary().violations
+    assert [(v.node, v.phase) for v in violations] == [("board", "P"), ("grid", "P")]
+    assert [v.worst_excess_a for v in violations] == pytest.approx([10.0, 10.0])
+    assert recorder.summary().peaks[1].seconds_above_limit == 10.0
+    lower = SafetyRecorder(["grid"], reaction_s=2.0, power_limits_w=(1e6,))
+    for t in range(10):  # the operator's limit, lower than the connection's, is in force
+        lower.record(float(t), 1.0, [110.0] * 3, [None], 0.0, grid_power_limit_w=69_000.0)
+    assert [(v.node, v.phase) for v in lower.summary().violations] == [("grid", "P")]
+
+
+def test_the_demand_peak_is_the_highest_clock_aligned_interval_average() -> None:
+    """900 s intervals, the run starting 600 s into one: 300 s at 60 kW close it (20 kW
+    average), then 900 s at 40 kW and one at 61.2 kW (2 % over the 60 kW target)."""
+    rule = DemandRule(900.0, 60_000.0, start_s=600.0)
+    recorder = SafetyRecorder(["grid"], reaction_s=2.0, demand=rule)
+    amps = [a * 1000 / 690 for a in [60.0] * 300 + [40.0] * 900 + [61.2] * 900]
+    for t, a in enumerate(amps):
+        recorder.record(float(t), 1.0, [a] * 3, [None], 0.0)
+    summary = recorder.summary()
+    assert summary.demand_peak_kw == pytest.approx(61.2)
+    assert summary.demand_target_kw == 60.0
+    assert not summary.demand_kept
+    assert "demand peak: 61.2 kW of 60 kW target (over)" in summary.to_text()
+    within = Summary(1.0, 1.0, 0.0, (), (), demand_peak_kw=60.5, demand_target_kw=60.0)
+    assert within.demand_kept  # DEMAND_TOLERANCE
+
+
 class StoppingController:
     """The naive controller until `stop_s`, then nothing: a gateway that died."""
 
@@ -115,3 +151,25 @@ def test_a_limit_step_nobody_acts_on_is_flagged(
     assert violations
     assert {v.node for v in violations} == {"grid"}
     assert all(v.cause_s == 60.0 for v in violations)
+
+
+def test_the_naive_controller_keeps_the_power_limit_and_the_demand_target(
+    write_scenario: Callable[..., Path], site_text: str
+) -> None:
+    """Judged by the same rules as hubgate: a power limit on the connection at half of what
+    the naive controller takes without one holds it, and so does a demand target at a third."""
+
+    def run(extra_site: str, grid: str = "") -> Summary:
+        site = site_text.replace("limit_a = 200\n", f"limit_a = 200\n{grid}", 1) + extra_site
+        sim = Simulation(load_scenario(write_scenario(site=site)))
+        run_fast(ClosedLoop(sim, NaiveEqualShareController(sim)), 900)
+        summary = sim.recorder.summary()
+        assert summary.violations == ()
+        return summary
+
+    free = run("\n[demand]\n").demand_peak_kw  # one whole interval: its average draw
+    half = run("", grid=f"power_limit_kw = {free / 2:.1f}\n").demand_peak_kw
+    third = run(f"\n[demand]\ntarget_kw = {free / 3:.1f}\n")
+    assert 0.3 * free < half <= 0.5 * free
+    assert third.demand_kept
+    assert 0.2 * free < third.demand_peak_kw <= free / 3

@@ -14,7 +14,6 @@ import math
 from itertools import pairwise
 
 from hubgate.sim.engine import Simulation
-from hubgate.sim.fleet import INTERVAL_S
 
 HOUR_S = 3600.0
 
@@ -28,19 +27,16 @@ def lp_shortfall_kwh(sim: Simulation) -> float:
     scenario, site = sim.scenario, sim.site
     voltage = site.grid.voltage_v
     duration = scenario.scenario.duration_s
-    offset = scenario.scenario.start_hour * HOUR_S % INTERVAL_S  # into the first interval
+    demand = sim.demand_rule()
+    interval_s, offset = demand.interval_s, demand.start_s  # into the first interval
     starts = [0.0]
     while starts[-1] < duration:
-        starts.append(starts[-1] + INTERVAL_S - (offset if len(starts) == 1 else 0.0))
+        starts.append(starts[-1] + interval_s - (offset if len(starts) == 1 else 0.0))
     starts[-1] = min(starts[-1], duration)
     slots = list(pairwise(starts))
     base_w = voltage * sum(sum(load.amps) for load in scenario.base_load if load.node == "grid")
     connection_w = min(3 * voltage * min(site.grid.usable_phase_a), site.grid.usable_power_w)
-    target_w = (
-        math.inf
-        if site.demand is None or site.demand.target_kw is None
-        else site.demand.target_kw * 1000
-    )
+    target_w = math.inf if demand.target_w is None else demand.target_w
     connector_a = {(c.id, k.id): k.max_current_a for c in site.chargers for k in c.connectors}
     max_connector_a = max(connector_a.values())
     vehicles = [v for v in sim.vehicles if v.arrives_at < duration]
@@ -58,7 +54,7 @@ def lp_shortfall_kwh(sim: Simulation) -> float:
     # The demand target holds for each clock-aligned interval's energy: a partial interval at
     # the start or the end of the run may take a whole interval's worth in its part.
     limits = [
-        max(min(connection_w * (b - a), target_w * INTERVAL_S) - base_w * (b - a), 0.0) / HOUR_S
+        max(min(connection_w * (b - a), target_w * interval_s) - base_w * (b - a), 0.0) / HOUR_S
         for a, b in slots
     ]
     limits += [v.need_kwh * 1000 for v in vehicles]

@@ -298,10 +298,11 @@ def _compare(args: argparse.Namespace, loaded: LoadedScenario, duration: float) 
 
 
 def comparison(summaries: Mapping[str, Summary]) -> str:
-    """Summaries side by side: energy, EVs finished, violations, per node peak and time above."""
+    """Summaries side by side: energy, EVs finished, violations, demand peak, per node peak
+    and time above; with hubgate's and the naive controller's, the verdict."""
     names = list(summaries)
     rows: list[tuple[str, list[str]]] = [
-        ("energy delivered (kWh)", [f"{s.energy_delivered_kwh:.1f}" for s in summaries.values()]),
+        ("energy delivered (kWh)", [f"{s.energy_delivered_kwh:.2f}" for s in summaries.values()]),
         (
             "EVs finished by departure",
             [f"{s.evs_finished} of {s.evs_left}" for s in summaries.values()],
@@ -312,6 +313,16 @@ def comparison(summaries: Mapping[str, Summary]) -> str:
         ),
     ]
     first = next(iter(summaries.values()))
+    if first.demand_target_kw is not None:
+        rows.append(
+            (
+                f"demand peak kW (target {first.demand_target_kw:g})",
+                [
+                    f"{s.demand_peak_kw:.1f}" + ("" if s.demand_kept else " over")
+                    for s in summaries.values()
+                ],
+            )
+        )
     for k, peak in enumerate(first.peaks):
         rows.append(
             (
@@ -327,7 +338,45 @@ def comparison(summaries: Mapping[str, Summary]) -> str:
     lines += [
         f"{label:<{width}}  " + "  ".join(f"{v:>16}" for v in values) for label, values in rows
     ]
+    if {"hubgate", "naive"} <= summaries.keys():
+        lines.append(verdict(summaries["hubgate"], summaries["naive"]))
     return "\n".join(lines)
+
+
+def _unsafe(summary: Summary) -> list[str]:
+    """What a run broke: limits beyond the reaction time, the demand target."""
+    broken = []
+    if summary.violations:
+        broken.append(
+            f"{len(summary.violations)} limit violations ({summary.violation_seconds:g} s beyond)"
+        )
+    if not summary.demand_kept:
+        broken.append(
+            f"a demand peak of {summary.demand_peak_kw:.1f} kW over the "
+            f"{summary.demand_target_kw:g} kW target"
+        )
+    return broken
+
+
+def verdict(hubgate: Summary, naive: Summary) -> str:
+    """Whether hubgate delivered more energy than the naive controller at the same safety:
+    both judged by the same rules (limits in force, the demand target); energy that came
+    with a broken rule is not ahead."""
+    ours, theirs = _unsafe(hubgate), _unsafe(naive)
+    if ours:
+        return "verdict: hubgate broke a rule: " + "; ".join(ours)
+    more = hubgate.energy_delivered_kwh - naive.energy_delivered_kwh
+    if theirs:
+        return (
+            f"verdict: hubgate ahead: {more:+.2f} kWh, but the naive controller is not at the "
+            f"same safety ({'; '.join(theirs)}): hubgate kept every rule"
+        )
+    share = more / naive.energy_delivered_kwh * 100 if naive.energy_delivered_kwh else 0.0
+    where = "ahead" if more >= 0 else "BEHIND"
+    return (
+        f"verdict: hubgate {where} by {more:+.2f} kWh ({share:+.1f} %) at the same safety "
+        "(no limit violation, demand target kept, both)"
+    )
 
 
 def _finish(args: argparse.Namespace, sim: Simulation) -> int:

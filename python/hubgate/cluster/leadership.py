@@ -33,7 +33,7 @@ from hubgate.cluster.buckets import open_bucket
 from hubgate.cluster.lease import LeaderLease, LeaseTiming, Role, Write
 from hubgate.cluster.link import ClusterUnavailableError, NatsLink
 from hubgate.config.services import Cluster
-from hubgate.control.authority import Inheritance
+from hubgate.control.authority import Held, Inheritance
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,9 @@ class Leadership:
         """Whether a command under `epoch` may go out now."""
         return self.lease.holds(epoch, self.clock())
 
-    def bequeath(self, failsafes: frozenset[str], held: Mapping[str, float]) -> None:
+    def bequeath(self, failsafes: frozenset[str], held: Mapping[str, Held]) -> None:
         """The connectors a successor may count on, carried by the next renewal or the
-        release, and their last commanded currents, by the release
+        release, and their last commands and draws, by the release
         (`hubgate.control.authority.Succession`)."""
         self.lease.failsafes, self.lease.held = failsafes, held
 

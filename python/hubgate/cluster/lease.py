@@ -24,8 +24,8 @@ and before every command.
 
 The leader's renewals and its release also carry what a successor may count on: the
 connectors whose own failsafe it verified (`failsafes`, from the control loop), and the
-release the current each of them was last commanded (`held`: their lease profiles hold
-them there until they lapse); a gateway that takes the lease over keeps the last record it
+release how it left each of them (`held`: the current their lease profiles hold them at
+until they lapse, and their last draw); a gateway that takes the lease over keeps the last record it
 saw as its `inheritance`.
 """
 
@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from hubgate.control.authority import NOTHING_INHERITED, Inheritance
+from hubgate.control.authority import NOTHING_INHERITED, Held, Inheritance
 
 
 class Role(StrEnum):
@@ -56,8 +56,8 @@ class LeaseRecord:
     released: bool = False
     failsafes: frozenset[str] = frozenset()
     """The connectors whose failsafe the holder verified (`Inheritance.failsafes`)."""
-    held: Mapping[str, float] = field(default_factory=dict, hash=False)
-    """In a release: the current each of them was last commanded (`Inheritance.held`)."""
+    held: Mapping[str, Held] = field(default_factory=dict, hash=False)
+    """In a release: each of them as the holder left it (`Inheritance.held`)."""
 
     def encode(self) -> bytes:
         """The key's bytes."""
@@ -69,7 +69,10 @@ class LeaseRecord:
         if self.failsafes:
             body["failsafes"] = sorted(self.failsafes)
         if self.held:
-            body["held"] = {name: round(amps, 2) for name, amps in sorted(self.held.items())}
+            body["held"] = {
+                name: [round(a, 2) for a in (held.current_a, *held.draw_a)]
+                for name, held in sorted(self.held.items())
+            }
         return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
@@ -81,7 +84,7 @@ class LeaseRecord:
             holder, epoch = str(body["holder"]), int(body["epoch"])
             released = bool(body.get("released", False))
             failsafes = frozenset(str(name) for name in body.get("failsafes", ()))
-            held = {str(name): float(amps) for name, amps in body.get("held", {}).items()}
+            held = {str(name): _held(entry) for name, entry in body.get("held", {}).items()}
         except (ValueError, KeyError, TypeError, AttributeError):
             return cls("", revision, released=True)
         return cls(holder, epoch or revision, released, failsafes, held)
@@ -146,7 +149,7 @@ class LeaderLease:
         self._last_sent: tuple[Write, float] | None = None
         self.failsafes: frozenset[str] = frozenset()
         """As leader: what the next renewal or the release carries (`LeaseRecord.failsafes`)."""
-        self.held: Mapping[str, float] = {}
+        self.held: Mapping[str, Held] = {}
         """As leader: what the release carries (`LeaseRecord.held`)."""
         self.inheritance = NOTHING_INHERITED
         """As a new leader: the record before its take-over (`LeaseRecord.inheritance`)."""
@@ -279,6 +282,12 @@ class LeaderLease:
         self.role, self.epoch = Role.STANDBY, None
         self.failsafes, self.held = frozenset(), {}
         self.valid_until = float("-inf")
+
+
+def _held(entry: list[float]) -> Held:
+    """A `Held` as `LeaseRecord.encode` wrote it: the current, then the draw per phase."""
+    current, *draw = (float(a) for a in entry)
+    return Held(current, (draw[0], draw[1], draw[2]))
 
 
 def _kind(write: Write) -> tuple[bool, bool]:

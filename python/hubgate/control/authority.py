@@ -17,6 +17,7 @@ __all__ = [
     "SOLE",
     "Authority",
     "FencedError",
+    "Held",
     "Inheritance",
     "Succession",
     "fenced",
@@ -49,6 +50,16 @@ SOLE: Authority = _Sole()
 
 
 @dataclass(frozen=True)
+class Held:
+    """After a hand-over: what the old leader last commanded a connector (its lease profile
+    holds it there or below until it lapses) and the draw it last read there (A per grid
+    phase), which the board meters still show while the charger redials."""
+
+    current_a: float
+    draw_a: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
 class Inheritance:
     """What the leader before this epoch left its successor: the connectors whose own
     failsafe it had verified (OCPP chargers whose stored profiles fall back to the failsafe
@@ -58,9 +69,8 @@ class Inheritance:
 
     failsafes: frozenset[str] = frozenset()
     handed_over: bool = False
-    held: Mapping[str, float] = field(default_factory=dict, hash=False)
-    """After a hand-over: the current each of `failsafes` was last commanded; its lease
-    profile holds it there (or below) until it lapses."""
+    held: Mapping[str, Held] = field(default_factory=dict, hash=False)
+    """After a hand-over: each of `failsafes` as the old leader left it (`Held`)."""
 
 
 NOTHING_INHERITED = Inheritance()
@@ -71,9 +81,9 @@ class Succession(Protocol):
     """An authority that passes what the leader knows of its chargers on to the next one
     (`hubgate.cluster.leadership.Leadership`: in the lease key)."""
 
-    def bequeath(self, failsafes: frozenset[str], held: Mapping[str, float]) -> None:
+    def bequeath(self, failsafes: frozenset[str], held: Mapping[str, Held]) -> None:
         """As leader: the connectors a successor may count on (`Inheritance.failsafes`)
-        and their last commanded currents (`Inheritance.held`)."""
+        and their last commands and draws (`Inheritance.held`)."""
 
     def inherited(self) -> Inheritance:
         """As a new leader: what the leader before this epoch left."""

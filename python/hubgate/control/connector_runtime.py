@@ -131,16 +131,19 @@ class ConnectorRuntime:
         reaction time); whether it still draws it, only a later reading or the meter
         tells (`CyclePlanner._metered_base`). None at all once a state newer than its
         values says no EV takes current (unplugged, faulted): its last values are of
-        before, and counted they would hide as much base load."""
+        before, and counted they would hide as much base load. Never read here: the draw
+        the previous leader last read, until its lease lapses
+        (`ChargerWatch.inherited_draw`)."""
         reading, cap = self.reading, self.sent_a
+        if reading is None:  # never read here: what the leader before read, if inherited
+            return self.watch.inherited_draw(now) or self.draw, _NONE
         if (
-            reading is not None
-            and reading.state is not None
+            reading.state is not None
             and reading.state not in WANTING_STATES
             and reading.state_newer_than_values()
         ):
             return _NONE, _NONE
-        if reading is None or cap is None or reading.at >= self.sent_at:
+        if cap is None or reading.at >= self.sent_at:
             return self.draw, _NONE
         draw = self.draw
         known = (min(draw[0], cap), min(draw[1], cap), min(draw[2], cap))

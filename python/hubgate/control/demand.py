@@ -180,15 +180,18 @@ class DemandCharge:
         for when, watts in sorted(leaving):
             if when >= end:
                 break
+            if when <= wall + lag_s:  # its departure is past: it is still here
+                continue
             if when > start:
                 spans.append((when - start, max(most, 0.0)))
                 start = when
-                most -= watts
+            most -= watts  # each session that leaves, also several at once
         spans.append((end - start, max(most, 0.0)))
         return max(min(level_w(budget_wh * HOUR_S, spans), most_w), even_w)
 
-    def view(self, wall: float) -> DemandView | None:
-        """The figures now, None before the first sample."""
+    def view(self, wall: float, cap_w: float | None = None) -> DemandView | None:
+        """The figures now, None before the first sample; `cap_w`: the cap applied (the
+        planner's, levelled and counting its lag; None: the rest's budget spread evenly)."""
         state = self.state
         if state is None:
             return None
@@ -197,7 +200,8 @@ class DemandCharge:
         hours = self.interval_s / HOUR_S
         average = state.interval_wh / (elapsed / HOUR_S) / 1000 if elapsed > 0 else 0.0
         projection = (state.interval_wh + self.import_w * remaining / HOUR_S) / hours / 1000
-        target, cap = self.target_w(), self.cap_w(wall)
+        target = self.target_w()
+        cap = self.cap_w(wall) if cap_w is None else cap_w
         return DemandView(
             interval_start=state.interval_start,
             interval_s=self.interval_s,

@@ -113,6 +113,9 @@ class ChargerWatch:
     inherited_a: float | None = None
     """Until `inherited_from`, after a hand-over: the current its previous leader last
     commanded it (its lease profile holds it there until it lapses); None: its maximum."""
+    inherited_draw_a: tuple[float, float, float] | None = None
+    """Until `inherited_from`, after a hand-over: the draw its previous leader last read
+    (`inherited_draw`)."""
 
     missed_since_ok: bool = False
     """A read failed since the last request that succeeded."""
@@ -139,7 +142,15 @@ class ChargerWatch:
         """Its own failsafe settings (timeout, failsafe current) were read back and match
         (what it inherited no longer counts: this gateway's own commands do)."""
         self.needs_verification = False
-        self.inherited_from = self.inherited_a = None
+        self.inherited_from = self.inherited_a = self.inherited_draw_a = None
+
+    def inherited_draw(self, now: float) -> tuple[float, float, float] | None:
+        """The draw its previous leader last read, until its lease lapses (then its
+        failsafe current is all it is counted at): a charger never read here, whose draw
+        the meters show while it redials."""
+        if self.inherited_from is None or now >= self.inherited_from:
+            return None
+        return self.inherited_draw_a
 
     def reachable(self, now: float) -> bool:
         """Whether the charger answered recently enough at `now`."""

@@ -77,6 +77,8 @@ class Horizon:
             else None
         )
         """Demand charges (`[demand]`), from the state saved before a restart (`demand`)."""
+        self._demand_cap_w: float | None = None
+        """The demand cap the last cycle applied (`demand_cap_w`)."""
         self._needs_seen: dict[str, ChargingNeeds] = {}
 
     def wall(self, now: float) -> float:
@@ -150,7 +152,7 @@ class Horizon:
             if departure is not None:
                 leaving.append((departure, watts))
         lag_s = DEMAND_LAG_CYCLES * self.site.control.cycle_s
-        cap = self.demand.cap_w(wall, lag_s, most_w, leaving)
+        cap = self._demand_cap_w = self.demand.cap_w(wall, lag_s, most_w, leaving)
         if math.isfinite(cap):
             target = self.demand.target_w() / 1000
             notes.append(
@@ -159,8 +161,11 @@ class Horizon:
         return cap
 
     def demand_view(self, now: float) -> DemandView | None:
-        """The demand figures now (None without `[demand]`)."""
-        return None if self.demand is None else self.demand.view(self.wall(now))
+        """The demand figures now, with the cap the last cycle applied (None without
+        `[demand]`)."""
+        if self.demand is None:
+            return None
+        return self.demand.view(self.wall(now), self._demand_cap_w)
 
     def deadline_inputs(
         self,

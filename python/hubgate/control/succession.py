@@ -8,16 +8,23 @@ leader's lease profile has lapsed, the permanent failsafe profile it installed a
 reach yet. So the leader `bequest`s those connectors, and a new leader `inherit`s them: it
 assumes them at their failsafe current, not their maximum, from when the old lease lapsed
 until it verifies them itself. Until then, after a hand-over, it assumes them at the current
-the old leader last commanded them (`held_currents`, in its release): their lease profiles
-hold them there, so the chargers that reconnect a moment later do not leave the others
-paused meanwhile for want of room.
+the old leader last commanded them, and counts the draw the old leader last read as
+theirs in the meters, not base load (`held_currents`, in its release): their lease
+profiles hold them there, so the chargers that reconnect a moment later do not leave the
+others paused meanwhile for want of room.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
-from hubgate.control.authority import NOTHING_INHERITED, Authority, Inheritance, Succession
+from hubgate.control.authority import (
+    NOTHING_INHERITED,
+    Authority,
+    Held,
+    Inheritance,
+    Succession,
+)
 from hubgate.control.plan import CyclePlanner
 
 HANDOVER_LAPSE_MARGIN_S = 2.0
@@ -36,9 +43,10 @@ def inherit(planner: CyclePlanner, inherited: Inheritance, now: float) -> None:
     if inherited.handed_over:
         lapsed_at += planner.site.control.lease_s + HANDOVER_LAPSE_MARGIN_S
     for info, runtime in zip(planner.model.connectors, planner.connectors, strict=True):
-        counted = info.name in inherited.failsafes
-        runtime.watch.inherited_from = lapsed_at if counted else None
-        runtime.watch.inherited_a = inherited.held.get(info.name) if counted else None
+        held = inherited.held.get(info.name) if info.name in inherited.failsafes else None
+        runtime.watch.inherited_from = lapsed_at if info.name in inherited.failsafes else None
+        runtime.watch.inherited_a = None if held is None else held.current_a
+        runtime.watch.inherited_draw_a = None if held is None else held.draw_a
 
 
 def bequest(planner: CyclePlanner, lapsing: Collection[str]) -> frozenset[str]:
@@ -61,10 +69,11 @@ def bequest(planner: CyclePlanner, lapsing: Collection[str]) -> frozenset[str]:
     )
 
 
-def held_currents(planner: CyclePlanner, failsafes: Collection[str]) -> dict[str, float]:
-    """The current each of `failsafes` was last commanded (acknowledged) by this gateway."""
+def held_currents(planner: CyclePlanner, failsafes: Collection[str]) -> dict[str, Held]:
+    """Each of `failsafes` as this gateway leaves it: the current it last commanded
+    (acknowledged) and the draw it last read."""
     return {
-        info.name: runtime.watch.last_command_a
+        info.name: Held(runtime.watch.last_command_a, runtime.draw)
         for info, runtime in zip(planner.model.connectors, planner.connectors, strict=True)
         if info.name in failsafes and runtime.watch.last_command_a is not None
     }

@@ -24,6 +24,14 @@ class ChargerState:
     online: bool = True
     setpoints: dict[int, float] = field(default_factory=dict)
     lease_until: float = float("-inf")
+    dc_min_a: dict[int, float] = field(default_factory=dict)
+    """The least each DC connector delivers (A per phase), by slot: under it, it offers
+    nothing (as a station on the wire, `StationLimits.offer`)."""
+    no_free_power: bool = False
+    """An idle DC connector under its minimum starts no session (`Personality.no_free_power`,
+    evcc-io/evcc#28493): its EV waits, and the station shows itself unavailable."""
+    sessions: set[int] = field(default_factory=set)
+    """Slots whose EV's session has started."""
 
     def write_limits(self, limits: Mapping[int, float], now: float) -> bool:
         """Set limits per connector slot and renew the lease; False while offline."""
@@ -38,11 +46,25 @@ class ChargerState:
         self.setpoints[slot] = limit_a
         self.lease_until = float("inf")
 
-    def offered(self, slot: int, now: float) -> float:
-        """The limit the charger offers the EV at `slot` at `now`."""
+    def _limit(self, slot: int, now: float) -> float:
         if now < self.lease_until:
             return self.setpoints.get(slot, 0.0)
         return self.failsafe_a
+
+    def offered(self, slot: int, now: float) -> float:
+        """The limit the charger offers the EV at `slot` at `now` (0: no session yet)."""
+        limit = self._limit(slot, now)
+        minimum = self.dc_min_a.get(slot, 0.0)
+        if slot not in self.sessions:
+            if self.no_free_power and limit < minimum:
+                return 0.0
+            self.sessions.add(slot)
+        return 0.0 if limit < minimum else limit
+
+    def in_session(self, slot: int) -> bool:
+        """Whether the EV at `slot` has its session (a station shows it; one that has
+        none yet shows itself unavailable)."""
+        return slot in self.sessions
 
 
 @dataclass

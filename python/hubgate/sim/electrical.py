@@ -8,6 +8,7 @@ below it; a positive current is drawn from the grid, a negative one fed back.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from hubgate.config.model import GRID_NODE_ID, PhaseMode, SiteConfig
@@ -48,6 +49,8 @@ class SiteTree:
     """The configured per-phase limit of each node (None: no own limit)."""
     connectors: tuple[ConnectorWiring, ...]
     voltage_v: float
+    power_limits_w: tuple[float, ...] = ()
+    """The configured power limit of each node (W; inf: none)."""
 
     @classmethod
     def from_config(cls, site: SiteConfig) -> SiteTree:
@@ -77,7 +80,16 @@ class SiteTree:
             for charger in site.chargers
             for connector in charger.connectors
         )
-        return cls(node_ids, parents, bottom_up, tuple(limits), connectors, site.grid.voltage_v)
+        powers = (site.grid.power_limit_kw, *(n.power_limit_kw for n in site.nodes))
+        return cls(
+            node_ids,
+            parents,
+            bottom_up,
+            tuple(limits),
+            connectors,
+            site.grid.voltage_v,
+            tuple(math.inf if kw is None else kw * 1000.0 for kw in powers),
+        )
 
     def node_index(self, node_id: str) -> int:
         """Index of a node id (or 'grid')."""

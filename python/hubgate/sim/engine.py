@@ -21,9 +21,10 @@ from hubgate.sim.electrical import PhaseLimit, SiteTree
 from hubgate.sim.ev import Ev
 from hubgate.sim.fleet import FleetSummary, VehicleOutcome, fleet_summary, timetable
 from hubgate.sim.pv import Cloud, PvModel
-from hubgate.sim.recorder import SafetyRecorder
+from hubgate.sim.recorder import DemandRule, SafetyRecorder
 from hubgate.sim.scenario import Event, EventKind
 from hubgate.sim.scenario_loader import LoadedScenario
+from hubgate.sim.station_personalities import personality
 from hubgate.sim.timeline import Timeline
 
 FINISHED_SOC = 1e-3
@@ -99,13 +100,28 @@ class Simulation:
         self._ev_flat: list[tuple[int, ...]] = [()] * len(tree.connectors)
         self.chargers: dict[str, ChargerState] = {}
         self.slot_charger: list[ChargerState] = []
+        dc_min_a = {
+            (c.id, k.id): k.dc.ac_current_a(k.dc.min_power_kw * 1000, site.grid.voltage_v)
+            for c in site.chargers
+            for k in c.connectors
+            if k.dc is not None
+        }
         for slot, wiring in enumerate(tree.connectors):
             charger = self.chargers.get(wiring.charger)
             if charger is None:
                 charger = self.chargers[wiring.charger] = ChargerState(
-                    wiring.charger, (), site.control.lease_s, site.control.failsafe_current_a
+                    wiring.charger,
+                    (),
+                    site.control.lease_s,
+                    site.control.failsafe_current_a,
+                    no_free_power=personality(
+                        scenario.personalities.get(wiring.charger)
+                    ).no_free_power,
                 )
             charger.slots = (*charger.slots, slot)
+            minimum = dc_min_a.get((wiring.charger, wiring.connector))
+            if minimum is not None:
+                charger.dc_min_a[slot] = minimum
             self.slot_charger.append(charger)
         self.meters = {m.id: MeterState(m.id, tree.node_index(m.node)) for m in site.meters}
         self.pv = [
@@ -138,7 +154,13 @@ class Simulation:
             if grid.power_limit_kw is not None
             else 3 * grid.voltage_v * min(grid.phase_current_limit_a)
         )
-        self.recorder = SafetyRecorder(tree.node_ids, self.default_reaction_s(), tree.voltage_v)
+        self.recorder = SafetyRecorder(
+            tree.node_ids,
+            self.default_reaction_s(),
+            tree.voltage_v,
+            power_limits_w=tree.power_limits_w,
+            demand=self.demand_rule(),
+        )
         for _ in range(self._arrivals.initial_count(len(tree.connectors))):
             self._arrive(0.0)
 
@@ -154,6 +176,14 @@ class Simulation:
     def now(self) -> float:
         """Simulated seconds since the start."""
         return self.steps * self.step_s
+
+    def demand_rule(self) -> DemandRule:
+        """The site's demand intervals (aligned as hubgate aligns them: on the epoch) and
+        target (`[demand]`; without one, 15-minute intervals and no target)."""
+        demand = self.site.demand
+        interval_s = 60.0 * (15 if demand is None else demand.interval_min)
+        target = None if demand is None or demand.target_kw is None else demand.target_kw * 1e3
+        return DemandRule(interval_s, target, self.epoch_s % interval_s)
 
     def default_reaction_s(self) -> float:
         """Tolerated time above a limit: the scenario's, or slowest EV + control cycle + step."""
@@ -199,6 +229,7 @@ class Simulation:
             raise ValueError(f"connector slot {slot} is taken")
         ev = ev or self._arrivals.new_ev(now)
         self.evs[slot] = ev
+        self.slot_charger[slot].sessions.discard(slot)
         node = self.tree.connectors[slot].node
         phases = self.tree.connectors[slot].phases_for(ev.phases)
         self._ev_flat[slot] = tuple(3 * node + p for p in phases)
@@ -277,6 +308,7 @@ class Simulation:
                         VehicleOutcome.of(self.vehicles_by_number[ev.vehicle], ev.energy_kwh)
                     )
                 evs[slot] = None
+                self.slot_charger[slot].sessions.discard(slot)
         for _ in range(self._arrivals.due(now)):
             self._arrive(now)
         self._fleet_arrivals(now)

@@ -122,13 +122,10 @@ class VehicleOutcome:
         return self.delivered_kwh >= self.need_kwh * 0.999
 
 
-INTERVAL_S = 900.0
-"""Demand is metered over 15-minute intervals aligned to the clock."""
-
-
 @dataclass(frozen=True, slots=True)
 class FleetSummary:
-    """The fleet's figures over a run: energy by departure, shortfall, demand, cost."""
+    """The fleet's figures over a run: energy by departure, shortfall, import, cost (the
+    demand peak is the safety summary's, `Summary.demand_peak_kw`)."""
 
     vehicles: int
     finished: int
@@ -137,8 +134,6 @@ class FleetSummary:
     shortfall_kwh: float
     worst_shortfall_kwh: float
     import_kwh: float
-    peak_15min_kw: float
-    """The highest 15-minute average import (clock-aligned)."""
     cost: float | None
     """The import's cost under the scenario's prices (None without `[prices]`)."""
 
@@ -149,8 +144,7 @@ class FleetSummary:
             f"fleet: {self.finished} of {self.vehicles} vehicles finished by departure; "
             f"{self.delivered_kwh:.1f} of {self.needed_kwh:.1f} kWh delivered, shortfall "
             f"{self.shortfall_kwh:.1f} kWh (worst vehicle {self.worst_shortfall_kwh:.1f} kWh)\n"
-            f"grid: {self.import_kwh:.1f} kWh imported, 15-min peak "
-            f"{self.peak_15min_kw:.1f} kW{cost}"
+            f"grid: {self.import_kwh:.1f} kWh imported{cost}"
         )
 
 
@@ -163,12 +157,10 @@ def fleet_summary(
 ) -> FleetSummary:
     """The figures from the vehicles' outcomes and the grid power of every step (W, import
     positive), the run starting at `start_hour` of the day."""
-    intervals: dict[int, float] = {}
     import_kwh = cost = 0.0
     for k, watts in enumerate(grid_power_w):
         kwh = max(watts, 0.0) * step_s / 3.6e6
         day_s = start_hour * HOUR_S + k * step_s
-        intervals[int(day_s // INTERVAL_S)] = intervals.get(int(day_s // INTERVAL_S), 0.0) + kwh
         import_kwh += kwh
         if hourly_prices is not None:
             cost += kwh * hourly_prices[int(day_s // HOUR_S) % 24]
@@ -181,6 +173,5 @@ def fleet_summary(
         shortfall_kwh=sum(shortfalls),
         worst_shortfall_kwh=max(shortfalls, default=0.0),
         import_kwh=import_kwh,
-        peak_15min_kw=max(intervals.values(), default=0.0) / (INTERVAL_S / HOUR_S),
         cost=None if hourly_prices is None else cost,
     )

@@ -86,10 +86,13 @@ class ConnectorAdapter:
         return LimitCheck()
 
     async def read(self) -> Reading:
-        """The EV's draw on the charger's own phases and the IEC state."""
-        self._online()
+        """The EV's draw on the charger's own phases and the IEC state (F: an EV whose
+        session has not started, as a station that shows itself unavailable)."""
+        charger = self._online()
         sim, slot = self._sim, self._slot
         ev = sim.evs[slot]
+        if ev is not None and not charger.in_session(slot):
+            return Reading(at=trio.current_time(), values={}, state=IecState.F)
         voltage = sim.tree.voltage_v
         draw = ev.draw_a if ev is not None else 0.0
         phases = len(sim.tree.connectors[slot].phases_for(ev.phases)) if ev and draw > 0 else 0

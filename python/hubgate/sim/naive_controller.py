@@ -5,7 +5,9 @@ in-process. It sees only what a gateway would: meter readings, what online
 chargers report and the grid-operator signal; it writes limits to chargers.
 Every cycle it
 
-1. budgets each node and phase: the limit in force less a headroom, less the
+1. budgets each node and phase: the limit in force (its phase limit, and its power
+   limit as an even current per phase; at the connection also the grid operator's limit
+   and the demand target, kept at every moment) less a headroom, less the
    non-EV load (meter reading less the reported EV draws); with the meter dead,
    the configured degraded share of the limit; with no meter, the whole limit;
    connectors of offline chargers are reserved at what they may draw;
@@ -33,6 +35,9 @@ class NaiveEqualShareController:
         self.period_s = sim.site.control.cycle_s
         self._margin_a = sim.site.grid.safety_margin_a
         self._degraded = sim.site.control.degraded_budget_percent / 100.0
+        target_w = sim.demand_rule().target_w
+        self._demand_w = float("inf") if target_w is None else target_w
+        """The demand target, kept as a cap on the import at every moment."""
         self._ancestors = [tree.ancestors(c.node) for c in tree.connectors]
         self._meters: dict[int, MeterState] = {}
         for meter in sim.meters.values():
@@ -41,14 +46,17 @@ class NaiveEqualShareController:
     def _budgets(self, sim: Simulation, used: list[float], reserved: list[float]) -> list[float]:
         budgets = [float("inf")] * len(used)
         keep = 1.0 - HEADROOM_PERCENT / 100.0
-        operator_a = sim.operator_limit_w() / (3 * sim.tree.voltage_v)
+        per_phase_w = 3 * sim.tree.voltage_v
+        powers_w = list(sim.tree.power_limits_w)
+        powers_w[0] = min(powers_w[0], sim.operator_limit_w(), self._demand_w)
         for node, limit in enumerate(sim.limits_in_force()):
-            if limit is None:
+            power_a = powers_w[node] / per_phase_w
+            if limit is None and power_a == float("inf"):
                 continue
             meter = self._meters.get(node)
             for phase in range(3):
                 k = 3 * node + phase
-                phase_limit = limit[phase] if node else min(limit[phase], operator_a)
+                phase_limit = min(float("inf") if limit is None else limit[phase], power_a)
                 cap = phase_limit * keep - (self._margin_a if node == 0 else 0.0)
                 if meter is None:
                     budget = cap
@@ -73,7 +81,7 @@ class NaiveEqualShareController:
                 for node in self._ancestors[slot]:
                     for phase in wiring.grid_phases:
                         reserved[3 * node + phase] += assumed
-            elif ev is not None:
+            elif ev is not None and charger.in_session(slot):  # else it shows unavailable
                 phases = wiring.phases_for(ev.phases)
                 for node in self._ancestors[slot]:
                     for phase in phases:

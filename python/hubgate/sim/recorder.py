@@ -1,16 +1,19 @@
-"""The safety recorder: true current against the limit in force, per node and phase, the
-connection's power against the grid operator's limit (phase "P", as the average current per
-phase it stands for), and its feed-in against the limit on export (phase "E", likewise).
+"""The safety recorder: true current against the limit in force, per node and phase, each
+node's power against its power limit (the connection's: its own or the grid operator's,
+whichever is lower; phase "P", as the average current per phase it stands for), and the
+connection's feed-in against the limit on export (phase "E", likewise).
 
 Being above a limit is tolerated for `reaction_s` after its cause: the moment the
 limit was lowered, when the excursion began within `reaction_s` of that, else the
 moment the excursion began (a load step, a new EV). Every second beyond that is a
-violation. The recorder keeps the time series and sums up the run.
+violation. The recorder keeps the time series and sums up the run, with the highest
+average import over the site's demand intervals (`[demand]`) against its target.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from array import array
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -23,6 +26,20 @@ POWER = "P"
 """The phase label of the connection's power limit (in A: its average per phase)."""
 EXPORT = "E"
 """The phase label of the connection's feed-in limit (in A: its average per phase)."""
+DEMAND_TOLERANCE = 0.01
+"""A demand interval averaging at most this fraction above the target still keeps it: a
+controller reacts to the interval's import a cycle or two late (measured: hubgate's first
+interval of the small depots, as the vehicles arrive, ends 0.2-0.5 % over)."""
+
+
+@dataclass(frozen=True)
+class DemandRule:
+    """The site's demand metering: clock-aligned intervals and the target on their average."""
+
+    interval_s: float
+    target_w: float | None
+    start_s: float = 0.0
+    """Seconds since the last interval boundary at simulated time 0 (the intervals' phase)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +81,16 @@ class Summary:
     """EVs that left during the run (their departure time came)."""
     evs_finished: int = 0
     """Of those, the ones at their target state of charge when they left."""
+    demand_peak_kw: float = 0.0
+    """The highest average import over one demand interval (clock-aligned)."""
+    demand_target_kw: float | None = None
+    """The site's demand target (None: none)."""
+
+    @property
+    def demand_kept(self) -> bool:
+        """Whether every demand interval stayed under the target (`DEMAND_TOLERANCE`)."""
+        target = self.demand_target_kw
+        return target is None or self.demand_peak_kw <= target * (1 + DEMAND_TOLERANCE)
 
     @property
     def violation_seconds(self) -> float:
@@ -83,6 +110,7 @@ class Summary:
             f"limit violations: {len(self.violations)} "
             f"({self.violation_seconds:g} s beyond the {self.reaction_s:g} s reaction time)",
             f"EVs finished by departure: {self.evs_finished} of {self.evs_left} that left",
+            f"demand peak: {self.demand_text()}",
             f"{'node':<15} {'peak (phase, at)':<26}   time above limit",
         ]
         lines += [
@@ -96,16 +124,36 @@ class Summary:
         ]
         return "\n".join(lines)
 
+    def demand_text(self) -> str:
+        """The demand peak and, with a target, how it compares."""
+        peak, target = self.demand_peak_kw, self.demand_target_kw
+        if target is None:
+            return f"{peak:.1f} kW"
+        return f"{peak:.1f} kW of {target:g} kW target" + ("" if self.demand_kept else " (over)")
+
 
 class SafetyRecorder:
-    """Fed once per step with every node's current and limit (flat, `3 * node + phase`)."""
+    """Fed once per step with every node's current and limit (flat, `3 * node + phase`);
+    `power_limits_w`: each node's configured power limit (W, inf or left out: none)."""
 
     def __init__(
-        self, node_ids: Sequence[str], reaction_s: float, voltage_v: float = 230.0
+        self,
+        node_ids: Sequence[str],
+        reaction_s: float,
+        voltage_v: float = 230.0,
+        *,
+        power_limits_w: Sequence[float] = (),
+        demand: DemandRule | None = None,
     ) -> None:
         self.node_ids = tuple(node_ids)
         self.reaction_s = reaction_s
         self.voltage_v = voltage_v
+        self.power_limits_w = tuple(power_limits_w) + (math.inf,) * (
+            len(node_ids) - len(power_limits_w)
+        )
+        self.demand = demand or DemandRule(900.0, None)
+        self._intervals: dict[int, float] = {}
+        """Import per demand interval (J), by the interval's number."""
         size = 3 * len(node_ids)
         self.currents = [array("d") for _ in range(size)]
         """True current per node and phase, one value per step."""
@@ -114,12 +162,12 @@ class SafetyRecorder:
         self.grid_power_w = array("d")
         """The connection's power (W), one value per step."""
         self.grid_power_limit_w = array("d")
-        """The grid operator's limit on it (W; inf: none), one value per step."""
+        """The limit on it in force (W; inf: none), one value per step."""
         self.export_limit_w = array("d")
         """The limit on the connection's feed-in (W; inf: none), one value per step."""
-        self._power = size
-        self._export = size + 1
-        size += 2  # the streaks of the connection's power and feed-in
+        self._power = size  # the streak of node k's power: _power + k
+        self._export = size + len(node_ids)
+        size += len(node_ids) + 1  # the streaks of each node's power and the feed-in
         self.times = array("d")
         self.energy_kwh = 0.0
         self._end = 0.0
@@ -149,7 +197,9 @@ class SafetyRecorder:
         grid_power_limit_w: float = float("inf"),
         export_limit_w: float = float("inf"),
     ) -> None:
-        """The state during the step [now, now + dt)."""
+        """The state during the step [now, now + dt); `grid_power_limit_w`: the grid
+        operator's limit on the connection's power (the lower of it and the connection's own
+        power limit is in force)."""
         self.times.append(now)
         self.energy_kwh += energy_kwh
         self._end = now + dt
@@ -165,21 +215,31 @@ class SafetyRecorder:
                 cap = float("inf") if limit is None else limit[phase]
                 self.limits[k].append(cap)
                 above |= self._check(k, now, dt, magnitude, cap)
+            at = 3 * node
+            watts = self.voltage_v * (currents[at] + currents[at + 1] + currents[at + 2])
+            power_limit_w = self.power_limits_w[node]
+            per_phase = 3 * self.voltage_v
             if node == 0:
-                watts = self.voltage_v * (currents[0] + currents[1] + currents[2])
+                power_limit_w = min(power_limit_w, grid_power_limit_w)
                 self.grid_power_w.append(watts)
-                self.grid_power_limit_w.append(grid_power_limit_w)
-                per_phase = 3 * self.voltage_v
-                power_above = self._check(
-                    self._power, now, dt, abs(watts) / per_phase, grid_power_limit_w / per_phase
-                )
-                above |= power_above
+                self.grid_power_limit_w.append(power_limit_w)
+                self._meter_demand(now, dt, watts)
+            above |= self._check(
+                self._power + node, now, dt, abs(watts) / per_phase, power_limit_w / per_phase
+            )
+            if node == 0:
                 self.export_limit_w.append(export_limit_w)
                 above |= self._check(
                     self._export, now, dt, max(-watts, 0.0) / per_phase, export_limit_w / per_phase
                 )
             if above:
                 self._above_s[node] += dt
+
+    def _meter_demand(self, now: float, dt: float, watts: float) -> None:
+        """Add the step's import to its demand interval (a step across a boundary: the one
+        it starts in)."""
+        number = int((self.demand.start_s + now) // self.demand.interval_s)
+        self._intervals[number] = self._intervals.get(number, 0.0) + max(watts, 0.0) * dt
 
     def _check(self, k: int, now: float, dt: float, value: float, cap: float) -> bool:
         """Follow streak `k` through this step; whether `value` is above `cap`."""
@@ -207,11 +267,16 @@ class SafetyRecorder:
         assert start is not None
         self._streak_start[k] = None
         if self._streak_beyond[k] > 0:
-            whole = {self._power: POWER, self._export: EXPORT}.get(k)
+            if k == self._export:
+                node, phase = 0, EXPORT
+            elif k >= self._power:
+                node, phase = k - self._power, POWER
+            else:
+                node, phase = k // 3, PHASES[k % 3]
             self._violations.append(
                 Violation(
-                    node=self.node_ids[0 if whole else k // 3],
-                    phase=whole or PHASES[k % 3],
+                    node=self.node_ids[node],
+                    phase=phase,
                     cause_s=self._streak_cause[k],
                     start_s=start,
                     end_s=end,
@@ -232,6 +297,7 @@ class SafetyRecorder:
             )
         )
         violations = sorted(self._violations, key=lambda v: (v.start_s, v.node, v.phase))
+        target_w = self.demand.target_w
         return Summary(
             self._end,
             self.reaction_s,
@@ -240,4 +306,8 @@ class SafetyRecorder:
             tuple(violations),
             self._left,
             self._finished,
+            demand_peak_kw=max(self._intervals.values(), default=0.0)
+            / self.demand.interval_s
+            / 1000.0,
+            demand_target_kw=None if target_w is None else target_w / 1000.0,
         )
