@@ -5,7 +5,8 @@ gateway runs in another (`hubgate.benchmarking.footprint.main`: `open_gateway` a
 run` builds it, importing nothing else), which samples its own memory and CPU. `steady` is
 `depot-200-steady` (cars come and go, nothing else happens), `grid-limit-step` the demo's
 scenario (the grid operator's limit steps to 30 % for ten minutes a minute in).
-`extra_info` has the resident memory at the start, end and peak of the window, its growth
+`extra_info` has the resident memory at the start, end and peak of the window (and the
+anonymous part at the start and end: the process's own memory, not library pages), its growth
 over the window's second half (MiB per hour), the CPU share (1.0: one core), the samples and
 the machine's load; the benchmark's own time is the whole run. Targets (issue 22): at most
 80 MiB and flat, at most 3 % of a core while steady.

@@ -94,3 +94,40 @@ def test_grid_samples_outlive_the_full_records() -> None:
     ]
     assert [cycle for cycle, _ in log.grid_history(2)] == [5]  # the newest 2 cycles: 5 and 6
     assert log.grid_history(0) == []
+
+
+def test_grid_samples_read_back_as_appended() -> None:
+    log = DecisionLog(size=1, history=3)
+    samples = [
+        GridSample(1.5, (1.0, -2.0, 3.25), (4.0, 5.0, 6.0), (7.0, 8.0, 9.0), 10.5, "cap"),
+        GridSample(2.5, None, (0.0, 0.0, 0.0), (32.0, 32.0, 32.0), 22.0, "grid-operator"),
+    ]
+    for cycle, grid in enumerate(samples, start=7):
+        log.append(DecisionRecord(cycle, float(cycle), {}, (), grid=grid))
+    assert log.grid_history(5) == [(7, samples[0]), (8, samples[1])]
+
+
+def test_what_repeats_from_the_previous_record_is_shared() -> None:
+    def cycle_record(cycle: int, notes: list[str], base: tuple[float, ...]) -> DecisionRecord:
+        inputs = {"peak_w": 5000.0, "base_load_a": {"grid": base, "feeder-1": (1.0, 1.0, 1.0)}}
+        return DecisionRecord(cycle, float(cycle), inputs, (), notes=tuple(notes))
+
+    log = DecisionLog(size=3)
+    log.append(cycle_record(1, ["cp-1#1 failsafe not verified: 32 A reserved"], (1.0, 2.0, 3.0)))
+    fresh = "".join(["cp-1#1 failsafe", " not verified: 32 A reserved"])  # equal, not the same
+    log.append(cycle_record(2, ["cp-2#1 starting", fresh], (1.0, 2.0, 4.0)))
+    first, second = log.recent(2)
+    assert second.notes == ("cp-2#1 starting", fresh)
+    assert second.notes[1] is first.notes[0]
+    assert second.inputs == {
+        "peak_w": 5000.0,
+        "base_load_a": {"grid": (1.0, 2.0, 4.0), "feeder-1": (1.0, 1.0, 1.0)},
+    }
+    base, earlier = second.inputs["base_load_a"], first.inputs["base_load_a"]
+    assert isinstance(base, dict)
+    assert isinstance(earlier, dict)
+    assert base["feeder-1"] is earlier["feeder-1"]
+    assert base["grid"] is not earlier["grid"]
+    log.append(cycle_record(3, ["cp-2#1 starting", fresh], (1.0, 2.0, 4.0)))
+    assert log.recent(1)[0].notes is second.notes
+    assert log.recent(1)[0].inputs is second.inputs

@@ -19,3 +19,12 @@ def test_a_device_whose_profile_needs_a_pause_between_requests_gets_it() -> None
     charger = devices.chargers["cp-1", 1]
     assert isinstance(charger, ProfileCharger)
     assert charger.link.delay_s == 0.0  # alfen-eve: none
+
+
+def test_devices_of_one_model_share_its_profile() -> None:
+    site = site_config()  # three alfen-eve chargers
+    devices = build_site_devices(site, StationRegistry.from_site(site), ModbusPool())
+    chargers = [devices.chargers[f"cp-{n}", 1] for n in (1, 2, 3)]
+    assert all(isinstance(c, ProfileCharger) for c in chargers)
+    profiles = {id(c.profile) for c in chargers if isinstance(c, ProfileCharger)}
+    assert len(profiles) == 1

@@ -30,10 +30,13 @@ READY_TIMEOUT_S = 300.0
 
 @dataclass(frozen=True)
 class Sample:
-    """One sample: seconds into the window, resident memory, CPU share since the last one."""
+    """One sample: seconds into the window, resident memory (and of it the process's own,
+    anonymous memory: Python objects and native heaps; the rest is mapped library pages),
+    CPU share since the last one."""
 
     at_s: float
     rss_mib: float
+    anon_mib: float
     cpu_share: float
 
 
@@ -84,6 +87,8 @@ class Footprint:
             "rss_start_mib": start,
             "rss_end_mib": end,
             "rss_peak_mib": peak,
+            "anon_start_mib": self.samples[0].anon_mib,
+            "anon_end_mib": self.samples[-1].anon_mib,
             "rss_growth_mib_per_h": self.rss_growth_mib_per_h,
         }
 
@@ -109,7 +114,8 @@ async def _run(site: SiteConfig, settle_s: float, duration_s: float, sample_s: f
                 await trio.sleep_until(began + k * sample_s)
                 now, cpu_now = trio.current_time(), time.process_time()
                 share = (cpu_now - cpu_last) / (now - last_at)
-                samples.append(Sample(now - began, rss_mib(), share))
+                memory = _status_mib("VmRSS", "RssAnon")
+                samples.append(Sample(now - began, memory["VmRSS"], memory["RssAnon"], share))
                 last_at, cpu_last = now, cpu_now
             await gateway.shutdown()
     return Footprint(
@@ -126,9 +132,18 @@ async def _run(site: SiteConfig, settle_s: float, duration_s: float, sample_s: f
 
 def rss_mib(pid: int | None = None) -> float:
     """The resident set size (MiB) of process `pid` (default: this one)."""
+    return _status_mib("VmRSS", pid=pid)["VmRSS"]
+
+
+def _status_mib(*fields: str, pid: int | None = None) -> dict[str, float]:
+    """Memory fields of /proc/PID/status (in kB there), in MiB."""
     status = Path(f"/proc/{pid or 'self'}/status").read_text()
-    kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
-    return kib / 1024
+    found = {}
+    for line in status.splitlines():
+        name, _, value = line.partition(":")
+        if name in fields:
+            found[name] = int(value.split()[0]) / 1024
+    return found
 
 
 def main(argv: list[str]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from array import array
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice, takewhile
 from typing import TypeVar, overload
 
@@ -109,8 +109,9 @@ _T = TypeVar("_T")
 @dataclass
 class DecisionLog:
     """The last `size` decision records, and the grid samples of the last `history` cycles
-    (the dashboard's chart): a record of a 200-connector site takes about 8 KiB (its inputs
-    and columns), a grid sample well under one, so the full records are kept for minutes
+    (the dashboard's chart): a record of a 200-connector site takes a few KiB (its inputs,
+    columns and notes; what equals the previous record's is shared with it), a grid sample
+    well under one, so the full records are kept for minutes
     and the samples for an hour at the default 1 s cycle."""
 
     size: int = 600
@@ -129,6 +130,8 @@ class DecisionLog:
 
     def append(self, record: DecisionRecord) -> None:
         """Add a record, dropping the oldest when full."""
+        if self._records:
+            record = _sharing(record, self._records[-1])
         self._records.append(record)
         self._last_cycle = record.cycle
         if record.grid is not None:
@@ -150,6 +153,27 @@ class DecisionLog:
 
     def __len__(self) -> int:
         return len(self._records)
+
+
+def _sharing(record: DecisionRecord, previous: DecisionRecord) -> DecisionRecord:
+    """`record` with its notes and inputs that equal the previous record's replaced by the
+    previous record's objects: a site's notes and inputs mostly repeat from cycle to cycle
+    (a connector's "failsafe not verified: 32 A reserved" is made anew each cycle)."""
+    if previous.notes == record.notes:
+        notes = previous.notes
+    else:
+        seen = {note: note for note in previous.notes}
+        notes = tuple(seen.get(note, note) for note in record.notes)
+    return replace(record, notes=notes, inputs=_shared(record.inputs, previous.inputs))
+
+
+def _shared(new: _T, old: object) -> _T:
+    """`new`, or `old` where it is equal (in mappings, key by key)."""
+    if type(new) is type(old) and new == old:
+        return old
+    if isinstance(new, dict) and isinstance(old, dict):
+        return {key: _shared(value, old.get(key)) for key, value in new.items()}  # type: ignore[return-value]
+    return new
 
 
 def _newest(items: deque[_T], count: int) -> list[_T]:
