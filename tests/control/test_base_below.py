@@ -17,7 +17,7 @@ from hubgate.config.model import SiteConfig
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
 from hubgate.control.plan import CyclePlanner
 from tests.support.events import RecordedEvents
-from tests.support.loop_site import PlannedSite, SimBox, SimCharger, SimMeter, SimSite
+from tests.support.loop_site import CONTROL_TOML, PlannedSite, SimBox, SimCharger, SimMeter, SimSite
 from tests.support.toml_tables import meter, modbus, modbus_charger
 
 GRID_A = 100.0
@@ -52,14 +52,7 @@ phase_current_limit_a = 64
     + meter("board-a-meter", "board-a", modbus("eastron-sdm630", port=1511))
     + meter("board-b-meter", "board-b", modbus("eastron-sdm630", port=1512))
     + GRID_OPERATOR_TOML
-    + """
-[control]
-cycle_s = 1.0
-meter_stale_s = 3
-degraded_budget_percent = 50
-failsafe_current_a = 6
-lease_s = 10
-"""
+    + CONTROL_TOML
 )
 
 

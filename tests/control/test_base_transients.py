@@ -15,7 +15,7 @@ from hubgate.control.allocation import REASON_NAMES
 from hubgate.control.limits import LimitBook
 from hubgate.control.plan import CyclePlanner, Plan
 from tests.support.events import RecordedEvents
-from tests.support.loop_site import SITE_TOML, PlannedSite, SimSite, site_meter
+from tests.support.loop_site import SITE_TOML, PlannedSite, SimSite, grid_metered_site
 from tests.support.toml_tables import connector_32a, modbus, modbus_charger, ocpp_charger
 
 BOARD_A = 64.0
@@ -74,19 +74,8 @@ def test_an_ev_plugging_in_is_not_taken_for_base_load_before_its_station_reports
     """A replugged EV starts at its new offer a few seconds after plugging in; its OCPP
     station reports the draw only with its next meter values. Meanwhile the meter's rise,
     up to what the allocator counts for it, is that EV, not base load."""
-    sim = SimSite.build()
-    sim.meter.base_a = BASE_A
-    for charger in sim.chargers:
-        charger.reports_every_s = 3.0  # MeterValues: the reports lag the draws
-    toml = SITE_TOML.replace(site_meter("board-meter", "board"), site_meter("board-meter", "grid"))
-    planner = CyclePlanner(
-        SiteConfig.model_validate(tomllib.loads(toml)),
-        LimitBook(),
-        meters=("board-meter",),
-        grid_operator_box=True,
-        events=RecordedEvents(),
-    )
-    site = PlannedSite(sim, planner)
+    site = grid_metered_site(BASE_A, reports_every_s=3.0)  # MeterValues lag the draws
+    sim = site.sim
     site.run(40)
     sim.box.percent = 30.0  # 30 A: three EVs at 6.7 A over the 10 A base
     site.run(30)

@@ -9,14 +9,8 @@ draws above its new setpoint is neither base load nor a reason to pause anyone.
 
 from __future__ import annotations
 
-import tomllib
-
-from hubgate.config.model import SiteConfig
 from hubgate.control.allocation import REASON_NAMES
-from hubgate.control.limits import LimitBook
-from hubgate.control.plan import CyclePlanner
-from tests.support.events import RecordedEvents
-from tests.support.loop_site import SITE_TOML, PlannedSite, SimSite, site_meter
+from tests.support.loop_site import grid_metered_site
 
 BASE_A = 10.0
 STEP_LIMIT_A = 30.0
@@ -24,20 +18,8 @@ STEP_LIMIT_A = 30.0
 
 
 def test_evs_on_their_way_down_keep_their_reduced_setpoints_not_paused_for_min_off() -> None:
-    sim = SimSite.build()
-    sim.meter.base_a = BASE_A
-    for charger in sim.chargers:
-        charger.reports_every_s = 3.0  # MeterValues: the reports lag the commands
-    # the test site with its meter at the grid connection, where the step applies
-    toml = SITE_TOML.replace(site_meter("board-meter", "board"), site_meter("board-meter", "grid"))
-    planner = CyclePlanner(
-        SiteConfig.model_validate(tomllib.loads(toml)),
-        LimitBook(),
-        meters=("board-meter",),
-        grid_operator_box=True,
-        events=RecordedEvents(),
-    )
-    site = PlannedSite(sim, planner)
+    site = grid_metered_site(BASE_A, reports_every_s=3.0)  # MeterValues lag the draws
+    sim = site.sim
     site.run(40)
     before = site.setpoints()
     assert min(before.values()) >= 16  # (64 - 10) A shared by three

@@ -50,6 +50,15 @@ def site_meter(meter_id: str, node: str) -> str:
     return meter(meter_id, node, modbus("eastron-sdm630", port=1505))
 
 
+CONTROL_TOML = """[control]
+cycle_s = 1.0
+meter_stale_s = 3
+degraded_budget_percent = 50
+failsafe_current_a = 6
+lease_s = 10
+"""
+"""The test sites' control settings: 1 s cycles, a 10 s lease, 6 A failsafe."""
+
 SITE_TOML = (
     """
 [site]
@@ -66,13 +75,8 @@ phase_current_limit_a = 64
     + """[grid_operator]
 source = "modbus-device"
 modbus = { profile = "grid-operator-limit-register", host = "127.0.0.1", port = 1506 }
-[control]
-cycle_s = 1.0
-meter_stale_s = 3
-degraded_budget_percent = 50
-failsafe_current_a = 6
-lease_s = 10
 """
+    + CONTROL_TOML
 )
 
 REACTION_S = 2.0
@@ -369,3 +373,22 @@ class PlannedSite:
         assert self.last is not None
         setpoint = self.last.result.setpoint_a
         return {info.key[0]: setpoint[i] for i, info in enumerate(self.planner.model.connectors)}
+
+
+def grid_metered_site(base_a: float, reports_every_s: float) -> PlannedSite:
+    """The test site with its meter at the grid connection, where a grid operator's step
+    applies, `base_a` of base load on it, and chargers whose reports lag their draws by
+    `reports_every_s` (OCPP MeterValues)."""
+    sim = SimSite.build()
+    sim.meter.base_a = base_a
+    for charger in sim.chargers:
+        charger.reports_every_s = reports_every_s
+    toml = SITE_TOML.replace(site_meter("board-meter", "board"), site_meter("board-meter", "grid"))
+    planner = CyclePlanner(
+        SiteConfig.model_validate(tomllib.loads(toml)),
+        LimitBook(),
+        meters=("board-meter",),
+        grid_operator_box=True,
+        events=RecordedEvents(),
+    )
+    return PlannedSite(sim, planner)
