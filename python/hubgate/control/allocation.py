@@ -161,6 +161,8 @@ class SiteAllocator:
 
     def __init__(self, config: SiteConfig, settings: AllocationSettings | None = None) -> None:
         settings = settings or AllocationSettings()
+        self.settings = settings
+        """The allocation's settings (`settle_s`: how long an EV may take to follow)."""
         grid = config.grid
         self.node_ids: tuple[str, ...] = (GRID_NODE_ID, *(n.id for n in config.nodes))
         self._node_index = {node_id: i for i, node_id in enumerate(self.node_ids)}

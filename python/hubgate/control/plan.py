@@ -143,8 +143,6 @@ class CyclePlanner:
         self.events = events if events is not None else EventLog(clock=time.monotonic)
         control = site.control
         self.allocator = SiteAllocator(with_finite_limits(site), allocation)
-        self._settle_s = (allocation or AllocationSettings()).settle_s
-        """How long an EV may take to follow a lowered setpoint (the allocator's too)."""
         self.model = SiteModel.build(site, self.allocator)
         unreachable_s = self.timing.unreachable_after_cycles * control.cycle_s
         self.connectors = [
@@ -351,7 +349,7 @@ class CyclePlanner:
                 failsafe_a=failsafe,
             )
             reserved_at = self.reservation(i, now)
-            draw, falling = runtime.known_draw(now, self._settle_s)
+            draw, falling = runtime.known_draw(now, self.allocator.settings.settle_s)
             draws.append(draw)
             unknowns.append(falling)
             phases = (info.grid_phases[0],) if info.one_phase else (0, 1, 2)
@@ -397,7 +395,7 @@ class CyclePlanner:
                         runtime.lowered_at = None
                 else:  # on its way down: what it still draws is all it keeps reserved
                     self.allocator.confirm_draw(i, drawn)
-            if not_yet and now - runtime.sent_at < self._settle_s:
+            if not_yet and now - runtime.sent_at < self.allocator.settings.settle_s:
                 # Offered a new setpoint lately, not started yet: it may start any moment,
                 # at what the allocator counts for it, before its values show it (an OCPP
                 # station's lag); what the meters see rise up to that is its draw.
