@@ -313,6 +313,7 @@ def test_failover_time_depot_200(benchmark: Any, tmp_path: Path, impl: str, smok
         )
         try:
             a, b = site.gateways["a"], site.gateways["b"]
+            site.wait_serving()
             site.wait_for_commands(a.pids[0], timeout_s=240)
             b.wait_in_cluster(timeout_s=120)
             _kill_the_leader(site, figures, timeout_s=240.0)

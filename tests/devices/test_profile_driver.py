@@ -211,6 +211,43 @@ async def test_failsafe_configured_fed_and_lapsing(profile: Profile) -> None:
             assert r.sim.applied_limit() == pytest.approx(fallback)
 
 
+@pytest.mark.parametrize("name", WITH_FAILSAFE)
+async def test_a_failsafe_in_place_is_read_not_written_again(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second verification (a restart, a new leader taking over from the gateway that set
+    them) finds the settings in place: nothing written, the same settings; a timeout the
+    device does not hold is written again."""
+    profile = PROFILES[name]
+    timeout = profile.failsafe.timeout
+    assert timeout is not None
+    with trio.fail_after(10):
+        async with rig(profile) as r:
+            driver = charger(r)
+            await driver.configure_failsafe(TIMEOUT_S, FAILSAFE_A)
+            first = driver.failsafe
+            sent: list[Request] = []  # every request but reads of plans: the writes
+            master = driver.link.master
+            send = master.request
+
+            async def counted(unit: int, request: Request, **kwargs: float | None) -> Response:
+                sent.append(request)
+                return await send(unit, request, **kwargs)  # type: ignore[arg-type]
+
+            monkeypatch.setattr(master, "request", counted)
+            await driver.configure_failsafe(TIMEOUT_S, FAILSAFE_A)
+            assert driver.failsafe == first
+            writes_timeout = timeout.writable and timeout.address is not None
+            if timeout.enable_address is None:  # its enable is written every time
+                assert sent == []
+            if writes_timeout:
+                sent.clear()
+                await driver.configure_failsafe(TIMEOUT_S + 10, FAILSAFE_A)
+                assert sent, "the new timeout was not written"
+                assert driver.failsafe is not None
+                assert driver.failsafe.timeout_s == pytest.approx(TIMEOUT_S + 10)
+
+
 @pytest.mark.parametrize("name", sorted(set(CHARGERS) - set(WITH_FAILSAFE)))
 async def test_no_failsafe_means_no_heartbeat_but_a_keep_alive(name: str) -> None:
     keep_alive = PROFILES[name].failsafe.heartbeat

@@ -37,6 +37,10 @@ CHARGERS = ("cp-1", "cp-2", "cp-3", "cp-4")
 EPOCH = re.compile(r"cluster: (\w+) is leader \(epoch (\d+)\)")
 STANDBY = re.compile(r"cluster: (\w+) is standby \(")
 DASHBOARD = re.compile(r"^dashboard: (http://\S+/)$", re.MULTILINE)
+SIM_START_S = 120.0
+"""How long the simulator may take to serve the site: a `hubgate` process starts in
+1-2 s on a quiet machine, but was seen to take 32 s at a load of ~25 (the gateways then
+dial its devices' ports with a reconnect back-off that has grown to its 10 s ceiling)."""
 
 
 def site_file(ports: dict[str, int]) -> str:
@@ -337,10 +341,28 @@ class HaSite:
         return running
 
     def ready(self) -> None:
-        """Wait until gateway a has commanded every charger and b watches the lease (so
-        it is b that takes over when a goes)."""
+        """Wait until the simulator serves the site, then until gateway a has commanded
+        every charger and b watches the lease (so it is b that takes over when a goes)."""
+        self.wait_serving()
         self.wait_for_commands(self.gateways["a"].pids[0])
         self.gateways["b"].wait_in_cluster()
+
+    def wait_serving(self, timeout_s: float = SIM_START_S) -> None:
+        """Wait until the simulator serves every device (its listing is out); a simulator
+        that ended instead (e.g. a port it could not listen on) fails at once."""
+        deadline = time.monotonic() + timeout_s
+        log = self.directory / "sim.log"
+        while "served:" not in log.read_text(encoding="utf-8", errors="replace"):
+            self._check_sim()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the simulator did not serve the site in {timeout_s:g} s")
+            time.sleep(0.2)
+
+    def _check_sim(self) -> None:
+        """Raise with its log when the simulator has ended."""
+        if self.sim.poll() is not None:
+            log = (self.directory / "sim.log").read_text(encoding="utf-8", errors="replace")
+            raise RuntimeError(f"the simulator ended ({self.sim.returncode}):\n{log[-2000:]}")
 
     def writes(self) -> list[dict[str, Any]]:
         """Every command the simulated devices received so far, in order of arrival."""
@@ -362,6 +384,7 @@ class HaSite:
         chargers = self.chargers if chargers is None else chargers
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            self._check_sim()
             first: dict[str, float] = {}
             for write in self.writes():
                 if write["pid"] == pid and write["at"] >= since:

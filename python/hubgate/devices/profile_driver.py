@@ -449,8 +449,9 @@ class ProfileCharger(ProfileDevice):
 
     async def configure_failsafe(self, timeout_s: float, failsafe_current_a: float) -> None:
         """Write the device's communication timeout and fallback current where it lets us
-        (0 A as the profile's `pause_value`), then read both back;
-        `FailsafeNotAppliedError` when a write did not hold or 0 A has no value."""
+        (0 A as the profile's `pause_value`), then read both back; nothing is written when
+        a first read shows both in place already (`_in_place`). `FailsafeNotAppliedError`
+        when a write did not hold or 0 A has no value."""
         failsafe = self.profile.failsafe
         if not failsafe.present:
             log.info("%s: no device-side failsafe (%s)", self.id, failsafe.reason)
@@ -468,22 +469,85 @@ class ProfileCharger(ProfileDevice):
             fallback = pause
         elif failsafe.fallback.unit is Unit.WATT:
             fallback *= THREE_PHASES * self.voltage_v
+        wanted = {
+            "timeout": (failsafe.timeout, timeout_s),
+            "fallback": (failsafe.fallback, fallback),
+        }
         async with self._commands:
-            self.failsafe = FailsafeSettings(
+            self.failsafe = await self._in_place(wanted) or FailsafeSettings(
                 timeout_s=await self._configure("timeout", failsafe.timeout, timeout_s),
                 fallback=await self._configure("fallback", failsafe.fallback, fallback),
             )
 
+    async def _in_place(
+        self, wanted: Mapping[str, tuple[Timeout | Fallback, float]]
+    ) -> FailsafeSettings | None:
+        """The settings when the device holds the wanted ones already (a restart, or a new
+        leader taking over from the gateway that set them): every register read back in
+        one plan (one request where they are near), nothing written. None when a write is
+        due, or the check needs more than a read (a timeout enable register, a SunSpec
+        scale factor)."""
+        specs: dict[str, RegisterSpec] = {}
+        for name, (register, _) in wanted.items():
+            if register.address is None:
+                continue
+            if isinstance(register, Timeout) and register.enable_address is not None:
+                return None
+            spec = await self.resolve(name, register)
+            if register.read_at is not None:
+                spec = await self.resolve(f"{name} read-back", register.read_at)
+            if spec.scale_factor_address is not None:
+                return None
+            specs[name] = spec
+        read = await self.link.read_plan(read_plan(self.profile, specs)) if specs else []
+        got = dict(zip(specs, read, strict=True))
+        settings: dict[str, float | None] = {}
+        for name, (register, value) in wanted.items():
+            if name not in got:
+                settings[name] = self._fixed(name, register, value)
+                continue
+            try:  # to half a step: a value one step off is a different setting
+                half_step = abs(specs[name].scale) / 2
+                settings[name] = self._held(name, register, value, got[name], half_step)
+            except FailsafeNotAppliedError:
+                return None
+        return FailsafeSettings(timeout_s=settings["timeout"], fallback=settings["fallback"])
+
+    def _fixed(self, name: str, register: Timeout | Fallback, wanted: float) -> float | None:
+        """A setting with no register: the profile's documented value (None: unknown)."""
+        default = register.default_s if isinstance(register, Timeout) else register.default
+        if default is None:
+            self.warn_once("the %s is set on the device alone, not %s", name, wanted)
+        elif not math.isclose(default, wanted):
+            self.warn_once("the %s is fixed at %s, not %s", name, default, wanted)
+        return default
+
+    def _held(
+        self,
+        name: str,
+        register: Timeout | Fallback,
+        wanted: float,
+        got: FieldValue,
+        tolerance: float,
+    ) -> float:
+        """The setting read back as `got`; `FailsafeNotAppliedError` when a register hubgate
+        writes does not hold `wanted` within `tolerance` (one it cannot write holds what it
+        holds)."""
+        if not isinstance(got, int | float):
+            raise FailsafeNotAppliedError(f"{self.link.name}: the {name} reads as {got!r}")
+        if not math.isclose(float(got), wanted, rel_tol=1e-6, abs_tol=tolerance):
+            if register.writable:
+                raise FailsafeNotAppliedError(
+                    f"{self.link.name}: wrote {wanted} to the {name}, read back {got}"
+                )
+            self.warn_once("the %s is fixed at %s, not %s", name, got, wanted)
+        return float(got)
+
     async def _configure(
         self, name: str, register: Timeout | Fallback, wanted: float
     ) -> float | None:
-        default = register.default_s if isinstance(register, Timeout) else register.default
         if register.address is None:
-            if default is None:
-                self.warn_once("the %s is set on the device alone, not %s", name, wanted)
-            elif not math.isclose(default, wanted):
-                self.warn_once("the %s is fixed at %s, not %s", name, default, wanted)
-            return default
+            return self._fixed(name, register, wanted)
         spec = await self.resolve(name, register)
         if isinstance(register, Timeout) and register.enable_address is not None:
             enable = self._registers["failsafe.timeout.enable"]
@@ -499,16 +563,8 @@ class ProfileCharger(ProfileDevice):
         if register.read_at is not None:  # the written register is write-only
             spec = await self.resolve(f"{name} read-back", register.read_at)
         got = await self.read_value(spec)
-        if not isinstance(got, int | float):
-            raise FailsafeNotAppliedError(f"{self.link.name}: the {name} reads as {got!r}")
         resolution = abs(spec.scale) * 10.0 ** (await self.exponent(spec) or 0)
-        if not math.isclose(float(got), wanted, rel_tol=1e-6, abs_tol=resolution):
-            if register.writable:
-                raise FailsafeNotAppliedError(
-                    f"{self.link.name}: wrote {wanted} to the {name}, read back {got}"
-                )
-            self.warn_once("the %s is fixed at %s, not %s", name, got, wanted)
-        return float(got)
+        return self._held(name, register, wanted, got, resolution)
 
     @property
     def limit_check(self) -> LimitCheck:
