@@ -69,3 +69,32 @@ async def test_a_standby_senses_and_plans_but_commands_only_under_its_epoch(
         "commanding (epoch 4)",
         "commanding (epoch 5)",
     ]
+
+
+async def test_a_new_leader_verifies_its_chargers_in_its_first_cycle(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A standby plans every cycle and sends nothing: the failsafe verifications its plans
+    count as tried (each retried `VERIFY_RETRY_S` after the last) do not hold back the
+    first cycle it leads (they did, by up to a second, at a cycle shorter than that)."""
+    config = site_config()
+    config = config.model_copy(
+        update={"control": config.control.model_copy(update={"cycle_s": 0.25})}
+    )
+    sim = SimSite.build()
+    switch = Switch()
+    loop = ControlLoop(
+        config,
+        sim.devices(),
+        limits=LimitBook(),
+        decisions=DecisionLog(),
+        hub=StateHub(),
+        authority=switch,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(loop.run)
+        await trio.sleep(10.1)  # the standby's last cycle at 10.0 counted a try for each
+        switch.granted = 4
+        await trio.sleep(0.25)  # its first cycle as leader, at 10.25
+        assert [c.configured for c in sim.chargers] == [1] * len(sim.chargers)
+        nursery.cancel_scope.cancel()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,6 +13,8 @@ from typing import Any
 import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.typing import Subprotocol
 
 from hubgate.sim import load_scenario
 from hubgate.sim.ocpp_station import BACKOFF_S, Station
@@ -237,6 +242,65 @@ duration_s = 10
         wait_until_blocking(lambda: csms.arrivals.count("SIM-16") == 2, what="reconnect")
         wait_until_blocking(lambda: csms.received("SIM-16", "BootNotification"), what="boot again")
         assert csms.arrivals.count("SIM-201") == 1  # the other station stayed connected
+
+
+@contextmanager
+def a_csms_that_dies_with_a_call_unanswered() -> Iterator[str]:
+    """The URL of a CSMS (as a gateway that is killed) that reads a station's first call,
+    then stops listening and resets the connection without answering it."""
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def main() -> None:
+        done = asyncio.Event()
+
+        async def handler(ws: ServerConnection) -> None:
+            await ws.recv()
+            server.close(close_connections=False)  # its port refuses from now on
+            ws.transport.abort()
+            done.set()
+
+        server = await serve(
+            handler, "127.0.0.1", 0, subprotocols=[Subprotocol("ocpp1.6"), Subprotocol("ocpp2.0.1")]
+        )
+        box["url"] = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/ocpp"
+        box["stop"] = stop = asyncio.Event()
+        box["loop"] = asyncio.get_running_loop()
+        ready.set()
+        await stop.wait()
+        server.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield box["url"]
+    finally:
+        box["loop"].call_soon_threadsafe(box["stop"].set)
+        thread.join(10)
+
+
+def test_a_station_whose_csms_dies_with_its_call_unanswered_dials_the_next_at_once(
+    tmp_path: Path,
+) -> None:
+    """Its connection lost, a station gives up the call in flight and dials the next URL
+    (after its first back-off), as a charger does: it waited out the call's 30 s response
+    timeout first, so a station of a killed gateway found the other one 30 s late."""
+    loaded = load_scenario(write_wire_scenario(tmp_path))
+    with (
+        a_csms_that_dies_with_a_call_unanswered() as dying,
+        running_csms() as csms,
+        site_thread(loaded, ports_auto=True, csms_url=f"{dying},{csms.url}") as running,
+    ):
+        for identity in ("SIM-16", "SIM-201"):
+            wait_until_blocking(
+                lambda i=identity: csms.received(i, "BootNotification"),
+                what=f"{identity} boot at the second CSMS",
+                timeout_s=4 * BACKOFF_S[0] + 5,
+            )
+        wait_until_blocking(
+            lambda: all(s.booted for s in running.site.stations), what="stations booted"
+        )
 
 
 def test_a_16_station_answers_configuration_availability_remote_and_reset(

@@ -16,6 +16,7 @@ others paused meanwhile for want of room.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 
 from hubgate.control.authority import (
@@ -81,10 +82,13 @@ def held_currents(planner: CyclePlanner, failsafes: Collection[str]) -> dict[str
 
 def succeed(planner: CyclePlanner, authority: Authority, now: float) -> None:
     """This gateway commands under a new epoch from `now`: every charger's failsafe is
-    verified and every setpoint sent again (`CyclePlanner.take_over`), and what the leader
-    before left is inherited."""
+    verified and every setpoint sent again (`CyclePlanner.take_over`), in this cycle (the
+    tries its plans counted while it sent nothing do not hold a verification back for
+    `VERIFY_RETRY_S`), and what the leader before left is inherited."""
     inherited = authority.inherited() if isinstance(authority, Succession) else NOTHING_INHERITED
     planner.take_over()
+    for runtime in planner.connectors:
+        runtime.verify_tried_at = -math.inf
     inherit(planner, inherited, now)
 
 

@@ -489,7 +489,8 @@ class Station:
                 waking = asyncio.ensure_future(self._awake.wait())
                 await asyncio.wait([waking, receiver], return_when=asyncio.FIRST_COMPLETED)
                 waking.cancel()
-            await self._boot()
+            if not await self._until_lost(self._boot(), receiver):
+                return
             for connector in self.connectors:
                 connector.status = ""  # every status again after a boot
                 if connector.tx_id == "pending":  # never numbered: start it again
@@ -499,11 +500,26 @@ class Station:
             while not receiver.done() and self._online() and not (self._reboot or self._stopped):
                 send = await self._queue.get()
                 if send is not None and not self.stalled:
-                    await send()
+                    await self._until_lost(send(), receiver)
         finally:
             self._link_lost()
             receiver.cancel()
             await asyncio.wait([receiver])  # a cancellation of this task still propagates
+
+    @staticmethod
+    async def _until_lost(call: Awaitable[None], receiver: asyncio.Future[Any]) -> bool:
+        """Run `call` (its errors raised) unless the connection is lost first: then it is
+        given up, as a charger gives up a call whose connection closed (waiting out the
+        call's response timeout kept a station of a killed gateway from dialling the other
+        one for 30 s). Whether it ran to its end."""
+        task = asyncio.ensure_future(call)
+        await asyncio.wait([task, receiver], return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()
+            return True
+        task.cancel()
+        await asyncio.wait([task])
+        return False
 
     def unreadable(self, what: str) -> None:
         """Count a frame from the CSMS the station could not take (logged, cut short)."""
