@@ -469,7 +469,7 @@ class ProfileCharger(ProfileDevice):
             fallback = pause
         elif failsafe.fallback.unit is Unit.WATT:
             fallback *= THREE_PHASES * self.voltage_v
-        wanted = {
+        wanted: dict[str, tuple[Timeout | Fallback, float]] = {
             "timeout": (failsafe.timeout, timeout_s),
             "fallback": (failsafe.fallback, fallback),
         }
