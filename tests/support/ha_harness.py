@@ -34,6 +34,8 @@ CYCLE_S = 0.25
 FAILSAFE_A = 6.0
 API_TOKEN = "ha-test-token-0123456789"
 CHARGERS = ("cp-1", "cp-2", "cp-3", "cp-4")
+SITE_ID = "ha-test"
+"""The cluster's site id: the lease key."""
 EPOCH = re.compile(r"cluster: (\w+) is leader \(epoch (\d+)\)")
 STANDBY = re.compile(r"cluster: (\w+) is standby \(")
 DASHBOARD = re.compile(r"^dashboard: (http://\S+/)$", re.MULTILINE)
@@ -154,7 +156,7 @@ def cluster_table(node: str, nats_url: str, ocpp_urls: list[str]) -> str:
     urls = ", ".join(f'"{u}"' for u in ocpp_urls)
     return f"""
 [cluster]
-site_id = "ha-test"
+site_id = "{SITE_ID}"
 node = "{node}"
 servers = ["{nats_url}"]
 lease_s = {LEASE_S}
