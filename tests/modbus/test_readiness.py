@@ -19,7 +19,7 @@ from hubgate._core import Field, ReadPlan, RequestReceived, TcpServerCodec
 from hubgate.modbus.errors import ModbusTimeoutError
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.plan_group import read_plans
-from hubgate.modbus.readiness import BRIEF_MAX_S, SLICE_S, Readable
+from hubgate.modbus.readiness import SLICE_S, Readable
 from hubgate.modbus.tcp_master import open_tcp_master
 from tests.support.modbus_faults import REGISTERS, answer_frame
 from tests.support.wait import wait_until
@@ -94,7 +94,7 @@ async def test_a_slow_socket_and_a_long_stretch_are_waited_for_in_trio() -> None
         readable = Readable(ours)
         theirs.send(b"x")
         assert await readable.in_trio(trio.current_time() + 5)  # the slice starts now
-        readable.answer_s = BRIEF_MAX_S  # its answers took that long lately
+        readable.answer_s = SLICE_S  # its answers took longer than the slice lately
         assert readable.briefly(trio.current_time() + 5) is None
         readable.answer_s = 0.0
         await trio.sleep(SLICE_S * 2)  # the other tasks' turn is due

@@ -5,17 +5,16 @@
         ...  # Trio's clock reached `deadline` first
 
 A Modbus master waits for one answer at a time, and a device on the same host or a
-fast LAN answers within a millisecond or two: sooner than Trio's way to wait pays for
-itself in CPU (`trio.lowlevel.wait_readable`: an `epoll_ctl`, a pass of the scheduler,
-a task switch through every frame of the caller, a cancel scope for the timeout).
-`Readable.by` first blocks in `poll` on this socket alone, for about twice the time
-its answers took lately, and waits the Trio way only when nothing came by then. A
-brief block holds up the process's other tasks (not its threads), as a task that
-computes for as long does, so it is taken only
-- when the socket's answers came within `BRIEF_MAX_S / 2` lately (a device slower
-  than that is always waited for the Trio way);
-- while this thread's Trio run let other tasks run within the last `SLICE_S` (this
-  module's last wait through Trio's scheduler), so they wait at most about that long;
+fast LAN answers within a few milliseconds: Trio's way to wait then costs more CPU
+than the rest of the request (`trio.lowlevel.wait_readable`: an `epoll_ctl`, a pass of
+the scheduler, a task switch through every frame of the caller, a cancel scope for
+the timeout). `Readable.by` first blocks in `poll` on this socket alone, for about
+twice the time its answers took lately, and waits the Trio way only when nothing came
+by then. A brief block holds up the process's other tasks (not its threads), as a
+task that computes for as long does, so it is taken only
+- within `SLICE_S` of this thread's last wait through Trio's scheduler (a wait of
+  this module): the other tasks wait at most that long in a row; a socket whose
+  answers take longer than the slice has left is waited for the Trio way;
 - never past `deadline` or the enclosing cancel scope's deadline, nor once cancelled.
 Only public Trio API: the brief block is a plain `poll`.
 """
@@ -29,8 +28,6 @@ from typing import Any
 
 import trio
 
-BRIEF_MAX_S = 0.01
-"""The longest brief block."""
 SLICE_S = 0.02
 """About the longest the other tasks of the run are kept waiting by brief blocks in a row."""
 _FIRST_GUESS_S = 0.001
@@ -74,10 +71,8 @@ class Readable:
     def briefly(self, deadline: float) -> bool | None:
         """`by` in a brief block: None when the wait is Trio's to make (`in_trio`)."""
         brief = 2.0 * self.answer_s
-        if brief > BRIEF_MAX_S:
-            return None
         began = time.perf_counter()
-        if began - _LAST_PASS.at > SLICE_S:
+        if brief > SLICE_S - (began - _LAST_PASS.at):  # the slice would end first
             return None
         now = trio.current_time()
         until = trio.current_effective_deadline()  # -inf once cancelled
