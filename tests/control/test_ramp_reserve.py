@@ -103,6 +103,15 @@ def test_noise_a_falling_or_a_steady_base_is_no_rise() -> None:
     assert withhold([50.0, 80.0, 110.0])[0] == (0.0, 0.0, 0.0)  # too few samples
 
 
+def test_a_step_or_a_spike_is_no_ramp() -> None:
+    """A load switched on (or a start the meter shows before its charger's values do): the
+    base is counted at its new level as measured, nothing more is coming."""
+    for at in range(1, 12):
+        step = [100.0] * at + [160.0] * (12 - at)
+        assert withhold(step)[0] == (0.0, 0.0, 0.0), at
+    assert withhold([100.0] * 8 + [140.0, 100.0, 100.0, 130.0])[0] == (0.0, 0.0, 0.0)
+
+
 def test_hubgates_own_battery_turned_down_is_no_rise() -> None:
     """The battery stops discharging (a limit lifted): the metered base rises by what it
     gave, which hubgate commanded."""
