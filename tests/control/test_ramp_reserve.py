@@ -24,6 +24,16 @@ RAMP_A_S = 3.6
 """A cloud over a 280 kW PV: 7.5 kW/s at 230 V on three phases."""
 
 
+AT_ITS_LIMIT = [(0.0, 0.0, 0.0)]
+"""The node's own limit, as the tests run it: reached already (no headroom left)."""
+
+
+def evs(room_a: float) -> tuple[list[float], list[float]]:
+    """The EVs below the node: taking nothing (the limit is reached without them), `room_a`
+    above their minimums."""
+    return [0.0] * 3, [room_a] * 3
+
+
 class Battery:
     """What the rule reads of the battery: its measured discharge and what it can add."""
 
@@ -47,12 +57,12 @@ def withhold(
 ) -> tuple[tuple[float, float, float], list[str]]:
     """Feed one metered node's base (the same on every phase) cycle by cycle; what the
     last cycle added to the EVs' base, and its notes."""
-    reserve = reserve or RampReserve(["grid"], 10.0)
+    reserve = reserve or RampReserve(["grid"], AT_ITS_LIMIT, 10.0)
     battery = battery or Battery()
     added, notes = (0.0, 0.0, 0.0), []
     for k, value in enumerate(values):
         base = array("d", [value] * 3)
-        notes = reserve.withhold(k * cycle_s, base, [(value,) * 3], {0}, battery, [room_a] * 3)
+        notes = reserve.withhold(k * cycle_s, base, [(value,) * 3], {0}, battery, evs(room_a))
         added = (base[0] - value, base[1] - value, base[2] - value)
     return added, notes
 
@@ -82,19 +92,31 @@ def test_the_battery_covers_first_the_evs_the_rest() -> None:
     assert added == pytest.approx((RAMP_A_S * EV_FOLLOW_S - 10.0,) * 3)
 
 
+def test_headroom_under_the_nodes_own_limit_takes_the_rise_first() -> None:
+    """18 A of rise over the follow time: a node 10 A under its own limit (a soft peak
+    target is none) keeps 8 A from the EVs; one 30 A under, nothing."""
+    for headroom, kept in ((10.0, 8.0), (30.0, 0.0)):
+        reserve = RampReserve(["grid"], [(ramp(12)[-1] + headroom,) * 3], 10.0)
+        added, _ = withhold(ramp(12), reserve=reserve)
+        assert added == pytest.approx((kept,) * 3)
+
+
 def test_a_forecast_cuts_the_evs_to_their_minimums_never_pauses_them() -> None:
+    """Given 7 A above their minimums last cycle, of which this cycle's measured rise takes
+    3.6 A: 3.4 A are left to withhold."""
     added, _ = withhold(ramp(12), room_a=7.0)
-    assert added == (7.0, 7.0, 7.0)
+    assert added == pytest.approx((7.0 - RAMP_A_S,) * 3)
+    assert withhold(ramp(12), room_a=3.0)[0] == (0.0, 0.0, 0.0)
 
 
 def test_noise_a_falling_or_a_steady_base_is_no_rise() -> None:
     rng = random.Random(7)
     noisy = [110.0 * rng.uniform(0.9, 1.1) for _ in range(300)]
-    reserve = RampReserve(["grid"], 10.0)
+    reserve = RampReserve(["grid"], AT_ITS_LIMIT, 10.0)
     kept = []
     for k, value in enumerate(noisy):
         base = array("d", [value] * 3)
-        reserve.withhold(float(k), base, [(value,) * 3], {0}, Battery(), [1000.0] * 3)
+        reserve.withhold(float(k), base, [(value,) * 3], {0}, Battery(), evs(1000.0))
         kept.append(base[0] - value)
     assert sum(1 for amps in kept if amps > 0) < 0.1 * len(kept)
     assert sum(kept) / len(kept) < 0.01 * 110.0
@@ -115,23 +137,23 @@ def test_a_step_or_a_spike_is_no_ramp() -> None:
 def test_hubgates_own_battery_turned_down_is_no_rise() -> None:
     """The battery stops discharging (a limit lifted): the metered base rises by what it
     gave, which hubgate commanded."""
-    reserve = RampReserve(["grid"], 10.0)
+    reserve = RampReserve(["grid"], AT_ITS_LIMIT, 10.0)
     for k in range(12):
         discharge = max(360.0 - 60.0 * k, 0.0)  # A per phase, falling to 0
         value = 100.0 - discharge
         base = array("d", [value] * 3)
         notes = reserve.withhold(
-            float(k), base, [(value,) * 3], {0}, Battery(discharge), [1000.0] * 3
+            float(k), base, [(value,) * 3], {0}, Battery(discharge), evs(1000.0)
         )
         assert list(base) == [value] * 3
         assert notes == []
 
 
 def test_a_meter_not_trusted_starts_the_slope_anew() -> None:
-    reserve = RampReserve(["grid"], 10.0)
+    reserve = RampReserve(["grid"], AT_ITS_LIMIT, 10.0)
     withhold(ramp(12), reserve=reserve)
     base = array("d", [500.0] * 3)
-    reserve.withhold(12.0, base, [(500.0,) * 3], set(), Battery(), [1000.0] * 3)  # lost
+    reserve.withhold(12.0, base, [(500.0,) * 3], set(), Battery(), evs(1000.0))  # lost
     assert withhold([500.0, 540.0], reserve=reserve)[0] == (0.0, 0.0, 0.0)
 
 
@@ -143,7 +165,7 @@ def test_the_follow_time_is_measured() -> None:
     lag.followed(10.0)
     assert MIN_LAGS == 5
     assert lag.seconds == pytest.approx((8 + 10 + 9 + 10 + 10) / 5)  # each at most 10 s
-    reserve = RampReserve(["grid"], 10.0)
+    reserve = RampReserve(["grid"], AT_ITS_LIMIT, 10.0)
     reserve.lag = lag
     assert withhold(ramp(12), reserve=reserve)[0][0] == pytest.approx(RAMP_A_S * 9.4)
 
@@ -172,10 +194,10 @@ def test_never_more_than_the_evs_can_give_nor_on_a_falling_base(
     for step in steps:
         value += -abs(step) if falling else step
         values.append(value)
-    reserve = RampReserve(["grid"], 10.0)
+    reserve = RampReserve(["grid"], AT_ITS_LIMIT, 10.0)
     for k, value in enumerate(values):
         base = array("d", [value] * 3)
-        reserve.withhold(float(k), base, [(value,) * 3], {0}, Battery(0.0, spare), [room] * 3)
+        reserve.withhold(float(k), base, [(value,) * 3], {0}, Battery(0.0, spare), evs(room))
         for p in range(3):
             added = base[p] - value
             assert 0.0 <= added <= room + 1e-9

@@ -151,10 +151,14 @@ class Battery(Protocol):
 class RampReserve:
     """The per-cycle rule: what to withhold from the EVs at each metered node."""
 
-    def __init__(self, node_ids: Sequence[str], settle_s: float) -> None:
+    def __init__(self, node_ids: Sequence[str], hard_a: Sequence[Phases3], settle_s: float) -> None:
+        """`hard_a`: each node's own limits per phase (`own_limits_a`)."""
         self.node_ids = node_ids
+        self.hard_a = hard_a
         self.ramp = BaseRamp()
         self.lag = FollowLag(settle_s)
+        self._last: dict[int, Phases3] = {}
+        """Each metered node's base in the last cycle."""
 
     def withhold(
         self,
@@ -163,26 +167,32 @@ class RampReserve:
         loads: Sequence[Phases3],
         metered: Collection[int],
         battery: Battery,
-        ev_room_a: Sequence[float],
+        evs: tuple[Sequence[float], Sequence[float]],
     ) -> list[str]:
         """Add to `base` (A, three per node) what each node in `metered` must keep free for
         its base load's rise over the EVs' follow time, beyond what the battery can still
         add there; a note for each node it did. `loads`: each node's metered base this
-        cycle; `ev_room_a`: what the EVs below each node draw above their minimums (three
-        per node, `ev_room_a()`)."""
+        cycle; `evs`: what the EVs below each node take and were given above their minimums
+        in the last cycle (`ev_use_a()`; what the base rose since is taken from the latter
+        first). Only what the rise would take beyond the node's own limits is withheld."""
         self.ramp.forget(metered)
+        self._last = {node: load for node, load in self._last.items() if node in metered}
         ahead = self.lag.seconds
         notes = []
         for node in sorted(metered):
             own, load = battery.battery_a(node), loads[node]
+            last, self._last[node] = self._last.get(node, load), load
             rates = self.ramp.rate(node, now, (load[0] + own, load[1] + own, load[2] + own))
             if not any(rates):
                 continue
             spare = battery.spare_a(node)
             reserve = [0.0, 0.0, 0.0]
+            use, room = evs
             for p in range(3):
                 at = 3 * node + p
-                reserve[p] = min(max(rates[p] * ahead - spare, 0.0), ev_room_a[at])
+                headroom = self.hard_a[node][p] - base[at] - use[at]
+                beyond = rates[p] * ahead - spare - max(headroom, 0.0)
+                reserve[p] = max(min(beyond, room[at] - max(load[p] - last[p], 0.0)), 0.0)
                 base[at] += reserve[p]
             if any(reserve):
                 notes.append(
@@ -193,22 +203,38 @@ class RampReserve:
         return notes
 
 
-def ev_room_a(
+def own_limits_a(model: SiteModel) -> list[Phases3]:
+    """Each node's own limits per phase, its power limit as an even current: a soft target
+    (the peak, the demand interval) is no reason to cut the EVs ahead."""
+    limits: list[Phases3] = []
+    for caps, kw in zip(model.caps_a, model.power_kw, strict=True):
+        even = kw * 1000 / (3 * model.voltage_v)
+        limits.append((min(caps[0], even), min(caps[1], even), min(caps[2], even)))
+    return limits
+
+
+def ev_use_a(
     model: SiteModel, connectors: Sequence[ConnectorRuntime], last: Allocated | None
-) -> array[float]:
-    """What the EVs below each node were last given above their minimums (A, three per
-    node, on the grid phases they draw on): as much as they can give way without a pause."""
+) -> tuple[array[float], array[float]]:
+    """What the EVs below each node take (the larger of their draw and their last setpoint)
+    and what they were last given above their minimums (as much as they can give way
+    without a pause): A, three per node, on the grid phases they draw on."""
+    use: list[Phases3] = [runtime.draw for runtime in connectors]
     room: list[Phases3] = [(0.0, 0.0, 0.0)] * len(model.connectors)
     if last is not None:
         for i, info in enumerate(model.connectors):
-            above = last.setpoint_a[i] - info.min_current_a
-            if last.setpoint_a[i] <= 0 or above <= 0:
+            given = last.setpoint_a[i]
+            if given <= 0:
                 continue
             phase = connectors[i].ev_phase
             if phase is None and (info.one_phase or last.phases[i] == 1):
                 phase = info.grid_phases[0]
-            room[i] = (above, above, above) if phase is None else _on(phase, above)
-    return model.paths.sum_up(room)
+            on = (given, given, given) if phase is None else _on(phase, given)
+            use[i] = (max(use[i][0], on[0]), max(use[i][1], on[1]), max(use[i][2], on[2]))
+            above = given - info.min_current_a
+            if above > 0:
+                room[i] = (above, above, above) if phase is None else _on(phase, above)
+    return model.paths.sum_up(use), model.paths.sum_up(room)
 
 
 def _on(phase: int, amps: float) -> Phases3:
