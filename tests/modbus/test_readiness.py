@@ -88,19 +88,27 @@ async def test_an_answer_that_is_there_is_taken_without_the_scheduler() -> None:
 
 
 async def test_a_slow_socket_and_a_long_stretch_are_waited_for_in_trio() -> None:
-    """An answer is there, yet it is left to Trio's wait (None) when the socket's answers
-    took long lately, or when the other tasks' turn is due."""
+    """An answer is there, yet it is left to Trio (None) when the socket's answers took
+    longer than the slice lately, or when the other tasks' turn is due; a quick socket's
+    turn through the scheduler is a checkpoint, then a brief block again."""
     with socket_pair() as (ours, theirs), trio.fail_after(10):
         readable = Readable(ours)
         theirs.send(b"x")
-        assert await readable.in_trio(trio.current_time() + 5)  # the slice starts now
         readable.answer_s = SLICE_S  # its answers took longer than the slice lately
         assert readable.briefly(trio.current_time() + 5) is None
+        assert await readable.in_trio(trio.current_time() + 5)  # Trio's wait_readable
+        assert readable.brief_answers == 0
         readable.answer_s = 0.0
         await trio.sleep(SLICE_S * 2)  # the other tasks' turn is due
         assert readable.briefly(trio.current_time() + 5) is None
         assert readable.brief_answers == 0
-        assert await readable.in_trio(trio.current_time() + 5)
+        for _ in range(50):  # unless this task was not run for a whole slice meanwhile
+            assert await readable.in_trio(trio.current_time() + 5)
+            if readable.brief_answers:
+                break
+            assert ours.recv(16) == b"x"
+            theirs.send(b"x")
+        assert readable.brief_answers == 1
 
 
 async def test_a_brief_block_ends_at_the_deadline_and_when_cancelled() -> None:

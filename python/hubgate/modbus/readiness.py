@@ -12,9 +12,11 @@ the timeout). `Readable.by` first blocks in `poll` on this socket alone, for abo
 twice the time its answers took lately, and waits the Trio way only when nothing came
 by then. A brief block holds up the process's other tasks (not its threads), as a
 task that computes for as long does, so it is taken only
-- within `SLICE_S` of this thread's last wait through Trio's scheduler (a wait of
-  this module): the other tasks wait at most that long in a row; a socket whose
-  answers take longer than the slice has left is waited for the Trio way;
+- within `SLICE_S` of this thread's last pass through Trio's scheduler (in a wait of
+  this module): the other tasks wait at most that long in a row. At the slice's end a
+  socket that answers well within a slice lets them run (a checkpoint: no
+  registration, no cancel scope) and blocks briefly again; any other socket is waited
+  for the Trio way;
 - never past `deadline` or the enclosing cancel scope's deadline, nor once cancelled.
 Only public Trio API: the brief block is a plain `poll`.
 """
@@ -94,7 +96,17 @@ class Readable:
         return None
 
     async def in_trio(self, deadline: float) -> bool:
-        """`by` through Trio's scheduler."""
+        """`by` through Trio's scheduler: a socket that answers quickly lets the other
+        tasks run (a checkpoint, no registration, no cancel scope) and blocks briefly
+        again; any other waits the Trio way."""
+        if 2.0 * self.answer_s < SLICE_S:
+            try:
+                await trio.lowlevel.checkpoint()
+            finally:
+                _LAST_PASS.at = time.perf_counter()
+            ready = self.briefly(deadline)
+            if ready is not None:
+                return ready
         sock = self._sock
         began = time.perf_counter()
         ready = True
