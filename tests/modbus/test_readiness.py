@@ -111,6 +111,36 @@ async def test_a_slow_socket_and_a_long_stretch_are_waited_for_in_trio() -> None
         assert readable.brief_answers == 1
 
 
+async def test_a_peer_served_by_the_same_run_is_waited_for_in_trio() -> None:
+    """A peer that can answer only once this thread runs its other tasks (a device
+    served by the same Trio run) makes every brief block miss: after a few misses the
+    socket is waited for the Trio way, not blocked on for nothing every time."""
+
+    async def echo(theirs: socket.socket) -> None:
+        while True:
+            await trio.lowlevel.wait_readable(theirs)
+            theirs.send(theirs.recv(16))
+
+    with socket_pair() as (ours, theirs), trio.fail_after(10):
+        theirs.setblocking(False)
+        readable = Readable(ours)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(echo, theirs)
+            for _ in range(40):
+                ours.send(b"x")
+                assert await readable.by(trio.current_time() + 5)
+                assert ours.recv(16) == b"x"
+            assert readable.miss_rate > 0.5
+            caught = readable.brief_answers
+            for _ in range(20):  # the answer is there before the wait: no block takes it
+                ours.send(b"x")
+                await trio.testing.wait_all_tasks_blocked()
+                assert await readable.by(trio.current_time() + 5)
+                assert ours.recv(16) == b"x"
+            assert readable.brief_answers == caught
+            nursery.cancel_scope.cancel()
+
+
 async def test_a_brief_block_ends_at_the_deadline_and_when_cancelled() -> None:
     with socket_pair() as (ours, _theirs), trio.fail_after(10):
         readable = Readable(ours)
