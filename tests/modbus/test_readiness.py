@@ -111,6 +111,28 @@ async def test_a_slow_socket_and_a_long_stretch_are_waited_for_in_trio() -> None
         assert readable.brief_answers == 1
 
 
+async def test_no_brief_block_while_another_task_is_runnable() -> None:
+    """A task made runnable (here spawned) before the wait is not held up by a block:
+    the wait is Trio's at once (a block would have missed: no answer comes)."""
+    ran: list[int] = []
+
+    async def helper() -> None:
+        ran.append(1)
+
+    with socket_pair() as (ours, theirs), trio.fail_after(10):
+        readable = Readable(ours)
+        async with trio.open_nursery() as nursery:
+            for n in range(1, 21):  # each in a fresh slice, unless this task was not run
+                theirs.send(b"x")
+                assert await readable.in_trio(trio.current_time() + 5)
+                assert ours.recv(16) == b"x"
+                nursery.start_soon(helper)  # runnable from now on
+                assert readable.briefly(trio.current_time() + 5) is None
+                assert readable.miss_rate == 0.0  # no block was taken
+                await trio.testing.wait_all_tasks_blocked()
+                assert len(ran) == n
+
+
 async def test_a_peer_served_by_the_same_run_is_waited_for_in_trio() -> None:
     """A peer that can answer only once this thread runs its other tasks (a device
     served by the same Trio run) makes every brief block miss: after a few misses the

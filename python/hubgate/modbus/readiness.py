@@ -10,8 +10,9 @@ than the rest of the request (`trio.lowlevel.wait_readable`: an `epoll_ctl`, a p
 the scheduler, a task switch through every frame of the caller, a cancel scope for
 the timeout). `Readable.by` first blocks in `poll` on this socket alone, for about
 twice the time its answers took lately, and waits the Trio way only when nothing came
-by then. A brief block holds up the process's other tasks (not its threads), as a
-task that computes for as long does, so it is taken only
+by then. A task that becomes runnable during a brief block (its socket, a timer, a
+thread's call) waits for the block's end, as behind a task that computes for as long
+(the process's threads do not wait), so a block is taken only
 - within `SLICE_S` of this thread's last pass through Trio's scheduler (in a wait of
   this module): the other tasks wait at most that long in a row. At the slice's end a
   socket that answers well within a slice lets them run (a checkpoint: no
@@ -22,6 +23,9 @@ task that computes for as long does, so it is taken only
   other tasks: a device served by the same Trio run) is waited for the Trio way for
   its next `SKIP_AFTER_MISSES` waits, and a block that missed is followed by Trio's
   wait, not by another block;
+- not while another task is runnable (`trio.lowlevel.current_statistics()`: Trio's
+  run queue; the tasks of the scheduler's current pass that have not run yet are in
+  no queue, so those may wait one block);
 - never past `deadline` or the enclosing cancel scope's deadline, nor once cancelled.
 Only public Trio API: the brief block is a plain `poll`.
 """
@@ -100,6 +104,8 @@ class Readable:
             if deadline <= now:
                 return False
             until = deadline
+        if trio.lowlevel.current_statistics().tasks_runnable:
+            return None  # another task's turn: Trio's wait
         if events := self._poll.poll(min(until - now, brief) * _POLL_MS):
             if events[0][1] & select.POLLNVAL:
                 return None  # closed: Trio's wait raises the error it names
