@@ -88,19 +88,79 @@ async def test_an_answer_that_is_there_is_taken_without_the_scheduler() -> None:
 
 
 async def test_a_slow_socket_and_a_long_stretch_are_waited_for_in_trio() -> None:
-    """An answer is there, yet it is left to Trio's wait (None) when the socket's answers
-    took long lately, or when the other tasks' turn is due."""
+    """An answer is there, yet it is left to Trio (None) when the socket's answers took
+    longer than the slice lately, or when the other tasks' turn is due; a quick socket's
+    turn through the scheduler is a checkpoint, then a brief block again."""
     with socket_pair() as (ours, theirs), trio.fail_after(10):
         readable = Readable(ours)
         theirs.send(b"x")
-        assert await readable.in_trio(trio.current_time() + 5)  # the slice starts now
         readable.answer_s = SLICE_S  # its answers took longer than the slice lately
         assert readable.briefly(trio.current_time() + 5) is None
+        assert await readable.in_trio(trio.current_time() + 5)  # Trio's wait_readable
+        assert readable.brief_answers == 0
         readable.answer_s = 0.0
         await trio.sleep(SLICE_S * 2)  # the other tasks' turn is due
         assert readable.briefly(trio.current_time() + 5) is None
         assert readable.brief_answers == 0
-        assert await readable.in_trio(trio.current_time() + 5)
+        for _ in range(50):  # unless this task was not run for a whole slice meanwhile
+            assert await readable.in_trio(trio.current_time() + 5)
+            if readable.brief_answers:
+                break
+            assert ours.recv(16) == b"x"
+            theirs.send(b"x")
+        assert readable.brief_answers == 1
+
+
+async def test_no_brief_block_while_another_task_is_runnable() -> None:
+    """A task made runnable (here spawned) before the wait is not held up by a block:
+    the wait is Trio's at once (a block would have missed: no answer comes)."""
+    ran: list[int] = []
+
+    async def helper() -> None:
+        ran.append(1)
+
+    with socket_pair() as (ours, theirs), trio.fail_after(10):
+        readable = Readable(ours)
+        async with trio.open_nursery() as nursery:
+            for n in range(1, 21):  # each in a fresh slice, unless this task was not run
+                theirs.send(b"x")
+                assert await readable.in_trio(trio.current_time() + 5)
+                assert ours.recv(16) == b"x"
+                nursery.start_soon(helper)  # runnable from now on
+                assert readable.briefly(trio.current_time() + 5) is None
+                assert readable.miss_rate == 0.0  # no block was taken
+                await trio.testing.wait_all_tasks_blocked()
+                assert len(ran) == n
+
+
+async def test_a_peer_served_by_the_same_run_is_waited_for_in_trio() -> None:
+    """A peer that can answer only once this thread runs its other tasks (a device
+    served by the same Trio run) makes every brief block miss: after a few misses the
+    socket is waited for the Trio way, not blocked on for nothing every time."""
+
+    async def echo(theirs: socket.socket) -> None:
+        while True:
+            await trio.lowlevel.wait_readable(theirs)
+            theirs.send(theirs.recv(16))
+
+    with socket_pair() as (ours, theirs), trio.fail_after(10):
+        theirs.setblocking(False)
+        readable = Readable(ours)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(echo, theirs)
+            for _ in range(40):
+                ours.send(b"x")
+                assert await readable.by(trio.current_time() + 5)
+                assert ours.recv(16) == b"x"
+            assert readable.miss_rate > 0.5
+            caught = readable.brief_answers
+            for _ in range(20):  # the answer is there before the wait: no block takes it
+                ours.send(b"x")
+                await trio.testing.wait_all_tasks_blocked()
+                assert await readable.by(trio.current_time() + 5)
+                assert ours.recv(16) == b"x"
+            assert readable.brief_answers == caught
+            nursery.cancel_scope.cancel()
 
 
 async def test_a_brief_block_ends_at_the_deadline_and_when_cancelled() -> None:
