@@ -13,7 +13,7 @@ from trio.testing import MockClock
 from hubgate.config.deadlines import Deadlines, Shortfall
 from hubgate.sim import Simulation, load_scenario
 from hubgate.sim.inprocess import run_hubgate
-from tests.support.fleet_oracle import lp_shortfall_kwh
+from tests.support.fleet_oracle import lp_shortfall_kwh, most_finished
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 
@@ -72,9 +72,9 @@ def test_told_the_needs_every_vehicle_finishes_where_the_lp_says_it_can() -> Non
 @pytest.mark.timeout(600)
 def test_short_of_energy_most_vehicles_finish_or_the_shortfall_is_within_one_percent() -> None:
     """The small depot (20 bays, 15 vehicles): no schedule finishes them all. Told the
-    needs, hubgate (`most-finished`, the default) readies 10 of 15 where spreading what is
-    missing readied none (and the naive controller 8), every vehicle with at least half its
-    need; `even` leaves at most 1 % of the need more short than the LP (the vehicles'
+    needs, hubgate (`most-finished`, the default) readies 14 of 15 (the mixed-integer
+    program's most) where spreading what is missing readied none and the naive controller
+    8, every vehicle with at least half its need; `even` leaves at most 1 % of the need more short than the LP (the vehicles'
     start and the EVs' reaction are what the LP does not pay)."""
     path = EXAMPLES / "bus-depot-small.toml"
     least = lp_shortfall_kwh(Simulation(load_scenario(path)))
@@ -86,9 +86,10 @@ def test_short_of_energy_most_vehicles_finish_or_the_shortfall_is_within_one_per
         if shortfall is Shortfall.EVEN:
             assert planned.shortfall_kwh <= least + 0.01 * planned.needed_kwh, (least, planned)
         else:
-            assert planned.finished >= 10, planned
+            assert planned.finished >= 13, planned
+            assert most_finished(Simulation(load_scenario(path)), 0.5) == 14
             assert all(o.delivered_kwh >= o.need_kwh * 0.5 for o in told.outcomes)
-            assert planned.shortfall_kwh <= least + 0.025 * planned.needed_kwh, (least, planned)
+            assert planned.shortfall_kwh <= least + 0.04 * planned.needed_kwh, (least, planned)
         summary = told.recorder.summary()
         assert summary.violations == ()
         assert summary.demand_target_kw == 60.0

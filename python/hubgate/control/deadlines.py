@@ -353,11 +353,12 @@ class SessionDeadlines:
             plan = self._planner.plan(slot_s, cap_w, need, finish, max_w)
         giving_way = False
         if self.policy.shortfall is Shortfall.MOST_FINISHED:
-            # Short to the departures (not only by the margins): some give way.
+            # Short by the margins, or to the departures (where a session that its
+            # maximum cannot finish by its margin hides it): some give way.
             to_departure = (
                 plan if short else self._planner.plan(slot_s, cap_w, need, departure, max_w)
             )
-            giving_way = self._short(to_departure.shortfall_wh, need, max_w, departure)
+            giving_way = short or self._short(to_departure.shortfall_wh, need, max_w, departure)
             if giving_way:
                 need, finish = self._pick(slot_s, cap_w, need, max_w, early, departure, alone_wh)
                 plan = self._planner.plan(slot_s, cap_w, need, finish, max_w)
