@@ -61,7 +61,8 @@ def test_most_finished_readies_two_of_three_where_even_readies_none() -> None:
     most = run_to_departure(needs, "")  # the default
     assert ready(most, needs) == {"cp-2", "cp-3"}  # the largest need gives way
     assert most["cp-1"] >= 9.0 * 0.5  # its floor, and what was left
-    assert sum(most.values()) >= sum(even.values()) - 0.3
+    # The two finish by their 5-minute margin; cp-1 alone then takes 22 of the 44 kW.
+    assert sum(most.values()) >= 22.08 - 22.08 * 300 / 3600 - 0.2
 
 
 @pytest.mark.timeout(120)

@@ -359,8 +359,15 @@ class SessionDeadlines:
                 plan if short else self._planner.plan(slot_s, cap_w, need, departure, max_w)
             )
             giving_way = short or self._short(to_departure.shortfall_wh, need, max_w, departure)
-            if giving_way:
-                need, finish = self._pick(slot_s, cap_w, need, max_w, early, departure, alone_wh)
+            picked = giving_way and self._pick(
+                slot_s, cap_w, need, max_w, early, departure, alone_wh
+            )
+            if picked:
+                need, finish = picked
+                plan = self._planner.plan(slot_s, cap_w, need, finish, max_w)
+                short = True
+            elif giving_way:  # nobody finishes above a floor: spread what is missing
+                finish = departure
                 plan = self._planner.plan(slot_s, cap_w, need, finish, max_w)
                 short = True
         if not giving_way:
@@ -428,9 +435,9 @@ class SessionDeadlines:
         early: array[float],
         departure: array[float],
         alone_wh: Sequence[float],
-    ) -> Pick:
+    ) -> Pick | None:
         """`most-finished`: the needs to plan and the times to plan them by
-        (`control.shortfall`). A session finishes with what its maximum delivers by its
+        (`control.shortfall`), None when no session finishes above its floor. A session finishes with what its maximum delivers by its
         margin before the departure; one its maximum cannot finish by the departure gives
         way."""
         floors = self._floors(need, max_w, departure)

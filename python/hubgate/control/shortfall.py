@@ -53,17 +53,20 @@ class FinishMost:
         early: Sequence[float],
         departure: Sequence[float],
         fits: Fits,
-    ) -> Pick:
+    ) -> Pick | None:
         """The needs to plan: `need` by `early` (its margin before the departure) for the
         sessions that finish, `floor` (at most `need`) by `departure` for those that give
-        way. `fits`: whether a plan delivers given needs by given times."""
+        way; None when no session finishes above its floor (nothing to pick: the caller
+        spreads what is missing). `fits`: whether a plan delivers given needs by given
+        times."""
         planned = frozenset(i for i, wh in enumerate(need) if wh > 0)
-        if planned == self._planned:
-            kept = self._with(need, floor, early, departure, self._giving_way)
-            if fits(*kept):
-                return kept
-        self._planned = planned
-        self._giving_way = self._choose(need, floor, early, departure, fits, self._giving_way)
+        if planned != self._planned or not fits(
+            *self._with(need, floor, early, departure, self._giving_way)
+        ):
+            self._planned = planned
+            self._giving_way = self._choose(need, floor, early, departure, fits, self._giving_way)
+        if all(need[i] <= floor[i] or i in self._giving_way for i in planned):
+            return None
         return self._with(need, floor, early, departure, self._giving_way)
 
     @staticmethod
