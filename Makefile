@@ -50,7 +50,7 @@ peers:
 	$(PYTHON) tests/support/peers.py --install
 
 py-test: peers $(VENV)/.built wheel
-	$(BIN)/pytest -q tests bench --benchmark-disable
+	$(BIN)/pytest -q tests bench --benchmark-disable --durations=40
 
 test: peers lint rust-test py-test
 

@@ -4,13 +4,15 @@
     python bench/profile_paths.py modbus-250 20              # 250 devices read together
     python bench/profile_paths.py ocpp 1000 20 10            # listener, 1,000 stations, 10x rate
     python bench/profile_paths.py cycle 0.1 20               # the gateway, depot-500, 100 ms cycle
+    python bench/profile_paths.py --out DIR cycle 1.0 30     # the collapsed stacks into DIR
 
 Each runs the same load as its benchmark (bench/test_bench_modbus_transport.py,
 bench/test_bench_ocpp.py) with the peers in processes of their own, samples the
 process under test (the Modbus client, or the OCPP listener) with
 `py-spy record --gil` (samples holding the GIL: CPU, not waits) for the steady window, and prints the top frames by
 own time and by inclusive time, as shares of the samples. The collapsed stacks stay
-in `$TMPDIR/hubgate-profile-<case>.txt` (for `flamegraph.pl` or speedscope).
+in `<DIR>/hubgate-profile-<case>.txt` (for `flamegraph.pl` or speedscope; DIR: `--out`, else a
+new temporary directory of each run, printed).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from pathlib import Path
 import trio
 
 BENCH = Path(__file__).resolve().parent
-OUT = Path(tempfile.gettempdir())
 TOP = 20
 
 
@@ -80,7 +81,7 @@ def _short(frame: str) -> str:
     return f"{name} ({path})"
 
 
-def modbus(case: str, seconds: float) -> Path:
+def modbus(case: str, seconds: float, out_dir: Path) -> Path:
     """hubgate's master in this process reading in a loop, sampled from outside."""
     sys.path.insert(0, str(BENCH.parent))
     from bench.test_bench_modbus_transport import (
@@ -92,7 +93,7 @@ def modbus(case: str, seconds: float) -> Path:
     )
     from hubgate.modbus.plan_group import read_plans
 
-    out = OUT / f"hubgate-profile-{case}.txt"
+    out = out_dir / f"hubgate-profile-{case}.txt"
     peer = ("pymodbus",) if case == "modbus-sequential" else ("trio", str(DEVICE_COUNT))
     with peer_process(*peer) as ports:
         client = TrioClient(ports)
@@ -113,12 +114,12 @@ def modbus(case: str, seconds: float) -> Path:
     return out
 
 
-def ocpp(stations: int, seconds: float, speedup: float) -> Path:
+def ocpp(stations: int, seconds: float, speedup: float, out_dir: Path) -> Path:
     """hubgate's listener in its own process under the benchmark's station load."""
     sys.path.insert(0, str(BENCH.parent))
     from bench.test_bench_ocpp import run_load
 
-    out = OUT / f"hubgate-profile-ocpp-{stations}-{speedup:g}x.txt"
+    out = out_dir / f"hubgate-profile-ocpp-{stations}-{speedup:g}x.txt"
     started: list[subprocess.Popen[bytes]] = []
     figures = run_load(
         stations, seconds, speedup, on_steady=lambda pid: started.append(record(pid, seconds, out))
@@ -128,7 +129,7 @@ def ocpp(stations: int, seconds: float, speedup: float) -> Path:
     return out
 
 
-def cycle(cycle_s: float, seconds: float) -> Path:
+def cycle(cycle_s: float, seconds: float, out_dir: Path) -> Path:
     """The gateway in this process controlling the 500-connector depot served by the
     simulator in its own (bench/test_bench_control_loop.py), sampled over `seconds`."""
     sys.path.insert(0, str(BENCH.parent))
@@ -137,7 +138,7 @@ def cycle(cycle_s: float, seconds: float) -> Path:
     from hubgate.benchmarking.end_to_end import measure_cycle
 
     end_to_end.READY_TIMEOUT_S = 600  # a short cycle on a busy machine connects slowly
-    out = OUT / f"hubgate-profile-cycle-{cycle_s:g}.txt"
+    out = out_dir / f"hubgate-profile-cycle-{cycle_s:g}.txt"
     started: list[subprocess.Popen[bytes]] = []
     run = measure_cycle(
         SCENARIO,
@@ -152,15 +153,22 @@ def cycle(cycle_s: float, seconds: float) -> Path:
 
 
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["--out"]:
+        out_dir = Path(argv[1])
+        out_dir.mkdir(parents=True, exist_ok=True)
+        argv = argv[2:]
+    else:
+        out_dir = Path(tempfile.mkdtemp(prefix="hubgate-profile-"))
     case = argv[0]
     if case == "cycle":
-        out = cycle(float(argv[1]), float(argv[2]))
+        out = cycle(float(argv[1]), float(argv[2]), out_dir)
     elif case.startswith("modbus"):
-        out = modbus(case, float(argv[1]))
+        out = modbus(case, float(argv[1]), out_dir)
     else:
-        out = ocpp(int(argv[1]), float(argv[2]), float(argv[3]) if len(argv) > 3 else 1.0)
+        out = ocpp(int(argv[1]), float(argv[2]), float(argv[3]) if len(argv) > 3 else 1.0, out_dir)
     time.sleep(0.5)
     print(summary(out))
+    print(f"collapsed stacks: {out}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """`hubgate bench --quick --json`: runs as a command (a simulated site in its own process, the
-gateway controlling it) and reports sane figures from one run."""
+gateway controlling it) and reports sane figures from one run. It settles 2 s instead of 30
+(`--settle`): the figures' accuracy is not this test's, and the 30 s were the run's longest
+wait."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import pytest
 from hubgate.benchmarking.capacity import MODEL, max_connectors
 from hubgate.benchmarking.end_to_end import CycleRun
 from hubgate.benchmarking.report import render
+from hubgate.cli import main
 
 HUBGATE = str(Path(sys.executable).parent / "hubgate")
 pytestmark = pytest.mark.timeout(450)  # the fixture runs `hubgate bench --quick` (400 s at most)
@@ -28,7 +31,7 @@ CODEC_CASES = {
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
     done = subprocess.run(
-        [HUBGATE, "bench", "--quick", "--json"],
+        [HUBGATE, "bench", "--quick", "--settle", "2", "--json"],
         capture_output=True,
         text=True,
         timeout=400,
@@ -139,3 +142,13 @@ def test_text_report_names_every_figure(report: dict[str, Any]) -> None:
         "Model: ",
     ):
         assert phrase in text
+
+
+@pytest.mark.parametrize("settle", ["-1", "soon", "inf"])
+def test_a_settling_time_that_is_no_duration_is_refused(
+    settle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["bench", "--settle", settle])
+    assert info.value.code == 2
+    assert f"give seconds, 0 or more, got {settle!r}" in capsys.readouterr().err

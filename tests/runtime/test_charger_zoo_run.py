@@ -10,8 +10,8 @@ reaction time. The API must name what each quirky charger does.
 
 This is the zoo's one whole run in the suite. Here the site runs in real time, and on a
 loaded machine when a DC charger with an EV gets its minimum is a matter of timing: that its
-sessions start is tests/runtime/test_charger_zoo.py's, in one process, the simulation stepped
-with the gateway's cycles.
+sessions start is tests/runtime/test_charger_zoo.py's (the zoo's DC chargers alone, the
+simulation stepped with the gateway's cycles).
 """
 
 from __future__ import annotations

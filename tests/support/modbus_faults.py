@@ -180,11 +180,10 @@ class StreamLink:
     async def send_all(self, data: bytes) -> None:
         await self.stream.send_all(data)
 
-    async def receive_some(self, max_bytes: int = 65536) -> bytes:
-        return bytes(await self.stream.receive_some(max_bytes))
-
-    async def receive_next(self, max_bytes: int = 65536) -> bytes:
-        return await self.receive_some(max_bytes)
+    async def receive_by(self, deadline: float, max_bytes: int = 65536) -> bytes | None:
+        with trio.move_on_at(deadline):
+            return bytes(await self.stream.receive_some(max_bytes))
+        return None
 
     def close(self) -> None:
         self.stream.send_stream.close()

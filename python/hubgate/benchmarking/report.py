@@ -26,6 +26,7 @@ from hubgate.benchmarking.timing import Comparison, per_call_s
 class BenchSettings:
     """How long to measure: `QUICK` one to two minutes, `FULL` three to five."""
 
+    quick: bool
     settle_s: float
     """After every station connected: how long the site runs before the window."""
     cycles: int
@@ -40,8 +41,10 @@ class BenchSettings:
     listener_messages: int
 
 
-QUICK = BenchSettings(30.0, 20, 0.005, 3, (10, 100, 1_000), (10, 50), 5, 200, 5, 20)
-FULL = BenchSettings(30.0, 120, 0.05, 7, (10, 100, 1_000, 10_000), (25, 250), 31, 2_000, 20, 100)
+QUICK = BenchSettings(True, 30.0, 20, 0.005, 3, (10, 100, 1_000), (10, 50), 5, 200, 5, 20)
+FULL = BenchSettings(
+    False, 30.0, 120, 0.05, 7, (10, 100, 1_000, 10_000), (25, 250), 31, 2_000, 20, 100
+)
 
 
 def run_bench(settings: BenchSettings, scenario: Path) -> dict[str, Any]:
@@ -63,7 +66,7 @@ def run_bench(settings: BenchSettings, scenario: Path) -> dict[str, Any]:
             "platform": platform.platform(),
             "python": platform.python_version(),
         },
-        "quick": settings is QUICK,
+        "quick": settings.quick,
         "codec": {case: c.as_json() for case, c in codec.items()},
         "allocation": {"cycle_us": {str(n): s * 1e6 for n, s in allocation.items()}},
         "modbus": {

@@ -129,7 +129,7 @@ class ConnectorRuntime:
         draws above is then counted as base load, never less). On its way down: the part
         of that reading above a setpoint lowered less than `settle_s` ago (the EV's
         reaction time); whether it still draws it, only a later reading or the meter
-        tells (`CyclePlanner._metered_base`). None at all once a state newer than its
+        tells (`BaseLoads._metered`). None at all once a state newer than its
         values says no EV takes current (unplugged, faulted): its last values are of
         before, and counted they would hide as much base load. Never read here: the draw
         the previous leader last read, until its lease lapses

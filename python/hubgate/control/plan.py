@@ -14,13 +14,13 @@ sends what it plans and hands back what came of it:
 1. `absorb`: a charger that answered is `ok` in its `ChargerWatch`; a meter reading is a
    `MeterWatch` sample; the box's value becomes a `GRID_OPERATOR` lease when it changes;
    devices that are lost or back become events;
-2. `inputs`: base load per node (metered current minus the last known draw of the
-   connectors below it, a value older than the connector's last setpoint capped at it,
-   held while a start is known from a charger's state but not yet from its values, or
-   while an EV given a new setpoint lately draws nothing yet; a node without a trusted
-   meter what the nodes below it carry plus the idle draw of the DC connectors at it,
-   and, when its meter is not trusted, at least the rest of the limit in force beyond its
-   degraded share),
+2. `inputs`: base load per node (`control.base_load`: metered current minus the last
+   known draw of the connectors below it, a value older than the connector's last setpoint
+   capped at it, held while a start is known from a charger's state but not yet from its
+   values, or while an EV given a new setpoint lately draws nothing yet; a node without a
+   trusted meter what the nodes below it carry plus the idle draw of the DC connectors at
+   it, and, when its meter is not trusted, at least the rest of the limit in force beyond
+   its degraded share),
    unreachable chargers' assumed draw (and the maximum of those not following
    their limits, `checked`, or not verified yet) reserved on their path, the limit book's
    leases (node limits as extra base load, connector limits as EV limits, the grid
@@ -58,6 +58,7 @@ from hubgate.control.allocation import (
     CycleResult,
     SiteAllocator,
 )
+from hubgate.control.base_load import BaseLoads
 from hubgate.control.connector_runtime import (
     EV_HEADROOM_A,
     FOLLOWED_TOLERANCE_A,
@@ -73,6 +74,7 @@ from hubgate.control.decisions import Phases3
 from hubgate.control.demand import DemandState
 from hubgate.control.device_watch import DeviceWatch, device_paths
 from hubgate.control.failsafe import ChargerWatch, MeterWatch
+from hubgate.control.failsafe_share import FailsafeShare
 from hubgate.control.grid_operator import grid_operator_input, operator_power_source
 from hubgate.control.horizon import Horizon
 from hubgate.control.limit_in_force import NodeLimit, fold_leases, node_limit
@@ -171,16 +173,8 @@ class CyclePlanner:
         self.meter_reading: dict[str, Reading] = {}
         self._meters_read: set[str] = set()
         """The meters read this cycle (the others' last reading is older than the draws)."""
-        nodes = range(len(self.model.node_ids))
-        self._deepest_first = sorted(nodes, key=lambda n: -len(self.model.ancestors[n]))
-        self._children = [[c for c in nodes if self.model.parents[c] == n] for n in nodes]
-        self._own_idle_a = [
-            sum(info.idle_a for info in self.model.connectors if info.node == n) for n in nodes
-        ]
-        """Per node: the idle draw per phase of the DC connectors right at it."""
-        self._held_base: dict[int, Phases3] = {}
-        """Per metered node, its base load in the last cycle in which every connector's
-        draw below it was known (`_metered_base`)."""
+        self.base_loads = BaseLoads(self.model)
+        """Every node's base load per cycle, and what it holds between cycles."""
         self.energy = SiteEnergy(
             site,
             self.model,
@@ -207,12 +201,14 @@ class CyclePlanner:
         self.devices = DeviceWatch(self.events, device_paths(site, self.model))
         """Which devices answer, and the events when that changes."""
         self.last_result: CycleResult | None = None
-        connectors = self.model.connectors
-        fixed = fixed_failsafe or {}
-        self._fixed_failsafe = array("d", [fixed.get(c.key, math.nan) for c in connectors])
-        self.failsafe_a: Sequence[float] = [control.failsafe_current_a] * len(connectors)
-        """The failsafe current each connector is to be configured with (`_share_failsafes`)."""
+        self.failsafes = FailsafeShare(self.model, control.failsafe_current_a, fixed_failsafe)
+        """The failsafe current each connector is to be configured with (`failsafe_a`)."""
         self.last_inputs: CycleInputs | None = None
+
+    @property
+    def failsafe_a(self) -> Sequence[float]:
+        """The failsafe current each connector is to be configured with (`FailsafeShare`)."""
+        return self.failsafes.failsafe_a
 
     # -- a cycle ---------------------------------------------------------------------------
 
@@ -438,13 +434,21 @@ class CyclePlanner:
         )
         lease_cut = array("d", base)  # base was 0 before: the headroom the leases take
         known, unknown = model.paths.sum_up(draws), model.paths.sum_up(unknowns)
-        loads = self._base_loads(now, measured, share, unread, (known, unknown))
+        loads = self.base_loads.loads(
+            measured, share, unread, (known, unknown), lambda n: self.node_limit(n, now).phase_a
+        )
         for node in range(n_nodes):
             for p in range(3):
                 base[3 * node + p] += loads[node][p] + reserved[node][p]
             if node in share and share[node] < 1.0:
                 notes.append(f"{model.node_ids[node]} meter lost: {share[node]:.0%} budget")
-        self._share_failsafes(now, array("d", map(sub, base, lease_cut)), reserved, session, holds)
+        self.failsafes.share(
+            array("d", map(sub, base, lease_cut)),
+            reserved,
+            session,
+            holds,
+            lambda n: self.node_limit(n, now).phase_a,
+        )
         if self._operator_input is not None and (lost := self._operator_input.note):
             notes.append(lost)
         operator_w = grid_operator_w  # the battery is no §14a device: it gets no floor
@@ -495,96 +499,6 @@ class CyclePlanner:
         setpoint, or the one before a decrease while that stays reserved (`settle_s`)."""
         sent = self.connectors[index].sent_a or 0.0
         return max(sent, self.allocator.reserved_a(index, now))
-
-    def _base_loads(
-        self,
-        now: float,
-        measured: Mapping[int, Phases3],
-        share: Mapping[int, float],
-        unread: Collection[int],
-        draws: tuple[Sequence[float], Sequence[float]],
-    ) -> list[Phases3]:
-        """Every node's base load, deepest first: a trusted meter's metered base
-        (`_metered_base`; `draws`: the known and unknown draws below each node, three
-        per node), held while
-        its meter was not read this cycle (its last reading is older than the draws); else
-        what the meters below it show (the allocator counts base load at its node only)
-        plus the idle draw of DC connectors no meter sees, and, for a meter not trusted, at
-        least the rest of its limit beyond its degraded share (that assumption is its own
-        node's: rolled up, two lost meters would leave the EVs nothing)."""
-        model = self.model
-        seen: list[Phases3] = [(0.0, 0.0, 0.0)] * len(model.node_ids)
-        """Per node: what the trusted meters at or below it show as base load, plus the
-        idle draw of the DC connectors below it that none of them sees."""
-        loads: list[Phases3] = [(0.0, 0.0, 0.0)] * len(model.node_ids)
-        known, unknown = draws
-        for node in self._deepest_first:
-            metered = self._held_base.get(node) if node in unread else None
-            if metered is None:
-                at = slice(3 * node, 3 * node + 3)
-                metered = self._metered_base(node, measured.get(node), known[at], unknown[at])
-            if metered is not None:
-                seen[node] = loads[node] = metered
-                continue
-            below = [self._own_idle_a[node]] * 3
-            for child in self._children[node]:
-                for p in range(3):
-                    below[p] += seen[child][p]
-            seen[node] = (below[0], below[1], below[2])
-            if node in share:  # a meter not trusted (or without phase currents)
-                limit = self.node_limit(node, now).phase_a
-                rest = 1 - share[node]
-                below = [max(below[p], limit[p] * rest + model.idle_a[node]) for p in range(3)]
-            loads[node] = (below[0], below[1], below[2])
-        return loads
-
-    def _metered_base(
-        self,
-        node: int,
-        measured: Phases3 | None,
-        known: Sequence[float],
-        unknown: Sequence[float],
-    ) -> Phases3 | None:
-        """A metered node's base load: measured minus the known draws below it, signed (PV
-        and a discharging battery below it make it negative: headroom for the EVs). While
-        the meter may show draws below it that no reading does yet (`unknown`: a start not
-        yet reported, up to what it may draw; an EV on its way down after a decrease, what
-        its last reading shows above its new setpoint), the base is held where it was
-        before, unless the meter rose more than those explain: an EV slow to follow is
-        neither base load nor a reason to pause the others. None for a node without a
-        trusted meter."""
-        if measured is None:
-            return None
-        raw = (measured[0] - known[0], measured[1] - known[1], measured[2] - known[2])
-        held = self._held_base.get(node)
-        if held is None or not any(unknown):
-            self._held_base[node] = raw
-            return raw
-        return (
-            max(held[0], raw[0] - unknown[0]),
-            max(held[1], raw[1] - unknown[1]),
-            max(held[2], raw[2] - unknown[2]),
-        )
-
-    def _share_failsafes(
-        self,
-        now: float,
-        own: array[float],
-        reserved: list[list[float]],
-        session: bytearray,
-        holds: bytearray,
-    ) -> None:
-        """Share the failsafe current out under every node's limit in force less its `own` base
-        load (not its leases': the limit has them; EVs at their maximum aside; `ConnectorPaths.
-        share_failsafe`; `session`, `holds`: per connector, an EV in, configured with it now)."""
-        room = array("d", own)
-        for node in range(len(self.model.node_ids)):
-            limit = self.node_limit(node, now).phase_a
-            for p in range(3):
-                at = 3 * node + p
-                room[at] = limit[p] - max(own[at] - reserved[node][p], 0.0)
-        failsafe, fixed = self.site.control.failsafe_current_a, self._fixed_failsafe
-        self.failsafe_a = self.model.paths.share_failsafe(fixed, session, holds, room, failsafe)
 
     def node_limit(self, node: int, now: float) -> NodeLimit:
         """The limit in force on `node` now and what sets it (`control.limit_in_force`): its

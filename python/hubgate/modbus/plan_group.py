@@ -4,7 +4,8 @@ private `epoll` set drained as the answers arrive.
     outcomes = await read_plans([(meter, plan), (charger, other_plan)], deadline)
 
 A task per device costs a spawn, a readiness wait (an `epoll_ctl`) and a task switch
-per request; here the whole group costs one Trio wait per batch of answers. A device
+per request; here the whole group costs one wait per batch of answers (a brief block
+while the answers come quickly, `hubgate.modbus.readiness`, else Trio's). A device
 on an open, idle Modbus TCP connection is read in the group (`TcpMaster.start_plan`);
 any other (RTU, a connection to open or in use), and one whose read in the group fails
 in a way a retry may cure (timeout, lost link, a frame that does not answer), is read
@@ -27,6 +28,7 @@ from hubgate._core import HubgateError, ReadPlan
 from hubgate.modbus.codec import FieldValue
 from hubgate.modbus.errors import RETRIED
 from hubgate.modbus.master import ModbusDevice
+from hubgate.modbus.readiness import Readable
 from hubgate.modbus.tcp_master import PlanInFlight, TcpMaster
 
 Outcome = list[FieldValue] | Exception | None
@@ -102,9 +104,9 @@ async def _drain(
     heapq.heapify(deadlines)
     for fd in flights:
         poll.register(fd, _ONE_WAKE)
+    readable = Readable(poll.fileno())
     while flights:
-        with trio.CancelScope(deadline=deadlines[0][0]):
-            await trio.lowlevel.wait_readable(poll.fileno())
+        await readable.by(deadlines[0][0])
         now = trio.current_time()
         ended: list[int] = []
         for fd, _ in poll.poll(0):

@@ -1,9 +1,10 @@
-"""A TCP connection driven by Trio's readiness waits: one trip to the scheduler per exchange.
+"""A TCP connection driven by readiness waits: at most one trip to the scheduler per exchange.
 
 `trio.SocketStream` yields to the scheduler after every successful send and
 receive, three trips for a Modbus request and its response. Here a send the
 kernel takes at once returns without yielding and a receive waits only while
-nothing has arrived, so a request/response exchange costs one trip.
+nothing has arrived, so a request/response exchange costs one trip, none when the
+answer comes within a brief block (`hubgate.modbus.readiness`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Protocol
 
 import trio
 
+from hubgate.modbus.readiness import Readable
+
 
 class Link(Protocol):
     """A byte stream to one Modbus TCP device, as `TcpMaster` uses it."""
@@ -23,11 +26,9 @@ class Link(Protocol):
     async def send_all(self, data: bytes) -> None:
         """Send every byte."""
 
-    async def receive_some(self, max_bytes: int = 65536) -> bytes:
-        """The bytes that have arrived, waiting for some if none have; b"" at end of file."""
-
-    async def receive_next(self, max_bytes: int = 65536) -> bytes:
-        """Like `receive_some`, for an answer that cannot be there yet."""
+    async def receive_by(self, deadline: float, max_bytes: int = 65536) -> bytes | None:
+        """The bytes that arrive first, b"" at end of file, or None once Trio's clock
+        reached `deadline` with none: for an answer that cannot be there yet."""
 
     def close(self) -> None:
         """Close the link, waking any task waiting on it."""
@@ -44,6 +45,7 @@ class SocketLink:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.socket = sock
+        self._readable = Readable(sock)
 
     @classmethod
     async def connect(cls, host: str, port: int) -> SocketLink:
@@ -89,19 +91,18 @@ class SocketLink:
             except BlockingIOError:
                 await trio.lowlevel.wait_writable(self.socket)
 
-    async def receive_some(self, max_bytes: int = 65536) -> bytes:
-        """The bytes that have arrived, waiting for some if none have; b"" at end of file."""
+    async def receive_by(self, deadline: float, max_bytes: int = 65536) -> bytes | None:
+        """Wait until bytes have arrived, then take them (b"" at end of file); None once
+        Trio's clock reached `deadline` first. The wait skips Trio's scheduler when the
+        answer comes within a brief block (`hubgate.modbus.readiness`); no read is tried
+        before it (the answer cannot be there yet)."""
         while True:
-            try:
-                return self.socket.recv(max_bytes)
-            except BlockingIOError:
-                await trio.lowlevel.wait_readable(self.socket)
-
-    async def receive_next(self, max_bytes: int = 65536) -> bytes:
-        """Wait until bytes have arrived, then take them: for an answer that cannot be
-        there yet (`receive_some` would first try a read that fails); b"" at end of file."""
-        while True:
-            await trio.lowlevel.wait_readable(self.socket)
+            readable = self._readable
+            ready = readable.briefly(deadline)  # one coroutine less than `by`: a hot path
+            if ready is None:
+                ready = await readable.in_trio(deadline)
+            if not ready:
+                return None
             try:
                 return self.socket.recv(max_bytes)
             except BlockingIOError:

@@ -25,7 +25,6 @@ exponential backoff and jitter after repeated failures.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import socket
@@ -64,7 +63,6 @@ from hubgate.modbus.stats import RequestStats
 log = logging.getLogger(__name__)
 
 _LINK_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
-_NO_SCOPE = contextlib.nullcontext()
 
 
 @dataclass
@@ -196,30 +194,28 @@ class TcpMaster:
         started = trio.current_time()
         deadline = started + timeout_s + delay_s
         await trio.lowlevel.checkpoint_if_cancelled()
-        # An enclosing deadline that comes first cancels this attempt: no scope of our own
-        # (a cancel scope costs more than the rest of the attempt's Python).
-        own = trio.current_effective_deadline() > deadline
-        with trio.CancelScope(deadline=deadline) if own else _NO_SCOPE:
-            await self._take_turn()
-            try:
-                connection = self._connection
-                if connection is None or connection.closed:
-                    connection = await self._connect(deadline, stats)
-                    started = trio.current_time()
-                if delay_s:
-                    started = await self._pause(delay_s)
-                outcome = await self._exchange(connection, unit, request)
-            finally:
-                ended = trio.current_time()
-                self._end_turn(ended)
-            if isinstance(outcome, ModbusError):
-                stats.record_error()
-                raise outcome
-            response = check_response(self.name, unit, outcome, stats, ended - started)
-            self._gate.succeeded()
-            return response
-        stats.record_timeout()
-        raise ModbusTimeoutError(f"no answer from {self.name}/{unit} within {timeout_s:g} s")
+        connection = self._connection
+        if self._busy or connection is None or connection.closed:
+            connection, started = await self._turn(unit, deadline, stats, started, timeout_s)
+        else:
+            self._busy = True  # nothing to wait for: no cancel scope
+        try:
+            if delay_s:
+                started = await self._pause(delay_s)
+                deadline = started + timeout_s
+            outcome = await self._exchange(connection, unit, request, deadline, timeout_s)
+        finally:
+            ended = trio.current_time()
+            self._end_turn(ended)
+        if isinstance(outcome, ModbusTimeoutError):
+            stats.record_timeout()
+            raise outcome
+        if isinstance(outcome, ModbusError):
+            stats.record_error()
+            raise outcome
+        response = check_response(self.name, unit, outcome, stats, ended - started)
+        self._gate.succeeded()
+        return response
 
     async def _plan_attempt(
         self, unit: int, plan: ReadPlan, max_in_flight: int, timeout_s: float, delay_s: float
@@ -227,35 +223,50 @@ class TcpMaster:
         stats = self._stats.get(unit) or stats_of(self._stats, unit)
         started = trio.current_time()
         deadline = started + timeout_s + delay_s
-        await trio.lowlevel.checkpoint_if_cancelled()
         exchange = PlanExchange(unit, plan, max_in_flight)
-        own = trio.current_effective_deadline() > deadline  # as in `_attempt`
-        with trio.CancelScope(deadline=deadline) if own else _NO_SCOPE as scope:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        connection = self._connection
+        if self._busy or connection is None or connection.closed:
+            connection, started = await self._turn(unit, deadline, stats, started, timeout_s)
+        else:
+            self._busy = True  # nothing to wait for: no cancel scope
+        try:
+            if delay_s:
+                started = await self._pause(delay_s)
+                deadline = started + timeout_s
+            outcome, rounds = await self._exchange_plan(
+                connection, unit, exchange, deadline, timeout_s, delay_s
+            )
+        finally:
+            ended = trio.current_time()
+            self._end_turn(ended)
+        waited = ended - started
+        if delay_s and rounds > 1:
+            waited -= (rounds - 1) * delay_s  # not the pauses between them
+        self._count_plan(stats, exchange, outcome, waited, rounds)
+        if isinstance(outcome, list):
+            return outcome
+        raise outcome
+
+    async def _turn(
+        self, unit: int, deadline: float, stats: RequestStats, started: float, timeout_s: float
+    ) -> tuple[_Connection, float]:
+        """The connection's turn and an open connection, by `deadline`, when either needs a
+        wait; returns the connection and when the exchange starts (later than `started`
+        after a connect). The caller then ends the turn (`_end_turn`)."""
+        with trio.CancelScope(deadline=deadline):
             await self._take_turn()
             try:
                 connection = self._connection
                 if connection is None or connection.closed:
                     connection = await self._connect(deadline, stats)
                     started = trio.current_time()
-                if delay_s:
-                    started = await self._pause(delay_s)
-                    if scope is not None:
-                        scope.deadline = started + timeout_s
-                outcome, rounds = await self._exchange_plan(
-                    connection, unit, exchange, scope, timeout_s, delay_s
-                )
-            finally:
-                ended = trio.current_time()
-                self._end_turn(ended)
-            waited = ended - started
-            if delay_s and rounds > 1:
-                waited -= (rounds - 1) * delay_s  # not the pauses between them
-            self._count_plan(stats, exchange, outcome, waited, rounds)
-            if isinstance(outcome, list):
-                return outcome
-            raise outcome
+            except BaseException:
+                self._end_turn(trio.current_time())
+                raise
+            return connection, started
         stats.record_timeout()
-        raise ModbusTimeoutError(f"no answer from {self.name}/{unit} within {timeout_s:g} s")
+        raise self._timeout(unit, timeout_s)
 
     async def _take_turn(self) -> None:
         """Wait until no other caller uses the connection (a `trio.Lock` costs more)."""
@@ -293,11 +304,19 @@ class TcpMaster:
         self.connections_opened += 1
         return connection
 
+    def _timeout(self, unit: int, timeout_s: float) -> ModbusTimeoutError:
+        return ModbusTimeoutError(f"no answer from {self.name}/{unit} within {timeout_s:g} s")
+
     async def _exchange(
-        self, connection: _Connection, unit: int, request: Request
+        self,
+        connection: _Connection,
+        unit: int,
+        request: Request,
+        deadline: float,
+        timeout_s: float,
     ) -> Response | ModbusError:
-        """One request, the caller's turn: the socket is read only once the answer can be
-        there."""
+        """One request, the caller's turn, answered by `deadline` (`timeout_s` after the
+        attempt began): the socket is read only once the answer can be there."""
         codec = connection.codec
         transaction_id, frame = codec.encode_request(unit, request)
         outcome: Response | ModbusError | None = None
@@ -305,7 +324,9 @@ class TcpMaster:
             check_send()
             await connection.stream.send_all(frame)
             while outcome is None:
-                data = await connection.stream.receive_next()
+                data = await connection.stream.receive_by(deadline)
+                if data is None:
+                    return self._timeout(unit, timeout_s)
                 if not data:
                     return self._lost(connection, "connection closed by the device")
                 codec.receive_data(data)
@@ -331,12 +352,14 @@ class TcpMaster:
         connection: _Connection,
         unit: int,
         exchange: PlanExchange,
-        scope: trio.CancelScope | None,
+        deadline: float,
         timeout_s: float,
         delay_s: float,
     ) -> tuple[list[FieldValue] | ModbusError, int]:
-        """A plan's round trips, the caller's turn; returns the outcome and the round trips
-        (none when the plan has no requests)."""
+        """A plan's round trips, the caller's turn, the first answered by `deadline` and
+        each later one within `timeout_s` of its request (not counting the pause
+        `delay_s` before it); returns the outcome and the round trips (none when the plan
+        has no requests)."""
         codec, stream = connection.codec, connection.stream
         rounds = 0
         step: bytes | list[FieldValue] | Response | ResponseRejected | None
@@ -345,18 +368,20 @@ class TcpMaster:
             while True:
                 if isinstance(step, bytes):
                     if delay_s and rounds:  # the answer that just came ended an exchange
-                        self._quiet_since = now = trio.current_time()
-                        if scope is not None:  # the pause is not part of the timeout
-                            scope.deadline = now + delay_s + timeout_s
+                        self._quiet_since = trio.current_time()
                         await self._pause(delay_s)
                     check_send()
                     await stream.send_all(step)
                     rounds += 1
-                    if rounds > 1 and scope is not None:  # each round trip gets timeout_s
-                        scope.deadline = trio.current_time() + timeout_s
+                    if rounds > 1:  # each round trip gets timeout_s
+                        deadline = trio.current_time() + timeout_s
                 elif step is not None:
                     break
-                data = await stream.receive_next()
+                data = await stream.receive_by(deadline)
+                if data is None:
+                    exchange.abandon(codec)  # late answers are strays
+                    self._pipelining_failed(unit, exchange)
+                    return self._timeout(unit, timeout_s), rounds
                 if not data:
                     return self._lost(connection, "connection closed by the device"), rounds
                 step = exchange.receive(codec, data)
@@ -365,7 +390,7 @@ class TcpMaster:
         except _LINK_ERRORS as exc:
             reason = f"connection lost: {exc or type(exc).__name__}"
             return self._lost(connection, reason), rounds
-        except BaseException:  # cut short by the deadline: late answers are strays
+        except BaseException:  # cut short by an enclosing deadline: late answers are strays
             exchange.abandon(codec)
             self._pipelining_failed(unit, exchange)
             raise
@@ -548,12 +573,7 @@ class PlanInFlight:
         master = self._master
         self._exchange.abandon(self._connection.codec)
         master._pipelining_failed(self._unit, self._exchange)
-        self._finish(
-            ModbusTimeoutError(
-                f"no answer from {master.name}/{self._unit} within {master.timeout_s:g} s"
-            ),
-            now,
-        )
+        self._finish(master._timeout(self._unit, master.timeout_s), now)
 
     def _send(self, frames: bytes, now: float) -> None:
         try:

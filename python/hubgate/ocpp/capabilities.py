@@ -220,6 +220,10 @@ class ClockEstimate:
             moment = parse_timestamp(text)
         except ValueError:
             return
+        self.stamped_at(moment, arrived)
+
+    def stamped_at(self, moment: datetime, arrived: datetime | None = None) -> None:
+        """A message stamped `moment` arrived at `arrived` (default: now)."""
         self._samples.append((moment - (arrived or datetime.now(UTC))).total_seconds())
 
     def measured(self, offset_s: float) -> None:

@@ -50,6 +50,7 @@ from hubgate.devices.model import (
     Reading,
 )
 from hubgate.modbus.stats import RequestStats
+from hubgate.ocpp.capabilities import Capabilities
 from hubgate.ocpp.composite_check import Verification
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
 from hubgate.ocpp.link_stats import OcppLinkStats
@@ -159,6 +160,8 @@ class OcppCharger:
         """The last transaction `transaction` made and what it was made of."""
         self._latest: tuple[tuple[object, ...], Reading] | None = None
         """The last reading `latest` made and what it was made of."""
+        self._watts: tuple[Capabilities, Capabilities] | None = None
+        """The station's capabilities and the same in watts (`_in_watts`)."""
 
     @property
     def id(self) -> str:
@@ -268,11 +271,18 @@ class OcppCharger:
             self._lease, self._leased_on = lease, lease.session
         capabilities = self.care.capabilities
         if self.dc is not None:  # its limits are DC power, whatever else it takes
-            capabilities = replace(capabilities, rate_units=("W",))
+            capabilities = self._in_watts(capabilities)
         lease.capabilities = capabilities
         lease.leases = 1 if self.shares_station_limit else len(self.care.lease_targets)
         lease.origin = self._transaction_origin
         return lease
+
+    def _in_watts(self, capabilities: Capabilities) -> Capabilities:
+        """`capabilities` taking watts only (a DC connector's), made once per capabilities."""
+        known = self._watts
+        if known is None or known[0] is not capabilities:
+            known = self._watts = (capabilities, replace(capabilities, rate_units=("W",)))
+        return known[1]
 
     def _transaction_origin(self) -> tuple[object, float]:
         """The connector's transaction and how long ago it started by the charger's count, at
@@ -440,7 +450,9 @@ class OcppCharger:
             return None
         lease = self._current_lease()
         last = lease.planner.last
-        setpoint = self._paused_for_switch(self._setpoint(current_a, phases), lease)
+        # (whether it is due depends on its current and phases only: no voltage needed)
+        asked = Setpoint(current_a, 3 if self.dc is not None else _phases(phases))
+        setpoint = self._paused_for_switch(asked, lease)
         if last is None or self._switching is not None or not lease.quiet(setpoint):
             return None
         self._wanted = (current_a, phases)  # (what an exchange still waiting is to send)

@@ -26,9 +26,13 @@ def boot_answer(station: Station, policy: CsmsPolicy, boot: BootInfo) -> Payload
 
 def stamp_latest(station: Station, meter_values: Iterable[Payload]) -> None:
     """Feed the station's clock estimate with the newest of its MeterValues' timestamps."""
-    stamps = [mv["timestamp"] for mv in meter_values if isinstance(mv.get("timestamp"), str)]
+    stamps = [
+        parse_timestamp(mv["timestamp"])
+        for mv in meter_values
+        if isinstance(mv.get("timestamp"), str)
+    ]
     if stamps:
-        station.clock.stamped(max(stamps, key=parse_timestamp))
+        station.clock.stamped_at(max(stamps))
 
 
 def common_handlers(station: Station, acknowledged: Iterable[str]) -> dict[str, Handler]:

@@ -123,8 +123,9 @@ class StationCare:
         """The attended connection's (`detached`)."""
         self._settled = False
         self._lock = trio.Lock()
-        self._capabilities: tuple[tuple[object, ...], Capabilities] | None = None
-        """The capabilities in force and what they were made of (`capabilities`)."""
+        self._capabilities: tuple[tuple[object, ...], float | None, Capabilities] | None = None
+        """The capabilities in force, what they were made of and the clock offset seen then
+        (`capabilities`)."""
         self._clock_off = False
         """Whether the capabilities last made counted its clock off (their hysteresis)."""
 
@@ -146,10 +147,14 @@ class StationCare:
         clock and validTo behaviour seen, corrected by the site file; a clock counted off
         stays off until it is well within the tolerance (`Capabilities.clock_was_off`)."""
         seen = self.station.clock.offset_s
-        made_of = (self.reported, self.stored, seen, self.honours_valid_to, self.override)
+        made_of = (self.reported, self.stored, self.honours_valid_to, self.override)
         known = self._capabilities
-        if known is not None and all(a is b for a, b in zip(known[0], made_of, strict=True)):
-            return known[1]  # (read for every limit sent: made again only when one changed)
+        if (
+            known is not None
+            and known[1] == seen  # (a new sample of the same offset changes nothing)
+            and all(a is b for a, b in zip(known[0], made_of, strict=True))
+        ):
+            return known[2]  # (read for every limit sent: made again only when one changed)
         base = self.reported or self.stored or Capabilities()
         clock = base.clock_offset_s if self.reported is not None else None
         honours = self.honours_valid_to
@@ -160,7 +165,7 @@ class StationCare:
             clock_was_off=self._clock_off,
         ).corrected(self.override)
         self._clock_off = capabilities.clock_off
-        self._capabilities = (made_of, capabilities)
+        self._capabilities = (made_of, seen, capabilities)
         return capabilities
 
     def shared_lease(self, session: OcppSession, settings: LeaseSettings) -> ProfileLease:

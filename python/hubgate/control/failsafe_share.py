@@ -1,0 +1,61 @@
+"""The failsafe current each connector is configured with, shared out like a budget, sans-IO.
+
+A charger falls back to its failsafe current when its lease lapses (hubgate gone, the link
+lost): every cycle `FailsafeShare.share` gives each connector the site's `failsafe_current_a`
+where every node on its path has room for it under its limit in force, less where not
+(the Rust core's `hubgate_core::failsafe`, `ConnectorPaths.share_failsafe`). A charger that
+falls back to a current of its own whatever it is told (`fixed`) is counted at that first.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Callable, Mapping, Sequence
+
+from hubgate.control.allocation import ConnectorKey
+from hubgate.control.decisions import Phases3
+from hubgate.control.site_model import SiteModel
+
+
+class FailsafeShare:
+    """Per connector, the failsafe current to configure (`failsafe_a`)."""
+
+    def __init__(
+        self,
+        model: SiteModel,
+        failsafe_current_a: float,
+        fixed: Mapping[ConnectorKey, float] | None = None,
+    ) -> None:
+        """`fixed`: what a charger falls back to whatever it is told, by connector."""
+        self.model = model
+        self.failsafe_current_a = failsafe_current_a
+        connectors = model.connectors
+        fixed = fixed or {}
+        self.fixed_a = array("d", [fixed.get(c.key, math.nan) for c in connectors])
+        """Per connector, its own fallback current (NaN: it takes the share it is told)."""
+        self.failsafe_a: Sequence[float] = [failsafe_current_a] * len(connectors)
+        """The failsafe current each connector is to be configured with (`share`)."""
+
+    def share(
+        self,
+        own: array[float],
+        reserved: Sequence[Sequence[float]],
+        session: bytearray,
+        holds: bytearray,
+        limit_a: Callable[[int], Phases3],
+    ) -> Sequence[float]:
+        """Share the failsafe current out under every node's limit in force (`limit_a(node)`)
+        less its `own` base load (three per node; not its leases': the limit has them), EVs
+        reserved at their maximum aside (`reserved`, per node); `session`, `holds`: per
+        connector, an EV in, configured with the failsafe current now."""
+        room = array("d", own)
+        for node in range(len(self.model.node_ids)):
+            limit = limit_a(node)
+            for p in range(3):
+                at = 3 * node + p
+                room[at] = limit[p] - max(own[at] - reserved[node][p], 0.0)
+        self.failsafe_a = self.model.paths.share_failsafe(
+            self.fixed_a, session, holds, room, self.failsafe_current_a
+        )
+        return self.failsafe_a

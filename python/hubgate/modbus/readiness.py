@@ -1,0 +1,153 @@
+"""Waiting for an answer that is about to arrive: a brief block before Trio's wait.
+
+    readable = Readable(sock)               # once per socket (or file descriptor)
+    if not await readable.by(deadline):
+        ...  # Trio's clock reached `deadline` first
+
+A Modbus master waits for one answer at a time, and a device on the same host or a
+fast LAN answers within a few milliseconds: Trio's way to wait then costs more CPU
+than the rest of the request (`trio.lowlevel.wait_readable`: an `epoll_ctl`, a pass of
+the scheduler, a task switch through every frame of the caller, a cancel scope for
+the timeout). `Readable.by` first blocks in `poll` on this socket alone, for about
+twice the time its answers took lately, and waits the Trio way only when nothing came
+by then. A task that becomes runnable during a brief block (its socket, a timer, a
+thread's call) waits for the block's end, as behind a task that computes for as long
+(the process's threads do not wait), so a block is taken only
+- within `SLICE_S` of this thread's last pass through Trio's scheduler (in a wait of
+  this module): the other tasks wait at most that long in a row. At the slice's end a
+  socket that answers well within a slice lets them run (a checkpoint: no
+  registration, no cancel scope) and blocks briefly again; any other socket is waited
+  for the Trio way;
+- while its brief blocks catch their answers: a socket whose blocks mostly miss (a
+  device slower than usual, or one that can answer only once this thread runs its
+  other tasks: a device served by the same Trio run) is waited for the Trio way for
+  its next `SKIP_AFTER_MISSES` waits, and a block that missed is followed by Trio's
+  wait, not by another block;
+- not while another task is runnable (`trio.lowlevel.current_statistics()`: Trio's
+  run queue; the tasks of the scheduler's current pass that have not run yet are in
+  no queue, so those may wait one block);
+- never past `deadline` or the enclosing cancel scope's deadline, nor once cancelled.
+Only public Trio API: the brief block is a plain `poll`.
+"""
+
+from __future__ import annotations
+
+import select
+import threading
+import time
+from typing import Any
+
+import trio
+
+SLICE_S = 0.02
+"""About the longest the other tasks of the run are kept waiting by brief blocks in a row."""
+SKIP_AFTER_MISSES = 64
+"""Waits the Trio way once more than half of a socket's recent brief blocks missed."""
+_FIRST_GUESS_S = 0.001
+"""How long a new socket's answers are taken to take."""
+_POLL_MS = 1000.0
+"""`poll` counts whole milliseconds (rounding up)."""
+
+
+class _LastPass(threading.local):
+    """When this thread's Trio run last passed through its scheduler for a wait of this
+    module (`time.perf_counter`: the run's clock may be another run's or a test's)."""
+
+    at = -float("inf")
+
+
+_LAST_PASS = _LastPass()
+
+
+class Readable:
+    """Waits for one socket (or file descriptor) to be readable (see the module docstring)."""
+
+    __slots__ = ("_missed", "_poll", "_skip", "_sock", "answer_s", "brief_answers", "miss_rate")
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._poll = select.poll()
+        self._poll.register(sock, select.POLLIN)
+        self.answer_s = _FIRST_GUESS_S
+        """How long waits for this socket took lately (a moving average)."""
+        self.brief_answers = 0
+        """Waits that ended in a brief block, without Trio's scheduler (tests, profiles)."""
+        self.miss_rate = 0.0
+        """The share of recent brief blocks that ended without an answer (a moving average)."""
+        self._missed = False
+        """The last brief block ended without an answer: Trio's wait follows."""
+        self._skip = 0
+        """Waits left the Trio way before the next brief block."""
+
+    async def by(self, deadline: float) -> bool:
+        """True once the socket is readable, False once Trio's clock reached `deadline`
+        first."""
+        ready = self.briefly(deadline)
+        if ready is None:
+            return await self.in_trio(deadline)
+        return ready
+
+    def briefly(self, deadline: float) -> bool | None:
+        """`by` in a brief block: None when the wait is Trio's to make (`in_trio`)."""
+        if self._skip:
+            self._skip -= 1
+            return None
+        brief = 2.0 * self.answer_s
+        began = time.perf_counter()
+        if brief > SLICE_S - (began - _LAST_PASS.at):  # the slice would end first
+            return None
+        now = trio.current_time()
+        until = trio.current_effective_deadline()  # -inf once cancelled
+        if until <= now:
+            return None  # Trio's wait raises `Cancelled`
+        if deadline < until:
+            if deadline <= now:
+                return False
+            until = deadline
+        if trio.lowlevel.current_statistics().tasks_runnable:
+            return None  # another task's turn: Trio's wait
+        if events := self._poll.poll(min(until - now, brief) * _POLL_MS):
+            if events[0][1] & select.POLLNVAL:
+                return None  # closed: Trio's wait raises the error it names
+            self.answer_s += (time.perf_counter() - began - self.answer_s) / 8.0
+            self.miss_rate -= self.miss_rate / 8.0
+            self.brief_answers += 1
+            return True
+        if deadline <= trio.current_time() and deadline < trio.current_effective_deadline():
+            return False
+        self.answer_s += (brief - self.answer_s) / 8.0  # at least that long
+        self.miss_rate += (1.0 - self.miss_rate) / 8.0
+        if self.miss_rate > 0.5:
+            self._skip = SKIP_AFTER_MISSES
+        self._missed = True
+        return None
+
+    async def in_trio(self, deadline: float) -> bool:
+        """`by` through Trio's scheduler: at the slice's end, a socket that answers
+        quickly lets the other tasks run (a checkpoint, no registration, no cancel
+        scope) and blocks briefly again; any other waits the Trio way."""
+        missed, self._missed = self._missed, False
+        if not missed and 2.0 * self.answer_s < SLICE_S:  # the slice ended
+            try:
+                await trio.lowlevel.checkpoint()
+            finally:
+                _LAST_PASS.at = time.perf_counter()
+            ready = self.briefly(deadline)
+            if ready is not None:
+                return ready
+            self._missed = False
+        sock = self._sock
+        began = time.perf_counter()
+        ready = True
+        try:
+            if trio.current_effective_deadline() <= deadline:  # no scope: that one cancels first
+                await trio.lowlevel.wait_readable(sock)
+            else:
+                ready = False
+                with trio.CancelScope(deadline=deadline):
+                    await trio.lowlevel.wait_readable(sock)
+                    ready = True
+        finally:
+            _LAST_PASS.at = ended = time.perf_counter()
+        self.answer_s += (ended - began - self.answer_s) / 8.0
+        return ready
