@@ -359,15 +359,8 @@ class SessionDeadlines:
                 plan if short else self._planner.plan(slot_s, cap_w, need, departure, max_w)
             )
             giving_way = short or self._short(to_departure.shortfall_wh, need, max_w, departure)
-            picked = giving_way and self._pick(
-                slot_s, cap_w, need, max_w, early, departure, alone_wh
-            )
-            if picked:
-                need, finish = picked
-                plan = self._planner.plan(slot_s, cap_w, need, finish, max_w)
-                short = True
-            elif giving_way:  # nobody finishes above a floor: spread what is missing
-                finish = departure
+            if giving_way:
+                need, finish = self._pick(slot_s, cap_w, need, max_w, early, departure, alone_wh)
                 plan = self._planner.plan(slot_s, cap_w, need, finish, max_w)
                 short = True
         if not giving_way:
@@ -435,18 +428,28 @@ class SessionDeadlines:
         early: array[float],
         departure: array[float],
         alone_wh: Sequence[float],
-    ) -> Pick | None:
+    ) -> Pick:
         """`most-finished`: the needs to plan and the times to plan them by
-        (`control.shortfall`), None when no session finishes above its floor. A session finishes with what its maximum delivers by its
+        (`control.shortfall`). A session finishes with what its maximum delivers by its
         margin before the departure; one its maximum cannot finish by the departure gives
-        way."""
+        way. When none finishes above its floor, what is missing is spread (as `even`)
+        where that still gives every session its floor, else each is planned to its floor."""
         floors = self._floors(need, max_w, departure)
         reach = array("d", bytes(8 * len(need)))
         lost = missing_alone(need, max_w, departure)
         for i, wh in enumerate(need):
             reach[i] = max(wh - alone_wh[i], floors[i]) if lost[i] <= 0 else floors[i]
         fits = self._fits(slot_s, cap_w, max_w)
-        return self._finish_most.pick(reach, floors, early, departure, fits)
+        picked = self._finish_most.pick(reach, floors, early, departure, fits)
+        if picked is not None:
+            return picked
+        spread = self._planner.plan(slot_s, cap_w, need, departure, max_w)
+        if all(
+            wh - missing >= floor - SHORT_WH
+            for wh, missing, floor in zip(need, spread.shortfall_wh, floors, strict=True)
+        ):
+            return need, departure
+        return floors, departure
 
     def _floors(
         self, need: array[float], max_w: array[float], departure: array[float]
