@@ -1,5 +1,8 @@
-"""`config check` warns where the connectors, all on their failsafe current, pass a node's
-limit: nothing would hold it if hubgate stopped while they charge."""
+"""`config check` warns where the connectors' failsafe currents pass a node's limit: where
+the fallbacks fixed on their devices do (nothing would hold it if hubgate stopped while they
+charge), or where the failsafe current hubgate shares out does not reach every other one
+(they pause then). A Modbus charger counts what its profile says its device falls back to,
+as the runtime budget does (`Failsafe.fixed_current_a`)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import pytest
 
 from hubgate.cli import EXIT_OK, main
 from hubgate.config import load_site
-from hubgate.config.failsafe_load import failsafe_load_a, failsafe_load_warnings
+from hubgate.config.failsafe_load import failsafe_load, failsafe_load_warnings
 
 SITE = """
 [site]
@@ -31,16 +34,33 @@ CHARGER = """
 id = "cp-{i}"
 node = "{node}"
 phase_rotation = "{rotation}"
-ocpp = {{ identity = "CP-{i}" }}
+{link}
 connectors = [{{ id = 1, max_current_a = 32, phases = "{phases}" }}]
 """
 
+OCPP = 'ocpp = {{ identity = "CP-{i}" }}'
+ALFEN = 'modbus = {{ profile = "alfen-eve", host = "10.0.0.{i}" }}'
+"""Falls back to its safe current, set on the device alone (6 A documented)."""
+HEIDELBERG = 'modbus = {{ profile = "heidelberg-energy-control", host = "10.0.0.{i}" }}'
+"""Falls back to what hubgate writes to 262, 0 A included (0 = no charging)."""
 
-def site_file(tmp_path: Path, chargers: list[tuple[str, str, str]], grid_kw: float = 69) -> Path:
+
+def site_file(
+    tmp_path: Path,
+    chargers: list[tuple[str, str, str]],
+    grid_kw: float = 69,
+    links: list[str] | None = None,
+) -> Path:
     text = SITE.format(
         grid_kw=grid_kw,
         chargers="".join(
-            CHARGER.format(i=i, node=node, phases=phases, rotation=rotation)
+            CHARGER.format(
+                i=i,
+                node=node,
+                phases=phases,
+                rotation=rotation,
+                link=(links[i] if links else OCPP).format(i=i),
+            )
             for i, (node, phases, rotation) in enumerate(chargers)
         ),
     )
@@ -53,9 +73,9 @@ def test_three_phase_connectors_count_on_every_phase_one_phase_on_their_own(
     tmp_path: Path,
 ) -> None:
     chargers = [("board", "3p", "L1L2L3"), ("board", "1p", "L2L3L1"), ("grid", "1p", "L3L1L2")]
-    load = failsafe_load_a(load_site(site_file(tmp_path, chargers)))
-    assert load["board"] == (6.0, 12.0, 6.0)
-    assert load["grid"] == (6.0, 12.0, 12.0)
+    load = failsafe_load(load_site(site_file(tmp_path, chargers)))
+    assert load["board"].total_a(6.0) == [6.0, 12.0, 6.0]
+    assert load["grid"].total_a(6.0) == [6.0, 12.0, 12.0]
 
 
 def test_a_node_passed_on_failsafe_is_named_with_how_many_fit(
@@ -64,8 +84,10 @@ def test_a_node_passed_on_failsafe_is_named_with_how_many_fit(
     # four three-phase connectors on a 20 A board: 24 A on failsafe, three fit
     path = site_file(tmp_path, [("board", "3p", "L1L2L3")] * 4)
     (warning,) = failsafe_load_warnings(load_site(path))
-    assert "under 'board' draw up to 24 A on a phase (4 of them), above its 20 A" in warning
-    assert "while more than 3 of them charge" in warning
+    assert (
+        "under 'board' draw up to 24 A on a phase (4 whose failsafe hubgate sets), above its "
+        "20 A: at most 3 of them keep it, the others fall back to 0 A" in warning
+    )
     assert main(["config", "check", "--quiet", str(path)]) == EXIT_OK
     assert capsys.readouterr().err == f"{path}: warning: {warning}\n"
 
@@ -74,8 +96,8 @@ def test_the_connections_power_limit_counts(tmp_path: Path) -> None:
     # 3 kW = 4.3 A per phase at 230 V: one connector on its failsafe passes it
     path = site_file(tmp_path, [("grid", "3p", "L1L2L3")], grid_kw=3)
     (warning,) = failsafe_load_warnings(load_site(path))
-    assert "under 'grid' draw up to 6 A on a phase (1 of them), above its 4 A" in warning
-    assert "more than 0 of them" in warning
+    assert "under 'grid' draw up to 6 A on a phase (1 whose failsafe" in warning
+    assert "above its 4 A: at most 0 of them keep it" in warning
 
 
 def test_a_site_whose_failsafe_fits_is_quiet(tmp_path: Path, examples_dir: Path) -> None:
@@ -84,3 +106,32 @@ def test_a_site_whose_failsafe_fits_is_quiet(tmp_path: Path, examples_dir: Path)
         == []
     )
     assert failsafe_load_warnings(load_site(examples_dir / "sites" / "small-4.toml")) == []
+
+
+def test_fallbacks_fixed_on_the_devices_are_counted_first_and_named(tmp_path: Path) -> None:
+    # four Alfens (6 A each, whatever hubgate asks) on the 20 A board: nothing holds it
+    board = [("board", "3p", "L1L2L3")] * 4
+    path = site_file(tmp_path, board, links=[ALFEN] * 4)
+    (warning,) = failsafe_load_warnings(load_site(path))
+    assert (
+        "the connectors under 'board' whose device falls back to a current of its own "
+        "(alfen-eve) draw up to 24 A on a phase on it, above its 20 A: if hubgate stops while "
+        "they charge, nothing holds its limit" in warning
+    )
+    # two Alfens take 12 A of it: one of two OCPP connectors keeps 6 A beside them
+    (warning,) = failsafe_load_warnings(
+        load_site(site_file(tmp_path, board, links=[ALFEN, ALFEN, OCPP, OCPP]))
+    )
+    assert "up to 24 A on a phase (2 whose failsafe hubgate sets)" in warning
+    assert "at most 1 of them keep it" in warning
+
+
+def test_a_modbus_charger_whose_fallback_hubgate_sets_shares_like_an_ocpp_one(
+    tmp_path: Path,
+) -> None:
+    board = [("board", "3p", "L1L2L3")] * 4
+    path = site_file(tmp_path, board, links=[HEIDELBERG] * 4)
+    load = failsafe_load(load_site(path))["board"]
+    assert (load.fixed_a, load.shared) == ([0.0, 0.0, 0.0], [4, 4, 4])
+    (warning,) = failsafe_load_warnings(load_site(path))
+    assert "(4 whose failsafe hubgate sets), above its 20 A: at most 3 of them keep it" in warning

@@ -131,3 +131,20 @@ def test_what_repeats_from_the_previous_record_is_shared() -> None:
     log.append(cycle_record(3, ["cp-2#1 starting", fresh], (1.0, 2.0, 4.0)))
     assert log.recent(1)[0].notes is second.notes
     assert log.recent(1)[0].inputs is second.inputs
+
+
+def test_columns_equal_to_the_previous_records_are_shared() -> None:
+    log = DecisionLog(size=3)
+    first = columns()
+    log.append(DecisionRecord(1, 1.0, {}, first))
+    changed = columns()
+    changed.setpoint_a[1] = 7.0  # one setpoint moved; phases, reasons and bindings did not
+    log.append(DecisionRecord(2, 2.0, {}, changed))
+    older, newer = log.recent(2)
+    assert isinstance(newer.connectors, ConnectorColumns)
+    assert [d.setpoint_a for d in newer.connectors] == [16.0, 7.0, 0.0]
+    assert list(newer.connectors)[1:] == list(changed)[1:]
+    assert newer.connectors.setpoint_a is changed.setpoint_a
+    assert older.connectors.setpoint_a is first.setpoint_a
+    for column in ("phases", "reason", "binding_node", "binding_phase"):
+        assert getattr(newer.connectors, column) is getattr(first, column)

@@ -1,42 +1,77 @@
-"""What the chargers draw on their failsafe current, node by node, against the node's limits.
+"""What the chargers draw on their failsafe currents, node by node, against the node's limits.
 
-When hubgate stops (or its leases lapse), every charger falls back to the site's
-`control.failsafe_current_a`. With many connectors charging, that sum can pass a node's
-limit with nobody left to lower it: a site file where it does earns a warning
-(`hubgate config check`). A grid-operator limit below the connection lowers the bar further:
-the warning says how many connectors fit under it.
+When hubgate stops (or its leases lapse), every charger falls back to its failsafe current,
+with nobody left to lower it. hubgate shares `control.failsafe_current_a` out under every
+node's limit like a budget (`ConnectorPaths.share_failsafe`): a connector it does not fit
+falls back to 0 A, its EV pauses. A charger whose device falls back to a current of its
+own whatever it is told (its firmware profile's `Failsafe.fixed_current_a`: Alfen's safe
+current, a fallback register without a value that pauses) counts that, room or not. So
+`hubgate config check` warns where those fixed fallbacks alone pass a node's limit (nothing
+holds it), and where the others' failsafe current does not fit beside them (how many keep
+it; the rest pause when hubgate stops). A grid-operator limit below the connection lowers
+the bar further.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from hubgate.config.model import GRID_NODE_ID, PhaseMode, SiteConfig
+from hubgate.profiles.loader import load_named
 
 
-def failsafe_load_a(site: SiteConfig) -> dict[str, tuple[float, float, float]]:
-    """Per node (the grid connection included), the most its connectors draw per grid phase
-    on their failsafe current: a three-phase (or switchable, or DC) connector on each phase,
-    a one-phase one on the grid phase its charger's L1 is wired to."""
+@dataclass
+class FailsafeLoad:
+    """What one node's connectors draw per grid phase when hubgate stops while they charge."""
+
+    fixed_a: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    """Those whose device falls back to a current of its own, at it."""
+    shared: list[int] = field(default_factory=lambda: [0, 0, 0])
+    """How many others draw on the phase: each `failsafe_current_a` where it fits, else 0."""
+    fixed_by: set[str] = field(default_factory=set)
+    """The profiles of the fixed ones."""
+
+    def total_a(self, failsafe_a: float) -> list[float]:
+        """Per phase, with every other connector on `failsafe_a`."""
+        return [fixed + n * failsafe_a for fixed, n in zip(self.fixed_a, self.shared, strict=True)]
+
+
+def failsafe_load(site: SiteConfig, folder: Path | None = None) -> dict[str, FailsafeLoad]:
+    """Per node (the grid connection included), what its connectors draw on their failsafe
+    currents: a three-phase (or switchable, or DC) connector on each phase, a one-phase one
+    on the grid phase its charger's L1 is wired to; a Modbus charger's fixed fallback from
+    its profile (in `folder`; None: the packaged ones)."""
     parent = {node.id: node.parent for node in site.nodes}
     failsafe = site.control.failsafe_current_a
-    load = {node_id: [0.0, 0.0, 0.0] for node_id in (GRID_NODE_ID, *parent)}
+    load = {node_id: FailsafeLoad() for node_id in (GRID_NODE_ID, *parent)}
     for charger in site.chargers:
+        fixed, profile = None, None
+        if charger.modbus is not None:
+            profile = charger.modbus.profile
+            fixed = load_named(profile, folder).failsafe.fixed_current_a(failsafe)
         first = charger.phase_rotation.grid_phases()[0]
         for connector in charger.connectors:
             one = connector.phases is PhaseMode.ONE_PHASE
             phases = (first,) if one else (0, 1, 2)
             node: str | None = charger.node
             while node is not None:
+                at = load[node]
                 for p in phases:
-                    load[node][p] += failsafe
+                    if fixed is None:
+                        at.shared[p] += 1
+                    else:
+                        at.fixed_a[p] += fixed
+                if fixed is not None and profile is not None:
+                    at.fixed_by.add(profile)
                 node = parent.get(node) if node != GRID_NODE_ID else None
-    return {node_id: (a[0], a[1], a[2]) for node_id, a in load.items()}
+    return load
 
 
-def failsafe_load_warnings(site: SiteConfig) -> list[str]:
-    """One line per node whose connectors, all on their failsafe current, draw more than its
-    phase limit (or, at the connection, its power limit) allows."""
+def failsafe_load_warnings(site: SiteConfig, folder: Path | None = None) -> list[str]:
+    """One line per node whose fixed fallbacks pass its phase limit (or, at the connection,
+    its power limit), or beside which not every other connector keeps its failsafe current."""
     voltage = site.grid.voltage_v
     limits: dict[str, float] = {}
     grid = site.grid
@@ -51,16 +86,29 @@ def failsafe_load_warnings(site: SiteConfig) -> list[str]:
             limits[node.id] = min(caps)
     failsafe = site.control.failsafe_current_a
     warnings = []
-    for node_id, per_phase in failsafe_load_a(site).items():
+    for node_id, load in failsafe_load(site, folder).items():
         limit = limits.get(node_id)
-        worst = max(per_phase)
-        if limit is None or worst <= limit:
+        if limit is None:
             continue
-        count, fit = round(worst / failsafe), math.floor(limit / failsafe)
+        if (fixed := max(load.fixed_a)) > limit:
+            warnings.append(
+                f"control.failsafe_current_a: the connectors under '{node_id}' whose device "
+                f"falls back to a current of its own ({', '.join(sorted(load.fixed_by))}) draw "
+                f"up to {fixed:.0f} A on a phase on it, above its {limit:.0f} A: if hubgate "
+                "stops while they charge, nothing holds its limit (set a lower fallback on "
+                "the devices, or a profile whose fallback hubgate can set)"
+            )
+            continue
+        total = load.total_a(failsafe)
+        worst = max(range(3), key=total.__getitem__)
+        if total[worst] <= limit:
+            continue
+        fit = math.floor((limit - load.fixed_a[worst]) / failsafe)
         warnings.append(
             f"control.failsafe_current_a: on their failsafe current ({failsafe:g} A) the "
-            f"connectors under '{node_id}' draw up to {worst:.0f} A on a phase ({count} of "
-            f"them), above its {limit:.0f} A: if hubgate stops while more than {fit} of "
-            "them charge, nothing holds its limit (under a grid-operator limit, fewer)"
+            f"connectors under '{node_id}' draw up to {total[worst]:.0f} A on a phase "
+            f"({load.shared[worst]} whose failsafe hubgate sets), above its {limit:.0f} A: "
+            f"at most {fit} of them keep it, the others fall back to 0 A (they pause if "
+            "hubgate stops while they charge; under a grid-operator limit, fewer keep it)"
         )
     return warnings

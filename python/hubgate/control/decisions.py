@@ -10,7 +10,7 @@ from array import array
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import islice, takewhile
+from itertools import islice
 from typing import TypeVar, overload
 
 
@@ -111,13 +111,13 @@ class DecisionLog:
     """The last `size` decision records, and the grid samples of the last `history` cycles
     (the dashboard's chart): a record of a 200-connector site takes a few KiB (its inputs,
     columns and notes; what equals the previous record's is shared with it), a grid sample
-    well under one, so the full records are kept for minutes
-    and the samples for an hour at the default 1 s cycle."""
+    about 100 bytes in columns allocated at the start, so the full records are kept for
+    minutes and the samples for an hour at the default 1 s cycle."""
 
     size: int = 600
     history: int = 3_600
     _records: deque[DecisionRecord] = field(init=False)
-    _samples: deque[tuple[int, GridSample]] = field(init=False)
+    _grid: _GridColumns = field(init=False)
     _last_cycle: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
@@ -126,7 +126,7 @@ class DecisionLog:
                 f"size and history must be at least 1, got {self.size}, {self.history}"
             )
         self._records = deque(maxlen=self.size)
-        self._samples = deque(maxlen=self.history)
+        self._grid = _GridColumns(self.history)
 
     def append(self, record: DecisionRecord) -> None:
         """Add a record, dropping the oldest when full."""
@@ -135,7 +135,7 @@ class DecisionLog:
         self._records.append(record)
         self._last_cycle = record.cycle
         if record.grid is not None:
-            self._samples.append((record.cycle, record.grid))
+            self._grid.append(record.cycle, record.grid)
 
     def recent(self, count: int) -> list[DecisionRecord]:
         """The `count` newest records (at most `size`), oldest first."""
@@ -144,27 +144,98 @@ class DecisionLog:
     def grid_history(self, count: int) -> list[tuple[int, GridSample]]:
         """The grid samples of the newest `count` cycles (at most `history`; a cycle without
         one has none), with their cycle numbers, oldest first."""
-        if not self._samples or count < 1:
-            return []
-        since = self._last_cycle - count
-        newest = list(takewhile(lambda sample: sample[0] > since, reversed(self._samples)))
-        newest.reverse()
-        return newest
+        return self._grid.since(self._last_cycle - count) if count >= 1 else []
 
     def __len__(self) -> int:
         return len(self._records)
 
 
+_GRID_FIELDS = 11
+"""wall time, measured (3), commanded (3), limit (3), limit kW."""
+
+
+class _GridColumns:
+    """The grid samples of the last `size` cycles in columns allocated at once (a ring):
+    about 100 bytes a sample where a `GridSample` with its tuples takes about 600, and
+    nothing to allocate as the hour fills."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._count = 0
+        self._next = 0
+        self._cycles = array("q", bytes(8 * size))
+        self._values = array("d", bytes(8 * _GRID_FIELDS * size))
+        self._measured = array("b", bytes(size))
+        self._sources: list[str] = [""] * size
+
+    def append(self, cycle: int, grid: GridSample) -> None:
+        at = self._next
+        self._cycles[at] = cycle
+        measured = grid.measured_a or (0.0, 0.0, 0.0)
+        self._measured[at] = grid.measured_a is not None
+        first = at * _GRID_FIELDS
+        self._values[first : first + _GRID_FIELDS] = array(
+            "d", (grid.wall_time, *measured, *grid.commanded_a, *grid.limit_a, grid.limit_kw)
+        )
+        previous = self._sources[at - 1]
+        self._sources[at] = previous if previous == grid.source else grid.source
+        self._next = (at + 1) % self._size
+        self._count = min(self._count + 1, self._size)
+
+    def since(self, cycle: int) -> list[tuple[int, GridSample]]:
+        """The samples of the cycles after `cycle`, oldest first."""
+        newest: list[tuple[int, GridSample]] = []
+        for k in range(1, self._count + 1):
+            at = (self._next - k) % self._size
+            if self._cycles[at] <= cycle:
+                break
+            newest.append((self._cycles[at], self._sample(at)))
+        newest.reverse()
+        return newest
+
+    def _sample(self, at: int) -> GridSample:
+        v = self._values[at * _GRID_FIELDS : (at + 1) * _GRID_FIELDS]
+        return GridSample(
+            wall_time=v[0],
+            measured_a=(v[1], v[2], v[3]) if self._measured[at] else None,
+            commanded_a=(v[4], v[5], v[6]),
+            limit_a=(v[7], v[8], v[9]),
+            limit_kw=v[10],
+            source=self._sources[at],
+        )
+
+
 def _sharing(record: DecisionRecord, previous: DecisionRecord) -> DecisionRecord:
-    """`record` with its notes and inputs that equal the previous record's replaced by the
-    previous record's objects: a site's notes and inputs mostly repeat from cycle to cycle
-    (a connector's "failsafe not verified: 32 A reserved" is made anew each cycle)."""
+    """`record` with its notes, inputs and connector columns that equal the previous
+    record's replaced by the previous record's objects: a site's notes, inputs and most
+    columns repeat from cycle to cycle (a connector's "failsafe not verified: 32 A
+    reserved" is made anew each cycle)."""
     if previous.notes == record.notes:
         notes = previous.notes
     else:
         seen = {note: note for note in previous.notes}
         notes = tuple(seen.get(note, note) for note in record.notes)
-    return replace(record, notes=notes, inputs=_shared(record.inputs, previous.inputs))
+    connectors = record.connectors
+    if isinstance(connectors, ConnectorColumns) and isinstance(
+        previous.connectors, ConnectorColumns
+    ):
+        connectors = _shared_columns(connectors, previous.connectors)
+    inputs = _shared(record.inputs, previous.inputs)
+    return replace(record, notes=notes, inputs=inputs, connectors=connectors)
+
+
+def _shared_columns(new: ConnectorColumns, old: ConnectorColumns) -> ConnectorColumns:
+    """`new` with each column equal to `old`'s being `old`'s."""
+    return ConnectorColumns(
+        new.names,
+        new.node_ids,
+        new.reason_names,
+        _shared(new.setpoint_a, old.setpoint_a),
+        _shared(new.phases, old.phases),
+        _shared(new.reason, old.reason),
+        _shared(new.binding_node, old.binding_node),
+        _shared(new.binding_phase, old.binding_phase),
+    )
 
 
 def _shared(new: _T, old: object) -> _T:

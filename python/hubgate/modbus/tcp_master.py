@@ -191,18 +191,8 @@ class TcpMaster:
         self, unit: int, request: Request, timeout_s: float, delay_s: float
     ) -> Response:
         stats = self._stats.get(unit) or stats_of(self._stats, unit)
-        started = trio.current_time()
-        deadline = started + timeout_s + delay_s
-        await trio.lowlevel.checkpoint_if_cancelled()
-        connection = self._connection
-        if self._busy or connection is None or connection.closed:
-            connection, started = await self._turn(unit, deadline, stats, started, timeout_s)
-        else:
-            self._busy = True  # nothing to wait for: no cancel scope
+        connection, started, deadline = await self._start(unit, stats, timeout_s, delay_s)
         try:
-            if delay_s:
-                started = await self._pause(delay_s)
-                deadline = started + timeout_s
             outcome = await self._exchange(connection, unit, request, deadline, timeout_s)
         finally:
             ended = trio.current_time()
@@ -221,19 +211,9 @@ class TcpMaster:
         self, unit: int, plan: ReadPlan, max_in_flight: int, timeout_s: float, delay_s: float
     ) -> list[FieldValue]:
         stats = self._stats.get(unit) or stats_of(self._stats, unit)
-        started = trio.current_time()
-        deadline = started + timeout_s + delay_s
         exchange = PlanExchange(unit, plan, max_in_flight)
-        await trio.lowlevel.checkpoint_if_cancelled()
-        connection = self._connection
-        if self._busy or connection is None or connection.closed:
-            connection, started = await self._turn(unit, deadline, stats, started, timeout_s)
-        else:
-            self._busy = True  # nothing to wait for: no cancel scope
+        connection, started, deadline = await self._start(unit, stats, timeout_s, delay_s)
         try:
-            if delay_s:
-                started = await self._pause(delay_s)
-                deadline = started + timeout_s
             outcome, rounds = await self._exchange_plan(
                 connection, unit, exchange, deadline, timeout_s, delay_s
             )
@@ -247,6 +227,29 @@ class TcpMaster:
         if isinstance(outcome, list):
             return outcome
         raise outcome
+
+    async def _start(
+        self, unit: int, stats: RequestStats, timeout_s: float, delay_s: float
+    ) -> tuple[_Connection, float, float]:
+        """The connection's turn (the caller ends it, `_end_turn`), the connection opened
+        if it must be and the device's pause waited out; returns the connection, when the
+        exchange starts and its first round trip's deadline."""
+        started = trio.current_time()
+        deadline = started + timeout_s + delay_s
+        await trio.lowlevel.checkpoint_if_cancelled()
+        connection = self._connection
+        if self._busy or connection is None or connection.closed:
+            connection, started = await self._turn(unit, deadline, stats, started, timeout_s)
+        else:
+            self._busy = True  # nothing to wait for: no cancel scope
+        if delay_s:
+            try:
+                started = await self._pause(delay_s)
+            except BaseException:
+                self._end_turn(trio.current_time())
+                raise
+            deadline = started + timeout_s
+        return connection, started, deadline
 
     async def _turn(
         self, unit: int, deadline: float, stats: RequestStats, started: float, timeout_s: float
