@@ -36,20 +36,8 @@ def run(sim: Simulation, duration_s: float) -> ControlLoop:
     return loop
 
 
-LAGS_A_RAMP = pytest.mark.xfail(
-    strict=True,
-    reason="known defect (#18): a cloud takes the depot's PV down 7.5 kW/s for 30 s; hubgate "
-    "lowers the EVs each cycle, but they follow 3-12 s late: the import passes the 1,000 kW "
-    "connection by up to 13.5 kW for 27 s (13 s beyond the reaction time)",
-)
-
-
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize(
-    "path",
-    [pytest.param(p, marks=LAGS_A_RAMP) if p.stem == "pv-cloud" else p for p in SCENARIOS],
-    ids=lambda p: p.stem,
-)
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
 def test_every_example_runs_under_hubgates_loop_without_violation(path: Path) -> None:
     loaded = load_scenario(path)
     sim = Simulation(loaded)

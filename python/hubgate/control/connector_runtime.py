@@ -66,6 +66,8 @@ class ConnectorRuntime:
     """Since when the EV has drawn more than `EV_HEADROOM_A` under its setpoint, on end."""
     lowered_at: float | None = None
     """When a lowered setpoint was accepted, until a later reading shows the EV followed it."""
+    seen_above: bool = False
+    """A reading after `lowered_at` showed its EV still above the lowered setpoint."""
     limit_check: LimitCheck = field(default_factory=LimitCheck)
     """Whether its charger applies its limits; not following: reserved at its maximum."""
     ev_phase: int | None = None
@@ -150,6 +152,14 @@ class ConnectorRuntime:
         if now - self.sent_at >= settle_s:
             return known, _NONE
         return known, (draw[0] - known[0], draw[1] - known[1], draw[2] - known[2])
+
+    def followed(self, at: float) -> float | None:
+        """A reading taken at `at` shows its EV followed the lowered setpoint: the time it
+        took, when a reading before showed it above (else it may never have drawn more, and
+        the time says only when it was read); `lowered_at` is cleared."""
+        lowered, seen = self.lowered_at, self.seen_above
+        self.lowered_at, self.seen_above = None, False
+        return at - lowered if seen and lowered is not None else None
 
     def ev_estimate(self, wants: bool, drawn: float, now: float) -> float:
         """Trim to the draw when the EV has taken less than offered for `EV_SETTLE_S`

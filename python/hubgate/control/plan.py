@@ -80,6 +80,7 @@ from hubgate.control.horizon import Horizon
 from hubgate.control.limit_in_force import NodeLimit, fold_leases, node_limit
 from hubgate.control.limits import LimitBook, LimitSource
 from hubgate.control.paragraph_14a import Paragraph14a
+from hubgate.control.ramp_reserve import RampReserve, ev_use_a, own_limits_a
 from hubgate.control.site_energy import SiteEnergy
 from hubgate.control.site_model import SiteModel, with_finite_limits
 from hubgate.devices.model import AppliedLimit, Battery, Device, LimitCheck, Reading
@@ -175,6 +176,8 @@ class CyclePlanner:
         """The meters read this cycle (the others' last reading is older than the draws)."""
         self.base_loads = BaseLoads(self.model)
         """Every node's base load per cycle, and what it holds between cycles."""
+        model, settle_s = self.model, self.allocator.settings.settle_s
+        self.ramp = RampReserve(model.node_ids, own_limits_a(model), settle_s)
         self.energy = SiteEnergy(
             site,
             self.model,
@@ -388,9 +391,10 @@ class CyclePlanner:
                     # the offer before the decrease, which it follows only later.)
                     if not not_yet:
                         self.allocator.confirm_followed(i)
-                        runtime.lowered_at = None
+                        self.ramp.lag.followed(runtime.followed(reading.at))
                 else:  # on its way down: what it still draws is all it keeps reserved
                     self.allocator.confirm_draw(i, drawn)
+                    runtime.seen_above = True
             if not_yet and now - runtime.sent_at < self.allocator.settings.settle_s:
                 # Offered a new setpoint lately, not started yet: it may start any moment,
                 # at what the allocator counts for it, before its values show it (an OCPP
@@ -474,6 +478,8 @@ class CyclePlanner:
             last=self.last_result,
         )
         notes.extend(energy.notes)
+        evs = ev_use_a(model, self.connectors, self.last_result)
+        notes += self.ramp.withhold(now, base, loads, measured.keys() - unread, self.energy, evs)
         deadlines = self.horizon.deadline_inputs(now, base, lease_cut, self.connectors)
         if held := hold_back(deadlines.ceiling_a, ev_max):
             notes.append(f"prices: {held} sessions with slack wait for cheaper slots")

@@ -32,6 +32,7 @@ from hubgate.config.model import GRID_NODE_ID, SiteConfig
 from hubgate.control.cycle import Failed
 from hubgate.control.decisions import Phases3
 from hubgate.control.energy import (
+    BatteryMode,
     BatterySpec,
     EnergyDecision,
     EnergyInputs,
@@ -431,6 +432,35 @@ class SiteEnergy:
             worst = min(caps[p] - currents[p] for p in range(3))
             room = min(room, grid_import + 3 * voltage * worst)
         return room
+
+    def battery_a(self, node: int) -> float:
+        """What the battery discharges through `node` as measured (an even current per
+        phase, A; negative while it charges; 0 off its path or silent)."""
+        reading = self.battery_reading
+        state = battery_state(reading) if reading is not None else None
+        if state is None or node not in self._path:
+            return 0.0
+        return state.power_w / (3 * self.model.voltage_v)
+
+    def spare_a(self, node: int) -> float:
+        """What the battery can still add through `node` within a cycle of a rise in the
+        import (an even current per phase, A): while it charges, its charge (a discharge
+        waits out the policy's dwell); else up to its rating, above its minimum state of
+        charge. 0 off its path, silent, or idled (no grid meter)."""
+        decision, spec = self.decision, self.policy.spec
+        if node not in self._path or decision is None or decision.battery_w is None:
+            return 0.0
+        if spec is None or decision.mode is BatteryMode.NO_GRID_METER:
+            return 0.0
+        if decision.battery_w < 0:
+            spare = -decision.battery_w
+        else:
+            reading = self.battery_reading
+            state = battery_state(reading) if reading is not None else None
+            if state is None or state.soc_percent <= spec.min_soc_percent:
+                return 0.0
+            spare = spec.max_discharge_w - max(decision.battery_w, self.policy.last_power_w)
+        return max(spare, 0.0) / (3 * self.model.voltage_v)
 
     def set_pv_mode(self, index: int, pv_mode: bool) -> None:
         """Switch the connector at `index` to PV-surplus-only charging, or back to the grid."""
