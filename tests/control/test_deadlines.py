@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from hubgate.config.deadlines import Deadlines, Shortfall
 from hubgate.control.deadlines import (
     DEADLINE_MARGIN_S,
     NeedSource,
@@ -210,8 +211,9 @@ def test_short_of_energy_the_plan_runs_to_the_departures_and_a_lost_cause_keeps_
     None
 ):
     # Two sessions need 10 kWh each by 3600 s at up to 22 kW; 10 kW to share is 10 kWh in the
-    # hour: the site is short, so no minute before the departures is left unplanned.
-    deadlines = SessionDeadlines(connectors(2), V)
+    # hour: the site is short, so (shortfall "even") no minute before the departures is left
+    # unplanned.
+    deadlines = SessionDeadlines(connectors(2), V, policy=Deadlines(shortfall=Shortfall.EVEN))
     deadlines.wall_offset_s = 0.0
     for i in range(2):
         deadlines.observe(i, True, 0.0, None, 0.0)

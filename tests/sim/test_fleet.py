@@ -10,9 +10,10 @@ import pytest
 import trio
 from trio.testing import MockClock
 
+from hubgate.config.deadlines import Deadlines, Shortfall
 from hubgate.sim import Simulation, load_scenario
 from hubgate.sim.inprocess import run_hubgate
-from tests.support.fleet_oracle import lp_shortfall_kwh
+from tests.support.fleet_oracle import lp_shortfall_kwh, most_finished
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 
@@ -33,14 +34,15 @@ def test_the_timetable_is_seeded_and_keeps_to_its_windows() -> None:
     assert all(0.75 * 3600 <= v.departs_at - v.arrives_at <= 3600 for v in truck)
 
 
-def run(path: Path, *, told: bool) -> Simulation:
+def run(path: Path, *, told: bool, shortfall: Shortfall = Shortfall.MOST_FINISHED) -> Simulation:
     """The scenario under hubgate's loop, told the needs or not, without prices."""
     loaded = load_scenario(path)
     scenario = loaded.scenario
     assert scenario.fleet is not None
     fleet = scenario.fleet.model_copy(update={"told": told})
     scenario = scenario.model_copy(update={"fleet": fleet, "prices": None})
-    sim = Simulation(dataclasses.replace(loaded, scenario=scenario))
+    site = loaded.site.model_copy(update={"deadlines": Deadlines(shortfall=shortfall)})
+    sim = Simulation(dataclasses.replace(loaded, scenario=scenario, site=site))
     trio.run(run_hubgate, sim, scenario.scenario.duration_s, clock=MockClock(autojump_threshold=0))
     return sim
 
@@ -68,18 +70,27 @@ def test_told_the_needs_every_vehicle_finishes_where_the_lp_says_it_can() -> Non
 
 
 @pytest.mark.timeout(600)
-def test_short_of_energy_the_shortfall_is_within_one_percent_of_the_lps() -> None:
-    """The small depot (20 bays, 15 vehicles): no schedule finishes them all; hubgate told
-    the needs leaves at most 1 % of the need more short than the LP (the vehicles' start
-    and the EVs' reaction are what the LP does not pay)."""
+def test_short_of_energy_most_vehicles_finish_or_the_shortfall_is_within_one_percent() -> None:
+    """The small depot (20 bays, 15 vehicles): no schedule finishes them all. Told the
+    needs, hubgate (`most-finished`, the default) readies 14 of 15 (the mixed-integer
+    program's most) where spreading what is missing readied none and the naive controller
+    8, every vehicle with at least half its need; `even` leaves at most 1 % of the need more short than the LP (the vehicles'
+    start and the EVs' reaction are what the LP does not pay)."""
     path = EXAMPLES / "bus-depot-small.toml"
     least = lp_shortfall_kwh(Simulation(load_scenario(path)))
     assert least > 1.0
-    told = run(path, told=True)
-    planned = told.fleet_summary()
-    assert planned is not None
-    assert planned.shortfall_kwh <= least + 0.01 * planned.needed_kwh, (least, planned)
-    summary = told.recorder.summary()
-    assert summary.violations == ()
-    assert summary.demand_target_kw == 60.0
-    assert summary.demand_kept, summary.demand_peak_kw
+    for shortfall in Shortfall:
+        told = run(path, told=True, shortfall=shortfall)
+        planned = told.fleet_summary()
+        assert planned is not None
+        if shortfall is Shortfall.EVEN:
+            assert planned.shortfall_kwh <= least + 0.01 * planned.needed_kwh, (least, planned)
+        else:
+            assert planned.finished >= 13, planned
+            assert most_finished(Simulation(load_scenario(path)), 0.5) == 14
+            assert all(o.delivered_kwh >= o.need_kwh * 0.5 for o in told.outcomes)
+            assert planned.shortfall_kwh <= least + 0.04 * planned.needed_kwh, (least, planned)
+        summary = told.recorder.summary()
+        assert summary.violations == ()
+        assert summary.demand_target_kw == 60.0
+        assert summary.demand_kept, summary.demand_peak_kw

@@ -11,19 +11,79 @@ EVs' reaction, so no controller can beat it; a controller that matches it has wa
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from itertools import pairwise
+
+import numpy as np
+from scipy.sparse import lil_matrix
 
 from hubgate.sim.engine import Simulation
 
 HOUR_S = 3600.0
 
 
+@dataclass(frozen=True)
+class _Program:
+    """The fleet's energy per vehicle and interval: variables (vehicle, interval, most Wh),
+    one row per interval (its energy) then one per vehicle (its need), their limits."""
+
+    variables: list[tuple[int, int, float]]
+    rows: lil_matrix
+    limits: list[float]
+    needs_wh: list[float]
+
+
 def lp_shortfall_kwh(sim: Simulation) -> float:
     """The least total shortfall (kWh) over the fleet of `sim` (built, not yet run)."""
-    import numpy as np
     from scipy.optimize import linprog
-    from scipy.sparse import lil_matrix
 
+    program = _program(sim)
+    result = linprog(
+        -np.ones(len(program.variables)),
+        A_ub=program.rows.tocsr(),
+        b_ub=np.array(program.limits),
+        bounds=[(0.0, most) for _, _, most in program.variables],
+        method="highs",
+    )
+    assert result.status == 0, result.message
+    return (sum(program.needs_wh) + float(result.fun)) / 1000
+
+
+def most_finished(sim: Simulation, floor_share: float) -> int:
+    """The most vehicles of `sim`'s fleet any schedule finishes while every vehicle gets at
+    least `floor_share` of its need (a mixed-integer program: one binary per vehicle)."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.sparse import hstack
+
+    program = _program(sim)
+    vehicles, columns = len(program.needs_wh), len(program.variables)
+    rows = program.rows.tocsr()
+    intervals = rows.shape[0] - vehicles
+    energy, got = rows[:intervals], rows[intervals:]
+    needs = np.array(program.needs_wh)
+    none = lil_matrix((intervals, vehicles))
+    finished = lil_matrix((vehicles, vehicles))
+    finished.setdiag(-needs)
+    result = milp(
+        np.concatenate([np.zeros(columns), -np.ones(vehicles)]),
+        constraints=[
+            LinearConstraint(hstack([energy, none]), -np.inf, program.limits[:intervals]),
+            LinearConstraint(hstack([got, finished]), 0.0, np.inf),  # its need if finished
+            LinearConstraint(
+                hstack([got, lil_matrix((vehicles, vehicles))]), needs * floor_share, needs
+            ),
+        ],
+        integrality=np.concatenate([np.zeros(columns), np.ones(vehicles)]),
+        bounds=Bounds(
+            np.zeros(columns + vehicles),
+            np.array([most for _, _, most in program.variables] + [1.0] * vehicles),
+        ),
+    )
+    assert result.status == 0, result.message
+    return round(-float(result.fun))
+
+
+def _program(sim: Simulation) -> _Program:
     scenario, site = sim.scenario, sim.site
     voltage = site.grid.voltage_v
     duration = scenario.scenario.duration_s
@@ -57,13 +117,5 @@ def lp_shortfall_kwh(sim: Simulation) -> float:
         max(min(connection_w * (b - a), target_w * interval_s) - base_w * (b - a), 0.0) / HOUR_S
         for a, b in slots
     ]
-    limits += [v.need_kwh * 1000 for v in vehicles]
-    result = linprog(
-        -np.ones(len(variables)),
-        A_ub=rows.tocsr(),
-        b_ub=np.array(limits),
-        bounds=[(0.0, most) for _, _, most in variables],
-        method="highs",
-    )
-    assert result.status == 0, result.message
-    return sum(v.need_kwh for v in vehicles) + float(result.fun) / 1000
+    needs = [v.need_kwh * 1000 for v in vehicles]
+    return _Program(variables, rows, [*limits, *needs], needs)

@@ -7,7 +7,7 @@ Cross-references (parents, the node a charger hangs from) are checked by
 `hubgate.config.references`, which works on the raw file so that they are
 reported together with field errors. The field types and the strict base are in
 `config.base`, the service tables (listeners, CSMS, MQTT, authorization) in
-`config.services`.
+`config.services`, the sessions' default needs and `[deadlines]` in `config.deadlines`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from hubgate.config.base import (
     Strict,
     TcpPort,
 )
+from hubgate.config.deadlines import Deadlines, SessionDefault, TokenSessionDefault
 from hubgate.config.services import (
     Api,
     Authorization,
@@ -337,21 +338,6 @@ class Demand(Strict):
     )
 
 
-class SessionDefault(Strict):
-    """What every session on a charger needs unless told otherwise (a depot's shift plan)."""
-
-    energy_kwh: float = Field(gt=0, le=10_000, description="Energy to add per session")
-    departure: time = Field(
-        description="Leaves at this local time of day (the site's timezone), 'HH:MM'"
-    )
-
-
-class TokenSessionDefault(SessionDefault):
-    """The need of every session started with one id token (a vehicle's card or tag)."""
-
-    id_token: str = Field(min_length=1, max_length=36)
-
-
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -651,6 +637,7 @@ class SiteConfig(Strict):
         description="Energy need and departure per id token (OCPP chargers); before the "
         "charger's session_default",
     )
+    deadlines: Deadlines = Deadlines()
     tariff_periods: tuple[TariffPeriod, ...] = ()
     schedules: tuple[LimitSchedule, ...] = Field(
         default=(), description="Time-based limits per node (leases with source 'schedule')"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from datetime import time as time_of_day
@@ -25,8 +25,11 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from hubgate._core import DeadlinePlanner
+from hubgate.config.deadlines import Deadlines, Shortfall
+from hubgate.config.deadlines import SessionDefault as SessionDefaultTable
 from hubgate.config.model import SiteConfig
 from hubgate.control.prices import PriceSeries, cheap_now
+from hubgate.control.shortfall import FinishMost, Fits, Pick
 from hubgate.control.site_model import ConnectorInfo
 
 SLOT_S = 900.0
@@ -36,6 +39,9 @@ HORIZON_SLOTS = 96
 """24 hours of slots."""
 
 HOUR_S = 3600.0
+
+MIN_SLOT_S = 1.0
+"""A departure sooner than this does not cut the first slot (nothing to plan in it)."""
 
 DEADLINE_MARGIN_S = 300.0
 """Each session is planned to have its energy this long before its departure (and by its
@@ -70,6 +76,9 @@ class SessionNeed:
     target: SocTarget | None = None
     """A state of charge to reach instead of an energy: `energy_wh` follows the EV's
     reported state of charge (0 until it reports one: not planned meanwhile)."""
+    floor_wh: float | None = None
+    """What it gets before others finish when the site is short (`control.shortfall`);
+    None: the site's `floor_percent` of `energy_wh`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +99,11 @@ class SessionDefault:
 
     energy_wh: float
     departure: time_of_day
+    floor_wh: float | None = None
+
+    def need(self, departure: float) -> SessionNeed:
+        """The need of a session leaving at `departure` (epoch s)."""
+        return SessionNeed(self.energy_wh, departure, NeedSource.SITE, floor_wh=self.floor_wh)
 
 
 @dataclass
@@ -164,9 +178,11 @@ class SessionDeadlines:
         defaults: dict[int, SessionDefault] | None = None,
         tokens: dict[str, SessionDefault] | None = None,
         timezone: str = "UTC",
+        policy: Deadlines | None = None,
     ) -> None:
         """`defaults`: per connector index, the need of sessions that state none; `tokens`:
-        per id token, the need of its sessions (before the connector's default)."""
+        per id token, the need of its sessions (before the connector's default); `policy`:
+        the site's `[deadlines]` (who goes short when not every session can finish)."""
         self.connectors = connectors
         self.voltage_v = voltage_v
         self.defaults = defaults or {}
@@ -175,7 +191,9 @@ class SessionDeadlines:
         self.wall_offset_s: float | None = None
         n = len(connectors)
         self._sessions = [_Session() for _ in range(n)]
+        self.policy = policy or Deadlines()
         self._planner = DeadlinePlanner()
+        self._finish_most = FinishMost()
         self._now_w = array("d", bytes(8 * n))
         self._laxity = array("d", [math.inf]) * n
         self._shortfall = array("d", bytes(8 * n))
@@ -193,14 +211,17 @@ class SessionDeadlines:
         source: NeedSource,
         ev_max_a: float = math.inf,
         target: SocTarget | None = None,
+        floor_wh: float | None = None,
     ) -> None:
         """The session at `index` needs `energy_wh` more (or, with `target`, as much as
         takes its EV to that state of charge), by `departure` (epoch s), its EV taking at
-        most `ev_max_a` per phase; it applies to the session now plugged in, or to the next
-        one."""
+        most `ev_max_a` per phase, and `floor_wh` of it before others finish when the site
+        is short (None: the site's `floor_percent`); it applies to the session now plugged
+        in, or to the next one."""
         session = self._sessions[index]
         already = session.delivered_wh if session.active else 0.0
-        session.need = SessionNeed(already + energy_wh, departure, source, ev_max_a, target)
+        floor = None if floor_wh is None else already + floor_wh
+        session.need = SessionNeed(already + energy_wh, departure, source, ev_max_a, target, floor)
         if target is not None and session.active and session.soc is not None:
             self._to_target(session, session.soc)
 
@@ -225,8 +246,7 @@ class SessionDeadlines:
         session.id_token = id_token
         default = self.tokens.get(id_token)
         if default is not None and (session.need is None or session.need.source is NeedSource.SITE):
-            departure = self._next_local(default.departure, now)
-            session.need = SessionNeed(default.energy_wh, departure, NeedSource.SITE)
+            session.need = default.need(self._next_local(default.departure, now))
 
     def clear_need(self, index: int) -> None:
         """The session at `index` has no deadline (plain fair share)."""
@@ -260,8 +280,7 @@ class SessionDeadlines:
             session.meter_start_wh = session_wh
             default = self.defaults.get(index)
             if session.need is None and default is not None:
-                departure = self._next_local(default.departure, now)
-                session.need = SessionNeed(default.energy_wh, departure, NeedSource.SITE)
+                session.need = default.need(self._next_local(default.departure, now))
         elif session_wh is not None and session.meter_start_wh is not None:
             session.delivered_wh = max(session_wh - session.meter_start_wh, 0.0)
         elif session.last_at is not None:
@@ -318,24 +337,34 @@ class SessionDeadlines:
             self._laxity = array("d", [math.inf]) * n
             self._shortfall = array("d", bytes(8 * n))
             return DeadlineInputs(None, None)
-        slot_s = array("d", [SLOT_S - wall % SLOT_S]) + array("d", [SLOT_S]) * (HORIZON_SLOTS - 1)
-        starts = [wall] + [wall - wall % SLOT_S + k * SLOT_S for k in range(1, HORIZON_SLOTS)]
-        ends = [*starts[1:], starts[-1] + SLOT_S]
+        early = departure_early(departure)
+        slot_s, starts, ends = slot_grid(wall, [*departure, *early])
         if callable(shared_w):
             cap_w = array("d", (max(w, 0.0) for w in shared_w(starts, ends)))
         else:
-            cap_w = array("d", [max(shared_w, 0.0)]) * HORIZON_SLOTS
-        early = departure_early(departure)
+            cap_w = array("d", [max(shared_w, 0.0)]) * len(slot_s)
         plan = self._planner.plan(slot_s, cap_w, need, early, max_w)
-        # Short of energy for want of the site's power, not of the sessions' own maximum:
-        # every minute up to the departures counts.
-        alone_wh = sum(
-            max(need[i] - max_w[i] * early[i] / HOUR_S, 0.0) for i in range(n) if need[i] > 0
-        )
-        short = sum(plan.shortfall_wh) > alone_wh + SHORT_WH
-        finish = departure if short else early
-        if short:
+        # Short of energy for want of the site's power, not of the sessions' own maximum.
+        alone_wh = missing_alone(need, max_w, early)
+        short = sum(plan.shortfall_wh) > sum(alone_wh) + SHORT_WH
+        finish = early
+        if short:  # every minute up to the departures counts
+            finish = departure
             plan = self._planner.plan(slot_s, cap_w, need, finish, max_w)
+        giving_way = False
+        if self.policy.shortfall is Shortfall.MOST_FINISHED:
+            # Short by the margins, or to the departures (where a session that its
+            # maximum cannot finish by its margin hides it): some give way.
+            to_departure = (
+                plan if short else self._planner.plan(slot_s, cap_w, need, departure, max_w)
+            )
+            giving_way = short or self._short(to_departure.shortfall_wh, need, max_w, departure)
+            if giving_way:
+                need, finish = self._pick(slot_s, cap_w, need, max_w, early, departure, alone_wh)
+                plan = self._planner.plan(slot_s, cap_w, need, finish, max_w)
+                short = True
+        if not giving_way:
+            self._finish_most.clear()
         self._now_w, self._laxity, self._shortfall = plan.now_w, plan.laxity_s, plan.shortfall_wh
         for members, caps in groups:
             below = array("d", bytes(8 * n))
@@ -348,6 +377,10 @@ class SessionDeadlines:
             for i in members:
                 self._now_w[i] = max(self._now_w[i], node_plan.now_w[i])
                 self._shortfall[i] = max(self._shortfall[i], node_plan.shortfall_wh[i])
+        if giving_way:  # what the plan does not promise the sessions that give way
+            for i, session in enumerate(self._sessions):
+                if session.need is not None and session.active:
+                    self._shortfall[i] += max(session.remaining_wh() - need[i], 0.0)
         floor = array("d", bytes(8 * n))
         for i in range(n):
             if self._now_w[i] > 0:
@@ -356,10 +389,10 @@ class SessionDeadlines:
         if prices and not short:  # short of energy, no session waits for a cheaper slot
             slot_prices = prices.slot_prices(starts, ends)
             ceiling = array("d", [math.inf]) * n
-            # Crowded, a session gets less than its maximum: it needs more slots.
-            sessions = sum(1 for i in range(n) if need[i] > 0)
-            share_w = sum(c * s for c, s in zip(cap_w, slot_s, strict=True)) / sum(slot_s)
-            share_w /= max(sessions, 1)
+            # Crowded, a session gets less than its maximum: it needs more slots. Every
+            # connector counts: one free now may take a vehicle before the cheap slots come,
+            # and the energy a session did not take now would then be missing.
+            share_w = sum(c * s for c, s in zip(cap_w, slot_s, strict=True)) / sum(slot_s) / n
             for i in range(n):
                 if (
                     need[i] > 0
@@ -374,6 +407,76 @@ class SessionDeadlines:
                 ):
                     ceiling[i] = floor[i]
         return DeadlineInputs(floor, self._laxity, ceiling)
+
+    @staticmethod
+    def _short(
+        shortfall_wh: Sequence[float],
+        need: Sequence[float],
+        max_w: Sequence[float],
+        departure: Sequence[float],
+    ) -> bool:
+        """Whether a plan to the departures leaves more missing than the sessions' own
+        maximum does."""
+        return sum(shortfall_wh) > sum(missing_alone(need, max_w, departure)) + SHORT_WH
+
+    def _pick(
+        self,
+        slot_s: array[float],
+        cap_w: array[float],
+        need: array[float],
+        max_w: array[float],
+        early: array[float],
+        departure: array[float],
+        alone_wh: Sequence[float],
+    ) -> Pick:
+        """`most-finished`: the needs to plan and the times to plan them by
+        (`control.shortfall`). A session finishes with what its maximum delivers by its
+        margin before the departure; one its maximum cannot finish by the departure gives
+        way. When none finishes above its floor, what is missing is spread (as `even`)
+        where that still gives every session its floor, else each is planned to its floor."""
+        floors = self._floors(need, max_w, departure)
+        reach = array("d", bytes(8 * len(need)))
+        lost = missing_alone(need, max_w, departure)
+        for i, wh in enumerate(need):
+            reach[i] = max(wh - alone_wh[i], floors[i]) if lost[i] <= 0 else floors[i]
+        fits = self._fits(slot_s, cap_w, max_w)
+        picked = self._finish_most.pick(reach, floors, early, departure, fits)
+        if picked is not None:
+            return picked
+        spread = self._planner.plan(slot_s, cap_w, need, departure, max_w)
+        if all(
+            wh - missing >= floor - SHORT_WH
+            for wh, missing, floor in zip(need, spread.shortfall_wh, floors, strict=True)
+        ):
+            return need, departure
+        return floors, departure
+
+    def _floors(
+        self, need: array[float], max_w: array[float], departure: array[float]
+    ) -> array[float]:
+        """What each planned session still gets before others finish (Wh): its floor less
+        what it got, at most what its maximum delivers by its departure; a session that its
+        maximum cannot finish by then gets only that (it will not be ready whoever goes
+        short: it gives way)."""
+        floors = array("d", bytes(8 * len(need)))
+        for i, session in enumerate(self._sessions):
+            if need[i] <= 0 or session.need is None:
+                continue
+            reach = max_w[i] * departure[i] / HOUR_S
+            total = session.need.floor_wh
+            if total is None:
+                total = session.need.energy_wh * self.policy.floor_percent / 100
+            floors[i] = min(max(total - session.delivered_wh, 0.0), need[i], reach)
+        return floors
+
+    def _fits(self, slot_s: array[float], cap_w: array[float], max_w: array[float]) -> Fits:
+        """Whether a plan over these slots delivers given needs by given times."""
+
+        def fits(need: Sequence[float], finish: Sequence[float]) -> bool:
+            plan = self._planner.plan(slot_s, cap_w, need, finish, max_w)
+            return sum(plan.shortfall_wh) <= SHORT_WH
+
+        return fits
 
     def status(self, index: int, now: float) -> DeadlineStatus:
         """The connector's session: energy so far, need, departure, projected finish."""
@@ -423,17 +526,45 @@ def session_defaults(
     """The site file's defaults: per connector index (its charger's `session_default`) and
     per id token (`session_defaults`)."""
     by_charger = {
-        c.id: SessionDefault(c.session_default.energy_kwh * 1000, c.session_default.departure)
-        for c in site.chargers
-        if c.session_default is not None
+        c.id: _default(c.session_default) for c in site.chargers if c.session_default is not None
     }
     per_connector = {
         i: by_charger[info.key[0]] for i, info in enumerate(connectors) if info.key[0] in by_charger
     }
-    per_token = {
-        t.id_token: SessionDefault(t.energy_kwh * 1000, t.departure) for t in site.session_defaults
-    }
+    per_token = {t.id_token: _default(t) for t in site.session_defaults}
     return per_connector, per_token
+
+
+def _default(table: SessionDefaultTable) -> SessionDefault:
+    floor = None if table.floor_kwh is None else table.floor_kwh * 1000
+    return SessionDefault(table.energy_kwh * 1000, table.departure, floor)
+
+
+def slot_grid(
+    wall: float, cuts_s: Iterable[float]
+) -> tuple[array[float], list[float], list[float]]:
+    """The planning slots from `wall` (epoch s): `HORIZON_SLOTS` clock-aligned ones, the
+    first the rest of the current one, each also cut where a session leaves or is
+    planned to finish (`cuts_s`, s from now): a slot's power is shared only by the sessions
+    still there, so a departure inside it must end a slot. Their lengths, starts and ends."""
+    aligned = wall - wall % SLOT_S
+    edges = {aligned + k * SLOT_S for k in range(1, HORIZON_SLOTS + 1)}
+    end = aligned + HORIZON_SLOTS * SLOT_S
+    edges.update(round(wall + s, 3) for s in cuts_s if MIN_SLOT_S <= s < end - wall)
+    ends = sorted(edges)
+    starts = [wall, *ends[:-1]]
+    return array("d", (b - a for a, b in zip(starts, ends, strict=True))), starts, ends
+
+
+def missing_alone(
+    need_wh: Sequence[float], max_w: Sequence[float], finish_s: Sequence[float]
+) -> list[float]:
+    """Per session, what its own maximum leaves missing by `finish_s` (s from now); 0 for
+    a session not planned."""
+    return [
+        max(wh - w * s / HOUR_S, 0.0) if wh > 0 else 0.0
+        for wh, w, s in zip(need_wh, max_w, finish_s, strict=True)
+    ]
 
 
 def departure_early(departure_s: array[float]) -> array[float]:

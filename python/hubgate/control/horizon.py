@@ -22,6 +22,7 @@ from functools import partial
 from hubgate.config.model import SiteConfig
 from hubgate.control.connector_runtime import EV_HEADROOM_A, WANTING_STATES, ConnectorRuntime
 from hubgate.control.deadlines import (
+    SLOT_S,
     DeadlineInputs,
     NeedSource,
     SessionDeadlines,
@@ -64,6 +65,7 @@ class Horizon:
             defaults=per_connector,
             tokens=per_token,
             timezone=site.site.timezone,
+            policy=site.deadlines,
         )
         self.schedules = ScheduleBook.of_site(site)
         """Time-based limits (`[[schedules]]` and the API's), leases in `limits`."""
@@ -235,6 +237,7 @@ class Horizon:
         under its limits and schedules, at the root also the demand cap (this interval's,
         then the target); `base`: each node's base load without its leases' cut."""
         demand = self.demand if node == 0 else None
+        interval_end = starts[0] - starts[0] % SLOT_S + SLOT_S
         return shared_caps(
             self.bounds(node, now),
             self.schedules.limits_ahead(self.model.limit_target(node), starts, ends),
@@ -243,4 +246,5 @@ class Horizon:
             (math.inf, math.inf)
             if demand is None
             else (demand.cap_w(self.wall(now)), demand.target_w()),
+            sum(1 for start in starts if start < interval_end),
         )

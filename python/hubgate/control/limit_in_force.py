@@ -150,12 +150,13 @@ def shared_caps(
     voltage_v: float,
     base_a: Phases3,
     demand_w: tuple[float, float],
+    current: int = 1,
 ) -> list[float]:
     """Per planning slot (one `scheduled` limit each), the power the sessions may share: the
     root's limit in force from `bounds` but the schedule's lease (which holds only now),
     tightened by the slot's scheduled limit and the demand cap (`demand_w`: this interval's
-    for the first slot, then the target's), less the rest of the site as it is now
-    (`base_a`, the root's base load per phase), in W."""
+    for the first `current` slots, then the target's), less the rest of the site as it is
+    now (`base_a`, the root's base load per phase), in W."""
     held = node_limit(
         tuple(b for b in bounds if b.source != LimitSource.SCHEDULE.value), voltage_v
     ).phase_a
@@ -163,7 +164,7 @@ def shared_caps(
     caps = []
     for k, limit in enumerate(scheduled):
         phase = Limit(held).tighten(limit).phase_a or held
-        power_w = demand_w[0] if k == 0 else demand_w[1]
+        power_w = demand_w[0] if k < current else demand_w[1]
         if limit.power_kw is not None:
             power_w = min(power_w, limit.power_kw * 1000)
             per_phase = limit.power_kw * 1000 / (3 * voltage_v)
