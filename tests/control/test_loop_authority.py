@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import trio
 import trio.testing
 
+from hubgate.config.model import SiteConfig
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook
 from hubgate.control.loop import ControlLoop
@@ -28,19 +29,25 @@ class Switch:
         return not self.fenced and epoch == self.granted
 
 
-async def test_a_standby_senses_and_plans_but_commands_only_under_its_epoch(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
+def standby(config: SiteConfig) -> tuple[SimSite, Switch, ControlLoop]:
+    """A simulated site's loop under a `Switch` that grants no epoch yet."""
     sim = SimSite.build()
     switch = Switch()
     loop = ControlLoop(
-        site_config(),
+        config,
         sim.devices(),
         limits=LimitBook(),
         decisions=DecisionLog(),
         hub=StateHub(),
         authority=switch,
     )
+    return sim, switch, loop
+
+
+async def test_a_standby_senses_and_plans_but_commands_only_under_its_epoch(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sim, switch, loop = standby(site_config())
     async with trio.open_nursery() as nursery:
         await nursery.start(loop.run)
         await trio.sleep(20)
@@ -81,16 +88,7 @@ async def test_a_new_leader_verifies_its_chargers_in_its_first_cycle(
     config = config.model_copy(
         update={"control": config.control.model_copy(update={"cycle_s": 0.25})}
     )
-    sim = SimSite.build()
-    switch = Switch()
-    loop = ControlLoop(
-        config,
-        sim.devices(),
-        limits=LimitBook(),
-        decisions=DecisionLog(),
-        hub=StateHub(),
-        authority=switch,
-    )
+    sim, switch, loop = standby(config)
     async with trio.open_nursery() as nursery:
         await nursery.start(loop.run)
         await trio.sleep(10.1)  # the standby's last cycle at 10.0 counted a try for each
