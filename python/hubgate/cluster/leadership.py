@@ -114,14 +114,7 @@ class Leadership:
         task_status.started()
         while True:
             await self.step()
-            await trio.sleep(self._pause())
-
-    def _pause(self) -> float:
-        """Until the next step: `poll_s`, or less when a standby takes the chargers or a
-        silent leader's lease before then (not up to `poll_s` after that moment)."""
-        now = self.clock()
-        wake = self.lease.wake_at(now)
-        return self.poll_s if wake is None else min(self.poll_s, wake - now)
+            await trio.sleep(self.poll_s)
 
     async def step(self) -> None:
         """One round: read the key, make the write that is due, tell who waits."""
