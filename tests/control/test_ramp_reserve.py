@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from array import array
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -28,10 +29,10 @@ AT_ITS_LIMIT = [(0.0, 0.0, 0.0)]
 """The node's own limit, as the tests run it: reached already (no headroom left)."""
 
 
-def evs(room_a: float) -> tuple[list[float], list[float]]:
+def evs(room_a: float) -> Callable[[], tuple[list[float], list[float]]]:
     """The EVs below the node: taking nothing (the limit is reached without them), `room_a`
     above their minimums."""
-    return [0.0] * 3, [room_a] * 3
+    return lambda: ([0.0] * 3, [room_a] * 3)
 
 
 class Battery:

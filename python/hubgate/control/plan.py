@@ -47,6 +47,7 @@ import time
 from array import array
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from operator import sub
 
 from hubgate._core import HubgateError
@@ -478,7 +479,7 @@ class CyclePlanner:
             last=self.last_result,
         )
         notes.extend(energy.notes)
-        evs = ev_use_a(model, self.connectors, self.last_result)
+        evs = partial(ev_use_a, model, self.connectors, self.last_result)
         notes += self.ramp.withhold(now, base, loads, measured.keys() - unread, self.energy, evs)
         deadlines = self.horizon.deadline_inputs(now, base, lease_cut, self.connectors)
         if held := hold_back(deadlines.ceiling_a, ev_max):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections import deque
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
 from hubgate.control.connector_runtime import ConnectorRuntime
@@ -167,18 +167,19 @@ class RampReserve:
         loads: Sequence[Phases3],
         metered: Collection[int],
         battery: Battery,
-        evs: tuple[Sequence[float], Sequence[float]],
+        evs: Callable[[], tuple[Sequence[float], Sequence[float]]],
     ) -> list[str]:
         """Add to `base` (A, three per node) what each node in `metered` must keep free for
         its base load's rise over the EVs' follow time, beyond what the battery can still
         add there; a note for each node it did. `loads`: each node's metered base this
         cycle; `evs`: what the EVs below each node take and were given above their minimums
-        in the last cycle (`ev_use_a()`; what the base rose since is taken from the latter
-        first). Only what the rise would take beyond the node's own limits is withheld."""
+        in the last cycle (`ev_use_a`; what the base rose since is taken from the latter
+        first), asked for only once a node's base is rising. Only what the rise would take beyond the node's own limits is withheld."""
         self.ramp.forget(metered)
         self._last = {node: load for node, load in self._last.items() if node in metered}
         ahead = self.lag.seconds
         notes = []
+        use_room: tuple[Sequence[float], Sequence[float]] | None = None
         for node in sorted(metered):
             own, load = battery.battery_a(node), loads[node]
             last, self._last[node] = self._last.get(node, load), load
@@ -187,7 +188,9 @@ class RampReserve:
                 continue
             spare = battery.spare_a(node)
             reserve = [0.0, 0.0, 0.0]
-            use, room = evs
+            if use_room is None:
+                use_room = evs()
+            use, room = use_room
             for p in range(3):
                 at = 3 * node + p
                 headroom = self.hard_a[node][p] - base[at] - use[at]
