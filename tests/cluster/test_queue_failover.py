@@ -3,8 +3,9 @@ nats-server, two `hubgate run` with a `[csms]`, the test CSMS (tests/support/csm
 and four OCPP 1.6 charge points (the `ocpp` package) that send 1,000 transaction
 messages while the CSMS is down, dialling the gateways in priority order and repeating an
 unanswered Call on the next connection, as chargers do. The leader is killed (SIGKILL)
-after about 300 messages, the next one hands over (SIGTERM) after about 700; then the
-CSMS comes back and must see every message once, in order, with its own transaction ids.
+after about 300 messages; the next one hands over (SIGTERM) after 700, where the chargers
+wait for it. Then the CSMS comes back and must see every message once, in order, with its
+own transaction ids.
 A fifth charge point has an idTag authorized by the CSMS on the first leader before the
 outage: the next leader answers it from the replicated authorization cache.
 """
@@ -45,6 +46,8 @@ AUTHORIZER = "QA"
 """Sends Authorize only: online on the first leader, offline on the next."""
 TRANSACTIONS = 25
 """Per charger: 25 x (Start, 8 MeterValues, Stop) = 250 messages, 1,000 in all."""
+HOLD_AT = 175
+"""Per charger: the message each waits at until the second failover (700 in all)."""
 
 
 def site(csms_port: int, ocpp_port: int, queue: Path) -> str:
@@ -107,8 +110,9 @@ class Charger:
             with contextlib.suppress(Exception):
                 peer.stop()
 
-    def run(self, counter: list[int], lock: threading.Lock) -> None:
-        """The script: Start, 8 MeterValues, Stop per transaction, a simulated minute apart."""
+    def run(self, counter: list[int], lock: threading.Lock, gate: threading.Event) -> None:
+        """The script: Start, 8 MeterValues, Stop per transaction, a simulated minute apart;
+        it waits for `gate` before its message `HOLD_AT`."""
         base = datetime(2026, 11, 1, tzinfo=UTC)
         minute = 0
 
@@ -118,6 +122,8 @@ class Charger:
             return (base + timedelta(minutes=minute)).isoformat().replace("+00:00", "Z")
 
         def send(payload: Any) -> Any:
+            if len(self.sent) == HOLD_AT:
+                gate.wait(120)
             message_id = f"{self.identity}-{len(self.sent)}"
             answer = self.call(payload, message_id)
             self.sent.append(message_id)
@@ -202,13 +208,15 @@ def test_the_csms_sees_every_queued_message_once_across_two_failovers(
     a, b = gateways["a"], gateways["b"]
     chargers = [Charger(identity, urls) for identity in IDENTITIES]
     authorizer = Charger(AUTHORIZER, urls)
-    counter, lock = [0], threading.Lock()
-    threads = [threading.Thread(target=c.run, args=(counter, lock), daemon=True) for c in chargers]
+    counter, lock, gate = [0], threading.Lock(), threading.Event()
+    threads = [
+        threading.Thread(target=c.run, args=(counter, lock, gate), daemon=True) for c in chargers
+    ]
     try:
         a.start()
         a.wait_leading()
         b.start()
-        b.wait_in_cluster()  # else the restarted a may read the lease first and take over
+        b.wait_in_cluster()
         csms.end()
         wait_until_blocking(
             lambda: authorize(authorizer, "TAG-OK") == "Accepted", "the CSMS's Authorize", 30
@@ -220,14 +228,23 @@ def test_the_csms_sees_every_queued_message_once_across_two_failovers(
         wait_until_blocking(lambda: counter[0] >= 300, "300 messages stored", 60)
         a.signal(signal.SIGKILL)  # failover 1: the leader dies mid-stream
         a.wait()
+        # b takes over once a's lease and device leases have run out. a restarted at once
+        # would race b for the lease and could win it (safe, but then no failover to b is
+        # tested), so a comes back only once b leads
+        b.wait_leading(timeout_s=60)
         a.start()  # back as the standby
+        a.wait_in_cluster()  # so that b's hand-over goes to a
         # the CSMS away, b answers from the cache a filled; a tag the CSMS never saw: Invalid
         assert authorize(authorizer, "TAG-OK") == "Accepted"
         assert authorize(authorizer, "TAG-NEW") == "Invalid"
         authorizer.hang_up()
         wait_until_blocking(
-            lambda: counter[0] >= 700, f"700 messages stored ({chargers[0].errors[-3:]})", 90
-        )
+            lambda: counter[0] >= 4 * HOLD_AT,
+            f"{4 * HOLD_AT} messages stored ({chargers[0].errors[-3:]})",
+            90,
+        )  # the chargers wait there: the rest goes to a after the hand-over, so that a has
+        # them connected when the CSMS is back (a queue replays while its charger is there)
+        gate.set()
         b.signal(signal.SIGTERM)  # failover 2: a hand-over mid-stream
         assert b.wait() == 0
         b.start()

@@ -174,12 +174,15 @@ class Gateway:
     process: subprocess.Popen[bytes] | None = None
     pids: list[int] = field(default_factory=list)
     """Every process it ran as, in order."""
+    offset: int = 0
+    """Where the current process's output starts in `log`."""
 
     def start(self) -> None:
         """Start it (again), its output appended to its log; it runs in a folder of its
         own, where its default state files (the records file) go."""
         home = self.log.parent / f"gateway-{self.name}"
         home.mkdir(exist_ok=True)
+        self.offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [HUBGATE, "run", str(self.site.resolve())],
@@ -199,25 +202,33 @@ class Gateway:
         assert self.process is not None
         return self.process.wait(timeout_s)
 
-    def epochs(self) -> list[int]:
-        """The epochs it has led under, from its log."""
-        text = self.log.read_text(encoding="utf-8", errors="replace")
+    def output(self, *, current: bool = False) -> str:
+        """Its log: of every process it ran as, or of the current one only."""
+        with self.log.open("rb") as log:
+            log.seek(self.offset if current else 0)
+            return log.read().decode("utf-8", errors="replace")
+
+    def epochs(self, *, current: bool = False) -> list[int]:
+        """The epochs it has led under, from its log (the current process's only)."""
+        text = self.output(current=current)
         return [int(m.group(2)) for m in EPOCH.finditer(text) if m.group(1) == self.name]
 
     def wait_leading(self, timeout_s: float = 30.0) -> int:
-        """Wait until it says it leads; its newest epoch."""
+        """Wait until its current process says it leads; its newest epoch."""
         deadline = time.monotonic() + timeout_s
-        while not (epochs := self.epochs()):
+        while not (epochs := self.epochs(current=True)):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"gateway {self.name} did not lead within {timeout_s:g} s")
             time.sleep(0.1)
         return epochs[-1]
 
     def in_cluster(self) -> bool:
-        """Whether it has read the lease: it leads, or says as a standby whom it watches
-        (so it takes over once the leader goes silent)."""
-        text = self.log.read_text(encoding="utf-8", errors="replace")
-        return bool(self.epochs()) or any(m.group(1) == self.name for m in STANDBY.finditer(text))
+        """Whether its current process has read the lease: it leads, or says as a standby
+        whom it watches (so it takes over once the leader goes silent)."""
+        text = self.output(current=True)
+        return bool(self.epochs(current=True)) or any(
+            m.group(1) == self.name for m in STANDBY.finditer(text)
+        )
 
     def wait_in_cluster(self, timeout_s: float = 30.0) -> None:
         """Wait until it has read the lease (`in_cluster`)."""
