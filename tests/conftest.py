@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,29 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "peers(*programs): the test runs these peer programs (see tests/support/peers.py)",
     )
+    config.pluginmanager.register(FailureReportGuard(), "hubgate-failure-report-guard")
+
+
+class FailureReportGuard:
+    """Keeps a failure an ordinary failure when a plugin's `pytest_exception_interact` raises.
+
+    schemathesis's (its plugin is installed, so it sees every failing test, in tests/ and
+    bench/) walks an exception group recursively to deduplicate it: a deeply nested group
+    ends in RecursionError, which pytest turns into INTERNALERROR and the end of the whole
+    session. The failure's own report is already made by then; the hook's error is added to
+    it and the session goes on. Registered as a plugin, not a conftest hook, so that it
+    wraps the hook for every directory."""
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_exception_interact(
+        self, report: pytest.TestReport | pytest.CollectReport
+    ) -> Generator[None]:
+        try:
+            yield
+        except Exception as error:  # any plugin's error: reported, the session goes on
+            report.sections.append(
+                ("pytest_exception_interact", f"a plugin failed on this failure: {error!r}")
+            )
 
 
 @pytest.hookimpl(tryfirst=True)
