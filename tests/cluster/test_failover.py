@@ -10,6 +10,7 @@ killed; the witness node lost, then a hand-over on the two nodes left."""
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -89,6 +90,11 @@ def test_the_leaders_nats_node_stopped_is_a_partition_it_steps_down_from(
     summary = site.finish()
     assert summary["violations"] == []
     assert writers_in_turn(writes) == [a.pids[0], b.pids[0]], turns(writes)
+    said = a.log.read_text(encoding="utf-8")  # the cut is in a's log, with why
+    assert "NATS: disconnected from the cluster; reconnecting" in said
+    assert re.search(
+        r"cluster: a \(leader, epoch \d+\) cannot (read the lease|write its renewal): ", said
+    )
 
 
 def test_a_lost_witness_changes_nothing_and_sigterm_then_hands_over_at_once(

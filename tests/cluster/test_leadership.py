@@ -160,3 +160,36 @@ async def test_a_renewal_taken_after_its_wait_ran_out_is_no_lapse(nats: NatsClus
                 await trio.sleep(0.02)
     assert refused  # the case happened
     assert lapses == 0
+
+
+async def test_a_release_while_a_renewal_is_in_flight_goes_out_after_it(nats: NatsCluster) -> None:
+    """SIGTERM comes while a renewal waits for its answer: the release goes out once the
+    renewal is answered, against the revision it made, and the standby takes over at once
+    (it used to go against the revision before: refused by the renewal, the hand-over lost,
+    and the renewal's answer made the releasing gateway lead again)."""
+    slow = LeaseTiming(ttl_s=1.0, device_lease_s=10.0, clock_margin_s=0.1)
+    with trio.fail_after(30):
+        async with gateway("a", nats.urls[:1], slow) as a:
+            await a.wait_role(Role.LEADER)
+            async with gateway("b", nats.urls[1:2], slow) as b:
+                await trio.sleep(slow.ttl_s)  # b has read the key
+                update = a._update
+                in_flight = trio.Event()
+                token = trio.lowlevel.current_trio_token()
+
+                async def slow_answer(nc: Client, write: Write) -> int:
+                    revision = await update(nc, write)
+                    if not write.record.released and not in_flight.is_set():
+                        token.run_sync_soon(in_flight.set)
+                        await asyncio.sleep(slow.renew_every_s / 4)  # answered late
+                    return revision
+
+                a._update = slow_answer  # type: ignore[method-assign]
+                await in_flight.wait()
+                assert await a.release()
+                assert a.epoch() is None
+                with trio.fail_after(slow.device_lease_s):  # not the lease's expiry
+                    await b.wait_role(Role.LEADER)
+                await trio.sleep(slow.ttl_s)
+                assert a.epoch() is None  # the renewal's answer did not make it lead again
+                assert b.role is Role.LEADER

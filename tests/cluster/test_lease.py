@@ -118,17 +118,52 @@ def test_a_take_over_taken_after_its_wait_ran_out_is_recognised_after_a_refusal(
 
 
 def test_a_renewal_taken_after_the_release_went_out_does_not_lead_again() -> None:
-    lease, _revision = leader()
+    """The release after a renewal whose answer was lost is refused (the renewal was
+    taken first): read back, the renewal is its own, and the release goes again against
+    it; it commands nothing meanwhile and writes nothing else."""
+    lease, revision = leader()
     renewal = lease.due(1.0)
     assert renewal is not None
     lease.sending(renewal, 1.0)  # no answer in time
     handover = lease.release()
-    assert handover is not None
+    assert handover == Write(revision, LeaseRecord("a", revision, released=True))
     lease.sending(handover, 1.2)
     lease.refused()  # the renewal was taken first
+    assert lease.release() is None  # read the key first
     lease.observe(8, renewal.record.encode(), 1.3)
     assert lease.epoch_now(1.3) is None
-    assert lease.due(1.3) is None  # a standby like any other, waiting for the key
+    assert lease.due(1.3) is None  # nothing but the release
+    again = lease.release()
+    assert again == Write(8, LeaseRecord("a", revision, released=True))
+    lease.wrote(again, 9, 1.4)
+    assert lease.handed_over
+    assert lease.role is Role.STANDBY
+    assert lease.due(1.5) is None  # a standby like any other, waiting for the key
+
+
+def test_a_renewals_answer_after_the_release_began_keeps_it_from_commanding() -> None:
+    """A renewal answered after `release` (its answer was in flight): the gateway still
+    commands nothing, renews no more, and releases against the renewal's revision."""
+    lease, revision = leader()
+    renewal = lease.due(1.0)
+    assert renewal is not None
+    lease.sending(renewal, 1.0)
+    assert lease.release() is not None  # resigned: the write waits for the renewal's answer
+    lease.wrote(renewal, 8, 1.0)
+    assert lease.epoch_now(1.1) is None
+    assert lease.due(1.0 + TIMING.renew_every_s) is None
+    assert lease.release() == Write(8, LeaseRecord("a", revision, released=True))
+
+
+def test_a_release_refused_by_anothers_write_hands_nothing_over() -> None:
+    lease, _revision = leader()
+    handover = lease.release()
+    assert handover is not None
+    lease.sending(handover, 1.0)
+    lease.refused()  # another gateway wrote the key (its lease had run out here)
+    assert lease.role is Role.STANDBY
+    assert not lease.handed_over
+    assert lease.release() is None
 
 
 def test_a_value_that_is_not_a_lease_can_be_taken() -> None:
@@ -155,6 +190,7 @@ def test_renewals_and_the_release_carry_the_failsafes_a_successor_inherits() -> 
     assert "held" not in c.due(TIMING.renew_every_s).record.encode().decode()  # type: ignore[union-attr]
     handover = c.release()
     assert handover is not None
+    c.wrote(handover, 8, 0.2)
     assert c.failsafes == frozenset()  # a standby bequeaths nothing
     d = LeaderLease("d", TIMING)
     d.observe(8, handover.record.encode(), 0.3)

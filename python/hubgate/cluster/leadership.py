@@ -31,7 +31,7 @@ from nats.js.kv import KeyValue
 
 from hubgate.cluster.buckets import open_bucket
 from hubgate.cluster.lease import LeaderLease, LeaseTiming, Role, Write
-from hubgate.cluster.link import ClusterUnavailableError, NatsLink
+from hubgate.cluster.link import NatsLink
 from hubgate.config.services import Cluster
 from hubgate.control.authority import Held, Inheritance
 
@@ -64,6 +64,9 @@ class Leadership:
         self._serving = False
         self._told = False
         """Whether this gateway has said what it found at its first read of the key."""
+        self._writing = trio.Lock()
+        self._failing: dict[str, float] = {}
+        """"read", "write": since when they have failed (`_failed`)."""
 
     @property
     def role(self) -> Role:
@@ -114,23 +117,26 @@ class Leadership:
         task_status.started()
         while True:
             await self.step()
+            asleep = self.clock()
             await trio.sleep(self.poll_s)
+            late_s = self.clock() - asleep - self.poll_s
+            if late_s >= self.lease.timing.renew_every_s:
+                log.warning(
+                    "cluster: %s read the lease %.1f s late (this process blocked or starved"
+                    " of CPU): renewals and a take-over come that much later",
+                    self.cluster.node,
+                    late_s,
+                )
 
     async def step(self) -> None:
         """One round: read the key, make the write that is due, tell who waits."""
         lease = self.lease
         within_s = lease.timing.renew_every_s / 2
-        try:
-            revision, data = await self.link.run(self._get, within_s=within_s)
-        except (ClusterUnavailableError, OSError) as exc:
-            log.debug("cluster: lease not read: %s", exc)
-        except Exception as exc:  # nats-py's errors: a failover inside the cluster
-            log.debug("cluster: lease not read: %s", exc)
-        else:
-            lease.observe(revision, data, self.clock())
+        await self._read(within_s)
         write = lease.due(self.clock())
         if write is not None:
-            await self._write(write, within_s)
+            async with self._writing:
+                await self._write(write, within_s)
         self._announce()
         if not self._told and lease.revision is not None:
             self._told = True
@@ -138,41 +144,95 @@ class Leadership:
 
     async def release(self, within_s: float = 2.0) -> bool:
         """Hand over: stop commanding at once and tell the standby (True once written;
-        tried again until `within_s` has passed)."""
-        write = self.lease.release()
+        tried again until `within_s` has passed). A write of this gateway's in flight
+        (a renewal) is answered first, and the release goes against the revision it made."""
+        lease = self.lease
+        lease.release()
         self._announce()
-        if write is None:
-            return False
         deadline = self.clock() + within_s
-        while (left := deadline - self.clock()) > 0:
-            if await self._write(write, left):
-                return True
-            if self.lease.revision is None:
-                return False  # refused: the key changed, nothing to hand over
-            await trio.sleep(min(self.poll_s, left))
-        return False
+        async with self._writing:
+            while (left := deadline - self.clock()) > 0 and not lease.handed_over:
+                if lease.role is not Role.LEADER:
+                    return False  # another wrote the key: nothing to hand over
+                write = lease.release()
+                if write is None:  # refused after a write of its own went unanswered
+                    await self._read(left)
+                    if lease.revision is not None:
+                        continue
+                elif await self._write(write, left) or lease.revision is None:
+                    continue  # written, or refused: read before the next try
+                await trio.sleep(min(self.poll_s, max(0.0, deadline - self.clock())))
+        self._announce()
+        return lease.handed_over
+
+    async def _read(self, within_s: float) -> None:
+        try:
+            revision, data = await self.link.run(self._get, within_s=within_s)
+        except Exception as exc:  # not connected, no answer, nats-py's errors (a failover)
+            self._failed("read", exc)
+        else:
+            self._through("read")
+            self.lease.observe(revision, data, self.clock())
 
     async def _write(self, write: Write, within_s: float) -> bool:
+        """Under `_writing`: one write at a time, each answered before the next is made."""
         lease = self.lease
+        what = _kind(write)
         sent_at = self.clock()
         lease.sending(write, sent_at)
         try:
             revision = await self.link.run(lambda nc: self._update(nc, write), within_s=within_s)
-        except KeyWrongLastSequenceError:
+        except (KeyWrongLastSequenceError, BadRequestError) as exc:  # BadRequest: another spelling
+            self._through("write")
+            log.info(
+                "cluster: %s's lease %s refused (the key changed): %s", self.cluster.node, what, exc
+            )
             lease.refused()
             return False
-        except (ClusterUnavailableError, OSError) as exc:
-            log.debug("cluster: lease write unanswered: %s", exc)
+        except Exception as exc:  # not connected, no answer, nats-py's errors (a failover)
+            self._failed(what, exc)
             return False
-        except BadRequestError as exc:  # a wrong last revision in another spelling
-            log.info("cluster: lease write refused: %s", exc)
-            lease.refused()
-            return False
-        except Exception as exc:  # nats-py's errors: a failover inside the cluster
-            log.debug("cluster: lease write failed: %s", exc)
-            return False
+        self._through("write")
         lease.wrote(write, revision, sent_at)
         return True
+
+    def _failed(self, what: str, error: BaseException) -> None:
+        """A read or write of the lease that did not come through: a warning at the first
+        of a row (with why), debug after."""
+        kind = "read" if what == "read" else "write"
+        if kind in self._failing:
+            log.debug("cluster: lease %s failed: %r", what, error)
+            return
+        self._failing[kind] = self.clock()
+        log.warning(
+            "cluster: %s (%s) cannot %s: %s; trying again every %.2g s",
+            self.cluster.node,
+            self._where(),
+            "read the lease" if kind == "read" else f"write its {what}",
+            _reason(error),
+            self.poll_s,
+        )
+
+    def _through(self, kind: str) -> None:
+        """A read or write came through: say so when some had failed before."""
+        since = self._failing.pop(kind, None)
+        if since is not None:
+            log.warning(
+                "cluster: %s %ss the lease again (%.1f s after the first failure)",
+                self.cluster.node,
+                kind,
+                self.clock() - since,
+            )
+
+    def _where(self) -> str:
+        """What this gateway is in the lease's eyes, for a log line."""
+        lease = self.lease
+        if lease.role is Role.LEADER:
+            return f"leader, epoch {lease.epoch}"
+        record = lease.record
+        if record is None:
+            return "standby"
+        return f"standby, {record.holder or 'nobody'} {'released' if record.released else 'leads'}"
 
     def _tell_whom_it_watches(self) -> None:
         """After the first read of the key: a standby says who leads."""
@@ -227,3 +287,17 @@ class Leadership:
         assert self._kv is not None
         revision: Any = await self._kv.update(self.key, write.record.encode(), last=write.last)
         return int(revision)
+
+
+def _kind(write: Write) -> str:
+    """A write's name in the log."""
+    if write.record.released:
+        return "release"
+    return "take-over" if write.record.epoch == 0 else "renewal"
+
+
+def _reason(error: BaseException) -> str:
+    """An error for a log line: its message, or its type when it has none (nats-py's
+    timeouts)."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -16,7 +16,10 @@ Timing, all on each gateway's own monotonic clock (no shared clock is assumed):
   passed: it sent that renewal before the standby saw it) and every device-side lease
   it set (Modbus watchdog, OCPP profile validTo) has run out;
 - a lease another gateway released (explicit hand-over) and a missing key are taken
-  at once; a gateway that released the lease waits like for any other.
+  at once; a gateway that released the lease waits like for any other. A release stops
+  the leader commanding at once (`resigned`) but goes out only after a write of its own
+  still in flight is answered (else that renewal, taken first, makes the release refused
+  and its answer made the gateway lead again), against the revision that write made.
 
 `LeaderLease.due(now)` says what to write; `wrote`, `refused` and `observe` take what
 came of writes and reads. `epoch_now(now)` is what the control loop asks every cycle
@@ -153,12 +156,17 @@ class LeaderLease:
         """As leader: what the release carries (`LeaseRecord.held`)."""
         self.inheritance = NOTHING_INHERITED
         """As a new leader: the record before its take-over (`LeaseRecord.inheritance`)."""
+        self.resigned = False
+        """Since `release`, until the release is written or another writes the key: it
+        commands nothing and writes nothing but the release."""
+        self.handed_over = False
+        """Whether its last release was written (until it takes the lease again)."""
 
     # -- what the control loop asks -----------------------------------------------------
 
     def epoch_now(self, now: float) -> int | None:
         """The epoch this gateway may command under at `now`, None when it may not."""
-        if self.role is Role.LEADER and now < self.valid_until:
+        if self.role is Role.LEADER and not self.resigned and now < self.valid_until:
             return self.epoch
         return None
 
@@ -186,8 +194,8 @@ class LeaderLease:
 
     def due(self, now: float) -> Write | None:
         """The write to make now: a renewal, a take-over, or nothing."""
-        if self.revision is None:
-            return None  # read first
+        if self.revision is None or self.resigned:
+            return None  # read first, or only the release goes out
         if self.role is Role.LEADER:
             if now >= self.valid_until:
                 self._step_down()
@@ -206,14 +214,16 @@ class LeaderLease:
         return None
 
     def release(self) -> Write | None:
-        """Hand over: stop commanding now; the write that tells the standby (None when
-        this gateway does not lead)."""
-        if self.role is not Role.LEADER or self.revision is None:
+        """Hand over: stop commanding now; the write that tells the standby, against the
+        key's last known revision (None when this gateway does not lead, or must read the
+        key first: after a refusal, its own renewal taken meanwhile is recognised when
+        read back, and the release asked again goes against it)."""
+        if self.role is not Role.LEADER:
             return None
-        assert self.epoch is not None
-        write = Write(self.revision, self._record(released=True))
-        self._step_down()
-        return write
+        self.resigned = True
+        if self.revision is None:
+            return None
+        return Write(self.revision, self._record(released=True))
 
     def _record(self, *, released: bool = False) -> LeaseRecord:
         assert self.epoch is not None
@@ -234,8 +244,11 @@ class LeaderLease:
         self.revision, self.seen_at = revision, sent_at
         if write.record.released:
             self.record = write.record
+            self._step_down()
+            self.handed_over = True
             return
         if write.record.epoch == 0:  # a take-over: what the record before says
+            self.handed_over = False
             previous = self.record
             self.inheritance = NOTHING_INHERITED if previous is None else previous.inheritance
         epoch = write.record.epoch or revision
@@ -269,7 +282,7 @@ class LeaderLease:
             for write, sent_at in self._unanswered:
                 if _taken(write, record, revision) and (
                     self.role is Role.LEADER or write.record.epoch == 0 or write.record.released
-                ):  # a renewal counts only while it still leads (not after a release)
+                ):  # a renewal counts only while it still leads (not after another's write)
                     self.wrote(write, revision, sent_at)  # ours, its answer lost
                     return
         if newer:  # another's write: none of ours can be taken now
@@ -279,7 +292,7 @@ class LeaderLease:
             self._step_down()  # a newer epoch: someone else leads
 
     def _step_down(self) -> None:
-        self.role, self.epoch = Role.STANDBY, None
+        self.role, self.epoch, self.resigned = Role.STANDBY, None, False
         self.failsafes, self.held = frozenset(), {}
         self.valid_until = float("-inf")
 

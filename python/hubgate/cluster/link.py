@@ -154,9 +154,23 @@ async def open_nats_link(cluster: Cluster, *, retry_s: float = 0.5) -> AsyncIter
         link = NatsLink(asyncio.get_running_loop(), client, token)
         started.set_result((link, stop))
         closer = asyncio.ensure_future(stop.wait())
+
+        async def disconnected() -> None:
+            if not stop.is_set():
+                log.warning("NATS: disconnected from the cluster; reconnecting")
+
+        async def reconnected() -> None:
+            url = client.connected_url
+            log.warning("NATS: reconnected to %s", "?" if url is None else url.netloc)
+
         while not stop.is_set():
             try:
-                await client.connect(**options, error_cb=_quiet, disconnected_cb=_nothing)
+                await client.connect(
+                    **options,
+                    error_cb=_error,
+                    disconnected_cb=disconnected,
+                    reconnected_cb=reconnected,
+                )
                 link._connected()
                 break
             except Exception as exc:  # the cluster is not there yet: try again
@@ -180,9 +194,7 @@ async def open_nats_link(cluster: Cluster, *, retry_s: float = 0.5) -> AsyncIter
             await trio.to_thread.run_sync(thread.join, 5.0)
 
 
-async def _quiet(error: Exception) -> None:
-    log.debug("NATS: %s", error)
-
-
-async def _nothing() -> None:
-    """nats-py calls it on a disconnection; reconnecting is its own job."""
+async def _error(error: Exception) -> None:
+    """nats-py's errors on the connection (a refused dial while reconnecting, a server
+    gone): the disconnection and reconnection are logged as warnings already."""
+    log.info("NATS: %s", error or type(error).__name__)
