@@ -39,6 +39,9 @@ SITE_ID = "ha-test"
 EPOCH = re.compile(r"cluster: (\w+) is leader \(epoch (\d+)\)")
 STANDBY = re.compile(r"cluster: (\w+) is standby \(")
 DASHBOARD = re.compile(r"^dashboard: (http://\S+/)$", re.MULTILINE)
+LOG_LEVEL = os.environ.get("HA_LOG_LEVEL", "WARNING")
+"""The gateways' `--log-level` (their logs are kept under the test's directory): e.g.
+`HA_LOG_LEVEL=DEBUG` to follow every lease write and failed read."""
 SIM_START_S = 120.0
 """How long the simulator may take to serve the site: a `hubgate` process starts in
 1-2 s on a quiet machine, but was seen to take 32 s at a load of ~25 (the gateways then
@@ -185,7 +188,7 @@ class Gateway:
         self.offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [HUBGATE, "run", str(self.site.resolve())],
+                [HUBGATE, "run", str(self.site.resolve()), "--log-level", LOG_LEVEL],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=home,

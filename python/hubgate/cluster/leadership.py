@@ -194,6 +194,7 @@ class Leadership:
             return False
         self._through("write")
         lease.wrote(write, revision, sent_at)
+        log.debug("cluster: %s wrote its %s (revision %d)", self.cluster.node, what, revision)
         return True
 
     def _failed(self, what: str, error: BaseException) -> None:
