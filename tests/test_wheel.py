@@ -109,6 +109,7 @@ def test_demo_from_an_empty_directory(venv: Path, empty: Path) -> None:
     """The evaluator's first command after `pip install hubgate` (free ports, 15 s)."""
     out = hubgate(venv, "demo", "--duration", "15", "--api-port", "0", cwd=empty, timeout=180)
     assert "dashboard: http://" in out
+    assert out.count("configuration loaded: 100 chargers") == 1  # narrated from the first event
     assert "connectors commanded to the failsafe current" in out
     assert "limit violations: " in out  # the safety recorder's summary
 

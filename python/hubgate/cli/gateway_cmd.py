@@ -6,13 +6,21 @@ gateway with a `[cluster]` hands its lease over to the standby instead (docs/ha.
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager as ContextManager
 
 import trio
 
-from hubgate.cli.common import EXIT_OK, add_log_level, port_number, run_trio, setup_logging
+from hubgate.cli.common import (
+    EVENTS_LOGGER,
+    EXIT_OK,
+    add_log_level,
+    port_number,
+    run_trio,
+    setup_logging,
+)
 from hubgate.cli.examples_cmd import example_path
 from hubgate.config.addresses import listener_problems, modbus_devices
 from hubgate.config.loader import load_site
@@ -186,6 +194,9 @@ def _demo(args: argparse.Namespace) -> int:
 
     loaded = load_scenario(example_path(args.scenario, "scenarios"))
     setup_logging(args.log_level, args.log_format)
+    if args.log_format == "text":  # the narration prints each event once, on stdout
+        events = logging.getLogger(EVENTS_LOGGER)
+        events.propagate, events.handlers = False, [logging.NullHandler()]
 
     async def main() -> None:
         with _signals() as signals:

@@ -136,10 +136,10 @@ class Demo:
 
     async def narrate(self, say: Callable[[str], None]) -> None:
         """Tell what happens, forever: each scenario step when its time comes, and every
-        event the gateway logs (`say` takes one line)."""
+        event the gateway logs, from its first (`say` takes one line)."""
         steps = scenario_steps(self.sim_site.site.sim.scenario.events)
         events = self.gateway.loop.events
-        seen = events.recent[-1].id if events.recent else 0
+        seen = 0
         async with trio.open_nursery() as nursery:
 
             async def gateway_events() -> None:
