@@ -151,3 +151,12 @@ def test_the_dashboard_files_ship_inside_the_package(venv: Path, empty: Path) ->
     assert sorted(p.name for p in installed.iterdir()) == expected
     for name in expected:
         assert (installed / name).read_bytes() == (DASHBOARD / name).read_bytes()
+
+
+def test_the_openapi_documents_ship_inside_the_package(venv: Path, empty: Path) -> None:
+    installed = Path(python(venv, "from hubgate.api.app import OPENAPI; print(OPENAPI)", empty))
+    assert installed.is_relative_to(venv)
+    documents = sorted((ROOT / "python" / "hubgate" / "api" / "openapi").glob("*.json"))
+    assert sorted(p.name for p in installed.iterdir()) == [p.name for p in documents]
+    for path in documents:
+        assert (installed / path.name).read_bytes() == path.read_bytes()
