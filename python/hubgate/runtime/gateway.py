@@ -65,6 +65,7 @@ from hubgate.ocpp.session import OcppSession
 from hubgate.ocpp.station_care import attendant
 from hubgate.records.events import EventLog
 from hubgate.records.store import RecordStore, retention_of
+from hubgate.runtime.gc_tuning import keep_heap_trimmed
 from hubgate.runtime.site_devices import build_site_devices, charger_infos, station_cares
 from hubgate.runtime.supervisor import Supervisor, open_supervisor
 from hubgate.state import EventCategory, EventLevel, StateHub
@@ -419,6 +420,7 @@ async def open_gateway(
                 category=EventCategory.CONFIG,
             )
             supervisor.start("control", gateway.control)
+            supervisor.start("heap-trim", keep_heap_trimmed)
             yield gateway
             loop.sessions.close(time.time())
             supervisor.nursery.cancel_scope.cancel()
