@@ -234,3 +234,25 @@ def test_a_standby_takes_the_chargers_once_the_leader_commands_no_more() -> None
     assert a.due(100.0) is None  # cut off, unrenewed: its lease ran out on its own clock
     assert a.role is Role.STANDBY
     assert not a.successor(100.0)  # its own record: it never keeps the chargers
+
+
+def test_a_standby_wakes_when_it_takes_the_chargers_and_when_it_takes_over() -> None:
+    """Between reads, the moments a standby's next step may not wait for: taking the
+    chargers (lease + margin after the last change it saw), then the take-over (+ the
+    device leases); nothing for a leader, a release (taken at the next read) or its own
+    record."""
+    b = LeaderLease("b", TIMING)
+    assert b.wake_at(0.0) is None  # nothing read yet
+    b.observe(5, LeaseRecord("a", 5).encode(), 10.0)
+    silent = 10.0 + TIMING.ttl_s + TIMING.clock_margin_s
+    assert b.wake_at(10.0) == silent
+    assert b.wake_at(silent) == 10.0 + TIMING.takeover_after_s
+    assert b.due(10.0 + TIMING.takeover_after_s) is not None
+    assert b.wake_at(10.0 + TIMING.takeover_after_s) is None  # due now, at this step
+    b.observe(6, LeaseRecord("a", 5, released=True).encode(), 12.0)
+    assert b.wake_at(12.0) is None
+    a, _ = leader("a")
+    assert a.wake_at(0.1) is None
+    restarted = LeaderLease("a", TIMING)
+    restarted.observe(8, LeaseRecord("a", 7).encode(), 0.2)
+    assert restarted.wake_at(0.3) is None  # its own record: its next read will do

@@ -117,9 +117,9 @@ class Leadership:
         task_status.started()
         while True:
             await self.step()
-            asleep = self.clock()
-            await trio.sleep(self.poll_s)
-            late_s = self.clock() - asleep - self.poll_s
+            asleep, pause = self.clock(), self._pause()
+            await trio.sleep(pause)
+            late_s = self.clock() - asleep - pause
             if late_s >= self.lease.timing.renew_every_s:
                 log.warning(
                     "cluster: %s read the lease %.1f s late (this process blocked or starved"
@@ -127,6 +127,13 @@ class Leadership:
                     self.cluster.node,
                     late_s,
                 )
+
+    def _pause(self) -> float:
+        """Until the next step: `poll_s`, or less when a standby takes the chargers or a
+        silent leader's lease before then (not up to `poll_s` after that moment)."""
+        now = self.clock()
+        wake = self.lease.wake_at(now)
+        return self.poll_s if wake is None else min(self.poll_s, wake - now)
 
     async def step(self) -> None:
         """One round: read the key, make the write that is due, tell who waits."""

@@ -190,6 +190,19 @@ class LeaderLease:
         silent_s = self.timing.ttl_s + self.timing.clock_margin_s
         return record.released or now - self.seen_at >= silent_s
 
+    def wake_at(self, now: float) -> float | None:
+        """The next moment after `now` at which this standby's step changes something
+        (it takes the chargers, or takes over a silent leader), so that it need not wait
+        for its next read; None when no such moment is ahead."""
+        record = self.record
+        if self.role is Role.LEADER or record is None or record.released:
+            return None
+        if record.holder == self.node:
+            return None
+        timing = self.timing
+        moments = (timing.ttl_s + timing.clock_margin_s, timing.takeover_after_s)
+        return min((m for s in moments if (m := self.seen_at + s) > now), default=None)
+
     # -- what to write --------------------------------------------------------------------
 
     def due(self, now: float) -> Write | None:
