@@ -143,7 +143,8 @@ class Leadership:
         write = lease.due(self.clock())
         if write is not None:
             async with self._writing:
-                await self._write(write, within_s)
+                if not await self._write(write, within_s) and lease.revision is None:
+                    await self._read(within_s)  # refused: what the key holds, now not a poll later
         self._announce()
         if not self._told and lease.revision is not None:
             self._told = True
