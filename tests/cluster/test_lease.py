@@ -256,3 +256,21 @@ def test_a_standby_wakes_when_it_takes_the_chargers_and_when_it_takes_over() -> 
     restarted = LeaderLease("a", TIMING)
     restarted.observe(8, LeaseRecord("a", 7).encode(), 0.2)
     assert restarted.wake_at(0.3) is None  # its own record: its next read will do
+
+
+def test_a_leader_whose_lease_ran_out_on_a_late_renewal_leads_on_when_it_reads_it_back() -> None:
+    """A renewal answered too late for the leader's clock (a loaded machine, a stream
+    changing leader): its lease runs out and it commands nothing, but the renewal was
+    taken. Read back, it leads on under the same epoch, valid from the renewal's sending,
+    instead of watching its own record for lease + margin + device leases (no leader at
+    all meanwhile: the standby waits as long after seeing that renewal)."""
+    lease, revision = leader()
+    renewal = lease.due(1.0)
+    assert renewal is not None
+    lease.sending(renewal, 1.0)  # no answer in time
+    assert lease.due(TIMING.ttl_s) is None  # its lease ran out: it steps down
+    assert lease.role is Role.STANDBY
+    lease.observe(8, renewal.record.encode(), 3.2)
+    assert lease.epoch_now(3.2) == revision
+    assert lease.epoch_now(1.0 + TIMING.ttl_s) is None  # from the renewal's sending
+    assert lease.due(3.2) == Write(8, LeaseRecord("a", revision))  # and renews it

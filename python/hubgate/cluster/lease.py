@@ -293,10 +293,11 @@ class LeaderLease:
         newer = revision > (self.revision or 0)
         if newer and record is not None:
             for write, sent_at in self._unanswered:
-                if _taken(write, record, revision) and (
-                    self.role is Role.LEADER or write.record.epoch == 0 or write.record.released
-                ):  # a renewal counts only while it still leads (not after another's write)
-                    self.wrote(write, revision, sent_at)  # ours, its answer lost
+                if _taken(write, record, revision):  # ours, its answer lost
+                    # a renewal too after its lease ran out by its own clock meanwhile: valid
+                    # from its sending, as if answered (no standby takes over before lease +
+                    # margin + device leases after seeing it); not waiting that out itself
+                    self.wrote(write, revision, sent_at)
                     return
         if newer:  # another's write: none of ours can be taken now
             self._unanswered = []
