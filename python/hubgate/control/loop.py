@@ -129,7 +129,12 @@ class ControlLoop:
         self.model = self.planner.model
         self.allocator = self.planner.allocator
         self.energy = self.planner.energy
-        self.sensors = SiteSensors(devices, self.model, full_read_every=self.timing.full_read_every)
+        self.sensors = SiteSensors(
+            devices,
+            self.model,
+            full_read_every=self.timing.full_read_every,
+            give_up_s=self.timing.unreachable_after_cycles * self.period_s,
+        )
         self.sessions = SessionRecorder(self.events.store, time.time())
         """The charging sessions (`hubgate.records.sessions`), in the event log's file."""
         self.snapshot = Snapshot(
@@ -169,6 +174,7 @@ class ControlLoop:
         """Cycle until cancelled, with every charger's heartbeat on its own period
         (the first ones spread over the period, so they do not all land in one cycle)."""
         async with trio.open_nursery() as nursery:
+            await nursery.start(self.sensors.run)  # where read plans in flight go on
             chargers = self.devices.chargers
             for i, (key, charger) in enumerate(chargers.items()):
                 period = charger.heartbeat_period_s

@@ -1,8 +1,11 @@
 """How the control loop reads its site each cycle: every device by name, read at once and
 cancelled at one deadline (`gather_by_deadline`); chargers behind a session (OCPP) answer
 from their latest report without a task; Modbus devices read their control fields every
-cycle and the rest every few (`CycleSensed`). Devices are known only through the protocols
-of `hubgate.devices.model`."""
+cycle and the rest every few (`CycleSensed`). A Modbus device's read plan still in flight
+at the deadline goes on (`hubgate.modbus.plan_reads`, while `SiteSensors.run` runs): the
+cycle counts the device as not answered in time, as one cut at the deadline, and the
+reading counts in the cycle after it ended, with the time its plan began. Devices are
+known only through the protocols of `hubgate.devices.model`."""
 
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from hubgate.devices.model import (
     ReportsChargingNeeds,
     SessionCharger,
 )
-from hubgate.modbus.plan_group import Outcome, read_plans
+from hubgate.modbus.plan_reads import Ended, PlanReads
 from hubgate.profiles.model import Quantity
 
 Read = Callable[[], Awaitable[object]]
@@ -63,7 +66,10 @@ class SiteSensors:
     """The site's devices by name (`charger-id#n`, `meter:id`, `grid-operator`, `pv:id`,
     `battery:id`) and how each is read."""
 
-    def __init__(self, devices: SiteDevices, model: SiteModel, *, full_read_every: int) -> None:
+    def __init__(
+        self, devices: SiteDevices, model: SiteModel, *, full_read_every: int, give_up_s: float
+    ) -> None:
+        """`give_up_s`: how long a read plan may go on from its start (`PlanReads`)."""
         chargers = devices.chargers
         missing = [c.name for c in model.connectors if c.key not in chargers]
         if missing:
@@ -99,11 +105,20 @@ class SiteSensors:
             by_name[f"battery:{devices.battery.id}"] = devices.battery
         self.by_name = by_name
         """Every device, by name."""
+        self._plans = PlanReads(give_up_s=give_up_s)
+        self._in_flight: dict[str, PlannedRead] = {}
+        """The planned reads that go on past their cycle, by name."""
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Where read plans in flight at a cycle's deadline go on, until cancelled (without
+        it, they are cut at the deadline)."""
+        await self._plans.run(task_status=task_status)
 
     async def read(self, more: Mapping[str, Read], deadline: float) -> dict[str, object]:
         """This cycle's readings (or failures) by name: the chargers' and meters' reads and
         `more` (the battery's and PV's), each cancelled at `deadline`. Modbus devices whose
-        read is a compiled plan are read together from one task (`read_plans`)."""
+        read is a compiled plan are read together (`PlanReads`); one whose plan is still in
+        flight is `TIMED_OUT` until its plan ended."""
         known: dict[str, object] = {}
         for name, charger in self.reported.items():  # from memory: no task needed
             try:
@@ -112,24 +127,34 @@ class SiteSensors:
                 known[name] = Failed(exc)
         reads = self._reads | dict(more)
         planned: dict[str, PlannedRead] = {}
+        in_flight = self._in_flight
+        for name, earlier in self._plans.ended().items():  # since the last cycle
+            known[name] = _reading(in_flight.pop(name), earlier)
         for name, cycle_read in self._cycle_reads.items():
+            if name in in_flight:
+                continue  # its plan goes on
             plan = cycle_read.planned()
             if plan is None:
                 reads[name] = cycle_read.read
             else:
                 planned[name] = plan
-        if not planned:
+        if not planned and not in_flight:
             return known | await gather_by_deadline(reads, deadline)
         gathered: dict[str, object] = {}
 
         async def read_the_rest() -> None:
             gathered.update(await gather_by_deadline(reads, deadline))
 
+        in_flight |= planned
         async with trio.open_nursery() as nursery:
             nursery.start_soon(read_the_rest)
-            outcomes = await read_plans([(p.link, p.plan) for p in planned.values()], deadline)
-        for (name, plan), outcome in zip(planned.items(), outcomes, strict=True):
-            known[name] = _reading(plan, outcome)
+            ended = await self._plans.read(
+                {name: (p.link, p.plan) for name, p in planned.items()}, deadline
+            )
+        for name, outcome in ended.items():  # newer than one that ended before the cycle
+            known[name] = _reading(in_flight.pop(name), outcome)
+        for name in in_flight:
+            known.setdefault(name, TIMED_OUT)  # not answered in time: its plan goes on
         return known | gathered
 
     def limit_checks(self) -> dict[str, LimitCheck]:
@@ -145,13 +170,15 @@ class SiteSensors:
         return {name: charger.id_token() for name, charger in self._needs.items()}
 
 
-def _reading(plan: PlannedRead, outcome: Outcome) -> object:
-    """A planned read's reading, or its failure as `gather_by_deadline` gives it."""
+def _reading(plan: PlannedRead, ended: Ended) -> object:
+    """A planned read's reading (read at its start), or its failure as
+    `gather_by_deadline` gives it."""
+    outcome = ended.outcome
     if outcome is None:
         return TIMED_OUT
     if isinstance(outcome, Exception):
         return Failed(outcome)
     try:
-        return plan.finish(outcome)
+        return plan.finish(outcome, ended.at)
     except Exception as exc:  # as `gather_by_deadline`: one device's failure is its own
         return Failed(exc)

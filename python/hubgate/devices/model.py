@@ -162,7 +162,8 @@ class PlannedRead:
 
     link: ModbusDevice
     plan: ReadPlan
-    finish: Callable[[list[FieldValue]], Reading]
+    finish: Callable[[list[FieldValue], float], Reading]
+    """The reading of the plan's values, read at (or after) the time given."""
 
 
 class CycleRead(Protocol):

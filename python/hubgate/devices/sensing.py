@@ -99,7 +99,8 @@ class CycleReader:
         await self.device.plan()
         planned = self.planned()
         assert planned is not None
-        return planned.finish(await self.device.link.read_plan(planned.plan))
+        at = trio.current_time()
+        return planned.finish(await self.device.link.read_plan(planned.plan), at)
 
     def planned(self) -> PlannedRead | None:
         """This cycle's read as a plan to read with other devices' (`read` does it alone)
@@ -118,15 +119,15 @@ class CycleReader:
         quantities, plan = fast
         return PlannedRead(self.device.link, plan, partial(self._fresh, quantities, last))
 
-    def _full(self, quantities: list[Quantity], decoded: list[FieldValue]) -> Reading:
-        reading = self.device.reading(quantities, decoded, trio.current_time())
+    def _full(self, quantities: list[Quantity], decoded: list[FieldValue], at: float) -> Reading:
+        reading = self.device.reading(quantities, decoded, at)
         self._last_full = reading
         return reading
 
     def _fresh(
-        self, quantities: list[Quantity], last: Reading, decoded: list[FieldValue]
+        self, quantities: list[Quantity], last: Reading, decoded: list[FieldValue], at: float
     ) -> Reading:
-        fresh = self.device.reading(quantities, decoded, trio.current_time())
+        fresh = self.device.reading(quantities, decoded, at)
         read = set(quantities) | set(fresh.values)  # with what the driver derived from them
         values = {q: v for q, v in last.values.items() if q not in read}
         text = {q: t for q, t in last.text.items() if q not in read}

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 import select
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import trio
 
@@ -39,11 +39,24 @@ _ONE_WAKE = select.EPOLLIN | select.EPOLLONESHOT
 for (a late answer), and needs no `epoll_ctl` to leave the set."""
 
 
+Ended = Callable[[int, Outcome], None]
+"""Told each plan's index and outcome as it ends."""
+
+
 async def read_plans(
-    reads: Sequence[tuple[ModbusDevice, ReadPlan]], deadline: float
+    reads: Sequence[tuple[ModbusDevice, ReadPlan]],
+    deadline: float,
+    ended: Ended | None = None,
 ) -> list[Outcome]:
-    """The outcome of every `(device, plan)`, in order (see the module docstring)."""
+    """The outcome of every `(device, plan)`, in order (see the module docstring);
+    `ended(index, outcome)` as each plan ends before the deadline."""
     outcomes: list[Outcome] = [None] * len(reads)
+
+    def end(index: int, outcome: Outcome) -> None:
+        outcomes[index] = outcome
+        if ended is not None:
+            ended(index, outcome)
+
     flights: dict[int, tuple[int, PlanInFlight]] = {}
     alone: list[int] = []
     now = trio.current_time()
@@ -61,28 +74,29 @@ async def read_plans(
                         device.unit, plan, device.max_in_flight, now, device.delay_s
                     )
                 except HubgateError as exc:  # a plan the codec refuses
-                    outcomes[index] = exc
+                    end(index, exc)
                     continue
             if flight is None or isinstance(flight.outcome, RETRIED):
                 alone.append(index)
             elif flight.outcome is not None:
-                outcomes[index] = flight.outcome
+                end(index, flight.outcome)
             else:
                 flights[flight.fd] = (index, flight)
 
         async def read_alone(index: int) -> None:
             device, plan = reads[index]
             try:
-                outcomes[index] = await device.read_plan(plan)
+                outcome: Outcome = await device.read_plan(plan)
             except Exception as exc:  # one device's failure is its own outcome
-                outcomes[index] = exc
+                outcome = exc
+            end(index, outcome)
 
         with trio.move_on_at(deadline):
             async with trio.open_nursery() as nursery:
                 for index in alone:
                     nursery.start_soon(read_alone, index)
                 if poll is not None:
-                    for index in await _drain(poll, flights, outcomes):
+                    for index in await _drain(poll, flights, end):
                         nursery.start_soon(read_alone, index)
     finally:  # cut short (the deadline): the plans still in flight are given up
         now = trio.current_time()
@@ -95,7 +109,7 @@ async def read_plans(
 
 
 async def _drain(
-    poll: select.epoll, flights: dict[int, tuple[int, PlanInFlight]], outcomes: list[Outcome]
+    poll: select.epoll, flights: dict[int, tuple[int, PlanInFlight]], end: Ended
 ) -> list[int]:
     """Feed every plan in flight until each ended (they leave `flights`); returns those to
     retry alone."""
@@ -135,5 +149,5 @@ async def _drain(
             if isinstance(flight.outcome, RETRIED):
                 retry.append(index)
             else:
-                outcomes[index] = flight.outcome
+                end(index, flight.outcome)
     return retry
