@@ -213,7 +213,9 @@ async def test_csms_outage_local_control_goes_on_and_transactions_are_replayed(
     assert summary.violations == ()
     assert 20.7 in operator
     # (2) charging went on under local control, and followed the grid operator's step
-    assert sum(during.values()) < sum(before.values()) - 20
+    # the step leaves 20.7 kW / (3 x 230 V) = 30 A a phase, 10 A of it the steady base load:
+    # the three-phase EVs share at most 20 A (settled there, or still ramping below it)
+    assert sum(during.values()) <= 20.0 + 1e-6 < sum(before.values())
     assert "GRID_OPERATOR" in reasons
     assert isinstance(board, tuple)
     assert max(board) >= 6  # still charging under the 30 % limit
