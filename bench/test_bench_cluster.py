@@ -355,7 +355,7 @@ def test_failover_time_depot_200(benchmark: Any, tmp_path: Path, impl: str, smok
     from tests.support.nats_cluster import NatsCluster
 
     if smoke:
-        pytest.skip("minutes of real time: device leases of 60 s")
+        pytest.skip("minutes of real time: device leases of 60 s (measured by `make bench`)")
     figures: dict[str, float] = {}
     site_text, scenario, chargers = _depot_200()
 

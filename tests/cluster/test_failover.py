@@ -95,6 +95,7 @@ def test_the_leaders_nats_node_stopped_is_a_partition_it_steps_down_from(
     assert re.search(
         r"cluster: a \(leader, epoch \d+\) cannot (read the lease|write its renewal): ", said
     )
+    assert "stopped: standby, nothing commanded" in said  # cut off: nothing to hand over
 
 
 def test_a_lost_witness_changes_nothing_and_sigterm_then_hands_over_at_once(

@@ -22,6 +22,7 @@ from hubgate.cli.common import (
     setup_logging,
 )
 from hubgate.cli.examples_cmd import example_path
+from hubgate.cluster.lease import Role
 from hubgate.config.addresses import listener_problems, modbus_devices
 from hubgate.config.loader import load_site
 from hubgate.config.model import SiteConfig
@@ -124,9 +125,20 @@ async def _until_signal(
 
 
 async def _finish(gateway: Gateway) -> None:
+    leadership = gateway.leadership
+    led = leadership is not None and leadership.role is Role.LEADER
     done = await gateway.shutdown()
-    if gateway.leadership is not None:
-        print("stopped: lease handed over, nothing commanded", flush=True)
+    if leadership is not None:
+        if not led:
+            print("stopped: standby, nothing commanded", flush=True)
+        elif leadership.lease.handed_over:
+            print("stopped: lease handed over, nothing commanded", flush=True)
+        else:
+            print(
+                "stopped: lease not handed over (the standby takes over once it runs out),"
+                " nothing commanded",
+                flush=True,
+            )
         return
     print(
         f"stopped: {sum(done.values())}/{len(done)} connectors commanded to the failsafe current",

@@ -261,13 +261,14 @@ class Leadership:
         if role is self._role and serving is self._serving:
             return
         if role is not self._role:
-            epoch = self.lease.epoch
-            log.warning(
-                "cluster: %s is %s%s",
-                self.cluster.node,
-                role.value,
-                "" if epoch is None else f" (epoch {epoch})",
-            )
+            lease, detail = self.lease, ""
+            if role is Role.LEADER:
+                detail = f" (epoch {lease.epoch})"
+            elif lease.resigned:
+                detail = ", handing over"
+            elif lease.role is Role.LEADER:
+                detail = f", its lease of epoch {lease.epoch} ran out unrenewed"
+            log.warning("cluster: %s is %s%s", self.cluster.node, role.value, detail)
         elif serving and self.lease.record is not None:
             log.warning(
                 "cluster: %s takes the OCPP chargers (%s %s), commanding once it leads",
