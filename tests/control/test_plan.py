@@ -376,6 +376,29 @@ def test_an_idle_dc_charger_whose_minimum_was_taken_back_gets_it_as_soon_as_ther
     assert offered == [False, True, False, False, False, False, True, True, True, True, True, True]
 
 
+def test_a_dc_hold_whose_take_back_failed_gets_its_minimum_with_the_room() -> None:
+    """As above, but the command taking its minimum back failed (an OCPP exchange cut short
+    at the command deadline): it is the allocator's decision that ends the idle session,
+    not what went out, so the pause rules (120 s off) do not hold it back either."""
+    site = SiteConfig.model_validate(tomllib.loads(DC_SITE))
+    planner = CyclePlanner(site, LimitBook())
+    minimum = site.chargers[0].connectors[0].min_current_a
+    idle = Reading(at=0.0, state=IecState.F)
+    offered = []
+    for now in range(12):
+        if now == 2:
+            limit = Limit(phase_a=(1, 1, 1))
+            planner.limits.set("hpc", LimitSource.API, limit, now=now, lease_s=4, origin="t")
+        if now == 2:  # the take-back is decided, but its command fails
+            plan = planner.plan({"hpc-1#1": idle}, float(now))
+            assert plan is not None
+            planner.outcomes(plan, {c.name: TimeoutError() for c in plan.commands}, now, now)
+        else:
+            plan = commanded(planner, {"hpc-1#1": idle}, float(now))
+        offered.append(plan.result.setpoint_a[0] >= minimum)
+    assert offered == [False, True, False, False, False, False, True, True, True, True, True, True]
+
+
 def test_a_new_leader_counts_on_the_failsafes_its_predecessor_verified() -> None:
     """The leader bequeaths the connectors whose failsafe it verified and saw follow their
     limits; a new leader that cannot reach one of them yet reserves its failsafe current,

@@ -78,21 +78,25 @@ class ConnectorRuntime:
     """Its EV has drawn current since it last began to want it (one that has not may start
     at any moment, before its values show it)."""
     held_a: float | None = None
-    """Idle and held at its minimum (`wants_offer`): what it had been sent a cycle ago."""
+    """Idle and held at its minimum (`wants_offer`): the allocator's setpoint for it two
+    cycles ago."""
 
-    def wants_offer(self, wants: bool, hold_minimum: bool) -> bool:
+    def wants_offer(self, wants: bool, hold_minimum: bool, decided_a: float | None) -> bool:
         """Whether the allocator is to count it as wanting current this cycle: when its EV
         wants it, or, idle, when it is held at its minimum (a DC charger starts no session
         under it: NoFreePower, evcc-io/evcc#28493). An idle one whose minimum was taken back
         (no room) asks for nothing for one cycle: that ends its allocator session, and with
         it the pause rules (120 s off before it may start again), there to spare an EV's
         contactor, not an idle offer: an EV arriving meanwhile (its station still shows
-        Unavailable, so hubgate cannot tell) would wait them out for nothing."""
+        Unavailable, so hubgate cannot tell) would wait them out for nothing. Taken back is
+        the allocator's decision (`decided_a`: its setpoint for it last cycle, None before
+        the first), not what went out: a command that failed or was cut short at the
+        command deadline left it wanting, and paused for those 120 s."""
         if wants or not hold_minimum:
             self.held_a = None
             return wants
-        taken_back = self.sent_a == 0.0 and (self.held_a or 0.0) > 0.0
-        self.held_a = self.sent_a
+        taken_back = decided_a == 0.0 and (self.held_a or 0.0) > 0.0
+        self.held_a = decided_a
         return not taken_back
 
     def try_verifying(self, now: float) -> bool:

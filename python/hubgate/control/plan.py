@@ -337,6 +337,7 @@ class CyclePlanner:
         holds = bytearray(len(model.connectors))  # configured with the failsafe current now
         failsafe = self.site.control.failsafe_current_a
         notes: list[str] = []
+        decided = None if self.last_result is None else self.last_result.setpoint_a
         for i, (info, runtime) in enumerate(zip(model.connectors, self.connectors, strict=True)):
             reading = runtime.reading
             session[i] = reading is not None and reading.state in WANTING_STATES
@@ -404,7 +405,9 @@ class CyclePlanner:
             if info.three_phase and runtime.observe_phases(wants):
                 self.allocator.set_ev_phase(i, runtime.ev_phase)
                 self.energy.ev_phases[i] = 3 if runtime.ev_phase is None else 1
-            wanting[i] = runtime.wants_offer(wants, info.hold_minimum)
+            wanting[i] = runtime.wants_offer(
+                wants, info.hold_minimum, None if decided is None else decided[i]
+            )
             told_a = self.horizon.deadlines.told_max_a(i)
             ev_max[i] = min(runtime.ev_estimate(wants, drawn, now), told_a)
             if not wants and info.hold_minimum:  # idle, offered its minimum: no more
