@@ -30,7 +30,7 @@ import tomllib
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hubgate._core import AllocReason
@@ -214,6 +214,13 @@ conditions = st.lists(condition, min_size=1, max_size=3)
     ev_max=st.lists(st.sampled_from([6.0, 10.0, 16.0, 25.0, 32.0]), min_size=1, max_size=6),
     charge_from_grid=st.booleans(),
     runs=conditions,
+)
+# found at 10,000 examples: the battery charged from the grid into the room an EV held back
+# by the connection was climbing into (counted as base load, it kept the EV throttled)
+@example(
+    ev_max=[25.0, 16.0, 10.0, 16.0, 10.0, 10.0],
+    charge_from_grid=True,
+    runs=[(0.0, 61_420.0, 20.0, 12.0)],
 )
 def test_the_balance_holds_cycle_after_cycle(
     ev_max: list[float],

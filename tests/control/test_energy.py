@@ -76,11 +76,15 @@ def test_battery_charging_counts_in_the_surplus_it_could_yield() -> None:
 
 
 def test_charges_from_spare_headroom_only_when_allowed() -> None:
-    quiet = inputs(peak_target_w=150_000, grid_ev_demand_w=20_000, battery=reading())
+    quiet = inputs(
+        peak_target_w=150_000, grid_ev_demand_w=20_000, evs_held=False, battery=reading()
+    )
     d = policy().decide(quiet)
     assert d.mode is BatteryMode.GRID_CHARGE
     assert d.battery_w == -30_000  # 150 - 100 - 20
     assert policy(PV_ONLY).decide(quiet).battery_w == 0
+    # an EV the connection holds back (or not known not to be) takes that room first
+    assert policy().decide(replace(quiet, evs_held=True)).battery_w == 0
 
 
 def test_full_battery_does_not_charge() -> None:

@@ -216,7 +216,11 @@ class EnergyPolicy:
             reserved = inputs.reserved_w
             room = max(0.0, inputs.grid_limit_w - (other + inputs.ev_draw_w) - reserved)
             export = max(0.0, seen_import - grid) + inputs.pv_spare_w
-            headroom = max(0.0, -need - reserved) if spec.charge_from_grid else 0.0
+            # Never from the grid while an EV the connection holds back takes all it is
+            # given: what it would take is this room, and the battery's charge, counted
+            # as base load, would keep it throttled.
+            grid_charge = spec.charge_from_grid and not held
+            headroom = max(0.0, -need - reserved) if grid_charge else 0.0
             charge = min(spec.max_charge_w, room, max(export, headroom))
             if charge > 0:
                 mode = BatteryMode.PV_CHARGE if export >= headroom else BatteryMode.GRID_CHARGE
