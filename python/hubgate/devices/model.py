@@ -245,7 +245,7 @@ class HeldCurrent:
 @runtime_checkable
 class HeldFallback(Protocol):
     """A charger whose device holds its fallback current in a register hubgate reads but
-    cannot write (a Modbus charger whose profile says so, `Fallback.held`)."""
+    cannot write (a Modbus charger whose profile says so, `profiles.held`)."""
 
     def held_fallback(self) -> HeldCurrent | None:
         """What `configure_failsafe` last read (None: not read yet, or not held)."""

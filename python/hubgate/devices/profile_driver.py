@@ -35,6 +35,7 @@ from hubgate.modbus.codec import FieldError, FieldValue, ReadPlan, Request
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.stats import RequestStats
 from hubgate.profiles.codec_fields import FUNCTION_CODES, field_of, read_plan
+from hubgate.profiles.held import held_by_device
 from hubgate.profiles.model import (
     DeviceKind,
     Fallback,
@@ -444,24 +445,19 @@ class ProfileCharger(ProfileDevice):
 
     def fixed_failsafe_a(self, failsafe_current_a: float) -> float | None:
         """What it falls back to whatever it is asked (None: any failsafe current, 0 A
-        included): a fallback its device holds (`Fallback.held`) at the value last read,
+        included): a fallback its device holds (`profiles.held`) at the value last read,
         until then at the most its setpoint allows (an installer may have set anything up
         to it); else from its profile (`Failsafe.fixed_current_a`)."""
-        if self._held_fallback() is None:
+        if held_by_device(self.profile) is None:
             return self.profile.failsafe.fixed_current_a(failsafe_current_a)
         held = self.held_fallback()
         return self._in_amperes(self.setpoint.max, THREE_PHASES) if held is None else held.current_a
-
-    def _held_fallback(self) -> Fallback | None:
-        failsafe = self.profile.failsafe
-        fallback = failsafe.fallback
-        return fallback if failsafe.present and fallback is not None and fallback.held else None
 
     def held_fallback(self) -> HeldCurrent | None:
         """The fallback current its device holds, as `configure_failsafe` last read it (at
         connect, after a reconnect, and when the control loop asks again), and where it is
         set; None before the first read, or where hubgate sets it (`HeldFallback`)."""
-        fallback = self._held_fallback()
+        fallback = held_by_device(self.profile)
         read = None if self.failsafe is None else self.failsafe.fallback
         if fallback is None or read is None or not 0 <= read < math.inf:
             return None  # a NaN read (Alfen's unavailable register) says nothing

@@ -536,19 +536,7 @@ class Fallback(Encoding):
         "KEBA 0, Mennekes 1); omit when the documentation does not say: hubgate then never "
         "gives the device a failsafe below the site's failsafe_current_a",
     )
-    set_with: str | None = Field(
-        default=None,
-        description="Where an installer sets a fallback hubgate cannot write (the vendor's "
-        "tool: 'ACE Service Installer'), named in the event when it is above the site's "
-        "failsafe current",
-    )
-
-    @property
-    def held(self) -> bool:
-        """Whether the device holds it whatever hubgate asks, in a register hubgate reads
-        (in A): Alfen's safe current 1212, Webasto NEXT's 2000. The failsafe budget counts
-        the value read, not `default`."""
-        return self.address is not None and not self.writable and self.unit is Unit.AMPERE
+    set_with: str | None = Field(default=None, description="The tool that sets it if not hubgate")
 
     @model_validator(mode="after")
     def _known_unless_read(self) -> Fallback:
