@@ -15,25 +15,11 @@ from hubgate.control.limits import LimitBook
 from hubgate.control.plan import CyclePlanner
 from hubgate.devices.model import AppliedLimit, HeldCurrent, Reading
 from hubgate.profiles.model import IecState, Quantity
+from tests.control.test_failsafe_budget import CHARGER
+from tests.control.test_failsafe_budget import SITE_TOML as BUDGET_SITE
 
-SITE_TOML = """
-[site]
-name = "sized for 6 A fallbacks"
-[grid]
-phase_current_limit_a = 20
-[control]
-failsafe_current_a = 6
-meter_stale_s = 3
-{chargers}
-"""
-
-CHARGER = """
-[[chargers]]
-id = "cp-{i}"
-node = "grid"
-ocpp = {{ identity = "CP-{i}" }}
-connectors = [{{ id = 1, max_current_a = 32 }}]
-"""
+SITE_TOML = BUDGET_SITE.replace("phase_current_limit_a = 63", "phase_current_limit_a = 20")
+"""test_failsafe_budget's site on 20 A per phase: room for three 6 A fallbacks."""
 
 HELD_AT = "register 1212, set in ACE Service Installer"
 CURRENTS = (Quantity.CURRENT_L1, Quantity.CURRENT_L2, Quantity.CURRENT_L3)
