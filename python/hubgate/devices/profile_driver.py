@@ -457,8 +457,19 @@ class ProfileCharger(ProfileDevice):
         """The fallback current its device holds, as `configure_failsafe` last read it (at
         connect, after a reconnect, and when the control loop asks again), and where it is
         set; None before the first read, or where hubgate sets it (`HeldFallback`)."""
+        return self._held_current(None if self.failsafe is None else self.failsafe.fallback)
+
+    async def read_held_fallback(self) -> HeldCurrent | None:
+        """Read the fallback current its device holds, alone, writing nothing (`hubgate
+        config check --read-fallbacks`); None where it holds none, or reads no number."""
         fallback = held_by_device(self.profile)
-        read = None if self.failsafe is None else self.failsafe.fallback
+        if fallback is None:
+            return None
+        value = await self.read_value(await self.resolve("fallback", fallback))
+        return self._held_current(float(value) if isinstance(value, int | float) else None)
+
+    def _held_current(self, read: float | None) -> HeldCurrent | None:
+        fallback = held_by_device(self.profile)
         if fallback is None or read is None or not 0 <= read < math.inf:
             return None  # a NaN read (Alfen's unavailable register) says nothing
         where = f"register {fallback.address}"

@@ -5,6 +5,8 @@ installer set is not known)."""
 
 from __future__ import annotations
 
+import math
+
 from hubgate.profiles.model import Fallback, Profile, Unit
 
 
@@ -16,3 +18,12 @@ def held_by_device(profile: Profile) -> Fallback | None:
     if not failsafe.present or fallback is None or fallback.address is None:
         return None
     return None if fallback.writable or fallback.unit is not Unit.AMPERE else fallback
+
+
+def held_maximum_a(profile: Profile) -> float | None:
+    """The most a fallback its device holds may be (`held_by_device`): its current
+    setpoint's maximum (inf without one); None where it holds none."""
+    if held_by_device(profile) is None:
+        return None
+    setpoint = profile.commands.current_limit
+    return math.inf if setpoint is None else setpoint.max
