@@ -13,9 +13,9 @@ from hubgate.config.model import SiteConfig
 from hubgate.control.connector_runtime import FALLBACK_REREAD_S
 from hubgate.control.limits import LimitBook
 from hubgate.control.plan import CyclePlanner
-from hubgate.devices.model import AppliedLimit, HeldCurrent, Reading
+from hubgate.devices.model import HeldCurrent, Reading
 from hubgate.profiles.model import IecState, Quantity
-from tests.control.test_failsafe_budget import CHARGER
+from tests.control.test_failsafe_budget import CHARGER, plan_and_send
 from tests.control.test_failsafe_budget import SITE_TOML as BUDGET_SITE
 
 SITE_TOML = BUDGET_SITE.replace("phase_current_limit_a = 63", "phase_current_limit_a = 20")
@@ -54,17 +54,9 @@ def cycle(
         )
         for i in range(3)
     }
-    plan = planner.plan(readings, now)
-    assert plan is not None
-    told = {}
-    for command in plan.commands:
-        if command.verify_first:
-            told[command.index] = command.failsafe_a
-            held = HeldCurrent(held_a, HELD_AT) if command.index == 0 else None
-            planner.failsafe_configured(command.index, ok=True, held=held)
-    results = {c.name: AppliedLimit(c.current_a, 3, c.current_a == 0, now) for c in plan.commands}
-    planner.outcomes(plan, results, now, now)
-    return told
+    return plan_and_send(
+        planner, readings, now, lambda i: HeldCurrent(held_a, HELD_AT) if i == 0 else None
+    )
 
 
 def cycles_until(planner: CyclePlanner, start: float, end: float, held_a: float) -> list[float]:
