@@ -122,6 +122,9 @@ class Physics:
     battery_w: float = 0.0
     """Positive discharges."""
     command_w: float = 0.0
+    shed_w: float = 0.0
+    """What the EVs of reached chargers stopped drawing in the last cycle (cut, they follow
+    within it)."""
 
     def __post_init__(self) -> None:
         self.setpoint_a = [0.0] * len(self.ev_max_a)
@@ -249,8 +252,7 @@ def test_the_balance_holds_cycle_after_cycle(
             site_alone = base_w - pv_w - min(physics.battery_w, 0.0)
             if site_alone <= limit_w:
                 assert import_w <= limit_w + 1.0, (k, import_w, limit_w)
-            if physics.battery_w > 1.0:
-                assert import_w >= -1.0, (k, import_w, physics.battery_w)
+            assert_no_discharge_into_the_grid(planner, physics, import_w, k)
         assert_no_needless_throttling(planner, physics, limit_w, len(ev_max))
 
 
@@ -264,6 +266,7 @@ def cycle(
         del readings[f"cp-{i}#1"]
     plan = planner.plan(readings, now)
     assert plan is not None
+    drawn = [physics.ev_a(i) for i in range(len(physics.ev_max_a))]
     results: dict[str, object] = {}
     for command in plan.commands:
         if command.index in silent:
@@ -273,6 +276,7 @@ def cycle(
         physics.setpoint_a[command.index] = command.current_a
         results[command.name] = AppliedLimit(command.current_a, 3, command.current_a == 0, now)
     planner.outcomes(plan, results, now, now)
+    physics.shed_w = sum(max(a - physics.ev_a(i), 0.0) for i, a in enumerate(drawn)) * 3 * VOLTAGE
     decision = planner.energy.decision
     if decision is not None and decision.battery_w is not None:
         physics.command_w = decision.battery_w
@@ -288,6 +292,9 @@ def cycle(
     ev_max=st.lists(st.sampled_from([10.0, 16.0, 32.0]), min_size=2, max_size=6),
     runs=st.lists(st.tuples(condition, st.integers(0, 63)), min_size=1, max_size=3),
 )
+# drawn at random in CI: EVs cut 8 -> 0 A under two silent chargers reserved at 32 A, the
+# discharge held to the limit while they follow (2.1 kW exported for that cycle)
+@example(ev_max=[10.0, 10.0, 10.0, 10.0, 10.0, 32.0], runs=[((10_905.0, 29_594.0, 20.0, 12.0), 48)])
 def test_chargers_that_stop_answering_never_make_the_battery_feed_the_grid(
     ev_max: list[float], runs: list[tuple[tuple[float, float, float, float], int]]
 ) -> None:
@@ -309,8 +316,30 @@ def test_chargers_that_stop_answering_never_make_the_battery_feed_the_grid(
         for k in range(30):
             import_w = cycle(planner, physics, now, silent)
             now += 1.0
-            if k > 0 and physics.battery_w > 1.0:
-                assert import_w >= -1.0, (k, import_w, physics.battery_w, sorted(silent))
+            if k > 0:
+                assert_no_discharge_into_the_grid(planner, physics, import_w, k, silent)
+
+
+def assert_no_discharge_into_the_grid(
+    planner: CyclePlanner,
+    physics: Physics,
+    import_w: float,
+    *context: object,
+) -> None:
+    """The battery never discharges while the site exports, but in the one case the design
+    chooses it (docs/control.md, `SiteEnergy._hold_discharge`: the limit first): a cycle in
+    which the discharge was held to keep the import within the limit should the EVs cut in
+    it not follow yet; they do here within the cycle, so the site exports at most what they
+    stopped drawing."""
+    if physics.battery_w <= 1.0 or import_w >= -1.0:
+        return
+    decision = planner.energy.decision
+    held = decision is not None and any(
+        "the EVs are told to draw less" in r for r in decision.reasons
+    )
+    found = (*context, import_w, physics.battery_w, physics.shed_w)
+    assert held, found
+    assert -import_w <= physics.shed_w + 1.0, found
 
 
 def assert_no_needless_throttling(
