@@ -145,6 +145,13 @@ def test_a_2_0_1_charger_follows_the_network_profiles_its_leader_gave_it(site: H
     a, b = site.gateways["a"], site.gateways["b"]
     site.ready()
     time.sleep(4)  # the profiles are set once the charger is attended; its lease checked
+    # a bequeaths cp-3's failsafe current only once it has seen cp-3 follow its limits
+    # (`succession.bequest`); before that b rightly reserves it at its maximum
+    wait_until_blocking(
+        lambda: a.api("GET", "chargers/cp-3")["connectors"][0]["status"] == "following",
+        "cp-3 to follow a's limits",
+        30,
+    )
     a.signal(signal.SIGTERM)
     asked = time.time()
     assert a.wait() == 0
