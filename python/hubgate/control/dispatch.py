@@ -17,7 +17,7 @@ from hubgate.config.model import SiteConfig
 from hubgate.control.authority import Authority, FencedError, fenced
 from hubgate.control.cycle import gather_by_deadline
 from hubgate.control.plan import CyclePlanner, Plan, SetpointCommand
-from hubgate.devices.model import AppliedLimit, Charger, HeldFallback, HeldLimit
+from hubgate.devices.model import AppliedLimit, Charger, HeldLimit
 
 Operation = Callable[[], Awaitable[object]]
 
@@ -75,8 +75,7 @@ class Dispatch:
             except Exception:
                 self.planner.failsafe_configured(command.index, ok=False)
                 raise
-            held = charger.held_fallback() if isinstance(charger, HeldFallback) else None
-            self.planner.failsafe_configured(command.index, ok=True, held=held)
+            self.planner.failsafe_configured(command.index, ok=True)
             if not self.authority.holds(epoch):
                 raise FencedError(f"epoch {epoch} is no longer held: not sent")
             return await charger.set_limit(command.current_a, command.phases)
