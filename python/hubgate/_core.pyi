@@ -809,9 +809,21 @@ class ConnectorPaths:
         cls, nodes: int, paths: Sequence[Sequence[int]], phases: Sequence[Sequence[int]]
     ) -> ConnectorPaths:
         """Per connector: its path of node indices (its own node first) in a tree of `nodes`
-        nodes, and its grid phases (0-2); raises `TopologyError` for a node or phase the
-        site does not have."""
+        nodes, and its grid phases (0-2), the one a one-phase setpoint draws on first; raises
+        `TopologyError` for a node or phase the site does not have."""
     def __len__(self) -> int: ...
+    def sum_setpoints(
+        self,
+        setpoint_a: Buffer | Sequence[float],
+        phases: Buffer | Sequence[int],
+        alone_on: Buffer | Sequence[int],
+    ) -> array[float]:
+        """Each connector's setpoint (`setpoint_a`) added up at every node on its path, on the
+        grid phases it is drawn on: `alone_on`'s phase where that is 0-2 (a one-phase EV at a
+        three-phase connector; -1: none), else its first phase when it is set on one phase
+        (`phases`), else all of its phases; three values per node. Raises
+        `AllocationInputError` for columns of the wrong length, `TopologyError` for a phase
+        past 2."""
     def sum_up(self, per_connector: Sequence[tuple[float, float, float]]) -> array[float]:
         """Each connector's (L1, L2, L3) currents added up at every node on its path, in
         connector order: three values per node. Raises `AllocationInputError` when there

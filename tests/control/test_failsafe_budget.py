@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from array import array
 
 import pytest
 
@@ -54,6 +55,25 @@ def test_every_node_on_the_path_and_only_the_phases_drawn_count() -> None:
     on = [THREE, (0,), (2,), THREE, THREE]
     paths = ConnectorPaths(2, [(1, 0), (1, 0), (1, 0), (0,), (0,)], on)
     assert _share(paths, room, holds=0b11111) == [6.0, 6.0, 0.0, 6.0, 0.0]
+
+
+def test_setpoints_count_on_the_phases_they_are_drawn_on() -> None:
+    """A three-phase connector wired L2L3L1 set on one phase draws on grid L2 (its L1); a
+    one-phase EV at a three-phase connector on its phase alone, whatever it is set on."""
+    paths = ConnectorPaths(2, [(1, 0), (1, 0), (0,)], [(1, 2, 0), (2,), THREE])
+    setpoints = array("d", [16.0, 10.0, 6.0])
+    assert list(paths.sum_setpoints(setpoints, [3, 1, 3], [-1, -1, -1])) == [
+        *(22.0, 22.0, 32.0),
+        *(16.0, 16.0, 26.0),
+    ]
+    assert list(paths.sum_setpoints(setpoints, array("B", [1, 1, 3]), array("b", [-1, -1, 0]))) == [
+        *(6.0, 16.0, 10.0),
+        *(0.0, 16.0, 10.0),
+    ]
+    with pytest.raises(TopologyError, match="no grid phase 3"):
+        paths.sum_setpoints(setpoints, [3, 1, 3], [-1, -1, 3])
+    with pytest.raises(AllocationInputError, match="phases: 2 values"):
+        paths.sum_setpoints(setpoints, [3, 1], [-1, -1, -1])
 
 
 def test_a_fixed_failsafe_counts_first_and_a_new_grant_needs_more_room() -> None:

@@ -198,6 +198,12 @@ async def test_the_latest_reading_is_made_again_only_when_something_changed(
             assert await charger.care.prepare(await server.session_of("CP16"))
             await charger.configure_failsafe(timeout_s=60.0, failsafe_current_a=6.0)
             await charger.set_limit(16.0, 3)
+            unmeasured = charger.latest()  # never measured: its values, stamped now
+            await trio.sleep(0.01)
+            again = charger.latest()
+            assert again.at > unmeasured.at
+            assert again.values == unmeasured.values == {Quantity.APPLIED_CURRENT_LIMIT: 16.0}
+            assert (again.state, again.state_at) == (None, None)
             samples = [{"value": "7.5", "measurand": "Current.Import", "unit": "A"}]
             values = call.MeterValues(
                 connector_id=1, meter_value=[{"timestamp": now_text(), "sampledValue": samples}]

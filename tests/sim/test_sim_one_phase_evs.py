@@ -89,6 +89,11 @@ def test_one_phase_evs_count_on_their_phase_and_use_the_connection(tmp_path: Pat
     assert len(early) == 3
     assert max(early) <= 50 / 3  # before they are seen on one phase: a third of 50 A each
     assert [r.ev_phase for r in loop.planner.connectors] == [0, 1, 0]
+    record = loop.decisions.recent(1)[0]  # what was commanded counts on those phases too
+    first, second, third = (d.setpoint_a for d in record.connectors)
+    assert record.grid is not None
+    assert min(first, second, third) > 0
+    assert record.grid.commanded_a == (first + third, second, 0.0)
     draws = [ev.draw_a for ev in sim.evs if ev is not None]
     assert draws == [25.0, 32.0, 25.0]  # L1 shared by two, L2 to the one there
     l1, l2, l3 = sim.currents[0:3]

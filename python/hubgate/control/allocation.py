@@ -212,6 +212,8 @@ class SiteAllocator:
             connectors,
             AllocSettings(**asdict(settings), voltage_v=grid.voltage_v),
         )
+        self.alone_on = array("b", [-1] * len(keys))
+        """Per connector: the grid phase its EV draws on alone (`set_ev_phase`), -1: none."""
 
     def node_index(self, node_id: str) -> int:
         """Position of `node_id` in `node_ids` (and in the base-load column / 3)."""
@@ -249,6 +251,7 @@ class SiteAllocator:
         (a one-phase EV), or on all three again (None): from the next cycle on it counts on
         that phase only. Raises `TopologyError` for a connector not built on three phases."""
         self._core.set_ev_phase(index, phase)
+        self.alone_on[index] = -1 if phase is None else phase
 
     def confirm_draw(self, index: int, drawn_a: float) -> None:
         """A reading taken after the connector's last decrease was in force shows it draws

@@ -71,11 +71,15 @@ class SiteModel:
     @cached_property
     def paths(self) -> ConnectorPaths:
         """Each connector's path up the tree (its node's ancestors) and the grid phases it
-        draws on, for the per-node sums in the Rust core."""
+        draws on (its L1's first: a one-phase setpoint's), for the per-node sums in the Rust
+        core."""
         return ConnectorPaths(
             len(self.node_ids),
             [self.ancestors[info.node] for info in self.connectors],
-            [(info.grid_phases[0],) if info.one_phase else (0, 1, 2) for info in self.connectors],
+            [
+                info.grid_phases[:1] if info.one_phase else info.grid_phases
+                for info in self.connectors
+            ],
         )
 
     def limit_target(self, node: int) -> str:

@@ -408,21 +408,12 @@ class _Metered:
 
 
 def _commanded(planner: CyclePlanner, result: CycleResult) -> list[Phases3]:
-    """Per node: the sum of the setpoints below it on each grid phase."""
-    model = planner.model
-    setpoints, phases = result.setpoint_a, result.phases
-    sums = [[0.0, 0.0, 0.0] for _ in model.node_ids]
-    for i, info in enumerate(model.connectors):
-        ev_phase = planner.connectors[i].ev_phase  # a one-phase EV seen at 3-phase one
-        on: tuple[int, ...] = (0, 1, 2)
-        if ev_phase is not None:
-            on = (ev_phase,)
-        elif info.one_phase or phases[i] == 1:
-            on = (info.grid_phases[0],)
-        for node in model.ancestors[info.node]:
-            for p in on:
-                sums[node][p] += setpoints[i]
-    return [(s[0], s[1], s[2]) for s in sums]
+    """Per node: the sum of the setpoints below it on each grid phase (a one-phase EV at a
+    three-phase connector on its phase alone; the Rust core's `ConnectorPaths.sum_setpoints`)."""
+    sums = planner.model.paths.sum_setpoints(
+        result.setpoint_a, result.phases, planner.allocator.alone_on
+    )
+    return [(sums[n], sums[n + 1], sums[n + 2]) for n in range(0, len(sums), 3)]
 
 
 _POWER = Quantity.POWER_TOTAL

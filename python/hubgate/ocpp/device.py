@@ -319,7 +319,9 @@ class OcppCharger:
     def latest(self) -> Reading:
         """The connector's latest reported values, at once; raises when the station is
         offline. The same `Reading` until the station reports something new (or another
-        limit is in force): the loop asks every cycle, stations report every few seconds."""
+        limit is in force): the loop asks every cycle, stations report every few seconds.
+        One never measured has its values and state from its status alone, stamped now:
+        they are made again only when its status or limit changes."""
         self._session()
         connector = self.station.connector(self.connector_id)
         m = connector.measurement
@@ -335,10 +337,11 @@ class OcppCharger:
         )
         known = self._latest
         if known is not None and all(a is b for a, b in zip(known[0], made_of, strict=True)):
+            if connector.measured_at is None:  # (its state changed before now, if at all)
+                return Reading(trio.current_time(), known[1].values, known[1].state)
             return known[1]
         reading = self._reading(connector, last)
-        if connector.measured_at is not None:  # (else stamped now: new every time)
-            self._latest = (made_of, reading)
+        self._latest = (made_of, reading)
         return reading
 
     def _reading(self, connector: ConnectorState, last: Setpoint | None) -> Reading:

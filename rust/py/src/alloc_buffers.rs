@@ -34,6 +34,32 @@ pub(crate) fn read_flags(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<
     Ok(())
 }
 
+/// Copies a uint8 buffer (bytes, `array('B')`) or a sequence of ints 0-255 into `out`.
+pub(crate) fn read_u8(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
+    if let Ok(buffer) = PyBuffer::<u8>::get(obj) {
+        out.resize(buffer.item_count(), 0);
+        return buffer.copy_to_slice(obj.py(), out);
+    }
+    out.clear();
+    for item in obj.try_iter()? {
+        out.push(item?.extract::<u8>()?);
+    }
+    Ok(())
+}
+
+/// Copies an int8 buffer (`array('b')`) or a sequence of ints -128-127 into `out`.
+pub(crate) fn read_i8(obj: &Bound<'_, PyAny>, out: &mut Vec<i8>) -> PyResult<()> {
+    if let Ok(buffer) = PyBuffer::<i8>::get(obj) {
+        out.resize(buffer.item_count(), 0);
+        return buffer.copy_to_slice(obj.py(), out);
+    }
+    out.clear();
+    for item in obj.try_iter()? {
+        out.push(item?.extract::<i8>()?);
+    }
+    Ok(())
+}
+
 static ARRAY: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// A new `array.array` of `typecode` holding `bytes` (native byte order).

@@ -5,7 +5,7 @@ use hubgate_core::failsafe::{share, Seats};
 use hubgate_core::paths::{ConnectorPaths as CorePaths, PHASES};
 use pyo3::prelude::*;
 
-use crate::alloc_buffers::{bytes_of, read_f64, read_flags, to_array};
+use crate::alloc_buffers::{bytes_of, read_f64, read_flags, read_i8, read_u8, to_array};
 use crate::errors::CoreError;
 use crate::ints::TreeInt;
 
@@ -53,6 +53,30 @@ impl ConnectorPaths {
         let mut per_node = vec![0.0; PHASES * self.core.nodes()];
         self.core
             .sum_up(&values, &mut per_node)
+            .map_err(CoreError::from)?;
+        to_array(py, "d", &bytes_of(&per_node, f64::to_ne_bytes))
+    }
+
+    /// Each connector's setpoint (`setpoint_a`) added up at every node on its path, on the
+    /// grid phases it is drawn on: `alone_on`'s phase where that is 0-2 (a one-phase EV at a
+    /// three-phase connector; -1: none), else its first phase when it is set on one phase
+    /// (`phases`), else all of its phases; three values per node. Raises
+    /// `AllocationInputError` for columns of the wrong length, `TopologyError` for a phase
+    /// past 2.
+    fn sum_setpoints<'py>(
+        &self,
+        py: Python<'py>,
+        setpoint_a: &Bound<'py, PyAny>,
+        phases: &Bound<'py, PyAny>,
+        alone_on: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (mut amps, mut set_on, mut alone) = (vec![], vec![], vec![]);
+        read_f64(setpoint_a, &mut amps)?;
+        read_u8(phases, &mut set_on)?;
+        read_i8(alone_on, &mut alone)?;
+        let mut per_node = vec![0.0; PHASES * self.core.nodes()];
+        self.core
+            .sum_setpoints(&amps, &set_on, &alone, &mut per_node)
             .map_err(CoreError::from)?;
         to_array(py, "d", &bytes_of(&per_node, f64::to_ne_bytes))
     }
