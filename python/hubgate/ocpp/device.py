@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -176,7 +177,7 @@ class OcppCharger:
             return None
         made_of = (tx, tx.id_token, tx.stopped, tx.stop_reason)
         known = self._transaction
-        if known is not None and all(a is b for a, b in zip(known[0], made_of, strict=True)):
+        if known is not None and _same(known[0], made_of):
             return known[1]
         reported = ChargingTransaction(
             tx.transaction_id, tx.id_token, tx.stopped is not None, tx.stop_reason
@@ -250,6 +251,7 @@ class OcppCharger:
     def _current_lease(self) -> ProfileLease:
         """The lease of the current connection, with what is known of the charger."""
         session = self._session()
+        capabilities = self.care.capabilities
         if self.shares_station_limit:
             lease = self.care.shared_lease(session, self.settings)
         else:
@@ -258,7 +260,7 @@ class OcppCharger:
                 session,
                 connector_id=self._lease_connector,
                 settings=self.settings,
-                capabilities=self.care.capabilities,
+                capabilities=capabilities,
             )
             assert found is not None, "the session is open"
             lease = found
@@ -269,7 +271,6 @@ class OcppCharger:
             if lease.session is not self._leased_on or not self._distrusted:
                 self._verify_at = None
             self._lease, self._leased_on = lease, lease.session
-        capabilities = self.care.capabilities
         if self.dc is not None:  # its limits are DC power, whatever else it takes
             capabilities = self._in_watts(capabilities)
         lease.capabilities = capabilities
@@ -336,7 +337,7 @@ class OcppCharger:
             last,
         )
         known = self._latest
-        if known is not None and all(a is b for a, b in zip(known[0], made_of, strict=True)):
+        if known is not None and _same(known[0], made_of):
             if connector.measured_at is None:  # (its state changed before now, if at all)
                 return Reading(trio.current_time(), known[1].values, known[1].state)
             return known[1]
@@ -686,6 +687,11 @@ def _dc_currents(
         return (None, None, None)
     amperes = dc.ac_current_a(max(power, 0.0), voltage_v)
     return (amperes, amperes, amperes)
+
+
+def _same(known: tuple[object, ...], now: tuple[object, ...]) -> bool:
+    """Whether two tuples of the same length hold the same objects (`is`, not `==`)."""
+    return all(map(operator.is_, known, now))
 
 
 def _phases(phases: int) -> Literal[1, 3]:

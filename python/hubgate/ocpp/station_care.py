@@ -147,14 +147,18 @@ class StationCare:
         clock and validTo behaviour seen, corrected by the site file; a clock counted off
         stays off until it is well within the tolerance (`Capabilities.clock_was_off`)."""
         seen = self.station.clock.offset_s
-        made_of = (self.reported, self.stored, self.honours_valid_to, self.override)
         known = self._capabilities
-        if (
-            known is not None
-            and known[1] == seen  # (a new sample of the same offset changes nothing)
-            and all(a is b for a, b in zip(known[0], made_of, strict=True))
-        ):
-            return known[2]  # (read for every limit sent: made again only when one changed)
+        if known is not None:  # (read for every limit: made again only when one changed)
+            reported, stored, honours, override = known[0]
+            if (
+                known[1] == seen  # (a new sample of the same offset changes nothing)
+                and reported is self.reported
+                and stored is self.stored
+                and honours is self.honours_valid_to
+                and override is self.override
+            ):
+                return known[2]
+        made_of = (self.reported, self.stored, self.honours_valid_to, self.override)
         base = self.reported or self.stored or Capabilities()
         clock = base.clock_offset_s if self.reported is not None else None
         honours = self.honours_valid_to
