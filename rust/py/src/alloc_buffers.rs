@@ -2,20 +2,29 @@
 //! (`array.array`, `memoryview`, numpy) or a sequence, copied into reusable
 //! vectors; results handed back as `array.array`.
 
-use pyo3::buffer::PyBuffer;
+use pyo3::buffer::{Element, PyBuffer};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyType};
 
 /// Copies a float64 buffer or a sequence of numbers into `out`.
 pub(crate) fn read_f64(obj: &Bound<'_, PyAny>, out: &mut Vec<f64>) -> PyResult<()> {
-    if let Ok(buffer) = PyBuffer::<f64>::get(obj) {
-        out.resize(buffer.item_count(), 0.0);
+    read_column(obj, out)
+}
+
+/// Copies a buffer of `T` (float64, uint8, int8: `array('d')`, `array('B')`, `array('b')`)
+/// or a sequence of numbers that fit `T` into `out`.
+pub(crate) fn read_column<T>(obj: &Bound<'_, PyAny>, out: &mut Vec<T>) -> PyResult<()>
+where
+    T: Element + Copy + Default + for<'a, 'py> FromPyObject<'a, 'py, Error = PyErr>,
+{
+    if let Ok(buffer) = PyBuffer::<T>::get(obj) {
+        out.resize(buffer.item_count(), T::default());
         return buffer.copy_to_slice(obj.py(), out);
     }
     out.clear();
     for item in obj.try_iter()? {
-        out.push(item?.extract::<f64>()?);
+        out.push(item?.extract::<T>()?);
     }
     Ok(())
 }
@@ -30,32 +39,6 @@ pub(crate) fn read_flags(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<
     out.clear();
     for item in obj.try_iter()? {
         out.push(u8::from(item?.is_truthy()?));
-    }
-    Ok(())
-}
-
-/// Copies a uint8 buffer (bytes, `array('B')`) or a sequence of ints 0-255 into `out`.
-pub(crate) fn read_u8(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
-    if let Ok(buffer) = PyBuffer::<u8>::get(obj) {
-        out.resize(buffer.item_count(), 0);
-        return buffer.copy_to_slice(obj.py(), out);
-    }
-    out.clear();
-    for item in obj.try_iter()? {
-        out.push(item?.extract::<u8>()?);
-    }
-    Ok(())
-}
-
-/// Copies an int8 buffer (`array('b')`) or a sequence of ints -128-127 into `out`.
-pub(crate) fn read_i8(obj: &Bound<'_, PyAny>, out: &mut Vec<i8>) -> PyResult<()> {
-    if let Ok(buffer) = PyBuffer::<i8>::get(obj) {
-        out.resize(buffer.item_count(), 0);
-        return buffer.copy_to_slice(obj.py(), out);
-    }
-    out.clear();
-    for item in obj.try_iter()? {
-        out.push(item?.extract::<i8>()?);
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use hubgate_core::failsafe::{share, Seats};
 use hubgate_core::paths::{ConnectorPaths as CorePaths, PHASES};
 use pyo3::prelude::*;
 
-use crate::alloc_buffers::{bytes_of, read_f64, read_flags, read_i8, read_u8, to_array};
+use crate::alloc_buffers::{bytes_of, read_column, read_f64, read_flags, to_array};
 use crate::errors::CoreError;
 use crate::ints::TreeInt;
 
@@ -72,8 +72,8 @@ impl ConnectorPaths {
     ) -> PyResult<Bound<'py, PyAny>> {
         let (mut amps, mut set_on, mut alone) = (vec![], vec![], vec![]);
         read_f64(setpoint_a, &mut amps)?;
-        read_u8(phases, &mut set_on)?;
-        read_i8(alone_on, &mut alone)?;
+        read_column::<u8>(phases, &mut set_on)?;
+        read_column::<i8>(alone_on, &mut alone)?;
         let mut per_node = vec![0.0; PHASES * self.core.nodes()];
         self.core
             .sum_setpoints(&amps, &set_on, &alone, &mut per_node)
