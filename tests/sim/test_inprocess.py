@@ -196,3 +196,52 @@ def test_an_idle_dc_station_under_its_minimum_starts_no_session(
     assert runs["hubgate"].recorder.summary().energy_delivered_kwh > 0
     assert not runs["naive"].slot_charger[slot].in_session(slot)
     assert runs["naive"].recorder.summary().energy_delivered_kwh == 0
+
+
+DC_ROTATE_S = 20.0
+DC_TRIO = "".join(
+    f"""
+[[chargers]]
+id = "dc-{n}"
+node = "sub"
+ocpp = {{ identity = "DC-{n}" }}
+[[chargers.connectors]]
+id = 1
+dc = {{ max_power_kw = 50, min_power_kw = 5, hold_minimum = true }}
+"""
+    for n in (1, 2, 3)
+)
+
+
+def test_an_ev_at_an_idle_dc_station_that_yielded_its_hold_starts_at_its_turn(
+    write_scenario: Callable[..., Path], site_text: str, scenario_text: str
+) -> None:
+    """Two AC EVs want more than the 63 A feeder gives them: of its three idle DC stations
+    (`dc-min-power`: offered less than their minimum, Unavailable, no session) one at a time
+    keeps its minimum, in turns of `hold_rotate_s` (control/dc_holds.py). An EV arriving at
+    the third waits for its turn, then starts: within (3 - 1) x `hold_rotate_s`."""
+    scenario = scenario_text.replace("initial_occupancy = 1.0", "initial_occupancy = 0.0")
+    extra = "\n[personalities]\n" + "".join(f'"dc-{n}" = "dc-min-power"\n' for n in (1, 2, 3))
+    site = f"{site_text}{DC_TRIO}\n[control]\nhold_rotate_s = {DC_ROTATE_S}\n"
+    sim = Simulation(load_scenario(write_scenario(extra, scenario=scenario, site=site)))
+    slots = {w.charger: i for i, w in enumerate(sim.tree.connectors)}
+    for slot, w in enumerate(sim.tree.connectors):
+        if w.charger == "cp-rot":
+            sim.plug_in(slot, 0.0)
+    arrives_s, dc3 = 10.0, slots["dc-3"]
+    started: list[float] = []
+
+    def step(sim: Simulation) -> None:
+        if sim.now == arrives_s:
+            sim.plug_in(dc3, sim.now)
+        if not started and sim.slot_charger[dc3].in_session(dc3):
+            started.append(sim.now)
+
+    trio.run(
+        lambda: run_hubgate(sim, 80, step),
+        clock=trio.testing.MockClock(autojump_threshold=0),
+    )
+    assert started, "the EV at dc-3 never started"
+    # dc-1's turn, then dc-2's: then dc-3's, a cycle after dc-2's hold was seen taken back
+    assert 2 * DC_ROTATE_S < started[0] <= arrives_s + 2 * DC_ROTATE_S + 2
+    assert sim.recorder.summary().violations == ()

@@ -565,6 +565,11 @@ class Control(Strict):
     lease_s: Seconds = Field(
         default=60.0, description="Device-side lease: Modbus watchdog and OCPP profile validTo"
     )
+    hold_rotate_s: Seconds = Field(
+        default=60.0,
+        description="While a limit binds, the one idle DC connector under it that keeps its "
+        "minimum (hold_minimum) changes this often; the others yield to the EVs",
+    )
 
 
 def _dc_connector(connector: object, voltage_v: float) -> object:

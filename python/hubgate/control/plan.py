@@ -70,6 +70,7 @@ from hubgate.control.connector_runtime import (
     rise_to,
 )
 from hubgate.control.cycle import LoopTiming
+from hubgate.control.dc_holds import HoldRotation
 from hubgate.control.deadlines import hold_back
 from hubgate.control.decisions import Phases3
 from hubgate.control.demand import DemandState
@@ -208,6 +209,15 @@ class CyclePlanner:
         self.failsafes = FailsafeShare(self.model, control.failsafe_current_a, fixed_failsafe)
         """The failsafe current each connector is to be configured with (`failsafe_a`)."""
         self.last_inputs: CycleInputs | None = None
+        self.holds = (
+            HoldRotation(
+                [self.model.ancestors[info.node] for info in self.model.connectors],
+                control.hold_rotate_s,
+            )
+            if any(info.hold_minimum for info in self.model.connectors)
+            else None
+        )
+        """Which idle DC holds yield to EVs while a limit binds (None: the site has none)."""
 
     @property
     def failsafe_a(self) -> Sequence[float]:
@@ -338,6 +348,9 @@ class CyclePlanner:
         failsafe = self.site.control.failsafe_current_a
         notes: list[str] = []
         decided = None if self.last_result is None else self.last_result.setpoint_a
+        rotation = self.holds
+        idle: list[int] = []  # idle DC holds and EVs wanting current, when the site has holds
+        asking: list[int] = []
         for i, (info, runtime) in enumerate(zip(model.connectors, self.connectors, strict=True)):
             reading = runtime.reading
             session[i] = reading is not None and reading.state in WANTING_STATES
@@ -374,6 +387,8 @@ class CyclePlanner:
                 unknowns[-1] = rise_to(allowance, falling, runtime.draw, phases)
                 wanting[i] = True
                 ev_max[i] = runtime.ev_limit_a
+                if rotation is not None:
+                    asking.append(i)
                 continue
             wants = reading.state in WANTING_STATES or (reading.state is None and drawn > 1.0)
             if not wants:
@@ -412,6 +427,17 @@ class CyclePlanner:
             ev_max[i] = min(runtime.ev_estimate(wants, drawn, now), told_a)
             if not wants and info.hold_minimum:  # idle, offered its minimum: no more
                 ev_max[i] = info.min_current_a
+            if rotation is not None and wants:
+                asking.append(i)
+            elif rotation is not None and info.hold_minimum:
+                idle.append(i)
+        if rotation is not None and (
+            yielding := rotation.yielding(now, idle, asking, self.last_result)
+        ):
+            for i in yielding:
+                wanting[i] = False
+                self.connectors[i].held_a = None  # its hold comes back at its turn, at once
+            notes.append(f"{len(yielding)} idle DC holds yield to EVs under a binding limit")
         measured: dict[int, Phases3] = {}
         share: dict[int, float] = {}
         unread: set[int] = set()  # trusted, but not read this cycle
