@@ -248,6 +248,58 @@ async def test_a_failsafe_in_place_is_read_not_written_again(
                 assert driver.failsafe.timeout_s == pytest.approx(TIMEOUT_S + 10)
 
 
+TRAFFIC_FED = sorted(
+    n
+    for n in WITH_FAILSAFE
+    if (beat := PROFILES[n].failsafe.heartbeat) is not None and beat.style is HeartbeatStyle.TRAFFIC
+)
+
+
+@pytest.mark.parametrize("name", TRAFFIC_FED)
+async def test_a_traffic_fed_watchdog_is_fed_by_the_cycles_reads(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A device whose watchdog any request feeds (ABB's "any operation, e.g. a read"): while
+    the control cycle's reads are answered, its heartbeat sends no request of its own and the
+    watchdog stays fed; half a heartbeat period without a read answered, it sends one."""
+    profile = PROFILES[name]
+    beat = profile.failsafe.heartbeat
+    assert beat is not None
+    failsafe = profile.failsafe.model_copy(
+        update={"heartbeat": beat.model_copy(update={"period_s": 0.4})}
+    )
+    profile = profile.model_copy(update={"failsafe": failsafe})
+    with trio.fail_after(20):
+        async with rig(profile) as r:
+            driver = charger(r)
+            await driver.configure_failsafe(TIMEOUT_S, FAILSAFE_A)
+            await driver.set_limit(a_current(profile), 3)
+            settings = driver.failsafe
+            assert settings is not None
+            assert settings.timeout_s is not None
+            period = driver.heartbeat_period_s
+            assert period == pytest.approx(0.4)
+            sent: list[Request] = []  # every request but reads of plans: the heartbeats
+            master = driver.link.master
+            send = master.request
+
+            async def counted(unit: int, request: Request, **kwargs: float | None) -> Response:
+                sent.append(request)
+                return await send(unit, request, **kwargs)  # type: ignore[arg-type]
+
+            monkeypatch.setattr(master, "request", counted)
+            for _ in range(math.ceil(3 * settings.timeout_s / period)):  # three timeouts long
+                r.clock.advance(period)
+                await driver.read()  # the cycle's read
+                await driver.heartbeat()
+                r.sim.poll()
+                assert not r.sim.failsafe_active
+            assert sent == []
+            await trio.sleep(period / 2)  # no read answered for half a period
+            await driver.heartbeat()
+            assert len(sent) == 1
+
+
 @pytest.mark.parametrize("name", sorted(set(CHARGERS) - set(WITH_FAILSAFE)))
 async def test_no_failsafe_means_no_heartbeat_but_a_keep_alive(name: str) -> None:
     keep_alive = PROFILES[name].failsafe.heartbeat

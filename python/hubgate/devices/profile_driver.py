@@ -274,6 +274,8 @@ class ProfileCharger(ProfileDevice):
         self._commands = trio.Lock()
         """One command sequence at a time: a heartbeat never re-writes a stale setpoint."""
         self._beats = 0
+        self._read_at = -math.inf
+        """When a read it answered began (the cycle's): a traffic heartbeat is fed by it."""
         self._read_back: tuple[list[str], ReadPlan | None] | None = None
         self.failsafe: FailsafeSettings | None = None
         """What `configure_failsafe` read back (None before it ran, or without failsafe)."""
@@ -284,6 +286,7 @@ class ProfileCharger(ProfileDevice):
         """`ProfileDevice.reading`, with the phase currents of a charger that measures
         none derived from its power (a DC connector's: `DcConnector.ac_current_a`)."""
         reading = super().reading(quantities, decoded, at)
+        self._read_at = max(self._read_at, at)
         if not self._derives_currents:
             return reading
         values = reading.values
@@ -610,7 +613,11 @@ class ProfileCharger(ProfileDevice):
             if seconds is None:  # not configured yet and no documented default: nothing to feed
                 return
             await self.write_value(await self.resolve("timeout", timeout), seconds, multiple=False)
-        else:
+        else:  # traffic: any request it answers feeds it, the control cycle's reads among them
+            period_s = self.heartbeat_period_s
+            assert period_s is not None
+            if trio.current_time() - self._read_at < period_s / 2:
+                return  # a read answered within half a period: no request of its own
             _, plan = await self.plan()
             await self.link.request(plan.requests[0])
 
