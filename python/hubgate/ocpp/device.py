@@ -18,7 +18,7 @@ out. Beyond what the charger says (`station_care`):
   intervals is asked for new ones (TriggerMessage MeterValues), at most once an interval.
 - **Verify, then trust.** Shortly after the first lease of each connection, and every
   `LeaseSettings.verify_every_s`, the composite schedule is read back (`ProfileLease.verify`,
-  from `upkeep`, which the station's own task runs every second). A
+  from `upkeep`, which the station's own task runs when it is due). A
   charger that schedules more than it was sent, refuses every profile purpose, can
   hold no lease, or draws more than its limit for `overdraw_for_s` once the EV had
   `settle_s` to follow (`LeaseSettings`) (go-e accepts profiles and ignores them,
@@ -132,7 +132,7 @@ class OcppCharger:
         self.connector_id = connector_id
         self.settings = settings or LeaseSettings()
         self.care = care or StationCare(station)
-        self.care.upkeep.append(self.upkeep)
+        self.care.kept.append(self)
         self.voltage_v = voltage_v
         """Nominal phase voltage, where the charger reports none."""
         self.dc = dc
@@ -610,6 +610,15 @@ class OcppCharger:
         """Whether `lease`'s last limit has run out (a renewal came late)."""
         return trio.current_time() > lease.planner.sent_at + self.settings.lease_s
 
+    def upkeep_due(self, now: float) -> bool:
+        """Whether `upkeep` has something to do now: a verification due or stale values
+        to ask for (checked every second by `station_care.UpkeepTicks`, which wakes the
+        station's task only then)."""
+        lease = self._lease
+        if lease is None or lease.session is not self.station.session:
+            return False  # no limit sent on this connection yet
+        return (self._verify_at is not None and now >= self._verify_at) or self._stale(now)
+
     async def upkeep(self) -> None:
         """Verify the lease when due and ask for stale values; run by the station's own
         task (`StationCare.attend`) while it is connected, so a slow check never holds
@@ -646,15 +655,19 @@ class OcppCharger:
         if self._distrusted:  # the same answer is likely: back off
             self._verify_at = now + self.settings.recheck_after_s(self._distrusted)
 
-    async def _ask_if_stale(self, now: float) -> None:
-        """TriggerMessage(MeterValues) for a charging connector with old values."""
+    def _stale(self, now: float) -> bool:
+        """A charging connector with old values, not asked for new ones this interval."""
         connector = self.station.connector(self.connector_id)
         if connector.transaction is None and iec_state(connector) not in (IecState.C, IecState.D):
-            return
+            return False
         measured_at = connector.measured_at
         if measured_at is not None and now - measured_at <= self.stale_after_s:
-            return
-        if now - self._triggered_at < self._sample_interval_s:
+            return False
+        return now - self._triggered_at >= self._sample_interval_s
+
+    async def _ask_if_stale(self, now: float) -> None:
+        """TriggerMessage(MeterValues) for a charging connector with old values."""
+        if not self._stale(now):
             return
         self._triggered_at = now
         try:

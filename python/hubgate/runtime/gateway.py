@@ -62,7 +62,7 @@ from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import Station, StationRegistry
 from hubgate.ocpp.server import Attend, OcppListener
 from hubgate.ocpp.session import OcppSession
-from hubgate.ocpp.station_care import attendant
+from hubgate.ocpp.station_care import UpkeepTicks, attendant
 from hubgate.records.events import EventLog
 from hubgate.records.store import RecordStore, retention_of
 from hubgate.runtime.gc_tuning import keep_heap_trimmed
@@ -365,7 +365,8 @@ async def open_gateway(
                     ),
                 ),
             }
-            gateway.attend = attendant(cares.values())
+            ticks = UpkeepTicks()
+            gateway.attend = attendant(cares.values(), ticks)
             gateway.policy = CsmsPolicy(tokens=tokens)
             if leadership is None:
                 servers["ocpp"] = OcppListener(
@@ -392,6 +393,7 @@ async def open_gateway(
                     name,
                     partial(_serve_reporting, name, server, gateway.ports, ready[name], failed),
                 )
+            supervisor.start("station-upkeep", ticks.run)
             if site.mqtt is not None:
                 supervisor.start(
                     "mqtt", partial(_publish_snapshots, hub, TelemetryPublisher(site.mqtt))
