@@ -75,11 +75,12 @@ def register_demo(demo: argparse.ArgumentParser) -> None:
 
 def status_line(gateway: Gateway) -> str:
     """Cycle count and time, the grid's current against the limit in force (or why there
-    is no current reading), connectors charging, devices reachable."""
-    state = gateway.loop.hub.latest
-    if state is None:
+    is no current reading), connectors charging, devices reachable (`Snapshot.status`: the
+    published state is not built for it)."""
+    status = gateway.loop.snapshot.status()
+    if status is None:
         return "no control cycle yet"
-    grid = state.node("grid")
+    grid = status.grid
     fresh = grid.measured_a is not None and grid.meter_health in (None, "fresh", "recovering")
     if fresh and grid.measured_a is not None:
         used = grid.measured_a
@@ -95,15 +96,14 @@ def status_line(gateway: Gateway) -> str:
     limit = ""
     if grid.limit_a is not None:
         limit = f" of {min(grid.limit_a):.0f} A ({grid.power_limit_kw or 0:.0f} kW, {grid.limit_source})"
-    reachable = sum(1 for d in state.devices if d.reachable)
-    charging = sum(1 for c in state.connectors if c.setpoint_a > 0)
     role = ""
     if gateway.leadership is not None:
         epoch = gateway.loop.epoch
         role = "standby, " if epoch is None else f"leader (epoch {epoch}), "
     return (
-        f"{role}cycle {state.cycle}: {state.cycle_time_ms or 0:.0f} ms, {current}{limit}, "
-        f"{charging} connectors charging, {reachable}/{len(state.devices)} devices reachable"
+        f"{role}cycle {status.cycle}: {status.cycle_time_ms:.0f} ms, {current}{limit}, "
+        f"{status.charging} connectors charging, {status.reachable}/{status.devices} devices"
+        " reachable"
     )
 
 

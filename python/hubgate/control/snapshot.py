@@ -126,6 +126,8 @@ class Snapshot:
         """When the session records last sampled the connectors (the loop's clock)."""
         self._marks: list[tuple[str, ChargingTransaction | None]] = []
         """What the session records last saw of each connector (`_session_marks`)."""
+        self._published: tuple[int, CycleResult, float] | None = None
+        """The last published cycle, its result and duration (`status`)."""
 
     def record(self, cycle: int, now: float, plan: Plan) -> None:
         """Append the cycle's decision record (with the grid connection's sample)."""
@@ -181,6 +183,7 @@ class Snapshot:
                 samples = [self._sample(i, d, now) for i, d in enumerate(result.decisions())]
                 self.sessions.observe(samples, transactions, self._wall)
                 self._sessions_at, self._marks = now, marks
+        self._published = (cycle, result, duration_s)
         self.hub.publish(
             partial(
                 self._site_state,
@@ -207,44 +210,7 @@ class Snapshot:
         """The state `publish` published, as the loop knows it now (built on the first read:
         the readings may be a cycle newer than the setpoints, reasons and limits)."""
         planner = self.planner
-        model = planner.model
-        nodes = []
-        for n, node_id in enumerate(model.node_ids):
-            limit = self._limits[n]
-            meter = self._measured.get(n)
-            parent = model.parents[n]
-            nodes.append(
-                trusted(
-                    NodeState,
-                    id=node_id,
-                    kind=model.node_kinds[n],
-                    parent=None if parent is None else model.node_ids[parent],
-                    measured_a=None if meter is None else meter.currents,
-                    measured_age_s=None if meter is None else meter.age_s,
-                    commanded_a=self._commanded[n],
-                    limit_a=None if limit.unlimited else limit.phase_a,
-                    power_limit_kw=None if limit.unlimited else limit.power_kw,
-                    limit_source=None if limit.unlimited else limit.source,
-                    limit_expires_at=self._wall_time(limit.expires_at),
-                    limit_sources=tuple(
-                        b.source for b in limit.bounds if b.source not in (CAP, PEAK_TARGET)
-                    ),
-                    limit_bounds=tuple(
-                        trusted(
-                            LimitBoundView,
-                            source=b.source,
-                            phase_a=b.phase_a,
-                            power_kw=b.power_kw,
-                            expires_at=self._wall_time(b.expires_at),
-                            origin=b.origin,
-                        )
-                        for b in limit.bounds
-                        if b.phase_a is not None or b.power_kw is not None
-                    ),
-                    budget_share=1.0 if meter is None else meter.share,
-                    meter_health=None if meter is None else meter.health,
-                )
-            )
+        nodes = [self._node_state(n) for n in range(len(planner.model.node_ids))]
         devices = [
             self._device_state(name, ok, now) for name, ok in planner.devices.answered.items()
         ]
@@ -260,6 +226,61 @@ class Snapshot:
             events=events,
             energy=energy,
             demand=_demand(planner.horizon.demand_view(now)),
+        )
+
+    def _node_state(self, n: int) -> NodeState:
+        """The node at `n` after the last recorded cycle."""
+        model = self.planner.model
+        limit = self._limits[n]
+        meter = self._measured.get(n)
+        parent = model.parents[n]
+        return trusted(
+            NodeState,
+            id=model.node_ids[n],
+            kind=model.node_kinds[n],
+            parent=None if parent is None else model.node_ids[parent],
+            measured_a=None if meter is None else meter.currents,
+            measured_age_s=None if meter is None else meter.age_s,
+            commanded_a=self._commanded[n],
+            limit_a=None if limit.unlimited else limit.phase_a,
+            power_limit_kw=None if limit.unlimited else limit.power_kw,
+            limit_source=None if limit.unlimited else limit.source,
+            limit_expires_at=self._wall_time(limit.expires_at),
+            limit_sources=tuple(
+                b.source for b in limit.bounds if b.source not in (CAP, PEAK_TARGET)
+            ),
+            limit_bounds=tuple(
+                trusted(
+                    LimitBoundView,
+                    source=b.source,
+                    phase_a=b.phase_a,
+                    power_kw=b.power_kw,
+                    expires_at=self._wall_time(b.expires_at),
+                    origin=b.origin,
+                )
+                for b in limit.bounds
+                if b.phase_a is not None or b.power_kw is not None
+            ),
+            budget_share=1.0 if meter is None else meter.share,
+            meter_health=None if meter is None else meter.health,
+        )
+
+    def status(self) -> SiteStatus | None:
+        """The last published cycle in brief, None before the first: its grid node, how
+        many connectors have a setpoint and devices answered, without the whole
+        `SiteState` (about 10 ms on the 200-connector depot)."""
+        published = self._published
+        if published is None:
+            return None
+        cycle, result, duration_s = published
+        answered = self.planner.devices.answered.values()
+        return SiteStatus(
+            cycle=cycle,
+            cycle_time_ms=duration_s * 1000,
+            grid=self._node_state(0),
+            charging=sum(1 for a in result.setpoint_a if a > 0),
+            reachable=sum(answered),
+            devices=len(answered),
         )
 
     def _sample(self, i: int, decision: ConnectorDecision, now: float) -> _Sample:
@@ -397,6 +418,20 @@ class Snapshot:
             messages_per_min=None if messages is None else messages.per_minute(now),
             device_failsafe=self._failsafes.get(name),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SiteStatus:
+    """The last published cycle in brief (`Snapshot.status`)."""
+
+    cycle: int
+    cycle_time_ms: float
+    grid: NodeState
+    charging: int
+    """Connectors with a setpoint above 0 A."""
+    reachable: int
+    """Devices that answered in the cycle, of `devices`."""
+    devices: int
 
 
 @dataclass(frozen=True, slots=True)
