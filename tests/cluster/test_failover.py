@@ -1,8 +1,9 @@
 """Failover end to end: three nats-server processes, two `hubgate run` processes,
 `hubgate sim --serve` (OCPP stations dialling both gateways, Modbus chargers with
 watchdogs), all real. Each test checks the safety recorder (no limit violated) and the
-simulator's log of every command with its sender (one writer at a time: once the new
-leader has commanded, nothing more from the old one).
+simulator's log of every command with its sender, each given the epoch its sender held
+when it arrived (one writer at a time: once the new leader has commanded, nothing more
+from the old one, by process and by epoch).
 
 A site takes ~10 s to start, so scenarios that leave a site in a state another starts
 from run one after the other on it: a hung leader that resumes, then the new leader
@@ -26,6 +27,8 @@ from tests.support.ha_harness import (
     LEASE_S,
     Gateway,
     HaSite,
+    epochs_in_turn,
+    one_epoch_at_a_time,
     turns,
     writers_in_turn,
 )
@@ -67,10 +70,12 @@ def test_a_hung_leader_steps_down_when_it_resumes_and_a_killed_one_is_replaced(
     b.signal(signal.SIGKILL)
     killed = time.time()
     site.wait_for_commands(a.pids[0], since=killed)
-    writes = site.writes()  # b is dead: nothing more can come from it
+    writes = site.commands()  # b is dead: nothing more can come from it
     summary = site.finish()
     assert summary["violations"] == []
     assert writers_in_turn(writes) == [a.pids[0], b.pids[0], a.pids[0]], turns(writes)
+    assert one_epoch_at_a_time(writes), turns(writes)
+    assert epochs_in_turn(writes)[-2:] == [b_epoch, a.epochs()[-1]], turns(writes)
     first_again = min(w["at"] for w in writes if w["pid"] == a.pids[0] and w["at"] >= killed)
     assert first_again - killed >= TAKEOVER_AFTER_KILL_S
     assert a.epochs()[-1] > b_epoch
@@ -86,10 +91,12 @@ def test_the_leaders_nats_node_stopped_is_a_partition_it_steps_down_from(
     site.wait_for_leader("b")
     site.wait_for_commands(b.pids[0], since=cut)
     time.sleep(2)
-    writes = site.writes()
+    writes = site.commands()
     summary = site.finish()
     assert summary["violations"] == []
     assert writers_in_turn(writes) == [a.pids[0], b.pids[0]], turns(writes)
+    assert one_epoch_at_a_time(writes), turns(writes)
+    assert epochs_in_turn(writes)[-1] == b.epochs()[-1], turns(writes)
     said = a.log.read_text(encoding="utf-8")  # the cut is in a's log, with why
     assert "NATS: disconnected from the cluster; reconnecting" in said
     assert re.search(
@@ -127,10 +134,12 @@ def test_a_lost_witness_changes_nothing_and_sigterm_then_hands_over_at_once(
     assert site_limits["in_force"]["power_kw"] == 30
     assert "api" in site_limits["sources"]
     assert [p["price"] for p in b.api("GET", "prices")] == [0.3, 0.1]  # the operator's
-    writes = site.writes()  # a has exited: nothing more can come from it
+    writes = site.commands()  # a has exited: nothing more can come from it
     summary = site.finish()
     assert summary["violations"] == []
     assert writers_in_turn(writes) == [a.pids[0], b.pids[0]], turns(writes)
+    assert epochs_in_turn(writes)[-2:] == [epochs[-1], b.epochs()[-1]], turns(writes)
+    assert one_epoch_at_a_time(writes), turns(writes)
     assert "stopped: lease handed over, nothing commanded" in a.log.read_text()
 
 
@@ -160,9 +169,11 @@ def test_a_2_0_1_charger_follows_the_network_profiles_its_leader_gave_it(site: H
     reserved, seen = wait_for_reservation(b, "cp-3#1", FAILSAFE_A, timeout_s=20)
     assert reserved >= lapsed - 0.5  # not before a's lease could have run out (+ a cycle)
     assert max(seen) < 32, seen  # before, the current a last commanded it: not its maximum
-    writes = site.writes()
+    writes = site.commands()
     summary = site.finish()
     assert summary["violations"] == []
+    assert one_epoch_at_a_time(writes), turns(writes)
+    assert writers_in_turn(writes) == [a.pids[0], b.pids[0]], turns(writes)
     assert not [w for w in writes if w["device"] == "cp-3" and w["pid"] == b.pids[0]]
 
 

@@ -8,10 +8,15 @@ once a leads `hubgate sim --serve` at real time (its stations dialling both gate
 OCPP ports in priority order, every command logged with its sender: `--writes`), then
 gateway b. The short leases keep the tests lean: lease 2 s, device-side leases 4 s, so a
 take-over comes about 6.5 s after the last renewal.
+
+The simulator names each command's sender (a process); `LeaseHistory` follows every write
+of the lease key as the cluster stored it, so `HaSite.commands()` gives each command the
+epoch its sender held when the command arrived (docs/ha.md, "Tested").
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -19,11 +24,18 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.api import DeliverPolicy, KeyValueConfig
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 
 from tests.support.nats_cluster import LOOPBACK, NatsCluster, free_ports
 
@@ -167,6 +179,165 @@ ocpp_urls = [{urls}]
 """
 
 
+LEASE_BUCKET = "hubgate_leases"
+"""The gateways' lease bucket (`cluster/leadership.py`): one key per site, history 1."""
+
+
+@dataclass(frozen=True)
+class LeaseWrite:
+    """One write of the lease key, as the cluster stored it."""
+
+    holder: str
+    epoch: int
+    """The epoch it carries (a take-over's: its own revision)."""
+    revision: int
+    stored: float
+    """When the stream stored it (wall clock; the servers run on this machine): before
+    its writer had the answer, so before any command under it."""
+
+
+class LeaseHistory:
+    """Every write of a site's lease key, in order, from an ordered JetStream consumer of
+    the bucket's stream on an asyncio loop of its own thread (nats-py), connected to every
+    NATS node (it follows on through the loss of one). It makes the bucket when missing,
+    as a gateway does, so that it sees every write from the first: the bucket keeps the
+    latest only."""
+
+    def __init__(self, urls: list[str], site_id: str = SITE_ID) -> None:
+        self.urls, self.key = urls, site_id
+        self._writes: list[LeaseWrite] = []
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._client: Client | None = None
+        self._following: asyncio.Task[None] | None = None
+        self.problem: Exception | None = None
+        """The last error of the following, for a failure message."""
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        """Connect, make the bucket if missing and start following (within `timeout_s`)."""
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(timeout_s), self._loop).result(timeout_s + 5)
+
+    def close(self) -> None:
+        """Stop following, disconnect, end the thread."""
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(15)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(15)
+            self._loop.close()
+
+    def writes(self, timeout_s: float = 30.0) -> list[LeaseWrite]:
+        """Every write so far: the history once it holds the key's revision now."""
+        latest = asyncio.run_coroutine_threadsafe(self._latest(timeout_s), self._loop)
+        revision = latest.result(timeout_s + 5)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._lock:
+                if revision == 0 or (self._writes and self._writes[-1].revision >= revision):
+                    return list(self._writes)
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"lease writes up to revision {revision} not seen: {self.problem}"
+                )
+            time.sleep(0.05)
+
+    async def _start(self, timeout_s: float) -> None:
+        self._client = await nats.connect(
+            servers=self.urls, max_reconnect_attempts=-1, reconnect_time_wait=0.2
+        )
+        deadline = time.monotonic() + timeout_s
+        while True:  # a cluster that has just started may have no JetStream quorum yet
+            try:
+                await self._bucket()
+                break
+            except Exception as exc:  # nats-py's errors while the cluster forms
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no lease bucket within {timeout_s:g} s") from exc
+                await asyncio.sleep(0.5)
+        self._following = asyncio.create_task(self._follow())
+
+    async def _bucket(self) -> None:
+        assert self._client is not None
+        js = self._client.jetstream(timeout=5)
+        try:
+            await js.key_value(LEASE_BUCKET)
+        except BucketNotFoundError:
+            await js.create_key_value(KeyValueConfig(bucket=LEASE_BUCKET, history=1, replicas=3))
+
+    async def _follow(self) -> None:
+        assert self._client is not None
+        js = self._client.jetstream(timeout=5)
+        while True:
+            try:
+                subscription = await js.subscribe(
+                    f"$KV.{LEASE_BUCKET}.{self.key}",
+                    stream=f"KV_{LEASE_BUCKET}",
+                    ordered_consumer=True,
+                    idle_heartbeat=0.5,
+                    deliver_policy=DeliverPolicy.ALL,
+                )
+                try:
+                    async for message in subscription.messages:
+                        self._add(message)
+                finally:
+                    await subscription.unsubscribe()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a node lost: follow again from what is kept
+                self.problem = exc
+                await asyncio.sleep(0.5)
+
+    def _add(self, message: Msg) -> None:
+        body = json.loads(message.data)
+        meta = message.metadata
+        write = LeaseWrite(
+            str(body["holder"]),
+            int(body["epoch"]) or meta.sequence.stream,
+            meta.sequence.stream,
+            meta.timestamp.timestamp(),
+        )
+        with self._lock:
+            if not self._writes or write.revision > self._writes[-1].revision:
+                self._writes.append(write)
+
+    async def _latest(self, timeout_s: float) -> int:
+        """The key's revision now (0: never written)."""
+        assert self._client is not None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                bucket = await self._client.jetstream(timeout=2).key_value(LEASE_BUCKET)
+                entry = await bucket.get(self.key)
+                return int(entry.revision or 0)
+            except KeyNotFoundError:
+                return 0
+            except Exception:  # a node lost: asked again through another
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+    async def _close(self) -> None:
+        if self._following is not None:
+            self._following.cancel()
+            await asyncio.gather(self._following, return_exceptions=True)
+        if self._client is not None:
+            await self._client.close()
+
+
+def epoch_held(history: list[LeaseWrite], node: str, since: float, at: float) -> int | None:
+    """The epoch gateway `node`'s process started at `since` held at `at`: the one of the
+    last lease write it made by then (a take-over, renewal or release); None before its
+    first."""
+    held = None
+    for write in history:
+        if write.stored > at:
+            break
+        if write.holder == node and write.stored >= since:
+            held = write.epoch
+    return held
+
+
 @dataclass
 class Gateway:
     """One `hubgate run` process."""
@@ -177,6 +348,8 @@ class Gateway:
     process: subprocess.Popen[bytes] | None = None
     pids: list[int] = field(default_factory=list)
     """Every process it ran as, in order."""
+    starts: list[float] = field(default_factory=list)
+    """When each of them was started (wall clock)."""
     offset: int = 0
     """Where the current process's output starts in `log`."""
 
@@ -186,6 +359,7 @@ class Gateway:
         home = self.log.parent / f"gateway-{self.name}"
         home.mkdir(exist_ok=True)
         self.offset = self.log.stat().st_size if self.log.exists() else 0
+        self.starts.append(time.time())
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [HUBGATE, "run", str(self.site.resolve()), "--log-level", LOG_LEVEL],
@@ -284,6 +458,7 @@ class HaSite:
     nats: NatsCluster
     sim: subprocess.Popen[bytes]
     gateways: dict[str, Gateway]
+    lease: LeaseHistory
     chargers: tuple[str, ...] = CHARGERS
 
     @property
@@ -329,7 +504,9 @@ class HaSite:
             path.write_text(own, encoding="utf-8")
             gateways[name] = Gateway(name, path, directory / f"gateway-{name}.log")
         a, b = gateways["a"], gateways["b"]
+        lease = LeaseHistory(nats.urls)
         try:
+            lease.start()
             a.start()
             a.wait_leading()
             with (directory / "sim.log").open("wb") as out:
@@ -345,9 +522,10 @@ class HaSite:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                 )  # fmt: skip
-            running = cls(directory, nats, sim, gateways, chargers)
+            running = cls(directory, nats, sim, gateways, lease, chargers)
         except BaseException:
             a.stop()
+            lease.close()
             raise
         try:
             b.start()
@@ -387,6 +565,22 @@ class HaSite:
         lines = self.writes_file.read_text(encoding="utf-8").splitlines()
         return [json.loads(line) for line in lines if line.endswith("}")]
 
+    def commands(self) -> list[dict[str, Any]]:
+        """Every command so far (`writes`), each with the `epoch` its sender held when it
+        arrived (`epoch_held`; None from a sender that held none, or not a gateway)."""
+        writes = self.writes()
+        history = self.lease.writes()
+        senders = {
+            pid: (gateway.name, started)
+            for gateway in self.gateways.values()
+            for pid, started in zip(gateway.pids, gateway.starts, strict=True)
+        }
+        for write in writes:
+            sender = senders.get(write["pid"])
+            held = None if sender is None else epoch_held(history, *sender, write["at"])
+            write["epoch"] = held
+        return writes
+
     def wait_for_commands(
         self,
         pid: int,
@@ -422,6 +616,7 @@ class HaSite:
             self.sim.wait(30)
         for gateway in self.gateways.values():
             gateway.stop()
+        self.lease.close()
         summary: dict[str, Any] = json.loads(
             (self.directory / "summary.json").read_text(encoding="utf-8")
         )
@@ -434,6 +629,7 @@ class HaSite:
             self.sim.wait(10)
         for gateway in self.gateways.values():
             gateway.stop()
+        self.lease.close()
 
 
 def writers_in_turn(writes: list[dict[str, Any]]) -> list[int | None]:
@@ -446,10 +642,30 @@ def writers_in_turn(writes: list[dict[str, Any]]) -> list[int | None]:
     return order
 
 
+def epochs_in_turn(commands: list[dict[str, Any]]) -> list[int | None]:
+    """The epochs `commands` came under (`HaSite.commands`) in order of arrival, each run
+    of the same epoch once."""
+    order: list[int | None] = []
+    for command in commands:
+        if not order or order[-1] != command["epoch"]:
+            order.append(command["epoch"])
+    return order
+
+
+def one_epoch_at_a_time(commands: list[dict[str, Any]]) -> bool:
+    """Whether every command came under an epoch its sender held and none under an older
+    one than a command before it: no command from an old leader after the new one's
+    first."""
+    order = epochs_in_turn(commands)
+    known = [epoch for epoch in order if epoch is not None]
+    return len(known) == len(order) and known == sorted(set(known))
+
+
 def turns(writes: list[dict[str, Any]]) -> str:
-    """Where the sender changes, for a failure message: the writes either side."""
+    """Where the sender or its epoch changes, for a failure message: the writes either
+    side."""
     shown = []
     for before, after in itertools.pairwise(writes):
-        if before["pid"] != after["pid"]:
+        if (before["pid"], before.get("epoch")) != (after["pid"], after.get("epoch")):
             shown.append(f"{before} -> {after}")
     return "\n".join(shown)
