@@ -28,11 +28,18 @@ def cluster(node: str, servers: list[str]) -> Cluster:
 
 @asynccontextmanager
 async def gateway(
-    node: str, servers: list[str], timing: LeaseTiming = TIMING
+    node: str,
+    servers: list[str],
+    timing: LeaseTiming = TIMING,
+    leads: list[str] | None = None,
 ) -> AsyncIterator[Leadership]:
-    """A gateway's leadership running on its own NATS connection until the block ends."""
+    """A gateway's leadership running on its own NATS connection until the block ends;
+    its name appended to `leads` each time it takes the lead (`on_lead`)."""
+    told = [] if leads is None else leads
     async with open_nats_link(cluster(node, servers)) as link, trio.open_nursery() as nursery:
-        leadership = Leadership(link, cluster(node, servers), timing)
+        leadership = Leadership(
+            link, cluster(node, servers), timing, on_lead=lambda: told.append(node)
+        )
         await nursery.start(leadership.run)
         yield leadership
         nursery.cancel_scope.cancel()
@@ -40,10 +47,12 @@ async def gateway(
 
 async def test_one_leader_renews_and_a_release_hands_over_at_once(nats: NatsCluster) -> None:
     slow = LeaseTiming(ttl_s=1.0, device_lease_s=10.0, clock_margin_s=0.1)
+    leads: list[str] = []
     with trio.fail_after(30):
-        async with gateway("a", nats.urls[:1], slow) as a:
+        async with gateway("a", nats.urls[:1], slow, leads) as a:
             await a.wait_role(Role.LEADER)
-            async with gateway("b", nats.urls[1:2], slow) as b:
+            assert leads == ["a"]  # told once it leads (its Modbus masters dial at once)
+            async with gateway("b", nats.urls[1:2], slow, leads) as b:
                 first = a.epoch()
                 assert first is not None
                 await trio.sleep(3 * slow.ttl_s)  # several renewals: the lease holds
@@ -54,6 +63,7 @@ async def test_one_leader_renews_and_a_release_hands_over_at_once(nats: NatsClus
                 with trio.fail_after(slow.device_lease_s):  # not the lease's expiry
                     await b.wait_role(Role.LEADER)
                 second = b.epoch()
+                assert leads == ["a", "b"]  # renewals did not tell a again
     assert second is not None
     assert second > first
 

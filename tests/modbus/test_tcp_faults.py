@@ -195,6 +195,35 @@ async def test_refused_connection_backs_off_then_recovers_when_the_device_return
         nursery.cancel_scope.cancel()
 
 
+async def test_dial_again_forgets_the_backoff_of_a_device_that_refused(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A gateway that takes the lead dials at once a device that refused it (e.g. while it
+    held the old leader's connection), not at the end of a backoff grown to its ceiling."""
+    async with trio.open_nursery() as nursery:
+        devices = MemoryDevices(nursery)
+        async with open_tcp_master(
+            "device",
+            PORT,
+            timeout_s=0.5,
+            retries=0,
+            backoff=Backoff(initial_s=0.2, maximum_s=10.0, jitter=0),
+            connect=devices.connect,
+        ) as master:
+            device = ModbusDevice(master, 1)
+            for _ in range(7):  # 0.2, 0.4, ... 10 s apart
+                with pytest.raises(ModbusConnectionError, match="cannot connect"):
+                    await device.read_registers(0, 1, timeout_s=20)
+            devices.serve(PORT, answer)
+            with pytest.raises(ModbusConnectionError, match=r"next attempt in 10\.00 s"):
+                await device.read_registers(0, 1, timeout_s=1)
+            master.dial_again()
+            start = trio.current_time()
+            assert await device.read_registers(0, 2, timeout_s=1) == REGISTERS[:2]
+            assert trio.current_time() == start
+        nursery.cancel_scope.cancel()
+
+
 @PATHS
 async def test_a_device_that_never_answers_times_out_every_attempt(
     autojump_clock: trio.testing.MockClock, via: str

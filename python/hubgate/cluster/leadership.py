@@ -6,6 +6,9 @@
     leadership.bequeath(failsafes, held); leadership.inherited()   # what passes to the next leader
     await leadership.release()               # hand over (SIGTERM)
 
+`on_lead` is called each time the gateway takes the lead (the runtime: every Modbus
+master may dial at once, `ModbusPool.dial_again`).
+
 The key is `<site_id>` in the bucket `hubgate_leases` (replicas from `[cluster]`). It is
 read every `poll_s`; the lease renews and take-overs are compare-and-set writes on its
 revision (`KeyValue.update(..., last=revision)`). Every NATS call has a deadline well
@@ -51,6 +54,7 @@ class Leadership:
         *,
         poll_s: float | None = None,
         clock: Callable[[], float] = trio.current_time,
+        on_lead: Callable[[], None] = lambda: None,
     ) -> None:
         self.link = link
         self.cluster = cluster
@@ -58,6 +62,7 @@ class Leadership:
         self.lease = LeaderLease(cluster.node, timing)
         self.poll_s = poll_s or min(0.25, timing.ttl_s / 12)
         self.clock = clock
+        self.on_lead = on_lead
         self._kv: KeyValue | None = None
         self._changed = trio.Event()
         self._role = Role.STANDBY
@@ -264,6 +269,7 @@ class Leadership:
             lease, detail = self.lease, ""
             if role is Role.LEADER:
                 detail = f" (epoch {lease.epoch})"
+                self.on_lead()
             elif lease.resigned:
                 detail = ", handing over"
             elif lease.role is Role.LEADER:

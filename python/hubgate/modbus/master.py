@@ -25,6 +25,9 @@ class Master(Protocol):
     def stats(self) -> dict[int, RequestStats]:
         """Request statistics per unit id."""
 
+    def dial_again(self) -> None:
+        """Let the next connection attempt start at once, whatever failed before."""
+
     async def request(
         self,
         unit: int,

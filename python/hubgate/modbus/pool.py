@@ -43,6 +43,11 @@ class ModbusPool:
         """Every master opened so far."""
         return list(self._masters.values())
 
+    def dial_again(self) -> None:
+        """Every master's next connection attempt at once (`Master.dial_again`)."""
+        for master in self._masters.values():
+            master.dial_again()
+
     def device(
         self, endpoint: ModbusEndpoint, *, max_in_flight: int = 1, delay_s: float = 0.0
     ) -> ModbusDevice:

@@ -102,6 +102,12 @@ class RtuMaster:
         """Bytes skipped so far while looking for responses (noise, stale answers)."""
         return self._codec.discarded
 
+    def dial_again(self) -> None:
+        """Let the next connection attempt start at once, whatever failed before (a
+        gateway that has just taken the lead: a device that refused it while it held
+        the old leader's connection may take it now, not at the end of its backoff)."""
+        self._gate.succeeded()
+
     async def request(
         self,
         unit: int,

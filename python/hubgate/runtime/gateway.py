@@ -300,7 +300,7 @@ async def open_gateway(
             leadership = (
                 None
                 if link is None or site.cluster is None
-                else Leadership(link, site.cluster, lease_timing(site))
+                else Leadership(link, site.cluster, lease_timing(site), on_lead=pool.dial_again)
             )
             cares = station_cares(site, registry)
             devices = build_site_devices(site, registry, pool, cares)
