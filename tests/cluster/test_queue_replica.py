@@ -164,3 +164,45 @@ async def test_the_local_list_and_decisions_on_held_transactions_reach_the_other
             assert await a.run(Store.holds) == []
             queued = await a.run(functools.partial(Store.pending, charge_point="CP-9"))
             assert [(m.message_id, m.payload["transactionId"]) for m in queued] == [("mv", 77)]
+
+
+async def test_a_charger_mid_message_when_the_gateway_stops_is_left_unanswered(
+    nats: NatsCluster, tmp_path: Path
+) -> None:
+    """The gateway stops while a charger's message waits for the local copy: the follower
+    and the charger's handler are cancelled by the same stop, and the handler ends
+    cancelled (no answer: the charger sends the message again to whichever gateway
+    leads), not failed after the wait for a follower that is gone (an ERROR traceback
+    in every standby's log that stopped with a charger mid-message)."""
+    cluster = Cluster(site_id="q-stop", node="a", servers=(nats.urls[0],))
+    ended: list[type[BaseException]] = []
+    held, fetched = False, trio.Event()
+
+    async def charger(queue: DurableQueue) -> None:
+        try:
+            await queue.enqueue(message("CP-1", 1))
+        except BaseException as exc:
+            ended.append(type(exc))
+            raise
+
+    with trio.fail_after(30):
+        async with open_nats_link(cluster) as link:
+            replica = QueueReplica(link, cluster)
+            async with (
+                open_durable_queue(tmp_path / "a.sqlite3", replica=replica) as queue,
+                trio.open_nursery() as gateway,
+            ):
+
+                async def follower_run(operation: Any) -> Any:
+                    if held:  # the message is on the stream; its copy is held back
+                        fetched.set()
+                        await trio.sleep_forever()
+                    return await queue.run(operation)
+
+                await gateway.start(replica.follow, follower_run)
+                await queue.enqueue(message("CP-1", 0))  # the stream is there
+                held = True
+                gateway.start_soon(charger, queue)
+                await fetched.wait()  # the charger waits for the local copy
+                gateway.cancel_scope.cancel()  # the stop
+    assert ended == [trio.Cancelled]

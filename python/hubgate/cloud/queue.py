@@ -115,6 +115,7 @@ class DurableQueue:
                     except Exception as exc:  # the others of the batch fail with it
                         for done in batch:
                             done.error = exc
+                        await trio.lowlevel.checkpoint_if_cancelled()  # (below)
                         raise
                     for done, receipt in zip(batch, receipts, strict=True):
                         done.receipt = receipt
@@ -122,6 +123,9 @@ class DurableQueue:
             if waiting.receipt is None and waiting in self._waiting:
                 self._waiting.remove(waiting)
         if waiting.error is not None:
+            # the gateway stopping cut the replica off (its follower ends first): the caller,
+            # cancelled by the same stop, answers nothing (the charger sends it again)
+            await trio.lowlevel.checkpoint_if_cancelled()
             raise waiting.error
         assert waiting.receipt is not None
         return waiting.receipt

@@ -68,6 +68,8 @@ class QueueReplica:
         self.position = 0
         """The last stream entry applied to the local store."""
         self._advanced = trio.Event()
+        self._stopped = False
+        """Whether `follow` ended (the gateway stops): nothing waits for the copy then."""
         self._kick = trio.Event()
         self._published = 0
         """The last entry this gateway put on the stream (the follower reads up to it
@@ -121,9 +123,14 @@ class QueueReplica:
 
     async def reached(self, position: int, within_s: float = CALL_S) -> None:
         """Return once the local copy has applied the stream up to `position`; raises
-        `ClusterUnavailableError` when it has not within `within_s` (the follower stopped)."""
+        `ClusterUnavailableError` when it has not within `within_s`, or at once when the
+        follower stops (the gateway stops: its caller is cancelled too)."""
         with trio.move_on_after(within_s):
             while self.position < position:
+                if self._stopped:
+                    raise ClusterUnavailableError(
+                        f"the local queue copy stopped before entry {position}"
+                    )
                 await self._advanced.wait()
             return
         raise ClusterUnavailableError(f"the local queue copy did not reach entry {position}")
@@ -152,7 +159,16 @@ class QueueReplica:
                 log.warning("cluster: queue stream not ready yet: %s", exc)
             await trio.sleep(0.5)
         self.position = await store_run(lambda s: s.replica_position(self.stream))
+        self._stopped = False
         task_status.started()
+        try:
+            await self._apply_for_ever(store_run)
+        finally:
+            self._stopped = True
+            self._advanced.set()
+            self._advanced = trio.Event()
+
+    async def _apply_for_ever(self, store_run: StoreRun) -> None:
         while True:
             try:
                 batch = await self.link.run(self._fetch, within_s=CALL_S)
