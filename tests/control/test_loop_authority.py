@@ -96,3 +96,25 @@ async def test_a_new_leader_verifies_its_chargers_in_its_first_cycle(
         await trio.sleep(0.25)  # its first cycle as leader, at 10.25
         assert [c.configured for c in sim.chargers] == [1] * len(sim.chargers)
         nursery.cancel_scope.cancel()
+
+
+async def test_a_charger_not_ready_for_its_failsafe_is_asked_again_the_next_cycle(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A charger that cannot be configured yet (an OCPP charger still being attended to
+    after it connected: nothing is sent) is asked again the next cycle, not `VERIFY_RETRY_S`
+    later: a hand-over's new leader lost a second on the 2.0.1 station that way."""
+    config = site_config()
+    config = config.model_copy(
+        update={"control": config.control.model_copy(update={"cycle_s": 0.25})}
+    )
+    sim, switch, loop = standby(config)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(loop.run)
+        await trio.sleep(10.1)
+        for charger in sim.chargers:
+            charger.ready_at = 10.3  # ready after the first leading cycle's try (10.25)
+        switch.granted = 4
+        await trio.sleep(0.5)  # the cycle at 10.5, not the retry at 11.25
+        assert [c.configured for c in sim.chargers] == [1] * len(sim.chargers)
+        nursery.cancel_scope.cancel()

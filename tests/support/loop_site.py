@@ -11,6 +11,7 @@ sans-IO `CyclePlanner` one cycle per call.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from hubgate.control.limits import LimitBook
 from hubgate.control.loop import ControlLoop
 from hubgate.control.plan import CyclePlanner, Plan
 from hubgate.control.sensors import SiteDevices
+from hubgate.devices.errors import NotReadyError
 from hubgate.devices.model import AppliedLimit, LimitCheck, Reading
 from hubgate.profiles.model import IecState, Quantity
 from hubgate.state import EventLevel, StateHub
@@ -119,6 +121,9 @@ class SimCharger:
     timeout_s: float | None = None
     last_contact: float = 0.0
     configured: int = 0
+    ready_at: float = -math.inf
+    """Before this time its failsafe cannot be configured and nothing is sent
+    (`NotReadyError`: an OCPP charger whose boot is still being attended to)."""
     rejects_failsafe: bool = False
     ignores_limits: bool = False
     """Accepts every limit and draws what its EV wants (and says so in `limit_check`)."""
@@ -189,6 +194,8 @@ class SimCharger:
 
     def configure(self, now: float, timeout_s: float, failsafe_current_a: float) -> None:
         """Failsafe settings written at `now`."""
+        if now < self.ready_at:
+            raise NotReadyError(f"{self.id}: capabilities not read yet")
         self._contact(now)
         if self.rejects_failsafe:
             raise UnreachableError(f"{self.id}: failsafe registers not writable")

@@ -9,6 +9,7 @@ task: most of them, most cycles.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping
 
 import trio
@@ -17,6 +18,7 @@ from hubgate.config.model import SiteConfig
 from hubgate.control.authority import Authority, FencedError, fenced
 from hubgate.control.cycle import gather_by_deadline
 from hubgate.control.plan import CyclePlanner, Plan, SetpointCommand
+from hubgate.devices.errors import NotReadyError
 from hubgate.devices.model import AppliedLimit, Charger, HeldLimit
 
 Operation = Callable[[], Awaitable[object]]
@@ -72,8 +74,10 @@ class Dispatch:
         async def run() -> AppliedLimit:
             try:
                 await charger.configure_failsafe(control.lease_s, command.failsafe_a)
-            except Exception:
+            except Exception as exc:
                 self.planner.failsafe_configured(command.index, ok=False)
+                if isinstance(exc, NotReadyError):  # nothing sent: not a try
+                    self.planner.connectors[command.index].verify_tried_at = -math.inf
                 raise
             self.planner.failsafe_configured(command.index, ok=True)
             if not self.authority.holds(epoch):

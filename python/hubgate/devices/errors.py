@@ -15,3 +15,8 @@ class SunSpecDiscoveryError(DeviceError):
 
 class FailsafeNotAppliedError(DeviceError):
     """A failsafe setting written to the device did not read back as written."""
+
+
+class NotReadyError(FailsafeNotAppliedError):
+    """Nothing was sent: the device cannot be configured yet (an OCPP charger whose boot is
+    still being attended to); it is asked again the next cycle."""

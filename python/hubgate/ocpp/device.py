@@ -42,7 +42,7 @@ import trio
 
 from hubgate.config.model import DcConnector
 from hubgate.devices.derived_current import currents_from_power, mean_voltage
-from hubgate.devices.errors import FailsafeNotAppliedError
+from hubgate.devices.errors import NotReadyError
 from hubgate.devices.model import (
     AppliedLimit,
     ChargingNeeds,
@@ -568,11 +568,11 @@ class OcppCharger:
         """Lease `timeout_s` and failsafe current; the base profile is installed at once
         (a lease of this connection with these settings is kept as it is).
 
-        Raises `FailsafeNotAppliedError` while nothing is known of the charger yet (its
-        first boot is still being attended to): then it is not commanded in a unit or
-        shape it may refuse."""
+        Raises `NotReadyError` while nothing is known of the charger yet (its first boot
+        is still being attended to): then it is not commanded in a unit or shape it may
+        refuse."""
         if not self.care.known:
-            raise FailsafeNotAppliedError(
+            raise NotReadyError(
                 f"{self.station.identity}: capabilities not read yet (waiting for its boot)"
             )
         settings = replace(
