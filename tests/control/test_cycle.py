@@ -22,6 +22,26 @@ async def test_fixed_cadence_without_drift(autojump_clock: trio.testing.MockCloc
     assert ticks == [round(0.1 * n, 6) for n in range(11)]
 
 
+async def test_an_early_call_starts_a_cycle_and_the_cadence_from_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    starts: list[float] = []
+
+    async def step(cycle: int, tick: float) -> None:
+        starts.append(round(trio.current_time() - origin, 6))
+        await trio.sleep(0.1)
+
+    async def early() -> None:  # returns once, 1.35 s after the start
+        if trio.current_time() >= origin + 1.35:
+            await trio.sleep_forever()
+        await trio.sleep_until(origin + 1.35)
+
+    origin = trio.current_time()
+    with trio.move_on_after(3.5):
+        await run_cycles(1.0, step, early=early)
+    assert starts == [0, 1, 1.35, 2.35, 3.35]
+
+
 async def test_overrun_skips_missed_ticks(autojump_clock: trio.testing.MockClock) -> None:
     starts: list[float] = []
 

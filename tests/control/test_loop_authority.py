@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 import trio.testing
@@ -29,10 +29,27 @@ class Switch:
         return not self.fenced and epoch == self.granted
 
 
-def standby(config: SiteConfig) -> tuple[SimSite, Switch, ControlLoop]:
+@dataclass
+class Promoting(Switch):
+    """A `Switch` that tells when it grants an epoch (`Promotion`)."""
+
+    _granting: trio.Event = field(default_factory=trio.Event)
+
+    def grant(self, epoch: int) -> None:
+        self.granted = epoch
+        self._granting.set()
+        self._granting = trio.Event()
+
+    async def promoted(self) -> None:
+        await self._granting.wait()
+
+
+def standby(
+    config: SiteConfig, switch: Switch | None = None
+) -> tuple[SimSite, Switch, ControlLoop]:
     """A simulated site's loop under a `Switch` that grants no epoch yet."""
     sim = SimSite.build()
-    switch = Switch()
+    switch = Switch() if switch is None else switch
     loop = ControlLoop(
         config,
         sim.devices(),
@@ -117,4 +134,26 @@ async def test_a_charger_not_ready_for_its_failsafe_is_asked_again_the_next_cycl
         switch.granted = 4
         await trio.sleep(0.5)  # the cycle at 10.5, not the retry at 11.25
         assert [c.configured for c in sim.chargers] == [1] * len(sim.chargers)
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_new_leaders_first_cycle_starts_as_it_takes_the_lead(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An authority that tells when it grants an epoch (`Promotion`: a gateway taking the
+    lease) has the loop's first cycle as leader start then, not at the next tick (a
+    failover's first full cycle came up to a cycle after the take-over)."""
+    config = site_config()
+    config = config.model_copy(
+        update={"control": config.control.model_copy(update={"cycle_s": 0.25})}
+    )
+    switch = Promoting()
+    sim, _, loop = standby(config, switch)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(loop.run)
+        await trio.sleep(10.1)  # ticks at 10.0 and 10.25
+        switch.grant(4)
+        await trio.sleep(0.1)  # before the tick at 10.25
+        assert [c.configured for c in sim.chargers] == [1] * len(sim.chargers)
+        assert all(c.limit_a > 0 for c in sim.chargers)
         nursery.cancel_scope.cancel()

@@ -65,6 +65,7 @@ class Leadership:
         self.on_lead = on_lead
         self._kv: KeyValue | None = None
         self._changed = trio.Event()
+        self._promoted = trio.Event()
         self._role = Role.STANDBY
         self._serving = False
         self._told = False
@@ -96,6 +97,11 @@ class Leadership:
     def inherited(self) -> Inheritance:
         """What the lease's record said when this gateway took it over."""
         return self.lease.inheritance
+
+    async def promoted(self) -> None:
+        """Return the next time this gateway takes the lead
+        (`hubgate.control.authority.Promotion`)."""
+        await self._promoted.wait()
 
     async def wait_role(self, role: Role) -> None:
         """Return once this gateway has `role`."""
@@ -270,6 +276,8 @@ class Leadership:
             if role is Role.LEADER:
                 detail = f" (epoch {lease.epoch})"
                 self.on_lead()
+                self._promoted.set()
+                self._promoted = trio.Event()
             elif lease.resigned:
                 detail = ", handing over"
             elif lease.role is Role.LEADER:

@@ -19,6 +19,7 @@ __all__ = [
     "FencedError",
     "Held",
     "Inheritance",
+    "Promotion",
     "Succession",
     "fenced",
 ]
@@ -87,6 +88,15 @@ class Succession(Protocol):
 
     def inherited(self) -> Inheritance:
         """As a new leader: what the leader before this epoch left."""
+
+
+@runtime_checkable
+class Promotion(Protocol):
+    """An authority that tells when it is granted an epoch (`Leadership`: as it takes the
+    lease), so that the new leader's first cycle starts then, not at its next tick."""
+
+    async def promoted(self) -> None:
+        """Return the next time this gateway starts to command."""
 
 
 def fenced(

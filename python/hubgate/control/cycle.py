@@ -2,7 +2,9 @@
 
 `run_cycles` keeps a fixed cadence (cycle n starts at start + n * period, not
 "period after the previous one finished"), so jitter does not accumulate; a
-cycle that overruns skips the ticks it missed and is counted.
+cycle that overruns skips the ticks it missed and is counted. A cycle may be
+called early (a gateway that has just taken the lead), the cadence counted on
+from it.
 `gather_by_deadline` runs many device operations at once and gives each the
 same absolute deadline: one slow or dead device delays nobody beyond it.
 """
@@ -64,9 +66,12 @@ async def run_cycles(
     step: Callable[[int, float], Awaitable[None]],
     *,
     stats: CycleStats | None = None,
+    early: Callable[[], Awaitable[None]] | None = None,
     task_status: trio.TaskStatus[CycleStats] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Call `step(cycle_number, tick_time)` every `period_s` seconds until cancelled."""
+    """Call `step(cycle_number, tick_time)` every `period_s` seconds until cancelled; also
+    as soon as `early()` returns while it waits for a tick, the ticks then counted from
+    there."""
     if not period_s > 0:
         raise ValueError(f"period_s must be above 0, got {period_s}")
     stats = stats or CycleStats()
@@ -75,7 +80,14 @@ async def run_cycles(
     tick = 0
     while True:
         tick_time = start + tick * period_s
-        await trio.sleep_until(tick_time)
+        if early is None:
+            await trio.sleep_until(tick_time)
+        else:
+            with trio.move_on_at(tick_time) as waiting:
+                await early()
+            if not waiting.cancelled_caught:
+                start, tick = trio.current_time(), 0
+                tick_time = start
         began = trio.current_time()
         await step(stats.cycles, tick_time)
         finished = trio.current_time()

@@ -35,7 +35,7 @@ import trio
 
 from hubgate.config.model import SiteConfig
 from hubgate.control.allocation import AllocationSettings, CycleInputs, CycleResult
-from hubgate.control.authority import SOLE, Authority, fenced
+from hubgate.control.authority import SOLE, Authority, Promotion, fenced
 from hubgate.control.commands import SiteCommands
 from hubgate.control.cycle import CycleStats, LoopTiming, gather_by_deadline, run_cycles
 from hubgate.control.decisions import DecisionLog
@@ -185,7 +185,11 @@ class ControlLoop:
             task_status.started(self.stats)
 
     async def _cycles(self, *, task_status: trio.TaskStatus[CycleStats]) -> None:
-        await run_cycles(self.period_s, self.step, stats=self.stats, task_status=task_status)
+        authority = self.authority  # a new leader's first cycle starts as it takes the lead
+        early = authority.promoted if isinstance(authority, Promotion) else None
+        await run_cycles(
+            self.period_s, self.step, stats=self.stats, early=early, task_status=task_status
+        )
 
     async def _heartbeats(
         self, key: tuple[str, int], charger: Charger, period_s: float, first_s: float
