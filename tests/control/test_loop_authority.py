@@ -44,6 +44,14 @@ class Promoting(Switch):
         await self._granting.wait()
 
 
+def quarter_second_cycles() -> SiteConfig:
+    """The loop's site at a cycle of 0.25 s (shorter than `VERIFY_RETRY_S`)."""
+    config = site_config()
+    return config.model_copy(
+        update={"control": config.control.model_copy(update={"cycle_s": 0.25})}
+    )
+
+
 def standby(
     config: SiteConfig, switch: Switch | None = None
 ) -> tuple[SimSite, Switch, ControlLoop]:
@@ -101,11 +109,7 @@ async def test_a_new_leader_verifies_its_chargers_in_its_first_cycle(
     """A standby plans every cycle and sends nothing: the failsafe verifications its plans
     count as tried (each retried `VERIFY_RETRY_S` after the last) do not hold back the
     first cycle it leads (they did, by up to a second, at a cycle shorter than that)."""
-    config = site_config()
-    config = config.model_copy(
-        update={"control": config.control.model_copy(update={"cycle_s": 0.25})}
-    )
-    sim, switch, loop = standby(config)
+    sim, switch, loop = standby(quarter_second_cycles())
     async with trio.open_nursery() as nursery:
         await nursery.start(loop.run)
         await trio.sleep(10.1)  # the standby's last cycle at 10.0 counted a try for each
@@ -121,11 +125,7 @@ async def test_a_charger_not_ready_for_its_failsafe_is_asked_again_the_next_cycl
     """A charger that cannot be configured yet (an OCPP charger still being attended to
     after it connected: nothing is sent) is asked again the next cycle, not `VERIFY_RETRY_S`
     later: a hand-over's new leader lost a second on the 2.0.1 station that way."""
-    config = site_config()
-    config = config.model_copy(
-        update={"control": config.control.model_copy(update={"cycle_s": 0.25})}
-    )
-    sim, switch, loop = standby(config)
+    sim, switch, loop = standby(quarter_second_cycles())
     async with trio.open_nursery() as nursery:
         await nursery.start(loop.run)
         await trio.sleep(10.1)
@@ -143,12 +143,8 @@ async def test_a_new_leaders_first_cycle_starts_as_it_takes_the_lead(
     """An authority that tells when it grants an epoch (`Promotion`: a gateway taking the
     lease) has the loop's first cycle as leader start then, not at the next tick (a
     failover's first full cycle came up to a cycle after the take-over)."""
-    config = site_config()
-    config = config.model_copy(
-        update={"control": config.control.model_copy(update={"cycle_s": 0.25})}
-    )
     switch = Promoting()
-    sim, _, loop = standby(config, switch)
+    sim, _, loop = standby(quarter_second_cycles(), switch)
     async with trio.open_nursery() as nursery:
         await nursery.start(loop.run)
         await trio.sleep(10.1)  # ticks at 10.0 and 10.25
