@@ -161,6 +161,10 @@ def test_a_2_0_1_charger_follows_the_network_profiles_its_leader_gave_it(site: H
         "cp-3 to follow a's limits",
         30,
     )
+    # and a commands it above its failsafe current, so that its lease holds it above that
+    # until it lapses (under load a's meters came late and a still held cp-3 at 0 A: then b
+    # rightly counts it at the failsafe current at once)
+    wait_until_blocking(lambda: setpoint_a(a, "cp-3#1") > FAILSAFE_A, "cp-3 above 6 A", 30)
     a.signal(signal.SIGTERM)
     asked = time.time()
     assert a.wait() == 0
@@ -175,6 +179,12 @@ def test_a_2_0_1_charger_follows_the_network_profiles_its_leader_gave_it(site: H
     assert one_epoch_at_a_time(writes), turns(writes)
     assert writers_in_turn(writes) == [a.pids[0], b.pids[0]], turns(writes)
     assert not [w for w in writes if w["device"] == "cp-3" and w["pid"] == b.pids[0]]
+
+
+def setpoint_a(gateway: Gateway, connector: str) -> float:
+    """What `gateway` commands `connector` now (its API's state)."""
+    found = next(c for c in gateway.state()["connectors"] if c["key"] == connector)
+    return float(found["setpoint_a"] or 0.0)
 
 
 def wait_for_reservation(
