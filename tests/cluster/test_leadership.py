@@ -32,13 +32,14 @@ async def gateway(
     servers: list[str],
     timing: LeaseTiming = TIMING,
     leads: list[str] | None = None,
+    poll_s: float | None = None,
 ) -> AsyncIterator[Leadership]:
     """A gateway's leadership running on its own NATS connection until the block ends;
     its name appended to `leads` each time it takes the lead (`on_lead`)."""
     told = [] if leads is None else leads
     async with open_nats_link(cluster(node, servers)) as link, trio.open_nursery() as nursery:
         leadership = Leadership(
-            link, cluster(node, servers), timing, on_lead=lambda: told.append(node)
+            link, cluster(node, servers), timing, poll_s=poll_s, on_lead=lambda: told.append(node)
         )
         await nursery.start(leadership.run)
         yield leadership
@@ -66,6 +67,23 @@ async def test_one_leader_renews_and_a_release_hands_over_at_once(nats: NatsClus
                 assert leads == ["a", "b"]  # renewals did not tell a again
     assert second is not None
     assert second > first
+
+
+async def test_a_standby_reads_the_key_as_soon_as_it_is_written(nats: NatsCluster) -> None:
+    """A standby that polls the key only every 30 s (and steps again only when the leader
+    it last saw would have been silent for its lease, 6.1 s) takes a released lease at
+    once: every write of the key wakes its read, so it also sees each renewal as it is
+    made."""
+    slow = LeaseTiming(ttl_s=6.0, device_lease_s=10.0, clock_margin_s=0.1)
+    with trio.fail_after(30):
+        async with gateway("a", nats.urls[:1], slow) as a:
+            await a.wait_role(Role.LEADER)
+            async with gateway("b", nats.urls[1:2], slow, poll_s=30.0) as b:
+                await trio.sleep(1.5)  # b read the key as it started
+                assert b.role is Role.STANDBY
+                assert await a.release()
+                with trio.fail_after(3):  # not at its next step, 4.6 s away
+                    await b.wait_role(Role.LEADER)
 
 
 async def test_a_dead_leader_is_replaced_only_after_lease_and_device_leases(

@@ -10,8 +10,11 @@
 master may dial at once, `ModbusPool.dial_again`).
 
 The key is `<site_id>` in the bucket `hubgate_leases` (replicas from `[cluster]`). It is
-read every `poll_s`; the lease renews and take-overs are compare-and-set writes on its
-revision (`KeyValue.update(..., last=revision)`). Every NATS call has a deadline well
+read every `poll_s`, and by a standby at once whenever a gateway writes it (a plain NATS
+subscription to the key's subject wakes the read: what counts is what the read finds, a
+refused write wakes it too), so it sees the leader's last renewal, or a release, as it is
+made, not up to `poll_s` later; the lease renews and take-overs are compare-and-set writes
+on its revision (`KeyValue.update(..., last=revision)`). Every NATS call has a deadline well
 inside the renewal period, so a hung cluster never keeps the leader commanding past
 its lease: `epoch()` turns None by the leader's own clock.
 """
@@ -20,10 +23,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from typing import Any
 
 import trio
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js.errors import (
     BadRequestError,
     KeyDeletedError,
@@ -65,6 +70,8 @@ class Leadership:
         self.on_lead = on_lead
         self._kv: KeyValue | None = None
         self._changed = trio.Event()
+        self._written = trio.Event()
+        """Set when a write of the key went by (`_wake_on_writes`)."""
         self._promoted = trio.Event()
         self._role = Role.STANDBY
         self._serving = False
@@ -125,11 +132,20 @@ class Leadership:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Read, renew, take over, for ever; started once the bucket is there."""
         self._kv = await open_bucket(self.link, BUCKET, self.cluster.replicas, "lease")
-        task_status.started()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self._wake_on_writes)
+            task_status.started()
+            await self._steps()
+
+    async def _steps(self) -> None:
         while True:
             await self.step()
             asleep, pause = self.clock(), self._pause()
-            await trio.sleep(pause)
+            with trio.move_on_after(pause):
+                if self.lease.role is Role.LEADER:
+                    await trio.sleep_forever()  # (its own renewals would wake it)
+                await self._written.wait()
+            self._written = trio.Event()
             late_s = self.clock() - asleep - pause
             if late_s >= self.lease.timing.renew_every_s:
                 log.warning(
@@ -138,6 +154,42 @@ class Leadership:
                     self.cluster.node,
                     late_s,
                 )
+
+    async def _wake_on_writes(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Subscribe to the key's subject: each write that goes by wakes a standby's next
+        read at once (the polls go on beside it; a subscription nats-py makes again after
+        a reconnection). Started once subscribed, or once a try failed."""
+        token = trio.lowlevel.current_trio_token()
+
+        def written() -> None:
+            self._written.set()
+
+        async def went_by(message: Msg) -> None:
+            with suppress(trio.RunFinishedError):
+                token.run_sync_soon(written)
+
+        subject = f"$KV.{BUCKET}.{self.key}"
+        while True:
+            try:
+                subscription = await self.link.run(
+                    lambda nc: nc.subscribe(subject, cb=went_by), within_s=2.0
+                )
+                break
+            except Exception as exc:  # not connected yet: the polls read meanwhile
+                log.debug("cluster: lease writes not followed yet: %s", exc)
+            task_status.started()
+            task_status = trio.TASK_STATUS_IGNORED
+            await trio.sleep(1.0)
+        task_status.started()
+        try:
+            await trio.sleep_forever()
+        finally:
+            with trio.move_on_after(1.0) as cleanup:
+                cleanup.shield = True
+                with suppress(Exception):
+                    await self.link.run(lambda nc: subscription.unsubscribe(), within_s=1.0)
 
     def _pause(self) -> float:
         """Until the next step: `poll_s`, or less when a standby takes the chargers or a
