@@ -211,6 +211,20 @@ async def test_failsafe_configured_fed_and_lapsing(profile: Profile) -> None:
             assert r.sim.applied_limit() == pytest.approx(fallback)
 
 
+def requests_sent(driver: ProfileCharger, monkeypatch: pytest.MonkeyPatch) -> list[Request]:
+    """From now on, every request `driver` sends but reads of plans (writes, heartbeats)."""
+    sent: list[Request] = []
+    master = driver.link.master
+    send = master.request
+
+    async def counted(unit: int, request: Request, **kwargs: float | None) -> Response:
+        sent.append(request)
+        return await send(unit, request, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(master, "request", counted)
+    return sent
+
+
 @pytest.mark.parametrize("name", WITH_FAILSAFE)
 async def test_a_failsafe_in_place_is_read_not_written_again(
     name: str, monkeypatch: pytest.MonkeyPatch
@@ -226,15 +240,7 @@ async def test_a_failsafe_in_place_is_read_not_written_again(
             driver = charger(r)
             await driver.configure_failsafe(TIMEOUT_S, FAILSAFE_A)
             first = driver.failsafe
-            sent: list[Request] = []  # every request but reads of plans: the writes
-            master = driver.link.master
-            send = master.request
-
-            async def counted(unit: int, request: Request, **kwargs: float | None) -> Response:
-                sent.append(request)
-                return await send(unit, request, **kwargs)  # type: ignore[arg-type]
-
-            monkeypatch.setattr(master, "request", counted)
+            sent = requests_sent(driver, monkeypatch)  # the writes
             await driver.configure_failsafe(TIMEOUT_S, FAILSAFE_A)
             assert driver.failsafe == first
             writes_timeout = timeout.writable and timeout.address is not None
@@ -279,15 +285,7 @@ async def test_a_traffic_fed_watchdog_is_fed_by_the_cycles_reads(
             assert settings.timeout_s is not None
             period = driver.heartbeat_period_s
             assert period == pytest.approx(0.4)
-            sent: list[Request] = []  # every request but reads of plans: the heartbeats
-            master = driver.link.master
-            send = master.request
-
-            async def counted(unit: int, request: Request, **kwargs: float | None) -> Response:
-                sent.append(request)
-                return await send(unit, request, **kwargs)  # type: ignore[arg-type]
-
-            monkeypatch.setattr(master, "request", counted)
+            sent = requests_sent(driver, monkeypatch)  # the heartbeats
             for _ in range(math.ceil(3 * settings.timeout_s / period)):  # three timeouts long
                 r.clock.advance(period)
                 await driver.read()  # the cycle's read
