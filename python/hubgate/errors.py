@@ -22,7 +22,12 @@ from hubgate.cloud.errors import CsmsCallError
 from hubgate.cloud.mqtt.packets import MqttProtocolError
 from hubgate.cluster.link import ClusterUnavailableError
 from hubgate.control.commands import CommandRejectedError
-from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError, SunSpecDiscoveryError
+from hubgate.devices.errors import (
+    DeviceError,
+    FailsafeNotAppliedError,
+    NotReadyError,
+    SunSpecDiscoveryError,
+)
 from hubgate.fencing import FencedError
 from hubgate.modbus.errors import (
     ModbusBadResponseError,
@@ -60,6 +65,7 @@ __all__ = [
     "ModbusExceptionError",
     "ModbusTimeoutError",
     "MqttProtocolError",
+    "NotReadyError",
     "OcppCallError",
     "OcppCallTimeoutError",
     "OcppSessionClosedError",

@@ -54,6 +54,7 @@ from hubgate.modbus.stats import RequestStats
 from hubgate.ocpp.capabilities import Capabilities
 from hubgate.ocpp.composite_check import Verification
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
+from hubgate.ocpp.iec_state import CHARGING_CURRENT_A, iec_state
 from hubgate.ocpp.link_stats import OcppLinkStats
 from hubgate.ocpp.operations import ChargerOperations
 from hubgate.ocpp.registry import ConnectorState, Station
@@ -71,41 +72,12 @@ from hubgate.profiles.model import IecState, Quantity
 
 LOG = logging.getLogger("hubgate.ocpp")
 
-_IEC_BY_STATUS = {
-    "Available": IecState.A,
-    "Reserved": IecState.A,
-    "Preparing": IecState.B,
-    "SuspendedEV": IecState.B,
-    "SuspendedEVSE": IecState.B,
-    "Finishing": IecState.B,
-    "Occupied": IecState.B,  # 2.x; charging per its charging state or current (below)
-    "Charging": IecState.C,
-    "Unavailable": IecState.F,
-    "Faulted": IecState.F,
-}
-CHARGING_CURRENT_A = 1.0
-"""A 2.x connector that is Occupied and draws more than this on a phase is charging."""
-
 OVERDRAW_MARGIN_A = 2.0
 """Draw above the limit by more than this (or 10 %, whichever is more) is overdraw."""
 STALE_INTERVALS = 2.0
 """A charging connector's values older than this many sample intervals are asked for."""
 
 CALL_FAILED = (OcppCallError, OcppCallTimeoutError, OcppSessionClosedError)
-
-
-def iec_state(connector: ConnectorState) -> IecState | None:
-    """The IEC 61851 state an OCPP connector status stands for (None when unknown)."""
-    state = _IEC_BY_STATUS.get(connector.status)
-    if state is IecState.B and connector.status == "Occupied":
-        if connector.charging_state == "Charging":
-            return IecState.C
-        if connector.charging_state is not None:
-            return IecState.B
-        currents = [c for c in connector.measurement.current_a if c is not None]
-        if currents:
-            return IecState.C if max(currents) > CHARGING_CURRENT_A else IecState.B
-    return state
 
 
 class OcppCharger:
