@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from hubgate.cloud.authlist import auth_record, local_list_update, offline_token_info, token_key
+from hubgate.cloud.authlist import (
+    OfflineRules,
+    auth_record,
+    local_list_update,
+    offline_token_info,
+    token_key,
+)
 from hubgate.cloud.offline import OfflineRule, offline_handling
 from hubgate.cloud.store import AuthRecord, AuthSource, ListUpdateStatus, Outgoing, Store
 from hubgate.cloud.store_schema import SCHEMA_VERSION
@@ -198,15 +204,15 @@ def test_local_list_201_tokens_and_expiry(store: Store) -> None:
     expiry = 1893456000.0  # 2030-01-01T00:00:00Z
     found = store.authorize("A", key, now=expiry - 1)
     assert found is not None
-    assert offline_token_info(V201, found)["status"] == "Accepted"
+    assert offline_token_info(V201, found, OfflineRules())["status"] == "Accepted"
     expired = store.authorize("A", key, now=expiry)
     assert expired is not None
-    assert offline_token_info(V201, expired) == {
+    assert offline_token_info(V201, expired, OfflineRules()) == {
         "status": "Expired",
         "cacheExpiryDateTime": "2030-01-01T00:00:00Z",
     }
-    assert offline_token_info(V201, None) == {"status": "Unknown"}
-    assert offline_token_info(V16, None) == {"status": "Invalid"}
+    assert offline_token_info(V201, None, OfflineRules()) == {"status": "Unknown"}
+    assert offline_token_info(V16, None, OfflineRules()) == {"status": "Invalid"}
 
 
 def test_cache_never_holds_list_ids_and_evicts_invalid_then_oldest(store: Store) -> None:

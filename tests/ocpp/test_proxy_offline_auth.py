@@ -119,3 +119,74 @@ async def test_offline_verdicts(
             # every start is kept for the CSMS, refused or not
             assert await env.proxy.queue.run(lambda s: s.pending_count()) == len(TAGS)
             await trio.to_thread.run_sync(cp.stop)
+
+
+def _settings_change(version: OcppVersion, local_offline: str, unknown: str) -> Any:
+    """The CSMS's change of the charger's own offline rules (1.6 keys, 2.0.1 AuthCtrlr)."""
+    if version is V16:
+        return [
+            call16.ChangeConfiguration(key="LocalAuthorizeOffline", value=local_offline),
+            call16.ChangeConfiguration(key="AllowOfflineTxForUnknownId", value=unknown),
+        ]
+    data = [
+        {"component": {"name": "AuthCtrlr"}, "variable": {"name": name}, "attribute_value": value}
+        for name, value in (
+            ("LocalAuthorizeOffline", local_offline),
+            ("OfflineTxForUnknownIdEnabled", unknown),
+        )
+    ]
+    return [call201.SetVariables(set_variable_data=data)]
+
+
+@pytest.mark.parametrize("version", [V16, V201])
+@pytest.mark.parametrize("setting", ["false", "true"])
+async def test_by_default_the_chargers_own_rules_hold_as_the_csms_set_them(
+    tmp_path: Path, version: OcppVersion, setting: str
+) -> None:
+    """With the `[csms]` defaults ("charger"), hubgate answers as the charger itself would
+    offline: first by its defaults (it reports neither setting: cached tokens accepted,
+    unknown ones refused), then as the CSMS set both settings through hubgate (false:
+    neither charges; true: both do)."""
+    unknown = "Invalid" if version is V16 else "Unknown"
+    verdict = "Accepted" if setting == "true" else unknown
+    identity = "CP16" if version is V16 else "CP201"
+    with trio.fail_after(45):
+        async with open_proxied(tmp_path) as env:
+            cp = await env.connect(identity, version)
+            await _prepare(env, cp, version)
+            await env.stop_csms()
+            before = {
+                t: _status(version, await env.call(cp, _authorize(version, t)))
+                for t in ("TAG-OK", "NEVER-SEEN")
+            }
+            assert before == {"TAG-OK": "Accepted", "NEVER-SEEN": unknown}
+            await env.start_csms()
+            await env.online(identity)
+            for change in _settings_change(version, setting, setting):
+                answer = await env.csms_call(identity, change)
+                statuses = (
+                    [answer.status]
+                    if version is V16
+                    else [r["attribute_status"] for r in answer.set_variable_result]
+                )
+                assert statuses == ["Accepted"] * len(statuses)
+            await env.stop_csms()
+            after = {
+                t: _status(version, await env.call(cp, _start(version, t, n)))
+                for n, t in enumerate(("TAG-OK", "NEVER-SEEN"))
+            }
+            assert after == {"TAG-OK": verdict, "NEVER-SEEN": verdict}
+            await trio.to_thread.run_sync(cp.stop)
+
+
+async def test_the_site_file_overrides_the_chargers_rule(tmp_path: Path) -> None:
+    """A `[csms]` boolean wins over what the charger says: the site refuses unknown tokens
+    though the charger would let them charge."""
+    with trio.fail_after(30):
+        async with open_proxied(tmp_path, allow_offline_tx_for_unknown_id=False) as env:
+            cp = await env.connect("CP16", V16)
+            for change in _settings_change(V16, "true", "true"):
+                assert (await env.csms_call("CP16", change)).status == "Accepted"
+            await env.stop_csms()
+            assert _status(V16, await env.call(cp, _authorize(V16, "NEVER-SEEN"))) == "Invalid"
+            await trio.to_thread.run_sync(cp.stop)

@@ -17,8 +17,11 @@ messages follow `offline.offline_handling`. QUEUE and LATEST messages are
 stored durably (`DurableQueue.enqueue` returns after the fsync) *before* the
 charger is answered locally; a 1.6 StartTransaction gets a negative local
 transaction id, and its id token the verdict of the local list and cache
-under the site's offline rules (`Csms.local_authorize_offline`,
-`allow_offline_tx_for_unknown_id`). LOCAL messages are answered by hubgate:
+under the offline rules: the site's (`Csms.local_authorize_offline`,
+`allow_offline_tx_for_unknown_id`) or, where it says "charger", the charger's
+own settings, read from it when first needed and again after the CSMS changed
+a setting (the charger, kept connected, never applies them itself). LOCAL
+messages are answered by hubgate:
 Authorize the same way, Heartbeat with the clock. FORWARD messages get their
 rejection. On (re)connection the queue is replayed in order; while it is not
 empty, the charger's new stored-kind messages are queued behind it, so the
@@ -57,7 +60,9 @@ import trio
 
 from hubgate.backoff import Backoff
 from hubgate.cloud.authlist import (
+    OfflineRules,
     auth_record,
+    charger_settings,
     info_field,
     offline_token_info,
     token_key,
@@ -96,6 +101,8 @@ LOG = logging.getLogger("hubgate.cloud")
 V16 = OcppVersion.V16
 _LOST = (OcppSessionClosedError, OcppCallTimeoutError)
 """Upstream failures after which a message's fate is unknown: it is stored (again)."""
+SETTINGS_CHANGES = ("ChangeConfiguration", "SetVariables")
+"""CSMS calls after which a charger's offline rules are read again."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,8 @@ class ProxySettings:
     """Links woken by the probe dial within this many seconds of each other."""
     gateway_version: OcppVersion = OcppVersion.V201
     """The version of the gateway's own connection (`Csms.identity`)."""
+    rules_timeout_s: float = 5.0
+    """How long reading a charger's offline rules may take before its defaults count."""
 
 
 class _ChargerLeftError(Exception):
@@ -298,9 +307,13 @@ class ChargerProxy:
         self.handlers: dict[str, Handler] = {
             a: functools.partial(self._from_charger, a) for a in actions(version)
         }
-        self.upstream = proxy.link(
-            self.identity, version, self.downstream.handlers(), self._replay_while_connected
-        )
+        downward = self.downstream.handlers()
+        for action in SETTINGS_CHANGES:
+            if action in downward:
+                downward[action] = functools.partial(self._settings_change, downward[action])
+        self.upstream = proxy.link(self.identity, version, downward, self._replay_while_connected)
+        self._rules: OfflineRules | None = None
+        """The charger's own offline rules as read; None: to be read when next needed."""
 
     @property
     def backlog(self) -> bool:
@@ -496,13 +509,40 @@ class ChargerProxy:
                 now=time.time(),
             )
         )
+        return offline_token_info(self.version, found, await self._offline_rules())
+
+    async def _offline_rules(self) -> OfflineRules:
+        """The site's offline rules, the charger's own where the site says "charger"."""
         csms = self.proxy.csms
-        return offline_token_info(
-            self.version,
-            found,
-            local_authorize_offline=csms.local_authorize_offline,
-            allow_unknown=csms.allow_offline_tx_for_unknown_id,
-        )
+        local, unknown = csms.local_authorize_offline, csms.allow_offline_tx_for_unknown_id
+        rules = OfflineRules()
+        if "charger" in (local, unknown):
+            if self._rules is None:
+                self._rules = await self._read_rules()
+            rules = self._rules
+        return rules.overridden(local, unknown)
+
+    async def _read_rules(self) -> OfflineRules:
+        """Ask the charger for its offline rules (defaults when it cannot say)."""
+        charger = self.downstream.charger
+        names = list(charger_settings(self.version))
+        settings: dict[str, str | None] = {}
+        if charger is not None:
+            operations = ChargerOperations(charger, timeout_s=self.proxy.settings.rules_timeout_s)
+            try:
+                settings = await operations.get_settings(names)
+            except (OcppCallError, RpcError, *_LOST) as exc:
+                LOG.warning("%s: offline authorization settings not read: %s", self.identity, exc)
+        rules = OfflineRules.of_charger(self.version, settings)
+        LOG.info("%s: offline rules %s (read: %s)", self.identity, rules, settings)
+        return rules
+
+    async def _settings_change(self, relay: Handler, payload: Payload) -> Payload:
+        """A CSMS call that may change the charger's offline rules: read them again."""
+        try:
+            return await relay(payload)
+        finally:
+            self._rules = None
 
     def _rekey(self, old: object, new: object) -> None:
         """hubgate's registry keeps a 1.6 transaction under the id the charger was given."""

@@ -11,6 +11,9 @@ from pydantic import AwareDatetime, BeforeValidator, Field, model_validator
 
 from hubgate.config.base import Identifier, ListenPort, Seconds, Strict, TcpPort
 
+FromCharger = Literal["charger"]
+"""A `[csms]` offline rule that follows each charger's own setting."""
+
 
 class OcppServer(Strict):
     """The OCPP WebSocket listener for charge points."""
@@ -80,15 +83,18 @@ class Csms(CsmsCredentials):
     chargers: dict[str, CsmsCredentials] = Field(
         default_factory=dict, description="Per-identity credentials, overriding the defaults"
     )
-    local_authorize_offline: bool = Field(
-        default=True,
+    local_authorize_offline: bool | FromCharger = Field(
+        default="charger",
         description="While the CSMS is away, id tokens the local list or cache accepts may "
-        "charge (OCPP LocalAuthorizeOffline); false: they count as unknown",
+        "charge (OCPP LocalAuthorizeOffline); false: they count as unknown; the default "
+        "'charger': as each charger's own setting says (true when it does not say)",
     )
-    allow_offline_tx_for_unknown_id: bool = Field(
-        default=False,
+    allow_offline_tx_for_unknown_id: bool | FromCharger = Field(
+        default="charger",
         description="While the CSMS is away, id tokens in neither the local list nor the cache "
-        "may charge (OCPP AllowOfflineTxForUnknownId); false: they are refused",
+        "may charge (OCPP AllowOfflineTxForUnknownId, 2.x OfflineTxForUnknownIdEnabled); "
+        "false: they are refused; the default 'charger': as each charger's own setting says "
+        "(false when it does not say)",
     )
     stop_transaction_on_invalid_id: bool = Field(
         default=True,

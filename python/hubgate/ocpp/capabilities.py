@@ -120,7 +120,8 @@ def _integer(text: str | None) -> int | None:
         return None
 
 
-def _boolean(text: str | None) -> bool | None:
+def parse_boolean(text: str | None) -> bool | None:
+    """An OCPP boolean setting ("true", "false", any case; "1", "0"); None when unreadable."""
     if text is None:
         return None
     word = text.strip().lower()
@@ -158,7 +159,7 @@ async def discover(session: OcppSession, *, timeout_s: float | None = None) -> C
             max_stack_level=_integer(values.get(V16_KEYS[1])),
             max_profiles=_integer(values.get(V16_KEYS[2])),
             max_periods=_integer(values.get(V16_KEYS[3])),
-            phase_switch=_boolean(values.get(V16_KEYS[4])),
+            phase_switch=parse_boolean(values.get(V16_KEYS[4])),
         )
     requests: list[Payload] = []
     for component, variable, instance, attribute in V2_VARIABLES:
@@ -183,7 +184,7 @@ async def discover(session: OcppSession, *, timeout_s: float | None = None) -> C
         max_stack_level=_integer(answers.get("ProfileStackLevel")),
         max_profiles=_integer(answers.get("Entries")),
         max_periods=_integer(answers.get("PeriodsPerSchedule")),
-        phase_switch=_boolean(answers.get("Phases3to1")),
+        phase_switch=parse_boolean(answers.get("Phases3to1")),
         clock_offset_s=_clock_offset(answers.get("DateTime"), sent, received),
     )
 

@@ -37,6 +37,7 @@ from hubgate.sim.station_clock import StationClock
 from hubgate.sim.station_limits import StationLimits
 from hubgate.sim.station_meter import meter_value
 from hubgate.sim.station_personalities import BOOK, ENERGY, Personality
+from hubgate.sim.station_settings import offline_authorization, set_boolean
 from hubgate.sim.station_state import ConnectorState, StationEnv, connector_status
 
 _log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class Station:
     _next_reboot: float | None = None
     measurands: tuple[str, ...] | None = None
     """What the CSMS asked it to sample (None: everything)."""
+    offline_authorization: dict[str, str] = field(default_factory=offline_authorization)
     stalled: bool = False
     """Hung but connected: sends nothing and answers no call while set (a frozen
     controller keeping its TCP connection)."""
@@ -657,6 +659,7 @@ class Station:
                 "TxUpdatedInterval": (interval, fixed_interval),
                 "TxUpdatedMeasurands": (measurands, p.measurands is not None),
             }
+            | {name: (value, False) for name, value in self.offline_authorization.items()}
         )
 
     def configure(self, key: str, value: str) -> str:
@@ -675,6 +678,8 @@ class Station:
         if key in ("MeterValuesSampledData", "TxUpdatedMeasurands"):
             self.measurands = tuple(m.strip() for m in value.split(",") if m.strip())
             return "Accepted"
+        if (answer := set_boolean(self.offline_authorization, key, value)) is not None:
+            return answer
         try:
             number = float(value)
         except ValueError:
