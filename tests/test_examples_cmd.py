@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hubgate.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from hubgate.cli.examples_cmd import example_files, example_path, examples_dir
+from hubgate.cli.examples_cmd import description, example_files, example_path, examples_dir
 from hubgate.config import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,9 +68,26 @@ def test_copy_then_use_the_copy(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "not overwriting" in capsys.readouterr().err
 
 
-def test_list_names_and_describes_them(capsys: pytest.CaptureFixture[str]) -> None:
+def test_list_names_and_describes_them(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each example with its whole first sentence (it was cut at its first comment line's
+    end), the names in one column."""
+    monkeypatch.setenv("COLUMNS", "100")
     assert main(["examples", "list"]) == EXIT_OK
     out = capsys.readouterr().out
-    assert "sites:\n  bus-depot-20       A small overnight depot for the tests" in out
-    assert "\n  charger-zoo        The charger zoo: 100 chargers" in out
-    assert "grid-limit-step    The grid operator's limit steps from 100 % to 30 %" in out
+    assert "sites:\n  bus-depot-20         A small overnight depot for the tests" in out
+    assert (
+        "\n  charger-zoo          The charger zoo: 100 chargers on one 630 A connection.\n" in out
+    )
+    assert "grid-limit-step      The grid operator's limit steps from 100 % to 30 %" in out
+    listed = " ".join(out.split())
+    for kind in ("sites", "scenarios"):
+        for name, path in example_files(kind).items():
+            first = description(path)
+            assert first.endswith("."), (name, first)
+            assert f"{name} {first}" in listed
+    assert description(examples_dir() / "scenarios" / "bus-depot-overnight.toml") == (
+        "An overnight depot: 150 buses and vans arrive 17:45-21:00, leave 04:30-06:30 and each"
+        " needs 10-45 kWh; 200 bays share a 630 kW connection under a 500 kW demand target."
+    )

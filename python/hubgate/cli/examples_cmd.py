@@ -10,8 +10,10 @@ one source). Commands that take a site or scenario file also take an example's b
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
+import textwrap
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -49,12 +51,16 @@ def example_path(argument: str, kind: Kind) -> Path:
 
 
 def description(path: Path) -> str:
-    """An example's first comment line."""
+    """An example's first sentence: its leading comment up to the first full stop."""
+    words: list[str] = []
     with path.open(encoding="utf-8") as file:
         for line in file:
-            if line.startswith("#"):
-                return line.lstrip("# ").rstrip()
-    return ""
+            if not line.startswith("#"):
+                break
+            words += line.lstrip("#").split()
+    text = " ".join(words)
+    end = re.search(r"\.(\s|$)", text)
+    return text if end is None else text[: end.start() + 1]
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -68,10 +74,21 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _list(_args: argparse.Namespace) -> int:
-    for kind in KINDS:
+    found = {kind: example_files(kind) for kind in KINDS}
+    width = max(len(name) for files in found.values() for name in files)
+    columns = max(shutil.get_terminal_size().columns, width + 40)
+    for kind, files in found.items():
         print(f"{kind}:")
-        for name, path in example_files(kind).items():
-            print(f"  {name:18} {description(path)}")
+        for name, path in files.items():
+            print(
+                textwrap.fill(
+                    description(path),
+                    columns - 1,
+                    initial_indent=f"  {name:{width}}  ",
+                    subsequent_indent=" " * (width + 4),
+                    break_on_hyphens=False,
+                )
+            )
     return EXIT_OK
 
 
