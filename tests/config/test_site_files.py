@@ -126,6 +126,15 @@ def test_tree_lists_every_charger(examples_dir: Path) -> None:
     assert "├── tr1 (transformer) 3x1000 A, 630 kW" in tree
 
 
+def test_tree_counts_in_words(tmp_path: Path, examples_dir: Path) -> None:
+    """One of a kind is singular ("1 node"), else plural."""
+    assert render_tree(load_site(write(tmp_path, SMALL))).splitlines()[0] == (
+        "t: 1 node, 1 charger, 1 connector"
+    )
+    first = render_tree(load_site(examples_dir / "sites" / "depot-200.toml")).splitlines()[0]
+    assert first.endswith(": 10 nodes, 100 chargers, 200 connectors")
+
+
 def test_cli_check_exit_codes(
     tmp_path: Path, examples_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -31,6 +31,7 @@ from hubgate.runtime.gateway import Gateway, dashboard_url, open_gateway
 from hubgate.runtime.gc_tuning import settle_gc
 from hubgate.runtime.preflight import preflight_problems
 from hubgate.tomlcheck import ConfigError, locate
+from hubgate.wording import counted
 
 DEMO_SCENARIO = "grid-limit-step"
 
@@ -165,7 +166,8 @@ def _run(args: argparse.Namespace) -> int:
     site = _site_to_run(args)
     if args.check:
         devices = sum(1 for _ in modbus_devices(site))
-        print(f"{args.site}: ok ({len(site.chargers)} chargers, {devices} Modbus devices)")
+        chargers = counted(len(site.chargers), "charger")
+        print(f"{args.site}: ok ({chargers}, {counted(devices, 'Modbus device')})")
         return EXIT_OK
     setup_logging(args.log_level, args.log_format)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from hubgate.config.model import GRID_NODE_ID, Charger, Limits, SiteConfig
+from hubgate.wording import counted
 
 
 def _limits(limits: Limits, phase_limit: tuple[float, float, float] | None) -> str:
@@ -58,8 +59,8 @@ def render_tree(config: SiteConfig) -> str:
     grid = config.grid
     connectors = sum(len(c.connectors) for c in config.chargers)
     out = [
-        f"{config.site.name}: {len(config.nodes)} nodes, {len(config.chargers)} chargers, "
-        f"{connectors} connectors",
+        f"{config.site.name}: {counted(len(config.nodes), 'node')}, "
+        f"{counted(len(config.chargers), 'charger')}, {counted(connectors, 'connector')}",
         f"{GRID_NODE_ID} (connection {grid.voltage_v:g} V) "
         f"{_limits(grid, grid.phase_current_limit_a)}{_metered(meters[GRID_NODE_ID])}",
     ]
