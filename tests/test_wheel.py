@@ -110,6 +110,8 @@ def test_demo_from_an_empty_directory(venv: Path, empty: Path) -> None:
     out = hubgate(venv, "demo", "--duration", "15", "--api-port", "0", cwd=empty, timeout=180)
     assert "dashboard: http://" in out
     assert out.count("configuration loaded: 100 chargers") == 1  # narrated from the first event
+    assert "the scenario's events at 0.125 x their times, to come within 15 s" in out
+    assert "scenario at 7.5 s: the grid operator limits the connection to 30 % for 75 s" in out
     assert "connectors commanded to the failsafe current" in out
     assert "limit violations: " in out  # the safety recorder's summary
 

@@ -58,7 +58,14 @@ def register_demo(demo: argparse.ArgumentParser) -> None:
         "The site simulator on loopback (Modbus devices, OCPP stations) and the gateway "
         "controlling it, with the dashboard; ends with the safety recorder's summary."
     )
-    demo.add_argument("--duration", type=float, default=300.0, metavar="S", help="seconds (300)")
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="seconds (300); shorter than twice the scenario's first event: the events' "
+        "times scaled so that it comes at half of it",
+    )
     demo.add_argument(
         "--scenario",
         default=DEMO_SCENARIO,
@@ -203,10 +210,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from hubgate.runtime.demo import open_demo
+    from hubgate.runtime.demo import fitted, open_demo
     from hubgate.sim.scenario_loader import load_scenario
 
-    loaded = load_scenario(example_path(args.scenario, "scenarios"))
+    loaded, factor = fitted(load_scenario(example_path(args.scenario, "scenarios")), args.duration)
     setup_logging(args.log_level, args.log_format)
     if args.log_format == "text":  # the narration prints each event once, on stdout
         events = logging.getLogger(EVENTS_LOGGER)
@@ -225,6 +232,12 @@ def _demo(args: argparse.Namespace) -> int:
                 f"{args.duration:g} s",
                 flush=True,
             )
+            if factor != 1.0:
+                print(
+                    f"the scenario's events at {factor:.3g} x their times, to come within "
+                    f"{args.duration:g} s",
+                    flush=True,
+                )
             print(f"dashboard: {dashboard_url(gateway.site, gateway.ports['api'])}", flush=True)
 
             async with trio.open_nursery() as nursery:

@@ -14,7 +14,7 @@ import random
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import trio
 
@@ -86,6 +86,28 @@ def rewired(site: SiteConfig, ports: dict[str, int], ocpp_port: int, api_port: i
             update={"modbus": at(GRID_OPERATOR_BOX, operator.modbus)}
         )
     return site.model_copy(update=update)
+
+
+def fitted(loaded: LoadedScenario, duration_s: float) -> tuple[LoadedScenario, float]:
+    """The scenario for a demo of `duration_s`, and the factor its events' times were scaled
+    by: a demo too short for its first event sees it at half its length, the later events
+    and every event's duration scaled alike (1.0: the scenario as it is)."""
+    events = loaded.scenario.events
+    first = min((event.at_s for event in events), default=0.0)
+    if first <= duration_s / 2:
+        return loaded, 1.0
+    factor = duration_s / 2 / first
+    scaled = tuple(
+        event.model_copy(
+            update={
+                "at_s": event.at_s * factor,
+                "duration_s": None if event.duration_s is None else event.duration_s * factor,
+            }
+        )
+        for event in events
+    )
+    scenario = loaded.scenario.model_copy(update={"events": scaled})
+    return replace(loaded, scenario=scenario), factor
 
 
 def scenario_steps(events: tuple[ScenarioEvent, ...]) -> list[tuple[float, str]]:
