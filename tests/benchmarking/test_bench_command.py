@@ -1,7 +1,7 @@
 """`hubgate bench --quick --json`: runs as a command (a simulated site in its own process, the
 gateway controlling it) and reports sane figures from one run. It settles 2 s instead of 30
-(`--settle`): the figures' accuracy is not this test's, and the 30 s were the run's longest
-wait."""
+(`--settle`) and counts 5 cycles instead of 20 (`--cycles`): the figures' accuracy is not this
+test's, and those waits were most of the run's time."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ CODEC_CASES = {
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
     done = subprocess.run(
-        [HUBGATE, "bench", "--quick", "--settle", "2", "--json"],
+        [HUBGATE, "bench", "--quick", "--settle", "2", "--cycles", "5", "--json"],
         capture_output=True,
         text=True,
         timeout=400,
@@ -113,7 +113,7 @@ def test_the_capacity_comes_from_the_measured_cycle(report: dict[str, Any]) -> N
     run, capacity = report["end_to_end"], report["capacity"]
     assert run["scenario"] == "depot-200-steady"
     assert (run["connectors"], run["modbus_connectors"], run["ocpp_connectors"]) == (200, 100, 100)
-    assert run["cycles"] == 20  # --quick
+    assert run["cycles"] == 5  # --cycles
     assert run["ocpp_stations_online"] == 50
     assert 0 < run["devices_reachable"] <= run["devices"]
     assert 0 < run["latency_p50_ms"] <= run["latency_p99_ms"] <= run["latency_max_ms"]
@@ -152,3 +152,13 @@ def test_a_settling_time_that_is_no_duration_is_refused(
         main(["bench", "--settle", settle])
     assert info.value.code == 2
     assert f"give seconds, 0 or more, got {settle!r}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cycles", ["0", "-3", "2.5", "many"])
+def test_a_cycle_count_that_is_no_whole_number_is_refused(
+    cycles: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["bench", "--cycles", cycles])
+    assert info.value.code == 2
+    assert f"give a whole number of cycles, 1 or more, got {cycles!r}" in capsys.readouterr().err

@@ -28,6 +28,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         "(default: 30; less measures the start's work too: docs/performance.md)",
     )
     parser.add_argument(
+        "--cycles",
+        type=_cycles,
+        metavar="N",
+        help="control cycles the end-to-end window counts (default: 120; 20 with --quick)",
+    )
+    parser.add_argument(
         "--scenario",
         default=BENCH_SCENARIO,
         help="the simulated site the gateway controls for the end-to-end cycle: a scenario "
@@ -45,6 +51,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _cycles(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"give a whole number of cycles, 1 or more, got {text!r}")
+    return value
+
+
 def _bench(args: argparse.Namespace) -> int:
     from hubgate.benchmarking.report import FULL, QUICK, render, run_bench
     from hubgate.cli.examples_cmd import example_path
@@ -53,6 +69,8 @@ def _bench(args: argparse.Namespace) -> int:
     settings = QUICK if args.quick else FULL
     if args.settle is not None:
         settings = dataclasses.replace(settings, settle_s=args.settle)
+    if args.cycles is not None:
+        settings = dataclasses.replace(settings, cycles=args.cycles)
     report = run_bench(settings, example_path(args.scenario, "scenarios"))
     print(json.dumps(report, indent=2) if args.json else render(report))
     return EXIT_OK
