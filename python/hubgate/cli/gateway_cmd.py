@@ -1,7 +1,10 @@
 """`hubgate run SITE.toml` (the gateway) and `hubgate demo` (the gateway against the simulator).
 
 Both stop on Ctrl-C or SIGTERM with every charger commanded to its failsafe current; a
-gateway with a `[cluster]` hands its lease over to the standby instead (docs/ha.md)."""
+gateway with a `[cluster]` hands its lease over to the standby instead (docs/ha.md).
+The gateway's modules (the API server, the control loop, ...) are imported once the site
+file is read: a broken file is reported at the cost of reading it (0.35 s of CPU, not 1.5).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager as ContextManager
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -22,16 +26,14 @@ from hubgate.cli.common import (
     setup_logging,
 )
 from hubgate.cli.examples_cmd import example_path
-from hubgate.cluster.lease import Role
 from hubgate.config.addresses import listener_problems, modbus_devices
 from hubgate.config.loader import load_site
 from hubgate.config.model import SiteConfig
-from hubgate.records.store import RecordStore, retention_of
-from hubgate.runtime.gateway import Gateway, dashboard_url, open_gateway
-from hubgate.runtime.gc_tuning import settle_gc
-from hubgate.runtime.preflight import preflight_problems
 from hubgate.tomlcheck import ConfigError, locate
 from hubgate.wording import counted
+
+if TYPE_CHECKING:
+    from hubgate.runtime.gateway import Gateway
 
 DEMO_SCENARIO = "grid-limit-step"
 
@@ -133,6 +135,8 @@ async def _until_signal(
 
 
 async def _finish(gateway: Gateway) -> None:
+    from hubgate.cluster.lease import Role
+
     leadership = gateway.leadership
     led = leadership is not None and leadership.role is Role.LEADER
     done = await gateway.shutdown()
@@ -163,6 +167,8 @@ def _site_to_run(args: argparse.Namespace) -> SiteConfig:
         site = site.model_copy(update={"api": site.api.model_copy(update={"port": args.api_port})})
     problems = listener_problems(site) if args.api_port is not None else []
     if args.check and not problems:
+        from hubgate.runtime.preflight import preflight_problems
+
         problems = preflight_problems(site)
     if problems:
         raise ConfigError(locate(str(path), path.read_text(encoding="utf-8"), problems))
@@ -176,6 +182,10 @@ def _run(args: argparse.Namespace) -> int:
         chargers = counted(len(site.chargers), "charger")
         print(f"{args.site}: ok ({chargers}, {counted(devices, 'Modbus device')})")
         return EXIT_OK
+    from hubgate.records.store import RecordStore, retention_of
+    from hubgate.runtime.gateway import dashboard_url, open_gateway
+    from hubgate.runtime.gc_tuning import settle_gc
+
     setup_logging(args.log_level, args.log_format)
 
     async def main() -> None:
@@ -211,6 +221,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from hubgate.runtime.demo import fitted, open_demo
+    from hubgate.runtime.gateway import dashboard_url
+    from hubgate.runtime.gc_tuning import settle_gc
     from hubgate.sim.scenario_loader import load_scenario
 
     loaded, factor = fitted(load_scenario(example_path(args.scenario, "scenarios")), args.duration)
