@@ -13,6 +13,8 @@ from typing import Any
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 141
+"""Its reader stopped reading (`hubgate ... | head`): 128 + SIGPIPE, as a shell reports it."""
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
