@@ -144,21 +144,17 @@ def test_text_report_names_every_figure(report: dict[str, Any]) -> None:
         assert phrase in text
 
 
-@pytest.mark.parametrize("settle", ["-1", "soon", "inf"])
-def test_a_settling_time_that_is_no_duration_is_refused(
-    settle: str, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("option", "value", "problem"),
+    [
+        *(("--settle", v, "give seconds, 0 or more") for v in ("-1", "soon", "inf")),
+        *(("--cycles", v, "give a whole number of cycles, 1 or more") for v in ("0", "2.5", "x")),
+    ],
+)
+def test_a_setting_out_of_its_range_is_refused(
+    option: str, value: str, problem: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as info:
-        main(["bench", "--settle", settle])
+        main(["bench", option, value])
     assert info.value.code == 2
-    assert f"give seconds, 0 or more, got {settle!r}" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("cycles", ["0", "-3", "2.5", "many"])
-def test_a_cycle_count_that_is_no_whole_number_is_refused(
-    cycles: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(["bench", "--cycles", cycles])
-    assert info.value.code == 2
-    assert f"give a whole number of cycles, 1 or more, got {cycles!r}" in capsys.readouterr().err
+    assert f"{problem}, got {value!r}" in capsys.readouterr().err
