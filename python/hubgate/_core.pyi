@@ -434,6 +434,16 @@ class PlanExchange:
         """Feed received bytes: `None` (wait), `bytes` (send, then wait), the field values
         (done), a `Response.Exception` or a `ResponseRejected` (failed, nothing pending);
         raise `FrameError` on a bad header (close the connection)."""
+    def run_on(
+        self, codec: TcpClientCodec, fd: int, wait_s: float, within_s: float, chain: bool
+    ) -> list[_FieldValue] | Response | ResponseRejected | bytes | bool | None:
+        """Drive the plan over the connected, non-blocking socket `fd` without the event
+        loop: send the frames due, take what arrives (each wait a `poll` of at most
+        `wait_s`, the GIL released, none past `within_s`), send what the answers let out
+        (only when `chain`). Returns as `receive` once the plan ended; `None` while an
+        answer is awaited (`missed` if a wait ran out); `True` when frames fell due and
+        not `chain` (call again to send them); `b""` when the device closed the
+        connection. Raise `OSError` and `FrameError` (close the connection)."""
     def abandon(self, codec: TcpClientCodec) -> None:
         """Stop waiting for the unanswered requests (timeout)."""
     @property
@@ -445,6 +455,12 @@ class PlanExchange:
     @property
     def answered(self) -> int:
         """Requests answered so far."""
+    @property
+    def rounds(self) -> int:
+        """Sends `run_on` made so far."""
+    @property
+    def missed(self) -> bool:
+        """The last `run_on` returned `None` after a wait that ran out."""
 
 @final
 class RtuClientCodec:

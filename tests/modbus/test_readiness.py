@@ -16,10 +16,11 @@ import trio
 import trio.testing
 
 from hubgate._core import Field, ReadPlan, RequestReceived, TcpServerCodec
+from hubgate.modbus import readiness
 from hubgate.modbus.errors import ModbusTimeoutError
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.plan_group import read_plans
-from hubgate.modbus.readiness import SLICE_S, Readable
+from hubgate.modbus.readiness import SLICE_S, Readable, tasks_runnable
 from hubgate.modbus.tcp_master import open_tcp_master
 from tests.support.modbus_faults import REGISTERS, answer_frame
 from tests.support.wait import wait_until
@@ -131,6 +132,21 @@ async def test_no_brief_block_while_another_task_is_runnable() -> None:
                 assert readable.miss_rate == 0.0  # no block was taken
                 await trio.testing.wait_all_tasks_blocked()
                 assert len(ran) == n
+
+
+async def test_the_run_queue_is_counted_as_trios_statistics_count_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`tasks_runnable` reads Trio's run queue (not public), so it is checked against the
+    public count, and falls back to that where the run state is not as expected."""
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            assert tasks_runnable() == 0
+            for _ in range(3):
+                nursery.start_soon(trio.sleep, 0)
+            assert tasks_runnable() == trio.lowlevel.current_statistics().tasks_runnable == 3
+            monkeypatch.setattr(readiness, "_RUN_CONTEXT", None)
+            assert tasks_runnable() == 3
 
 
 async def test_a_peer_served_by_the_same_run_is_waited_for_in_trio() -> None:

@@ -7,11 +7,17 @@ import socket
 import pytest
 import trio
 
-from hubgate._core import EncodeError, Field, ReadPlan, Request, Response
+from hubgate._core import EncodeError, Field, ReadPlan, Request, RequestReceived, Response
+from hubgate.fencing import SEND_GUARD, FencedError
 from hubgate.modbus.errors import ModbusExceptionError
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.tcp_master import open_tcp_master
-from tests.support.modbus_faults import REGISTERS, answers_pairs_reversed, serve_faulty_device
+from tests.support.modbus_faults import (
+    REGISTERS,
+    answer,
+    answers_pairs_reversed,
+    serve_faulty_device,
+)
 from tests.support.modbus_peers import HOLDING, RunningServer
 
 
@@ -97,6 +103,39 @@ async def test_a_device_that_does_not_pipeline_is_read_one_request_at_a_time(
             assert (device.stats.timeouts, device.stats.ok) == (1, 3)
             assert await device.read_plan(plan) == registers_of(plan, HOLDING)
             assert (device.stats.timeouts, device.stats.ok) == (1, 6)
+
+
+async def test_a_commands_plan_stops_at_the_request_its_epoch_no_longer_covers() -> None:
+    """In a command's task (`hubgate.fencing.SEND_GUARD`) each request of a plan is checked
+    right before it goes: once the epoch is gone, the rest never reach the device."""
+    seen: list[int] = []
+
+    async def counting(n: int, event: RequestReceived, stream: trio.abc.Stream) -> None:
+        seen.append(n)
+        await answer(n, event, stream)
+
+    checks: list[int] = []
+
+    def two_sends() -> bool:
+        checks.append(1)
+        return len(checks) <= 2
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_faulty_device, counting)
+            async with open_tcp_master("127.0.0.1", port) as master:
+                device = ModbusDevice(master, 1)
+                plan = blocks_plan(0, 3)
+                token = SEND_GUARD.set(two_sends)
+                try:
+                    with pytest.raises(FencedError):
+                        await device.read_plan(plan)
+                finally:
+                    SEND_GUARD.reset(token)
+                assert (seen, len(checks)) == ([1, 2], 3)
+                assert await device.read_plan(plan) == registers_of(plan, REGISTERS)
+                assert master.stray_frames == 0
+            nursery.cancel_scope.cancel()
 
 
 async def test_a_plan_answered_with_an_exception_is_not_retried(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -88,6 +89,15 @@ async def close_mid_frame_first(n: int, event: RequestReceived, stream: trio.abc
     await stream.send_all(answer_frame(event))
 
 
+async def reset_first(n: int, event: RequestReceived, stream: trio.abc.Stream) -> None:
+    """Resets the connection (a TCP RST) instead of the first answer; then behaves."""
+    if n == 1:
+        assert isinstance(stream, trio.SocketStream)
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        raise DeviceClosedError  # closed with a zero linger: a reset
+    await stream.send_all(answer_frame(event))
+
+
 async def garbage_first(n: int, event: RequestReceived, stream: trio.abc.Stream) -> None:
     """Sends garbage (no valid MBAP header) for the first request; then behaves."""
     if n == 1:
@@ -122,6 +132,7 @@ FIRST_ANSWER_FAULTS = pytest.mark.parametrize(
         (wrong_transaction_first, "a wrong transaction id"),
         (short_answer_first, "an answer with a register too few"),
         (close_mid_frame_first, "a connection closed mid-frame"),
+        (reset_first, "a connection reset"),
         (garbage_first, "garbage"),
     ],
 )

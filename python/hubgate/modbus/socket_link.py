@@ -45,7 +45,8 @@ class SocketLink:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.socket = sock
-        self._readable = Readable(sock)
+        self.fd = sock.fileno()
+        self.readable = Readable(sock)
 
     @classmethod
     async def connect(cls, host: str, port: int) -> SocketLink:
@@ -97,7 +98,7 @@ class SocketLink:
         answer comes within a brief block (`hubgate.modbus.readiness`); no read is tried
         before it (the answer cannot be there yet)."""
         while True:
-            readable = self._readable
+            readable = self.readable
             ready = readable.briefly(deadline)  # one coroutine less than `by`: a hot path
             if ready is None:
                 ready = await readable.in_trio(deadline)

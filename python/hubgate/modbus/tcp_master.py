@@ -28,9 +28,11 @@ from __future__ import annotations
 import logging
 import random
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import cast
 
 import trio
 
@@ -45,7 +47,7 @@ from hubgate._core import (
     TcpClientCodec,
 )
 from hubgate.backoff import Backoff
-from hubgate.fencing import check_send
+from hubgate.fencing import SEND_GUARD, check_send
 from hubgate.modbus.codec import FieldValue
 from hubgate.modbus.errors import (
     RETRIED,
@@ -218,14 +220,34 @@ class TcpMaster:
     ) -> list[FieldValue]:
         stats = self._stats.get(unit) or stats_of(self._stats, unit)
         exchange = PlanExchange(unit, plan, max_in_flight)
-        connection, started, deadline = await self._start(unit, stats, timeout_s, delay_s)
-        try:
-            outcome, rounds = await self._exchange_plan(
-                connection, unit, exchange, deadline, timeout_s, delay_s
-            )
-        finally:
-            ended = trio.current_time()
-            self._end_turn(ended)
+        connection = self._connection
+        if (
+            delay_s
+            or self._busy
+            or connection is None
+            or connection.closed
+            or type(connection.stream) is not SocketLink
+        ):
+            connection, started, deadline = await self._start(unit, stats, timeout_s, delay_s)
+            try:
+                outcome, rounds = await self._exchange_plan(
+                    connection, unit, exchange, deadline, timeout_s, delay_s
+                )
+            finally:
+                ended = trio.current_time()
+                self._end_turn(ended)
+        else:  # the common case, an open and idle socket: no turn to wait for, no pause
+            await trio.lowlevel.checkpoint_if_cancelled()
+            self._busy = True
+            started = trio.current_time()
+            try:
+                outcome = await self._plan_on_socket(
+                    connection, unit, exchange, started + timeout_s, timeout_s, started
+                )
+            finally:
+                ended = trio.current_time()
+                self._end_turn(ended)
+            rounds = exchange.rounds
         waited = ended - started
         if delay_s and rounds > 1:
             waited -= (rounds - 1) * delay_s  # not the pauses between them
@@ -370,6 +392,12 @@ class TcpMaster:
         `delay_s` before it); returns the outcome and the round trips (none when the plan
         has no requests)."""
         codec, stream = connection.codec, connection.stream
+        if not delay_s and type(stream) is SocketLink:
+            now = trio.current_time()
+            outcome = await self._plan_on_socket(
+                connection, unit, exchange, deadline, timeout_s, now
+            )
+            return outcome, exchange.rounds
         rounds = 0
         step: bytes | list[FieldValue] | Response | ResponseRejected | None
         step = exchange.start(codec)
@@ -409,6 +437,67 @@ class TcpMaster:
             return step, rounds
         assert isinstance(step, ResponseRejected | Response.Exception)
         return self._failure(unit, step), rounds
+
+    async def _plan_on_socket(
+        self,
+        connection: _Connection,
+        unit: int,
+        exchange: PlanExchange,
+        deadline: float,
+        timeout_s: float,
+        now: float,
+    ) -> list[FieldValue] | ModbusError:
+        """`_exchange_plan` over a socket (Trio's clock at `now`), for a device without a
+        pause: the round trips in Rust (`PlanExchange.run_on`: one call while the answers
+        come within brief blocks, `hubgate.modbus.readiness`), else after Trio's wait for
+        the socket."""
+        codec, link = connection.codec, cast(SocketLink, connection.stream)
+        fd, readable = link.fd, link.readable
+        guard = SEND_GUARD.get()  # a command's frames are each checked before they go
+        step: list[FieldValue] | Response | ResponseRejected | bytes | bool | None = True
+        try:
+            while True:
+                due = step is True
+                if due and guard is not None:
+                    check_send()
+                within = readable.window(deadline, now)
+                began = time.perf_counter()
+                sent = exchange.rounds
+                step = exchange.run_on(
+                    codec, fd, 2.0 * readable.answer_s, within or 0.0, guard is None
+                )
+                rounds = exchange.rounds
+                if rounds > sent and rounds > 1:  # a later round trip: its own timeout
+                    deadline = trio.current_time() + timeout_s
+                if step is None:
+                    if exchange.missed:
+                        readable.miss()
+                    if not await readable.in_trio(deadline):
+                        exchange.abandon(codec)  # late answers are strays
+                        self._pipelining_failed(unit, exchange)
+                        return self._timeout(unit, timeout_s)
+                    now = trio.current_time()
+                    continue
+                if due and within:
+                    readable.caught((time.perf_counter() - began) / max(rounds - sent, 1))
+                if step is not True:
+                    break
+        except FrameError as exc:
+            return self._lost(connection, f"bad frame header: {exc}")
+        except _LINK_ERRORS as exc:
+            return self._lost(connection, f"connection lost: {exc or type(exc).__name__}")
+        except BaseException:  # cut short by an enclosing deadline: late answers are strays
+            exchange.abandon(codec)
+            self._pipelining_failed(unit, exchange)
+            raise
+        finally:
+            self.stray_frames += exchange.strays
+        if isinstance(step, list):
+            return step
+        if step == b"":
+            return self._lost(connection, "connection closed by the device")
+        assert isinstance(step, ResponseRejected | Response.Exception)
+        return self._failure(unit, step)
 
     def _failure(self, unit: int, step: ResponseRejected | Response.Exception) -> ModbusError:
         """The error of an exchange with `unit` that ended badly: a frame claiming to answer

@@ -14,6 +14,7 @@ mod modbus_pdu;
 mod modbus_values;
 mod paths;
 mod plan;
+mod socket_io;
 mod websocket;
 
 use pyo3::prelude::*;

@@ -1,15 +1,24 @@
 //! A read plan over a `TcpClientCodec` in few calls: every frame encoded, every
-//! response matched and every field decoded in Rust (`hubgate.modbus.tcp_master`).
+//! response matched and every field decoded in Rust (`hubgate.modbus.tcp_master`);
+//! over a socket, its round trips in one call while the answers come quickly
+//! (`run_on`).
+
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
 
 use hubgate_core::modbus::batch::{Batch, Failure, Step};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBool, PyBytes};
 
 use crate::errors::CoreError;
 use crate::ints::Int;
 use crate::modbus_codec::{ResponseRejected, TcpClientCodec};
 use crate::modbus_pdu::Response;
 use crate::modbus_values::{decode_blocks, ReadPlan};
+use crate::socket_io::{poll_readable, recv_now, send_now, Received};
+
+/// Bytes one `recv` takes at most (a response is at most 260).
+const RECV_BYTES: usize = 4096;
 
 /// The requests of one `ReadPlan` to one unit, at most `window` in flight.
 #[pyclass(module = "hubgate._core")]
@@ -17,6 +26,12 @@ pub(crate) struct PlanExchange {
     batch: Batch,
     plan: Py<ReadPlan>,
     scratch: Vec<u8>,
+    /// `run_on`: the batch was started (its first frames encoded).
+    started: bool,
+    /// `run_on`: frames sent so far.
+    rounds: u32,
+    /// `run_on` returned `None` after a wait that ended without an answer.
+    missed: bool,
 }
 
 impl PlanExchange {
@@ -53,7 +68,96 @@ impl PlanExchange {
             batch: Batch::new(*unit, requests, usize::from(*window))?,
             plan: plan.unbind(),
             scratch: Vec::new(),
+            started: false,
+            rounds: 0,
+            missed: false,
         })
+    }
+
+    /// Drives the plan over the connected, non-blocking socket `fd` as far as
+    /// it goes without the event loop: sends the frames due when it is called
+    /// (the first ones on the first call), then takes what arrives and sends
+    /// what the answers let out, each wait for the socket a `poll` of at most
+    /// `wait_s` with the GIL released, none past `within_s` after the call
+    /// began. Frames that fall due during the call go out only when `chain`
+    /// is true.
+    ///
+    /// Returns what `receive` does once the plan ended (the fields' values, a
+    /// `Response.Exception` or a `ResponseRejected`); `None` when it waits for
+    /// an answer (`missed`: a wait ran out, else the time did: wait until the
+    /// socket is readable, then call again); `True` when frames are due and
+    /// `chain` is false (call again to send them); `b""` when the device closed
+    /// the connection. Raises `OSError` (the socket) and `FrameError` (a bad
+    /// MBAP header: close the connection).
+    fn run_on<'py>(
+        &mut self,
+        py: Python<'py>,
+        codec: &Bound<'py, TcpClientCodec>,
+        fd: RawFd,
+        wait_s: f64,
+        within_s: f64,
+        chain: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let began = Instant::now();
+        let within = Duration::try_from_secs_f64(within_s).unwrap_or(Duration::ZERO);
+        self.missed = false;
+        if !self.started {
+            self.started = true;
+            self.scratch.clear();
+            let step = self
+                .batch
+                .start(&mut codec.borrow_mut().codec, &mut self.scratch);
+            if step != Step::Send {
+                return self.outcome(py, step);
+            }
+        }
+        let due = !self.scratch.is_empty(); // else called again after a wait in Trio
+        let mut may_send = due || chain;
+        let mut readable = !due;
+        let mut buf = [0_u8; RECV_BYTES];
+        loop {
+            if !self.scratch.is_empty() {
+                if !may_send {
+                    return Ok(PyBool::new(py, true).to_owned().into_any());
+                }
+                send_now(py, fd, &self.scratch)?;
+                self.scratch.clear();
+                self.rounds += 1;
+                may_send = chain;
+            }
+            if readable {
+                match recv_now(py, fd, &mut buf)? {
+                    Received::Bytes(count) => {
+                        let step = {
+                            let mut codec = codec.borrow_mut();
+                            codec.codec.receive_data(&buf[..count]);
+                            self.batch
+                                .receive(&mut codec.codec, &mut self.scratch)
+                                .map_err(CoreError::from)?
+                        };
+                        if !matches!(step, Step::Wait | Step::Send) {
+                            return self.outcome(py, step);
+                        }
+                        readable = count == RECV_BYTES; // more may be there
+                    }
+                    Received::Nothing => readable = false,
+                    Received::End => return Ok(PyBytes::new(py, b"").into_any()),
+                }
+            }
+            if !readable && self.scratch.is_empty() {
+                let left = within.saturating_sub(began.elapsed());
+                let wait = Duration::try_from_secs_f64(wait_s).unwrap_or(Duration::ZERO);
+                if wait.is_zero() || wait > left {
+                    return Ok(py.None().into_bound(py));
+                }
+                let millis = i32::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+                if !poll_readable(py, fd, millis)? {
+                    self.missed = true;
+                    return Ok(py.None().into_bound(py));
+                }
+                readable = true;
+            }
+        }
     }
 
     /// The first frames to send (`bytes`), or the fields' values for a plan
@@ -112,5 +216,18 @@ impl PlanExchange {
     #[getter]
     fn answered(&self) -> usize {
         self.batch.answered()
+    }
+
+    /// Sends `run_on` made so far (each of the frames the window let out).
+    #[getter]
+    fn rounds(&self) -> u32 {
+        self.rounds
+    }
+
+    /// The last `run_on` returned `None` after a wait without an answer (not
+    /// because its time ran out first).
+    #[getter]
+    fn missed(&self) -> bool {
+        self.missed
     }
 }
