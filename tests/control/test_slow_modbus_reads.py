@@ -1,7 +1,9 @@
 """A Modbus meter whose read plan takes longer than the cycle's read deadline is read and
-trusted: its plan goes on past the deadline and its reading counts in the next cycle, with
-the time its plan began; the loop never takes a half-read plan; once it stops answering it
-is counted lost within `meter_stale_s` of its last answer, as one that answers at once.
+trusted: its plan goes on past the deadline (its first read too) and its reading counts in
+the next cycle, with the time its plan began; meanwhile the cycle counts it in flight, not
+timed out, so its state does not flap between reachable and unreachable; the loop never
+takes a half-read plan; once it stops answering it is counted lost within
+`meter_stale_s` of its last answer, as one that answers at once.
 
 The meter is a pymodbus server holding an Eastron SDM630's input registers (f32
 big-endian; currents at 0x0006-0x000B, phase powers at 0x000C-0x0011, total power at
@@ -20,6 +22,7 @@ import pytest
 import trio
 from pymodbus.pdu import ModbusPDU
 
+from hubgate.control.cycle import InFlight
 from hubgate.control.failsafe import MeterHealth
 from hubgate.control.sensors import SiteDevices
 from hubgate.devices.model import Reading
@@ -123,12 +126,14 @@ async def test_a_meter_slower_than_the_read_deadline_is_read_trusted_and_lost_in
                 )
                 async with running_loop(site_config(), devices) as loop:
                     seen: list[tuple[float, object, MeterHealth]] = []
+                    answered: list[bool] = []
                     absorb = loop.planner.absorb
                     watch = loop.planner.meter_watch["board-meter"]
 
                     def absorbed(readings: dict[str, object], now: float) -> None:
                         absorb(readings, now)
                         seen.append((now, readings.get("meter:board-meter"), watch.health(now)))
+                        answered.append(loop.planner.devices.answered["meter:board-meter"])
 
                     monkeypatch.setattr(loop.planner, "absorb", absorbed)
                     await wait_cycles(
@@ -146,6 +151,11 @@ async def test_a_meter_slower_than_the_read_deadline_is_read_trusted_and_lost_in
                         assert reading.get(Quantity.POWER_TOTAL) == 6900.0
                     ats = [r.at for _, r in readings]
                     assert ats == sorted(set(ats))  # each a new read
+                    # Never cut, the first read neither: each cycle a reading or in flight,
+                    # and the meter reachable from its first reading on, every cycle.
+                    assert all(isinstance(r, Reading | InFlight) for _, r, _ in seen)
+                    first = next(i for i, (_, r, _) in enumerate(seen) if isinstance(r, Reading))
+                    assert all(answered[first:])
 
                     proxy.answering = False
                     cut = len(seen)

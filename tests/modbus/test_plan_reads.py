@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 import trio
@@ -230,3 +231,38 @@ async def test_without_run_a_read_cuts_its_plans_at_the_deadline(
             assert ended.keys() == {"d"}
             assert began_in(ended["d"], None, began, began + 0.1)
             assert reads.in_flight == set()
+
+
+async def test_a_read_alone_goes_on_past_the_deadline_as_a_plan_does(
+    paced_tcp: tuple[int, Paced],
+) -> None:
+    """A read that is not a plan (a device's first read, `alone`) goes on likewise: in
+    flight until it ended, handed over with the time it began, its error as its outcome;
+    without `run` it is cut at the deadline."""
+    port, _ = paced_tcp
+
+    async def failing() -> object:
+        raise ModbusTimeoutError("no answer")
+
+    with trio.fail_after(10):
+        async with open_tcp_master("127.0.0.1", port) as master, trio.open_nursery() as nursery:
+            reads = PlanReads(give_up_s=3.0)
+            await nursery.start(reads.run)
+            device = ModbusDevice(master, 1)
+            first = partial(device.read_plan, PLAN)  # connects, then two requests: 0.3 s
+            began = trio.current_time()
+            ended = await reads.read({}, began + DEADLINE_S, {"d": first, "bad": failing})
+            assert ended.keys() == {"bad"}
+            assert isinstance(ended["bad"].outcome, ModbusTimeoutError)
+            assert reads.in_flight == {"d"}
+            ended = await reads.read({}, trio.current_time() + 5)
+            assert ended.keys() == {"d"}
+            assert began_in(ended["d"], VALUES, began, began + DEADLINE_S)
+            assert reads.in_flight == set()
+            nursery.cancel_scope.cancel()
+        async with open_tcp_master("127.0.0.1", port) as master:
+            first = partial(ModbusDevice(master, 1).read_plan, PLAN)
+            began = trio.current_time()
+            ended = await PlanReads(give_up_s=3.0).read({}, began + DEADLINE_S, {"d": first})
+            assert ended.keys() == {"d"}
+            assert began_in(ended["d"], None, began, began + DEADLINE_S)

@@ -114,6 +114,15 @@ class Failed:
 TIMED_OUT = TimedOut()
 
 
+@dataclass(frozen=True)
+class InFlight:
+    """The read goes on past the deadline and counts in a later cycle when it ends: not
+    an answer yet, and not a miss either."""
+
+
+IN_FLIGHT = InFlight()
+
+
 async def gather_by_deadline(
     operations: Mapping[str, Callable[[], Awaitable[T]]], deadline: float
 ) -> dict[str, T | TimedOut | Failed]:

@@ -5,7 +5,7 @@ current, a meter lost or trusted again. Sans-IO: time is an input."""
 from __future__ import annotations
 
 from hubgate.config.model import SiteConfig
-from hubgate.control.cycle import Failed, TimedOut
+from hubgate.control.cycle import Failed, InFlight, TimedOut
 from hubgate.control.failsafe import ChargerWatch
 from hubgate.control.site_model import SiteModel
 from hubgate.devices.model import Reading
@@ -56,9 +56,13 @@ class DeviceWatch:
         """Track whether a device answers; a loss (of a device that answered before, or
         that did not answer within `CONNECT_GRACE_S` of the first cycle) and the return
         after it are events, merged with the others of their kind that come with them (an
-        outage of many is one event)."""
+        outage of many is one event). A read in flight (`InFlight`) changes nothing: the
+        device counts as it did until its read ended."""
         if self._first_cycle_at is None:
             self._first_cycle_at = now
+        if isinstance(outcome, InFlight):
+            self.answered.setdefault(name, False)
+            return
         if isinstance(outcome, Reading):
             self.ok_at[name] = now
         self.answered[name] = reachable

@@ -69,7 +69,7 @@ from hubgate.control.connector_runtime import (
     grid_draw,
     rise_to,
 )
-from hubgate.control.cycle import LoopTiming
+from hubgate.control.cycle import InFlight, LoopTiming
 from hubgate.control.dc_holds import HoldRotation
 from hubgate.control.deadlines import hold_back
 from hubgate.control.decisions import Phases3
@@ -254,7 +254,7 @@ class CyclePlanner:
                 runtime.watch.ok(now)
                 runtime.reading = reading
                 runtime.draw = grid_draw(reading, info.grid_phases)
-            elif info.name in readings:
+            elif info.name in readings and not isinstance(reading, InFlight):
                 runtime.watch.missed()
             self.devices.seen(info.name, runtime.watch.reachable(now), reading, now)
         self._meters_read.clear()

@@ -2,20 +2,22 @@
 cancelled at one deadline (`gather_by_deadline`); chargers behind a session (OCPP) answer
 from their latest report without a task; Modbus devices read their control fields every
 cycle and the rest every few (`CycleSensed`). A Modbus device's read plan still in flight
-at the deadline goes on (`hubgate.modbus.plan_reads`, while `SiteSensors.run` runs): the
-cycle counts the device as not answered in time, as one cut at the deadline, and the
-reading counts in the cycle after it ended, with the time its plan began. Devices are
-known only through the protocols of `hubgate.devices.model`."""
+at the deadline goes on (`hubgate.modbus.plan_reads`, while `SiteSensors.run` runs), as
+does its first read (which compiles its plan): the cycle counts the device `IN_FLIGHT`
+(neither answered nor missed), and the reading counts in the cycle after it ended, with
+the time its read began. Devices are known only through the protocols of
+`hubgate.devices.model`."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 import trio
 
 from hubgate._core import HubgateError
-from hubgate.control.cycle import TIMED_OUT, Failed, gather_by_deadline
+from hubgate.control.cycle import IN_FLIGHT, TIMED_OUT, Failed, gather_by_deadline
 from hubgate.control.site_model import SiteModel
 from hubgate.devices.model import (
     Battery,
@@ -30,6 +32,7 @@ from hubgate.devices.model import (
     ReportsChargingNeeds,
     SessionCharger,
 )
+from hubgate.modbus.codec import FieldValue
 from hubgate.modbus.plan_reads import Ended, PlanReads
 from hubgate.profiles.model import Quantity
 
@@ -106,8 +109,9 @@ class SiteSensors:
         self.by_name = by_name
         """Every device, by name."""
         self._plans = PlanReads(give_up_s=give_up_s)
-        self._in_flight: dict[str, PlannedRead] = {}
-        """The planned reads that go on past their cycle, by name."""
+        self._in_flight: dict[str, PlannedRead | None] = {}
+        """The reads that go on past their cycle, by name: a plan, or None for a first
+        read."""
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Where read plans in flight at a cycle's deadline go on, until cancelled (without
@@ -117,8 +121,8 @@ class SiteSensors:
     async def read(self, more: Mapping[str, Read], deadline: float) -> dict[str, object]:
         """This cycle's readings (or failures) by name: the chargers' and meters' reads and
         `more` (the battery's and PV's), each cancelled at `deadline`. Modbus devices whose
-        read is a compiled plan are read together (`PlanReads`); one whose plan is still in
-        flight is `TIMED_OUT` until its plan ended."""
+        read is a compiled plan are read together (`PlanReads`), a first read alone; one
+        whose read is still in flight is `IN_FLIGHT` until it ended."""
         known: dict[str, object] = {}
         for name, charger in self.reported.items():  # from memory: no task needed
             try:
@@ -127,18 +131,19 @@ class SiteSensors:
                 known[name] = Failed(exc)
         reads = self._reads | dict(more)
         planned: dict[str, PlannedRead] = {}
+        first: dict[str, Read] = {}
         in_flight = self._in_flight
         for name, earlier in self._plans.ended().items():  # since the last cycle
             known[name] = _reading(in_flight.pop(name), earlier)
         for name, cycle_read in self._cycle_reads.items():
             if name in in_flight:
-                continue  # its plan goes on
+                continue  # its read goes on
             plan = cycle_read.planned()
             if plan is None:
-                reads[name] = cycle_read.read
+                first[name] = cycle_read.read  # compiles its plan (may discover registers)
             else:
                 planned[name] = plan
-        if not planned and not in_flight:
+        if not planned and not first and not in_flight:
             return known | await gather_by_deadline(reads, deadline)
         gathered: dict[str, object] = {}
 
@@ -146,15 +151,16 @@ class SiteSensors:
             gathered.update(await gather_by_deadline(reads, deadline))
 
         in_flight |= planned
+        in_flight |= dict.fromkeys(first)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(read_the_rest)
             ended = await self._plans.read(
-                {name: (p.link, p.plan) for name, p in planned.items()}, deadline
+                {name: (p.link, p.plan) for name, p in planned.items()}, deadline, first
             )
         for name, outcome in ended.items():  # newer than one that ended before the cycle
             known[name] = _reading(in_flight.pop(name), outcome)
         for name in in_flight:
-            known.setdefault(name, TIMED_OUT)  # not answered in time: its plan goes on
+            known.setdefault(name, IN_FLIGHT)  # not answered yet: its read goes on
         return known | gathered
 
     def limit_checks(self) -> dict[str, LimitCheck]:
@@ -170,15 +176,17 @@ class SiteSensors:
         return {name: charger.id_token() for name, charger in self._needs.items()}
 
 
-def _reading(plan: PlannedRead, ended: Ended) -> object:
-    """A planned read's reading (read at its start), or its failure as
-    `gather_by_deadline` gives it."""
+def _reading(plan: PlannedRead | None, ended: Ended) -> object:
+    """A planned read's reading (read at its start), a first read's (`plan` None), or its
+    failure as `gather_by_deadline` gives it."""
     outcome = ended.outcome
     if outcome is None:
         return TIMED_OUT
     if isinstance(outcome, Exception):
         return Failed(outcome)
+    if plan is None:
+        return outcome
     try:
-        return plan.finish(outcome, ended.at)
+        return plan.finish(cast(list[FieldValue], outcome), ended.at)
     except Exception as exc:  # as `gather_by_deadline`: one device's failure is its own
         return Failed(exc)

@@ -3,7 +3,7 @@
     reads = PlanReads(give_up_s=3.0)
     await nursery.start(reads.run)           # where plans in flight go on
     earlier = reads.ended()                   # the plans that ended since the last read
-    ended = await reads.read({"meter:m1": (meter, plan)}, deadline)
+    ended = await reads.read({"meter:m1": (meter, plan)}, deadline, alone={"pv:p1": pv.read})
     # every plan that ended since, this cycle's or an earlier one's, with the time it
     # began; `reads.in_flight`: the names still being read
 
@@ -17,14 +17,16 @@ trips' timeouts and retries and by `give_up_s` from its start (then it ended wit
 an outcome, as one cut at a deadline), and a later `read` (or `ended`) hands it over. A plan is all
 or nothing: its values are handed over only once every request of it was answered, with
 the time it began (`Ended.at`: none of its values was read before; the conservative
-age of a reading whose requests were answered at different times). A name whose plan
-is in flight is not read again until it ended. Without `run` (nowhere to go on), a
-`read` cuts its plans at its deadline, as `read_plans` does.
+age of a reading whose requests were answered at different times). A read that is not
+a plan (`alone`: a device's first read, which compiles its plan and may discover where
+its registers are) goes on the same way, in a task of its own. A name whose read is in
+flight is not read again until it ended. Without `run` (nowhere to go on), a `read`
+cuts its reads at its deadline, as `read_plans` does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import trio
@@ -36,10 +38,15 @@ from hubgate.modbus.plan_group import Outcome, read_plans
 
 @dataclass(frozen=True, slots=True)
 class Ended:
-    """How a plan ended (None: given up, or cut at the deadline) and when it began."""
+    """How a read ended and when it began: a plan's `Outcome` (None: given up, or cut at
+    the deadline), or what a read alone returned or raised (None likewise)."""
 
-    outcome: Outcome
+    outcome: Outcome | object
     at: float
+
+
+Alone = Callable[[], Awaitable[object]]
+"""A read that is not a plan (`PlanReads.read`'s `alone`)."""
 
 
 class PlanReads:
@@ -67,50 +74,84 @@ class PlanReads:
                 self._nursery = None
 
     async def read(
-        self, reads: Mapping[str, tuple[ModbusDevice, ReadPlan]], deadline: float
+        self,
+        reads: Mapping[str, tuple[ModbusDevice, ReadPlan]],
+        deadline: float,
+        alone: Mapping[str, Alone] | None = None,
     ) -> dict[str, Ended]:
-        """Start every plan of `reads` (by name, none of them in flight) now, wait until
-        no plan is in flight or until `deadline`; returns every plan that ended since the
-        last `read`, by name."""
+        """Start every plan of `reads` and every read of `alone` (by name, none of them in
+        flight) now, wait until no read is in flight or until `deadline`; returns every
+        read that ended since the last `read`, by name."""
         began = trio.current_time()
-        names = list(reads)
-        if self._nursery is None:
-            outcomes = await read_plans(list(reads.values()), deadline)
-            for name, outcome in zip(names, outcomes, strict=True):
-                self._ended[name] = Ended(outcome, began)
-        elif names:
-            if not self.in_flight.isdisjoint(names):
-                raise ValueError(f"already in flight: {sorted(self.in_flight & set(names))}")
+        alone = alone or {}
+        names = [*reads, *alone]
+        if not self.in_flight.isdisjoint(names):
+            raise ValueError(f"already in flight: {sorted(self.in_flight.intersection(names))}")
+        if names:
             self.in_flight.update(names)
             self._quiet = trio.Event()
-            self._nursery.start_soon(self._go_on, names, list(reads.values()), began)
-        if self.in_flight:
-            with trio.move_on_at(deadline):
-                await self._quiet.wait()
+        if self._nursery is None:  # nowhere to go on: cut at the deadline
+            async with trio.open_nursery() as nursery:
+                self._start(nursery, reads, alone, began, deadline)
+        else:
+            self._start(self._nursery, reads, alone, began, began + self.give_up_s)
+            if self.in_flight:
+                with trio.move_on_at(deadline):
+                    await self._quiet.wait()
         return self.ended()
 
     def ended(self) -> dict[str, Ended]:
-        """Every plan that ended since the last `read` or `ended`, by name."""
+        """Every read that ended since the last `read` or `ended`, by name."""
         ended, self._ended = self._ended, {}
         return ended
 
-    async def _go_on(
-        self, names: list[str], reads: list[tuple[ModbusDevice, ReadPlan]], began: float
+    def _start(
+        self,
+        nursery: trio.Nursery,
+        reads: Mapping[str, tuple[ModbusDevice, ReadPlan]],
+        alone: Mapping[str, Alone],
+        began: float,
+        until: float,
     ) -> None:
-        """Read one `read`'s plans to their end, or until `give_up_s` after `began`."""
+        if reads:
+            nursery.start_soon(self._go_on, list(reads), list(reads.values()), began, until)
+        for name, read in alone.items():
+            nursery.start_soon(self._go_on_alone, name, read, began, until)
 
+    def _end(self, name: str, ended: Ended) -> None:
+        self.in_flight.discard(name)
+        self._ended[name] = ended
+        if not self.in_flight:
+            self._quiet.set()
+
+    async def _go_on(
+        self,
+        names: list[str],
+        reads: list[tuple[ModbusDevice, ReadPlan]],
+        began: float,
+        until: float,
+    ) -> None:
+        """Read one `read`'s plans to their end, or until `until`."""
         going = set(range(len(names)))
 
         def end(index: int, outcome: Outcome) -> None:
             going.discard(index)
-            name = names[index]
-            self.in_flight.discard(name)
-            self._ended[name] = Ended(outcome, began)
-            if not self.in_flight:
-                self._quiet.set()
+            self._end(names[index], Ended(outcome, began))
 
         try:
-            await read_plans(reads, began + self.give_up_s, end)
+            await read_plans(reads, until, end)
         finally:  # given up (or cancelled): ended without an outcome
             for index in list(going):
                 end(index, None)
+
+    async def _go_on_alone(self, name: str, read: Alone, began: float, until: float) -> None:
+        """One read alone to its end, or until `until`."""
+        outcome: object = None
+        try:
+            with trio.move_on_at(until):
+                try:
+                    outcome = await read()
+                except Exception as exc:  # one device's failure is its own outcome
+                    outcome = exc
+        finally:  # given up (or cancelled): ended without an outcome
+            self._end(name, Ended(outcome, began))
