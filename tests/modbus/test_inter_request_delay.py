@@ -2,7 +2,7 @@
 gets it on every link: Modbus TCP, a group read, RTU on a serial line, RTU over TCP.
 
 Timing to the instant on Trio's MockClock (devices in memory) and with time as an input
-(`PlanInFlight`); against pymodbus peers that record when each request arrived and each
+(`hubgate.modbus.plan_flight.PlanInFlight`); against pymodbus peers that record when each request arrived and each
 response left (`PduTimes`), the pause is a lower bound on the peer's own clock.
 """
 

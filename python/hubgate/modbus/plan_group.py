@@ -28,8 +28,9 @@ from hubgate._core import HubgateError, ReadPlan
 from hubgate.modbus.codec import FieldValue
 from hubgate.modbus.errors import RETRIED
 from hubgate.modbus.master import ModbusDevice
+from hubgate.modbus.plan_flight import PlanInFlight
 from hubgate.modbus.readiness import Readable
-from hubgate.modbus.tcp_master import PlanInFlight, TcpMaster
+from hubgate.modbus.tcp_master import TcpMaster
 
 Outcome = list[FieldValue] | Exception | None
 """The fields' values, the error that ended the read, or None (past the deadline)."""
