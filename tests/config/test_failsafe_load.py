@@ -2,7 +2,8 @@
 the fallbacks fixed on their devices do (nothing would hold it if hubgate stopped while they
 charge), or where the failsafe current hubgate shares out does not reach every other one
 (they pause then). A Modbus charger counts what its profile says its device falls back to,
-as the runtime budget does (`Failsafe.fixed_current_a`)."""
+as the runtime budget does (`Failsafe.fixed_current_a`; one its device holds as read, else
+at the most it may hold)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ connectors = [{{ id = 1, max_current_a = 32, phases = "{phases}" }}]
 
 OCPP = 'ocpp = {{ identity = "CP-{i}" }}'
 ALFEN = 'modbus = {{ profile = "alfen-eve", host = "10.0.0.{i}" }}'
-"""Falls back to its safe current, set on the device alone (6 A documented)."""
+"""Falls back to its safe current, set on the device alone (read, else up to 32 A)."""
 HEIDELBERG = 'modbus = {{ profile = "heidelberg-energy-control", host = "10.0.0.{i}" }}'
 """Falls back to what hubgate writes to 262, 0 A included (0 = no charging)."""
 
@@ -109,21 +110,30 @@ def test_a_site_whose_failsafe_fits_is_quiet(tmp_path: Path, examples_dir: Path)
 
 
 def test_fallbacks_fixed_on_the_devices_are_counted_first_and_named(tmp_path: Path) -> None:
-    # four Alfens (6 A each, whatever hubgate asks) on the 20 A board: nothing holds it
+    # four Alfens read at 6 A each (whatever hubgate asks) on the 20 A board: nothing holds it
     board = [("board", "3p", "L1L2L3")] * 4
     path = site_file(tmp_path, board, links=[ALFEN] * 4)
-    (warning,) = failsafe_load_warnings(load_site(path))
+    read = {f"cp-{i}#1": 6.0 for i in range(4)}
+    (warning,) = failsafe_load_warnings(load_site(path), held=read)
     assert (
         "the connectors under 'board' whose device falls back to a current of its own "
         "(alfen-eve) draw up to 24 A on a phase on it, above its 20 A: if hubgate stops while "
         "they charge, nothing holds its limit" in warning
     )
+    assert "not read" not in warning
     # two Alfens take 12 A of it: one of two OCPP connectors keeps 6 A beside them
     (warning,) = failsafe_load_warnings(
-        load_site(site_file(tmp_path, board, links=[ALFEN, ALFEN, OCPP, OCPP]))
+        load_site(site_file(tmp_path, board, links=[ALFEN, ALFEN, OCPP, OCPP])), held=read
     )
     assert "up to 24 A on a phase (2 whose failsafe hubgate sets)" in warning
     assert "at most 1 of them keep it" in warning
+    # not read: at the 32 A an installer may have set in ACE, each (the connection's 100 A
+    # is passed too)
+    path = site_file(tmp_path, board, links=[ALFEN] * 4)
+    grid, warning = failsafe_load_warnings(load_site(path))
+    assert "under 'grid' whose device falls back" in grid
+    assert "(alfen-eve) draw up to 128 A on a phase on it, above its 20 A" in warning
+    assert "the fallback 4 of these connectors hold on their device is counted" in warning
 
 
 def test_a_modbus_charger_whose_fallback_hubgate_sets_shares_like_an_ocpp_one(

@@ -61,22 +61,20 @@ def test_unreachable_charger_assumed_at_maximum_by_default() -> None:
     watch = ChargerWatch(unreachable_after_s=3, maximum_a=32)
     watch.ok(0)
     watch.commanded(10)
-    assert watch.assumed_draw_a(2) is None
-    assert watch.assumed_draw_a(4) == 32
+    assert watch.assumed_draw_a(2, 6) is None
+    assert watch.assumed_draw_a(4, 6) == 32
 
 
 def test_unreachable_charger_assumed_at_last_command_or_failsafe_once_verified() -> None:
-    watch = ChargerWatch(
-        unreachable_after_s=3, maximum_a=32, assume=AssumeDraw.LAST_COMMAND, failsafe_a=6
-    )
-    assert watch.assumed_draw_a(0) == 32  # never commanded: maximum
+    watch = ChargerWatch(unreachable_after_s=3, maximum_a=32, assume=AssumeDraw.LAST_COMMAND)
+    assert watch.assumed_draw_a(0, 6) == 32  # never commanded: maximum
     watch.ok(0)
     watch.commanded(10)
-    assert watch.assumed_draw_a(10) == 32  # its failsafe settings not verified: maximum
+    assert watch.assumed_draw_a(10, 6) == 32  # its failsafe settings not verified: maximum
     watch.verified()
-    assert watch.assumed_draw_a(10) == 10  # it holds its last command...
+    assert watch.assumed_draw_a(10, 6) == 10  # it holds its last command...
     watch.commanded(0)
-    assert watch.assumed_draw_a(10) == 6  # ...or falls to its failsafe current, the larger
+    assert watch.assumed_draw_a(10, 6) == 6  # ...or falls to its failsafe current, the larger
 
 
 def test_reconnect_after_gap_requires_verification() -> None:
@@ -114,33 +112,31 @@ def test_an_inherited_failsafe_counts_from_its_lapse_until_the_charger_is_verifi
         unreachable_after_s=3,
         maximum_a=32,
         assume=AssumeDraw.LAST_COMMAND,
-        failsafe_a=6,
         inherited_from=40.0,
     )
-    assert watch.assumed_draw_a(39.9) == 32  # the old leader's lease may still run
-    assert watch.assumed_draw_a(40.0) == 6
+    assert watch.assumed_draw_a(39.9, 6) == 32  # the old leader's lease may still run
+    assert watch.assumed_draw_a(40.0, 6) == 6
     watch.ok(41)
-    assert watch.assumed_draw_a(42) is None  # back: its reading counts
+    assert watch.assumed_draw_a(42, 6) is None  # back: its reading counts
     watch.verified()
     watch.commanded(20)
-    assert watch.assumed_draw_a(50) == 20  # this gateway's own command, not the inheritance
-    maximum = ChargerWatch(3, 32, AssumeDraw.MAXIMUM, failsafe_a=6, inherited_from=0.0)
-    assert maximum.assumed_draw_a(10) == 32  # the operator chose the maximum, always
+    assert watch.assumed_draw_a(50, 6) == 20  # this gateway's own command, not the inheritance
+    maximum = ChargerWatch(3, 32, AssumeDraw.MAXIMUM, inherited_from=0.0)
+    assert maximum.assumed_draw_a(10, 6) == 32  # the operator chose the maximum, always
     handed = ChargerWatch(
         3,
         32,
         AssumeDraw.LAST_COMMAND,
-        failsafe_a=6,
         inherited_from=40.0,
         inherited_a=14.0,
         inherited_draw_a=(13.0, 13.0, 12.5),
     )
-    assert handed.assumed_draw_a(39.9) == 14  # after a hand-over: the old leader's last command
+    assert handed.assumed_draw_a(39.9, 6) == 14  # after a hand-over: the old leader's last command
     assert handed.inherited_draw(39.9) == (13.0, 13.0, 12.5)  # and the draw it last read
-    assert handed.assumed_draw_a(40.0) == 6
+    assert handed.assumed_draw_a(40.0, 6) == 6
     assert handed.inherited_draw(40.0) is None  # lapsed: its failsafe current is all
     handed.inherited_a = 2.0
-    assert handed.assumed_draw_a(39.9) == 6  # never below its failsafe current
+    assert handed.assumed_draw_a(39.9, 6) == 6  # never below its failsafe current
     handed.verified()
     assert handed.inherited_a is None
     assert handed.inherited_draw(39.0) is None

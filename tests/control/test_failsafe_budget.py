@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import tomllib
 from array import array
+from collections.abc import Callable, Mapping
 
 import pytest
 
@@ -13,7 +14,7 @@ from hubgate._core import AllocationInputError, ConnectorPaths, TopologyError
 from hubgate.config.model import SiteConfig
 from hubgate.control.limits import SITE, Limit, LimitBook, LimitSource
 from hubgate.control.plan import CyclePlanner
-from hubgate.devices.model import AppliedLimit, Reading
+from hubgate.devices.model import AppliedLimit, HeldCurrent, Reading
 from hubgate.profiles.model import IecState, Quantity
 
 THREE = (0, 1, 2)
@@ -127,6 +128,27 @@ connectors = [{{ id = 1, max_current_a = 32 }}]
 """
 
 
+def plan_and_send(
+    planner: CyclePlanner,
+    readings: Mapping[str, Reading],
+    now: float,
+    held: Callable[[int], HeldCurrent | None] = lambda _: None,
+) -> dict[int, float]:
+    """One cycle: every command applied as sent, every failsafe verified (`held`: what the
+    device of the connector at an index holds, as read); the failsafe each connector
+    verified was told, by index."""
+    plan = planner.plan(readings, now)
+    assert plan is not None
+    told = {}
+    for command in plan.commands:
+        if command.verify_first:
+            told[command.index] = command.failsafe_a
+            planner.failsafe_configured(command.index, ok=True, held=held(command.index))
+    results = {c.name: AppliedLimit(c.current_a, 3, c.current_a == 0, now) for c in plan.commands}
+    planner.outcomes(plan, results, now, now)
+    return told
+
+
 def test_a_curtailment_reconfigures_the_failsafes_that_no_longer_fit() -> None:
     """Ten OCPP chargers on a 63 A connection, four with an EV: all ten fit at 6 A; under a
     15 kW limit (21.7 A per phase) three do, the ones with an EV, and the others are told
@@ -149,18 +171,7 @@ def test_a_curtailment_reconfigures_the_failsafes_that_no_longer_fit() -> None:
             )
             for i in range(10)
         }
-        plan = planner.plan(readings, now)
-        assert plan is not None
-        told = {}
-        for command in plan.commands:
-            if command.verify_first:
-                told[command.index] = command.failsafe_a
-                planner.failsafe_configured(command.index, ok=True)
-        results = {
-            c.name: AppliedLimit(c.current_a, 3, c.current_a == 0, now) for c in plan.commands
-        }
-        planner.outcomes(plan, results, now, now)
-        return told
+        return plan_and_send(planner, readings, now)
 
     assert cycle(0.0) == dict.fromkeys(range(10), 6.0)
     assert cycle(1.0) == {}

@@ -142,7 +142,8 @@ async def test_curtailed_modbus_chargers_fall_back_under_the_limit_in_force() ->
                 assert isinstance(driver, ProfileCharger)
                 chargers[(c.charger_id, 1)] = driver
             devices_ = SiteDevices(chargers=chargers)
-            assert devices_.fixed_failsafes(6.0) == {("webasto", 1): 6.0}  # read-only there
+            # read-only there: until read, the most its setpoint allows
+            assert devices_.fixed_failsafes(6.0) == {("webasto", 1): 32.0}
             async with running_loop(config, devices_) as loop:
 
                 async def settled(want: dict[str, float]) -> bool:
@@ -151,6 +152,7 @@ async def test_curtailed_modbus_chargers_fall_back_under_the_limit_in_force() ->
                 everyone = dict.fromkeys((c.charger_id for c in CHARGERS), 6.0)
                 await wait_cycles(lambda: settled(everyone), "6 A everywhere", loop.stats, 80)
                 await wait_for_verified(loop)
+                assert devices_.fixed_failsafes(6.0) == {("webasto", 1): 6.0}  # as read
                 # 20 A per phase: the webasto's fixed 6 A first, then two 6 A grants, the last
                 # (by index) is paused on fallback: Mennekes' 1
                 loop.limits.set(

@@ -24,6 +24,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     check.add_argument("site", help="site file (TOML), or a packaged example's name (small-4)")
     check.add_argument("--quiet", action="store_true", help="print nothing when the file is valid")
+    check.add_argument(
+        "--read-fallbacks",
+        action="store_true",
+        help="read the fallback current each Modbus charger's device holds (Alfen's safe "
+        "current) and count it, instead of the most the device may hold",
+    )
     add_command(commands, "schema", "print the site file's JSON Schema (for editors)", _schema)
 
 
@@ -31,7 +37,15 @@ def _check(args: argparse.Namespace) -> int:
     config = load_site(example_path(args.site, "sites"))
     if not args.quiet:
         print(render_tree(config))
-    for warning in failsafe_warnings(config) + failsafe_load_warnings(config):
+    held: dict[str, float] = {}
+    unread: list[str] = []
+    if args.read_fallbacks:  # Trio and the Modbus masters only when asked
+        import trio
+
+        from hubgate.devices.held_fallbacks import read_held_fallbacks
+
+        held, unread = trio.run(read_held_fallbacks, config)
+    for warning in failsafe_warnings(config) + unread + failsafe_load_warnings(config, held=held):
         print(f"{args.site}: warning: {warning}", file=sys.stderr)
     return EXIT_OK
 

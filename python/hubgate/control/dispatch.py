@@ -19,7 +19,7 @@ from hubgate.control.authority import Authority, FencedError, fenced
 from hubgate.control.cycle import gather_by_deadline
 from hubgate.control.plan import CyclePlanner, Plan, SetpointCommand
 from hubgate.devices.errors import NotReadyError
-from hubgate.devices.model import AppliedLimit, Charger, HeldLimit
+from hubgate.devices.model import AppliedLimit, Charger, HeldFallback, HeldLimit
 
 Operation = Callable[[], Awaitable[object]]
 
@@ -79,7 +79,8 @@ class Dispatch:
                 if isinstance(exc, NotReadyError):  # nothing sent: not a try
                     self.planner.connectors[command.index].verify_tried_at = -math.inf
                 raise
-            self.planner.failsafe_configured(command.index, ok=True)
+            held = charger.held_fallback() if isinstance(charger, HeldFallback) else None
+            self.planner.failsafe_configured(command.index, ok=True, held=held)
             if not self.authority.holds(epoch):
                 raise FencedError(f"epoch {epoch} is no longer held: not sent")
             return await charger.set_limit(command.current_a, command.phases)

@@ -98,8 +98,6 @@ class ChargerWatch:
     unreachable_after_s: float
     maximum_a: float
     assume: AssumeDraw = AssumeDraw.MAXIMUM
-    failsafe_a: float = 0.0
-    """The current its own watchdog or lease falls back to (verified at connect)."""
     last_ok_at: float | None = None
     last_command_a: float | None = None
     needs_verification: bool = True
@@ -156,18 +154,20 @@ class ChargerWatch:
         """Whether the charger answered recently enough at `now`."""
         return self.last_ok_at is not None and now - self.last_ok_at <= self.unreachable_after_s
 
-    def assumed_draw_a(self, now: float) -> float | None:
-        """The draw to assume while unreachable, or None when it is reachable."""
+    def assumed_draw_a(self, now: float, failsafe_a: float) -> float | None:
+        """The draw to assume while unreachable, or None when it is reachable; `failsafe_a`:
+        the current its own watchdog or lease falls back to (`ConnectorRuntime.failsafe_a`,
+        verified at connect)."""
         if self.reachable(now):
             return None
         if self.assume is AssumeDraw.MAXIMUM:
             return self.maximum_a
         if self.needs_verification:
             if self.inherited_from is not None and now >= self.inherited_from:
-                return min(self.failsafe_a, self.maximum_a)
+                return min(failsafe_a, self.maximum_a)
             if self.inherited_from is not None and self.inherited_a is not None:
-                return min(max(self.inherited_a, self.failsafe_a), self.maximum_a)
+                return min(max(self.inherited_a, failsafe_a), self.maximum_a)
             return self.maximum_a
         if self.last_command_a is not None:
-            return min(max(self.last_command_a, self.failsafe_a), self.maximum_a)
+            return min(max(self.last_command_a, failsafe_a), self.maximum_a)
         return self.maximum_a

@@ -4,7 +4,8 @@ A charger falls back to its failsafe current when its lease lapses (hubgate gone
 lost): every cycle `FailsafeShare.share` gives each connector the site's `failsafe_current_a`
 where every node on its path has room for it under its limit in force, less where not
 (the Rust core's `hubgate_core::failsafe`, `ConnectorPaths.share_failsafe`). A charger that
-falls back to a current of its own whatever it is told (`fixed`) is counted at that first.
+falls back to a current of its own whatever it is told (`fixed`, at most the connector's
+maximum; `fix` when its device's is read) is counted at that first.
 """
 
 from __future__ import annotations
@@ -32,10 +33,19 @@ class FailsafeShare:
         self.failsafe_current_a = failsafe_current_a
         connectors = model.connectors
         fixed = fixed or {}
-        self.fixed_a = array("d", [fixed.get(c.key, math.nan) for c in connectors])
+        self.fixed_a = array("d", [math.nan] * len(connectors))
+        for index, connector in enumerate(connectors):
+            if connector.key in fixed:
+                self.fix(index, fixed[connector.key])
         """Per connector, its own fallback current (NaN: it takes the share it is told)."""
         self.failsafe_a: Sequence[float] = [failsafe_current_a] * len(connectors)
         """The failsafe current each connector is to be configured with (`share`)."""
+
+    def fix(self, index: int, current_a: float) -> float:
+        """The connector at `index` falls back to `current_a` whatever it is told (its
+        device's, as read): counted so from now, at most its maximum, which is returned."""
+        self.fixed_a[index] = min(current_a, self.model.connectors[index].max_current_a)
+        return self.fixed_a[index]
 
     def share(
         self,

@@ -85,7 +85,14 @@ from hubgate.control.paragraph_14a import Paragraph14a
 from hubgate.control.ramp_reserve import RampReserve, ev_use_a, own_limits_a
 from hubgate.control.site_energy import SiteEnergy
 from hubgate.control.site_model import SiteModel, with_finite_limits
-from hubgate.devices.model import AppliedLimit, Battery, Device, LimitCheck, Reading
+from hubgate.devices.model import (
+    AppliedLimit,
+    Battery,
+    Device,
+    HeldCurrent,
+    LimitCheck,
+    Reading,
+)
 from hubgate.profiles.model import Quantity
 from hubgate.records.events import Burst, EventLog
 from hubgate.state import EventCategory, EventLevel
@@ -151,14 +158,7 @@ class CyclePlanner:
         self.model = SiteModel.build(site, self.allocator)
         unreachable_s = self.timing.unreachable_after_cycles * control.cycle_s
         self.connectors = [
-            ConnectorRuntime(
-                ChargerWatch(
-                    unreachable_s,
-                    info.max_current_a,
-                    self.timing.assume,
-                    failsafe_a=control.failsafe_current_a,
-                )
-            )
+            ConnectorRuntime(ChargerWatch(unreachable_s, info.max_current_a, self.timing.assume))
             for info in self.model.connectors
         ]
         self._index = {info.name: i for i, info in enumerate(self.model.connectors)}
@@ -224,6 +224,17 @@ class CyclePlanner:
         """The failsafe current each connector is to be configured with (`FailsafeShare`)."""
         return self.failsafes.failsafe_a
 
+    def fallback_a(self, index: int) -> float:
+        """What the connector at `index` falls back to when its lease lapses: the failsafe
+        current it was configured with or its device holds (`ConnectorRuntime.failsafe_a`);
+        before that its fixed one, else the site's failsafe current (the most a previous
+        leader configured it with)."""
+        configured = self.connectors[index].failsafe_a
+        if configured is not None:
+            return configured
+        fixed = self.failsafes.fixed_a[index]
+        return self.site.control.failsafe_current_a if math.isnan(fixed) else fixed
+
     # -- a cycle ---------------------------------------------------------------------------
 
     def plan(self, readings: Mapping[str, object], now: float) -> Plan | None:
@@ -248,12 +259,15 @@ class CyclePlanner:
 
     def absorb(self, readings: Mapping[str, object], now: float) -> None:
         """Take this cycle's readings (or failures) by device name."""
-        for info, runtime in zip(self.model.connectors, self.connectors, strict=True):
+        for i, (info, runtime) in enumerate(
+            zip(self.model.connectors, self.connectors, strict=True)
+        ):
             reading = readings.get(info.name)
             if isinstance(reading, Reading):
                 runtime.watch.ok(now)
                 runtime.reading = reading
                 runtime.draw = grid_draw(reading, info.grid_phases)
+                self._validity(i, reading)
             elif info.name in readings and not isinstance(reading, InFlight):
                 runtime.watch.missed()
             self.devices.seen(info.name, runtime.watch.reachable(now), reading, now)
@@ -283,6 +297,33 @@ class CyclePlanner:
                     category=EventCategory.GRID_OPERATOR,
                 )
 
+    def _validity(self, index: int, reading: Reading) -> None:
+        """A charger whose limit validity (Alfen 1208, the seconds left before it falls
+        back) reads 0 while hubgate commands it has let its limit lapse: it runs on its
+        fallback current (an unconfigured station reads 0 too). Not "valid": its failsafe
+        settings are verified again and its setpoint re-sent this cycle, with an event
+        once until a validity above 0 is read."""
+        validity = reading.values.get(Quantity.LIMIT_VALIDITY)
+        if validity is None or Quantity.LIMIT_VALIDITY in reading.older:
+            return  # not read this cycle: carried from the last full read
+        runtime = self.connectors[index]
+        if validity > 0 or runtime.sent_a is None:
+            runtime.lapsed = False
+            return
+        runtime.watch.needs_verification = True
+        if runtime.lapsed:
+            return
+        runtime.lapsed = True
+        self.events.emit(
+            EventLevel.WARNING,
+            self.model.connectors[index].name,
+            "its limit validity reads 0 s while hubgate commands it: the limit lapsed, it "
+            f"runs on its fallback current ({self.fallback_a(index):g} A); verified and sent "
+            "again (if this repeats, its validity time on the device is shorter than the "
+            "heartbeat)",
+            category=EventCategory.CHARGER,
+        )
+
     def checked(self, checks: Mapping[str, LimitCheck]) -> None:
         """Take the chargers' limit checks by connector name (an event when one changes):
         a charger not following its limits is reserved at its maximum from this cycle."""
@@ -309,7 +350,7 @@ class CyclePlanner:
         """The current a connector is reserved at instead of its reading, and why; None
         while its reading counts."""
         info, runtime = self.model.connectors[index], self.connectors[index]
-        assumed = runtime.watch.assumed_draw_a(now)
+        assumed = runtime.watch.assumed_draw_a(now, self.fallback_a(index))
         if assumed is not None:
             return assumed, "unreachable"
         if runtime.failsafe_unverified or self._never_verified(index):
@@ -360,7 +401,7 @@ class CyclePlanner:
                 runtime.watch,
                 now,
                 lease_s=self.site.control.lease_s,
-                failsafe_a=failsafe,
+                failsafe_a=self.fallback_a(i),
             )
             reserved_at = self.reservation(i, now)
             draw, falling = runtime.known_draw(now, self.allocator.settings.settle_s)
@@ -556,7 +597,11 @@ class CyclePlanner:
                 continue
             setpoint, n_phases = setpoints[i], self._told_phases(i, phases)
             failsafe = self.failsafe_a[i]
-            if watch.needs_verification or runtime.failsafe_a != failsafe:
+            if (
+                watch.needs_verification
+                or runtime.failsafe_a != failsafe
+                or runtime.reread_due(now)
+            ):
                 if runtime.try_verifying(now):
                     commands.append(
                         SetpointCommand(i, info.name, setpoint, n_phases, True, failsafe)
@@ -579,9 +624,10 @@ class CyclePlanner:
             runtime.sent_a, runtime.sent_phases = None, 0
         self.energy.resend()
 
-    def failsafe_configured(self, index: int, ok: bool) -> None:
+    def failsafe_configured(self, index: int, ok: bool, held: HeldCurrent | None = None) -> None:
         """The failsafe settings of the connector at `index` were configured and verified
-        (`ok`), or could not be: it stays reserved and is retried next cycle."""
+        (`ok`), or could not be: it stays reserved and is retried next cycle. `held`: the
+        fallback current its device holds whatever it is told, as read (`held_fallback`)."""
         runtime = self.connectors[index]
         # a verified connector whose failsafe could not be changed keeps the one it has
         # (counted as such in the budget) and is asked again
@@ -589,7 +635,10 @@ class CyclePlanner:
             runtime.failsafe_a is None or runtime.watch.needs_verification
         )
         if ok:
-            runtime.failsafe_a = runtime.watch.failsafe_a = self.failsafe_a[index]
+            if held is None:
+                runtime.failsafe_a = self.failsafe_a[index]
+            else:
+                self._held(index, held)
             runtime.watch.verified()
             name = self.model.connectors[index].name
             self.events.emit(
@@ -603,6 +652,25 @@ class CyclePlanner:
                     self.devices.paths[name],
                 ),
             )
+
+    def _held(self, index: int, held: HeldCurrent) -> None:
+        """Count the fallback current the device of the connector at `index` holds, as read,
+        in the failsafe budget; a warning when it is new and above the site's failsafe
+        current (hubgate cannot lower it: the installer must, where `held.where` says)."""
+        runtime, name = self.connectors[index], self.model.connectors[index].name
+        failsafe = self.site.control.failsafe_current_a
+        counted = self.failsafes.fix(index, held.current_a)
+        if held.current_a > failsafe and runtime.failsafe_a != counted:
+            self.events.emit(
+                EventLevel.WARNING,
+                name,
+                f"falls back to {held.current_a:g} A whatever hubgate asks ({held.where}), "
+                f"above the site's failsafe current {failsafe:g} A: counted at "
+                f"{counted:g} A in the failsafe budget; set it to {failsafe:g} A or less "
+                "on the device",
+                category=EventCategory.CHARGER,
+            )
+        runtime.failsafe_a, runtime.fallback_held = counted, True
 
     def outcomes(
         self, plan: Plan, results: Mapping[str, object], now: float, done_at: float

@@ -233,6 +233,24 @@ class FixedFailsafe(Protocol):
         (None: it takes any failsafe current)."""
 
 
+@dataclass(frozen=True)
+class HeldCurrent:
+    """The fallback current a charger's device holds whatever hubgate asks, as read."""
+
+    current_a: float
+    where: str
+    """Where it is held and set: 'register 1212, set in ACE Service Installer'."""
+
+
+@runtime_checkable
+class HeldFallback(Protocol):
+    """A charger whose device holds its fallback current in a register hubgate reads but
+    cannot write (a Modbus charger whose profile says so, `profiles.held`)."""
+
+    def held_fallback(self) -> HeldCurrent | None:
+        """What `configure_failsafe` last read (None: not read yet, or not held)."""
+
+
 @runtime_checkable
 class SessionCharger(Protocol):
     """A charger behind a protocol session (an OCPP charge point).

@@ -28,13 +28,14 @@ from hubgate.devices.derived_current import (
     mean_voltage,
 )
 from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError
-from hubgate.devices.model import AppliedLimit, LimitCheck, Reading
+from hubgate.devices.model import AppliedLimit, HeldCurrent, LimitCheck, Reading
 from hubgate.devices.sensing import PHASE_CURRENTS, CycleReader
 from hubgate.devices.sunspec import discover
 from hubgate.modbus.codec import FieldError, FieldValue, ReadPlan, Request
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.stats import RequestStats
 from hubgate.profiles.codec_fields import FUNCTION_CODES, field_of, read_plan
+from hubgate.profiles.held import held_by_device
 from hubgate.profiles.model import (
     DeviceKind,
     Fallback,
@@ -447,8 +448,37 @@ class ProfileCharger(ProfileDevice):
 
     def fixed_failsafe_a(self, failsafe_current_a: float) -> float | None:
         """What it falls back to whatever it is asked (None: any failsafe current, 0 A
-        included), from its profile (`Failsafe.fixed_current_a`)."""
-        return self.profile.failsafe.fixed_current_a(failsafe_current_a)
+        included): a fallback its device holds (`profiles.held`) at the value last read,
+        until then at the most its setpoint allows (an installer may have set anything up
+        to it); else from its profile (`Failsafe.fixed_current_a`)."""
+        if held_by_device(self.profile) is None:
+            return self.profile.failsafe.fixed_current_a(failsafe_current_a)
+        held = self.held_fallback()
+        return self._in_amperes(self.setpoint.max, THREE_PHASES) if held is None else held.current_a
+
+    def held_fallback(self) -> HeldCurrent | None:
+        """The fallback current its device holds, as `configure_failsafe` last read it (at
+        connect, after a reconnect, and when the control loop asks again), and where it is
+        set; None before the first read, or where hubgate sets it (`HeldFallback`)."""
+        return self._held_current(None if self.failsafe is None else self.failsafe.fallback)
+
+    async def read_held_fallback(self) -> HeldCurrent | None:
+        """Read the fallback current its device holds, alone, writing nothing (`hubgate
+        config check --read-fallbacks`); None where it holds none, or reads no number."""
+        fallback = held_by_device(self.profile)
+        if fallback is None:
+            return None
+        value = await self.read_value(await self.resolve("fallback", fallback))
+        return self._held_current(float(value) if isinstance(value, int | float) else None)
+
+    def _held_current(self, read: float | None) -> HeldCurrent | None:
+        fallback = held_by_device(self.profile)
+        if fallback is None or read is None or not 0 <= read < math.inf:
+            return None  # a NaN read (Alfen's unavailable register) says nothing
+        where = f"register {fallback.address}"
+        if fallback.set_with is not None:
+            where += f", set in {fallback.set_with}"
+        return HeldCurrent(read, where)
 
     async def configure_failsafe(self, timeout_s: float, failsafe_current_a: float) -> None:
         """Write the device's communication timeout and fallback current where it lets us

@@ -536,6 +536,7 @@ class Fallback(Encoding):
         "KEBA 0, Mennekes 1); omit when the documentation does not say: hubgate then never "
         "gives the device a failsafe below the site's failsafe_current_a",
     )
+    set_with: str | None = Field(default=None, description="The tool that sets it if not hubgate")
 
     @model_validator(mode="after")
     def _known_unless_read(self) -> Fallback:

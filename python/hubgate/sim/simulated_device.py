@@ -4,7 +4,19 @@
 conversions), validates writes the way the profile describes (min, max, step,
 what 0 means, below-minimum, heartbeat tokens) and runs the device's watchdog:
 no heartbeat within the timeout puts it on its fallback. Time is injected
-(`clock`), so tests step it. `hubgate.sim.modbus_box` serves it (`serve` runs the
+(`clock`), so tests step it.
+
+A `limit_validity` field (Alfen 1208, "remaining validity" of the Modbus max current)
+counts the watchdog down in whole seconds as the station does: from its validity time at
+each setpoint write to 0, when the socket runs at its safe current (1212) until the next
+write (Alfen's Modbus manual; ThaStealth/alfen_modbus README: "the charger drops into safe
+current mode" when its timer runs out). Before the first write it holds what it was set to
+(0 unless a test sets it), as a station's limit registers read 0 before they are configured
+(alfen-eve.toml's heartbeat notes, from evcc).
+The validity time is
+set on the station alone (`device_timeout_s`; evcc-io/evcc#12492: one found at 10 s, not
+the documented 60 s), as is the safe current: tests set it with `set("safe_current", 32)`
+(ThaStealth/alfen_modbus#38: 8 A set from an app). `hubgate.sim.modbus_box` serves it (`serve` runs the
 pymodbus asyncio server in a background thread on 127.0.0.1).
 
 SunSpec profiles present "SunS" at the base and the chain of blocks (the
@@ -14,6 +26,7 @@ first id of each block), ended by 0xFFFF.
 from __future__ import annotations
 
 import functools
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -132,6 +145,9 @@ class SimulatedDevice:
         self.enabled = True
         self.phases: str | None = None
         self.failsafe_active = False
+        self.device_timeout_s: float | None = None
+        """A timeout set on the device alone, not in a register (Alfen's 'Validity time'
+        in ACE); None: the profile's `default_s`."""
         self._armed = False
         self._last_feed = clock()
         self._toggle: int | None = None
@@ -316,6 +332,8 @@ class SimulatedDevice:
             value = self._load("failsafe.timeout")
             assert isinstance(value, float)
             return value or None  # 0 disables the watchdog
+        if self.device_timeout_s is not None:
+            return self.device_timeout_s or None
         if timeout.default_s is None:  # set on the device alone
             return UNDOCUMENTED_TIMEOUT_S
         return timeout.default_s or None
@@ -327,11 +345,18 @@ class SimulatedDevice:
 
     def _check_watchdog(self) -> None:
         timeout = self.timeout_s()
-        if not self._armed or timeout is None or self.failsafe_active:
-            return
-        if self._clock() - self._last_feed > timeout:
+        lapsed = timeout is not None and self._clock() - self._last_feed > timeout
+        if self._armed and lapsed and not self.failsafe_active:
             self.failsafe_active = True
             self._publish_applied()
+        if self._armed and "fields.limit_validity" in self.specs:
+            self._store("fields.limit_validity", self._validity_s(timeout))
+
+    def _validity_s(self, timeout: float | None) -> float:
+        """The whole seconds left before the watchdog runs out (0: out, or none)."""
+        if timeout is None or self.failsafe_active:
+            return 0.0
+        return float(max(math.ceil(timeout - (self._clock() - self._last_feed)), 0))
 
     def poll(self) -> None:
         """Let the watchdog look at the clock (also done on every request)."""
