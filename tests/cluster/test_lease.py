@@ -172,7 +172,7 @@ def test_a_value_that_is_not_a_lease_can_be_taken() -> None:
 
 def test_renewals_and_the_release_carry_the_failsafes_a_successor_inherits() -> None:
     a, _ = leader("a")
-    a.failsafes = frozenset({"cp-1#1", "cp-3#1"})
+    a.failsafes = {"cp-1#1": 6.0, "cp-3#1": 4.5}
     renewal = a.due(TIMING.renew_every_s)
     assert renewal is not None
     assert LeaseRecord.decode(renewal.record.encode(), 9).failsafes == a.failsafes
@@ -182,22 +182,22 @@ def test_renewals_and_the_release_carry_the_failsafes_a_successor_inherits() -> 
     takeover = b.due(1.0 + TIMING.takeover_after_s)
     assert takeover == Write(9, LeaseRecord("b", 0))  # b knows none of its own yet
     b.wrote(takeover, 10, 1.0 + TIMING.takeover_after_s)
-    assert b.inheritance.failsafes == {"cp-1#1", "cp-3#1"}
+    assert b.inheritance.failsafes == {"cp-1#1": 6.0, "cp-3#1": 4.5}
     assert b.inheritance.handed_over is False  # the device leases ran out meanwhile
 
     c, _ = leader("c")
-    c.failsafes, c.held = frozenset({"cp-1#1"}), {"cp-1#1": Held(14.5, (14.0, 13.8, 0.0))}
+    c.failsafes, c.held = {"cp-1#1": 6.0}, {"cp-1#1": Held(14.5, (14.0, 13.8, 0.0))}
     assert "held" not in c.due(TIMING.renew_every_s).record.encode().decode()  # type: ignore[union-attr]
     handover = c.release()
     assert handover is not None
     c.wrote(handover, 8, 0.2)
-    assert c.failsafes == frozenset()  # a standby bequeaths nothing
+    assert c.failsafes == {}  # a standby bequeaths nothing
     d = LeaderLease("d", TIMING)
     d.observe(8, handover.record.encode(), 0.3)
     takeover = d.due(0.3)
     assert takeover is not None
     d.wrote(takeover, 11, 0.3)
-    assert d.inheritance.failsafes == {"cp-1#1"}
+    assert d.inheritance.failsafes == {"cp-1#1": 6.0}
     assert d.inheritance.handed_over is True  # its leases may still run...
     # ...at the current last commanded, drawing what a last read
     assert d.inheritance.held == {"cp-1#1": Held(14.5, (14.0, 13.8, 0.0))}
@@ -211,7 +211,14 @@ def test_a_record_without_failsafes_leaves_nothing_to_inherit() -> None:
     takeover = b.due(TIMING.takeover_after_s)
     assert takeover is not None
     b.wrote(takeover, 7, TIMING.takeover_after_s)
-    assert b.inheritance.failsafes == frozenset()
+    assert b.inheritance.failsafes == {}
+
+
+def test_a_record_with_failsafes_but_not_their_currents_leaves_nothing_to_inherit() -> None:
+    """Before each carried its current: without it the successor cannot tell what the
+    charger falls back to, so it counts on none (reserved at its maximum until verified)."""
+    older = b'{"holder":"a","epoch":5,"released":true,"failsafes":["cp-1#1"]}'
+    assert LeaseRecord.decode(older, 6).inheritance.failsafes == {}
 
 
 def test_a_standby_takes_the_chargers_once_the_leader_commands_no_more() -> None:

@@ -412,10 +412,10 @@ def test_a_new_leader_counts_on_the_failsafes_its_predecessor_verified() -> None
     old.run(40)
     everyone = {"cp-1#1", "cp-2#1", "cp-3#1"}
     left = bequest(old.planner, everyone)
-    assert left == {"cp-1#1", "cp-3#1"}
-    assert bequest(old.planner, {"cp-2#1"}) == frozenset()  # only leases that lapse count
+    assert left == {"cp-1#1": 6.0, "cp-3#1": 6.0}  # each with the failsafe current verified
+    assert bequest(old.planner, {"cp-2#1"}) == {}  # only leases that lapse count
     held = held_currents(old.planner, left)
-    assert held.keys() == left
+    assert held.keys() == left.keys()
     setpoints = {f"{k}#1": v for k, v in old.setpoints().items() if f"{k}#1" in left}
     assert {name: h.current_a for name, h in held.items()} == setpoints
     assert 0 < max(held["cp-1#1"].draw_a) <= held["cp-1#1"].current_a + 1  # it follows
@@ -452,4 +452,4 @@ def test_a_new_leader_counts_on_the_failsafes_its_predecessor_verified() -> None
         assert "cp-2#1 unreachable: 32 A reserved" in new.last.notes
         assert new.setpoints()["cp-3"] >= 12  # the board less both draws and reservations
         # cp-1 passed on until verified here, cp-3 verified and checked here
-        assert bequest(new.planner, everyone) == {"cp-1#1", "cp-3#1"}
+        assert bequest(new.planner, everyone) == {"cp-1#1": 6.0, "cp-3#1": 6.0}

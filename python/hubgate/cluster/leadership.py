@@ -95,7 +95,7 @@ class Leadership:
         """Whether a command under `epoch` may go out now."""
         return self.lease.holds(epoch, self.clock())
 
-    def bequeath(self, failsafes: frozenset[str], held: Mapping[str, Held]) -> None:
+    def bequeath(self, failsafes: Mapping[str, float], held: Mapping[str, Held]) -> None:
         """The connectors a successor may count on, carried by the next renewal or the
         release, and their last commands and draws, by the release
         (`hubgate.control.authority.Succession`)."""

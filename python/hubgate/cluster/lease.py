@@ -57,8 +57,9 @@ class LeaseRecord:
     epoch: int
     """The revision of the take-over write; 0 in the take-over write itself."""
     released: bool = False
-    failsafes: frozenset[str] = frozenset()
-    """The connectors whose failsafe the holder verified (`Inheritance.failsafes`)."""
+    failsafes: Mapping[str, float] = field(default_factory=dict, hash=False)
+    """The connectors whose failsafe the holder verified, with its current
+    (`Inheritance.failsafes`)."""
     held: Mapping[str, Held] = field(default_factory=dict, hash=False)
     """In a release: each of them as the holder left it (`Inheritance.held`)."""
 
@@ -70,7 +71,7 @@ class LeaseRecord:
             "released": self.released,
         }
         if self.failsafes:
-            body["failsafes"] = sorted(self.failsafes)
+            body["failsafes"] = {name: round(a, 2) for name, a in sorted(self.failsafes.items())}
         if self.held:
             body["held"] = {
                 name: [round(a, 2) for a in (held.current_a, *held.draw_a)]
@@ -86,7 +87,7 @@ class LeaseRecord:
             body = json.loads(data)
             holder, epoch = str(body["holder"]), int(body["epoch"])
             released = bool(body.get("released", False))
-            failsafes = frozenset(str(name) for name in body.get("failsafes", ()))
+            failsafes = _failsafes(body.get("failsafes", {}))
             held = {str(name): _held(entry) for name, entry in body.get("held", {}).items()}
         except (ValueError, KeyError, TypeError, AttributeError):
             return cls("", revision, released=True)
@@ -150,7 +151,7 @@ class LeaderLease:
         when it was sent: the earliest of each kind (take-over, renewal, release). One of
         them may still be taken, after its wait ran out (`observe` recognises it)."""
         self._last_sent: tuple[Write, float] | None = None
-        self.failsafes: frozenset[str] = frozenset()
+        self.failsafes: Mapping[str, float] = {}
         """As leader: what the next renewal or the release carries (`LeaseRecord.failsafes`)."""
         self.held: Mapping[str, Held] = {}
         """As leader: what the release carries (`LeaseRecord.held`)."""
@@ -307,8 +308,17 @@ class LeaderLease:
 
     def _step_down(self) -> None:
         self.role, self.epoch, self.resigned = Role.STANDBY, None, False
-        self.failsafes, self.held = frozenset(), {}
+        self.failsafes, self.held = {}, {}
         self.valid_until = float("-inf")
+
+
+def _failsafes(entry: object) -> dict[str, float]:
+    """`LeaseRecord.failsafes` as `encode` wrote it; a list of names (before each carried
+    its current) leaves nothing to count on: those connectors are reserved at their
+    maximum until verified, as if nothing had been passed on."""
+    if not isinstance(entry, dict):
+        return {}
+    return {str(name): float(amps) for name, amps in entry.items()}
 
 
 def _held(entry: list[float]) -> Held:

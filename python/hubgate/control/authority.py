@@ -64,11 +64,14 @@ class Held:
 class Inheritance:
     """What the leader before this epoch left its successor: the connectors whose own
     failsafe it had verified (OCPP chargers whose stored profiles fall back to the failsafe
-    current when its lease ends, and that follow them), and whether it handed over (then
-    its leases may still run for one device lease) or went silent (then the standby waited
-    for them to run out before it took over)."""
+    current when its lease ends, and that follow them), each with the failsafe current in
+    force on it, and whether it handed over (then its leases may still run for one device
+    lease) or went silent (then the standby waited for them to run out before it took
+    over)."""
 
-    failsafes: frozenset[str] = frozenset()
+    failsafes: Mapping[str, float] = field(default_factory=dict, hash=False)
+    """By connector name, the failsafe current its stored profile falls back to (the
+    larger of the one verified and one being configured, when they differ)."""
     handed_over: bool = False
     held: Mapping[str, Held] = field(default_factory=dict, hash=False)
     """After a hand-over: each of `failsafes` as the old leader left it (`Held`)."""
@@ -82,7 +85,7 @@ class Succession(Protocol):
     """An authority that passes what the leader knows of its chargers on to the next one
     (`hubgate.cluster.leadership.Leadership`: in the lease key)."""
 
-    def bequeath(self, failsafes: frozenset[str], held: Mapping[str, Held]) -> None:
+    def bequeath(self, failsafes: Mapping[str, float], held: Mapping[str, Held]) -> None:
         """As leader: the connectors a successor may count on (`Inheritance.failsafes`)
         and their last commands and draws (`Inheritance.held`)."""
 

@@ -108,6 +108,9 @@ class ChargerWatch:
     maximum. A charger keeps its stored charging profiles while offline (OCPP 1.6
     §3.13.6; 2.0.1 use cases K06/K07): when the leader's lease profile has lapsed, its
     permanent failsafe profile is what limits it."""
+    inherited_failsafe_a: float = 0.0
+    """The failsafe current its previous leader passed on with it (`Inheritance.failsafes`):
+    what its stored failsafe profile falls back to (`CyclePlanner.fallback_a`)."""
     inherited_a: float | None = None
     """Until `inherited_from`, after a hand-over: the current its previous leader last
     commanded it (its lease profile holds it there until it lapses); None: its maximum."""
@@ -141,6 +144,7 @@ class ChargerWatch:
         (what it inherited no longer counts: this gateway's own commands do)."""
         self.needs_verification = False
         self.inherited_from = self.inherited_a = self.inherited_draw_a = None
+        self.inherited_failsafe_a = 0.0
 
     def inherited_draw(self, now: float) -> tuple[float, float, float] | None:
         """The draw its previous leader last read, until its lease lapses (then its

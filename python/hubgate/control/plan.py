@@ -227,11 +227,15 @@ class CyclePlanner:
     def fallback_a(self, index: int) -> float:
         """What the connector at `index` falls back to when its lease lapses: the failsafe
         current it was configured with or its device holds (`ConnectorRuntime.failsafe_a`);
-        before that its fixed one, else the site's failsafe current (the most a previous
-        leader configured it with)."""
-        configured = self.connectors[index].failsafe_a
-        if configured is not None:
-            return configured
+        before that, inherited, the one its previous leader passed on with it, or the one
+        this gateway would configure if larger (until it verifies it, it cannot tell
+        whether a configuration it began reached it); else its fixed one, else the site's
+        failsafe current (the most a previous leader configured it with)."""
+        runtime = self.connectors[index]
+        if runtime.failsafe_a is not None:
+            return runtime.failsafe_a
+        if runtime.watch.inherited_from is not None:
+            return max(runtime.watch.inherited_failsafe_a, self.failsafe_a[index])
         fixed = self.failsafes.fixed_a[index]
         return self.site.control.failsafe_current_a if math.isnan(fixed) else fixed
 
@@ -618,10 +622,14 @@ class CyclePlanner:
     def take_over(self) -> None:
         """This gateway starts commanding under a new epoch: as after a restart, every
         charger's failsafe settings are configured and verified again before its first
-        setpoint, and every setpoint, battery command and PV cap is sent."""
+        setpoint, and every setpoint, battery command and PV cap is sent. The failsafe
+        currents it configured in an earlier epoch no longer count (another leader may
+        have configured others since); one its device holds does, as last read."""
         for runtime in self.connectors:
             runtime.watch.needs_verification = True
             runtime.sent_a, runtime.sent_phases = None, 0
+            if not runtime.fallback_held:
+                runtime.failsafe_a = None
         self.energy.resend()
 
     def failsafe_configured(self, index: int, ok: bool, held: HeldCurrent | None = None) -> None:

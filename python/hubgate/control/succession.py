@@ -7,7 +7,9 @@ leader's lease profile has lapsed, the permanent failsafe profile it installed a
 (same ids and current on both gateways) is what limits a charger the new leader cannot
 reach yet. So the leader `bequest`s those connectors, and a new leader `inherit`s them: it
 assumes them at their failsafe current, not their maximum, from when the old lease lapsed
-until it verifies them itself. Until then, after a hand-over, it assumes them at the current
+until it verifies them itself: at the failsafe current the old leader passed on with each
+(the one in force on it), or the one it would configure itself if that is larger (a
+configuration it began may have reached the charger). Until then, after a hand-over, it assumes them at the current
 the old leader last commanded them, and counts the draw the old leader last read as
 theirs in the meters, not base load (`held_currents`, in its release): their lease
 profiles hold them there, so the chargers that reconnect a moment later do not leave the
@@ -44,20 +46,27 @@ def inherit(planner: CyclePlanner, inherited: Inheritance, now: float) -> None:
     if inherited.handed_over:
         lapsed_at += planner.site.control.lease_s + HANDOVER_LAPSE_MARGIN_S
     for info, runtime in zip(planner.model.connectors, planner.connectors, strict=True):
-        held = inherited.held.get(info.name) if info.name in inherited.failsafes else None
-        runtime.watch.inherited_from = lapsed_at if info.name in inherited.failsafes else None
-        runtime.watch.inherited_a = None if held is None else held.current_a
-        runtime.watch.inherited_draw_a = None if held is None else held.draw_a
+        watch, failsafe_a = runtime.watch, inherited.failsafes.get(info.name)
+        held = None if failsafe_a is None else inherited.held.get(info.name)
+        watch.inherited_from = None if failsafe_a is None else lapsed_at
+        watch.inherited_failsafe_a = failsafe_a or 0.0
+        watch.inherited_a = None if held is None else held.current_a
+        watch.inherited_draw_a = None if held is None else held.draw_a
 
 
-def bequest(planner: CyclePlanner, lapsing: Collection[str]) -> frozenset[str]:
+def bequest(planner: CyclePlanner, lapsing: Collection[str]) -> dict[str, float]:
     """The connectors a successor may count on at their failsafe current once their leases
-    lapse: among `lapsing` (chargers whose lease falls back to the failsafe current), those
-    whose failsafe this gateway verified and that were checked to follow their limits, and
-    those it inherited and has not verified yet (unless caught not following since)."""
-    return frozenset(
-        info.name
-        for info, runtime in zip(planner.model.connectors, planner.connectors, strict=True)
+    lapse, with that current: among `lapsing` (chargers whose lease falls back to the
+    failsafe current), those whose failsafe this gateway verified and that were checked to
+    follow their limits, and those it inherited and has not verified yet (unless caught not
+    following since). The current is the one in force on it (`CyclePlanner.fallback_a`),
+    or its new share while that is being configured, if larger: the charger holds the one
+    until the other is verified, and a configuration cut short may have reached it."""
+    return {
+        info.name: max(planner.fallback_a(index), planner.failsafe_a[index])
+        for index, (info, runtime) in enumerate(
+            zip(planner.model.connectors, planner.connectors, strict=True)
+        )
         if info.name in lapsing
         and not runtime.failsafe_unverified
         and (
@@ -67,7 +76,7 @@ def bequest(planner: CyclePlanner, lapsing: Collection[str]) -> frozenset[str]:
                 and runtime.limit_check.following is not False
             )
         )
-    )
+    }
 
 
 def held_currents(planner: CyclePlanner, failsafes: Collection[str]) -> dict[str, Held]:

@@ -1,0 +1,100 @@
+"""What a leader passes on about its chargers' failsafes while it reconfigures them, and what
+its successor counts them at (`control.succession`), sans-IO.
+
+The site of test_held_fallback: cp-0's device holds its own fallback (32 A until read, then
+6 A), cp-1 and cp-2 are OCPP chargers on 20 A per phase. At start-up cp-0 counts at 32 A,
+so cp-1 and cp-2 are configured with 0 A; once cp-0 reads 6 A they are reconfigured with
+6 A. Until a reconfiguration is verified the charger holds the old failsafe profile, and a
+reconfiguration cut short may have reached it: whoever counts on it meanwhile counts the
+larger of the two."""
+
+from __future__ import annotations
+
+from hubgate.control.authority import Inheritance
+from hubgate.control.plan import CyclePlanner
+from hubgate.control.succession import bequest, inherit
+from hubgate.devices.model import LimitCheck
+from tests.control.test_held_fallback import cycle, planner
+
+OCPP = {"cp-1#1", "cp-2#1"}
+"""The chargers whose lease lapses to their stored failsafe profile (`bequest`'s `lapsing`)."""
+
+
+def following(p: CyclePlanner) -> None:
+    """cp-1 and cp-2 were checked to follow their limits."""
+    p.checked(dict.fromkeys(OCPP, LimitCheck(True, "schedule as sent")))
+
+
+def reconfiguring() -> CyclePlanner:
+    """A leader whose cp-1 and cp-2 were verified at 0 A at start-up (cp-0 unread at 32 A),
+    and whose reconfiguration with 6 A (cp-0 read at 6 A) was cut short at the command
+    deadline: not verified, maybe applied."""
+    p = planner()
+    assert cycle(p, 0.0, held_a=6.0) == {0: 32.0, 1: 0.0, 2: 0.0}
+    following(p)
+    assert bequest(p, OCPP) == {"cp-1#1": 0.0, "cp-2#1": 0.0}  # as verified
+    plan = p.plan({}, 1.0)  # cp-1 and cp-2 not read this cycle: still reachable
+    assert plan is not None
+    verifying = [c for c in plan.commands if c.verify_first]
+    assert {c.name: c.failsafe_a for c in verifying} == {"cp-1#1": 6.0, "cp-2#1": 6.0}
+    for command in verifying:
+        p.failsafe_configured(command.index, ok=False)
+    return p
+
+
+def test_a_charger_being_reconfigured_is_passed_on_at_the_larger_failsafe() -> None:
+    """The old failsafe (0 A) is still verified and in force, the new one (6 A) may have
+    reached the charger: the bequest keeps both chargers, at 6 A; once verified at 6 A,
+    at 6 A."""
+    p = reconfiguring()
+    assert [p.connectors[i].failsafe_a for i in (1, 2)] == [0.0, 0.0]  # verified before
+    assert not p.connectors[1].failsafe_unverified
+    assert bequest(p, OCPP) == {"cp-1#1": 6.0, "cp-2#1": 6.0}
+    assert cycle(p, 2.0, held_a=6.0) == {1: 6.0, 2: 6.0}
+    assert bequest(p, OCPP) == {"cp-1#1": 6.0, "cp-2#1": 6.0}
+
+
+def test_a_lowered_failsafe_is_passed_on_at_the_old_one_until_verified() -> None:
+    """The other way round: a failsafe being lowered (6 A to 0 A, cp-0 found to hold
+    32 A after all) counts at the 6 A still in force until the 0 A is verified."""
+    p = planner()
+    cycle(p, 0.0, held_a=6.0)
+    assert cycle(p, 1.0, held_a=6.0) == {1: 6.0, 2: 6.0}
+    following(p)
+    p.failsafes.fix(0, 32.0)  # (as a read of 32 A would)
+    plan = p.plan({}, 2.0)
+    assert plan is not None
+    verifying = [c for c in plan.commands if c.verify_first and c.name in OCPP]
+    assert {c.name: c.failsafe_a for c in verifying} == {"cp-1#1": 0.0, "cp-2#1": 0.0}
+    assert bequest(p, OCPP) == {"cp-1#1": 6.0, "cp-2#1": 6.0}
+    for command in verifying:
+        p.failsafe_configured(command.index, ok=True)
+    assert bequest(p, OCPP) == {"cp-1#1": 0.0, "cp-2#1": 0.0}
+
+
+def test_a_successor_counts_the_larger_of_what_was_passed_on_and_its_own_share() -> None:
+    """A successor that cannot reach cp-1 and cp-2 counts each, once the old leader's lease
+    has lapsed, at the larger of the failsafe passed on with it and the one it would
+    configure itself: 6 A passed on while its own share is 0 A (cp-0 unread here: 32 A);
+    0 A passed on while its own share is 6 A (a configuration it began may have reached
+    the charger). Never at the 0 A it may itself have configured in an earlier epoch."""
+    old = reconfiguring()
+    passed = bequest(old, OCPP)
+    new = planner()  # the standby's, cp-0 not read yet: cp-1 and cp-2 are given 0 A
+    cycle(new, 0.0, held_a=6.0)
+    assert [new.connectors[i].failsafe_a for i in (1, 2)] == [0.0, 0.0]  # its own, earlier
+    new.take_over()
+    new.failsafes.fix(0, 32.0)  # cp-0 read at 32 A here
+    inherit(new, Inheritance(passed), 10.0)
+    new.plan({}, 10.0)  # cp-1 and cp-2 silent from now
+    assert list(new.failsafe_a)[1:] == [0.0, 0.0]
+    at = 10.0 + 3 * old.site.control.meter_stale_s  # well past their last answer here
+    assert [new.reservation(i, at) for i in (1, 2)] == [(6.0, "unreachable")] * 2
+
+    again = planner()  # cp-0 read at 6 A here: cp-1 and cp-2 are given 6 A
+    cycle(again, 0.0, held_a=6.0)
+    again.take_over()
+    inherit(again, Inheritance({"cp-1#1": 0.0, "cp-2#1": 0.0}), 10.0)
+    again.plan({}, 10.0)
+    assert list(again.failsafe_a)[1:] == [6.0, 6.0]
+    assert [again.reservation(i, at) for i in (1, 2)] == [(6.0, "unreachable")] * 2
