@@ -228,6 +228,15 @@ class ControlLoop:
         results = await gather_by_deadline(sends, trio.current_time() + timeout_s)
         return {name: isinstance(results.get(name), AppliedLimit) for name in ops}
 
+    def bequeath_last(self) -> None:
+        """As leader, right before a hand-over: what a successor may count on, from the
+        chargers' latest limit checks (one may have come since the last cycle began: a
+        charger seen to follow its limits a moment before would be passed on as unknown,
+        and reserved at its maximum by a successor that cannot reach it)."""
+        if self.epoch is not None:
+            self.planner.checked(self.sensors.limit_checks())
+            bequeath(self.authority, self.planner, self.sensors.reported)
+
     # -- one cycle ---------------------------------------------------------------------------
 
     async def step(self, cycle: int, tick: float) -> None:

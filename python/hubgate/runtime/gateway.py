@@ -129,6 +129,7 @@ class Gateway:
             self._control_scope.cancel()
         with trio.CancelScope(shield=True):
             if self.leadership is not None:
+                self.loop.bequeath_last()
                 with trio.move_on_after(timeout_s):
                     await self.leadership.release()
                 return {}
