@@ -20,7 +20,7 @@ from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook
 from hubgate.control.loop import ControlLoop
 from hubgate.control.plan import CyclePlanner
-from hubgate.control.succession import bequest, inherit
+from hubgate.control.succession import bequest, held_currents, inherit
 from hubgate.devices.model import LimitCheck
 from hubgate.state import StateHub
 from tests.control.test_dispatch import PacedCharger
@@ -157,3 +157,24 @@ async def test_a_hand_over_passes_on_a_charger_seen_following_since_the_last_cyc
         loop.bequeath_last()
         assert authority.failsafes == {"cp-1#1": 6.0}
         nursery.cancel_scope.cancel()
+
+
+def test_a_command_cut_short_counts_as_sent_in_what_is_passed_on() -> None:
+    """A setpoint whose exchange was cut short at the command deadline may still reach the
+    charger (an OCPP exchange goes on in its station's task): after a hand-over the
+    successor counts it at the larger of that and the last one acknowledged, never below
+    what it may be holding (a decrease cut short leaves the higher one)."""
+    p = planner()
+    cycle(p, 0.0, held_a=6.0)
+    cycle(p, 1.0, held_a=6.0)
+    following(p)
+    p.connectors[1].watch.last_command_a = 0.0  # acknowledged at 0 A before
+    plan = p.plan({}, 2.0)
+    assert plan is not None
+    raised = plan.result.setpoint_a[1]
+    assert raised > 0
+    p.outcomes(plan, {"cp-1#1": TimeoutError("cut short")}, 2.0, 2.0)
+    assert held_currents(p, ["cp-1#1"])["cp-1#1"].current_a == raised
+    p.connectors[1].watch.last_command_a = 32.0  # a decrease cut short
+    p.outcomes(plan, {"cp-1#1": TimeoutError("cut short")}, 3.0, 3.0)
+    assert held_currents(p, ["cp-1#1"])["cp-1#1"].current_a == 32.0

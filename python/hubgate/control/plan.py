@@ -590,7 +590,10 @@ class CyclePlanner:
 
     def commands(self, result: CycleResult, now: float) -> list[SetpointCommand]:
         """The setpoints to send: to every reachable connector whose setpoint changed or that
-        paces its own commands; failsafe verification first where needed (`try_verifying`)."""
+        paces its own commands; failsafe verification first where needed (`try_verifying`).
+        A verified connector whose failsafe is to change (its share did, or its held
+        fallback is due to be read) keeps getting its setpoints between the tries: the
+        failsafe it was verified with stays in force until then."""
         setpoints, phases = result.setpoint_a, result.phases
         commands = []
         for i, (info, runtime) in enumerate(
@@ -601,16 +604,16 @@ class CyclePlanner:
                 continue
             setpoint, n_phases = setpoints[i], self._told_phases(i, phases)
             failsafe = self.failsafe_a[i]
-            if (
-                watch.needs_verification
-                or runtime.failsafe_a != failsafe
-                or runtime.reread_due(now)
-            ):
+            reconfigure = runtime.failsafe_a != failsafe or runtime.reread_due(now)
+            if watch.needs_verification or reconfigure:
                 if runtime.try_verifying(now):
                     commands.append(
                         SetpointCommand(i, info.name, setpoint, n_phases, True, failsafe)
                     )
-            elif runtime.sent_a != setpoint or runtime.sent_phases != n_phases or self._paced[i]:
+                    continue
+                if watch.needs_verification:
+                    continue
+            if runtime.sent_a != setpoint or runtime.sent_phases != n_phases or self._paced[i]:
                 commands.append(SetpointCommand(i, info.name, setpoint, n_phases))
         return commands
 
@@ -699,8 +702,12 @@ class CyclePlanner:
                 runtime.sent_a, runtime.sent_phases = setpoints[i], self._told_phases(i, phases)
                 runtime.watch.commanded(max(outcome.current_a, setpoints[i]))
                 runtime.watch.ok(now)
-            else:
+            else:  # it may have reached the charger (cut short at the deadline, its
+                # exchange going on): counted as if it had, until an answer says more
                 runtime.sent_a = None
+                watch = runtime.watch
+                if watch.last_command_a is not None:
+                    watch.last_command_a = max(watch.last_command_a, setpoints[i])
                 log.debug("command to %s failed: %s", name, outcome)
 
     def energy_commanded(self, name: str, outcome: object, now: float) -> None:
