@@ -78,6 +78,7 @@ from hubgate.control.device_watch import DeviceWatch, device_paths
 from hubgate.control.failsafe import ChargerWatch, MeterWatch
 from hubgate.control.failsafe_share import FailsafeShare
 from hubgate.control.grid_operator import grid_operator_input, operator_power_source
+from hubgate.control.held_fallback import check_validity, count_held
 from hubgate.control.horizon import Horizon
 from hubgate.control.limit_in_force import NodeLimit, fold_leases, node_limit
 from hubgate.control.limits import LimitBook, LimitSource
@@ -271,7 +272,7 @@ class CyclePlanner:
                 runtime.watch.ok(now)
                 runtime.reading = reading
                 runtime.draw = grid_draw(reading, info.grid_phases)
-                self._validity(i, reading)
+                check_validity(self, i, reading)
             elif info.name in readings and not isinstance(reading, InFlight):
                 runtime.watch.missed()
             self.devices.seen(info.name, runtime.watch.reachable(now), reading, now)
@@ -300,33 +301,6 @@ class CyclePlanner:
                     change,
                     category=EventCategory.GRID_OPERATOR,
                 )
-
-    def _validity(self, index: int, reading: Reading) -> None:
-        """A charger whose limit validity (Alfen 1208, the seconds left before it falls
-        back) reads 0 while hubgate commands it has let its limit lapse: it runs on its
-        fallback current (an unconfigured station reads 0 too). Not "valid": its failsafe
-        settings are verified again and its setpoint re-sent this cycle, with an event
-        once until a validity above 0 is read."""
-        validity = reading.values.get(Quantity.LIMIT_VALIDITY)
-        if validity is None or Quantity.LIMIT_VALIDITY in reading.older:
-            return  # not read this cycle: carried from the last full read
-        runtime = self.connectors[index]
-        if validity > 0 or runtime.sent_a is None:
-            runtime.lapsed = False
-            return
-        runtime.watch.needs_verification = True
-        if runtime.lapsed:
-            return
-        runtime.lapsed = True
-        self.events.emit(
-            EventLevel.WARNING,
-            self.model.connectors[index].name,
-            "its limit validity reads 0 s while hubgate commands it: the limit lapsed, it "
-            f"runs on its fallback current ({self.fallback_a(index):g} A); verified and sent "
-            "again (if this repeats, its validity time on the device is shorter than the "
-            "heartbeat)",
-            category=EventCategory.CHARGER,
-        )
 
     def checked(self, checks: Mapping[str, LimitCheck]) -> None:
         """Take the chargers' limit checks by connector name (an event when one changes):
@@ -649,7 +623,7 @@ class CyclePlanner:
             if held is None:
                 runtime.failsafe_a = self.failsafe_a[index]
             else:
-                self._held(index, held)
+                count_held(self, index, held)
             runtime.watch.verified()
             name = self.model.connectors[index].name
             self.events.emit(
@@ -663,25 +637,6 @@ class CyclePlanner:
                     self.devices.paths[name],
                 ),
             )
-
-    def _held(self, index: int, held: HeldCurrent) -> None:
-        """Count the fallback current the device of the connector at `index` holds, as read,
-        in the failsafe budget; a warning when it is new and above the site's failsafe
-        current (hubgate cannot lower it: the installer must, where `held.where` says)."""
-        runtime, name = self.connectors[index], self.model.connectors[index].name
-        failsafe = self.site.control.failsafe_current_a
-        counted = self.failsafes.fix(index, held.current_a)
-        if held.current_a > failsafe and runtime.failsafe_a != counted:
-            self.events.emit(
-                EventLevel.WARNING,
-                name,
-                f"falls back to {held.current_a:g} A whatever hubgate asks ({held.where}), "
-                f"above the site's failsafe current {failsafe:g} A: counted at "
-                f"{counted:g} A in the failsafe budget; set it to {failsafe:g} A or less "
-                "on the device",
-                category=EventCategory.CHARGER,
-            )
-        runtime.failsafe_a, runtime.fallback_held = counted, True
 
     def outcomes(
         self, plan: Plan, results: Mapping[str, object], now: float, done_at: float
