@@ -64,7 +64,15 @@ from hubgate.modbus.stats import RequestStats
 
 log = logging.getLogger(__name__)
 
-_LINK_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+_BROKEN = (FrameError, trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+"""What ends a connection mid-exchange (`_broken_reason` says which)."""
+
+
+def _broken_reason(exc: BaseException) -> str:
+    """Why a connection is dropped after `exc` (one of `_BROKEN`)."""
+    if isinstance(exc, FrameError):
+        return f"bad frame header: {exc}"
+    return f"connection lost: {exc or type(exc).__name__}"
 
 
 @dataclass
@@ -369,10 +377,8 @@ class TcpMaster:
                     self._stray(event)
                     if event.transaction_id == transaction_id:
                         outcome = self._failure(unit, event)
-        except FrameError as exc:
-            return self._lost(connection, f"bad frame header: {exc}")
-        except _LINK_ERRORS as exc:
-            return self._lost(connection, f"connection lost: {exc or type(exc).__name__}")
+        except _BROKEN as exc:
+            return self._lost(connection, _broken_reason(exc))
         finally:
             if outcome is None:
                 codec.forget(transaction_id)
@@ -422,11 +428,8 @@ class TcpMaster:
                 if not data:
                     return self._lost(connection, "connection closed by the device"), rounds
                 step = exchange.receive(codec, data)
-        except FrameError as exc:
-            return self._lost(connection, f"bad frame header: {exc}"), rounds
-        except _LINK_ERRORS as exc:
-            reason = f"connection lost: {exc or type(exc).__name__}"
-            return self._lost(connection, reason), rounds
+        except _BROKEN as exc:
+            return self._lost(connection, _broken_reason(exc)), rounds
         except BaseException:  # cut short by an enclosing deadline: late answers are strays
             exchange.abandon(codec)
             self._pipelining_failed(unit, exchange)
@@ -482,10 +485,8 @@ class TcpMaster:
                     readable.caught((time.perf_counter() - began) / max(rounds - sent, 1))
                 if step is not True:
                     break
-        except FrameError as exc:
-            return self._lost(connection, f"bad frame header: {exc}")
-        except _LINK_ERRORS as exc:
-            return self._lost(connection, f"connection lost: {exc or type(exc).__name__}")
+        except _BROKEN as exc:
+            return self._lost(connection, _broken_reason(exc))
         except BaseException:  # cut short by an enclosing deadline: late answers are strays
             exchange.abandon(codec)
             self._pipelining_failed(unit, exchange)
