@@ -15,6 +15,7 @@ from hubgate.control.limits import LimitBook
 from hubgate.control.plan import CyclePlanner
 from hubgate.devices.model import HeldCurrent, Reading
 from hubgate.profiles.model import IecState, Quantity
+from hubgate.state import EventLevel
 from tests.control.test_failsafe_budget import CHARGER, plan_and_send
 from tests.control.test_failsafe_budget import SITE_TOML as BUDGET_SITE
 
@@ -106,6 +107,10 @@ def test_a_held_fallback_above_the_failsafe_current_is_an_event_and_counts_in_fu
     assert lowered == [2 * FALLBACK_REREAD_S]  # lowered in ACE: counted at the next read
     assert cycle(p, 2 * FALLBACK_REREAD_S + 2, held_a=6.0) == {1: 6.0, 2: 6.0}
     assert list(p.failsafe_a) == [6.0, 6.0, 6.0]
+    [cleared] = [e for e in p.events.recent if "within the site's failsafe" in e.message]
+    assert cleared.subject == "cp-0#1"
+    assert "falls back to 6 A now (register 1212" in cleared.message
+    assert cleared.severity is EventLevel.INFO
 
 
 def test_a_held_fallback_read_above_the_connector_maximum_counts_at_the_maximum() -> None:

@@ -46,10 +46,20 @@ def check_validity(planner: CyclePlanner, index: int, reading: Reading) -> None:
 def count_held(planner: CyclePlanner, index: int, held: HeldCurrent) -> None:
     """Count the fallback current the device of the connector at `index` holds, as read,
     in the failsafe budget; a warning when it is new and above the site's failsafe
-    current (hubgate cannot lower it: the installer must, where `held.where` says)."""
+    current (hubgate cannot lower it: the installer must, where `held.where` says), and
+    an event when one read above it before is back within it (the warning is over)."""
     runtime, name = planner.connectors[index], planner.model.connectors[index].name
     failsafe = planner.site.control.failsafe_current_a
+    before = runtime.failsafe_a if runtime.fallback_held else None
     counted = planner.failsafes.fix(index, held.current_a)
+    if before is not None and before > failsafe >= counted:
+        planner.events.emit(
+            EventLevel.INFO,
+            name,
+            f"falls back to {counted:g} A now ({held.where}), within the site's failsafe "
+            f"current {failsafe:g} A: counted so in the failsafe budget",
+            category=EventCategory.CHARGER,
+        )
     if held.current_a > failsafe and runtime.failsafe_a != counted:
         planner.events.emit(
             EventLevel.WARNING,
