@@ -262,7 +262,8 @@ class SiteAllocator:
     def confirm_followed(self, index: int) -> None:
         """A reading taken after the connector's last decrease was in force shows it draws
         no more than its setpoint: the current kept reserved for the EV to follow (`settle_s`)
-        is free from the next cycle on, instead of after the full settle time."""
+        is free from the next cycle on, instead of after the full settle time, and an
+        increase after that decrease need not wait out `change_interval_s`."""
         self._core.confirm_followed(index)
 
     def reserved_a(self, index: int, now: float) -> float:

@@ -265,6 +265,50 @@ fn freed_current_is_reused_once_measurement_confirms_the_decrease() {
 }
 
 #[test]
+fn an_increase_follows_a_decrease_seen_followed_at_once_else_after_the_interval() {
+    let settings = Settings {
+        change_interval_s: 5.0,
+        settle_s: 10.0,
+        ..quiet()
+    };
+    let mut site = Site::new(32.0, vec![connector(PhaseMap::Three, 0); 2], settings);
+    site.wanting = vec![1, 0];
+    assert_eq!(site.at(0.0).setpoint_a, vec![32.0, 0.0]);
+    site.wanting = vec![1, 1];
+    site.at(10.0);
+    site.alloc.confirm_followed(0).unwrap();
+    assert_eq!(site.at(11.0).setpoint_a, vec![16.0, 16.0]);
+    // The second EV leaves a second later, seen gone the next: the first rises then,
+    // its decrease seen followed, not 5 s after it.
+    site.wanting = vec![1, 0];
+    assert_eq!(site.at(12.0).setpoint_a, vec![16.0, 0.0]);
+    site.alloc.confirm_followed(1).unwrap();
+    assert_eq!(site.at(13.0).setpoint_a, vec![32.0, 0.0]);
+    // Not seen followed: the increase waits out the interval after the decrease.
+    site.wanting = vec![1, 1];
+    assert_eq!(site.at(20.0).setpoint_a, vec![16.0, 0.0]);
+    site.wanting = vec![1, 0];
+    assert_eq!(site.at(22.0).setpoint_a, vec![16.0, 0.0]);
+    assert_eq!(site.out.reason[0], Reason::ChangeInterval);
+    assert_eq!(
+        site.at(25.0).setpoint_a,
+        vec![32.0, 0.0],
+        "5 s after the decrease"
+    );
+    // A confirmation after an increase waives nothing.
+    site.ev_max = vec![10.0, INF];
+    assert_eq!(site.at(40.0).setpoint_a, vec![10.0, 0.0]);
+    site.alloc.confirm_followed(0).unwrap();
+    site.ev_max = vec![20.0, INF];
+    assert_eq!(site.at(41.0).setpoint_a, vec![20.0, 0.0]);
+    site.alloc.confirm_followed(0).unwrap();
+    site.ev_max = vec![INF, INF];
+    assert_eq!(site.at(42.0).setpoint_a, vec![20.0, 0.0]);
+    assert_eq!(site.out.reason[0], Reason::ChangeInterval);
+    assert_eq!(site.at(46.0).setpoint_a, vec![32.0, 0.0]);
+}
+
+#[test]
 fn a_one_phase_ev_at_a_three_phase_connector_counts_on_its_phase_only() {
     let mut site = Site::new(100.0, vec![connector(PhaseMap::Three, 0); 2], quiet());
     site.gop = 230.0 * 3.0 * 32.0;

@@ -339,13 +339,15 @@ impl Allocator {
 
     /// Measurement shows `connector` draws no more than its last setpoint: the
     /// current it was reserved after a decrease (for `settle_s`) is free from the
-    /// next cycle on. For a reading taken after the decrease was in force.
+    /// next cycle on, and an increase after that decrease need not wait out the
+    /// change interval. For a reading taken after the decrease was in force.
     pub fn confirm_followed(&mut self, connector: usize) -> Result<(), TopologyError> {
         let st = self
             .states
             .get_mut(connector)
             .ok_or(TopologyError::NoSuchConnector(connector))?;
         st.reserve_until = f64::NEG_INFINITY;
+        st.lowered_followed = st.lowered;
         Ok(())
     }
 
@@ -480,6 +482,8 @@ impl Allocator {
             let switched = mode != st.phases;
             if (new - old).abs() > 1e-12 || switched {
                 st.changed_at = now;
+                st.lowered = new < old && !switched;
+                st.lowered_followed = false;
             }
             if new < old - 1e-12 || (switched && old > 0.0) {
                 let (phase, power) = state::draw(map, st.phases, old, voltage);

@@ -1,7 +1,7 @@
 //! Step 5: from targets to the setpoints sent now, safe during the change.
 //!
 //! Decreases apply at once. An increase waits for the connector's change
-//! interval, is limited by the ramp rate (a start goes to the minimum first
+//! interval (not after a decrease a reading showed its EV follow), is limited by the ramp rate (a start goes to the minimum first
 //! when a ramp is set), and only takes current that is free even if every
 //! other connector still drew the larger of its old and new setpoint, so the
 //! sum of max(old, new) stays within every limit while devices follow. A
@@ -81,7 +81,7 @@ pub(crate) fn shape(
         let base = out.setpoint_a[i];
         let starting = base <= 0.0;
         let elapsed = now - st.changed_at;
-        if !starting && elapsed < s.change_interval_s {
+        if !starting && elapsed < s.change_interval_s && !st.lowered_followed {
             out.set_reason(i, (Reason::ChangeInterval, -1, -1));
             continue;
         }

@@ -18,6 +18,11 @@ pub(crate) struct ConnectorState {
     pub(crate) queue_since: f64,
     /// When the setpoint last changed.
     pub(crate) changed_at: f64,
+    /// That change was a decrease.
+    pub(crate) lowered: bool,
+    /// ... and a reading since showed its EV followed it (`confirm_followed`): an
+    /// increase need not wait out the change interval.
+    pub(crate) lowered_followed: bool,
     /// Draw kept reserved after a decrease until `reserve_until` (EV reaction time).
     pub(crate) reserve_phase_a: [f64; PHASES],
     pub(crate) reserve_power_w: f64,
@@ -37,6 +42,8 @@ impl ConnectorState {
             off_since: f64::NEG_INFINITY,
             queue_since: f64::NEG_INFINITY,
             changed_at: f64::NEG_INFINITY,
+            lowered: false,
+            lowered_followed: false,
             reserve_phase_a: [0.0; PHASES],
             reserve_power_w: 0.0,
             reserve_until: f64::NEG_INFINITY,
