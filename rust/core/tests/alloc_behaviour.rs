@@ -56,6 +56,16 @@ impl Site {
     }
 }
 
+/// Two 32 A connectors on 32 A: the first charges alone at 0 s, the second wants current
+/// from the next cycle on.
+fn second_arrives(settings: Settings) -> Site {
+    let mut site = Site::new(32.0, vec![connector(PhaseMap::Three, 0); 2], settings);
+    site.wanting = vec![1, 0];
+    assert_eq!(site.at(0.0).setpoint_a, vec![32.0, 0.0]);
+    site.wanting = vec![1, 1];
+    site
+}
+
 #[test]
 fn a_start_goes_to_the_minimum_then_ramps_every_interval() {
     let settings = Settings {
@@ -80,14 +90,10 @@ fn a_start_goes_to_the_minimum_then_ramps_every_interval() {
 
 #[test]
 fn freed_current_is_only_reused_after_the_settle_time() {
-    let settings = Settings {
+    let mut site = second_arrives(Settings {
         settle_s: 10.0,
         ..quiet()
-    };
-    let mut site = Site::new(32.0, vec![connector(PhaseMap::Three, 0); 2], settings);
-    site.wanting = vec![1, 0];
-    assert_eq!(site.at(0.0).setpoint_a, vec![32.0, 0.0]);
-    site.wanting = vec![1, 1];
+    });
     let out = site.at(1.0);
     assert_eq!(out.target_a, vec![16.0, 16.0]);
     assert_eq!(
@@ -234,14 +240,10 @@ fn grid_operator_limit_and_peak_target_bind_the_connection() {
 
 #[test]
 fn freed_current_is_reused_once_measurement_confirms_the_decrease() {
-    let settings = Settings {
+    let mut site = second_arrives(Settings {
         settle_s: 10.0,
         ..quiet()
-    };
-    let mut site = Site::new(32.0, vec![connector(PhaseMap::Three, 0); 2], settings);
-    site.wanting = vec![1, 0];
-    assert_eq!(site.at(0.0).setpoint_a, vec![32.0, 0.0]);
-    site.wanting = vec![1, 1];
+    });
     assert_eq!(site.at(1.0).setpoint_a, vec![16.0, 0.0]);
     assert_eq!(site.out.reason[1], Reason::AwaitingHeadroom);
     assert_eq!(
@@ -271,10 +273,7 @@ fn an_increase_follows_a_decrease_seen_followed_at_once_else_after_the_interval(
         settle_s: 10.0,
         ..quiet()
     };
-    let mut site = Site::new(32.0, vec![connector(PhaseMap::Three, 0); 2], settings);
-    site.wanting = vec![1, 0];
-    assert_eq!(site.at(0.0).setpoint_a, vec![32.0, 0.0]);
-    site.wanting = vec![1, 1];
+    let mut site = second_arrives(settings);
     site.at(10.0);
     site.alloc.confirm_followed(0).unwrap();
     assert_eq!(site.at(11.0).setpoint_a, vec![16.0, 16.0]);
@@ -354,14 +353,10 @@ fn a_one_phase_ev_keeps_its_setpoint_through_the_change() {
 
 #[test]
 fn a_draw_read_after_a_decrease_lowers_what_stays_reserved() {
-    let settings = Settings {
+    let mut site = second_arrives(Settings {
         settle_s: 10.0,
         ..quiet()
-    };
-    let mut site = Site::new(32.0, vec![connector(PhaseMap::Three, 0); 2], settings);
-    site.wanting = vec![1, 0];
-    assert_eq!(site.at(0.0).setpoint_a, vec![32.0, 0.0]);
-    site.wanting = vec![1, 1];
+    });
     site.ev_max = vec![INF, 12.0];
     // 32 A stay reserved for the first EV to follow its decrease.
     assert_eq!(site.at(1.0).setpoint_a, vec![20.0, 0.0]);
