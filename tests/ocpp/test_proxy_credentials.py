@@ -4,6 +4,8 @@ the operator's CA, client certificates (profile 3); the test CSMS checks each.""
 from __future__ import annotations
 
 import base64
+import functools
+import gc
 import logging
 import ssl
 import subprocess
@@ -15,6 +17,11 @@ import trio
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
+from hubgate.backoff import Backoff
+from hubgate.cloud.credentials import CsmsAuth
+from hubgate.cloud.upstream import UpstreamLink
+from hubgate.config.services import Csms
+from hubgate.ocpp.session import SessionLimits
 from hubgate.ocpp.versions import OcppVersion
 from tests.support.csms import CsmsThread
 from tests.support.proxy import (
@@ -53,6 +60,7 @@ def server_context(pki: Path, *, client_certificates: bool = False) -> ssl.SSLCo
 async def boot16(env: Proxied, identity: str) -> int:
     """Connect a 1.6 charger and boot it; the interval it was answered with."""
     cp = await env.connect(identity, V16)
+    await env.online(identity)  # else the boot may be answered locally
     boot = call16.BootNotification(charge_point_model="M", charge_point_vendor="V")
     answer = await env.call(cp, boot)
     await trio.to_thread.run_sync(cp.stop)
@@ -75,6 +83,7 @@ async def test_basic_auth_a_wrong_password_is_retried_and_the_queue_kept(
             chargers={"CP16": {"password_file": str(cp16_file)}},
         ) as env:
             cp201 = await env.connect("CP201", V201)
+            await env.online("CP201")
             station = {"model": "M", "vendor_name": "V"}
             boot = await env.call(
                 cp201, call201.BootNotification(charging_station=station, reason="PowerUp")
@@ -145,6 +154,45 @@ async def test_profile_3_presents_each_chargers_client_certificate(
             assert await boot16(env, "CP16-0") == 300  # with the site's certificate
             assert csms.peer_names["CP16"] == "CP16"
             assert csms.peer_names["CP16-0"] == "CP201"
+
+
+async def test_a_tls_handshake_cut_short_closes_its_socket(pki: Path) -> None:
+    """A CSMS that takes the TCP connection but never answers the TLS handshake: the
+    attempt times out and closes its socket then (the garbage collector closing it later
+    warned about it in whichever test was running)."""
+    closed = trio.Event()
+
+    async def silent(stream: trio.SocketStream) -> None:
+        while await stream.receive_some():  # the ClientHello, unanswered
+            pass
+        closed.set()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(
+                functools.partial(trio.serve_tcp, host="127.0.0.1"), silent, 0
+            )
+            port = listeners[0].socket.getsockname()[1]
+            csms = Csms(url=f"wss://127.0.0.1:{port}/ocpp", tls_ca=str(pki / "ca.pem"))
+            link = UpstreamLink(
+                csms.url,
+                "CP16",
+                V16,
+                {},
+                auth=CsmsAuth(csms),
+                backoff=Backoff(initial_s=60.0, maximum_s=60.0),
+                limits=SessionLimits(),
+                connect_timeout_s=0.2,
+            )
+            nursery.start_soon(link.run)
+            await link.attempted.wait()
+            gc.disable()  # the socket is closed by the link, not by a collection
+            try:
+                await closed.wait()
+            finally:
+                gc.enable()
+            nursery.cancel_scope.cancel()
+    gc.collect()  # an unclosed socket would warn now (pytest: an error)
 
 
 def test_serve_stops_on_a_missing_tls_file(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ async def test_charger_calls_reach_the_csms_and_its_answers_come_back(tmp_path: 
     with trio.fail_after(20):
         async with open_proxied(tmp_path) as env:
             cp = await env.connect("CP16", V16)
+            await env.online("CP16")  # else its first call may be answered locally
             boot = await env.call(
                 cp, call16.BootNotification(charge_point_model="M", charge_point_vendor="V")
             )
@@ -64,6 +65,7 @@ async def test_v201_transaction_events_and_remote_start(tmp_path: Path) -> None:
     with trio.fail_after(20):
         async with open_proxied(tmp_path) as env:
             cp = await env.connect("CP201", V201)
+            await env.online("CP201")  # else the event is answered locally: 'Unknown'
             event = call201.TransactionEvent(
                 event_type="Started",
                 timestamp=now_text(),

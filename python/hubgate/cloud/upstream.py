@@ -203,9 +203,11 @@ class UpstreamLink:
             )
             try:
                 await stream.do_handshake()  # now, so that a refused certificate says so
-            except trio.BrokenResourceError as exc:
+            except BaseException as exc:  # cancelled or timed out too: the socket is closed
                 await trio.aclose_forcefully(stream)
-                if isinstance(exc.__cause__, ssl.SSLError):
+                if isinstance(exc, trio.BrokenResourceError) and isinstance(
+                    exc.__cause__, ssl.SSLError
+                ):
                     raise exc.__cause__ from None
                 raise
             return stream
