@@ -3,8 +3,8 @@
 The load test runs the server in a subprocess (so its memory and CPU are its own):
 hubgate's listener (impl `hubgate`) or a central system built on the `ocpp` package
 with `websockets` (impl `ocpp-package`, bench/ocpp_package_central.py). Stations are
-simulated by load-generator processes of their own (one per 2,500 stations), with
-trio-websocket clients: each boots, then sends MeterValues every 10 s, a
+simulated by load-generator processes of their own (one per 2,500 stations,
+bench/ocpp_load_stations.py: plain sockets, one `epoll` set each): each boots, then sends MeterValues every 10 s, a
 StatusNotification every 30 s and a Heartbeat every 60 s (random phases) for the
 measurement window. Latency is measured at the clients, the server's CPU per message
 from its own CPU time over the window. Each process's wait for a CPU over the window
@@ -18,7 +18,6 @@ import contextlib
 import json
 import math
 import os
-import random
 import resource
 import subprocess
 import sys
@@ -32,7 +31,6 @@ import fastjsonschema
 import pytest
 import trio
 from ocpp.messages import Call, _validate_payload
-from trio_websocket import open_websocket_url
 
 from hubgate.benchmarking.footprint import rss_mib
 from hubgate.benchmarking.ocpp_cost import METER_VALUES as METER_VALUES_16
@@ -70,14 +68,13 @@ def test_validate_meter_values(benchmark: Any, impl: str) -> None:
 
 # --- loopback load test ---------------------------------------------------------------------
 
-PERIODS_S = {"MeterValues": 10.0, "StatusNotification": 30.0, "Heartbeat": 60.0}
-"""How often each station sends what, at the real rates."""
-STATUS = {"connectorId": 1, "errorCode": "NoError", "status": "Charging"}
 SERVERS = {
     "hubgate": [sys.executable, __file__, "serve"],
     "ocpp-package": [sys.executable, str(Path(__file__).with_name("ocpp_package_central.py"))],
 }
 """How each impl's server process starts (the hubgate one is told the station count)."""
+GENERATOR = Path(__file__).with_name("ocpp_load_stations.py")
+"""A load-generator process: plain sockets and one `epoll` set for its stations."""
 STATIONS_PER_GENERATOR = 2500
 """Stations one load-generator process simulates (its CPU stays well under a core)."""
 
@@ -133,101 +130,6 @@ def _own_cpu_group(pid: int, nice: int) -> None:
     Path(f"/proc/{pid}/autogroup").write_text(str(nice))
 
 
-def _schedule(window_s: float, speedup: float) -> list[tuple[float, str]]:
-    """When one station sends what within the window: periodic, with a random phase."""
-    events = []
-    for action, period in PERIODS_S.items():
-        at = random.uniform(0, period / speedup)
-        while at < window_s:
-            events.append((at, action))
-            at += period / speedup
-    return sorted(events)
-
-
-PAYLOADS: dict[str, dict[str, Any]] = {
-    "MeterValues": METER_VALUES_16,
-    "StatusNotification": STATUS,
-    "Heartbeat": {},
-}
-"""What each station sends (a 1.6 MeterValues with 10 sampled values)."""
-
-
-class _Generator:
-    """One load-generator process's stations: all boot, then wait for `go`; `answered`
-    is set once every station had its window's calls answered, `ended` when the parent
-    has taken its figures (stations stay connected until then: one closing early could
-    miss a ping of the server, and it costs the server too)."""
-
-    def __init__(self, stations: int) -> None:
-        self.booting = stations
-        self.sending = stations
-        self.booted = trio.Event()
-        self.go = trio.Event()
-        self.answered = trio.Event()
-        self.ended = trio.Event()
-        self.start = 0.0
-        self.latencies: list[float] = []
-
-    async def station(
-        self, url: str, window_s: float, speedup: float, gate: trio.CapacityLimiter
-    ) -> None:
-        async with gate:
-            ws_cm = open_websocket_url(url, subprotocols=["ocpp1.6"], connect_timeout=600)
-            ws = await ws_cm.__aenter__()
-        try:
-            boot = {"chargePointVendor": "Load", "chargePointModel": "Sim"}
-            await ws.send_message(json.dumps([2, "boot", "BootNotification", boot]))
-            await ws.get_message()
-            self.booting -= 1
-            if self.booting == 0:
-                self.booted.set()
-            await self.go.wait()
-            for n, (at, action) in enumerate(_schedule(window_s, speedup)):
-                await trio.sleep_until(self.start + at)
-                sent = time.perf_counter()
-                await ws.send_message(json.dumps([2, str(n), action, PAYLOADS[action]]))
-                reply = json.loads(await ws.get_message())
-                self.latencies.append(time.perf_counter() - sent)
-                assert reply[0] == 3, reply
-            self.sending -= 1
-            if self.sending == 0:
-                self.answered.set()
-            await self.ended.wait()
-        finally:
-            await ws_cm.__aexit__(None, None, None)
-
-
-def _generate(port: int, first: int, count: int, window_s: float, speedup: float) -> None:
-    """Subprocess entry: stations LOAD{first}.. LOAD{first + count - 1}. Prints `booted`
-    once all are up, starts their schedules at `go` (a line on stdin), prints the
-    latencies once all are answered, and closes them at the next line."""
-    _raise_fd_limit()
-    generator = _Generator(count)
-
-    async def line() -> str:
-        return await trio.to_thread.run_sync(sys.stdin.readline)
-
-    async def main() -> None:
-        gate = trio.CapacityLimiter(100)
-        with trio.fail_after(window_s * speedup + 900):  # connecting + a lagging server
-            async with trio.open_nursery() as nursery:
-                for n in range(first, first + count):
-                    url = f"ws://127.0.0.1:{port}/ocpp/LOAD{n}"
-                    nursery.start_soon(generator.station, url, window_s, speedup, gate)
-                await generator.booted.wait()
-                print("booted", flush=True)
-                await line()
-                generator.start = trio.current_time()
-                generator.go.set()
-                await generator.answered.wait()
-                print(json.dumps(generator.latencies), flush=True)
-                await line()
-                generator.ended.set()
-
-    settle_gc()  # its pauses do not count against the server
-    trio.run(main)
-
-
 def run_load(
     stations: int,
     window_s: float,
@@ -262,7 +164,7 @@ def run_load(
             for first in range(0, stations, share):
                 generator = subprocess.Popen(
                     [
-                        *(sys.executable, __file__, "generate", str(port), str(first)),
+                        *(sys.executable, str(GENERATOR), str(port), str(first)),
                         *(str(min(share, stations - first)), str(window_s), str(speedup)),
                     ],
                     stdin=subprocess.PIPE,
@@ -387,5 +289,3 @@ if __name__ == "__main__":
     elif sys.argv[1] == "run":  # STATIONS WINDOW_S [GROUP_NICE]: one load run, by hand
         nice = int(sys.argv[4]) if len(sys.argv) > 4 else None
         print(json.dumps(run_load(int(sys.argv[2]), float(sys.argv[3]), group_nice=nice)))
-    else:
-        _generate(*map(int, sys.argv[2:5]), *map(float, sys.argv[5:7]))  # type: ignore[call-arg]
