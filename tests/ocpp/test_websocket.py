@@ -19,9 +19,10 @@ from wsproto.frame_protocol import CloseReason
 
 from hubgate._core import WebSocketDecoder, encode_websocket_close, encode_websocket_frame
 from hubgate.ocpp.server import ListenerLimits
-from hubgate.ocpp.websocket import BINARY, CLOSE, FAILED, PING, PONG, TEXT, WebSocket
+from hubgate.ocpp.websocket import BINARY, CLOSE, FAILED, PING, PONG, TEXT, ReadHub, WebSocket
 from tests.support.deflate_peer import DeflatePeer
 from tests.support.ocpp_listener import start_listener
+from tests.support.wait import wait_until
 
 Event = tuple[int, str | bytes, int]
 
@@ -234,3 +235,72 @@ async def test_a_command_whose_epoch_passed_while_queued_is_not_written() -> Non
                 received += chunk
     assert received == encode_websocket_frame(TEXT, b'[3,"1",{}]')
     assert socket.close_reason is not None
+
+
+async def test_one_reader_serves_many_connections_and_keeps_their_failures_apart() -> None:
+    """The listener's `ReadHub` reads every connection whose messages have a receiver, from
+    one task: each gets its messages in order; a receiver that fails ends its own connection
+    only (raised in that connection's task); a peer that leaves ends its connection; what
+    arrives once no receiver is set waits for `get_message`."""
+    hub = ReadHub()
+    pairs = [trio.socket.socketpair() for _ in range(3)]
+    sockets = [
+        WebSocket(
+            trio.SocketStream(ours),
+            None,
+            deflate=None,
+            max_message_bytes=1024,
+            max_queued_frames=8,
+            hub=hub,
+        )
+        for ours, _ in pairs
+    ]
+    peers = [trio.SocketStream(theirs) for _, theirs in pairs]
+    clients = [Connection(ConnectionType.CLIENT) for _ in pairs]
+    received: list[list[str | bytes]] = [[] for _ in pairs]
+    ended: list[str] = []
+
+    def receiver(n: int) -> Callable[[str | bytes], None]:
+        def receive(message: str | bytes) -> None:
+            if message == "fail":
+                raise RuntimeError(f"receiver {n} failed")
+            received[n].append(message)
+
+        return receive
+
+    async def run(n: int) -> None:
+        try:
+            await sockets[n].run()
+            ended.append(f"{n} ended")
+        except* RuntimeError as group:
+            ended.append(str(group.exceptions[0]))
+
+    async def send(n: int, *messages: str) -> None:
+        await peers[n].send_all(b"".join(clients[n].send(TextMessage(m)) for m in messages))
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(hub.run)
+            for n, socket in enumerate(sockets):
+                socket.deliver_to(receiver(n))
+                nursery.start_soon(run, n)
+            for n in range(3):
+                await send(n, f"{n}a", f"{n}b")
+            await wait_until(lambda: all(len(r) == 2 for r in received), "the first messages")
+            # each one's first read was its own, then the hub reads all three
+            await wait_until(lambda: len(hub._served) == 3, "the hub reading all three")
+
+            await send(1, "fail", "1c")
+            await wait_until(lambda: ended == ["receiver 1 failed"], "the failure")
+            sockets[2].deliver_to(None)
+            await send(2, "2c")
+            assert await sockets[2].get_message() == "2c"
+            await send(0, "0c")
+            await wait_until(lambda: len(received[0]) == 3, "the third message")
+            await peers[0].aclose()
+            await wait_until(lambda: len(ended) == 2, "the end of the one left")
+            nursery.cancel_scope.cancel()
+    assert received == [["0a", "0b", "0c"], ["1a", "1b"], ["2a", "2b"]]
+    assert ended == ["receiver 1 failed", "0 ended"]
+    for stream in (*peers[1:], *(socket._stream for socket in sockets)):
+        await stream.aclose()

@@ -32,7 +32,7 @@ from hubgate.ocpp.registry import Station, StationRegistry
 from hubgate.ocpp.rpc import subprotocol
 from hubgate.ocpp.session import Handler, OcppSession, SessionLimits
 from hubgate.ocpp.versions import OcppVersion
-from hubgate.ocpp.websocket import Upgrade, WebSocket, read_upgrade
+from hubgate.ocpp.websocket import ReadHub, Upgrade, WebSocket, read_upgrade
 from hubgate.records.events import EventLog
 from hubgate.state import EventCategory, EventLevel
 
@@ -156,12 +156,17 @@ class OcppListener:
         self.guard = ConnectionGuard("ocpp", self.limits.max_pending_connections + identities)
         self._tls = server_tls_context(config)
         self._live: dict[str, tuple[trio.CancelScope, WebSocket]] = {}
+        self._hub: ReadHub | None = None
+        """Reads the admitted plain-TCP connections while `serve` runs."""
 
     async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen until cancelled; `task_status.started` gets the bound port."""
         listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
-        task_status.started(listeners[0].socket.getsockname()[1])
-        await serve_guarded(self._handle_stream, listeners, self.guard)
+        self._hub = ReadHub()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._hub.run)
+            task_status.started(listeners[0].socket.getsockname()[1])
+            await serve_guarded(self._handle_stream, listeners, self.guard)
 
     async def _handle_stream(self, connection: GuardedStream) -> None:
         """One connection from accept to close; nothing escapes to the other connections."""
@@ -257,6 +262,7 @@ class OcppListener:
             chosen,
             max_message_bytes=self.limits.max_message_bytes,
             max_queued_frames=self.limits.session.max_queued_frames,
+            hub=self._hub,
         )
 
     async def _run(self, ws: WebSocket, station: Station, version: OcppVersion) -> None:

@@ -13,6 +13,7 @@ compressor, whoever is cancelled when (issue 19, item 11).
 from __future__ import annotations
 
 import os
+import select
 import zlib
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
@@ -81,7 +82,12 @@ class Upgrade:
         await self._stream.send_all(self._handshake.send(answer))
 
     async def accept(
-        self, subprotocol: str | None, *, max_message_bytes: int, max_queued_frames: int
+        self,
+        subprotocol: str | None,
+        *,
+        max_message_bytes: int,
+        max_queued_frames: int,
+        hub: ReadHub | None = None,
     ) -> WebSocket:
         """Switch protocols (with permessage-deflate when the client offers it)."""
         deflate = PerMessageDeflate(client_max_window_bits=DEFLATE_WINDOW_BITS)
@@ -93,6 +99,7 @@ class Upgrade:
             deflate=deflate if deflate.enabled() else None,
             max_message_bytes=max_message_bytes,
             max_queued_frames=max_queued_frames,
+            hub=hub,
         )
 
 
@@ -170,7 +177,10 @@ class WebSocket:
         deflate: PerMessageDeflate | None,
         max_message_bytes: int,
         max_queued_frames: int,
+        hub: ReadHub | None = None,
     ) -> None:
+        """`hub`: reads the connection while its messages go to a receiver (a plain TCP
+        connection only); else this connection's task reads it."""
         self.subprotocol = subprotocol
         self._stream = stream
         self._socket = (
@@ -193,6 +203,9 @@ class WebSocket:
         self._wake = trio.Event()
         self._receive: Receive | None = None
         self._inbox, self._waiting = trio.open_memory_channel[str | bytes](4)
+        self._held: list[str | bytes] = []
+        """Messages read while no receiver was set, on their way to `_inbox`."""
+        self._hub = hub
         self._pongs: dict[bytes, trio.Event] = {}
         self._close_sent = False
         self._ended = trio.Event()
@@ -220,52 +233,66 @@ class WebSocket:
 
     async def _read(self) -> None:
         while self.close_reason is None:
+            if self._held:  # no receiver: they wait for `get_message`, four at most
+                await self._inbox.send(self._held.pop(0))
+                continue
+            if self._hub is not None and self._receive is not None and self._socket is not None:
+                try:
+                    if await self._hub.serve(self, self._socket.fileno()):
+                        continue
+                except trio.ClosedResourceError:  # the listener is stopping
+                    pass
+                return
             try:
                 data = await self._stream.receive_some(READ_BYTES)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return
             if not data:
                 return
-            self._reading = True
-            try:
-                for kind, payload, code in self._decoder.receive(data):
-                    if kind in (TEXT, BINARY):
-                        await self._deliver(payload)
-                    elif kind in (TEXT | COMPRESSED, BINARY | COMPRESSED):
-                        await self._inflated(kind == TEXT | COMPRESSED, payload)
-                    else:
-                        self._control(kind, payload, code)
-                    if self.close_reason is not None:
-                        break
-            finally:
-                self._reading = False
-            if self._out:
-                self._write_now()
+            self._take(data)
 
-    async def _deliver(self, message: str | bytes) -> None:
+    def _take(self, data: bytes | bytearray) -> None:
+        """Hand over the messages `data` completes, then write what they queued."""
+        self._reading = True
+        try:
+            for kind, payload, code in self._decoder.receive(data):
+                if kind in (TEXT, BINARY):
+                    self._deliver(payload)
+                elif kind in (TEXT | COMPRESSED, BINARY | COMPRESSED):
+                    self._inflated(kind == TEXT | COMPRESSED, payload)
+                else:
+                    self._control(kind, payload, code)
+                if self.close_reason is not None:
+                    break
+        finally:
+            self._reading = False
+        if self._out:
+            self._write_now()
+
+    def _deliver(self, message: str | bytes) -> None:
         if self._close_sent:
             return  # after our close, data is dropped (RFC 6455 5.5.1)
         receive = self._receive
-        if receive is not None:
+        if receive is not None and not self._held:
             receive(message)
         else:
-            await self._inbox.send(message)
+            self._held.append(message)
 
-    async def _inflated(self, text: bool, payload: str | bytes) -> None:
+    def _inflated(self, text: bool, payload: str | bytes) -> None:
         assert self._deflate is not None
         assert isinstance(payload, bytes)
         plain = self._deflate.inflate(payload)
         if isinstance(plain, int):
             self._fail(plain, "compressed message invalid or over the size limit")
         elif not text:
-            await self._deliver(plain)
+            self._deliver(plain)
         else:
             try:
                 decoded = plain.decode()
             except UnicodeDecodeError:
                 self._fail(INVALID_DATA, "text message is not UTF-8")
                 return
-            await self._deliver(decoded)
+            self._deliver(decoded)
 
     def _control(self, kind: int, payload: str | bytes, code: int) -> None:
         if kind == PING:
@@ -304,6 +331,8 @@ class WebSocket:
                     receive(self._waiting.receive_nowait())
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
+            while self._held:
+                receive(self._held.pop(0))
         self._receive = receive
 
     async def get_message(self) -> str | bytes:
@@ -441,3 +470,83 @@ class WebSocket:
             self._close_sent = True
             self._queue(encode_websocket_close(code, reason))
         await self._ended.wait()
+
+
+class _Served:
+    """A connection the hub reads, and how its reading ended."""
+
+    __slots__ = ("done", "ended", "error", "ws")
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+        self.done = trio.Event()
+        self.ended = False
+        """The peer closed the connection or it broke."""
+        self.error: Exception | None = None
+
+
+class ReadHub:
+    """Reads the sockets of many connections from one task (`run`): their descriptors
+    stay in one `epoll` set of its own (level-triggered, registered once), and each pass
+    reads every connection that has data and hands its messages over, in this task. Per
+    message that saves the Trio wait for readability (an `epoll_ctl`), the wake-up and the
+    switch to the connection's task, and Trio's `epoll` sized for every connection; those
+    were two thirds of the listener's CPU at 10,000 stations (docs/performance.md)."""
+
+    MAX_EVENTS = 256
+    """Connections read per pass; the rest wait for the next (other tasks run between)."""
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._served: dict[int, _Served] = {}
+
+    async def run(self) -> None:
+        """Read until cancelled; then close the `epoll` set."""
+        try:
+            while True:
+                await trio.lowlevel.wait_readable(self._epoll)
+                for fd, _ in self._epoll.poll(0, self.MAX_EVENTS):
+                    self._readable(fd)
+        finally:
+            self._epoll.close()
+
+    async def serve(self, ws: WebSocket, fd: int) -> bool:
+        """Read `ws` (socket `fd`) here until its messages have no receiver, it closes or
+        this is cancelled; False when the connection has ended."""
+        if self._epoll.closed:
+            raise trio.ClosedResourceError("the listener's reader has stopped")
+        served = self._served[fd] = _Served(ws)
+        self._epoll.register(fd, select.EPOLLIN)
+        try:
+            await served.done.wait()
+        finally:
+            self._forget(fd)
+        if served.error is not None:
+            raise served.error
+        return not served.ended
+
+    def _readable(self, fd: int) -> None:
+        served = self._served.get(fd)
+        if served is None:
+            return
+        ws = served.ws
+        try:
+            data = os.read(fd, READ_BYTES)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            served.ended = True
+        else:
+            try:
+                ws._take(data)
+            except Exception as exc:  # the connection's task raises it: the others go on
+                served.error = exc
+        if served.ended or served.error or ws.close_reason is not None or ws._held:
+            self._forget(fd)
+            served.done.set()
+
+    def _forget(self, fd: int) -> None:
+        if self._served.pop(fd, None) is not None and not self._epoll.closed:
+            self._epoll.unregister(fd)
