@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -40,14 +41,6 @@ from hubgate.api.server import serve_api
 from hubgate.cloud.mqtt.publisher import TelemetryPublisher
 from hubgate.cloud.proxy import CsmsProxy, ProxySettings, open_csms_proxy
 from hubgate.cloud.queue import DurableQueue, open_durable_queue
-from hubgate.cluster.fleet import FleetLink
-from hubgate.cluster.leadership import Leadership
-from hubgate.cluster.lease import Role
-from hubgate.cluster.limit_replica import LimitReplica
-from hubgate.cluster.link import NatsLink, open_nats_link
-from hubgate.cluster.operator_replica import OperatorReplica
-from hubgate.cluster.queue_replica import QueueReplica
-from hubgate.cluster.timing import lease_timing
 from hubgate.config.model import SiteConfig
 from hubgate.config.tokens import TokenBook
 from hubgate.control.authority import SOLE
@@ -69,6 +62,11 @@ from hubgate.runtime.gc_tuning import keep_heap_trimmed
 from hubgate.runtime.site_devices import build_site_devices, charger_infos, station_cares
 from hubgate.runtime.supervisor import Supervisor, open_supervisor
 from hubgate.state import EventCategory, EventLevel, StateHub
+
+if TYPE_CHECKING:  # hubgate.cluster and nats are imported only with a [cluster] (1 MiB)
+    from hubgate.cluster.leadership import Leadership
+    from hubgate.cluster.link import NatsLink
+    from hubgate.cluster.operator_replica import OperatorReplica
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +156,8 @@ class Gateway:
             if self.attend is not None:
                 nursery.start_soon(self.attend, station, session)
             if cluster is not None and leadership is not None:
+                from hubgate.cluster.lease import Role
+
                 await leadership.wait_role(Role.LEADER)
                 await offer_gateways(
                     station.identity, session, cluster.ocpp_urls, self.site.ocpp.security_profile
@@ -287,9 +287,11 @@ async def open_gateway(
         if site.csms is None or clustered
         else open_csms_proxy(site.csms, limits, settings=csms_settings, events=events)
     )
-    linking: AbstractAsyncContextManager[NatsLink | None] = (
-        nullcontext() if site.cluster is None else open_nats_link(site.cluster)
-    )
+    linking: AbstractAsyncContextManager[NatsLink | None] = nullcontext()
+    if site.cluster is not None:
+        from hubgate.cluster.link import open_nats_link
+
+        linking = open_nats_link(site.cluster)
     try:
         async with (
             open_modbus_pool() as pool,
@@ -298,11 +300,13 @@ async def open_gateway(
             _replicated_queue(site, link) as queue,
             open_supervisor() as supervisor,
         ):
-            leadership = (
-                None
-                if link is None or site.cluster is None
-                else Leadership(link, site.cluster, lease_timing(site), on_lead=pool.dial_again)
-            )
+            leadership = None
+            if link is not None and site.cluster is not None:
+                from hubgate.cluster.leadership import Leadership
+                from hubgate.cluster.timing import lease_timing
+
+                timing = lease_timing(site)
+                leadership = Leadership(link, site.cluster, timing, on_lead=pool.dial_again)
             cares = station_cares(site, registry)
             devices = build_site_devices(site, registry, pool, cares)
             loop = ControlLoop(
@@ -323,10 +327,12 @@ async def open_gateway(
                 wall_clock=time.time,
                 events=events,
             )
-            operator = (
-                None
-                if link is None or site.cluster is None
-                else OperatorReplica(
+            operator = None
+            if link is not None and site.cluster is not None:
+                from hubgate.cluster.lease import Role
+                from hubgate.cluster.operator_replica import OperatorReplica
+
+                operator = OperatorReplica(
                     link,
                     site.cluster,
                     loop.commands,
@@ -334,7 +340,6 @@ async def open_gateway(
                     loop.planner.horizon.schedules,
                     leading=lambda: leadership is not None and leadership.role is Role.LEADER,
                 )
-            )
             gateway = Gateway(site, loop, registry, supervisor, proxy, leadership)
             gateway.operator = operator
             gateway._csms_settings = csms_settings
@@ -402,6 +407,9 @@ async def open_gateway(
             if queue is not None and queue.replica is not None:
                 supervisor.start("queue-replica", partial(queue.replica.follow, queue.run))
             if leadership is not None and link is not None and site.cluster is not None:
+                from hubgate.cluster.fleet import FleetLink
+                from hubgate.cluster.limit_replica import LimitReplica
+
                 fleet = FleetLink(link, site.cluster, hub, limits, lambda: leadership.role.value)
                 supervisor.start("fleet", fleet.run)
                 supervisor.start("limit-replica", LimitReplica(link, site.cluster, limits).run)
@@ -440,6 +448,8 @@ def _replicated_queue(
     (`hubgate.cluster.queue_replica`) on the standby too."""
     if link is None or site.cluster is None or site.csms is None:
         return nullcontext()
+    from hubgate.cluster.queue_replica import QueueReplica
+
     return open_durable_queue(site.csms.queue_path, replica=QueueReplica(link, site.cluster))
 
 
