@@ -74,6 +74,17 @@ class Attachment(Protocol):
         ...
 
 
+@dataclass
+class _Live:
+    """An admitted connection, as the listener's pings see it."""
+
+    scope: trio.CancelScope
+    ws: WebSocket
+    session: OcppSession
+    nursery: trio.Nursery
+    pinging: bool = False
+
+
 Attach = Callable[[Station, OcppVersion], Attachment]
 """Called once per admitted connection, before its session starts."""
 
@@ -155,7 +166,7 @@ class OcppListener:
         identities = sum(1 for _ in registry)
         self.guard = ConnectionGuard("ocpp", self.limits.max_pending_connections + identities)
         self._tls = server_tls_context(config)
-        self._live: dict[str, tuple[trio.CancelScope, WebSocket]] = {}
+        self._live: dict[str, _Live] = {}
         self._hub: ReadHub | None = None
         """Reads the admitted plain-TCP connections while `serve` runs."""
 
@@ -165,6 +176,7 @@ class OcppListener:
         self._hub = ReadHub()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._hub.run)
+            nursery.start_soon(self._ping_quiet)
             task_status.started(listeners[0].socket.getsockname()[1])
             await serve_guarded(self._handle_stream, listeners, self.guard)
 
@@ -280,15 +292,14 @@ class OcppListener:
         )
         with trio.CancelScope() as scope:
             previous = self._live.get(identity)
-            self._live[identity] = (scope, ws)
             self.registry.connected(identity, version, session)
             _quiet.info(identity, "%s: connected with OCPP %s", identity, version)
             try:
                 async with trio.open_nursery() as nursery:
+                    self._live[identity] = _Live(scope, ws, session, nursery)
                     if previous is not None:
                         _quiet.info(identity, "%s: reconnected; the old one is closed", identity)
-                        nursery.start_soon(self._close_replaced, *previous)
-                    nursery.start_soon(self._keepalive, ws, session, scope)
+                        nursery.start_soon(self._close_replaced, previous)
                     if attachment is not None:
                         nursery.start_soon(attachment.run, session)
                     if self.attend is not None:
@@ -296,7 +307,8 @@ class OcppListener:
                     await session.run()
                     nursery.cancel_scope.cancel()
             finally:
-                if self._live.get(identity, (None,))[0] is scope:
+                live = self._live.get(identity)
+                if live is not None and live.scope is scope:
                     del self._live[identity]
                 self.registry.disconnected(identity, session)
                 _quiet.info(f"{identity} gone", "%s: disconnected", identity)
@@ -305,26 +317,32 @@ class OcppListener:
                         EventLevel.WARNING, identity, session.dropped, category=EventCategory.DEVICE
                     )
 
-    async def _close_replaced(self, scope: trio.CancelScope, ws: WebSocket) -> None:
+    async def _close_replaced(self, replaced: _Live) -> None:
         """The identity connected again: close its old connection with a close frame."""
         with trio.move_on_after(self.limits.close_timeout_s):
-            await ws.aclose(1000, "replaced by a newer connection of this identity")
-        scope.cancel()
+            await replaced.ws.aclose(1000, "replaced by a newer connection of this identity")
+        replaced.scope.cancel()
 
-    async def _keepalive(
-        self, ws: WebSocket, session: OcppSession, scope: trio.CancelScope
-    ) -> None:
-        """WebSocket pings to peers quiet for a ping interval; one that does not answer is dropped."""
+    async def _ping_quiet(self) -> None:
+        """WebSocket pings to peers quiet for a ping interval (each within two intervals of
+        its last frame); one that does not answer is dropped. One timer for every
+        connection: one each woke the listener 333 times a second at 10,000 stations."""
+        interval = self.limits.ping_interval_s
         while True:
-            await trio.sleep(self.limits.ping_interval_s)
-            if trio.current_time() - session.last_seen < self.limits.ping_interval_s:
-                continue
-            with trio.move_on_after(self.limits.ping_timeout_s) as ping:
-                try:
-                    await ws.ping()
-                except ConnectionClosed:
-                    return
-            if ping.cancelled_caught:
-                LOG.warning("%s: ping timed out; closing", session.identity)
-                scope.cancel()
+            await trio.sleep(interval)
+            now = trio.current_time()
+            for live in self._live.values():
+                if not live.pinging and now - live.session.last_seen >= interval:
+                    live.pinging = True
+                    live.nursery.start_soon(self._ping, live)
+
+    async def _ping(self, live: _Live) -> None:
+        with trio.move_on_after(self.limits.ping_timeout_s) as ping:
+            try:
+                await live.ws.ping()
+            except ConnectionClosed:
                 return
+        if ping.cancelled_caught:
+            LOG.warning("%s: ping timed out; closing", live.session.identity)
+            live.scope.cancel()
+        live.pinging = False
