@@ -6,6 +6,7 @@ by the listener, over real sockets."""
 from __future__ import annotations
 
 import struct
+import zlib
 from collections.abc import Callable
 
 import pytest
@@ -15,11 +16,22 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.streams import StreamReader
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Message, Ping, Pong, TextMessage
+from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import CloseReason
 
 from hubgate._core import WebSocketDecoder, encode_websocket_close, encode_websocket_frame
 from hubgate.ocpp.server import ListenerLimits
-from hubgate.ocpp.websocket import BINARY, CLOSE, FAILED, PING, PONG, TEXT, ReadHub, WebSocket
+from hubgate.ocpp.websocket import (
+    BINARY,
+    CLOSE,
+    COMPRESS_FROM_BYTES,
+    FAILED,
+    PING,
+    PONG,
+    TEXT,
+    ReadHub,
+    WebSocket,
+)
 from tests.support.deflate_peer import DeflatePeer
 from tests.support.ocpp_listener import start_listener
 from tests.support.wait import wait_until
@@ -304,3 +316,51 @@ async def test_one_reader_serves_many_connections_and_keeps_their_failures_apart
     assert ended == ["receiver 1 failed", "0 ended"]
     for stream in (*peers[1:], *(socket._stream for socket in sockets)):
         await stream.aclose()
+
+
+async def test_with_deflate_agreed_only_the_larger_messages_are_compressed() -> None:
+    """RFC 7692 6: a message may go uncompressed (RSV1 clear) on a connection that agreed
+    permessage-deflate; ours are compressed from `COMPRESS_FROM_BYTES` on, and what is
+    compressed inflates back with the agreed window (what every peer's decompressor does)."""
+    agreed = PerMessageDeflate(client_max_window_bits=12)
+    agreed.accept("permessage-deflate; client_max_window_bits")
+    server_end, peer = trio.testing.memory_stream_pair()
+    socket = WebSocket(
+        server_end, None, deflate=agreed, max_message_bytes=1 << 20, max_queued_frames=8
+    )
+    small = '[3,"1",{"currentTime":"2026-12-07T12:00:00Z"}]'
+    large = '[2,"2","GetConfiguration",{"key":[' + ",".join(['"HeartbeatInterval"'] * 60) + "]}]"
+    assert len(small) < COMPRESS_FROM_BYTES <= len(large)
+    frames = []
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(socket.run)
+            for text in (small, large, large):
+                socket.queue_message(text)
+            received = b""
+            while len(frames) < 3:
+                data = await peer.receive_some()
+                received += data
+                frames = _split_frames(received)
+            nursery.cancel_scope.cancel()
+    assert [header for header, _ in frames] == [0x81, 0xC1, 0xC1]  # FIN, text; RSV1 on the two
+    assert frames[0][1] == small.encode()
+    inflate = zlib.decompressobj(-15)
+    assert [inflate.decompress(p + b"\x00\x00\xff\xff") for _, p in frames[1:]] == [
+        large.encode()
+    ] * 2
+    assert len(frames[2][1]) < len(frames[1][1])  # the window held the first one
+
+
+def _split_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """(first byte, payload) of each complete unmasked server frame in `data`."""
+    frames = []
+    while len(data) >= 2:
+        size, start = data[1] & 0x7F, 2
+        if size == 126:
+            size, start = int.from_bytes(data[2:4], "big"), 4
+        if len(data) < start + size:
+            break
+        frames.append((data[0], data[start : start + size]))
+        data = data[start + size :]
+    return frames

@@ -51,6 +51,11 @@ take about 112 KiB, for messages of a few hundred bytes. A smaller window than a
 no negotiation: the peer's decompressor reads any window up to the agreed one. A client that
 offers `client_max_window_bits` without a value (websockets' default) is asked for the same
 window (RFC 7692 7.1.2.2), so our decompressor keeps 11 KiB instead of 40."""
+COMPRESS_FROM_BYTES = 1024
+"""Smaller messages go uncompressed even where permessage-deflate was agreed (RSV1 clear,
+RFC 7692 6): OCPP answers are a few hundred bytes, where compressing saves a few dozen bytes
+and costs a compress and a flush each; a connection that never sends a larger message never
+makes a compressor (about 30 KiB: 1.5 MiB of the depot-200 gateway's 50 stations)."""
 
 
 class Upgrade:
@@ -134,7 +139,8 @@ class _Deflate:
         self._in_bits = -max(agreed.client_max_window_bits, 9)
         self._out_bits = -max(min(agreed.server_max_window_bits, DEFLATE_WINDOW_BITS), 9)
         self._inflate = zlib.decompressobj(self._in_bits)
-        self._deflate = self._compressor()
+        self._deflate: zlib._Compress | None = None
+        """Made on first need."""
 
     def inflate(self, data: bytes) -> bytes | int:
         """A received message, or the close code when it is not valid or too big."""
@@ -150,9 +156,9 @@ class _Deflate:
 
     def deflate(self, data: bytes) -> bytes:
         """A message to send, compressed (its frame gets RSV1)."""
-        out = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
-        if self._agreed.server_no_context_takeover:
-            self._deflate = self._compressor()
+        compressor = self._deflate or self._compressor()
+        out = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        self._deflate = None if self._agreed.server_no_context_takeover else compressor
         return out[: -len(_DEFLATE_TAIL)]
 
     def _compressor(self) -> zlib._Compress:
@@ -345,7 +351,7 @@ class WebSocket:
     # --- writing ---------------------------------------------------------------------
 
     def queue_message(self, message: str | bytes, guard: Callable[[], bool] | None = None) -> None:
-        """Queue a message to send (compressed now, if agreed); never waits. `guard`: the
+        """Queue a message to send (compressed now, if agreed and `COMPRESS_FROM_BYTES` long); never waits. `guard`: the
         fencing guard of the command it carries (`hubgate.fencing.SEND_GUARD`): checked
         again right before the message's bytes go to the socket; when it fails, the
         connection ends without them (a compressed message cannot be taken out of the
@@ -359,7 +365,7 @@ class WebSocket:
             raise trio.WouldBlock
         data = message.encode() if isinstance(message, str) else message
         opcode = TEXT if isinstance(message, str) else BINARY
-        if self._deflate is not None:
+        if self._deflate is not None and len(data) >= COMPRESS_FROM_BYTES:
             frame = encode_websocket_frame(opcode, self._deflate.deflate(data), rsv1=True)
         else:
             frame = encode_websocket_frame(opcode, data)
