@@ -9,8 +9,10 @@ uses only the MeterValues payload the other OCPP benchmarks send.
 
 Protocol with the parent (bench/test_bench_ocpp.py): prints `booted` once all stations
 have connected and had their BootNotification answered, starts the window at the next
-line on stdin, prints the latencies (JSON, seconds) once every call of the window is
-answered, and closes the connections at the next line.
+line on stdin, prints the latencies (JSON, seconds: `read`, from each call's send to its
+answer read here, and `at_socket`, to the answer's arrival at the station's socket, the
+kernel's receive timestamp, without this process's own wait for a CPU) once every call of
+the window is answered, and closes the connections at the next line.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import os
 import random
 import select
 import socket
+import struct
 import sys
 import time
 from typing import Any
@@ -40,6 +43,9 @@ PAYLOADS: dict[str, dict[str, Any]] = {
 PAYLOAD_TEXT = {action: json.dumps(payload) for action, payload in PAYLOADS.items()}
 """Serialised once: the generator's CPU per call is framing and the socket calls."""
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+SO_TIMESTAMPNS = 35
+"""Linux (`asm-generic/socket.h`; the `socket` module lacks it): each read's ancillary data
+carries the time its first byte arrived (CLOCK_REALTIME, as `time.time`)."""
 BATCH = 100
 """Stations that connect at once (their handshakes in flight together)."""
 
@@ -55,28 +61,33 @@ def schedule(window_s: float, speedup: float) -> list[tuple[float, str]]:
     return sorted(events)
 
 
-def masked_frame(text: str) -> bytes:
-    """A client's text frame (FIN, masked with a random key)."""
-    data = text.encode()
+TEXT, PING, PONG = 0x1, 0x9, 0xA
+
+
+def masked_frame(text: str, opcode: int = TEXT) -> bytes:
+    """A client's frame (FIN, masked with a random key)."""
+    data = text.encode("latin-1") if opcode != TEXT else text.encode()
     size = len(data)
+    first = 0x80 | opcode
     if size < 126:
-        header = bytes((0x81, 0x80 | size))
+        header = bytes((first, 0x80 | size))
     elif size < 65536:
-        header = bytes((0x81, 0x80 | 126)) + size.to_bytes(2, "big")
+        header = bytes((first, 0x80 | 126)) + size.to_bytes(2, "big")
     else:
-        header = bytes((0x81, 0x80 | 127)) + size.to_bytes(8, "big")
+        header = bytes((first, 0x80 | 127)) + size.to_bytes(8, "big")
     key = os.urandom(4)
     mask = (key * (size // 4 + 1))[:size]
     body = (int.from_bytes(data, "big") ^ int.from_bytes(mask, "big")).to_bytes(size, "big")
     return header + key + body
 
 
-def frames(buffer: bytearray) -> list[bytes]:
-    """Take the complete frames' payloads out of `buffer` (server frames: not masked)."""
+def frames(buffer: bytearray) -> list[tuple[int, bytes]]:
+    """Take the complete frames out of `buffer`, (opcode, payload) each (server frames: not
+    masked; text, ping or pong, each whole)."""
     out = []
     while len(buffer) >= 2:
         first, second = buffer[0], buffer[1]
-        if first != 0x81 or second & 0x80:
+        if first not in (0x80 | TEXT, 0x80 | PING, 0x80 | PONG) or second & 0x80:
             raise RuntimeError(f"unexpected frame header {bytes(buffer[:2])!r}")
         size, start = second & 0x7F, 2
         if size == 126:
@@ -89,7 +100,7 @@ def frames(buffer: bytearray) -> list[bytes]:
             size, start = int.from_bytes(buffer[2:10], "big"), 10
         if len(buffer) < start + size:
             break
-        out.append(bytes(buffer[start : start + size]))
+        out.append((first & 0x0F, bytes(buffer[start : start + size])))
         del buffer[: start + size]
     return out
 
@@ -133,10 +144,16 @@ def _read_until(sock: socket.socket, buffer: bytearray, marker: bytes) -> bytes:
 
 
 def _read_frame(sock: socket.socket, buffer: bytearray) -> bytes:
+    """The next text frame's payload (pings answered; nothing else arrives before it)."""
     while True:
-        got = frames(buffer)
-        if got:
-            return got[0]
+        texts = []
+        for opcode, payload in frames(buffer):
+            if opcode == PING:
+                sock.sendall(masked_frame(payload.decode("latin-1"), PONG))
+            elif opcode == TEXT:
+                texts.append(payload)
+        if texts:
+            return texts[0]
         data = sock.recv(65536)
         if not data:
             raise RuntimeError("the server closed a connection while it was set up")
@@ -162,23 +179,26 @@ def connect(port: int, names: list[str], window_s: float, speedup: float) -> lis
             if json.loads(_read_frame(sock, buffer))[0] != 3:
                 raise RuntimeError("BootNotification not answered with a CallResult")
             sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             stations.append(Station(sock, schedule(window_s, speedup)))
     return stations
 
 
-def run_window(stations: list[Station]) -> list[float]:
+def run_window(stations: list[Station]) -> dict[str, list[float]]:
     """Send every station's calls on time (one in flight per station, as OCPP-J allows);
-    the latency of each, from its send to its answer read."""
+    the latency of each, from its send to its answer read (`read`) and to its answer's
+    arrival at the socket (`at_socket`)."""
     poller = select.epoll()
     by_fd = {}
     for station in stations:
         by_fd[station.sock.fileno()] = station
         poller.register(station.sock.fileno(), select.EPOLLIN)
-    start = time.perf_counter()
+    start = time.time()
     heap = [(start + s.events[0][0], n) for n, s in enumerate(stations) if s.events]
     heapq.heapify(heap)
     pending = sum(len(s.events) for s in stations)
     latencies: list[float] = []
+    at_socket: list[float] = []
     counter = 0
 
     def send(station: Station) -> None:
@@ -186,7 +206,7 @@ def run_window(stations: list[Station]) -> list[float]:
         _, action = station.events[station.next]
         counter += 1
         frame = masked_frame(f'[2,"{counter}","{action}",{PAYLOAD_TEXT[action]}]')
-        station.sent_at = time.perf_counter()
+        station.sent_at = time.time()
         station.sock.sendall(frame)  # a few hundred bytes: the socket buffer takes them
         station.next += 1
         if station.next < len(station.events):
@@ -194,7 +214,7 @@ def run_window(stations: list[Station]) -> list[float]:
 
     id_of = {station: n for n, station in enumerate(stations)}
     while pending:
-        now = time.perf_counter()
+        now = time.time()
         while heap and heap[0][0] <= now:
             _, n = heapq.heappop(heap)
             station = stations[n]
@@ -202,25 +222,39 @@ def run_window(stations: list[Station]) -> list[float]:
                 station.due = True
             else:
                 send(station)
-        timeout = max(0.0, heap[0][0] - time.perf_counter()) if heap else 1.0
+        timeout = max(0.0, heap[0][0] - time.time()) if heap else 1.0
         for fd, _ in poller.poll(timeout):
             station = by_fd[fd]
-            data = station.sock.recv(65536)
+            data, ancillary, _, _ = station.sock.recvmsg(65536, 64)
             if not data:
                 raise RuntimeError("the server closed a connection in the window")
+            arrived = _arrival(ancillary)
             station.buffer += data
-            for payload in frames(station.buffer):
-                answered = time.perf_counter()
+            for opcode, payload in frames(station.buffer):
+                if opcode != TEXT:  # the ocpp-package peer's websockets pings every 20 s
+                    if opcode == PING:
+                        station.sock.sendall(masked_frame(payload.decode("latin-1"), PONG))
+                    continue
+                answered = time.time()
                 if not payload.startswith(b"[3,"):
                     raise RuntimeError(f"not a CallResult: {payload[:200]!r}")
                 latencies.append(answered - station.sent_at)
+                at_socket.append(arrived - station.sent_at)
                 station.sent_at = 0.0
                 pending -= 1
                 if station.due:
                     station.due = False
                     send(station)
     poller.close()
-    return latencies
+    return {"read": latencies, "at_socket": at_socket}
+
+
+def _arrival(ancillary: list[tuple[int, int, bytes]]) -> float:
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            seconds, nanoseconds = struct.unpack("qq", data[:16])
+            return float(seconds + nanoseconds * 1e-9)
+    raise RuntimeError("a read without its receive timestamp")
 
 
 def main(port: int, first: int, count: int, window_s: float, speedup: float) -> None:

@@ -182,12 +182,17 @@ def run_load(
             finally:
                 server.terminate()
     latencies = sorted(figures.pop("latencies"))  # type: ignore[arg-type]
+    at_socket = sorted(figures.pop("at_socket"))  # type: ignore[arg-type]
     return {
         "stations": stations,
         "messages": len(latencies),
         "p50_ms": latencies[len(latencies) // 2] * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
         "max_ms": latencies[-1] * 1000,
+        # The answers' arrival at the stations' sockets: without the generators' own waits.
+        "at_socket_p50_ms": at_socket[len(at_socket) // 2] * 1000,
+        "at_socket_p99_ms": at_socket[int(len(at_socket) * 0.99)] * 1000,
+        "at_socket_max_ms": at_socket[-1] * 1000,
         "rss_idle_mib": rss_idle,
         "connect_all_s": figures.pop("booted_at") - began,
         "generators": len(generators),
@@ -223,12 +228,15 @@ def _measure(
     time.sleep(window_s / 2)
     rss_mib = _proc_stats(server)[0]
     latencies: list[float] = []
+    at_socket: list[float] = []
     for generator in generators:  # until the last answer: a busy server may lag behind
         assert generator.stdout is not None
         answered = generator.stdout.readline()
         if not answered:
             raise RuntimeError("a load generator failed in the window (its stderr says why)")
-        latencies += json.loads(answered)
+        measured = json.loads(answered)
+        latencies += measured["read"]
+        at_socket += measured["at_socket"]
     elapsed = time.perf_counter() - steady
     cpu_s = _proc_stats(server)[1] - cpu_before
     # The simulated stations' processes: near 1.0 each means latency is theirs too.
@@ -243,6 +251,7 @@ def _measure(
         generator.stdin.flush()
     return {
         "latencies": latencies,
+        "at_socket": at_socket,
         "booted_at": booted_at,
         "rss_mib": rss_mib,
         "cpu_share": cpu_s / elapsed,
