@@ -3,7 +3,8 @@
 Our own WebSocket (`hubgate.ocpp.websocket`: wsproto's handshake, the Rust core's
 framing) over our own Trio listeners rather than Hypercorn: we need the TLS stream
 itself for security profile 3 (the client certificate), a real HTTP 401/404 before
-the upgrade, per-connection isolation, and one task that reads, answers and writes.
+the upgrade, per-connection isolation, and one task that reads, answers and writes
+(one for all admitted plain-TCP connections: `websocket.ReadHub`).
 """
 
 from __future__ import annotations

@@ -2,10 +2,12 @@
 
 The opening handshake is wsproto's (`H11Handshake`); after it, frames are checked,
 unmasked and encoded by the Rust core (`hubgate._core.WebSocketDecoder`). One task
-reads (`WebSocket.run`): it hands each message to its receiver in that task and then
-writes the frames queued meanwhile (the answers) itself, so an answered call costs no
-task switch and no channel. Frames queued from other tasks (our calls, pings, a close)
-wake a writer task. A frame is compressed when it is queued, and frames are written in
+reads: the connection's own (`WebSocket.run`), or, once its messages have a receiver and
+it is plain TCP, the listener's `ReadHub`, which reads every such connection from one
+`epoll` set. The reader hands each message to its receiver in that task and then writes
+the frames queued meanwhile (the answers) itself, so an answered call costs no task
+switch and no channel. Frames queued from other tasks (our calls, pings, a close) wake a
+writer task. A frame is compressed when it is queued, and frames are written in
 the order they were queued: the peer's decompressor sees exactly what went through the
 compressor, whoever is cancelled when (issue 19, item 11).
 """
