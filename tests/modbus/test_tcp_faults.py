@@ -7,6 +7,10 @@ and backoff is asserted to the instant.
 
 from __future__ import annotations
 
+import errno
+import itertools
+import os
+
 import pytest
 import trio
 import trio.testing
@@ -16,6 +20,7 @@ from hubgate.backoff import Backoff
 from hubgate.control.cycle import Failed, gather_by_deadline
 from hubgate.modbus.errors import ModbusConnectionError, ModbusTimeoutError
 from hubgate.modbus.master import ModbusDevice
+from hubgate.modbus.socket_link import Connect, Link, SocketLink
 from hubgate.modbus.tcp_master import open_tcp_master
 from tests.support.modbus_faults import (
     FIRST_ANSWER_FAULTS,
@@ -24,6 +29,7 @@ from tests.support.modbus_faults import (
     MemoryDevices,
     answer,
     answer_then_close,
+    free_port,
     late,
     serve_faulty_device,
     silent,
@@ -195,11 +201,34 @@ async def test_refused_connection_backs_off_then_recovers_when_the_device_return
         nursery.cancel_scope.cancel()
 
 
-async def test_dial_again_forgets_the_backoff_of_a_device_that_refused(
-    autojump_clock: trio.testing.MockClock,
+def behind(devices: MemoryDevices, code: int) -> Connect:
+    """`devices.connect`, a port nobody serves failing with `code` (ECONNREFUSED: the
+    device's host refuses; EHOSTUNREACH: nothing answers)."""
+
+    async def connect(host: str, port: int) -> Link:
+        try:
+            return await devices.connect(host, port)
+        except ConnectionRefusedError:
+            if code == errno.ECONNREFUSED:
+                raise
+            raise OSError(code, f"{host}:{port}: {os.strerror(code)}") from None
+
+    return connect
+
+
+@pytest.mark.parametrize(
+    ("code", "gaps"),
+    [
+        (errno.ECONNREFUSED, [0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 1.0]),  # REFUSED_RETRY_S
+        (errno.EHOSTUNREACH, [0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 10.0]),  # the backoff's ceiling
+    ],
+    ids=["refused", "unreachable"],
+)
+async def test_a_refusing_device_is_dialled_every_second_an_unreachable_one_backs_off(
+    autojump_clock: trio.testing.MockClock, code: int, gaps: list[float]
 ) -> None:
-    """A gateway that takes the lead dials at once a device that refused it (e.g. while it
-    held the old leader's connection), not at the end of a backoff grown to its ceiling."""
+    """A charger that reboots refuses until its server listens: however long it refused, it
+    is read within `REFUSED_RETRY_S` of listening, not at the end of a backoff grown to 10 s."""
     async with trio.open_nursery() as nursery:
         devices = MemoryDevices(nursery)
         async with open_tcp_master(
@@ -208,7 +237,42 @@ async def test_dial_again_forgets_the_backoff_of_a_device_that_refused(
             timeout_s=0.5,
             retries=0,
             backoff=Backoff(initial_s=0.2, maximum_s=10.0, jitter=0),
-            connect=devices.connect,
+            connect=behind(devices, code),
+        ) as master:
+            device = ModbusDevice(master, 1)
+            failed_at = []
+            for _ in range(len(gaps) + 1):
+                with pytest.raises(ModbusConnectionError, match="cannot connect"):
+                    await device.read_registers(0, 1, timeout_s=20)
+                failed_at.append(trio.current_time())
+            assert [b - a for a, b in itertools.pairwise(failed_at)] == pytest.approx(gaps)
+            devices.serve(PORT, answer)
+            back = trio.current_time()
+            assert await device.read_registers(0, 2, timeout_s=20) == REGISTERS[:2]
+            assert trio.current_time() - back == pytest.approx(gaps[-1])
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_refused_connection_on_loopback_is_a_refusal() -> None:
+    """What tells the master a device refused: the socket's own error, passed on."""
+    with trio.fail_after(5), pytest.raises(ConnectionRefusedError, match="no address of"):
+        await SocketLink.connect("127.0.0.1", free_port())
+
+
+async def test_dial_again_forgets_the_backoff_of_a_device_out_of_reach(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A gateway that takes the lead dials at once a device it could not reach (the old
+    leader's side of a partition), not at the end of a backoff grown to its ceiling."""
+    async with trio.open_nursery() as nursery:
+        devices = MemoryDevices(nursery)
+        async with open_tcp_master(
+            "device",
+            PORT,
+            timeout_s=0.5,
+            retries=0,
+            backoff=Backoff(initial_s=0.2, maximum_s=10.0, jitter=0),
+            connect=behind(devices, errno.EHOSTUNREACH),
         ) as master:
             device = ModbusDevice(master, 1)
             for _ in range(7):  # 0.2, 0.4, ... 10 s apart

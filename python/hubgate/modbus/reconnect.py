@@ -2,7 +2,8 @@
 
 Time is an input (`now`, Trio's clock). A link that was working and drops may
 reconnect at once; each further failure without a good response in between
-waits longer, up to the backoff's ceiling.
+waits longer, up to the backoff's ceiling, or up to `REFUSED_RETRY_S` while the
+device refuses.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from hubgate.modbus.errors import ModbusConnectionError
 DEFAULT_BACKOFF = Backoff(initial_s=0.2, maximum_s=10.0, factor=2.0, jitter=0.2)
 """Reconnect backoff of the masters unless configured otherwise."""
 
+REFUSED_RETRY_S = 1.0
+"""The longest wait before dialling again a device that refused the connection. A refusal
+costs the device one reset; a charger that reboots refuses until its server listens, and
+is controlled again within a second of that, not at the end of a backoff grown to its
+ceiling. A device that does not answer at all backs off to the ceiling."""
+
 
 @dataclass
 class ReconnectGate:
@@ -31,9 +38,11 @@ class ReconnectGate:
     retry_at: float = -math.inf
     last_error: str | None = None
 
-    def failed(self, now: float, error: str) -> None:
-        """A connect attempt failed, or a link that never answered well broke."""
-        self.retry_at = now + self.backoff.delay(self.failures, self.rng)
+    def failed(self, now: float, error: str, *, refused: bool = False) -> None:
+        """A connect attempt failed (`refused`: the device said no at once), or a link that
+        never answered well broke."""
+        delay = self.backoff.delay(self.failures, self.rng)
+        self.retry_at = now + (min(delay, REFUSED_RETRY_S) if refused else delay)
         self.failures += 1
         self.last_error = error
 

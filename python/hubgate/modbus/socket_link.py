@@ -50,8 +50,10 @@ class SocketLink:
 
     @classmethod
     async def connect(cls, host: str, port: int) -> SocketLink:
-        """Connect to the first address of `host` that accepts; raise `OSError` if none does."""
+        """Connect to the first address of `host` that accepts; raise `OSError` if none does
+        (`ConnectionRefusedError` when the last one refused)."""
         errors: list[str] = []
+        code = errno.ECONNREFUSED  # the last address's error: a refusal only if it refused
         for family, kind, proto, _name, address in await trio.socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM
         ):
@@ -68,14 +70,13 @@ class SocketLink:
             except OSError as exc:
                 sock.close()
                 errors.append(f"{address[0]}: {exc.strerror or exc}")
+                code = exc.errno or errno.EIO
                 continue
             except BaseException:
                 sock.close()
                 raise
             return cls(sock)
-        raise OSError(
-            errno.ECONNREFUSED, f"no address of {host}:{port} accepts ({'; '.join(errors)})"
-        )
+        raise OSError(code, f"no address of {host}:{port} accepts ({'; '.join(errors)})")
 
     async def send_all(self, data: bytes) -> None:
         """Send every byte; waits only while the kernel's buffer is full."""

@@ -20,7 +20,8 @@ transaction id, so a late or stray answer is dropped and never taken for the
 next request's. There is no reader task: the caller reads the socket itself, only
 once the answer can be there, and the socket is a `SocketLink` (or whatever
 `Link` the `connect` given opens). A lost connection is reopened on demand, with
-exponential backoff and jitter after repeated failures.
+exponential backoff and jitter after repeated failures (a second at most while the
+device refuses: `reconnect.REFUSED_RETRY_S`).
 """
 
 from __future__ import annotations
@@ -334,7 +335,8 @@ class TcpMaster:
             try:
                 stream = await self._open_link(self.host, self.port)
             except OSError as exc:
-                self._gate.failed(trio.current_time(), f"cannot connect: {exc}")
+                refused = isinstance(exc, ConnectionRefusedError)
+                self._gate.failed(trio.current_time(), f"cannot connect: {exc}", refused=refused)
                 raise ModbusConnectionError(f"{self.name}: cannot connect: {exc}") from exc
         except ModbusError:
             stats.record_error()
