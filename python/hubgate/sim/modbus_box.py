@@ -2,8 +2,9 @@
 
 A box is a site entry (a charger with one simulated device per connector on
 consecutive unit ids, a meter, PV, battery or grid-operator module). It runs on
-the caller's asyncio loop and can drop off the network (`stop`, later `start` on
-the same port) or die silently (`silence`: requests are held unanswered).
+the caller's asyncio loop and can drop off the network (`go_online`: refused, its
+port held, then served again on the same port) or die silently (`silence`: requests
+are held unanswered).
 `serve` runs one simulated device on its own in a background thread, over TCP or
 RTU on a pty (tests and benchmarks that talk to a single device).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -72,6 +74,22 @@ async def start_server(
     return server
 
 
+def hold_port(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port that does not listen: a connection to the port is
+    refused, and no other socket is given it meanwhile (a client's ephemeral port or
+    another server's port 0). A server binds it beside (SO_REUSEADDR on both); then close
+    this one."""
+    family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def bound_port(server: ModbusTcpServer) -> int:
     """The port a started server listens on."""
     assert server.transport is not None
@@ -99,6 +117,8 @@ class ModbusBox:
     """Told of every write request (`hubgate.sim.writers`)."""
     _server: ModbusTcpServer | None = None
     _answering: asyncio.Event | None = None
+    _held: socket.socket | None = None
+    """The port, bound but not listening, while the box is off the network."""
 
     @property
     def units(self) -> list[int]:
@@ -149,9 +169,14 @@ class ModbusBox:
         return gated
 
     async def go_online(self, online: bool) -> None:
-        """Come back on the network, or drop off it."""
+        """Come back on the network, or drop off it: connections are refused meanwhile, and
+        the port stays the box's, as a device's address stays its own while it reboots."""
         self.online = online
-        await (self.start() if online else self.stop())
+        if online:
+            await self.start()
+        elif self._server is not None:
+            await self.stop()
+            self._held = hold_port(self.host, self.port)
 
     async def start(self) -> None:
         """Listen (again); the first start fixes the port."""
@@ -166,12 +191,19 @@ class ModbusBox:
             raise OSError(f"{self.kind} '{self.id}' {error}") from error.__cause__
         self.port = bound_port(server)
         self._server = server
+        self._release()
 
     async def stop(self) -> None:
-        """Close the listener and every connection (the box dropped off the network)."""
+        """Close the listener and every connection, and let go of the port."""
+        self._release()
         server, self._server = self._server, None
         if server is not None:
             await server.shutdown()  # type: ignore[no-untyped-call]
+
+    def _release(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            held.close()
 
     def silence(self, silent: bool) -> None:
         """Hold every request unanswered (a dead device), or answer again."""
