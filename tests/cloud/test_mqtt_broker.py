@@ -6,6 +6,7 @@ import getpass
 import json
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -218,6 +219,28 @@ async def refused_after_handshake(config: Mqtt) -> bool:
             return await stream.receive_some(4) == b""
         except trio.BrokenResourceError:
             return True
+
+
+async def test_an_unreadable_tls_file_dials_nothing(tmp_path: Path) -> None:
+    """A broken CA file fails before the broker is dialled: no connection is left open
+    (it was, on every retry of the publisher, until garbage collection closed it)."""
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        listener.setblocking(False)
+        config = Mqtt(
+            host="127.0.0.1",
+            port=listener.getsockname()[1],
+            client_id="site1",
+            tls=True,
+            tls_ca=str(tmp_path / "ca.pem"),
+        )
+        with trio.fail_after(10), pytest.raises(ssl.SSLError):
+            await open_broker_stream(config)
+        # A loopback connect is in the accept queue once it returns: none may be there.
+        with pytest.raises(BlockingIOError):
+            listener.accept()
 
 
 async def test_tls_with_a_client_certificate_and_the_broker_verified(

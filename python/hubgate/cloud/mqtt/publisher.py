@@ -69,9 +69,10 @@ def tls_context(config: Mqtt) -> ssl.SSLContext | None:
 
 
 async def open_broker_stream(config: Mqtt) -> trio.abc.Stream:
-    """A connection to the broker, its TLS handshake done when `tls` is set."""
-    stream = await trio.open_tcp_stream(config.host, config.port)
+    """A connection to the broker, its TLS handshake done when `tls` is set (the TLS
+    files are read first: one unreadable dials nothing, so no connection is left open)."""
     context = tls_context(config)
+    stream = await trio.open_tcp_stream(config.host, config.port)
     if context is None:
         return stream
     secure = trio.SSLStream(stream, context, server_hostname=config.host)
