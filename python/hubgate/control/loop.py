@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -99,8 +98,8 @@ class ControlLoop:
         self.clock = clock
         self.wall_clock = wall_clock
         self.stats = CycleStats()
-        self.latencies_s: deque[float] = deque(maxlen=10_000)
-        """Per cycle: from the start of sensing to the last command sent (s)."""
+        self.latency_s: float | None = None
+        """The last cycle's time from the start of sensing to the last command sent (s)."""
         self.period_s = site.control.cycle_s
         self.events = events or EventLog(clock=clock)
         limits.listeners.append(self._limit_changed)
@@ -268,8 +267,7 @@ class ControlLoop:
             deadline = trio.current_time() + self.timing.command_share * self.period_s
             await self.dispatch.send(plan, now, epoch, deadline)
             bequeath(self.authority, self.planner, self.sensors.reported)
-        self.latencies_s.append(trio.current_time() - began)
-        duration = trio.current_time() - began
+        duration = self.latency_s = trio.current_time() - began
         self.snapshot.record(cycle, now, plan)
         if self._demand_store is not None and self.planner.horizon.demand is not None:
             self._demand_store.keep(self.planner.horizon.demand, now)
