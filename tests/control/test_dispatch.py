@@ -1,13 +1,21 @@
 """A charger that paces its own commands and would send nothing gives its limit in force at
-once (`HeldLimit`): no task, no `set_limit`, and the loop counts it as answered."""
+once (`HeldLimit`): no task, no `set_limit`, and the loop counts it as answered; an
+unchanged setpoint is handed to it again when it said it comes due (`quiet_until`), at least
+once a second, and a changed one at once."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+import math
+from dataclasses import dataclass, field
 
+import pytest
 import trio
 import trio.testing
 
+from hubgate.config.model import SiteConfig
+from hubgate.control.dispatch import QUIET_AT_MOST_S
+from hubgate.control.limits import Limit, LimitSource
 from hubgate.devices.model import AppliedLimit, HeldLimit, Reading, SessionCharger
 from tests.support.loop_site import SimCharger, SimSite, running_loop, site_config
 
@@ -19,6 +27,16 @@ class PacedCharger(SimCharger):
 
     sent: int = 0
     held: int = 0
+    quiet_s: float = -math.inf
+    """How long after each answer it says its setpoint sends nothing more (-inf: ask again)."""
+    quiet_until: float = -math.inf
+    asked: list[tuple[float, float]] = field(default_factory=list)
+    """(when, setpoint) of every limit_in_force or set_limit."""
+
+    def _asked(self, current_a: float) -> None:
+        now = trio.current_time()
+        self.asked.append((now, current_a))
+        self.quiet_until = now + self.quiet_s
 
     def latest(self) -> Reading:
         return self.sample(trio.current_time())
@@ -33,11 +51,14 @@ class PacedCharger(SimCharger):
         if not self.reachable or current_a != self.limit_a:
             return None
         self.held += 1
+        self._asked(current_a)
         return AppliedLimit(self.limit_a, phases, self.limit_a <= 0, trio.current_time())
 
     async def set_limit(self, current_a: float, phases: int) -> AppliedLimit:
         self.sent += 1
-        return await super().set_limit(current_a, phases)
+        applied = await super().set_limit(current_a, phases)
+        self._asked(current_a)
+        return applied
 
 
 async def test_an_unchanged_setpoint_is_held_without_being_sent(
@@ -61,3 +82,39 @@ async def test_an_unchanged_setpoint_is_held_without_being_sent(
     assert (mine.status, mine.setpoint_a) != ("UNREACHABLE", 0.0)
     assert mine.setpoint_a == paced.limit_a
     assert mine.setpoint_a >= min(others)  # held limits count as answered: not reserved
+
+
+def short_cycles(config: SiteConfig, cycle_s: float) -> SiteConfig:
+    """`config` with another control cycle."""
+    control = config.control.model_copy(update={"cycle_s": cycle_s})
+    return config.model_copy(update={"control": control})
+
+
+@pytest.mark.parametrize(("quiet_s", "every_s"), [(3600.0, QUIET_AT_MOST_S), (0.35, 0.4)])
+async def test_an_unchanged_setpoint_is_handed_again_when_due_and_a_changed_one_at_once(
+    autojump_clock: trio.testing.MockClock, quiet_s: float, every_s: float
+) -> None:
+    sim = SimSite.build()
+    paced = PacedCharger("cp-1", quiet_s=quiet_s)
+    sim.chargers[0] = paced
+    async with running_loop(short_cycles(site_config(), 0.1), sim.devices()) as loop:
+        await trio.sleep(30)
+        began, asked = trio.current_time(), len(paced.asked)
+        await trio.sleep(30)
+        settled = paced.asked[asked:]
+        assert {a for _, a in settled} == {paced.limit_a}  # (unchanged through the window)
+        now = trio.current_time()
+        assert paced.limit_a > 8
+        loop.limits.set(
+            "cp-1#1", LimitSource.API, Limit(phase_a=(8, 8, 8)), now=now, lease_s=60, origin="t"
+        )
+        await trio.sleep(0.25)
+        lowered = paced.limit_a
+    cycles = round(30 / 0.1)
+    # every `every_s` (cycles of 0.1 s: the next cycle at or after it), not every cycle
+    assert len(settled) == pytest.approx(30 / every_s, abs=2)
+    assert len(settled) < cycles / 2
+    gaps = [b - a for (a, _), (b, _) in itertools.pairwise(settled)]
+    assert max(gaps) <= every_s + 0.1 + 1e-6
+    assert settled[0][0] - began <= every_s + 0.1 + 1e-6
+    assert lowered == 8  # a lower setpoint within the cycle, however quiet it said it was

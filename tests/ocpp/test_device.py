@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -184,6 +185,45 @@ async def test_a_setpoint_that_sends_nothing_is_known_at_once(server: Running) -
                 lambda: charger.limit_in_force(10.0, 3) is None, "the renewal due", timeout_s=5
             )
             assert len(cp.cp.received) == sent + 1  # only the decrease went out
+
+
+async def test_a_held_setpoint_says_when_it_comes_due(server: Running) -> None:
+    """`quiet_until`: an unchanged setpoint need not be handed again before then (the loop
+    then skips the connector): at its renewal, or earlier where a paced increase comes due;
+    -inf while it must be asked again (an exchange sent it, one is still in progress)."""
+    station = server.registry.get("CP16")
+    assert station is not None
+    charger = OcppCharger(station, settings=LeaseSettings(min_increase_interval_s=0.5))
+    with trio.fail_after(20):
+        async with connected(server) as cp:
+            assert await charger.care.prepare(await server.session_of("CP16"))
+            await charger.configure_failsafe(timeout_s=3.0, failsafe_current_a=6.0)
+            assert charger.quiet_until == -math.inf
+            await charger.set_limit(16.0, 3)
+            lease = charger.lease
+            assert lease is not None
+            renewal = charger.quiet_until  # (between 1.5 and 2 s of a 3 s lease)
+            assert 1.5 <= renewal - lease.planner.sent_at <= 2.0 + 1e-9
+            assert charger.limit_in_force(16.2, 3) is not None  # within the deadband
+            assert charger.quiet_until == pytest.approx(renewal)
+            assert charger.limit_in_force(18.0, 3) is not None  # an increase, paced
+            increase = charger.quiet_until
+            assert increase == pytest.approx(lease.planner.sent_at + 0.5)
+            await trio.sleep_until(increase)
+            assert charger.limit_in_force(18.0, 3) is None  # due when it said
+            assert charger.quiet_until == -math.inf
+            await charger.set_limit(18.0, 3)
+            assert charger.limit_in_force(18.0, 3) is not None
+            await trio.sleep_until(charger.quiet_until)
+            assert charger.limit_in_force(18.0, 3) is None  # the renewal, due when it said
+            cp.cp.answering.clear()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(charger.set_limit, 10.0, 3)
+                await trio.to_thread.run_sync(cp.cp.wait_received, "SetChargingProfile", 4)
+                assert charger.limit_in_force(10.0, 3) is None  # an exchange in progress
+                assert charger.quiet_until == -math.inf
+                cp.cp.answering.set()
+            assert charger.quiet_until > trio.current_time()
 
 
 async def test_the_latest_reading_is_made_again_only_when_something_changed(

@@ -2,9 +2,10 @@
 verified first where the planner asks), the battery's and the PV inverters' commands, all
 at once under the authority's epoch and one deadline (`gather_by_deadline`).
 
-A charger that paces its own commands (`HeldLimit`: an OCPP charge point, handed every
-cycle's setpoint) and would send nothing now gives its limit in force at once, without a
-task: most of them, most cycles.
+A charger that paces its own commands (`HeldLimit`: an OCPP charge point) is handed its
+setpoint when it changed or when the charger said it comes due (its lease's renewal, a
+paced increase: `HeldLimit.quiet_until`), at least every `QUIET_AT_MOST_S`; one that would
+send nothing then gives its limit in force at once, without a task.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ from hubgate.devices.errors import NotReadyError
 from hubgate.devices.model import AppliedLimit, Charger, HeldFallback, HeldLimit
 
 Operation = Callable[[], Awaitable[object]]
+
+QUIET_AT_MOST_S = 1.0
+"""An unchanged setpoint is handed to a charger that paces its commands at least this
+often: what makes its lease due without a new setpoint and cannot be foreseen (a new
+connection, new capabilities, a transaction starting under a relative lease) waits at most
+this long, as it did with 1 s cycles."""
 
 
 class Dispatch:
@@ -46,13 +53,16 @@ class Dispatch:
         `deadline`, and hand the planner what came of them."""
         ops: dict[str, Operation] = {}
         held: dict[str, object] = {}
+        handed: list[tuple[int, HeldLimit]] = []
         for command in plan.commands:
             name = command.name
             charger = self.chargers[name]
+            paced = self._held.get(name)
+            if paced is not None:
+                handed.append((command.index, paced))
             if command.verify_first:
                 ops[name] = self._verify_then_set(charger, command, epoch)
                 continue
-            paced = self._held.get(name)
             limit = (
                 None if paced is None else paced.limit_in_force(command.current_a, command.phases)
             )
@@ -64,6 +74,9 @@ class Dispatch:
         ops |= energy
         ops = {name: fenced(self.authority, epoch, op) for name, op in ops.items()}
         results = held | await gather_by_deadline(ops, deadline)
+        at, quiet_until = trio.current_time(), self.planner.quiet_until
+        for index, asked in handed:
+            quiet_until[index] = now + min(asked.quiet_until - at, QUIET_AT_MOST_S)
         for name in energy:
             self.planner.energy_commanded(name, results.pop(name, None), now)
         self.planner.outcomes(plan, results, now, trio.current_time())

@@ -164,6 +164,9 @@ class CyclePlanner:
         ]
         self._index = {info.name: i for i, info in enumerate(self.model.connectors)}
         self._paced = [info.key in paced for info in self.model.connectors]
+        self.quiet_until = [-math.inf] * len(self.model.connectors)
+        """Per connector that paces its own commands: until when (this planner's clock) an
+        unchanged setpoint is not handed to it again (`Dispatch` writes it)."""
         self.meter_node = {m.id: self.allocator.node_index(m.node) for m in site.meters}
         self.meter_watch = {
             m.id: MeterWatch(
@@ -563,12 +566,13 @@ class CyclePlanner:
         return node_limit(self.horizon.bounds(node, now), self.model.voltage_v)
 
     def commands(self, result: CycleResult, now: float) -> list[SetpointCommand]:
-        """The setpoints to send: to every reachable connector whose setpoint changed or that
-        paces its own commands; failsafe verification first where needed (`try_verifying`).
-        A verified connector whose failsafe is to change (its share did, or its held
-        fallback is due to be read) keeps getting its setpoints between the tries: the
-        failsafe it was verified with stays in force until then."""
+        """The setpoints to send: to every reachable connector whose setpoint changed, or
+        that paces its own commands and is due (`quiet_until`); failsafe verification first
+        where needed (`try_verifying`). A verified connector whose failsafe is to change (its
+        share did, or its held fallback is due to be read) keeps getting its setpoints
+        between the tries: the failsafe it was verified with stays in force until then."""
         setpoints, phases = result.setpoint_a, result.phases
+        paced, quiet_until = self._paced, self.quiet_until
         commands = []
         for i, (info, runtime) in enumerate(
             zip(self.model.connectors, self.connectors, strict=True)
@@ -587,7 +591,11 @@ class CyclePlanner:
                     continue
                 if watch.needs_verification:
                     continue
-            if runtime.sent_a != setpoint or runtime.sent_phases != n_phases or self._paced[i]:
+            if (
+                runtime.sent_a != setpoint
+                or runtime.sent_phases != n_phases
+                or (paced[i] and now >= quiet_until[i])
+            ):
                 commands.append(SetpointCommand(i, info.name, setpoint, n_phases))
         return commands
 

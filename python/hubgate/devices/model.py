@@ -257,8 +257,8 @@ class SessionCharger(Protocol):
 
     It reports on its own, so the control loop takes its `latest` report at once
     instead of reading it; it paces its own commands (deadband, rate limit, lease
-    renewal), so the loop hands it every cycle's setpoint, changed or not; and the
-    operator can start and stop its sessions.
+    renewal), so the loop hands it its setpoint also unchanged (every cycle, or when it
+    says it comes due: `HeldLimit`); and the operator can start and stop its sessions.
     """
 
     def latest(self) -> Reading:
@@ -277,7 +277,12 @@ class SessionCharger(Protocol):
 class HeldLimit(Protocol):
     """A charger that paces its own commands (a `SessionCharger`) and knows at once when a
     setpoint would send nothing: the control loop then takes the limit in force without
-    starting a task for it."""
+    starting a task for it; nor asks it again before `quiet_until` while the setpoint
+    stays the same."""
+
+    quiet_until: float
+    """Until when (Trio's clock) the setpoint last asked (`limit_in_force`, `set_limit`)
+    sends nothing more, by what was known when it was asked; -inf: ask again."""
 
     def limit_in_force(self, current_a: float, phases: int) -> AppliedLimit | None:
         """The limit in force when `set_limit(current_a, phases)` would send nothing now;

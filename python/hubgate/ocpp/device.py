@@ -135,6 +135,9 @@ class OcppCharger:
         """The last reading `latest` made and what it was made of."""
         self._watts: tuple[Capabilities, Capabilities] | None = None
         """The station's capabilities and the same in watts (`_in_watts`)."""
+        self.quiet_until = -math.inf
+        """Until when (Trio's clock) the setpoint last asked sends nothing more, by what was
+        known when it was asked (`devices.model.HeldLimit`); -inf: ask again."""
 
     @property
     def id(self) -> str:
@@ -407,6 +410,7 @@ class OcppCharger:
         (TxDefaultProfile: some take only their station maximum, lbbrhzn/ocpp#221) gets
         one station-wide limit, the connectors' setpoints added up (`StationCare.share`)."""
         self._wanted = (current_a, phases)
+        self.quiet_until = -math.inf  # (until an exchange says otherwise)
         return await self.care.detached(self._send_wanted)
 
     def limit_in_force(self, current_a: float, phases: int) -> AppliedLimit | None:
@@ -423,20 +427,22 @@ class OcppCharger:
             or self.shares_station_limit
             or self._refused is not None
         ):
+            self.quiet_until = -math.inf
             return None
         lease = self._current_lease()
         last = lease.planner.last
         # (whether it is due depends on its current and phases only: no voltage needed)
         asked = Setpoint(current_a, 3 if self.dc is not None else _phases(phases))
         setpoint = self._paused_for_switch(asked, lease)
-        if last is None or self._switching is not None or not lease.quiet(setpoint):
+        quiet_s = 0.0 if self._switching is not None else lease.quiet_for_s(setpoint)
+        if last is None or quiet_s <= 0:
+            self.quiet_until = -math.inf
             return None
+        now = trio.current_time()
+        self.quiet_until = now + quiet_s
         self._wanted = (current_a, phases)  # (what an exchange still waiting is to send)
         return AppliedLimit(
-            current_a=last.current_a,
-            phases=last.phases,
-            paused=last.current_a <= 0,
-            at=trio.current_time(),
+            current_a=last.current_a, phases=last.phases, paused=last.current_a <= 0, at=now
         )
 
     async def _send_wanted(self) -> AppliedLimit:
@@ -469,6 +475,11 @@ class OcppCharger:
             self._limit_changed_at = now  # (after a lapse, from the failsafe back to it)
         if sent:
             self._sent(applied.current_a, now)
+        if not self.shares_station_limit:
+            if applied.current_a <= 0 and self._zero_since is None:
+                self._zero_since = now  # (a phase switch's pause counts from here)
+            if self._switching is None:
+                self.quiet_until = now + lease.quiet_for_s(setpoint)
         mine = setpoint if self.shares_station_limit else applied
         return AppliedLimit(
             current_a=mine.current_a,

@@ -214,6 +214,15 @@ class LeasePlanner:
             return True
         return change >= s.deadband_a and now - self._changed_at >= s.min_increase_interval_s
 
+    def due_in_s(self, setpoint: Setpoint, now: float) -> float:
+        """How long from `now` until `setpoint`, not due now, comes due by itself: at its
+        lease's renewal, or an increase past the deadband once the increase interval is out."""
+        assert self._last is not None, "a setpoint that is not due has a last one"
+        due = self._sent_at + self._renew_after_s
+        if setpoint.current_a - self._last.current_a >= self.settings.deadband_a:
+            due = min(due, self._changed_at + self.settings.min_increase_interval_s)
+        return max(0.0, due - now)
+
     @property
     def last(self) -> Setpoint | None:
         """The setpoint last accepted by the charger."""
@@ -389,6 +398,13 @@ class ProfileLease:
             and mode is self._mode
             and not self._due(setpoint, trio.current_time())
         )
+
+    def quiet_for_s(self, setpoint: Setpoint) -> float:
+        """How long from now `apply(setpoint)` would still send nothing, by what is known
+        now (`LeasePlanner.due_in_s`); 0 when it would send now (`quiet`)."""
+        if not self.quiet(setpoint):
+            return 0.0
+        return self.planner.due_in_s(setpoint, trio.current_time())
 
     def _due(self, setpoint: Setpoint, now: float) -> bool:
         """Whether `setpoint` must go out now (a relative lease counts from its
