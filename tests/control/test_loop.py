@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -12,7 +12,7 @@ import trio
 import trio.testing
 
 from hubgate.control.limits import SITE, AuditAction, Limit, LimitSource
-from hubgate.control.loop import ControlLoop
+from hubgate.control.loop import HEARTBEAT_EARLY_S, ControlLoop
 from hubgate.control.sensors import SiteDevices
 from hubgate.devices.model import Reading
 from hubgate.profiles.model import IecState
@@ -445,3 +445,45 @@ async def test_at_a_short_cycle_the_state_is_built_when_read_and_sessions_sample
         # the unplug is handed to the session records in the next cycle, not a second later
         assert len(observed) == sampled + 2
         assert 0 < observed[-1] - unplugged_at <= 0.25
+
+
+@dataclass
+class BeatingCharger(SimCharger):
+    """Counts its heartbeats and can be made to answer them slowly."""
+
+    beats: list[float] = field(default_factory=list)
+    beat_takes_s: float = 0.01
+
+    async def heartbeat(self) -> None:
+        self.beats.append(trio.current_time())
+        await trio.sleep(self.beat_takes_s)
+        self._contact(trio.current_time())
+
+
+async def test_every_charger_gets_its_heartbeat_on_its_period_from_one_timer(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Each heartbeat goes out on the charger's period (2 s), at most `HEARTBEAT_EARLY_S`
+    early, the first ones spread over the period; one slower than its period is cut there
+    and never has two in flight; none while it is unreachable."""
+    steady, slow, gone = (BeatingCharger(f"cp-{i}") for i in (1, 2, 3))
+    slow.beat_takes_s = 5.0
+    sim = SimSite.build()
+    sim.chargers = sim.meters[0].chargers = [steady, slow, gone]
+    async with running(sim) as loop:
+        start = trio.current_time()
+        await trio.sleep(20)
+        gone.reachable = False
+        await trio.sleep(20)
+    assert loop.stats.cycles >= 38
+    firsts = [c.beats[0] - start for c in (steady, slow, gone)]
+    assert firsts == pytest.approx([2 / 3, 4 / 3, 2.0], abs=HEARTBEAT_EARLY_S + 1e-6)
+    gaps = [b - a for a, b in itertools.pairwise(steady.beats)]
+    assert all(2 - HEARTBEAT_EARLY_S - 1e-6 <= gap <= 2 + 1e-6 for gap in gaps)
+    assert len(steady.beats) >= 19
+    # the slow one: cut at its period, the next one after it (never two at once)
+    slow_gaps = [b - a for a, b in itertools.pairwise(slow.beats)]
+    assert all(gap >= 2 - HEARTBEAT_EARLY_S - 1e-6 for gap in slow_gaps)
+    assert len(slow.beats) >= 9
+    # unreachable from 20 s (3 cycles to be counted so): no heartbeat after that
+    assert max(gone.beats) - start <= 20 + 3 + 2

@@ -25,6 +25,7 @@ the next cycle verify every charger's failsafe and send every setpoint.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from collections.abc import Callable
@@ -56,6 +57,11 @@ from hubgate.records.sessions import SessionRecorder
 from hubgate.state import EventCategory, EventLevel, StateHub
 
 log = logging.getLogger(__name__)
+
+HEARTBEAT_EARLY_S = 0.1
+"""A charger's heartbeat goes out up to this long before it is due, with every other one
+due by then: one wake-up of the heartbeat timer for them all (a watchdog fed early is fed;
+one task asleep per charger cost a wake-up per heartbeat, 500 at depot-500)."""
 
 
 class ControlLoop:
@@ -171,15 +177,10 @@ class ControlLoop:
         self, *, task_status: trio.TaskStatus[CycleStats] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Cycle until cancelled, with every charger's heartbeat on its own period
-        (the first ones spread over the period, so they do not all land in one cycle)."""
+        (`_heartbeats`)."""
         async with trio.open_nursery() as nursery:
             await nursery.start(self.sensors.run)  # where read plans in flight go on
-            chargers = self.devices.chargers
-            for i, (key, charger) in enumerate(chargers.items()):
-                period = charger.heartbeat_period_s
-                if period is not None:
-                    first = period * (i + 1) / len(chargers)
-                    nursery.start_soon(self._heartbeats, key, charger, period, first)
+            nursery.start_soon(self._heartbeats)
             await nursery.start(self._cycles)
             task_status.started(self.stats)
 
@@ -190,22 +191,57 @@ class ControlLoop:
             self.period_s, self.step, stats=self.stats, early=early, task_status=task_status
         )
 
-    async def _heartbeats(
-        self, key: tuple[str, int], charger: Charger, period_s: float, first_s: float
+    async def _heartbeats(self) -> None:
+        """Every charger's heartbeat on its own period (the first ones spread over the
+        period, so they do not all land in one cycle), from one timer: a heap of when each
+        is next due; it wakes at the first and starts every one due within
+        `HEARTBEAT_EARLY_S`, each in a task of its own cut at its period."""
+        chargers = list(self.devices.chargers.items())
+        start, due = trio.current_time(), []
+        for i, (_, charger) in enumerate(chargers):
+            period = charger.heartbeat_period_s
+            if period is not None:
+                due.append((start + period * (i + 1) / len(chargers), i, period))
+        if not due:
+            return
+        heapq.heapify(due)
+        index = [self.allocator.connector_index(key) for key, _ in chargers]
+        beating: set[int] = set()
+        async with trio.open_nursery() as nursery:
+            while True:
+                await trio.sleep_until(due[0][0])
+                now = trio.current_time()
+                soon, epoch, clock = now + HEARTBEAT_EARLY_S, self.epoch, self.clock()
+                while due[0][0] <= soon:
+                    at, i, period = due[0]
+                    heapq.heapreplace(
+                        due, (at + period if at + period > soon else now + period, i, period)
+                    )
+                    if (
+                        epoch is None
+                        or i in beating
+                        or not self.planner.heartbeat_due(index[i], clock)
+                    ):
+                        continue
+                    beating.add(i)
+                    nursery.start_soon(self._heartbeat, *chargers[i], epoch, period, beating, i)
+
+    async def _heartbeat(
+        self,
+        key: tuple[str, int],
+        charger: Charger,
+        epoch: int,
+        period_s: float,
+        beating: set[int],
+        i: int,
     ) -> None:
-        index = self.allocator.connector_index(key)
-        delay_s = first_s
-        while True:
-            await trio.sleep(delay_s)
-            delay_s = period_s
-            epoch = self.epoch
-            if epoch is None or not self.planner.heartbeat_due(index, self.clock()):
-                continue
+        try:
             with trio.move_on_after(period_s):
-                try:
-                    await fenced(self.authority, epoch, charger.heartbeat)()
-                except Exception as exc:  # a missed heartbeat shows as unreachable later
-                    log.debug("heartbeat %s#%d failed: %s", key[0], key[1], exc)
+                await fenced(self.authority, epoch, charger.heartbeat)()
+        except Exception as exc:  # a missed heartbeat shows as unreachable later
+            log.debug("heartbeat %s#%d failed: %s", key[0], key[1], exc)
+        finally:
+            beating.discard(i)
 
     async def safe_stop(self, timeout_s: float = 5.0) -> dict[str, bool]:
         """Command every reachable charger to its failsafe current and every capped
