@@ -1,12 +1,13 @@
 """A charger that paces its own commands and would send nothing gives its limit in force at
 once (`HeldLimit`): no task, no `set_limit`, and the loop counts it as answered; an
-unchanged setpoint is handed to it again when it said it comes due (`quiet_until`), at least
-once a second, and a changed one at once."""
+unchanged setpoint is handed to it again when it said it comes due (`quiet_until`) or may
+be (`due_again`), at least every `QUIET_AT_MOST_S`, and a changed one at once."""
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -30,6 +31,7 @@ class PacedCharger(SimCharger):
     quiet_s: float = -math.inf
     """How long after each answer it says its setpoint sends nothing more (-inf: ask again)."""
     quiet_until: float = -math.inf
+    due_again: Callable[[], None] = field(default=lambda: None)
     asked: list[tuple[float, float]] = field(default_factory=list)
     """(when, setpoint) of every limit_in_force or set_limit."""
 
@@ -110,6 +112,11 @@ async def test_an_unchanged_setpoint_is_handed_again_when_due_and_a_changed_one_
         )
         await trio.sleep(0.25)
         lowered = paced.limit_a
+        await trio.sleep(10)
+        told_at, asked = trio.current_time(), len(paced.asked)
+        paced.due_again()  # (as a new report would)
+        await trio.sleep(0.15)
+        told = paced.asked[asked:]
     cycles = round(30 / 0.1)
     # every `every_s` (cycles of 0.1 s: the next cycle at or after it), not every cycle
     assert len(settled) == pytest.approx(30 / every_s, abs=2)
@@ -118,3 +125,5 @@ async def test_an_unchanged_setpoint_is_handed_again_when_due_and_a_changed_one_
     assert max(gaps) <= every_s + 0.1 + 1e-6
     assert settled[0][0] - began <= every_s + 0.1 + 1e-6
     assert lowered == 8  # a lower setpoint within the cycle, however quiet it said it was
+    assert [a for _, a in told] == [8]  # told it may be due: asked again the next cycle
+    assert told[0][0] - told_at <= 0.1 + 1e-6

@@ -224,6 +224,34 @@ async def test_a_held_setpoint_says_when_it_comes_due(server: Running) -> None:
                 assert charger.quiet_until == -math.inf
                 cp.cp.answering.set()
             assert charger.quiet_until > trio.current_time()
+            told: list[float] = []
+            charger.due_again = lambda: told.append(trio.current_time())
+            charger.latest()
+            charger.latest()
+            assert len(told) == 1  # (its first reading)
+            samples = [{"value": "7.5", "measurand": "Current.Import", "unit": "A"}]
+            values = call.MeterValues(
+                connector_id=1, meter_value=[{"timestamp": now_text(), "sampledValue": samples}]
+            )
+            await trio.to_thread.run_sync(cp.call, values)
+            measured = charger.latest()
+            assert measured.get(Quantity.CURRENT_L1) == 7.5
+            assert len(told) == 1  # a new measurement alone: not due
+            charging = call.StatusNotification(
+                connector_id=1, error_code="NoError", status="Charging"
+            )
+            await trio.to_thread.run_sync(cp.call, charging)
+            charger.latest()
+            charger.latest()
+            assert len(told) == 2  # another status may make it due: the loop is told once
+        async with connected(server):
+            await server.session_of("CP16")
+            charger.latest()
+            before = len(told)
+            charger.latest()  # (the same reading)
+            assert len(told) == before + 1  # a new connection: its lease is due, until sent
+            charger.limit_in_force(10.0, 3)
+            assert charger.quiet_until == -math.inf
 
 
 async def test_the_latest_reading_is_made_again_only_when_something_changed(

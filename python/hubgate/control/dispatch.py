@@ -3,15 +3,17 @@ verified first where the planner asks), the battery's and the PV inverters' comm
 at once under the authority's epoch and one deadline (`gather_by_deadline`).
 
 A charger that paces its own commands (`HeldLimit`: an OCPP charge point) is handed its
-setpoint when it changed or when the charger said it comes due (its lease's renewal, a
-paced increase: `HeldLimit.quiet_until`), at least every `QUIET_AT_MOST_S`; one that would
-send nothing then gives its limit in force at once, without a task.
+setpoint when it changed, when the charger said it comes due (its lease's renewal, a paced
+increase: `HeldLimit.quiet_until`) or may be due (a new connection, a new report:
+`HeldLimit.due_again`), and at least every `QUIET_AT_MOST_S`; one that would send nothing
+then gives its limit in force at once, without a task.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 
 import trio
 
@@ -24,11 +26,11 @@ from hubgate.devices.model import AppliedLimit, Charger, HeldFallback, HeldLimit
 
 Operation = Callable[[], Awaitable[object]]
 
-QUIET_AT_MOST_S = 1.0
+QUIET_AT_MOST_S = 5.0
 """An unchanged setpoint is handed to a charger that paces its commands at least this
-often: what makes its lease due without a new setpoint and cannot be foreseen (a new
-connection, new capabilities, a transaction starting under a relative lease) waits at most
-this long, as it did with 1 s cycles."""
+often: what makes its lease due without a new setpoint, is not foreseen and not told
+(`due_again`), such as new capabilities changing the lease's shape, waits at most this
+long (meanwhile the lease in force holds, renewed by its heartbeat)."""
 
 
 class Dispatch:
@@ -47,6 +49,13 @@ class Dispatch:
         self.chargers = chargers
         self.authority = authority
         self._held = {name: c for name, c in chargers.items() if isinstance(c, HeldLimit)}
+        for name, charger in self._held.items():
+            charger.due_again = partial(self._due_again, planner.connector_index(name))
+
+    def _due_again(self, index: int | None) -> None:
+        """The connector at `index` is handed its setpoint next cycle (`HeldLimit.due_again`)."""
+        if index is not None:
+            self.planner.quiet_until[index] = -math.inf
 
     async def send(self, plan: Plan, now: float, epoch: int, deadline: float) -> None:
         """Send `plan`'s commands and the energy devices' under `epoch`, each cancelled at

@@ -283,6 +283,9 @@ class HeldLimit(Protocol):
     quiet_until: float
     """Until when (Trio's clock) the setpoint last asked (`limit_in_force`, `set_limit`)
     sends nothing more, by what was known when it was asked; -inf: ask again."""
+    due_again: Callable[[], None]
+    """Set by the loop; the charger calls it when something it learnt since may make the
+    setpoint due before `quiet_until` (a new connection, a new report)."""
 
     def limit_in_force(self, current_a: float, phases: int) -> AppliedLimit | None:
         """The limit in force when `set_limit(current_a, phases)` would send nothing now;

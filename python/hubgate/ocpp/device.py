@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import math
 import operator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -138,6 +139,10 @@ class OcppCharger:
         self.quiet_until = -math.inf
         """Until when (Trio's clock) the setpoint last asked sends nothing more, by what was
         known when it was asked (`devices.model.HeldLimit`); -inf: ask again."""
+        self.due_again: Callable[[], None] = _nothing
+        """Called when it may be due before `quiet_until` (`devices.model.HeldLimit`)."""
+        self._state: tuple[object, ...] = (None, None, None)
+        """The status, charging state and transaction `latest` last saw."""
 
     @property
     def id(self) -> str:
@@ -297,8 +302,11 @@ class OcppCharger:
         offline. The same `Reading` until the station reports something new (or another
         limit is in force): the loop asks every cycle, stations report every few seconds.
         One never measured has its values and state from its status alone, stamped now:
-        they are made again only when its status or limit changes."""
-        self._session()
+        they are made again only when its status or limit changes. A new connection, a new
+        status or transaction may make its lease due: it tells the loop (`due_again`)."""
+        session = self._session()
+        if self._lease is not None and self._lease.session is not session:
+            self.due_again()
         connector = self.station.connector(self.connector_id)
         m = connector.measurement
         last = self._lease.planner.last if self._lease is not None else None
@@ -318,6 +326,10 @@ class OcppCharger:
             return known[1]
         reading = self._reading(connector, last)
         self._latest = (made_of, reading)
+        state = (connector.status, connector.charging_state, connector.transaction)
+        if not _same(state, self._state):  # (not every new measurement)
+            self._state = state
+            self.due_again()
         return reading
 
     def _reading(self, connector: ConnectorState, last: Setpoint | None) -> Reading:
@@ -683,6 +695,10 @@ def _dc_currents(
         return (None, None, None)
     amperes = dc.ac_current_a(max(power, 0.0), voltage_v)
     return (amperes, amperes, amperes)
+
+
+def _nothing() -> None:
+    """`OcppCharger.due_again` until the loop sets it."""
 
 
 def _same(known: tuple[object, ...], now: tuple[object, ...]) -> bool:
