@@ -453,6 +453,11 @@ class BeatingCharger(SimCharger):
 
     beats: list[float] = field(default_factory=list)
     beat_takes_s: float = 0.01
+    beat_every_s: float | None = 2.0
+
+    @property
+    def heartbeat_period_s(self) -> float | None:
+        return self.beat_every_s
 
     async def heartbeat(self) -> None:
         self.beats.append(trio.current_time())
@@ -465,7 +470,8 @@ async def test_every_charger_gets_its_heartbeat_on_its_period_from_one_timer(
 ) -> None:
     """Each heartbeat goes out on the charger's period (2 s), at most `HEARTBEAT_EARLY_S`
     early, the first ones spread over the period; one slower than its period is cut there
-    and never has two in flight; none while it is unreachable."""
+    and never has two in flight; none while it is unreachable; a period that changes counts
+    from the next beat (None: no more)."""
     steady, slow, gone = (BeatingCharger(f"cp-{i}") for i in (1, 2, 3))
     slow.beat_takes_s = 5.0
     sim = SimSite.build()
@@ -474,16 +480,22 @@ async def test_every_charger_gets_its_heartbeat_on_its_period_from_one_timer(
         start = trio.current_time()
         await trio.sleep(20)
         gone.reachable = False
+        steady.beat_every_s = 1.0
         await trio.sleep(20)
-    assert loop.stats.cycles >= 38
+        slow.beat_every_s = None
+        await trio.sleep(5)
+    assert loop.stats.cycles >= 43
     firsts = [c.beats[0] - start for c in (steady, slow, gone)]
     assert firsts == pytest.approx([2 / 3, 4 / 3, 2.0], abs=HEARTBEAT_EARLY_S + 1e-6)
     gaps = [b - a for a, b in itertools.pairwise(steady.beats)]
-    assert all(2 - HEARTBEAT_EARLY_S - 1e-6 <= gap <= 2 + 1e-6 for gap in gaps)
-    assert len(steady.beats) >= 19
+    changed = next(n for n, b in enumerate(steady.beats) if b - start > 20)
+    assert all(2 - HEARTBEAT_EARLY_S - 1e-6 <= gap <= 2 + 1e-6 for gap in gaps[:changed])
+    assert all(1 - HEARTBEAT_EARLY_S - 1e-6 <= gap <= 1 + 1e-6 for gap in gaps[changed:])
+    assert len(steady.beats) >= 10 + 25
     # the slow one: cut at its period, the next one after it (never two at once)
     slow_gaps = [b - a for a, b in itertools.pairwise(slow.beats)]
     assert all(gap >= 2 - HEARTBEAT_EARLY_S - 1e-6 for gap in slow_gaps)
     assert len(slow.beats) >= 9
+    assert max(slow.beats) - start <= 40 + 4  # (its period gone at 40 s)
     # unreachable from 20 s (3 cycles to be counted so): no heartbeat after that
     assert max(gone.beats) - start <= 20 + 3 + 2

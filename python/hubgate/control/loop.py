@@ -195,28 +195,30 @@ class ControlLoop:
         """Every charger's heartbeat on its own period (the first ones spread over the
         period, so they do not all land in one cycle), from one timer: a heap of when each
         is next due; it wakes at the first and starts every one due within
-        `HEARTBEAT_EARLY_S`, each in a task of its own cut at its period."""
+        `HEARTBEAT_EARLY_S`, each in a task of its own cut at its period. The period is
+        read again for each next beat (a charger may learn its watchdog's; None: no more)."""
         chargers = list(self.devices.chargers.items())
         start, due = trio.current_time(), []
         for i, (_, charger) in enumerate(chargers):
             period = charger.heartbeat_period_s
             if period is not None:
-                due.append((start + period * (i + 1) / len(chargers), i, period))
-        if not due:
-            return
+                due.append((start + period * (i + 1) / len(chargers), i))
         heapq.heapify(due)
         index = [self.allocator.connector_index(key) for key, _ in chargers]
         beating: set[int] = set()
         async with trio.open_nursery() as nursery:
-            while True:
+            while due:
                 await trio.sleep_until(due[0][0])
                 now = trio.current_time()
                 soon, epoch, clock = now + HEARTBEAT_EARLY_S, self.epoch, self.clock()
-                while due[0][0] <= soon:
-                    at, i, period = due[0]
-                    heapq.heapreplace(
-                        due, (at + period if at + period > soon else now + period, i, period)
-                    )
+                while due and due[0][0] <= soon:
+                    at, i = due[0]
+                    key, charger = chargers[i]
+                    period = charger.heartbeat_period_s
+                    if period is None:
+                        heapq.heappop(due)
+                        continue
+                    heapq.heapreplace(due, (at + period if at + period > soon else now + period, i))
                     if (
                         epoch is None
                         or i in beating
@@ -224,7 +226,7 @@ class ControlLoop:
                     ):
                         continue
                     beating.add(i)
-                    nursery.start_soon(self._heartbeat, *chargers[i], epoch, period, beating, i)
+                    nursery.start_soon(self._heartbeat, key, charger, epoch, period, beating, i)
 
     async def _heartbeat(
         self,
