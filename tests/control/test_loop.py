@@ -11,8 +11,9 @@ import pytest
 import trio
 import trio.testing
 
+from hubgate.control.heartbeats import HEARTBEAT_EARLY_S
 from hubgate.control.limits import SITE, AuditAction, Limit, LimitSource
-from hubgate.control.loop import HEARTBEAT_EARLY_S, ControlLoop
+from hubgate.control.loop import ControlLoop
 from hubgate.control.sensors import SiteDevices
 from hubgate.devices.model import Reading
 from hubgate.profiles.model import IecState

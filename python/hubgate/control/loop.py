@@ -25,7 +25,6 @@ the next cycle verify every charger's failsafe and send every setpoint.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import time
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from hubgate.control.cycle import CycleStats, LoopTiming, gather_by_deadline, ru
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.demand import DemandStore
 from hubgate.control.dispatch import Dispatch, setter
+from hubgate.control.heartbeats import feed_watchdogs
 from hubgate.control.limit_events import limit_event
 from hubgate.control.limits import AuditEntry, Limit, LimitBook
 from hubgate.control.plan import CyclePlanner
@@ -49,7 +49,6 @@ from hubgate.control.snapshot import Snapshot
 from hubgate.control.succession import bequeath, succeed
 from hubgate.devices.model import (
     AppliedLimit,
-    Charger,
     SessionCharger,
 )
 from hubgate.records.events import EventLog
@@ -57,11 +56,6 @@ from hubgate.records.sessions import SessionRecorder
 from hubgate.state import EventCategory, EventLevel, StateHub
 
 log = logging.getLogger(__name__)
-
-HEARTBEAT_EARLY_S = 0.1
-"""A charger's heartbeat goes out up to this long before it is due, with every other one
-due by then: one wake-up of the heartbeat timer for them all (a watchdog fed early is fed;
-one task asleep per charger cost a wake-up per heartbeat, 500 at depot-500)."""
 
 
 class ControlLoop:
@@ -155,6 +149,7 @@ class ControlLoop:
         self.commands = SiteCommands(self.planner, chargers, self.events)
         """The operator commands (`hubgate.control.commands.Commands`)."""
         self.cycle_ready = trio.Event()
+        self._beat_index = [self.allocator.connector_index(key) for key in devices.chargers]
 
     def _limit_changed(self, entry: AuditEntry, previous: Limit | None) -> None:
         event = limit_event(entry, previous)
@@ -177,10 +172,11 @@ class ControlLoop:
         self, *, task_status: trio.TaskStatus[CycleStats] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Cycle until cancelled, with every charger's heartbeat on its own period
-        (`_heartbeats`)."""
+        (`hubgate.control.heartbeats`)."""
         async with trio.open_nursery() as nursery:
             await nursery.start(self.sensors.run)  # where read plans in flight go on
-            nursery.start_soon(self._heartbeats)
+            chargers = [(f"{k[0]}#{k[1]}", c) for k, c in self.devices.chargers.items()]
+            nursery.start_soon(feed_watchdogs, chargers, self._beat_epoch, self.authority)
             await nursery.start(self._cycles)
             task_status.started(self.stats)
 
@@ -191,59 +187,12 @@ class ControlLoop:
             self.period_s, self.step, stats=self.stats, early=early, task_status=task_status
         )
 
-    async def _heartbeats(self) -> None:
-        """Every charger's heartbeat on its own period (the first ones spread over the
-        period, so they do not all land in one cycle), from one timer: a heap of when each
-        is next due; it wakes at the first and starts every one due within
-        `HEARTBEAT_EARLY_S`, each in a task of its own cut at its period. The period is
-        read again for each next beat (a charger may learn its watchdog's; None: no more)."""
-        chargers = list(self.devices.chargers.items())
-        start, due = trio.current_time(), []
-        for i, (_, charger) in enumerate(chargers):
-            period = charger.heartbeat_period_s
-            if period is not None:
-                due.append((start + period * (i + 1) / len(chargers), i))
-        heapq.heapify(due)
-        index = [self.allocator.connector_index(key) for key, _ in chargers]
-        beating: set[int] = set()
-        async with trio.open_nursery() as nursery:
-            while due:
-                await trio.sleep_until(due[0][0])
-                now = trio.current_time()
-                soon, epoch, clock = now + HEARTBEAT_EARLY_S, self.epoch, self.clock()
-                while due and due[0][0] <= soon:
-                    at, i = due[0]
-                    key, charger = chargers[i]
-                    period = charger.heartbeat_period_s
-                    if period is None:
-                        heapq.heappop(due)
-                        continue
-                    heapq.heapreplace(due, (at + period if at + period > soon else now + period, i))
-                    if (
-                        epoch is None
-                        or i in beating
-                        or not self.planner.heartbeat_due(index[i], clock)
-                    ):
-                        continue
-                    beating.add(i)
-                    nursery.start_soon(self._heartbeat, key, charger, epoch, period, beating, i)
-
-    async def _heartbeat(
-        self,
-        key: tuple[str, int],
-        charger: Charger,
-        epoch: int,
-        period_s: float,
-        beating: set[int],
-        i: int,
-    ) -> None:
-        try:
-            with trio.move_on_after(period_s):
-                await fenced(self.authority, epoch, charger.heartbeat)()
-        except Exception as exc:  # a missed heartbeat shows as unreachable later
-            log.debug("heartbeat %s#%d failed: %s", key[0], key[1], exc)
-        finally:
-            beating.discard(i)
+    def _beat_epoch(self, i: int) -> int | None:
+        """The epoch to send the heartbeat of charger `i` (of `devices.chargers`) under;
+        None while standby or when it is not to be fed (`CyclePlanner.heartbeat_due`)."""
+        epoch = self.epoch
+        due = self.planner.heartbeat_due(self._beat_index[i], self.clock())
+        return epoch if due else None
 
     async def safe_stop(self, timeout_s: float = 5.0) -> dict[str, bool]:
         """Command every reachable charger to its failsafe current and every capped

@@ -136,13 +136,9 @@ class OcppCharger:
         """The last reading `latest` made and what it was made of."""
         self._watts: tuple[Capabilities, Capabilities] | None = None
         """The station's capabilities and the same in watts (`_in_watts`)."""
-        self.quiet_until = -math.inf
-        """Until when (Trio's clock) the setpoint last asked sends nothing more, by what was
-        known when it was asked (`devices.model.HeldLimit`); -inf: ask again."""
-        self.due_again: Callable[[], None] = _nothing
-        """Called when it may be due before `quiet_until` (`devices.model.HeldLimit`)."""
-        self._state: tuple[object, ...] = (None, None, None)
-        """The status, charging state and transaction `latest` last saw."""
+        self.quiet_until = -math.inf  # (`devices.model.HeldLimit`, as `due_again`)
+        self.due_again: Callable[[], None] = lambda: None  # (the loop sets it)
+        self._state: tuple[object, ...] = (None, None, None)  # (`latest`'s: status, ...)
 
     @property
     def id(self) -> str:
@@ -302,8 +298,8 @@ class OcppCharger:
         offline. The same `Reading` until the station reports something new (or another
         limit is in force): the loop asks every cycle, stations report every few seconds.
         One never measured has its values and state from its status alone, stamped now:
-        they are made again only when its status or limit changes. A new connection, a new
-        status or transaction may make its lease due: it tells the loop (`due_again`)."""
+        they are made again only when its status or limit changes. A new connection, status
+        or transaction may make its lease due: it tells the loop (`due_again`)."""
         session = self._session()
         if self._lease is not None and self._lease.session is not session:
             self.due_again()
@@ -439,7 +435,6 @@ class OcppCharger:
             or self.shares_station_limit
             or self._refused is not None
         ):
-            self.quiet_until = -math.inf
             return None
         lease = self._current_lease()
         last = lease.planner.last
@@ -448,10 +443,8 @@ class OcppCharger:
         setpoint = self._paused_for_switch(asked, lease)
         quiet_s = 0.0 if self._switching is not None else lease.quiet_for_s(setpoint)
         if last is None or quiet_s <= 0:
-            self.quiet_until = -math.inf
-            return None
-        now = trio.current_time()
-        self.quiet_until = now + quiet_s
+            return None  # (`set_limit` is due: it says again)
+        self.quiet_until = (now := trio.current_time()) + quiet_s
         self._wanted = (current_a, phases)  # (what an exchange still waiting is to send)
         return AppliedLimit(
             current_a=last.current_a, phases=last.phases, paused=last.current_a <= 0, at=now
@@ -487,11 +480,10 @@ class OcppCharger:
             self._limit_changed_at = now  # (after a lapse, from the failsafe back to it)
         if sent:
             self._sent(applied.current_a, now)
-        if not self.shares_station_limit:
-            if applied.current_a <= 0 and self._zero_since is None:
-                self._zero_since = now  # (a phase switch's pause counts from here)
-            if self._switching is None:
-                self.quiet_until = now + lease.quiet_for_s(setpoint)
+        if not self.shares_station_limit and self._switching is None:
+            self.quiet_until = now + lease.quiet_for_s(setpoint)
+        if applied.current_a <= 0 and self._zero_since is None:  # (a switch's pause from here)
+            self._zero_since = now
         mine = setpoint if self.shares_station_limit else applied
         return AppliedLimit(
             current_a=mine.current_a,
@@ -695,10 +687,6 @@ def _dc_currents(
         return (None, None, None)
     amperes = dc.ac_current_a(max(power, 0.0), voltage_v)
     return (amperes, amperes, amperes)
-
-
-def _nothing() -> None:
-    """`OcppCharger.due_again` until the loop sets it."""
 
 
 def _same(known: tuple[object, ...], now: tuple[object, ...]) -> bool:
