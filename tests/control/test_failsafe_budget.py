@@ -183,3 +183,62 @@ def test_a_curtailment_reconfigures_the_failsafes_that_no_longer_fit() -> None:
     assert cycle(3.0) == {}
     planner.limits.clear(SITE, LimitSource.API, now=4.0, origin="t")
     assert cycle(4.0) == dict.fromkeys([0, 2, 3, 5, 7, 8, 9], 6.0)
+
+
+GRID_METER = """
+[[meters]]
+id = "grid-meter"
+node = "grid"
+modbus = { profile = "eastron-sdm630", host = "127.0.0.1", port = 1600 }
+"""
+
+
+def starting_site() -> tuple[CyclePlanner, Callable[[float, bool], dict[int, float]]]:
+    """Eight OCPP chargers on a 63 A connection with a 5 A base load and a new meter (stale
+    after 3 s, trusted once fresh for 6 s); its cycle (whether the meter answers) gives the
+    failsafe each connector was told, by index."""
+    chargers = "".join(CHARGER.format(i=i) for i in range(8))
+    site = SiteConfig.model_validate(
+        tomllib.loads(SITE_TOML.format(chargers=chargers + GRID_METER))
+    )
+    planner = CyclePlanner(site, LimitBook(), meters=("grid-meter",))
+    phases = (Quantity.CURRENT_L1, Quantity.CURRENT_L2, Quantity.CURRENT_L3)
+
+    def cycle(now: float, meter: bool) -> dict[int, float]:
+        idle = Reading(at=now, values=dict.fromkeys(phases, 0.0), state=IecState.A)
+        readings = {f"cp-{i}#1": idle for i in range(8)}
+        if meter:
+            readings["meter:grid-meter"] = Reading(at=now, values=dict.fromkeys(phases, 5.0))
+        return plan_and_send(planner, readings, now)
+
+    return planner, cycle
+
+
+def test_at_start_each_failsafe_is_configured_once_from_the_meters_first_reading() -> None:
+    """All eight fit at 6 A beside the metered 5 A, five in the degraded half the budget keeps
+    until the new meter is trusted: the failsafes wait for its first reading and are
+    configured once, at 6 A (not five at 6 A and three at 0 A, then those three again once
+    it is trusted). A meter lost later is counted at the degraded share again."""
+    planner, cycle = starting_site()
+    assert cycle(0.0, False) == {}  # waits for the meter
+    assert cycle(0.5, True) == dict.fromkeys(range(8), 6.0)
+    assert planner.meter_watch["grid-meter"].budget_share(0.5) == 0.5  # the budget waits
+    for now in range(1, 10):
+        assert cycle(now, True) == {}
+    told: dict[int, float] = {}
+    for now in range(10, 15):  # lost
+        told |= cycle(now, False)
+    assert sorted(told.values()) == [0.0] * 3
+
+
+def test_a_meter_not_read_at_start_is_waited_for_as_long_as_it_takes_to_count_as_lost() -> None:
+    """Until the meter's stale time after the first cycle: then the degraded share counts,
+    and the meter's first readings after that count once they come."""
+    _, cycle = starting_site()
+    assert cycle(0.0, False) == {}
+    assert cycle(2.5, False) == {}
+    told = cycle(3.0, False)
+    assert sorted(told.values()) == [0.0] * 3 + [6.0] * 5
+    assert cycle(4.0, True) == {i: 6.0 for i, a in told.items() if a == 0.0}
+    for now in range(5, 12):
+        assert cycle(now, True) == {}

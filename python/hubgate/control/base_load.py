@@ -38,6 +38,8 @@ class BaseLoads:
         unread: Collection[int],
         draws: tuple[Sequence[float], Sequence[float]],
         limit_a: Callable[[int], Phases3],
+        *,
+        remember: bool = True,
     ) -> list[Phases3]:
         """Every node's base load, deepest first: a trusted meter's (`measured` by node)
         metered base (`_metered`; `draws`: the known and unknown draws below each node, three
@@ -46,7 +48,8 @@ class BaseLoads:
         DC connectors no meter sees, and, for a meter not trusted (`share`: its budget share
         below 1), at least the rest of its limit in force (`limit_a(node)`) beyond its
         degraded share (that assumption is its own node's: rolled up, two lost meters would
-        leave the EVs nothing)."""
+        leave the EVs nothing). Not `remember`: nothing is kept for the next cycle (a look at
+        other meters than the budget trusts: `FailsafeShare.starting`)."""
         model = self.model
         seen: list[Phases3] = [(0.0, 0.0, 0.0)] * len(model.node_ids)
         """Per node: what the trusted meters at or below it show as base load, plus the
@@ -57,7 +60,9 @@ class BaseLoads:
             metered = self._held.get(node) if node in unread else None
             if metered is None:
                 at = slice(3 * node, 3 * node + 3)
-                metered = self._metered(node, measured.get(node), known[at], unknown[at])
+                metered = self._metered(
+                    node, measured.get(node), known[at], unknown[at], remember=remember
+                )
             if metered is not None:
                 seen[node] = loads[node] = metered
                 continue
@@ -79,6 +84,8 @@ class BaseLoads:
         measured: Phases3 | None,
         known: Sequence[float],
         unknown: Sequence[float],
+        *,
+        remember: bool,
     ) -> Phases3 | None:
         """A metered node's base load: measured minus the known draws below it, signed (PV
         and a discharging battery below it make it negative: headroom for the EVs). While
@@ -93,7 +100,8 @@ class BaseLoads:
         raw = (measured[0] - known[0], measured[1] - known[1], measured[2] - known[2])
         held = self._held.get(node)
         if held is None or not any(unknown):
-            self._held[node] = raw
+            if remember:
+                self._held[node] = raw
             return raw
         return (
             max(held[0], raw[0] - unknown[0]),

@@ -6,6 +6,13 @@ where every node on its path has room for it under its limit in force, less wher
 (the Rust core's `hubgate_core::failsafe`, `ConnectorPaths.share_failsafe`). A charger that
 falls back to a current of its own whatever it is told (`fixed`, at most the connector's
 maximum; `fix` when its device's is read) is counted at that first.
+
+At start a meter's node keeps its degraded budget until the meter has been fresh for its
+recovery time; the failsafe room does not wait for that (`starting`): it counts the
+meter's reading from the first one, and a connector below a meter not read yet waits for
+it a while before its failsafe is configured (`waiting`). So each charger is configured
+once with the share the site has room for, not with the degraded share's (0 A for many)
+and again seconds later.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from hubgate.control.allocation import ConnectorKey
 from hubgate.control.decisions import Phases3
+from hubgate.control.failsafe import MeterHealth
 from hubgate.control.site_model import SiteModel
 
 
@@ -27,10 +35,21 @@ class FailsafeShare:
         model: SiteModel,
         failsafe_current_a: float,
         fixed: Mapping[ConnectorKey, float] | None = None,
+        *,
+        wait_s: float = 0.0,
     ) -> None:
-        """`fixed`: what a charger falls back to whatever it is told, by connector."""
+        """`fixed`: what a charger falls back to whatever it is told, by connector; `wait_s`:
+        how long after the first cycle a meter not read yet is waited for (`starting`)."""
         self.model = model
         self.failsafe_current_a = failsafe_current_a
+        self.wait_s = wait_s
+        self._first_at: float | None = None
+        self._started: set[int] = set()
+        """The metered nodes whose meter's start is over: trusted or lost once."""
+        self._unread: set[int] = set()
+        """This cycle, the metered nodes whose meter was not read yet (`starting`)."""
+        self.waiting: frozenset[int] = frozenset()
+        """The connectors whose failsafe waits for a meter on their path (`starting`)."""
         connectors = model.connectors
         fixed = fixed or {}
         self.fixed_a = array("d", [math.nan] * len(connectors))
@@ -46,6 +65,24 @@ class FailsafeShare:
         device's, as read): counted so from now, at most its maximum, which is returned."""
         self.fixed_a[index] = min(current_a, self.model.connectors[index].max_current_a)
         return self.fixed_a[index]
+
+    def starting(self, node: int, health: MeterHealth, now: float) -> bool:
+        """Whether the meter at `node` (its `health` at `now`; one not trusted) is starting:
+        read, not trusted yet, and neither trusted nor lost before. Its reading then counts in
+        the failsafe room; its node's budget keeps its degraded share until it is trusted.
+        Not read yet, until `wait_s` after the first cycle: the connectors below it wait."""
+        if self._first_at is None:
+            self._first_at = now
+        if node in self._started:
+            return False
+        if health is MeterHealth.NEVER_SEEN:
+            if now - self._first_at < self.wait_s:
+                self._unread.add(node)
+            return False
+        if health is not MeterHealth.RECOVERING:
+            self._started.add(node)
+            return False
+        return True
 
     def share(
         self,
@@ -67,5 +104,12 @@ class FailsafeShare:
                 room[at] = limit[p] - max(own[at] - reserved[node][p], 0.0)
         self.failsafe_a = self.model.paths.share_failsafe(
             self.fixed_a, session, holds, room, self.failsafe_current_a
+        )
+        unread, self._unread = self._unread, set()
+        ancestors = self.model.ancestors
+        self.waiting = frozenset(
+            i
+            for i, connector in enumerate(self.model.connectors if unread else ())
+            if unread.intersection(ancestors[connector.node])
         )
         return self.failsafe_a

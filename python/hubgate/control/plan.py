@@ -210,7 +210,9 @@ class CyclePlanner:
         self.devices = DeviceWatch(self.events, device_paths(site, self.model))
         """Which devices answer, and the events when that changes."""
         self.last_result: CycleResult | None = None
-        self.failsafes = FailsafeShare(self.model, control.failsafe_current_a, fixed_failsafe)
+        self.failsafes = FailsafeShare(
+            self.model, control.failsafe_current_a, fixed_failsafe, wait_s=control.meter_stale_s
+        )
         """The failsafe current each connector is to be configured with (`failsafe_a`)."""
         self.last_inputs: CycleInputs | None = None
         self.holds = (
@@ -369,6 +371,10 @@ class CyclePlanner:
         holds = bytearray(len(model.connectors))  # configured with the failsafe current now
         failsafe = self.site.control.failsafe_current_a
         notes: list[str] = []
+
+        def limit_a(node: int) -> Phases3:
+            return self.node_limit(node, now).phase_a
+
         decided = None if self.last_result is None else self.last_result.setpoint_a
         rotation = self.holds
         idle: list[int] = []  # idle DC holds and EVs wanting current, when the site has holds
@@ -461,6 +467,7 @@ class CyclePlanner:
                 self.connectors[i].held_a = None  # its hold comes back at its turn, at once
             notes.append(f"{len(yielding)} idle DC holds yield to EVs under a binding limit")
         measured: dict[int, Phases3] = {}
+        starting: dict[int, Phases3] = {}  # for the failsafe room (`FailsafeShare.starting`)
         share: dict[int, float] = {}
         unread: set[int] = set()  # trusted, but not read this cycle
         for meter_id, watch in self.meter_watch.items():
@@ -478,6 +485,8 @@ class CyclePlanner:
                 measured[node] = currents
                 if meter_id not in self._meters_read:
                     unread.add(node)
+            elif self.failsafes.starting(node, watch.health(now), now) and currents is not None:
+                starting[node] = currents
         grid_operator_w, peak_w = fold_leases(
             self.limits,
             model,
@@ -490,21 +499,20 @@ class CyclePlanner:
         )
         lease_cut = array("d", base)  # base was 0 before: the headroom the leases take
         known, unknown = model.paths.sum_up(draws), model.paths.sum_up(unknowns)
-        loads = self.base_loads.loads(
-            measured, share, unread, (known, unknown), lambda n: self.node_limit(n, now).phase_a
-        )
+        draws_below = (known, unknown)
+        loads = self.base_loads.loads(measured, share, unread, draws_below, limit_a)
         for node in range(n_nodes):
             for p in range(3):
                 base[3 * node + p] += loads[node][p] + reserved[node][p]
             if node in share and share[node] < 1.0:
                 notes.append(f"{model.node_ids[node]} meter lost: {share[node]:.0%} budget")
-        self.failsafes.share(
-            array("d", map(sub, base, lease_cut)),
-            reserved,
-            session,
-            holds,
-            lambda n: self.node_limit(n, now).phase_a,
-        )
+        own = array("d", map(sub, base, lease_cut))
+        if starting:
+            at = self.base_loads.loads(
+                measured | starting, share, unread, draws_below, limit_a, remember=False
+            )
+            own = array("d", [at[n][p] + reserved[n][p] for n in range(n_nodes) for p in range(3)])
+        self.failsafes.share(own, reserved, session, holds, limit_a)
         if self._operator_input is not None and (lost := self._operator_input.note):
             notes.append(lost)
         operator_w = grid_operator_w  # the battery is no §14a device: it gets no floor
@@ -583,6 +591,8 @@ class CyclePlanner:
             setpoint, n_phases = setpoints[i], self._told_phases(i, phases)
             failsafe = self.failsafe_a[i]
             reconfigure = runtime.failsafe_a != failsafe or runtime.reread_due(now)
+            if watch.needs_verification and i in self.failsafes.waiting:
+                continue  # its failsafe waits for a meter's first reading
             if watch.needs_verification or reconfigure:
                 if runtime.try_verifying(now):
                     commands.append(
