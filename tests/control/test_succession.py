@@ -21,10 +21,11 @@ from hubgate.control.limits import LimitBook
 from hubgate.control.loop import ControlLoop
 from hubgate.control.plan import CyclePlanner
 from hubgate.control.succession import bequest, held_currents, inherit
-from hubgate.devices.model import LimitCheck
+from hubgate.devices.model import LimitCheck, Reading
+from hubgate.profiles.model import IecState
 from hubgate.state import StateHub
 from tests.control.test_dispatch import PacedCharger
-from tests.control.test_held_fallback import cycle, planner
+from tests.control.test_held_fallback import CURRENTS, cycle, planner
 from tests.support.loop_site import SimSite, site_config
 
 OCPP = {"cp-1#1", "cp-2#1"}
@@ -178,3 +179,42 @@ def test_a_command_cut_short_counts_as_sent_in_what_is_passed_on() -> None:
     p.connectors[1].watch.last_command_a = 32.0  # a decrease cut short
     p.outcomes(plan, {"cp-1#1": TimeoutError("cut short")}, 3.0, 3.0)
     assert held_currents(p, ["cp-1#1"])["cp-1#1"].current_a == 32.0
+
+
+def test_a_first_command_cut_short_after_a_take_over_counts_what_the_leader_before_left() -> None:
+    """A new leader's first setpoint to a charger (0 A), cut short at the command deadline
+    after its failsafe was verified: the charger may still hold what the leader before left
+    it at (16 A, its lease profile), whatever this gateway acknowledged in an earlier epoch
+    (0 A): counted, and passed on, at the larger of the two. With nothing passed on, what
+    it holds is not known: its maximum, and nothing passed on again."""
+    p = planner()
+    cycle(p, 0.0, held_a=6.0)
+    cycle(p, 1.0, held_a=6.0)
+    p.connectors[1].watch.last_command_a = 0.0  # acknowledged at 0 A in its earlier epoch
+    p.take_over()
+    left = Held(16.0, (16.0, 16.0, 16.0))
+    inherit(p, Inheritance({"cp-1#1": 6.0}, handed_over=True, held={"cp-1#1": left}), 10.0)
+    later = 10.0 + 3 * p.site.control.meter_stale_s  # cp-1 silent since 10 s
+    assert first_setpoint_cut_short(p, 10.0) < 16.0
+    assert held_currents(p, ["cp-1#1"])["cp-1#1"].current_a == 16.0
+    assert p.reservation(1, later) == (16.0, "unreachable")
+
+    fresh = planner()
+    fresh.take_over()
+    inherit(fresh, Inheritance({"cp-1#1": 6.0}), 10.0)
+    first_setpoint_cut_short(fresh, 10.0)
+    assert held_currents(fresh, ["cp-1#1"]) == {}
+    assert fresh.reservation(1, later) == (32.0, "unreachable")
+
+
+def first_setpoint_cut_short(p: CyclePlanner, now: float) -> float:
+    """cp-1 answers at `now` drawing 16 A; its failsafe is verified, the setpoint after it
+    cut short at the command deadline: that setpoint."""
+    reading = Reading(at=now, values=dict.fromkeys(CURRENTS, 16.0), state=IecState.C)
+    plan = p.plan({"cp-1#1": reading}, now)
+    assert plan is not None
+    [first] = [c for c in plan.commands if c.name == "cp-1#1"]
+    assert first.verify_first
+    p.failsafe_configured(first.index, ok=True)
+    p.outcomes(plan, {"cp-1#1": TimeoutError("cut short")}, now, now)
+    return first.current_a

@@ -141,8 +141,13 @@ class ChargerWatch:
 
     def verified(self) -> None:
         """Its own failsafe settings (timeout, failsafe current) were read back and match
-        (what it inherited no longer counts: this gateway's own commands do)."""
+        (what it inherited no longer counts: this gateway's own commands do; until one is
+        acknowledged, the current its previous leader last commanded it is its last
+        command: that leader's lease may hold it there, and this gateway's first setpoint
+        may be cut short)."""
         self.needs_verification = False
+        if self.inherited_from is not None:
+            self.last_command_a = self.inherited_a
         self.inherited_from = self.inherited_a = self.inherited_draw_a = None
         self.inherited_failsafe_a = 0.0
 

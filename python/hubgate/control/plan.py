@@ -618,10 +618,11 @@ class CyclePlanner:
         """This gateway starts commanding under a new epoch: as after a restart, every
         charger's failsafe settings are configured and verified again before its first
         setpoint, and every setpoint, battery command and PV cap is sent. The failsafe
-        currents it configured in an earlier epoch no longer count (another leader may
-        have configured others since); one its device holds does, as last read."""
+        currents it configured and the setpoints it sent in an earlier epoch no longer
+        count (another leader may have sent others since); a fallback its device holds
+        does, as last read."""
         for runtime in self.connectors:
-            runtime.watch.needs_verification = True
+            runtime.watch.needs_verification, runtime.watch.last_command_a = True, None
             runtime.sent_a, runtime.sent_phases = None, 0
             if not runtime.fallback_held:
                 runtime.failsafe_a = None
