@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 import trio
 
 from hubgate.config.model import DcConnector
+from hubgate.devices import heartbeat
 from hubgate.devices.derived_current import (
     PHASE_VOLTAGES,
     EnergyRate,
@@ -251,8 +252,11 @@ class ProfileCharger(ProfileDevice):
         *,
         voltage_v: float = NOMINAL_VOLTAGE_V,
         dc: DcConnector | None = None,
+        lease_s: float | None = None,
     ) -> None:
+        """`lease_s`: the timeout hubgate configures it with (`heartbeat_period_s`)."""
         super().__init__(device_id, profile, link)
+        self.lease_s = lease_s
         commands = profile.commands
         setpoint = commands.current_limit or commands.power_limit
         if setpoint is None:
@@ -606,15 +610,9 @@ class ProfileCharger(ProfileDevice):
 
     @property
     def heartbeat_period_s(self) -> float | None:
-        """The profile's heartbeat period, at most half the timeout in force."""
-        failsafe = self.profile.failsafe
-        if failsafe.heartbeat is None:
-            return None
-        timeout = self.failsafe.timeout_s if self.failsafe else None
-        if not timeout and failsafe.timeout is not None:
-            timeout = failsafe.timeout.default_s
-        period = failsafe.heartbeat.period_s
-        return min(period, timeout / 2) if timeout else period
+        """`devices.heartbeat.period_s` for its profile and the timeout in force."""
+        in_force = self.failsafe.timeout_s if self.failsafe else None
+        return heartbeat.period_s(self.profile.failsafe, in_force, self.lease_s)
 
     async def heartbeat(self) -> None:
         """Feed the device's watchdog in the profile's style."""
@@ -685,12 +683,13 @@ def driver_for(
     *,
     voltage_v: float = NOMINAL_VOLTAGE_V,
     dc: DcConnector | None = None,
+    lease_s: float | None = None,
 ) -> ProfileDevice:
-    """The driver a profile calls for: charger (`voltage_v`, `dc`: see `ProfileCharger`),
-    battery with power setpoints, or read-only."""
+    """The driver a profile calls for: charger (`voltage_v`, `dc`, `lease_s`: see
+    `ProfileCharger`), battery with power setpoints, or read-only."""
     commands = profile.commands
     if profile.kind is DeviceKind.CHARGER and (commands.current_limit or commands.power_limit):
-        return ProfileCharger(device_id, profile, link, voltage_v=voltage_v, dc=dc)
+        return ProfileCharger(device_id, profile, link, voltage_v=voltage_v, dc=dc, lease_s=lease_s)
     if commands.charge_power_limit or commands.discharge_power_limit:
         return ProfileBattery(device_id, profile, link)
     return ProfileDevice(device_id, profile, link)

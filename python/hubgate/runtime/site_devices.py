@@ -132,6 +132,7 @@ def build_site_devices(
                     _link(endpoint, profile, pool),
                     voltage_v=site.grid.voltage_v,
                     dc=connector.dc,
+                    lease_s=control.lease_s,
                 )
                 if not isinstance(device, ProfileCharger):
                     raise ValueError(

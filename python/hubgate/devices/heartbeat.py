@@ -1,0 +1,22 @@
+"""How often a profiled charger's watchdog is fed (`ProfileCharger.heartbeat_period_s`)."""
+
+from __future__ import annotations
+
+import math
+
+from hubgate.profiles.model import Failsafe
+
+
+def period_s(failsafe: Failsafe, in_force_s: float | None, lease_s: float | None) -> float | None:
+    """The profile's heartbeat period (None: it has no heartbeat), at most half the timeout
+    in force (`in_force_s`, as configured and read back); before that is configured, half
+    the one it will be (`lease_s`, where hubgate writes it), else half its default. The
+    control loop schedules a charger's first beat from the period it reads at the start:
+    a KEBA P30 configured with a 4 s timeout and fed every 30 s (its profile's period, for
+    its default) fell back to 0 A between the beats."""
+    if failsafe.heartbeat is None:
+        return None
+    timeout = in_force_s
+    if not timeout and (spec := failsafe.timeout) is not None:
+        timeout = (lease_s if spec.writable else None) or spec.default_s
+    return min(failsafe.heartbeat.period_s, (timeout or math.inf) / 2)
