@@ -39,3 +39,30 @@ async def test_a_keba_is_fed_within_half_the_lease_it_is_configured_with_from_th
             assert sim.applied_limit() == 16.0
             assert driver.heartbeat_period_s == 2.0  # as configured and read back
 
+
+async def test_a_new_leader_feeds_a_lapsed_keba_before_its_first_setpoint() -> None:
+    """The old leader gone for longer than the timeout, the station runs on its own 0 A
+    (once on its fallback, only a setpoint written while it is fed lifts it). The new
+    leader's verification finds the registers in place and writes none of them, but feeds
+    the watchdog: the setpoint after it holds (before, it was undone at the next request
+    and the EV stayed paused until a setpoint changed)."""
+    clock = FakeClock()
+    sim = SimulatedDevice(KEBA, clock=clock)
+    with trio.fail_after(10), serve(sim) as port:
+        async with open_tcp_master("127.0.0.1", port, timeout_s=2.0, retries=0) as master:
+            old, new = (
+                driver_for(name, KEBA, ModbusDevice(master, sim.unit), lease_s=4.0)
+                for name in ("old", "new")
+            )
+            assert isinstance(old, ProfileCharger)
+            assert isinstance(new, ProfileCharger)
+            await old.configure_failsafe(4.0, 6.0)
+            await old.set_limit(16.0, 3)
+            clock.advance(10.0)  # the old leader is gone
+            await new.read()
+            assert sim.failsafe_active
+            await new.configure_failsafe(4.0, 6.0)
+            await new.set_limit(16.0, 3)
+            await new.read()
+            assert not sim.failsafe_active
+            assert sim.applied_limit() == 16.0

@@ -1,10 +1,23 @@
-"""How often a profiled charger's watchdog is fed (`ProfileCharger.heartbeat_period_s`)."""
+"""When a profiled charger's watchdog is fed (`ProfileCharger.heartbeat_period_s`)."""
 
 from __future__ import annotations
 
 import math
 
-from hubgate.profiles.model import Failsafe
+from hubgate.profiles.model import Failsafe, HeartbeatStyle
+
+FED_BY_A_WRITE = frozenset(
+    {
+        HeartbeatStyle.TOKEN,
+        HeartbeatStyle.TOGGLE,
+        HeartbeatStyle.COUNTER,
+        HeartbeatStyle.TIMEOUT_REWRITE,
+    }
+)
+"""Watchdogs fed by a write of their own: fed as a configuration is verified, before the
+setpoint that follows (`ProfileCharger.configure_failsafe`): a device on its fallback takes
+a setpoint only while fed (a new leader found a KEBA P30 lapsed and its registers in place,
+wrote nothing, and its first setpoint was undone at once)."""
 
 
 def period_s(failsafe: Failsafe, in_force_s: float | None, lease_s: float | None) -> float | None:

@@ -515,6 +515,8 @@ class ProfileCharger(ProfileDevice):
                 timeout_s=await self._configure("timeout", failsafe.timeout, timeout_s),
                 fallback=await self._configure("fallback", failsafe.fallback, fallback),
             )
+            if failsafe.heartbeat and failsafe.heartbeat.style in heartbeat.FED_BY_A_WRITE:
+                await self._beat(failsafe.heartbeat)  # a lapsed watchdog takes no setpoint
 
     async def _in_place(
         self, wanted: Mapping[str, tuple[Timeout | Fallback, float]]
