@@ -132,7 +132,13 @@ async def test_a_charger_not_ready_for_its_failsafe_is_asked_again_the_next_cycl
         for charger in sim.chargers:
             charger.ready_at = 10.3  # ready after the first leading cycle's try (10.25)
         switch.granted = 4
-        await trio.sleep(0.5)  # the cycle at 10.5, not the retry at 11.25
+        await trio.sleep(0.2)  # after the try at 10.25
+        now = loop.clock()
+        # nothing was sent: counted as before (its reading), not as a charger whose
+        # failsafe could not be configured (its maximum: a hand-over's new leader paused
+        # the cars beside an inherited 2.0.1 station that way, as it came back)
+        assert [loop.planner.reservation(i, now) for i in range(3)] == [None] * 3
+        await trio.sleep(0.3)  # the cycle at 10.5, not the retry at 11.25
         assert [c.configured for c in sim.chargers] == [1] * len(sim.chargers)
         nursery.cancel_scope.cancel()
 

@@ -96,10 +96,11 @@ class Dispatch:
         async def run() -> AppliedLimit:
             try:
                 await charger.configure_failsafe(control.lease_s, command.failsafe_a)
-            except Exception as exc:
+            except NotReadyError:  # nothing sent: not a try, and nothing changed on it
+                self.planner.connectors[command.index].verify_tried_at = -math.inf
+                raise
+            except Exception:
                 self.planner.failsafe_configured(command.index, ok=False)
-                if isinstance(exc, NotReadyError):  # nothing sent: not a try
-                    self.planner.connectors[command.index].verify_tried_at = -math.inf
                 raise
             held = charger.held_fallback() if isinstance(charger, HeldFallback) else None
             self.planner.failsafe_configured(command.index, ok=True, held=held)
