@@ -21,6 +21,7 @@ import math
 from array import array
 from collections.abc import Callable, Mapping, Sequence
 
+from hubgate.config.model import Control
 from hubgate.control.allocation import ConnectorKey
 from hubgate.control.decisions import Phases3
 from hubgate.control.failsafe import MeterHealth
@@ -33,16 +34,15 @@ class FailsafeShare:
     def __init__(
         self,
         model: SiteModel,
-        failsafe_current_a: float,
+        control: Control,
         fixed: Mapping[ConnectorKey, float] | None = None,
-        *,
-        wait_s: float = 0.0,
     ) -> None:
-        """`fixed`: what a charger falls back to whatever it is told, by connector; `wait_s`:
-        how long after the first cycle a meter not read yet is waited for (`starting`)."""
+        """`control`: the site's failsafe current, and its meters' stale time: how long after
+        the first cycle a meter not read yet is waited for (`starting`); `fixed`: what a
+        charger falls back to whatever it is told, by connector."""
         self.model = model
-        self.failsafe_current_a = failsafe_current_a
-        self.wait_s = wait_s
+        self.failsafe_current_a = failsafe_current_a = control.failsafe_current_a
+        self.wait_s = control.meter_stale_s
         self._first_at: float | None = None
         self._started: set[int] = set()
         """The metered nodes whose meter's start is over: trusted or lost once."""

@@ -210,9 +210,7 @@ class CyclePlanner:
         self.devices = DeviceWatch(self.events, device_paths(site, self.model))
         """Which devices answer, and the events when that changes."""
         self.last_result: CycleResult | None = None
-        self.failsafes = FailsafeShare(
-            self.model, control.failsafe_current_a, fixed_failsafe, wait_s=control.meter_stale_s
-        )
+        self.failsafes = FailsafeShare(self.model, control, fixed_failsafe)
         """The failsafe current each connector is to be configured with (`failsafe_a`)."""
         self.last_inputs: CycleInputs | None = None
         self.holds = (
@@ -233,10 +231,9 @@ class CyclePlanner:
     def fallback_a(self, index: int) -> float:
         """What the connector at `index` falls back to when its lease lapses: the failsafe
         current it was configured with or its device holds (`ConnectorRuntime.failsafe_a`);
-        before that, inherited, the one its previous leader passed on with it, or the one
-        this gateway would configure if larger (until it verifies it, it cannot tell
-        whether a configuration it began reached it); else its fixed one, else the site's
-        failsafe current (the most a previous leader configured it with)."""
+        before that, inherited, the one passed on with it or the one this gateway would
+        configure if larger (a configuration it began may have reached it); else its fixed
+        one, else the site's failsafe current (the most a previous leader configured)."""
         runtime = self.connectors[index]
         if runtime.failsafe_a is not None:
             return runtime.failsafe_a
@@ -499,8 +496,7 @@ class CyclePlanner:
         )
         lease_cut = array("d", base)  # base was 0 before: the headroom the leases take
         known, unknown = model.paths.sum_up(draws), model.paths.sum_up(unknowns)
-        draws_below = (known, unknown)
-        loads = self.base_loads.loads(measured, share, unread, draws_below, limit_a)
+        loads = self.base_loads.loads(measured, share, unread, (known, unknown), limit_a)
         for node in range(n_nodes):
             for p in range(3):
                 base[3 * node + p] += loads[node][p] + reserved[node][p]
@@ -509,7 +505,7 @@ class CyclePlanner:
         own = array("d", map(sub, base, lease_cut))
         if starting:
             at = self.base_loads.loads(
-                measured | starting, share, unread, draws_below, limit_a, remember=False
+                measured | starting, share, unread, (known, unknown), limit_a, remember=False
             )
             own = array("d", [at[n][p] + reserved[n][p] for n in range(n_nodes) for p in range(3)])
         self.failsafes.share(own, reserved, session, holds, limit_a)
@@ -618,9 +614,8 @@ class CyclePlanner:
         """This gateway starts commanding under a new epoch: as after a restart, every
         charger's failsafe settings are configured and verified again before its first
         setpoint, and every setpoint, battery command and PV cap is sent. The failsafe
-        currents it configured and the setpoints it sent in an earlier epoch no longer
-        count (another leader may have sent others since); a fallback its device holds
-        does, as last read."""
+        currents and setpoints it sent in an earlier epoch no longer count (another leader
+        may have sent others since); a fallback its device holds does, as last read."""
         for runtime in self.connectors:
             runtime.watch.needs_verification, runtime.watch.last_command_a = True, None
             runtime.sent_a, runtime.sent_phases = None, 0
