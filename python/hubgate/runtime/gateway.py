@@ -62,6 +62,7 @@ from hubgate.runtime.gc_tuning import keep_heap_trimmed
 from hubgate.runtime.site_devices import build_site_devices, charger_infos, station_cares
 from hubgate.runtime.supervisor import Supervisor, open_supervisor
 from hubgate.state import EventCategory, EventLevel, StateHub
+from hubgate.wording import counted
 
 if TYPE_CHECKING:  # hubgate.cluster and nats are imported only with a [cluster] (1 MiB)
     from hubgate.cluster.leadership import Leadership
@@ -254,9 +255,10 @@ def configuration_loaded(site: SiteConfig, source: str | None) -> str:
     phase = "/".join(f"{a:g}" for a in grid.phase_current_limit_a)
     where = "" if source is None else f" from {source}"
     return (
-        f"configuration loaded{where}: {len(site.chargers)} chargers ({ocpp} OCPP, "
-        f"{len(site.chargers) - ocpp} Modbus) with {connectors} connectors, "
-        f"{len(site.meters)} meters, {len(site.nodes)} nodes; grid {phase} A{power}"
+        f"configuration loaded{where}: {counted(len(site.chargers), 'charger')} ({ocpp} OCPP, "
+        f"{len(site.chargers) - ocpp} Modbus) with {counted(connectors, 'connector')}, "
+        f"{counted(len(site.meters), 'meter')}, {counted(len(site.nodes), 'node')}; "
+        f"grid {phase} A{power}"
     )
 
 
