@@ -9,6 +9,7 @@ import pytest
 from hubgate.config import ConfigError, load_site
 from hubgate.control.allocation import SiteAllocator
 from hubgate.control.site_model import SiteModel, with_finite_limits
+from tests.support.toml_tables import dc_charger, dc_holding
 
 SITE = """\
 [site]
@@ -23,20 +24,13 @@ id = "hpc"
 kind = "feeder"
 phase_current_limit_a = 300
 
-[[chargers]]
-id = "hpc-1"
-node = "hpc"
-ocpp = {{ identity = "HPC-1" }}
-[[chargers.connectors]]
-id = 1
-{connector}
 """
-DC = "dc = { max_power_kw = 150, min_power_kw = 5, idle_kw = 0.6, hold_minimum = true }"
+DC = dc_holding(150, idle_kw=0.6)
 
 
 def write(tmp_path: Path, connector: str) -> Path:
     path = tmp_path / "site.toml"
-    path.write_text(SITE.format(connector=connector))
+    path.write_text(SITE + dc_charger("hpc-1", "hpc", connector))
     return path
 
 

@@ -9,8 +9,10 @@ from itertools import pairwise
 from hubgate.config.model import SiteConfig
 from hubgate.control.limits import LimitBook
 from hubgate.control.plan import CyclePlanner, Plan
-from hubgate.devices.model import AppliedLimit, Reading
+from hubgate.devices.model import Reading
 from hubgate.profiles.model import IecState, Quantity
+from tests.support.loop_site import commanded
+from tests.support.toml_tables import dc_charger, dc_holding
 
 FEEDER_A = 30.0
 ROTATE_S = 10.0
@@ -29,20 +31,7 @@ id = "ac-1"
 node = "hpc"
 ocpp = {{ identity = "AC-1" }}
 connectors = [{{ id = 1, max_current_a = 32 }}]
-{
-    "".join(
-        f'''
-[[chargers]]
-id = "hpc-{n}"
-node = "hpc"
-ocpp = {{ identity = "HPC-{n}" }}
-[[chargers.connectors]]
-id = 1
-dc = {{ max_power_kw = 150, min_power_kw = 5, hold_minimum = true }}
-'''
-        for n in (1, 2, 3)
-    )
-}
+{"".join(dc_charger(f"hpc-{n}", "hpc", dc_holding(150)) for n in (1, 2, 3))}
 [control]
 cycle_s = 1
 hold_rotate_s = {ROTATE_S}
@@ -69,13 +58,7 @@ class Site:
             "ac-1#1": Reading(now, phases(draw), IecState.C if self.ev_plugged else IecState.A)
         }
         readings |= {name: Reading(now, phases(0.0), IecState.F) for name in DC}
-        plan = planner.plan(readings, now)
-        assert plan is not None
-        for command in plan.commands:
-            if command.verify_first:
-                planner.failsafe_configured(command.index, ok=True)
-        accepted = {c.name: AppliedLimit(c.current_a, c.phases, False, now) for c in plan.commands}
-        planner.outcomes(plan, accepted, now, now)
+        plan = commanded(planner, readings, now)
         self.now += 1.0
         return plan
 

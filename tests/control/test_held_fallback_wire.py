@@ -27,7 +27,7 @@ from hubgate.profiles.model import Quantity
 from hubgate.sim.modbus_box import serve
 from hubgate.sim.simulated_device import SimulatedDevice
 from tests.support.loop_site import running_loop
-from tests.support.toml_tables import modbus, modbus_charger
+from tests.support.toml_tables import connector_32a, failsafe_site, modbus, modbus_charger
 from tests.support.wait import wait_cycles
 
 CHARGERS = (
@@ -44,21 +44,11 @@ def site(ports: dict[str, int]) -> SiteConfig:
             charger_id,
             "grid",
             modbus(profile, port=ports[charger_id], unit=load_named(profile).transport.unit),
-            "{ id = 1, max_current_a = 32 }",
+            connector_32a(),
         )
         for charger_id, profile in CHARGERS
     )
-    text = f"""
-[site]
-name = "sized for 6 A fallbacks"
-[grid]
-phase_current_limit_a = 20
-[control]
-cycle_s = 0.25
-meter_stale_s = 3
-failsafe_current_a = 6
-lease_s = 60
-{chargers}"""
+    text = failsafe_site("sized for 6 A fallbacks", grid_a=20, lease_s=60, chargers=chargers)
     return SiteConfig.model_validate(tomllib.loads(text))
 
 

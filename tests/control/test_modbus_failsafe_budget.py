@@ -27,7 +27,7 @@ from hubgate.modbus.tcp_master import open_tcp_master
 from hubgate.profiles.loader import load_named
 from tests.support.loop_site import running_loop
 from tests.support.modbus_peers import RunningServer, pymodbus_server
-from tests.support.toml_tables import modbus, modbus_charger
+from tests.support.toml_tables import failsafe_site, modbus, modbus_charger
 from tests.support.wait import wait_cycles
 
 HEIDELBERG_STATE_B = 4
@@ -106,17 +106,7 @@ def site(port: int) -> SiteConfig:
         )
         for c in CHARGERS
     )
-    text = f"""
-[site]
-name = "modbus failsafes"
-[grid]
-phase_current_limit_a = 63
-[control]
-cycle_s = 0.25
-meter_stale_s = 3
-failsafe_current_a = 6
-lease_s = 30
-{chargers}"""
+    text = failsafe_site("modbus failsafes", grid_a=63, lease_s=30, chargers=chargers)
     return SiteConfig.model_validate(tomllib.loads(text))
 
 

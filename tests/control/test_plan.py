@@ -14,12 +14,13 @@ import pytest
 from hubgate.config.model import SiteConfig
 from hubgate.control.authority import Inheritance
 from hubgate.control.limits import SITE, AuditAction, Limit, LimitBook, LimitSource
-from hubgate.control.plan import CyclePlanner, Plan
+from hubgate.control.plan import CyclePlanner
 from hubgate.control.succession import HANDOVER_LAPSE_MARGIN_S, bequest, held_currents, inherit
-from hubgate.devices.model import AppliedLimit, Reading
+from hubgate.devices.model import Reading
 from hubgate.profiles.model import IecState
 from hubgate.state import EventLevel
-from tests.support.loop_site import SITE_TOML, PlannedSite, SimSite, site_config
+from tests.support.loop_site import SITE_TOML, PlannedSite, SimSite, commanded, site_config
+from tests.support.toml_tables import dc_charger, dc_holding
 
 BOARD_A = 64.0
 
@@ -306,7 +307,8 @@ def test_a_charger_not_following_does_not_lift_a_dimming_by_the_14a_floor() -> N
     assert site.setpoints() == {"cp-1": 0, "cp-2": 0, "cp-3": 0}
 
 
-DC_SITE = """
+DC_SITE = (
+    """
 [site]
 name = "dc"
 [grid]
@@ -315,29 +317,10 @@ phase_current_limit_a = 400
 id = "hpc"
 kind = "feeder"
 phase_current_limit_a = 300
-[[chargers]]
-id = "hpc-1"
-node = "hpc"
-ocpp = { identity = "HPC-1" }
-[[chargers.connectors]]
-id = 1
-dc = { max_power_kw = 150, min_power_kw = 5, idle_kw = 0.6, hold_minimum = true }
-[control]
-cycle_s = 1
 """
-
-
-def commanded(planner: CyclePlanner, readings: dict[str, object], now: float) -> Plan:
-    """One cycle at `now`: the plan, its every failsafe verified and setpoint accepted at
-    once."""
-    plan = planner.plan(readings, now)
-    assert plan is not None
-    for command in plan.commands:
-        if command.verify_first:
-            planner.failsafe_configured(command.index, ok=True)
-    accepted = {c.name: AppliedLimit(c.current_a, c.phases, False, now) for c in plan.commands}
-    planner.outcomes(plan, accepted, now, now)
-    return plan
+    + dc_charger("hpc-1", "hpc", dc_holding(150, idle_kw=0.6))
+    + "[control]\ncycle_s = 1\n"
+)
 
 
 def test_an_idle_dc_charger_is_offered_its_minimum_and_its_idle_draw_is_reserved() -> None:

@@ -23,6 +23,7 @@ from hubgate.profiles.model import IecState
 from hubgate.sim import ClosedLoop, NaiveEqualShareController, Simulation, load_scenario, run_fast
 from hubgate.sim.inprocess import control_loop, run_hubgate, site_devices
 from hubgate.sim.recorder import Summary, Violation
+from tests.support.toml_tables import dc_charger, dc_holding
 
 SCENARIOS = sorted((Path(__file__).resolve().parents[2] / "examples" / "scenarios").glob("*.toml"))
 
@@ -145,15 +146,7 @@ def test_the_verdict_judges_both_controllers_by_the_same_rules() -> None:
     assert "70.0 over" in table
 
 
-DC_CHARGER = """
-[[chargers]]
-id = "dc-1"
-node = "grid"
-ocpp = { identity = "DC-1" }
-[[chargers.connectors]]
-id = 1
-dc = { max_power_kw = 50, min_power_kw = 5, hold_minimum = true }
-"""
+DC_CHARGER = "\n" + dc_charger("dc-1", "grid", dc_holding(50))
 
 
 def test_an_idle_dc_station_under_its_minimum_starts_no_session(
@@ -199,18 +192,7 @@ def test_an_idle_dc_station_under_its_minimum_starts_no_session(
 
 
 DC_ROTATE_S = 20.0
-DC_TRIO = "".join(
-    f"""
-[[chargers]]
-id = "dc-{n}"
-node = "sub"
-ocpp = {{ identity = "DC-{n}" }}
-[[chargers.connectors]]
-id = 1
-dc = {{ max_power_kw = 50, min_power_kw = 5, hold_minimum = true }}
-"""
-    for n in (1, 2, 3)
-)
+DC_TRIO = "".join("\n" + dc_charger(f"dc-{n}", "sub", dc_holding(50)) for n in (1, 2, 3))
 
 
 def test_an_ev_at_an_idle_dc_station_that_yielded_its_hold_starts_at_its_turn(

@@ -312,6 +312,19 @@ def _outcome(read: Callable[[float], Reading], now: float) -> object:
         return Failed(exc)
 
 
+def commanded(planner: CyclePlanner, readings: dict[str, object], now: float) -> Plan:
+    """One cycle at `now`: the plan, its every failsafe verified and setpoint accepted at
+    once."""
+    plan = planner.plan(readings, now)
+    assert plan is not None
+    for command in plan.commands:
+        if command.verify_first:
+            planner.failsafe_configured(command.index, ok=True)
+    accepted = {c.name: AppliedLimit(c.current_a, c.phases, False, now) for c in plan.commands}
+    planner.outcomes(plan, accepted, now, now)
+    return plan
+
+
 @dataclass
 class PlannedSite:
     """The `CyclePlanner` over a `SimSite`, without Trio: one `cycle()` per control cycle,

@@ -57,6 +57,39 @@ def ocpp_charger(node: str, *, pv_mode: bool = False) -> str:
     )
 
 
+def dc_holding(max_power_kw: int, *, idle_kw: float | None = None) -> str:
+    """A DC connector's `dc` line: up to `max_power_kw`, a 5 kW minimum held while idle
+    (`hold_minimum`), its cabinet's `idle_kw` when given."""
+    idle = "" if idle_kw is None else f", idle_kw = {idle_kw:g}"
+    return f"dc = {{ max_power_kw = {max_power_kw}, min_power_kw = 5{idle}, hold_minimum = true }}"
+
+
+def dc_charger(charger_id: str, node: str, connector: str) -> str:
+    """An OCPP charger (its identity the id in capitals) on `node`, connector 1 with the
+    `connector` lines (`dc_holding`'s, say) after its id."""
+    return (
+        f'[[chargers]]\nid = "{charger_id}"\nnode = "{node}"\n'
+        f'ocpp = {{ identity = "{charger_id.upper()}" }}\n'
+        f"[[chargers.connectors]]\nid = 1\n{connector}\n"
+    )
+
+
+def failsafe_site(name: str, *, grid_a: int, lease_s: int, chargers: str) -> str:
+    """A site file: the `chargers` (their tables) straight on a grid of `grid_a` per phase,
+    0.25 s cycles, the chargers falling back to 6 A `lease_s` after their last command."""
+    return f"""
+[site]
+name = "{name}"
+[grid]
+phase_current_limit_a = {grid_a}
+[control]
+cycle_s = 0.25
+meter_stale_s = 3
+failsafe_current_a = 6
+lease_s = {lease_s}
+{chargers}"""
+
+
 def meter(meter_id: str, node: str, device: str) -> str:
     """A meter on `node` reached over Modbus (`device` from `modbus`)."""
     return f'[[meters]]\nid = "{meter_id}"\nnode = "{node}"\nmodbus = {device}\n'
