@@ -29,10 +29,10 @@ import httpx
 import pytest
 import trio
 
-from hubgate.runtime.demo import free_port
 from hubgate.sim.scenario_loader import LoadedScenario, load_scenario
 from hubgate.sim.station_personalities import PersonalityName
 from tests.support.csms import CsmsThread
+from tests.support.ports import HeldPorts
 from tests.support.wait import wait_until
 from tests.support.zoo import assert_every_quirk_named
 
@@ -65,12 +65,14 @@ def modbus_ports(loaded: LoadedScenario) -> list[int]:
     return [e.port for e in endpoints]
 
 
-def zoo_files(loaded: LoadedScenario, folder: Path, csms_url: str) -> tuple[Path, int, int]:
-    """The zoo's site and scenario files in `folder`, every port (Modbus devices, OCPP, API)
-    moved to a free one and the CSMS added; (scenario file, OCPP port, API port)."""
+def zoo_files(loaded: LoadedScenario, folder: Path, csms_url: str, held: HeldPorts) -> Path:
+    """The zoo's site and scenario files in `folder` (returns the scenario): every Modbus
+    device on one of the `held` ports, the OCPP and API listeners on any free port (0), the
+    CSMS added."""
     site = loaded.site
-    moved = {port: free_port() for port in [*modbus_ports(loaded), site.ocpp.port, site.api.port]}
-    assert len(moved) == len(modbus_ports(loaded)) + 2, "one port per listener"
+    moved = dict(zip(modbus_ports(loaded), held.ports, strict=True))
+    moved |= {site.ocpp.port: 0, site.api.port: 0}
+    assert len(moved) == len(held.ports) + 2, "one port per listener"
     text = re.sub(r"\bport = (\d+)\b", lambda m: f"port = {moved[int(m[1])]}", SITE.read_text())
     text += f'\n[csms]\nurl = "{csms_url}"\nqueue_path = "{folder / "queue.sqlite3"}"\n'
     served_site = folder / "charger-zoo.toml"
@@ -85,7 +87,15 @@ def zoo_files(loaded: LoadedScenario, folder: Path, csms_url: str) -> tuple[Path
         text = text.replace(shipped, shorter)
     scenario.write_text(text)
     assert load_scenario(scenario).site.csms is not None
-    return scenario, moved[site.ocpp.port], moved[site.api.port]
+    return scenario
+
+
+def listening_ports(run_out: Path) -> tuple[int, int] | None:
+    """The OCPP and API ports `hubgate run` printed once it listens; None before."""
+    text = run_out.read_text()
+    ocpp = re.search(r"OCPP on ws://[^:]+:(\d+)/", text)
+    api = re.search(r"dashboard: https?://[^ ]+:(\d+)/", text)
+    return None if ocpp is None or api is None else (int(ocpp[1]), int(api[1]))
 
 
 async def settled(api: httpx.AsyncClient, loaded: LoadedScenario) -> list[dict[str, Any]] | None:
@@ -111,37 +121,34 @@ async def test_the_charger_zoo_under_hubgate_run_without_a_violation_every_quirk
 ) -> None:
     csms = CsmsThread()
     await trio.to_thread.run_sync(csms.start)
-    scenario, ocpp_port, api_port = zoo_files(load_scenario(SCENARIO), tmp_path, f"{csms.url}/ocpp")
+    shipped = load_scenario(SCENARIO)
+    held = HeldPorts(len(modbus_ports(shipped)))  # until the simulator listens on them
+    scenario = zoo_files(shipped, tmp_path, f"{csms.url}/ocpp", held)
     loaded = load_scenario(scenario)  # the shorter timeline
     down = next(e for e in loaded.scenario.events if e.kind == "csms-down")
     assert down.duration_s is not None
-    summary_file, sim_out = tmp_path / "summary.json", tmp_path / "sim.txt"
-    with trio.fail_after(540), (tmp_path / "run.log").open("wb") as run_log:
+    summary_file, sim_out, run_out = (tmp_path / f for f in ("summary.json", "sim.txt", "run.txt"))
+    with (
+        trio.fail_after(540),
+        held,
+        run_out.open("wb") as run_stdout,
+        (tmp_path / "run.log").open("wb") as run_log,
+    ):
         run = await trio.lowlevel.open_process(
-            [
-                HUBGATE,
-                "run",
-                str(scenario.parent / "charger-zoo.toml"),
-                "--api-port",
-                str(api_port),
-            ],
-            stdout=subprocess.DEVNULL,
+            [HUBGATE, "run", str(scenario.parent / "charger-zoo.toml")],
+            stdout=run_stdout,
             stderr=run_log,
             cwd=tmp_path,  # its records and capabilities files go there
         )
         sim: trio.Process | None = None
         try:
+            ocpp_port, api_port = await wait_until(
+                lambda: listening_ports(run_out), "`hubgate run` listening", 90
+            )
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{api_port}", timeout=10
             ) as api:
-
-                async def listening() -> bool:
-                    try:
-                        return (await api.get("/api/v1/chargers")).status_code == 200
-                    except httpx.HTTPError:
-                        return False
-
-                await wait_until(listening, "`hubgate run` listening", 90)
+                held.release()
                 with sim_out.open("wb") as out:
                     sim = await trio.lowlevel.open_process(
                         [

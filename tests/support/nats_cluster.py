@@ -10,54 +10,14 @@ node's log ("Server is ready").
 
 from __future__ import annotations
 
-import random
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.peers import require_peer
-
-LOOPBACK = "127.0.0.1"
-
-
-EXPLICIT_PORTS_FROM = 20000
-"""The lowest port `free_ports` picks (the examples' fixed device ports are below)."""
-
-
-def _ephemeral_low() -> int:
-    """The first port of the kernel's range for outgoing connections (Linux's default
-    32768 when it cannot be read)."""
-    try:
-        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text(encoding="ascii")
-        return max(int(text.split()[0]), EXPLICIT_PORTS_FROM + 1000)
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports that were free a moment ago, below the kernel's ephemeral
-    range: a port picked there (bind to port 0) may be taken, before its server binds it,
-    as the local end of any process's outgoing connection (the gateways dial the devices'
-    ports before the simulator listens; seen for one of depot-200's 214 ports at a load
-    of ~10: the simulator could not listen)."""
-    low = _ephemeral_low()
-    probes: list[socket.socket] = []
-    try:
-        while len(probes) < count:
-            probe = socket.socket()
-            try:
-                probe.bind((LOOPBACK, random.randrange(EXPLICIT_PORTS_FROM, low)))
-            except OSError:
-                probe.close()
-                continue
-            probes.append(probe)
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
+from tests.support.ports import LOOPBACK, free_ports
 
 
 @dataclass

@@ -38,16 +38,26 @@ station that dials a port nobody listens on yet can otherwise connect to itself 
 ephemeral port equal to it and hold the port the gateway is about to take."""
 
 
+def held_port() -> socket.socket:
+    """A loopback socket bound to a free port below the ephemeral range and not listening:
+    no other process can bind the port until the socket is closed, and a connection to it is
+    refused, as to a port nobody listens on. Closed right before its listener binds it."""
+    for port in random.sample(LISTEN_PORTS, 50):
+        holder = socket.socket()
+        try:
+            holder.bind((LOOPBACK, port))
+        except OSError:
+            holder.close()
+            continue
+        return holder
+    raise OSError("no free loopback port found in 20000-31999")
+
+
 def free_port() -> int:
     """A port below the ephemeral range that was free a moment ago on loopback."""
-    for port in random.sample(LISTEN_PORTS, 50):
-        with socket.socket() as probe:
-            try:
-                probe.bind((LOOPBACK, port))
-            except OSError:
-                continue
-            return port
-    raise OSError("no free port found for the OCPP listener in 20000-31999")
+    with held_port() as holder:
+        port: int = holder.getsockname()[1]
+        return port
 
 
 def rewired(site: SiteConfig, ports: dict[str, int], ocpp_port: int, api_port: int) -> SiteConfig:
@@ -205,10 +215,15 @@ def simulated_site(
     loaded: LoadedScenario, *, api_port: int = 0, meter_values_s: float = 2.0
 ) -> Iterator[tuple[SiteThread, SiteConfig]]:
     """The simulated site on free ports, and the site file the gateway needs to reach it."""
-    ocpp_port = free_port()
+    holder = held_port()  # while the stations start dialling it, until the gateway binds it
+    ocpp_port: int = holder.getsockname()[1]
     url = f"ws://{LOOPBACK}:{ocpp_port}/ocpp"
-    with site_thread(loaded, ports_auto=True, csms_url=url, meter_values_s=meter_values_s) as sim:
+    with (
+        holder,
+        site_thread(loaded, ports_auto=True, csms_url=url, meter_values_s=meter_values_s) as sim,
+    ):
         ports = {box_id: box.port for box_id, box in sim.site.boxes.items()}
+        holder.close()
         yield sim, rewired(loaded.site, ports, ocpp_port, api_port)
 
 

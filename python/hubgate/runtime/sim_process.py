@@ -24,7 +24,7 @@ from pathlib import Path
 import trio
 
 from hubgate.config.model import SiteConfig
-from hubgate.runtime.demo import LOOPBACK, free_port, rewired
+from hubgate.runtime.demo import LOOPBACK, held_port, rewired
 from hubgate.sim.scenario_loader import load_scenario
 
 START_TIMEOUT_S = 180.0
@@ -47,8 +47,9 @@ class SimProcess:
 async def open_sim_process(scenario: Path) -> AsyncIterator[SimProcess]:
     """Start the child for `scenario`, yield once it listens; terminate it at the end."""
     loaded = load_scenario(scenario)
-    ocpp_port = free_port()
-    with tempfile.TemporaryDirectory(prefix="hubgate-sim-") as folder:
+    holder = held_port()  # while the stations start dialling it, until the gateway binds it
+    ocpp_port: int = holder.getsockname()[1]
+    with holder, tempfile.TemporaryDirectory(prefix="hubgate-sim-") as folder:
         listing, errors = Path(folder) / "listing.json", Path(folder) / "stderr.txt"
         argv = [
             sys.executable,
@@ -72,6 +73,7 @@ async def open_sim_process(scenario: Path) -> AsyncIterator[SimProcess]:
             process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr)
         try:
             ports = await _listening(listing, process, errors)
+            holder.close()
             yield SimProcess(process, rewired(loaded.site, ports, ocpp_port, 0))
         finally:
             process.terminate()
