@@ -40,12 +40,26 @@ def run(*args: str | Path, cwd: Path, timeout: float = 120, **env: str) -> str:
     return done.stdout
 
 
+def packed_sources() -> list[Path]:
+    """The files a wheel is built from: the package, the Rust crates, the firmware profiles
+    and the examples (not what running them leaves beside them: caches, the extension)."""
+    folders = ("python/hubgate", "rust", "firmware-profiles", "examples")
+    return [
+        p
+        for folder in folders
+        for p in (ROOT / folder).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".so"
+    ] + [ROOT / "pyproject.toml", ROOT / "Cargo.toml"]
+
+
 @pytest.fixture(scope="session")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A virtual environment without system site-packages, the wheel installed into it with
     its declared dependencies (once per test run)."""
     wheels = list(WHEELS.glob("hubgate-*.whl"))
     assert len(wheels) == 1, f"one wheel expected in {WHEELS}: run `make wheel` first"
+    newer = [p for p in packed_sources() if p.stat().st_mtime > wheels[0].stat().st_mtime]
+    assert not newer, f"{wheels[0].name} is older than {newer[0]}: run `make wheel` first"
     folder = tmp_path_factory.mktemp("wheel-venv")
     venv = folder / "venv"
     run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=folder)
