@@ -6,6 +6,7 @@ until it runs out."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -158,3 +159,19 @@ async def test_fleet_limits_reach_the_site_through_a_leaf_node_and_lapse_when_cu
     finally:
         site.close()
         fleet.close()
+
+
+def test_fleet_status_without_a_gateway_says_none_answered(tmp_path: Path) -> None:
+    """The server's own 'no responders' message to the request is no gateway's answer."""
+    fleet = NatsCluster.start(tmp_path, size=1, jetstream=False)
+    try:
+        done = subprocess.run(
+            [HUBGATE, "fleet", "status", "--server", fleet.urls[0]],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        fleet.close()
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "no gateway answered\n")

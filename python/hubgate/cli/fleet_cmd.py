@@ -9,9 +9,13 @@ import sys
 from typing import Any
 
 import nats
+from nats.js.api import Header
 
 from hubgate.cli.common import EXIT_FAILURE, EXIT_OK
 from hubgate.cluster.fleet import STATUS_SUBJECT
+
+NO_RESPONDERS = "503"
+"""The status of the message a NATS server sends to a request's inbox that nobody answers."""
 
 
 def register(fleet: argparse.ArgumentParser) -> None:
@@ -52,6 +56,8 @@ async def _collect(server: str, wait_s: float) -> list[dict[str, Any]]:
                 msg = await subscription.next_msg(timeout=left)
             except nats.errors.TimeoutError:
                 break
+            if msg.headers and msg.headers.get(Header.STATUS) == NO_RESPONDERS:
+                break  # the server's own answer: no gateway listens on the subject
             answers.append(json.loads(msg.data))
     finally:
         await client.close()
