@@ -37,7 +37,8 @@ from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy, KeyValueConfig
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 
-from tests.support.nats_cluster import LOOPBACK, NatsCluster, free_ports
+from tests.support.nats_cluster import NatsCluster
+from tests.support.ports import LOOPBACK, HeldPorts, free_ports
 
 HUBGATE = str(Path(sys.executable).parent / "hubgate")
 LEASE_S = 2.0
@@ -489,8 +490,9 @@ class HaSite:
         and the EVs are plugged in from the first second, so a simulator started first
         overloads the board on its own until the gateway, still starting, commands (seen
         at a load of ~20: 3-8 s above the limit, the first command at 5 s)."""
+        devices = HeldPorts(4)  # the simulator's, held until it starts
         names = ["cp-2", "cp-4", "meter-grid", "meter-board", "ocpp-a", "ocpp-b"]
-        ports = dict(zip(names, free_ports(len(names)), strict=True))
+        ports = dict(zip(names, devices.ports + free_ports(2), strict=True))
         site = site_file(ports) if site is None else site
         (directory / "site.toml").write_text(site, encoding="utf-8")
         (directory / "scenario.toml").write_text(scenario, encoding="utf-8")
@@ -509,6 +511,7 @@ class HaSite:
             lease.start()
             a.start()
             a.wait_leading()
+            devices.release()
             with (directory / "sim.log").open("wb") as out:
                 sim = subprocess.Popen(
                     [
@@ -524,6 +527,7 @@ class HaSite:
                 )  # fmt: skip
             running = cls(directory, nats, sim, gateways, lease, chargers)
         except BaseException:
+            devices.release()
             a.stop()
             lease.close()
             raise
