@@ -129,8 +129,7 @@ class PlanInFlight:
     def expire(self, now: float) -> None:
         """The round trip in flight is past its deadline: a timeout."""
         master = self._master
-        self._exchange.abandon(self._connection.codec)
-        master._pipelining_failed(self._unit, self._exchange)
+        master._abandon(self._unit, self._exchange, self._connection.codec)
         self._finish(master._timeout(self._unit, master.timeout_s), now)
 
     def _send(self, frames: bytes, now: float) -> None:
@@ -151,11 +150,7 @@ class PlanInFlight:
         return True
 
     def _end(self, step: list[FieldValue] | Response | ResponseRejected, now: float) -> None:
-        if isinstance(step, list):
-            self._finish(step, now)
-        else:
-            assert isinstance(step, ResponseRejected | Response.Exception)
-            self._finish(self._master._failure(self._unit, step), now)
+        self._finish(self._master._plan_outcome(self._unit, step), now)
 
     def _finish(self, outcome: list[FieldValue] | ModbusError, now: float) -> None:
         master, exchange = self._master, self._exchange

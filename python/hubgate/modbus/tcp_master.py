@@ -424,24 +424,19 @@ class TcpMaster:
                     break
                 data = await stream.receive_by(deadline)
                 if data is None:
-                    exchange.abandon(codec)  # late answers are strays
-                    self._pipelining_failed(unit, exchange)
+                    self._abandon(unit, exchange, codec)
                     return self._timeout(unit, timeout_s), rounds
                 if not data:
                     return self._lost(connection, "connection closed by the device"), rounds
                 step = exchange.receive(codec, data)
         except _BROKEN as exc:
             return self._lost(connection, _broken_reason(exc)), rounds
-        except BaseException:  # cut short by an enclosing deadline: late answers are strays
-            exchange.abandon(codec)
-            self._pipelining_failed(unit, exchange)
+        except BaseException:  # cut short by an enclosing deadline
+            self._abandon(unit, exchange, codec)
             raise
         finally:
             self.stray_frames += exchange.strays
-        if isinstance(step, list):
-            return step, rounds
-        assert isinstance(step, ResponseRejected | Response.Exception)
-        return self._failure(unit, step), rounds
+        return self._plan_outcome(unit, step), rounds
 
     async def _plan_on_socket(
         self,
@@ -478,8 +473,7 @@ class TcpMaster:
                     if exchange.missed:
                         readable.miss()
                     if not await readable.in_trio(deadline):
-                        exchange.abandon(codec)  # late answers are strays
-                        self._pipelining_failed(unit, exchange)
+                        self._abandon(unit, exchange, codec)
                         return self._timeout(unit, timeout_s)
                     now = trio.current_time()
                     continue
@@ -489,16 +483,20 @@ class TcpMaster:
                     break
         except _BROKEN as exc:
             return self._lost(connection, _broken_reason(exc))
-        except BaseException:  # cut short by an enclosing deadline: late answers are strays
-            exchange.abandon(codec)
-            self._pipelining_failed(unit, exchange)
+        except BaseException:  # cut short by an enclosing deadline
+            self._abandon(unit, exchange, codec)
             raise
         finally:
             self.stray_frames += exchange.strays
-        if isinstance(step, list):
-            return step
         if step == b"":
             return self._lost(connection, "connection closed by the device")
+        return self._plan_outcome(unit, step)
+
+    def _plan_outcome(self, unit: int, step: object) -> list[FieldValue] | ModbusError:
+        """What the step that ended a plan with `unit` says: its fields' values, or the error
+        of an exchange that ended badly (`_failure`)."""
+        if isinstance(step, list):
+            return step
         assert isinstance(step, ResponseRejected | Response.Exception)
         return self._failure(unit, step)
 
@@ -530,9 +528,11 @@ class TcpMaster:
         else:
             stats.record_error()
 
-    def _pipelining_failed(self, unit: int, exchange: PlanExchange) -> None:
-        """A device that answered some of its pipelined requests, then not the others
-        before the deadline, is read one request at a time from now on."""
+    def _abandon(self, unit: int, exchange: PlanExchange, codec: TcpClientCodec) -> None:
+        """Give up a plan before it ended (its deadline, or cut short): answers still to
+        come are strays; a device that answered some of its pipelined requests, then not
+        the others, is read one request at a time from now on."""
+        exchange.abandon(codec)
         if exchange.window > 1 and exchange.answered and unit not in self._one_at_a_time:
             self._one_at_a_time.add(unit)
             log.warning(
