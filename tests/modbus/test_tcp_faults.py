@@ -10,6 +10,8 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 import trio
@@ -20,8 +22,9 @@ from hubgate.backoff import Backoff
 from hubgate.control.cycle import Failed, gather_by_deadline
 from hubgate.modbus.errors import ModbusConnectionError, ModbusTimeoutError
 from hubgate.modbus.master import ModbusDevice
-from hubgate.modbus.socket_link import Connect, Link, SocketLink
-from hubgate.modbus.tcp_master import open_tcp_master
+from hubgate.modbus.reconnect import DEFAULT_BACKOFF
+from hubgate.modbus.socket_link import Link, SocketLink
+from hubgate.modbus.tcp_master import TcpMaster, open_tcp_master
 from tests.support.modbus_faults import (
     FIRST_ANSWER_FAULTS,
     REGISTERS,
@@ -53,6 +56,38 @@ async def read(device: ModbusDevice, address: int, count: int, via: str) -> list
     values = await device.read_plan(plan)
     assert all(isinstance(v, int) for v in values)
     return values  # type: ignore[return-value]
+
+
+@asynccontextmanager
+async def memory_master(
+    behaviour: Behaviour | None = None,
+    *,
+    timeout_s: float = 1.0,
+    retries: int = 1,
+    backoff: Backoff = DEFAULT_BACKOFF,
+    refusal: int = errno.ECONNREFUSED,
+) -> AsyncIterator[tuple[MemoryDevices, TcpMaster]]:
+    """A master of a device at PORT in memory (`MemoryDevices`, for the mock clock), the
+    device serving with `behaviour` (None: not yet; a connection then fails with `refusal`:
+    ECONNREFUSED, the device's host refuses; EHOSTUNREACH, nothing answers)."""
+    async with trio.open_nursery() as nursery:
+        devices = MemoryDevices(nursery)
+        if behaviour is not None:
+            devices.serve(PORT, behaviour)
+
+        async def connect(host: str, port: int) -> Link:
+            try:
+                return await devices.connect(host, port)
+            except ConnectionRefusedError:
+                if refusal == errno.ECONNREFUSED:
+                    raise
+                raise OSError(refusal, f"{host}:{port}: {os.strerror(refusal)}") from None
+
+        async with open_tcp_master(
+            "device", PORT, timeout_s=timeout_s, retries=retries, backoff=backoff, connect=connect
+        ) as master:
+            yield devices, master
+        nursery.cancel_scope.cancel()
 
 
 @PATHS
@@ -90,24 +125,18 @@ async def test_one_retry_recovers_from_a_fault_while_a_healthy_device_reads(
 async def test_late_answer_is_dropped_by_transaction_id(
     autojump_clock: trio.testing.MockClock, via: str
 ) -> None:
-    async with trio.open_nursery() as nursery:
-        devices = MemoryDevices(nursery)
-        devices.serve(PORT, late(0.45))
-        async with open_tcp_master(
-            "device", PORT, timeout_s=0.3, retries=0, connect=devices.connect
-        ) as master:
-            device = ModbusDevice(master, 1)
-            start = trio.current_time()
-            with pytest.raises(ModbusTimeoutError, match=r"no answer from .*/1 within 0.3 s"):
-                await read(device, 0, 2, via)
-            assert trio.current_time() - start == pytest.approx(0.3)
-            # The device answers the first request late, then this one: the stale
-            # answer must not be taken for this request's.
-            assert await read(device, 30, 2, via) == REGISTERS[30:32]
-            assert trio.current_time() - start == pytest.approx(0.45)
-            assert master.stray_frames == 1
-            assert (device.stats.timeouts, device.stats.ok) == (1, 1)
-        nursery.cancel_scope.cancel()
+    async with memory_master(late(0.45), timeout_s=0.3, retries=0) as (_, master):
+        device = ModbusDevice(master, 1)
+        start = trio.current_time()
+        with pytest.raises(ModbusTimeoutError, match=r"no answer from .*/1 within 0.3 s"):
+            await read(device, 0, 2, via)
+        assert trio.current_time() - start == pytest.approx(0.3)
+        # The device answers the first request late, then this one: the stale
+        # answer must not be taken for this request's.
+        assert await read(device, 30, 2, via) == REGISTERS[30:32]
+        assert trio.current_time() - start == pytest.approx(0.45)
+        assert master.stray_frames == 1
+        assert (device.stats.timeouts, device.stats.ok) == (1, 1)
 
 
 async def test_a_dead_device_delays_nobody_beyond_its_own_deadline(
@@ -151,69 +180,41 @@ async def test_a_dead_device_delays_nobody_beyond_its_own_deadline(
 async def test_an_outer_deadline_cancels_a_request_cleanly(
     autojump_clock: trio.testing.MockClock, via: str
 ) -> None:
-    async with trio.open_nursery() as nursery:
-        devices = MemoryDevices(nursery)
-        devices.serve(PORT, silent)
-        async with open_tcp_master("device", PORT, timeout_s=10, connect=devices.connect) as master:
-            start = trio.current_time()
-            with trio.move_on_after(0.1) as scope:
-                await read(ModbusDevice(master, 1), 0, 1, via)
-            assert scope.cancelled_caught
-            assert trio.current_time() - start == pytest.approx(0.1)
-            connection = master._connection
-            assert connection is not None
-            assert connection.codec.pending == 0
-        nursery.cancel_scope.cancel()
+    async with memory_master(silent, timeout_s=10) as (_, master):
+        start = trio.current_time()
+        with trio.move_on_after(0.1) as scope:
+            await read(ModbusDevice(master, 1), 0, 1, via)
+        assert scope.cancelled_caught
+        assert trio.current_time() - start == pytest.approx(0.1)
+        connection = master._connection
+        assert connection is not None
+        assert connection.codec.pending == 0
 
 
 async def test_refused_connection_backs_off_then_recovers_when_the_device_returns(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with trio.open_nursery() as nursery:
-        devices = MemoryDevices(nursery)
-        async with open_tcp_master(
-            "device",
-            PORT,
-            timeout_s=0.5,
-            retries=0,
-            backoff=Backoff(initial_s=0.3, jitter=0),
-            connect=devices.connect,
-        ) as master:
-            device = ModbusDevice(master, 1)
-            start = trio.current_time()
-            with pytest.raises(ModbusConnectionError, match="cannot connect"):
-                await device.read_registers(0, 1)
-            assert trio.current_time() == start
-            # The next attempt is 0.3 s away, inside this request's deadline: it waits and fails again.
-            with pytest.raises(ModbusConnectionError, match="cannot connect"):
-                await device.read_registers(0, 1)
-            assert trio.current_time() - start == pytest.approx(0.3)
-            # Now 0.6 s away, past a 0.1 s deadline: it fails at once, saying when it retries.
-            with pytest.raises(ModbusConnectionError, match=r"next attempt in 0\.60 s"):
-                await device.read_registers(0, 1, timeout_s=0.1)
-            assert trio.current_time() - start == pytest.approx(0.3)
-            assert device.stats.errors == 3
-            devices.serve(PORT, answer)
-            await trio.sleep(0.6)  # on the mock clock
-            assert await device.read_registers(0, 2) == REGISTERS[:2]
-            assert trio.current_time() - start == pytest.approx(0.9)
-            assert master.connections_opened == 1
-        nursery.cancel_scope.cancel()
-
-
-def behind(devices: MemoryDevices, code: int) -> Connect:
-    """`devices.connect`, a port nobody serves failing with `code` (ECONNREFUSED: the
-    device's host refuses; EHOSTUNREACH: nothing answers)."""
-
-    async def connect(host: str, port: int) -> Link:
-        try:
-            return await devices.connect(host, port)
-        except ConnectionRefusedError:
-            if code == errno.ECONNREFUSED:
-                raise
-            raise OSError(code, f"{host}:{port}: {os.strerror(code)}") from None
-
-    return connect
+    backoff = Backoff(initial_s=0.3, jitter=0)
+    async with memory_master(timeout_s=0.5, retries=0, backoff=backoff) as (devices, master):
+        device = ModbusDevice(master, 1)
+        start = trio.current_time()
+        with pytest.raises(ModbusConnectionError, match="cannot connect"):
+            await device.read_registers(0, 1)
+        assert trio.current_time() == start
+        # The next attempt is 0.3 s away, inside this request's deadline: it waits and fails again.
+        with pytest.raises(ModbusConnectionError, match="cannot connect"):
+            await device.read_registers(0, 1)
+        assert trio.current_time() - start == pytest.approx(0.3)
+        # Now 0.6 s away, past a 0.1 s deadline: it fails at once, saying when it retries.
+        with pytest.raises(ModbusConnectionError, match=r"next attempt in 0\.60 s"):
+            await device.read_registers(0, 1, timeout_s=0.1)
+        assert trio.current_time() - start == pytest.approx(0.3)
+        assert device.stats.errors == 3
+        devices.serve(PORT, answer)
+        await trio.sleep(0.6)  # on the mock clock
+        assert await device.read_registers(0, 2) == REGISTERS[:2]
+        assert trio.current_time() - start == pytest.approx(0.9)
+        assert master.connections_opened == 1
 
 
 @pytest.mark.parametrize(
@@ -229,28 +230,22 @@ async def test_a_refusing_device_is_dialled_every_second_an_unreachable_one_back
 ) -> None:
     """A charger that reboots refuses until its server listens: however long it refused, it
     is read within `REFUSED_RETRY_S` of listening, not at the end of a backoff grown to 10 s."""
-    async with trio.open_nursery() as nursery:
-        devices = MemoryDevices(nursery)
-        async with open_tcp_master(
-            "device",
-            PORT,
-            timeout_s=0.5,
-            retries=0,
-            backoff=Backoff(initial_s=0.2, maximum_s=10.0, jitter=0),
-            connect=behind(devices, code),
-        ) as master:
-            device = ModbusDevice(master, 1)
-            failed_at = []
-            for _ in range(len(gaps) + 1):
-                with pytest.raises(ModbusConnectionError, match="cannot connect"):
-                    await device.read_registers(0, 1, timeout_s=20)
-                failed_at.append(trio.current_time())
-            assert [b - a for a, b in itertools.pairwise(failed_at)] == pytest.approx(gaps)
-            devices.serve(PORT, answer)
-            back = trio.current_time()
-            assert await device.read_registers(0, 2, timeout_s=20) == REGISTERS[:2]
-            assert trio.current_time() - back == pytest.approx(gaps[-1])
-        nursery.cancel_scope.cancel()
+    backoff = Backoff(initial_s=0.2, maximum_s=10.0, jitter=0)
+    async with memory_master(timeout_s=0.5, retries=0, backoff=backoff, refusal=code) as (
+        devices,
+        master,
+    ):
+        device = ModbusDevice(master, 1)
+        failed_at = []
+        for _ in range(len(gaps) + 1):
+            with pytest.raises(ModbusConnectionError, match="cannot connect"):
+                await device.read_registers(0, 1, timeout_s=20)
+            failed_at.append(trio.current_time())
+        assert [b - a for a, b in itertools.pairwise(failed_at)] == pytest.approx(gaps)
+        devices.serve(PORT, answer)
+        back = trio.current_time()
+        assert await device.read_registers(0, 2, timeout_s=20) == REGISTERS[:2]
+        assert trio.current_time() - back == pytest.approx(gaps[-1])
 
 
 async def test_a_refused_connection_on_loopback_is_a_refusal() -> None:
@@ -264,63 +259,46 @@ async def test_dial_again_forgets_the_backoff_of_a_device_out_of_reach(
 ) -> None:
     """A gateway that takes the lead dials at once a device it could not reach (the old
     leader's side of a partition), not at the end of a backoff grown to its ceiling."""
-    async with trio.open_nursery() as nursery:
-        devices = MemoryDevices(nursery)
-        async with open_tcp_master(
-            "device",
-            PORT,
-            timeout_s=0.5,
-            retries=0,
-            backoff=Backoff(initial_s=0.2, maximum_s=10.0, jitter=0),
-            connect=behind(devices, errno.EHOSTUNREACH),
-        ) as master:
-            device = ModbusDevice(master, 1)
-            for _ in range(7):  # 0.2, 0.4, ... 10 s apart
-                with pytest.raises(ModbusConnectionError, match="cannot connect"):
-                    await device.read_registers(0, 1, timeout_s=20)
-            devices.serve(PORT, answer)
-            with pytest.raises(ModbusConnectionError, match=r"next attempt in 10\.00 s"):
-                await device.read_registers(0, 1, timeout_s=1)
-            master.dial_again()
-            start = trio.current_time()
-            assert await device.read_registers(0, 2, timeout_s=1) == REGISTERS[:2]
-            assert trio.current_time() == start
-        nursery.cancel_scope.cancel()
+    backoff = Backoff(initial_s=0.2, maximum_s=10.0, jitter=0)
+    async with memory_master(
+        timeout_s=0.5, retries=0, backoff=backoff, refusal=errno.EHOSTUNREACH
+    ) as (devices, master):
+        device = ModbusDevice(master, 1)
+        for _ in range(7):  # 0.2, 0.4, ... 10 s apart
+            with pytest.raises(ModbusConnectionError, match="cannot connect"):
+                await device.read_registers(0, 1, timeout_s=20)
+        devices.serve(PORT, answer)
+        with pytest.raises(ModbusConnectionError, match=r"next attempt in 10\.00 s"):
+            await device.read_registers(0, 1, timeout_s=1)
+        master.dial_again()
+        start = trio.current_time()
+        assert await device.read_registers(0, 2, timeout_s=1) == REGISTERS[:2]
+        assert trio.current_time() == start
 
 
 @PATHS
 async def test_a_device_that_never_answers_times_out_every_attempt(
     autojump_clock: trio.testing.MockClock, via: str
 ) -> None:
-    async with trio.open_nursery() as nursery:
-        devices = MemoryDevices(nursery)
-        devices.serve(PORT, silent)
-        async with open_tcp_master(
-            "device", PORT, timeout_s=0.1, retries=2, connect=devices.connect
-        ) as master:
-            device = ModbusDevice(master, 1)
-            start = trio.current_time()
-            with pytest.raises(ModbusTimeoutError):
-                await read(device, 0, 1, via)
-            assert trio.current_time() - start == pytest.approx(0.3)
-            assert (device.stats.requests, device.stats.timeouts) == (3, 3)
-            assert master.connections_opened == 1
-        nursery.cancel_scope.cancel()
+    async with memory_master(silent, timeout_s=0.1, retries=2) as (_, master):
+        device = ModbusDevice(master, 1)
+        start = trio.current_time()
+        with pytest.raises(ModbusTimeoutError):
+            await read(device, 0, 1, via)
+        assert trio.current_time() - start == pytest.approx(0.3)
+        assert (device.stats.requests, device.stats.timeouts) == (3, 3)
+        assert master.connections_opened == 1
 
 
 @PATHS
 async def test_a_device_closing_idle_connections_costs_one_quick_retry(
     autojump_clock: trio.testing.MockClock, via: str
 ) -> None:
-    async with trio.open_nursery() as nursery:
-        devices = MemoryDevices(nursery)
-        devices.serve(PORT, answer_then_close)
-        async with open_tcp_master("device", PORT, retries=1, connect=devices.connect) as master:
-            device = ModbusDevice(master, 1)
-            start = trio.current_time()
-            for address in range(5):
-                assert await read(device, address, 1, via) == REGISTERS[address : address + 1]
-            assert trio.current_time() == start  # the retries reconnect at once: no backoff
-            assert master.connections_opened == 5
-            assert (device.stats.ok, device.stats.errors) == (5, 4)
-        nursery.cancel_scope.cancel()
+    async with memory_master(answer_then_close) as (_, master):
+        device = ModbusDevice(master, 1)
+        start = trio.current_time()
+        for address in range(5):
+            assert await read(device, address, 1, via) == REGISTERS[address : address + 1]
+        assert trio.current_time() == start  # the retries reconnect at once: no backoff
+        assert master.connections_opened == 5
+        assert (device.stats.ok, device.stats.errors) == (5, 4)
