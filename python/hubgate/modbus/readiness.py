@@ -56,6 +56,12 @@ SLICE_S = 0.02
 """About the longest the other tasks of the run are kept waiting by brief blocks in a row."""
 SKIP_AFTER_MISSES = 64
 """Waits the Trio way once more than half of a socket's recent brief blocks missed."""
+BLOCK_FLOOR_S = 0.005
+"""The shortest brief block: a `poll` that ends before the kernel's next tick (4 ms at
+HZ 250) arms the timer hardware for its end, and on a virtual machine that is a trip to
+the hypervisor (6 to 11 us of CPU per request measured on this project's VM, more than a
+third of a loopback request); one of a tick or more costs nothing more when the answer
+comes first. The slice and the deadlines still bound it."""
 _FIRST_GUESS_S = 0.001
 """How long a new socket's answers are taken to take."""
 _POLL_MS = 1000.0
@@ -117,7 +123,7 @@ class Readable:
         if not within:
             return None if within is None else False
         began = time.perf_counter()
-        if events := self._poll.poll(min(within, 2.0 * self.answer_s) * _POLL_MS):
+        if events := self._poll.poll(min(within, self.block_s) * _POLL_MS):
             if events[0][1] & select.POLLNVAL:
                 return None  # closed: Trio's wait raises the error it names
             self.caught(time.perf_counter() - began)
@@ -127,10 +133,16 @@ class Readable:
         self.miss()
         return None
 
+    @property
+    def block_s(self) -> float:
+        """How long one brief block waits at most: twice `answer_s`, `BLOCK_FLOOR_S` at
+        least (within the `window`)."""
+        return max(2.0 * self.answer_s, BLOCK_FLOOR_S)
+
     def window(self, deadline: float, now: float) -> float | None:
         """How long brief blocks may wait for this socket from `now` (Trio's clock, s),
-        each at most twice `answer_s`: None when the wait is Trio's to make (`in_trio`),
-        0.0 when `deadline` passed. The caller records how they went (`caught`, `miss`)."""
+        each at most `block_s`: None when the wait is Trio's to make (`in_trio`), 0.0 when
+        `deadline` passed. The caller records how they went (`caught`, `miss`)."""
         if self._skip:
             self._skip -= 1
             return None
@@ -155,7 +167,8 @@ class Readable:
         self.brief_answers += 1
 
     def miss(self) -> None:
-        """A brief block of twice `answer_s` ended without an answer: Trio's wait follows."""
+        """A brief block ended without an answer (within twice `answer_s` or longer):
+        Trio's wait follows."""
         self.answer_s += (self.answer_s * 2.0 - self.answer_s) / 8.0  # at least that long
         self.miss_rate += (1.0 - self.miss_rate) / 8.0
         if self.miss_rate > 0.5:

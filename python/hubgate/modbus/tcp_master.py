@@ -463,9 +463,7 @@ class TcpMaster:
                 within = readable.window(deadline, now)
                 began = time.perf_counter()
                 sent = exchange.rounds
-                step = exchange.run_on(
-                    codec, fd, 2.0 * readable.answer_s, within or 0.0, guard is None
-                )
+                step = exchange.run_on(codec, fd, readable.block_s, within or 0.0, guard is None)
                 rounds = exchange.rounds
                 if rounds > sent and rounds > 1:  # a later round trip: its own timeout
                     deadline = trio.current_time() + timeout_s

@@ -84,8 +84,8 @@ impl PlanExchange {
     ///
     /// Returns what `receive` does once the plan ended (the fields' values, a
     /// `Response.Exception` or a `ResponseRejected`); `None` when it waits for
-    /// an answer (`missed`: a wait ran out, else the time did: wait until the
-    /// socket is readable, then call again); `True` when frames are due and
+    /// an answer (`missed`: a wait ran out, else there was no time to wait:
+    /// wait until the socket is readable, then call again); `True` when frames are due and
     /// `chain` is false (call again to send them); `b""` when the device closed
     /// the connection. Raises `OSError` (the socket) and `FrameError` (a bad
     /// MBAP header: close the connection).
@@ -146,8 +146,10 @@ impl PlanExchange {
             }
             if !readable && self.scratch.is_empty() {
                 let left = within.saturating_sub(began.elapsed());
-                let wait = Duration::try_from_secs_f64(wait_s).unwrap_or(Duration::ZERO);
-                if wait.is_zero() || wait > left {
+                let wait = Duration::try_from_secs_f64(wait_s)
+                    .unwrap_or(Duration::ZERO)
+                    .min(left);
+                if wait.is_zero() {
                     return Ok(py.None().into_bound(py));
                 }
                 let millis = i32::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
