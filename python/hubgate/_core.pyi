@@ -441,7 +441,7 @@ class PlanExchange:
         loop: send the frames due, take what arrives (each wait a `poll` of at most
         `wait_s`, the GIL released, none past `within_s`), send what the answers let out
         (only when `chain`). Returns as `receive` once the plan ended; `None` while an
-        answer is awaited (`missed` if a wait ran out); `True` when frames fell due and
+        answer is awaited (`missed` if a whole `wait_s` ran out); `True` when frames fell due and
         not `chain` (call again to send them); `b""` when the device closed the
         connection. Raise `OSError` and `FrameError` (close the connection)."""
     def abandon(self, codec: TcpClientCodec) -> None:
@@ -460,7 +460,7 @@ class PlanExchange:
         """Sends `run_on` made so far."""
     @property
     def missed(self) -> bool:
-        """The last `run_on` returned `None` after a wait that ran out."""
+        """The last `run_on` returned `None` after a whole `wait_s` without an answer."""
 
 @final
 class RtuClientCodec:

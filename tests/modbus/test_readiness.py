@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -147,6 +148,29 @@ async def test_the_run_queue_is_counted_as_trios_statistics_count_it(
             assert tasks_runnable() == trio.lowlevel.current_statistics().tasks_runnable == 3
             monkeypatch.setattr(readiness, "_RUN_CONTEXT", None)
             assert tasks_runnable() == 3
+
+
+async def test_no_brief_block_runs_past_another_tasks_timer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another task's sleep bounds the block (it ends on time, not at the block's or the
+    slice's end), read from Trio's runner or from its public statistics; a block cut short
+    by it is no miss of the socket."""
+    with socket_pair() as (ours, _theirs), trio.fail_after(10):
+        readable = Readable(ours)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.sleep, 0.002)
+            await trio.testing.wait_all_tasks_blocked()
+            for run_state in (readiness._RUN_CONTEXT, None):
+                monkeypatch.setattr(readiness, "_RUN_CONTEXT", run_state)
+                now = trio.current_time()
+                due = readiness.next_timer()
+                assert due <= now + 0.002
+                readiness._LAST_PASS.at = time.perf_counter()  # a fresh slice
+                within = readable.window(now + 5, now)
+                assert within is None or 0 < within <= due - now  # None: due already
+                assert readable.briefly(trio.current_time() + 5) is None  # no answer comes
+                assert readable.miss_rate == 0.0
 
 
 async def test_a_peer_served_by_the_same_run_is_waited_for_in_trio() -> None:

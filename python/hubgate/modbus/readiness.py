@@ -26,9 +26,12 @@ thread's call) waits for the block's end, as behind a task that computes for as 
 - not while another task is runnable (`tasks_runnable`: Trio's run queue; the tasks
   of the scheduler's current pass that have not run yet are in no queue, so those may
   wait one block);
-- never past `deadline` or the enclosing cancel scope's deadline, nor once cancelled.
-The brief block is a plain `poll` (or `PlanExchange.run_on`'s); the run queue's length
-is the one thing read from Trio's internals, with the public statistics as fallback.
+- never past `deadline`, the enclosing cancel scope's deadline or any other task's
+  (`next_timer`: a sleep ends on time), nor once cancelled.
+Each block waits at least `BLOCK_FLOOR_S` when the window allows (a shorter `poll`
+costs the kernel a timer of its own). The brief block is a plain `poll` (or
+`PlanExchange.run_on`'s); the run queue's length and the first deadline are read from
+Trio's runner, with the public statistics as fallback.
 """
 
 from __future__ import annotations
@@ -66,6 +69,19 @@ _FIRST_GUESS_S = 0.001
 """How long a new socket's answers are taken to take."""
 _POLL_MS = 1000.0
 """`poll` counts whole milliseconds (rounding up)."""
+
+
+def next_timer() -> float:
+    """When the first deadline of this thread's Trio run falls due (any task's sleep or
+    cancel scope; Trio's clock, inf: none): a brief block must not run past it. Read from
+    Trio's runner (the first entry of its heap, 0.3 us); the public statistics, which
+    first count every socket Trio waits on, where the runner is not as expected."""
+    try:
+        deadline: float = _RUN_CONTEXT.runner.deadlines.next_deadline()
+    except AttributeError:
+        statistics = trio.lowlevel.current_statistics()
+        return trio.current_time() + statistics.seconds_to_next_deadline
+    return deadline
 
 
 def tasks_runnable() -> int:
@@ -123,14 +139,16 @@ class Readable:
         if not within:
             return None if within is None else False
         began = time.perf_counter()
-        if events := self._poll.poll(min(within, self.block_s) * _POLL_MS):
+        block = self.block_s
+        if events := self._poll.poll(min(within, block) * _POLL_MS):
             if events[0][1] & select.POLLNVAL:
                 return None  # closed: Trio's wait raises the error it names
             self.caught(time.perf_counter() - began)
             return True
         if deadline <= trio.current_time() and deadline < trio.current_effective_deadline():
             return False
-        self.miss()
+        if within >= block:  # else cut short by the window (a timer due): not a miss
+            self.miss()
         return None
 
     @property
@@ -158,7 +176,10 @@ class Readable:
             until = deadline
         if tasks_runnable():
             return None  # another task's turn: Trio's wait
-        return min(left, until - now)
+        timer = next_timer()
+        if timer <= now:
+            return None  # a sleep or a scope of another task is due: its turn
+        return min(left, until - now, timer - now)
 
     def caught(self, seconds: float) -> None:
         """A brief block caught the answer after `seconds`."""

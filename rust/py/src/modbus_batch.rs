@@ -84,9 +84,9 @@ impl PlanExchange {
     ///
     /// Returns what `receive` does once the plan ended (the fields' values, a
     /// `Response.Exception` or a `ResponseRejected`); `None` when it waits for
-    /// an answer (`missed`: a wait ran out, else there was no time to wait:
-    /// wait until the socket is readable, then call again); `True` when frames are due and
-    /// `chain` is false (call again to send them); `b""` when the device closed
+    /// an answer (`missed`: a whole wait of `wait_s` ran out, else `within_s`
+    /// did: wait until the socket is readable, then call again); `True` when
+    /// frames are due and `chain` is false (call again to send them); `b""` when the device closed
     /// the connection. Raises `OSError` (the socket) and `FrameError` (a bad
     /// MBAP header: close the connection).
     fn run_on<'py>(
@@ -146,15 +146,14 @@ impl PlanExchange {
             }
             if !readable && self.scratch.is_empty() {
                 let left = within.saturating_sub(began.elapsed());
-                let wait = Duration::try_from_secs_f64(wait_s)
-                    .unwrap_or(Duration::ZERO)
-                    .min(left);
+                let block = Duration::try_from_secs_f64(wait_s).unwrap_or(Duration::ZERO);
+                let wait = block.min(left);
                 if wait.is_zero() {
                     return Ok(py.None().into_bound(py));
                 }
                 let millis = i32::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
                 if !poll_readable(py, fd, millis)? {
-                    self.missed = true;
+                    self.missed = wait == block; // else the time ran out first
                     return Ok(py.None().into_bound(py));
                 }
                 readable = true;
@@ -226,8 +225,8 @@ impl PlanExchange {
         self.rounds
     }
 
-    /// The last `run_on` returned `None` after a wait without an answer (not
-    /// because its time ran out first).
+    /// The last `run_on` returned `None` after a whole wait of `wait_s` without
+    /// an answer (not because `within_s` ran out first).
     #[getter]
     fn missed(&self) -> bool {
         self.missed
