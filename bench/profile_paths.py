@@ -4,6 +4,7 @@
     python bench/profile_paths.py modbus-250 20              # 250 devices read together
     python bench/profile_paths.py ocpp 1000 20 10            # listener, 1,000 stations, 10x rate
     python bench/profile_paths.py cycle 0.1 20               # the gateway, depot-500, 100 ms cycle
+    python bench/profile_paths.py cycle 0.1 20 2             # ... its Modbus devices in 2 workers
     python bench/profile_paths.py --out DIR cycle 1.0 30     # the collapsed stacks into DIR
 
 Each runs the same load as its benchmark (bench/test_bench_modbus_transport.py,
@@ -129,9 +130,10 @@ def ocpp(stations: int, seconds: float, speedup: float, out_dir: Path) -> Path:
     return out
 
 
-def cycle(cycle_s: float, seconds: float, out_dir: Path) -> Path:
+def cycle(cycle_s: float, seconds: float, out_dir: Path, device_workers: int = 0) -> Path:
     """The gateway in this process controlling the 500-connector depot served by the
-    simulator in its own (bench/test_bench_control_loop.py), sampled over `seconds`."""
+    simulator in its own (bench/test_bench_control_loop.py; its Modbus devices from
+    `device_workers` processes), sampled over `seconds`."""
     sys.path.insert(0, str(BENCH.parent))
     from bench.test_bench_control_loop import SCENARIO
     from hubgate.benchmarking import end_to_end
@@ -146,6 +148,7 @@ def cycle(cycle_s: float, seconds: float, out_dir: Path) -> Path:
         cycles=max(3, int(seconds / cycle_s)),
         cycle_s=cycle_s,
         on_window=lambda: started.append(record(os.getpid(), seconds, out)),
+        device_workers=device_workers,
     )
     started[0].wait(60)
     print(run.as_json())
@@ -161,7 +164,8 @@ def main(argv: list[str]) -> None:
         out_dir = Path(tempfile.mkdtemp(prefix="hubgate-profile-"))
     case = argv[0]
     if case == "cycle":
-        out = cycle(float(argv[1]), float(argv[2]), out_dir)
+        workers = int(argv[3]) if len(argv) > 3 else 0
+        out = cycle(float(argv[1]), float(argv[2]), out_dir, workers)
     elif case.startswith("modbus"):
         out = modbus(case, float(argv[1]), out_dir)
     else:

@@ -23,9 +23,9 @@ ALFEN_LIMIT = 1210
 SDM_CURRENTS = 0x0006
 
 
-def _start(folder: Path, events: str = "") -> Iterator[SiteThread]:
+def _start(folder: Path, events: str = "", device_workers: int = 0) -> Iterator[SiteThread]:
     loaded = load_scenario(write_wire_scenario(folder, events))
-    with site_thread(loaded, ports_auto=True) as running:
+    with site_thread(loaded, ports_auto=True, device_workers=device_workers) as running:
         yield running
 
 
@@ -146,7 +146,10 @@ def test_a_connected_master_feeds_the_watchdog_on_its_own_clock(wire: SiteThread
         master.close()
 
 
-def test_scenario_events_act_on_the_wire(tmp_path: Path) -> None:
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("device_workers", [0, 2])
+def test_scenario_events_act_on_the_wire(tmp_path: Path, device_workers: int) -> None:
+    """Also with the boxes served by two worker processes (`sim.device_workers`)."""
     events = """
 [[events]]
 at_s = 10
@@ -166,7 +169,7 @@ kind = "grid-limit"
 percent = 30
 duration_s = 20
 """
-    for running in _start(tmp_path, events):
+    for running in _start(tmp_path, events, device_workers):
         grid_box = client(_port(running, "grid-operator"))
         assert grid_box.read_holding_registers(0, count=1).registers == [100]
         running.advance(12)

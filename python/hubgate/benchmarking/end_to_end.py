@@ -98,12 +98,14 @@ def measure_cycle(
     cycles: int,
     cycle_s: float | None = None,
     on_window: Callable[[], object] | None = None,
+    device_workers: int = 0,
 ) -> CycleRun:
     """Serve `scenario`'s site from a child simulator, control it from this process and
     measure `cycles` cycles after `settle_s` of settling (see the module docstring);
     `cycle_s`: another control cycle than the site's; `on_window`: called as the window
-    starts (e.g. to start a profiler)."""
-    return trio.run(_run, scenario, settle_s, cycles, cycle_s, on_window)
+    starts (e.g. to start a profiler); `device_workers`: the simulator's Modbus devices
+    served from that many processes of its own (`hubgate sim --device-workers`)."""
+    return trio.run(_run, scenario, settle_s, cycles, cycle_s, on_window, device_workers)
 
 
 async def _run(
@@ -112,8 +114,9 @@ async def _run(
     cycles: int,
     cycle_s: float | None,
     on_window: Callable[[], object] | None,
+    device_workers: int,
 ) -> CycleRun:
-    async with open_sim_process(scenario) as served:
+    async with open_sim_process(scenario, device_workers) as served:
         site = served.site
         if cycle_s is not None:
             control = site.control.model_copy(update={"cycle_s": cycle_s})

@@ -119,6 +119,14 @@ def register(sim: argparse.ArgumentParser) -> None:
         "--listing", type=Path, help="with --serve: write where each device listens as JSON"
     )
     sim.add_argument(
+        "--device-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --serve: serve the Modbus devices from N child processes, each a share on "
+        "its own ports (default: 0, from this one)",
+    )
+    sim.add_argument(
         "--meter-values",
         type=_duration,
         default=60.0,
@@ -154,6 +162,7 @@ def _serve(args: argparse.Namespace, loaded: LoadedScenario, duration: float) ->
             csms_url=args.csms,
             meter_values_s=args.meter_values,
             writes=args.writes,
+            device_workers=args.device_workers,
         )
     except ValueError as error:
         print(f"hubgate sim: {error}", file=sys.stderr)
@@ -218,8 +227,16 @@ def _interruptible() -> Iterator[None]:
 def _simulate_scenario(args: argparse.Namespace) -> int:
     loaded = load_scenario(example_path(args.scenario, "scenarios"))
     duration = args.duration or loaded.scenario.scenario.duration_s
-    if not args.serve and (args.csms or args.listing or args.writes or args.ports != "site"):
-        print("hubgate sim: --csms, --listing, --writes and --ports need --serve", file=sys.stderr)
+    if not args.serve and (
+        args.csms or args.listing or args.writes or args.ports != "site" or args.device_workers
+    ):
+        print(
+            "hubgate sim: --csms, --listing, --writes, --ports and --device-workers need --serve",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    if args.device_workers < 0:
+        print("hubgate sim: --device-workers takes 0 or more", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.serve and args.compare:
         print("hubgate sim: --compare runs in-process, not with --serve", file=sys.stderr)

@@ -44,8 +44,9 @@ class SimProcess:
 
 
 @asynccontextmanager
-async def open_sim_process(scenario: Path) -> AsyncIterator[SimProcess]:
-    """Start the child for `scenario`, yield once it listens; terminate it at the end."""
+async def open_sim_process(scenario: Path, device_workers: int = 0) -> AsyncIterator[SimProcess]:
+    """Start the child for `scenario` (its Modbus devices served by `device_workers` child
+    processes of its own, or by itself), yield once it listens; terminate it at the end."""
     loaded = load_scenario(scenario)
     holder = held_port()  # while the stations start dialling it, until the gateway binds it
     ocpp_port: int = holder.getsockname()[1]
@@ -68,6 +69,8 @@ async def open_sim_process(scenario: Path) -> AsyncIterator[SimProcess]:
             "10",
             "--status-every",
             "86400",
+            "--device-workers",
+            str(device_workers),
         ]
         with errors.open("wb") as stderr:
             process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr)

@@ -12,6 +12,7 @@ output.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hubgate.config.model import ModbusEndpoint
@@ -47,6 +48,9 @@ class FedDevice:
 
     device: SimulatedDevice
     last: dict[str, float | str] = field(default_factory=dict)
+    forward: Callable[[str, float | str], None] | None = None
+    """Where the values go instead of `device` when another process serves it
+    (`hubgate.sim.device_workers`)."""
 
     def has(self, quantity: Quantity) -> bool:
         """Whether the profile has this field."""
@@ -59,7 +63,10 @@ class FedDevice:
         self.last[quantity] = value
         if isinstance(value, float):
             value = self._fit(quantity, value)
-        self.device.set(quantity, value)
+        if self.forward is not None:
+            self.forward(quantity, value)
+        else:
+            self.device.set(quantity, value)
 
     def _fit(self, quantity: Quantity, value: float) -> float:
         """Clamp to what the register can hold (an unsigned current cannot be negative)."""

@@ -6,13 +6,15 @@ gateway's Trio code). Each step it hands the physics what the devices apply
 profiles), steps it, then feeds every register and station from it. Scenario
 events reach the wire: a charger that goes offline closes its server or
 socket, a dead meter stops answering, a grid-limit step changes the box's
-register or contacts.
+register or contacts. With `device_workers` the Modbus boxes are served by that many
+child processes (`hubgate.sim.device_workers`); the physics, the scenario and the OCPP
+stations stay here.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from hubgate.config.model import ModbusEndpoint, SiteConfig
 from hubgate.profiles.loader import load_named
 from hubgate.profiles.model import Profile
 from hubgate.sim.device_clock import DeviceClock
+from hubgate.sim.device_workers import Applied, DeviceWorkers
 from hubgate.sim.engine import Simulation
 from hubgate.sim.ev import Ev
 from hubgate.sim.modbus_box import ModbusBox
@@ -58,9 +61,16 @@ class WireSite:
         csms_url: str | None = None,
         meter_values_s: float = 60.0,
         writes: Path | None = None,
+        device_workers: int = 0,
     ) -> None:
         """`csms_url`: what the stations dial, several comma-separated in priority order;
-        `writes`: log every command with its sender there (`hubgate.sim.writers`)."""
+        `writes`: log every command with its sender there (`hubgate.sim.writers`);
+        `device_workers`: serve the Modbus boxes from that many child processes (0: here)."""
+        if device_workers and writes is not None:
+            raise ValueError(
+                "the writer log (--writes) finds each sender in the process that serves the "
+                "device: leave out --device-workers with it"
+            )
         self.sim = sim = Simulation(loaded)
         self.writers = None if writes is None else WriterLog(writes)
         self.origin = datetime.now(UTC)
@@ -69,10 +79,14 @@ class WireSite:
         self._profiles: dict[str, Profile] = {}
         self.boxes: dict[str, ModbusBox] = {}
         self._charger_boxes: list[tuple[ModbusBox, tuple[int, ...]]] = []
+        self._slots: dict[str, tuple[int, ...]] = {}
         self._meter_boxes: list[tuple[ModbusBox, str]] = []
         self._meter_wh: dict[str, list[float]] = {}
         self._battery_max_charge_kw = 0.0
         self._build_boxes(loaded.site)
+        self.workers = (
+            DeviceWorkers(loaded.path, device_workers, ports_auto) if device_workers else None
+        )
         self.stations: list[Station] = []
         if csms_url is not None:
             for charger in loaded.site.chargers:
@@ -133,6 +147,7 @@ class WireSite:
                 slots = sim.chargers[charger.id].slots
                 box = self._box(charger.id, "charger", charger.modbus, len(slots))
                 self._charger_boxes.append((box, slots))
+                self._slots[box.id] = slots
         grid_limit = sim.tree.phase_limits[0]
         for meter in site.meters:
             limit = sim.tree.phase_limits[sim.tree.node_index(meter.node)] or grid_limit
@@ -197,9 +212,12 @@ class WireSite:
 
     async def start(self) -> None:
         """Start every Modbus server, feed the registers once, start the stations."""
-        for box in self.boxes.values():
+        if self.workers is not None:
+            await self.workers.start(self)
+        for box in self.boxes.values() if self.workers is None else ():
             await box.start()
         self._push()
+        self._flush()
         for station in self.stations:
             self._spawn(station.run())
 
@@ -212,6 +230,8 @@ class WireSite:
             for task in pending:
                 task.cancel()
             _, pending = await asyncio.wait(pending, timeout=1.0)
+        if self.workers is not None:
+            await self.workers.close()
         for box in self.boxes.values():
             await box.stop()
         if self.writers is not None:
@@ -245,30 +265,65 @@ class WireSite:
 
     # -- stepping -----------------------------------------------------------------
 
+    def applied(self, ids: Iterable[str]) -> dict[str, Applied]:
+        """What the boxes `ids` apply (what the gateway wrote, their watchdogs included): a
+        charger's offer per connector, a battery's charge cap and setpoint (kW), an
+        inverter's cap (kW)."""
+        sim, found = self.sim, dict[str, Applied]()
+        battery = sim.battery.id if sim.battery is not None else None
+        pvs = {pv.id for pv in sim.pv}
+        for id in ids:
+            devices = self.boxes[id].devices
+            if id in self._slots:
+                connectors = sim.tree.connectors
+                found[id] = tuple(
+                    connector_offer(fed, connectors[slot].max_current_a)
+                    for fed, slot in zip(devices, self._slots[id], strict=True)
+                )
+            elif id == battery:
+                cap = battery_charge_cap_kw(devices[0], self._battery_max_charge_kw)
+                found[id] = (cap, battery_setpoint_kw(devices[0]))
+            elif id in pvs:
+                found[id] = (pv_cap_kw(devices[0]),)
+        return found
+
     def step(self) -> None:
-        """What the devices apply into the physics, one step, the physics onto the wire."""
+        """What the devices apply into the physics, one step, the physics onto the wire
+        (with `workers`: what they said at the last `exchange`)."""
         sim = self.sim
+        applied = self.applied(self.boxes) if self.workers is None else self.workers.applied
         for box, slots in self._charger_boxes:
             charger = sim.chargers[box.id]
-            for fed, slot in zip(box.devices, slots, strict=True):
-                charger.hold(slot, connector_offer(fed, sim.tree.connectors[slot].max_current_a))
+            for offer, slot in zip(applied[box.id], slots, strict=True):
+                assert offer is not None
+                charger.hold(slot, offer)
         for station in self.stations:
             station.apply_limits()
-        battery_box = self.boxes.get(sim.battery.id) if sim.battery is not None else None
-        if battery_box is not None and sim.battery is not None:
-            fed = battery_box.devices[0]
-            sim.battery.max_charge_kw = battery_charge_cap_kw(fed, self._battery_max_charge_kw)
-            setpoint = battery_setpoint_kw(fed)
+        if sim.battery is not None and sim.battery.id in applied:
+            cap, setpoint = applied[sim.battery.id]
+            assert cap is not None
+            sim.battery.max_charge_kw = cap
             if setpoint is not None:
                 sim.battery.setpoint_kw = setpoint
         for pv in sim.pv:
-            pv.cap_kw = pv_cap_kw(self.boxes[pv.id].devices[0])
+            pv.cap_kw = applied[pv.id][0]
         sim.step()
         self._count_energy()
         self._push()
         self._follow_events()
+        self._flush()
         for station in self.stations:
             station.tick()
+
+    def _flush(self) -> None:
+        """The values and events of this step to the workers' boxes."""
+        if self.workers is not None:
+            self.workers.flush(self.sim.now)
+
+    async def exchange(self) -> None:
+        """Before a step: what the workers' boxes apply now (nothing to do without them)."""
+        if self.workers is not None:
+            await self.workers.exchange(self.sim.now)
 
     def _count_energy(self) -> None:
         for slot, ev in enumerate(self.sim.evs):
@@ -313,17 +368,26 @@ class WireSite:
 
     def _follow_events(self) -> None:
         """Scenario events on the wire: offline chargers close, dead meters fall silent."""
+        workers = self.workers
         for box, _ in self._charger_boxes:
             online = self.sim.chargers[box.id].online
             if online != box.online:
                 box.online = online
-                self._spawn(box.go_online(online))
+                if workers is None:
+                    self._spawn(box.go_online(online))
+                else:
+                    workers.event(box.id, "online", online)
         for box, meter_id in self._meter_boxes:
-            box.silence(not self.sim.meters[meter_id].alive)
+            silent = not self.sim.meters[meter_id].alive
+            if workers is None:
+                box.silence(silent)
+            else:
+                workers.event(box.id, "silent", silent)
 
     async def advance(self, seconds: float) -> None:
         """Step `seconds` of simulated time at once, letting the servers run between steps."""
         for _ in range(max(0, round(seconds / self.sim.step_s))):
+            await self.exchange()
             self.step()
             await asyncio.sleep(0)
 
@@ -340,6 +404,7 @@ class WireSite:
                 self.max_lag_s = max(self.max_lag_s, -delay)
             else:
                 await asyncio.sleep(0)
+            await self.exchange()
             self.step()
             if on_step is not None:
                 on_step(self.sim)
