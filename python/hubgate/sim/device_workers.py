@@ -1,7 +1,7 @@
 """The simulated site's Modbus boxes served by child processes (`WireSite(device_workers=N)`).
 
-One process cannot answer depot-500's 273 Modbus devices ten times a second (pymodbus
-costs a few hundred microseconds of CPU per request). With N workers each serves every
+One process cannot answer depot-500's 273 Modbus devices ten times a second (the 100 ms
+cycle benchmark; docs/performance.md). With N workers each serves every
 N-th box on its own ports, from the same scenario file; the parent keeps the physics, the
 scenario's events and the OCPP stations, and talks to each worker over its stdin and
 stdout (length-prefixed pickles, `Channel`):
