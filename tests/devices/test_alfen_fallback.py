@@ -89,3 +89,28 @@ async def test_the_validity_counts_down_from_each_write_and_the_safe_current_fol
             await driver.heartbeat()  # the setpoint re-written: valid again, at 8 A
             assert await validity() == 10.0
             assert r.sim.applied_limit() == 8.0
+
+
+async def test_the_heartbeat_comes_within_half_the_validity_read() -> None:
+    """The validity time is set on the station alone (documented 60 s; 20 s here): once a
+    read shows 1208 counting down from 20 s, the setpoint is re-written every 10 s at most
+    (not the profile's 25 s), and the station never falls back while hubgate is there."""
+    with trio.fail_after(10):
+        async with rig(PROFILES["alfen-eve"]) as r:
+            r.sim.set(Quantity.SAFE_CURRENT, 6.0)
+            r.sim.device_timeout_s = 20.0
+            driver = charger(r)
+            assert isinstance(driver, ProfileCharger)
+            await driver.configure_failsafe(60.0, 6.0)
+            assert driver.heartbeat_period_s == 25.0  # the profile's, under the 60 s default
+            await driver.set_limit(16.0, 3)
+            r.clock.advance(1.0)
+            await driver.read()  # 19 s left
+            assert driver.heartbeat_period_s == 9.5
+            for _ in range(6):  # three validities long
+                r.clock.advance(driver.heartbeat_period_s)
+                await driver.heartbeat()
+                await driver.read()
+                assert not r.sim.failsafe_active
+            assert driver.heartbeat_period_s == 10.0  # read right after a re-write: 20 s
+            assert r.sim.applied_limit() == 16.0

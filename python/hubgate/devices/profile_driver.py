@@ -254,9 +254,8 @@ class ProfileCharger(ProfileDevice):
         dc: DcConnector | None = None,
         lease_s: float | None = None,
     ) -> None:
-        """`lease_s`: the timeout hubgate configures it with (`heartbeat_period_s`)."""
         super().__init__(device_id, profile, link)
-        self.lease_s = lease_s
+        self.lease_s = lease_s  # the timeout hubgate configures it with (heartbeat_period_s)
         commands = profile.commands
         setpoint = commands.current_limit or commands.power_limit
         if setpoint is None:
@@ -281,6 +280,7 @@ class ProfileCharger(ProfileDevice):
         self._beats = 0
         self._read_at = -math.inf
         """When a read it answered began (the cycle's): a traffic heartbeat is fed by it."""
+        self._validity_s = 0.0  # the longest limit validity read (Alfen 1208's countdown)
         self._read_back: tuple[list[str], ReadPlan | None] | None = None
         self.failsafe: FailsafeSettings | None = None
         """What `configure_failsafe` read back (None before it ran, or without failsafe)."""
@@ -292,6 +292,9 @@ class ProfileCharger(ProfileDevice):
         none derived from its power (a DC connector's: `DcConnector.ac_current_a`)."""
         reading = super().reading(quantities, decoded, at)
         self._read_at = max(self._read_at, at)
+        if Quantity.LIMIT_VALIDITY not in reading.older:
+            validity = reading.values.get(Quantity.LIMIT_VALIDITY) or 0.0
+            self._validity_s = max(self._validity_s, validity)
         if not self._derives_currents:
             return reading
         values = reading.values
@@ -612,9 +615,9 @@ class ProfileCharger(ProfileDevice):
 
     @property
     def heartbeat_period_s(self) -> float | None:
-        """`devices.heartbeat.period_s` for its profile and the timeout in force."""
+        """`devices.heartbeat.period_s` for its profile, the timeout in force, its validity."""
         in_force = self.failsafe.timeout_s if self.failsafe else None
-        return heartbeat.period_s(self.profile.failsafe, in_force, self.lease_s)
+        return heartbeat.period_s(self.profile.failsafe, in_force, self.lease_s, self._validity_s)
 
     async def heartbeat(self) -> None:
         """Feed the device's watchdog in the profile's style."""
