@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import math
+import mimetypes
 from pathlib import Path
-from typing import Any
 
 import trio
-from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from fastapi.staticfiles import StaticFiles
 
 from hubgate.api import (
     live,
@@ -24,109 +18,147 @@ from hubgate.api import (
     routes_state,
 )
 from hubgate.api.context import ApiContext
-from hubgate.api.deps import Ctx, require_token
+from hubgate.api.deps import authenticate, bearer_token
 from hubgate.api.guard import RequestGuard
+from hubgate.api.http11 import Message
 from hubgate.api.metrics import CONTENT_TYPE
+from hubgate.api.routing import (
+    JSON,
+    ApiError,
+    Endpoint,
+    Receive,
+    Request,
+    Response,
+    Router,
+    Send,
+    Stream,
+    send_body,
+    send_json,
+    send_stream,
+)
 
 STATIC = Path(__file__).parent / "static"
 OPENAPI = Path(__file__).parent / "openapi"
 API_PREFIX = "/api/v1"
+READ_ERRORS = {401: "Missing or wrong Bearer token"}
+"""What a read that needs the token may answer besides its own."""
+
+metrics_router = Router("metrics")
+
+
+@metrics_router.get(
+    "/metrics", content={"text/plain": {}, CONTENT_TYPE: {}}, responses={}
+)  # fmt: skip
+async def metrics(ctx: ApiContext) -> Response:
+    """Prometheus metrics in the text exposition format."""
+    text = ctx.metrics.render(ctx.hub.latest, ctx.sessions())
+    return Response(text.encode(), CONTENT_TYPE)
+
+
+ROUTERS = (
+    (API_PREFIX, routes_state.router),
+    (API_PREFIX, routes_limits.router),
+    (API_PREFIX, routes_csms.router),
+    (API_PREFIX, routes_authorization.router),
+    (API_PREFIX, routes_schedules.router),
+    (API_PREFIX, routes_prices.router),
+    (API_PREFIX, live.router),
+    (API_PREFIX, routes_limits.writes),
+    (API_PREFIX, routes_csms.writes),
+    (API_PREFIX, routes_authorization.writes),
+    (API_PREFIX, routes_schedules.writes),
+    (API_PREFIX, routes_prices.writes),
+    (API_PREFIX, routes_commands.router),
+    ("", metrics_router),
+)
+"""Every route, in the order the OpenAPI document lists them."""
 
 
 def openapi_file(open_reads: bool) -> Path:
-    """The app's OpenAPI document as served: generated from `routes_app(open_reads)` into
-    the package (`python -m hubgate.api.openapi_doc`; tests/api/test_openapi_file.py checks
-    it matches), so that the gateway never builds it (3.4 to 5.8 MiB held for the process's
-    life once built, docs/performance.md)."""
+    """The app's OpenAPI document as served: generated from `ROUTERS` into the package
+    (`python -m hubgate.api.openapi_doc`; tests/api/test_openapi_file.py checks it matches),
+    so that the gateway never builds it (3.4 to 5.8 MiB held for the process's life once
+    built, docs/performance.md)."""
     return OPENAPI / ("open-reads.json" if open_reads else "token-reads.json")
 
 
-def _metrics_router() -> APIRouter:
-    router = APIRouter(tags=["metrics"])
-
-    @router.get(
-        "/metrics",
-        response_class=PlainTextResponse,
-        responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
-    )
-    async def metrics(ctx: Ctx) -> PlainTextResponse:
-        """Prometheus metrics in the text exposition format."""
-        return PlainTextResponse(
-            ctx.metrics.render(ctx.hub.latest, ctx.sessions()), media_type=CONTENT_TYPE
-        )
-
-    return router
+def endpoints() -> list[Endpoint]:
+    """Every route of `ROUTERS`, ready to answer."""
+    return [Endpoint(route, prefix) for prefix, router in ROUTERS for route in router.routes]
 
 
-def _json_safe(value: object) -> object:
-    """`value` with every non-finite float as its text (JSON has no NaN or Infinity)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
-    return value
+class App:
+    """The API for `ctx` as an ASGI app (without `RequestGuard`'s checks: `build_app`)."""
+
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+        self.open_reads = ctx.site.api.open_reads
+        self.endpoints = endpoints()
+        self.files = {
+            "/": STATIC / "index.html",
+            "/openapi.json": openapi_file(self.open_reads),
+            **{f"/static/{path.name}": path for path in STATIC.iterdir()},
+        }
+
+    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        method, path = str(scope["method"]), str(scope["path"])
+        try:
+            if path in self.files:
+                await self._file(method, self.files[path], send)
+                return
+            matched = [(e, m) for e in self.endpoints if (m := e.pattern.match(path))]
+            if not matched:
+                raise ApiError(404, "Not Found")
+            for endpoint, match in matched:
+                if endpoint.route.method == method:
+                    await self._answer(endpoint, match.groupdict(), Request(scope), receive, send)
+                    return
+            allowed = ", ".join(sorted({e.route.method for e, _ in matched}))
+            raise ApiError(405, "Method Not Allowed", {"Allow": allowed})
+        except ApiError as error:
+            await send_json(send, error.status, {"detail": error.detail}, error.headers)
+
+    async def _answer(
+        self,
+        endpoint: Endpoint,
+        path: dict[str, str],
+        request: Request,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        if endpoint.route.token or not self.open_reads:
+            source = request.client_host or "?"
+            authenticate(self.ctx, bearer_token(request.headers.get("authorization")), source)
+        body = await _body(receive) if endpoint.body is not None else b""
+        result = await endpoint.answer(self.ctx, request, path, body)
+        if isinstance(result, Response):
+            await send_body(send, result.status, result.body, result.media_type, result.headers)
+        elif isinstance(result, Stream):
+            await send_stream(send, result)
+        else:
+            await send_body(send, 200, endpoint.encode(result), JSON)
+
+    async def _file(self, method: str, path: Path, send: Send) -> None:
+        if method not in ("GET", "HEAD"):
+            raise ApiError(405, "Method Not Allowed", {"Allow": "GET, HEAD"})
+        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        if media_type.startswith("text/"):
+            media_type += "; charset=utf-8"
+        await send_body(send, 200, await trio.Path(path).read_bytes(), media_type)
 
 
-async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
-    """422 listing what is wrong; a NaN or Infinity that was sent is echoed as text."""
-    assert isinstance(exc, RequestValidationError)
-    errors = _json_safe(jsonable_encoder(exc.errors()))
-    return JSONResponse(status_code=422, content={"detail": errors})
+async def _body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return b"".join(chunks)
 
 
-def routes_app(open_reads: bool) -> FastAPI:
-    """The app's routes and their documentation; reads need the token unless `open_reads`.
-    `/openapi.json` serves `openapi_file(open_reads)`."""
-    app = FastAPI(
-        title="hubgate",
-        summary="Operator API of a hubgate EV-charging gateway",
-        version="1",
-        openapi_url=None,  # served from the generated file below
-        docs_url=None,  # the Swagger page loads its assets from a CDN
-        redoc_url=None,
-    )
-    reads = [] if open_reads else [Depends(require_token)]
-    read_errors: dict[int | str, dict[str, Any]] = (
-        {} if open_reads else {401: {"description": "Missing or wrong Bearer token"}}
-    )
-    routers = (
-        routes_state.router,
-        routes_limits.router,
-        routes_csms.router,
-        routes_authorization.router,
-        routes_schedules.router,
-        routes_prices.router,
-        live.router,
-    )
-    for router in routers:
-        app.include_router(router, prefix=API_PREFIX, dependencies=reads, responses=read_errors)
-    app.include_router(routes_limits.writes, prefix=API_PREFIX)
-    app.include_router(routes_csms.writes, prefix=API_PREFIX)
-    app.include_router(routes_authorization.writes, prefix=API_PREFIX)
-    app.include_router(routes_schedules.writes, prefix=API_PREFIX)
-    app.include_router(routes_prices.writes, prefix=API_PREFIX)
-    app.include_router(routes_commands.router, prefix=API_PREFIX)
-    app.include_router(_metrics_router(), dependencies=reads, responses=read_errors)
-    document = trio.Path(openapi_file(open_reads))
-
-    @app.get("/openapi.json", include_in_schema=False)
-    async def openapi() -> Response:
-        return Response(await document.read_bytes(), media_type="application/json")
-
-    @app.get("/", include_in_schema=False)
-    async def dashboard() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
-
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return app
-
-
-def build_app(ctx: ApiContext) -> FastAPI:
-    """The app serving `ctx`; reads need the token unless the site opens them."""
-    app = routes_app(ctx.site.api.open_reads)
-    app.state.hubgate = ctx
-    app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_middleware(RequestGuard, ctx=ctx)
-    return app
+def build_app(ctx: ApiContext) -> RequestGuard:
+    """The app serving `ctx` behind `RequestGuard`; reads need the token unless the site
+    opens them."""
+    return RequestGuard(App(ctx), ctx)

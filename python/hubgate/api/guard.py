@@ -16,12 +16,12 @@ import ipaddress
 import json
 import socket
 from collections.abc import Iterable
-
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from typing import Any
 
 from hubgate.api.context import ApiContext
-from hubgate.api.deps import TokenRefused, authenticate, bearer_token
+from hubgate.api.deps import authenticate, bearer_token
+from hubgate.api.http11 import Message
+from hubgate.api.routing import ApiError, Receive, Send
 from hubgate.config.services import Api
 
 LOCAL_NAMES = ("localhost",)
@@ -60,17 +60,17 @@ def _host_name(header: str) -> str:
 class RequestGuard:
     """The checks above, around `app`."""
 
-    def __init__(self, app: ASGIApp, ctx: ApiContext) -> None:
+    def __init__(self, app: Any, ctx: ApiContext) -> None:
         self.app = app
         self.ctx = ctx
         self.api = ctx.site.api
         self.hosts = TrustedHosts(self.api)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         host = headers.get("host", "")
         if not self.hosts.allows(host):
             detail = f"untrusted Host header {host[:100]!r}: add the name to [api] trusted_hosts"
@@ -84,8 +84,8 @@ class RequestGuard:
         source = str(client[0]) if client else "?"
         try:
             authenticate(self.ctx, bearer_token(headers.get("authorization")), source)
-        except TokenRefused as refused:
-            await _refuse(send, refused.status, refused.detail, refused.headers.items())
+        except ApiError as refused:
+            await _refuse(send, refused.status, str(refused.detail), refused.headers.items())
             return
         limit = self.api.max_body_bytes
         if length is not None and (not length.isdigit() or int(length) > limit):

@@ -9,13 +9,15 @@ An idle connection, or one whose request head does not arrive, is closed after
 ASGI 3 with spec version 2.4: a client that went away is seen by `send` raising `OSError`
 (what Starlette's streaming responses expect), so nothing reads the socket while the app
 answers. Replaces Hypercorn, whose HTTP/2 and QUIC stacks the API does not speak: 2.4 MiB
-less resident memory at the gateway's start (docs/performance.md, session 12).
+less resident memory at the gateway's start (docs/performance.md, session 12). The app is
+`hubgate.api.app.build_app`'s (`hubgate.api.routing`, no web framework).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
@@ -96,7 +98,9 @@ class _Connection:
         if self.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             headers = [(b"content-length", b"0"), (b"connection", b"close")]
             try:
-                await self._write(h11.Response(status_code=status, headers=headers))
+                await self._write(
+                    h11.Response(status_code=status, headers=headers, reason=_reason(status))
+                )
                 await self._write(h11.EndOfMessage())
             except CLOSED:
                 return
@@ -141,7 +145,10 @@ class _Connection:
                 if message["type"] == "http.response.start":
                     started = True
                     headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", ())]
-                    await self._write(h11.Response(status_code=message["status"], headers=headers))
+                    status = message["status"]
+                    await self._write(
+                        h11.Response(status_code=status, headers=headers, reason=_reason(status))
+                    )
                 elif message["type"] == "http.response.body":
                     body = message.get("body", b"")
                     if body and not head_only:
@@ -162,6 +169,14 @@ class _Connection:
                 await self._refuse(500)
             return False
         return not gone
+
+
+def _reason(status: int) -> bytes:
+    """The status line's reason phrase ("Not Found"), empty for a code without one."""
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
 
 
 async def serve_asgi(

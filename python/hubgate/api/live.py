@@ -13,15 +13,15 @@ from collections import deque
 from typing import Annotated
 
 import trio
-from fastapi import APIRouter, Header, Query
-from fastapi.responses import StreamingResponse
+from pydantic import Field
 
-from hubgate.api.deps import Ctx
+from hubgate.api.context import ApiContext
+from hubgate.api.routing import HEADER, Router, Stream
 from hubgate.records.events import EventLog
 from hubgate.records.store import EventQuery
 from hubgate.state import Event, EventCategory, EventLevel, StateHub
 
-router = APIRouter(tags=["live"])
+router = Router("live")
 
 KEEPALIVE_S = 15.0
 """A comment line this often keeps idle proxies from closing the stream."""
@@ -49,23 +49,18 @@ class SnapshotEvents:
         return ": keep-alive\n\n"
 
 
+EVENT_STREAM = {"text/event-stream": {"schema": {"type": "string"}}}
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
 @router.get(
     "/live",
-    response_class=StreamingResponse,
-    responses={
-        200: {
-            "description": "A stream of `state` events, each a SiteState as JSON",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-        }
-    },
+    content=EVENT_STREAM,
+    description_200="A stream of `state` events, each a SiteState as JSON",
 )
-async def live(ctx: Ctx) -> StreamingResponse:
+async def live(ctx: ApiContext) -> Stream:
     """Server-sent events: the latest snapshot now, then every new one."""
-    return StreamingResponse(
-        SnapshotEvents(ctx.hub),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return Stream(SnapshotEvents(ctx.hub), "text/event-stream", STREAM_HEADERS)
 
 
 class LoggedEvents:
@@ -103,25 +98,20 @@ class LoggedEvents:
 
 @router.get(
     "/events/live",
-    response_class=StreamingResponse,
-    responses={
-        200: {
-            "description": "A stream of `event` events, each an Event as JSON",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-        }
-    },
+    content=EVENT_STREAM,
+    description_200="A stream of `event` events, each an Event as JSON",
 )
 async def live_events(
-    ctx: Ctx,
+    ctx: ApiContext,
     severity: Annotated[
-        EventLevel, Query(description="The least severity: warning gives warnings and alarms")
+        EventLevel, Field(description="The least severity: warning gives warnings and alarms")
     ] = EventLevel.INFO,
     category: EventCategory | None = None,
     after: Annotated[
-        int | None, Query(ge=0, le=2**53, description="Start after this event id (default: now)")
+        int | None, Field(ge=0, le=2**53, description="Start after this event id (default: now)")
     ] = None,
-    last_event_id: Annotated[int | None, Header(ge=0, le=2**53)] = None,
-) -> StreamingResponse:
+    last_event_id: Annotated[int | None, Field(ge=0, le=2**53), HEADER] = None,
+) -> Stream:
     """Server-sent events: every event logged from now (or after `after`, or the
     `Last-Event-ID` a reconnecting reader sends) that matches."""
     start = after if after is not None else last_event_id
@@ -129,8 +119,4 @@ async def live_events(
         newest = ctx.events.query(EventQuery(limit=1))
         start = newest[-1].id if newest else 0
     query = EventQuery(severity=severity, category=category, after_id=start)
-    return StreamingResponse(
-        LoggedEvents(ctx.events, query),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return Stream(LoggedEvents(ctx.events, query), "text/event-stream", STREAM_HEADERS)

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 
-from fastapi import APIRouter, Depends, HTTPException, status
-
-from hubgate.api.deps import Ctx, known_connector, require_token
+from hubgate.api.context import ApiContext
+from hubgate.api.deps import known_connector
 from hubgate.api.models import Accepted, PriorityWrite, PvModeWrite, SessionWrite, StartCharging
+from hubgate.api.routing import ApiError, Router
 from hubgate.control.commands import CommandRejectedError
 from hubgate.control.deadlines import need_text
 
-router = APIRouter(
-    tags=["commands"],
-    dependencies=[Depends(require_token)],
+router = Router(
+    "commands",
+    token=True,
     responses={
-        401: {"description": "Missing or wrong Bearer token"},
-        403: {"description": "Writes are disabled (no token configured)"},
-        404: {"description": "No such connector"},
-        409: {"description": "The command cannot be carried out now (reason in `detail`)"},
+        401: "Missing or wrong Bearer token",
+        403: "Writes are disabled (no token configured)",
+        404: "No such connector",
+        409: "The command cannot be carried out now (reason in `detail`)",
     },
 )
 
@@ -27,12 +27,14 @@ async def _carry_out(command: Awaitable[None], detail: str) -> Accepted:
     try:
         await command
     except CommandRejectedError as error:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+        raise ApiError(409, str(error)) from None
     return Accepted(detail=detail)
 
 
 @router.put("/connectors/{charger}/{connector}/priority")
-async def set_priority(ctx: Ctx, charger: str, connector: int, body: PriorityWrite) -> Accepted:
+async def set_priority(
+    ctx: ApiContext, charger: str, connector: int, body: PriorityWrite
+) -> Accepted:
     """Move a connector to another priority tier (0-9, higher is served first)."""
     key = known_connector(ctx, charger, connector)
     command = ctx.commands.set_priority(key, body.priority)
@@ -41,7 +43,7 @@ async def set_priority(ctx: Ctx, charger: str, connector: int, body: PriorityWri
 
 @router.post("/connectors/{charger}/{connector}/start")
 async def start_charging(
-    ctx: Ctx, charger: str, connector: int, body: StartCharging | None = None
+    ctx: ApiContext, charger: str, connector: int, body: StartCharging | None = None
 ) -> Accepted:
     """Ask the charger to start a session on this connector."""
     key = known_connector(ctx, charger, connector)
@@ -50,14 +52,14 @@ async def start_charging(
 
 
 @router.post("/connectors/{charger}/{connector}/stop")
-async def stop_charging(ctx: Ctx, charger: str, connector: int) -> Accepted:
+async def stop_charging(ctx: ApiContext, charger: str, connector: int) -> Accepted:
     """Ask the charger to stop the session on this connector."""
     key = known_connector(ctx, charger, connector)
     return await _carry_out(ctx.commands.stop_charging(key), f"{key} stop requested")
 
 
 @router.put("/connectors/{charger}/{connector}/pv-mode")
-async def set_pv_mode(ctx: Ctx, charger: str, connector: int, body: PvModeWrite) -> Accepted:
+async def set_pv_mode(ctx: ApiContext, charger: str, connector: int, body: PvModeWrite) -> Accepted:
     """Charge this connector from PV surplus (and battery discharge) only, or from the grid."""
     key = known_connector(ctx, charger, connector)
     mode = "PV surplus only" if body.pv_mode else "grid"
@@ -67,7 +69,9 @@ async def set_pv_mode(ctx: Ctx, charger: str, connector: int, body: PvModeWrite)
 
 
 @router.put("/connectors/{charger}/{connector}/session")
-async def set_session(ctx: Ctx, charger: str, connector: int, body: SessionWrite) -> Accepted:
+async def set_session(
+    ctx: ApiContext, charger: str, connector: int, body: SessionWrite
+) -> Accepted:
     """Give the connector's session (or its next one) an energy need (or a state of charge
     to reach) and a departure: the allocator plans it to have its energy by then (least
     laxity first within the limits). Neither clears it."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from pydantic import Field
 
 from hubgate.api.context import ApiContext
-from hubgate.api.deps import Ctx, known_connector, require_token
+from hubgate.api.deps import known_connector
 from hubgate.api.models import (
     AuditView,
     DecisionView,
@@ -16,16 +16,17 @@ from hubgate.api.models import (
     LimitWrite,
     TargetLimits,
 )
+from hubgate.api.routing import ApiError, Request, Router
 from hubgate.control.limits import SITE, LimitSource
 
-router = APIRouter(tags=["limits"])
-writes = APIRouter(
-    tags=["limits"],
-    dependencies=[Depends(require_token)],
+router = Router("limits")
+writes = Router(
+    "limits",
+    token=True,
     responses={
-        401: {"description": "Missing or wrong Bearer token"},
-        403: {"description": "Writes are disabled (no token configured)"},
-        404: {"description": "No such node or connector"},
+        401: "Missing or wrong Bearer token",
+        403: "Writes are disabled (no token configured)",
+        404: "No such node or connector",
     },
 )
 
@@ -42,14 +43,13 @@ def _target(ctx: ApiContext, target: str, kind: Kind) -> TargetLimits:
 
 
 def _origin(request: Request) -> str:
-    client = request.client
-    return f"api {client.host}" if client is not None else "api"
+    return f"api {request.client_host}" if request.client_host else "api"
 
 
 def _node(ctx: ApiContext, node_id: str) -> str:
     if node_id not in ctx.node_ids:
         hint = "; the grid connection is the site target" if node_id == "grid" else ""
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no node {node_id!r}{hint}")
+        raise ApiError(404, f"no node {node_id!r}{hint}")
     return node_id
 
 
@@ -73,7 +73,7 @@ def _clear(ctx: ApiContext, request: Request, target: str, kind: Kind) -> Target
 
 
 @router.get("/limits")
-async def list_limits(ctx: Ctx) -> list[TargetLimits]:
+async def list_limits(ctx: ApiContext) -> list[TargetLimits]:
     """The limit in force on the site, every node and every connector, with all leases."""
     return [
         _target(ctx, SITE, "site"),
@@ -84,7 +84,7 @@ async def list_limits(ctx: Ctx) -> list[TargetLimits]:
 
 @router.get("/audit")
 async def list_audit(
-    ctx: Ctx, last: Annotated[int, Query(ge=1, le=10_000)] = 100
+    ctx: ApiContext, last: Annotated[int, Field(ge=1, le=10_000)] = 100
 ) -> list[AuditView]:
     """The newest changes of limits from every source, oldest first."""
     return [AuditView.of(entry) for entry in ctx.limits.audit(last)]
@@ -92,7 +92,7 @@ async def list_audit(
 
 @router.get("/decisions")
 async def list_decisions(
-    ctx: Ctx, last: Annotated[int, Query(ge=1, le=3_600)] = 10
+    ctx: ApiContext, last: Annotated[int, Field(ge=1, le=3_600)] = 10
 ) -> list[DecisionView]:
     """The newest control-cycle decisions, oldest first."""
     return [DecisionView.of(record) for record in ctx.decisions.recent(last)]
@@ -100,7 +100,7 @@ async def list_decisions(
 
 @router.get("/history")
 async def grid_history(
-    ctx: Ctx, last: Annotated[int, Query(ge=1, le=3_600)] = 300
+    ctx: ApiContext, last: Annotated[int, Field(ge=1, le=3_600)] = 300
 ) -> list[GridSampleView]:
     """The grid connection over the newest cycles, oldest first: current per phase, the sum
     of setpoints and the limit in force with its source (what the dashboard's chart starts
@@ -109,34 +109,34 @@ async def grid_history(
 
 
 @writes.put("/limits/site")
-async def set_site_limit(ctx: Ctx, request: Request, body: LimitWrite) -> TargetLimits:
+async def set_site_limit(ctx: ApiContext, request: Request, body: LimitWrite) -> TargetLimits:
     """Lease a limit on the grid connection; the most restrictive source wins."""
     return _set(ctx, request, SITE, "site", body)
 
 
 @writes.delete("/limits/site")
-async def clear_site_limit(ctx: Ctx, request: Request) -> TargetLimits:
+async def clear_site_limit(ctx: ApiContext, request: Request) -> TargetLimits:
     """Drop the API's lease on the grid connection."""
     return _clear(ctx, request, SITE, "site")
 
 
 @writes.put("/limits/nodes/{node_id}")
 async def set_node_limit(
-    ctx: Ctx, request: Request, node_id: str, body: LimitWrite
+    ctx: ApiContext, request: Request, node_id: str, body: LimitWrite
 ) -> TargetLimits:
     """Lease a limit on one node."""
     return _set(ctx, request, _node(ctx, node_id), "node", body)
 
 
 @writes.delete("/limits/nodes/{node_id}")
-async def clear_node_limit(ctx: Ctx, request: Request, node_id: str) -> TargetLimits:
+async def clear_node_limit(ctx: ApiContext, request: Request, node_id: str) -> TargetLimits:
     """Drop the API's lease on one node."""
     return _clear(ctx, request, _node(ctx, node_id), "node")
 
 
 @writes.put("/limits/connectors/{charger}/{connector}")
 async def set_connector_limit(
-    ctx: Ctx, request: Request, charger: str, connector: int, body: LimitWrite
+    ctx: ApiContext, request: Request, charger: str, connector: int, body: LimitWrite
 ) -> TargetLimits:
     """Lease a limit on one connector."""
     return _set(ctx, request, known_connector(ctx, charger, connector), "connector", body)
@@ -144,7 +144,7 @@ async def set_connector_limit(
 
 @writes.delete("/limits/connectors/{charger}/{connector}")
 async def clear_connector_limit(
-    ctx: Ctx, request: Request, charger: str, connector: int
+    ctx: ApiContext, request: Request, charger: str, connector: int
 ) -> TargetLimits:
     """Drop the API's lease on one connector."""
     return _clear(ctx, request, known_connector(ctx, charger, connector), "connector")

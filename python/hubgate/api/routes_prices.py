@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, status
-
 from hubgate.api.context import ApiContext
-from hubgate.api.deps import Ctx, require_token
 from hubgate.api.models import PricesWrite, PriceView
+from hubgate.api.routing import ApiError, Router
 from hubgate.control.prices import PriceSeries
 
-router = APIRouter(tags=["prices"])
-writes = APIRouter(
-    tags=["prices"],
-    dependencies=[Depends(require_token)],
+router = Router("prices")
+writes = Router(
+    "prices",
+    token=True,
     responses={
-        401: {"description": "Missing or wrong Bearer token"},
-        403: {"description": "Writes are disabled (no token configured)"},
+        401: "Missing or wrong Bearer token",
+        403: "Writes are disabled (no token configured)",
     },
 )
 
 
 def _series(ctx: ApiContext) -> PriceSeries:
     if ctx.prices is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "this gateway has no control loop")
+        raise ApiError(404, "this gateway has no control loop")
     return ctx.prices
 
 
@@ -32,13 +30,13 @@ def _ahead(ctx: ApiContext) -> list[PriceView]:
 
 
 @router.get("/prices")
-async def list_prices(ctx: Ctx) -> list[PriceView]:
+async def list_prices(ctx: ApiContext) -> list[PriceView]:
     """The prices known from now on, in time order."""
     return _ahead(ctx)
 
 
 @writes.put("/prices")
-async def put_prices(ctx: Ctx, body: PricesWrite) -> list[PriceView]:
+async def put_prices(ctx: ApiContext, body: PricesWrite) -> list[PriceView]:
     """Prices for consecutive intervals from `start` (they replace what was known for that
     time); the deadline planner lets sessions with slack wait for the cheap slots. Kept in
     the records file across restarts (`control.kept_inputs`)."""
@@ -47,7 +45,7 @@ async def put_prices(ctx: Ctx, body: PricesWrite) -> list[PriceView]:
 
 
 @writes.delete("/prices")
-async def clear_prices(ctx: Ctx) -> list[PriceView]:
+async def clear_prices(ctx: ApiContext) -> list[PriceView]:
     """Forget every price (sessions charge as soon as they can again)."""
     _series(ctx).clear()
     return _ahead(ctx)

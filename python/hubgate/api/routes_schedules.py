@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
-from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from hubgate.api.context import ApiContext
-from hubgate.api.deps import Ctx, require_token
 from hubgate.api.models import (
     LimitValue,
     SchedulesView,
@@ -16,27 +13,28 @@ from hubgate.api.models import (
     SegmentView,
     WindowView,
 )
+from hubgate.api.routing import ApiError, Request, Router, invalid
 from hubgate.config.model import WEEKDAYS
 from hubgate.control.schedules import Schedule, ScheduleBook
 
 AHEAD_S = 86_400.0
 
-router = APIRouter(tags=["schedules"])
-writes = APIRouter(
-    tags=["schedules"],
-    dependencies=[Depends(require_token)],
+router = Router("schedules")
+writes = Router(
+    "schedules",
+    token=True,
     responses={
-        401: {"description": "Missing or wrong Bearer token"},
-        403: {"description": "Writes are disabled (no token configured)"},
-        404: {"description": "No such schedule or node"},
-        409: {"description": "The schedule is the site file's (change it there)"},
+        401: "Missing or wrong Bearer token",
+        403: "Writes are disabled (no token configured)",
+        404: "No such schedule or node",
+        409: "The schedule is the site file's (change it there)",
     },
 )
 
 
 def _book(ctx: ApiContext) -> ScheduleBook:
     if ctx.schedules is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "this gateway has no control loop")
+        raise ApiError(404, "this gateway has no control loop")
     return ctx.schedules
 
 
@@ -61,7 +59,7 @@ def _view(book: ScheduleBook, schedule: Schedule) -> ScheduleView:
 
 
 @router.get("/schedules")
-async def list_schedules(ctx: Ctx) -> SchedulesView:
+async def list_schedules(ctx: ApiContext) -> SchedulesView:
     """Every schedule, and per target the next 24 hours of scheduled limits (the tightest
     of the schedules active in each stretch)."""
     book = _book(ctx)
@@ -83,21 +81,21 @@ async def list_schedules(ctx: Ctx) -> SchedulesView:
 
 
 @writes.put("/schedules/{name}")
-async def put_schedule(ctx: Ctx, request: Request, name: str, body: ScheduleWrite) -> ScheduleView:
+async def put_schedule(
+    ctx: ApiContext, request: Request, name: str, body: ScheduleWrite
+) -> ScheduleView:
     """Add or replace an API schedule: a limit on a node during windows or a tariff period;
     it becomes a lease (source `schedule`) while it holds. Kept in the records file across
     restarts (`control.kept_inputs`)."""
     book = _book(ctx)
     if book.from_site_file(name):
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, f"schedule {name!r} is the site file's: change it there"
-        )
+        raise ApiError(409, f"schedule {name!r} is the site file's: change it there")
     if body.node != "grid" and body.node not in ctx.node_ids:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no node {body.node!r}")
+        raise ApiError(404, f"no node {body.node!r}")
     try:
         config = body.config(name)
     except ValidationError as error:
-        raise RequestValidationError(
+        raise invalid(
             [
                 {"loc": ("body", *e["loc"]), "msg": e["msg"], "type": e["type"]}
                 for e in error.errors()
@@ -105,7 +103,7 @@ async def put_schedule(ctx: Ctx, request: Request, name: str, body: ScheduleWrit
         ) from None
     if config.tariff is not None and config.tariff not in book.tariffs:
         known = ", ".join(sorted(book.tariffs)) or "none in the site file"
-        raise RequestValidationError(
+        raise invalid(
             [
                 {
                     "loc": ("body", "tariff"),
@@ -114,22 +112,19 @@ async def put_schedule(ctx: Ctx, request: Request, name: str, body: ScheduleWrit
                 }
             ]
         )
-    client = request.client
-    schedule = book.schedule(config, f"api {client.host}" if client is not None else "api")
+    schedule = book.schedule(config, f"api {request.client_host}" if request.client_host else "api")
     book.put(schedule)
     return _view(book, schedule)
 
 
 @writes.delete("/schedules/{name}")
-async def delete_schedule(ctx: Ctx, name: str) -> ScheduleView:
+async def delete_schedule(ctx: ApiContext, name: str) -> ScheduleView:
     """Drop an API schedule (its lease is cleared in the next cycle)."""
     book = _book(ctx)
     if book.from_site_file(name):
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, f"schedule {name!r} is the site file's: change it there"
-        )
+        raise ApiError(409, f"schedule {name!r} is the site file's: change it there")
     schedule = next((s for s in book.schedules() if s.name == name), None)
     if schedule is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no schedule {name!r}")
+        raise ApiError(404, f"no schedule {name!r}")
     book.remove(name)
     return _view(book, schedule)

@@ -9,12 +9,11 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
-from pydantic import BeforeValidator, WithJsonSchema
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
-from hubgate.api.context import connector_key
-from hubgate.api.deps import Ctx
+from hubgate.api.context import ApiContext, connector_key
 from hubgate.api.models import Health
+from hubgate.api.routing import ApiError, Response, Router
 from hubgate.records.store import EventQuery, SessionQuery
 from hubgate.state import (
     ChargerInfo,
@@ -28,7 +27,7 @@ from hubgate.state import (
     SiteState,
 )
 
-router = APIRouter(tags=["state"])
+router = Router("state")
 
 Responses = dict[int | str, dict[str, Any]]
 
@@ -44,10 +43,10 @@ class NodeView(NodeState):
     utilisation_ratio: float | None
 
 
-def _latest(ctx: Ctx) -> SiteState:
+def _latest(ctx: ApiContext) -> SiteState:
     state = ctx.hub.latest
     if state is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no control cycle has run yet")
+        raise ApiError(503, "no control cycle has run yet")
     return state
 
 
@@ -56,62 +55,62 @@ def _view(node: NodeState) -> NodeView:
 
 
 @router.get("/state", responses=NO_STATE)
-async def get_state(ctx: Ctx) -> SiteState:
+async def get_state(ctx: ApiContext) -> SiteState:
     """The latest snapshot of the whole site."""
     return _latest(ctx)
 
 
 @router.get("/nodes", responses=NO_STATE)
-async def list_nodes(ctx: Ctx) -> list[NodeView]:
+async def list_nodes(ctx: ApiContext) -> list[NodeView]:
     """Every node of the tree, the grid connection first."""
     return [_view(node) for node in _latest(ctx).nodes]
 
 
 @router.get("/nodes/{node_id}", responses=NO_STATE | NOT_FOUND)
-async def get_node(ctx: Ctx, node_id: str) -> NodeView:
+async def get_node(ctx: ApiContext, node_id: str) -> NodeView:
     """One node (`grid` for the connection)."""
     try:
         return _view(_latest(ctx).node(node_id))
     except KeyError:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no node {node_id!r}") from None
+        raise ApiError(404, f"no node {node_id!r}") from None
 
 
 @router.get("/connectors", responses=NO_STATE)
-async def list_connectors(ctx: Ctx) -> tuple[ConnectorState, ...]:
+async def list_connectors(ctx: ApiContext) -> tuple[ConnectorState, ...]:
     """Every connector: status, setpoint, measurement, reason and binding constraint."""
     return _latest(ctx).connectors
 
 
 @router.get("/connectors/{charger}/{connector}", responses=NO_STATE | NOT_FOUND)
-async def get_connector(ctx: Ctx, charger: str, connector: int) -> ConnectorState:
+async def get_connector(ctx: ApiContext, charger: str, connector: int) -> ConnectorState:
     """One connector."""
     key = connector_key(charger, connector)
     for state in _latest(ctx).connectors:
         if state.key == key:
             return state
-    raise HTTPException(status.HTTP_404_NOT_FOUND, f"no connector {key!r}")
+    raise ApiError(404, f"no connector {key!r}")
 
 
 @router.get("/devices", responses=NO_STATE)
-async def list_devices(ctx: Ctx) -> tuple[DeviceHealth, ...]:
+async def list_devices(ctx: ApiContext) -> tuple[DeviceHealth, ...]:
     """Every device with its reachability and request statistics."""
     return _latest(ctx).devices
 
 
 @router.get("/chargers")
-async def list_chargers(ctx: Ctx) -> tuple[ChargerInfo, ...]:
+async def list_chargers(ctx: ApiContext) -> tuple[ChargerInfo, ...]:
     """Every OCPP charger: capabilities, provisioning and whether each connector follows
     its limits ("not following" with the evidence)."""
     return ctx.chargers()
 
 
 @router.get("/chargers/{charger}", responses=NOT_FOUND)
-async def get_charger(ctx: Ctx, charger: str) -> ChargerInfo:
+async def get_charger(ctx: ApiContext, charger: str) -> ChargerInfo:
     """One OCPP charger."""
     for info in ctx.chargers():
         if info.id == charger:
             return info
-    raise HTTPException(status.HTTP_404_NOT_FOUND, f"no OCPP charger {charger!r}")
+    raise ApiError(404, f"no OCPP charger {charger!r}")
 
 
 def _since(value: object) -> object:
@@ -143,17 +142,17 @@ Since = Annotated[
 
 @router.get("/events")
 async def list_events(
-    ctx: Ctx,
+    ctx: ApiContext,
     since: Annotated[
         Since | None,
-        Query(description="Events at or after this time: seconds since the epoch or ISO 8601"),
+        Field(description="Events at or after this time: seconds since the epoch or ISO 8601"),
     ] = None,
     severity: Annotated[
-        EventLevel, Query(description="The least severity: warning gives warnings and alarms")
+        EventLevel, Field(description="The least severity: warning gives warnings and alarms")
     ] = EventLevel.INFO,
     category: EventCategory | None = None,
-    after: Annotated[int, Query(ge=0, le=2**53, description="Only events with a larger id")] = 0,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    after: Annotated[int, Field(ge=0, le=2**53, description="Only events with a larger id")] = 0,
+    limit: Annotated[int, Field(ge=1, le=10_000)] = 100,
 ) -> list[Event]:
     """The event log, newest last: the newest `limit` events that match."""
     query = EventQuery(
@@ -209,34 +208,34 @@ def _iso(wall: float) -> str:
 
 @router.get(
     "/sessions",
-    response_model=list[ChargingSession],
-    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+    response=list[ChargingSession],
+    content={"text/csv": {"schema": {"type": "string"}}},
 )
 async def list_sessions(
-    ctx: Ctx,
-    connector: Annotated[str | None, Query(description="`charger-id#connector-id`")] = None,
+    ctx: ApiContext,
+    connector: Annotated[str | None, Field(description="`charger-id#connector-id`")] = None,
     id_token: str | None = None,
-    since: Annotated[Since | None, Query(description="Started at or after this time")] = None,
-    until: Annotated[Since | None, Query(description="Started before this time")] = None,
-    open_only: Annotated[bool, Query(alias="open", description="Only those going on")] = False,
-    limit: Annotated[int, Query(ge=1, le=100_000)] = 100,
-    format: Annotated[Literal["json", "csv"], Query(description="csv: a spreadsheet")] = "json",
-) -> Any:
+    since: Annotated[Since | None, Field(description="Started at or after this time")] = None,
+    until: Annotated[Since | None, Field(description="Started before this time")] = None,
+    open_only: Annotated[bool, Field(alias="open", description="Only those going on")] = False,
+    limit: Annotated[int, Field(ge=1, le=100_000)] = 100,
+    format: Annotated[Literal["json", "csv"], Field(description="csv: a spreadsheet")] = "json",
+) -> list[ChargingSession] | Response:
     """Charging sessions, oldest first: the newest `limit` that match (open ones as they
     stand at their last write, every 30 s)."""
     query = SessionQuery(connector, id_token, since, until, open_only, limit)
     sessions = ctx.events.store.sessions(query)
     if format == "csv":
         return Response(
-            sessions_csv(sessions),
-            media_type="text/csv",
+            sessions_csv(sessions).encode(),
+            "text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="sessions.csv"'},
         )
     return sessions
 
 
 @router.get("/health")
-async def get_health(ctx: Ctx) -> Health:
+async def get_health(ctx: ApiContext) -> Health:
     """`starting` before the first cycle; `degraded` when cycles stall or devices are lost."""
     state = ctx.hub.latest
     if state is None:
