@@ -59,7 +59,7 @@ def cycles(planner: CyclePlanner, seed: int = 1) -> Callable[[], None]:
         results: dict[str, object] = {}
         for command in plan.commands:
             if command.verify_first:
-                planner.failsafe_configured(command.index, ok=True)
+                planner.verification.configured(command.index, ok=True)
             a = command.current_a
             results[command.name] = AppliedLimit(a, command.phases, a <= 0, now)
             sent[command.name] = a

@@ -272,7 +272,7 @@ def cycle(
         if command.index in silent:
             continue
         if command.verify_first:
-            planner.failsafe_configured(command.index, ok=True)
+            planner.verification.configured(command.index, ok=True)
         physics.setpoint_a[command.index] = command.current_a
         results[command.name] = AppliedLimit(command.current_a, 3, command.current_a == 0, now)
     planner.outcomes(plan, results, now, now)

@@ -143,7 +143,7 @@ def plan_and_send(
     for command in plan.commands:
         if command.verify_first:
             told[command.index] = command.failsafe_a
-            planner.failsafe_configured(command.index, ok=True, held=held(command.index))
+            planner.verification.configured(command.index, ok=True, held=held(command.index))
     results = {c.name: AppliedLimit(c.current_a, 3, c.current_a == 0, now) for c in plan.commands}
     planner.outcomes(plan, results, now, now)
     return told

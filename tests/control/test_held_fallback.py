@@ -127,13 +127,13 @@ def test_a_limit_validity_of_0_while_commanded_is_a_lapsed_limit() -> None:
     p = planner()
     assert 0 in cycle(p, 0.0, held_a=6.0, validity_s=0.0)  # not commanded yet: no lapse
     assert cycle(p, 1.0, held_a=6.0, validity_s=59.0) == {1: 6.0, 2: 6.0}
-    assert not p.connectors[0].lapsed
+    assert not p.verification.held.lapsed[0]
     assert cycle(p, 2.0, held_a=6.0, validity_s=0.0) == {0: 6.0}  # lapsed: verified, re-sent
-    assert p.connectors[0].lapsed
+    assert p.verification.held.lapsed[0]
     lapses = [e for e in p.events.recent if "limit validity reads 0" in e.message]
     assert [e.subject for e in lapses] == ["cp-0#1"]
     assert "fallback current (6 A)" in lapses[0].message
     assert cycle(p, 3.5, held_a=6.0, validity_s=0.0) == {0: 6.0}  # still 0: again, no event
     assert len([e for e in p.events.recent if "limit validity reads 0" in e.message]) == 1
     assert cycle(p, 5.0, held_a=6.0, validity_s=58.0) == {}
-    assert not p.connectors[0].lapsed
+    assert not p.verification.held.lapsed[0]

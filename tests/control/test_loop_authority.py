@@ -137,7 +137,7 @@ async def test_a_charger_not_ready_for_its_failsafe_is_asked_again_the_next_cycl
         # nothing was sent: counted as before (its reading), not as a charger whose
         # failsafe could not be configured (its maximum: a hand-over's new leader paused
         # the cars beside an inherited 2.0.1 station that way, as it came back)
-        assert [loop.planner.reservation(i, now) for i in range(3)] == [None] * 3
+        assert [loop.planner.verification.reservation(i, now) for i in range(3)] == [None] * 3
         await trio.sleep(0.3)  # the cycle at 10.5, not the retry at 11.25
         assert [c.configured for c in sim.chargers] == [1] * len(sim.chargers)
         nursery.cancel_scope.cancel()

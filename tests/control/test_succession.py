@@ -34,7 +34,7 @@ OCPP = {"cp-1#1", "cp-2#1"}
 
 def following(p: CyclePlanner) -> None:
     """cp-1 and cp-2 were checked to follow their limits."""
-    p.checked(dict.fromkeys(OCPP, LimitCheck(True, "schedule as sent")))
+    p.verification.checked(dict.fromkeys(OCPP, LimitCheck(True, "schedule as sent")))
 
 
 def reconfiguring() -> CyclePlanner:
@@ -50,7 +50,7 @@ def reconfiguring() -> CyclePlanner:
     verifying = [c for c in plan.commands if c.verify_first]
     assert {c.name: c.failsafe_a for c in verifying} == {"cp-1#1": 6.0, "cp-2#1": 6.0}
     for command in verifying:
-        p.failsafe_configured(command.index, ok=False)
+        p.verification.configured(command.index, ok=False)
     return p
 
 
@@ -80,7 +80,7 @@ def test_a_lowered_failsafe_is_passed_on_at_the_old_one_until_verified() -> None
     assert {c.name: c.failsafe_a for c in verifying} == {"cp-1#1": 0.0, "cp-2#1": 0.0}
     assert bequest(p, OCPP) == {"cp-1#1": 6.0, "cp-2#1": 6.0}
     for command in verifying:
-        p.failsafe_configured(command.index, ok=True)
+        p.verification.configured(command.index, ok=True)
     assert bequest(p, OCPP) == {"cp-1#1": 0.0, "cp-2#1": 0.0}
 
 
@@ -101,7 +101,7 @@ def test_a_successor_counts_the_larger_of_what_was_passed_on_and_its_own_share()
     new.plan({}, 10.0)  # cp-1 and cp-2 silent from now
     assert list(new.failsafe_a)[1:] == [0.0, 0.0]
     at = 10.0 + 3 * old.site.control.meter_stale_s  # well past their last answer here
-    assert [new.reservation(i, at) for i in (1, 2)] == [(6.0, "unreachable")] * 2
+    assert [new.verification.reservation(i, at) for i in (1, 2)] == [(6.0, "unreachable")] * 2
 
     again = planner()  # cp-0 read at 6 A here: cp-1 and cp-2 are given 6 A
     cycle(again, 0.0, held_a=6.0)
@@ -109,7 +109,7 @@ def test_a_successor_counts_the_larger_of_what_was_passed_on_and_its_own_share()
     inherit(again, Inheritance({"cp-1#1": 0.0, "cp-2#1": 0.0}), 10.0)
     again.plan({}, 10.0)
     assert list(again.failsafe_a)[1:] == [6.0, 6.0]
-    assert [again.reservation(i, at) for i in (1, 2)] == [(6.0, "unreachable")] * 2
+    assert [again.verification.reservation(i, at) for i in (1, 2)] == [(6.0, "unreachable")] * 2
 
 
 class Leading:
@@ -197,14 +197,14 @@ def test_a_first_command_cut_short_after_a_take_over_counts_what_the_leader_befo
     later = 10.0 + 3 * p.site.control.meter_stale_s  # cp-1 silent since 10 s
     assert first_setpoint_cut_short(p, 10.0) < 16.0
     assert held_currents(p, ["cp-1#1"])["cp-1#1"].current_a == 16.0
-    assert p.reservation(1, later) == (16.0, "unreachable")
+    assert p.verification.reservation(1, later) == (16.0, "unreachable")
 
     fresh = planner()
     fresh.take_over()
     inherit(fresh, Inheritance({"cp-1#1": 6.0}), 10.0)
     first_setpoint_cut_short(fresh, 10.0)
     assert held_currents(fresh, ["cp-1#1"]) == {}
-    assert fresh.reservation(1, later) == (32.0, "unreachable")
+    assert fresh.verification.reservation(1, later) == (32.0, "unreachable")
 
 
 def first_setpoint_cut_short(p: CyclePlanner, now: float) -> float:
@@ -215,6 +215,6 @@ def first_setpoint_cut_short(p: CyclePlanner, now: float) -> float:
     assert plan is not None
     [first] = [c for c in plan.commands if c.name == "cp-1#1"]
     assert first.verify_first
-    p.failsafe_configured(first.index, ok=True)
+    p.verification.configured(first.index, ok=True)
     p.outcomes(plan, {"cp-1#1": TimeoutError("cut short")}, now, now)
     return first.current_a

@@ -319,7 +319,7 @@ def commanded(planner: CyclePlanner, readings: dict[str, object], now: float) ->
     assert plan is not None
     for command in plan.commands:
         if command.verify_first:
-            planner.failsafe_configured(command.index, ok=True)
+            planner.verification.configured(command.index, ok=True)
     accepted = {c.name: AppliedLimit(c.current_a, c.phases, False, now) for c in plan.commands}
     planner.outcomes(plan, accepted, now, now)
     return plan
@@ -358,7 +358,7 @@ class PlannedSite:
         for sim_meter in sim.meters:
             readings[f"meter:{sim_meter.id}"] = _outcome(sim_meter.sample, now)
         readings["grid-operator"] = _outcome(sim.box.sample, now)
-        planner.checked({f"{c.id}#1": c.limit_check for c in sim.chargers})
+        planner.verification.checked({f"{c.id}#1": c.limit_check for c in sim.chargers})
         plan = planner.plan(readings, now)
         if plan is not None:
             results: dict[str, object] = {}
@@ -372,9 +372,9 @@ class PlannedSite:
                         try:
                             charger.configure(now, control.lease_s, control.failsafe_current_a)
                         except UnreachableError:
-                            planner.failsafe_configured(command.index, ok=False)
+                            planner.verification.configured(command.index, ok=False)
                             raise
-                        planner.failsafe_configured(command.index, ok=True)
+                        planner.verification.configured(command.index, ok=True)
                     results[command.name] = charger.apply(now, command.current_a, command.phases)
                 except UnreachableError as exc:
                     results[command.name] = Failed(exc)

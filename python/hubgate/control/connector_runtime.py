@@ -32,8 +32,8 @@ cycle: at 0.1 s cycles a gateway starting 500 connectors spent 16 % of its CPU r
 them."""
 
 FALLBACK_REREAD_S = 300.0
-"""How often a fallback current its device holds (`fallback_held`) is read again, with its
-other failsafe settings: an installer may change it in the vendor's tool at any time."""
+"""How often a fallback current its device holds (`HeldFallbacks.held`) is read again, with
+its other failsafe settings: an installer may change it in the vendor's tool at any time."""
 
 ONE_PHASE_SETTLE_S = 10.0
 """How long an EV at a three-phase connector must draw on one phase alone (readings that
@@ -60,15 +60,10 @@ class ConnectorRuntime:
     """Latest known draw on the grid phases (A)."""
     failsafe_a: float | None = None
     """The failsafe current its charger was last configured with, or its device holds as
-    last read (`fallback_held`); None: not yet. The one record of it (`CyclePlanner.
+    last read (`HeldFallbacks.held`); None: not yet. The one record of it (`CyclePlanner.
     fallback_a`)."""
-    fallback_held: bool = False
-    """Its device holds its fallback current whatever it is told (Alfen's safe current):
-    `failsafe_a` is what was read, and it is read again every `FALLBACK_REREAD_S`."""
     failsafe_unverified: bool = False
     """Its failsafe settings could not be configured: treated as unreachable until they are."""
-    lapsed: bool = False
-    """Its limit validity read 0 while commanded (`CyclePlanner._validity`), not above since."""
     verify_tried_at: float = -math.inf
     """When its failsafe settings were last asked to be configured and verified."""
     ev_limit_a: float = math.inf
@@ -117,10 +112,6 @@ class ConnectorRuntime:
             return False
         self.verify_tried_at = now
         return True
-
-    def reread_due(self, now: float) -> bool:
-        """Whether the fallback current its device holds is due to be read again."""
-        return self.fallback_held and now - self.verify_tried_at >= FALLBACK_REREAD_S
 
     def observe_phases(self, wants: bool) -> bool:
         """Follow the phases the EV draws on in its latest reading (every phase measured):

@@ -100,10 +100,10 @@ class Dispatch:
                 self.planner.connectors[command.index].verify_tried_at = -math.inf
                 raise
             except Exception:
-                self.planner.failsafe_configured(command.index, ok=False)
+                self.planner.verification.configured(command.index, ok=False)
                 raise
             held = charger.held_fallback() if isinstance(charger, HeldFallback) else None
-            self.planner.failsafe_configured(command.index, ok=True, held=held)
+            self.planner.verification.configured(command.index, ok=True, held=held)
             if not self.authority.holds(epoch):
                 raise FencedError(f"epoch {epoch} is no longer held: not sent")
             return await charger.set_limit(command.current_a, command.phases)

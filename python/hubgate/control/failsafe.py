@@ -110,7 +110,7 @@ class ChargerWatch:
     permanent failsafe profile is what limits it."""
     inherited_failsafe_a: float = 0.0
     """The failsafe current its previous leader passed on with it (`Inheritance.failsafes`):
-    what its stored failsafe profile falls back to (`CyclePlanner.fallback_a`)."""
+    what its stored failsafe profile falls back to (`Verification.fallback_a`)."""
     inherited_a: float | None = None
     """Until `inherited_from`, after a hand-over: the current its previous leader last
     commanded it (its lease profile holds it there until it lapses); None: its maximum."""

@@ -189,9 +189,9 @@ class ControlLoop:
 
     def _beat_epoch(self, i: int) -> int | None:
         """The epoch to send the heartbeat of charger `i` (of `devices.chargers`) under;
-        None while standby or when it is not to be fed (`CyclePlanner.heartbeat_due`)."""
+        None while standby or when it is not to be fed (`Verification.heartbeat_due`)."""
         epoch = self.epoch
-        due = self.planner.heartbeat_due(self._beat_index[i], self.clock())
+        due = self.planner.verification.heartbeat_due(self._beat_index[i], self.clock())
         return epoch if due else None
 
     async def safe_stop(self, timeout_s: float = 5.0) -> dict[str, bool]:
@@ -220,7 +220,7 @@ class ControlLoop:
         charger seen to follow its limits a moment before would be passed on as unknown,
         and reserved at its maximum by a successor that cannot reach it)."""
         if self.epoch is not None:
-            self.planner.checked(self.sensors.limit_checks())
+            self.planner.verification.checked(self.sensors.limit_checks())
             bequeath(self.authority, self.planner, self.sensors.reported)
 
     # -- one cycle ---------------------------------------------------------------------------
@@ -245,7 +245,7 @@ class ControlLoop:
         sensors = self.sensors
         deadline = trio.current_time() + self.timing.read_share * self.period_s
         readings = await sensors.read(self.energy.read_ops(), deadline)
-        self.planner.checked(sensors.limit_checks())
+        self.planner.verification.checked(sensors.limit_checks())
         self.planner.horizon.charging_needs(sensors.charging_needs(), sensors.id_tokens(), now)
         plan = self.planner.plan(readings, now)
         if plan is None:

@@ -8,7 +8,7 @@ driver. `hubgate.control.loop.ControlLoop` senses, hands it the readings and the
 sends what it plans and hands back what came of it:
 
     plan = planner.plan(readings, now)    # absorb, build the input, allocate (None: failed)
-    ...send plan.commands, verifying failsafes first where asked (`failsafe_configured`)...
+    ...send plan.commands, verifying failsafes first where asked (`Verification.configured`)...
     planner.outcomes(plan, results, now, done_at)
 
 1. `absorb`: a charger that answered is `ok` in its `ChargerWatch`; a meter reading is a
@@ -22,7 +22,7 @@ sends what it plans and hands back what came of it:
    it, and, when its meter is not trusted, at least the rest of the limit in force beyond
    its degraded share),
    unreachable chargers' assumed draw (and the maximum of those not following
-   their limits, `checked`, or not verified yet) reserved on their path, the limit book's
+   their limits or not verified yet: `Verification`) reserved on their path, the limit book's
    leases (node limits as extra base load, connector limits as EV limits, the grid
    operator's as the root power limit) and the EV-side limit from measured draw (an EV that
    takes less than offered is trimmed, so its headroom goes to others); `SiteEnergy` adds
@@ -78,7 +78,6 @@ from hubgate.control.device_watch import DeviceWatch, device_paths
 from hubgate.control.failsafe import ChargerWatch, MeterWatch
 from hubgate.control.failsafe_share import FailsafeShare
 from hubgate.control.grid_operator import grid_operator_input, operator_power_source
-from hubgate.control.held_fallback import check_validity, count_held
 from hubgate.control.horizon import Horizon
 from hubgate.control.limit_in_force import NodeLimit, fold_leases, node_limit
 from hubgate.control.limits import LimitBook, LimitSource
@@ -86,16 +85,10 @@ from hubgate.control.paragraph_14a import Paragraph14a
 from hubgate.control.ramp_reserve import RampReserve, ev_use_a, own_limits_a
 from hubgate.control.site_energy import SiteEnergy
 from hubgate.control.site_model import SiteModel, with_finite_limits
-from hubgate.devices.model import (
-    AppliedLimit,
-    Battery,
-    Device,
-    HeldCurrent,
-    LimitCheck,
-    Reading,
-)
+from hubgate.control.verification import Verification
+from hubgate.devices.model import AppliedLimit, Battery, Device, Reading
 from hubgate.profiles.model import Quantity
-from hubgate.records.events import Burst, EventLog
+from hubgate.records.events import EventLog
 from hubgate.state import EventCategory, EventLevel
 
 log = logging.getLogger(__name__)
@@ -212,6 +205,10 @@ class CyclePlanner:
         self.last_result: CycleResult | None = None
         self.failsafes = FailsafeShare(self.model, control, fixed_failsafe)
         """The failsafe current each connector is to be configured with (`failsafe_a`)."""
+        self.verification = Verification(
+            self.model, self.connectors, self.failsafes, self.events, self.devices.paths
+        )
+        """Whether each connector's reading counts, and what it falls back to."""
         self.last_inputs: CycleInputs | None = None
         self.holds = (
             HoldRotation(
@@ -227,20 +224,6 @@ class CyclePlanner:
     def failsafe_a(self) -> Sequence[float]:
         """The failsafe current each connector is to be configured with (`FailsafeShare`)."""
         return self.failsafes.failsafe_a
-
-    def fallback_a(self, index: int) -> float:
-        """What the connector at `index` falls back to when its lease lapses: the failsafe
-        current it was configured with or its device holds (`ConnectorRuntime.failsafe_a`);
-        before that, inherited, the one passed on with it or the one this gateway would
-        configure if larger (a configuration it began may have reached it); else its fixed
-        one, else the site's failsafe current (the most a previous leader configured)."""
-        runtime = self.connectors[index]
-        if runtime.failsafe_a is not None:
-            return runtime.failsafe_a
-        if runtime.watch.inherited_from is not None:
-            return max(runtime.watch.inherited_failsafe_a, self.failsafe_a[index])
-        fixed = self.failsafes.fixed_a[index]
-        return self.site.control.failsafe_current_a if math.isnan(fixed) else fixed
 
     # -- a cycle ---------------------------------------------------------------------------
 
@@ -274,7 +257,7 @@ class CyclePlanner:
                 runtime.watch.ok(now)
                 runtime.reading = reading
                 runtime.draw = grid_draw(reading, info.grid_phases)
-                check_validity(self, i, reading)
+                self.verification.held.check_validity(i, reading)
             elif info.name in readings and not isinstance(reading, InFlight):
                 runtime.watch.missed()
             self.devices.seen(info.name, runtime.watch.reachable(now), reading, now)
@@ -303,54 +286,6 @@ class CyclePlanner:
                     change,
                     category=EventCategory.GRID_OPERATOR,
                 )
-
-    def checked(self, checks: Mapping[str, LimitCheck]) -> None:
-        """Take the chargers' limit checks by connector name (an event when one changes):
-        a charger not following its limits is reserved at its maximum from this cycle."""
-        for name, check in checks.items():
-            runtime = self.connectors[self._index[name]]
-            before = runtime.limit_check.following
-            if check.following is False and before is not False:
-                self.events.emit(
-                    EventLevel.ALARM,
-                    name,
-                    f"not following its limit, reserved at its maximum: {check.evidence}",
-                    category=EventCategory.CHARGER,
-                )
-            elif check.following and before is False:
-                self.events.emit(
-                    EventLevel.INFO,
-                    name,
-                    f"follows its limit again: {check.evidence}",
-                    category=EventCategory.CHARGER,
-                )
-            runtime.limit_check = check
-
-    def reservation(self, index: int, now: float) -> tuple[float, str] | None:
-        """The current a connector is reserved at instead of its reading, and why; None
-        while its reading counts."""
-        info, runtime = self.model.connectors[index], self.connectors[index]
-        assumed = runtime.watch.assumed_draw_a(now, self.fallback_a(index))
-        if assumed is not None:
-            return assumed, "unreachable"
-        if runtime.failsafe_unverified or self._never_verified(index):
-            return info.max_current_a, "failsafe not verified"
-        if runtime.limit_check.following is False:
-            return info.max_current_a, "not following its limit"
-        return None
-
-    def _never_verified(self, index: int) -> bool:
-        """Whether the connector at `index` is an OCPP charger this gateway has neither
-        verified nor inherited: its boot and base profile outlast a cycle, meanwhile it
-        offers its EV what it likes (a Modbus charger is verified within the cycle)."""
-        runtime = self.connectors[index]
-        watch = runtime.watch
-        return (
-            self.model.connectors[index].protocol == "ocpp"
-            and watch.needs_verification
-            and runtime.failsafe_a is None
-            and watch.inherited_from is None
-        )
 
     def inputs(self, now: float) -> tuple[CycleInputs, list[str]]:
         """The allocator's input for this cycle and the notes for the decision record."""
@@ -385,9 +320,9 @@ class CyclePlanner:
                 runtime.watch,
                 now,
                 lease_s=self.site.control.lease_s,
-                failsafe_a=self.fallback_a(i),
+                failsafe_a=self.verification.fallback_a(i),
             )
-            reserved_at = self.reservation(i, now)
+            reserved_at = self.verification.reservation(i, now)
             draw, falling = runtime.known_draw(now, self.allocator.settings.settle_s)
             draws.append(draw)
             unknowns.append(falling)
@@ -586,7 +521,9 @@ class CyclePlanner:
                 continue
             setpoint, n_phases = setpoints[i], self._told_phases(i, phases)
             failsafe = self.failsafe_a[i]
-            reconfigure = runtime.failsafe_a != failsafe or runtime.reread_due(now)
+            reconfigure = runtime.failsafe_a != failsafe or self.verification.held.reread_due(
+                i, now
+            )
             if watch.needs_verification and i in self.failsafes.waiting:
                 continue  # its failsafe waits for a meter's first reading
             if watch.needs_verification or reconfigure:
@@ -611,46 +548,11 @@ class CyclePlanner:
         return 3 if self.connectors[index].ev_phase is not None else phases[index]
 
     def take_over(self) -> None:
-        """This gateway starts commanding under a new epoch: as after a restart, every
-        charger's failsafe settings are configured and verified again before its first
-        setpoint, and every setpoint, battery command and PV cap is sent. The failsafe
-        currents and setpoints it sent in an earlier epoch no longer count (another leader
-        may have sent others since); a fallback its device holds does, as last read."""
-        for runtime in self.connectors:
-            runtime.watch.needs_verification, runtime.watch.last_command_a = True, None
-            runtime.sent_a, runtime.sent_phases = None, 0
-            if not runtime.fallback_held:
-                runtime.failsafe_a = None
+        """This gateway starts commanding under a new epoch (`Verification.take_over`): every
+        charger is verified again and sent its setpoint, every battery command and PV cap is
+        sent again."""
+        self.verification.take_over()
         self.energy.resend()
-
-    def failsafe_configured(self, index: int, ok: bool, held: HeldCurrent | None = None) -> None:
-        """The failsafe settings of the connector at `index` were configured and verified
-        (`ok`), or could not be: it stays reserved and is retried next cycle. `held`: the
-        fallback current its device holds whatever it is told, as read (`held_fallback`)."""
-        runtime = self.connectors[index]
-        # a verified connector whose failsafe could not be changed keeps the one it has
-        # (counted as such in the budget) and is asked again
-        runtime.failsafe_unverified = not ok and (
-            runtime.failsafe_a is None or runtime.watch.needs_verification
-        )
-        if ok:
-            if held is None:
-                runtime.failsafe_a = self.failsafe_a[index]
-            else:
-                count_held(self, index, held)
-            runtime.watch.verified()
-            name = self.model.connectors[index].name
-            self.events.emit(
-                EventLevel.INFO,
-                name,
-                "failsafe verified",
-                category=EventCategory.CHARGER,
-                burst=Burst(
-                    "failsafe-verified",
-                    "{n} connectors: failsafe verified",
-                    self.devices.paths[name],
-                ),
-            )
 
     def outcomes(
         self, plan: Plan, results: Mapping[str, object], now: float, done_at: float
@@ -688,12 +590,6 @@ class CyclePlanner:
             self.events.emit(EventLevel.WARNING, name, problem, category=category)
 
     # -- between cycles --------------------------------------------------------------------
-
-    def heartbeat_due(self, index: int, now: float) -> bool:
-        """Whether the connector at `index` should be sent its heartbeat: it is reachable
-        and its failsafe settings are verified."""
-        watch = self.connectors[index].watch
-        return not watch.needs_verification and watch.reachable(now)
 
     def connector_index(self, target: str) -> int | None:
         """The index of the connector `charger-id#n`, None when there is none."""

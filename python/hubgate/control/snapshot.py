@@ -315,7 +315,7 @@ class Snapshot:
         for i, (info, runtime) in enumerate(zip(model.connectors, planner.connectors, strict=True)):
             sample = self._sample(i, decisions[i], now)
             reading = runtime.reading
-            reservation = planner.reservation(i, now)
+            reservation = planner.verification.reservation(i, now)
             connectors.append(
                 trusted(
                     ConnectorState,

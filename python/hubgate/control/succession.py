@@ -59,11 +59,11 @@ def bequest(planner: CyclePlanner, lapsing: Collection[str]) -> dict[str, float]
     lapse, with that current: among `lapsing` (chargers whose lease falls back to the
     failsafe current), those whose failsafe this gateway verified and that were checked to
     follow their limits, and those it inherited and has not verified yet (unless caught not
-    following since). The current is the one in force on it (`CyclePlanner.fallback_a`),
+    following since). The current is the one in force on it (`Verification.fallback_a`),
     or its new share while that is being configured, if larger: the charger holds the one
     until the other is verified, and a configuration cut short may have reached it."""
     return {
-        info.name: max(planner.fallback_a(index), planner.failsafe_a[index])
+        info.name: max(planner.verification.fallback_a(index), planner.failsafe_a[index])
         for index, (info, runtime) in enumerate(
             zip(planner.model.connectors, planner.connectors, strict=True)
         )
