@@ -84,7 +84,16 @@ def test_a_held_fallback_counts_at_its_maximum_until_read_then_as_read() -> None
     assert cycle(p, 1.0, held_a=6.0) == {1: 6.0, 2: 6.0}
     assert list(p.failsafe_a) == [6.0, 6.0, 6.0]
     assert cycle(p, 2.0, held_a=6.0) == {}
-    assert held_events(p) == []
+    assert held_events(p) == []  # no warning: 6 A is within the site's failsafe current
+    # what the operator sees, once per connector: read again, it stays what it was
+    assert cycles_until(p, 4.0, FALLBACK_REREAD_S + 2, held_a=6.0) == [FALLBACK_REREAD_S]
+    p.events.flush()
+    [told] = [e for e in p.events.recent if "falls back to" in e.message]
+    assert (told.subject, told.severity) == ("cp-0#1", EventLevel.INFO)
+    assert told.message == (
+        f"falls back to 6 A on its own ({HELD_AT}), within the site's failsafe current 6 A: "
+        "counted so in the failsafe budget"
+    )
 
 
 def test_a_held_fallback_above_the_failsafe_current_is_an_event_and_counts_in_full() -> None:

@@ -6,15 +6,18 @@ read with each verification), counted in the failsafe budget as read, and its li
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from hubgate.control.connector_runtime import FALLBACK_REREAD_S, ConnectorRuntime
 from hubgate.control.failsafe_share import FailsafeShare
 from hubgate.control.site_model import SiteModel
 from hubgate.devices.model import HeldCurrent, Reading
 from hubgate.profiles.model import Quantity
-from hubgate.records.events import EventLog
+from hubgate.records.events import Burst, EventLog
 from hubgate.state import EventCategory, EventLevel
+
+WITHIN = "{n} connectors: own fallback current read, within the site's failsafe current"
+"""The merged event of connectors whose held fallback is read within the failsafe current."""
 
 
 class HeldFallbacks:
@@ -30,14 +33,16 @@ class HeldFallbacks:
         failsafes: FailsafeShare,
         fallback_a: Callable[[int], float],
         events: EventLog,
+        paths: Mapping[str, tuple[str, ...]],
     ) -> None:
-        """`fallback_a`: what the connector at an index falls back to (`CyclePlanner.
-        fallback_a`), for the events."""
+        """`fallback_a`: what the connector at an index falls back to (`Verification.
+        fallback_a`), for the events; `paths`: each connector's node and those above it."""
         self.names = [info.name for info in model.connectors]
         self.connectors = connectors
         self.failsafes = failsafes
         self.fallback_a = fallback_a
         self.events = events
+        self.paths = paths
         self.held = [False] * len(connectors)
         """Its device holds its fallback current whatever it is told (Alfen's safe
         current): read again every `FALLBACK_REREAD_S` (`reread_due`)."""
@@ -81,18 +86,21 @@ class HeldFallbacks:
         """Count the fallback current the device of the connector at `index` holds, as read,
         in the failsafe budget; a warning when it is new and above the site's failsafe
         current (hubgate cannot lower it: the installer must, where `held.where` says), and
-        an event when one read above it before is back within it (the warning is over)."""
+        an event when it is first read within it, or one read above it before is back within
+        it (the warning is over)."""
         runtime, name = self.connectors[index], self.names[index]
         failsafe = self.failsafes.failsafe_current_a
         before = runtime.failsafe_a if self.held[index] else None
         counted = self.failsafes.fix(index, held.current_a)
-        if before is not None and before > failsafe >= counted:
+        if counted <= failsafe and (before is None or before > failsafe):
+            how = "on its own" if before is None else "now"
             self.events.emit(
                 EventLevel.INFO,
                 name,
-                f"falls back to {counted:g} A now ({held.where}), within the site's failsafe "
+                f"falls back to {counted:g} A {how} ({held.where}), within the site's failsafe "
                 f"current {failsafe:g} A: counted so in the failsafe budget",
                 category=EventCategory.CHARGER,
+                burst=Burst("held-fallback", WITHIN, self.paths[name]) if before is None else None,
             )
         if held.current_a > failsafe and runtime.failsafe_a != counted:
             self.events.emit(

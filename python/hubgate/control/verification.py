@@ -43,7 +43,7 @@ class Verification:
         self.events = events
         self.paths = paths
         self._index = {info.name: i for i, info in enumerate(model.connectors)}
-        self.held = HeldFallbacks(model, connectors, failsafes, self.fallback_a, events)
+        self.held = HeldFallbacks(model, connectors, failsafes, self.fallback_a, events, paths)
         """The fallback currents devices hold whatever they are told, and lapsed limits."""
 
     def fallback_a(self, index: int) -> float:

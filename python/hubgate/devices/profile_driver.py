@@ -36,7 +36,7 @@ from hubgate.modbus.codec import FieldError, FieldValue, ReadPlan, Request
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.stats import RequestStats
 from hubgate.profiles.codec_fields import FUNCTION_CODES, field_of, read_plan
-from hubgate.profiles.held import held_by_device
+from hubgate.profiles.held import held_by_device, where_held
 from hubgate.profiles.model import (
     DeviceKind,
     Fallback,
@@ -482,10 +482,7 @@ class ProfileCharger(ProfileDevice):
         fallback = held_by_device(self.profile)
         if fallback is None or read is None or not 0 <= read < math.inf:
             return None  # a NaN read (Alfen's unavailable register) says nothing
-        where = f"register {fallback.address}"
-        if fallback.set_with is not None:
-            where += f", set in {fallback.set_with}"
-        return HeldCurrent(read, where)
+        return HeldCurrent(read, where_held(fallback))
 
     async def configure_failsafe(self, timeout_s: float, failsafe_current_a: float) -> None:
         """Write the device's communication timeout and fallback current where it lets us
@@ -574,7 +571,8 @@ class ProfileCharger(ProfileDevice):
     ) -> float:
         """The setting read back as `got`; `FailsafeNotAppliedError` when a register hubgate
         writes does not hold `wanted` within `tolerance` (one it cannot write holds what it
-        holds)."""
+        holds; a fallback its device holds is not asked for: the control loop counts what
+        is read, and says what it means for the site)."""
         if not isinstance(got, int | float):
             raise FailsafeNotAppliedError(f"{self.link.name}: the {name} reads as {got!r}")
         if not math.isclose(float(got), wanted, rel_tol=1e-6, abs_tol=tolerance):
@@ -582,7 +580,8 @@ class ProfileCharger(ProfileDevice):
                 raise FailsafeNotAppliedError(
                     f"{self.link.name}: wrote {wanted} to the {name}, read back {got}"
                 )
-            self.warn_once("the %s is fixed at %s, not %s", name, got, wanted)
+            if register is not held_by_device(self.profile):
+                self.warn_once("the %s is fixed at %s, not %s", name, got, wanted)
         return float(got)
 
     async def _configure(

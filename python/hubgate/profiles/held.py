@@ -27,3 +27,10 @@ def held_maximum_a(profile: Profile) -> float | None:
         return None
     setpoint = profile.commands.current_limit
     return math.inf if setpoint is None else setpoint.max
+
+
+def where_held(fallback: Fallback) -> str:
+    """Where the operator finds a fallback its device holds (`held_by_device`): 'register
+    1212, set in ACE Service Installer (...)'."""
+    where = f"register {fallback.address}"
+    return where if fallback.set_with is None else f"{where}, set in {fallback.set_with}"
