@@ -173,6 +173,35 @@ async def test_no_brief_block_runs_past_another_tasks_timer(
                 assert readable.miss_rate == 0.0
 
 
+async def test_an_enclosing_deadline_and_cancellation_bound_the_block(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The enclosing cancel scope's deadline is among the run's timers (the block ends by
+    it), and a cancelled task gets no block: read from Trio's runner, or from the public
+    effective deadline where the runner is not as expected."""
+    with socket_pair() as (ours, _theirs), trio.fail_after(10):
+        readable = Readable(ours)
+        for run_state in (readiness._RUN_CONTEXT, None):
+            monkeypatch.setattr(readiness, "_RUN_CONTEXT", run_state)
+            with trio.move_on_after(SLICE_S / 4) as scope:  # shorter than the slice
+                now = trio.current_time()
+                readiness._LAST_PASS.at = time.perf_counter()  # a fresh slice
+                within = readable.window(now + 5, now)
+                bound = trio.current_effective_deadline() - now
+                assert within is None or within <= bound + 0.001  # statistics: two clock reads
+                assert not readiness.cancelled()
+                await readable.by(now + 5)  # no answer comes: the scope ends the wait
+            assert scope.cancelled_caught
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                assert readiness.cancelled()
+                readiness._LAST_PASS.at = time.perf_counter()
+                now = trio.current_time()
+                assert readable.window(now + 5, now) is None
+                await readable.by(now + 5)  # Trio's wait raises Cancelled
+            assert scope.cancelled_caught
+
+
 async def test_a_peer_served_by_the_same_run_is_waited_for_in_trio() -> None:
     """A peer that can answer only once this thread runs its other tasks (a device
     served by the same Trio run) makes every brief block miss: after a few misses the

@@ -26,16 +26,17 @@ thread's call) waits for the block's end, as behind a task that computes for as 
 - not while another task is runnable (`tasks_runnable`: Trio's run queue; the tasks
   of the scheduler's current pass that have not run yet are in no queue, so those may
   wait one block);
-- never past `deadline`, the enclosing cancel scope's deadline or any other task's
-  (`next_timer`: a sleep ends on time), nor once cancelled.
+- never past `deadline` nor the first deadline of the run (`next_timer`: any task's
+  sleep or cancel scope, the enclosing ones too, ends on time), nor once cancelled.
 Each block waits at least `BLOCK_FLOOR_S` when the window allows (a shorter `poll`
 costs the kernel a timer of its own). The brief block is a plain `poll` (or
-`PlanExchange.run_on`'s); the run queue's length and the first deadline are read from
+`PlanExchange.run_on`'s); the run queue's length, the first deadline and cancellation are read from
 Trio's runner, with the public statistics as fallback.
 """
 
 from __future__ import annotations
 
+import math
 import select
 import threading
 import time
@@ -82,6 +83,17 @@ def next_timer() -> float:
         statistics = trio.lowlevel.current_statistics()
         return trio.current_time() + statistics.seconds_to_next_deadline
     return deadline
+
+
+def cancelled() -> bool:
+    """Whether this task is cancelled (Trio's next wait raises `Cancelled`). Read from
+    Trio's runner (an attribute of the task's cancel status); the public effective
+    deadline, which walks every enclosing cancel scope (2 us at a depth of five), where
+    the runner is not as expected."""
+    try:
+        return bool(_RUN_CONTEXT.task._cancel_status.effectively_cancelled)
+    except AttributeError:
+        return trio.current_effective_deadline() == -math.inf
 
 
 def tasks_runnable() -> int:
@@ -167,19 +179,14 @@ class Readable:
         left = SLICE_S - (time.perf_counter() - _LAST_PASS.at)
         if 2.0 * self.answer_s > left:  # the slice would end first
             return None
-        until = trio.current_effective_deadline()  # -inf once cancelled
-        if until <= now:
-            return None  # Trio's wait raises `Cancelled`
-        if deadline < until:
-            if deadline <= now:
-                return 0.0
-            until = deadline
+        timer = next_timer()  # the enclosing cancel scopes' deadlines among them
+        if timer <= now or cancelled():
+            return None  # a sleep or a scope is due, or cancelled: Trio's wait
+        if deadline <= now:
+            return 0.0
         if tasks_runnable():
             return None  # another task's turn: Trio's wait
-        timer = next_timer()
-        if timer <= now:
-            return None  # a sleep or a scope of another task is due: its turn
-        return min(left, until - now, timer - now)
+        return min(left, deadline - now, timer - now)
 
     def caught(self, seconds: float) -> None:
         """A brief block caught the answer after `seconds`."""
