@@ -435,12 +435,18 @@ class PlanExchange:
         (done), a `Response.Exception` or a `ResponseRejected` (failed, nothing pending);
         raise `FrameError` on a bad header (close the connection)."""
     def run_on(
-        self, codec: TcpClientCodec, fd: int, wait_s: float, within_s: float, chain: bool
+        self,
+        codec: TcpClientCodec,
+        fd: int,
+        wait_s: float,
+        within_s: float,
+        chain: bool,
+        hold: bool = False,
     ) -> list[_FieldValue] | Response | ResponseRejected | bytes | bool | None:
         """Drive the plan over the connected, non-blocking socket `fd` without the event
         loop: send the frames due, take what arrives (each wait a `poll` of at most
         `wait_s`, the GIL released, none past `within_s`), send what the answers let out
-        (only when `chain`). Returns as `receive` once the plan ended; `None` while an
+        (only when `chain`; none with `hold`: the device's pause). Returns as `receive` once the plan ended; `None` while an
         answer is awaited (`missed` if a whole `wait_s` ran out); `True` when frames fell due and
         not `chain` (call again to send them); `b""` when the device closed the
         connection. Raise `OSError` and `FrameError` (close the connection)."""

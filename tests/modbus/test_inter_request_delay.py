@@ -147,10 +147,8 @@ def wait_readable(sock: socket.socket) -> None:
     assert select.select([sock], [], [], 5)[0], "nothing arrived"
 
 
-async def test_a_plan_in_flight_holds_each_request_until_its_pause_ends(
-    loopback_pair: tuple[socket.socket, socket.socket],
-) -> None:
-    master_end, device_end = loopback_pair
+async def paused_device(master_end: socket.socket) -> tuple[TcpMaster, ModbusDevice]:
+    """A master connected over `master_end` and a device behind it that needs `DELAY_S`."""
 
     async def connect(_host: str, _port: int) -> SocketLink:
         return SocketLink(master_end)
@@ -158,6 +156,14 @@ async def test_a_plan_in_flight_holds_each_request_until_its_pause_ends(
     master = TcpMaster("device", PORT, timeout_s=1.0, connect=connect)
     device = ModbusDevice(master, 1, delay_s=DELAY_S)
     await master._connect(trio.current_time() + 1, device.stats)
+    return master, device
+
+
+async def test_a_plan_in_flight_holds_each_request_until_its_pause_ends(
+    loopback_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    master_end, device_end = loopback_pair
+    master, device = await paused_device(master_end)
     codec = TcpServerCodec()
     t = 1000.0  # time is an input: the plan never reads a clock
     master._quiet_since = t  # an exchange on the connection just ended
@@ -188,6 +194,43 @@ async def test_a_plan_in_flight_holds_each_request_until_its_pause_ends(
     # 3 round trips of 0.05, 0.02 and 0.03 s, without the pauses between them.
     assert device.stats.percentile_s(1.0) == pytest.approx(0.1 / 3, abs=0.001)
     await master.aclose()
+
+
+async def test_a_stray_frame_during_the_pause_does_not_send_the_held_request(
+    loopback_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """A late answer arriving while the next request waits for its pause is taken (a
+    stray) and the request stays held until the pause ends."""
+    master_end, device_end = loopback_pair
+    master, _device = await paused_device(master_end)
+    codec = TcpServerCodec()
+    t = 1000.0
+    flight = master.start_plan(1, PLAN, 1, t, DELAY_S)  # the connection was quiet: sent
+    assert flight is not None
+    wait_readable(device_end)
+    assert answer_all(device_end, codec) == 1
+    wait_readable(master_end)
+    assert not flight.receive(t + 0.01)  # the answer: the next request is held
+    assert flight.deadline == t + 0.01 + DELAY_S
+    device_end.sendall(STRAY)
+    wait_readable(master_end)
+    assert not flight.receive(t + 0.02)  # the stray is taken, nothing is sent
+    assert flight.deadline == t + 0.01 + DELAY_S
+    assert answer_all(device_end, codec) == 0
+    for at in (t + 0.11, t + 0.22):  # each held request goes at the end of its pause
+        assert not flight.due(at)
+        wait_readable(device_end)
+        assert answer_all(device_end, codec) == 1
+        wait_readable(master_end)
+        ended = flight.receive(at + 0.01)
+    assert ended
+    assert flight.outcome == values(REGISTERS)
+    assert master.stray_frames == 1
+    await master.aclose()
+
+
+STRAY = bytes.fromhex("beef 0000 0005 01 03 02 0001")
+"""An answer to no request of the plan (transaction id 0xBEEF): a late one."""
 
 
 async def read_then_write(device: ModbusDevice) -> None:

@@ -5,11 +5,10 @@ and ends the connection's turn with the plan's outcome."""
 
 from __future__ import annotations
 
-import socket
 from typing import TYPE_CHECKING
 
-from hubgate._core import FrameError, PlanExchange, Response, ResponseRejected
-from hubgate.fencing import check_send
+from hubgate._core import FrameError, PlanExchange
+from hubgate.fencing import SEND_GUARD, check_send
 from hubgate.modbus.codec import FieldValue
 from hubgate.modbus.errors import ModbusError
 from hubgate.modbus.stats import RequestStats
@@ -20,18 +19,21 @@ if TYPE_CHECKING:
 
 class PlanInFlight:
     """A read plan `TcpMaster.start_plan` started: its caller feeds it when the socket is
-    readable (`receive`) and calls `due` at its `deadline` (a request held for the
-    device's pause is sent, or the round trip in flight timed out); `outcome` is set once
-    it ended (the fields' values or the `ModbusError`), the connection's turn then ends."""
+    readable (`receive`) and calls `due` at its `deadline` (requests held for the
+    device's pause are sent, or the round trip in flight timed out); `outcome` is set once
+    it ended (the fields' values or the `ModbusError`), the connection's turn then ends.
+    Each step is one `PlanExchange.run_on` call that does not wait: the frames due sent,
+    what the socket holds taken, and the frames the answers let out sent."""
 
     __slots__ = (
+        "_chain",
         "_connection",
         "_delay_s",
+        "_due",
         "_exchange",
+        "_guarded",
         "_held",
         "_master",
-        "_rounds",
-        "_socket",
         "_stats",
         "_unit",
         "deadline",
@@ -44,7 +46,7 @@ class PlanInFlight:
         self,
         master: TcpMaster,
         connection: _Connection,
-        sock: socket.socket,
+        fd: int,
         unit: int,
         exchange: PlanExchange,
         stats: RequestStats,
@@ -53,78 +55,85 @@ class PlanInFlight:
     ) -> None:
         self._master = master
         self._connection = connection
-        self._socket = sock
-        self.fd = sock.fileno()
+        self.fd = fd
         self._unit = unit
         self._exchange = exchange
         self._stats = stats
         self._delay_s = delay_s
-        self._held: bytes | None = None
-        """Requests waiting for the device's pause to end (at `deadline`)."""
+        self._guarded = SEND_GUARD.get() is not None
+        """A command's frames: each checked (`check_send`) before they go."""
+        self._chain = not (delay_s or self._guarded)
+        """Frames an answer lets out go in the same call (no pause, nothing to check)."""
+        self._due = True
+        """Frames are due at the next step (the plan's first, or ones held back)."""
+        self._held = False
+        """The frames due wait for the device's pause to end (at `deadline`)."""
         self.started = now
         self.deadline = now + master.timeout_s
         """When the round trip in flight times out, or the held requests are sent."""
-        self._rounds = 0
         self.outcome: list[FieldValue] | ModbusError | None = None
-        step = exchange.start(connection.codec)
-        if isinstance(step, bytes):
-            if delay_s:
-                self._send_after_pause(step, now)
-            else:
-                self._send(step, now)
+        if delay_s:
+            self._after_pause(now)
         else:
-            self._end(step, now)
+            self._step(now)
 
     def receive(self, now: float) -> bool:
         """Take what the socket holds (at `now`); True once the plan ended."""
-        try:
-            data = self._socket.recv(65536)
-        except BlockingIOError:
-            return False
-        except OSError as exc:
-            return self._lose(f"connection lost: {exc}", now)
-        if not data:
-            return self._lose("connection closed by the device", now)
-        try:
-            step = self._exchange.receive(self._connection.codec, data)
-        except FrameError as exc:
-            return self._lose(f"bad frame header: {exc}", now)
-        if step is None:
-            return False
-        if isinstance(step, bytes):
-            if self._delay_s:  # the answer that just came ended an exchange
-                self._master._quiet_since = now
-                self._send_after_pause(step, now)
-            else:
-                self._send(step, now)
-                self.deadline = now + self._master.timeout_s
-            return self.outcome is not None
-        self._end(step, now)
-        return True
+        self._step(now)
+        return self.outcome is not None
 
     def due(self, now: float) -> bool:
         """At `deadline`: send the requests held for the pause, else time out (`expire`);
         True once the plan ended."""
-        held = self._held
-        if held is None:
+        if not self._held:
             self.expire(now)
             return True
-        self._held = None
-        if not self._rounds:
+        self._held = False
+        if not self._exchange.rounds:
             self.started = now
-        self._send(held, now)
-        self.deadline = now + self._master.timeout_s
+        self._step(now)
         return self.outcome is not None
 
-    def _send_after_pause(self, frames: bytes, now: float) -> None:
-        """Send `frames` once the connection has been quiet for the device's pause."""
+    def _after_pause(self, now: float) -> None:
+        """Send the frames due once the connection has been quiet for the device's pause."""
         ready = self._master._quiet_since + self._delay_s
         if now < ready:
-            self._held = frames
+            self._held = True
             self.deadline = ready
         else:
-            self._send(frames, now)
+            self._step(now)
+
+    def _step(self, now: float) -> None:
+        """One `run_on` call without a wait (at `now`; frames held for the pause stay
+        held), then what its step means."""
+        exchange, hold = self._exchange, self._held
+        sent = exchange.rounds
+        try:
+            while True:
+                if self._due and self._guarded and not hold:
+                    check_send()
+                step = exchange.run_on(self._connection.codec, self.fd, 0.0, 0.0, self._chain, hold)
+                if not hold:
+                    self._due = step is True
+                if step is not True or self._delay_s:
+                    break
+        except FrameError as exc:
+            self._lose(f"bad frame header: {exc}", now)
+            return
+        except OSError as exc:
+            self._lose(f"connection lost: {exc}", now)
+            return
+        if exchange.rounds > sent:
             self.deadline = now + self._master.timeout_s
+        if step is None:
+            return
+        if step is True:  # the answer that just came ended an exchange: the pause begins
+            self._master._quiet_since = now
+            self._after_pause(now)
+        elif step == b"":
+            self._lose("connection closed by the device", now)
+        else:
+            self._end(step, now)
 
     def expire(self, now: float) -> None:
         """The round trip in flight is past its deadline: a timeout."""
@@ -132,24 +141,10 @@ class PlanInFlight:
         master._abandon(self._unit, self._exchange, self._connection.codec)
         self._finish(master._timeout(self._unit, master.timeout_s), now)
 
-    def _send(self, frames: bytes, now: float) -> None:
-        try:
-            check_send()
-            sent = self._socket.send(frames)
-        except BlockingIOError:
-            sent = 0
-        except OSError as exc:
-            self._lose(f"connection lost: {exc}", now)
-            return
-        self._rounds += 1
-        if sent < len(frames):  # a few bytes into an empty send buffer: never on a live link
-            self._lose("send buffer full", now)
-
-    def _lose(self, reason: str, now: float) -> bool:
+    def _lose(self, reason: str, now: float) -> None:
         self._finish(self._master._lost(self._connection, reason), now)
-        return True
 
-    def _end(self, step: list[FieldValue] | Response | ResponseRejected, now: float) -> None:
+    def _end(self, step: object, now: float) -> None:
         self._finish(self._master._plan_outcome(self._unit, step), now)
 
     def _finish(self, outcome: list[FieldValue] | ModbusError, now: float) -> None:
@@ -157,7 +152,8 @@ class PlanInFlight:
         master.stray_frames += exchange.strays
         master._end_turn(now)
         waited = now - self.started
-        if self._delay_s and self._rounds > 1:
-            waited -= (self._rounds - 1) * self._delay_s  # not the pauses between them
-        master._count_plan(self._stats, exchange, outcome, waited, self._rounds)
+        rounds = exchange.rounds
+        if self._delay_s and rounds > 1:
+            waited -= (rounds - 1) * self._delay_s  # not the pauses between them
+        master._count_plan(self._stats, exchange, outcome, waited, rounds)
         self.outcome = outcome

@@ -196,8 +196,8 @@ class TcpMaster:
         exchange = PlanExchange(unit, plan, max_in_flight)
         self._busy = True
         stats = self._stats.get(unit) or stats_of(self._stats, unit)
-        sock = connection.stream.socket
-        return PlanInFlight(self, connection, sock, unit, exchange, stats, now, delay_s)
+        fd = connection.stream.fd
+        return PlanInFlight(self, connection, fd, unit, exchange, stats, now, delay_s)
 
     async def aclose(self) -> None:
         """Close the connection; the next request opens a new one."""

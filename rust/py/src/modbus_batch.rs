@@ -80,7 +80,8 @@ impl PlanExchange {
     /// what the answers let out, each wait for the socket a `poll` of at most
     /// `wait_s` with the GIL released, none past `within_s` after the call
     /// began. Frames that fall due during the call go out only when `chain`
-    /// is true.
+    /// is true; with `hold`, none go out (the device's pause): only what the
+    /// socket holds is taken.
     ///
     /// Returns what `receive` does once the plan ended (the fields' values, a
     /// `Response.Exception` or a `ResponseRejected`); `None` when it waits for
@@ -89,6 +90,8 @@ impl PlanExchange {
     /// frames are due and `chain` is false (call again to send them); `b""` when the device closed
     /// the connection. Raises `OSError` (the socket) and `FrameError` (a bad
     /// MBAP header: close the connection).
+    #[pyo3(signature = (codec, fd, wait_s, within_s, chain, hold = false))]
+    #[allow(clippy::too_many_arguments)]
     fn run_on<'py>(
         &mut self,
         py: Python<'py>,
@@ -97,6 +100,7 @@ impl PlanExchange {
         wait_s: f64,
         within_s: f64,
         chain: bool,
+        hold: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let began = Instant::now();
         let within = Duration::try_from_secs_f64(within_s).unwrap_or(Duration::ZERO);
@@ -111,12 +115,12 @@ impl PlanExchange {
                 return self.outcome(py, step);
             }
         }
-        let due = !self.scratch.is_empty(); // else called again after a wait in Trio
+        let due = !self.scratch.is_empty() && !hold; // else called again after a wait in Trio
         let mut may_send = due || chain;
         let mut readable = !due;
         let mut buf = [0_u8; RECV_BYTES];
         loop {
-            if !self.scratch.is_empty() {
+            if !self.scratch.is_empty() && !hold {
                 if !may_send {
                     return Ok(PyBool::new(py, true).to_owned().into_any());
                 }
@@ -144,7 +148,7 @@ impl PlanExchange {
                     Received::End => return Ok(PyBytes::new(py, b"").into_any()),
                 }
             }
-            if !readable && self.scratch.is_empty() {
+            if !readable && (self.scratch.is_empty() || hold) {
                 let left = within.saturating_sub(began.elapsed());
                 let block = Duration::try_from_secs_f64(wait_s).unwrap_or(Duration::ZERO);
                 let wait = block.min(left);
