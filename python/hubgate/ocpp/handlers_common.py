@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
-from hubgate.ocpp.meter_values import parse_timestamp
-from hubgate.ocpp.policy import CsmsPolicy, ocpp_now
-from hubgate.ocpp.registry import BootInfo, Station
+from hubgate.ocpp.meter_values import merge_meter_values
+from hubgate.ocpp.policy import CsmsPolicy, ocpp_now, ocpp_time
+from hubgate.ocpp.registry import BootInfo, ConnectorState, Station
 from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.session import Handler, Immediate
+from hubgate.ocpp.versions import OcppVersion
 
 
 def boot_answer(station: Station, policy: CsmsPolicy, boot: BootInfo) -> Payload:
@@ -24,15 +26,15 @@ def boot_answer(station: Station, policy: CsmsPolicy, boot: BootInfo) -> Payload
     }
 
 
-def stamp_latest(station: Station, meter_values: Iterable[Payload]) -> None:
-    """Feed the station's clock estimate with the newest of its MeterValues' timestamps."""
-    stamps = [
-        parse_timestamp(mv["timestamp"])
-        for mv in meter_values
-        if isinstance(mv.get("timestamp"), str)
-    ]
-    if stamps:
-        station.clock.stamped_at(max(stamps))
+def measure(
+    station: Station, connector: ConnectorState, meter_values: list[Payload], version: OcppVersion
+) -> None:
+    """Merge a MeterValues' samples into the connector's measurement, and feed the
+    station's clock estimate with the newest of their timestamps (parsed once, there)."""
+    measurement = merge_meter_values(connector.measurement, meter_values, version)
+    connector.measure(measurement)
+    if meter_values and measurement.timestamp is not None:
+        station.clock.stamped_at(measurement.timestamp)
 
 
 def common_handlers(station: Station, acknowledged: Iterable[str]) -> dict[str, Handler]:
@@ -40,9 +42,9 @@ def common_handlers(station: Station, acknowledged: Iterable[str]) -> dict[str, 
     notifications, which are answered with an empty payload."""
 
     def heartbeat(p: Payload) -> Payload:
-        now = ocpp_now()
-        station.last_heartbeat = parse_timestamp(now)
-        return {"currentTime": now}
+        now = datetime.now(UTC)
+        station.last_heartbeat = now
+        return {"currentTime": ocpp_time(now)}
 
     def data_transfer(p: Payload) -> Payload:
         return {"status": "UnknownVendorId"}

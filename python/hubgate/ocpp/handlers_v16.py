@@ -8,8 +8,8 @@ from typing import Any
 
 import trio
 
-from hubgate.ocpp.handlers_common import boot_answer, common_handlers, stamp_latest
-from hubgate.ocpp.meter_values import merge_meter_values, parse_timestamp
+from hubgate.ocpp.handlers_common import boot_answer, common_handlers, measure
+from hubgate.ocpp.meter_values import parse_timestamp
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import BootInfo, Station, Transaction
 from hubgate.ocpp.rpc import Payload
@@ -80,11 +80,7 @@ def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
         return {"idTagInfo": id_tag_info(p["idTag"])} if "idTag" in p else {}
 
     def meter_values(p: Payload) -> Payload:
-        connector = station.connector(p["connectorId"])
-        connector.measure(
-            merge_meter_values(connector.measurement, p["meterValue"], OcppVersion.V16)
-        )
-        stamp_latest(station, p["meterValue"])
+        measure(station, station.connector(p["connectorId"]), p["meterValue"], OcppVersion.V16)
         return {}
 
     return {

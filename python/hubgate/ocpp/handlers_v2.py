@@ -7,7 +7,7 @@ from typing import Any
 import trio
 
 from hubgate.devices.model import ChargingNeeds
-from hubgate.ocpp.handlers_common import boot_answer, common_handlers, stamp_latest
+from hubgate.ocpp.handlers_common import boot_answer, common_handlers, measure
 from hubgate.ocpp.meter_values import merge_meter_values, parse_timestamp
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import BootInfo, Station, Transaction
@@ -92,9 +92,7 @@ def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict
         return {"status": "Accepted"}
 
     def meter_values(p: Payload) -> Payload:
-        connector = station.connector(p["evseId"])
-        connector.measure(merge_meter_values(connector.measurement, p["meterValue"], version))
-        stamp_latest(station, p["meterValue"])
+        measure(station, station.connector(p["evseId"]), p["meterValue"], version)
         return {}
 
     return {

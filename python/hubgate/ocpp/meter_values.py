@@ -8,9 +8,9 @@ register, the average power between its last two readings is kept too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from hubgate.ocpp.versions import OcppVersion
 
@@ -19,11 +19,22 @@ Phases = tuple[float | None, float | None, float | None]
 _PHASE_INDEX = {"L1": 0, "L2": 1, "L3": 2, "L1-N": 0, "L2-N": 1, "L3-N": 2}
 _SCALE = {"kW": 1000.0, "kWh": 1000.0, "kVA": 1000.0, "kvar": 1000.0, "kvarh": 1000.0}
 _DEFAULT_MEASURAND = "Energy.Active.Import.Register"
+_CURRENT, _VOLTAGE, _POWER, _ENERGY, _SOC, _OFFERED = range(6)
+_KEPT = {
+    "Current.Import": _CURRENT,
+    "Voltage": _VOLTAGE,
+    "Power.Active.Import": _POWER,
+    _DEFAULT_MEASURAND: _ENERGY,
+    "SoC": _SOC,
+    "Current.Offered": _OFFERED,
+}
+"""The measurands kept; the others are skipped before their value is read."""
 
 
-@dataclass(frozen=True)
-class Measurement:
-    """The latest known values of one connector (None: never reported)."""
+class Measurement(NamedTuple):
+    """The latest known values of one connector (None: never reported). A named tuple:
+    one is made per MeterValues, and a tuple is made several times faster than a frozen
+    dataclass."""
 
     timestamp: datetime | None = None
     current_a: Phases = (None, None, None)
@@ -48,17 +59,23 @@ def merge_meter_values(
     previous: Measurement, meter_values: list[dict[str, Any]], version: OcppVersion
 ) -> Measurement:
     """`previous` updated with every sample of `meter_values` (later samples win)."""
+    value_of = _value_16 if version is OcppVersion.V16 else _value_2
+    if len(meter_values) == 1:  # (the usual case)
+        only = meter_values[0]
+        return _merge_one(previous, parse_timestamp(only["timestamp"]), only, value_of)
     stamped = [(parse_timestamp(mv["timestamp"]), mv) for mv in meter_values]
-    if len(stamped) > 1:
-        stamped.sort(key=lambda pair: pair[0])
+    stamped.sort(key=lambda pair: pair[0])
     current = previous
     for at, meter_value in stamped:
-        current = _merge_one(current, at, meter_value, version)
+        current = _merge_one(current, at, meter_value, value_of)
     return current
 
 
 def _merge_one(
-    state: Measurement, at: datetime, meter_value: dict[str, Any], version: OcppVersion
+    state: Measurement,
+    at: datetime,
+    meter_value: dict[str, Any],
+    value_of: Callable[[dict[str, Any]], float | None],
 ) -> Measurement:
     current = list(state.current_a)
     voltage = list(state.voltage_v)
@@ -67,25 +84,30 @@ def _merge_one(
     total_power = False
     phase_power: list[float] = []
     for sample in meter_value["sampledValue"]:
-        value = _value(sample, version)
+        kind = _KEPT.get(sample.get("measurand", _DEFAULT_MEASURAND))
+        if kind is None:
+            continue
+        value = value_of(sample)
         if value is None:
             continue
-        measurand = sample.get("measurand", _DEFAULT_MEASURAND)
-        phase = _PHASE_INDEX.get(sample.get("phase", ""))
-        if measurand == "Current.Import":
+        if kind == _CURRENT:
+            phase = _PHASE_INDEX.get(sample.get("phase", ""))
             current[0 if phase is None else phase] = value
-        elif measurand == "Voltage" and phase is not None:
-            voltage[phase] = value
-        elif measurand == "Power.Active.Import":
-            if phase is None:
+        elif kind == _VOLTAGE:
+            phase = _PHASE_INDEX.get(sample.get("phase", ""))
+            if phase is not None:
+                voltage[phase] = value
+        elif kind == _POWER:
+            if _PHASE_INDEX.get(sample.get("phase", "")) is None:
                 power_w, total_power = value, True
             else:
                 phase_power.append(value)
-        elif measurand == "Energy.Active.Import.Register" and "phase" not in sample:
-            reported_wh = value
-        elif measurand == "SoC":
+        elif kind == _ENERGY:
+            if "phase" not in sample:
+                reported_wh = value
+        elif kind == _SOC:
             soc_percent = value
-        elif measurand == "Current.Offered":
+        else:
             offered_current_a = value
     if phase_power and not total_power:
         power_w = sum(phase_power)
@@ -96,33 +118,35 @@ def _merge_one(
         if last_wh is not None and last_at is not None and at > last_at:
             hours = (at - last_at).total_seconds() / 3600
             energy_power_w = max(reported_wh - last_wh, 0.0) / hours
-    return Measurement(  # (made directly: `replace` is several times slower, per message)
-        timestamp=at,
-        current_a=_phases(current),
-        voltage_v=_phases(voltage),
-        power_w=power_w,
-        energy_wh=energy_wh,
-        soc_percent=soc_percent,
-        offered_current_a=offered_current_a,
-        energy_at=energy_at,
-        energy_power_w=energy_power_w,
+    return Measurement(
+        at,
+        (current[0], current[1], current[2]),
+        (voltage[0], voltage[1], voltage[2]),
+        power_w,
+        energy_wh,
+        soc_percent,
+        offered_current_a,
+        energy_at,
+        energy_power_w,
     )
 
 
-def _phases(values: list[float | None]) -> Phases:
-    return (values[0], values[1], values[2])
+def _value_16(sample: dict[str, Any]) -> float | None:
+    """A 1.6 sample in base units, or None for signed or unreadable data."""
+    if sample.get("format") == "SignedData":
+        return None
+    try:
+        number = float(sample["value"])
+    except ValueError:
+        return None
+    unit = sample.get("unit")
+    return number if unit is None else number * _SCALE.get(unit, 1.0)
 
 
-def _value(sample: dict[str, Any], version: OcppVersion) -> float | None:
-    """The sample in base units, or None for signed or unreadable data."""
-    if version is OcppVersion.V16:
-        if sample.get("format") == "SignedData":
-            return None
-        try:
-            number = float(sample["value"])
-        except ValueError:
-            return None
-        return number * _SCALE.get(sample.get("unit", "Wh"), 1.0)
-    unit = sample.get("unitOfMeasure", {})
+def _value_2(sample: dict[str, Any]) -> float:
+    """A 2.x sample in base units."""
+    unit = sample.get("unitOfMeasure")
+    if unit is None:
+        return float(sample["value"])
     scale: float = _SCALE.get(unit.get("unit", "Wh"), 1.0) * 10.0 ** unit.get("multiplier", 0)
     return float(sample["value"]) * scale

@@ -47,4 +47,9 @@ class CsmsPolicy:
 
 def ocpp_now() -> str:
     """The current UTC time as an OCPP timestamp."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return ocpp_time(datetime.now(UTC))
+
+
+def ocpp_time(moment: datetime) -> str:
+    """A UTC time as an OCPP timestamp (to the millisecond)."""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -125,6 +125,18 @@ def parse(text: str | bytes, version: OcppVersion) -> Message:
             unique_id=unique_id,
             answerable=message_type in (None, MessageTypeId.CALL),
         ) from None
+    if (  # a well-formed call, the usual frame: the checks below in one go
+        type(frame) is list
+        and len(frame) == 4
+        and type(frame[0]) is int
+        and frame[0] == MessageTypeId.CALL
+        and type(frame[1]) is str
+        and 0 < len(frame[1]) <= MAX_UNIQUE_ID_LENGTH
+        and type(frame[2]) is str
+        and frame[2]
+        and type(frame[3]) is dict
+    ):
+        return Call(frame[1], frame[2], frame[3])
     if not isinstance(frame, list) or not frame:
         raise RpcError(
             error_code_for(version, ErrorCode.RPC_FRAMEWORK_ERROR),
@@ -213,12 +225,12 @@ def encode(message: Message) -> str:
     """The frame's JSON text."""
     frame: list[Any]
     match message:
+        case CallResult(unique_id, payload):  # (first: a CSMS sends mostly answers)
+            frame = [MessageTypeId.CALLRESULT, unique_id, payload]
         case Call(unique_id, action, payload):
             frame = [MessageTypeId.CALL, unique_id, action, payload]
         case Send(unique_id, action, payload):
             frame = [MessageTypeId.SEND, unique_id, action, payload]
-        case CallResult(unique_id, payload):
-            frame = [MessageTypeId.CALLRESULT, unique_id, payload]
         case CallError(unique_id, code, description, details):
             frame = [MessageTypeId.CALLERROR, unique_id, code, description, details]
         case CallResultError(unique_id, code, description, details):

@@ -73,6 +73,11 @@ def compiled(version: OcppVersion, action: str, direction: Direction) -> jsonsch
     return jsonschema_rs.validator_for(schema, validate_formats=True)
 
 
+@cache
+def _empty_is_valid(version: OcppVersion, action: str, direction: Direction) -> bool:
+    return compiled(version, action, direction).is_valid({})
+
+
 def validate(
     version: OcppVersion,
     action: str,
@@ -88,6 +93,8 @@ def validate(
             f"unknown action {action!r} in OCPP {version}",
             unique_id=unique_id,
         )
+    if not payload and _empty_is_valid(version, action, direction):
+        return  # (most answers of a CSMS, and a Heartbeat: the same check every time)
     try:
         compiled(version, action, direction).validate(payload)
     except jsonschema_rs.ValidationError as exc:
