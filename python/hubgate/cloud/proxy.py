@@ -441,7 +441,11 @@ class ChargerProxy:
         self._begin()
         try:
             with trio.CancelScope(shield=True):
-                answer = await session.call(action, upstream, unique_id=upstream_id)
+                # A payload forwarded unchanged was validated on its way in (same version).
+                unchanged = upstream is payload
+                answer = await session.call(
+                    action, upstream, unique_id=upstream_id, checked=unchanged
+                )
                 local = self._local.get(action)
                 if local is not None:
                     reply = await local(payload)  # hubgate's own view of the station

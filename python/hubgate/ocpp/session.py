@@ -219,13 +219,17 @@ class OcppSession:
         *,
         timeout_s: float | None = None,
         unique_id: str | None = None,
+        checked: bool = False,
     ) -> Payload:
-        """Send a call and return the peer's result payload (`unique_id`: a new UUID if None).
+        """Send a call and return the peer's result payload (`unique_id`: a new UUID if None;
+        `checked`: the payload is valid for this version already, e.g. a charger's call of
+        the same version forwarded unchanged, and is not validated again).
 
         Raises `OcppCallError` (CallError or invalid result), `OcppCallTimeoutError` and
         `OcppSessionClosedError`; an invalid outgoing payload raises `RpcError` before sending.
         """
-        validate(self.version, action, Direction.REQUEST, payload)
+        if not checked:
+            validate(self.version, action, Direction.REQUEST, payload)
         async with self._call_lock:
             if self._closed:
                 raise OcppSessionClosedError(f"{self.identity}: connection closed")
