@@ -26,10 +26,14 @@ WANTING_STATES = frozenset({IecState.B, IecState.C, IecState.D})
 
 VERIFY_RETRY_S = 1.0
 """An unverified connector's failsafe settings are asked for again this long after the last
-try that did not verify them (refused, failed, or cut short at the command deadline: an OCPP
-exchange then goes on in its station's task, and the next try finds it done), not every
-cycle: at 0.1 s cycles a gateway starting 500 connectors spent 16 % of its CPU re-sending
-them."""
+try ended without verifying them (refused, failed, or cut short at the command deadline),
+not every cycle: at 0.1 s cycles a gateway starting 500 connectors spent 16 % of its CPU
+re-sending them. Each such try in a row doubles the wait, up to `VERIFY_RETRY_MAX_S`; none
+starts while one is in flight (`verify_tried_at`)."""
+
+VERIFY_RETRY_MAX_S = 8.0
+"""The longest wait between two tries (a charger that keeps refusing its failsafe settings
+stays reserved at its maximum meanwhile: conservative, not a risk)."""
 
 FALLBACK_REREAD_S = 300.0
 """How often a fallback current its device holds (`HeldFallbacks.held`) is read again, with
@@ -65,7 +69,11 @@ class ConnectorRuntime:
     failsafe_unverified: bool = False
     """Its failsafe settings could not be configured: treated as unreachable until they are."""
     verify_tried_at: float = -math.inf
-    """When its failsafe settings were last asked to be configured and verified."""
+    """When its failsafe settings were last asked to be configured and verified, or the last
+    try ended; `math.inf` while one is in flight (`control.dispatch`: an OCPP station's
+    exchange goes on past the command deadline, and no other try is started meanwhile)."""
+    verify_misses: int = 0
+    """Tries in a row that ended without verifying them (`VERIFY_RETRY_S`'s back-off)."""
     ev_limit_a: float = math.inf
     """What the EV is estimated to take, from its draw well under its setpoint for a while."""
     short_since: float | None = None
@@ -106,12 +114,19 @@ class ConnectorRuntime:
         return not taken_back
 
     def try_verifying(self, now: float) -> bool:
-        """Whether its failsafe settings are to be asked for at `now` (`VERIFY_RETRY_S`
-        after the last try); if so, this is the try."""
-        if now - self.verify_tried_at < VERIFY_RETRY_S - 1e-9:
+        """Whether its failsafe settings are to be asked for at `now` (none in flight, and
+        `VERIFY_RETRY_S`, doubled per try in a row that missed, after the last); if so,
+        this is the try."""
+        wait_s = VERIFY_RETRY_S * 2 ** min(max(self.verify_misses - 1, 0), 8)
+        if now - self.verify_tried_at < min(wait_s, VERIFY_RETRY_MAX_S) - 1e-9:
             return False
         self.verify_tried_at = now
         return True
+
+    def verify_ended(self, now: float, verified: bool) -> None:
+        """A try that was in flight ended at `now`, having `verified` its settings or not."""
+        self.verify_tried_at = now
+        self.verify_misses = 0 if verified else self.verify_misses + 1
 
     def observe_phases(self, wants: bool) -> bool:
         """Follow the phases the EV draws on in its latest reading (every phase measured):

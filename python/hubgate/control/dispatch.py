@@ -7,6 +7,12 @@ setpoint when it changed, when the charger said it comes due (its lease's renewa
 increase: `HeldLimit.quiet_until`) or may be due (a new connection, a new report:
 `HeldLimit.due_again`), and at least every `QUIET_AT_MOST_S`; one that would send nothing
 then gives its limit in force at once, without a task.
+
+Such a charger's failsafe configuration runs aside (`Dispatch.run`): cut short at the
+command deadline, it goes on and its outcome counts when it ends; the connector is not
+tried again meanwhile (`ConnectorRuntime.verify_tried_at`). Each try used to be cut at the
+deadline and tried again a second later, queued behind the one before: at depot-500 with
+0.1 s cycles, 12,467 tries in 94 s for 250 connectors, 370 of them verified.
 """
 
 from __future__ import annotations
@@ -49,8 +55,20 @@ class Dispatch:
         self.chargers = chargers
         self.authority = authority
         self._held = {name: c for name, c in chargers.items() if isinstance(c, HeldLimit)}
+        self._aside: trio.Nursery | None = None
         for name, charger in self._held.items():
             charger.due_again = partial(self._due_again, planner.connector_index(name))
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the paced chargers' failsafe configurations aside until cancelled (without
+        it they run in the cycle's command, cut short at its deadline)."""
+        async with trio.open_nursery() as nursery:
+            self._aside = nursery
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                self._aside = None
 
     def _due_again(self, index: int | None) -> None:
         """The connector at `index` is handed its setpoint next cycle (`HeldLimit.due_again`)."""
@@ -91,24 +109,64 @@ class Dispatch:
         self.planner.outcomes(plan, results, now, trio.current_time())
 
     def _verify_then_set(self, charger: Charger, command: SetpointCommand, epoch: int) -> Operation:
-        control = self.site.control
+        configure = self._configure(charger, command, epoch)
+        aside = self._aside if command.name in self._held else None
 
         async def run() -> AppliedLimit:
-            try:
-                await charger.configure_failsafe(control.lease_s, command.failsafe_a)
-            except NotReadyError:  # nothing sent: not a try, and nothing changed on it
-                self.planner.connectors[command.index].verify_tried_at = -math.inf
-                raise
-            except Exception:
-                self.planner.verification.configured(command.index, ok=False)
-                raise
-            held = charger.held_fallback() if isinstance(charger, HeldFallback) else None
-            self.planner.verification.configured(command.index, ok=True, held=held)
+            if aside is None:
+                await configure()
+            else:
+                await wait_aside(aside, configure)
             if not self.authority.holds(epoch):
                 raise FencedError(f"epoch {epoch} is no longer held: not sent")
             return await charger.set_limit(command.current_a, command.phases)
 
         return run
+
+    def _configure(
+        self, charger: Charger, command: SetpointCommand, epoch: int
+    ) -> Callable[[], Awaitable[None]]:
+        """One try at `charger`'s failsafe settings, its outcome handed to the planner as it
+        ends (while `epoch` is held: a later leader's take-over asks again)."""
+        runtime, index = self.planner.connectors[command.index], command.index
+        verification, failsafe_a = self.planner.verification, command.failsafe_a
+
+        async def configure() -> None:
+            runtime.verify_tried_at, verified = math.inf, False  # (in flight)
+            try:
+                await charger.configure_failsafe(self.site.control.lease_s, failsafe_a)
+                held = charger.held_fallback() if isinstance(charger, HeldFallback) else None
+                if verified := self.authority.holds(epoch):
+                    verification.configured(index, ok=True, held=held, failsafe_a=failsafe_a)
+            except NotReadyError:  # nothing sent: not a try, and nothing changed on it
+                runtime.verify_tried_at = -math.inf
+                raise
+            except Exception:
+                verification.configured(index, ok=False)
+                raise
+            finally:
+                if runtime.verify_tried_at == math.inf:
+                    runtime.verify_ended(trio.current_time(), verified)
+
+        return configure
+
+
+async def wait_aside(nursery: trio.Nursery, op: Callable[[], Awaitable[None]]) -> None:
+    """Run `op` in `nursery` and wait for it: a caller cut short leaves it to finish."""
+    done, failed = trio.Event(), list[Exception]()
+
+    async def aside() -> None:
+        try:
+            await op()
+        except Exception as error:  # the caller's to see (the outcome is recorded)
+            failed.append(error)
+        finally:
+            done.set()
+
+    nursery.start_soon(aside)
+    await done.wait()
+    if failed:
+        raise failed[0]
 
 
 def setter(charger: Charger, current_a: float, phases: int) -> Operation:

@@ -175,6 +175,7 @@ class ControlLoop:
         (`hubgate.control.heartbeats`)."""
         async with trio.open_nursery() as nursery:
             await nursery.start(self.sensors.run)  # where read plans in flight go on
+            await nursery.start(self.dispatch.run)  # where failsafe configurations go on
             chargers = [(f"{k[0]}#{k[1]}", c) for k, c in self.devices.chargers.items()]
             nursery.start_soon(feed_watchdogs, chargers, self._beat_epoch, self.authority)
             await nursery.start(self._cycles)

@@ -108,10 +108,19 @@ class Verification:
                 )
             runtime.limit_check = check
 
-    def configured(self, index: int, ok: bool, held: HeldCurrent | None = None) -> None:
+    def configured(
+        self,
+        index: int,
+        ok: bool,
+        held: HeldCurrent | None = None,
+        failsafe_a: float | None = None,
+    ) -> None:
         """The failsafe settings of the connector at `index` were configured and verified
         (`ok`), or could not be: it stays reserved and is retried next cycle. `held`: the
-        fallback current its device holds whatever it is told, as read (`held_fallback`)."""
+        fallback current its device holds whatever it is told, as read (`held_fallback`);
+        `failsafe_a`: the failsafe current that went out (its share may have moved since
+        the try began: it ends cycles later when it ran aside, `control.dispatch`), by
+        default this cycle's share."""
         runtime = self.connectors[index]
         # a verified connector whose failsafe could not be changed keeps the one it has
         # (counted as such in the budget) and is asked again
@@ -120,7 +129,9 @@ class Verification:
         )
         if ok:
             if held is None:
-                runtime.failsafe_a = self.failsafes.failsafe_a[index]
+                runtime.failsafe_a = (
+                    self.failsafes.failsafe_a[index] if failsafe_a is None else failsafe_a
+                )
             else:
                 self.held.count(index, held)
             runtime.watch.verified()
