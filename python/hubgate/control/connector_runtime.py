@@ -28,8 +28,9 @@ VERIFY_RETRY_S = 1.0
 """An unverified connector's failsafe settings are asked for again this long after the last
 try ended without verifying them (refused, failed, or cut short at the command deadline),
 not every cycle: at 0.1 s cycles a gateway starting 500 connectors spent 16 % of its CPU
-re-sending them. Each such try in a row doubles the wait, up to `VERIFY_RETRY_MAX_S`; none
-starts while one is in flight (`verify_tried_at`)."""
+re-sending them. Each such try in a row doubles the wait, up to `VERIFY_RETRY_MAX_S` (a
+Modbus charger's too, whose try cut at the deadline ends there); none starts while one is in
+flight (`verify_tried_at`)."""
 
 VERIFY_RETRY_MAX_S = 8.0
 """The longest wait between two tries (a charger that keeps refusing its failsafe settings
