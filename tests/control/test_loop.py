@@ -412,11 +412,13 @@ async def test_at_a_short_cycle_the_state_is_built_when_read_and_sessions_sample
     async with running_loop(config, sim.devices()) as loop:
         await trio.sleep(3)  # every EV charging
         observed: list[float] = []
+        sampled_keys: list[list[str]] = []
         built: list[int] = []
         observe, site_state = loop.sessions.observe, loop.snapshot._site_state
 
         def observing(*args: Any) -> None:
             observed.append(trio.current_time())
+            sampled_keys.append([c.key for c in args[0]])
             observe(*args)
 
         def building(*args: Any) -> SiteState:
@@ -431,6 +433,7 @@ async def test_at_a_short_cycle_the_state_is_built_when_read_and_sessions_sample
         assert built == []  # nobody read a state: none was built
         assert 4 <= len(observed) <= 6  # the session records sample about once a second
         assert all(b - a >= 0.9 for a, b in itertools.pairwise(observed))
+        assert all(keys == ["cp-1#1", "cp-2#1", "cp-3#1"] for keys in sampled_keys)
         state = loop.hub.latest
         assert state is not None
         assert built == [state.cycle]
@@ -446,6 +449,7 @@ async def test_at_a_short_cycle_the_state_is_built_when_read_and_sessions_sample
         # the unplug is handed to the session records in the next cycle, not a second later
         assert len(observed) == sampled + 2
         assert 0 < observed[-1] - unplugged_at <= 0.25
+        assert sampled_keys[-1] == ["cp-1#1"]  # that connector alone
 
 
 @dataclass

@@ -50,10 +50,15 @@ class ConnectorSample(Protocol):
 @dataclass
 class _Open:
     session: ChargingSession
+    """As it started (with its id and transaction once known); the figures that move each
+    sample are kept beside it and put in when it is written (`_snapshot`)."""
     energy_start_kwh: float | None
     energy_kwh: float = 0.0
     last_at: float = 0.0
     limited: dict[str, float] = field(default_factory=dict)
+    max_setpoint_a: float | None = None
+    min_setpoint_a: float | None = None
+    peak_current_a: float = 0.0
 
 
 class SessionRecorder:
@@ -72,8 +77,9 @@ class SessionRecorder:
         transactions: Mapping[str, ChargingTransaction | None],
         now_wall: float,
     ) -> None:
-        """One cycle: every connector's state and, where its charger reports them, its
-        transaction."""
+        """One sample of `connectors` (every connector with a session open, or one whose
+        status or transaction changed: the others have nothing to add) and, where their
+        chargers report them, their transactions."""
         ended: list[ChargingSession] = []
         started: list[str] = []
         for c in connectors:
@@ -102,6 +108,10 @@ class SessionRecorder:
             self.store.save_sessions([*ended, *self.current()], now_wall)
             self._flushed_at = now_wall
 
+    def is_open(self, key: str) -> bool:
+        """Whether the connector `key` has a session going on."""
+        return key in self._open
+
     def current(self) -> list[ChargingSession]:
         """The sessions going on, as they stand."""
         return [self._snapshot(o) for o in self._open.values()]
@@ -125,7 +135,14 @@ class SessionRecorder:
             limited_s={},
             stop_reason=None,
         )
-        return _Open(session, c.energy_kwh, last_at=now_wall)
+        return _Open(
+            session,
+            c.energy_kwh,
+            last_at=now_wall,
+            max_setpoint_a=session.max_setpoint_a,
+            min_setpoint_a=session.min_setpoint_a,
+            peak_current_a=session.peak_current_a,
+        )
 
     def _add(
         self, o: _Open, c: ConnectorSample, tx: ChargingTransaction | None, now_wall: float
@@ -140,20 +157,23 @@ class SessionRecorder:
             o.energy_kwh += max(c.power_kw, 0.0) * dt / 3600
         if c.reason not in NOT_LIMITING:
             o.limited[c.reason] = o.limited.get(c.reason, 0.0) + dt
-        s = o.session
-        update: dict[str, object] = {
-            "max_setpoint_a": max(s.max_setpoint_a or 0.0, c.setpoint_a),
-            "min_setpoint_a": min(s.min_setpoint_a or c.setpoint_a, c.setpoint_a),
-        }
+        o.max_setpoint_a = max(o.max_setpoint_a or 0.0, c.setpoint_a)
+        o.min_setpoint_a = min(o.min_setpoint_a or c.setpoint_a, c.setpoint_a)
         if c.measured_a and not c.stale:
-            update["peak_current_a"] = max(s.peak_current_a, *c.measured_a)
-        if tx is not None and s.transaction_id is None:
-            update |= {"transaction_id": tx.transaction_id, "id_token": tx.id_token}
-        o.session = s.model_copy(update=update)
+            o.peak_current_a = max(o.peak_current_a, *c.measured_a)
+        if tx is not None and o.session.transaction_id is None:
+            update = {"transaction_id": tx.transaction_id, "id_token": tx.id_token}
+            o.session = o.session.model_copy(update=update)
 
     def _snapshot(self, o: _Open) -> ChargingSession:
         return o.session.model_copy(
-            update={"energy_kwh": round(o.energy_kwh, 4), "limited_s": dict(o.limited)}
+            update={
+                "energy_kwh": round(o.energy_kwh, 4),
+                "limited_s": dict(o.limited),
+                "max_setpoint_a": o.max_setpoint_a,
+                "min_setpoint_a": o.min_setpoint_a,
+                "peak_current_a": o.peak_current_a,
+            }
         )
 
     def _finish(self, o: _Open, now_wall: float, reason: str) -> ChargingSession:
