@@ -20,6 +20,7 @@ read with the time they were taken. A control field is never carried.
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -79,6 +80,13 @@ class CycleReader:
             offset = zlib.crc32(f"{device.link.name}/{device.id}".encode()) % full_every
         self._count = offset
         """Reads so far, from an offset per device so full reads spread over the cycles."""
+        self._full_read: tuple[object, PlannedRead] | None = None
+        """The full read's plan and what it was made for (the device's compiled plan)."""
+        self._fresh_read: tuple[Reading, PlannedRead] | None = None
+        """The read of the control fields and the full reading it carries the rest from."""
+        self._carried: tuple[Reading, frozenset[Quantity], _Carried] | None = None
+        """What a reading of the control fields carries from that full reading, and the
+        quantities the fresh one had (`_fresh`)."""
 
     async def plan(self) -> tuple[list[Quantity], ReadPlan] | None:
         """The control fields and their plan; None when every read is a full one."""
@@ -114,10 +122,18 @@ class CycleReader:
         last = self._last_full
         fast = self._fast
         if fast is None or last is None or due:
-            quantities, plan = full
-            return PlannedRead(self.device.link, plan, partial(self._full, quantities))
-        quantities, plan = fast
-        return PlannedRead(self.device.link, plan, partial(self._fresh, quantities, last))
+            kept_full = self._full_read
+            if kept_full is None or kept_full[0] is not full:
+                quantities, plan = full
+                read = PlannedRead(self.device.link, plan, partial(self._full, quantities))
+                kept_full = self._full_read = (full, read)
+            return kept_full[1]
+        kept = self._fresh_read
+        if kept is None or kept[0] is not last:
+            quantities, plan = fast
+            read = PlannedRead(self.device.link, plan, partial(self._fresh, quantities, last))
+            kept = self._fresh_read = (last, read)
+        return kept[1]
 
     def _full(self, quantities: list[Quantity], decoded: list[FieldValue], at: float) -> Reading:
         reading = self.device.reading(quantities, decoded, at)
@@ -128,14 +144,27 @@ class CycleReader:
         self, quantities: list[Quantity], last: Reading, decoded: list[FieldValue], at: float
     ) -> Reading:
         fresh = self.device.reading(quantities, decoded, at)
-        read = set(quantities) | set(fresh.values)  # with what the driver derived from them
-        values = {q: v for q, v in last.values.items() if q not in read}
-        text = {q: t for q, t in last.text.items() if q not in read}
-        older = dict.fromkeys((*values, *text), last.at)
+        kept = self._carried
+        if kept is None or kept[0] is not last or fresh.values.keys() != kept[1]:
+            read = set(quantities) | set(fresh.values)  # with what the driver derived
+            values = {q: v for q, v in last.values.items() if q not in read}
+            text = {q: t for q, t in last.text.items() if q not in read}
+            carried = _Carried(values, text, dict.fromkeys((*values, *text), last.at))
+            kept = self._carried = (last, frozenset(fresh.values), carried)
+        carried = kept[2]
         return Reading(
             at=fresh.at,
-            values=values | dict(fresh.values),
+            values=carried.values | dict(fresh.values),
             state=fresh.state,
-            text=text | dict(fresh.text),
-            older=older,
+            text=carried.text | dict(fresh.text),
+            older=carried.older,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Carried:
+    """What a reading of the control fields carries from the last full reading."""
+
+    values: dict[Quantity, float | None]
+    text: dict[Quantity, str]
+    older: dict[Quantity, float]
