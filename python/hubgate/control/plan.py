@@ -255,8 +255,8 @@ class CyclePlanner:
             reading = readings.get(info.name)
             if isinstance(reading, Reading):
                 runtime.watch.ok(now)
-                runtime.reading = reading
-                runtime.draw = grid_draw(reading, info.grid_phases)
+                if reading is not runtime.reading:  # (not an OCPP report kept from before)
+                    runtime.reading, runtime.draw = reading, grid_draw(reading, info.grid_phases)
                 self.verification.held.check_validity(i, reading)
             elif info.name in readings and not isinstance(reading, InFlight):
                 runtime.watch.missed()
