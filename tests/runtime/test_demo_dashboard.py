@@ -1,6 +1,6 @@
 """The running demo's dashboard in a real headless Chromium: it loads, the chart follows the
 control loop, a site limit set from the page's form reaches the allocator, and the scenario's
-grid-operator step shows as the limit in force, drawn and listed first among the events.
+grid-operator step shows as the limit in force, drawn and listed among the events, newest first.
 
 The demo is started as `hubgate demo` starts it (the simulated site in protocol mode, the
 gateway controlling it, simulated time paced by the control cycle), on free ports and with a
@@ -143,8 +143,13 @@ async def test_demo_dashboard_limit_from_the_page_reaches_the_allocator(tmp_path
 @pytest.mark.timeout(150)
 async def test_demo_dashboard_shows_the_grid_operator_step(tmp_path: Path) -> None:
     """The scenario's grid operator steps to 30 % of 69 kW (20.7 kW: 30 A per phase), 20
-    simulated seconds (about as many wall seconds) after start."""
+    simulated seconds (5-10 wall seconds) after start. Its other events are left out, and the
+    step need not be the latest event: Chromium, started under load, may look after the next
+    one (a device lost for a moment then; cp-2 offline at 30 s in the scenario)."""
     loaded = load_scenario(SCENARIO)
+    events = tuple(e for e in loaded.scenario.events if e.kind == "grid-limit")
+    step_only = loaded.scenario.model_copy(update={"events": events})
+    loaded = dataclasses.replace(loaded, scenario=step_only)
     with trio.fail_after(120):
         async with open_demo(loaded) as demo, trio.open_nursery() as nursery:
             nursery.start_soon(run_for, demo, 10_000)  # whole simulated seconds
@@ -175,12 +180,16 @@ async def test_demo_dashboard_shows_the_grid_operator_step(tmp_path: Path) -> No
                     chart["plotHeight"]
                 )
                 assert float(chart["limitY"]) == pytest.approx(y30, abs=0.5)
-                # The event list leads with the step.
+                # The event list shows the step, newest first: above every earlier event.
                 first = await page.wait_for(
-                    "(li => li && li.dataset.category === 'grid-operator' && li.textContent)"
-                    "(document.querySelector('#events li'))"
+                    "(li => li && li.textContent)"
+                    "(document.querySelector('#events li[data-category=grid-operator]'))"
                 )
                 assert "grid-operator limit 20.7 kW (was 69 kW, -48.3 kW)" in first, first
+                ids = await page.evaluate(
+                    "[...document.querySelectorAll('#events li')].map(li => +li.dataset.event)"
+                )
+                assert ids == sorted(ids, reverse=True), ids
                 await page.screenshot(tmp_path / "demo-step.png")
                 exceptions = [
                     e for e in devtools.events if e["method"] == "Runtime.exceptionThrown"
