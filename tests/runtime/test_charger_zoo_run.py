@@ -32,7 +32,7 @@ import trio
 from hubgate.sim.scenario_loader import LoadedScenario, load_scenario
 from hubgate.sim.station_personalities import PersonalityName
 from tests.support.csms import CsmsThread
-from tests.support.ports import HeldPorts
+from tests.support.ports import HeldPorts, run_listening
 from tests.support.wait import wait_until
 from tests.support.zoo import assert_every_quirk_named
 
@@ -90,14 +90,6 @@ def zoo_files(loaded: LoadedScenario, folder: Path, csms_url: str, held: HeldPor
     return scenario
 
 
-def listening_ports(run_out: Path) -> tuple[int, int] | None:
-    """The OCPP and API ports `hubgate run` printed once it listens; None before."""
-    text = run_out.read_text()
-    ocpp = re.search(r"OCPP on ws://[^:]+:(\d+)/", text)
-    api = re.search(r"dashboard: https?://[^ ]+:(\d+)/", text)
-    return None if ocpp is None or api is None else (int(ocpp[1]), int(api[1]))
-
-
 async def settled(api: httpx.AsyncClient, loaded: LoadedScenario) -> list[dict[str, Any]] | None:
     """The API's chargers once every OCPP charger is connected and booted (a slow booter's
     delay measured, a rebooter back from its reboot); None before."""
@@ -143,7 +135,7 @@ async def test_the_charger_zoo_under_hubgate_run_without_a_violation_every_quirk
         sim: trio.Process | None = None
         try:
             ocpp_port, api_port = await wait_until(
-                lambda: listening_ports(run_out), "`hubgate run` listening", 90
+                lambda: run_listening(run_out), "`hubgate run` listening", 90
             )
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{api_port}", timeout=10

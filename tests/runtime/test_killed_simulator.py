@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,10 @@ import trio
 
 from hubgate.config.services import RECORDS_FILE
 from hubgate.records.store import EventQuery, RecordStore
-from hubgate.runtime.demo import free_port
 from hubgate.runtime.sim_process import SimProcess, open_sim_process
 from hubgate.sim.wire_site import GRID_OPERATOR_BOX
 from hubgate.state import EventCategory
+from tests.support.ports import run_listening
 from tests.support.wait import wait_until
 
 HERE = Path(__file__).parent
@@ -66,26 +65,21 @@ def unreachable(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @pytest.mark.timeout(200)
 async def test_a_killed_simulator_is_one_event_one_log_line_one_record(tmp_path: Path) -> None:
-    site, log, api_port = tmp_path / "site.toml", tmp_path / "run.log", free_port()
+    site, log, out = tmp_path / "site.toml", tmp_path / "run.log", tmp_path / "run.txt"
     with trio.fail_after(180):
         async with open_sim_process(SCENARIO) as served:
             site.write_text(rewired_text(served))
-            with log.open("wb") as stderr:
+            with log.open("wb") as stderr, out.open("wb") as stdout:
                 run = await trio.lowlevel.open_process(
-                    [
-                        HUBGATE,
-                        "run",
-                        str(site),
-                        "--log-format",
-                        "json",
-                        "--api-port",
-                        str(api_port),
-                    ],
-                    stdout=subprocess.DEVNULL,
+                    [HUBGATE, "run", str(site), "--log-format", "json", "--api-port", "0"],
+                    stdout=stdout,
                     stderr=stderr,
                     cwd=tmp_path,  # the records file goes there
                 )
             try:
+                _, api_port = await wait_until(
+                    lambda: run_listening(out), "`hubgate run` listening", 90
+                )
                 async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}") as api:
 
                     async def all_reachable() -> bool:

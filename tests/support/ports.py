@@ -14,12 +14,14 @@ it is refused, as to a port nobody listens on.
 
 from __future__ import annotations
 
+import re
 import socket
+from pathlib import Path
 from types import TracebackType
 
 from hubgate.runtime.demo import LOOPBACK, held_port
 
-__all__ = ["LOOPBACK", "HeldPorts", "free_ports"]
+__all__ = ["LOOPBACK", "HeldPorts", "free_ports", "run_listening"]
 
 
 class HeldPorts:
@@ -57,3 +59,12 @@ def free_ports(count: int) -> list[int]:
     starts at once)."""
     with HeldPorts(count) as held:
         return held.ports
+
+
+def run_listening(run_stdout: Path) -> tuple[int, int] | None:
+    """The OCPP and API ports `hubgate run` printed once it listens (given port 0 for them,
+    it picks free ones); None before."""
+    text = run_stdout.read_text()
+    ocpp = re.search(r"OCPP on ws://[^:]+:(\d+)/", text)
+    api = re.search(r"dashboard: https?://[^ ]+:(\d+)/", text)
+    return None if ocpp is None or api is None else (int(ocpp[1]), int(api[1]))
