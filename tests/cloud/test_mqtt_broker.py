@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import signal
 import socket
@@ -17,82 +16,12 @@ import trio
 
 from hubgate.cloud.mqtt.publisher import TelemetryPublisher, open_broker_stream
 from hubgate.config.services import Mqtt
-from tests.support.peers import require_peer
+from tests.support.mosquitto import Mosquitto
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.peers("mosquitto", "mosquitto_sub")
 
 WORKER = Path(__file__).parent.parent / "support" / "mqtt_worker.py"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Mosquitto:
-    """A mosquitto broker on 127.0.0.1 that keeps sessions across restarts."""
-
-    def __init__(self, directory: Path, pki: Path | None = None) -> None:
-        self.mosquitto, self.mosquitto_sub = (
-            require_peer("mosquitto"),
-            require_peer("mosquitto_sub"),
-        )
-        self.port = free_port()
-        self.pki = pki
-        self.config = directory / "mosquitto.conf"
-        tls = (
-            ""
-            if pki is None
-            else f"cafile {pki}/ca.pem\ncertfile {pki}/server.pem\nkeyfile {pki}/server.key\n"
-            "require_certificate true\ntls_version tlsv1.2\n"
-        )
-        # With TLS, also on 127.0.0.2: an address the server certificate does not name.
-        second = "" if pki is None else f"listener {self.port} 127.0.0.2\n{tls}"
-        self.config.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            f"{tls}{second}"
-            "allow_anonymous true\n"
-            "persistence true\n"
-            f"persistence_location {directory}/\n"
-            f"log_dest file {directory}/mosquitto.log\n"
-            f"user {getpass.getuser()}\n"  # as root, mosquitto would switch to its own user
-        )
-        self.process: trio.Process | None = None
-
-    async def start(self) -> None:
-        self.process = await trio.lowlevel.open_process([self.mosquitto, "-c", str(self.config)])
-        with trio.fail_after(10):
-            while True:
-                try:
-                    stream = await trio.open_tcp_stream("127.0.0.1", self.port)
-                except OSError:
-                    await trio.sleep(0.02)
-                    continue
-                await stream.aclose()
-                return
-
-    async def stop(self) -> None:
-        """A clean stop (SIGTERM): mosquitto saves its sessions to disk."""
-        assert self.process is not None
-        self.process.terminate()
-        with trio.fail_after(10):
-            await self.process.wait()
-        self.process = None
-
-    async def subscribe(self, *args: str, count: int | None = None) -> list[str]:
-        """Run mosquitto_sub (QoS 1) and return its lines: retain flag, QoS, topic, payload."""
-        command = [self.mosquitto_sub, "-h", "localhost", "-p", str(self.port), "-q", "1"]
-        if self.pki is not None:
-            pki = self.pki
-            command += ["--cafile", f"{pki}/ca.pem", "--cert", f"{pki}/CP16.pem"]
-            command += ["--key", f"{pki}/CP16.key"]
-        command += ["-F", "%r %q %t %p", "-W", "10", *args]
-        if count is not None:
-            command += ["-C", str(count)]
-        result = await trio.run_process(command, capture_stdout=True)
-        return result.stdout.decode().splitlines()
 
 
 @pytest.fixture
