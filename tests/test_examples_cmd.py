@@ -50,7 +50,7 @@ def test_an_unknown_name_lists_the_packaged_ones() -> None:
     with pytest.raises(ConfigError) as info:
         example_path("small-5", "sites")
     message = str(info.value)
-    assert message.startswith("small-5: (file): no such file, nor a packaged example")
+    assert message.startswith("small-5: no such file, nor a packaged example")
     assert "charger-zoo, depot-200, depot-500, small-4" in message
 
 

@@ -167,7 +167,9 @@ def test_the_auth_command_keeps_tokens(tmp_path: Path) -> None:
     assert lines[0] == "unknown tokens are refused"
     assert "LOST-CARD\tBlocked\t(site)" in lines
     assert "CARD-8\tBlocked\t(file)" in lines
-    assert any(line.startswith("CARD-7\tAccepted group fleet until 2030-01-01") for line in lines)
+    assert any(
+        line.startswith("CARD-7\tAccepted group fleet, expires 2030-01-01") for line in lines
+    )
     assert _hubgate("auth", "remove", site, "card-8").returncode == 0
     refused = _hubgate("auth", "remove", site, "LOST-CARD")
     assert refused.returncode == 2

@@ -121,7 +121,7 @@ def test_check_finds_a_held_port_a_bad_host_and_a_missing_serial_device(tmp_path
         result = run_cli(str(site), "--check", "--api-port", str(port))
     assert result.returncode == 2
     lines = result.stderr.splitlines()
-    assert lines[-1] == "3 problem(s) found"
+    assert lines[-1] == "3 problems found"
     assert f"api.port: cannot listen on 127.0.0.1:{port}: Address already in use" in lines[0]
     assert "chargers[3].modbus.host: 'plc_1' is neither an IP address nor a host name" in lines[1]
     assert "meters[2].modbus.serial.device: serial device /dev/ttyNONE7 does not exist" in lines[2]

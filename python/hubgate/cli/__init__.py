@@ -104,10 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
     except HubgateError as exc:
         from hubgate.tomlcheck import ConfigError  # loaded already if that is what was raised
+        from hubgate.wording import counted
 
         if isinstance(exc, ConfigError):
             print(exc, file=sys.stderr)
-            print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
+            print(f"{counted(len(exc.problems), 'problem')} found", file=sys.stderr)
             return EXIT_BAD_INPUT
         print(f"hubgate: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -73,7 +73,7 @@ def _list(args: argparse.Namespace) -> int:
     for listed in book.listed():
         token = listed.token
         verdict = book.verdict(token.id, now)
-        expires = "" if verdict.expires is None else f" until {verdict.expires.isoformat()}"
+        expires = "" if verdict.expires is None else f", expires {verdict.expires.isoformat()}"
         group = "" if token.group is None else f" group {token.group}"
         print(f"{token.id}\t{verdict.status}{group}{expires}\t({listed.source})")
     return EXIT_OK
