@@ -84,15 +84,7 @@ async def test_dashboard_live_chart_and_limit_form(
             assert "GRID_OPERATOR 60 s" in session, session
 
             # The operator sets the site limit from the form.
-            await page.evaluate(
-                """(() => {
-                    const form = document.getElementById('limit-form');
-                    form.phase.value = '50, 55, 60';
-                    form.lease.value = '120';
-                    form.token.value = '{TOKEN}';
-                    form.requestSubmit();
-                })()""".replace("{TOKEN}", TOKEN)
-            )
+            await page.submit_limit("50, 55, 60", 120, TOKEN)
             result = await page.wait_for(
                 "(t => t.startsWith('accepted') && t)(document.querySelector('#limit-result').textContent)"
             )
@@ -115,8 +107,7 @@ async def test_dashboard_live_chart_and_limit_form(
             ), "the page scrolls sideways on a tablet"
             await page.screenshot(tmp_path / "dashboard-tablet.png")
 
-            exceptions = [e for e in devtools.events if e["method"] == "Runtime.exceptionThrown"]
-            assert exceptions == [], exceptions
+            assert devtools.exceptions == [], devtools.exceptions
     print(f"screenshots: {tmp_path}/dashboard-laptop.png, dashboard-tablet.png")
     assert (tmp_path / "dashboard-laptop.png").stat().st_size > 10_000, "".join(log)
 

@@ -67,5 +67,4 @@ async def test_energy_card_follows_the_snapshot(
             ]
             why = await page.evaluate("document.querySelector('#energy-why').textContent")
             assert "discharge 10.0 kW" in why
-            exceptions = [e for e in devtools.events if e["method"] == "Runtime.exceptionThrown"]
-            assert exceptions == [], exceptions
+            assert devtools.exceptions == [], devtools.exceptions

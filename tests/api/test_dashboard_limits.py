@@ -148,6 +148,5 @@ async def test_chart_opens_filled_draws_the_limit_in_force_and_export(
             limit_now = await page.evaluate("document.querySelector('#limit-now').textContent")
             assert limit_now == "in force: 30 / 30 / 30 A, 20.7 kW from grid operator"
             await page.screenshot(tmp_path / "dashboard-step.png")
-            exceptions = [e for e in devtools.events if e["method"] == "Runtime.exceptionThrown"]
-            assert exceptions == [], exceptions
+            assert devtools.exceptions == [], devtools.exceptions
     assert (tmp_path / "dashboard-step.png").stat().st_size > 10_000, "".join(log)

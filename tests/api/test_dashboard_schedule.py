@@ -72,5 +72,4 @@ async def test_demand_card_and_schedule_ahead(
                 ["board", datetime(2026, 3, 2, 22, tzinfo=UTC).timestamp(), "40 / 40 / 40 A", True],
                 ["site", datetime(2026, 3, 2, 17, tzinfo=UTC).timestamp(), "150.0 kW", True],
             ]
-            exceptions = [e for e in devtools.events if e["method"] == "Runtime.exceptionThrown"]
-            assert exceptions == [], exceptions
+            assert devtools.exceptions == [], devtools.exceptions

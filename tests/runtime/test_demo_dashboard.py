@@ -78,15 +78,7 @@ async def test_demo_dashboard_limit_from_the_page_reaches_the_allocator(tmp_path
                 assert "api" not in grid(before)["limit_sources"]
 
                 # The operator sets the site limit from the page's form, with the token.
-                await page.evaluate(
-                    """(() => {
-                        const form = document.getElementById('limit-form');
-                        form.phase.value = '50, 55, 60';
-                        form.lease.value = '120';
-                        form.token.value = '{TOKEN}';
-                        form.requestSubmit();
-                    })()""".replace("{TOKEN}", TOKEN)
-                )
+                await page.submit_limit("50, 55, 60", 120, TOKEN)
                 result = await page.wait_for(
                     "(t => (t.startsWith('accepted') || t.startsWith('refused')) && t)"
                     "(document.querySelector('#limit-result').textContent)"
@@ -130,10 +122,7 @@ async def test_demo_dashboard_limit_from_the_page_reaches_the_allocator(tmp_path
 
                 print(f"grid commanded {grid(before)['commanded_a']} -> {node['commanded_a']} A")
                 shot = await page.screenshot(tmp_path / "demo-dashboard.png")
-                exceptions = [
-                    e for e in devtools.events if e["method"] == "Runtime.exceptionThrown"
-                ]
-                assert exceptions == [], exceptions
+                assert devtools.exceptions == [], devtools.exceptions
             nursery.cancel_scope.cancel()
     print(f"screenshot: {shot}")
     assert shot.stat().st_size > 10_000, "".join(log)
@@ -191,9 +180,6 @@ async def test_demo_dashboard_shows_the_grid_operator_step(tmp_path: Path) -> No
                 )
                 assert ids == sorted(ids, reverse=True), ids
                 await page.screenshot(tmp_path / "demo-step.png")
-                exceptions = [
-                    e for e in devtools.events if e["method"] == "Runtime.exceptionThrown"
-                ]
-                assert exceptions == [], exceptions
+                assert devtools.exceptions == [], devtools.exceptions
             nursery.cancel_scope.cancel()
     assert (tmp_path / "demo-step.png").stat().st_size > 10_000, "".join(log)

@@ -48,6 +48,11 @@ class DevTools:
             raise RuntimeError(f"{method}: {reply['error']}")
         return reply["result"]
 
+    @property
+    def exceptions(self) -> list[dict[str, Any]]:
+        """The page's uncaught JavaScript exceptions seen so far."""
+        return [e for e in self.events if e["method"] == "Runtime.exceptionThrown"]
+
 
 @dataclass
 class Page:
@@ -85,6 +90,17 @@ class Page:
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
+
+    async def submit_limit(self, phase: str, lease_s: int, token: str) -> None:
+        """Fill in and submit the dashboard's site-limit form (phase currents as typed)."""
+        fields = json.dumps({"phase": phase, "lease": str(lease_s), "token": token})
+        await self.evaluate(
+            f"""(() => {{
+                const form = document.getElementById('limit-form');
+                for (const [name, value] of Object.entries({fields})) form[name].value = value;
+                form.requestSubmit();
+            }})()"""
+        )
 
     async def wait_for(self, expression: str, timeout_s: float = 10.0) -> Any:
         """Poll until the expression is truthy (a throw counts as not yet); its value."""
