@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 import trio
 
-from hubgate.runtime.demo import Demo, open_demo
+from hubgate.runtime.demo import open_demo
 from hubgate.sim.engine import Simulation
 from hubgate.sim.scenario_loader import load_scenario
-from tests.support.e2e import one_cycle
+from tests.support.e2e import sampled
 from tests.support.toml_tables import (
     connector_32a,
     meter,
@@ -101,17 +101,6 @@ def sample(sim: Simulation) -> tuple[float, float, float, float]:
     return (sim.now, sum(sim.node_current()) * voltage, evs, -sim.battery.power_kw * 1000)
 
 
-async def run(demo: Demo, seconds: int) -> list[tuple[float, float, float, float]]:
-    samples = []
-    for _ in range(seconds):
-        await one_cycle(demo)
-        await demo.advance(1.0)
-        value = await demo.simulation(sample)
-        assert isinstance(value, tuple)
-        samples.append(value)
-    return samples
-
-
 @pytest.mark.timeout(90)  # after its deadline, so that Trio ends it cleanly
 @pytest.mark.parametrize("battery", sorted(BATTERIES))
 async def test_the_battery_feeds_the_evs_not_the_grid(tmp_path: Path, battery: str) -> None:
@@ -120,7 +109,7 @@ async def test_the_battery_feeds_the_evs_not_the_grid(tmp_path: Path, battery: s
     loaded = load_scenario(tmp_path / "scenario.toml")
     with trio.fail_after(60):
         async with open_demo(loaded) as demo:
-            samples = await run(demo, 80)
+            samples = await sampled(demo, 80, sample)
             summary = await demo.summary()
             records = demo.gateway.loop.decisions.recent(40)
     assert summary.violations == ()

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import trio
 
-from hubgate.runtime.demo import Demo, open_demo
+from hubgate.runtime.demo import open_demo
 from hubgate.sim.engine import Simulation
 from hubgate.sim.scenario_loader import load_scenario
-from tests.support.e2e import one_cycle
+from tests.support.e2e import sampled
 from tests.support.toml_tables import (
     battery_20kwh,
     connector_32a,
@@ -98,17 +98,6 @@ def sample(sim: Simulation) -> tuple[float, float, float, float]:
     )
 
 
-async def run(demo: Demo, seconds: int) -> list[tuple[float, float, float, float]]:
-    samples = []
-    for _ in range(seconds):
-        await one_cycle(demo)
-        await demo.advance(1.0)
-        value = await demo.simulation(sample)
-        assert isinstance(value, tuple)
-        samples.append(value)
-    return samples
-
-
 BATTERIES = {
     "sma-sunny-boy-storage": '{ profile = "sma-sunny-boy-storage", host = "127.0.0.1", unit = 3 }',
     "sunspec-hybrid-storage": '{ profile = "sunspec-hybrid-storage", host = "127.0.0.1" }',
@@ -123,7 +112,7 @@ async def test_pv_surplus_then_a_peak_the_battery_holds(tmp_path: Path, battery:
     loaded = load_scenario(tmp_path / "scenario.toml")
     with trio.fail_after(50):
         async with open_demo(loaded) as demo:
-            samples = await run(demo, 85)
+            samples = await sampled(demo, 85, sample)
             summary = await demo.summary()
             loop = demo.gateway.loop
             records = loop.decisions.recent(200)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar, cast
+
 import trio
 
 from hubgate.runtime.demo import Demo
 from hubgate.sim.engine import Simulation
 from tests.support.wait import wait_until
+
+T = TypeVar("T")
 
 
 async def one_cycle(demo: Demo) -> None:
@@ -32,6 +37,15 @@ async def run_for(demo: Demo, seconds: int) -> None:
     for _ in range(seconds):
         await one_cycle(demo)
         await demo.advance(1.0)
+
+
+async def sampled(demo: Demo, seconds: int, sample: Callable[[Simulation], T]) -> list[T]:
+    """`run_for` `seconds`, with `sample` of the simulation after each simulated second."""
+    samples = []
+    for _ in range(seconds):
+        await run_for(demo, 1)
+        samples.append(cast(T, await demo.simulation(sample)))
+    return samples
 
 
 async def until_connected(demo: Demo, stations: int) -> None:
