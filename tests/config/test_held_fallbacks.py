@@ -4,7 +4,6 @@ it: then at the value read. Read from the Alfen's simulated device on pymodbus."
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from hubgate.config import load_site
 from hubgate.config.failsafe_load import failsafe_load, failsafe_load_warnings
 from hubgate.profiles.loader import load_named
 from hubgate.profiles.model import Quantity
+from hubgate.runtime.demo import held_port
 from hubgate.sim.modbus_box import serve
 from hubgate.sim.simulated_device import SimulatedDevice
 
@@ -42,13 +42,6 @@ def site_file(tmp_path: Path, port: int) -> Path:
     path = tmp_path / "site.toml"
     path.write_text(SITE.format(port=port))
     return path
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (bound, then closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_a_held_fallback_not_read_counts_at_its_maximum(tmp_path: Path) -> None:
@@ -82,8 +75,9 @@ def test_read_fallbacks_counts_the_safe_current_the_alfen_holds(
 def test_a_fallback_that_cannot_be_read_is_named_and_counts_at_its_maximum(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = site_file(tmp_path, free_port())
-    assert main(["config", "check", "--quiet", "--read-fallbacks", str(path)]) == EXIT_OK
+    with held_port() as refusing:  # bound, not listening: the device refuses
+        path = site_file(tmp_path, refusing.getsockname()[1])
+        assert main(["config", "check", "--quiet", "--read-fallbacks", str(path)]) == EXIT_OK
     err = capsys.readouterr().err
     assert "wb-1#1: the fallback its device holds could not be read" in err
     assert "draw up to 32 A on a phase" in err
