@@ -53,13 +53,6 @@ def held_port() -> socket.socket:
     raise OSError("no free loopback port found in 20000-31999")
 
 
-def free_port() -> int:
-    """A port below the ephemeral range that was free a moment ago on loopback."""
-    with held_port() as holder:
-        port: int = holder.getsockname()[1]
-        return port
-
-
 def rewired(site: SiteConfig, ports: dict[str, int], ocpp_port: int, api_port: int) -> SiteConfig:
     """`site` with every Modbus device at its simulated port, the listeners on loopback."""
 
