@@ -176,19 +176,19 @@ async def test_a_plan_in_flight_holds_each_request_until_its_pause_ends(
     wait_readable(device_end)
     assert answer_all(device_end, codec) == 1  # one at a time: no pipelining
     wait_readable(master_end)
-    assert not flight.receive(t + 0.15)  # the answer: the next request waits again
+    assert not flight.advance(t + 0.15)  # the answer: the next request waits again
     assert flight.deadline == t + 0.15 + DELAY_S
     assert answer_all(device_end, codec) == 0
     assert not flight.due(t + 0.25)
     wait_readable(device_end)
     assert answer_all(device_end, codec) == 1
     wait_readable(master_end)
-    assert not flight.receive(t + 0.27)
+    assert not flight.advance(t + 0.27)
     assert not flight.due(t + 0.37)
     wait_readable(device_end)
     assert answer_all(device_end, codec) == 1
     wait_readable(master_end)
-    assert flight.receive(t + 0.4)
+    assert flight.advance(t + 0.4)
     assert flight.outcome == values(REGISTERS)
     assert master._quiet_since == t + 0.4
     # 3 round trips of 0.05, 0.02 and 0.03 s, without the pauses between them.
@@ -210,11 +210,11 @@ async def test_a_stray_frame_during_the_pause_does_not_send_the_held_request(
     wait_readable(device_end)
     assert answer_all(device_end, codec) == 1
     wait_readable(master_end)
-    assert not flight.receive(t + 0.01)  # the answer: the next request is held
+    assert not flight.advance(t + 0.01)  # the answer: the next request is held
     assert flight.deadline == t + 0.01 + DELAY_S
     device_end.sendall(STRAY)
     wait_readable(master_end)
-    assert not flight.receive(t + 0.02)  # the stray is taken, nothing is sent
+    assert not flight.advance(t + 0.02)  # the stray is taken, nothing is sent
     assert flight.deadline == t + 0.01 + DELAY_S
     assert answer_all(device_end, codec) == 0
     for at in (t + 0.11, t + 0.22):  # each held request goes at the end of its pause
@@ -222,7 +222,7 @@ async def test_a_stray_frame_during_the_pause_does_not_send_the_held_request(
         wait_readable(device_end)
         assert answer_all(device_end, codec) == 1
         wait_readable(master_end)
-        ended = flight.receive(at + 0.01)
+        ended = flight.advance(at + 0.01)
     assert ended
     assert flight.outcome == values(REGISTERS)
     assert master.stray_frames == 1

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 class PlanInFlight:
     """A read plan `TcpMaster.start_plan` started: its caller feeds it when the socket is
-    readable (`receive`) and calls `due` at its `deadline` (requests held for the
+    readable (`advance`) and calls `due` at its `deadline` (requests held for the
     device's pause are sent, or the round trip in flight timed out); `outcome` is set once
     it ended (the fields' values or the `ModbusError`), the connection's turn then ends.
     Each step is one `PlanExchange.run_on` call that does not wait: the frames due sent,
@@ -75,12 +75,7 @@ class PlanInFlight:
         if delay_s:
             self._after_pause(now)
         else:
-            self._step(now)
-
-    def receive(self, now: float) -> bool:
-        """Take what the socket holds (at `now`); True once the plan ended."""
-        self._step(now)
-        return self.outcome is not None
+            self.advance(now)
 
     def due(self, now: float) -> bool:
         """At `deadline`: send the requests held for the pause, else time out (`expire`);
@@ -91,8 +86,7 @@ class PlanInFlight:
         self._held = False
         if not self._exchange.rounds:
             self.started = now
-        self._step(now)
-        return self.outcome is not None
+        return self.advance(now)
 
     def _after_pause(self, now: float) -> None:
         """Send the frames due once the connection has been quiet for the device's pause."""
@@ -101,11 +95,12 @@ class PlanInFlight:
             self._held = True
             self.deadline = ready
         else:
-            self._step(now)
+            self.advance(now)
 
-    def _step(self, now: float) -> None:
-        """One `run_on` call without a wait (at `now`; frames held for the pause stay
-        held), then what its step means."""
+    def advance(self, now: float) -> bool:
+        """Send the frames due and take what the socket holds (at `now`; frames held for
+        the pause stay held): one `run_on` call without a wait, then what its step means.
+        True once the plan ended."""
         exchange, hold = self._exchange, self._held
         sent = exchange.rounds
         try:
@@ -118,22 +113,24 @@ class PlanInFlight:
                 if step is not True or self._delay_s:
                     break
         except FrameError as exc:
-            self._lose(f"bad frame header: {exc}", now)
-            return
+            return self._lose(f"bad frame header: {exc}", now)
         except OSError as exc:
-            self._lose(f"connection lost: {exc}", now)
-            return
+            return self._lose(f"connection lost: {exc}", now)
         if exchange.rounds > sent:
             self.deadline = now + self._master.timeout_s
         if step is None:
-            return
+            return False
+        if isinstance(step, list):
+            self._finish(step, now)
+            return True
         if step is True:  # the answer that just came ended an exchange: the pause begins
             self._master._quiet_since = now
             self._after_pause(now)
-        elif step == b"":
-            self._lose("connection closed by the device", now)
-        else:
-            self._end(step, now)
+            return self.outcome is not None
+        if step == b"":
+            return self._lose("connection closed by the device", now)
+        self._finish(self._master._plan_outcome(self._unit, step), now)
+        return True
 
     def expire(self, now: float) -> None:
         """The round trip in flight is past its deadline: a timeout."""
@@ -141,11 +138,9 @@ class PlanInFlight:
         master._abandon(self._unit, self._exchange, self._connection.codec)
         self._finish(master._timeout(self._unit, master.timeout_s), now)
 
-    def _lose(self, reason: str, now: float) -> None:
+    def _lose(self, reason: str, now: float) -> bool:
         self._finish(self._master._lost(self._connection, reason), now)
-
-    def _end(self, step: object, now: float) -> None:
-        self._finish(self._master._plan_outcome(self._unit, step), now)
+        return True
 
     def _finish(self, outcome: list[FieldValue] | ModbusError, now: float) -> None:
         master, exchange = self._master, self._exchange

@@ -129,7 +129,7 @@ async def _drain(
                 continue
             flight = flights[fd][1]
             before = flight.deadline
-            if flight.receive(now):
+            if flight.advance(now):
                 ended.append(fd)  # and its socket stays out of the set (one shot)
                 continue
             poll.modify(fd, _ONE_WAKE)
