@@ -315,13 +315,25 @@ async def test_malformed_requests_get_clear_errors(api: RunningApi) -> None:
         headers={**AUTH, "Content-Type": "application/json"},
     )
     assert response.status_code == 422
-    assert response.json()["detail"][0]["type"] == "json_invalid"
+    [error] = response.json()["detail"]
+    assert (error["type"], error["loc"]) == ("json_invalid", ["body"])
+    assert error["input"] == '{"power_kw": 10, "lease_s": '  # the text sent, not its repr
     response = await api.client.put("/api/v1/limits/site", json={"lease_s": 10}, headers=AUTH)
     assert "give phase_a and/or power_kw" in response.json()["detail"][0]["msg"]
     assert (await api.client.get("/api/v1/nowhere")).status_code == 404
     assert (await api.client.post("/api/v1/state")).status_code == 405
     assert (await api.client.get("/api/v1/health")).status_code == 200  # still serving
     assert list(api.ctx.limits.leases()) == []
+
+
+async def test_a_byte_order_mark_before_the_json_is_ignored(api: RunningApi) -> None:
+    response = await api.client.put(  # (RFC 8259 8.1: a parser may ignore it; some tools send it)
+        "/api/v1/limits/site",
+        content='\ufeff{"power_kw": 10, "lease_s": 60}'.encode(),
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert [lease.target for lease in api.ctx.limits.leases()] == ["site"]
 
 
 def test_closed_reads_without_a_token_is_a_config_error() -> None:

@@ -32,6 +32,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Handler = Callable[..., Awaitable[Any]]
 JSON = "application/json"
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class ApiError(Exception):
@@ -254,7 +255,10 @@ class Endpoint:
         return await self.route.handler(**arguments)
 
     def _body(self, body: bytes, errors: list[Mapping[str, Any]]) -> object:
+        """The JSON body checked (a UTF-8 byte order mark before it ignored, RFC 8259 8.1);
+        what is wrong added to `errors`, a body that is no JSON echoed as its text."""
         assert self.body is not None
+        body = body.removeprefix(UTF8_BOM)
         if not body.strip():
             if not self.body_required:
                 return None
@@ -263,7 +267,10 @@ class Endpoint:
         try:
             return self.body.validate_json(body)
         except ValidationError as error:
-            errors += [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
+            for e in error.errors(include_url=False):
+                if isinstance(e["input"], bytes):  # the whole body: JSON that does not parse
+                    e["input"] = e["input"].decode("utf-8", "replace")
+                errors.append({**e, "loc": ("body", *e["loc"])})
             return None
 
     def encode(self, result: object) -> bytes:
