@@ -552,7 +552,9 @@ class Control(Strict):
     """The control loop, failsafe budgets and device-side leases."""
 
     cycle_s: float = Field(default=1.0, ge=0.1, le=60, description="Control cycle period")
-    meter_stale_s: Seconds = Field(default=5.0, description="A meter older than this is lost")
+    meter_stale_s: Seconds = Field(
+        default=5.0, description="A meter older than this is lost (never within two cycles)"
+    )
     degraded_budget_percent: float = Field(
         default=50.0,
         gt=0,
@@ -570,6 +572,12 @@ class Control(Strict):
         description="While a limit binds, the one idle DC connector under it that keeps its "
         "minimum (hold_minimum) changes this often; the others yield to the EVs",
     )
+
+    @property
+    def meter_stale_after_s(self) -> float:
+        """When a meter counts as lost: `meter_stale_s`, but never within two cycles (a meter
+        is read once a cycle, and a read that misses its cycle counts in the next)."""
+        return max(self.meter_stale_s, 2 * self.cycle_s)
 
 
 def _dc_connector(connector: object, voltage_v: float) -> object:

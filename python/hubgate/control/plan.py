@@ -163,8 +163,8 @@ class CyclePlanner:
         self.meter_node = {m.id: self.allocator.node_index(m.node) for m in site.meters}
         self.meter_watch = {
             m.id: MeterWatch(
-                control.meter_stale_s,
-                self.timing.recover_after_s or 2 * control.meter_stale_s,
+                control.meter_stale_after_s,
+                self.timing.recover_after_s or 2 * control.meter_stale_after_s,
                 control.degraded_budget_percent / 100,
             )
             for m in site.meters

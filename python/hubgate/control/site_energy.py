@@ -132,7 +132,7 @@ class SiteEnergy:
             if config is not None and battery is not None
             else None
         )
-        self.policy = EnergyPolicy(spec, stale_s=max(control.meter_stale_s, 2 * control.cycle_s))
+        self.policy = EnergyPolicy(spec, stale_s=control.meter_stale_after_s)
         self._battery_name = f"battery:{battery.id}" if battery is not None else None
         self._path = model.ancestors[node_index(config.node)] if config is not None else ()
         self._refresh_s = control.lease_s / 2
