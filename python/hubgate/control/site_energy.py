@@ -346,8 +346,8 @@ class SiteEnergy:
     ) -> tuple[float, bool, float]:
         """What the grid-mode EVs that want current would take with more room at the
         connection, from the last allocation: a new EV, or one the connection's limits held
-        back that takes all it is given, its maximum; one held back that takes less, its draw
-        and the headroom to climb; any other the largest of its draw, setpoint and target;
+        back that takes all it is given, its maximum; one held back that takes less, the
+        larger of its setpoint and its draw with the headroom to climb; any other the largest of its draw, setpoint and target;
         nothing while it waits out its minimum off time. Also whether an EV held back took
         all it was given (so that more room would be used), and the room the EVs not held
         back are given above their draw to climb into (at most `ev_headroom_a` each)."""
@@ -372,9 +372,13 @@ class SiteEnergy:
                 demand += hi
                 held = True
             elif last.binding_node[i] == 0:
-                # held back by the connection but takes less (its own limit, or on its way
-                # up): more room would give it no more than it can climb
-                demand += min(hi, drawn + self._ev_headroom_a * per_a)
+                # held back by the connection but takes less: on its way up it takes its
+                # setpoint soon (counted at its draw, an EV just started left the room to a
+                # battery charging from the grid, which paused it for its minimum off time);
+                # at its own limit (`ev_max`, after `EV_SETTLE_S`) it climbs no further than
+                # its headroom
+                climb = drawn + self._ev_headroom_a * per_a
+                demand += min(hi, max(climb, last.setpoint_a[i] * per_a))
             else:
                 demand += max(drawn, max(last.target_a[i], last.setpoint_a[i]) * per_a)
                 above = max(last.setpoint_a[i] * per_a - drawn, 0.0)
