@@ -90,3 +90,23 @@ def test_an_ev_plugging_in_is_not_taken_for_base_load_before_its_station_reports
         assert plan is not None
         assert sum(site.setpoints().values()) + BASE_A <= STEP_LIMIT_A + 1e-6
     assert min(site.setpoints().values()) >= 6  # all three charging again
+
+
+def test_an_ev_read_before_it_followed_a_step_down_leaves_no_room_when_it_follows() -> None:
+    """Its station read it after the decrease went out but before it followed (MeterValues
+    every 6 s, the EVs follow in 2): the meter then shows it follow at once, that reading
+    only later. Counted whole, the base load seemed to fall by what it shed, and the cycles
+    after the change interval gave it out again (22, 21 and 21 A where 20 A fitted; the
+    e2e site's three OCPP EVs: 13.3 A each where 6.7 A fitted). Every phase of the reports
+    against the step."""
+    for before_step in range(6):
+        site = grid_metered_site(BASE_A, reports_every_s=6.0)
+        site.run(40 + before_step)
+        assert min(site.setpoints().values()) > 15  # 64 A shared on the board
+        site.sim.box.percent = 30.0  # 30 A: three EVs at 6.7 A over the 10 A base
+        site.cycle()  # the step is read
+        for _ in range(20):
+            site.cycle()
+            used = sum(site.setpoints().values()) + BASE_A
+            assert used <= STEP_LIMIT_A + 1e-6, (before_step, site.now, site.setpoints())
+        assert min(site.setpoints().values()) >= 6

@@ -323,7 +323,8 @@ class CyclePlanner:
                 failsafe_a=self.verification.fallback_a(i),
             )
             reserved_at = self.verification.reservation(i, now)
-            draw, falling = runtime.known_draw(now, self.allocator.settings.settle_s)
+            settle_s = self.allocator.settings.settle_s
+            draw, falling = runtime.known_draw(now, settle_s, reserved=reserved_at is not None)
             draws.append(draw)
             unknowns.append(falling)
             phases = (info.grid_phases[0],) if info.one_phase else (0, 1, 2)
