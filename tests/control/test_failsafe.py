@@ -17,10 +17,18 @@ def meter() -> MeterWatch:
     return MeterWatch(stale_after_s=5, recover_after_s=10, degraded_share=0.5)
 
 
-def test_meter_never_seen_is_degraded() -> None:
+def test_meter_never_seen_is_degraded_and_trusted_from_its_first_reading() -> None:
+    """No hysteresis at the start: nothing was lost (a started gateway ran on half its
+    budget for 2 x meter_stale_s, pausing EVs for min_off_s)."""
     watch = meter()
     assert watch.health(0) is MeterHealth.NEVER_SEEN
     assert watch.budget_share(0) == 0.5
+    watch.sample(1)
+    assert watch.health(1) is MeterHealth.FRESH
+    assert watch.budget_share(1) == 1.0
+    assert watch.budget_share(6.5) == 0.5  # then lost as any meter
+    watch.sample(7)
+    assert watch.health(7) is MeterHealth.RECOVERING
 
 
 def test_meter_lost_then_recovers_with_hysteresis() -> None:

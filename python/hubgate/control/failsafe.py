@@ -43,7 +43,10 @@ class MeterWatch:
             raise ValueError(f"degraded_share must be in (0, 1], got {self.degraded_share}")
 
     def sample(self, now: float) -> None:
-        """A reading arrived at `now`."""
+        """A reading arrived at `now`. The first one is trusted at once: the hysteresis
+        guards against a meter that was lost and flaps, and this one was never lost."""
+        if self.last_sample_at is None:
+            self._degraded = False
         if self.last_sample_at is None or now - self.last_sample_at > self.stale_after_s:
             self.fresh_since = now
         self.last_sample_at = now
