@@ -216,13 +216,13 @@ def starting_site() -> tuple[CyclePlanner, Callable[[float, bool], dict[int, flo
 
 def test_at_start_each_failsafe_is_configured_once_from_the_meters_first_reading() -> None:
     """All eight fit at 6 A beside the metered 5 A, five in the degraded half the budget keeps
-    until the new meter is trusted: the failsafes wait for its first reading and are
-    configured once, at 6 A (not five at 6 A and three at 0 A, then those three again once
-    it is trusted). A meter lost later is counted at the degraded share again."""
+    until the new meter is read: the failsafes wait for its first reading (trusted at once)
+    and are configured once, at 6 A (not five at 6 A and three at 0 A, then those three
+    again once it is trusted). A meter lost later is counted at the degraded share again."""
     planner, cycle = starting_site()
     assert cycle(0.0, False) == {}  # waits for the meter
     assert cycle(0.5, True) == dict.fromkeys(range(8), 6.0)
-    assert planner.meter_watch["grid-meter"].budget_share(0.5) == 0.5  # the budget waits
+    assert planner.meter_watch["grid-meter"].budget_share(0.5) == 1.0  # trusted at once
     for now in range(1, 10):
         assert cycle(now, True) == {}
     told: dict[int, float] = {}

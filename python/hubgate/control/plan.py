@@ -301,7 +301,7 @@ class CyclePlanner:
         wanting = array("b", bytes(len(model.connectors)))
         session = bytearray(len(model.connectors))  # an EV plugged in, for the failsafe budget
         holds = bytearray(len(model.connectors))  # configured with the failsafe current now
-        failsafe = self.site.control.failsafe_current_a
+        failsafe, settle_s = self.site.control.failsafe_current_a, self.allocator.settings.settle_s
         notes: list[str] = []
 
         def limit_a(node: int) -> Phases3:
@@ -323,7 +323,6 @@ class CyclePlanner:
                 failsafe_a=self.verification.fallback_a(i),
             )
             reserved_at = self.verification.reservation(i, now)
-            settle_s = self.allocator.settings.settle_s
             draw, falling = runtime.known_draw(now, settle_s, reserved=reserved_at is not None)
             draws.append(draw)
             unknowns.append(falling)
@@ -373,7 +372,7 @@ class CyclePlanner:
                 else:  # on its way down: what it still draws is all it keeps reserved
                     self.allocator.confirm_draw(i, drawn)
                     runtime.seen_above = True
-            if not_yet and now - runtime.sent_at < self.allocator.settings.settle_s:
+            if not_yet and now - runtime.sent_at < settle_s:
                 # Offered a new setpoint lately, not started yet: it may start any moment,
                 # at what the allocator counts for it, before its values show it (an OCPP
                 # station's lag); what the meters see rise up to that is its draw.
