@@ -110,3 +110,28 @@ def test_an_ev_read_before_it_followed_a_step_down_leaves_no_room_when_it_follow
             used = sum(site.setpoints().values()) + BASE_A
             assert used <= STEP_LIMIT_A + 1e-6, (before_step, site.now, site.setpoints())
         assert min(site.setpoints().values()) >= 6
+
+
+def test_a_base_load_risen_while_an_ev_was_offered_is_counted_at_a_step_down() -> None:
+    """cp-3's EV plugs in but is not ready (it stays in B); offered its share, it may start
+    any moment unseen, so the meter's rise up to that share is held as its draw. The base
+    load rises 10 A meanwhile. At the grid operator's step to 30 % that rise must count as
+    base load (the reading says the EV is not ready), else the others are given it (e2e site:
+    the three OCPP EVs' credit held 10 A of base load for 19 s, 12.7 A over the step)."""
+    site = grid_metered_site(0.0, reports_every_s=0.0)
+    sim = site.sim
+    cp3 = sim.charger("cp-3")
+    cp3.connected = False
+    site.run(30)
+    cp3.ev_max_a = 0.0  # plugged in, never draws
+    cp3.connected = True
+    site.run(3)
+    assert site.setpoints()["cp-3"] >= 6  # offered its share: it may start unseen
+    sim.meter.base_a = BASE_A
+    site.run(2)
+    sim.box.percent = 30.0
+    for _ in range(10):
+        site.cycle()
+        used = sum(site.setpoints().values()) + BASE_A
+        assert used <= STEP_LIMIT_A + 1e-6, (site.now, site.setpoints())
+    assert max(site.setpoints().values()) >= 6  # still charging

@@ -10,6 +10,7 @@ node without a trusted meter carries here what the meters below it show.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from operator import sub
 
 from hubgate.control.decisions import Phases3
 from hubgate.control.site_model import SiteModel
@@ -30,6 +31,23 @@ class BaseLoads:
         self._held: dict[int, Phases3] = {}
         """Per metered node, its base load in the last cycle in which every connector's
         draw below it was known (`_metered`)."""
+        self._limits: list[Phases3] = []
+        """Per node, its limit in force in the last cycle (`cut`)."""
+
+    def cut(self, limits: list[Phases3]) -> frozenset[int]:
+        """The nodes under a limit in force (`limits`, per node) lower than the last cycle's,
+        at them or above them: where a start the readings do not show yet is counted only if
+        its EV says it draws (the held base may hide a rise that was base load all along,
+        which a cut lays bare)."""
+        before, self._limits = self._limits, limits
+        fell = {
+            n
+            for n, (a, b) in enumerate(zip(limits, before, strict=False))
+            if min(map(sub, a, b)) < 0
+        }
+        if not fell:
+            return frozenset()
+        return frozenset(n for n, path in enumerate(self.model.ancestors) if fell & set(path))
 
     def loads(
         self,

@@ -187,6 +187,16 @@ class ConnectorRuntime:
             return known, _NONE
         return known, (draw[0] - known[0], draw[1] - known[1], draw[2] - known[2])
 
+    def may_start_unseen(self, cut: bool) -> bool:
+        """Whether what the meters see rise may be its EV starting before its values show
+        it (`CyclePlanner.inputs`: a status newer than its values, or a new offer within
+        `settle_s` to an EV that has not drawn yet). Not under a `cut` (`BaseLoads.cut`)
+        while its reading says its EV is not ready (B): such credits, one start after
+        another, held the e2e site's base load at the grid meter's first reading (0 A) while
+        it was 10 A, and at the grid operator's step to 30 % the others were given it."""
+        reading = self.reading
+        return not (cut and reading is not None and reading.state is IecState.B)
+
     def followed(self, at: float) -> float | None:
         """A reading taken at `at` shows its EV followed the lowered setpoint: the time it
         took, when a reading before showed it above (else it may never have drawn more, and

@@ -304,8 +304,8 @@ class CyclePlanner:
         failsafe, settle_s = self.site.control.failsafe_current_a, self.allocator.settings.settle_s
         notes: list[str] = []
 
-        def limit_a(node: int) -> Phases3:
-            return self.node_limit(node, now).phase_a
+        limits = [self.node_limit(node, now).phase_a for node in range(n_nodes)]  # read once
+        limit_a, under_cut = limits.__getitem__, self.base_loads.cut(limits)
 
         decided = None if self.last_result is None else self.last_result.setpoint_a
         rotation = self.holds
@@ -337,14 +337,15 @@ class CyclePlanner:
                 continue
             if reading is None:
                 continue
-            drawn = max(runtime.draw)
+            drawn, unseen = max(runtime.draw), runtime.may_start_unseen(info.node in under_cut)
             if reading.state in WANTING_STATES and reading.state_newer_than_values():
                 # Started (its status says so) before its values show it: what the meters
                 # see rise, up to what it may draw, is its draw, not base load.
                 allowance = (
                     info.max_current_a if runtime.sent_a is None else self._counted_a(i, now)
                 )
-                unknowns[-1] = rise_to(allowance, falling, runtime.draw, phases)
+                if unseen:
+                    unknowns[-1] = rise_to(allowance, falling, runtime.draw, phases)
                 wanting[i] = True
                 ev_max[i] = runtime.ev_limit_a
                 if rotation is not None:
@@ -372,7 +373,7 @@ class CyclePlanner:
                 else:  # on its way down: what it still draws is all it keeps reserved
                     self.allocator.confirm_draw(i, drawn)
                     runtime.seen_above = True
-            if not_yet and now - runtime.sent_at < settle_s:
+            if not_yet and now - runtime.sent_at < settle_s and unseen:
                 # Offered a new setpoint lately, not started yet: it may start any moment,
                 # at what the allocator counts for it, before its values show it (an OCPP
                 # station's lag); what the meters see rise up to that is its draw.
