@@ -9,6 +9,9 @@ is counted before anyone is admitted on top of it, or held, not discovered a cyc
 from __future__ import annotations
 
 import tomllib
+from dataclasses import replace
+
+import pytest
 
 from hubgate.config.model import SiteConfig
 from hubgate.control.allocation import REASON_NAMES
@@ -112,15 +115,22 @@ def test_an_ev_read_before_it_followed_a_step_down_leaves_no_room_when_it_follow
         assert min(site.setpoints().values()) >= 6
 
 
-def test_a_base_load_risen_while_an_ev_was_offered_is_counted_at_a_step_down() -> None:
+@pytest.mark.parametrize("state_newer", [False, True])
+def test_a_base_load_risen_while_an_ev_was_offered_is_counted_at_a_step_down(
+    state_newer: bool,
+) -> None:
     """cp-3's EV plugs in but is not ready (it stays in B); offered its share, it may start
-    any moment unseen, so the meter's rise up to that share is held as its draw. The base
-    load rises 10 A meanwhile. At the grid operator's step to 30 % that rise must count as
-    base load (the reading says the EV is not ready), else the others are given it (e2e site:
-    the three OCPP EVs' credit held 10 A of base load for 19 s, 12.7 A over the step)."""
+    any moment unseen (or its state came after its values: `state_newer`), so the meter's
+    rise up to that share is held as its draw. The base load rises 10 A meanwhile. At the
+    grid operator's step to 30 % that rise must count as base load (the reading says the EV
+    is not ready), else the others are given it (e2e site: the OCPP EVs' credits held 10 A
+    of base load for 19 s, 12.7 A over the step)."""
     site = grid_metered_site(0.0, reports_every_s=0.0)
     sim = site.sim
     cp3 = sim.charger("cp-3")
+    if state_newer:
+        sample = cp3.sample
+        cp3.sample = lambda now: replace(sample(now), at=now - 0.5, state_at=now)  # type: ignore[method-assign]
     cp3.connected = False
     site.run(30)
     cp3.ev_max_a = 0.0  # plugged in, never draws
