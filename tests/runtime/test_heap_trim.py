@@ -1,15 +1,18 @@
-"""A gateway gives the C heap's free pages back to the system, once a minute."""
+"""A gateway collects its cyclic garbage and gives the C heap's free pages back to the
+system, once a minute."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
+import weakref
 
 import pytest
 import trio
 import trio.testing
 
-from hubgate.runtime.gc_tuning import TRIM_EVERY_S, keep_heap_trimmed
+from hubgate.runtime.gc_tuning import TRIM_EVERY_S, collect_and_trim, keep_heap_trimmed
 
 FRAGMENTED = """
 from pathlib import Path
@@ -44,3 +47,23 @@ async def test_trimmed_every_period(autojump_clock: trio.testing.MockClock) -> N
     with trio.move_on_after(10 * TRIM_EVERY_S + 1):
         await keep_heap_trimmed(trim=lambda: trims.append(trio.current_time()))
     assert trims == [TRIM_EVERY_S * k for k in range(1, 11)]
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.itself = self
+
+
+def test_a_cycle_that_died_in_the_oldest_generation_is_collected() -> None:
+    cycle = _Cycle()
+    died = weakref.ref(cycle)
+    gc.disable()  # only the collections below
+    try:
+        gc.collect(1)  # it survives a young collection: it moves to the oldest generation
+        del cycle
+        gc.collect(1)  # young collections do not look there
+        assert died() is not None
+        collect_and_trim()
+        assert died() is None
+    finally:
+        gc.enable()
