@@ -98,7 +98,9 @@ def test_a_port_another_program_holds_ends_run_with_one_line(tmp_path: Path) -> 
         result = run_cli(str(SITE), "--api-port", str(port), cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     assert result.stderr == (
-        f"hubgate: error: api cannot listen on 127.0.0.1:{port}: Address already in use\n"
+        f"hubgate: error: api cannot listen on 127.0.0.1:{port}: Address already in use; stop "
+        "the program that holds it or pick another port ([api] port or --api-port; 0 takes any "
+        "free one)\n"
     )
 
 

@@ -25,6 +25,7 @@ the failsafe current.
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -455,6 +456,14 @@ def _replicated_queue(
     return open_durable_queue(site.csms.queue_path, replica=QueueReplica(link, site.cluster))
 
 
+_PORT_FIELDS = {
+    "ocpp": "[ocpp] port",
+    "api": "[api] port or --api-port",
+    "modbus-server": "[modbus_server] port",
+}
+"""Where each listener's port is set, for the fix of a port another program holds."""
+
+
 def _cannot_listen(site: SiteConfig, failed: dict[str, BaseException]) -> str:
     where = {"ocpp": site.ocpp, "api": site.api, "modbus-server": site.modbus_server}
     reasons = []
@@ -462,6 +471,11 @@ def _cannot_listen(site: SiteConfig, failed: dict[str, BaseException]) -> str:
         listener = where[name]
         address = "" if listener is None else f" on {listener.host}:{listener.port}"
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
+            reason = (
+                f"{reason}; stop the program that holds it or pick another port "
+                f"({_PORT_FIELDS[name]}; 0 takes any free one)"
+            )
         reasons.append(f"{name} cannot listen{address}: {reason}")
     return "; ".join(reasons)
 
