@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import tomllib
 from array import array
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 import pytest
 
@@ -149,6 +149,17 @@ def plan_and_send(
     return told
 
 
+def idle_readings(now: float, plugged: Collection[int], n: int = 10) -> dict[str, Reading]:
+    """Readings of `n` OCPP connectors drawing nothing, an EV in at those `plugged`."""
+    values = dict.fromkeys((Quantity.CURRENT_L1, Quantity.CURRENT_L2, Quantity.CURRENT_L3), 0.0)
+    return {
+        f"cp-{i}#1": Reading(
+            at=now, values=values, state=IecState.B if i in plugged else IecState.A
+        )
+        for i in range(n)
+    }
+
+
 def test_a_curtailment_reconfigures_the_failsafes_that_no_longer_fit() -> None:
     """Ten OCPP chargers on a 63 A connection, four with an EV: all ten fit at 6 A; under a
     15 kW limit (21.7 A per phase) three do, the ones with an EV, and the others are told
@@ -161,17 +172,7 @@ def test_a_curtailment_reconfigures_the_failsafes_that_no_longer_fit() -> None:
     plugged = {1, 4, 6, 9}
 
     def cycle(now: float) -> dict[int, float]:
-        readings = {
-            f"cp-{i}#1": Reading(
-                at=now,
-                values=dict.fromkeys(
-                    (Quantity.CURRENT_L1, Quantity.CURRENT_L2, Quantity.CURRENT_L3), 0.0
-                ),
-                state=IecState.B if i in plugged else IecState.A,
-            )
-            for i in range(10)
-        }
-        return plan_and_send(planner, readings, now)
+        return plan_and_send(planner, idle_readings(now, plugged), now)
 
     assert cycle(0.0) == dict.fromkeys(range(10), 6.0)
     assert cycle(1.0) == {}
@@ -183,6 +184,39 @@ def test_a_curtailment_reconfigures_the_failsafes_that_no_longer_fit() -> None:
     assert cycle(3.0) == {}
     planner.limits.clear(SITE, LimitSource.API, now=4.0, origin="t")
     assert cycle(4.0) == dict.fromkeys([0, 2, 3, 5, 7, 8, 9], 6.0)
+
+
+def test_a_larger_failsafe_counts_from_when_it_is_asked_for() -> None:
+    """A try at a larger failsafe current may reach the charger before anything says so (an
+    OCPP exchange cut short at the command deadline goes on): from the try on, the charger
+    counts as falling back to it, unreachable too, until a verification says what it holds."""
+    site = SiteConfig.model_validate(
+        tomllib.loads(SITE_TOML.format(chargers="".join(CHARGER.format(i=i) for i in range(10))))
+    )
+    planner = CyclePlanner(site, LimitBook())
+    verification = planner.verification
+    plan_and_send(planner, idle_readings(0.0, ()), 0.0)
+    planner.limits.set(SITE, LimitSource.API, Limit(power_kw=15), now=1.0, lease_s=None, origin="t")
+    assert (
+        plan_and_send(planner, idle_readings(1.0, ()), 1.0)[9] == 0.0
+    )  # no room left for the last
+
+    assert verification.fallback_a(9) == 0.0
+    planner.limits.clear(SITE, LimitSource.API, now=2.0, origin="t")
+    plan = planner.plan(idle_readings(2.0, ()), 2.0)  # 6 A asked for, not verified yet
+    assert plan is not None
+    assert [(c.failsafe_a, c.verify_first) for c in plan.commands if c.index == 9] == [(6.0, True)]
+    assert verification.fallback_a(9) == 6.0
+    verification.configured(9, ok=False)  # refused, or cut short: it may hold 6 A
+    assert verification.fallback_a(9) == 6.0
+    readings = idle_readings(9.0, ())
+    del readings["cp-9#1"]  # unreachable since 2 s
+    planner.plan(readings, 9.0)
+    assert verification.reservation(9, 9.0) == (6.0, "unreachable")
+    planner.limits.set(SITE, LimitSource.API, Limit(power_kw=15), now=9.0, lease_s=None, origin="t")
+    told = plan_and_send(planner, idle_readings(10.0, ()), 10.0)
+    assert told[9] == 0.0
+    assert verification.fallback_a(9) == 0.0  # verified at 0 A: what was asked before is gone
 
 
 GRID_METER = """

@@ -509,8 +509,9 @@ class CyclePlanner:
         """The setpoints to send: to every reachable connector whose setpoint changed, or
         that paces its own commands and is due (`quiet_until`); failsafe verification first
         where needed (`try_verifying`). A verified connector whose failsafe is to change (its
-        share did, or its held fallback is due to be read) keeps getting its setpoints
-        between the tries: the failsafe it was verified with stays in force until then."""
+        share did, a larger one was asked for since, or its held fallback is due to be read)
+        keeps getting its setpoints between the tries: the failsafe it was verified with
+        stays in force until then."""
         setpoints, phases = result.setpoint_a, result.phases
         paced, quiet_until = self._paced, self.quiet_until
         commands = []
@@ -522,13 +523,16 @@ class CyclePlanner:
                 continue
             setpoint, n_phases = setpoints[i], self._told_phases(i, phases)
             failsafe = self.failsafe_a[i]
-            reconfigure = runtime.failsafe_a != failsafe or self.verification.held.reread_due(
-                i, now
+            reconfigure = (
+                runtime.failsafe_a != failsafe
+                or self.verification.asked_a[i] > failsafe  # a larger one may be in force
+                or self.verification.held.reread_due(i, now)
             )
             if watch.needs_verification and i in self.failsafes.waiting:
                 continue  # its failsafe waits for a meter's first reading
             if watch.needs_verification or reconfigure:
                 if runtime.try_verifying(now):
+                    self.verification.asking(i, failsafe)
                     commands.append(
                         SetpointCommand(i, info.name, setpoint, n_phases, True, failsafe)
                     )

@@ -2,8 +2,9 @@
 
 A connector's reading counts once its charger's failsafe settings are configured and
 verified (or inherited from the leader before) and while it follows its limits and answers;
-until then it is reserved: unreachable at what it falls back to (`fallback_a`), not verified
-or not following at its maximum (`reservation`). `Verification` keeps that per connector
+until then it is reserved: unreachable at what it falls back to (`fallback_a`: what it was
+verified with, or a larger one asked for since: a try cut short may still reach it), not
+verified or not following at its maximum (`reservation`). `Verification` keeps that per connector
 for the `CyclePlanner`: the verification outcomes (`configured`), the chargers' limit checks
 (`checked`), a new epoch (`take_over`) and the fallbacks devices hold (`held`,
 `control.held_fallback`), with the operator's events.
@@ -45,18 +46,28 @@ class Verification:
         self._index = {info.name: i for i, info in enumerate(model.connectors)}
         self.held = HeldFallbacks(model, connectors, failsafes, self.fallback_a, events, paths)
         """The fallback currents devices hold whatever they are told, and lapsed limits."""
+        self.asked_a = [0.0] * len(connectors)
+        """Per connector, the most failsafe current asked for since its last verification
+        (0: none): a try cut short or refused may have reached the charger (an OCPP
+        exchange goes on past the command deadline), so it may fall back to that already."""
+
+    def asking(self, index: int, failsafe_a: float) -> None:
+        """The connector at `index` is to be configured with `failsafe_a` (a try starts)."""
+        self.asked_a[index] = max(self.asked_a[index], failsafe_a)
 
     def fallback_a(self, index: int) -> float:
         """What the connector at `index` falls back to when its lease lapses: the failsafe
-        current it was configured with or its device holds (`ConnectorRuntime.failsafe_a`);
-        before that, inherited, the one passed on with it or the one this gateway would
-        configure if larger (a configuration it began may have reached it); else its fixed
-        one, else the site's failsafe current (the most a previous leader configured)."""
-        runtime = self.connectors[index]
+        current it was configured with or its device holds (`ConnectorRuntime.failsafe_a`),
+        or one asked for since if larger (`asked_a`); before that, inherited, the one passed
+        on with it or the one this gateway would configure or asked for if larger (a
+        configuration it began may have reached it); else its fixed one, else the site's
+        failsafe current (the most a previous leader configured)."""
+        runtime, asked = self.connectors[index], self.asked_a[index]
         if runtime.failsafe_a is not None:
-            return runtime.failsafe_a
+            return max(runtime.failsafe_a, asked)
         if runtime.watch.inherited_from is not None:
-            return max(runtime.watch.inherited_failsafe_a, self.failsafes.failsafe_a[index])
+            inherited = runtime.watch.inherited_failsafe_a
+            return max(inherited, self.failsafes.failsafe_a[index], asked)
         fixed = self.failsafes.fixed_a[index]
         return self.failsafes.failsafe_current_a if math.isnan(fixed) else fixed
 
@@ -128,6 +139,7 @@ class Verification:
             runtime.failsafe_a is None or runtime.watch.needs_verification
         )
         if ok:
+            self.asked_a[index] = 0.0
             if held is None:
                 runtime.failsafe_a = (
                     self.failsafes.failsafe_a[index] if failsafe_a is None else failsafe_a
