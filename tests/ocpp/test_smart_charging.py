@@ -37,8 +37,8 @@ def test_planner_deadband_rate_limit_and_renewal() -> None:
     assert planner.due(Setpoint(15.9), now=1)  # a decrease goes out at once, however small
     assert planner.due(Setpoint(15.5), now=1)
     planner.sent(Setpoint(15.5), now=1)
-    assert not planner.due(Setpoint(20), now=3)  # an increase waits for the interval
-    assert planner.due(Setpoint(20), now=6)
+    assert not planner.due(Setpoint(20), now=3)  # an increase waits for the interval...
+    assert planner.due(Setpoint(20), now=5)  # ... from the last increase, not the decrease
     assert planner.due(Setpoint(15.5, phases=1), now=2)  # a phase change goes out at once
     assert not planner.due(Setpoint(15.5), now=40.9)
     assert planner.due(Setpoint(15.5), now=41)  # renewal 20 s before the lease ends
@@ -46,6 +46,18 @@ def test_planner_deadband_rate_limit_and_renewal() -> None:
     assert planner.due(Setpoint(20), now=42)  # a renewal does not hold back an increase
     planner.forget()
     assert planner.due(Setpoint(15.5), now=42)
+
+
+def test_planner_sends_an_increase_after_a_decrease_at_once() -> None:
+    """The allocator raises a setpoint after a decrease only once its EV was seen following
+    it or its own change interval passed: the decrease does not hold the raise again here."""
+    planner = LeasePlanner(SETTINGS)
+    planner.sent(Setpoint(16), now=0)
+    planner.sent(Setpoint(10), now=10)  # a decrease
+    assert planner.due(Setpoint(16), now=11)
+    planner.sent(Setpoint(16), now=11)
+    assert not planner.due(Setpoint(20), now=15)  # the next increase: 5 s after this one
+    assert planner.due(Setpoint(20), now=16)
 
 
 def test_planner_spread_renews_earlier_within_half_the_margin() -> None:

@@ -197,8 +197,11 @@ class LeasePlanner:
         self._renew_after_s = settings.lease_s - settings.renew_before_s * (1 + spread / 2)
         self._last: Setpoint | None = None
         self._sent_at = -math.inf
-        self._changed_at = -math.inf
-        """When a setpoint other than the last went out (a renewal does not count)."""
+        self._raised_at = -math.inf
+        """When a higher setpoint (or the first, or other phases) went out. Neither a
+        renewal nor a decrease counts: the allocator raises a setpoint after a decrease only
+        once a reading showed its EV follow or `change_interval_s` passed, and counted here
+        too, that decrease held the raise `min_increase_interval_s` more."""
 
     def due(self, setpoint: Setpoint, now: float) -> bool:
         """Whether `setpoint` must go out now."""
@@ -212,7 +215,7 @@ class LeasePlanner:
             # Never held back: the allocator counts on it, and a site over its limit is
             # brought back by decreases of a step or two.
             return True
-        return change >= s.deadband_a and now - self._changed_at >= s.min_increase_interval_s
+        return change >= s.deadband_a and now - self._raised_at >= s.min_increase_interval_s
 
     def due_in_s(self, setpoint: Setpoint, now: float) -> float:
         """How long from `now` until `setpoint`, not due now, comes due by itself: at its
@@ -220,7 +223,7 @@ class LeasePlanner:
         assert self._last is not None, "a setpoint that is not due has a last one"
         due = self._sent_at + self._renew_after_s
         if setpoint.current_a - self._last.current_a >= self.settings.deadband_a:
-            due = min(due, self._changed_at + self.settings.min_increase_interval_s)
+            due = min(due, self._raised_at + self.settings.min_increase_interval_s)
         return max(0.0, due - now)
 
     @property
@@ -236,15 +239,19 @@ class LeasePlanner:
     def sent(self, setpoint: Setpoint, now: float) -> None:
         """Record that `setpoint` was accepted by the charger at `now`."""
         last = self._last
-        if last is None or (last.current_a, last.phases) != (setpoint.current_a, setpoint.phases):
-            self._changed_at = now
+        if (
+            last is None
+            or last.phases != setpoint.phases
+            or setpoint.current_a > last.current_a + DECREASE_TOLERANCE_A
+        ):
+            self._raised_at = now
         self._last = setpoint
         self._sent_at = now
 
     def forget(self) -> None:
         """Start over (new connection: the charger may have lost its profiles)."""
         self._last = None
-        self._sent_at = self._changed_at = -math.inf
+        self._sent_at = self._raised_at = -math.inf
 
 
 def schedule_limit(setpoint: Setpoint, unit: RateUnit, current_a: float | None = None) -> float:
