@@ -23,6 +23,7 @@ from functools import partial
 
 import trio
 
+from hubgate.aside import run_aside
 from hubgate.config.model import SiteConfig
 from hubgate.control.authority import Authority, FencedError, fenced
 from hubgate.control.cycle import gather_by_deadline
@@ -116,7 +117,7 @@ class Dispatch:
             if aside is None:
                 await configure()
             else:
-                await wait_aside(aside, configure)
+                await run_aside(aside, configure)
             if not self.authority.holds(epoch):
                 raise FencedError(f"epoch {epoch} is no longer held: not sent")
             return await charger.set_limit(command.current_a, command.phases)
@@ -149,24 +150,6 @@ class Dispatch:
                     runtime.verify_ended(trio.current_time(), verified)
 
         return configure
-
-
-async def wait_aside(nursery: trio.Nursery, op: Callable[[], Awaitable[None]]) -> None:
-    """Run `op` in `nursery` and wait for it: a caller cut short leaves it to finish."""
-    done, failed = trio.Event(), list[Exception]()
-
-    async def aside() -> None:
-        try:
-            await op()
-        except Exception as error:  # the caller's to see (the outcome is recorded)
-            failed.append(error)
-        finally:
-            done.set()
-
-    nursery.start_soon(aside)
-    await done.wait()
-    if failed:
-        raise failed[0]
 
 
 def setter(charger: Charger, current_a: float, phases: int) -> Operation:

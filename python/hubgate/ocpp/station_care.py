@@ -29,6 +29,7 @@ from typing import Any, Protocol, TypeVar
 
 import trio
 
+from hubgate.aside import run_aside
 from hubgate.config.model import CapabilityOverride
 from hubgate.ocpp.capabilities import Capabilities, discover
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
@@ -254,25 +255,9 @@ class StationCare:
         nursery = self._nursery
         if nursery is None:
             return await exchange()
-        done = trio.Event()
-        results: list[T] = []
-        errors: list[Exception] = []
-
-        async def run() -> None:
-            try:
-                results.append(await exchange())
-            except Exception as error:  # the caller's to see, not the connection's
-                errors.append(error)
-            finally:
-                done.set()
-
-        nursery.start_soon(run)
-        await done.wait()
-        if errors:
-            raise errors[0]
-        if not results:
+        if not (result := await run_aside(nursery, exchange)):
             raise OcppSessionClosedError(f"{self.station.identity}: the connection ended")
-        return results[0]
+        return result[0]
 
     async def settle(self, session: OcppSession) -> None:
         """Wait for the boot, then ask and provision (with retries)."""
