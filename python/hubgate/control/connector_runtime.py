@@ -139,15 +139,20 @@ class ConnectorRuntime:
         if not wants:
             self.ev_phase = self.one_phase_seen = None
         elif reading is not None and reading.phase_currents() is not None:
-            on = [p for p, amps in enumerate(self.draw) if amps > ONE_PHASE_IDLE_A]
-            if len(on) > 1 or (on and self.ev_phase not in (None, on[0])):
+            draw = self.draw
+            in_use = (draw[0] > ONE_PHASE_IDLE_A) + (draw[1] > ONE_PHASE_IDLE_A)
+            in_use += draw[2] > ONE_PHASE_IDLE_A
+            if not in_use:
+                return False  # no draw: nothing changes
+            on = 0 if draw[0] > ONE_PHASE_IDLE_A else 1 if draw[1] > ONE_PHASE_IDLE_A else 2
+            if in_use > 1 or self.ev_phase not in (None, on):
                 self.ev_phase = self.one_phase_seen = None
-            elif on and self.draw[on[0]] >= ONE_PHASE_MIN_A:
+            elif draw[on] >= ONE_PHASE_MIN_A:
                 seen = self.one_phase_seen
-                if seen is None or seen[0] != on[0]:
-                    self.one_phase_seen = seen = (on[0], reading.at)
+                if seen is None or seen[0] != on:
+                    self.one_phase_seen = seen = (on, reading.at)
                 if reading.at - seen[1] >= ONE_PHASE_SETTLE_S:
-                    self.ev_phase = on[0]
+                    self.ev_phase = on
         return self.ev_phase != before
 
     def known_draw(
@@ -224,11 +229,18 @@ class ConnectorRuntime:
 
 def grid_draw(reading: Reading, grid_phases: tuple[int, int, int]) -> Phases3:
     """A reading's phase currents on the grid phases its terminals draw on (A, at least 0)."""
+    values = reading.values
+    l1, l2, l3 = values.get(_L1), values.get(_L2), values.get(_L3)
+    terminals = (
+        l1 if l1 is not None and l1 > 0 else 0.0,
+        l2 if l2 is not None and l2 > 0 else 0.0,
+        l3 if l3 is not None and l3 > 0 else 0.0,
+    )
+    if grid_phases == _IN_ORDER:
+        return terminals
     draw = [0.0, 0.0, 0.0]
-    for terminal, quantity in enumerate((_L1, _L2, _L3)):
-        value = reading.values.get(quantity)
-        if value is not None and value > 0:
-            draw[grid_phases[terminal]] += value
+    for terminal, phase in enumerate(grid_phases):
+        draw[phase] += terminals[terminal]
     return (draw[0], draw[1], draw[2])
 
 
@@ -243,3 +255,4 @@ _NONE: Phases3 = (0.0, 0.0, 0.0)
 _L1 = Quantity.CURRENT_L1
 _L2 = Quantity.CURRENT_L2
 _L3 = Quantity.CURRENT_L3
+_IN_ORDER = (0, 1, 2)

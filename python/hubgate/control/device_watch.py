@@ -50,7 +50,8 @@ class DeviceWatch:
         """The devices whose loss was an event (and whose return will be one)."""
         self._first_cycle_at: float | None = None
         self._meter_trusted: dict[str, bool] = {}
-        self._fallen_back: set[str] = set()
+        self.fallen_back: set[str] = set()
+        """The connectors unreachable beyond their lease whose fallback was an event."""
 
     def seen(self, name: str, reachable: bool, outcome: object, now: float) -> None:
         """Track whether a device answers; a loss (of a device that answered before, or
@@ -98,11 +99,11 @@ class DeviceWatch:
         current by now (its own watchdog or profile lease): an event, once per outage."""
         lost_for = None if watch.last_ok_at is None else now - watch.last_ok_at
         if lost_for is None or watch.reachable(now):
-            self._fallen_back.discard(name)
+            self.fallen_back.discard(name)
             return
-        if lost_for < lease_s or name in self._fallen_back:
+        if lost_for < lease_s or name in self.fallen_back:
             return
-        self._fallen_back.add(name)
+        self.fallen_back.add(name)
         self.events.emit(
             EventLevel.WARNING,
             name,

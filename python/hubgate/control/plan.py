@@ -93,6 +93,8 @@ from hubgate.state import EventCategory, EventLevel
 
 log = logging.getLogger(__name__)
 
+_ALL_PHASES = (0, 1, 2)
+
 
 @dataclass(frozen=True, slots=True)
 class SetpointCommand:
@@ -249,6 +251,7 @@ class CyclePlanner:
 
     def absorb(self, readings: Mapping[str, object], now: float) -> None:
         """Take this cycle's readings (or failures) by device name."""
+        seen, check_validity = self.devices.seen, self.verification.held.check_validity
         for i, (info, runtime) in enumerate(
             zip(self.model.connectors, self.connectors, strict=True)
         ):
@@ -257,10 +260,10 @@ class CyclePlanner:
                 runtime.watch.ok(now)
                 if reading is not runtime.reading:  # (not an OCPP report kept from before)
                     runtime.reading, runtime.draw = reading, grid_draw(reading, info.grid_phases)
-                self.verification.held.check_validity(i, reading)
+                check_validity(i, reading)
             elif info.name in readings and not isinstance(reading, InFlight):
                 runtime.watch.missed()
-            self.devices.seen(info.name, runtime.watch.reachable(now), reading, now)
+            seen(info.name, runtime.watch.reachable(now), reading, now)
         self._meters_read.clear()
         for meter_id, watch in self.meter_watch.items():
             reading = readings.get(f"meter:{meter_id}")
@@ -311,22 +314,29 @@ class CyclePlanner:
         rotation = self.holds
         idle: list[int] = []  # idle DC holds and EVs wanting current, when the site has holds
         asking: list[int] = []
+        devices, lease_s, fallen_back = (
+            self.devices,
+            self.site.control.lease_s,
+            self.devices.fallen_back,
+        )
+        reservation, told_max_a = self.verification.reservation, self.horizon.deadlines.told_max_a
         for i, (info, runtime) in enumerate(zip(model.connectors, self.connectors, strict=True)):
             reading = runtime.reading
             session[i] = reading is not None and reading.state in WANTING_STATES
             holds[i] = runtime.failsafe_a == failsafe
-            self.devices.fallback(
-                info.name,
-                runtime.watch,
-                now,
-                lease_s=self.site.control.lease_s,
-                failsafe_a=self.verification.fallback_a(i),
-            )
-            reserved_at = self.verification.reservation(i, now)
+            if info.name in fallen_back or not runtime.watch.reachable(now):
+                devices.fallback(
+                    info.name,
+                    runtime.watch,
+                    now,
+                    lease_s=lease_s,
+                    failsafe_a=self.verification.fallback_a(i),
+                )
+            reserved_at = reservation(i, now)
             draw, falling = runtime.known_draw(now, settle_s, reserved=reserved_at is not None)
             draws.append(draw)
             unknowns.append(falling)
-            phases = (info.grid_phases[0],) if info.one_phase else (0, 1, 2)
+            phases = (info.grid_phases[0],) if info.one_phase else _ALL_PHASES
             if reserved_at is not None:
                 assumed, why = reserved_at
                 for node in model.ancestors[info.node]:
@@ -384,7 +394,7 @@ class CyclePlanner:
             wanting[i] = runtime.wants_offer(
                 wants, info.hold_minimum, None if decided is None else decided[i]
             )
-            told_a = self.horizon.deadlines.told_max_a(i)
+            told_a = told_max_a(i)
             ev_max[i] = min(runtime.ev_estimate(wants, drawn, now), told_a)
             if not wants and info.hold_minimum:  # idle, offered its minimum: no more
                 ev_max[i] = info.min_current_a
@@ -514,6 +524,11 @@ class CyclePlanner:
         stays in force until then."""
         setpoints, phases = result.setpoint_a, result.phases
         paced, quiet_until = self._paced, self.quiet_until
+        failsafes, asked, reread_due = (
+            self.failsafe_a,
+            self.verification.asked_a,
+            self.verification.held.reread_due,
+        )
         commands = []
         for i, (info, runtime) in enumerate(
             zip(self.model.connectors, self.connectors, strict=True)
@@ -521,12 +536,13 @@ class CyclePlanner:
             watch = runtime.watch
             if not watch.reachable(now):
                 continue
-            setpoint, n_phases = setpoints[i], self._told_phases(i, phases)
-            failsafe = self.failsafe_a[i]
+            setpoint = setpoints[i]
+            n_phases = self._told_phases(i, phases)
+            failsafe = failsafes[i]
             reconfigure = (
                 runtime.failsafe_a != failsafe
-                or self.verification.asked_a[i] > failsafe  # a larger one may be in force
-                or self.verification.held.reread_due(i, now)
+                or asked[i] > failsafe  # a larger one may be in force
+                or reread_due(i, now)
             )
             if watch.needs_verification and i in self.failsafes.waiting:
                 continue  # its failsafe waits for a meter's first reading

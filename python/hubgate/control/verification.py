@@ -74,14 +74,17 @@ class Verification:
     def reservation(self, index: int, now: float) -> tuple[float, str] | None:
         """The current a connector is reserved at instead of its reading, and why; None
         while its reading counts."""
-        info, runtime = self.model.connectors[index], self.connectors[index]
-        assumed = runtime.watch.assumed_draw_a(now, self.fallback_a(index))
-        if assumed is not None:
+        runtime = self.connectors[index]
+        watch = runtime.watch
+        if (
+            not watch.reachable(now)  # (then the fallback, for what it is assumed at)
+            and (assumed := watch.assumed_draw_a(now, self.fallback_a(index))) is not None
+        ):
             return assumed, "unreachable"
         if runtime.failsafe_unverified or self._never_verified(index):
-            return info.max_current_a, "failsafe not verified"
+            return self.model.connectors[index].max_current_a, "failsafe not verified"
         if runtime.limit_check.following is False:
-            return info.max_current_a, "not following its limit"
+            return self.model.connectors[index].max_current_a, "not following its limit"
         return None
 
     def _never_verified(self, index: int) -> bool:
