@@ -3,6 +3,7 @@ problems of both located by file, line and field."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -95,6 +96,20 @@ def test_tokens_file_changes_are_kept_and_seen_by_another_book(tmp_path: Path) -
         cli.put(AuthToken(id="lost-card"))
     with pytest.raises(ValueError, match="group 'nobody' does not exist"):
         cli.put(AuthToken(id="NEW-3", group="nobody"))
+
+
+def test_a_group_on_a_site_without_groups_names_the_fix(tmp_path: Path) -> None:
+    """`hubgate auth add --group` and `config check` say alike how to define one."""
+    bare = SITE.split("[authorization.groups.fleet]")[0]
+    site = load_site(write(tmp_path, bare))
+    assert site.authorization is not None
+    fix = "group 'fleet' does not exist; groups: none; add [authorization.groups.NAME] to the"
+    with pytest.raises(ValueError, match=re.escape(fix)):
+        TokenBook(site.authorization).put(AuthToken(id="NEW-1", group="fleet"))
+    found = problems(
+        write(tmp_path, bare + '[[authorization.tokens]]\nid = "A"\ngroup = "fleet"\n')
+    )
+    assert any(fix in p for p in found), found
 
 
 def test_site_file_problems_are_located(tmp_path: Path) -> None:

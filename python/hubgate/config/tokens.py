@@ -14,7 +14,7 @@ import fcntl
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,11 +73,14 @@ def token_problems(
                 )
             seen[key] = index
         if isinstance(group, str) and group not in groups:
-            known = ", ".join(sorted(groups)) or "none; add [authorization.groups.NAME]"
-            problems.append(
-                ((*table, index, "group"), f"group {group!r} does not exist; groups: {known}")
-            )
+            problems.append(((*table, index, "group"), unknown_group(group, groups)))
     return problems
+
+
+def unknown_group(group: str, groups: Iterable[str]) -> str:
+    """What is wrong with a token of `group` when the site defines only `groups`."""
+    known = ", ".join(sorted(groups)) or "none; add [authorization.groups.NAME] to the site file"
+    return f"group {group!r} does not exist; groups: {known}"
 
 
 def authorization_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
@@ -178,8 +181,7 @@ class TokenBook:
         if key in self._site:
             raise ValueError(f"token {token.id!r} is defined in the site file; change it there")
         if token.group is not None and token.group not in self.config.groups:
-            known = ", ".join(sorted(self.config.groups)) or "none"
-            raise ValueError(f"group {token.group!r} does not exist; groups: {known}")
+            raise ValueError(unknown_group(token.group, self.config.groups))
         with self._locked() as tokens:
             tokens[key] = token
 
