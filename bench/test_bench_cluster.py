@@ -33,7 +33,7 @@ from hubgate.cluster.link import open_nats_link
 from hubgate.cluster.queue_replica import QueueReplica
 from hubgate.config.services import Cluster
 from tests.support.ha_harness import Gateway, HaSite
-from tests.support.nats_cluster import free_ports
+from tests.support.ports import free_ports
 
 CALLS = 500
 

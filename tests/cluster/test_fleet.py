@@ -20,7 +20,7 @@ from hubgate.cluster.link import open_nats_link
 from hubgate.config.services import Cluster
 from hubgate.control.limits import SITE, LimitBook, LimitSource
 from hubgate.state import SiteState, StateHub
-from tests.support.nats_cluster import LOOPBACK, NatsCluster, free_ports
+from tests.support.nats_cluster import LOOPBACK, NatsCluster
 from tests.support.states import connector, node, site_state
 from tests.support.wait import wait_until
 
@@ -64,10 +64,10 @@ async def test_fleet_limits_reach_the_site_through_a_leaf_node_and_lapse_when_cu
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HUBGATE_FLEET_TOKEN", TOKEN)
-    [leaf_port] = free_ports(1)
     fleet = NatsCluster.start(
-        tmp_path / "fleet", size=1, jetstream=False, leaf=f"listen: {LOOPBACK}:{leaf_port}"
+        tmp_path / "fleet", size=1, jetstream=False, leaf=f"listen: {LOOPBACK}:-1"
     )
+    leaf_port = fleet.nodes[0].listening("leafnode")
     site = NatsCluster.start(
         tmp_path / "site", leaf=f'remotes: [{{ url: "nats-leaf://{LOOPBACK}:{leaf_port}" }}]'
     )

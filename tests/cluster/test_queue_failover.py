@@ -30,7 +30,8 @@ from ocpp.v16 import call as call16
 from tests.support.charge_points import ChargePointThread, Cp16
 from tests.support.csms import CsmsThread, proxy_csms
 from tests.support.ha_harness import Gateway, cluster_table
-from tests.support.nats_cluster import LOOPBACK, NatsCluster, free_ports
+from tests.support.nats_cluster import LOOPBACK, NatsCluster
+from tests.support.ports import HeldPorts
 from tests.support.wait import wait_until_blocking
 
 pytestmark = [
@@ -197,14 +198,14 @@ def csms() -> Iterator[Outage]:
 def test_the_csms_sees_every_queued_message_once_across_two_failovers(
     tmp_path: Path, nats: NatsCluster, csms: Outage
 ) -> None:
-    ports = free_ports(2)
-    urls = [f"ws://{LOOPBACK}:{p}/ocpp" for p in ports]
+    held = [HeldPorts(1), HeldPorts(1)]  # each gateway's OCPP port, held until it starts
+    urls = [f"ws://{LOOPBACK}:{h.ports[0]}/ocpp" for h in held]
     gateways = {}
     for index, name in enumerate(("a", "b")):
-        text = site(csms.port, ports[index], tmp_path / f"queue-{name}.sqlite3")
+        text = site(csms.port, held[index].ports[0], tmp_path / f"queue-{name}.sqlite3")
         path = tmp_path / f"gateway-{name}.toml"
         path.write_text(text + cluster_table(name, nats.urls[index], urls), encoding="utf-8")
-        gateways[name] = Gateway(name, path, tmp_path / f"gateway-{name}.log")
+        gateways[name] = Gateway(name, path, tmp_path / f"gateway-{name}.log", held=held[index])
     a, b = gateways["a"], gateways["b"]
     chargers = [Charger(identity, urls) for identity in IDENTITIES]
     authorizer = Charger(AUTHORIZER, urls)

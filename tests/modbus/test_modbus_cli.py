@@ -9,8 +9,9 @@ import pytest
 import trio
 
 from hubgate.cli import main
-from tests.support.modbus_faults import free_port, serve_faulty_device, silent
+from tests.support.modbus_faults import serve_faulty_device, silent
 from tests.support.modbus_peers import HOLDING, RunningServer
+from tests.support.ports import refused_port
 
 
 async def hubgate(*argv: str) -> int:
@@ -118,8 +119,7 @@ async def test_timeout_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 async def test_refused_connection_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
-    port = free_port()
-    with trio.fail_after(10):
+    with refused_port() as port, trio.fail_after(10):
         code = await hubgate("modbus", "read", f"127.0.0.1:{port}", "--address", "0")
     assert code == 1
     assert "cannot connect" in capsys.readouterr().err

@@ -32,12 +32,12 @@ from tests.support.modbus_faults import (
     MemoryDevices,
     answer,
     answer_then_close,
-    free_port,
     late,
     serve_faulty_device,
     silent,
 )
 from tests.support.modbus_peers import HOLDING, RunningServer
+from tests.support.ports import refused_port
 
 FAST_BACKOFF = Backoff(initial_s=0.05, maximum_s=0.2, jitter=0.2)
 PORT = 502
@@ -250,8 +250,12 @@ async def test_a_refusing_device_is_dialled_every_second_an_unreachable_one_back
 
 async def test_a_refused_connection_on_loopback_is_a_refusal() -> None:
     """What tells the master a device refused: the socket's own error, passed on."""
-    with trio.fail_after(5), pytest.raises(ConnectionRefusedError, match="no address of"):
-        await SocketLink.connect("127.0.0.1", free_port())
+    with (
+        refused_port() as port,
+        trio.fail_after(5),
+        pytest.raises(ConnectionRefusedError, match="no address of"),
+    ):
+        await SocketLink.connect("127.0.0.1", port)
 
 
 async def test_dial_again_forgets_the_backoff_of_a_device_out_of_reach(

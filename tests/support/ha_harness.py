@@ -38,7 +38,7 @@ from nats.js.api import DeliverPolicy, KeyValueConfig
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 
 from tests.support.nats_cluster import NatsCluster
-from tests.support.ports import LOOPBACK, HeldPorts, free_ports
+from tests.support.ports import LOOPBACK, HeldPorts
 
 HUBGATE = str(Path(sys.executable).parent / "hubgate")
 LEASE_S = 2.0
@@ -353,6 +353,8 @@ class Gateway:
     """When each of them was started (wall clock)."""
     offset: int = 0
     """Where the current process's output starts in `log`."""
+    held: HeldPorts | None = None
+    """The ports its site file gives it, held while it does not run."""
 
     def start(self) -> None:
         """Start it (again), its output appended to its log; it runs in a folder of its
@@ -361,6 +363,8 @@ class Gateway:
         home.mkdir(exist_ok=True)
         self.offset = self.log.stat().st_size if self.log.exists() else 0
         self.starts.append(time.time())
+        if self.held is not None:
+            self.held.release()
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [HUBGATE, "run", str(self.site.resolve()), "--log-level", LOG_LEVEL],
@@ -376,9 +380,12 @@ class Gateway:
         self.process.send_signal(number)
 
     def wait(self, timeout_s: float = 15.0) -> int:
-        """Wait for it to exit; its exit status."""
+        """Wait for it to exit (its ports held again); its exit status."""
         assert self.process is not None
-        return self.process.wait(timeout_s)
+        status = self.process.wait(timeout_s)
+        if self.held is not None:
+            self.held.hold_again()
+        return status
 
     def output(self, *, current: bool = False) -> str:
         """Its log: of every process it ran as, or of the current one only."""
@@ -437,7 +444,9 @@ class Gateway:
             return json.load(answer)
 
     def stop(self) -> None:
-        """End it for good (SIGKILL if it does not stop within 15 s)."""
+        """End it for good (SIGKILL if it does not stop within 15 s), its ports let go."""
+        if self.held is not None:
+            self.held.release()
         process = self.process
         if process is None or process.poll() is not None:
             return
@@ -491,8 +500,9 @@ class HaSite:
         overloads the board on its own until the gateway, still starting, commands (seen
         at a load of ~20: 3-8 s above the limit, the first command at 5 s)."""
         devices = HeldPorts(4)  # the simulator's, held until it starts
+        held = {name: HeldPorts(1) for name in ("a", "b")}  # each gateway's, until it starts
         names = ["cp-2", "cp-4", "meter-grid", "meter-board", "ocpp-a", "ocpp-b"]
-        ports = dict(zip(names, devices.ports + free_ports(2), strict=True))
+        ports = dict(zip(names, devices.ports + held["a"].ports + held["b"].ports, strict=True))
         site = site_file(ports) if site is None else site
         (directory / "site.toml").write_text(site, encoding="utf-8")
         (directory / "scenario.toml").write_text(scenario, encoding="utf-8")
@@ -504,7 +514,7 @@ class HaSite:
             )
             path = directory / f"gateway-{name}.toml"
             path.write_text(own, encoding="utf-8")
-            gateways[name] = Gateway(name, path, directory / f"gateway-{name}.log")
+            gateways[name] = Gateway(name, path, directory / f"gateway-{name}.log", held=held[name])
         a, b = gateways["a"], gateways["b"]
         lease = LeaseHistory(nats.urls)
         try:
@@ -529,6 +539,7 @@ class HaSite:
         except BaseException:
             devices.release()
             a.stop()
+            b.stop()
             lease.close()
             raise
         try:

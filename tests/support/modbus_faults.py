@@ -221,11 +221,3 @@ class MemoryDevices:
         self.nursery.start_soon(_serve_connection, device, device_end)
         await trio.lowlevel.checkpoint()
         return StreamLink(master_end)
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on (connections to it are refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port

@@ -1,7 +1,8 @@
 """Three real `nats-server` processes on loopback, clustered, with JetStream.
 
-`NatsCluster.start(tmp_path)` writes each node's configuration (free client and route
-ports, its own store directory, routes to the two others) and starts them; clients are
+`NatsCluster.start(tmp_path)` writes each node's configuration (client and route ports held
+here while the node is not running, `HeldPorts`; its own store directory, routes to the two
+others) and starts them; clients are
 not told of the other nodes (`no_advertise`), so a client of a stopped node is cut off, as
 a gateway whose own node fails. `stop_node(i)` ends one node (SIGTERM, or SIGKILL),
 `start_node(i)` brings it back on the same ports and store. Readiness is read from each
@@ -10,6 +11,7 @@ node's log ("Server is ready").
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import time
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.peers import require_peer
-from tests.support.ports import LOOPBACK, free_ports
+from tests.support.ports import LOOPBACK, HeldPorts
 
 
 @dataclass
@@ -25,13 +27,32 @@ class NatsNode:
     """One server of the cluster."""
 
     name: str
-    port: int
-    route_port: int
+    held: HeldPorts
+    """Its client and route ports, held while it is not running."""
     directory: Path
     process: subprocess.Popen[bytes] | None = None
     jetstream: bool = True
     leaf: str = ""
-    """Its `leafnodes` block's body: a listen address, or remotes to a hub."""
+    """Its `leafnodes` block's body: a listen address (port -1: any, `listening` says
+    which), or remotes to a hub."""
+
+    @property
+    def port(self) -> int:
+        """Its client port."""
+        return self.held.ports[0]
+
+    @property
+    def route_port(self) -> int:
+        """Its cluster route port."""
+        return self.held.ports[1]
+
+    def listening(self, kind: str) -> int:
+        """The port its log says it listens on for `kind` ("client", "leafnode", ...)."""
+        text = self.log.read_text(encoding="utf-8", errors="replace")
+        found = re.search(rf"Listening for {kind} connections on [^ ]+:(\d+)", text)
+        if found is None:
+            raise RuntimeError(f"nats-server {self.name} does not listen for {kind}: {text}")
+        return int(found[1])
 
     @property
     def url(self) -> str:
@@ -79,20 +100,11 @@ class NatsCluster:
     ) -> NatsCluster:
         """Write the configurations and start every node; returns once all are ready.
         `leaf`: the body of each node's `leafnodes` block."""
-        ports = free_ports(2 * size)
-        cluster = cls(
-            [
-                NatsNode(
-                    f"n{i + 1}",
-                    ports[2 * i],
-                    ports[2 * i + 1],
-                    directory / f"n{i + 1}",
-                    jetstream=jetstream,
-                    leaf=leaf,
-                )
-                for i in range(size)
-            ]
-        )
+        cluster = cls()
+        for i in range(size):
+            name = f"n{i + 1}"
+            node = NatsNode(name, HeldPorts(2), directory / name, jetstream=jetstream, leaf=leaf)
+            cluster.nodes.append(node)
         for node in cluster.nodes:
             node.directory.mkdir(parents=True, exist_ok=True)
             routes = [other.route_port for other in cluster.nodes if other is not node]
@@ -107,6 +119,7 @@ class NatsCluster:
         """Start node `index` (again) on its ports and store."""
         node = self.nodes[index]
         node.log.write_text("", encoding="utf-8")
+        node.held.release()
         node.process = subprocess.Popen(
             [
                 require_peer("nats-server"),
@@ -134,14 +147,18 @@ class NatsCluster:
         raise TimeoutError(f"nats-server {node.name} not ready within {timeout_s:g} s")
 
     def stop_node(self, index: int, *, kill: bool = False) -> None:
-        """End node `index` (SIGTERM, or SIGKILL with `kill`) and wait for it."""
-        process = self.nodes[index].process
+        """End node `index` (SIGTERM, or SIGKILL with `kill`) and wait for it; its ports are
+        held again until it starts."""
+        node = self.nodes[index]
+        process = node.process
         if process is None or process.poll() is not None:
             return
         process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
         process.wait(10)
+        node.held.hold_again()
 
     def close(self) -> None:
-        """End every node."""
-        for i in range(len(self.nodes)):
+        """End every node and let its ports go."""
+        for i, node in enumerate(self.nodes):
             self.stop_node(i, kill=True)
+            node.held.release()

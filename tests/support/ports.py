@@ -16,31 +16,49 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
 from hubgate.runtime.demo import LOOPBACK, held_port
 
-__all__ = ["LOOPBACK", "HeldPorts", "free_ports", "run_listening"]
+__all__ = ["LOOPBACK", "HeldPorts", "bind_error", "free_ports", "refused_port", "run_listening"]
 
 
 class HeldPorts:
     """`count` distinct loopback ports, each held here until `release`."""
 
     def __init__(self, count: int) -> None:
-        self._holders: list[socket.socket] = []
+        self._holders: dict[int, socket.socket] = {}
         try:
             while len(self._holders) < count:
-                self._holders.append(held_port())
+                holder = held_port()
+                self._holders[holder.getsockname()[1]] = holder
         except BaseException:
             self.release()
             raise
-        self.ports: list[int] = [holder.getsockname()[1] for holder in self._holders]
+        self.ports: list[int] = list(self._holders)
 
-    def release(self) -> None:
-        """Let the ports go: the process to listen on them starts next."""
-        for holder in self._holders:
-            holder.close()
+    def release(self, *ports: int) -> None:
+        """Let `ports` go (all without any): the process to listen on them starts next."""
+        for port, holder in list(self._holders.items()):
+            if not ports or port in ports:
+                holder.close()
+                del self._holders[port]
+
+    def hold_again(self, *ports: int) -> None:
+        """Hold `ports` (all without any) again after their server ended, where the port can
+        be bound (not while connections of its old server linger in TIME_WAIT)."""
+        for port in ports or self.ports:
+            if port not in self._holders:
+                holder = socket.socket()
+                try:
+                    holder.bind((LOOPBACK, port))
+                except OSError:
+                    holder.close()
+                    continue
+                self._holders[port] = holder
 
     def __enter__(self) -> HeldPorts:
         return self
@@ -52,6 +70,24 @@ class HeldPorts:
         traceback: TracebackType | None,
     ) -> None:
         self.release()
+
+
+@contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections, held for the block (nobody listens on it
+    meanwhile, as could happen to a port merely found free)."""
+    with HeldPorts(1) as held:
+        yield held.ports[0]
+
+
+def bind_error(port: int) -> int | None:
+    """The errno of binding `port` on loopback as another test's server would (None: it could)."""
+    with socket.socket() as other:
+        try:
+            other.bind((LOOPBACK, port))
+        except OSError as error:
+            return error.errno
+    return None
 
 
 def free_ports(count: int) -> list[int]:
