@@ -336,6 +336,100 @@ async def test_a_byte_order_mark_before_the_json_is_ignored(api: RunningApi) -> 
     assert [lease.target for lease in api.ctx.limits.leases()] == ["site"]
 
 
+async def test_a_missing_body_is_named_as_fastapi_did(api: RunningApi) -> None:
+    response = await api.client.put("/api/v1/limits/site", headers=AUTH)
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
+    }
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+async def test_a_body_not_sent_as_json_is_refused(
+    api: RunningApi, content_type: str | None
+) -> None:
+    """curl -d sends a form's type: the body is not taken as JSON (FastAPI refused it too)."""
+    headers = AUTH if content_type is None else {**AUTH, "Content-Type": content_type}
+    body = b'{"power_kw": 10, "lease_s": 60}'
+    response = await api.client.put("/api/v1/limits/site", content=body, headers=headers)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["header", "content-type"]
+    assert error["msg"] == "the body is JSON: send it with Content-Type: application/json"
+    assert error["input"] == content_type
+    assert list(api.ctx.limits.leases()) == []
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/json; charset=utf-8", "application/merge-patch+json"],
+)
+async def test_json_bodies_by_their_content_type(api: RunningApi, content_type: str) -> None:
+    body = b'{"power_kw": 10, "lease_s": 60}'
+    headers = {**AUTH, "Content-Type": content_type}
+    response = await api.client.put("/api/v1/limits/site", content=body, headers=headers)
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "location"),
+    [
+        ("/api/v1/state/", "/api/v1/state"),
+        ("/api/v1/audit//?last=2", "/api/v1/audit?last=2"),
+        ("/api/v1/nodes/a%20b/", "/api/v1/nodes/a%20b"),
+        ("/openapi.json/", "/openapi.json"),
+        ("/metrics/", "/metrics"),
+    ],
+)
+async def test_a_trailing_slash_redirects_to_the_path(
+    api: RunningApi, path: str, location: str
+) -> None:
+    """As FastAPI (Starlette's redirect_slashes): 307, so a write keeps its method and body."""
+    response = await api.client.get(path)
+    assert response.status_code == 307
+    assert response.headers["location"] == location
+    assert response.content == b""
+
+
+async def exchange(api: RunningApi, request: bytes, ending: bytes) -> bytes:
+    """What the API answers to the raw `request` (any request target), read until `ending`."""
+    port = api.client.base_url.port
+    assert port is not None
+    received = b""
+    with trio.fail_after(10):
+        async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
+            await stream.send_all(request)
+            while not received.endswith(ending):
+                received += await stream.receive_some()
+    return received
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/nowhere/", "//example.com/", "//api/v1/state/", "/api/v1/nodes/a/b/"]
+)
+async def test_a_trailing_slash_on_no_path_of_ours_is_not_found(api: RunningApi, path: str) -> None:
+    """(Never a redirect to another host: `//example.com` would be one.)"""
+    request = f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
+    answer = await exchange(api, request, b'"Not Found"}')
+    assert answer.startswith(b"HTTP/1.1 404 Not Found\r\n")
+
+
+async def test_head_of_the_page_is_its_get_without_the_body(api: RunningApi) -> None:
+    """HEAD / answers GET's status and headers (FastAPI answered 405), and no body: the next
+    answer on the connection follows the head at once."""
+    get = await api.client.get("/")
+    both = b"HEAD / HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    both += b"GET /api/v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    received = await exchange(api, both, b"}")
+    head, rest = received.split(b"\r\n\r\n", 1)
+    status, *lines = head.decode().split("\r\n")
+    assert status == "HTTP/1.1 200 OK"
+    headers = dict(line.lower().split(": ", 1) for line in lines)
+    assert headers["content-type"] == get.headers["content-type"]
+    assert headers["content-length"] == get.headers["content-length"] == str(len(get.content))
+    assert rest.startswith(b"HTTP/1.1 200 OK\r\n")  # no body between the two
+
+
 def test_closed_reads_without_a_token_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="open_reads = false needs a token"):
         Api(open_reads=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mimetypes
 from pathlib import Path
+from urllib.parse import quote
 
 import trio
 
@@ -109,6 +110,9 @@ class App:
                 await self._file(method, self.files[path], send)
                 return
             matched = [(e, m) for e in self.endpoints if (m := e.pattern.match(path))]
+            if not matched and path.endswith("/") and self._served(path.rstrip("/")):
+                await _redirect(send, path.rstrip("/"), bytes(scope["query_string"]))
+                return
             if not matched:
                 raise ApiError(404, "Not Found")
             for endpoint, match in matched:
@@ -119,6 +123,10 @@ class App:
             raise ApiError(405, "Method Not Allowed", {"Allow": allowed})
         except ApiError as error:
             await send_json(send, error.status, {"detail": error.detail}, error.headers)
+
+    def _served(self, path: str) -> bool:
+        """Whether some route or file answers `path` (with some method)."""
+        return path in self.files or any(e.pattern.match(path) for e in self.endpoints)
 
     async def _answer(
         self,
@@ -147,6 +155,15 @@ class App:
         if media_type.startswith("text/"):
             media_type += "; charset=utf-8"
         await send_body(send, 200, await trio.Path(path).read_bytes(), media_type)
+
+
+async def _redirect(send: Send, path: str, query: bytes) -> None:
+    """307 to `path` (one this app serves), `query` kept: a path given with a trailing slash
+    (as Starlette's `redirect_slashes`)."""
+    location = quote(path).encode("ascii") + (b"?" + query if query else b"")
+    headers = [(b"location", location), (b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": 307, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def _body(receive: Receive) -> bytes:

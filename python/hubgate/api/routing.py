@@ -244,7 +244,7 @@ class Endpoint:
                     {**e, "loc": (where, *e["loc"])} for e in error.errors(include_url=False)
                 ]
         if self.body is not None:
-            values["body"] = self._body(body, errors)
+            values["body"] = self._body(body, request.headers.get("content-type"), errors)
         if errors:
             raise invalid(errors)
         arguments = {
@@ -254,15 +254,29 @@ class Endpoint:
         }  # fmt: skip
         return await self.route.handler(**arguments)
 
-    def _body(self, body: bytes, errors: list[Mapping[str, Any]]) -> object:
+    def _body(
+        self, body: bytes, content_type: str | None, errors: list[Mapping[str, Any]]
+    ) -> object:
         """The JSON body checked (a UTF-8 byte order mark before it ignored, RFC 8259 8.1);
-        what is wrong added to `errors`, a body that is no JSON echoed as its text."""
+        what is wrong added to `errors`: a body not declared as JSON (`Content-Type`), and
+        one that is no JSON, echoed as its text."""
         assert self.body is not None
         body = body.removeprefix(UTF8_BOM)
         if not body.strip():
-            if not self.body_required:
-                return None
-            errors.append({"type": "missing", "loc": ("body",), "msg": "Field required"})
+            if self.body_required:
+                errors.append(
+                    {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
+                )
+            return None
+        if not is_json(content_type):
+            errors.append(
+                {
+                    "type": "content_type",
+                    "loc": ("header", "content-type"),
+                    "msg": f"the body is JSON: send it with Content-Type: {JSON}",
+                    "input": content_type,
+                }
+            )
             return None
         try:
             return self.body.validate_json(body)
@@ -277,6 +291,13 @@ class Endpoint:
         """The handler's result as the JSON answer."""
         assert self.result is not None, "a Response or Stream route answers on its own"
         return self.result.dump_json(result, by_alias=True)
+
+
+def is_json(content_type: str | None) -> bool:
+    """Whether a `Content-Type` header says JSON (`application/json` or `application/*+json`,
+    parameters such as a charset aside)."""
+    media = (content_type or "").partition(";")[0].strip().lower()
+    return media == JSON or (media.startswith("application/") and media.endswith("+json"))
 
 
 async def send_json(
