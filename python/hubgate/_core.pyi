@@ -1,8 +1,8 @@
 """Type stubs for the Rust extension `hubgate._core` (built from `rust/py`)."""
 
 from array import array
-from collections.abc import Iterable, Sequence
-from typing import ClassVar, Literal, Self, final
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, Literal, Self, final
 
 from typing_extensions import Buffer, disjoint_base
 
@@ -31,6 +31,7 @@ __all__ = [
     "FrameError",
     "HubgateError",
     "PlanExchange",
+    "PlanGroup",
     "PlanInputError",
     "ReadPlan",
     "Request",
@@ -467,6 +468,49 @@ class PlanExchange:
     @property
     def missed(self) -> bool:
         """The last `run_on` returned `None` after a whole `wait_s` without an answer."""
+
+@final
+class PlanGroup:
+    """Read plans in flight over many sockets, driven from one task: the sockets in one
+    private `epoll` set, one `step` per wake (`hubgate.modbus.plan_group`)."""
+
+    def __new__(cls) -> Self:
+        """Raise `OSError` when no `epoll` set can be made (out of descriptors)."""
+    def add(
+        self,
+        index: int,
+        token: object,
+        exchange: PlanExchange,
+        codec: TcpClientCodec,
+        fd: int,
+        now: float,
+        timeout_s: float,
+        delay_s: float,
+        quiet_since: float,
+        check: Callable[[], object] | None,
+    ) -> tuple[int, Any, object, float] | None:
+        """Start `exchange` over the connected, non-blocking socket `fd` at `now` (Trio's
+        clock; its first frames once the connection has been quiet for `delay_s` since
+        `quiet_since`), each round trip answered within `timeout_s`, `check()` called before
+        frames go out when given: `None` while in flight, else what `step` hands over."""
+    def step(self, now: float) -> list[tuple[int, Any, object, float]]:
+        """Take what every socket in flight holds, send what the answers let out, time out
+        the round trips past their deadline and send the frames whose pause ended (at
+        `now`). Returns the plans that ended, each `(index, token, value, started)`: `value`
+        as `PlanExchange.receive` once ended, `b""` (closed by the device), the `Exception`
+        that ended it (`OSError`, `FrameError`, what `check` raised) or `None` (timed out)."""
+    def give_up(self) -> list[tuple[int, Any, float]]:
+        """End every plan still in flight: each `(index, token, started)`."""
+    @property
+    def next_deadline(self) -> float:
+        """When the first plan in flight is due (`step`); `inf` when none is."""
+    @property
+    def live(self) -> int:
+        """Plans in flight."""
+    def fileno(self) -> int:
+        """The `epoll` set's descriptor (readable once a socket in flight is)."""
+    def close(self) -> None:
+        """Close the `epoll` set; plans in flight are dropped (`give_up` first)."""
 
 @final
 class RtuClientCodec:

@@ -2,7 +2,7 @@
 gets it on every link: Modbus TCP, a group read, RTU on a serial line, RTU over TCP.
 
 Timing to the instant on Trio's MockClock (devices in memory) and with time as an input
-(`hubgate.modbus.plan_flight.PlanInFlight`); against pymodbus peers that record when each request arrived and each
+(`hubgate._core.PlanGroup`); against pymodbus peers that record when each request arrived and each
 response left (`PduTimes`), the pause is a lower bound on the peer's own clock.
 """
 
@@ -20,6 +20,7 @@ from pymodbus.framer import FramerType
 
 from hubgate._core import (
     Field,
+    PlanGroup,
     ReadPlan,
     Request,
     RequestReceived,
@@ -147,6 +148,15 @@ def wait_readable(sock: socket.socket) -> None:
     assert select.select([sock], [], [], 5)[0], "nothing arrived"
 
 
+def step(group: PlanGroup, now: float) -> bool:
+    """The group's step at `now` (time is an input); True once the plan ended, its outcome
+    made (as `read_plans` does)."""
+    ended = group.step(now)
+    for _, flight, value, started in ended:
+        flight.end(value, started, now)
+    return bool(ended)
+
+
 async def paused_device(master_end: socket.socket) -> tuple[TcpMaster, ModbusDevice]:
     """A master connected over `master_end` and a device behind it that needs `DELAY_S`."""
 
@@ -167,28 +177,29 @@ async def test_a_plan_in_flight_holds_each_request_until_its_pause_ends(
     codec = TcpServerCodec()
     t = 1000.0  # time is an input: the plan never reads a clock
     master._quiet_since = t  # an exchange on the connection just ended
-    flight = master.start_plan(1, PLAN, 4, t, DELAY_S)
+    group = PlanGroup()
+    flight = master.start_plan(group, 0, 1, PLAN, 4, t, DELAY_S)
     assert flight is not None
-    assert flight.deadline == t + DELAY_S  # held, not sent
+    assert group.next_deadline == t + DELAY_S  # held, not sent
     assert answer_all(device_end, codec) == 0
-    assert not flight.due(t + DELAY_S)
-    assert flight.deadline == t + DELAY_S + 1.0  # sent: its round trip's timeout
+    assert not step(group, t + DELAY_S)
+    assert group.next_deadline == t + DELAY_S + 1.0  # sent: its round trip's timeout
     wait_readable(device_end)
     assert answer_all(device_end, codec) == 1  # one at a time: no pipelining
     wait_readable(master_end)
-    assert not flight.advance(t + 0.15)  # the answer: the next request waits again
-    assert flight.deadline == t + 0.15 + DELAY_S
+    assert not step(group, t + 0.15)  # the answer: the next request waits again
+    assert group.next_deadline == t + 0.15 + DELAY_S
     assert answer_all(device_end, codec) == 0
-    assert not flight.due(t + 0.25)
+    assert not step(group, t + 0.25)
     wait_readable(device_end)
     assert answer_all(device_end, codec) == 1
     wait_readable(master_end)
-    assert not flight.advance(t + 0.27)
-    assert not flight.due(t + 0.37)
+    assert not step(group, t + 0.27)
+    assert not step(group, t + 0.37)
     wait_readable(device_end)
     assert answer_all(device_end, codec) == 1
     wait_readable(master_end)
-    assert flight.advance(t + 0.4)
+    assert step(group, t + 0.4)
     assert flight.outcome == values(REGISTERS)
     assert master._quiet_since == t + 0.4
     # 3 round trips of 0.05, 0.02 and 0.03 s, without the pauses between them.
@@ -205,24 +216,25 @@ async def test_a_stray_frame_during_the_pause_does_not_send_the_held_request(
     master, _device = await paused_device(master_end)
     codec = TcpServerCodec()
     t = 1000.0
-    flight = master.start_plan(1, PLAN, 1, t, DELAY_S)  # the connection was quiet: sent
+    group = PlanGroup()
+    flight = master.start_plan(group, 0, 1, PLAN, 1, t, DELAY_S)  # the connection was quiet: sent
     assert flight is not None
     wait_readable(device_end)
     assert answer_all(device_end, codec) == 1
     wait_readable(master_end)
-    assert not flight.advance(t + 0.01)  # the answer: the next request is held
-    assert flight.deadline == t + 0.01 + DELAY_S
+    assert not step(group, t + 0.01)  # the answer: the next request is held
+    assert group.next_deadline == t + 0.01 + DELAY_S
     device_end.sendall(STRAY)
     wait_readable(master_end)
-    assert not flight.advance(t + 0.02)  # the stray is taken, nothing is sent
-    assert flight.deadline == t + 0.01 + DELAY_S
+    assert not step(group, t + 0.02)  # the stray is taken, nothing is sent
+    assert group.next_deadline == t + 0.01 + DELAY_S
     assert answer_all(device_end, codec) == 0
     for at in (t + 0.11, t + 0.22):  # each held request goes at the end of its pause
-        assert not flight.due(at)
+        assert not step(group, at)
         wait_readable(device_end)
         assert answer_all(device_end, codec) == 1
         wait_readable(master_end)
-        ended = flight.advance(at + 0.01)
+        ended = step(group, at + 0.01)
     assert ended
     assert flight.outcome == values(REGISTERS)
     assert master.stray_frames == 1

@@ -167,7 +167,8 @@ async def test_out_of_descriptors_for_the_set_every_device_reads_alone(
     def no_descriptor(*_args: object) -> None:
         raise OSError(24, "Too many open files")
 
-    monkeypatch.setattr(plan_group.select, "epoll", no_descriptor)
+    monkeypatch.setattr(plan_group, "PlanGroup", no_descriptor)
+    monkeypatch.setattr(plan_group, "_IDLE", [])
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             port = await nursery.start(serve_faulty_device, answer)

@@ -39,6 +39,7 @@ import trio
 from hubgate._core import (
     FrameError,
     PlanExchange,
+    PlanGroup,
     ReadPlan,
     Request,
     Response,
@@ -180,12 +181,19 @@ class TcpMaster:
                 retries -= 1
 
     def start_plan(
-        self, unit: int, plan: ReadPlan, max_in_flight: int, now: float, delay_s: float = 0.0
+        self,
+        group: PlanGroup,
+        index: int,
+        unit: int,
+        plan: ReadPlan,
+        max_in_flight: int,
+        now: float,
+        delay_s: float = 0.0,
     ) -> PlanInFlight | None:
-        """Send the first requests of `plan` now (Trio's clock at `now`; once the pause
-        `delay_s` is over), without waiting, when the connection is open, on a socket and
-        idle; the caller then drives the `PlanInFlight` (`hubgate.modbus.plan_group`).
-        None when it cannot: use `read_plan`."""
+        """Start `plan` in `group` as its `index` now (Trio's clock at `now`; its first
+        requests once the pause `delay_s` is over), when the connection is open, on a
+        socket and idle; the group then drives it (`hubgate.modbus.plan_group`), its
+        `outcome` set once it ended. None when it cannot: use `read_plan`."""
         connection = self._connection
         if self._busy or connection is None or connection.closed:
             return None
@@ -196,8 +204,15 @@ class TcpMaster:
         exchange = PlanExchange(unit, plan, max_in_flight)
         self._busy = True
         stats = self._stats.get(unit) or stats_of(self._stats, unit)
-        fd = connection.stream.fd
-        return PlanInFlight(self, connection, fd, unit, exchange, stats, now, delay_s)
+        flight = PlanInFlight(self, connection, unit, exchange, stats, delay_s)
+        codec, fd = connection.codec, connection.stream.fd
+        check = check_send if SEND_GUARD.get() is not None else None
+        quiet = self._quiet_since
+        if ended := group.add(
+            index, flight, exchange, codec, fd, now, self.timeout_s, delay_s, quiet, check
+        ):
+            flight.end(ended[2], ended[3], now)
+        return flight
 
     async def aclose(self) -> None:
         """Close the connection; the next request opens a new one."""
@@ -509,7 +524,7 @@ class TcpMaster:
         self,
         stats: RequestStats,
         exchange: PlanExchange,
-        outcome: list[FieldValue] | ModbusError,
+        outcome: list[FieldValue] | Exception,
         latency_s: float,
         rounds: int,
     ) -> None:

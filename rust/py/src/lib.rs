@@ -10,6 +10,7 @@ mod errors;
 mod ints;
 mod modbus_batch;
 mod modbus_codec;
+mod modbus_group;
 mod modbus_pdu;
 mod modbus_values;
 mod paths;
@@ -31,6 +32,8 @@ mod _core {
         RequestReceived, RequestRejected, ResponseReceived, ResponseRejected, RtuClientCodec,
         RtuServerCodec, TcpClientCodec, TcpServerCodec,
     };
+    #[pymodule_export]
+    use super::modbus_group::PlanGroup;
     #[pymodule_export]
     use super::modbus_pdu::{Request, Response};
     #[pymodule_export]

@@ -20,6 +20,18 @@ use crate::socket_io::{poll_readable, recv_now, send_now, Received};
 /// Bytes one `recv` takes at most (a response is at most 260).
 const RECV_BYTES: usize = 4096;
 
+/// Where a step that does not wait left a plan.
+pub(crate) enum Pumped {
+    /// Waiting for the socket.
+    Wait,
+    /// Frames fell due and were not sent (not `chain`).
+    Due,
+    /// The plan ended (`Step::Done` or `Step::Failed`).
+    Ended(Step),
+    /// The device closed the connection.
+    Closed,
+}
+
 /// The requests of one `ReadPlan` to one unit, at most `window` in flight.
 #[pyclass(module = "hubgate._core")]
 pub(crate) struct PlanExchange {
@@ -29,14 +41,104 @@ pub(crate) struct PlanExchange {
     /// `run_on`: the batch was started (its first frames encoded).
     started: bool,
     /// `run_on`: frames sent so far.
-    rounds: u32,
+    pub(crate) rounds: u32,
     /// `run_on` returned `None` after a wait that ended without an answer.
     missed: bool,
 }
 
 impl PlanExchange {
+    /// Starts the batch on the first call (its first frames encoded): `Err`
+    /// with the step when it ended at once (a plan without requests); else
+    /// whether frames may be sent and whether the socket is to be read
+    /// before a wait (`pump`'s state: frames due go first, then the wait).
+    fn begin(
+        &mut self,
+        codec: &Bound<'_, TcpClientCodec>,
+        hold: bool,
+    ) -> Result<(bool, bool), Step> {
+        if !self.started {
+            self.started = true;
+            self.scratch.clear();
+            let step = self
+                .batch
+                .start(&mut codec.borrow_mut().codec, &mut self.scratch);
+            if step != Step::Send {
+                return Err(step);
+            }
+        }
+        let due = !self.scratch.is_empty() && !hold; // else called again after a wait
+        Ok((due, !due))
+    }
+
+    /// Sends the frames due (only while `may_send`; then only when `chain`;
+    /// none with `hold`) and takes what the socket holds while `readable`,
+    /// without waiting: `Wait` once it must wait for the socket.
+    #[allow(clippy::too_many_arguments)]
+    fn pump(
+        &mut self,
+        py: Python<'_>,
+        codec: &Bound<'_, TcpClientCodec>,
+        fd: RawFd,
+        chain: bool,
+        hold: bool,
+        may_send: &mut bool,
+        readable: &mut bool,
+    ) -> PyResult<Pumped> {
+        let mut buf = [0_u8; RECV_BYTES];
+        loop {
+            if !self.scratch.is_empty() && !hold {
+                if !*may_send {
+                    return Ok(Pumped::Due);
+                }
+                send_now(py, fd, &self.scratch)?;
+                self.scratch.clear();
+                self.rounds += 1;
+                *may_send = chain;
+            }
+            if *readable {
+                match recv_now(py, fd, &mut buf)? {
+                    Received::Bytes(count) => {
+                        let step = {
+                            let mut codec = codec.borrow_mut();
+                            codec.codec.receive_data(&buf[..count]);
+                            self.batch
+                                .receive(&mut codec.codec, &mut self.scratch)
+                                .map_err(CoreError::from)?
+                        };
+                        if !matches!(step, Step::Wait | Step::Send) {
+                            return Ok(Pumped::Ended(step));
+                        }
+                        *readable = count == RECV_BYTES; // more may be there
+                    }
+                    Received::Nothing => *readable = false,
+                    Received::End => return Ok(Pumped::Closed),
+                }
+            }
+            if !*readable && (self.scratch.is_empty() || hold) {
+                return Ok(Pumped::Wait);
+            }
+        }
+    }
+
+    /// One step that does not wait (`run_on` with no wait, for `PlanGroup`).
+    pub(crate) fn step_now(
+        &mut self,
+        py: Python<'_>,
+        codec: &Bound<'_, TcpClientCodec>,
+        fd: RawFd,
+        chain: bool,
+        hold: bool,
+    ) -> PyResult<Pumped> {
+        match self.begin(codec, hold) {
+            Ok((mut may_send, mut readable)) => {
+                self.pump(py, codec, fd, chain, hold, &mut may_send, &mut readable)
+            }
+            Err(step) => Ok(Pumped::Ended(step)),
+        }
+    }
+
     /// What Python gets for a step (see `receive`).
-    fn outcome<'py>(&self, py: Python<'py>, step: Step) -> PyResult<Bound<'py, PyAny>> {
+    pub(crate) fn outcome<'py>(&self, py: Python<'py>, step: Step) -> PyResult<Bound<'py, PyAny>> {
         Ok(match step {
             Step::Wait => py.None().into_bound(py),
             Step::Send => PyBytes::new(py, &self.scratch).into_any(),
@@ -105,63 +207,29 @@ impl PlanExchange {
         let began = Instant::now();
         let within = Duration::try_from_secs_f64(within_s).unwrap_or(Duration::ZERO);
         self.missed = false;
-        if !self.started {
-            self.started = true;
-            self.scratch.clear();
-            let step = self
-                .batch
-                .start(&mut codec.borrow_mut().codec, &mut self.scratch);
-            if step != Step::Send {
-                return self.outcome(py, step);
-            }
-        }
-        let due = !self.scratch.is_empty() && !hold; // else called again after a wait in Trio
-        let mut may_send = due || chain;
-        let mut readable = !due;
-        let mut buf = [0_u8; RECV_BYTES];
+        let (mut may_send, mut readable) = match self.begin(codec, hold) {
+            Ok(state) => state,
+            Err(step) => return self.outcome(py, step),
+        };
         loop {
-            if !self.scratch.is_empty() && !hold {
-                if !may_send {
-                    return Ok(PyBool::new(py, true).to_owned().into_any());
-                }
-                send_now(py, fd, &self.scratch)?;
-                self.scratch.clear();
-                self.rounds += 1;
-                may_send = chain;
+            match self.pump(py, codec, fd, chain, hold, &mut may_send, &mut readable)? {
+                Pumped::Wait => {}
+                Pumped::Due => return Ok(PyBool::new(py, true).to_owned().into_any()),
+                Pumped::Ended(step) => return self.outcome(py, step),
+                Pumped::Closed => return Ok(PyBytes::new(py, b"").into_any()),
             }
-            if readable {
-                match recv_now(py, fd, &mut buf)? {
-                    Received::Bytes(count) => {
-                        let step = {
-                            let mut codec = codec.borrow_mut();
-                            codec.codec.receive_data(&buf[..count]);
-                            self.batch
-                                .receive(&mut codec.codec, &mut self.scratch)
-                                .map_err(CoreError::from)?
-                        };
-                        if !matches!(step, Step::Wait | Step::Send) {
-                            return self.outcome(py, step);
-                        }
-                        readable = count == RECV_BYTES; // more may be there
-                    }
-                    Received::Nothing => readable = false,
-                    Received::End => return Ok(PyBytes::new(py, b"").into_any()),
-                }
+            let left = within.saturating_sub(began.elapsed());
+            let block = Duration::try_from_secs_f64(wait_s).unwrap_or(Duration::ZERO);
+            let wait = block.min(left);
+            if wait.is_zero() {
+                return Ok(py.None().into_bound(py));
             }
-            if !readable && (self.scratch.is_empty() || hold) {
-                let left = within.saturating_sub(began.elapsed());
-                let block = Duration::try_from_secs_f64(wait_s).unwrap_or(Duration::ZERO);
-                let wait = block.min(left);
-                if wait.is_zero() {
-                    return Ok(py.None().into_bound(py));
-                }
-                let millis = i32::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
-                if !poll_readable(py, fd, millis)? {
-                    self.missed = wait == block; // else the time ran out first
-                    return Ok(py.None().into_bound(py));
-                }
-                readable = true;
+            let millis = i32::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+            if !poll_readable(py, fd, millis)? {
+                self.missed = wait == block; // else the time ran out first
+                return Ok(py.None().into_bound(py));
             }
+            readable = true;
         }
     }
 

@@ -3,7 +3,7 @@
 //! socket's descriptor, and `poll` on it alone with the GIL released.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use pyo3::prelude::*;
 
@@ -89,4 +89,49 @@ fn interrupted(py: Python<'_>) -> PyResult<()> {
         return py.check_signals();
     }
     Err(error.into())
+}
+
+/// A new `epoll` set (closed on exec).
+pub(crate) fn epoll_new() -> io::Result<OwnedFd> {
+    // SAFETY: no pointers; a descriptor returned is ours alone.
+    let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds `fd` to the `epoll` set, edge-triggered (each arrival of data reports
+/// once; a report's reader takes all the socket holds), told by `key`.
+pub(crate) fn epoll_add(epoll: &OwnedFd, fd: RawFd, key: u64) -> io::Result<()> {
+    let mut event = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+        u64: key,
+    };
+    // SAFETY: one valid `epoll_event`; the descriptors are checked by the kernel.
+    if unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The keys of the descriptors of the `epoll` set that are ready now (no wait),
+/// into `ready` (at most its capacity).
+pub(crate) fn epoll_ready(epoll: &OwnedFd, ready: &mut Vec<libc::epoll_event>) -> io::Result<()> {
+    ready.clear();
+    let room = i32::try_from(ready.capacity()).unwrap_or(i32::MAX);
+    // SAFETY: `ready` has room for `room` events; the kernel writes at most that many.
+    let count = unsafe { libc::epoll_wait(epoll.as_raw_fd(), ready.as_mut_ptr(), room, 0) };
+    if count < 0 {
+        let error = io::Error::last_os_error();
+        return if error.kind() == io::ErrorKind::Interrupted {
+            Ok(())
+        } else {
+            Err(error)
+        };
+    }
+    // SAFETY: the kernel initialised the first `count` events.
+    unsafe { ready.set_len(count.unsigned_abs() as usize) };
+    Ok(())
 }
