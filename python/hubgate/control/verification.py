@@ -105,6 +105,8 @@ class Verification:
         a charger not following its limits is reserved at its maximum from this cycle."""
         for name, check in checks.items():
             runtime = self.connectors[self._index[name]]
+            if check == runtime.limit_check:  # most cycles: nothing new
+                continue
             before = runtime.limit_check.following
             if check.following is False and before is not False:
                 self.events.emit(

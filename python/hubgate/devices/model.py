@@ -121,6 +121,11 @@ class LimitCheck:
     evidence: str = ""
 
 
+NOT_CHECKED = LimitCheck()
+"""The check of a charger that is not checked (its setpoint read back instead), made once
+(the loop reads every charger's check every cycle)."""
+
+
 class Device(Protocol):
     """Anything the control loop reads."""
 

@@ -29,7 +29,7 @@ from hubgate.devices.derived_current import (
     mean_voltage,
 )
 from hubgate.devices.errors import DeviceError, FailsafeNotAppliedError
-from hubgate.devices.model import AppliedLimit, HeldCurrent, LimitCheck, Reading
+from hubgate.devices.model import NOT_CHECKED, AppliedLimit, HeldCurrent, LimitCheck, Reading
 from hubgate.devices.sensing import PHASE_CURRENTS, CycleReader
 from hubgate.devices.sunspec import discover
 from hubgate.modbus.codec import FieldError, FieldValue, ReadPlan, Request
@@ -610,7 +610,7 @@ class ProfileCharger(ProfileDevice):
     @property
     def limit_check(self) -> LimitCheck:
         """Not checked: its setpoint is read back after each write (`applied_limit`)."""
-        return LimitCheck()
+        return NOT_CHECKED
 
     @property
     def heartbeat_period_s(self) -> float | None:

@@ -40,6 +40,7 @@ from hubgate.control.loop import ControlLoop
 from hubgate.control.sensors import SiteDevices
 from hubgate.devices.errors import DeviceError
 from hubgate.devices.model import (
+    NOT_CHECKED,
     AppliedLimit,
     BatteryCommandResult,
     LimitCheck,
@@ -90,7 +91,7 @@ class ConnectorAdapter:
     @property
     def limit_check(self) -> LimitCheck:
         """Not checked: the simulated charger offers what it is sent."""
-        return LimitCheck()
+        return NOT_CHECKED
 
     async def read(self) -> Reading:
         """The EV's draw on the charger's own phases and the IEC state (F: an EV whose
