@@ -152,12 +152,13 @@ class CycleReader:
             carried = _Carried(values, text, dict.fromkeys((*values, *text), last.at))
             kept = self._carried = (last, frozenset(fresh.values), carried)
         carried = kept[2]
+        new, new_text = fresh.values, fresh.text  # (the driver's own: not copied again)
         return Reading(
-            at=fresh.at,
-            values=carried.values | dict(fresh.values),
-            state=fresh.state,
-            text=carried.text | dict(fresh.text),
-            older=carried.older,
+            fresh.at,
+            {**carried.values, **new} if carried.values else new,
+            fresh.state,
+            {**carried.text, **new_text} if carried.text else new_text,
+            carried.older,
         )
 
 
