@@ -158,6 +158,9 @@ class CyclePlanner:
             for info in self.model.connectors
         ]
         self._index = {info.name: i for i, info in enumerate(self.model.connectors)}
+        self.reachable = bytearray(len(self.model.connectors))
+        """Per connector, whether it answers (`ChargerWatch.reachable`) at the time of the
+        cycle being planned (`absorb` writes it, `inputs` and `commands` read it)."""
         self._paced = [info.key in paced for info in self.model.connectors]
         self.quiet_until = [-math.inf] * len(self.model.connectors)
         """Per connector that paces its own commands: until when (this planner's clock) an
@@ -252,6 +255,7 @@ class CyclePlanner:
     def absorb(self, readings: Mapping[str, object], now: float) -> None:
         """Take this cycle's readings (or failures) by device name."""
         seen, check_validity = self.devices.seen, self.verification.held.check_validity
+        reachable = self.reachable
         for i, (info, runtime) in enumerate(
             zip(self.model.connectors, self.connectors, strict=True)
         ):
@@ -263,7 +267,8 @@ class CyclePlanner:
                 check_validity(i, reading)
             elif info.name in readings and not isinstance(reading, InFlight):
                 runtime.watch.missed()
-            seen(info.name, runtime.watch.reachable(now), reading, now)
+            reachable[i] = answers = runtime.watch.reachable(now)
+            seen(info.name, answers, reading, now)
         self._meters_read.clear()
         for meter_id, watch in self.meter_watch.items():
             reading = readings.get(f"meter:{meter_id}")
@@ -320,11 +325,12 @@ class CyclePlanner:
             self.devices.fallen_back,
         )
         reservation, told_max_a = self.verification.reservation, self.horizon.deadlines.told_max_a
+        reachable = self.reachable
         for i, (info, runtime) in enumerate(zip(model.connectors, self.connectors, strict=True)):
             reading = runtime.reading
             session[i] = reading is not None and reading.state in WANTING_STATES
             holds[i] = runtime.failsafe_a == failsafe
-            if info.name in fallen_back or not runtime.watch.reachable(now):
+            if info.name in fallen_back or not reachable[i]:
                 devices.fallback(
                     info.name,
                     runtime.watch,
@@ -529,14 +535,13 @@ class CyclePlanner:
             self.verification.asked_a,
             self.verification.held.reread_due,
         )
-        commands = []
+        reachable, commands = self.reachable, []
         for i, (info, runtime) in enumerate(
             zip(self.model.connectors, self.connectors, strict=True)
         ):
-            watch = runtime.watch
-            if not watch.reachable(now):
+            if not reachable[i]:
                 continue
-            setpoint = setpoints[i]
+            watch, setpoint = runtime.watch, setpoints[i]
             n_phases = self._told_phases(i, phases)
             failsafe = failsafes[i]
             reconfigure = (
