@@ -899,6 +899,7 @@ class ConnectorPaths:
         fixed_a: Buffer | Sequence[float],
         session: Buffer | Sequence[bool],
         holds: Buffer | Sequence[bool],
+        may_hold_a: Buffer | Sequence[float],
         room_a: Buffer | Sequence[float],
         failsafe_a: float,
     ) -> array[float]:
@@ -906,8 +907,10 @@ class ConnectorPaths:
         it is to be configured with, its fixed one (`fixed_a`, NaN: none), else `failsafe_a`
         or 0: the fixed ones first (room or not), then those with a `session`, then those
         that `holds` it already (a new grant needs 1 A more room), then by index, each where
-        every node on its path has room on its phases (`room_a`: 3 values per node). Raises
-        `AllocationInputError` for columns of the wrong length."""
+        every node on its path has room on its phases (`room_a`: 3 values per node); an
+        increase over what it may fall back to now (`may_hold_a`: verified, or asked for
+        since) only where that room is left beside what every other may fall back to now,
+        else 0 until it is. Raises `AllocationInputError` for columns of the wrong length."""
 
 @final
 class WebSocketDecoder:

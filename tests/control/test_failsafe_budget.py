@@ -27,13 +27,17 @@ def _share(
     fixed: dict[int, float] | None = None,
     session: int = 0,
     holds: int = 0,
+    may_hold: dict[int, float] | None = None,
 ) -> list[float]:
     """`fixed`: the fixed failsafes by connector; `session`/`holds`: the connectors with a
-    session / holding the failsafe, as bits."""
+    session / holding the failsafe, as bits; `may_hold`: what they may fall back to now,
+    by connector (else 6 A, as at start: the most a leader before configured)."""
     n = len(paths)
     fixed_a = [(fixed or {}).get(i, math.nan) for i in range(n)]
     flags = [[bool(bits >> i & 1) for i in range(n)] for bits in (session, holds)]
-    return list(paths.share_failsafe(fixed_a, *flags, [a for node in room for a in node], 6.0))
+    now_a = [(may_hold or {}).get(i, 6.0) for i in range(n)]
+    room_a = [a for node in room for a in node]
+    return list(paths.share_failsafe(fixed_a, *flags, now_a, room_a, 6.0))
 
 
 def test_the_charger_zoo_fits_its_connection_and_its_curtailment() -> None:
@@ -90,6 +94,25 @@ def test_a_fixed_failsafe_counts_first_and_a_new_grant_needs_more_room() -> None
     assert _share(paths, [[6.0] * 3], fixed={1: 0.0}, holds=0b01) == [6.0, 0.0]  # pauses
 
 
+def test_an_increase_waits_for_the_decreases_it_needs_room_from() -> None:
+    """The chargers take their new failsafes in any order and hubgate may stop between two:
+    connector 1's EV is to have the board's one 6 A that connector 0 holds; until 0's 0 A
+    is verified both might fall back to 6 A, so 1 keeps 0 A meanwhile (0's decrease does
+    not wait); connector 2 on another board is not held back."""
+    paths = ConnectorPaths(3, [(1, 0), (1, 0), (2, 0)], [THREE] * 3)
+    room = [[20.0] * 3, [10.0] * 3, [10.0] * 3]
+    assert _share(paths, room, session=0b010, holds=0b001, may_hold={0: 6.0, 1: 0.0, 2: 0.0}) == [
+        0.0,
+        0.0,
+        6.0,
+    ]
+    assert _share(paths, room, session=0b010, holds=0b100, may_hold={0: 0.0, 1: 0.0}) == [
+        0.0,
+        6.0,
+        6.0,
+    ]
+
+
 def test_paths_the_site_does_not_have_and_columns_that_do_not_fit_are_errors() -> None:
     with pytest.raises(TopologyError, match="connector 0: no node 2"):
         ConnectorPaths(2, [(2, 0)], [THREE])
@@ -97,9 +120,11 @@ def test_paths_the_site_does_not_have_and_columns_that_do_not_fit_are_errors() -
         ConnectorPaths(1, [(0,)], [(3,)])
     paths = ConnectorPaths(1, [(0,)], [THREE])
     with pytest.raises(AllocationInputError, match="fixed_a: 2 values where 1"):
-        paths.share_failsafe([math.nan] * 2, [False], [False], [1.0] * 3, 6.0)
+        paths.share_failsafe([math.nan] * 2, [False], [False], [0.0], [1.0] * 3, 6.0)
     with pytest.raises(AllocationInputError, match="room_a: 6 values where 3"):
-        paths.share_failsafe([math.nan], [False], [False], [1.0] * 6, 6.0)
+        paths.share_failsafe([math.nan], [False], [False], [0.0], [1.0] * 6, 6.0)
+    with pytest.raises(AllocationInputError, match="may_hold_a: 2 values where 1"):
+        paths.share_failsafe([math.nan], [False], [False], [0.0] * 2, [1.0] * 3, 6.0)
     with pytest.raises(AllocationInputError, match="per_connector: 2 values where 1"):
         paths.sum_up([(1.0, 2.0, 3.0)] * 2)
     two = ConnectorPaths(2, [(1, 0), (0,)], [(2,), THREE])
@@ -217,6 +242,58 @@ def test_a_larger_failsafe_counts_from_when_it_is_asked_for() -> None:
     told = plan_and_send(planner, idle_readings(10.0, ()), 10.0)
     assert told[9] == 0.0
     assert verification.fallback_a(9) == 0.0  # verified at 0 A: what was asked before is gone
+
+
+def may_fall_back_to(planner: CyclePlanner) -> float:
+    """What the connectors may fall back to now, summed (`Verification.fallback_a`: each
+    configuration asked for may land first, none may)."""
+    return sum(map(planner.verification.fallback_a, range(len(planner.connectors))))
+
+
+def test_an_increase_waits_until_the_decrease_that_makes_room_for_it_is_verified() -> None:
+    """Two OCPP chargers under a 10 A limit: one 6 A failsafe fits, cp-0's (by index). An EV
+    at cp-1 is to have it instead: cp-0 is told 0 A first; cp-1 is told 6 A only once cp-0's
+    0 A is verified, else the two configurations land in any order and hubgate may stop
+    between them, both at 6 A. While cp-0 cannot be reached, its 6 A keeps counting."""
+    chargers = "".join(CHARGER.format(i=i) for i in range(2))
+    site = SiteConfig.model_validate(tomllib.loads(SITE_TOML.format(chargers=chargers)))
+    planner = CyclePlanner(site, LimitBook())
+    planner.limits.set(
+        SITE, LimitSource.API, Limit(phase_a=(10.0,) * 3), now=0.0, lease_s=None, origin="t"
+    )
+    assert plan_and_send(planner, idle_readings(0.0, (), n=2), 0.0) == {0: 6.0, 1: 0.0}
+
+    def plan(now: float, reachable: Collection[int] = (0, 1)) -> dict[int, float]:
+        """One cycle; its failsafe configurations go out (in flight, as `Dispatch` runs
+        them aside), none verified yet."""
+        readings = idle_readings(now, {1}, n=2)
+        plan = planner.plan({k: v for k, v in readings.items() if int(k[3]) in reachable}, now)
+        assert plan is not None
+        results = {
+            c.name: AppliedLimit(c.current_a, 3, c.current_a == 0, now) for c in plan.commands
+        }
+        planner.outcomes(plan, results, now, now)
+        assert may_fall_back_to(planner) <= 10.0
+        told = {c.index: c.failsafe_a for c in plan.commands if c.verify_first}
+        for index in told:
+            planner.connectors[index].verify_tried_at = math.inf
+        return told
+
+    def ended(index: int, now: float, ok: bool) -> None:
+        """A configuration in flight ends."""
+        failsafe = planner.failsafe_a[index]
+        planner.verification.configured(index, ok=ok, failsafe_a=failsafe if ok else None)
+        planner.connectors[index].verify_ended(now, ok)
+
+    assert plan(1.0) == {0: 0.0}  # cp-1's 6 A waits
+    assert planner.failsafe_a[1] == 0.0
+    assert plan(2.0) == {}  # cp-0's try is in flight
+    ended(0, 2.5, ok=False)  # cut short: it may hold 6 A or 0 A
+    assert plan(9.0, reachable={1}) == {}  # unreachable since 2 s: it may still hold 6 A
+    assert planner.verification.reservation(0, 9.0) == (6.0, "unreachable")
+    assert plan(10.0) == {0: 0.0}
+    ended(0, 10.5, ok=True)
+    assert plan(11.0) == {1: 6.0}
 
 
 GRID_METER = """

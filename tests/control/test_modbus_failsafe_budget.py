@@ -8,9 +8,11 @@ hubgate's profiles."""
 
 from __future__ import annotations
 
+import asyncio
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 
 import pytest
 import trio
@@ -25,6 +27,7 @@ from hubgate.devices.profile_driver import ProfileCharger, driver_for
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.tcp_master import open_tcp_master
 from hubgate.profiles.loader import load_named
+from hubgate.profiles.model import IecState
 from tests.support.loop_site import running_loop
 from tests.support.modbus_peers import RunningServer, pymodbus_server
 from tests.support.toml_tables import failsafe_site, modbus, modbus_charger
@@ -176,3 +179,78 @@ async def wait_for_verified(loop: ControlLoop) -> None:
         loop.stats,
         40,
     )
+
+
+def falls_back_to(charge: Charge, box: RunningServer) -> float:
+    """What `charge` falls back to, as its register in `box` says."""
+    return charge.fallback_a(box.get_registers(charge.unit, charge.fallback_at, 1)[0])
+
+
+def plug_in(charge: Charge, box: RunningServer) -> None:
+    """An EV comes to `charge`: its state register (an input register) says B."""
+    setting = box.server.async_setValues(charge.unit, 4, 5, [HEIDELBERG_STATE_B])
+    asyncio.run_coroutine_threadsafe(setting, box.loop).result(2)
+
+
+@pytest.mark.timeout(90)
+async def test_a_fallback_is_raised_only_beside_what_an_unreachable_one_may_fall_back_to() -> None:
+    """Two Heidelbergs, each its own pymodbus server, on a 10 A connection: one 6 A fallback
+    fits, the first's. The first stops answering (its register keeps 6 A), then an EV comes
+    to the second, which the share now puts first: the first may still fall back to its 6 A,
+    so nothing raises the second's fallback (before, 6 A was written to it: 12 A)."""
+    pair = heidelberg("heidelberg-1", 1), heidelberg("heidelberg-2", 1)
+    idle = [replace(c, registers={5: 2, 257: 15_000}) for c in pair]  # A1: no vehicle
+    writes = Writes()  # to the second
+    with trio.fail_after(75), ExitStack() as second_box, ExitStack() as first_box:
+        boxes = [
+            stack.enter_context(pymodbus_server({1: c.bank()}, trace_pdu=trace))
+            for stack, c, trace in zip((first_box, second_box), idle, (None, writes), strict=True)
+        ]
+        chargers = "".join(
+            modbus_charger(
+                c.charger_id,
+                "grid",
+                modbus(c.profile, port=box.port, unit=1),
+                f"{{ id = 1, max_current_a = {c.max_a} }}",
+            )
+            for c, box in zip(pair, boxes, strict=True)
+        )
+        text = failsafe_site("unreachable", grid_a=10, lease_s=30, chargers=chargers)
+        config = SiteConfig.model_validate(tomllib.loads(text))
+        async with (
+            open_tcp_master("127.0.0.1", boxes[0].port, timeout_s=1.0) as master_1,
+            open_tcp_master("127.0.0.1", boxes[1].port, timeout_s=1.0) as master_2,
+        ):
+            chargers_: dict[tuple[str, int], Charger] = {
+                (c.charger_id, 1): driver_for(c.charger_id, load_named(c.profile), device)
+                for c, device in zip(
+                    pair, (ModbusDevice(master_1, 1), ModbusDevice(master_2, 1)), strict=True
+                )
+            }
+            async with running_loop(config, SiteDevices(chargers=chargers_)) as loop:
+                await wait_for_verified(loop)
+                held = [
+                    await trio.to_thread.run_sync(falls_back_to, c, b)
+                    for c, b in zip(pair, boxes, strict=True)
+                ]
+                assert held == [6.0, 0.0]
+                first_box.close()  # it stops answering, holding 6 A
+                await wait_cycles(
+                    lambda: loop.planner.verification.reservation(0, loop.clock()) is not None,
+                    "the first unreachable",
+                    loop.stats,
+                    40,
+                )
+                await trio.to_thread.run_sync(plug_in, pair[1], boxes[1])
+                runtime = loop.planner.connectors[1]
+                await wait_cycles(
+                    lambda: runtime.reading is not None and runtime.reading.state is IecState.B,
+                    "the EV at the second",
+                    loop.stats,
+                    40,
+                )
+                start = loop.stats.cycles
+                await wait_cycles(lambda: loop.stats.cycles > start + 20, "cycles", loop.stats, 22)
+                assert loop.planner.verification.fallback_a(0) == 6.0
+                assert await trio.to_thread.run_sync(falls_back_to, pair[1], boxes[1]) == 0.0
+    assert set(writes.to_fallback(pair[1])) <= {(0,)}

@@ -7,6 +7,12 @@ where every node on its path has room for it under its limit in force, less wher
 falls back to a current of its own whatever it is told (`fixed`, at most the connector's
 maximum; `fix` when its device's is read) is counted at that first.
 
+The chargers take their new failsafes one by one, in any order, and hubgate may stop
+between two: so each counts at what it may fall back to now (`Verification.fallback_a`: a
+decrease at its old value until verified, an increase asked for from the try on), and an
+increase is granted only where there is room for it beside them (else 0 until there is): it
+waits for the decreases it needs room from, a decrease never waits.
+
 At start a meter's node keeps its degraded budget until the meter has been fresh for its
 recovery time; the failsafe room does not wait for that (`starting`): it counts the
 meter's reading from the first one, and a connector below a meter not read yet waits for
@@ -90,12 +96,15 @@ class FailsafeShare:
         reserved: Sequence[Sequence[float]],
         session: bytearray,
         holds: bytearray,
+        may_hold_a: array[float],
         limit_a: Callable[[int], Phases3],
     ) -> Sequence[float]:
         """Share the failsafe current out under every node's limit in force (`limit_a(node)`)
         less its `own` base load (three per node; not its leases': the limit has them), EVs
         reserved at their maximum aside (`reserved`, per node); `session`, `holds`: per
-        connector, an EV in, configured with the failsafe current now."""
+        connector, an EV in, configured with the failsafe current now; `may_hold_a`: what it
+        may fall back to now (`Verification.fallback_a`): an increase only where there is
+        room for it beside what the others may fall back to now."""
         room = array("d", own)
         for node in range(len(self.model.node_ids)):
             limit = limit_a(node)
@@ -103,7 +112,7 @@ class FailsafeShare:
                 at = 3 * node + p
                 room[at] = limit[p] - max(own[at] - reserved[node][p], 0.0)
         self.failsafe_a = self.model.paths.share_failsafe(
-            self.fixed_a, session, holds, room, self.failsafe_current_a
+            self.fixed_a, session, holds, may_hold_a, room, self.failsafe_current_a
         )
         unread, self._unread = self._unread, set()
         ancestors = self.model.ancestors

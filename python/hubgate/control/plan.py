@@ -309,6 +309,7 @@ class CyclePlanner:
         wanting = array("b", bytes(len(model.connectors)))
         session = bytearray(len(model.connectors))  # an EV plugged in, for the failsafe budget
         holds = bytearray(len(model.connectors))  # configured with the failsafe current now
+        may_hold = array("d", bytes(8 * len(model.connectors)))  # ... what it may fall back to
         failsafe, settle_s = self.site.control.failsafe_current_a, self.allocator.settings.settle_s
         notes: list[str] = []
 
@@ -325,18 +326,15 @@ class CyclePlanner:
             self.devices.fallen_back,
         )
         reservation, told_max_a = self.verification.reservation, self.horizon.deadlines.told_max_a
-        reachable = self.reachable
+        reachable, fallback_a = self.reachable, self.verification.fallback_a
         for i, (info, runtime) in enumerate(zip(model.connectors, self.connectors, strict=True)):
             reading = runtime.reading
             session[i] = reading is not None and reading.state in WANTING_STATES
             holds[i] = runtime.failsafe_a == failsafe
+            may_hold[i] = fallback_a(i)
             if info.name in fallen_back or not reachable[i]:
                 devices.fallback(
-                    info.name,
-                    runtime.watch,
-                    now,
-                    lease_s=lease_s,
-                    failsafe_a=self.verification.fallback_a(i),
+                    info.name, runtime.watch, now, lease_s=lease_s, failsafe_a=may_hold[i]
                 )
             reserved_at = reservation(i, now)
             draw, falling = runtime.known_draw(now, settle_s, reserved=reserved_at is not None)
@@ -460,7 +458,7 @@ class CyclePlanner:
                 measured | starting, share, unread, (known, unknown), limit_a, remember=False
             )
             own = array("d", [at[n][p] + reserved[n][p] for n in range(n_nodes) for p in range(3)])
-        self.failsafes.share(own, reserved, session, holds, limit_a)
+        self.failsafes.share(own, reserved, session, holds, may_hold, limit_a)
         if self._operator_input is not None and (lost := self._operator_input.note):
             notes.append(lost)
         operator_w = grid_operator_w  # the battery is no §14a device: it gets no floor

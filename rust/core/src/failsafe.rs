@@ -11,9 +11,16 @@
 //! that hold it already (no churn: a new grant needs [`GRANT_HYSTERESIS_A`] more room),
 //! then by index.
 //!
+//! The chargers take their new failsafes one by one, in any order, and the gateway may stop
+//! between two: so every charger counts at what it may fall back to now (a decrease at its
+//! old value until it is verified), and an increase is granted only where its path has room
+//! for it beside them. The increase waits for the decreases it needs room from, never a
+//! decrease for an increase; a decrease that is never verified (its charger unreachable)
+//! holds back only as much as its old value takes.
+//!
 //! The connectors' paths and phases are fixed with the site ([`ConnectorPaths`]); each
-//! cycle hands in the fixed currents, two flag columns and the room, and gets one column
-//! back.
+//! cycle hands in the fixed currents, two flag columns, what each may fall back to now and
+//! the room, and gets one column back.
 
 use crate::paths::{check_len, ConnectorPaths, PathError, PHASES};
 
@@ -33,10 +40,14 @@ pub struct Seats<'a> {
     pub session: &'a [u8],
     /// Whether it is configured with the failsafe current now (nonzero: yes).
     pub holds: &'a [u8],
+    /// The most it may fall back to now: the failsafe it was verified with, or a larger one
+    /// asked for since (a configuration in flight may land any moment).
+    pub may_hold_a: &'a [f64],
 }
 
 /// Per connector of `paths`, the current it is to be configured with, its fixed one, else
-/// `failsafe_a` or 0, into `granted`; `room_a`: per node, A per phase, used up in place.
+/// `failsafe_a` or 0, into `granted`; `room_a`: per node, A per phase, used up in place by
+/// what each may fall back to now and the increases granted.
 pub fn share(
     paths: &ConnectorPaths,
     seats: Seats<'_>,
@@ -48,6 +59,7 @@ pub fn share(
     check_len("fixed_a", seats.fixed_a.len(), n)?;
     check_len("session", seats.session.len(), n)?;
     check_len("holds", seats.holds.len(), n)?;
+    check_len("may_hold_a", seats.may_hold_a.len(), n)?;
     check_len("room_a", room_a.len(), PHASES * paths.nodes())?;
     granted.clear();
     granted.resize(n, 0.0);
@@ -56,35 +68,63 @@ pub fn share(
             | (u8::from(seats.session[i] == 0) << 1)
             | u8::from(seats.holds[i] == 0)
     };
-    for turn in 0..8 {
-        for i in (0..n).filter(|&i| rank(i) == turn) {
-            let need = if seats.holds[i] != 0 {
-                failsafe_a
-            } else {
-                failsafe_a + GRANT_HYSTERESIS_A
-            };
-            let path = paths.path(i);
-            let on = paths.phases(i);
-            let drawn = (0..PHASES).filter(|&p| on[p]);
-            let fits = path.iter().all(|&node| {
-                drawn
-                    .clone()
-                    .all(|p| room_a[PHASES * node + p] >= need - TOLERANCE_A)
-            });
-            let take = match seats.fixed_a[i] {
-                fixed_a if !fixed_a.is_nan() => fixed_a,
-                _ if fits => failsafe_a,
-                _ => continue,
-            };
-            granted[i] = take;
-            for &node in path {
-                for p in drawn.clone() {
-                    room_a[PHASES * node + p] -= take;
-                }
-            }
+    let in_turn = || (0..8).flat_map(move |turn| (0..n).filter(move |&i| rank(i) == turn));
+    // What each is to hold: the share of the room as if all took it at once.
+    let mut wanted = room_a.to_vec();
+    for i in in_turn() {
+        let need = if seats.holds[i] != 0 {
+            failsafe_a
+        } else {
+            failsafe_a + GRANT_HYSTERESIS_A
+        };
+        granted[i] = match seats.fixed_a[i] {
+            fixed_a if !fixed_a.is_nan() => fixed_a,
+            _ if fits(paths, i, &wanted, need) => failsafe_a,
+            _ => continue,
+        };
+        take(paths, i, &mut wanted, granted[i]);
+    }
+    // What is granted: each counts at what it may fall back to now; an increase where its
+    // path has room for it beside them, else 0 until the room is freed (verified).
+    let now_a = |i: usize| match seats.fixed_a[i] {
+        fixed_a if !fixed_a.is_nan() => fixed_a,
+        _ => seats.may_hold_a[i],
+    };
+    for i in 0..n {
+        take(paths, i, room_a, now_a(i));
+    }
+    for i in in_turn() {
+        let raise = granted[i] - now_a(i);
+        if raise <= 0.0 {
+            continue;
+        }
+        if fits(paths, i, room_a, raise) {
+            take(paths, i, room_a, raise);
+        } else {
+            granted[i] = 0.0;
         }
     }
     Ok(())
+}
+
+/// Whether every node on the path of connector `i` has `need_a` of room on its phases.
+fn fits(paths: &ConnectorPaths, i: usize, room_a: &[f64], need_a: f64) -> bool {
+    let on = paths.phases(i);
+    paths.path(i).iter().all(|&node| {
+        (0..PHASES)
+            .filter(|&p| on[p])
+            .all(|p| room_a[PHASES * node + p] >= need_a - TOLERANCE_A)
+    })
+}
+
+/// Connector `i` takes `a` of the room of every node on its path, on its phases.
+fn take(paths: &ConnectorPaths, i: usize, room_a: &mut [f64], a: f64) {
+    let on = paths.phases(i);
+    for &node in paths.path(i) {
+        for p in (0..PHASES).filter(|&p| on[p]) {
+            room_a[PHASES * node + p] -= a;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +157,7 @@ mod tests {
             fixed_a: &[TOLD; 104],
             session: &session,
             holds: &[0; 104],
+            may_hold_a: &[6.0; 104],
         };
         let fitting = granted(&all, seats, &[580.0; 3]);
         assert_eq!(fitting.iter().filter(|&&a| a > 0.0).count(), 96);
@@ -142,6 +183,7 @@ mod tests {
             fixed_a: &[TOLD; 5],
             session: &[0; 5],
             holds: &[1; 5],
+            may_hold_a: &[6.0; 5],
         };
         let room = [20.0, 20.0, 20.0, 13.0, 13.0, 6.0];
         assert_eq!(granted(&five, seats, &room), vec![6.0, 6.0, 0.0, 6.0, 0.0]);
@@ -156,6 +198,7 @@ mod tests {
                 fixed_a: &fixed_a,
                 session: &[0, 0],
                 holds: &[holds, 0],
+                may_hold_a: &[6.0, fixed],
             };
             granted(&two, seats, &[room; 3])
         };
@@ -176,9 +219,56 @@ mod tests {
             fixed_a: &[TOLD],
             session: &[1],
             holds: &[1],
+            may_hold_a: &[6.0],
         };
         share(&one, seats, &mut room, 6.0, &mut granted).unwrap();
         assert_eq!(room, vec![10.0, 4.0, 10.0, 10.0, 4.0, 10.0]);
+    }
+
+    #[test]
+    fn an_increase_waits_for_the_decreases_it_needs_room_from() {
+        // A (index 0) holds 6 A, B (1) has an EV: B is to have it, A is to give it up; C (2)
+        // under another node is to have it too. Until A's 0 A is verified, A may still fall
+        // back to 6 A: B waits (C does not), A's decrease goes out.
+        let three = paths(
+            3,
+            &[(&[1, 0], &THREE), (&[1, 0], &THREE), (&[2, 0], &THREE)],
+        );
+        let seats = |may_hold_a: &[f64], holds: &[u8]| {
+            let mut room = [20.0, 20.0, 20.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0];
+            let mut granted = Vec::new();
+            let seats = Seats {
+                fixed_a: &[TOLD; 3],
+                session: &[0, 1, 0],
+                holds,
+                may_hold_a,
+            };
+            share(&three, seats, &mut room, 6.0, &mut granted).unwrap();
+            (granted, room)
+        };
+        let (pending, room) = seats(&[6.0, 0.0, 0.0], &[1, 0, 0]);
+        assert_eq!(pending, vec![0.0, 0.0, 6.0]);
+        assert_eq!(room, [8.0, 8.0, 8.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0]);
+        let (verified, _) = seats(&[0.0, 0.0, 6.0], &[0, 0, 1]);
+        assert_eq!(verified, vec![0.0, 6.0, 6.0]);
+        // one asked for and not verified counts as held: B's own try in flight
+        let (asked, _) = seats(&[6.0, 6.0, 6.0], &[1, 0, 1]);
+        assert_eq!(asked, vec![0.0, 6.0, 6.0]);
+    }
+
+    #[test]
+    fn a_fixed_fallback_counts_at_its_value_not_at_what_it_was_told() {
+        // Read at 6 A where 16 A was counted before: the other's increase fits beside it.
+        let two = paths(1, &[(&[0], &THREE), (&[0], &THREE)]);
+        let mut granted = Vec::new();
+        let seats = Seats {
+            fixed_a: &[6.0, TOLD],
+            session: &[0, 1],
+            holds: &[0, 0],
+            may_hold_a: &[16.0, 0.0],
+        };
+        share(&two, seats, &mut [13.0; 3], 6.0, &mut granted).unwrap();
+        assert_eq!(granted, vec![6.0, 6.0]);
     }
 
     #[test]
@@ -189,6 +279,7 @@ mod tests {
             fixed_a: &[TOLD, TOLD],
             session: &[0],
             holds: &[0],
+            may_hold_a: &[0.0],
         };
         let err = share(&one, seats, &mut [1.0; 3], 6.0, &mut granted).unwrap_err();
         assert_eq!(err.to_string(), "fixed_a: 2 values where 1 were expected");
@@ -198,5 +289,14 @@ mod tests {
         };
         let err = share(&one, seats, &mut [1.0; 6], 6.0, &mut granted).unwrap_err();
         assert_eq!(err.to_string(), "room_a: 6 values where 3 were expected");
+        let seats = Seats {
+            may_hold_a: &[],
+            ..seats
+        };
+        let err = share(&one, seats, &mut [1.0; 3], 6.0, &mut granted).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "may_hold_a: 0 values where 1 were expected"
+        );
     }
 }

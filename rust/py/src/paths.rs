@@ -85,26 +85,33 @@ impl ConnectorPaths {
     /// it is to be configured with, its fixed one (`fixed_a`, NaN: none), else `failsafe_a`
     /// or 0: the fixed ones first (room or not), then those with a `session`, then those
     /// that `holds` it already (a new grant needs 1 A more room), then by index, each where
-    /// every node on its path has room on its phases (`room_a`: 3 values per node). Raises
-    /// `AllocationInputError` for columns of the wrong length.
+    /// every node on its path has room on its phases (`room_a`: 3 values per node); an
+    /// increase over what it may fall back to now (`may_hold_a`: verified, or asked for
+    /// since) only where that room is left beside what every other may fall back to now,
+    /// else 0 until it is. Raises `AllocationInputError` for columns of the wrong length.
+    #[allow(clippy::too_many_arguments)]
     fn share_failsafe<'py>(
         &self,
         py: Python<'py>,
         fixed_a: &Bound<'py, PyAny>,
         session: &Bound<'py, PyAny>,
         holds: &Bound<'py, PyAny>,
+        may_hold_a: &Bound<'py, PyAny>,
         room_a: &Bound<'py, PyAny>,
         failsafe_a: f64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (mut fixed, mut sessions, mut holding, mut room) = (vec![], vec![], vec![], vec![]);
+        let (mut fixed, mut sessions, mut holding) = (vec![], vec![], vec![]);
+        let (mut may_hold, mut room) = (vec![], vec![]);
         read_f64(fixed_a, &mut fixed)?;
         read_flags(session, &mut sessions)?;
         read_flags(holds, &mut holding)?;
+        read_f64(may_hold_a, &mut may_hold)?;
         read_f64(room_a, &mut room)?;
         let seats = Seats {
             fixed_a: &fixed,
             session: &sessions,
             holds: &holding,
+            may_hold_a: &may_hold,
         };
         let mut granted = Vec::new();
         share(&self.core, seats, &mut room, failsafe_a, &mut granted).map_err(CoreError::from)?;
