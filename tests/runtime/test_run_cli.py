@@ -104,6 +104,21 @@ def test_a_port_another_program_holds_ends_run_with_one_line(tmp_path: Path) -> 
     )
 
 
+def test_an_address_not_of_this_machine_is_named_not_a_port_to_free(tmp_path: Path) -> None:
+    """`run --check` and the gateway's start give the fix the error calls for (an address of
+    this machine), not the one for a port in use."""
+    site = tmp_path / "site.toml"
+    site.write_text(SITE.read_text().replace("[api]\nport = 0", '[api]\nhost = "192.0.2.1"'))
+    fix = "Cannot assign requested address; '192.0.2.1' is no address of this machine"
+    checked = run_cli(str(site), "--check", "--api-port", "18099")
+    assert checked.returncode == 2
+    assert f"api.port: cannot listen on 192.0.2.1:18099: {fix}" in checked.stderr
+    started = run_cli(str(site), "--api-port", "18099", cwd=tmp_path)
+    assert started.returncode == 1, started.stderr
+    assert f"api cannot listen on 192.0.2.1:18099: {fix}" in started.stderr
+    assert "stop the program" not in checked.stderr + started.stderr
+
+
 def test_check_passes_a_site_that_can_run() -> None:
     result = run_cli(str(SITE), "--check")
     assert result.returncode == 0, result.stderr

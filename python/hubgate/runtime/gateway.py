@@ -25,7 +25,6 @@ the failsafe current.
 
 from __future__ import annotations
 
-import errno
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -60,6 +59,7 @@ from hubgate.ocpp.station_care import UpkeepTicks, attendant
 from hubgate.records.events import EventLog
 from hubgate.records.store import RecordStore, retention_of
 from hubgate.runtime.gc_tuning import keep_heap_trimmed
+from hubgate.runtime.preflight import listen_fix
 from hubgate.runtime.site_devices import build_site_devices, charger_infos, station_cares
 from hubgate.runtime.supervisor import Supervisor, open_supervisor
 from hubgate.state import EventCategory, EventLevel, StateHub
@@ -470,12 +470,11 @@ def _cannot_listen(site: SiteConfig, failed: dict[str, BaseException]) -> str:
     for name, error in failed.items():
         listener = where[name]
         address = "" if listener is None else f" on {listener.host}:{listener.port}"
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-        if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
-            reason = (
-                f"{reason}; stop the program that holds it or pick another port "
-                f"({_PORT_FIELDS[name]}; 0 takes any free one)"
-            )
+        reason = (
+            listen_fix(error, listener.host, listener.port, _PORT_FIELDS[name])
+            if isinstance(error, OSError) and listener is not None
+            else str(error)
+        )
         reasons.append(f"{name} cannot listen{address}: {reason}")
     return "; ".join(reasons)
 

@@ -6,6 +6,7 @@ well-formed (a TCP host is an IP address or a valid host name; a serial device e
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import re
@@ -43,11 +44,24 @@ def bind_problem(host: str, port: int) -> str | None:
             try:
                 sock.bind(address)
             except OSError as exc:
-                return (
-                    f"cannot listen on {host}:{port}: {exc.strerror}; stop the program "
-                    "that holds it or pick another port"
-                )
+                return f"cannot listen on {host}:{port}: {listen_fix(exc, host, port)}"
     return None
+
+
+def listen_fix(error: OSError, host: str, port: int, field: str = "") -> str:
+    """Why a listener cannot bind `host:port`, with the fix its error calls for (`field`:
+    where its port is set, when the message does not say it already)."""
+    why = error.strerror or str(error)
+    where = f" ({field}; 0 takes any free one)" if field else ""
+    if error.errno == errno.EADDRINUSE:
+        return f"{why}; stop the program that holds it or pick another port{where}"
+    if error.errno == errno.EACCES and 0 < port < 1024:
+        return (
+            f"{why}; a port below 1024 needs root or CAP_NET_BIND_SERVICE: pick a higher one{where}"
+        )
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"{why}; '{host}' is no address of this machine: give one of its own, or 0.0.0.0"
+    return why
 
 
 def preflight_problems(site: SiteConfig) -> list[tuple[Loc, str]]:
