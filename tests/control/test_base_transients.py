@@ -145,3 +145,46 @@ def test_a_base_load_risen_while_an_ev_was_offered_is_counted_at_a_step_down(
         used = sum(site.setpoints().values()) + BASE_A
         assert used <= STEP_LIMIT_A + 1e-6, (site.now, site.setpoints())
     assert max(site.setpoints().values()) >= 6  # still charging
+
+
+SETTLE_S = 10.0
+"""The allocator's `settle_s`: how long one credit may explain the meter's rise."""
+
+
+@pytest.mark.parametrize("chain", ["replugs", "state_newer"])
+def test_credits_that_follow_one_another_hide_a_base_load_rise_at_most_settle_s(
+    chain: str,
+) -> None:
+    """Idle EVs (not ready, B) plug in one after another (`replugs`: every new offer is a
+    start the readings may not show yet), or one station's status stays newer than its
+    values (`state_newer`: it sends no values while its EV does not charge). Each such
+    credit holds the meter's rise as an EV's draw for `settle_s`; the base load rises 10 A
+    two seconds after the first. No limit falls (no cut): the rise must count as base load
+    once the credits in force when it came have run out, else the allocator hands out 10 A
+    that are not there for as long as new credits keep coming (48 s here before the fix)."""
+    site = grid_metered_site(0.0, reports_every_s=0.0)
+    sim = site.sim
+    sim.box.percent = 40.0  # 40 A at the grid meter
+    cp2, cp3 = sim.charger("cp-2"), sim.charger("cp-3")
+    for idle in (cp2, cp3):
+        idle.connected, idle.ev_max_a = False, 0.0  # plugged in later, never draws
+    site.run(30)
+    plugs = {0: (cp2, True), 7: (cp3, True), 13: (cp2, False), 14: (cp2, True)}
+    plugs |= {20: (cp3, False), 21: (cp3, True), 27: (cp2, False), 28: (cp2, True)}
+    if chain == "state_newer":
+        plugs = {0: (cp3, True)}
+        at = site.now
+        sample = cp3.sample
+        cp3.sample = lambda now: replace(sample(now), at=at - 0.5, state_at=at)  # type: ignore[method-assign]
+    rise_at = site.now + 2
+    for k in range(60):
+        if k in plugs:
+            charger, plugged = plugs[k]
+            charger.connected = plugged
+        if site.now >= rise_at:
+            sim.meter.base_a = BASE_A
+        site.cycle()
+        if site.now >= rise_at + SETTLE_S + 2:
+            used = sum(site.setpoints().values()) + sim.meter.base_a
+            assert used <= 40 + 1e-6, (chain, site.now, site.setpoints())
+    assert site.setpoints()["cp-1"] >= 6  # still charging

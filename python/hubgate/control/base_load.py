@@ -1,8 +1,9 @@
 """Every node's base load for a cycle, sans-IO: what its meter (or the meters below it) shows
 beyond the connectors' known draws.
 
-`BaseLoads` keeps what it needs between cycles (the base a trusted meter showed when every
-draw below it was known) and is called once per cycle by `CyclePlanner.inputs`. The Rust
+`BaseLoads` keeps what it needs between cycles (each trusted meter's last base, and what
+of its rise the credits below it explain: `_metered`) and is called once per cycle by
+`CyclePlanner.inputs`. The Rust
 allocator counts base load at its own node only (`caps.rs`: cap = limit - base[node]), so a
 node without a trusted meter carries here what the meters below it show.
 """
@@ -10,17 +11,30 @@ node without a trusted meter carries here what the meters below it show.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from itertools import chain
 from operator import sub
 
 from hubgate.control.decisions import Phases3
 from hubgate.control.site_model import SiteModel
 
+Credit = tuple[float, Phases3]
+"""A connector whose draw the meters may show before any reading does (an EV starting
+unseen, or on its way down after a decrease): since when (its offer or state change) and
+what it may draw above its known draw per phase, its allowance (A)."""
+
+_Draws = Sequence[Phases3]
+"""Per connector, a draw on the grid phases (A)."""
+
+_Layers = list[list[float]]
+"""What one credit explains of its meter's rise, in layers `[since, L1, L2, L3]` by the
+start (`Credit`) each came under, the newest last."""
+
 
 class BaseLoads:
     """Per node and phase, the base load the allocator counts (A)."""
 
-    def __init__(self, model: SiteModel) -> None:
-        self.model = model
+    def __init__(self, model: SiteModel, settle_s: float) -> None:
+        self.model, self.settle_s = model, settle_s
         nodes = range(len(model.node_ids))
         self._deepest_first = sorted(nodes, key=lambda n: -len(model.ancestors[n]))
         self._children = [[c for c in nodes if model.parents[c] == n] for n in nodes]
@@ -29,16 +43,19 @@ class BaseLoads:
         ]
         """Per node: the idle draw per phase of the DC connectors right at it."""
         self._held: dict[int, Phases3] = {}
-        """Per metered node, its base load in the last cycle in which every connector's
-        draw below it was known (`_metered`)."""
+        """Per metered node, its base load in the last cycle its meter was read."""
+        self._credited: dict[int, tuple[Phases3, _Draws, _Draws, dict[int, _Layers]]] = {}
+        """Per metered node, its meter's reading minus the known draws in the last cycle it
+        was read, every connector's known draw then, and what each credit below it
+        explained."""
         self._limits: list[Phases3] = []
         """Per node, its limit in force in the last cycle (`cut`)."""
 
     def cut(self, limits: list[Phases3]) -> frozenset[int]:
         """The nodes under a limit in force (`limits`, per node) lower than the last cycle's,
         at them or above them: where a start the readings do not show yet is counted only if
-        its EV says it draws (the held base may hide a rise that was base load all along,
-        which a cut lays bare)."""
+        its EV says it draws (a credit may hide a rise of the base load for up to
+        `settle_s`, `_metered`, which a cut lays bare)."""
         before, self._limits = self._limits, limits
         fell = {
             n
@@ -54,35 +71,48 @@ class BaseLoads:
         measured: Mapping[int, Phases3],
         share: Mapping[int, float],
         unread: Collection[int],
-        draws: tuple[Sequence[float], Sequence[float]],
+        draws: tuple[Sequence[float], _Draws, _Draws],
+        credits: Mapping[int, Credit],
         limit_a: Callable[[int], Phases3],
+        now: float,
         *,
         remember: bool = True,
     ) -> list[Phases3]:
         """Every node's base load, deepest first: a trusted meter's (`measured` by node)
-        metered base (`_metered`; `draws`: the known and unknown draws below each node, three
-        per node), held while its meter was not read this cycle (`unread`: its last reading
-        is older than the draws); else what the meters below it show plus the idle draw of
-        DC connectors no meter sees, and, for a meter not trusted (`share`: its budget share
-        below 1), at least the rest of its limit in force (`limit_a(node)`) beyond its
-        degraded share (that assumption is its own node's: rolled up, two lost meters would
-        leave the EVs nothing). Not `remember`: nothing is kept for the next cycle (a look at
-        other meters than the budget trusts: `FailsafeShare.starting`)."""
+        metered base (`_metered`; `draws`: the known draws summed at each node, three per
+        node, and each connector's; `credits`: the connectors whose draw the meters may show
+        before any reading does), held while its meter was not read this cycle (`unread`: its
+        last reading is older than the draws); else what the meters below it show plus the
+        idle draw of DC connectors no meter sees, and, for a meter not trusted (`share`: its
+        budget share below 1), at least the rest of its limit in force (`limit_a(node)`)
+        beyond its degraded share (that assumption is its own node's: rolled up, two lost
+        meters would leave the EVs nothing). Not `remember`: nothing is kept for the next
+        cycle (a look at other meters than the budget trusts: `FailsafeShare.starting`)."""
         model = self.model
         seen: list[Phases3] = [(0.0, 0.0, 0.0)] * len(model.node_ids)
         """Per node: what the trusted meters at or below it show as base load, plus the
         idle draw of the DC connectors below it that none of them sees."""
         loads: list[Phases3] = [(0.0, 0.0, 0.0)] * len(model.node_ids)
-        known, unknown = draws
+        known = draws[0]
+        credited: dict[int, list[int]] = {}  # per node, the credits below it
+        for i in credits:
+            for node in model.ancestors[model.connectors[i].node]:
+                credited.setdefault(node, []).append(i)
         for node in self._deepest_first:
             metered = self._held.get(node) if node in unread else None
             if metered is None:
-                at = slice(3 * node, 3 * node + 3)
                 metered = self._metered(
-                    node, measured.get(node), known[at], unknown[at], remember=remember
+                    node,
+                    measured.get(node),
+                    known[3 * node : 3 * node + 3],
+                    (draws[1], draws[2], credits, credited.get(node, ())),
+                    now,
+                    remember=remember,
                 )
             if metered is not None:
                 seen[node] = loads[node] = metered
+                if remember:
+                    self._held[node] = metered
                 continue
             below = [self._own_idle_a[node]] * 3
             for child in self._children[node]:
@@ -101,28 +131,102 @@ class BaseLoads:
         node: int,
         measured: Phases3 | None,
         known: Sequence[float],
-        unknown: Sequence[float],
+        credit: tuple[Sequence[Phases3], Sequence[Phases3], Mapping[int, Credit], Sequence[int]],
+        now: float,
         *,
         remember: bool,
     ) -> Phases3 | None:
         """A metered node's base load: measured minus the known draws below it, signed (PV
-        and a discharging battery below it make it negative: headroom for the EVs). While
-        the meter may show draws below it that no reading does yet (`unknown`: a start not
-        yet reported, up to what it may draw; an EV on its way down after a decrease, what
-        its last reading shows above its new setpoint), the base is held where it was
-        before, unless the meter rose more than those explain: an EV slow to follow is
-        neither base load nor a reason to pause the others. None for a node without a
-        trusted meter."""
+        and a discharging battery below it make it negative: headroom for the EVs), minus
+        what the credits below it explain (`credit`: each connector's known draw and its
+        reading's, the credits, the connectors below with one). A credit (`Credit`) explains
+        only the meter's rise that came while it was in force, at most its allowance, for
+        `settle_s` from its start: each cycle the rise beyond the known draws is theirs as
+        far as their allowances go, a fall takes back what ended credits explained first,
+        then what the others do. What its known draw drops below its reading (a decrease's
+        cap) is its own at once; what its reading or its known draw then does, the meter
+        did too; what its reading still shows above its known draw stays its own under a
+        credit renewed (a later decrease); the rest of what a credit explained becomes base
+        load when it ends. A rise that came before a credit is never put down to it, so
+        credits that follow one another cannot hold the base below the meter for longer
+        than one lasts (before, the base was held where it was when the first began, for as
+        long as new ones came: 10 A for 48 s in a test). None for a node without a trusted
+        meter (what it kept is dropped)."""
         if measured is None:
+            if remember:
+                self._credited.pop(node, None)
             return None
         raw = (measured[0] - known[0], measured[1] - known[1], measured[2] - known[2])
-        held = self._held.get(node)
-        if held is None or not any(unknown):
-            if remember:
-                self._held[node] = raw
-            return raw
-        return (
-            max(held[0], raw[0] - unknown[0]),
-            max(held[1], raw[1] - unknown[1]),
-            max(held[2], raw[2] - unknown[2]),
-        )
+        draws, read, credits, below = credit
+        then = self._credited.get(node)
+        explained: dict[int, _Layers] = {i: [] for i in below}
+        if then is not None:
+            raw_then, draws_then, read_then, explained_then = then
+            fresh = [raw[p] - raw_then[p] for p in range(3)]
+            ended: list[_Layers] = []  # what ended credits explained, for a fall first
+            for i in sorted(explained_then.keys() | explained.keys()):
+                layers = [layer.copy() for layer in explained_then.get(i, ())]
+                shift = [draws[i][p] - draws_then[i][p] for p in range(3)]
+                unseen = [
+                    read[i][p] - draws[i][p] - read_then[i][p] + draws_then[i][p] for p in range(3)
+                ]
+                for p in range(3):
+                    if shift[p] > 0:  # its values show what was put down to it
+                        fresh[p] += _take(layers, p, shift[p])
+                    elif unseen[p] < 0:  # its reading fell above what it counts: the meter did
+                        fresh[p] += _take(layers, p, -unseen[p])
+                if i not in credits:  # what it explained is base load from now on
+                    ended.append(layers)
+                    continue
+                old = [layer for layer in layers if now - layer[0] >= self.settle_s]
+                layers = [layer for layer in layers if now - layer[0] < self.settle_s]
+                for p in range(3):
+                    # what its reading still shows above what it counts stays its own
+                    shown = read[i][p] - draws[i][p] - sum(layer[p + 1] for layer in layers)
+                    _give(layers, p, _take(old, p, shown), credits[i])
+                    _take(layers, p, sum(layer[p + 1] for layer in layers) - credits[i][1][p])
+                    if unseen[p] > 0:  # the meter shows what its values no longer count
+                        fresh[p] -= _give(layers, p, unseen[p], credits[i])
+                ended.append(old)
+                explained[i] = layers
+            for p in range(3):
+                for layers in chain(ended, explained.values()):
+                    if fresh[p] < 0:
+                        fresh[p] += _take(layers, p, -fresh[p])
+                for i, layers in explained.items():
+                    if fresh[p] > 0:
+                        fresh[p] -= _give(layers, p, fresh[p], credits[i])
+        base = list(raw)
+        for layers in explained.values():
+            for layer in layers:
+                for p in range(3):
+                    base[p] -= layer[p + 1]
+        if remember:
+            self._credited[node] = (raw, draws, read, explained)
+        return (base[0], base[1], base[2])
+
+
+def _give(layers: _Layers, phase: int, amount: float, credit: Credit) -> float:
+    """Put up to `amount` on `phase` down to `credit`, as far as its allowance goes (in the
+    layer of its start); what was put."""
+    since, allowance = credit
+    part = min(amount, allowance[phase] - sum(layer[phase + 1] for layer in layers))
+    if part <= 0:
+        return 0.0
+    if not layers or layers[-1][0] != since:
+        layers.append([since, 0.0, 0.0, 0.0])
+    layers[-1][phase + 1] += part
+    return part
+
+
+def _take(layers: _Layers, phase: int, amount: float) -> float:
+    """Take up to `amount` off `phase` of what `layers` explain, the newest first; what was
+    taken."""
+    taken = 0.0
+    for layer in reversed(layers):
+        if taken >= amount:
+            break
+        part = min(layer[phase + 1], amount - taken)
+        layer[phase + 1] -= part
+        taken += part
+    return taken

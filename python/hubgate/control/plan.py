@@ -59,7 +59,7 @@ from hubgate.control.allocation import (
     CycleResult,
     SiteAllocator,
 )
-from hubgate.control.base_load import BaseLoads
+from hubgate.control.base_load import BaseLoads, Credit
 from hubgate.control.connector_runtime import (
     EV_HEADROOM_A,
     FOLLOWED_TOLERANCE_A,
@@ -178,9 +178,9 @@ class CyclePlanner:
         self.meter_reading: dict[str, Reading] = {}
         self._meters_read: set[str] = set()
         """The meters read this cycle (the others' last reading is older than the draws)."""
-        self.base_loads = BaseLoads(self.model)
-        """Every node's base load per cycle, and what it holds between cycles."""
         model, settle_s = self.model, self.allocator.settings.settle_s
+        self.base_loads = BaseLoads(model, settle_s)
+        """Every node's base load per cycle, and what it holds between cycles."""
         self.ramp = RampReserve(model.node_ids, own_limits_a(model), settle_s)
         self.energy = SiteEnergy(
             site,
@@ -302,7 +302,7 @@ class CyclePlanner:
         n_nodes = len(model.node_ids)
         base = array("d", bytes(8 * 3 * n_nodes))
         draws: list[Phases3] = []  # per connector, what counts against its meters
-        unknowns: list[Phases3] = []  # ... and what they may show above that
+        credits: dict[int, Credit] = {}  # ... and what the meters may show above that
         reserved = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
         reserved_w = 0.0  # what the reserved connectors may draw on top of their draw
         ev_max = array("d", [math.inf]) * len(model.connectors)
@@ -339,7 +339,8 @@ class CyclePlanner:
             reserved_at = reservation(i, now)
             draw, falling = runtime.known_draw(now, settle_s, reserved=reserved_at is not None)
             draws.append(draw)
-            unknowns.append(falling)
+            if any(falling):  # on its way down since the decrease went out
+                credits[i] = (runtime.sent_at, falling)
             phases = (info.grid_phases[0],) if info.one_phase else _ALL_PHASES
             if reserved_at is not None:
                 assumed, why = reserved_at
@@ -354,12 +355,15 @@ class CyclePlanner:
             drawn, unseen = max(runtime.draw), runtime.may_start_unseen(info.node in under_cut)
             if reading.state in WANTING_STATES and reading.state_newer_than_values():
                 # Started (its status says so) before its values show it: what the meters
-                # see rise, up to what it may draw, is its draw, not base load.
+                # see rise, up to what it may draw, is its draw, not base load (for
+                # settle_s from the change).
                 allowance = (
                     info.max_current_a if runtime.sent_a is None else self._counted_a(i, now)
                 )
-                if unseen:
-                    unknowns[-1] = rise_to(allowance, falling, runtime.draw, phases)
+                since = now if reading.state_at is None else reading.state_at
+                if unseen and now - since < settle_s:
+                    rise = rise_to(allowance, falling, runtime.draw, phases)
+                    credits[i] = (max(since, runtime.sent_at) if any(falling) else since, rise)
                 wanting[i] = True
                 ev_max[i] = runtime.ev_limit_a
                 if rotation is not None:
@@ -391,7 +395,9 @@ class CyclePlanner:
                 # Offered a new setpoint lately, not started yet: it may start any moment,
                 # at what the allocator counts for it, before its values show it (an OCPP
                 # station's lag); what the meters see rise up to that is its draw.
-                unknowns[-1] = rise_to(self._counted_a(i, now), unknowns[-1], runtime.draw, phases)
+                unknown = credits[i][1] if i in credits else falling
+                rise = rise_to(self._counted_a(i, now), unknown, runtime.draw, phases)
+                credits[i] = (runtime.sent_at, rise)
             if info.three_phase and runtime.observe_phases(wants):
                 self.allocator.set_ev_phase(i, runtime.ev_phase)
                 self.energy.ev_phases[i] = 3 if runtime.ev_phase is None else 1
@@ -445,8 +451,9 @@ class CyclePlanner:
             safety_margin_a=self.site.grid.safety_margin_a,
         )
         lease_cut = array("d", base)  # base was 0 before: the headroom the leases take
-        known, unknown = model.paths.sum_up(draws), model.paths.sum_up(unknowns)
-        loads = self.base_loads.loads(measured, share, unread, (known, unknown), limit_a)
+        read = [runtime.draw for runtime in self.connectors]
+        known = (model.paths.sum_up(draws), draws, read)
+        loads = self.base_loads.loads(measured, share, unread, known, credits, limit_a, now)
         for node in range(n_nodes):
             for p in range(3):
                 base[3 * node + p] += loads[node][p] + reserved[node][p]
@@ -455,7 +462,7 @@ class CyclePlanner:
         own = array("d", map(sub, base, lease_cut))
         if starting:
             at = self.base_loads.loads(
-                measured | starting, share, unread, (known, unknown), limit_a, remember=False
+                measured | starting, share, unread, known, credits, limit_a, now, remember=False
             )
             own = array("d", [at[n][p] + reserved[n][p] for n in range(n_nodes) for p in range(3)])
         self.failsafes.share(own, reserved, session, holds, may_hold, limit_a)
@@ -474,7 +481,7 @@ class CyclePlanner:
             base=base,
             measured=measured,
             meter_readings=self.meter_reading,
-            draws=[runtime.draw for runtime in self.connectors],
+            draws=read,
             wanting=wanting,
             ev_max=ev_max,
             grid_operator_w=grid_operator_w,
