@@ -68,6 +68,27 @@ async def test_many_devices_and_a_pymodbus_gateway_read_in_one_group(
             nursery.cancel_scope.cancel()
 
 
+async def test_plans_behind_one_connection_are_read_in_the_group_one_after_another(
+    pymodbus_tcp: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A charger's connectors behind one socket: each next plan starts in the group once the
+    one before it ended, not in a task of its own (the connection's `read_plan`)."""
+
+    async def alone(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("read alone")
+
+    with trio.fail_after(10):
+        async with open_tcp_master("127.0.0.1", pymodbus_tcp.port) as gateway:
+            one = await opened(gateway, 1)
+            two = ModbusDevice(gateway, 2)
+            monkeypatch.setattr(gateway, "read_plan", alone)
+            reads = [(one, PLAN), (two, PLAN), (one, PLAN)]
+            outcomes = await read_plans(reads, trio.current_time() + 5)
+            tenfold = expected([v * 10 for v in HOLDING])
+            assert outcomes == [expected(HOLDING), tenfold, expected(HOLDING)]
+            assert (one.stats.ok, two.stats.ok) == (2 * 2, 2)
+
+
 @FIRST_ANSWER_FAULTS
 async def test_a_fault_in_the_group_is_retried_alone(behaviour: Behaviour, fault: str) -> None:
     with trio.fail_after(10):

@@ -7,10 +7,12 @@ wake takes every answer, matches and decodes it and sends the frames it lets out
 A task per device costs a spawn, a readiness wait (an `epoll_ctl`) and a task switch
 per request; here the whole group costs one wait per batch of answers (a brief block
 while the answers come quickly, `hubgate.modbus.readiness`, else Trio's). A device
-on an open, idle Modbus TCP connection is read in the group (`TcpMaster.start_plan`);
-any other (RTU, a connection to open or in use), and one whose read in the group fails
-in a way a retry may cure (timeout, lost link, a frame that does not answer), is read
-by its own `read_plan` in a task, with its retries, under the same deadline. A
+on an open, idle Modbus TCP connection is read in the group (`TcpMaster.start_plan`),
+and so is one whose connection has another plan of the group in flight (a charger's
+second connector behind the same socket) once that plan ended; any other (RTU, a
+connection to open or in another task's use), and one whose read in the group fails in
+a way a retry may cure (timeout, lost link, a frame that does not answer), is read by
+its own `read_plan` in a task, with its retries, under the same deadline. A
 device that needs a pause between requests is read in the group too: each of its
 requests waits for its time as a round trip waits for its deadline. Each outcome is
 the fields' values, the error that ended the read, or None when the deadline came
@@ -56,44 +58,66 @@ async def read_plans(
         if ended is not None:
             ended(index, outcome)
 
-    alone: list[int] = []
-    now = trio.current_time()
     try:
         group, readable = _IDLE.pop() if _IDLE else _new_group()
     except OSError:  # out of descriptors: every device reads alone (and reports its error)
         group = None
+    behind: dict[object, list[int]] = {}
+    """A connection with a plan of this group in flight: the indices that wait for it."""
+
+    def start(index: int, now: float) -> bool:
+        """Start `reads[index]` in the group (or end it at once); False: read it alone."""
+        device, plan = reads[index]
+        master = device.master
+        if group is None or not isinstance(master, TcpMaster):
+            return False
+        if master in behind:  # another plan of this group on its connection: after it
+            behind[master].append(index)
+            return True
+        try:
+            flight = master.start_plan(
+                group, index, device.unit, plan, device.max_in_flight, now, device.delay_s
+            )
+        except HubgateError as exc:  # a plan the codec refuses
+            end(index, exc)
+            return True
+        if flight is None or isinstance(flight.outcome, RETRIED):
+            return False
+        if flight.outcome is None:
+            behind[master] = []
+        else:
+            end(index, flight.outcome)
+        return True
+
+    async def read_alone(index: int) -> None:
+        device, plan = reads[index]
+        try:
+            outcome: Outcome = await device.read_plan(plan)
+        except Exception as exc:  # one device's failure is its own outcome
+            outcome = exc
+        end(index, outcome)
+
     try:
-        for index, (device, plan) in enumerate(reads):
-            master = device.master
-            flight = None
-            if group is not None and isinstance(master, TcpMaster):
-                try:
-                    flight = master.start_plan(
-                        group, index, device.unit, plan, device.max_in_flight, now, device.delay_s
-                    )
-                except HubgateError as exc:  # a plan the codec refuses
-                    end(index, exc)
-                    continue
-            if flight is None or isinstance(flight.outcome, RETRIED):
-                alone.append(index)
-            elif flight.outcome is not None:
-                end(index, flight.outcome)
-
-        async def read_alone(index: int) -> None:
-            device, plan = reads[index]
-            try:
-                outcome: Outcome = await device.read_plan(plan)
-            except Exception as exc:  # one device's failure is its own outcome
-                outcome = exc
-            end(index, outcome)
-
         with trio.move_on_at(deadline):
             async with trio.open_nursery() as nursery:
-                for index in alone:
-                    nursery.start_soon(read_alone, index)
-                if group is not None:
-                    for index in await _drain(group, readable, end):
+                now = trio.current_time()
+                for index in range(len(reads)):
+                    if not start(index, now):
                         nursery.start_soon(read_alone, index)
+                if group is None:
+                    return outcomes
+                while group.live:
+                    await readable.by(group.next_deadline)
+                    now = trio.current_time()
+                    for index, flight, value, started in group.step(now):
+                        outcome = flight.end(value, started, now)
+                        if isinstance(outcome, RETRIED):
+                            nursery.start_soon(read_alone, index)
+                        else:
+                            end(index, outcome)
+                        for waiting in behind.pop(reads[index][0].master, []):
+                            if not start(waiting, now):  # the connection is another's
+                                nursery.start_soon(read_alone, waiting)
     finally:  # cut short (the deadline): the plans still in flight are given up
         if group is not None:
             now = trio.current_time()
@@ -106,18 +130,3 @@ async def read_plans(
 def _new_group() -> tuple[PlanGroup, Readable]:
     group = PlanGroup()
     return group, Readable(group.fileno())
-
-
-async def _drain(group: PlanGroup, readable: Readable, end: Ended) -> list[int]:
-    """Feed every plan in flight until each ended; returns those to retry alone."""
-    retry: list[int] = []
-    while group.live:
-        await readable.by(group.next_deadline)
-        now = trio.current_time()
-        for index, flight, value, started in group.step(now):
-            outcome = flight.end(value, started, now)
-            if isinstance(outcome, RETRIED):
-                retry.append(index)
-            else:
-                end(index, outcome)
-    return retry
