@@ -33,10 +33,12 @@ __all__ = [
     "PlanExchange",
     "PlanGroup",
     "PlanInputError",
+    "QuantileSketch",
     "ReadPlan",
     "Request",
     "RequestReceived",
     "RequestRejected",
+    "RequestStats",
     "Response",
     "ResponseReceived",
     "ResponseRejected",
@@ -511,6 +513,64 @@ class PlanGroup:
         """The `epoll` set's descriptor (readable once a socket in flight is)."""
     def close(self) -> None:
         """Close the `epoll` set; plans in flight are dropped (`give_up` first)."""
+
+@final
+class QuantileSketch:
+    """Quantiles of every value added, each within `relative_accuracy` of the true one
+    (`hubgate.quantiles`)."""
+
+    def __new__(cls, relative_accuracy: float = 0.01, floor: float = 1e-6) -> Self:
+        """Raise `ValueError` for an accuracy outside (0, 1)."""
+    def add(self, value: float, times: int = 1) -> None:
+        """Count `value` `times` times (negative and NaN values count as the floor)."""
+    def quantile(self, q: float) -> float | None:
+        """The `q` quantile (0..1) of the values added; None before the first."""
+    @property
+    def count(self) -> int:
+        """Values added."""
+    @property
+    def max(self) -> float:
+        """The largest value added (0 before the first)."""
+    @property
+    def buckets(self) -> int:
+        """How many buckets hold values (the sketch's size)."""
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes its counts take."""
+    @property
+    def relative_accuracy(self) -> float: ...
+    @property
+    def floor(self) -> float: ...
+
+@final
+class RequestStats:
+    """Counters and latency quantiles of one device (or one connection):
+    `hubgate.modbus.stats`."""
+
+    def __new__(cls) -> Self: ...
+    @property
+    def requests(self) -> int: ...
+    @property
+    def ok(self) -> int: ...
+    @property
+    def timeouts(self) -> int: ...
+    @property
+    def exceptions(self) -> int:
+        """Answered with an error: a Modbus exception response, an OCPP CallError."""
+    @property
+    def errors(self) -> int: ...
+    @property
+    def latency_sum_s(self) -> float: ...
+    def record_ok(self, latency_s: float, requests: int = 1) -> None:
+        """`requests` requests answered normally, each after `latency_s`."""
+    def record_exception(self, latency_s: float) -> None:
+        """A request answered with an error (Modbus exception response, OCPP CallError)."""
+    def record_timeout(self) -> None:
+        """A request that got no answer before its deadline."""
+    def record_error(self) -> None:
+        """A request that failed otherwise (connection lost, bad frame)."""
+    def percentile_s(self, fraction: float) -> float | None:
+        """The `fraction` quantile of the answers' latency (s); None without answers."""
 
 @final
 class RtuClientCodec:

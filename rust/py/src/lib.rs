@@ -12,6 +12,7 @@ mod modbus_batch;
 mod modbus_codec;
 mod modbus_group;
 mod modbus_pdu;
+mod modbus_stats;
 mod modbus_values;
 mod paths;
 mod plan;
@@ -36,6 +37,8 @@ mod _core {
     use super::modbus_group::PlanGroup;
     #[pymodule_export]
     use super::modbus_pdu::{Request, Response};
+    #[pymodule_export]
+    use super::modbus_stats::{QuantileSketch, RequestStats};
     #[pymodule_export]
     use super::modbus_values::{Field, ReadPlan};
 

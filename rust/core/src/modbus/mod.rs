@@ -6,6 +6,7 @@ pub mod batch;
 pub mod client;
 pub mod exception;
 pub mod function;
+pub mod latency;
 pub mod matching;
 pub mod pdu;
 pub mod planner;

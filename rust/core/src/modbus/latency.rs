@@ -1,0 +1,177 @@
+//! A streaming quantile sketch for request latencies: constant memory, a
+//! bounded relative error (`RequestStats` per Modbus device or OCPP charger).
+//!
+//! The DDSketch idea (Masson, Rim, Lee: "DDSketch: a fast and fully-mergeable
+//! quantile sketch with relative-error guarantees", VLDB 2019): a value x > 0
+//! counts in bucket ceil(log_gamma(x)) with gamma = (1 + a) / (1 - a); every
+//! value in a bucket is within a relative error `a` of the bucket's
+//! representative 2 gamma^i / (gamma + 1), so a quantile read from the buckets
+//! is within `a` of the true one. Values below `floor` count in one bucket (a
+//! latency under 1 us is "under 1 us"), so for latencies of 1 us to 1000 s at
+//! 1 % the sketch holds at most ~1,040 buckets however many values it saw: one
+//! array of counts from the lowest bucket used to the highest (8 bytes a bucket).
+
+/// Quantiles of every value added, each within `relative_accuracy` of the true one.
+#[derive(Debug, Clone)]
+pub struct QuantileSketch {
+    relative_accuracy: f64,
+    floor: f64,
+    gamma: f64,
+    per_log_gamma: f64,
+    floor_index: i64,
+    /// Values counted per bucket, from bucket `low` up.
+    counts: Vec<u64>,
+    low: i64,
+    count: u64,
+    max: f64,
+}
+
+/// `relative_accuracy` outside (0, 1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AccuracyError(pub f64);
+
+impl std::fmt::Display for AccuracyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "relative_accuracy must be in (0, 1), got {}", self.0)
+    }
+}
+
+impl std::error::Error for AccuracyError {}
+
+impl QuantileSketch {
+    /// A sketch within `relative_accuracy` (0 to 1, exclusive) above `floor`.
+    ///
+    /// # Errors
+    /// [`AccuracyError`] for an accuracy outside (0, 1).
+    pub fn new(relative_accuracy: f64, floor: f64) -> Result<Self, AccuracyError> {
+        if !(relative_accuracy > 0.0 && relative_accuracy < 1.0) {
+            return Err(AccuracyError(relative_accuracy));
+        }
+        let gamma = (1.0 + relative_accuracy) / (1.0 - relative_accuracy);
+        let per_log_gamma = 1.0 / gamma.ln();
+        Ok(Self {
+            relative_accuracy,
+            floor,
+            gamma,
+            per_log_gamma,
+            floor_index: index_of(floor, per_log_gamma),
+            counts: Vec::new(),
+            low: 0,
+            count: 0,
+            max: 0.0,
+        })
+    }
+
+    /// Counts `value` `times` times (negative and NaN values count as the floor).
+    pub fn add(&mut self, value: f64, times: u64) {
+        let index = if value > self.floor {
+            index_of(value, self.per_log_gamma)
+        } else {
+            self.floor_index
+        };
+        if self.counts.is_empty() {
+            self.low = index;
+            self.counts.push(0);
+        } else if index < self.low {
+            let more = usize::try_from(self.low - index).unwrap_or(0);
+            self.counts.splice(0..0, std::iter::repeat_n(0, more));
+            self.low = index;
+        }
+        let at = usize::try_from(index - self.low).unwrap_or(0);
+        if at >= self.counts.len() {
+            self.counts.resize(at + 1, 0);
+        }
+        self.counts[at] += times;
+        self.count += times;
+        if value > self.max {
+            self.max = value;
+        }
+    }
+
+    /// The `q` quantile (0 to 1) of the values added; `None` before the first.
+    #[must_use]
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let rank = q * (self.count - 1) as f64;
+        let mut seen = 0_u64;
+        for (at, counted) in self.counts.iter().enumerate() {
+            seen += counted;
+            #[allow(clippy::cast_precision_loss)]
+            if seen as f64 > rank {
+                let index = self.low + i64::try_from(at).unwrap_or(i64::MAX);
+                if index == self.floor_index {
+                    return Some(self.floor);
+                }
+                #[allow(clippy::cast_possible_truncation)]
+                let estimate = 2.0 * self.gamma.powi(index as i32) / (self.gamma + 1.0);
+                return Some(estimate.min(self.max));
+            }
+        }
+        Some(self.max)
+    }
+
+    /// Values added.
+    #[must_use]
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The largest value added (0 before the first).
+    #[must_use]
+    pub fn max(&self) -> f64 {
+        self.max
+    }
+
+    /// How many buckets hold values (the sketch's size).
+    #[must_use]
+    pub fn buckets(&self) -> usize {
+        self.counts.iter().filter(|&&counted| counted != 0).count()
+    }
+
+    /// Bytes the counts take (the sketch's memory beyond its fixed fields).
+    #[must_use]
+    pub fn memory_bytes(&self) -> usize {
+        self.counts.capacity() * std::mem::size_of::<u64>()
+    }
+
+    /// The accuracy it was made with.
+    #[must_use]
+    pub fn relative_accuracy(&self) -> f64 {
+        self.relative_accuracy
+    }
+
+    /// The floor it was made with.
+    #[must_use]
+    pub fn floor(&self) -> f64 {
+        self.floor
+    }
+}
+
+#[allow(clippy::cast_possible_truncation)]
+fn index_of(value: f64, per_log_gamma: f64) -> i64 {
+    (value.ln() * per_log_gamma).ceil() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::QuantileSketch;
+
+    #[test]
+    fn quantiles_within_the_accuracy_and_the_floor() {
+        let mut sketch = QuantileSketch::new(0.01, 1e-6).unwrap();
+        assert_eq!(sketch.quantile(0.5), None);
+        for ms in 11..20 {
+            sketch.add(f64::from(ms) / 1000.0, 1);
+        }
+        let median = sketch.quantile(0.5).unwrap();
+        assert!((median - 0.015).abs() <= 0.015 * 0.01, "{median}");
+        assert!((sketch.quantile(1.0).unwrap() - 0.019).abs() <= 0.019 * 0.01);
+        sketch.add(-1.0, 3);
+        assert_eq!(sketch.quantile(0.0), Some(1e-6));
+        assert_eq!(sketch.count(), 12);
+        assert!(QuantileSketch::new(1.0, 1e-6).is_err());
+    }
+}
