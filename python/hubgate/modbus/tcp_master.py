@@ -32,7 +32,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import cast
 
 import trio
 
@@ -82,6 +81,11 @@ class _Connection:
     stream: Link
     codec: TcpClientCodec = field(default_factory=TcpClientCodec)
     closed: bool = False
+    socket: SocketLink | None = field(init=False)
+    """The stream when it is a `SocketLink` (read plans over it in Rust), else None."""
+
+    def __post_init__(self) -> None:
+        self.socket = self.stream if type(self.stream) is SocketLink else None
 
 
 class TcpMaster:
@@ -197,7 +201,7 @@ class TcpMaster:
         connection = self._connection
         if self._busy or connection is None or connection.closed:
             return None
-        if not isinstance(connection.stream, SocketLink):
+        if connection.socket is None:
             return None
         if delay_s or unit in self._one_at_a_time:
             max_in_flight = 1
@@ -205,7 +209,7 @@ class TcpMaster:
         self._busy = True
         stats = self._stats.get(unit) or stats_of(self._stats, unit)
         flight = PlanInFlight(self, connection, unit, exchange, stats, delay_s)
-        codec, fd = connection.codec, connection.stream.fd
+        codec, fd = connection.codec, connection.socket.fd
         check = check_send if SEND_GUARD.get() is not None else None
         quiet = self._quiet_since
         if ended := group.add(
@@ -250,7 +254,7 @@ class TcpMaster:
             or self._busy
             or connection is None
             or connection.closed
-            or type(connection.stream) is not SocketLink
+            or connection.socket is None
         ):
             connection, started, deadline = await self._start(unit, stats, timeout_s, delay_s)
             try:
@@ -415,7 +419,7 @@ class TcpMaster:
         `delay_s` before it); returns the outcome and the round trips (none when the plan
         has no requests)."""
         codec, stream = connection.codec, connection.stream
-        if not delay_s and type(stream) is SocketLink:
+        if not delay_s and connection.socket is not None:
             now = trio.current_time()
             outcome = await self._plan_on_socket(
                 connection, unit, exchange, deadline, timeout_s, now
@@ -466,7 +470,8 @@ class TcpMaster:
         pause: the round trips in Rust (`PlanExchange.run_on`: one call while the answers
         come within brief blocks, `hubgate.modbus.readiness`), else after Trio's wait for
         the socket."""
-        codec, link = connection.codec, cast(SocketLink, connection.stream)
+        codec, link = connection.codec, connection.socket
+        assert link is not None  # the callers' condition
         fd, readable = link.fd, link.readable
         guard = SEND_GUARD.get()  # a command's frames are each checked before they go
         step: list[FieldValue] | Response | ResponseRejected | bytes | bool | None = True
@@ -501,6 +506,8 @@ class TcpMaster:
             raise
         finally:
             self.stray_frames += exchange.strays
+        if isinstance(step, list):  # the fields' values (without `_plan_outcome`'s call)
+            return step
         if step == b"":
             return self._lost(connection, "connection closed by the device")
         return self._plan_outcome(unit, step)
