@@ -1,5 +1,5 @@
 """A gateway collects its cyclic garbage and gives the C heap's free pages back to the
-system, once a minute."""
+system, once a minute; after start-up its young collections wait for more objects."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ import pytest
 import trio
 import trio.testing
 
-from hubgate.runtime.gc_tuning import TRIM_EVERY_S, collect_and_trim, keep_heap_trimmed
+from hubgate.runtime.gc_tuning import (
+    TRIM_EVERY_S,
+    YOUNG_COLLECTION_AFTER,
+    collect_and_trim,
+    keep_heap_trimmed,
+    settle_gc,
+)
 
 FRAGMENTED = """
 from pathlib import Path
@@ -67,3 +73,39 @@ def test_a_cycle_that_died_in_the_oldest_generation_is_collected() -> None:
         assert died() is None
     finally:
         gc.enable()
+
+
+def _young_collections(alive: int) -> int:
+    """How many young collections keeping `alive` new objects at once, then freeing them,
+    runs (ten times over)."""
+    young: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 0:
+            young.append(1)
+
+    gc.callbacks.append(seen)
+    try:
+        for _ in range(10):
+            kept = [[k] for k in range(alive)]
+            del kept
+    finally:
+        gc.callbacks.remove(seen)
+    return len(young)
+
+
+def test_after_settling_young_collections_wait_for_more_objects() -> None:
+    """What a cycle keeps for a moment and frees by reference counting (a few thousand
+    objects) no longer runs a young collection each time."""
+    threshold = gc.get_threshold()
+    alive = YOUNG_COLLECTION_AFTER // 2
+    try:
+        gc.set_threshold(700, 10, 10)  # CPython's default: several per round
+        gc.collect()
+        assert _young_collections(alive) >= 10
+        settle_gc()
+        gc.collect()
+        assert _young_collections(alive) <= 1
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
