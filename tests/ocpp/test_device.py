@@ -374,3 +374,50 @@ async def test_a_start_is_known_before_its_meter_values_show_it(
     assert started.at == idle.at
     assert started.state_at is not None
     assert started.state_at > started.at
+
+
+def _tasks_named(suffix: str) -> int:
+    """How many tasks of this Trio run have a name ending in `suffix`."""
+    count, todo = 0, [trio.lowlevel.current_root_task()]
+    while todo:
+        task = todo.pop()
+        count += task.name.endswith(suffix)
+        todo.extend(t for n in task.child_nurseries for t in n.child_tasks)
+    return count
+
+
+async def test_a_slow_station_is_sent_the_newest_limit_not_a_queue_of_them(
+    server: Running,
+) -> None:
+    """While the station holds its answer to one limit, the loop asks a new one each cycle,
+    each call cut short at the cycle's deadline: at most one exchange waits behind the one
+    in flight, shared by the later calls, and it sends the newest limit, here a decrease.
+    Each call queued an exchange of its own before, and they went out in order: a task per
+    connector per cycle while the station was slow, and the decrease after every older
+    setpoint (each a round trip of the slow station)."""
+    charger = cp16_charger(server)
+    with trio.fail_after(30):
+        async with connected(server) as cp, trio.open_nursery() as nursery:
+            nursery.start_soon(charger.care.attend, await server.session_of("CP16"))
+            boot = call.BootNotification(charge_point_model="M", charge_point_vendor="V")
+            await trio.to_thread.run_sync(cp.call, boot)
+            await wait_until(lambda: charger.care.known, "the station settled")
+            await charger.configure_failsafe(timeout_s=60.0, failsafe_current_a=6.0)
+            await charger.set_limit(0.0, 3)
+            sent = len([a for a, _ in cp.cp.received if a == "SetChargingProfile"])
+            cp.cp.answering.clear()
+            with trio.move_on_after(0.05):  # the cycle moves on; the exchange goes on
+                await charger.set_limit(16.0, 3)
+            await trio.to_thread.run_sync(cp.cp.wait_received, "SetChargingProfile", sent + 1)
+            for amps in (20.0, 24.0, 22.0, 6.0):  # four cycles, each cut at its deadline
+                with trio.move_on_after(0.05):
+                    await charger.set_limit(amps, 3)
+            assert _tasks_named(".aside") <= 2  # the one in flight and one waiting
+            cp.cp.answering.set()
+            assert (await charger.set_limit(6.0, 3)).current_a == 6.0  # after those before
+            profiles = [p for a, p in cp.cp.received if a == "SetChargingProfile"][sent:]
+            limits = [
+                p["charging_schedule"]["charging_schedule_period"][0]["limit"] for p in profiles
+            ]
+            assert limits == [16.0, 6.0]
+            nursery.cancel_scope.cancel()

@@ -412,14 +412,14 @@ class OcppCharger:
     async def set_limit(self, current_a: float, phases: int) -> AppliedLimit:
         """Send the limit when due (deadband, rate limit); returns the limit in force.
 
-        The exchange runs in the station's own task (`StationCare.detached`): cut short,
-        the caller leaves it to finish; calls waiting behind it send the latest setpoint
-        asked for, not theirs. A station that refuses every purpose on a connector
+        The exchange runs in the station's own task (`StationCare.in_turn`): cut short, the
+        caller leaves it to finish; one waits behind it at most, shared by later calls, and
+        sends the latest setpoint. A station that refuses every purpose on a connector
         (TxDefaultProfile: some take only their station maximum, lbbrhzn/ocpp#221) gets
         one station-wide limit, the connectors' setpoints added up (`StationCare.share`)."""
         self._wanted = (current_a, phases)
         self.quiet_until = -math.inf  # (until an exchange says otherwise)
-        return await self.care.detached(self._send_wanted)
+        return await self.care.in_turn(self.connector_id, self._send_wanted)
 
     def limit_in_force(self, current_a: float, phases: int) -> AppliedLimit | None:
         """The limit in force, at once and without a task, when `set_limit(current_a,

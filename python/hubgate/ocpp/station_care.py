@@ -29,7 +29,7 @@ from typing import Any, Protocol, TypeVar
 
 import trio
 
-from hubgate.aside import run_aside
+from hubgate.aside import Turns, run_aside
 from hubgate.config.model import CapabilityOverride
 from hubgate.ocpp.capabilities import Capabilities, discover
 from hubgate.ocpp.errors import OcppCallError, OcppCallTimeoutError, OcppSessionClosedError
@@ -136,6 +136,8 @@ class StationCare:
         self._prepared: OcppSession | None = None
         self._nursery: trio.Nursery | None = None
         """The attended connection's (`detached`)."""
+        self._turns: dict[object, Turns[Any]] = {}
+        """`in_turn`'s, by key."""
         self._settled = False
         self._lock = trio.Lock()
         self._capabilities: tuple[tuple[object, ...], float | None, Capabilities] | None = None
@@ -258,6 +260,17 @@ class StationCare:
         if not (result := await run_aside(nursery, exchange)):
             raise OcppSessionClosedError(f"{self.station.identity}: the connection ended")
         return result[0]
+
+    async def in_turn(self, key: object, exchange: Callable[[], Awaitable[T]]) -> T:
+        """`detached(exchange)`, the exchanges of one `key` (a connector's limit) taken in
+        turns (`hubgate.aside.Turns`): while one waits for the one in flight, a later call
+        shares its outcome, and it sends what is newest when its turn comes. A station slower
+        than the cycle once piled up an exchange per connector per cycle (thousands of
+        tasks on depot-200 at load 20, each with an older setpoint than the last)."""
+        turns: Turns[T] = self._turns.setdefault(key, Turns())
+        if not (outcome := await turns.take(exchange, self.detached)):
+            raise OcppSessionClosedError(f"{self.station.identity}: the exchange was cut short")
+        return outcome[0]
 
     async def settle(self, session: OcppSession) -> None:
         """Wait for the boot, then ask and provision (with retries)."""
