@@ -42,6 +42,18 @@ async def connected(server: Running) -> AsyncIterator[ChargePointThread]:
         await trio.to_thread.run_sync(cp.stop)
 
 
+async def attended(
+    charger: OcppCharger, server: Running, cp: ChargePointThread, nursery: trio.Nursery
+) -> None:
+    """CP16 attended in `nursery` (its exchanges run there), booted, settled and its
+    failsafe configured."""
+    nursery.start_soon(charger.care.attend, await server.session_of("CP16"))
+    boot = call.BootNotification(charge_point_model="M", charge_point_vendor="V")
+    await trio.to_thread.run_sync(cp.call, boot)
+    await wait_until(lambda: charger.care.known, "the station settled")
+    await charger.configure_failsafe(timeout_s=60.0, failsafe_current_a=6.0)
+
+
 async def test_read_limit_failsafe_and_heartbeat(server: Running) -> None:
     charger = cp16_charger(server)
     assert charger.id == "charger-16"
@@ -131,11 +143,7 @@ async def test_a_limit_outlasting_the_loops_deadline_is_still_applied(server: Ru
     charger = cp16_charger(server)
     with trio.fail_after(20):
         async with connected(server) as cp, trio.open_nursery() as nursery:
-            nursery.start_soon(charger.care.attend, await server.session_of("CP16"))
-            boot = call.BootNotification(charge_point_model="M", charge_point_vendor="V")
-            await trio.to_thread.run_sync(cp.call, boot)
-            await wait_until(lambda: charger.care.known, "the station settled")
-            await charger.configure_failsafe(timeout_s=60.0, failsafe_current_a=6.0)
+            await attended(charger, server, cp, nursery)
             await charger.set_limit(6.0, 3)
             sent = len([a for a, _ in cp.cp.received if a == "SetChargingProfile"])
             cp.cp.answering.clear()  # it answers slower than the deadline
@@ -378,7 +386,9 @@ async def test_a_start_is_known_before_its_meter_values_show_it(
 
 def _tasks_named(suffix: str) -> int:
     """How many tasks of this Trio run have a name ending in `suffix`."""
-    count, todo = 0, [trio.lowlevel.current_root_task()]
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+    count, todo = 0, [root]
     while todo:
         task = todo.pop()
         count += task.name.endswith(suffix)
@@ -398,11 +408,7 @@ async def test_a_slow_station_is_sent_the_newest_limit_not_a_queue_of_them(
     charger = cp16_charger(server)
     with trio.fail_after(30):
         async with connected(server) as cp, trio.open_nursery() as nursery:
-            nursery.start_soon(charger.care.attend, await server.session_of("CP16"))
-            boot = call.BootNotification(charge_point_model="M", charge_point_vendor="V")
-            await trio.to_thread.run_sync(cp.call, boot)
-            await wait_until(lambda: charger.care.known, "the station settled")
-            await charger.configure_failsafe(timeout_s=60.0, failsafe_current_a=6.0)
+            await attended(charger, server, cp, nursery)
             await charger.set_limit(0.0, 3)
             sent = len([a for a, _ in cp.cp.received if a == "SetChargingProfile"])
             cp.cp.answering.clear()
