@@ -81,6 +81,12 @@ class ConnectorRuntime:
     """Since when the EV has drawn more than `EV_HEADROOM_A` under its setpoint, on end."""
     lowered_at: float | None = None
     """When a lowered setpoint was accepted, until a later reading shows the EV followed it."""
+    raised_at: float = -math.inf
+    """When an increase of its setpoint (or one not known to have gone out) was last
+    accepted: EVs take the offers they are sent in turn, so its EV may still take that one
+    up to `settle_s` later whatever was sent after, and no reading before then shows it
+    followed a decrease (while its EV wants current: an idle one's, such as a DC hold's,
+    does)."""
     seen_above: bool = False
     """A reading after `lowered_at` showed its EV still above the lowered setpoint."""
     limit_check: LimitCheck = field(default_factory=LimitCheck)

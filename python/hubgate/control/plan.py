@@ -379,6 +379,8 @@ class CyclePlanner:
                 runtime.lowered_at is not None
                 and runtime.sent_a is not None
                 and reading.at > runtime.lowered_at
+                # an EV may still take an earlier, higher offer (EVs take them in turn)
+                and (not wants or reading.at >= runtime.raised_at + settle_s)
                 and reading.phase_currents() is not None  # every phase measured then
             ):
                 if drawn <= runtime.sent_a + FOLLOWED_TOLERANCE_A:
@@ -597,6 +599,8 @@ class CyclePlanner:
             if isinstance(outcome, AppliedLimit):
                 if runtime.sent_a != setpoints[i]:
                     runtime.sent_at = now
+                if runtime.sent_a is None or setpoints[i] > runtime.sent_a:
+                    runtime.raised_at = done_at
                 if outcome.current_a <= setpoints[i] and (
                     runtime.sent_a is None or setpoints[i] < runtime.sent_a
                 ):
