@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-from hubgate.runtime.demo import LOOPBACK, held_port
+from hubgate.runtime.demo import LOOPBACK, held_port, hold
 
 __all__ = ["LOOPBACK", "HeldPorts", "bind_error", "free_ports", "refused_port", "run_listening"]
 
@@ -51,13 +51,7 @@ class HeldPorts:
         """Hold `ports` (all without any) again after their server ended, where the port can
         be bound (not while connections of its old server linger in TIME_WAIT)."""
         for port in ports or self.ports:
-            if port not in self._holders:
-                holder = socket.socket()
-                try:
-                    holder.bind((LOOPBACK, port))
-                except OSError:
-                    holder.close()
-                    continue
+            if port not in self._holders and (holder := hold(port)) is not None:
                 self._holders[port] = holder
 
     def __enter__(self) -> HeldPorts:

@@ -43,14 +43,20 @@ def held_port() -> socket.socket:
     no other process can bind the port until the socket is closed, and a connection to it is
     refused, as to a port nobody listens on. Closed right before its listener binds it."""
     for port in random.sample(LISTEN_PORTS, 50):
-        holder = socket.socket()
-        try:
-            holder.bind((LOOPBACK, port))
-        except OSError:
-            holder.close()
-            continue
-        return holder
+        if (holder := hold(port)) is not None:
+            return holder
     raise OSError("no free loopback port found in 20000-31999")
+
+
+def hold(port: int) -> socket.socket | None:
+    """A loopback socket bound to `port`, not listening; None when another socket has it."""
+    holder = socket.socket()
+    try:
+        holder.bind((LOOPBACK, port))
+    except OSError:
+        holder.close()
+        return None
+    return holder
 
 
 def rewired(site: SiteConfig, ports: dict[str, int], ocpp_port: int, api_port: int) -> SiteConfig:
