@@ -14,13 +14,8 @@ from hypothesis import strategies as st
 from hubgate._core import ConnectorPaths
 
 TOLERANCE_A = 1e-6
-PHASE_SETS = [(0, 1, 2), (0,), (1,), (2,)]
 
-
-@st.composite
-def shares(
-    draw: st.DrawFn,
-) -> tuple[
+Share = tuple[
     int,
     list[tuple[int, ...]],
     list[tuple[int, ...]],
@@ -29,7 +24,15 @@ def shares(
     list[bool],
     list[float],
     list[float],
-]:
+]
+"""A drawn case: node count, connector paths and phases, fixed failsafes, session, holds,
+what each may fall back to now, room per node and phase."""
+
+PHASE_SETS = [(0, 1, 2), (0,), (1,), (2,)]
+
+
+@st.composite
+def shares(draw: st.DrawFn) -> Share:
     """A random tree, connectors on it (paths, phases, fixed failsafes, session, holds, what
     each may fall back to now) and the room per node and phase."""
     n_nodes = draw(st.integers(1, 4))
@@ -68,18 +71,7 @@ def _per_node(
 
 @settings(max_examples=300, deadline=None)
 @given(shares())
-def test_wherever_an_increase_is_granted_every_landing_order_fits(
-    case: tuple[
-        int,
-        list[tuple[int, ...]],
-        list[tuple[int, ...]],
-        list[float],
-        list[bool],
-        list[bool],
-        list[float],
-        list[float],
-    ],
-) -> None:
+def test_wherever_an_increase_is_granted_every_landing_order_fits(case: Share) -> None:
     n_nodes, paths, phases, fixed, session, holds, may_hold, room = case
     connector_paths = ConnectorPaths(n_nodes, paths, phases)
     granted = list(connector_paths.share_failsafe(fixed, session, holds, may_hold, list(room), 6.0))
