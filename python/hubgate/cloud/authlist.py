@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from hubgate.cloud.store import ACCEPTED, Authorization, AuthRecord
 from hubgate.config.services import FromCharger
 from hubgate.ocpp.capabilities import parse_boolean
+from hubgate.ocpp.meter_values import parse_timestamp
 from hubgate.ocpp.versions import OcppVersion
 
 _UNKNOWN_STATUS = {
@@ -53,7 +53,7 @@ def token_key(version: OcppVersion, token: str | dict[str, Any]) -> str:
 def _epoch(value: object) -> float | None:
     if not isinstance(value, str):
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return parse_timestamp(value).timestamp()
 
 
 def auth_record(version: OcppVersion, key: str, info: dict[str, Any]) -> AuthRecord:

@@ -8,6 +8,7 @@ register, the average power between its last two readings is kept too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -49,9 +50,21 @@ class Measurement(NamedTuple):
     """Average power between the last two energy readings (W)."""
 
 
+_LEAP_SECOND = re.compile(r"([Tt ]\d\d:\d\d):60(?:\.\d+)?")
+
+
 def parse_timestamp(text: str) -> datetime:
-    """An OCPP timestamp; one without an offset is read as UTC."""
-    moment = datetime.fromisoformat(text.replace("z", "Z"))
+    """An OCPP timestamp; one without an offset is read as UTC. A leap second (`23:59:60`
+    UTC: OCPP's dateTime is RFC 3339's, which allows it, and so does the schema check) is
+    the last microsecond of the second before it, which a `datetime` can hold: the same
+    day, not before any moment sent before it nor after any sent after it."""
+    try:
+        moment = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        clamped, leap = _LEAP_SECOND.subn(r"\1:59.999999", text, count=1)
+        if not leap:
+            raise
+        moment = datetime.fromisoformat(clamped.replace("z", "Z"))
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
