@@ -54,6 +54,17 @@ def test_an_unknown_name_lists_the_packaged_ones() -> None:
     assert "charger-zoo, depot-200, depot-500, small-4" in message
 
 
+def test_a_site_given_for_a_scenario_is_named_as_one() -> None:
+    with pytest.raises(ConfigError) as info:
+        example_path("small-4", "scenarios")  # `hubgate sim small-4`
+    message = str(info.value)
+    assert message.startswith("small-4: a packaged site, not a scenario; the packaged scenarios:")
+    assert "grid-limit-step" in message
+    with pytest.raises(ConfigError) as info:
+        example_path("grid-limit-step", "sites")
+    assert str(info.value).startswith("grid-limit-step: a packaged scenario, not a site;")
+
+
 def test_copy_then_use_the_copy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "start"
     assert main(["examples", "copy", str(target)]) == EXIT_OK

@@ -46,7 +46,12 @@ def example_path(argument: str, kind: Kind) -> Path:
     from hubgate.tomlcheck import ConfigError, ConfigProblem
 
     names = ", ".join(packaged)
-    message = f"no such file, nor a packaged example; the packaged {kind}: {names}"
+    other: Kind = "scenarios" if kind == "sites" else "sites"
+    if argument in example_files(other):  # `hubgate sim small-4`, `run grid-limit-step`
+        what = f"a packaged {other[:-1]}, not a {kind[:-1]}"
+    else:
+        what = "no such file, nor a packaged example"
+    message = f"{what}; the packaged {kind}: {names}"
     raise ConfigError([ConfigProblem(argument, "", None, message)])
 
 
