@@ -2,11 +2,11 @@
 
 `NatsCluster.start(tmp_path)` writes each node's configuration (client and route ports held
 here while the node is not running, `HeldPorts`; its own store directory, routes to the two
-others) and starts them; clients are
-not told of the other nodes (`no_advertise`), so a client of a stopped node is cut off, as
-a gateway whose own node fails. `stop_node(i)` ends one node (SIGTERM, or SIGKILL),
-`start_node(i)` brings it back on the same ports and store. Readiness is read from each
-node's log ("Server is ready").
+others) and starts them; clients are not told of the other nodes (`no_advertise`), so a
+client of a stopped node is cut off, as a gateway whose own node fails. `stop_node(i)` ends
+one node (SIGTERM, or SIGKILL), `start_node(i)` brings it back on the same ports and store,
+`pause_node(i)` stalls it (SIGSTOP) until `pause_node(i, paused=False)`. Readiness is read
+from each node's log ("Server is ready").
 """
 
 from __future__ import annotations
@@ -156,6 +156,14 @@ class NatsCluster:
         process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
         process.wait(10)
         node.held.hold_again()
+
+    def pause_node(self, index: int, *, paused: bool = True) -> None:
+        """Stop node `index`'s process in its tracks (SIGSTOP), or let it go on (SIGCONT): a
+        server that stalls, its connections kept."""
+        process = self.nodes[index].process
+        assert process is not None
+        assert process.poll() is None
+        process.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
 
     def close(self) -> None:
         """End every node and let its ports go."""

@@ -14,9 +14,12 @@ read every `poll_s`, and by a standby at once whenever a gateway writes it (a pl
 subscription to the key's subject wakes the read: what counts is what the read finds, a
 refused write wakes it too), so it sees the leader's last renewal, or a release, as it is
 made, not up to `poll_s` later; the lease renews and take-overs are compare-and-set writes
-on its revision (`KeyValue.update(..., last=revision)`). Every NATS call has a deadline well
-inside the renewal period, so a hung cluster never keeps the leader commanding past
-its lease: `epoch()` turns None by the leader's own clock.
+on its revision (`KeyValue.update(..., last=revision)`). The subscription hears a write as
+it is published, before the stream's replicas have taken it, so the read it wakes may still
+find the key at the revision the write was made against: then it reads again every
+`REREAD_S` until it finds the key past it (for at most a renewal period). Every NATS call
+has a deadline well inside the renewal period, so a hung cluster never keeps the leader
+commanding past its lease: `epoch()` turns None by the leader's own clock.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 import trio
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.js.api import Header
 from nats.js.errors import (
     BadRequestError,
     KeyDeletedError,
@@ -46,6 +50,8 @@ from hubgate.control.authority import Held, Inheritance
 log = logging.getLogger(__name__)
 
 BUCKET = "hubgate_leases"
+REREAD_S = 0.02
+"""How soon a standby reads the key again when a write went by that it did not find yet."""
 
 
 class Leadership:
@@ -72,6 +78,10 @@ class Leadership:
         self._changed = trio.Event()
         self._written = trio.Event()
         """Set when a write of the key went by (`_wake_on_writes`)."""
+        self._went_by = (0, float("-inf"))
+        """The highest revision a write that went by was made against, and when it went
+        by: a read that finds the key at or below it was answered before the stream took
+        that write (`_pause`)."""
         self._promoted = trio.Event()
         self._role = Role.STANDBY
         self._serving = False
@@ -163,12 +173,14 @@ class Leadership:
         a reconnection). Started once subscribed, or once a try failed."""
         token = trio.lowlevel.current_trio_token()
 
-        def written() -> None:
+        def written(last: int) -> None:
+            self._went_by = max(self._went_by[0], last), self.clock()
             self._written.set()
 
         async def went_by(message: Msg) -> None:
+            last = (message.headers or {}).get(Header.EXPECTED_LAST_SUBJECT_SEQUENCE, "")
             with suppress(trio.RunFinishedError):
-                token.run_sync_soon(written)
+                token.run_sync_soon(written, int(last) if last.isdigit() else 0)
 
         subject = f"$KV.{BUCKET}.{self.key}"
         while True:
@@ -193,10 +205,16 @@ class Leadership:
 
     def _pause(self) -> float:
         """Until the next step: `poll_s`, or less when a standby takes the chargers or a
-        silent leader's lease before then (not up to `poll_s` after that moment)."""
+        silent leader's lease before then (not up to `poll_s` after that moment), or
+        `REREAD_S` while a write that went by is not in what the key was read as."""
         now = self.clock()
         wake = self.lease.wake_at(now)
-        return self.poll_s if wake is None else min(self.poll_s, wake - now)
+        pause = self.poll_s if wake is None else min(self.poll_s, wake - now)
+        last, at = self._went_by
+        revision = self.lease.revision
+        if revision is not None and revision <= last and now - at < self.lease.timing.renew_every_s:
+            return min(pause, REREAD_S)
+        return pause
 
     async def step(self) -> None:
         """One round: read the key, make the write that is due, tell who waits."""
