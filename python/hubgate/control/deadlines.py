@@ -268,13 +268,10 @@ class SessionDeadlines:
         reports them) its session-energy register and the EV's state of charge (%), and
         (when known) the most its EV takes per phase, which the plan holds it to from then
         on. Unplugging ends the session and its need."""
-        session = self._sessions[index]
         if not plugged:
-            if session.active:
-                self._sessions[index] = _Session()
-            else:
-                session.power_w = 0.0
+            self.unplugged(index)
             return
+        session = self._sessions[index]
         if not session.active:
             session.active = True
             session.meter_start_wh = session_wh
@@ -294,6 +291,14 @@ class SessionDeadlines:
         if soc is not None:
             session.soc = soc
             self._to_target(session, soc)
+
+    def unplugged(self, index: int) -> None:
+        """No EV at `index` (`observe` unplugged): its session, if any, ends with its need."""
+        session = self._sessions[index]
+        if session.active:
+            self._sessions[index] = _Session()
+        else:
+            session.power_w = 0.0
 
     @staticmethod
     def _to_target(session: _Session, soc: float) -> None:

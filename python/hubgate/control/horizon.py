@@ -82,6 +82,8 @@ class Horizon:
         self._demand_cap_w: float | None = None
         """The demand cap the last cycle applied (`demand_cap_w`)."""
         self._needs_seen: dict[str, ChargingNeeds] = {}
+        self._phases = [1 if info.one_phase else 3 for info in model.connectors]
+        """The phase count each connector draws on (fixed with the site)."""
 
     def wall(self, now: float) -> float:
         """The wall-clock time (epoch s) at the loop's `now`."""
@@ -181,18 +183,21 @@ class Horizon:
         with a schedule. `base`: each node's base load per phase, of which `lease_cut` is
         the headroom its leases take (`fold_leases`); the plan takes the leases from the
         limits themselves."""
-        model = self.model
+        model, voltage = self.model, self.model.voltage_v
+        observe, unplugged = self.deadlines.observe, self.deadlines.unplugged
         for i, runtime in enumerate(connectors):
             reading = runtime.reading
-            plugged = reading is not None and (
-                reading.state in WANTING_STATES or (reading.state is None and max(runtime.draw) > 1)
-            )
-            values = reading.values if reading is not None else {}
-            power_w = sum(runtime.draw) * model.voltage_v
+            if reading is None or (
+                reading.state not in WANTING_STATES
+                and (reading.state is not None or max(runtime.draw) <= 1)
+            ):
+                unplugged(i)  # (most idle connectors: nothing else to look at)
+                continue
+            values = reading.values
             ev_a = runtime.ev_limit_a - EV_HEADROOM_A  # what it drew when it took less
-            session_wh, soc = values.get(Quantity.SESSION_ENERGY), values.get(Quantity.SOC)
-            self.deadlines.observe(i, plugged, power_w, session_wh, now, ev_a, soc)
-        phases = [1 if info.one_phase else 3 for info in model.connectors]
+            session_wh, soc = values.get(_SESSION_ENERGY), values.get(_SOC)
+            observe(i, True, sum(runtime.draw) * voltage, session_wh, now, ev_a, soc)
+        phases = self._phases
         own = array("d", (b - cut for b, cut in zip(base, lease_cut, strict=True)))
         groups = [
             (
@@ -248,3 +253,7 @@ class Horizon:
             else (demand.cap_w(self.wall(now)), demand.target_w()),
             sum(1 for start in starts if start < interval_end),
         )
+
+
+_SESSION_ENERGY = Quantity.SESSION_ENERGY
+_SOC = Quantity.SOC
