@@ -20,6 +20,7 @@ __all__ = [
     "Allocation",
     "AllocationInputError",
     "Allocator",
+    "BriefWait",
     "CodecError",
     "ConnectorPaths",
     "CrcError",
@@ -47,12 +48,14 @@ __all__ = [
     "TcpClientCodec",
     "TcpServerCodec",
     "TopologyError",
+    "TrioRun",
     "WebSocketDecoder",
     "__version__",
     "check_crc",
     "crc16",
     "encode_websocket_close",
     "encode_websocket_frame",
+    "mark_pass",
 ]
 
 __version__: str
@@ -437,22 +440,22 @@ class PlanExchange:
         """Feed received bytes: `None` (wait), `bytes` (send, then wait), the field values
         (done), a `Response.Exception` or a `ResponseRejected` (failed, nothing pending);
         raise `FrameError` on a bad header (close the connection)."""
-    def run_on(
+    def drive(
         self,
         codec: TcpClientCodec,
         fd: int,
-        wait_s: float,
-        within_s: float,
+        readable: BriefWait,
+        timeout_s: float,
         chain: bool,
-        hold: bool = False,
     ) -> list[_FieldValue] | Response | ResponseRejected | bytes | bool | None:
         """Drive the plan over the connected, non-blocking socket `fd` without the event
-        loop: send the frames due, take what arrives (each wait a `poll` of at most
-        `wait_s`, the GIL released, none past `within_s`), send what the answers let out
-        (only when `chain`; none with `hold`: the device's pause). Returns as `receive` once the plan ended; `None` while an
-        answer is awaited (`missed` if a whole `wait_s` ran out); `True` when frames fell due and
-        not `chain` (call again to send them); `b""` when the device closed the
-        connection. Raise `OSError` and `FrameError` (close the connection)."""
+        loop, in brief blocks while `readable`'s rules allow (the Trio run's facts read
+        once): send the frames due, take what arrives, send what the answers let out (only
+        when `chain`); each round trip times out `timeout_s` after its frames went out.
+        Returns as `receive` once the plan ended; `None` while an answer is awaited (wait
+        the Trio way until readable or `deadline`, then call again); `True` when frames
+        fell due and not `chain` (call again to send them); `b""` when the device closed
+        the connection. Raise `OSError` and `FrameError` (close the connection)."""
     def abandon(self, codec: TcpClientCodec) -> None:
         """Stop waiting for the unanswered requests (timeout)."""
     @property
@@ -466,10 +469,70 @@ class PlanExchange:
         """Requests answered so far."""
     @property
     def rounds(self) -> int:
-        """Sends `run_on` made so far."""
+        """Sends made so far."""
     @property
-    def missed(self) -> bool:
-        """The last `run_on` returned `None` after a whole `wait_s` without an answer."""
+    def started(self) -> float:
+        """Trio's clock when `drive` was first called."""
+    @property
+    def deadline(self) -> float:
+        """When the round trip in flight times out (Trio's clock; `drive`)."""
+    @property
+    def ended(self) -> float:
+        """Trio's clock when `drive` last returned (or as set: when the plan was given up)."""
+    @ended.setter
+    def ended(self, value: float) -> None: ...
+
+@final
+class TrioRun:
+    """Where the brief blocks read the Trio run's facts: its runner, or the public calls
+    where the runner is not as expected (`hubgate.modbus.readiness`)."""
+
+    def __new__(
+        cls,
+        context: object | None,
+        system_clock: type | None,
+        public: Callable[[], tuple[float, float, bool, int]],
+    ) -> Self:
+        """`context`: Trio's per-thread run state (None: the public calls alone),
+        `system_clock` its `SystemClock` type; `public()` reads the facts publicly."""
+    def facts(self) -> tuple[float, float, bool, int]:
+        """(Trio's clock, the run's first deadline, this task cancelled, tasks runnable)."""
+
+@disjoint_base
+class BriefWait:
+    """The brief block's state of one socket (`hubgate.modbus.readiness.Readable`)."""
+
+    SLICE_S: ClassVar[float]
+    answer_s: float
+    def __new__(cls, fd: int, run: TrioRun) -> Self:
+        """Brief blocks on `fd`, the run's facts read as `run` says."""
+    @property
+    def fd(self) -> int:
+        """The file descriptor waited for."""
+    @property
+    def brief_answers(self) -> int:
+        """Waits that ended in a brief block, without Trio's scheduler."""
+    @property
+    def miss_rate(self) -> float:
+        """The share of recent brief blocks that ended without an answer."""
+    @property
+    def block_s(self) -> float:
+        """How long one brief block waits at most."""
+    def window(self, deadline: float, now: float) -> float | None:
+        """How long brief blocks may wait from `now`: None when the wait is Trio's to make,
+        0.0 when `deadline` passed."""
+    def briefly(self, deadline: float) -> bool | None:
+        """A brief block: True once readable, False once `deadline` passed, None when the
+        wait is Trio's to make."""
+    def caught(self, seconds: float) -> None:
+        """A brief block caught the answer after `seconds`."""
+    def miss(self) -> None:
+        """A brief block ended without an answer: Trio's wait follows."""
+    def take_missed(self) -> bool:
+        """Whether the last brief block missed; cleared."""
+
+def mark_pass() -> float:
+    """Mark a pass through Trio's scheduler now; returns the time (`time.perf_counter`)."""
 
 @final
 class PlanGroup:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -16,15 +15,17 @@ import pytest
 import trio
 import trio.testing
 
-from hubgate._core import Field, ReadPlan, RequestReceived, TcpServerCodec
-from hubgate.modbus import readiness
+from hubgate._core import Field, ReadPlan, RequestReceived, TcpServerCodec, TrioRun, mark_pass
 from hubgate.modbus.errors import ModbusTimeoutError
 from hubgate.modbus.master import ModbusDevice
 from hubgate.modbus.plan_group import read_plans
-from hubgate.modbus.readiness import SLICE_S, Readable, tasks_runnable
+from hubgate.modbus.readiness import RUN, SLICE_S, Readable, public_facts
 from hubgate.modbus.tcp_master import open_tcp_master
 from tests.support.modbus_faults import REGISTERS, answer_frame
 from tests.support.wait import wait_until
+
+PUBLIC = TrioRun(None, None, public_facts)
+"""The run's facts by Trio's public calls alone (where the runner is not as expected)."""
 
 Hook = Callable[[int], bool]
 """Called in the device's thread with the request's number (1-based) before it answers;
@@ -135,71 +136,81 @@ async def test_no_brief_block_while_another_task_is_runnable() -> None:
                 assert len(ran) == n
 
 
-async def test_the_run_queue_is_counted_as_trios_statistics_count_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """`tasks_runnable` reads Trio's run queue (not public), so it is checked against the
-    public count, and falls back to that where the run state is not as expected."""
+async def test_the_run_facts_are_read_from_the_runner_as_trios_public_calls_give_them() -> None:
+    """The run queue, the clock, the first deadline and cancellation are read from Trio's
+    runner (not public), so they are checked against the public calls (the fallback)."""
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            assert tasks_runnable() == 0
+            assert RUN.facts()[3] == PUBLIC.facts()[3] == 0
             for _ in range(3):
                 nursery.start_soon(trio.sleep, 0)
-            assert tasks_runnable() == trio.lowlevel.current_statistics().tasks_runnable == 3
-            monkeypatch.setattr(readiness, "_RUN_CONTEXT", None)
-            assert tasks_runnable() == 3
+            assert RUN.facts()[3] == PUBLIC.facts()[3] == 3
+            await trio.testing.wait_all_tasks_blocked()
+            with trio.move_on_after(7) as scope:
+                now, timer, cancelled, runnable = RUN.facts()
+                public = PUBLIC.facts()
+                assert now <= public[0] <= now + 0.001
+                assert abs(now - trio.current_time()) < 0.001
+                assert timer == pytest.approx(scope.deadline, abs=0.001)
+                assert public[1] == pytest.approx(scope.deadline, abs=0.001)
+                assert (cancelled, runnable) == public[2:] == (False, 0)
+                scope.deadline += 1  # the heap's entry is stale now: the runner prunes it
+                assert RUN.facts()[1] == pytest.approx(scope.deadline, abs=0.001)
+                scope.cancel()
+                assert RUN.facts()[2]
+                assert PUBLIC.facts()[2]
+                await trio.lowlevel.checkpoint()
+            assert scope.cancelled_caught
 
 
-async def test_no_brief_block_runs_past_another_tasks_timer(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.mark.parametrize("run", [RUN, PUBLIC], ids=["runner", "public"])
+async def test_no_brief_block_runs_past_another_tasks_timer(run: TrioRun) -> None:
     """Another task's sleep bounds the block (it ends on time, not at the block's or the
     slice's end), read from Trio's runner or from its public statistics; a block cut short
     by it is no miss of the socket."""
     with socket_pair() as (ours, _theirs), trio.fail_after(10):
-        readable = Readable(ours)
+        readable = Readable(ours, run)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(trio.sleep, 0.002)
-            await trio.testing.wait_all_tasks_blocked()
-            for run_state in (readiness._RUN_CONTEXT, None):
-                monkeypatch.setattr(readiness, "_RUN_CONTEXT", run_state)
-                now = trio.current_time()
-                due = readiness.next_timer()
-                assert due <= now + 0.002
-                readiness._LAST_PASS.at = time.perf_counter()  # a fresh slice
-                within = readable.window(now + 5, now)
-                assert within is None or 0 < within <= due - now  # None: due already
-                assert readable.briefly(trio.current_time() + 5) is None  # no answer comes
-                assert readable.miss_rate == 0.0
+            for _ in range(50):  # on a loaded machine the sleep may be over before it is read
+                nursery.start_soon(trio.sleep, 0.002)
+                await trio.testing.wait_all_tasks_blocked()
+                now, due, _, _ = run.facts()
+                if due <= now + 0.002:
+                    break
+            assert due <= now + 0.002
+            mark_pass()  # a fresh slice
+            within = readable.window(now + 5, now)
+            assert (
+                within is None or 0 < within <= due - now + 1e-4
+            )  # None: due already (public: clock reads apart)
+            assert readable.briefly(trio.current_time() + 5) is None  # no answer comes
+            assert readable.miss_rate == 0.0
 
 
-async def test_an_enclosing_deadline_and_cancellation_bound_the_block(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.mark.parametrize("run", [RUN, PUBLIC], ids=["runner", "public"])
+async def test_an_enclosing_deadline_and_cancellation_bound_the_block(run: TrioRun) -> None:
     """The enclosing cancel scope's deadline is among the run's timers (the block ends by
     it), and a cancelled task gets no block: read from Trio's runner, or from the public
     effective deadline where the runner is not as expected."""
     with socket_pair() as (ours, _theirs), trio.fail_after(10):
-        readable = Readable(ours)
-        for run_state in (readiness._RUN_CONTEXT, None):
-            monkeypatch.setattr(readiness, "_RUN_CONTEXT", run_state)
-            with trio.move_on_after(SLICE_S / 4) as scope:  # shorter than the slice
-                now = trio.current_time()
-                readiness._LAST_PASS.at = time.perf_counter()  # a fresh slice
-                within = readable.window(now + 5, now)
-                bound = trio.current_effective_deadline() - now
-                assert within is None or within <= bound + 0.001  # statistics: two clock reads
-                assert not readiness.cancelled()
-                await readable.by(now + 5)  # no answer comes: the scope ends the wait
-            assert scope.cancelled_caught
-            with trio.CancelScope() as scope:
-                scope.cancel()
-                assert readiness.cancelled()
-                readiness._LAST_PASS.at = time.perf_counter()
-                now = trio.current_time()
-                assert readable.window(now + 5, now) is None
-                await readable.by(now + 5)  # Trio's wait raises Cancelled
-            assert scope.cancelled_caught
+        readable = Readable(ours, run)
+        with trio.move_on_after(SLICE_S / 4) as scope:  # shorter than the slice
+            now = trio.current_time()
+            mark_pass()  # a fresh slice
+            within = readable.window(now + 5, now)
+            bound = trio.current_effective_deadline() - now
+            assert within is None or within <= bound + 0.001  # statistics: two clock reads
+            assert not run.facts()[2]
+            await readable.by(now + 5)  # no answer comes: the scope ends the wait
+        assert scope.cancelled_caught
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            assert run.facts()[2]
+            mark_pass()
+            now = trio.current_time()
+            assert readable.window(now + 5, now) is None
+            await readable.by(now + 5)  # Trio's wait raises Cancelled
+        assert scope.cancelled_caught
 
 
 async def test_a_peer_served_by_the_same_run_is_waited_for_in_trio() -> None:

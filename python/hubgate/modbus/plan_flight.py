@@ -42,6 +42,11 @@ class PlanInFlight:
         self._delay_s = delay_s
         self.outcome: Outcome | None = None
 
+    @property
+    def retries(self) -> int:
+        """How often its master retries a failed attempt (`TcpMaster.retries`)."""
+        return self._master.retries
+
     def end(self, value: object, started: float, now: float) -> Outcome:
         """The outcome of the plan, which `PlanGroup` says ended with `value` at `now` (its
         first request sent at `started`): the connection's turn ends, the plan is counted."""

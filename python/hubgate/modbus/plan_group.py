@@ -9,10 +9,12 @@ per request; here the whole group costs one wait per batch of answers (a brief b
 while the answers come quickly, `hubgate.modbus.readiness`, else Trio's). A device
 on an open, idle Modbus TCP connection is read in the group (`TcpMaster.start_plan`),
 and so is one whose connection has another plan of the group in flight (a charger's
-second connector behind the same socket) once that plan ended; any other (RTU, a
-connection to open or in another task's use), and one whose read in the group fails in
-a way a retry may cure (timeout, lost link, a frame that does not answer), is read by
-its own `read_plan` in a task, with its retries, under the same deadline. A
+second connector behind the same socket) once that plan ended. A read in the group that
+fails in a way a retry may cure (timeout, a frame that does not answer) is tried again in
+the group, as often as its master's `retries` allow (as its own `read_plan` would), ahead
+of the plans waiting for its connection. Any other (RTU, a connection to open or in
+another task's use), and a retry whose connection was lost, is read by its own
+`read_plan` in a task, with its retries, under the same deadline. A
 device that needs a pause between requests is read in the group too: each of its
 requests waits for its time as a round trip waits for its deadline. Each outcome is
 the fields' values, the error that ended the read, or None when the deadline came
@@ -64,6 +66,8 @@ async def read_plans(
         group = None
     behind: dict[object, list[int]] = {}
     """A connection with a plan of this group in flight: the indices that wait for it."""
+    tries = [0] * len(reads)
+    """Retries of each plan in the group so far (its master's `retries` at most)."""
 
     def start(index: int, now: float) -> bool:
         """Start `reads[index]` in the group (or end it at once); False: read it alone."""
@@ -111,13 +115,19 @@ async def read_plans(
                     now = trio.current_time()
                     for index, flight, value, started in group.step(now):
                         outcome = flight.end(value, started, now)
-                        if isinstance(outcome, RETRIED):
-                            nursery.start_soon(read_alone, index)
-                        else:
+                        master = reads[index][0].master
+                        waiting = behind.pop(master, [])
+                        if not isinstance(outcome, RETRIED):
                             end(index, outcome)
-                        for waiting in behind.pop(reads[index][0].master, []):
-                            if not start(waiting, now):  # the connection is another's
-                                nursery.start_soon(read_alone, waiting)
+                        elif tries[index] >= flight.retries:
+                            end(index, outcome)  # as its own `read_plan` would give up
+                        else:  # again, ahead of the plans that wait for its connection
+                            tries[index] += 1
+                            if not start(index, now):  # the connection was lost
+                                nursery.start_soon(read_alone, index)
+                        for other in waiting:
+                            if not start(other, now):  # the connection is another's
+                                nursery.start_soon(read_alone, other)
     finally:  # cut short (the deadline): the plans still in flight are given up
         if group is not None:
             now = trio.current_time()

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -267,14 +266,13 @@ class TcpMaster:
         else:  # the common case, an open and idle socket: no turn to wait for, no pause
             await trio.lowlevel.checkpoint_if_cancelled()
             self._busy = True
-            started = trio.current_time()
             try:
-                outcome = await self._plan_on_socket(
-                    connection, unit, exchange, started + timeout_s, timeout_s, started
-                )
-            finally:
-                ended = trio.current_time()
-                self._end_turn(ended)
+                outcome = await self._plan_on_socket(connection, unit, exchange, timeout_s)
+            except BaseException:
+                self._end_turn(trio.current_time())
+                raise
+            started, ended = exchange.started, exchange.ended  # Trio's clock, read in Rust
+            self._end_turn(ended)
             rounds = exchange.rounds
         waited = ended - started
         if delay_s and rounds > 1:
@@ -420,10 +418,7 @@ class TcpMaster:
         has no requests)."""
         codec, stream = connection.codec, connection.stream
         if not delay_s and connection.socket is not None:
-            now = trio.current_time()
-            outcome = await self._plan_on_socket(
-                connection, unit, exchange, deadline, timeout_s, now
-            )
+            outcome = await self._plan_on_socket(connection, unit, exchange, timeout_s)
             return outcome, exchange.rounds
         rounds = 0
         step: bytes | list[FieldValue] | Response | ResponseRejected | None
@@ -458,18 +453,12 @@ class TcpMaster:
         return self._plan_outcome(unit, step), rounds
 
     async def _plan_on_socket(
-        self,
-        connection: _Connection,
-        unit: int,
-        exchange: PlanExchange,
-        deadline: float,
-        timeout_s: float,
-        now: float,
+        self, connection: _Connection, unit: int, exchange: PlanExchange, timeout_s: float
     ) -> list[FieldValue] | ModbusError:
-        """`_exchange_plan` over a socket (Trio's clock at `now`), for a device without a
-        pause: the round trips in Rust (`PlanExchange.run_on`: one call while the answers
-        come within brief blocks, `hubgate.modbus.readiness`), else after Trio's wait for
-        the socket."""
+        """`_exchange_plan` over a socket, for a device without a pause, each round trip
+        within `timeout_s`: the round trips in Rust (`PlanExchange.drive`: one call while
+        the answers come within brief blocks, `hubgate.modbus.readiness`), else after
+        Trio's wait for the socket; `exchange.ended` is Trio's clock when it ended."""
         codec, link = connection.codec, connection.socket
         assert link is not None  # the callers' condition
         fd, readable = link.fd, link.readable
@@ -477,27 +466,15 @@ class TcpMaster:
         step: list[FieldValue] | Response | ResponseRejected | bytes | bool | None = True
         try:
             while True:
-                due = step is True
-                if due and guard is not None:
+                if step is True and guard is not None:
                     check_send()
-                within = readable.window(deadline, now)
-                began = time.perf_counter()
-                sent = exchange.rounds
-                step = exchange.run_on(codec, fd, readable.block_s, within or 0.0, guard is None)
-                rounds = exchange.rounds
-                if rounds > sent and rounds > 1:  # a later round trip: its own timeout
-                    deadline = trio.current_time() + timeout_s
+                step = exchange.drive(codec, fd, readable, timeout_s, guard is None)
                 if step is None:
-                    if exchange.missed:
-                        readable.miss()
-                    if not await readable.in_trio(deadline):
+                    if not await readable.in_trio(exchange.deadline):
+                        exchange.ended = trio.current_time()
                         self._abandon(unit, exchange, codec)
                         return self._timeout(unit, timeout_s)
-                    now = trio.current_time()
-                    continue
-                if due and within:
-                    readable.caught((time.perf_counter() - began) / max(rounds - sent, 1))
-                if step is not True:
+                elif step is not True:
                     break
         except _BROKEN as exc:
             return self._lost(connection, _broken_reason(exc))

@@ -16,6 +16,7 @@ mod modbus_stats;
 mod modbus_values;
 mod paths;
 mod plan;
+mod readiness;
 mod socket_io;
 mod websocket;
 
@@ -41,6 +42,8 @@ mod _core {
     use super::modbus_stats::{QuantileSketch, RequestStats};
     #[pymodule_export]
     use super::modbus_values::{Field, ReadPlan};
+    #[pymodule_export]
+    use super::readiness::{mark_pass, BriefWait, TrioRun};
 
     #[pymodule_export]
     use super::alloc::{

@@ -15,6 +15,7 @@ use crate::ints::Int;
 use crate::modbus_codec::{ResponseRejected, TcpClientCodec};
 use crate::modbus_pdu::Response;
 use crate::modbus_values::{decode_blocks, ReadPlan};
+use crate::readiness::BriefWait;
 use crate::socket_io::{poll_readable, recv_now, send_now, Received};
 
 /// Bytes one `recv` takes at most (a response is at most 260).
@@ -38,12 +39,18 @@ pub(crate) struct PlanExchange {
     batch: Batch,
     plan: Py<ReadPlan>,
     scratch: Vec<u8>,
-    /// `run_on`: the batch was started (its first frames encoded).
-    started: bool,
-    /// `run_on`: frames sent so far.
+    /// The batch was started (its first frames encoded).
+    begun: bool,
+    /// Frames sent so far (each of the frames the window let out).
     pub(crate) rounds: u32,
-    /// `run_on` returned `None` after a wait that ended without an answer.
+    /// The last round trips' wait ended without an answer after a whole block.
     missed: bool,
+    /// `drive`: Trio's clock when its first call began.
+    started: f64,
+    /// `drive`: when the round trip in flight times out (Trio's clock).
+    deadline: f64,
+    /// `drive`: Trio's clock when its last call returned.
+    ended: f64,
 }
 
 impl PlanExchange {
@@ -56,8 +63,8 @@ impl PlanExchange {
         codec: &Bound<'_, TcpClientCodec>,
         hold: bool,
     ) -> Result<(bool, bool), Step> {
-        if !self.started {
-            self.started = true;
+        if !self.begun {
+            self.begun = true;
             self.scratch.clear();
             let step = self
                 .batch
@@ -72,7 +79,9 @@ impl PlanExchange {
 
     /// Sends the frames due (only while `may_send`; then only when `chain`;
     /// none with `hold`) and takes what the socket holds while `readable`,
-    /// without waiting: `Wait` once it must wait for the socket.
+    /// without waiting: `Wait` once it must wait for the socket. A read
+    /// shorter than the buffer took all there was, unless `drain` (the peer
+    /// hung up: its end of file is to be read too).
     #[allow(clippy::too_many_arguments)]
     fn pump(
         &mut self,
@@ -81,6 +90,7 @@ impl PlanExchange {
         fd: RawFd,
         chain: bool,
         hold: bool,
+        drain: bool,
         may_send: &mut bool,
         readable: &mut bool,
     ) -> PyResult<Pumped> {
@@ -108,7 +118,7 @@ impl PlanExchange {
                         if !matches!(step, Step::Wait | Step::Send) {
                             return Ok(Pumped::Ended(step));
                         }
-                        *readable = count == RECV_BYTES; // more may be there
+                        *readable = drain || count == RECV_BYTES; // more may be there
                     }
                     Received::Nothing => *readable = false,
                     Received::End => return Ok(Pumped::Closed),
@@ -120,7 +130,62 @@ impl PlanExchange {
         }
     }
 
-    /// One step that does not wait (`run_on` with no wait, for `PlanGroup`).
+    /// `drive`'s round trips: sends the frames due, then takes what arrives
+    /// and sends what the answers let out (only when `chain`), each wait for
+    /// the socket a `poll` of at most `wait_s` with the GIL released, none past
+    /// `within_s` after the call began; `missed` when a whole wait of `wait_s`
+    /// ran out. Returns as `drive`.
+    #[allow(clippy::too_many_arguments)]
+    fn run_on<'py>(
+        &mut self,
+        py: Python<'py>,
+        codec: &Bound<'py, TcpClientCodec>,
+        fd: RawFd,
+        wait_s: f64,
+        within_s: f64,
+        chain: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let began = Instant::now();
+        let within = Duration::try_from_secs_f64(within_s).unwrap_or(Duration::ZERO);
+        self.missed = false;
+        let (mut may_send, mut readable) = match self.begin(codec, false) {
+            Ok(state) => state,
+            Err(step) => return self.outcome(py, step),
+        };
+        loop {
+            let pumped = self.pump(
+                py,
+                codec,
+                fd,
+                chain,
+                false,
+                false,
+                &mut may_send,
+                &mut readable,
+            );
+            match pumped? {
+                Pumped::Wait => {}
+                Pumped::Due => return Ok(PyBool::new(py, true).to_owned().into_any()),
+                Pumped::Ended(step) => return self.outcome(py, step),
+                Pumped::Closed => return Ok(PyBytes::new(py, b"").into_any()),
+            }
+            let left = within.saturating_sub(began.elapsed());
+            let block = Duration::try_from_secs_f64(wait_s).unwrap_or(Duration::ZERO);
+            let wait = block.min(left);
+            if wait.is_zero() {
+                return Ok(py.None().into_bound(py));
+            }
+            let millis = i32::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+            if !poll_readable(py, fd, millis)? {
+                self.missed = wait == block; // else the time ran out first
+                return Ok(py.None().into_bound(py));
+            }
+            readable = true;
+        }
+    }
+
+    /// One step that does not wait (`drive` with no wait, for `PlanGroup`);
+    /// `drain`: the peer hung up (read to its end of file).
     pub(crate) fn step_now(
         &mut self,
         py: Python<'_>,
@@ -128,11 +193,19 @@ impl PlanExchange {
         fd: RawFd,
         chain: bool,
         hold: bool,
+        drain: bool,
     ) -> PyResult<Pumped> {
         match self.begin(codec, hold) {
-            Ok((mut may_send, mut readable)) => {
-                self.pump(py, codec, fd, chain, hold, &mut may_send, &mut readable)
-            }
+            Ok((mut may_send, mut readable)) => self.pump(
+                py,
+                codec,
+                fd,
+                chain,
+                hold,
+                drain,
+                &mut may_send,
+                &mut readable,
+            ),
             Err(step) => Ok(Pumped::Ended(step)),
         }
     }
@@ -170,67 +243,69 @@ impl PlanExchange {
             batch: Batch::new(*unit, requests, usize::from(*window))?,
             plan: plan.unbind(),
             scratch: Vec::new(),
-            started: false,
+            begun: false,
             rounds: 0,
             missed: false,
+            started: f64::NAN,
+            deadline: f64::NAN,
+            ended: f64::NAN,
         })
     }
 
     /// Drives the plan over the connected, non-blocking socket `fd` as far as
-    /// it goes without the event loop: sends the frames due when it is called
-    /// (the first ones on the first call), then takes what arrives and sends
-    /// what the answers let out, each wait for the socket a `poll` of at most
-    /// `wait_s` with the GIL released, none past `within_s` after the call
-    /// began. Frames that fall due during the call go out only when `chain`
-    /// is true; with `hold`, none go out (the device's pause): only what the
-    /// socket holds is taken.
+    /// it goes without the event loop, in brief blocks while `readable`'s rules
+    /// allow them (`hubgate.modbus.readiness`, the Trio run's facts read here
+    /// once): sends the frames due when it is called (the first ones on the
+    /// first call, whose round trip times out `timeout_s` later), then takes
+    /// what arrives and sends what the answers let out (only when `chain`;
+    /// each later round trip times out `timeout_s` after its frames went out).
+    /// `started`, `deadline` and `ended` are Trio's clock at the first call,
+    /// for the round trip in flight and when the call returned.
     ///
     /// Returns what `receive` does once the plan ended (the fields' values, a
     /// `Response.Exception` or a `ResponseRejected`); `None` when it waits for
-    /// an answer (`missed`: a whole wait of `wait_s` ran out, else `within_s`
-    /// did: wait until the socket is readable, then call again); `True` when
-    /// frames are due and `chain` is false (call again to send them); `b""` when the device closed
-    /// the connection. Raises `OSError` (the socket) and `FrameError` (a bad
-    /// MBAP header: close the connection).
-    #[pyo3(signature = (codec, fd, wait_s, within_s, chain, hold = false))]
-    #[allow(clippy::too_many_arguments)]
-    fn run_on<'py>(
+    /// an answer (wait the Trio way until the socket is readable or the
+    /// `deadline`, then call again); `True` when frames are due and `chain` is
+    /// false (call again to send them); `b""` when the device closed the
+    /// connection. Raises `OSError` (the socket) and `FrameError` (a bad MBAP
+    /// header: close the connection).
+    fn drive<'py>(
         &mut self,
         py: Python<'py>,
         codec: &Bound<'py, TcpClientCodec>,
         fd: RawFd,
-        wait_s: f64,
-        within_s: f64,
+        readable: &Bound<'py, BriefWait>,
+        timeout_s: f64,
         chain: bool,
-        hold: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let began = Instant::now();
-        let within = Duration::try_from_secs_f64(within_s).unwrap_or(Duration::ZERO);
-        self.missed = false;
-        let (mut may_send, mut readable) = match self.begin(codec, hold) {
-            Ok(state) => state,
-            Err(step) => return self.outcome(py, step),
-        };
-        loop {
-            match self.pump(py, codec, fd, chain, hold, &mut may_send, &mut readable)? {
-                Pumped::Wait => {}
-                Pumped::Due => return Ok(PyBool::new(py, true).to_owned().into_any()),
-                Pumped::Ended(step) => return self.outcome(py, step),
-                Pumped::Closed => return Ok(PyBytes::new(py, b"").into_any()),
-            }
-            let left = within.saturating_sub(began.elapsed());
-            let block = Duration::try_from_secs_f64(wait_s).unwrap_or(Duration::ZERO);
-            let wait = block.min(left);
-            if wait.is_zero() {
-                return Ok(py.None().into_bound(py));
-            }
-            let millis = i32::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
-            if !poll_readable(py, fd, millis)? {
-                self.missed = wait == block; // else the time ran out first
-                return Ok(py.None().into_bound(py));
-            }
-            readable = true;
+        let mut wait = readable.borrow_mut();
+        let run = wait.run(py).clone();
+        let facts = run.get().read(py)?;
+        let now = facts.now;
+        if !self.begun {
+            self.started = now;
+            self.deadline = now + timeout_s;
         }
+        let due = !self.begun || !self.scratch.is_empty();
+        let within = wait.window_at(self.deadline, now, &facts);
+        let began = Instant::now();
+        let sent = self.rounds;
+        let step = self.run_on(py, codec, fd, wait.block_s(), within.unwrap_or(0.0), chain);
+        let took = began.elapsed().as_secs_f64();
+        let ended = run.get().now_after(py, &facts)?;
+        self.ended = ended;
+        if self.rounds > sent && self.rounds > 1 {
+            self.deadline = ended + timeout_s; // a later round trip: its own timeout
+        }
+        let step = step?;
+        if step.is_none() {
+            if self.missed {
+                wait.miss();
+            }
+        } else if due && within.is_some() {
+            wait.caught(took / f64::from((self.rounds - sent).max(1)));
+        }
+        Ok(step)
     }
 
     /// The first frames to send (`bytes`), or the fields' values for a plan
@@ -291,16 +366,33 @@ impl PlanExchange {
         self.batch.answered()
     }
 
-    /// Sends `run_on` made so far (each of the frames the window let out).
+    /// Sends made so far (each of the frames the window let out).
     #[getter]
     fn rounds(&self) -> u32 {
         self.rounds
     }
 
-    /// The last `run_on` returned `None` after a whole wait of `wait_s` without
-    /// an answer (not because `within_s` ran out first).
+    /// Trio's clock when `drive` was first called.
     #[getter]
-    fn missed(&self) -> bool {
-        self.missed
+    fn started(&self) -> f64 {
+        self.started
+    }
+
+    /// When the round trip in flight times out (Trio's clock; `drive`).
+    #[getter]
+    fn deadline(&self) -> f64 {
+        self.deadline
+    }
+
+    /// Trio's clock when `drive` last returned (or as set: when the plan was
+    /// given up).
+    #[getter]
+    fn ended(&self) -> f64 {
+        self.ended
+    }
+
+    #[setter]
+    fn set_ended(&mut self, ended: f64) {
+        self.ended = ended;
     }
 }

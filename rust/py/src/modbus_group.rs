@@ -39,6 +39,8 @@ struct Flight {
     due: bool,
     /// The frames due wait for the device's pause to end (at `deadline`).
     held: bool,
+    /// The peer hung up (`EPOLLRDHUP`): its socket is read to the end of file.
+    hung_up: bool,
 }
 
 /// How a flight's step went: on, or ended with what Python is handed.
@@ -64,9 +66,10 @@ impl Flight {
                     }
                 }
             }
-            let step = exchange
-                .borrow_mut()
-                .step_now(py, codec, self.fd, chain, hold);
+            let step =
+                exchange
+                    .borrow_mut()
+                    .step_now(py, codec, self.fd, chain, hold, self.hung_up);
             let step = match step {
                 Ok(step) => step,
                 Err(error) => return ended_by(py, error),
@@ -249,6 +252,7 @@ impl PlanGroup {
             quiet_since,
             due: true,
             held: false,
+            hung_up: false,
         };
         let went = match registered {
             Err(error) => ended_by(py, error)?,
@@ -276,14 +280,19 @@ impl PlanGroup {
         let ended = PyList::empty(py);
         let mut ready = std::mem::take(&mut self.ready);
         let readiness = self.epoll().map(|epoll| epoll_ready(epoll, &mut ready));
-        let keys: Vec<u64> = ready.iter().map(|event| event.u64).collect();
+        let hangup = (libc::EPOLLRDHUP | libc::EPOLLHUP) as u32;
+        let keys: Vec<(u64, bool)> = ready
+            .iter()
+            .map(|event| (event.u64, event.events & hangup != 0))
+            .collect();
         self.ready = ready;
         readiness??;
-        for key in keys {
+        for (key, hung_up) in keys {
             let fd = RawFd::try_from(key).unwrap_or(-1);
             let Some(flight) = self.flights.get_mut(&fd) else {
                 continue; // a late answer to a plan that ended
             };
+            flight.hung_up |= hung_up;
             if let Went::Ended(value) = flight.advance(py, now)? {
                 self.end(py, fd, value, &ended)?;
             }

@@ -65,6 +65,12 @@ pub(crate) fn recv_now(py: Python<'_>, fd: RawFd, buf: &mut [u8]) -> PyResult<Re
 /// with the GIL released; false when the time ran out. A signal ends the wait
 /// early (its Python handler runs; an exception it raises is returned).
 pub(crate) fn poll_readable(py: Python<'_>, fd: RawFd, timeout_ms: i32) -> PyResult<bool> {
+    Ok(poll_events(py, fd, timeout_ms)? != 0)
+}
+
+/// `poll_readable`'s events (`POLLIN`, `POLLHUP`, `POLLERR`, `POLLNVAL` for a
+/// closed descriptor), 0 when the time ran out or a signal ended the wait.
+pub(crate) fn poll_events(py: Python<'_>, fd: RawFd, timeout_ms: i32) -> PyResult<i16> {
     let mut entry = libc::pollfd {
         fd,
         events: libc::POLLIN,
@@ -74,11 +80,13 @@ pub(crate) fn poll_readable(py: Python<'_>, fd: RawFd, timeout_ms: i32) -> PyRes
         // SAFETY: one valid `pollfd`, its count 1.
         unsafe { libc::poll(&mut entry, 1, timeout_ms) }
     });
-    if ready >= 0 {
-        return Ok(ready > 0);
+    if ready > 0 {
+        return Ok(entry.revents);
     }
-    interrupted(py)?;
-    Ok(false)
+    if ready < 0 {
+        interrupted(py)?;
+    }
+    Ok(0)
 }
 
 /// After a failed call: Ok for an interrupted one (once the signal handlers
@@ -103,10 +111,11 @@ pub(crate) fn epoll_new() -> io::Result<OwnedFd> {
 }
 
 /// Adds `fd` to the `epoll` set, edge-triggered (each arrival of data reports
-/// once; a report's reader takes all the socket holds), told by `key`.
+/// once; a report's reader takes all the socket holds, and with `EPOLLRDHUP`
+/// set, the peer's end of file that came with it), told by `key`.
 pub(crate) fn epoll_add(epoll: &OwnedFd, fd: RawFd, key: u64) -> io::Result<()> {
     let mut event = libc::epoll_event {
-        events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+        events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
         u64: key,
     };
     // SAFETY: one valid `epoll_event`; the descriptors are checked by the kernel.
