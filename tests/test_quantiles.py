@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -47,6 +48,12 @@ def test_empty_and_tiny_values() -> None:
     assert sketch.quantile(0.5) == 1e-6
     with pytest.raises(ValueError, match="relative_accuracy"):
         QuantileSketch(relative_accuracy=1.0)
+    for floor in (0.0, -1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="floor"):
+            QuantileSketch(floor=floor)
+    sketch.add(math.inf)  # counted as the largest finite value, above every other
+    assert sketch.quantile(1.0) > 1e300
+    assert sketch.quantile(0.0) == 1e-6
 
 
 def test_memory_bounded_over_the_whole_range() -> None:

@@ -28,7 +28,8 @@ impl QuantileSketch {
         Ok(Self(sketch(relative_accuracy, floor)?))
     }
 
-    /// Counts `value` `times` times (negative and NaN values count as the floor).
+    /// Counts `value` `times` times (negative and NaN values count as the floor,
+    /// infinity as the largest finite value).
     #[pyo3(signature = (value, times = 1))]
     fn add(&mut self, value: f64, times: u64) {
         self.0.add(value, times);

@@ -26,26 +26,38 @@ pub struct QuantileSketch {
     max: f64,
 }
 
-/// `relative_accuracy` outside (0, 1).
+/// A sketch's parameters that describe none.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct AccuracyError(pub f64);
+pub enum SketchError {
+    /// `relative_accuracy` outside (0, 1).
+    Accuracy(f64),
+    /// `floor` not a finite value above 0.
+    Floor(f64),
+}
 
-impl std::fmt::Display for AccuracyError {
+impl std::fmt::Display for SketchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "relative_accuracy must be in (0, 1), got {}", self.0)
+        match self {
+            Self::Accuracy(a) => write!(f, "relative_accuracy must be in (0, 1), got {a}"),
+            Self::Floor(x) => write!(f, "floor must be a finite value above 0, got {x}"),
+        }
     }
 }
 
-impl std::error::Error for AccuracyError {}
+impl std::error::Error for SketchError {}
 
 impl QuantileSketch {
-    /// A sketch within `relative_accuracy` (0 to 1, exclusive) above `floor`.
+    /// A sketch within `relative_accuracy` (0 to 1, exclusive) above `floor`
+    /// (finite, above 0).
     ///
     /// # Errors
-    /// [`AccuracyError`] for an accuracy outside (0, 1).
-    pub fn new(relative_accuracy: f64, floor: f64) -> Result<Self, AccuracyError> {
+    /// [`SketchError`] for an accuracy outside (0, 1) or another floor.
+    pub fn new(relative_accuracy: f64, floor: f64) -> Result<Self, SketchError> {
         if !(relative_accuracy > 0.0 && relative_accuracy < 1.0) {
-            return Err(AccuracyError(relative_accuracy));
+            return Err(SketchError::Accuracy(relative_accuracy));
+        }
+        if !(floor > 0.0 && floor.is_finite()) {
+            return Err(SketchError::Floor(floor));
         }
         let gamma = (1.0 + relative_accuracy) / (1.0 - relative_accuracy);
         let per_log_gamma = 1.0 / gamma.ln();
@@ -62,8 +74,10 @@ impl QuantileSketch {
         })
     }
 
-    /// Counts `value` `times` times (negative and NaN values count as the floor).
+    /// Counts `value` `times` times (negative and NaN values count as the floor,
+    /// infinity as the largest finite value).
     pub fn add(&mut self, value: f64, times: u64) {
+        let value = value.min(f64::MAX);
         let index = if value > self.floor {
             index_of(value, self.per_log_gamma)
         } else {
@@ -173,5 +187,11 @@ mod tests {
         assert_eq!(sketch.quantile(0.0), Some(1e-6));
         assert_eq!(sketch.count(), 12);
         assert!(QuantileSketch::new(1.0, 1e-6).is_err());
+        for floor in [0.0, -1.0, f64::INFINITY, f64::NAN] {
+            assert!(QuantileSketch::new(0.01, floor).is_err(), "{floor}");
+        }
+        sketch.add(f64::INFINITY, 1);
+        assert!(sketch.quantile(1.0).unwrap() > 1e300);
+        assert_eq!(sketch.quantile(0.0), Some(1e-6));
     }
 }
