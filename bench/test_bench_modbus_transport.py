@@ -20,9 +20,9 @@ hits both. Besides wall time, `extra_info` has `requests_per_s` (median),
 other load on a shared machine does not inflate, and
 `interleaved_cpu_us_per_request`: the other impl's, from the rounds in between;
 `client_gc_us_per_request` and `interleaved_gc_us_per_request` are the parts of those the
-cyclic garbage collector took (a collection of the oldest generation scans the whole test
-process, about 66 ms, and falls in whichever impl's round allocates last before it: a
-spread of its own, not the client's work alone).
+cyclic garbage collector took (the test process's heap from before the test is frozen out
+of the collections, as a gateway's start-up heap is: a collection of the oldest generation
+scanned all of it, about 66 ms, in whichever impl's round came first after it).
 """
 
 from __future__ import annotations
@@ -168,12 +168,20 @@ class GcClock:
 
 @pytest.fixture(autouse=True)
 def gc_clock() -> Iterator[GcClock]:
+    """Counts the collections' CPU time; the test process's heap so far (pytest's, the
+    modules') is frozen out of them for the test, as a gateway freezes its start-up heap
+    (`hubgate.runtime.gc_tuning.settle_gc`): a collection of the oldest generation then
+    scans what the clients made, not every object of the test process (about 66 ms,
+    which fell in whichever impl's round came first after it)."""
     clock = GcClock()
+    gc.collect()
+    gc.freeze()
     gc.callbacks.append(clock)
     try:
         yield clock
     finally:
         gc.callbacks.remove(clock)
+        gc.unfreeze()
 
 
 class CpuTimed:
