@@ -138,6 +138,7 @@ def test_an_inherited_failsafe_counts_from_its_lapse_until_the_charger_is_verifi
         inherited_from=40.0,
         inherited_a=14.0,
         inherited_draw_a=(13.0, 13.0, 12.5),
+        inherited_draw_until=40.0,
     )
     assert handed.assumed_draw_a(39.9, 6) == 14  # after a hand-over: the old leader's last command
     assert handed.inherited_draw(39.9) == (13.0, 13.0, 12.5)  # and the draw it last read
@@ -147,4 +148,5 @@ def test_an_inherited_failsafe_counts_from_its_lapse_until_the_charger_is_verifi
     assert handed.assumed_draw_a(39.9, 6) == 6  # never below its failsafe current
     handed.verified()
     assert handed.inherited_a is None
-    assert handed.inherited_draw(39.0) is None
+    assert handed.inherited_draw(39.0) == (13.0, 13.0, 12.5)  # until measured here or lapsed
+    assert handed.inherited_draw(40.0) is None

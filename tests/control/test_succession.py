@@ -10,22 +10,26 @@ larger of the two."""
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping
 
+import pytest
 import trio
 import trio.testing
 
+from hubgate.config.model import SiteConfig
 from hubgate.control.authority import NOTHING_INHERITED, Held, Inheritance
 from hubgate.control.decisions import DecisionLog
 from hubgate.control.limits import LimitBook
 from hubgate.control.loop import ControlLoop
 from hubgate.control.plan import CyclePlanner
 from hubgate.control.succession import bequest, held_currents, inherit
-from hubgate.devices.model import LimitCheck, Reading
+from hubgate.devices.model import AppliedLimit, LimitCheck, Reading
 from hubgate.profiles.model import IecState
 from hubgate.state import StateHub
 from tests.control.test_dispatch import PacedCharger
 from tests.control.test_held_fallback import CURRENTS, cycle, planner
+from tests.support.ha_harness import site_file
 from tests.support.loop_site import SimSite, site_config
 
 OCPP = {"cp-1#1", "cp-2#1"}
@@ -218,3 +222,126 @@ def first_setpoint_cut_short(p: CyclePlanner, now: float) -> float:
     p.verification.configured(first.index, ok=True)
     p.outcomes(plan, {"cp-1#1": TimeoutError("cut short")}, now, now)
     return first.current_a
+
+
+class HandBack:
+    """The test cluster's site (tests/support/ha_harness: a 70 A board under an 80 A, 55 kW
+    connection with 10 A base load; KEBAs cp-2 and cp-4 on Modbus, OCPP stations cp-1 and
+    cp-3) as a gateway is handed the lead back: every EV draws all its charger allows,
+    17 A as the leader before left them. The stations are still redialling; cp-3 comes
+    back first, its status before its first MeterValues."""
+
+    NAMES = ("cp-1#1", "cp-2#1", "cp-3#1", "cp-4#1")
+
+    def __init__(self) -> None:
+        ports = {"cp-2": 1502, "cp-4": 1504, "meter-grid": 1600, "meter-board": 1601}
+        site = SiteConfig.model_validate(tomllib.loads(site_file(ports)))
+        self.planner = CyclePlanner(site, LimitBook(), meters=("meter-grid", "meter-board"))
+        self.allowed = dict.fromkeys(self.NAMES, 17.0)
+        """What each charger allows its EV (the leader before commanded 17 A)."""
+        self.plugged = set(self.NAMES)
+        self.paused: set[str] = set()
+        """EVs plugged in, not ready (B): drawing nothing."""
+        self.stations: dict[str, bool] = {}
+        """The stations back, whether measured yet."""
+        self.sent: list[dict[str, float]] = []
+
+    def draw(self, name: str) -> float:
+        return self.allowed[name] if name in self.plugged - self.paused else 0.0
+
+    def cycle(self, now: float, *, leading: bool = True, cut_short: str = "") -> None:
+        """One cycle: its commands applied (as leader), the one to `cut_short` not (its
+        failsafe verified all the same)."""
+        board = sum(map(self.draw, self.NAMES))
+        readings: dict[str, object] = {
+            "meter:meter-board": Reading(at=now, values=dict.fromkeys(CURRENTS, board)),
+            "meter:meter-grid": Reading(at=now, values=dict.fromkeys(CURRENTS, board + 10)),
+        }
+        for name in ("cp-2#1", "cp-4#1", *self.stations):
+            measured = self.stations.get(name, True)
+            values = dict.fromkeys(CURRENTS, self.draw(name)) if measured else {}
+            state = (
+                IecState.A
+                if name not in self.plugged
+                else IecState.B
+                if name in self.paused
+                else IecState.C
+            )
+            readings[name] = Reading(at=now, values=values, state=state)
+        plan = self.planner.plan(readings, now)
+        assert plan is not None
+        if not leading:
+            return
+        for command in plan.commands:
+            if command.verify_first:
+                self.planner.verification.configured(command.index, ok=True)
+        results: dict[str, object] = {
+            c.name: AppliedLimit(c.current_a, 3, c.current_a == 0, now) for c in plan.commands
+        }
+        if cut_short in results:
+            results[cut_short] = TimeoutError("cut short at the command deadline")
+        self.planner.outcomes(plan, results, now, now)
+        for name, outcome in results.items():
+            if isinstance(outcome, AppliedLimit):
+                self.allowed[name] = outcome.current_a
+        self.sent.append({c.name: c.current_a for c in plan.commands})
+        board = sum(map(self.draw, self.NAMES))  # what the EVs draw from now
+        assert board <= 70.0 + 1e-9
+        assert (board + 10) * 230 * 3 <= 55_000 + 1e-6
+
+
+@pytest.mark.parametrize("cut_short", ["", "cp-3#1"])
+def test_a_station_back_with_its_status_alone_keeps_the_draw_passed_on(cut_short: str) -> None:
+    """Its status comes before its first MeterValues: its draw is not known yet, not 0. Counted
+    at 0, the meters showed its 17 A as base load and the KEBAs beside it were lowered to
+    11-12 A and cp-3 itself commanded 0 A (the test cluster's hand-back, session 14, docs/
+    ha.md). It keeps the draw the leader before last read until measured here, whether its
+    first setpoint lands or is cut short (its failsafe verified all the same)."""
+    site = HandBack()
+    p = site.planner
+    for k in range(40):  # standby: reads the KEBAs and the meters
+        site.cycle(k * 0.25, leading=False)
+    p.take_over()
+    held = {name: Held(17.0, (17.0, 17.0, 17.0)) for name in ("cp-1#1", "cp-3#1")}
+    inherit(p, Inheritance(dict.fromkeys(held, 6.0), handed_over=True, held=held), 10.0)
+    for k in range(12):
+        now = 10.0 + k * 0.25
+        if k == 4:
+            site.stations["cp-3#1"] = False  # back: its status, no values yet
+        if k == 8:
+            site.stations["cp-3#1"] = True
+        site.cycle(now, cut_short=cut_short if k == 4 else "")
+    kebas = [a for sent in site.sent for name, a in sent.items() if name in ("cp-2#1", "cp-4#1")]
+    assert min(kebas) >= 17.0
+    assert all(sent["cp-3#1"] >= 6.0 for sent in site.sent if "cp-3#1" in sent)
+    assert any("cp-3#1" in sent for sent in site.sent[4:])
+
+
+@pytest.mark.parametrize("state", [IecState.A, IecState.B])
+def test_a_station_back_without_its_ev_drawing_is_not_counted_at_the_draw_passed_on(
+    state: IecState,
+) -> None:
+    """Its EV left (A) or paused (B: plugged in, not ready, drawing nothing; IEC 61851-1)
+    while the station redialled: its status says it draws nothing, so from then on the draw
+    the leader before read is not counted. Counted in A, it hid 17 A of base load: the
+    KEBAs' EVs drew 81 A through the 70 A board once the KEBAs could rise; in B, 80.7 A were
+    commanded through it (each EV may take what its charger allows). Before its status
+    comes, nothing says so: the last reading passed on counts (86 A commanded meanwhile, as
+    on main: docs/ha.md)."""
+    site = HandBack()
+    p = site.planner
+    for k in range(40):
+        site.cycle(k * 0.25, leading=False)
+    p.take_over()
+    held = {name: Held(17.0, (17.0, 17.0, 17.0)) for name in ("cp-1#1", "cp-3#1")}
+    inherit(p, Inheritance(dict.fromkeys(held, 6.0), handed_over=True, held=held), 10.0)
+    if state is IecState.A:
+        site.plugged.discard("cp-3#1")
+    else:
+        site.paused.add("cp-3#1")
+    for k in range(24):
+        if k == 4:
+            site.stations["cp-3#1"] = False  # back: its status, no values yet
+        site.cycle(10.0 + k * 0.25)
+        if k >= 4:
+            assert sum(site.allowed.values()) <= 70.0 + 1e-9  # what the chargers allow

@@ -120,6 +120,21 @@ class ConnectorRuntime:
         self.held_a = decided_a
         return not taken_back
 
+    def inherit_draw(self, now: float) -> None:
+        """After a hand-over (`ChargerWatch.inherited_draw_a`), a new reading: one without a
+        current while its EV may draw (C, D; an OCPP station's status before its first
+        MeterValues) keeps the draw its previous leader last read (one not ready, B, draws
+        nothing, IEC 61851-1): counted at 0, the meters
+        showed that draw as base load, and a hand-back lowered the chargers beside it,
+        17 -> 11 A (docs/ha.md). A first current read here ends the inheritance."""
+        reading, watch = self.reading, self.watch
+        if reading is None:
+            return
+        if reading.measured_current():
+            watch.inherited_draw_a = None
+        elif reading.state is None or reading.state in _DRAWING:
+            self.draw = watch.inherited_draw(now) or self.draw
+
     def try_verifying(self, now: float) -> bool:
         """Whether its failsafe settings are to be asked for at `now` (none in flight, and
         `VERIFY_RETRY_S`, doubled per try in a row that missed, after the last); if so,
@@ -180,7 +195,7 @@ class ConnectorRuntime:
         newer than its values says no EV takes current (unplugged, faulted): its last
         values are of before, and counted they would hide as much base load. Never read
         here: the draw the previous leader last read, until its lease lapses
-        (`ChargerWatch.inherited_draw`)."""
+        (`ChargerWatch.inherited_draw`; read without a current: `inherit_draw`)."""
         reading, cap = self.reading, self.sent_a
         if reading is None:  # never read here: what the leader before read, if inherited
             return self.watch.inherited_draw(now) or self.draw, _NONE
@@ -258,6 +273,7 @@ def rise_to(allowance: float, unknown: Phases3, draw: Phases3, phases: tuple[int
 
 
 _NONE: Phases3 = (0.0, 0.0, 0.0)
+_DRAWING = frozenset({IecState.C, IecState.D})
 _L1 = Quantity.CURRENT_L1
 _L2 = Quantity.CURRENT_L2
 _L3 = Quantity.CURRENT_L3

@@ -14,6 +14,7 @@ Time is an input: every method takes `now` (monotonic seconds).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -118,8 +119,12 @@ class ChargerWatch:
     """Until `inherited_from`, after a hand-over: the current its previous leader last
     commanded it (its lease profile holds it there until it lapses); None: its maximum."""
     inherited_draw_a: tuple[float, float, float] | None = None
-    """Until `inherited_from`, after a hand-over: the draw its previous leader last read
-    (`inherited_draw`)."""
+    """After a hand-over, until `inherited_draw_until`: the draw its previous leader last
+    read (`inherited_draw`)."""
+    inherited_draw_until: float = -math.inf
+    """When its previous leader's lease lapses after a hand-over (`inherited_from` then):
+    its last reading of the draw counts until this gateway measures it, at most until
+    then, verified here or not (the charger's first values come after its status)."""
 
     missed_since_ok: bool = False
     """A read failed since the last request that succeeded."""
@@ -147,20 +152,19 @@ class ChargerWatch:
         (what it inherited no longer counts: this gateway's own commands do; until one is
         acknowledged, the current its previous leader last commanded it is its last
         command: that leader's lease may hold it there, and this gateway's first setpoint
-        may be cut short)."""
+        may be cut short); the draw it last read does until measured here
+        (`inherited_draw`)."""
         self.needs_verification = False
         if self.inherited_from is not None:
             self.last_command_a = self.inherited_a
-        self.inherited_from = self.inherited_a = self.inherited_draw_a = None
+        self.inherited_from = self.inherited_a = None
         self.inherited_failsafe_a = 0.0
 
     def inherited_draw(self, now: float) -> tuple[float, float, float] | None:
         """The draw its previous leader last read, until its lease lapses (then its
-        failsafe current is all it is counted at): a charger never read here, whose draw
-        the meters show while it redials."""
-        if self.inherited_from is None or now >= self.inherited_from:
-            return None
-        return self.inherited_draw_a
+        failsafe current is all it is counted at): a charger not measured here yet, whose
+        draw the meters show while it redials and reports its status."""
+        return self.inherited_draw_a if now < self.inherited_draw_until else None
 
     def reachable(self, now: float) -> bool:
         """Whether the charger answered recently enough at `now`."""

@@ -264,6 +264,8 @@ class CyclePlanner:
                 runtime.watch.ok(now)
                 if reading is not runtime.reading:  # (not an OCPP report kept from before)
                     runtime.reading, runtime.draw = reading, grid_draw(reading, info.grid_phases)
+                    if runtime.watch.inherited_draw_a is not None:  # (after a hand-over)
+                        runtime.inherit_draw(now)
                 check_validity(i, reading)
             elif info.name in readings and not isinstance(reading, InFlight):
                 runtime.watch.missed()

@@ -52,6 +52,7 @@ def inherit(planner: CyclePlanner, inherited: Inheritance, now: float) -> None:
         watch.inherited_failsafe_a = failsafe_a or 0.0
         watch.inherited_a = None if held is None else held.current_a
         watch.inherited_draw_a = None if held is None else held.draw_a
+        watch.inherited_draw_until = -math.inf if held is None else lapsed_at
 
 
 def bequest(planner: CyclePlanner, lapsing: Collection[str]) -> dict[str, float]:

@@ -47,6 +47,11 @@ class Reading:
         """Whether the state changed after the values were read (their draw is unknown)."""
         return self.state_at is not None and self.state_at > self.at
 
+    def measured_current(self) -> bool:
+        """Whether it carries a phase current (an OCPP station's status before its first
+        MeterValues carries none: its draw is not known, not 0)."""
+        return not self.values.keys().isdisjoint(_PHASE_CURRENTS)
+
     def get(self, quantity: Quantity) -> float | None:
         """The value of `quantity`, None when missing or not available."""
         return self.values.get(quantity)
