@@ -97,10 +97,14 @@ class Proxy:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(requests)
                 async for data in device:
-                    if self.answering:
-                        self.last_answer_at = trio.current_time()
-                        await master.send_all(data)
+                    await self.answer(master, data)
                 nursery.cancel_scope.cancel()
+
+    async def answer(self, master: trio.SocketStream, data: bytes) -> None:
+        """Pass the device's `data` on to the master, while `answering`."""
+        if self.answering:
+            self.last_answer_at = trio.current_time()
+            await master.send_all(data)
 
 
 @pytest.mark.timeout(120)

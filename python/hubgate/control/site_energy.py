@@ -156,6 +156,14 @@ class SiteEnergy:
         """The tightest limit on the connection's import and what it is."""
         self._sent: tuple[float, float] | None = None
         """The last command the battery confirmed and when."""
+        self._wanted_w = 0.0
+        """The newest battery command decided (W), what a command sends when it starts."""
+        self._sending: float | None = None
+        """The battery command on its way (W), until it ends."""
+        self._may_charge_w = 0.0
+        """The most the battery may charge at (W) by the commands it was sent: the last one
+        it answered and any sent since (not answered, failed or cut short: each may have
+        reached it)."""
         self._failing: set[str] = set()
         """Devices whose last command failed."""
         self._curtailable = {
@@ -280,6 +288,20 @@ class SiteEnergy:
                 battery=state,
             )
         )
+        if self._may_charge_w > max(decision.reserve_unmetered_w, 0.0):
+            # a charge sent but not answered yet may start any moment (the grid meter shows
+            # it only then), the last one answered holds until a later one lands
+            decision = replace(
+                decision,
+                reserve_metered_w=max(
+                    decision.reserve_metered_w, self._may_charge_w + self.policy.last_power_w
+                ),
+                reserve_unmetered_w=self._may_charge_w,
+                reasons=(
+                    *decision.reasons,
+                    f"a {self._may_charge_w / 1000:.1f} kW charge may start: counted",
+                ),
+            )
         self.decision = decision
         for node in self._path:
             reserve = (
@@ -518,14 +540,23 @@ class SiteEnergy:
         if decision.battery_w is None:
             self._sent = None  # not heard from: it may have lost its limits, send when back
             return None
-        wanted = decision.battery_w
+        wanted = self._wanted_w = decision.battery_w
         sent = self._sent
         if sent is not None and sent[0] == wanted and now - sent[1] < self._refresh_s:
+            return None
+        if self._sending == wanted:  # on its way (`control.dispatch` runs it aside)
             return None
         assert self._battery_name is not None
 
         async def run() -> BatteryCommandResult:
-            return await battery.command(wanted)
+            # the newest command when it starts: one that waited for the one before to end
+            # (`control.dispatch` runs them in turns) sends what is wanted by then
+            self._sending = command = self._wanted_w
+            self._may_charge_w = max(self._may_charge_w, -command)
+            try:
+                return await battery.command(command)
+            finally:
+                self._sending = None
 
         return self._battery_name, run
 
@@ -542,6 +573,7 @@ class SiteEnergy:
         if name == self._battery_name:
             if isinstance(outcome, BatteryCommandResult):
                 self._sent, ok = (outcome.power_w, now), True
+                self._may_charge_w = max(-outcome.power_w, 0.0)
             else:
                 self._sent = None
         elif name.startswith("pv:"):
