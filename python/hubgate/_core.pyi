@@ -31,6 +31,7 @@ __all__ = [
     "FieldError",
     "FrameError",
     "HubgateError",
+    "OcppCallReader",
     "PlanExchange",
     "PlanGroup",
     "PlanInputError",
@@ -1034,6 +1035,51 @@ class ConnectorPaths:
         increase over what it may fall back to now (`may_hold_a`: verified, or asked for
         since) only where that room is left beside what every other may fall back to now,
         else 0 until it is. Raises `AllocationInputError` for columns of the wrong length."""
+
+@final
+class OcppCallReader:
+    """Reads an OCPP-J version's hot calls (MeterValues, StatusNotification, Heartbeat)
+    from a frame's text in one call: parsed, the payload checked against the schema
+    (the `jsonschema` crate, the engine of jsonschema-rs, formats checked) and the
+    handler's fields taken out. Anything else, a call with any problem included, is None
+    (never an error): the caller's general path handles it."""
+
+    def __new__(cls, *, v16: bool) -> OcppCallReader: ...
+    def add(self, action: str, schema: str) -> bool:
+        """Reads `action` from now on, checked against `schema` (JSON Schema text; its
+        `$id` is dropped); False for an action it does not read. `HubgateError` if the
+        schema does not compile."""
+    def read(
+        self, text: str
+    ) -> (
+        tuple[
+            str,
+            str,
+            tuple[int, str, str | None, str | None]
+            | tuple[
+                int,
+                list[
+                    tuple[
+                        str,
+                        tuple[float | None, float | None, float | None],
+                        tuple[float | None, float | None, float | None],
+                        float | None,
+                        float | None,
+                        float | None,
+                        float | None,
+                    ]
+                ],
+            ]
+            | None,
+        ]
+        | None
+    ):
+        """`(unique_id, action, fields)` of a hot call with a valid payload, else None.
+        Fields: a Heartbeat None; a StatusNotification (1.6 connectorId or 2.x evseId,
+        status, 1.6 errorCode or None, timestamp or None); a MeterValues (connectorId or
+        evseId, per meterValue (timestamp, current A per phase, voltage V per phase,
+        power W, energy register Wh, SoC %, offered current A), None where not sent). A
+        1.6 value that is not a plain decimal number makes the whole call None."""
 
 @final
 class WebSocketDecoder:

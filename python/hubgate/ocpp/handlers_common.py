@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from hubgate.ocpp.meter_values import merge_meter_values
+from hubgate.ocpp.meter_values import Reading, merge_readings
 from hubgate.ocpp.policy import CsmsPolicy, ocpp_now, ocpp_time
 from hubgate.ocpp.registry import BootInfo, ConnectorState, Station
 from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.session import Handler, Immediate
-from hubgate.ocpp.versions import OcppVersion
+
+MeterFields = tuple[int, list[Reading]]
+"""A MeterValues as `hubgate._core.OcppCallReader` reads it: (1.6 connectorId or 2.x
+evseId, the reading of each meterValue)."""
 
 
 def boot_answer(station: Station, policy: CsmsPolicy, boot: BootInfo) -> Payload:
@@ -26,14 +29,12 @@ def boot_answer(station: Station, policy: CsmsPolicy, boot: BootInfo) -> Payload
     }
 
 
-def measure(
-    station: Station, connector: ConnectorState, meter_values: list[Payload], version: OcppVersion
-) -> None:
-    """Merge a MeterValues' samples into the connector's measurement, and feed the
+def measure(station: Station, connector: ConnectorState, readings: list[Reading]) -> None:
+    """Merge a MeterValues' readings into the connector's measurement, and feed the
     station's clock estimate with the newest of their timestamps (parsed once, there)."""
-    measurement = merge_meter_values(connector.measurement, meter_values, version)
+    measurement = merge_readings(connector.measurement, readings)
     connector.measure(measurement)
-    if meter_values and measurement.timestamp is not None:
+    if readings and measurement.timestamp is not None:
         station.clock.stamped_at(measurement.timestamp)
 
 
@@ -41,7 +42,7 @@ def common_handlers(station: Station, acknowledged: Iterable[str]) -> dict[str, 
     """Heartbeat, DataTransfer (no vendor extension is known) and the `acknowledged`
     notifications, which are answered with an empty payload."""
 
-    def heartbeat(p: Payload) -> Payload:
+    def heartbeat(_: object) -> Payload:
         now = datetime.now(UTC)
         station.last_heartbeat = now
         return {"currentTime": ocpp_time(now)}
@@ -53,7 +54,7 @@ def common_handlers(station: Station, acknowledged: Iterable[str]) -> dict[str, 
         return {}
 
     return {
-        "Heartbeat": Immediate(heartbeat),
+        "Heartbeat": Immediate(heartbeat, hot=heartbeat),
         "DataTransfer": Immediate(data_transfer),
         **dict.fromkeys(acknowledged, Immediate(acknowledge)),
     }

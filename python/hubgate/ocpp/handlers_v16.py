@@ -8,8 +8,13 @@ from typing import Any
 
 import trio
 
-from hubgate.ocpp.handlers_common import boot_answer, common_handlers, measure
-from hubgate.ocpp.meter_values import parse_timestamp
+from hubgate.ocpp.handlers_common import (
+    MeterFields,
+    boot_answer,
+    common_handlers,
+    measure,
+)
+from hubgate.ocpp.meter_values import parse_timestamp, readings
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import BootInfo, Station, Transaction
 from hubgate.ocpp.rpc import Payload
@@ -22,6 +27,10 @@ does not hand out ids a charger may still hold from before; they stay within int
 
 ACKNOWLEDGED = ("FirmwareStatusNotification", "DiagnosticsStatusNotification")
 """Notifications answered with an empty payload."""
+
+
+StatusFields = tuple[int, str, str, str | None]
+"""A StatusNotification as `hubgate._core.OcppCallReader` reads it: (connectorId, status, errorCode, timestamp)."""
 
 
 def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
@@ -40,10 +49,14 @@ def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
         return boot_answer(station, policy, boot)
 
     def status_notification(p: Payload) -> Payload:
-        connector = station.connector(p["connectorId"])
-        connector.report(status=p["status"])
-        connector.error_code = p["errorCode"]
-        station.clock.stamped(p.get("timestamp"))
+        return status_read((p["connectorId"], p["status"], p["errorCode"], p.get("timestamp")))
+
+    def status_read(fields: StatusFields) -> Payload:
+        connector_id, status, error_code, timestamp = fields
+        connector = station.connector(connector_id)
+        connector.report(status=status)
+        connector.error_code = error_code
+        station.clock.stamped(timestamp)
         return {}
 
     def authorize(p: Payload) -> Payload:
@@ -80,15 +93,19 @@ def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
         return {"idTagInfo": id_tag_info(p["idTag"])} if "idTag" in p else {}
 
     def meter_values(p: Payload) -> Payload:
-        measure(station, station.connector(p["connectorId"]), p["meterValue"], OcppVersion.V16)
+        return meter_values_read((p["connectorId"], readings(p["meterValue"], OcppVersion.V16)))
+
+    def meter_values_read(fields: MeterFields) -> Payload:
+        connector_id, values = fields
+        measure(station, station.connector(connector_id), values)
         return {}
 
     return {
         "BootNotification": Immediate(boot_notification),
-        "StatusNotification": Immediate(status_notification),
+        "StatusNotification": Immediate(status_notification, hot=status_read),
         "Authorize": Immediate(authorize),
         "StartTransaction": Immediate(start_transaction),
         "StopTransaction": Immediate(stop_transaction),
-        "MeterValues": Immediate(meter_values),
+        "MeterValues": Immediate(meter_values, hot=meter_values_read),
         **common_handlers(station, ACKNOWLEDGED),
     }

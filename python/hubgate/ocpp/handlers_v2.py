@@ -7,8 +7,13 @@ from typing import Any
 import trio
 
 from hubgate.devices.model import ChargingNeeds
-from hubgate.ocpp.handlers_common import boot_answer, common_handlers, measure
-from hubgate.ocpp.meter_values import merge_meter_values, parse_timestamp
+from hubgate.ocpp.handlers_common import (
+    MeterFields,
+    boot_answer,
+    common_handlers,
+    measure,
+)
+from hubgate.ocpp.meter_values import merge_meter_values, parse_timestamp, readings
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import BootInfo, Station, Transaction
 from hubgate.ocpp.rpc import Payload
@@ -25,6 +30,10 @@ ACKNOWLEDGED = (
 """Notifications answered with an empty payload."""
 
 
+StatusFields = tuple[int, str, None, str]
+"""A StatusNotification as `hubgate._core.OcppCallReader` reads it: (evseId, connectorStatus, None, timestamp)."""
+
+
 def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict[str, Handler]:
     """The 2.x handlers of one station speaking `version`."""
 
@@ -39,8 +48,12 @@ def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict
         return boot_answer(station, policy, boot)
 
     def status_notification(p: Payload) -> Payload:
-        station.connector(p["evseId"]).report(status=p["connectorStatus"])
-        station.clock.stamped(p["timestamp"])
+        return status_read((p["evseId"], p["connectorStatus"], None, p["timestamp"]))
+
+    def status_read(fields: StatusFields) -> Payload:
+        evse_id, status, _, timestamp = fields
+        station.connector(evse_id).report(status=status)
+        station.clock.stamped(timestamp)
         return {}
 
     def authorize(p: Payload) -> Payload:
@@ -92,15 +105,19 @@ def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict
         return {"status": "Accepted"}
 
     def meter_values(p: Payload) -> Payload:
-        measure(station, station.connector(p["evseId"]), p["meterValue"], version)
+        return meter_values_read((p["evseId"], readings(p["meterValue"], version)))
+
+    def meter_values_read(fields: MeterFields) -> Payload:
+        evse_id, values = fields
+        measure(station, station.connector(evse_id), values)
         return {}
 
     return {
         "BootNotification": Immediate(boot_notification),
-        "StatusNotification": Immediate(status_notification),
+        "StatusNotification": Immediate(status_notification, hot=status_read),
         "Authorize": Immediate(authorize),
         "TransactionEvent": Immediate(transaction_event),
-        "MeterValues": Immediate(meter_values),
+        "MeterValues": Immediate(meter_values, hot=meter_values_read),
         "NotifyEVChargingNeeds": Immediate(notify_ev_charging_needs),
         **common_handlers(station, ACKNOWLEDGED),
     }

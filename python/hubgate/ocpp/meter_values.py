@@ -68,32 +68,49 @@ def parse_timestamp(text: str) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+Reading = tuple[str, Phases, Phases, float | None, float | None, float | None, float | None]
+"""One `meterValue` reduced to what is kept: (timestamp as sent, current per phase,
+voltage per phase, power W, energy register Wh, SoC %, offered current A); None: not in
+it. `hubgate._core.OcppCallReader` makes them from a frame's text, `reading` from a
+parsed payload."""
+
+
 def merge_meter_values(
     previous: Measurement, meter_values: list[dict[str, Any]], version: OcppVersion
 ) -> Measurement:
     """`previous` updated with every sample of `meter_values` (later samples win)."""
+    return merge_readings(previous, readings(meter_values, version))
+
+
+def readings(meter_values: list[dict[str, Any]], version: OcppVersion) -> list[Reading]:
+    """The `Reading` of each parsed `meterValue`."""
     value_of = _value_16 if version is OcppVersion.V16 else _value_2
-    if len(meter_values) == 1:  # (the usual case)
-        only = meter_values[0]
-        return _merge_one(previous, parse_timestamp(only["timestamp"]), only, value_of)
-    stamped = [(parse_timestamp(mv["timestamp"]), mv) for mv in meter_values]
+    return [reading(mv, value_of) for mv in meter_values]
+
+
+def merge_readings(previous: Measurement, readings: list[Reading]) -> Measurement:
+    """`previous` updated with `readings` in the order of their timestamps."""
+    if len(readings) == 1:  # (the usual case)
+        only = readings[0]
+        return _merge_one(previous, parse_timestamp(only[0]), only)
+    stamped = [(parse_timestamp(r[0]), r) for r in readings]
     stamped.sort(key=lambda pair: pair[0])
     current = previous
-    for at, meter_value in stamped:
-        current = _merge_one(current, at, meter_value, value_of)
+    for at, one in stamped:
+        current = _merge_one(current, at, one)
     return current
 
 
-def _merge_one(
-    state: Measurement,
-    at: datetime,
-    meter_value: dict[str, Any],
-    value_of: Callable[[dict[str, Any]], float | None],
-) -> Measurement:
-    current = list(state.current_a)
-    voltage = list(state.voltage_v)
-    power_w, reported_wh = state.power_w, None
-    soc_percent, offered_current_a = state.soc_percent, state.offered_current_a
+def reading(
+    meter_value: dict[str, Any], value_of: Callable[[dict[str, Any]], float | None]
+) -> Reading:
+    """The `Reading` of one parsed `meterValue` (`value_of`: the version's sample value)."""
+    current: list[float | None] = [None, None, None]
+    voltage: list[float | None] = [None, None, None]
+    power_w: float | None = None
+    reported_wh: float | None = None
+    soc_percent: float | None = None
+    offered_current_a: float | None = None
     total_power = False
     phase_power: list[float] = []
     for sample in meter_value["sampledValue"]:
@@ -124,6 +141,19 @@ def _merge_one(
             offered_current_a = value
     if phase_power and not total_power:
         power_w = sum(phase_power)
+    return (
+        meter_value["timestamp"],
+        (current[0], current[1], current[2]),
+        (voltage[0], voltage[1], voltage[2]),
+        power_w,
+        reported_wh,
+        soc_percent,
+        offered_current_a,
+    )
+
+
+def _merge_one(state: Measurement, at: datetime, one: Reading) -> Measurement:
+    _, current, voltage, power_w, reported_wh, soc_percent, offered_current_a = one
     energy_wh, energy_at, energy_power_w = state.energy_wh, state.energy_at, state.energy_power_w
     if reported_wh is not None:
         energy_wh, energy_at = reported_wh, at
@@ -131,16 +161,26 @@ def _merge_one(
         if last_wh is not None and last_at is not None and at > last_at:
             hours = (at - last_at).total_seconds() / 3600
             energy_power_w = max(reported_wh - last_wh, 0.0) / hours
+    old_current, old_voltage = state.current_a, state.voltage_v
     return Measurement(
         at,
-        (current[0], current[1], current[2]),
-        (voltage[0], voltage[1], voltage[2]),
-        power_w,
+        current if None not in current else _either(current, old_current),
+        voltage if None not in voltage else _either(voltage, old_voltage),
+        state.power_w if power_w is None else power_w,
         energy_wh,
-        soc_percent,
-        offered_current_a,
+        state.soc_percent if soc_percent is None else soc_percent,
+        state.offered_current_a if offered_current_a is None else offered_current_a,
         energy_at,
         energy_power_w,
+    )
+
+
+def _either(new: Phases, old: Phases) -> Phases:
+    """Each phase's new value, or its old one where there is none."""
+    return (
+        old[0] if new[0] is None else new[0],
+        old[1] if new[1] is None else new[1],
+        old[2] if new[2] is None else new[2],
     )
 
 

@@ -2,7 +2,11 @@
 
 The reader never blocks: a handler that answers at once (`Immediate`: hubgate's
 own CSMS answers) runs inline where the frame was read, any other incoming call in
-its own task, so a slow handler cannot stall pings or other calls. A transport
+its own task, so a slow handler cannot stall pings or other calls. A charger's usual
+calls (MeterValues, StatusNotification, Heartbeat) are read from the frame's text in
+one Rust call (`hubgate._core.OcppCallReader`: parsed, checked, their fields taken
+out) when the handler has a `hot` half; anything it does not read takes the Python
+path, which names the CallError. A transport
 that can push its messages (`PushesMessages`: the listener's connection) hands
 them over in its reader task, without a channel and a task switch per frame.
 Outgoing calls are serialised (OCPP-J allows one outstanding call per direction)
@@ -27,7 +31,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import trio
 from trio_websocket import ConnectionClosed
@@ -44,7 +48,7 @@ from hubgate.ocpp.errors import (
 )
 from hubgate.ocpp.link_stats import OcppLinkStats
 from hubgate.ocpp.rpc import Payload
-from hubgate.ocpp.validation import Direction, validate
+from hubgate.ocpp.validation import Direction, hot_reader, validate
 from hubgate.ocpp.versions import OcppVersion
 
 LOG = logging.getLogger("hubgate.ocpp")
@@ -61,9 +65,12 @@ Handler = Callable[[Payload], Awaitable[Payload]]
 class Immediate:
     """A handler that answers without waiting for anything: a session runs it inline, in
     the task that read the call, instead of starting a task for it. Awaiting it (as a
-    `Handler`) gives the same answer."""
+    `Handler`) gives the same answer. `hot`: the same answer from the fields
+    `hubgate._core.OcppCallReader` reads out of a frame of this call (a MeterValues,
+    StatusNotification or Heartbeat), which the session then never parses in Python."""
 
     answer: Callable[[Payload], Payload]
+    hot: Callable[[Any], Payload] | None = None
 
     async def __call__(self, payload: Payload) -> Payload:
         return self.answer(payload)
@@ -147,6 +154,13 @@ class OcppSession:
         self.identity = identity
         self.limits = limits or SessionLimits()
         self._handlers = handlers
+        self._hot = {
+            action: handler.hot
+            for action, handler in handlers.items()
+            if isinstance(handler, Immediate) and handler.hot is not None
+        }
+        self._reader = hot_reader(version, frozenset(self._hot)) if self._hot else None
+        """Reads the calls of `_hot` from a frame's text in one Rust call."""
         self._call_lock = trio.Lock()
         self._pending: _Pending | None = None
         self._active_calls = 0
@@ -279,6 +293,12 @@ class OcppSession:
 
     def _receive(self, raw: str | bytes, nursery: trio.Nursery) -> None:
         """Handle one frame without blocking: calls go to their own task."""
+        reader = self._reader
+        if reader is not None and type(raw) is str and len(raw) <= self.limits.max_payload_bytes:
+            hot = reader.read(raw)  # a valid hot call, parsed and read, else None
+            if hot is not None:
+                self._send_quietly(self._answer_hot(*hot))
+                return
         try:
             message = self._parse(raw)
         except RpcError as exc:
@@ -370,12 +390,23 @@ class OcppSession:
             INCOMING_ID.set(call.unique_id)
             if handler is None:
                 raise _unsupported(call.action)
-            result = self._checked_result(call, handler.answer(call.payload))
+            result = self._checked_result(call.action, handler.answer(call.payload))
         except RpcError as exc:
             return self._rejected(call, exc)
         except Exception:
             return self._failed(call)
         return rpc.CallResult(call.unique_id, result)
+
+    def _answer_hot(self, unique_id: str, action: str, fields: object) -> rpc.Message:
+        """`_answer_now` of a valid call `OcppCallReader` read: its handler's `hot` half."""
+        try:
+            INCOMING_ID.set(unique_id)
+            result = self._checked_result(action, self._hot[action](fields))
+        except RpcError as exc:
+            return self._rejected(rpc.Call(unique_id, action, {}), exc)
+        except Exception:
+            return self._failed(rpc.Call(unique_id, action, {}))
+        return rpc.CallResult(unique_id, result)
 
     def _rejected(self, call: rpc.Call, exc: RpcError) -> rpc.Message:
         self._log.info(
@@ -402,20 +433,20 @@ class OcppSession:
         result = await handler(call.payload)
         if isinstance(call, rpc.Send):
             return result  # a SEND has no response
-        return self._checked_result(call, result)
+        return self._checked_result(call.action, result)
 
-    def _checked_result(self, call: rpc.Call, result: Payload) -> Payload:
-        """`result` if it is a valid answer to `call`; else it is logged and an
+    def _checked_result(self, action: str, result: Payload) -> Payload:
+        """`result` if it is a valid answer to an `action` call; else it is logged and an
         InternalError raised (our bug, not the charger's)."""
         try:
-            validate(self.version, call.action, Direction.RESPONSE, result)
+            validate(self.version, action, Direction.RESPONSE, result)
         except RpcError as exc:
             self._log.log(
                 logging.ERROR,
                 "invalid result",
                 "%s: our %s result is invalid: %s",
                 self.identity,
-                call.action,
+                action,
                 clip(str(exc)),
             )
             raise RpcError(ErrorCode.INTERNAL_ERROR, "invalid result") from None

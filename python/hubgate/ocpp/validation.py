@@ -16,6 +16,7 @@ from importlib import resources
 
 import jsonschema_rs
 
+from hubgate._core import OcppCallReader
 from hubgate.ocpp.errors import UNREADABLE_ID, ErrorCode, RpcError
 from hubgate.ocpp.rpc import Payload, error_code_for
 from hubgate.ocpp.versions import OcppVersion
@@ -63,14 +64,28 @@ def actions(version: OcppVersion) -> frozenset[str]:
     return frozenset(n.removesuffix("Request") for n in names if not n.endswith("Response"))
 
 
+def _schema_text(version: OcppVersion, action: str, direction: Direction) -> str:
+    path = resources.files("ocpp") / _DIRECTORY[version] / "schemas"
+    return (path / _schema_name(version, action, direction)).read_text(encoding="utf-8-sig")
+
+
 @cache
 def compiled(version: OcppVersion, action: str, direction: Direction) -> jsonschema_rs.Validator:
     """The compiled validator of one schema; built on first use, then reused."""
-    path = resources.files("ocpp") / _DIRECTORY[version] / "schemas"
-    text = (path / _schema_name(version, action, direction)).read_text(encoding="utf-8-sig")
-    schema = json.loads(text)
+    schema = json.loads(_schema_text(version, action, direction))
     schema.pop("$id", None)  # 2.1 URNs are not resolvable and not needed
     return jsonschema_rs.validator_for(schema, validate_formats=True)
+
+
+@cache
+def hot_reader(version: OcppVersion, actions: frozenset[str]) -> OcppCallReader:
+    """The Rust reader of those of `actions` it reads (MeterValues, StatusNotification,
+    Heartbeat), with the same schemas as `compiled` (the engine jsonschema-rs wraps, the
+    same formats checked); it reads only calls that `validate` accepts."""
+    reader = OcppCallReader(v16=version is OcppVersion.V16)
+    for action in actions:
+        reader.add(action, _schema_text(version, action, Direction.REQUEST))
+    return reader
 
 
 @cache

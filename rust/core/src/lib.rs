@@ -8,7 +8,9 @@
 pub mod alloc;
 pub mod crc;
 pub mod failsafe;
+pub mod json_tape;
 pub mod modbus;
+pub mod ocpp;
 pub mod paths;
 pub mod plan;
 pub mod websocket;

@@ -177,6 +177,15 @@ pub(crate) enum CoreError {
     /// See [`hubgate_core::paths::PathError`]: paths that do not fit the site are a
     /// `TopologyError`, columns that do not fit the paths an `AllocationInputError`.
     Paths(hubgate_core::paths::PathError),
+    /// See [`hubgate_core::ocpp::SchemaError`] (our bug: a shipped schema that does not
+    /// compile): a `HubgateError`.
+    Schema(hubgate_core::ocpp::SchemaError),
+}
+
+impl From<hubgate_core::ocpp::SchemaError> for CoreError {
+    fn from(err: hubgate_core::ocpp::SchemaError) -> Self {
+        Self::Schema(err)
+    }
 }
 
 impl From<hubgate_core::paths::PathError> for CoreError {
@@ -253,6 +262,7 @@ impl From<CoreError> for PyErr {
                 instantiate(py, |t| &t.alloc_input, e.to_string())
             }
             CoreError::Paths(e) => instantiate(py, |t| &t.topology, e.to_string()),
+            CoreError::Schema(e) => HubgateError::new_err(e.0),
         })
     }
 }

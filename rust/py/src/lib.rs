@@ -14,6 +14,7 @@ mod modbus_group;
 mod modbus_pdu;
 mod modbus_stats;
 mod modbus_values;
+mod ocpp;
 mod paths;
 mod plan;
 mod readiness;
@@ -49,6 +50,8 @@ mod _core {
     use super::alloc::{
         AllocConnector, AllocNode, AllocReason, AllocSettings, Allocation, Allocator,
     };
+    #[pymodule_export]
+    use super::ocpp::OcppCallReader;
     #[pymodule_export]
     use super::paths::ConnectorPaths;
     #[pymodule_export]
