@@ -17,6 +17,7 @@ from hubgate.config.model import SiteConfig
 from hubgate.control.allocation import REASON_NAMES
 from hubgate.control.limits import LimitBook
 from hubgate.control.plan import CyclePlanner, Plan
+from hubgate.profiles.model import IecState
 from tests.support.events import RecordedEvents
 from tests.support.loop_site import SITE_TOML, PlannedSite, SimSite, grid_metered_site
 from tests.support.toml_tables import connector_32a, modbus, modbus_charger, ocpp_charger
@@ -188,3 +189,54 @@ def test_credits_that_follow_one_another_hide_a_base_load_rise_at_most_settle_s(
             used = sum(site.setpoints().values()) + sim.meter.base_a
             assert used <= 40 + 1e-6, (chain, site.now, site.setpoints())
     assert site.setpoints()["cp-1"] >= 6  # still charging
+
+
+def cp3_idle_in(state: IecState) -> PlannedSite:
+    """The grid-metered site (every charger read with the meter, as Modbus chargers are)
+    with cp-3 unplugged; once plugged in its EV reports `state` (C: ready, yet drawing 0 A,
+    an OCPP 'Charging' at 0 A or an EV slow to start)."""
+    site = grid_metered_site(0.0, reports_every_s=0.0)
+    cp3 = site.sim.charger("cp-3")
+    sample = cp3.sample
+    cp3.sample = lambda now: (  # type: ignore[method-assign]
+        replace(sample(now), state=state) if cp3.connected else sample(now)
+    )
+    cp3.connected = False
+    return site
+
+
+def cycles_over_the_step(site: PlannedSite, cycles: int) -> list[tuple[float, float]]:
+    """The cycles whose setpoints plus the base load exceed the 30 % step, with the sum."""
+    over = []
+    for _ in range(cycles):
+        site.cycle()
+        used = sum(site.setpoints().values()) + site.sim.meter.base_a
+        if used > STEP_LIMIT_A + 1e-6:
+            over.append((site.now, used))
+    return over
+
+
+@pytest.mark.parametrize("state", [IecState.B, IecState.C])
+@pytest.mark.parametrize("step", ["after", "before"])
+def test_an_idle_ev_read_with_the_meter_hides_no_base_load_rise(state: IecState, step: str) -> None:
+    """cp-3's EV plugs in and draws nothing; offered its share, a start before its values
+    show it would be credited. The base load rises 10 A. cp-3's values are read with the
+    meter (and say 0 A), and in B its EV is not ready: the rise is base load, not its start.
+    `after`: the grid operator's step to 30 % comes 2 s after the rise (credited up to its
+    offer from before the step, 21 A, the rise was hidden 7 cycles with 40 A commanded);
+    `before`: the step is in force already (no cut: 9 cycles at 40 A)."""
+    site = cp3_idle_in(state)
+    cp3 = site.sim.charger("cp-3")
+    if step == "before":
+        site.sim.box.percent = 30.0
+    site.run(30)
+    cp3.ev_max_a = 0.0
+    cp3.connected = True
+    site.run(3)
+    assert site.setpoints()["cp-3"] >= 6  # offered its share
+    site.sim.meter.base_a = BASE_A
+    if step == "after":
+        site.run(2)
+        site.sim.box.percent = 30.0
+    assert cycles_over_the_step(site, 30) == []
+    assert min(site.setpoints().values()) >= 6  # all three still offered current

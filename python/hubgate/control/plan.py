@@ -354,14 +354,13 @@ class CyclePlanner:
                 continue
             if reading is None:
                 continue
-            drawn, unseen = max(runtime.draw), runtime.may_start_unseen(info.node in under_cut)
+            drawn = max(runtime.draw)
+            unseen = runtime.may_start_unseen(now, cut=info.node in under_cut)
             if reading.state in WANTING_STATES and reading.state_newer_than_values():
                 # Started (its status says so) before its values show it: what the meters
                 # see rise, up to what it may draw, is its draw, not base load (for
                 # settle_s from the change).
-                allowance = (
-                    info.max_current_a if runtime.sent_a is None else self._counted_a(i, now)
-                )
+                allowance = info.max_current_a if runtime.sent_a is None else runtime.sent_a
                 since = now if reading.state_at is None else reading.state_at
                 if unseen and now - since < settle_s:
                     rise = rise_to(allowance, falling, runtime.draw, phases)
@@ -397,10 +396,10 @@ class CyclePlanner:
                     runtime.seen_above = True
             if not_yet and now - runtime.sent_at < settle_s and unseen:
                 # Offered a new setpoint lately, not started yet: it may start any moment,
-                # at what the allocator counts for it, before its values show it (an OCPP
+                # at its setpoint, before its values show it (an OCPP
                 # station's lag); what the meters see rise up to that is its draw.
                 unknown = credits[i][1] if i in credits else falling
-                rise = rise_to(self._counted_a(i, now), unknown, runtime.draw, phases)
+                rise = rise_to(runtime.sent_a or 0.0, unknown, runtime.draw, phases)
                 credits[i] = (runtime.sent_at, rise)
             if info.three_phase and runtime.observe_phases(wants):
                 self.allocator.set_ev_phase(i, runtime.ev_phase)
@@ -516,12 +515,6 @@ class CyclePlanner:
             ),
             notes,
         )
-
-    def _counted_a(self, index: int, now: float) -> float:
-        """What the allocator counts the connector at `index` at (A per phase): its
-        setpoint, or the one before a decrease while that stays reserved (`settle_s`)."""
-        sent = self.connectors[index].sent_a or 0.0
-        return max(sent, self.allocator.reserved_a(index, now))
 
     def node_limit(self, node: int, now: float) -> NodeLimit:
         """The limit in force on `node` now and what sets it (`control.limit_in_force`): its
