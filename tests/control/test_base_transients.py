@@ -17,9 +17,16 @@ from hubgate.config.model import SiteConfig
 from hubgate.control.allocation import REASON_NAMES
 from hubgate.control.limits import LimitBook
 from hubgate.control.plan import CyclePlanner, Plan
+from hubgate.devices.model import Reading
 from hubgate.profiles.model import IecState
 from tests.support.events import RecordedEvents
-from tests.support.loop_site import SITE_TOML, PlannedSite, SimSite, grid_metered_site
+from tests.support.loop_site import (
+    SITE_TOML,
+    PlannedSite,
+    SimCharger,
+    SimSite,
+    grid_metered_site,
+)
 from tests.support.toml_tables import connector_32a, modbus, modbus_charger, ocpp_charger
 
 BOARD_A = 64.0
@@ -148,6 +155,8 @@ def test_a_base_load_risen_while_an_ev_was_offered_is_counted_at_a_step_down(
     assert max(site.setpoints().values()) >= 6  # still charging
 
 
+CYCLE_S = 1.0
+"""The test site's control cycle."""
 SETTLE_S = 10.0
 """The allocator's `settle_s`: how long one credit may explain the meter's rise."""
 
@@ -191,11 +200,11 @@ def test_credits_that_follow_one_another_hide_a_base_load_rise_at_most_settle_s(
     assert site.setpoints()["cp-1"] >= 6  # still charging
 
 
-def cp3_idle_in(state: IecState) -> PlannedSite:
-    """The grid-metered site (every charger read with the meter, as Modbus chargers are)
-    with cp-3 unplugged; once plugged in its EV reports `state` (C: ready, yet drawing 0 A,
-    an OCPP 'Charging' at 0 A or an EV slow to start)."""
-    site = grid_metered_site(0.0, reports_every_s=0.0)
+def cp3_idle_in(state: IecState, reports_every_s: float = 0.0) -> PlannedSite:
+    """The grid-metered site (every charger read with the meter, as Modbus chargers are, or
+    reporting every `reports_every_s`) with cp-3 unplugged; once plugged in its EV reports
+    `state` (C: ready, yet drawing 0 A, an OCPP 'Charging' at 0 A or an EV slow to start)."""
+    site = grid_metered_site(0.0, reports_every_s=reports_every_s)
     cp3 = site.sim.charger("cp-3")
     sample = cp3.sample
     cp3.sample = lambda now: (  # type: ignore[method-assign]
@@ -218,14 +227,19 @@ def cycles_over_the_step(site: PlannedSite, cycles: int) -> list[tuple[float, fl
 
 @pytest.mark.parametrize("state", [IecState.B, IecState.C])
 @pytest.mark.parametrize("step", ["after", "before"])
-def test_an_idle_ev_read_with_the_meter_hides_no_base_load_rise(state: IecState, step: str) -> None:
+@pytest.mark.parametrize("reports_every_s", [0.0, 2.0])
+def test_an_idle_ev_hides_a_base_load_rise_only_until_its_values_show_it(
+    state: IecState, step: str, reports_every_s: float
+) -> None:
     """cp-3's EV plugs in and draws nothing; offered its share, a start before its values
-    show it would be credited. The base load rises 10 A. cp-3's values are read with the
-    meter (and say 0 A), and in B its EV is not ready: the rise is base load, not its start.
-    `after`: the grid operator's step to 30 % comes 2 s after the rise (credited up to its
-    offer from before the step, 21 A, the rise was hidden 7 cycles with 40 A commanded);
-    `before`: the step is in force already (no cut: 9 cycles at 40 A)."""
-    site = cp3_idle_in(state)
+    show it would be credited. The base load rises 10 A. Values read with the meter (0 s,
+    as a Modbus charger's) say it draws 0 A: the rise is base load, not its start; values
+    that lag (an OCPP station's MeterValues every 2 s) may credit it until the first taken
+    after the rise say 0 A. `after`: the grid operator's step to 30 % comes 2 s after the
+    rise (credited up to its offer from before the step, 21 A, the rise was hidden 7 cycles
+    with 40 A commanded); `before`: the step is in force already (no cut: 9 cycles at 40 A,
+    in B as in C: an EV's state that comes with its values is as old as they are)."""
+    site = cp3_idle_in(state, reports_every_s)
     cp3 = site.sim.charger("cp-3")
     if step == "before":
         site.sim.box.percent = 30.0
@@ -238,5 +252,47 @@ def test_an_idle_ev_read_with_the_meter_hides_no_base_load_rise(state: IecState,
     if step == "after":
         site.run(2)
         site.sim.box.percent = 30.0
-    assert cycles_over_the_step(site, 30) == []
+    over = cycles_over_the_step(site, 30)
+    assert len(over) <= reports_every_s / CYCLE_S, over  # its next values say 0 A
     assert min(site.setpoints().values()) >= 6  # all three still offered current
+
+
+def statuses_on_change(charger: SimCharger) -> None:
+    """`charger` reports its state when it changes, apart from its values (an OCPP
+    StatusNotification, newer than the last MeterValues)."""
+    sample, changed = charger.sample, {IecState.A: 0.0}
+
+    def with_status(now: float) -> Reading:
+        reading = sample(now)
+        state = IecState.C if charger.draw_a > 0 else IecState.B
+        state = state if charger.connected else IecState.A
+        if state not in changed:
+            changed.clear()
+            changed[state] = now
+        at = changed[state]
+        return replace(reading, state=state, state_at=at if at > reading.at else None)
+
+    charger.sample = with_status  # type: ignore[method-assign]
+
+
+def test_an_ev_that_pauses_leaves_no_stale_draw_behind() -> None:
+    """cp-2's EV pauses (C -> B: its status at once, its MeterValues 10 s apart); the base
+    load rises 11 A 3 s later. B draws nothing (IEC 61851-1): its last values (22 A) are of
+    before, and counted as its draw they hid the rise (61 A commanded against 40 A for 7
+    cycles, cp-2 even raised to 32 A; review s15)."""
+    site = grid_metered_site(6.0, reports_every_s=10.0)
+    for charger in site.sim.chargers:
+        statuses_on_change(charger)
+    site.sim.charger("cp-3").connected = False
+    site.sim.charger("cp-1").ev_max_a = 10.0
+    site.sim.box.percent = 40.0
+    site.run(40)
+    cp2 = site.sim.charger("cp-2")
+    assert cp2.draw_a > 10  # charging
+    cp2.ev_max_a = 0.0  # its EV pauses
+    site.run(3)
+    site.sim.meter.base_a = 17.0
+    for _ in range(15):
+        site.cycle()
+        used = sum(site.setpoints().values()) + site.sim.meter.base_a
+        assert used <= 40 + 1e-6, (site.now, site.setpoints())

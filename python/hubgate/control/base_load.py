@@ -19,8 +19,9 @@ from hubgate.control.site_model import SiteModel
 
 Credit = tuple[float, Phases3]
 """A connector whose draw the meters may show before any reading does (an EV starting
-unseen, or on its way down after a decrease): since when (its offer or state change) and
-what it may draw above its known draw per phase, its allowance (A)."""
+unseen, or on its way down after a decrease): since when (its offer or state change, or
+its values when newer: what they show was not its start) and what it may draw above its
+known draw per phase, its allowance (A)."""
 
 _Draws = Sequence[Phases3]
 """Per connector, a draw on the grid phases (A)."""
@@ -146,8 +147,10 @@ class BaseLoads:
         then what the others do. What its known draw drops below its reading (a decrease's
         cap) is its own at once; what its reading or its known draw then does, the meter
         did too; what its reading still shows above its known draw stays its own under a
-        credit renewed (a later decrease); the rest of what a credit explained becomes base
-        load when it ends. A rise that came before a credit is never put down to it, so
+        credit renewed (a later decrease, or values newer than the rise that show it did
+        not start); the rest of what a credit explained becomes base load when it ends or
+        is renewed (an idle EV's values read after a 10 A rise of the base said 0 A, and it
+        stayed hidden for `settle_s`, 40 A commanded against 30 A). A rise that came before a credit is never put down to it, so
         credits that follow one another cannot hold the base below the meter for longer
         than one lasts (before, the base was held where it was when the first began, for as
         long as new ones came: 10 A for 48 s in a test). None for a node without a trusted
@@ -178,8 +181,9 @@ class BaseLoads:
                 if i not in credits:  # what it explained is base load from now on
                     ended.append(layers)
                     continue
-                old = [layer for layer in layers if now - layer[0] >= self.settle_s]
-                layers = [layer for layer in layers if now - layer[0] < self.settle_s]
+                since = credits[i][0]
+                old = [lay for lay in layers if now - lay[0] >= self.settle_s or lay[0] < since]
+                layers = [lay for lay in layers if now - lay[0] < self.settle_s and lay[0] >= since]
                 for p in range(3):
                     # what its reading still shows above what it counts stays its own
                     shown = read[i][p] - draws[i][p] - sum(layer[p + 1] for layer in layers)

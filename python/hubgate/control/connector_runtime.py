@@ -192,8 +192,11 @@ class ConnectorRuntime:
         its reading. On its way down: the part of that reading above a setpoint lowered
         less than `settle_s` ago (the EV's reaction time); whether it still draws it, only
         a later reading or the meter tells (`BaseLoads._metered`). None at all once a state
-        newer than its values says no EV takes current (unplugged, faulted): its last
-        values are of before, and counted they would hide as much base load. Never read
+        newer than its values says no EV takes current (unplugged, faulted, or paused: B,
+        connected and not ready, draws nothing under IEC 61851-1): its last values are of
+        before, and counted they would hide as much base load (an OCPP EV paused with
+        MeterValues 10 s apart: its 22 A hid an 11 A base rise, 61 A commanded against
+        40 A for 7 cycles). Never read
         here: the draw the previous leader last read, until its lease lapses
         (`ChargerWatch.inherited_draw`; read without a current: `inherit_draw`)."""
         reading, cap = self.reading, self.sent_a
@@ -201,7 +204,7 @@ class ConnectorRuntime:
             return self.watch.inherited_draw(now) or self.draw, _NONE
         if (
             reading.state is not None
-            and reading.state not in WANTING_STATES
+            and reading.state not in _DRAWING
             and reading.state_newer_than_values()
         ):
             return _NONE, _NONE
@@ -288,6 +291,7 @@ def rise_to(allowance: float, unknown: Phases3, draw: Phases3, phases: tuple[int
 
 _NONE: Phases3 = (0.0, 0.0, 0.0)
 _DRAWING = frozenset({IecState.C, IecState.D})
+"""The states in which an EV may draw current."""
 _L1 = Quantity.CURRENT_L1
 _L2 = Quantity.CURRENT_L2
 _L3 = Quantity.CURRENT_L3

@@ -396,11 +396,11 @@ class CyclePlanner:
                     runtime.seen_above = True
             if not_yet and now - runtime.sent_at < settle_s and unseen:
                 # Offered a new setpoint lately, not started yet: it may start any moment,
-                # at its setpoint, before its values show it (an OCPP
-                # station's lag); what the meters see rise up to that is its draw.
+                # at its setpoint, before its values show it (an OCPP station's lag): what
+                # the meters see rise up to that after its values is its draw.
                 unknown = credits[i][1] if i in credits else falling
                 rise = rise_to(runtime.sent_a or 0.0, unknown, runtime.draw, phases)
-                credits[i] = (runtime.sent_at, rise)
+                credits[i] = (max(runtime.sent_at, reading.at), rise)
             if info.three_phase and runtime.observe_phases(wants):
                 self.allocator.set_ev_phase(i, runtime.ev_phase)
                 self.energy.ev_phases[i] = 3 if runtime.ev_phase is None else 1
