@@ -149,3 +149,18 @@ async def test_an_invalid_outgoing_payload_is_never_sent(
     with pytest.raises(RpcError):
         await session.call("Reset", {"type": "Sideways"})
     assert wire.charger_inbox.statistics().current_buffer_used == 0
+
+
+async def test_our_calls_have_ids_of_their_own_per_connection(nursery: trio.Nursery) -> None:
+    sent: list[str] = []
+    for _ in range(2):
+        wire = MemoryConnection()
+        session = await start(nursery, wire, {})
+        for _ in range(3):
+            async with trio.open_nursery() as calls:
+                calls.start_soon(session.call, "Reset", {"type": "Soft"})
+                frame = await wire.charger_receives()
+                await wire.charger_sends([3, frame[1], {"status": "Accepted"}])
+            sent.append(frame[1])
+    assert len(set(sent)) == 6
+    assert all(0 < len(unique_id) <= 36 for unique_id in sent)  # OCPP-J's limit

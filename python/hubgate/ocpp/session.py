@@ -26,6 +26,7 @@ fragments of other messages. The queue is bounded: a peer that lets it fill
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -162,6 +163,9 @@ class OcppSession:
         self._reader = hot_reader(version, frozenset(self._hot)) if self._hot else None
         """Reads the calls of `_hot` from a frame's text in one Rust call."""
         self._call_lock = trio.Lock()
+        self._call_ids = map(f"{uuid.uuid4().hex[:12]}-{{}}".format, itertools.count(1))
+        """Our calls' message ids: unique on this connection (OCPP-J asks no more), and a
+        random prefix per connection; a counter costs a tenth of a fresh UUID's 4-6 µs."""
         self._pending: _Pending | None = None
         self._active_calls = 0
         self._closed = False
@@ -235,7 +239,7 @@ class OcppSession:
         unique_id: str | None = None,
         checked: bool = False,
     ) -> Payload:
-        """Send a call and return the peer's result payload (`unique_id`: a new UUID if None;
+        """Send a call and return the peer's result payload (`unique_id`: a new one if None;
         `checked`: the payload is valid for this version already, e.g. a charger's call of
         the same version forwarded unchanged, and is not validated again).
 
@@ -247,7 +251,7 @@ class OcppSession:
         async with self._call_lock:
             if self._closed:
                 raise OcppSessionClosedError(f"{self.identity}: connection closed")
-            pending = _Pending(unique_id or str(uuid.uuid4()), action)
+            pending = _Pending(unique_id or next(self._call_ids), action)
             check_send()
             self._pending = pending
             calls = self.link.calls
