@@ -11,6 +11,7 @@ against a command deadline of 0.4 s (1 s cycles). The loop's other devices are i
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import pytest
@@ -151,3 +152,5 @@ async def test_a_charge_not_answered_yet_is_counted_until_a_later_command_lands(
         await trio.sleep(30)
     assert [w for _, w in battery.commands][:2] == [-30_000.0, 0.0]
     assert max(w for _, w in site.imports) <= LIMIT_W
+    starts = [t for t, _ in battery.commands]
+    assert all(b - a >= ANSWERS_S - 1e-9 for a, b in itertools.pairwise(starts))  # in turns
