@@ -11,6 +11,7 @@ import pytest
 import trio
 import trio.testing
 
+from hubgate.config.model import SiteConfig
 from hubgate.control.heartbeats import HEARTBEAT_EARLY_S
 from hubgate.control.limits import SITE, AuditAction, Limit, LimitSource
 from hubgate.control.loop import ControlLoop
@@ -401,55 +402,72 @@ async def test_a_charger_not_following_is_reserved_at_its_maximum(
         assert "cp-1#1 not following its limit: 32 A reserved" in notes
 
 
-async def test_at_a_short_cycle_the_state_is_built_when_read_and_sessions_sampled_each_second(
+async def test_at_a_short_cycle_the_state_is_built_when_read(
     autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sim = SimSite.build()
-    config = site_config()
-    config = config.model_copy(
-        update={"control": config.control.model_copy(update={"cycle_s": 0.1})}
-    )
-    async with running_loop(config, sim.devices()) as loop:
+    async with running_loop(_cycle_s(0.1), sim.devices()) as loop:
         await trio.sleep(3)  # every EV charging
-        observed: list[float] = []
-        sampled_keys: list[list[str]] = []
         built: list[int] = []
-        observe, site_state = loop.sessions.observe, loop.snapshot._site_state
-
-        def observing(*args: Any) -> None:
-            observed.append(trio.current_time())
-            sampled_keys.append([c.key for c in args[0]])
-            observe(*args)
+        site_state = loop.snapshot._site_state
 
         def building(*args: Any) -> SiteState:
             built.append(args[0])
             return site_state(*args)
 
-        monkeypatch.setattr(loop.sessions, "observe", observing)
         monkeypatch.setattr(loop.snapshot, "_site_state", building)
         cycles = loop.stats.cycles
         await trio.sleep(5.0)
         assert loop.stats.cycles - cycles >= 45
         assert built == []  # nobody read a state: none was built
-        assert 4 <= len(observed) <= 6  # the session records sample about once a second
-        assert all(b - a >= 0.9 for a, b in itertools.pairwise(observed))
-        assert all(keys == ["cp-1#1", "cp-2#1", "cp-3#1"] for keys in sampled_keys)
         state = loop.hub.latest
         assert state is not None
         assert built == [state.cycle]
         assert state.cycle >= loop.stats.cycles - 1
         assert {c.status for c in state.connectors} == {"C"}
         assert loop.hub.latest is state  # built once
-        sampled = len(observed)
-        while len(observed) == sampled:  # until the cycle just after a sample
-            await loop.cycle_ready.wait()
+
+
+@pytest.mark.parametrize("cycle_s", [0.1, 1.0])
+async def test_each_open_session_is_sampled_each_second_in_turn_and_a_change_at_once(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch, cycle_s: float
+) -> None:
+    sim = SimSite.build()
+    async with running_loop(_cycle_s(cycle_s), sim.devices()) as loop:
+        await trio.sleep(3)  # every EV charging
+        sampled: list[tuple[float, list[str]]] = []
+        observe = loop.sessions.observe
+
+        def observing(*args: Any) -> None:
+            sampled.append((loop.snapshot._now, [c.key for c in args[0]]))
+            observe(*args)
+
+        monkeypatch.setattr(loop.sessions, "observe", observing)
+        await trio.sleep(5.0)
+        keys = ["cp-1#1", "cp-2#1", "cp-3#1"]
+        at = {key: [t for t, sample in sampled if key in sample] for key in keys}
+        for times in at.values():  # each once a second, the cycles' starts on their ticks
+            assert len(times) >= 4
+            assert all(b - a == pytest.approx(1.0) for a, b in itertools.pairwise(times))
+        if cycle_s < 1:  # in turn: one connector's session in each of three cycles of ten
+            assert all(len(sample) == 1 for _, sample in sampled)
+            assert len({times[0] for times in at.values()}) == 3
+        else:  # every cycle samples them all, as each is due
+            assert all(sample == keys for _, sample in sampled)
+        await loop.cycle_ready.wait()
         sim.charger("cp-1").connected = False
-        unplugged_at = trio.current_time()
-        await trio.sleep(0.35)
+        unplugged_at, after = trio.current_time(), len(sampled)
+        await trio.sleep(cycle_s + 0.05)
         # the unplug is handed to the session records in the next cycle, not a second later
-        assert len(observed) == sampled + 2
-        assert 0 < observed[-1] - unplugged_at <= 0.25
-        assert sampled_keys[-1] == ["cp-1#1"]  # that connector alone
+        first = next(t for t, sample in sampled[after:] if "cp-1#1" in sample)
+        assert 0 < first - unplugged_at <= cycle_s
+
+
+def _cycle_s(cycle_s: float) -> SiteConfig:
+    config = site_config()
+    return config.model_copy(
+        update={"control": config.control.model_copy(update={"cycle_s": cycle_s})}
+    )
 
 
 @dataclass

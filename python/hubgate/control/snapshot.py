@@ -8,7 +8,6 @@ It also keeps the recent operator events, stamped with the wall clock as they co
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -62,10 +61,9 @@ BATTERY_MODE_HELD_S = 10.0
 """A battery mode is an event once it has held this long (no event for every flicker)."""
 
 SESSIONS_EVERY_S = 1.0
-"""The charging-session records sample the connectors with a session open about this often
-(every cycle of a cycle this long or longer), and a connector at once when its status or
-transaction changes (that one alone: at depot-500 with 0.1 s cycles one of the 500 changed
-nearly every cycle, and all were sampled)."""
+"""The charging-session records sample each connector with a session open this often (every
+cycle of a cycle this long or longer; in shorter cycles a share of them in turn, see
+`Snapshot._due_groups`), and a connector at once when its status or transaction changes."""
 
 
 class Snapshot:
@@ -126,8 +124,8 @@ class Snapshot:
         self._limits: list[NodeLimit] = []
         self._commanded: list[Phases3] = []
         self._measured: dict[int, _Metered] = {}
-        self._sessions_at = -math.inf
-        """When the session records last sampled the connectors (the loop's clock)."""
+        self._sessions_at: tuple[float, float] | None = None
+        """The first and the last cycle's start (the loop's clock) that sampled sessions."""
         self._marks: list[tuple[str, ChargingTransaction | None]] = []
         """What the session records last saw of each connector (`_session_marks`)."""
         self._published: tuple[int, CycleResult, float] | None = None
@@ -197,24 +195,45 @@ class Snapshot:
 
     def _sample_sessions(self, sessions: SessionRecorder, result: CycleResult, now: float) -> None:
         """Hand `sessions` the connectors whose status or transaction changed since the
-        last cycle, and every `SESSIONS_EVERY_S` those with a session open (one not open
-        whose status is as before has none to start: it was sampled unplugged)."""
+        last cycle, and those with a session open whose turn it is (each every
+        `SESSIONS_EVERY_S`, `_due_groups`; one not open whose status is as before has none
+        to start: it was sampled unplugged)."""
         transactions = {name: d.transaction() for name, d in self._transactions.items()}
         marks, before = self._session_marks(transactions, now), self._marks
-        due = now - self._sessions_at >= SESSIONS_EVERY_S - self.planner.site.control.cycle_s / 2
-        names = self._names
+        due = self._due_groups(self._now)
+        groups, names = len(due), self._names
         changed = [
             i
             for i, mark in enumerate(marks)
-            if i >= len(before) or mark != before[i] or (due and sessions.is_open(names[i]))
+            if i >= len(before)
+            or mark != before[i]
+            or (due[i % groups] and sessions.is_open(names[i]))
         ]
         self._marks = marks
-        if due:
-            self._sessions_at = now
         if changed:
             decisions = result.decisions()
             samples = [self._sample(i, decisions[i], now) for i in changed]
             sessions.observe(samples, transactions, self._wall)
+
+    def _due_groups(self, start: float) -> list[bool]:
+        """Per group of connectors (the one at `i` in group `i % groups`, one group per
+        cycle in `SESSIONS_EVERY_S`): whether its sessions are due in the cycle that began
+        at `start`. Group `g` is due at `g` cycles after the first cycle's start and every
+        `SESSIONS_EVERY_S` after, in the cycle whose start passed that (half a cycle early
+        counts), so no cycle samples them all (at depot-500 in 0.1 s cycles, 500 samples
+        in one cycle of ten made its spike) and a late cycle shifts no group's turn."""
+        cycle_s = self.planner.site.control.cycle_s
+        groups = max(1, round(SESSIONS_EVERY_S / cycle_s))
+        if self._sessions_at is None:
+            self._sessions_at = (start, start)
+            return [True] * groups
+        first, last = self._sessions_at
+        self._sessions_at = (first, start)
+        now, before = start - first + cycle_s / 2, last - first + cycle_s / 2
+        return [
+            (now - g * cycle_s) // SESSIONS_EVERY_S > (before - g * cycle_s) // SESSIONS_EVERY_S
+            for g in range(groups)
+        ]
 
     def _site_state(
         self,
