@@ -60,6 +60,17 @@ def test_planner_sends_an_increase_after_a_decrease_at_once() -> None:
     assert planner.due(Setpoint(20), now=16)
 
 
+@pytest.mark.parametrize(("raised_at", "now"), [(11.4, 11.4 + 5), (0.0, 5.0), (1.0, 5.9)])
+def test_planner_due_now_exactly_when_due_in_s_says_0(raised_at: float, now: float) -> None:
+    """`due_in_s` says when `due` says yes: at a float boundary they disagreed (11.4 + 5 =
+    16.4, but 16.4 - 11.4 < 5: `due` said no while `due_in_s` said 0, so the connector
+    took the path of a due setpoint that then sent nothing, `OcppCharger.quiet_for_s`)."""
+    planner = LeasePlanner(SETTINGS)
+    planner.sent(Setpoint(16), now=raised_at)
+    raise_ = Setpoint(20)
+    assert planner.due(raise_, now) == (planner.due_in_s(raise_, now) == 0.0)
+
+
 def test_planner_spread_renews_earlier_within_half_the_margin() -> None:
     for spread, renew_at in ((0.0, 40.0), (0.5, 35.0), (1.0, 30.0)):
         planner = LeasePlanner(SETTINGS, spread=spread)

@@ -204,22 +204,21 @@ class LeasePlanner:
         too, that decrease held the raise `min_increase_interval_s` more."""
 
     def due(self, setpoint: Setpoint, now: float) -> bool:
-        """Whether `setpoint` must go out now."""
-        last, s = self._last, self.settings
+        """Whether `setpoint` must go out now: a first one, other phases, a decrease, or
+        when `due_in_s` says 0 (one rule for both: at a float boundary they disagreed)."""
+        last = self._last
         if last is None or last.phases != setpoint.phases:
             return True
-        if now >= self._sent_at + self._renew_after_s:
-            return True
-        change = setpoint.current_a - last.current_a
-        if change < -DECREASE_TOLERANCE_A:
+        if setpoint.current_a - last.current_a < -DECREASE_TOLERANCE_A:
             # Never held back: the allocator counts on it, and a site over its limit is
             # brought back by decreases of a step or two.
             return True
-        return change >= s.deadband_a and now - self._raised_at >= s.min_increase_interval_s
+        return self.due_in_s(setpoint, now) == 0.0
 
     def due_in_s(self, setpoint: Setpoint, now: float) -> float:
-        """How long from `now` until `setpoint`, not due now, comes due by itself: at its
-        lease's renewal, or an increase past the deadband once the increase interval is out."""
+        """How long from `now` until `setpoint` (the phases of the last one, not lower)
+        comes due by itself: at its lease's renewal, or an increase past the deadband once
+        the increase interval is out."""
         assert self._last is not None, "a setpoint that is not due has a last one"
         due = self._sent_at + self._renew_after_s
         if setpoint.current_a - self._last.current_a >= self.settings.deadband_a:
