@@ -51,6 +51,8 @@ def test_empty_and_tiny_values() -> None:
     for floor in (0.0, -1.0, math.inf, math.nan):
         with pytest.raises(ValueError, match="floor"):
             QuantileSketch(floor=floor)
+    sketch.add(math.nan)  # counted as the floor
+    assert sketch.quantile(1.0) == 1e-6
     sketch.add(math.inf)  # counted as the largest finite value, above every other
     assert sketch.quantile(1.0) > 1e300
     assert sketch.quantile(0.0) == 1e-6

@@ -77,7 +77,11 @@ impl QuantileSketch {
     /// Counts `value` `times` times (negative and NaN values count as the floor,
     /// infinity as the largest finite value).
     pub fn add(&mut self, value: f64, times: u64) {
-        let value = value.min(f64::MAX);
+        let value = if value == f64::INFINITY {
+            f64::MAX
+        } else {
+            value // (NaN stays NaN: not above the floor)
+        };
         let index = if value > self.floor {
             index_of(value, self.per_log_gamma)
         } else {
@@ -190,8 +194,10 @@ mod tests {
         for floor in [0.0, -1.0, f64::INFINITY, f64::NAN] {
             assert!(QuantileSketch::new(0.01, floor).is_err(), "{floor}");
         }
+        sketch.add(f64::NAN, 1);
+        assert_eq!(sketch.quantile(0.0), Some(1e-6));
+        assert!((sketch.quantile(1.0).unwrap() - 0.019).abs() <= 0.019 * 0.01);
         sketch.add(f64::INFINITY, 1);
         assert!(sketch.quantile(1.0).unwrap() > 1e300);
-        assert_eq!(sketch.quantile(0.0), Some(1e-6));
     }
 }
