@@ -87,11 +87,11 @@ async def test_reaction_times_hold_with_the_gateway_and_the_evs_on_one_clock() -
             summary = await demo.summary()
     assert summary.reaction_s == 5 + 1.0 + 1.0  # the slowest EV, a cycle, a step
     assert summary.violations == ()
-    # the step, written to the box within [20, 21) s, is read and commanded in one cycle
+    # the step, written to the box within [10, 11) s, is read and commanded in one cycle
     stepped = next(t for t, s in enumerate(seconds) if s.limit_kw == STEP_KW)
     assert stepped == STEP_AT + 1
     assert seconds[stepped].over_a == 0.0
-    # cp-2 answers nothing from 30 s: reserved after 3 cycles of silence
+    # cp-2 answers nothing from 15 s: reserved after 3 cycles of silence
     lost = first(seconds, OFFLINE_AT, r"^cp-2#1 unreachable: [\d.]+ A reserved$")
     assert lost <= OFFLINE_AT + 1 + UNREACHABLE_AFTER_CYCLES
     # the grid meter: lost once its reading is older than meter_stale_s, never within two
