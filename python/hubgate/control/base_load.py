@@ -182,8 +182,12 @@ class BaseLoads:
                     ended.append(layers)
                     continue
                 since = credits[i][0]
-                old = [lay for lay in layers if now - lay[0] >= self.settle_s or lay[0] < since]
-                layers = [lay for lay in layers if now - lay[0] < self.settle_s and lay[0] >= since]
+                kept: _Layers = []
+                old: _Layers = []
+                for layer in layers:  # a layer lives settle_s, and not from before the credit
+                    live = now - layer[0] < self.settle_s and layer[0] >= since
+                    (kept if live else old).append(layer)
+                layers = kept
                 for p in range(3):
                     # what its reading still shows above what it counts stays its own
                     shown = read[i][p] - draws[i][p] - sum(layer[p + 1] for layer in layers)
