@@ -522,3 +522,41 @@ async def test_every_charger_gets_its_heartbeat_on_its_period_from_one_timer(
     assert max(slow.beats) - start <= 40 + 4  # (its period gone at 40 s)
     # unreachable from 20 s (3 cycles to be counted so): no heartbeat after that
     assert max(gone.beats) - start <= 20 + 3 + 2
+
+
+@dataclass
+class QuietCharger(BeatingCharger):
+    """A heartbeat that would send nothing until `sends_from` and again for `quiet_s` after
+    each beat (`QuietBeat`: an OCPP lease, renewed only when due)."""
+
+    sends_from: float = 9.0
+    quiet_s: float = 7.0
+    asked: list[float] = field(default_factory=list)
+
+    def heartbeat_quiet_for_s(self) -> float:
+        self.asked.append(now := trio.current_time())
+        return max(0.0, self.sends_from - now)
+
+    async def heartbeat(self) -> None:
+        await super().heartbeat()
+        self.sends_from = trio.current_time() + self.quiet_s
+
+
+async def test_a_heartbeat_that_would_send_nothing_is_not_started_until_it_would(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A charger whose heartbeat would send nothing gets none then (no task: on main it beat
+    on its 2 s period from the start), is asked again within its period, and its beat goes
+    out when it would send, at most `HEARTBEAT_EARLY_S` early."""
+    quiet = QuietCharger("cp-1")
+    sim = SimSite.build()
+    sim.chargers = sim.meters[0].chargers = [quiet, *sim.chargers[1:]]
+    start = trio.current_time()
+    quiet.sends_from = start + 9.0
+    async with running(sim):
+        await trio.sleep(27)  # (the next beat, at 30 s, is not waited for)
+    beats = [b - start for b in quiet.beats]
+    assert beats == pytest.approx([9.0, 16.0, 23.0], abs=HEARTBEAT_EARLY_S + 1e-6)
+    asked = [a - start for a in quiet.asked]
+    assert asked[0] <= 2
+    assert all(b - a <= 2 + 1e-6 for a, b in itertools.pairwise(asked))

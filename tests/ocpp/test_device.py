@@ -59,6 +59,7 @@ async def test_read_limit_failsafe_and_heartbeat(server: Running) -> None:
     assert charger.id == "charger-16"
     with pytest.raises(OcppSessionClosedError):
         await charger.read()
+    assert charger.heartbeat_quiet_for_s() == 0  # (the beat says it is not connected)
     with trio.fail_after(20):
         async with connected(server) as cp:
             session = await server.session_of("CP16")
@@ -99,9 +100,11 @@ async def test_read_limit_failsafe_and_heartbeat(server: Running) -> None:
             assert reading.at <= trio.current_time()
 
             sent = len(cp.cp.received)
+            assert 0 < charger.heartbeat_quiet_for_s() <= 2  # (`QuietBeat`: no task for it)
             await charger.heartbeat()  # not due yet
             assert len(cp.cp.received) == sent
             await trio.sleep(2.1)  # renewal is due 1 s before the 3 s lease ends
+            assert charger.heartbeat_quiet_for_s() == 0
             await charger.heartbeat()
             renewed = await trio.to_thread.run_sync(cp.cp.wait_received, "SetChargingProfile", 4)
             assert "valid_to" in renewed[-1]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 import trio
 
@@ -24,6 +25,17 @@ HEARTBEAT_EARLY_S = 0.1
 """A charger's heartbeat goes out up to this long before it is due, with every other one
 due by then: one wake-up of the timer for them all (a watchdog fed early is fed; one task
 asleep per charger cost a wake-up per heartbeat, 500 at depot-500)."""
+
+
+@runtime_checkable
+class QuietBeat(Protocol):
+    """A charger whose heartbeat mostly has nothing to send (an OCPP lease, renewed only when
+    its renewal is due): while it would send nothing, the timer starts no task for it and
+    looks again when it comes due, or after its period if that is sooner (on depot-200 the
+    OCPP connectors' beats were 10 tasks a second, nearly all of them renewing nothing)."""
+
+    def heartbeat_quiet_for_s(self) -> float:
+        """How long from now `heartbeat` would still send nothing; 0: it may send now."""
 
 
 async def feed_watchdogs(
@@ -40,6 +52,7 @@ async def feed_watchdogs(
             due.append((start + period * (i + 1) / len(chargers), i))
     heapq.heapify(due)
     beating: set[int] = set()
+    quiet_for = [c.heartbeat_quiet_for_s if isinstance(c, QuietBeat) else None for _, c in chargers]
 
     async def beat(i: int, epoch: int, period_s: float) -> None:
         name, charger = chargers[i]
@@ -61,6 +74,11 @@ async def feed_watchdogs(
                 period = chargers[i][1].heartbeat_period_s
                 if period is None:
                     heapq.heappop(due)
+                    continue
+                quiet = quiet_for[i]
+                quiet_s = 0.0 if quiet is None or period <= HEARTBEAT_EARLY_S else quiet()
+                if quiet_s > HEARTBEAT_EARLY_S:  # nothing to send before then
+                    heapq.heapreplace(due, (now + min(quiet_s, period), i))
                     continue
                 heapq.heapreplace(due, (at + period if at + period > soon else now + period, i))
                 epoch = None if i in beating else epoch_for(i)

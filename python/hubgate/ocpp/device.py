@@ -79,6 +79,7 @@ STALE_INTERVALS = 2.0
 """A charging connector's values older than this many sample intervals are asked for."""
 
 CALL_FAILED = (OcppCallError, OcppCallTimeoutError, OcppSessionClosedError)
+PhaseCurrents = tuple[float | None, float | None, float | None]
 
 
 class OcppCharger:
@@ -186,6 +187,12 @@ class OcppCharger:
         """Half the renewal margin, so the lease is renewed before it runs out."""
         return self.settings.renew_before_s / 2
 
+    def heartbeat_quiet_for_s(self) -> float:
+        """How long `heartbeat` would renew nothing (`control.heartbeats.QuietBeat`)."""
+        lease = None if self.station.session is None else self._current_lease()
+        last = None if lease is None else lease.planner.last
+        return 0.0 if lease is None or last is None else lease.quiet_for_s(last)
+
     @property
     def limit_check(self) -> LimitCheck:
         """Not following when caught (module docstring); else the last verification."""
@@ -197,10 +204,8 @@ class OcppCharger:
         lease = self._lease
         if lease is not None and lease.mode is None:
             return LimitCheck(False, "holds no lease (one stack level, one schedule period)")
-        verification = self._verification
-        if verification is None:
-            return LimitCheck()
-        return LimitCheck(verification.following, verification.evidence)
+        checked = self._verification
+        return LimitCheck() if checked is None else LimitCheck(checked.following, checked.evidence)
 
     @property
     def verification(self) -> Verification | None:
@@ -663,9 +668,7 @@ class OcppCharger:
             LOG.debug("%s#%d: MeterValues not triggered: %s", self.id, self.connector_id, error)
 
 
-def _currents(
-    connector: ConnectorState, voltage_v: float, phases: int
-) -> tuple[float | None, float | None, float | None]:
+def _currents(connector: ConnectorState, voltage_v: float, phases: int) -> PhaseCurrents:
     """Per-phase current: measured, else derived from power or the energy register."""
     m = connector.measurement
     if any(c is not None for c in m.current_a):
@@ -676,11 +679,8 @@ def _currents(
     return currents_from_power(power, voltage_v, phases)
 
 
-def _dc_currents(
-    connector: ConnectorState, dc: DcConnector, voltage_v: float
-) -> tuple[float | None, float | None, float | None]:
-    """A DC connector's AC current per phase from the power it reports (its Current.Import
-    is the DC current, not a phase's)."""
+def _dc_currents(connector: ConnectorState, dc: DcConnector, voltage_v: float) -> PhaseCurrents:
+    """A DC connector's AC current per phase from its power (its Current.Import is DC)."""
     m = connector.measurement
     power = m.power_w if m.power_w is not None else m.energy_power_w
     if power is None:
