@@ -17,7 +17,7 @@ from hubgate.config import ConfigError
 from hubgate.config.loader import load_site
 from hubgate.ocpp import rpc
 from hubgate.ocpp.errors import ErrorCode, RpcError
-from hubgate.ocpp.meter_values import Measurement, merge_meter_values
+from hubgate.ocpp.meter_values import Measurement, merge_readings, readings
 from hubgate.ocpp.registry import StationRegistry
 from hubgate.ocpp.validation import Direction, actions, validate
 from hubgate.ocpp.versions import OcppVersion
@@ -94,7 +94,7 @@ def test_meter_values_in_16_units_and_21_multipliers() -> None:
             "sampledValue": [{"value": "99", "measurand": "SoC"}],
         },
     ]
-    m = merge_meter_values(Measurement(soc_percent=50.0), v16, V16)
+    m = merge_readings(Measurement(soc_percent=50.0), readings(v16, V16))
     assert (m.power_w, m.energy_wh, m.current_a) == (7200.0, 12.5, (8.0, None, None))
     assert m.soc_percent == 99.0
     assert m.timestamp is not None
@@ -109,7 +109,7 @@ def test_meter_values_in_16_units_and_21_multipliers() -> None:
             ],
         }
     ]
-    m2 = merge_meter_values(Measurement(), v2, V21)
+    m2 = merge_readings(Measurement(), readings(v2, V21))
     assert (m2.power_w, m2.energy_wh) == (5.0, 1500.0)
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
-from hubgate.ocpp.meter_values import Reading, merge_readings
+from hubgate.ocpp.meter_values import Reading, merge_readings, readings
 from hubgate.ocpp.policy import CsmsPolicy, ocpp_now, ocpp_time
 from hubgate.ocpp.registry import BootInfo, ConnectorState, Station
 from hubgate.ocpp.rpc import Payload
 from hubgate.ocpp.session import Handler, Immediate
+from hubgate.ocpp.versions import OcppVersion
+
+LOG = logging.getLogger("hubgate.ocpp")
 
 MeterFields = tuple[int, list[Reading]]
 """A MeterValues as `hubgate._core.OcppCallReader` reads it: (1.6 connectorId or 2.x
@@ -27,6 +32,26 @@ def boot_answer(station: Station, policy: CsmsPolicy, boot: BootInfo) -> Payload
         "currentTime": ocpp_now(),
         "interval": policy.boot_interval(),
     }
+
+
+def station_readings(
+    station: Station, meter_values: list[dict[str, Any]], version: OcppVersion
+) -> list[Reading]:
+    """The readings of a `meterValue` list from `station` (the Python path's: the Rust
+    reader leaves a frame with a value that is not a finite number to it). Such samples
+    are skipped and counted; the station's first one is logged."""
+    skipped: list[str] = []
+    read = readings(meter_values, version, skipped)
+    if skipped:
+        if not station.non_finite_samples:
+            LOG.warning(
+                "%s: %s value not a finite number once scaled: sample skipped, message kept "
+                "(logged once per station)",
+                station.identity,
+                skipped[0],
+            )
+        station.non_finite_samples += len(skipped)
+    return read
 
 
 def measure(station: Station, connector: ConnectorState, readings: list[Reading]) -> None:

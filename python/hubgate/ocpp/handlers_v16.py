@@ -13,8 +13,9 @@ from hubgate.ocpp.handlers_common import (
     boot_answer,
     common_handlers,
     measure,
+    station_readings,
 )
-from hubgate.ocpp.meter_values import parse_timestamp, readings
+from hubgate.ocpp.meter_values import parse_timestamp
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import BootInfo, Station, Transaction
 from hubgate.ocpp.rpc import Payload
@@ -93,7 +94,9 @@ def handlers(station: Station, policy: CsmsPolicy) -> dict[str, Handler]:
         return {"idTagInfo": id_tag_info(p["idTag"])} if "idTag" in p else {}
 
     def meter_values(p: Payload) -> Payload:
-        return meter_values_read((p["connectorId"], readings(p["meterValue"], OcppVersion.V16)))
+        return meter_values_read(
+            (p["connectorId"], station_readings(station, p["meterValue"], OcppVersion.V16))
+        )
 
     def meter_values_read(fields: MeterFields) -> Payload:
         connector_id, values = fields

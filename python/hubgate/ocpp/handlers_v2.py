@@ -12,8 +12,9 @@ from hubgate.ocpp.handlers_common import (
     boot_answer,
     common_handlers,
     measure,
+    station_readings,
 )
-from hubgate.ocpp.meter_values import merge_meter_values, parse_timestamp, readings
+from hubgate.ocpp.meter_values import merge_readings, parse_timestamp
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import BootInfo, Station, Transaction
 from hubgate.ocpp.rpc import Payload
@@ -76,7 +77,8 @@ def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict
         connector = station.connector(evse_id if evse_id is not None else transaction.connector_id)
         station.clock.stamped(p["timestamp"])
         if "meterValue" in p:
-            connector.measure(merge_meter_values(connector.measurement, p["meterValue"], version))
+            values = station_readings(station, p["meterValue"], version)
+            connector.measure(merge_readings(connector.measurement, values))
         if p["eventType"] == "Ended":
             transaction.stopped = parse_timestamp(p["timestamp"])
             transaction.stop_reason = info.get("stoppedReason", "Local")
@@ -105,7 +107,7 @@ def handlers(station: Station, policy: CsmsPolicy, version: OcppVersion) -> dict
         return {"status": "Accepted"}
 
     def meter_values(p: Payload) -> Payload:
-        return meter_values_read((p["evseId"], readings(p["meterValue"], version)))
+        return meter_values_read((p["evseId"], station_readings(station, p["meterValue"], version)))
 
     def meter_values_read(fields: MeterFields) -> Payload:
         evse_id, values = fields

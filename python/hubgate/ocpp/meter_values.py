@@ -4,10 +4,16 @@ Only what the site model needs is kept: per-phase current and voltage, total
 active power, the energy register and the state of charge. Units are
 normalised to A, V, W, Wh and %. For a charger that reports only its energy
 register, the average power between its last two readings is kept too.
+
+A sample whose value is not a finite number once scaled (a 2.x multiplier of 309 or
+more, 1e308 kWh, a 1.6 "1e400", "inf" or "NaN") is skipped like an unreadable one: the
+message is valid (its schema sets no bound) and is answered and kept, but a reading
+holds numbers (`readings` tells the caller which it skipped).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -75,17 +81,13 @@ it. `hubgate._core.OcppCallReader` makes them from a frame's text, `reading` fro
 parsed payload."""
 
 
-def merge_meter_values(
-    previous: Measurement, meter_values: list[dict[str, Any]], version: OcppVersion
-) -> Measurement:
-    """`previous` updated with every sample of `meter_values` (later samples win)."""
-    return merge_readings(previous, readings(meter_values, version))
-
-
-def readings(meter_values: list[dict[str, Any]], version: OcppVersion) -> list[Reading]:
-    """The `Reading` of each parsed `meterValue`."""
+def readings(
+    meter_values: list[dict[str, Any]], version: OcppVersion, skipped: list[str] | None = None
+) -> list[Reading]:
+    """The `Reading` of each parsed `meterValue`; the measurand of each sample skipped for
+    a value that is not a finite number is appended to `skipped`."""
     value_of = _value_16 if version is OcppVersion.V16 else _value_2
-    return [reading(mv, value_of) for mv in meter_values]
+    return [reading(mv, value_of, skipped) for mv in meter_values]
 
 
 def merge_readings(previous: Measurement, readings: list[Reading]) -> Measurement:
@@ -102,9 +104,12 @@ def merge_readings(previous: Measurement, readings: list[Reading]) -> Measuremen
 
 
 def reading(
-    meter_value: dict[str, Any], value_of: Callable[[dict[str, Any]], float | None]
+    meter_value: dict[str, Any],
+    value_of: Callable[[dict[str, Any]], float | None],
+    skipped: list[str] | None = None,
 ) -> Reading:
-    """The `Reading` of one parsed `meterValue` (`value_of`: the version's sample value)."""
+    """The `Reading` of one parsed `meterValue` (`value_of`: the version's sample value;
+    `skipped`: as in `readings`)."""
     current: list[float | None] = [None, None, None]
     voltage: list[float | None] = [None, None, None]
     power_w: float | None = None
@@ -114,11 +119,16 @@ def reading(
     total_power = False
     phase_power: list[float] = []
     for sample in meter_value["sampledValue"]:
-        kind = _KEPT.get(sample.get("measurand", _DEFAULT_MEASURAND))
+        measurand = sample.get("measurand", _DEFAULT_MEASURAND)
+        kind = _KEPT.get(measurand)
         if kind is None:
             continue
         value = value_of(sample)
         if value is None:
+            continue
+        if not math.isfinite(value):
+            if skipped is not None:
+                skipped.append(measurand)
             continue
         if kind == _CURRENT:
             phase = _PHASE_INDEX.get(sample.get("phase", ""))
@@ -141,6 +151,10 @@ def reading(
             offered_current_a = value
     if phase_power and not total_power:
         power_w = sum(phase_power)
+        if not math.isfinite(power_w):  # (finite phases whose sum is not)
+            power_w = None
+            if skipped is not None:
+                skipped.append("Power.Active.Import")
     return (
         meter_value["timestamp"],
         (current[0], current[1], current[2]),
@@ -160,7 +174,8 @@ def _merge_one(state: Measurement, at: datetime, one: Reading) -> Measurement:
         last_wh, last_at = state.energy_wh, state.energy_at
         if last_wh is not None and last_at is not None and at > last_at:
             hours = (at - last_at).total_seconds() / 3600
-            energy_power_w = max(reported_wh - last_wh, 0.0) / hours
+            average = max(reported_wh - last_wh, 0.0) / hours
+            energy_power_w = average if math.isfinite(average) else None
     old_current, old_voltage = state.current_a, state.voltage_v
     return Measurement(
         at,
@@ -197,9 +212,12 @@ def _value_16(sample: dict[str, Any]) -> float | None:
 
 
 def _value_2(sample: dict[str, Any]) -> float:
-    """A 2.x sample in base units."""
+    """A 2.x sample in base units (infinite when its power of ten is beyond a float)."""
     unit = sample.get("unitOfMeasure")
     if unit is None:
         return float(sample["value"])
-    scale: float = _SCALE.get(unit.get("unit", "Wh"), 1.0) * 10.0 ** unit.get("multiplier", 0)
-    return float(sample["value"]) * scale
+    try:
+        power: float = 10.0 ** unit.get("multiplier", 0)
+    except OverflowError:
+        return math.inf
+    return float(sample["value"]) * (_SCALE.get(unit.get("unit", "Wh"), 1.0) * power)

@@ -129,6 +129,8 @@ class Station:
     """How long after the current connection began its BootNotification came."""
     link: OcppLinkStats = field(default_factory=OcppLinkStats)
     """Its frames and our calls to it, across its connections."""
+    non_finite_samples: int = 0
+    """Meter samples it sent whose value was not a finite number once scaled (skipped)."""
 
     def booting(self) -> None:
         """A BootNotification arrived (its clock may have been set anew)."""

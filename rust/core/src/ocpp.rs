@@ -7,7 +7,8 @@
 //! fields the handler uses, the meter samples already reduced to the values a connector
 //! keeps. Anything else, a frame with a problem of any kind included, is `None`: the
 //! caller takes its general path, which names the CallError. So this reader never
-//! rejects; it only recognises the plain case.
+//! rejects; it only recognises the plain case (a kept sample whose value is not a finite
+//! number once scaled is not: the general path skips it and logs it).
 
 use jsonschema::Validator;
 use serde_json::Value;
@@ -249,6 +250,9 @@ fn meter_value(v16: bool, entry: TapeNode<'_>) -> Option<MeterValue<'_>> {
         }) else {
             continue;
         };
+        if !value.is_finite() {
+            return None; // (the Python path skips the sample and says so)
+        }
         let phase = match sample.get("phase") {
             None => None,
             Some(phase) => phase_index(phase.str()?),
@@ -275,6 +279,9 @@ fn meter_value(v16: bool, entry: TapeNode<'_>) -> Option<MeterValue<'_>> {
     }
     if !total_power {
         if let Some(sum) = phase_power {
+            if !sum.is_finite() {
+                return None; // (finite phases whose sum is not: as above)
+            }
             out.power_w = Some(sum);
         }
     }
@@ -327,11 +334,7 @@ fn value_2(sample: TapeNode<'_>) -> Option<f64> {
         None => 0,
         Some(m) => m.i64()?,
     };
-    let power = 10f64.powf(multiplier as f64);
-    if !power.is_finite() {
-        return None; // (Python's `10.0 ** multiplier` raises: its path says so)
-    }
-    Some(number * (scale(name) * power))
+    Some(number * (scale(name) * 10f64.powf(multiplier as f64)))
 }
 
 /// `text` as a number when it is written `[+-]digits[.digits][e[+-]digits]` (at least one
@@ -407,6 +410,54 @@ mod tests {
         ] {
             assert_eq!(reader.read(text), None, "{text}");
         }
+    }
+
+    const ANY: &str = r#"{"type": "object"}"#;
+
+    fn meter_frame(connector: &str, samples: &str) -> String {
+        format!(
+            r#"[2, "7", "MeterValues", {{{connector}, "meterValue": [{{"timestamp": "t", "sampledValue": [{samples}]}}]}}]"#
+        )
+    }
+
+    #[test]
+    fn leaves_a_value_that_is_not_finite_to_the_general_path() {
+        let mut v16 = CallReader::new(true);
+        assert_eq!(v16.add("MeterValues", ANY), Ok(true));
+        let mut v2 = CallReader::new(false);
+        assert_eq!(v2.add("MeterValues", ANY), Ok(true));
+        let (c16, c2) = (r#""connectorId": 1"#, r#""evseId": 1"#);
+        let current = r#""measurand": "Current.Import""#;
+        let power = r#""measurand": "Power.Active.Import""#;
+        for value in ["1e400", "-1e309"] {
+            let samples = format!(r#"{{"value": "{value}", {current}}}"#);
+            assert_eq!(v16.read(&meter_frame(c16, &samples)), None, "{value}");
+        }
+        // (values under 2^63 or not whole: a bigger whole number goes the Python way anyway)
+        let scaled = |value: &str, unit: &str| {
+            format!(r#"{{"value": {value}, {current}, "unitOfMeasure": {{{unit}}}}}"#)
+        };
+        for samples in [
+            scaled("1", r#""multiplier": 309"#),
+            scaled("0", r#""multiplier": 400"#),
+            scaled("9.5", r#""multiplier": 308"#),
+            scaled("2.5", r#""unit": "kWh", "multiplier": 306"#),
+            format!(
+                r#"{{"value": 9.5, {power}, "phase": "L1", "unitOfMeasure": {{"multiplier": 307}}}},
+                {{"value": 9.5, {power}, "phase": "L2", "unitOfMeasure": {{"multiplier": 307}}}}"#
+            ),
+        ] {
+            assert_eq!(v2.read(&meter_frame(c2, &samples)), None, "{samples}");
+        }
+        let samples = scaled("9.5", r#""multiplier": 307"#);
+        let Some(HotCall {
+            fields: Fields::Meter { values, .. },
+            ..
+        }) = v2.read(&meter_frame(c2, &samples))
+        else {
+            panic!("a finite value is read");
+        };
+        assert_eq!(values[0].current_a[0], Some(9.5 * 1e307));
     }
 
     #[test]
