@@ -50,6 +50,20 @@ ONE_PHASE_MIN_A = 4.0
 ONE_PHASE_IDLE_A = 1.0
 """A phase drawing more than this is in use."""
 
+OVERSHOOT_NOISE_A = 0.5
+OVERSHOOT_FACTOR = 1.1
+"""An EV may draw up to (its offer + `OVERSHOOT_NOISE_A`) x this before a charger faults it
+(7 s on end): EVerest's EvseManager soft over-current check (manifest.yaml,
+soft_over_current_measurement_noise_A 0.5, soft_over_current_tolerance_percent 10). A
+current beyond that on a connector's maximum is no draw (`plausible_a`)."""
+
+
+def plausible_a(max_current_a: float) -> float:
+    """The most a connector built for `max_current_a` may read on a phase as its EV's draw
+    (`OVERSHOOT_FACTOR`); beyond it, a reading is a sensor's or register's fault (mA read as
+    A, a float32 register's NaN or inf)."""
+    return (max_current_a + OVERSHOOT_NOISE_A) * OVERSHOOT_FACTOR
+
 
 @dataclass
 class ConnectorRuntime:
@@ -101,6 +115,24 @@ class ConnectorRuntime:
     held_a: float | None = None
     """Idle and held at its minimum (`wants_offer`): the allocator's setpoint for it two
     cycles ago."""
+    implausible: bool = False
+    """Its latest reading's currents are none it can carry (`take`): its draw is unknown."""
+
+    def take(self, reading: Reading, grid_phases: tuple[int, int, int], most_a: float) -> bool:
+        """A new reading, and its draw on the grid phases. One with a phase current beyond
+        `most_a` either way (`plausible_a`), or not a number, says nothing of its draw: it
+        counts 0 A, not capped at its maximum. The base load is the meter minus the known
+        draws, so a draw counted too high is the unsafe side: counted at 500 A (a register
+        glitch, mA read as A) the base fell by 500 A and every charger was raised, 74 A
+        metered against 40 A for 10 cycles; capped at its maximum it still fell by what
+        that exceeds its true draw. At 0 A its true draw counts in the base load as well as
+        in its own setpoint: twice, conservative, and it keeps charging. Whether its
+        currents turned implausible with this reading (an operator's event)."""
+        draw = grid_draw(reading, grid_phases, most_a)
+        before, self.reading = self.implausible, reading
+        self.implausible = draw is None
+        self.draw = _NONE if draw is None else draw
+        return self.implausible and not before
 
     def wants_offer(self, wants: bool, hold_minimum: bool, decided_a: float | None) -> bool:
         """Whether the allocator is to count it as wanting current this cycle: when its EV
@@ -250,7 +282,10 @@ class ConnectorRuntime:
 
     def ev_estimate(self, wants: bool, drawn: float, now: float) -> float:
         """Trim to the draw when the EV has taken less than offered for `EV_SETTLE_S`
-        (whatever the setpoint did meanwhile); release once it takes all."""
+        (whatever the setpoint did meanwhile); release once it takes all. An implausible
+        reading (`take`) says nothing of what it takes: no change."""
+        if self.implausible and wants:
+            return self.ev_limit_a
         if not wants or not self.sent_a:
             self.ev_limit_a, self.short_since = math.inf, None
         elif drawn < self.sent_a - EV_HEADROOM_A:
@@ -265,10 +300,17 @@ class ConnectorRuntime:
         return self.ev_limit_a
 
 
-def grid_draw(reading: Reading, grid_phases: tuple[int, int, int]) -> Phases3:
-    """A reading's phase currents on the grid phases its terminals draw on (A, at least 0)."""
+def grid_draw(reading: Reading, grid_phases: tuple[int, int, int], most_a: float) -> Phases3 | None:
+    """A reading's phase currents on the grid phases its terminals draw on (A, at least 0);
+    None when one is beyond `most_a` either way or not a number (`ConnectorRuntime.take`)."""
     values = reading.values
     l1, l2, l3 = values.get(_L1), values.get(_L2), values.get(_L3)
+    if not (
+        (l1 is None or -most_a <= l1 <= most_a)
+        and (l2 is None or -most_a <= l2 <= most_a)
+        and (l3 is None or -most_a <= l3 <= most_a)
+    ):
+        return None
     terminals = (
         l1 if l1 is not None and l1 > 0 else 0.0,
         l2 if l2 is not None and l2 > 0 else 0.0,

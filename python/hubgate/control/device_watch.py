@@ -4,11 +4,14 @@ current, a meter lost or trusted again. Sans-IO: time is an input."""
 
 from __future__ import annotations
 
+import math
+
 from hubgate.config.model import SiteConfig
 from hubgate.control.cycle import Failed, InFlight, TimedOut
 from hubgate.control.failsafe import ChargerWatch
 from hubgate.control.site_model import SiteModel
 from hubgate.devices.model import Reading
+from hubgate.profiles.model import Quantity
 from hubgate.records.events import Burst, EventLog
 from hubgate.state import EventCategory, EventLevel
 
@@ -17,6 +20,9 @@ DEVICE_BACK = "{n} devices reachable again"
 CONNECT_GRACE_S = 15.0
 """At start, how long a device that has not answered yet may take (connections being made,
 OCPP stations dialling in) before it counts as lost in the events."""
+IMPLAUSIBLE_AGAIN_S = 900.0
+"""A connector whose currents turn implausible again this soon after its last such event
+(a register that glitches every few reads) is no new event."""
 
 
 def device_paths(site: SiteConfig, model: SiteModel) -> dict[str, tuple[str, ...]]:
@@ -52,6 +58,8 @@ class DeviceWatch:
         self._meter_trusted: dict[str, bool] = {}
         self.fallen_back: set[str] = set()
         """The connectors unreachable beyond their lease whose fallback was an event."""
+        self._implausible_at: dict[str, float] = {}
+        """When each connector's implausible currents were last an event."""
 
     def seen(self, name: str, reachable: bool, outcome: object, now: float) -> None:
         """Track whether a device answers; a loss (of a device that answered before, or
@@ -91,6 +99,26 @@ class DeviceWatch:
                 category=EventCategory.DEVICE,
                 burst=Burst("device-lost", DEVICE_LOST, path),
             )
+
+    def implausible(self, name: str, reading: Reading, most_a: float, now: float) -> None:
+        """A connector's currents turned implausible (`ConnectorRuntime.take`): a sensor
+        fault, an event (not again within `IMPLAUSIBLE_AGAIN_S`)."""
+        if now - self._implausible_at.get(name, -math.inf) < IMPLAUSIBLE_AGAIN_S:
+            return
+        self._implausible_at[name] = now
+        read = "/".join(f"{reading.values.get(q)}" for q in _PHASE_CURRENTS)
+        self.events.emit(
+            EventLevel.WARNING,
+            name,
+            f"read {read} A, no current it can carry (at most {most_a:.4g} A): a sensor or "
+            "register fault; counted as unknown (0 A, its draw counts in the base load)",
+            category=EventCategory.CHARGER,
+            burst=Burst(
+                "implausible-current",
+                "{n} connectors read currents they cannot carry: counted as unknown",
+                self.paths.get(name, ()),
+            ),
+        )
 
     def fallback(
         self, name: str, watch: ChargerWatch, now: float, *, lease_s: float, failsafe_a: float
@@ -148,3 +176,6 @@ class DeviceWatch:
                 category=EventCategory.METER,
                 burst=Burst("meter-lost", "{n} meters lost, their nodes on degraded budgets", path),
             )
+
+
+_PHASE_CURRENTS = (Quantity.CURRENT_L1, Quantity.CURRENT_L2, Quantity.CURRENT_L3)

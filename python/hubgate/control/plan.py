@@ -66,7 +66,7 @@ from hubgate.control.connector_runtime import (
     ONE_PHASE_IDLE_A,
     WANTING_STATES,
     ConnectorRuntime,
-    grid_draw,
+    plausible_a,
     rise_to,
 )
 from hubgate.control.cycle import InFlight, LoopTiming
@@ -263,7 +263,9 @@ class CyclePlanner:
             if isinstance(reading, Reading):
                 runtime.watch.ok(now)
                 if reading is not runtime.reading:  # (not an OCPP report kept from before)
-                    runtime.reading, runtime.draw = reading, grid_draw(reading, info.grid_phases)
+                    most_a = plausible_a(info.max_current_a)
+                    if runtime.take(reading, info.grid_phases, most_a):
+                        self.devices.implausible(info.name, reading, most_a, now)
                     if runtime.watch.inherited_draw_a is not None:  # (after a hand-over)
                         runtime.inherit_draw(now)
                 check_validity(i, reading)
