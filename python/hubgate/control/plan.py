@@ -385,6 +385,7 @@ class CyclePlanner:
                 # an EV may still take an earlier, higher offer (EVs take them in turn)
                 and (not wants or reading.at >= runtime.raised_at + settle_s)
                 and reading.phase_currents() is not None  # every phase measured then
+                and not runtime.implausible
             ):
                 if drawn <= runtime.sent_a + FOLLOWED_TOLERANCE_A:
                     # The headroom the decrease freed is confirmed: no need to wait out
