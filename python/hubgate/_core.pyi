@@ -1087,12 +1087,24 @@ class WebSocketDecoder:
     control frames, close codes); `hubgate.ocpp.websocket` names the event kinds."""
 
     def __new__(cls, max_message_bytes: int, *, deflate: bool = False) -> WebSocketDecoder: ...
-    def receive(self, data: Buffer) -> list[tuple[int, str | bytes, int]]:
+    def receive(self, data: Buffer) -> list[tuple[int, Any, int]]:
         """Feeds received bytes; returns the events they complete as `(kind, data, code)`:
         1 text (`str`), 2 binary, 0x41/0x42 a compressed text/binary message (`bytes`,
         still deflated), 8 close (`data` the reason, `code` its code, 1005 if none),
         9 ping and 10 pong (`bytes`), 0xFF the peer broke the protocol (`data` says how,
-        `code` is the close code to send; nothing more is decoded)."""
+        `code` is the close code to send; nothing more is decoded), 0x80 a text message
+        the reader given to `read_calls` read (`data` what `OcppCallReader.read` returns)."""
+    def receive_from(self, fd: int) -> list[tuple[int, Any, int]] | None:
+        """Reads what socket `fd` holds without waiting (up to 64 KiB) and returns the
+        events as `receive`: empty when it holds nothing yet, None once the peer has
+        closed the connection or it failed."""
+    def inflated_text(self, data: bytes) -> tuple[int, Any, int]:
+        """The event of a compressed text message once inflated (`data`), as `receive`
+        gives an uncompressed one: 0x80 when the reader reads it, else 1 (text); 0xFF
+        with close code 1007 when it is not UTF-8."""
+    def read_calls(self, reader: OcppCallReader | None, max_bytes: int) -> None:
+        """From now on an uncompressed text message of at most `max_bytes` that `reader`
+        reads comes out as a 0x80 event with what it read (None: no reader)."""
 
 def encode_websocket_frame(opcode: int, payload: str | Buffer, *, rsv1: bool = False) -> bytes:
     """One whole unmasked server frame carrying `payload` (text as UTF-8)."""

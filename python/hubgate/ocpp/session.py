@@ -37,6 +37,7 @@ from typing import Any, Protocol, runtime_checkable
 import trio
 from trio_websocket import ConnectionClosed
 
+from hubgate._core import OcppCallReader
 from hubgate.fencing import SEND_GUARD, check_send
 from hubgate.log_limits import RateLimitedLog, clip
 from hubgate.ocpp import rpc
@@ -86,18 +87,32 @@ class Transport(Protocol):
 
 
 Receive = Callable[[str | bytes], None]
+HotCall = tuple[str, str, Any]
+"""A hot call as `OcppCallReader.read` reads it: (message id, action, its fields)."""
+
+
+@dataclass(frozen=True)
+class HotCalls:
+    """How a transport that reads a frame's bytes itself also reads the hot calls in them
+    (one Rust call from the bytes to the fields): with `reader`, a text message of at most
+    `max_bytes`; what it reads goes to `receive`, anything else as text to the session."""
+
+    reader: OcppCallReader
+    max_bytes: int
+    receive: Callable[[HotCall], None]
 
 
 @runtime_checkable
 class PushesMessages(Protocol):
     """A transport that can call the session with each message as its reader gets it.
 
-    `deliver_to(receive)` first gives `receive` the messages already waiting, in order,
-    then every later one (`get_message` then only waits for the end of the connection);
-    `deliver_to(None)` goes back to queueing them. `receive` never raises and never waits.
+    `deliver_to(receive, hot)` first gives `receive` the messages already waiting, in
+    order, then every later one (`get_message` then only waits for the end of the
+    connection), a hot call read from its bytes to `hot.receive`; `deliver_to(None)` goes
+    back to queueing them. `receive` never raises and never waits.
     """
 
-    def deliver_to(self, receive: Receive | None) -> None: ...
+    def deliver_to(self, receive: Receive | None, hot: HotCalls | None = None) -> None: ...
 
 
 @runtime_checkable
@@ -162,6 +177,8 @@ class OcppSession:
         }
         self._reader = hot_reader(version, frozenset(self._hot)) if self._hot else None
         """Reads the calls of `_hot` from a frame's text in one Rust call."""
+        self._text_reader = self._reader
+        """`_reader`, unless the transport reads the hot calls from the bytes itself."""
         self._call_lock = trio.Lock()
         self._call_ids = map(f"{uuid.uuid4().hex[:12]}-{{}}".format, itertools.count(1))
         """Our calls' message ids: unique on this connection (OCPP-J asks no more), and a
@@ -197,7 +214,10 @@ class OcppSession:
                     receive = functools.partial(self._arrived, nursery=nursery)
                     try:
                         if pushes:
-                            self.transport.deliver_to(receive)  # type: ignore[attr-defined]
+                            hot = self.hot_calls()
+                            self.transport.deliver_to(receive, hot)  # type: ignore[attr-defined]
+                            if hot is not None:  # it reads them: text is not a hot call
+                                self._text_reader = None
                         while True:
                             try:
                                 raw = await self.transport.get_message()
@@ -215,6 +235,19 @@ class OcppSession:
         self.last_seen = trio.current_time()
         self.link.received(self.last_seen)
         self._receive(raw, nursery)
+
+    def hot_calls(self) -> HotCalls | None:
+        """What a transport needs to read this session's hot calls from the frames' bytes
+        (None: it has none)."""
+        if self._reader is None:
+            return None
+        return HotCalls(self._reader, self.limits.max_payload_bytes, self._arrived_hot)
+
+    def _arrived_hot(self, call: HotCall) -> None:
+        """`_arrived` of a hot call the transport read from the frame's bytes."""
+        self.last_seen = trio.current_time()
+        self.link.received(self.last_seen)
+        self._send_quietly(self._answer_hot(*call))
 
     async def _write(self) -> None:
         """Write the queued frames in order; nothing else sends on the connection."""
@@ -297,7 +330,7 @@ class OcppSession:
 
     def _receive(self, raw: str | bytes, nursery: trio.Nursery) -> None:
         """Handle one frame without blocking: calls go to their own task."""
-        reader = self._reader
+        reader = self._text_reader
         if reader is not None and type(raw) is str and len(raw) <= self.limits.max_payload_bytes:
             hot = reader.read(raw)  # a valid hot call, parsed and read, else None
             if hot is not None:

@@ -18,7 +18,7 @@ import os
 import select
 import zlib
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 from trio_websocket import CloseReason, ConnectionClosed
@@ -32,10 +32,12 @@ from hubgate._core import WebSocketDecoder, encode_websocket_close, encode_webso
 from hubgate.listeners import GuardedStream
 
 if TYPE_CHECKING:
-    from hubgate.ocpp.session import Receive
+    from hubgate.ocpp.session import HotCall, HotCalls, Receive
 
 TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA
 """Frame opcodes (RFC 6455 5.2), also the decoder's event kinds."""
+HOT = 0x80
+"""Decoder event: a text message the session's `OcppCallReader` read (`HotCalls`)."""
 COMPRESSED = 0x40
 """Added to a message's kind when it is still deflated."""
 FAILED = 0xFF
@@ -210,6 +212,9 @@ class WebSocket:
         self._read_done = False
         self._wake = trio.Event()
         self._receive: Receive | None = None
+        self._receive_hot: Callable[[HotCall], None] | None = None
+        """Where hot calls read from the bytes go (kept after `deliver_to(None)`: the
+        decoder then reads none)."""
         self._inbox, self._waiting = trio.open_memory_channel[str | bytes](4)
         self._held: list[str | bytes] = []
         """Messages read while no receiver was set, on their way to `_inbox`."""
@@ -261,10 +266,24 @@ class WebSocket:
 
     def _take(self, data: bytes | bytearray) -> None:
         """Hand over the messages `data` completes, then write what they queued."""
+        self._handle(self._decoder.receive(data))
+
+    def _take_from(self, fd: int) -> bool:
+        """`_take` of what the socket `fd` holds (read in the decoder's call); False once
+        the peer closed the connection or it broke."""
+        events = self._decoder.receive_from(fd)
+        if events is None:
+            return False
+        self._handle(events)
+        return True
+
+    def _handle(self, events: list[tuple[int, Any, int]]) -> None:
         self._reading = True
         try:
-            for kind, payload, code in self._decoder.receive(data):
-                if kind in (TEXT, BINARY):
+            for kind, payload, code in events:
+                if kind == HOT:
+                    self._deliver_hot(payload)
+                elif kind in (TEXT, BINARY):
                     self._deliver(payload)
                 elif kind in (TEXT | COMPRESSED, BINARY | COMPRESSED):
                     self._inflated(kind == TEXT | COMPRESSED, payload)
@@ -286,6 +305,10 @@ class WebSocket:
         else:
             self._held.append(message)
 
+    def _deliver_hot(self, call: HotCall) -> None:
+        if not self._close_sent and self._receive_hot is not None:
+            self._receive_hot(call)
+
     def _inflated(self, text: bool, payload: str | bytes) -> None:
         assert self._deflate is not None
         assert isinstance(payload, bytes)
@@ -295,12 +318,13 @@ class WebSocket:
         elif not text:
             self._deliver(plain)
         else:
-            try:
-                decoded = plain.decode()
-            except UnicodeDecodeError:
-                self._fail(INVALID_DATA, "text message is not UTF-8")
-                return
-            self._deliver(decoded)
+            kind, message, code = self._decoder.inflated_text(plain)
+            if kind == HOT:
+                self._deliver_hot(message)
+            elif kind == TEXT:
+                self._deliver(message)
+            else:
+                self._fail(code, message)
 
     def _control(self, kind: int, payload: str | bytes, code: int) -> None:
         if kind == PING:
@@ -331,8 +355,14 @@ class WebSocket:
         if self.close_reason is None:
             self.close_reason = CloseReason(code, reason or None)
 
-    def deliver_to(self, receive: Receive | None) -> None:
-        """`session.PushesMessages`: the messages waiting first, then each as it is read."""
+    def deliver_to(self, receive: Receive | None, hot: HotCalls | None = None) -> None:
+        """`session.PushesMessages`: the messages waiting first, then each as it is read
+        (a hot call read in the decoder's call, given `hot`)."""
+        if receive is not None and hot is not None:
+            self._receive_hot = hot.receive
+            self._decoder.read_calls(hot.reader, hot.max_bytes)
+        else:
+            self._decoder.read_calls(None, 0)
         if receive is not None:
             while True:
                 try:
@@ -539,18 +569,9 @@ class ReadHub:
             return
         ws = served.ws
         try:
-            data = os.read(fd, READ_BYTES)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            served.ended = True
-        else:
-            try:
-                ws._take(data)
-            except Exception as exc:  # the connection's task raises it: the others go on
-                served.error = exc
+            served.ended = not ws._take_from(fd)
+        except Exception as exc:  # the connection's task raises it: the others go on
+            served.error = exc
         if served.ended or served.error or ws.close_reason is not None or ws._held:
             self._forget(fd)
             served.done.set()

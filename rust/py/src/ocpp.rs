@@ -1,7 +1,7 @@
 //! OCPP-J hot calls for Python: `OcppCallReader.read(text)` parses, checks and takes
 //! out a MeterValues', StatusNotification's or Heartbeat's fields in one call.
 
-use hubgate_core::ocpp::{Action, CallReader, Fields, MeterValue};
+use hubgate_core::ocpp::{Action, CallReader, Fields, HotCall, MeterValue};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 
@@ -10,7 +10,7 @@ use crate::errors::CoreError;
 /// Reads the hot calls of one OCPP version; everything else is None.
 #[pyclass(module = "hubgate._core")]
 pub(crate) struct OcppCallReader {
-    inner: CallReader,
+    pub(crate) inner: CallReader,
 }
 
 fn action_name<'py>(py: Python<'py>, action: Action) -> Bound<'py, PyString> {
@@ -32,6 +32,47 @@ fn meter_value<'py>(py: Python<'py>, value: &MeterValue<'_>) -> PyResult<Bound<'
             value.energy_wh.into_pyobject(py)?.into_any(),
             value.soc_percent.into_pyobject(py)?.into_any(),
             value.offered_current_a.into_pyobject(py)?.into_any(),
+        ],
+    )
+}
+
+/// `(unique_id, action, fields)` of a hot call, as `OcppCallReader.read` returns it.
+pub(crate) fn hot_call<'py>(py: Python<'py>, call: &HotCall<'_>) -> PyResult<Bound<'py, PyTuple>> {
+    let fields = match &call.fields {
+        Fields::Heartbeat => py.None().into_bound(py),
+        Fields::Status {
+            connector,
+            status,
+            error_code,
+            timestamp,
+        } => PyTuple::new(
+            py,
+            [
+                connector.into_pyobject(py)?.into_any(),
+                PyString::new(py, status).into_any(),
+                error_code.into_pyobject(py)?.into_any(),
+                timestamp.into_pyobject(py)?.into_any(),
+            ],
+        )?
+        .into_any(),
+        Fields::Meter { connector, values } => {
+            let entries = PyList::empty(py);
+            for value in values {
+                entries.append(meter_value(py, value)?)?;
+            }
+            PyTuple::new(
+                py,
+                [connector.into_pyobject(py)?.into_any(), entries.into_any()],
+            )?
+            .into_any()
+        }
+    };
+    PyTuple::new(
+        py,
+        [
+            PyString::new(py, call.unique_id).into_any(),
+            action_name(py, call.action).into_any(),
+            fields,
         ],
     )
 }
@@ -62,45 +103,9 @@ impl OcppCallReader {
         let Ok(mut reader) = slf.try_borrow_mut() else {
             return Ok(None);
         };
-        let Some(call) = reader.inner.read(text) else {
-            return Ok(None);
-        };
-        let fields = match &call.fields {
-            Fields::Heartbeat => py.None().into_bound(py),
-            Fields::Status {
-                connector,
-                status,
-                error_code,
-                timestamp,
-            } => PyTuple::new(
-                py,
-                [
-                    connector.into_pyobject(py)?.into_any(),
-                    PyString::new(py, status).into_any(),
-                    error_code.into_pyobject(py)?.into_any(),
-                    timestamp.into_pyobject(py)?.into_any(),
-                ],
-            )?
-            .into_any(),
-            Fields::Meter { connector, values } => {
-                let entries = PyList::empty(py);
-                for value in values {
-                    entries.append(meter_value(py, value)?)?;
-                }
-                PyTuple::new(
-                    py,
-                    [connector.into_pyobject(py)?.into_any(), entries.into_any()],
-                )?
-                .into_any()
-            }
-        };
-        Ok(Some(PyTuple::new(
-            py,
-            [
-                PyString::new(py, call.unique_id).into_any(),
-                action_name(py, call.action).into_any(),
-                fields,
-            ],
-        )?))
+        Ok(match reader.inner.read(text) {
+            Some(call) => Some(hot_call(py, &call)?),
+            None => None,
+        })
     }
 }

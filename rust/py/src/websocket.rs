@@ -1,6 +1,11 @@
 //! WebSocket framing for Python (server side): `WebSocketDecoder.receive(data)`
-//! returns every event the bytes complete as a `(kind, data, code)` tuple; the
+//! returns every event the bytes complete as a `(kind, data, code)` tuple, and
+//! `receive_from(fd)` reads the bytes from the socket first; given an OCPP call reader
+//! (`read_calls`), a text message that is a hot call comes out already read. The
 //! encoders return whole frames.
+
+use std::cell::RefCell;
+use std::os::fd::RawFd;
 
 use hubgate_core::websocket::{self as ws, Event, ServerDecoder};
 use pyo3::prelude::*;
@@ -8,16 +13,31 @@ use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use crate::ints::Int;
 use crate::modbus_codec::with_bytes;
+use crate::ocpp::{hot_call, OcppCallReader};
+use crate::socket_io::{recv_now, Received};
 
 /// Event kind: a compressed message's kind is its opcode with this bit.
 const COMPRESSED: u8 = 0x40;
 /// Event kind: the peer broke the protocol (`data` says how, `code` is the close code).
 const FAILED: u8 = 0xFF;
+/// Event kind: a text message that is a hot OCPP call, read (`data` is what
+/// `OcppCallReader.read` returns for it).
+const HOT: u8 = 0x80;
+/// The most `receive_from` reads at once.
+const READ_BYTES: usize = 65536;
+
+thread_local! {
+    /// Where `receive_from` reads to (one per thread, not per connection).
+    static READ_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BYTES]);
+}
 
 /// Decodes a client's frames: RFC 6455 checks, unmasking, fragments joined.
 #[pyclass(module = "hubgate._core")]
 pub(crate) struct WebSocketDecoder {
     inner: ServerDecoder,
+    reader: Option<Py<OcppCallReader>>,
+    /// The longest text message (bytes) the reader is given.
+    read_max_bytes: usize,
 }
 
 fn event<'py>(
@@ -43,7 +63,16 @@ impl WebSocketDecoder {
     fn new(max_message_bytes: Int<usize>, deflate: bool) -> Self {
         Self {
             inner: ServerDecoder::new(max_message_bytes.0, deflate),
+            reader: None,
+            read_max_bytes: 0,
         }
+    }
+
+    /// From now on an uncompressed text message of at most `max_bytes` that `reader`
+    /// reads comes out as a `HOT` event with what it read (None: no reader).
+    fn read_calls(&mut self, reader: Option<Py<OcppCallReader>>, max_bytes: Int<usize>) {
+        self.reader = reader;
+        self.read_max_bytes = max_bytes.0;
     }
 
     /// Feeds received bytes; returns the events they complete, in order. After a
@@ -54,6 +83,51 @@ impl WebSocketDecoder {
         data: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
         with_bytes(data, |bytes| self.inner.feed(bytes))?;
+        self.events(py)
+    }
+
+    /// The event of a compressed text message once the caller inflated it (`data`), as
+    /// `receive` gives an uncompressed one: `HOT` when the reader reads it, else text;
+    /// `FAILED` with close code 1007 when it is not UTF-8.
+    fn inflated_text<'py>(&self, data: &Bound<'py, PyBytes>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = data.py();
+        let Ok(text) = std::str::from_utf8(data.as_bytes()) else {
+            let reason = PyString::new(py, "text message is not UTF-8").into_any();
+            return event(py, FAILED, reason, ws::INVALID_DATA);
+        };
+        let reader = self.reader.as_ref().map(|reader| reader.bind(py).clone());
+        text_event(py, reader.as_ref(), self.read_max_bytes, text)
+    }
+
+    /// Reads what the socket `fd` holds, without waiting (up to 64 KiB), and returns the
+    /// events as `receive` does: empty when it holds nothing yet, None once the peer has
+    /// closed the connection or it failed.
+    fn receive_from<'py>(
+        &mut self,
+        py: Python<'py>,
+        fd: RawFd,
+    ) -> PyResult<Option<Bound<'py, PyList>>> {
+        let fed = READ_BUFFER.with_borrow_mut(|buffer| match recv_now(py, fd, buffer) {
+            Ok(Received::Bytes(count)) => {
+                self.inner.feed(&buffer[..count]);
+                Ok(true)
+            }
+            Ok(Received::Nothing) => Ok(true),
+            Ok(Received::End) => Ok(false),
+            Err(error) if error.is_instance_of::<pyo3::exceptions::PyOSError>(py) => Ok(false),
+            Err(error) => Err(error),
+        })?;
+        if !fed {
+            return Ok(None);
+        }
+        self.events(py).map(Some)
+    }
+}
+
+impl WebSocketDecoder {
+    /// The events the bytes fed so far complete.
+    fn events<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let reader = self.reader.as_ref().map(|reader| reader.bind(py).clone());
         let out = PyList::empty(py);
         loop {
             let item = match self.inner.next_event() {
@@ -66,7 +140,7 @@ impl WebSocketDecoder {
                     let opcode = if text { ws::TEXT } else { ws::BINARY };
                     if text && !compressed {
                         let text = String::from_utf8_lossy(&data);
-                        event(py, opcode, PyString::new(py, &text).into_any(), 0)?
+                        text_event(py, reader.as_ref(), self.read_max_bytes, &text)?
                     } else {
                         let kind = if compressed {
                             opcode | COMPRESSED
@@ -98,6 +172,39 @@ impl WebSocketDecoder {
             out.append(item)?;
         }
     }
+}
+
+/// A text message's event: `HOT` with what `reader` reads of it (a message of at most
+/// `max_bytes`), else the text.
+fn text_event<'py>(
+    py: Python<'py>,
+    reader: Option<&Bound<'py, OcppCallReader>>,
+    max_bytes: usize,
+    text: &str,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let read = match reader {
+        Some(reader) if text.len() <= max_bytes => read_call(py, reader, text)?,
+        _ => None,
+    };
+    match read {
+        Some(call) => event(py, HOT, call.into_any(), 0),
+        None => event(py, ws::TEXT, PyString::new(py, text).into_any(), 0),
+    }
+}
+
+/// What `reader` reads of `text` (None: not a hot call, or the reader is in use).
+fn read_call<'py>(
+    py: Python<'py>,
+    reader: &Bound<'py, OcppCallReader>,
+    text: &str,
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    let Ok(mut reader) = reader.try_borrow_mut() else {
+        return Ok(None);
+    };
+    Ok(match reader.inner.read(text) {
+        Some(call) => Some(hot_call(py, &call)?),
+        None => None,
+    })
 }
 
 /// One whole unmasked server frame carrying `payload` (text is sent as UTF-8).
