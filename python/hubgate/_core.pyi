@@ -35,7 +35,6 @@ __all__ = [
     "PlanExchange",
     "PlanGroup",
     "PlanInputError",
-    "QuantileSketch",
     "ReadPlan",
     "Request",
     "RequestReceived",
@@ -577,34 +576,6 @@ class PlanGroup:
         """The `epoll` set's descriptor (readable once a socket in flight is)."""
     def close(self) -> None:
         """Close the `epoll` set; plans in flight are dropped (`give_up` first)."""
-
-@final
-class QuantileSketch:
-    """Quantiles of every value added, each within `relative_accuracy` of the true one
-    (`hubgate.quantiles`)."""
-
-    def __new__(cls, relative_accuracy: float = 0.01, floor: float = 1e-6) -> Self:
-        """Raise `ValueError` for an accuracy outside (0, 1)."""
-    def add(self, value: float, times: int = 1) -> None:
-        """Count `value` `times` times (negative and NaN values count as the floor)."""
-    def quantile(self, q: float) -> float | None:
-        """The `q` quantile (0..1) of the values added; None before the first."""
-    @property
-    def count(self) -> int:
-        """Values added."""
-    @property
-    def max(self) -> float:
-        """The largest value added (0 before the first)."""
-    @property
-    def buckets(self) -> int:
-        """How many buckets hold values (the sketch's size)."""
-    @property
-    def memory_bytes(self) -> int:
-        """Bytes its counts take."""
-    @property
-    def relative_accuracy(self) -> float: ...
-    @property
-    def floor(self) -> float: ...
 
 @final
 class RequestStats:

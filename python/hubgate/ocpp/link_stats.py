@@ -2,7 +2,7 @@
 
 Kept on its `Station` (so it outlives a reconnect) and fed by each `OcppSession`: every
 frame that arrives (last message, message rate) and every call hubgate makes (latency of
-its answer in a `QuantileSketch`, CallErrors as rejected calls, timeouts).
+its answer in a `RequestStats` sketch, CallErrors as rejected calls, timeouts).
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ mod _core {
     #[pymodule_export]
     use super::modbus_pdu::{Request, Response};
     #[pymodule_export]
-    use super::modbus_stats::{QuantileSketch, RequestStats};
+    use super::modbus_stats::RequestStats;
     #[pymodule_export]
     use super::modbus_values::{Field, ReadPlan};
     #[pymodule_export]

@@ -6,69 +6,13 @@ use hubgate_core::modbus::latency;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-/// A `RequestStats`'s sketch (and `QuantileSketch`'s defaults): 1 %,
-/// latencies under 1 us counted as 1 us.
+/// A `RequestStats`'s sketch: 1 %, latencies under 1 us counted as 1 us.
 const ACCURACY: f64 = 0.01;
 const FLOOR_S: f64 = 1e-6;
 
-fn sketch(relative_accuracy: f64, floor: f64) -> PyResult<latency::QuantileSketch> {
-    latency::QuantileSketch::new(relative_accuracy, floor)
+fn sketch() -> PyResult<latency::QuantileSketch> {
+    latency::QuantileSketch::new(ACCURACY, FLOOR_S)
         .map_err(|error| PyValueError::new_err(error.to_string()))
-}
-
-/// Quantiles of every value added, each within `relative_accuracy` of the true one.
-#[pyclass(module = "hubgate._core")]
-pub(crate) struct QuantileSketch(latency::QuantileSketch);
-
-#[pymethods]
-impl QuantileSketch {
-    #[new]
-    #[pyo3(signature = (relative_accuracy = 0.01, floor = 1e-6))]
-    fn new(relative_accuracy: f64, floor: f64) -> PyResult<Self> {
-        Ok(Self(sketch(relative_accuracy, floor)?))
-    }
-
-    /// Counts `value` `times` times (negative and NaN values count as the floor,
-    /// infinity as the largest finite value).
-    #[pyo3(signature = (value, times = 1))]
-    fn add(&mut self, value: f64, times: u64) {
-        self.0.add(value, times);
-    }
-
-    /// The `q` quantile (0 to 1) of the values added; `None` before the first.
-    fn quantile(&self, q: f64) -> Option<f64> {
-        self.0.quantile(q)
-    }
-
-    #[getter]
-    fn count(&self) -> u64 {
-        self.0.count()
-    }
-
-    #[getter]
-    fn max(&self) -> f64 {
-        self.0.max()
-    }
-
-    #[getter]
-    fn buckets(&self) -> usize {
-        self.0.buckets()
-    }
-
-    #[getter]
-    fn memory_bytes(&self) -> usize {
-        self.0.memory_bytes()
-    }
-
-    #[getter]
-    fn relative_accuracy(&self) -> f64 {
-        self.0.relative_accuracy()
-    }
-
-    #[getter]
-    fn floor(&self) -> f64 {
-        self.0.floor()
-    }
 }
 
 /// Counters and latency quantiles of one device (or one connection).
@@ -101,7 +45,7 @@ impl RequestStats {
             exceptions: 0,
             errors: 0,
             latency_sum_s: 0.0,
-            latency: sketch(ACCURACY, FLOOR_S)?,
+            latency: sketch()?,
         })
     }
 

@@ -14,7 +14,6 @@
 /// Quantiles of every value added, each within `relative_accuracy` of the true one.
 #[derive(Debug, Clone)]
 pub struct QuantileSketch {
-    relative_accuracy: f64,
     floor: f64,
     gamma: f64,
     per_log_gamma: f64,
@@ -62,7 +61,6 @@ impl QuantileSketch {
         let gamma = (1.0 + relative_accuracy) / (1.0 - relative_accuracy);
         let per_log_gamma = 1.0 / gamma.ln();
         Ok(Self {
-            relative_accuracy,
             floor,
             gamma,
             per_log_gamma,
@@ -137,12 +135,6 @@ impl QuantileSketch {
         self.count
     }
 
-    /// The largest value added (0 before the first).
-    #[must_use]
-    pub fn max(&self) -> f64 {
-        self.max
-    }
-
     /// How many buckets hold values (the sketch's size).
     #[must_use]
     pub fn buckets(&self) -> usize {
@@ -153,18 +145,6 @@ impl QuantileSketch {
     #[must_use]
     pub fn memory_bytes(&self) -> usize {
         self.counts.capacity() * std::mem::size_of::<u64>()
-    }
-
-    /// The accuracy it was made with.
-    #[must_use]
-    pub fn relative_accuracy(&self) -> f64 {
-        self.relative_accuracy
-    }
-
-    /// The floor it was made with.
-    #[must_use]
-    pub fn floor(&self) -> f64 {
-        self.floor
     }
 }
 
@@ -199,5 +179,23 @@ mod tests {
         assert!((sketch.quantile(1.0).unwrap() - 0.019).abs() <= 0.019 * 0.01);
         sketch.add(f64::INFINITY, 1);
         assert!(sketch.quantile(1.0).unwrap() > 1e300);
+    }
+
+    #[test]
+    fn latencies_from_1_us_to_1000_s_take_at_most_1040_buckets() {
+        let mut sketch = QuantileSketch::new(0.01, 1e-6).unwrap();
+        let mut value = 1e-7;
+        while value < 1000.0 {
+            sketch.add(value, 1);
+            value *= 1.001;
+        }
+        assert!(sketch.buckets() <= 1_040, "{}", sketch.buckets());
+        assert!(sketch.buckets() > 1_000, "{}", sketch.buckets());
+        // 8 bytes a bucket, the array grown by doubling: at most 16 KiB
+        assert!(
+            sketch.memory_bytes() <= 16 * 1_024,
+            "{}",
+            sketch.memory_bytes()
+        );
     }
 }
