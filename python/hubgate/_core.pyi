@@ -428,10 +428,15 @@ class TcpClientCodec:
 @final
 class PlanExchange:
     """The requests of one `ReadPlan` to one unit over a `TcpClientCodec`, at most `window`
-    in flight: frames encoded, responses matched and every field decoded in Rust."""
+    in flight: frames encoded, responses matched and every field decoded in Rust; or one
+    request (`request`), whose outcome is its `Response` where a plan's is its values."""
 
     def __new__(cls, unit: int, plan: ReadPlan, window: int) -> Self:
         """Raise `EncodeError` when a request of `plan` breaks a specification limit."""
+    @staticmethod
+    def request(unit: int, request: Request) -> PlanExchange:
+        """One `request` to `unit` (a write's exchange); raise `EncodeError` when it breaks
+        a specification limit."""
     def start(self, codec: TcpClientCodec) -> bytes | list[_FieldValue]:
         """The first frames to send, or the fields' values for a plan without requests."""
     def receive(

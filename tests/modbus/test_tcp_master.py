@@ -178,7 +178,7 @@ async def test_a_request_outside_the_specification_is_refused_before_sending(
         async with open_tcp_master("127.0.0.1", pymodbus_tcp.port) as master:
             with pytest.raises(EncodeError):
                 await ModbusDevice(master, 1).read_registers(0, 126)
-            assert master.connections_opened == 1
+            assert master.connections_opened == 0  # refused before even connecting
             assert await ModbusDevice(master, 1).read_registers(0, 1) == HOLDING[:1]
 
 

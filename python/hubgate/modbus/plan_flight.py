@@ -66,8 +66,8 @@ class PlanInFlight:
         elif isinstance(value, Exception):  # the fencing check: nothing more goes out
             master._abandon(self._unit, exchange, self._connection.codec)
             outcome = value
-        else:
-            outcome = master._plan_outcome(self._unit, value)
+        else:  # a plan's: its values or a failure, never a `Response`
+            outcome = master._plan_outcome(self._unit, value)  # type: ignore[assignment]
         master.stray_frames += exchange.strays
         master._end_turn(now)
         waited = now - started

@@ -5,8 +5,8 @@
         registers = await meter.read_registers(40000, 10)
 
 Callers take turns on the connection: one request, or one read plan, at a time.
-A read plan (`read_plan`) is encoded, matched and decoded in Rust
-(`PlanExchange`) under one deadline per round trip; a device that answers
+A read plan (`read_plan`), and a request (`request`: a write) as a plan of one, is
+encoded, matched and decoded in Rust (`PlanExchange`) under one deadline per round trip; a device that answers
 pipelined requests (`max_in_flight` above 1, from its profile) gets that many of
 the plan's requests at once, and one that turns out not to (it answers only some
 of them) is read one request at a time from then on. A device that needs a pause
@@ -41,7 +41,6 @@ from hubgate._core import (
     ReadPlan,
     Request,
     Response,
-    ResponseReceived,
     ResponseRejected,
     TcpClientCodec,
 )
@@ -56,7 +55,7 @@ from hubgate.modbus.errors import (
     ModbusExceptionError,
     ModbusTimeoutError,
 )
-from hubgate.modbus.master import check_response, stats_of
+from hubgate.modbus.master import stats_of
 from hubgate.modbus.plan_flight import PlanInFlight
 from hubgate.modbus.reconnect import DEFAULT_BACKOFF, ReconnectGate
 from hubgate.modbus.socket_link import Connect, Link, SocketLink
@@ -153,12 +152,16 @@ class TcpMaster:
         timeout_s = timeout_s or self.timeout_s
         retries = self.retries
         while True:
+            exchange = PlanExchange.request(unit, request)
             try:
-                return await self._attempt(unit, request, timeout_s, delay_s)
+                outcome = await self._plan_attempt(unit, exchange, timeout_s, delay_s)
             except RETRIED:
                 if not retries:
                     raise
                 retries -= 1
+            else:
+                assert not isinstance(outcome, list)  # one request: its response
+                return outcome
 
     async def read_plan(
         self,
@@ -176,12 +179,16 @@ class TcpMaster:
         while True:
             if delay_s or unit in self._one_at_a_time:
                 max_in_flight = 1
+            exchange = PlanExchange(unit, plan, max_in_flight)
             try:
-                return await self._plan_attempt(unit, plan, max_in_flight, timeout_s, delay_s)
+                outcome = await self._plan_attempt(unit, exchange, timeout_s, delay_s)
             except RETRIED:
                 if not retries:
                     raise
                 retries -= 1
+            else:
+                assert isinstance(outcome, list)  # a plan: its fields' values
+                return outcome
 
     def start_plan(
         self,
@@ -222,31 +229,12 @@ class TcpMaster:
         if self._connection is not None:
             self._drop(self._connection, "closed by hubgate")
 
-    async def _attempt(
-        self, unit: int, request: Request, timeout_s: float, delay_s: float
-    ) -> Response:
-        stats = self._stats.get(unit) or stats_of(self._stats, unit)
-        connection, started, deadline = await self._start(unit, stats, timeout_s, delay_s)
-        try:
-            outcome = await self._exchange(connection, unit, request, deadline, timeout_s)
-        finally:
-            ended = trio.current_time()
-            self._end_turn(ended)
-        if isinstance(outcome, ModbusTimeoutError):
-            stats.record_timeout()
-            raise outcome
-        if isinstance(outcome, ModbusError):
-            stats.record_error()
-            raise outcome
-        response = check_response(self.name, unit, outcome, stats, ended - started)
-        self._gate.succeeded()
-        return response
-
     async def _plan_attempt(
-        self, unit: int, plan: ReadPlan, max_in_flight: int, timeout_s: float, delay_s: float
-    ) -> list[FieldValue]:
+        self, unit: int, exchange: PlanExchange, timeout_s: float, delay_s: float
+    ) -> list[FieldValue] | Response:
+        """One attempt of `exchange` (a plan's or one request's), counted in the unit's
+        stats: the fields' values or the response, else raises its `ModbusError`."""
         stats = self._stats.get(unit) or stats_of(self._stats, unit)
-        exchange = PlanExchange(unit, plan, max_in_flight)
         connection = self._connection
         if (
             delay_s
@@ -278,9 +266,9 @@ class TcpMaster:
         if delay_s and rounds > 1:
             waited -= (rounds - 1) * delay_s  # not the pauses between them
         self._count_plan(stats, exchange, outcome, waited, rounds)
-        if isinstance(outcome, list):
-            return outcome
-        raise outcome
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
     async def _start(
         self, unit: int, stats: RequestStats, timeout_s: float, delay_s: float
@@ -365,44 +353,6 @@ class TcpMaster:
     def _timeout(self, unit: int, timeout_s: float) -> ModbusTimeoutError:
         return ModbusTimeoutError(f"no answer from {self.name}/{unit} within {timeout_s:g} s")
 
-    async def _exchange(
-        self,
-        connection: _Connection,
-        unit: int,
-        request: Request,
-        deadline: float,
-        timeout_s: float,
-    ) -> Response | ModbusError:
-        """One request, the caller's turn, answered by `deadline` (`timeout_s` after the
-        attempt began): the socket is read only once the answer can be there."""
-        codec = connection.codec
-        transaction_id, frame = codec.encode_request(unit, request)
-        outcome: Response | ModbusError | None = None
-        try:
-            check_send()
-            await connection.stream.send_all(frame)
-            while outcome is None:
-                data = await connection.stream.receive_by(deadline)
-                if data is None:
-                    return self._timeout(unit, timeout_s)
-                if not data:
-                    return self._lost(connection, "connection closed by the device")
-                codec.receive_data(data)
-                while (event := codec.next_event()) is not None:
-                    if isinstance(event, ResponseReceived):
-                        if event.transaction_id == transaction_id:
-                            outcome = event.response
-                        continue
-                    self._stray(event)
-                    if event.transaction_id == transaction_id:
-                        outcome = self._failure(unit, event)
-        except _BROKEN as exc:
-            return self._lost(connection, _broken_reason(exc))
-        finally:
-            if outcome is None:
-                codec.forget(transaction_id)
-        return outcome
-
     async def _exchange_plan(
         self,
         connection: _Connection,
@@ -411,8 +361,8 @@ class TcpMaster:
         deadline: float,
         timeout_s: float,
         delay_s: float,
-    ) -> tuple[list[FieldValue] | ModbusError, int]:
-        """A plan's round trips, the caller's turn, the first answered by `deadline` and
+    ) -> tuple[list[FieldValue] | Response | ModbusError, int]:
+        """A plan's (or one request's) round trips, the caller's turn, the first answered by `deadline` and
         each later one within `timeout_s` of its request (not counting the pause
         `delay_s` before it); returns the outcome and the round trips (none when the plan
         has no requests)."""
@@ -454,7 +404,7 @@ class TcpMaster:
 
     async def _plan_on_socket(
         self, connection: _Connection, unit: int, exchange: PlanExchange, timeout_s: float
-    ) -> list[FieldValue] | ModbusError:
+    ) -> list[FieldValue] | Response | ModbusError:
         """`_exchange_plan` over a socket, for a device without a pause, each round trip
         within `timeout_s`: the round trips in Rust (`PlanExchange.drive`: one call while
         the answers come within brief blocks, `hubgate.modbus.readiness`), else after
@@ -489,13 +439,13 @@ class TcpMaster:
             return self._lost(connection, "connection closed by the device")
         return self._plan_outcome(unit, step)
 
-    def _plan_outcome(self, unit: int, step: object) -> list[FieldValue] | ModbusError:
-        """What the step that ended a plan with `unit` says: its fields' values, or the error
-        of an exchange that ended badly (`_failure`)."""
-        if isinstance(step, list):
-            return step
-        assert isinstance(step, ResponseRejected | Response.Exception)
-        return self._failure(unit, step)
+    def _plan_outcome(self, unit: int, step: object) -> list[FieldValue] | Response | ModbusError:
+        """What the step that ended a plan with `unit` says: its fields' values (one
+        request's: its response), or the error of an exchange that ended badly (`_failure`)."""
+        if isinstance(step, ResponseRejected | Response.Exception):
+            return self._failure(unit, step)
+        assert isinstance(step, list | Response)
+        return step
 
     def _failure(self, unit: int, step: ResponseRejected | Response.Exception) -> ModbusError:
         """The error of an exchange with `unit` that ended badly: a frame claiming to answer
@@ -508,13 +458,13 @@ class TcpMaster:
         self,
         stats: RequestStats,
         exchange: PlanExchange,
-        outcome: list[FieldValue] | Exception,
+        outcome: list[FieldValue] | Response | Exception,
         latency_s: float,
         rounds: int,
     ) -> None:
-        """Count how a plan ended in `stats`: every request answered, each at the mean round
-        trip (`read_plan` and `PlanInFlight` alike)."""
-        if isinstance(outcome, list):
+        """Count how a plan (or one request) ended in `stats`: every request answered, each
+        at the mean round trip (`read_plan`, `request` and `PlanInFlight` alike)."""
+        if not isinstance(outcome, Exception):
             stats.record_ok(latency_s / max(rounds, 1), exchange.answered)
             if self._gate.failures:
                 self._gate.succeeded()
@@ -539,10 +489,6 @@ class TcpMaster:
                 unit,
                 exchange.answered,
             )
-
-    def _stray(self, event: ResponseRejected) -> None:
-        self.stray_frames += 1
-        log.debug("%s: dropped a frame from unit %d: %s", self.name, event.unit, event.reason)
 
     def _lost(self, connection: _Connection, reason: str) -> ModbusConnectionError:
         self._drop(connection, reason)

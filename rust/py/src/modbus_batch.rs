@@ -1,19 +1,20 @@
-//! A read plan over a `TcpClientCodec` in few calls: every frame encoded, every
-//! response matched and every field decoded in Rust (`hubgate.modbus.tcp_master`);
-//! over a socket, its round trips in one call while the answers come quickly
-//! (`run_on`).
+//! A read plan (or one request: a write) over a `TcpClientCodec` in few calls:
+//! every frame encoded, every response matched and every field decoded in Rust
+//! (`hubgate.modbus.tcp_master`); over a socket, its round trips in one call
+//! while the answers come quickly (`run_on`).
 
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use hubgate_core::modbus::batch::{Batch, Failure, Step};
+use hubgate_core::modbus::pdu;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes};
 
 use crate::errors::CoreError;
 use crate::ints::Int;
-use crate::modbus_codec::{ResponseRejected, TcpClientCodec};
-use crate::modbus_pdu::Response;
+use crate::modbus_codec::{request_of, ResponseRejected, TcpClientCodec};
+use crate::modbus_pdu::{Request, Response};
 use crate::modbus_values::{decode_blocks, ReadPlan};
 use crate::readiness::BriefWait;
 use crate::socket_io::{poll_readable, recv_now, send_now, Received};
@@ -33,11 +34,13 @@ pub(crate) enum Pumped {
     Closed,
 }
 
-/// The requests of one `ReadPlan` to one unit, at most `window` in flight.
+/// The requests of one `ReadPlan` to one unit, at most `window` in flight, or
+/// one request (`PlanExchange.request`).
 #[pyclass(module = "hubgate._core")]
 pub(crate) struct PlanExchange {
     batch: Batch,
-    plan: Py<ReadPlan>,
+    /// `None`: one request, whose response is the outcome.
+    plan: Option<Py<ReadPlan>>,
     scratch: Vec<u8>,
     /// The batch was started (its first frames encoded).
     begun: bool,
@@ -54,6 +57,25 @@ pub(crate) struct PlanExchange {
 }
 
 impl PlanExchange {
+    fn of(
+        unit: u8,
+        requests: Vec<pdu::Request>,
+        window: usize,
+        plan: Option<Py<ReadPlan>>,
+    ) -> Result<Self, CoreError> {
+        Ok(Self {
+            batch: Batch::new(unit, requests, window)?,
+            plan,
+            scratch: Vec::new(),
+            begun: false,
+            rounds: 0,
+            missed: false,
+            started: f64::NAN,
+            deadline: f64::NAN,
+            ended: f64::NAN,
+        })
+    }
+
     /// Starts the batch on the first call (its first frames encoded): `Err`
     /// with the step when it ended at once (a plan without requests); else
     /// whether frames may be sent and whether the socket is to be read
@@ -215,7 +237,13 @@ impl PlanExchange {
         Ok(match step {
             Step::Wait => py.None().into_bound(py),
             Step::Send => PyBytes::new(py, &self.scratch).into_any(),
-            Step::Done => decode_blocks(py, self.plan.get(), &self.batch.blocks())?.into_any(),
+            Step::Done => match (&self.plan, self.batch.responses()) {
+                (Some(plan), _) => decode_blocks(py, plan.get(), &self.batch.blocks())?.into_any(),
+                (None, [Some(response)]) => Response::from(response.clone())
+                    .into_pyobject(py)?
+                    .into_any(),
+                (None, _) => py.None().into_bound(py), // not reached: one request, answered
+            },
             Step::Failed(Failure::Exception { function, code }) => Response::Exception {
                 function: Int::new(function),
                 code: Int::new(code),
@@ -239,17 +267,14 @@ impl PlanExchange {
     #[new]
     fn new(unit: Int<u8>, plan: Bound<'_, ReadPlan>, window: Int<u16>) -> Result<Self, CoreError> {
         let requests = plan.get().requests_of();
-        Ok(Self {
-            batch: Batch::new(*unit, requests, usize::from(*window))?,
-            plan: plan.unbind(),
-            scratch: Vec::new(),
-            begun: false,
-            rounds: 0,
-            missed: false,
-            started: f64::NAN,
-            deadline: f64::NAN,
-            ended: f64::NAN,
-        })
+        Self::of(*unit, requests, usize::from(*window), Some(plan.unbind()))
+    }
+
+    /// One `request` to `unit`: its outcome is the `Response` (a write's
+    /// exchange). Raises `EncodeError` when it breaks a specification limit.
+    #[staticmethod]
+    fn request(unit: Int<u8>, request: &Bound<'_, Request>) -> Result<Self, CoreError> {
+        Self::of(*unit, vec![request_of(request)], 1, None)
     }
 
     /// Drives the plan over the connected, non-blocking socket `fd` as far as

@@ -161,7 +161,7 @@ fn server_event(py: Python<'_>, event: server::ServerEvent) -> PyResult<Py<PyAny
     })
 }
 
-fn request_of(request: &Bound<'_, Request>) -> pdu::Request {
+pub(crate) fn request_of(request: &Bound<'_, Request>) -> pdu::Request {
     request.get().clone().into()
 }
 
