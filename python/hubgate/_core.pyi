@@ -49,6 +49,7 @@ __all__ = [
     "TcpServerCodec",
     "TopologyError",
     "TrioRun",
+    "Turn",
     "WebSocketDecoder",
     "__version__",
     "check_crc",
@@ -549,28 +550,36 @@ class PlanGroup:
     def add(
         self,
         index: int,
-        token: object,
-        exchange: PlanExchange,
+        unit: int,
+        plan: ReadPlan,
+        window: int,
         codec: TcpClientCodec,
         fd: int,
         now: float,
         timeout_s: float,
         delay_s: float,
-        quiet_since: float,
+        turn: Turn,
+        stats: RequestStats,
+        clean: bool,
         check: Callable[[], object] | None,
-    ) -> tuple[int, Any, object, float] | None:
-        """Start `exchange` over the connected, non-blocking socket `fd` at `now` (Trio's
-        clock; its first frames once the connection has been quiet for `delay_s` since
-        `quiet_since`), each round trip answered within `timeout_s`, `check()` called before
-        frames go out when given: `None` while in flight, else what `step` hands over."""
-    def step(self, now: float) -> list[tuple[int, Any, object, float]]:
+    ) -> tuple[int, PlanExchange | None, Any, float] | None:
+        """Start `plan` to `unit` (`window` of its requests at a time) over the connected,
+        non-blocking socket `fd` of the connection with `codec` and `turn` (taken) at `now`
+        (Trio's clock; its first frames once the connection has been quiet for `delay_s`),
+        each round trip answered within `timeout_s`, `check()` called before frames go out
+        when given; one that ends with its values while `clean` and nobody waits for the
+        turn is counted in `stats` and its turn ended in Rust. `None` while in flight, else
+        what `step` hands over. Raise `EncodeError` for a plan the codec refuses."""
+    def step(self, now: float) -> list[tuple[int, PlanExchange | None, Any, float]]:
         """Take what every socket in flight holds, send what the answers let out, time out
         the round trips past their deadline and send the frames whose pause ended (at
-        `now`). Returns the plans that ended, each `(index, token, value, started)`: `value`
-        as `PlanExchange.receive` once ended, `b""` (closed by the device), the `Exception`
-        that ended it (`OSError`, `FrameError`, what `check` raised) or `None` (timed out)."""
-    def give_up(self) -> list[tuple[int, Any, float]]:
-        """End every plan still in flight: each `(index, token, started)`."""
+        `now`). Returns the plans that ended, each `(index, exchange, value, started)`:
+        `exchange` None when it ended with its values (`value`) counted and its turn ended;
+        else `value` as `PlanExchange.receive` once ended, `b""` (closed by the device), the
+        `Exception` that ended it (`OSError`, `FrameError`, what `check` raised) or `None`
+        (timed out)."""
+    def give_up(self) -> list[tuple[int, PlanExchange, float]]:
+        """End every plan still in flight: each `(index, exchange, started)`."""
     @property
     def next_deadline(self) -> float:
         """When the first plan in flight is due (`step`); `inf` when none is."""
@@ -581,6 +590,21 @@ class PlanGroup:
         """The `epoll` set's descriptor (readable once a socket in flight is)."""
     def close(self) -> None:
         """Close the `epoll` set; plans in flight are dropped (`give_up` first)."""
+
+@final
+class Turn:
+    """A Modbus TCP connection's turn (`hubgate.modbus.tcp_master`), shared with the
+    `PlanGroup` that ends a plan's turn in Rust."""
+
+    def __new__(cls) -> Self: ...
+    busy: bool
+    """The connection is in use."""
+    quiet_since: float
+    """When its last exchange ended (Trio's clock)."""
+    waiting: int
+    """Callers waiting for it (counted by the caller around its wait)."""
+    strays: int
+    """Frames that answered no pending request."""
 
 @final
 class RequestStats:

@@ -29,6 +29,7 @@ from hubgate._core import (
 )
 from hubgate.config.model import Parity, SerialLine
 from hubgate.modbus.master import ModbusDevice
+from hubgate.modbus.plan_flight import end_flight
 from hubgate.modbus.plan_group import read_plans
 from hubgate.modbus.rtu_master import open_rtu_master, open_rtu_over_tcp_master
 from hubgate.modbus.socket_link import SocketLink
@@ -148,13 +149,13 @@ def wait_readable(sock: socket.socket) -> None:
     assert select.select([sock], [], [], 5)[0], "nothing arrived"
 
 
-def step(group: PlanGroup, now: float) -> bool:
-    """The group's step at `now` (time is an input); True once the plan ended, its outcome
-    made (as `read_plans` does)."""
-    ended = group.step(now)
-    for _, flight, value, started in ended:
-        flight.end(value, started, now)
-    return bool(ended)
+def step(group: PlanGroup, master: TcpMaster, now: float) -> list[object]:
+    """The group's step at `now` (time is an input): the outcomes of the plans (to unit 1)
+    that ended, made as `read_plans` makes them."""
+    return [
+        value if exchange is None else end_flight(master, 1, exchange, value, started, now, DELAY_S)
+        for _, exchange, value, started in group.step(now)
+    ]
 
 
 async def paused_device(master_end: socket.socket) -> tuple[TcpMaster, ModbusDevice]:
@@ -176,32 +177,31 @@ async def test_a_plan_in_flight_holds_each_request_until_its_pause_ends(
     master, device = await paused_device(master_end)
     codec = TcpServerCodec()
     t = 1000.0  # time is an input: the plan never reads a clock
-    master._quiet_since = t  # an exchange on the connection just ended
+    master._turn.quiet_since = t  # an exchange on the connection just ended
     group = PlanGroup()
-    flight = master.start_plan(group, 0, 1, PLAN, 4, t, DELAY_S)
-    assert flight is not None
+    assert master.start_plan(group, 0, 1, PLAN, 4, t, DELAY_S) is True  # in flight
     assert group.next_deadline == t + DELAY_S  # held, not sent
     assert answer_all(device_end, codec) == 0
-    assert not step(group, t + DELAY_S)
+    assert not step(group, master, t + DELAY_S)
     assert group.next_deadline == t + DELAY_S + 1.0  # sent: its round trip's timeout
     wait_readable(device_end)
     assert answer_all(device_end, codec) == 1  # one at a time: no pipelining
     wait_readable(master_end)
-    assert not step(group, t + 0.15)  # the answer: the next request waits again
+    assert not step(group, master, t + 0.15)  # the answer: the next request waits again
     assert group.next_deadline == t + 0.15 + DELAY_S
     assert answer_all(device_end, codec) == 0
-    assert not step(group, t + 0.25)
+    assert not step(group, master, t + 0.25)
     wait_readable(device_end)
     assert answer_all(device_end, codec) == 1
     wait_readable(master_end)
-    assert not step(group, t + 0.27)
-    assert not step(group, t + 0.37)
+    assert not step(group, master, t + 0.27)
+    assert not step(group, master, t + 0.37)
     wait_readable(device_end)
     assert answer_all(device_end, codec) == 1
     wait_readable(master_end)
-    assert step(group, t + 0.4)
-    assert flight.outcome == values(REGISTERS)
-    assert master._quiet_since == t + 0.4
+    assert step(group, master, t + 0.4) == [values(REGISTERS)]
+    assert master._turn.quiet_since == t + 0.4
+    assert not master._turn.busy
     # 3 round trips of 0.05, 0.02 and 0.03 s, without the pauses between them.
     assert device.stats.percentile_s(1.0) == pytest.approx(0.1 / 3, abs=0.001)
     await master.aclose()
@@ -217,26 +217,25 @@ async def test_a_stray_frame_during_the_pause_does_not_send_the_held_request(
     codec = TcpServerCodec()
     t = 1000.0
     group = PlanGroup()
-    flight = master.start_plan(group, 0, 1, PLAN, 1, t, DELAY_S)  # the connection was quiet: sent
-    assert flight is not None
+    # the connection was quiet: sent
+    assert master.start_plan(group, 0, 1, PLAN, 1, t, DELAY_S) is True
     wait_readable(device_end)
     assert answer_all(device_end, codec) == 1
     wait_readable(master_end)
-    assert not step(group, t + 0.01)  # the answer: the next request is held
+    assert not step(group, master, t + 0.01)  # the answer: the next request is held
     assert group.next_deadline == t + 0.01 + DELAY_S
     device_end.sendall(STRAY)
     wait_readable(master_end)
-    assert not step(group, t + 0.02)  # the stray is taken, nothing is sent
+    assert not step(group, master, t + 0.02)  # the stray is taken, nothing is sent
     assert group.next_deadline == t + 0.01 + DELAY_S
     assert answer_all(device_end, codec) == 0
     for at in (t + 0.11, t + 0.22):  # each held request goes at the end of its pause
-        assert not step(group, at)
+        assert not step(group, master, at)
         wait_readable(device_end)
         assert answer_all(device_end, codec) == 1
         wait_readable(master_end)
-        ended = step(group, at + 0.01)
-    assert ended
-    assert flight.outcome == values(REGISTERS)
+        ended = step(group, master, at + 0.01)
+    assert ended == [values(REGISTERS)]
     assert master.stray_frames == 1
     await master.aclose()
 

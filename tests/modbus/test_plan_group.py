@@ -27,6 +27,7 @@ from tests.support.modbus_faults import (
     silent,
 )
 from tests.support.modbus_peers import HOLDING, RunningServer
+from tests.support.wait import wait_until
 
 PLAN = ReadPlan([Field(a) for a in range(10, 14)] + [Field(20, "u32")])
 """Two requests: registers 10-13, and 20-21 as one u32."""
@@ -264,3 +265,44 @@ async def test_a_device_whose_read_raises_is_its_own_failure_not_the_groups() ->
             nursery.cancel_scope.cancel()
     assert isinstance(outcomes[0], ValueError)
     assert outcomes[1] == expected(REGISTERS)
+
+
+async def test_a_read_in_the_group_ends_its_turn_and_hands_it_to_a_waiting_request() -> None:
+    """A plan that ends with its values ends its connection's turn in the group's Rust
+    call, counted; one that ends while a request waits for the connection hands the turn
+    over to it (its end goes through Python)."""
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_faulty_device, late(0.2))
+            async with open_tcp_master("127.0.0.1", port) as link:
+                device = await opened(link)
+                got: list[object] = []
+
+                async def request_meanwhile() -> None:
+                    await trio.sleep(0.05)  # the group's plan holds the turn
+                    assert link._turn.busy
+                    got.append(await device.read_registers(0, 2))
+
+                async def look() -> None:
+                    await trio.sleep(0.1)
+                    waiting.append(link._turn.waiting)
+
+                waiting: list[int] = []
+                nursery.start_soon(request_meanwhile)
+                nursery.start_soon(look)
+                outcomes = await read_plans([(device, PLAN)], trio.current_time() + 5)
+                assert outcomes == [expected(REGISTERS)]
+                await wait_until(lambda: got, "the request that waited")
+                assert got == [REGISTERS[:2]]
+                assert waiting == [1]  # the request waited for the plan's turn
+                # the two requests of the plan and the one that waited
+                assert device.stats.ok == device.stats.requests == 3
+                assert not link._turn.busy
+                assert link._turn.waiting == 0
+                # now nobody waits: the plan's end (counted, turn ended) is the group's
+                assert await read_plans([(device, PLAN)], trio.current_time() + 5) == [
+                    expected(REGISTERS)
+                ]
+                assert device.stats.ok == device.stats.requests == 5
+                assert not link._turn.busy
+            nursery.cancel_scope.cancel()

@@ -31,6 +31,7 @@ from hubgate._core import HubgateError, PlanGroup, ReadPlan
 from hubgate.modbus.codec import FieldValue
 from hubgate.modbus.errors import RETRIED
 from hubgate.modbus.master import ModbusDevice
+from hubgate.modbus.plan_flight import end_flight
 from hubgate.modbus.readiness import Readable
 from hubgate.modbus.tcp_master import TcpMaster
 
@@ -79,18 +80,18 @@ async def read_plans(
             behind[master].append(index)
             return True
         try:
-            flight = master.start_plan(
+            started = master.start_plan(
                 group, index, device.unit, plan, device.max_in_flight, now, device.delay_s
             )
         except HubgateError as exc:  # a plan the codec refuses
             end(index, exc)
             return True
-        if flight is None or isinstance(flight.outcome, RETRIED):
-            return False
-        if flight.outcome is None:
+        if started is True:  # in flight
             behind[master] = []
+        elif started is None or isinstance(started, RETRIED):
+            return False
         else:
-            end(index, flight.outcome)
+            end(index, started)
         return True
 
     async def read_alone(index: int) -> None:
@@ -113,13 +114,26 @@ async def read_plans(
                 while group.live:
                     await readable.by(group.next_deadline)
                     now = trio.current_time()
-                    for index, flight, value, started in group.step(now):
-                        outcome = flight.end(value, started, now)
-                        master = reads[index][0].master
+                    for index, exchange, value, started in group.step(now):
+                        device = reads[index][0]
+                        master = device.master
                         waiting = behind.pop(master, [])
-                        if not isinstance(outcome, RETRIED):
+                        if exchange is None:  # its values, counted in the group
+                            end(index, value)
+                        elif not isinstance(
+                            outcome := end_flight(
+                                master,  # type: ignore[arg-type]  # (the group's are TcpMasters)
+                                device.unit,
+                                exchange,
+                                value,
+                                started,
+                                now,
+                                device.delay_s,
+                            ),
+                            RETRIED,
+                        ):
                             end(index, outcome)
-                        elif tries[index] >= flight.retries:
+                        elif tries[index] >= master.retries:  # type: ignore[attr-defined]
                             end(index, outcome)  # as its own `read_plan` would give up
                         else:  # again, ahead of the plans that wait for its connection
                             tries[index] += 1
@@ -131,8 +145,10 @@ async def read_plans(
     finally:  # cut short (the deadline): the plans still in flight are given up
         if group is not None:
             now = trio.current_time()
-            for _, flight, started in group.give_up():
-                flight.end(None, started, now)
+            for index, exchange, started in group.give_up():
+                device = reads[index][0]
+                master = device.master  # a TcpMaster: the group's are
+                end_flight(master, device.unit, exchange, None, started, now, device.delay_s)  # type: ignore[arg-type]
             _IDLE.append((group, readable))
     return outcomes
 

@@ -31,6 +31,7 @@ import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Literal
 
 import trio
 
@@ -43,6 +44,7 @@ from hubgate._core import (
     Response,
     ResponseRejected,
     TcpClientCodec,
+    Turn,
 )
 from hubgate.backoff import Backoff
 from hubgate.fencing import SEND_GUARD, check_send
@@ -56,7 +58,7 @@ from hubgate.modbus.errors import (
     ModbusTimeoutError,
 )
 from hubgate.modbus.master import stats_of
-from hubgate.modbus.plan_flight import PlanInFlight
+from hubgate.modbus.plan_flight import Outcome, end_flight
 from hubgate.modbus.reconnect import DEFAULT_BACKOFF, ReconnectGate
 from hubgate.modbus.socket_link import Connect, Link, SocketLink
 from hubgate.modbus.stats import RequestStats
@@ -110,10 +112,10 @@ class TcpMaster:
         self._name = f"{host}:{port}"  # made once: every request's checks name the link
         self.timeout_s = timeout_s
         self.retries = retries
-        self._busy = False
+        self._turn = Turn()
+        """Whether the connection is in use, since when it is quiet, the callers waiting
+        for it (in Rust: a `PlanGroup` ends a plan's turn there)."""
         self._waiting = trio.lowlevel.ParkingLot()
-        self._quiet_since = -float("inf")
-        """When the last exchange on the connection ended (answered, failed or given up)."""
         self._open_link = connect
         self._connection: _Connection | None = None
         self._gate = ReconnectGate(self.name, backoff, rng or random.Random())
@@ -121,13 +123,16 @@ class TcpMaster:
         self._one_at_a_time: set[int] = set()
         self.connections_opened = 0
         """How many times a connection was established."""
-        self.stray_frames = 0
-        """Frames that answered no pending request (late, wrong transaction id)."""
 
     @property
     def name(self) -> str:
         """`host:port`."""
         return self._name
+
+    @property
+    def stray_frames(self) -> int:
+        """Frames that answered no pending request (late, wrong transaction id)."""
+        return self._turn.strays
 
     @property
     def stats(self) -> dict[int, RequestStats]:
@@ -199,30 +204,42 @@ class TcpMaster:
         max_in_flight: int,
         now: float,
         delay_s: float = 0.0,
-    ) -> PlanInFlight | None:
+    ) -> Outcome | Literal[True] | None:
         """Start `plan` in `group` as its `index` now (Trio's clock at `now`; its first
         requests once the pause `delay_s` is over), when the connection is open, on a
-        socket and idle; the group then drives it (`hubgate.modbus.plan_group`), its
-        `outcome` set once it ended. None when it cannot: use `read_plan`."""
+        socket and idle; the group then drives it (`hubgate.modbus.plan_group`). True
+        while it is in flight, its outcome when it ended at once (`end_flight`), None
+        when it cannot start: use `read_plan`."""
         connection = self._connection
-        if self._busy or connection is None or connection.closed:
-            return None
-        if connection.socket is None:
+        turn = self._turn
+        if turn.busy or connection is None or connection.closed or connection.socket is None:
             return None
         if delay_s or unit in self._one_at_a_time:
             max_in_flight = 1
-        exchange = PlanExchange(unit, plan, max_in_flight)
-        self._busy = True
         stats = self._stats.get(unit) or stats_of(self._stats, unit)
-        flight = PlanInFlight(self, connection, unit, exchange, stats, delay_s)
-        codec, fd = connection.codec, connection.socket.fd
         check = check_send if SEND_GUARD.get() is not None else None
-        quiet = self._quiet_since
-        if ended := group.add(
-            index, flight, exchange, codec, fd, now, self.timeout_s, delay_s, quiet, check
-        ):
-            flight.end(ended[2], ended[3], now)
-        return flight
+        fd, clean = connection.socket.fd, not self._gate.failures
+        ended = group.add(
+            index,
+            unit,
+            plan,
+            max_in_flight,
+            connection.codec,
+            fd,
+            now,
+            self.timeout_s,
+            delay_s,
+            turn,
+            stats,
+            clean,
+            check,
+        )
+        if ended is None:
+            return True
+        exchange, value = ended[1], ended[2]
+        if exchange is None:  # its values, counted in the group
+            return value  # type: ignore[no-any-return]
+        return end_flight(self, unit, exchange, value, ended[3], now, delay_s)
 
     async def aclose(self) -> None:
         """Close the connection; the next request opens a new one."""
@@ -238,7 +255,7 @@ class TcpMaster:
         connection = self._connection
         if (
             delay_s
-            or self._busy
+            or self._turn.busy
             or connection is None
             or connection.closed
             or connection.socket is None
@@ -253,7 +270,7 @@ class TcpMaster:
                 self._end_turn(ended)
         else:  # the common case, an open and idle socket: no turn to wait for, no pause
             await trio.lowlevel.checkpoint_if_cancelled()
-            self._busy = True
+            self._turn.busy = True
             try:
                 outcome = await self._plan_on_socket(connection, unit, exchange, timeout_s)
             except BaseException:
@@ -280,10 +297,10 @@ class TcpMaster:
         deadline = started + timeout_s + delay_s
         await trio.lowlevel.checkpoint_if_cancelled()
         connection = self._connection
-        if self._busy or connection is None or connection.closed:
-            connection, started = await self._turn(unit, deadline, stats, started, timeout_s)
+        if self._turn.busy or connection is None or connection.closed:
+            connection, started = await self._wait_turn(unit, deadline, stats, started, timeout_s)
         else:
-            self._busy = True  # nothing to wait for: no cancel scope
+            self._turn.busy = True  # nothing to wait for: no cancel scope
         if delay_s:
             try:
                 started = await self._pause(delay_s)
@@ -293,7 +310,7 @@ class TcpMaster:
             deadline = started + timeout_s
         return connection, started, deadline
 
-    async def _turn(
+    async def _wait_turn(
         self, unit: int, deadline: float, stats: RequestStats, started: float, timeout_s: float
     ) -> tuple[_Connection, float]:
         """The connection's turn and an open connection, by `deadline`, when either needs a
@@ -315,23 +332,29 @@ class TcpMaster:
 
     async def _take_turn(self) -> None:
         """Wait until no other caller uses the connection (a `trio.Lock` costs more)."""
-        if self._busy:
-            await self._waiting.park()  # `_end_turn` hands the turn over
+        turn = self._turn
+        if turn.busy:
+            turn.waiting += 1
+            try:
+                await self._waiting.park()  # `_end_turn` hands the turn over
+            finally:
+                turn.waiting -= 1
         else:
-            self._busy = True
+            turn.busy = True
 
     async def _pause(self, delay_s: float) -> float:
         """Wait (the caller has the turn) until the connection has been quiet for `delay_s`;
         returns the time it ends."""
-        await trio.sleep_until(self._quiet_since + delay_s)
+        await trio.sleep_until(self._turn.quiet_since + delay_s)
         return trio.current_time()
 
     def _end_turn(self, now: float) -> None:
-        self._quiet_since = now
-        if self._waiting:
+        turn = self._turn
+        turn.quiet_since = now
+        if self._waiting:  # (`turn.waiting` may still count one cancelled while parked)
             self._waiting.unpark()
         else:
-            self._busy = False
+            turn.busy = False
 
     async def _connect(self, deadline: float, stats: RequestStats) -> _Connection:
         """A new connection (the caller has the turn)."""
@@ -377,7 +400,7 @@ class TcpMaster:
             while True:
                 if isinstance(step, bytes):
                     if delay_s and rounds:  # the answer that just came ended an exchange
-                        self._quiet_since = trio.current_time()
+                        self._turn.quiet_since = trio.current_time()
                         await self._pause(delay_s)
                     check_send()
                     await stream.send_all(step)
@@ -399,7 +422,7 @@ class TcpMaster:
             self._abandon(unit, exchange, codec)
             raise
         finally:
-            self.stray_frames += exchange.strays
+            self._turn.strays += exchange.strays
         return self._plan_outcome(unit, step), rounds
 
     async def _plan_on_socket(
@@ -432,7 +455,7 @@ class TcpMaster:
             self._abandon(unit, exchange, codec)
             raise
         finally:
-            self.stray_frames += exchange.strays
+            self._turn.strays += exchange.strays
         if isinstance(step, list):  # the fields' values (without `_plan_outcome`'s call)
             return step
         if step == b"":

@@ -36,7 +36,7 @@ mod _core {
         RtuServerCodec, TcpClientCodec, TcpServerCodec,
     };
     #[pymodule_export]
-    use super::modbus_group::PlanGroup;
+    use super::modbus_group::{PlanGroup, Turn};
     #[pymodule_export]
     use super::modbus_pdu::{Request, Response};
     #[pymodule_export]

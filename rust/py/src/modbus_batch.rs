@@ -57,7 +57,7 @@ pub(crate) struct PlanExchange {
 }
 
 impl PlanExchange {
-    fn of(
+    pub(crate) fn of(
         unit: u8,
         requests: Vec<pdu::Request>,
         window: usize,
@@ -375,7 +375,7 @@ impl PlanExchange {
 
     /// Frames received so far that answered none of the plan's requests.
     #[getter]
-    fn strays(&self) -> u64 {
+    pub(crate) fn strays(&self) -> u64 {
         self.batch.strays()
     }
 
@@ -387,7 +387,7 @@ impl PlanExchange {
 
     /// Requests answered so far.
     #[getter]
-    fn answered(&self) -> usize {
+    pub(crate) fn answered(&self) -> usize {
         self.batch.answered()
     }
 

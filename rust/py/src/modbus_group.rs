@@ -1,8 +1,10 @@
 //! Many read plans in flight from one task (`hubgate.modbus.plan_group`): the
 //! sockets in one private `epoll` set, and one call per wake (`step`) that
 //! takes every answer that came, matches and decodes it, sends the frames it
-//! lets out and times out the round trips past their deadline. A device's
-//! Python is then its start (`add`) and its outcome only.
+//! lets out and times out the round trips past their deadline. A plan is made
+//! and started in `add`, and one that ends with its values is counted and ends
+//! its connection's turn (`Turn`) here too: a device costs Python only its
+//! `add` and its values, or its outcome when the read fails.
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -11,18 +13,57 @@ use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
+use crate::ints::Int;
 use crate::modbus_batch::{PlanExchange, Pumped};
 use crate::modbus_codec::TcpClientCodec;
+use crate::modbus_stats::RequestStats;
+use crate::modbus_values::ReadPlan;
 use crate::socket_io::{epoll_add, epoll_new, epoll_ready};
 
 /// Reports one `epoll_wait` takes at most.
 const READY_AT_ONCE: usize = 256;
 
+/// A Modbus TCP connection's turn (`hubgate.modbus.tcp_master`): one caller, or
+/// one plan of a group, at a time.
+#[pyclass(module = "hubgate._core")]
+pub(crate) struct Turn {
+    /// The connection is in use.
+    #[pyo3(get, set)]
+    busy: bool,
+    /// When its last exchange ended (answered, failed or given up; Trio's clock).
+    #[pyo3(get, set)]
+    quiet_since: f64,
+    /// Callers waiting for it (a plan that ends then leaves its end to Python,
+    /// which hands the turn over).
+    #[pyo3(get, set)]
+    waiting: u32,
+    /// Frames that answered no pending request.
+    #[pyo3(get, set)]
+    strays: u64,
+}
+
+#[pymethods]
+impl Turn {
+    #[new]
+    fn new() -> Self {
+        Self {
+            busy: false,
+            quiet_since: f64::NEG_INFINITY,
+            waiting: 0,
+            strays: 0,
+        }
+    }
+}
+
 /// One plan in flight (see `PlanGroup.add`).
 struct Flight {
     index: usize,
-    token: Py<PyAny>,
     exchange: Py<PlanExchange>,
+    turn: Py<Turn>,
+    stats: Py<RequestStats>,
+    /// Its values may end it here (`Flight::counted`): its master has no failed
+    /// connection attempt to clear.
+    clean: bool,
     codec: Py<TcpClientCodec>,
     fd: RawFd,
     timeout_s: f64,
@@ -119,6 +160,34 @@ impl Flight {
         }
         self.advance(py, now)
     }
+
+    /// A plan that ended with its values (`value`, at `now`) while nobody waits
+    /// for its connection is counted (each request at the mean round trip, not
+    /// the pauses between them) and its turn ended here, as
+    /// `hubgate.modbus.plan_flight.end_flight` would: true when it was.
+    fn counted(&self, py: Python<'_>, value: &Py<PyAny>, now: f64) -> bool {
+        if !self.clean || !value.bind(py).is_exact_instance_of::<PyList>() {
+            return false;
+        }
+        let mut turn = self.turn.borrow_mut(py);
+        if turn.waiting != 0 {
+            return false;
+        }
+        let exchange = self.exchange.borrow(py);
+        turn.strays += exchange.strays();
+        turn.quiet_since = now;
+        turn.busy = false;
+        let rounds = exchange.rounds;
+        let mut waited = now - self.started;
+        if self.delay_s != 0.0 && rounds > 1 {
+            waited -= f64::from(rounds - 1) * self.delay_s;
+        }
+        let answered = u64::try_from(exchange.answered()).unwrap_or(u64::MAX);
+        self.stats
+            .borrow_mut(py)
+            .record_ok(waited / f64::from(rounds.max(1)), answered);
+        true
+    }
 }
 
 /// A flight ended by `error`: an `Exception` (the socket's `OSError`, a
@@ -173,20 +242,27 @@ impl PlanGroup {
         Ok(())
     }
 
-    /// The flight on `fd` ended with `value`: into `ended`.
+    /// The flight on `fd` ended with `value` at `now`: into `ended`, its
+    /// exchange `None` when it was counted here (`Flight::counted`).
     fn end(
         &mut self,
         py: Python<'_>,
         fd: RawFd,
         value: Py<PyAny>,
+        now: f64,
         ended: &Bound<'_, PyList>,
     ) -> PyResult<()> {
         if let Some(flight) = self.flights.remove(&fd) {
+            let exchange = if flight.counted(py, &value, now) {
+                py.None().into_bound(py)
+            } else {
+                flight.exchange.into_bound(py).into_any()
+            };
             ended.append(PyTuple::new(
                 py,
                 [
                     flight.index.into_pyobject(py)?.into_any(),
-                    flight.token.into_bound(py),
+                    exchange,
                     value.into_bound(py),
                     flight.started.into_pyobject(py)?.into_any(),
                 ],
@@ -209,27 +285,33 @@ impl PlanGroup {
         })
     }
 
-    /// Starts `exchange` over the connected, non-blocking socket `fd` at `now`
-    /// (Trio's clock; its first frames once the connection has been quiet for
-    /// `delay_s` since `quiet_since`), each round trip answered within
-    /// `timeout_s`, `check()` called before frames go out when given. Returns
-    /// `None` while it is in flight (`step` hands over its end), else what
-    /// `step` hands over for it at once. Raises `ValueError` for a socket
-    /// that has a plan in flight.
-    #[pyo3(signature = (index, token, exchange, codec, fd, now, timeout_s, delay_s, quiet_since, check))]
+    /// Starts `plan` to `unit` (at most `window` of its requests in flight,
+    /// `PlanExchange`) over the connected, non-blocking socket `fd` of the
+    /// connection with `codec` and `turn` (taken here) at `now` (Trio's
+    /// clock; its first frames once the connection has been quiet for
+    /// `delay_s`), each round trip answered within `timeout_s`, `check()`
+    /// called before frames go out when given; counted in `stats`, and ended
+    /// here when it ends with its values and `clean` (`Flight::counted`).
+    /// Returns `None` while it is in flight (`step` hands over its end), else
+    /// what `step` hands over for it at once. Raises `EncodeError` for a plan
+    /// the codec refuses, `ValueError` for a socket with a plan in flight.
+    #[pyo3(signature = (index, unit, plan, window, codec, fd, now, timeout_s, delay_s, turn, stats, clean, check))]
     #[allow(clippy::too_many_arguments)]
     fn add<'py>(
         &mut self,
         py: Python<'py>,
         index: usize,
-        token: Py<PyAny>,
-        exchange: Py<PlanExchange>,
+        unit: Int<u8>,
+        plan: Bound<'py, ReadPlan>,
+        window: Int<u16>,
         codec: Py<TcpClientCodec>,
         fd: RawFd,
         now: f64,
         timeout_s: f64,
         delay_s: f64,
-        quiet_since: f64,
+        turn: Py<Turn>,
+        stats: Py<RequestStats>,
+        clean: bool,
         check: Option<Py<PyAny>>,
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
         if self.flights.contains_key(&fd) {
@@ -237,11 +319,22 @@ impl PlanGroup {
                 "socket {fd} has a plan in flight"
             )));
         }
+        let requests = plan.get().requests_of();
+        let exchange = PlanExchange::of(*unit, requests, usize::from(*window), Some(plan.unbind()))
+            .map_err(PyErr::from)?;
+        let exchange = Py::new(py, exchange)?;
+        let quiet_since = {
+            let mut turn = turn.borrow_mut(py);
+            turn.busy = true;
+            turn.quiet_since
+        };
         let registered = self.register(py, fd, &codec);
         let mut flight = Flight {
             index,
-            token,
             exchange,
+            turn,
+            stats,
+            clean,
             codec,
             fd,
             timeout_s,
@@ -264,14 +357,15 @@ impl PlanGroup {
             return Ok(None);
         };
         let ended = PyList::empty(py);
-        self.end(py, fd, value, &ended)?;
+        self.end(py, fd, value, now, &ended)?;
         Ok(Some(ended.get_item(0)?.cast_into::<PyTuple>()?))
     }
 
     /// Takes what every socket in flight holds and sends what the answers let
     /// out, then times out the round trips past their deadline and sends the
     /// frames whose pause ended (at `now`, Trio's clock). Returns the plans that
-    /// ended, each `(index, token, value, started)`: `value` the fields' values,
+    /// ended, each `(index, exchange, value, started)`, `exchange` None when it
+    /// was counted and its turn ended here: `value` the fields' values,
     /// a `Response.Exception` or a `ResponseRejected` (as `PlanExchange.receive`),
     /// `b""` (the device closed the connection), the `Exception` that ended it
     /// (the socket's `OSError`, a `FrameError`, what `check` raised) or `None`
@@ -294,7 +388,7 @@ impl PlanGroup {
             };
             flight.hung_up |= hung_up;
             if let Went::Ended(value) = flight.advance(py, now)? {
-                self.end(py, fd, value, &ended)?;
+                self.end(py, fd, value, now, &ended)?;
             }
         }
         let due: Vec<RawFd> = self
@@ -308,17 +402,17 @@ impl PlanGroup {
                 continue;
             };
             if let Went::Ended(value) = flight.due(py, now)? {
-                self.end(py, fd, value, &ended)?;
+                self.end(py, fd, value, now, &ended)?;
             }
         }
         Ok(ended)
     }
 
-    /// Ends every plan still in flight (given up): each `(index, token, started)`.
+    /// Ends every plan still in flight (given up): each `(index, exchange, started)`.
     fn give_up<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let given_up = PyList::empty(py);
         for (_, flight) in self.flights.drain() {
-            given_up.append((flight.index, flight.token, flight.started))?;
+            given_up.append((flight.index, flight.exchange, flight.started))?;
         }
         Ok(given_up)
     }

@@ -51,7 +51,7 @@ impl RequestStats {
 
     /// `requests` requests answered normally, each after `latency_s`.
     #[pyo3(signature = (latency_s, requests = 1))]
-    fn record_ok(&mut self, latency_s: f64, requests: u64) {
+    pub(crate) fn record_ok(&mut self, latency_s: f64, requests: u64) {
         self.requests += requests;
         self.ok += requests;
         self.latency.add(latency_s, requests);
