@@ -21,6 +21,7 @@ from hubgate.devices.model import Reading
 from hubgate.profiles.model import IecState
 from tests.support.events import RecordedEvents
 from tests.support.loop_site import (
+    REACTION_S,
     SITE_TOML,
     PlannedSite,
     SimCharger,
@@ -296,3 +297,46 @@ def test_an_ev_that_pauses_leaves_no_stale_draw_behind() -> None:
         site.cycle()
         used = sum(site.setpoints().values()) + site.sim.meter.base_a
         assert used <= 40 + 1e-6, (site.now, site.setpoints())
+
+
+@pytest.mark.parametrize("statuses", [False, True])
+def test_a_draw_read_before_a_decrease_explains_no_base_rise_through_a_cut(
+    statuses: bool,
+) -> None:
+    """cp-2's values come every 10 s (MeterValues). A 13 A spike of the base load lowers it
+    32 -> 19 A a moment before its values are sampled: they show 32 A, and the EV follows
+    only after them. The base rises 13.8 A three seconds later (the meter's rise is put
+    down to cp-2 on its way down: EVs take offers in turn); cp-2 is raised to 31 A, its
+    stale 32 A then counted up to that, and a second later the grid operator cuts to 30 %.
+    Counted so, the rise stayed hidden through the cut: 42 A commanded against 30 A and
+    36 A metered for 4 cycles after the EV's reaction time (review s15, credit_fuzz seed
+    1141). Under the cut what is commanded fits, and the meter is over only while the EV
+    follows. `statuses`: each station's status comes apart from its values (on change:
+    an OCPP StatusNotification)."""
+    site = grid_metered_site(1.4, reports_every_s=10.0)
+    sim = site.sim
+    if statuses:
+        for charger in sim.chargers:
+            statuses_on_change(charger)
+    sim.charger("cp-3").connected = False
+    sim.charger("cp-1").ev_max_a = 0.0  # plugged in, offered its minimum, draws nothing
+    sim.box.percent = 40.0
+    site.run(49)
+    cp2 = sim.charger("cp-2")
+    assert cp2.draw_a == 32.0
+    sim.meter.base_a = 14.4  # a spike: cp-2 lowered; its values (at 49.9 s) show 32 A
+    site.run(2)
+    sim.meter.base_a = 1.4
+    site.run(3)
+    sim.meter.base_a = 15.2
+    site.cycle()
+    sim.box.percent = 30.0
+    metered_over = []
+    for _ in range(12):
+        site.cycle()
+        used = sum(site.setpoints().values()) + sim.meter.base_a
+        assert used <= STEP_LIMIT_A + 1e-6, (site.now, site.setpoints())
+        if sim.meter.current(site.now - CYCLE_S) > STEP_LIMIT_A + 1e-6:
+            metered_over.append(site.now - CYCLE_S)
+    assert len(metered_over) <= REACTION_S / CYCLE_S, metered_over  # the EV follows
+    assert min(site.setpoints()[cp] for cp in ("cp-1", "cp-2")) >= 6  # still charging

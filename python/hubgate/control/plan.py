@@ -94,6 +94,7 @@ from hubgate.state import EventCategory, EventLevel
 log = logging.getLogger(__name__)
 
 _ALL_PHASES = (0, 1, 2)
+_NO_DRAW: Phases3 = (0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,8 +344,10 @@ class CyclePlanner:
             reserved_at = reservation(i, now)
             draw, falling = runtime.known_draw(now, settle_s, reserved=reserved_at is not None)
             draws.append(draw)
+            if any(falling) and info.node in under_cut and not runtime.read_now(now):
+                falling = _NO_DRAW  # a cut ends what its way down explained: base load
             if any(falling):  # on its way down since the decrease went out
-                credits[i] = (runtime.sent_at, falling)
+                credits[i] = (runtime.least_at, falling)
             phases = (info.grid_phases[0],) if info.one_phase else _ALL_PHASES
             if reserved_at is not None:
                 assumed, why = reserved_at
@@ -366,7 +369,7 @@ class CyclePlanner:
                 since = now if reading.state_at is None else reading.state_at
                 if unseen and now - since < settle_s:
                     rise = rise_to(allowance, falling, runtime.draw, phases)
-                    credits[i] = (max(since, runtime.sent_at) if any(falling) else since, rise)
+                    credits[i] = (max(since, runtime.least_at) if any(falling) else since, rise)
                 wanting[i] = True
                 ev_max[i] = runtime.ev_limit_a
                 if rotation is not None:
@@ -603,6 +606,8 @@ class CyclePlanner:
                     runtime.sent_a is None or setpoints[i] < runtime.sent_a
                 ):
                     runtime.lowered_at = done_at
+                if runtime.least_a is None or setpoints[i] < runtime.least_a:
+                    runtime.least_a, runtime.least_at = setpoints[i], now
                 runtime.sent_a, runtime.sent_phases = setpoints[i], self._told_phases(i, phases)
                 runtime.watch.commanded(max(outcome.current_a, setpoints[i]))
                 runtime.watch.ok(now)
