@@ -15,10 +15,13 @@ import pytest
 
 from hubgate.config.model import SiteConfig
 from hubgate.control.allocation import REASON_NAMES
+from hubgate.control.authority import Held, Inheritance
 from hubgate.control.limits import LimitBook
 from hubgate.control.plan import CyclePlanner, Plan
+from hubgate.control.succession import inherit
 from hubgate.devices.model import Reading
 from hubgate.profiles.model import IecState
+from tests.control.test_succession import HandBack
 from tests.support.events import RecordedEvents
 from tests.support.loop_site import (
     REACTION_S,
@@ -34,6 +37,8 @@ BOARD_A = 64.0
 BASE_A = 10.0
 STEP_LIMIT_A = 30.0
 """The grid operator's 30 % of the 100 A connection."""
+BOARD_70_A = 70.0
+"""The test cluster's board (`HandBack`)."""
 
 
 def ocpp_cp1_site(sim: SimSite) -> PlannedSite:
@@ -340,3 +345,52 @@ def test_a_draw_read_before_a_decrease_explains_no_base_rise_through_a_cut(
             metered_over.append(site.now - CYCLE_S)
     assert len(metered_over) <= REACTION_S / CYCLE_S, metered_over  # the EV follows
     assert min(site.setpoints()[cp] for cp in ("cp-1", "cp-2")) >= 6  # still charging
+
+
+@pytest.mark.parametrize(
+    ("away", "acts"),
+    [
+        ("paused", {4: "back"}),  # its status (B) at k4, no values yet
+        ("left", {4: "back"}),  # its status (A) at k4
+        ("paused", {2: "resume", 4: "back"}),  # its EV resumes while the station redials
+        ("paused", {4: "back", 8: "resume"}),
+        ("paused", {}),  # the station stays away
+        ("both", {4: "back"}),  # cp-1's EV paused too (its station stays away)
+    ],
+)
+def test_an_ev_that_stops_while_its_station_redials_leaves_no_room_it_did_not_free(
+    away: str, acts: dict[int, str]
+) -> None:
+    """A hand-over (the test cluster's hand-back: tests/control/test_succession.py): the OCPP
+    stations redial the new leader, which counts each at the draw the leader before last read
+    (17 A) until it reads one. cp-3's EV paused (or left) at the take-over: the meters lack
+    its 17 A, and counted as its draw they made the base load 17 A lower than it is, so the
+    KEBAs were raised at once: 86 A commanded through the 70 A board for the 4 cycles until
+    cp-3's status came, and when its EV resumed meanwhile, 86 A metered (watch, review s15).
+    While draws passed on count, a node's base load does not fall below what its meter showed
+    beyond the other known draws at the take-over (`BaseLoads`)."""
+    site = HandBack()
+    p = site.planner
+    for k in range(40):  # standby: reads the KEBAs and the meters
+        site.cycle(k * 0.25, leading=False)
+    p.take_over()
+    held = {name: Held(17.0, (17.0, 17.0, 17.0)) for name in ("cp-1#1", "cp-3#1")}
+    inherit(p, Inheritance(dict.fromkeys(held, 6.0), handed_over=True, held=held), 10.0)
+    if away == "left":
+        site.plugged.discard("cp-3#1")
+    else:
+        site.paused.add("cp-3#1")
+    if away == "both":
+        site.paused.add("cp-1#1")
+    for k in range(24):
+        act = acts.get(k)
+        if act == "back":
+            site.stations["cp-3#1"] = False  # back: its status, no values yet
+        elif act == "resume":
+            site.paused.discard("cp-3#1")
+        if k == 16 and "cp-3#1" in site.stations:
+            site.stations["cp-3#1"] = True  # its values come
+        assert sum(map(site.draw, site.NAMES)) <= BOARD_70_A + 1e-9  # metered
+        site.cycle(10.0 + k * 0.25)
+        assert sum(site.allowed.values()) <= BOARD_70_A + 1e-9, (k, site.allowed)
+    assert min(site.allowed[name] for name in ("cp-2#1", "cp-4#1")) >= 6  # still charging

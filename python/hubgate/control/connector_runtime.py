@@ -177,6 +177,14 @@ class ConnectorRuntime:
         elif reading.state is None or reading.state in _DRAWING:
             self.draw = watch.inherited_draw(now) or self.draw
 
+    def inheriting(self, now: float) -> Phases3 | None:
+        """The draw passed on at a hand-over while it stands for this one's (`inherit_draw`):
+        no current read here yet, the old lease not lapsed (`BaseLoads.loads`)."""
+        reading = self.reading
+        if reading is not None and reading.measured_current():
+            return None
+        return self.watch.inherited_draw(now)
+
     def try_verifying(self, now: float) -> bool:
         """Whether its failsafe settings are to be asked for at `now` (none in flight, and
         `VERIFY_RETRY_S`, doubled per try in a row that missed, after the last); if so,

@@ -308,6 +308,7 @@ class CyclePlanner:
         base = array("d", bytes(8 * 3 * n_nodes))
         draws: list[Phases3] = []  # per connector, what counts against its meters
         credits: dict[int, Credit] = {}  # ... and what the meters may show above that
+        inherited: dict[int, Phases3] = {}  # ... the draws passed on at a hand-over
         reserved = [[0.0, 0.0, 0.0] for _ in range(n_nodes)]
         reserved_w = 0.0  # what the reserved connectors may draw on top of their draw
         ev_max = array("d", [math.inf]) * len(model.connectors)
@@ -344,6 +345,8 @@ class CyclePlanner:
             reserved_at = reservation(i, now)
             draw, falling = runtime.known_draw(now, settle_s, reserved=reserved_at is not None)
             draws.append(draw)
+            if (passed_on := runtime.inheriting(now)) is not None:
+                inherited[i] = passed_on
             if any(falling) and info.node in under_cut and not runtime.read_now(now):
                 falling = _NO_DRAW  # a cut ends what its way down explained: base load
             if any(falling):  # on its way down since the decrease went out
@@ -462,7 +465,9 @@ class CyclePlanner:
         lease_cut = array("d", base)  # base was 0 before: the headroom the leases take
         read = [runtime.draw for runtime in self.connectors]
         known = (model.paths.sum_up(draws), draws, read)
-        loads = self.base_loads.loads(measured, share, unread, known, credits, limit_a, now)
+        loads = self.base_loads.loads(
+            measured, share, unread, known, credits, limit_a, now, inherited=inherited
+        )
         for node in range(n_nodes):
             for p in range(3):
                 base[3 * node + p] += loads[node][p] + reserved[node][p]
@@ -471,7 +476,15 @@ class CyclePlanner:
         own = array("d", map(sub, base, lease_cut))
         if starting:
             at = self.base_loads.loads(
-                measured | starting, share, unread, known, credits, limit_a, now, remember=False
+                measured | starting,
+                share,
+                unread,
+                known,
+                credits,
+                limit_a,
+                now,
+                inherited=inherited,
+                remember=False,
             )
             own = array("d", [at[n][p] + reserved[n][p] for n in range(n_nodes) for p in range(3)])
         self.failsafes.share(own, reserved, session, holds, may_hold, limit_a)
