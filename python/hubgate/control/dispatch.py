@@ -61,7 +61,7 @@ class Dispatch:
         self.authority = authority
         self._held = {name: c for name, c in chargers.items() if isinstance(c, HeldLimit)}
         self._aside: trio.Nursery | None = None
-        self._turns: dict[str, Turns[object]] = {}
+        self._turns: dict[str, Turns[None]] = {}
         """The battery's commands, taken in turns (`_in_turn`)."""
         for name, charger in self._held.items():
             charger.due_again = partial(self._due_again, planner.connector_index(name))
@@ -131,20 +131,19 @@ class Dispatch:
         aside = self._aside
         assert aside is not None
 
-        async def commanded() -> object:
+        async def commanded() -> None:
             try:
                 outcome: object = await op()
             except Exception as error:  # its outcome, for the planner
                 outcome = Failed(error)
             if self.authority.holds(epoch):
                 self.planner.energy_commanded(name, outcome, now)
-            return outcome
 
-        async def detached(op: Operation) -> object:
-            return await run_aside(aside, op)
+        async def detached(op: Callable[[], Awaitable[None]]) -> None:
+            await run_aside(aside, op)
 
-        async def run() -> object:
-            return await turns.take(commanded, detached)
+        async def run() -> None:
+            await turns.take(commanded, detached)
 
         return run
 
