@@ -47,6 +47,11 @@ class Turns(Generic[T]):
         self._turn = trio.Lock()
         self._waiting: _Shared[T] | None = None
 
+    @property
+    def waiting(self) -> bool:
+        """Whether one waits for its turn already: `take` now would share its outcome."""
+        return self._waiting is not None
+
     async def take(
         self,
         op: Callable[[], Awaitable[T]],

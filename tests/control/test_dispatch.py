@@ -66,6 +66,9 @@ class PacedCharger(SimCharger):
         self._asked(current_a)
         return AppliedLimit(self.limit_a, phases, self.limit_a <= 0, trio.current_time())
 
+    def joins_turn(self, current_a: float, phases: int) -> bool:
+        return False
+
     async def set_limit(self, current_a: float, phases: int) -> AppliedLimit:
         self.sent += 1
         applied = await super().set_limit(current_a, phases)
@@ -137,6 +140,47 @@ async def test_an_unchanged_setpoint_is_handed_again_when_due_and_a_changed_one_
     assert lowered == 8  # a lower setpoint within the cycle, however quiet it said it was
     assert [a for _, a in told] == [8]  # told it may be due: asked again the next cycle
     assert told[0][0] - told_at <= 0.1 + 1e-6
+
+
+@dataclass
+class WaitingTurn(PacedCharger):
+    """A paced charger whose limit exchange may wait for its turn behind one in flight
+    (`joins_turn`, as `OcppCharger`'s on a slow station): it takes every setpoint then."""
+
+    waiting: bool = False
+    joined: list[float] = field(default_factory=list)
+
+    def joins_turn(self, current_a: float, phases: int) -> bool:
+        if self.waiting:
+            self.joined.append(current_a)
+        return self.waiting
+
+
+async def test_a_setpoint_for_an_exchange_waiting_its_turn_is_left_with_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """While the charger's exchange waits for its turn, each cycle's setpoint is left with
+    it (`joins_turn`) and `set_limit` is not called (it was: a task each cycle that waited
+    for that exchange and was cut at the deadline); not answered, it is handed the newest
+    setpoint each cycle, and sent it once nothing waits."""
+    sim = SimSite.build()
+    paced = WaitingTurn("cp-1")
+    sim.chargers[0] = paced
+    async with running_loop(short_cycles(site_config(), 0.1), sim.devices()) as loop:
+        await trio.sleep(10)
+        assert paced.limit_a > 8
+        paced.waiting, sent = True, paced.sent
+        limit = Limit(phase_a=(8, 8, 8))
+        now = trio.current_time()
+        loop.limits.set("cp-1#1", LimitSource.API, limit, now=now, lease_s=60, origin="t")
+        await trio.sleep(1)
+        joined, sent_meanwhile = list(paced.joined), paced.sent - sent
+        paced.waiting = False
+        await trio.sleep(0.15)
+    assert sent_meanwhile == 0
+    assert len(joined) >= 9
+    assert set(joined) == {8}
+    assert paced.limit_a == 8
 
 
 @dataclass

@@ -430,3 +430,40 @@ async def test_a_slow_station_is_sent_the_newest_limit_not_a_queue_of_them(
             ]
             assert limits == [16.0, 6.0]
             nursery.cancel_scope.cancel()
+
+
+async def test_a_setpoint_for_an_exchange_waiting_its_turn_is_left_with_it_at_once(
+    server: Running,
+) -> None:
+    """`joins_turn`: while an exchange waits behind the one the slow station holds, a new
+    setpoint is left with it without a call (the loop started a task each cycle that waited
+    for it and was cut at the deadline), and it sends the newest when its turn comes; with
+    none waiting `set_limit` must be called (it sends, or starts the turn behind)."""
+    charger = cp16_charger(server)
+    with trio.fail_after(30):
+        async with connected(server) as cp, trio.open_nursery() as nursery:
+            await attended(charger, server, cp, nursery)
+            await charger.set_limit(0.0, 3)
+            assert not charger.joins_turn(10.0, 3)  # nothing in flight
+            sent = len([a for a, _ in cp.cp.received if a == "SetChargingProfile"])
+            cp.cp.answering.clear()
+            with trio.move_on_after(0.05):  # in flight, its answer held
+                await charger.set_limit(16.0, 3)
+            await trio.to_thread.run_sync(cp.cp.wait_received, "SetChargingProfile", sent + 1)
+            assert not charger.joins_turn(20.0, 3)  # in flight, none waiting behind it
+            with trio.move_on_after(0.05):  # this one waits behind it
+                await charger.set_limit(20.0, 3)
+            for amps in (24.0, 22.0, 6.0):  # three cycles: no call, no task
+                assert charger.joins_turn(amps, 3)
+                assert charger.quiet_until == -math.inf  # (handed again next cycle)
+            assert _tasks_named(".aside") <= 2  # the one in flight and the one waiting
+            cp.cp.answering.set()
+            await trio.to_thread.run_sync(cp.cp.wait_received, "SetChargingProfile", sent + 2)
+            await wait_until(lambda: not charger.care.waiting(charger.connector_id), "its turn")
+            assert (await charger.set_limit(6.0, 3)).current_a == 6.0  # in force, not sent
+            profiles = [p for a, p in cp.cp.received if a == "SetChargingProfile"][sent:]
+            limits = [
+                p["charging_schedule"]["charging_schedule_period"][0]["limit"] for p in profiles
+            ]
+            assert limits == [16.0, 6.0]
+            nursery.cancel_scope.cancel()

@@ -301,6 +301,11 @@ class HeldLimit(Protocol):
         """The limit in force when `set_limit(current_a, phases)` would send nothing now;
         None when it must be called."""
 
+    def joins_turn(self, current_a: float, phases: int) -> bool:
+        """Whether `set_limit(current_a, phases)` would only wait for an exchange that waits
+        for its turn already (and sends the newest setpoint when it comes): the setpoint is
+        left with it at once, without a task, and its outcome comes in a later cycle."""
+
 
 @dataclass(frozen=True, eq=False)
 class ChargingNeeds:

@@ -129,8 +129,7 @@ class OcppCharger:
         """Since when its setpoint is 0 A (None: it is not)."""
         self._switching: tuple[int, float] | None = None
         """While switching phases: (new phases, end of the pause at 0 A)."""
-        self._wanted: tuple[float, int] | None = None
-        """The last (current, phases) asked of `set_limit`."""
+        self._wanted: tuple[float, int] | None = None  # (the last asked of `set_limit`)
         self._transaction: tuple[tuple[object, ...], ChargingTransaction] | None = None
         """The last transaction `transaction` made and what it was made of."""
         self._latest: tuple[tuple[object, ...], Reading] | None = None
@@ -431,15 +430,10 @@ class OcppCharger:
         phases)` would send nothing now (`devices.model.HeldLimit`): a lease of this
         connection that is not due (deadband, rate limit, renewal), no exchange in progress,
         no phase switch; None when `set_limit` must be called."""
-        lease = self._lease
-        session = self.station.session
-        if (
-            lease is None
-            or session is None
-            or lease.session is not session
-            or self.shares_station_limit
-            or self._refused is not None
-        ):
+        lease, session = self._lease, self.station.session
+        if lease is None or session is None or lease.session is not session:
+            return None
+        if self.shares_station_limit or self._refused is not None:
             return None
         lease = self._current_lease()
         last = lease.planner.last
@@ -454,6 +448,12 @@ class OcppCharger:
         return AppliedLimit(
             current_a=last.current_a, phases=last.phases, paused=last.current_a <= 0, at=now
         )
+
+    def joins_turn(self, current_a: float, phases: int) -> bool:
+        """Whether `set_limit` would only join the exchange waiting its turn (`HeldLimit`)."""
+        if waiting := self.care.waiting(self.connector_id):
+            self._wanted, self.quiet_until = (current_a, phases), -math.inf
+        return waiting
 
     async def _send_wanted(self) -> AppliedLimit:
         assert self._wanted is not None, "set_limit asks first"

@@ -272,6 +272,11 @@ class StationCare:
             raise OcppSessionClosedError(f"{self.station.identity}: the exchange was cut short")
         return outcome[0]
 
+    def waiting(self, key: object) -> bool:
+        """Whether an exchange of `key` waits for its turn (`in_turn` now would join it)."""
+        turns = self._turns.get(key)
+        return turns is not None and turns.waiting
+
     async def settle(self, session: OcppSession) -> None:
         """Wait for the boot, then ask and provision (with retries)."""
         with trio.move_on_after(BOOT_WAIT_S):
