@@ -23,7 +23,7 @@ from hubgate.ocpp.errors import RpcError
 from hubgate.ocpp.meter_values import readings
 from hubgate.ocpp.policy import CsmsPolicy
 from hubgate.ocpp.registry import Admission, Station
-from hubgate.ocpp.session import OcppSession
+from hubgate.ocpp.session import Handler, OcppSession
 from hubgate.ocpp.validation import Direction, hot_reader, validate
 from hubgate.ocpp.versions import OcppVersion
 
@@ -362,15 +362,18 @@ class _Queue:
         self.out.append(message)
 
 
-def _answers(version: OcppVersion, texts: list[str], *, hot: bool) -> tuple[list[Any], Any]:
-    """Each frame's answer (a Heartbeat's time left out) and the connectors' states after."""
+def station_handlers(version: OcppVersion) -> tuple[Station, dict[str, Handler]]:
+    """A station of two connectors speaking `version`, and its handlers."""
     station = Station(Admission("CP", "cp", (version,), connectors=(1, 2)))
     policy = CsmsPolicy()
-    handlers = (
-        handlers_v16.handlers(station, policy)
-        if version is V16
-        else handlers_v2.handlers(station, policy, version)
-    )
+    if version is V16:
+        return station, handlers_v16.handlers(station, policy)
+    return station, handlers_v2.handlers(station, policy, version)
+
+
+def _answers(version: OcppVersion, texts: list[str], *, hot: bool) -> tuple[list[Any], Any]:
+    """Each frame's answer (a Heartbeat's time left out) and the connectors' states after."""
+    station, handlers = station_handlers(version)
     queue = _Queue()
     answers: list[Any] = []
 

@@ -32,6 +32,11 @@ def cp16_charger(server: Running) -> OcppCharger:
     return OcppCharger(station, settings=LeaseSettings(min_increase_interval_s=0))
 
 
+def profiles_sent(cp: ChargePointThread) -> list[dict[str, Any]]:
+    """The SetChargingProfile payloads the charge point has received, in order."""
+    return [p for a, p in cp.cp.received if a == "SetChargingProfile"]
+
+
 @asynccontextmanager
 async def connected(server: Running) -> AsyncIterator[ChargePointThread]:
     """CP16 connected as a 1.6 charge point, stopped on the way out."""
@@ -121,7 +126,7 @@ async def test_a_renewal_waiting_behind_a_new_limit_renews_that_limit(server: Ru
             assert await charger.care.prepare(await server.session_of("CP16"))
             await charger.configure_failsafe(timeout_s=60.0, failsafe_current_a=6.0)
             await charger.set_limit(0.0, 3)
-            sent = len([a for a, _ in cp.cp.received if a == "SetChargingProfile"])
+            sent = len(profiles_sent(cp))
             cp.cp.answering.clear()  # the increase is in flight until the renewal waits too
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(charger.set_limit, 16.0, 3)
@@ -129,7 +134,7 @@ async def test_a_renewal_waiting_behind_a_new_limit_renews_that_limit(server: Ru
                 nursery.start_soon(charger.heartbeat)
                 await trio.testing.wait_all_tasks_blocked()
                 cp.cp.answering.set()
-            profiles = [p for a, p in cp.cp.received if a == "SetChargingProfile"]
+            profiles = profiles_sent(cp)
             limits = [
                 p["charging_schedule"]["charging_schedule_period"][0]["limit"] for p in profiles
             ]
@@ -148,7 +153,7 @@ async def test_a_limit_outlasting_the_loops_deadline_is_still_applied(server: Ru
         async with connected(server) as cp, trio.open_nursery() as nursery:
             await attended(charger, server, cp, nursery)
             await charger.set_limit(6.0, 3)
-            sent = len([a for a, _ in cp.cp.received if a == "SetChargingProfile"])
+            sent = len(profiles_sent(cp))
             cp.cp.answering.clear()  # it answers slower than the deadline
             with trio.move_on_after(0.1) as cut:
                 await charger.set_limit(16.0, 3)
@@ -162,8 +167,7 @@ async def test_a_limit_outlasting_the_loops_deadline_is_still_applied(server: Ru
             )
             applied = await charger.set_limit(16.0, 3)  # the next cycle: nothing to send
             assert applied.current_a == 16
-            profiles = [a for a, _ in cp.cp.received if a == "SetChargingProfile"]
-            assert len(profiles) == sent + 1
+            assert len(profiles_sent(cp)) == sent + 1
             nursery.cancel_scope.cancel()
 
 
@@ -413,7 +417,7 @@ async def test_a_slow_station_is_sent_the_newest_limit_not_a_queue_of_them(
         async with connected(server) as cp, trio.open_nursery() as nursery:
             await attended(charger, server, cp, nursery)
             await charger.set_limit(0.0, 3)
-            sent = len([a for a, _ in cp.cp.received if a == "SetChargingProfile"])
+            sent = len(profiles_sent(cp))
             cp.cp.answering.clear()
             with trio.move_on_after(0.05):  # the cycle moves on; the exchange goes on
                 await charger.set_limit(16.0, 3)
@@ -424,7 +428,7 @@ async def test_a_slow_station_is_sent_the_newest_limit_not_a_queue_of_them(
             assert _tasks_named(".aside") <= 2  # the one in flight and one waiting
             cp.cp.answering.set()
             assert (await charger.set_limit(6.0, 3)).current_a == 6.0  # after those before
-            profiles = [p for a, p in cp.cp.received if a == "SetChargingProfile"][sent:]
+            profiles = profiles_sent(cp)[sent:]
             limits = [
                 p["charging_schedule"]["charging_schedule_period"][0]["limit"] for p in profiles
             ]

@@ -17,14 +17,11 @@ import trio
 from wsproto.extensions import PerMessageDeflate
 
 from hubgate._core import WebSocketDecoder
-from hubgate.ocpp import handlers_v2, handlers_v16
-from hubgate.ocpp.policy import CsmsPolicy
-from hubgate.ocpp.registry import Admission, Station
 from hubgate.ocpp.session import HotCalls, OcppSession
 from hubgate.ocpp.validation import hot_reader
 from hubgate.ocpp.versions import OcppVersion
 from hubgate.ocpp.websocket import FAILED, HOT, TEXT, WebSocket
-from tests.ocpp.test_call_reader import CORPUS, VALID
+from tests.ocpp.test_call_reader import CORPUS, VALID, station_handlers
 from tests.ocpp.test_call_reader import HOT as HOT_ACTIONS
 from tests.ocpp.test_websocket import PEERS, Peer, _expected
 
@@ -128,13 +125,7 @@ def _answers(
     """Each frame's answer (a Heartbeat's time left out) and the connectors' states after,
     the frames fed as a client's bytes (compressed: `deflate`) to a WebSocket whose session
     reads hot calls from them (`hot`) or from their text."""
-    station = Station(Admission("CP", "cp", (version,), connectors=(1, 2)))
-    policy = CsmsPolicy()
-    handlers = (
-        handlers_v16.handlers(station, policy)
-        if version is V16
-        else handlers_v2.handlers(station, policy, version)
-    )
+    station, handlers = station_handlers(version)
     answers: list[Any] = []
 
     async def run() -> None:

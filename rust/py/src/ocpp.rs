@@ -10,7 +10,7 @@ use crate::errors::CoreError;
 /// Reads the hot calls of one OCPP version; everything else is None.
 #[pyclass(module = "hubgate._core")]
 pub(crate) struct OcppCallReader {
-    pub(crate) inner: CallReader,
+    inner: CallReader,
 }
 
 fn action_name<'py>(py: Python<'py>, action: Action) -> Bound<'py, PyString> {
@@ -37,7 +37,7 @@ fn meter_value<'py>(py: Python<'py>, value: &MeterValue<'_>) -> PyResult<Bound<'
 }
 
 /// `(unique_id, action, fields)` of a hot call, as `OcppCallReader.read` returns it.
-pub(crate) fn hot_call<'py>(py: Python<'py>, call: &HotCall<'_>) -> PyResult<Bound<'py, PyTuple>> {
+fn hot_call<'py>(py: Python<'py>, call: &HotCall<'_>) -> PyResult<Bound<'py, PyTuple>> {
     let fields = match &call.fields {
         Fields::Heartbeat => py.None().into_bound(py),
         Fields::Status {
@@ -100,12 +100,21 @@ impl OcppCallReader {
         py: Python<'py>,
         text: &str,
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let Ok(mut reader) = slf.try_borrow_mut() else {
-            return Ok(None);
-        };
-        Ok(match reader.inner.read(text) {
-            Some(call) => Some(hot_call(py, &call)?),
-            None => None,
-        })
+        read_call(py, slf, text)
     }
+}
+
+/// What `reader` reads of `text` (None: not a hot call, or the reader is in use).
+pub(crate) fn read_call<'py>(
+    py: Python<'py>,
+    reader: &Bound<'py, OcppCallReader>,
+    text: &str,
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    let Ok(mut reader) = reader.try_borrow_mut() else {
+        return Ok(None);
+    };
+    Ok(match reader.inner.read(text) {
+        Some(call) => Some(hot_call(py, &call)?),
+        None => None,
+    })
 }

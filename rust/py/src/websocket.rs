@@ -13,7 +13,7 @@ use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use crate::ints::Int;
 use crate::modbus_codec::with_bytes;
-use crate::ocpp::{hot_call, OcppCallReader};
+use crate::ocpp::{read_call, OcppCallReader};
 use crate::socket_io::{recv_now, Received};
 
 /// Event kind: a compressed message's kind is its opcode with this bit.
@@ -190,21 +190,6 @@ fn text_event<'py>(
         Some(call) => event(py, HOT, call.into_any(), 0),
         None => event(py, ws::TEXT, PyString::new(py, text).into_any(), 0),
     }
-}
-
-/// What `reader` reads of `text` (None: not a hot call, or the reader is in use).
-fn read_call<'py>(
-    py: Python<'py>,
-    reader: &Bound<'py, OcppCallReader>,
-    text: &str,
-) -> PyResult<Option<Bound<'py, PyTuple>>> {
-    let Ok(mut reader) = reader.try_borrow_mut() else {
-        return Ok(None);
-    };
-    Ok(match reader.inner.read(text) {
-        Some(call) => Some(hot_call(py, &call)?),
-        None => None,
-    })
 }
 
 /// One whole unmasked server frame carrying `payload` (text is sent as UTF-8).
