@@ -12,6 +12,7 @@ from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from hubgate.ocpp.meter_values import parse_timestamp
+from tests.ocpp.booting import booted
 from tests.support.ocpp_listener import V16, V201, Running
 
 LEAP = "2016-12-31T23:59:60Z"
@@ -40,14 +41,7 @@ def test_only_a_leap_second_is_read_beyond_59() -> None:
 
 async def test_a_16_charger_sends_a_leap_second(server: Running) -> None:
     with trio.fail_after(20):
-        cp = await server.connect("CP16", V16)
-        try:
-            await trio.to_thread.run_sync(
-                cp.call,
-                call16.BootNotification(charge_point_model="Terra", charge_point_vendor="ABB"),
-            )
-            station = server.registry.get("CP16")
-            assert station is not None
+        async with booted(server, "CP16", V16) as (cp, station):
             await trio.to_thread.run_sync(
                 cp.call,
                 call16.StatusNotification(
@@ -77,8 +71,6 @@ async def test_a_16_charger_sends_a_leap_second(server: Running) -> None:
                 measurement = station.connector(1).measurement
                 assert measurement.timestamp == parse_timestamp(at)
                 assert measurement.energy_wh == pytest.approx(float(energy) * 1000)
-        finally:
-            await trio.to_thread.run_sync(cp.stop)
 
 
 def _meter_value(at: str, energy_kwh: float) -> dict[str, object]:
@@ -92,16 +84,7 @@ def _meter_value(at: str, energy_kwh: float) -> dict[str, object]:
 
 async def test_a_201_station_sends_a_leap_second(server: Running) -> None:
     with trio.fail_after(20):
-        cs = await server.connect("CP201", V201)
-        try:
-            await trio.to_thread.run_sync(
-                cs.call,
-                call201.BootNotification(
-                    charging_station={"model": "Wallbox", "vendor_name": "Acme"}, reason="PowerUp"
-                ),
-            )
-            station = server.registry.get("CP201")
-            assert station is not None
+        async with booted(server, "CP201", V201) as (cs, station):
             await trio.to_thread.run_sync(
                 cs.call,
                 call201.StatusNotification(
@@ -132,5 +115,3 @@ async def test_a_201_station_sends_a_leap_second(server: Running) -> None:
                 measurement = station.connector(1).measurement
                 assert measurement.timestamp == parse_timestamp(at)
                 assert measurement.energy_wh == pytest.approx(energy * 1000)
-        finally:
-            await trio.to_thread.run_sync(cs.stop)

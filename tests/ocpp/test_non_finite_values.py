@@ -19,6 +19,7 @@ from ocpp.v201 import call as call201
 
 from hubgate.ocpp.meter_values import Measurement, merge_readings, readings
 from hubgate.ocpp.versions import OcppVersion
+from tests.ocpp.booting import booted
 from tests.support.charge_points import now_text
 from tests.support.ocpp_listener import V16, V201, Running
 from tests.support.proxy import open_proxied
@@ -86,14 +87,7 @@ async def test_a_16_charger_sends_values_beyond_a_float(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="hubgate.ocpp")
     with trio.fail_after(20):
-        cp = await server.connect("CP16", V16)
-        try:
-            await trio.to_thread.run_sync(
-                cp.call,
-                call16.BootNotification(charge_point_model="Terra", charge_point_vendor="ABB"),
-            )
-            station = server.registry.get("CP16")
-            assert station is not None
+        async with booted(server, "CP16", V16) as (cp, station):
             start = await trio.to_thread.run_sync(
                 cp.call,
                 call16.StartTransaction(
@@ -126,8 +120,6 @@ async def test_a_16_charger_sends_values_beyond_a_float(
             assert (transaction.meter_start_wh, transaction.meter_stop_wh) == (1000.0, 2000.0)
             assert station.non_finite_samples == len(NOT_FINITE_16)
             assert len(_warnings(caplog)) == 1
-        finally:
-            await trio.to_thread.run_sync(cp.stop)
 
 
 def _meter_value(*samples: dict[str, Any]) -> dict[str, Any]:
@@ -143,16 +135,7 @@ async def test_a_201_station_sends_values_beyond_a_float(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="hubgate.ocpp")
     with trio.fail_after(20):
-        cs = await server.connect("CP201", V201)
-        try:
-            await trio.to_thread.run_sync(
-                cs.call,
-                call201.BootNotification(
-                    charging_station={"model": "Wallbox", "vendor_name": "Acme"}, reason="PowerUp"
-                ),
-            )
-            station = server.registry.get("CP201")
-            assert station is not None
+        async with booted(server, "CP201", V201) as (cs, station):
 
             def event(kind: str, seq: int, *meter: dict[str, Any]) -> call201.TransactionEvent:
                 return call201.TransactionEvent(
@@ -203,8 +186,6 @@ async def test_a_201_station_sends_values_beyond_a_float(
             )
             assert station.non_finite_samples == 2 + len(NOT_FINITE_2)
             assert len(_warnings(caplog)) == 1
-        finally:
-            await trio.to_thread.run_sync(cs.stop)
 
 
 async def test_the_proxy_forwards_a_transaction_event_beyond_a_float(tmp_path: Path) -> None:
