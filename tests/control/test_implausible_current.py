@@ -14,8 +14,10 @@ from dataclasses import replace
 import pytest
 import trio
 
+from hubgate.control.authority import Held
 from hubgate.control.connector_runtime import ConnectorRuntime, plausible_a
 from hubgate.control.failsafe import ChargerWatch
+from hubgate.control.succession import counted_draw
 from hubgate.devices.model import Reading
 from hubgate.profiles.model import IecState, Quantity
 from hubgate.state import EventLevel
@@ -122,3 +124,40 @@ async def test_a_modbus_float32_current_register(read_a: float) -> None:
     runtime = ConnectorRuntime(ChargerWatch(3.0, 32.0))
     assert runtime.take(reading, (0, 1, 2), plausible_a(32.0))
     assert runtime.draw == (0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("read_a", [33.0, 35.2])
+def test_a_false_but_plausible_reading_counts_no_more_than_may_be_in_force(read_a: float) -> None:
+    """cp-1 reads 33-35.2 A while it draws ~10 A, its last command cut short: it counts at
+    most the current its last commands may have left in force (`ChargerWatch.
+    last_command_a`), so the base load does not fall by the difference."""
+    site = grid_metered_site(10.0, reports_every_s=0.0)
+    glitch = glitching(site, "cp-1", read_a)
+    site.sim.box.percent = 40.0
+    site.run(20)
+    runtime = site.planner.connectors[0]
+    runtime.sent_a = None
+    glitch[0] = True
+    over = []
+    for _ in range(15):
+        site.cycle()
+        if (metered := site.sim.meter.current(site.now)) > LIMIT_A + 1e-6:
+            over.append((site.now, metered))
+    assert over == []
+    runtime.least_a, runtime.watch.last_command_a = None, 12.0  # none known since read
+    assert runtime.known_draw(site.now, 10.0) == ((12.0,) * 3, (0.0, 0.0, 0.0))
+
+
+@pytest.mark.parametrize(
+    ("draw_a", "counted"),
+    [
+        ((17.0, 17.0, 0.0), (17.0, 17.0, 0.0)),
+        ((20.0, 20.0, 20.0), (17.0, 17.0, 17.0)),  # above its last command: at most that
+        ((500.0, 17.0, 17.0), None),
+        ((math.nan, 0.0, 0.0), None),
+    ],
+)
+def test_an_inherited_draw_counts_as_a_reading_here_would(
+    draw_a: tuple[float, float, float], counted: tuple[float, float, float] | None
+) -> None:
+    assert counted_draw(Held(17.0, draw_a), 32.0) == counted

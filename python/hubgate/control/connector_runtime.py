@@ -243,8 +243,13 @@ class ConnectorRuntime:
         `reserved` connector (unreachable, not following, not verified: its reservation
         counts what it may draw beyond its reading) is capped only by a setpoint sent after
         its reading. On its way down: the part of that reading above a setpoint lowered
-        less than `settle_s` ago (`least_at`) (the EV's reaction time); whether it still draws it, only
-        a later reading or the meter tells (`BaseLoads._metered`). None at all once a state
+        less than `settle_s` ago (`least_at`) (the EV's reaction time); whether it still
+        draws it, only a later reading or the meter tells (`BaseLoads._metered`). No setpoint
+        known since its reading (a command failed or was cut short): capped at the most that
+        may be in force (`ChargerWatch.last_command_a`; none after a take-over until one
+        is), nothing on its way down: a false but plausible reading (33 A read, 10 A drawn)
+        hid its difference, 63 A metered against 40 A for 4 cycles (review, session 16).
+        None at all once a state
         newer than its values says no EV takes current (unplugged, faulted, or paused: B,
         connected and not ready, draws nothing under IEC 61851-1): its last values are of
         before, and counted they would hide as much base load (an OCPP EV paused with
@@ -262,7 +267,14 @@ class ConnectorRuntime:
         ):
             return _NONE, _NONE
         draw = self.draw
-        if cap is None or max(draw) <= cap or (reserved and reading.at >= self.sent_at):
+        if reserved and reading.at >= self.sent_at:
+            return draw, _NONE
+        if cap is None:  # no setpoint known since it was read: at most what may be in force
+            held = self.watch.last_command_a
+            if held is None or max(draw) <= held:
+                return draw, _NONE
+            return (min(draw[0], held), min(draw[1], held), min(draw[2], held)), _NONE
+        if max(draw) <= cap:
             return draw, _NONE
         known = (min(draw[0], cap), min(draw[1], cap), min(draw[2], cap))
         if now - self.least_at >= settle_s:

@@ -28,6 +28,8 @@ from hubgate.control.authority import (
     Inheritance,
     Succession,
 )
+from hubgate.control.connector_runtime import plausible_a
+from hubgate.control.decisions import Phases3
 from hubgate.control.plan import CyclePlanner
 
 HANDOVER_LAPSE_MARGIN_S = 2.0
@@ -51,8 +53,19 @@ def inherit(planner: CyclePlanner, inherited: Inheritance, now: float) -> None:
         watch.inherited_from = None if failsafe_a is None else lapsed_at
         watch.inherited_failsafe_a = failsafe_a or 0.0
         watch.inherited_a = None if held is None else held.current_a
-        watch.inherited_draw_a = None if held is None else held.draw_a
+        watch.inherited_draw_a = None if held is None else counted_draw(held, info.max_current_a)
         watch.inherited_draw_until = -math.inf if held is None else lapsed_at
+
+
+def counted_draw(held: Held, max_current_a: float) -> Phases3 | None:
+    """The draw its old leader last read, as a new leader counts it: at most the current
+    that leader last commanded (its lease profile holds it there or below: a draw counted
+    too high hides base load); none when it is no draw a connector can carry
+    (`connector_runtime.plausible_a`)."""
+    most, cap = plausible_a(max_current_a), held.current_a
+    if not all(-most <= a <= most for a in held.draw_a):
+        return None
+    return (min(held.draw_a[0], cap), min(held.draw_a[1], cap), min(held.draw_a[2], cap))
 
 
 def bequest(planner: CyclePlanner, lapsing: Collection[str]) -> dict[str, float]:
