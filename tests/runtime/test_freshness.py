@@ -52,14 +52,26 @@ async def test_a_stalled_ocpp_charger_is_shown_stale_with_its_age() -> None:
                     return next(d for d in devices if d["id"] == f"{key[0]}#{key[1]}")
 
                 async def charging_fresh() -> bool:
-                    c = await connector(STALLED)
+                    response = await api.get(f"/connectors/{STALLED[0]}/{STALLED[1]}")
+                    if response.status_code == 503:  # no control cycle has run yet
+                        return False
+                    response.raise_for_status()
+                    c = response.json()
                     return c["measured_a"] is not None and c["stale"] is False
 
                 await until_connected(demo, 3)
+
+                async def session_with_its_id() -> bool:
+                    """cp-1's open session carries its TransactionEvent's id (which may come
+                    a cycle after its first fresh reading)."""
+                    going = (await api.get("/sessions", params={"open": "true"})).json()
+                    return any(
+                        s["connector"] == "cp-1#1" and s["transaction_id"] is not None
+                        for s in going
+                    )
+
                 await run_until(demo, charging_fresh, "cp-1 charging with a fresh reading")
-                going = (await api.get("/sessions", params={"open": "true"})).json()
-                session = next(s for s in going if s["connector"] == "cp-1#1")
-                assert session["transaction_id"] is not None  # from its TransactionEvent
+                await run_until(demo, session_with_its_id, "cp-1's session with its id", 3)
                 before = await device(STALLED)
                 assert before["protocol"] == "ocpp"
                 assert before["last_message_age_s"] is not None
