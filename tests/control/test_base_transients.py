@@ -15,10 +15,8 @@ import pytest
 
 from hubgate.config.model import SiteConfig
 from hubgate.control.allocation import REASON_NAMES
-from hubgate.control.authority import Held, Inheritance
 from hubgate.control.limits import LimitBook
 from hubgate.control.plan import CyclePlanner, Plan
-from hubgate.control.succession import inherit
 from hubgate.devices.model import Reading
 from hubgate.profiles.model import IecState
 from tests.control.test_succession import HandBack
@@ -370,12 +368,7 @@ def test_an_ev_that_stops_while_its_station_redials_leaves_no_room_it_did_not_fr
     While draws passed on count, a node's base load does not fall below what its meter showed
     beyond the other known draws at the take-over (`BaseLoads`)."""
     site = HandBack()
-    p = site.planner
-    for k in range(40):  # standby: reads the KEBAs and the meters
-        site.cycle(k * 0.25, leading=False)
-    p.take_over()
-    held = {name: Held(17.0, (17.0, 17.0, 17.0)) for name in ("cp-1#1", "cp-3#1")}
-    inherit(p, Inheritance(dict.fromkeys(held, 6.0), handed_over=True, held=held), 10.0)
+    site.handed_back()
     if away == "left":
         site.plugged.discard("cp-3#1")
     else:

@@ -246,6 +246,17 @@ class HandBack:
         """The stations back, whether measured yet."""
         self.sent: list[dict[str, float]] = []
 
+    def handed_back(self) -> None:
+        """Ten seconds as the standby (reading the KEBAs and the meters), then the lead taken
+        over and handed back: cp-1 and cp-3 held at 17 A by the leader before."""
+        for k in range(40):
+            self.cycle(k * 0.25, leading=False)
+        self.planner.take_over()
+        held = {name: Held(17.0, (17.0, 17.0, 17.0)) for name in ("cp-1#1", "cp-3#1")}
+        inherit(
+            self.planner, Inheritance(dict.fromkeys(held, 6.0), handed_over=True, held=held), 10.0
+        )
+
     def draw(self, name: str) -> float:
         return self.allowed[name] if name in self.plugged - self.paused else 0.0
 
@@ -298,12 +309,7 @@ def test_a_station_back_with_its_status_alone_keeps_the_draw_passed_on(cut_short
     ha.md). It keeps the draw the leader before last read until measured here, whether its
     first setpoint lands or is cut short (its failsafe verified all the same)."""
     site = HandBack()
-    p = site.planner
-    for k in range(40):  # standby: reads the KEBAs and the meters
-        site.cycle(k * 0.25, leading=False)
-    p.take_over()
-    held = {name: Held(17.0, (17.0, 17.0, 17.0)) for name in ("cp-1#1", "cp-3#1")}
-    inherit(p, Inheritance(dict.fromkeys(held, 6.0), handed_over=True, held=held), 10.0)
+    site.handed_back()
     for k in range(12):
         now = 10.0 + k * 0.25
         if k == 4:
@@ -329,12 +335,7 @@ def test_a_station_back_without_its_ev_drawing_is_not_counted_at_the_draw_passed
     comes, nothing says so: the last reading passed on counts (86 A commanded meanwhile, as
     on main: docs/ha.md)."""
     site = HandBack()
-    p = site.planner
-    for k in range(40):
-        site.cycle(k * 0.25, leading=False)
-    p.take_over()
-    held = {name: Held(17.0, (17.0, 17.0, 17.0)) for name in ("cp-1#1", "cp-3#1")}
-    inherit(p, Inheritance(dict.fromkeys(held, 6.0), handed_over=True, held=held), 10.0)
+    site.handed_back()
     if state is IecState.A:
         site.plugged.discard("cp-3#1")
     else:
