@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 
 import trio
 
-from hubgate._core import HubgateError, PlanGroup, ReadPlan
+from hubgate._core import HubgateError, PlanExchange, PlanGroup, ReadPlan
 from hubgate.modbus.codec import FieldValue
 from hubgate.modbus.errors import RETRIED
 from hubgate.modbus.master import ModbusDevice
@@ -69,6 +69,15 @@ async def read_plans(
     """A connection with a plan of this group in flight: the indices that wait for it."""
     tries = [0] * len(reads)
     """Retries of each plan in the group so far (its master's `retries` at most)."""
+
+    def flight_end(
+        index: int, exchange: PlanExchange, value: object, started: float, now: float
+    ) -> Outcome:
+        """`end_flight` of `reads[index]`, whose master is a `TcpMaster` (`start`)."""
+        device = reads[index][0]
+        master = device.master
+        assert isinstance(master, TcpMaster)
+        return end_flight(master, device.unit, exchange, value, started, now, device.delay_s)
 
     def start(index: int, now: float) -> bool:
         """Start `reads[index]` in the group (or end it at once); False: read it alone."""
@@ -115,22 +124,12 @@ async def read_plans(
                     await readable.by(group.next_deadline)
                     now = trio.current_time()
                     for index, exchange, value, started in group.step(now):
-                        device = reads[index][0]
-                        master = device.master
+                        master = reads[index][0].master
                         waiting = behind.pop(master, [])
                         if exchange is None:  # its values, counted in the group
                             end(index, value)
                         elif not isinstance(
-                            outcome := end_flight(
-                                master,  # type: ignore[arg-type]  # (the group's are TcpMasters)
-                                device.unit,
-                                exchange,
-                                value,
-                                started,
-                                now,
-                                device.delay_s,
-                            ),
-                            RETRIED,
+                            outcome := flight_end(index, exchange, value, started, now), RETRIED
                         ):
                             end(index, outcome)
                         elif tries[index] >= master.retries:  # type: ignore[attr-defined]
@@ -146,9 +145,7 @@ async def read_plans(
         if group is not None:
             now = trio.current_time()
             for index, exchange, started in group.give_up():
-                device = reads[index][0]
-                master = device.master  # a TcpMaster: the group's are
-                end_flight(master, device.unit, exchange, None, started, now, device.delay_s)  # type: ignore[arg-type]
+                flight_end(index, exchange, None, started, now)
             _IDLE.append((group, readable))
     return outcomes
 
