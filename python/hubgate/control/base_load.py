@@ -25,8 +25,8 @@ its values when newer: what they show was not its start) and what it may draw ab
 known draw per phase, its allowance (A)."""
 
 _Draws = Sequence[Phases3]
-_NO_HEIRS: Mapping[int, Phases3] = MappingProxyType({})
 """Per connector, a draw on the grid phases (A)."""
+_NO_HEIRS: Mapping[int, Phases3] = MappingProxyType({})
 
 _Layers = list[list[float]]
 """What one credit explains of its meter's rise, in layers `[since, L1, L2, L3]` by the

@@ -345,7 +345,10 @@ class CyclePlanner:
             reserved_at = reservation(i, now)
             draw, falling = runtime.known_draw(now, settle_s, reserved=reserved_at is not None)
             draws.append(draw)
-            if (passed_on := runtime.inheriting(now)) is not None:
+            if (
+                runtime.watch.inherited_draw_a is not None  # (after a hand-over)
+                and (passed_on := runtime.inheriting(now)) is not None
+            ):
                 inherited[i] = passed_on
             if any(falling) and info.node in under_cut and not runtime.read_now(now):
                 falling = _NO_DRAW  # a cut ends what its way down explained: base load
